@@ -1,0 +1,19 @@
+//! x86_64 support (Linux `arch/x86/`).
+
+pub mod cpu;
+pub mod entry;
+pub mod extable;
+pub mod gdt;
+pub mod paging;
+pub mod pic;
+pub mod stacktrace;
+pub mod traps;
+pub mod tsc;
+
+/// Loads the GDT/TSS and IDT and masks the legacy PIC. Interrupts stay
+/// disabled: no interrupt controller is programmed yet.
+pub fn init_cpu_tables() {
+    gdt::init();
+    traps::init();
+    pic::mask_all();
+}

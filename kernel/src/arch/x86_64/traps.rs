@@ -1,0 +1,291 @@
+//! The IDT and exception handling (Linux `arch/x86/kernel/idt.c`,
+//! `traps.c` and `arch/x86/mm/fault.c`).
+//!
+//! What happens per vector:
+//! - #BP (int3): counted, logged, execution continues after the `int3`.
+//! - #PF and #GP: an exception-table fixup (see `extable.rs`) resumes at the
+//!   fixup address with the fault reported in registers, as Linux's
+//!   `fixup_exception` does for `copy_from_kernel_nofault`. Without a fixup the
+//!   fault is fatal: [`die`].
+//! - NMI: logged; the interrupted code continues.
+//! - Every other exception: fatal.
+//! - Vectors 32..=255: nothing programs an interrupt controller yet, so any
+//!   arrival is unexpected; it is logged and ignored.
+//!
+//! #DF, NMI and #MC run on their own IST stacks (see `gdt.rs`), so a kernel
+//! stack overflow into a guard page ends in a #DF report, not a triple fault.
+//!
+//! A fatal exception prints Linux-style oops information (vector, error code
+//! decoded for #PF, RIP, RSP, RFLAGS, CR2, CR3, all registers, which stack the
+//! handler runs on) and then panics; the panic handler prints the backtrace
+//! and, in the test kernel, reports the running test.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use bitflags::bitflags;
+use spin::Once;
+use x86_64::VirtAddr;
+use x86_64::instructions::tables::lidt;
+use x86_64::structures::DescriptorTablePointer;
+
+use super::entry::{self, NR_VECTORS, TrapFrame};
+use super::{cpu, extable, gdt};
+use crate::printk::emergency;
+
+/// Exception vectors (SDM vol. 3, table 6-1).
+#[allow(missing_docs)]
+pub mod vector {
+    pub const DIVIDE_ERROR: u8 = 0;
+    pub const DEBUG: u8 = 1;
+    pub const NMI: u8 = 2;
+    pub const BREAKPOINT: u8 = 3;
+    pub const DOUBLE_FAULT: u8 = 8;
+    pub const GENERAL_PROTECTION: u8 = 13;
+    pub const PAGE_FAULT: u8 = 14;
+    pub const MACHINE_CHECK: u8 = 18;
+    pub const FIRST_EXTERNAL: u8 = 32;
+}
+
+/// Names of the 32 architectural exception vectors, as reports print them.
+const EXCEPTION_NAMES: [&str; 32] = [
+    "#DE Divide Error",
+    "#DB Debug",
+    "NMI Non-Maskable Interrupt",
+    "#BP Breakpoint",
+    "#OF Overflow",
+    "#BR Bound Range Exceeded",
+    "#UD Invalid Opcode",
+    "#NM Device Not Available",
+    "#DF Double Fault",
+    "Coprocessor Segment Overrun",
+    "#TS Invalid TSS",
+    "#NP Segment Not Present",
+    "#SS Stack-Segment Fault",
+    "#GP General Protection",
+    "#PF Page Fault",
+    "Reserved (15)",
+    "#MF x87 Floating-Point Error",
+    "#AC Alignment Check",
+    "#MC Machine Check",
+    "#XM SIMD Floating-Point",
+    "#VE Virtualization Exception",
+    "#CP Control Protection",
+    "Reserved (22)",
+    "Reserved (23)",
+    "Reserved (24)",
+    "Reserved (25)",
+    "Reserved (26)",
+    "Reserved (27)",
+    "#HV Hypervisor Injection",
+    "#VC VMM Communication",
+    "#SX Security Exception",
+    "Reserved (31)",
+];
+
+/// The name of `vector` as reports print it.
+pub fn vector_name(vector: u8) -> &'static str {
+    EXCEPTION_NAMES.get(usize::from(vector)).copied().unwrap_or("external interrupt")
+}
+
+bitflags! {
+    /// The #PF error code (Linux `enum x86_pf_error_code`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct PageFaultError: u64 {
+        /// 0: no page found, 1: protection fault (`X86_PF_PROT`).
+        const PROT = 1 << 0;
+        /// 0: read access, 1: write access (`X86_PF_WRITE`).
+        const WRITE = 1 << 1;
+        /// 0: kernel-mode access, 1: user-mode access (`X86_PF_USER`).
+        const USER = 1 << 2;
+        /// A reserved bit was set in a paging entry (`X86_PF_RSVD`).
+        const RSVD = 1 << 3;
+        /// Fault was an instruction fetch (`X86_PF_INSTR`).
+        const INSTR = 1 << 4;
+        /// Protection keys block access (`X86_PF_PK`).
+        const PK = 1 << 5;
+        /// Shadow-stack access (`X86_PF_SHSTK`).
+        const SHSTK = 1 << 6;
+        /// SGX-specific access-control violation (`X86_PF_SGX`).
+        const SGX = 1 << 15;
+    }
+}
+
+/// An IDT gate descriptor (SDM vol. 3, figure 6-8; Linux `struct gate_struct`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct GateDesc {
+    offset_low: u16,
+    segment: u16,
+    /// Bits 0..3: IST slot + 1 (0 = no stack switch).
+    ist: u8,
+    /// Present, DPL 0, 64-bit interrupt gate (interrupts disabled on entry).
+    type_attr: u8,
+    offset_middle: u16,
+    offset_high: u32,
+    reserved: u32,
+}
+
+const GATE_INTERRUPT_DPL0: u8 = 0x8e;
+
+impl GateDesc {
+    fn new(handler: u64, segment: u16, ist_slot: Option<u16>) -> Self {
+        GateDesc {
+            offset_low: handler as u16,
+            segment,
+            ist: ist_slot.map_or(0, |slot| slot as u8 + 1),
+            type_attr: GATE_INTERRUPT_DPL0,
+            offset_middle: (handler >> 16) as u16,
+            offset_high: (handler >> 32) as u32,
+            reserved: 0,
+        }
+    }
+}
+
+static IDT: Once<[GateDesc; NR_VECTORS]> = Once::new();
+
+static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
+
+/// How many int3 breakpoints have been handled since boot.
+pub fn breakpoint_count() -> u64 {
+    BREAKPOINTS.load(Ordering::Relaxed)
+}
+
+fn ist_slot(vector: u8) -> Option<u16> {
+    match vector {
+        vector::DOUBLE_FAULT => Some(gdt::DOUBLE_FAULT_IST_INDEX),
+        vector::NMI => Some(gdt::NMI_IST_INDEX),
+        vector::MACHINE_CHECK => Some(gdt::MACHINE_CHECK_IST_INDEX),
+        _ => None,
+    }
+}
+
+/// Builds and loads the IDT. Requires the GDT (for the code selector).
+pub fn init() {
+    let idt = IDT.call_once(|| {
+        let cs = gdt::kernel_code_selector();
+        core::array::from_fn(|v| {
+            let v = v as u8;
+            GateDesc::new(entry::stub_address(v), cs, ist_slot(v))
+        })
+    });
+    let pointer = DescriptorTablePointer {
+        limit: (core::mem::size_of_val(idt) - 1) as u16,
+        base: VirtAddr::from_ptr(idt.as_ptr()),
+    };
+    // SAFETY: `idt` lives in a 'static Once and holds a valid gate for every
+    // vector, each pointing at its entry stub with the loaded code selector.
+    unsafe { lidt(&pointer) };
+}
+
+/// Called by `trap_common` (entry.rs) with interrupts disabled.
+#[unsafe(no_mangle)]
+extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    let vector = frame.vector as u8;
+    match vector {
+        vector::BREAKPOINT => {
+            BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
+            log::info!("int3 breakpoint at RIP {:#x}", frame.rip);
+        }
+        vector::PAGE_FAULT | vector::GENERAL_PROTECTION => {
+            let address = if vector == vector::PAGE_FAULT { cpu::read_cr2() } else { 0 };
+            if !extable::fixup_exception(frame, address) {
+                die(frame);
+            }
+        }
+        vector::NMI => log::warn!("NMI received at RIP {:#x}; continuing", frame.rip),
+        0..vector::FIRST_EXTERNAL => die(frame),
+        _ => log::warn!("unexpected interrupt on vector {vector}; no controller is programmed"),
+    }
+}
+
+/// Names the stack the handler is running on.
+fn current_stack_name() -> &'static str {
+    let rsp = cpu::read_rsp();
+    gdt::ist_ranges()
+        .into_iter()
+        .find(|r| (r.bottom..r.top).contains(&rsp))
+        .map_or("kernel", |r| r.name)
+}
+
+/// Reports a fatal exception and panics.
+fn die(frame: &TrapFrame) -> ! {
+    let vector = frame.vector as u8;
+    let name = vector_name(vector);
+    let stack = current_stack_name();
+    let cr2 = cpu::read_cr2();
+    emergency(format_args!(
+        "\nEXCEPTION: {name} (vector {vector}) on CPU{}\n  error code: {:#06x}\n",
+        cpu::current_cpu_id(),
+        frame.error_code
+    ));
+    if vector == vector::PAGE_FAULT {
+        print_page_fault_error(frame.error_code, cr2);
+    }
+    emergency(format_args!(
+        "  RIP: {:#018x}  CS: {:#06x}  RFLAGS: {:#010x}\n  RSP: {:#018x}  SS: {:#06x}\n  \
+         CR2: {:#018x}  CR3: {:#018x}\n",
+        frame.rip,
+        frame.cs,
+        frame.rflags,
+        frame.rsp,
+        frame.ss,
+        cr2,
+        cpu::read_cr3_phys()
+    ));
+    emergency(format_args!(
+        "  RAX: {:#018x} RBX: {:#018x} RCX: {:#018x}\n  RDX: {:#018x} RSI: {:#018x} RDI: {:#018x}\n  \
+         RBP: {:#018x} R8:  {:#018x} R9:  {:#018x}\n  R10: {:#018x} R11: {:#018x} R12: {:#018x}\n  \
+         R13: {:#018x} R14: {:#018x} R15: {:#018x}\n  handler stack: {stack}\n",
+        frame.rax,
+        frame.rbx,
+        frame.rcx,
+        frame.rdx,
+        frame.rsi,
+        frame.rdi,
+        frame.rbp,
+        frame.r8,
+        frame.r9,
+        frame.r10,
+        frame.r11,
+        frame.r12,
+        frame.r13,
+        frame.r14,
+        frame.r15
+    ));
+    panic!(
+        "{name} (vector {vector}) in kernel mode at RIP {:#x}, handled on the {stack} stack",
+        frame.rip
+    );
+}
+
+/// Decodes a #PF error code the way Linux's `show_fault_oops` does, plus the
+/// individual bits.
+fn print_page_fault_error(code: u64, cr2: u64) {
+    let e = PageFaultError::from_bits_retain(code);
+    let who = if e.contains(PageFaultError::USER) { "user" } else { "supervisor" };
+    let what = if e.contains(PageFaultError::INSTR) {
+        "instruction fetch"
+    } else if e.contains(PageFaultError::WRITE) {
+        "write access"
+    } else {
+        "read access"
+    };
+    let why = if e.contains(PageFaultError::RSVD) {
+        "reserved bit violation"
+    } else if e.contains(PageFaultError::PK) {
+        "protection keys violation"
+    } else if e.contains(PageFaultError::PROT) {
+        "permissions violation"
+    } else {
+        "not-present page"
+    };
+    emergency(format_args!(
+        "  #PF: {who} {what} at {cr2:#x}: {why}\n  #PF: bits [P={} W={} U={} RSVD={} I={} PK={}]\n",
+        u8::from(e.contains(PageFaultError::PROT)),
+        u8::from(e.contains(PageFaultError::WRITE)),
+        u8::from(e.contains(PageFaultError::USER)),
+        u8::from(e.contains(PageFaultError::RSVD)),
+        u8::from(e.contains(PageFaultError::INSTR)),
+        u8::from(e.contains(PageFaultError::PK)),
+    ));
+}

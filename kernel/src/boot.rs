@@ -1,0 +1,234 @@
+//! Boot: from the bootloader's hand-over to a running kernel (Linux
+//! `init/main.c` start_kernel, `arch/x86/kernel/setup.c` setup_arch).
+//!
+//! The `bootloader` crate enters us in long mode on its own page tables with
+//! all physical memory mapped at [`PAGE_OFFSET`] (our direct map, Linux's
+//! `page_offset_base`), the kernel image at its link address in the top
+//! 2 GiB, a boot stack with a guard page, and its other mappings (boot info,
+//! framebuffer, ramdisk) in the "boot area" between 0xffff_8000_0000_0000 and
+//! the direct map. See docs/x86_64-memory-map.md.
+
+use bootloader_api::config::Mapping;
+use bootloader_api::info::{MemoryRegion, MemoryRegionKind};
+use bootloader_api::{BootInfo, BootloaderConfig};
+use log::{debug, info, warn};
+use mm::{PhysAddr, VirtAddr};
+use spin::Once;
+
+use crate::arch::x86_64::{self as arch, cpu, tsc};
+use crate::{cmdline, printk};
+
+/// Base of the direct map of all physical memory (Linux `page_offset_base`
+/// without KASLR on 4-level paging).
+pub const PAGE_OFFSET: u64 = 0xffff_8880_0000_0000;
+
+/// Lowest address the bootloader may pick for its own mappings.
+const BOOT_AREA_START: u64 = 0xffff_8000_0000_0000;
+/// Highest such address: the last page below the direct map.
+const BOOT_AREA_END: u64 = PAGE_OFFSET - 0x1000;
+
+/// Size of the boot stack the bootloader maps (Linux's kernel stacks are
+/// 16 KiB; tests and unoptimised builds get headroom).
+const BOOT_STACK_SIZE: u64 = 128 * 1024;
+
+/// The bootloader configuration shared by every kernel binary.
+pub const BOOTLOADER_CONFIG: BootloaderConfig = {
+    let mut config = BootloaderConfig::new_default();
+    config.mappings.physical_memory = Some(Mapping::FixedAddress(PAGE_OFFSET));
+    config.mappings.dynamic_range_start = Some(BOOT_AREA_START);
+    config.mappings.dynamic_range_end = Some(BOOT_AREA_END);
+    config.kernel_stack_size = BOOT_STACK_SIZE;
+    config
+};
+
+/// What the kernel keeps of the bootloader's hand-over.
+#[derive(Debug)]
+pub struct BootParams {
+    /// The firmware memory map as the bootloader reports it.
+    pub memory_regions: &'static [MemoryRegion],
+    /// Physical range of the kernel image.
+    pub kernel_phys: (PhysAddr, u64),
+    /// Virtual range of the boot stack (bottom, length), guard page below.
+    pub boot_stack: (VirtAddr, u64),
+    /// Physical range of the ramdisk, if one was loaded.
+    pub ramdisk: Option<(VirtAddr, u64)>,
+    /// Physical address of the ACPI RSDP, if the firmware has one.
+    pub rsdp: Option<PhysAddr>,
+    /// End of the direct map: the bootloader maps at least 4 GiB and at
+    /// least up to the end of the highest memory region.
+    pub direct_map_end: PhysAddr,
+}
+
+static BOOT_PARAMS: Once<BootParams> = Once::new();
+
+/// The boot parameters ([`init`] must have run).
+///
+/// # Panics
+/// If called before [`init`]: a kernel bug.
+pub fn params() -> &'static BootParams {
+    BOOT_PARAMS.get().expect("boot::params() before boot::init()")
+}
+
+/// The direct map as seen by mm (Linux `__va`/`__pa`).
+pub struct DirectMap;
+
+impl mm::arch::PhysMemory for DirectMap {
+    fn phys_to_virt(&self, phys: PhysAddr) -> Option<VirtAddr> {
+        if phys >= params().direct_map_end {
+            return None;
+        }
+        VirtAddr::new(PAGE_OFFSET + phys.as_u64())
+    }
+
+    fn virt_to_phys(&self, virt: VirtAddr) -> Option<PhysAddr> {
+        let offset = virt.as_u64().checked_sub(PAGE_OFFSET)?;
+        let phys = PhysAddr::new(offset);
+        (phys < params().direct_map_end).then_some(phys)
+    }
+}
+
+/// Brings the kernel up. Every binary calls this first.
+pub fn init(boot_info: &'static mut BootInfo) {
+    printk::init();
+    tsc::calibrate();
+    cmdline::init();
+    let level = printk::apply_cmdline_level(cmdline::get("loglevel"));
+
+    info!(
+        "mm kernel {} ({} build) booting",
+        env!("CARGO_PKG_VERSION"),
+        if cfg!(debug_assertions) { "debug" } else { "release" }
+    );
+    if let Err(bad) = level {
+        warn!("loglevel={bad} not understood (error|warn|info|debug|trace); using info");
+    }
+    info!("command line: {}", cmdline::as_str());
+    if cmdline::truncated() {
+        warn!("command line longer than the kernel keeps; the rest was ignored");
+    }
+    info!("CPU: {} features {:?}", cpu::vendor(), cpu::features());
+    if tsc::calibration_failed() {
+        warn!("TSC: PIT calibration failed; assuming {} kHz", tsc::khz());
+    } else {
+        info!("TSC: {}.{:03} MHz (PIT calibrated)", tsc::khz() / 1000, tsc::khz() % 1000);
+    }
+
+    arch::init_cpu_tables();
+    debug!("GDT, TSS (IST for #DF/NMI/#MC) and IDT loaded; 8259 PIC masked");
+
+    let boot_info: &'static BootInfo = boot_info;
+    let params = BOOT_PARAMS.call_once(|| record_boot_params(boot_info));
+    print_memory_map(params.memory_regions);
+}
+
+fn record_boot_params(boot_info: &'static BootInfo) -> BootParams {
+    let offset = boot_info.physical_memory_offset.into_option();
+    // Everything in the kernel computes direct-map addresses from
+    // PAGE_OFFSET; a bootloader that ignored the fixed mapping request would
+    // make every one of them wrong, so stop here with the reason.
+    assert_eq!(
+        offset,
+        Some(PAGE_OFFSET),
+        "bootloader mapped physical memory at {offset:x?}, not at PAGE_OFFSET"
+    );
+    let regions: &'static [MemoryRegion] = &boot_info.memory_regions;
+    let highest = regions.iter().map(|r| r.end).max().unwrap_or(0);
+    let ramdisk = boot_info.ramdisk_addr.into_option().and_then(|addr| {
+        (boot_info.ramdisk_len > 0).then(|| VirtAddr::new(addr).map(|v| (v, boot_info.ramdisk_len)))?
+    });
+    BootParams {
+        memory_regions: regions,
+        kernel_phys: (PhysAddr::new(boot_info.kernel_addr), boot_info.kernel_len),
+        boot_stack: (
+            VirtAddr::new(boot_info.kernel_stack_bottom).unwrap_or_default(),
+            boot_info.kernel_stack_len,
+        ),
+        ramdisk,
+        rsdp: boot_info.rsdp_addr.into_option().map(PhysAddr::new),
+        direct_map_end: PhysAddr::new(highest.max(1 << 32)),
+    }
+}
+
+fn kind_name(kind: MemoryRegionKind) -> &'static str {
+    match kind {
+        MemoryRegionKind::Usable => "usable",
+        MemoryRegionKind::Bootloader => "bootloader",
+        MemoryRegionKind::UnknownBios(_) | MemoryRegionKind::UnknownUefi(_) => "reserved",
+        _ => "unknown",
+    }
+}
+
+/// Totals of the memory map, in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryMapSummary {
+    /// Number of regions after merging neighbours of the same kind.
+    pub regions: usize,
+    /// Free RAM handed to the kernel.
+    pub usable: u64,
+    /// RAM the bootloader used for the kernel image, page tables, boot info,
+    /// stack and ramdisk.
+    pub bootloader: u64,
+    /// Everything else the firmware lists (ACPI, firmware code, holes marked
+    /// reserved).
+    pub reserved: u64,
+}
+
+/// Calls `f` with each run of adjacent regions of the same kind, merged.
+pub fn for_each_merged_region(regions: &[MemoryRegion], mut f: impl FnMut(u64, u64, MemoryRegionKind)) {
+    let mut current: Option<(u64, u64, MemoryRegionKind)> = None;
+    for r in regions {
+        match current {
+            Some((start, end, kind)) if end == r.start && kind == r.kind => current = Some((start, r.end, kind)),
+            _ => {
+                if let Some((start, end, kind)) = current {
+                    f(start, end, kind);
+                }
+                current = Some((r.start, r.end, r.kind));
+            }
+        }
+    }
+    if let Some((start, end, kind)) = current {
+        f(start, end, kind);
+    }
+}
+
+/// Sums the memory map by kind.
+pub fn summarize(regions: &[MemoryRegion]) -> MemoryMapSummary {
+    let mut s = MemoryMapSummary::default();
+    for_each_merged_region(regions, |start, end, kind| {
+        s.regions += 1;
+        let len = end - start;
+        match kind {
+            MemoryRegionKind::Usable => s.usable += len,
+            MemoryRegionKind::Bootloader => s.bootloader += len,
+            _ => s.reserved += len,
+        }
+    });
+    s
+}
+
+/// Prints the map like Linux's `e820__print_table` (debug level) and a
+/// one-line summary (info level).
+fn print_memory_map(regions: &[MemoryRegion]) {
+    debug!("bootloader memory map:");
+    for_each_merged_region(regions, |start, end, kind| {
+        debug!("  [mem {start:#018x}-{:#018x}] {}", end - 1, kind_name(kind));
+    });
+    let s = summarize(regions);
+    const MIB: u64 = 1 << 20;
+    info!(
+        "memory map: {} regions, {} MiB usable, {} MiB bootloader, {} MiB reserved",
+        s.regions,
+        s.usable / MIB,
+        s.bootloader / MIB,
+        s.reserved / MIB
+    );
+}
+
+/// The idle loop: what the CPU does when it has nothing to do.
+pub fn idle() -> ! {
+    info!("boot complete; entering idle loop");
+    loop {
+        x86_64::instructions::interrupts::enable_and_hlt();
+    }
+}

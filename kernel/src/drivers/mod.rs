@@ -1,0 +1,6 @@
+//! Device drivers: what the kernel needs of the (virtual) machine today.
+
+pub mod fw_cfg;
+pub mod pci;
+pub mod qemu_exit;
+pub mod serial;

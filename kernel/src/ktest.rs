@@ -1,0 +1,237 @@
+//! The in-kernel test runtime.
+//!
+//! Tests are plain functions marked `#[ktest]` (the `ktest-macros` crate) in
+//! the `ktests` test kernel. The attribute places a [`KTest`] descriptor in
+//! the `.ktest_array` section; the linker script gathers them between
+//! `__ktest_array_start` and `__ktest_array_end`, so registering a test
+//! needs no central list.
+//!
+//! A test fails by panicking (`assert!` and friends). Without unwinding the
+//! kernel cannot continue after a panic, so the protocol with xtask is built
+//! for restarts. One line per event on the serial console:
+//!
+//! ```text
+//! ktest: ready <count>                       plan read, about to run
+//! ktest: start <name>
+//! ktest: ok <name> <ns>                      returned (or panicked as expected)
+//! ktest: FAILED <name> <ns> <reason>
+//! ktest: done                                whole plan ran; QEMU exits 33
+//! ```
+//!
+//! After a panic QEMU exits and xtask boots again with the rest of the plan;
+//! after a hang xtask kills QEMU at the test's timeout and does the same.
+//! xtask supplies the plan (test names, one per line) in the fw_cfg file
+//! [`FW_CFG_PLAN`]. With `ktest.list` on the command line the kernel instead
+//! prints one `ktest-list:` line per test with its requirements and exits.
+
+use core::fmt;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+
+use spin::Once;
+
+use crate::arch::x86_64::tsc;
+use crate::drivers::fw_cfg;
+use crate::drivers::qemu_exit::{QemuExitCode, exit_qemu};
+use crate::{cmdline, kprintln};
+
+/// The fw_cfg file holding the test plan.
+pub const FW_CFG_PLAN: &str = "opt/kernel/ktest-plan";
+
+/// Largest plan accepted (about a thousand test names).
+const PLAN_SIZE: usize = 64 * 1024;
+
+/// A registered test and what it needs from the machine. Built by
+/// `#[ktest]`; the fields mirror the attribute's arguments.
+#[derive(Debug)]
+pub struct KTest {
+    /// The function name.
+    pub name: &'static str,
+    /// `module_path!()` where the test is defined.
+    pub module: &'static str,
+    /// The test body.
+    pub func: fn(),
+    /// The test passes only if it panics with a message containing this.
+    pub should_panic: Option<&'static str>,
+    /// Seconds before xtask declares a hang (0: the harness default).
+    pub timeout_secs: u32,
+    /// Guest memory in MiB (0: the harness default).
+    pub mem_mib: u32,
+    /// Number of CPUs (0: the harness default).
+    pub cpus: u32,
+    /// Size of a blank virtio-blk scratch disk to attach, MiB (0: none).
+    pub disk_mib: u32,
+    /// Run in a boot of its own.
+    pub fresh_boot: bool,
+    /// Only run when asked for by name or suite (harness self-tests).
+    pub opt_in: bool,
+}
+
+impl KTest {
+    /// The module path below the test crate's root, e.g. `exceptions`.
+    fn suite(&self) -> &'static str {
+        match self.module.split_once("::") {
+            Some((_, rest)) => rest,
+            None => "",
+        }
+    }
+
+    /// Whether `full` is this test's full name, `suite::name`.
+    pub fn is_named(&self, full: &str) -> bool {
+        let suite = self.suite();
+        if suite.is_empty() {
+            return full == self.name;
+        }
+        full.strip_prefix(suite).and_then(|r| r.strip_prefix("::")) == Some(self.name)
+    }
+}
+
+impl fmt::Display for KTest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.suite() {
+            "" => f.write_str(self.name),
+            suite => write!(f, "{suite}::{}", self.name),
+        }
+    }
+}
+
+unsafe extern "C" {
+    // Declared as bytes: only their addresses are used.
+    static __ktest_array_start: u8;
+    static __ktest_array_end: u8;
+}
+
+/// Every test linked into this kernel.
+pub fn tests() -> &'static [KTest] {
+    // SAFETY: the linker script gathers the `.ktest_array` input sections,
+    // which contain only `KTest` statics emitted by `#[ktest]`, between these
+    // symbols; each static is aligned for KTest and the section has no
+    // padding between them because every element has the same size and
+    // alignment.
+    unsafe {
+        let start = (&raw const __ktest_array_start).cast::<KTest>();
+        let end = &raw const __ktest_array_end;
+        let len = (end as usize - start as usize) / core::mem::size_of::<KTest>();
+        core::slice::from_raw_parts(start, len)
+    }
+}
+
+static CURRENT: AtomicPtr<KTest> = AtomicPtr::new(core::ptr::null_mut());
+static CURRENT_START_NS: AtomicU64 = AtomicU64::new(0);
+static STARTED_THIS_BOOT: AtomicU32 = AtomicU32::new(0);
+
+/// The test running now, if any.
+pub fn current() -> Option<&'static KTest> {
+    let p = CURRENT.load(Ordering::Acquire);
+    // SAFETY: CURRENT only ever holds null or a pointer into `tests()`, which
+    // is 'static.
+    unsafe { p.as_ref() }
+}
+
+/// How many tests this boot has started, including the running one.
+pub fn tests_started_this_boot() -> u32 {
+    STARTED_THIS_BOOT.load(Ordering::Relaxed)
+}
+
+static PLAN: Once<&'static str> = Once::new();
+static mut PLAN_BUF: [u8; PLAN_SIZE] = [0; PLAN_SIZE];
+
+fn plan() -> &'static str {
+    PLAN.call_once(|| {
+        // SAFETY: `call_once` runs this closure at most once, so this is the
+        // only reference ever made to PLAN_BUF.
+        let buf: &'static mut [u8; PLAN_SIZE] = unsafe { &mut *(&raw mut PLAN_BUF) };
+        let Some(file) = fw_cfg::find_file(FW_CFG_PLAN) else { return "" };
+        if file.size as usize > PLAN_SIZE {
+            kprintln!("ktest: plan of {} bytes exceeds {PLAN_SIZE}; running its start", file.size);
+        }
+        let len = fw_cfg::read_file(&file, buf);
+        let buf: &'static [u8] = buf;
+        match core::str::from_utf8(&buf[..len]) {
+            Ok(s) => s,
+            Err(e) => core::str::from_utf8(&buf[..e.valid_up_to()]).unwrap_or(""),
+        }
+    })
+}
+
+static TEST_KERNEL: AtomicBool = AtomicBool::new(false);
+
+/// The test kernel's main: boot, then list or run tests as the command line
+/// and plan say, then exit QEMU. A panic anywhere in a test kernel, boot
+/// included, exits QEMU instead of halting, so xtask never waits for a
+/// timeout to learn of it.
+pub fn main(boot_info: &'static mut bootloader_api::BootInfo) -> ! {
+    TEST_KERNEL.store(true, Ordering::SeqCst);
+    crate::init(boot_info);
+    if cmdline::has("ktest.list") {
+        for t in tests() {
+            kprintln!(
+                "ktest-list: {t} timeout={} mem={} cpus={} disk={} fresh={} should_panic={} opt_in={}",
+                t.timeout_secs,
+                t.mem_mib,
+                t.cpus,
+                t.disk_mib,
+                u8::from(t.fresh_boot),
+                u8::from(t.should_panic.is_some()),
+                u8::from(t.opt_in)
+            );
+        }
+        kprintln!("ktest: done");
+        exit_qemu(QemuExitCode::Success);
+    }
+    let plan = plan();
+    kprintln!("ktest: ready {}", plan.lines().filter(|l| !l.trim().is_empty()).count());
+    for name in plan.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let Some(test) = tests().iter().find(|t| t.is_named(name)) else {
+            kprintln!("ktest: FAILED {name} 0 no test of that name in this kernel");
+            continue;
+        };
+        run_one(test);
+    }
+    kprintln!("ktest: done");
+    exit_qemu(QemuExitCode::Success)
+}
+
+fn run_one(test: &'static KTest) {
+    STARTED_THIS_BOOT.fetch_add(1, Ordering::Relaxed);
+    kprintln!("ktest: start {test}");
+    CURRENT_START_NS.store(tsc::now_ns(), Ordering::Relaxed);
+    CURRENT.store(core::ptr::from_ref(test).cast_mut(), Ordering::Release);
+    (test.func)();
+    CURRENT.store(core::ptr::null_mut(), Ordering::Release);
+    let ns = elapsed_ns();
+    match test.should_panic {
+        Some(expected) => {
+            kprintln!("ktest: FAILED {test} {ns} returned, but should have panicked with \"{expected}\"")
+        }
+        None => kprintln!("ktest: ok {test} {ns}"),
+    }
+}
+
+fn elapsed_ns() -> u64 {
+    tsc::now_ns().saturating_sub(CURRENT_START_NS.load(Ordering::Relaxed))
+}
+
+/// Called by the panic handler: reports the running test and exits QEMU.
+/// Returns (and the CPU halts) when no test runtime is active.
+pub(crate) fn on_panic(message: &str) {
+    let Some(test) = current() else {
+        if !TEST_KERNEL.load(Ordering::SeqCst) {
+            return;
+        }
+        kprintln!("ktest: panic outside any test: {message}");
+        exit_qemu(QemuExitCode::Failed);
+    };
+    let ns = elapsed_ns();
+    let first_line = message.lines().next().unwrap_or("");
+    match test.should_panic {
+        Some(expected) if message.contains(expected) => {
+            kprintln!("ktest: ok {test} {ns} (panicked as expected)");
+            exit_qemu(QemuExitCode::Success);
+        }
+        Some(expected) => {
+            kprintln!("ktest: FAILED {test} {ns} panicked with \"{first_line}\", expected \"{expected}\"");
+        }
+        None => kprintln!("ktest: FAILED {test} {ns} panicked: {first_line}"),
+    }
+    exit_qemu(QemuExitCode::Failed)
+}

@@ -1,0 +1,21 @@
+//! The kernel: x86_64 machine code, drivers and the in-kernel test runtime
+//! around the hardware-independent memory manager in the `mm` crate.
+//!
+//! Boot reads top to bottom in [`boot::init`]: serial console first so that
+//! every later failure is visible, then the clock, the command line, the CPU
+//! tables (GDT/TSS/IDT) and finally the memory map handed over by the
+//! bootloader. Binaries (`kernel` itself and the `ktests` test kernel) enter
+//! through `bootloader_api::entry_point!` with [`BOOTLOADER_CONFIG`] and call
+//! [`init`].
+
+#![no_std]
+
+pub mod arch;
+pub mod boot;
+pub mod cmdline;
+pub mod drivers;
+pub mod ktest;
+pub mod panic;
+pub mod printk;
+
+pub use boot::{BOOTLOADER_CONFIG, PAGE_OFFSET, idle, init};

@@ -1,0 +1,68 @@
+//! The panic handler (Linux `kernel/panic.c`).
+//!
+//! Prints the message, its location and a frame-pointer backtrace (xtask
+//! symbolizes the addresses), tells the test runtime (which reports the test
+//! and exits QEMU), and otherwise halts the CPU as Linux does with `panic=0`.
+//! A panic inside the panic handler is reported in one line and halts at
+//! once, so a broken printer cannot loop.
+
+use core::fmt::Write;
+use core::panic::PanicInfo;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use crate::arch::x86_64::{cpu, stacktrace};
+use crate::ktest;
+use crate::printk::emergency;
+
+static PANICKING: AtomicBool = AtomicBool::new(false);
+
+/// Room for the panic message as the test runtime sees it.
+const MESSAGE_CAPACITY: usize = 512;
+
+/// A fixed buffer that keeps the start of what is written and drops the rest.
+pub struct TruncatingBuf {
+    buf: [u8; MESSAGE_CAPACITY],
+    len: usize,
+}
+
+impl TruncatingBuf {
+    const fn new() -> Self {
+        Self { buf: [0; MESSAGE_CAPACITY], len: 0 }
+    }
+
+    /// The text kept (cut at a character boundary).
+    pub fn as_str(&self) -> &str {
+        match core::str::from_utf8(&self.buf[..self.len]) {
+            Ok(s) => s,
+            Err(e) => core::str::from_utf8(&self.buf[..e.valid_up_to()]).unwrap_or(""),
+        }
+    }
+}
+
+impl Write for TruncatingBuf {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+#[panic_handler]
+fn panic(info: &PanicInfo<'_>) -> ! {
+    x86_64::instructions::interrupts::disable();
+    if PANICKING.swap(true, Ordering::SeqCst) {
+        emergency(format_args!("\nKERNEL PANIC while panicking: {}\n", info.message()));
+        cpu::halt_forever();
+    }
+    let mut message = TruncatingBuf::new();
+    let _ = write!(message, "{}", info.message());
+    emergency(format_args!("\nKERNEL PANIC on CPU{}: {}\n", cpu::current_cpu_id(), info.message()));
+    if let Some(location) = info.location() {
+        emergency(format_args!("  at {}:{}:{}\n", location.file(), location.line(), location.column()));
+    }
+    stacktrace::print_backtrace(cpu::read_rbp());
+    ktest::on_panic(message.as_str());
+    emergency(format_args!("CPU halted.\n"));
+    cpu::halt_forever()
+}

@@ -1,0 +1,43 @@
+//! The arch boundary: what mm needs from the machine.
+//!
+//! Linux reaches the hardware through `arch/x86/include/asm/` headers
+//! (`__va`/`__pa`, `local_irq_save`, `smp_processor_id`, `sched_clock`). We put
+//! the same needs behind traits, kept small and boring, so the kernel provides
+//! them for x86_64 and host tests provide a simulated machine. Page-table entry
+//! encoding and TLB flushing join this boundary with the page-table layer.
+
+use crate::addr::{PhysAddr, VirtAddr};
+
+/// Access to physical memory through a linear direct map (Linux `__va`/`__pa`
+/// over `page_offset_base`).
+pub trait PhysMemory {
+    /// The virtual address at which `phys` is mapped, or `None` if `phys` lies
+    /// outside the memory this machine maps.
+    fn phys_to_virt(&self, phys: PhysAddr) -> Option<VirtAddr>;
+
+    /// The physical address behind a direct-map address, or `None` if `virt`
+    /// is not inside the direct map.
+    fn virt_to_phys(&self, virt: VirtAddr) -> Option<PhysAddr>;
+}
+
+/// The executing CPU and its interrupt state (Linux `smp_processor_id`,
+/// `local_irq_save`/`local_irq_restore`).
+pub trait CpuOps {
+    /// Opaque saved interrupt state.
+    type IrqState;
+
+    /// The id of the executing CPU, dense from 0.
+    fn cpu_id(&self) -> u32;
+
+    /// Disables interrupts on this CPU and returns the previous state.
+    fn irq_save(&self) -> Self::IrqState;
+
+    /// Restores the state returned by [`CpuOps::irq_save`].
+    fn irq_restore(&self, state: Self::IrqState);
+}
+
+/// A monotonic clock (Linux `sched_clock`/`ktime_get_ns`).
+pub trait Clock {
+    /// Nanoseconds since an arbitrary fixed point, never decreasing.
+    fn now_ns(&self) -> u64;
+}

@@ -1,0 +1,176 @@
+//! `#[ktest]`: registers a function as an in-kernel test.
+//!
+//! ```ignore
+//! #[ktest]
+//! fn int3_is_handled() { ... }
+//!
+//! #[ktest(should_panic = "on the #DF IST stack", timeout = 30)]
+//! fn stack_overflow_reaches_double_fault_handler() { ... }
+//!
+//! #[ktest(mem = 256, cpus = 2, disk = 8, fresh_boot)]
+//! fn needs_its_own_machine() { ... }
+//! ```
+//!
+//! Arguments (all optional):
+//! - `should_panic = "text"`: passes only by panicking with a message
+//!   containing `text`;
+//! - `timeout = SECS`: hang timeout (default set by xtask);
+//! - `mem = MIB`, `cpus = N`, `disk = MIB`: QEMU configuration (a blank
+//!   virtio-blk scratch disk of `disk` MiB);
+//! - `fresh_boot`: run in a boot of its own;
+//! - `opt_in`: run only when selected by name or suite (harness self-tests).
+//!
+//! The function must take no arguments and return `()`. The attribute emits a
+//! `kernel::ktest::KTest` static in the `.ktest_array` link section.
+
+use proc_macro::TokenStream;
+use quote::{format_ident, quote};
+use syn::punctuated::Punctuated;
+use syn::{Expr, ExprLit, ItemFn, Lit, Meta, ReturnType, Token, parse_macro_input};
+
+/// Registers an in-kernel test. See the crate documentation.
+#[proc_macro_attribute]
+pub fn ktest(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let args = parse_macro_input!(attr with Punctuated::<Meta, Token![,]>::parse_terminated);
+    let func = parse_macro_input!(item as ItemFn);
+    match expand(args, func) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+/// The parsed attribute arguments.
+#[derive(Debug, Default, PartialEq)]
+struct Options {
+    should_panic: Option<String>,
+    timeout: u32,
+    mem: u32,
+    cpus: u32,
+    disk: u32,
+    fresh_boot: bool,
+    opt_in: bool,
+}
+
+fn lit_u32(meta: &Meta, expr: &Expr) -> syn::Result<u32> {
+    match expr {
+        Expr::Lit(ExprLit { lit: Lit::Int(i), .. }) => i.base10_parse(),
+        _ => Err(syn::Error::new_spanned(meta, "expected an integer literal")),
+    }
+}
+
+fn parse_options(args: &Punctuated<Meta, Token![,]>) -> syn::Result<Options> {
+    let mut o = Options::default();
+    for meta in args {
+        let key = meta.path().get_ident().map(ToString::to_string).unwrap_or_default();
+        match (key.as_str(), meta) {
+            ("fresh_boot", Meta::Path(_)) => o.fresh_boot = true,
+            ("opt_in", Meta::Path(_)) => o.opt_in = true,
+            ("should_panic", Meta::NameValue(nv)) => match &nv.value {
+                Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) if !s.value().is_empty() => {
+                    o.should_panic = Some(s.value())
+                }
+                _ => return Err(syn::Error::new_spanned(meta, "should_panic needs a non-empty string")),
+            },
+            ("timeout", Meta::NameValue(nv)) => o.timeout = lit_u32(meta, &nv.value)?,
+            ("mem", Meta::NameValue(nv)) => o.mem = lit_u32(meta, &nv.value)?,
+            ("cpus", Meta::NameValue(nv)) => o.cpus = lit_u32(meta, &nv.value)?,
+            ("disk", Meta::NameValue(nv)) => o.disk = lit_u32(meta, &nv.value)?,
+            _ => {
+                return Err(syn::Error::new_spanned(
+                    meta,
+                    "unknown ktest argument; expected should_panic = \"..\", timeout = N, mem = N, \
+                     cpus = N, disk = N, fresh_boot or opt_in",
+                ));
+            }
+        }
+    }
+    Ok(o)
+}
+
+fn expand(args: Punctuated<Meta, Token![,]>, func: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
+    let o = parse_options(&args)?;
+    let sig = &func.sig;
+    if !sig.inputs.is_empty() || !sig.generics.params.is_empty() || sig.asyncness.is_some() {
+        return Err(syn::Error::new_spanned(sig, "a ktest takes no arguments and is not generic or async"));
+    }
+    if !matches!(sig.output, ReturnType::Default) {
+        return Err(syn::Error::new_spanned(&sig.output, "a ktest returns (); it fails by panicking"));
+    }
+    let name = &sig.ident;
+    let desc = format_ident!("__KTEST_{}", name.to_string().to_uppercase());
+    let should_panic = match &o.should_panic {
+        Some(s) => quote!(::core::option::Option::Some(#s)),
+        None => quote!(::core::option::Option::None),
+    };
+    let Options { timeout, mem, cpus, disk, fresh_boot, opt_in, .. } = o;
+    Ok(quote! {
+        #func
+
+        #[used]
+        #[unsafe(link_section = ".ktest_array")]
+        static #desc: ::kernel::ktest::KTest = ::kernel::ktest::KTest {
+            name: ::core::stringify!(#name),
+            module: ::core::module_path!(),
+            func: #name,
+            should_panic: #should_panic,
+            timeout_secs: #timeout,
+            mem_mib: #mem,
+            cpus: #cpus,
+            disk_mib: #disk,
+            fresh_boot: #fresh_boot,
+            opt_in: #opt_in,
+        };
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syn::parse::Parser;
+
+    fn parse(src: &str) -> syn::Result<Options> {
+        let args = Punctuated::<Meta, Token![,]>::parse_terminated.parse_str(src)?;
+        parse_options(&args)
+    }
+
+    #[test]
+    fn empty_arguments_give_defaults() {
+        assert_eq!(parse("").map_err(|e| e.to_string()), Ok(Options::default()));
+    }
+
+    #[test]
+    fn all_arguments_are_parsed() {
+        let o = parse(r#"should_panic = "boom", timeout = 7, mem = 256, cpus = 2, disk = 8, fresh_boot, opt_in"#)
+            .map_err(|e| e.to_string());
+        let expected = Options {
+            should_panic: Some("boom".into()),
+            timeout: 7,
+            mem: 256,
+            cpus: 2,
+            disk: 8,
+            fresh_boot: true,
+            opt_in: true,
+        };
+        assert_eq!(o, Ok(expected));
+    }
+
+    #[test]
+    fn unknown_or_mistyped_arguments_are_compile_errors() {
+        assert!(parse("memory = 4").is_err());
+        assert!(parse("mem = \"big\"").is_err());
+        assert!(parse("should_panic = \"\"").is_err());
+        assert!(parse("fresh_boot = 1").is_err());
+    }
+
+    #[test]
+    fn functions_with_arguments_or_results_are_rejected() {
+        let with_arg: ItemFn = syn::parse_quote!(fn t(x: u8) {});
+        assert!(expand(Punctuated::new(), with_arg).is_err());
+        let with_result: ItemFn = syn::parse_quote!(fn t() -> Result<(), ()> { Ok(()) });
+        assert!(expand(Punctuated::new(), with_result).is_err());
+        let plain: ItemFn = syn::parse_quote!(fn t() {});
+        let out = expand(Punctuated::new(), plain).map(|t| t.to_string()).unwrap_or_default();
+        assert!(out.contains(".ktest_array"), "{out}");
+        assert!(out.contains("__KTEST_T"), "{out}");
+    }
+}

@@ -1,0 +1,81 @@
+//! Boot hand-over: memory map, direct map, image permissions, clock and
+//! command line.
+
+use kernel::arch::x86_64::{paging, tsc};
+use kernel::boot::{self, DirectMap};
+use ktest_macros::ktest;
+use mm::arch::{Clock, PhysMemory};
+use mm::{PAGE_SIZE, PhysAddr};
+
+use bootloader_api::info::MemoryRegionKind;
+
+#[ktest]
+fn memory_map_has_usable_memory_in_sorted_disjoint_regions() {
+    let regions = boot::params().memory_regions;
+    assert!(!regions.is_empty());
+    for pair in regions.windows(2) {
+        assert!(pair[0].end <= pair[1].start, "regions overlap or are unsorted: {pair:x?}");
+    }
+    let summary = boot::summarize(regions);
+    assert!(summary.usable >= 16 << 20, "less than 16 MiB usable: {summary:?}");
+    assert!(summary.bootloader > 0, "the kernel image must be in a bootloader region");
+}
+
+#[ktest]
+fn direct_map_translates_both_ways_and_reaches_ram() {
+    let region = boot::params()
+        .memory_regions
+        .iter()
+        .find(|r| r.kind == MemoryRegionKind::Usable && r.end - r.start >= PAGE_SIZE)
+        .expect("a usable region");
+    let phys = PhysAddr::new(region.start);
+    let virt = DirectMap.phys_to_virt(phys).expect("usable RAM is in the direct map");
+    assert_eq!(DirectMap.virt_to_phys(virt), Some(phys));
+    let t = paging::translate(virt.as_u64()).expect("direct map address is mapped");
+    assert_eq!(t.phys, phys.as_u64(), "direct map points at the wrong frame");
+    assert!(t.flags.contains(paging::PteFlags::NO_EXECUTE) || t.page_size > PAGE_SIZE);
+    assert_eq!(DirectMap.phys_to_virt(boot::params().direct_map_end), None);
+}
+
+unsafe extern "C" {
+    static __text_start: u8;
+    static __rodata_start: u8;
+    static __data_start: u8;
+}
+
+#[ktest]
+fn kernel_image_is_mapped_w_xor_x() {
+    let (text, rodata, data) =
+        (&raw const __text_start as u64, &raw const __rodata_start as u64, &raw const __data_start as u64);
+    let flags = |addr| paging::translate(addr).expect("image mapped").flags;
+    use paging::PteFlags as F;
+    let t = flags(text);
+    assert!(!t.contains(F::WRITABLE) && !t.contains(F::NO_EXECUTE), "text must be RX: {t:?}");
+    let r = flags(rodata);
+    assert!(!r.contains(F::WRITABLE) && r.contains(F::NO_EXECUTE), "rodata must be R+NX: {r:?}");
+    let d = flags(data);
+    assert!(d.contains(F::WRITABLE) && d.contains(F::NO_EXECUTE), "data must be RW+NX: {d:?}");
+}
+
+#[ktest]
+fn tsc_clock_is_calibrated_and_monotonic() {
+    let khz = tsc::khz();
+    assert!(!tsc::calibration_failed(), "PIT calibration failed");
+    assert!((100_000..=20_000_000).contains(&khz), "implausible TSC frequency {khz} kHz");
+    let clock = tsc::TscClock;
+    let mut last = clock.now_ns();
+    for _ in 0..1000 {
+        let now = clock.now_ns();
+        assert!(now >= last, "clock went backwards: {last} -> {now}");
+        last = now;
+    }
+}
+
+#[ktest]
+fn command_line_arrives_through_fw_cfg() {
+    // xtask always passes a loglevel to test kernels.
+    let level = kernel::cmdline::get("loglevel");
+    assert!(level.is_some(), "no loglevel in command line {:?}", kernel::cmdline::as_str());
+    assert!(kernel::cmdline::has("loglevel"));
+    assert!(!kernel::cmdline::has("loglev"), "a prefix must not match a parameter");
+}

@@ -1,0 +1,19 @@
+//! The test kernel: the real kernel plus every `#[ktest]` suite, booted by
+//! `cargo xtask test`. Each module is a suite; a test's name is
+//! `suite::function`.
+
+#![no_std]
+#![no_main]
+
+use bootloader_api::{BootInfo, entry_point};
+
+mod boot;
+mod exceptions;
+mod harness;
+mod selftest;
+
+entry_point!(test_main, config = &kernel::BOOTLOADER_CONFIG);
+
+fn test_main(boot_info: &'static mut BootInfo) -> ! {
+    kernel::ktest::main(boot_info)
+}

@@ -1,0 +1,72 @@
+//! xtask's errors: each names what failed and, where it can, what to do.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Everything that can stop an xtask command.
+#[derive(Debug)]
+pub enum Error {
+    /// A file-system or process operation failed.
+    Io {
+        /// What we were doing.
+        context: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A tool is not installed.
+    MissingTool {
+        /// The program or file looked for.
+        tool: String,
+        /// The Debian package that provides it.
+        package: &'static str,
+    },
+    /// A cargo build failed (its output is already on the terminal).
+    BuildFailed(String),
+    /// Making disk images failed.
+    Image(boot::BootError),
+    /// KVM was requested but cannot be used.
+    KvmUnavailable(String),
+    /// The test kernel did not answer as the harness expects.
+    Harness(String),
+}
+
+impl Error {
+    /// Wraps an I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io { context: context.into(), source }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { context, source } => write!(f, "{context}: {source}"),
+            Error::MissingTool { tool, package } => {
+                write!(f, "{tool} not found; install it with `sudo apt-get install {package}` (Debian/Ubuntu)")
+            }
+            Error::BuildFailed(what) => write!(f, "building {what} failed (see the compiler output above)"),
+            Error::Image(e) => write!(f, "{e}"),
+            Error::KvmUnavailable(why) => write!(f, "KVM requested but unavailable: {why}; use --accel tcg"),
+            Error::Harness(what) => write!(f, "test harness: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<boot::BootError> for Error {
+    fn from(e: boot::BootError) -> Self {
+        Error::Image(e)
+    }
+}
+
+/// A path for messages.
+pub fn show(path: &std::path::Path) -> String {
+    path.display().to_string()
+}
+
+/// Looks `name` up on PATH.
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
+}

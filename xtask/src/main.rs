@@ -1,0 +1,201 @@
+//! `cargo xtask`: build, run and test the kernel.
+//!
+//! - `cargo xtask build`: the kernel ELF and its BIOS and UEFI disk images;
+//! - `cargo xtask run`: boot it in QEMU with the serial console on the terminal;
+//! - `cargo xtask test [FILTER]`: host tests, then the in-kernel tests under
+//!   QEMU, ending with one `N passed, N failed, N skipped` line.
+//!
+//! `cargo xtask <command> --help` lists each command's options.
+
+mod build;
+mod error;
+mod host;
+mod kvm;
+mod qemu;
+mod runner;
+mod selftest;
+mod smoke;
+mod symbolize;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::build::Profile;
+use crate::error::Error;
+use crate::build::ImagesExt;
+use crate::qemu::{AccelChoice, Firmware};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, run and test the mm kernel")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the kernel ELF and its BIOS and UEFI disk images.
+    Build {
+        /// Build with optimisations (the release profile).
+        #[arg(long)]
+        release: bool,
+    },
+    /// Boot the kernel in QEMU with the serial console on this terminal
+    /// (Ctrl-A X quits QEMU, Ctrl-A C toggles its monitor).
+    Run(RunArgs),
+    /// Run host unit tests, then every in-kernel test under QEMU.
+    Test(TestArgs),
+}
+
+/// Options shared by every command that boots a machine.
+#[derive(Args, Clone)]
+struct MachineArgs {
+    /// Accelerator: auto (KVM when a probe shows /dev/kvm works well, else
+    /// TCG), kvm or tcg. Default: auto for `run`, tcg for `test` (tests must
+    /// behave the same on every machine, and nested KVM can be slow or hang).
+    #[arg(long, value_enum, env = "XTASK_ACCEL")]
+    accel: Option<AccelChoice>,
+    /// Boot through UEFI (OVMF) instead of BIOS.
+    #[arg(long)]
+    uefi: bool,
+    /// Build with optimisations (the release profile).
+    #[arg(long)]
+    release: bool,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    machine: MachineArgs,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = qemu::DEFAULT_MEM_MIB)]
+    mem: u32,
+    /// Number of CPUs.
+    #[arg(long, default_value_t = 1)]
+    cpus: u32,
+    /// Kernel command line (e.g. "loglevel=debug").
+    #[arg(long, default_value = "")]
+    cmdline: String,
+    /// Start QEMU's GDB server on localhost:1234 and wait for a debugger.
+    #[arg(long)]
+    gdb: bool,
+    /// Extra arguments passed to QEMU as they are (after `--`).
+    #[arg(last = true)]
+    qemu_args: Vec<String>,
+}
+
+#[derive(Args)]
+struct TestArgs {
+    #[command(flatten)]
+    machine: MachineArgs,
+    /// Run only tests whose name contains this text.
+    filter: Option<String>,
+    /// Run one suite (module of tests/src), including opt-in suites such as
+    /// `selftest`.
+    #[arg(long)]
+    suite: Option<String>,
+    /// Skip the host unit tests (`cargo test` of the host crates).
+    #[arg(long)]
+    no_host: bool,
+    /// Show the whole serial console of every boot.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Build { release } => build_cmd(Profile::from_release(release)),
+        Command::Run(args) => run_cmd(args),
+        Command::Test(args) => test_cmd(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn build_cmd(profile: Profile) -> Result<ExitCode, Error> {
+    let elf = build::kernel_elf(build::KernelBin::Kernel, profile)?;
+    let images = build::images(&elf, "kernel")?;
+    println!("kernel ELF:  {}", elf.display());
+    println!("BIOS image:  {}", images.bios.display());
+    println!("UEFI image:  {}", images.uefi.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_cmd(args: RunArgs) -> Result<ExitCode, Error> {
+    let profile = Profile::from_release(args.machine.release);
+    let elf = build::kernel_elf(build::KernelBin::Kernel, profile)?;
+    let images = build::images(&elf, "kernel")?;
+    let accel = qemu::resolve_accel(args.machine.accel.unwrap_or(AccelChoice::Auto))?;
+    let firmware = if args.machine.uefi { Firmware::Uefi } else { Firmware::Bios };
+    let machine = qemu::Machine {
+        accel,
+        firmware,
+        mem_mib: args.mem,
+        cpus: args.cpus,
+        disk_mib: 0,
+        gdb: args.gdb,
+        cmdline: args.cmdline,
+        fw_cfg_files: Vec::new(),
+        extra_args: args.qemu_args,
+        interactive: true,
+    };
+    if args.gdb {
+        println!(
+            "QEMU waits for a debugger on localhost:{}. In another terminal:\n  gdb {} -ex 'target remote :{}'",
+            qemu::GDB_PORT,
+            elf.display(),
+            qemu::GDB_PORT
+        );
+    }
+    eprintln!("booting {} ({accel}, {firmware}); Ctrl-A X quits", images.for_firmware(firmware).display());
+    let status = qemu::run_interactive(&machine, images.for_firmware(firmware), &symbolize::Symbolizer::open(&elf))?;
+    Ok(status)
+}
+
+fn test_cmd(args: TestArgs) -> Result<ExitCode, Error> {
+    let mut totals = runner::Totals::default();
+    let filter = args.filter.as_deref();
+
+    if !args.no_host && args.suite.is_none() {
+        totals += host::run_host_tests(filter)?;
+    }
+
+    let profile = Profile::from_release(args.machine.release);
+    let accel = qemu::resolve_accel(args.machine.accel.unwrap_or(AccelChoice::Tcg))?;
+    let firmware = if args.machine.uefi { Firmware::Uefi } else { Firmware::Bios };
+    let options = runner::RunOptions { accel, firmware, verbose: args.verbose, logs: build::target_dir().join("xtask/logs") };
+
+    if args.suite.is_none() {
+        let kernel_elf = build::kernel_elf(build::KernelBin::Kernel, profile)?;
+        let kernel_images = build::images(&kernel_elf, "kernel")?;
+        totals += smoke::run_boot_smoke_tests(&kernel_elf, &kernel_images, &options, filter)?;
+    }
+
+    let ktests_elf = build::kernel_elf(build::KernelBin::Ktests, profile)?;
+    let ktests_images = build::images(&ktests_elf, "ktests")?;
+    let test_kernel = runner::TestKernel::new(&ktests_elf, &ktests_images, &options)?;
+    let selection = runner::Selection { filter: filter.map(str::to_owned), suite: args.suite.clone() };
+    totals += test_kernel.run_selected(&selection)?;
+
+    if args.suite.is_none() {
+        totals += selftest::check_harness(&test_kernel, filter)?;
+    }
+
+    println!();
+    println!("{}", totals.summary_line());
+    Ok(if totals.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The workspace root (xtask lives one level below it).
+fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map_or(manifest.clone(), PathBuf::from)
+}

@@ -1,0 +1,322 @@
+//! QEMU: finding it and its firmware, building its command line, and running
+//! it either interactively or as a headless machine whose serial console we
+//! read line by line.
+
+use std::fmt;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use clap::ValueEnum;
+
+use crate::error::{Error, show, which};
+use crate::symbolize::Symbolizer;
+
+/// QEMU binary name.
+const QEMU: &str = "qemu-system-x86_64";
+/// Default guest memory (MiB).
+pub const DEFAULT_MEM_MIB: u32 = 512;
+/// Default GDB server port (`-s`).
+pub const GDB_PORT: u16 = 1234;
+
+/// isa-debug-exit statuses: the kernel writes v, QEMU exits (v << 1) | 1
+/// (kernel/src/drivers/qemu_exit.rs).
+pub const EXIT_SUCCESS: i32 = (0x10 << 1) | 1;
+/// The kernel panicked or failed.
+pub const EXIT_FAILED: i32 = (0x11 << 1) | 1;
+
+/// The `--accel` choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AccelChoice {
+    /// KVM if /dev/kvm is usable and fast, else TCG.
+    Auto,
+    /// Hardware virtualisation; fails if unusable.
+    Kvm,
+    /// QEMU's software emulation; always available.
+    Tcg,
+}
+
+/// The accelerator actually used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accel {
+    /// KVM.
+    Kvm,
+    /// TCG.
+    Tcg,
+}
+
+impl fmt::Display for Accel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Accel::Kvm => "KVM",
+            Accel::Tcg => "TCG",
+        })
+    }
+}
+
+/// Boot firmware.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Firmware {
+    /// SeaBIOS (QEMU's default).
+    Bios,
+    /// OVMF.
+    Uefi,
+}
+
+impl fmt::Display for Firmware {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Firmware::Bios => "BIOS",
+            Firmware::Uefi => "UEFI",
+        })
+    }
+}
+
+/// Decides the accelerator. `auto` uses KVM only when a quick probe shows it
+/// runs guest code at hardware speed: on nested-virtualisation hosts /dev/kvm
+/// can exist and be orders of magnitude slower than TCG.
+pub fn resolve_accel(choice: AccelChoice) -> Result<Accel, Error> {
+    match choice {
+        AccelChoice::Tcg => Ok(Accel::Tcg),
+        AccelChoice::Kvm => crate::kvm::probe().map(|_| Accel::Kvm).map_err(Error::KvmUnavailable),
+        AccelChoice::Auto => match crate::kvm::probe() {
+            Ok(_) => Ok(Accel::Kvm),
+            Err(why) => {
+                eprintln!("note: using TCG ({why})");
+                Ok(Accel::Tcg)
+            }
+        },
+    }
+}
+
+/// A machine to boot.
+#[derive(Clone, Debug)]
+pub struct Machine {
+    /// Accelerator.
+    pub accel: Accel,
+    /// BIOS or UEFI.
+    pub firmware: Firmware,
+    /// Memory in MiB.
+    pub mem_mib: u32,
+    /// CPUs.
+    pub cpus: u32,
+    /// Blank virtio-blk scratch disk in MiB (0: none).
+    pub disk_mib: u32,
+    /// Wait for GDB on [`GDB_PORT`].
+    pub gdb: bool,
+    /// Kernel command line (passed through fw_cfg).
+    pub cmdline: String,
+    /// Further fw_cfg files: (name, host path).
+    pub fw_cfg_files: Vec<(String, PathBuf)>,
+    /// Extra QEMU arguments, appended as they are.
+    pub extra_args: Vec<String>,
+    /// Serial console multiplexed with QEMU's monitor on the terminal
+    /// (interactive) or plain serial on stdout (headless).
+    pub interactive: bool,
+}
+
+fn qemu_binary() -> Result<PathBuf, Error> {
+    which(QEMU).ok_or(Error::MissingTool { tool: QEMU.into(), package: "qemu-system-x86" })
+}
+
+/// OVMF code and variable-store templates.
+fn ovmf() -> Result<(PathBuf, PathBuf), Error> {
+    if let (Some(code), Some(vars)) = (std::env::var_os("OVMF_CODE"), std::env::var_os("OVMF_VARS")) {
+        return Ok((code.into(), vars.into()));
+    }
+    const CANDIDATES: [(&str, &str); 3] = [
+        ("/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"),
+        ("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"),
+        ("/usr/share/edk2/x64/OVMF_CODE.fd", "/usr/share/edk2/x64/OVMF_VARS.fd"),
+    ];
+    CANDIDATES
+        .iter()
+        .map(|(c, v)| (PathBuf::from(c), PathBuf::from(v)))
+        .find(|(c, v)| c.is_file() && v.is_file())
+        .ok_or(Error::MissingTool { tool: "OVMF firmware (OVMF_CODE.fd)".into(), package: "ovmf" })
+}
+
+impl Machine {
+    /// The QEMU command for booting `image`. Scratch files (command line,
+    /// UEFI variable store, scratch disk) go to `workdir`.
+    pub fn command(&self, image: &Path, workdir: &Path) -> Result<Command, Error> {
+        std::fs::create_dir_all(workdir).map_err(|e| Error::io(format!("creating {}", show(workdir)), e))?;
+        let mut cmd = Command::new(qemu_binary()?);
+        cmd.args(["-machine", "q35", "-m", &format!("{}M", self.mem_mib), "-smp", &self.cpus.to_string()]);
+        match self.accel {
+            Accel::Kvm => cmd.args(["-accel", "kvm", "-cpu", "host"]),
+            Accel::Tcg => cmd.args(["-accel", "tcg", "-cpu", "max"]),
+        };
+        cmd.args(["-display", "none", "-no-reboot", "-net", "none"]);
+        cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+        if self.interactive {
+            cmd.args(["-serial", "mon:stdio"]);
+        } else {
+            cmd.args(["-serial", "stdio", "-monitor", "none"]);
+        }
+        if self.firmware == Firmware::Uefi {
+            let (code, vars) = ovmf()?;
+            let vars_copy = workdir.join("OVMF_VARS.fd");
+            std::fs::copy(&vars, &vars_copy).map_err(|e| Error::io(format!("copying {}", show(&vars)), e))?;
+            cmd.arg("-drive").arg(format!("if=pflash,format=raw,readonly=on,file={}", show(&code)));
+            cmd.arg("-drive").arg(format!("if=pflash,format=raw,file={}", show(&vars_copy)));
+        }
+        // snapshot=on: the image is never written, so several machines can
+        // boot the same image at once.
+        cmd.arg("-drive").arg(format!("format=raw,file={},snapshot=on", show(image)));
+        if self.disk_mib > 0 {
+            let disk = workdir.join("scratch.img");
+            let file = std::fs::File::create(&disk).map_err(|e| Error::io(format!("creating {}", show(&disk)), e))?;
+            file.set_len(u64::from(self.disk_mib) << 20)
+                .map_err(|e| Error::io(format!("sizing {}", show(&disk)), e))?;
+            cmd.arg("-drive").arg(format!("if=none,id=scratch0,format=raw,file={}", show(&disk)));
+            cmd.args(["-device", "virtio-blk-pci,drive=scratch0"]);
+        }
+        let cmdline = workdir.join("cmdline");
+        std::fs::write(&cmdline, &self.cmdline).map_err(|e| Error::io(format!("writing {}", show(&cmdline)), e))?;
+        cmd.arg("-fw_cfg").arg(format!("name=opt/kernel/cmdline,file={}", show(&cmdline)));
+        for (name, path) in &self.fw_cfg_files {
+            cmd.arg("-fw_cfg").arg(format!("name={name},file={}", show(path)));
+        }
+        if self.gdb {
+            cmd.args(["-gdb", &format!("tcp::{GDB_PORT}"), "-S"]);
+        }
+        cmd.args(&self.extra_args);
+        Ok(cmd)
+    }
+}
+
+/// Runs QEMU with the terminal as its console, annotating backtrace lines
+/// with symbols as they pass. Returns the exit code to pass on.
+pub fn run_interactive(machine: &Machine, image: &Path, symbolizer: &Symbolizer) -> Result<ExitCode, Error> {
+    let workdir = crate::build::target_dir().join("xtask/run");
+    let mut cmd = machine.command(image, &workdir)?;
+    cmd.stdout(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| Error::io("starting QEMU", e))?;
+    if let Some(stdout) = child.stdout.take() {
+        symbolizer.forward_annotated(stdout, &mut std::io::stdout());
+    }
+    let status = child.wait().map_err(|e| Error::io("waiting for QEMU", e))?;
+    Ok(match status.code() {
+        Some(EXIT_SUCCESS) | Some(0) => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    })
+}
+
+/// What a headless machine produced next.
+#[derive(Debug)]
+pub enum Event {
+    /// A line of serial output (without the line ending).
+    Line(String),
+    /// QEMU exited.
+    Exited(ExitStatus),
+}
+
+/// A headless machine whose serial console arrives line by line.
+pub struct Headless {
+    child: Child,
+    events: Receiver<Event>,
+    stderr: Receiver<String>,
+    exited: bool,
+}
+
+impl Headless {
+    /// Boots `machine` from `image`.
+    pub fn start(machine: &Machine, image: &Path, workdir: &Path) -> Result<Headless, Error> {
+        let mut cmd = machine.command(image, workdir)?;
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| Error::io("starting QEMU", e))?;
+        let (tx, events) = mpsc::channel();
+        let stdout = child.stdout.take().ok_or_else(|| Error::Harness("QEMU stdout not captured".into()))?;
+        thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match reader.read_until(b'\n', &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let line = String::from_utf8_lossy(&buf);
+                        let line = line.trim_end_matches(['\n', '\r']).replace('\r', "");
+                        if tx.send(Event::Line(line)).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        let (etx, stderr) = mpsc::channel();
+        if let Some(mut err) = child.stderr.take() {
+            thread::spawn(move || {
+                let mut text = String::new();
+                let _ = err.read_to_string(&mut text);
+                let _ = etx.send(text);
+            });
+        }
+        Ok(Headless { child, events, stderr, exited: false })
+    }
+
+    /// The next event, or `None` when `deadline` passes first. After the
+    /// serial stream ends, reports QEMU's exit once.
+    pub fn next(&mut self, deadline: Instant) -> Option<Event> {
+        if self.exited {
+            return None;
+        }
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        match self.events.recv_timeout(timeout) {
+            Ok(event) => Some(event),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // stdout closed: QEMU is exiting; wait for it (bounded).
+                let end = Instant::now() + Duration::from_secs(10);
+                loop {
+                    match self.child.try_wait() {
+                        Ok(Some(status)) => {
+                            self.exited = true;
+                            return Some(Event::Exited(status));
+                        }
+                        Ok(None) if Instant::now() < end => thread::sleep(Duration::from_millis(10)),
+                        _ => {
+                            self.kill();
+                            return None;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Kills QEMU (idempotent).
+    pub fn kill(&mut self) {
+        if !self.exited {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            self.exited = true;
+        }
+    }
+
+    /// What QEMU wrote to stderr (available once it has exited).
+    pub fn stderr(&self) -> String {
+        self.stderr.recv_timeout(Duration::from_secs(2)).unwrap_or_default().trim().to_owned()
+    }
+}
+
+impl Drop for Headless {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Describes a QEMU exit status for a report.
+pub fn describe_exit(status: &ExitStatus) -> String {
+    match status.code() {
+        Some(EXIT_SUCCESS) => "QEMU exited with status 33 (kernel reported success)".into(),
+        Some(EXIT_FAILED) => "QEMU exited with status 35 (kernel reported failure)".into(),
+        Some(0) => "QEMU exited with status 0: the guest reset or shut down (a triple fault?)".into(),
+        Some(c) => format!("QEMU exited with status {c}"),
+        None => "QEMU was killed by a signal".into(),
+    }
+}

@@ -1,0 +1,571 @@
+//! The in-kernel test runner: asks the test kernel for its tests, plans
+//! boots, reads the `ktest:` protocol from the serial console (see
+//! kernel/src/ktest.rs), and restarts the machine after a panic or a hang so
+//! one broken test never hides the others.
+//!
+//! Tests are grouped by the machine they need (memory, CPUs, scratch disk);
+//! `fresh_boot` tests get a boot each. Within a group, a boot runs the plan
+//! until it finishes or dies; the next boot resumes after the test that
+//! died. Every boot's full console goes to `target/xtask/logs/`.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::ops::AddAssign;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::build::ImagesExt;
+use crate::error::{Error, show};
+use crate::qemu::{self, Accel, Event, Firmware, Headless, Machine};
+use crate::symbolize::Symbolizer;
+
+/// Memory for a test that does not ask (MiB).
+pub const DEFAULT_TEST_MEM_MIB: u32 = 512;
+/// Hang timeout for a test that does not set one.
+pub const DEFAULT_TEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Time allowed from QEMU start to `ktest: ready`, and between tests.
+pub const BOOT_TIMEOUT: Duration = Duration::from_secs(90);
+/// Command line of every test boot.
+const TEST_CMDLINE: &str = "loglevel=info";
+
+/// How the machine for tests is set up.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Accelerator.
+    pub accel: Accel,
+    /// Firmware.
+    pub firmware: Firmware,
+    /// Print every console line.
+    pub verbose: bool,
+    /// Directory for boot logs.
+    pub logs: PathBuf,
+}
+
+/// Pass/fail/skip counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Tests that passed.
+    pub passed: u32,
+    /// Tests that failed.
+    pub failed: u32,
+    /// Tests that were skipped (ignored).
+    pub skipped: u32,
+}
+
+impl AddAssign for Totals {
+    fn add_assign(&mut self, o: Totals) {
+        self.passed += o.passed;
+        self.failed += o.failed;
+        self.skipped += o.skipped;
+    }
+}
+
+impl Totals {
+    /// The closing line: `N passed, N failed, N skipped`.
+    pub fn summary_line(&self) -> String {
+        format!("{} passed, {} failed, {} skipped", self.passed, self.failed, self.skipped)
+    }
+}
+
+/// A test as the test kernel lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestDesc {
+    /// `suite::function`.
+    pub name: String,
+    /// Hang timeout in seconds (0: default).
+    pub timeout_secs: u32,
+    /// Memory in MiB (0: default).
+    pub mem_mib: u32,
+    /// CPUs (0: 1).
+    pub cpus: u32,
+    /// Scratch disk in MiB (0: none).
+    pub disk_mib: u32,
+    /// Needs a boot of its own.
+    pub fresh_boot: bool,
+    /// Expects a panic.
+    pub should_panic: bool,
+    /// Runs only when selected by suite or full name.
+    pub opt_in: bool,
+}
+
+impl TestDesc {
+    fn timeout(&self) -> Duration {
+        if self.timeout_secs == 0 { DEFAULT_TEST_TIMEOUT } else { Duration::from_secs(self.timeout_secs.into()) }
+    }
+
+    /// The machine this test needs, as a grouping key.
+    fn machine_key(&self) -> (u32, u32, u32) {
+        (
+            if self.mem_mib == 0 { DEFAULT_TEST_MEM_MIB } else { self.mem_mib },
+            self.cpus.max(1),
+            self.disk_mib,
+        )
+    }
+}
+
+/// Parses a `ktest-list:` line.
+fn parse_list_line(line: &str) -> Option<TestDesc> {
+    let rest = line.strip_prefix("ktest-list: ")?;
+    let mut words = rest.split_whitespace();
+    let name = words.next()?.to_owned();
+    let mut t = TestDesc {
+        name,
+        timeout_secs: 0,
+        mem_mib: 0,
+        cpus: 0,
+        disk_mib: 0,
+        fresh_boot: false,
+        should_panic: false,
+        opt_in: false,
+    };
+    for word in words {
+        let (key, value) = word.split_once('=')?;
+        let n: u32 = value.parse().ok()?;
+        match key {
+            "timeout" => t.timeout_secs = n,
+            "mem" => t.mem_mib = n,
+            "cpus" => t.cpus = n,
+            "disk" => t.disk_mib = n,
+            "fresh" => t.fresh_boot = n != 0,
+            "should_panic" => t.should_panic = n != 0,
+            "opt_in" => t.opt_in = n != 0,
+            _ => {}
+        }
+    }
+    Some(t)
+}
+
+/// Which tests to run.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    /// Substring of the full name.
+    pub filter: Option<String>,
+    /// A suite (first path component); selects opt-in suites too.
+    pub suite: Option<String>,
+}
+
+impl Selection {
+    fn selects(&self, t: &TestDesc) -> bool {
+        match &self.suite {
+            Some(suite) => {
+                if !t.name.starts_with(&format!("{suite}::")) {
+                    return false;
+                }
+            }
+            None => {
+                if t.opt_in && self.filter.as_deref() != Some(t.name.as_str()) {
+                    return false;
+                }
+            }
+        }
+        self.filter.as_deref().is_none_or(|f| t.name.contains(f))
+    }
+}
+
+/// How a test ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Passed.
+    Passed,
+    /// Failed, with the reason.
+    Failed(String),
+}
+
+/// One test's result.
+#[derive(Clone, Debug)]
+pub struct TestResult {
+    /// Full name.
+    pub name: String,
+    /// Pass or fail.
+    pub outcome: Outcome,
+    /// Console lines printed while the test ran.
+    pub log: Vec<String>,
+    /// The boot log file.
+    pub log_file: PathBuf,
+}
+
+/// A protocol event parsed from a console line.
+#[derive(Debug, PartialEq, Eq)]
+enum Protocol<'a> {
+    Ready,
+    Start(&'a str),
+    Ok(&'a str, Option<u64>),
+    Failed(&'a str, Option<u64>, &'a str),
+    Done,
+}
+
+fn parse_protocol(line: &str) -> Option<Protocol<'_>> {
+    let rest = line.strip_prefix("ktest: ")?;
+    let (word, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+    let mut fields = rest.splitn(3, ' ');
+    match word {
+        "ready" => Some(Protocol::Ready),
+        "done" => Some(Protocol::Done),
+        "start" => Some(Protocol::Start(fields.next()?)),
+        "ok" => Some(Protocol::Ok(fields.next()?, fields.next().and_then(|n| n.parse().ok()))),
+        "FAILED" => {
+            let name = fields.next()?;
+            let ns = fields.next().and_then(|n| n.parse().ok());
+            Some(Protocol::Failed(name, ns, fields.next().unwrap_or("")))
+        }
+        _ => None,
+    }
+}
+
+/// Formats a duration in ns for a result line.
+pub fn format_ns(ns: u64) -> String {
+    if ns < 1_000_000 {
+        format!("{:.3} ms", ns as f64 / 1e6)
+    } else if ns < 1_000_000_000 {
+        format!("{:.1} ms", ns as f64 / 1e6)
+    } else {
+        format!("{:.2} s", ns as f64 / 1e9)
+    }
+}
+
+/// The test kernel, its images and its list of tests.
+pub struct TestKernel<'a> {
+    images: &'a boot::Images,
+    options: &'a RunOptions,
+    symbolizer: Symbolizer,
+    tests: Vec<TestDesc>,
+}
+
+impl<'a> TestKernel<'a> {
+    /// Boots the test kernel once to list its tests.
+    pub fn new(elf: &Path, images: &'a boot::Images, options: &'a RunOptions) -> Result<TestKernel<'a>, Error> {
+        let mut tk = TestKernel { images, options, symbolizer: Symbolizer::open(elf), tests: Vec::new() };
+        tk.tests = tk.list()?;
+        Ok(tk)
+    }
+
+    fn machine(&self, key: (u32, u32, u32), cmdline: &str, plan: Option<&Path>) -> Machine {
+        Machine {
+            accel: self.options.accel,
+            firmware: self.options.firmware,
+            mem_mib: key.0,
+            cpus: key.1,
+            disk_mib: key.2,
+            gdb: false,
+            cmdline: cmdline.to_owned(),
+            fw_cfg_files: plan.map(|p| vec![("opt/kernel/ktest-plan".to_owned(), p.to_path_buf())]).unwrap_or_default(),
+            extra_args: Vec::new(),
+            interactive: false,
+        }
+    }
+
+    fn list(&self) -> Result<Vec<TestDesc>, Error> {
+        let workdir = self.options.logs.join("list");
+        let machine = self.machine((DEFAULT_TEST_MEM_MIB, 1, 0), "loglevel=warn ktest.list", None);
+        let mut qemu = Headless::start(&machine, self.images.for_firmware(self.options.firmware), &workdir)?;
+        let deadline = Instant::now() + BOOT_TIMEOUT;
+        let mut tests = Vec::new();
+        let mut console = Vec::new();
+        loop {
+            match qemu.next(deadline) {
+                Some(Event::Line(line)) => {
+                    if let Some(t) = parse_list_line(&line) {
+                        tests.push(t);
+                    }
+                    let done = line == "ktest: done";
+                    console.push(line);
+                    if done {
+                        break;
+                    }
+                }
+                Some(Event::Exited(status)) => {
+                    return Err(Error::Harness(format!(
+                        "listing tests failed: {} ({})\n{}\n{}",
+                        qemu::describe_exit(&status),
+                        qemu.stderr(),
+                        console.join("\n"),
+                        self.annotated(&console)
+                    )));
+                }
+                None => {
+                    qemu.kill();
+                    return Err(Error::Harness(format!(
+                        "listing tests timed out after {} s; console:\n{}",
+                        BOOT_TIMEOUT.as_secs(),
+                        console.join("\n")
+                    )));
+                }
+            }
+        }
+        qemu.kill();
+        Ok(tests)
+    }
+
+    /// The symbol annotation for a console line, if it carries an address.
+    pub fn annotate(&self, line: &str) -> Option<String> {
+        self.symbolizer.annotate(line)
+    }
+
+    fn annotated(&self, lines: &[String]) -> String {
+        let mut out = Vec::new();
+        for l in lines {
+            out.push(l.clone());
+            if let Some(a) = self.symbolizer.annotate(l) {
+                out.push(a);
+            }
+        }
+        out.join("\n")
+    }
+
+    /// The tests a selection picks, in listing order.
+    pub fn select(&self, selection: &Selection) -> Vec<&TestDesc> {
+        self.tests.iter().filter(|t| selection.selects(t)).collect()
+    }
+
+    /// Runs the selected tests, printing a line per test and the failures'
+    /// consoles at the end.
+    pub fn run_selected(&self, selection: &Selection) -> Result<Totals, Error> {
+        let tests = self.select(selection);
+        println!(
+            "\n== in-kernel tests: {} of {} ({}, {}) ==",
+            tests.len(),
+            self.tests.len(),
+            self.options.accel,
+            self.options.firmware
+        );
+        let results = self.run(&tests, true)?;
+        let mut totals = Totals::default();
+        for r in &results {
+            match r.outcome {
+                Outcome::Passed => totals.passed += 1,
+                Outcome::Failed(_) => totals.failed += 1,
+            }
+        }
+        let failed: Vec<_> = results.iter().filter(|r| r.outcome != Outcome::Passed).collect();
+        if !failed.is_empty() {
+            println!("\nfailures:");
+            for r in failed {
+                println!("\n---- {} ----", r.name);
+                if let Outcome::Failed(reason) = &r.outcome {
+                    println!("reason: {reason}");
+                }
+                println!("{}", self.annotated(&r.log));
+                println!("(full console: {})", show(&r.log_file));
+            }
+        }
+        Ok(totals)
+    }
+
+    /// Runs `tests`, grouped by machine; prints result lines if `report`.
+    pub fn run(&self, tests: &[&TestDesc], report: bool) -> Result<Vec<TestResult>, Error> {
+        let mut groups: BTreeMap<(u32, u32, u32, usize), Vec<&TestDesc>> = BTreeMap::new();
+        for (i, t) in tests.iter().enumerate() {
+            let (mem, cpus, disk) = t.machine_key();
+            // fresh_boot tests get a group (and so a boot) of their own.
+            let unique = if t.fresh_boot { i + 1 } else { 0 };
+            groups.entry((mem, cpus, disk, unique)).or_default().push(t);
+        }
+        let mut results = Vec::new();
+        for (n, ((mem, cpus, disk, _), group)) in groups.into_iter().enumerate() {
+            results.extend(self.run_group((mem, cpus, disk), &group, n, report)?);
+        }
+        Ok(results)
+    }
+
+    fn run_group(
+        &self,
+        key: (u32, u32, u32),
+        group: &[&TestDesc],
+        group_no: usize,
+        report: bool,
+    ) -> Result<Vec<TestResult>, Error> {
+        let mut pending: Vec<&TestDesc> = group.to_vec();
+        let mut results = Vec::new();
+        let mut boot_no = 0;
+        while !pending.is_empty() {
+            boot_no += 1;
+            let workdir = self.options.logs.join(format!("group{group_no}-boot{boot_no}"));
+            std::fs::create_dir_all(&workdir).map_err(|e| Error::io(format!("creating {}", show(&workdir)), e))?;
+            let plan_path = workdir.join("plan");
+            let plan: String = pending.iter().map(|t| format!("{}\n", t.name)).collect();
+            std::fs::write(&plan_path, plan).map_err(|e| Error::io("writing the test plan", e))?;
+            let log_path = workdir.join("console.log");
+            let mut log = File::create(&log_path).map_err(|e| Error::io(format!("creating {}", show(&log_path)), e))?;
+            let machine = self.machine(key, TEST_CMDLINE, Some(&plan_path));
+            let mut qemu = Headless::start(&machine, self.images.for_firmware(self.options.firmware), &workdir)?;
+
+            let before = pending.len();
+            let mut ready = false;
+            let mut current: Option<(&TestDesc, Vec<String>)> = None;
+            let mut deadline = Instant::now() + BOOT_TIMEOUT;
+            let mut record = |name: &str, outcome: Outcome, ns: Option<u64>, lines: Vec<String>, pending: &mut Vec<&TestDesc>| {
+                pending.retain(|t| t.name != name);
+                if report {
+                    print_result(name, &outcome, ns);
+                }
+                results.push(TestResult { name: name.to_owned(), outcome, log: lines, log_file: log_path.clone() });
+            };
+            let end_reason = loop {
+                match qemu.next(deadline) {
+                    Some(Event::Line(line)) => {
+                        let _ = writeln!(log, "{line}");
+                        if self.options.verbose {
+                            println!("    | {line}");
+                            if let Some(a) = self.symbolizer.annotate(&line) {
+                                println!("    | {a}");
+                            }
+                        }
+                        match parse_protocol(&line) {
+                            Some(Protocol::Ready) => {
+                                ready = true;
+                                deadline = Instant::now() + BOOT_TIMEOUT;
+                            }
+                            Some(Protocol::Start(name)) => {
+                                let Some(t) = pending.iter().find(|t| t.name == name).copied() else {
+                                    return Err(Error::Harness(format!("kernel started unplanned test {name}")));
+                                };
+                                deadline = Instant::now() + t.timeout();
+                                current = Some((t, Vec::new()));
+                            }
+                            Some(Protocol::Ok(name, ns)) => {
+                                let lines = current.take().map(|(_, l)| l).unwrap_or_default();
+                                record(name, Outcome::Passed, ns, lines, &mut pending);
+                                deadline = Instant::now() + BOOT_TIMEOUT;
+                            }
+                            Some(Protocol::Failed(name, ns, reason)) => {
+                                let lines = current.take().map(|(_, l)| l).unwrap_or_default();
+                                record(name, Outcome::Failed(reason.to_owned()), ns, lines, &mut pending);
+                                deadline = Instant::now() + BOOT_TIMEOUT;
+                            }
+                            Some(Protocol::Done) => deadline = Instant::now() + Duration::from_secs(10),
+                            None => {
+                                if let Some((_, lines)) = current.as_mut() {
+                                    lines.push(line);
+                                }
+                            }
+                        }
+                    }
+                    Some(Event::Exited(status)) => {
+                        let mut why = qemu::describe_exit(&status);
+                        let stderr = qemu.stderr();
+                        if !stderr.is_empty() {
+                            why = format!("{why}; QEMU said: {stderr}");
+                        }
+                        break why;
+                    }
+                    None => {
+                        qemu.kill();
+                        break match &current {
+                            Some((t, _)) => format!("timed out after {} s (hang?)", t.timeout().as_secs()),
+                            None => format!("no progress for {} s", BOOT_TIMEOUT.as_secs()),
+                        };
+                    }
+                }
+            };
+            if let Some((t, lines)) = current.take() {
+                record(&t.name, Outcome::Failed(end_reason.clone()), None, lines, &mut pending);
+            }
+            if !ready || pending.len() == before {
+                // The kernel never reached the runner, or the boot ended
+                // without settling any test: retrying would loop forever.
+                let why = if ready { "boot ended without running a test" } else { "kernel did not reach the test runner" };
+                let pending_now: Vec<String> = pending.iter().map(|t| t.name.clone()).collect();
+                for name in pending_now {
+                    record(&name, Outcome::Failed(format!("{why}: {end_reason}")), None, Vec::new(), &mut pending);
+                }
+            }
+        }
+        Ok(results)
+    }
+}
+
+fn print_result(name: &str, outcome: &Outcome, ns: Option<u64>) {
+    let time = ns.map(|n| format!(" ({})", format_ns(n))).unwrap_or_default();
+    match outcome {
+        Outcome::Passed => println!("ktest {name} ... ok{time}"),
+        Outcome::Failed(reason) => println!("ktest {name} ... FAILED{time}: {reason}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desc(name: &str, opt_in: bool) -> TestDesc {
+        TestDesc {
+            name: name.into(),
+            timeout_secs: 0,
+            mem_mib: 0,
+            cpus: 0,
+            disk_mib: 0,
+            fresh_boot: false,
+            should_panic: false,
+            opt_in,
+        }
+    }
+
+    #[test]
+    fn list_lines_parse_into_descriptions() {
+        let t = parse_list_line(
+            "ktest-list: harness::x timeout=5 mem=192 cpus=2 disk=8 fresh=1 should_panic=0 opt_in=1",
+        );
+        let expected = TestDesc {
+            name: "harness::x".into(),
+            timeout_secs: 5,
+            mem_mib: 192,
+            cpus: 2,
+            disk_mib: 8,
+            fresh_boot: true,
+            should_panic: false,
+            opt_in: true,
+        };
+        assert_eq!(t, Some(expected));
+        assert_eq!(parse_list_line("ktest: ready 3"), None);
+        assert_eq!(parse_list_line("ktest-list: x mem=lots"), None);
+    }
+
+    #[test]
+    fn protocol_lines_parse() {
+        assert_eq!(parse_protocol("ktest: ready 4"), Some(Protocol::Ready));
+        assert_eq!(parse_protocol("ktest: start a::b"), Some(Protocol::Start("a::b")));
+        assert_eq!(parse_protocol("ktest: ok a::b 1234"), Some(Protocol::Ok("a::b", Some(1234))));
+        assert_eq!(
+            parse_protocol("ktest: ok a::b 99 (panicked as expected)"),
+            Some(Protocol::Ok("a::b", Some(99)))
+        );
+        assert_eq!(
+            parse_protocol("ktest: FAILED a::b 7 panicked: assertion failed: x == y"),
+            Some(Protocol::Failed("a::b", Some(7), "panicked: assertion failed: x == y"))
+        );
+        assert_eq!(parse_protocol("ktest: done"), Some(Protocol::Done));
+        assert_eq!(parse_protocol("[ 0.1] CPU0 INFO ktest: start x"), None);
+    }
+
+    #[test]
+    fn opt_in_tests_need_their_suite_or_exact_name() {
+        let normal = desc("exceptions::int3", false);
+        let opt_in = desc("selftest::fails", true);
+        let all = Selection::default();
+        assert!(all.selects(&normal));
+        assert!(!all.selects(&opt_in));
+        let by_suite = Selection { filter: None, suite: Some("selftest".into()) };
+        assert!(by_suite.selects(&opt_in));
+        assert!(!by_suite.selects(&normal));
+        let by_substring = Selection { filter: Some("fails".into()), suite: None };
+        assert!(!by_substring.selects(&opt_in));
+        let by_name = Selection { filter: Some("selftest::fails".into()), suite: None };
+        assert!(by_name.selects(&opt_in));
+        let filtered = Selection { filter: Some("int3".into()), suite: None };
+        assert!(filtered.selects(&normal));
+        assert!(!Selection { filter: Some("zzz".into()), suite: None }.selects(&normal));
+    }
+
+    #[test]
+    fn durations_format_with_sensible_units() {
+        assert_eq!(format_ns(123_456), "0.123 ms");
+        assert_eq!(format_ns(12_345_678), "12.3 ms");
+        assert_eq!(format_ns(2_500_000_000), "2.50 s");
+    }
+
+    #[test]
+    fn summary_line_has_the_plain_closing_form() {
+        let t = Totals { passed: 3, failed: 1, skipped: 2 };
+        assert_eq!(t.summary_line(), "3 passed, 1 failed, 2 skipped");
+    }
+}

@@ -1,0 +1,91 @@
+//! Boot smoke tests: the real kernel image (not the test kernel) boots under
+//! BIOS and UEFI, prints the memory-map summary and reaches its idle loop.
+
+use std::time::{Duration, Instant};
+
+use crate::build::ImagesExt;
+use crate::error::Error;
+use crate::qemu::{self, Event, Firmware, Headless, Machine};
+use crate::runner::{RunOptions, Totals};
+use crate::symbolize::Symbolizer;
+
+/// Lines the kernel must print, in order.
+const MARKERS: [&str; 2] = ["memory map:", "entering idle loop"];
+/// Generous bound on a boot under TCG (UEFI firmware alone takes seconds).
+const SMOKE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Boots the kernel under each firmware and checks the markers.
+pub fn run_boot_smoke_tests(
+    elf: &std::path::Path,
+    images: &boot::Images,
+    options: &RunOptions,
+    filter: Option<&str>,
+) -> Result<Totals, Error> {
+    println!("\n== boot smoke tests (kernel image, {}) ==", options.accel);
+    let symbolizer = Symbolizer::open(elf);
+    let mut totals = Totals::default();
+    for firmware in [Firmware::Bios, Firmware::Uefi] {
+        let name = format!("boot_smoke::{}", firmware.to_string().to_lowercase());
+        if filter.is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        let machine = Machine {
+            accel: options.accel,
+            firmware,
+            mem_mib: qemu::DEFAULT_MEM_MIB,
+            cpus: 1,
+            disk_mib: 0,
+            gdb: false,
+            cmdline: "loglevel=info".into(),
+            fw_cfg_files: Vec::new(),
+            extra_args: Vec::new(),
+            interactive: false,
+        };
+        let start = Instant::now();
+        let workdir = options.logs.join(format!("smoke-{}", firmware.to_string().to_lowercase()));
+        let mut qemu = Headless::start(&machine, images.for_firmware(firmware), &workdir)?;
+        let deadline = start + SMOKE_TIMEOUT;
+        let mut console = Vec::new();
+        let mut next_marker = 0;
+        let failure = loop {
+            match qemu.next(deadline) {
+                Some(Event::Line(line)) => {
+                    if options.verbose {
+                        println!("    | {line}");
+                    }
+                    if line.contains(MARKERS[next_marker]) {
+                        next_marker += 1;
+                    }
+                    console.push(line);
+                    if next_marker == MARKERS.len() {
+                        break None;
+                    }
+                }
+                Some(Event::Exited(status)) => break Some(qemu::describe_exit(&status)),
+                None => break Some(format!("timed out after {} s", SMOKE_TIMEOUT.as_secs())),
+            }
+        };
+        qemu.kill();
+        let secs = start.elapsed().as_secs_f64();
+        match failure {
+            None => {
+                totals.passed += 1;
+                println!("xtask {name} ... ok ({secs:.2} s)");
+            }
+            Some(why) => {
+                totals.failed += 1;
+                println!(
+                    "xtask {name} ... FAILED ({secs:.2} s): {why}; missing \"{}\"",
+                    MARKERS[next_marker]
+                );
+                for line in &console {
+                    println!("    | {line}");
+                    if let Some(a) = symbolizer.annotate(line) {
+                        println!("    | {a}");
+                    }
+                }
+            }
+        }
+    }
+    Ok(totals)
+}
