@@ -71,12 +71,9 @@ pub fn create_images(kernel: &Path, ramdisk: Option<&Path>, out_dir: &Path, name
         builder.set_ramdisk(ramdisk.to_path_buf());
     }
     builder.set_boot_config(&boot_config());
-    let images = Images { bios: out_dir.join(format!("{name}-bios.img")), uefi: out_dir.join(format!("{name}-uefi.img")) };
-    builder
-        .create_bios_image(&images.bios)
-        .map_err(|e| BootError::Image { kind: "BIOS", detail: format!("{e:#}") })?;
-    builder
-        .create_uefi_image(&images.uefi)
-        .map_err(|e| BootError::Image { kind: "UEFI", detail: format!("{e:#}") })?;
+    let images =
+        Images { bios: out_dir.join(format!("{name}-bios.img")), uefi: out_dir.join(format!("{name}-uefi.img")) };
+    builder.create_bios_image(&images.bios).map_err(|e| BootError::Image { kind: "BIOS", detail: format!("{e:#}") })?;
+    builder.create_uefi_image(&images.uefi).map_err(|e| BootError::Image { kind: "UEFI", detail: format!("{e:#}") })?;
     Ok(images)
 }

@@ -126,11 +126,7 @@ fn record_boot_params(boot_info: &'static BootInfo) -> BootParams {
     // Everything in the kernel computes direct-map addresses from
     // PAGE_OFFSET; a bootloader that ignored the fixed mapping request would
     // make every one of them wrong, so stop here with the reason.
-    assert_eq!(
-        offset,
-        Some(PAGE_OFFSET),
-        "bootloader mapped physical memory at {offset:x?}, not at PAGE_OFFSET"
-    );
+    assert_eq!(offset, Some(PAGE_OFFSET), "bootloader mapped physical memory at {offset:x?}, not at PAGE_OFFSET");
     let regions: &'static [MemoryRegion] = &boot_info.memory_regions;
     let highest = regions.iter().map(|r| r.end).max().unwrap_or(0);
     let ramdisk = boot_info.ramdisk_addr.into_option().and_then(|addr| {
@@ -139,10 +135,7 @@ fn record_boot_params(boot_info: &'static BootInfo) -> BootParams {
     BootParams {
         memory_regions: regions,
         kernel_phys: (PhysAddr::new(boot_info.kernel_addr), boot_info.kernel_len),
-        boot_stack: (
-            VirtAddr::new(boot_info.kernel_stack_bottom).unwrap_or_default(),
-            boot_info.kernel_stack_len,
-        ),
+        boot_stack: (VirtAddr::new(boot_info.kernel_stack_bottom).unwrap_or_default(), boot_info.kernel_stack_len),
         ramdisk,
         rsdp: boot_info.rsdp_addr.into_option().map(PhysAddr::new),
         direct_map_end: PhysAddr::new(highest.max(1 << 32)),

@@ -69,13 +69,9 @@ pub fn get(key: &str) -> Option<&'static str> {
 
 /// Whether the bare word `flag` (or `flag=...`) is present.
 pub fn has(flag: &str) -> bool {
-    as_str()
-        .split_ascii_whitespace()
-        .any(|w| w == flag || w.strip_prefix(flag).is_some_and(|r| r.starts_with('=')))
+    as_str().split_ascii_whitespace().any(|w| w == flag || w.strip_prefix(flag).is_some_and(|r| r.starts_with('=')))
 }
 
 fn parse<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    line.split_ascii_whitespace()
-        .filter_map(|w| w.strip_prefix(key)?.strip_prefix('='))
-        .last()
+    line.split_ascii_whitespace().filter_map(|w| w.strip_prefix(key)?.strip_prefix('=')).last()
 }

@@ -94,11 +94,7 @@ impl VirtAddr {
     /// can map.
     pub const fn new(addr: u64) -> Option<Self> {
         let top = addr >> 47;
-        if top == 0 || top == 0x1ffff {
-            Some(Self(addr))
-        } else {
-            None
-        }
+        if top == 0 || top == 0x1ffff { Some(Self(addr)) } else { None }
     }
 
     /// Wraps an address known to be canonical at compile time.

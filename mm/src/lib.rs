@@ -14,4 +14,4 @@
 pub mod addr;
 pub mod arch;
 
-pub use addr::{PAGE_SHIFT, PAGE_SIZE, PhysAddr, Pfn, VirtAddr};
+pub use addr::{PAGE_SHIFT, PAGE_SIZE, Pfn, PhysAddr, VirtAddr};

@@ -104,7 +104,7 @@ extern "C" fn overflow_entry() -> ! {
     panic!("recursion returned {n}; the guard page did not stop it");
 }
 
-#[ktest(should_panic = "handled on the #DF IST stack")]
+#[ktest(should_panic = "handled on the #DF IST stack: kernel stack overflow into a guard page")]
 fn kernel_stack_overflow_is_caught_on_the_double_fault_ist_stack() {
     let base = &raw mut OVERFLOW_STACK as u64;
     let top = base + core::mem::size_of::<GuardedStack>() as u64;

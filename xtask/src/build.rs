@@ -78,10 +78,8 @@ pub fn kernel_elf(bin: KernelBin, profile: Profile) -> Result<PathBuf, Error> {
 /// BIOS and UEFI images of `elf`, remade only when the ELF is newer.
 pub fn images(elf: &Path, name: &str) -> Result<boot::Images, Error> {
     let out_dir = elf.parent().map_or_else(|| target_dir().join("images"), |d| d.join("images"));
-    let expected = boot::Images {
-        bios: out_dir.join(format!("{name}-bios.img")),
-        uefi: out_dir.join(format!("{name}-uefi.img")),
-    };
+    let expected =
+        boot::Images { bios: out_dir.join(format!("{name}-bios.img")), uefi: out_dir.join(format!("{name}-uefi.img")) };
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let elf_time = modified(elf).ok_or_else(|| Error::Harness(format!("{} was not built", show(elf))))?;
     let fresh = [&expected.bios, &expected.uefi].iter().all(|img| modified(img).is_some_and(|t| t >= elf_time));

@@ -66,7 +66,9 @@ mod tests {
 
     #[test]
     fn libtest_summaries_are_counted() {
-        let t = parse_test_result("test result: FAILED. 5 passed; 1 failed; 2 ignored; 0 measured; 3 filtered out; finished in 0.01s");
+        let t = parse_test_result(
+            "test result: FAILED. 5 passed; 1 failed; 2 ignored; 0 measured; 3 filtered out; finished in 0.01s",
+        );
         assert_eq!(t, Some(Totals { passed: 5, failed: 1, skipped: 2 }));
         assert_eq!(parse_test_result("running 5 tests"), None);
     }

@@ -92,7 +92,14 @@ fn probe_inner() -> Result<Duration, String> {
         check(libc::ioctl(vm.as_raw_fd(), KVM_SET_USER_MEMORY_REGION, &region), "KVM_SET_USER_MEMORY_REGION")?;
         let vcpu = OwnedFd::from_raw_fd(check(libc::ioctl(vm.as_raw_fd(), KVM_CREATE_VCPU, 0), "KVM_CREATE_VCPU")?);
         let run_size = check(libc::ioctl(kfd, KVM_GET_VCPU_MMAP_SIZE, 0), "KVM_GET_VCPU_MMAP_SIZE")? as usize;
-        let run = libc::mmap(std::ptr::null_mut(), run_size, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, vcpu.as_raw_fd(), 0);
+        let run = libc::mmap(
+            std::ptr::null_mut(),
+            run_size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            vcpu.as_raw_fd(),
+            0,
+        );
         if run == libc::MAP_FAILED {
             return Err("mmap of kvm_run failed".into());
         }
@@ -133,10 +140,7 @@ pub fn probe() -> Result<Duration, String> {
         Err(_) => return Err(format!("KVM probe did not finish in {} s", DEADLINE.as_secs())),
     };
     if per_exit > MAX_EXIT_COST {
-        return Err(format!(
-            "KVM is slow here ({} us per VM exit, nested virtualisation?)",
-            per_exit.as_micros()
-        ));
+        return Err(format!("KVM is slow here ({} us per VM exit, nested virtualisation?)", per_exit.as_micros()));
     }
     Ok(per_exit)
 }

@@ -22,9 +22,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::build::ImagesExt;
 use crate::build::Profile;
 use crate::error::Error;
-use crate::build::ImagesExt;
 use crate::qemu::{AccelChoice, Firmware};
 
 #[derive(Parser)]
@@ -171,7 +171,13 @@ fn test_cmd(args: TestArgs) -> Result<ExitCode, Error> {
     let profile = Profile::from_release(args.machine.release);
     let accel = qemu::resolve_accel(args.machine.accel.unwrap_or(AccelChoice::Tcg))?;
     let firmware = if args.machine.uefi { Firmware::Uefi } else { Firmware::Bios };
-    let options = runner::RunOptions { accel, firmware, verbose: args.verbose, logs: build::target_dir().join("xtask/logs") };
+    let logs = build::target_dir().join("xtask/logs");
+    // Logs describe the latest run only; a stale log must not be mistaken
+    // for this run's.
+    if logs.exists() {
+        std::fs::remove_dir_all(&logs).map_err(|e| Error::io(format!("clearing {}", logs.display()), e))?;
+    }
+    let options = runner::RunOptions { accel, firmware, verbose: args.verbose, logs };
 
     if args.suite.is_none() {
         let kernel_elf = build::kernel_elf(build::KernelBin::Kernel, profile)?;

@@ -96,11 +96,7 @@ impl TestDesc {
 
     /// The machine this test needs, as a grouping key.
     fn machine_key(&self) -> (u32, u32, u32) {
-        (
-            if self.mem_mib == 0 { DEFAULT_TEST_MEM_MIB } else { self.mem_mib },
-            self.cpus.max(1),
-            self.disk_mib,
-        )
+        (if self.mem_mib == 0 { DEFAULT_TEST_MEM_MIB } else { self.mem_mib }, self.cpus.max(1), self.disk_mib)
     }
 }
 
@@ -329,7 +325,7 @@ impl<'a> TestKernel<'a> {
             self.options.accel,
             self.options.firmware
         );
-        let results = self.run(&tests, true)?;
+        let results = self.run(&tests, true, "ktests")?;
         let mut totals = Totals::default();
         for r in &results {
             match r.outcome {
@@ -353,7 +349,8 @@ impl<'a> TestKernel<'a> {
     }
 
     /// Runs `tests`, grouped by machine; prints result lines if `report`.
-    pub fn run(&self, tests: &[&TestDesc], report: bool) -> Result<Vec<TestResult>, Error> {
+    /// Boot logs go to `<logs>/<label>/`.
+    pub fn run(&self, tests: &[&TestDesc], report: bool, label: &str) -> Result<Vec<TestResult>, Error> {
         let mut groups: BTreeMap<(u32, u32, u32, usize), Vec<&TestDesc>> = BTreeMap::new();
         for (i, t) in tests.iter().enumerate() {
             let (mem, cpus, disk) = t.machine_key();
@@ -363,7 +360,8 @@ impl<'a> TestKernel<'a> {
         }
         let mut results = Vec::new();
         for (n, ((mem, cpus, disk, _), group)) in groups.into_iter().enumerate() {
-            results.extend(self.run_group((mem, cpus, disk), &group, n, report)?);
+            let logs = self.options.logs.join(label).join(format!("group{n}"));
+            results.extend(self.run_group((mem, cpus, disk), &group, &logs, report)?);
         }
         Ok(results)
     }
@@ -372,7 +370,7 @@ impl<'a> TestKernel<'a> {
         &self,
         key: (u32, u32, u32),
         group: &[&TestDesc],
-        group_no: usize,
+        logs: &Path,
         report: bool,
     ) -> Result<Vec<TestResult>, Error> {
         let mut pending: Vec<&TestDesc> = group.to_vec();
@@ -380,7 +378,7 @@ impl<'a> TestKernel<'a> {
         let mut boot_no = 0;
         while !pending.is_empty() {
             boot_no += 1;
-            let workdir = self.options.logs.join(format!("group{group_no}-boot{boot_no}"));
+            let workdir = logs.join(format!("boot{boot_no}"));
             std::fs::create_dir_all(&workdir).map_err(|e| Error::io(format!("creating {}", show(&workdir)), e))?;
             let plan_path = workdir.join("plan");
             let plan: String = pending.iter().map(|t| format!("{}\n", t.name)).collect();
@@ -394,13 +392,14 @@ impl<'a> TestKernel<'a> {
             let mut ready = false;
             let mut current: Option<(&TestDesc, Vec<String>)> = None;
             let mut deadline = Instant::now() + BOOT_TIMEOUT;
-            let mut record = |name: &str, outcome: Outcome, ns: Option<u64>, lines: Vec<String>, pending: &mut Vec<&TestDesc>| {
-                pending.retain(|t| t.name != name);
-                if report {
-                    print_result(name, &outcome, ns);
-                }
-                results.push(TestResult { name: name.to_owned(), outcome, log: lines, log_file: log_path.clone() });
-            };
+            let mut record =
+                |name: &str, outcome: Outcome, ns: Option<u64>, lines: Vec<String>, pending: &mut Vec<&TestDesc>| {
+                    pending.retain(|t| t.name != name);
+                    if report {
+                        print_result(name, &outcome, ns);
+                    }
+                    results.push(TestResult { name: name.to_owned(), outcome, log: lines, log_file: log_path.clone() });
+                };
             let end_reason = loop {
                 match qemu.next(deadline) {
                     Some(Event::Line(line)) => {
@@ -464,7 +463,8 @@ impl<'a> TestKernel<'a> {
             if !ready || pending.len() == before {
                 // The kernel never reached the runner, or the boot ended
                 // without settling any test: retrying would loop forever.
-                let why = if ready { "boot ended without running a test" } else { "kernel did not reach the test runner" };
+                let why =
+                    if ready { "boot ended without running a test" } else { "kernel did not reach the test runner" };
                 let pending_now: Vec<String> = pending.iter().map(|t| t.name.clone()).collect();
                 for name in pending_now {
                     record(&name, Outcome::Failed(format!("{why}: {end_reason}")), None, Vec::new(), &mut pending);
@@ -502,9 +502,8 @@ mod tests {
 
     #[test]
     fn list_lines_parse_into_descriptions() {
-        let t = parse_list_line(
-            "ktest-list: harness::x timeout=5 mem=192 cpus=2 disk=8 fresh=1 should_panic=0 opt_in=1",
-        );
+        let t =
+            parse_list_line("ktest-list: harness::x timeout=5 mem=192 cpus=2 disk=8 fresh=1 should_panic=0 opt_in=1");
         let expected = TestDesc {
             name: "harness::x".into(),
             timeout_secs: 5,
@@ -525,10 +524,7 @@ mod tests {
         assert_eq!(parse_protocol("ktest: ready 4"), Some(Protocol::Ready));
         assert_eq!(parse_protocol("ktest: start a::b"), Some(Protocol::Start("a::b")));
         assert_eq!(parse_protocol("ktest: ok a::b 1234"), Some(Protocol::Ok("a::b", Some(1234))));
-        assert_eq!(
-            parse_protocol("ktest: ok a::b 99 (panicked as expected)"),
-            Some(Protocol::Ok("a::b", Some(99)))
-        );
+        assert_eq!(parse_protocol("ktest: ok a::b 99 (panicked as expected)"), Some(Protocol::Ok("a::b", Some(99))));
         assert_eq!(
             parse_protocol("ktest: FAILED a::b 7 panicked: assertion failed: x == y"),
             Some(Protocol::Failed("a::b", Some(7), "panicked: assertion failed: x == y"))

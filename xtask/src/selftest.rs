@@ -53,7 +53,7 @@ pub fn check_harness(kernel: &TestKernel<'_>, filter: Option<&str>) -> Result<To
     println!("\n== harness self-check (opt-in suite selftest) ==");
     let start = Instant::now();
     let tests = kernel.select(&Selection { filter: None, suite: Some("selftest".into()) });
-    let results = kernel.run(&tests, false)?;
+    let results = kernel.run(&tests, false, "selftest")?;
     let problems = problems(&results, kernel);
     let secs = start.elapsed().as_secs_f64();
     let mut totals = Totals::default();

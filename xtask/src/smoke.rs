@@ -74,10 +74,7 @@ pub fn run_boot_smoke_tests(
             }
             Some(why) => {
                 totals.failed += 1;
-                println!(
-                    "xtask {name} ... FAILED ({secs:.2} s): {why}; missing \"{}\"",
-                    MARKERS[next_marker]
-                );
+                println!("xtask {name} ... FAILED ({secs:.2} s): {why}; missing \"{}\"", MARKERS[next_marker]);
                 for line in &console {
                     println!("    | {line}");
                     if let Some(a) = symbolizer.annotate(line) {

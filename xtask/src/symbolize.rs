@@ -52,9 +52,10 @@ impl Symbolizer {
                     .as_ref()
                     .and_then(|f| f.demangle().ok().map(|n| strip_hash(&n).to_owned()))
                     .unwrap_or_else(|| "??".into());
-                let location = frame.location.as_ref().map(|l| {
-                    format!("{}:{}", self.short_path(l.file.unwrap_or("??")), l.line.unwrap_or(0))
-                });
+                let location = frame
+                    .location
+                    .as_ref()
+                    .map(|l| format!("{}:{}", self.short_path(l.file.unwrap_or("??")), l.line.unwrap_or(0)));
                 parts.push(match location {
                     Some(loc) => format!("{name} at {loc}"),
                     None => name,

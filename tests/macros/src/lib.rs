@@ -164,11 +164,19 @@ mod tests {
 
     #[test]
     fn functions_with_arguments_or_results_are_rejected() {
-        let with_arg: ItemFn = syn::parse_quote!(fn t(x: u8) {});
+        let with_arg: ItemFn = syn::parse_quote!(
+            fn t(x: u8) {}
+        );
         assert!(expand(Punctuated::new(), with_arg).is_err());
-        let with_result: ItemFn = syn::parse_quote!(fn t() -> Result<(), ()> { Ok(()) });
+        let with_result: ItemFn = syn::parse_quote!(
+            fn t() -> Result<(), ()> {
+                Ok(())
+            }
+        );
         assert!(expand(Punctuated::new(), with_result).is_err());
-        let plain: ItemFn = syn::parse_quote!(fn t() {});
+        let plain: ItemFn = syn::parse_quote!(
+            fn t() {}
+        );
         let out = expand(Punctuated::new(), plain).map(|t| t.to_string()).unwrap_or_default();
         assert!(out.contains(".ktest_array"), "{out}");
         assert!(out.contains("__KTEST_T"), "{out}");

@@ -62,6 +62,14 @@ pub struct TrapFrame {
 unsafe extern "C" {
     /// The first of [`NR_VECTORS`] entry stubs, [`STUB_ALIGN`] bytes apart.
     static trap_entry_stubs: u8;
+    static trap_common: u8;
+    static trap_common_end: u8;
+}
+
+/// Whether `addr` lies in `trap_common`: a return address there marks the
+/// boundary between a handler's frames and the interrupted code's.
+pub fn is_trap_return(addr: u64) -> bool {
+    (&raw const trap_common as u64..&raw const trap_common_end as u64).contains(&addr)
 }
 
 /// The address of the entry stub for `vector`.
@@ -128,6 +136,8 @@ trap_common:
     popq %rax
     addq $16, %rsp
     iretq
+    .global trap_common_end
+trap_common_end:
     "#,
     options(att_syntax)
 );

@@ -80,11 +80,7 @@ pub struct Fault {
 }
 
 fn decode(status: u64, address: u64, error_code: u64) -> Result<(), Fault> {
-    if status & FAULT_FLAG == 0 {
-        Ok(())
-    } else {
-        Err(Fault { vector: status as u8, error_code, address })
-    }
+    if status & FAULT_FLAG == 0 { Ok(()) } else { Err(Fault { vector: status as u8, error_code, address }) }
 }
 
 /// Reads a byte at `addr`, returning the fault instead of dying if the

@@ -62,9 +62,7 @@ pub fn ist_ranges() -> [IstRange; 3] {
 
 static TSS: Lazy<TaskStateSegment> = Lazy::new(|| {
     let mut tss = TaskStateSegment::new();
-    for (slot, range) in [DOUBLE_FAULT_IST_INDEX, NMI_IST_INDEX, MACHINE_CHECK_IST_INDEX]
-        .into_iter()
-        .zip(ist_ranges())
+    for (slot, range) in [DOUBLE_FAULT_IST_INDEX, NMI_IST_INDEX, MACHINE_CHECK_IST_INDEX].into_iter().zip(ist_ranges())
     {
         tss.interrupt_stack_table[usize::from(slot)] = VirtAddr::new(range.top);
     }

@@ -6,11 +6,14 @@
 //! `[rbp + 8]` the return address. The walk checks that each frame is mapped
 //! before reading it, that frames move up the stack, and stops after
 //! [`MAX_FRAMES`], so a corrupt chain ends the trace instead of faulting.
+//! The one place the chain may jump to another stack is an exception entry
+//! (a handler on an IST stack called from code on the kernel stack), which
+//! the walk recognises by the return address into `trap_common`.
 //!
 //! Addresses are printed raw, one per line as `  [ n] 0x...`; xtask resolves
 //! them to function, file and line from the kernel ELF.
 
-use super::paging;
+use super::{entry, paging};
 use crate::printk::emergency;
 
 /// Longest trace printed.
@@ -31,7 +34,7 @@ pub fn walk(mut rbp: u64, mut f: impl FnMut(u64)) {
             return;
         }
         f(ret);
-        if next <= rbp {
+        if next <= rbp && !entry::is_trap_return(ret) {
             return;
         }
         rbp = next;

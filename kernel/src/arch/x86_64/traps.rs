@@ -29,7 +29,7 @@ use x86_64::instructions::tables::lidt;
 use x86_64::structures::DescriptorTablePointer;
 
 use super::entry::{self, NR_VECTORS, TrapFrame};
-use super::{cpu, extable, gdt};
+use super::{cpu, extable, gdt, paging};
 use crate::printk::emergency;
 
 /// Exception vectors (SDM vol. 3, table 6-1).
@@ -198,13 +198,17 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     }
 }
 
+/// Whether a #DF looks like a stack overflow: the last page fault (CR2) hit
+/// an unmapped page within a page of the interrupted stack pointer.
+fn hit_stack_guard(rsp: u64, cr2: u64) -> bool {
+    const PAGE: u64 = 4096;
+    rsp.abs_diff(cr2) < PAGE && !paging::is_mapped(cr2)
+}
+
 /// Names the stack the handler is running on.
 fn current_stack_name() -> &'static str {
     let rsp = cpu::read_rsp();
-    gdt::ist_ranges()
-        .into_iter()
-        .find(|r| (r.bottom..r.top).contains(&rsp))
-        .map_or("kernel", |r| r.name)
+    gdt::ist_ranges().into_iter().find(|r| (r.bottom..r.top).contains(&rsp)).map_or("kernel", |r| r.name)
 }
 
 /// Reports a fatal exception and panics.
@@ -220,6 +224,14 @@ fn die(frame: &TrapFrame) -> ! {
     ));
     if vector == vector::PAGE_FAULT {
         print_page_fault_error(frame.error_code, cr2);
+    }
+    // Linux's "BUG: stack guard page was hit" (handle_stack_overflow).
+    let overflow = vector == vector::DOUBLE_FAULT && hit_stack_guard(frame.rsp, cr2);
+    if overflow {
+        emergency(format_args!(
+            "  kernel stack overflow: RSP {:#x} and CR2 {cr2:#x} are in an unmapped guard page\n",
+            frame.rsp
+        ));
     }
     emergency(format_args!(
         "  RIP: {:#018x}  CS: {:#06x}  RFLAGS: {:#010x}\n  RSP: {:#018x}  SS: {:#06x}\n  \
@@ -253,8 +265,9 @@ fn die(frame: &TrapFrame) -> ! {
         frame.r15
     ));
     panic!(
-        "{name} (vector {vector}) in kernel mode at RIP {:#x}, handled on the {stack} stack",
-        frame.rip
+        "{name} (vector {vector}) in kernel mode at RIP {:#x}, handled on the {stack} stack{}",
+        frame.rip,
+        if overflow { ": kernel stack overflow into a guard page" } else { "" }
     );
 }
 
