@@ -102,7 +102,13 @@ pub fn init(boot_info: &'static mut BootInfo) {
     if let Err(bad) = level {
         warn!("loglevel={bad} not understood (error|warn|info|debug|trace); using info");
     }
-    info!("command line: {}", cmdline::as_str());
+    match cmdline::as_str() {
+        "" => info!("command line: (empty)"),
+        line => info!("command line: {line}"),
+    }
+    for word in cmdline::unknown() {
+        warn!("unknown command line parameter {word:?} ignored");
+    }
     if cmdline::truncated() {
         warn!("command line longer than the kernel keeps; the rest was ignored");
     }
@@ -161,9 +167,10 @@ pub struct MemoryMapSummary {
     /// RAM the bootloader used for the kernel image, page tables, boot info,
     /// stack and ramdisk.
     pub bootloader: u64,
-    /// Everything else the firmware lists (ACPI, firmware code, holes marked
-    /// reserved).
-    pub reserved: u64,
+    /// Ranges of everything else the firmware lists (ACPI, firmware code,
+    /// MMIO holes). Counted, not summed: they are address space, not RAM
+    /// (q35 on AMD hosts reserves 12 GiB below 1 TiB).
+    pub reserved_ranges: usize,
 }
 
 /// Calls `f` with each run of adjacent regions of the same kind, merged.
@@ -194,7 +201,7 @@ pub fn summarize(regions: &[MemoryRegion]) -> MemoryMapSummary {
         match kind {
             MemoryRegionKind::Usable => s.usable += len,
             MemoryRegionKind::Bootloader => s.bootloader += len,
-            _ => s.reserved += len,
+            _ => s.reserved_ranges += 1,
         }
     });
     s
@@ -210,11 +217,11 @@ fn print_memory_map(regions: &[MemoryRegion]) {
     let s = summarize(regions);
     const MIB: u64 = 1 << 20;
     info!(
-        "memory map: {} regions, {} MiB usable, {} MiB bootloader, {} MiB reserved",
+        "memory map: {} regions, {} MiB usable, {} MiB used by the bootloader, {} reserved ranges",
         s.regions,
         s.usable / MIB,
         s.bootloader / MIB,
-        s.reserved / MIB
+        s.reserved_ranges
     );
 }
 

@@ -14,6 +14,18 @@ use spin::Once;
 
 use crate::drivers::fw_cfg;
 
+/// Parameters the kernel understands; others are reported at boot.
+const KNOWN: [&str; 2] = ["loglevel", "ktest.list"];
+
+/// Words of the command line that name no known parameter (Linux prints
+/// them as "Unknown kernel command line parameters").
+pub fn unknown() -> impl Iterator<Item = &'static str> {
+    as_str().split_ascii_whitespace().filter(|w| {
+        let key = w.split_once('=').map_or(*w, |(k, _)| k);
+        !KNOWN.contains(&key)
+    })
+}
+
 /// The fw_cfg file that carries the command line.
 pub const FW_CFG_CMDLINE: &str = "opt/kernel/cmdline";
 
@@ -73,5 +85,5 @@ pub fn has(flag: &str) -> bool {
 }
 
 fn parse<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    line.split_ascii_whitespace().filter_map(|w| w.strip_prefix(key)?.strip_prefix('=')).last()
+    line.split_ascii_whitespace().filter_map(|w| w.strip_prefix(key)?.strip_prefix('=')).next_back()
 }

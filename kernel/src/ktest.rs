@@ -24,6 +24,7 @@
 //! [`FW_CFG_PLAN`]. With `ktest.list` on the command line the kernel instead
 //! prints one `ktest-list:` line per test with its requirements and exits.
 
+use core::cell::UnsafeCell;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
@@ -133,13 +134,21 @@ pub fn tests_started_this_boot() -> u32 {
 }
 
 static PLAN: Once<&'static str> = Once::new();
-static mut PLAN_BUF: [u8; PLAN_SIZE] = [0; PLAN_SIZE];
+
+/// Backing store of the plan, written once by [`plan`].
+struct PlanBuf(UnsafeCell<[u8; PLAN_SIZE]>);
+
+// SAFETY: the buffer is only accessed inside `PLAN.call_once`, which runs at
+// most once; afterwards only shared references exist.
+unsafe impl Sync for PlanBuf {}
+
+static PLAN_BUF: PlanBuf = PlanBuf(UnsafeCell::new([0; PLAN_SIZE]));
 
 fn plan() -> &'static str {
     PLAN.call_once(|| {
         // SAFETY: `call_once` runs this closure at most once, so this is the
         // only reference ever made to PLAN_BUF.
-        let buf: &'static mut [u8; PLAN_SIZE] = unsafe { &mut *(&raw mut PLAN_BUF) };
+        let buf: &'static mut [u8; PLAN_SIZE] = unsafe { &mut *PLAN_BUF.0.get() };
         let Some(file) = fw_cfg::find_file(FW_CFG_PLAN) else { return "" };
         if file.size as usize > PLAN_SIZE {
             kprintln!("ktest: plan of {} bytes exceeds {PLAN_SIZE}; running its start", file.size);

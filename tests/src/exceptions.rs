@@ -43,9 +43,9 @@ fn read_of_unmapped_address_faults_with_cr2_and_not_present_read_code() {
 #[ktest]
 fn write_to_unmapped_address_faults_with_write_bit() {
     let address = UNMAPPED + 0x123;
-    // SAFETY: the address is unmapped (checked by the previous test's
-    // assertion and again here), so the write cannot change memory.
     assert!(paging::translate(address).is_none());
+    // SAFETY: the address is unmapped (just checked), so the write cannot
+    // change memory; it can only fault.
     let result = unsafe { write_u8_nofault(address, 0xaa) };
     expect_page_fault(result, address, PageFaultError::WRITE);
 }

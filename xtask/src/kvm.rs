@@ -1,11 +1,15 @@
-//! Is KVM usable here, and fast? A tiny probe through /dev/kvm's ioctls.
+//! Is KVM usable here, and fast? Two quick probes.
 //!
 //! On nested-virtualisation hosts /dev/kvm can exist and yet every VM exit
-//! costs milliseconds, making a KVM guest far slower than TCG (see
-//! shared/docs/ENVIRONMENT.md). The probe creates a VM whose only code is a
-//! real-mode loop `out 0x10, al; jmp $-2`, runs it for [`EXITS`] I/O exits
-//! and times them. It fails if any step fails, if it takes longer than
-//! [`DEADLINE`], or if an exit costs more than [`MAX_EXIT_COST`].
+//! costs milliseconds, making a KVM guest far slower than TCG, or QEMU cannot
+//! even start a KVM guest with the host CPU model (seen on our CI machines:
+//! "failed to set MSR 0x10a", then an assertion abort). So:
+//! 1. through /dev/kvm's ioctls, create a VM whose only code is a real-mode
+//!    loop `out 0x10, al; jmp $-2`, run it for [`EXITS`] I/O exits and time
+//!    them; fail if any step fails, if it takes longer than [`DEADLINE`], or
+//!    if an exit costs more than [`MAX_EXIT_COST`];
+//! 2. start QEMU with `-accel kvm -cpu host` stopped (`-S`) and fail if it
+//!    exits within [`QEMU_SETTLE`].
 
 use std::fs::OpenOptions;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -129,6 +133,38 @@ fn probe_inner() -> Result<Duration, String> {
     }
 }
 
+/// How long QEMU must survive start-up for KVM to count as usable.
+const QEMU_SETTLE: Duration = Duration::from_millis(1500);
+
+/// Starts QEMU with KVM and the host CPU model, paused, and checks that it
+/// stays up.
+fn qemu_starts_kvm_guest() -> Result<(), String> {
+    let qemu = crate::error::which("qemu-system-x86_64").ok_or("qemu-system-x86_64 not found")?;
+    let mut child = std::process::Command::new(qemu)
+        .args(["-accel", "kvm", "-cpu", "host", "-machine", "q35", "-display", "none", "-nodefaults"])
+        .args(["-monitor", "none", "-serial", "none", "-no-reboot", "-S"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("starting QEMU: {e}"))?;
+    let end = Instant::now() + QEMU_SETTLE;
+    while Instant::now() < end {
+        if let Ok(Some(_)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            let first = err.lines().next().unwrap_or("no message").trim().to_owned();
+            return Err(format!("QEMU cannot start a KVM guest here ({first})"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(())
+}
+
 /// Returns the cost of one VM exit if KVM is usable and fast, or why not.
 pub fn probe() -> Result<Duration, String> {
     let (tx, rx) = mpsc::channel();
@@ -142,5 +178,6 @@ pub fn probe() -> Result<Duration, String> {
     if per_exit > MAX_EXIT_COST {
         return Err(format!("KVM is slow here ({} us per VM exit, nested virtualisation?)", per_exit.as_micros()));
     }
+    qemu_starts_kvm_guest()?;
     Ok(per_exit)
 }
