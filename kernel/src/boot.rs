@@ -50,7 +50,8 @@ pub struct BootParams {
     pub kernel_phys: (PhysAddr, u64),
     /// Virtual range of the boot stack (bottom, length), guard page below.
     pub boot_stack: (VirtAddr, u64),
-    /// Physical range of the ramdisk, if one was loaded.
+    /// Where the bootloader mapped the ramdisk (virtual start, length), if
+    /// one was loaded.
     pub ramdisk: Option<(VirtAddr, u64)>,
     /// Physical address of the ACPI RSDP, if the firmware has one.
     pub rsdp: Option<PhysAddr>,
@@ -125,6 +126,9 @@ pub fn init(boot_info: &'static mut BootInfo) {
     let boot_info: &'static BootInfo = boot_info;
     let params = BOOT_PARAMS.call_once(|| record_boot_params(boot_info));
     print_memory_map(params.memory_regions);
+    if let Some((addr, len)) = params.ramdisk {
+        info!("ramdisk: {len} bytes mapped at {addr:#x}");
+    }
 }
 
 fn record_boot_params(boot_info: &'static BootInfo) -> BootParams {

@@ -79,3 +79,19 @@ fn command_line_arrives_through_fw_cfg() {
     assert!(kernel::cmdline::has("loglevel"));
     assert!(!kernel::cmdline::has("loglev"), "a prefix must not match a parameter");
 }
+
+#[ktest]
+fn ramdisk_is_loaded_intact() {
+    // Made by xtask (build::ktest_ramdisk): a 16-byte magic, then byte i of
+    // the file is (i * 7 + 3) % 251.
+    const LEN: u64 = 12_345;
+    let (addr, len) = boot::params().ramdisk.expect("test kernels boot with a ramdisk");
+    assert_eq!(len, LEN, "ramdisk length");
+    // SAFETY: the bootloader mapped `len` bytes of ramdisk at `addr` for the
+    // kernel's lifetime, and nothing writes to it.
+    let data = unsafe { core::slice::from_raw_parts(addr.as_ptr::<u8>(), len as usize) };
+    assert_eq!(&data[..16], b"KTEST-RAMDISK-V1", "ramdisk magic");
+    for (i, &b) in data.iter().enumerate().skip(16) {
+        assert_eq!(b, ((i * 7 + 3) % 251) as u8, "ramdisk byte {i}");
+    }
+}

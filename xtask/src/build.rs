@@ -75,18 +75,30 @@ pub fn kernel_elf(bin: KernelBin, profile: Profile) -> Result<PathBuf, Error> {
     Ok(target_dir().join(KERNEL_TARGET).join(profile.dir()).join(bin.package()))
 }
 
-/// BIOS and UEFI images of `elf`, remade only when the ELF is newer.
-pub fn images(elf: &Path, name: &str) -> Result<boot::Images, Error> {
+/// BIOS and UEFI images of `elf` (with `ramdisk`, if given), remade only
+/// when the ELF or the ramdisk is newer than the images.
+pub fn images(elf: &Path, name: &str, ramdisk: Option<&Path>) -> Result<boot::Images, Error> {
     let out_dir = elf.parent().map_or_else(|| target_dir().join("images"), |d| d.join("images"));
     let expected =
         boot::Images { bios: out_dir.join(format!("{name}-bios.img")), uefi: out_dir.join(format!("{name}-uefi.img")) };
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let elf_time = modified(elf).ok_or_else(|| Error::Harness(format!("{} was not built", show(elf))))?;
-    let fresh = [&expected.bios, &expected.uefi].iter().all(|img| modified(img).is_some_and(|t| t >= elf_time));
+    let input_time = match ramdisk {
+        Some(r) => elf_time.max(modified(r).ok_or_else(|| Error::Harness(format!("{} does not exist", show(r))))?),
+        None => elf_time,
+    };
+    // An image made with a different ramdisk (or none) is stale too.
+    let stamp = out_dir.join(format!("{name}.ramdisk"));
+    let want_stamp = ramdisk.map(|r| r.display().to_string()).unwrap_or_default();
+    let same_ramdisk = std::fs::read_to_string(&stamp).is_ok_and(|s| s == want_stamp);
+    let fresh = same_ramdisk
+        && [&expected.bios, &expected.uefi].iter().all(|img| modified(img).is_some_and(|t| t >= input_time));
     if fresh {
         return Ok(expected);
     }
-    Ok(boot::create_images(elf, None, &out_dir, name)?)
+    let images = boot::create_images(elf, ramdisk, &out_dir, name)?;
+    std::fs::write(&stamp, want_stamp).map_err(|e| Error::io(format!("writing {}", show(&stamp)), e))?;
+    Ok(images)
 }
 
 /// The image for a firmware.
@@ -102,4 +114,26 @@ impl ImagesExt for boot::Images {
             crate::qemu::Firmware::Uefi => &self.uefi,
         }
     }
+}
+
+/// Size of the ramdisk every test kernel boots with.
+pub const KTEST_RAMDISK_LEN: usize = 12_345;
+
+/// The ramdisk of the test kernel: a 16-byte magic, then byte `i` of the
+/// whole file is `(i * 7 + 3) % 251`. The test `boot::ramdisk_is_loaded_intact`
+/// (tests/src/boot.rs) checks exactly this; the odd length checks that the
+/// size survives too. Rewritten only when missing or different, so images
+/// are not remade needlessly.
+pub fn ktest_ramdisk() -> Result<PathBuf, Error> {
+    let mut data: Vec<u8> = (0..KTEST_RAMDISK_LEN).map(|i| ((i * 7 + 3) % 251) as u8).collect();
+    data[..16].copy_from_slice(b"KTEST-RAMDISK-V1");
+    let path = target_dir().join("xtask/ktest-ramdisk.bin");
+    if std::fs::read(&path).is_ok_and(|old| old == data) {
+        return Ok(path);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", show(dir)), e))?;
+    }
+    std::fs::write(&path, &data).map_err(|e| Error::io(format!("writing {}", show(&path)), e))?;
+    Ok(path)
 }

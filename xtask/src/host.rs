@@ -19,9 +19,13 @@ pub fn run_host_tests(filter: Option<&str>) -> Result<Totals, Error> {
     for krate in HOST_CRATES {
         cmd.args(["--package", krate]);
     }
+    cmd.arg("--");
     if let Some(f) = filter {
-        cmd.args(["--", f]);
+        cmd.arg(f);
     }
+    // One line per test with its time (libtest's nightly --report-time; the
+    // toolchain is pinned to a nightly).
+    cmd.args(["-Z", "unstable-options", "--report-time"]);
     cmd.stdout(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| Error::io("running cargo test", e))?;
     let mut totals = Totals::default();

@@ -41,6 +41,9 @@ enum Command {
         /// Build with optimisations (the release profile).
         #[arg(long)]
         release: bool,
+        /// Put this file in the images as the ramdisk.
+        #[arg(long)]
+        ramdisk: Option<PathBuf>,
     },
     /// Boot the kernel in QEMU with the serial console on this terminal
     /// (Ctrl-A X quits QEMU, Ctrl-A C toggles its monitor).
@@ -78,6 +81,9 @@ struct RunArgs {
     /// Kernel command line (e.g. "loglevel=debug").
     #[arg(long, default_value = "")]
     cmdline: String,
+    /// Load this file as the ramdisk.
+    #[arg(long)]
+    ramdisk: Option<PathBuf>,
     /// Start QEMU's GDB server on localhost:1234 and wait for a debugger.
     #[arg(long)]
     gdb: bool,
@@ -107,7 +113,7 @@ struct TestArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Build { release } => build_cmd(Profile::from_release(release)),
+        Command::Build { release, ramdisk } => build_cmd(Profile::from_release(release), ramdisk.as_deref()),
         Command::Run(args) => run_cmd(args),
         Command::Test(args) => test_cmd(args),
     };
@@ -120,9 +126,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn build_cmd(profile: Profile) -> Result<ExitCode, Error> {
+fn build_cmd(profile: Profile, ramdisk: Option<&std::path::Path>) -> Result<ExitCode, Error> {
     let elf = build::kernel_elf(build::KernelBin::Kernel, profile)?;
-    let images = build::images(&elf, "kernel")?;
+    let images = build::images(&elf, "kernel", ramdisk)?;
     println!("kernel ELF:  {}", elf.display());
     println!("BIOS image:  {}", images.bios.display());
     println!("UEFI image:  {}", images.uefi.display());
@@ -132,7 +138,7 @@ fn build_cmd(profile: Profile) -> Result<ExitCode, Error> {
 fn run_cmd(args: RunArgs) -> Result<ExitCode, Error> {
     let profile = Profile::from_release(args.machine.release);
     let elf = build::kernel_elf(build::KernelBin::Kernel, profile)?;
-    let images = build::images(&elf, "kernel")?;
+    let images = build::images(&elf, "kernel", args.ramdisk.as_deref())?;
     let accel = qemu::resolve_accel(args.machine.accel.unwrap_or(AccelChoice::Auto))?;
     let firmware = if args.machine.uefi { Firmware::Uefi } else { Firmware::Bios };
     let machine = qemu::Machine {
@@ -155,7 +161,6 @@ fn run_cmd(args: RunArgs) -> Result<ExitCode, Error> {
             qemu::GDB_PORT
         );
     }
-    eprintln!("booting {} ({accel}, {firmware}); Ctrl-A X quits", images.for_firmware(firmware).display());
     let status = qemu::run_interactive(&machine, images.for_firmware(firmware), &symbolize::Symbolizer::open(&elf))?;
     Ok(status)
 }
@@ -181,12 +186,12 @@ fn test_cmd(args: TestArgs) -> Result<ExitCode, Error> {
 
     if args.suite.is_none() {
         let kernel_elf = build::kernel_elf(build::KernelBin::Kernel, profile)?;
-        let kernel_images = build::images(&kernel_elf, "kernel")?;
+        let kernel_images = build::images(&kernel_elf, "kernel", None)?;
         totals += smoke::run_boot_smoke_tests(&kernel_elf, &kernel_images, &options, filter)?;
     }
 
     let ktests_elf = build::kernel_elf(build::KernelBin::Ktests, profile)?;
-    let ktests_images = build::images(&ktests_elf, "ktests")?;
+    let ktests_images = build::images(&ktests_elf, "ktests", Some(&build::ktest_ramdisk()?))?;
     let test_kernel = runner::TestKernel::new(&ktests_elf, &ktests_images, &options)?;
     let selection = runner::Selection { filter: filter.map(str::to_owned), suite: args.suite.clone() };
     totals += test_kernel.run_selected(&selection)?;

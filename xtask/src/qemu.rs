@@ -125,7 +125,13 @@ fn qemu_binary() -> Result<PathBuf, Error> {
 /// OVMF code and variable-store templates.
 fn ovmf() -> Result<(PathBuf, PathBuf), Error> {
     if let (Some(code), Some(vars)) = (std::env::var_os("OVMF_CODE"), std::env::var_os("OVMF_VARS")) {
-        return Ok((code.into(), vars.into()));
+        let (code, vars) = (PathBuf::from(code), PathBuf::from(vars));
+        for (var, path) in [("OVMF_CODE", &code), ("OVMF_VARS", &vars)] {
+            if !path.is_file() {
+                return Err(Error::MissingTool { tool: format!("{var}={}", show(path)), package: "ovmf" });
+            }
+        }
+        return Ok((code, vars));
     }
     const CANDIDATES: [(&str, &str); 3] = [
         ("/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"),
@@ -194,6 +200,7 @@ impl Machine {
 pub fn run_interactive(machine: &Machine, image: &Path, symbolizer: &Symbolizer) -> Result<ExitCode, Error> {
     let workdir = crate::build::target_dir().join("xtask/run");
     let mut cmd = machine.command(image, &workdir)?;
+    eprintln!("booting {} ({}, {}); Ctrl-A X quits", show(image), machine.accel, machine.firmware);
     cmd.stdout(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| Error::io("starting QEMU", e))?;
     if let Some(stdout) = child.stdout.take() {

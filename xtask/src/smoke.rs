@@ -9,6 +9,8 @@ use crate::qemu::{self, Event, Firmware, Headless, Machine};
 use crate::runner::{RunOptions, Totals};
 use crate::symbolize::Symbolizer;
 
+/// The kernel's first line, for the boot-time figure.
+const FIRST_LINE: &str = "mm kernel";
 /// Lines the kernel must print, in order.
 const MARKERS: [&str; 2] = ["memory map:", "entering idle loop"];
 /// Generous bound on a boot under TCG (UEFI firmware alone takes seconds).
@@ -47,11 +49,15 @@ pub fn run_boot_smoke_tests(
         let deadline = start + SMOKE_TIMEOUT;
         let mut console = Vec::new();
         let mut next_marker = 0;
+        let mut first_line_after = None;
         let failure = loop {
             match qemu.next(deadline) {
                 Some(Event::Line(line)) => {
                     if options.verbose {
                         println!("    | {line}");
+                    }
+                    if first_line_after.is_none() && line.contains(FIRST_LINE) {
+                        first_line_after = Some(start.elapsed().as_secs_f64());
                     }
                     if line.contains(MARKERS[next_marker]) {
                         next_marker += 1;
@@ -70,7 +76,8 @@ pub fn run_boot_smoke_tests(
         match failure {
             None => {
                 totals.passed += 1;
-                println!("xtask {name} ... ok ({secs:.2} s)");
+                let first = first_line_after.map(|t| format!("; first kernel line after {t:.2} s")).unwrap_or_default();
+                println!("xtask {name} ... ok ({secs:.2} s{first})");
             }
             Some(why) => {
                 totals.failed += 1;
