@@ -9,13 +9,15 @@
 //! Known parameters:
 //! - `loglevel=error|warn|info|debug|trace`: console log level (default info)
 //! - `ktest.list`: the test kernel lists its tests instead of running them
+//! - `kbench.run[=FILTER]`, `kbench.smoke`: the test kernel runs its
+//!   benchmarks (all, or those whose name contains FILTER; or each briefly)
 
 use spin::Once;
 
 use crate::drivers::fw_cfg;
 
 /// Parameters the kernel understands; others are reported at boot.
-const KNOWN: [&str; 2] = ["loglevel", "ktest.list"];
+const KNOWN: [&str; 4] = ["loglevel", "ktest.list", "kbench.run", "kbench.smoke"];
 
 /// Words of the command line that name no known parameter (Linux prints
 /// them as "Unknown kernel command line parameters").

@@ -33,7 +33,7 @@ use spin::Once;
 use crate::arch::x86_64::tsc;
 use crate::drivers::fw_cfg;
 use crate::drivers::qemu_exit::{QemuExitCode, exit_qemu};
-use crate::{cmdline, kprintln};
+use crate::{cmdline, kbench, kprintln};
 
 /// The fw_cfg file holding the test plan.
 pub const FW_CFG_PLAN: &str = "opt/kernel/ktest-plan";
@@ -164,13 +164,25 @@ fn plan() -> &'static str {
 
 static TEST_KERNEL: AtomicBool = AtomicBool::new(false);
 
-/// The test kernel's main: boot, then list or run tests as the command line
-/// and plan say, then exit QEMU. A panic anywhere in a test kernel, boot
+/// The test kernel's main: boot, then list or run tests (or run benchmarks:
+/// `kbench.run[=FILTER]`, `kbench.smoke`) as the command line and plan say,
+/// then exit QEMU. A panic anywhere in a test kernel, boot
 /// included, exits QEMU instead of halting, so xtask never waits for a
 /// timeout to learn of it.
 pub fn main(boot_info: &'static mut bootloader_api::BootInfo) -> ! {
     TEST_KERNEL.store(true, Ordering::SeqCst);
     crate::init(boot_info);
+    let bench_mode = if cmdline::has("kbench.smoke") {
+        Some(kbench::Mode::Smoke)
+    } else if cmdline::has("kbench.run") {
+        Some(kbench::Mode::Full)
+    } else {
+        None
+    };
+    if let Some(mode) = bench_mode {
+        kbench::run(cmdline::get("kbench.run").unwrap_or(""), mode);
+        exit_qemu(QemuExitCode::Success);
+    }
     if cmdline::has("ktest.list") {
         for t in tests() {
             kprintln!(

@@ -14,6 +14,7 @@ pub mod arch;
 pub mod boot;
 pub mod cmdline;
 pub mod drivers;
+pub mod kbench;
 pub mod ktest;
 pub mod panic;
 pub mod printk;

@@ -26,7 +26,8 @@ pub struct TruncatingBuf {
 }
 
 impl TruncatingBuf {
-    const fn new() -> Self {
+    /// An empty buffer.
+    pub const fn new() -> Self {
         Self { buf: [0; MESSAGE_CAPACITY], len: 0 }
     }
 
@@ -36,6 +37,12 @@ impl TruncatingBuf {
             Ok(s) => s,
             Err(e) => core::str::from_utf8(&self.buf[..e.valid_up_to()]).unwrap_or(""),
         }
+    }
+}
+
+impl Default for TruncatingBuf {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

@@ -7,6 +7,7 @@
 
 use bootloader_api::{BootInfo, entry_point};
 
+mod benches;
 mod boot;
 mod exceptions;
 mod harness;

@@ -7,6 +7,7 @@
 //!
 //! `cargo xtask <command> --help` lists each command's options.
 
+mod bench;
 mod build;
 mod error;
 mod host;
@@ -50,6 +51,34 @@ enum Command {
     Run(RunArgs),
     /// Run host unit tests, then every in-kernel test under QEMU.
     Test(TestArgs),
+    /// Run the in-kernel benchmarks in an optimised kernel; print a table and
+    /// write JSON to target/bench/.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Run only benchmarks whose name contains this text.
+    filter: Option<String>,
+    /// Boots to aggregate (median of medians).
+    #[arg(long, default_value_t = 3)]
+    runs: u32,
+    /// Accelerator (default: auto, as for `run`).
+    #[arg(long, value_enum, env = "XTASK_ACCEL")]
+    accel: Option<AccelChoice>,
+    /// TCG with -icount shift=0: guest time counts instructions, so figures
+    /// repeat exactly (implies --accel tcg).
+    #[arg(long)]
+    icount: bool,
+    /// Compare with an earlier JSON report.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = qemu::DEFAULT_MEM_MIB)]
+    mem: u32,
+    /// Number of CPUs.
+    #[arg(long, default_value_t = 1)]
+    cpus: u32,
 }
 
 /// Options shared by every command that boots a machine.
@@ -116,6 +145,7 @@ fn main() -> ExitCode {
         Command::Build { release, ramdisk } => build_cmd(Profile::from_release(release), ramdisk.as_deref()),
         Command::Run(args) => run_cmd(args),
         Command::Test(args) => test_cmd(args),
+        Command::Bench(args) => bench_cmd(args),
     };
     match result {
         Ok(code) => code,
@@ -197,12 +227,36 @@ fn test_cmd(args: TestArgs) -> Result<ExitCode, Error> {
     totals += test_kernel.run_selected(&selection)?;
 
     if args.suite.is_none() {
+        totals += bench::smoke(&ktests_images, accel, &options.logs, filter)?;
         totals += selftest::check_harness(&test_kernel, filter)?;
     }
 
     println!();
     println!("{}", totals.summary_line());
     Ok(if totals.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn bench_cmd(args: BenchArgs) -> Result<ExitCode, Error> {
+    let elf = build::kernel_elf(build::KernelBin::Ktests, Profile::Release)?;
+    let images = build::images(&elf, "ktests", Some(&build::ktest_ramdisk()?))?;
+    let accel =
+        if args.icount { qemu::Accel::Tcg } else { qemu::resolve_accel(args.accel.unwrap_or(AccelChoice::Auto))? };
+    let options = bench::BenchOptions {
+        filter: args.filter,
+        runs: args.runs.max(1),
+        accel,
+        icount: args.icount,
+        mem_mib: args.mem,
+        cpus: args.cpus,
+        baseline: args.baseline,
+    };
+    let path = bench::run(&images, &options)?;
+    println!(
+        "
+report: {}",
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The workspace root (xtask lives one level below it).

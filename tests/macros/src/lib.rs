@@ -22,6 +22,8 @@
 //!
 //! The function must take no arguments and return `()`. The attribute emits a
 //! `kernel::ktest::KTest` static in the `.ktest_array` link section.
+//!
+//! `#[kbench]` registers a benchmark the same way (`kernel::kbench`).
 
 use proc_macro::TokenStream;
 use quote::{format_ident, quote};
@@ -123,6 +125,40 @@ fn expand(args: Punctuated<Meta, Token![,]>, func: ItemFn) -> syn::Result<proc_m
     })
 }
 
+/// Registers an in-kernel benchmark: `#[kbench] fn name(b: &mut Bencher)`,
+/// which calls `b.iter(|| operation())`. Run by `cargo xtask bench`.
+#[proc_macro_attribute]
+pub fn kbench(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let func = parse_macro_input!(item as ItemFn);
+    match expand_bench(attr.into(), func) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+fn expand_bench(attr: proc_macro2::TokenStream, func: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
+    if !attr.is_empty() {
+        return Err(syn::Error::new_spanned(attr, "kbench takes no arguments"));
+    }
+    let sig = &func.sig;
+    if sig.inputs.len() != 1 || !sig.generics.params.is_empty() || sig.asyncness.is_some() {
+        return Err(syn::Error::new_spanned(sig, "a kbench takes one argument, `b: &mut Bencher`"));
+    }
+    let name = &sig.ident;
+    let desc = format_ident!("__KBENCH_{}", name.to_string().to_uppercase());
+    Ok(quote! {
+        #func
+
+        #[used]
+        #[unsafe(link_section = ".kbench_array")]
+        static #desc: ::kernel::kbench::KBench = ::kernel::kbench::KBench {
+            name: ::core::stringify!(#name),
+            module: ::core::module_path!(),
+            func: #name,
+        };
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +196,23 @@ mod tests {
         assert!(parse("mem = \"big\"").is_err());
         assert!(parse("should_panic = \"\"").is_err());
         assert!(parse("fresh_boot = 1").is_err());
+    }
+
+    #[test]
+    fn kbench_needs_exactly_a_bencher_argument_and_no_options() {
+        let ok: ItemFn = syn::parse_quote!(
+            fn b(b: &mut Bencher) {}
+        );
+        let out = expand_bench(proc_macro2::TokenStream::new(), ok).map(|t| t.to_string()).unwrap_or_default();
+        assert!(out.contains(".kbench_array"), "{out}");
+        let none: ItemFn = syn::parse_quote!(
+            fn b() {}
+        );
+        assert!(expand_bench(proc_macro2::TokenStream::new(), none).is_err());
+        let ok_again: ItemFn = syn::parse_quote!(
+            fn b(b: &mut Bencher) {}
+        );
+        assert!(expand_bench(quote!(rounds = 3), ok_again).is_err());
     }
 
     #[test]

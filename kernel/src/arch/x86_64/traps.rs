@@ -184,7 +184,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     match vector {
         vector::BREAKPOINT => {
             BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
-            log::info!("int3 breakpoint at RIP {:#x}", frame.rip);
+            log::debug!("int3 breakpoint at RIP {:#x}", frame.rip);
         }
         vector::PAGE_FAULT | vector::GENERAL_PROTECTION => {
             let address = if vector == vector::PAGE_FAULT { cpu::read_cr2() } else { 0 };

@@ -1,0 +1,171 @@
+//! In-kernel benchmarks, the instrument behind `cargo xtask bench`.
+//!
+//! A benchmark is a function marked `#[kbench]` (the `ktest-macros` crate)
+//! taking a [`Bencher`]; like tests, descriptors are gathered from the
+//! `.kbench_array` link section. [`Bencher::iter`] times one operation per
+//! call on the TSC (calibrated against the PIT at boot, see `tsc.rs`): it
+//! warms up for [`WARMUP_NS`], sizes rounds to about [`ROUND_NS`] each, runs
+//! [`ROUNDS`] rounds and reports the median, minimum and maximum per-round
+//! cost per operation.
+//!
+//! Protocol lines on the console (parsed by xtask/src/bench.rs):
+//!
+//! ```text
+//! kbench: result <name> <median_ps> <min_ps> <max_ps> <ops>
+//! kbench: done
+//! ```
+//!
+//! Costs are in picoseconds per operation, integers, so sub-nanosecond
+//! operations keep their precision without floating point in the kernel.
+//! With `kbench.smoke` each benchmark runs its operation only a few times:
+//! `cargo xtask test` uses it so benchmarks cannot rot, and asserts nothing
+//! about the figures.
+
+use core::fmt;
+use core::hint::black_box;
+
+use crate::arch::x86_64::tsc;
+use crate::kprintln;
+
+/// Warm-up time before measuring.
+pub const WARMUP_NS: u64 = 20_000_000;
+/// Target length of one measured round.
+pub const ROUND_NS: u64 = 20_000_000;
+/// Measured rounds (odd, so the median is a round's value).
+pub const ROUNDS: usize = 11;
+/// Operations per smoke run.
+const SMOKE_OPS: u64 = 3;
+
+/// A registered benchmark. Built by `#[kbench]`.
+#[derive(Debug)]
+pub struct KBench {
+    /// The function name.
+    pub name: &'static str,
+    /// `module_path!()` where it is defined.
+    pub module: &'static str,
+    /// The benchmark body.
+    pub func: fn(&mut Bencher),
+}
+
+impl fmt::Display for KBench {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.module.split_once("::") {
+            Some((_, suite)) => write!(f, "{suite}::{}", self.name),
+            None => f.write_str(self.name),
+        }
+    }
+}
+
+unsafe extern "C" {
+    // Declared as bytes: only their addresses are used.
+    static __kbench_array_start: u8;
+    static __kbench_array_end: u8;
+}
+
+/// Every benchmark linked into this kernel.
+pub fn benches() -> &'static [KBench] {
+    // SAFETY: the linker script gathers the `.kbench_array` input sections,
+    // which hold only `KBench` statics emitted by `#[kbench]`, between these
+    // symbols; all elements have the same size and alignment, so there is no
+    // padding between them.
+    unsafe {
+        let start = (&raw const __kbench_array_start).cast::<KBench>();
+        let end = &raw const __kbench_array_end;
+        let len = (end as usize - start as usize) / core::mem::size_of::<KBench>();
+        core::slice::from_raw_parts(start, len)
+    }
+}
+
+/// How a benchmark is run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Full measurement: warm-up and [`ROUNDS`] rounds.
+    Full,
+    /// A few operations, to prove the benchmark still runs.
+    Smoke,
+}
+
+/// A benchmark's figures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Measurement {
+    /// Median per-operation cost over the rounds, picoseconds.
+    pub median_ps: u64,
+    /// Cheapest round, picoseconds per operation.
+    pub min_ps: u64,
+    /// Dearest round, picoseconds per operation.
+    pub max_ps: u64,
+    /// Operations executed in measured rounds.
+    pub ops: u64,
+}
+
+/// Runs and times a benchmark's operation.
+pub struct Bencher {
+    mode: Mode,
+    result: Option<Measurement>,
+}
+
+fn time_ops<R>(n: u64, f: &mut impl FnMut() -> R) -> u64 {
+    let start = tsc::rdtsc();
+    for _ in 0..n {
+        black_box(f());
+    }
+    tsc::ticks_to_ns(tsc::rdtsc() - start)
+}
+
+impl Bencher {
+    /// Measures `f`, which performs one operation per call.
+    pub fn iter<R>(&mut self, mut f: impl FnMut() -> R) {
+        if self.mode == Mode::Smoke {
+            let ns = time_ops(SMOKE_OPS, &mut f);
+            let ps = ns * 1000 / SMOKE_OPS;
+            self.result = Some(Measurement { median_ps: ps, min_ps: ps, max_ps: ps, ops: SMOKE_OPS });
+            return;
+        }
+        // Warm up, doubling the batch until a batch takes a measurable time;
+        // the rate seen sizes the rounds.
+        let mut batch = 1u64;
+        let mut spent = 0u64;
+        let mut batch_ns = 0u64;
+        while spent < WARMUP_NS {
+            batch_ns = time_ops(batch, &mut f);
+            spent += batch_ns;
+            if batch_ns < WARMUP_NS / 10 {
+                batch = batch.saturating_mul(2);
+            }
+        }
+        let per_op_ns = (batch_ns / batch).max(1);
+        let n = (ROUND_NS / per_op_ns).max(1);
+        let mut rounds = [0u64; ROUNDS];
+        for r in &mut rounds {
+            *r = time_ops(n, &mut f) * 1000 / n;
+        }
+        rounds.sort_unstable();
+        self.result = Some(Measurement {
+            median_ps: rounds[ROUNDS / 2],
+            min_ps: rounds[0],
+            max_ps: rounds[ROUNDS - 1],
+            ops: n * ROUNDS as u64,
+        });
+    }
+}
+
+/// Runs the benchmarks whose names contain `filter` and prints their
+/// results, then `kbench: done`.
+pub fn run(filter: &str, mode: Mode) {
+    for bench in benches() {
+        let mut name = crate::panic::TruncatingBuf::new();
+        let _ = fmt::Write::write_fmt(&mut name, format_args!("{bench}"));
+        if !name.as_str().contains(filter) {
+            continue;
+        }
+        let mut b = Bencher { mode, result: None };
+        (bench.func)(&mut b);
+        match b.result {
+            Some(m) => {
+                kprintln!("kbench: result {bench} {} {} {} {}", m.median_ps, m.min_ps, m.max_ps, m.ops)
+            }
+            None => kprintln!("kbench: FAILED {bench} never called Bencher::iter"),
+        }
+    }
+    kprintln!("kbench: done");
+}

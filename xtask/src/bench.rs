@@ -1,0 +1,366 @@
+//! `cargo xtask bench`: boots an optimised test kernel headless, runs the
+//! `#[kbench]` benchmarks (kernel/src/kbench.rs), prints a table and writes a
+//! JSON report to `target/bench/`.
+//!
+//! Figures are nanoseconds per operation: the median over the kernel's
+//! rounds, and with `--runs N` the median of the N boots' medians, the
+//! smallest minimum and the largest maximum. `--baseline FILE` prints each
+//! figure's ratio to an earlier report. `--icount` runs TCG with
+//! `-icount shift=0`, so guest time counts instructions (1 ns per
+//! instruction) and figures repeat exactly from run to run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::build::ImagesExt;
+use crate::error::{Error, show};
+use crate::qemu::{self, Accel, Event, Firmware, Headless, Machine};
+use crate::runner::Totals;
+
+/// A whole benchmark boot must finish within this.
+const BENCH_BOOT_TIMEOUT: Duration = Duration::from_secs(600);
+/// A smoke boot must finish within this.
+const SMOKE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One benchmark's figures.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Figure {
+    /// `suite::function`.
+    pub name: String,
+    /// Median cost per operation.
+    pub median: f64,
+    /// Smallest per-round cost seen.
+    pub min: f64,
+    /// Largest per-round cost seen.
+    pub max: f64,
+    /// Unit of median/min/max.
+    pub unit: String,
+    /// Operations measured in total.
+    pub ops: u64,
+}
+
+/// A benchmark report, as written to JSON.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Report {
+    /// `git describe`-style revision, `-dirty` if the tree had changes.
+    pub git_rev: String,
+    /// Seconds since the Unix epoch when the run ended.
+    pub unix_time: u64,
+    /// KVM or TCG.
+    pub accel: String,
+    /// Whether TCG ran with -icount.
+    pub icount: bool,
+    /// Guest CPUs.
+    pub cpus: u32,
+    /// Guest memory, MiB.
+    pub mem_mib: u32,
+    /// `qemu-system-x86_64 --version`, first line.
+    pub qemu_version: String,
+    /// Boots aggregated.
+    pub runs: u32,
+    /// The figures.
+    pub figures: Vec<Figure>,
+}
+
+/// What to measure and how.
+pub struct BenchOptions {
+    /// Substring of benchmark names.
+    pub filter: Option<String>,
+    /// Boots to aggregate.
+    pub runs: u32,
+    /// Accelerator.
+    pub accel: Accel,
+    /// TCG with -icount.
+    pub icount: bool,
+    /// Memory, MiB.
+    pub mem_mib: u32,
+    /// CPUs.
+    pub cpus: u32,
+    /// Report to compare with.
+    pub baseline: Option<PathBuf>,
+}
+
+/// A parsed `kbench: result` line (costs in picoseconds).
+#[derive(Debug, PartialEq, Eq)]
+struct RawResult {
+    name: String,
+    median_ps: u64,
+    min_ps: u64,
+    max_ps: u64,
+    ops: u64,
+}
+
+fn parse_result(line: &str) -> Option<RawResult> {
+    let mut w = line.strip_prefix("kbench: result ")?.split_whitespace();
+    let name = w.next()?.to_owned();
+    let mut n = || w.next()?.parse::<u64>().ok();
+    Some(RawResult { name, median_ps: n()?, min_ps: n()?, max_ps: n()?, ops: n()? })
+}
+
+fn machine(accel: Accel, mem_mib: u32, cpus: u32, cmdline: String, icount: bool) -> Machine {
+    Machine {
+        accel,
+        firmware: Firmware::Bios,
+        mem_mib,
+        cpus,
+        disk_mib: 0,
+        gdb: false,
+        cmdline,
+        fw_cfg_files: Vec::new(),
+        extra_args: if icount { vec!["-icount".into(), "shift=0".into()] } else { Vec::new() },
+        interactive: false,
+    }
+}
+
+/// Boots once and collects the result lines; fails on a crash, a timeout or
+/// a `kbench: FAILED` line.
+fn boot_once(image: &Path, machine: &Machine, workdir: &Path, timeout: Duration) -> Result<Vec<RawResult>, Error> {
+    let mut qemu = Headless::start(machine, image, workdir)?;
+    let deadline = Instant::now() + timeout;
+    let mut results = Vec::new();
+    let mut console = Vec::new();
+    loop {
+        match qemu.next(deadline) {
+            Some(Event::Line(line)) => {
+                if let Some(r) = parse_result(&line) {
+                    results.push(r);
+                } else if line.starts_with("kbench: FAILED") {
+                    return Err(Error::Harness(line));
+                } else if line == "kbench: done" {
+                    return Ok(results);
+                }
+                console.push(line);
+            }
+            Some(Event::Exited(status)) => {
+                return Err(Error::Harness(format!(
+                    "benchmark boot ended early: {}\n{}",
+                    qemu::describe_exit(&status),
+                    console.join("\n")
+                )));
+            }
+            None => {
+                return Err(Error::Harness(format!("benchmark boot timed out after {} s", timeout.as_secs())));
+            }
+        }
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// Aggregates runs: median of medians, min of mins, max of maxes.
+fn aggregate(runs: &[Vec<RawResult>]) -> Vec<Figure> {
+    let mut names: Vec<&str> = Vec::new();
+    for r in runs.iter().flatten() {
+        if !names.contains(&r.name.as_str()) {
+            names.push(&r.name);
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let of: Vec<&RawResult> = runs.iter().flatten().filter(|r| r.name == name).collect();
+            let mut medians: Vec<f64> = of.iter().map(|r| r.median_ps as f64 / 1000.0).collect();
+            Figure {
+                name: name.to_owned(),
+                median: median(&mut medians),
+                min: of.iter().map(|r| r.min_ps).min().unwrap_or(0) as f64 / 1000.0,
+                max: of.iter().map(|r| r.max_ps).max().unwrap_or(0) as f64 / 1000.0,
+                unit: "ns/op".into(),
+                ops: of.iter().map(|r| r.ops).sum(),
+            }
+        })
+        .collect()
+}
+
+fn output_of(cmd: &mut Command) -> String {
+    cmd.output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_owned())
+        .unwrap_or_default()
+}
+
+fn git_rev() -> String {
+    let root = crate::workspace_root();
+    let rev = output_of(Command::new("git").arg("-C").arg(&root).args(["rev-parse", "--short", "HEAD"]));
+    let dirty = !output_of(Command::new("git").arg("-C").arg(&root).args(["status", "--porcelain"])).is_empty();
+    match (rev.is_empty(), dirty) {
+        (true, _) => "unknown".into(),
+        (false, true) => format!("{rev}-dirty"),
+        (false, false) => rev,
+    }
+}
+
+/// Runs the benchmarks and writes the report; returns its path.
+pub fn run(images: &boot::Images, options: &BenchOptions) -> Result<PathBuf, Error> {
+    let cmdline = format!("loglevel=warn kbench.run={}", options.filter.as_deref().unwrap_or(""));
+    let cmdline = cmdline.trim_end_matches('=').to_owned();
+    let machine = machine(options.accel, options.mem_mib, options.cpus, cmdline, options.icount);
+    // A bad baseline fails before minutes of measuring, not after.
+    let baseline = match &options.baseline {
+        Some(path) => Some(load(path)?),
+        None => None,
+    };
+    let workdir = crate::build::target_dir().join("xtask/bench");
+    let mut runs = Vec::new();
+    for run in 1..=options.runs {
+        eprintln!(
+            "bench: run {run} of {} ({}{})",
+            options.runs,
+            options.accel,
+            if options.icount { ", icount" } else { "" }
+        );
+        runs.push(boot_once(images.for_firmware(Firmware::Bios), &machine, &workdir, BENCH_BOOT_TIMEOUT)?);
+    }
+    let figures = aggregate(&runs);
+    if figures.is_empty() {
+        return Err(Error::Harness("no benchmark matched".into()));
+    }
+    let report = Report {
+        git_rev: git_rev(),
+        unix_time: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        accel: options.accel.to_string(),
+        icount: options.icount,
+        cpus: options.cpus,
+        mem_mib: options.mem_mib,
+        qemu_version: output_of(Command::new("qemu-system-x86_64").arg("--version")),
+        runs: options.runs,
+        figures,
+    };
+    print_table(&report, baseline.as_ref());
+    let dir = crate::build::target_dir().join("bench");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", show(&dir)), e))?;
+    let json = serde_json::to_string_pretty(&report).map_err(|e| Error::Harness(format!("encoding JSON: {e}")))?;
+    let path = dir.join(format!("bench-{}.json", report.unix_time));
+    for p in [&path, &dir.join("latest.json")] {
+        std::fs::write(p, &json).map_err(|e| Error::io(format!("writing {}", show(p)), e))?;
+    }
+    Ok(path)
+}
+
+/// Reads a report written by an earlier run.
+pub fn load(path: &Path) -> Result<Report, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(format!("reading {}", show(path)), e))?;
+    serde_json::from_str(&text).map_err(|e| Error::Harness(format!("{} is not a bench report: {e}", show(path))))
+}
+
+fn print_table(report: &Report, baseline: Option<&Report>) {
+    println!(
+        "\n{} runs, {}{}, {} CPU, {} MiB, {} ({})",
+        report.runs,
+        report.accel,
+        if report.icount { " -icount shift=0" } else { "" },
+        report.cpus,
+        report.mem_mib,
+        report.git_rev,
+        report.qemu_version
+    );
+    let width = report.figures.iter().map(|f| f.name.len()).max().unwrap_or(9).max(9);
+    print!("{:<width$} {:>12} {:>12} {:>12}  {:<6} {:>12}", "benchmark", "median", "min", "max", "unit", "ops");
+    println!("{}", if baseline.is_some() { "  vs baseline" } else { "" });
+    for f in &report.figures {
+        print!("{:<width$} {:>12.3} {:>12.3} {:>12.3}  {:<6} {:>12}", f.name, f.median, f.min, f.max, f.unit, f.ops);
+        if let Some(base) = baseline {
+            match base.figures.iter().find(|b| b.name == f.name && b.unit == f.unit) {
+                Some(b) if b.median > 0.0 => print!("  x{:.3} (was {:.3})", f.median / b.median, b.median),
+                _ => print!("  (new)"),
+            }
+        }
+        println!();
+    }
+}
+
+/// Each benchmark once, briefly, as part of `cargo xtask test`: proves every
+/// benchmark still runs and produces a number. Asserts nothing about time.
+pub fn smoke(images: &boot::Images, accel: Accel, logs: &Path, filter: Option<&str>) -> Result<Totals, Error> {
+    let mut totals = Totals::default();
+    println!("\n== benchmark smoke run (each benchmark once, figures not checked) ==");
+    let m = machine(accel, crate::runner::DEFAULT_TEST_MEM_MIB, 1, "loglevel=warn kbench.smoke".into(), false);
+    match boot_once(images.for_firmware(Firmware::Bios), &m, &logs.join("bench-smoke"), SMOKE_TIMEOUT) {
+        Ok(results) => {
+            for r in results {
+                let name = format!("kbench::{}", r.name);
+                if filter.is_some_and(|f| !name.contains(f)) {
+                    continue;
+                }
+                totals.passed += 1;
+                println!("kbench {} ... ok (smoke: {:.1} ns/op)", r.name, r.median_ps as f64 / 1000.0);
+            }
+        }
+        Err(e) => {
+            totals.failed += 1;
+            println!("kbench smoke run ... FAILED: {e}");
+        }
+    }
+    Ok(totals)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(name: &str, median: u64, min: u64, max: u64) -> RawResult {
+        RawResult { name: name.into(), median_ps: median, min_ps: min, max_ps: max, ops: 10 }
+    }
+
+    #[test]
+    fn result_lines_parse() {
+        assert_eq!(parse_result("kbench: result a::b 1500 1000 2000 77"), Some(raw_ops("a::b", 1500, 1000, 2000, 77)));
+        assert_eq!(parse_result("kbench: result a::b 1500 x 2000 77"), None);
+        assert_eq!(parse_result("kbench: done"), None);
+    }
+
+    fn raw_ops(name: &str, median: u64, min: u64, max: u64, ops: u64) -> RawResult {
+        RawResult { ops, ..raw(name, median, min, max) }
+    }
+
+    #[test]
+    fn runs_aggregate_to_median_of_medians_and_extremes() {
+        let runs = vec![
+            vec![raw("x", 3000, 2000, 9000)],
+            vec![raw("x", 1000, 500, 1500)],
+            vec![raw("x", 2000, 1900, 2100), raw("y", 7000, 7000, 7000)],
+        ];
+        let figures = aggregate(&runs);
+        assert_eq!(figures.len(), 2);
+        assert_eq!((figures[0].median, figures[0].min, figures[0].max, figures[0].ops), (2.0, 0.5, 9.0, 30));
+        assert_eq!(figures[1].name, "y");
+        assert_eq!(figures[1].median, 7.0);
+    }
+
+    #[test]
+    fn median_of_even_count_averages_the_middle() {
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&mut []), 0.0);
+    }
+
+    #[test]
+    fn reports_round_trip_through_json() {
+        let report = Report {
+            git_rev: "abc".into(),
+            unix_time: 1,
+            accel: "TCG".into(),
+            icount: true,
+            cpus: 1,
+            mem_mib: 512,
+            qemu_version: "QEMU 7.2".into(),
+            runs: 3,
+            figures: aggregate(&[vec![raw("x", 1000, 900, 1100)]]),
+        };
+        let json = serde_json::to_string(&report).unwrap_or_default();
+        let back: Result<Report, _> = serde_json::from_str(&json);
+        assert_eq!(back.map(|r| r.figures).ok(), Some(report.figures));
+    }
+}
