@@ -64,16 +64,10 @@ unsafe extern "C" {
 
 /// Every benchmark linked into this kernel.
 pub fn benches() -> &'static [KBench] {
-    // SAFETY: the linker script gathers the `.kbench_array` input sections,
-    // which hold only `KBench` statics emitted by `#[kbench]`, between these
-    // symbols; all elements have the same size and alignment, so there is no
-    // padding between them.
-    unsafe {
-        let start = (&raw const __kbench_array_start).cast::<KBench>();
-        let end = &raw const __kbench_array_end;
-        let len = (end as usize - start as usize) / core::mem::size_of::<KBench>();
-        core::slice::from_raw_parts(start, len)
-    }
+    // SAFETY: `.kbench_array` holds only the `KBench` statics that
+    // `#[kbench]` emits, and the linker script places it, 8-aligned, between
+    // these symbols.
+    unsafe { crate::ktest::linker_array(&raw const __kbench_array_start, &raw const __kbench_array_end) }
 }
 
 /// How a benchmark is run.

@@ -101,19 +101,26 @@ unsafe extern "C" {
     static __ktest_array_end: u8;
 }
 
+/// The array of `T` that the linker script gathers between two symbols.
+///
+/// # Safety
+/// Everything between `start` and `end` must be `T` values placed there by
+/// the linker (one link section that holds only `T` statics, so all elements
+/// have the same size and alignment and there is no padding between them),
+/// and `start` must be aligned for `T`.
+pub(crate) unsafe fn linker_array<T>(start: *const u8, end: *const u8) -> &'static [T] {
+    let len = (end as usize - start as usize) / core::mem::size_of::<T>();
+    // SAFETY: per the contract, `len` initialised, aligned `T`s start at
+    // `start` and live in the image for the kernel's lifetime.
+    unsafe { core::slice::from_raw_parts(start.cast::<T>(), len) }
+}
+
 /// Every test linked into this kernel.
 pub fn tests() -> &'static [KTest] {
-    // SAFETY: the linker script gathers the `.ktest_array` input sections,
-    // which contain only `KTest` statics emitted by `#[ktest]`, between these
-    // symbols; each static is aligned for KTest and the section has no
-    // padding between them because every element has the same size and
-    // alignment.
-    unsafe {
-        let start = (&raw const __ktest_array_start).cast::<KTest>();
-        let end = &raw const __ktest_array_end;
-        let len = (end as usize - start as usize) / core::mem::size_of::<KTest>();
-        core::slice::from_raw_parts(start, len)
-    }
+    // SAFETY: `.ktest_array` holds only the `KTest` statics that `#[ktest]`
+    // emits, and the linker script places it, 8-aligned, between these
+    // symbols.
+    unsafe { linker_array(&raw const __ktest_array_start, &raw const __ktest_array_end) }
 }
 
 static CURRENT: AtomicPtr<KTest> = AtomicPtr::new(core::ptr::null_mut());
