@@ -250,6 +250,38 @@ pub fn run(images: &boot::Images, options: &BenchOptions) -> Result<PathBuf, Err
     Ok(path)
 }
 
+/// Prints the user-space figures beside Linux's and writes them as a report
+/// of their own (`target/bench/linux-<time>.json`).
+pub fn write_linux_report(bzimage: &Path, options: &BenchOptions, figures: Vec<Figure>) -> Result<PathBuf, Error> {
+    if figures.is_empty() {
+        return Err(Error::Harness("the user-space benchmarks printed no figures under Linux".into()));
+    }
+    println!("\nuser-space benchmarks ({}), ours beside Linux ({})", options.accel, show(bzimage));
+    let width = figures.iter().map(|f| f.name.len()).max().unwrap_or(6).max(6);
+    println!("{:<width$} {:>12} {:>12}  {:<8} {:>8}", "figure", "ours", "Linux", "unit", "ratio");
+    for f in &figures {
+        // Our kernel cannot run user programs until processes exist.
+        println!("{:<width$} {:>12} {:>12.3}  {:<8} {:>8}", f.name, "n/a", f.median, f.unit, "n/a");
+    }
+    let report = Report {
+        git_rev: git_rev(),
+        unix_time: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        accel: options.accel.to_string(),
+        icount: false,
+        cpus: options.cpus,
+        mem_mib: options.mem_mib,
+        qemu_version: output_of(Command::new("qemu-system-x86_64").arg("--version")),
+        runs: 1,
+        figures,
+    };
+    let dir = crate::build::target_dir().join("bench");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", show(&dir)), e))?;
+    let path = dir.join(format!("linux-{}.json", report.unix_time));
+    let json = serde_json::to_string_pretty(&report).map_err(|e| Error::Harness(format!("encoding JSON: {e}")))?;
+    std::fs::write(&path, json).map_err(|e| Error::io(format!("writing {}", show(&path)), e))?;
+    Ok(path)
+}
+
 /// Reads a report written by an earlier run.
 pub fn load(path: &Path) -> Result<Report, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(format!("reading {}", show(path)), e))?;

@@ -12,6 +12,7 @@ mod build;
 mod error;
 mod host;
 mod kvm;
+mod linux;
 mod qemu;
 mod runner;
 mod selftest;
@@ -79,6 +80,11 @@ struct BenchArgs {
     /// Number of CPUs.
     #[arg(long, default_value_t = 1)]
     cpus: u32,
+    /// Also run the user-space benchmarks (tests/user/bench) under Linux in
+    /// the same QEMU configuration: the given bzImage, or Debian's
+    /// linux-image-amd64 fetched with apt-get.
+    #[arg(long, value_name = "BZIMAGE", num_args = 0..=1)]
+    vs_linux: Option<Option<PathBuf>>,
 }
 
 /// Options shared by every command that boots a machine.
@@ -251,11 +257,14 @@ fn bench_cmd(args: BenchArgs) -> Result<ExitCode, Error> {
         baseline: args.baseline,
     };
     let path = bench::run(&images, &options)?;
-    println!(
-        "
-report: {}",
-        path.display()
-    );
+    println!("\nreport: {}", path.display());
+    if let Some(bzimage) = args.vs_linux {
+        let bzimage = linux::bzimage(bzimage.as_deref())?;
+        eprintln!("bench: user-space benchmarks under {} ({accel})", bzimage.display());
+        let figures = linux::run(&bzimage, accel, options.mem_mib, options.cpus)?;
+        let path = bench::write_linux_report(&bzimage, &options, figures)?;
+        println!("\nreport: {}", path.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -118,7 +118,8 @@ pub struct Machine {
     pub interactive: bool,
 }
 
-fn qemu_binary() -> Result<PathBuf, Error> {
+/// The QEMU binary on PATH.
+pub fn qemu_binary() -> Result<PathBuf, Error> {
     which(QEMU).ok_or(Error::MissingTool { tool: QEMU.into(), package: "qemu-system-x86" })
 }
 
@@ -233,7 +234,11 @@ pub struct Headless {
 impl Headless {
     /// Boots `machine` from `image`.
     pub fn start(machine: &Machine, image: &Path, workdir: &Path) -> Result<Headless, Error> {
-        let mut cmd = machine.command(image, workdir)?;
+        Headless::spawn(machine.command(image, workdir)?)
+    }
+
+    /// Runs a prepared QEMU command headless (its serial console on stdout).
+    pub fn spawn(mut cmd: Command) -> Result<Headless, Error> {
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| Error::io("starting QEMU", e))?;
         let (tx, events) = mpsc::channel();
