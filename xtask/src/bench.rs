@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::build::ImagesExt;
 use crate::error::{Error, show};
+use crate::plot;
 use crate::qemu::{self, Accel, Event, Firmware, Headless, Machine};
 use crate::runner::Totals;
 
@@ -63,6 +64,23 @@ pub struct Report {
     pub runs: u32,
     /// The figures.
     pub figures: Vec<Figure>,
+}
+
+impl Report {
+    /// A report of `figures` measured now, in this tree, as `options` say.
+    fn new(options: &BenchOptions, icount: bool, runs: u32, figures: Vec<Figure>) -> Report {
+        Report {
+            git_rev: git_rev(),
+            unix_time: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            accel: options.accel.to_string(),
+            icount,
+            cpus: options.cpus,
+            mem_mib: options.mem_mib,
+            qemu_version: output_of(Command::new("qemu-system-x86_64").arg("--version")),
+            runs,
+            figures,
+        }
+    }
 }
 
 /// What to measure and how.
@@ -228,17 +246,7 @@ pub fn run(images: &boot::Images, options: &BenchOptions) -> Result<PathBuf, Err
     if figures.is_empty() {
         return Err(Error::Harness("no benchmark matched".into()));
     }
-    let report = Report {
-        git_rev: git_rev(),
-        unix_time: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-        accel: options.accel.to_string(),
-        icount: options.icount,
-        cpus: options.cpus,
-        mem_mib: options.mem_mib,
-        qemu_version: output_of(Command::new("qemu-system-x86_64").arg("--version")),
-        runs: options.runs,
-        figures,
-    };
+    let report = Report::new(options, options.icount, options.runs, figures);
     print_table(&report, baseline.as_ref());
     let dir = crate::build::target_dir().join("bench");
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", show(&dir)), e))?;
@@ -263,23 +271,67 @@ pub fn write_linux_report(bzimage: &Path, options: &BenchOptions, figures: Vec<F
         // Our kernel cannot run user programs until processes exist.
         println!("{:<width$} {:>12} {:>12.3}  {:<8} {:>8}", f.name, "n/a", f.median, f.unit, "n/a");
     }
-    let report = Report {
-        git_rev: git_rev(),
-        unix_time: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-        accel: options.accel.to_string(),
-        icount: false,
-        cpus: options.cpus,
-        mem_mib: options.mem_mib,
-        qemu_version: output_of(Command::new("qemu-system-x86_64").arg("--version")),
-        runs: 1,
-        figures,
-    };
+    let report = Report::new(options, false, 1, figures);
     let dir = crate::build::target_dir().join("bench");
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", show(&dir)), e))?;
     let path = dir.join(format!("linux-{}.json", report.unix_time));
     let json = serde_json::to_string_pretty(&report).map_err(|e| Error::Harness(format!("encoding JSON: {e}")))?;
     std::fs::write(&path, json).map_err(|e| Error::io(format!("writing {}", show(&path)), e))?;
     Ok(path)
+}
+
+/// Renders charts from `target/bench/latest.json` and the newest
+/// `linux-*.json`; returns the files written.
+pub fn plot() -> Result<Vec<PathBuf>, Error> {
+    let dir = crate::build::target_dir().join("bench");
+    let ours =
+        load(&dir.join("latest.json")).map_err(|e| Error::Harness(format!("{e}; run `cargo xtask bench` first")))?;
+    let describe = |r: &Report| {
+        let icount = if r.icount { " -icount shift=0 (1 ns per instruction)" } else { "" };
+        format!("{} runs, {}{icount}, {} CPU, {} MiB, {}", r.runs, r.accel, r.cpus, r.mem_mib, r.git_rev)
+    };
+    let rows: Vec<plot::Row> = ours
+        .figures
+        .iter()
+        .map(|f| plot::Row {
+            label: f.name.clone(),
+            unit: f.unit.clone(),
+            values: vec![Some((f.median, f.min, f.max))],
+        })
+        .collect();
+    let mut written = Vec::new();
+    let kernel_svg = dir.join("kernel.svg");
+    let svg = plot::horizontal_bars("In-kernel benchmarks (median, min-max)", &describe(&ours), &["ours"], &rows);
+    std::fs::write(&kernel_svg, svg).map_err(|e| Error::io(format!("writing {}", show(&kernel_svg)), e))?;
+    written.push(kernel_svg);
+
+    let newest_linux = std::fs::read_dir(&dir)
+        .map_err(|e| Error::io(format!("reading {}", show(&dir)), e))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("linux-")))
+        .max();
+    if let Some(path) = newest_linux {
+        let linux = load(&path)?;
+        let rows: Vec<plot::Row> = linux
+            .figures
+            .iter()
+            .map(|f| {
+                let mine = ours.figures.iter().find(|o| o.name == f.name && o.unit == f.unit);
+                plot::Row {
+                    label: f.name.clone(),
+                    unit: f.unit.clone(),
+                    values: vec![mine.map(|o| (o.median, o.min, o.max)), Some((f.median, f.min, f.max))],
+                }
+            })
+            .collect();
+        let svg_path = dir.join("vs-linux.svg");
+        let svg =
+            plot::horizontal_bars("User-space benchmarks: ours vs Linux", &describe(&linux), &["ours", "Linux"], &rows);
+        std::fs::write(&svg_path, svg).map_err(|e| Error::io(format!("writing {}", show(&svg_path)), e))?;
+        written.push(svg_path);
+    }
+    Ok(written)
 }
 
 /// Reads a report written by an earlier run.

@@ -210,7 +210,10 @@ pub fn run(bzimage: &Path, accel: Accel, mem_mib: u32, cpus: u32) -> Result<Vec<
                 )));
             }
             None => {
-                return Err(Error::Harness(format!("Linux benchmark boot timed out; console:\n{}", console.join("\n"))));
+                return Err(Error::Harness(format!(
+                    "Linux benchmark boot timed out; console:\n{}",
+                    console.join("\n")
+                )));
             }
         }
     }

@@ -13,6 +13,7 @@ mod error;
 mod host;
 mod kvm;
 mod linux;
+mod plot;
 mod qemu;
 mod runner;
 mod selftest;
@@ -85,6 +86,10 @@ struct BenchArgs {
     /// linux-image-amd64 fetched with apt-get.
     #[arg(long, value_name = "BZIMAGE", num_args = 0..=1)]
     vs_linux: Option<Option<PathBuf>>,
+    /// Measure nothing: render SVG charts from the latest reports in
+    /// target/bench/ (kernel.svg, and vs-linux.svg if a Linux report exists).
+    #[arg(long)]
+    plot: bool,
 }
 
 /// Options shared by every command that boots a machine.
@@ -243,6 +248,12 @@ fn test_cmd(args: TestArgs) -> Result<ExitCode, Error> {
 }
 
 fn bench_cmd(args: BenchArgs) -> Result<ExitCode, Error> {
+    if args.plot {
+        for path in bench::plot()? {
+            println!("chart: {}", path.display());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let elf = build::kernel_elf(build::KernelBin::Ktests, Profile::Release)?;
     let images = build::images(&elf, "ktests", Some(&build::ktest_ramdisk()?))?;
     let accel =
