@@ -26,6 +26,8 @@ use core::hint::black_box;
 
 use crate::arch::x86_64::tsc;
 use crate::kprintln;
+use crate::printk::TruncatingBuf;
+use crate::section::{self, QualifiedName};
 
 /// Warm-up time before measuring.
 pub const WARMUP_NS: u64 = 20_000_000;
@@ -49,10 +51,7 @@ pub struct KBench {
 
 impl fmt::Display for KBench {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.module.split_once("::") {
-            Some((_, suite)) => write!(f, "{suite}::{}", self.name),
-            None => f.write_str(self.name),
-        }
+        QualifiedName { module: self.module, name: self.name }.fmt(f)
     }
 }
 
@@ -67,7 +66,7 @@ pub fn benches() -> &'static [KBench] {
     // SAFETY: `.kbench_array` holds only the `KBench` statics that
     // `#[kbench]` emits, and the linker script places it, 8-aligned, between
     // these symbols.
-    unsafe { crate::ktest::linker_array(&raw const __kbench_array_start, &raw const __kbench_array_end) }
+    unsafe { section::linker_array(&raw const __kbench_array_start, &raw const __kbench_array_end) }
 }
 
 /// How a benchmark is run.
@@ -147,7 +146,7 @@ impl Bencher {
 /// results, then `kbench: done`.
 pub fn run(filter: &str, mode: Mode) {
     for bench in benches() {
-        let mut name = crate::panic::TruncatingBuf::new();
+        let mut name = TruncatingBuf::new();
         let _ = fmt::Write::write_fmt(&mut name, format_args!("{bench}"));
         if !name.as_str().contains(filter) {
             continue;

@@ -33,6 +33,7 @@ use spin::Once;
 use crate::arch::x86_64::tsc;
 use crate::drivers::fw_cfg;
 use crate::drivers::qemu_exit::{QemuExitCode, exit_qemu};
+use crate::section::{self, QualifiedName};
 use crate::{cmdline, kbench, kprintln};
 
 /// The fw_cfg file holding the test plan.
@@ -68,30 +69,19 @@ pub struct KTest {
 }
 
 impl KTest {
-    /// The module path below the test crate's root, e.g. `exceptions`.
-    fn suite(&self) -> &'static str {
-        match self.module.split_once("::") {
-            Some((_, rest)) => rest,
-            None => "",
-        }
+    fn qualified(&self) -> QualifiedName {
+        QualifiedName { module: self.module, name: self.name }
     }
 
     /// Whether `full` is this test's full name, `suite::name`.
     pub fn is_named(&self, full: &str) -> bool {
-        let suite = self.suite();
-        if suite.is_empty() {
-            return full == self.name;
-        }
-        full.strip_prefix(suite).and_then(|r| r.strip_prefix("::")) == Some(self.name)
+        self.qualified().is(full)
     }
 }
 
 impl fmt::Display for KTest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.suite() {
-            "" => f.write_str(self.name),
-            suite => write!(f, "{suite}::{}", self.name),
-        }
+        self.qualified().fmt(f)
     }
 }
 
@@ -101,26 +91,12 @@ unsafe extern "C" {
     static __ktest_array_end: u8;
 }
 
-/// The array of `T` that the linker script gathers between two symbols.
-///
-/// # Safety
-/// Everything between `start` and `end` must be `T` values placed there by
-/// the linker (one link section that holds only `T` statics, so all elements
-/// have the same size and alignment and there is no padding between them),
-/// and `start` must be aligned for `T`.
-pub(crate) unsafe fn linker_array<T>(start: *const u8, end: *const u8) -> &'static [T] {
-    let len = (end as usize - start as usize) / core::mem::size_of::<T>();
-    // SAFETY: per the contract, `len` initialised, aligned `T`s start at
-    // `start` and live in the image for the kernel's lifetime.
-    unsafe { core::slice::from_raw_parts(start.cast::<T>(), len) }
-}
-
 /// Every test linked into this kernel.
 pub fn tests() -> &'static [KTest] {
     // SAFETY: `.ktest_array` holds only the `KTest` statics that `#[ktest]`
     // emits, and the linker script places it, 8-aligned, between these
     // symbols.
-    unsafe { linker_array(&raw const __ktest_array_start, &raw const __ktest_array_end) }
+    unsafe { section::linker_array(&raw const __ktest_array_start, &raw const __ktest_array_end) }
 }
 
 static CURRENT: AtomicPtr<KTest> = AtomicPtr::new(core::ptr::null_mut());

@@ -18,5 +18,6 @@ pub mod kbench;
 pub mod ktest;
 pub mod panic;
 pub mod printk;
+pub mod section;
 
 pub use boot::{BOOTLOADER_CONFIG, PAGE_OFFSET, idle, init};

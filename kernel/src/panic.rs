@@ -12,48 +12,9 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::arch::x86_64::{cpu, stacktrace};
 use crate::ktest;
-use crate::printk::emergency;
+use crate::printk::{TruncatingBuf, emergency};
 
 static PANICKING: AtomicBool = AtomicBool::new(false);
-
-/// Room for the panic message as the test runtime sees it.
-const MESSAGE_CAPACITY: usize = 512;
-
-/// A fixed buffer that keeps the start of what is written and drops the rest.
-pub struct TruncatingBuf {
-    buf: [u8; MESSAGE_CAPACITY],
-    len: usize,
-}
-
-impl TruncatingBuf {
-    /// An empty buffer.
-    pub const fn new() -> Self {
-        Self { buf: [0; MESSAGE_CAPACITY], len: 0 }
-    }
-
-    /// The text kept (cut at a character boundary).
-    pub fn as_str(&self) -> &str {
-        match core::str::from_utf8(&self.buf[..self.len]) {
-            Ok(s) => s,
-            Err(e) => core::str::from_utf8(&self.buf[..e.valid_up_to()]).unwrap_or(""),
-        }
-    }
-}
-
-impl Default for TruncatingBuf {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Write for TruncatingBuf {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let n = s.len().min(self.buf.len() - self.len);
-        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
-        Ok(())
-    }
-}
 
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {

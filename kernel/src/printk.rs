@@ -9,7 +9,7 @@
 //! which does not wait forever for the console lock (Linux's `bust_spinlocks`):
 //! a crash in the middle of a log line must still be reported.
 
-use core::fmt;
+use core::fmt::{self, Write};
 
 use log::{LevelFilter, Log, Metadata, Record};
 
@@ -100,4 +100,44 @@ pub fn apply_cmdline_level(value: Option<&str>) -> Result<LevelFilter, &str> {
     };
     log::set_max_level(level);
     Ok(level)
+}
+
+/// Room in a [`TruncatingBuf`]: a panic message as the test runtime sees
+/// it, or a test or benchmark name.
+const TRUNCATING_BUF_CAPACITY: usize = 512;
+
+/// A fixed buffer that keeps the start of what is written and drops the rest.
+pub struct TruncatingBuf {
+    buf: [u8; TRUNCATING_BUF_CAPACITY],
+    len: usize,
+}
+
+impl TruncatingBuf {
+    /// An empty buffer.
+    pub const fn new() -> Self {
+        Self { buf: [0; TRUNCATING_BUF_CAPACITY], len: 0 }
+    }
+
+    /// The text kept (cut at a character boundary).
+    pub fn as_str(&self) -> &str {
+        match core::str::from_utf8(&self.buf[..self.len]) {
+            Ok(s) => s,
+            Err(e) => core::str::from_utf8(&self.buf[..e.valid_up_to()]).unwrap_or(""),
+        }
+    }
+}
+
+impl Default for TruncatingBuf {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Write for TruncatingBuf {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
 }

@@ -11,14 +11,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
 use crate::build::ImagesExt;
 use crate::error::{Error, show};
 use crate::plot;
-use crate::qemu::{self, Accel, Event, Firmware, Headless, Machine};
+use crate::qemu::{Accel, Firmware, Headless, Machine};
 use crate::runner::Totals;
 
 /// A whole benchmark boot must finish within this.
@@ -133,37 +133,28 @@ fn machine(accel: Accel, mem_mib: u32, cpus: u32, cmdline: String, icount: bool)
     }
 }
 
+impl BenchOptions {
+    /// The machine benchmarks run on (the Linux comparison uses it too).
+    pub fn machine(&self) -> Machine {
+        let cmdline = match &self.filter {
+            Some(f) => format!("loglevel=warn kbench.run={f}"),
+            None => "loglevel=warn kbench.run".to_owned(),
+        };
+        machine(self.accel, self.mem_mib, self.cpus, cmdline, self.icount)
+    }
+}
+
 /// Boots once and collects the result lines; fails on a crash, a timeout or
 /// a `kbench: FAILED` line.
 fn boot_once(image: &Path, machine: &Machine, workdir: &Path, timeout: Duration) -> Result<Vec<RawResult>, Error> {
     let mut qemu = Headless::start(machine, image, workdir)?;
-    let deadline = Instant::now() + timeout;
-    let mut results = Vec::new();
-    let mut console = Vec::new();
-    loop {
-        match qemu.next(deadline) {
-            Some(Event::Line(line)) => {
-                if let Some(r) = parse_result(&line) {
-                    results.push(r);
-                } else if line.starts_with("kbench: FAILED") {
-                    return Err(Error::Harness(line));
-                } else if line == "kbench: done" {
-                    return Ok(results);
-                }
-                console.push(line);
-            }
-            Some(Event::Exited(status)) => {
-                return Err(Error::Harness(format!(
-                    "benchmark boot ended early: {}\n{}",
-                    qemu::describe_exit(&status),
-                    console.join("\n")
-                )));
-            }
-            None => {
-                return Err(Error::Harness(format!("benchmark boot timed out after {} s", timeout.as_secs())));
-            }
-        }
+    let console = qemu.lines_until(timeout, |l| l == "kbench: done").map_err(|e| {
+        Error::Harness(format!("benchmark boot ended early: {}; console:\n{}", e.why, e.console.join("\n")))
+    })?;
+    if let Some(failed) = console.iter().find(|l| l.starts_with("kbench: FAILED")) {
+        return Err(Error::Harness(failed.clone()));
     }
+    Ok(console.iter().filter_map(|l| parse_result(l)).collect())
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -223,9 +214,7 @@ fn git_rev() -> String {
 
 /// Runs the benchmarks and writes the report; returns its path.
 pub fn run(images: &boot::Images, options: &BenchOptions) -> Result<PathBuf, Error> {
-    let cmdline = format!("loglevel=warn kbench.run={}", options.filter.as_deref().unwrap_or(""));
-    let cmdline = cmdline.trim_end_matches('=').to_owned();
-    let machine = machine(options.accel, options.mem_mib, options.cpus, cmdline, options.icount);
+    let machine = options.machine();
     // A bad baseline fails before minutes of measuring, not after.
     let baseline = match &options.baseline {
         Some(path) => Some(load(path)?),

@@ -15,11 +15,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::bench::Figure;
 use crate::error::{Error, show, which};
-use crate::qemu::{self, Accel, Event, Headless};
+use crate::qemu::{Headless, Machine};
 use crate::workspace_root;
 
 /// Time allowed for Linux to boot and run every program under TCG.
@@ -172,53 +172,30 @@ pub fn parse_figure(line: &str) -> Option<(String, f64, String)> {
     Some((name.to_owned(), value.parse().ok()?, unit.to_owned()))
 }
 
-/// Boots `bzimage` with the benchmark initramfs and collects the figures.
-pub fn run(bzimage: &Path, accel: Accel, mem_mib: u32, cpus: u32) -> Result<Vec<Figure>, Error> {
+/// Boots `bzimage` on `machine` (the same QEMU configuration as our
+/// benchmark boots) with the benchmark initramfs and collects the figures.
+pub fn run(bzimage: &Path, machine: &Machine) -> Result<Vec<Figure>, Error> {
     let (init, programs) = build_user_programs()?;
     let workdir = crate::build::target_dir().join("xtask/linux");
     std::fs::create_dir_all(&workdir).map_err(|e| Error::io(format!("creating {}", show(&workdir)), e))?;
     let cpio_path = workdir.join("initramfs.cpio");
     std::fs::write(&cpio_path, initramfs(&init, &programs)?).map_err(|e| Error::io("writing the initramfs", e))?;
-    let mut cmd = Command::new(qemu::qemu_binary()?);
-    cmd.args(["-machine", "q35", "-m", &format!("{mem_mib}M"), "-smp", &cpus.to_string()]);
-    match accel {
-        Accel::Kvm => cmd.args(["-accel", "kvm", "-cpu", "host"]),
-        Accel::Tcg => cmd.args(["-accel", "tcg", "-cpu", "max"]),
-    };
-    cmd.args(["-display", "none", "-no-reboot", "-net", "none", "-serial", "stdio", "-monitor", "none"]);
+    let mut cmd = machine.base_command()?;
     cmd.arg("-kernel").arg(bzimage).arg("-initrd").arg(&cpio_path);
     cmd.args(["-append", "console=ttyS0 quiet panic=-1"]);
-    let mut linux = Headless::spawn(cmd)?;
-    let deadline = Instant::now() + LINUX_TIMEOUT;
-    let mut figures = Vec::new();
-    let mut console = Vec::new();
-    loop {
-        match linux.next(deadline) {
-            Some(Event::Line(line)) => {
-                if let Some((name, value, unit)) = parse_figure(&line) {
-                    figures.push(Figure { name, median: value, min: value, max: value, unit, ops: 0 });
-                } else if line.contains("bench-init: done") {
-                    break;
-                }
-                console.push(line);
-            }
-            Some(Event::Exited(status)) => {
-                return Err(Error::Harness(format!(
-                    "Linux stopped before its benchmarks finished: {}\n{}",
-                    qemu::describe_exit(&status),
-                    console.join("\n")
-                )));
-            }
-            None => {
-                return Err(Error::Harness(format!(
-                    "Linux benchmark boot timed out; console:\n{}",
-                    console.join("\n")
-                )));
-            }
-        }
-    }
-    linux.kill();
-    Ok(figures)
+    let console =
+        Headless::spawn(cmd)?.lines_until(LINUX_TIMEOUT, |l| l.contains("bench-init: done")).map_err(|e| {
+            Error::Harness(format!(
+                "Linux stopped before its benchmarks finished: {}; console:\n{}",
+                e.why,
+                e.console.join("\n")
+            ))
+        })?;
+    Ok(console
+        .iter()
+        .filter_map(|l| parse_figure(l))
+        .map(|(name, value, unit)| Figure { name, median: value, min: value, max: value, unit, ops: 0 })
+        .collect())
 }
 
 #[cfg(test)]

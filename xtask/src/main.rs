@@ -272,7 +272,7 @@ fn bench_cmd(args: BenchArgs) -> Result<ExitCode, Error> {
     if let Some(bzimage) = args.vs_linux {
         let bzimage = linux::bzimage(bzimage.as_deref())?;
         eprintln!("bench: user-space benchmarks under {} ({accel})", bzimage.display());
-        let figures = linux::run(&bzimage, accel, options.mem_mib, options.cpus)?;
+        let figures = linux::run(&bzimage, &options.machine())?;
         let path = bench::write_linux_report(&bzimage, &options, figures)?;
         println!("\nreport: {}", path.display());
     }

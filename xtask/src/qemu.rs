@@ -151,19 +151,7 @@ impl Machine {
     /// UEFI variable store, scratch disk) go to `workdir`.
     pub fn command(&self, image: &Path, workdir: &Path) -> Result<Command, Error> {
         std::fs::create_dir_all(workdir).map_err(|e| Error::io(format!("creating {}", show(workdir)), e))?;
-        let mut cmd = Command::new(qemu_binary()?);
-        cmd.args(["-machine", "q35", "-m", &format!("{}M", self.mem_mib), "-smp", &self.cpus.to_string()]);
-        match self.accel {
-            Accel::Kvm => cmd.args(["-accel", "kvm", "-cpu", "host"]),
-            Accel::Tcg => cmd.args(["-accel", "tcg", "-cpu", "max"]),
-        };
-        cmd.args(["-display", "none", "-no-reboot", "-net", "none"]);
-        cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
-        if self.interactive {
-            cmd.args(["-serial", "mon:stdio"]);
-        } else {
-            cmd.args(["-serial", "stdio", "-monitor", "none"]);
-        }
+        let mut cmd = self.base_command()?;
         if self.firmware == Firmware::Uefi {
             let (code, vars) = ovmf()?;
             let vars_copy = workdir.join("OVMF_VARS.fd");
@@ -187,6 +175,27 @@ impl Machine {
         cmd.arg("-fw_cfg").arg(format!("name=opt/kernel/cmdline,file={}", show(&cmdline)));
         for (name, path) in &self.fw_cfg_files {
             cmd.arg("-fw_cfg").arg(format!("name={name},file={}", show(path)));
+        }
+        Ok(cmd)
+    }
+
+    /// QEMU with this machine's size, accelerator, devices, console, GDB
+    /// server and extra arguments, but no firmware, disks or kernel: what
+    /// our boots and the Linux comparison boot (`linux.rs`) share, so both
+    /// run on the same machine.
+    pub fn base_command(&self) -> Result<Command, Error> {
+        let mut cmd = Command::new(qemu_binary()?);
+        cmd.args(["-machine", "q35", "-m", &format!("{}M", self.mem_mib), "-smp", &self.cpus.to_string()]);
+        match self.accel {
+            Accel::Kvm => cmd.args(["-accel", "kvm", "-cpu", "host"]),
+            Accel::Tcg => cmd.args(["-accel", "tcg", "-cpu", "max"]),
+        };
+        cmd.args(["-display", "none", "-no-reboot", "-net", "none"]);
+        cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+        if self.interactive {
+            cmd.args(["-serial", "mon:stdio"]);
+        } else {
+            cmd.args(["-serial", "stdio", "-monitor", "none"]);
         }
         if self.gdb {
             cmd.args(["-gdb", &format!("tcp::{GDB_PORT}"), "-S"]);
@@ -212,6 +221,15 @@ pub fn run_interactive(machine: &Machine, image: &Path, symbolizer: &Symbolizer)
         Some(EXIT_SUCCESS) | Some(0) => ExitCode::SUCCESS,
         _ => ExitCode::FAILURE,
     })
+}
+
+/// Why a boot ended before the line it was waited on for.
+#[derive(Debug)]
+pub struct EarlyEnd {
+    /// QEMU's exit status and stderr, or the timeout.
+    pub why: String,
+    /// The console up to then.
+    pub console: Vec<String>,
 }
 
 /// What a headless machine produced next.
@@ -296,6 +314,38 @@ impl Headless {
                             return None;
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// Collects console lines up to and including the first for which
+    /// `done` holds, then kills QEMU. Fails if QEMU exits or `timeout`
+    /// passes first.
+    pub fn lines_until(&mut self, timeout: Duration, done: impl Fn(&str) -> bool) -> Result<Vec<String>, EarlyEnd> {
+        let deadline = Instant::now() + timeout;
+        let mut console = Vec::new();
+        loop {
+            match self.next(deadline) {
+                Some(Event::Line(line)) => {
+                    let finished = done(&line);
+                    console.push(line);
+                    if finished {
+                        self.kill();
+                        return Ok(console);
+                    }
+                }
+                Some(Event::Exited(status)) => {
+                    let stderr = self.stderr();
+                    let why = match stderr.is_empty() {
+                        true => describe_exit(&status),
+                        false => format!("{}; QEMU said: {stderr}", describe_exit(&status)),
+                    };
+                    return Err(EarlyEnd { why, console });
+                }
+                None => {
+                    self.kill();
+                    return Err(EarlyEnd { why: format!("timed out after {} s", timeout.as_secs()), console });
                 }
             }
         }

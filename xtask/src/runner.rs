@@ -255,42 +255,10 @@ impl<'a> TestKernel<'a> {
         let workdir = self.options.logs.join("list");
         let machine = self.machine((DEFAULT_TEST_MEM_MIB, 1, 0), "loglevel=warn ktest.list", None);
         let mut qemu = Headless::start(&machine, self.images.for_firmware(self.options.firmware), &workdir)?;
-        let deadline = Instant::now() + BOOT_TIMEOUT;
-        let mut tests = Vec::new();
-        let mut console = Vec::new();
-        loop {
-            match qemu.next(deadline) {
-                Some(Event::Line(line)) => {
-                    if let Some(t) = parse_list_line(&line) {
-                        tests.push(t);
-                    }
-                    let done = line == "ktest: done";
-                    console.push(line);
-                    if done {
-                        break;
-                    }
-                }
-                Some(Event::Exited(status)) => {
-                    return Err(Error::Harness(format!(
-                        "listing tests failed: {} ({})\n{}\n{}",
-                        qemu::describe_exit(&status),
-                        qemu.stderr(),
-                        console.join("\n"),
-                        self.annotated(&console)
-                    )));
-                }
-                None => {
-                    qemu.kill();
-                    return Err(Error::Harness(format!(
-                        "listing tests timed out after {} s; console:\n{}",
-                        BOOT_TIMEOUT.as_secs(),
-                        console.join("\n")
-                    )));
-                }
-            }
-        }
-        qemu.kill();
-        Ok(tests)
+        let console = qemu.lines_until(BOOT_TIMEOUT, |l| l == "ktest: done").map_err(|e| {
+            Error::Harness(format!("listing tests failed: {}; console:\n{}", e.why, self.annotated(&e.console)))
+        })?;
+        Ok(console.iter().filter_map(|l| parse_list_line(l)).collect())
     }
 
     /// The symbol annotation for a console line, if it carries an address.

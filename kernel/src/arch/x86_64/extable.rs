@@ -42,13 +42,13 @@ unsafe extern "C" {
 
 fn table() -> &'static [ExceptionTableEntry] {
     // SAFETY: the linker script places every `__ex_table` input section
-    // between these two symbols, 8-aligned; the entries are written by the asm
-    // blocks below as pairs of quads, matching the repr(C) layout.
+    // between these two symbols, 8-aligned; the entries are written by the
+    // asm blocks below as pairs of quads, matching the repr(C) layout.
     unsafe {
-        let start = &raw const __start___ex_table;
-        let stop = &raw const __stop___ex_table;
-        let len = (stop as usize - start as usize) / core::mem::size_of::<ExceptionTableEntry>();
-        core::slice::from_raw_parts(start, len)
+        crate::section::linker_array(
+            (&raw const __start___ex_table).cast::<u8>(),
+            (&raw const __stop___ex_table).cast::<u8>(),
+        )
     }
 }
 

@@ -201,8 +201,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
 /// Whether a #DF looks like a stack overflow: the last page fault (CR2) hit
 /// an unmapped page within a page of the interrupted stack pointer.
 fn hit_stack_guard(rsp: u64, cr2: u64) -> bool {
-    const PAGE: u64 = 4096;
-    rsp.abs_diff(cr2) < PAGE && !paging::is_mapped(cr2)
+    rsp.abs_diff(cr2) < mm::PAGE_SIZE && !paging::is_mapped(cr2)
 }
 
 /// Names the stack the handler is running on.
