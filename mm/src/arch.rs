@@ -10,7 +10,13 @@ use crate::addr::{PhysAddr, VirtAddr};
 
 /// Access to physical memory through a linear direct map (Linux `__va`/`__pa`
 /// over `page_offset_base`).
-pub trait PhysMemory {
+///
+/// # Safety
+/// `phys_to_virt` must return, for every page of physical memory it accepts,
+/// an address at which that page is mapped readable and writable, and that
+/// address must stay mapped for the lifetime of the implementor. mm writes
+/// through it (zeroing pages it owns) on the strength of this promise.
+pub unsafe trait PhysMemory: Sync {
     /// The virtual address at which `phys` is mapped, or `None` if `phys` lies
     /// outside the memory this machine maps.
     fn phys_to_virt(&self, phys: PhysAddr) -> Option<VirtAddr>;
@@ -20,20 +26,23 @@ pub trait PhysMemory {
     fn virt_to_phys(&self, virt: VirtAddr) -> Option<PhysAddr>;
 }
 
+/// Saved interrupt state (Linux's `unsigned long flags` of
+/// `local_irq_save`); opaque to mm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IrqFlags(pub u64);
+
 /// The executing CPU and its interrupt state (Linux `smp_processor_id`,
 /// `local_irq_save`/`local_irq_restore`).
-pub trait CpuOps {
-    /// Opaque saved interrupt state.
-    type IrqState;
-
-    /// The id of the executing CPU, dense from 0.
+pub trait CpuOps: Sync {
+    /// The id of the executing CPU, dense from 0 and below
+    /// [`crate::mmzone::NR_CPUS`].
     fn cpu_id(&self) -> u32;
 
     /// Disables interrupts on this CPU and returns the previous state.
-    fn irq_save(&self) -> Self::IrqState;
+    fn irq_save(&self) -> IrqFlags;
 
     /// Restores the state returned by [`CpuOps::irq_save`].
-    fn irq_restore(&self, state: Self::IrqState);
+    fn irq_restore(&self, flags: IrqFlags);
 }
 
 /// A monotonic clock (Linux `sched_clock`/`ktime_get_ns`).

@@ -6,12 +6,24 @@
 //! mm code runs under `cargo test -p mm`.
 //!
 //! Module names follow the Linux file they mirror (see `docs/linux-mm-map.md`).
-//! Today the crate holds the address vocabulary ([`addr`]) and the arch
-//! boundary; the allocators arrive with their issues.
+//! Today it holds the address vocabulary ([`addr`]), the arch boundary,
+//! boot-time memory ([`memblock`]), the page descriptor ([`page`]), zones
+//! ([`mmzone`]), allocation flags ([`gfp`]), the buddy allocator
+//! ([`page_alloc`]) and its reports ([`vmstat`]).
 
 #![cfg_attr(not(test), no_std)]
 
 pub mod addr;
 pub mod arch;
+pub mod gfp;
+pub mod list;
+pub mod memblock;
+pub mod mmzone;
+pub mod page;
+pub mod page_alloc;
+pub mod page_flags;
+#[cfg(test)]
+mod sim;
+pub mod vmstat;
 
 pub use addr::{PAGE_SHIFT, PAGE_SIZE, Pfn, PhysAddr, VirtAddr};

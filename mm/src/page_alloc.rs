@@ -1,0 +1,1271 @@
+//! The buddy page allocator with migratetypes and per-cpu lists (Linux
+//! `mm/page_alloc.c`, `mm/mm_init.c`'s memmap and zone set-up, and
+//! `memblock_free_all`).
+//!
+//! # The buddy system
+//! Free memory is kept in naturally aligned blocks of 2^order pages, order
+//! 0..=[`MAX_PAGE_ORDER`]. A free block's first page carries `BUDDY` and its
+//! order, and is linked on `zone.free_area[order].free_list[migratetype]`.
+//! Allocating order n takes the smallest free block of order >= n and splits
+//! it, returning the upper halves to the lists (`expand`); freeing merges the
+//! block with its buddy (pfn ^ 2^order) for as long as the buddy is free and
+//! of the same order (`__free_one_page`).
+//!
+//! # Migratetypes and fallback
+//! Every 2 MiB pageblock has a migratetype. Allocations ask for a type
+//! through their gfp flags and prefer free lists of that type; when those
+//! are empty they fall back following Linux's `fallbacks` table, taking the
+//! largest block available and claiming its whole pageblock when enough of
+//! it is free or of a compatible type (`steal_suitable_fallback`), so
+//! unmovable allocations cluster instead of spreading through movable
+//! memory. Invariant (Linux 6.10+): a free page is always on the list of its
+//! pageblock's migratetype; changing a pageblock's type moves its free pages
+//! (`move_freepages_block`). HIGHATOMIC blocks are reserved for high-order
+//! atomic allocations; ISOLATE blocks hand nothing out.
+//!
+//! # Per-cpu lists
+//! Orders up to [`PAGE_ALLOC_COSTLY_ORDER`] go through per-cpu lists (one
+//! per pcp migratetype and order): a free adds to the local list and, above
+//! `high`, returns `batch` pages to the buddy lists; an allocation from an
+//! empty list first pulls `batch` blocks under one zone-lock acquisition.
+//!
+//! # Watermarks and the slow path
+//! An allocation first tries every usable zone above its low watermark plus
+//! lowmem reserve. Failing that, the slow path retries at the min watermark
+//! with the allowances of the gfp mask (`__GFP_HIGH`: half of min; atomic:
+//! a further quarter; `__GFP_MEMALLOC`: no watermark), then, if the caller
+//! may block, drains the per-cpu lists and unreserves highatomic blocks
+//! before a last attempt. Failure returns `None` and logs the order, mask and
+//! free lists unless `__GFP_NOWARN`.
+//!
+//! # Locking
+//! Lock order: `pcp lock -> zone lock`. Every public entry disables
+//! interrupts on the local CPU ([`CpuOps::irq_save`]) before taking either,
+//! so an interrupt handler that allocates cannot deadlock against the code
+//! it interrupted. Functions that expect the zone lock held take the locked
+//! [`ZoneFree`] through a [`Locked`] view.
+//!
+//! # Debug checks
+//! Every free checks the first page (Linux `free_page_is_bad`); with debug
+//! checks on (the default in debug builds) every page of the block is
+//! checked on free and on allocation. A bad page is reported with its pfn and
+//! flags and leaked, as Linux's `bad_page` does, and the free returns the
+//! report as an error.
+//!
+//! # Differences from Linux
+//! No direct reclaim, compaction or kswapd yet (the slow path's stand-in is
+//! draining and unreserving); no `ALLOC_NOFRAGMENT`, CMA, page shuffling,
+//! watermark boosting or deferred struct page init; one node.
+
+use core::fmt;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+use log::{error, warn};
+
+use crate::addr::{PAGE_SIZE, Pfn};
+use crate::arch::{CpuOps, PhysMemory};
+use crate::gfp::Gfp;
+use crate::memblock::Memblock;
+use crate::mmzone::{
+    self, FreeCounts, MAX_NR_ZONES, MAX_PAGE_ORDER, MIGRATE_PCPTYPES, MigrateType, NR_PAGE_ORDERS,
+    PAGE_ALLOC_COSTLY_ORDER, Watermark, Zone, ZoneFree, ZoneType,
+};
+use crate::page::{MemMap, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, Page};
+use crate::page_flags::PageFlags;
+
+/// Allocation context flags (Linux `mm/internal.h` `ALLOC_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct AllocFlags(u32);
+
+impl AllocFlags {
+    const WMARK_MIN: u32 = Watermark::Min as u32;
+    const WMARK_LOW: u32 = Watermark::Low as u32;
+    const WMARK_MASK: u32 = 0b11;
+    const NO_WATERMARKS: u32 = 1 << 2;
+    const NON_BLOCK: u32 = 1 << 4;
+    const MIN_RESERVE: u32 = 1 << 5;
+    const HIGHATOMIC: u32 = 1 << 9;
+    /// Flags that may dip into reserves (Linux `ALLOC_RESERVES`).
+    const RESERVES: u32 = Self::NON_BLOCK | Self::MIN_RESERVE | Self::HIGHATOMIC;
+
+    fn has(self, bits: u32) -> bool {
+        self.0 & bits != 0
+    }
+
+    fn watermark(self) -> Watermark {
+        match self.0 & Self::WMARK_MASK {
+            0 => Watermark::Min,
+            1 => Watermark::Low,
+            _ => Watermark::High,
+        }
+    }
+
+    /// Linux `gfp_to_alloc_flags`: what the slow path may use.
+    fn from_gfp(gfp: Gfp, order: u32) -> AllocFlags {
+        let mut flags = Self::WMARK_MIN;
+        if gfp.contains(Gfp::HIGH) {
+            flags |= Self::MIN_RESERVE;
+        }
+        if !gfp.allows_blocking() {
+            if !gfp.contains(Gfp::NOMEMALLOC) {
+                flags |= Self::NON_BLOCK;
+            }
+            if order > 0 && flags & Self::MIN_RESERVE != 0 {
+                flags |= Self::HIGHATOMIC;
+            }
+        }
+        AllocFlags(flags)
+    }
+}
+
+/// Linux's `fallbacks` table: where each pcp migratetype looks when its own
+/// lists are empty, in order.
+const FALLBACKS: [[MigrateType; 2]; MIGRATE_PCPTYPES] = [
+    [MigrateType::Reclaimable, MigrateType::Movable],
+    [MigrateType::Reclaimable, MigrateType::Unmovable],
+    [MigrateType::Unmovable, MigrateType::Movable],
+];
+
+/// Why a page was reported bad (Linux `bad_page`'s "page dumped because").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadPageReason {
+    /// The pfn is outside the memory map.
+    NotInMemMap,
+    /// The page is already free: its refcount is zero or it is a free
+    /// buddy block.
+    DoubleFree,
+    /// Freed with a different order than it was allocated with.
+    WrongOrder {
+        /// The order passed to the free.
+        freed: u32,
+        /// The order the block was allocated with.
+        allocated: u32,
+    },
+    /// Freeing a tail page of a compound page.
+    TailPage,
+    /// Still mapped into page tables.
+    Mapped,
+    /// Still attached to a mapping.
+    HasMapping,
+    /// Flags that must be clear at free are set (reserved, slab, LRU, ...).
+    FlagsAtFree(PageFlags),
+    /// A page leaving the free lists is not in the state freeing leaves.
+    BadStateAtAlloc,
+}
+
+impl fmt::Display for BadPageReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BadPageReason::NotInMemMap => f.write_str("pfn outside the memory map"),
+            BadPageReason::DoubleFree => f.write_str("page already free (double free)"),
+            BadPageReason::WrongOrder { freed, allocated } => {
+                write!(f, "freed with order {freed} but allocated with order {allocated}")
+            }
+            BadPageReason::TailPage => f.write_str("freeing a tail page of a compound page"),
+            BadPageReason::Mapped => f.write_str("nonzero mapcount"),
+            BadPageReason::HasMapping => f.write_str("non-NULL mapping"),
+            BadPageReason::FlagsAtFree(flags) => write!(f, "PAGE_FLAGS_CHECK_AT_FREE flag(s) set: {flags:?}"),
+            BadPageReason::BadStateAtAlloc => f.write_str("bad state on the free lists (PAGE_FLAGS_CHECK_AT_PREP)"),
+        }
+    }
+}
+
+/// A bad page report (Linux "BUG: Bad page state").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BadPage {
+    /// The page found bad (the first page of the block, or the offending
+    /// page within it).
+    pub pfn: Pfn,
+    /// Its flags when found.
+    pub flags: PageFlags,
+    /// Its reference count when found.
+    pub refcount: i32,
+    /// Its mapcount when found.
+    pub mapcount: i32,
+    /// What was wrong.
+    pub reason: BadPageReason,
+}
+
+impl fmt::Display for BadPage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Bad page state: pfn:{:#x} refcount:{} mapcount:{} flags: {:?} page dumped because: {}",
+            self.pfn.as_u64(),
+            self.refcount,
+            self.mapcount,
+            self.flags,
+            self.reason
+        )
+    }
+}
+
+/// Why [`PgData::isolate_pageblock`] refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IsolateError {
+    /// The pfn is not in any zone.
+    NotInZone(Pfn),
+    /// The block is already isolated.
+    AlreadyIsolated(Pfn),
+    /// The block is not isolated.
+    NotIsolated(Pfn),
+}
+
+impl fmt::Display for IsolateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IsolateError::NotInZone(pfn) => write!(f, "pfn {:#x} is not in any zone", pfn.as_u64()),
+            IsolateError::AlreadyIsolated(pfn) => write!(f, "pageblock of pfn {:#x} is already isolated", pfn.as_u64()),
+            IsolateError::NotIsolated(pfn) => write!(f, "pageblock of pfn {:#x} is not isolated", pfn.as_u64()),
+        }
+    }
+}
+
+/// A node's memory: its memory map and zones, and the page allocator that
+/// works on them (Linux `pg_data_t` plus the `mm/page_alloc.c` entry points).
+#[doc(alias = "pglist_data")]
+pub struct PgData<'a> {
+    mem_map: MemMap<'a>,
+    zones: [Zone; MAX_NR_ZONES],
+    phys: &'a dyn PhysMemory,
+    cpu: &'a dyn CpuOps,
+    nr_cpus: u32,
+    debug_checks: AtomicBool,
+    bad_pages: AtomicU64,
+}
+
+/// A zone with its lock held: the functions Linux calls with `zone->lock`.
+struct Locked<'z, 'a> {
+    zone: &'z Zone,
+    free: &'z mut ZoneFree,
+    map: &'z MemMap<'a>,
+}
+
+impl PgData<'_> {
+    /// The memory map.
+    pub fn mem_map(&self) -> &MemMap<'_> {
+        &self.mem_map
+    }
+
+    /// The zones, lowest first. Empty zones have no present pages.
+    pub fn zones(&self) -> &[Zone; MAX_NR_ZONES] {
+        &self.zones
+    }
+
+    /// The zone of a type.
+    pub fn zone(&self, zone_type: ZoneType) -> &Zone {
+        &self.zones[zone_type as usize]
+    }
+
+    /// The descriptor of `pfn` (Linux `pfn_to_page`).
+    pub fn pfn_to_page(&self, pfn: Pfn) -> Option<&Page> {
+        self.mem_map.pfn_to_page(pfn)
+    }
+
+    /// Bad pages reported (and leaked) so far.
+    pub fn bad_pages(&self) -> u64 {
+        self.bad_pages.load(Relaxed)
+    }
+
+    /// Turns the expensive debug checks on or off.
+    pub fn set_debug_checks(&self, on: bool) {
+        self.debug_checks.store(on, Relaxed);
+    }
+
+    /// Free pages on the buddy lists of all zones (Linux
+    /// `global_zone_page_state(NR_FREE_PAGES)`).
+    pub fn nr_free_pages(&self) -> u64 {
+        self.zones.iter().map(Zone::free_pages).sum()
+    }
+
+    /// Pages managed by the buddy allocator in all zones (Linux
+    /// `totalram_pages`).
+    pub fn totalram_pages(&self) -> u64 {
+        self.zones.iter().map(Zone::managed_pages).sum()
+    }
+
+    fn with_irqs_off<R>(&self, f: impl FnOnce() -> R) -> R {
+        let flags = self.cpu.irq_save();
+        let r = f();
+        self.cpu.irq_restore(flags);
+        r
+    }
+
+    fn pcp_index(&self) -> usize {
+        (self.cpu.cpu_id() as usize).min(mmzone::NR_CPUS - 1)
+    }
+
+    fn report_bad_page(&self, pfn: u64, reason: BadPageReason) -> BadPage {
+        let page = self.mem_map.page(pfn);
+        let bad = BadPage {
+            pfn: Pfn::new(pfn),
+            flags: page.flags(),
+            refcount: page.refcount(),
+            mapcount: page.mapcount(),
+            reason,
+        };
+        self.bad_pages.fetch_add(1, Relaxed);
+        error!("BUG: {bad}; leaking the page");
+        bad
+    }
+}
+
+impl<'a> PgData<'a> {
+    fn locked<'z>(&'z self, zone: &'z Zone, free: &'z mut ZoneFree) -> Locked<'z, 'a> {
+        Locked { zone, free, map: &self.mem_map }
+    }
+
+    /// Sets up zones over a memory map whose descriptors are all reserved
+    /// pages of their zones (Linux `free_area_init`): each zone spans from
+    /// its first to its last memblock memory pfn. Nothing is free until
+    /// [`PgData::memblock_free_all`].
+    pub fn new(
+        mem_map: MemMap<'a>,
+        memblock: &Memblock,
+        phys: &'a dyn PhysMemory,
+        cpu: &'a dyn CpuOps,
+        nr_cpus: u32,
+    ) -> PgData<'a> {
+        let mut zones = ZoneType::ALL.map(Zone::new);
+        let (map_start, map_end) = (mem_map.start_pfn().as_u64(), mem_map.end_pfn().as_u64());
+        for zone in &mut zones {
+            let (lo, hi) = zone.zone_type().pfn_limits();
+            let (lo, hi) = (lo.max(map_start), hi.min(map_end));
+            let mut first = u64::MAX;
+            let mut last = 0;
+            let mut present = 0;
+            for region in memblock.memory.regions() {
+                let start = region.base.as_u64().div_ceil(PAGE_SIZE).max(lo);
+                let end = ((region.base.as_u64() + region.size) / PAGE_SIZE).min(hi);
+                if start < end {
+                    first = first.min(start);
+                    last = last.max(end);
+                    present += end - start;
+                }
+            }
+            if present > 0 {
+                zone.start_pfn = first;
+                zone.spanned_pages = last - first;
+                zone.present_pages = present;
+            }
+        }
+        PgData {
+            mem_map,
+            zones,
+            phys,
+            cpu,
+            nr_cpus: nr_cpus.clamp(1, mmzone::NR_CPUS as u32),
+            debug_checks: AtomicBool::new(cfg!(debug_assertions)),
+            bad_pages: AtomicU64::new(0),
+        }
+    }
+
+    /// Hands every free memblock range to the buddy allocator in the largest
+    /// naturally aligned blocks, then computes watermarks, lowmem reserves
+    /// and per-cpu batch sizes (Linux `memblock_free_all` and
+    /// `init_per_zone_wmark_min`). Returns the pages released.
+    pub fn memblock_free_all(&self, memblock: &Memblock) -> u64 {
+        let mut released = 0;
+        for (start, end) in memblock.free_ranges() {
+            let start_pfn = start.as_u64().div_ceil(PAGE_SIZE).max(self.mem_map.start_pfn().as_u64());
+            let end_pfn = (end.as_u64() / PAGE_SIZE).min(self.mem_map.end_pfn().as_u64());
+            released += self.free_pages_memory(start_pfn, end_pfn);
+        }
+        self.setup_per_zone_wmarks();
+        released
+    }
+
+    /// Linux `__free_pages_memory`: frees `[start, end)` in maximal aligned
+    /// blocks. Zone boundaries are multiples of the largest block, so no
+    /// block crosses one.
+    fn free_pages_memory(&self, mut start: u64, end: u64) -> u64 {
+        let released = end.saturating_sub(start);
+        while start < end {
+            let mut order = start.trailing_zeros().min(MAX_PAGE_ORDER);
+            while start + (1 << order) > end {
+                order -= 1;
+            }
+            self.free_pages_core(start, order);
+            start += 1 << order;
+        }
+        released
+    }
+
+    /// Linux `__free_pages_core`: releases a block of boot-reserved pages.
+    fn free_pages_core(&self, pfn: u64, order: u32) {
+        let zone = self.zone(self.mem_map.page(pfn).zone());
+        for p in pfn..pfn + (1 << order) {
+            let page = self.mem_map.page(p);
+            page.clear(PageFlags::RESERVED);
+            page.set_refcount(0);
+        }
+        zone.managed_pages.fetch_add(1 << order, Relaxed);
+        self.with_irqs_off(|| self.free_one_page(zone, pfn, order));
+    }
+
+    /// Recomputes watermarks, lowmem reserves and pcp high/batch from the
+    /// zones' managed pages (Linux `setup_per_zone_wmarks` and
+    /// `zone_pcp_update`).
+    pub fn setup_per_zone_wmarks(&self) {
+        mmzone::setup_watermarks(&self.zones);
+        for zone in &self.zones {
+            let batch = mmzone::zone_batchsize(zone.managed_pages());
+            let high = mmzone::zone_highsize(zone.watermark(Watermark::Low), batch, self.nr_cpus);
+            zone.pcp_batch.store(batch, Relaxed);
+            zone.pcp_high.store(high, Relaxed);
+        }
+    }
+
+    /// Allocates 2^`order` contiguous pages (Linux `alloc_pages`). The first
+    /// page has one reference; with `__GFP_COMP` the block is a compound
+    /// page; with `__GFP_ZERO` its contents are zero. `None` when no zone
+    /// the mask allows can satisfy the request; logged unless
+    /// `__GFP_NOWARN`.
+    pub fn alloc_pages(&self, gfp: Gfp, order: u32) -> Option<Pfn> {
+        if order > MAX_PAGE_ORDER {
+            if !gfp.contains(Gfp::NOWARN) {
+                warn!("page allocation of order {order} exceeds MAX_PAGE_ORDER {MAX_PAGE_ORDER}; mode:{gfp:?}");
+            }
+            return None;
+        }
+        let fast = AllocFlags(AllocFlags::WMARK_LOW);
+        if let Some(pfn) = self.get_page_from_freelist(gfp, order, fast) {
+            return Some(pfn);
+        }
+        self.alloc_pages_slowpath(gfp, order)
+    }
+
+    /// Linux `__alloc_pages_slowpath`, minus reclaim and compaction.
+    fn alloc_pages_slowpath(&self, gfp: Gfp, order: u32) -> Option<Pfn> {
+        let flags = AllocFlags::from_gfp(gfp, order);
+        if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags) {
+            return Some(pfn);
+        }
+        if gfp.contains(Gfp::MEMALLOC) && !gfp.contains(Gfp::NOMEMALLOC) {
+            let flags = AllocFlags(flags.0 | AllocFlags::NO_WATERMARKS);
+            if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags) {
+                return Some(pfn);
+            }
+        }
+        if gfp.allows_blocking() {
+            // Linux's retry after direct reclaim: pages may be pinned on
+            // per-cpu lists or in highatomic reserves.
+            self.unreserve_highatomic_pageblock(gfp);
+            self.drain_all_pages();
+            if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags) {
+                return Some(pfn);
+            }
+        }
+        if !gfp.contains(Gfp::NOWARN) {
+            self.warn_alloc(gfp, order);
+        }
+        None
+    }
+
+    /// Linux `warn_alloc`: the failure and the free lists behind it.
+    fn warn_alloc(&self, gfp: Gfp, order: u32) {
+        warn!("page allocation failure: order:{order}, mode:{gfp:?}");
+        for zone in self.zones.iter().filter(|z| z.present_pages() > 0) {
+            let counts = zone.free_counts();
+            warn!("{}", crate::vmstat::ShowFreeAreas { zone: zone.name(), counts: &counts });
+        }
+    }
+
+    /// Linux `get_page_from_freelist`: walks the zonelist from the highest
+    /// zone the mask allows down, taking from the first zone whose
+    /// watermark permits.
+    fn get_page_from_freelist(&self, gfp: Gfp, order: u32, flags: AllocFlags) -> Option<Pfn> {
+        let highest = gfp.zone();
+        let mt = gfp.migratetype();
+        for zone in self.zones[..=highest as usize].iter().rev() {
+            if zone.managed_pages() == 0 {
+                continue;
+            }
+            if !flags.has(AllocFlags::NO_WATERMARKS) {
+                let mark = zone.watermark(flags.watermark());
+                if !self.zone_watermark_ok(zone, order, mark, highest, flags) {
+                    continue;
+                }
+            }
+            while let Some(pfn) = self.with_irqs_off(|| self.rmqueue(zone, order, mt, flags)) {
+                if self.prep_new_page(pfn, order, gfp).is_err() {
+                    // Leaked like Linux's check_new_pages; try another block.
+                    continue;
+                }
+                if flags.has(AllocFlags::HIGHATOMIC) && order > 0 {
+                    self.reserve_highatomic_pageblock(zone, pfn);
+                }
+                return Some(Pfn::new(pfn));
+            }
+        }
+        None
+    }
+
+    /// Linux `__zone_watermark_ok`: would the zone stay above `mark` (less
+    /// the allowances of `flags`, plus the reserve kept against `highest`)
+    /// after this allocation, with a free block of at least `order` left to
+    /// take?
+    fn zone_watermark_ok(&self, zone: &Zone, order: u32, mark: u64, highest: ZoneType, flags: AllocFlags) -> bool {
+        let mut unusable = (1u64 << order) - 1;
+        if !flags.has(AllocFlags::RESERVES) {
+            unusable += zone.nr_reserved_highatomic();
+        }
+        let free = zone.free_pages().saturating_sub(unusable);
+        let mut min = mark;
+        if flags.has(AllocFlags::MIN_RESERVE) {
+            min -= min / 2;
+            if flags.has(AllocFlags::NON_BLOCK) {
+                min -= min / 4;
+            }
+        }
+        if free <= min + zone.lowmem_reserve(highest) {
+            return false;
+        }
+        if order == 0 {
+            return true;
+        }
+        let free = zone.lock.lock();
+        free.free_area[order as usize..].iter().any(|area| {
+            area.nr_free > 0
+                && (area.free_list[..MIGRATE_PCPTYPES].iter().any(|l| !l.is_empty())
+                    || (flags.has(AllocFlags::HIGHATOMIC)
+                        && !area.free_list[MigrateType::HighAtomic as usize].is_empty()))
+        })
+    }
+
+    /// Linux `rmqueue`: small orders through the per-cpu lists, the rest
+    /// from the buddy lists.
+    fn rmqueue(&self, zone: &Zone, order: u32, mt: MigrateType, flags: AllocFlags) -> Option<u64> {
+        if order <= PAGE_ALLOC_COSTLY_ORDER && zone.pcp_high.load(Relaxed) != 0 {
+            return self.rmqueue_pcplist(zone, order, mt, flags);
+        }
+        let mut free = zone.lock.lock();
+        let mut locked = self.locked(zone, &mut free);
+        let mut page = None;
+        if flags.has(AllocFlags::HIGHATOMIC) {
+            page = locked.rmqueue_smallest(order, MigrateType::HighAtomic);
+        }
+        if page.is_none() {
+            page = locked.rmqueue(order, mt);
+        }
+        if page.is_none() && flags.has(AllocFlags::NON_BLOCK) {
+            page = locked.rmqueue_smallest(order, MigrateType::HighAtomic);
+        }
+        page
+    }
+
+    /// Linux `rmqueue_pcplist`: the local list, refilled with a batch from
+    /// the buddy lists when empty.
+    fn rmqueue_pcplist(&self, zone: &Zone, order: u32, mt: MigrateType, flags: AllocFlags) -> Option<u64> {
+        let mut pcp = zone.pcp[self.pcp_index()].lock();
+        let index = order_to_pindex(mt, order);
+        if pcp.lists[index].is_empty() {
+            let batch = u64::from(zone.pcp_batch.load(Relaxed));
+            let count = if order == 0 { batch } else { (batch >> order).max(2) };
+            let mut free = zone.lock.lock();
+            let mut locked = self.locked(zone, &mut free);
+            for _ in 0..count {
+                let Some(pfn) = locked.rmqueue(order, mt) else { break };
+                pcp.lists[index].push_back(&self.mem_map, Pfn::new(pfn));
+                pcp.count += 1 << order;
+            }
+            drop(free);
+            if pcp.lists[index].is_empty() {
+                drop(pcp);
+                // The pcp types are exhausted; atomic callers may still take
+                // from the highatomic reserve.
+                if flags.has(AllocFlags::NON_BLOCK | AllocFlags::HIGHATOMIC) {
+                    let mut free = zone.lock.lock();
+                    return self.locked(zone, &mut free).rmqueue_smallest(order, MigrateType::HighAtomic);
+                }
+                return None;
+            }
+        }
+        let pfn = pcp.lists[index].pop_front(&self.mem_map)?;
+        pcp.count -= 1 << order;
+        Some(pfn.as_u64())
+    }
+
+    /// Linux `prep_new_page`: checks the block, takes the first reference,
+    /// records the order, zeroes and builds the compound page as asked.
+    fn prep_new_page(&self, pfn: u64, order: u32, gfp: Gfp) -> Result<(), BadPage> {
+        let nr = if self.debug_checks.load(Relaxed) { 1u64 << order } else { 1 };
+        for p in pfn..pfn + nr {
+            let page = self.mem_map.page(p);
+            if page.flags().intersects(PageFlags::CHECK_AT_PREP)
+                || page.refcount() != 0
+                || page.raw_mapcount() != -1
+                || page.mapping() != 0
+            {
+                return Err(self.report_bad_page(p, BadPageReason::BadStateAtAlloc));
+            }
+        }
+        let page = self.mem_map.page(pfn);
+        page.set_private(0);
+        page.set_order(order);
+        page.set_refcount(1);
+        if gfp.contains(Gfp::ZERO) {
+            self.clear_pages(pfn, 1 << order);
+        }
+        if gfp.contains(Gfp::COMP) && order > 0 {
+            page.set(PageFlags::HEAD);
+            for p in pfn + 1..pfn + (1 << order) {
+                let tail = self.mem_map.page(p);
+                tail.set(PageFlags::TAIL);
+                tail.set_link(0, pfn as u32);
+            }
+        }
+        Ok(())
+    }
+
+    /// Zeroes pages the caller owns (Linux `clear_highpage` per page).
+    fn clear_pages(&self, pfn: u64, nr: u64) {
+        for p in pfn..pfn + nr {
+            let Some(virt) = self.phys.phys_to_virt(Pfn::new(p).phys()) else {
+                // The memory map only describes frames the direct map
+                // covers; a miss is an arch bug worth a loud message.
+                error!("pfn {p:#x} has no direct-map address; not zeroed");
+                continue;
+            };
+            // SAFETY: `PhysMemory` guarantees `virt` maps the page writable
+            // for the implementor's lifetime, and the page was just taken
+            // off the free lists, so nothing else accesses it.
+            unsafe { core::ptr::write_bytes(virt.as_mut_ptr::<u8>(), 0, PAGE_SIZE as usize) };
+        }
+    }
+
+    /// Frees 2^`order` pages allocated by [`PgData::alloc_pages`] (Linux
+    /// `__free_pages`): drops the first page's reference and, if it was the
+    /// last, returns the block to the allocator. A bad page (double free,
+    /// wrong order, still mapped, reserved or slab) is reported, counted
+    /// and leaked, and the report returned.
+    pub fn free_pages(&self, pfn: Pfn, order: u32) -> Result<(), BadPage> {
+        let Some(page) = self.mem_map.pfn_to_page(pfn) else {
+            error!("BUG: freeing pfn {:#x} outside the memory map", pfn.as_u64());
+            self.bad_pages.fetch_add(1, Relaxed);
+            return Err(BadPage {
+                pfn,
+                flags: PageFlags::empty(),
+                refcount: 0,
+                mapcount: 0,
+                reason: BadPageReason::NotInMemMap,
+            });
+        };
+        if page.refcount() <= 0 || page.test(PageFlags::BUDDY) {
+            return Err(self.report_bad_page(pfn.as_u64(), BadPageReason::DoubleFree));
+        }
+        if !page.put_testzero() {
+            return Ok(());
+        }
+        self.free_the_page(pfn.as_u64(), order)
+    }
+
+    /// Drops a reference to a page (Linux `put_page`); the last reference
+    /// frees the whole block it was allocated as. A tail page's reference
+    /// is its head's.
+    pub fn put_page(&self, pfn: Pfn) -> Result<(), BadPage> {
+        let Some(page) = self.mem_map.pfn_to_page(pfn) else {
+            return self.free_pages(pfn, 0);
+        };
+        let head = if page.test(PageFlags::TAIL) { u64::from(page.link(0)) } else { pfn.as_u64() };
+        let order = self.mem_map.page(head).order();
+        self.free_pages(Pfn::new(head), order)
+    }
+
+    /// Linux `free_the_page` and `free_pages_prepare`.
+    fn free_the_page(&self, pfn: u64, order: u32) -> Result<(), BadPage> {
+        self.free_pages_prepare(pfn, order)?;
+        self.with_irqs_off(|| {
+            let zone = self.zone(self.mem_map.page(pfn).zone());
+            if order <= PAGE_ALLOC_COSTLY_ORDER && zone.pcp_high.load(Relaxed) != 0 {
+                self.free_unref_page(zone, pfn, order);
+            } else {
+                self.free_one_page(zone, pfn, order);
+            }
+        });
+        Ok(())
+    }
+
+    /// Checks a block being freed and resets its descriptors. On a bad
+    /// page nothing is reset: the block is leaked as found.
+    fn free_pages_prepare(&self, pfn: u64, order: u32) -> Result<(), BadPage> {
+        let page = self.mem_map.page(pfn);
+        let bad = |reason| Err(self.report_bad_page(pfn, reason));
+        if page.test(PageFlags::TAIL) {
+            return bad(BadPageReason::TailPage);
+        }
+        if page.order() != order {
+            return bad(BadPageReason::WrongOrder { freed: order, allocated: page.order() });
+        }
+        if page.raw_mapcount() != -1 {
+            return bad(BadPageReason::Mapped);
+        }
+        if page.mapping() != 0 {
+            return bad(BadPageReason::HasMapping);
+        }
+        let set = page.flags() & PageFlags::CHECK_AT_FREE;
+        if !set.is_empty() {
+            return bad(BadPageReason::FlagsAtFree(set));
+        }
+        let compound = page.test(PageFlags::HEAD);
+        if self.debug_checks.load(Relaxed) {
+            for p in pfn + 1..pfn + (1 << order) {
+                let tail = self.mem_map.page(p);
+                let tail_ok = !compound || (tail.test(PageFlags::TAIL) && u64::from(tail.link(0)) == pfn);
+                let set = tail.flags() & PageFlags::CHECK_AT_FREE;
+                if !tail_ok || !set.is_empty() || tail.refcount() != 0 || tail.raw_mapcount() != -1 {
+                    let reason = if tail.test(PageFlags::BUDDY) || !tail_ok {
+                        BadPageReason::DoubleFree
+                    } else {
+                        BadPageReason::FlagsAtFree(set)
+                    };
+                    return Err(self.report_bad_page(p, reason));
+                }
+            }
+        }
+        if compound {
+            for p in pfn + 1..pfn + (1 << order) {
+                let tail = self.mem_map.page(p);
+                tail.clear(PageFlags::TAIL);
+                tail.set_link(0, crate::page::NIL);
+            }
+        }
+        page.set_flags(PageFlags::empty());
+        page.set_order(0);
+        page.set_private(0);
+        Ok(())
+    }
+
+    /// Linux `free_unref_page`: onto the local per-cpu list, spilling a
+    /// batch to the buddy lists above `high`. Isolated blocks go straight
+    /// back; highatomic pages are treated as movable so the reserve can be
+    /// recovered.
+    fn free_unref_page(&self, zone: &Zone, pfn: u64, order: u32) {
+        let mut mt = self.mem_map.pageblock_migratetype(Pfn::new(pfn));
+        if mt as usize >= MIGRATE_PCPTYPES {
+            if mt == MigrateType::Isolate {
+                self.free_one_page(zone, pfn, order);
+                return;
+            }
+            mt = MigrateType::Movable;
+        }
+        let mut pcp = zone.pcp[self.pcp_index()].lock();
+        pcp.lists[order_to_pindex(mt, order)].push_front(&self.mem_map, Pfn::new(pfn));
+        pcp.count += 1 << order;
+        if pcp.count >= u64::from(zone.pcp_high.load(Relaxed)) {
+            let batch = u64::from(zone.pcp_batch.load(Relaxed));
+            self.free_pcppages_bulk(zone, &mut pcp, batch);
+        }
+    }
+
+    /// Linux `free_pcppages_bulk`: returns at least `count` pages (or all)
+    /// from a per-cpu cache to the buddy lists, taking the cold end of each
+    /// list round-robin.
+    fn free_pcppages_bulk(&self, zone: &Zone, pcp: &mut mmzone::PerCpuPages, count: u64) {
+        let mut count = count.min(pcp.count);
+        let mut free = zone.lock.lock();
+        let mut locked = self.locked(zone, &mut free);
+        while count > 0 {
+            let index = pcp.drain_cursor;
+            pcp.drain_cursor = (index + 1) % pcp.lists.len();
+            let Some(pfn) = pcp.lists[index].pop_back(&self.mem_map) else { continue };
+            let order = pindex_to_order(index);
+            let mt = self.mem_map.pageblock_migratetype(pfn);
+            locked.free_one_page(pfn.as_u64(), order, mt, false);
+            pcp.count -= 1 << order;
+            count = count.saturating_sub(1 << order);
+        }
+    }
+
+    /// Linux `free_one_page`: straight to the buddy lists.
+    fn free_one_page(&self, zone: &Zone, pfn: u64, order: u32) {
+        let mut free = zone.lock.lock();
+        let mt = self.mem_map.pageblock_migratetype(Pfn::new(pfn));
+        self.locked(zone, &mut free).free_one_page(pfn, order, mt, false);
+    }
+
+    /// Empties every CPU's per-cpu lists in every zone back to the buddy
+    /// lists (Linux `drain_all_pages`; Linux 6.x drains remote CPUs under
+    /// their pcp lock the same way).
+    pub fn drain_all_pages(&self) {
+        self.with_irqs_off(|| {
+            for zone in &self.zones {
+                for pcp in &zone.pcp[..self.nr_cpus as usize] {
+                    let mut pcp = pcp.lock();
+                    let count = pcp.count;
+                    self.free_pcppages_bulk(zone, &mut pcp, count);
+                }
+            }
+        });
+    }
+
+    /// Drains and disables a zone's per-cpu lists: allocations and frees go
+    /// straight to the buddy lists (Linux `zone_pcp_disable`, used by memory
+    /// offlining; benchmarks use it to measure the buddy path).
+    pub fn zone_pcp_disable(&self, zone_type: ZoneType) {
+        let zone = self.zone(zone_type);
+        zone.pcp_high.store(0, Relaxed);
+        zone.pcp_batch.store(1, Relaxed);
+        self.drain_all_pages();
+    }
+
+    /// Re-enables a zone's per-cpu lists (Linux `zone_pcp_enable`).
+    pub fn zone_pcp_enable(&self, zone_type: ZoneType) {
+        let zone = self.zone(zone_type);
+        let batch = mmzone::zone_batchsize(zone.managed_pages());
+        zone.pcp_batch.store(batch, Relaxed);
+        zone.pcp_high.store(mmzone::zone_highsize(zone.watermark(Watermark::Low), batch, self.nr_cpus), Relaxed);
+    }
+
+    /// Linux `reserve_highatomic_pageblock`: after a high-order atomic
+    /// allocation succeeds, keep its pageblock for future ones, up to about
+    /// 1% of the zone.
+    fn reserve_highatomic_pageblock(&self, zone: &Zone, pfn: u64) {
+        let max_managed = zone.managed_pages() / 100 + PAGEBLOCK_NR_PAGES;
+        if zone.nr_reserved_highatomic() >= max_managed {
+            return;
+        }
+        self.with_irqs_off(|| {
+            let mut free = zone.lock.lock();
+            if zone.nr_reserved_highatomic() >= max_managed {
+                return;
+            }
+            let mt = self.mem_map.pageblock_migratetype(Pfn::new(pfn));
+            if !mt.is_mergeable() {
+                return;
+            }
+            let order = self.mem_map.page(pfn).order();
+            let mut locked = self.locked(zone, &mut free);
+            if order >= PAGEBLOCK_ORDER {
+                locked.change_pageblock_range(pfn, order, MigrateType::HighAtomic);
+                zone.nr_reserved_highatomic.fetch_add(1 << order, Relaxed);
+            } else {
+                locked.move_freepages_block(pfn, mt, MigrateType::HighAtomic);
+                zone.nr_reserved_highatomic.fetch_add(PAGEBLOCK_NR_PAGES, Relaxed);
+            }
+        });
+    }
+
+    /// Linux `unreserve_highatomic_pageblock`: before failing, give one
+    /// highatomic block per zone back to the allocation's migratetype.
+    fn unreserve_highatomic_pageblock(&self, gfp: Gfp) {
+        let target = gfp.migratetype();
+        self.with_irqs_off(|| {
+            for zone in self.zones[..=gfp.zone() as usize].iter().rev() {
+                if zone.nr_reserved_highatomic() == 0 {
+                    continue;
+                }
+                let mut free = zone.lock.lock();
+                let mut locked = self.locked(zone, &mut free);
+                for order in 0..NR_PAGE_ORDERS as u32 {
+                    let list = &locked.free.free_area[order as usize].free_list[MigrateType::HighAtomic as usize];
+                    let Some(pfn) = list.front() else { continue };
+                    let pfn = pfn.as_u64();
+                    let size = PAGEBLOCK_NR_PAGES.max(1 << order);
+                    let reserved = zone.nr_reserved_highatomic();
+                    zone.nr_reserved_highatomic.store(reserved - size.min(reserved), Relaxed);
+                    if order < PAGEBLOCK_ORDER {
+                        locked.move_freepages_block(pfn, MigrateType::HighAtomic, target);
+                    } else {
+                        locked.move_to_free_list(pfn, order, MigrateType::HighAtomic, target);
+                        locked.change_pageblock_range(pfn, order, target);
+                    }
+                    break;
+                }
+            }
+        });
+    }
+
+    /// Takes the pageblock holding `pfn` out of allocation: its free pages
+    /// move to the ISOLATE lists and stop counting as free (Linux
+    /// `set_migratetype_isolate`, without the movability check compaction
+    /// and offlining add).
+    pub fn isolate_pageblock(&self, pfn: Pfn) -> Result<(), IsolateError> {
+        let page = self.mem_map.pfn_to_page(pfn).ok_or(IsolateError::NotInZone(pfn))?;
+        let zone = self.zone(page.zone());
+        if !zone.spans_pfn(pfn.as_u64()) {
+            return Err(IsolateError::NotInZone(pfn));
+        }
+        self.with_irqs_off(|| {
+            let mut free = zone.lock.lock();
+            let mt = self.mem_map.pageblock_migratetype(pfn);
+            if mt == MigrateType::Isolate {
+                return Err(IsolateError::AlreadyIsolated(pfn));
+            }
+            let mut locked = self.locked(zone, &mut free);
+            locked.split_large_buddy(pfn.as_u64());
+            locked.move_freepages_block(pfn.as_u64(), mt, MigrateType::Isolate);
+            Ok(())
+        })
+    }
+
+    /// Returns an isolated pageblock to allocation as `mt` (Linux
+    /// `unset_migratetype_isolate`).
+    pub fn unisolate_pageblock(&self, pfn: Pfn, mt: MigrateType) -> Result<(), IsolateError> {
+        let page = self.mem_map.pfn_to_page(pfn).ok_or(IsolateError::NotInZone(pfn))?;
+        let zone = self.zone(page.zone());
+        self.with_irqs_off(|| {
+            let mut free = zone.lock.lock();
+            if self.mem_map.pageblock_migratetype(pfn) != MigrateType::Isolate {
+                return Err(IsolateError::NotIsolated(pfn));
+            }
+            self.locked(zone, &mut free).move_freepages_block(pfn.as_u64(), MigrateType::Isolate, mt);
+            Ok(())
+        })
+    }
+
+    /// A consistency check of one zone's free lists against the page
+    /// descriptors and counters, for tests and debugging: every listed page
+    /// is a free buddy block of the list's order and pageblock type,
+    /// aligned, inside the zone, not overlapping another; every page marked
+    /// buddy is listed; and the counters match a recount. Returns the counts
+    /// or the first inconsistency found. Walks the whole zone under its
+    /// lock.
+    pub fn check_zone(&self, zone_type: ZoneType) -> Result<FreeCounts, &'static str> {
+        let zone = self.zone(zone_type);
+        let free = zone.lock.lock();
+        let mut counts = FreeCounts::default();
+        let mut free_pages = 0;
+        for (order, area) in free.free_area.iter().enumerate() {
+            let mut nr_free = 0;
+            for (mt, list) in area.free_list.iter().enumerate() {
+                let mut len = 0;
+                for pfn in list.iter(&self.mem_map) {
+                    let page = self.mem_map.page(pfn.as_u64());
+                    if !page.test(PageFlags::BUDDY) || page.order() as usize != order {
+                        return Err("page on a free list is not a buddy of the list's order");
+                    }
+                    if pfn.as_u64() % (1 << order) != 0 || !zone.spans_pfn(pfn.as_u64()) {
+                        return Err("free block misaligned or outside its zone");
+                    }
+                    if self.mem_map.pageblock_migratetype(pfn) as usize != mt {
+                        return Err("free block on a list other than its pageblock's migratetype");
+                    }
+                    for p in pfn.as_u64() + 1..pfn.as_u64() + (1 << order) {
+                        if self.mem_map.page(p).test(PageFlags::BUDDY) {
+                            return Err("free blocks overlap");
+                        }
+                    }
+                    len += 1;
+                    if mt != MigrateType::Isolate as usize {
+                        free_pages += 1u64 << order;
+                    }
+                }
+                if len != list.len() {
+                    return Err("list length counter is wrong");
+                }
+                counts.blocks[order][mt] = len;
+                nr_free += len;
+            }
+            if nr_free != area.nr_free {
+                return Err("nr_free counter is wrong");
+            }
+        }
+        if free_pages != zone.free_pages() {
+            return Err("NR_FREE_PAGES counter is wrong");
+        }
+        let listed: u64 = counts.blocks.iter().flatten().sum();
+        let flagged = (zone.start_pfn()..zone.start_pfn() + zone.spanned_pages())
+            .filter(|&pfn| self.mem_map.page(pfn).test(PageFlags::BUDDY))
+            .count() as u64;
+        if listed != flagged {
+            return Err("a page marked buddy is on no free list");
+        }
+        Ok(counts)
+    }
+}
+
+/// The per-cpu list index of a migratetype and order (Linux
+/// `order_to_pindex`).
+fn order_to_pindex(mt: MigrateType, order: u32) -> usize {
+    MIGRATE_PCPTYPES * order as usize + mt as usize
+}
+
+/// The order of a per-cpu list index (Linux `pindex_to_order`).
+fn pindex_to_order(index: usize) -> u32 {
+    (index / MIGRATE_PCPTYPES) as u32
+}
+
+impl Locked<'_, '_> {
+    fn account_freepages(&self, nr: u64, mt: MigrateType, add: bool) {
+        if mt == MigrateType::Isolate {
+            return;
+        }
+        if add {
+            self.zone.nr_free_pages.fetch_add(nr, Relaxed);
+        } else {
+            self.zone.nr_free_pages.fetch_sub(nr, Relaxed);
+        }
+    }
+
+    /// Linux `__add_to_free_list` with `set_buddy_order` and the free page
+    /// accounting.
+    fn add_to_free_list(&mut self, pfn: u64, order: u32, mt: MigrateType, tail: bool) {
+        let page = self.map.page(pfn);
+        page.set_order(order);
+        page.set(PageFlags::BUDDY);
+        let area = &mut self.free.free_area[order as usize];
+        if tail {
+            area.free_list[mt as usize].push_back(self.map, Pfn::new(pfn));
+        } else {
+            area.free_list[mt as usize].push_front(self.map, Pfn::new(pfn));
+        }
+        area.nr_free += 1;
+        self.account_freepages(1 << order, mt, true);
+    }
+
+    /// Linux `del_page_from_free_list`.
+    fn del_page_from_free_list(&mut self, pfn: u64, order: u32, mt: MigrateType) {
+        let area = &mut self.free.free_area[order as usize];
+        area.free_list[mt as usize].remove(self.map, Pfn::new(pfn));
+        area.nr_free -= 1;
+        let page = self.map.page(pfn);
+        page.clear(PageFlags::BUDDY);
+        page.set_order(0);
+        self.account_freepages(1 << order, mt, false);
+    }
+
+    /// Linux `move_to_free_list`.
+    fn move_to_free_list(&mut self, pfn: u64, order: u32, old: MigrateType, new: MigrateType) {
+        let area = &mut self.free.free_area[order as usize];
+        area.free_list[old as usize].remove(self.map, Pfn::new(pfn));
+        area.free_list[new as usize].push_back(self.map, Pfn::new(pfn));
+        if (old == MigrateType::Isolate) != (new == MigrateType::Isolate) {
+            self.account_freepages(1 << order, old, false);
+            self.account_freepages(1 << order, new, true);
+        }
+    }
+
+    /// Linux `expand`: splits a block of order `high` taken for an
+    /// allocation of order `low`, returning the upper halves to `mt`'s
+    /// lists.
+    fn expand(&mut self, pfn: u64, low: u32, mut high: u32, mt: MigrateType) {
+        while high > low {
+            high -= 1;
+            self.add_to_free_list(pfn + (1 << high), high, mt, false);
+        }
+    }
+
+    /// Linux `__rmqueue_smallest`: the smallest block of `mt` that fits.
+    fn rmqueue_smallest(&mut self, order: u32, mt: MigrateType) -> Option<u64> {
+        for current in order..=MAX_PAGE_ORDER {
+            let Some(pfn) = self.free.free_area[current as usize].free_list[mt as usize].front() else { continue };
+            let pfn = pfn.as_u64();
+            self.del_page_from_free_list(pfn, current, mt);
+            self.expand(pfn, order, current, mt);
+            return Some(pfn);
+        }
+        None
+    }
+
+    /// Linux `__rmqueue`: the preferred type, then its fallbacks.
+    fn rmqueue(&mut self, order: u32, mt: MigrateType) -> Option<u64> {
+        self.rmqueue_smallest(order, mt).or_else(|| self.rmqueue_fallback(order, mt))
+    }
+
+    /// Linux `can_steal_fallback`: whether an allocation of `order` and
+    /// `start_mt` may claim a whole foreign pageblock.
+    fn can_steal_fallback(order: u32, start_mt: MigrateType) -> bool {
+        order >= PAGEBLOCK_ORDER / 2 || start_mt == MigrateType::Reclaimable || start_mt == MigrateType::Unmovable
+    }
+
+    /// Linux `find_suitable_fallback`: the first fallback type with a free
+    /// block of `order`, and whether it may be claimed.
+    fn find_suitable_fallback(&self, order: u32, start_mt: MigrateType) -> Option<(MigrateType, bool)> {
+        let area = &self.free.free_area[order as usize];
+        if area.nr_free == 0 {
+            return None;
+        }
+        let fallbacks = FALLBACKS[start_mt as usize];
+        let fallback = fallbacks.into_iter().find(|&mt| !area.free_list[mt as usize].is_empty())?;
+        Some((fallback, Self::can_steal_fallback(order, start_mt)))
+    }
+
+    /// Linux `__rmqueue_fallback`: take from another type, the largest
+    /// block first so that a claimed pageblock serves many later requests;
+    /// but a movable request that cannot claim takes the smallest block,
+    /// leaving the large ones whole.
+    fn rmqueue_fallback(&mut self, order: u32, start_mt: MigrateType) -> Option<u64> {
+        let mut found = None;
+        for current in (order..=MAX_PAGE_ORDER).rev() {
+            if let Some((fallback, can_steal)) = self.find_suitable_fallback(current, start_mt) {
+                if !can_steal && start_mt == MigrateType::Movable && current > order {
+                    found = (order..=MAX_PAGE_ORDER).find_map(|smallest| {
+                        self.find_suitable_fallback(smallest, start_mt).map(|(mt, steal)| (smallest, mt, steal))
+                    });
+                } else {
+                    found = Some((current, fallback, can_steal));
+                }
+                break;
+            }
+        }
+        let (current, fallback, can_steal) = found?;
+        let pfn = self.free.free_area[current as usize].free_list[fallback as usize].front()?.as_u64();
+        self.steal_suitable_fallback(pfn, current, order, start_mt, fallback, can_steal)
+    }
+
+    /// Linux `steal_suitable_fallback` (6.10+): claim the whole pageblock if
+    /// the block is at least a pageblock, or enough of its pages are free
+    /// or compatible; otherwise take just this block, leaving the pageblock
+    /// its type.
+    fn steal_suitable_fallback(
+        &mut self,
+        pfn: u64,
+        current: u32,
+        order: u32,
+        start_mt: MigrateType,
+        block_mt: MigrateType,
+        whole_block: bool,
+    ) -> Option<u64> {
+        if current >= PAGEBLOCK_ORDER {
+            self.del_page_from_free_list(pfn, current, block_mt);
+            self.change_pageblock_range(pfn, current, start_mt);
+            self.expand(pfn, order, current, start_mt);
+            return Some(pfn);
+        }
+        if whole_block {
+            let (free_pages, movable_pages) = self.count_block(pfn);
+            let alike = if start_mt == MigrateType::Movable {
+                movable_pages
+            } else if block_mt == MigrateType::Movable {
+                PAGEBLOCK_NR_PAGES - free_pages - movable_pages
+            } else {
+                0
+            };
+            if free_pages + alike >= PAGEBLOCK_NR_PAGES / 2 {
+                self.move_freepages_block(pfn, block_mt, start_mt);
+                return self.rmqueue_smallest(order, start_mt);
+            }
+        }
+        self.del_page_from_free_list(pfn, current, block_mt);
+        self.expand(pfn, order, current, block_mt);
+        Some(pfn)
+    }
+
+    /// The pfn range of the pageblock holding `pfn`, clipped to the memory
+    /// map.
+    fn block_range(&self, pfn: u64) -> (u64, u64) {
+        let start = pfn & !(PAGEBLOCK_NR_PAGES - 1);
+        let end = (start + PAGEBLOCK_NR_PAGES).min(self.map.end_pfn().as_u64());
+        (start.max(self.map.start_pfn().as_u64()), end)
+    }
+
+    /// Free and movable (on an LRU) pages in `pfn`'s pageblock (Linux
+    /// `prep_move_freepages_block`'s counting).
+    fn count_block(&self, pfn: u64) -> (u64, u64) {
+        let (mut p, end) = self.block_range(pfn);
+        let (mut free, mut movable) = (0, 0);
+        while p < end {
+            let page = self.map.page(p);
+            if page.test(PageFlags::BUDDY) {
+                free += 1 << page.order();
+                p += 1 << page.order();
+            } else {
+                if page.test(PageFlags::LRU) {
+                    movable += 1;
+                }
+                p += 1;
+            }
+        }
+        (free, movable)
+    }
+
+    /// Linux `move_freepages_block`: moves the free blocks inside `pfn`'s
+    /// pageblock from `old`'s lists to `new`'s and retypes the pageblock.
+    /// The caller ensures no free block larger than the pageblock covers it.
+    fn move_freepages_block(&mut self, pfn: u64, old: MigrateType, new: MigrateType) {
+        let (mut p, end) = self.block_range(pfn);
+        while p < end {
+            let page = self.map.page(p);
+            if page.test(PageFlags::BUDDY) {
+                let order = page.order();
+                self.move_to_free_list(p, order, old, new);
+                p += 1 << order;
+            } else {
+                p += 1;
+            }
+        }
+        self.map.set_pageblock_migratetype(pfn, new);
+    }
+
+    /// Linux `change_pageblock_range`: retypes every pageblock of a block of
+    /// `order` >= pageblock order.
+    fn change_pageblock_range(&mut self, pfn: u64, order: u32, mt: MigrateType) {
+        let mut block = pfn;
+        while block < pfn + (1 << order) {
+            self.map.set_pageblock_migratetype(block, mt);
+            block += PAGEBLOCK_NR_PAGES;
+        }
+    }
+
+    /// If a free block larger than a pageblock covers `pfn`'s pageblock,
+    /// splits it into pageblock-sized free blocks so the pageblock can be
+    /// retyped on its own (Linux 6.10 `split_large_buddy`).
+    fn split_large_buddy(&mut self, pfn: u64) {
+        for order in PAGEBLOCK_ORDER + 1..=MAX_PAGE_ORDER {
+            let start = pfn & !((1u64 << order) - 1);
+            if start < self.map.start_pfn().as_u64() {
+                return;
+            }
+            let page = self.map.page(start);
+            if page.test(PageFlags::BUDDY) && page.order() == order {
+                let mt = self.map.pageblock_migratetype(Pfn::new(start));
+                self.del_page_from_free_list(start, order, mt);
+                let mut block = start;
+                while block < start + (1 << order) {
+                    self.add_to_free_list(block, PAGEBLOCK_ORDER, mt, true);
+                    block += PAGEBLOCK_NR_PAGES;
+                }
+                return;
+            }
+        }
+    }
+
+    /// Whether `buddy` is a free block of `order` in this zone (Linux
+    /// `page_is_buddy`).
+    fn page_is_buddy(&self, buddy: u64, order: u32) -> bool {
+        if !self.zone.spans_pfn(buddy) {
+            return false;
+        }
+        let Some(page) = self.map.pfn_to_page(Pfn::new(buddy)) else { return false };
+        page.test(PageFlags::BUDDY) && page.order() == order
+    }
+
+    /// Linux `buddy_merge_likely`: if the block this one would merge into
+    /// next has its buddy free, the block is likely to merge soon, so it
+    /// goes to the tail of its list and is not handed out first.
+    fn buddy_merge_likely(&self, pfn: u64, order: u32) -> bool {
+        if order >= MAX_PAGE_ORDER - 1 {
+            return false;
+        }
+        let higher = pfn & !(1 << order);
+        let higher_buddy = higher ^ (1 << (order + 1));
+        self.page_is_buddy(higher_buddy, order + 1)
+    }
+
+    /// Linux `__free_one_page`: merges the block with its free buddies and
+    /// puts the result on its pageblock type's list.
+    fn free_one_page(&mut self, mut pfn: u64, mut order: u32, mt: MigrateType, to_tail: bool) {
+        while order < MAX_PAGE_ORDER {
+            let buddy = pfn ^ (1 << order);
+            if !self.page_is_buddy(buddy, order) {
+                break;
+            }
+            let buddy_mt = self.map.pageblock_migratetype(Pfn::new(buddy));
+            if order >= PAGEBLOCK_ORDER && buddy_mt != mt && (!mt.is_mergeable() || !buddy_mt.is_mergeable()) {
+                break;
+            }
+            self.del_page_from_free_list(buddy, order, buddy_mt);
+            if buddy_mt != mt {
+                self.change_pageblock_range(buddy, order, mt);
+            }
+            pfn &= buddy;
+            order += 1;
+        }
+        let to_tail = to_tail || self.buddy_merge_likely(pfn, order);
+        self.add_to_free_list(pfn, order, mt, to_tail);
+    }
+}
+
+#[cfg(test)]
+mod tests;

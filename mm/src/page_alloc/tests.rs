@@ -1,0 +1,572 @@
+//! Host tests of the buddy allocator on simulated machines.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::gfp::{GFP_ATOMIC, GFP_DMA, GFP_DMA32, GFP_HIGHUSER_MOVABLE, GFP_KERNEL, GFP_NOWAIT};
+use crate::mmzone::MAX_DMA32_PFN;
+use crate::sim::{Sim, set_cpu};
+use crate::vmstat::{Buddyinfo, Pagetypeinfo};
+
+const MIB: u64 = 1 << 20;
+const QUIET: Gfp = Gfp::NOWARN;
+
+/// Free blocks per order of every zone (a /proc/buddyinfo snapshot), after
+/// draining the per-cpu lists and checking each zone's consistency.
+/// Migratetypes are left out: allocations legitimately retype pageblocks.
+fn snapshot(pgdat: &PgData<'_>) -> Vec<[u64; NR_PAGE_ORDERS]> {
+    pgdat.drain_all_pages();
+    ZoneType::ALL
+        .iter()
+        .map(|&z| {
+            let counts = pgdat.check_zone(z).unwrap();
+            core::array::from_fn(|order| counts.nr_free(order))
+        })
+        .collect()
+}
+
+/// Orders of the blocks on a zone's free lists, largest first.
+fn block_orders(counts: &FreeCounts) -> Vec<u32> {
+    let mut orders = Vec::new();
+    for order in (0..NR_PAGE_ORDERS).rev() {
+        for _ in 0..counts.nr_free(order) {
+            orders.push(order as u32);
+        }
+    }
+    orders
+}
+
+#[test]
+fn free_all_hands_memory_over_in_maximal_aligned_blocks() {
+    // 1 MiB..17 MiB: DMA gets 1..16 MiB, DMA32 16..17 MiB; the first page
+    // of DMA32 is reserved.
+    let sim = Sim::new(0, 18 * MIB, &[(MIB, 16 * MIB)], &[(16 * MIB, 4096)]);
+    let pgdat = sim.pgdat(1);
+    let dma = pgdat.zone(ZoneType::Dma);
+    assert_eq!((dma.start_pfn(), dma.spanned_pages(), dma.present_pages()), (256, 3840, 3840));
+    assert_eq!(dma.managed_pages(), 3840);
+    // 1..4 MiB: 256 pages at 1 MiB is a 1 MiB-aligned order-8 block, then
+    // 2 MiB-aligned order 9; then 4..16 MiB in three order-10 blocks.
+    let counts = pgdat.check_zone(ZoneType::Dma).unwrap();
+    assert_eq!(block_orders(&counts), [10, 10, 10, 9, 8]);
+    let dma32 = pgdat.zone(ZoneType::Dma32);
+    assert_eq!((dma32.present_pages(), dma32.managed_pages()), (256, 255));
+    let counts = pgdat.check_zone(ZoneType::Dma32).unwrap();
+    assert_eq!(block_orders(&counts), [7, 6, 5, 4, 3, 2, 1, 0]);
+    assert!(pgdat.pfn_to_page(Pfn::new(4096)).unwrap().test(PageFlags::RESERVED));
+    assert_eq!(pgdat.nr_free_pages(), 3840 + 255);
+    assert_eq!(pgdat.zone(ZoneType::Normal).present_pages(), 0);
+}
+
+#[test]
+fn allocation_splits_and_free_merges_back() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    pgdat.zone_pcp_disable(ZoneType::Dma32);
+    let before = snapshot(&pgdat);
+    let pfn = pgdat.alloc_pages(GFP_DMA32, 0).unwrap();
+    let page = pgdat.pfn_to_page(pfn).unwrap();
+    assert_eq!((page.refcount(), page.flags()), (1, PageFlags::empty()));
+    // An order-10 block split down to order 0 leaves one block of each
+    // lower order.
+    let counts = pgdat.check_zone(ZoneType::Dma32).unwrap();
+    for (order, &was) in before[1].iter().enumerate().take(10) {
+        assert_eq!(counts.nr_free(order), was + 1, "order {order}");
+    }
+    assert_eq!(counts.nr_free(10), before[1][10] - 1);
+    pgdat.free_pages(pfn, 0).unwrap();
+    assert_eq!(snapshot(&pgdat), before);
+}
+
+#[test]
+fn zonelist_falls_back_to_lower_zones_and_respects_zone_modifiers() {
+    // DMA: 0..16 MiB; DMA32: 4 GiB - 32 MiB .. 4 GiB; Normal: 4 GiB .. +8 MiB.
+    let low = MAX_DMA32_PFN * PAGE_SIZE;
+    let sim = Sim::new(0, low + 8 * MIB, &[(0, 16 * MIB), (low - 32 * MIB, 40 * MIB)], &[]);
+    let pgdat = sim.pgdat(1);
+    let zone_of = |pfn: Pfn| pgdat.pfn_to_page(pfn).unwrap().zone();
+    let pfn = pgdat.alloc_pages(GFP_KERNEL, 0).unwrap();
+    assert_eq!(zone_of(pfn), ZoneType::Normal);
+    assert_eq!(zone_of(pgdat.alloc_pages(GFP_DMA32, 0).unwrap()), ZoneType::Dma32);
+    assert_eq!(zone_of(pgdat.alloc_pages(GFP_DMA, 0).unwrap()), ZoneType::Dma);
+    // Exhaust Normal: GFP_KERNEL continues in DMA32.
+    let mut zones = BTreeMap::new();
+    while let Some(pfn) = pgdat.alloc_pages(GFP_KERNEL | QUIET, 0) {
+        *zones.entry(zone_of(pfn)).or_insert(0u64) += 1;
+    }
+    assert!(zones[&ZoneType::Normal] > 0 && zones[&ZoneType::Dma32] > 0 && zones[&ZoneType::Dma] > 0);
+    // Each lower zone kept its min watermark plus the lowmem reserve
+    // against Normal allocations.
+    for zone in [ZoneType::Dma, ZoneType::Dma32] {
+        let zone = pgdat.zone(zone);
+        let kept = zone.watermark(Watermark::Min) + zone.lowmem_reserve(ZoneType::Normal);
+        assert!(zone.free_pages() + zone.pcp_pages() >= kept, "{} went below its reserve", zone.name());
+    }
+}
+
+#[test]
+fn gfp_zero_returns_zeroed_memory() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let pfn = pgdat.alloc_pages(GFP_KERNEL, 2).unwrap();
+    for i in 0..4 {
+        sim.ram.fill(pfn + i, 0xa5);
+    }
+    pgdat.free_pages(pfn, 2).unwrap();
+    let again = pgdat.alloc_pages(GFP_KERNEL | Gfp::ZERO, 2).unwrap();
+    assert_eq!(again, pfn, "the per-cpu list hands back the page just freed");
+    for i in 0..4 {
+        assert!(sim.ram.page(again + i).iter().all(|&b| b == 0));
+    }
+}
+
+#[test]
+fn compound_pages_have_head_and_tails_and_put_page_on_a_tail_frees_all() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let before = snapshot(&pgdat);
+    let pfn = pgdat.alloc_pages(GFP_KERNEL | Gfp::COMP, 4).unwrap();
+    assert!(pgdat.pfn_to_page(pfn).unwrap().test(PageFlags::HEAD));
+    for i in 1..16 {
+        assert!(pgdat.pfn_to_page(pfn + i).unwrap().test(PageFlags::TAIL));
+    }
+    pgdat.put_page(pfn + 5).unwrap();
+    assert_eq!(snapshot(&pgdat), before);
+    assert!(!pgdat.pfn_to_page(pfn + 5).unwrap().test(PageFlags::TAIL));
+}
+
+#[test]
+fn extra_references_delay_the_free_until_the_last_put() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let before = snapshot(&pgdat);
+    let pfn = pgdat.alloc_pages(GFP_KERNEL, 1).unwrap();
+    pgdat.pfn_to_page(pfn).unwrap().get();
+    pgdat.free_pages(pfn, 1).unwrap();
+    assert_eq!(pgdat.pfn_to_page(pfn).unwrap().refcount(), 1);
+    assert_ne!(snapshot(&pgdat), before);
+    pgdat.put_page(pfn).unwrap();
+    assert_eq!(snapshot(&pgdat), before);
+}
+
+#[test]
+fn double_free_is_reported_and_leaves_the_free_lists_intact() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let pfn = pgdat.alloc_pages(GFP_KERNEL, 0).unwrap();
+    pgdat.free_pages(pfn, 0).unwrap();
+    let err = pgdat.free_pages(pfn, 0).unwrap_err();
+    assert_eq!((err.pfn, err.reason), (pfn, BadPageReason::DoubleFree));
+    assert_eq!(pgdat.bad_pages(), 1);
+    // Also once the page has reached the buddy lists.
+    pgdat.drain_all_pages();
+    let err = pgdat.free_pages(pfn, 0).unwrap_err();
+    assert_eq!(err.reason, BadPageReason::DoubleFree);
+    assert!(err.to_string().contains("double free"));
+    snapshot(&pgdat);
+}
+
+#[test]
+fn bad_frees_are_reported_with_the_reason_and_leaked() {
+    let sim = Sim::new(0, 32 * MIB, &[(0, 32 * MIB)], &[(0, 4096)]);
+    let pgdat = sim.pgdat(1);
+    let free_before = pgdat.nr_free_pages();
+
+    let pfn = pgdat.alloc_pages(GFP_KERNEL, 2).unwrap();
+    let err = pgdat.free_pages(pfn, 1).unwrap_err();
+    assert_eq!(err.reason, BadPageReason::WrongOrder { freed: 1, allocated: 2 });
+
+    let err = pgdat.free_pages(Pfn::new(0), 0).unwrap_err();
+    assert_eq!(err.reason, BadPageReason::FlagsAtFree(PageFlags::RESERVED));
+
+    let pfn = pgdat.alloc_pages(GFP_KERNEL, 0).unwrap();
+    pgdat.pfn_to_page(pfn).unwrap().set(PageFlags::SLAB);
+    assert_eq!(pgdat.free_pages(pfn, 0).unwrap_err().reason, BadPageReason::FlagsAtFree(PageFlags::SLAB));
+
+    let pfn = pgdat.alloc_pages(GFP_KERNEL | Gfp::COMP, 1).unwrap();
+    assert_eq!(pgdat.free_pages(pfn + 1, 0).unwrap_err().reason, BadPageReason::DoubleFree);
+
+    let err = pgdat.free_pages(Pfn::new(1 << 30), 0).unwrap_err();
+    assert_eq!(err.reason, BadPageReason::NotInMemMap);
+    assert_eq!(pgdat.bad_pages(), 5);
+    snapshot(&pgdat);
+    assert!(pgdat.nr_free_pages() < free_before);
+}
+
+#[test]
+fn freeing_a_block_that_overlaps_a_free_one_is_caught_by_debug_checks() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    pgdat.zone_pcp_disable(ZoneType::Dma32);
+    pgdat.zone_pcp_disable(ZoneType::Dma);
+    let pfn = pgdat.alloc_pages(GFP_KERNEL, 1).unwrap();
+    pgdat.free_pages(pfn, 1).unwrap();
+    // The block is now part of a larger free block: re-freeing it, even
+    // after faking an allocated head, finds free pages inside.
+    let page = pgdat.pfn_to_page(pfn).unwrap();
+    assert_eq!(pgdat.free_pages(pfn, 1).unwrap_err().reason, BadPageReason::DoubleFree);
+    assert!(!page.test(PageFlags::BUDDY) || page.order() >= 1);
+    snapshot(&pgdat);
+}
+
+#[test]
+fn exhaustion_returns_none_and_freeing_everything_restores_the_free_lists() {
+    let sim = Sim::flat(64 * MIB);
+    let pgdat = sim.pgdat(2);
+    let before = snapshot(&pgdat);
+    let mut live = Vec::new();
+    for order in [3, 0, 9, 1] {
+        while let Some(pfn) = pgdat.alloc_pages(GFP_KERNEL | QUIET, order) {
+            live.push((pfn, order));
+        }
+    }
+    assert!(pgdat.alloc_pages(GFP_KERNEL, 0).is_none(), "warns, returns None");
+    assert!(pgdat.alloc_pages(GFP_KERNEL, MAX_PAGE_ORDER + 1).is_none());
+    for (pfn, order) in live {
+        pgdat.free_pages(pfn, order).unwrap();
+    }
+    assert_eq!(snapshot(&pgdat), before);
+}
+
+#[test]
+fn atomic_and_memalloc_allocations_dip_into_the_reserves() {
+    let sim = Sim::flat(64 * MIB);
+    let pgdat = sim.pgdat(1);
+    let mut kernel = 0;
+    while pgdat.alloc_pages(GFP_KERNEL | QUIET, 0).is_some() {
+        kernel += 1;
+    }
+    let free_at_kernel_failure = pgdat.nr_free_pages();
+    assert!(kernel > 0 && free_at_kernel_failure > 0);
+    assert!(pgdat.alloc_pages(GFP_NOWAIT, 0).is_none(), "no reserves without __GFP_HIGH");
+    let mut atomic = 0;
+    while pgdat.alloc_pages(GFP_ATOMIC | QUIET, 0).is_some() {
+        atomic += 1;
+    }
+    assert!(atomic > 0, "GFP_ATOMIC may go below the min watermark");
+    let mut memalloc = 0;
+    while pgdat.alloc_pages(GFP_KERNEL | Gfp::MEMALLOC | QUIET, 0).is_some() {
+        memalloc += 1;
+    }
+    assert!(memalloc > 0);
+    pgdat.drain_all_pages();
+    assert_eq!(pgdat.nr_free_pages(), 0, "__GFP_MEMALLOC ignores watermarks entirely");
+}
+
+#[test]
+fn unmovable_allocation_claims_a_whole_free_movable_block() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let map = pgdat.mem_map();
+    // The only free blocks are order 10, two pageblocks each: the fallback
+    // takes one and retypes both of its pageblocks.
+    let pfn = pgdat.alloc_pages(GFP_KERNEL, 0).unwrap();
+    assert_eq!(map.pageblock_migratetype(pfn), MigrateType::Unmovable);
+    assert_eq!(map.pageblock_migratetype(Pfn::new(pfn.as_u64() ^ PAGEBLOCK_NR_PAGES)), MigrateType::Unmovable);
+    let counts = pgdat.check_zone(ZoneType::Dma32).unwrap();
+    assert!(counts.blocks.iter().any(|o| o[MigrateType::Unmovable as usize] > 0));
+    // Movable allocations keep to movable blocks while any are free.
+    let movable = pgdat.alloc_pages(GFP_HIGHUSER_MOVABLE, 0).unwrap();
+    assert_eq!(map.pageblock_migratetype(movable), MigrateType::Movable);
+    let text = Pagetypeinfo(&pgdat).to_string();
+    assert!(
+        text.contains("Node 0, zone    DMA32            2            6            0            0            0"),
+        "{text}"
+    );
+}
+
+/// Fills memory with order-0 pages of `gfp`, frees the pages of the
+/// pageblock at `block` whose offset in it satisfies `free`, and returns the
+/// pages still allocated. Per-cpu lists are off so the frees reach the
+/// buddy lists.
+fn fill_and_free_in_block(pgdat: &PgData<'_>, gfp: Gfp, block: u64, free: impl Fn(u64) -> bool) -> Vec<Pfn> {
+    pgdat.zone_pcp_disable(ZoneType::Dma32);
+    pgdat.zone_pcp_disable(ZoneType::Dma);
+    let mut live = Vec::new();
+    while let Some(pfn) = pgdat.alloc_pages(GFP_DMA32 | gfp | Gfp::MEMALLOC | QUIET, 0) {
+        live.push(pfn);
+    }
+    live.retain(|&pfn| {
+        let in_block = pfn.as_u64() / PAGEBLOCK_NR_PAGES == block / PAGEBLOCK_NR_PAGES;
+        if in_block && free(pfn.as_u64() - block) {
+            pgdat.free_pages(pfn, 0).unwrap();
+            return false;
+        }
+        true
+    });
+    live
+}
+
+#[test]
+fn fallback_claims_a_pageblock_when_half_of_it_is_free() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let map = pgdat.mem_map();
+    let block = 6 * PAGEBLOCK_NR_PAGES;
+    // 412 of the block's pages free: an unmovable request claims it.
+    fill_and_free_in_block(&pgdat, GFP_HIGHUSER_MOVABLE, block, |offset| offset >= 100);
+    assert_eq!(map.pageblock_migratetype(Pfn::new(block)), MigrateType::Movable);
+    let pfn = pgdat.alloc_pages(GFP_DMA32 | Gfp::MEMALLOC, 0).unwrap();
+    assert_eq!(pfn.as_u64() / PAGEBLOCK_NR_PAGES, block / PAGEBLOCK_NR_PAGES);
+    assert_eq!(map.pageblock_migratetype(pfn), MigrateType::Unmovable);
+    pgdat.check_zone(ZoneType::Dma32).unwrap();
+}
+
+#[test]
+fn fallback_takes_a_single_block_when_the_pageblock_is_mostly_in_movable_use() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let map = pgdat.mem_map();
+    let block = 6 * PAGEBLOCK_NR_PAGES;
+    // 112 pages free, the other 400 on an LRU (movable): not worth claiming.
+    let live = fill_and_free_in_block(&pgdat, GFP_HIGHUSER_MOVABLE, block, |offset| offset >= 400);
+    for &pfn in &live {
+        pgdat.pfn_to_page(pfn).unwrap().set(PageFlags::LRU);
+    }
+    let pfn = pgdat.alloc_pages(GFP_DMA32 | Gfp::MEMALLOC, 0).unwrap();
+    assert_eq!(pfn.as_u64() / PAGEBLOCK_NR_PAGES, block / PAGEBLOCK_NR_PAGES);
+    assert_eq!(map.pageblock_migratetype(pfn), MigrateType::Movable);
+    pgdat.check_zone(ZoneType::Dma32).unwrap();
+}
+
+#[test]
+fn movable_fallback_takes_a_lone_small_block_without_claiming() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let map = pgdat.mem_map();
+    let block = 6 * PAGEBLOCK_NR_PAGES;
+    // Every other page of the first 32 free: order-0 blocks only.
+    fill_and_free_in_block(&pgdat, GFP_KERNEL, block, |offset| offset < 32 && offset % 2 == 0);
+    assert_eq!(map.pageblock_migratetype(Pfn::new(block)), MigrateType::Unmovable);
+    // The largest fallback block is below pageblock_order / 2, so a movable
+    // request may not claim the pageblock: it takes one page and the
+    // pageblock keeps its type.
+    let pfn = pgdat.alloc_pages(GFP_HIGHUSER_MOVABLE | GFP_DMA32 | Gfp::MEMALLOC, 0).unwrap();
+    assert_eq!(pfn.as_u64() / PAGEBLOCK_NR_PAGES, block / PAGEBLOCK_NR_PAGES);
+    assert_eq!(map.pageblock_migratetype(pfn), MigrateType::Unmovable);
+    pgdat.check_zone(ZoneType::Dma32).unwrap();
+}
+
+#[test]
+fn high_order_atomic_allocation_reserves_a_highatomic_pageblock_until_pressure() {
+    let sim = Sim::flat(64 * MIB);
+    let pgdat = sim.pgdat(1);
+    let map = pgdat.mem_map();
+    // High-order atomic allocations get a reserve only once the fast path
+    // fails; take memory down to the low watermark first.
+    let mut live = Vec::new();
+    while let Some(pfn) = pgdat.alloc_pages(GFP_NOWAIT, 0) {
+        live.push(pfn);
+    }
+    let pfn = pgdat.alloc_pages(GFP_ATOMIC, 2).unwrap();
+    assert_eq!(map.pageblock_migratetype(pfn), MigrateType::HighAtomic);
+    let zone = pgdat.zone(ZoneType::Dma32);
+    assert_eq!(zone.nr_reserved_highatomic(), PAGEBLOCK_NR_PAGES);
+    pgdat.check_zone(ZoneType::Dma32).unwrap();
+    // A blocking allocation that would fail unreserves the block first.
+    while pgdat.alloc_pages(GFP_KERNEL | QUIET, 0).is_some() {}
+    assert_eq!(zone.nr_reserved_highatomic(), 0);
+    assert_ne!(map.pageblock_migratetype(pfn), MigrateType::HighAtomic);
+    pgdat.check_zone(ZoneType::Dma32).unwrap();
+}
+
+#[test]
+fn isolated_pageblock_hands_nothing_out_until_unisolated() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let map = pgdat.mem_map();
+    let before = pgdat.nr_free_pages();
+    let block = Pfn::new(MAX_DMA_PFN_FOR_TEST);
+    pgdat.isolate_pageblock(block).unwrap();
+    assert_eq!(pgdat.isolate_pageblock(block), Err(IsolateError::AlreadyIsolated(block)));
+    assert_eq!(pgdat.nr_free_pages(), before - PAGEBLOCK_NR_PAGES, "isolated pages are not free");
+    pgdat.check_zone(ZoneType::Dma32).unwrap();
+    let mut live = Vec::new();
+    while let Some(pfn) = pgdat.alloc_pages(GFP_DMA32 | Gfp::MEMALLOC | QUIET, 0) {
+        assert_ne!(map.pageblock_migratetype(pfn), MigrateType::Isolate, "{pfn:?} from an isolated block");
+        live.push(pfn);
+    }
+    assert!(live.iter().all(|p| p.as_u64() / PAGEBLOCK_NR_PAGES != block.as_u64() / PAGEBLOCK_NR_PAGES));
+    pgdat.unisolate_pageblock(block, MigrateType::Movable).unwrap();
+    assert_eq!(pgdat.unisolate_pageblock(block, MigrateType::Movable), Err(IsolateError::NotIsolated(block)));
+    assert!(pgdat.alloc_pages(GFP_DMA32 | Gfp::MEMALLOC, 0).is_some());
+    pgdat.check_zone(ZoneType::Dma32).unwrap();
+}
+
+/// The first DMA32 pageblock.
+const MAX_DMA_PFN_FOR_TEST: u64 = crate::mmzone::MAX_DMA_PFN;
+
+#[test]
+fn per_cpu_lists_refill_in_batches_and_spill_above_high() {
+    let sim = Sim::flat(256 * MIB);
+    let pgdat = sim.pgdat(2);
+    let zone = pgdat.zone(ZoneType::Dma32);
+    let (high, batch) = zone.pcp_high_batch();
+    assert!(high >= 4 * batch && batch > 1, "high {high} batch {batch}");
+    let free = zone.free_pages();
+    let pfn = pgdat.alloc_pages(GFP_DMA32, 0).unwrap();
+    assert_eq!(zone.pcp_pages(), u64::from(batch) - 1);
+    assert_eq!(zone.free_pages(), free - u64::from(batch));
+    pgdat.free_pages(pfn, 0).unwrap();
+    // Frees on another CPU fill that CPU's list until it passes high.
+    set_cpu(1);
+    let live: Vec<Pfn> = (0..u64::from(high) * 2).map_while(|_| pgdat.alloc_pages(GFP_DMA32, 0)).collect();
+    for pfn in live {
+        pgdat.free_pages(pfn, 0).unwrap();
+        assert!(zone.pcp[1].lock().count < u64::from(high));
+    }
+    set_cpu(0);
+    pgdat.drain_all_pages();
+    assert_eq!(zone.pcp_pages(), 0);
+    assert_eq!(zone.free_pages(), free);
+}
+
+#[test]
+fn disabled_pcp_sends_allocations_and_frees_to_the_buddy_lists() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    pgdat.zone_pcp_disable(ZoneType::Dma32);
+    let zone = pgdat.zone(ZoneType::Dma32);
+    let free = zone.free_pages();
+    let pfn = pgdat.alloc_pages(GFP_DMA32, 0).unwrap();
+    assert_eq!((zone.pcp_pages(), zone.free_pages()), (0, free - 1));
+    pgdat.free_pages(pfn, 0).unwrap();
+    assert_eq!((zone.pcp_pages(), zone.free_pages()), (0, free));
+    pgdat.zone_pcp_enable(ZoneType::Dma32);
+    assert!(zone.pcp_high_batch().0 > 0);
+}
+
+#[test]
+fn buddyinfo_prints_linux_format() {
+    let sim = Sim::new(0, 18 * MIB, &[(MIB, 16 * MIB)], &[(16 * MIB, 4096)]);
+    let pgdat = sim.pgdat(1);
+    let text = Buddyinfo(&pgdat).to_string();
+    assert_eq!(
+        text,
+        "Node 0, zone      DMA      0      0      0      0      0      0      0      0      1      1      3 \n\
+         Node 0, zone    DMA32      1      1      1      1      1      1      1      1      0      0      0 \n"
+    );
+    let counts = pgdat.zone(ZoneType::Dma32).free_counts();
+    let line = crate::vmstat::ShowFreeAreas { zone: "DMA32", counts: &counts }.to_string();
+    assert!(line.starts_with("Node 0 DMA32: 1*4kB (M) 1*8kB (M) "), "{line}");
+    assert!(line.ends_with("0*4096kB = 1020kB"), "{line}");
+}
+
+#[test]
+fn concurrent_cpus_allocate_and_free_without_corruption() {
+    let sim = Sim::flat(128 * MIB);
+    let pgdat = sim.pgdat(4);
+    let before = snapshot(&pgdat);
+    std::thread::scope(|s| {
+        for cpu in 0..4u32 {
+            let pgdat = &pgdat;
+            s.spawn(move || {
+                set_cpu(cpu);
+                let mut live = Vec::new();
+                for round in 0..2000u32 {
+                    let order = (round * 7 + cpu) % 5;
+                    if let Some(pfn) = pgdat.alloc_pages(GFP_KERNEL | QUIET, order) {
+                        live.push((pfn, order));
+                    }
+                    if round % 3 == 0 && !live.is_empty() {
+                        let (pfn, order) = live.swap_remove((round as usize * 31) % live.len());
+                        pgdat.free_pages(pfn, order).unwrap();
+                    }
+                }
+                for (pfn, order) in live {
+                    pgdat.free_pages(pfn, order).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(pgdat.bad_pages(), 0);
+    assert_eq!(snapshot(&pgdat), before);
+}
+
+/// One step of the property test.
+#[derive(Clone, Debug)]
+enum Op {
+    Alloc { gfp: u8, order: u32 },
+    Free { index: usize },
+    Drain,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0u8..6, 0u32..=MAX_PAGE_ORDER).prop_map(|(gfp, order)| Op::Alloc { gfp, order }),
+        4 => any::<usize>().prop_map(|index| Op::Free { index }),
+        1 => Just(Op::Drain),
+    ]
+}
+
+fn gfp_of(code: u8, order: u32) -> Gfp {
+    QUIET
+        | match code {
+            0 => GFP_KERNEL,
+            1 => GFP_HIGHUSER_MOVABLE,
+            2 => GFP_KERNEL | Gfp::RECLAIMABLE,
+            3 => GFP_DMA32,
+            4 => GFP_DMA,
+            // Order-0 atomics: high-order ones would reserve highatomic
+            // blocks, which deliberately never merge back.
+            _ if order == 0 => GFP_ATOMIC,
+            _ => GFP_KERNEL | Gfp::COMP,
+        }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Random mixed-order, mixed-type allocation and free sequences on a
+    /// 24 MiB machine with a hole: live blocks never overlap and never sit
+    /// on a free list, the free lists and counters stay consistent, and
+    /// freeing everything restores the boot-time maximal blocks.
+    #[test]
+    fn random_alloc_free_sequences_keep_the_buddy_invariants(ops in prop::collection::vec(op(), 1..300)) {
+        let sim = Sim::new(0, 24 * MIB, &[(0, 10 * MIB), (12 * MIB, 12 * MIB)], &[(0, 64 * 1024)]);
+        let pgdat = sim.pgdat(2);
+        let before = snapshot(&pgdat);
+        let mut live: BTreeMap<u64, u32> = BTreeMap::new();
+        for (step, op) in ops.into_iter().enumerate() {
+            set_cpu((step % 2) as u32);
+            match op {
+                Op::Alloc { gfp, order } => {
+                    let gfp = gfp_of(gfp, order);
+                    if let Some(pfn) = pgdat.alloc_pages(gfp, order) {
+                        let (start, end) = (pfn.as_u64(), pfn.as_u64() + (1 << order));
+                        prop_assert_eq!(start % (1 << order), 0);
+                        if let Some((&prev, &prev_order)) = live.range(..end).next_back() {
+                            prop_assert!(prev + (1 << prev_order) <= start, "overlap at {:#x}", start);
+                        }
+                        for p in start..end {
+                            let page = pgdat.pfn_to_page(Pfn::new(p)).unwrap();
+                            prop_assert!(!page.test(PageFlags::BUDDY) && !page.test(PageFlags::RESERVED));
+                            prop_assert!(page.zone() <= gfp.zone());
+                        }
+                        live.insert(start, order);
+                    }
+                }
+                Op::Free { index } => {
+                    if !live.is_empty() {
+                        let (&pfn, &order) = live.iter().nth(index % live.len()).unwrap();
+                        live.remove(&pfn);
+                        prop_assert_eq!(pgdat.free_pages(Pfn::new(pfn), order), Ok(()));
+                    }
+                }
+                Op::Drain => pgdat.drain_all_pages(),
+            }
+            if step % 16 == 0 {
+                for zone in ZoneType::ALL {
+                    prop_assert_eq!(pgdat.check_zone(zone).err(), None);
+                }
+            }
+        }
+        for (pfn, order) in live {
+            prop_assert_eq!(pgdat.free_pages(Pfn::new(pfn), order), Ok(()));
+        }
+        prop_assert_eq!(pgdat.bad_pages(), 0);
+        prop_assert_eq!(snapshot(&pgdat), before);
+    }
+}

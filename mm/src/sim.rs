@@ -1,0 +1,162 @@
+//! A simulated machine for host tests: RAM in an ordinary allocation behind
+//! [`PhysMemory`], CPUs as threads behind [`CpuOps`], and a memory map and
+//! memblock built over them as the kernel builds its own at boot.
+//!
+//! Each test makes its own [`Sim`]; nothing is global.
+
+use core::sync::atomic::AtomicU8;
+use std::cell::Cell;
+
+use crate::addr::{PAGE_SIZE, Pfn, PhysAddr, VirtAddr};
+use crate::arch::{CpuOps, IrqFlags, PhysMemory};
+use crate::memblock::Memblock;
+use crate::mmzone::ZoneType;
+use crate::page::{MemMap, PAGEBLOCK_NR_PAGES, Page, pageblock_flags_len};
+use crate::page_alloc::PgData;
+
+thread_local! {
+    static CPU_ID: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Makes the calling thread "CPU `id`" for [`SimCpu`].
+pub(crate) fn set_cpu(id: u32) {
+    CPU_ID.with(|c| c.set(id));
+}
+
+/// CPU identity from a thread-local; interrupts do not exist.
+pub(crate) struct SimCpu;
+
+impl CpuOps for SimCpu {
+    fn cpu_id(&self) -> u32 {
+        CPU_ID.with(Cell::get)
+    }
+
+    fn irq_save(&self) -> IrqFlags {
+        IrqFlags(0)
+    }
+
+    fn irq_restore(&self, _flags: IrqFlags) {}
+}
+
+/// RAM for the physical range `[start, start + len)`, zeroed at creation.
+pub(crate) struct SimRam {
+    start: u64,
+    len: usize,
+    base: *mut u8,
+}
+
+// SAFETY: the buffer is plain memory owned by `SimRam`; concurrent access
+// through it is governed by page ownership in the allocator, exactly as for
+// real RAM behind the kernel's direct map.
+unsafe impl Sync for SimRam {}
+// SAFETY: as above; the buffer has no thread affinity.
+unsafe impl Send for SimRam {}
+
+impl SimRam {
+    /// Word alignment: the system allocator serves it with `calloc`, whose
+    /// fresh pages the OS zero-fills lazily, so gigabytes of simulated RAM
+    /// cost nothing until touched (page alignment would force a memset).
+    fn layout(len: usize) -> std::alloc::Layout {
+        std::alloc::Layout::from_size_align(len, 16).unwrap()
+    }
+
+    fn new(start: u64, len: usize) -> SimRam {
+        // SAFETY: the layout has a non-zero size (callers pass whole pages).
+        let base = unsafe { std::alloc::alloc_zeroed(Self::layout(len)) };
+        assert!(!base.is_null(), "simulated RAM allocation failed");
+        SimRam { start, len, base }
+    }
+
+    fn contains(&self, phys: PhysAddr) -> bool {
+        phys.as_u64() >= self.start && phys.as_u64() - self.start < self.len as u64
+    }
+
+    /// A copy of a simulated page's bytes.
+    pub(crate) fn page(&self, pfn: Pfn) -> Vec<u8> {
+        let offset = (pfn.phys().as_u64() - self.start) as usize;
+        assert!(offset + PAGE_SIZE as usize <= self.len);
+        // SAFETY: in bounds (checked above) of the live allocation; the
+        // caller owns the page, so nothing writes it meanwhile.
+        unsafe { core::slice::from_raw_parts(self.base.add(offset), PAGE_SIZE as usize).to_vec() }
+    }
+
+    /// Fills a simulated page with `byte`.
+    pub(crate) fn fill(&self, pfn: Pfn, byte: u8) {
+        let offset = (pfn.phys().as_u64() - self.start) as usize;
+        assert!(offset + PAGE_SIZE as usize <= self.len);
+        // SAFETY: in bounds (checked above); the caller owns the page.
+        unsafe { core::ptr::write_bytes(self.base.add(offset), byte, PAGE_SIZE as usize) };
+    }
+}
+
+impl Drop for SimRam {
+    fn drop(&mut self) {
+        // SAFETY: `base` came from `alloc_zeroed` with this layout.
+        unsafe { std::alloc::dealloc(self.base, Self::layout(self.len)) };
+    }
+}
+
+// SAFETY: the buffer is allocated once and freed only on drop, so every page
+// of `[start, start + len)` stays mapped, readable and writable, at one
+// address for the lifetime of `SimRam`.
+unsafe impl PhysMemory for SimRam {
+    fn phys_to_virt(&self, phys: PhysAddr) -> Option<VirtAddr> {
+        if !self.contains(phys) {
+            return None;
+        }
+        VirtAddr::new(self.base as u64 + (phys.as_u64() - self.start))
+    }
+
+    fn virt_to_phys(&self, virt: VirtAddr) -> Option<PhysAddr> {
+        let offset = virt.as_u64().checked_sub(self.base as u64)?;
+        let phys = PhysAddr::new(self.start + offset);
+        self.contains(phys).then_some(phys)
+    }
+}
+
+/// A simulated machine's memory: RAM, descriptors and memblock.
+pub(crate) struct Sim {
+    pub(crate) ram: SimRam,
+    pages: Vec<Page>,
+    blocks: Vec<AtomicU8>,
+    pub(crate) memblock: Memblock,
+    cpu: SimCpu,
+    start_pfn: u64,
+}
+
+impl Sim {
+    /// A machine whose memory map covers `[start, end)` (bytes, pageblock
+    /// aligned start), with memblock memory `memory` and reservations
+    /// `reserved` (each `(base, size)` in bytes).
+    pub(crate) fn new(start: u64, end: u64, memory: &[(u64, u64)], reserved: &[(u64, u64)]) -> Sim {
+        assert_eq!(start % (PAGEBLOCK_NR_PAGES * PAGE_SIZE), 0);
+        let start_pfn = start / PAGE_SIZE;
+        let nr_pages = (end - start) / PAGE_SIZE;
+        let mut memblock = Memblock::new();
+        for &(base, size) in memory {
+            memblock.add(PhysAddr::new(base), size).unwrap();
+        }
+        for &(base, size) in reserved {
+            memblock.reserve(PhysAddr::new(base), size).unwrap();
+        }
+        let pages =
+            (start_pfn..start_pfn + nr_pages).map(|pfn| Page::new_reserved(ZoneType::for_pfn(Pfn::new(pfn)))).collect();
+        let blocks = (0..pageblock_flags_len(nr_pages)).map(|_| AtomicU8::new(0)).collect();
+        let ram = SimRam::new(start, (end - start) as usize);
+        Sim { ram, pages, blocks, memblock, cpu: SimCpu, start_pfn }
+    }
+
+    /// `size` bytes of memory from 0, nothing reserved.
+    pub(crate) fn flat(size: u64) -> Sim {
+        Sim::new(0, size, &[(0, size)], &[])
+    }
+
+    /// Zones and allocator over the machine, free memory released, for
+    /// `nr_cpus` CPUs.
+    pub(crate) fn pgdat(&self, nr_cpus: u32) -> PgData<'_> {
+        let map = MemMap::new(Pfn::new(self.start_pfn), &self.pages, &self.blocks).unwrap();
+        let pgdat = PgData::new(map, &self.memblock, &self.ram, &self.cpu, nr_cpus);
+        pgdat.memblock_free_all(&self.memblock);
+        pgdat
+    }
+}
