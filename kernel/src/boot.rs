@@ -73,7 +73,10 @@ pub fn params() -> &'static BootParams {
 /// The direct map as seen by mm (Linux `__va`/`__pa`).
 pub struct DirectMap;
 
-impl mm::arch::PhysMemory for DirectMap {
+// SAFETY: the bootloader maps all physical memory up to `direct_map_end`
+// read-write at PAGE_OFFSET (checked in `record_boot_params`) and the kernel
+// never unmaps the direct map.
+unsafe impl mm::arch::PhysMemory for DirectMap {
     fn phys_to_virt(&self, phys: PhysAddr) -> Option<VirtAddr> {
         if phys >= params().direct_map_end {
             return None;
@@ -129,6 +132,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     if let Some((addr, len)) = params.ramdisk {
         info!("ramdisk: {len} bytes mapped at {addr:#x}");
     }
+    crate::mm::init(params);
 }
 
 fn record_boot_params(boot_info: &'static BootInfo) -> BootParams {

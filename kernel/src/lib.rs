@@ -3,8 +3,9 @@
 //!
 //! Boot reads top to bottom in [`boot::init`]: serial console first so that
 //! every later failure is visible, then the clock, the command line, the CPU
-//! tables (GDT/TSS/IDT) and finally the memory map handed over by the
-//! bootloader. Binaries (`kernel` itself and the `ktests` test kernel) enter
+//! tables (GDT/TSS/IDT), the memory map handed over by the bootloader and
+//! finally the memory manager ([`mm::init`]: memblock, the page descriptors
+//! and the buddy allocator). Binaries (`kernel` itself and the `ktests` test kernel) enter
 //! through `bootloader_api::entry_point!` with [`BOOTLOADER_CONFIG`] and call
 //! [`init`].
 
@@ -16,6 +17,7 @@ pub mod cmdline;
 pub mod drivers;
 pub mod kbench;
 pub mod ktest;
+pub mod mm;
 pub mod panic;
 pub mod printk;
 pub mod section;

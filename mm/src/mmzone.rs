@@ -44,7 +44,7 @@ pub const PAGE_ALLOC_COSTLY_ORDER: u32 = 3;
 /// Per-cpu lists per zone and CPU: one per pcp migratetype and order up to
 /// the costly order (Linux `NR_PCP_LISTS` without the THP list).
 pub const NR_PCP_LISTS: usize = MIGRATE_PCPTYPES * (PAGE_ALLOC_COSTLY_ORDER as usize + 1);
-/// CPUs the per-cpu structures are sized for (Linux `CONFIG_NR_CPUS`).
+/// Most CPUs mm supports (Linux `CONFIG_NR_CPUS`).
 pub const NR_CPUS: usize = 64;
 
 /// First pfn above ZONE_DMA (16 MiB).
@@ -212,9 +212,28 @@ pub(crate) struct PerCpuPages {
     pub(crate) drain_cursor: usize,
 }
 
-impl PerCpuPages {
-    const fn new() -> Self {
-        PerCpuPages { count: 0, lists: [const { PageList::new() }; NR_PCP_LISTS], drain_cursor: 0 }
+/// One CPU's per-cpu page lists for one zone behind their lock (Linux
+/// `struct per_cpu_pages` with `pcp->lock`, allocated with `alloc_percpu`).
+/// The caller of [`crate::page_alloc::PgData::new`] provides
+/// [`MAX_NR_ZONES`] of them per CPU, so the zones stay small enough to build
+/// on a boot stack; the percpu allocator will own them once it exists.
+#[derive(Debug)]
+pub struct PerCpuPageset(pub(crate) Mutex<PerCpuPages>);
+
+impl PerCpuPageset {
+    /// Empty lists.
+    pub const fn new() -> Self {
+        PerCpuPageset(Mutex::new(PerCpuPages {
+            count: 0,
+            lists: [const { PageList::new() }; NR_PCP_LISTS],
+            drain_cursor: 0,
+        }))
+    }
+}
+
+impl Default for PerCpuPageset {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -240,7 +259,7 @@ impl FreeCounts {
 
 /// A zone (Linux `struct zone`).
 #[doc(alias = "struct zone")]
-pub struct Zone {
+pub struct Zone<'a> {
     zone_type: ZoneType,
     pub(crate) start_pfn: u64,
     pub(crate) spanned_pages: u64,
@@ -254,11 +273,12 @@ pub struct Zone {
     pub(crate) pcp_high: AtomicU32,
     pub(crate) pcp_batch: AtomicU32,
     pub(crate) lock: Mutex<ZoneFree>,
-    pub(crate) pcp: [Mutex<PerCpuPages>; NR_CPUS],
+    /// The per-cpu lists, one per CPU.
+    pub(crate) pcp: &'a [PerCpuPageset],
 }
 
-impl Zone {
-    pub(crate) const fn new(zone_type: ZoneType) -> Zone {
+impl<'a> Zone<'a> {
+    pub(crate) const fn new(zone_type: ZoneType, pcp: &'a [PerCpuPageset]) -> Zone<'a> {
         Zone {
             zone_type,
             start_pfn: 0,
@@ -272,7 +292,7 @@ impl Zone {
             pcp_high: AtomicU32::new(0),
             pcp_batch: AtomicU32::new(1),
             lock: Mutex::new(ZoneFree { free_area: [const { FreeArea::new() }; NR_PAGE_ORDERS] }),
-            pcp: [const { Mutex::new(PerCpuPages::new()) }; NR_CPUS],
+            pcp,
         }
     }
 
@@ -352,7 +372,7 @@ impl Zone {
 
     /// Pages on this zone's per-cpu lists, all CPUs.
     pub fn pcp_pages(&self) -> u64 {
-        self.pcp.iter().map(|pcp| pcp.lock().count).sum()
+        self.pcp.iter().map(|pcp| pcp.0.lock().count).sum()
     }
 
     pub(crate) fn set_watermarks(&self, min: u64, low: u64, high: u64) {
@@ -362,7 +382,7 @@ impl Zone {
     }
 }
 
-impl fmt::Debug for Zone {
+impl fmt::Debug for Zone<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Zone")
             .field("name", &self.name())
@@ -386,7 +406,7 @@ pub const WATERMARK_SCALE_FACTOR: u64 = 10;
 
 /// Linux `__setup_per_zone_wmarks` and `setup_per_zone_lowmem_reserve` over
 /// the zones of one node.
-pub(crate) fn setup_watermarks(zones: &[Zone; MAX_NR_ZONES]) {
+pub(crate) fn setup_watermarks(zones: &[Zone<'_>; MAX_NR_ZONES]) {
     let lowmem_pages: u64 = zones.iter().map(Zone::managed_pages).sum();
     if lowmem_pages == 0 {
         return;
@@ -464,7 +484,7 @@ mod tests {
 
     #[test]
     fn watermarks_and_lowmem_reserve_follow_managed_pages() {
-        let zones = [Zone::new(ZoneType::Dma), Zone::new(ZoneType::Dma32), Zone::new(ZoneType::Normal)];
+        let zones = ZoneType::ALL.map(|z| Zone::new(z, &[]));
         zones[0].managed_pages.store(3_000, Relaxed);
         zones[1].managed_pages.store(200_000, Relaxed);
         zones[2].managed_pages.store(59_144, Relaxed);

@@ -68,7 +68,7 @@ use crate::gfp::Gfp;
 use crate::memblock::Memblock;
 use crate::mmzone::{
     self, FreeCounts, MAX_NR_ZONES, MAX_PAGE_ORDER, MIGRATE_PCPTYPES, MigrateType, NR_PAGE_ORDERS,
-    PAGE_ALLOC_COSTLY_ORDER, Watermark, Zone, ZoneFree, ZoneType,
+    PAGE_ALLOC_COSTLY_ORDER, PerCpuPageset, Watermark, Zone, ZoneFree, ZoneType,
 };
 use crate::page::{MemMap, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, Page};
 use crate::page_flags::PageFlags;
@@ -226,7 +226,7 @@ impl fmt::Display for IsolateError {
 #[doc(alias = "pglist_data")]
 pub struct PgData<'a> {
     mem_map: MemMap<'a>,
-    zones: [Zone; MAX_NR_ZONES],
+    zones: [Zone<'a>; MAX_NR_ZONES],
     phys: &'a dyn PhysMemory,
     cpu: &'a dyn CpuOps,
     nr_cpus: u32,
@@ -236,7 +236,7 @@ pub struct PgData<'a> {
 
 /// A zone with its lock held: the functions Linux calls with `zone->lock`.
 struct Locked<'z, 'a> {
-    zone: &'z Zone,
+    zone: &'z Zone<'a>,
     free: &'z mut ZoneFree,
     map: &'z MemMap<'a>,
 }
@@ -248,12 +248,12 @@ impl PgData<'_> {
     }
 
     /// The zones, lowest first. Empty zones have no present pages.
-    pub fn zones(&self) -> &[Zone; MAX_NR_ZONES] {
+    pub fn zones(&self) -> &[Zone<'_>; MAX_NR_ZONES] {
         &self.zones
     }
 
     /// The zone of a type.
-    pub fn zone(&self, zone_type: ZoneType) -> &Zone {
+    pub fn zone(&self, zone_type: ZoneType) -> &Zone<'_> {
         &self.zones[zone_type as usize]
     }
 
@@ -292,7 +292,9 @@ impl PgData<'_> {
     }
 
     fn pcp_index(&self) -> usize {
-        (self.cpu.cpu_id() as usize).min(mmzone::NR_CPUS - 1)
+        let cpu = self.cpu.cpu_id();
+        debug_assert!(cpu < self.nr_cpus, "CPU {cpu} beyond the {} per-cpu pagesets", self.nr_cpus);
+        (cpu as usize).min(self.nr_cpus as usize - 1)
     }
 
     fn report_bad_page(&self, pfn: u64, reason: BadPageReason) -> BadPage {
@@ -311,22 +313,34 @@ impl PgData<'_> {
 }
 
 impl<'a> PgData<'a> {
-    fn locked<'z>(&'z self, zone: &'z Zone, free: &'z mut ZoneFree) -> Locked<'z, 'a> {
+    fn locked<'z>(&'z self, zone: &'z Zone<'a>, free: &'z mut ZoneFree) -> Locked<'z, 'a> {
         Locked { zone, free, map: &self.mem_map }
     }
 
     /// Sets up zones over a memory map whose descriptors are all reserved
     /// pages of their zones (Linux `free_area_init`): each zone spans from
-    /// its first to its last memblock memory pfn. Nothing is free until
+    /// its first to its last memblock memory pfn. `pcp` holds
+    /// [`MAX_NR_ZONES`] empty per-cpu pagesets per CPU; CPU ids from `cpu`
+    /// must stay below their number. Nothing is free until
     /// [`PgData::memblock_free_all`].
+    ///
+    /// # Panics
+    /// If `pcp` does not hold a whole number of CPUs' pagesets, between 1
+    /// and [`mmzone::NR_CPUS`]: a caller bug.
     pub fn new(
         mem_map: MemMap<'a>,
         memblock: &Memblock,
         phys: &'a dyn PhysMemory,
         cpu: &'a dyn CpuOps,
-        nr_cpus: u32,
+        pcp: &'a [PerCpuPageset],
     ) -> PgData<'a> {
-        let mut zones = ZoneType::ALL.map(Zone::new);
+        let nr_cpus = pcp.len() / MAX_NR_ZONES;
+        assert!(
+            pcp.len() % MAX_NR_ZONES == 0 && (1..=mmzone::NR_CPUS).contains(&nr_cpus),
+            "{} per-cpu pagesets do not make whole CPUs",
+            pcp.len()
+        );
+        let mut zones = ZoneType::ALL.map(|z| Zone::new(z, &pcp[z as usize * nr_cpus..(z as usize + 1) * nr_cpus]));
         let (map_start, map_end) = (mem_map.start_pfn().as_u64(), mem_map.end_pfn().as_u64());
         for zone in &mut zones {
             let (lo, hi) = zone.zone_type().pfn_limits();
@@ -354,7 +368,7 @@ impl<'a> PgData<'a> {
             zones,
             phys,
             cpu,
-            nr_cpus: nr_cpus.clamp(1, mmzone::NR_CPUS as u32),
+            nr_cpus: nr_cpus as u32,
             debug_checks: AtomicBool::new(cfg!(debug_assertions)),
             bad_pages: AtomicU64::new(0),
         }
@@ -505,7 +519,7 @@ impl<'a> PgData<'a> {
     /// the allowances of `flags`, plus the reserve kept against `highest`)
     /// after this allocation, with a free block of at least `order` left to
     /// take?
-    fn zone_watermark_ok(&self, zone: &Zone, order: u32, mark: u64, highest: ZoneType, flags: AllocFlags) -> bool {
+    fn zone_watermark_ok(&self, zone: &Zone<'a>, order: u32, mark: u64, highest: ZoneType, flags: AllocFlags) -> bool {
         let mut unusable = (1u64 << order) - 1;
         if !flags.has(AllocFlags::RESERVES) {
             unusable += zone.nr_reserved_highatomic();
@@ -535,7 +549,7 @@ impl<'a> PgData<'a> {
 
     /// Linux `rmqueue`: small orders through the per-cpu lists, the rest
     /// from the buddy lists.
-    fn rmqueue(&self, zone: &Zone, order: u32, mt: MigrateType, flags: AllocFlags) -> Option<u64> {
+    fn rmqueue(&self, zone: &Zone<'a>, order: u32, mt: MigrateType, flags: AllocFlags) -> Option<u64> {
         if order <= PAGE_ALLOC_COSTLY_ORDER && zone.pcp_high.load(Relaxed) != 0 {
             return self.rmqueue_pcplist(zone, order, mt, flags);
         }
@@ -556,8 +570,8 @@ impl<'a> PgData<'a> {
 
     /// Linux `rmqueue_pcplist`: the local list, refilled with a batch from
     /// the buddy lists when empty.
-    fn rmqueue_pcplist(&self, zone: &Zone, order: u32, mt: MigrateType, flags: AllocFlags) -> Option<u64> {
-        let mut pcp = zone.pcp[self.pcp_index()].lock();
+    fn rmqueue_pcplist(&self, zone: &Zone<'a>, order: u32, mt: MigrateType, flags: AllocFlags) -> Option<u64> {
+        let mut pcp = zone.pcp[self.pcp_index()].0.lock();
         let index = order_to_pindex(mt, order);
         if pcp.lists[index].is_empty() {
             let batch = u64::from(zone.pcp_batch.load(Relaxed));
@@ -740,7 +754,7 @@ impl<'a> PgData<'a> {
     /// batch to the buddy lists above `high`. Isolated blocks go straight
     /// back; highatomic pages are treated as movable so the reserve can be
     /// recovered.
-    fn free_unref_page(&self, zone: &Zone, pfn: u64, order: u32) {
+    fn free_unref_page(&self, zone: &Zone<'a>, pfn: u64, order: u32) {
         let mut mt = self.mem_map.pageblock_migratetype(Pfn::new(pfn));
         if mt as usize >= MIGRATE_PCPTYPES {
             if mt == MigrateType::Isolate {
@@ -749,7 +763,7 @@ impl<'a> PgData<'a> {
             }
             mt = MigrateType::Movable;
         }
-        let mut pcp = zone.pcp[self.pcp_index()].lock();
+        let mut pcp = zone.pcp[self.pcp_index()].0.lock();
         pcp.lists[order_to_pindex(mt, order)].push_front(&self.mem_map, Pfn::new(pfn));
         pcp.count += 1 << order;
         if pcp.count >= u64::from(zone.pcp_high.load(Relaxed)) {
@@ -761,7 +775,7 @@ impl<'a> PgData<'a> {
     /// Linux `free_pcppages_bulk`: returns at least `count` pages (or all)
     /// from a per-cpu cache to the buddy lists, taking the cold end of each
     /// list round-robin.
-    fn free_pcppages_bulk(&self, zone: &Zone, pcp: &mut mmzone::PerCpuPages, count: u64) {
+    fn free_pcppages_bulk(&self, zone: &Zone<'a>, pcp: &mut mmzone::PerCpuPages, count: u64) {
         let mut count = count.min(pcp.count);
         let mut free = zone.lock.lock();
         let mut locked = self.locked(zone, &mut free);
@@ -778,7 +792,7 @@ impl<'a> PgData<'a> {
     }
 
     /// Linux `free_one_page`: straight to the buddy lists.
-    fn free_one_page(&self, zone: &Zone, pfn: u64, order: u32) {
+    fn free_one_page(&self, zone: &Zone<'a>, pfn: u64, order: u32) {
         let mut free = zone.lock.lock();
         let mt = self.mem_map.pageblock_migratetype(Pfn::new(pfn));
         self.locked(zone, &mut free).free_one_page(pfn, order, mt, false);
@@ -790,8 +804,8 @@ impl<'a> PgData<'a> {
     pub fn drain_all_pages(&self) {
         self.with_irqs_off(|| {
             for zone in &self.zones {
-                for pcp in &zone.pcp[..self.nr_cpus as usize] {
-                    let mut pcp = pcp.lock();
+                for pcp in zone.pcp {
+                    let mut pcp = pcp.0.lock();
                     let count = pcp.count;
                     self.free_pcppages_bulk(zone, &mut pcp, count);
                 }
@@ -820,7 +834,7 @@ impl<'a> PgData<'a> {
     /// Linux `reserve_highatomic_pageblock`: after a high-order atomic
     /// allocation succeeds, keep its pageblock for future ones, up to about
     /// 1% of the zone.
-    fn reserve_highatomic_pageblock(&self, zone: &Zone, pfn: u64) {
+    fn reserve_highatomic_pageblock(&self, zone: &Zone<'a>, pfn: u64) {
         let max_managed = zone.managed_pages() / 100 + PAGEBLOCK_NR_PAGES;
         if zone.nr_reserved_highatomic() >= max_managed {
             return;

@@ -10,7 +10,7 @@ use std::cell::Cell;
 use crate::addr::{PAGE_SIZE, Pfn, PhysAddr, VirtAddr};
 use crate::arch::{CpuOps, IrqFlags, PhysMemory};
 use crate::memblock::Memblock;
-use crate::mmzone::ZoneType;
+use crate::mmzone::{MAX_NR_ZONES, PerCpuPageset, ZoneType};
 use crate::page::{MemMap, PAGEBLOCK_NR_PAGES, Page, pageblock_flags_len};
 use crate::page_alloc::PgData;
 
@@ -121,8 +121,12 @@ pub(crate) struct Sim {
     blocks: Vec<AtomicU8>,
     pub(crate) memblock: Memblock,
     cpu: SimCpu,
+    pcp: Vec<PerCpuPageset>,
     start_pfn: u64,
 }
+
+/// Most simulated CPUs a test may use.
+const SIM_CPUS: usize = 8;
 
 impl Sim {
     /// A machine whose memory map covers `[start, end)` (bytes, pageblock
@@ -143,7 +147,8 @@ impl Sim {
             (start_pfn..start_pfn + nr_pages).map(|pfn| Page::new_reserved(ZoneType::for_pfn(Pfn::new(pfn)))).collect();
         let blocks = (0..pageblock_flags_len(nr_pages)).map(|_| AtomicU8::new(0)).collect();
         let ram = SimRam::new(start, (end - start) as usize);
-        Sim { ram, pages, blocks, memblock, cpu: SimCpu, start_pfn }
+        let pcp = (0..MAX_NR_ZONES * SIM_CPUS).map(|_| PerCpuPageset::new()).collect();
+        Sim { ram, pages, blocks, memblock, cpu: SimCpu, pcp, start_pfn }
     }
 
     /// `size` bytes of memory from 0, nothing reserved.
@@ -152,10 +157,11 @@ impl Sim {
     }
 
     /// Zones and allocator over the machine, free memory released, for
-    /// `nr_cpus` CPUs.
-    pub(crate) fn pgdat(&self, nr_cpus: u32) -> PgData<'_> {
+    /// `nr_cpus` CPUs. Call once per machine.
+    pub(crate) fn pgdat(&self, nr_cpus: usize) -> PgData<'_> {
         let map = MemMap::new(Pfn::new(self.start_pfn), &self.pages, &self.blocks).unwrap();
-        let pgdat = PgData::new(map, &self.memblock, &self.ram, &self.cpu, nr_cpus);
+        let pcp = &self.pcp[..MAX_NR_ZONES * nr_cpus];
+        let pgdat = PgData::new(map, &self.memblock, &self.ram, &self.cpu, pcp);
         pgdat.memblock_free_all(&self.memblock);
         pgdat
     }

@@ -415,7 +415,7 @@ fn per_cpu_lists_refill_in_batches_and_spill_above_high() {
     let live: Vec<Pfn> = (0..u64::from(high) * 2).map_while(|_| pgdat.alloc_pages(GFP_DMA32, 0)).collect();
     for pfn in live {
         pgdat.free_pages(pfn, 0).unwrap();
-        assert!(zone.pcp[1].lock().count < u64::from(high));
+        assert!(zone.pcp[1].0.lock().count < u64::from(high));
     }
     set_cpu(0);
     pgdat.drain_all_pages();

@@ -1,0 +1,248 @@
+//! Boot-time memory set-up: memblock from the firmware memory map, the
+//! memory map of page descriptors, and the hand-over to the buddy allocator
+//! (Linux `arch/x86/kernel/e820.c` `e820__memblock_setup`,
+//! `arch/x86/kernel/setup.c` `setup_arch`'s reservations, `mm/mm_init.c`
+//! `free_area_init` and `mm_core_init`).
+//!
+//! 1. memblock.memory gets every RAM region of the bootloader's map (usable
+//!    and bootloader-used); memblock.reserved gets what is in use: the first
+//!    MiB (as Linux x86 reserves it for BIOS and real-mode data), everything
+//!    the bootloader used (the kernel image, its page tables, boot info, the
+//!    boot stack, the ramdisk), and, explicitly, the kernel image and the
+//!    ramdisk again so that a bootloader mislabelling them cannot hand them
+//!    out.
+//! 2. The memory map ([`Page`] per frame, FLATMEM from pfn 0 to the end of
+//!    RAM) and the pageblock flags are allocated from memblock, top-down,
+//!    and initialised in place as reserved pages.
+//! 3. Zones are sized, every free memblock range is released to the buddy
+//!    allocator, and watermarks and per-cpu list sizes are computed.
+//!
+//! memblock is kept afterwards, read-only, for reports.
+
+use core::sync::atomic::AtomicU8;
+
+use log::{debug, info};
+use mm::arch::{CpuOps, IrqFlags, PhysMemory};
+use mm::gfp::Gfp;
+use mm::memblock::Memblock;
+use mm::mmzone::{MAX_NR_ZONES, NR_PAGE_ORDERS, PerCpuPageset, ZoneType};
+use mm::page::{MemMap, Page, pageblock_flags_len};
+use mm::page_alloc::{BadPage, PgData};
+use mm::vmstat::Buddyinfo;
+use mm::{PAGE_SIZE, Pfn, PhysAddr, VirtAddr};
+use spin::Once;
+
+use crate::arch::x86_64::paging;
+use crate::boot::{BootParams, DirectMap};
+
+/// Linux x86 reserves the first MiB: BIOS data, EBDA, real-mode trampolines.
+const LOW_RESERVE: u64 = 1 << 20;
+
+/// The executing CPU for mm: interrupt masking through RFLAGS.IF.
+pub struct KernelCpu;
+
+impl CpuOps for KernelCpu {
+    /// Only the boot CPU runs until SMP bring-up (issue 5) gives each CPU a
+    /// per-CPU area to read its number from; until then every caller is
+    /// CPU 0. (CPUID would work but costs a VM exit per call under KVM.)
+    fn cpu_id(&self) -> u32 {
+        0
+    }
+
+    fn irq_save(&self) -> IrqFlags {
+        let enabled = x86_64::instructions::interrupts::are_enabled();
+        x86_64::instructions::interrupts::disable();
+        IrqFlags(u64::from(enabled))
+    }
+
+    fn irq_restore(&self, flags: IrqFlags) {
+        if flags.0 != 0 {
+            x86_64::instructions::interrupts::enable();
+        }
+    }
+}
+
+static KERNEL_CPU: KernelCpu = KernelCpu;
+static DIRECT_MAP: DirectMap = DirectMap;
+static MEMBLOCK: Once<Memblock> = Once::new();
+static PGDAT: Once<PgData<'static>> = Once::new();
+static BOOT_FREE: Once<[[u64; NR_PAGE_ORDERS]; MAX_NR_ZONES]> = Once::new();
+/// The boot CPU's per-cpu page lists, one per zone. SMP bring-up (issue 5)
+/// moves them into per-CPU areas, one set per CPU.
+static PCP: [PerCpuPageset; MAX_NR_ZONES] = [const { PerCpuPageset::new() }; MAX_NR_ZONES];
+
+/// The page allocator ([`init`] must have run).
+///
+/// # Panics
+/// If called before [`init`]: a kernel bug.
+pub fn pgdat() -> &'static PgData<'static> {
+    PGDAT.get().expect("mm::pgdat() before mm::init()")
+}
+
+/// The boot memblock as it was when memory went to the buddy allocator.
+pub fn memblock() -> Option<&'static Memblock> {
+    MEMBLOCK.get()
+}
+
+/// Free blocks per order per zone right after boot (the boot-time
+/// /proc/buddyinfo), for tests that must leave the allocator as they found
+/// it.
+pub fn boot_free_blocks() -> Option<&'static [[u64; NR_PAGE_ORDERS]; MAX_NR_ZONES]> {
+    BOOT_FREE.get()
+}
+
+/// Free blocks per order per zone now, per-cpu lists drained first.
+pub fn free_blocks() -> [[u64; NR_PAGE_ORDERS]; MAX_NR_ZONES] {
+    let pgdat = pgdat();
+    pgdat.drain_all_pages();
+    ZoneType::ALL.map(|zone| {
+        let counts = pgdat.zone(zone).free_counts();
+        core::array::from_fn(|order| counts.nr_free(order))
+    })
+}
+
+/// Allocates 2^`order` pages (Linux `alloc_pages`).
+pub fn alloc_pages(gfp: Gfp, order: u32) -> Option<Pfn> {
+    pgdat().alloc_pages(gfp, order)
+}
+
+/// Frees pages from [`alloc_pages`] (Linux `__free_pages`).
+pub fn free_pages(pfn: Pfn, order: u32) -> Result<(), BadPage> {
+    pgdat().free_pages(pfn, order)
+}
+
+/// The direct-map address of a page (Linux `page_address`).
+pub fn page_address(pfn: Pfn) -> VirtAddr {
+    VirtAddr::new_const(crate::boot::PAGE_OFFSET + pfn.phys().as_u64())
+}
+
+/// Builds memblock, the memory map and the zones, and releases free memory
+/// to the buddy allocator.
+///
+/// # Panics
+/// If memblock cannot describe the memory map or there is no memory for
+/// the page descriptors: the kernel cannot run without them (Linux panics
+/// in the same places).
+pub fn init(params: &BootParams) {
+    let mut memblock = Memblock::new();
+    memblock_setup(&mut memblock, params);
+    debug!("{}", memblock.dump());
+
+    let end_pfn = memblock.end_of_dram().map_or(0, |end| end.as_u64() / PAGE_SIZE);
+    let pages = alloc_mem_map(&mut memblock, end_pfn);
+    let blocks = alloc_pageblock_flags(&mut memblock, end_pfn);
+    let mem_map = match MemMap::new(Pfn::new(0), pages, blocks) {
+        Ok(map) => map,
+        Err(e) => panic!("memory map: {e}"),
+    };
+    let pgdat = PgData::new(mem_map, &memblock, &DIRECT_MAP, &KERNEL_CPU, &PCP);
+    let released = pgdat.memblock_free_all(&memblock);
+    let pgdat = PGDAT.call_once(|| pgdat);
+    let memblock = MEMBLOCK.call_once(|| memblock);
+    BOOT_FREE.call_once(free_blocks);
+    print_zones(pgdat);
+
+    const KIB: u64 = 1024;
+    let present: u64 = pgdat.zones().iter().map(|z| z.present_pages()).sum();
+    let memmap_kib = (end_pfn * core::mem::size_of::<Page>() as u64).div_ceil(KIB);
+    info!(
+        "Memory: {}K/{}K available ({}K kernel, {}K mem_map for {} pages of {} bytes, {}K reserved)",
+        released * PAGE_SIZE / KIB,
+        present * PAGE_SIZE / KIB,
+        params.kernel_phys.1.div_ceil(KIB),
+        memmap_kib,
+        end_pfn,
+        core::mem::size_of::<Page>(),
+        (present - released) * PAGE_SIZE / KIB,
+    );
+    debug!("memblock reserved at hand-over: {:#x} bytes", memblock.reserved_size());
+    debug!("buddyinfo:\n{}", Buddyinfo(pgdat));
+}
+
+/// Linux `e820__memblock_setup` plus `setup_arch`'s early reservations.
+fn memblock_setup(memblock: &mut Memblock, params: &BootParams) {
+    use bootloader_api::info::MemoryRegionKind;
+    let fail = |what: &str, e: mm::memblock::MemblockError| -> ! { panic!("memblock: {what}: {e}") };
+    crate::boot::for_each_merged_region(params.memory_regions, |start, end, kind| {
+        if matches!(kind, MemoryRegionKind::Usable | MemoryRegionKind::Bootloader) {
+            memblock.add(PhysAddr::new(start), end - start).unwrap_or_else(|e| fail("adding RAM", e));
+        }
+        if kind == MemoryRegionKind::Bootloader {
+            memblock.reserve(PhysAddr::new(start), end - start).unwrap_or_else(|e| fail("reserving bootloader", e));
+        }
+    });
+    memblock.reserve(PhysAddr::new(0), LOW_RESERVE).unwrap_or_else(|e| fail("reserving low memory", e));
+    let (kernel, kernel_len) = params.kernel_phys;
+    memblock.reserve(kernel, kernel_len).unwrap_or_else(|e| fail("reserving the kernel", e));
+    if let Some((addr, len)) = params.ramdisk {
+        // The ramdisk is virtually contiguous; reserve each backing frame.
+        let mut offset = 0;
+        while offset < len {
+            if let Some(t) = paging::translate(addr.as_u64() + offset) {
+                let frame = PhysAddr::new(t.phys).align_down(PAGE_SIZE);
+                memblock.reserve(frame, PAGE_SIZE).unwrap_or_else(|e| fail("reserving the ramdisk", e));
+            }
+            offset += PAGE_SIZE;
+        }
+    }
+}
+
+/// Allocates and initialises one reserved [`Page`] per frame below
+/// `end_pfn` (Linux `alloc_node_mem_map` + `memmap_init`).
+fn alloc_mem_map(memblock: &mut Memblock, end_pfn: u64) -> &'static [Page] {
+    let bytes = end_pfn * core::mem::size_of::<Page>() as u64;
+    let phys = memblock
+        .phys_alloc(bytes.max(1), PAGE_SIZE)
+        .unwrap_or_else(|e| panic!("cannot allocate the memory map ({bytes} bytes): {e}"));
+    let virt = DIRECT_MAP.phys_to_virt(phys).expect("memblock memory outside the direct map");
+    let base = virt.as_mut_ptr::<Page>();
+    for pfn in 0..end_pfn {
+        // SAFETY: `base` is the direct-map address of `bytes` bytes just
+        // reserved in memblock for the memory map (never freed), page
+        // aligned and so aligned for `Page`; element `pfn` lies inside it.
+        unsafe { base.add(pfn as usize).write(Page::new_reserved(ZoneType::for_pfn(Pfn::new(pfn)))) };
+    }
+    // SAFETY: all `end_pfn` elements were initialised above; the memory is
+    // reserved for good, so the slice may live for 'static; only shared
+    // references to it are ever created (its fields are atomics).
+    unsafe { core::slice::from_raw_parts(base, end_pfn as usize) }
+}
+
+/// Allocates the pageblock flags for pfns below `end_pfn` (Linux
+/// `setup_usemap`).
+fn alloc_pageblock_flags(memblock: &mut Memblock, end_pfn: u64) -> &'static [AtomicU8] {
+    let len = pageblock_flags_len(end_pfn);
+    let phys = memblock
+        .phys_alloc((len as u64).max(1), 64)
+        .unwrap_or_else(|e| panic!("cannot allocate pageblock flags ({len} bytes): {e}"));
+    let base = DIRECT_MAP.phys_to_virt(phys).expect("memblock memory outside the direct map").as_mut_ptr::<AtomicU8>();
+    for i in 0..len {
+        // SAFETY: `len` bytes were reserved at `base` for these flags.
+        unsafe { base.add(i).write(AtomicU8::new(0)) };
+    }
+    // SAFETY: initialised above, reserved for good, shared access only.
+    unsafe { core::slice::from_raw_parts(base, len) }
+}
+
+/// Linux's boot report of zone ranges and the zonelist build.
+fn print_zones(pgdat: &PgData<'_>) {
+    info!("Zone ranges:");
+    for zone in pgdat.zones() {
+        if zone.present_pages() == 0 {
+            info!("  {:<8} empty", zone.name());
+        } else {
+            let start = zone.start_pfn() * PAGE_SIZE;
+            let end = (zone.start_pfn() + zone.spanned_pages()) * PAGE_SIZE - 1;
+            info!(
+                "  {:<8} [mem {start:#018x}-{end:#018x}] present {} managed {} wmark min/low/high {}/{}/{}",
+                zone.name(),
+                zone.present_pages(),
+                zone.managed_pages(),
+                zone.watermark(mm::mmzone::Watermark::Min),
+                zone.watermark(mm::mmzone::Watermark::Low),
+                zone.watermark(mm::mmzone::Watermark::High),
+            );
+        }
+    }
+    info!("Built 1 zonelists, mobility grouping on.  Total pages: {}", pgdat.totalram_pages());
+}
