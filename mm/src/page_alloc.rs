@@ -336,7 +336,7 @@ impl<'a> PgData<'a> {
     ) -> PgData<'a> {
         let nr_cpus = pcp.len() / MAX_NR_ZONES;
         assert!(
-            pcp.len() % MAX_NR_ZONES == 0 && (1..=mmzone::NR_CPUS).contains(&nr_cpus),
+            pcp.len().is_multiple_of(MAX_NR_ZONES) && (1..=mmzone::NR_CPUS).contains(&nr_cpus),
             "{} per-cpu pagesets do not make whole CPUs",
             pcp.len()
         );

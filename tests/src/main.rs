@@ -11,6 +11,7 @@ mod benches;
 mod boot;
 mod exceptions;
 mod harness;
+mod page_alloc;
 mod selftest;
 
 entry_point!(test_main, config = &kernel::BOOTLOADER_CONFIG);
