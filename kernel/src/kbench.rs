@@ -8,10 +8,15 @@
 //! [`ROUNDS`] rounds and reports the median, minimum and maximum per-round
 //! cost per operation.
 //!
+//! A benchmark that sweeps a parameter (an order, a size) calls
+//! [`Bencher::iter_with`] once per value; each value is its own figure,
+//! named `<name>/<value>`, and `cargo xtask bench --plot` draws the sweep
+//! as a scaling curve.
+//!
 //! Protocol lines on the console (parsed by xtask/src/bench.rs):
 //!
 //! ```text
-//! kbench: result <name> <median_ps> <min_ps> <max_ps> <ops>
+//! kbench: result <name>[/<value>] <median_ps> <min_ps> <max_ps> <ops>
 //! kbench: done
 //! ```
 //!
@@ -46,7 +51,7 @@ pub struct KBench {
     /// `module_path!()` where it is defined.
     pub module: &'static str,
     /// The benchmark body.
-    pub func: fn(&mut Bencher),
+    pub func: fn(&mut Bencher<'_>),
 }
 
 impl fmt::Display for KBench {
@@ -92,9 +97,10 @@ pub struct Measurement {
 }
 
 /// Runs and times a benchmark's operation.
-pub struct Bencher {
+pub struct Bencher<'n> {
     mode: Mode,
-    result: Option<Measurement>,
+    name: &'n str,
+    reported: bool,
 }
 
 fn time_ops<R>(n: u64, f: &mut impl FnMut() -> R) -> u64 {
@@ -105,14 +111,28 @@ fn time_ops<R>(n: u64, f: &mut impl FnMut() -> R) -> u64 {
     tsc::ticks_to_ns(tsc::rdtsc() - start)
 }
 
-impl Bencher {
-    /// Measures `f`, which performs one operation per call.
-    pub fn iter<R>(&mut self, mut f: impl FnMut() -> R) {
+impl Bencher<'_> {
+    /// Measures `f`, which performs one operation per call, and reports it
+    /// under the benchmark's name.
+    pub fn iter<R>(&mut self, f: impl FnMut() -> R) {
+        let m = self.measure(f);
+        kprintln!("kbench: result {} {} {} {} {}", self.name, m.median_ps, m.min_ps, m.max_ps, m.ops);
+        self.reported = true;
+    }
+
+    /// Measures `f` for one value of a swept parameter and reports it as
+    /// `<name>/<param>`.
+    pub fn iter_with<R>(&mut self, param: u64, f: impl FnMut() -> R) {
+        let m = self.measure(f);
+        kprintln!("kbench: result {}/{param} {} {} {} {}", self.name, m.median_ps, m.min_ps, m.max_ps, m.ops);
+        self.reported = true;
+    }
+
+    fn measure<R>(&self, mut f: impl FnMut() -> R) -> Measurement {
         if self.mode == Mode::Smoke {
             let ns = time_ops(SMOKE_OPS, &mut f);
             let ps = ns * 1000 / SMOKE_OPS;
-            self.result = Some(Measurement { median_ps: ps, min_ps: ps, max_ps: ps, ops: SMOKE_OPS });
-            return;
+            return Measurement { median_ps: ps, min_ps: ps, max_ps: ps, ops: SMOKE_OPS };
         }
         // Warm up, doubling the batch until a batch takes a measurable time;
         // the rate seen sizes the rounds.
@@ -133,12 +153,12 @@ impl Bencher {
             *r = time_ops(n, &mut f) * 1000 / n;
         }
         rounds.sort_unstable();
-        self.result = Some(Measurement {
+        Measurement {
             median_ps: rounds[ROUNDS / 2],
             min_ps: rounds[0],
             max_ps: rounds[ROUNDS - 1],
             ops: n * ROUNDS as u64,
-        });
+        }
     }
 }
 
@@ -151,13 +171,10 @@ pub fn run(filter: &str, mode: Mode) {
         if !name.as_str().contains(filter) {
             continue;
         }
-        let mut b = Bencher { mode, result: None };
+        let mut b = Bencher { mode, name: name.as_str(), reported: false };
         (bench.func)(&mut b);
-        match b.result {
-            Some(m) => {
-                kprintln!("kbench: result {bench} {} {} {} {}", m.median_ps, m.min_ps, m.max_ps, m.ops)
-            }
-            None => kprintln!("kbench: FAILED {bench} never called Bencher::iter"),
+        if !b.reported {
+            kprintln!("kbench: FAILED {bench} never called Bencher::iter");
         }
     }
     kprintln!("kbench: done");

@@ -282,6 +282,7 @@ pub fn plot() -> Result<Vec<PathBuf>, Error> {
     let rows: Vec<plot::Row> = ours
         .figures
         .iter()
+        .filter(|f| plot::sweep_point(&f.name).is_none())
         .map(|f| plot::Row {
             label: f.name.clone(),
             unit: f.unit.clone(),
@@ -293,6 +294,25 @@ pub fn plot() -> Result<Vec<PathBuf>, Error> {
     let svg = plot::horizontal_bars("In-kernel benchmarks (median, min-max)", &describe(&ours), &["ours"], &rows);
     std::fs::write(&kernel_svg, svg).map_err(|e| Error::io(format!("writing {}", show(&kernel_svg)), e))?;
     written.push(kernel_svg);
+
+    let mut sweeps: Vec<(&str, &str, Vec<plot::Point>)> = Vec::new();
+    for f in &ours.figures {
+        let Some((base, x)) = plot::sweep_point(&f.name) else { continue };
+        let point = (x, f.median, f.min, f.max);
+        match sweeps.iter_mut().find(|(b, unit, _)| *b == base && *unit == f.unit) {
+            Some((_, _, points)) => points.push(point),
+            None => sweeps.push((base, &f.unit, vec![point])),
+        }
+    }
+    for (base, unit, mut points) in sweeps {
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let file: String = base.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+        let path = dir.join(format!("sweep-{file}.svg"));
+        let x_label = base.rsplit("::").next().unwrap_or(base).rsplit('_').next().unwrap_or("parameter");
+        let svg = plot::scaling_curve(&format!("{base} (median, min-max)"), &describe(&ours), x_label, unit, &points);
+        std::fs::write(&path, svg).map_err(|e| Error::io(format!("writing {}", show(&path)), e))?;
+        written.push(path);
+    }
 
     let newest_linux = std::fs::read_dir(&dir)
         .map_err(|e| Error::io(format!("reading {}", show(&dir)), e))?

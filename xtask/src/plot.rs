@@ -2,8 +2,9 @@
 //!
 //! Horizontal bars, one row per figure and one bar per series (ours,
 //! Linux), with a whisker from the minimum to the maximum where a report has
-//! them. Written by hand: a chart this simple needs no plotting library, and
-//! SVG text needs no fonts installed.
+//! them; and scaling curves for benchmarks that sweep a parameter (figures
+//! named `name/value`). Written by hand: charts this simple need no plotting
+//! library, and SVG text needs no fonts installed.
 
 use std::fmt::Write;
 
@@ -116,9 +117,108 @@ pub fn horizontal_bars(title: &str, subtitle: &str, series: &[&str], rows: &[Row
     svg
 }
 
+/// One point of a scaling curve: parameter value, then median, min, max.
+pub type Point = (f64, f64, f64, f64);
+
+const CURVE_W: f64 = 720.0;
+const CURVE_H: f64 = 360.0;
+const CURVE_LEFT: f64 = 90.0;
+const CURVE_TOP: f64 = 60.0;
+
+/// Renders a scaling curve: the median per parameter value joined by a
+/// line, a min-max whisker at each point, the parameter on a linear x axis
+/// and the cost on a y axis from 0.
+pub fn scaling_curve(title: &str, subtitle: &str, x_label: &str, unit: &str, points: &[Point]) -> String {
+    let (x_min, x_max) = points.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(p.0), hi.max(p.0)));
+    let y_max = points.iter().map(|p| p.1.max(p.3)).fold(0.0, f64::max).max(f64::MIN_POSITIVE);
+    let x_span = (x_max - x_min).max(1.0);
+    let px = |x: f64| CURVE_LEFT + (x - x_min) / x_span * CURVE_W;
+    let py = |y: f64| CURVE_TOP + CURVE_H - y / y_max * CURVE_H;
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" font-family="sans-serif" font-size="13">
+<rect width="100%" height="100%" fill="white"/>
+<text x="10" y="22" font-size="17" font-weight="bold">{}</text>
+<text x="10" y="42" fill="#555">{}</text>"##,
+        CURVE_LEFT + CURVE_W + 40.0,
+        CURVE_TOP + CURVE_H + 60.0,
+        escape(title),
+        escape(subtitle)
+    );
+    for i in 0..=4 {
+        let y = y_max * f64::from(i) / 4.0;
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{CURVE_LEFT}" y1="{0:.1}" x2="{1}" y2="{0:.1}" stroke="#ddd"/><text x="{2}" y="{3:.1}" text-anchor="end">{y:.0}</text>"##,
+            py(y),
+            CURVE_LEFT + CURVE_W,
+            CURVE_LEFT - 6.0,
+            py(y) + 4.0
+        );
+    }
+    let _ = writeln!(
+        svg,
+        r#"<text x="16" y="{0}" transform="rotate(-90 16 {0})" text-anchor="middle">{1}</text>"#,
+        CURVE_TOP + CURVE_H / 2.0,
+        escape(unit)
+    );
+    let _ = writeln!(
+        svg,
+        r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
+        CURVE_LEFT + CURVE_W / 2.0,
+        CURVE_TOP + CURVE_H + 44.0,
+        escape(x_label)
+    );
+    let line: Vec<String> = points.iter().map(|p| format!("{:.1},{:.1}", px(p.0), py(p.1))).collect();
+    let _ = writeln!(
+        svg,
+        r##"<polyline points="{}" fill="none" stroke="{}" stroke-width="2"/>"##,
+        line.join(" "),
+        COLORS[0]
+    );
+    for &(x, median, min, max) in points {
+        let (cx, cy) = (px(x), py(median));
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{cx:.1}" y1="{:.1}" x2="{cx:.1}" y2="{:.1}" stroke="#222"/><circle cx="{cx:.1}" cy="{cy:.1}" r="3.5" fill="{}"/><text x="{cx:.1}" y="{}" text-anchor="middle">{x}</text>"##,
+            py(min),
+            py(max),
+            COLORS[0],
+            CURVE_TOP + CURVE_H + 18.0
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// Splits a figure name `base/value` into its sweep and parameter value.
+pub fn sweep_point(name: &str) -> Option<(&str, f64)> {
+    let (base, value) = name.rsplit_once('/')?;
+    Some((base, value.parse().ok()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sweep_names_split_into_base_and_value() {
+        assert_eq!(sweep_point("page_alloc::alloc_free_order/3"), Some(("page_alloc::alloc_free_order", 3.0)));
+        assert_eq!(sweep_point("page_alloc::alloc_free_order0_pcp"), None);
+        assert_eq!(sweep_point("a/b"), None);
+    }
+
+    #[test]
+    fn scaling_curve_has_a_point_and_whisker_per_value() {
+        let points = [(0.0, 10.0, 9.0, 12.0), (1.0, 20.0, 18.0, 25.0), (2.0, 15.0, 15.0, 15.0)];
+        let svg = scaling_curve("t", "s", "order", "ns/op", &points);
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches("<circle").count(), 3);
+        assert_eq!(svg.matches("<polyline").count(), 1);
+        // Five gridlines plus one whisker per point.
+        assert_eq!(svg.matches("<line").count(), 5 + 3);
+    }
 
     #[test]
     fn chart_has_a_bar_per_measured_value_and_a_note_per_missing_one() {
