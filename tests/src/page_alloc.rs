@@ -15,7 +15,8 @@ use mm::gfp::{GFP_DMA, GFP_DMA32, GFP_KERNEL, Gfp};
 use mm::mmzone::{MAX_DMA_PFN, MAX_DMA32_PFN, MAX_PAGE_ORDER, ZoneType};
 use mm::page_alloc::BadPageReason;
 use mm::page_flags::PageFlags;
-use mm::{PAGE_SIZE, Pfn, VirtAddr};
+use kernel::arch::x86_64::paging;
+use mm::{PAGE_SIZE, Pfn, PhysAddr, VirtAddr};
 
 /// Every free page, watermarks ignored, failures quiet.
 const EVERYTHING: Gfp = GFP_KERNEL.union(Gfp::MEMALLOC).union(Gfp::NOWARN);
@@ -205,6 +206,50 @@ fn free_lists_are_consistent_and_reserved_memory_stays_reserved() {
     let managed: u64 = pgdat.zones().iter().map(|z| z.managed_pages()).sum();
     let present: u64 = pgdat.zones().iter().map(|z| z.present_pages()).sum();
     assert!(managed < present && managed > present * 9 / 10, "managed {managed} of {present} present pages");
+}
+
+/// Whether the frame at `phys` is reserved (frames past the memory map,
+/// firmware holes, count as reserved: the allocator cannot hand them out).
+fn frame_is_reserved(phys: u64) -> bool {
+    kmm::pgdat().pfn_to_page(PhysAddr::new(phys).pfn()).is_none_or(|p| p.test(PageFlags::RESERVED))
+}
+
+/// Checks every page-table frame reachable from `table` (a level-`level`
+/// table); returns how many there were.
+fn check_tables_reserved(table: u64, level: u32) -> u64 {
+    const PRESENT: u64 = 1;
+    const HUGE: u64 = 1 << 7;
+    const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+    assert!(frame_is_reserved(table), "level-{level} page table at {table:#x} is not reserved");
+    let mut tables = 1;
+    if level == 1 {
+        return tables;
+    }
+    for i in 0..512 {
+        // SAFETY: `table` is a live page-table frame (from CR3 or a present
+        // non-leaf entry); the direct map covers it; reading an aligned u64
+        // entry has no side effects.
+        let entry = unsafe { ((kernel::PAGE_OFFSET + table) as *const u64).add(i).read_volatile() };
+        if entry & PRESENT != 0 && (level == 4 || entry & HUGE == 0) {
+            tables += check_tables_reserved(entry & ADDR_MASK, level - 1);
+        }
+    }
+    tables
+}
+
+#[ktest(mem = 128)]
+fn boot_page_tables_boot_info_stack_and_ramdisk_are_reserved() {
+    let tables = check_tables_reserved(kernel::arch::x86_64::cpu::read_cr3_phys(), 4);
+    assert!(tables >= 4, "walked only {tables} page tables");
+    let params = kernel::boot::params();
+    let phys_of = |virt: u64| paging::translate(virt).expect("mapped").phys;
+    assert!(frame_is_reserved(phys_of(params.memory_regions.as_ptr() as u64)), "boot info is not reserved");
+    let stack = &tables as *const u64 as u64;
+    assert!(frame_is_reserved(phys_of(stack)), "the boot stack is not reserved");
+    let (ramdisk, len) = params.ramdisk.expect("the test kernel boots with a ramdisk");
+    for offset in (0..len).step_by(PAGE_SIZE as usize) {
+        assert!(frame_is_reserved(phys_of(ramdisk.as_u64() + offset)), "ramdisk page {offset:#x} is not reserved");
+    }
 }
 
 #[ktest(mem = 128)]
