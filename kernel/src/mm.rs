@@ -96,7 +96,7 @@ pub fn free_blocks() -> [[u64; NR_PAGE_ORDERS]; MAX_NR_ZONES] {
     let pgdat = pgdat();
     pgdat.drain_all_pages();
     ZoneType::ALL.map(|zone| {
-        let counts = pgdat.zone(zone).free_counts();
+        let counts = pgdat.free_counts(zone);
         core::array::from_fn(|order| counts.nr_free(order))
     })
 }

@@ -358,8 +358,9 @@ impl<'a> Zone<'a> {
         (self.pcp_high.load(Relaxed), self.pcp_batch.load(Relaxed))
     }
 
-    /// Free blocks per order and migratetype, taken under the zone lock.
-    pub fn free_counts(&self) -> FreeCounts {
+    /// Free blocks per order and migratetype, taken under the zone lock;
+    /// the caller has interrupts off ([`crate::page_alloc::PgData::free_counts`]).
+    pub(crate) fn free_counts_irqs_off(&self) -> FreeCounts {
         let free = self.lock.lock();
         let mut counts = FreeCounts::default();
         for (order, area) in free.free_area.iter().enumerate() {
@@ -370,8 +371,9 @@ impl<'a> Zone<'a> {
         counts
     }
 
-    /// Pages on this zone's per-cpu lists, all CPUs.
-    pub fn pcp_pages(&self) -> u64 {
+    /// Pages on this zone's per-cpu lists, all CPUs; the caller has
+    /// interrupts off ([`crate::page_alloc::PgData::pcp_pages`]).
+    pub(crate) fn pcp_pages_irqs_off(&self) -> u64 {
         self.pcp.iter().map(|pcp| pcp.0.lock().count).sum()
     }
 

@@ -262,6 +262,17 @@ impl PgData<'_> {
         self.mem_map.pfn_to_page(pfn)
     }
 
+    /// Free blocks per order and migratetype in a zone (the data of
+    /// /proc/buddyinfo and /proc/pagetypeinfo).
+    pub fn free_counts(&self, zone: ZoneType) -> FreeCounts {
+        self.with_irqs_off(|| self.zone(zone).free_counts_irqs_off())
+    }
+
+    /// Pages on a zone's per-cpu lists, all CPUs.
+    pub fn pcp_pages(&self, zone: ZoneType) -> u64 {
+        self.with_irqs_off(|| self.zone(zone).pcp_pages_irqs_off())
+    }
+
     /// Bad pages reported (and leaked) so far.
     pub fn bad_pages(&self) -> u64 {
         self.bad_pages.load(Relaxed)
@@ -480,7 +491,7 @@ impl<'a> PgData<'a> {
     fn warn_alloc(&self, gfp: Gfp, order: u32) {
         warn!("page allocation failure: order:{order}, mode:{gfp:?}");
         for zone in self.zones.iter().filter(|z| z.present_pages() > 0) {
-            let counts = zone.free_counts();
+            let counts = self.free_counts(zone.zone_type());
             warn!("{}", crate::vmstat::ShowFreeAreas { zone: zone.name(), counts: &counts });
         }
     }
@@ -538,12 +549,14 @@ impl<'a> PgData<'a> {
         if order == 0 {
             return true;
         }
-        let free = zone.lock.lock();
-        free.free_area[order as usize..].iter().any(|area| {
-            area.nr_free > 0
-                && (area.free_list[..MIGRATE_PCPTYPES].iter().any(|l| !l.is_empty())
-                    || (flags.has(AllocFlags::HIGHATOMIC)
-                        && !area.free_list[MigrateType::HighAtomic as usize].is_empty()))
+        self.with_irqs_off(|| {
+            let free = zone.lock.lock();
+            free.free_area[order as usize..].iter().any(|area| {
+                area.nr_free > 0
+                    && (area.free_list[..MIGRATE_PCPTYPES].iter().any(|l| !l.is_empty())
+                        || (flags.has(AllocFlags::HIGHATOMIC)
+                            && !area.free_list[MigrateType::HighAtomic as usize].is_empty()))
+            })
         })
     }
 
@@ -779,10 +792,15 @@ impl<'a> PgData<'a> {
         let mut count = count.min(pcp.count);
         let mut free = zone.lock.lock();
         let mut locked = self.locked(zone, &mut free);
-        while count > 0 {
+        let mut empty_in_a_row = 0;
+        while count > 0 && empty_in_a_row < pcp.lists.len() {
             let index = pcp.drain_cursor;
             pcp.drain_cursor = (index + 1) % pcp.lists.len();
-            let Some(pfn) = pcp.lists[index].pop_back(&self.mem_map) else { continue };
+            let Some(pfn) = pcp.lists[index].pop_back(&self.mem_map) else {
+                empty_in_a_row += 1;
+                continue;
+            };
+            empty_in_a_row = 0;
             let order = pindex_to_order(index);
             let mt = self.mem_map.pageblock_migratetype(pfn);
             locked.free_one_page(pfn.as_u64(), order, mt, false);
@@ -910,7 +928,12 @@ impl<'a> PgData<'a> {
             locked.split_large_buddy(pfn.as_u64());
             locked.move_freepages_block(pfn.as_u64(), mt, MigrateType::Isolate);
             Ok(())
-        })
+        })?;
+        // Pages of the block sitting on per-cpu lists would still be handed
+        // out; draining sends them to the isolated free lists (Linux drains
+        // in start_isolate_page_range).
+        self.drain_all_pages();
+        Ok(())
     }
 
     /// Returns an isolated pageblock to allocation as `mt` (Linux
@@ -936,6 +959,10 @@ impl<'a> PgData<'a> {
     /// or the first inconsistency found. Walks the whole zone under its
     /// lock.
     pub fn check_zone(&self, zone_type: ZoneType) -> Result<FreeCounts, &'static str> {
+        self.with_irqs_off(|| self.check_zone_irqs_off(zone_type))
+    }
+
+    fn check_zone_irqs_off(&self, zone_type: ZoneType) -> Result<FreeCounts, &'static str> {
         let zone = self.zone(zone_type);
         let free = zone.lock.lock();
         let mut counts = FreeCounts::default();

@@ -18,7 +18,7 @@ pub struct Buddyinfo<'p, 'a>(pub &'p PgData<'a>);
 impl fmt::Display for Buddyinfo<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for zone in self.0.zones().iter().filter(|z| z.present_pages() > 0) {
-            let counts = zone.free_counts();
+            let counts = self.0.free_counts(zone.zone_type());
             write!(f, "Node 0, zone {:>8} ", zone.name())?;
             for order in 0..NR_PAGE_ORDERS {
                 write!(f, "{:>6} ", counts.nr_free(order))?;
@@ -46,7 +46,7 @@ impl fmt::Display for Pagetypeinfo<'_, '_> {
         writeln!(f)?;
         let zones = || pgdat.zones().iter().filter(|z| z.present_pages() > 0);
         for zone in zones() {
-            let counts = zone.free_counts();
+            let counts = self.0.free_counts(zone.zone_type());
             for mt in MigrateType::ALL {
                 write!(f, "Node {:>4}, zone {:>8}, type {:>12} ", 0, zone.name(), mt.name())?;
                 for per_type in &counts.blocks {

@@ -6,6 +6,7 @@
 //! There is no heap yet, so the tests keep their allocated blocks in a list
 //! threaded through the blocks themselves ([`BlockList`]).
 
+use kernel::arch::x86_64::paging;
 use kernel::boot::DirectMap;
 use kernel::kbench::Bencher;
 use kernel::mm as kmm;
@@ -15,7 +16,6 @@ use mm::gfp::{GFP_DMA, GFP_DMA32, GFP_KERNEL, Gfp};
 use mm::mmzone::{MAX_DMA_PFN, MAX_DMA32_PFN, MAX_PAGE_ORDER, ZoneType};
 use mm::page_alloc::BadPageReason;
 use mm::page_flags::PageFlags;
-use kernel::arch::x86_64::paging;
 use mm::{PAGE_SIZE, Pfn, PhysAddr, VirtAddr};
 
 /// Every free page, watermarks ignored, failures quiet.

@@ -102,7 +102,11 @@ fn zonelist_falls_back_to_lower_zones_and_respects_zone_modifiers() {
     for zone in [ZoneType::Dma, ZoneType::Dma32] {
         let zone = pgdat.zone(zone);
         let kept = zone.watermark(Watermark::Min) + zone.lowmem_reserve(ZoneType::Normal);
-        assert!(zone.free_pages() + zone.pcp_pages() >= kept, "{} went below its reserve", zone.name());
+        assert!(
+            zone.free_pages() + pgdat.pcp_pages(zone.zone_type()) >= kept,
+            "{} went below its reserve",
+            zone.name()
+        );
     }
 }
 
@@ -407,7 +411,7 @@ fn per_cpu_lists_refill_in_batches_and_spill_above_high() {
     assert!(high >= 4 * batch && batch > 1, "high {high} batch {batch}");
     let free = zone.free_pages();
     let pfn = pgdat.alloc_pages(GFP_DMA32, 0).unwrap();
-    assert_eq!(zone.pcp_pages(), u64::from(batch) - 1);
+    assert_eq!(pgdat.pcp_pages(ZoneType::Dma32), u64::from(batch) - 1);
     assert_eq!(zone.free_pages(), free - u64::from(batch));
     pgdat.free_pages(pfn, 0).unwrap();
     // Frees on another CPU fill that CPU's list until it passes high.
@@ -419,7 +423,7 @@ fn per_cpu_lists_refill_in_batches_and_spill_above_high() {
     }
     set_cpu(0);
     pgdat.drain_all_pages();
-    assert_eq!(zone.pcp_pages(), 0);
+    assert_eq!(pgdat.pcp_pages(ZoneType::Dma32), 0);
     assert_eq!(zone.free_pages(), free);
 }
 
@@ -431,9 +435,9 @@ fn disabled_pcp_sends_allocations_and_frees_to_the_buddy_lists() {
     let zone = pgdat.zone(ZoneType::Dma32);
     let free = zone.free_pages();
     let pfn = pgdat.alloc_pages(GFP_DMA32, 0).unwrap();
-    assert_eq!((zone.pcp_pages(), zone.free_pages()), (0, free - 1));
+    assert_eq!((pgdat.pcp_pages(ZoneType::Dma32), zone.free_pages()), (0, free - 1));
     pgdat.free_pages(pfn, 0).unwrap();
-    assert_eq!((zone.pcp_pages(), zone.free_pages()), (0, free));
+    assert_eq!((pgdat.pcp_pages(ZoneType::Dma32), zone.free_pages()), (0, free));
     pgdat.zone_pcp_enable(ZoneType::Dma32);
     assert!(zone.pcp_high_batch().0 > 0);
 }
@@ -448,7 +452,7 @@ fn buddyinfo_prints_linux_format() {
         "Node 0, zone      DMA      0      0      0      0      0      0      0      0      1      1      3 \n\
          Node 0, zone    DMA32      1      1      1      1      1      1      1      1      0      0      0 \n"
     );
-    let counts = pgdat.zone(ZoneType::Dma32).free_counts();
+    let counts = pgdat.free_counts(ZoneType::Dma32);
     let line = crate::vmstat::ShowFreeAreas { zone: "DMA32", counts: &counts }.to_string();
     assert!(line.starts_with("Node 0 DMA32: 1*4kB (M) 1*8kB (M) "), "{line}");
     assert!(line.ends_with("0*4096kB = 1020kB"), "{line}");
