@@ -9,7 +9,8 @@
 //! Today it holds the address vocabulary ([`addr`]), the arch boundary,
 //! boot-time memory ([`memblock`]), the page descriptor ([`page`]), zones
 //! ([`mmzone`]), allocation flags ([`gfp`]), the buddy allocator
-//! ([`page_alloc`]) and its reports ([`vmstat`]).
+//! ([`page_alloc`]) and its reports ([`vmstat`]), and the slab allocator
+//! ([`slub`], [`slab_common`]: object caches and kmalloc).
 
 #![cfg_attr(not(test), no_std)]
 
@@ -24,6 +25,8 @@ pub mod page_alloc;
 pub mod page_flags;
 #[cfg(test)]
 mod sim;
+pub mod slab_common;
+pub mod slub;
 pub mod vmstat;
 
 pub use addr::{PAGE_SHIFT, PAGE_SIZE, Pfn, PhysAddr, VirtAddr};

@@ -273,6 +273,27 @@ impl PgData<'_> {
         self.with_irqs_off(|| self.zone(zone).pcp_pages_irqs_off())
     }
 
+    /// The direct-map address of a page (Linux `page_address`).
+    pub fn page_address(&self, pfn: Pfn) -> Option<crate::addr::VirtAddr> {
+        self.phys.phys_to_virt(pfn.phys())
+    }
+
+    /// The frame behind a direct-map address (Linux `virt_to_pfn`), if the
+    /// address is in the direct map and the memory map covers it.
+    pub fn virt_to_pfn(&self, virt: crate::addr::VirtAddr) -> Option<Pfn> {
+        let pfn = self.phys.virt_to_phys(virt)?.pfn();
+        self.mem_map.pfn_to_page(pfn).map(|_| pfn)
+    }
+
+    /// The head of the compound page `pfn` belongs to, or `pfn` itself
+    /// (Linux `compound_head`).
+    pub fn compound_head(&self, pfn: Pfn) -> Pfn {
+        match self.mem_map.pfn_to_page(pfn) {
+            Some(page) if page.test(PageFlags::TAIL) => Pfn::new(u64::from(page.link(0))),
+            _ => pfn,
+        }
+    }
+
     /// Bad pages reported (and leaked) so far.
     pub fn bad_pages(&self) -> u64 {
         self.bad_pages.load(Relaxed)
@@ -295,7 +316,14 @@ impl PgData<'_> {
         self.zones.iter().map(Zone::managed_pages).sum()
     }
 
-    fn with_irqs_off<R>(&self, f: impl FnOnce() -> R) -> R {
+    /// The machine's CPU operations (for allocators layered on this one).
+    pub(crate) fn cpu(&self) -> &dyn CpuOps {
+        self.cpu
+    }
+
+    /// Runs `f` with interrupts off on this CPU (Linux
+    /// `local_irq_save`/`local_irq_restore` around it).
+    pub(crate) fn with_irqs_off<R>(&self, f: impl FnOnce() -> R) -> R {
         let flags = self.cpu.irq_save();
         let r = f();
         self.cpu.irq_restore(flags);
@@ -691,12 +719,9 @@ impl<'a> PgData<'a> {
     /// frees the whole block it was allocated as. A tail page's reference
     /// is its head's.
     pub fn put_page(&self, pfn: Pfn) -> Result<(), BadPage> {
-        let Some(page) = self.mem_map.pfn_to_page(pfn) else {
-            return self.free_pages(pfn, 0);
-        };
-        let head = if page.test(PageFlags::TAIL) { u64::from(page.link(0)) } else { pfn.as_u64() };
-        let order = self.mem_map.page(head).order();
-        self.free_pages(Pfn::new(head), order)
+        let head = self.compound_head(pfn);
+        let order = self.mem_map.pfn_to_page(head).map_or(0, Page::order);
+        self.free_pages(head, order)
     }
 
     /// Linux `free_the_page` and `free_pages_prepare`.

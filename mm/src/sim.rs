@@ -38,10 +38,17 @@ impl CpuOps for SimCpu {
     fn irq_restore(&self, _flags: IrqFlags) {}
 }
 
+/// Alignment of simulated RAM: the largest buddy block.
+const BASE_ALIGN: usize = (PAGE_SIZE as usize) << crate::mmzone::MAX_PAGE_ORDER;
+
 /// RAM for the physical range `[start, start + len)`, zeroed at creation.
+/// `base` is aligned to the largest buddy block inside an allocation
+/// `alloc` that much larger, so virtual addresses keep the natural alignment
+/// of buddy blocks as the kernel's direct map does.
 pub(crate) struct SimRam {
     start: u64,
     len: usize,
+    alloc: *mut u8,
     base: *mut u8,
 }
 
@@ -55,16 +62,20 @@ unsafe impl Send for SimRam {}
 impl SimRam {
     /// Word alignment: the system allocator serves it with `calloc`, whose
     /// fresh pages the OS zero-fills lazily, so gigabytes of simulated RAM
-    /// cost nothing until touched (page alignment would force a memset).
+    /// cost nothing until touched (page alignment would force a memset);
+    /// a spare [`BASE_ALIGN`] lets `base` be aligned like the direct map.
     fn layout(len: usize) -> std::alloc::Layout {
-        std::alloc::Layout::from_size_align(len, 16).unwrap()
+        std::alloc::Layout::from_size_align(len + BASE_ALIGN, 16).unwrap()
     }
 
     fn new(start: u64, len: usize) -> SimRam {
-        // SAFETY: the layout has a non-zero size (callers pass whole pages).
-        let base = unsafe { std::alloc::alloc_zeroed(Self::layout(len)) };
-        assert!(!base.is_null(), "simulated RAM allocation failed");
-        SimRam { start, len, base }
+        // SAFETY: the layout has a non-zero size.
+        let alloc = unsafe { std::alloc::alloc_zeroed(Self::layout(len)) };
+        assert!(!alloc.is_null(), "simulated RAM allocation failed");
+        let skew = (BASE_ALIGN - alloc as usize % BASE_ALIGN) % BASE_ALIGN;
+        // SAFETY: `skew` < BASE_ALIGN, inside the allocation's spare room.
+        let base = unsafe { alloc.add(skew) };
+        SimRam { start, len, alloc, base }
     }
 
     fn contains(&self, phys: PhysAddr) -> bool {
@@ -91,8 +102,8 @@ impl SimRam {
 
 impl Drop for SimRam {
     fn drop(&mut self) {
-        // SAFETY: `base` came from `alloc_zeroed` with this layout.
-        unsafe { std::alloc::dealloc(self.base, Self::layout(self.len)) };
+        // SAFETY: `alloc` came from `alloc_zeroed` with this layout.
+        unsafe { std::alloc::dealloc(self.alloc, Self::layout(self.len)) };
     }
 }
 

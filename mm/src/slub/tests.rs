@@ -1,0 +1,426 @@
+//! Host tests of SLUB and kmalloc on simulated machines.
+
+use core::ptr::NonNull;
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::gfp::GFP_KERNEL;
+use crate::mmzone::ZoneType;
+use crate::sim::{Sim, set_cpu};
+use crate::slab_common::{KMALLOC_SIZES, Slab, SlubDebug, ZERO_SIZE_PTR, kmalloc_index};
+
+const MIB: u64 = 1 << 20;
+
+fn free_pages(pgdat: &PgData<'_>) -> u64 {
+    pgdat.drain_all_pages();
+    ZoneType::ALL.iter().map(|&z| pgdat.zone(z).free_pages()).sum()
+}
+
+fn slab<'a>(pgdat: &'a PgData<'a>, debug: &'a str) -> Slab<'a> {
+    let debug = if debug.is_empty() { SlubDebug::default() } else { SlubDebug::parse(Some(debug)).unwrap() };
+    Slab::new(pgdat, 2, debug, false).unwrap()
+}
+
+fn fill(p: NonNull<u8>, len: usize, byte: u8) {
+    // SAFETY: the test owns the `len`-byte object at `p`.
+    unsafe { core::ptr::write_bytes(p.as_ptr(), byte, len) };
+}
+
+fn bytes(p: NonNull<u8>, len: usize) -> Vec<u8> {
+    // SAFETY: the test owns the `len`-byte object at `p`.
+    unsafe { core::slice::from_raw_parts(p.as_ptr(), len).to_vec() }
+}
+
+#[test]
+fn kmalloc_picks_the_smallest_class_and_aligns_powers_of_two() {
+    assert_eq!(kmalloc_index(1), Some(0));
+    assert_eq!(kmalloc_index(65), Some(4), "96-byte class");
+    assert_eq!(kmalloc_index(129), Some(6), "192-byte class");
+    assert_eq!(kmalloc_index(8192), Some(12));
+    assert_eq!(kmalloc_index(8193), None);
+    let sim = Sim::flat(64 * MIB);
+    let pgdat = sim.pgdat(2);
+    let slab = slab(&pgdat, "");
+    for &size in &KMALLOC_SIZES {
+        let p = slab.kmalloc(size as usize, GFP_KERNEL).unwrap();
+        assert_eq!(slab.ksize(p), Some(size as usize));
+        if size.is_power_of_two() {
+            assert_eq!(p.as_ptr() as usize % size as usize, 0, "kmalloc-{size} not naturally aligned");
+        }
+        // SAFETY: allocated above, freed once.
+        unsafe { slab.kfree(p.as_ptr()) }.unwrap();
+    }
+}
+
+#[test]
+fn calculate_order_matches_linux_for_common_sizes() {
+    // 2 CPUs: min_objects = 4 * (fls(2) + 1) = 12.
+    let order = |size| KmemCache::new("t", size, 8, SlabFlags::empty(), None, 2).unwrap();
+    assert_eq!((order(64).order(), order(64).objects_per_slab()), (0, 64));
+    assert_eq!(order(1024).order(), 2, "12 objects of 1 KiB need 16 KiB");
+    assert_eq!(order(4096).order(), 3);
+    assert_eq!(order(8192).objects_per_slab(), 4);
+}
+
+#[test]
+fn objects_are_distinct_and_memory_returns_after_free_and_shrink() {
+    let sim = Sim::flat(64 * MIB);
+    let pgdat = sim.pgdat(2);
+    let slab = slab(&pgdat, "");
+    let baseline = free_pages(&pgdat);
+    let mut live = Vec::new();
+    for i in 0..5000usize {
+        let size = [8, 24, 64, 100, 200, 700, 3000, 9000, 20_000][i % 9];
+        let p = slab.kmalloc(size, GFP_KERNEL).unwrap();
+        fill(p, size, i as u8);
+        live.push((p, size, i as u8));
+    }
+    for &(p, size, tag) in &live {
+        assert!(bytes(p, size).iter().all(|&b| b == tag), "object {p:?} was handed out twice");
+    }
+    for (p, _, _) in live {
+        // SAFETY: allocated above, freed once.
+        unsafe { slab.kfree(p.as_ptr()) }.unwrap();
+    }
+    slab.shrink_all();
+    assert_eq!(free_pages(&pgdat), baseline, "slab pages leaked");
+    assert_eq!(slab.errors(), 0);
+}
+
+#[test]
+fn kfree_and_krealloc_follow_linux_semantics() {
+    let sim = Sim::flat(64 * MIB);
+    let pgdat = sim.pgdat(2);
+    let slab = slab(&pgdat, "");
+    // SAFETY: null and ZERO_SIZE_PTR are no-ops.
+    unsafe {
+        slab.kfree(core::ptr::null_mut()).unwrap();
+        slab.kfree(ZERO_SIZE_PTR.as_ptr()).unwrap();
+    }
+    assert_eq!(slab.kmalloc(0, GFP_KERNEL), Some(ZERO_SIZE_PTR));
+    let p = slab.kmalloc(20, GFP_KERNEL).unwrap();
+    fill(p, 20, 7);
+    // SAFETY: `p` is ours; krealloc takes it over.
+    let same = unsafe { slab.krealloc(p.as_ptr(), 32, GFP_KERNEL) }.unwrap();
+    assert_eq!(same, p, "fits in its class: same pointer");
+    // SAFETY: as above.
+    let grown = unsafe { slab.krealloc(same.as_ptr(), 5000, GFP_KERNEL) }.unwrap();
+    assert_eq!(&bytes(grown, 20), &[7; 20]);
+    assert_eq!(slab.ksize(grown), Some(8192));
+    // SAFETY: as above.
+    let large = unsafe { slab.krealloc(grown.as_ptr(), 100_000, GFP_KERNEL) }.unwrap();
+    assert_eq!(slab.ksize(large), Some(128 * 1024), "large kmalloc is whole pages");
+    assert_eq!(&bytes(large, 20), &[7; 20]);
+    // SAFETY: freed once.
+    unsafe { slab.kfree(large.as_ptr()) }.unwrap();
+    let zeroed = slab.kzalloc(100, GFP_KERNEL).unwrap();
+    assert!(bytes(zeroed, 100).iter().all(|&b| b == 0));
+    assert!(slab.kmalloc(crate::slab_common::KMALLOC_MAX_SIZE + 1, GFP_KERNEL | Gfp::NOWARN).is_none());
+}
+
+#[test]
+fn constructor_runs_per_object_and_destroy_refuses_a_busy_cache() {
+    let sim = Sim::flat(64 * MIB);
+    let pgdat = sim.pgdat(2);
+    let slab = slab(&pgdat, "");
+    let baseline = free_pages(&pgdat);
+    let cache = slab.kmem_cache_create("test_ctor", 40, 8, SlabFlags::empty(), Some(|obj| obj.fill(0x77))).unwrap();
+    let a = slab.kmem_cache_alloc(&cache, GFP_KERNEL).unwrap();
+    let b = slab.kmem_cache_alloc(&cache, GFP_KERNEL).unwrap();
+    assert_eq!(bytes(a, 40), vec![0x77; 40]);
+    let (cache, err) = slab.kmem_cache_destroy(cache).unwrap_err();
+    assert_eq!(err, SlabError::CacheBusy { cache: "test_ctor", objects: 2 });
+    assert!(err.to_string().contains("test_ctor") && err.to_string().contains("2 allocated"));
+    // SAFETY: both allocated above, freed once.
+    unsafe {
+        slab.kmem_cache_free(&cache, a).unwrap();
+        slab.kmem_cache_free(&cache, b).unwrap();
+    }
+    slab.kmem_cache_destroy(cache).unwrap();
+    assert_eq!(free_pages(&pgdat), baseline);
+}
+
+#[test]
+fn red_zone_overwrite_is_caught_on_free_and_the_object_kept_out_of_use() {
+    let sim = Sim::flat(64 * MIB);
+    let pgdat = sim.pgdat(2);
+    let slab = slab(&pgdat, "FZPU");
+    let cache = slab.kmem_cache_create("rz", 50, 8, SlabFlags::empty(), None).unwrap();
+    let p = slab.kmem_cache_alloc(&cache, GFP_KERNEL).unwrap();
+    // SAFETY: one byte past the object: inside the slot's right red zone.
+    unsafe { p.as_ptr().add(50).write(0x41) };
+    // SAFETY: `p` is ours.
+    let err = unsafe { slab.kmem_cache_free(&cache, p) }.unwrap_err();
+    assert!(
+        matches!(err, SlabError::RedzoneOverwritten { at, found: 0x41, .. } if at == p.as_ptr() as u64 + 50),
+        "{err:?}"
+    );
+    assert_eq!((cache.errors(), slab.errors()), (1, 1));
+    // The object stays allocated: validation sees its broken red zone.
+    assert!(slab.validate_slab_cache(&cache).is_err());
+}
+
+#[test]
+fn use_after_free_write_is_caught_on_the_next_allocation() {
+    let sim = Sim::flat(64 * MIB);
+    let pgdat = sim.pgdat(2);
+    let slab = slab(&pgdat, "FZPU");
+    let cache = slab.kmem_cache_create("uaf", 64, 8, SlabFlags::empty(), None).unwrap();
+    let p = slab.kmem_cache_alloc(&cache, GFP_KERNEL).unwrap();
+    assert!(bytes(p, 64).iter().all(|&b| b == POISON_INUSE), "new objects are filled with 0x5a");
+    // SAFETY: `p` is ours until freed here.
+    unsafe { slab.kmem_cache_free(&cache, p) }.unwrap();
+    let mut poison = vec![POISON_FREE; 64];
+    poison[63] = POISON_END;
+    assert_eq!(bytes(p, 64), poison, "free objects are poisoned");
+    // The bug: a write after free.
+    // SAFETY: the object is free but its memory is still a mapped slab.
+    unsafe { p.as_ptr().add(10).write(0) };
+    let q = slab.kmem_cache_alloc(&cache, GFP_KERNEL).unwrap();
+    assert_ne!(q, p, "the corrupted object is never handed out");
+    assert_eq!(cache.errors(), 1);
+}
+
+#[test]
+fn double_free_and_foreign_pointers_are_refused() {
+    let sim = Sim::flat(64 * MIB);
+    let pgdat = sim.pgdat(2);
+    for debug in ["", "F", "FZPU"] {
+        let slab = slab(&pgdat, debug);
+        let a = slab.kmem_cache_create("a", 32, 8, SlabFlags::empty(), None).unwrap();
+        let b = slab.kmem_cache_create("b", 32, 8, SlabFlags::empty(), None).unwrap();
+        let p = slab.kmem_cache_alloc(&a, GFP_KERNEL).unwrap();
+        // SAFETY: deliberate misuse the allocator must refuse; the memory
+        // involved stays mapped.
+        unsafe {
+            slab.kmem_cache_free(&a, p).unwrap();
+            let err = slab.kmem_cache_free(&a, p).unwrap_err();
+            assert!(matches!(err, SlabError::DoubleFree { .. }), "{debug}: {err:?}");
+            let q = slab.kmem_cache_alloc(&a, GFP_KERNEL).unwrap();
+            let err = slab.kmem_cache_free(&b, q).unwrap_err();
+            assert_eq!(err, SlabError::WrongCache { addr: q.as_ptr() as u64, expected: "b", actual: "a" });
+            let inside = NonNull::new(q.as_ptr().add(4)).unwrap();
+            assert!(matches!(slab.kmem_cache_free(&a, inside), Err(SlabError::InvalidPointer { .. })));
+            let page = pgdat.alloc_pages(GFP_KERNEL, 0).unwrap();
+            let raw = pgdat.page_address(page).unwrap().as_mut_ptr::<u8>();
+            assert_eq!(slab.kfree(raw), Err(SlabError::NotSlabObject { addr: raw as u64 }));
+            let mut on_stack = 0u8;
+            assert!(slab.kfree(&mut on_stack).is_err());
+            slab.kmem_cache_free(&a, q).unwrap();
+        }
+        assert!(slab.errors() >= 4, "{debug}");
+    }
+}
+
+#[test]
+fn store_user_records_the_allocating_and_freeing_call_sites() {
+    let sim = Sim::flat(64 * MIB);
+    let pgdat = sim.pgdat(2);
+    let slab = slab(&pgdat, "U");
+    let cache = slab.kmem_cache_create("track", 48, 8, SlabFlags::empty(), None).unwrap();
+    let line = line!() + 1;
+    let p = slab.kmem_cache_alloc(&cache, GFP_KERNEL).unwrap();
+    let ctx = SlubCtx { pgdat: &pgdat, panic_on_error: false, errors: &AtomicU64::new(0) };
+    let (loc, cpu) = ctx.track(&cache, p.as_ptr() as u64, 0).expect("alloc track");
+    assert_eq!((loc.file(), loc.line(), cpu), (file!(), line, 0));
+    let line = line!() + 2;
+    // SAFETY: freed once.
+    unsafe { slab.kmem_cache_free(&cache, p) }.unwrap();
+    let (loc, _) = ctx.track(&cache, p.as_ptr() as u64, 1).expect("free track");
+    assert_eq!(loc.line(), line);
+}
+
+#[test]
+#[should_panic(expected = "slab corruption in rz")]
+fn corruption_panics_when_configured_to() {
+    let sim = Sim::flat(64 * MIB);
+    let pgdat = sim.pgdat(2);
+    let slab = Slab::new(&pgdat, 2, SlubDebug::parse(Some("Z")).unwrap(), true).unwrap();
+    let cache = slab.kmem_cache_create("rz", 16, 8, SlabFlags::empty(), None).unwrap();
+    let p = slab.kmem_cache_alloc(&cache, GFP_KERNEL).unwrap();
+    // SAFETY: writes the red zone right after the object, inside the slot.
+    unsafe { p.as_ptr().add(16).write(0) };
+    // SAFETY: `p` is ours.
+    let _ = unsafe { slab.kmem_cache_free(&cache, p) };
+}
+
+#[test]
+fn slub_debug_option_parses_like_linux() {
+    assert_eq!(SlubDebug::parse(None).unwrap(), SlubDebug { flags: SlabFlags::DEBUG, caches: None });
+    let d = SlubDebug::parse(Some("FZ,kmalloc-64,dentry")).unwrap();
+    assert_eq!(d.flags, SlabFlags::CONSISTENCY_CHECKS | SlabFlags::RED_ZONE);
+    assert_eq!(d.caches, Some("kmalloc-64,dentry"));
+    assert_eq!(SlubDebug::parse(Some("-")).unwrap().flags, SlabFlags::empty());
+    assert_eq!(SlubDebug::parse(Some("FQ")).unwrap_err().0, 'Q');
+}
+
+#[test]
+fn slabinfo_counts_objects_and_slabs_in_linux_format() {
+    let sim = Sim::flat(64 * MIB);
+    let pgdat = sim.pgdat(2);
+    let slab = slab(&pgdat, "");
+    let cache = slab.kmem_cache_create("widget", 200, 8, SlabFlags::empty(), None).unwrap();
+    let live: Vec<_> = (0..50).map(|_| slab.kmem_cache_alloc(&cache, GFP_KERNEL).unwrap()).collect();
+    let info = slab.slabinfo_of(&cache);
+    assert_eq!(info.active_objs, 50);
+    assert_eq!(info.num_objs, info.num_slabs * u64::from(info.objperslab));
+    assert!(info.num_slabs >= 50u64.div_ceil(u64::from(info.objperslab)));
+    let text = crate::slab_common::Slabinfo(&slab).to_string();
+    assert!(text.starts_with("slabinfo - version: 2.1\n# name "));
+    let line = text.lines().find(|l| l.starts_with("widget ")).unwrap();
+    assert!(
+        line.contains(&format!("     50 {:>6}    200 ", info.num_objs))
+            && line.contains(" : tunables    0    0    0 : slabdata "),
+        "{line}"
+    );
+    for p in live {
+        // SAFETY: freed once.
+        unsafe { slab.kmem_cache_free(&cache, p) }.unwrap();
+    }
+    assert_eq!(slab.slabinfo_of(&cache).active_objs, 0);
+}
+
+#[test]
+fn cross_cpu_frees_keep_every_slab_consistent() {
+    let sim = Sim::flat(128 * MIB);
+    let pgdat = sim.pgdat(4);
+    for debug in ["", "FZPU"] {
+        let slab = Slab::new(
+            &pgdat,
+            4,
+            if debug.is_empty() { SlubDebug::default() } else { SlubDebug::parse(Some(debug)).unwrap() },
+            false,
+        )
+        .unwrap();
+        let baseline = free_pages(&pgdat);
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<usize>>();
+        std::thread::scope(|s| {
+            let slab = &slab;
+            s.spawn(move || {
+                set_cpu(0);
+                for round in 0..40 {
+                    let batch: Vec<usize> = (0..200)
+                        .map(|i| slab.kmalloc(8 + (i * 13 + round) % 600, GFP_KERNEL).unwrap().as_ptr() as usize)
+                        .collect();
+                    tx.send(batch).unwrap();
+                }
+            });
+            s.spawn(move || {
+                set_cpu(3);
+                for batch in rx {
+                    for p in batch {
+                        // SAFETY: allocated by the other thread and handed over.
+                        unsafe { slab.kfree(p as *mut u8) }.unwrap();
+                    }
+                }
+            });
+        });
+        set_cpu(0);
+        slab.for_each_cache(|c| {
+            slab.validate_slab_cache(c).unwrap();
+        });
+        slab.shrink_all();
+        assert_eq!(free_pages(&pgdat), baseline, "{debug}");
+        assert_eq!(slab.errors(), 0);
+    }
+}
+
+/// One step of the property test.
+#[derive(Clone, Debug)]
+enum Op {
+    Kmalloc(usize),
+    CacheAlloc(usize),
+    Free(usize),
+    Shrink,
+    Cpu(u32),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        5 => prop_oneof![1usize..300, 300usize..9000, 9000usize..40_000].prop_map(Op::Kmalloc),
+        3 => (0usize..3).prop_map(Op::CacheAlloc),
+        6 => any::<usize>().prop_map(Op::Free),
+        1 => Just(Op::Shrink),
+        1 => (0u32..2).prop_map(Op::Cpu),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Random kmalloc, cache and shrink sequences, with and without debug:
+    /// no object is handed out twice (each holds its tag until freed), every
+    /// slab validates, and freeing everything then shrinking returns every
+    /// page to the buddy allocator.
+    #[test]
+    fn random_slab_sequences_never_share_objects_and_return_all_memory(
+        ops in prop::collection::vec(op(), 1..250),
+        debug in prop_oneof![Just(""), Just("FZPU")],
+    ) {
+        let sim = Sim::flat(64 * MIB);
+        let pgdat = sim.pgdat(2);
+        let slab = slab(&pgdat, debug);
+        let caches = [24u32, 200, 1000].map(|size| slab.kmem_cache_create("prop", size, 8, SlabFlags::empty(), None).unwrap());
+        let baseline = free_pages(&pgdat);
+        let mut live: BTreeMap<usize, (usize, Option<usize>, u8)> = BTreeMap::new();
+        let mut tag = 0u8;
+        for op in ops {
+            match op {
+                Op::Kmalloc(size) => {
+                    let p = slab.kmalloc(size, GFP_KERNEL).unwrap();
+                    tag = tag.wrapping_add(1);
+                    fill(p, size, tag);
+                    prop_assert!(live.insert(p.as_ptr() as usize, (size, None, tag)).is_none());
+                }
+                Op::CacheAlloc(i) => {
+                    let p = slab.kmem_cache_alloc(&caches[i], GFP_KERNEL).unwrap();
+                    let size = caches[i].object_size() as usize;
+                    tag = tag.wrapping_add(1);
+                    fill(p, size, tag);
+                    prop_assert!(live.insert(p.as_ptr() as usize, (size, Some(i), tag)).is_none());
+                }
+                Op::Free(index) if !live.is_empty() => {
+                    let (&addr, &(size, cache, tag)) = live.iter().nth(index % live.len()).unwrap();
+                    live.remove(&addr);
+                    let p = NonNull::new(addr as *mut u8).unwrap();
+                    prop_assert!(bytes(p, size).iter().all(|&b| b == tag), "object {:#x} overwritten", addr);
+                    // SAFETY: allocated above, freed once.
+                    let freed = unsafe {
+                        match cache {
+                            Some(i) => slab.kmem_cache_free(&caches[i], p),
+                            None => slab.kfree(p.as_ptr()),
+                        }
+                    };
+                    prop_assert_eq!(freed, Ok(()));
+                }
+                Op::Free(_) => {}
+                Op::Shrink => {
+                    slab.shrink_all();
+                }
+                Op::Cpu(cpu) => set_cpu(cpu),
+            }
+        }
+        for c in &caches {
+            prop_assert!(slab.validate_slab_cache(c).is_ok());
+        }
+        for (addr, (_, cache, _)) in live {
+            // SAFETY: allocated above, freed once.
+            let freed = unsafe {
+                match cache {
+                    Some(i) => slab.kmem_cache_free(&caches[i], NonNull::new(addr as *mut u8).unwrap()),
+                    None => slab.kfree(addr as *mut u8),
+                }
+            };
+            prop_assert_eq!(freed, Ok(()));
+        }
+        set_cpu(0);
+        slab.shrink_all();
+        prop_assert_eq!(free_pages(&pgdat), baseline);
+        prop_assert_eq!(slab.errors(), 0);
+        for c in caches {
+            prop_assert!(slab.kmem_cache_destroy(c).is_ok());
+        }
+    }
+}
