@@ -133,6 +133,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
         info!("ramdisk: {len} bytes mapped at {addr:#x}");
     }
     crate::mm::init(params);
+    crate::slab::init();
 }
 
 fn record_boot_params(boot_info: &'static BootInfo) -> BootParams {

@@ -17,7 +17,7 @@ use spin::Once;
 use crate::drivers::fw_cfg;
 
 /// Parameters the kernel understands; others are reported at boot.
-const KNOWN: [&str; 4] = ["loglevel", "ktest.list", "kbench.run", "kbench.smoke"];
+const KNOWN: [&str; 6] = ["loglevel", "ktest.list", "kbench.run", "kbench.smoke", "slub_debug", "slub_debug_panic"];
 
 /// Words of the command line that name no known parameter (Linux prints
 /// them as "Unknown kernel command line parameters").

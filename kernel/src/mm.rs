@@ -126,6 +126,7 @@ pub fn page_address(pfn: Pfn) -> VirtAddr {
 pub fn init(params: &BootParams) {
     let mut memblock = Memblock::new();
     memblock_setup(&mut memblock, params);
+    setup_early_heap(&mut memblock);
     debug!("{}", memblock.dump());
 
     let end_pfn = memblock.end_of_dram().map_or(0, |end| end.as_u64() / PAGE_SIZE);
@@ -185,6 +186,19 @@ fn memblock_setup(memblock: &mut Memblock, params: &BootParams) {
             offset += PAGE_SIZE;
         }
     }
+}
+
+/// Gives the early heap (the global allocator until SLUB is up) a
+/// memblock region, reserved for good.
+fn setup_early_heap(memblock: &mut Memblock) {
+    let size = crate::slab::EARLY_HEAP_SIZE;
+    let phys = memblock
+        .phys_alloc(size as u64, PAGE_SIZE)
+        .unwrap_or_else(|e| panic!("cannot allocate the early heap ({size} bytes): {e}"));
+    let virt = DIRECT_MAP.phys_to_virt(phys).expect("memblock memory outside the direct map");
+    // SAFETY: memblock just reserved these bytes for good; the direct map
+    // maps them writable; nothing else uses them.
+    unsafe { crate::slab::init_early_heap(virt.as_mut_ptr::<u8>(), size) };
 }
 
 /// Allocates and initialises one reserved [`Page`] per frame below

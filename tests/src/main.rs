@@ -5,6 +5,8 @@
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
 use bootloader_api::{BootInfo, entry_point};
 
 mod benches;
@@ -13,6 +15,7 @@ mod exceptions;
 mod harness;
 mod page_alloc;
 mod selftest;
+mod slab;
 
 entry_point!(test_main, config = &kernel::BOOTLOADER_CONFIG);
 

@@ -1,0 +1,141 @@
+//! The kernel heap: SLUB's kmalloc behind `#[global_allocator]`, with an
+//! early heap for the time before the slab allocator exists (Linux
+//! `mm/slab_common.c`'s kmalloc as the kernel's allocator; the early heap
+//! plays the part of Linux's memblock_alloc for boot-time objects).
+//!
+//! Before [`init`], `Box`, `Vec` and friends allocate from a
+//! `linked_list_allocator` heap on a memblock region reserved for good at
+//! boot. After it, every allocation is kmalloc; pointers from the early heap
+//! stay valid, and freeing one returns it to the early heap (the free
+//! recognises its address range), so nothing allocated early must be kept
+//! forever or freed specially.
+//!
+//! Lock order: `EARLY_HEAP` is a leaf lock; kmalloc's locks are SLUB's.
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::NonNull;
+
+use linked_list_allocator::Heap;
+use log::{error, info, warn};
+use mm::gfp::GFP_KERNEL;
+use mm::slab_common::{Slab, SlubDebug};
+use spin::{Mutex, Once};
+
+use crate::cmdline;
+
+/// Size of the early heap.
+pub const EARLY_HEAP_SIZE: usize = 256 * 1024;
+
+static EARLY_HEAP: Mutex<Heap> = Mutex::new(Heap::empty());
+static SLAB: Once<Slab<'static>> = Once::new();
+/// An allocation made from the early heap during boot and kept, so that a
+/// test can free it after the switch to kmalloc.
+static EARLY_BOOT_ALLOCATION: Mutex<Option<alloc::boxed::Box<[u64; 8]>>> = Mutex::new(None);
+
+/// Hands the early heap its memory.
+///
+/// # Safety
+/// `[start, start + len)` is mapped, writable, reserved for good and used
+/// for nothing else.
+pub unsafe fn init_early_heap(start: *mut u8, len: usize) {
+    // SAFETY: the caller's guarantee.
+    unsafe { EARLY_HEAP.lock().init(start, len) };
+    *EARLY_BOOT_ALLOCATION.lock() = Some(alloc::boxed::Box::new([0x0ea7_1e55_u64; 8]));
+}
+
+/// Whether `ptr` lies in the early heap.
+pub fn is_early(ptr: *const u8) -> bool {
+    let heap = EARLY_HEAP.lock();
+    (heap.bottom() as *const u8..heap.top() as *const u8).contains(&ptr)
+}
+
+/// Bytes in use in the early heap.
+pub fn early_heap_used() -> usize {
+    EARLY_HEAP.lock().used()
+}
+
+/// Takes the boot-time early-heap allocation (for the test that frees it).
+pub fn take_early_boot_allocation() -> Option<alloc::boxed::Box<[u64; 8]>> {
+    EARLY_BOOT_ALLOCATION.lock().take()
+}
+
+/// Starts the slab allocator on the page allocator (Linux
+/// `kmem_cache_init`), with `slub_debug=` and `slub_debug_panic` from the
+/// command line. From here on the global allocator is kmalloc.
+///
+/// # Panics
+/// If there is no memory for the kmalloc caches at boot.
+pub fn init() {
+    let debug = match cmdline::has("slub_debug").then(|| SlubDebug::parse(cmdline::get("slub_debug"))) {
+        None => SlubDebug::default(),
+        Some(Ok(debug)) => debug,
+        Some(Err(e)) => {
+            warn!("{e}; slab debugging off");
+            SlubDebug::default()
+        }
+    };
+    let panic_on_error = cmdline::has("slub_debug_panic");
+    let slab = Slab::new(crate::mm::pgdat(), 1, debug, panic_on_error)
+        .unwrap_or_else(|e| panic!("cannot start the slab allocator: {e}"));
+    SLAB.call_once(|| slab);
+    if debug.flags.is_empty() {
+        info!("SLUB: kmalloc caches up; early heap {} of {EARLY_HEAP_SIZE} bytes in use", early_heap_used());
+    } else {
+        info!(
+            "SLUB: kmalloc caches up with slub_debug {:?} for {}{}",
+            debug.flags,
+            debug.caches.unwrap_or("all caches"),
+            if panic_on_error { ", panicking on corruption" } else { "" }
+        );
+    }
+}
+
+/// The slab allocator, once [`init`] has run.
+pub fn slab() -> Option<&'static Slab<'static>> {
+    SLAB.get()
+}
+
+/// The global allocator: the early heap, then kmalloc.
+pub struct KernelAllocator;
+
+/// kmalloc's size for a layout: power-of-two classes are naturally aligned,
+/// so an alignment above the 8 bytes every class has rounds the size up to
+/// a power of two at least as large as the alignment.
+fn kmalloc_size(layout: Layout) -> usize {
+    if layout.align() <= 8 { layout.size() } else { layout.size().max(layout.align()).next_power_of_two() }
+}
+
+// SAFETY: `alloc` returns memory of at least `layout.size()` bytes aligned
+// to `layout.align()` (kmalloc classes and large blocks are aligned as
+// `kmalloc_size` arranges; the early heap honours layouts) or null;
+// `dealloc` returns it to whichever allocator it came from.
+unsafe impl GlobalAlloc for KernelAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        match SLAB.get() {
+            Some(slab) => slab.kmalloc(kmalloc_size(layout), GFP_KERNEL).map_or(core::ptr::null_mut(), NonNull::as_ptr),
+            None => EARLY_HEAP.lock().allocate_first_fit(layout).map_or(core::ptr::null_mut(), NonNull::as_ptr),
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if is_early(ptr) {
+            if let Some(ptr) = NonNull::new(ptr) {
+                // SAFETY: `ptr` came from the early heap with `layout`
+                // (the caller's GlobalAlloc contract).
+                unsafe { EARLY_HEAP.lock().deallocate(ptr, layout) };
+            }
+            return;
+        }
+        let Some(slab) = SLAB.get() else {
+            error!("global allocator: freeing {ptr:p} before the slab allocator exists");
+            return;
+        };
+        // SAFETY: `ptr` came from kmalloc and the caller gives it up.
+        if let Err(e) = unsafe { slab.kfree(ptr) } {
+            error!("global allocator: freeing {ptr:p}: {e}");
+        }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: KernelAllocator = KernelAllocator;
