@@ -134,6 +134,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     }
     crate::mm::init(params);
     crate::slab::init();
+    crate::mm::record_boot_free_blocks();
 }
 
 fn record_boot_params(boot_info: &'static BootInfo) -> BootParams {

@@ -84,7 +84,13 @@ pub fn memblock() -> Option<&'static Memblock> {
     MEMBLOCK.get()
 }
 
-/// Free blocks per order per zone right after boot (the boot-time
+/// Records the boot-time free blocks, once boot has made every allocation
+/// it keeps (the slab allocator's caches included).
+pub fn record_boot_free_blocks() {
+    BOOT_FREE.call_once(free_blocks);
+}
+
+/// Free blocks per order per zone at the end of boot (the boot-time
 /// /proc/buddyinfo), for tests that must leave the allocator as they found
 /// it.
 pub fn boot_free_blocks() -> Option<&'static [[u64; NR_PAGE_ORDERS]; MAX_NR_ZONES]> {
@@ -140,7 +146,6 @@ pub fn init(params: &BootParams) {
     let released = pgdat.memblock_free_all(&memblock);
     let pgdat = PGDAT.call_once(|| pgdat);
     let memblock = MEMBLOCK.call_once(|| memblock);
-    BOOT_FREE.call_once(free_blocks);
     print_zones(pgdat);
 
     const KIB: u64 = 1024;
