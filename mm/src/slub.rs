@@ -17,9 +17,9 @@
 //! - **cpu partial**: a CPU's short list of partly free slabs, refilled when
 //!   a free turns a full slab partial, spilled to the node when longer than
 //!   `cpu_partial_slabs`.
-//! - **node partial** / **node full**: under the node lock. Linux tracks full
-//!   slabs only for debug caches; we always do, so validation sees every
-//!   slab.
+//! - **node partial**: under the node lock. Full slabs are untracked, only
+//!   counted, except in debug caches, which keep them on a node full list so
+//!   validation sees every slab (as Linux does).
 //!
 //! Empty slabs beyond `min_partial` on the node list go back to the buddy
 //! allocator; [`kmem_cache_shrink`](crate::slab_common::Slab::kmem_cache_shrink)
@@ -675,9 +675,8 @@ impl SlubCtx<'_, '_> {
                 self.set_counters(slab, s.objects, SlabState::CpuSlab);
                 return Some(());
             }
-            // Full: leave it to the frees that will make it partial again.
+            // Full: untracked (Linux), until a free makes it partial again.
             self.set_counters(slab, s.objects, SlabState::NodeFull);
-            n.full.push_front(self.map(), slab);
             c.slab = None;
         }
         let slab = match c.partial.pop_front(self.map()) {
@@ -748,7 +747,6 @@ impl SlubCtx<'_, '_> {
         let state = match state {
             x if x == SlabState::NodeFull as u64 => {
                 // Newly partial: keep it close, on this CPU's partial list.
-                n.full.remove(self.map(), slab);
                 c.partial.push_front(self.map(), slab);
                 self.set_counters(slab, inuse, SlabState::CpuPartial);
                 if c.partial.len() > u64::from(s.cpu_partial_slabs) {
@@ -804,7 +802,6 @@ impl SlubCtx<'_, '_> {
                 c.nr_free = 0;
                 if inuse == s.objects {
                     self.set_counters(slab, inuse, SlabState::NodeFull);
-                    n.full.push_front(self.map(), slab);
                 } else {
                     self.set_counters(slab, inuse, SlabState::NodePartial);
                     n.partial.push_back(self.map(), slab);
@@ -844,11 +841,14 @@ impl SlubCtx<'_, '_> {
         self.pgdat.with_irqs_off(|| {
             let mut inuse = 0u64;
             let mut cpu_free = 0u64;
+            let mut seen = 0u64;
             for c in &s.cpu {
                 let c = c.lock();
                 cpu_free += u64::from(c.nr_free);
-                inuse += c.slab.map_or(0, |slab| u64::from(self.counters(slab).0));
-                inuse += c.partial.iter(self.map()).map(|slab| u64::from(self.counters(slab).0)).sum::<u64>();
+                for slab in c.slab.into_iter().chain(c.partial.iter(self.map())) {
+                    inuse += u64::from(self.counters(slab).0);
+                    seen += 1;
+                }
             }
             let n = s.node.lock();
             let mut empty = 0;
@@ -856,8 +856,10 @@ impl SlubCtx<'_, '_> {
                 let used = self.counters(slab).0;
                 inuse += u64::from(used);
                 empty += u64::from(used == 0);
+                seen += 1;
             }
-            inuse += n.full.len() * u64::from(s.objects);
+            // Full slabs, on the debug caches' full list or untracked.
+            inuse += n.nr_slabs.saturating_sub(seen) * u64::from(s.objects);
             SlabInfo {
                 active_objs: inuse - cpu_free,
                 num_objs: n.nr_slabs * u64::from(s.objects),
@@ -870,7 +872,8 @@ impl SlubCtx<'_, '_> {
         })
     }
 
-    /// Linux `validate_slab_cache`: checks every slab of the cache — its
+    /// Linux `validate_slab_cache`: checks every tracked slab of the cache
+    /// (full slabs only in debug caches) — its
     /// page is a slab of this cache in the state its list says, its
     /// freelist stays inside it without cycles and matches its in-use
     /// count, the cpu freelists match their counts, the slab count matches,
@@ -903,7 +906,9 @@ impl SlubCtx<'_, '_> {
                     slabs += 1;
                 }
             }
-            if slabs != n.nr_slabs {
+            // Non-debug caches do not track full slabs (Linux): those are
+            // only counted.
+            if slabs > n.nr_slabs || (s.debug() && slabs != n.nr_slabs) {
                 return Err(self.invalid(s, 0));
             }
             Ok(slabs)
