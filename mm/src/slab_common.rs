@@ -358,7 +358,7 @@ impl<'a> Slab<'a> {
         if page.test(PageFlags::SLAB) {
             // SAFETY: a SLAB page's `mapping` points at its live cache (see
             // slub::SlubCtx::slab_of).
-            return Ok(Owner::Cache(unsafe { &*(page.mapping() as *const KmemCache) }));
+            return Ok(Owner::Cache(unsafe { &*(page.mapping() as *const KmemCache) }, head));
         }
         let base = self.pgdat.page_address(head).map_or(0, VirtAddr::as_u64);
         if page.test(PageFlags::HEAD) && page.refcount() > 0 && addr == base {
@@ -381,7 +381,14 @@ impl<'a> Slab<'a> {
             return Ok(());
         }
         match self.classify(addr) {
-            Ok(Owner::Cache(cache)) => self.free_to(cache, addr, Location::caller()),
+            Ok(Owner::Cache(cache, slab)) => {
+                // The page lookup is done: check the object start and free.
+                let ctx = self.ctx();
+                match ctx.check_object_start(cache, slab, addr) {
+                    Ok(()) => ctx.free(cache, slab, addr, Location::caller()),
+                    Err(e) => Err(ctx.report(cache, e, addr)),
+                }
+            }
             Ok(Owner::Large(pfn, order)) => {
                 self.pgdat.free_pages(pfn, order).map_err(|_| SlabError::NotSlabObject { addr })
             }
@@ -397,7 +404,7 @@ impl<'a> Slab<'a> {
     /// a pointer kmalloc did not return.
     pub fn ksize(&self, ptr: NonNull<u8>) -> Option<usize> {
         match self.classify(ptr.as_ptr() as u64).ok()? {
-            Owner::Cache(cache) => Some(cache.object_size() as usize),
+            Owner::Cache(cache, _) => Some(cache.object_size() as usize),
             Owner::Large(_, order) => Some((PAGE_SIZE as usize) << order),
         }
     }
@@ -458,7 +465,7 @@ impl<'a> Slab<'a> {
 }
 
 enum Owner<'c> {
-    Cache(&'c KmemCache),
+    Cache(&'c KmemCache, crate::addr::Pfn),
     Large(crate::addr::Pfn, u32),
 }
 

@@ -574,14 +574,21 @@ impl SlubCtx<'_, '_> {
             let actual = unsafe { &*(page.mapping() as *const KmemCache) };
             return Err(SlabError::WrongCache { addr, expected: s.name, actual: actual.name });
         }
-        let offset = addr - self.slab_base(slab);
+        self.check_object_start(s, slab, addr)?;
+        Ok(slab)
+    }
+
+    /// Whether `addr` is the start of an object of `slab`, a slab of `s`
+    /// (Linux `check_valid_pointer`).
+    pub(crate) fn check_object_start(&self, s: &KmemCache, slab: Pfn, addr: u64) -> Result<(), SlabError> {
+        let offset = addr.wrapping_sub(self.slab_base(slab));
         if offset < u64::from(s.red_left_pad)
             || !(offset - u64::from(s.red_left_pad)).is_multiple_of(u64::from(s.size))
             || (offset - u64::from(s.red_left_pad)) / u64::from(s.size) >= u64::from(s.objects)
         {
             return Err(SlabError::InvalidPointer { addr, cache: s.name });
         }
-        Ok(slab)
+        Ok(())
     }
 
     /// Allocates and initialises a new slab (Linux `allocate_slab`): every
