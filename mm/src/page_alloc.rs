@@ -109,9 +109,9 @@ impl AllocFlags {
         if !gfp.allows_blocking() {
             if !gfp.contains(Gfp::NOMEMALLOC) {
                 flags |= Self::NON_BLOCK;
-            }
-            if order > 0 && flags & Self::MIN_RESERVE != 0 {
-                flags |= Self::HIGHATOMIC;
+                if order > 0 && flags & Self::MIN_RESERVE != 0 {
+                    flags |= Self::HIGHATOMIC;
+                }
             }
         }
         AllocFlags(flags)
@@ -775,12 +775,12 @@ impl<'a> PgData<'a> {
                 }
             }
         }
-        if compound {
-            for p in pfn + 1..pfn + (1 << order) {
-                let tail = self.mem_map.page(p);
-                tail.clear(PageFlags::TAIL);
-                tail.set_link(0, crate::page::NIL);
-            }
+        // Every page of the block leaves with clean flags (Linux clears
+        // PAGE_FLAGS_CHECK_AT_PREP on each page).
+        for p in pfn + 1..pfn + (1 << order) {
+            let tail = self.mem_map.page(p);
+            tail.set_flags(PageFlags::empty());
+            tail.set_link(0, crate::page::NIL);
         }
         page.set_flags(PageFlags::empty());
         page.set_order(0);
@@ -835,10 +835,19 @@ impl<'a> PgData<'a> {
     }
 
     /// Linux `free_one_page`: straight to the buddy lists.
+    /// A block larger than a pageblock is freed pageblock by pageblock,
+    /// each to its own type's list, and merging rejoins compatible halves
+    /// (Linux 6.10 `split_large_buddy` in `free_one_page`).
     fn free_one_page(&self, zone: &Zone<'a>, pfn: u64, order: u32) {
         let mut free = zone.lock.lock();
-        let mt = self.mem_map.pageblock_migratetype(Pfn::new(pfn));
-        self.locked(zone, &mut free).free_one_page(pfn, order, mt, false);
+        let mut locked = self.locked(zone, &mut free);
+        let step_order = order.min(PAGEBLOCK_ORDER);
+        let mut p = pfn;
+        while p < pfn + (1 << order) {
+            let mt = self.mem_map.pageblock_migratetype(Pfn::new(p));
+            locked.free_one_page(p, step_order, mt, false);
+            p += 1 << step_order;
+        }
     }
 
     /// Empties every CPU's per-cpu lists in every zone back to the buddy
@@ -971,7 +980,10 @@ impl<'a> PgData<'a> {
             if self.mem_map.pageblock_migratetype(pfn) != MigrateType::Isolate {
                 return Err(IsolateError::NotIsolated(pfn));
             }
-            self.locked(zone, &mut free).move_freepages_block(pfn.as_u64(), MigrateType::Isolate, mt);
+            let mut locked = self.locked(zone, &mut free);
+            // Two isolated neighbours may have merged above pageblock order.
+            locked.split_large_buddy(pfn.as_u64());
+            locked.move_freepages_block(pfn.as_u64(), MigrateType::Isolate, mt);
             Ok(())
         })
     }
@@ -1004,8 +1016,12 @@ impl<'a> PgData<'a> {
                     if pfn.as_u64() % (1 << order) != 0 || !zone.spans_pfn(pfn.as_u64()) {
                         return Err("free block misaligned or outside its zone");
                     }
-                    if self.mem_map.pageblock_migratetype(pfn) as usize != mt {
-                        return Err("free block on a list other than its pageblock's migratetype");
+                    let mut block = pfn.as_u64();
+                    while block < pfn.as_u64() + (1 << order) {
+                        if self.mem_map.pageblock_migratetype(Pfn::new(block)) as usize != mt {
+                            return Err("free block on a list other than its pageblocks' migratetype");
+                        }
+                        block += PAGEBLOCK_NR_PAGES;
                     }
                     for p in pfn.as_u64() + 1..pfn.as_u64() + (1 << order) {
                         if self.mem_map.page(p).test(PageFlags::BUDDY) {

@@ -574,3 +574,49 @@ proptest! {
         prop_assert_eq!(snapshot(&pgdat), before);
     }
 }
+
+#[test]
+fn adjacent_isolated_pageblocks_unisolate_one_at_a_time_without_corruption() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let map = pgdat.mem_map();
+    let (lo, hi) = (Pfn::new(8 * PAGEBLOCK_NR_PAGES), Pfn::new(9 * PAGEBLOCK_NR_PAGES));
+    pgdat.isolate_pageblock(lo).unwrap();
+    pgdat.isolate_pageblock(hi).unwrap();
+    pgdat.unisolate_pageblock(lo, MigrateType::Movable).unwrap();
+    assert_eq!(map.pageblock_migratetype(hi), MigrateType::Isolate);
+    pgdat.check_zone(ZoneType::Dma32).unwrap();
+    let mut live = Vec::new();
+    while let Some(pfn) = pgdat.alloc_pages(GFP_DMA32 | Gfp::MEMALLOC | QUIET, 0) {
+        assert_ne!(map.pageblock_migratetype(pfn), MigrateType::Isolate, "{pfn:?} from an isolated block");
+        live.push(pfn);
+    }
+    pgdat.unisolate_pageblock(hi, MigrateType::Movable).unwrap();
+    pgdat.check_zone(ZoneType::Dma32).unwrap();
+}
+
+#[test]
+fn freeing_an_order_10_block_with_one_isolated_half_keeps_each_half_on_its_list() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let pfn = pgdat.alloc_pages(GFP_DMA32, MAX_PAGE_ORDER).unwrap();
+    let upper = Pfn::new(pfn.as_u64() + PAGEBLOCK_NR_PAGES);
+    pgdat.isolate_pageblock(upper).unwrap();
+    pgdat.free_pages(pfn, MAX_PAGE_ORDER).unwrap();
+    pgdat.check_zone(ZoneType::Dma32).unwrap();
+    let counts = pgdat.free_counts(ZoneType::Dma32);
+    assert_eq!(counts.blocks[PAGEBLOCK_ORDER as usize][MigrateType::Isolate as usize], 1);
+}
+
+#[test]
+fn stale_tail_flags_are_cleared_on_free() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    pgdat.zone_pcp_disable(ZoneType::Dma32);
+    let pfn = pgdat.alloc_pages(GFP_DMA32, 2).unwrap();
+    pgdat.pfn_to_page(pfn + 2).unwrap().set(PageFlags::REFERENCED | PageFlags::DIRTY);
+    pgdat.free_pages(pfn, 2).unwrap();
+    let again = pgdat.alloc_pages(GFP_DMA32, 2).unwrap();
+    assert_eq!(again, pfn);
+    assert_eq!(pgdat.bad_pages(), 0, "the next allocation found the tail clean");
+}
