@@ -106,12 +106,10 @@ impl AllocFlags {
         if gfp.contains(Gfp::HIGH) {
             flags |= Self::MIN_RESERVE;
         }
-        if !gfp.allows_blocking() {
-            if !gfp.contains(Gfp::NOMEMALLOC) {
-                flags |= Self::NON_BLOCK;
-                if order > 0 && flags & Self::MIN_RESERVE != 0 {
-                    flags |= Self::HIGHATOMIC;
-                }
+        if !gfp.allows_blocking() && !gfp.contains(Gfp::NOMEMALLOC) {
+            flags |= Self::NON_BLOCK;
+            if order > 0 && flags & Self::MIN_RESERVE != 0 {
+                flags |= Self::HIGHATOMIC;
             }
         }
         AllocFlags(flags)
