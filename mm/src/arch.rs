@@ -3,8 +3,9 @@
 //! Linux reaches the hardware through `arch/x86/include/asm/` headers
 //! (`__va`/`__pa`, `local_irq_save`, `smp_processor_id`, `sched_clock`). We put
 //! the same needs behind traits, kept small and boring, so the kernel provides
-//! them for x86_64 and host tests provide a simulated machine. Page-table entry
-//! encoding and TLB flushing join this boundary with the page-table layer.
+//! them for x86_64 and host tests provide a simulated machine. Page-table
+//! entry encoding is [`crate::pgtable::PteFormat`] (pure bit manipulation, so
+//! it lives with the page tables); flushing the TLB is [`TlbFlush`] here.
 
 use crate::addr::{PhysAddr, VirtAddr};
 
@@ -49,4 +50,16 @@ pub trait CpuOps: Sync {
 pub trait Clock {
     /// Nanoseconds since an arbitrary fixed point, never decreasing.
     fn now_ns(&self) -> u64;
+}
+
+/// TLB maintenance for kernel mappings (Linux `flush_tlb_kernel_range`).
+///
+/// The page-table layer calls this after clearing or downgrading entries
+/// and before freeing the page-table pages it unhooked, so that no CPU can
+/// still translate through either.
+pub trait TlbFlush: Sync {
+    /// Invalidates every translation of `[start, start + len)` on every CPU
+    /// that may cache it, and the paging-structure caches that may point at
+    /// freed tables. The implementation picks page-by-page or a full flush.
+    fn flush_tlb_kernel_range(&self, start: VirtAddr, len: u64);
 }

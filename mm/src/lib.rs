@@ -10,7 +10,9 @@
 //! boot-time memory ([`memblock`]), the page descriptor ([`page`]), zones
 //! ([`mmzone`]), allocation flags ([`gfp`]), the buddy allocator
 //! ([`page_alloc`]) and its reports ([`vmstat`]), and the slab allocator
-//! ([`slub`], [`slab_common`]: object caches and kmalloc).
+//! ([`slub`], [`slab_common`]: object caches and kmalloc), page tables
+//! ([`pgtable`], walked by [`pagewalk`], dumped and W+X-checked by
+//! [`ptdump`]).
 
 #![cfg_attr(not(test), no_std)]
 
@@ -23,6 +25,9 @@ pub mod mmzone;
 pub mod page;
 pub mod page_alloc;
 pub mod page_flags;
+pub mod pagewalk;
+pub mod pgtable;
+pub mod ptdump;
 #[cfg(test)]
 mod sim;
 pub mod slab_common;

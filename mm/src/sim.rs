@@ -8,7 +8,7 @@ use core::sync::atomic::AtomicU8;
 use std::cell::Cell;
 
 use crate::addr::{PAGE_SIZE, Pfn, PhysAddr, VirtAddr};
-use crate::arch::{CpuOps, IrqFlags, PhysMemory};
+use crate::arch::{CpuOps, IrqFlags, PhysMemory, TlbFlush};
 use crate::memblock::Memblock;
 use crate::mmzone::{MAX_NR_ZONES, PerCpuPageset, ZoneType};
 use crate::page::{MemMap, PAGEBLOCK_NR_PAGES, Page, pageblock_flags_len};
@@ -36,6 +36,26 @@ impl CpuOps for SimCpu {
     }
 
     fn irq_restore(&self, _flags: IrqFlags) {}
+}
+
+/// A TLB that records what it was asked to flush.
+#[derive(Default)]
+pub(crate) struct SimTlb {
+    flushes: std::sync::Mutex<Vec<(u64, u64)>>,
+}
+
+impl SimTlb {
+    /// The `(start, len)` of every flush so far, oldest first; clears the
+    /// record.
+    pub(crate) fn take(&self) -> Vec<(u64, u64)> {
+        std::mem::take(&mut *self.flushes.lock().unwrap())
+    }
+}
+
+impl TlbFlush for SimTlb {
+    fn flush_tlb_kernel_range(&self, start: VirtAddr, len: u64) {
+        self.flushes.lock().unwrap().push((start.as_u64(), len));
+    }
 }
 
 /// Alignment of simulated RAM: the largest buddy block.
