@@ -15,7 +15,7 @@ use log::{debug, info, warn};
 use mm::{PhysAddr, VirtAddr};
 use spin::Once;
 
-use crate::arch::x86_64::{self as arch, cpu, tsc};
+use crate::arch::x86_64::{self as arch, cpu, paging, tsc};
 use crate::{cmdline, printk};
 
 /// Base of the direct map of all physical memory (Linux `page_offset_base`
@@ -41,11 +41,27 @@ pub const BOOTLOADER_CONFIG: BootloaderConfig = {
     config
 };
 
+/// Most memory-map ranges kept (after merging neighbours of one kind).
+const MAX_MEMORY_REGIONS: usize = 256;
+
+/// The memory map, copied out of the bootloader's boot info (which lives in
+/// the boot area and is not mapped once the kernel runs on its own page
+/// tables).
+struct RegionTable {
+    regions: [MemoryRegion; MAX_MEMORY_REGIONS],
+    len: usize,
+}
+
+static REGION_TABLE: Once<RegionTable> = Once::new();
+
 /// What the kernel keeps of the bootloader's hand-over.
 #[derive(Debug)]
 pub struct BootParams {
-    /// The firmware memory map as the bootloader reports it.
+    /// The firmware memory map as the bootloader reports it, neighbouring
+    /// ranges of one kind merged.
     pub memory_regions: &'static [MemoryRegion],
+    /// Physical address of the bootloader's boot info (reserved RAM).
+    pub boot_info_phys: PhysAddr,
     /// Physical range of the kernel image.
     pub kernel_phys: (PhysAddr, u64),
     /// Virtual range of the boot stack (bottom, length), guard page below.
@@ -73,12 +89,60 @@ pub fn params() -> &'static BootParams {
 /// The direct map as seen by mm (Linux `__va`/`__pa`).
 pub struct DirectMap;
 
+/// Most RAM ranges the direct map holds (memblock's limit).
+const MAX_DIRECT_RANGES: usize = mm::memblock::INIT_MEMBLOCK_REGIONS;
+
+/// The page-aligned RAM ranges `[start, end)` of the kernel's direct map,
+/// set when the kernel switches to its own page tables. Until then the
+/// bootloader's direct map covers everything below `direct_map_end`.
+struct DirectRanges {
+    ranges: [(u64, u64); MAX_DIRECT_RANGES],
+    len: usize,
+}
+
+static DIRECT_RANGES: Once<DirectRanges> = Once::new();
+
+impl DirectMap {
+    fn covers(phys: PhysAddr) -> bool {
+        let phys = phys.as_u64();
+        match DIRECT_RANGES.get() {
+            // A handful of ranges on real machines: a scan beats a search.
+            Some(table) => table.ranges[..table.len].iter().any(|&(start, end)| (start..end).contains(&phys)),
+            None => phys < params().direct_map_end.as_u64(),
+        }
+    }
+}
+
+/// Builds the kernel's page tables over the RAM in memblock (whole pages
+/// only, as Linux maps `PFN_UP(start)..PFN_DOWN(end)`) and switches to them.
+fn switch_to_kernel_page_tables(params: &BootParams) {
+    let regions = crate::mm::memblock().map(|m| m.memory.regions()).unwrap_or_default();
+    let table = DirectRanges {
+        ranges: core::array::from_fn(|i| {
+            regions
+                .get(i)
+                .and_then(|r| {
+                    let start = r.base.align_up(mm::PAGE_SIZE)?.as_u64();
+                    let end = r.end().align_down(mm::PAGE_SIZE).as_u64();
+                    (end > start).then_some((start, end))
+                })
+                .unwrap_or((0, 0))
+        }),
+        len: regions.len().min(MAX_DIRECT_RANGES),
+    };
+    let ram = table.ranges[..table.len].iter().filter(|(s, e)| e > s).map(|&(s, e)| (PhysAddr::new(s), e - s));
+    arch::pgtable::init(params, ram);
+    DIRECT_RANGES.call_once(|| table);
+}
+
 // SAFETY: the bootloader maps all physical memory up to `direct_map_end`
-// read-write at PAGE_OFFSET (checked in `record_boot_params`) and the kernel
-// never unmaps the direct map.
+// read-write at PAGE_OFFSET (checked in `record_boot_params`); the kernel's
+// own tables map exactly the DIRECT_RANGES pages there (arch pgtable::init)
+// and `covers` admits only those after the switch. Neither unmaps the
+// direct map.
 unsafe impl mm::arch::PhysMemory for DirectMap {
     fn phys_to_virt(&self, phys: PhysAddr) -> Option<VirtAddr> {
-        if phys >= params().direct_map_end {
+        if !Self::covers(phys) {
             return None;
         }
         VirtAddr::new(PAGE_OFFSET + phys.as_u64())
@@ -87,7 +151,7 @@ unsafe impl mm::arch::PhysMemory for DirectMap {
     fn virt_to_phys(&self, virt: VirtAddr) -> Option<PhysAddr> {
         let offset = virt.as_u64().checked_sub(PAGE_OFFSET)?;
         let phys = PhysAddr::new(offset);
-        (phys < params().direct_map_end).then_some(phys)
+        Self::covers(phys).then_some(phys)
     }
 }
 
@@ -134,6 +198,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     }
     crate::mm::init(params);
     crate::slab::init();
+    switch_to_kernel_page_tables(params);
     crate::mm::record_boot_free_blocks();
 }
 
@@ -143,13 +208,25 @@ fn record_boot_params(boot_info: &'static BootInfo) -> BootParams {
     // PAGE_OFFSET; a bootloader that ignored the fixed mapping request would
     // make every one of them wrong, so stop here with the reason.
     assert_eq!(offset, Some(PAGE_OFFSET), "bootloader mapped physical memory at {offset:x?}, not at PAGE_OFFSET");
-    let regions: &'static [MemoryRegion] = &boot_info.memory_regions;
+    let table = REGION_TABLE.call_once(|| {
+        let mut table = RegionTable { regions: [MemoryRegion::empty(); MAX_MEMORY_REGIONS], len: 0 };
+        for_each_merged_region(&boot_info.memory_regions, |start, end, kind| {
+            assert!(table.len < MAX_MEMORY_REGIONS, "memory map has more than {MAX_MEMORY_REGIONS} ranges");
+            table.regions[table.len] = MemoryRegion { start, end, kind };
+            table.len += 1;
+        });
+        table
+    });
+    let regions: &'static [MemoryRegion] = &table.regions[..table.len];
     let highest = regions.iter().map(|r| r.end).max().unwrap_or(0);
+    let boot_info_virt = core::ptr::from_ref(boot_info) as u64;
+    let boot_info_phys = paging::translate(boot_info_virt).map_or(PhysAddr::new(0), |leaf| leaf.phys);
     let ramdisk = boot_info.ramdisk_addr.into_option().and_then(|addr| {
         (boot_info.ramdisk_len > 0).then(|| VirtAddr::new(addr).map(|v| (v, boot_info.ramdisk_len)))?
     });
     BootParams {
         memory_regions: regions,
+        boot_info_phys,
         kernel_phys: (PhysAddr::new(boot_info.kernel_addr), boot_info.kernel_len),
         boot_stack: (VirtAddr::new(boot_info.kernel_stack_bottom).unwrap_or_default(), boot_info.kernel_stack_len),
         ramdisk,

@@ -185,7 +185,7 @@ fn memblock_setup(memblock: &mut Memblock, params: &BootParams) {
         let mut offset = 0;
         while offset < len {
             if let Some(t) = paging::translate(addr.as_u64() + offset) {
-                let frame = PhysAddr::new(t.phys).align_down(PAGE_SIZE);
+                let frame = t.phys.align_down(PAGE_SIZE);
                 memblock.reserve(frame, PAGE_SIZE).unwrap_or_else(|e| fail("reserving the ramdisk", e));
             }
             offset += PAGE_SIZE;

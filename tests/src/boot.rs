@@ -5,6 +5,7 @@ use kernel::arch::x86_64::{paging, tsc};
 use kernel::boot::{self, DirectMap};
 use ktest_macros::ktest;
 use mm::arch::{Clock, PhysMemory};
+use mm::pgtable::PgProt;
 use mm::{PAGE_SIZE, PhysAddr};
 
 use bootloader_api::info::MemoryRegionKind;
@@ -32,9 +33,10 @@ fn direct_map_translates_both_ways_and_reaches_ram() {
     let virt = DirectMap.phys_to_virt(phys).expect("usable RAM is in the direct map");
     assert_eq!(DirectMap.virt_to_phys(virt), Some(phys));
     let t = paging::translate(virt.as_u64()).expect("direct map address is mapped");
-    assert_eq!(t.phys, phys.as_u64(), "direct map points at the wrong frame");
+    assert_eq!(t.phys, phys, "direct map points at the wrong frame");
     // The kernel edits page tables and zeroes frames through the direct map.
-    assert!(t.flags.contains(paging::PteFlags::WRITABLE), "direct map is read-only: {:?}", t.flags);
+    assert!(t.prot.contains(PgProt::WRITE), "direct map is read-only: {:?}", t.prot);
+    assert!(!t.prot.contains(PgProt::EXEC), "direct map is executable: {:?}", t.prot);
     assert_eq!(DirectMap.phys_to_virt(boot::params().direct_map_end), None);
 }
 
@@ -48,14 +50,13 @@ unsafe extern "C" {
 fn kernel_image_is_mapped_w_xor_x() {
     let (text, rodata, data) =
         (&raw const __text_start as u64, &raw const __rodata_start as u64, &raw const __data_start as u64);
-    let flags = |addr| paging::translate(addr).expect("image mapped").flags;
-    use paging::PteFlags as F;
-    let t = flags(text);
-    assert!(!t.contains(F::WRITABLE) && !t.contains(F::NO_EXECUTE), "text must be RX: {t:?}");
-    let r = flags(rodata);
-    assert!(!r.contains(F::WRITABLE) && r.contains(F::NO_EXECUTE), "rodata must be R+NX: {r:?}");
-    let d = flags(data);
-    assert!(d.contains(F::WRITABLE) && d.contains(F::NO_EXECUTE), "data must be RW+NX: {d:?}");
+    let prot = |addr| paging::translate(addr).expect("image mapped").prot;
+    let t = prot(text);
+    assert!(!t.contains(PgProt::WRITE) && t.contains(PgProt::EXEC), "text must be RX: {t:?}");
+    let r = prot(rodata);
+    assert!(!r.contains(PgProt::WRITE) && !r.contains(PgProt::EXEC), "rodata must be R+NX: {r:?}");
+    let d = prot(data);
+    assert!(d.contains(PgProt::WRITE) && !d.contains(PgProt::EXEC), "data must be RW+NX: {d:?}");
 }
 
 #[ktest]

@@ -56,7 +56,7 @@ static READ_ONLY: u8 = 0x5a;
 fn write_to_kernel_rodata_faults_as_protection_violation() {
     let address = core::ptr::from_ref(&READ_ONLY) as u64;
     let t = paging::translate(address).expect("rodata is mapped");
-    assert!(!t.flags.contains(paging::PteFlags::WRITABLE), "rodata is mapped writable");
+    assert!(!t.prot.contains(mm::pgtable::PgProt::WRITE), "rodata is mapped writable");
     // SAFETY: rodata is mapped read-only (just checked) and CR0.WP makes the
     // kernel honour that, so the write faults instead of changing memory.
     let result = unsafe { write_u8_nofault(address, 0) };
@@ -108,9 +108,10 @@ extern "C" fn overflow_entry() -> ! {
 fn kernel_stack_overflow_is_caught_on_the_double_fault_ist_stack() {
     let base = &raw mut OVERFLOW_STACK as u64;
     let top = base + core::mem::size_of::<GuardedStack>() as u64;
+    let guard = mm::VirtAddr::new(base).expect("canonical");
     // SAFETY: the lowest page of OVERFLOW_STACK becomes the guard; only the
     // recursion below touches this stack, and only by faulting on the guard.
-    unsafe { paging::unmap_kernel_page(base) }.expect("unmap guard page");
+    unsafe { kernel::arch::x86_64::pgtable::unmap_kernel_range(guard, mm::PAGE_SIZE) }.expect("unmap guard page");
     assert!(paging::translate(base).is_none());
     // SAFETY: switches to the guarded stack (16-byte aligned top) and calls a
     // function that never returns. The page fault on the guard page cannot be

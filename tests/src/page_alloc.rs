@@ -228,13 +228,16 @@ fn frame_is_reserved(phys: u64) -> bool {
     kmm::pgdat().pfn_to_page(PhysAddr::new(phys).pfn()).is_none_or(|p| p.test(PageFlags::RESERVED))
 }
 
-/// Checks every page-table frame reachable from `table` (a level-`level`
-/// table); returns how many there were.
-fn check_tables_reserved(table: u64, level: u32) -> u64 {
+/// Checks that every page-table frame reachable from `table` (a
+/// level-`level` table) is a page-table page the allocator cannot hand out;
+/// returns how many there were.
+fn check_tables_owned(table: u64, level: u32) -> u64 {
     const PRESENT: u64 = 1;
     const HUGE: u64 = 1 << 7;
     const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
-    assert!(frame_is_reserved(table), "level-{level} page table at {table:#x} is not reserved");
+    let page = kmm::pgdat().pfn_to_page(PhysAddr::new(table).pfn()).expect("page tables are in RAM");
+    assert!(page.test(PageFlags::TABLE), "level-{level} page table at {table:#x} is not a PageTable page");
+    assert!(page.refcount() > 0, "level-{level} page table at {table:#x} is free");
     let mut tables = 1;
     if level == 1 {
         return tables;
@@ -245,19 +248,19 @@ fn check_tables_reserved(table: u64, level: u32) -> u64 {
         // entry has no side effects.
         let entry = unsafe { ((kernel::PAGE_OFFSET + table) as *const u64).add(i).read_volatile() };
         if entry & PRESENT != 0 && (level == 4 || entry & HUGE == 0) {
-            tables += check_tables_reserved(entry & ADDR_MASK, level - 1);
+            tables += check_tables_owned(entry & ADDR_MASK, level - 1);
         }
     }
     tables
 }
 
 #[ktest(mem = 128)]
-fn boot_page_tables_boot_info_stack_and_ramdisk_are_reserved() {
-    let tables = check_tables_reserved(kernel::arch::x86_64::cpu::read_cr3_phys(), 4);
+fn page_tables_boot_info_stack_and_ramdisk_are_not_free_memory() {
+    let tables = check_tables_owned(kernel::arch::x86_64::cpu::read_cr3_phys(), 4);
     assert!(tables >= 4, "walked only {tables} page tables");
     let params = kernel::boot::params();
-    let phys_of = |virt: u64| paging::translate(virt).expect("mapped").phys;
-    assert!(frame_is_reserved(phys_of(params.memory_regions.as_ptr() as u64)), "boot info is not reserved");
+    let phys_of = |virt: u64| paging::translate(virt).expect("mapped").phys.as_u64();
+    assert!(frame_is_reserved(params.boot_info_phys.as_u64()), "boot info is not reserved");
     let stack = &tables as *const u64 as u64;
     assert!(frame_is_reserved(phys_of(stack)), "the boot stack is not reserved");
     let (ramdisk, len) = params.ramdisk.expect("the test kernel boots with a ramdisk");

@@ -5,8 +5,10 @@ pub mod entry;
 pub mod extable;
 pub mod gdt;
 pub mod paging;
+pub mod pgtable;
 pub mod pic;
 pub mod stacktrace;
+pub mod tlb;
 pub mod traps;
 pub mod tsc;
 

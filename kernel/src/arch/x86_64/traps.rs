@@ -221,8 +221,10 @@ fn die(frame: &TrapFrame) -> ! {
         cpu::current_cpu_id(),
         frame.error_code
     ));
-    if vector == vector::PAGE_FAULT {
-        print_page_fault_error(frame.error_code, cr2);
+    let pf = (vector == vector::PAGE_FAULT)
+        .then(|| PageFaultDesc { error: PageFaultError::from_bits_retain(frame.error_code), cr2 });
+    if let Some(desc) = &pf {
+        print_page_fault_error(desc);
     }
     // Linux's "BUG: stack guard page was hit" (handle_stack_overflow).
     let overflow = vector == vector::DOUBLE_FAULT && hit_stack_guard(frame.rsp, cr2);
@@ -263,36 +265,55 @@ fn die(frame: &TrapFrame) -> ! {
         frame.r14,
         frame.r15
     ));
-    panic!(
-        "{name} (vector {vector}) in kernel mode at RIP {:#x}, handled on the {stack} stack{}",
-        frame.rip,
-        if overflow { ": kernel stack overflow into a guard page" } else { "" }
-    );
+    match pf {
+        Some(desc) => panic!(
+            "{name} (vector {vector}) in kernel mode at RIP {:#x}, handled on the {stack} stack: {desc}",
+            frame.rip
+        ),
+        None => panic!(
+            "{name} (vector {vector}) in kernel mode at RIP {:#x}, handled on the {stack} stack{}",
+            frame.rip,
+            if overflow { ": kernel stack overflow into a guard page" } else { "" }
+        ),
+    }
 }
 
-/// Decodes a #PF error code the way Linux's `show_fault_oops` does, plus the
-/// individual bits.
-fn print_page_fault_error(code: u64, cr2: u64) {
-    let e = PageFaultError::from_bits_retain(code);
-    let who = if e.contains(PageFaultError::USER) { "user" } else { "supervisor" };
-    let what = if e.contains(PageFaultError::INSTR) {
-        "instruction fetch"
-    } else if e.contains(PageFaultError::WRITE) {
-        "write access"
-    } else {
-        "read access"
-    };
-    let why = if e.contains(PageFaultError::RSVD) {
-        "reserved bit violation"
-    } else if e.contains(PageFaultError::PK) {
-        "protection keys violation"
-    } else if e.contains(PageFaultError::PROT) {
-        "permissions violation"
-    } else {
-        "not-present page"
-    };
+/// A #PF error code and address in Linux's `show_fault_oops` words:
+/// "supervisor write access at ADDR: permissions violation".
+struct PageFaultDesc {
+    error: PageFaultError,
+    cr2: u64,
+}
+
+impl core::fmt::Display for PageFaultDesc {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let e = self.error;
+        let who = if e.contains(PageFaultError::USER) { "user" } else { "supervisor" };
+        let what = if e.contains(PageFaultError::INSTR) {
+            "instruction fetch"
+        } else if e.contains(PageFaultError::WRITE) {
+            "write access"
+        } else {
+            "read access"
+        };
+        let why = if e.contains(PageFaultError::RSVD) {
+            "reserved bit violation"
+        } else if e.contains(PageFaultError::PK) {
+            "protection keys violation"
+        } else if e.contains(PageFaultError::PROT) {
+            "permissions violation"
+        } else {
+            "not-present page"
+        };
+        write!(f, "{who} {what} at {:#x}: {why}", self.cr2)
+    }
+}
+
+/// Prints the decoded #PF error code plus its individual bits.
+fn print_page_fault_error(desc: &PageFaultDesc) {
+    let e = desc.error;
     emergency(format_args!(
-        "  #PF: {who} {what} at {cr2:#x}: {why}\n  #PF: bits [P={} W={} U={} RSVD={} I={} PK={}]\n",
+        "  #PF: {desc}\n  #PF: bits [P={} W={} U={} RSVD={} I={} PK={}]\n",
         u8::from(e.contains(PageFaultError::PROT)),
         u8::from(e.contains(PageFaultError::WRITE)),
         u8::from(e.contains(PageFaultError::USER)),

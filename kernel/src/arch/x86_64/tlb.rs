@@ -1,0 +1,53 @@
+//! TLB flushing for kernel mappings (Linux `arch/x86/mm/tlb.c`
+//! `flush_tlb_kernel_range`, `__flush_tlb_all`).
+//!
+//! Up to [`TLB_SINGLE_PAGE_FLUSH_CEILING`] pages are flushed one INVLPG at a
+//! time; larger ranges flush everything, global entries included, by
+//! toggling CR4.PGE (Linux `__native_flush_tlb_global`). Only the boot CPU
+//! runs today; SMP bring-up extends this to a shootdown of every CPU.
+
+use mm::VirtAddr;
+use mm::arch::TlbFlush;
+use x86_64::registers::control::{Cr4, Cr4Flags};
+
+use super::cpu;
+
+/// Beyond this many pages a full flush is cheaper (Linux
+/// `tlb_single_page_flush_ceiling`, 33).
+pub const TLB_SINGLE_PAGE_FLUSH_CEILING: u64 = 33;
+
+/// Flushes every translation on this CPU, global ones included.
+pub fn flush_tlb_all_local() {
+    let cr4 = Cr4::read();
+    if cr4.contains(Cr4Flags::PAGE_GLOBAL) {
+        // SAFETY: clearing and restoring CR4.PGE only flushes the TLB
+        // (SDM vol. 3 4.10.4.1); no other state changes.
+        unsafe {
+            Cr4::write(cr4 - Cr4Flags::PAGE_GLOBAL);
+            Cr4::write(cr4);
+        }
+    } else {
+        x86_64::instructions::tlb::flush_all();
+    }
+}
+
+/// Flushes `[start, start + len)` on this CPU.
+pub fn flush_tlb_range_local(start: u64, len: u64) {
+    let pages = len.div_ceil(mm::PAGE_SIZE);
+    if pages > TLB_SINGLE_PAGE_FLUSH_CEILING {
+        flush_tlb_all_local();
+    } else {
+        for i in 0..pages {
+            cpu::invlpg(start + i * mm::PAGE_SIZE);
+        }
+    }
+}
+
+/// The kernel's [`TlbFlush`].
+pub struct KernelTlb;
+
+impl TlbFlush for KernelTlb {
+    fn flush_tlb_kernel_range(&self, start: VirtAddr, len: u64) {
+        flush_tlb_range_local(start.as_u64(), len);
+    }
+}
