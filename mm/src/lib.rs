@@ -12,7 +12,8 @@
 //! ([`page_alloc`]) and its reports ([`vmstat`]), and the slab allocator
 //! ([`slub`], [`slab_common`]: object caches and kmalloc), page tables
 //! ([`pgtable`], walked by [`pagewalk`], dumped and W+X-checked by
-//! [`ptdump`]).
+//! [`ptdump`]), and the kernel virtual address allocator ([`vmalloc`]:
+//! vmap areas).
 
 #![cfg_attr(not(test), no_std)]
 
@@ -32,6 +33,7 @@ pub mod ptdump;
 mod sim;
 pub mod slab_common;
 pub mod slub;
+pub mod vmalloc;
 pub mod vmstat;
 
 pub use addr::{PAGE_SHIFT, PAGE_SIZE, Pfn, PhysAddr, VirtAddr};
