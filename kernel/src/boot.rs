@@ -199,6 +199,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     crate::mm::init(params);
     crate::slab::init();
     switch_to_kernel_page_tables(params);
+    crate::vmalloc::init(1);
     crate::mm::record_boot_free_blocks();
 }
 

@@ -5,7 +5,9 @@
 //! every later failure is visible, then the clock, the command line, the CPU
 //! tables (GDT/TSS/IDT), the memory map handed over by the bootloader and
 //! finally the memory manager ([`mm::init`]: memblock, the page descriptors
-//! and the buddy allocator; [`slab::init`]: SLUB and kmalloc as the heap). Binaries (`kernel` itself and the `ktests` test kernel) enter
+//! and the buddy allocator; [`slab::init`]: SLUB and kmalloc as the heap),
+//! the kernel's own page tables (`arch::x86_64::pgtable`) and
+//! [`vmalloc`]. Binaries (`kernel` itself and the `ktests` test kernel) enter
 //! through `bootloader_api::entry_point!` with [`BOOTLOADER_CONFIG`] and call
 //! [`init`].
 
@@ -24,5 +26,6 @@ pub mod panic;
 pub mod printk;
 pub mod section;
 pub mod slab;
+pub mod vmalloc;
 
 pub use boot::{BOOTLOADER_CONFIG, PAGE_OFFSET, idle, init};

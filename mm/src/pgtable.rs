@@ -418,6 +418,22 @@ impl TlbGather {
     }
 }
 
+impl TlbGather {
+    /// Hands the pending flush to the caller instead of doing it (Linux's
+    /// lazy vunmap: cleared kernel entries are flushed later, in one batch
+    /// with others). Returns the range to flush, or gives the gather back
+    /// when it holds tables, which must not be freed before a flush.
+    pub fn defer_flush(mut self) -> Result<Option<(u64, u64)>, TlbGather> {
+        if !self.tables.is_empty() {
+            return Err(self);
+        }
+        let range = self.range();
+        self.start = u64::MAX;
+        self.end = 0;
+        Ok(range)
+    }
+}
+
 impl Drop for TlbGather {
     fn drop(&mut self) {
         if self.range().is_some() || !self.tables.is_empty() {

@@ -223,6 +223,18 @@ pub enum VmallocError {
     /// No allocated area starts at this address (Linux's "Trying to vfree()
     /// nonexistent vm area" warning).
     NotFound(VirtAddr),
+    /// The buddy allocator could not supply the pages (Linux's "vmalloc
+    /// error: size N, failed to allocate pages"); nothing was kept.
+    NoPages {
+        /// Bytes asked for.
+        size: u64,
+    },
+    /// The page tables could not be extended; nothing was kept.
+    Map(crate::pgtable::PgtableError),
+    /// The area at this address was made by a different call than the one
+    /// undoing it (vfree of a vmap, vunmap of a vmalloc, ...), which Linux
+    /// answers with a WARN.
+    WrongKind(VirtAddr),
 }
 
 impl fmt::Display for VmallocError {
@@ -240,6 +252,11 @@ impl fmt::Display for VmallocError {
             VmallocError::NoMemory => f.write_str("vmalloc: out of memory for a vmap_area"),
             VmallocError::NotFound(addr) => {
                 write!(f, "Trying to vfree() nonexistent vm area ({:#x})", addr.as_u64())
+            }
+            VmallocError::NoPages { size } => write!(f, "vmalloc error: size {size}, failed to allocate pages"),
+            VmallocError::Map(e) => write!(f, "vmalloc error: mapping pages: {e}"),
+            VmallocError::WrongKind(addr) => {
+                write!(f, "area at {:#x} was not made by the call that frees it", addr.as_u64())
             }
         }
     }
@@ -916,6 +933,9 @@ impl<A: VmapNodeAlloc> fmt::Display for Vmallocinfo<'_, A> {
 
 /// The intrusive AVL trees, augmented with `subtree_max_size`: the only
 /// code that touches node memory.
+mod vmap;
+pub use vmap::Vmalloc;
+
 mod tree {
     use core::ptr::NonNull;
 

@@ -265,12 +265,20 @@ fn die(frame: &TrapFrame) -> ! {
         frame.r14,
         frame.r15
     ));
-    match pf {
-        Some(desc) => panic!(
+    let vmalloc = pf.as_ref().and_then(|_| crate::vmalloc::fault_report(cr2));
+    if let Some(report) = &vmalloc {
+        emergency(format_args!("  {report}\n"));
+    }
+    match (pf, vmalloc) {
+        (Some(desc), Some(report)) => panic!(
+            "{name} (vector {vector}) in kernel mode at RIP {:#x}, handled on the {stack} stack: {desc}; {report}",
+            frame.rip
+        ),
+        (Some(desc), None) => panic!(
             "{name} (vector {vector}) in kernel mode at RIP {:#x}, handled on the {stack} stack: {desc}",
             frame.rip
         ),
-        None => panic!(
+        (None, _) => panic!(
             "{name} (vector {vector}) in kernel mode at RIP {:#x}, handled on the {stack} stack{}",
             frame.rip,
             if overflow { ": kernel stack overflow into a guard page" } else { "" }

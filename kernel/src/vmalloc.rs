@@ -1,0 +1,190 @@
+//! The kernel's vmalloc: mm's [`Vmalloc`] over the kernel page tables and
+//! the vmalloc window (Linux `mm/vmalloc.c` `vmalloc_init` and the exported
+//! calls), vmalloc'd kernel stacks (Linux `kernel/fork.c`
+//! `alloc_thread_stack_node` with `CONFIG_VMAP_STACK`), and the page-fault
+//! report for vmalloc addresses.
+//!
+//! The `vmap_area` tree nodes come from a slab cache, as Linux's
+//! `vmap_area_cachep`. Lock order: `vmap_area_lock -> slab cache locks`.
+
+use core::fmt;
+use core::mem::{align_of, size_of};
+use core::panic::Location;
+use core::ptr::NonNull;
+
+use log::info;
+use mm::gfp::GFP_KERNEL;
+use mm::pgtable::{PAGE_KERNEL_NOCACHE, PgProt, X86PteFormat};
+use mm::slab_common::{CacheHandle, Slab};
+use mm::slub::SlabFlags;
+use mm::vmalloc::{Vmalloc, VmallocError, VmapFault, VmapNode, VmapNodeAlloc};
+use mm::{PAGE_SIZE, Pfn, PhysAddr, VirtAddr};
+use spin::Once;
+
+use crate::arch::x86_64::pgtable::{self, VMALLOC_END, VMALLOC_START};
+use crate::arch::x86_64::tlb::KernelTlb;
+
+/// Size of a kernel task stack (Linux `THREAD_SIZE` is 16 KiB; unoptimised
+/// builds and tests get headroom, as the boot stack does).
+pub const THREAD_SIZE: u64 = 64 * 1024;
+
+/// `vmap_area` nodes from the "vmap_area" slab cache.
+pub struct SlabNodes {
+    slab: &'static Slab<'static>,
+    cache: CacheHandle<'static>,
+}
+
+// SAFETY: objects of the cache are size_of::<VmapNode>() bytes aligned to
+// align_of::<VmapNode>() (the cache was created so), exclusively the
+// caller's until freed; `free` hands them back to the same cache.
+unsafe impl VmapNodeAlloc for SlabNodes {
+    fn alloc(&self) -> Option<NonNull<VmapNode>> {
+        self.slab.kmem_cache_alloc(&self.cache, GFP_KERNEL).map(NonNull::cast)
+    }
+
+    unsafe fn free(&self, node: NonNull<VmapNode>) {
+        // SAFETY: `node` came from `alloc`, so it is an object of this
+        // cache not freed since (the trait's contract).
+        let result = unsafe { self.slab.kmem_cache_free(&self.cache, node.cast()) };
+        if let Err(e) = result {
+            log::error!("vmap_area node {node:p}: {e:?}");
+        }
+    }
+}
+
+/// The kernel's vmalloc allocator type.
+pub type KernelVmalloc = Vmalloc<'static, X86PteFormat, SlabNodes>;
+
+static VMALLOC: Once<KernelVmalloc> = Once::new();
+static KERNEL_TLB: KernelTlb = KernelTlb;
+
+/// Sets vmalloc up over the kernel page tables (Linux `vmalloc_init`).
+///
+/// # Panics
+/// If the kernel page tables or the slab allocator are missing (boot
+/// order), or the cache cannot be created.
+pub fn init(nr_cpus: u32) {
+    let pt = pgtable::kernel_pgtable().expect("vmalloc::init before the kernel page tables");
+    let slab = crate::slab::slab().expect("vmalloc::init before slab::init");
+    let cache = slab
+        .kmem_cache_create(
+            "vmap_area",
+            size_of::<VmapNode>() as u32,
+            align_of::<VmapNode>() as u32,
+            SlabFlags::empty(),
+            None,
+        )
+        .unwrap_or_else(|e| panic!("vmalloc: cannot create the vmap_area cache: {e:?}"));
+    let vm = Vmalloc::new(
+        pt,
+        &KERNEL_TLB,
+        VirtAddr::new_const(VMALLOC_START),
+        VirtAddr::new_const(VMALLOC_END),
+        nr_cpus,
+        SlabNodes { slab, cache },
+    )
+    .unwrap_or_else(|e| panic!("vmalloc: {e}"));
+    VMALLOC.call_once(|| vm);
+    info!("vmalloc: {:#x}-{:#x} ({} TiB)", VMALLOC_START, VMALLOC_END, (VMALLOC_END - VMALLOC_START) >> 40);
+}
+
+/// The allocator.
+///
+/// # Panics
+/// Before [`init`].
+pub fn vm() -> &'static KernelVmalloc {
+    VMALLOC.get().expect("vmalloc used before vmalloc::init")
+}
+
+/// Linux `vmalloc`.
+#[track_caller]
+pub fn vmalloc(size: u64) -> Result<VirtAddr, VmallocError> {
+    vm().vmalloc_node_range(size, PAGE_SIZE, mm::gfp::Gfp::empty(), Location::caller())
+}
+
+/// Linux `vzalloc`.
+#[track_caller]
+pub fn vzalloc(size: u64) -> Result<VirtAddr, VmallocError> {
+    vm().vmalloc_node_range(size, PAGE_SIZE, mm::gfp::Gfp::ZERO, Location::caller())
+}
+
+/// Linux `vfree`.
+pub fn vfree(addr: VirtAddr) -> Result<(), VmallocError> {
+    vm().vfree(addr)
+}
+
+/// Linux `vmap` with `PAGE_KERNEL`-style rights given by `prot`.
+#[track_caller]
+pub fn vmap(pages: &[Pfn], prot: PgProt) -> Result<VirtAddr, VmallocError> {
+    vm().vmap(pages, prot)
+}
+
+/// Linux `vunmap`.
+pub fn vunmap(addr: VirtAddr) -> Result<(), VmallocError> {
+    vm().vunmap(addr)
+}
+
+/// Linux `ioremap`: uncached device memory.
+#[track_caller]
+pub fn ioremap(phys: PhysAddr, size: u64) -> Result<VirtAddr, VmallocError> {
+    vm().ioremap_prot(phys, size, PAGE_KERNEL_NOCACHE)
+}
+
+/// Linux `iounmap`.
+pub fn iounmap(addr: VirtAddr) -> Result<(), VmallocError> {
+    vm().iounmap(addr)
+}
+
+/// A kernel task stack: [`THREAD_SIZE`] bytes, zeroed, aligned to its
+/// size, with unmapped pages below and above it (the guard page of the
+/// area under it, or free space, and its own guard page). Returns the
+/// lowest address; the initial stack pointer is that plus [`THREAD_SIZE`].
+#[track_caller]
+pub fn alloc_thread_stack() -> Result<VirtAddr, VmallocError> {
+    vm().vmalloc_node_range(THREAD_SIZE, THREAD_SIZE, mm::gfp::Gfp::ZERO, Location::caller())
+}
+
+/// What the page-fault handler prints for an address in the vmalloc window
+/// (ours; Linux leaves it to KASAN): which area, and whether the access hit
+/// its guard page.
+pub struct FaultReport(VmapFault, VirtAddr);
+
+impl fmt::Display for FaultReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let addr = self.1.as_u64();
+        match self.0 {
+            VmapFault::GuardPage(a) => write!(
+                f,
+                "vmalloc out-of-bounds access at {addr:#x}: guard page of area {:#x}-{:#x} ({} bytes) allocated at {}",
+                a.start.as_u64(),
+                a.end.as_u64() - PAGE_SIZE,
+                a.get_vm_area_size(),
+                a.caller
+            ),
+            VmapFault::Mapped(a) => write!(
+                f,
+                "vmalloc access at {addr:#x} inside area {:#x}-{:#x} allocated at {}",
+                a.start.as_u64(),
+                a.end.as_u64(),
+                a.caller
+            ),
+            VmapFault::Unpurged { start, end } => write!(
+                f,
+                "vmalloc use-after-free at {addr:#x}: area {:#x}-{:#x} was freed",
+                start.as_u64(),
+                end.as_u64()
+            ),
+            VmapFault::NoArea => write!(f, "vmalloc access at {addr:#x} outside any allocated area"),
+        }
+    }
+}
+
+/// The report for a fault at `addr`, if it lies in the vmalloc window and
+/// vmalloc is up (and its lock free).
+pub fn fault_report(addr: u64) -> Option<FaultReport> {
+    if !(VMALLOC_START..VMALLOC_END).contains(&addr) {
+        return None;
+    }
+    let addr = VirtAddr::new(addr)?;
+    VMALLOC.get()?.fault_info(addr).map(|f| FaultReport(f, addr))
+}
