@@ -157,6 +157,7 @@ unsafe impl mm::arch::PhysMemory for DirectMap {
 
 /// Brings the kernel up. Every binary calls this first.
 pub fn init(boot_info: &'static mut BootInfo) {
+    arch::smp::init_bsp_percpu();
     printk::init();
     tsc::calibrate();
     cmdline::init();
@@ -196,10 +197,24 @@ pub fn init(boot_info: &'static mut BootInfo) {
     if let Some((addr, len)) = params.ramdisk {
         info!("ramdisk: {len} bytes mapped at {addr:#x}");
     }
+    match arch::acpi::parse_madt(params.rsdp.map(PhysAddr::as_u64)) {
+        Ok(madt) => {
+            info!(
+                "ACPI: MADT: {} CPUs (APIC ids {:?}), local APIC at {:#x}",
+                madt.nr_cpus,
+                madt.apic_ids(),
+                madt.lapic_phys
+            );
+            arch::smp::set_madt(madt);
+        }
+        Err(e) => warn!("ACPI: {e}; running on the boot CPU only"),
+    }
     crate::mm::init(params);
     crate::slab::init();
     switch_to_kernel_page_tables(params);
-    crate::vmalloc::init(1);
+    crate::vmalloc::init(arch::smp::nr_cpu_ids());
+    arch::apic::init_bsp();
+    arch::smp::smp_init();
     crate::mm::record_boot_free_blocks();
 }
 

@@ -25,7 +25,7 @@ use log::{debug, info};
 use mm::arch::{CpuOps, IrqFlags, PhysMemory};
 use mm::gfp::Gfp;
 use mm::memblock::Memblock;
-use mm::mmzone::{MAX_NR_ZONES, NR_PAGE_ORDERS, PerCpuPageset, ZoneType};
+use mm::mmzone::{MAX_NR_ZONES, NR_CPUS, NR_PAGE_ORDERS, PerCpuPageset, ZoneType};
 use mm::page::{MemMap, Page, pageblock_flags_len};
 use mm::page_alloc::{BadPage, PgData};
 use mm::vmstat::Buddyinfo;
@@ -42,11 +42,9 @@ const LOW_RESERVE: u64 = 1 << 20;
 pub struct KernelCpu;
 
 impl CpuOps for KernelCpu {
-    /// Only the boot CPU runs until SMP bring-up (issue 5) gives each CPU a
-    /// per-CPU area to read its number from; until then every caller is
-    /// CPU 0. (CPUID would work but costs a VM exit per call under KVM.)
+    /// A GS-relative load of the CPU number (see `smp`).
     fn cpu_id(&self) -> u32 {
-        0
+        crate::arch::x86_64::smp::smp_processor_id()
     }
 
     fn irq_save(&self) -> IrqFlags {
@@ -67,9 +65,10 @@ static DIRECT_MAP: DirectMap = DirectMap;
 static MEMBLOCK: Once<Memblock> = Once::new();
 static PGDAT: Once<PgData<'static>> = Once::new();
 static BOOT_FREE: Once<[[u64; NR_PAGE_ORDERS]; MAX_NR_ZONES]> = Once::new();
-/// The boot CPU's per-cpu page lists, one per zone. SMP bring-up (issue 5)
-/// moves them into per-CPU areas, one set per CPU.
-static PCP: [PerCpuPageset; MAX_NR_ZONES] = [const { PerCpuPageset::new() }; MAX_NR_ZONES];
+/// The per-cpu page lists of every possible CPU, zone-major (the layout
+/// `PgData::new` takes); the first `nr_cpu_ids` CPUs' are used. A dynamic
+/// per-CPU allocator (mm/percpu.c) will own these later.
+static PCP: [PerCpuPageset; MAX_NR_ZONES * NR_CPUS] = [const { PerCpuPageset::new() }; MAX_NR_ZONES * NR_CPUS];
 
 /// The page allocator ([`init`] must have run).
 ///
@@ -142,7 +141,8 @@ pub fn init(params: &BootParams) {
         Ok(map) => map,
         Err(e) => panic!("memory map: {e}"),
     };
-    let pgdat = PgData::new(mem_map, &memblock, &DIRECT_MAP, &KERNEL_CPU, &PCP);
+    let nr_cpus = crate::arch::x86_64::smp::nr_cpu_ids() as usize;
+    let pgdat = PgData::new(mem_map, &memblock, &DIRECT_MAP, &KERNEL_CPU, &PCP[..MAX_NR_ZONES * nr_cpus]);
     let released = pgdat.memblock_free_all(&memblock);
     let pgdat = PGDAT.call_once(|| pgdat);
     let memblock = MEMBLOCK.call_once(|| memblock);

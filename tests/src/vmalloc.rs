@@ -102,7 +102,7 @@ fn vmap_aliases_pages_and_ioremap_maps_uncached() {
     assert!(leaf.prot.contains(PgProt::NO_CACHE), "ioremap must be uncached: {:?}", leaf.prot);
     // SAFETY: the APIC ID register is readable MMIO; the read has no side effects.
     let id = unsafe { io.as_ptr::<u32>().read_volatile() } >> 24;
-    assert_eq!(id, kernel::arch::x86_64::cpu::current_cpu_id(), "ioremap reads the APIC id");
+    assert_eq!(id, kernel::arch::x86_64::cpu::initial_apic_id(), "ioremap reads the APIC id");
     kvm::iounmap(io).expect("iounmap");
 }
 

@@ -139,7 +139,8 @@ pub fn parse_madt(rsdp_phys: Option<u64>) -> Result<Madt, AcpiError> {
         .find(|&phys| phys_bytes(phys, 4) == b"APIC")
         .ok_or(AcpiError::NoMadt)?;
     let madt = sdt(madt_phys, "MADT", b"APIC")?;
-    let mut out = Madt { lapic_phys: u64::from(u32_at(madt, 36)), apic_ids: [0; MAX_CPUS], nr_cpus: 0, ignored_cpus: 0 };
+    let mut out =
+        Madt { lapic_phys: u64::from(u32_at(madt, 36)), apic_ids: [0; MAX_CPUS], nr_cpus: 0, ignored_cpus: 0 };
     let mut off = 44;
     while off + 2 <= madt.len() {
         let (kind, len) = (madt[off], usize::from(madt[off + 1]));

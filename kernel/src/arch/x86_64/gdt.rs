@@ -7,8 +7,9 @@
 //! page), NMI and #MC (which can arrive at any instruction, including the
 //! first one of a handler before it has a valid stack), as Linux does.
 //!
-//! The IST stacks are static and belong to CPU 0; SMP bring-up gives every
-//! CPU its own GDT/TSS/IST set.
+//! The boot CPU's tables and IST stacks are static; every other CPU gets
+//! its own GDT and TSS from kmalloc and IST stacks from vmalloc (with guard
+//! pages) in [`init_ap`], laid out like the boot CPU's so selectors match.
 
 use spin::Lazy;
 use x86_64::VirtAddr;
@@ -49,6 +50,11 @@ pub struct IstRange {
 
 /// The IST stacks of this CPU.
 pub fn ist_ranges() -> [IstRange; 3] {
+    super::smp::this_cpu_ist().unwrap_or_else(bsp_ist_ranges)
+}
+
+/// The boot CPU's IST stacks.
+pub fn bsp_ist_ranges() -> [IstRange; 3] {
     let range = |name, bottom: *mut IstStack| {
         let bottom = bottom as u64;
         IstRange { name, bottom, top: bottom + IST_STACK_SIZE as u64 }
@@ -62,7 +68,8 @@ pub fn ist_ranges() -> [IstRange; 3] {
 
 static TSS: Lazy<TaskStateSegment> = Lazy::new(|| {
     let mut tss = TaskStateSegment::new();
-    for (slot, range) in [DOUBLE_FAULT_IST_INDEX, NMI_IST_INDEX, MACHINE_CHECK_IST_INDEX].into_iter().zip(ist_ranges())
+    for (slot, range) in
+        [DOUBLE_FAULT_IST_INDEX, NMI_IST_INDEX, MACHINE_CHECK_IST_INDEX].into_iter().zip(bsp_ist_ranges())
     {
         tss.interrupt_stack_table[usize::from(slot)] = VirtAddr::new(range.top);
     }
@@ -89,15 +96,50 @@ pub fn kernel_code_selector() -> u16 {
 
 /// Loads the GDT, reloads the segment registers and loads the TSS.
 pub fn init() {
-    GDT.table.load();
+    load(&GDT);
+}
+
+fn load(gdt: &'static Gdt) {
+    gdt.table.load();
     // SAFETY: the selectors come from the GDT just loaded: CS is a present
     // 64-bit code segment, the TSS descriptor points at a 'static TSS, and a
     // null selector is valid for SS/DS/ES in 64-bit ring 0.
     unsafe {
-        CS::set_reg(GDT.kernel_code);
+        CS::set_reg(gdt.kernel_code);
         SS::set_reg(SegmentSelector(0));
         DS::set_reg(SegmentSelector(0));
         ES::set_reg(SegmentSelector(0));
-        load_tss(GDT.tss);
+        load_tss(gdt.tss);
     }
+}
+
+/// Why an application processor's tables could not be made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoMemory;
+
+/// Allocates and loads this (application) CPU's GDT, TSS and IST stacks;
+/// returns the IST ranges. They are never freed: CPUs do not go offline.
+pub fn init_ap() -> Result<[IstRange; 3], NoMemory> {
+    let mut stacks = [0u64; 3];
+    for stack in &mut stacks {
+        *stack = crate::vmalloc::vmalloc(IST_STACK_SIZE as u64).map_err(|_| NoMemory)?.as_u64();
+    }
+    let names = ["#DF IST", "NMI IST", "#MC IST"];
+    let ranges: [IstRange; 3] = core::array::from_fn(|i| IstRange {
+        name: names[i],
+        bottom: stacks[i],
+        top: stacks[i] + IST_STACK_SIZE as u64,
+    });
+    let mut tss = TaskStateSegment::new();
+    for (slot, range) in [DOUBLE_FAULT_IST_INDEX, NMI_IST_INDEX, MACHINE_CHECK_IST_INDEX].into_iter().zip(ranges) {
+        tss.interrupt_stack_table[usize::from(slot)] = VirtAddr::new(range.top);
+    }
+    let tss: &'static TaskStateSegment = alloc::boxed::Box::leak(alloc::boxed::Box::new(tss));
+    let mut table = GlobalDescriptorTable::new();
+    let kernel_code = table.append(Descriptor::kernel_code_segment());
+    let tss_sel = table.append(Descriptor::tss_segment(tss));
+    let gdt: &'static Gdt = alloc::boxed::Box::leak(alloc::boxed::Box::new(Gdt { table, kernel_code, tss: tss_sel }));
+    debug_assert_eq!(kernel_code.0, GDT.kernel_code.0, "AP selectors must match the IDT's");
+    load(gdt);
+    Ok(ranges)
 }

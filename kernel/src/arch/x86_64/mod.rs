@@ -1,5 +1,7 @@
 //! x86_64 support (Linux `arch/x86/`).
 
+pub mod acpi;
+pub mod apic;
 pub mod cpu;
 pub mod entry;
 pub mod extable;
@@ -7,6 +9,7 @@ pub mod gdt;
 pub mod paging;
 pub mod pgtable;
 pub mod pic;
+pub mod smp;
 pub mod stacktrace;
 pub mod tlb;
 pub mod traps;

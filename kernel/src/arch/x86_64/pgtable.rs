@@ -206,7 +206,8 @@ fn copy_boot_mapping(pt: &KernelPageTable, start: u64, end: u64, gather: &mut Tl
     }
 }
 
-fn enable_protection(features: CpuFeatures) {
+/// Turns on NXE, PGE, SMEP and SMAP as CPUID allows (every CPU runs this).
+pub fn enable_protection(features: CpuFeatures) {
     if features.contains(CpuFeatures::NX) {
         // SAFETY: setting EFER.NXE only makes bit 63 of entries meaningful;
         // our format sets it exactly when NX is supported.

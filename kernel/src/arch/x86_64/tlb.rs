@@ -3,8 +3,10 @@
 //!
 //! Up to [`TLB_SINGLE_PAGE_FLUSH_CEILING`] pages are flushed one INVLPG at a
 //! time; larger ranges flush everything, global entries included, by
-//! toggling CR4.PGE (Linux `__native_flush_tlb_global`). Only the boot CPU
-//! runs today; SMP bring-up extends this to a shootdown of every CPU.
+//! toggling CR4.PGE (Linux `__native_flush_tlb_global`). Kernel mappings
+//! are shared by every CPU, so a kernel-range flush runs on all online CPUs:
+//! locally, then on the others through a cross-CPU call that waits for
+//! every one of them (Linux `flush_tlb_kernel_range` -> `on_each_cpu`).
 
 use mm::VirtAddr;
 use mm::arch::TlbFlush;
@@ -46,8 +48,13 @@ pub fn flush_tlb_range_local(start: u64, len: u64) {
 /// The kernel's [`TlbFlush`].
 pub struct KernelTlb;
 
+fn flush_tlb_range_ipi(start: u64, len: u64) {
+    flush_tlb_range_local(start, len);
+}
+
 impl TlbFlush for KernelTlb {
     fn flush_tlb_kernel_range(&self, start: VirtAddr, len: u64) {
         flush_tlb_range_local(start.as_u64(), len);
+        super::smp::call_function_many(u64::MAX, flush_tlb_range_ipi, start.as_u64(), len);
     }
 }

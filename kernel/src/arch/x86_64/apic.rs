@@ -1,0 +1,163 @@
+//! The local APIC: enabling it, end of interrupt, and inter-processor
+//! interrupts (Linux `arch/x86/kernel/apic/apic.c`, `ipi.c`,
+//! `x2apic_phys.c`).
+//!
+//! In xAPIC mode the registers are MMIO at the address IA32_APIC_BASE
+//! gives (0xfee00000), which the direct map does not cover; the kernel
+//! ioremaps the page uncached. With x2APIC (CPUID.1:ECX[21]) the registers
+//! are MSRs 0x800 + offset/16 and the ICR is one 64-bit MSR. QEMU's TCG
+//! offers xAPIC only, so x2APIC mode is exercised on KVM hosts.
+
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use mm::PhysAddr;
+use x86_64::registers::model_specific::Msr;
+
+use super::cpu::{self, CpuFeatures};
+
+/// IA32_APIC_BASE (SDM vol. 3 10.4.4).
+const IA32_APIC_BASE: u32 = 0x1b;
+const APIC_BASE_ENABLE: u64 = 1 << 11;
+const APIC_BASE_X2APIC: u64 = 1 << 10;
+const APIC_BASE_ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+
+/// Register offsets (Linux `apicdef.h`).
+const APIC_ID: u32 = 0x20;
+const APIC_EOI: u32 = 0xb0;
+const APIC_SPIV: u32 = 0xf0;
+const APIC_ESR: u32 = 0x280;
+const APIC_ICR: u32 = 0x300;
+const APIC_ICR2: u32 = 0x310;
+const APIC_LVT_TIMER: u32 = 0x320;
+const APIC_LVT_LINT0: u32 = 0x350;
+const APIC_LVT_LINT1: u32 = 0x360;
+const APIC_LVT_ERROR: u32 = 0x370;
+
+const APIC_SPIV_ENABLE: u32 = 1 << 8;
+const APIC_LVT_MASKED: u32 = 1 << 16;
+/// ICR delivery status: the IPI has not been accepted yet (xAPIC only).
+const APIC_ICR_BUSY: u32 = 1 << 12;
+const APIC_DM_INIT: u32 = 0x500;
+const APIC_DM_STARTUP: u32 = 0x600;
+const APIC_INT_ASSERT: u32 = 0x4000;
+const APIC_INT_LEVELTRIG: u32 = 0x8000;
+
+/// Spurious-interrupt vector (Linux `SPURIOUS_APIC_VECTOR`).
+pub const SPURIOUS_VECTOR: u8 = 0xff;
+
+static X2APIC: AtomicBool = AtomicBool::new(false);
+/// Virtual address of the xAPIC register page (0 until mapped).
+static MMIO: AtomicU64 = AtomicU64::new(0);
+
+/// Physical address of the local APIC registers, from IA32_APIC_BASE.
+pub fn base_phys() -> PhysAddr {
+    // SAFETY: IA32_APIC_BASE exists on every CPU with an APIC (all x86_64).
+    PhysAddr::new(unsafe { Msr::new(IA32_APIC_BASE).read() } & APIC_BASE_ADDR_MASK)
+}
+
+fn read(reg: u32) -> u32 {
+    if X2APIC.load(Ordering::Relaxed) {
+        // SAFETY: in x2APIC mode registers 0x20..0x3f0 are MSRs
+        // 0x802..0x83f; reading one has no side effects.
+        unsafe { Msr::new(0x800 + (reg >> 4)).read() as u32 }
+    } else {
+        let base = MMIO.load(Ordering::Relaxed);
+        // SAFETY: `base` maps the APIC register page uncached (set in
+        // `init_bsp` before any access); registers are 32-bit aligned.
+        unsafe { ((base + u64::from(reg)) as *const u32).read_volatile() }
+    }
+}
+
+fn write(reg: u32, value: u32) {
+    if X2APIC.load(Ordering::Relaxed) {
+        // SAFETY: as in `read`; writes to these registers configure only
+        // the local APIC.
+        unsafe { Msr::new(0x800 + (reg >> 4)).write(u64::from(value)) }
+    } else {
+        let base = MMIO.load(Ordering::Relaxed);
+        // SAFETY: as in `read`.
+        unsafe { ((base + u64::from(reg)) as *mut u32).write_volatile(value) }
+    }
+}
+
+/// This CPU's APIC id.
+pub fn id() -> u32 {
+    if X2APIC.load(Ordering::Relaxed) { read(APIC_ID) } else { read(APIC_ID) >> 24 }
+}
+
+/// Maps (xAPIC) or switches to x2APIC mode, then enables the boot CPU's
+/// APIC (Linux `init_bsp_APIC` + `setup_local_APIC`).
+///
+/// # Panics
+/// If the register page cannot be mapped (vmalloc must be up).
+pub fn init_bsp() {
+    if cpu::features().contains(CpuFeatures::X2APIC) {
+        X2APIC.store(true, Ordering::Relaxed);
+    } else {
+        let regs = crate::vmalloc::ioremap(base_phys(), mm::PAGE_SIZE)
+            .unwrap_or_else(|e| panic!("cannot map the local APIC: {e}"));
+        MMIO.store(regs.as_u64(), Ordering::Relaxed);
+    }
+    setup_local_apic();
+}
+
+/// Enables this CPU's APIC: x2APIC mode if chosen, spurious vector, LVTs
+/// masked (no timer or LINT interrupts yet), errors cleared.
+pub fn setup_local_apic() {
+    let mut msr = Msr::new(IA32_APIC_BASE);
+    // SAFETY: setting the global enable (and x2APIC mode when CPUID has
+    // it) keeps the registers at the same physical address.
+    unsafe {
+        let mut base = msr.read() | APIC_BASE_ENABLE;
+        if X2APIC.load(Ordering::Relaxed) {
+            base |= APIC_BASE_X2APIC;
+        }
+        msr.write(base);
+    }
+    for lvt in [APIC_LVT_TIMER, APIC_LVT_LINT0, APIC_LVT_LINT1, APIC_LVT_ERROR] {
+        write(lvt, APIC_LVT_MASKED);
+    }
+    write(APIC_SPIV, APIC_SPIV_ENABLE | u32::from(SPURIOUS_VECTOR));
+    write(APIC_ESR, 0);
+    write(APIC_ESR, 0);
+    eoi();
+}
+
+/// Signals end of interrupt.
+pub fn eoi() {
+    write(APIC_EOI, 0);
+}
+
+fn send(dest: u32, low: u32) {
+    if X2APIC.load(Ordering::Relaxed) {
+        let mut icr = Msr::new(0x830);
+        // SAFETY: the x2APIC ICR MSR takes destination << 32 | command.
+        unsafe { icr.write(u64::from(dest) << 32 | u64::from(low)) };
+    } else {
+        while read(APIC_ICR) & APIC_ICR_BUSY != 0 {
+            core::hint::spin_loop();
+        }
+        write(APIC_ICR2, dest << 24);
+        write(APIC_ICR, low);
+        while read(APIC_ICR) & APIC_ICR_BUSY != 0 {
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// Sends fixed interrupt `vector` to the CPU with APIC id `dest`.
+pub fn send_ipi(dest: u32, vector: u8) {
+    send(dest, u32::from(vector));
+}
+
+/// INIT IPI, assert then deassert (SDM vol. 3 8.4.4.1; Linux
+/// `wakeup_secondary_cpu_via_init`).
+pub fn send_init(dest: u32) {
+    send(dest, APIC_DM_INIT | APIC_INT_LEVELTRIG | APIC_INT_ASSERT);
+    send(dest, APIC_DM_INIT | APIC_INT_LEVELTRIG);
+}
+
+/// STARTUP IPI: the target starts in real mode at `page` << 12.
+pub fn send_startup(dest: u32, page: u8) {
+    send(dest, APIC_DM_STARTUP | u32::from(page));
+}
