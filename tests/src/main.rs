@@ -17,6 +17,7 @@ mod page_alloc;
 mod pgtable;
 mod selftest;
 mod slab;
+mod smp;
 mod vmalloc;
 
 entry_point!(test_main, config = &kernel::BOOTLOADER_CONFIG);
