@@ -313,3 +313,24 @@ fn alloc_free_order0_256_per_cpu(b: &mut Bencher<'_>) {
 fn kmalloc64_kfree_256_per_cpu(b: &mut Bencher<'_>) {
     scaling(b, kmalloc_batch);
 }
+
+fn ticks_after_a_while(_: u64) -> u64 {
+    let cpu = smp_processor_id();
+    let before = apic::cpu_ticks(cpu);
+    let end = kernel::arch::x86_64::tsc::now_ns() + 50_000_000;
+    while kernel::arch::x86_64::tsc::now_ns() < end {
+        core::hint::spin_loop();
+    }
+    apic::cpu_ticks(cpu) - before
+}
+
+#[ktest(cpus = 4)]
+fn every_cpu_takes_timer_ticks() {
+    let jiffies = apic::jiffies();
+    let ticks = on_all_cpus(ticks_after_a_while, 0);
+    // 50 ms at HZ=250 is 12.5 ticks; TCG's virtual time is approximate.
+    for (cpu, &n) in ticks[..4].iter().enumerate() {
+        assert!((3..=40).contains(&n), "CPU{cpu} took {n} ticks in 50 ms");
+    }
+    assert!(apic::jiffies() > jiffies, "jiffies did not advance");
+}

@@ -7,6 +7,12 @@
 //! ioremaps the page uncached. With x2APIC (CPUID.1:ECX[21]) the registers
 //! are MSRs 0x800 + offset/16 and the ICR is one 64-bit MSR. QEMU's TCG
 //! offers xAPIC only, so x2APIC mode is exercised on KVM hosts.
+//!
+//! The local APIC timer ticks every CPU [`HZ`] times a second in periodic
+//! mode (Linux `setup_APIC_timer` with `CONFIG_HZ_250`), calibrated once
+//! against the TSC on the boot CPU (Linux `calibrate_APIC_clock` uses a
+//! clock event the same way); the tick handler counts per-CPU ticks and
+//! CPU 0 advances [`jiffies`].
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -32,6 +38,12 @@ const APIC_LVT_TIMER: u32 = 0x320;
 const APIC_LVT_LINT0: u32 = 0x350;
 const APIC_LVT_LINT1: u32 = 0x360;
 const APIC_LVT_ERROR: u32 = 0x370;
+const APIC_TMICT: u32 = 0x380;
+const APIC_TMCCT: u32 = 0x390;
+const APIC_TDCR: u32 = 0x3e0;
+/// Divide by 16 (Linux `APIC_TDR_DIV_16`).
+const APIC_TDR_DIV_16: u32 = 0b0011;
+const APIC_LVT_TIMER_PERIODIC: u32 = 1 << 17;
 
 const APIC_SPIV_ENABLE: u32 = 1 << 8;
 const APIC_LVT_MASKED: u32 = 1 << 16;
@@ -44,8 +56,17 @@ const APIC_INT_LEVELTRIG: u32 = 0x8000;
 
 /// Spurious-interrupt vector (Linux `SPURIOUS_APIC_VECTOR`).
 pub const SPURIOUS_VECTOR: u8 = 0xff;
+/// Local timer vector (Linux `LOCAL_TIMER_VECTOR`).
+pub const LOCAL_TIMER_VECTOR: u8 = 0xec;
+/// Timer ticks per second (Linux `CONFIG_HZ_250`).
+pub const HZ: u64 = 250;
 
 static X2APIC: AtomicBool = AtomicBool::new(false);
+/// APIC timer counts (at divide-by-16) per tick; 0 until calibrated.
+static TICKS_PER_JIFFY: AtomicU64 = AtomicU64::new(0);
+static JIFFIES: AtomicU64 = AtomicU64::new(0);
+/// Ticks seen per CPU.
+static CPU_TICKS: [AtomicU64; super::acpi::MAX_CPUS] = [const { AtomicU64::new(0) }; super::acpi::MAX_CPUS];
 /// Virtual address of the xAPIC register page (0 until mapped).
 static MMIO: AtomicU64 = AtomicU64::new(0);
 
@@ -121,6 +142,54 @@ pub fn setup_local_apic() {
     write(APIC_ESR, 0);
     write(APIC_ESR, 0);
     eoi();
+}
+
+/// Measures the timer against the TSC over 10 ms (Linux
+/// `calibrate_APIC_clock`); returns the APIC timer frequency in Hz.
+fn calibrate_timer() -> u64 {
+    write(APIC_TDCR, APIC_TDR_DIV_16);
+    write(APIC_LVT_TIMER, APIC_LVT_MASKED);
+    write(APIC_TMICT, u32::MAX);
+    let start = super::tsc::now_ns();
+    while super::tsc::now_ns() < start + 10_000_000 {
+        core::hint::spin_loop();
+    }
+    let elapsed = u64::from(u32::MAX - read(APIC_TMCCT));
+    write(APIC_TMICT, 0);
+    elapsed * 100
+}
+
+/// Starts this CPU's periodic tick (calibrating first on the boot CPU).
+pub fn setup_timer() {
+    if TICKS_PER_JIFFY.load(Ordering::Relaxed) == 0 {
+        let hz = calibrate_timer();
+        TICKS_PER_JIFFY.store((hz / HZ).max(1), Ordering::Relaxed);
+        log::info!("APIC timer: {}.{:03} MHz bus clock / 16, HZ={HZ}", hz * 16 / 1_000_000, hz * 16 / 1000 % 1000);
+    }
+    write(APIC_TDCR, APIC_TDR_DIV_16);
+    write(APIC_LVT_TIMER, APIC_LVT_TIMER_PERIODIC | u32::from(LOCAL_TIMER_VECTOR));
+    write(APIC_TMICT, TICKS_PER_JIFFY.load(Ordering::Relaxed) as u32);
+}
+
+/// The [`LOCAL_TIMER_VECTOR`] handler (Linux `local_apic_timer_interrupt`
+/// -> `tick_handle_periodic`).
+pub fn timer_interrupt() {
+    let cpu = super::smp::smp_processor_id() as usize;
+    CPU_TICKS[cpu].fetch_add(1, Ordering::Relaxed);
+    if cpu == 0 {
+        JIFFIES.fetch_add(1, Ordering::Relaxed);
+    }
+    eoi();
+}
+
+/// Ticks since the timer started (Linux `jiffies`), counted by CPU 0.
+pub fn jiffies() -> u64 {
+    JIFFIES.load(Ordering::Relaxed)
+}
+
+/// Timer ticks CPU `cpu` has taken.
+pub fn cpu_ticks(cpu: u32) -> u64 {
+    CPU_TICKS.get(cpu as usize).map_or(0, |t| t.load(Ordering::Relaxed))
 }
 
 /// Signals end of interrupt.

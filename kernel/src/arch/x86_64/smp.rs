@@ -395,6 +395,7 @@ extern "C" fn ap_main(cpu: u64) -> ! {
     gdt_and_idt_for_ap(c);
     pgtable::enable_protection(cpu::features());
     apic::setup_local_apic();
+    apic::setup_timer();
     PCPU[c].apic_id.store(apic::id(), Ordering::Relaxed);
     ONLINE.fetch_or(1 << c, Ordering::AcqRel);
     AP_ALIVE.store(cpu as u32, Ordering::Release);
@@ -416,10 +417,13 @@ fn udelay(us: u64) {
     }
 }
 
-/// Brings up every CPU the MADT lists (Linux `smp_init`), then enables
-/// interrupts on the boot CPU so it answers shootdowns.
+/// Starts the boot CPU's timer, brings up every CPU the MADT lists (Linux
+/// `smp_init`), then enables interrupts on the boot CPU so it ticks and
+/// answers shootdowns.
 pub fn smp_init() {
     PCPU[0].apic_id.store(apic::id(), Ordering::Relaxed);
+    // Calibrated here, once; the APs reuse the figure.
+    apic::setup_timer();
     let Some(madt) = MADT.get() else {
         x86_64::instructions::interrupts::enable();
         return;
