@@ -157,7 +157,7 @@ unsafe impl mm::arch::PhysMemory for DirectMap {
 
 /// Brings the kernel up. Every binary calls this first.
 pub fn init(boot_info: &'static mut BootInfo) {
-    arch::smp::init_bsp_percpu();
+    crate::percpu::init_boot_gs();
     printk::init();
     tsc::calibrate();
     cmdline::init();

@@ -23,6 +23,7 @@ pub mod kbench;
 pub mod ktest;
 pub mod mm;
 pub mod panic;
+pub mod percpu;
 pub mod printk;
 pub mod section;
 pub mod slab;

@@ -25,7 +25,7 @@ use log::{debug, info};
 use mm::arch::{CpuOps, IrqFlags, PhysMemory};
 use mm::gfp::Gfp;
 use mm::memblock::Memblock;
-use mm::mmzone::{MAX_NR_ZONES, NR_CPUS, NR_PAGE_ORDERS, PerCpuPageset, ZoneType};
+use mm::mmzone::{MAX_NR_ZONES, NR_PAGE_ORDERS, ZoneType};
 use mm::page::{MemMap, Page, pageblock_flags_len};
 use mm::page_alloc::{BadPage, PgData};
 use mm::vmstat::Buddyinfo;
@@ -65,10 +65,6 @@ static DIRECT_MAP: DirectMap = DirectMap;
 static MEMBLOCK: Once<Memblock> = Once::new();
 static PGDAT: Once<PgData<'static>> = Once::new();
 static BOOT_FREE: Once<[[u64; NR_PAGE_ORDERS]; MAX_NR_ZONES]> = Once::new();
-/// The per-cpu page lists of every possible CPU, zone-major (the layout
-/// `PgData::new` takes); the first `nr_cpu_ids` CPUs' are used. A dynamic
-/// per-CPU allocator (mm/percpu.c) will own these later.
-static PCP: [PerCpuPageset; MAX_NR_ZONES * NR_CPUS] = [const { PerCpuPageset::new() }; MAX_NR_ZONES * NR_CPUS];
 
 /// The page allocator ([`init`] must have run).
 ///
@@ -141,8 +137,11 @@ pub fn init(params: &BootParams) {
         Ok(map) => map,
         Err(e) => panic!("memory map: {e}"),
     };
-    let nr_cpus = crate::arch::x86_64::smp::nr_cpu_ids() as usize;
-    let pgdat = PgData::new(mem_map, &memblock, &DIRECT_MAP, &KERNEL_CPU, &PCP[..MAX_NR_ZONES * nr_cpus]);
+    let nr_cpus = crate::arch::x86_64::smp::nr_cpu_ids();
+    crate::percpu::setup_per_cpu_areas(&mut memblock, nr_cpus);
+    let pcp = crate::percpu::alloc_zone_pagesets(nr_cpus);
+    let events = crate::percpu::alloc_vm_events(nr_cpus);
+    let pgdat = PgData::new(mem_map, &memblock, &DIRECT_MAP, &KERNEL_CPU, pcp, events);
     let released = pgdat.memblock_free_all(&memblock);
     let pgdat = PGDAT.call_once(|| pgdat);
     let memblock = MEMBLOCK.call_once(|| memblock);

@@ -85,7 +85,7 @@ pub fn init(nr_cpus: u32) {
     )
     .unwrap_or_else(|e| panic!("vmalloc: {e}"));
     VMALLOC.call_once(|| vm);
-    info!("vmalloc: {:#x}-{:#x} ({} TiB)", VMALLOC_START, VMALLOC_END, (VMALLOC_END - VMALLOC_START) >> 40);
+    info!("{:#x}-{:#x} ({} TiB)", VMALLOC_START, VMALLOC_END, (VMALLOC_END - VMALLOC_START) >> 40);
 }
 
 /// The allocator.
@@ -94,6 +94,11 @@ pub fn init(nr_cpus: u32) {
 /// Before [`init`].
 pub fn vm() -> &'static KernelVmalloc {
     VMALLOC.get().expect("vmalloc used before vmalloc::init")
+}
+
+/// The allocator, if [`init`] has run.
+pub fn vm_if_ready() -> Option<&'static KernelVmalloc> {
+    VMALLOC.get()
 }
 
 /// Linux `vmalloc`.

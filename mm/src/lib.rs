@@ -27,6 +27,7 @@ pub mod page;
 pub mod page_alloc;
 pub mod page_flags;
 pub mod pagewalk;
+pub mod percpu;
 pub mod pgtable;
 pub mod ptdump;
 #[cfg(test)]

@@ -27,6 +27,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use spin::Mutex;
 
 use crate::list::PageList;
+use crate::percpu::PerCpuRef;
 
 /// The highest buddy order (Linux `MAX_PAGE_ORDER`): 4 MiB blocks.
 pub const MAX_PAGE_ORDER: u32 = 10;
@@ -274,11 +275,11 @@ pub struct Zone<'a> {
     pub(crate) pcp_batch: AtomicU32,
     pub(crate) lock: Mutex<ZoneFree>,
     /// The per-cpu lists, one per CPU.
-    pub(crate) pcp: &'a [PerCpuPageset],
+    pub(crate) pcp: PerCpuRef<'a, PerCpuPageset>,
 }
 
 impl<'a> Zone<'a> {
-    pub(crate) const fn new(zone_type: ZoneType, pcp: &'a [PerCpuPageset]) -> Zone<'a> {
+    pub(crate) const fn new(zone_type: ZoneType, pcp: PerCpuRef<'a, PerCpuPageset>) -> Zone<'a> {
         Zone {
             zone_type,
             start_pfn: 0,
@@ -351,6 +352,12 @@ impl<'a> Zone<'a> {
     /// (Linux `zone->lowmem_reserve[upper]`).
     pub fn lowmem_reserve(&self, upper: ZoneType) -> u64 {
         self.lowmem_reserve[upper as usize].load(Relaxed)
+    }
+
+    /// Where CPU `cpu`'s per-cpu lists of this zone live (0 if the CPU has
+    /// none), for checks that they are in per-CPU memory.
+    pub fn pcp_address(&self, cpu: usize) -> u64 {
+        self.pcp.get(cpu).map_or(0, |p| core::ptr::from_ref(p) as u64)
     }
 
     /// The per-cpu lists' `high` and `batch` (0 high: lists disabled).
@@ -486,7 +493,7 @@ mod tests {
 
     #[test]
     fn watermarks_and_lowmem_reserve_follow_managed_pages() {
-        let zones = ZoneType::ALL.map(|z| Zone::new(z, &[]));
+        let zones = ZoneType::ALL.map(|z| Zone::new(z, PerCpuRef::from_slice(&[])));
         zones[0].managed_pages.store(3_000, Relaxed);
         zones[1].managed_pages.store(200_000, Relaxed);
         zones[2].managed_pages.store(59_144, Relaxed);

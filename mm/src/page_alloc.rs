@@ -72,6 +72,8 @@ use crate::mmzone::{
 };
 use crate::page::{MemMap, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, Page};
 use crate::page_flags::PageFlags;
+use crate::percpu::PerCpuRef;
+use crate::vmstat::{VmEventItem, VmEventState};
 
 /// Allocation context flags (Linux `mm/internal.h` `ALLOC_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -228,6 +230,7 @@ pub struct PgData<'a> {
     phys: &'a dyn PhysMemory,
     cpu: &'a dyn CpuOps,
     nr_cpus: u32,
+    vm_events: PerCpuRef<'a, VmEventState>,
     debug_checks: AtomicBool,
     bad_pages: AtomicU64,
 }
@@ -357,27 +360,31 @@ impl<'a> PgData<'a> {
     /// Sets up zones over a memory map whose descriptors are all reserved
     /// pages of their zones (Linux `free_area_init`): each zone spans from
     /// its first to its last memblock memory pfn. `pcp` holds
-    /// [`MAX_NR_ZONES`] empty per-cpu pagesets per CPU; CPU ids from `cpu`
-    /// must stay below their number. Nothing is free until
+    /// empty per-cpu pagesets of every CPU, one view per zone (Linux
+    /// allocates them with `alloc_percpu`), and `vm_events` each CPU's
+    /// event counters; CPU ids from `cpu` must stay below their number. Nothing is free until
     /// [`PgData::memblock_free_all`].
     ///
     /// # Panics
-    /// If `pcp` does not hold a whole number of CPUs' pagesets, between 1
-    /// and [`mmzone::NR_CPUS`]: a caller bug.
+    /// If the zones' and the events' views do not cover the same number of
+    /// CPUs, between 1 and [`mmzone::NR_CPUS`]: a caller bug.
     pub fn new(
         mem_map: MemMap<'a>,
         memblock: &Memblock,
         phys: &'a dyn PhysMemory,
         cpu: &'a dyn CpuOps,
-        pcp: &'a [PerCpuPageset],
+        pcp: [PerCpuRef<'a, PerCpuPageset>; MAX_NR_ZONES],
+        vm_events: PerCpuRef<'a, VmEventState>,
     ) -> PgData<'a> {
-        let nr_cpus = pcp.len() / MAX_NR_ZONES;
+        let nr_cpus = pcp[0].len();
         assert!(
-            pcp.len().is_multiple_of(MAX_NR_ZONES) && (1..=mmzone::NR_CPUS).contains(&nr_cpus),
-            "{} per-cpu pagesets do not make whole CPUs",
-            pcp.len()
+            pcp.iter().all(|p| p.len() == nr_cpus)
+                && vm_events.len() == nr_cpus
+                && (1..=mmzone::NR_CPUS).contains(&nr_cpus),
+            "per-cpu pagesets for {:?} CPUs per zone",
+            pcp.map(|p| p.len())
         );
-        let mut zones = ZoneType::ALL.map(|z| Zone::new(z, &pcp[z as usize * nr_cpus..(z as usize + 1) * nr_cpus]));
+        let mut zones = ZoneType::ALL.map(|z| Zone::new(z, pcp[z as usize]));
         let (map_start, map_end) = (mem_map.start_pfn().as_u64(), mem_map.end_pfn().as_u64());
         for zone in &mut zones {
             let (lo, hi) = zone.zone_type().pfn_limits();
@@ -406,6 +413,7 @@ impl<'a> PgData<'a> {
             phys,
             cpu,
             nr_cpus: nr_cpus as u32,
+            vm_events,
             debug_checks: AtomicBool::new(cfg!(debug_assertions)),
             bad_pages: AtomicU64::new(0),
         }
@@ -480,10 +488,34 @@ impl<'a> PgData<'a> {
             return None;
         }
         let fast = AllocFlags(AllocFlags::WMARK_LOW);
-        if let Some(pfn) = self.get_page_from_freelist(gfp, order, fast) {
-            return Some(pfn);
+        let pfn = match self.get_page_from_freelist(gfp, order, fast) {
+            Some(pfn) => pfn,
+            None => self.alloc_pages_slowpath(gfp, order)?,
+        };
+        let item = match self.mem_map.page(pfn.as_u64()).zone() {
+            ZoneType::Dma => VmEventItem::PgallocDma,
+            ZoneType::Dma32 => VmEventItem::PgallocDma32,
+            ZoneType::Normal => VmEventItem::PgallocNormal,
+        };
+        self.count_vm_events(item, 1 << order);
+        Some(pfn)
+    }
+
+    /// Adds to this CPU's event counter (Linux `count_vm_events`).
+    fn count_vm_events(&self, item: VmEventItem, n: u64) {
+        if let Some(events) = self.vm_events.get(self.pcp_index()) {
+            events.add(item, n);
         }
-        self.alloc_pages_slowpath(gfp, order)
+    }
+
+    /// An event counter summed over CPUs (Linux `all_vm_events`).
+    pub fn all_vm_events(&self, item: VmEventItem) -> u64 {
+        self.vm_events.iter().map(|e| e.get(item)).sum()
+    }
+
+    /// CPU `cpu`'s event counters.
+    pub fn vm_events(&self, cpu: usize) -> Option<&VmEventState> {
+        self.vm_events.get(cpu)
     }
 
     /// Linux `__alloc_pages_slowpath`, minus reclaim and compaction.
@@ -725,6 +757,7 @@ impl<'a> PgData<'a> {
     /// Linux `free_the_page` and `free_pages_prepare`.
     fn free_the_page(&self, pfn: u64, order: u32) -> Result<(), BadPage> {
         self.free_pages_prepare(pfn, order)?;
+        self.count_vm_events(VmEventItem::Pgfree, 1 << order);
         self.with_irqs_off(|| {
             let zone = self.zone(self.mem_map.page(pfn).zone());
             if order <= PAGE_ALLOC_COSTLY_ORDER && zone.pcp_high.load(Relaxed) != 0 {
@@ -854,7 +887,7 @@ impl<'a> PgData<'a> {
     pub fn drain_all_pages(&self) {
         self.with_irqs_off(|| {
             for zone in &self.zones {
-                for pcp in zone.pcp {
+                for pcp in zone.pcp.iter() {
                     let mut pcp = pcp.0.lock();
                     let count = pcp.count;
                     self.free_pcppages_bulk(zone, &mut pcp, count);

@@ -13,6 +13,8 @@ use crate::memblock::Memblock;
 use crate::mmzone::{MAX_NR_ZONES, PerCpuPageset, ZoneType};
 use crate::page::{MemMap, PAGEBLOCK_NR_PAGES, Page, pageblock_flags_len};
 use crate::page_alloc::PgData;
+use crate::percpu::PerCpuRef;
+use crate::vmstat::VmEventState;
 
 thread_local! {
     static CPU_ID: Cell<u32> = const { Cell::new(0) };
@@ -153,6 +155,7 @@ pub(crate) struct Sim {
     pub(crate) memblock: Memblock,
     cpu: SimCpu,
     pcp: Vec<PerCpuPageset>,
+    events: Vec<VmEventState>,
     start_pfn: u64,
 }
 
@@ -179,7 +182,8 @@ impl Sim {
         let blocks = (0..pageblock_flags_len(nr_pages)).map(|_| AtomicU8::new(0)).collect();
         let ram = SimRam::new(start, (end - start) as usize);
         let pcp = (0..MAX_NR_ZONES * SIM_CPUS).map(|_| PerCpuPageset::new()).collect();
-        Sim { ram, pages, blocks, memblock, cpu: SimCpu, pcp, start_pfn }
+        let events = (0..SIM_CPUS).map(|_| VmEventState::new()).collect();
+        Sim { ram, pages, blocks, memblock, cpu: SimCpu, pcp, events, start_pfn }
     }
 
     /// `size` bytes of memory from 0, nothing reserved.
@@ -191,8 +195,10 @@ impl Sim {
     /// `nr_cpus` CPUs. Call once per machine.
     pub(crate) fn pgdat(&self, nr_cpus: usize) -> PgData<'_> {
         let map = MemMap::new(Pfn::new(self.start_pfn), &self.pages, &self.blocks).unwrap();
-        let pcp = &self.pcp[..MAX_NR_ZONES * nr_cpus];
-        let pgdat = PgData::new(map, &self.memblock, &self.ram, &self.cpu, pcp);
+        // Zone-major: each zone's pagesets for CPUs 0..nr_cpus in a row.
+        let pcp = core::array::from_fn(|z| PerCpuRef::from_slice(&self.pcp[z * SIM_CPUS..z * SIM_CPUS + nr_cpus]));
+        let events = PerCpuRef::from_slice(&self.events[..nr_cpus]);
+        let pgdat = PgData::new(map, &self.memblock, &self.ram, &self.cpu, pcp, events);
         pgdat.memblock_free_all(&self.memblock);
         pgdat
     }

@@ -14,6 +14,7 @@ mod boot;
 mod exceptions;
 mod harness;
 mod page_alloc;
+mod percpu;
 mod pgtable;
 mod selftest;
 mod slab;

@@ -1,6 +1,7 @@
 //! SMP on 1, 2 and 4 CPUs: every CPU comes up with its own identity and
 //! tables, kernel TLB shootdowns reach every CPU, and the buddy allocator,
-//! SLUB and vmalloc stay consistent when all CPUs hammer them at once.
+//! SLUB, vmalloc and percpu stay consistent when all CPUs hammer them at
+//! once.
 
 use core::hint::black_box;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -176,6 +177,23 @@ fn stress(seed: u64) -> u64 {
                 objs[slot] = (p as u64, size);
             }
         }
+        // A per-CPU counter: allocated, bumped on this CPU, checked, freed.
+        if step % 16 == 0 {
+            match kernel::percpu::alloc_percpu(8 << (next() % 6), 8) {
+                Ok(p) => {
+                    // SAFETY: the allocation starts with a u64.
+                    unsafe { p.this_cpu_add_u64(step + 1) };
+                    // SAFETY: this CPU's copy, written just above.
+                    let mine = unsafe { p.this_cpu_ptr().as_ptr::<u64>().read_volatile() };
+                    if mine != step + 1 || kernel::percpu::free_percpu(p).is_err() {
+                        ERRORS.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Err(_) => {
+                    ERRORS.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
         // vmalloc areas of 1..4 pages (their frees drive TLB shootdowns).
         if step % 8 == 0 {
             let slot = (next() % 4) as usize;
@@ -221,7 +239,7 @@ fn tag_of(pfn: u64) -> u64 {
 }
 
 #[ktest(cpus = 4, timeout = 300)]
-fn all_cpus_hammering_buddy_slub_and_vmalloc_leave_them_consistent() {
+fn all_cpus_hammering_buddy_slub_vmalloc_and_percpu_leave_them_consistent() {
     let pgdat = kmm::pgdat();
     let slab = kslab::slab().expect("slab");
     // Warm-up round: caches and page tables the stress needs get built.
@@ -242,6 +260,7 @@ fn all_cpus_hammering_buddy_slub_and_vmalloc_leave_them_consistent() {
     slab.for_each_cache(|c| invalid += u32::from(slab.validate_slab_cache(c).is_err()));
     assert_eq!(invalid, 0, "slab caches fail validation");
     kvm::vm().with_areas(|a| a.check()).expect("vmap areas consistent");
+    kernel::percpu::with_allocator(|a| a.check()).expect("percpu is up").expect("percpu allocator consistent");
     slab.shrink_all();
     kvm::vm().purge_vmap_area_lazy();
     let after = buddy_free_pages();

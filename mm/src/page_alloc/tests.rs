@@ -8,7 +8,7 @@ use super::*;
 use crate::gfp::{GFP_ATOMIC, GFP_DMA, GFP_DMA32, GFP_HIGHUSER_MOVABLE, GFP_KERNEL, GFP_NOWAIT};
 use crate::mmzone::MAX_DMA32_PFN;
 use crate::sim::{Sim, set_cpu};
-use crate::vmstat::{Buddyinfo, Pagetypeinfo};
+use crate::vmstat::{Buddyinfo, Pagetypeinfo, VmEventItem, Vmstat};
 
 const MIB: u64 = 1 << 20;
 const QUIET: Gfp = Gfp::NOWARN;
@@ -108,6 +108,24 @@ fn zonelist_falls_back_to_lower_zones_and_respects_zone_modifiers() {
             zone.name()
         );
     }
+}
+
+#[test]
+fn vm_events_count_pages_per_zone_and_per_cpu() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(2);
+    set_cpu(1);
+    let dma = pgdat.alloc_pages(GFP_DMA, 2).unwrap();
+    let dma32 = pgdat.alloc_pages(GFP_KERNEL, 0).unwrap();
+    set_cpu(0);
+    pgdat.free_pages(dma, 2).unwrap();
+    pgdat.free_pages(dma32, 0).unwrap();
+    let on = |cpu: usize, item| pgdat.vm_events(cpu).unwrap().get(item);
+    assert_eq!((on(1, VmEventItem::PgallocDma), on(1, VmEventItem::PgallocDma32)), (4, 1));
+    assert_eq!((on(0, VmEventItem::PgallocDma), on(1, VmEventItem::Pgfree), on(0, VmEventItem::Pgfree)), (0, 0, 5));
+    let text = Vmstat(&pgdat).to_string();
+    assert!(text.contains("pgalloc_dma 4\npgalloc_dma32 1\npgalloc_normal 0\npgfree 5\n"), "{text}");
+    assert!(text.starts_with("nr_free_pages "), "{text}");
 }
 
 #[test]

@@ -3,9 +3,10 @@
 //! `arch/x86/realmode/rm/trampoline_64.S`, `kernel/smp.c`,
 //! `arch/x86/include/asm/current.h`'s `pcpu_hot`).
 //!
-//! Each CPU's GS base points at its [`PcpuHot`], whose first field is the
-//! CPU number, so [`smp_processor_id`] is one `gs`-relative load (Linux's
-//! `this_cpu_read(pcpu_hot.cpu_number)`).
+//! Each CPU's GS base points at its per-CPU area (`crate::percpu`), so
+//! [`smp_processor_id`] is one `gs`-relative load (Linux's
+//! `this_cpu_read(pcpu_hot.cpu_number)`). [`PcpuHot`] holds what other
+//! CPUs must reach by number (APIC id, IST ranges, queued work).
 //!
 //! Bring-up, one AP at a time (Linux `do_boot_cpu`): the trampoline (16-bit
 //! code that enters protected mode, enables PAE and long mode on the
@@ -31,13 +32,12 @@
 //!
 //! Lock order: `CALL_LOCK` is a leaf (nothing is taken under it).
 
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use log::{info, warn};
 use mm::pgtable::{FreeTables, PAGE_KERNEL_ROX, PageSize, TlbGather};
 use mm::{PAGE_SIZE, PhysAddr, VirtAddr};
 use spin::{Mutex, Once};
-use x86_64::registers::model_specific::GsBase;
 
 use super::acpi::{MAX_CPUS, Madt};
 use super::gdt::IstRange;
@@ -46,11 +46,9 @@ use super::{apic, cpu, gdt, pgtable, traps, tsc};
 /// Vector of cross-CPU function calls (Linux `CALL_FUNCTION_VECTOR`).
 pub const CALL_FUNCTION_VECTOR: u8 = 0xfb;
 
-/// The hot per-CPU data (Linux `struct pcpu_hot`).
+/// Per-CPU data other CPUs reach by CPU number.
 #[repr(C, align(64))]
 pub struct PcpuHot {
-    /// Logical CPU number; first, so `gs:[0]` reads it.
-    cpu_number: u32,
     apic_id: AtomicU32,
     ist: Mutex<Option<[IstRange; 3]>>,
     /// Work for [`run_on_cpu`]: function, argument, result, state.
@@ -64,54 +62,25 @@ const WORK_IDLE: u32 = 0;
 const WORK_QUEUED: u32 = 1;
 const WORK_DONE: u32 = 2;
 
-static PCPU: [PcpuHot; MAX_CPUS] = {
-    let mut cpus = [const {
-        PcpuHot {
-            cpu_number: 0,
-            apic_id: AtomicU32::new(0),
-            ist: Mutex::new(None),
-            work_fn: AtomicU64::new(0),
-            work_arg: AtomicU64::new(0),
-            work_result: AtomicU64::new(0),
-            work_state: AtomicU32::new(WORK_IDLE),
-        }
-    }; MAX_CPUS];
-    let mut i = 0;
-    while i < MAX_CPUS {
-        cpus[i].cpu_number = i as u32;
-        i += 1;
+static PCPU: [PcpuHot; MAX_CPUS] = [const {
+    PcpuHot {
+        apic_id: AtomicU32::new(0),
+        ist: Mutex::new(None),
+        work_fn: AtomicU64::new(0),
+        work_arg: AtomicU64::new(0),
+        work_result: AtomicU64::new(0),
+        work_state: AtomicU32::new(WORK_IDLE),
     }
-    cpus
-};
+}; MAX_CPUS];
 
-/// Whether GS points at a [`PcpuHot`] on this CPU.
-static GS_READY: AtomicBool = AtomicBool::new(false);
 /// Bit n: CPU n is online.
 static ONLINE: AtomicU64 = AtomicU64::new(1);
 static MADT: Once<Madt> = Once::new();
 
-fn set_gs(cpu: usize) {
-    GsBase::write(x86_64::VirtAddr::from_ptr(&PCPU[cpu]));
-}
-
-/// Points the boot CPU's GS at its per-CPU data. First thing at boot.
-pub fn init_bsp_percpu() {
-    set_gs(0);
-    GS_READY.store(true, Ordering::Release);
-}
-
 /// The executing CPU's number (Linux `smp_processor_id`).
 #[inline]
 pub fn smp_processor_id() -> u32 {
-    if !GS_READY.load(Ordering::Relaxed) {
-        return 0;
-    }
-    let id: u32;
-    // SAFETY: GS base points at this CPU's PcpuHot (set before GS_READY,
-    // on APs before they run Rust code), whose first field is the u32 CPU
-    // number; reading it has no side effects.
-    unsafe { core::arch::asm!("mov {:e}, gs:[0]", out(reg) id, options(nostack, preserves_flags, readonly)) };
-    id
+    crate::percpu::smp_processor_id()
 }
 
 /// This CPU's IST stacks, if it is an AP with its own.
@@ -391,7 +360,7 @@ static AP_ALIVE: AtomicU32 = AtomicU32::new(u32::MAX);
 /// Rust entry of an application processor (from the trampoline).
 extern "C" fn ap_main(cpu: u64) -> ! {
     let c = cpu as usize;
-    set_gs(c);
+    crate::percpu::load_gs(cpu as u32);
     gdt_and_idt_for_ap(c);
     pgtable::enable_protection(cpu::features());
     apic::setup_local_apic();
