@@ -12,7 +12,7 @@ use core::ops::ControlFlow;
 use core::sync::atomic::Ordering;
 
 use crate::addr::{PhysAddr, VirtAddr};
-use crate::pgtable::{Entry, Leaf, Level, PageTable, PteFormat};
+use crate::pgtable::{Entry, Leaf, Level, PageTable, PteFormat, entry_ranges};
 
 /// What a walk does at each leaf and hole.
 pub trait PageWalkOps {
@@ -55,11 +55,8 @@ fn walk_level<F: PteFormat>(
 ) -> ControlFlow<()> {
     let entries = pt.table(table);
     let size = level.entry_size();
-    let mut va = start;
-    while va < end {
-        let next = (va & !(size - 1)).wrapping_add(size);
-        let entry_end = if next == 0 || next > end { end } else { next };
-        match pt.format().decode(entries[level.index(va)].load(Ordering::Acquire), level) {
+    for (index, va, entry_end) in entry_ranges(level, start, end) {
+        match pt.format().decode(entries[index].load(Ordering::Acquire), level) {
             Entry::None => ops.hole(va, entry_end, level)?,
             Entry::Leaf(leaf) => {
                 let offset = va & (size - 1);
@@ -70,7 +67,6 @@ fn walk_level<F: PteFormat>(
                 walk_level(pt, lower_table, lower, va, entry_end, ops)?;
             }
         }
-        va = entry_end;
     }
     ControlFlow::Continue(())
 }

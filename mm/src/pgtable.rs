@@ -465,12 +465,38 @@ fn free_table(pgdat: &PgData<'_>, pfn: Pfn) {
     let _ = pgdat.free_pages(pfn, 0);
 }
 
+/// The entries of a table at `level` that `[start, end)` touches, in
+/// order: each entry's index and the part of the range it covers (Linux's
+/// `p*d_addr_end` loops). `end` of 0 is never produced: ranges never wrap.
+pub(crate) fn entry_ranges(level: Level, start: u64, end: u64) -> impl Iterator<Item = (usize, u64, u64)> {
+    let size = level.entry_size();
+    let mut va = start;
+    core::iter::from_fn(move || {
+        (va < end).then(|| {
+            let next = (va & !(size - 1)).wrapping_add(size);
+            let entry_end = if next == 0 || next > end { end } else { next };
+            let item = (level.index(va), va, entry_end);
+            va = entry_end;
+            item
+        })
+    })
+}
+
 /// A page-table tree and the allocator its tables come from.
 pub struct PageTable<'a, F: PteFormat> {
     root: PhysAddr,
     user: bool,
     fmt: &'a F,
     pgdat: &'a PgData<'a>,
+}
+
+/// What [`PageTable::change_level`] does to the leaves of a range.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RangeOp {
+    /// Clear them, freeing emptied tables or not.
+    Unmap(FreeTables),
+    /// Give them this protection.
+    Protect(PgProt),
 }
 
 /// Where [`PageTable::map`]'s leaves point.
@@ -608,7 +634,8 @@ impl<'a, F: PteFormat> PageTable<'a, F> {
             // Undo: the range [virt, done) holds only what this call mapped.
             // Splitting cannot be needed (leaves were placed on aligned
             // boundaries inside the range), so this cannot fail.
-            let _ = self.unmap_level(self.root, Level::Pgd, virt.as_u64(), done, FreeTables::No, gather);
+            let _ =
+                self.change_level(self.root, Level::Pgd, virt.as_u64(), done, RangeOp::Unmap(FreeTables::No), gather);
         }
         result
     }
@@ -624,11 +651,8 @@ impl<'a, F: PteFormat> PageTable<'a, F> {
     ) -> Result<(), PgtableError> {
         let entries = self.table(table);
         let size = level.entry_size();
-        let mut va = start;
-        while va < end {
-            let next = (va & !(size - 1)).wrapping_add(size);
-            let entry_end = if next == 0 || next > end { end } else { next };
-            let slot = &entries[level.index(va)];
+        for (index, va, entry_end) in entry_ranges(level, start, end) {
+            let slot = &entries[index];
             let offset = va - args.start;
             let phys = args.src.phys(offset);
             let leaf_size = PageSize::at_level(level).filter(|&s| {
@@ -654,7 +678,6 @@ impl<'a, F: PteFormat> PageTable<'a, F> {
                 };
                 self.map_level(next_table, lower, va, entry_end, args, gather)?;
             }
-            va = entry_end;
         }
         Ok(())
     }
@@ -767,56 +790,7 @@ impl<'a, F: PteFormat> PageTable<'a, F> {
         gather: &mut TlbGather,
     ) -> Result<u64, PgtableError> {
         let end = Self::check_range(virt, size)?;
-        self.unmap_level(self.root, Level::Pgd, virt.as_u64(), end, free, gather)
-    }
-
-    fn unmap_level(
-        &self,
-        table: PhysAddr,
-        level: Level,
-        start: u64,
-        end: u64,
-        free: FreeTables,
-        gather: &mut TlbGather,
-    ) -> Result<u64, PgtableError> {
-        let entries = self.table(table);
-        let size = level.entry_size();
-        let mut unmapped = 0;
-        let mut va = start;
-        while va < end {
-            let next = (va & !(size - 1)).wrapping_add(size);
-            let entry_end = if next == 0 || next > end { end } else { next };
-            let slot = &entries[level.index(va)];
-            let whole = va.is_multiple_of(size) && entry_end - va == size;
-            match self.fmt.decode(slot.load(Ordering::Acquire), level) {
-                Entry::None => {}
-                Entry::Leaf(_) if whole => {
-                    slot.store(0, Ordering::Release);
-                    gather.add_range(va, entry_end);
-                    unmapped += size;
-                }
-                Entry::Leaf(_) => {
-                    let lower_table = self.split(slot, level, va, gather)?;
-                    let lower = level.lower().ok_or(PgtableError::BadRange)?;
-                    unmapped += self.unmap_level(lower_table, lower, va, entry_end, free, gather)?;
-                }
-                Entry::Table(lower_table) => {
-                    let lower = level.lower().ok_or(PgtableError::BadRange)?;
-                    unmapped += self.unmap_level(lower_table, lower, va, entry_end, free, gather)?;
-                    if free == FreeTables::Yes
-                        && matches!(level, Level::Pud | Level::Pmd)
-                        && self.table(lower_table).iter().all(|e| e.load(Ordering::Acquire) == 0)
-                    {
-                        slot.store(0, Ordering::Release);
-                        let base = va & !(size - 1);
-                        gather.add_range(base, base + size);
-                        gather.tables.push_back(self.pgdat.mem_map(), lower_table.pfn());
-                    }
-                }
-            }
-            va = entry_end;
-        }
-        Ok(unmapped)
+        self.change_level(self.root, Level::Pgd, virt.as_u64(), end, RangeOp::Unmap(free), gather)
     }
 
     /// Sets the protection of every mapped leaf in `[virt, virt + size)` to
@@ -831,49 +805,60 @@ impl<'a, F: PteFormat> PageTable<'a, F> {
         gather: &mut TlbGather,
     ) -> Result<u64, PgtableError> {
         let end = Self::check_range(virt, size)?;
-        self.protect_level(self.root, Level::Pgd, virt.as_u64(), end, prot, gather)
+        self.change_level(self.root, Level::Pgd, virt.as_u64(), end, RangeOp::Protect(prot), gather)
     }
 
-    fn protect_level(
+    /// The walk behind [`PageTable::unmap`] and [`PageTable::protect`]:
+    /// leaves wholly inside the range get `op`, leaves straddling its ends
+    /// are split first, tables are descended. Returns the bytes the range
+    /// had mapped.
+    fn change_level(
         &self,
         table: PhysAddr,
         level: Level,
         start: u64,
         end: u64,
-        prot: PgProt,
+        op: RangeOp,
         gather: &mut TlbGather,
     ) -> Result<u64, PgtableError> {
         let entries = self.table(table);
         let size = level.entry_size();
-        let mut changed = 0;
-        let mut va = start;
-        while va < end {
-            let next = (va & !(size - 1)).wrapping_add(size);
-            let entry_end = if next == 0 || next > end { end } else { next };
-            let slot = &entries[level.index(va)];
+        let mut done = 0;
+        for (index, va, entry_end) in entry_ranges(level, start, end) {
+            let slot = &entries[index];
             let whole = va.is_multiple_of(size) && entry_end - va == size;
-            match self.fmt.decode(slot.load(Ordering::Acquire), level) {
-                Entry::None => {}
-                Entry::Leaf(leaf) if whole || leaf.prot == prot => {
+            let lower_table = match (self.fmt.decode(slot.load(Ordering::Acquire), level), op) {
+                (Entry::None, _) => continue,
+                (Entry::Leaf(_), RangeOp::Unmap(_)) if whole => {
+                    slot.store(0, Ordering::Release);
+                    gather.add_range(va, entry_end);
+                    done += size;
+                    continue;
+                }
+                (Entry::Leaf(leaf), RangeOp::Protect(prot)) if whole || leaf.prot == prot => {
                     if leaf.prot != prot {
                         slot.store(self.fmt.encode_leaf(Leaf { prot, ..leaf }), Ordering::Release);
                         gather.add_range(va, entry_end);
                     }
-                    changed += entry_end - va;
+                    done += entry_end - va;
+                    continue;
                 }
-                Entry::Leaf(_) => {
-                    let lower_table = self.split(slot, level, va, gather)?;
-                    let lower = level.lower().ok_or(PgtableError::BadRange)?;
-                    changed += self.protect_level(lower_table, lower, va, entry_end, prot, gather)?;
-                }
-                Entry::Table(lower_table) => {
-                    let lower = level.lower().ok_or(PgtableError::BadRange)?;
-                    changed += self.protect_level(lower_table, lower, va, entry_end, prot, gather)?;
-                }
+                (Entry::Leaf(_), _) => self.split(slot, level, va, gather)?,
+                (Entry::Table(lower_table), _) => lower_table,
+            };
+            let lower = level.lower().ok_or(PgtableError::BadRange)?;
+            done += self.change_level(lower_table, lower, va, entry_end, op, gather)?;
+            if op == RangeOp::Unmap(FreeTables::Yes)
+                && matches!(level, Level::Pud | Level::Pmd)
+                && self.table(lower_table).iter().all(|e| e.load(Ordering::Acquire) == 0)
+            {
+                slot.store(0, Ordering::Release);
+                let base = va & !(size - 1);
+                gather.add_range(base, base + size);
+                gather.tables.push_back(self.pgdat.mem_map(), lower_table.pfn());
             }
-            va = entry_end;
         }
-        Ok(changed)
+        Ok(done)
     }
 
     /// The translation of `virt`: the leaf covering it, with `phys` moved to

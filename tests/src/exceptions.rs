@@ -99,7 +99,9 @@ fn recurse(depth: u64) -> u64 {
     recurse(black_box(depth + 1)) + frame[7]
 }
 
-extern "C" fn overflow_entry() -> ! {
+/// Recurses into the guard page below the current stack (shared with the
+/// vmalloc-stack test).
+pub(crate) extern "C" fn overflow_entry() -> ! {
     let n = recurse(0);
     panic!("recursion returned {n}; the guard page did not stop it");
 }

@@ -123,17 +123,6 @@ fn vmallocinfo_lists_areas_in_linux_format() {
     kvm::vfree(a).expect("vfree");
 }
 
-extern "C" fn overflow_entry() -> ! {
-    let n = recurse(0);
-    panic!("recursion returned {n}; the guard page did not stop it");
-}
-
-#[allow(unconditional_recursion)] // the point: overflow the stack
-fn recurse(depth: u64) -> u64 {
-    let frame = black_box([depth; 32]);
-    recurse(black_box(depth + 1)) + frame[7]
-}
-
 #[ktest(should_panic = "handled on the #DF IST stack: kernel stack overflow into a guard page")]
 fn overflowing_a_vmalloc_kernel_stack_is_caught_on_the_double_fault_stack() {
     let stack = kvm::alloc_thread_stack().expect("stack");
@@ -149,7 +138,7 @@ fn overflowing_a_vmalloc_kernel_stack_is_caught_on_the_double_fault_stack() {
             "xor ebp, ebp",
             "call {entry}",
             top = in(reg) top,
-            entry = sym overflow_entry,
+            entry = sym crate::exceptions::overflow_entry,
             options(noreturn),
         );
     }
