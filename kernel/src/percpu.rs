@@ -24,7 +24,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use mm::memblock::Memblock;
 use mm::mmzone::{MAX_NR_ZONES, PerCpuPageset};
-use mm::percpu::{PcpuAllocator, PcpuBackend, PcpuError, PerCpuRef};
+use mm::percpu::{PcpuAllocator, PcpuBackend, PcpuError, PerCpuRef, PercpuAlloc as PcpuAllocTrait};
 use mm::vmstat::VmEventState;
 use mm::{PAGE_SIZE, VirtAddr};
 use spin::Mutex;
@@ -233,6 +233,34 @@ pub fn free_percpu(ptr: PercpuPtr) -> Result<(), PcpuError> {
 pub fn with_allocator<R>(f: impl FnOnce(&PcpuAllocator<VmallocChunks>) -> R) -> Option<R> {
     let allocator = ALLOCATOR.lock();
     (allocator.nr_chunks() > 0).then(|| f(&allocator))
+}
+
+/// mm's [`PercpuAlloc`] (SLUB's per-CPU slabs) over [`alloc_percpu`].
+pub struct KernelPercpu;
+
+/// The kernel's per-CPU memory for mm.
+pub static KERNEL_PERCPU: KernelPercpu = KernelPercpu;
+
+// SAFETY: alloc_percpu returns memory zeroed in every unit, aligned as
+// asked, CPU n's copy UNIT_SIZE * n bytes after CPU 0's, for every CPU the
+// first chunk was made for (checked against nr_cpus), kept until
+// free_percpu.
+unsafe impl PcpuAllocTrait for KernelPercpu {
+    fn alloc(&self, size: usize, align: usize, nr_cpus: usize) -> Option<(NonNull<u8>, usize)> {
+        let units = with_allocator(|a| a.nr_units() as usize)?;
+        if nr_cpus > units {
+            return None;
+        }
+        let ptr = alloc_percpu(size as u64, align as u64).ok()?;
+        Some((NonNull::new(ptr.unit0().as_mut_ptr::<u8>())?, UNIT_SIZE as usize))
+    }
+
+    unsafe fn free(&self, base: NonNull<u8>) {
+        let Some(unit0) = VirtAddr::new(base.as_ptr() as u64) else { return };
+        if let Err(e) = free_percpu(PercpuPtr(unit0)) {
+            log::error!("{e}");
+        }
+    }
 }
 
 /// One `T` per CPU in per-CPU memory, each initialised with `init`, kept

@@ -76,7 +76,7 @@ pub fn init() {
     };
     let panic_on_error = cmdline::has("slub_debug_panic");
     let nr_cpus = crate::arch::x86_64::smp::nr_cpu_ids();
-    let slab = Slab::new(crate::mm::pgdat(), nr_cpus, debug, panic_on_error)
+    let slab = Slab::new(crate::mm::pgdat(), nr_cpus, &crate::percpu::KERNEL_PERCPU, debug, panic_on_error)
         .unwrap_or_else(|e| panic!("cannot start the slab allocator: {e}"));
     SLAB.call_once(|| slab);
     if debug.flags.is_empty() {

@@ -15,6 +15,26 @@ pub use chunk::*;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 
+/// Per-CPU memory on demand, for mm structures made at run time (SLUB's
+/// per-CPU slabs; Linux `alloc_percpu`/`free_percpu`). The kernel backs it
+/// with its per-CPU allocator, host tests with the heap.
+///
+/// # Safety
+/// `alloc(size, align, nr_cpus)` must return `(base, stride)` such that for
+/// every `n < nr_cpus`, `base + n * stride` starts `size` zeroed, writable
+/// bytes aligned to `align`, disjoint from each other and from everything
+/// else, until `free(base)`.
+pub unsafe trait PercpuAlloc: Sync {
+    /// `size` bytes per CPU for `nr_cpus` CPUs, or `None`.
+    fn alloc(&self, size: usize, align: usize, nr_cpus: usize) -> Option<(NonNull<u8>, usize)>;
+
+    /// Frees an allocation.
+    ///
+    /// # Safety
+    /// `base` came from [`PercpuAlloc::alloc`] and is not used afterwards.
+    unsafe fn free(&self, base: NonNull<u8>);
+}
+
 /// One `T` per CPU, `stride` bytes apart (Linux: a `__percpu` pointer and
 /// `per_cpu_ptr`).
 pub struct PerCpuRef<'a, T> {
@@ -57,6 +77,11 @@ impl<'a, T> PerCpuRef<'a, T> {
     /// shared references (or atomics/locks inside `T`) meanwhile.
     pub unsafe fn from_raw(base: NonNull<T>, stride: usize, nr: usize) -> Self {
         PerCpuRef { base, stride, nr, _life: PhantomData }
+    }
+
+    /// CPU 0's `T` (the address [`PercpuAlloc::free`] takes back).
+    pub fn as_non_null(&self) -> NonNull<T> {
+        self.base
     }
 
     /// Number of CPUs covered.

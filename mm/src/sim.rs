@@ -40,6 +40,49 @@ impl CpuOps for SimCpu {
     fn irq_restore(&self, _flags: IrqFlags) {}
 }
 
+/// Per-CPU memory from the heap: one block per allocation, CPU copies
+/// `stride` bytes apart. Live blocks are tracked so frees can be checked.
+pub(crate) struct SimPercpu {
+    live: std::sync::Mutex<Vec<(usize, std::alloc::Layout)>>,
+}
+
+/// The simulated machines' per-CPU memory (stateless apart from its
+/// bookkeeping, so one serves every test).
+pub(crate) static SIM_PERCPU: SimPercpu = SimPercpu::new();
+
+impl SimPercpu {
+    /// No blocks yet.
+    pub(crate) const fn new() -> Self {
+        SimPercpu { live: std::sync::Mutex::new(Vec::new()) }
+    }
+
+    /// Blocks allocated and not freed.
+    pub(crate) fn nr_live(&self) -> usize {
+        self.live.lock().unwrap().len()
+    }
+}
+
+// SAFETY: each allocation is a fresh zeroed heap block of nr_cpus strides,
+// each stride a multiple of `align` and at least `size`; freed once.
+unsafe impl crate::percpu::PercpuAlloc for SimPercpu {
+    fn alloc(&self, size: usize, align: usize, nr_cpus: usize) -> Option<(core::ptr::NonNull<u8>, usize)> {
+        let stride = size.next_multiple_of(align).max(align);
+        let layout = std::alloc::Layout::from_size_align(stride * nr_cpus.max(1), align).ok()?;
+        // SAFETY: the layout has a non-zero size.
+        let base = core::ptr::NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) })?;
+        self.live.lock().unwrap().push((base.as_ptr() as usize, layout));
+        Some((base, stride))
+    }
+
+    unsafe fn free(&self, base: core::ptr::NonNull<u8>) {
+        let mut live = self.live.lock().unwrap();
+        let at = live.iter().position(|&(b, _)| b == base.as_ptr() as usize).expect("free of an unknown percpu block");
+        let (_, layout) = live.swap_remove(at);
+        // SAFETY: allocated above with this layout, freed once.
+        unsafe { std::alloc::dealloc(base.as_ptr(), layout) };
+    }
+}
+
 /// A TLB that records what it was asked to flush.
 #[derive(Default)]
 pub(crate) struct SimTlb {

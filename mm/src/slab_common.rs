@@ -30,7 +30,8 @@ use crate::gfp::Gfp;
 use crate::mmzone::MAX_PAGE_ORDER;
 use crate::page_alloc::PgData;
 use crate::page_flags::PageFlags;
-use crate::slub::{KmemCache, SlabError, SlabFlags, SlabInfo, SlubCtx};
+use crate::percpu::PercpuAlloc;
+use crate::slub::{KmemCache, SlabError, SlabFlags, SlabInfo, SlubCtx, alloc_kmem_cache_cpus, free_kmem_cache_cpus};
 
 /// The kmalloc size classes (Linux `kmalloc_info`, without the 4 MiB ones).
 pub const KMALLOC_SIZES: [u32; 13] = [8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192];
@@ -131,6 +132,7 @@ impl fmt::Debug for CacheHandle<'_> {
 /// `kmem_cache` bootstrap cache).
 pub struct Slab<'a> {
     pgdat: &'a PgData<'a>,
+    percpu: &'a dyn PercpuAlloc,
     nr_cpus: u32,
     debug: SlubDebug<'a>,
     panic_on_error: bool,
@@ -145,19 +147,31 @@ impl<'a> Slab<'a> {
     /// `kmem_cache` cache on a page of its own, then the kmalloc caches.
     /// `debug` applies `slub_debug` to the caches it names, and
     /// `panic_on_error` panics on a detected corruption instead of
-    /// reporting it and continuing.
+    /// reporting it and continuing. Each cache's per-CPU slabs come from
+    /// `percpu` (Linux's `alloc_percpu` for `s->cpu_slab`).
     pub fn new(
         pgdat: &'a PgData<'a>,
         nr_cpus: u32,
+        percpu: &'a dyn PercpuAlloc,
         debug: SlubDebug<'a>,
         panic_on_error: bool,
     ) -> Result<Slab<'a>, SlabError> {
         let size = core::mem::size_of::<KmemCache>() as u64;
         let order = size.div_ceil(PAGE_SIZE).next_power_of_two().trailing_zeros();
-        let pfn = pgdat.alloc_pages(crate::gfp::GFP_KERNEL | Gfp::NOWARN, order).ok_or(SlabError::NoMemory)?;
         let flags = debug.flags_for("kmem_cache");
-        let boot =
-            KmemCache::new("kmem_cache", size as u32, core::mem::align_of::<KmemCache>() as u32, flags, None, nr_cpus)?;
+        let cpus = alloc_kmem_cache_cpus(percpu, nr_cpus).ok_or(SlabError::NoMemory)?;
+        let align = core::mem::align_of::<KmemCache>() as u32;
+        let boot = match KmemCache::new("kmem_cache", size as u32, align, flags, None, nr_cpus, cpus) {
+            Ok(boot) => boot,
+            Err(e) => {
+                // SAFETY: nothing else holds `cpus`.
+                unsafe { free_kmem_cache_cpus(percpu, cpus) };
+                return Err(e);
+            }
+        };
+        // The bootstrap cache and its per-CPU slabs live as long as the
+        // allocator; failing here leaks them, which only happens at boot.
+        let pfn = pgdat.alloc_pages(crate::gfp::GFP_KERNEL | Gfp::NOWARN, order).ok_or(SlabError::NoMemory)?;
         let at = pgdat.page_address(pfn).ok_or(SlabError::NoMemory)?.as_mut_ptr::<KmemCache>();
         // SAFETY: `at` is the direct-map address of 2^order fresh pages,
         // page aligned and at least `size` bytes, owned by the allocator
@@ -168,6 +182,7 @@ impl<'a> Slab<'a> {
         };
         let mut slab = Slab {
             pgdat,
+            percpu,
             nr_cpus,
             debug,
             panic_on_error,
@@ -216,9 +231,19 @@ impl<'a> Slab<'a> {
         ctor: Option<fn(&mut [u8])>,
     ) -> Result<&'a KmemCache, SlabError> {
         let flags = flags | self.debug.flags_for(name);
-        let cache = KmemCache::new(name, size, align, flags, ctor, self.nr_cpus)?;
-        let obj =
-            self.ctx().alloc(self.kmem_cache, crate::gfp::GFP_KERNEL, Location::caller()).ok_or(SlabError::NoMemory)?;
+        let cpus = alloc_kmem_cache_cpus(self.percpu, self.nr_cpus).ok_or(SlabError::NoMemory)?;
+        let made = KmemCache::new(name, size, align, flags, ctor, self.nr_cpus, cpus).and_then(|cache| {
+            let obj = self.ctx().alloc(self.kmem_cache, crate::gfp::GFP_KERNEL, Location::caller());
+            obj.map(|obj| (cache, obj)).ok_or(SlabError::NoMemory)
+        });
+        let (cache, obj) = match made {
+            Ok(made) => made,
+            Err(e) => {
+                // SAFETY: nothing else holds `cpus`.
+                unsafe { free_kmem_cache_cpus(self.percpu, cpus) };
+                return Err(e);
+            }
+        };
         let at = obj as *mut KmemCache;
         // SAFETY: `obj` is a fresh object of the kmem_cache cache, sized and
         // aligned for a `KmemCache`; it stays allocated until
@@ -228,8 +253,12 @@ impl<'a> Slab<'a> {
             &*at
         };
         if let Err(e) = self.register(cache) {
-            // SAFETY: nothing references the new cache yet.
-            unsafe { core::ptr::drop_in_place(at) };
+            // SAFETY: nothing references the new cache yet; its per-CPU
+            // slabs are empty.
+            unsafe {
+                core::ptr::drop_in_place(at);
+                free_kmem_cache_cpus(self.percpu, cpus);
+            }
             let _ = self.free_to(self.kmem_cache, obj, Location::caller());
             return Err(e);
         }
@@ -309,9 +338,14 @@ impl<'a> Slab<'a> {
             }
         }
         let obj = cache as *const KmemCache as u64;
+        let cpus = cache.cpu_slabs();
         // SAFETY: the handle was the only way to reach the cache and it is
-        // consumed; the registry entry is gone; the cache has no slabs.
-        unsafe { core::ptr::drop_in_place(obj as *mut KmemCache) };
+        // consumed; the registry entry is gone; the cache has no slabs, and
+        // its per-CPU slabs were flushed by the shrink above.
+        unsafe {
+            core::ptr::drop_in_place(obj as *mut KmemCache);
+            free_kmem_cache_cpus(self.percpu, cpus);
+        }
         let _ = self.free_to(self.kmem_cache, obj, Location::caller());
         Ok(())
     }

@@ -65,9 +65,9 @@ use spin::Mutex;
 use crate::addr::{PAGE_SIZE, Pfn, VirtAddr};
 use crate::gfp::Gfp;
 use crate::list::PageList;
-use crate::mmzone::NR_CPUS;
 use crate::page_alloc::PgData;
 use crate::page_flags::PageFlags;
+use crate::percpu::{PerCpuRef, PercpuAlloc};
 
 /// Red zone byte of a free object (Linux `SLUB_RED_INACTIVE`).
 pub const SLUB_RED_INACTIVE: u8 = 0xbb;
@@ -240,6 +240,42 @@ pub(crate) struct KmemCacheCpu {
     partial: PageList,
 }
 
+impl KmemCacheCpu {
+    /// No slab, nothing free.
+    const fn new() -> Self {
+        KmemCacheCpu { freelist: 0, nr_free: 0, slab: None, partial: PageList::new() }
+    }
+}
+
+/// The per-CPU slab states of a new cache, in per-CPU memory (Linux
+/// `alloc_kmem_cache_cpus`).
+pub(crate) fn alloc_kmem_cache_cpus(
+    percpu: &dyn PercpuAlloc,
+    nr_cpus: u32,
+) -> Option<PerCpuRef<'static, Mutex<KmemCacheCpu>>> {
+    let (size, align) = (core::mem::size_of::<Mutex<KmemCacheCpu>>(), core::mem::align_of::<Mutex<KmemCacheCpu>>());
+    let (base, stride) = percpu.alloc(size, align, nr_cpus as usize)?;
+    for n in 0..nr_cpus as usize {
+        // SAFETY: PercpuAlloc's contract: CPU n's copy is `size` bytes at
+        // base + n * stride, aligned and exclusively ours.
+        unsafe { base.as_ptr().add(n * stride).cast::<Mutex<KmemCacheCpu>>().write(Mutex::new(KmemCacheCpu::new())) };
+    }
+    // SAFETY: initialised above; the memory stays allocated until
+    // `free_kmem_cache_cpus`, which runs only once the cache (the only
+    // holder of this view) is unreachable.
+    Some(unsafe { PerCpuRef::from_raw(base.cast(), stride, nr_cpus as usize) })
+}
+
+/// Frees what [`alloc_kmem_cache_cpus`] made.
+///
+/// # Safety
+/// Nothing may use `cpus` (or the cache holding it) afterwards.
+pub(crate) unsafe fn free_kmem_cache_cpus(percpu: &dyn PercpuAlloc, cpus: PerCpuRef<'static, Mutex<KmemCacheCpu>>) {
+    // SAFETY: the base came from `alloc_kmem_cache_cpus`; the caller
+    // guarantees no further use. KmemCacheCpu needs no drop.
+    unsafe { percpu.free(cpus.as_non_null().cast()) };
+}
+
 /// The node's slab lists (Linux `struct kmem_cache_node`).
 #[derive(Debug)]
 pub(crate) struct KmemCacheNode {
@@ -272,7 +308,9 @@ pub struct KmemCache {
     objects: u32,
     min_partial: u64,
     cpu_partial_slabs: u32,
-    cpu: [Mutex<KmemCacheCpu>; NR_CPUS],
+    /// The per-CPU slabs, in per-CPU memory (Linux `s->cpu_slab`), until
+    /// the cache is destroyed.
+    cpu: PerCpuRef<'static, Mutex<KmemCacheCpu>>,
     node: Mutex<KmemCacheNode>,
     /// Reports of corruption in this cache.
     errors: AtomicU64,
@@ -336,6 +374,7 @@ impl KmemCache {
         flags: SlabFlags,
         ctor: Option<fn(&mut [u8])>,
         nr_cpus: u32,
+        cpu: PerCpuRef<'static, Mutex<KmemCacheCpu>>,
     ) -> Result<KmemCache, SlabError> {
         let bad = SlabError::BadGeometry { cache: name };
         if object_size == 0 || !align.is_power_of_two() || align > PAGE_SIZE as u32 {
@@ -396,11 +435,21 @@ impl KmemCache {
             objects,
             min_partial,
             cpu_partial_slabs,
-            cpu: [const { Mutex::new(KmemCacheCpu { freelist: 0, nr_free: 0, slab: None, partial: PageList::new() }) };
-                NR_CPUS],
+            cpu,
             node: Mutex::new(KmemCacheNode { partial: PageList::new(), full: PageList::new(), nr_slabs: 0 }),
             errors: AtomicU64::new(0),
         })
+    }
+
+    /// Where CPU `cpu`'s slab state of this cache lives (0 if the CPU has
+    /// none), for checks that it is in per-CPU memory.
+    pub fn cpu_slab_address(&self, cpu: usize) -> u64 {
+        self.cpu.get(cpu).map_or(0, |c| core::ptr::from_ref(c) as u64)
+    }
+
+    /// The per-CPU slabs (for freeing them with the cache).
+    pub(crate) fn cpu_slabs(&self) -> PerCpuRef<'static, Mutex<KmemCacheCpu>> {
+        self.cpu
     }
 
     /// The cache's name.
@@ -651,7 +700,7 @@ impl SlubCtx<'_, '_> {
     }
 
     fn alloc_fast(&self, s: &KmemCache, gfp: Gfp) -> Option<u64> {
-        let mut c = s.cpu[self.cpu_index()].lock();
+        let mut c = self.this_cpu_slab(s).lock();
         loop {
             if c.freelist != 0 {
                 let obj = c.freelist;
@@ -663,8 +712,10 @@ impl SlubCtx<'_, '_> {
         }
     }
 
-    fn cpu_index(&self) -> usize {
-        (self.pgdat.cpu().cpu_id() as usize).min(NR_CPUS - 1)
+    /// The executing CPU's slab of `s`.
+    fn this_cpu_slab<'c>(&self, s: &'c KmemCache) -> &'c Mutex<KmemCacheCpu> {
+        let cpu = (self.pgdat.cpu().cpu_id() as usize).min(s.cpu.len().saturating_sub(1));
+        &s.cpu[cpu]
     }
 
     /// Linux `___slab_alloc`: the cpu freelist is empty; take the cpu
@@ -724,7 +775,7 @@ impl SlubCtx<'_, '_> {
             if s.debug() {
                 return self.free_debug(s, slab, obj, caller);
             }
-            let mut c = s.cpu[self.cpu_index()].lock();
+            let mut c = self.this_cpu_slab(s).lock();
             if c.slab == Some(slab) {
                 if obj == c.freelist {
                     return Err(self.report(s, SlabError::DoubleFree { addr: obj, cache: s.name }, obj));
@@ -849,7 +900,7 @@ impl SlubCtx<'_, '_> {
             let mut inuse = 0u64;
             let mut cpu_free = 0u64;
             let mut seen = 0u64;
-            for c in &s.cpu {
+            for c in s.cpu.iter() {
                 let c = c.lock();
                 cpu_free += u64::from(c.nr_free);
                 for slab in c.slab.into_iter().chain(c.partial.iter(self.map())) {
@@ -890,7 +941,7 @@ impl SlubCtx<'_, '_> {
     pub(crate) fn validate(&self, s: &KmemCache) -> Result<u64, SlabError> {
         self.pgdat.with_irqs_off(|| {
             let mut slabs = 0;
-            for c in &s.cpu {
+            for c in s.cpu.iter() {
                 let c = c.lock();
                 let _n = s.node.lock();
                 if let Some(slab) = c.slab {

@@ -113,3 +113,25 @@ fn page_events_are_counted_on_the_allocating_cpu_in_per_cpu_memory() {
     assert_eq!(events.get(VmEventItem::Pgfree), free + 8);
     log::info!("/proc/vmstat:\n{}", mm::vmstat::Vmstat(pgdat));
 }
+
+#[ktest(cpus = 2)]
+fn slub_per_cpu_slabs_live_in_per_cpu_memory() {
+    let slab = kernel::slab::slab().expect("slab");
+    let mut caches = 0;
+    let mut misplaced = 0;
+    slab.for_each_cache(|c| {
+        caches += 1;
+        if c.cpu_slab_address(1).wrapping_sub(c.cpu_slab_address(0)) != UNIT_SIZE {
+            misplaced += 1;
+        }
+    });
+    assert!(caches > 13, "only {caches} caches");
+    assert_eq!(misplaced, 0, "caches whose CPU slabs are not one unit apart");
+    // A new cache's CPU slabs come from, and go back to, the allocator.
+    let before = kpcpu::with_allocator(|a| a.free_bytes()).expect("percpu");
+    let cache = slab.kmem_cache_create("pcpu_test", 48, 8, mm::slub::SlabFlags::empty(), None).expect("cache");
+    let during = kpcpu::with_allocator(|a| a.free_bytes()).expect("percpu");
+    assert!(during < before, "creating a cache took no per-CPU memory");
+    slab.kmem_cache_destroy(cache).map_err(|(_, e)| e).expect("destroy");
+    assert_eq!(kpcpu::with_allocator(|a| a.free_bytes()), Some(before), "destroy did not give it back");
+}

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::gfp::GFP_KERNEL;
 use crate::mmzone::ZoneType;
-use crate::sim::{Sim, set_cpu};
+use crate::sim::{SIM_PERCPU, Sim, SimPercpu, set_cpu};
 use crate::slab_common::{KMALLOC_SIZES, Slab, SlubDebug, ZERO_SIZE_PTR, kmalloc_index};
 
 const MIB: u64 = 1 << 20;
@@ -20,7 +20,7 @@ fn free_pages(pgdat: &PgData<'_>) -> u64 {
 
 fn slab<'a>(pgdat: &'a PgData<'a>, debug: &'a str) -> Slab<'a> {
     let debug = if debug.is_empty() { SlubDebug::default() } else { SlubDebug::parse(Some(debug)).unwrap() };
-    Slab::new(pgdat, 2, debug, false).unwrap()
+    Slab::new(pgdat, 2, &SIM_PERCPU, debug, false).unwrap()
 }
 
 fn fill(p: NonNull<u8>, len: usize, byte: u8) {
@@ -57,7 +57,7 @@ fn kmalloc_picks_the_smallest_class_and_aligns_powers_of_two() {
 #[test]
 fn calculate_order_matches_linux_for_common_sizes() {
     // 2 CPUs: min_objects = 4 * (fls(2) + 1) = 12.
-    let order = |size| KmemCache::new("t", size, 8, SlabFlags::empty(), None, 2).unwrap();
+    let order = |size| KmemCache::new("t", size, 8, SlabFlags::empty(), None, 2, PerCpuRef::from_slice(&[])).unwrap();
     assert_eq!((order(64).order(), order(64).objects_per_slab()), (0, 64));
     assert_eq!(order(1024).order(), 2, "12 objects of 1 KiB need 16 KiB");
     assert_eq!(order(4096).order(), 3);
@@ -237,7 +237,7 @@ fn store_user_records_the_allocating_and_freeing_call_sites() {
 fn corruption_panics_when_configured_to() {
     let sim = Sim::flat(64 * MIB);
     let pgdat = sim.pgdat(2);
-    let slab = Slab::new(&pgdat, 2, SlubDebug::parse(Some("Z")).unwrap(), true).unwrap();
+    let slab = Slab::new(&pgdat, 2, &SIM_PERCPU, SlubDebug::parse(Some("Z")).unwrap(), true).unwrap();
     let cache = slab.kmem_cache_create("rz", 16, 8, SlabFlags::empty(), None).unwrap();
     let p = slab.kmem_cache_alloc(&cache, GFP_KERNEL).unwrap();
     // SAFETY: writes the red zone right after the object, inside the slot.
@@ -290,6 +290,7 @@ fn cross_cpu_frees_keep_every_slab_consistent() {
         let slab = Slab::new(
             &pgdat,
             4,
+            &SIM_PERCPU,
             if debug.is_empty() { SlubDebug::default() } else { SlubDebug::parse(Some(debug)).unwrap() },
             false,
         )
@@ -423,4 +424,28 @@ proptest! {
             prop_assert!(slab.kmem_cache_destroy(c).is_ok());
         }
     }
+}
+
+#[test]
+fn per_cpu_slabs_live_in_per_cpu_memory_and_go_with_the_cache() {
+    let sim = Sim::flat(64 * MIB);
+    let pgdat = sim.pgdat(2);
+    let percpu = SimPercpu::new();
+    let slab = Slab::new(&pgdat, 2, &percpu, SlubDebug::default(), false).unwrap();
+    // kmem_cache and the 13 kmalloc caches.
+    assert_eq!(percpu.nr_live(), 1 + KMALLOC_SIZES.len());
+    let cache = slab.kmem_cache_create("pc", 40, 8, SlabFlags::empty(), None).unwrap();
+    assert_eq!(percpu.nr_live(), 2 + KMALLOC_SIZES.len());
+    let cpus = cache.cpu_slabs();
+    assert_eq!(cpus.len(), 2);
+    assert!(!core::ptr::eq(&cpus[0], &cpus[1]), "CPUs share a slab state");
+    // Each CPU allocates through its own state.
+    set_cpu(1);
+    let p = slab.kmem_cache_alloc(&cache, GFP_KERNEL).unwrap();
+    assert!(cpus[1].lock().slab.is_some() && cpus[0].lock().slab.is_none());
+    set_cpu(0);
+    // SAFETY: allocated above, freed once.
+    unsafe { slab.kmem_cache_free(&cache, p) }.unwrap();
+    slab.kmem_cache_destroy(cache).map_err(|(_, e)| e).unwrap();
+    assert_eq!(percpu.nr_live(), 1 + KMALLOC_SIZES.len(), "destroy must free the per-CPU slabs");
 }
