@@ -249,6 +249,16 @@ const X86_DIRTY: u64 = 1 << 6;
 const X86_PSE: u64 = 1 << 7;
 const X86_GLOBAL: u64 = 1 << 8;
 const X86_NX: u64 = 1 << 63;
+/// Protection bits that map one to one onto entry bits.
+const X86_PROT_BITS: [(PgProt, u64); 7] = [
+    (PgProt::WRITE, X86_RW),
+    (PgProt::USER, X86_USER),
+    (PgProt::WRITE_THROUGH, X86_PWT),
+    (PgProt::NO_CACHE, X86_PCD),
+    (PgProt::ACCESSED, X86_ACCESSED),
+    (PgProt::DIRTY, X86_DIRTY),
+    (PgProt::GLOBAL, X86_GLOBAL),
+];
 /// Physical address bits of an entry (52-bit physical addresses).
 const X86_ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 
@@ -265,15 +275,7 @@ impl PteFormat for X86PteFormat {
     fn encode_leaf(&self, leaf: Leaf) -> u64 {
         let p = leaf.prot;
         let mut raw = (leaf.phys.as_u64() & X86_ADDR_MASK) | X86_PRESENT;
-        for (flag, bit) in [
-            (PgProt::WRITE, X86_RW),
-            (PgProt::USER, X86_USER),
-            (PgProt::WRITE_THROUGH, X86_PWT),
-            (PgProt::NO_CACHE, X86_PCD),
-            (PgProt::ACCESSED, X86_ACCESSED),
-            (PgProt::DIRTY, X86_DIRTY),
-            (PgProt::GLOBAL, X86_GLOBAL),
-        ] {
+        for (flag, bit) in X86_PROT_BITS {
             if p.contains(flag) {
                 raw |= bit;
             }
@@ -307,15 +309,7 @@ impl PteFormat for X86PteFormat {
             Level::Pud => PageSize::Size1G,
         };
         let mut prot = PgProt::empty();
-        for (flag, bit) in [
-            (PgProt::WRITE, X86_RW),
-            (PgProt::USER, X86_USER),
-            (PgProt::WRITE_THROUGH, X86_PWT),
-            (PgProt::NO_CACHE, X86_PCD),
-            (PgProt::ACCESSED, X86_ACCESSED),
-            (PgProt::DIRTY, X86_DIRTY),
-            (PgProt::GLOBAL, X86_GLOBAL),
-        ] {
+        for (flag, bit) in X86_PROT_BITS {
             if raw & bit != 0 {
                 prot |= flag;
             }

@@ -99,9 +99,7 @@ fn recurse(depth: u64) -> u64 {
     recurse(black_box(depth + 1)) + frame[7]
 }
 
-/// Recurses into the guard page below the current stack (shared with the
-/// vmalloc-stack test).
-pub(crate) extern "C" fn overflow_entry() -> ! {
+extern "C" fn overflow_entry() -> ! {
     let n = recurse(0);
     panic!("recursion returned {n}; the guard page did not stop it");
 }
@@ -115,10 +113,20 @@ fn kernel_stack_overflow_is_caught_on_the_double_fault_ist_stack() {
     // recursion below touches this stack, and only by faulting on the guard.
     unsafe { kernel::arch::x86_64::pgtable::unmap_kernel_range(guard, mm::PAGE_SIZE) }.expect("unmap guard page");
     assert!(paging::translate(base).is_none());
-    // SAFETY: switches to the guarded stack (16-byte aligned top) and calls a
-    // function that never returns. The page fault on the guard page cannot be
-    // delivered on the same stack, so the CPU raises #DF, which runs on its
-    // IST stack, reports and panics; nothing returns here.
+    // SAFETY: the stack below `top` is ours and ends in the guard page.
+    unsafe { overflow_stack_at(top) }
+}
+
+/// Switches to the stack whose top is `top` (16-byte aligned) and recurses
+/// until it overflows. The page fault on the unmapped page below cannot be
+/// delivered on the same stack, so the CPU raises #DF, which runs on its
+/// IST stack, reports and panics; nothing returns here. Shared with the
+/// vmalloc-stack test.
+///
+/// # Safety
+/// The stack below `top` must be unused and end in an unmapped page.
+pub(crate) unsafe fn overflow_stack_at(top: u64) -> ! {
+    // SAFETY: the caller provides an unused stack; the call never returns.
     unsafe {
         core::arch::asm!(
             "mov rsp, {top}",

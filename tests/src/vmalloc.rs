@@ -129,19 +129,8 @@ fn overflowing_a_vmalloc_kernel_stack_is_caught_on_the_double_fault_stack() {
     assert!(stack.is_aligned(THREAD_SIZE));
     assert!(!paging::is_mapped(stack.as_u64() - 1), "the page below a vmalloc stack must be unmapped");
     let top = stack.as_u64() + THREAD_SIZE;
-    // SAFETY: switches to the fresh stack (16-byte aligned top) and calls a
-    // function that never returns; the overflow faults on the unmapped page
-    // below, which becomes a #DF on its IST stack, which panics.
-    unsafe {
-        core::arch::asm!(
-            "mov rsp, {top}",
-            "xor ebp, ebp",
-            "call {entry}",
-            top = in(reg) top,
-            entry = sym crate::exceptions::overflow_entry,
-            options(noreturn),
-        );
-    }
+    // SAFETY: a fresh vmalloc stack, unused, with unmapped pages below.
+    unsafe { crate::exceptions::overflow_stack_at(top) }
 }
 
 #[kbench]
