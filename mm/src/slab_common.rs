@@ -479,7 +479,10 @@ impl<'a> Slab<'a> {
 
     /// Calls `f` with every registered cache.
     pub fn for_each_cache(&self, mut f: impl FnMut(&KmemCache)) {
-        let caches = *self.caches.lock();
+        // The registry stays locked, as Linux holds slab_mutex: a cache
+        // destroyed meanwhile on another CPU would otherwise be visited
+        // after its memory was freed. `f` must not create or destroy caches.
+        let caches = self.caches.lock();
         for cache in caches.iter().flatten() {
             f(cache);
         }

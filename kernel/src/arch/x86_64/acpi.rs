@@ -25,8 +25,8 @@ pub const MAX_CPUS: usize = mm::mmzone::NR_CPUS;
 pub struct Madt {
     /// Physical address of the local APICs' registers.
     pub lapic_phys: u64,
-    /// APIC ids of the enabled (or online-capable) CPUs, in MADT order; the
-    /// boot CPU is among them.
+    /// APIC ids of the enabled CPUs, in MADT order; the boot CPU is among
+    /// them.
     pub apic_ids: [u32; MAX_CPUS],
     /// How many entries of `apic_ids` are valid.
     pub nr_cpus: usize,
@@ -148,7 +148,9 @@ pub fn parse_madt(rsdp_phys: Option<u64>) -> Result<Madt, AcpiError> {
             return Err(AcpiError::BadLength("MADT entry", madt_phys + off as u64));
         }
         let entry = &madt[off..off + len];
-        // Flags bit 0: enabled; bit 1: online capable (ACPI 6.3+).
+        // Flags bit 0: enabled. Bit 1 (online capable, ACPI 6.3+) marks a
+        // CPU that may be hot-added later; Linux does not start those at
+        // boot, nor do we.
         let cpu = match (kind, len) {
             (0, 8) => Some((u32::from(entry[3]), u32_at(entry, 4))),
             (9, 16) => Some((u32_at(entry, 4), u32_at(entry, 8))),
@@ -159,7 +161,7 @@ pub fn parse_madt(rsdp_phys: Option<u64>) -> Result<Madt, AcpiError> {
             _ => None,
         };
         if let Some((apic_id, flags)) = cpu
-            && flags & 0b11 != 0
+            && flags & 1 != 0
             && !out.apic_ids().contains(&apic_id)
         {
             if out.nr_cpus < MAX_CPUS {

@@ -154,9 +154,11 @@ fn calibrate_timer() -> u64 {
     while super::tsc::now_ns() < start + 10_000_000 {
         core::hint::spin_loop();
     }
-    let elapsed = u64::from(u32::MAX - read(APIC_TMCCT));
+    let counted = u64::from(u32::MAX - read(APIC_TMCCT));
+    // Divide by the time that really passed (the loop overshoots).
+    let elapsed_ns = (super::tsc::now_ns() - start).max(1);
     write(APIC_TMICT, 0);
-    elapsed * 100
+    counted * 1_000_000_000 / elapsed_ns
 }
 
 /// Starts this CPU's periodic tick (calibrating first on the boot CPU).
@@ -200,8 +202,16 @@ pub fn eoi() {
 fn send(dest: u32, low: u32) {
     if X2APIC.load(Ordering::Relaxed) {
         let mut icr = Msr::new(0x830);
-        // SAFETY: the x2APIC ICR MSR takes destination << 32 | command.
-        unsafe { icr.write(u64::from(dest) << 32 | u64::from(low)) };
+        // WRMSR to the x2APIC ICR is not serialising: without the fences the
+        // IPI may arrive before the stores that announce its request (SDM
+        // vol. 3 11.12.3; Linux weak_wrmsr_fence).
+        core::sync::atomic::fence(Ordering::SeqCst);
+        // SAFETY: LFENCE has no side effects beyond ordering; the x2APIC
+        // ICR MSR takes destination << 32 | command.
+        unsafe {
+            core::arch::x86_64::_mm_lfence();
+            icr.write(u64::from(dest) << 32 | u64::from(low));
+        }
     } else {
         while read(APIC_ICR) & APIC_ICR_BUSY != 0 {
             core::hint::spin_loop();

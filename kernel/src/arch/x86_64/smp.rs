@@ -117,19 +117,25 @@ static CALL_FN: AtomicU64 = AtomicU64::new(0);
 static CALL_ARGS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
 static CALL_PENDING: AtomicU64 = AtomicU64::new(0);
 
-/// Runs the pending call if it is addressed to this CPU.
+/// Runs the pending call if it is addressed to this CPU. Interrupts are
+/// off throughout: otherwise the call's own IPI could run it again inside
+/// a polling caller, clear the bit, let the next request in, and the outer
+/// run would then clear the next request's bit without running it.
 fn serve_call() {
-    let me = 1u64 << smp_processor_id();
-    if CALL_PENDING.load(Ordering::Acquire) & me == 0 {
-        return;
-    }
-    let f = CALL_FN.load(Ordering::Acquire);
-    let (a, b) = (CALL_ARGS[0].load(Ordering::Acquire), CALL_ARGS[1].load(Ordering::Acquire));
-    // SAFETY: CALL_FN holds a `fn(u64, u64)` stored by `call_function_many`
-    // before it set our pending bit (Release/Acquire on CALL_PENDING).
-    let f: fn(u64, u64) = unsafe { core::mem::transmute::<u64, fn(u64, u64)>(f) };
-    f(a, b);
-    CALL_PENDING.fetch_and(!me, Ordering::AcqRel);
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let me = 1u64 << smp_processor_id();
+        if CALL_PENDING.load(Ordering::Acquire) & me == 0 {
+            return;
+        }
+        let f = CALL_FN.load(Ordering::Acquire);
+        let (a, b) = (CALL_ARGS[0].load(Ordering::Acquire), CALL_ARGS[1].load(Ordering::Acquire));
+        // SAFETY: CALL_FN holds a `fn(u64, u64)` stored by
+        // `call_function_many` before it set our pending bit
+        // (Release/Acquire on CALL_PENDING).
+        let f: fn(u64, u64) = unsafe { core::mem::transmute::<u64, fn(u64, u64)>(f) };
+        f(a, b);
+        CALL_PENDING.fetch_and(!me, Ordering::AcqRel);
+    });
 }
 
 /// The [`CALL_FUNCTION_VECTOR`] handler.
@@ -207,6 +213,8 @@ pub fn wait_on_cpu(cpu: u32) -> u64 {
 fn ap_idle(cpu: usize) -> ! {
     let slot = &PCPU[cpu];
     loop {
+        // A call whose IPI overtook its request (or was lost) is served here.
+        serve_call();
         x86_64::instructions::interrupts::disable();
         if slot.work_state.load(Ordering::Acquire) == WORK_QUEUED {
             x86_64::instructions::interrupts::enable();
@@ -288,9 +296,9 @@ ap_lm64:
     .global ap_gdt
 ap_gdt:
     .quad 0
-    .quad 0x00cf9a000000ffff
-    .quad 0x00cf92000000ffff
-    .quad 0x00af9a000000ffff
+    .quad 0x00cf9b000000ffff
+    .quad 0x00cf93000000ffff
+    .quad 0x00af9b000000ffff
 ap_gdtr:
     .word ap_gdtr - ap_gdt - 1
     .global ap_gdt_base
@@ -374,7 +382,12 @@ extern "C" fn ap_main(cpu: u64) -> ! {
 fn gdt_and_idt_for_ap(c: usize) {
     match gdt::init_ap() {
         Ok(ist) => *PCPU[c].ist.lock() = Some(ist),
-        Err(_) => warn!("CPU{c}: no memory for IST stacks; exceptions use the boot CPU's tables"),
+        Err(_) => {
+            // Without its own GDT and TSS the AP cannot take an interrupt
+            // safely; it stays parked and never counts as online.
+            warn!("CPU{c}: no memory for its GDT, TSS and IST stacks; parked");
+            cpu::halt_forever();
+        }
     }
     traps::init();
 }
@@ -450,7 +463,9 @@ fn boot_aps(page: u64, aps: impl Iterator<Item = u32>) {
 
     let mut next_cpu = 1usize;
     for apic_id in aps {
-        if next_cpu >= MAX_CPUS {
+        // Only CPUs with a per-CPU unit can run (the MADT may not list the
+        // boot CPU, leaving one more AP than units).
+        if next_cpu >= nr_cpu_ids() as usize {
             break;
         }
         let stack = match crate::vmalloc::alloc_thread_stack() {
@@ -490,7 +505,9 @@ fn boot_aps(page: u64, aps: impl Iterator<Item = u32>) {
             next_cpu += 1;
         } else {
             warn!("smpboot: CPU (APIC {apic_id}) did not come up; continuing without it");
-            // Its stack stays allocated: the AP may still wake and use it.
+            // Back to wait-for-SIPI, so a late start cannot run on the next
+            // AP's stack and number. Its stack stays allocated.
+            apic::send_init(apic_id);
         }
     }
     let mut gather = TlbGather::new();
