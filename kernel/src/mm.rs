@@ -102,6 +102,14 @@ pub fn free_blocks() -> [[u64; NR_PAGE_ORDERS]; MAX_NR_ZONES] {
     })
 }
 
+/// Free pages in the buddy allocator, per-cpu lists drained first (for
+/// tests that must leave memory as they found it).
+pub fn nr_free_pages() -> u64 {
+    let pgdat = pgdat();
+    pgdat.drain_all_pages();
+    pgdat.nr_free_pages()
+}
+
 /// Allocates 2^`order` pages (Linux `alloc_pages`).
 pub fn alloc_pages(gfp: Gfp, order: u32) -> Option<Pfn> {
     pgdat().alloc_pages(gfp, order)

@@ -25,7 +25,7 @@ fn panic(info: &PanicInfo<'_>) -> ! {
     }
     let mut message = TruncatingBuf::new();
     let _ = write!(message, "{}", info.message());
-    emergency(format_args!("\nKERNEL PANIC on CPU{}: {}\n", cpu::current_cpu_id(), info.message()));
+    emergency(format_args!("\nKERNEL PANIC on CPU{}: {}\n", crate::percpu::smp_processor_id(), info.message()));
     if let Some(location) = info.location() {
         emergency(format_args!("  at {}:{}:{}\n", location.file(), location.line(), location.column()));
     }

@@ -13,7 +13,7 @@ use core::fmt::{self, Write};
 
 use log::{LevelFilter, Log, Metadata, Record};
 
-use crate::arch::x86_64::{cpu, tsc};
+use crate::arch::x86_64::tsc;
 use crate::drivers::serial;
 
 /// Writes formatted text to the console without a log prefix.
@@ -66,7 +66,7 @@ impl Log for Printk {
             let _ = writeln!(
                 w,
                 "[{secs:5}.{micros:06}] CPU{} {:<5} {target}: {}",
-                cpu::current_cpu_id(),
+                crate::percpu::smp_processor_id(),
                 record.level(),
                 record.args()
             );

@@ -22,7 +22,6 @@ use mm::{PAGE_SIZE, Pfn, PhysAddr, VirtAddr};
 use spin::Once;
 
 use crate::arch::x86_64::pgtable::{self, VMALLOC_END, VMALLOC_START};
-use crate::arch::x86_64::tlb::KernelTlb;
 
 /// Size of a kernel task stack (Linux `THREAD_SIZE` is 16 KiB; unoptimised
 /// builds and tests get headroom, as the boot stack does).
@@ -56,7 +55,6 @@ unsafe impl VmapNodeAlloc for SlabNodes {
 pub type KernelVmalloc = Vmalloc<'static, X86PteFormat, SlabNodes>;
 
 static VMALLOC: Once<KernelVmalloc> = Once::new();
-static KERNEL_TLB: KernelTlb = KernelTlb;
 
 /// Sets vmalloc up over the kernel page tables (Linux `vmalloc_init`).
 ///
@@ -77,7 +75,7 @@ pub fn init(nr_cpus: u32) {
         .unwrap_or_else(|e| panic!("vmalloc: cannot create the vmap_area cache: {e:?}"));
     let vm = Vmalloc::new(
         pt,
-        &KERNEL_TLB,
+        pgtable::kernel_tlb(),
         VirtAddr::new_const(VMALLOC_START),
         VirtAddr::new_const(VMALLOC_END),
         nr_cpus,
@@ -104,13 +102,13 @@ pub fn vm_if_ready() -> Option<&'static KernelVmalloc> {
 /// Linux `vmalloc`.
 #[track_caller]
 pub fn vmalloc(size: u64) -> Result<VirtAddr, VmallocError> {
-    vm().vmalloc_node_range(size, PAGE_SIZE, mm::gfp::Gfp::empty(), Location::caller())
+    vm().vmalloc(size)
 }
 
 /// Linux `vzalloc`.
 #[track_caller]
 pub fn vzalloc(size: u64) -> Result<VirtAddr, VmallocError> {
-    vm().vmalloc_node_range(size, PAGE_SIZE, mm::gfp::Gfp::ZERO, Location::caller())
+    vm().vzalloc(size)
 }
 
 /// Linux `vfree`.

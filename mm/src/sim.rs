@@ -83,6 +83,12 @@ unsafe impl crate::percpu::PercpuAlloc for SimPercpu {
     }
 }
 
+/// Free pages with every per-cpu list drained back to the buddy lists.
+pub(crate) fn free_pages_drained(pgdat: &PgData<'_>) -> u64 {
+    pgdat.drain_all_pages();
+    pgdat.nr_free_pages()
+}
+
 /// A TLB that records what it was asked to flush.
 #[derive(Default)]
 pub(crate) struct SimTlb {

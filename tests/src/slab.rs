@@ -13,19 +13,11 @@ use kernel::kbench::Bencher;
 use kernel::slab as kslab;
 use ktest_macros::{kbench, ktest};
 use mm::gfp::GFP_KERNEL;
-use mm::mmzone::ZoneType;
 use mm::slab_common::{CacheHandle, Slab, Slabinfo};
 use mm::slub::{POISON_INUSE, SlabError, SlabFlags};
 
 fn slab() -> &'static Slab<'static> {
     kslab::slab().expect("the slab allocator is up")
-}
-
-/// Free pages in the buddy allocator, per-cpu lists drained.
-fn buddy_free_pages() -> u64 {
-    let pgdat = kernel::mm::pgdat();
-    pgdat.drain_all_pages();
-    ZoneType::ALL.iter().map(|&z| pgdat.zone(z).free_pages()).sum()
 }
 
 fn debug_cache(name: &'static str, size: u32) -> CacheHandle<'static> {
@@ -178,7 +170,7 @@ fn random_sizes_and_lifetimes_return_every_page_after_shrink() {
     const SLOTS: usize = 512;
     let mut slots: Vec<Option<(NonNull<u8>, usize, u8)>> = alloc::vec![None; SLOTS];
     slab().shrink_all();
-    let baseline = buddy_free_pages();
+    let baseline = kernel::mm::nr_free_pages();
     let mut rng = 0x1234_5678_9abc_def1u64;
     for step in 0..20_000u32 {
         let r = next(&mut rng);
@@ -214,7 +206,7 @@ fn random_sizes_and_lifetimes_return_every_page_after_shrink() {
         }
     });
     slab().shrink_all();
-    assert_eq!(buddy_free_pages(), baseline, "slab pages did not all return to the buddy allocator");
+    assert_eq!(kernel::mm::nr_free_pages(), baseline, "slab pages did not all return to the buddy allocator");
 }
 
 #[ktest]

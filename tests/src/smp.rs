@@ -103,12 +103,6 @@ fn tlb_shootdown_reaches_every_cpu() {
     check_shootdown();
 }
 
-fn buddy_free_pages() -> u64 {
-    let pgdat = kmm::pgdat();
-    pgdat.drain_all_pages();
-    ZoneType::ALL.iter().map(|&z| pgdat.zone(z).free_pages()).sum()
-}
-
 static ERRORS: AtomicU64 = AtomicU64::new(0);
 
 /// One CPU's share of the stress test: pages, kmalloc objects and vmalloc
@@ -246,7 +240,7 @@ fn all_cpus_hammering_buddy_slub_vmalloc_and_percpu_leave_them_consistent() {
     on_all_cpus(stress, 1);
     slab.shrink_all();
     kvm::vm().purge_vmap_area_lazy();
-    let free = buddy_free_pages();
+    let free = kernel::mm::nr_free_pages();
     ERRORS.store(0, Ordering::Relaxed);
     for round in 0..3 {
         let ops = on_all_cpus(stress, 100 + round);
@@ -263,7 +257,7 @@ fn all_cpus_hammering_buddy_slub_vmalloc_and_percpu_leave_them_consistent() {
     kernel::percpu::with_allocator(|a| a.check()).expect("percpu is up").expect("percpu allocator consistent");
     slab.shrink_all();
     kvm::vm().purge_vmap_area_lazy();
-    let after = buddy_free_pages();
+    let after = kernel::mm::nr_free_pages();
     // Page tables for new vmalloc addresses and slabs kept on partial
     // lists (min_partial per cache) may stay; everything else is back.
     assert!(after.abs_diff(free) <= 64, "free pages {free} -> {after}");

@@ -14,20 +14,13 @@ use kernel::mm as kmm;
 use kernel::vmalloc::{self as kvm, THREAD_SIZE};
 use ktest_macros::{kbench, ktest};
 use mm::gfp::GFP_KERNEL;
-use mm::mmzone::ZoneType;
 use mm::pgtable::{PAGE_KERNEL, PgProt};
 use mm::vmalloc::{VmallocError, VmapFault};
 use mm::{PAGE_SIZE, PhysAddr, VirtAddr};
 
-fn buddy_free_pages() -> u64 {
-    let pgdat = kmm::pgdat();
-    pgdat.drain_all_pages();
-    ZoneType::ALL.iter().map(|&z| pgdat.zone(z).free_pages()).sum()
-}
-
 #[ktest]
 fn vmalloc_memory_is_usable_contiguous_and_followed_by_a_guard_page() {
-    let free = buddy_free_pages();
+    let free = kernel::mm::nr_free_pages();
     let size = 1 << 20;
     let addr = kvm::vmalloc(size).expect("vmalloc 1 MiB");
     assert!((VMALLOC_START..VMALLOC_END).contains(&addr.as_u64()));
@@ -46,11 +39,11 @@ fn vmalloc_memory_is_usable_contiguous_and_followed_by_a_guard_page() {
     assert_eq!((fault.address, PageFaultError::from_bits_retain(fault.error_code)), (guard, PageFaultError::empty()));
     let area = kvm::vm().find_vm_area(addr).expect("area");
     assert_eq!(kvm::vm().fault_info(VirtAddr::new(guard).expect("canonical")), Some(VmapFault::GuardPage(area)));
-    assert!(buddy_free_pages() <= free - 256);
+    assert!(kernel::mm::nr_free_pages() <= free - 256);
     kvm::vfree(addr).expect("vfree");
     assert!(paging::translate(addr.as_u64()).is_none(), "vfree left the mapping");
     // Page tables made for the area stay, as Linux's kernel tables do.
-    let after = buddy_free_pages();
+    let after = kernel::mm::nr_free_pages();
     assert!(after + 4 >= free, "vfree did not free the pages: {free} -> {after}");
 }
 
@@ -64,12 +57,12 @@ fn vzalloc_zeroes_and_errors_are_reported_not_fatal() {
     assert_eq!(kvm::vfree(addr), Err(VmallocError::NotFound(addr)), "double vfree must be refused");
     assert_eq!(kvm::vmalloc(0), Err(VmallocError::BadSize));
     let pt = kernel::arch::x86_64::pgtable::kernel_pgtable().expect("kernel page tables");
-    let (free, tables) = (buddy_free_pages(), pt.nr_tables());
+    let (free, tables) = (kernel::mm::nr_free_pages(), pt.nr_tables());
     let too_big = free * PAGE_SIZE;
     assert!(matches!(kvm::vmalloc(too_big), Err(VmallocError::NoPages { .. })), "more than all memory");
     // The page tables built on the way stay (kernel tables are kept).
     let new_tables = pt.nr_tables() - tables;
-    assert_eq!(buddy_free_pages() + new_tables, free, "a failed vmalloc kept pages");
+    assert_eq!(kernel::mm::nr_free_pages() + new_tables, free, "a failed vmalloc kept pages");
     kvm::vm().purge_vmap_area_lazy();
     kvm::vm().with_areas(|a| a.check()).expect("vmap areas consistent");
 }

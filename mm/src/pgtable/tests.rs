@@ -6,7 +6,7 @@ use super::*;
 use crate::gfp::GFP_KERNEL;
 use crate::pagewalk::{PageWalkOps, walk_page_range};
 use crate::ptdump::{AddrMarker, check_wx, ptdump};
-use crate::sim::{Sim, SimTlb};
+use crate::sim::{Sim, SimTlb, free_pages_drained};
 
 const KB: u64 = 1 << 10;
 const MB: u64 = 1 << 20;
@@ -233,8 +233,7 @@ fn freeing_tables_returns_every_page_after_the_flush() {
     let sim = Sim::flat(32 * MB);
     let pgdat = sim.pgdat(1);
     let tlb = SimTlb::default();
-    pgdat.drain_all_pages();
-    let free_before = pgdat.nr_free_pages();
+    let free_before = free_pages_drained(&pgdat);
     {
         let pt = PageTable::new(&pgdat, &FMT, GFP_KERNEL, false).unwrap();
         let mut gather = TlbGather::new();
@@ -245,8 +244,7 @@ fn freeing_tables_returns_every_page_after_the_flush() {
         let mut gather = TlbGather::new();
         assert_eq!(pt.unmap(va(BASE), 4 * GB, FreeTables::Yes, &mut gather), Ok(3 * GB));
         assert_eq!(gather.nr_tables(), 1537 + 4);
-        pgdat.drain_all_pages();
-        assert_eq!(pgdat.nr_free_pages(), free_before - pt.nr_tables() - 1541, "freed only after the flush");
+        assert_eq!(free_pages_drained(&pgdat), free_before - pt.nr_tables() - 1541, "freed only after the flush");
         finish(gather, &tlb, &pgdat);
         assert_eq!(tlb.take(), vec![(BASE, 4 * GB)]);
         assert_eq!(pt.nr_tables(), 2, "the pud table stays (kernel pgd entries never change)");
@@ -257,8 +255,7 @@ fn freeing_tables_returns_every_page_after_the_flush() {
         finish(gather, &tlb, &pgdat);
         assert_eq!(pt.nr_tables(), 4);
     }
-    pgdat.drain_all_pages();
-    assert_eq!(pgdat.nr_free_pages(), free_before, "dropping the tree frees its tables");
+    assert_eq!(free_pages_drained(&pgdat), free_before, "dropping the tree frees its tables");
 }
 
 #[test]
@@ -447,8 +444,7 @@ proptest! {
         let sim = Sim::flat(64 * MB);
         let pgdat = sim.pgdat(1);
         let tlb = SimTlb::default();
-        pgdat.drain_all_pages();
-        let free_before = pgdat.nr_free_pages();
+        let free_before = free_pages_drained(&pgdat);
         let pt = PageTable::new(&pgdat, &FMT, GFP_KERNEL, false).unwrap();
         pt.preallocate(va(BASE)).unwrap();
         let mut model = Model::default();
@@ -508,7 +504,6 @@ proptest! {
         gather.finish(&tlb, &pgdat);
         prop_assert_eq!(pt.nr_tables(), 2);
         drop(pt);
-        pgdat.drain_all_pages();
-        prop_assert_eq!(pgdat.nr_free_pages(), free_before);
+        prop_assert_eq!(free_pages_drained(&pgdat), free_before);
     }
 }

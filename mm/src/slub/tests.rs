@@ -7,16 +7,10 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::gfp::GFP_KERNEL;
-use crate::mmzone::ZoneType;
-use crate::sim::{SIM_PERCPU, Sim, SimPercpu, set_cpu};
+use crate::sim::{SIM_PERCPU, Sim, SimPercpu, free_pages_drained as free_pages, set_cpu};
 use crate::slab_common::{KMALLOC_SIZES, Slab, SlubDebug, ZERO_SIZE_PTR, kmalloc_index};
 
 const MIB: u64 = 1 << 20;
-
-fn free_pages(pgdat: &PgData<'_>) -> u64 {
-    pgdat.drain_all_pages();
-    ZoneType::ALL.iter().map(|&z| pgdat.zone(z).free_pages()).sum()
-}
 
 fn slab<'a>(pgdat: &'a PgData<'a>, debug: &'a str) -> Slab<'a> {
     let debug = if debug.is_empty() { SlubDebug::default() } else { SlubDebug::parse(Some(debug)).unwrap() };

@@ -97,11 +97,6 @@ pub fn vendor() -> Vendor {
     Vendor(v)
 }
 
-/// The executing CPU's number (see [`super::smp::smp_processor_id`]).
-pub fn current_cpu_id() -> u32 {
-    super::smp::smp_processor_id()
-}
-
 /// The executing CPU's initial APIC id (CPUID leaf 1, EBX[31:24]).
 pub fn initial_apic_id() -> u32 {
     __cpuid(1).ebx >> 24

@@ -77,11 +77,7 @@ static PCPU: [PcpuHot; MAX_CPUS] = [const {
 static ONLINE: AtomicU64 = AtomicU64::new(1);
 static MADT: Once<Madt> = Once::new();
 
-/// The executing CPU's number (Linux `smp_processor_id`).
-#[inline]
-pub fn smp_processor_id() -> u32 {
-    crate::percpu::smp_processor_id()
-}
+pub use crate::percpu::smp_processor_id;
 
 /// This CPU's IST stacks, if it is an AP with its own.
 pub fn this_cpu_ist() -> Option<[IstRange; 3]> {

@@ -222,7 +222,7 @@ fn die(frame: &TrapFrame) -> ! {
     let cr2 = cpu::read_cr2();
     emergency(format_args!(
         "\nEXCEPTION: {name} (vector {vector}) on CPU{}\n  error code: {:#06x}\n",
-        cpu::current_cpu_id(),
+        crate::percpu::smp_processor_id(),
         frame.error_code
     ));
     let pf = (vector == vector::PAGE_FAULT)
@@ -273,20 +273,33 @@ fn die(frame: &TrapFrame) -> ! {
     if let Some(report) = &vmalloc {
         emergency(format_args!("  {report}\n"));
     }
-    match (pf, vmalloc) {
-        (Some(desc), Some(report)) => panic!(
-            "{name} (vector {vector}) in kernel mode at RIP {:#x}, handled on the {stack} stack: {desc}; {report}",
-            frame.rip
-        ),
-        (Some(desc), None) => panic!(
-            "{name} (vector {vector}) in kernel mode at RIP {:#x}, handled on the {stack} stack: {desc}",
-            frame.rip
-        ),
-        (None, _) => panic!(
-            "{name} (vector {vector}) in kernel mode at RIP {:#x}, handled on the {stack} stack{}",
-            frame.rip,
-            if overflow { ": kernel stack overflow into a guard page" } else { "" }
-        ),
+    panic!(
+        "{name} (vector {vector}) in kernel mode at RIP {:#x}, handled on the {stack} stack{}",
+        frame.rip,
+        DieDetail { pf: pf.as_ref(), vmalloc: vmalloc.as_ref(), overflow }
+    );
+}
+
+/// What a fatal exception's panic message adds after the stack name: the
+/// decoded #PF and the vmalloc area it hit, or the stack-overflow verdict.
+struct DieDetail<'a> {
+    pf: Option<&'a PageFaultDesc>,
+    vmalloc: Option<&'a crate::vmalloc::FaultReport>,
+    overflow: bool,
+}
+
+impl core::fmt::Display for DieDetail<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if let Some(desc) = self.pf {
+            write!(f, ": {desc}")?;
+        }
+        if let Some(report) = self.vmalloc {
+            write!(f, "; {report}")?;
+        }
+        if self.overflow {
+            f.write_str(": kernel stack overflow into a guard page")?;
+        }
+        Ok(())
     }
 }
 

@@ -3,7 +3,7 @@ use core::ptr::NonNull;
 
 use super::*;
 use crate::pgtable::{PAGE_KERNEL_NOCACHE, X86PteFormat};
-use crate::sim::{Sim, SimTlb};
+use crate::sim::{Sim, SimTlb, free_pages_drained as free_pages};
 use crate::vmalloc::VmapNode;
 
 const MB: u64 = 1 << 20;
@@ -43,11 +43,6 @@ fn write(pt: &PageTable<'_, X86PteFormat>, addr: u64, value: u8) {
     let page = pt.pgdat().page_address(leaf.phys.pfn()).unwrap();
     // SAFETY: as in `read`; the frame belongs to the area under test.
     unsafe { *page.as_mut_ptr::<u8>().add(leaf.phys.page_offset() as usize) = value };
-}
-
-fn free_pages(pgdat: &crate::page_alloc::PgData<'_>) -> u64 {
-    pgdat.drain_all_pages();
-    pgdat.nr_free_pages()
 }
 
 #[test]
