@@ -214,7 +214,10 @@ pub fn init(boot_info: &'static mut BootInfo) {
     switch_to_kernel_page_tables(params);
     crate::vmalloc::init(arch::smp::nr_cpu_ids());
     arch::apic::init_bsp();
+    let (stack_bottom, stack_len) = params.boot_stack;
+    crate::sched::init(0, stack_bottom.as_u64() + stack_len);
     arch::smp::smp_init();
+    crate::fs::init();
     crate::mm::record_boot_free_blocks();
 }
 

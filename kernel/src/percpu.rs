@@ -91,6 +91,38 @@ pub fn smp_processor_id() -> u32 {
     id
 }
 
+/// Reads this CPU's copy of the static per-CPU `var` in one GS-relative
+/// load (Linux `this_cpu_read`).
+///
+/// # Safety
+/// `var` must be a static placed in `.data..percpu`.
+#[inline]
+pub unsafe fn this_cpu_read_u64(var: &'static AtomicU64) -> u64 {
+    let value: u64;
+    // SAFETY: `var`'s link address is inside the static section (the
+    // caller's promise), so gs:[var] is this CPU's copy of it.
+    unsafe {
+        core::arch::asm!("mov {0}, qword ptr gs:[{1}]", out(reg) value, in(reg) var.as_ptr(),
+            options(nostack, preserves_flags, readonly));
+    }
+    value
+}
+
+/// Writes this CPU's copy of the static per-CPU `var` (Linux
+/// `this_cpu_write`).
+///
+/// # Safety
+/// As for [`this_cpu_read_u64`].
+#[inline]
+pub unsafe fn this_cpu_write_u64(var: &'static AtomicU64, value: u64) {
+    // SAFETY: as in `this_cpu_read_u64`; the store is one instruction, so
+    // an interrupt sees the old or the new value.
+    unsafe {
+        core::arch::asm!("mov qword ptr gs:[{0}], {1}", in(reg) var.as_ptr(), in(reg) value,
+            options(nostack, preserves_flags));
+    }
+}
+
 /// CPU `cpu`'s `__per_cpu_offset`.
 pub fn per_cpu_offset(cpu: u32) -> u64 {
     PER_CPU_OFFSET.get(cpu as usize).map_or(0, |o| o.load(Ordering::Relaxed))

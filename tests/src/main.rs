@@ -11,11 +11,14 @@ use bootloader_api::{BootInfo, entry_point};
 
 mod benches;
 mod boot;
+mod elf;
 mod exceptions;
 mod harness;
+mod initramfs;
 mod page_alloc;
 mod percpu;
 mod pgtable;
+mod sched;
 mod selftest;
 mod slab;
 mod smp;

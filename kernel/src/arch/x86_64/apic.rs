@@ -182,6 +182,7 @@ pub fn timer_interrupt() {
         JIFFIES.fetch_add(1, Ordering::Relaxed);
     }
     eoi();
+    crate::sched::scheduler_tick();
 }
 
 /// Ticks since the timer started (Linux `jiffies`), counted by CPU 0.

@@ -7,8 +7,19 @@
 //! `trap_common`, which saves all general-purpose registers into a
 //! [`TrapFrame`] and calls `trap_dispatch` (in `traps.rs`) with a pointer to it.
 //! The handler may change the frame (an exception-table fixup rewrites RIP and
-//! a few registers); `trap_common` restores whatever the frame then says and
-//! returns with IRETQ.
+//! a few registers, signal delivery rewrites a user frame); `trap_exit`
+//! restores whatever the frame then says and returns with IRETQ.
+//!
+//! GS: in the kernel GS base is the CPU's per-CPU offset; in user mode it
+//! is the user's, and the kernel's waits in `KERNEL_GS_BASE`. An entry from
+//! ring 3 (the saved CS has RPL 3) executes SWAPGS first and the exit back
+//! to ring 3 executes it last (Linux `SWAPGS` in `error_entry` and
+//! `swapgs_restore_regs_and_return_to_usermode`). Difference: Linux's
+//! paranoid entries (NMI, #MC, #DF) read `MSR_GS_BASE` instead, which is
+//! right even for an NMI that arrives between SYSCALL and its SWAPGS; ours
+//! trust CS, so such an NMI would run its (logging-only) handler with the
+//! user's GS. System calls enter at `entry_SYSCALL_64` (`syscall.rs`) and
+//! leave through `trap_exit` too.
 //!
 //! Stack alignment: in 64-bit mode the CPU aligns RSP to 16 bytes before it
 //! pushes SS..RIP (SDM vol. 3, 6.14.2); 7 words of hardware frame, error code
@@ -26,8 +37,10 @@ pub const NR_VECTORS: usize = 256;
 /// Bytes between consecutive entry stubs.
 pub const STUB_ALIGN: usize = 16;
 
-/// The registers saved on exception entry, lowest address first (Linux
-/// `struct pt_regs`).
+/// The registers saved on exception or system-call entry, lowest address
+/// first (Linux `struct pt_regs`). For a system call `vector` is
+/// [`SYSCALL_MARK`] and `error_code` holds the syscall number (Linux
+/// `orig_ax`).
 #[repr(C)]
 #[derive(Clone, Debug)]
 #[doc(alias = "pt_regs")]
@@ -57,6 +70,16 @@ pub struct TrapFrame {
     pub rflags: u64,
     pub rsp: u64,
     pub ss: u64,
+}
+
+/// `vector` of a system call's frame.
+pub const SYSCALL_MARK: u64 = u64::MAX;
+
+impl TrapFrame {
+    /// Whether the frame was saved on entry from user mode.
+    pub fn from_user(&self) -> bool {
+        self.cs & 3 == 3
+    }
 }
 
 unsafe extern "C" {
@@ -101,6 +124,10 @@ trap_entry_stubs:
     .p2align 4
     .global trap_common
 trap_common:
+    testb $3, 24(%rsp)
+    jz 1f
+    swapgs
+1:
     pushq %rax
     pushq %rbx
     pushq %rcx
@@ -119,6 +146,8 @@ trap_common:
     movq %rsp, %rdi
     cld
     call trap_dispatch
+    .global trap_exit
+trap_exit:
     popq %r15
     popq %r14
     popq %r13
@@ -135,6 +164,10 @@ trap_common:
     popq %rbx
     popq %rax
     addq $16, %rsp
+    testb $3, 8(%rsp)
+    jz 2f
+    swapgs
+2:
     iretq
     .global trap_common_end
 trap_common_end:

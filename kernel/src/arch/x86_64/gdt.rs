@@ -1,7 +1,12 @@
 //! GDT and TSS (Linux `arch/x86/kernel/cpu/common.c`, `cpu_entry_area`).
 //!
-//! Long mode ignores segment bases and limits; the GDT holds the kernel code
-//! segment and the TSS, whose Interrupt Stack Table gives the exceptions that
+//! Long mode ignores segment bases and limits; the GDT holds the code and
+//! data segments of ring 0 and ring 3 in the order SYSCALL and SYSRET
+//! require (kernel code, kernel data, user data, user code: Linux's
+//! `GDT_ENTRY_KERNEL_CS` .. `GDT_ENTRY_DEFAULT_USER_CS` order, see
+//! [`USER_CS`]) and the TSS. The TSS's `rsp0` is the stack the CPU switches
+//! to when an interrupt arrives in user mode (the running task's kernel
+//! stack, set by the scheduler through [`set_rsp0`]); its Interrupt Stack Table gives the exceptions that
 //! can arrive on a broken stack a known-good stack of their own: #DF (a fault
 //! while delivering a fault, typically a kernel stack overflow into its guard
 //! page), NMI and #MC (which can arrive at any instruction, including the
@@ -10,6 +15,8 @@
 //! The boot CPU's tables and IST stacks are static; every other CPU gets
 //! its own GDT and TSS from kmalloc and IST stacks from vmalloc (with guard
 //! pages) in [`init_ap`], laid out like the boot CPU's so selectors match.
+
+use core::sync::atomic::AtomicU64;
 
 use spin::Lazy;
 use x86_64::VirtAddr;
@@ -82,12 +89,53 @@ struct Gdt {
     tss: SegmentSelector,
 }
 
-static GDT: Lazy<Gdt> = Lazy::new(|| {
+/// Kernel code selector (GDT entry 1).
+pub const KERNEL_CS: u16 = 0x08;
+/// Kernel data selector (entry 2): SYSCALL loads SS with `KERNEL_CS + 8`.
+pub const KERNEL_DS: u16 = 0x10;
+/// User data selector (entry 3, RPL 3): SYSRET loads SS with `STAR[63:48] + 8`.
+pub const USER_DS: u16 = 0x18 | 3;
+/// User 64-bit code selector (entry 4, RPL 3): SYSRET loads CS with
+/// `STAR[63:48] + 16`. Linux has a 32-bit user code segment between
+/// the two; we run no 32-bit code, so `STAR[63:48]` is [`KERNEL_DS`].
+pub const USER_CS: u16 = 0x20 | 3;
+
+fn build_gdt(tss: &'static TaskStateSegment) -> Gdt {
     let mut table = GlobalDescriptorTable::new();
     let kernel_code = table.append(Descriptor::kernel_code_segment());
-    let tss = table.append(Descriptor::tss_segment(&TSS));
+    let kernel_data = table.append(Descriptor::kernel_data_segment());
+    let user_data = table.append(Descriptor::user_data_segment());
+    let user_code = table.append(Descriptor::user_code_segment());
+    let tss = table.append(Descriptor::tss_segment(tss));
+    debug_assert_eq!(
+        [kernel_code.0, kernel_data.0, user_data.0, user_code.0],
+        [KERNEL_CS, KERNEL_DS, USER_DS, USER_CS],
+        "GDT layout must match the SYSCALL/SYSRET selectors"
+    );
     Gdt { table, kernel_code, tss }
-});
+}
+
+static GDT: Lazy<Gdt> = Lazy::new(|| build_gdt(&TSS));
+
+/// This CPU's TSS (Linux `cpu_tss_rw`), for [`set_rsp0`].
+#[unsafe(link_section = ".data..percpu")]
+static THIS_TSS: AtomicU64 = AtomicU64::new(0);
+
+/// Makes `top` the stack the CPU switches to on an interrupt or exception
+/// from user mode (Linux `update_task_stack`, TSS `sp0`).
+pub fn set_rsp0(top: u64) {
+    // SAFETY: THIS_TSS is in .data..percpu.
+    let tss = unsafe { crate::percpu::this_cpu_read_u64(&THIS_TSS) } as *mut TaskStateSegment;
+    if tss.is_null() {
+        return;
+    }
+    // SAFETY: THIS_TSS holds this CPU's TSS, which lives forever (static or
+    // leaked) and which only this CPU writes; the CPU reads rsp0 only when
+    // it changes privilege level, which cannot happen during this store
+    // (we are in ring 0 and the caller has interrupts off or owns the task).
+    // The TSS is packed: rsp0 sits at offset 4, so the store is unaligned.
+    unsafe { (&raw mut (*tss).privilege_stack_table[0]).write_unaligned(VirtAddr::new(top)) };
+}
 
 /// The kernel code segment selector, for IDT gates.
 pub fn kernel_code_selector() -> u16 {
@@ -96,10 +144,12 @@ pub fn kernel_code_selector() -> u16 {
 
 /// Loads the GDT, reloads the segment registers and loads the TSS.
 pub fn init() {
-    load(&GDT);
+    load(&GDT, &TSS);
 }
 
-fn load(gdt: &'static Gdt) {
+fn load(gdt: &'static Gdt, tss: &'static TaskStateSegment) {
+    // SAFETY: THIS_TSS is in .data..percpu.
+    unsafe { crate::percpu::this_cpu_write_u64(&THIS_TSS, core::ptr::from_ref(tss) as u64) };
     gdt.table.load();
     // SAFETY: the selectors come from the GDT just loaded: CS is a present
     // 64-bit code segment, the TSS descriptor points at a 'static TSS, and a
@@ -135,11 +185,7 @@ pub fn init_ap() -> Result<[IstRange; 3], NoMemory> {
         tss.interrupt_stack_table[usize::from(slot)] = VirtAddr::new(range.top);
     }
     let tss: &'static TaskStateSegment = alloc::boxed::Box::leak(alloc::boxed::Box::new(tss));
-    let mut table = GlobalDescriptorTable::new();
-    let kernel_code = table.append(Descriptor::kernel_code_segment());
-    let tss_sel = table.append(Descriptor::tss_segment(tss));
-    let gdt: &'static Gdt = alloc::boxed::Box::leak(alloc::boxed::Box::new(Gdt { table, kernel_code, tss: tss_sel }));
-    debug_assert_eq!(kernel_code.0, GDT.kernel_code.0, "AP selectors must match the IDT's");
-    load(gdt);
+    let gdt: &'static Gdt = alloc::boxed::Box::leak(alloc::boxed::Box::new(build_gdt(tss)));
+    load(gdt, tss);
     Ok(ranges)
 }

@@ -11,6 +11,7 @@ pub mod pgtable;
 pub mod pic;
 pub mod smp;
 pub mod stacktrace;
+pub mod switch;
 pub mod tlb;
 pub mod traps;
 pub mod tsc;

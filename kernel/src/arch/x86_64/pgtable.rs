@@ -283,3 +283,27 @@ pub fn dump_kernel(out: &mut impl core::fmt::Write) -> core::fmt::Result {
         None => Ok(()),
     }
 }
+
+/// Loads the page-table root `cr3` (0: the kernel's own tables) on this
+/// CPU (Linux `switch_mm_irqs_off` without PCID: the CR3 write flushes every
+/// non-global translation, so a CPU never keeps another address space's
+/// user entries).
+pub fn switch_mm(cr3: u64) {
+    let root = if cr3 == 0 { kernel_pgtable().map_or(0, |pt| pt.root().as_u64()) } else { cr3 };
+    if root == 0 {
+        return;
+    }
+    let Ok(frame) = PhysFrame::from_start_address(x86_64::PhysAddr::new(root)) else {
+        log::error!("switch_mm: page-table root {root:#x} is not page aligned; staying on the current tables");
+        return;
+    };
+    // SAFETY: `root` is the kernel's root or a user root whose kernel half
+    // was copied from the kernel's (`PageTable::new_user`), so the kernel
+    // (this code, its stack, the direct map) stays mapped across the write.
+    unsafe { Cr3::write(frame, Cr3Flags::empty()) };
+}
+
+/// The entry format of every page table (kernel and user).
+pub fn format() -> &'static X86PteFormat {
+    FORMAT.get().expect("page-table format used before pgtable::init")
+}

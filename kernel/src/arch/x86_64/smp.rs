@@ -205,27 +205,37 @@ pub fn wait_on_cpu(cpu: u32) -> u64 {
     result
 }
 
-/// An AP's idle loop: run queued work, else sleep until an interrupt.
-fn ap_idle(cpu: usize) -> ! {
-    let slot = &PCPU[cpu];
-    loop {
-        // A call whose IPI overtook its request (or was lost) is served here.
-        serve_call();
-        x86_64::instructions::interrupts::disable();
-        if slot.work_state.load(Ordering::Acquire) == WORK_QUEUED {
-            x86_64::instructions::interrupts::enable();
-            // SAFETY: `run_on_cpu` stored a `fn(u64) -> u64` before setting
-            // WORK_QUEUED (Release/Acquire).
-            let f: fn(u64) -> u64 =
-                unsafe { core::mem::transmute::<u64, fn(u64) -> u64>(slot.work_fn.load(Ordering::Relaxed)) };
-            let result = f(slot.work_arg.load(Ordering::Relaxed));
-            slot.work_result.store(result, Ordering::Relaxed);
-            slot.work_state.store(WORK_DONE, Ordering::Release);
-        } else {
-            // Atomically re-enable interrupts and halt: no wake-up is lost.
-            x86_64::instructions::interrupts::enable_and_hlt();
-        }
+/// Runs this CPU's pending cross-CPU call and queued [`run_on_cpu`] work,
+/// with interrupts enabled while the work runs. Called by the idle loop.
+pub fn serve_pending_work() {
+    // A call whose IPI overtook its request (or was lost) is served here.
+    serve_call();
+    let slot = &PCPU[smp_processor_id() as usize];
+    if slot.work_state.load(Ordering::Acquire) != WORK_QUEUED {
+        return;
     }
+    let were_on = x86_64::instructions::interrupts::are_enabled();
+    x86_64::instructions::interrupts::enable();
+    // SAFETY: `run_on_cpu` stored a `fn(u64) -> u64` before setting
+    // WORK_QUEUED (Release/Acquire).
+    let f: fn(u64) -> u64 =
+        unsafe { core::mem::transmute::<u64, fn(u64) -> u64>(slot.work_fn.load(Ordering::Relaxed)) };
+    let result = f(slot.work_arg.load(Ordering::Relaxed));
+    slot.work_result.store(result, Ordering::Relaxed);
+    slot.work_state.store(WORK_DONE, Ordering::Release);
+    if !were_on {
+        x86_64::instructions::interrupts::disable();
+    }
+}
+
+/// Whether [`run_on_cpu`] work waits for this CPU.
+pub fn work_pending() -> bool {
+    PCPU[smp_processor_id() as usize].work_state.load(Ordering::Acquire) == WORK_QUEUED
+}
+
+/// The local APIC id of online CPU `cpu`.
+pub fn apic_id_of(cpu: u32) -> Option<u32> {
+    (online_mask() & (1u64 << cpu) != 0).then(|| PCPU[cpu as usize].apic_id.load(Ordering::Relaxed))
 }
 
 // ---------------------------------------------------------------------
@@ -370,9 +380,14 @@ extern "C" fn ap_main(cpu: u64) -> ! {
     apic::setup_local_apic();
     apic::setup_timer();
     PCPU[c].apic_id.store(apic::id(), Ordering::Relaxed);
+    // The bring-up stack is a size-aligned thread stack: its top is the
+    // next multiple of THREAD_SIZE above the stack pointer.
+    let top = cpu::read_rsp().next_multiple_of(crate::vmalloc::THREAD_SIZE);
+    crate::sched::init(cpu as u32, top);
     ONLINE.fetch_or(1 << c, Ordering::AcqRel);
     AP_ALIVE.store(cpu as u32, Ordering::Release);
-    ap_idle(c)
+    // Interrupts come on in the idle loop, as the old idle loop did.
+    crate::sched::idle_loop()
 }
 
 fn gdt_and_idt_for_ap(c: usize) {

@@ -195,6 +195,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         vector::NMI => log::warn!("NMI received at RIP {:#x}; continuing", frame.rip),
         super::smp::CALL_FUNCTION_VECTOR => super::smp::call_function_interrupt(),
         super::apic::LOCAL_TIMER_VECTOR => super::apic::timer_interrupt(),
+        crate::sched::RESCHEDULE_VECTOR => crate::sched::reschedule_interrupt(),
         // Spurious interrupts need no EOI (SDM vol. 3 10.9).
         super::apic::SPURIOUS_VECTOR => {}
         0..vector::FIRST_EXTERNAL => die(frame),

@@ -1,0 +1,93 @@
+//! Terminal and generic file `ioctl` requests: Linux's
+//! `include/uapi/asm-generic/ioctls.h` (used by x86 through
+//! `asm/ioctls.h`) and `struct winsize` from
+//! `include/uapi/asm-generic/termios.h`.
+//!
+//! musl's `isatty` is `ioctl(fd, TIOCGWINSZ, &ws)` succeeding, so a
+//! console that answers [`TIOCGWINSZ`] gets line-buffered stdout.
+
+/// `TCGETS`: read the terminal's [`Termios`](crate::termbits::Termios).
+pub const TCGETS: u32 = 0x5401;
+/// `TCSETS`: set the terminal's `Termios` now.
+pub const TCSETS: u32 = 0x5402;
+/// `TCSETSW`: set the `Termios` after output drains.
+pub const TCSETSW: u32 = 0x5403;
+/// `TCSETSF`: set the `Termios` after output drains, discarding input.
+pub const TCSETSF: u32 = 0x5404;
+/// `TIOCSCTTY`: make the terminal the controlling terminal.
+pub const TIOCSCTTY: u32 = 0x540E;
+/// `TIOCGPGRP`: get the foreground process group.
+pub const TIOCGPGRP: u32 = 0x540F;
+/// `TIOCSPGRP`: set the foreground process group.
+pub const TIOCSPGRP: u32 = 0x5410;
+/// `TIOCGWINSZ`: read the window size into a [`Winsize`].
+pub const TIOCGWINSZ: u32 = 0x5413;
+/// `TIOCSWINSZ`: set the window size from a [`Winsize`].
+pub const TIOCSWINSZ: u32 = 0x5414;
+/// `FIONREAD`: the number of bytes ready to read.
+pub const FIONREAD: u32 = 0x541B;
+/// `TIOCNOTTY`: give up the controlling terminal.
+pub const TIOCNOTTY: u32 = 0x5422;
+/// `FIONBIO`: set or clear `O_NONBLOCK`.
+pub const FIONBIO: u32 = 0x5421;
+/// `TIOCGSID`: get the session of the terminal.
+pub const TIOCGSID: u32 = 0x5429;
+/// `FIONCLEX`: clear `FD_CLOEXEC`.
+pub const FIONCLEX: u32 = 0x5450;
+/// `FIOCLEX`: set `FD_CLOEXEC`.
+pub const FIOCLEX: u32 = 0x5451;
+/// `FIOASYNC`: set or clear `FASYNC`.
+pub const FIOASYNC: u32 = 0x5452;
+
+/// `struct winsize`: a terminal's size.
+#[doc(alias = "winsize")]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Winsize {
+    /// Rows of characters.
+    pub ws_row: u16,
+    /// Columns of characters.
+    pub ws_col: u16,
+    /// Width in pixels (unused by Linux).
+    pub ws_xpixel: u16,
+    /// Height in pixels (unused by Linux).
+    pub ws_ypixel: u16,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::offset_of;
+
+    /// Values printed by a C program built against the host's Linux 6.1
+    /// `<asm/ioctls.h>`.
+    #[test]
+    fn constants_match_linux_headers() {
+        assert_eq!(TCGETS, 0x5401);
+        assert_eq!(TCSETS, 0x5402);
+        assert_eq!(TCSETSW, 0x5403);
+        assert_eq!(TCSETSF, 0x5404);
+        assert_eq!(TIOCSCTTY, 0x540e);
+        assert_eq!(TIOCGPGRP, 0x540f);
+        assert_eq!(TIOCSPGRP, 0x5410);
+        assert_eq!(TIOCGWINSZ, 0x5413);
+        assert_eq!(TIOCSWINSZ, 0x5414);
+        assert_eq!(FIONREAD, 0x541b);
+        assert_eq!(TIOCNOTTY, 0x5422);
+        assert_eq!(FIONBIO, 0x5421);
+        assert_eq!(TIOCGSID, 0x5429);
+        assert_eq!(FIONCLEX, 0x5450);
+        assert_eq!(FIOCLEX, 0x5451);
+        assert_eq!(FIOASYNC, 0x5452);
+    }
+
+    /// `sizeof`/`offsetof` from the host's `<asm/termios.h>`.
+    #[test]
+    fn winsize_layout_matches_linux_headers() {
+        assert_eq!(size_of::<Winsize>(), 8);
+        assert_eq!(offset_of!(Winsize, ws_row), 0);
+        assert_eq!(offset_of!(Winsize, ws_col), 2);
+        assert_eq!(offset_of!(Winsize, ws_xpixel), 4);
+        assert_eq!(offset_of!(Winsize, ws_ypixel), 6);
+    }
+}
