@@ -62,4 +62,9 @@ pub trait TlbFlush: Sync {
     /// that may cache it, and the paging-structure caches that may point at
     /// freed tables. The implementation picks page-by-page or a full flush.
     fn flush_tlb_kernel_range(&self, start: VirtAddr, len: u64);
+
+    /// Invalidates the user translations of `[start, start + len)` in the
+    /// address space whose root table is `root` (Linux
+    /// `flush_tlb_mm_range`), wherever that address space may be cached.
+    fn flush_tlb_mm_range(&self, root: PhysAddr, start: VirtAddr, len: u64);
 }

@@ -12,16 +12,20 @@
 //! ([`page_alloc`]) and its reports ([`vmstat`]), and the slab allocator
 //! ([`slub`], [`slab_common`]: object caches and kmalloc), page tables
 //! ([`pgtable`], walked by [`pagewalk`], dumped and W+X-checked by
-//! [`ptdump`]), and the kernel virtual address allocator ([`vmalloc`]:
-//! vmap areas).
+//! [`ptdump`]), the kernel virtual address allocator ([`vmalloc`]:
+//! vmap areas), and user address spaces ([`vma`]: VMAs and the gap
+//! search), on an intrusive augmented AVL tree ([`avl`]).
 
 #![cfg_attr(not(test), no_std)]
 
 pub mod addr;
 pub mod arch;
+pub mod avl;
 pub mod gfp;
 pub mod list;
 pub mod memblock;
+pub mod memory;
+pub mod mmap;
 pub mod mmzone;
 pub mod page;
 pub mod page_alloc;
@@ -30,10 +34,12 @@ pub mod pagewalk;
 pub mod percpu;
 pub mod pgtable;
 pub mod ptdump;
+pub mod rmap;
 #[cfg(test)]
 mod sim;
 pub mod slab_common;
 pub mod slub;
+pub mod vma;
 pub mod vmalloc;
 pub mod vmstat;
 

@@ -154,6 +154,17 @@ impl Page {
         self.mapcount.load(Relaxed) + 1
     }
 
+    /// Counts one more page table mapping the page (Linux
+    /// `atomic_inc(&page->_mapcount)`); true if it was the first.
+    pub(crate) fn inc_mapcount(&self) -> bool {
+        self.mapcount.fetch_add(1, Relaxed) == -1
+    }
+
+    /// Counts one page table less; true if it was the last.
+    pub(crate) fn dec_mapcount(&self) -> bool {
+        self.mapcount.fetch_sub(1, Relaxed) == 0
+    }
+
     /// The raw `_mapcount` field, -1 when unmapped.
     pub(crate) fn raw_mapcount(&self) -> i32 {
         self.mapcount.load(Relaxed)

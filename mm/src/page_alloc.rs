@@ -783,6 +783,11 @@ impl<'a> PgData<'a> {
         if page.raw_mapcount() != -1 {
             return bad(BadPageReason::Mapped);
         }
+        // An anonymous page's mapping is only the anon marker (Linux
+        // clears `PAGE_MAPPING_FLAGS` mappings here too).
+        if page.mapping() & crate::rmap::PAGE_MAPPING_ANON != 0 {
+            page.set_mapping(0);
+        }
         if page.mapping() != 0 {
             return bad(BadPageReason::HasMapping);
         }

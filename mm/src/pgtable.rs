@@ -183,6 +183,11 @@ bitflags! {
         const WRITE_THROUGH = 1 << 6;
         /// Caching disabled (`_PAGE_PCD`).
         const NO_CACHE = 1 << 7;
+        /// Mapped but inaccessible (Linux `_PAGE_PROTNONE`): the entry is
+        /// not present for the CPU, so every access faults, but it still
+        /// holds the frame, as a `PROT_NONE` user page must. 4 KiB leaves
+        /// only; never [`PgProt::GLOBAL`] (x86 keeps it in the global bit).
+        const PROTNONE = 1 << 8;
     }
 }
 
@@ -274,7 +279,8 @@ impl X86PteFormat {
 impl PteFormat for X86PteFormat {
     fn encode_leaf(&self, leaf: Leaf) -> u64 {
         let p = leaf.prot;
-        let mut raw = (leaf.phys.as_u64() & X86_ADDR_MASK) | X86_PRESENT;
+        let present = if p.contains(PgProt::PROTNONE) { X86_GLOBAL } else { X86_PRESENT };
+        let mut raw = (leaf.phys.as_u64() & X86_ADDR_MASK) | present;
         for (flag, bit) in X86_PROT_BITS {
             if p.contains(flag) {
                 raw |= bit;
@@ -296,7 +302,8 @@ impl PteFormat for X86PteFormat {
     }
 
     fn decode(&self, raw: u64, level: Level) -> Entry {
-        if raw & X86_PRESENT == 0 {
+        let protnone = raw & (X86_PRESENT | X86_GLOBAL) == X86_GLOBAL && level == Level::Pte;
+        if raw & X86_PRESENT == 0 && !protnone {
             return Entry::None;
         }
         let size = match level {
@@ -308,9 +315,9 @@ impl PteFormat for X86PteFormat {
             Level::Pmd => PageSize::Size2M,
             Level::Pud => PageSize::Size1G,
         };
-        let mut prot = PgProt::empty();
+        let mut prot = if protnone { PgProt::PROTNONE } else { PgProt::empty() };
         for (flag, bit) in X86_PROT_BITS {
-            if raw & bit != 0 {
+            if raw & bit != 0 && !(protnone && flag == PgProt::GLOBAL) {
                 prot |= flag;
             }
         }
@@ -365,6 +372,8 @@ pub struct TlbGather {
     start: u64,
     end: u64,
     tables: PageList,
+    /// The user address space flushed, or `None` for kernel mappings.
+    mm_root: Option<PhysAddr>,
 }
 
 impl Default for TlbGather {
@@ -376,7 +385,13 @@ impl Default for TlbGather {
 impl TlbGather {
     /// Nothing to flush yet (Linux `tlb_gather_mmu`).
     pub const fn new() -> Self {
-        TlbGather { start: u64::MAX, end: 0, tables: PageList::new() }
+        TlbGather { start: u64::MAX, end: 0, tables: PageList::new(), mm_root: None }
+    }
+
+    /// Nothing to flush yet in the user address space with root `root`
+    /// (Linux `tlb_gather_mmu(tlb, mm)`).
+    pub const fn for_mm(root: PhysAddr) -> Self {
+        TlbGather { start: u64::MAX, end: 0, tables: PageList::new(), mm_root: Some(root) }
     }
 
     /// Records that translations of `[start, end)` must be invalidated
@@ -402,7 +417,10 @@ impl TlbGather {
         if let Some((start, end)) = self.range()
             && let Some(start) = VirtAddr::new(start)
         {
-            tlb.flush_tlb_kernel_range(start, end - start.as_u64());
+            match self.mm_root {
+                Some(root) => tlb.flush_tlb_mm_range(root, start, end - start.as_u64()),
+                None => tlb.flush_tlb_kernel_range(start, end - start.as_u64()),
+            }
         }
         while let Some(pfn) = self.tables.pop_front(pgdat.mem_map()) {
             free_table(pgdat, pfn);
@@ -529,6 +547,21 @@ impl<'a, F: PteFormat> PageTable<'a, F> {
         Ok(PageTable { root, user, fmt, pgdat })
     }
 
+    /// A user address space's tree (Linux `pgd_alloc`): its own lower half,
+    /// and the kernel half of the root copied from `kernel` (Linux
+    /// `clone_pgd_range` from `swapper_pg_dir`), which stays valid because
+    /// the kernel never changes its root entries after boot. Every
+    /// operation on the tree is limited to the lower half, and dropping it
+    /// frees only lower-half tables.
+    pub fn new_user(kernel: &PageTable<'a, F>, root_gfp: Gfp) -> Result<Self, PgtableError> {
+        let pt = PageTable::new(kernel.pgdat, kernel.fmt, root_gfp, true)?;
+        let root = pt.table(pt.root);
+        for (index, slot) in root.iter().enumerate().skip(PTRS_PER_TABLE / 2) {
+            slot.store(kernel.root_entry(index), Ordering::Relaxed);
+        }
+        Ok(pt)
+    }
+
     /// Physical address of the root table (what CR3 holds).
     pub fn root(&self) -> PhysAddr {
         self.root
@@ -556,13 +589,15 @@ impl<'a, F: PteFormat> PageTable<'a, F> {
         unsafe { &*virt.as_ptr::<[AtomicU64; PTRS_PER_TABLE]>() }
     }
 
-    fn check_range(start: VirtAddr, size: u64) -> Result<u64, PgtableError> {
+    fn check_range(&self, start: VirtAddr, size: u64) -> Result<u64, PgtableError> {
+        let self_is_user = self.user;
         let end = start.as_u64().checked_add(size).ok_or(PgtableError::BadRange)?;
         let last = VirtAddr::new(end.wrapping_sub(1)).ok_or(PgtableError::BadRange)?;
         if size == 0
             || !start.is_aligned(PAGE_SIZE)
             || !size.is_multiple_of(PAGE_SIZE)
             || last.is_user() != start.is_user()
+            || (self_is_user && !start.is_user())
         {
             return Err(PgtableError::BadRange);
         }
@@ -621,7 +656,7 @@ impl<'a, F: PteFormat> PageTable<'a, F> {
         args: MapArgs<'_>,
         gather: &mut TlbGather,
     ) -> Result<(), PgtableError> {
-        let end = Self::check_range(virt, size)?;
+        let end = self.check_range(virt, size)?;
         let result = self.map_level(self.root, Level::Pgd, virt.as_u64(), end, &args, gather);
         let done = args.done.get();
         if result.is_err() && done > virt.as_u64() {
@@ -783,7 +818,7 @@ impl<'a, F: PteFormat> PageTable<'a, F> {
         free: FreeTables,
         gather: &mut TlbGather,
     ) -> Result<u64, PgtableError> {
-        let end = Self::check_range(virt, size)?;
+        let end = self.check_range(virt, size)?;
         self.change_level(self.root, Level::Pgd, virt.as_u64(), end, RangeOp::Unmap(free), gather)
     }
 
@@ -798,7 +833,7 @@ impl<'a, F: PteFormat> PageTable<'a, F> {
         prot: PgProt,
         gather: &mut TlbGather,
     ) -> Result<u64, PgtableError> {
-        let end = Self::check_range(virt, size)?;
+        let end = self.check_range(virt, size)?;
         self.change_level(self.root, Level::Pgd, virt.as_u64(), end, RangeOp::Protect(prot), gather)
     }
 
@@ -877,6 +912,48 @@ impl<'a, F: PteFormat> PageTable<'a, F> {
         }
     }
 
+    /// The pte slot mapping `va` (Linux `pte_offset_map`), allocating
+    /// missing tables when `alloc` (Linux `pte_alloc`). `None` when a
+    /// table is missing and `alloc` is false. A huge leaf on the way is
+    /// [`PgtableError::AlreadyMapped`]: user trees use 4 KiB pages only.
+    pub(crate) fn pte_offset(&self, va: VirtAddr, alloc: bool) -> Result<Option<&AtomicU64>, PgtableError> {
+        let va = va.as_u64();
+        let mut table = self.root;
+        let mut level = Level::Pgd;
+        while let Some(lower) = level.lower() {
+            let slot = &self.table(table)[level.index(va)];
+            table = match self.fmt.decode(slot.load(Ordering::Acquire), level) {
+                Entry::Table(t) => t,
+                Entry::None if alloc => self.populate(slot, level, va)?,
+                Entry::None => return Ok(None),
+                Entry::Leaf(_) => return Err(PgtableError::AlreadyMapped(VirtAddr::new_const(va))),
+            };
+            level = lower;
+        }
+        Ok(Some(&self.table(table)[Level::Pte.index(va)]))
+    }
+
+    /// Calls `f(va, slot)` for every pte slot of `[start, end)` whose pte
+    /// table exists (Linux's `p*d_range` walkers with `p*d_none_or_clear_bad`
+    /// skipping). Huge leaves are skipped: user trees have none.
+    pub(crate) fn for_each_pte(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, &AtomicU64)) {
+        self.walk_ptes(self.root, Level::Pgd, start, end, f);
+    }
+
+    fn walk_ptes(&self, table: PhysAddr, level: Level, start: u64, end: u64, f: &mut dyn FnMut(u64, &AtomicU64)) {
+        let entries = self.table(table);
+        for (index, va, entry_end) in entry_ranges(level, start, end) {
+            match level.lower() {
+                None => f(va, &entries[index]),
+                Some(lower) => {
+                    if let Entry::Table(t) = self.fmt.decode(entries[index].load(Ordering::Acquire), level) {
+                        self.walk_ptes(t, lower, va, entry_end, f);
+                    }
+                }
+            }
+        }
+    }
+
     /// The raw entry at `index` of the root (for sharing kernel entries
     /// with other trees).
     pub fn root_entry(&self, index: usize) -> u64 {
@@ -913,7 +990,9 @@ impl<'a, F: PteFormat> PageTable<'a, F> {
 
     fn free_tree(&self, table: PhysAddr, level: Level) {
         if let Some(lower) = level.lower() {
-            for e in self.table(table) {
+            // A user tree shares the kernel half of its root: not ours.
+            let limit = if self.user && level == Level::Pgd { PTRS_PER_TABLE / 2 } else { PTRS_PER_TABLE };
+            for e in &self.table(table)[..limit] {
                 if let Entry::Table(t) = self.fmt.decode(e.load(Ordering::Acquire), level) {
                     self.free_tree(t, lower);
                 }

@@ -107,6 +107,10 @@ impl TlbFlush for SimTlb {
     fn flush_tlb_kernel_range(&self, start: VirtAddr, len: u64) {
         self.flushes.lock().unwrap().push((start.as_u64(), len));
     }
+
+    fn flush_tlb_mm_range(&self, _root: crate::PhysAddr, start: VirtAddr, len: u64) {
+        self.flushes.lock().unwrap().push((start.as_u64(), len));
+    }
 }
 
 /// Alignment of simulated RAM: the largest buddy block.

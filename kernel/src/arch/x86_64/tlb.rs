@@ -8,7 +8,7 @@
 //! locally, then on the others through a cross-CPU call that waits for
 //! every one of them (Linux `flush_tlb_kernel_range` -> `on_each_cpu`).
 
-use mm::VirtAddr;
+use mm::{PhysAddr, VirtAddr};
 use mm::arch::TlbFlush;
 use x86_64::registers::control::{Cr4, Cr4Flags};
 
@@ -56,5 +56,17 @@ impl TlbFlush for KernelTlb {
     fn flush_tlb_kernel_range(&self, start: VirtAddr, len: u64) {
         flush_tlb_range_local(start.as_u64(), len);
         super::smp::call_function_many(u64::MAX, flush_tlb_range_ipi, start.as_u64(), len);
+    }
+
+    /// A user address space is loaded on at most one CPU, the one running
+    /// its task (processes are single-threaded, vfork's parent sleeps, and
+    /// every switch to another address space reloads CR3, which drops all
+    /// non-global entries). So a flush is local when the space is loaded
+    /// here and unnecessary otherwise (Linux tracks `mm_cpumask` and sends
+    /// IPIs to the CPUs in it).
+    fn flush_tlb_mm_range(&self, root: PhysAddr, start: VirtAddr, len: u64) {
+        if cpu::read_cr3_phys() == root.as_u64() {
+            flush_tlb_range_local(start.as_u64(), len);
+        }
     }
 }
