@@ -115,25 +115,3 @@ impl ImagesExt for boot::Images {
         }
     }
 }
-
-/// Size of the ramdisk every test kernel boots with.
-pub const KTEST_RAMDISK_LEN: usize = 12_345;
-
-/// The ramdisk of the test kernel: a 16-byte magic, then byte `i` of the
-/// whole file is `(i * 7 + 3) % 251`. The test `boot::ramdisk_is_loaded_intact`
-/// (tests/src/boot.rs) checks exactly this; the odd length checks that the
-/// size survives too. Rewritten only when missing or different, so images
-/// are not remade needlessly.
-pub fn ktest_ramdisk() -> Result<PathBuf, Error> {
-    let mut data: Vec<u8> = (0..KTEST_RAMDISK_LEN).map(|i| ((i * 7 + 3) % 251) as u8).collect();
-    data[..16].copy_from_slice(b"KTEST-RAMDISK-V1");
-    let path = target_dir().join("xtask/ktest-ramdisk.bin");
-    if std::fs::read(&path).is_ok_and(|old| old == data) {
-        return Ok(path);
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", show(dir)), e))?;
-    }
-    std::fs::write(&path, &data).map_err(|e| Error::io(format!("writing {}", show(&path)), e))?;
-    Ok(path)
-}

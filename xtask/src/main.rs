@@ -11,6 +11,7 @@ mod bench;
 mod build;
 mod error;
 mod host;
+mod initramfs;
 mod kvm;
 mod linux;
 mod plot;
@@ -121,7 +122,8 @@ struct RunArgs {
     /// Kernel command line (e.g. "loglevel=debug").
     #[arg(long, default_value = "")]
     cmdline: String,
-    /// Load this file as the ramdisk.
+    /// Load this file as the ramdisk instead of the initramfs built from
+    /// tests/user (target/initramfs.cpio).
     #[arg(long)]
     ramdisk: Option<PathBuf>,
     /// Start QEMU's GDB server on localhost:1234 and wait for a debugger.
@@ -179,7 +181,11 @@ fn build_cmd(profile: Profile, ramdisk: Option<&std::path::Path>) -> Result<Exit
 fn run_cmd(args: RunArgs) -> Result<ExitCode, Error> {
     let profile = Profile::from_release(args.machine.release);
     let elf = build::kernel_elf(build::KernelBin::Kernel, profile)?;
-    let images = build::images(&elf, "kernel", args.ramdisk.as_deref())?;
+    let ramdisk = match args.ramdisk {
+        Some(given) => given,
+        None => initramfs::build()?,
+    };
+    let images = build::images(&elf, "kernel", Some(&ramdisk))?;
     let accel = qemu::resolve_accel(args.machine.accel.unwrap_or(AccelChoice::Auto))?;
     let firmware = if args.machine.uefi { Firmware::Uefi } else { Firmware::Bios };
     let machine = qemu::Machine {
@@ -232,7 +238,7 @@ fn test_cmd(args: TestArgs) -> Result<ExitCode, Error> {
     }
 
     let ktests_elf = build::kernel_elf(build::KernelBin::Ktests, profile)?;
-    let ktests_images = build::images(&ktests_elf, "ktests", Some(&build::ktest_ramdisk()?))?;
+    let ktests_images = build::images(&ktests_elf, "ktests", Some(&initramfs::build()?))?;
     let test_kernel = runner::TestKernel::new(&ktests_elf, &ktests_images, &options)?;
     let selection = runner::Selection { filter: filter.map(str::to_owned), suite: args.suite.clone() };
     totals += test_kernel.run_selected(&selection)?;
@@ -255,7 +261,7 @@ fn bench_cmd(args: BenchArgs) -> Result<ExitCode, Error> {
         return Ok(ExitCode::SUCCESS);
     }
     let elf = build::kernel_elf(build::KernelBin::Ktests, Profile::Release)?;
-    let images = build::images(&elf, "ktests", Some(&build::ktest_ramdisk()?))?;
+    let images = build::images(&elf, "ktests", Some(&initramfs::build()?))?;
     let accel =
         if args.icount { qemu::Accel::Tcg } else { qemu::resolve_accel(args.accel.unwrap_or(AccelChoice::Auto))? };
     let options = bench::BenchOptions {

@@ -4,18 +4,21 @@
  *
  *     <name> <value> <unit>
  *
- * Each figure is the median of ROUNDS rounds. The same static binaries run
- * under Linux (cargo xtask bench --vs-linux) and, once user processes exist,
- * under our kernel.
+ * Each figure is the median of ROUNDS rounds; each program keeps its total
+ * work to a few seconds under QEMU TCG (its header says how much). The
+ * same static binaries run under Linux (cargo xtask bench --vs-linux) and,
+ * once user processes exist, under our kernel (/bench in the initramfs).
  */
 #ifndef BENCHLIB_H
 #define BENCHLIB_H
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #define ROUNDS 7
+#define PAGE 4096UL
 
 static inline long long now_ns(void)
 {
@@ -28,6 +31,18 @@ static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
 	return (x > y) - (x < y);
+}
+
+/* A private anonymous read-write mapping of `len` bytes; exits on failure. */
+static inline char *map_anon(unsigned long len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED) {
+		perror("mmap");
+		exit(1);
+	}
+	return p;
 }
 
 /* Prints the median of `rounds` per-operation costs. */

@@ -1,0 +1,314 @@
+//! The initramfs: a newc cpio archive the bootloader loads as the ramdisk
+//! (Linux `init/initramfs.c` unpack_to_rootfs; the format is Linux's
+//! Documentation/driver-api/early-userspace/buffer-format.rst).
+//!
+//! An archive is a run of entries, each a 110-byte ASCII header (the magic
+//! `070701`, or `070702` when the header carries a checksum, then thirteen
+//! 8-digit hex fields), the NUL-terminated name padded to a multiple of 4
+//! bytes from the start of the header, and the file body padded likewise.
+//! The entry named `TRAILER!!!` ends an archive; zero bytes between and
+//! after archives are padding, and further archives may follow (Linux
+//! unpacks each in turn, later entries replacing earlier ones).
+//!
+//! Every header is validated before anything is believed: magic, hex digits,
+//! bounds of the name and body, the name's NUL, and for `070702` the body
+//! checksum (the byte sum Linux checks in do_copy). Corrupt input gives a
+//! [`CpioError`] naming the offset, never a panic.
+//!
+//! Differences from Linux:
+//! - Linux unpacks into rootfs (a tmpfs) and frees the ramdisk; we keep
+//!   entries in place: each [`Entry`] borrows its body from the archive,
+//!   which the bootloader mapped read-only for the kernel's lifetime.
+//! - Compressed archives (gzip, xz, ...) are refused as junk: xtask writes
+//!   uncompressed ones.
+//! - Names are normalised to absolute paths (`bin/hello` and `./bin/hello`
+//!   become `/bin/hello`, `.` becomes `/`); a name with a `..` component is
+//!   refused, where Linux would resolve it inside rootfs.
+//! - Hard links (entries sharing an inode, Linux's find_link) are kept as
+//!   separate entries, each with the body the archive gives it.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use core::fmt;
+
+/// Length of a newc header: the 6-byte magic and thirteen 8-digit fields.
+const HEADER_LEN: usize = 110;
+/// The magic of a header without checksum.
+const MAGIC_NEWC: &[u8; 6] = b"070701";
+/// The magic of a header whose `check` field is the body's byte sum.
+const MAGIC_CRC: &[u8; 6] = b"070702";
+/// The name of the entry that ends an archive.
+const TRAILER: &str = "TRAILER!!!";
+
+/// File type bits of `mode` (Linux `S_IFMT`).
+pub const S_IFMT: u32 = 0o170_000;
+/// A directory (Linux `S_IFDIR`).
+pub const S_IFDIR: u32 = 0o040_000;
+/// A regular file (Linux `S_IFREG`).
+pub const S_IFREG: u32 = 0o100_000;
+/// A symbolic link, whose body is the target (Linux `S_IFLNK`).
+pub const S_IFLNK: u32 = 0o120_000;
+/// A character device (Linux `S_IFCHR`).
+pub const S_IFCHR: u32 = 0o020_000;
+
+/// Why an archive was refused. Offsets are from the start of the archive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpioError {
+    /// A header does not start with `070701` or `070702`.
+    BadMagic {
+        /// Offset of the header.
+        offset: usize,
+    },
+    /// A header, name or body runs past the end of the data.
+    Truncated {
+        /// Offset of the header whose entry is cut short.
+        offset: usize,
+    },
+    /// A header field holds something other than 8 hex digits.
+    BadHex {
+        /// Offset of the field.
+        offset: usize,
+    },
+    /// The name is empty or its last byte (per namesize) is not NUL.
+    NameNotTerminated {
+        /// Offset of the header.
+        offset: usize,
+    },
+    /// The name is not UTF-8, holds a NUL, or has a `..` component.
+    BadName {
+        /// Offset of the header.
+        offset: usize,
+    },
+    /// A `070702` entry's body does not sum to its header's checksum.
+    BadChecksum {
+        /// Offset of the header.
+        offset: usize,
+    },
+    /// Bytes that are neither padding nor a header where an archive should
+    /// start (a compressed archive looks like this).
+    Junk {
+        /// Offset of the first such byte.
+        offset: usize,
+    },
+    /// The data ends inside an archive, before its `TRAILER!!!`.
+    MissingTrailer {
+        /// Where the data ended.
+        offset: usize,
+    },
+}
+
+impl fmt::Display for CpioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            CpioError::BadMagic { offset } => write!(f, "bad cpio magic at offset {offset}"),
+            CpioError::Truncated { offset } => write!(f, "entry at offset {offset} runs past the end"),
+            CpioError::BadHex { offset } => write!(f, "bad hex field at offset {offset}"),
+            CpioError::NameNotTerminated { offset } => write!(f, "name of entry at offset {offset} lacks its NUL"),
+            CpioError::BadName { offset } => write!(f, "unusable name in entry at offset {offset}"),
+            CpioError::BadChecksum { offset } => write!(f, "bad data checksum in entry at offset {offset}"),
+            CpioError::Junk { offset } => write!(f, "junk in archive at offset {offset} (compressed?)"),
+            CpioError::MissingTrailer { offset } => write!(f, "archive ends at offset {offset} without TRAILER!!!"),
+        }
+    }
+}
+
+/// One file of the archive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry<'a> {
+    /// The name as the archive spells it (without the NUL).
+    pub name: &'a str,
+    /// Type and permission bits (`st_mode`).
+    pub mode: u32,
+    /// Hard link count.
+    pub nlink: u32,
+    /// Length of the body in bytes.
+    pub size: usize,
+    /// The body: file contents, or a symbolic link's target.
+    pub data: &'a [u8],
+    /// Inode number within the archive.
+    pub ino: u32,
+    /// Device number (major, minor) of a device special file.
+    pub rdev: (u32, u32),
+}
+
+impl Entry<'_> {
+    /// Whether this is a directory.
+    pub fn is_dir(&self) -> bool {
+        self.mode & S_IFMT == S_IFDIR
+    }
+
+    /// Whether this is a regular file.
+    pub fn is_file(&self) -> bool {
+        self.mode & S_IFMT == S_IFREG
+    }
+
+    /// Whether this is a symbolic link.
+    pub fn is_symlink(&self) -> bool {
+        self.mode & S_IFMT == S_IFLNK
+    }
+}
+
+/// A parsed initramfs: its entries by normalised absolute path.
+#[derive(Debug)]
+pub struct Initramfs<'a> {
+    entries: BTreeMap<String, Entry<'a>>,
+    end: usize,
+}
+
+/// `n` rounded up to a multiple of 4 (the newc alignment).
+fn align4(n: usize) -> Option<usize> {
+    n.checked_add(3).map(|n| n & !3)
+}
+
+/// Parses the 8 hex digits at `offset`.
+fn hex_field(data: &[u8], offset: usize) -> Result<u32, CpioError> {
+    let digits = data.get(offset..offset + 8).ok_or(CpioError::Truncated { offset })?;
+    digits.iter().try_fold(0u32, |acc, &d| {
+        let v = char::from(d).to_digit(16).ok_or(CpioError::BadHex { offset })?;
+        Ok((acc << 4) | v)
+    })
+}
+
+/// `name` as an absolute path without `.` components or repeated slashes;
+/// `None` if it has a `..` component.
+fn normalize(name: &str) -> Option<String> {
+    let mut path = String::new();
+    for part in name.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        if part == ".." {
+            return None;
+        }
+        path.push('/');
+        path.push_str(part);
+    }
+    if path.is_empty() {
+        path.push('/');
+    }
+    Some(path)
+}
+
+/// The fields of a newc header, in order after the magic.
+#[derive(Clone, Copy)]
+enum Field {
+    Ino = 0,
+    Mode,
+    Nlink = 4,
+    FileSize = 6,
+    RdevMajor = 9,
+    RdevMinor,
+    NameSize,
+    Check,
+}
+
+/// One header parsed at `offset`: the entry and the offset after its body.
+fn parse_entry(data: &[u8], offset: usize) -> Result<(Entry<'_>, usize), CpioError> {
+    let header = data.get(offset..).ok_or(CpioError::Truncated { offset })?;
+    if header.len() < MAGIC_NEWC.len() {
+        return Err(CpioError::Truncated { offset });
+    }
+    let crc = match &header[..MAGIC_NEWC.len()] {
+        m if m == MAGIC_NEWC => false,
+        m if m == MAGIC_CRC => true,
+        _ => return Err(CpioError::BadMagic { offset }),
+    };
+    if header.len() < HEADER_LEN {
+        return Err(CpioError::Truncated { offset });
+    }
+    let field = |f: Field| hex_field(data, offset + MAGIC_NEWC.len() + 8 * f as usize);
+    let namesize = field(Field::NameSize)? as usize;
+    let size = field(Field::FileSize)? as usize;
+    let truncated = CpioError::Truncated { offset };
+    let name_end = (offset + HEADER_LEN).checked_add(namesize).ok_or(truncated)?;
+    let raw_name = data.get(offset + HEADER_LEN..name_end).ok_or(truncated)?;
+    let name = match raw_name.split_last() {
+        Some((0, name)) => name,
+        _ => return Err(CpioError::NameNotTerminated { offset }),
+    };
+    let name = core::str::from_utf8(name)
+        .ok()
+        .filter(|n| !n.is_empty() && !n.contains('\0'))
+        .ok_or(CpioError::BadName { offset })?;
+    let body_start = align4(name_end).ok_or(truncated)?;
+    let body_end = body_start.checked_add(size).ok_or(truncated)?;
+    let body = data.get(body_start..body_end).ok_or(truncated)?;
+    let entry = Entry {
+        name,
+        mode: field(Field::Mode)?,
+        nlink: field(Field::Nlink)?,
+        size,
+        data: body,
+        ino: field(Field::Ino)?,
+        rdev: (field(Field::RdevMajor)?, field(Field::RdevMinor)?),
+    };
+    if crc && entry.is_file() {
+        let sum = body.iter().fold(0u32, |s, &b| s.wrapping_add(b.into()));
+        if sum != field(Field::Check)? {
+            return Err(CpioError::BadChecksum { offset });
+        }
+    }
+    // The body's padding may be cut off at the very end of the data.
+    Ok((entry, align4(body_end).ok_or(truncated)?.min(data.len())))
+}
+
+impl<'a> Initramfs<'a> {
+    /// Parses every archive in `data`, validating every header.
+    pub fn parse(data: &'a [u8]) -> Result<Self, CpioError> {
+        let mut entries = BTreeMap::new();
+        let mut offset = 0;
+        let mut end = 0;
+        let mut in_archive = false;
+        while offset < data.len() {
+            if !in_archive {
+                // Between archives: zero padding, or the next header, which
+                // starts 4-byte aligned (Linux's do_start/do_skip).
+                match data[offset] {
+                    0 => {
+                        offset += 1;
+                        continue;
+                    }
+                    b'0' if offset % 4 == 0 => in_archive = true,
+                    _ => return Err(CpioError::Junk { offset }),
+                }
+            }
+            let (entry, next) = parse_entry(data, offset)?;
+            if entry.name == TRAILER {
+                in_archive = false;
+                end = next;
+            } else {
+                let path = normalize(entry.name).ok_or(CpioError::BadName { offset })?;
+                entries.insert(path, entry);
+            }
+            offset = next;
+        }
+        if in_archive || end == 0 {
+            return Err(CpioError::MissingTrailer { offset: data.len() });
+        }
+        Ok(Initramfs { entries, end })
+    }
+
+    /// The entry at `path` (absolute or relative to `/`; `.` components
+    /// and repeated slashes are ignored).
+    pub fn lookup(&self, path: &str) -> Option<&Entry<'a>> {
+        self.entries.get(&normalize(path)?)
+    }
+
+    /// Every entry with its normalised path, sorted by path.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Entry<'a>)> {
+        self.entries.iter().map(|(path, entry)| (path.as_str(), entry))
+    }
+
+    /// Number of entries (the trailers not counted).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the archive holds no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Offset just past the last archive's `TRAILER!!!` entry and its
+    /// padding: the archive's length when nothing follows it.
+    pub fn end(&self) -> usize {
+        self.end
+    }
+}

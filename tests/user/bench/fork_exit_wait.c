@@ -1,0 +1,38 @@
+/*
+ * A process's life with 64 MiB of touched anonymous memory: fork (copying
+ * the VMAs and 16384 PTEs, write-protecting them), the child's _exit
+ * (tearing its address space down) and the parent's waitpid.
+ * ROUNDS x 10 forks.
+ */
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "benchlib.h"
+
+#define REGION (64UL << 20)
+#define FORKS 10
+
+int main(void)
+{
+	double rounds[ROUNDS];
+	char *p = map_anon(REGION);
+
+	for (unsigned long off = 0; off < REGION; off += PAGE)
+		p[off] = 1;
+	for (int r = 0; r < ROUNDS; r++) {
+		long long t0 = now_ns();
+		for (int i = 0; i < FORKS; i++) {
+			pid_t pid = fork();
+			if (pid == 0)
+				_exit(0);
+			if (pid < 0) {
+				perror("fork");
+				return 1;
+			}
+			waitpid(pid, NULL, 0);
+		}
+		rounds[r] = (double)(now_ns() - t0) / FORKS / 1000.0;
+	}
+	report("user::fork_exit_wait_64m", rounds, ROUNDS, "us/op");
+	return 0;
+}

@@ -1,0 +1,135 @@
+/*
+ * Page faults the kernel cannot resolve, as Linux reports them
+ * (arch/x86/mm/fault.c): SIGSEGV with si_addr the faulting address and
+ * si_code SEGV_ACCERR (a mapping forbids the access) or SEGV_MAPERR (no
+ * mapping); an uncaught SIGSEGV kills only its process; and bad user
+ * pointers given to system calls fail with EFAULT instead of faulting.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "utest.h"
+
+#define PAGE 4096UL
+/* An address in the never-mapped first page. */
+#define BAD_PTR ((void *)16)
+
+static sigjmp_buf recover;
+static volatile sig_atomic_t faults;
+static void *volatile fault_addr;
+static volatile int fault_code;
+
+static void on_segv(int sig, siginfo_t *info, void *ucontext)
+{
+	(void)sig;
+	(void)ucontext;
+	faults++;
+	fault_addr = info->si_addr;
+	fault_code = info->si_code;
+	siglongjmp(recover, 1);
+}
+
+/* Runs `touch(p)` expecting one SIGSEGV at `p` with `code`. */
+static void expect_segv(void (*touch)(volatile char *), volatile char *p, int code, const char *what)
+{
+	faults = 0;
+	fault_addr = NULL;
+	fault_code = 0;
+	if (sigsetjmp(recover, 1) == 0)
+		touch(p);
+	CHECK(faults == 1, "%s raises SIGSEGV", what);
+	CHECK(fault_addr == (void *)p, "%s: si_addr is the faulting address (%p)", what, fault_addr);
+	CHECK(fault_code == code, "%s: si_code is %s (%d)", what, code == SEGV_ACCERR ? "SEGV_ACCERR" : "SEGV_MAPERR",
+	      fault_code);
+}
+
+static void write_byte(volatile char *p)
+{
+	*p = 1;
+}
+
+static void read_byte(volatile char *p)
+{
+	(void)*p;
+}
+
+static void caught_faults(void)
+{
+	struct sigaction sa = { 0 };
+
+	sa.sa_sigaction = on_segv;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	CHECK(sigaction(SIGSEGV, &sa, NULL) == 0, "install an SA_SIGINFO SIGSEGV handler");
+
+	char *ro = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *none = mmap(NULL, PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *gone = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (ro == MAP_FAILED || none == MAP_FAILED || gone == MAP_FAILED)
+		return;
+	munmap(gone, PAGE);
+	expect_segv(write_byte, ro + 8, SEGV_ACCERR, "a write to a PROT_READ page");
+	expect_segv(read_byte, none + 8, SEGV_ACCERR, "a read of a PROT_NONE page");
+	expect_segv(write_byte, gone + 8, SEGV_MAPERR, "a write to an unmapped page");
+	expect_segv(read_byte, gone, SEGV_MAPERR, "a read of an unmapped page");
+	CHECK(*(volatile char *)ro == 0, "the PROT_READ page is still readable after the faults");
+	signal(SIGSEGV, SIG_DFL);
+	munmap(ro, PAGE);
+	munmap(none, PAGE);
+}
+
+static void uncaught_fault_kills_only_the_child(void)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		/* Through a volatile so the compiler cannot see a null-page store. */
+		volatile uintptr_t bad = (uintptr_t)BAD_PTR;
+		write_byte((volatile char *)bad);
+		_exit(0);
+	}
+	int status = 0;
+	CHECK(waitpid(pid, &status, 0) == pid, "waitpid for the faulting child");
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV, "an uncaught SIGSEGV kills the child");
+}
+
+static void bad_pointers_give_efault(void)
+{
+	int fds[2];
+
+	if (pipe(fds) != 0)
+		return;
+	/* A pipe, not fd 1: writes to /dev/null succeed without reading. */
+	errno = 0;
+	CHECK(write(fds[1], BAD_PTR, 10) == -1 && errno == EFAULT, "write from a bad buffer fails with EFAULT");
+	CHECK(write(fds[1], "0123456789", 10) == 10, "write to a pipe");
+	errno = 0;
+	CHECK(read(fds[0], BAD_PTR, 10) == -1 && errno == EFAULT, "read into a bad buffer fails with EFAULT");
+	close(fds[0]);
+	close(fds[1]);
+	/* syscall() bypasses the vDSO, which would fault in user space. */
+	errno = 0;
+	CHECK(syscall(SYS_clock_gettime, CLOCK_MONOTONIC, BAD_PTR) == -1 && errno == EFAULT,
+	      "clock_gettime into a bad pointer fails with EFAULT");
+	errno = 0;
+	CHECK(syscall(SYS_openat, AT_FDCWD, BAD_PTR, O_RDONLY) == -1 && errno == EFAULT,
+	      "openat of a bad path pointer fails with EFAULT");
+}
+
+int main(int argc, char **argv)
+{
+	(void)argc;
+	utest_start(argv[0]);
+	caught_faults();
+	uncaught_fault_kills_only_the_child();
+	bad_pointers_give_efault();
+	return utest_done();
+}
