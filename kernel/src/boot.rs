@@ -213,6 +213,8 @@ pub fn init(boot_info: &'static mut BootInfo) {
     crate::slab::init();
     switch_to_kernel_page_tables(params);
     crate::vmalloc::init(arch::smp::nr_cpu_ids());
+    crate::mmap::init();
+    arch::uaccess::init(arch::cpu::features().contains(arch::cpu::CpuFeatures::SMAP));
     arch::apic::init_bsp();
     let (stack_bottom, stack_len) = params.boot_stack;
     crate::sched::init(0, stack_bottom.as_u64() + stack_len);

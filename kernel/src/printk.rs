@@ -37,6 +37,18 @@ pub fn _print(args: fmt::Arguments<'_>) {
     });
 }
 
+/// Writes raw bytes (a user program's output) to the console.
+pub fn write_raw(bytes: &[u8]) {
+    serial::with_console(|w| {
+        for chunk in bytes.utf8_chunks() {
+            let _ = w.write_str(chunk.valid());
+            if !chunk.invalid().is_empty() {
+                let _ = w.write_str("\u{fffd}");
+            }
+        }
+    });
+}
+
 /// Writes to the console even if the console lock is held or poisoned by a
 /// crashed holder. For panic and exception reports only.
 pub fn emergency(args: fmt::Arguments<'_>) {

@@ -1,19 +1,36 @@
-//! The process side of a task (Linux `task_struct`'s family, exit and
-//! address-space fields; `kernel/fork.c`, `kernel/exit.c`).
+//! Processes: the process side of a task (Linux `task_struct`'s family,
+//! exit, files, signal and address-space fields), fork (`kernel/fork.c`),
+//! exit and wait (`kernel/exit.c`).
 //!
-//! Filled in by the system-call layer; a kernel thread has an empty one.
+//! A process is one task (no threads: `clone` with `CLONE_VM` is accepted
+//! only together with `CLONE_VFORK`, whose parent sleeps). Its address
+//! space is shared only by a vfork child until that child execs or exits.
+//!
+//! Exit: the task drops its files and address space (switching to the
+//! kernel's page tables first), hands its children to nobody (an orphan is
+//! reaped by its own exit; Linux reparents to init), becomes a zombie with
+//! its wait status and wakes its parent's `wait4`. The parent reaps it,
+//! waiting until the child is switched out for good before dropping it,
+//! which frees its kernel stack.
+//!
+//! Lock order: `children` -> a child's locks; `mm` slot -> the address
+//! space's lock; `files` -> an open file's offset lock.
 
+use alloc::boxed::Box;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use spin::Mutex;
+use uapi::errno::Errno;
 
-use crate::sched::Task;
+use crate::fs::file::{Capture, FdTable};
+use crate::mmap::MmRef;
 use crate::sched::wait::WaitQueue;
+use crate::sched::{self, Task};
+use crate::signal::SignalState;
 
-/// Family links and exit status (Linux `real_parent`, `children`,
-/// `exit_code`, `exit_state`, `signal->wait_chldexit`).
+/// The process side of a task.
 pub struct Process {
     /// The parent, if any.
     pub parent: Mutex<Weak<Task>>,
@@ -24,8 +41,51 @@ pub struct Process {
     /// Wait status for the parent (Linux `exit_code`, encoded as wait4
     /// reports it).
     pub exit_status: AtomicU32,
-    /// Where this task's parent sleeps in wait4 (woken when a child exits).
+    /// Where this task sleeps in wait4 (woken when a child exits).
     pub child_exit: WaitQueue,
+    /// The address space (none for kernel threads).
+    pub mm: Mutex<Option<MmRef>>,
+    /// Open files.
+    pub files: Mutex<FdTable>,
+    /// Signal handlers, mask and pending signals.
+    pub signal: Mutex<SignalState>,
+    /// Where console output is also copied (inherited by children).
+    pub capture: Mutex<Option<Capture>>,
+    /// Set by a vfork child when it execs or exits; its parent waits for it.
+    pub vfork_done: Mutex<Option<Arc<Completion>>>,
+    /// `set_tid_address` pointer (cleared and woken at exit by Linux; we
+    /// only clear it).
+    pub clear_child_tid: AtomicU64,
+}
+
+/// A one-shot event (Linux `struct completion`).
+pub struct Completion {
+    done: AtomicBool,
+    wq: WaitQueue,
+}
+
+impl Default for Completion {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Completion {
+    /// Not yet done.
+    pub const fn new() -> Self {
+        Completion { done: AtomicBool::new(false), wq: WaitQueue::new() }
+    }
+
+    /// Marks it done and wakes the waiter (Linux `complete`).
+    pub fn complete(&self) {
+        self.done.store(true, Ordering::Release);
+        self.wq.wake_up_all();
+    }
+
+    /// Sleeps until done (Linux `wait_for_completion`).
+    pub fn wait(&self) {
+        self.wq.wait_event(|| self.done.load(Ordering::Acquire));
+    }
 }
 
 impl Default for Process {
@@ -35,7 +95,7 @@ impl Default for Process {
 }
 
 impl Process {
-    /// A process with no family.
+    /// A process with no family, files or address space.
     pub fn new() -> Self {
         Process {
             parent: Mutex::new(Weak::new()),
@@ -43,6 +103,12 @@ impl Process {
             zombie: AtomicBool::new(false),
             exit_status: AtomicU32::new(0),
             child_exit: WaitQueue::new(),
+            mm: Mutex::new(None),
+            files: Mutex::new(FdTable::default()),
+            signal: Mutex::new(SignalState::default()),
+            capture: Mutex::new(None),
+            vfork_done: Mutex::new(None),
+            clear_child_tid: AtomicU64::new(0),
         }
     }
 
@@ -51,5 +117,247 @@ impl Process {
     pub fn exit_notify_kthread(&self) {
         self.zombie.store(true, Ordering::Release);
         self.child_exit.wake_up_all();
+    }
+
+    /// The address space, if any.
+    pub fn mm(&self) -> Option<MmRef> {
+        self.mm.lock().clone()
+    }
+}
+
+/// Puts `mm` (or the kernel's tables) on the running task and this CPU.
+pub fn activate_mm(task: &Task, mm: Option<&MmRef>) {
+    let root = mm.map_or(0, |m| crate::mmap::root_of(m).as_u64());
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        task.cr3.store(root, Ordering::Release);
+        crate::arch::x86_64::pgtable::switch_mm(root);
+    });
+}
+
+/// Replaces the running task's address space; the old one is dropped
+/// after the switch (Linux `exec_mmap` / `exit_mm`).
+pub fn replace_mm(task: &Task, new: Option<MmRef>) {
+    activate_mm(task, new.as_ref());
+    let old = core::mem::replace(&mut *task.proc.mm.lock(), new);
+    release_mm(old);
+}
+
+/// Drops a reference to an address space; the last one tears it down.
+fn release_mm(mm: Option<MmRef>) {
+    if let Some(mm) = mm
+        && let Ok(inner) = Arc::try_unwrap(mm)
+    {
+        let mut mm = inner.into_inner();
+        mm.exit_mmap();
+        drop(mm);
+    }
+}
+
+/// Which clone semantics (Linux `kernel_clone_args` flags we honour).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloneKind {
+    /// fork: copy the address space.
+    Fork,
+    /// vfork: share it, parent sleeps until the child execs or exits.
+    Vfork,
+}
+
+/// Creates a child of the running user task (Linux `kernel_clone`):
+/// copies the trap frame (the child returns 0), files, signal handlers,
+/// TLS, FPU state and, for fork, the address space with copy-on-write.
+pub fn do_fork(frame: &crate::arch::x86_64::entry::TrapFrame, kind: CloneKind) -> Result<Arc<Task>, Errno> {
+    let parent = sched::current();
+    let mut child_frame = frame.clone();
+    child_frame.rax = 0;
+    let pid = sched::alloc_pid();
+    let child = sched::alloc_task(pid, parent.comm().as_str().as_bytes(), sched::select_task_rq(), &child_frame, 0, 0, false)
+        .map_err(|_| Errno::ENOMEM)?;
+    let parent_mm = parent.proc.mm().ok_or(Errno::EINVAL)?;
+    let child_mm = match kind {
+        CloneKind::Vfork => parent_mm.clone(),
+        CloneKind::Fork => {
+            let new = crate::mmap::mm_alloc()?;
+            {
+                let mut src = parent_mm.lock();
+                let mut dst = new.lock();
+                if let Err(e) = src.dup_mmap(&mut dst) {
+                    drop(dst);
+                    drop(src);
+                    release_mm(Some(new));
+                    return Err(e);
+                }
+            }
+            new
+        }
+    };
+    child.cr3.store(crate::mmap::root_of(&child_mm).as_u64(), Ordering::Release);
+    *child.proc.mm.lock() = Some(child_mm);
+    *child.proc.files.lock() = parent.proc.files.lock().clone();
+    *child.proc.signal.lock() = parent.proc.signal.lock().fork_copy();
+    *child.proc.capture.lock() = parent.proc.capture.lock().clone();
+    *child.proc.parent.lock() = Arc::downgrade(&parent);
+    child.fs_base.store(parent.fs_base.load(Ordering::Relaxed), Ordering::Relaxed);
+    child.gs_base.store(x86_64::registers::model_specific::KernelGsBase::read().as_u64(), Ordering::Relaxed);
+    child.copy_fpu_from_current();
+    child.user.store(true, Ordering::Release);
+    let done = (kind == CloneKind::Vfork).then(|| Arc::new(Completion::new()));
+    *child.proc.vfork_done.lock() = done.clone();
+    parent.proc.children.lock().push(child.clone());
+    sched::wake_up_new_task(&child);
+    if let Some(done) = done {
+        done.wait();
+    }
+    Ok(child)
+}
+
+/// Signals a waiting vfork parent that the shared address space is free.
+pub fn mm_release(task: &Task) {
+    if let Some(done) = task.proc.vfork_done.lock().take() {
+        done.complete();
+    }
+}
+
+/// Ends the running task with wait status `status` (Linux `do_exit`).
+pub fn do_exit(status: u32) -> ! {
+    let me = sched::current();
+    me.proc.files.lock().clear();
+    replace_mm(&me, None);
+    mm_release(&me);
+    me.user.store(false, Ordering::Release);
+    // Orphans: nobody will reap them; they reap themselves at exit.
+    let orphans = core::mem::take(&mut *me.proc.children.lock());
+    for c in &orphans {
+        *c.proc.parent.lock() = Weak::new();
+    }
+    drop(orphans);
+    me.proc.exit_status.store(status, Ordering::Release);
+    me.proc.zombie.store(true, Ordering::Release);
+    if let Some(parent) = me.proc.parent.lock().upgrade() {
+        parent.proc.child_exit.wake_up_all();
+        crate::signal::send_signal(&parent, uapi::signal::SIGCHLD, None);
+    }
+    drop(me);
+    sched::set_current_state(sched::TaskState::Dead);
+    sched::schedule();
+    unreachable!("an exited task was scheduled again");
+}
+
+/// What [`do_wait`] found.
+pub struct Reaped {
+    /// The child's pid.
+    pub pid: u32,
+    /// Its wait status.
+    pub status: u32,
+}
+
+/// Waits for a child to exit (Linux `do_wait`): `pid` > 0 for that child,
+/// -1 (or 0: no process groups) for any. `None` with `nohang` when none
+/// has exited yet.
+pub fn do_wait(pid: i32, nohang: bool) -> Result<Option<Reaped>, Errno> {
+    let me = sched::current();
+    let matches = |t: &Arc<Task>| pid <= 0 || t.pid == pid as u32;
+    let mut reaped = None;
+    let mut no_child = false;
+    let completed = me.proc.child_exit.wait_event_with(
+        true,
+        || crate::signal::signal_pending(&me),
+        || {
+            let mut children = me.proc.children.lock();
+            if !children.iter().any(matches) {
+                no_child = true;
+                return true;
+            }
+            if let Some(i) = children.iter().position(|c| matches(c) && c.proc.zombie.load(Ordering::Acquire)) {
+                reaped = Some(children.swap_remove(i));
+                return true;
+            }
+            nohang
+        },
+    );
+    if no_child {
+        return Err(Errno::ECHILD);
+    }
+    if !completed {
+        return Err(Errno::EINTR);
+    }
+    Ok(reaped.map(|child| {
+        child.wait_inactive();
+        Reaped { pid: child.pid, status: child.proc.exit_status.load(Ordering::Acquire) }
+    }))
+}
+
+/// Arguments of a process started by the kernel.
+struct SpawnArgs {
+    path: alloc::string::String,
+    argv: Vec<Vec<u8>>,
+}
+
+extern "C" fn user_entry(arg: u64) -> ! {
+    // SAFETY: `arg` is the Box<SpawnArgs> `spawn_user` leaked for this task.
+    let args = unsafe { Box::from_raw(arg as *mut SpawnArgs) };
+    let me = sched::current();
+    let envp = alloc::vec![b"PATH=/bin".to_vec(), b"HOME=/".to_vec(), b"TERM=vt100".to_vec()];
+    // SAFETY: the frame is at the top of our own stack; nothing else uses it.
+    let frame = unsafe { &mut *me.pt_regs() };
+    match crate::exec::kernel_execve(&args.path, &args.argv, &envp, frame) {
+        Ok(()) => {
+            drop(args);
+            drop(me);
+            // Returning lands in `ret_from_fork_asm`'s path to user mode.
+            crate::arch::x86_64::switch::return_to_user()
+        }
+        Err(e) => {
+            log::warn!("{}: cannot execute: {e}", args.path);
+            drop(args);
+            drop(me);
+            do_exit(uapi::wait::w_exitcode(127) as u32)
+        }
+    }
+}
+
+/// Starts `path` from the initramfs as a child of the running task
+/// (Linux `kernel_execve` from a kernel thread, as `kernel_init` runs
+/// `/init`). Console output is also copied into `capture`, if given.
+pub fn spawn_user(path: &str, argv: &[&str], capture: Option<Capture>) -> Result<Arc<Task>, Errno> {
+    let parent = sched::current();
+    let args = Box::new(SpawnArgs {
+        path: alloc::string::String::from(path),
+        argv: argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
+    });
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let arg = Box::into_raw(args) as u64;
+    let frame = sched::blank_frame();
+    let task = match sched::alloc_task(sched::alloc_pid(), name.as_bytes(), sched::select_task_rq(), &frame, user_entry as *const () as u64, arg, false) {
+        Ok(t) => t,
+        Err(_) => {
+            // SAFETY: the box was not handed to any task.
+            drop(unsafe { Box::from_raw(arg as *mut SpawnArgs) });
+            return Err(Errno::ENOMEM);
+        }
+    };
+    *task.proc.files.lock() = FdTable::with_console();
+    *task.proc.capture.lock() = capture;
+    *task.proc.parent.lock() = Arc::downgrade(&parent);
+    parent.proc.children.lock().push(task.clone());
+    sched::wake_up_new_task(&task);
+    Ok(task)
+}
+
+/// Runs `path` to completion as a child of the running task and returns
+/// its wait status and console output (for tests and the shell).
+pub fn run_user(path: &str, argv: &[&str]) -> Result<(u32, Vec<u8>), Errno> {
+    let capture: Capture = Arc::new(Mutex::new(Vec::new()));
+    let task = spawn_user(path, argv, Some(capture.clone()))?;
+    let pid = task.pid as i32;
+    drop(task);
+    loop {
+        match do_wait(pid, false) {
+            Ok(Some(r)) => {
+                let out = core::mem::take(&mut *capture.lock());
+                return Ok((r.status, out));
+            }
+            Ok(None) | Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
     }
 }

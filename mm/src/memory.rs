@@ -370,43 +370,31 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
 
     /// Moves the ptes of `[old, old + len)` to `new` (Linux
     /// `move_page_tables`): the pages stay where they are, only their
-    /// addresses change. The destination must hold no ptes.
+    /// addresses change. The destination must hold no ptes. Its page
+    /// tables are allocated first, so on `ENOMEM` nothing has moved.
     pub(crate) fn move_ptes(&mut self, old: u64, new: u64, len: u64) -> Result<(), Errno> {
         let fmt = self.pgd.format();
-        let mut gather = TlbGather::for_mm(self.pgd.root());
-        let mut moves: [(u64, u64); 64] = [(0, 0); 64];
-        let mut va = old;
-        while va < old + len {
-            let mut n = 0;
-            let mut resume = old + len;
-            self.pgd.for_each_pte(va, old + len, &mut |addr, slot| {
-                if addr >= resume {
-                    return;
-                }
-                if n == moves.len() {
-                    resume = addr;
-                    return;
-                }
-                let raw = slot.load(Ordering::Acquire);
-                if let Entry::Leaf(_) = fmt.decode(raw, Level::Pte) {
-                    slot.store(0, Ordering::Release);
-                    gather.add_range(addr, addr + PAGE_SIZE);
-                    moves[n] = (addr, raw);
-                    n += 1;
-                }
-            });
-            for &(addr, raw) in &moves[..n] {
-                let dst = match self.pgd.pte_offset(VirtAddr::new_const(addr - old + new), true) {
-                    Ok(Some(dst)) => dst,
-                    _ => {
-                        gather.finish(self.tlb, self.pgd.pgdat());
-                        return Err(Errno::ENOMEM);
-                    }
-                };
-                dst.store(raw, Ordering::Release);
+        let mut result = Ok(());
+        self.pgd.for_each_pte(old, old + len, &mut |addr, slot| {
+            if result.is_ok()
+                && let Entry::Leaf(_) = fmt.decode(slot.load(Ordering::Acquire), Level::Pte)
+                && !matches!(self.pgd.pte_offset(VirtAddr::new_const(addr - old + new), true), Ok(Some(_)))
+            {
+                result = Err(Errno::ENOMEM);
             }
-            va = resume;
-        }
+        });
+        result?;
+        let mut gather = TlbGather::for_mm(self.pgd.root());
+        self.pgd.for_each_pte(old, old + len, &mut |addr, slot| {
+            let raw = slot.load(Ordering::Acquire);
+            if let Entry::Leaf(_) = fmt.decode(raw, Level::Pte)
+                && let Ok(Some(dst)) = self.pgd.pte_offset(VirtAddr::new_const(addr - old + new), false)
+            {
+                dst.store(raw, Ordering::Release);
+                slot.store(0, Ordering::Release);
+                gather.add_range(addr, addr + PAGE_SIZE);
+            }
+        });
         gather.finish(self.tlb, self.pgd.pgdat());
         Ok(())
     }

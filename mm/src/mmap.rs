@@ -95,7 +95,7 @@ pub struct MmLayout {
     pub env_end: u64,
 }
 
-fn vma_err(e: VmaError) -> Errno {
+pub(crate) fn vma_err(e: VmaError) -> Errno {
     match e {
         VmaError::NoMemory => Errno::ENOMEM,
         VmaError::Overlap => Errno::EEXIST,
@@ -233,6 +233,12 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         self.vmas.vm_unmapped_area(&info).map(VirtAddr::as_u64).ok_or(Errno::ENOMEM)
     }
 
+    /// [`VmaTree::find_vma`] for an address from user space, which may be
+    /// non-canonical (no VMA is there).
+    pub(crate) fn find_vma_user(&self, addr: u64) -> Option<&crate::vma::Vma> {
+        VirtAddr::new(addr).and_then(|a| self.vmas.find_vma(a))
+    }
+
     /// Whether `[start, end)` is free, counting a stack's guard gap as used
     /// (Linux `find_vma_intersection` + `vm_start_gap`).
     fn range_free(&self, start: u64, end: u64) -> bool {
@@ -334,7 +340,10 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         };
         self.vmas.insert(desc).map_err(vma_err)?;
         let shared_anon = shared && vma_file.is_none();
-        if flags & (MAP_POPULATE | MAP_LOCKED) != 0 || shared_anon {
+        // Linux `do_mmap`'s `*populate`: locked (not on fault) or
+        // MAP_POPULATE without MAP_NONBLOCK.
+        let locked = vm_flags & (VmaFlags::LOCKED | VmaFlags::LOCKONFAULT) == VmaFlags::LOCKED;
+        if locked || flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE || shared_anon {
             if let Err(e) = self.populate(addr, addr + len) {
                 if shared_anon {
                     // Without its pages a shared mapping cannot be shared.
@@ -466,6 +475,11 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             return l.brk;
         }
         self.layout.brk = requested;
+        // After mlockall(MCL_FUTURE) the heap is locked: fault it in
+        // (Linux `mm_populate`, errors ignored).
+        if self.def_flags & (VmaFlags::LOCKED | VmaFlags::LOCKONFAULT) == VmaFlags::LOCKED {
+            let _ = self.populate(old_aligned, new_aligned);
+        }
         requested
     }
 
@@ -592,3 +606,6 @@ pub fn page_align(len: u64) -> Option<u64> {
 pub fn page_down(addr: u64) -> u64 {
     align_down(addr, PAGE_SIZE)
 }
+
+#[cfg(test)]
+mod tests;

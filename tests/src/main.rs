@@ -18,6 +18,7 @@ mod initramfs;
 mod page_alloc;
 mod percpu;
 mod pgtable;
+mod process;
 mod sched;
 mod selftest;
 mod slab;

@@ -9,6 +9,7 @@
 //! continues (it panics only for its built-in archive, which we lack).
 
 pub mod cpio;
+pub mod file;
 
 use log::{info, warn};
 use spin::Once;

@@ -230,6 +230,14 @@ impl Task {
         }
     }
 
+    /// Gives this (new, not yet running) task a copy of the running task's
+    /// FPU registers (fork).
+    pub fn copy_fpu_from_current(&self) {
+        // SAFETY: the task has never run and is not queued yet, so nothing
+        // else touches its FPU image.
+        switch::fxsave(unsafe { &mut *self.fpu.get() });
+    }
+
     /// Replaces the saved FPU state (execve resets it).
     pub fn reset_fpu(&self) {
         // SAFETY: called by the task itself in process context, which is
@@ -355,6 +363,7 @@ fn set_top_of_stack(top: u64) {
 /// If the boot CPU's idle stack cannot be allocated (boot cannot go on).
 pub fn init(cpu: u32, stack_top: u64) {
     switch::init_fpu();
+    crate::arch::x86_64::syscall::syscall_init();
     let name = alloc::format!("swapper/{cpu}");
     if cpu == 0 {
         let boot = Arc::new(new_task(0, b"kinit", KernelStack::Borrowed, stack_top, false, 0));

@@ -12,9 +12,11 @@ pub mod pic;
 pub mod smp;
 pub mod stacktrace;
 pub mod switch;
+pub mod syscall;
 pub mod tlb;
 pub mod traps;
 pub mod tsc;
+pub mod uaccess;
 
 /// Loads the GDT/TSS and IDT and masks the legacy PIC. Interrupts stay
 /// disabled: no interrupt controller is programmed yet.

@@ -152,6 +152,20 @@ pub unsafe fn prepare_stack(top: u64, frame: &TrapFrame, func: u64, arg: u64) ->
     sp
 }
 
+/// Leaves for user mode through the running task's trap frame at the top
+/// of its kernel stack (the tail of Linux `ret_from_fork` after a kernel
+/// thread's `kernel_execve` succeeded).
+pub fn return_to_user() -> ! {
+    x86_64::instructions::interrupts::disable();
+    // SAFETY: TOP_OF_STACK is in .data..percpu.
+    let top = unsafe { crate::percpu::this_cpu_read_u64(&crate::sched::TOP_OF_STACK) };
+    let frame = pt_regs_at(top);
+    // SAFETY: the frame at the top of our own kernel stack was filled by
+    // execve for user mode; nothing below it is needed any more, so the
+    // stack pointer may jump there and `trap_exit` pops it.
+    unsafe { core::arch::asm!("mov rsp, {0}", "jmp trap_exit", in(reg) frame, options(noreturn)) }
+}
+
 /// The trap frame at the top of a task's kernel stack (Linux
 /// `task_pt_regs`): where a user task's registers are saved on every entry.
 pub fn pt_regs_at(top: u64) -> *mut TrapFrame {

@@ -181,6 +181,11 @@ pub fn init() {
 #[unsafe(no_mangle)]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let vector = frame.vector as u8;
+    if frame.from_user() && vector < vector::FIRST_EXTERNAL && vector != vector::NMI && vector != vector::MACHINE_CHECK {
+        user_exception(frame, vector);
+        crate::syscall::exit_to_user_mode(frame);
+        return;
+    }
     match vector {
         vector::BREAKPOINT => {
             BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
@@ -188,6 +193,16 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         }
         vector::PAGE_FAULT | vector::GENERAL_PROTECTION => {
             let address = if vector == vector::PAGE_FAULT { cpu::read_cr2() } else { 0 };
+            // A user-memory access from the kernel (copy_from_user and
+            // friends, all listed in the exception table) first gets the
+            // fault resolved like a user access would.
+            if vector == vector::PAGE_FAULT
+                && address < mm::mmap::TASK_SIZE
+                && extable::search(frame.rip).is_some()
+                && user_fault(address, PageFaultError::from_bits_retain(frame.error_code)).is_ok()
+            {
+                return;
+            }
             if !extable::fixup_exception(frame, address) {
                 die(frame);
             }
@@ -201,6 +216,66 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         0..vector::FIRST_EXTERNAL => die(frame),
         _ => log::warn!("unexpected interrupt on vector {vector}; no controller is programmed"),
     }
+    if frame.from_user() {
+        crate::syscall::exit_to_user_mode(frame);
+    }
+}
+
+/// Resolves a page fault at a user address against the running task's
+/// address space (Linux `do_user_addr_fault` -> `handle_mm_fault`).
+fn user_fault(address: u64, error: PageFaultError) -> Result<(), mm::memory::FaultError> {
+    let mm = crate::sched::try_current().and_then(|t| t.proc.mm()).ok_or(mm::memory::FaultError::MapErr)?;
+    let access = mm::memory::FaultAccess {
+        write: error.contains(PageFaultError::WRITE),
+        exec: error.contains(PageFaultError::INSTR),
+    };
+    let Some(addr) = mm::VirtAddr::new(address) else { return Err(mm::memory::FaultError::MapErr) };
+    mm.lock().handle_mm_fault(addr, access)
+}
+
+/// An exception in user mode: resolve a page fault, or signal the task
+/// (Linux `do_user_addr_fault`'s bad-area path and the `do_trap` family).
+fn user_exception(frame: &mut TrapFrame, vector: u8) {
+    use uapi::signal::*;
+    if frame.rflags & (1 << 9) != 0 {
+        x86_64::instructions::interrupts::enable();
+    }
+    let (sig, code, addr, why) = match vector {
+        vector::PAGE_FAULT => {
+            let address = cpu::read_cr2();
+            let error = PageFaultError::from_bits_retain(frame.error_code);
+            match user_fault(address, error) {
+                Ok(()) => return,
+                Err(mm::memory::FaultError::Oom) => {
+                    let me = crate::sched::current();
+                    log::error!("Out of memory: killed process {} ({}) faulting at {address:#x}", me.pid, me.comm());
+                    crate::signal::send_signal(&me, SIGKILL, None);
+                    return;
+                }
+                Err(mm::memory::FaultError::MapErr) => (SIGSEGV, SEGV_MAPERR, address, "segfault"),
+                Err(mm::memory::FaultError::AccErr) => (SIGSEGV, SEGV_ACCERR, address, "segfault"),
+            }
+        }
+        vector::BREAKPOINT => (SIGTRAP, SI_KERNEL, frame.rip, "trap int3"),
+        0 => (SIGFPE, FPE_INTDIV, frame.rip, "trap divide error"),
+        6 => (SIGILL, ILL_ILLOPN, frame.rip, "trap invalid opcode"),
+        16 | 19 => (SIGFPE, 0, frame.rip, "trap floating point"),
+        _ => (SIGSEGV, SI_KERNEL, 0, "general protection"),
+    };
+    let me = crate::sched::current();
+    let handled = me.proc.signal.lock().action[(sig - 1) as usize].sa_handler > SIG_IGN;
+    if !handled {
+        // Linux `show_signal_msg`.
+        log::info!(
+            "{}[{}]: {why} at {addr:#x} ip {:#x} sp {:#x} error {:#x}",
+            me.comm(),
+            me.pid,
+            frame.rip,
+            frame.rsp,
+            frame.error_code
+        );
+    }
+    crate::signal::force_sig_fault(sig, code, addr);
 }
 
 /// Whether a #DF looks like a stack overflow: the last page fault (CR2) hit

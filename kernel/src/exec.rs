@@ -1,0 +1,264 @@
+//! execve (Linux `fs/exec.c` and `fs/binfmt_elf.c` `load_elf_binary`,
+//! `create_elf_tables`).
+//!
+//! A static ELF executable from the initramfs becomes the running task's
+//! program: a new address space gets one private file mapping per
+//! `PT_LOAD` (page-aligned around the segment, as `elf_map` does, with the
+//! bss tail of the last file page zeroed and anonymous memory after it),
+//! the brk area right after the highest segment, and a `GROWSDOWN` stack
+//! VMA at the top of user space holding the argument strings, the
+//! environment, 16 random bytes, the auxiliary vector and argc/argv/envp
+//! laid out as the x86_64 psABI and musl's `_start` expect. The trap frame
+//! is rewritten so the return to user mode enters the program.
+//!
+//! Failures before the point of no return (file lookup, ELF checks, the
+//! new address space) leave the caller untouched, as in Linux; a failure
+//! after it kills the task with SIGSEGV.
+
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+
+use mm::PAGE_SIZE;
+use mm::mmap::{MapFile, TASK_SIZE, page_align, page_down};
+use uapi::auxvec::*;
+use uapi::errno::Errno;
+use uapi::mman::*;
+
+use crate::arch::x86_64::entry::TrapFrame;
+use crate::arch::x86_64::gdt;
+use crate::arch::x86_64::uaccess::{clear_user, copy_to_user, write_user};
+use crate::elf::{ElfError, ElfFile, SegmentFlags};
+use crate::sched::{self, Comm};
+
+/// Bytes of argument and environment strings accepted (Linux's default
+/// `ARG_MAX` is a quarter of the stack limit: 2 MiB).
+pub const ARG_MAX: usize = 2 << 20;
+
+/// The initial stack VMA size below the top (grows on faults beyond).
+const STACK_INITIAL: u64 = 128 * 1024;
+
+/// Why execve failed.
+#[derive(Debug)]
+pub enum ExecError {
+    /// A Linux errno.
+    Errno(Errno),
+    /// The file is not a usable executable.
+    Elf(ElfError),
+}
+
+impl core::fmt::Display for ExecError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ExecError::Errno(e) => write!(f, "{e}"),
+            ExecError::Elf(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl ExecError {
+    /// The errno execve returns.
+    pub fn errno(&self) -> Errno {
+        match self {
+            ExecError::Errno(e) => *e,
+            ExecError::Elf(_) => Errno::ENOEXEC,
+        }
+    }
+}
+
+fn prot_of(flags: SegmentFlags) -> u32 {
+    let mut p = 0;
+    if flags.contains(SegmentFlags::R) {
+        p |= PROT_READ;
+    }
+    if flags.contains(SegmentFlags::W) {
+        p |= PROT_WRITE;
+    }
+    if flags.contains(SegmentFlags::X) {
+        p |= PROT_EXEC;
+    }
+    p
+}
+
+/// Replaces the running task's program with `path` (Linux `do_execve`).
+pub fn kernel_execve(path: &str, argv: &[Vec<u8>], envp: &[Vec<u8>], frame: &mut TrapFrame) -> Result<(), ExecError> {
+    let file = crate::fs::file::lookup(path).ok_or(ExecError::Errno(Errno::ENOENT))?;
+    if file.entry.is_dir() {
+        return Err(ExecError::Errno(Errno::EACCES));
+    }
+    if file.entry.mode & 0o111 == 0 {
+        return Err(ExecError::Errno(Errno::EACCES));
+    }
+    let total: usize = argv.iter().chain(envp).map(|a| a.len() + 1).sum();
+    if total > ARG_MAX {
+        return Err(ExecError::Errno(Errno::E2BIG));
+    }
+    let elf = ElfFile::parse(file.entry.data).map_err(ExecError::Elf)?;
+    let new_mm = crate::mmap::mm_alloc().map_err(ExecError::Errno)?;
+    let mut end_of_image = 0;
+    let mut layout = mm::mmap::MmLayout::default();
+    {
+        let mut mm = new_mm.lock();
+        for seg in elf.load_segments() {
+            let start = page_down(seg.vaddr);
+            let file_end = page_align(seg.vaddr + seg.filesz).ok_or(ExecError::Errno(Errno::ENOMEM))?;
+            let mem_end = page_align(seg.vaddr + seg.memsz).ok_or(ExecError::Errno(Errno::ENOMEM))?;
+            let prot = prot_of(seg.flags);
+            let pgoff = page_down(seg.offset) / PAGE_SIZE;
+            if file_end > start {
+                mm.do_mmap(start, file_end - start, prot, MAP_PRIVATE | MAP_FIXED, Some(MapFile { file, writable: false }), pgoff)
+                    .map_err(ExecError::Errno)?;
+            }
+            if mem_end > file_end {
+                mm.do_mmap(file_end, mem_end - file_end, prot, MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, None, 0)
+                    .map_err(ExecError::Errno)?;
+            }
+            if seg.flags.contains(SegmentFlags::X) {
+                layout.start_code = if layout.start_code == 0 { seg.vaddr } else { layout.start_code.min(seg.vaddr) };
+                layout.end_code = layout.end_code.max(seg.vaddr + seg.filesz);
+            } else {
+                layout.start_data = if layout.start_data == 0 { seg.vaddr } else { layout.start_data.min(seg.vaddr) };
+                layout.end_data = layout.end_data.max(seg.vaddr + seg.filesz);
+            }
+            end_of_image = end_of_image.max(mem_end);
+        }
+        layout.start_brk = end_of_image;
+        layout.brk = end_of_image;
+        let stack_top = TASK_SIZE;
+        mm.do_mmap(
+            stack_top - STACK_INITIAL,
+            STACK_INITIAL,
+            PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_GROWSDOWN,
+            None,
+            0,
+        )
+        .map_err(ExecError::Errno)?;
+        layout.start_stack = stack_top - 8;
+        mm.layout = layout;
+    }
+    // Point of no return (Linux `begin_new_exec`): the old program goes.
+    let me = sched::current();
+    crate::process::replace_mm(&me, Some(new_mm.clone()));
+    crate::process::mm_release(&me);
+    me.proc.files.lock().close_on_exec();
+    me.proc.signal.lock().exec_reset();
+    me.fs_base.store(0, Ordering::Relaxed);
+    x86_64::registers::model_specific::FsBase::write(x86_64::VirtAddr::zero());
+    me.reset_fpu();
+    let name = path.rsplit('/').next().unwrap_or(path);
+    me.set_comm(Comm::new(name.as_bytes()));
+    // Zero the bss tail of each segment's last file page (Linux `padzero`).
+    for seg in elf.load_segments() {
+        if seg.memsz > seg.filesz {
+            let tail = seg.vaddr + seg.filesz;
+            let to = page_align(tail).unwrap_or(tail).min(seg.vaddr + seg.memsz);
+            if to > tail && clear_user(tail, to - tail).is_err() {
+                drop(me);
+                crate::process::do_exit(uapi::wait::w_termsig(uapi::signal::SIGSEGV, false) as u32);
+            }
+        }
+    }
+    let sp = match create_elf_tables(&elf, path, argv, envp, &new_mm) {
+        Ok(sp) => sp,
+        Err(()) => {
+            drop(me);
+            crate::process::do_exit(uapi::wait::w_termsig(uapi::signal::SIGSEGV, false) as u32);
+        }
+    };
+    *frame = sched::blank_frame();
+    frame.rip = elf.entry();
+    frame.rsp = sp;
+    frame.cs = u64::from(gdt::USER_CS);
+    frame.ss = u64::from(gdt::USER_DS);
+    frame.rflags = 0x202;
+    me.user.store(true, Ordering::Release);
+    Ok(())
+}
+
+/// Pushes the strings, random bytes, auxv, envp, argv and argc (Linux
+/// `create_elf_tables`); returns the initial stack pointer.
+fn create_elf_tables(
+    elf: &ElfFile<'_>,
+    path: &str,
+    argv: &[Vec<u8>],
+    envp: &[Vec<u8>],
+    mm: &crate::mmap::MmRef,
+) -> Result<u64, ()> {
+    let mut sp = TASK_SIZE - 8;
+    let push_str = |s: &[u8], sp: &mut u64| -> Result<u64, ()> {
+        *sp -= s.len() as u64 + 1;
+        copy_to_user(*sp, s).map_err(|_| ())?;
+        copy_to_user(*sp + s.len() as u64, &[0]).map_err(|_| ())?;
+        Ok(*sp)
+    };
+    let execfn = push_str(path.as_bytes(), &mut sp)?;
+    let platform = push_str(b"x86_64", &mut sp)?;
+    let mut env_ptrs = Vec::with_capacity(envp.len());
+    for e in envp.iter().rev() {
+        env_ptrs.push(push_str(e, &mut sp)?);
+    }
+    env_ptrs.reverse();
+    let env_end = TASK_SIZE - 8;
+    let mut arg_ptrs = Vec::with_capacity(argv.len());
+    for a in argv.iter().rev() {
+        arg_ptrs.push(push_str(a, &mut sp)?);
+    }
+    arg_ptrs.reverse();
+    sp &= !15;
+    sp -= 16;
+    let random = sp;
+    let mut bytes = [0u8; 16];
+    let mut seed = crate::arch::x86_64::tsc::rdtsc();
+    for b in &mut bytes {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        *b = seed as u8;
+    }
+    copy_to_user(random, &bytes).map_err(|_| ())?;
+    let phdr = elf.phdr_vaddr().unwrap_or(0);
+    let auxv: [(u64, u64); 16] = [
+        (AT_PHDR, phdr),
+        (AT_PHENT, u64::from(elf.phentsize())),
+        (AT_PHNUM, u64::from(elf.phnum())),
+        (AT_PAGESZ, PAGE_SIZE),
+        (AT_BASE, 0),
+        (AT_FLAGS, 0),
+        (AT_ENTRY, elf.entry()),
+        (AT_UID, 0),
+        (AT_EUID, 0),
+        (AT_GID, 0),
+        (AT_EGID, 0),
+        (AT_SECURE, 0),
+        (AT_RANDOM, random),
+        (AT_CLKTCK, 100),
+        (AT_PLATFORM, platform),
+        (AT_EXECFN, execfn),
+    ];
+    // Words: argc, argv..., NULL, envp..., NULL, auxv pairs, AT_NULL pair.
+    let words = 1 + arg_ptrs.len() + 1 + env_ptrs.len() + 1 + 2 * auxv.len() + 2;
+    sp -= words as u64 * 8;
+    sp &= !15;
+    let mut v: Vec<u64> = Vec::with_capacity(words);
+    v.push(arg_ptrs.len() as u64);
+    v.extend_from_slice(&arg_ptrs);
+    v.push(0);
+    v.extend_from_slice(&env_ptrs);
+    v.push(0);
+    for (k, val) in auxv {
+        v.push(k);
+        v.push(val);
+    }
+    v.push(AT_NULL);
+    v.push(0);
+    for (i, w) in v.iter().enumerate() {
+        write_user(sp + 8 * i as u64, w).map_err(|_| ())?;
+    }
+    let mut m = mm.lock();
+    m.layout.arg_start = arg_ptrs.first().copied().unwrap_or(sp);
+    m.layout.arg_end = env_ptrs.first().copied().unwrap_or(env_end);
+    m.layout.env_start = env_ptrs.first().copied().unwrap_or(env_end);
+    m.layout.env_end = env_end;
+    m.layout.start_stack = sp;
+    Ok(sp)
+}

@@ -1,0 +1,214 @@
+//! Open files and descriptor tables (Linux `fs/file.c`, `fs/open.c`,
+//! `fs/read_write.c`, and the two pseudo files a test program needs:
+//! `/dev/console`-like standard streams and `/proc/self/maps`).
+//!
+//! Files are initramfs files (read-only, mappable: each is a
+//! [`mm::vma::VmaFile`] living as long as the kernel), the console, and
+//! snapshots of generated text (`/proc/self/maps`, `/proc/self/status`),
+//! made when opened. An open file (Linux `struct file`) is shared by
+//! every descriptor that `fork` or `dup` made from it, with one offset.
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use mm::vma::VmaFile;
+use spin::{Mutex, Once};
+use uapi::errno::Errno;
+
+use super::Entry;
+
+/// An initramfs file as the mm sees it.
+pub struct RamFile {
+    /// Absolute path.
+    pub path: String,
+    /// The archive entry.
+    pub entry: Entry<'static>,
+}
+
+impl VmaFile for RamFile {
+    fn name(&self) -> &str {
+        &self.path
+    }
+
+    fn size(&self) -> u64 {
+        self.entry.data.len() as u64
+    }
+
+    fn read(&self, offset: u64, dst: &mut [u8]) -> usize {
+        let data = self.entry.data;
+        let Ok(start) = usize::try_from(offset) else { return 0 };
+        if start >= data.len() {
+            return 0;
+        }
+        let n = dst.len().min(data.len() - start);
+        dst[..n].copy_from_slice(&data[start..start + n]);
+        n
+    }
+}
+
+static RAM_FILES: Once<Vec<RamFile>> = Once::new();
+
+/// The initramfs file at `path`, as a mappable file.
+pub fn lookup(path: &str) -> Option<&'static RamFile> {
+    let files = RAM_FILES.call_once(|| match super::initramfs() {
+        Some(fs) => fs.iter().map(|(p, e)| RamFile { path: String::from(p), entry: *e }).collect(),
+        None => Vec::new(),
+    });
+    let fs = super::initramfs()?;
+    let entry = fs.lookup(path)?;
+    files.iter().find(|f| f.entry.ino == entry.ino && f.entry.name == entry.name)
+}
+
+/// What an open file reads from.
+pub enum FileKind {
+    /// The serial console: writes go out, reads see end of file.
+    Console,
+    /// An initramfs file or directory.
+    Ram(&'static RamFile),
+    /// Generated text, snapshot at open.
+    Text(Vec<u8>),
+}
+
+/// An open file (Linux `struct file`).
+pub struct OpenFile {
+    /// What it is.
+    pub kind: FileKind,
+    /// The read/write offset.
+    pub pos: Mutex<u64>,
+    /// The `O_*` flags it was opened with.
+    pub flags: u32,
+}
+
+/// Where a process's console output also goes (tests capture it).
+pub type Capture = Arc<Mutex<Vec<u8>>>;
+
+impl OpenFile {
+    /// A new open file.
+    pub fn new(kind: FileKind, flags: u32) -> Arc<OpenFile> {
+        Arc::new(OpenFile { kind, pos: Mutex::new(0), flags })
+    }
+
+    /// Reads at the file offset (Linux `vfs_read`).
+    pub fn read(&self, buf: &mut [u8]) -> Result<usize, Errno> {
+        let data: &[u8] = match &self.kind {
+            FileKind::Console => return Ok(0),
+            FileKind::Ram(f) if f.entry.is_dir() => return Err(Errno::EISDIR),
+            FileKind::Ram(f) => f.entry.data,
+            FileKind::Text(t) => t,
+        };
+        let mut pos = self.pos.lock();
+        let start = usize::try_from(*pos).unwrap_or(usize::MAX).min(data.len());
+        let n = buf.len().min(data.len() - start);
+        buf[..n].copy_from_slice(&data[start..start + n]);
+        *pos += n as u64;
+        Ok(n)
+    }
+
+    /// Writes (Linux `vfs_write`): only the console is writable.
+    pub fn write(&self, buf: &[u8], capture: Option<&Capture>) -> Result<usize, Errno> {
+        match self.kind {
+            FileKind::Console => {
+                if let Some(c) = capture {
+                    c.lock().extend_from_slice(buf);
+                }
+                crate::printk::write_raw(buf);
+                Ok(buf.len())
+            }
+            _ => Err(Errno::EBADF),
+        }
+    }
+
+    /// The file's size, for lseek and fstat.
+    pub fn size(&self) -> u64 {
+        match &self.kind {
+            FileKind::Console => 0,
+            FileKind::Ram(f) => f.entry.data.len() as u64,
+            FileKind::Text(t) => t.len() as u64,
+        }
+    }
+}
+
+/// Most descriptors a process may have (Linux's default `RLIMIT_NOFILE`).
+pub const NR_OPEN: usize = 1024;
+
+/// A descriptor table (Linux `struct fdtable`): descriptor -> open file,
+/// close-on-exec bit.
+#[derive(Clone, Default)]
+pub struct FdTable {
+    fds: Vec<Option<(Arc<OpenFile>, bool)>>,
+}
+
+impl FdTable {
+    /// Descriptors 0, 1 and 2 on the console.
+    pub fn with_console() -> FdTable {
+        let console = OpenFile::new(FileKind::Console, uapi::fcntl::O_RDWR);
+        FdTable { fds: alloc::vec![Some((console.clone(), false)), Some((console.clone(), false)), Some((console, false))] }
+    }
+
+    /// The file behind `fd` (Linux `fget`).
+    pub fn get(&self, fd: i32) -> Result<Arc<OpenFile>, Errno> {
+        usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.fds.get(i))
+            .and_then(|s| s.as_ref())
+            .map(|(f, _)| f.clone())
+            .ok_or(Errno::EBADF)
+    }
+
+    /// Installs `file` at the lowest free descriptor (Linux `get_unused_fd_flags` + `fd_install`).
+    pub fn install(&mut self, file: Arc<OpenFile>, cloexec: bool) -> Result<i32, Errno> {
+        let slot = match self.fds.iter().position(Option::is_none) {
+            Some(i) => i,
+            None if self.fds.len() < NR_OPEN => {
+                self.fds.push(None);
+                self.fds.len() - 1
+            }
+            None => return Err(Errno::EMFILE),
+        };
+        self.fds[slot] = Some((file, cloexec));
+        Ok(slot as i32)
+    }
+
+    /// Closes `fd` (Linux `close_fd`).
+    pub fn close(&mut self, fd: i32) -> Result<(), Errno> {
+        let slot = usize::try_from(fd).ok().and_then(|i| self.fds.get_mut(i)).ok_or(Errno::EBADF)?;
+        slot.take().map(drop).ok_or(Errno::EBADF)
+    }
+
+    /// Closes the close-on-exec descriptors (Linux `do_close_on_exec`).
+    pub fn close_on_exec(&mut self) {
+        for slot in &mut self.fds {
+            if slot.as_ref().is_some_and(|(_, cloexec)| *cloexec) {
+                *slot = None;
+            }
+        }
+    }
+
+    /// Duplicates `fd` onto the lowest free descriptor at or above `min` (Linux `F_DUPFD`).
+    pub fn dup_from(&mut self, fd: i32, min: usize, cloexec: bool) -> Result<i32, Errno> {
+        let file = self.get(fd)?;
+        while self.fds.len() <= min {
+            self.fds.push(None);
+        }
+        let slot = (min..self.fds.len()).find(|&i| self.fds[i].is_none());
+        match slot {
+            Some(i) => {
+                self.fds[i] = Some((file, cloexec));
+                Ok(i as i32)
+            }
+            None => {
+                if self.fds.len() >= NR_OPEN {
+                    return Err(Errno::EMFILE);
+                }
+                self.fds.push(Some((file, cloexec)));
+                Ok(self.fds.len() as i32 - 1)
+            }
+        }
+    }
+
+    /// Closes everything (exit).
+    pub fn clear(&mut self) {
+        self.fds.clear();
+    }
+}

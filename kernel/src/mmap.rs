@@ -1,0 +1,96 @@
+//! The kernel's user address spaces: [`mm::mmap::MmStruct`] over the x86_64
+//! page-table format, VMAs from the "vm_area_struct" slab cache (Linux
+//! `vm_area_cachep`), the shared zero page (Linux `empty_zero_page`), and
+//! the address space of the running task.
+//!
+//! Lock order: a task's `Process::mm` slot -> the address space's lock
+//! (Linux `mmap_lock`) -> page allocator and slab locks.
+
+use alloc::sync::Arc;
+use core::ptr::NonNull;
+
+use mm::gfp::{GFP_KERNEL, Gfp};
+use mm::mmap::MmStruct;
+use mm::pgtable::X86PteFormat;
+use mm::slab_common::{CacheHandle, Slab};
+use mm::slub::SlabFlags;
+use mm::vma::{Vma, VmaAlloc};
+use mm::{Pfn, PhysAddr};
+use spin::{Mutex, Once};
+use uapi::errno::Errno;
+
+use crate::arch::x86_64::pgtable;
+
+/// A user address space as the kernel uses it.
+pub type UserMm = MmStruct<'static, X86PteFormat, SlabVmas>;
+
+/// A shared handle to an address space and its lock (Linux's refcounted
+/// `mm_struct` with `mmap_lock`).
+pub type MmRef = Arc<Mutex<UserMm>>;
+
+/// VMA nodes from the "vm_area_struct" cache.
+pub struct SlabVmas {
+    slab: &'static Slab<'static>,
+    cache: &'static CacheHandle<'static>,
+}
+
+// SAFETY: objects of the cache are size_of::<Vma>() bytes aligned for a
+// Vma (the cache is created so), exclusively the caller's until freed.
+unsafe impl VmaAlloc for SlabVmas {
+    fn alloc(&self) -> Option<NonNull<Vma>> {
+        self.slab.kmem_cache_alloc(self.cache, GFP_KERNEL).map(NonNull::cast)
+    }
+
+    unsafe fn free(&self, vma: NonNull<Vma>) {
+        // SAFETY: `vma` came from `alloc` of this cache (trait contract).
+        if let Err(e) = unsafe { self.slab.kmem_cache_free(self.cache, vma.cast()) } {
+            log::error!("vm_area_struct {vma:p}: {e:?}");
+        }
+    }
+}
+
+struct Globals {
+    cache: CacheHandle<'static>,
+    zero_pfn: Pfn,
+}
+
+static GLOBALS: Once<Globals> = Once::new();
+
+/// Creates the VMA cache and the zero page (Linux `proc_caches_init`,
+/// `paging_init`'s zero page).
+///
+/// # Panics
+/// If either cannot be allocated at boot.
+pub fn init() {
+    let slab = crate::slab::slab().expect("mmap::init before slab::init");
+    let cache = slab
+        .kmem_cache_create("vm_area_struct", size_of::<Vma>() as u32, align_of::<Vma>() as u32, SlabFlags::empty(), None)
+        .unwrap_or_else(|e| panic!("mmap: cannot create the vm_area_struct cache: {e:?}"));
+    let zero_pfn = crate::mm::alloc_pages(GFP_KERNEL | Gfp::ZERO, 0).expect("mmap: no zero page");
+    GLOBALS.call_once(|| Globals { cache, zero_pfn });
+}
+
+/// The shared zero page.
+pub fn zero_pfn() -> Option<Pfn> {
+    GLOBALS.get().map(|g| g.zero_pfn)
+}
+
+/// A new, empty address space (Linux `mm_alloc`).
+pub fn mm_alloc() -> Result<MmRef, Errno> {
+    let g = GLOBALS.get().ok_or(Errno::ENOMEM)?;
+    let slab = crate::slab::slab().ok_or(Errno::ENOMEM)?;
+    let kernel = pgtable::kernel_pgtable().ok_or(Errno::ENOMEM)?;
+    let mm = MmStruct::new(
+        kernel,
+        mm::gfp::GFP_DMA32,
+        pgtable::kernel_tlb(),
+        g.zero_pfn,
+        SlabVmas { slab, cache: &g.cache },
+    )?;
+    Ok(Arc::new(Mutex::new(mm)))
+}
+
+/// The page-table root of an address space.
+pub fn root_of(mm: &MmRef) -> PhysAddr {
+    mm.lock().pgd_root()
+}

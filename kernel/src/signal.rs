@@ -1,0 +1,328 @@
+//! Signals (Linux `kernel/signal.c` and `arch/x86/kernel/signal.c`,
+//! `signal_64.c`): per-process handlers, blocked mask and pending set;
+//! delivery on the way back to user mode, either the default action or a
+//! handler entered through an `rt_sigframe` on the user stack; and
+//! `rt_sigreturn`.
+//!
+//! Differences: one pending instance per signal (real-time signals are not
+//! queued), no stop/continue (`SIGSTOP`-class defaults are treated as
+//! ignore), no alternate signal stacks, no core dumps (a "core" default
+//! terminates with the core bit clear).
+
+use alloc::sync::Arc;
+use uapi::errno::Errno;
+use uapi::signal::*;
+
+use crate::arch::x86_64::entry::TrapFrame;
+use crate::arch::x86_64::gdt;
+use crate::arch::x86_64::switch::FxArea;
+use crate::arch::x86_64::uaccess::{self, copy_from_user, copy_to_user, read_user, write_user};
+use crate::sched::{self, Task};
+
+/// A signal's bit in a mask (signal 1 is bit 0).
+pub const fn sigmask(sig: i32) -> u64 {
+    1u64 << (sig - 1)
+}
+
+/// Signals that can be neither caught nor blocked.
+const UNBLOCKABLE: u64 = sigmask(SIGKILL) | sigmask(SIGSTOP);
+
+/// A process's signal state (Linux `sighand_struct` + `blocked` + the
+/// shared pending set).
+#[derive(Clone)]
+pub struct SignalState {
+    /// Handlers, indexed by signal - 1.
+    pub action: [KernelSigaction; 64],
+    /// Blocked signals.
+    pub blocked: u64,
+    /// Pending signals.
+    pub pending: u64,
+    /// Fault details of a pending synchronous signal (SIGSEGV...).
+    pub info: [Option<SigInfo>; 64],
+}
+
+impl Default for SignalState {
+    fn default() -> Self {
+        SignalState { action: [KernelSigaction::default(); 64], blocked: 0, pending: 0, info: [None; 64] }
+    }
+}
+
+impl SignalState {
+    /// The child's copy at fork: handlers and mask, nothing pending.
+    pub fn fork_copy(&self) -> SignalState {
+        SignalState { action: self.action, blocked: self.blocked, pending: 0, info: [None; 64] }
+    }
+
+    /// execve: caught signals go back to their default action (Linux
+    /// `flush_signal_handlers`); ignored ones stay ignored.
+    pub fn exec_reset(&mut self) {
+        for a in &mut self.action {
+            if a.sa_handler != SIG_IGN {
+                *a = KernelSigaction::default();
+            }
+        }
+    }
+}
+
+fn valid(sig: i32) -> bool {
+    (1..=64).contains(&sig)
+}
+
+/// Marks `sig` pending for `task` and wakes it from an interruptible sleep
+/// (Linux `send_signal` + `signal_wake_up`). `info` defaults to a
+/// kernel-sent siginfo.
+pub fn send_signal(task: &Arc<Task>, sig: i32, info: Option<SigInfo>) {
+    if !valid(sig) {
+        return;
+    }
+    {
+        let mut s = task.proc.signal.lock();
+        let ignored = match s.action[(sig - 1) as usize].sa_handler {
+            SIG_IGN => true,
+            SIG_DFL => matches!(default_action(sig), Some(SigDefault::Ign | SigDefault::Stop | SigDefault::Cont)),
+            _ => false,
+        };
+        if ignored && sig != SIGKILL {
+            return;
+        }
+        s.pending |= sigmask(sig);
+        s.info[(sig - 1) as usize] = Some(info.unwrap_or_else(|| SigInfo::new(sig, SI_KERNEL)));
+    }
+    crate::sched::wait::signal_wake_up(task);
+}
+
+/// Whether `task` has a deliverable (pending, unblocked) signal.
+pub fn signal_pending(task: &Task) -> bool {
+    let s = task.proc.signal.lock();
+    s.pending & !(s.blocked & !UNBLOCKABLE) != 0
+}
+
+/// Sends a synchronous fault signal to the running task with the fault
+/// address (Linux `force_sig_fault`): the handler is reset to default if
+/// the signal is blocked or ignored, so the process cannot loop on it.
+pub fn force_sig_fault(sig: i32, code: i32, addr: u64) {
+    let me = sched::current();
+    {
+        let mut s = me.proc.signal.lock();
+        let i = (sig - 1) as usize;
+        if s.blocked & sigmask(sig) != 0 || s.action[i].sa_handler == SIG_IGN {
+            s.action[i] = KernelSigaction::default();
+            s.blocked &= !sigmask(sig);
+        }
+    }
+    let mut info = SigInfo::new(sig, code);
+    info.set_si_addr(addr);
+    send_signal(&me, sig, Some(info));
+}
+
+/// rt_sigaction (Linux `do_sigaction`).
+pub fn do_sigaction(sig: i32, act: Option<KernelSigaction>) -> Result<KernelSigaction, Errno> {
+    if !valid(sig) || (act.is_some() && (sig == SIGKILL || sig == SIGSTOP)) {
+        return Err(Errno::EINVAL);
+    }
+    let me = sched::current();
+    let mut s = me.proc.signal.lock();
+    let old = s.action[(sig - 1) as usize];
+    if let Some(mut a) = act {
+        a.sa_mask &= !UNBLOCKABLE;
+        s.action[(sig - 1) as usize] = a;
+        // Setting SIG_IGN discards a pending instance (POSIX).
+        if a.sa_handler == SIG_IGN {
+            s.pending &= !sigmask(sig);
+        }
+    }
+    Ok(old)
+}
+
+/// rt_sigprocmask (Linux `sigprocmask`).
+pub fn do_sigprocmask(how: i32, set: Option<u64>) -> Result<u64, Errno> {
+    let me = sched::current();
+    let mut s = me.proc.signal.lock();
+    let old = s.blocked;
+    if let Some(set) = set {
+        s.blocked = match how {
+            SIG_BLOCK => old | set,
+            SIG_UNBLOCK => old & !set,
+            SIG_SETMASK => set,
+            _ => return Err(Errno::EINVAL),
+        } & !UNBLOCKABLE;
+    }
+    Ok(old)
+}
+
+/// What to do for the next deliverable signal.
+enum Action {
+    Terminate(i32),
+    Handle(i32, KernelSigaction, SigInfo),
+}
+
+fn dequeue(task: &Task) -> Option<Action> {
+    let mut s = task.proc.signal.lock();
+    let ready = s.pending & !(s.blocked & !UNBLOCKABLE);
+    if ready == 0 {
+        return None;
+    }
+    // Synchronous fault signals first, then the lowest number (Linux
+    // `next_signal`).
+    let sync = ready & (sigmask(SIGSEGV) | sigmask(SIGBUS) | sigmask(SIGILL) | sigmask(SIGFPE) | sigmask(SIGTRAP));
+    let pick = if sync != 0 { sync } else { ready };
+    let sig = pick.trailing_zeros() as i32 + 1;
+    let i = (sig - 1) as usize;
+    s.pending &= !sigmask(sig);
+    let info = s.info[i].take().unwrap_or_else(|| SigInfo::new(sig, SI_KERNEL));
+    let act = s.action[i];
+    match act.sa_handler {
+        SIG_IGN => Some(Action::Handle(0, act, info)),
+        SIG_DFL => match default_action(sig) {
+            Some(SigDefault::Term | SigDefault::Core) | None => Some(Action::Terminate(sig)),
+            _ => Some(Action::Handle(0, act, info)),
+        },
+        _ => {
+            if act.sa_flags & SA_RESETHAND != 0 {
+                s.action[i] = KernelSigaction::default();
+            }
+            Some(Action::Handle(sig, act, info))
+        }
+    }
+}
+
+/// Delivers pending signals before returning to user mode (Linux
+/// `arch_do_signal_or_restart`).
+pub fn do_signal(frame: &mut TrapFrame) {
+    let me = sched::current();
+    while let Some(action) = dequeue(&me) {
+        match action {
+            Action::Terminate(sig) => {
+                if sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE {
+                    log::info!("{}[{}]: killed by signal {sig} at rip {:#x}", me.comm(), me.pid, frame.rip);
+                }
+                drop(me);
+                crate::process::do_exit(uapi::wait::w_termsig(sig, false) as u32);
+            }
+            Action::Handle(0, _, _) => continue,
+            Action::Handle(sig, act, info) => {
+                if setup_rt_frame(&me, frame, sig, &act, &info).is_err() {
+                    // Linux `force_sigsegv`: a frame that cannot be written kills.
+                    log::info!("{}[{}]: cannot build a signal frame for signal {sig}; killed", me.comm(), me.pid);
+                    drop(me);
+                    crate::process::do_exit(uapi::wait::w_termsig(SIGSEGV, false) as u32);
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Builds the `rt_sigframe` on the user stack and points the frame at the
+/// handler (Linux `setup_rt_frame` / `x64_setup_rt_frame`).
+fn setup_rt_frame(me: &Task, frame: &mut TrapFrame, sig: i32, act: &KernelSigaction, info: &SigInfo) -> Result<(), uaccess::Efault> {
+    // Below the red zone: the FPU state (64-byte aligned), then the frame,
+    // placed so the handler starts with rsp + 8 16-byte aligned.
+    let mut sp = frame.rsp.wrapping_sub(128);
+    sp = (sp - size_of::<FxArea>() as u64) & !63;
+    let fpstate = sp;
+    sp -= size_of::<RtSigframe>() as u64;
+    sp = ((sp + 8) & !15) - 8;
+    let mut fx = FxArea::initial();
+    crate::arch::x86_64::switch::fxsave(&mut fx);
+    copy_to_user(fpstate, &fx.0)?;
+    let blocked = me.proc.signal.lock().blocked;
+    let mc = Sigcontext {
+        r8: frame.r8,
+        r9: frame.r9,
+        r10: frame.r10,
+        r11: frame.r11,
+        r12: frame.r12,
+        r13: frame.r13,
+        r14: frame.r14,
+        r15: frame.r15,
+        rdi: frame.rdi,
+        rsi: frame.rsi,
+        rbp: frame.rbp,
+        rbx: frame.rbx,
+        rdx: frame.rdx,
+        rax: frame.rax,
+        rcx: frame.rcx,
+        rsp: frame.rsp,
+        rip: frame.rip,
+        eflags: frame.rflags,
+        cs: frame.cs as u16,
+        ss: frame.ss as u16,
+        err: frame.error_code,
+        trapno: frame.vector,
+        oldmask: blocked,
+        cr2: info.si_addr(),
+        fpstate,
+        ..Sigcontext::default()
+    };
+    let rt = RtSigframe {
+        pretcode: act.sa_restorer,
+        uc: Ucontext { uc_flags: UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS, uc_mcontext: mc, uc_sigmask: blocked, ..Ucontext::default() },
+        info: *info,
+    };
+    if act.sa_flags & SA_RESTORER == 0 {
+        // Without a restorer the handler could not return (x86_64 has no
+        // vdso trampoline here); Linux refuses such a frame too.
+        return Err(uaccess::Efault);
+    }
+    write_user(sp, &rt)?;
+    {
+        let mut s = me.proc.signal.lock();
+        s.blocked |= act.sa_mask;
+        if act.sa_flags & SA_NODEFER == 0 {
+            s.blocked |= sigmask(sig);
+        }
+        s.blocked &= !UNBLOCKABLE;
+    }
+    frame.rdi = sig as u64;
+    frame.rsi = sp + core::mem::offset_of!(RtSigframe, info) as u64;
+    frame.rdx = sp + core::mem::offset_of!(RtSigframe, uc) as u64;
+    frame.rax = 0;
+    frame.rip = act.sa_handler;
+    frame.rsp = sp;
+    frame.cs = u64::from(gdt::USER_CS);
+    frame.ss = u64::from(gdt::USER_DS);
+    frame.rflags &= !(1 << 8 | 1 << 10 | 1 << 18); // TF, DF, AC
+    Ok(())
+}
+
+/// rt_sigreturn: restores the registers, mask and FPU state saved by
+/// [`setup_rt_frame`] (Linux `sys_rt_sigreturn`). The frame is at rsp - 8
+/// (the handler's `ret` popped `pretcode`).
+pub fn sys_rt_sigreturn(frame: &mut TrapFrame) -> Result<u64, Errno> {
+    let me = sched::current();
+    let at = frame.rsp.wrapping_sub(8);
+    let rt: RtSigframe = read_user(at).map_err(|_| Errno::EFAULT)?;
+    let mc = rt.uc.uc_mcontext;
+    frame.r8 = mc.r8;
+    frame.r9 = mc.r9;
+    frame.r10 = mc.r10;
+    frame.r11 = mc.r11;
+    frame.r12 = mc.r12;
+    frame.r13 = mc.r13;
+    frame.r14 = mc.r14;
+    frame.r15 = mc.r15;
+    frame.rdi = mc.rdi;
+    frame.rsi = mc.rsi;
+    frame.rbp = mc.rbp;
+    frame.rbx = mc.rbx;
+    frame.rdx = mc.rdx;
+    frame.rcx = mc.rcx;
+    frame.rsp = mc.rsp;
+    frame.rip = mc.rip;
+    // User-changeable flags only (Linux FIX_EFLAGS); IF stays on.
+    const FIX_EFLAGS: u64 = 0x0004_0dd5;
+    frame.rflags = (frame.rflags & !FIX_EFLAGS) | (mc.eflags & FIX_EFLAGS) | 0x200;
+    frame.cs = u64::from(gdt::USER_CS);
+    frame.ss = u64::from(gdt::USER_DS);
+    me.proc.signal.lock().blocked = rt.uc.uc_sigmask & !UNBLOCKABLE;
+    if mc.fpstate != 0 {
+        let mut fx = FxArea::initial();
+        copy_from_user(&mut fx.0, mc.fpstate).map_err(|_| Errno::EFAULT)?;
+        // Reserved MXCSR bits would make FXRSTOR fault in the kernel.
+        let mxcsr = u32::from_le_bytes([fx.0[24], fx.0[25], fx.0[26], fx.0[27]]) & 0xffff;
+        fx.0[24..28].copy_from_slice(&mxcsr.to_le_bytes());
+        crate::arch::x86_64::switch::fxrstor(&fx);
+    }
+    Ok(mc.rax)
+}

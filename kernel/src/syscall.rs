@@ -1,0 +1,546 @@
+//! System calls on the Linux x86_64 ABI (Linux
+//! `arch/x86/entry/syscall_64.c`, `kernel/entry/common.c`, and the
+//! `SYSCALL_DEFINE`s of `mm/`, `fs/`, `kernel/`).
+//!
+//! The number is in RAX, arguments in RDI, RSI, RDX, R10, R8, R9; the
+//! result, or `-errno`, goes back in RAX. An unknown number returns
+//! `-ENOSYS` and is logged once per number with its Linux name. Before the
+//! return to user mode, pending work runs (Linux `exit_to_user_mode_loop`):
+//! a reschedule if asked for, then signal delivery.
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use uapi::errno::Errno;
+use uapi::unistd::nr;
+
+use crate::arch::x86_64::entry::TrapFrame;
+use crate::arch::x86_64::tsc;
+use crate::arch::x86_64::uaccess::{copy_from_user, copy_to_user, read_user, strncpy_from_user, write_user};
+use crate::fs::file::{FileKind, OpenFile};
+use crate::process::{self, CloneKind};
+use crate::sched;
+use crate::signal;
+
+type SysResult = Result<u64, Errno>;
+
+/// Unknown syscall numbers already logged (bit per number below 512).
+static LOGGED_ENOSYS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+
+fn efault<T>(_: T) -> Errno {
+    Errno::EFAULT
+}
+
+/// Entry from `entry_SYSCALL_64` with interrupts off.
+#[unsafe(no_mangle)]
+extern "C" fn do_syscall_64(frame: &mut TrapFrame) {
+    x86_64::instructions::interrupts::enable();
+    let nr = frame.error_code;
+    let ret = dispatch(nr, frame);
+    // rt_sigreturn restores RAX itself; execve set a fresh frame.
+    if nr != nr::RT_SIGRETURN {
+        frame.rax = match ret {
+            Ok(v) => v,
+            Err(e) => e.as_syscall_ret(),
+        };
+    } else if let Ok(v) = ret {
+        frame.rax = v;
+    }
+    exit_to_user_mode(frame);
+}
+
+/// Work before returning to user mode (Linux `exit_to_user_mode_loop`).
+pub fn exit_to_user_mode(frame: &mut TrapFrame) {
+    loop {
+        x86_64::instructions::interrupts::enable();
+        if sched::need_resched() {
+            sched::schedule();
+            continue;
+        }
+        if sched::try_current().is_some_and(|t| signal::signal_pending(&t)) {
+            signal::do_signal(frame);
+        }
+        x86_64::instructions::interrupts::disable();
+        if !sched::need_resched() {
+            return;
+        }
+    }
+}
+
+fn user_string(ptr: u64) -> Result<String, Errno> {
+    let mut buf = alloc::vec![0u8; 4096];
+    let n = strncpy_from_user(&mut buf, ptr).map_err(efault)?;
+    if n == buf.len() {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    buf.truncate(n);
+    String::from_utf8(buf).map_err(|_| Errno::ENOENT)
+}
+
+fn user_string_array(mut ptr: u64) -> Result<Vec<Vec<u8>>, Errno> {
+    let mut out = Vec::new();
+    if ptr == 0 {
+        return Ok(out);
+    }
+    let mut total = 0;
+    loop {
+        let p: u64 = read_user(ptr).map_err(efault)?;
+        if p == 0 {
+            return Ok(out);
+        }
+        let mut buf = alloc::vec![0u8; 4096];
+        let n = strncpy_from_user(&mut buf, p).map_err(efault)?;
+        if n == buf.len() {
+            return Err(Errno::E2BIG);
+        }
+        buf.truncate(n);
+        total += n + 1;
+        if total > crate::exec::ARG_MAX {
+            return Err(Errno::E2BIG);
+        }
+        out.push(buf);
+        ptr += 8;
+    }
+}
+
+fn current_mm() -> Result<crate::mmap::MmRef, Errno> {
+    sched::current().proc.mm().ok_or(Errno::EFAULT)
+}
+
+fn dispatch(nr: u64, f: &mut TrapFrame) -> SysResult {
+    let (a0, a1, a2, a3, a4, a5) = (f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9);
+    match nr {
+        nr::READ => sys_read(a0 as i32, a1, a2),
+        nr::WRITE => sys_write(a0 as i32, a1, a2),
+        nr::READV => sys_readv(a0 as i32, a1, a2),
+        nr::WRITEV => sys_writev(a0 as i32, a1, a2),
+        nr::OPEN => sys_openat(uapi::fcntl::AT_FDCWD, a0, a1 as u32),
+        nr::OPENAT => sys_openat(a0 as i32, a1, a2 as u32),
+        nr::CLOSE => sched::current().proc.files.lock().close(a0 as i32).map(|()| 0),
+        nr::LSEEK => sys_lseek(a0 as i32, a1 as i64, a2 as i32),
+        nr::FSTAT => sys_fstat(a0 as i32, a1),
+        nr::IOCTL => sys_ioctl(a0 as i32, a1, a2),
+        nr::FCNTL => sys_fcntl(a0 as i32, a1 as i32, a2),
+        nr::DUP => sched::current().proc.files.lock().dup_from(a0 as i32, 0, false).map(|fd| fd as u64),
+        nr::MMAP => sys_mmap(a0, a1, a2 as u32, a3 as u32, a4 as i32, a5),
+        nr::MUNMAP => current_mm()?.lock().do_munmap(a0, a1).map(|()| 0),
+        nr::MPROTECT => current_mm()?.lock().mprotect(a0, a1, a2 as u32).map(|()| 0),
+        nr::BRK => Ok(current_mm()?.lock().brk(a0)),
+        nr::MREMAP => current_mm()?.lock().mremap(a0, a1, a2, a3 as u32, a4),
+        nr::MADVISE => current_mm()?.lock().madvise(a0, a1, a2 as i32).map(|()| 0),
+        nr::MINCORE => sys_mincore(a0, a1, a2),
+        nr::MSYNC => current_mm()?.lock().msync(a0, a1, a2 as u32).map(|()| 0),
+        nr::MLOCK => current_mm()?.lock().mlock(a0, a1).map(|()| 0),
+        nr::MLOCK2 => current_mm()?.lock().mlock2(a0, a1, a2 as u32).map(|()| 0),
+        nr::MUNLOCK => current_mm()?.lock().munlock(a0, a1).map(|()| 0),
+        nr::MLOCKALL => current_mm()?.lock().mlockall(a0 as u32).map(|()| 0),
+        nr::MUNLOCKALL => current_mm()?.lock().munlockall().map(|()| 0),
+        nr::EXIT | nr::EXIT_GROUP => process::do_exit((uapi::wait::w_exitcode(a0 as i32)) as u32),
+        nr::GETPID | nr::GETTID => Ok(u64::from(sched::current().pid)),
+        nr::GETPPID => Ok(u64::from(sched::current().proc.parent.lock().upgrade().map_or(0, |p| p.pid))),
+        nr::GETUID | nr::GETEUID | nr::GETGID | nr::GETEGID => Ok(0),
+        nr::SET_TID_ADDRESS => {
+            let me = sched::current();
+            me.proc.clear_child_tid.store(a0, Ordering::Relaxed);
+            Ok(u64::from(me.pid))
+        }
+        nr::ARCH_PRCTL => sys_arch_prctl(a0 as i32, a1),
+        nr::FORK => process::do_fork(f, CloneKind::Fork).map(|c| u64::from(c.pid)),
+        nr::VFORK => process::do_fork(f, CloneKind::Vfork).map(|c| u64::from(c.pid)),
+        nr::CLONE => sys_clone(a0, f),
+        nr::EXECVE => sys_execve(a0, a1, a2, f),
+        nr::WAIT4 => sys_wait4(a0 as i32, a1, a2 as u32),
+        nr::KILL => sys_kill(a0 as i32, a1 as i32),
+        nr::TKILL | nr::TGKILL => {
+            let (pid, sig) = if nr == nr::TKILL { (a0, a1) } else { (a1, a2) };
+            sys_kill(pid as i32, sig as i32)
+        }
+        nr::RT_SIGACTION => sys_rt_sigaction(a0 as i32, a1, a2, a3),
+        nr::RT_SIGPROCMASK => sys_rt_sigprocmask(a0 as i32, a1, a2, a3),
+        nr::RT_SIGRETURN => signal::sys_rt_sigreturn(f),
+        nr::SIGALTSTACK => Ok(0),
+        nr::CLOCK_GETTIME => sys_clock_gettime(a0 as i32, a1),
+        nr::NANOSLEEP => sys_nanosleep(a0, a1),
+        nr::CLOCK_NANOSLEEP => sys_nanosleep(a2, a3),
+        nr::GETRANDOM => sys_getrandom(a0, a1),
+        nr::UNAME => sys_uname(a0),
+        nr::SCHED_YIELD => {
+            sched::yield_now();
+            Ok(0)
+        }
+        nr::GETCWD => {
+            copy_to_user(a0, b"/\0").map_err(efault)?;
+            Ok(2)
+        }
+        _ => {
+            let word = (nr / 64) as usize;
+            if word < LOGGED_ENOSYS.len() && LOGGED_ENOSYS[word].fetch_or(1 << (nr % 64), Ordering::Relaxed) & (1 << (nr % 64)) == 0 {
+                let me = sched::current();
+                log::warn!(
+                    "{}[{}]: unimplemented syscall {nr} ({}), returning -ENOSYS",
+                    me.comm(),
+                    me.pid,
+                    uapi::unistd::syscall_name(nr).unwrap_or("unknown")
+                );
+            }
+            Err(Errno::ENOSYS)
+        }
+    }
+}
+
+fn file(fd: i32) -> Result<Arc<OpenFile>, Errno> {
+    sched::current().proc.files.lock().get(fd)
+}
+
+fn sys_read(fd: i32, buf: u64, len: u64) -> SysResult {
+    let f = file(fd)?;
+    let mut tmp = alloc::vec![0u8; len.min(64 * 1024) as usize];
+    let n = f.read(&mut tmp)?;
+    copy_to_user(buf, &tmp[..n]).map_err(efault)?;
+    Ok(n as u64)
+}
+
+fn sys_write(fd: i32, buf: u64, len: u64) -> SysResult {
+    let f = file(fd)?;
+    let mut tmp = alloc::vec![0u8; len.min(64 * 1024) as usize];
+    copy_from_user(&mut tmp, buf).map_err(efault)?;
+    let capture = sched::current().proc.capture.lock().clone();
+    f.write(&tmp, capture.as_ref()).map(|n| n as u64)
+}
+
+fn iovecs(iov: u64, cnt: u64) -> Result<Vec<(u64, u64)>, Errno> {
+    if cnt > 1024 {
+        return Err(Errno::EINVAL);
+    }
+    (0..cnt).map(|i| read_user::<[u64; 2]>(iov + 16 * i).map(|[b, l]| (b, l)).map_err(efault)).collect()
+}
+
+fn sys_writev(fd: i32, iov: u64, cnt: u64) -> SysResult {
+    let mut total = 0;
+    for (base, len) in iovecs(iov, cnt)? {
+        if len > 0 {
+            total += sys_write(fd, base, len)?;
+        }
+    }
+    Ok(total)
+}
+
+fn sys_readv(fd: i32, iov: u64, cnt: u64) -> SysResult {
+    let mut total = 0;
+    for (base, len) in iovecs(iov, cnt)? {
+        let n = sys_read(fd, base, len)?;
+        total += n;
+        if n < len {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+fn sys_openat(dirfd: i32, path: u64, flags: u32) -> SysResult {
+    let path = user_string(path)?;
+    let abs = if path.starts_with('/') {
+        path
+    } else if dirfd == uapi::fcntl::AT_FDCWD {
+        alloc::format!("/{path}")
+    } else {
+        return Err(Errno::ENOTDIR);
+    };
+    if flags & (uapi::fcntl::O_WRONLY | uapi::fcntl::O_RDWR) != 0 && abs != "/dev/console" {
+        return Err(Errno::EROFS);
+    }
+    let me = sched::current();
+    let kind = match abs.as_str() {
+        "/proc/self/maps" => {
+            let mm = me.proc.mm().ok_or(Errno::ENOENT)?;
+            let mut text = String::new();
+            let _ = mm.lock().show_maps(&mut text);
+            FileKind::Text(text.into_bytes())
+        }
+        "/proc/self/status" => FileKind::Text(status_text(&me).into_bytes()),
+        "/dev/console" => FileKind::Console,
+        _ => FileKind::Ram(crate::fs::file::lookup(&abs).ok_or(Errno::ENOENT)?),
+    };
+    let cloexec = flags & uapi::fcntl::O_CLOEXEC != 0;
+    me.proc.files.lock().install(OpenFile::new(kind, flags), cloexec).map(|fd| fd as u64)
+}
+
+/// /proc/PID/status lines for memory (Linux `task_mem`).
+pub fn status_text(task: &sched::Task) -> String {
+    use core::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "Name:\t{}\nPid:\t{}", task.comm(), task.pid);
+    if let Some(mm) = task.proc.mm() {
+        let m = mm.lock();
+        let kb = |pages: u64| pages * 4;
+        let _ = writeln!(
+            s,
+            "VmSize:\t{:8} kB\nVmHWM:\t{:8} kB\nVmRSS:\t{:8} kB\nRssAnon:\t{:8} kB\nRssFile:\t{:8} kB\nVmPTE:\t{:8} kB",
+            kb(m.total_vm()),
+            kb(m.hiwater_rss()),
+            kb(m.rss_pages()),
+            kb(m.counter(mm::mmap::MmCounter::AnonPages)),
+            kb(m.counter(mm::mmap::MmCounter::FilePages)),
+            kb(m.nr_ptes())
+        );
+    }
+    s
+}
+
+fn sys_lseek(fd: i32, off: i64, whence: i32) -> SysResult {
+    let f = file(fd)?;
+    if matches!(f.kind, FileKind::Console) {
+        return Err(Errno::ESPIPE);
+    }
+    let mut pos = f.pos.lock();
+    let base = match whence as u32 {
+        uapi::fcntl::SEEK_SET => 0,
+        uapi::fcntl::SEEK_CUR => *pos as i64,
+        uapi::fcntl::SEEK_END => f.size() as i64,
+        _ => return Err(Errno::EINVAL),
+    };
+    let new = base.checked_add(off).filter(|&p| p >= 0).ok_or(Errno::EINVAL)?;
+    *pos = new as u64;
+    Ok(new as u64)
+}
+
+fn sys_fstat(fd: i32, buf: u64) -> SysResult {
+    let f = file(fd)?;
+    let mut st = uapi::stat::Stat { st_blksize: 4096, st_nlink: 1, ..Default::default() };
+    match &f.kind {
+        FileKind::Console => {
+            st.st_mode = uapi::stat::S_IFCHR | 0o600;
+            st.st_rdev = (5 << 8) | 1;
+        }
+        FileKind::Ram(r) => {
+            st.st_mode = r.entry.mode;
+            st.st_ino = u64::from(r.entry.ino);
+            st.st_size = r.entry.data.len() as i64;
+            st.st_blocks = (r.entry.data.len() as i64 + 511) / 512;
+        }
+        FileKind::Text(t) => {
+            st.st_mode = uapi::stat::S_IFREG | 0o444;
+            st.st_size = t.len() as i64;
+        }
+    }
+    write_user(buf, &st).map_err(efault)?;
+    Ok(0)
+}
+
+fn sys_ioctl(fd: i32, cmd: u64, arg: u64) -> SysResult {
+    let f = file(fd)?;
+    match (&f.kind, cmd as u32) {
+        (FileKind::Console, uapi::ioctls::TIOCGWINSZ) => {
+            let ws = uapi::ioctls::Winsize { ws_row: 24, ws_col: 80, ..Default::default() };
+            write_user(arg, &ws).map_err(efault)?;
+            Ok(0)
+        }
+        _ => Err(Errno::ENOTTY),
+    }
+}
+
+fn sys_fcntl(fd: i32, cmd: i32, arg: u64) -> SysResult {
+    use uapi::fcntl::*;
+    let me = sched::current();
+    let mut files = me.proc.files.lock();
+    match cmd as u32 {
+        F_DUPFD => files.dup_from(fd, arg as usize, false).map(|f| f as u64),
+        F_DUPFD_CLOEXEC => files.dup_from(fd, arg as usize, true).map(|f| f as u64),
+        F_GETFD | F_SETFD => files.get(fd).map(|_| 0),
+        F_GETFL => files.get(fd).map(|f| u64::from(f.flags)),
+        F_SETFL => files.get(fd).map(|_| 0),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+fn sys_mmap(addr: u64, len: u64, prot: u32, flags: u32, fd: i32, off: u64) -> SysResult {
+    if off & (mm::PAGE_SIZE - 1) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let file = if flags & uapi::mman::MAP_ANONYMOUS != 0 {
+        None
+    } else {
+        let f = file(fd)?;
+        match f.kind {
+            FileKind::Ram(r) if r.entry.is_file() => Some(mm::mmap::MapFile { file: r, writable: false }),
+            _ => return Err(Errno::ENODEV),
+        }
+    };
+    current_mm()?.lock().do_mmap(addr, len, prot, flags, file, off / mm::PAGE_SIZE)
+}
+
+fn sys_mincore(start: u64, len: u64, vec: u64) -> SysResult {
+    let mm = current_mm()?;
+    let mut out = Vec::new();
+    // Collected first: copying to user memory may fault, and the fault
+    // handler takes the address-space lock.
+    mm.lock().mincore(start, len, &mut |_, chunk| {
+        out.extend_from_slice(chunk);
+        Ok(())
+    })?;
+    copy_to_user(vec, &out).map_err(efault)?;
+    Ok(0)
+}
+
+fn sys_arch_prctl(code: i32, addr: u64) -> SysResult {
+    use uapi::prctl::*;
+    let me = sched::current();
+    match code {
+        ARCH_SET_FS => {
+            if addr >= mm::mmap::TASK_SIZE {
+                return Err(Errno::EPERM);
+            }
+            me.fs_base.store(addr, Ordering::Relaxed);
+            x86_64::registers::model_specific::FsBase::write(x86_64::VirtAddr::new_truncate(addr));
+            Ok(0)
+        }
+        ARCH_SET_GS => {
+            if addr >= mm::mmap::TASK_SIZE {
+                return Err(Errno::EPERM);
+            }
+            x86_64::registers::model_specific::KernelGsBase::write(x86_64::VirtAddr::new_truncate(addr));
+            Ok(0)
+        }
+        ARCH_GET_FS => write_user(addr, &me.fs_base.load(Ordering::Relaxed)).map(|()| 0).map_err(efault),
+        ARCH_GET_GS => {
+            write_user(addr, &x86_64::registers::model_specific::KernelGsBase::read().as_u64()).map(|()| 0).map_err(efault)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+fn sys_clone(flags: u64, f: &mut TrapFrame) -> SysResult {
+    use uapi::sched::*;
+    let vm = flags & CLONE_VM != 0;
+    let vfork = flags & CLONE_VFORK != 0;
+    if vm != vfork || flags & (CLONE_THREAD | CLONE_SIGHAND) != 0 {
+        // Threads are not supported.
+        return Err(Errno::EINVAL);
+    }
+    let kind = if vfork { CloneKind::Vfork } else { CloneKind::Fork };
+    process::do_fork(f, kind).map(|c| u64::from(c.pid))
+}
+
+fn sys_execve(path: u64, argv: u64, envp: u64, f: &mut TrapFrame) -> SysResult {
+    let path = user_string(path)?;
+    let argv = user_string_array(argv)?;
+    let envp = user_string_array(envp)?;
+    crate::exec::kernel_execve(&path, &argv, &envp, f).map_err(|e| e.errno())?;
+    Ok(0)
+}
+
+fn sys_wait4(pid: i32, status: u64, options: u32) -> SysResult {
+    if options & !(uapi::wait::WNOHANG | uapi::wait::WUNTRACED | uapi::wait::WCONTINUED | uapi::wait::__WALL) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    match process::do_wait(pid, options & uapi::wait::WNOHANG != 0)? {
+        None => Ok(0),
+        Some(r) => {
+            if status != 0 {
+                write_user(status, &r.status).map_err(efault)?;
+            }
+            Ok(u64::from(r.pid))
+        }
+    }
+}
+
+fn sys_kill(pid: i32, sig: i32) -> SysResult {
+    if !(0..=64).contains(&sig) {
+        return Err(Errno::EINVAL);
+    }
+    let me = sched::current();
+    let target = if pid == me.pid as i32 || pid == 0 {
+        Some(me.clone())
+    } else {
+        me.proc.children.lock().iter().find(|c| c.pid as i32 == pid).cloned()
+    };
+    let target = target.ok_or(Errno::ESRCH)?;
+    if sig != 0 && !target.proc.zombie.load(Ordering::Acquire) {
+        signal::send_signal(&target, sig, None);
+    }
+    Ok(0)
+}
+
+fn sys_rt_sigaction(sig: i32, act: u64, oact: u64, size: u64) -> SysResult {
+    if size != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let new = if act != 0 { Some(read_user::<uapi::signal::KernelSigaction>(act).map_err(efault)?) } else { None };
+    let old = signal::do_sigaction(sig, new)?;
+    if oact != 0 {
+        write_user(oact, &old).map_err(efault)?;
+    }
+    Ok(0)
+}
+
+fn sys_rt_sigprocmask(how: i32, set: u64, oset: u64, size: u64) -> SysResult {
+    if size != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let new = if set != 0 { Some(read_user::<u64>(set).map_err(efault)?) } else { None };
+    let old = signal::do_sigprocmask(how, new)?;
+    if oset != 0 {
+        write_user(oset, &old).map_err(efault)?;
+    }
+    Ok(0)
+}
+
+fn sys_clock_gettime(clock: i32, tp: u64) -> SysResult {
+    use uapi::time::*;
+    if !(0..=11).contains(&clock) {
+        return Err(Errno::EINVAL);
+    }
+    let ns = tsc::now_ns();
+    let ts = Timespec { tv_sec: (ns / 1_000_000_000) as i64, tv_nsec: (ns % 1_000_000_000) as i64 };
+    write_user(tp, &ts).map_err(efault)?;
+    let _ = CLOCK_REALTIME;
+    Ok(0)
+}
+
+fn sys_nanosleep(req: u64, _rem: u64) -> SysResult {
+    let ts: uapi::time::Timespec = read_user(req).map_err(efault)?;
+    if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
+        return Err(Errno::EINVAL);
+    }
+    let ns = (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64);
+    let me = sched::current();
+    if crate::sched::wait::sleep_until_ns(tsc::now_ns().saturating_add(ns), || signal::signal_pending(&me)) {
+        Ok(0)
+    } else {
+        Err(Errno::EINTR)
+    }
+}
+
+fn sys_getrandom(buf: u64, len: u64) -> SysResult {
+    let len = len.min(1 << 20);
+    let mut seed = tsc::rdtsc() | 1;
+    let mut chunk = [0u8; 256];
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(256) as usize;
+        for b in &mut chunk[..n] {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            *b = (seed >> 24) as u8;
+        }
+        copy_to_user(buf + done, &chunk[..n]).map_err(efault)?;
+        done += n as u64;
+    }
+    Ok(len)
+}
+
+fn sys_uname(buf: u64) -> SysResult {
+    let mut u = uapi::utsname::NewUtsname::default();
+    let put = |field: &mut [u8], s: &str| field[..s.len()].copy_from_slice(s.as_bytes());
+    put(&mut u.sysname, "Linux");
+    put(&mut u.nodename, "mm-kernel");
+    put(&mut u.release, "6.1.0-mm");
+    put(&mut u.version, "#1 SMP mm-kernel");
+    put(&mut u.machine, "x86_64");
+    put(&mut u.domainname, "(none)");
+    write_user(buf, &u).map_err(efault)?;
+    Ok(0)
+}

@@ -1,0 +1,1025 @@
+//! Host tests of the address-space layer: mmap, munmap, mprotect, brk,
+//! faults (zero page, copy-on-write, stacks, files), fork, mremap,
+//! madvise, mincore, mlock, msync, and a model-based proptest, each over a
+//! simulated machine whose free page count must come back exactly.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::mem::MaybeUninit;
+use std::ptr::NonNull;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::gfp::GFP_KERNEL;
+use crate::memory::FaultAccess;
+use crate::page_alloc::PgData;
+use crate::pgtable::{Leaf, PgProt, X86PteFormat};
+use crate::sim::{Sim, SimRam, SimTlb, free_pages_drained};
+use crate::vma::Vma;
+
+const P: u64 = PAGE_SIZE;
+const FMT: X86PteFormat = X86PteFormat::new(true);
+/// A kernel-half address whose root entry the kernel preallocates.
+const KERNEL_BASE: u64 = 0xffff_8880_0000_0000;
+/// Where tests place fixed mappings.
+const X: u64 = 0x1000_0000;
+const RW: u32 = PROT_READ | PROT_WRITE;
+const PA: u32 = MAP_PRIVATE | MAP_ANONYMOUS;
+
+/// VMA memory from the host heap, counting live VMAs.
+#[derive(Default)]
+struct TestAlloc {
+    live: Cell<usize>,
+}
+
+// SAFETY: every VMA is a fresh `Box` allocation of a `Vma`, leaked until
+// `free` takes it back.
+unsafe impl VmaAlloc for TestAlloc {
+    fn alloc(&self) -> Option<NonNull<Vma>> {
+        self.live.set(self.live.get() + 1);
+        Some(NonNull::from(Box::leak(Box::new(MaybeUninit::<Vma>::uninit()))).cast())
+    }
+
+    unsafe fn free(&self, vma: NonNull<Vma>) {
+        self.live.set(self.live.get() - 1);
+        // SAFETY: `alloc` made `vma` with `Box::leak` of this type, and the
+        // caller promises it is freed once.
+        drop(unsafe { Box::from_raw(vma.as_ptr().cast::<MaybeUninit<Vma>>()) });
+    }
+}
+
+type Mm<'a> = MmStruct<'a, X86PteFormat, &'a TestAlloc>;
+
+/// One simulated machine with a kernel page table and a zero page.
+struct Env<'a> {
+    pgdat: &'a PgData<'a>,
+    ram: &'a SimRam,
+    kernel: PageTable<'a, X86PteFormat>,
+    tlb: &'a SimTlb,
+    zero: Pfn,
+    alloc: &'a TestAlloc,
+}
+
+impl<'a> Env<'a> {
+    fn mm(&self) -> Mm<'a> {
+        MmStruct::new(&self.kernel, GFP_KERNEL, self.tlb, self.zero, self.alloc).unwrap()
+    }
+
+    fn page(&self, pfn: Pfn) -> &'a crate::page::Page {
+        self.pgdat.pfn_to_page(pfn).unwrap()
+    }
+}
+
+/// Runs `f` on a fresh machine, then checks that every page and VMA
+/// came back, no bad page was reported and the zero page is still zero.
+fn with_env(f: impl FnOnce(&Env<'_>)) {
+    let sim = Sim::flat(64 << 20);
+    let pgdat = sim.pgdat(1);
+    let tlb = SimTlb::default();
+    let alloc = TestAlloc::default();
+    let kernel = PageTable::new(&pgdat, &FMT, GFP_KERNEL, false).unwrap();
+    kernel.preallocate(VirtAddr::new_const(KERNEL_BASE)).unwrap();
+    let zero = pgdat.alloc_pages(GFP_KERNEL | Gfp::ZERO, 0).unwrap();
+    let before = free_pages_drained(&pgdat);
+    let env = Env { pgdat: &pgdat, ram: &sim.ram, kernel, tlb: &tlb, zero, alloc: &alloc };
+    f(&env);
+    assert_eq!(free_pages_drained(&pgdat), before, "pages leaked or double-freed");
+    assert_eq!(alloc.live.get(), 0, "VMAs leaked");
+    assert_eq!(pgdat.bad_pages(), 0);
+    assert!(sim.ram.page(zero).iter().all(|&b| b == 0), "zero page written");
+    assert_eq!(pgdat.pfn_to_page(zero).unwrap().refcount(), 1, "zero page refcounted");
+}
+
+fn va(addr: u64) -> VirtAddr {
+    VirtAddr::new_const(addr)
+}
+
+/// The leaf a CPU access finds usable, faulting like the CPU would until
+/// there is one.
+fn access(mm: &mut Mm<'_>, addr: u64, write: bool) -> Result<Leaf, FaultError> {
+    for _ in 0..2 {
+        if let Some(leaf) = mm.follow_pte(va(addr))
+            && !leaf.prot.contains(PgProt::PROTNONE)
+            && (!write || leaf.prot.contains(PgProt::WRITE))
+        {
+            assert!(leaf.prot.contains(PgProt::USER));
+            return Ok(leaf);
+        }
+        mm.handle_mm_fault(va(addr), FaultAccess { write, exec: false })?;
+    }
+    panic!("fault at {addr:#x} (write {write}) resolved without a usable pte");
+}
+
+/// The bytes of the page at `addr`, as a user read sees them.
+fn read_page(env: &Env<'_>, mm: &mut Mm<'_>, addr: u64) -> Result<Vec<u8>, FaultError> {
+    let leaf = access(mm, addr, false)?;
+    Ok(env.ram.page(leaf.phys.pfn()))
+}
+
+/// The byte a user read at `addr` sees, the page being uniform.
+fn read(env: &Env<'_>, mm: &mut Mm<'_>, addr: u64) -> Result<u8, FaultError> {
+    let bytes = read_page(env, mm, addr)?;
+    assert!(bytes.iter().all(|&b| b == bytes[0]), "page at {addr:#x} not uniform");
+    Ok(bytes[0])
+}
+
+/// Fills the page at `addr` with `byte`, as user writes would.
+fn write(env: &Env<'_>, mm: &mut Mm<'_>, addr: u64, byte: u8) -> Result<(), FaultError> {
+    let leaf = access(mm, addr, true)?;
+    assert_ne!(leaf.phys.pfn(), env.zero, "writable pte maps the zero page");
+    env.ram.fill(leaf.phys.pfn(), byte);
+    Ok(())
+}
+
+fn pfn_at(mm: &Mm<'_>, addr: u64) -> Option<Pfn> {
+    mm.follow_pte(va(addr)).map(|l| l.phys.pfn())
+}
+
+fn maps(mm: &Mm<'_>) -> Vec<String> {
+    let mut s = String::new();
+    mm.show_maps(&mut s).unwrap();
+    s.lines().map(str::to_owned).collect()
+}
+
+fn mmap_fixed(mm: &mut Mm<'_>, addr: u64, len: u64, prot: u32) {
+    assert_eq!(mm.do_mmap(addr, len, prot, PA | MAP_FIXED, None, 0), Ok(addr));
+}
+
+fn teardown(mut mm: Mm<'_>) {
+    mm.exit_mmap();
+    assert_eq!(mm.rss_pages(), 0);
+    assert_eq!(mm.total_vm(), 0);
+    assert!(mm.vmas().check().is_ok());
+}
+
+#[test]
+fn anon_read_maps_zero_page_then_write_gets_private_page() {
+    with_env(|env| {
+        let mut mm = env.mm();
+        let addr = mm.do_mmap(0, 4 * P, RW, PA, None, 0).unwrap();
+        assert_eq!(addr % P, 0);
+        assert!((MMAP_MIN_ADDR..mm.mmap_base).contains(&addr));
+        assert_eq!(mm.total_vm(), 4);
+        assert_eq!(pfn_at(&mm, addr), None, "mmap maps nothing yet");
+        assert_eq!(read(env, &mut mm, addr), Ok(0));
+        let leaf = mm.follow_pte(va(addr)).unwrap();
+        assert_eq!(leaf.phys.pfn(), env.zero);
+        assert!(!leaf.prot.contains(PgProt::WRITE), "zero page mapped read-only");
+        assert_eq!(mm.rss_pages(), 0, "the zero page is not counted");
+        write(env, &mut mm, addr, 7).unwrap();
+        let pfn = pfn_at(&mm, addr).unwrap();
+        assert_ne!(pfn, env.zero);
+        assert_eq!(read(env, &mut mm, addr), Ok(7));
+        write(env, &mut mm, addr + P, 9).unwrap();
+        assert_eq!(read(env, &mut mm, addr + P), Ok(9));
+        assert_eq!(mm.counter(MmCounter::AnonPages), 2);
+        assert_eq!(mm.counter(MmCounter::FilePages), 0);
+        assert_eq!((env.page(pfn).refcount(), env.page(pfn).mapcount()), (1, 1));
+        assert_eq!(mm.hiwater_rss(), 2);
+        assert_eq!(mm.do_munmap(addr, 4 * P), Ok(()));
+        assert_eq!(mm.rss_pages(), 0);
+        assert_eq!(mm.hiwater_rss(), 2);
+        teardown(mm);
+    });
+}
+
+#[test]
+fn munmap_in_the_middle_splits_and_frees() {
+    with_env(|env| {
+        let mut mm = env.mm();
+        let before = free_pages_drained(env.pgdat);
+        mmap_fixed(&mut mm, X, 3 * P, RW);
+        for i in 0..3 {
+            write(env, &mut mm, X + i * P, i as u8 + 1).unwrap();
+        }
+        assert_eq!(maps(&mm), vec![format!("{X:08x}-{:08x} rw-p 00000000 00:00 0", X + 3 * P)]);
+        assert_eq!(mm.do_munmap(X + P, P), Ok(()));
+        assert_eq!(
+            maps(&mm),
+            vec![
+                format!("{X:08x}-{:08x} rw-p 00000000 00:00 0", X + P),
+                format!("{:08x}-{:08x} rw-p 00000000 00:00 0", X + 2 * P, X + 3 * P),
+            ]
+        );
+        assert_eq!(mm.vmas().map_count(), 2);
+        assert_eq!(mm.counter(MmCounter::AnonPages), 2);
+        assert_eq!(read(env, &mut mm, X + P), Err(FaultError::MapErr));
+        assert_eq!(read(env, &mut mm, X + 2 * P), Ok(3));
+        assert_eq!(mm.do_munmap(X + P, P), Ok(()), "a hole unmaps fine");
+        assert_eq!(mm.do_munmap(X + 100 * P, 10 * P), Ok(()));
+        assert_eq!(mm.do_munmap(X + 1, P), Err(Errno::EINVAL));
+        assert_eq!(mm.do_munmap(X, 0), Err(Errno::EINVAL));
+        assert_eq!(mm.do_munmap(TASK_SIZE + P, P), Err(Errno::EINVAL));
+        assert_eq!(mm.do_munmap(X, u64::MAX - X), Err(Errno::EINVAL));
+        assert_eq!(mm.do_munmap(X, 3 * P), Ok(()));
+        assert_eq!(mm.rss_pages(), 0);
+        assert_eq!(mm.vmas().map_count(), 0);
+        // Page tables stay until the address space goes.
+        assert!(free_pages_drained(env.pgdat) < before);
+        teardown(mm);
+    });
+}
+
+#[test]
+fn mmap_argument_errors() {
+    with_env(|env| {
+        let mut mm = env.mm();
+        assert_eq!(mm.do_mmap(0, 0, RW, PA, None, 0), Err(Errno::EINVAL));
+        assert_eq!(mm.do_mmap(0, P, RW, MAP_ANONYMOUS, None, 0), Err(Errno::EINVAL));
+        assert_eq!(mm.do_mmap(X + 1, P, RW, PA | MAP_FIXED, None, 0), Err(Errno::EINVAL));
+        assert_eq!(mm.do_mmap(0, u64::MAX, RW, PA, None, 0), Err(Errno::ENOMEM));
+        assert_eq!(mm.do_mmap(P, P, RW, PA | MAP_FIXED, None, 0), Err(Errno::EPERM));
+        assert_eq!(mm.do_mmap(TASK_SIZE, P, RW, PA | MAP_FIXED, None, 0), Err(Errno::ENOMEM));
+        // A hint that is free is taken, one that is not is moved.
+        assert_eq!(mm.do_mmap(X, P, RW, PA, None, 0), Ok(X));
+        let other = mm.do_mmap(X, P, RW, PA, None, 0).unwrap();
+        assert_ne!(other, X);
+        teardown(mm);
+    });
+}
+
+#[test]
+fn map_fixed_replaces_and_noreplace_refuses() {
+    with_env(|env| {
+        let mut mm = env.mm();
+        mmap_fixed(&mut mm, X, 2 * P, RW);
+        write(env, &mut mm, X, 5).unwrap();
+        write(env, &mut mm, X + P, 6).unwrap();
+        mmap_fixed(&mut mm, X, P, RW);
+        assert_eq!(read(env, &mut mm, X), Ok(0), "MAP_FIXED replaced the page");
+        assert_eq!(read(env, &mut mm, X + P), Ok(6));
+        assert_eq!(mm.counter(MmCounter::AnonPages), 1);
+        assert_eq!(mm.do_mmap(X + P, 2 * P, RW, PA | MAP_FIXED_NOREPLACE, None, 0), Err(Errno::EEXIST));
+        assert_eq!(mm.do_mmap(X + 2 * P, P, RW, PA | MAP_FIXED_NOREPLACE, None, 0), Ok(X + 2 * P));
+        assert_eq!(read(env, &mut mm, X + P), Ok(6));
+        teardown(mm);
+    });
+}
+
+#[test]
+fn mprotect_splits_merges_and_enforces() {
+    with_env(|env| {
+        let mut mm = env.mm();
+        mmap_fixed(&mut mm, X, 3 * P, RW);
+        for i in 0..3 {
+            write(env, &mut mm, X + i * P, 10 + i as u8).unwrap();
+        }
+        assert_eq!(mm.mprotect(X + P, P, PROT_READ), Ok(()));
+        assert_eq!(mm.vmas().map_count(), 3);
+        assert!(!mm.follow_pte(va(X + P)).unwrap().prot.contains(PgProt::WRITE));
+        assert_eq!(write(env, &mut mm, X + P, 1), Err(FaultError::AccErr));
+        assert_eq!(read(env, &mut mm, X + P), Ok(11));
+        assert_eq!(mm.mprotect(X + P, P, RW), Ok(()));
+        assert_eq!(mm.vmas().map_count(), 1, "merged back");
+        assert!(mm.follow_pte(va(X + P)).unwrap().prot.contains(PgProt::WRITE), "exclusive page writable again");
+        write(env, &mut mm, X + P, 21).unwrap();
+        // PROT_NONE keeps the pages.
+        assert_eq!(mm.mprotect(X, 3 * P, PROT_NONE), Ok(()));
+        assert_eq!(read(env, &mut mm, X), Err(FaultError::AccErr));
+        assert!(mm.follow_pte(va(X)).unwrap().prot.contains(PgProt::PROTNONE));
+        assert_eq!(mm.counter(MmCounter::AnonPages), 3);
+        assert_eq!(mm.mprotect(X, 3 * P, PROT_READ), Ok(()));
+        assert_eq!(read(env, &mut mm, X), Ok(10));
+        assert_eq!(read(env, &mut mm, X + P), Ok(21));
+        // Errors.
+        assert_eq!(mm.mprotect(X + 1, P, RW), Err(Errno::EINVAL));
+        assert_eq!(mm.mprotect(X, P, 0x40), Err(Errno::EINVAL));
+        assert_eq!(mm.mprotect(X, 4 * P, RW), Err(Errno::ENOMEM), "hole");
+        assert_eq!(mm.mprotect(X, 0, RW), Ok(()));
+        assert!(mm.vmas().check().is_ok());
+        teardown(mm);
+    });
+}
+
+/// A file over a static byte array.
+struct TestFile {
+    data: &'static [u8],
+}
+
+impl VmaFile for TestFile {
+    fn name(&self) -> &str {
+        "/test/file"
+    }
+
+    fn size(&self) -> u64 {
+        self.data.len() as u64
+    }
+
+    fn read(&self, offset: u64, dst: &mut [u8]) -> usize {
+        let offset = (offset as usize).min(self.data.len());
+        let n = dst.len().min(self.data.len() - offset);
+        dst[..n].copy_from_slice(&self.data[offset..offset + n]);
+        n
+    }
+}
+
+/// 1.5 pages: byte `i` is `i % 251 + 1`, never zero.
+static FILE_DATA: [u8; 6144] = {
+    let mut d = [0u8; 6144];
+    let mut i = 0;
+    while i < d.len() {
+        d[i] = (i % 251) as u8 + 1;
+        i += 1;
+    }
+    d
+};
+static FILE: TestFile = TestFile { data: &FILE_DATA };
+
+#[test]
+fn shared_readonly_file_mapping_cannot_become_writable() {
+    with_env(|env| {
+        let mut mm = env.mm();
+        let ro = MapFile { file: &FILE, writable: false };
+        assert_eq!(mm.do_mmap(X, P, RW, MAP_SHARED | MAP_FIXED, Some(ro), 0), Err(Errno::EACCES));
+        assert_eq!(mm.do_mmap(X, P, PROT_READ, MAP_SHARED | MAP_FIXED, Some(ro), 0), Ok(X));
+        assert_eq!(mm.mprotect(X, P, RW), Err(Errno::EACCES));
+        assert_eq!(read_page(env, &mut mm, X).unwrap(), FILE_DATA[..P as usize]);
+        assert_eq!(maps(&mm)[0], format!("{X:08x}-{:08x} r--s 00000000 00:00 0{:28}/test/file", X + P, ""));
+        teardown(mm);
+    });
+}
+
+#[test]
+fn private_file_mapping_fills_from_file_and_copies_on_write() {
+    with_env(|env| {
+        let mut mm = env.mm();
+        let file = MapFile { file: &FILE, writable: false };
+        assert_eq!(mm.do_mmap(X, 3 * P, RW, MAP_PRIVATE | MAP_FIXED, Some(file), 0), Ok(X));
+        let page0 = read_page(env, &mut mm, X).unwrap();
+        assert_eq!(page0, FILE_DATA[..P as usize]);
+        let page1 = read_page(env, &mut mm, X + P).unwrap();
+        let tail = FILE_DATA.len() - P as usize;
+        assert_eq!(page1[..tail], FILE_DATA[P as usize..]);
+        assert!(page1[tail..].iter().all(|&b| b == 0), "bytes past EOF read zero");
+        assert!(read_page(env, &mut mm, X + 2 * P).unwrap().iter().all(|&b| b == 0));
+        assert_eq!(mm.counter(MmCounter::FilePages), 3);
+        assert_eq!(mm.counter(MmCounter::AnonPages), 0);
+        assert!(!mm.follow_pte(va(X)).unwrap().prot.contains(PgProt::WRITE));
+        write(env, &mut mm, X, 0xaa).unwrap();
+        assert_eq!(mm.counter(MmCounter::FilePages), 2);
+        assert_eq!(mm.counter(MmCounter::AnonPages), 1);
+        assert_eq!(read(env, &mut mm, X), Ok(0xaa));
+        // A write fault on a missing pte makes an anonymous copy at once.
+        assert_eq!(mm.do_mmap(X + 4 * P, P, RW, MAP_PRIVATE | MAP_FIXED, Some(file), 1), Ok(X + 4 * P));
+        let pfn = access(&mut mm, X + 4 * P, true).unwrap().phys.pfn();
+        assert_eq!(env.ram.page(pfn)[..tail], FILE_DATA[P as usize..]);
+        assert_eq!(mm.counter(MmCounter::AnonPages), 2);
+        // DONTNEED drops the copy; the file comes back.
+        assert_eq!(mm.madvise(X, P, MADV_DONTNEED), Ok(()));
+        assert_eq!(read_page(env, &mut mm, X).unwrap(), FILE_DATA[..P as usize]);
+        assert_eq!(mm.counter(MmCounter::FilePages), 3);
+        assert_eq!(mm.counter(MmCounter::AnonPages), 1);
+        teardown(mm);
+    });
+}
+
+#[test]
+fn fork_copies_on_write_both_ways() {
+    with_env(|env| {
+        let mut parent = env.mm();
+        mmap_fixed(&mut parent, X, 2 * P, RW);
+        write(env, &mut parent, X, 1).unwrap();
+        let pfn = pfn_at(&parent, X).unwrap();
+        let mut child = env.mm();
+        parent.dup_mmap(&mut child).unwrap();
+        assert!(child.vmas().check().is_ok());
+        assert_eq!(child.total_vm(), 2);
+        assert!(!parent.follow_pte(va(X)).unwrap().prot.contains(PgProt::WRITE), "parent write-protected");
+        assert_eq!(pfn_at(&child, X), Some(pfn));
+        assert_eq!((env.page(pfn).refcount(), env.page(pfn).mapcount()), (2, 2));
+        assert_eq!(child.counter(MmCounter::AnonPages), 1);
+        assert_eq!(read(env, &mut child, X), Ok(1));
+        assert_eq!(read(env, &mut child, X + P), Ok(0));
+        write(env, &mut child, X, 2).unwrap();
+        assert_ne!(pfn_at(&child, X), Some(pfn), "child got a copy");
+        assert_eq!((env.page(pfn).refcount(), env.page(pfn).mapcount()), (1, 1));
+        assert_eq!(read(env, &mut parent, X), Ok(1));
+        write(env, &mut parent, X, 3).unwrap();
+        assert_eq!(pfn_at(&parent, X), Some(pfn), "sole holder reuses its page");
+        assert_eq!(read(env, &mut child, X), Ok(2));
+        assert_eq!(read(env, &mut parent, X), Ok(3));
+        // The parent writes first the other way round.
+        write(env, &mut parent, X + P, 4).unwrap();
+        let mut child2 = env.mm();
+        parent.dup_mmap(&mut child2).unwrap();
+        write(env, &mut parent, X + P, 5).unwrap();
+        assert_eq!(read(env, &mut child2, X + P), Ok(4));
+        assert_eq!(read(env, &mut parent, X + P), Ok(5));
+        teardown(child);
+        teardown(parent);
+        assert_eq!(read(env, &mut child2, X + P), Ok(4), "child keeps its pages after the parent exits");
+        drop(child2);
+    });
+}
+
+#[test]
+fn shared_anonymous_memory_is_shared_after_fork() {
+    with_env(|env| {
+        let mut parent = env.mm();
+        let addr = parent.do_mmap(0, 2 * P, RW, MAP_SHARED | MAP_ANONYMOUS, None, 0).unwrap();
+        let mut child = env.mm();
+        parent.dup_mmap(&mut child).unwrap();
+        write(env, &mut child, addr, 5).unwrap();
+        assert_eq!(read(env, &mut parent, addr), Ok(5));
+        write(env, &mut parent, addr + P, 6).unwrap();
+        assert_eq!(read(env, &mut child, addr + P), Ok(6));
+        assert_eq!(maps(&child)[0].split(' ').nth(1), Some("rw-s"));
+        drop(parent);
+        assert_eq!(read(env, &mut child, addr), Ok(5));
+        teardown(child);
+    });
+}
+
+#[test]
+fn dontfork_vma_is_absent_in_the_child() {
+    with_env(|env| {
+        let mut parent = env.mm();
+        mmap_fixed(&mut parent, X, 3 * P, RW);
+        write(env, &mut parent, X + P, 8).unwrap();
+        assert_eq!(parent.madvise(X + P, P, MADV_DONTFORK), Ok(()));
+        assert_eq!(parent.vmas().map_count(), 3);
+        let mut child = env.mm();
+        parent.dup_mmap(&mut child).unwrap();
+        assert_eq!(child.vmas().map_count(), 2);
+        assert_eq!(read(env, &mut child, X + P), Err(FaultError::MapErr));
+        assert_eq!(read(env, &mut child, X), Ok(0));
+        assert_eq!(parent.madvise(X + P, P, MADV_DOFORK), Ok(()));
+        assert_eq!(parent.vmas().map_count(), 1);
+        let mut child2 = env.mm();
+        parent.dup_mmap(&mut child2).unwrap();
+        assert_eq!(read(env, &mut child2, X + P), Ok(8));
+        drop((child, child2, parent));
+    });
+}
+
+#[test]
+fn brk_grows_and_shrinks() {
+    with_env(|env| {
+        let mut mm = env.mm();
+        let base = 0x60_0000;
+        mm.layout.start_brk = base;
+        mm.layout.brk = base;
+        assert_eq!(mm.brk(base - 1), base, "below start_brk: unchanged");
+        assert_eq!(mm.brk(base + 100), base + 100);
+        assert_eq!(mm.total_vm(), 1);
+        write(env, &mut mm, base, 1).unwrap();
+        assert_eq!(mm.brk(base + 3 * P + 1), base + 3 * P + 1);
+        assert_eq!(mm.vmas().map_count(), 1);
+        assert_eq!(mm.total_vm(), 4);
+        write(env, &mut mm, base + 3 * P, 2).unwrap();
+        assert!(maps(&mm)[0].ends_with("[heap]"));
+        assert_eq!(mm.brk(base + P), base + P);
+        assert_eq!(mm.total_vm(), 1);
+        assert_eq!(mm.rss_pages(), 1);
+        assert_eq!(read(env, &mut mm, base + 3 * P), Err(FaultError::MapErr));
+        assert_eq!(read(env, &mut mm, base), Ok(1));
+        // A mapping in the way stops growth.
+        mmap_fixed(&mut mm, base + 4 * P, P, RW);
+        assert_eq!(mm.brk(base + 5 * P), base + P);
+        assert_eq!(mm.brk(base), base);
+        assert_eq!(mm.total_vm(), 1);
+        teardown(mm);
+    });
+}
+
+#[test]
+fn stack_grows_down_within_limit_and_guard_gap() {
+    with_env(|env| {
+        let mut mm = env.mm();
+        let top = 0x7000_0000_0000;
+        let start = top - P;
+        assert_eq!(mm.do_mmap(start, P, RW, PA | MAP_FIXED | MAP_GROWSDOWN, None, 0), Ok(start));
+        mm.layout.start_stack = top - 8;
+        eprintln!("{:?}", mm.vmas().iter().map(|v| v.desc()).collect::<Vec<_>>());
+        eprintln!("{:?}", mm.expand_stack(va(start), start - 4 * P));
+        eprintln!("{:?}", mm.vmas().iter().map(|v| v.desc()).collect::<Vec<_>>());
+        write(env, &mut mm, start - 4 * P, 3).unwrap();
+        assert_eq!(mm.vmas().map_count(), 1);
+        assert_eq!(mm.vmas().iter().next().unwrap().start().as_u64(), start - 4 * P);
+        assert!(maps(&mm)[0].ends_with("[stack]"));
+        assert_eq!(read(env, &mut mm, start - 2 * P), Ok(0));
+        assert_eq!(read(env, &mut mm, top - STACK_RLIMIT - P), Err(FaultError::MapErr), "beyond the limit");
+        assert_eq!(read(env, &mut mm, top - STACK_RLIMIT), Ok(0), "at the limit");
+        // A mapping below: the guard gap stays clear.
+        let low_end = top - 2 * STACK_RLIMIT;
+        mmap_fixed(&mut mm, low_end - P, P, RW);
+        let stack2 = low_end + STACK_GUARD_GAP + 2 * P;
+        assert_eq!(mm.do_mmap(stack2, P, RW, PA | MAP_FIXED | MAP_GROWSDOWN, None, 0), Ok(stack2));
+        assert_eq!(write(env, &mut mm, low_end + STACK_GUARD_GAP - P, 1), Err(FaultError::MapErr));
+        assert_eq!(write(env, &mut mm, low_end + STACK_GUARD_GAP + P, 1), Ok(()));
+        assert!(mm.vmas().check().is_ok());
+        teardown(mm);
+    });
+}
+
+#[test]
+fn mremap_grows_in_place_moves_and_shrinks() {
+    with_env(|env| {
+        let mut mm = env.mm();
+        mmap_fixed(&mut mm, X, 2 * P, RW);
+        write(env, &mut mm, X, 1).unwrap();
+        write(env, &mut mm, X + P, 2).unwrap();
+        assert_eq!(mm.mremap(X, 2 * P, 4 * P, 0, 0), Ok(X));
+        assert_eq!((mm.vmas().map_count(), mm.total_vm()), (1, 4));
+        assert_eq!(read(env, &mut mm, X + 3 * P), Ok(0));
+        // Something in the way: no growth without MAYMOVE.
+        mmap_fixed(&mut mm, X + 4 * P, P, PROT_READ);
+        assert_eq!(mm.mremap(X, 4 * P, 8 * P, 0, 0), Err(Errno::ENOMEM));
+        let pfns = [pfn_at(&mm, X).unwrap(), pfn_at(&mm, X + P).unwrap()];
+        let rss = mm.rss_pages();
+        let free = free_pages_drained(env.pgdat);
+        let new = mm.mremap(X, 4 * P, 8 * P, MREMAP_MAYMOVE, 0).unwrap();
+        assert_ne!(new, X);
+        assert_eq!([pfn_at(&mm, new).unwrap(), pfn_at(&mm, new + P).unwrap()], pfns, "pages moved, not copied");
+        assert_eq!(pfn_at(&mm, X), None);
+        assert_eq!(read(env, &mut mm, X), Err(FaultError::MapErr));
+        assert_eq!(read(env, &mut mm, new), Ok(1));
+        assert_eq!(read(env, &mut mm, new + P), Ok(2));
+        assert_eq!(read(env, &mut mm, new + 7 * P), Ok(0));
+        assert_eq!(mm.rss_pages(), rss);
+        assert!(free_pages_drained(env.pgdat) + 4 >= free, "only page tables allocated");
+        assert_eq!(mm.total_vm(), 9);
+        // Shrink in place.
+        assert_eq!(mm.mremap(new, 8 * P, P, 0, 0), Ok(new));
+        assert_eq!(mm.total_vm(), 2);
+        assert_eq!(mm.counter(MmCounter::AnonPages), 1);
+        assert_eq!(read(env, &mut mm, new + P), Err(FaultError::MapErr));
+        // Fixed move over an existing mapping replaces it.
+        mmap_fixed(&mut mm, X, 2 * P, RW);
+        write(env, &mut mm, X, 9).unwrap();
+        assert_eq!(mm.mremap(new, P, 2 * P, MREMAP_MAYMOVE | MREMAP_FIXED, X), Ok(X));
+        assert_eq!(pfn_at(&mm, X), Some(pfns[0]));
+        assert_eq!(read(env, &mut mm, X), Ok(1));
+        assert_eq!(read(env, &mut mm, X + P), Ok(0));
+        assert_eq!(mm.counter(MmCounter::AnonPages), 1);
+        assert!(mm.vmas().check().is_ok());
+        teardown(mm);
+    });
+}
+
+#[test]
+fn mremap_part_of_a_vma_splits_it() {
+    with_env(|env| {
+        let mut mm = env.mm();
+        mmap_fixed(&mut mm, X, 4 * P, RW);
+        for i in 0..4 {
+            write(env, &mut mm, X + i * P, i as u8 + 1).unwrap();
+        }
+        let t = X + 16 * P;
+        assert_eq!(mm.mremap(X + P, 2 * P, 2 * P, MREMAP_MAYMOVE | MREMAP_FIXED, t), Ok(t));
+        assert_eq!(mm.vmas().map_count(), 3);
+        assert_eq!(read(env, &mut mm, X), Ok(1));
+        assert_eq!(read(env, &mut mm, X + P), Err(FaultError::MapErr));
+        assert_eq!(read(env, &mut mm, X + 3 * P), Ok(4));
+        assert_eq!(read(env, &mut mm, t), Ok(2));
+        assert_eq!(read(env, &mut mm, t + P), Ok(3));
+        // Moving it back merges everything again.
+        assert_eq!(mm.mremap(t, 2 * P, 2 * P, MREMAP_MAYMOVE | MREMAP_FIXED, X + P), Ok(X + P));
+        assert_eq!(mm.vmas().map_count(), 1);
+        // MREMAP_DONTUNMAP leaves the old range mapped and empty.
+        let new = mm.mremap(X, P, P, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, 0).unwrap();
+        assert_eq!(read(env, &mut mm, new), Ok(1));
+        assert_eq!(read(env, &mut mm, X), Ok(0));
+        assert_eq!(mm.counter(MmCounter::AnonPages), 4);
+        teardown(mm);
+    });
+}
+
+#[test]
+fn mremap_errors() {
+    with_env(|env| {
+        let mut mm = env.mm();
+        mmap_fixed(&mut mm, X, 2 * P, RW);
+        mmap_fixed(&mut mm, X + 2 * P, P, PROT_READ);
+        assert_eq!(mm.mremap(X + 1, P, P, 0, 0), Err(Errno::EINVAL), "unaligned");
+        assert_eq!(mm.mremap(X, P, P, 8, 0), Err(Errno::EINVAL), "bad flags");
+        assert_eq!(mm.mremap(X, P, P, MREMAP_FIXED, X + 8 * P), Err(Errno::EINVAL), "FIXED without MAYMOVE");
+        assert_eq!(mm.mremap(X, P, 2 * P, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, 0), Err(Errno::EINVAL));
+        assert_eq!(mm.mremap(X, P, 0, 0, 0), Err(Errno::EINVAL), "new_len 0");
+        assert_eq!(mm.mremap(X + 8 * P, P, 2 * P, MREMAP_MAYMOVE, 0), Err(Errno::EFAULT), "unmapped");
+        assert_eq!(mm.mremap(X, 3 * P, 4 * P, MREMAP_MAYMOVE, 0), Err(Errno::EFAULT), "across VMAs");
+        assert_eq!(mm.mremap(X, 0, P, MREMAP_MAYMOVE, 0), Err(Errno::EINVAL), "old_len 0 of a private mapping");
+        assert_eq!(mm.mremap(X, 2 * P, 4 * P, 0, 0), Err(Errno::ENOMEM), "cannot grow, may not move");
+        assert_eq!(mm.mremap(X, 2 * P, 2 * P, MREMAP_MAYMOVE | MREMAP_FIXED, X + P), Err(Errno::EINVAL), "overlap");
+        assert_eq!(mm.mremap(X, P, P, MREMAP_MAYMOVE | MREMAP_FIXED, X + 8 * P + 1), Err(Errno::EINVAL));
+        assert_eq!(mm.mremap(X, P, P, MREMAP_MAYMOVE | MREMAP_FIXED, TASK_SIZE), Err(Errno::EINVAL));
+        assert_eq!(mm.mremap(X, P, P, MREMAP_MAYMOVE | MREMAP_FIXED, P), Err(Errno::EPERM));
+        assert_eq!(mm.mremap(u64::MAX & !(P - 1), P, P, 0, 0), Err(Errno::EFAULT), "non-canonical");
+        assert_eq!(mm.mremap(X, P, P, 0, 0), Ok(X));
+        assert_eq!((mm.vmas().map_count(), mm.total_vm()), (2, 3));
+        teardown(mm);
+    });
+}
+
+#[test]
+fn madvise_dontneed_zeroes_and_reports_holes() {
+    with_env(|env| {
+        let mut mm = env.mm();
+        mmap_fixed(&mut mm, X, 2 * P, RW);
+        mmap_fixed(&mut mm, X + 3 * P, P, RW);
+        for a in [X, X + P, X + 3 * P] {
+            write(env, &mut mm, a, 7).unwrap();
+        }
+        assert_eq!(mm.madvise(X, P, MADV_DONTNEED), Ok(()));
+        assert_eq!(mm.rss_pages(), 2);
+        assert_eq!(read(env, &mut mm, X), Ok(0));
+        assert_eq!(read(env, &mut mm, X + P), Ok(7));
+        // A hole: ENOMEM, after doing the mapped parts.
+        assert_eq!(mm.madvise(X, 4 * P, MADV_FREE), Err(Errno::ENOMEM));
+        assert_eq!(mm.rss_pages(), 0);
+        assert_eq!(read(env, &mut mm, X + 3 * P), Ok(0));
+        assert_eq!(mm.madvise(X + 8 * P, P, MADV_DONTNEED), Err(Errno::ENOMEM));
+        assert_eq!(mm.madvise(X + 1, P, MADV_DONTNEED), Err(Errno::EINVAL));
+        assert_eq!(mm.madvise(X, P, 77), Err(Errno::EINVAL));
+        assert_eq!(mm.madvise(X, P, MADV_HUGEPAGE), Err(Errno::EINVAL));
+        assert_eq!(mm.madvise(X, 0, MADV_DONTNEED), Ok(()));
+        assert_eq!(mm.madvise(X, u64::MAX, MADV_DONTNEED), Err(Errno::EINVAL));
+        for advice in [MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_COLD, MADV_PAGEOUT] {
+            assert_eq!(mm.madvise(X, 2 * P, advice), Ok(()));
+        }
+        assert_eq!(mm.madvise(X, 2 * P, MADV_POPULATE_WRITE), Ok(()));
+        assert_eq!(mm.rss_pages(), 2);
+        // Locked ranges refuse DONTNEED.
+        assert_eq!(mm.mlock(X, P), Ok(()));
+        assert_eq!(mm.madvise(X, P, MADV_DONTNEED), Err(Errno::EINVAL));
+        assert_eq!(mm.madvise(X, P, MADV_DONTNEED_LOCKED), Ok(()));
+        // Shared anonymous pages survive DONTNEED (Linux refaults them).
+        let shared = mm.do_mmap(0, P, RW, MAP_SHARED | MAP_ANONYMOUS, None, 0).unwrap();
+        write(env, &mut mm, shared, 4).unwrap();
+        assert_eq!(mm.madvise(shared, P, MADV_DONTNEED), Ok(()));
+        assert_eq!(read(env, &mut mm, shared), Ok(4));
+        assert_eq!(mm.madvise(shared, P, MADV_FREE), Err(Errno::EINVAL));
+        teardown(mm);
+    });
+}
+
+#[test]
+fn mincore_reports_resident_pages_in_chunks() {
+    with_env(|env| {
+        let mut mm = env.mm();
+        let n = 600;
+        mmap_fixed(&mut mm, X, n * P, RW);
+        let touched = [0, 2, 255, 256, 257, 599];
+        for &i in &touched {
+            write(env, &mut mm, X + i * P, 1).unwrap();
+        }
+        read(env, &mut mm, X + 3 * P).unwrap();
+        let mut vec = vec![9u8; n as usize];
+        let mut calls = 0;
+        mm.mincore(X, n * P - 5, &mut |index, bytes| {
+            vec[index..index + bytes.len()].copy_from_slice(bytes);
+            calls += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert!(calls >= 3);
+        let expect: Vec<u8> = (0..n).map(|i| u8::from(touched.contains(&i) || i == 3)).collect();
+        assert_eq!(vec, expect);
+        let seen = Cell::new(0);
+        let mut count = |_: usize, b: &[u8]| {
+            seen.set(seen.get() + b.len());
+            Ok(())
+        };
+        assert_eq!(mm.mincore(X + 1, P, &mut count), Err(Errno::EINVAL));
+        assert_eq!(mm.mincore(X + (n - 1) * P, 2 * P, &mut count), Err(Errno::ENOMEM));
+        assert_eq!(seen.get(), 1, "the entries before the hole were handed out");
+        assert_eq!(mm.mincore(TASK_SIZE, 2 * P, &mut count), Err(Errno::ENOMEM));
+        assert_eq!(mm.mincore(X, P, &mut |_, _| Err(Errno::EFAULT)), Err(Errno::EFAULT));
+        assert_eq!(mm.mincore(X, 0, &mut count), Ok(()));
+        teardown(mm);
+    });
+}
+
+#[test]
+fn mlock_populates_and_munlock_merges() {
+    with_env(|env| {
+        let mut mm = env.mm();
+        mmap_fixed(&mut mm, X, 4 * P, RW);
+        assert_eq!(mm.mlock(X + P + 5, P), Ok(()), "the unaligned start rounds down, the length up");
+        assert_eq!(mm.vmas().map_count(), 3);
+        assert!(mm.vmas().vma_lookup(va(X + 2 * P)).unwrap().flags().contains(VmaFlags::LOCKED));
+        assert_eq!(mm.rss_pages(), 2, "locked pages faulted in, for writing");
+        assert!(mm.follow_pte(va(X + P)).unwrap().prot.contains(PgProt::WRITE));
+        assert_eq!(mm.munlock(X, 4 * P), Ok(()));
+        assert_eq!(mm.vmas().map_count(), 1);
+        assert_eq!(mm.mlock2(X, 4 * P, MLOCK_ONFAULT), Ok(()));
+        assert_eq!(mm.rss_pages(), 2, "lock on fault populates nothing");
+        assert!(mm.vmas().vma_lookup(va(X)).unwrap().flags().contains(VmaFlags::LOCKONFAULT));
+        assert_eq!(mm.mlock2(X, P, 2), Err(Errno::EINVAL));
+        assert_eq!(mm.mlock(X, 5 * P), Err(Errno::ENOMEM), "hole");
+        assert!(mm.vmas().vma_lookup(va(X)).unwrap().flags().contains(VmaFlags::LOCKED));
+        assert_eq!(mm.munlockall(), Ok(()));
+        assert_eq!(mm.vmas().iter().next().unwrap().flags() & (VmaFlags::LOCKED | VmaFlags::LOCKONFAULT), VmaFlags::empty());
+        // mlockall: current and future mappings.
+        assert_eq!(mm.mlockall(0), Err(Errno::EINVAL));
+        assert_eq!(mm.mlockall(MCL_ONFAULT), Err(Errno::EINVAL));
+        assert_eq!(mm.mlockall(8), Err(Errno::EINVAL));
+        assert_eq!(mm.mlockall(MCL_CURRENT | MCL_FUTURE), Ok(()));
+        assert_eq!(mm.rss_pages(), 4);
+        let new = mm.do_mmap(0, 2 * P, RW, PA, None, 0).unwrap();
+        assert_eq!(mm.rss_pages(), 6, "future mappings are populated");
+        assert!(mm.vmas().vma_lookup(va(new)).unwrap().flags().contains(VmaFlags::LOCKED));
+        mm.layout.start_brk = 0x60_0000;
+        mm.layout.brk = 0x60_0000;
+        mm.brk(0x60_0000 + P);
+        assert_eq!(mm.rss_pages(), 7, "so is the heap");
+        assert_eq!(mm.munlockall(), Ok(()));
+        assert_eq!(mm.def_flags, VmaFlags::empty());
+        mm.do_mmap(0, P, RW, PA, None, 0).unwrap();
+        assert_eq!(mm.rss_pages(), 7);
+        teardown(mm);
+    });
+}
+
+#[test]
+fn msync_checks_arguments_and_holes() {
+    with_env(|env| {
+        let mut mm = env.mm();
+        mmap_fixed(&mut mm, X, 2 * P, RW);
+        mmap_fixed(&mut mm, X + 3 * P, P, RW);
+        assert_eq!(mm.msync(X, 2 * P, MS_SYNC), Ok(()));
+        assert_eq!(mm.msync(X, 2 * P, MS_ASYNC | MS_INVALIDATE), Ok(()));
+        assert_eq!(mm.msync(X + 1, P, MS_SYNC), Err(Errno::EINVAL));
+        assert_eq!(mm.msync(X, P, 8), Err(Errno::EINVAL));
+        assert_eq!(mm.msync(X, P, MS_ASYNC | MS_SYNC), Err(Errno::EINVAL));
+        assert_eq!(mm.msync(X, 4 * P, MS_SYNC), Err(Errno::ENOMEM));
+        assert_eq!(mm.msync(X, 4 * P, MS_ASYNC), Err(Errno::ENOMEM));
+        assert_eq!(mm.msync(X + 8 * P, P, MS_SYNC), Err(Errno::ENOMEM));
+        assert_eq!(mm.msync(X, u64::MAX, MS_SYNC), Err(Errno::ENOMEM));
+        assert_eq!(mm.msync(X, 0, MS_SYNC), Ok(()));
+        assert_eq!(mm.mlock(X, P), Ok(()));
+        assert_eq!(mm.msync(X, P, MS_INVALIDATE), Err(Errno::EBUSY));
+        teardown(mm);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Model-based proptest.
+
+/// The proptest's window of fixed mappings, in pages.
+const WINDOW: u64 = 32;
+/// Where the heap starts.
+const BRK_BASE: u64 = 0x2000_0000;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Mmap { page: u64, pages: u64, prot: u32 },
+    Munmap { page: u64, pages: u64 },
+    Mprotect { page: u64, pages: u64, prot: u32 },
+    Mremap { page: u64, old: u64, new: u64, flags: u32, target: u64 },
+    Brk { pages: u64 },
+    Write { page: u64, byte: u8 },
+    Read { page: u64 },
+    Dontneed { page: u64, pages: u64 },
+    Fork,
+    Exit,
+    Switch,
+}
+
+fn prot_strategy() -> impl Strategy<Value = u32> {
+    prop_oneof![Just(PROT_NONE), Just(PROT_READ), Just(RW), Just(RW)]
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    let page = 0..WINDOW;
+    prop_oneof![
+        4 => (page.clone(), 1..6u64, prot_strategy()).prop_map(|(page, pages, prot)| Op::Mmap { page, pages, prot }),
+        2 => (page.clone(), 1..6u64).prop_map(|(page, pages)| Op::Munmap { page, pages }),
+        2 => (page.clone(), 1..6u64, prot_strategy()).prop_map(|(page, pages, prot)| Op::Mprotect { page, pages, prot }),
+        3 => (page.clone(), 1..5u64, 1..7u64, prop_oneof![Just(0), Just(MREMAP_MAYMOVE), Just(MREMAP_MAYMOVE | MREMAP_FIXED)], page.clone())
+            .prop_map(|(page, old, new, flags, target)| Op::Mremap { page, old, new, flags, target }),
+        1 => (0..6u64).prop_map(|pages| Op::Brk { pages }),
+        6 => (0..WINDOW + 6, any::<u8>()).prop_map(|(page, byte)| Op::Write { page, byte }),
+        3 => (0..WINDOW + 6).prop_map(|page| Op::Read { page }),
+        1 => (page, 1..6u64).prop_map(|(page, pages)| Op::Dontneed { page, pages }),
+        1 => Just(Op::Fork),
+        1 => Just(Op::Exit),
+        2 => Just(Op::Switch),
+    ]
+}
+
+/// What a process should see: per mapped page, its protection and byte.
+type Model = BTreeMap<u64, (u32, u8)>;
+
+fn page_addr(page: u64) -> u64 {
+    if page < WINDOW { X + page * P } else { BRK_BASE + (page - WINDOW) * P }
+}
+
+fn expect_access(model: &Model, addr: u64, write: bool) -> Result<u8, FaultError> {
+    match model.get(&addr) {
+        None => Err(FaultError::MapErr),
+        Some(&(prot, _)) if prot == PROT_NONE || (write && prot & PROT_WRITE == 0) => Err(FaultError::AccErr),
+        Some(&(_, byte)) => Ok(byte),
+    }
+}
+
+/// What decides an mremap's outcome besides the model: whether the range
+/// that stays lies in one VMA, and whether that VMA ends where the range
+/// does with nothing mapped in the next `new - old` bytes.
+#[derive(Clone, Copy)]
+struct MremapFacts {
+    one_vma: bool,
+    expandable: bool,
+}
+
+fn mremap_facts(mm: &Mm<'_>, addr: u64, old: u64, new: u64) -> MremapFacts {
+    let vma = mm.vmas().vma_lookup(va(addr));
+    let one_vma = vma.is_some_and(|v| v.end().as_u64() >= addr + old.min(new));
+    let expandable = vma.is_some_and(|v| {
+        v.end().as_u64() == addr + old && mm.vmas().find_vma(v.end()).is_none_or(|n| n.start().as_u64() >= addr + new)
+    });
+    MremapFacts { one_vma, expandable }
+}
+
+fn unmap_model(model: &mut Model, start: u64, len: u64) {
+    let keys: Vec<u64> = model.range(start..start + len).map(|(&k, _)| k).collect();
+    for k in keys {
+        model.remove(&k);
+    }
+}
+
+/// Applies an mremap to the model given its outcome, checking the outcome
+/// is the one Linux's rules give.
+fn mremap_model(facts: MremapFacts, model: &mut Model, op: (u64, u64, u64, u32, u64), result: Result<u64, Errno>) {
+    let (addr, old, new, flags, target) = op;
+    let fixed = flags & MREMAP_FIXED != 0;
+    if !model.contains_key(&addr) {
+        assert_eq!(result, Err(Errno::EFAULT));
+        return;
+    }
+    if fixed && addr + old > target && target + new > addr {
+        assert_eq!(result, Err(Errno::EINVAL));
+        return;
+    }
+    let prot = model[&addr].0;
+    if !fixed && old >= new {
+        unmap_model(model, addr + new, old - new);
+        assert_eq!(result, Ok(addr));
+        return;
+    }
+    if fixed {
+        unmap_model(model, target, new);
+        if old > new {
+            unmap_model(model, addr + new, old - new);
+        }
+    }
+    let old = old.min(new);
+    if !facts.one_vma {
+        assert_eq!(result, Err(Errno::EFAULT));
+        return;
+    }
+    let in_place = !fixed && facts.expandable;
+    let dest = if in_place {
+        assert_eq!(result, Ok(addr));
+        addr
+    } else if flags & MREMAP_MAYMOVE == 0 {
+        assert_eq!(result, Err(Errno::ENOMEM));
+        return;
+    } else {
+        let dest = result.unwrap();
+        if fixed {
+            assert_eq!(dest, target);
+        }
+        assert!(model.range(dest..dest + new).next().is_none(), "moved onto mapped pages");
+        let moved: Vec<(u64, (u32, u8))> = model.range(addr..addr + old).map(|(&k, &v)| (k, v)).collect();
+        unmap_model(model, addr, old);
+        for (k, v) in moved {
+            model.insert(k - addr + dest, v);
+        }
+        dest
+    };
+    for a in (dest + old..dest + new).step_by(P as usize) {
+        model.insert(a, (prot, 0));
+    }
+}
+
+/// Checks an address space against its model: VMAs, contents, RSS.
+fn check_mm(env: &Env<'_>, mm: &Mm<'_>, model: &Model) {
+    mm.vmas().check().unwrap();
+    assert_eq!(mm.total_vm(), model.len() as u64);
+    let mut resident = 0;
+    for (&addr, &(prot, byte)) in model {
+        let vma = mm.vmas().vma_lookup(va(addr)).unwrap_or_else(|| panic!("{addr:#x} unmapped"));
+        assert_eq!(vma.flags() & PROT_BITS, calc_vm_prot_bits(prot), "prot at {addr:#x}");
+        match mm.follow_pte(va(addr)) {
+            Some(leaf) => {
+                let pfn = leaf.phys.pfn();
+                if pfn != env.zero {
+                    resident += 1;
+                }
+                assert_eq!(leaf.prot.contains(PgProt::PROTNONE), prot == PROT_NONE);
+                if leaf.prot.contains(PgProt::WRITE) {
+                    assert_ne!(pfn, env.zero);
+                    assert!(prot & PROT_WRITE != 0);
+                }
+                let bytes = env.ram.page(pfn);
+                assert!(bytes.iter().all(|&b| b == byte), "contents at {addr:#x}: want {byte}, have {}", bytes[0]);
+            }
+            None => assert_eq!(byte, 0, "page at {addr:#x} lost"),
+        }
+    }
+    assert_eq!(mm.rss_pages(), resident);
+}
+
+fn run_ops(env: &Env<'_>, ops: &[Op]) {
+    let mut procs: Vec<(Mm<'_>, Model)> = vec![(env.mm(), Model::new())];
+    procs[0].0.layout.start_brk = BRK_BASE;
+    procs[0].0.layout.brk = BRK_BASE;
+    let mut cur = 0;
+    for op in ops {
+        let (mm, model) = &mut procs[cur];
+        match *op {
+            Op::Mmap { page, pages, prot } => {
+                let addr = page_addr(page);
+                assert_eq!(mm.do_mmap(addr, pages * P, prot, PA | MAP_FIXED, None, 0), Ok(addr));
+                for a in (addr..addr + pages * P).step_by(P as usize) {
+                    model.insert(a, (prot, 0));
+                }
+            }
+            Op::Munmap { page, pages } => {
+                let addr = page_addr(page);
+                assert_eq!(mm.do_munmap(addr, pages * P), Ok(()));
+                unmap_model(model, addr, pages * P);
+            }
+            Op::Mprotect { page, pages, prot } => {
+                let addr = page_addr(page);
+                let covered = (0..pages).all(|i| model.contains_key(&(addr + i * P)));
+                if covered {
+                    assert_eq!(mm.mprotect(addr, pages * P, prot), Ok(()));
+                    for i in 0..pages {
+                        model.get_mut(&(addr + i * P)).unwrap().0 = prot;
+                    }
+                } else {
+                    assert_eq!(mm.mprotect(addr, pages * P, prot), Err(Errno::ENOMEM));
+                }
+            }
+            Op::Mremap { page, old, new, flags, target } => {
+                let (addr, target) = (page_addr(page), page_addr(target));
+                // Judge against the VMAs as they were.
+                let facts = mremap_facts(mm, addr, old * P, new * P);
+                let result = mm.mremap(addr, old * P, new * P, flags, target);
+                mremap_model(facts, model, (addr, old * P, new * P, flags, target), result);
+            }
+            Op::Brk { pages } => {
+                let want = BRK_BASE + pages * P;
+                let old_end = align_up(mm.layout.brk, P).unwrap();
+                assert_eq!(mm.brk(want), want);
+                unmap_model(model, want, old_end.saturating_sub(want));
+                for a in (old_end..want).step_by(P as usize) {
+                    model.insert(a, (RW, 0));
+                }
+            }
+            Op::Write { page, byte } => {
+                let addr = page_addr(page);
+                let expect = expect_access(model, addr, true);
+                assert_eq!(write(env, mm, addr, byte), expect.map(drop), "write at {addr:#x}");
+                if expect.is_ok() {
+                    model.get_mut(&addr).unwrap().1 = byte;
+                }
+            }
+            Op::Read { page } => {
+                let addr = page_addr(page);
+                assert_eq!(read(env, mm, addr), expect_access(model, addr, false), "read at {addr:#x}");
+            }
+            Op::Dontneed { page, pages } => {
+                let addr = page_addr(page);
+                let holes = (0..pages).any(|i| !model.contains_key(&(addr + i * P)));
+                let want = if holes { Err(Errno::ENOMEM) } else { Ok(()) };
+                assert_eq!(mm.madvise(addr, pages * P, MADV_DONTNEED), want);
+                for (_, v) in model.range_mut(addr..addr + pages * P) {
+                    v.1 = 0;
+                }
+            }
+            Op::Fork => {
+                if procs.len() < 3 {
+                    let mut child = env.mm();
+                    let (mm, model) = &mut procs[cur];
+                    mm.dup_mmap(&mut child).unwrap();
+                    let model = model.clone();
+                    procs.push((child, model));
+                }
+            }
+            Op::Exit => {
+                if procs.len() > 1 {
+                    let (mut mm, _) = procs.swap_remove(cur);
+                    mm.exit_mmap();
+                    cur = 0;
+                }
+            }
+            Op::Switch => cur = (cur + 1) % procs.len(),
+        }
+        for (mm, model) in &procs {
+            check_mm(env, mm, model);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn address_space_matches_model(ops in proptest::collection::vec(op_strategy(), 1..48)) {
+        with_env(|env| run_ops(env, &ops));
+    }
+}
