@@ -487,7 +487,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     /// `expand_downwards`), within the stack limit and keeping the guard
     /// gap to the VMA below.
     pub(crate) fn expand_stack(&mut self, vma_start: VirtAddr, addr: u64) -> Result<(), FaultError> {
-        let (prev, vma) = self.vmas.find_vma_prev(vma_start);
+        let (vma, prev) = self.vmas.find_vma_prev(vma_start);
         let vma = vma.ok_or(FaultError::MapErr)?;
         if addr < MMAP_MIN_ADDR || vma.end().as_u64() - addr > STACK_RLIMIT {
             return Err(FaultError::MapErr);
@@ -566,6 +566,14 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             }
         }
         Ok(())
+    }
+}
+
+impl<F: PteFormat, A: VmaAlloc> Drop for MmStruct<'_, F, A> {
+    /// Frees every page still mapped (Linux `mmput` -> `exit_mmap`); the
+    /// page tables and VMAs go with their own values.
+    fn drop(&mut self) {
+        self.exit_mmap();
     }
 }
 
