@@ -105,8 +105,15 @@ pub fn kernel_execve(path: &str, argv: &[Vec<u8>], envp: &[Vec<u8>], frame: &mut
             let prot = prot_of(seg.flags);
             let pgoff = page_down(seg.offset) / PAGE_SIZE;
             if file_end > start {
-                mm.do_mmap(start, file_end - start, prot, MAP_PRIVATE | MAP_FIXED, Some(MapFile { file, writable: false }), pgoff)
-                    .map_err(ExecError::Errno)?;
+                mm.do_mmap(
+                    start,
+                    file_end - start,
+                    prot,
+                    MAP_PRIVATE | MAP_FIXED,
+                    Some(MapFile { file, writable: false }),
+                    pgoff,
+                )
+                .map_err(ExecError::Errno)?;
             }
             if mem_end > file_end {
                 mm.do_mmap(file_end, mem_end - file_end, prot, MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, None, 0)

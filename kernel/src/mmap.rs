@@ -64,7 +64,13 @@ static GLOBALS: Once<Globals> = Once::new();
 pub fn init() {
     let slab = crate::slab::slab().expect("mmap::init before slab::init");
     let cache = slab
-        .kmem_cache_create("vm_area_struct", size_of::<Vma>() as u32, align_of::<Vma>() as u32, SlabFlags::empty(), None)
+        .kmem_cache_create(
+            "vm_area_struct",
+            size_of::<Vma>() as u32,
+            align_of::<Vma>() as u32,
+            SlabFlags::empty(),
+            None,
+        )
         .unwrap_or_else(|e| panic!("mmap: cannot create the vm_area_struct cache: {e:?}"));
     let zero_pfn = crate::mm::alloc_pages(GFP_KERNEL | Gfp::ZERO, 0).expect("mmap: no zero page");
     GLOBALS.call_once(|| Globals { cache, zero_pfn });

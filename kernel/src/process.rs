@@ -170,8 +170,9 @@ pub fn do_fork(frame: &crate::arch::x86_64::entry::TrapFrame, kind: CloneKind) -
     let mut child_frame = frame.clone();
     child_frame.rax = 0;
     let pid = sched::alloc_pid();
-    let child = sched::alloc_task(pid, parent.comm().as_str().as_bytes(), sched::select_task_rq(), &child_frame, 0, 0, false)
-        .map_err(|_| Errno::ENOMEM)?;
+    let child =
+        sched::alloc_task(pid, parent.comm().as_str().as_bytes(), sched::select_task_rq(), &child_frame, 0, 0, false)
+            .map_err(|_| Errno::ENOMEM)?;
     let parent_mm = parent.proc.mm().ok_or(Errno::EINVAL)?;
     let child_mm = match kind {
         CloneKind::Vfork => parent_mm.clone(),
@@ -296,14 +297,18 @@ extern "C" fn user_entry(arg: u64) -> ! {
     // SAFETY: `arg` is the Box<SpawnArgs> `spawn_user` leaked for this task.
     let args = unsafe { Box::from_raw(arg as *mut SpawnArgs) };
     let me = sched::current();
-    let envp = alloc::vec![b"PATH=/bin".to_vec(), b"HOME=/".to_vec(), b"TERM=vt100".to_vec()];
     // SAFETY: the frame is at the top of our own stack; nothing else uses it.
     let frame = unsafe { &mut *me.pt_regs() };
-    match crate::exec::kernel_execve(&args.path, &args.argv, &envp, frame) {
+    let result = {
+        let envp = alloc::vec![b"PATH=/bin".to_vec(), b"HOME=/".to_vec(), b"TERM=vt100".to_vec()];
+        crate::exec::kernel_execve(&args.path, &args.argv, &envp, frame)
+    };
+    match result {
         Ok(()) => {
+            // Nothing owned may stay on this stack: the jump to user mode
+            // never returns to drop it.
             drop(args);
             drop(me);
-            // Returning lands in `ret_from_fork_asm`'s path to user mode.
             crate::arch::x86_64::switch::return_to_user()
         }
         Err(e) => {
@@ -327,7 +332,15 @@ pub fn spawn_user(path: &str, argv: &[&str], capture: Option<Capture>) -> Result
     let name = path.rsplit('/').next().unwrap_or(path);
     let arg = Box::into_raw(args) as u64;
     let frame = sched::blank_frame();
-    let task = match sched::alloc_task(sched::alloc_pid(), name.as_bytes(), sched::select_task_rq(), &frame, user_entry as *const () as u64, arg, false) {
+    let task = match sched::alloc_task(
+        sched::alloc_pid(),
+        name.as_bytes(),
+        sched::select_task_rq(),
+        &frame,
+        user_entry as *const () as u64,
+        arg,
+        false,
+    ) {
         Ok(t) => t,
         Err(_) => {
             // SAFETY: the box was not handed to any task.

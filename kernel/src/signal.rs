@@ -215,7 +215,13 @@ pub fn do_signal(frame: &mut TrapFrame) {
 
 /// Builds the `rt_sigframe` on the user stack and points the frame at the
 /// handler (Linux `setup_rt_frame` / `x64_setup_rt_frame`).
-fn setup_rt_frame(me: &Task, frame: &mut TrapFrame, sig: i32, act: &KernelSigaction, info: &SigInfo) -> Result<(), uaccess::Efault> {
+fn setup_rt_frame(
+    me: &Task,
+    frame: &mut TrapFrame,
+    sig: i32,
+    act: &KernelSigaction,
+    info: &SigInfo,
+) -> Result<(), uaccess::Efault> {
     // Below the red zone: the FPU state (64-byte aligned), then the frame,
     // placed so the handler starts with rsp + 8 16-byte aligned.
     let mut sp = frame.rsp.wrapping_sub(128);
@@ -257,7 +263,12 @@ fn setup_rt_frame(me: &Task, frame: &mut TrapFrame, sig: i32, act: &KernelSigact
     };
     let rt = RtSigframe {
         pretcode: act.sa_restorer,
-        uc: Ucontext { uc_flags: UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS, uc_mcontext: mc, uc_sigmask: blocked, ..Ucontext::default() },
+        uc: Ucontext {
+            uc_flags: UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS,
+            uc_mcontext: mc,
+            uc_sigmask: blocked,
+            ..Ucontext::default()
+        },
         info: *info,
     };
     if act.sa_flags & SA_RESTORER == 0 {

@@ -176,7 +176,9 @@ fn dispatch(nr: u64, f: &mut TrapFrame) -> SysResult {
         }
         _ => {
             let word = (nr / 64) as usize;
-            if word < LOGGED_ENOSYS.len() && LOGGED_ENOSYS[word].fetch_or(1 << (nr % 64), Ordering::Relaxed) & (1 << (nr % 64)) == 0 {
+            if word < LOGGED_ENOSYS.len()
+                && LOGGED_ENOSYS[word].fetch_or(1 << (nr % 64), Ordering::Relaxed) & (1 << (nr % 64)) == 0
+            {
                 let me = sched::current();
                 log::warn!(
                     "{}[{}]: unimplemented syscall {nr} ({}), returning -ENOSYS",
@@ -404,9 +406,9 @@ fn sys_arch_prctl(code: i32, addr: u64) -> SysResult {
             Ok(0)
         }
         ARCH_GET_FS => write_user(addr, &me.fs_base.load(Ordering::Relaxed)).map(|()| 0).map_err(efault),
-        ARCH_GET_GS => {
-            write_user(addr, &x86_64::registers::model_specific::KernelGsBase::read().as_u64()).map(|()| 0).map_err(efault)
-        }
+        ARCH_GET_GS => write_user(addr, &x86_64::registers::model_specific::KernelGsBase::read().as_u64())
+            .map(|()| 0)
+            .map_err(efault),
         _ => Err(Errno::EINVAL),
     }
 }

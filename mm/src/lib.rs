@@ -14,7 +14,9 @@
 //! ([`pgtable`], walked by [`pagewalk`], dumped and W+X-checked by
 //! [`ptdump`]), the kernel virtual address allocator ([`vmalloc`]:
 //! vmap areas), and user address spaces ([`vma`]: VMAs and the gap
-//! search), on an intrusive augmented AVL tree ([`avl`]).
+//! search), on an intrusive augmented AVL tree ([`avl`]); [`mmap`] and
+//! [`memory`] (mmap, munmap, mprotect, brk, fork, page faults) with
+//! [`mremap`], [`madvise`], [`mincore`], [`mlock`] and [`msync`].
 
 #![cfg_attr(not(test), no_std)]
 

@@ -119,7 +119,9 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
             }
             // Linux `can_madv_lru_vma`.
             MADV_COLD | MADV_PAGEOUT if flags.contains(VmaFlags::LOCKED) => Err(Errno::EINVAL),
-            MADV_POPULATE_READ | MADV_POPULATE_WRITE => self.madvise_populate(start, end, advice == MADV_POPULATE_WRITE),
+            MADV_POPULATE_READ | MADV_POPULATE_WRITE => {
+                self.madvise_populate(start, end, advice == MADV_POPULATE_WRITE)
+            }
             MADV_DONTFORK => self
                 .vmas
                 .modify_flags(VirtAddr::new_const(start), VirtAddr::new_const(end), |v| v.flags() | VmaFlags::DONTCOPY)

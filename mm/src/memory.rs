@@ -3,9 +3,10 @@
 //! `do_read_fault`/`do_cow_fault`, `zap_pte_range`, `copy_pte_range`; and
 //! `mm/mprotect.c`'s `change_pte_range`, `mm/mremap.c`'s `move_ptes`).
 //!
-//! User ptes are 4 KiB leaves in the address space's [`PageTable`]:
-//! present with the VMA's rights, or [`PgProt::PROTNONE`] for a page of a
-//! `PROT_NONE` VMA (Linux's `_PAGE_PROTNONE`), or none. Faults:
+//! User ptes are 4 KiB leaves in the address space's
+//! [`PageTable`](crate::pgtable::PageTable): present with the VMA's rights,
+//! or [`PgProt::PROTNONE`] for a page of a `PROT_NONE` VMA (Linux's
+//! `_PAGE_PROTNONE`), or none. Faults:
 //!
 //! - none, anonymous VMA: a read maps the shared zero page read-only, a
 //!   write a new zeroed page (Linux `do_anonymous_page`);
@@ -95,12 +96,10 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         self.pgd.pgdat().alloc_pages(GFP_HIGHUSER_MOVABLE | gfp, 0).ok_or(FaultError::Oom)
     }
 
-    fn page_bytes(&self, pfn: Pfn) -> &mut [u8] {
-        let virt = self.pgd.pgdat().page_address(pfn).expect("user page outside the direct map");
-        // SAFETY: `pfn` is a page this address space just allocated or maps
-        // (so it is ours to read and write under the mmap lock), and the
-        // direct map covers it with 4096 writable bytes.
-        unsafe { core::slice::from_raw_parts_mut(virt.as_mut_ptr::<u8>(), PAGE_SIZE as usize) }
+    /// The direct-map address of a user page's first byte.
+    fn page_ptr(&self, pfn: Pfn) -> Result<*mut u8, FaultError> {
+        let virt = self.pgd.pgdat().page_address(pfn).ok_or(FaultError::Oom)?;
+        Ok(virt.as_mut_ptr::<u8>())
     }
 
     /// Resolves a fault at `addr` (Linux `handle_mm_fault` with the VMA
@@ -161,7 +160,10 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         let shared = desc.flags.contains(VmaFlags::SHARED);
         if let Some(file) = desc.file {
             let pfn = self.new_user_page(Gfp::empty())?;
-            let buf = self.page_bytes(pfn);
+            // SAFETY: `pfn` was just allocated and is mapped nowhere yet, so
+            // this is the only reference to its 4096 bytes, which the direct
+            // map covers read-write.
+            let buf = unsafe { core::slice::from_raw_parts_mut(self.page_ptr(pfn)?, PAGE_SIZE as usize) };
             let offset = index * PAGE_SIZE;
             let n = if offset < file.size() { file.read(offset, buf) } else { 0 };
             buf[n..].fill(0);
@@ -222,10 +224,11 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         // Copy (Linux `wp_page_copy`).
         let new = self.new_user_page(if old == self.zero_pfn { Gfp::ZERO } else { Gfp::empty() })?;
         if old != self.zero_pfn {
-            let src = self.page_bytes(old).as_ptr();
-            let dst = self.page_bytes(new);
-            // SAFETY: both are distinct 4096-byte direct-map pages.
-            unsafe { core::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), PAGE_SIZE as usize) };
+            let (src, dst) = (self.page_ptr(old)?, self.page_ptr(new)?);
+            // SAFETY: both are 4096-byte pages in the direct map, distinct
+            // since `new` was just allocated; `new` is mapped nowhere yet
+            // and `old` is only read, under the mmap lock.
+            unsafe { core::ptr::copy_nonoverlapping(src, dst, PAGE_SIZE as usize) };
         }
         let page = self.pgd.pgdat().pfn_to_page(new).ok_or(FaultError::Oom)?;
         rmap::page_add_new_anon_rmap(page, index);
@@ -312,7 +315,8 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             let Entry::Leaf(leaf) = fmt.decode(raw, Level::Pte) else { return };
             let pfn = leaf.phys.pfn();
             let mut new = prot | (leaf.prot & PgProt::DIRTY);
-            let exclusive = pfn != zero && pgdat.pfn_to_page(pfn).is_some_and(|p| p.refcount() == 1 && rmap::page_anon(p));
+            let exclusive =
+                pfn != zero && pgdat.pfn_to_page(pfn).is_some_and(|p| p.refcount() == 1 && rmap::page_anon(p));
             if private && !exclusive {
                 new -= PgProt::WRITE;
             }

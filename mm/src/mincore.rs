@@ -24,6 +24,10 @@ use crate::mmap::{MmStruct, TASK_SIZE};
 use crate::pgtable::PteFormat;
 use crate::vma::VmaAlloc;
 
+/// Where [`MmStruct::mincore`] hands the vector: `(index, bytes)` for the
+/// entries of pages `index..index + bytes.len()`.
+pub type MincoreOut<'f> = dyn FnMut(usize, &[u8]) -> Result<(), Errno> + 'f;
+
 /// Bytes of the vector produced per callback at most.
 pub const MINCORE_CHUNK: usize = 256;
 
@@ -34,12 +38,7 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
     /// resident and 0 if not. An error from `out` (`EFAULT` for a bad
     /// vector) ends the call. `ENOMEM` if part of the range is unmapped,
     /// after the entries before the hole were handed out.
-    pub fn mincore(
-        &self,
-        start: u64,
-        len: u64,
-        out: &mut dyn FnMut(usize, &[u8]) -> Result<(), Errno>,
-    ) -> Result<(), Errno> {
+    pub fn mincore(&self, start: u64, len: u64, out: &mut MincoreOut<'_>) -> Result<(), Errno> {
         if start & (PAGE_SIZE - 1) != 0 {
             return Err(Errno::EINVAL);
         }

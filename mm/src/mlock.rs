@@ -113,7 +113,9 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
             return Ok(());
         }
         self.vmas
-            .modify_flags(VirtAddr::new_const(start), VirtAddr::new_const(end), |v| (v.flags() - VM_LOCKED_MASK) | flags)
+            .modify_flags(VirtAddr::new_const(start), VirtAddr::new_const(end), |v| {
+                (v.flags() - VM_LOCKED_MASK) | flags
+            })
             .map_err(vma_err)
     }
 

@@ -1,7 +1,9 @@
 //! User address spaces and the mmap family (Linux `mm/mmap.c`,
-//! `mm/mprotect.c`, `mm/mremap.c`, `mm/madvise.c`, `mm/mincore.c`,
-//! `mm/mlock.c`, `mm/msync.c`, `kernel/fork.c`'s `dup_mmap`, and
-//! `fs/proc/task_mmu.c`'s maps and status lines).
+//! `mm/mprotect.c`, `kernel/fork.c`'s `dup_mmap`, and
+//! `fs/proc/task_mmu.c`'s maps and status lines). The other VMA system
+//! calls are methods of [`MmStruct`] in their own modules, named for their
+//! Linux files: [`crate::mremap`], [`crate::madvise`], [`crate::mincore`],
+//! [`crate::mlock`], [`crate::msync`].
 //!
 //! An [`MmStruct`] is a page-table tree ([`PageTable::new_user`]), the VMAs
 //! in a [`VmaTree`], the layout of the program (code, data, brk, stack,
@@ -19,8 +21,6 @@
 //!   through the page cache; we have none yet).
 //! - mprotect over a hole returns `ENOMEM` before changing anything; Linux
 //!   changes the VMAs before the hole first.
-//! - `MADV_FREE` frees at once, as `MADV_DONTNEED` does (Linux frees lazily
-//!   under memory pressure; both are allowed by its contract).
 //! - No overcommit accounting (`VM_ACCOUNT` is recorded, never charged).
 
 use core::cell::Cell;
@@ -35,8 +35,7 @@ use crate::gfp::Gfp;
 use crate::memory::FaultError;
 use crate::pgtable::{PageTable, PteFormat};
 use crate::vma::{
-    STACK_GUARD_GAP, VmUnmappedAreaFlags, VmUnmappedAreaInfo, VmaAlloc, VmaDesc, VmaError, VmaFile, VmaFlags,
-    VmaTree,
+    STACK_GUARD_GAP, VmUnmappedAreaFlags, VmUnmappedAreaInfo, VmaAlloc, VmaDesc, VmaError, VmaFile, VmaFlags, VmaTree,
 };
 
 /// End of the user address space (Linux `TASK_SIZE_MAX` for 4-level
@@ -211,7 +210,9 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         }
         if hint != 0 {
             let addr = align_up(hint, PAGE_SIZE).unwrap_or(u64::MAX);
-            if addr >= MMAP_MIN_ADDR && addr.checked_add(len).is_some_and(|e| e <= TASK_SIZE) && self.range_free(addr, addr + len)
+            if addr >= MMAP_MIN_ADDR
+                && addr.checked_add(len).is_some_and(|e| e <= TASK_SIZE)
+                && self.range_free(addr, addr + len)
             {
                 return Ok(addr);
             }
@@ -299,11 +300,8 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         } else {
             self.get_unmapped_area(addr, len)?
         };
-        let mut vm_flags = calc_vm_prot_bits(prot)
-            | self.def_flags
-            | VmaFlags::MAYREAD
-            | VmaFlags::MAYWRITE
-            | VmaFlags::MAYEXEC;
+        let mut vm_flags =
+            calc_vm_prot_bits(prot) | self.def_flags | VmaFlags::MAYREAD | VmaFlags::MAYWRITE | VmaFlags::MAYEXEC;
         if flags & MAP_GROWSDOWN != 0 {
             vm_flags |= VmaFlags::GROWSDOWN;
         }
@@ -343,14 +341,13 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         // Linux `do_mmap`'s `*populate`: locked (not on fault) or
         // MAP_POPULATE without MAP_NONBLOCK.
         let locked = vm_flags & (VmaFlags::LOCKED | VmaFlags::LOCKONFAULT) == VmaFlags::LOCKED;
-        if locked || flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE || shared_anon {
-            if let Err(e) = self.populate(addr, addr + len) {
-                if shared_anon {
-                    // Without its pages a shared mapping cannot be shared.
-                    let _ = self.do_munmap(addr, len);
-                    return Err(fault_err(e));
-                }
-            }
+        if (locked || flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE || shared_anon)
+            && let Err(e) = self.populate(addr, addr + len)
+            && shared_anon
+        {
+            // Without its pages a shared mapping cannot be shared.
+            let _ = self.do_munmap(addr, len);
+            return Err(fault_err(e));
         }
         Ok(addr)
     }
@@ -469,7 +466,12 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         let desc = VmaDesc::anon(
             VirtAddr::new_const(old_aligned),
             VirtAddr::new_const(new_aligned),
-            VmaFlags::READ | VmaFlags::WRITE | VmaFlags::MAYREAD | VmaFlags::MAYWRITE | VmaFlags::MAYEXEC | self.def_flags,
+            VmaFlags::READ
+                | VmaFlags::WRITE
+                | VmaFlags::MAYREAD
+                | VmaFlags::MAYWRITE
+                | VmaFlags::MAYEXEC
+                | self.def_flags,
         );
         if self.vmas.insert(desc).is_err() {
             return l.brk;
@@ -505,16 +507,21 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
 
     /// Copies this address space for a fork child (Linux `dup_mmap`):
     /// every VMA without `VM_DONTCOPY`, its ptes (copy-on-write), layout
-    /// and flags.
+    /// and flags, memory locks excepted.
     pub fn dup_mmap(&mut self, child: &mut MmStruct<'a, F, A>) -> Result<(), Errno> {
         child.mmap_base = self.mmap_base;
         child.layout = self.layout;
-        child.def_flags = self.def_flags;
+        // Memory locks are not inherited (Linux `mm_init` keeps only
+        // `VM_INIT_DEF_MASK` of `def_flags`, `dup_mmap` clears
+        // `VM_LOCKED_MASK`).
+        let unlocked = VmaFlags::LOCKED | VmaFlags::LOCKONFAULT;
+        child.def_flags = self.def_flags - unlocked;
         for v in self.vmas.iter() {
             if v.flags().contains(VmaFlags::DONTCOPY) {
                 continue;
             }
-            child.vmas.insert(v.desc()).map_err(vma_err)?;
+            let desc = v.desc();
+            child.vmas.insert(VmaDesc { flags: desc.flags - unlocked, ..desc }).map_err(vma_err)?;
             child.copy_page_range(self, v)?;
         }
         Ok(())

@@ -2,10 +2,11 @@
 //! place, grow it in place when the range after it is free, or move it,
 //! page tables and all, to a new address.
 //!
-//! A move never copies a page: the VMA is relocated ([`VmaTree::relocate`])
-//! and its ptes are moved ([`MmStruct::move_ptes`]), so every page keeps its
-//! frame, reference count, mapcount and rmap index (the VMA keeps its
-//! `pgoff`), and RSS does not change. The page tables move first: if the
+//! A move never copies a page: the VMA is relocated
+//! ([`crate::vma::VmaTree::relocate`]) and its ptes are moved (Linux
+//! `move_page_tables`), so every page keeps its frame, reference count,
+//! mapcount and rmap index (the VMA keeps its `pgoff`), and RSS does not
+//! change. The page tables move first: if the
 //! destination's tables cannot be allocated, nothing has changed.
 //!
 //! Argument checks and errno follow Linux's `SYSCALL_DEFINE5(mremap)`,
@@ -74,7 +75,7 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
             && let Some(new_end) = addr.checked_add(new_len).filter(|&e| e <= TASK_SIZE)
             && self.vmas.expand(vma.start, VirtAddr::new_const(new_end)).is_ok()
         {
-            self.mremap_populate(vma.flags, addr + old_len, new_end);
+            self.mremap_populate(&vma, addr + old_len, new_end);
             return Ok(addr);
         }
         if flags & MREMAP_MAYMOVE == 0 {
@@ -162,10 +163,11 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
         self.move_ptes(addr, new_addr, old_len)?;
         let moved = if flags & MREMAP_DONTUNMAP != 0 {
             // The old range stays mapped, empty and unlocked.
-            let new = VmaDesc { start: VirtAddr::new_const(new_addr), end: VirtAddr::new_const(new_addr + old_len), ..desc };
-            self.vmas.insert(new).and_then(|()| {
-                self.vmas.modify_flags(desc.start, desc.end, |v| v.flags() - VM_LOCKED_MASK)
-            })
+            let new =
+                VmaDesc { start: VirtAddr::new_const(new_addr), end: VirtAddr::new_const(new_addr + old_len), ..desc };
+            self.vmas
+                .insert(new)
+                .and_then(|()| self.vmas.modify_flags(desc.start, desc.end, |v| v.flags() - VM_LOCKED_MASK))
         } else {
             self.vmas.relocate(desc.start, desc.end, VirtAddr::new_const(new_addr))
         };
@@ -177,15 +179,18 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
         if new_len > old_len {
             let start = self.vmas.vma_lookup(VirtAddr::new_const(new_addr)).map(|v| v.start()).ok_or(Errno::EFAULT)?;
             self.vmas.expand(start, VirtAddr::new_const(new_addr + new_len)).map_err(vma_err)?;
-            self.mremap_populate(desc.flags, new_addr + old_len, new_addr + new_len);
+            self.mremap_populate(&desc, new_addr + old_len, new_addr + new_len);
         }
         Ok(new_addr)
     }
 
-    /// Faults in the pages a locked mapping grew by (Linux `mm_populate`
-    /// after mremap, errors ignored).
-    fn mremap_populate(&mut self, flags: VmaFlags, start: u64, end: u64) {
-        if flags & VM_LOCKED_MASK == VmaFlags::LOCKED {
+    /// Faults in the pages a mapping grew by if it is locked (Linux
+    /// `mm_populate` after mremap, errors ignored) or shared anonymous
+    /// memory, which [`MmStruct::do_mmap`] populates so that fork shares
+    /// every page.
+    fn mremap_populate(&mut self, vma: &VmaDesc, start: u64, end: u64) {
+        let shared_anon = vma.flags.contains(VmaFlags::SHARED) && vma.file.is_none();
+        if vma.flags & VM_LOCKED_MASK == VmaFlags::LOCKED || shared_anon {
             let _ = self.populate(start, end);
         }
     }

@@ -971,15 +971,16 @@ impl<'a, F: PteFormat> PageTable<'a, F> {
         }
     }
 
-    /// Pages of page tables in the tree, root included.
+    /// Pages of page tables in the tree, root included; for a user tree,
+    /// the kernel half it shares is not counted (Linux `mm_pgtables_bytes`).
     pub fn nr_tables(&self) -> u64 {
         self.count_tables(self.root, Level::Pgd)
     }
 
     fn count_tables(&self, table: PhysAddr, level: Level) -> u64 {
         let Some(lower) = level.lower() else { return 1 };
-        1 + self
-            .table(table)
+        let limit = if self.user && level == Level::Pgd { PTRS_PER_TABLE / 2 } else { PTRS_PER_TABLE };
+        1 + self.table(table)[..limit]
             .iter()
             .filter_map(|e| match self.fmt.decode(e.load(Ordering::Acquire), level) {
                 Entry::Table(t) => Some(self.count_tables(t, lower)),

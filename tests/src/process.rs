@@ -3,7 +3,9 @@
 //! semantics itself and printing PASS or FAIL.
 
 use alloc::string::String;
+use alloc::vec::Vec;
 
+use kernel::arch::x86_64::pgtable::kernel_pgtable;
 use kernel::process::run_user;
 use ktest_macros::ktest;
 
@@ -53,4 +55,41 @@ fn signals_and_efault_behave_as_on_linux() {
 #[ktest(timeout = 120)]
 fn the_stack_grows_on_demand() {
     check_passes("stack_test", &["stack_test"]);
+}
+
+/// Pages a leak check counts as accounted for: free pages, pages in slab
+/// caches and the kernel's page-table pages (vmalloc'd kernel stacks move
+/// through the vmalloc window until a lazy purge, and, as in Linux, the
+/// kernel page tables they populate stay), with per-CPU lists drained,
+/// empty slabs returned and lazy vmalloc areas purged; and the live
+/// objects per slab cache.
+fn memory_state() -> (u64, Vec<(String, u64)>) {
+    let slab = kernel::slab::slab().expect("slab");
+    slab.shrink_all();
+    kernel::vmalloc::vm().purge_vmap_area_lazy();
+    let mut slab_pages = 0;
+    let mut objects = Vec::new();
+    slab.for_each_cache(|c| {
+        let info = slab.slabinfo_of(c);
+        slab_pages += info.num_slabs * u64::from(info.pagesperslab);
+        objects.push((String::from(c.name()), info.active_objs));
+    });
+    let kernel_tables = kernel_pgtable().expect("kernel page tables").nr_tables();
+    (kernel::mm::nr_free_pages() + slab_pages + kernel_tables, objects)
+}
+
+#[ktest(timeout = 300, mem = 256)]
+fn fork_touch_exit_cycles_leak_no_page() {
+    // Warm-up: slab caches, per-CPU slabs.
+    check_passes("leak_test", &["leak_test", "2", "16"]);
+    let (pages, objects) = memory_state();
+    check_passes("leak_test", &["leak_test", "1000", "16"]);
+    let (pages_after, objects_after) = memory_state();
+    assert_eq!(pages_after, pages, "1000 cycles of fork + touch 16 MiB + exit leaked pages");
+    // Object counts include objects cached on per-CPU slabs, so only the
+    // caches whose objects belong to processes are compared exactly.
+    for name in ["vm_area_struct", "kmalloc-1k", "kmalloc-2k"] {
+        let count = |v: &[(String, u64)]| v.iter().find(|(n, _)| n == name).map(|(_, c)| *c);
+        assert_eq!(count(&objects_after), count(&objects), "live objects in {name} changed");
+    }
 }

@@ -143,7 +143,9 @@ impl FdTable {
     /// Descriptors 0, 1 and 2 on the console.
     pub fn with_console() -> FdTable {
         let console = OpenFile::new(FileKind::Console, uapi::fcntl::O_RDWR);
-        FdTable { fds: alloc::vec![Some((console.clone(), false)), Some((console.clone(), false)), Some((console, false))] }
+        FdTable {
+            fds: alloc::vec![Some((console.clone(), false)), Some((console.clone(), false)), Some((console, false))],
+        }
     }
 
     /// The file behind `fd` (Linux `fget`).

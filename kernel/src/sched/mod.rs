@@ -428,7 +428,13 @@ pub(crate) fn alloc_task(
     Ok(Arc::new(task))
 }
 
-fn spawn_on(cpu: u32, comm: &[u8], func: extern "C" fn(u64) -> !, arg: u64, idle: bool) -> Result<Arc<Task>, SpawnError> {
+fn spawn_on(
+    cpu: u32,
+    comm: &[u8],
+    func: extern "C" fn(u64) -> !,
+    arg: u64,
+    idle: bool,
+) -> Result<Arc<Task>, SpawnError> {
     let frame = blank_frame();
     alloc_task(if idle { 0 } else { alloc_pid() }, comm, cpu, &frame, func as usize as u64, arg, idle)
 }

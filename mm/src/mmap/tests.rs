@@ -157,6 +157,7 @@ fn teardown(mut mm: Mm<'_>) {
 fn anon_read_maps_zero_page_then_write_gets_private_page() {
     with_env(|env| {
         let mut mm = env.mm();
+        assert_eq!(mm.nr_ptes(), 1, "a new mm has its root only; the kernel half is not counted");
         let addr = mm.do_mmap(0, 4 * P, RW, PA, None, 0).unwrap();
         assert_eq!(addr % P, 0);
         assert!((MMAP_MIN_ADDR..mm.mmap_base).contains(&addr));
@@ -177,6 +178,7 @@ fn anon_read_maps_zero_page_then_write_gets_private_page() {
         assert_eq!(mm.counter(MmCounter::FilePages), 0);
         assert_eq!((env.page(pfn).refcount(), env.page(pfn).mapcount()), (1, 1));
         assert_eq!(mm.hiwater_rss(), 2);
+        assert_eq!(mm.nr_ptes(), 4, "root, pud, pmd and pte tables");
         assert_eq!(mm.do_munmap(addr, 4 * P), Ok(()));
         assert_eq!(mm.rss_pages(), 0);
         assert_eq!(mm.hiwater_rss(), 2);
@@ -416,6 +418,40 @@ fn fork_copies_on_write_both_ways() {
 }
 
 #[test]
+fn mprotect_after_fork_keeps_shared_pages_copy_on_write() {
+    with_env(|env| {
+        let mut parent = env.mm();
+        mmap_fixed(&mut parent, X, P, RW);
+        write(env, &mut parent, X, 1).unwrap();
+        let mut child = env.mm();
+        parent.dup_mmap(&mut child).unwrap();
+        assert_eq!(parent.mprotect(X, P, PROT_READ), Ok(()));
+        assert_eq!(parent.mprotect(X, P, RW), Ok(()));
+        assert!(!parent.follow_pte(va(X)).unwrap().prot.contains(PgProt::WRITE), "still shared with the child");
+        write(env, &mut parent, X, 2).unwrap();
+        assert_eq!(read(env, &mut child, X), Ok(1));
+        drop(child);
+        drop(parent);
+    });
+}
+
+#[test]
+fn fork_does_not_inherit_memory_locks() {
+    with_env(|env| {
+        let mut parent = env.mm();
+        mmap_fixed(&mut parent, X, P, RW);
+        assert_eq!(parent.mlockall(MCL_CURRENT | MCL_FUTURE), Ok(()));
+        let mut child = env.mm();
+        parent.dup_mmap(&mut child).unwrap();
+        assert_eq!(child.def_flags, VmaFlags::empty());
+        assert!(!child.vmas().vma_lookup(va(X)).unwrap().flags().contains(VmaFlags::LOCKED));
+        assert!(parent.vmas().vma_lookup(va(X)).unwrap().flags().contains(VmaFlags::LOCKED));
+        drop(child);
+        drop(parent);
+    });
+}
+
+#[test]
 fn shared_anonymous_memory_is_shared_after_fork() {
     with_env(|env| {
         let mut parent = env.mm();
@@ -427,6 +463,13 @@ fn shared_anonymous_memory_is_shared_after_fork() {
         write(env, &mut parent, addr + P, 6).unwrap();
         assert_eq!(read(env, &mut child, addr + P), Ok(6));
         assert_eq!(maps(&child)[0].split(' ').nth(1), Some("rw-s"));
+        // Grown shared memory is shared too.
+        assert_eq!(parent.mremap(addr, 2 * P, 3 * P, 0, 0), Ok(addr));
+        let mut child2 = env.mm();
+        parent.dup_mmap(&mut child2).unwrap();
+        write(env, &mut child2, addr + 2 * P, 7).unwrap();
+        assert_eq!(read(env, &mut parent, addr + 2 * P), Ok(7));
+        drop(child2);
         drop(parent);
         assert_eq!(read(env, &mut child, addr), Ok(5));
         teardown(child);
@@ -604,7 +647,7 @@ fn mremap_errors() {
         assert_eq!(mm.mremap(X, P, P, MREMAP_MAYMOVE | MREMAP_FIXED, X + 8 * P + 1), Err(Errno::EINVAL));
         assert_eq!(mm.mremap(X, P, P, MREMAP_MAYMOVE | MREMAP_FIXED, TASK_SIZE), Err(Errno::EINVAL));
         assert_eq!(mm.mremap(X, P, P, MREMAP_MAYMOVE | MREMAP_FIXED, P), Err(Errno::EPERM));
-        assert_eq!(mm.mremap(u64::MAX & !(P - 1), P, P, 0, 0), Err(Errno::EFAULT), "non-canonical");
+        assert_eq!(mm.mremap(!(P - 1), P, P, 0, 0), Err(Errno::EFAULT), "non-canonical");
         assert_eq!(mm.mremap(X, P, P, 0, 0), Ok(X));
         assert_eq!((mm.vmas().map_count(), mm.total_vm()), (2, 3));
         teardown(mm);
@@ -709,7 +752,10 @@ fn mlock_populates_and_munlock_merges() {
         assert_eq!(mm.mlock(X, 5 * P), Err(Errno::ENOMEM), "hole");
         assert!(mm.vmas().vma_lookup(va(X)).unwrap().flags().contains(VmaFlags::LOCKED));
         assert_eq!(mm.munlockall(), Ok(()));
-        assert_eq!(mm.vmas().iter().next().unwrap().flags() & (VmaFlags::LOCKED | VmaFlags::LOCKONFAULT), VmaFlags::empty());
+        assert_eq!(
+            mm.vmas().iter().next().unwrap().flags() & (VmaFlags::LOCKED | VmaFlags::LOCKONFAULT),
+            VmaFlags::empty()
+        );
         // mlockall: current and future mappings.
         assert_eq!(mm.mlockall(0), Err(Errno::EINVAL));
         assert_eq!(mm.mlockall(MCL_ONFAULT), Err(Errno::EINVAL));
@@ -781,17 +827,38 @@ fn prot_strategy() -> impl Strategy<Value = u32> {
     prop_oneof![Just(PROT_NONE), Just(PROT_READ), Just(RW), Just(RW)]
 }
 
+/// A page: below [`PICK_MAPPED`] one of the window (or heap), else a
+/// mapped page picked by index (see [`resolve`]).
+fn page_strategy(limit: u64) -> impl Strategy<Value = u64> + Clone {
+    prop_oneof![0..limit, PICK_MAPPED..PICK_MAPPED + 64]
+}
+
+/// Page numbers from here on pick a mapped page.
+const PICK_MAPPED: u64 = 1000;
+
+/// The address a page number of [`page_strategy`] stands for: the heap
+/// only if `heap` (so that only brk changes the heap's VMA).
+fn resolve(model: &Model, page: u64, heap: bool) -> u64 {
+    let in_heap = |a: u64| (BRK_BASE..BRK_BASE + 64 * P).contains(&a);
+    let mapped: Vec<u64> = model.keys().copied().filter(|&a| heap || !in_heap(a)).collect();
+    if page >= PICK_MAPPED && !mapped.is_empty() {
+        mapped[((page - PICK_MAPPED) % mapped.len() as u64) as usize]
+    } else {
+        page_addr(page % PICK_MAPPED % if heap { WINDOW + 6 } else { WINDOW })
+    }
+}
+
 fn op_strategy() -> impl Strategy<Value = Op> {
-    let page = 0..WINDOW;
+    let page = page_strategy(WINDOW);
     prop_oneof![
-        4 => (page.clone(), 1..6u64, prot_strategy()).prop_map(|(page, pages, prot)| Op::Mmap { page, pages, prot }),
+        4 => (0..WINDOW, 1..6u64, prot_strategy()).prop_map(|(page, pages, prot)| Op::Mmap { page, pages, prot }),
         2 => (page.clone(), 1..6u64).prop_map(|(page, pages)| Op::Munmap { page, pages }),
         2 => (page.clone(), 1..6u64, prot_strategy()).prop_map(|(page, pages, prot)| Op::Mprotect { page, pages, prot }),
-        3 => (page.clone(), 1..5u64, 1..7u64, prop_oneof![Just(0), Just(MREMAP_MAYMOVE), Just(MREMAP_MAYMOVE | MREMAP_FIXED)], page.clone())
+        3 => (page.clone(), 1..5u64, 1..7u64, prop_oneof![Just(0), Just(MREMAP_MAYMOVE), Just(MREMAP_MAYMOVE | MREMAP_FIXED)], 0..WINDOW)
             .prop_map(|(page, old, new, flags, target)| Op::Mremap { page, old, new, flags, target }),
         1 => (0..6u64).prop_map(|pages| Op::Brk { pages }),
-        6 => (0..WINDOW + 6, any::<u8>()).prop_map(|(page, byte)| Op::Write { page, byte }),
-        3 => (0..WINDOW + 6).prop_map(|page| Op::Read { page }),
+        6 => (page_strategy(WINDOW + 6), any::<u8>()).prop_map(|(page, byte)| Op::Write { page, byte }),
+        3 => page_strategy(WINDOW + 6).prop_map(|page| Op::Read { page }),
         1 => (page, 1..6u64).prop_map(|(page, pages)| Op::Dontneed { page, pages }),
         1 => Just(Op::Fork),
         1 => Just(Op::Exit),
@@ -931,19 +998,19 @@ fn run_ops(env: &Env<'_>, ops: &[Op]) {
         let (mm, model) = &mut procs[cur];
         match *op {
             Op::Mmap { page, pages, prot } => {
-                let addr = page_addr(page);
+                let addr = resolve(model, page, false);
                 assert_eq!(mm.do_mmap(addr, pages * P, prot, PA | MAP_FIXED, None, 0), Ok(addr));
                 for a in (addr..addr + pages * P).step_by(P as usize) {
                     model.insert(a, (prot, 0));
                 }
             }
             Op::Munmap { page, pages } => {
-                let addr = page_addr(page);
+                let addr = resolve(model, page, false);
                 assert_eq!(mm.do_munmap(addr, pages * P), Ok(()));
                 unmap_model(model, addr, pages * P);
             }
             Op::Mprotect { page, pages, prot } => {
-                let addr = page_addr(page);
+                let addr = resolve(model, page, false);
                 let covered = (0..pages).all(|i| model.contains_key(&(addr + i * P)));
                 if covered {
                     assert_eq!(mm.mprotect(addr, pages * P, prot), Ok(()));
@@ -955,7 +1022,7 @@ fn run_ops(env: &Env<'_>, ops: &[Op]) {
                 }
             }
             Op::Mremap { page, old, new, flags, target } => {
-                let (addr, target) = (page_addr(page), page_addr(target));
+                let (addr, target) = (resolve(model, page, false), page_addr(target));
                 // Judge against the VMAs as they were.
                 let facts = mremap_facts(mm, addr, old * P, new * P);
                 let result = mm.mremap(addr, old * P, new * P, flags, target);
@@ -971,7 +1038,7 @@ fn run_ops(env: &Env<'_>, ops: &[Op]) {
                 }
             }
             Op::Write { page, byte } => {
-                let addr = page_addr(page);
+                let addr = resolve(model, page, true);
                 let expect = expect_access(model, addr, true);
                 assert_eq!(write(env, mm, addr, byte), expect.map(drop), "write at {addr:#x}");
                 if expect.is_ok() {
@@ -979,11 +1046,11 @@ fn run_ops(env: &Env<'_>, ops: &[Op]) {
                 }
             }
             Op::Read { page } => {
-                let addr = page_addr(page);
+                let addr = resolve(model, page, true);
                 assert_eq!(read(env, mm, addr), expect_access(model, addr, false), "read at {addr:#x}");
             }
             Op::Dontneed { page, pages } => {
-                let addr = page_addr(page);
+                let addr = resolve(model, page, false);
                 let holes = (0..pages).any(|i| !model.contains_key(&(addr + i * P)));
                 let want = if holes { Err(Errno::ENOMEM) } else { Ok(()) };
                 assert_eq!(mm.madvise(addr, pages * P, MADV_DONTNEED), want);
@@ -1016,7 +1083,7 @@ fn run_ops(env: &Env<'_>, ops: &[Op]) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn address_space_matches_model(ops in proptest::collection::vec(op_strategy(), 1..48)) {

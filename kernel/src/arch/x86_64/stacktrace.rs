@@ -26,7 +26,11 @@ pub fn walk(mut rbp: u64, mut f: impl FnMut(u64)) {
         // The chain ends at the kernel stack: a user frame pointer (an
         // exception or syscall from user mode) is not followed, and
         // reading user memory here would fault under SMAP anyway.
-        if rbp < 0xffff_8000_0000_0000 || !rbp.is_multiple_of(8) || !paging::is_mapped(rbp) || !paging::is_mapped(rbp + 8) {
+        if rbp < 0xffff_8000_0000_0000
+            || !rbp.is_multiple_of(8)
+            || !paging::is_mapped(rbp)
+            || !paging::is_mapped(rbp + 8)
+        {
             return;
         }
         // SAFETY: both words were just checked to be mapped, and reading

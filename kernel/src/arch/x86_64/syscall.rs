@@ -19,9 +19,9 @@ use core::sync::atomic::AtomicU64;
 use x86_64::registers::model_specific::{Efer, EferFlags, LStar, SFMask, Star};
 use x86_64::registers::rflags::RFlags;
 
-use super::entry::TrapFrame;
 #[allow(unused_imports)] // named in the docs
 use super::entry::SYSCALL_MARK;
+use super::entry::TrapFrame;
 use super::gdt;
 
 /// The user RSP while the entry switches stacks (Linux

@@ -8,8 +8,8 @@
 //! locally, then on the others through a cross-CPU call that waits for
 //! every one of them (Linux `flush_tlb_kernel_range` -> `on_each_cpu`).
 
-use mm::{PhysAddr, VirtAddr};
 use mm::arch::TlbFlush;
+use mm::{PhysAddr, VirtAddr};
 use x86_64::registers::control::{Cr4, Cr4Flags};
 
 use super::cpu;

@@ -181,7 +181,8 @@ pub fn init() {
 #[unsafe(no_mangle)]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let vector = frame.vector as u8;
-    if frame.from_user() && vector < vector::FIRST_EXTERNAL && vector != vector::NMI && vector != vector::MACHINE_CHECK {
+    if frame.from_user() && vector < vector::FIRST_EXTERNAL && vector != vector::NMI && vector != vector::MACHINE_CHECK
+    {
         user_exception(frame, vector);
         crate::syscall::exit_to_user_mode(frame);
         return;
