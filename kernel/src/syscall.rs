@@ -124,6 +124,10 @@ fn dispatch(nr: u64, f: &mut TrapFrame) -> SysResult {
         nr::IOCTL => sys_ioctl(a0 as i32, a1, a2),
         nr::FCNTL => sys_fcntl(a0 as i32, a1 as i32, a2),
         nr::DUP => sched::current().proc.files.lock().dup_from(a0 as i32, 0, false).map(|fd| fd as u64),
+        nr::DUP2 => sys_dup3(a0 as i32, a1 as i32, None),
+        nr::DUP3 => sys_dup3(a0 as i32, a1 as i32, Some(a2 as u32)),
+        nr::PIPE => sys_pipe2(a0, 0),
+        nr::PIPE2 => sys_pipe2(a0, a1 as u32),
         nr::MMAP => sys_mmap(a0, a1, a2 as u32, a3 as u32, a4 as i32, a5),
         nr::MUNMAP => current_mm()?.lock().do_munmap(a0, a1).map(|()| 0),
         nr::MPROTECT => current_mm()?.lock().mprotect(a0, a1, a2 as u32).map(|()| 0),
@@ -293,7 +297,7 @@ pub fn status_text(task: &sched::Task) -> String {
 
 fn sys_lseek(fd: i32, off: i64, whence: i32) -> SysResult {
     let f = file(fd)?;
-    if matches!(f.kind, FileKind::Console) {
+    if matches!(f.kind, FileKind::Console | FileKind::Pipe(_)) {
         return Err(Errno::ESPIPE);
     }
     let mut pos = f.pos.lock();
@@ -326,6 +330,7 @@ fn sys_fstat(fd: i32, buf: u64) -> SysResult {
             st.st_mode = uapi::stat::S_IFREG | 0o444;
             st.st_size = t.len() as i64;
         }
+        FileKind::Pipe(_) => st.st_mode = uapi::stat::S_IFIFO | 0o600,
     }
     write_user(buf, &st).map_err(efault)?;
     Ok(0)
@@ -343,6 +348,50 @@ fn sys_ioctl(fd: i32, cmd: u64, arg: u64) -> SysResult {
     }
 }
 
+/// Linux `dup2` (`flags` None) and `dup3`.
+fn sys_dup3(old: i32, new: i32, flags: Option<u32>) -> SysResult {
+    let me = sched::current();
+    let mut files = me.proc.files.lock();
+    match flags {
+        Some(f) if f & !uapi::fcntl::O_CLOEXEC != 0 => Err(Errno::EINVAL),
+        Some(_) if old == new => Err(Errno::EINVAL),
+        None if old == new => files.get(old).map(|_| new as u64),
+        f => files.dup_to(old, new, f.unwrap_or(0) != 0).map(|fd| fd as u64),
+    }
+}
+
+/// Linux `pipe2` (and `pipe`, `flags` 0): installs the read and write
+/// ends and stores their descriptors at `fds`; on a bad pointer both are
+/// closed again and the call fails with EFAULT.
+fn sys_pipe2(fds: u64, flags: u32) -> SysResult {
+    use uapi::fcntl::{O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_WRONLY};
+    if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (rd, wr) = crate::fs::pipe::create_pipe();
+    let cloexec = flags & O_CLOEXEC != 0;
+    let status = flags & O_NONBLOCK;
+    let me = sched::current();
+    let pair = {
+        let mut files = me.proc.files.lock();
+        let r = files.install(OpenFile::new(FileKind::Pipe(rd), O_RDONLY | status), cloexec)?;
+        match files.install(OpenFile::new(FileKind::Pipe(wr), O_WRONLY | status), cloexec) {
+            Ok(w) => [r, w],
+            Err(e) => {
+                files.close(r)?;
+                return Err(e);
+            }
+        }
+    };
+    if write_user(fds, &pair).is_err() {
+        let mut files = me.proc.files.lock();
+        files.close(pair[0])?;
+        files.close(pair[1])?;
+        return Err(Errno::EFAULT);
+    }
+    Ok(0)
+}
+
 fn sys_fcntl(fd: i32, cmd: i32, arg: u64) -> SysResult {
     use uapi::fcntl::*;
     let me = sched::current();
@@ -350,9 +399,10 @@ fn sys_fcntl(fd: i32, cmd: i32, arg: u64) -> SysResult {
     match cmd as u32 {
         F_DUPFD => files.dup_from(fd, arg as usize, false).map(|f| f as u64),
         F_DUPFD_CLOEXEC => files.dup_from(fd, arg as usize, true).map(|f| f as u64),
-        F_GETFD | F_SETFD => files.get(fd).map(|_| 0),
-        F_GETFL => files.get(fd).map(|f| u64::from(f.flags)),
-        F_SETFL => files.get(fd).map(|_| 0),
+        F_GETFD => files.cloexec(fd).map(|c| if c { u64::from(FD_CLOEXEC) } else { 0 }),
+        F_SETFD => files.set_cloexec(fd, arg & u64::from(FD_CLOEXEC) != 0).map(|()| 0),
+        F_GETFL => files.get(fd).map(|f| u64::from(f.flags())),
+        F_SETFL => files.get(fd).map(|f| f.set_status_flags(arg as u32)).map(|()| 0),
         _ => Err(Errno::EINVAL),
     }
 }

@@ -53,6 +53,11 @@ fn signals_and_efault_behave_as_on_linux() {
 }
 
 #[ktest(timeout = 120)]
+fn pipes_and_descriptors_behave_as_on_linux() {
+    check_passes("pipe_test", &["pipe_test"]);
+}
+
+#[ktest(timeout = 120)]
 fn the_stack_grows_on_demand() {
     check_passes("stack_test", &["stack_test"]);
 }

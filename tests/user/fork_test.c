@@ -46,8 +46,10 @@ static void private_pages_are_copied_on_write(void)
 {
 	volatile char *p = map(MAP_PRIVATE);
 	int go[2];
+	int ready = p != NULL && pipe(go) == 0;
 
-	if (!p || pipe(go) != 0)
+	CHECK(ready, "a private page and a pipe");
+	if (!ready)
 		return;
 	p[0] = 1;
 	pid_t pid = fork();
@@ -71,8 +73,10 @@ static void shared_pages_are_shared_both_ways(void)
 {
 	volatile char *p = map(MAP_SHARED);
 	int go[2];
+	int ready = p != NULL && pipe(go) == 0;
 
-	if (!p || pipe(go) != 0)
+	CHECK(ready, "a shared page and a pipe");
+	if (!ready)
 		return;
 	pid_t pid = fork();
 	if (pid == 0) {
@@ -133,6 +137,7 @@ static void pids(void)
 	volatile pid_t *shared = (volatile pid_t *)map(MAP_SHARED);
 	pid_t parent = getpid();
 
+	CHECK(shared != NULL, "mmap of a shared page");
 	if (!shared)
 		return;
 	pid_t pid = fork();
@@ -150,6 +155,7 @@ static void dontfork_range_is_absent_in_child(void)
 {
 	volatile char *p = map(MAP_PRIVATE);
 
+	CHECK(p != NULL, "mmap of a private page");
 	if (!p)
 		return;
 	p[0] = 1;

@@ -138,6 +138,7 @@ static void mprotect_read(void)
 {
 	char *p = map(PAGE, RW, ANON);
 
+	CHECK(p != NULL, "mmap of a page");
 	if (!p)
 		return;
 	p[100] = 42;
@@ -150,6 +151,7 @@ static void mremap_cases(void)
 {
 	/* Grow in place: the two pages after the mapping are free. */
 	char *p = map(4 * PAGE, RW, ANON);
+	CHECK(p != NULL, "mmap of 4 pages");
 	if (!p)
 		return;
 	munmap(p + 2 * PAGE, 2 * PAGE);
@@ -180,6 +182,7 @@ static void mremap_cases(void)
 
 	/* MREMAP_FIXED: to an address of our choosing, replacing what is there. */
 	char *target = map(8 * PAGE, PROT_READ, ANON);
+	CHECK(target != NULL, "mmap of an 8-page target");
 	if (!target)
 		return;
 	moved[5 * PAGE] = 6;
@@ -219,6 +222,7 @@ static void madvise_and_mincore(void)
 	char *p = map(4 * PAGE, RW, ANON);
 	unsigned char vec[4];
 
+	CHECK(p != NULL, "mmap of 4 pages");
 	if (!p)
 		return;
 	CHECK(resident_pages(p, 4 * PAGE) == 0, "untouched anonymous pages are not resident");
@@ -246,6 +250,7 @@ static void lock_sync_populate(void)
 {
 	char *p = map(8 * PAGE, RW, ANON);
 
+	CHECK(p != NULL, "mmap of 8 pages");
 	if (!p)
 		return;
 	CHECK(mlock(p, PAGE) == 0, "mlock of one page");

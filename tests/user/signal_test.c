@@ -73,7 +73,10 @@ static void caught_faults(void)
 	char *ro = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	char *none = mmap(NULL, PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	char *gone = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (ro == MAP_FAILED || none == MAP_FAILED || gone == MAP_FAILED)
+	int mapped = ro != MAP_FAILED && none != MAP_FAILED && gone != MAP_FAILED;
+
+	CHECK(mapped, "mmap of a read-only, a PROT_NONE and a read-write page");
+	if (!mapped)
 		return;
 	munmap(gone, PAGE);
 	expect_segv(write_byte, ro + 8, SEGV_ACCERR, "a write to a PROT_READ page");
@@ -105,7 +108,10 @@ static void bad_pointers_give_efault(void)
 {
 	int fds[2];
 
-	if (pipe(fds) != 0)
+	int piped = pipe(fds) == 0;
+
+	CHECK(piped, "pipe");
+	if (!piped)
 		return;
 	/* A pipe, not fd 1: writes to /dev/null succeed without reading. */
 	errno = 0;

@@ -70,6 +70,8 @@ static const char *utest_errno_name(int e)
 	case EISDIR: return "EISDIR";
 	case EINVAL: return "EINVAL";
 	case ENOSPC: return "ENOSPC";
+	case ESPIPE: return "ESPIPE";
+	case EPIPE: return "EPIPE";
 	case ERANGE: return "ERANGE";
 	case ENOSYS: return "ENOSYS";
 	case EOVERFLOW: return "EOVERFLOW";

@@ -11,12 +11,14 @@
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use mm::vma::VmaFile;
 use spin::{Mutex, Once};
 use uapi::errno::Errno;
 
 use super::Entry;
+use super::pipe::PipeEnd;
 
 /// An initramfs file as the mm sees it.
 pub struct RamFile {
@@ -68,6 +70,8 @@ pub enum FileKind {
     Ram(&'static RamFile),
     /// Generated text, snapshot at open.
     Text(Vec<u8>),
+    /// One end of a pipe.
+    Pipe(PipeEnd),
 }
 
 /// An open file (Linux `struct file`).
@@ -76,8 +80,9 @@ pub struct OpenFile {
     pub kind: FileKind,
     /// The read/write offset.
     pub pos: Mutex<u64>,
-    /// The `O_*` flags it was opened with.
-    pub flags: u32,
+    /// The `O_*` flags: those it was opened with, the status flags
+    /// changed by `F_SETFL`.
+    pub flags: AtomicU32,
 }
 
 /// Where a process's console output also goes (tests capture it).
@@ -86,7 +91,23 @@ pub type Capture = Arc<Mutex<Vec<u8>>>;
 impl OpenFile {
     /// A new open file.
     pub fn new(kind: FileKind, flags: u32) -> Arc<OpenFile> {
-        Arc::new(OpenFile { kind, pos: Mutex::new(0), flags })
+        Arc::new(OpenFile { kind, pos: Mutex::new(0), flags: AtomicU32::new(flags) })
+    }
+
+    /// The `O_*` flags now (Linux `f_flags`).
+    pub fn flags(&self) -> u32 {
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    /// Linux `F_SETFL`: only `O_APPEND` and `O_NONBLOCK` change.
+    pub fn set_status_flags(&self, flags: u32) {
+        const SETFL_MASK: u32 = uapi::fcntl::O_APPEND | uapi::fcntl::O_NONBLOCK;
+        let old = self.flags();
+        self.flags.store((old & !SETFL_MASK) | (flags & SETFL_MASK), Ordering::Relaxed);
+    }
+
+    fn nonblock(&self) -> bool {
+        self.flags() & uapi::fcntl::O_NONBLOCK != 0
     }
 
     /// Reads at the file offset (Linux `vfs_read`).
@@ -96,6 +117,7 @@ impl OpenFile {
             FileKind::Ram(f) if f.entry.is_dir() => return Err(Errno::EISDIR),
             FileKind::Ram(f) => f.entry.data,
             FileKind::Text(t) => t,
+            FileKind::Pipe(p) => return p.read(buf, self.nonblock()),
         };
         let mut pos = self.pos.lock();
         let start = usize::try_from(*pos).unwrap_or(usize::MAX).min(data.len());
@@ -105,7 +127,8 @@ impl OpenFile {
         Ok(n)
     }
 
-    /// Writes (Linux `vfs_write`): only the console is writable.
+    /// Writes (Linux `vfs_write`): only the console and pipes are
+    /// writable.
     pub fn write(&self, buf: &[u8], capture: Option<&Capture>) -> Result<usize, Errno> {
         match self.kind {
             FileKind::Console => {
@@ -115,6 +138,7 @@ impl OpenFile {
                 crate::printk::write_raw(buf);
                 Ok(buf.len())
             }
+            FileKind::Pipe(ref p) => p.write(buf, self.nonblock()),
             _ => Err(Errno::EBADF),
         }
     }
@@ -122,7 +146,7 @@ impl OpenFile {
     /// The file's size, for lseek and fstat.
     pub fn size(&self) -> u64 {
         match &self.kind {
-            FileKind::Console => 0,
+            FileKind::Console | FileKind::Pipe(_) => 0,
             FileKind::Ram(f) => f.entry.data.len() as u64,
             FileKind::Text(t) => t.len() as u64,
         }
@@ -150,12 +174,7 @@ impl FdTable {
 
     /// The file behind `fd` (Linux `fget`).
     pub fn get(&self, fd: i32) -> Result<Arc<OpenFile>, Errno> {
-        usize::try_from(fd)
-            .ok()
-            .and_then(|i| self.fds.get(i))
-            .and_then(|s| s.as_ref())
-            .map(|(f, _)| f.clone())
-            .ok_or(Errno::EBADF)
+        self.slot(fd).map(|(f, _)| f.clone())
     }
 
     /// Installs `file` at the lowest free descriptor (Linux `get_unused_fd_flags` + `fd_install`).
@@ -170,6 +189,21 @@ impl FdTable {
         };
         self.fds[slot] = Some((file, cloexec));
         Ok(slot as i32)
+    }
+
+    /// Whether `fd` is closed on exec (Linux `F_GETFD`'s `FD_CLOEXEC`).
+    pub fn cloexec(&self, fd: i32) -> Result<bool, Errno> {
+        self.slot(fd).map(|(_, c)| *c)
+    }
+
+    /// Sets or clears `fd`'s close-on-exec bit (Linux `F_SETFD`).
+    pub fn set_cloexec(&mut self, fd: i32, cloexec: bool) -> Result<(), Errno> {
+        let slot = usize::try_from(fd).ok().and_then(|i| self.fds.get_mut(i)).and_then(|s| s.as_mut());
+        slot.map(|(_, c)| *c = cloexec).ok_or(Errno::EBADF)
+    }
+
+    fn slot(&self, fd: i32) -> Result<&(Arc<OpenFile>, bool), Errno> {
+        usize::try_from(fd).ok().and_then(|i| self.fds.get(i)).and_then(|s| s.as_ref()).ok_or(Errno::EBADF)
     }
 
     /// Closes `fd` (Linux `close_fd`).
@@ -207,6 +241,18 @@ impl FdTable {
                 Ok(self.fds.len() as i32 - 1)
             }
         }
+    }
+
+    /// Makes `new` refer to `old`'s file, closing what `new` had (Linux
+    /// `do_dup2`; the caller handles `old == new`).
+    pub fn dup_to(&mut self, old: i32, new: i32, cloexec: bool) -> Result<i32, Errno> {
+        let file = self.get(old)?;
+        let slot = usize::try_from(new).ok().filter(|&i| i < NR_OPEN).ok_or(Errno::EBADF)?;
+        if self.fds.len() <= slot {
+            self.fds.resize(slot + 1, None);
+        }
+        self.fds[slot] = Some((file, cloexec));
+        Ok(new)
     }
 
     /// Closes everything (exit).

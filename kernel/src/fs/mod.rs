@@ -10,6 +10,7 @@
 
 pub mod cpio;
 pub mod file;
+pub mod pipe;
 
 use log::{info, warn};
 use spin::Once;
