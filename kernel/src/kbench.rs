@@ -17,8 +17,15 @@
 //!
 //! ```text
 //! kbench: result <name>[/<value>] <median_ps> <min_ps> <max_ps> <ops>
+//! kbench: figure user::<name> <value> <unit>
 //! kbench: done
 //! ```
+//!
+//! `figure` lines come from the user-space benchmarks: after the in-kernel
+//! ones, [`run`] starts every program in the initramfs's `/bench` as a
+//! process (the same static binaries `cargo xtask bench --vs-linux` runs
+//! under Linux) and passes on the `user::<name> <value> <unit>` lines it
+//! prints; a program that fails is reported as `kbench: FAILED`.
 //!
 //! Costs are in picoseconds per operation, integers, so sub-nanosecond
 //! operations keep their precision without floating point in the kernel.
@@ -163,7 +170,8 @@ impl Bencher<'_> {
 }
 
 /// Runs the benchmarks whose names contain `filter` and prints their
-/// results, then `kbench: done`.
+/// results, then runs the user-space benchmarks whose `user::<program>`
+/// names contain it, then prints `kbench: done`.
 pub fn run(filter: &str, mode: Mode) {
     for bench in benches() {
         let mut name = TruncatingBuf::new();
@@ -177,5 +185,48 @@ pub fn run(filter: &str, mode: Mode) {
             kprintln!("kbench: FAILED {bench} never called Bencher::iter");
         }
     }
+    run_user_benches(filter, mode);
     kprintln!("kbench: done");
+}
+
+/// Where the user-space benchmarks live in the initramfs (whose paths are
+/// normalised to start with `/`).
+const USER_BENCH_DIR: &str = "/bench/";
+
+/// Runs each `/bench` program whose `user::<program>` name contains
+/// `filter`, with the argument `smoke` in [`Mode::Smoke`], and passes its
+/// figure lines on.
+fn run_user_benches(filter: &str, mode: Mode) {
+    let Some(initramfs) = crate::fs::initramfs() else { return };
+    for (path, entry) in initramfs.iter() {
+        let Some(program) = path.strip_prefix(USER_BENCH_DIR) else { continue };
+        if !entry.is_file() || !alloc::format!("user::{program}").contains(filter) {
+            continue;
+        }
+        let argv: &[&str] = if mode == Mode::Smoke { &[path, "smoke"] } else { &[path] };
+        match crate::process::run_user(path, argv) {
+            Ok((0, out)) => {
+                let out = alloc::string::String::from_utf8_lossy(&out);
+                let mut figures = 0;
+                for line in out.lines().filter(|l| is_figure(l)) {
+                    kprintln!("kbench: figure {line}");
+                    figures += 1;
+                }
+                if figures == 0 {
+                    kprintln!("kbench: FAILED {path} printed no figure");
+                }
+            }
+            Ok((status, _)) => kprintln!("kbench: FAILED {path} ended with wait status {status:#x}"),
+            Err(e) => kprintln!("kbench: FAILED {path} did not start: {e:?}"),
+        }
+    }
+}
+
+/// Whether `line` is a `user::<name> <value> <unit>` figure.
+fn is_figure(line: &str) -> bool {
+    let mut w = line.split_whitespace();
+    matches!(
+        (w.next(), w.next().map(str::parse::<f64>), w.next(), w.next()),
+        (Some(name), Some(Ok(_)), Some(_), None) if name.starts_with("user::")
+    )
 }

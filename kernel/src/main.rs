@@ -1,4 +1,5 @@
-//! The kernel binary: boot, report the machine, idle.
+//! The kernel binary: boot, report the machine, run the `init=` program if
+//! the command line names one, idle.
 
 #![no_std]
 #![no_main]
@@ -9,5 +10,6 @@ entry_point!(kernel_main, config = &kernel::BOOTLOADER_CONFIG);
 
 fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     kernel::init(boot_info);
+    kernel::process::run_init();
     kernel::idle()
 }

@@ -360,15 +360,32 @@ pub fn spawn_user(path: &str, argv: &[&str], capture: Option<Capture>) -> Result
 /// its wait status and console output (for tests and the shell).
 pub fn run_user(path: &str, argv: &[&str]) -> Result<(u32, Vec<u8>), Errno> {
     let capture: Capture = Arc::new(Mutex::new(Vec::new()));
-    let task = spawn_user(path, argv, Some(capture.clone()))?;
+    let status = wait_for(spawn_user(path, argv, Some(capture.clone()))?)?;
+    let out = core::mem::take(&mut *capture.lock());
+    Ok((status, out))
+}
+
+/// Runs the program the command line names with `init=PATH` (Linux's
+/// `init=`), if any, and logs how it ended. Unlike Linux, whose init must
+/// never exit, the kernel carries on to its idle loop: this is for trying
+/// a program from the initramfs (`cargo xtask run --cmdline
+/// "init=/bin/mmap_test"`), not a system's first process.
+pub fn run_init() {
+    let Some(path) = crate::cmdline::get("init") else { return };
+    log::info!("init: running {path}");
+    match spawn_user(path, &[path], None).and_then(wait_for) {
+        Ok(status) => log::info!("init: {path} ended with wait status {status:#x}"),
+        Err(e) => log::warn!("init: cannot run {path}: {e:?}"),
+    }
+}
+
+/// Waits for the child `task` to end; returns its wait status.
+fn wait_for(task: Arc<Task>) -> Result<u32, Errno> {
     let pid = task.pid as i32;
     drop(task);
     loop {
         match do_wait(pid, false) {
-            Ok(Some(r)) => {
-                let out = core::mem::take(&mut *capture.lock());
-                return Ok((r.status, out));
-            }
+            Ok(Some(r)) => return Ok(r.status),
             Ok(None) | Err(Errno::EINTR) => continue,
             Err(e) => return Err(e),
         }

@@ -24,6 +24,7 @@
 //! most one CPU, the one doing the zap, which touches no user memory until
 //! the flush (Linux batches the pages in the `mmu_gather` instead).
 
+use core::ops::ControlFlow;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use log::error;
@@ -32,7 +33,7 @@ use uapi::errno::Errno;
 use crate::addr::{PAGE_SIZE, Pfn, VirtAddr};
 use crate::gfp::{GFP_HIGHUSER_MOVABLE, Gfp};
 use crate::mmap::{MmCounter, MmStruct};
-use crate::pgtable::{Entry, Leaf, Level, PageSize, PgProt, PteFormat, TlbGather};
+use crate::pgtable::{Entry, Leaf, Level, PTRS_PER_TABLE, PageSize, PgProt, PteFormat, TlbGather};
 use crate::rmap;
 use crate::vma::{Vma, VmaAlloc, VmaFlags};
 
@@ -274,13 +275,10 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             let mut gather = TlbGather::for_mm(self.pgd.root());
             {
                 let fmt = self.pgd.format();
-                self.pgd.for_each_pte(va, end, &mut |addr, slot| {
+                let _ = self.pgd.try_for_each_pte(va, end, &mut |addr, slot| {
                     if n == victims.len() {
-                        resume = resume.min(addr);
-                        return;
-                    }
-                    if addr >= resume {
-                        return;
+                        resume = addr;
+                        return ControlFlow::Break(());
                     }
                     let raw = slot.load(Ordering::Acquire);
                     if let Entry::Leaf(leaf) = fmt.decode(raw, Level::Pte) {
@@ -289,6 +287,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
                         victims[n] = leaf.phys.pfn();
                         n += 1;
                     }
+                    ControlFlow::Continue(())
                 });
             }
             gather.finish(self.tlb, self.pgd.pgdat());
@@ -338,6 +337,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         let pgdat = src.pgd.pgdat();
         let mut result = Ok(());
         let mut added = [0i64; 2];
+        let mut dst_table: Option<(u64, &[AtomicU64; PTRS_PER_TABLE])> = None;
         src.pgd.for_each_pte(vma.start().as_u64(), vma.end().as_u64(), &mut |addr, slot| {
             if result.is_err() {
                 return;
@@ -349,13 +349,22 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
                 slot.store(fmt.encode_leaf(leaf), Ordering::Release);
                 src_gather.add_range(addr, addr + PAGE_SIZE);
             }
-            let dst = match self.pgd.pte_offset(VirtAddr::new_const(addr), true) {
-                Ok(Some(dst)) => dst,
-                _ => {
-                    result = Err(Errno::ENOMEM);
-                    return;
-                }
+            // One walk of the child's upper levels per pte table.
+            let block = addr >> Level::Pmd.shift();
+            let table = match dst_table {
+                Some((b, t)) if b == block => t,
+                _ => match self.pgd.pte_table(VirtAddr::new_const(addr), true) {
+                    Ok(Some(t)) => {
+                        dst_table = Some((block, t));
+                        t
+                    }
+                    _ => {
+                        result = Err(Errno::ENOMEM);
+                        return;
+                    }
+                },
             };
+            let dst = &table[Level::Pte.index(addr)];
             let pfn = leaf.phys.pfn();
             if pfn != src.zero_pfn
                 && let Some(page) = pgdat.pfn_to_page(pfn)

@@ -45,6 +45,7 @@
 //! entries are all "none" until swap entries exist; there is no `p4d` level.
 
 use core::cell::Cell;
+use core::ops::ControlFlow;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use bitflags::bitflags;
@@ -917,6 +918,19 @@ impl<'a, F: PteFormat> PageTable<'a, F> {
     /// table is missing and `alloc` is false. A huge leaf on the way is
     /// [`PgtableError::AlreadyMapped`]: user trees use 4 KiB pages only.
     pub(crate) fn pte_offset(&self, va: VirtAddr, alloc: bool) -> Result<Option<&AtomicU64>, PgtableError> {
+        let table = self.pte_table(va, alloc)?;
+        Ok(table.map(|t| &t[Level::Pte.index(va.as_u64())]))
+    }
+
+    /// The whole pte table covering `va` (the 2 MiB around it), allocating
+    /// missing levels when `alloc`: a walker filling consecutive ptes
+    /// walks the upper levels once per table, as Linux's `copy_pte_range`
+    /// does per pmd.
+    pub(crate) fn pte_table(
+        &self,
+        va: VirtAddr,
+        alloc: bool,
+    ) -> Result<Option<&[AtomicU64; PTRS_PER_TABLE]>, PgtableError> {
         let va = va.as_u64();
         let mut table = self.root;
         let mut level = Level::Pgd;
@@ -930,28 +944,50 @@ impl<'a, F: PteFormat> PageTable<'a, F> {
             };
             level = lower;
         }
-        Ok(Some(&self.table(table)[Level::Pte.index(va)]))
+        Ok(Some(self.table(table)))
     }
 
     /// Calls `f(va, slot)` for every pte slot of `[start, end)` whose pte
     /// table exists (Linux's `p*d_range` walkers with `p*d_none_or_clear_bad`
     /// skipping). Huge leaves are skipped: user trees have none.
     pub(crate) fn for_each_pte(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, &AtomicU64)) {
-        self.walk_ptes(self.root, Level::Pgd, start, end, f);
+        let _ = self.try_for_each_pte(start, end, &mut |va, slot| {
+            f(va, slot);
+            ControlFlow::Continue(())
+        });
     }
 
-    fn walk_ptes(&self, table: PhysAddr, level: Level, start: u64, end: u64, f: &mut dyn FnMut(u64, &AtomicU64)) {
+    /// [`PageTable::for_each_pte`] that stops as soon as `f` breaks
+    /// (Linux's `zap_pte_range` leaving its loop to flush a full batch).
+    pub(crate) fn try_for_each_pte(
+        &self,
+        start: u64,
+        end: u64,
+        f: &mut dyn FnMut(u64, &AtomicU64) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        self.walk_ptes(self.root, Level::Pgd, start, end, f)
+    }
+
+    fn walk_ptes(
+        &self,
+        table: PhysAddr,
+        level: Level,
+        start: u64,
+        end: u64,
+        f: &mut dyn FnMut(u64, &AtomicU64) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
         let entries = self.table(table);
         for (index, va, entry_end) in entry_ranges(level, start, end) {
             match level.lower() {
-                None => f(va, &entries[index]),
+                None => f(va, &entries[index])?,
                 Some(lower) => {
                     if let Entry::Table(t) = self.fmt.decode(entries[index].load(Ordering::Acquire), level) {
-                        self.walk_ptes(t, lower, va, entry_end, f);
+                        self.walk_ptes(t, lower, va, entry_end, f)?;
                     }
                 }
             }
         }
+        ControlFlow::Continue(())
     }
 
     /// The raw entry at `index` of the root (for sharing kernel entries

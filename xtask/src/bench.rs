@@ -1,10 +1,13 @@
 //! `cargo xtask bench`: boots an optimised test kernel headless, runs the
-//! `#[kbench]` benchmarks (kernel/src/kbench.rs), prints a table and writes a
-//! JSON report to `target/bench/`.
+//! `#[kbench]` benchmarks (kernel/src/kbench.rs) and the user-space
+//! benchmark programs (tests/user/bench, run by that kernel as processes),
+//! prints a table and writes a JSON report to `target/bench/`.
 //!
-//! Figures are nanoseconds per operation: the median over the kernel's
-//! rounds, and with `--runs N` the median of the N boots' medians, the
-//! smallest minimum and the largest maximum. `--baseline FILE` prints each
+//! In-kernel figures are nanoseconds per operation: the median over the
+//! kernel's rounds, and with `--runs N` the median of the N boots' medians,
+//! the smallest minimum and the largest maximum. A user-space figure is
+//! what its program printed (already a median of its own rounds, in its own
+//! unit); over N boots, the median, minimum and maximum of the N values. `--baseline FILE` prints each
 //! figure's ratio to an earlier report. `--icount` runs TCG with
 //! `-icount shift=0`, so guest time counts instructions (1 ns per
 //! instruction) and figures repeat exactly from run to run.
@@ -39,7 +42,8 @@ pub struct Figure {
     pub max: f64,
     /// Unit of median/min/max.
     pub unit: String,
-    /// Operations measured in total.
+    /// Operations measured in total (0 for user-space figures: their
+    /// programs do not report a count).
     pub ops: u64,
 }
 
@@ -101,21 +105,29 @@ pub struct BenchOptions {
     pub baseline: Option<PathBuf>,
 }
 
-/// A parsed `kbench: result` line (costs in picoseconds).
-#[derive(Debug, PartialEq, Eq)]
+/// One boot's figure: a `kbench: result` line (costs in picoseconds,
+/// turned into ns/op) or a `kbench: figure` line from a user program.
+#[derive(Debug, PartialEq)]
 struct RawResult {
     name: String,
-    median_ps: u64,
-    min_ps: u64,
-    max_ps: u64,
+    median: f64,
+    min: f64,
+    max: f64,
+    unit: String,
     ops: u64,
 }
 
 fn parse_result(line: &str) -> Option<RawResult> {
+    if let Some(figure) = line.strip_prefix("kbench: figure ") {
+        let (name, value, unit) = crate::linux::parse_figure(figure)?;
+        return Some(RawResult { name, median: value, min: value, max: value, unit, ops: 0 });
+    }
     let mut w = line.strip_prefix("kbench: result ")?.split_whitespace();
     let name = w.next()?.to_owned();
     let mut n = || w.next()?.parse::<u64>().ok();
-    Some(RawResult { name, median_ps: n()?, min_ps: n()?, max_ps: n()?, ops: n()? })
+    let ns = |ps: u64| ps as f64 / 1000.0;
+    let (median, min, max, ops) = (ns(n()?), ns(n()?), ns(n()?), n()?);
+    Some(RawResult { name, median, min, max, unit: "ns/op".into(), ops })
 }
 
 fn machine(accel: Accel, mem_mib: u32, cpus: u32, cmdline: String, icount: bool) -> Machine {
@@ -151,6 +163,9 @@ fn boot_once(image: &Path, machine: &Machine, workdir: &Path, timeout: Duration)
     let console = qemu.lines_until(timeout, |l| l == "kbench: done").map_err(|e| {
         Error::Harness(format!("benchmark boot ended early: {}; console:\n{}", e.why, e.console.join("\n")))
     })?;
+    // Kept for reading after the run: warnings, a user program's output.
+    let log = workdir.join("console.log");
+    std::fs::write(&log, console.join("\n")).map_err(|e| Error::io(format!("writing {}", show(&log)), e))?;
     if let Some(failed) = console.iter().find(|l| l.starts_with("kbench: FAILED")) {
         return Err(Error::Harness(failed.clone()));
     }
@@ -181,13 +196,13 @@ fn aggregate(runs: &[Vec<RawResult>]) -> Vec<Figure> {
         .into_iter()
         .map(|name| {
             let of: Vec<&RawResult> = runs.iter().flatten().filter(|r| r.name == name).collect();
-            let mut medians: Vec<f64> = of.iter().map(|r| r.median_ps as f64 / 1000.0).collect();
+            let mut medians: Vec<f64> = of.iter().map(|r| r.median).collect();
             Figure {
                 name: name.to_owned(),
                 median: median(&mut medians),
-                min: of.iter().map(|r| r.min_ps).min().unwrap_or(0) as f64 / 1000.0,
-                max: of.iter().map(|r| r.max_ps).max().unwrap_or(0) as f64 / 1000.0,
-                unit: "ns/op".into(),
+                min: of.iter().map(|r| r.min).reduce(f64::min).unwrap_or(0.0),
+                max: of.iter().map(|r| r.max).reduce(f64::max).unwrap_or(0.0),
+                unit: of.first().map_or_else(String::new, |r| r.unit.clone()),
                 ops: of.iter().map(|r| r.ops).sum(),
             }
         })
@@ -212,8 +227,9 @@ fn git_rev() -> String {
     }
 }
 
-/// Runs the benchmarks and writes the report; returns its path.
-pub fn run(images: &boot::Images, options: &BenchOptions) -> Result<PathBuf, Error> {
+/// Runs the benchmarks and writes the report; returns its path and the
+/// report.
+pub fn run(images: &boot::Images, options: &BenchOptions) -> Result<(PathBuf, Report), Error> {
     let machine = options.machine();
     // A bad baseline fails before minutes of measuring, not after.
     let baseline = match &options.baseline {
@@ -244,21 +260,35 @@ pub fn run(images: &boot::Images, options: &BenchOptions) -> Result<PathBuf, Err
     for p in [&path, &dir.join("latest.json")] {
         std::fs::write(p, &json).map_err(|e| Error::io(format!("writing {}", show(p)), e))?;
     }
-    Ok(path)
+    Ok((path, report))
 }
 
-/// Prints the user-space figures beside Linux's and writes them as a report
-/// of their own (`target/bench/linux-<time>.json`).
-pub fn write_linux_report(bzimage: &Path, options: &BenchOptions, figures: Vec<Figure>) -> Result<PathBuf, Error> {
+/// Prints the user-space figures of `ours` beside Linux's `figures` and
+/// writes Linux's as a report of their own (`target/bench/linux-<time>.json`).
+pub fn write_linux_report(
+    bzimage: &Path,
+    options: &BenchOptions,
+    ours: &Report,
+    figures: Vec<Figure>,
+) -> Result<PathBuf, Error> {
     if figures.is_empty() {
         return Err(Error::Harness("the user-space benchmarks printed no figures under Linux".into()));
     }
     println!("\nuser-space benchmarks ({}), ours beside Linux ({})", options.accel, show(bzimage));
     let width = figures.iter().map(|f| f.name.len()).max().unwrap_or(6).max(6);
-    println!("{:<width$} {:>12} {:>12}  {:<8} {:>8}", "figure", "ours", "Linux", "unit", "ratio");
+    println!("{:<width$} {:>12} {:>12}  {:<8} {:>8}", "figure", "ours", "Linux", "unit", "ours/Linux");
     for f in &figures {
-        // Our kernel cannot run user programs until processes exist.
-        println!("{:<width$} {:>12} {:>12.3}  {:<8} {:>8}", f.name, "n/a", f.median, f.unit, "n/a");
+        match ours.figures.iter().find(|o| o.name == f.name && o.unit == f.unit) {
+            Some(o) if f.median > 0.0 => println!(
+                "{:<width$} {:>12.3} {:>12.3}  {:<8} {:>8.2}",
+                f.name,
+                o.median,
+                f.median,
+                f.unit,
+                o.median / f.median
+            ),
+            _ => println!("{:<width$} {:>12} {:>12.3}  {:<8} {:>8}", f.name, "n/a", f.median, f.unit, "n/a"),
+        }
     }
     let report = Report::new(options, false, 1, figures);
     let dir = crate::build::target_dir().join("bench");
@@ -291,7 +321,7 @@ pub fn plot() -> Result<Vec<PathBuf>, Error> {
         .collect();
     let mut written = Vec::new();
     let kernel_svg = dir.join("kernel.svg");
-    let svg = plot::horizontal_bars("In-kernel benchmarks (median, min-max)", &describe(&ours), &["ours"], &rows);
+    let svg = plot::horizontal_bars("Benchmarks (median, min-max)", &describe(&ours), &["ours"], &rows);
     std::fs::write(&kernel_svg, svg).map_err(|e| Error::io(format!("writing {}", show(&kernel_svg)), e))?;
     written.push(kernel_svg);
 
@@ -389,7 +419,7 @@ pub fn smoke(images: &boot::Images, accel: Accel, logs: &Path, filter: Option<&s
                     continue;
                 }
                 totals.passed += 1;
-                println!("kbench {} ... ok (smoke: {:.1} ns/op)", r.name, r.median_ps as f64 / 1000.0);
+                println!("kbench {} ... ok (smoke: {:.1} {})", r.name, r.median, r.unit);
             }
         }
         Err(e) => {
@@ -404,8 +434,10 @@ pub fn smoke(images: &boot::Images, accel: Accel, logs: &Path, filter: Option<&s
 mod tests {
     use super::*;
 
+    /// A figure in ns/op from picosecond costs, as a result line gives them.
     fn raw(name: &str, median: u64, min: u64, max: u64) -> RawResult {
-        RawResult { name: name.into(), median_ps: median, min_ps: min, max_ps: max, ops: 10 }
+        let ns = |ps: u64| ps as f64 / 1000.0;
+        RawResult { name: name.into(), median: ns(median), min: ns(min), max: ns(max), unit: "ns/op".into(), ops: 10 }
     }
 
     #[test]
@@ -413,6 +445,32 @@ mod tests {
         assert_eq!(parse_result("kbench: result a::b 1500 1000 2000 77"), Some(raw_ops("a::b", 1500, 1000, 2000, 77)));
         assert_eq!(parse_result("kbench: result a::b 1500 x 2000 77"), None);
         assert_eq!(parse_result("kbench: done"), None);
+    }
+
+    #[test]
+    fn user_figure_lines_parse_with_their_unit() {
+        let r = parse_result("kbench: figure user::cow_fault 1974.141 ns/page");
+        let want = RawResult {
+            name: "user::cow_fault".into(),
+            median: 1974.141,
+            min: 1974.141,
+            max: 1974.141,
+            unit: "ns/page".into(),
+            ops: 0,
+        };
+        assert_eq!(r, Some(want));
+        assert_eq!(parse_result("kbench: figure cow_fault 1974.141 ns/page"), None, "not a user:: figure");
+        assert_eq!(parse_result("kbench: figure user::x 12 us/op extra"), None);
+    }
+
+    #[test]
+    fn user_figures_aggregate_over_boots_in_their_unit() {
+        let fig =
+            |v: f64| RawResult { name: "user::f".into(), median: v, min: v, max: v, unit: "us/op".into(), ops: 0 };
+        let figures = aggregate(&[vec![fig(5.0)], vec![fig(1.0)], vec![fig(3.0)]]);
+        assert_eq!(figures.len(), 1);
+        let f = &figures[0];
+        assert_eq!((f.median, f.min, f.max, f.unit.as_str(), f.ops), (3.0, 1.0, 5.0, "us/op", 0));
     }
 
     fn raw_ops(name: &str, median: u64, min: u64, max: u64, ops: u64) -> RawResult {

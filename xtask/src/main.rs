@@ -273,13 +273,13 @@ fn bench_cmd(args: BenchArgs) -> Result<ExitCode, Error> {
         cpus: args.cpus,
         baseline: args.baseline,
     };
-    let path = bench::run(&images, &options)?;
+    let (path, ours) = bench::run(&images, &options)?;
     println!("\nreport: {}", path.display());
     if let Some(bzimage) = args.vs_linux {
         let bzimage = linux::bzimage(bzimage.as_deref())?;
         eprintln!("bench: user-space benchmarks under {} ({accel})", bzimage.display());
         let figures = linux::run(&bzimage, &options.machine())?;
-        let path = bench::write_linux_report(&bzimage, &options, figures)?;
+        let path = bench::write_linux_report(&bzimage, &options, &ours, figures)?;
         println!("\nreport: {}", path.display());
     }
     Ok(ExitCode::SUCCESS)

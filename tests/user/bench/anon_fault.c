@@ -7,13 +7,15 @@
 #include <sys/mman.h>
 #include "benchlib.h"
 
-#define REGION (256UL << 20)
+#define REGION ((256UL << 20) / bench_scale)
 
-int main(void)
+int main(int argc, char **argv)
 {
 	double rounds[ROUNDS];
 
-	for (int r = 0; r < ROUNDS; r++) {
+	bench_args(argc, argv);
+
+	for (int r = 0; r < bench_rounds; r++) {
 		char *p = map_anon(REGION);
 		long long t0 = now_ns();
 		for (unsigned long off = 0; off < REGION; off += PAGE)
@@ -21,6 +23,6 @@ int main(void)
 		rounds[r] = (double)(now_ns() - t0) / (REGION / PAGE);
 		munmap(p, REGION);
 	}
-	report("user::anon_first_touch_fault", rounds, ROUNDS, "ns/page");
+	report("user::anon_first_touch_fault", rounds, bench_rounds, "ns/page");
 	return 0;
 }

@@ -6,8 +6,10 @@
  *
  * Each figure is the median of ROUNDS rounds; each program keeps its total
  * work to a few seconds under QEMU TCG (its header says how much). The
- * same static binaries run under Linux (cargo xtask bench --vs-linux) and,
- * once user processes exist, under our kernel (/bench in the initramfs).
+ * same static binaries run under Linux (cargo xtask bench --vs-linux) and
+ * under our kernel (/bench in the initramfs, run by the kernel's benchmark
+ * harness). With the argument "smoke" a program does one round of 1/64 of
+ * its work: `cargo xtask test` runs it so that it cannot rot.
  */
 #ifndef BENCHLIB_H
 #define BENCHLIB_H
@@ -19,6 +21,20 @@
 
 #define ROUNDS 7
 #define PAGE 4096UL
+
+/* Rounds to run and the divisor of each round's work: ROUNDS and 1, or 1
+ * and 64 in a smoke run. */
+static int bench_rounds = ROUNDS;
+static unsigned long bench_scale = 1;
+
+/* Call first: reads the optional "smoke" argument. */
+static inline void bench_args(int argc, char **argv)
+{
+	if (argc > 1 && argv[1][0] == 's') {
+		bench_rounds = 1;
+		bench_scale = 64;
+	}
+}
 
 static inline long long now_ns(void)
 {
@@ -45,7 +61,7 @@ static inline char *map_anon(unsigned long len)
 	return p;
 }
 
-/* Prints the median of `rounds` per-operation costs. */
+/* Prints the median of the first `n` per-operation costs in `rounds`. */
 static inline void report(const char *name, double *rounds, int n, const char *unit)
 {
 	qsort(rounds, n, sizeof(double), cmp_double);

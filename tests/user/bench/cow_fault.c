@@ -10,16 +10,18 @@
 #include <unistd.h>
 #include "benchlib.h"
 
-#define REGION (64UL << 20)
+#define REGION ((64UL << 20) / bench_scale)
 
-int main(void)
+int main(int argc, char **argv)
 {
 	double rounds[ROUNDS];
+
+	bench_args(argc, argv);
 	char *p = map_anon(REGION);
 
 	for (unsigned long off = 0; off < REGION; off += PAGE)
 		p[off] = 1;
-	for (int r = 0; r < ROUNDS; r++) {
+	for (int r = 0; r < bench_rounds; r++) {
 		int fds[2];
 		if (pipe(fds) != 0) {
 			perror("pipe");
@@ -41,6 +43,6 @@ int main(void)
 		close(fds[0]);
 		close(fds[1]);
 	}
-	report("user::cow_fault", rounds, ROUNDS, "ns/page");
+	report("user::cow_fault", rounds, bench_rounds, "ns/page");
 	return 0;
 }

@@ -9,17 +9,19 @@
 #include <unistd.h>
 #include "benchlib.h"
 
-#define REGION (64UL << 20)
+#define REGION ((64UL << 20) / bench_scale)
 #define FORKS 10
 
-int main(void)
+int main(int argc, char **argv)
 {
 	double rounds[ROUNDS];
+
+	bench_args(argc, argv);
 	char *p = map_anon(REGION);
 
 	for (unsigned long off = 0; off < REGION; off += PAGE)
 		p[off] = 1;
-	for (int r = 0; r < ROUNDS; r++) {
+	for (int r = 0; r < bench_rounds; r++) {
 		long long t0 = now_ns();
 		for (int i = 0; i < FORKS; i++) {
 			pid_t pid = fork();
@@ -33,6 +35,6 @@ int main(void)
 		}
 		rounds[r] = (double)(now_ns() - t0) / FORKS / 1000.0;
 	}
-	report("user::fork_exit_wait_64m", rounds, ROUNDS, "us/op");
+	report("user::fork_exit_wait_64m", rounds, bench_rounds, "us/op");
 	return 0;
 }

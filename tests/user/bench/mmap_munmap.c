@@ -6,23 +6,24 @@
 #include <sys/mman.h>
 #include "benchlib.h"
 
-#define MAPS 2000
+#define MAPS (2000 / bench_scale)
 
 static void bench(const char *name, unsigned long len)
 {
 	double rounds[ROUNDS];
 
-	for (int r = 0; r < ROUNDS; r++) {
+	for (int r = 0; r < bench_rounds; r++) {
 		long long t0 = now_ns();
-		for (int i = 0; i < MAPS; i++)
+		for (unsigned long i = 0; i < MAPS; i++)
 			munmap(map_anon(len), len);
 		rounds[r] = (double)(now_ns() - t0) / MAPS;
 	}
-	report(name, rounds, ROUNDS, "ns/op");
+	report(name, rounds, bench_rounds, "ns/op");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	bench_args(argc, argv);
 	bench("user::mmap_munmap_4k", PAGE);
 	bench("user::mmap_munmap_2m", 2UL << 20);
 	return 0;

@@ -7,18 +7,20 @@
 #include "benchlib.h"
 
 #define REGION (1UL << 20)
-#define CALLS 2000
+#define CALLS (2000 / bench_scale)
 
-int main(void)
+int main(int argc, char **argv)
 {
 	double rounds[ROUNDS];
+
+	bench_args(argc, argv);
 	char *p = map_anon(REGION);
 
 	for (unsigned long off = 0; off < REGION; off += PAGE)
 		p[off] = 1;
-	for (int r = 0; r < ROUNDS; r++) {
+	for (int r = 0; r < bench_rounds; r++) {
 		long long t0 = now_ns();
-		for (int i = 0; i < CALLS; i++) {
+		for (unsigned long i = 0; i < CALLS; i++) {
 			int prot = i % 2 ? PROT_READ | PROT_WRITE : PROT_READ;
 			if (mprotect(p, REGION, prot) != 0) {
 				perror("mprotect");
@@ -27,6 +29,6 @@ int main(void)
 		}
 		rounds[r] = (double)(now_ns() - t0) / CALLS;
 	}
-	report("user::mprotect_1m", rounds, ROUNDS, "ns/op");
+	report("user::mprotect_1m", rounds, bench_rounds, "ns/op");
 	return 0;
 }
