@@ -53,9 +53,16 @@ pub struct Process {
     pub capture: Mutex<Option<Capture>>,
     /// Set by a vfork child when it execs or exits; its parent waits for it.
     pub vfork_done: Mutex<Option<Arc<Completion>>>,
-    /// `set_tid_address` pointer (cleared and woken at exit by Linux; we
-    /// only clear it).
+    /// `set_tid_address` / `CLONE_CHILD_CLEARTID` pointer: at exit, while
+    /// another task still uses the address space (a vfork parent), 0 is
+    /// stored there (Linux also futex-wakes it; we have no futexes).
     pub clear_child_tid: AtomicU64,
+    /// `CLONE_CHILD_SETTID` pointer: the child stores its pid there before
+    /// it first returns to user mode (Linux `schedule_tail`).
+    pub set_child_tid: AtomicU64,
+    /// The signal the parent gets at exit (`SIGCHLD` for fork and vfork,
+    /// clone's `CSIGNAL` bits; 0 for none).
+    pub exit_signal: AtomicU32,
 }
 
 /// A one-shot event (Linux `struct completion`).
@@ -109,6 +116,8 @@ impl Process {
             capture: Mutex::new(None),
             vfork_done: Mutex::new(None),
             clear_child_tid: AtomicU64::new(0),
+            set_child_tid: AtomicU64::new(0),
+            exit_signal: AtomicU32::new(uapi::signal::SIGCHLD as u32),
         }
     }
 
@@ -162,13 +171,52 @@ pub enum CloneKind {
     Vfork,
 }
 
+/// What a new child gets (Linux `struct kernel_clone_args`, the part we
+/// support: no threads, no namespaces).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CloneArgs {
+    /// Copy or share the address space.
+    pub kind: CloneKind,
+    /// The child's user stack pointer; 0 keeps the parent's.
+    pub stack: u64,
+    /// `CLONE_SETTLS`: the child's FS base.
+    pub tls: Option<u64>,
+    /// `CLONE_PARENT_SETTID`: where the parent gets the child's pid.
+    pub parent_tid: u64,
+    /// `CLONE_CHILD_SETTID`: where the child stores its pid.
+    pub child_tid: u64,
+    /// `CLONE_CHILD_CLEARTID`: where the child stores 0 at exit.
+    pub clear_child_tid: u64,
+    /// Signal to the parent at exit.
+    pub exit_signal: u32,
+}
+
+impl CloneArgs {
+    /// Plain fork (or vfork): `SIGCHLD` at exit, nothing else.
+    pub const fn new(kind: CloneKind) -> Self {
+        CloneArgs {
+            kind,
+            stack: 0,
+            tls: None,
+            parent_tid: 0,
+            child_tid: 0,
+            clear_child_tid: 0,
+            exit_signal: uapi::signal::SIGCHLD as u32,
+        }
+    }
+}
+
 /// Creates a child of the running user task (Linux `kernel_clone`):
 /// copies the trap frame (the child returns 0), files, signal handlers,
 /// TLS, FPU state and, for fork, the address space with copy-on-write.
-pub fn do_fork(frame: &crate::arch::x86_64::entry::TrapFrame, kind: CloneKind) -> Result<Arc<Task>, Errno> {
+pub fn do_fork(frame: &crate::arch::x86_64::entry::TrapFrame, args: &CloneArgs) -> Result<Arc<Task>, Errno> {
+    let kind = args.kind;
     let parent = sched::current();
     let mut child_frame = frame.clone();
     child_frame.rax = 0;
+    if args.stack != 0 {
+        child_frame.rsp = args.stack;
+    }
     let pid = sched::alloc_pid();
     let child =
         sched::alloc_task(pid, parent.comm().as_str().as_bytes(), sched::select_task_rq(), &child_frame, 0, 0, false)
@@ -197,18 +245,34 @@ pub fn do_fork(frame: &crate::arch::x86_64::entry::TrapFrame, kind: CloneKind) -
     *child.proc.signal.lock() = parent.proc.signal.lock().fork_copy();
     *child.proc.capture.lock() = parent.proc.capture.lock().clone();
     *child.proc.parent.lock() = Arc::downgrade(&parent);
-    child.fs_base.store(parent.fs_base.load(Ordering::Relaxed), Ordering::Relaxed);
+    child.fs_base.store(args.tls.unwrap_or_else(|| parent.fs_base.load(Ordering::Relaxed)), Ordering::Relaxed);
+    child.proc.set_child_tid.store(args.child_tid, Ordering::Relaxed);
+    child.proc.clear_child_tid.store(args.clear_child_tid, Ordering::Relaxed);
+    child.proc.exit_signal.store(args.exit_signal, Ordering::Relaxed);
     child.gs_base.store(x86_64::registers::model_specific::KernelGsBase::read().as_u64(), Ordering::Relaxed);
     child.copy_fpu_from_current();
     child.user.store(true, Ordering::Release);
     let done = (kind == CloneKind::Vfork).then(|| Arc::new(Completion::new()));
     *child.proc.vfork_done.lock() = done.clone();
     parent.proc.children.lock().push(child.clone());
+    if args.parent_tid != 0 {
+        // Linux ignores a bad pointer here too: the child exists already.
+        let _ = crate::arch::x86_64::uaccess::write_user(args.parent_tid, &(child.pid as i32));
+    }
     sched::wake_up_new_task(&child);
     if let Some(done) = done {
         done.wait();
     }
     Ok(child)
+}
+
+/// Stores the child's pid at its `CLONE_CHILD_SETTID` pointer, before its
+/// first return to user mode (Linux `schedule_tail`'s `put_user`).
+pub fn schedule_tail_user(task: &Task) {
+    let at = task.proc.set_child_tid.swap(0, Ordering::Relaxed);
+    if at != 0 {
+        let _ = crate::arch::x86_64::uaccess::write_user(at, &(task.pid as i32));
+    }
 }
 
 /// Signals a waiting vfork parent that the shared address space is free.
@@ -222,6 +286,12 @@ pub fn mm_release(task: &Task) {
 pub fn do_exit(status: u32) -> ! {
     let me = sched::current();
     me.proc.files.lock().clear();
+    let clear_tid = me.proc.clear_child_tid.swap(0, Ordering::Relaxed);
+    if clear_tid != 0 && me.proc.mm().is_some_and(|mm| Arc::strong_count(&mm) > 2) {
+        // Another task shares the address space (counted: ours, the
+        // clone just taken, the other's): it may be watching the word.
+        let _ = crate::arch::x86_64::uaccess::write_user(clear_tid, &0i32);
+    }
     replace_mm(&me, None);
     mm_release(&me);
     me.user.store(false, Ordering::Release);
@@ -235,7 +305,10 @@ pub fn do_exit(status: u32) -> ! {
     me.proc.zombie.store(true, Ordering::Release);
     if let Some(parent) = me.proc.parent.lock().upgrade() {
         parent.proc.child_exit.wake_up_all();
-        crate::signal::send_signal(&parent, uapi::signal::SIGCHLD, None);
+        let sig = me.proc.exit_signal.load(Ordering::Relaxed);
+        if sig != 0 {
+            crate::signal::send_signal(&parent, sig as i32, None);
+        }
     }
     drop(me);
     sched::set_current_state(sched::TaskState::Dead);

@@ -20,7 +20,7 @@ use crate::arch::x86_64::entry::TrapFrame;
 use crate::arch::x86_64::tsc;
 use crate::arch::x86_64::uaccess::{copy_from_user, copy_to_user, read_user, strncpy_from_user, write_user};
 use crate::fs::file::{FileKind, OpenFile};
-use crate::process::{self, CloneKind};
+use crate::process::{self, CloneArgs, CloneKind};
 use crate::sched;
 use crate::signal;
 
@@ -151,9 +151,9 @@ fn dispatch(nr: u64, f: &mut TrapFrame) -> SysResult {
             Ok(u64::from(me.pid))
         }
         nr::ARCH_PRCTL => sys_arch_prctl(a0 as i32, a1),
-        nr::FORK => process::do_fork(f, CloneKind::Fork).map(|c| u64::from(c.pid)),
-        nr::VFORK => process::do_fork(f, CloneKind::Vfork).map(|c| u64::from(c.pid)),
-        nr::CLONE => sys_clone(a0, f),
+        nr::FORK => process::do_fork(f, &CloneArgs::new(CloneKind::Fork)).map(|c| u64::from(c.pid)),
+        nr::VFORK => process::do_fork(f, &CloneArgs::new(CloneKind::Vfork)).map(|c| u64::from(c.pid)),
+        nr::CLONE => sys_clone(a0, a1, a2, a3, a4, f),
         nr::EXECVE => sys_execve(a0, a1, a2, f),
         nr::WAIT4 => sys_wait4(a0 as i32, a1, a2 as u32),
         nr::KILL => sys_kill(a0 as i32, a1 as i32),
@@ -463,16 +463,48 @@ fn sys_arch_prctl(code: i32, addr: u64) -> SysResult {
     }
 }
 
-fn sys_clone(flags: u64, f: &mut TrapFrame) -> SysResult {
-    use uapi::sched::*;
+/// Linux `clone(flags, newsp, parent_tid, child_tid, tls)` (x86_64
+/// order) for what a process without threads can be: fork or vfork
+/// (`CLONE_VM` only with `CLONE_VFORK`), a new stack, TLS, the tid
+/// pointers and the exit signal. Thread, namespace and sharing flags are
+/// refused with EINVAL and logged once.
+fn sys_clone(flags: u64, newsp: u64, parent_tid: u64, child_tid: u64, tls: u64, f: &mut TrapFrame) -> SysResult {
+    use uapi::sched::{
+        CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_FS, CLONE_PARENT_SETTID, CLONE_SETTLS, CLONE_VFORK, CLONE_VM,
+        CSIGNAL,
+    };
+    const SUPPORTED: u64 = CSIGNAL
+        | CLONE_VM
+        | CLONE_VFORK
+        | CLONE_FS
+        | CLONE_SETTLS
+        | CLONE_PARENT_SETTID
+        | CLONE_CHILD_SETTID
+        | CLONE_CHILD_CLEARTID;
+    static WARNED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
     let vm = flags & CLONE_VM != 0;
     let vfork = flags & CLONE_VFORK != 0;
-    if vm != vfork || flags & (CLONE_THREAD | CLONE_SIGHAND) != 0 {
-        // Threads are not supported.
+    if flags & !SUPPORTED != 0 || vm != vfork {
+        if !WARNED.swap(true, Ordering::Relaxed) {
+            log::warn!("clone: flags {flags:#x} not supported (no threads, namespaces or shared tables)");
+        }
         return Err(Errno::EINVAL);
     }
-    let kind = if vfork { CloneKind::Vfork } else { CloneKind::Fork };
-    process::do_fork(f, kind).map(|c| u64::from(c.pid))
+    let exit_signal = (flags & CSIGNAL) as u32;
+    if exit_signal > uapi::signal::NSIG as u32 {
+        return Err(Errno::EINVAL);
+    }
+    let set = |flag: u64, ptr: u64| if flags & flag != 0 { ptr } else { 0 };
+    let args = CloneArgs {
+        kind: if vfork { CloneKind::Vfork } else { CloneKind::Fork },
+        stack: newsp,
+        tls: (flags & CLONE_SETTLS != 0).then_some(tls),
+        parent_tid: set(CLONE_PARENT_SETTID, parent_tid),
+        child_tid: set(CLONE_CHILD_SETTID, child_tid),
+        clear_child_tid: set(CLONE_CHILD_CLEARTID, child_tid),
+        exit_signal,
+    };
+    process::do_fork(f, &args).map(|c| u64::from(c.pid))
 }
 
 fn sys_execve(path: u64, argv: u64, envp: u64, f: &mut TrapFrame) -> SysResult {

@@ -208,6 +208,13 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         let prot = vm_get_page_prot(flags) | PgProt::DIRTY;
         let mut gather = TlbGather::for_mm(self.pgd.root());
         gather.add_range(addr, addr + PAGE_SIZE);
+        if flags.contains(VmaFlags::SHARED) && old != self.zero_pfn {
+            // A shared page is written in place by every sharer (Linux
+            // `wp_page_shared`).
+            slot.store(self.encode(old, prot), Ordering::Release);
+            gather.finish(self.tlb, self.pgd.pgdat());
+            return Ok(());
+        }
         if old != self.zero_pfn {
             let page = self.pgd.pgdat().pfn_to_page(old).ok_or(FaultError::Oom)?;
             if page.refcount() == 1 {
@@ -439,6 +446,27 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
                 }
             }
             addr = vma_end;
+        }
+        Ok(())
+    }
+
+    /// Gives every page of `[start, end)`, which shared anonymous VMAs
+    /// cover, its own zeroed page whatever the VMAs' protection (PROT_NONE
+    /// gets a protnone pte). This stands in for shmem: the pages must exist
+    /// before a fork so that parent and child map the same ones, even if
+    /// the protection allows access only later.
+    pub(crate) fn populate_shared_anon(&mut self, start: u64, end: u64) -> Result<(), FaultError> {
+        let mut addr = start;
+        while addr < end {
+            let vma = self.vmas.vma_lookup(VirtAddr::new_const(addr)).ok_or(FaultError::MapErr)?;
+            let desc = vma.desc();
+            let index = linear_page_index(vma, addr);
+            let slot = self.pgd.pte_offset(VirtAddr::new_const(addr), true).map_err(|_| FaultError::Oom)?;
+            let slot = slot.ok_or(FaultError::Oom)?;
+            if self.leaf(slot.load(Ordering::Acquire)).is_none() {
+                self.do_pte_missing(slot, &desc, index, true)?;
+            }
+            addr += PAGE_SIZE;
         }
         Ok(())
     }

@@ -16,12 +16,13 @@
 //! operation here, page faults included: processes are single-threaded).
 //!
 //! Differences from Linux:
-//! - `MAP_SHARED | MAP_ANONYMOUS` memory is populated at mmap time, so that
-//!   fork shares every page (Linux backs it by a shmem file and shares
-//!   through the page cache; we have none yet).
+//! - `MAP_SHARED | MAP_ANONYMOUS` memory is populated at mmap time (and
+//!   when mremap grows it), whatever its protection, so that fork shares
+//!   every page (Linux backs it by a shmem file and shares through the
+//!   page cache; we have none yet).
 //! - mprotect over a hole returns `ENOMEM` before changing anything; Linux
 //!   changes the VMAs before the hole first.
-//! - No overcommit accounting (`VM_ACCOUNT` is recorded, never charged).
+//! - No overcommit accounting (`VM_ACCOUNT` is never set or charged).
 
 use core::cell::Cell;
 use core::fmt::{self, Write as _};
@@ -337,17 +338,19 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             file: vma_file,
         };
         self.vmas.insert(desc).map_err(vma_err)?;
-        let shared_anon = shared && vma_file.is_none();
+        if shared && vma_file.is_none() {
+            if let Err(e) = self.populate_shared_anon(addr, addr + len) {
+                // Without its pages a shared mapping cannot be shared.
+                let _ = self.do_munmap(addr, len);
+                return Err(fault_err(e));
+            }
+            return Ok(addr);
+        }
         // Linux `do_mmap`'s `*populate`: locked (not on fault) or
-        // MAP_POPULATE without MAP_NONBLOCK.
+        // MAP_POPULATE without MAP_NONBLOCK; errors are not the caller's.
         let locked = vm_flags & (VmaFlags::LOCKED | VmaFlags::LOCKONFAULT) == VmaFlags::LOCKED;
-        if (locked || flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE || shared_anon)
-            && let Err(e) = self.populate(addr, addr + len)
-            && shared_anon
-        {
-            // Without its pages a shared mapping cannot be shared.
-            let _ = self.do_munmap(addr, len);
-            return Err(fault_err(e));
+        if locked || flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE {
+            let _ = self.populate(addr, addr + len);
         }
         Ok(addr)
     }
@@ -407,6 +410,21 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         }
         let len = align_up(len, PAGE_SIZE).ok_or(Errno::ENOMEM)?;
         let end = start.checked_add(len).ok_or(Errno::ENOMEM)?;
+        let mut start = start;
+        if prot & (PROT_GROWSDOWN | PROT_GROWSUP) != 0 {
+            // The change extends to the start of the grows-down VMA the
+            // range begins in; x86_64 has no grows-up VMAs, so
+            // PROT_GROWSUP always fails (Linux `do_mprotect_pkey`).
+            let vma = self
+                .vmas
+                .find_vma(VirtAddr::new_const(start))
+                .filter(|v| v.start().as_u64() < end)
+                .ok_or(Errno::ENOMEM)?;
+            if prot & PROT_GROWSUP != 0 || !vma.flags().contains(VmaFlags::GROWSDOWN) {
+                return Err(Errno::EINVAL);
+            }
+            start = vma.start().as_u64();
+        }
         if end > TASK_SIZE || !self.vmas.covers(VirtAddr::new_const(start), VirtAddr::new_const(end)) {
             return Err(Errno::ENOMEM);
         }

@@ -189,8 +189,9 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
     /// memory, which [`MmStruct::do_mmap`] populates so that fork shares
     /// every page.
     fn mremap_populate(&mut self, vma: &VmaDesc, start: u64, end: u64) {
-        let shared_anon = vma.flags.contains(VmaFlags::SHARED) && vma.file.is_none();
-        if vma.flags & VM_LOCKED_MASK == VmaFlags::LOCKED || shared_anon {
+        if vma.flags.contains(VmaFlags::SHARED) && vma.file.is_none() {
+            let _ = self.populate_shared_anon(start, end);
+        } else if vma.flags & VM_LOCKED_MASK == VmaFlags::LOCKED {
             let _ = self.populate(start, end);
         }
     }

@@ -72,8 +72,9 @@
 //! # Locking
 //!
 //! [`VmaTree`] is a plain value whose changing methods take `&mut self`; the
-//! kernel keeps it under the address space's mmap lock (Linux `mmap_lock`,
-//! taken for writing to change the tree and for reading to look up). Lock
+//! kernel keeps it under the address space's mmap lock (Linux `mmap_lock`;
+//! ours is one mutex per address space, held for lookups and changes
+//! alike, since processes are single-threaded). Lock
 //! order: `mmap_lock -> VMA allocator (slab cache) locks`, so the allocator
 //! must never take the mmap lock; the callbacks of
 //! [`VmaTree::munmap_range`], [`VmaTree::modify_flags`] and

@@ -2,13 +2,18 @@
  * fork and its memory semantics as Linux defines them (kernel/fork.c
  * dup_mmap, mm/memory.c copy-on-write): private pages copied on write,
  * MAP_SHARED anonymous pages shared, MADV_DONTFORK ranges left out of the
- * child; vfork, wait4 statuses for exits and signals, getpid/getppid, and
+ * child; vfork, raw clone with its tid pointers, posix_spawn (clone with
+ * CLONE_VM | CLONE_VFORK on a new stack), wait4 statuses for exits and
+ * signals, getpid/getppid, and
  * execve of hello (found next to this program: /bin in the initramfs,
  * target/user on a build host).
  */
 #define _GNU_SOURCE
+#include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -171,15 +176,49 @@ static void dontfork_range_is_absent_in_child(void)
 	munmap((void *)p, PAGE);
 }
 
-static void exec_hello(const char *argv0)
+/* hello's path, next to this program. */
+static void hello_path(const char *argv0, char *path, size_t size)
 {
-	char path[512];
 	const char *slash = strrchr(argv0, '/');
 
 	if (slash)
-		snprintf(path, sizeof(path), "%.*s/hello", (int)(slash - argv0), argv0);
+		snprintf(path, size, "%.*s/hello", (int)(slash - argv0), argv0);
 	else
-		snprintf(path, sizeof(path), "/bin/hello");
+		snprintf(path, size, "/bin/hello");
+}
+
+/* The raw clone system call: fork-like flags, the tid pointers, a stack. */
+static void clone_flags(const char *argv0)
+{
+	pid_t ptid = 0, ctid = 0;
+	long pid = syscall(SYS_clone, SIGCHLD | CLONE_PARENT_SETTID | CLONE_CHILD_SETTID, 0, &ptid, &ctid, 0);
+
+	if (pid == 0)
+		_exit(ctid == getpid() && ptid == 0 ? 5 : 1);
+	CHECK(pid > 0, "clone(SIGCHLD | CLONE_PARENT_SETTID | CLONE_CHILD_SETTID)");
+	CHECK(ptid == pid, "CLONE_PARENT_SETTID stores the child's pid in the parent");
+	CHECK(ctid == 0, "CLONE_CHILD_SETTID writes only the child's copy");
+	int status = wait_status(pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 5,
+	      "the clone child returns 0 and sees its pid at its CLONE_CHILD_SETTID word");
+
+	/* posix_spawn: musl clones with CLONE_VM | CLONE_VFORK onto a stack of its own. */
+	char path[512];
+	hello_path(argv0, path, sizeof(path));
+	char *argv[] = { path, "from-posix-spawn", NULL };
+	char *envp[] = { NULL };
+	pid_t spawned = -1;
+	int err = posix_spawn(&spawned, path, NULL, NULL, argv, envp);
+	CHECK(err == 0 && spawned > 0, "posix_spawn of %s (error %d)", path, err);
+	status = wait_status(spawned);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the posix_spawned program exits 0");
+}
+
+static void exec_hello(const char *argv0)
+{
+	char path[512];
+
+	hello_path(argv0, path, sizeof(path));
 	pid_t pid = fork();
 	if (pid == 0) {
 		char *argv[] = { path, "from-fork-test", NULL };
@@ -201,6 +240,7 @@ int main(int argc, char **argv)
 	wait_statuses();
 	pids();
 	dontfork_range_is_absent_in_child();
+	clone_flags(argv[0]);
 	exec_hello(argv[0]);
 	return utest_done();
 }

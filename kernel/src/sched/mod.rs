@@ -715,7 +715,10 @@ fn finish_task_switch(prev: *const Task) {
 #[unsafe(no_mangle)]
 extern "C" fn schedule_tail(prev: *const u8) {
     finish_task_switch(prev.cast());
-    if !with_current(|t| t.user.load(Ordering::Relaxed)) {
+    let me = current();
+    if me.user.load(Ordering::Relaxed) {
+        crate::process::schedule_tail_user(&me);
+    } else {
         interrupts::enable();
     }
 }

@@ -477,6 +477,54 @@ fn shared_anonymous_memory_is_shared_after_fork() {
 }
 
 #[test]
+fn prot_none_shared_anonymous_memory_is_shared_once_accessible() {
+    with_env(|env| {
+        let mut parent = env.mm();
+        let addr = parent.do_mmap(0, 2 * P, PROT_NONE, MAP_SHARED | MAP_ANONYMOUS, None, 0).unwrap();
+        assert_eq!(read(env, &mut parent, addr), Err(FaultError::AccErr));
+        let mut child = env.mm();
+        parent.dup_mmap(&mut child).unwrap();
+        // Made accessible only after the fork, on both sides.
+        assert_eq!(parent.mprotect(addr, 2 * P, RW), Ok(()));
+        assert_eq!(child.mprotect(addr, 2 * P, RW), Ok(()));
+        write(env, &mut child, addr, 3).unwrap();
+        assert_eq!(read(env, &mut parent, addr), Ok(3), "the child's write reaches the parent");
+        write(env, &mut parent, addr + P, 4).unwrap();
+        assert_eq!(read(env, &mut child, addr + P), Ok(4), "the parent's write reaches the child");
+        // Read-only and back: the pages stay the shared ones.
+        assert_eq!(parent.mprotect(addr, 2 * P, PROT_READ), Ok(()));
+        assert_eq!(parent.mprotect(addr, 2 * P, RW), Ok(()));
+        write(env, &mut parent, addr, 9).unwrap();
+        assert_eq!(read(env, &mut child, addr), Ok(9));
+        drop(parent);
+        teardown(child);
+    });
+}
+
+#[test]
+fn mprotect_growsdown_extends_to_the_stack_start() {
+    with_env(|env| {
+        let mut mm = env.mm();
+        let start = 0x7000_0000_0000 - 4 * P;
+        assert_eq!(mm.do_mmap(start, 4 * P, RW, PA | MAP_FIXED | MAP_GROWSDOWN, None, 0), Ok(start));
+        mmap_fixed(&mut mm, X, P, RW);
+        assert_eq!(mm.mprotect(X, P, PROT_READ | PROT_GROWSDOWN), Err(Errno::EINVAL), "not a grows-down VMA");
+        assert_eq!(mm.mprotect(start + 2 * P, P, PROT_READ | PROT_GROWSUP), Err(Errno::EINVAL), "no grows-up VMAs");
+        assert_eq!(
+            mm.mprotect(start + 2 * P, P, PROT_READ | PROT_GROWSDOWN | PROT_GROWSUP),
+            Err(Errno::EINVAL),
+            "both directions"
+        );
+        assert_eq!(mm.mprotect(start + 2 * P, P, PROT_READ | PROT_GROWSDOWN), Ok(()));
+        let stack: Vec<String> = maps(&mm).into_iter().filter(|l| l.starts_with("6fff")).collect();
+        assert_eq!(stack.len(), 2, "split at the end of the range only: {stack:?}");
+        assert!(stack[0].starts_with(&format!("{start:x}-{:x} r--p", start + 3 * P)), "{stack:?}");
+        assert!(stack[1].contains(" rw-p "), "{stack:?}");
+        teardown(mm);
+    });
+}
+
+#[test]
 fn dontfork_vma_is_absent_in_the_child() {
     with_env(|env| {
         let mut parent = env.mm();
