@@ -34,7 +34,7 @@ use crate::addr::{PAGE_SHIFT, PAGE_SIZE, Pfn, VirtAddr, align_down, align_up};
 use crate::arch::TlbFlush;
 use crate::gfp::Gfp;
 use crate::memory::FaultError;
-use crate::pgtable::{PageTable, PteFormat};
+use crate::pgtable::{PageTable, PteFormat, TlbGather, USER_TOP};
 use crate::vma::{
     STACK_GUARD_GAP, VmUnmappedAreaFlags, VmUnmappedAreaInfo, VmaAlloc, VmaDesc, VmaError, VmaFile, VmaFlags, VmaTree,
 };
@@ -390,9 +390,22 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
                 self.zap_range(s, e);
             }
             if limit == end {
-                return Ok(());
+                break;
             }
         }
+        self.free_pgtables(start, end);
+        Ok(())
+    }
+
+    /// Frees the page tables that served only the unmapped `[start, end)`
+    /// (Linux `free_pgtables` in `unmap_region`): those between the VMAs
+    /// around it.
+    fn free_pgtables(&mut self, start: u64, end: u64) {
+        let floor = self.vmas.find_vma_prev(VirtAddr::new_const(start)).1.map_or(0, |p| p.end().as_u64());
+        let ceiling = self.vmas.find_vma(VirtAddr::new_const(end)).map_or(USER_TOP, |n| n.start().as_u64());
+        let mut gather = TlbGather::for_mm(self.pgd.root());
+        self.pgd.free_pgtables(start, end, floor, ceiling, &mut gather);
+        gather.finish(self.tlb, self.pgd.pgdat());
     }
 
     /// The mprotect system call (Linux `do_mprotect_pkey`).

@@ -61,6 +61,9 @@ use crate::page_flags::PageFlags;
 /// Entries per table at every level (Linux `PTRS_PER_PTE` and friends).
 pub const PTRS_PER_TABLE: usize = 512;
 
+/// The end of the lower (user) half of the four-level address space.
+pub const USER_TOP: u64 = 1 << 47;
+
 /// Allocation mask of page-table pages (Linux `GFP_PGTABLE_KERNEL`).
 pub const GFP_PGTABLE_KERNEL: Gfp = GFP_KERNEL.union(Gfp::ZERO);
 
@@ -748,6 +751,51 @@ impl<'a, F: PteFormat> PageTable<'a, F> {
             Entry::Leaf(_) => false,
             Entry::Table(t) => self.maps_nothing(t, lower),
         })
+    }
+
+    /// Frees the tables under `[start, end)` that serve no address outside
+    /// `[floor, ceiling)` (Linux `free_pgd_range` / `free_pgtables`): after
+    /// munmap has zapped a range, `floor` is the end of the VMA below it (0
+    /// if none) and `ceiling` the start of the VMA above (the top of the
+    /// user half if none), so every such table is empty. Only a user
+    /// tree's lower half; the root stays. The unhooked tables wait in
+    /// `gather` for its flush. A table in the window that still maps
+    /// something is kept and reported: a caller left ptes outside its VMAs.
+    pub(crate) fn free_pgtables(&self, start: u64, end: u64, floor: u64, ceiling: u64, gather: &mut TlbGather) {
+        if self.user {
+            self.free_range(self.root, Level::Pgd, start, end.min(USER_TOP), floor, ceiling, gather);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn free_range(
+        &self,
+        table: PhysAddr,
+        level: Level,
+        start: u64,
+        end: u64,
+        floor: u64,
+        ceiling: u64,
+        gather: &mut TlbGather,
+    ) {
+        let Some(lower) = level.lower() else { return };
+        let size = level.entry_size();
+        for (index, va, entry_end) in entry_ranges(level, start, end) {
+            let slot = &self.table(table)[index];
+            let Entry::Table(t) = self.fmt.decode(slot.load(Ordering::Acquire), level) else { continue };
+            self.free_range(t, lower, va, entry_end, floor, ceiling, gather);
+            let base = va & !(size - 1);
+            if base < floor || base + size > ceiling {
+                continue;
+            }
+            if self.table(t).iter().any(|e| e.load(Ordering::Acquire) != 0) {
+                error!("free_pgtables: table at {base:#x} ({lower:?}) outside every VMA still maps something; kept");
+                continue;
+            }
+            slot.store(0, Ordering::Release);
+            gather.add_range(base, base + size);
+            gather.tables.push_back(self.pgdat.mem_map(), t.pfn());
+        }
     }
 
     /// Queues `table` (below an entry at `level`) and every table under it.

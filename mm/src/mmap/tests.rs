@@ -182,6 +182,33 @@ fn anon_read_maps_zero_page_then_write_gets_private_page() {
         assert_eq!(mm.do_munmap(addr, 4 * P), Ok(()));
         assert_eq!(mm.rss_pages(), 0);
         assert_eq!(mm.hiwater_rss(), 2);
+        assert_eq!(mm.nr_ptes(), 1, "munmap of the only mapping frees its page tables (free_pgtables)");
+        teardown(mm);
+    });
+}
+
+#[test]
+fn munmap_frees_page_tables_no_other_vma_uses() {
+    with_env(|env| {
+        let mut mm = env.mm();
+        let before = free_pages_drained(env.pgdat);
+        // Two mappings 4 MiB apart: two pte tables under one pmd table.
+        let (a, b) = (X, X + (4 << 20));
+        mmap_fixed(&mut mm, a, P, RW);
+        mmap_fixed(&mut mm, b, P, RW);
+        write(env, &mut mm, a, 1).unwrap();
+        write(env, &mut mm, b, 2).unwrap();
+        assert_eq!(mm.nr_ptes(), 5, "root, pud, pmd, two pte tables");
+        assert_eq!(mm.do_munmap(b, P), Ok(()));
+        assert_eq!(mm.nr_ptes(), 4, "b's pte table goes; the pmd table still serves a");
+        assert_eq!(free_pages_drained(env.pgdat), before - 1 - 3, "a's page and three tables in use");
+        // A neighbour in the same 2 MiB keeps the pte table.
+        mmap_fixed(&mut mm, a + P, P, RW);
+        assert_eq!(mm.do_munmap(a, P), Ok(()));
+        assert_eq!(mm.nr_ptes(), 4, "the pte table still serves a + 4K");
+        assert_eq!(mm.do_munmap(a + P, P), Ok(()));
+        assert_eq!(mm.nr_ptes(), 1, "nothing mapped: only the root is left");
+        assert_eq!(free_pages_drained(env.pgdat), before);
         teardown(mm);
     });
 }
@@ -217,8 +244,8 @@ fn munmap_in_the_middle_splits_and_frees() {
         assert_eq!(mm.do_munmap(X, 3 * P), Ok(()));
         assert_eq!(mm.rss_pages(), 0);
         assert_eq!(mm.vmas().map_count(), 0);
-        // Page tables stay until the address space goes.
-        assert!(free_pages_drained(env.pgdat) < before);
+        // Nothing is mapped any more: the page tables went too.
+        assert_eq!(free_pages_drained(env.pgdat), before);
         teardown(mm);
     });
 }
