@@ -2,8 +2,9 @@
 //! `flush_tlb_kernel_range`, `__flush_tlb_all`).
 //!
 //! Up to [`TLB_SINGLE_PAGE_FLUSH_CEILING`] pages are flushed one INVLPG at a
-//! time; larger ranges flush everything, global entries included, by
-//! toggling CR4.PGE (Linux `__native_flush_tlb_global`). Kernel mappings
+//! time; larger kernel ranges flush everything, global entries included, by
+//! toggling CR4.PGE (Linux `__native_flush_tlb_global`), larger user ranges
+//! reload CR3, which keeps the global kernel entries. Kernel mappings
 //! are shared by every CPU, so a kernel-range flush runs on all online CPUs:
 //! locally, then on the others through a cross-CPU call that waits for
 //! every one of them (Linux `flush_tlb_kernel_range` -> `on_each_cpu`).
@@ -35,14 +36,28 @@ pub fn flush_tlb_all_local() {
 
 /// Flushes `[start, start + len)` on this CPU.
 pub fn flush_tlb_range_local(start: u64, len: u64) {
+    flush_pages_or(start, len, flush_tlb_all_local);
+}
+
+/// INVLPG for each page of `[start, start + len)`, or `full()` beyond the
+/// ceiling.
+fn flush_pages_or(start: u64, len: u64, full: fn()) {
     let pages = len.div_ceil(mm::PAGE_SIZE);
     if pages > TLB_SINGLE_PAGE_FLUSH_CEILING {
-        flush_tlb_all_local();
+        full();
     } else {
         for i in 0..pages {
             cpu::invlpg(start + i * mm::PAGE_SIZE);
         }
     }
+}
+
+/// Flushes user addresses `[start, start + len)` on this CPU. Beyond the
+/// ceiling, a CR3 reload drops every non-global entry and keeps the
+/// kernel's global ones (Linux `flush_tlb_local`), which a user flush has
+/// no reason to lose.
+pub fn flush_tlb_user_range_local(start: u64, len: u64) {
+    flush_pages_or(start, len, x86_64::instructions::tlb::flush_all);
 }
 
 /// The kernel's [`TlbFlush`].
@@ -66,7 +81,7 @@ impl TlbFlush for KernelTlb {
     /// IPIs to the CPUs in it).
     fn flush_tlb_mm_range(&self, root: PhysAddr, start: VirtAddr, len: u64) {
         if cpu::read_cr3_phys() == root.as_u64() {
-            flush_tlb_range_local(start.as_u64(), len);
+            flush_tlb_user_range_local(start.as_u64(), len);
         }
     }
 }
