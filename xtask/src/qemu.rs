@@ -3,7 +3,7 @@
 //! read line by line.
 
 use std::fmt;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -279,10 +279,27 @@ impl Headless {
             }
         });
         let (etx, stderr) = mpsc::channel();
-        if let Some(mut err) = child.stderr.take() {
+        if let Some(err) = child.stderr.take() {
+            let pid = child.id();
             thread::spawn(move || {
                 let mut text = String::new();
-                let _ = err.read_to_string(&mut text);
+                let mut stopped = false;
+                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    // On a KVM internal error QEMU stops the guest and
+                    // waits forever; end it so the run fails now, with
+                    // this text as the reason, instead of at its timeout.
+                    if !stopped && line.contains("KVM internal error") {
+                        stopped = true;
+                        if let Ok(pid) = libc::pid_t::try_from(pid) {
+                            // SAFETY: kill(2) on the pid of our own child,
+                            // which has not been reaped (Headless waits for
+                            // it only after its output ends).
+                            unsafe { libc::kill(pid, libc::SIGTERM) };
+                        }
+                    }
+                    text.push_str(&line);
+                    text.push('\n');
+                }
                 let _ = etx.send(text);
             });
         }
