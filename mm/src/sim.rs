@@ -4,6 +4,9 @@
 //!
 //! Each test makes its own [`Sim`]; nothing is global.
 
+use core::marker::PhantomData;
+use core::mem::MaybeUninit;
+use core::ptr::NonNull;
 use core::sync::atomic::AtomicU8;
 use std::cell::Cell;
 
@@ -14,6 +17,8 @@ use crate::mmzone::{MAX_NR_ZONES, PerCpuPageset, ZoneType};
 use crate::page::{MemMap, PAGEBLOCK_NR_PAGES, Page, pageblock_flags_len};
 use crate::page_alloc::PgData;
 use crate::percpu::PerCpuRef;
+use crate::vma::{Vma, VmaAlloc};
+use crate::vmalloc::{VmapNode, VmapNodeAlloc};
 use crate::vmstat::VmEventState;
 
 thread_local! {
@@ -87,6 +92,81 @@ unsafe impl crate::percpu::PercpuAlloc for SimPercpu {
 pub(crate) fn free_pages_drained(pgdat: &PgData<'_>) -> u64 {
     pgdat.drain_all_pages();
     pgdat.nr_free_pages()
+}
+
+/// Objects of type `T` from the host heap, for the allocator traits of
+/// the intrusive trees ([`VmaAlloc`], [`VmapNodeAlloc`]): counts the live
+/// ones and fails the allocation it is told to.
+pub(crate) struct HeapAlloc<T> {
+    /// Objects allocated and not yet freed.
+    pub(crate) live: Cell<usize>,
+    allocs: Cell<usize>,
+    fail_at: Cell<Option<usize>>,
+    _objects: PhantomData<T>,
+}
+
+impl<T> Default for HeapAlloc<T> {
+    fn default() -> Self {
+        HeapAlloc { live: Cell::new(0), allocs: Cell::new(0), fail_at: Cell::new(None), _objects: PhantomData }
+    }
+}
+
+impl<T> HeapAlloc<T> {
+    /// Makes the `n`th allocation from now (0: the next) fail.
+    pub(crate) fn fail_nth(&self, n: usize) {
+        self.fail_at.set(Some(self.allocs.get() + n));
+    }
+
+    /// Cancels a failure [`HeapAlloc::fail_nth`] planned.
+    pub(crate) fn fail_none(&self) {
+        self.fail_at.set(None);
+    }
+
+    fn alloc_object(&self) -> Option<NonNull<T>> {
+        let n = self.allocs.get();
+        self.allocs.set(n + 1);
+        if self.fail_at.get() == Some(n) {
+            return None;
+        }
+        self.live.set(self.live.get() + 1);
+        Some(NonNull::from(Box::leak(Box::new(MaybeUninit::<T>::uninit()))).cast())
+    }
+
+    /// # Safety
+    /// `object` came from [`HeapAlloc::alloc_object`] of this allocator
+    /// and is freed once.
+    unsafe fn free_object(&self, object: NonNull<T>) {
+        self.live.set(self.live.get() - 1);
+        // SAFETY: `alloc_object` made `object` with `Box::leak` of this
+        // type, and the caller promises it is freed once.
+        drop(unsafe { Box::from_raw(object.as_ptr().cast::<MaybeUninit<T>>()) });
+    }
+}
+
+// SAFETY: every VMA is a fresh `Box` allocation of a `Vma`, leaked until
+// `free` takes it back.
+unsafe impl VmaAlloc for HeapAlloc<Vma> {
+    fn alloc(&self) -> Option<NonNull<Vma>> {
+        self.alloc_object()
+    }
+
+    unsafe fn free(&self, vma: NonNull<Vma>) {
+        // SAFETY: the tree frees only what `alloc` gave it, once.
+        unsafe { self.free_object(vma) }
+    }
+}
+
+// SAFETY: every node is a fresh `Box` allocation of a `VmapNode`, leaked
+// until `free` takes it back.
+unsafe impl VmapNodeAlloc for HeapAlloc<VmapNode> {
+    fn alloc(&self) -> Option<NonNull<VmapNode>> {
+        self.alloc_object()
+    }
+
+    unsafe fn free(&self, node: NonNull<VmapNode>) {
+        // SAFETY: the tree frees only what `alloc` gave it, once.
+        unsafe { self.free_object(node) }
+    }
 }
 
 /// A TLB that records what it was asked to flush.

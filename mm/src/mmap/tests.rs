@@ -5,8 +5,6 @@
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::mem::MaybeUninit;
-use std::ptr::NonNull;
 
 use proptest::prelude::*;
 
@@ -15,7 +13,7 @@ use crate::gfp::GFP_KERNEL;
 use crate::memory::FaultAccess;
 use crate::page_alloc::PgData;
 use crate::pgtable::{Leaf, PgProt, X86PteFormat};
-use crate::sim::{Sim, SimRam, SimTlb, free_pages_drained};
+use crate::sim::{HeapAlloc, Sim, SimRam, SimTlb, free_pages_drained};
 use crate::vma::Vma;
 
 const P: u64 = PAGE_SIZE;
@@ -27,27 +25,8 @@ const X: u64 = 0x1000_0000;
 const RW: u32 = PROT_READ | PROT_WRITE;
 const PA: u32 = MAP_PRIVATE | MAP_ANONYMOUS;
 
-/// VMA memory from the host heap, counting live VMAs.
-#[derive(Default)]
-struct TestAlloc {
-    live: Cell<usize>,
-}
-
-// SAFETY: every VMA is a fresh `Box` allocation of a `Vma`, leaked until
-// `free` takes it back.
-unsafe impl VmaAlloc for TestAlloc {
-    fn alloc(&self) -> Option<NonNull<Vma>> {
-        self.live.set(self.live.get() + 1);
-        Some(NonNull::from(Box::leak(Box::new(MaybeUninit::<Vma>::uninit()))).cast())
-    }
-
-    unsafe fn free(&self, vma: NonNull<Vma>) {
-        self.live.set(self.live.get() - 1);
-        // SAFETY: `alloc` made `vma` with `Box::leak` of this type, and the
-        // caller promises it is freed once.
-        drop(unsafe { Box::from_raw(vma.as_ptr().cast::<MaybeUninit<Vma>>()) });
-    }
-}
+/// VMA memory from the host heap.
+type TestAlloc = HeapAlloc<Vma>;
 
 type Mm<'a> = MmStruct<'a, X86PteFormat, &'a TestAlloc>;
 

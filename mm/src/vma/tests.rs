@@ -1,13 +1,12 @@
 //! Host tests of the VMA tree: every operation, every merge case, the gap
 //! search, allocation failure, and a model-based proptest.
 
-use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::mem::MaybeUninit;
 
 use proptest::prelude::*;
 
 use super::*;
+use crate::sim::HeapAlloc;
 
 const P: u64 = PAGE_SIZE;
 /// Where the test mappings live: far enough up that the stack guard gap of
@@ -17,42 +16,8 @@ const RW: VmaFlags = VmaFlags::READ.union(VmaFlags::WRITE);
 const STACK: VmaFlags = RW.union(VmaFlags::GROWSDOWN);
 const GUARD_PAGES: u64 = STACK_GUARD_GAP / P;
 
-/// VMA memory from the host heap, counting live VMAs and failing the
-/// allocation it is told to.
-#[derive(Default)]
-struct TestAlloc {
-    live: Cell<usize>,
-    allocs: Cell<usize>,
-    fail_at: Cell<Option<usize>>,
-}
-
-impl TestAlloc {
-    /// Makes the `n`th allocation from now (0: the next) fail.
-    fn fail_nth(&self, n: usize) {
-        self.fail_at.set(Some(self.allocs.get() + n));
-    }
-}
-
-// SAFETY: every VMA is a fresh `Box` allocation of a `Vma`, leaked until
-// `free` takes it back.
-unsafe impl VmaAlloc for TestAlloc {
-    fn alloc(&self) -> Option<NonNull<Vma>> {
-        let n = self.allocs.get();
-        self.allocs.set(n + 1);
-        if self.fail_at.get() == Some(n) {
-            return None;
-        }
-        self.live.set(self.live.get() + 1);
-        Some(NonNull::from(Box::leak(Box::new(MaybeUninit::<Vma>::uninit()))).cast())
-    }
-
-    unsafe fn free(&self, vma: NonNull<Vma>) {
-        self.live.set(self.live.get() - 1);
-        // SAFETY: `alloc` made `vma` with `Box::leak` of this type, and the
-        // caller promises it is freed once.
-        drop(unsafe { Box::from_raw(vma.as_ptr().cast::<MaybeUninit<Vma>>()) });
-    }
-}
+/// VMA memory from the host heap.
+type TestAlloc = HeapAlloc<Vma>;
 
 struct TestFile(&'static str);
 

@@ -2,53 +2,19 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use std::mem::MaybeUninit;
 
 use proptest::prelude::*;
 
 use super::*;
+use crate::sim::HeapAlloc;
 
 /// Linux's `VMALLOC_START` with 4-level paging.
 const START: u64 = 0xffff_c900_0000_0000;
 const P: u64 = PAGE_SIZE;
 const MIB: u64 = 1 << 20;
 
-/// Node memory from the host heap, counting live nodes and failing the
-/// allocation it is told to.
-#[derive(Default)]
-struct TestAlloc {
-    live: Cell<usize>,
-    allocs: Cell<usize>,
-    fail_at: Cell<Option<usize>>,
-}
-
-impl TestAlloc {
-    /// Makes the `n`th allocation from now (0: the next) fail.
-    fn fail_nth(&self, n: usize) {
-        self.fail_at.set(Some(self.allocs.get() + n));
-    }
-}
-
-// SAFETY: every node is a fresh `Box` allocation of a `VmapNode`, leaked
-// until `free` takes it back.
-unsafe impl VmapNodeAlloc for TestAlloc {
-    fn alloc(&self) -> Option<NonNull<VmapNode>> {
-        let n = self.allocs.get();
-        self.allocs.set(n + 1);
-        if self.fail_at.get() == Some(n) {
-            return None;
-        }
-        self.live.set(self.live.get() + 1);
-        Some(NonNull::from(Box::leak(Box::new(MaybeUninit::<VmapNode>::uninit()))).cast())
-    }
-
-    unsafe fn free(&self, node: NonNull<VmapNode>) {
-        self.live.set(self.live.get() - 1);
-        // SAFETY: `alloc` made `node` with `Box::leak` of this type, and the
-        // caller promises it is freed once.
-        drop(unsafe { Box::from_raw(node.as_ptr().cast::<MaybeUninit<VmapNode>>()) });
-    }
-}
+/// Node memory from the host heap.
+type TestAlloc = HeapAlloc<VmapNode>;
 
 type Areas<'a> = VmapAreas<&'a TestAlloc>;
 
@@ -730,7 +696,7 @@ proptest! {
                             live.push(area.start);
                         }
                     }
-                    node_alloc.fail_at.set(None);
+                    node_alloc.fail_none();
                 }
                 Op::Free { pick } => {
                     if live.is_empty() {

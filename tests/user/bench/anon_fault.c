@@ -18,8 +18,7 @@ int main(int argc, char **argv)
 	for (int r = 0; r < bench_rounds; r++) {
 		char *p = map_anon(REGION);
 		long long t0 = now_ns();
-		for (unsigned long off = 0; off < REGION; off += PAGE)
-			p[off] = 1;
+		touch(p, REGION, 1);
 		rounds[r] = (double)(now_ns() - t0) / (REGION / PAGE);
 		munmap(p, REGION);
 	}

@@ -61,6 +61,13 @@ static inline char *map_anon(unsigned long len)
 	return p;
 }
 
+/* Writes `value` to the first byte of every page of `p[0..len)`. */
+static inline void touch(volatile char *p, unsigned long len, char value)
+{
+	for (unsigned long off = 0; off < len; off += PAGE)
+		p[off] = value;
+}
+
 /* Prints the median of the first `n` per-operation costs in `rounds`. */
 static inline void report(const char *name, double *rounds, int n, const char *unit)
 {

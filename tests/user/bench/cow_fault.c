@@ -19,8 +19,7 @@ int main(int argc, char **argv)
 	bench_args(argc, argv);
 	char *p = map_anon(REGION);
 
-	for (unsigned long off = 0; off < REGION; off += PAGE)
-		p[off] = 1;
+	touch(p, REGION, 1);
 	for (int r = 0; r < bench_rounds; r++) {
 		int fds[2];
 		if (pipe(fds) != 0) {
@@ -30,8 +29,7 @@ int main(int argc, char **argv)
 		pid_t pid = fork();
 		if (pid == 0) {
 			long long t0 = now_ns();
-			for (unsigned long off = 0; off < REGION; off += PAGE)
-				p[off] = 2;
+			touch(p, REGION, 2);
 			double ns = (double)(now_ns() - t0) / (REGION / PAGE);
 			_exit(write(fds[1], &ns, sizeof(ns)) == sizeof(ns) ? 0 : 1);
 		}

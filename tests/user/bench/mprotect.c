@@ -16,8 +16,7 @@ int main(int argc, char **argv)
 	bench_args(argc, argv);
 	char *p = map_anon(REGION);
 
-	for (unsigned long off = 0; off < REGION; off += PAGE)
-		p[off] = 1;
+	touch(p, REGION, 1);
 	for (int r = 0; r < bench_rounds; r++) {
 		long long t0 = now_ns();
 		for (unsigned long i = 0; i < CALLS; i++) {
