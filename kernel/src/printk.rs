@@ -8,8 +8,16 @@
 //! lines, crash dumps). The panic and exception paths use [`emergency`] output,
 //! which does not wait forever for the console lock (Linux's `bust_spinlocks`):
 //! a crash in the middle of a log line must still be reported.
+//!
+//! Everything written to the console is also kept in [`LOG_BUF`], a ring of
+//! the last [`LOG_BUF_LEN`] bytes (Linux's `log_buf`, without its record
+//! structure), so a debugger can read the log from memory (`mm-dmesg` in
+//! gdb/mm.py). It is appended to under the console lock; an emergency
+//! write that had to go without the lock may interleave with another.
 
+use core::cell::UnsafeCell;
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use log::{LevelFilter, Log, Metadata, Record};
 
@@ -29,9 +37,78 @@ macro_rules! kprintln {
     ($($arg:tt)*) => { $crate::printk::_print(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
+/// Bytes of console output kept in memory (Linux's default
+/// `CONFIG_LOG_BUF_SHIFT` is 17: 128 KiB).
+pub const LOG_BUF_LEN: usize = 1 << 17;
+
+/// The console log ring (Linux `log_buf`): byte `i` of the output ever
+/// written is at `data[i % LOG_BUF_LEN]` while `i + LOG_BUF_LEN > next`.
+#[repr(C)]
+pub struct LogBuf {
+    /// Bytes written so far.
+    next: AtomicU64,
+    data: UnsafeCell<[u8; LOG_BUF_LEN]>,
+}
+
+// SAFETY: `data` is written only under the console lock (see `Tee`) and
+// read under it ([`LogBuf::copy_last`]) or by a debugger with the machine
+// stopped.
+unsafe impl Sync for LogBuf {}
+
+/// The kernel log, found by name (`LOG_BUF`) by the gdb scripts.
+#[unsafe(no_mangle)]
+pub static LOG_BUF: LogBuf = LogBuf { next: AtomicU64::new(0), data: UnsafeCell::new([0; LOG_BUF_LEN]) };
+
+impl LogBuf {
+    /// Appends `bytes`. Callers hold the console lock.
+    fn append(&self, bytes: &[u8]) {
+        let mut next = self.next.load(Ordering::Relaxed);
+        for &b in bytes {
+            // SAFETY: the caller holds the console lock, so no other
+            // writer touches `data`; the index is in bounds.
+            unsafe { (*self.data.get())[(next % LOG_BUF_LEN as u64) as usize] = b };
+            next += 1;
+        }
+        self.next.store(next, Ordering::Release);
+    }
+
+    /// Copies the last bytes still held, at most `out.len()`, into the
+    /// start of `out` (Linux `syslog(SYSLOG_ACTION_READ_ALL)`); returns how
+    /// many.
+    pub fn copy_last(&self, out: &mut [u8]) -> usize {
+        let mut n = 0;
+        serial::with_console(|_| {
+            let next = self.next.load(Ordering::Acquire);
+            n = out.len().min(LOG_BUF_LEN).min(usize::try_from(next).unwrap_or(usize::MAX));
+            let first = next - n as u64;
+            for (i, b) in out[..n].iter_mut().enumerate() {
+                // SAFETY: the console lock keeps writers out; the index is
+                // in bounds.
+                *b = unsafe { (*self.data.get())[((first + i as u64) % LOG_BUF_LEN as u64) as usize] };
+            }
+        });
+        n
+    }
+}
+
+/// The console writer that also appends to [`LOG_BUF`].
+struct Tee<'a>(&'a mut dyn Write);
+
+impl Write for Tee<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        LOG_BUF.append(s.as_bytes());
+        self.0.write_str(s)
+    }
+}
+
+/// Runs `f` on the console, teeing into [`LOG_BUF`].
+fn with_console(f: impl FnOnce(&mut dyn Write)) {
+    serial::with_console(|w| f(&mut Tee(w)));
+}
+
 #[doc(hidden)]
 pub fn _print(args: fmt::Arguments<'_>) {
-    serial::with_console(|w| {
+    with_console(|w| {
         // A console write cannot fail; fmt errors come only from Display impls.
         let _ = w.write_fmt(args);
     });
@@ -39,7 +116,7 @@ pub fn _print(args: fmt::Arguments<'_>) {
 
 /// Writes raw bytes (a user program's output) to the console.
 pub fn write_raw(bytes: &[u8]) {
-    serial::with_console(|w| {
+    with_console(|w| {
         for chunk in bytes.utf8_chunks() {
             let _ = w.write_str(chunk.valid());
             if !chunk.invalid().is_empty() {
@@ -53,7 +130,7 @@ pub fn write_raw(bytes: &[u8]) {
 /// crashed holder. For panic and exception reports only.
 pub fn emergency(args: fmt::Arguments<'_>) {
     serial::with_console_emergency(|w| {
-        let _ = w.write_fmt(args);
+        let _ = Tee(w).write_fmt(args);
     });
 }
 
@@ -74,7 +151,7 @@ impl Log for Printk {
         let (secs, micros) = (ns / 1_000_000_000, (ns % 1_000_000_000) / 1000);
         let target = record.target();
         let target = target.strip_prefix("kernel::").unwrap_or(target);
-        serial::with_console(|w| {
+        with_console(|w| {
             let _ = writeln!(
                 w,
                 "[{secs:5}.{micros:06}] CPU{} {:<5} {target}: {}",

@@ -95,3 +95,16 @@ fn ramdisk_is_loaded_intact() {
     let initramfs = kernel::fs::initramfs().expect("the ramdisk parses as an initramfs");
     assert_eq!(initramfs.end() as u64, len, "ramdisk length is the archive's");
 }
+
+#[ktest]
+fn console_output_is_kept_in_the_log_ring() {
+    let marker = alloc::format!("log ring marker {:#x}", tsc::now_ns());
+    log::warn!("{marker}");
+    let mut buf = alloc::vec![0u8; 4096];
+    let n = kernel::printk::LOG_BUF.copy_last(&mut buf);
+    assert!(n > marker.len(), "the ring holds {n} bytes");
+    let tail = alloc::string::String::from_utf8_lossy(&buf[..n]);
+    let line = tail.lines().rev().find(|l| l.contains(&marker));
+    let line = line.unwrap_or_else(|| panic!("the last {n} bytes lack {marker:?}"));
+    assert!(line.contains("WARN"), "the ring keeps the whole log line: {line:?}");
+}
