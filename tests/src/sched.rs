@@ -101,3 +101,33 @@ fn threads_spread_over_cpus_and_their_stacks_are_freed() {
     let free_after = free_pages_settled();
     assert_eq!(free_after, free_before, "16 thread stacks and tasks not given back");
 }
+
+#[ktest]
+fn the_task_list_holds_live_tasks_and_forgets_freed_ones() {
+    let listed = |pid: u32| {
+        let mut found = None;
+        sched::for_each_task(|t| {
+            if t.pid == pid {
+                found = Some(alloc::string::String::from(t.comm().as_str()));
+            }
+        });
+        found
+    };
+    assert!(listed(sched::current().pid).is_some(), "the running task is listed");
+    let mut idle = 0;
+    sched::for_each_task(|t| idle += usize::from(t.comm().as_str().starts_with("swapper/")));
+    assert!(idle >= 1, "the idle tasks are listed");
+    let go = Arc::new(AtomicU32::new(0));
+    let g = go.clone();
+    let t = sched::kthread_run("ktest-listed", move || {
+        while g.load(Ordering::Acquire) == 0 {
+            sched::schedule();
+        }
+    })
+    .expect("spawn");
+    let pid = t.pid;
+    assert_eq!(listed(pid).as_deref(), Some("ktest-listed"), "a new thread is listed under its name");
+    go.store(1, Ordering::Release);
+    join(t);
+    assert_eq!(listed(pid), None, "a freed task is gone from the list");
+}

@@ -32,15 +32,19 @@
 //! Tasks do not migrate: a task runs on the CPU chosen when it was created
 //! ([`select_task_rq`], the least loaded online CPU).
 //!
+//! Every task, running, sleeping or dead but not yet freed, is on
+//! [`TASKS`] (Linux's `init_task.tasks` list), for reports and debuggers.
+//!
 //! Lock order: `rq.lock` (interrupts off) -> nothing. Wait-queue locks
-//! (`wait.rs`) -> `rq.lock`. Every run-queue lock is taken with interrupts
-//! disabled because the timer tick wakes sleepers.
+//! (`wait.rs`) -> `rq.lock`. `TASKS` is a leaf. Every run-queue lock is
+//! taken with interrupts disabled because the timer tick wakes sleepers.
 
 pub mod wait;
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
-use alloc::sync::Arc;
+use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -276,6 +280,31 @@ pub static TOP_OF_STACK: AtomicU64 = AtomicU64::new(0);
 
 static NEXT_PID: AtomicU32 = AtomicU32::new(1);
 
+/// Every task not yet freed, weakly (Linux's task list). Read by
+/// [`for_each_task`] and, by name, by the gdb scripts (`mm-tasks`).
+#[unsafe(no_mangle)]
+pub static TASKS: Mutex<Vec<Weak<Task>>> = Mutex::new(Vec::new());
+
+/// Puts a new task on [`TASKS`], dropping the entries of freed ones.
+fn register_task(task: Arc<Task>) -> Arc<Task> {
+    interrupts::without_interrupts(|| {
+        let mut tasks = TASKS.lock();
+        tasks.retain(|t| t.strong_count() > 0);
+        tasks.push(Arc::downgrade(&task));
+    });
+    task
+}
+
+/// Calls `f` for every live task, in creation order (Linux
+/// `for_each_process`, kernel threads and idle tasks included).
+pub fn for_each_task(mut f: impl FnMut(&Arc<Task>)) {
+    let tasks: Vec<Arc<Task>> =
+        interrupts::without_interrupts(|| TASKS.lock().iter().filter_map(Weak::upgrade).collect());
+    for t in &tasks {
+        f(t);
+    }
+}
+
 /// Hands out process ids from 1 upwards (Linux `alloc_pid`, without reuse:
 /// 2^32 ids outlast any test run).
 pub fn alloc_pid() -> Pid {
@@ -366,13 +395,13 @@ pub fn init(cpu: u32, stack_top: u64) {
     crate::arch::x86_64::syscall::syscall_init();
     let name = alloc::format!("swapper/{cpu}");
     if cpu == 0 {
-        let boot = Arc::new(new_task(0, b"kinit", KernelStack::Borrowed, stack_top, false, 0));
+        let boot = register_task(Arc::new(new_task(0, b"kinit", KernelStack::Borrowed, stack_top, false, 0)));
         install_current(boot);
         let idle = spawn_on(0, name.as_bytes(), idle_thread, 0, true)
             .unwrap_or_else(|e| panic!("sched: no stack for CPU0's idle task: {e:?}"));
         RQ[0].idle.call_once(|| idle);
     } else {
-        let idle = Arc::new(new_task(0, name.as_bytes(), KernelStack::Borrowed, stack_top, true, cpu));
+        let idle = register_task(Arc::new(new_task(0, name.as_bytes(), KernelStack::Borrowed, stack_top, true, cpu)));
         RQ[cpu as usize].idle.call_once(|| idle.clone());
         install_current(idle);
     }
@@ -425,7 +454,7 @@ pub(crate) fn alloc_task(
     if !idle {
         RQ[cpu as usize].nr_tasks.fetch_add(1, Ordering::Relaxed);
     }
-    Ok(Arc::new(task))
+    Ok(register_task(Arc::new(task)))
 }
 
 fn spawn_on(
