@@ -200,7 +200,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             if vector == vector::PAGE_FAULT
                 && address < mm::mmap::TASK_SIZE
                 && extable::search(frame.rip).is_some()
-                && user_fault(address, PageFaultError::from_bits_retain(frame.error_code)).is_ok()
+                && do_user_addr_fault(address, PageFaultError::from_bits_retain(frame.error_code)).is_ok()
             {
                 return;
             }
@@ -223,8 +223,13 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
 }
 
 /// Resolves a page fault at a user address against the running task's
-/// address space (Linux `do_user_addr_fault` -> `handle_mm_fault`).
-fn user_fault(address: u64, error: PageFaultError) -> Result<(), mm::memory::FaultError> {
+/// address space (Linux `do_user_addr_fault` -> `handle_mm_fault`). Kept
+/// out of line under Linux's name, so that `break do_user_addr_fault`
+/// stops at every user page fault (gdb/mm.py's `mm-fault` reads its
+/// arguments).
+#[unsafe(no_mangle)]
+#[inline(never)]
+fn do_user_addr_fault(address: u64, error: PageFaultError) -> Result<(), mm::memory::FaultError> {
     let mm = crate::sched::try_current().and_then(|t| t.proc.mm()).ok_or(mm::memory::FaultError::MapErr)?;
     let access = mm::memory::FaultAccess {
         write: error.contains(PageFaultError::WRITE),
@@ -245,7 +250,7 @@ fn user_exception(frame: &mut TrapFrame, vector: u8) {
         vector::PAGE_FAULT => {
             let address = cpu::read_cr2();
             let error = PageFaultError::from_bits_retain(frame.error_code);
-            match user_fault(address, error) {
+            match do_user_addr_fault(address, error) {
                 Ok(()) => return,
                 Err(mm::memory::FaultError::Oom) => {
                     let me = crate::sched::current();
