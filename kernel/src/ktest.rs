@@ -215,6 +215,15 @@ fn elapsed_ns() -> u64 {
     tsc::now_ns().saturating_sub(CURRENT_START_NS.load(Ordering::Relaxed))
 }
 
+/// A place for a debugger to stop at a moment a test chose (the GDB test
+/// of `cargo xtask test` breaks here to compare its reports with the
+/// kernel's own, printed just before with interrupts off).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub fn ktest_gdb_checkpoint() {
+    core::hint::black_box(());
+}
+
 /// Called by the panic handler: reports the running test and exits QEMU.
 /// Returns (and the CPU halts) when no test runtime is active.
 pub(crate) fn on_panic(message: &str) {

@@ -13,6 +13,7 @@ mod benches;
 mod boot;
 mod elf;
 mod exceptions;
+mod gdb;
 mod harness;
 mod initramfs;
 mod page_alloc;
