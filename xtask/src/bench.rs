@@ -137,7 +137,7 @@ fn machine(accel: Accel, mem_mib: u32, cpus: u32, cmdline: String, icount: bool)
         mem_mib,
         cpus,
         disk_mib: 0,
-        gdb: false,
+        gdb: None,
         cmdline,
         fw_cfg_files: Vec::new(),
         extra_args: if icount { vec!["-icount".into(), "shift=0".into()] } else { Vec::new() },

@@ -3,13 +3,16 @@
 //! - `cargo xtask build`: the kernel ELF and its BIOS and UEFI disk images;
 //! - `cargo xtask run`: boot it in QEMU with the serial console on the terminal;
 //! - `cargo xtask test [FILTER]`: host tests, then the in-kernel tests under
-//!   QEMU, ending with one `N passed, N failed, N skipped` line.
+//!   QEMU, ending with one `N passed, N failed, N skipped` line;
+//! - `cargo xtask bench`: benchmarks, in our kernel and beside Linux;
+//! - `cargo xtask gdb`: the kernel stopped under gdb with the mm helpers.
 //!
 //! `cargo xtask <command> --help` lists each command's options.
 
 mod bench;
 mod build;
 mod error;
+mod gdb;
 mod host;
 mod initramfs;
 mod kvm;
@@ -57,6 +60,37 @@ enum Command {
     /// Run the in-kernel benchmarks in an optimised kernel; print a table and
     /// write JSON to target/bench/.
     Bench(BenchArgs),
+    /// Boot the kernel (or one in-kernel test) stopped, with QEMU's GDB
+    /// server on a free port, and start gdb with the mm helper commands
+    /// (gdb/mm.py); the serial console goes to target/xtask/gdb/console.log.
+    Gdb(GdbArgs),
+}
+
+#[derive(Args)]
+struct GdbArgs {
+    /// Boot the test kernel running only this test (e.g.
+    /// process::mmap_family_behaves_as_on_linux) instead of the kernel.
+    #[arg(long)]
+    test: Option<String>,
+    /// Do not start gdb: print how to attach from another terminal or an
+    /// IDE, and keep QEMU running.
+    #[arg(long)]
+    no_gdb: bool,
+    /// Accelerator (default tcg: a debugger wants a machine it can stop).
+    #[arg(long, value_enum, env = "XTASK_ACCEL")]
+    accel: Option<AccelChoice>,
+    /// Boot through UEFI (OVMF) instead of BIOS.
+    #[arg(long)]
+    uefi: bool,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = qemu::DEFAULT_MEM_MIB)]
+    mem: u32,
+    /// Number of CPUs.
+    #[arg(long, default_value_t = 1)]
+    cpus: u32,
+    /// Kernel command line (e.g. "init=/bin/mmap_test").
+    #[arg(long, default_value = "")]
+    cmdline: String,
 }
 
 #[derive(Args)]
@@ -159,6 +193,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run_cmd(args),
         Command::Test(args) => test_cmd(args),
         Command::Bench(args) => bench_cmd(args),
+        Command::Gdb(args) => gdb_cmd(args),
     };
     match result {
         Ok(code) => code,
@@ -194,7 +229,7 @@ fn run_cmd(args: RunArgs) -> Result<ExitCode, Error> {
         mem_mib: args.mem,
         cpus: args.cpus,
         disk_mib: 0,
-        gdb: args.gdb,
+        gdb: args.gdb.then_some(qemu::GDB_PORT),
         cmdline: args.cmdline,
         fw_cfg_files: Vec::new(),
         extra_args: args.qemu_args,
@@ -245,12 +280,26 @@ fn test_cmd(args: TestArgs) -> Result<ExitCode, Error> {
 
     if args.suite.is_none() {
         totals += bench::smoke(&ktests_images, accel, &options.logs, filter)?;
+        totals += gdb::test(&ktests_images, &ktests_elf, profile, accel, &options.logs, filter)?;
         totals += selftest::check_harness(&test_kernel, filter)?;
     }
 
     println!();
     println!("{}", totals.summary_line());
     Ok(if totals.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn gdb_cmd(args: GdbArgs) -> Result<ExitCode, Error> {
+    let options = gdb::GdbOptions {
+        test: args.test,
+        no_gdb: args.no_gdb,
+        accel: qemu::resolve_accel(args.accel.unwrap_or(AccelChoice::Tcg))?,
+        firmware: if args.uefi { Firmware::Uefi } else { Firmware::Bios },
+        mem_mib: args.mem,
+        cpus: args.cpus,
+        cmdline: args.cmdline,
+    };
+    gdb::run(&options)
 }
 
 fn bench_cmd(args: BenchArgs) -> Result<ExitCode, Error> {

@@ -105,8 +105,8 @@ pub struct Machine {
     pub cpus: u32,
     /// Blank virtio-blk scratch disk in MiB (0: none).
     pub disk_mib: u32,
-    /// Wait for GDB on [`GDB_PORT`].
-    pub gdb: bool,
+    /// Start stopped, with QEMU's GDB server on this local port.
+    pub gdb: Option<u16>,
     /// Kernel command line (passed through fw_cfg).
     pub cmdline: String,
     /// Further fw_cfg files: (name, host path).
@@ -197,8 +197,8 @@ impl Machine {
         } else {
             cmd.args(["-serial", "stdio", "-monitor", "none"]);
         }
-        if self.gdb {
-            cmd.args(["-gdb", &format!("tcp::{GDB_PORT}"), "-S"]);
+        if let Some(port) = self.gdb {
+            cmd.args(["-gdb", &format!("tcp:127.0.0.1:{port}"), "-S"]);
         }
         cmd.args(&self.extra_args);
         Ok(cmd)

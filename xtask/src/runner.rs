@@ -243,7 +243,7 @@ impl<'a> TestKernel<'a> {
             mem_mib: key.0,
             cpus: key.1,
             disk_mib: key.2,
-            gdb: false,
+            gdb: None,
             cmdline: cmdline.to_owned(),
             fw_cfg_files: plan.map(|p| vec![("opt/kernel/ktest-plan".to_owned(), p.to_path_buf())]).unwrap_or_default(),
             extra_args: Vec::new(),

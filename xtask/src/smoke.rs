@@ -37,7 +37,7 @@ pub fn run_boot_smoke_tests(
             mem_mib: qemu::DEFAULT_MEM_MIB,
             cpus: 1,
             disk_mib: 0,
-            gdb: false,
+            gdb: None,
             cmdline: "loglevel=info".into(),
             fw_cfg_files: Vec::new(),
             extra_args: Vec::new(),

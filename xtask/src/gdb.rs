@@ -1,0 +1,375 @@
+//! `cargo xtask gdb` and the GDB test of `cargo xtask test`.
+//!
+//! `cargo xtask gdb [--test NAME]` boots the kernel (or the test kernel
+//! running one test) stopped, with QEMU's GDB server on a free local port
+//! and the serial console in `target/xtask/gdb/console.log`, and starts gdb
+//! with the kernel ELF, the x86-64 architecture and the helper commands of
+//! `gdb/mm.py` (mm-pte, mm-page, mm-vmas, mm-fault, ...). `--no-gdb` only
+//! prints how to attach.
+//!
+//! The test runs gdb in batch mode against the test kernel's opt-in test
+//! `gdb::a_user_fault_at_a_known_address` (tests/src/gdb.rs): it stops at
+//! `ktest_gdb_checkpoint`, where `mm-buddyinfo` must print exactly the
+//! /proc/buddyinfo the kernel printed just before, then in
+//! `do_user_addr_fault` for the write to 0x50000000, where `mm-fault`,
+//! `mm-pte` and `mm-vmas` must show that address, its decoded error code,
+//! its VMA and the page-table walk.
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::build::{self, ImagesExt, KernelBin, Profile};
+use crate::error::{Error, show};
+use crate::qemu::{Accel, Firmware, Machine};
+use crate::runner::{DEFAULT_TEST_MEM_MIB, Totals};
+
+/// The test kernel's test the GDB test drives.
+const GDB_TEST: &str = "gdb::a_user_fault_at_a_known_address";
+/// Where its user program writes first (tests/user/gdb_fault.c).
+const FAULT_ADDR: u64 = 0x5000_0000;
+/// The whole batch session must end within this.
+const GDB_TEST_TIMEOUT: Duration = Duration::from_secs(240);
+
+/// What `cargo xtask gdb` starts.
+pub struct GdbOptions {
+    /// Run this test of the test kernel instead of booting the kernel.
+    pub test: Option<String>,
+    /// Print how to attach instead of starting gdb.
+    pub no_gdb: bool,
+    /// Accelerator.
+    pub accel: Accel,
+    /// Firmware.
+    pub firmware: Firmware,
+    /// Memory, MiB.
+    pub mem_mib: u32,
+    /// CPUs.
+    pub cpus: u32,
+    /// Kernel command line.
+    pub cmdline: String,
+}
+
+/// The gdb executable, if installed.
+pub fn gdb_binary() -> Option<PathBuf> {
+    std::env::var_os("PATH")?.to_str()?.split(':').map(|dir| Path::new(dir).join("gdb")).find(|p| p.is_file())
+}
+
+/// The helper commands gdb sources.
+fn scripts() -> PathBuf {
+    crate::workspace_root().join("gdb/mm.py")
+}
+
+/// A local TCP port nobody listens on now.
+fn free_port() -> Result<u16, Error> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io("finding a free local port", e))?;
+    listener.local_addr().map(|a| a.port()).map_err(|e| Error::io("finding a free local port", e))
+}
+
+/// The arguments that make gdb load `elf` and the helpers and attach.
+fn gdb_args(elf: &Path, port: u16) -> Vec<String> {
+    vec![
+        "-q".into(),
+        show(elf),
+        "-ex".into(),
+        "set architecture i386:x86-64".into(),
+        "-ex".into(),
+        format!("source {}", show(&scripts())),
+        "-ex".into(),
+        format!("target remote 127.0.0.1:{port}"),
+    ]
+}
+
+/// A test plan file naming one test.
+fn plan_file(dir: &Path, test: &str) -> Result<PathBuf, Error> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", show(dir)), e))?;
+    let plan = dir.join("plan");
+    std::fs::write(&plan, format!("{test}\n")).map_err(|e| Error::io(format!("writing {}", show(&plan)), e))?;
+    Ok(plan)
+}
+
+/// Starts QEMU stopped with its GDB server on `port`, console to
+/// `dir/console.log`.
+fn start_qemu(machine: &Machine, image: &Path, dir: &Path) -> Result<Child, Error> {
+    let mut cmd = machine.command(image, dir)?;
+    let log = dir.join("console.log");
+    let file = File::create(&log).map_err(|e| Error::io(format!("creating {}", show(&log)), e))?;
+    cmd.stdin(Stdio::null()).stdout(file).stderr(Stdio::inherit());
+    cmd.spawn().map_err(|e| Error::io("starting QEMU", e))
+}
+
+fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// `cargo xtask gdb`.
+pub fn run(options: &GdbOptions) -> Result<ExitCode, Error> {
+    let bin = if options.test.is_some() { KernelBin::Ktests } else { KernelBin::Kernel };
+    let elf = build::kernel_elf(bin, Profile::Dev)?;
+    let name = if options.test.is_some() { "ktests" } else { "kernel" };
+    let images = build::images(&elf, name, Some(&crate::initramfs::build()?))?;
+    let dir = build::target_dir().join("xtask/gdb");
+    let fw_cfg_files = match &options.test {
+        Some(test) => vec![("opt/kernel/ktest-plan".to_owned(), plan_file(&dir, test)?)],
+        None => Vec::new(),
+    };
+    let port = free_port()?;
+    let machine = Machine {
+        accel: options.accel,
+        firmware: options.firmware,
+        mem_mib: options.mem_mib,
+        cpus: options.cpus,
+        disk_mib: 0,
+        gdb: Some(port),
+        cmdline: options.cmdline.clone(),
+        fw_cfg_files,
+        extra_args: Vec::new(),
+        interactive: false,
+    };
+    let mut qemu = start_qemu(&machine, images.for_firmware(options.firmware), &dir)?;
+    let console = dir.join("console.log");
+    println!("QEMU is stopped at the first instruction, GDB server on 127.0.0.1:{port}");
+    println!("serial console: tail -f {}", show(&console));
+    let status = if options.no_gdb {
+        println!(
+            "attach with:\n  gdb -q {} -ex 'set architecture i386:x86-64' -ex 'source {}' -ex 'target remote 127.0.0.1:{port}'",
+            show(&elf),
+            show(&scripts())
+        );
+        println!("or from an IDE: remote target 127.0.0.1:{port}, symbols {}", show(&elf));
+        println!("QEMU runs until it exits or you press Ctrl-C.");
+        qemu.wait().map_err(|e| Error::io("waiting for QEMU", e))?;
+        ExitCode::SUCCESS
+    } else {
+        let gdb = gdb_binary().ok_or(Error::MissingTool { tool: "gdb".into(), package: "gdb" })?;
+        let status = Command::new(gdb).args(gdb_args(&elf, port)).status();
+        kill(&mut qemu);
+        match status.map_err(|e| Error::io("running gdb", e))?.success() {
+            true => ExitCode::SUCCESS,
+            false => ExitCode::FAILURE,
+        }
+    };
+    Ok(status)
+}
+
+/// The batch commands of the test, with `@@ name` lines between sections.
+/// A failing command ends a gdb script, so the bad-argument check is last.
+fn batch_script(port: u16) -> String {
+    format!(
+        "set pagination off
+set confirm off
+set width 0
+target remote 127.0.0.1:{port}
+break ktest_gdb_checkpoint
+break do_user_addr_fault if address == {FAULT_ADDR:#x}
+continue
+echo @@ buddyinfo\\n
+mm-buddyinfo
+echo @@ -\\n
+continue
+echo @@ fault\\n
+mm-fault
+echo @@ vmas\\n
+mm-vmas
+echo @@ tasks\\n
+mm-tasks
+echo @@ dmesg\\n
+mm-dmesg 40
+echo @@ -\\n
+finish
+echo @@ pte\\n
+mm-pte {FAULT_ADDR:#x}
+echo @@ bad\\n
+mm-pte
+"
+    )
+}
+
+/// The text of section `name` of gdb's output.
+fn section<'a>(out: &'a str, name: &str) -> &'a str {
+    let marker = format!("@@ {name}\n");
+    let Some(start) = out.find(&marker).map(|i| i + marker.len()) else { return "" };
+    let end = out[start..].find("@@ ").map_or(out.len(), |i| start + i);
+    &out[start..end]
+}
+
+/// The buddyinfo the kernel printed between its markers.
+fn kernel_buddyinfo(console: &str) -> Option<String> {
+    let start = console.find("gdb-test: buddyinfo begin")?;
+    let end = console[start..].find("gdb-test: buddyinfo end")? + start;
+    let body = &console[start..end];
+    Some(body.lines().skip(1).map(|l| l.trim_end().to_owned() + "\n").collect())
+}
+
+/// What is wrong with gdb's output `out`, given the console; empty if
+/// nothing.
+fn check_output(out: &str, console: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let want_addr = format!("{FAULT_ADDR:#x}");
+    let buddy: String = section(out, "buddyinfo").lines().map(|l| l.trim_end().to_owned() + "\n").collect();
+    match kernel_buddyinfo(console) {
+        Some(k) if k == buddy && !k.is_empty() => {}
+        Some(k) => problems.push(format!("mm-buddyinfo differs from the kernel's report:\n{buddy}kernel:\n{k}")),
+        None => problems.push("the kernel's buddyinfo report is missing from the console".into()),
+    }
+    let fault = section(out, "fault");
+    for want in [want_addr.as_str(), "not-present", "write", "user", "50000000-50001000 rw-p"] {
+        if !fault.contains(want) {
+            problems.push(format!("mm-fault lacks {want:?}:\n{fault}"));
+        }
+    }
+    // After the handler returned, the page is mapped: every level shows.
+    let pte = section(out, "pte");
+    for want in ["PGD", "PUD", "PMD", "PTE", "P RW US"] {
+        if !pte.contains(want) {
+            problems.push(format!("mm-pte {want_addr} after the fault shows no {want:?}:\n{pte}"));
+        }
+    }
+    let vmas = section(out, "vmas");
+    if !vmas.lines().any(|l| l.starts_with("50000000-50001000 rw-p 00000000 00:00 0")) {
+        problems.push(format!("mm-vmas lacks the VMA at 0x50000000:\n{vmas}"));
+    }
+    if !vmas.lines().any(|l| l.contains("/bin/gdb_fault")) {
+        problems.push(format!("mm-vmas lacks the program's file mappings:\n{vmas}"));
+    }
+    let tasks = section(out, "tasks");
+    if !tasks.contains("gdb_fault") {
+        problems.push(format!("mm-tasks does not list gdb_fault:\n{tasks}"));
+    }
+    if !section(out, "dmesg").contains("gdb-test: buddyinfo end") {
+        problems.push(format!("mm-dmesg lacks the test's last kernel lines:\n{}", section(out, "dmesg")));
+    }
+    // gdb adds its own "file:line: Error in sourced command file:" line,
+    // and "[Inferior 1 (process 1) detached]" as it leaves.
+    let bad = section(out, "bad");
+    let ours =
+        |l: &&str| !l.trim().is_empty() && !l.contains("Error in sourced command file") && !l.starts_with("[Inferior");
+    let said: Vec<&str> = bad.lines().filter(ours).collect();
+    if said.len() != 1 || !said[0].contains("mm-pte") {
+        problems.push(format!("mm-pte without an address should say one line naming its usage:\n{bad}"));
+    }
+    problems
+}
+
+/// The GDB test: skipped (counted so) without gdb, or with a release
+/// kernel (its ELF carries line tables only, not the types the helpers
+/// read).
+pub fn test(
+    images: &boot::Images,
+    elf: &Path,
+    profile: Profile,
+    accel: Accel,
+    logs: &Path,
+    filter: Option<&str>,
+) -> Result<Totals, Error> {
+    let mut totals = Totals::default();
+    let name = "xtask gdb::helpers_read_a_user_fault";
+    if filter.is_some_and(|f| !name.contains(f)) {
+        return Ok(totals);
+    }
+    println!("\n== GDB helper commands (gdb -batch against QEMU) ==");
+    let Some(gdb) = gdb_binary() else {
+        totals.skipped += 1;
+        println!("{name} ... skipped: gdb is not installed (Debian: apt-get install gdb)");
+        return Ok(totals);
+    };
+    if profile == Profile::Release {
+        totals.skipped += 1;
+        println!("{name} ... skipped: the release kernel has no type information for the helpers");
+        return Ok(totals);
+    }
+    let dir = logs.join("gdb");
+    let port = free_port()?;
+    let machine = Machine {
+        accel,
+        firmware: Firmware::Bios,
+        mem_mib: DEFAULT_TEST_MEM_MIB,
+        cpus: 1,
+        disk_mib: 0,
+        gdb: Some(port),
+        cmdline: "loglevel=warn".into(),
+        fw_cfg_files: vec![("opt/kernel/ktest-plan".to_owned(), plan_file(&dir, GDB_TEST)?)],
+        extra_args: Vec::new(),
+        interactive: false,
+    };
+    let start = Instant::now();
+    let mut qemu = start_qemu(&machine, images.for_firmware(Firmware::Bios), &dir)?;
+    let script = dir.join("commands.gdb");
+    std::fs::write(&script, batch_script(port)).map_err(|e| Error::io(format!("writing {}", show(&script)), e))?;
+    let out_path = dir.join("gdb.out");
+    let out_file = File::create(&out_path).map_err(|e| Error::io(format!("creating {}", show(&out_path)), e))?;
+    let err_file = out_file.try_clone().map_err(|e| Error::io("duplicating the gdb log", e))?;
+    let mut gdb = Command::new(gdb)
+        .args(["-q", "-batch", "-nx"])
+        .arg(elf)
+        .args(["-ex", "set architecture i386:x86-64", "-ex", &format!("source {}", show(&scripts()))])
+        .arg("-x")
+        .arg(&script)
+        .stdin(Stdio::null())
+        .stdout(out_file)
+        .stderr(err_file)
+        .spawn()
+        .map_err(|e| Error::io("starting gdb", e))?;
+    let finished = loop {
+        match gdb.try_wait() {
+            Ok(Some(_)) => break true,
+            Ok(None) if start.elapsed() < GDB_TEST_TIMEOUT => std::thread::sleep(Duration::from_millis(100)),
+            _ => break false,
+        }
+    };
+    if !finished {
+        kill(&mut gdb);
+    }
+    kill(&mut qemu);
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let (out, console) = (read(&out_path), read(&dir.join("console.log")));
+    let mut problems = check_output(&out, &console);
+    if !finished {
+        problems.insert(0, format!("gdb did not finish within {} s", GDB_TEST_TIMEOUT.as_secs()));
+    }
+    let secs = start.elapsed().as_secs_f64();
+    if problems.is_empty() {
+        totals.passed += 1;
+        println!("{name} ... ok ({secs:.2} s)");
+    } else {
+        totals.failed += 1;
+        println!("{name} ... FAILED ({secs:.2} s)");
+        for p in &problems {
+            println!("  {p}");
+        }
+        println!("  (gdb output: {}; console: {})", show(&out_path), show(&dir.join("console.log")));
+    }
+    Ok(totals)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_split_on_markers() {
+        let out = "noise\n@@ a\nline 1\nline 2\n@@ b\nx\n@@ end\n";
+        assert_eq!(section(out, "a"), "line 1\nline 2\n");
+        assert_eq!(section(out, "b"), "x\n");
+        assert_eq!(section(out, "missing"), "");
+    }
+
+    #[test]
+    fn kernel_buddyinfo_is_read_between_markers() {
+        let console = "boot\ngdb-test: buddyinfo begin\nNode 0, zone      DMA      1 \ngdb-test: buddyinfo end\n";
+        assert_eq!(kernel_buddyinfo(console).as_deref(), Some("Node 0, zone      DMA      1\n"));
+        assert_eq!(kernel_buddyinfo("nothing"), None);
+    }
+
+    #[test]
+    fn a_wrong_report_is_named() {
+        let problems = check_output(
+            "@@ buddyinfo\nNode 0, zone DMA 2\n@@ end\n",
+            "gdb-test: buddyinfo begin\nNode 0, zone DMA 1\ngdb-test: buddyinfo end\n",
+        );
+        assert!(problems.iter().any(|p| p.starts_with("mm-buddyinfo differs")), "{problems:?}");
+        assert!(problems.iter().any(|p| p.starts_with("mm-fault lacks")), "{problems:?}");
+    }
+}
