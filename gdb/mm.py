@@ -159,7 +159,9 @@ def field(v, name):
     if key not in _checked_fields:
         names = [f.name for f in t.fields()] if t.code in (gdb.TYPE_CODE_STRUCT, gdb.TYPE_CODE_UNION) else []
         if name not in names:
-            raise gdb.GdbError(f"mm.py: {t} has no field {name!r} (fields: {', '.join(map(str, names))}); the Rust layout changed")
+            raise gdb.GdbError(
+                f"mm.py: {t} has no field {name!r} (fields: {', '.join(map(str, names))}); the Rust layout changed"
+            )
         _checked_fields.add(key)
     return v[name]
 
@@ -280,7 +282,9 @@ class MemMap:
 
     def page(self, pfn):
         if not self.start_pfn <= pfn < self.end_pfn:
-            raise gdb.GdbError(f"mm.py: pfn {pfn:#x} is outside the memory map (pfns {self.start_pfn:#x}-{self.end_pfn - 1:#x})")
+            raise gdb.GdbError(
+                f"mm.py: pfn {pfn:#x} is outside the memory map (pfns {self.start_pfn:#x}-{self.end_pfn - 1:#x})"
+            )
         return self.base[pfn - self.start_pfn]
 
     def page_list(self, head):
@@ -289,7 +293,9 @@ class MemMap:
         out = []
         while pfn != LIST_NIL:
             if len(out) == left:
-                raise gdb.GdbError(f"mm.py: page list at {int(head.address):#x} is longer than its length {left}; corrupted?")
+                raise gdb.GdbError(
+                    f"mm.py: page list at {int(head.address):#x} is longer than its length {left}; corrupted?"
+                )
             out.append(pfn)
             pfn = scalar(array(field(self.page(pfn), "lru"))[0])
         return out
@@ -587,15 +593,14 @@ def pte_flags(raw, level):
     protnone = level == "PTE" and raw & (PTE_PRESENT | PTE_GLOBAL) == PTE_GLOBAL
     names = []
     for bit, name in PTE_BITS:
-        if not raw >> bit & 1:
+        if not raw >> bit & 1 or (bit == 7 and level == "PGD"):
             continue
         if bit == 7 and level == "PTE":
-            name = "PAT"
-        elif bit == 7 and level == "PGD":
-            continue
-        if bit == 8 and protnone:
-            name = "PROTNONE"
-        names.append(name)
+            names.append("PAT")
+        elif bit == 8 and protnone:
+            names.append("PROTNONE")
+        else:
+            names.append(name)
     return names, protnone
 
 
@@ -708,8 +713,8 @@ def slab_text(pfn, page):
              "NodeFull": "on the node's full list"}.get(state, f"in unknown state {index >> 32}")
     if state == "CpuSlab":
         # A cpu slab's free objects are on its CPU's freelist.
-        for cpu, c in enumerate(per_cpu(field(cache, "cpu"))):
-            c = locked(c)
+        for cpu, cpu_mutex in enumerate(per_cpu(field(cache, "cpu"))):
+            c = locked(cpu_mutex)
             slab = option(field(c, "slab"))
             if slab is not None and scalar(slab) == pfn:
                 nr_free = scalar(field(c, "nr_free"))
@@ -729,13 +734,14 @@ def page_text(pfn):
     mapping, index = scalar(field(page, "mapping")), scalar(field(page, "index"))
     # Page::mapcount: the stored `_mapcount` is -1 for an unmapped page.
     mapcount = scalar(field(page, "mapcount")) + 1
-    zone = ZONE_NAMES[enum_names("mm::mmzone::ZoneType")[scalar(field(page, "zone"))]]
+    zone_index = scalar(field(page, "zone"))
+    zone = ZONE_NAMES.get(enum_names("mm::mmzone::ZoneType").get(zone_index), f"{zone_index} (bad)")
     lines = [
-        f"pfn {pfn:#x}  phys {pfn << PAGE_SHIFT:#x}  virt {phys_to_virt(pfn << PAGE_SHIFT):#x}  zone {zone}  "
-        f"struct page at {int(page.address):#x}",
+        (f"pfn {pfn:#x}  phys {pfn << PAGE_SHIFT:#x}  virt {phys_to_virt(pfn << PAGE_SHIFT):#x}  zone {zone}  "
+         f"struct page at {int(page.address):#x}"),
         f"flags {flags:#x}: {' '.join(flag_names(flags)) or '(none)'}",
-        f"refcount {scalar(field(page, 'refcount'))}  mapcount {mapcount}  "
-        f"order {scalar(field(page, 'order'))}  private {scalar(field(page, 'private')):#x}",
+        (f"refcount {scalar(field(page, 'refcount'))}  mapcount {mapcount}  "
+         f"order {scalar(field(page, 'order'))}  private {scalar(field(page, 'private')):#x}"),
     ]
     head = pfn
     if flags & PG_TAIL:
@@ -771,12 +777,12 @@ def log_text():
     data = fields(buf, "data.value")
     size = data.type.sizeof
     written = scalar(field(buf, "next"))
-    n = min(written, size)
-    start = (written - n) % size
     raw = read_bytes(int(data.address), size)
-    text = (raw[start:] + raw[:start])[:n] if n == size else raw[:n]
-    text = text.decode("utf-8", "replace")
-    if written > size:
+    if written <= size:
+        text = raw[:written].decode("utf-8", "replace")
+    else:
+        oldest = written % size
+        text = (raw[oldest:] + raw[:oldest]).decode("utf-8", "replace")
         # The oldest line lost its beginning when the ring wrapped.
         text = text.split("\n", 1)[1] if "\n" in text else ""
     return text
@@ -877,7 +883,9 @@ def fault_in_progress():
         frame = frame.older()
     if address is not None:
         raise gdb.GdbError("mm-fault: do_user_addr_fault's error code is optimized out and no trap frame was found")
-    raise gdb.GdbError("mm-fault: not stopped in a page-fault handler (do_user_addr_fault, or trap_dispatch for vector 14)")
+    raise gdb.GdbError(
+        "mm-fault: not stopped in a page-fault handler (do_user_addr_fault, or trap_dispatch for vector 14)"
+    )
 
 
 # --- Commands -------------------------------------------------------------------
@@ -987,12 +995,13 @@ lists as SLUB does."""
     def run(self, args):
         mem = MemMap()
         out = ["slabinfo - version: 2.1\n",
-               "# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> : tunables <limit> "
-               "<batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> <sharedavail>\n"]
+               ("# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> : tunables <limit> "
+                "<batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> <sharedavail>\n")]
         for cache in slab_caches():
             a, n, size, per, pages, act_slabs, slabs = slabinfo_of(cache, mem)
-            out.append(f"{cache_name(cache):<17} {a:>6} {n:>6} {size:>6} {per:>4} {pages:>4} : tunables {0:>4} {0:>4} {0:>4} "
-                       f": slabdata {act_slabs:>6} {slabs:>6} {0:>6}\n")
+            # mm/src/slab_common.rs Slabinfo; SLUB has no tunables or shared data.
+            out.append(f"{cache_name(cache):<17} {a:>6} {n:>6} {size:>6} {per:>4} {pages:>4} : tunables "
+                       f"{0:>4} {0:>4} {0:>4} : slabdata {act_slabs:>6} {slabs:>6} {0:>6}\n")
         gdb.write("".join(out))
 
 
