@@ -82,13 +82,20 @@ struct GdbArgs {
     /// Boot through UEFI (OVMF) instead of BIOS.
     #[arg(long)]
     uefi: bool,
+    #[command(flatten)]
+    boot: BootArgs,
+}
+
+/// The machine's size and the kernel command line (`run` and `gdb`).
+#[derive(Args)]
+struct BootArgs {
     /// Guest memory in MiB.
     #[arg(long, default_value_t = qemu::DEFAULT_MEM_MIB)]
     mem: u32,
     /// Number of CPUs.
     #[arg(long, default_value_t = 1)]
     cpus: u32,
-    /// Kernel command line (e.g. "init=/bin/mmap_test").
+    /// Kernel command line (e.g. "loglevel=debug" or "init=/bin/mmap_test").
     #[arg(long, default_value = "")]
     cmdline: String,
 }
@@ -147,15 +154,8 @@ struct MachineArgs {
 struct RunArgs {
     #[command(flatten)]
     machine: MachineArgs,
-    /// Guest memory in MiB.
-    #[arg(long, default_value_t = qemu::DEFAULT_MEM_MIB)]
-    mem: u32,
-    /// Number of CPUs.
-    #[arg(long, default_value_t = 1)]
-    cpus: u32,
-    /// Kernel command line (e.g. "loglevel=debug").
-    #[arg(long, default_value = "")]
-    cmdline: String,
+    #[command(flatten)]
+    boot: BootArgs,
     /// Load this file as the ramdisk instead of the initramfs built from
     /// tests/user (target/initramfs.cpio).
     #[arg(long)]
@@ -226,11 +226,11 @@ fn run_cmd(args: RunArgs) -> Result<ExitCode, Error> {
     let machine = qemu::Machine {
         accel,
         firmware,
-        mem_mib: args.mem,
-        cpus: args.cpus,
+        mem_mib: args.boot.mem,
+        cpus: args.boot.cpus,
         disk_mib: 0,
         gdb: args.gdb.then_some(qemu::GDB_PORT),
-        cmdline: args.cmdline,
+        cmdline: args.boot.cmdline,
         fw_cfg_files: Vec::new(),
         extra_args: args.qemu_args,
         interactive: true,
@@ -295,9 +295,9 @@ fn gdb_cmd(args: GdbArgs) -> Result<ExitCode, Error> {
         no_gdb: args.no_gdb,
         accel: qemu::resolve_accel(args.accel.unwrap_or(AccelChoice::Tcg))?,
         firmware: if args.uefi { Firmware::Uefi } else { Firmware::Bios },
-        mem_mib: args.mem,
-        cpus: args.cpus,
-        cmdline: args.cmdline,
+        mem_mib: args.boot.mem,
+        cpus: args.boot.cpus,
+        cmdline: args.boot.cmdline,
     };
     gdb::run(&options)
 }
