@@ -145,6 +145,7 @@ pub fn kernel_execve(path: &str, argv: &[Vec<u8>], envp: &[Vec<u8>], frame: &mut
     }
     // Point of no return (Linux `begin_new_exec`): the old program goes.
     let me = sched::current();
+    crate::process::release_child_tid(&me);
     crate::process::replace_mm(&me, Some(new_mm.clone()));
     crate::process::mm_release(&me);
     me.proc.files.lock().close_on_exec();

@@ -9,11 +9,12 @@
 //! which does not wait forever for the console lock (Linux's `bust_spinlocks`):
 //! a crash in the middle of a log line must still be reported.
 //!
-//! Everything written to the console is also kept in [`LOG_BUF`], a ring of
-//! the last [`LOG_BUF_LEN`] bytes (Linux's `log_buf`, without its record
-//! structure), so a debugger can read the log from memory (`mm-dmesg` in
-//! gdb/mm.py). It is appended to under the console lock; an emergency
-//! write that had to go without the lock may interleave with another.
+//! What is written to the console under its lock is also kept in
+//! [`LOG_BUF`], a ring of the last [`LOG_BUF_LEN`] bytes (Linux's `log_buf`,
+//! without its record structure), so a debugger can read the log from
+//! memory (`mm-dmesg` in gdb/mm.py). Emergency output (panics, fatal
+//! exceptions) goes to the serial port only: it may be written without
+//! the lock, and the ring must not be written by two CPUs at once.
 
 use core::cell::UnsafeCell;
 use core::fmt::{self, Write};
@@ -130,7 +131,7 @@ pub fn write_raw(bytes: &[u8]) {
 /// crashed holder. For panic and exception reports only.
 pub fn emergency(args: fmt::Arguments<'_>) {
     serial::with_console_emergency(|w| {
-        let _ = Tee(w).write_fmt(args);
+        let _ = w.write_fmt(args);
     });
 }
 

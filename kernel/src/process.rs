@@ -217,10 +217,8 @@ pub fn do_fork(frame: &crate::arch::x86_64::entry::TrapFrame, args: &CloneArgs) 
     if args.stack != 0 {
         child_frame.rsp = args.stack;
     }
-    let pid = sched::alloc_pid();
-    let child =
-        sched::alloc_task(pid, parent.comm().as_str().as_bytes(), sched::select_task_rq(), &child_frame, 0, 0, false)
-            .map_err(|_| Errno::ENOMEM)?;
+    // The address space first, the task second (Linux `copy_process`'s
+    // order): a task, once allocated, is counted on its run queue.
     let parent_mm = parent.proc.mm().ok_or(Errno::EINVAL)?;
     let child_mm = match kind {
         CloneKind::Vfork => parent_mm.clone(),
@@ -237,6 +235,23 @@ pub fn do_fork(frame: &crate::arch::x86_64::entry::TrapFrame, args: &CloneArgs) 
                 }
             }
             new
+        }
+    };
+    let pid = sched::alloc_pid();
+    let child = match sched::alloc_task(
+        pid,
+        parent.comm().as_str().as_bytes(),
+        sched::select_task_rq(),
+        &child_frame,
+        0,
+        0,
+        false,
+    ) {
+        Ok(child) => child,
+        Err(_) => {
+            // A fork's copy goes; a vfork's shared reference just drops.
+            release_mm(Some(child_mm));
+            return Err(Errno::ENOMEM);
         }
     };
     child.cr3.store(crate::mmap::root_of(&child_mm).as_u64(), Ordering::Release);
@@ -267,11 +282,26 @@ pub fn do_fork(frame: &crate::arch::x86_64::entry::TrapFrame, args: &CloneArgs) 
 }
 
 /// Stores the child's pid at its `CLONE_CHILD_SETTID` pointer, before its
-/// first return to user mode (Linux `schedule_tail`'s `put_user`).
+/// first return to user mode (Linux `schedule_tail`'s `put_user`). Runs
+/// with interrupts off (the first switch-in); the copy-on-write fault the
+/// store takes after a fork is resolved without sleeping, as every user
+/// fault is here.
 pub fn schedule_tail_user(task: &Task) {
     let at = task.proc.set_child_tid.swap(0, Ordering::Relaxed);
     if at != 0 {
         let _ = crate::arch::x86_64::uaccess::write_user(at, &(task.pid as i32));
+    }
+}
+
+/// The `clear_child_tid` part of Linux `mm_release`, run while the task
+/// still uses its address space (exit, exec): if another task shares it
+/// (a vfork parent), 0 is stored at the `set_tid_address` /
+/// `CLONE_CHILD_CLEARTID` word; the pointer is forgotten either way.
+pub fn release_child_tid(task: &Task) {
+    let at = task.proc.clear_child_tid.swap(0, Ordering::Relaxed);
+    // Counted: the task's reference, the clone taken here, the sharer's.
+    if at != 0 && task.proc.mm().is_some_and(|mm| Arc::strong_count(&mm) > 2) {
+        let _ = crate::arch::x86_64::uaccess::write_user(at, &0i32);
     }
 }
 
@@ -286,12 +316,7 @@ pub fn mm_release(task: &Task) {
 pub fn do_exit(status: u32) -> ! {
     let me = sched::current();
     me.proc.files.lock().clear();
-    let clear_tid = me.proc.clear_child_tid.swap(0, Ordering::Relaxed);
-    if clear_tid != 0 && me.proc.mm().is_some_and(|mm| Arc::strong_count(&mm) > 2) {
-        // Another task shares the address space (counted: ours, the
-        // clone just taken, the other's): it may be watching the word.
-        let _ = crate::arch::x86_64::uaccess::write_user(clear_tid, &0i32);
-    }
+    release_child_tid(&me);
     replace_mm(&me, None);
     mm_release(&me);
     me.user.store(false, Ordering::Release);

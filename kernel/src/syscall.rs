@@ -200,20 +200,21 @@ fn file(fd: i32) -> Result<Arc<OpenFile>, Errno> {
     sched::current().proc.files.lock().get(fd)
 }
 
+/// Bytes moved through one kernel bounce buffer.
+const IO_CHUNK: u64 = 64 * 1024;
+
+/// Linux `read`: at most [`IO_CHUNK`] bytes per call (a short read, as a
+/// file system may give). A bad buffer gives EFAULT and consumes nothing:
+/// the bytes go back to the file.
 fn sys_read(fd: i32, buf: u64, len: u64) -> SysResult {
-    let f = file(fd)?;
-    let mut tmp = alloc::vec![0u8; len.min(64 * 1024) as usize];
-    let n = f.read(&mut tmp)?;
-    copy_to_user(buf, &tmp[..n]).map_err(efault)?;
-    Ok(n as u64)
+    sys_readv_of(fd, &[(buf, len)])
 }
 
+/// Linux `write`: blocks until everything is written (pipes: in chunks,
+/// atomic up to `PIPE_BUF`), returning the count so far if a later chunk
+/// fails.
 fn sys_write(fd: i32, buf: u64, len: u64) -> SysResult {
-    let f = file(fd)?;
-    let mut tmp = alloc::vec![0u8; len.min(64 * 1024) as usize];
-    copy_from_user(&mut tmp, buf).map_err(efault)?;
-    let capture = sched::current().proc.capture.lock().clone();
-    f.write(&tmp, capture.as_ref()).map(|n| n as u64)
+    sys_writev_of(fd, &[(buf, len)])
 }
 
 fn iovecs(iov: u64, cnt: u64) -> Result<Vec<(u64, u64)>, Errno> {
@@ -224,25 +225,79 @@ fn iovecs(iov: u64, cnt: u64) -> Result<Vec<(u64, u64)>, Errno> {
 }
 
 fn sys_writev(fd: i32, iov: u64, cnt: u64) -> SysResult {
-    let mut total = 0;
-    for (base, len) in iovecs(iov, cnt)? {
-        if len > 0 {
-            total += sys_write(fd, base, len)?;
-        }
-    }
-    Ok(total)
+    sys_writev_of(fd, &iovecs(iov, cnt)?)
 }
 
 fn sys_readv(fd: i32, iov: u64, cnt: u64) -> SysResult {
-    let mut total = 0;
-    for (base, len) in iovecs(iov, cnt)? {
-        let n = sys_read(fd, base, len)?;
-        total += n;
-        if n < len {
+    sys_readv_of(fd, &iovecs(iov, cnt)?)
+}
+
+/// One read into a bounce buffer of the iovecs' total size (at most
+/// [`IO_CHUNK`]), then scattered: like Linux's single `iov_iter`, a pipe
+/// read never waits again once it has data.
+fn sys_readv_of(fd: i32, iov: &[(u64, u64)]) -> SysResult {
+    let f = file(fd)?;
+    let want = iov.iter().fold(0u64, |t, &(_, l)| t.saturating_add(l)).min(IO_CHUNK);
+    let mut tmp = alloc::vec![0u8; want as usize];
+    let n = f.read(&mut tmp)?;
+    let mut done = 0;
+    for &(base, len) in iov {
+        let k = (len as usize).min(n - done);
+        if k == 0 {
             break;
         }
+        if copy_to_user(base, &tmp[done..done + k]).is_err() {
+            f.unread(&tmp[done..n]);
+            return if done > 0 { Ok(done as u64) } else { Err(Errno::EFAULT) };
+        }
+        done += k;
     }
-    Ok(total)
+    Ok(n as u64)
+}
+
+/// Gathers the iovecs chunk by chunk and writes each chunk whole; stops
+/// at a short write, and returns the count so far when a later chunk
+/// fails (Linux `do_iter_write`).
+fn sys_writev_of(fd: i32, iov: &[(u64, u64)]) -> SysResult {
+    let f = file(fd)?;
+    let capture = sched::current().proc.capture.lock().clone();
+    let mut done = 0u64;
+    let (mut i, mut at) = (0, 0u64);
+    while i < iov.len() {
+        let mut chunk = Vec::new();
+        while i < iov.len() && (chunk.len() as u64) < IO_CHUNK {
+            let (base, len) = iov[i];
+            let k = (len - at).min(IO_CHUNK - chunk.len() as u64);
+            let start = chunk.len();
+            chunk.resize(start + k as usize, 0);
+            if copy_from_user(&mut chunk[start..], base + at).is_err() {
+                chunk.truncate(start);
+                if chunk.is_empty() {
+                    return if done > 0 { Ok(done) } else { Err(Errno::EFAULT) };
+                }
+                i = iov.len();
+                break;
+            }
+            at += k;
+            if at == len {
+                (i, at) = (i + 1, 0);
+            }
+        }
+        if chunk.is_empty() {
+            break;
+        }
+        match f.write(&chunk, capture.as_ref()) {
+            Ok(n) => {
+                done += n as u64;
+                if n < chunk.len() {
+                    break;
+                }
+            }
+            Err(_) if done > 0 => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 fn sys_openat(dirfd: i32, path: u64, flags: u32) -> SysResult {
@@ -493,6 +548,10 @@ fn sys_clone(flags: u64, newsp: u64, parent_tid: u64, child_tid: u64, tls: u64, 
     let exit_signal = (flags & CSIGNAL) as u32;
     if exit_signal > uapi::signal::NSIG as u32 {
         return Err(Errno::EINVAL);
+    }
+    if flags & CLONE_SETTLS != 0 && tls >= mm::mmap::TASK_SIZE {
+        // As ARCH_SET_FS would refuse it (Linux `set_new_tls`).
+        return Err(Errno::EPERM);
     }
     let set = |flag: u64, ptr: u64| if flags & flag != 0 { ptr } else { 0 };
     let args = CloneArgs {

@@ -433,7 +433,12 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
                 .find_vma(VirtAddr::new_const(start))
                 .filter(|v| v.start().as_u64() < end)
                 .ok_or(Errno::ENOMEM)?;
-            if prot & PROT_GROWSUP != 0 || !vma.flags().contains(VmaFlags::GROWSDOWN) {
+            if prot & PROT_GROWSUP != 0 {
+                // The range must start inside a VMA (ENOMEM), which then
+                // cannot grow up (EINVAL).
+                return Err(if vma.start().as_u64() > start { Errno::ENOMEM } else { Errno::EINVAL });
+            }
+            if !vma.flags().contains(VmaFlags::GROWSDOWN) {
                 return Err(Errno::EINVAL);
             }
             start = vma.start().as_u64();

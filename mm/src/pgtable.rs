@@ -761,7 +761,9 @@ impl<'a, F: PteFormat> PageTable<'a, F> {
     /// tree's lower half; the root stays. The unhooked tables wait in
     /// `gather` for its flush. A table in the window that still maps
     /// something is kept and reported: a caller left ptes outside its VMAs.
-    pub(crate) fn free_pgtables(&self, start: u64, end: u64, floor: u64, ceiling: u64, gather: &mut TlbGather) {
+    /// Takes `&mut self`: no `pte_offset` reference may outlive a freed
+    /// table.
+    pub(crate) fn free_pgtables(&mut self, start: u64, end: u64, floor: u64, ceiling: u64, gather: &mut TlbGather) {
         if self.user {
             self.free_range(self.root, Level::Pgd, start, end.min(USER_TOP), floor, ceiling, gather);
         }

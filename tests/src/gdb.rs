@@ -1,4 +1,4 @@
-//! The kernel side of the GDB test (xtask/src/gdbtest.rs): opt-in, run only
+//! The kernel side of the GDB test (xtask/src/gdb.rs): opt-in, run only
 //! when xtask asks for it with gdb attached. It prints the kernel's own
 //! /proc/buddyinfo and stops at [`ktest_gdb_checkpoint`] with interrupts
 //! off, so that gdb's `mm-buddyinfo` reads the very state printed; then it

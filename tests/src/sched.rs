@@ -129,5 +129,11 @@ fn the_task_list_holds_live_tasks_and_forgets_freed_ones() {
     assert_eq!(listed(pid).as_deref(), Some("ktest-listed"), "a new thread is listed under its name");
     go.store(1, Ordering::Release);
     join(t);
+    // The CPU that ran it drops its last reference just after switching
+    // away (finish_task_switch), possibly a moment after `join` returned.
+    let deadline = tsc::now_ns() + 1_000_000_000;
+    while listed(pid).is_some() && tsc::now_ns() < deadline {
+        sched::schedule();
+    }
     assert_eq!(listed(pid), None, "a freed task is gone from the list");
 }

@@ -4,7 +4,8 @@
  * SIGPIPE once the last reader closes, O_NONBLOCK's EAGAIN on an empty or
  * full pipe, a 64 KiB buffer, pipe2's flag checks, EFAULT for a bad fds
  * pointer, a pipe across fork, dup2/dup3 and the close-on-exec bit,
- * F_SETFL's O_NONBLOCK, fstat's S_IFIFO and lseek's ESPIPE.
+ * F_SETFL's O_NONBLOCK, readv/writev, a read into a bad buffer that loses
+ * nothing, fstat's S_IFIFO and lseek's ESPIPE.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -51,6 +53,7 @@ static void no_reader_gives_epipe_and_sigpipe(void)
 	CHECK(sigaction(SIGPIPE, &sa, NULL) == 0, "install a SIGPIPE handler");
 	CHECK(pipe(fds) == 0, "pipe");
 	close(fds[0]);
+	CHECK(write(fds[1], "x", 0) == 0 && sigpipes == 0, "a zero-length write succeeds even with no reader");
 	errno = 0;
 	CHECK(write(fds[1], "x", 1) == -1 && errno == EPIPE, "write with no reader fails with EPIPE");
 	CHECK(sigpipes == 1, "and raises SIGPIPE once");
@@ -147,6 +150,29 @@ static void across_fork_with_blocking(void)
 	close(fds[0]);
 }
 
+static void vectors_and_bad_buffers(void)
+{
+	int fds[2];
+	char a[4] = { 0 }, b[4] = { 0 };
+	struct iovec out[2] = { { "abc", 3 }, { "defg", 4 } };
+	struct iovec in[2] = { { a, 3 }, { b, 4 } };
+
+	CHECK(pipe(fds) == 0, "pipe");
+	CHECK(writev(fds[1], out, 2) == 7, "writev of two buffers writes 7 bytes");
+	errno = 0;
+	CHECK(read(fds[0], BAD_PTR, 7) == -1 && errno == EFAULT, "read into a bad buffer fails with EFAULT");
+	CHECK(readv(fds[0], in, 2) == 7 && memcmp(a, "abc", 3) == 0 && memcmp(b, "defg", 4) == 0,
+	      "and loses nothing: readv gets all 7 bytes in order");
+	CHECK(fcntl(fds[0], F_SETFL, O_NONBLOCK) == 0, "F_SETFL O_NONBLOCK");
+	CHECK(write(fds[1], "xy", 2) == 2, "write 2 bytes");
+	CHECK(readv(fds[0], in, 2) == 2 && memcmp(a, "xy", 2) == 0,
+	      "readv returns what is there without waiting for more");
+	errno = 0;
+	CHECK(fcntl(fds[0], F_DUPFD, 1 << 30) == -1 && errno == EINVAL, "F_DUPFD beyond the descriptor limit fails with EINVAL");
+	close(fds[0]);
+	close(fds[1]);
+}
+
 static void dup2_dup3_fstat_lseek(void)
 {
 	int fds[2];
@@ -180,6 +206,7 @@ int main(int argc, char **argv)
 	no_reader_gives_epipe_and_sigpipe();
 	nonblocking_and_capacity();
 	across_fork_with_blocking();
+	vectors_and_bad_buffers();
 	dup2_dup3_fstat_lseek();
 	return utest_done();
 }

@@ -82,7 +82,7 @@ pub struct OpenFile {
     pub pos: Mutex<u64>,
     /// The `O_*` flags: those it was opened with, the status flags
     /// changed by `F_SETFL`.
-    pub flags: AtomicU32,
+    flags: AtomicU32,
 }
 
 /// Where a process's console output also goes (tests capture it).
@@ -125,6 +125,19 @@ impl OpenFile {
         buf[..n].copy_from_slice(&data[start..start + n]);
         *pos += n as u64;
         Ok(n)
+    }
+
+    /// Gives back the tail of a read that could not be delivered: a pipe
+    /// takes the bytes back, a file moves its offset back.
+    pub fn unread(&self, bytes: &[u8]) {
+        match &self.kind {
+            FileKind::Pipe(p) => p.unread(bytes),
+            FileKind::Ram(_) | FileKind::Text(_) => {
+                let mut pos = self.pos.lock();
+                *pos = pos.saturating_sub(bytes.len() as u64);
+            }
+            FileKind::Console => {}
+        }
     }
 
     /// Writes (Linux `vfs_write`): only the console and pipes are
@@ -224,6 +237,9 @@ impl FdTable {
     /// Duplicates `fd` onto the lowest free descriptor at or above `min` (Linux `F_DUPFD`).
     pub fn dup_from(&mut self, fd: i32, min: usize, cloexec: bool) -> Result<i32, Errno> {
         let file = self.get(fd)?;
+        if min >= NR_OPEN {
+            return Err(Errno::EINVAL);
+        }
         while self.fds.len() <= min {
             self.fds.push(None);
         }

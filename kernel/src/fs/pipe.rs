@@ -71,14 +71,15 @@ fn interrupted() -> bool {
 }
 
 impl PipeEnd {
-    /// Whether this is the write end.
-    pub fn is_write_end(&self) -> bool {
-        self.write
-    }
-
-    /// Bytes waiting in the pipe (Linux `FIONREAD`, fstat's size is 0).
-    pub fn available(&self) -> usize {
-        self.pipe.state.lock().buf.len()
+    /// Puts back `bytes` a read took but could not deliver (its user
+    /// buffer faulted), ahead of everything else: Linux consumes only what
+    /// it copied. With two processes reading one pipe at once, the other's
+    /// read may have taken later bytes meanwhile.
+    pub fn unread(&self, bytes: &[u8]) {
+        let mut s = self.pipe.state.lock();
+        for &b in bytes.iter().rev() {
+            s.buf.push_front(b);
+        }
     }
 
     /// Linux `pipe_read`.
@@ -123,6 +124,10 @@ impl PipeEnd {
     pub fn write(&self, data: &[u8], nonblock: bool) -> Result<usize, Errno> {
         if !self.write {
             return Err(Errno::EBADF);
+        }
+        if data.is_empty() {
+            // "Null write succeeds" (Linux), even with no reader.
+            return Ok(0);
         }
         let pipe = &*self.pipe;
         // A write of at most PIPE_BUF bytes goes in whole or not at all.

@@ -516,6 +516,7 @@ fn mprotect_growsdown_extends_to_the_stack_start() {
         mmap_fixed(&mut mm, X, P, RW);
         assert_eq!(mm.mprotect(X, P, PROT_READ | PROT_GROWSDOWN), Err(Errno::EINVAL), "not a grows-down VMA");
         assert_eq!(mm.mprotect(start + 2 * P, P, PROT_READ | PROT_GROWSUP), Err(Errno::EINVAL), "no grows-up VMAs");
+        assert_eq!(mm.mprotect(X + P, P, PROT_READ | PROT_GROWSUP), Err(Errno::ENOMEM), "a range starting in a hole");
         assert_eq!(
             mm.mprotect(start + 2 * P, P, PROT_READ | PROT_GROWSDOWN | PROT_GROWSUP),
             Err(Errno::EINVAL),
