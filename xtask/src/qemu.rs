@@ -6,6 +6,8 @@ use std::fmt;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -247,6 +249,9 @@ pub struct Headless {
     events: Receiver<Event>,
     stderr: Receiver<String>,
     exited: bool,
+    /// Set before QEMU is reaped, so the stderr thread never signals a
+    /// reaped (and possibly reused) pid.
+    reaped: Arc<AtomicBool>,
 }
 
 impl Headless {
@@ -279,8 +284,10 @@ impl Headless {
             }
         });
         let (etx, stderr) = mpsc::channel();
+        let reaped = Arc::new(AtomicBool::new(false));
         if let Some(err) = child.stderr.take() {
             let pid = child.id();
+            let reaped = reaped.clone();
             thread::spawn(move || {
                 let mut text = String::new();
                 let mut stopped = false;
@@ -290,10 +297,13 @@ impl Headless {
                     // this text as the reason, instead of at its timeout.
                     if !stopped && line.contains("KVM internal error") {
                         stopped = true;
-                        if let Ok(pid) = libc::pid_t::try_from(pid) {
-                            // SAFETY: kill(2) on the pid of our own child,
-                            // which has not been reaped (Headless waits for
-                            // it only after its output ends).
+                        if let Ok(pid) = libc::pid_t::try_from(pid)
+                            && !reaped.load(Ordering::Acquire)
+                        {
+                            // SAFETY: kill(2) takes no pointers. The pid is
+                            // our child's, not reaped as of the check just
+                            // made (a reap in between would have to be
+                            // followed by pid reuse to misfire).
                             unsafe { libc::kill(pid, libc::SIGTERM) };
                         }
                     }
@@ -303,7 +313,7 @@ impl Headless {
                 let _ = etx.send(text);
             });
         }
-        Ok(Headless { child, events, stderr, exited: false })
+        Ok(Headless { child, events, stderr, exited: false, reaped })
     }
 
     /// The next event, or `None` when `deadline` passes first. After the
@@ -322,6 +332,7 @@ impl Headless {
                 loop {
                     match self.child.try_wait() {
                         Ok(Some(status)) => {
+                            self.reaped.store(true, Ordering::Release);
                             self.exited = true;
                             return Some(Event::Exited(status));
                         }
@@ -372,6 +383,7 @@ impl Headless {
     pub fn kill(&mut self) {
         if !self.exited {
             let _ = self.child.kill();
+            self.reaped.store(true, Ordering::Release);
             let _ = self.child.wait();
             self.exited = true;
         }
