@@ -221,7 +221,15 @@ fn iovecs(iov: u64, cnt: u64) -> Result<Vec<(u64, u64)>, Errno> {
     if cnt > 1024 {
         return Err(Errno::EINVAL);
     }
-    (0..cnt).map(|i| read_user::<[u64; 2]>(iov + 16 * i).map(|[b, l]| (b, l)).map_err(efault)).collect()
+    let iov: Vec<(u64, u64)> = (0..cnt)
+        .map(|i| read_user::<[u64; 2]>(iov + 16 * i).map(|[b, l]| (b, l)).map_err(efault))
+        .collect::<Result<_, _>>()?;
+    // Linux `iovec_from_user`: a length negative as a ssize_t is EINVAL
+    // (a large total is only capped, as our chunks cap it).
+    if iov.iter().any(|&(_, l)| l > i64::MAX as u64) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(iov)
 }
 
 fn sys_writev(fd: i32, iov: u64, cnt: u64) -> SysResult {
@@ -242,10 +250,10 @@ fn sys_readv_of(fd: i32, iov: &[(u64, u64)]) -> SysResult {
     let n = f.read(&mut tmp)?;
     let mut done = 0;
     for &(base, len) in iov {
-        let k = (len as usize).min(n - done);
-        if k == 0 {
+        if done == n {
             break;
         }
+        let k = usize::try_from(len).unwrap_or(usize::MAX).min(n - done);
         if copy_to_user(base, &tmp[done..done + k]).is_err() {
             f.unread(&tmp[done..n]);
             return if done > 0 { Ok(done as u64) } else { Err(Errno::EFAULT) };

@@ -167,6 +167,12 @@ static void vectors_and_bad_buffers(void)
 	CHECK(write(fds[1], "xy", 2) == 2, "write 2 bytes");
 	CHECK(readv(fds[0], in, 2) == 2 && memcmp(a, "xy", 2) == 0,
 	      "readv returns what is there without waiting for more");
+	struct iovec skip[2] = { { a, 0 }, { b, 4 } };
+	CHECK(write(fds[1], "zz", 2) == 2 && readv(fds[0], skip, 2) == 2 && memcmp(b, "zz", 2) == 0,
+	      "readv skips an empty first buffer");
+	struct iovec negative[2] = { { a, 1 }, { b, (size_t)-1 } };
+	errno = 0;
+	CHECK(readv(fds[0], negative, 2) == -1 && errno == EINVAL, "readv of a length negative as ssize_t fails with EINVAL");
 	errno = 0;
 	CHECK(fcntl(fds[0], F_DUPFD, 1 << 30) == -1 && errno == EINVAL, "F_DUPFD beyond the descriptor limit fails with EINVAL");
 	close(fds[0]);
