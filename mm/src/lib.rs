@@ -24,6 +24,7 @@ pub mod addr;
 pub mod arch;
 pub mod avl;
 pub mod gfp;
+pub mod kmemmap;
 pub mod list;
 pub mod madvise;
 pub mod memblock;

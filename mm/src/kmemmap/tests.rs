@@ -1,0 +1,97 @@
+//! Host tests of the pageblock map on simulated machines.
+
+use super::*;
+use crate::gfp::{GFP_HIGHUSER_MOVABLE, GFP_KERNEL};
+use crate::sim::Sim;
+
+const MIB: u64 = 1 << 20;
+
+/// The map's rows (between the header lines and the end line).
+fn rows(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| l.starts_with("0x")).collect()
+}
+
+#[test]
+fn a_fresh_machine_is_free_movable_memory_with_its_holes_and_reservations() {
+    // Memory 1..17 MiB of an 18 MiB map; the page at 16 MiB is reserved.
+    let sim = Sim::new(0, 18 * MIB, &[(MIB, 16 * MIB)], &[(16 * MIB, 4096)]);
+    let pgdat = sim.pgdat(1);
+    let text = format!("{}", Kmemmap { pgdat: &pgdat, memblock: &sim.memblock, per_row: 4 });
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "kmemmap: 9 pageblocks of 2048 KiB (order 9), 4 per row");
+    assert!(lines[1].starts_with("legend: u/U unmovable"));
+    assert_eq!(lines[2], "zone DMA      0x0000000000100000-0x0000000000ffffff");
+    assert_eq!(lines[3], "zone DMA32    0x0000000001000000-0x00000000010fffff");
+    assert_eq!(lines[4], "zone Normal   empty");
+    // Block 8 (16..18 MiB) has 256 present pages, one reserved: in use,
+    // ceil(9 * 1 / 256) = 1. Blocks 2..7 lie inside order-10 free blocks
+    // whose head is in the block before.
+    assert_eq!(
+        rows(&text),
+        ["0x0000000000000000 |mmmm| 0000", "0x0000000000800000 |mmmm| 0000", "0x0000000001000000 |M| 1"]
+    );
+    assert_eq!(text.lines().last(), Some("kmemmap: end"));
+    let state = pageblock_state(&pgdat, &sim.memblock, Pfn::new(0));
+    assert_eq!(state, BlockState { present: 256, free: 256, reserved: 0, migratetype: MigrateType::Movable });
+}
+
+#[test]
+fn allocations_show_their_migratetype_and_fill() {
+    let sim = Sim::flat(16 * MIB);
+    let pgdat = sim.pgdat(1);
+    let block = pgdat.alloc_pages(GFP_HIGHUSER_MOVABLE, PAGEBLOCK_ORDER).unwrap();
+    let state = pageblock_state(&pgdat, &sim.memblock, block);
+    assert_eq!((state.symbol(), state.fill(), state.free), ('M', '9', 0));
+    // One unmovable page steals a movable block for the unmovable lists.
+    let page = pgdat.alloc_pages(GFP_KERNEL, 0).unwrap();
+    pgdat.drain_all_pages();
+    let state = pageblock_state(&pgdat, &sim.memblock, page);
+    assert_eq!(state.symbol(), 'U');
+    assert_eq!(state.fill(), '1');
+    assert_eq!(state.used(), 1);
+    pgdat.free_pages(page, 0).unwrap();
+    pgdat.free_pages(block, PAGEBLOCK_ORDER).unwrap();
+    pgdat.drain_all_pages();
+    let state = pageblock_state(&pgdat, &sim.memblock, page);
+    assert_eq!((state.symbol(), state.fill()), ('u', '0'), "the stolen block stays unmovable once free");
+    let state = pageblock_state(&pgdat, &sim.memblock, block);
+    assert_eq!((state.symbol(), state.fill()), ('m', '0'));
+}
+
+#[test]
+fn free_pages_of_the_map_add_up_to_the_allocators_count() {
+    let sim = Sim::new(0, 64 * MIB, &[(0, 40 * MIB), (44 * MIB, 20 * MIB)], &[(0, 3 * MIB), (50 * MIB, 12345)]);
+    let pgdat = sim.pgdat(2);
+    let held: Vec<_> = (0..300).filter_map(|i| pgdat.alloc_pages(GFP_KERNEL, i % 4)).collect();
+    pgdat.drain_all_pages();
+    let end = pgdat.mem_map().end_pfn().as_u64();
+    let (mut free, mut present) = (0, 0);
+    for block in (0..end).step_by(PAGEBLOCK_NR_PAGES as usize) {
+        let state = pageblock_state(&pgdat, &sim.memblock, Pfn::new(block));
+        free += state.free;
+        present += state.present;
+    }
+    assert_eq!(free, pgdat.nr_free_pages());
+    assert_eq!(present, 60 * MIB / PAGE_SIZE);
+    // 40..44 MiB is a hole: two blocks of spaces.
+    let text = format!("{}", Kmemmap { pgdat: &pgdat, memblock: &sim.memblock, per_row: 32 });
+    let row = &rows(&text)[0][20..52];
+    assert_eq!(row.find(' '), Some(20));
+    assert_eq!(row.rfind(' '), Some(21));
+    assert!(row.starts_with('R'), "0..2 MiB is reserved: {row}");
+    // 300 unmovable allocations steal some blocks; the rest stay movable.
+    assert!(row.contains('U') && row.contains('m'), "{row}");
+    for (i, pfn) in held.into_iter().enumerate() {
+        pgdat.free_pages(pfn, i as u32 % 4).unwrap();
+    }
+}
+
+#[test]
+fn a_wholly_reserved_block_is_r_and_rows_are_clamped() {
+    let sim = Sim::new(0, 4 * MIB, &[(0, 4 * MIB)], &[(0, 2 * MIB)]);
+    let pgdat = sim.pgdat(1);
+    let state = pageblock_state(&pgdat, &sim.memblock, Pfn::new(0));
+    assert_eq!((state.symbol(), state.fill(), state.reserved), ('R', '-', 512));
+    let text = format!("{}", Kmemmap { pgdat: &pgdat, memblock: &sim.memblock, per_row: 0 });
+    assert_eq!(rows(&text), ["0x0000000000000000 |R| -", "0x0000000000200000 |m| 0"]);
+}
