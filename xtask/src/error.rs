@@ -28,6 +28,8 @@ pub enum Error {
     KvmUnavailable(String),
     /// The test kernel did not answer as the harness expects.
     Harness(String),
+    /// A command-line option that cannot be used as given.
+    Usage(String),
 }
 
 impl Error {
@@ -48,11 +50,18 @@ impl fmt::Display for Error {
             Error::Image(e) => write!(f, "{e}"),
             Error::KvmUnavailable(why) => write!(f, "KVM requested but unavailable: {why}; use --accel tcg"),
             Error::Harness(what) => write!(f, "test harness: {what}"),
+            Error::Usage(what) => f.write_str(what),
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+impl From<crate::memmap::MemmapError> for Error {
+    fn from(e: crate::memmap::MemmapError) -> Self {
+        Error::Harness(format!("kmemmap: {e}"))
+    }
+}
 
 impl From<boot::BootError> for Error {
     fn from(e: boot::BootError) -> Self {

@@ -5,18 +5,22 @@
 //! - `cargo xtask test [FILTER]`: host tests, then the in-kernel tests under
 //!   QEMU, ending with one `N passed, N failed, N skipped` line;
 //! - `cargo xtask bench`: benchmarks, in our kernel and beside Linux;
-//! - `cargo xtask gdb`: the kernel stopped under gdb with the mm helpers.
+//! - `cargo xtask gdb`: the kernel stopped under gdb with the mm helpers;
+//! - `cargo xtask memmap`: a picture of physical memory, one cell per
+//!   pageblock, from the mm console's `kmemmap`.
 //!
 //! `cargo xtask <command> --help` lists each command's options.
 
 mod bench;
 mod build;
+mod console;
 mod error;
 mod gdb;
 mod host;
 mod initramfs;
 mod kvm;
 mod linux;
+mod memmap;
 mod plot;
 mod qemu;
 mod runner;
@@ -64,6 +68,29 @@ enum Command {
     /// server on a free port, and start gdb with the mm helper commands
     /// (gdb/mm.py); the serial console goes to target/xtask/gdb/console.log.
     Gdb(GdbArgs),
+    /// Boot, run mm console commands (--cmd), dump the pageblock map with
+    /// `kmemmap` and render every dump of the console as an SVG in
+    /// target/memmap/ (memmap-1.svg, ...).
+    Memmap(MemmapArgs),
+}
+
+#[derive(Args)]
+struct MemmapArgs {
+    /// Console commands to run first, separated by `;` (e.g. "kmemmap;
+    /// stress 256 10": a map before the stress run, and one after).
+    #[arg(long, default_value = "")]
+    cmd: String,
+    /// Write the pictures here instead of target/memmap.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Accelerator (default: auto, as for `run`).
+    #[arg(long, value_enum, env = "XTASK_ACCEL")]
+    accel: Option<AccelChoice>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 900)]
+    timeout: u64,
+    #[command(flatten)]
+    boot: BootArgs,
 }
 
 #[derive(Args)]
@@ -163,6 +190,11 @@ struct RunArgs {
     /// Start QEMU's GDB server on localhost:1234 and wait for a debugger.
     #[arg(long)]
     gdb: bool,
+    /// Run these mm console commands (separated by `;`, e.g. "meminfo;
+    /// buddyinfo") and power off instead of waiting for input; exits with
+    /// failure if a command failed.
+    #[arg(long)]
+    cmd: Option<String>,
     /// Extra arguments passed to QEMU as they are (after `--`).
     #[arg(last = true)]
     qemu_args: Vec<String>,
@@ -194,6 +226,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test_cmd(args),
         Command::Bench(args) => bench_cmd(args),
         Command::Gdb(args) => gdb_cmd(args),
+        Command::Memmap(args) => memmap_cmd(args),
     };
     match result {
         Ok(code) => code,
@@ -223,6 +256,10 @@ fn run_cmd(args: RunArgs) -> Result<ExitCode, Error> {
     let images = build::images(&elf, "kernel", Some(&ramdisk))?;
     let accel = qemu::resolve_accel(args.machine.accel.unwrap_or(AccelChoice::Auto))?;
     let firmware = if args.machine.uefi { Firmware::Uefi } else { Firmware::Bios };
+    let cmdline = match &args.cmd {
+        Some(commands) => console::shell_cmdline(&args.boot.cmdline, commands)?,
+        None => args.boot.cmdline,
+    };
     let machine = qemu::Machine {
         accel,
         firmware,
@@ -230,10 +267,10 @@ fn run_cmd(args: RunArgs) -> Result<ExitCode, Error> {
         cpus: args.boot.cpus,
         disk_mib: 0,
         gdb: args.gdb.then_some(qemu::GDB_PORT),
-        cmdline: args.boot.cmdline,
+        cmdline,
         fw_cfg_files: Vec::new(),
         extra_args: args.qemu_args,
-        interactive: true,
+        interactive: args.cmd.is_none(),
     };
     if args.gdb {
         println!(
@@ -270,6 +307,8 @@ fn test_cmd(args: TestArgs) -> Result<ExitCode, Error> {
         let kernel_elf = build::kernel_elf(build::KernelBin::Kernel, profile)?;
         let kernel_images = build::images(&kernel_elf, "kernel", None)?;
         totals += smoke::run_boot_smoke_tests(&kernel_elf, &kernel_images, &options, filter)?;
+        let console_images = build::images(&kernel_elf, "kernel-initramfs", Some(&initramfs::build()?))?;
+        totals += console::test(&console_images, &options, filter)?;
     }
 
     let ktests_elf = build::kernel_elf(build::KernelBin::Ktests, profile)?;
@@ -300,6 +339,49 @@ fn gdb_cmd(args: GdbArgs) -> Result<ExitCode, Error> {
         cmdline: args.boot.cmdline,
     };
     gdb::run(&options)
+}
+
+fn memmap_cmd(args: MemmapArgs) -> Result<ExitCode, Error> {
+    let elf = build::kernel_elf(build::KernelBin::Kernel, Profile::Dev)?;
+    let images = build::images(&elf, "kernel-initramfs", Some(&initramfs::build()?))?;
+    let commands = match args.cmd.trim().trim_end_matches(';') {
+        "" => "kmemmap; poweroff".to_owned(),
+        given => format!("{given}; kmemmap; poweroff"),
+    };
+    let machine = qemu::Machine {
+        accel: qemu::resolve_accel(args.accel.unwrap_or(AccelChoice::Auto))?,
+        firmware: Firmware::Bios,
+        mem_mib: args.boot.mem,
+        cpus: args.boot.cpus,
+        disk_mib: 0,
+        gdb: None,
+        cmdline: console::shell_cmdline(&args.boot.cmdline, &commands)?,
+        fw_cfg_files: Vec::new(),
+        extra_args: Vec::new(),
+        interactive: false,
+    };
+    let workdir = build::target_dir().join("xtask/memmap");
+    eprintln!("memmap: booting ({}, {} MiB, {} CPUs) to run: {commands}", machine.accel, machine.mem_mib, machine.cpus);
+    let (lines, status) = console::run_headless(
+        &machine,
+        images.for_firmware(Firmware::Bios),
+        &workdir,
+        std::time::Duration::from_secs(args.timeout),
+    )?;
+    let log = workdir.join("console.log");
+    let text = lines.join("\n");
+    std::fs::write(&log, &text).map_err(|e| Error::io(format!("writing {}", log.display()), e))?;
+    match status {
+        Some(s) if s.code() == Some(qemu::EXIT_SUCCESS) => {}
+        Some(s) => eprintln!("memmap: {}; console in {}", qemu::describe_exit(&s), log.display()),
+        None => eprintln!("memmap: timed out after {} s; console in {}", args.timeout, log.display()),
+    }
+    let out = args.out.unwrap_or_else(console::memmap_dir);
+    let title = format!("{} MiB, {} CPUs, after: {}", args.boot.mem, args.boot.cpus, args.cmd.trim());
+    for path in memmap::render_console(&text, &out, &title)? {
+        println!("memmap: {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn bench_cmd(args: BenchArgs) -> Result<ExitCode, Error> {

@@ -1,0 +1,358 @@
+//! The kernel's mm console driven from the host: `cargo xtask run --cmd`,
+//! `cargo xtask memmap`, and the end-to-end test of the non-interactive
+//! path that `cargo xtask test` runs.
+//!
+//! Commands travel on the kernel command line as `shell.cmd="CMD; CMD"`;
+//! the kernel echoes each after its prompt (`mm> CMD`), prints the output
+//! and powers off, QEMU exiting with success only if every command
+//! succeeded (kernel/src/shell/mod.rs).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+use crate::qemu::{self, Event, Headless, Machine};
+use crate::runner::{RunOptions, Totals};
+
+/// The prompt the kernel echoes commands after.
+pub const PROMPT: &str = "mm> ";
+
+/// Bound on a scripted boot in tests (TCG, a second of stress included).
+const TEST_TIMEOUT: Duration = Duration::from_secs(240);
+
+/// The command line that makes the console run `commands`: `base` plus
+/// `shell.cmd="commands"`. A double quote would end the value early, so it
+/// is refused.
+pub fn shell_cmdline(base: &str, commands: &str) -> Result<String, Error> {
+    if commands.contains('"') {
+        return Err(Error::Usage("--cmd cannot contain a double quote (the kernel command line quotes it)".into()));
+    }
+    let param = format!("shell.cmd=\"{commands}\"");
+    Ok(if base.trim().is_empty() { param } else { format!("{} {param}", base.trim()) })
+}
+
+/// Boots `machine` headless and collects its console until QEMU exits.
+pub fn run_headless(
+    machine: &Machine,
+    image: &Path,
+    workdir: &Path,
+    timeout: Duration,
+) -> Result<(Vec<String>, Option<ExitStatus>), Error> {
+    let mut qemu = Headless::start(machine, image, workdir)?;
+    let deadline = Instant::now() + timeout;
+    let mut console = Vec::new();
+    loop {
+        match qemu.next(deadline) {
+            Some(Event::Line(line)) => console.push(line),
+            Some(Event::Exited(status)) => return Ok((console, Some(status))),
+            None => {
+                qemu.kill();
+                return Ok((console, None));
+            }
+        }
+    }
+}
+
+/// The output of each command echoed after the prompt, in order: kernel
+/// log lines (`[seconds] ...`) and the console's own messages left out.
+pub fn sections(console: &[String]) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for line in console {
+        if let Some(cmd) = line.strip_prefix(PROMPT) {
+            out.push((cmd.trim().to_owned(), Vec::new()));
+        } else if line.starts_with("console:") {
+            out.push((String::new(), Vec::new()));
+        } else if let Some((_, lines)) = out.last_mut()
+            && !line.starts_with('[')
+        {
+            lines.push(line.clone());
+        }
+    }
+    out.retain(|(cmd, _)| !cmd.is_empty());
+    out
+}
+
+/// `Key: value kB` lines (meminfo) as a map of values.
+pub fn parse_meminfo(lines: &[String]) -> Result<BTreeMap<String, u64>, String> {
+    let mut map = BTreeMap::new();
+    for line in lines {
+        let (key, rest) = line.split_once(':').ok_or_else(|| format!("meminfo line without a colon: {line:?}"))?;
+        let value = rest.trim().trim_end_matches(" kB").trim();
+        let value: u64 = value.parse().map_err(|_| format!("meminfo value not a number: {line:?}"))?;
+        map.insert(key.to_owned(), value);
+    }
+    Ok(map)
+}
+
+/// Free pages per zone from /proc/buddyinfo lines
+/// (`Node 0, zone    DMA32  c0 c1 ... c10`).
+pub fn parse_buddyinfo(lines: &[String]) -> Result<BTreeMap<String, u64>, String> {
+    let mut zones = BTreeMap::new();
+    for line in lines {
+        let rest = line.strip_prefix("Node 0, zone").ok_or_else(|| format!("not a buddyinfo line: {line:?}"))?;
+        let mut words = rest.split_whitespace();
+        let zone = words.next().ok_or_else(|| format!("no zone name: {line:?}"))?;
+        let mut pages = 0u64;
+        let mut orders = 0;
+        for (order, word) in words.enumerate() {
+            let count: u64 = word.parse().map_err(|_| format!("count not a number: {line:?}"))?;
+            pages += count << order;
+            orders += 1;
+        }
+        if orders != 11 {
+            return Err(format!("{orders} orders instead of 11: {line:?}"));
+        }
+        zones.insert(zone.to_owned(), pages);
+    }
+    Ok(zones)
+}
+
+/// `name value` lines (vmstat).
+pub fn parse_vmstat(lines: &[String]) -> Result<BTreeMap<String, i64>, String> {
+    lines
+        .iter()
+        .map(|line| {
+            let (name, value) = line.split_once(' ').ok_or_else(|| format!("not a vmstat line: {line:?}"))?;
+            let value = value.parse().map_err(|_| format!("vmstat value not a number: {line:?}"))?;
+            Ok((name.to_owned(), value))
+        })
+        .collect()
+}
+
+/// The commands of the scripted test boot that must all succeed.
+const GOOD_COMMANDS: &str = "help; run hello; run sleep 60 4 &; meminfo; buddyinfo; pagetypeinfo; zoneinfo; \
+                             slabinfo; vmstat; vmallocinfo; memblock; ps; maps $!; alloc 1M; alloc 100 kmalloc; \
+                             alloc 64K vmalloc; alloc; free 2; free; stress 8 1; drop_caches; kmemmap; poweroff";
+
+/// Checks a console of [`GOOD_COMMANDS`]; returns what is wrong.
+pub fn check_good_console(console: &[String], mem_mib: u32) -> Result<(), String> {
+    let sections: BTreeMap<String, Vec<String>> = sections(console).into_iter().collect();
+    let get = |cmd: &str| sections.get(cmd).ok_or_else(|| format!("no output section for `{cmd}`"));
+    if !get("help")?.iter().any(|l| l.trim_start().starts_with("kmemmap")) {
+        return Err("help does not list kmemmap".into());
+    }
+    if !get("run hello")?.iter().any(|l| l.contains("/bin/hello: pid") && l.ends_with("exited with status 0")) {
+        return Err("run hello did not report exit status 0".into());
+    }
+    let meminfo = parse_meminfo(get("meminfo")?)?;
+    let field = |k: &str| meminfo.get(k).copied().ok_or_else(|| format!("meminfo has no {k}"));
+    let (total, free, available) = (field("MemTotal")?, field("MemFree")?, field("MemAvailable")?);
+    if !(0 < free && free <= total && available <= free && total <= u64::from(mem_mib) * 1024) {
+        return Err(format!("meminfo inconsistent: MemTotal {total} MemFree {free} MemAvailable {available}"));
+    }
+    let buddy: u64 = parse_buddyinfo(get("buddyinfo")?)?.values().sum();
+    // The two reports are a few console writes apart, not one snapshot:
+    // allow the pages the console itself may have taken in between.
+    let buddy_kb = buddy * 4;
+    if buddy_kb.abs_diff(free) > 256 {
+        return Err(format!("buddyinfo free {buddy_kb} kB differs from MemFree {free} kB by more than 256 kB"));
+    }
+    if !get("pagetypeinfo")?.iter().any(|l| l.starts_with("Number of blocks type")) {
+        return Err("pagetypeinfo has no block counts".into());
+    }
+    let managed: u64 = get("zoneinfo")?
+        .iter()
+        .filter_map(|l| l.trim().strip_prefix("managed"))
+        .map(|v| v.trim().parse::<u64>().unwrap_or(0))
+        .sum();
+    if managed * 4 != total {
+        return Err(format!("zoneinfo managed pages {managed} x 4 kB != MemTotal {total} kB"));
+    }
+    let slabinfo = get("slabinfo")?;
+    if slabinfo.first().map(String::as_str) != Some("slabinfo - version: 2.1")
+        || !slabinfo.iter().any(|l| l.starts_with("kmalloc-64 "))
+    {
+        return Err("slabinfo lacks its header or kmalloc-64".into());
+    }
+    let vmstat = parse_vmstat(get("vmstat")?)?;
+    for name in ["nr_free_pages", "pgalloc_dma32", "pgfree", "pgfault"] {
+        if !vmstat.contains_key(name) {
+            return Err(format!("vmstat has no {name}"));
+        }
+    }
+    if vmstat["pgfault"] <= 0 {
+        return Err("vmstat pgfault is 0 after running a program".into());
+    }
+    if !get("memblock")?.iter().any(|l| l.starts_with("MEMBLOCK configuration")) {
+        return Err("memblock dump missing".into());
+    }
+    let ps = get("ps")?;
+    if !ps.iter().any(|l| l.ends_with("[kshell]")) {
+        return Err("ps does not show the console thread".into());
+    }
+    // The background `sleep` touched 4 MiB: its RSS column says at least that.
+    let sleeper_rss = ps
+        .iter()
+        .find(|l| l.ends_with(" sleep"))
+        .and_then(|l| l.split_whitespace().nth(4))
+        .and_then(|rss| rss.parse::<u64>().ok());
+    if !sleeper_rss.is_some_and(|kib| kib >= 4096) {
+        return Err(format!("ps does not show the background sleep with >= 4096 KiB RSS: {ps:?}"));
+    }
+    let maps = get("maps $!")?;
+    if !(maps.iter().any(|l| l.ends_with("/bin/sleep")) && maps.iter().any(|l| l.ends_with("[stack]"))) {
+        return Err(format!("maps $! lacks /bin/sleep or [stack]: {maps:?}"));
+    }
+    let frees = get("free")?;
+    if frees.len() != 2 || !frees.iter().all(|l| l.ends_with("pattern intact, freed")) {
+        return Err(format!("free should check and free the 2 remaining allocations: {frees:?}"));
+    }
+    if !get("stress 8 1")?.iter().any(|l| l.starts_with("stress:") && l.ends_with(" 0 broken patterns")) {
+        return Err("stress did not report 0 broken patterns".into());
+    }
+    let maps = crate::memmap::parse_dumps(&console.join("\n")).map_err(|e| format!("kmemmap: {e}"))?;
+    let blocks = u64::from(mem_mib).div_ceil(2);
+    match maps.as_slice() {
+        [map] if map.nr_blocks() as u64 >= blocks => Ok(()),
+        _ => Err(format!("expected one kmemmap dump of at least {blocks} blocks, got {}", maps.len())),
+    }
+}
+
+/// The scripted test boot with bad commands: each gets its one-line
+/// error, the others still run, and QEMU exits with failure.
+const BAD_COMMANDS: &str = "nosuchcmd; alloc 5X; maps 99999; free 42; compact; stress 1; help";
+
+fn check_bad_console(console: &[String]) -> Result<(), String> {
+    for expected in [
+        "nosuchcmd: unknown command (help lists them)",
+        "alloc: bad number '5X' (sizes take K, M or G)",
+        "maps: no process with pid 99999",
+        "free: no allocation #42 (alloc lists them)",
+        "stress: usage: stress MIB SECONDS (1-65536 MiB, 1-3600 s)",
+        "console: a command failed, powering off",
+    ] {
+        if !console.iter().any(|l| l == expected) {
+            return Err(format!("missing line {expected:?}"));
+        }
+    }
+    if !console.iter().any(|l| l.starts_with("compact: ")) {
+        return Err("compact printed no line".into());
+    }
+    if !console.iter().any(|l| l.trim_start().starts_with("poweroff")) {
+        return Err("help did not run after the failed commands".into());
+    }
+    Ok(())
+}
+
+/// `cargo xtask test`'s end-to-end test of `--cmd`: the kernel image boots
+/// with scripted commands, once all good, once with bad ones.
+pub fn test(images: &boot::Images, options: &RunOptions, filter: Option<&str>) -> Result<Totals, Error> {
+    use crate::build::ImagesExt;
+    let mut totals = Totals::default();
+    let cases: [(&str, &str, bool); 2] = [
+        ("console::cmd_reports_are_consistent", GOOD_COMMANDS, true),
+        ("console::cmd_errors_are_one_line_and_fail_the_boot", BAD_COMMANDS, false),
+    ];
+    let mut header = false;
+    for (name, commands, good) in cases {
+        if filter.is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        if !header {
+            println!("\n== mm console, scripted (kernel image, {}) ==", options.accel);
+            header = true;
+        }
+        let machine = Machine {
+            accel: options.accel,
+            firmware: qemu::Firmware::Bios,
+            mem_mib: qemu::DEFAULT_MEM_MIB,
+            cpus: 2,
+            disk_mib: 0,
+            gdb: None,
+            cmdline: shell_cmdline("loglevel=warn", commands)?,
+            fw_cfg_files: Vec::new(),
+            extra_args: Vec::new(),
+            interactive: false,
+        };
+        let start = Instant::now();
+        let workdir = options.logs.join(name.replace("::", "-"));
+        let (console, status) = run_headless(&machine, images.for_firmware(machine.firmware), &workdir, TEST_TIMEOUT)?;
+        let log = workdir.join("console.log");
+        std::fs::write(&log, console.join("\n")).map_err(|e| Error::io(format!("writing {}", log.display()), e))?;
+        let want = if good { qemu::EXIT_SUCCESS } else { qemu::EXIT_FAILED };
+        let verdict = match status {
+            None => Err(format!("timed out after {} s", TEST_TIMEOUT.as_secs())),
+            Some(s) if s.code() != Some(want) => Err(format!("QEMU {} (wanted exit {want})", qemu::describe_exit(&s))),
+            Some(_) if good => check_good_console(&console, machine.mem_mib),
+            Some(_) => check_bad_console(&console),
+        };
+        let secs = start.elapsed().as_secs_f64();
+        match verdict {
+            Ok(()) => {
+                totals.passed += 1;
+                println!("xtask {name} ... ok ({secs:.1} s)");
+            }
+            Err(why) => {
+                totals.failed += 1;
+                println!("xtask {name} ... FAILED ({secs:.1} s): {why}; console in {}", log.display());
+            }
+        }
+    }
+    Ok(totals)
+}
+
+/// Where `cargo xtask memmap` writes its pictures.
+pub fn memmap_dir() -> PathBuf {
+    crate::build::target_dir().join("memmap")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(text: &str) -> Vec<String> {
+        text.lines().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn the_command_line_quotes_the_commands_and_refuses_quotes() {
+        assert_eq!(shell_cmdline("", "meminfo; poweroff").unwrap(), "shell.cmd=\"meminfo; poweroff\"");
+        assert_eq!(shell_cmdline(" loglevel=warn ", "ps").unwrap(), "loglevel=warn shell.cmd=\"ps\"");
+        assert!(shell_cmdline("", "echo \"x\"").is_err());
+    }
+
+    #[test]
+    fn sections_follow_the_prompt_and_skip_log_lines() {
+        let console = lines(
+            "[    0.1] CPU0 INFO boot: hello\nmm> meminfo\nMemTotal:  1 kB\n[    0.2] CPU0 WARN x: y\nMemFree:  1 kB\n\
+             mm> ps\n    PID\nconsole: commands done, powering off\nafter",
+        );
+        let s = sections(&console);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0], ("meminfo".to_owned(), lines("MemTotal:  1 kB\nMemFree:  1 kB")));
+        assert_eq!(s[1], ("ps".to_owned(), lines("    PID")));
+    }
+
+    #[test]
+    fn reports_parse_and_bad_lines_are_refused() {
+        let m = parse_meminfo(&lines("MemTotal:         497536 kB\nMemFree:          480000 kB")).unwrap();
+        assert_eq!(m["MemTotal"], 497536);
+        assert!(parse_meminfo(&lines("MemTotal 3 kB")).is_err());
+        let b = parse_buddyinfo(&lines(
+            "Node 0, zone      DMA      1      1      1      0      2      1      1      0      1      1      3 \n\
+             Node 0, zone    DMA32      0      0      0      0      0      0      0      0      0      0      1 ",
+        ))
+        .unwrap();
+        assert_eq!(b["DMA"], 1 + 2 + 4 + 2 * 16 + 32 + 64 + 256 + 512 + 3 * 1024);
+        assert_eq!(b["DMA32"], 1024);
+        assert!(parse_buddyinfo(&lines("Node 0, zone DMA 1 2 3")).is_err());
+        let v = parse_vmstat(&lines("nr_free_pages 12\npgfault 3")).unwrap();
+        assert_eq!((v["nr_free_pages"], v["pgfault"]), (12, 3));
+        assert!(parse_vmstat(&lines("pgfault x")).is_err());
+    }
+
+    #[test]
+    fn the_bad_console_check_wants_every_error_line() {
+        let good = lines(
+            "mm> nosuchcmd\nnosuchcmd: unknown command (help lists them)\nalloc: bad number '5X' (sizes take K, M or G)\n\
+             maps: no process with pid 99999\nfree: no allocation #42 (alloc lists them)\ncompact: not yet\n\
+             stress: usage: stress MIB SECONDS (1-65536 MiB, 1-3600 s)\n  poweroff   power off\n\
+             console: a command failed, powering off",
+        );
+        assert_eq!(check_bad_console(&good), Ok(()));
+        let missing: Vec<String> = good.iter().filter(|l| !l.starts_with("maps:")).cloned().collect();
+        assert!(check_bad_console(&missing).unwrap_err().contains("maps: no process"));
+    }
+}
