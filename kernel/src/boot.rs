@@ -333,10 +333,10 @@ fn print_memory_map(regions: &[MemoryRegion]) {
     );
 }
 
-/// The idle loop: what the CPU does when it has nothing to do.
+/// The idle loop: the boot task becomes CPU 0's idle task, running
+/// whatever is runnable (the console thread, programs) and halting
+/// otherwise.
 pub fn idle() -> ! {
     info!("boot complete; entering idle loop");
-    loop {
-        x86_64::instructions::interrupts::enable_and_hlt();
-    }
+    crate::sched::idle_loop()
 }

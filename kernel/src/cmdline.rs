@@ -4,25 +4,32 @@
 //! QEMU's fw_cfg file `opt/kernel/cmdline` (`-fw_cfg name=...,file=...`, which
 //! xtask writes). On a machine without fw_cfg the command line is empty and
 //! every parameter takes its default. Parameters are `key=value` or bare
-//! `flag` words separated by spaces, as on Linux.
+//! `flag` words separated by spaces, as on Linux; as in Linux's
+//! `next_arg`, a value in double quotes may hold spaces
+//! (`shell.cmd="meminfo; poweroff"`) and the quotes are not part of it.
 //!
 //! Known parameters:
 //! - `loglevel=error|warn|info|debug|trace`: console log level (default info)
 //! - `ktest.list`: the test kernel lists its tests instead of running them
 //! - `kbench.run[=FILTER]`, `kbench.smoke`: the test kernel runs its
 //!   benchmarks (all, or those whose name contains FILTER; or each briefly)
+//! - `slub_debug[=FLAGS[,CACHE...]]`, `slub_debug_panic`: SLUB debugging
+//! - `init=PATH`: run a program from the initramfs at boot
+//! - `shell.cmd="CMD; CMD..."`: the console runs these commands and powers
+//!   off instead of waiting for input
 
 use spin::Once;
 
 use crate::drivers::fw_cfg;
 
 /// Parameters the kernel understands; others are reported at boot.
-const KNOWN: [&str; 6] = ["loglevel", "ktest.list", "kbench.run", "kbench.smoke", "slub_debug", "slub_debug_panic"];
+const KNOWN: [&str; 8] =
+    ["loglevel", "ktest.list", "kbench.run", "kbench.smoke", "slub_debug", "slub_debug_panic", "init", "shell.cmd"];
 
 /// Words of the command line that name no known parameter (Linux prints
 /// them as "Unknown kernel command line parameters").
 pub fn unknown() -> impl Iterator<Item = &'static str> {
-    as_str().split_ascii_whitespace().filter(|w| {
+    words(as_str()).filter(|w| {
         let key = w.split_once('=').map_or(*w, |(k, _)| k);
         !KNOWN.contains(&key)
     })
@@ -83,9 +90,36 @@ pub fn get(key: &str) -> Option<&'static str> {
 
 /// Whether the bare word `flag` (or `flag=...`) is present.
 pub fn has(flag: &str) -> bool {
-    as_str().split_ascii_whitespace().any(|w| w == flag || w.strip_prefix(flag).is_some_and(|r| r.starts_with('=')))
+    words(as_str()).any(|w| w == flag || w.strip_prefix(flag).is_some_and(|r| r.starts_with('=')))
 }
 
-fn parse<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    line.split_ascii_whitespace().filter_map(|w| w.strip_prefix(key)?.strip_prefix('=')).next_back()
+/// The value of `key=value` in `line`, quotes around the value removed.
+pub fn parse<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let value = words(line).filter_map(|w| w.strip_prefix(key)?.strip_prefix('=')).last()?;
+    Some(value.strip_prefix('"').map_or(value, |v| v.strip_suffix('"').unwrap_or(v)))
+}
+
+/// The words of a command line: separated by whitespace outside double
+/// quotes (Linux `next_arg`). An unclosed quote runs to the end.
+pub fn words(line: &str) -> impl Iterator<Item = &str> {
+    let mut rest = line;
+    core::iter::from_fn(move || {
+        rest = rest.trim_start_matches(|c: char| c.is_ascii_whitespace());
+        if rest.is_empty() {
+            return None;
+        }
+        let mut quoted = false;
+        let end = rest
+            .char_indices()
+            .find(|&(_, c)| {
+                if c == '"' {
+                    quoted = !quoted;
+                }
+                !quoted && c.is_ascii_whitespace()
+            })
+            .map_or(rest.len(), |(i, _)| i);
+        let (word, tail) = rest.split_at(end);
+        rest = tail;
+        Some(word)
+    })
 }

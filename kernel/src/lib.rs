@@ -32,6 +32,7 @@ pub mod printk;
 pub mod process;
 pub mod sched;
 pub mod section;
+pub mod shell;
 pub mod signal;
 pub mod slab;
 pub mod syscall;

@@ -1,5 +1,5 @@
 //! The kernel binary: boot, report the machine, run the `init=` program if
-//! the command line names one, idle.
+//! the command line names one, start the mm console, idle.
 
 #![no_std]
 #![no_main]
@@ -11,5 +11,6 @@ entry_point!(kernel_main, config = &kernel::BOOTLOADER_CONFIG);
 fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     kernel::init(boot_info);
     kernel::process::run_init();
+    kernel::shell::start();
     kernel::idle()
 }

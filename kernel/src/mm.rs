@@ -25,6 +25,7 @@ use log::{debug, info};
 use mm::arch::{CpuOps, IrqFlags, PhysMemory};
 use mm::gfp::Gfp;
 use mm::memblock::Memblock;
+use mm::meminfo::{Meminfo, MeminfoKernel};
 use mm::mmzone::{MAX_NR_ZONES, NR_PAGE_ORDERS, ZoneType};
 use mm::page::{MemMap, Page, pageblock_flags_len};
 use mm::page_alloc::{BadPage, PgData};
@@ -110,6 +111,19 @@ pub fn nr_free_pages() -> u64 {
     pgdat.nr_free_pages()
 }
 
+/// /proc/meminfo now: the node's counters and the kernel's vmalloc window
+/// and per-CPU memory ([`init`] must have run).
+pub fn meminfo() -> Meminfo<'static, 'static> {
+    Meminfo {
+        pgdat: pgdat(),
+        kernel: MeminfoKernel {
+            vmalloc_total: crate::vmalloc::VMALLOC_TOTAL,
+            vmalloc_used_pages: crate::vmalloc::vmalloc_nr_pages(),
+            percpu_pages: crate::percpu::pcpu_nr_pages(),
+        },
+    }
+}
+
 /// Allocates 2^`order` pages (Linux `alloc_pages`).
 pub fn alloc_pages(gfp: Gfp, order: u32) -> Option<Pfn> {
     pgdat().alloc_pages(gfp, order)
@@ -149,7 +163,8 @@ pub fn init(params: &BootParams) {
     crate::percpu::setup_per_cpu_areas(&mut memblock, nr_cpus);
     let pcp = crate::percpu::alloc_zone_pagesets(nr_cpus);
     let events = crate::percpu::alloc_vm_events(nr_cpus);
-    let pgdat = PgData::new(mem_map, &memblock, &DIRECT_MAP, &KERNEL_CPU, pcp, events);
+    let node_stats = crate::percpu::alloc_node_stats(nr_cpus);
+    let pgdat = PgData::new(mem_map, &memblock, &DIRECT_MAP, &KERNEL_CPU, pcp, events, node_stats);
     let released = pgdat.memblock_free_all(&memblock);
     let pgdat = PGDAT.call_once(|| pgdat);
     let memblock = MEMBLOCK.call_once(|| memblock);

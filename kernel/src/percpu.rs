@@ -25,7 +25,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use mm::memblock::Memblock;
 use mm::mmzone::{MAX_NR_ZONES, PerCpuPageset};
 use mm::percpu::{PcpuAllocator, PcpuBackend, PcpuError, PerCpuRef, PercpuAlloc as PcpuAllocTrait};
-use mm::vmstat::VmEventState;
+use mm::vmstat::{PerCpuNodeStat, VmEventState};
 use mm::{PAGE_SIZE, VirtAddr};
 use spin::Mutex;
 use x86_64::registers::model_specific::GsBase;
@@ -261,6 +261,13 @@ pub fn free_percpu(ptr: PercpuPtr) -> Result<(), PcpuError> {
     ALLOCATOR.lock().free(ptr.0).map(drop)
 }
 
+/// Pages of per-CPU memory in use, every unit of every chunk (Linux
+/// `pcpu_nr_pages`, /proc/meminfo's `Percpu`); 0 before
+/// [`setup_per_cpu_areas`].
+pub fn pcpu_nr_pages() -> u64 {
+    with_allocator(PcpuAllocator::pcpu_nr_pages).unwrap_or(0)
+}
+
 /// Runs `f` on the allocator, locked (statistics, checks).
 pub fn with_allocator<R>(f: impl FnOnce(&PcpuAllocator<VmallocChunks>) -> R) -> Option<R> {
     let allocator = ALLOCATOR.lock();
@@ -333,4 +340,11 @@ pub fn alloc_zone_pagesets(nr_cpus: u32) -> [PerCpuRef<'static, PerCpuPageset>; 
 pub fn alloc_vm_events(nr_cpus: u32) -> PerCpuRef<'static, VmEventState> {
     let [events] = alloc_percpu_array(nr_cpus, VmEventState::new);
     events
+}
+
+/// The per-CPU node state counters (Linux `pgdat->per_cpu_nodestats`,
+/// `alloc_percpu(struct per_cpu_nodestat)`).
+pub fn alloc_node_stats(nr_cpus: u32) -> PerCpuRef<'static, PerCpuNodeStat> {
+    let [stats] = alloc_percpu_array(nr_cpus, PerCpuNodeStat::new);
+    stats
 }

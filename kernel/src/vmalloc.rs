@@ -18,6 +18,7 @@ use mm::pgtable::{PAGE_KERNEL_NOCACHE, PgProt, X86PteFormat};
 use mm::slab_common::{CacheHandle, Slab};
 use mm::slub::SlabFlags;
 use mm::vmalloc::{Vmalloc, VmallocError, VmapFault, VmapNode, VmapNodeAlloc};
+use mm::vmstat::NodeStatItem;
 use mm::{PAGE_SIZE, Pfn, PhysAddr, VirtAddr};
 use spin::Once;
 
@@ -26,6 +27,10 @@ use crate::arch::x86_64::pgtable::{self, VMALLOC_END, VMALLOC_START};
 /// Size of a kernel task stack (Linux `THREAD_SIZE` is 16 KiB; unoptimised
 /// builds and tests get headroom, as the boot stack does).
 pub const THREAD_SIZE: u64 = 64 * 1024;
+
+/// Bytes of the vmalloc window (Linux `VMALLOC_TOTAL`; Linux's x86
+/// `VMALLOC_END` is inclusive, so its figure is one byte less).
+pub const VMALLOC_TOTAL: u64 = VMALLOC_END - VMALLOC_START;
 
 /// `vmap_area` nodes from the "vmap_area" slab cache.
 pub struct SlabNodes {
@@ -116,6 +121,11 @@ pub fn vfree(addr: VirtAddr) -> Result<(), VmallocError> {
     vm().vfree(addr)
 }
 
+/// Pages vmalloc holds (Linux `vmalloc_nr_pages`); 0 before [`init`].
+pub fn vmalloc_nr_pages() -> u64 {
+    vm_if_ready().map_or(0, |vm| vm.vmalloc_nr_pages())
+}
+
 /// Linux `vmap` with `PAGE_KERNEL`-style rights given by `prot`.
 #[track_caller]
 pub fn vmap(pages: &[Pfn], prot: PgProt) -> Result<VirtAddr, VmallocError> {
@@ -138,13 +148,29 @@ pub fn iounmap(addr: VirtAddr) -> Result<(), VmallocError> {
     vm().iounmap(addr)
 }
 
+/// KiB of one kernel stack, as `nr_kernel_stack` counts it.
+const THREAD_SIZE_KB: i64 = (THREAD_SIZE / 1024) as i64;
+
 /// A kernel task stack: [`THREAD_SIZE`] bytes, zeroed, aligned to its
 /// size, with unmapped pages below and above it (the guard page of the
 /// area under it, or free space, and its own guard page). Returns the
 /// lowest address; the initial stack pointer is that plus [`THREAD_SIZE`].
+/// The stack counts in `nr_kernel_stack` until [`free_thread_stack`]
+/// (Linux `account_kernel_stack`); stacks never freed, as the APs' are,
+/// count for good, as Linux's idle tasks' do.
 #[track_caller]
 pub fn alloc_thread_stack() -> Result<VirtAddr, VmallocError> {
-    vm().vmalloc_node_range(THREAD_SIZE, THREAD_SIZE, mm::gfp::Gfp::ZERO, Location::caller())
+    let stack = vm().vmalloc_node_range(THREAD_SIZE, THREAD_SIZE, mm::gfp::Gfp::ZERO, Location::caller())?;
+    crate::mm::pgdat().mod_node_page_state(NodeStatItem::NrKernelStackKb, THREAD_SIZE_KB);
+    Ok(stack)
+}
+
+/// Frees a stack from [`alloc_thread_stack`] (Linux `free_thread_stack`
+/// with `account_kernel_stack(tsk, -1)`).
+pub fn free_thread_stack(stack: VirtAddr) -> Result<(), VmallocError> {
+    vfree(stack)?;
+    crate::mm::pgdat().mod_node_page_state(NodeStatItem::NrKernelStackKb, -THREAD_SIZE_KB);
+    Ok(())
 }
 
 /// What the page-fault handler prints for an address in the vmalloc window

@@ -9,7 +9,8 @@
 //! Today it holds the address vocabulary ([`addr`]), the arch boundary,
 //! boot-time memory ([`memblock`]), the page descriptor ([`page`]), zones
 //! ([`mmzone`]), allocation flags ([`gfp`]), the buddy allocator
-//! ([`page_alloc`]) and its reports ([`vmstat`]), and the slab allocator
+//! ([`page_alloc`]) with its counters and reports ([`vmstat`], [`meminfo`]),
+//! and the slab allocator
 //! ([`slub`], [`slab_common`]: object caches and kmalloc), page tables
 //! ([`pgtable`], walked by [`pagewalk`], dumped and W+X-checked by
 //! [`ptdump`]), the kernel virtual address allocator ([`vmalloc`]:
@@ -28,6 +29,7 @@ pub mod kmemmap;
 pub mod list;
 pub mod madvise;
 pub mod memblock;
+pub mod meminfo;
 pub mod memory;
 pub mod mincore;
 pub mod mlock;

@@ -19,6 +19,13 @@
 //!   (Linux `do_wp_page`): the zero page is replaced by a zeroed page; a page
 //!   only we hold (refcount 1) is reused in place; anything else is copied.
 //!
+//! Counters ([`crate::vmstat`]): every fault that gets past the VMA and
+//! access checks counts `pgfault`; a fault that reads file data counts
+//! `pgmajfault` (without a page cache every file fault reads, which Linux
+//! calls major); a write fault that makes the present page writable in
+//! place counts `pgreuse`. Mapped pages count in `nr_anon_pages` and
+//! `nr_mapped` through [`crate::rmap`].
+//!
 //! Pages freed by zapping are returned at once, before the TLB flush that
 //! `TlbGather::finish` does: safe because an address space is loaded on at
 //! most one CPU, the one doing the zap, which touches no user memory until
@@ -36,6 +43,7 @@ use crate::mmap::{MmCounter, MmStruct};
 use crate::pgtable::{Entry, Leaf, Level, PTRS_PER_TABLE, PageSize, PgProt, PteFormat, TlbGather};
 use crate::rmap;
 use crate::vma::{Vma, VmaAlloc, VmaFlags};
+use crate::vmstat::VmEventItem;
 
 /// What a faulting access was (Linux `FAULT_FLAG_*` and the x86 error code).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,6 +136,8 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         if !allowed {
             return Err(FaultError::AccErr);
         }
+        // Where Linux's arch code hands the fault to `handle_mm_fault`.
+        self.pgd.pgdat().count_vm_event(VmEventItem::Pgfault);
         let desc = vma.desc();
         let index = linear_page_index(vma, addr);
         let slot = self.pgd.pte_offset(VirtAddr::new_const(addr), true).map_err(|_| FaultError::Oom)?;
@@ -159,6 +169,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     ) -> Result<(), FaultError> {
         let prot = vm_get_page_prot(desc.flags);
         let shared = desc.flags.contains(VmaFlags::SHARED);
+        let pgdat = self.pgd.pgdat();
         if let Some(file) = desc.file {
             let pfn = self.new_user_page(Gfp::empty())?;
             // SAFETY: `pfn` was just allocated and is mapped nowhere yet, so
@@ -166,15 +177,21 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             // map covers read-write.
             let buf = unsafe { core::slice::from_raw_parts_mut(self.page_ptr(pfn)?, PAGE_SIZE as usize) };
             let offset = index * PAGE_SIZE;
-            let n = if offset < file.size() { file.read(offset, buf) } else { 0 };
+            let n = if offset < file.size() {
+                // No page cache: every file fault reads, a major fault.
+                pgdat.count_vm_event(VmEventItem::Pgmajfault);
+                file.read(offset, buf)
+            } else {
+                0
+            };
             buf[n..].fill(0);
-            let page = self.pgd.pgdat().pfn_to_page(pfn).ok_or(FaultError::Oom)?;
+            let page = pgdat.pfn_to_page(pfn).ok_or(FaultError::Oom)?;
             let prot = if write || shared {
-                rmap::page_add_new_anon_rmap(page, index);
+                rmap::page_add_new_anon_rmap(pgdat, page, index);
                 self.add_rss(MmCounter::AnonPages, 1);
                 prot
             } else {
-                rmap::page_add_file_rmap(page, index);
+                rmap::page_add_file_rmap(pgdat, page, index);
                 self.add_rss(MmCounter::FilePages, 1);
                 prot - PgProt::WRITE
             };
@@ -186,8 +203,8 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             return Ok(());
         }
         let pfn = self.new_user_page(Gfp::ZERO)?;
-        let page = self.pgd.pgdat().pfn_to_page(pfn).ok_or(FaultError::Oom)?;
-        rmap::page_add_new_anon_rmap(page, index);
+        let page = pgdat.pfn_to_page(pfn).ok_or(FaultError::Oom)?;
+        rmap::page_add_new_anon_rmap(pgdat, page, index);
         self.add_rss(MmCounter::AnonPages, 1);
         slot.store(self.encode(pfn, prot | PgProt::DIRTY), Ordering::Release);
         Ok(())
@@ -206,26 +223,29 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     ) -> Result<(), FaultError> {
         let old = leaf.phys.pfn();
         let prot = vm_get_page_prot(flags) | PgProt::DIRTY;
+        let pgdat = self.pgd.pgdat();
         let mut gather = TlbGather::for_mm(self.pgd.root());
         gather.add_range(addr, addr + PAGE_SIZE);
         if flags.contains(VmaFlags::SHARED) && old != self.zero_pfn {
             // A shared page is written in place by every sharer (Linux
-            // `wp_page_shared`).
+            // `wp_page_shared`, which reuses through `wp_page_reuse`).
             slot.store(self.encode(old, prot), Ordering::Release);
-            gather.finish(self.tlb, self.pgd.pgdat());
+            gather.finish(self.tlb, pgdat);
+            pgdat.count_vm_event(VmEventItem::Pgreuse);
             return Ok(());
         }
         if old != self.zero_pfn {
-            let page = self.pgd.pgdat().pfn_to_page(old).ok_or(FaultError::Oom)?;
+            let page = pgdat.pfn_to_page(old).ok_or(FaultError::Oom)?;
             if page.refcount() == 1 {
                 // Only we hold it: reuse (Linux `wp_can_reuse_anon_folio`).
                 if !rmap::page_anon(page) {
-                    rmap::page_make_anon(page, index);
+                    rmap::page_make_anon(pgdat, page, index);
                     self.add_rss(MmCounter::FilePages, -1);
                     self.add_rss(MmCounter::AnonPages, 1);
                 }
                 slot.store(self.encode(old, prot), Ordering::Release);
-                gather.finish(self.tlb, self.pgd.pgdat());
+                gather.finish(self.tlb, pgdat);
+                pgdat.count_vm_event(VmEventItem::Pgreuse);
                 return Ok(());
             }
         }
@@ -238,12 +258,12 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             // and `old` is only read, under the mmap lock.
             unsafe { core::ptr::copy_nonoverlapping(src, dst, PAGE_SIZE as usize) };
         }
-        let page = self.pgd.pgdat().pfn_to_page(new).ok_or(FaultError::Oom)?;
-        rmap::page_add_new_anon_rmap(page, index);
+        let page = pgdat.pfn_to_page(new).ok_or(FaultError::Oom)?;
+        rmap::page_add_new_anon_rmap(pgdat, page, index);
         if slot.compare_exchange(raw, self.encode(new, prot), Ordering::AcqRel, Ordering::Acquire).is_err() {
             error!("do_wp_page: pte at {addr:#x} changed under the mmap lock");
         }
-        gather.finish(self.tlb, self.pgd.pgdat());
+        gather.finish(self.tlb, pgdat);
         self.add_rss(MmCounter::AnonPages, 1);
         if old != self.zero_pfn {
             self.drop_mapped_page(old);
@@ -264,7 +284,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         };
         let counter = if rmap::page_anon(page) { MmCounter::AnonPages } else { MmCounter::FilePages };
         self.add_rss(counter, -1);
-        rmap::page_remove_rmap(page);
+        rmap::page_remove_rmap(pgdat, page);
         // A bad page is reported by the allocator and leaked.
         let _ = pgdat.put_page(pfn);
     }
@@ -377,7 +397,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
                 && let Some(page) = pgdat.pfn_to_page(pfn)
             {
                 page.get();
-                rmap::page_dup_rmap(page);
+                rmap::page_dup_rmap(pgdat, page);
                 added[usize::from(rmap::page_anon(page))] += 1;
             }
             dst.store(fmt.encode_leaf(leaf), Ordering::Release);

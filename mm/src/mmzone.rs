@@ -384,6 +384,13 @@ impl<'a> Zone<'a> {
         self.pcp.iter().map(|pcp| pcp.0.lock().count).sum()
     }
 
+    /// Pages on CPU `cpu`'s per-cpu lists of this zone (0 for a CPU it has
+    /// none for); the caller has interrupts off
+    /// ([`crate::page_alloc::PgData::pcp_count`]).
+    pub(crate) fn pcp_count_irqs_off(&self, cpu: usize) -> u64 {
+        self.pcp.get(cpu).map_or(0, |pcp| pcp.0.lock().count)
+    }
+
     pub(crate) fn set_watermarks(&self, min: u64, low: u64, high: u64) {
         self.watermark[Watermark::Min as usize].store(min, Relaxed);
         self.watermark[Watermark::Low as usize].store(low, Relaxed);

@@ -73,7 +73,7 @@ use crate::mmzone::{
 use crate::page::{MemMap, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, Page};
 use crate::page_flags::PageFlags;
 use crate::percpu::PerCpuRef;
-use crate::vmstat::{VmEventItem, VmEventState};
+use crate::vmstat::{NodeStatItem, PerCpuNodeStat, VmEventItem, VmEventState};
 
 /// Allocation context flags (Linux `mm/internal.h` `ALLOC_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -231,6 +231,7 @@ pub struct PgData<'a> {
     cpu: &'a dyn CpuOps,
     nr_cpus: u32,
     vm_events: PerCpuRef<'a, VmEventState>,
+    per_cpu_nodestats: PerCpuRef<'a, PerCpuNodeStat>,
     debug_checks: AtomicBool,
     bad_pages: AtomicU64,
 }
@@ -272,6 +273,17 @@ impl PgData<'_> {
     /// Pages on a zone's per-cpu lists, all CPUs.
     pub fn pcp_pages(&self, zone: ZoneType) -> u64 {
         self.with_irqs_off(|| self.zone(zone).pcp_pages_irqs_off())
+    }
+
+    /// Pages on CPU `cpu`'s per-cpu lists of a zone (Linux `pcp->count`);
+    /// 0 for a CPU the allocator does not cover.
+    pub fn pcp_count(&self, zone: ZoneType, cpu: usize) -> u64 {
+        self.with_irqs_off(|| self.zone(zone).pcp_count_irqs_off(cpu))
+    }
+
+    /// The CPUs the per-cpu data covers.
+    pub fn nr_cpus(&self) -> u32 {
+        self.nr_cpus
     }
 
     /// The direct-map address of a page (Linux `page_address`).
@@ -361,13 +373,14 @@ impl<'a> PgData<'a> {
     /// pages of their zones (Linux `free_area_init`): each zone spans from
     /// its first to its last memblock memory pfn. `pcp` holds
     /// empty per-cpu pagesets of every CPU, one view per zone (Linux
-    /// allocates them with `alloc_percpu`), and `vm_events` each CPU's
-    /// event counters; CPU ids from `cpu` must stay below their number. Nothing is free until
-    /// [`PgData::memblock_free_all`].
+    /// allocates them with `alloc_percpu`), `vm_events` each CPU's event
+    /// counters and `node_stats` each CPU's node state counters, all zero;
+    /// CPU ids from `cpu` must stay below their number. Nothing is free
+    /// until [`PgData::memblock_free_all`].
     ///
     /// # Panics
-    /// If the zones' and the events' views do not cover the same number of
-    /// CPUs, between 1 and [`mmzone::NR_CPUS`]: a caller bug.
+    /// If the pagesets' and the counters' views do not cover the same
+    /// number of CPUs, between 1 and [`mmzone::NR_CPUS`]: a caller bug.
     pub fn new(
         mem_map: MemMap<'a>,
         memblock: &Memblock,
@@ -375,11 +388,13 @@ impl<'a> PgData<'a> {
         cpu: &'a dyn CpuOps,
         pcp: [PerCpuRef<'a, PerCpuPageset>; MAX_NR_ZONES],
         vm_events: PerCpuRef<'a, VmEventState>,
+        node_stats: PerCpuRef<'a, PerCpuNodeStat>,
     ) -> PgData<'a> {
         let nr_cpus = pcp[0].len();
         assert!(
             pcp.iter().all(|p| p.len() == nr_cpus)
                 && vm_events.len() == nr_cpus
+                && node_stats.len() == nr_cpus
                 && (1..=mmzone::NR_CPUS).contains(&nr_cpus),
             "per-cpu pagesets for {:?} CPUs per zone",
             pcp.map(|p| p.len())
@@ -414,6 +429,7 @@ impl<'a> PgData<'a> {
             cpu,
             nr_cpus: nr_cpus as u32,
             vm_events,
+            per_cpu_nodestats: node_stats,
             debug_checks: AtomicBool::new(cfg!(debug_assertions)),
             bad_pages: AtomicU64::new(0),
         }
@@ -475,6 +491,20 @@ impl<'a> PgData<'a> {
         }
     }
 
+    /// Pages the allocator keeps from user allocations (Linux
+    /// `calculate_totalreserve_pages`): per zone, its high watermark plus
+    /// its largest lowmem reserve, at most its managed pages. Computed on
+    /// each call; Linux caches it when watermarks change.
+    pub fn totalreserve_pages(&self) -> u64 {
+        self.zones
+            .iter()
+            .map(|zone| {
+                let max_reserve = ZoneType::ALL.iter().map(|&upper| zone.lowmem_reserve(upper)).max().unwrap_or(0);
+                (max_reserve + zone.watermark(Watermark::High)).min(zone.managed_pages())
+            })
+            .sum()
+    }
+
     /// Allocates 2^`order` contiguous pages (Linux `alloc_pages`). The first
     /// page has one reference; with `__GFP_COMP` the block is a compound
     /// page; with `__GFP_ZERO` its contents are zero. `None` when no zone
@@ -501,11 +531,17 @@ impl<'a> PgData<'a> {
         Some(pfn)
     }
 
-    /// Adds to this CPU's event counter (Linux `count_vm_events`).
-    fn count_vm_events(&self, item: VmEventItem, n: u64) {
+    /// Adds `n` to this CPU's count of `item` (Linux `count_vm_events`):
+    /// one relaxed atomic add, no lock.
+    pub fn count_vm_events(&self, item: VmEventItem, n: u64) {
         if let Some(events) = self.vm_events.get(self.pcp_index()) {
             events.add(item, n);
         }
+    }
+
+    /// Counts one `item` on this CPU (Linux `count_vm_event`).
+    pub fn count_vm_event(&self, item: VmEventItem) {
+        self.count_vm_events(item, 1);
     }
 
     /// An event counter summed over CPUs (Linux `all_vm_events`).
@@ -516,6 +552,35 @@ impl<'a> PgData<'a> {
     /// CPU `cpu`'s event counters.
     pub fn vm_events(&self, cpu: usize) -> Option<&VmEventState> {
         self.vm_events.get(cpu)
+    }
+
+    /// Adds `delta` (in the item's unit: pages, bytes for byte items, KiB
+    /// for kernel stacks) to this CPU's share of `item` (Linux
+    /// `mod_node_page_state`): one relaxed atomic add, no lock.
+    pub fn mod_node_page_state(&self, item: NodeStatItem, delta: i64) {
+        if let Some(stats) = self.per_cpu_nodestats.get(self.pcp_index()) {
+            stats.add(item, delta);
+        }
+    }
+
+    /// A node state summed over CPUs, in the item's unit (Linux
+    /// `global_node_page_state`); a sum a race makes negative reads 0, as
+    /// in Linux.
+    pub fn node_page_state(&self, item: NodeStatItem) -> u64 {
+        let sum: i64 = self.per_cpu_nodestats.iter().map(|s| s.get(item)).sum();
+        sum.max(0) as u64
+    }
+
+    /// [`PgData::node_page_state`] with byte items in whole pages (Linux
+    /// `global_node_page_state_pages`, what /proc/vmstat shows).
+    pub fn node_page_state_pages(&self, item: NodeStatItem) -> u64 {
+        let value = self.node_page_state(item);
+        if item.in_bytes() { value >> crate::addr::PAGE_SHIFT } else { value }
+    }
+
+    /// CPU `cpu`'s node state counters.
+    pub fn node_stats(&self, cpu: usize) -> Option<&PerCpuNodeStat> {
+        self.per_cpu_nodestats.get(cpu)
     }
 
     /// Linux `__alloc_pages_slowpath`, minus reclaim and compaction.

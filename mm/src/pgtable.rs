@@ -57,6 +57,7 @@ use crate::gfp::{GFP_KERNEL, Gfp};
 use crate::list::PageList;
 use crate::page_alloc::PgData;
 use crate::page_flags::PageFlags;
+use crate::vmstat::NodeStatItem;
 
 /// Entries per table at every level (Linux `PTRS_PER_PTE` and friends).
 pub const PTRS_PER_TABLE: usize = 512;
@@ -463,11 +464,15 @@ impl Drop for TlbGather {
     }
 }
 
+/// Every page-table page of every tree comes from here and goes back
+/// through [`free_table`] (Linux `pagetable_alloc` with the ctor's
+/// `NR_PAGETABLE` accounting), so `nr_page_table_pages` counts them all.
 fn alloc_table(pgdat: &PgData<'_>, gfp: Gfp) -> Option<PhysAddr> {
     let pfn = pgdat.alloc_pages(gfp, 0)?;
     if let Some(page) = pgdat.pfn_to_page(pfn) {
         page.set(PageFlags::TABLE);
     }
+    pgdat.mod_node_page_state(NodeStatItem::NrPagetable, 1);
     Some(pfn.phys())
 }
 
@@ -475,6 +480,7 @@ fn free_table(pgdat: &PgData<'_>, pfn: Pfn) {
     if let Some(page) = pgdat.pfn_to_page(pfn) {
         page.clear(PageFlags::TABLE);
     }
+    pgdat.mod_node_page_state(NodeStatItem::NrPagetable, -1);
     // A table page we allocated ourselves cannot fail the free checks
     // unless something else corrupted its descriptor; that is reported by
     // the allocator (and the page leaked), which is all that can be done.

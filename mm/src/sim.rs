@@ -19,7 +19,7 @@ use crate::page_alloc::PgData;
 use crate::percpu::PerCpuRef;
 use crate::vma::{Vma, VmaAlloc};
 use crate::vmalloc::{VmapNode, VmapNodeAlloc};
-use crate::vmstat::VmEventState;
+use crate::vmstat::{PerCpuNodeStat, VmEventState};
 
 thread_local! {
     static CPU_ID: Cell<u32> = const { Cell::new(0) };
@@ -289,6 +289,7 @@ pub(crate) struct Sim {
     cpu: SimCpu,
     pcp: Vec<PerCpuPageset>,
     events: Vec<VmEventState>,
+    node_stats: Vec<PerCpuNodeStat>,
     start_pfn: u64,
 }
 
@@ -316,7 +317,8 @@ impl Sim {
         let ram = SimRam::new(start, (end - start) as usize);
         let pcp = (0..MAX_NR_ZONES * SIM_CPUS).map(|_| PerCpuPageset::new()).collect();
         let events = (0..SIM_CPUS).map(|_| VmEventState::new()).collect();
-        Sim { ram, pages, blocks, memblock, cpu: SimCpu, pcp, events, start_pfn }
+        let node_stats = (0..SIM_CPUS).map(|_| PerCpuNodeStat::new()).collect();
+        Sim { ram, pages, blocks, memblock, cpu: SimCpu, pcp, events, node_stats, start_pfn }
     }
 
     /// `size` bytes of memory from 0, nothing reserved.
@@ -331,7 +333,8 @@ impl Sim {
         // Zone-major: each zone's pagesets for CPUs 0..nr_cpus in a row.
         let pcp = core::array::from_fn(|z| PerCpuRef::from_slice(&self.pcp[z * SIM_CPUS..z * SIM_CPUS + nr_cpus]));
         let events = PerCpuRef::from_slice(&self.events[..nr_cpus]);
-        let pgdat = PgData::new(map, &self.memblock, &self.ram, &self.cpu, pcp, events);
+        let node_stats = PerCpuRef::from_slice(&self.node_stats[..nr_cpus]);
+        let pgdat = PgData::new(map, &self.memblock, &self.ram, &self.cpu, pcp, events, node_stats);
         pgdat.memblock_free_all(&self.memblock);
         pgdat
     }

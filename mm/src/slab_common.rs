@@ -32,6 +32,7 @@ use crate::page_alloc::PgData;
 use crate::page_flags::PageFlags;
 use crate::percpu::PercpuAlloc;
 use crate::slub::{KmemCache, SlabError, SlabFlags, SlabInfo, SlubCtx, alloc_kmem_cache_cpus, free_kmem_cache_cpus};
+use crate::vmstat::NodeStatItem;
 
 /// The kmalloc size classes (Linux `kmalloc_info`, without the 4 MiB ones).
 pub const KMALLOC_SIZES: [u32; 13] = [8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192];
@@ -370,7 +371,8 @@ impl<'a> Slab<'a> {
         self.kmalloc(size, gfp | Gfp::ZERO)
     }
 
-    /// Linux `__kmalloc_large_node`: a compound page block.
+    /// Linux `__kmalloc_large_node`: a compound page block, counted in
+    /// `nr_slab_unreclaimable` as Linux counts it.
     fn kmalloc_large(&self, size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
         if size > KMALLOC_MAX_SIZE {
             if !gfp.contains(Gfp::NOWARN) {
@@ -380,7 +382,13 @@ impl<'a> Slab<'a> {
         }
         let order = (size as u64).div_ceil(PAGE_SIZE).next_power_of_two().trailing_zeros();
         let pfn = self.pgdat.alloc_pages(gfp | Gfp::COMP, order)?;
-        NonNull::new(self.pgdat.page_address(pfn)?.as_mut_ptr::<u8>())
+        let Some(ptr) = self.pgdat.page_address(pfn).and_then(|a| NonNull::new(a.as_mut_ptr::<u8>())) else {
+            // Only a frame outside the direct map gets here: an arch bug.
+            let _ = self.pgdat.free_pages(pfn, order);
+            return None;
+        };
+        self.pgdat.mod_node_page_state(NodeStatItem::NrSlabUnreclaimableB, (PAGE_SIZE << order) as i64);
+        Some(ptr)
     }
 
     /// What `ptr` is: its cache, or a large block of some order.
@@ -424,6 +432,8 @@ impl<'a> Slab<'a> {
                 }
             }
             Ok(Owner::Large(pfn, order)) => {
+                // Linux `free_large_kmalloc`: uncounted before the free.
+                self.pgdat.mod_node_page_state(NodeStatItem::NrSlabUnreclaimableB, -((PAGE_SIZE << order) as i64));
                 self.pgdat.free_pages(pfn, order).map_err(|_| SlabError::NotSlabObject { addr })
             }
             Err(e) => {

@@ -25,6 +25,12 @@
 //! allocator; [`kmem_cache_shrink`](crate::slab_common::Slab::kmem_cache_shrink)
 //! returns all of them.
 //!
+//! Every slab counts in the node state from its allocation to its discard
+//! (Linux `account_slab`/`unaccount_slab`): its bytes in
+//! `nr_slab_reclaimable` for `SLAB_RECLAIM_ACCOUNT` caches, else in
+//! `nr_slab_unreclaimable`, where kmalloc_large blocks count too
+//! ([`crate::vmstat`]).
+//!
 //! # Debugging (Linux `slub_debug=FZPU`)
 //! Caches with debug flags take the slow path for every operation, under
 //! the node lock, with no cpu slabs (Linux 6.2+ does the same), so every
@@ -68,6 +74,7 @@ use crate::list::PageList;
 use crate::page_alloc::PgData;
 use crate::page_flags::PageFlags;
 use crate::percpu::{PerCpuRef, PercpuAlloc};
+use crate::vmstat::NodeStatItem;
 
 /// Red zone byte of a free object (Linux `SLUB_RED_INACTIVE`).
 pub const SLUB_RED_INACTIVE: u8 = 0xbb;
@@ -492,6 +499,20 @@ impl KmemCache {
         self.errors.load(Relaxed)
     }
 
+    /// The counter its slab pages count in (Linux `cache_vmstat_idx`).
+    fn vmstat_item(&self) -> NodeStatItem {
+        if self.flags.contains(SlabFlags::RECLAIM_ACCOUNT) {
+            NodeStatItem::NrSlabReclaimableB
+        } else {
+            NodeStatItem::NrSlabUnreclaimableB
+        }
+    }
+
+    /// Bytes of one slab (Linux `slab_size`).
+    fn slab_bytes(&self) -> i64 {
+        (PAGE_SIZE << self.order) as i64
+    }
+
     fn debug(&self) -> bool {
         self.flags.intersects(SlabFlags::DEBUG)
     }
@@ -653,6 +674,7 @@ impl SlubCtx<'_, '_> {
         let page = self.map().pfn_to_page(slab)?;
         page.set(PageFlags::SLAB);
         page.set_mapping(s as *const KmemCache as u64);
+        self.pgdat.mod_node_page_state(s.vmstat_item(), s.slab_bytes());
         let base = self.slab_base(slab);
         let mut head = 0;
         for i in (0..s.objects).rev() {
@@ -682,6 +704,7 @@ impl SlubCtx<'_, '_> {
             page.set_private(0);
             page.set_index(0);
         }
+        self.pgdat.mod_node_page_state(s.vmstat_item(), -s.slab_bytes());
         if let Err(bad) = self.pgdat.free_pages(slab, s.order) {
             error!("slab {}: freeing slab page: {bad}", s.name);
         }

@@ -1,26 +1,71 @@
-//! Event counters and reports on the page allocator in Linux's formats
-//! (Linux `mm/vmstat.c`'s per-CPU `vm_event_states`, /proc/vmstat,
-//! /proc/buddyinfo and /proc/pagetypeinfo, and `mm/show_mem.c`'s per-zone
-//! free-area line).
+//! Event and state counters, and reports on the page allocator, in Linux's
+//! formats (Linux `mm/vmstat.c`: the per-CPU `vm_event_states` and
+//! `per_cpu_nodestats`, /proc/vmstat, /proc/zoneinfo, /proc/buddyinfo and
+//! /proc/pagetypeinfo; `mm/show_mem.c`'s per-zone free-area line).
 //!
-//! Event counters are per CPU, as Linux's are: each CPU adds to its own
-//! [`VmEventState`] (the kernel keeps them in per-CPU memory), without a
-//! shared cache line; readers sum over CPUs (Linux `all_vm_events`).
+//! # Counters
+//! Two kinds, both per CPU and kept in per-CPU memory (the kernel allocates
+//! them with its per-CPU allocator; host tests use plain arrays):
 //!
-//! Each report is a value implementing `Display`, so the kernel prints it to
-//! the console and host tests compare it with text, byte for byte in the
-//! layout Linux's `seq_printf` formats produce.
+//! - **Events** ([`VmEventItem`], Linux `enum vm_event_item`): things that
+//!   happened, only ever counted up, one [`VmEventState`] per CPU.
+//! - **Node state** ([`NodeStatItem`], Linux `enum node_stat_item`): how
+//!   much of something exists now (mapped anonymous pages, slab bytes,
+//!   page-table pages), moved up and down by signed amounts, one
+//!   [`PerCpuNodeStat`] per CPU. A page mapped on one CPU may be unmapped on
+//!   another, so a single CPU's value can be negative; only the sum over
+//!   CPUs means something.
+//!
+//! An update is one relaxed atomic add to the executing CPU's counter: no
+//! lock, no shared cache line, cheap enough to stay on in release builds.
+//! The add is atomic, so an interrupt handler counting on the same CPU, or
+//! a task that migrated between picking its CPU's counter and adding to it,
+//! loses nothing. A reader sums every CPU's counter (Linux
+//! `all_vm_events`, `global_node_page_state`); the sum is exact once the
+//! updates it races with are done, and a node state that a race makes
+//! transiently negative reads as 0, as in Linux.
+//!
+//! Difference from Linux: Linux keeps node state as small per-CPU `s8`
+//! diffs that are folded into a global atomic once they pass a per-zone
+//! threshold (`__mod_node_page_state`, `stat_threshold`), so readers read
+//! one word but may be off by up to `threshold * nr_cpus`. We never fold:
+//! a counter is a per-CPU `i64`, readers sum all CPUs, and the drift Linux
+//! bounds with its threshold is zero. /proc/zoneinfo therefore shows a
+//! `vm stats threshold` of 0, which in Linux likewise means "exact". Byte
+//! counters (`NR_SLAB_*_B`) are kept in bytes (Linux stores them in pages
+//! internally) and shown in pages, as Linux shows them.
+//!
+//! # What is counted, and what is not
+//! Only what our kernel really does: page allocation and freeing per zone,
+//! page faults (minor and major), copy-on-write reuse, `drop_caches`, and
+//! the state of mapped anonymous and file pages, slab and large-kmalloc
+//! memory, kernel stacks and page tables. Counters of mechanisms that do not
+//! exist yet are absent rather than stuck at zero: no `pswpin`/`pswpout`,
+//! swap cache or workingset counters until swap exists, no
+//! `pgscan`/`pgsteal`/LRU sizes until reclaim and the LRU exist, no
+//! `compact_*` until compaction, no `pgmigrate_*` until migration, no
+//! `thp_*`, `numa_*` or memcg counters at all. `oom_kill` is not counted:
+//! the kernel kills a faulting process that gets no memory without an OOM
+//! killer, outside mm. Shared anonymous memory has no shmem file behind it
+//! (see `crate::mmap`), so its pages count as anonymous, where Linux counts
+//! them in `nr_shmem` and `nr_mapped`.
+//!
+//! # Reports
+//! Each report is a value implementing `Display`, so the kernel prints it
+//! to the console and host tests compare it with text, byte for byte in
+//! the layout Linux's `seq_printf` formats produce.
 
 use core::fmt;
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
-use crate::mmzone::{FreeCounts, MIGRATE_TYPES, MigrateType, NR_PAGE_ORDERS};
+use crate::mmzone::{FreeCounts, MIGRATE_TYPES, MigrateType, NR_PAGE_ORDERS, Watermark};
 use crate::page::{PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER};
 use crate::page_alloc::PgData;
 
-/// The events the page allocator counts (Linux `enum vm_event_item`,
-/// its page-allocator part).
+/// The events we count (Linux `enum vm_event_item`, the part our kernel
+/// has the mechanisms for), in /proc/vmstat order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[doc(alias = "vm_event_item")]
 pub enum VmEventItem {
     /// Pages allocated from ZONE_DMA (`PGALLOC_DMA`).
     PgallocDma,
@@ -30,15 +75,45 @@ pub enum VmEventItem {
     PgallocNormal,
     /// Pages freed (`PGFREE`).
     Pgfree,
+    /// User page faults handled (`PGFAULT`): every fault that reaches the
+    /// generic fault handler (Linux `handle_mm_fault`) with a VMA that
+    /// allows the access, populate and GUP-style prefaulting included;
+    /// faults refused with SIGSEGV before that are not counted, as in
+    /// Linux, whose arch code refuses them before `handle_mm_fault`.
+    Pgfault,
+    /// Major faults (`PGMAJFAULT`): faults that had to read the page's data
+    /// from its file. There is no page cache, so every fault on a file
+    /// mapping reads the page from its backing (initramfs) file, which is
+    /// what Linux counts as major (`filemap_fault` doing the read).
+    Pgmajfault,
+    /// Write faults that made a present read-only page writable in place
+    /// instead of copying it (`PGREUSE`, Linux `wp_page_reuse`): a private
+    /// page only this mapping holds, or a page of a shared mapping.
+    Pgreuse,
+    /// Page-cache drops through `drop_caches` (`DROP_PAGECACHE`), counted
+    /// by the kernel's drop-caches command through
+    /// [`PgData::count_vm_event`].
+    DropPagecache,
+    /// Slab drops through `drop_caches` (`DROP_SLAB`), likewise.
+    DropSlab,
 }
 
 /// Number of [`VmEventItem`]s.
-pub const NR_VM_EVENT_ITEMS: usize = 4;
+pub const NR_VM_EVENT_ITEMS: usize = 9;
 
 impl VmEventItem {
     /// Every item, in /proc/vmstat order.
-    pub const ALL: [VmEventItem; NR_VM_EVENT_ITEMS] =
-        [VmEventItem::PgallocDma, VmEventItem::PgallocDma32, VmEventItem::PgallocNormal, VmEventItem::Pgfree];
+    pub const ALL: [VmEventItem; NR_VM_EVENT_ITEMS] = [
+        VmEventItem::PgallocDma,
+        VmEventItem::PgallocDma32,
+        VmEventItem::PgallocNormal,
+        VmEventItem::Pgfree,
+        VmEventItem::Pgfault,
+        VmEventItem::Pgmajfault,
+        VmEventItem::Pgreuse,
+        VmEventItem::DropPagecache,
+        VmEventItem::DropSlab,
+    ];
 
     /// The /proc/vmstat name (Linux `vmstat_text`).
     pub const fn name(self) -> &'static str {
@@ -47,6 +122,11 @@ impl VmEventItem {
             VmEventItem::PgallocDma32 => "pgalloc_dma32",
             VmEventItem::PgallocNormal => "pgalloc_normal",
             VmEventItem::Pgfree => "pgfree",
+            VmEventItem::Pgfault => "pgfault",
+            VmEventItem::Pgmajfault => "pgmajfault",
+            VmEventItem::Pgreuse => "pgreuse",
+            VmEventItem::DropPagecache => "drop_pagecache",
+            VmEventItem::DropSlab => "drop_slab",
         }
     }
 }
@@ -74,14 +154,169 @@ impl VmEventState {
     }
 }
 
-/// /proc/vmstat: free pages and the event counters summed over CPUs.
+/// The node state we keep (Linux `enum node_stat_item`, the part our kernel
+/// has the mechanisms for), in Linux's order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[doc(alias = "node_stat_item")]
+pub enum NodeStatItem {
+    /// Bytes of slab pages of caches created with `SLAB_RECLAIM_ACCOUNT`
+    /// (`NR_SLAB_RECLAIMABLE_B`).
+    NrSlabReclaimableB,
+    /// Bytes of the other slab pages, and of kmalloc_large blocks, which
+    /// Linux counts here too (`NR_SLAB_UNRECLAIMABLE_B`).
+    NrSlabUnreclaimableB,
+    /// Anonymous pages mapped by at least one user pte (`NR_ANON_MAPPED`):
+    /// up when an anonymous page gets its first mapping, down when its last
+    /// goes; a mapped file copy that becomes anonymous moves from
+    /// [`NodeStatItem::NrFileMapped`] to here.
+    NrAnonMapped,
+    /// File pages mapped by at least one user pte (`NR_FILE_MAPPED`); ours
+    /// are private copies of file data (there is no page cache).
+    NrFileMapped,
+    /// KiB of kernel task stacks (`NR_KERNEL_STACK_KB`), counted by the
+    /// kernel, which allocates them.
+    NrKernelStackKb,
+    /// Page-table pages of every tree, kernel and user, root included
+    /// (`NR_PAGETABLE`).
+    NrPagetable,
+}
+
+/// Number of [`NodeStatItem`]s.
+pub const NR_VM_NODE_STAT_ITEMS: usize = 6;
+
+impl NodeStatItem {
+    /// Every item, in /proc/vmstat order.
+    pub const ALL: [NodeStatItem; NR_VM_NODE_STAT_ITEMS] = [
+        NodeStatItem::NrSlabReclaimableB,
+        NodeStatItem::NrSlabUnreclaimableB,
+        NodeStatItem::NrAnonMapped,
+        NodeStatItem::NrFileMapped,
+        NodeStatItem::NrKernelStackKb,
+        NodeStatItem::NrPagetable,
+    ];
+
+    /// The /proc/vmstat name (Linux `vmstat_text`; byte items lose their
+    /// `_B` there, being shown in pages).
+    pub const fn name(self) -> &'static str {
+        match self {
+            NodeStatItem::NrSlabReclaimableB => "nr_slab_reclaimable",
+            NodeStatItem::NrSlabUnreclaimableB => "nr_slab_unreclaimable",
+            NodeStatItem::NrAnonMapped => "nr_anon_pages",
+            NodeStatItem::NrFileMapped => "nr_mapped",
+            NodeStatItem::NrKernelStackKb => "nr_kernel_stack",
+            NodeStatItem::NrPagetable => "nr_page_table_pages",
+        }
+    }
+
+    /// Whether the item counts bytes (Linux `vmstat_item_in_bytes`).
+    pub const fn in_bytes(self) -> bool {
+        matches!(self, NodeStatItem::NrSlabReclaimableB | NodeStatItem::NrSlabUnreclaimableB)
+    }
+}
+
+/// One CPU's share of the node state (Linux `struct per_cpu_nodestat`'s
+/// `vm_node_stat_diff`, never folded: see the module documentation).
+/// All-zero memory is a valid, empty state.
+#[derive(Debug, Default)]
+#[doc(alias = "per_cpu_nodestat")]
+pub struct PerCpuNodeStat([AtomicI64; NR_VM_NODE_STAT_ITEMS]);
+
+impl PerCpuNodeStat {
+    /// All counts zero.
+    pub const fn new() -> Self {
+        PerCpuNodeStat([const { AtomicI64::new(0) }; NR_VM_NODE_STAT_ITEMS])
+    }
+
+    /// Adds `delta` to `item` (Linux `__mod_node_page_state`, without the
+    /// fold).
+    pub(crate) fn add(&self, item: NodeStatItem, delta: i64) {
+        self.0[item as usize].fetch_add(delta, Relaxed);
+    }
+
+    /// This CPU's share of `item`; negative when more went away on this
+    /// CPU than came on it.
+    pub fn get(&self, item: NodeStatItem) -> i64 {
+        self.0[item as usize].load(Relaxed)
+    }
+}
+
+/// /proc/vmstat: the zone counter we have (free pages), the node state
+/// summed over CPUs (byte items in pages), then the events summed over
+/// CPUs, one `name value` line each.
 pub struct Vmstat<'p, 'a>(pub &'p PgData<'a>);
 
 impl fmt::Display for Vmstat<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "nr_free_pages {}", self.0.nr_free_pages())?;
+        for item in NodeStatItem::ALL {
+            writeln!(f, "{} {}", item.name(), self.0.node_page_state_pages(item))?;
+        }
         for item in VmEventItem::ALL {
             writeln!(f, "{} {}", item.name(), self.0.all_vm_events(item))?;
+        }
+        Ok(())
+    }
+}
+
+/// /proc/zoneinfo (Linux `zoneinfo_show_print`): every zone, empty ones
+/// included (Linux prints them so that `lowmem_reserve_ratio`'s effect is
+/// visible). The node state appears once, under the first populated zone;
+/// a populated zone adds its free-page counter, its per-cpu lists per CPU
+/// and its start pfn.
+///
+/// The fields we have, in Linux's layout: watermark boost and CMA pages are
+/// 0 (neither mechanism exists); `node_unreclaimable` is 0 (no reclaim to
+/// fail); `vm stats threshold` is 0 (counters are never folded; see the
+/// module documentation). Left out: the `promo` watermark (no memory
+/// tiering), zone counters other than `nr_free_pages` (no LRU, mlock
+/// accounting, bounce buffers, zsmalloc or CMA), NUMA counters (one node),
+/// and the pagesets' `high_min`/`high_max` (our `high` is fixed, and shared
+/// by every CPU of the zone).
+pub struct Zoneinfo<'p, 'a>(pub &'p PgData<'a>);
+
+impl fmt::Display for Zoneinfo<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pgdat = self.0;
+        let first_populated = pgdat.zones().iter().position(|z| z.present_pages() > 0);
+        for (index, zone) in pgdat.zones().iter().enumerate() {
+            write!(f, "Node 0, zone {:>8}", zone.name())?;
+            if first_populated == Some(index) {
+                f.write_str("\n  per-node stats")?;
+                for item in NodeStatItem::ALL {
+                    write!(f, "\n      {:<12} {}", item.name(), pgdat.node_page_state_pages(item))?;
+                }
+            }
+            write!(f, "\n  pages free     {}", zone.free_pages())?;
+            f.write_str("\n        boost    0")?;
+            write!(f, "\n        min      {}", zone.watermark(Watermark::Min))?;
+            write!(f, "\n        low      {}", zone.watermark(Watermark::Low))?;
+            write!(f, "\n        high     {}", zone.watermark(Watermark::High))?;
+            write!(f, "\n        spanned  {}", zone.spanned_pages())?;
+            write!(f, "\n        present  {}", zone.present_pages())?;
+            write!(f, "\n        managed  {}", zone.managed_pages())?;
+            f.write_str("\n        cma      0")?;
+            f.write_str("\n        protection: (")?;
+            for (i, upper) in crate::mmzone::ZoneType::ALL.into_iter().enumerate() {
+                let sep = if i == 0 { "" } else { ", " };
+                write!(f, "{sep}{}", zone.lowmem_reserve(upper))?;
+            }
+            f.write_str(")")?;
+            if zone.present_pages() == 0 {
+                writeln!(f)?;
+                continue;
+            }
+            write!(f, "\n      {:<12} {}", "nr_free_pages", zone.free_pages())?;
+            f.write_str("\n  pagesets")?;
+            let (high, batch) = zone.pcp_high_batch();
+            for cpu in 0..pgdat.nr_cpus() as usize {
+                write!(f, "\n    cpu: {cpu}")?;
+                write!(f, "\n              count:    {}", pgdat.pcp_count(zone.zone_type(), cpu))?;
+                write!(f, "\n              high:     {high}")?;
+                write!(f, "\n              batch:    {batch}")?;
+                f.write_str("\n  vm stats threshold: 0")?;
+            }
+            f.write_str("\n  node_unreclaimable:  0")?;
+            writeln!(f, "\n  start_pfn:           {}", zone.start_pfn())?;
         }
         Ok(())
     }
@@ -185,3 +420,6 @@ impl fmt::Display for ShowFreeAreas<'_> {
         write!(f, "= {}kB", self.counts.pages() * (crate::addr::PAGE_SIZE >> 10))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -11,6 +11,7 @@ use bootloader_api::{BootInfo, entry_point};
 
 mod benches;
 mod boot;
+mod console;
 mod elf;
 mod exceptions;
 mod gdb;

@@ -340,6 +340,47 @@ fn gfp_zero_returns_zeroed_pages() {
     kmm::free_pages(zeroed, 1).expect("free");
 }
 
+#[ktest(mem = 128)]
+fn node_state_lives_in_per_cpu_memory_and_meminfo_reports_it() {
+    use kernel::percpu::{self as kpcpu, UNIT_SIZE};
+    use kernel::vmalloc::{THREAD_SIZE, VMALLOC_TOTAL};
+    use mm::vmstat::NodeStatItem;
+    let pgdat = kmm::pgdat();
+    let cpu = kpcpu::smp_processor_id();
+    let stats = pgdat.node_stats(cpu as usize).expect("this CPU's node state");
+    let addr = core::ptr::from_ref(stats) as u64;
+    let unit = kpcpu::per_cpu_offset(cpu).wrapping_add(kpcpu::section_start());
+    assert!((unit..unit + UNIT_SIZE).contains(&addr), "node state at {addr:#x} outside CPU{cpu}'s unit {unit:#x}");
+    // A kernel stack counts while it lives.
+    let stacks = || pgdat.node_page_state(NodeStatItem::NrKernelStackKb);
+    let before = stacks();
+    let stack = kernel::vmalloc::alloc_thread_stack().expect("a stack");
+    assert_eq!(stacks(), before + THREAD_SIZE / 1024);
+    kernel::vmalloc::free_thread_stack(stack).expect("free the stack");
+    assert_eq!(stacks(), before);
+    // Every table of the kernel tree counts (user trees add theirs).
+    let kernel_tables = kernel::arch::x86_64::pgtable::kernel_pgtable().expect("kernel page tables").nr_tables();
+    assert!(pgdat.node_page_state(NodeStatItem::NrPagetable) >= kernel_tables);
+    let text = alloc::format!("{}", kmm::meminfo());
+    let kb = |name: &str| -> u64 {
+        let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} in\n{text}"));
+        line[16..line.len() - 3].trim().parse().expect("a number")
+    };
+    assert_eq!(kb("MemTotal:"), pgdat.totalram_pages() * (PAGE_SIZE / 1024));
+    assert_eq!(kb("VmallocTotal:"), VMALLOC_TOTAL >> 10);
+    assert!(kb("VmallocUsed:") >= kb("KernelStack:"), "kernel stacks are vmalloc'd");
+    assert!(kb("KernelStack:") > 0, "this task's stack");
+    assert!(kb("Percpu:") >= UNIT_SIZE / 1024, "the first chunk");
+    assert!(kb("SUnreclaim:") > 0 && kb("Slab:") >= kb("SUnreclaim:"));
+    assert!(kb("PageTables:") >= kernel_tables * (PAGE_SIZE / 1024));
+    assert!(
+        kb("MemAvailable:") <= kb("MemFree:"),
+        "no page cache, no reclaimable slab: available is free less reserves"
+    );
+    log::info!("/proc/meminfo:\n{text}");
+    log::info!("/proc/zoneinfo:\n{}", mm::vmstat::Zoneinfo(pgdat));
+}
+
 // Benchmarks: the cost of an alloc+free pair on each path, and of cycling
 // all of memory. `cargo xtask bench page_alloc` runs them.
 

@@ -62,6 +62,29 @@ fn the_stack_grows_on_demand() {
     check_passes("stack_test", &["stack_test"]);
 }
 
+#[ktest(timeout = 120)]
+fn a_process_counts_its_faults_and_gives_its_counted_pages_back() {
+    use mm::vmstat::{NodeStatItem, VmEventItem};
+    let pgdat = kernel::mm::pgdat();
+    let kernel_tables = || kernel_pgtable().expect("kernel page tables").nr_tables();
+    // Mapped pages, user page tables and kernel stacks of live processes.
+    let state = || {
+        [NodeStatItem::NrAnonMapped, NodeStatItem::NrFileMapped, NodeStatItem::NrKernelStackKb]
+            .map(|item| pgdat.node_page_state(item))
+            .into_iter()
+            .chain([pgdat.node_page_state(NodeStatItem::NrPagetable) - kernel_tables()])
+            .collect::<Vec<_>>()
+    };
+    let before = state();
+    let (faults, majors) = (pgdat.all_vm_events(VmEventItem::Pgfault), pgdat.all_vm_events(VmEventItem::Pgmajfault));
+    // Four children, each touching 4 MiB (1024 pages) of fresh memory.
+    check_passes("leak_test", &["leak_test", "4", "4"]);
+    let new_faults = pgdat.all_vm_events(VmEventItem::Pgfault) - faults;
+    assert!(new_faults >= 4 * 1024, "{new_faults} faults for 4096 pages touched");
+    assert!(pgdat.all_vm_events(VmEventItem::Pgmajfault) > majors, "the program is read from the initramfs");
+    assert_eq!(state(), before, "nr_anon_pages, nr_mapped, nr_kernel_stack, user nr_page_table_pages");
+}
+
 /// Pages a leak check counts as accounted for: free pages, pages in slab
 /// caches and the kernel's page-table pages (vmalloc'd kernel stacks move
 /// through the vmalloc window until a lazy purge, and, as in Linux, the

@@ -43,6 +43,12 @@ impl fmt::Write for Crlf<'_> {
     }
 }
 
+/// A byte the terminal sent, if one is waiting in the UART (polled: there
+/// is no I/O APIC driver yet to deliver COM1's interrupt).
+pub fn try_read_byte() -> Option<u8> {
+    interrupts::without_interrupts(|| CONSOLE.lock().try_receive().ok())
+}
+
 /// Runs `f` with the console locked and interrupts disabled.
 pub fn with_console(f: impl FnOnce(&mut dyn fmt::Write)) {
     interrupts::without_interrupts(|| {

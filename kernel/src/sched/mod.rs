@@ -134,7 +134,8 @@ impl fmt::Display for Comm {
 /// How a task's kernel stack was obtained.
 enum KernelStack {
     /// Allocated by [`alloc_thread_stack`](crate::vmalloc::alloc_thread_stack);
-    /// freed with the task.
+    /// freed with the task by
+    /// [`free_thread_stack`](crate::vmalloc::free_thread_stack).
     Owned(VirtAddr),
     /// A boot or CPU-bring-up stack that outlives the task.
     Borrowed,
@@ -182,7 +183,7 @@ unsafe impl Send for Task {}
 impl Drop for Task {
     fn drop(&mut self) {
         if let KernelStack::Owned(base) = self.stack
-            && let Err(e) = crate::vmalloc::vfree(base)
+            && let Err(e) = crate::vmalloc::free_thread_stack(base)
         {
             log::error!("task {}: freeing its kernel stack {:#x}: {e}", self.pid, base.as_u64());
         }

@@ -15,6 +15,7 @@ use crate::page_alloc::PgData;
 use crate::pgtable::{Leaf, PgProt, X86PteFormat};
 use crate::sim::{HeapAlloc, Sim, SimRam, SimTlb, free_pages_drained};
 use crate::vma::Vma;
+use crate::vmstat::{NodeStatItem, VmEventItem};
 
 const P: u64 = PAGE_SIZE;
 const FMT: X86PteFormat = X86PteFormat::new(true);
@@ -51,7 +52,9 @@ impl<'a> Env<'a> {
 }
 
 /// Runs `f` on a fresh machine, then checks that every page and VMA
-/// came back, no bad page was reported and the zero page is still zero.
+/// came back, no bad page was reported, the zero page is still zero, no
+/// page is left counted as mapped and only the kernel's page tables are
+/// left counted.
 fn with_env(f: impl FnOnce(&Env<'_>)) {
     let sim = Sim::flat(64 << 20);
     let pgdat = sim.pgdat(1);
@@ -64,6 +67,9 @@ fn with_env(f: impl FnOnce(&Env<'_>)) {
     let env = Env { pgdat: &pgdat, ram: &sim.ram, kernel, tlb: &tlb, zero, alloc: &alloc };
     f(&env);
     assert_eq!(free_pages_drained(&pgdat), before, "pages leaked or double-freed");
+    assert_eq!(state(&pgdat, NodeStatItem::NrAnonMapped), 0, "nr_anon_pages left over");
+    assert_eq!(state(&pgdat, NodeStatItem::NrFileMapped), 0, "nr_mapped left over");
+    assert_eq!(state(&pgdat, NodeStatItem::NrPagetable), env.kernel.nr_tables(), "nr_page_table_pages left over");
     assert_eq!(alloc.live.get(), 0, "VMAs leaked");
     assert_eq!(pgdat.bad_pages(), 0);
     assert!(sim.ram.page(zero).iter().all(|&b| b == 0), "zero page written");
@@ -72,6 +78,16 @@ fn with_env(f: impl FnOnce(&Env<'_>)) {
 
 fn va(addr: u64) -> VirtAddr {
     VirtAddr::new_const(addr)
+}
+
+/// A node state counter summed over CPUs.
+fn state(pgdat: &PgData<'_>, item: NodeStatItem) -> u64 {
+    pgdat.node_page_state(item)
+}
+
+/// An event counter summed over CPUs.
+fn events(pgdat: &PgData<'_>, item: VmEventItem) -> u64 {
+    pgdat.all_vm_events(item)
 }
 
 /// The leaf a CPU access finds usable, faulting like the CPU would until
@@ -420,6 +436,124 @@ fn fork_copies_on_write_both_ways() {
         teardown(parent);
         assert_eq!(read(env, &mut child2, X + P), Ok(4), "child keeps its pages after the parent exits");
         drop(child2);
+    });
+}
+
+#[test]
+fn anon_faults_count_in_nr_anon_pages_and_pgfault_until_munmap() {
+    with_env(|env| {
+        let mut mm = env.mm();
+        let anon = || state(env.pgdat, NodeStatItem::NrAnonMapped);
+        let faults = || events(env.pgdat, VmEventItem::Pgfault);
+        let faults0 = faults();
+        mmap_fixed(&mut mm, X, 8 * P, RW);
+        for i in 0..5 {
+            write(env, &mut mm, X + i * P, 1).unwrap();
+        }
+        assert_eq!(anon(), 5);
+        assert_eq!(faults(), faults0 + 5, "one fault per first write");
+        // A read of an untouched page maps the zero page: a fault, no page.
+        assert_eq!(read(env, &mut mm, X + 6 * P), Ok(0));
+        assert_eq!((anon(), faults()), (5, faults0 + 6));
+        // Writing it replaces the zero page: a fault and a page.
+        write(env, &mut mm, X + 6 * P, 2).unwrap();
+        assert_eq!((anon(), faults()), (6, faults0 + 7));
+        // Refused accesses never reach the fault handler proper (Linux
+        // refuses them before handle_mm_fault): not counted.
+        let read_access = FaultAccess { write: false, exec: false };
+        assert_eq!(mm.handle_mm_fault(va(X + 8 * P), read_access), Err(FaultError::MapErr));
+        assert_eq!(mm.mprotect(X + 7 * P, P, PROT_READ), Ok(()));
+        assert_eq!(
+            mm.handle_mm_fault(va(X + 7 * P), FaultAccess { write: true, exec: false }),
+            Err(FaultError::AccErr)
+        );
+        assert_eq!(faults(), faults0 + 7);
+        assert_eq!(mm.do_munmap(X, 3 * P), Ok(()));
+        assert_eq!(anon(), 3);
+        teardown(mm);
+        assert_eq!(anon(), 0);
+    });
+}
+
+#[test]
+fn fork_and_copy_on_write_count_each_anonymous_page_once() {
+    with_env(|env| {
+        let anon = || state(env.pgdat, NodeStatItem::NrAnonMapped);
+        let reuses = || events(env.pgdat, VmEventItem::Pgreuse);
+        let mut parent = env.mm();
+        mmap_fixed(&mut parent, X, 2 * P, RW);
+        write(env, &mut parent, X, 1).unwrap();
+        write(env, &mut parent, X + P, 2).unwrap();
+        let mut child = env.mm();
+        parent.dup_mmap(&mut child).unwrap();
+        assert_eq!(anon(), 2, "shared after the fork: still two pages");
+        let reuse0 = reuses();
+        write(env, &mut child, X, 3).unwrap();
+        assert_eq!((anon(), reuses()), (3, reuse0), "the child's copy is a new page, no reuse");
+        write(env, &mut parent, X, 4).unwrap();
+        assert_eq!((anon(), reuses()), (3, reuse0 + 1), "the parent, sole holder now, reuses its page");
+        teardown(child);
+        assert_eq!(anon(), 2, "the child's copy goes; the page still shared with the parent stays");
+        teardown(parent);
+        assert_eq!(anon(), 0);
+    });
+}
+
+#[test]
+fn file_faults_are_major_and_count_in_nr_mapped_until_written() {
+    with_env(|env| {
+        let file_pages = || state(env.pgdat, NodeStatItem::NrFileMapped);
+        let anon = || state(env.pgdat, NodeStatItem::NrAnonMapped);
+        let majors = || events(env.pgdat, VmEventItem::Pgmajfault);
+        let (maj0, reuse0) = (majors(), events(env.pgdat, VmEventItem::Pgreuse));
+        let mut mm = env.mm();
+        let file = MapFile { file: &FILE, writable: false };
+        assert_eq!(mm.do_mmap(X, 3 * P, RW, MAP_PRIVATE | MAP_FIXED, Some(file), 0), Ok(X));
+        for i in 0..3 {
+            read_page(env, &mut mm, X + i * P).unwrap();
+        }
+        assert_eq!((file_pages(), anon()), (3, 0));
+        assert_eq!(majors(), maj0 + 2, "the page wholly past EOF reads nothing from the file");
+        // The first write reuses the private copy, which becomes anonymous.
+        write(env, &mut mm, X, 0xaa).unwrap();
+        assert_eq!((file_pages(), anon()), (2, 1));
+        assert_eq!(events(env.pgdat, VmEventItem::Pgreuse), reuse0 + 1);
+        // A fork maps the same pages again: each still counted once.
+        let mut child = env.mm();
+        mm.dup_mmap(&mut child).unwrap();
+        assert_eq!((file_pages(), anon()), (2, 1));
+        teardown(mm);
+        assert_eq!((file_pages(), anon()), (2, 1), "the child still maps them");
+        assert_eq!(majors(), maj0 + 2);
+        teardown(child);
+        assert_eq!((file_pages(), anon()), (0, 0));
+    });
+}
+
+#[test]
+fn page_table_pages_are_counted_until_munmap_and_exit() {
+    with_env(|env| {
+        let tables = || state(env.pgdat, NodeStatItem::NrPagetable);
+        let kernel = env.kernel.nr_tables();
+        assert_eq!(tables(), kernel, "the kernel tree's root and preallocated pud table");
+        let mut mm = env.mm();
+        assert_eq!(tables(), kernel + 1, "a new address space's root");
+        let (a, b) = (X, X + (4 << 20));
+        mmap_fixed(&mut mm, a, P, RW);
+        mmap_fixed(&mut mm, b, P, RW);
+        write(env, &mut mm, a, 1).unwrap();
+        write(env, &mut mm, b, 2).unwrap();
+        assert_eq!(tables(), kernel + 5, "root, pud, pmd and two pte tables");
+        // munmap frees b's pte table through the gather, after the flush.
+        assert_eq!(mm.do_munmap(b, P), Ok(()));
+        assert_eq!(tables(), kernel + 4);
+        assert_eq!(mm.do_munmap(a, P), Ok(()));
+        assert_eq!(tables(), kernel + 1);
+        mmap_fixed(&mut mm, a, P, RW);
+        write(env, &mut mm, a, 3).unwrap();
+        assert_eq!(tables(), kernel + mm.nr_ptes());
+        teardown(mm);
+        assert_eq!(tables(), kernel, "exit and the address space's end free them all");
     });
 }
 
@@ -1134,7 +1268,25 @@ fn run_ops(env: &Env<'_>, ops: &[Op]) {
         for (mm, model) in &procs {
             check_mm(env, mm, model);
         }
+        check_node_state(env, procs.iter().map(|(mm, model)| (mm, model)));
     }
+}
+
+/// Checks the node state against the address spaces: `nr_anon_pages`
+/// counts each distinct anonymous page mapped anywhere once (pages shared
+/// after a fork too), `nr_mapped` the file pages likewise, and
+/// `nr_page_table_pages` every table of every tree.
+fn check_node_state<'m, 'e: 'm>(env: &Env<'e>, procs: impl Iterator<Item = (&'m Mm<'e>, &'m Model)>) {
+    let mut pages = std::collections::BTreeSet::new();
+    let mut tables = env.kernel.nr_tables();
+    for (mm, model) in procs {
+        tables += mm.nr_ptes();
+        pages.extend(model.keys().filter_map(|&addr| pfn_at(mm, addr)).filter(|&pfn| pfn != env.zero));
+    }
+    let anon = pages.iter().filter(|&&pfn| crate::rmap::page_anon(env.page(pfn))).count() as u64;
+    assert_eq!(state(env.pgdat, NodeStatItem::NrAnonMapped), anon, "nr_anon_pages");
+    assert_eq!(state(env.pgdat, NodeStatItem::NrFileMapped), pages.len() as u64 - anon, "nr_mapped");
+    assert_eq!(state(env.pgdat, NodeStatItem::NrPagetable), tables, "nr_page_table_pages");
 }
 
 proptest! {

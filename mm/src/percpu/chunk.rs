@@ -650,6 +650,15 @@ impl<B: PcpuBackend> PcpuAllocator<B> {
         self.chunks[..self.nr_chunks].iter().map(|chunk| chunk.free_bytes).sum()
     }
 
+    /// Pages of per-CPU memory in use, every unit of every chunk, the
+    /// first chunk's static area included (Linux `pcpu_nr_pages()`,
+    /// /proc/meminfo's `Percpu`). Every chunk is populated in full when it
+    /// is made (Linux populates pages on demand), so this is chunks times
+    /// units times unit pages.
+    pub fn pcpu_nr_pages(&self) -> u64 {
+        self.nr_chunks as u64 * self.chunk_bytes() / PAGE_SIZE
+    }
+
     /// Bytes per unit handed out by [`PcpuAllocator::alloc`] (rounded to
     /// [`PCPU_MIN_ALLOC_SIZE`]), the static area excluded.
     pub fn allocated_bytes(&self) -> u64 {

@@ -7,6 +7,7 @@ use crate::gfp::GFP_KERNEL;
 use crate::pagewalk::{PageWalkOps, walk_page_range};
 use crate::ptdump::{AddrMarker, check_wx, ptdump};
 use crate::sim::{Sim, SimTlb, free_pages_drained};
+use crate::vmstat::NodeStatItem;
 
 const KB: u64 = 1 << 10;
 const MB: u64 = 1 << 20;
@@ -35,6 +36,11 @@ fn leaves(pt: &PageTable<'_, X86PteFormat>, start: u64, end: u64) -> Vec<(u64, u
 
 fn finish(gather: TlbGather, tlb: &SimTlb, pgdat: &PgData<'_>) {
     gather.finish(tlb, pgdat);
+}
+
+/// `nr_page_table_pages`.
+fn counted_tables(pgdat: &PgData<'_>) -> u64 {
+    pgdat.node_page_state(NodeStatItem::NrPagetable)
 }
 
 #[test]
@@ -189,6 +195,7 @@ fn unmapping_inside_a_huge_leaf_splits_it_down_to_4k() {
     let l = leaves(&pt, BASE, BASE + GB);
     assert_eq!(l.iter().filter(|x| x.4 == PageSize::Size2M).count(), 511);
     assert_eq!(l.iter().filter(|x| x.4 == PageSize::Size4K).count(), 510);
+    assert_eq!(counted_tables(&pgdat), pt.nr_tables(), "tables made by splits are counted");
     assert_eq!(pt.translate(va(hole)), None);
     assert_eq!(pt.translate(va(hole + 4 * KB + 17)), None);
     for probe in [BASE, hole - 1, hole + 8 * KB, BASE + GB - 1] {
@@ -246,13 +253,16 @@ fn freeing_tables_returns_every_page_after_the_flush() {
         finish(gather, &tlb, &pgdat);
         // 3 GiB of ptes: 1537 pte tables, 4 pmd tables, 1 pud, 1 root.
         assert_eq!(pt.nr_tables(), 1537 + 4 + 2);
+        assert_eq!(counted_tables(&pgdat), 1537 + 4 + 2);
         let mut gather = TlbGather::new();
         assert_eq!(pt.unmap(va(BASE), 4 * GB, FreeTables::Yes, &mut gather), Ok(3 * GB));
         assert_eq!(gather.nr_tables(), 1537 + 4);
         assert_eq!(free_pages_drained(&pgdat), free_before - pt.nr_tables() - 1541, "freed only after the flush");
+        assert_eq!(counted_tables(&pgdat), 1537 + 4 + 2, "tables waiting for the flush still count");
         finish(gather, &tlb, &pgdat);
         assert_eq!(tlb.take(), vec![(BASE, 4 * GB)]);
         assert_eq!(pt.nr_tables(), 2, "the pud table stays (kernel pgd entries never change)");
+        assert_eq!(counted_tables(&pgdat), 2);
         // FreeTables::No keeps them.
         let mut gather = TlbGather::new();
         pt.map(va(BASE), PhysAddr::new(0), 4 * KB, PAGE_KERNEL, PageSize::Size4K, &mut gather).unwrap();
@@ -261,6 +271,7 @@ fn freeing_tables_returns_every_page_after_the_flush() {
         assert_eq!(pt.nr_tables(), 4);
     }
     assert_eq!(free_pages_drained(&pgdat), free_before, "dropping the tree frees its tables");
+    assert_eq!(counted_tables(&pgdat), 0);
 }
 
 #[test]
@@ -503,6 +514,7 @@ proptest! {
             }
             gather.finish(&tlb, &pgdat);
             prop_assert_eq!(tree_runs(&pt), model.canonical());
+            prop_assert_eq!(counted_tables(&pgdat), pt.nr_tables());
         }
         let mut gather = TlbGather::new();
         pt.unmap(va(BASE), WINDOW_PAGES * 4 * KB, FreeTables::Yes, &mut gather).unwrap();
@@ -510,5 +522,6 @@ proptest! {
         prop_assert_eq!(pt.nr_tables(), 2);
         drop(pt);
         prop_assert_eq!(free_pages_drained(&pgdat), free_before);
+        prop_assert_eq!(counted_tables(&pgdat), 0);
     }
 }

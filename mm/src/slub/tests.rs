@@ -9,6 +9,7 @@ use super::*;
 use crate::gfp::GFP_KERNEL;
 use crate::sim::{SIM_PERCPU, Sim, SimPercpu, free_pages_drained as free_pages, set_cpu};
 use crate::slab_common::{KMALLOC_SIZES, Slab, SlubDebug, ZERO_SIZE_PTR, kmalloc_index};
+use crate::vmstat::NodeStatItem;
 
 const MIB: u64 = 1 << 20;
 
@@ -274,6 +275,62 @@ fn slabinfo_counts_objects_and_slabs_in_linux_format() {
         unsafe { slab.kmem_cache_free(&cache, p) }.unwrap();
     }
     assert_eq!(slab.slabinfo_of(&cache).active_objs, 0);
+}
+
+/// Bytes of every slab of every cache, from the caches' own counts.
+fn slab_bytes(slab: &Slab<'_>, reclaimable: bool) -> u64 {
+    let mut bytes = 0;
+    slab.for_each_cache(|c| {
+        if c.flags().contains(SlabFlags::RECLAIM_ACCOUNT) == reclaimable {
+            bytes += slab.slabinfo_of(c).num_slabs * (PAGE_SIZE << c.order());
+        }
+    });
+    bytes
+}
+
+#[test]
+fn slab_pages_and_large_kmalloc_count_in_the_slab_counters() {
+    let sim = Sim::flat(64 * MIB);
+    let pgdat = sim.pgdat(2);
+    let unreclaimable = || pgdat.node_page_state(NodeStatItem::NrSlabUnreclaimableB);
+    let reclaimable = || pgdat.node_page_state(NodeStatItem::NrSlabReclaimableB);
+    let slab = slab(&pgdat, "");
+    assert_eq!(unreclaimable(), slab_bytes(&slab, false));
+    assert!(unreclaimable() > 0, "the kmalloc caches' first slabs");
+    let mut live = Vec::new();
+    for i in 0..3000usize {
+        set_cpu((i % 2) as u32);
+        let size = [8, 96, 700, 3000, 8192][i % 5];
+        live.push(slab.kmalloc(size, GFP_KERNEL).unwrap());
+    }
+    assert_eq!(unreclaimable(), slab_bytes(&slab, false));
+    // kmalloc_large blocks count too, as whole compound pages.
+    let before = unreclaimable();
+    let big = slab.kmalloc(20_000, GFP_KERNEL).unwrap();
+    assert_eq!(unreclaimable(), before + 8 * PAGE_SIZE, "20000 bytes take an order-3 block");
+    // SAFETY: allocated above, freed once.
+    unsafe { slab.kfree(big.as_ptr()) }.unwrap();
+    assert_eq!(unreclaimable(), before);
+    // Frees on the other CPU, then shrinking: slabs discarded count down.
+    for (i, p) in live.into_iter().enumerate() {
+        set_cpu(((i + 1) % 2) as u32);
+        // SAFETY: allocated above, freed once.
+        unsafe { slab.kfree(p.as_ptr()) }.unwrap();
+    }
+    set_cpu(0);
+    assert!(slab.shrink_all() > 0);
+    assert_eq!(unreclaimable(), slab_bytes(&slab, false));
+    // A SLAB_RECLAIM_ACCOUNT cache counts apart.
+    let cache = slab.kmem_cache_create("dentry", 192, 8, SlabFlags::RECLAIM_ACCOUNT, None).unwrap();
+    let before = unreclaimable();
+    let obj = slab.kmem_cache_alloc(&cache, GFP_KERNEL).unwrap();
+    assert_eq!(reclaimable(), PAGE_SIZE << cache.order());
+    assert_eq!(reclaimable(), slab_bytes(&slab, true));
+    assert_eq!(unreclaimable(), before);
+    // SAFETY: allocated above, freed once.
+    unsafe { slab.kmem_cache_free(&cache, obj) }.unwrap();
+    assert!(slab.kmem_cache_destroy(cache).is_ok());
+    assert_eq!(reclaimable(), 0);
 }
 
 #[test]

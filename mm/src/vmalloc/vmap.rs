@@ -25,6 +25,7 @@
 //! of a purge runs under it (see [`VmapAreas`]).
 
 use core::panic::Location;
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use log::warn;
 use spin::Mutex;
@@ -45,6 +46,8 @@ pub struct Vmalloc<'a, F: PteFormat, A: VmapNodeAlloc> {
     areas: Mutex<VmapAreas<A>>,
     pt: &'a PageTable<'a, F>,
     tlb: &'a dyn TlbFlush,
+    /// Pages held by live vmalloc areas (Linux `nr_vmalloc_pages`).
+    nr_vmalloc_pages: AtomicU64,
 }
 
 /// Frees every frame a walked range maps (vfree's page release).
@@ -75,7 +78,12 @@ impl<'a, F: PteFormat, A: VmapNodeAlloc> Vmalloc<'a, F, A> {
         nr_cpus: u32,
         node_alloc: A,
     ) -> Result<Self, VmallocError> {
-        Ok(Vmalloc { areas: Mutex::new(VmapAreas::new(start, end, nr_cpus, node_alloc)?), pt, tlb })
+        Ok(Vmalloc {
+            areas: Mutex::new(VmapAreas::new(start, end, nr_cpus, node_alloc)?),
+            pt,
+            tlb,
+            nr_vmalloc_pages: AtomicU64::new(0),
+        })
     }
 
     fn flush(&self, start: VirtAddr, end: VirtAddr) {
@@ -193,6 +201,7 @@ impl<'a, F: PteFormat, A: VmapNodeAlloc> Vmalloc<'a, F, A> {
         match result {
             Ok(()) => {
                 let _ = self.areas.lock().set_nr_pages(area.start, nr_pages);
+                self.nr_vmalloc_pages.fetch_add(nr_pages, Relaxed);
                 Ok(area.start)
             }
             Err(e) => {
@@ -209,6 +218,7 @@ impl<'a, F: PteFormat, A: VmapNodeAlloc> Vmalloc<'a, F, A> {
     pub fn vfree(&self, addr: VirtAddr) -> Result<(), VmallocError> {
         let area = self.area_at(addr, VmFlags::ALLOC)?;
         self.release(area.start, area.get_vm_area_size(), true);
+        self.nr_vmalloc_pages.fetch_sub(area.nr_pages, Relaxed);
         Ok(())
     }
 
@@ -272,6 +282,12 @@ impl<'a, F: PteFormat, A: VmapNodeAlloc> Vmalloc<'a, F, A> {
         let area = self.area_at(addr.align_down(PAGE_SIZE), VmFlags::IOREMAP)?;
         self.release(area.start, area.get_vm_area_size(), false);
         Ok(())
+    }
+
+    /// Pages vmalloc holds in live areas, vmap and ioremap excluded (Linux
+    /// `vmalloc_nr_pages`, /proc/meminfo's `VmallocUsed`).
+    pub fn vmalloc_nr_pages(&self) -> u64 {
+        self.nr_vmalloc_pages.load(Relaxed)
     }
 
     /// Purges the lazily freed areas now (Linux `vm_unmap_aliases`);

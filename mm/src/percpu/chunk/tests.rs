@@ -280,8 +280,10 @@ fn a_full_chunk_adds_a_chunk_from_the_backend() {
     let mut pcpu = pcpu(&first, P, 2, 1024, &backend);
     let a = pcpu.alloc(P - 1024, 4).unwrap();
     assert_eq!((pcpu.nr_chunks(), backend.live()), (1, 0));
+    assert_eq!(pcpu.pcpu_nr_pages(), 2, "one chunk of two one-page units");
     let b = pcpu.alloc(4, 4).unwrap();
     assert_eq!((pcpu.nr_chunks(), backend.live()), (2, 1));
+    assert_eq!(pcpu.pcpu_nr_pages(), 4, "the new chunk counts in every unit");
     assert_eq!(b, backend.live.borrow()[0].base());
     // The second chunk's units are a unit apart, like the first's.
     assert_eq!(pcpu.per_cpu_ptr(b, 1).as_u64() - b.as_u64(), P);
@@ -307,6 +309,7 @@ fn freeing_everything_keeps_at_most_one_spare_chunk() {
     // Chunk 3 empties: chunk 1 already has as much free space.
     pcpu.free(addrs[2]).unwrap();
     assert_eq!((pcpu.nr_chunks(), backend.live()), (5, 4));
+    assert_eq!(pcpu.pcpu_nr_pages(), 5, "a freed chunk no longer counts");
     pcpu.check().unwrap();
     for addr in [addrs[1], addrs[3], addrs[4]] {
         pcpu.free(addr).unwrap();

@@ -157,6 +157,36 @@ fn vmalloc_out_of_pages_fails_and_keeps_nothing() {
 }
 
 #[test]
+fn vmalloc_nr_pages_counts_live_vmalloc_areas_only() {
+    let sim = Sim::flat(16 * MB);
+    let pgdat = sim.pgdat(1);
+    let tlb = SimTlb::default();
+    let pt = PageTable::new(&pgdat, &FMT, GFP_KERNEL, false).unwrap();
+    let vm = Vmalloc::new(&pt, &tlb, va(START), va(START + 64 * MB), 1, BoxNodes).unwrap();
+    let a = vm.vmalloc(3 * PAGE_SIZE + 1).unwrap();
+    let b = vm.vzalloc(PAGE_SIZE).unwrap();
+    assert_eq!(vm.vmalloc_nr_pages(), 5, "four pages and one, guard pages not counted");
+    // vmap and ioremap map memory vmalloc does not own.
+    let page = pgdat.alloc_pages(GFP_KERNEL, 0).unwrap();
+    let mapped = vm.vmap(&[page], PAGE_KERNEL).unwrap();
+    let io = vm.ioremap_prot(PhysAddr::new(0xfee0_0000), PAGE_SIZE, PAGE_KERNEL_NOCACHE).unwrap();
+    assert_eq!(vm.vmalloc_nr_pages(), 5);
+    // A failed vmalloc counts nothing.
+    let free = free_pages(&pgdat);
+    assert!(vm.vmalloc(free * PAGE_SIZE).is_err());
+    assert_eq!(vm.vmalloc_nr_pages(), 5);
+    vm.vfree(a).unwrap();
+    assert_eq!(vm.vmalloc_nr_pages(), 1);
+    assert!(vm.vfree(a).is_err());
+    assert_eq!(vm.vmalloc_nr_pages(), 1, "a refused vfree counts nothing");
+    vm.vfree(b).unwrap();
+    vm.vunmap(mapped).unwrap();
+    vm.iounmap(io).unwrap();
+    assert_eq!(vm.vmalloc_nr_pages(), 0);
+    pgdat.free_pages(page, 0).unwrap();
+}
+
+#[test]
 fn vmap_and_ioremap_map_the_callers_memory_and_undo_only_their_own_kind() {
     let sim = Sim::flat(16 * MB);
     let pgdat = sim.pgdat(1);

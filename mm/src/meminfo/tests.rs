@@ -1,0 +1,130 @@
+//! Host tests of the /proc/meminfo text and `si_mem_available`.
+
+use super::*;
+use crate::addr::PAGE_SIZE;
+use crate::gfp::{GFP_KERNEL, Gfp};
+use crate::mmzone::ZoneType;
+use crate::sim::{SIM_PERCPU, Sim};
+use crate::slab_common::{Slab, SlubDebug};
+use crate::slub::SlabFlags;
+
+const MIB: u64 = 1 << 20;
+
+const KERNEL: MeminfoKernel = MeminfoKernel { vmalloc_total: 32 << 40, vmalloc_used_pages: 3, percpu_pages: 32 };
+
+fn meminfo(pgdat: &PgData<'_>) -> String {
+    Meminfo { pgdat, kernel: KERNEL }.to_string()
+}
+
+/// The value of a meminfo line, in KiB.
+fn kb(text: &str, name: &str) -> u64 {
+    let line = text.lines().find(|l| l.starts_with(&format!("{name}:"))).unwrap_or_else(|| panic!("no {name}"));
+    line[16..line.len() - 3].trim().parse().unwrap()
+}
+
+#[test]
+fn meminfo_lines_follow_show_val_kb_in_linux_order() {
+    let sim = Sim::flat(64 * MIB);
+    let pgdat = sim.pgdat(1);
+    pgdat.mod_node_page_state(NodeStatItem::NrAnonMapped, 5);
+    pgdat.mod_node_page_state(NodeStatItem::NrKernelStackKb, 192);
+    let text = meminfo(&pgdat);
+    let names: Vec<&str> = text.lines().map(|l| l.split(':').next().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "MemTotal",
+            "MemFree",
+            "MemAvailable",
+            "Buffers",
+            "Cached",
+            "SwapCached",
+            "SwapTotal",
+            "SwapFree",
+            "AnonPages",
+            "Mapped",
+            "KReclaimable",
+            "Slab",
+            "SReclaimable",
+            "SUnreclaim",
+            "KernelStack",
+            "PageTables",
+            "VmallocTotal",
+            "VmallocUsed",
+            "VmallocChunk",
+            "Percpu",
+        ]
+    );
+    // Name and colon in 16 columns, value right-aligned in 8, " kB".
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "MemTotal:          65536 kB", "64 MiB, nothing reserved");
+    assert_eq!(lines[3], "Buffers:               0 kB");
+    assert_eq!(lines[8], "AnonPages:            20 kB");
+    assert_eq!(lines[14], "KernelStack:         192 kB", "kept in KiB, not converted");
+    assert_eq!(lines[16], "VmallocTotal:   34359738368 kB", "a wide value widens the line");
+    assert_eq!(lines[17], "VmallocUsed:          12 kB");
+    assert_eq!(lines[19], "Percpu:              128 kB");
+    assert_eq!(kb(&text, "MemFree"), pgdat.nr_free_pages() * 4);
+    assert!(text.ends_with(" kB\n"));
+}
+
+#[test]
+fn mem_available_is_free_minus_the_reserve_and_never_negative() {
+    let sim = Sim::flat(64 * MIB);
+    let pgdat = sim.pgdat(1);
+    // Linux `calculate_totalreserve_pages`, by hand.
+    let reserve: u64 = ZoneType::ALL
+        .iter()
+        .map(|&z| {
+            let zone = pgdat.zone(z);
+            let max = ZoneType::ALL.iter().map(|&u| zone.lowmem_reserve(u)).max().unwrap();
+            (zone.watermark(Watermark::High) + max).min(zone.managed_pages())
+        })
+        .sum();
+    assert!(reserve > 0);
+    assert_eq!(pgdat.totalreserve_pages(), reserve);
+    assert_eq!(si_mem_available(&pgdat), pgdat.nr_free_pages() - reserve);
+    assert_eq!(kb(&meminfo(&pgdat), "MemAvailable"), (pgdat.nr_free_pages() - reserve) * 4);
+    // Allocations stop near the min watermark, below the reserve.
+    let mut hoard = Vec::new();
+    while let Some(pfn) = pgdat.alloc_pages(GFP_KERNEL | Gfp::NOWARN, 0) {
+        hoard.push(pfn);
+    }
+    assert!(pgdat.nr_free_pages() < reserve);
+    assert_eq!(si_mem_available(&pgdat), 0);
+    assert!(meminfo(&pgdat).contains("\nMemAvailable:          0 kB\n"));
+    for pfn in hoard {
+        pgdat.free_pages(pfn, 0).unwrap();
+    }
+}
+
+#[test]
+fn slab_lines_split_reclaimable_from_unreclaimable_and_feed_mem_available() {
+    let sim = Sim::flat(64 * MIB);
+    let pgdat = sim.pgdat(1);
+    let slab = Slab::new(&pgdat, 1, &SIM_PERCPU, SlubDebug::default(), false).unwrap();
+    let cache = slab.kmem_cache_create("reclaimable", 64, 8, SlabFlags::RECLAIM_ACCOUNT, None).unwrap();
+    let text = meminfo(&pgdat);
+    let unreclaimable = kb(&text, "SUnreclaim");
+    assert!(unreclaimable > 0, "the kmalloc caches' first slabs");
+    assert_eq!((kb(&text, "SReclaimable"), kb(&text, "KReclaimable")), (0, 0));
+    let obj = slab.kmem_cache_alloc(&cache, GFP_KERNEL).unwrap();
+    let slab_kb = (PAGE_SIZE << cache.order()) / 1024;
+    let text = meminfo(&pgdat);
+    assert_eq!((kb(&text, "SReclaimable"), kb(&text, "KReclaimable")), (slab_kb, slab_kb));
+    assert_eq!(kb(&text, "SUnreclaim"), unreclaimable);
+    assert_eq!(kb(&text, "Slab"), unreclaimable + slab_kb);
+    // Half of a small reclaimable slab counts as available: what stays is
+    // half of it, being less than the zones' low watermarks.
+    let slab_pages = 1u64 << cache.order();
+    let wmark_low: u64 = pgdat.zones().iter().map(|z| z.watermark(Watermark::Low)).sum();
+    assert!(slab_pages / 2 < wmark_low);
+    let free_part = pgdat.nr_free_pages() - pgdat.totalreserve_pages();
+    assert_eq!(si_mem_available(&pgdat), free_part + slab_pages - slab_pages / 2);
+    assert_eq!(kb(&text, "MemAvailable"), (free_part + slab_pages - slab_pages / 2) * 4);
+    // SAFETY: allocated above from this cache, freed once.
+    unsafe { slab.kmem_cache_free(&cache, obj) }.unwrap();
+    assert_eq!(slab.kmem_cache_shrink(&cache), 1);
+    assert_eq!(kb(&meminfo(&pgdat), "SReclaimable"), 0);
+    assert!(slab.kmem_cache_destroy(cache).is_ok());
+}
