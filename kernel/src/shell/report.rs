@@ -88,10 +88,15 @@ pub fn kmemmap(_: &mut Shell, _: &[&str], out: &mut String) -> Res {
 }
 
 /// `ps`: like `ps -eo pid,ppid,stat,vsz,rss,comm` (sizes in KiB); kernel
-/// threads in brackets, as `ps` shows them.
+/// threads in brackets, as `ps` shows them. The idle tasks (pid 0) are left
+/// out, as Linux's /proc leaves them out.
 pub fn ps(_: &mut Shell, _: &[&str], out: &mut String) -> Res {
     let mut tasks = alloc::vec::Vec::new();
-    sched::for_each_task(|t| tasks.push(t.clone()));
+    sched::for_each_task(|t| {
+        if t.pid != 0 {
+            tasks.push(t.clone());
+        }
+    });
     tasks.sort_by_key(|t| t.pid);
     let _ = writeln!(out, "{:>7} {:>7} S {:>8} {:>8} COMMAND", "PID", "PPID", "VSZ", "RSS");
     for task in &tasks {
