@@ -377,7 +377,8 @@ fn memmap_cmd(args: MemmapArgs) -> Result<ExitCode, Error> {
         None => eprintln!("memmap: timed out after {} s; console in {}", args.timeout, log.display()),
     }
     let out = args.out.unwrap_or_else(console::memmap_dir);
-    let title = format!("{} MiB, {} CPUs, after: {}", args.boot.mem, args.boot.cpus, args.cmd.trim());
+    let cpus = if args.boot.cpus == 1 { "1 CPU".to_owned() } else { format!("{} CPUs", args.boot.cpus) };
+    let title = format!("{} MiB, {cpus}; console: {}", args.boot.mem, commands.trim_end_matches("; poweroff"));
     for path in memmap::render_console(&text, &out, &title)? {
         println!("memmap: {}", path.display());
     }
