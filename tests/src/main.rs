@@ -26,6 +26,7 @@ mod selftest;
 mod slab;
 mod smp;
 mod vmalloc;
+mod vmstat;
 
 entry_point!(test_main, config = &kernel::BOOTLOADER_CONFIG);
 
