@@ -1,15 +1,21 @@
 //! The kernel's user address spaces: [`mm::mmap::MmStruct`] over the x86_64
 //! page-table format, VMAs from the "vm_area_struct" slab cache (Linux
 //! `vm_area_cachep`), the shared zero page (Linux `empty_zero_page`), and
-//! the address space of the running task.
+//! the address space of the running task; and memory compaction over
+//! every address space ([`compact_memory`], Linux's `compact_memory`
+//! sysctl).
 //!
-//! Lock order: a task's `Process::mm` slot -> the address space's lock
-//! (Linux `mmap_lock`) -> page allocator and slab locks.
+//! Lock order: `COMPACTION` -> a task's `Process::mm` slot -> the address
+//! space's lock (Linux `mmap_lock`) -> page allocator and slab locks.
 
 use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::ops::ControlFlow;
 use core::ptr::NonNull;
 
+use mm::compaction::CompactStats;
 use mm::gfp::{GFP_KERNEL, Gfp};
+use mm::migrate::MmWalk;
 use mm::mmap::MmStruct;
 use mm::pgtable::X86PteFormat;
 use mm::slab_common::{CacheHandle, Slab};
@@ -99,4 +105,41 @@ pub fn mm_alloc() -> Result<MmRef, Errno> {
 /// The page-table root of an address space.
 pub fn root_of(mm: &MmRef) -> PhysAddr {
     mm.lock().pgd_root()
+}
+
+/// Serializes compaction runs: the migrate scanner isolates a page only
+/// by listing it, so two runs could pick the same page (Linux takes it
+/// off the LRU, which keeps a second run away).
+static COMPACTION: Mutex<()> = Mutex::new(());
+
+/// Every user address space alive when the run started, for migration's
+/// walk to a page's mapper (there is no `anon_vma`; see `mm::migrate`).
+/// Holding the references keeps exiting spaces alive until the run ends;
+/// the last drop tears them down then.
+struct AllMms(Vec<MmRef>);
+
+impl MmWalk<'static, X86PteFormat, SlabVmas> for AllMms {
+    fn for_each_mm(&self, f: &mut dyn FnMut(&mut UserMm) -> ControlFlow<()>) {
+        for mm in &self.0 {
+            if f(&mut mm.lock()).is_break() {
+                return;
+            }
+        }
+    }
+}
+
+/// Compacts every zone, moving user pages so that free memory coalesces
+/// (what `echo 1 > /proc/sys/vm/compact_memory` does: Linux
+/// `compact_nodes`). One run at a time; a second caller waits.
+pub fn compact_memory() -> CompactStats {
+    let _serial = COMPACTION.lock();
+    let mut mms: Vec<MmRef> = Vec::new();
+    crate::sched::for_each_task(|t| {
+        if let Some(mm) = t.proc.mm()
+            && !mms.iter().any(|m| Arc::ptr_eq(m, &mm))
+        {
+            mms.push(mm);
+        }
+    });
+    mm::compaction::compact_node(crate::mm::pgdat(), &AllMms(mms))
 }

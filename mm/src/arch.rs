@@ -67,4 +67,12 @@ pub trait TlbFlush: Sync {
     /// address space whose root table is `root` (Linux
     /// `flush_tlb_mm_range`), wherever that address space may be cached.
     fn flush_tlb_mm_range(&self, root: PhysAddr, start: VirtAddr, len: u64);
+
+    /// Like [`TlbFlush::flush_tlb_mm_range`], for a caller that changes an
+    /// address space it is not running, which may be live on any other
+    /// CPU at that moment (page migration unmapping another process's
+    /// page): invalidates the range on every CPU and returns only when
+    /// none can still translate through the old entries (Linux's
+    /// `flush_tlb_mm_range` over the whole `mm_cpumask`).
+    fn flush_tlb_mm_range_all_cpus(&self, root: PhysAddr, start: VirtAddr, len: u64);
 }

@@ -17,13 +17,15 @@
 //! vmap areas), and user address spaces ([`vma`]: VMAs and the gap
 //! search), on an intrusive augmented AVL tree ([`avl`]); [`mmap`] and
 //! [`memory`] (mmap, munmap, mprotect, brk, fork, page faults) with
-//! [`mremap`], [`madvise`], [`mincore`], [`mlock`] and [`msync`].
+//! [`mremap`], [`madvise`], [`mincore`], [`mlock`] and [`msync`]; page
+//! [`migrate`] and memory [`compaction`].
 
 #![cfg_attr(not(test), no_std)]
 
 pub mod addr;
 pub mod arch;
 pub mod avl;
+pub mod compaction;
 pub mod gfp;
 pub mod kmemmap;
 pub mod list;
@@ -31,6 +33,7 @@ pub mod madvise;
 pub mod memblock;
 pub mod meminfo;
 pub mod memory;
+pub mod migrate;
 pub mod mincore;
 pub mod mlock;
 pub mod mmap;

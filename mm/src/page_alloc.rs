@@ -53,8 +53,9 @@
 //! report as an error.
 //!
 //! # Differences from Linux
-//! No direct reclaim, compaction or kswapd yet (the slow path's stand-in is
-//! draining and unreserving); no `ALLOC_NOFRAGMENT`, CMA, page shuffling,
+//! No direct reclaim, direct compaction or kswapd yet (the slow path's
+//! stand-in is draining and unreserving; [`crate::compaction`] runs only
+//! when asked, like `compact_memory`); no `ALLOC_NOFRAGMENT`, CMA, page shuffling,
 //! watermark boosting or deferred struct page init; one node.
 
 use core::fmt;
@@ -1069,6 +1070,45 @@ impl<'a> PgData<'a> {
         // in start_isolate_page_range).
         self.drain_all_pages();
         Ok(())
+    }
+
+    /// Takes the free block whose first page is `pfn` off the free lists
+    /// for compaction's free scanner and splits it into order-0 pages that
+    /// each hold one reference, as if allocated (Linux `__isolate_free_page`
+    /// followed by `split_page` and `post_alloc_hook`). Returns the block's
+    /// order, or `None` if `pfn` does not start a free block (any more), its
+    /// pageblock is isolated, or taking it would leave the zone at or below
+    /// its min watermark plus the block (Linux's check in
+    /// `__isolate_free_page`, so compaction cannot eat the reserves). Pages
+    /// compaction does not use go back through [`PgData::free_pages`].
+    pub(crate) fn isolate_free_page(&self, pfn: Pfn) -> Option<u32> {
+        let page = self.mem_map.pfn_to_page(pfn)?;
+        let zone = self.zone(page.zone());
+        if !zone.spans_pfn(pfn.as_u64()) {
+            return None;
+        }
+        let order = self.with_irqs_off(|| {
+            let mut free = zone.lock.lock();
+            if !page.test(PageFlags::BUDDY) {
+                return None;
+            }
+            let order = page.order();
+            let mt = self.mem_map.pageblock_migratetype(pfn);
+            let mark = zone.watermark(Watermark::Min) + (1 << order);
+            let flags = AllocFlags(AllocFlags::WMARK_MIN);
+            if mt == MigrateType::Isolate || !self.zone_watermark_ok(zone, 0, mark, zone.zone_type(), flags) {
+                return None;
+            }
+            self.locked(zone, &mut free).del_page_from_free_list(pfn.as_u64(), order, mt);
+            Some(order)
+        })?;
+        for p in pfn.as_u64()..pfn.as_u64() + (1 << order) {
+            let page = self.mem_map.page(p);
+            page.set_private(0);
+            page.set_order(0);
+            page.set_refcount(1);
+        }
+        Some(order)
     }
 
     /// Returns an isolated pageblock to allocation as `mt` (Linux

@@ -15,8 +15,9 @@
 //! kind whose `_mapcount` says they are mapped.
 //!
 //! Differences: there is no `anon_vma` yet, so a page cannot be traced
-//! back to the page tables that map it (reclaim and migration will need
-//! it); the anon marker stands alone in `mapping`. Anonymous pages are
+//! back to the page tables that map it directly; [`crate::migrate`] walks
+//! every address space instead, and reclaim will need `anon_vma`. The anon
+//! marker stands alone in `mapping`. Anonymous pages are
 //! marked `PG_swapbacked` as in Linux, which is how [`crate::memory`] tells
 //! anonymous from file pages when it counts RSS.
 

@@ -37,13 +37,15 @@
 //!
 //! # What is counted, and what is not
 //! Only what our kernel really does: page allocation and freeing per zone,
-//! page faults (minor and major), copy-on-write reuse, `drop_caches`, and
-//! the state of mapped anonymous and file pages, slab and large-kmalloc
+//! page faults (minor and major), copy-on-write reuse, `drop_caches`,
+//! page migration and compaction (`pgmigrate_*`, `compact_migrate_scanned`,
+//! `compact_free_scanned`, `compact_isolated`; not `compact_stall` and the
+//! other direct-compaction counters, since only `compact_memory` compacts),
+//! and the state of mapped anonymous and file pages, slab and large-kmalloc
 //! memory, kernel stacks and page tables. Counters of mechanisms that do not
 //! exist yet are absent rather than stuck at zero: no `pswpin`/`pswpout`,
 //! swap cache or workingset counters until swap exists, no
 //! `pgscan`/`pgsteal`/LRU sizes until reclaim and the LRU exist, no
-//! `compact_*` until compaction, no `pgmigrate_*` until migration, no
 //! `thp_*`, `numa_*` or memcg counters at all. `oom_kill` is not counted:
 //! the kernel kills a faulting process that gets no memory without an OOM
 //! killer, outside mm. Shared anonymous memory has no shmem file behind it
@@ -96,10 +98,23 @@ pub enum VmEventItem {
     DropPagecache,
     /// Slab drops through `drop_caches` (`DROP_SLAB`), likewise.
     DropSlab,
+    /// Pages moved by page migration (`PGMIGRATE_SUCCESS`,
+    /// [`crate::migrate::migrate_pages`]).
+    PgmigrateSuccess,
+    /// Pages migration tried and left where they were (`PGMIGRATE_FAIL`):
+    /// shared, pinned, or no longer mapped.
+    PgmigrateFail,
+    /// Pages the compaction migrate scanner looked at
+    /// (`COMPACTMIGRATE_SCANNED`).
+    CompactMigrateScanned,
+    /// Pages the compaction free scanner looked at (`COMPACTFREE_SCANNED`).
+    CompactFreeScanned,
+    /// Pages compaction isolated, by either scanner (`COMPACTISOLATED`).
+    CompactIsolated,
 }
 
 /// Number of [`VmEventItem`]s.
-pub const NR_VM_EVENT_ITEMS: usize = 9;
+pub const NR_VM_EVENT_ITEMS: usize = 14;
 
 impl VmEventItem {
     /// Every item, in /proc/vmstat order.
@@ -113,6 +128,11 @@ impl VmEventItem {
         VmEventItem::Pgreuse,
         VmEventItem::DropPagecache,
         VmEventItem::DropSlab,
+        VmEventItem::PgmigrateSuccess,
+        VmEventItem::PgmigrateFail,
+        VmEventItem::CompactMigrateScanned,
+        VmEventItem::CompactFreeScanned,
+        VmEventItem::CompactIsolated,
     ];
 
     /// The /proc/vmstat name (Linux `vmstat_text`).
@@ -127,6 +147,11 @@ impl VmEventItem {
             VmEventItem::Pgreuse => "pgreuse",
             VmEventItem::DropPagecache => "drop_pagecache",
             VmEventItem::DropSlab => "drop_slab",
+            VmEventItem::PgmigrateSuccess => "pgmigrate_success",
+            VmEventItem::PgmigrateFail => "pgmigrate_fail",
+            VmEventItem::CompactMigrateScanned => "compact_migrate_scanned",
+            VmEventItem::CompactFreeScanned => "compact_free_scanned",
+            VmEventItem::CompactIsolated => "compact_isolated",
         }
     }
 }

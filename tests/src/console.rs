@@ -329,7 +329,6 @@ fn console_errors_are_typed_and_change_nothing() {
     assert_eq!(err("maps $!"), CmdError::NoBackground);
     assert!(matches!(err("stress 0 1"), CmdError::Usage(_)));
     assert_eq!(err("run no_such_program"), CmdError::Spawn(uapi::errno::Errno::ENOENT));
-    assert!(matches!(err("compact"), CmdError::Unavailable(_)));
     assert!(out.is_empty(), "failed commands print nothing: {out:?}");
     assert!(shell.allocs.is_empty());
 }
@@ -349,6 +348,46 @@ fn stress_leaves_no_page_behind_and_finds_no_broken_pattern() {
     let out = sh(&mut shell, "drop_caches");
     assert!(out.starts_with("drop_caches: "), "{out}");
     assert_eq!(pgdat.all_vm_events(mm::vmstat::VmEventItem::DropSlab), drops + 1);
+}
+
+#[ktest]
+fn compact_moves_a_fragmented_program_and_its_data_survives() {
+    use mm::vmstat::VmEventItem;
+    let mut shell = Shell::new();
+    // 32 MiB written with a pattern, every other page freed, then 8 s of
+    // sleep before frag checks every byte and exits 0 only if all held.
+    let out = sh(&mut shell, "run frag 32 8 &");
+    let pid: u32 =
+        out.trim().strip_prefix('[').and_then(|s| s.split(']').next()).and_then(|p| p.parse().ok()).expect("pid");
+    let task = kernel::shell::report::find_task(pid).expect("task");
+    let deadline = kernel::arch::x86_64::tsc::now_ns() + 60_000_000_000;
+    let holes_made = |mm: &kernel::mmap::MmRef| {
+        let mm = mm.lock();
+        mm.hiwater_rss() >= 8192 && mm.rss_pages() < 4096 + 256
+    };
+    while !task.proc.mm().is_some_and(|mm| holes_made(&mm)) {
+        assert!(kernel::arch::x86_64::tsc::now_ns() < deadline, "frag never freed its holes");
+        kernel::sched::wait::sleep_until_ns(kernel::arch::x86_64::tsc::now_ns() + 10_000_000, || false);
+    }
+    let pgdat = kernel::mm::pgdat();
+    let accounted = accounted_pages();
+    let migrated = pgdat.all_vm_events(VmEventItem::PgmigrateSuccess);
+    let (blocks_before, _) = kernel::shell::stress::free_pageblocks();
+    let line = sh(&mut shell, "compact");
+    let (blocks_after, _) = kernel::shell::stress::free_pageblocks();
+    let migrated = pgdat.all_vm_events(VmEventItem::PgmigrateSuccess) - migrated;
+    log::info!("{}", line.trim_end());
+    log::info!("compact: {migrated} pages migrated; free 2 MiB blocks {blocks_before} -> {blocks_after}");
+    assert!(line.starts_with("compact: scanned "), "{line}");
+    assert!(migrated >= 512, "{line}");
+    assert!(blocks_after > blocks_before, "{line}");
+    for zone in pgdat.zones().iter().filter(|z| z.present_pages() > 0) {
+        pgdat.check_zone(zone.zone_type()).expect("free lists consistent after compaction");
+    }
+    assert_eq!(accounted_pages(), accounted, "compaction gives back every page it takes");
+    drop(task);
+    let reaped = kernel::process::do_wait(pid as i32, false).expect("wait").expect("reaped");
+    assert_eq!(reaped.status, 0, "frag found its data changed (exit status {:#x})", reaped.status);
 }
 
 #[ktest]

@@ -1,6 +1,6 @@
 //! The console's commands that make memory move: `alloc`, `free`,
 //! `stress`, `drop_caches` (Linux's `/proc/sys/vm/drop_caches`,
-//! `fs/drop_caches.c`) and `compact`.
+//! `fs/drop_caches.c`) and `compact` (`/proc/sys/vm/compact_memory`).
 //!
 //! Every allocation is filled with a pattern derived from its id and
 //! checked when it is freed, so a page handed out twice, a stray write or
@@ -12,6 +12,7 @@ use core::fmt::Write as _;
 
 use mm::gfp::{GFP_HIGHUSER_MOVABLE, GFP_KERNEL, Gfp};
 use mm::mmzone::MAX_PAGE_ORDER;
+use mm::page::PAGEBLOCK_ORDER;
 use mm::vmstat::VmEventItem;
 use mm::{PAGE_SIZE, Pfn, VirtAddr};
 
@@ -390,9 +391,48 @@ pub fn drop_caches(_: &mut Shell, _: &[&str], out: &mut String) -> Res {
     Ok(Flow::Continue)
 }
 
-/// `compact`: needs page migration, which does not exist yet.
-pub fn compact(_: &mut Shell, _: &[&str], _: &mut String) -> Res {
-    Err(CmdError::Unavailable(
-        "not available yet: compaction needs page migration (docs/linux-mm-map.md: compaction.c, migrate.c planned)",
-    ))
+/// `compact`: what `echo 1 > /proc/sys/vm/compact_memory` does: compacts
+/// every zone ([`crate::mmap::compact_memory`]) and prints one line with
+/// the scanners' work and the free memory in 2 MiB blocks (order >= 9)
+/// before and after.
+pub fn compact(_: &mut Shell, _: &[&str], out: &mut String) -> Res {
+    let (blocks_before, largest_before) = free_pageblocks();
+    let s = crate::mmap::compact_memory();
+    let (blocks_after, largest_after) = free_pageblocks();
+    let order = |o: Option<usize>| o.map_or_else(|| String::from("none"), |o| alloc::format!("{o}"));
+    let _ = writeln!(
+        out,
+        "compact: scanned {} pages to migrate and {} free, {} migrated, {} failed; \
+         free 2 MiB blocks {blocks_before} -> {blocks_after}, largest free order {} -> {}",
+        s.migrate_scanned,
+        s.free_scanned,
+        s.migrated,
+        s.failed,
+        order(largest_before),
+        order(largest_after),
+    );
+    Ok(Flow::Continue)
+}
+
+/// Free memory in blocks of at least pageblock order (2 MiB), counted in
+/// pageblocks over every zone and migratetype, and the largest order with
+/// a free block; after draining the per-cpu lists.
+pub fn free_pageblocks() -> (u64, Option<usize>) {
+    let pgdat = crate::mm::pgdat();
+    pgdat.drain_all_pages();
+    let mut blocks = 0;
+    let mut largest = None;
+    for zone in pgdat.zones().iter().filter(|z| z.present_pages() > 0) {
+        let counts = pgdat.free_counts(zone.zone_type());
+        for (order, by_type) in counts.blocks.iter().enumerate() {
+            let n: u64 = by_type.iter().sum();
+            if n > 0 {
+                largest = largest.max(Some(order));
+            }
+            if order >= PAGEBLOCK_ORDER as usize {
+                blocks += n << (order - PAGEBLOCK_ORDER as usize);
+            }
+        }
+    }
+    (blocks, largest)
 }

@@ -8,6 +8,9 @@
 //! are shared by every CPU, so a kernel-range flush runs on all online CPUs:
 //! locally, then on the others through a cross-CPU call that waits for
 //! every one of them (Linux `flush_tlb_kernel_range` -> `on_each_cpu`).
+//! User ranges are flushed where the address space is loaded, which is
+//! this CPU for every caller but page migration; migration flushes on all
+//! CPUs (`flush_tlb_mm_range_all_cpus`).
 
 use mm::arch::TlbFlush;
 use mm::{PhysAddr, VirtAddr};
@@ -67,6 +70,10 @@ fn flush_tlb_range_ipi(start: u64, len: u64) {
     flush_tlb_range_local(start, len);
 }
 
+fn flush_tlb_user_range_ipi(start: u64, len: u64) {
+    flush_tlb_user_range_local(start, len);
+}
+
 impl TlbFlush for KernelTlb {
     fn flush_tlb_kernel_range(&self, start: VirtAddr, len: u64) {
         flush_tlb_range_local(start.as_u64(), len);
@@ -83,5 +90,16 @@ impl TlbFlush for KernelTlb {
         if cpu::read_cr3_phys() == root.as_u64() {
             flush_tlb_user_range_local(start.as_u64(), len);
         }
+    }
+
+    /// Without an `mm_cpumask` we do not know where the space is loaded, so
+    /// every CPU flushes the range; on a CPU running another address space
+    /// that drops at most a few unrelated user entries. A CPU that waits
+    /// for the same address space's lock with interrupts off answers while
+    /// it waits (see `smp::spin_lock_serving_calls`), so the caller may
+    /// hold that lock.
+    fn flush_tlb_mm_range_all_cpus(&self, _root: PhysAddr, start: VirtAddr, len: u64) {
+        flush_tlb_user_range_local(start.as_u64(), len);
+        super::smp::call_function_many(u64::MAX, flush_tlb_user_range_ipi, start.as_u64(), len);
     }
 }

@@ -236,7 +236,10 @@ fn do_user_addr_fault(address: u64, error: PageFaultError) -> Result<(), mm::mem
         exec: error.contains(PageFaultError::INSTR),
     };
     let Some(addr) = mm::VirtAddr::new(address) else { return Err(mm::memory::FaultError::MapErr) };
-    mm.lock().handle_mm_fault(addr, access)
+    // A kernel-mode fault (copy_from_user) runs with interrupts off, and
+    // the lock's holder may be migrating a page of this space and waiting
+    // for every CPU to flush.
+    super::smp::spin_lock_serving_calls(&mm).handle_mm_fault(addr, access)
 }
 
 /// An exception in user mode: resolve a page fault, or signal the task

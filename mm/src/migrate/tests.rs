@@ -1,0 +1,210 @@
+//! Host tests of page migration on a simulated machine: a page moves with
+//! its data, pte and counters; pages that cannot move stay put.
+
+use std::cell::RefCell;
+use std::ops::ControlFlow;
+
+use uapi::mman::{MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE};
+
+use super::*;
+use crate::gfp::{GFP_HIGHUSER_MOVABLE, GFP_KERNEL, Gfp};
+use crate::memory::FaultAccess;
+use crate::mmap::{MmCounter, MmStruct};
+use crate::pgtable::{PageTable, PgProt, X86PteFormat};
+use crate::sim::{HeapAlloc, Sim, SimRam, SimTlb, free_pages_drained};
+use crate::vma::Vma;
+use crate::vmstat::NodeStatItem;
+
+pub(crate) const P: u64 = PAGE_SIZE;
+const FMT: X86PteFormat = X86PteFormat::new(true);
+const KERNEL_BASE: u64 = 0xffff_8880_0000_0000;
+/// Where tests map memory.
+pub(crate) const X: u64 = 0x1000_0000;
+
+pub(crate) type TestAlloc = HeapAlloc<Vma>;
+pub(crate) type Mm<'a> = MmStruct<'a, X86PteFormat, &'a TestAlloc>;
+
+/// One simulated machine with a kernel page table and a zero page.
+pub(crate) struct Env<'a> {
+    pub(crate) pgdat: &'a PgData<'a>,
+    pub(crate) ram: &'a SimRam,
+    kernel: PageTable<'a, X86PteFormat>,
+    pub(crate) tlb: &'a SimTlb,
+    zero: Pfn,
+    alloc: &'a TestAlloc,
+}
+
+impl<'a> Env<'a> {
+    pub(crate) fn mm(&self) -> Mm<'a> {
+        MmStruct::new(&self.kernel, GFP_KERNEL, self.tlb, self.zero, self.alloc).unwrap()
+    }
+
+    /// Maps `pages` private anonymous pages at [`X`] and writes each with
+    /// `pattern(i)`.
+    pub(crate) fn populate(&self, mm: &mut Mm<'a>, pages: u64, pattern: impl Fn(u64) -> u8) {
+        let prot = PROT_READ | PROT_WRITE;
+        assert_eq!(mm.do_mmap(X, pages * P, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0), Ok(X));
+        for i in 0..pages {
+            let addr = X + i * P;
+            mm.handle_mm_fault(VirtAddr::new_const(addr), FaultAccess { write: true, exec: false }).unwrap();
+            self.ram.fill(pfn_at(mm, addr), pattern(i));
+        }
+    }
+}
+
+/// The frame the pte at `addr` maps.
+pub(crate) fn pfn_at(mm: &Mm<'_>, addr: u64) -> Pfn {
+    mm.follow_pte(VirtAddr::new_const(addr)).expect("no pte").phys.pfn()
+}
+
+/// Runs `f` on a fresh 64 MiB machine and checks afterwards that every
+/// page came back and no bad page or mapped-page count was left.
+pub(crate) fn with_env(f: impl FnOnce(&Env<'_>)) {
+    let sim = Sim::flat(64 << 20);
+    let pgdat = sim.pgdat(1);
+    let tlb = SimTlb::default();
+    let alloc = TestAlloc::default();
+    let kernel = PageTable::new(&pgdat, &FMT, GFP_KERNEL, false).unwrap();
+    kernel.preallocate(VirtAddr::new_const(KERNEL_BASE)).unwrap();
+    let zero = pgdat.alloc_pages(GFP_KERNEL | Gfp::ZERO, 0).unwrap();
+    let before = free_pages_drained(&pgdat);
+    let env = Env { pgdat: &pgdat, ram: &sim.ram, kernel, tlb: &tlb, zero, alloc: &alloc };
+    f(&env);
+    assert_eq!(free_pages_drained(&pgdat), before, "pages leaked or double-freed");
+    assert_eq!(pgdat.node_page_state(NodeStatItem::NrAnonMapped), 0, "nr_anon_pages left over");
+    assert_eq!(pgdat.bad_pages(), 0);
+    assert_eq!(alloc.live.get(), 0, "VMAs leaked");
+}
+
+/// Address spaces for the rmap walk: each borrowed for its visit, as the
+/// kernel locks each.
+pub(crate) struct Mms<'m, 'a>(pub(crate) &'m [&'m RefCell<Mm<'a>>]);
+
+impl<'a> MmWalk<'a, X86PteFormat, &'a TestAlloc> for Mms<'_, 'a> {
+    fn for_each_mm(&self, f: &mut dyn FnMut(&mut Mm<'a>) -> ControlFlow<()>) {
+        for mm in self.0 {
+            if f(&mut mm.borrow_mut()).is_break() {
+                return;
+            }
+        }
+    }
+}
+
+/// New pages from the allocator; counts what comes back.
+struct Pages<'p, 'a> {
+    pgdat: &'p PgData<'a>,
+    returned: Vec<Pfn>,
+}
+
+impl MigrationTarget for Pages<'_, '_> {
+    fn alloc(&mut self) -> Option<Pfn> {
+        self.pgdat.alloc_pages(GFP_HIGHUSER_MOVABLE, 0)
+    }
+
+    fn free(&mut self, pfn: Pfn) {
+        self.returned.push(pfn);
+        self.pgdat.free_pages(pfn, 0).unwrap();
+    }
+}
+
+fn events(pgdat: &PgData<'_>, item: VmEventItem) -> u64 {
+    pgdat.all_vm_events(item)
+}
+
+#[test]
+fn migrate_moves_anonymous_page_with_data_pte_and_counters() {
+    with_env(|env| {
+        let mm = RefCell::new(env.mm());
+        env.populate(&mut mm.borrow_mut(), 3, |i| 0x40 + i as u8);
+        let old = pfn_at(&mm.borrow(), X + P);
+        let old_leaf = mm.borrow().follow_pte(VirtAddr::new_const(X + P)).unwrap();
+        let anon = env.pgdat.node_page_state(NodeStatItem::NrAnonMapped);
+        env.tlb.take();
+        let mut target = Pages { pgdat: env.pgdat, returned: Vec::new() };
+        let stats = migrate_pages(env.pgdat, &Mms(&[&mm]), &[old], &mut target);
+        assert_eq!(stats, MigrateStats { succeeded: 1, failed: 0 });
+        assert!(target.returned.is_empty());
+        let mm = mm.into_inner();
+        let new = pfn_at(&mm, X + P);
+        assert_ne!(new, old, "the pte maps the new page");
+        assert!(env.ram.page(new).iter().all(|&b| b == 0x41), "data copied");
+        let leaf = mm.follow_pte(VirtAddr::new_const(X + P)).unwrap();
+        assert_eq!(leaf.prot, old_leaf.prot, "same protection, dirty and accessed bits");
+        assert!(leaf.prot.contains(PgProt::WRITE));
+        assert_eq!(env.tlb.take(), [(X + P, P)], "old pte flushed");
+        let (newpage, oldpage) = (env.pgdat.pfn_to_page(new).unwrap(), env.pgdat.pfn_to_page(old).unwrap());
+        assert_eq!((newpage.refcount(), newpage.mapcount()), (1, 1));
+        assert!(rmap::page_anon(newpage) && newpage.test(PageFlags::SWAPBACKED));
+        assert_eq!(newpage.index(), (X + P) >> PAGE_SHIFT);
+        assert_eq!((oldpage.refcount(), oldpage.mapcount(), oldpage.mapping()), (0, 0, 0), "old page freed");
+        assert_eq!(env.pgdat.node_page_state(NodeStatItem::NrAnonMapped), anon, "nr_anon_pages unchanged");
+        assert_eq!(mm.counter(MmCounter::AnonPages), 3, "RSS unchanged");
+        assert_eq!(events(env.pgdat, VmEventItem::PgmigrateSuccess), 1);
+        assert_eq!(events(env.pgdat, VmEventItem::PgmigrateFail), 0);
+        // The neighbours are untouched and the moved page works as before:
+        // writing it needs no fault, and munmap frees the new page.
+        assert!(env.ram.page(pfn_at(&mm, X)).iter().all(|&b| b == 0x40));
+        assert!(env.ram.page(pfn_at(&mm, X + 2 * P)).iter().all(|&b| b == 0x42));
+        drop(mm);
+    });
+}
+
+#[test]
+fn migrate_skips_page_shared_after_fork() {
+    with_env(|env| {
+        let parent = RefCell::new(env.mm());
+        env.populate(&mut parent.borrow_mut(), 1, |_| 7);
+        let child = RefCell::new(env.mm());
+        parent.borrow_mut().dup_mmap(&mut child.borrow_mut()).unwrap();
+        let old = pfn_at(&parent.borrow(), X);
+        let new = env.pgdat.alloc_pages(GFP_HIGHUSER_MOVABLE, 0).unwrap();
+        assert_eq!(parent.borrow_mut().migrate_page_locked(old, new), Err(MigrateError::Shared));
+        env.pgdat.free_pages(new, 0).unwrap();
+        let mut target = Pages { pgdat: env.pgdat, returned: Vec::new() };
+        let stats = migrate_pages(env.pgdat, &Mms(&[&parent, &child]), &[old], &mut target);
+        assert_eq!(stats, MigrateStats { succeeded: 0, failed: 1 });
+        assert_eq!(target.returned.len(), 1, "the unused target page goes back");
+        assert_eq!(pfn_at(&parent.borrow(), X), old);
+        assert_eq!(pfn_at(&child.borrow(), X), old);
+        assert_eq!(events(env.pgdat, VmEventItem::PgmigrateFail), 1);
+    });
+}
+
+#[test]
+fn migrate_skips_page_with_extra_reference() {
+    with_env(|env| {
+        let mm = RefCell::new(env.mm());
+        env.populate(&mut mm.borrow_mut(), 1, |_| 9);
+        let old = pfn_at(&mm.borrow(), X);
+        let page = env.pgdat.pfn_to_page(old).unwrap();
+        page.get();
+        let new = env.pgdat.alloc_pages(GFP_HIGHUSER_MOVABLE, 0).unwrap();
+        assert_eq!(mm.borrow_mut().migrate_page_locked(old, new), Err(MigrateError::Pinned));
+        assert_eq!(pfn_at(&mm.borrow(), X), old, "pte untouched");
+        assert!(env.ram.page(old).iter().all(|&b| b == 9));
+        env.pgdat.free_pages(new, 0).unwrap();
+        env.pgdat.put_page(old).unwrap();
+    });
+}
+
+#[test]
+fn migrate_finds_no_mapping_in_another_address_space() {
+    with_env(|env| {
+        let mm = RefCell::new(env.mm());
+        let other = RefCell::new(env.mm());
+        env.populate(&mut mm.borrow_mut(), 1, |_| 3);
+        // The same addresses in another space, mapping other pages.
+        env.populate(&mut other.borrow_mut(), 1, |_| 4);
+        let old = pfn_at(&mm.borrow(), X);
+        let new = env.pgdat.alloc_pages(GFP_HIGHUSER_MOVABLE, 0).unwrap();
+        assert_eq!(other.borrow_mut().migrate_page_locked(old, new), Err(MigrateError::NotMapped));
+        assert_eq!(other.borrow_mut().migrate_page_locked(env.zero, new), Err(MigrateError::NotMovable));
+        env.pgdat.free_pages(new, 0).unwrap();
+        // Walking both finds the right one.
+        let mut target = Pages { pgdat: env.pgdat, returned: Vec::new() };
+        let stats = migrate_pages(env.pgdat, &Mms(&[&other, &mm]), &[old], &mut target);
+        assert_eq!(stats.succeeded, 1);
+        assert!(env.ram.page(pfn_at(&mm.borrow(), X)).iter().all(|&b| b == 3));
+        assert!(env.ram.page(pfn_at(&other.borrow(), X)).iter().all(|&b| b == 4));
+    });
+}
