@@ -28,16 +28,18 @@ pub fn init() {
     interrupts::without_interrupts(|| CONSOLE.lock().init());
 }
 
-/// A writer that turns `\n` into `\r\n` for terminals.
+/// A writer that turns `\n` into `\r\n` for terminals and sends every
+/// other byte as it is (`SerialPort::send` would expand a backspace into
+/// backspace-space-backspace, doubling the line editor's own erase).
 struct Crlf<'a>(&'a mut SerialPort);
 
 impl fmt::Write for Crlf<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         for b in s.bytes() {
             if b == b'\n' {
-                self.0.send(b'\r');
+                self.0.send_raw(b'\r');
             }
-            self.0.send(b);
+            self.0.send_raw(b);
         }
         Ok(())
     }
