@@ -240,8 +240,107 @@ fn check_bad_console(console: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// `cargo xtask test`'s end-to-end test of `--cmd`: the kernel image boots
-/// with scripted commands, once all good, once with bad ones.
+/// What a terminal shows of a line of console output: printable characters
+/// overwrite at the cursor, backspace moves it left, `ESC [ K` clears to the
+/// end of the line, `ESC [ n C`/`D` move right/left (carriage returns are
+/// gone by the time a line arrives, see `qemu::Headless`).
+pub fn render_terminal_line(line: &str) -> String {
+    let mut cells: Vec<char> = Vec::new();
+    let mut cursor = 0usize;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x08' => cursor = cursor.saturating_sub(1),
+            '\x1b' if chars.peek() == Some(&'[') => {
+                chars.next();
+                let mut n = String::new();
+                while let Some(d) = chars.next_if(char::is_ascii_digit) {
+                    n.push(d);
+                }
+                let n = n.parse::<usize>().unwrap_or(1);
+                match chars.next() {
+                    Some('K') => cells.truncate(cursor),
+                    Some('C') => cursor += n,
+                    Some('D') => cursor = cursor.saturating_sub(n),
+                    _ => {}
+                }
+            }
+            c if !c.is_control() => {
+                if cursor >= cells.len() {
+                    cells.resize(cursor + 1, ' ');
+                }
+                cells[cursor] = c;
+                cursor += 1;
+            }
+            _ => {}
+        }
+    }
+    cells.into_iter().collect::<String>().trim_end().to_owned()
+}
+
+/// Collects console lines into `console` until one satisfies `done` (or,
+/// for `what == "exit"`, QEMU exits with success).
+fn wait_for_line(
+    qemu: &mut Headless,
+    console: &mut Vec<String>,
+    what: &str,
+    done: &dyn Fn(&str) -> bool,
+) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        match qemu.next(deadline) {
+            Some(Event::Line(line)) => {
+                let hit = done(&line);
+                console.push(line);
+                if hit {
+                    return Ok(());
+                }
+            }
+            Some(Event::Exited(status)) if what == "exit" && status.code() == Some(qemu::EXIT_SUCCESS) => return Ok(()),
+            Some(Event::Exited(status)) => return Err(format!("{} waiting for {what}", qemu::describe_exit(&status))),
+            None => return Err(format!("no {what} within 90 s")),
+        }
+    }
+}
+
+/// The interactive test: keys typed into the serial console edit the line,
+/// recall history, and Ctrl-C stops `stress` and a foreground program.
+fn interactive(machine: &Machine, images: &boot::Images, workdir: &Path) -> Result<(), String> {
+    use crate::build::ImagesExt;
+    let mut qemu = Headless::start_with_input(machine, images.for_firmware(machine.firmware), workdir)
+        .map_err(|e| e.to_string())?;
+    let mut console: Vec<String> = Vec::new();
+    let result = (|| {
+        let send = |qemu: &mut Headless, keys: &[u8]| qemu.send(keys).map_err(|e| e.to_string());
+        wait_for_line(&mut qemu, &mut console, "the console banner", &|l| l.starts_with("mm console:"))?;
+        send(&mut qemu, b"mem\x7f\x7f\x7fmeminfo\r")?;
+        wait_for_line(&mut qemu, &mut console, "meminfo after backspaces", &|l| l.starts_with("MemTotal:"))?;
+        let typed = console.iter().rev().find(|l| l.starts_with(PROMPT)).map(|l| render_terminal_line(l));
+        if typed.as_deref() != Some("mm> meminfo") {
+            return Err(format!("the terminal shows {typed:?} for the edited line, not \"mm> meminfo\""));
+        }
+        send(&mut qemu, b"junk\x15\x1b[A\r")?;
+        wait_for_line(&mut qemu, &mut console, "meminfo from the history", &|l| l.starts_with("MemTotal:"))?;
+        send(&mut qemu, b"stress 32 600\r")?;
+        std::thread::sleep(Duration::from_secs(2));
+        send(&mut qemu, b"\x03")?;
+        wait_for_line(&mut qemu, &mut console, "stress interrupted by Ctrl-C", &|l| l == "stress: interrupted")?;
+        send(&mut qemu, b"run sleep 600\r")?;
+        std::thread::sleep(Duration::from_secs(2));
+        send(&mut qemu, b"\x03")?;
+        wait_for_line(&mut qemu, &mut console, "the program killed by SIGINT", &|l| l.ends_with("killed by signal 2"))?;
+        send(&mut qemu, b"poweroff\r")?;
+        wait_for_line(&mut qemu, &mut console, "exit", &|_| false)
+    })();
+    qemu.kill();
+    let log = workdir.join("console.log");
+    let _ = std::fs::write(&log, console.join("\n"));
+    result
+}
+
+/// `cargo xtask test`'s end-to-end tests of the console: the kernel image
+/// boots with scripted commands (`--cmd`), once all good, once with bad
+/// ones, and once typed into interactively.
 pub fn test(images: &boot::Images, options: &RunOptions, filter: Option<&str>) -> Result<Totals, Error> {
     use crate::build::ImagesExt;
     let mut totals = Totals::default();
@@ -294,6 +393,41 @@ pub fn test(images: &boot::Images, options: &RunOptions, filter: Option<&str>) -
             }
         }
     }
+    let name = "console::keys_edit_recall_and_interrupt";
+    if filter.is_none_or(|f| name.contains(f)) {
+        if !header {
+            println!("\n== mm console (kernel image, {}) ==", options.accel);
+        }
+        let machine = Machine {
+            accel: options.accel,
+            firmware: qemu::Firmware::Bios,
+            mem_mib: qemu::DEFAULT_MEM_MIB,
+            cpus: 1,
+            disk_mib: 0,
+            gdb: None,
+            cmdline: "loglevel=warn".into(),
+            fw_cfg_files: Vec::new(),
+            extra_args: Vec::new(),
+            interactive: false,
+        };
+        let workdir = options.logs.join(name.replace("::", "-"));
+        let start = Instant::now();
+        let verdict = interactive(&machine, images, &workdir);
+        let secs = start.elapsed().as_secs_f64();
+        match verdict {
+            Ok(()) => {
+                totals.passed += 1;
+                println!("xtask {name} ... ok ({secs:.1} s)");
+            }
+            Err(why) => {
+                totals.failed += 1;
+                println!(
+                    "xtask {name} ... FAILED ({secs:.1} s): {why}; console in {}",
+                    workdir.join("console.log").display()
+                );
+            }
+        }
+    }
     Ok(totals)
 }
 
@@ -308,6 +442,16 @@ mod tests {
 
     fn lines(text: &str) -> Vec<String> {
         text.lines().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn terminal_lines_render_as_a_terminal_shows_them() {
+        assert_eq!(render_terminal_line("mm> mem\x08 \x08\x08 \x08\x08 \x08meminfo"), "mm> meminfo");
+        // A backspace alone moves the cursor; the space is what erases.
+        assert_eq!(render_terminal_line("mm> abc\x08\x08"), "mm> abc");
+        assert_eq!(render_terminal_line("mm> abc\x08 \x08"), "mm> ab");
+        assert_eq!(render_terminal_line("mm> abc\x1b[2Dx\x1b[K"), "mm> ax");
+        assert_eq!(render_terminal_line("mm> ab\x1b[Dz\x1b[Cq"), "mm> az q", "moving right past the end leaves a gap");
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! read line by line.
 
 use std::fmt;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitCode, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
@@ -246,6 +246,7 @@ pub enum Event {
 /// A headless machine whose serial console arrives line by line.
 pub struct Headless {
     child: Child,
+    input: Option<ChildStdin>,
     events: Receiver<Event>,
     stderr: Receiver<String>,
     exited: bool,
@@ -260,9 +261,19 @@ impl Headless {
         Headless::spawn(machine.command(image, workdir)?)
     }
 
+    /// Boots `machine` from `image` with a pipe to its serial input
+    /// ([`Headless::send`]), as a terminal would type.
+    pub fn start_with_input(machine: &Machine, image: &Path, workdir: &Path) -> Result<Headless, Error> {
+        Headless::spawn_with(machine.command(image, workdir)?, Stdio::piped())
+    }
+
     /// Runs a prepared QEMU command headless (its serial console on stdout).
-    pub fn spawn(mut cmd: Command) -> Result<Headless, Error> {
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    pub fn spawn(cmd: Command) -> Result<Headless, Error> {
+        Headless::spawn_with(cmd, Stdio::null())
+    }
+
+    fn spawn_with(mut cmd: Command, stdin: Stdio) -> Result<Headless, Error> {
+        cmd.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| Error::io("starting QEMU", e))?;
         let (tx, events) = mpsc::channel();
         let stdout = child.stdout.take().ok_or_else(|| Error::Harness("QEMU stdout not captured".into()))?;
@@ -313,7 +324,15 @@ impl Headless {
                 let _ = etx.send(text);
             });
         }
-        Ok(Headless { child, events, stderr, exited: false, reaped })
+        let input = child.stdin.take();
+        Ok(Headless { child, input, events, stderr, exited: false, reaped })
+    }
+
+    /// Types `bytes` on the serial console (only after
+    /// [`Headless::start_with_input`]).
+    pub fn send(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let input = self.input.as_mut().ok_or_else(|| Error::Harness("QEMU started without serial input".into()))?;
+        input.write_all(bytes).and_then(|()| input.flush()).map_err(|e| Error::io("typing on the serial console", e))
     }
 
     /// The next event, or `None` when `deadline` passes first. After the
