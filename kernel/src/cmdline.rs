@@ -7,6 +7,8 @@
 //! `flag` words separated by spaces, as on Linux; as in Linux's
 //! `next_arg`, a value in double quotes may hold spaces
 //! (`shell.cmd="meminfo; poweroff"`) and the quotes are not part of it.
+//! Unlike `next_arg`, a quote before the name (`"key=a b"`) is not
+//! stripped: such a word names no parameter and is reported as unknown.
 //!
 //! Known parameters:
 //! - `loglevel=error|warn|info|debug|trace`: console log level (default info)

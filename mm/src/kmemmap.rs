@@ -89,8 +89,8 @@ impl BlockState {
 }
 
 /// Counts the pages of the pageblock that starts at `start` (pageblock
-/// aligned), holding its zone's lock for the count so the free blocks do
-/// not change under it.
+/// aligned), holding its zone's lock, interrupts off, for the count so the
+/// free blocks do not change under it.
 pub fn pageblock_state(pgdat: &PgData<'_>, memblock: &Memblock, start: Pfn) -> BlockState {
     let map = pgdat.mem_map();
     let start = start.as_u64() & !(PAGEBLOCK_NR_PAGES - 1);
@@ -106,12 +106,14 @@ pub fn pageblock_state(pgdat: &PgData<'_>, memblock: &Memblock, start: Pfn) -> B
         let mut pfn = first;
         // A free block of an order above the pageblock's that began in an
         // earlier block covers this one whole; its head is the only page
-        // marked PageBuddy.
-        let head = first & !((1 << MAX_PAGE_ORDER) - 1);
-        let covered = head < first && {
-            let page = map.page(head);
-            page.test(PageFlags::BUDDY) && head + (1 << page.order()) > first
-        };
+        // marked PageBuddy (Linux `find_large_buddy` looks the same way).
+        let covered = (PAGEBLOCK_ORDER + 1..=MAX_PAGE_ORDER).any(|order| {
+            let head = first & !((1u64 << order) - 1);
+            head < first
+                && map.pfn_to_page(Pfn::new(head)).is_some_and(|page| {
+                    page.test(PageFlags::BUDDY) && page.order() >= order && head + (1 << page.order()) > first
+                })
+        });
         while pfn < end {
             let present = memblock.is_memory(PhysAddr::new(pfn * PAGE_SIZE));
             let page = map.page(pfn);
@@ -144,7 +146,8 @@ pub fn pageblock_state(pgdat: &PgData<'_>, memblock: &Memblock, start: Pfn) -> B
 }
 
 /// The map of all physical memory the memory map covers (see the module
-/// documentation for the format).
+/// documentation for the format). Formatting takes each zone's lock once per
+/// pageblock ([`pageblock_state`]).
 pub struct Kmemmap<'p, 'a, 'm> {
     /// The page allocator.
     pub pgdat: &'p PgData<'a>,

@@ -65,6 +65,10 @@ fn the_line_editor_moves_the_cursor_and_recalls_history() {
     let (input, _) = feed(&mut ed, b"maps 1\x1b[D\x1b[D2\x1b[C\x1b[C3\r");
     assert_eq!(input, Input::Line("maps2 13".into()), "left stops before the space, right stops at the end");
     assert_eq!(feed(&mut ed, b"abc\x01X\x05Y\r").0, Input::Line("XabcY".into()));
+    // Home/End as CSI and SS3 (application mode) sequences; F1 (ESC O P)
+    // types nothing; SS3 arrows walk the history like CSI ones.
+    assert_eq!(feed(&mut ed, b"bc\x1b[Ha\x1bOFd\x1bOP\r").0, Input::Line("abcd".into()));
+    assert_eq!(feed(&mut ed, b"\x1bOA\r").0, Input::Line("abcd".into()));
     // Long lines stop at LINE_MAX; the history keeps HISTORY_LEN lines.
     let long = alloc::vec![b'a'; LINE_MAX + 10];
     let (_, echo) = feed(&mut ed, &long);

@@ -371,18 +371,25 @@ fn memmap_cmd(args: MemmapArgs) -> Result<ExitCode, Error> {
     let log = workdir.join("console.log");
     let text = lines.join("\n");
     std::fs::write(&log, &text).map_err(|e| Error::io(format!("writing {}", log.display()), e))?;
-    match status {
-        Some(s) if s.code() == Some(qemu::EXIT_SUCCESS) => {}
-        Some(s) => eprintln!("memmap: {}; console in {}", qemu::describe_exit(&s), log.display()),
-        None => eprintln!("memmap: timed out after {} s; console in {}", args.timeout, log.display()),
-    }
+    // A failed boot or command still renders what it dumped, then fails.
+    let failure = match status {
+        Some(s) if s.code() == Some(qemu::EXIT_SUCCESS) => None,
+        Some(s) => Some(qemu::describe_exit(&s)),
+        None => Some(format!("timed out after {} s", args.timeout)),
+    };
     let out = args.out.unwrap_or_else(console::memmap_dir);
     let cpus = if args.boot.cpus == 1 { "1 CPU".to_owned() } else { format!("{} CPUs", args.boot.cpus) };
     let title = format!("{} MiB, {cpus}; console: {}", args.boot.mem, commands.trim_end_matches("; poweroff"));
     for path in memmap::render_console(&text, &out, &title)? {
         println!("memmap: {}", path.display());
     }
-    Ok(ExitCode::SUCCESS)
+    match failure {
+        None => Ok(ExitCode::SUCCESS),
+        Some(why) => {
+            eprintln!("memmap: {why} (a command failed or the boot did not finish); console in {}", log.display());
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 fn bench_cmd(args: BenchArgs) -> Result<ExitCode, Error> {

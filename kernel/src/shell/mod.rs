@@ -250,16 +250,15 @@ fn run(shell: &mut Shell, args: &[&str], out: &mut String) -> Result<Flow, CmdEr
         let _ = writeln!(out, "[{pid}] {path}");
         return Ok(Flow::Continue);
     }
-    let mut signalled = false;
     let status = loop {
         match crate::process::do_wait(pid as i32, true) {
             Ok(Some(reaped)) => break reaped.status,
             Ok(None) | Err(Errno::EINTR) => {}
             Err(e) => return Err(CmdError::Spawn(e)),
         }
-        if !signalled && interrupted() {
+        // Every Ctrl-C is a SIGINT, as n_tty sends one per INTR character.
+        if interrupted() {
             crate::signal::send_signal(&task, uapi::signal::SIGINT, None);
-            signalled = true;
         }
         sleep_ns(POLL_NS);
     };
@@ -345,6 +344,12 @@ pub fn start() {
 fn console_main() {
     let mut shell = Shell::new();
     if let Some(commands) = crate::cmdline::get("shell.cmd") {
+        // A cut command line would run a cut command (`stress 25` for
+        // `stress 256 10`): refuse it rather than guess.
+        if crate::cmdline::truncated() || commands.split(';').all(|c| c.trim().is_empty()) {
+            print("console: shell.cmd is empty or the command line was cut; nothing run, powering off\n");
+            exit_qemu(QemuExitCode::Failed);
+        }
         let mut ok = true;
         for line in commands.split(';').map(str::trim).filter(|l| !l.is_empty()) {
             print(&alloc::format!("{PROMPT}{line}\n"));

@@ -88,7 +88,8 @@ pub fn kmemmap(_: &mut Shell, _: &[&str], out: &mut String) -> Res {
 }
 
 /// `ps`: like `ps -eo pid,ppid,stat,vsz,rss,comm` (sizes in KiB); kernel
-/// threads in brackets, as `ps` shows them. The idle tasks (pid 0) are left
+/// threads in brackets and unreaped processes as `<defunct>`, as `ps`
+/// shows them. The idle tasks (pid 0) are left
 /// out, as Linux's /proc leaves them out.
 pub fn ps(_: &mut Shell, _: &[&str], out: &mut String) -> Res {
     let mut tasks = alloc::vec::Vec::new();
@@ -113,6 +114,9 @@ pub fn ps(_: &mut Shell, _: &[&str], out: &mut String) -> Res {
         let comm = task.comm();
         let _ = if user {
             writeln!(out, "{:>7} {:>7} {state} {vsz:>8} {rss:>8} {comm}", task.pid, ppid)
+        } else if zombie {
+            // Its address space is gone already; procps says so.
+            writeln!(out, "{:>7} {:>7} {state} {vsz:>8} {rss:>8} {comm} <defunct>", task.pid, ppid)
         } else {
             writeln!(out, "{:>7} {:>7} {state} {vsz:>8} {rss:>8} [{comm}]", task.pid, ppid)
         };

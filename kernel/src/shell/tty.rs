@@ -8,9 +8,10 @@
 //! Keys: printable ASCII inserts at the cursor; Backspace or DEL erases
 //! before it (VERASE); Ctrl-U erases the line (VKILL); Ctrl-C discards
 //! it and reports [`Input::Interrupt`] (VINTR, echoed as `^C`); Enter
-//! (CR, LF, or CR LF) ends it; the arrow keys (`ESC [ A/B/C/D`) walk the
-//! history and move the cursor; Ctrl-A and Ctrl-E go to the start and end.
-//! Other control bytes and escape sequences are ignored.
+//! (CR, LF, or CR LF) ends it; the arrow keys (`ESC [ A/B/C/D`, or
+//! `ESC O A/B/C/D` in application-cursor mode) walk the history and move
+//! the cursor; Ctrl-A and Ctrl-E, or Home and End, go to the start and end.
+//! Other control bytes and escape sequences (function keys) are ignored.
 
 use alloc::collections::VecDeque;
 use alloc::string::String;
@@ -41,6 +42,9 @@ enum Escape {
     Esc,
     /// After ESC [ (a CSI), with the parameter bytes seen so far ignored.
     Csi,
+    /// After ESC O (SS3: xterm's F1-F4, and Home, End and the arrows in
+    /// application-cursor mode); one byte follows.
+    Ss3,
 }
 
 /// A line being edited, and the lines entered before it.
@@ -87,7 +91,11 @@ impl LineEditor {
         let after_cr = core::mem::replace(&mut self.after_cr, false);
         match self.escape {
             Escape::Esc => {
-                self.escape = if byte == b'[' { Escape::Csi } else { Escape::None };
+                self.escape = match byte {
+                    b'[' => Escape::Csi,
+                    b'O' => Escape::Ss3,
+                    _ => Escape::None,
+                };
                 return Input::Pending;
             }
             Escape::Csi => {
@@ -95,22 +103,15 @@ impl LineEditor {
                 // sequence; a final byte (0x40..0x7e) ends it.
                 if (0x40..=0x7e).contains(&byte) {
                     self.escape = Escape::None;
-                    match byte {
-                        b'A' => self.history_step(true, echo),
-                        b'B' => self.history_step(false, echo),
-                        b'C' if self.cursor < self.line.len() => {
-                            self.cursor += 1;
-                            echo.push_str("\x1b[C");
-                        }
-                        b'D' if self.cursor > 0 => {
-                            self.cursor -= 1;
-                            echo.push_str("\x1b[D");
-                        }
-                        _ => {}
-                    }
+                    self.key(byte, echo);
                 } else if !(0x20..=0x3f).contains(&byte) {
                     self.escape = Escape::None;
                 }
+                return Input::Pending;
+            }
+            Escape::Ss3 => {
+                self.escape = Escape::None;
+                self.key(byte, echo);
                 return Input::Pending;
             }
             Escape::None => {}
@@ -176,6 +177,32 @@ impl LineEditor {
             _ => {}
         }
         Input::Pending
+    }
+
+    /// The final byte of a CSI or SS3 key: arrows, Home (`H`), End (`F`);
+    /// others (function keys) do nothing.
+    fn key(&mut self, byte: u8, echo: &mut String) {
+        match byte {
+            b'A' => self.history_step(true, echo),
+            b'B' => self.history_step(false, echo),
+            b'C' if self.cursor < self.line.len() => {
+                self.cursor += 1;
+                echo.push_str("\x1b[C");
+            }
+            b'D' if self.cursor > 0 => {
+                self.cursor -= 1;
+                echo.push_str("\x1b[D");
+            }
+            b'H' => {
+                self.cursor = 0;
+                self.redraw(echo);
+            }
+            b'F' => {
+                self.cursor = self.line.len();
+                self.redraw(echo);
+            }
+            _ => {}
+        }
     }
 
     /// Adds a line to the history: not empty ones, not the newest again.

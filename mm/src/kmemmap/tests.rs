@@ -95,3 +95,22 @@ fn a_wholly_reserved_block_is_r_and_rows_are_clamped() {
     let text = format!("{}", Kmemmap { pgdat: &pgdat, memblock: &sim.memblock, per_row: 0 });
     assert_eq!(rows(&text), ["0x0000000000000000 |R| -", "0x0000000000200000 |m| 0"]);
 }
+
+#[test]
+fn a_map_starting_off_the_largest_order_alignment_counts_every_free_page() {
+    // The memory map starts at 2 MiB: pageblock aligned, not aligned to the
+    // largest buddy order (4 MiB), so the look-back for a covering free
+    // block must stay inside the map.
+    let sim = Sim::new(2 * MIB, 18 * MIB, &[(2 * MIB, 16 * MIB)], &[]);
+    let pgdat = sim.pgdat(1);
+    let (start, end) = (pgdat.mem_map().start_pfn().as_u64(), pgdat.mem_map().end_pfn().as_u64());
+    let free: u64 = (start..end)
+        .step_by(PAGEBLOCK_NR_PAGES as usize)
+        .map(|pfn| pageblock_state(&pgdat, &sim.memblock, Pfn::new(pfn)).free)
+        .sum();
+    assert_eq!(free, pgdat.nr_free_pages());
+    assert_eq!(free, 16 * MIB / PAGE_SIZE);
+    let text = format!("{}", Kmemmap { pgdat: &pgdat, memblock: &sim.memblock, per_row: 16 });
+    // Block 0 (below the map) has no memory; the rest is free and movable.
+    assert_eq!(rows(&text), ["0x0000000000000000 | mmmmmmmm| -00000000"]);
+}
