@@ -7,6 +7,17 @@
 //!
 //! Lock order: `COMPACTION` -> a task's `Process::mm` slot -> the address
 //! space's lock (Linux `mmap_lock`) -> page allocator and slab locks.
+//!
+//! Never take an address space's lock with interrupts off except through
+//! [`smp::spin_lock_serving_calls`](crate::arch::x86_64::smp::spin_lock_serving_calls):
+//! page migration holds it while it waits for every CPU to flush its TLB
+//! (`flush_tlb_mm_range_all_cpus`, a cross-CPU call), and a CPU spinning on
+//! it with interrupts off would never answer. The kernel-mode page fault on
+//! a user address (`copy_to_user` and friends) is the one path that
+//! waits for it with interrupts off, and it serves calls while it waits;
+//! everything else (syscalls, exec, fork, the console) takes it with
+//! interrupts on. `COMPACTION` is a sleeping lock, as compaction
+//! reschedules between pageblocks.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -26,6 +37,7 @@ use spin::{Mutex, Once};
 use uapi::errno::Errno;
 
 use crate::arch::x86_64::pgtable;
+use crate::sched::wait::WaitQueue;
 
 /// A user address space as the kernel uses it.
 pub type UserMm = MmStruct<'static, X86PteFormat, SlabVmas>;
@@ -109,30 +121,54 @@ pub fn root_of(mm: &MmRef) -> PhysAddr {
 
 /// Serializes compaction runs: the migrate scanner isolates a page only
 /// by listing it, so two runs could pick the same page (Linux takes it
-/// off the LRU, which keeps a second run away).
+/// off the LRU, which keeps a second run away). Taken only with
+/// `try_lock` under [`COMPACTION_WAIT`]: a run reschedules while it holds
+/// it, so a second caller sleeps rather than spins.
 static COMPACTION: Mutex<()> = Mutex::new(());
 
-/// Every user address space alive when the run started, for migration's
-/// walk to a page's mapper (there is no `anon_vma`; see `mm::migrate`).
-/// Holding the references keeps exiting spaces alive until the run ends;
-/// the last drop tears them down then.
-struct AllMms(Vec<MmRef>);
+/// Callers of [`compact_memory`] waiting for the run in progress.
+static COMPACTION_WAIT: WaitQueue = WaitQueue::new();
 
-impl MmWalk<'static, X86PteFormat, SlabVmas> for AllMms {
+/// Every user address space alive when the run started, for migration's
+/// walk to a page's mapper (there is no `anon_vma`; see `mm::migrate`),
+/// and the caller's test for stopping. Holding the references keeps
+/// exiting spaces alive until the run ends; the last drop tears them down
+/// then. Each lock is taken with interrupts on (see the module doc).
+struct AllMms<'s> {
+    mms: Vec<MmRef>,
+    stop: &'s dyn Fn() -> bool,
+}
+
+impl MmWalk<'static, X86PteFormat, SlabVmas> for AllMms<'_> {
     fn for_each_mm(&self, f: &mut dyn FnMut(&mut UserMm) -> ControlFlow<()>) {
-        for mm in &self.0 {
+        for mm in &self.mms {
             if f(&mut mm.lock()).is_break() {
                 return;
             }
         }
     }
+
+    /// The kernel is not preemptible: a run over a large zone gives the
+    /// CPU away here when the tick asked for it.
+    fn cond_resched(&self) -> ControlFlow<()> {
+        crate::sched::cond_resched();
+        if (self.stop)() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    }
 }
 
 /// Compacts every zone, moving user pages so that free memory coalesces
 /// (what `echo 1 > /proc/sys/vm/compact_memory` does: Linux
-/// `compact_nodes`). One run at a time; a second caller waits.
-pub fn compact_memory() -> CompactStats {
-    let _serial = COMPACTION.lock();
+/// `compact_nodes`). `stop` is asked before each pageblock of the migrate
+/// scanner, after a chance to reschedule; when it says so the run ends
+/// early ([`CompactStats::contended`]). One run at a time; a second caller
+/// sleeps until the first ends. Must not be called with interrupts off or
+/// a spin lock held.
+pub fn compact_memory(stop: &dyn Fn() -> bool) -> CompactStats {
+    let mut serial = None;
+    COMPACTION_WAIT.wait_event(|| {
+        serial = COMPACTION.try_lock();
+        serial.is_some()
+    });
     let mut mms: Vec<MmRef> = Vec::new();
     crate::sched::for_each_task(|t| {
         if let Some(mm) = t.proc.mm()
@@ -141,5 +177,8 @@ pub fn compact_memory() -> CompactStats {
             mms.push(mm);
         }
     });
-    mm::compaction::compact_node(crate::mm::pgdat(), &AllMms(mms))
+    let stats = mm::compaction::compact_node(crate::mm::pgdat(), &AllMms { mms, stop });
+    drop(serial);
+    COMPACTION_WAIT.wake_up_all();
+    stats
 }

@@ -420,8 +420,19 @@ extern "C" fn user_entry(arg: u64) -> ! {
 
 /// Starts `path` from the initramfs as a child of the running task
 /// (Linux `kernel_execve` from a kernel thread, as `kernel_init` runs
-/// `/init`). Console output is also copied into `capture`, if given.
+/// `/init`), on the least loaded CPU. Console output is also copied into
+/// `capture`, if given.
 pub fn spawn_user(path: &str, argv: &[&str], capture: Option<Capture>) -> Result<Arc<Task>, Errno> {
+    spawn_user_on(sched::select_task_rq(), path, argv, capture)
+}
+
+/// [`spawn_user`] on CPU `cpu`, where the task stays (tasks never move
+/// between CPUs): for a test that needs a program running beside it on
+/// another CPU. EINVAL if `cpu` is not online.
+pub fn spawn_user_on(cpu: u32, path: &str, argv: &[&str], capture: Option<Capture>) -> Result<Arc<Task>, Errno> {
+    if cpu >= u64::BITS || crate::arch::x86_64::smp::online_mask() & (1 << cpu) == 0 {
+        return Err(Errno::EINVAL);
+    }
     let parent = sched::current();
     let args = Box::new(SpawnArgs {
         path: alloc::string::String::from(path),
@@ -433,7 +444,7 @@ pub fn spawn_user(path: &str, argv: &[&str], capture: Option<Capture>) -> Result
     let task = match sched::alloc_task(
         sched::alloc_pid(),
         name.as_bytes(),
-        sched::select_task_rq(),
+        cpu,
         &frame,
         user_entry as *const () as u64,
         arg,

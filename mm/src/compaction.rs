@@ -10,11 +10,16 @@
 //! [`COMPACT_CLUSTER_MAX`] at a time and at most one pageblock per round;
 //! a free scanner walks down from the zone's last pageblock taking free
 //! buddy blocks off the free lists ([`PgData::isolate_free_page`], which
-//! keeps the zone above its min watermark) as targets for those pages. Each
-//! round migrates the collected pages into the isolated free pages; the
-//! pages left behind are freed and merge with their free neighbours. The
-//! run ends when the scanners meet (their pageblocks cross, Linux
-//! `compact_scanners_met`) or the free scanner finds nothing more. The free
+//! keeps the zone above its min watermark) as targets for those pages,
+//! when migration asks for one and none is left, and only until it holds
+//! as many as the round has pages still to move (Linux
+//! `isolate_freepages_block` stops at `nr_freepages >= nr_migratepages`).
+//! Each round migrates the collected pages into the isolated free pages;
+//! the pages left behind are freed and merge with their free neighbours.
+//! The run ends when the scanners meet (their pageblocks cross, Linux
+//! `compact_scanners_met`), the free scanner finds nothing more, or the
+//! caller's [`MmWalk::cond_resched`], called before each pageblock the
+//! migrate scanner starts, stops it ([`CompactStats::contended`]). The free
 //! scanner only takes pages from MOVABLE pageblocks and leaves a free block
 //! of a whole pageblock or more alone (Linux `suitable_migration_target`),
 //! so compaction never breaks up what it tries to build. Like
@@ -22,14 +27,18 @@
 //! migrate scanner takes pages from pageblocks of every type.
 //!
 //! Counters: `compact_migrate_scanned` and `compact_free_scanned` per page
-//! looked at, `compact_isolated` per page either scanner isolated, and the
-//! migration's `pgmigrate_success`/`pgmigrate_fail`.
+//! looked at (a free block the migrate scanner steps over counts all its
+//! pages, as in Linux), `compact_isolated` per page either scanner
+//! isolated, and the migration's `pgmigrate_success`/`pgmigrate_fail`
+//! (a listed page no address space of the walk maps is skipped, counted
+//! in neither: [`CompactStats::skipped`]).
 //!
 //! # Locking
-//! No lock is held across a round. The free scanner's lockless look at a
-//! page is rechecked under the zone lock when the block is taken; the
-//! migrate scanner's under the owning address space's lock when the page
-//! is moved. Lock order (through [`crate::migrate`]): address-space lock
+//! No lock is held across a round, nor when [`MmWalk::cond_resched`] may
+//! reschedule (isolated free pages stay isolated meanwhile, as in Linux).
+//! The free scanner's lockless look at a page is rechecked under the zone
+//! lock when the block is taken; the migrate scanner's under the owning
+//! address space's lock when the page is moved. Lock order (through [`crate::migrate`]): address-space lock
 //! -> zone lock. Two compactions of one zone at once are the caller's to
 //! prevent (Linux serializes `compact_memory` writers on nothing either,
 //! but its isolation flags keep them off each other's pages; the kernel
@@ -40,6 +49,9 @@
 //!   no direct compaction in the allocation slow path, no kcompactd, no
 //!   proactive compaction, no deferral or skip bits, no `compact_stall`
 //!   family of counters.
+//! - The caller's chance to reschedule or stop comes once per migrate
+//!   scanner pageblock (Linux's every `COMPACT_CLUSTER_MAX` pages, and
+//!   with the zone and LRU locks dropped, which we never hold there).
 //! - Movable pages are user pages mapped by one pte; see
 //!   [`crate::migrate`] for what it cannot move (pages shared after fork)
 //!   and for the cost of finding a page's mapper without an `anon_vma`.
@@ -83,6 +95,13 @@ pub struct CompactStats {
     pub migrated: u64,
     /// Pages tried and left in place.
     pub failed: u64,
+    /// Pages listed whose address space the walk does not know (being
+    /// built by exec, or started during the run): left alone, and not
+    /// failures (Linux would not have isolated them).
+    pub skipped: u64,
+    /// The run stopped early because [`MmWalk::cond_resched`] asked it to
+    /// (Linux `cc->contended`, `COMPACT_CONTENDED`).
+    pub contended: bool,
 }
 
 impl CompactStats {
@@ -92,6 +111,8 @@ impl CompactStats {
         self.isolated += other.isolated;
         self.migrated += other.migrated;
         self.failed += other.failed;
+        self.skipped += other.skipped;
+        self.contended |= other.contended;
     }
 }
 
@@ -109,6 +130,11 @@ struct CompactControl<'p, 'a> {
     /// Isolated free pages not handed out yet: `(first pfn, count)`.
     freepages: [(u64, u64); FREE_RANGES],
     nr_ranges: usize,
+    /// Pages in `freepages` (Linux `cc->nr_freepages`).
+    nr_freepages: u64,
+    /// Pages of the round being migrated that have no target page yet
+    /// (Linux `cc->nr_migratepages`, which counts the whole list).
+    nr_migratepages: u64,
     /// The free scanner has nothing more to give.
     free_exhausted: bool,
     stats: CompactStats,
@@ -118,15 +144,36 @@ fn pageblock_start(pfn: u64) -> u64 {
     pfn & !(PAGEBLOCK_NR_PAGES - 1)
 }
 
-impl CompactControl<'_, '_> {
+impl<'p, 'a> CompactControl<'p, 'a> {
+    /// A compaction of `zone_type` from its ends; `None` for an empty zone.
+    fn new(pgdat: &'p PgData<'a>, zone_type: ZoneType) -> Option<Self> {
+        let zone = pgdat.zone(zone_type);
+        if zone.present_pages() == 0 {
+            return None;
+        }
+        let zone_start = zone.start_pfn();
+        let zone_end = zone_start + zone.spanned_pages();
+        let last_block = pageblock_start(zone_end - 1);
+        Some(CompactControl {
+            pgdat,
+            zone_start,
+            zone_end,
+            migrate_pfn: zone_start,
+            free_pfn: last_block,
+            free_cursor: last_block.max(zone_start),
+            freepages: [(0, 0); FREE_RANGES],
+            nr_ranges: 0,
+            nr_freepages: 0,
+            nr_migratepages: 0,
+            free_exhausted: false,
+            stats: CompactStats::default(),
+        })
+    }
+
     /// Linux `compact_scanners_met`: the free scanner's pageblock is at or
     /// below the migrate scanner's.
     fn scanners_met(&self) -> bool {
         (self.free_pfn >> PAGEBLOCK_ORDER) <= (self.migrate_pfn >> PAGEBLOCK_ORDER)
-    }
-
-    fn nr_freepages(&self) -> u64 {
-        self.freepages[..self.nr_ranges].iter().map(|&(_, n)| n).sum()
     }
 
     /// Linux `isolate_migratepages` for one round: lists up to
@@ -142,9 +189,12 @@ impl CompactControl<'_, '_> {
             let Some(page) = self.pgdat.pfn_to_page(Pfn::new(pfn)) else { continue };
             if page.test(PageFlags::BUDDY) {
                 // Racy read of a free block's order, as in Linux; a wrong
-                // value only makes the scan skip or revisit pages.
+                // value only makes the scan skip or revisit pages. The
+                // whole block counts as scanned, even past the pageblock
+                // (Linux `isolate_migratepages_block`).
                 let order = page.order();
                 if order <= MAX_PAGE_ORDER {
+                    self.stats.migrate_scanned += (1 << order) - 1;
                     self.migrate_pfn = (pfn + (1 << order)).min(block_end);
                 }
                 continue;
@@ -169,17 +219,19 @@ impl CompactControl<'_, '_> {
     }
 
     /// Linux `isolate_freepages`: takes free blocks, walking pageblocks
-    /// down from the free scanner's position, until it holds a cluster's
-    /// worth of pages, its range array is full, or it meets the migrate
-    /// scanner.
+    /// down from the free scanner's position, until it holds a page for
+    /// each page of the round still to move (at least one), its range
+    /// array is full, or it meets the migrate scanner. The next call goes
+    /// on where this one stopped, inside a pageblock if need be.
     fn isolate_freepages(&mut self) {
-        while self.nr_ranges < FREE_RANGES && self.nr_freepages() < COMPACT_CLUSTER_MAX as u64 && !self.scanners_met() {
+        let want = self.nr_migratepages.max(1);
+        while self.nr_ranges < FREE_RANGES && self.nr_freepages < want && !self.scanners_met() {
             let block_end = (self.free_pfn + PAGEBLOCK_NR_PAGES).min(self.zone_end);
             if self.free_cursor == self.free_pfn.max(self.zone_start) && !self.suitable_migration_target(self.free_pfn)
             {
                 self.free_cursor = block_end;
             }
-            while self.free_cursor < block_end && self.nr_ranges < FREE_RANGES {
+            while self.free_cursor < block_end && self.nr_ranges < FREE_RANGES && self.nr_freepages < want {
                 let pfn = self.free_cursor;
                 self.stats.free_scanned += 1;
                 self.free_cursor += 1;
@@ -190,6 +242,7 @@ impl CompactControl<'_, '_> {
                 if let Some(order) = self.pgdat.isolate_free_page(Pfn::new(pfn)) {
                     self.freepages[self.nr_ranges] = (pfn, 1 << order);
                     self.nr_ranges += 1;
+                    self.nr_freepages += 1 << order;
                     self.stats.isolated += 1 << order;
                     self.free_cursor = pfn + (1 << order);
                 }
@@ -214,6 +267,38 @@ impl CompactControl<'_, '_> {
             }
         }
         self.nr_ranges = 0;
+        self.nr_freepages = 0;
+    }
+
+    /// Linux `compact_zone`'s loop: rounds of isolating and migrating until
+    /// the scanners meet, the free scanner runs dry, or `mms` stops the
+    /// run; then the unused free pages go back and the events are counted.
+    fn compact<'m, F: PteFormat + 'm, A: VmaAlloc>(&mut self, mms: &dyn MmWalk<'m, F, A>) {
+        self.pgdat.drain_all_pages();
+        let mut list = [Pfn::new(0); COMPACT_CLUSTER_MAX];
+        while !self.scanners_met() && !self.free_exhausted {
+            let block_start =
+                self.migrate_pfn == self.zone_start || self.migrate_pfn == pageblock_start(self.migrate_pfn);
+            if block_start && mms.cond_resched().is_break() {
+                self.stats.contended = true;
+                break;
+            }
+            let n = self.isolate_migratepages(&mut list);
+            if n == 0 {
+                continue;
+            }
+            self.nr_migratepages = n as u64;
+            let done = migrate::migrate_pages(self.pgdat, mms, &list[..n], self);
+            self.nr_migratepages = 0;
+            self.stats.migrated += done.succeeded;
+            self.stats.failed += done.failed;
+            self.stats.skipped += done.skipped;
+        }
+        self.release_freepages();
+        self.pgdat.drain_all_pages();
+        self.pgdat.count_vm_events(VmEventItem::CompactMigrateScanned, self.stats.migrate_scanned);
+        self.pgdat.count_vm_events(VmEventItem::CompactFreeScanned, self.stats.free_scanned);
+        self.pgdat.count_vm_events(VmEventItem::CompactIsolated, self.stats.isolated);
     }
 }
 
@@ -235,6 +320,8 @@ impl MigrationTarget for CompactControl<'_, '_> {
         if *count == 0 {
             self.nr_ranges = last;
         }
+        self.nr_freepages -= 1;
+        self.nr_migratepages = self.nr_migratepages.saturating_sub(1);
         Some(Pfn::new(pfn))
     }
 
@@ -243,6 +330,7 @@ impl MigrationTarget for CompactControl<'_, '_> {
         if self.nr_ranges < FREE_RANGES {
             self.freepages[self.nr_ranges] = (pfn.as_u64(), 1);
             self.nr_ranges += 1;
+            self.nr_freepages += 1;
         } else {
             // Returned at once; see release_freepages.
             let _ = self.pgdat.free_pages(pfn, 0);
@@ -251,53 +339,22 @@ impl MigrationTarget for CompactControl<'_, '_> {
 }
 
 /// Compacts one zone until its scanners meet (Linux `compact_zone` with
-/// `compact_memory`'s control: order -1, `MIGRATE_SYNC`, whole zone).
-/// `mms` yields every user address space, for finding pages' mappers.
+/// `compact_memory`'s control: order -1, `MIGRATE_SYNC`, whole zone) or
+/// `mms` stops it. `mms` yields every user address space, for finding
+/// pages' mappers.
 pub fn compact_zone<'a, F: PteFormat + 'a, A: VmaAlloc>(
     pgdat: &PgData<'_>,
     zone_type: ZoneType,
     mms: &dyn MmWalk<'a, F, A>,
 ) -> CompactStats {
-    let zone = pgdat.zone(zone_type);
-    if zone.present_pages() == 0 {
-        return CompactStats::default();
-    }
-    let zone_start = zone.start_pfn();
-    let zone_end = zone_start + zone.spanned_pages();
-    let last_block = pageblock_start(zone_end - 1);
-    let mut cc = CompactControl {
-        pgdat,
-        zone_start,
-        zone_end,
-        migrate_pfn: zone_start,
-        free_pfn: last_block,
-        free_cursor: last_block.max(zone_start),
-        freepages: [(0, 0); FREE_RANGES],
-        nr_ranges: 0,
-        free_exhausted: false,
-        stats: CompactStats::default(),
-    };
-    pgdat.drain_all_pages();
-    let mut list = [Pfn::new(0); COMPACT_CLUSTER_MAX];
-    while !cc.scanners_met() && !cc.free_exhausted {
-        let n = cc.isolate_migratepages(&mut list);
-        if n == 0 {
-            continue;
-        }
-        let done = migrate::migrate_pages(pgdat, mms, &list[..n], &mut cc);
-        cc.stats.migrated += done.succeeded;
-        cc.stats.failed += done.failed;
-    }
-    cc.release_freepages();
-    pgdat.drain_all_pages();
-    pgdat.count_vm_events(VmEventItem::CompactMigrateScanned, cc.stats.migrate_scanned);
-    pgdat.count_vm_events(VmEventItem::CompactFreeScanned, cc.stats.free_scanned);
-    pgdat.count_vm_events(VmEventItem::CompactIsolated, cc.stats.isolated);
+    let Some(mut cc) = CompactControl::new(pgdat, zone_type) else { return CompactStats::default() };
+    cc.compact(mms);
     cc.stats
 }
 
 /// Compacts every populated zone, lowest first (Linux `compact_node`, what
-/// writing to `/proc/sys/vm/compact_memory` does for each node).
+/// writing to `/proc/sys/vm/compact_memory` does for each node), until
+/// `mms` stops the run.
 pub fn compact_node<'a, F: PteFormat + 'a, A: VmaAlloc>(
     pgdat: &PgData<'_>,
     mms: &dyn MmWalk<'a, F, A>,
@@ -305,6 +362,9 @@ pub fn compact_node<'a, F: PteFormat + 'a, A: VmaAlloc>(
     let mut stats = CompactStats::default();
     for zone in pgdat.zones() {
         stats.add(compact_zone(pgdat, zone.zone_type(), mms));
+        if stats.contended {
+            break;
+        }
     }
     stats
 }

@@ -4,39 +4,50 @@
 //! `folio_migrate_flags`, `remove_migration_ptes`; and the rmap walk of
 //! `mm/rmap.c` that finds the page's pte).
 //!
-//! # How one page moves
-//! Under the lock of the address space that maps it:
+//! # How pages move
+//! [`migrate_pages`] takes the pages in batches of [`MIGRATE_BATCH`] and
+//! visits every address space once per batch (see [`MmWalk`]). Under the
+//! lock of each address space, for the batch's pages it maps (Linux
+//! `migrate_pages_batch`: unmap them all, flush, then move them all):
 //! 1. find the pte: the page's `index` is its linear page index, so in a
 //!    VMA covering it the address is `vm_start + ((index - vm_pgoff) <<
 //!    PAGE_SHIFT)` (Linux `vma_address`), and the pte there must map the
 //!    page;
 //! 2. check the page can move: a user page (not free, slab, page table,
-//!    reserved or compound), mapped by exactly one pte, and holding no
-//!    reference beyond the one that mapping implies (Linux's expected
-//!    refcount check in `folio_migrate_mapping`, which fails with
-//!    `-EAGAIN` when someone else holds the page);
-//! 3. clear the pte and flush it from every CPU's TLB
+//!    reserved or compound) of order 0, mapped by exactly one pte, and
+//!    holding no reference beyond the one that mapping implies (Linux's
+//!    expected refcount check in `folio_migrate_mapping`, which fails
+//!    with `-EAGAIN` when someone else holds the page); take a new page
+//!    from the [`MigrationTarget`] and clear the pte;
+//! 3. flush the cleared ptes from every CPU's TLB, one range for all of
+//!    this address space's pages in the batch
 //!    ([`TlbFlush::flush_tlb_mm_range_all_cpus`](crate::arch::TlbFlush)),
 //!    so that the process, running on another CPU, can no longer write the
-//!    old page (it faults and waits for the address-space lock, which we
-//!    hold); then check the refcount again (Linux `folio_ref_freeze`);
-//! 4. copy the data, move `mapping`, `index`, the state flags and the
-//!    mapcount to the new page (Linux `folio_migrate_mapping` and
+//!    old pages (it faults and waits for the address-space lock, which we
+//!    hold); then check each refcount again (Linux `folio_ref_freeze`);
+//! 4. per page, copy the data, move `mapping`, `index`, the state flags
+//!    and the mapcount to the new page (Linux `folio_migrate_mapping` and
 //!    `folio_migrate_flags`), install a pte for the new page with the old
 //!    pte's protection, dirty and accessed bits (Linux
 //!    `remove_migration_pte`), and free the old page.
 //!
 //! RSS and `nr_anon_pages`/`nr_mapped` do not change: one mapped page of
 //! the same kind replaces another. `pgmigrate_success` and
-//! `pgmigrate_fail` count the outcome per page.
+//! `pgmigrate_fail` count the outcome per page; a page no address space of
+//! the walk maps (its mapper is being built by exec, or appeared after the
+//! walk's snapshot) is skipped and counted in neither, as Linux would
+//! never have isolated it.
 //!
 //! # Locking
 //! Lock order: address-space lock (Linux `mmap_lock`; the caller's
-//! [`MmWalk`] takes it) -> zone lock and per-cpu list locks (freeing the
-//! old page). The page itself has no lock of its own: every path that
-//! changes a user page's mapping or takes a reference to it (faults,
-//! fork, zap, mprotect) holds that lock, so holding it stands in for
-//! Linux's folio lock.
+//! [`MmWalk`] takes it, one address space at a time) -> zone lock and
+//! per-cpu list locks (the target taking new pages, freeing the old page).
+//! The page itself has no lock of its own: every path that changes a user
+//! page's mapping or takes a reference to it (faults, fork, zap, mprotect)
+//! holds that lock, so holding it stands in for Linux's folio lock. The
+//! address-space lock is held while waiting for every CPU's TLB flush, so
+//! a CPU must never wait for it with interrupts off unless it answers
+//! cross-CPU calls while it waits (see [`MmWalk`]).
 //!
 //! # Differences from Linux
 //! - No `anon_vma`: a page's mapper is found by walking every address
@@ -48,14 +59,20 @@
 //!   shared page (after fork) by a migration entry and waits in faults on
 //!   them (`migration_entry_wait`); we have no migration entries, so a
 //!   page mapped more than once fails with [`MigrateError::Shared`]. For
-//!   the same reason the whole move happens under the address-space lock,
-//!   where Linux unmaps, copies and remaps with only the folio locked.
+//!   the same reason a batch's whole move in one address space happens
+//!   under its lock, where Linux unmaps, copies and remaps with only the
+//!   folios locked.
+//! - One flush per address space and batch, covering the span from its
+//!   lowest to its highest page of the batch (Linux unmaps a whole batch
+//!   with `TTU_BATCH_FLUSH` and flushes once for every address space,
+//!   `try_to_unmap_flush`); beyond the architecture's single-page ceiling
+//!   that span is a flush of all user translations.
 //! - No page cache, so no `address_space` to update (a private copy of
 //!   file data moves like an anonymous page), no writeback, no
 //!   `migratepage` callbacks, no huge pages.
 
 use core::ops::ControlFlow;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE, Pfn, VirtAddr};
 use crate::mmap::MmStruct;
@@ -72,7 +89,7 @@ use crate::vmstat::VmEventItem;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MigrateError {
     /// Not a user page migration can move: free, slab, page table,
-    /// reserved, compound, locked or under writeback, or not mapped at all
+    /// reserved, compound or of a higher order, or not mapped at all
     /// (Linux: not on an LRU, so never isolated).
     NotMovable,
     /// Mapped by more than one pte (shared after fork); see the module
@@ -81,20 +98,43 @@ pub enum MigrateError {
     /// Someone holds a reference besides its one mapping (Linux's expected
     /// refcount check failing).
     Pinned,
-    /// No address space maps it where its index says: it was unmapped, or
-    /// is not mapped the way an anonymous or private file page is.
+    /// No address space maps it where its index says: it was unmapped, is
+    /// not mapped the way an anonymous or private file page is, or its
+    /// address space is not among those walked.
     NotMapped,
     /// No free page to move it to (Linux `-ENOMEM` from `get_new_folio`).
     NoTarget,
 }
 
+/// Pages [`migrate_pages`] unmaps, flushes and moves together in one
+/// address space (Linux `NR_MAX_BATCHED_MIGRATION`, there a huge page's
+/// worth; here compaction's cluster, `COMPACT_CLUSTER_MAX`).
+pub const MIGRATE_BATCH: usize = 32;
+
 /// Every user address space, each visited with its lock held: how
 /// migration reaches a page's mappers without an `anon_vma` (see the module
 /// doc). The kernel walks its task list; host tests their address spaces.
+///
+/// Migration holds an address space's lock while it waits for every CPU
+/// to flush its TLB, and a CPU with interrupts off does not answer. So
+/// the kernel never takes an address-space lock with interrupts off except
+/// through `smp::spin_lock_serving_calls`, which answers cross-CPU calls
+/// while it spins (a kernel-mode page fault on a user address is the one
+/// such path); anywhere else, waiting for the lock with interrupts off
+/// while its holder waits for this CPU's flush would deadlock.
 pub trait MmWalk<'a, F: PteFormat + 'a, A: VmaAlloc> {
     /// Calls `f` on each address space, with its lock held for the call,
     /// until `f` breaks.
     fn for_each_mm(&self, f: &mut dyn FnMut(&mut MmStruct<'a, F, A>) -> ControlFlow<()>);
+
+    /// Called by compaction's migrate scanner before each pageblock, with
+    /// no lock held: where a kernel without preemption reschedules (Linux
+    /// calls `cond_resched()` in `isolate_migratepages_block`), and may
+    /// stop the run by breaking (Linux stops on `fatal_signal_pending()`
+    /// and reports `COMPACT_CONTENDED`). By default it does neither.
+    fn cond_resched(&self) -> ControlFlow<()> {
+        ControlFlow::Continue(())
+    }
 }
 
 /// Where migration gets new pages and returns unused ones (Linux's
@@ -117,6 +157,9 @@ pub struct MigrateStats {
     pub succeeded: u64,
     /// Pages tried and left in place.
     pub failed: u64,
+    /// Pages no address space of the walk maps: left alone and counted in
+    /// no vmstat event (Linux would not have isolated them).
+    pub skipped: u64,
 }
 
 /// State flags that follow the data to the new page (Linux
@@ -136,22 +179,23 @@ const UNMOVABLE_FLAGS: PageFlags = PageFlags::BUDDY
     .union(PageFlags::TABLE)
     .union(PageFlags::RESERVED)
     .union(PageFlags::HEAD)
-    .union(PageFlags::TAIL)
-    .union(PageFlags::LOCKED)
-    .union(PageFlags::WRITEBACK);
+    .union(PageFlags::TAIL);
 
-/// Whether `page` looks like a user page migration may move: the lockless
-/// test compaction's migrate scanner makes before trying (Linux
-/// `isolate_migratepages_block`'s checks that stand in for `PageLRU`).
-/// Migration rechecks everything under the address-space lock.
+/// Whether `page` looks like a user page migration may move: none of the
+/// free, slab, page-table, reserved or compound flags, mapped and
+/// referenced, and of order 0 (migration moves single pages; the first page
+/// of a higher-order allocation carries its order) (the lockless test
+/// compaction's migrate scanner makes before trying, standing in for Linux
+/// `isolate_migratepages_block`'s `PageLRU` checks). Migration rechecks
+/// everything under the address-space lock.
 pub(crate) fn page_movable(page: &Page) -> bool {
     !page.flags().intersects(UNMOVABLE_FLAGS) && page.mapcount() > 0 && page.refcount() > 0 && page.order() == 0
 }
 
 /// Moves each page of `from` to a page from `target`, looking for its
 /// mapper in `mms` (Linux `migrate_pages` in `MIGRATE_SYNC` mode, one try
-/// per page). Stops early when `target` has no more pages; pages not tried
-/// count in neither total.
+/// per page), [`MIGRATE_BATCH`] pages per walk of `mms`. Stops early when
+/// `target` has no more pages; pages not tried count in no total.
 pub fn migrate_pages<'a, F: PteFormat + 'a, A: VmaAlloc>(
     pgdat: &PgData<'_>,
     mms: &dyn MmWalk<'a, F, A>,
@@ -159,11 +203,30 @@ pub fn migrate_pages<'a, F: PteFormat + 'a, A: VmaAlloc>(
     target: &mut dyn MigrationTarget,
 ) -> MigrateStats {
     let mut stats = MigrateStats::default();
-    for &old in from {
-        match migrate_page(mms, old, target) {
-            Ok(()) => stats.succeeded += 1,
-            Err(MigrateError::NoTarget) => break,
-            Err(_) => stats.failed += 1,
+    for batch in from.chunks(MIGRATE_BATCH) {
+        let mut outcome = [Err(MigrateError::NotMapped); MIGRATE_BATCH];
+        let outcome = &mut outcome[..batch.len()];
+        let mut out_of_targets = false;
+        mms.for_each_mm(&mut |mm| {
+            out_of_targets = mm.migrate_batch_locked(batch, outcome, target);
+            if out_of_targets || !outcome.contains(&Err(MigrateError::NotMapped)) {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        for result in outcome.iter() {
+            match result {
+                Ok(()) => stats.succeeded += 1,
+                // Not tried: the walk ended when the targets ran out.
+                Err(MigrateError::NotMapped) if out_of_targets => {}
+                Err(MigrateError::NotMapped) => stats.skipped += 1,
+                Err(MigrateError::NoTarget) => {}
+                Err(_) => stats.failed += 1,
+            }
+        }
+        if out_of_targets {
+            break;
         }
     }
     pgdat.count_vm_events(VmEventItem::PgmigrateSuccess, stats.succeeded);
@@ -171,32 +234,36 @@ pub fn migrate_pages<'a, F: PteFormat + 'a, A: VmaAlloc>(
     stats
 }
 
-/// Moves one page: finds the address space mapping it and moves it there.
-fn migrate_page<'a, F: PteFormat + 'a, A: VmaAlloc>(
-    mms: &dyn MmWalk<'a, F, A>,
-    old: Pfn,
-    target: &mut dyn MigrationTarget,
-) -> Result<(), MigrateError> {
-    let new = target.alloc().ok_or(MigrateError::NoTarget)?;
-    let mut result = Err(MigrateError::NotMapped);
-    mms.for_each_mm(&mut |mm| match mm.migrate_page_locked(old, new) {
-        Err(MigrateError::NotMapped) => ControlFlow::Continue(()),
-        done => {
-            result = done;
-            ControlFlow::Break(())
-        }
-    });
-    if result.is_err() {
-        target.free(new);
+/// A page of a batch between the clearing of its pte and its move.
+struct Unmapped<'t> {
+    /// Its place in the batch.
+    i: usize,
+    new: Pfn,
+    slot: &'t AtomicU64,
+    /// The pte before it was cleared.
+    raw: u64,
+    /// What that pte mapped when it was found.
+    leaf: Leaf,
+}
+
+/// A caller's one page as a [`MigrationTarget`].
+struct GivenPage(Option<Pfn>);
+
+impl MigrationTarget for GivenPage {
+    fn alloc(&mut self) -> Option<Pfn> {
+        self.0.take()
     }
-    result
+
+    fn free(&mut self, pfn: Pfn) {
+        self.0 = Some(pfn);
+    }
 }
 
 impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
     /// The address and pte at which this address space maps `old`, found
     /// from the page's linear index (Linux `vma_address` over the VMAs an
     /// `rmap_walk_anon` would visit; here all of them).
-    fn page_vma_mapped(&self, old: Pfn, index: u64) -> Option<(u64, &core::sync::atomic::AtomicU64, Leaf)> {
+    fn page_vma_mapped(&self, old: Pfn, index: u64) -> Option<(u64, &AtomicU64, Leaf)> {
         let fmt = self.pgd.format();
         self.vmas.iter().find_map(|vma| {
             let pages = (vma.end().as_u64() - vma.start().as_u64()) >> PAGE_SHIFT;
@@ -210,6 +277,26 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
         })
     }
 
+    /// Whether `old` can move out of this address space, and where it is
+    /// mapped: [`MigrateError::NotMapped`] if this address space does not
+    /// map it.
+    fn migrate_check(&self, old: Pfn) -> Result<(u64, &AtomicU64, Leaf), MigrateError> {
+        let page = self.pgd.pgdat().pfn_to_page(old).ok_or(MigrateError::NotMovable)?;
+        if old == self.zero_pfn || !page_movable(page) {
+            return Err(MigrateError::NotMovable);
+        }
+        let found = self.page_vma_mapped(old, page.index()).ok_or(MigrateError::NotMapped)?;
+        if page.mapcount() != 1 {
+            return Err(MigrateError::Shared);
+        }
+        // One mapping holds one reference (the fault's allocation; fork
+        // takes one more per mapping it adds).
+        if page.refcount() != 1 {
+            return Err(MigrateError::Pinned);
+        }
+        Ok(found)
+    }
+
     /// Moves the page `old`, if this address space maps it, to `new`, an
     /// order-0 page holding one reference and nothing else (Linux
     /// `migrate_folio_unmap` + `migrate_folio_move` for one mapping). The
@@ -218,42 +305,92 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
     /// `new` is still the caller's. [`MigrateError::NotMapped`] means this
     /// address space does not map `old`.
     pub fn migrate_page_locked(&mut self, old: Pfn, new: Pfn) -> Result<(), MigrateError> {
+        let mut outcome = [Err(MigrateError::NotMapped)];
+        self.migrate_batch_locked(&[old], &mut outcome, &mut GivenPage(Some(new)));
+        outcome[0]
+    }
+
+    /// Moves the pages of `batch` this address space maps and whose
+    /// `outcome` is still [`MigrateError::NotMapped`] (no address space
+    /// claimed them yet), recording each one's outcome; the others are
+    /// left as they are. New pages come from `target`, and the unused go
+    /// back to it. The caller holds this address space's lock. Returns
+    /// true if `target` ran out (the page that found none is
+    /// [`MigrateError::NoTarget`], later ones untried).
+    fn migrate_batch_locked(
+        &mut self,
+        batch: &[Pfn],
+        outcome: &mut [Result<(), MigrateError>],
+        target: &mut dyn MigrationTarget,
+    ) -> bool {
+        debug_assert!(batch.len() <= MIGRATE_BATCH && outcome.len() == batch.len());
         let pgdat = self.pgd.pgdat();
-        let page = pgdat.pfn_to_page(old).ok_or(MigrateError::NotMovable)?;
-        let newpage = pgdat.pfn_to_page(new).ok_or(MigrateError::NotMovable)?;
-        if old == self.zero_pfn || !page_movable(page) {
-            return Err(MigrateError::NotMovable);
-        }
-        let (addr, slot, leaf) = self.page_vma_mapped(old, page.index()).ok_or(MigrateError::NotMapped)?;
-        if page.mapcount() != 1 {
-            return Err(MigrateError::Shared);
-        }
-        // One mapping holds one reference (the fault's allocation; fork
-        // takes one more per mapping it adds).
-        let expected = 1;
-        if page.refcount() != expected {
-            return Err(MigrateError::Pinned);
-        }
-        let (Some(src), Some(dst)) = (pgdat.page_address(old), pgdat.page_address(new)) else {
-            return Err(MigrateError::NotMovable);
-        };
-        let fmt = self.pgd.format();
-        // Linux `try_to_migrate_one`: clear and flush everywhere. The value
-        // swapped out carries the dirty and accessed bits every CPU set
-        // until the flush (a CPU sets them through a page walk, which now
-        // finds no pte).
-        let raw = slot.swap(0, Ordering::AcqRel);
-        self.tlb.flush_tlb_mm_range_all_cpus(self.pgd.root(), VirtAddr::new_const(addr), PAGE_SIZE);
-        let leaf = match fmt.decode(raw, Level::Pte) {
-            Entry::Leaf(now) if now.phys == leaf.phys => now,
-            _ => {
-                // Cannot happen under the lock; put back what was there.
-                slot.store(raw, Ordering::Release);
-                return Err(MigrateError::NotMapped);
+        let mut unmapped: [Option<Unmapped<'_>>; MIGRATE_BATCH] = [const { None }; MIGRATE_BATCH];
+        let (mut n, mut lo, mut hi) = (0, u64::MAX, 0);
+        let mut out_of_targets = false;
+        // Linux `migrate_folio_unmap` -> `try_to_migrate_one`: clear every
+        // pte first. The value swapped out carries the dirty and accessed
+        // bits every CPU set until the flush below (a CPU sets them through
+        // a page walk, which now finds no pte).
+        for (i, &old) in batch.iter().enumerate().take(MIGRATE_BATCH) {
+            if outcome[i] != Err(MigrateError::NotMapped) {
+                continue;
             }
+            let (addr, slot, leaf) = match self.migrate_check(old) {
+                Ok(found) => found,
+                Err(e) => {
+                    outcome[i] = Err(e);
+                    continue;
+                }
+            };
+            let Some(new) = target.alloc() else {
+                outcome[i] = Err(MigrateError::NoTarget);
+                out_of_targets = true;
+                break;
+            };
+            if pgdat.page_address(old).is_none() || pgdat.page_address(new).is_none() {
+                target.free(new);
+                outcome[i] = Err(MigrateError::NotMovable);
+                continue;
+            }
+            let raw = slot.swap(0, Ordering::AcqRel);
+            unmapped[n] = Some(Unmapped { i, new, slot, raw, leaf });
+            n += 1;
+            (lo, hi) = (lo.min(addr), hi.max(addr));
+        }
+        if n == 0 {
+            return out_of_targets;
+        }
+        self.tlb.flush_tlb_mm_range_all_cpus(self.pgd.root(), VirtAddr::new_const(lo), hi - lo + PAGE_SIZE);
+        for u in unmapped.iter().take(n).flatten() {
+            outcome[u.i] = self.migrate_unmapped_locked(batch[u.i], u);
+            if outcome[u.i].is_err() {
+                // Put the pte back as it was and return the unused page.
+                u.slot.store(u.raw, Ordering::Release);
+                target.free(u.new);
+            }
+        }
+        out_of_targets
+    }
+
+    /// Moves `old`, whose pte `u` cleared and every CPU flushed, to
+    /// `u.new` (Linux `migrate_folio_move`). On failure the caller puts
+    /// the pte back.
+    fn migrate_unmapped_locked(&self, old: Pfn, u: &Unmapped<'_>) -> Result<(), MigrateError> {
+        let (pgdat, fmt) = (self.pgd.pgdat(), self.pgd.format());
+        let (Some(page), Some(newpage)) = (pgdat.pfn_to_page(old), pgdat.pfn_to_page(u.new)) else {
+            return Err(MigrateError::NotMovable);
         };
-        if page.refcount() != expected {
-            slot.store(raw, Ordering::Release);
+        let (Some(src), Some(dst)) = (pgdat.page_address(old), pgdat.page_address(u.new)) else {
+            return Err(MigrateError::NotMovable);
+        };
+        let leaf = match fmt.decode(u.raw, Level::Pte) {
+            Entry::Leaf(now) if now.phys == u.leaf.phys => now,
+            // Cannot happen under the lock.
+            _ => return Err(MigrateError::NotMapped),
+        };
+        // Linux `folio_ref_freeze`: no reference was taken meanwhile.
+        if page.refcount() != 1 {
             return Err(MigrateError::Pinned);
         }
         // Linux `folio_copy`.
@@ -261,14 +398,15 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
         // (`PhysMemory` keeps them mapped read-write). `new` was handed to
         // migration and is mapped nowhere; `old` is mapped by no pte any
         // more and no CPU holds a translation for it (cleared and flushed
-        // above), and every other user of it holds the address-space lock
-        // we hold, so nothing writes either page during the copy.
+        // by the caller), and every other user of it holds the
+        // address-space lock we hold, so nothing writes either page during
+        // the copy.
         unsafe { core::ptr::copy_nonoverlapping(src.as_mut_ptr::<u8>(), dst.as_mut_ptr::<u8>(), PAGE_SIZE as usize) };
         newpage.set_mapping(page.mapping());
         newpage.set_index(page.index());
         newpage.set(page.flags() & MIGRATE_FLAGS);
         newpage.inc_mapcount();
-        slot.store(fmt.encode_leaf(Leaf { phys: new.phys(), ..leaf }), Ordering::Release);
+        u.slot.store(fmt.encode_leaf(Leaf { phys: u.new.phys(), ..leaf }), Ordering::Release);
         // The old page leaves its mapping without touching the mapped-page
         // counters: the new page took its place in them.
         page.dec_mapcount();

@@ -277,7 +277,10 @@ impl PgData<'_> {
     }
 
     /// Pages on CPU `cpu`'s per-cpu lists of a zone (Linux `pcp->count`);
-    /// 0 for a CPU the allocator does not cover.
+    /// 0 for a CPU the allocator does not cover. Takes that CPU's per-cpu
+    /// list lock of the zone with interrupts off on this CPU (Linux reads
+    /// the count without it), so the caller holds neither that lock nor
+    /// the zone lock (the order is pcp lock -> zone lock).
     pub fn pcp_count(&self, zone: ZoneType, cpu: usize) -> u64 {
         self.with_irqs_off(|| self.zone(zone).pcp_count_irqs_off(cpu))
     }
@@ -1081,6 +1084,13 @@ impl<'a> PgData<'a> {
     /// its min watermark plus the block (Linux's check in
     /// `__isolate_free_page`, so compaction cannot eat the reserves). Pages
     /// compaction does not use go back through [`PgData::free_pages`].
+    ///
+    /// Takes the zone lock of `pfn`'s zone with interrupts off on this CPU
+    /// (Linux `spin_lock_irqsave(&zone->lock)` in
+    /// `isolate_freepages_block`), and no per-cpu list lock; the caller
+    /// holds neither. It may hold an address-space lock (compaction's
+    /// target allocation runs under the lock of the address space whose
+    /// pages it moves).
     pub(crate) fn isolate_free_page(&self, pfn: Pfn) -> Option<u32> {
         let page = self.mem_map.pfn_to_page(pfn)?;
         let zone = self.zone(page.zone());

@@ -102,7 +102,8 @@ pub enum VmEventItem {
     /// [`crate::migrate::migrate_pages`]).
     PgmigrateSuccess,
     /// Pages migration tried and left where they were (`PGMIGRATE_FAIL`):
-    /// shared, pinned, or no longer mapped.
+    /// shared, pinned, or no longer movable. Pages no walked address space
+    /// maps are skipped and not counted.
     PgmigrateFail,
     /// Pages the compaction migrate scanner looked at
     /// (`COMPACTMIGRATE_SCANNED`).

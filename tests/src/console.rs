@@ -140,6 +140,8 @@ fn meminfo_and_buddyinfo_agree_with_the_buddy_allocator() {
     let fields = meminfo_fields(&meminfo);
     assert_eq!(fields["MemFree"], free * 4, "MemFree is the buddy free page count x 4 KiB");
     assert_eq!(fields["MemTotal"], pgdat.totalram_pages() * 4);
+    // Holds while no SLAB_RECLAIM_ACCOUNT cache has slabs (none today):
+    // reclaimable slab would count as available on top of free pages.
     assert!(fields["MemAvailable"] <= fields["MemFree"]);
     assert!(fields["Slab"] > 0 && fields["PageTables"] > 0 && fields["KernelStack"] > 0, "{meminfo}");
     let zones = buddyinfo_pages(&buddyinfo);
@@ -419,4 +421,69 @@ fn a_background_program_shows_in_ps_and_maps() {
     drop(task);
     let reaped = kernel::process::do_wait(pid as i32, false).expect("wait").expect("reaped");
     assert_eq!(reaped.status & 0x7f, uapi::signal::SIGKILL as u32);
+}
+
+/// frag's `busy` mode on the other CPU rewrites and checks its pages and
+/// sends each through a pipe (read(2)/write(2), so the kernel copies into
+/// and out of them) while compaction runs again and again on this CPU:
+/// every migration's flush must reach the CPU using the pages, whether it
+/// is in user mode or in a kernel-mode fault waiting for the address-space
+/// lock (which serves the flush while it waits), and no byte may be lost.
+#[ktest(cpus = 2, timeout = 180)]
+fn compaction_moves_pages_a_program_on_another_cpu_is_using() {
+    use kernel::arch::x86_64::tsc::now_ns;
+    /// Compaction runs while frag is busy.
+    const RUNS: u32 = 4;
+    let argv = ["/bin/frag", "32", "10", "busy"];
+    let other = (kernel::arch::x86_64::smp::smp_processor_id() + 1) % kernel::arch::x86_64::smp::num_online_cpus();
+    let task = kernel::process::spawn_user_on(other, "/bin/frag", &argv, None).expect("spawn frag");
+    let pid = task.pid;
+    // Busy starts once the holes are made.
+    let deadline = now_ns() + 60_000_000_000;
+    let holes_made = |mm: &kernel::mmap::MmRef| {
+        let mm = mm.lock();
+        mm.hiwater_rss() >= 8192 && mm.rss_pages() < 4096 + 256
+    };
+    while !task.proc.mm().is_some_and(|mm| holes_made(&mm)) {
+        assert!(now_ns() < deadline, "frag never freed its holes");
+        kernel::sched::wait::sleep_until_ns(now_ns() + 10_000_000, || false);
+    }
+    let pgdat = kernel::mm::pgdat();
+    // A run told to stop ends at its first pageblock, moves nothing, and
+    // lets the next run in.
+    let stopped = kernel::mmap::compact_memory(&|| true);
+    assert!(stopped.contended && stopped.migrated == 0 && stopped.migrate_scanned == 0, "{stopped:?}");
+    let mut total = mm::compaction::CompactStats::default();
+    let mut runs = 0;
+    let start = now_ns();
+    // frag's busy loop itself never faults: faults meanwhile are frag
+    // touching a page whose pte migration had cleared.
+    let faults = pgdat.all_vm_events(mm::vmstat::VmEventItem::Pgfault);
+    while runs < RUNS && task.proc.mm().is_some() {
+        let s = kernel::mmap::compact_memory(&|| false);
+        log::info!("compact run {runs}: {s:?}");
+        assert!(!s.contended, "{s:?}");
+        (total.migrated, total.failed, total.skipped) =
+            (total.migrated + s.migrated, total.failed + s.failed, total.skipped + s.skipped);
+        runs += 1;
+        kernel::sched::wait::sleep_until_ns(now_ns() + 100_000_000, || false);
+    }
+    let busy = task.proc.mm().is_some();
+    log::info!(
+        "concurrent compaction: {runs} runs in {} ms, {} pages migrated, {} failed, {} skipped, {} page faults \
+         meanwhile; frag still busy: {busy}",
+        (now_ns() - start) / 1_000_000,
+        total.migrated,
+        total.failed,
+        total.skipped,
+        pgdat.all_vm_events(mm::vmstat::VmEventItem::Pgfault) - faults
+    );
+    drop(task);
+    let reaped = kernel::process::do_wait(pid as i32, false).expect("wait").expect("reaped");
+    assert_eq!(reaped.status, 0, "frag found its data changed (exit status {:#x})", reaped.status);
+    assert!(runs >= 2 && busy, "compaction ran {runs} times, and frag ended before the last run did");
+    assert!(total.migrated > 0, "no page of frag moved: {total:?}");
+    for zone in pgdat.zones().iter().filter(|z| z.present_pages() > 0) {
+        pgdat.check_zone(zone.zone_type()).expect("free lists consistent after compaction");
+    }
 }

@@ -2,40 +2,127 @@
  * Fragments memory for compaction to repair, and checks that compaction
  * moved its pages without losing a byte: maps MIB MiB (default 32) of
  * anonymous memory, writes every page with a pattern of its own, frees
- * every other page with madvise(MADV_DONTNEED), sleeps SECONDS (default
- * 0), then verifies that every kept page still holds its pattern and every
- * freed page reads back as zeros. Exit status 0 only if all did.
+ * every other page with madvise(MADV_DONTNEED), then for SECONDS (default
+ * 0) either sleeps or, with `busy`, keeps using the pages it kept: each
+ * pass writes a new generation of patterns into every kept page, sends
+ * each kept page through a pipe and back (write(2) copies out of it,
+ * read(2) into it after it was zeroed, so the kernel's user copies race
+ * any migration), and checks every kept page. At the end every kept page
+ * must hold its last pattern and every freed page must read back as
+ * zeros. Exit status 0 only if every check passed.
  *
  * Under our kernel the console runs it in the background
  * (`run frag 32 20 &`) and `compact` moves its pages meanwhile; the
- * console suite does the same from a ktest.
+ * console suite does the same from a ktest, and with `busy` on a second
+ * CPU while compaction runs again and again.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 #define PAGE 4096UL
 
-/* The word at `word` of page `page`: different for every word of every
- * page, and never zero. */
-static uint64_t pattern(size_t page, size_t word)
+static const size_t words = PAGE / sizeof(uint64_t);
+
+/* The word at `word` of page `page` in generation `gen`: different for
+ * every word of every page and generation, and never zero. */
+static uint64_t pattern(size_t page, size_t word, uint64_t gen)
 {
-	return ((uint64_t)page * 0x9e3779b97f4a7c15ULL) ^ ((uint64_t)word << 48) ^ 0x5a5a5a5a5a5a5a5aULL;
+	return ((uint64_t)page * 0x9e3779b97f4a7c15ULL) ^ ((uint64_t)word << 48) ^ (gen * 0xbf58476d1ce4e5b9ULL) ^
+	       0x5a5a5a5a5a5a5a5aULL;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Kept pages of `p` not holding generation `gen`. */
+static size_t check_kept(const uint64_t *p, size_t pages, uint64_t gen)
+{
+	size_t bad = 0;
+
+	for (size_t i = 0; i < pages; i += 2) {
+		for (size_t w = 0; w < words; w++) {
+			if (p[i * words + w] != pattern(i, w, gen)) {
+				bad++;
+				break;
+			}
+		}
+	}
+	return bad;
+}
+
+/* Page `page` out through the pipe and back in after zeroing it; 0 if
+ * both calls moved the whole page. */
+static int pipe_round_trip(const int fds[2], uint64_t *page)
+{
+	size_t done = 0;
+
+	if (write(fds[1], page, PAGE) != (ssize_t)PAGE)
+		return -1;
+	memset(page, 0, PAGE);
+	while (done < PAGE) {
+		ssize_t n = read(fds[0], (char *)page + done, PAGE - done);
+		if (n <= 0)
+			return -1;
+		done += n;
+	}
+	return 0;
+}
+
+/* The busy mode's passes until `seconds` have gone by; returns the last
+ * generation written, and counts failed checks and calls in `bad`. */
+static uint64_t busy(uint64_t *p, size_t pages, long seconds, size_t *bad)
+{
+	double end = now() + seconds;
+	uint64_t gen = 0;
+	size_t pipe_errors = 0;
+	int fds[2];
+
+	if (pipe(fds) != 0) {
+		perror("frag: pipe");
+		(*bad)++;
+		return gen;
+	}
+	while (now() < end) {
+		gen++;
+		for (size_t i = 0; i < pages; i += 2)
+			for (size_t w = 0; w < words; w++)
+				p[i * words + w] = pattern(i, w, gen);
+		for (size_t i = 0; i < pages; i += 2)
+			if (pipe_round_trip(fds, p + i * words) != 0)
+				pipe_errors++;
+		*bad += check_kept(p, pages, gen);
+	}
+	*bad += pipe_errors;
+	if (pipe_errors)
+		printf("frag: %zu pipe round trips failed\n", pipe_errors);
+	printf("frag: %llu passes\n", (unsigned long long)gen);
+	close(fds[0]);
+	close(fds[1]);
+	return gen;
 }
 
 int main(int argc, char **argv)
 {
 	long mib = argc > 1 ? atol(argv[1]) : 32;
 	long seconds = argc > 2 ? atol(argv[2]) : 0;
-	size_t len = (size_t)mib << 20, pages = len / PAGE, words = PAGE / sizeof(uint64_t);
+	int busy_mode = argc > 3 && strcmp(argv[3], "busy") == 0;
+	size_t len = (size_t)mib << 20, pages = len / PAGE;
 	struct timespec ts = { .tv_sec = seconds, .tv_nsec = 0 };
 	size_t bad_kept = 0, bad_holes = 0;
+	uint64_t gen = 0;
 
-	if (mib <= 0 || seconds < 0) {
-		fprintf(stderr, "usage: frag [MIB [SECONDS]]\n");
+	if (mib <= 0 || seconds < 0 || (argc > 3 && !busy_mode) || argc > 4) {
+		fprintf(stderr, "usage: frag [MIB [SECONDS [busy]]]\n");
 		return 2;
 	}
 	uint64_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -45,31 +132,33 @@ int main(int argc, char **argv)
 	}
 	for (size_t i = 0; i < pages; i++)
 		for (size_t w = 0; w < words; w++)
-			p[i * words + w] = pattern(i, w);
+			p[i * words + w] = pattern(i, w, 0);
 	for (size_t i = 1; i < pages; i += 2) {
 		if (madvise((char *)p + i * PAGE, PAGE, MADV_DONTNEED) != 0) {
 			perror("frag: madvise");
 			return 1;
 		}
 	}
-	printf("frag: %zu pages kept, %zu freed; sleeping %ld s\n", (pages + 1) / 2, pages / 2, seconds);
+	printf("frag: %zu pages kept, %zu freed; %s %ld s\n", (pages + 1) / 2, pages / 2,
+	       busy_mode ? "rewriting them for" : "sleeping", seconds);
 	fflush(stdout);
-	while (nanosleep(&ts, &ts) != 0)
-		;
-	for (size_t i = 0; i < pages; i++) {
+	if (busy_mode) {
+		gen = busy(p, pages, seconds, &bad_kept);
+	} else {
+		while (nanosleep(&ts, &ts) != 0)
+			;
+	}
+	bad_kept += check_kept(p, pages, gen);
+	for (size_t i = 1; i < pages; i += 2) {
 		for (size_t w = 0; w < words; w++) {
-			uint64_t want = i % 2 ? 0 : pattern(i, w);
-			if (p[i * words + w] != want) {
-				if (i % 2)
-					bad_holes++;
-				else
-					bad_kept++;
+			if (p[i * words + w] != 0) {
+				bad_holes++;
 				break;
 			}
 		}
 	}
 	if (bad_kept || bad_holes) {
-		printf("FAIL frag: %zu kept pages changed, %zu freed pages not zero\n", bad_kept, bad_holes);
+		printf("FAIL frag: %zu failed checks of kept pages, %zu freed pages not zero\n", bad_kept, bad_holes);
 		return 1;
 	}
 	printf("PASS frag: %zu kept pages intact\n", (pages + 1) / 2);

@@ -2,6 +2,7 @@
 //! machine is compacted into high-order free blocks without losing a byte.
 
 use std::cell::RefCell;
+use std::ops::ControlFlow;
 
 use uapi::mman::MADV_DONTNEED;
 
@@ -91,6 +92,96 @@ fn compaction_leaves_pages_shared_after_fork_and_reports_them_failed() {
             assert_eq!(pfn_at(&parent.borrow(), X + i * P), pfn);
             assert_eq!(pfn_at(&child.borrow(), X + i * P), pfn);
             assert!(env.ram.page(pfn).iter().all(|&b| b == pattern(i)));
+        }
+    });
+}
+
+/// A walk that asks compaction to stop at its `stop_at`-th pageblock.
+struct Stopping<'m, 'a> {
+    mms: Mms<'m, 'a>,
+    calls: std::cell::Cell<u32>,
+    stop_at: u32,
+}
+
+impl<'a> MmWalk<'a, crate::pgtable::X86PteFormat, &'a crate::migrate::tests::TestAlloc> for Stopping<'_, 'a> {
+    fn for_each_mm(&self, f: &mut dyn FnMut(&mut crate::migrate::tests::Mm<'a>) -> ControlFlow<()>) {
+        self.mms.for_each_mm(f);
+    }
+
+    fn cond_resched(&self) -> ControlFlow<()> {
+        self.calls.set(self.calls.get() + 1);
+        if self.calls.get() == self.stop_at { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    }
+}
+
+/// Maps `pages` pages at [`X`] with [`pattern`] and frees every other one.
+fn fragment<'a>(env: &Env<'a>, mm: &RefCell<crate::migrate::tests::Mm<'a>>, pages: u64) {
+    env.populate(&mut mm.borrow_mut(), pages, pattern);
+    for i in (1..pages).step_by(2) {
+        mm.borrow_mut().madvise(X + i * P, P, MADV_DONTNEED).unwrap();
+    }
+}
+
+#[test]
+fn compaction_stops_when_the_walk_says_so_and_loses_nothing() {
+    with_env(|env| {
+        const PAGES: u64 = 4096;
+        let mm = RefCell::new(env.mm());
+        fragment(env, &mm, PAGES);
+        env.pgdat.drain_all_pages();
+        let free_before = env.pgdat.nr_free_pages();
+        let stopping = Stopping { mms: Mms(&[&mm]), calls: std::cell::Cell::new(0), stop_at: 3 };
+        let stats = compact_node(env.pgdat, &stopping);
+        assert!(stats.contended, "{stats:?}");
+        assert_eq!(stopping.calls.get(), 3, "asked once per pageblock, and no zone after the stop");
+        assert_eq!(env.pgdat.nr_free_pages(), free_before, "the isolated free pages went back");
+        // A full run afterwards finds the pages where the stopped one left
+        // them, and every byte is still there.
+        let stats = compact_node(env.pgdat, &Mms(&[&mm]));
+        assert!(!stats.contended && stats.migrated > 0, "{stats:?}");
+        for i in (0..PAGES).step_by(2) {
+            assert!(env.ram.page(pfn_at(&mm.borrow(), X + i * P)).iter().all(|&b| b == pattern(i)), "page {i}");
+        }
+        for zone in env.pgdat.zones() {
+            env.pgdat.check_zone(zone.zone_type()).unwrap();
+        }
+    });
+}
+
+#[test]
+fn free_scanner_takes_only_as_many_pages_as_the_round_needs() {
+    with_env(|env| {
+        let mm = RefCell::new(env.mm());
+        fragment(env, &mm, 2048);
+        let zone = env.pgdat.pfn_to_page(pfn_at(&mm.borrow(), X)).unwrap().zone();
+        let mut cc = CompactControl::new(env.pgdat, zone).unwrap();
+        env.pgdat.drain_all_pages();
+        for want in [1, 5, 20] {
+            cc.nr_migratepages = want;
+            cc.isolate_freepages();
+            assert!(cc.nr_freepages >= want, "wanted {want}, isolated {}", cc.nr_freepages);
+            let (_, last) = cc.freepages[cc.nr_ranges - 1];
+            assert!(cc.nr_freepages - last < want, "wanted {want}, went on to isolate {} pages", cc.nr_freepages);
+            cc.release_freepages();
+        }
+    });
+}
+
+#[test]
+fn migrate_scanner_counts_every_page_of_a_free_block_it_steps_over() {
+    with_env(|env| {
+        // Nothing to move: the migrate scanner crosses the whole zone, most
+        // of it free blocks of high order.
+        for zone in env.pgdat.zones().iter().filter(|z| z.present_pages() > 0) {
+            let mut cc = CompactControl::new(env.pgdat, zone.zone_type()).unwrap();
+            cc.compact(&Mms(&[]));
+            assert_eq!(cc.stats.migrated, 0);
+            assert!(
+                cc.stats.migrate_scanned >= cc.migrate_pfn - cc.zone_start,
+                "{} pages scanned over {} pfns",
+                cc.stats.migrate_scanned,
+                cc.migrate_pfn - cc.zone_start
+            );
         }
     });
 }

@@ -122,7 +122,7 @@ fn migrate_moves_anonymous_page_with_data_pte_and_counters() {
         env.tlb.take();
         let mut target = Pages { pgdat: env.pgdat, returned: Vec::new() };
         let stats = migrate_pages(env.pgdat, &Mms(&[&mm]), &[old], &mut target);
-        assert_eq!(stats, MigrateStats { succeeded: 1, failed: 0 });
+        assert_eq!(stats, MigrateStats { succeeded: 1, failed: 0, skipped: 0 });
         assert!(target.returned.is_empty());
         let mm = mm.into_inner();
         let new = pfn_at(&mm, X + P);
@@ -162,8 +162,8 @@ fn migrate_skips_page_shared_after_fork() {
         env.pgdat.free_pages(new, 0).unwrap();
         let mut target = Pages { pgdat: env.pgdat, returned: Vec::new() };
         let stats = migrate_pages(env.pgdat, &Mms(&[&parent, &child]), &[old], &mut target);
-        assert_eq!(stats, MigrateStats { succeeded: 0, failed: 1 });
-        assert_eq!(target.returned.len(), 1, "the unused target page goes back");
+        assert_eq!(stats, MigrateStats { succeeded: 0, failed: 1, skipped: 0 });
+        assert!(target.returned.is_empty(), "no target page is taken for a page that cannot move");
         assert_eq!(pfn_at(&parent.borrow(), X), old);
         assert_eq!(pfn_at(&child.borrow(), X), old);
         assert_eq!(events(env.pgdat, VmEventItem::PgmigrateFail), 1);
@@ -206,5 +206,82 @@ fn migrate_finds_no_mapping_in_another_address_space() {
         assert_eq!(stats.succeeded, 1);
         assert!(env.ram.page(pfn_at(&mm.borrow(), X)).iter().all(|&b| b == 3));
         assert!(env.ram.page(pfn_at(&other.borrow(), X)).iter().all(|&b| b == 4));
+    });
+}
+
+#[test]
+fn migrate_skips_page_whose_address_space_is_not_walked() {
+    with_env(|env| {
+        let mm = RefCell::new(env.mm());
+        let other = RefCell::new(env.mm());
+        env.populate(&mut mm.borrow_mut(), 1, |_| 5);
+        env.populate(&mut other.borrow_mut(), 1, |_| 6);
+        let old = pfn_at(&mm.borrow(), X);
+        let mut target = Pages { pgdat: env.pgdat, returned: Vec::new() };
+        // `mm` is not in the walk, as a space exec is building is not in
+        // the kernel's snapshot: nothing is tried, nothing fails.
+        let stats = migrate_pages(env.pgdat, &Mms(&[&other]), &[old], &mut target);
+        assert_eq!(stats, MigrateStats { succeeded: 0, failed: 0, skipped: 1 });
+        assert!(target.returned.is_empty(), "no target page was taken");
+        assert_eq!(events(env.pgdat, VmEventItem::PgmigrateFail), 0);
+        assert_eq!(events(env.pgdat, VmEventItem::PgmigrateSuccess), 0);
+        assert_eq!(pfn_at(&mm.borrow(), X), old);
+    });
+}
+
+#[test]
+fn migrate_batch_flushes_each_address_space_once() {
+    with_env(|env| {
+        let a = RefCell::new(env.mm());
+        let b = RefCell::new(env.mm());
+        env.populate(&mut a.borrow_mut(), 6, |i| 0x10 + i as u8);
+        env.populate(&mut b.borrow_mut(), 2, |i| 0x20 + i as u8);
+        // Interleaved: pages 1, 3 and 5 of `a` and both pages of `b`.
+        let from = [
+            pfn_at(&a.borrow(), X + P),
+            pfn_at(&b.borrow(), X),
+            pfn_at(&a.borrow(), X + 3 * P),
+            pfn_at(&b.borrow(), X + P),
+            pfn_at(&a.borrow(), X + 5 * P),
+        ];
+        env.tlb.take();
+        let mut target = Pages { pgdat: env.pgdat, returned: Vec::new() };
+        let stats = migrate_pages(env.pgdat, &Mms(&[&a, &b]), &from, &mut target);
+        assert_eq!(stats, MigrateStats { succeeded: 5, failed: 0, skipped: 0 });
+        assert_eq!(env.tlb.take(), [(X + P, 5 * P), (X, 2 * P)], "one flush per address space, over its pages");
+        let moved = [(&a, 1, from[0]), (&b, 0, from[1]), (&a, 3, from[2]), (&b, 1, from[3]), (&a, 5, from[4])];
+        for (mm, i, old) in moved {
+            assert_ne!(pfn_at(&mm.borrow(), X + i * P), old, "page {i} moved");
+        }
+        for i in 0..6 {
+            let bytes = env.ram.page(pfn_at(&a.borrow(), X + i * P));
+            assert!(bytes.iter().all(|&byte| byte == 0x10 + i as u8), "page {i} of a");
+        }
+        for i in 0..2 {
+            let bytes = env.ram.page(pfn_at(&b.borrow(), X + i * P));
+            assert!(bytes.iter().all(|&byte| byte == 0x20 + i as u8), "page {i} of b");
+        }
+        assert_eq!(events(env.pgdat, VmEventItem::PgmigrateSuccess), 5);
+    });
+}
+
+#[test]
+fn migrate_batch_puts_back_a_pinned_page_and_moves_the_rest() {
+    with_env(|env| {
+        let mm = RefCell::new(env.mm());
+        env.populate(&mut mm.borrow_mut(), 3, |i| 0x30 + i as u8);
+        let from: Vec<Pfn> = (0..3).map(|i| pfn_at(&mm.borrow(), X + i * P)).collect();
+        let pinned = env.pgdat.pfn_to_page(from[1]).unwrap();
+        pinned.get();
+        let mut target = Pages { pgdat: env.pgdat, returned: Vec::new() };
+        let stats = migrate_pages(env.pgdat, &Mms(&[&mm]), &from, &mut target);
+        assert_eq!(stats, MigrateStats { succeeded: 2, failed: 1, skipped: 0 });
+        assert_eq!(pfn_at(&mm.borrow(), X + P), from[1], "the pinned page stays mapped");
+        assert_ne!(pfn_at(&mm.borrow(), X), from[0]);
+        assert_ne!(pfn_at(&mm.borrow(), X + 2 * P), from[2]);
+        for i in 0..3 {
+            assert!(env.ram.page(pfn_at(&mm.borrow(), X + i * P)).iter().all(|&b| b == 0x30 + i as u8));
+        }
+        env.pgdat.put_page(from[1]).unwrap();
     });
 }
