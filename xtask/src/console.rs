@@ -362,6 +362,37 @@ fn interactive(machine: &Machine, images: &boot::Images, workdir: &Path) -> Resu
     result
 }
 
+/// The machine the console tests boot: the kernel image under BIOS.
+fn console_machine(options: &RunOptions, cpus: u32, cmdline: String) -> Machine {
+    Machine {
+        accel: options.accel,
+        firmware: qemu::Firmware::Bios,
+        mem_mib: qemu::DEFAULT_MEM_MIB,
+        cpus,
+        disk_mib: 0,
+        gdb: None,
+        cmdline,
+        fw_cfg_files: Vec::new(),
+        extra_args: Vec::new(),
+        interactive: false,
+    }
+}
+
+/// Prints a console test's line and counts it.
+fn record(totals: &mut Totals, name: &str, start: Instant, verdict: Result<(), String>, log: &Path) {
+    let secs = start.elapsed().as_secs_f64();
+    match verdict {
+        Ok(()) => {
+            totals.passed += 1;
+            println!("xtask {name} ... ok ({secs:.1} s)");
+        }
+        Err(why) => {
+            totals.failed += 1;
+            println!("xtask {name} ... FAILED ({secs:.1} s): {why}; console in {}", log.display());
+        }
+    }
+}
+
 /// `cargo xtask test`'s end-to-end tests of the console: the kernel image
 /// boots with scripted commands (`--cmd`), once all good, once with bad
 /// ones, and once typed into interactively.
@@ -381,18 +412,7 @@ pub fn test(images: &boot::Images, options: &RunOptions, filter: Option<&str>) -
             println!("\n== mm console, scripted (kernel image, {}) ==", options.accel);
             header = true;
         }
-        let machine = Machine {
-            accel: options.accel,
-            firmware: qemu::Firmware::Bios,
-            mem_mib: qemu::DEFAULT_MEM_MIB,
-            cpus: 2,
-            disk_mib: 0,
-            gdb: None,
-            cmdline: shell_cmdline("loglevel=warn", commands)?,
-            fw_cfg_files: Vec::new(),
-            extra_args: Vec::new(),
-            interactive: false,
-        };
+        let machine = console_machine(options, 2, shell_cmdline("loglevel=warn", commands)?);
         let start = Instant::now();
         let workdir = options.logs.join(name.replace("::", "-"));
         let (console, status) = run_headless(&machine, images.for_firmware(machine.firmware), &workdir, TEST_TIMEOUT)?;
@@ -405,52 +425,18 @@ pub fn test(images: &boot::Images, options: &RunOptions, filter: Option<&str>) -
             Some(_) if good => check_good_console(&console, machine.mem_mib),
             Some(_) => check_bad_console(&console),
         };
-        let secs = start.elapsed().as_secs_f64();
-        match verdict {
-            Ok(()) => {
-                totals.passed += 1;
-                println!("xtask {name} ... ok ({secs:.1} s)");
-            }
-            Err(why) => {
-                totals.failed += 1;
-                println!("xtask {name} ... FAILED ({secs:.1} s): {why}; console in {}", log.display());
-            }
-        }
+        record(&mut totals, name, start, verdict, &log);
     }
     let name = "console::keys_edit_recall_and_interrupt";
     if filter.is_none_or(|f| name.contains(f)) {
         if !header {
             println!("\n== mm console (kernel image, {}) ==", options.accel);
         }
-        let machine = Machine {
-            accel: options.accel,
-            firmware: qemu::Firmware::Bios,
-            mem_mib: qemu::DEFAULT_MEM_MIB,
-            cpus: 1,
-            disk_mib: 0,
-            gdb: None,
-            cmdline: "loglevel=warn".into(),
-            fw_cfg_files: Vec::new(),
-            extra_args: Vec::new(),
-            interactive: false,
-        };
+        let machine = console_machine(options, 1, "loglevel=warn".into());
         let workdir = options.logs.join(name.replace("::", "-"));
         let start = Instant::now();
         let verdict = interactive(&machine, images, &workdir);
-        let secs = start.elapsed().as_secs_f64();
-        match verdict {
-            Ok(()) => {
-                totals.passed += 1;
-                println!("xtask {name} ... ok ({secs:.1} s)");
-            }
-            Err(why) => {
-                totals.failed += 1;
-                println!(
-                    "xtask {name} ... FAILED ({secs:.1} s): {why}; console in {}",
-                    workdir.join("console.log").display()
-                );
-            }
-        }
+        record(&mut totals, name, start, verdict, &workdir.join("console.log"));
     }
     Ok(totals)
 }
