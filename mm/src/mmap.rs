@@ -659,4 +659,4 @@ pub fn page_down(addr: u64) -> u64 {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -7,38 +7,15 @@ use std::ops::ControlFlow;
 use uapi::mman::{MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE};
 
 use super::*;
-use crate::gfp::{GFP_HIGHUSER_MOVABLE, GFP_KERNEL, Gfp};
+use crate::gfp::GFP_HIGHUSER_MOVABLE;
 use crate::memory::FaultAccess;
-use crate::mmap::{MmCounter, MmStruct};
-use crate::pgtable::{PageTable, PgProt, X86PteFormat};
-use crate::sim::{HeapAlloc, Sim, SimRam, SimTlb, free_pages_drained};
-use crate::vma::Vma;
+use crate::mmap::MmCounter;
+use crate::pgtable::{PgProt, X86PteFormat};
 use crate::vmstat::NodeStatItem;
 
-pub(crate) const P: u64 = PAGE_SIZE;
-const FMT: X86PteFormat = X86PteFormat::new(true);
-const KERNEL_BASE: u64 = 0xffff_8880_0000_0000;
-/// Where tests map memory.
-pub(crate) const X: u64 = 0x1000_0000;
-
-pub(crate) type TestAlloc = HeapAlloc<Vma>;
-pub(crate) type Mm<'a> = MmStruct<'a, X86PteFormat, &'a TestAlloc>;
-
-/// One simulated machine with a kernel page table and a zero page.
-pub(crate) struct Env<'a> {
-    pub(crate) pgdat: &'a PgData<'a>,
-    pub(crate) ram: &'a SimRam,
-    kernel: PageTable<'a, X86PteFormat>,
-    pub(crate) tlb: &'a SimTlb,
-    zero: Pfn,
-    alloc: &'a TestAlloc,
-}
+pub(crate) use crate::mmap::tests::{Env, Mm, P, TestAlloc, X, with_env};
 
 impl<'a> Env<'a> {
-    pub(crate) fn mm(&self) -> Mm<'a> {
-        MmStruct::new(&self.kernel, GFP_KERNEL, self.tlb, self.zero, self.alloc).unwrap()
-    }
-
     /// Maps `pages` private anonymous pages at [`X`] and writes each with
     /// `pattern(i)`.
     pub(crate) fn populate(&self, mm: &mut Mm<'a>, pages: u64, pattern: impl Fn(u64) -> u8) {
@@ -55,25 +32,6 @@ impl<'a> Env<'a> {
 /// The frame the pte at `addr` maps.
 pub(crate) fn pfn_at(mm: &Mm<'_>, addr: u64) -> Pfn {
     mm.follow_pte(VirtAddr::new_const(addr)).expect("no pte").phys.pfn()
-}
-
-/// Runs `f` on a fresh 64 MiB machine and checks afterwards that every
-/// page came back and no bad page or mapped-page count was left.
-pub(crate) fn with_env(f: impl FnOnce(&Env<'_>)) {
-    let sim = Sim::flat(64 << 20);
-    let pgdat = sim.pgdat(1);
-    let tlb = SimTlb::default();
-    let alloc = TestAlloc::default();
-    let kernel = PageTable::new(&pgdat, &FMT, GFP_KERNEL, false).unwrap();
-    kernel.preallocate(VirtAddr::new_const(KERNEL_BASE)).unwrap();
-    let zero = pgdat.alloc_pages(GFP_KERNEL | Gfp::ZERO, 0).unwrap();
-    let before = free_pages_drained(&pgdat);
-    let env = Env { pgdat: &pgdat, ram: &sim.ram, kernel, tlb: &tlb, zero, alloc: &alloc };
-    f(&env);
-    assert_eq!(free_pages_drained(&pgdat), before, "pages leaked or double-freed");
-    assert_eq!(pgdat.node_page_state(NodeStatItem::NrAnonMapped), 0, "nr_anon_pages left over");
-    assert_eq!(pgdat.bad_pages(), 0);
-    assert_eq!(alloc.live.get(), 0, "VMAs leaked");
 }
 
 /// Address spaces for the rmap walk: each borrowed for its visit, as the

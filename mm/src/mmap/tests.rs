@@ -17,32 +17,32 @@ use crate::sim::{HeapAlloc, Sim, SimRam, SimTlb, free_pages_drained};
 use crate::vma::Vma;
 use crate::vmstat::{NodeStatItem, VmEventItem};
 
-const P: u64 = PAGE_SIZE;
+pub(crate) const P: u64 = PAGE_SIZE;
 const FMT: X86PteFormat = X86PteFormat::new(true);
 /// A kernel-half address whose root entry the kernel preallocates.
 const KERNEL_BASE: u64 = 0xffff_8880_0000_0000;
 /// Where tests place fixed mappings.
-const X: u64 = 0x1000_0000;
+pub(crate) const X: u64 = 0x1000_0000;
 const RW: u32 = PROT_READ | PROT_WRITE;
 const PA: u32 = MAP_PRIVATE | MAP_ANONYMOUS;
 
 /// VMA memory from the host heap.
-type TestAlloc = HeapAlloc<Vma>;
+pub(crate) type TestAlloc = HeapAlloc<Vma>;
 
-type Mm<'a> = MmStruct<'a, X86PteFormat, &'a TestAlloc>;
+pub(crate) type Mm<'a> = MmStruct<'a, X86PteFormat, &'a TestAlloc>;
 
 /// One simulated machine with a kernel page table and a zero page.
-struct Env<'a> {
-    pgdat: &'a PgData<'a>,
-    ram: &'a SimRam,
+pub(crate) struct Env<'a> {
+    pub(crate) pgdat: &'a PgData<'a>,
+    pub(crate) ram: &'a SimRam,
     kernel: PageTable<'a, X86PteFormat>,
-    tlb: &'a SimTlb,
-    zero: Pfn,
+    pub(crate) tlb: &'a SimTlb,
+    pub(crate) zero: Pfn,
     alloc: &'a TestAlloc,
 }
 
 impl<'a> Env<'a> {
-    fn mm(&self) -> Mm<'a> {
+    pub(crate) fn mm(&self) -> Mm<'a> {
         MmStruct::new(&self.kernel, GFP_KERNEL, self.tlb, self.zero, self.alloc).unwrap()
     }
 
@@ -55,7 +55,7 @@ impl<'a> Env<'a> {
 /// came back, no bad page was reported, the zero page is still zero, no
 /// page is left counted as mapped and only the kernel's page tables are
 /// left counted.
-fn with_env(f: impl FnOnce(&Env<'_>)) {
+pub(crate) fn with_env(f: impl FnOnce(&Env<'_>)) {
     let sim = Sim::flat(64 << 20);
     let pgdat = sim.pgdat(1);
     let tlb = SimTlb::default();
