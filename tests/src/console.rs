@@ -365,7 +365,7 @@ fn compact_moves_a_fragmented_program_and_its_data_survives() {
     let out = sh(&mut shell, "run frag 32 8 &");
     let pid: u32 =
         out.trim().strip_prefix('[').and_then(|s| s.split(']').next()).and_then(|p| p.parse().ok()).expect("pid");
-    let task = kernel::shell::report::find_task(pid).expect("task");
+    let task = kernel::sched::find_task_by_pid(pid).expect("task");
     let deadline = kernel::arch::x86_64::tsc::now_ns() + 60_000_000_000;
     let holes_made = |mm: &kernel::mmap::MmRef| {
         let mm = mm.lock();
@@ -403,7 +403,7 @@ fn a_background_program_shows_in_ps_and_maps() {
     let pid: u32 =
         out.trim().strip_prefix('[').and_then(|s| s.split(']').next()).and_then(|p| p.parse().ok()).expect("pid");
     // Give the program time to map and touch its 2 MiB.
-    let task = kernel::shell::report::find_task(pid).expect("task");
+    let task = kernel::sched::find_task_by_pid(pid).expect("task");
     let deadline = kernel::arch::x86_64::tsc::now_ns() + 20_000_000_000;
     while task.proc.mm().is_none_or(|mm| mm.lock().rss_pages() < 512) {
         assert!(kernel::arch::x86_64::tsc::now_ns() < deadline, "sleep never touched its memory");

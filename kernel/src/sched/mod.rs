@@ -306,6 +306,15 @@ pub fn for_each_task(mut f: impl FnMut(&Arc<Task>)) {
     }
 }
 
+/// The live task with pid `pid` (Linux `find_task_by_vpid`; one pid
+/// namespace). Pid 0 names the idle tasks, so it finds none.
+pub fn find_task_by_pid(pid: Pid) -> Option<Arc<Task>> {
+    if pid == 0 {
+        return None;
+    }
+    interrupts::without_interrupts(|| TASKS.lock().iter().filter_map(Weak::upgrade).find(|t| t.pid == pid))
+}
+
 /// Hands out process ids from 1 upwards (Linux `alloc_pid`, without reuse:
 /// 2^32 ids outlast any test run).
 pub fn alloc_pid() -> Pid {

@@ -7,14 +7,13 @@
 //! host tests check them byte for byte; this module picks the data.
 
 use alloc::string::String;
-use alloc::sync::Arc;
 use core::fmt::Write as _;
 
 use mm::kmemmap::Kmemmap;
 use mm::vmstat::{Buddyinfo, Pagetypeinfo, Vmstat};
 
 use super::{CmdError, Flow, Shell};
-use crate::sched::{self, Task};
+use crate::sched;
 
 /// Blocks per row of `kmemmap` (128 MiB of memory per row).
 pub const KMEMMAP_PER_ROW: u64 = 64;
@@ -124,22 +123,11 @@ pub fn ps(_: &mut Shell, _: &[&str], out: &mut String) -> Res {
     done()
 }
 
-/// The task with pid `pid`.
-pub fn find_task(pid: u32) -> Option<Arc<Task>> {
-    let mut found = None;
-    sched::for_each_task(|t| {
-        if t.pid == pid {
-            found = Some(t.clone());
-        }
-    });
-    found
-}
-
 /// `maps PID`: /proc/PID/maps.
 pub fn maps(_: &mut Shell, args: &[&str], out: &mut String) -> Res {
     let [pid] = args else { return Err(CmdError::Usage("maps PID")) };
     let pid: u32 = pid.parse().map_err(|_| CmdError::BadNumber(String::from(*pid)))?;
-    let task = find_task(pid).ok_or(CmdError::NoSuchTask(pid))?;
+    let task = sched::find_task_by_pid(pid).ok_or(CmdError::NoSuchTask(pid))?;
     let mm = task.proc.mm().ok_or(CmdError::NoMm(pid))?;
     let _ = mm.lock().show_maps(out);
     done()
