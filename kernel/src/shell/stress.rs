@@ -421,22 +421,16 @@ pub fn compact(_: &mut Shell, _: &[&str], out: &mut String) -> Res {
 }
 
 /// Free memory in blocks of at least pageblock order (2 MiB), counted in
-/// pageblocks over every zone and migratetype, and the largest order with
-/// a free block; after draining the per-cpu lists.
+/// pageblocks over every zone, and the largest order with a free block
+/// ([`crate::mm::free_blocks`]: per-cpu lists drained first).
 pub fn free_pageblocks() -> (u64, Option<usize>) {
-    let pgdat = crate::mm::pgdat();
-    pgdat.drain_all_pages();
     let mut blocks = 0;
     let mut largest = None;
-    for zone in pgdat.zones().iter().filter(|z| z.present_pages() > 0) {
-        let counts = pgdat.free_counts(zone.zone_type());
-        for (order, by_type) in counts.blocks.iter().enumerate() {
-            let n: u64 = by_type.iter().sum();
-            if n > 0 {
-                largest = largest.max(Some(order));
-            }
-            if order >= PAGEBLOCK_ORDER as usize {
-                blocks += n << (order - PAGEBLOCK_ORDER as usize);
+    for zone in crate::mm::free_blocks() {
+        for (order, &n) in zone.iter().enumerate().filter(|&(_, &n)| n > 0) {
+            largest = largest.max(Some(order));
+            if let Some(extra) = order.checked_sub(PAGEBLOCK_ORDER as usize) {
+                blocks += n << extra;
             }
         }
     }
