@@ -29,6 +29,7 @@ use core::fmt::{self, Write as _};
 
 use uapi::errno::Errno;
 use uapi::mman::*;
+use uapi::resource::{RLIM_INFINITY, Rlimit};
 
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE, Pfn, VirtAddr, align_down, align_up};
 use crate::arch::TlbFlush;
@@ -49,6 +50,44 @@ pub const MMAP_MIN_ADDR: u64 = 65536;
 
 /// Default stack size limit (Linux `_STK_LIM`, `RLIMIT_STACK` 8 MiB).
 pub const STACK_RLIMIT: u64 = 8 << 20;
+
+/// Default locked-memory limit (Linux `MLOCK_LIMIT`, 8 MiB since 5.16).
+pub const MLOCK_LIMIT: u64 = 8 << 20;
+
+/// The caller's resource limits and privilege that the mm checks (Linux
+/// reads `rlimit(RLIMIT_*)` of `current->signal` and asks
+/// `capable(CAP_IPC_LOCK)` at each check). The kernel keeps the process's
+/// limits here (set at fork, exec and setrlimit), since the mm has no
+/// notion of tasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MmLimits {
+    /// `RLIMIT_AS`: the largest `total_vm`, in bytes (Linux `may_expand_vm`).
+    pub address_space: Rlimit,
+    /// `RLIMIT_DATA`: the largest private writable memory (`data_vm`) and
+    /// the brk area, in bytes.
+    pub data: Rlimit,
+    /// `RLIMIT_STACK`: the largest stack VMA, in bytes, and the gap kept
+    /// below it by the mmap layout.
+    pub stack: Rlimit,
+    /// `RLIMIT_MEMLOCK`: the most locked memory, in bytes.
+    pub memlock: Rlimit,
+    /// Whether the caller has `CAP_IPC_LOCK`, which lifts `RLIMIT_MEMLOCK`.
+    pub cap_ipc_lock: bool,
+}
+
+impl MmLimits {
+    /// Linux's boot-time limits (`INIT_RLIMITS`) for a privileged process.
+    pub const fn init() -> Self {
+        let unlimited = Rlimit { rlim_cur: RLIM_INFINITY, rlim_max: RLIM_INFINITY };
+        MmLimits {
+            address_space: unlimited,
+            data: unlimited,
+            stack: Rlimit { rlim_cur: STACK_RLIMIT, rlim_max: RLIM_INFINITY },
+            memlock: Rlimit { rlim_cur: MLOCK_LIMIT, rlim_max: MLOCK_LIMIT },
+            cap_ipc_lock: true,
+        }
+    }
+}
 
 /// RSS counters (Linux `MM_FILEPAGES`, `MM_ANONPAGES`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,6 +113,9 @@ pub struct MmStruct<'a, F: PteFormat, A: VmaAlloc> {
     /// Flags every new VMA gets (Linux `def_flags`: `VM_LOCKED` after
     /// `mlockall(MCL_FUTURE)`).
     pub def_flags: VmaFlags,
+    /// The resource limits checked by mmap, brk, mremap, mlock and stack
+    /// growth; the kernel sets them from the process's.
+    pub limits: MmLimits,
 }
 
 /// Where the program's pieces are (Linux `mm_struct`'s `start_code`,
@@ -157,6 +199,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             mmap_base: TASK_SIZE - STACK_RLIMIT - STACK_GUARD_GAP,
             layout: MmLayout::default(),
             def_flags: VmaFlags::empty(),
+            limits: MmLimits::init(),
         })
     }
 
