@@ -136,7 +136,7 @@ pub fn free_pages(pfn: Pfn, order: u32) -> Result<(), BadPage> {
 
 /// The direct-map address of a page (Linux `page_address`).
 pub fn page_address(pfn: Pfn) -> VirtAddr {
-    VirtAddr::new_const(crate::boot::PAGE_OFFSET + pfn.phys().as_u64())
+    VirtAddr::expect_canonical(crate::boot::PAGE_OFFSET + pfn.phys().as_u64())
 }
 
 /// Builds memblock, the memory map and the zones, and releases free memory

@@ -186,7 +186,7 @@ pub fn setup_per_cpu_areas(memblock: &mut Memblock, nr_cpus: u32) {
     load_gs(0);
     // SAFETY: the chunk is ours (reserved above) and only the static part
     // of each unit is used outside the allocator.
-    unsafe { ALLOCATOR.lock().init(VirtAddr::new_const(base), UNIT_SIZE, nr_cpus, static_size.next_multiple_of(64)) }
+    unsafe { ALLOCATOR.lock().init(VirtAddr::expect_canonical(base), UNIT_SIZE, nr_cpus, static_size.next_multiple_of(64)) }
         .unwrap_or_else(|e| panic!("percpu: {e}"));
     log::info!(
         "Embedded {} pages/cpu s{static_size} d{} u{UNIT_SIZE} for {nr_cpus} CPUs at {base:#x}",
@@ -213,7 +213,7 @@ impl PercpuPtr {
 
     /// CPU `cpu`'s copy (Linux `per_cpu_ptr`).
     pub fn per_cpu_ptr(self, cpu: u32) -> VirtAddr {
-        VirtAddr::new_const(self.0.as_u64() + u64::from(cpu) * UNIT_SIZE)
+        VirtAddr::expect_canonical(self.0.as_u64() + u64::from(cpu) * UNIT_SIZE)
     }
 
     /// The address `gs:` resolves to this CPU's copy (Linux's `__percpu`
@@ -232,7 +232,7 @@ impl PercpuPtr {
             core::arch::asm!("mov {0}, qword ptr gs:[{1}]", out(reg) off, sym THIS_CPU_OFF,
                 options(nostack, preserves_flags, readonly));
         }
-        VirtAddr::new_const(self.gs_address().wrapping_add(off))
+        VirtAddr::expect_canonical(self.gs_address().wrapping_add(off))
     }
 
     /// Adds `value` to this CPU's u64 at this pointer in one instruction,

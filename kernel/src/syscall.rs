@@ -487,15 +487,20 @@ fn sys_mmap(addr: u64, len: u64, prot: u32, flags: u32, fd: i32, off: u64) -> Sy
 }
 
 fn sys_mincore(start: u64, len: u64, vec: u64) -> SysResult {
+    use mm::mincore::{MINCORE_CHUNK, mincore_check};
     let mm = current_mm()?;
-    let mut out = Vec::new();
-    // Collected first: copying to user memory may fault, and the fault
-    // handler takes the address-space lock.
-    mm.lock().mincore(start, len, &mut |_, chunk| {
-        out.extend_from_slice(chunk);
-        Ok(())
-    })?;
-    copy_to_user(vec, &out).map_err(efault)?;
+    let range = mincore_check(start, len, vec)?;
+    // A chunk at a time, the lock dropped for each copy (Linux
+    // `do_mincore` under `mmap_read_lock`, then `copy_to_user`): copying
+    // to user memory may fault, and the fault handler takes the lock.
+    let mut chunk = [0u8; MINCORE_CHUNK];
+    let (mut at, mut index) = (range.start(), 0u64);
+    while at < range.end() {
+        let n = mm.lock().mincore_chunk(range.from(at), &mut chunk)?;
+        copy_to_user(vec + index, &chunk[..n]).map_err(efault)?;
+        index += n as u64;
+        at = at.checked_add((n as u64) << mm::PAGE_SHIFT).ok_or(Errno::ENOMEM)?;
+    }
     Ok(0)
 }
 

@@ -81,8 +81,8 @@ pub fn init(nr_cpus: u32) {
     let vm = Vmalloc::new(
         pt,
         pgtable::kernel_tlb(),
-        VirtAddr::new_const(VMALLOC_START),
-        VirtAddr::new_const(VMALLOC_END),
+        VirtAddr::expect_canonical(VMALLOC_START),
+        VirtAddr::expect_canonical(VMALLOC_END),
         nr_cpus,
         SlabNodes { slab, cache },
     )

@@ -97,11 +97,17 @@ impl VirtAddr {
         if top == 0 || top == 0x1ffff { Some(Self(addr)) } else { None }
     }
 
-    /// Wraps an address known to be canonical at compile time.
+    /// Address 0.
+    pub const ZERO: VirtAddr = VirtAddr(0);
+
+    /// Wraps an address the caller knows to be canonical: a constant, or
+    /// a value derived from canonical addresses the kernel chose. Never
+    /// for a value from user space, which [`crate::uaddr::UserRange`] and
+    /// [`VirtAddr::new`] check instead.
     ///
     /// # Panics
     /// At compile time (in const context) or run time if `addr` is not canonical.
-    pub const fn new_const(addr: u64) -> Self {
+    pub const fn expect_canonical(addr: u64) -> Self {
         match Self::new(addr) {
             Some(v) => v,
             None => panic!("non-canonical virtual address"),
@@ -253,10 +259,10 @@ mod tests {
 
     #[test]
     fn virt_checked_add_refuses_to_cross_the_canonical_hole() {
-        let top_of_user = VirtAddr::new_const(0x0000_7fff_ffff_f000);
+        let top_of_user = VirtAddr::expect_canonical(0x0000_7fff_ffff_f000);
         assert_eq!(top_of_user.checked_add(0xfff).map(VirtAddr::as_u64), Some(0x7fff_ffff_ffff));
         assert_eq!(top_of_user.checked_add(0x1000), None);
-        assert_eq!(VirtAddr::new_const(u64::MAX).checked_add(1), None);
+        assert_eq!(VirtAddr::expect_canonical(u64::MAX).checked_add(1), None);
     }
 
     #[test]

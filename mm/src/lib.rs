@@ -52,6 +52,7 @@ pub mod rmap;
 mod sim;
 pub mod slab_common;
 pub mod slub;
+pub mod uaddr;
 pub mod vma;
 pub mod vmalloc;
 pub mod vmstat;

@@ -18,19 +18,22 @@
 //! - `MADV_DONTNEED` leaves `VM_SHARED` mappings alone: their pages live
 //!   only in the page tables (no shmem or page cache to refault them
 //!   from), and keeping them is what a Linux program sees after the refault.
-//! - `MADV_REMOVE`, `MADV_WIPEONFORK`/`KEEPONFORK`, `MADV_COLLAPSE` and the
-//!   KSM, THP and memory-failure advice are `EINVAL`, as in a Linux built
-//!   without those features.
+//! - `MADV_REMOVE`, `MADV_COLLAPSE` and the KSM, THP and memory-failure
+//!   advice are `EINVAL`, as in a Linux built without those features.
+//!
+//! `MADV_WIPEONFORK` marks private anonymous VMAs `VM_WIPEONFORK` (a file
+//! or shared VMA is `EINVAL`), so that a fork child gets them empty;
+//! `MADV_KEEPONFORK` clears the mark on any VMA.
 
 #![forbid(unsafe_code)]
 
 use uapi::errno::Errno;
 use uapi::mman::*;
 
-use crate::addr::{PAGE_SIZE, VirtAddr};
 use crate::memory::{FaultAccess, FaultError};
-use crate::mmap::{MmStruct, page_align, vma_err};
+use crate::mmap::{MmStruct, vma_err};
 use crate::pgtable::PteFormat;
+use crate::uaddr::{RangeError, UserRange};
 use crate::vma::{VmaAlloc, VmaFlags};
 
 /// Whether `advice` is one we know (Linux `madvise_behavior_valid`).
@@ -52,54 +55,59 @@ fn madvise_behavior_valid(advice: i32) -> bool {
             | MADV_DOFORK
             | MADV_DONTDUMP
             | MADV_DODUMP
+            | MADV_WIPEONFORK
+            | MADV_KEEPONFORK
     )
 }
 
 impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
     /// The madvise system call (Linux `do_madvise`).
     pub fn madvise(&mut self, start: u64, len: u64, advice: i32) -> Result<(), Errno> {
-        if !madvise_behavior_valid(advice) || start & (PAGE_SIZE - 1) != 0 {
+        if !madvise_behavior_valid(advice) {
             return Err(Errno::EINVAL);
         }
-        // Linux's PAGE_ALIGN wraps a length in the last page to 0.
-        let aligned = page_align(len).unwrap_or(0);
-        if len != 0 && aligned == 0 {
-            return Err(Errno::EINVAL);
-        }
-        let end = start.checked_add(aligned).ok_or(Errno::EINVAL)?;
-        if end == start {
+        let (range, cut) = match UserRange::from_user_cut(start, len) {
+            Ok(r) => r,
+            Err(RangeError::Unaligned | RangeError::LenWraps | RangeError::EndWraps) => return Err(Errno::EINVAL),
+            // A zero length anywhere is fine; past user space there is
+            // no VMA to advise (Linux's walk finds none: ENOMEM).
+            Err(RangeError::BeyondTaskSize) if len == 0 => return Ok(()),
+            Err(RangeError::BeyondTaskSize) => return Err(Errno::ENOMEM),
+        };
+        if range.is_empty() {
             return Ok(());
         }
-        let mut unmapped = false;
-        let mut at = start;
-        loop {
-            let (vma_start, vma_end) = match self.find_vma_user(at) {
-                Some(v) => (v.start().as_u64(), v.end().as_u64()),
+        // Linux `madvise_walk_vmas`.
+        let mut unmapped = cut;
+        let mut at = range.start();
+        while at < range.end() {
+            let (vma_start, vma_end) = match self.vmas.find_vma(at.virt()) {
+                Some(v) => (v.start(), v.end()),
                 None => return Err(Errno::ENOMEM),
             };
-            if at < vma_start {
+            let part = range.from(at).clip_virt(vma_start, vma_end);
+            if part.is_empty() {
                 unmapped = true;
-                at = vma_start;
-                if at >= end {
-                    break;
-                }
-            }
-            let part_end = vma_end.min(end);
-            self.madvise_vma(at, part_end, advice)?;
-            at = part_end;
-            if at >= end {
                 break;
             }
+            if part.start() > at {
+                unmapped = true;
+            }
+            self.madvise_vma(part, advice)?;
+            at = part.end();
         }
         if unmapped { Err(Errno::ENOMEM) } else { Ok(()) }
     }
 
-    /// Applies `advice` to `[start, end)`, inside one VMA (Linux
+    /// Applies `advice` to `range`, inside one VMA (Linux
     /// `madvise_vma_behavior`).
-    fn madvise_vma(&mut self, start: u64, end: u64, advice: i32) -> Result<(), Errno> {
-        let (flags, file) = match self.vmas.vma_lookup(VirtAddr::new_const(start)) {
+    fn madvise_vma(&mut self, range: UserRange, advice: i32) -> Result<(), Errno> {
+        let (flags, file) = match self.vmas.vma_lookup(range.start().virt()) {
             Some(v) => (v.flags(), v.file()),
             None => return Err(Errno::ENOMEM),
+        };
+        let set_flags = |mm: &mut Self, f: &dyn Fn(VmaFlags) -> VmaFlags| {
+            mm.vmas.modify_flags(range.start().virt(), range.end().virt(), |v| f(v.flags())).map_err(vma_err)
         };
         match advice {
             MADV_DONTNEED | MADV_DONTNEED_LOCKED | MADV_FREE => {
@@ -113,45 +121,36 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
                     return Err(Errno::EINVAL);
                 }
                 if !shared {
-                    self.zap_range(start, end);
+                    self.zap_range(range);
                 }
                 Ok(())
             }
             // Linux `can_madv_lru_vma`.
             MADV_COLD | MADV_PAGEOUT if flags.contains(VmaFlags::LOCKED) => Err(Errno::EINVAL),
-            MADV_POPULATE_READ | MADV_POPULATE_WRITE => {
-                self.madvise_populate(start, end, advice == MADV_POPULATE_WRITE)
-            }
-            MADV_DONTFORK => self
-                .vmas
-                .modify_flags(VirtAddr::new_const(start), VirtAddr::new_const(end), |v| v.flags() | VmaFlags::DONTCOPY)
-                .map_err(vma_err),
-            MADV_DOFORK => self
-                .vmas
-                .modify_flags(VirtAddr::new_const(start), VirtAddr::new_const(end), |v| v.flags() - VmaFlags::DONTCOPY)
-                .map_err(vma_err),
+            MADV_POPULATE_READ | MADV_POPULATE_WRITE => self.madvise_populate(range, advice == MADV_POPULATE_WRITE),
+            MADV_DONTFORK => set_flags(self, &|f| f | VmaFlags::DONTCOPY),
+            MADV_DOFORK => set_flags(self, &|f| f - VmaFlags::DONTCOPY),
+            MADV_WIPEONFORK if file.is_some() || flags.contains(VmaFlags::SHARED) => Err(Errno::EINVAL),
+            MADV_WIPEONFORK => set_flags(self, &|f| f | VmaFlags::WIPEONFORK),
+            MADV_KEEPONFORK => set_flags(self, &|f| f - VmaFlags::WIPEONFORK),
             _ => Ok(()),
         }
     }
 
     /// Faults in `[start, end)` for reading or writing (Linux
     /// `madvise_populate`): `EINVAL` where the VMA does not allow it.
-    fn madvise_populate(&mut self, start: u64, end: u64, write: bool) -> Result<(), Errno> {
-        let mut addr = start;
-        while addr < end {
-            let present = self.follow_pte(VirtAddr::new_const(addr)).is_some_and(|l| {
+    fn madvise_populate(&mut self, range: UserRange, write: bool) -> Result<(), Errno> {
+        for addr in range.addrs() {
+            let present = self.follow_pte(addr.virt()).is_some_and(|l| {
                 !l.prot.contains(crate::pgtable::PgProt::PROTNONE)
                     && (!write || l.prot.contains(crate::pgtable::PgProt::WRITE))
             });
             if !present {
-                self.handle_mm_fault(VirtAddr::new_const(addr), FaultAccess { write, exec: false }).map_err(
-                    |e| match e {
-                        FaultError::AccErr => Errno::EINVAL,
-                        FaultError::MapErr | FaultError::Oom => Errno::ENOMEM,
-                    },
-                )?;
+                self.handle_mm_fault(addr.virt(), FaultAccess { write, exec: false }).map_err(|e| match e {
+                    FaultError::AccErr => Errno::EINVAL,
+                    FaultError::MapErr | FaultError::Oom => Errno::ENOMEM,
+                })?;
             }
-            addr += PAGE_SIZE;
         }
         Ok(())
     }

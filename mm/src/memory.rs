@@ -42,6 +42,7 @@ use crate::gfp::{GFP_HIGHUSER_MOVABLE, Gfp};
 use crate::mmap::{MmCounter, MmStruct};
 use crate::pgtable::{Entry, Leaf, Level, PTRS_PER_TABLE, PageSize, PgProt, PteFormat, TlbGather};
 use crate::rmap;
+use crate::uaddr::{UserAddr, UserRange};
 use crate::vma::{Vma, VmaAlloc, VmaFlags};
 use crate::vmstat::VmEventItem;
 
@@ -115,13 +116,15 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     /// lookup and access checks of x86's `do_user_addr_fault`), growing a
     /// stack VMA first if `addr` is just below one.
     pub fn handle_mm_fault(&mut self, addr: VirtAddr, access: FaultAccess) -> Result<(), FaultError> {
-        let addr = addr.as_u64() & !(PAGE_SIZE - 1);
-        let vma = match self.vmas.find_vma(VirtAddr::new_const(addr)) {
+        // No VMA lies outside user space.
+        let page = UserAddr::page_down(addr.as_u64()).ok_or(FaultError::MapErr)?;
+        let addr = page.as_u64();
+        let vma = match self.vmas.find_vma(page.virt()) {
             Some(v) if v.start().as_u64() <= addr => v,
             Some(v) if v.flags().contains(VmaFlags::GROWSDOWN) => {
                 let start = v.start();
-                self.expand_stack(start, addr)?;
-                self.vmas.vma_lookup(VirtAddr::new_const(addr)).ok_or(FaultError::MapErr)?
+                self.expand_stack(start, page)?;
+                self.vmas.vma_lookup(page.virt()).ok_or(FaultError::MapErr)?
             }
             _ => return Err(FaultError::MapErr),
         };
@@ -140,7 +143,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         self.pgd.pgdat().count_vm_event(VmEventItem::Pgfault);
         let desc = vma.desc();
         let index = linear_page_index(vma, addr);
-        let slot = self.pgd.pte_offset(VirtAddr::new_const(addr), true).map_err(|_| FaultError::Oom)?;
+        let slot = self.pgd.pte_offset(page.virt(), true).map_err(|_| FaultError::Oom)?;
         let Some(slot) = slot else { return Err(FaultError::Oom) };
         let raw = slot.load(Ordering::Acquire);
         match self.leaf(raw) {
@@ -176,7 +179,8 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             // this is the only reference to its 4096 bytes, which the direct
             // map covers read-write.
             let buf = unsafe { core::slice::from_raw_parts_mut(self.page_ptr(pfn)?, PAGE_SIZE as usize) };
-            let offset = index * PAGE_SIZE;
+            // An index past 2^64 bytes is past the end of any file.
+            let offset = index.saturating_mul(PAGE_SIZE);
             let n = if offset < file.size() {
                 // No page cache: every file fault reads, a major fault.
                 pgdat.count_vm_event(VmEventItem::Pgmajfault);
@@ -291,9 +295,10 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
 
     /// Clears every pte of `[start, end)` and drops the pages (Linux
     /// `zap_page_range_single`/`unmap_page_range`); flushes once.
-    pub(crate) fn zap_range(&mut self, start: u64, end: u64) {
+    pub(crate) fn zap_range(&mut self, range: UserRange) {
+        let end = range.end().as_u64();
         let mut victims: [Pfn; 64] = [Pfn::new(0); 64];
-        let mut va = start;
+        let mut va = range.start().as_u64();
         while va < end {
             // Collect up to 64 pages, then drop them: the walk borrows the
             // page table, dropping needs `&mut self`.
@@ -329,7 +334,8 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     /// (Linux `change_pte_range`). Write permission is given back only to
     /// pages this address space holds alone; a shared (copy-on-write) page
     /// stays read-only until written.
-    pub(crate) fn change_protection(&mut self, start: u64, end: u64, flags: VmaFlags) {
+    pub(crate) fn change_protection(&mut self, range: UserRange, flags: VmaFlags) {
+        let (start, end) = (range.start().as_u64(), range.end().as_u64());
         let prot = vm_get_page_prot(flags);
         let private = !flags.contains(VmaFlags::SHARED);
         let mut gather = TlbGather::for_mm(self.pgd.root());
@@ -380,8 +386,8 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             let block = addr >> Level::Pmd.shift();
             let table = match dst_table {
                 Some((b, t)) if b == block => t,
-                _ => match self.pgd.pte_table(VirtAddr::new_const(addr), true) {
-                    Ok(Some(t)) => {
+                _ => match UserAddr::page_down(addr).map(|a| self.pgd.pte_table(a.virt(), true)) {
+                    Some(Ok(Some(t))) => {
                         dst_table = Some((block, t));
                         t
                     }
@@ -412,23 +418,30 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     /// `move_page_tables`): the pages stay where they are, only their
     /// addresses change. The destination must hold no ptes. Its page
     /// tables are allocated first, so on `ENOMEM` nothing has moved.
-    pub(crate) fn move_ptes(&mut self, old: u64, new: u64, len: u64) -> Result<(), Errno> {
+    pub(crate) fn move_ptes(&mut self, old: UserRange, new: UserRange) -> Result<(), Errno> {
+        if old.len() != new.len() {
+            return Err(Errno::EINVAL);
+        }
         let fmt = self.pgd.format();
         let mut result = Ok(());
-        self.pgd.for_each_pte(old, old + len, &mut |addr, slot| {
+        // The destination of the pte at `addr` (inside `old`): inside `new`.
+        let dst_of = |addr: u64| UserAddr::new(addr - old.start().as_u64() + new.start().as_u64()).ok();
+        let (start, end) = (old.start().as_u64(), old.end().as_u64());
+        self.pgd.for_each_pte(start, end, &mut |addr, slot| {
             if result.is_ok()
                 && let Entry::Leaf(_) = fmt.decode(slot.load(Ordering::Acquire), Level::Pte)
-                && !matches!(self.pgd.pte_offset(VirtAddr::new_const(addr - old + new), true), Ok(Some(_)))
+                && !dst_of(addr).is_some_and(|d| matches!(self.pgd.pte_offset(d.virt(), true), Ok(Some(_))))
             {
                 result = Err(Errno::ENOMEM);
             }
         });
         result?;
         let mut gather = TlbGather::for_mm(self.pgd.root());
-        self.pgd.for_each_pte(old, old + len, &mut |addr, slot| {
+        self.pgd.for_each_pte(start, end, &mut |addr, slot| {
             let raw = slot.load(Ordering::Acquire);
             if let Entry::Leaf(_) = fmt.decode(raw, Level::Pte)
-                && let Ok(Some(dst)) = self.pgd.pte_offset(VirtAddr::new_const(addr - old + new), false)
+                && let Some(d) = dst_of(addr)
+                && let Ok(Some(dst)) = self.pgd.pte_offset(d.virt(), false)
             {
                 dst.store(raw, Ordering::Release);
                 slot.store(0, Ordering::Release);
@@ -441,31 +454,33 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
 
     /// Faults in every page of `[start, end)` (Linux `populate_vma_page_range`
     /// through `handle_mm_fault`): written if the VMA is writable.
-    pub(crate) fn populate(&mut self, start: u64, end: u64) -> Result<(), FaultError> {
-        let mut addr = start;
-        while addr < end {
-            let Some(vma) = self.vmas.vma_lookup(VirtAddr::new_const(addr)) else {
+    pub(crate) fn populate(&mut self, range: UserRange) -> Result<(), FaultError> {
+        let mut at = range.start();
+        while at < range.end() {
+            let Some(vma) = self.vmas.vma_lookup(at.virt()) else {
                 return Err(FaultError::MapErr);
             };
             let flags = vma.flags();
-            let vma_end = vma.end().as_u64().min(end);
+            let part = range.from(at).clip_virt(vma.start(), vma.end());
+            if part.is_empty() {
+                return Err(FaultError::MapErr);
+            }
             if flags.intersects(VmaFlags::READ | VmaFlags::WRITE | VmaFlags::EXEC) {
                 let write = flags.contains(VmaFlags::WRITE);
-                while addr < vma_end {
+                for addr in part.addrs() {
                     let present = self
                         .pgd
-                        .pte_offset(VirtAddr::new_const(addr), false)
+                        .pte_offset(addr.virt(), false)
                         .ok()
                         .flatten()
                         .and_then(|s| self.leaf(s.load(Ordering::Acquire)))
                         .is_some_and(|l| !write || l.prot.contains(PgProt::WRITE));
                     if !present {
-                        self.handle_mm_fault(VirtAddr::new_const(addr), FaultAccess { write, exec: false })?;
+                        self.handle_mm_fault(addr.virt(), FaultAccess { write, exec: false })?;
                     }
-                    addr += PAGE_SIZE;
                 }
             }
-            addr = vma_end;
+            at = part.end();
         }
         Ok(())
     }
@@ -475,27 +490,25 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     /// gets a protnone pte). This stands in for shmem: the pages must exist
     /// before a fork so that parent and child map the same ones, even if
     /// the protection allows access only later.
-    pub(crate) fn populate_shared_anon(&mut self, start: u64, end: u64) -> Result<(), FaultError> {
-        let mut addr = start;
-        while addr < end {
-            let vma = self.vmas.vma_lookup(VirtAddr::new_const(addr)).ok_or(FaultError::MapErr)?;
+    pub(crate) fn populate_shared_anon(&mut self, range: UserRange) -> Result<(), FaultError> {
+        for addr in range.addrs() {
+            let vma = self.vmas.vma_lookup(addr.virt()).ok_or(FaultError::MapErr)?;
             let desc = vma.desc();
-            let index = linear_page_index(vma, addr);
-            let slot = self.pgd.pte_offset(VirtAddr::new_const(addr), true).map_err(|_| FaultError::Oom)?;
+            let index = linear_page_index(vma, addr.as_u64());
+            let slot = self.pgd.pte_offset(addr.virt(), true).map_err(|_| FaultError::Oom)?;
             let slot = slot.ok_or(FaultError::Oom)?;
             if self.leaf(slot.load(Ordering::Acquire)).is_none() {
                 self.do_pte_missing(slot, &desc, index, true)?;
             }
-            addr += PAGE_SIZE;
         }
         Ok(())
     }
 
     /// Whether the page at `addr` is resident (Linux `mincore_pte_range`:
     /// a present or protnone pte).
-    pub(crate) fn page_resident(&self, addr: u64) -> bool {
+    pub(crate) fn page_resident(&self, addr: UserAddr) -> bool {
         self.pgd
-            .pte_offset(VirtAddr::new_const(addr), false)
+            .pte_offset(addr.virt(), false)
             .ok()
             .flatten()
             .is_some_and(|s| self.leaf(s.load(Ordering::Acquire)).is_some())

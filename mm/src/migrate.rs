@@ -269,7 +269,7 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
             let pages = (vma.end().as_u64() - vma.start().as_u64()) >> PAGE_SHIFT;
             let offset = index.checked_sub(vma.pgoff()).filter(|&o| o < pages)?;
             let addr = vma.start().as_u64() + (offset << PAGE_SHIFT);
-            let slot = self.pgd.pte_offset(VirtAddr::new_const(addr), false).ok().flatten()?;
+            let slot = self.pgd.pte_offset(VirtAddr::expect_canonical(addr), false).ok().flatten()?;
             match fmt.decode(slot.load(Ordering::Acquire), Level::Pte) {
                 Entry::Leaf(leaf) if leaf.phys.pfn() == old => Some((addr, slot, leaf)),
                 _ => None,
@@ -361,7 +361,7 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
         if n == 0 {
             return out_of_targets;
         }
-        self.tlb.flush_tlb_mm_range_all_cpus(self.pgd.root(), VirtAddr::new_const(lo), hi - lo + PAGE_SIZE);
+        self.tlb.flush_tlb_mm_range_all_cpus(self.pgd.root(), VirtAddr::expect_canonical(lo), hi - lo + PAGE_SIZE);
         for u in unmapped.iter().take(n).flatten() {
             outcome[u.i] = self.migrate_unmapped_locked(batch[u.i], u);
             if outcome[u.i].is_err() {

@@ -1,27 +1,32 @@
 //! The mincore system call (Linux `mm/mincore.c`): which pages of a range
 //! are resident, one byte per page.
 //!
-//! The vector is produced in chunks of at most [`MINCORE_CHUNK`] bytes on
-//! the stack, handed to a callback that copies them to user memory, as
-//! Linux fills a temporary page and `copy_to_user`s it: no allocation, and
-//! the mmap lock is the caller's to drop between chunks if it wants.
+//! The vector is produced in chunks of at most [`MINCORE_CHUNK`] bytes
+//! ([`MmStruct::mincore_chunk`]), which the caller copies to user memory
+//! between taking the address-space lock, as Linux fills a temporary page
+//! under `mmap_read_lock` and `copy_to_user`s it after dropping the lock:
+//! no allocation whatever the length.
 //!
 //! A page is resident if a pte maps it, the shared zero page and
 //! `PROT_NONE` pages included (Linux `mincore_pte_range`). A missing pte
 //! reads 0: there is no page cache or swap cache to look in (Linux
 //! `mincore_unmapped_range` would find cached file pages).
 //!
-//! Differences from Linux: the vector's `access_ok` check (`EFAULT`) is
-//! the callback's to make when it copies the first chunk, so a bad vector
-//! with an unmapped range reports `ENOMEM` rather than `EFAULT`.
+//! Checks in Linux's order: the start's alignment (`EINVAL`), the range in
+//! user space (`ENOMEM`), the vector in user space (`EFAULT`, Linux's
+//! `access_ok`), then the VMAs (`ENOMEM` at the first hole) and the copies
+//! (`EFAULT` from the callback). So a vector that is a user address but
+//! unmapped, over an unmapped range, gives `ENOMEM`, and a kernel or
+//! non-canonical vector gives `EFAULT`, as on Linux.
 
 #![forbid(unsafe_code)]
 
 use uapi::errno::Errno;
 
-use crate::addr::{PAGE_SHIFT, PAGE_SIZE};
+use crate::addr::PAGE_SHIFT;
 use crate::mmap::{MmStruct, TASK_SIZE};
 use crate::pgtable::PteFormat;
+use crate::uaddr::{RangeError, UserRange};
 use crate::vma::VmaAlloc;
 
 /// Where [`MmStruct::mincore`] hands the vector: `(index, bytes)` for the
@@ -31,39 +36,56 @@ pub type MincoreOut<'f> = dyn FnMut(usize, &[u8]) -> Result<(), Errno> + 'f;
 /// Bytes of the vector produced per callback at most.
 pub const MINCORE_CHUNK: usize = 256;
 
+/// The mincore system call's argument checks, in Linux's order: the
+/// range to report on, or the errno.
+pub fn mincore_check(start: u64, len: u64, vec: u64) -> Result<UserRange, Errno> {
+    let range = match UserRange::from_user(start, len) {
+        Ok(r) => r,
+        Err(RangeError::Unaligned) => return Err(Errno::EINVAL),
+        Err(RangeError::LenWraps | RangeError::EndWraps | RangeError::BeyondTaskSize) => return Err(Errno::ENOMEM),
+    };
+    // Linux `access_ok(start, len)` on the unrounded length, then on the
+    // vector.
+    if start.checked_add(len).is_none_or(|e| e > TASK_SIZE) {
+        return Err(Errno::ENOMEM);
+    }
+    if vec.checked_add(range.pages()).is_none_or(|e| e > TASK_SIZE) {
+        return Err(Errno::EFAULT);
+    }
+    Ok(range)
+}
+
 impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
-    /// The mincore system call: calls `out(index, bytes)` with the vector
-    /// entries for pages `index..index + bytes.len()` of
-    /// `[start, start + len)`, in order, each byte 1 if the page is
-    /// resident and 0 if not. An error from `out` (`EFAULT` for a bad
-    /// vector) ends the call. `ENOMEM` if part of the range is unmapped,
-    /// after the entries before the hole were handed out.
-    pub fn mincore(&self, start: u64, len: u64, out: &mut MincoreOut<'_>) -> Result<(), Errno> {
-        if start & (PAGE_SIZE - 1) != 0 {
-            return Err(Errno::EINVAL);
+    /// One chunk of the vector (Linux `do_mincore`): the entries of the
+    /// first pages of `range`, at most [`MINCORE_CHUNK`] and within the
+    /// VMA at its start, into `out`. Returns how many; `ENOMEM` if no VMA
+    /// holds `range`'s start.
+    pub fn mincore_chunk(&self, range: UserRange, out: &mut [u8; MINCORE_CHUNK]) -> Result<usize, Errno> {
+        let part = match self.vmas.vma_lookup(range.start().virt()) {
+            Some(v) => range.clip_virt(v.start(), v.end()),
+            None => return Err(Errno::ENOMEM),
+        };
+        let n = part.pages().min(MINCORE_CHUNK as u64) as usize;
+        for (byte, addr) in out[..n].iter_mut().zip(part.addrs()) {
+            *byte = u8::from(self.page_resident(addr));
         }
-        // Linux `access_ok`: the range must be in user space.
-        if start > TASK_SIZE || len > TASK_SIZE - start {
-            return Err(Errno::ENOMEM);
-        }
-        let mut pages = (len >> PAGE_SHIFT) + u64::from(len & (PAGE_SIZE - 1) != 0);
-        let mut addr = start;
+        Ok(n)
+    }
+
+    /// The mincore system call in one go, the lock held throughout:
+    /// [`mincore_check`], then `out(index, bytes)` for each chunk in
+    /// order. An error from `out` (`EFAULT` for an unmapped vector) ends
+    /// the call; `ENOMEM` at a hole, after the entries before it.
+    pub fn mincore(&self, start: u64, len: u64, vec: u64, out: &mut MincoreOut<'_>) -> Result<(), Errno> {
+        let range = mincore_check(start, len, vec)?;
+        let mut at = range.start();
         let mut index = 0;
         let mut chunk = [0u8; MINCORE_CHUNK];
-        while pages > 0 {
-            // Linux `do_mincore`: one VMA at a time.
-            let vma_end = match self.find_vma_user(addr) {
-                Some(v) if v.start().as_u64() <= addr => v.end().as_u64(),
-                _ => return Err(Errno::ENOMEM),
-            };
-            let n = pages.min(MINCORE_CHUNK as u64).min((vma_end - addr) >> PAGE_SHIFT) as usize;
-            for (i, byte) in chunk[..n].iter_mut().enumerate() {
-                *byte = u8::from(self.page_resident(addr + ((i as u64) << PAGE_SHIFT)));
-            }
+        while at < range.end() {
+            let n = self.mincore_chunk(range.from(at), &mut chunk)?;
             out(index, &chunk[..n])?;
             index += n;
-            pages -= n as u64;
-            addr += (n as u64) << PAGE_SHIFT;
+            at = at.checked_add((n as u64) << PAGE_SHIFT).ok_or(Errno::ENOMEM)?;
         }
         Ok(())
     }

@@ -11,10 +11,17 @@
 //! order up to a hole, which ends the call with `ENOMEM`, the VMAs before
 //! it already changed.
 //!
+//! `RLIMIT_MEMLOCK` is enforced as Linux does for a caller without
+//! `CAP_IPC_LOCK` ([`crate::mmap::MmLimits`]): `EPERM` when the limit is
+//! 0, `ENOMEM` past it (mlock, mlock2, mlockall with `MCL_CURRENT` against
+//! `total_vm`); mmap with `MAP_LOCKED` and mremap of a locked VMA refuse
+//! with `EAGAIN` (`mlock_future_ok`).
+//!
 //! Differences from Linux:
 //! - Nothing is ever reclaimed yet, so a locked page is only a page that
-//!   is present: there is no `PG_mlocked`, unevictable LRU or `locked_vm`
-//!   count, and no `RLIMIT_MEMLOCK` (every caller may lock everything).
+//!   is present: there is no `PG_mlocked` or unevictable LRU, and
+//!   `locked_vm` is counted from the VMAs when a limit is checked rather
+//!   than kept.
 //! - `PROT_NONE` VMAs are locked but not populated (Linux faults them in
 //!   with `FOLL_FORCE`); the call succeeds either way.
 
@@ -23,10 +30,11 @@
 use uapi::errno::Errno;
 use uapi::mman::{MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT, MLOCK_ONFAULT};
 
-use crate::addr::{PAGE_SIZE, VirtAddr, align_down};
+use crate::addr::{PAGE_SHIFT, PAGE_SIZE};
 use crate::memory::FaultError;
-use crate::mmap::{MmStruct, TASK_SIZE, page_align, vma_err};
+use crate::mmap::{MmStruct, page_align, vma_err};
 use crate::pgtable::PteFormat;
+use crate::uaddr::{UserAddr, UserRange};
 use crate::vma::{VmaAlloc, VmaFlags};
 
 /// `VM_LOCKED_MASK`.
@@ -56,14 +64,23 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
         self.apply_vma_lock_flags(start, len, VmaFlags::empty())
     }
 
-    /// The mlockall system call.
+    /// The mlockall system call: with `MCL_CURRENT`, `ENOMEM` if the
+    /// whole address space (`total_vm`, as Linux compares) is over
+    /// `RLIMIT_MEMLOCK` without `CAP_IPC_LOCK`.
     pub fn mlockall(&mut self, flags: u32) -> Result<(), Errno> {
         if flags == 0 || flags & !(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0 || flags == MCL_ONFAULT {
             return Err(Errno::EINVAL);
         }
+        if !self.can_do_mlock() {
+            return Err(Errno::EPERM);
+        }
+        let limit = self.limits.memlock.rlim_cur >> PAGE_SHIFT;
+        if flags & MCL_CURRENT != 0 && self.total_vm() > limit && !self.limits.cap_ipc_lock {
+            return Err(Errno::ENOMEM);
+        }
         self.apply_mlockall_flags(flags);
         if flags & MCL_CURRENT != 0 {
-            let _ = self.mm_populate(0, TASK_SIZE, true);
+            let _ = self.mm_populate(UserRange::ALL, true);
         }
         Ok(())
     }
@@ -74,48 +91,70 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
         Ok(())
     }
 
-    /// Linux `do_mlock`.
+    /// Linux `do_mlock`: `EPERM` if the caller may not lock at all,
+    /// `ENOMEM` if the pages locked after the call (those of the range
+    /// already locked not counted twice) would pass `RLIMIT_MEMLOCK`
+    /// without `CAP_IPC_LOCK`.
     fn do_mlock(&mut self, start: u64, len: u64, flags: VmaFlags) -> Result<(), Errno> {
+        if !self.can_do_mlock() {
+            return Err(Errno::EPERM);
+        }
         let (start, len) = lock_range(start, len);
+        let limit = self.limits.memlock.rlim_cur >> PAGE_SHIFT;
+        let mut locked = (len >> PAGE_SHIFT).saturating_add(self.locked_pages(UserRange::ALL));
+        if locked > limit && !self.limits.cap_ipc_lock {
+            let (range, _) = UserRange::from_user_cut(start, len).unwrap_or((UserRange::EMPTY, false));
+            locked -= self.locked_pages(range).min(locked);
+            if locked > limit {
+                return Err(Errno::ENOMEM);
+            }
+        }
         self.apply_vma_lock_flags(start, len, flags)?;
         // Linux `__mlock_posix_error_return`: EFAULT becomes ENOMEM and
         // ENOMEM EAGAIN.
-        self.mm_populate(start, start + len, false).map_err(|e| match e {
+        let (range, _) = UserRange::from_user_cut(start, len).map_err(|_| Errno::ENOMEM)?;
+        self.mm_populate(range, false).map_err(|e| match e {
             FaultError::Oom => Errno::EAGAIN,
             FaultError::MapErr | FaultError::AccErr => Errno::ENOMEM,
         })
     }
 
     /// Gives the VMAs of `[start, start + len)` the lock flags `flags`,
-    /// stopping with `ENOMEM` at a hole (Linux `apply_vma_lock_flags`).
+    /// stopping with `ENOMEM` at a hole (Linux `apply_vma_lock_flags`):
+    /// `start` and `len` are page-aligned.
     fn apply_vma_lock_flags(&mut self, start: u64, len: u64, flags: VmaFlags) -> Result<(), Errno> {
-        let end = start.checked_add(len).ok_or(Errno::EINVAL)?;
-        let mut at = start;
-        while at < end {
-            let vma_end = match self.find_vma_user(at) {
-                Some(v) if v.start().as_u64() <= at => v.end().as_u64(),
-                _ => return Err(Errno::ENOMEM),
-            };
-            let part_end = vma_end.min(end);
-            self.mlock_fixup(at, part_end, flags)?;
-            at = part_end;
+        if start.checked_add(len).is_none() {
+            return Err(Errno::EINVAL);
         }
-        Ok(())
+        // A range past user space runs out of VMAs there.
+        let (range, cut) = match UserRange::from_user_cut(start, len) {
+            Ok(r) => r,
+            Err(_) if len == 0 => return Ok(()),
+            Err(_) => return Err(Errno::ENOMEM),
+        };
+        let mut at = range.start();
+        while at < range.end() {
+            let part = match self.vmas.vma_lookup(at.virt()) {
+                Some(v) => range.from(at).clip_virt(v.start(), v.end()),
+                None => return Err(Errno::ENOMEM),
+            };
+            self.mlock_fixup(part, flags)?;
+            at = part.end();
+        }
+        if cut { Err(Errno::ENOMEM) } else { Ok(()) }
     }
 
-    /// Sets the lock flags of `[start, end)`, inside one VMA (Linux
+    /// Sets the lock flags of `range`, inside one VMA (Linux
     /// `mlock_fixup`). `VM_SPECIAL` VMAs are never locked.
-    fn mlock_fixup(&mut self, start: u64, end: u64, flags: VmaFlags) -> Result<(), Errno> {
-        let Some(old) = self.vmas.vma_lookup(VirtAddr::new_const(start)).map(|v| v.flags()) else {
+    fn mlock_fixup(&mut self, range: UserRange, flags: VmaFlags) -> Result<(), Errno> {
+        let Some(old) = self.vmas.vma_lookup(range.start().virt()).map(|v| v.flags()) else {
             return Err(Errno::ENOMEM);
         };
         if (old - VM_LOCKED_MASK) | flags == old || old.contains(VmaFlags::DONTEXPAND) {
             return Ok(());
         }
         self.vmas
-            .modify_flags(VirtAddr::new_const(start), VirtAddr::new_const(end), |v| {
-                (v.flags() - VM_LOCKED_MASK) | flags
-            })
+            .modify_flags(range.start().virt(), range.end().virt(), |v| (v.flags() - VM_LOCKED_MASK) | flags)
             .map_err(vma_err)
     }
 
@@ -132,32 +171,34 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
             }
         }
         let to_add = if flags & MCL_CURRENT != 0 { VmaFlags::LOCKED | onfault } else { VmaFlags::empty() };
-        let mut at = 0;
-        while let Some(v) = self.find_vma_user(at) {
-            let (start, end) = (v.start().as_u64().max(at), v.end().as_u64());
-            let _ = self.mlock_fixup(start, end, to_add);
-            at = end;
+        let mut at = UserAddr::ZERO;
+        while let Some(part) = self.vmas.find_vma(at.virt()).and_then(|v| UserRange::of(v.start(), v.end())) {
+            let _ = self.mlock_fixup(part, to_add);
+            at = part.end();
         }
     }
 
-    /// Faults in the locked VMAs of `[start, end)` that do not lock on
-    /// fault (Linux `__mm_populate`); holes are skipped, and so are
-    /// errors if `ignore_errors`.
-    fn mm_populate(&mut self, start: u64, end: u64, ignore_errors: bool) -> Result<(), FaultError> {
-        let mut at = start;
-        while let Some(v) = self.find_vma_user(at).filter(|v| v.start().as_u64() < end) {
-            let (vma_start, vma_end, flags) = (v.start().as_u64(), v.end().as_u64(), v.flags());
-            let part_end = vma_end.min(end);
+    /// Faults in the locked VMAs of `range` that do not lock on fault
+    /// (Linux `__mm_populate`); holes are skipped, and so are errors if
+    /// `ignore_errors`.
+    fn mm_populate(&mut self, range: UserRange, ignore_errors: bool) -> Result<(), FaultError> {
+        let mut at = range.start();
+        while at < range.end() {
+            let Some((part, flags)) =
+                self.vmas.find_vma(at.virt()).map(|v| (range.from(at).clip_virt(v.start(), v.end()), v.flags()))
+            else {
+                break;
+            };
+            if part.is_empty() {
+                break;
+            }
             if !flags.contains(VmaFlags::LOCKONFAULT)
-                && let Err(e) = self.populate(vma_start.max(at), part_end)
+                && let Err(e) = self.populate(part)
                 && !ignore_errors
             {
                 return Err(e);
             }
-            at = part_end;
-            if at >= end {
-                break;
-            }
+            at = part.end();
         }
         Ok(())
     }
@@ -167,5 +208,5 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
 /// `PAGE_ALIGN(len + offset_in_page(start))`, wrapping as Linux's does).
 fn lock_range(start: u64, len: u64) -> (u64, u64) {
     let len = page_align(len.wrapping_add(start & (PAGE_SIZE - 1))).unwrap_or(0);
-    (align_down(start, PAGE_SIZE), len)
+    (start & !(PAGE_SIZE - 1), len)
 }

@@ -31,22 +31,31 @@ use uapi::errno::Errno;
 use uapi::mman::*;
 use uapi::resource::{RLIM_INFINITY, Rlimit};
 
-use crate::addr::{PAGE_SHIFT, PAGE_SIZE, Pfn, VirtAddr, align_down, align_up};
+use crate::addr::{PAGE_SHIFT, PAGE_SIZE, Pfn, VirtAddr};
 use crate::arch::TlbFlush;
 use crate::gfp::Gfp;
 use crate::memory::FaultError;
 use crate::pgtable::{PageTable, PteFormat, TlbGather, USER_TOP};
+use crate::uaddr::{UserAddr, UserRange};
 use crate::vma::{
     STACK_GUARD_GAP, VmUnmappedAreaFlags, VmUnmappedAreaInfo, VmaAlloc, VmaDesc, VmaError, VmaFile, VmaFlags, VmaTree,
 };
 
-/// End of the user address space (Linux `TASK_SIZE_MAX` for 4-level
-/// paging: the last page below the canonical hole is left unmapped).
-pub const TASK_SIZE: u64 = (1 << 47) - PAGE_SIZE;
+pub use crate::uaddr::{TASK_SIZE, page_align};
 
 /// Lowest address mmap hands out or accepts with `MAP_FIXED` (Linux's
 /// default `vm.mmap_min_addr`).
 pub const MMAP_MIN_ADDR: u64 = 65536;
+
+/// [`MMAP_MIN_ADDR`] as a user address.
+const MMAP_MIN: UserAddr = match UserAddr::new(MMAP_MIN_ADDR) {
+    Ok(a) => a,
+    Err(_) => panic!("mmap_min_addr is a page-aligned user address"),
+};
+
+/// Most VMAs an address space may have (Linux `DEFAULT_MAX_MAP_COUNT`,
+/// `vm.max_map_count`): mmap and brk refuse to go past it with `ENOMEM`.
+pub const MAX_MAP_COUNT: usize = 65530;
 
 /// Default stack size limit (Linux `_STK_LIM`, `RLIMIT_STACK` 8 MiB).
 pub const STACK_RLIMIT: u64 = 8 << 20;
@@ -169,6 +178,27 @@ fn calc_vm_prot_bits(prot: u32) -> VmaFlags {
 
 const PROT_BITS: VmaFlags = VmaFlags::READ.union(VmaFlags::WRITE).union(VmaFlags::EXEC);
 
+/// Private writable memory that is not a stack (Linux `is_data_mapping`),
+/// what `RLIMIT_DATA` limits.
+fn is_data_mapping(flags: VmaFlags) -> bool {
+    flags & (VmaFlags::WRITE | VmaFlags::SHARED | VmaFlags::GROWSDOWN) == VmaFlags::WRITE
+}
+
+/// Whether `len` bytes from page `pgoff` fit in the largest file offset
+/// (Linux `file_mmap_ok` with `MAX_LFS_FILESIZE`, the limit of a regular
+/// file).
+fn file_mmap_ok(pgoff: u64, len: u64) -> bool {
+    const MAX_LFS_FILESIZE: u64 = i64::MAX as u64;
+    len <= MAX_LFS_FILESIZE && pgoff <= (MAX_LFS_FILESIZE - len) >> PAGE_SHIFT
+}
+
+/// Where a VMA starts counting a grows-down stack's guard gap (Linux
+/// `vm_start_gap`).
+fn vm_start_gap(vma: &crate::vma::Vma) -> u64 {
+    let start = vma.start().as_u64();
+    if vma.flags().contains(VmaFlags::GROWSDOWN) { start.saturating_sub(STACK_GUARD_GAP) } else { start }
+}
+
 /// A file to map, as the kernel's file layer hands it over.
 #[derive(Clone, Copy)]
 pub struct MapFile {
@@ -245,37 +275,55 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         self.pgd.nr_tables()
     }
 
-    /// A free range of `len` bytes (Linux `get_unmapped_area` /
-    /// `arch_get_unmapped_area_topdown`): the hint if it is free, else the
-    /// highest free range below `mmap_base`, else the lowest anywhere.
-    pub fn get_unmapped_area(&self, hint: u64, len: u64) -> Result<u64, Errno> {
+    /// Where a mapping of `len` bytes (page-aligned) goes (Linux
+    /// `get_unmapped_area` and `arch_get_unmapped_area_topdown`): with
+    /// `fixed`, exactly at `hint` after Linux's checks (`ENOMEM` beyond
+    /// user space, `EINVAL` unaligned, `EPERM` below `mmap_min_addr`);
+    /// else the hint if it is free, else the highest free range below
+    /// `mmap_base`, else the lowest anywhere.
+    pub fn get_unmapped_area(&self, hint: u64, len: u64, fixed: bool) -> Result<UserRange, Errno> {
+        if len > TASK_SIZE {
+            return Err(Errno::ENOMEM);
+        }
+        if fixed {
+            if hint > TASK_SIZE - len {
+                return Err(Errno::ENOMEM);
+            }
+            let start = UserAddr::new(hint).map_err(|_| Errno::EINVAL)?;
+            // Linux `security_mmap_addr`.
+            if hint < MMAP_MIN_ADDR {
+                return Err(Errno::EPERM);
+            }
+            return UserRange::at(start, len).ok_or(Errno::ENOMEM);
+        }
         if len > TASK_SIZE - MMAP_MIN_ADDR {
             return Err(Errno::ENOMEM);
         }
-        if hint != 0 {
-            let addr = align_up(hint, PAGE_SIZE).unwrap_or(u64::MAX);
-            if addr >= MMAP_MIN_ADDR
-                && addr.checked_add(len).is_some_and(|e| e <= TASK_SIZE)
-                && self.range_free(addr, addr + len)
-            {
-                return Ok(addr);
-            }
+        if hint != 0
+            && let Some(range) = page_align(hint)
+                .filter(|&a| a >= MMAP_MIN_ADDR)
+                .and_then(|a| UserAddr::new(a).ok())
+                .and_then(|a| UserRange::at(a, len))
+            && self.range_free(range)
+        {
+            return Ok(range);
         }
+        let base = UserAddr::page_down(self.mmap_base).unwrap_or(UserAddr::TASK_SIZE);
         let mut info = VmUnmappedAreaInfo {
             flags: VmUnmappedAreaFlags::TOPDOWN,
             length: len,
-            low_limit: VirtAddr::new_const(MMAP_MIN_ADDR),
-            high_limit: VirtAddr::new_const(self.mmap_base),
+            low_limit: MMAP_MIN.virt(),
+            high_limit: base.virt(),
             align_mask: 0,
             align_offset: 0,
             start_gap: 0,
         };
-        if let Some(a) = self.vmas.vm_unmapped_area(&info) {
-            return Ok(a.as_u64());
-        }
-        info.flags = VmUnmappedAreaFlags::empty();
-        info.high_limit = VirtAddr::new_const(TASK_SIZE);
-        self.vmas.vm_unmapped_area(&info).map(VirtAddr::as_u64).ok_or(Errno::ENOMEM)
+        let found = self.vmas.vm_unmapped_area(&info).or_else(|| {
+            info.flags = VmUnmappedAreaFlags::empty();
+            info.high_limit = UserAddr::TASK_SIZE.virt();
+            self.vmas.vm_unmapped_area(&info)
+        });
+        found.and_then(UserAddr::of).and_then(|a| UserRange::at(a, len)).ok_or(Errno::ENOMEM)
     }
 
     /// [`VmaTree::find_vma`] for an address from user space, which may be
@@ -284,24 +332,71 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         VirtAddr::new(addr).and_then(|a| self.vmas.find_vma(a))
     }
 
-    /// Whether `[start, end)` is free, counting a stack's guard gap as used
+    /// Whether `range` is free, counting a stack's guard gap as used
     /// (Linux `find_vma_intersection` + `vm_start_gap`).
-    fn range_free(&self, start: u64, end: u64) -> bool {
-        match self.vmas.find_vma(VirtAddr::new_const(start)) {
+    fn range_free(&self, range: UserRange) -> bool {
+        match self.vmas.find_vma(range.start().virt()) {
             None => true,
-            Some(v) => {
-                let gap_start = if v.flags().contains(VmaFlags::GROWSDOWN) {
-                    v.start().as_u64().saturating_sub(STACK_GUARD_GAP)
-                } else {
-                    v.start().as_u64()
-                };
-                gap_start >= end
-            }
+            Some(v) => vm_start_gap(v) >= range.end().as_u64(),
         }
     }
 
+    /// Pages of the VMAs whose flags satisfy `pred` (Linux keeps these
+    /// sums as `locked_vm`, `data_vm`, `stack_vm`; we count them when a
+    /// limit is checked, which only the system calls that grow do).
+    fn vm_pages(&self, range: UserRange, pred: impl Fn(VmaFlags) -> bool) -> u64 {
+        self.vmas
+            .range(range.start().virt(), range.end().virt())
+            .filter(|v| pred(v.flags()))
+            .map(|v| range.clip_virt(v.start(), v.end()).pages())
+            .sum()
+    }
+
+    /// Pages of `VM_LOCKED` VMAs in `range` (Linux `locked_vm` over all of
+    /// user space, `count_mm_mlocked_page_nr` over a range).
+    pub(crate) fn locked_pages(&self, range: UserRange) -> u64 {
+        self.vm_pages(range, |f| f.contains(VmaFlags::LOCKED))
+    }
+
+    /// Whether the address space may grow by `pages` pages of a VMA with
+    /// `flags` (Linux `may_expand_vm`): `RLIMIT_AS` over `total_vm`, and
+    /// `RLIMIT_DATA` over private writable memory (`data_vm`), with
+    /// Linux's exception for a zero soft limit under a larger hard one.
+    pub(crate) fn may_expand_vm(&self, flags: VmaFlags, pages: u64) -> bool {
+        let limit_pages = |bytes: u64| bytes >> PAGE_SHIFT;
+        let l = self.limits;
+        if self.total_vm().saturating_add(pages) > limit_pages(l.address_space.rlim_cur) {
+            return false;
+        }
+        if is_data_mapping(flags) {
+            let data = self.vm_pages(UserRange::ALL, is_data_mapping).saturating_add(pages);
+            if data > limit_pages(l.data.rlim_cur) && !(l.data.rlim_cur == 0 && data <= limit_pages(l.data.rlim_max)) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Whether `bytes` more of memory with `flags` may be locked (Linux
+    /// `mlock_future_ok`): always unless `VM_LOCKED`, else within
+    /// `RLIMIT_MEMLOCK` or with `CAP_IPC_LOCK`.
+    pub(crate) fn mlock_future_ok(&self, flags: VmaFlags, bytes: u64) -> bool {
+        if !flags.contains(VmaFlags::LOCKED) || self.limits.cap_ipc_lock {
+            return true;
+        }
+        let locked = self.locked_pages(UserRange::ALL).saturating_add(bytes >> PAGE_SHIFT);
+        locked <= self.limits.memlock.rlim_cur >> PAGE_SHIFT
+    }
+
+    /// Whether the caller may lock memory at all (Linux `can_do_mlock`).
+    pub(crate) fn can_do_mlock(&self) -> bool {
+        self.limits.memlock.rlim_cur != 0 || self.limits.cap_ipc_lock
+    }
+
     /// The mmap system call (Linux `do_mmap` + `mmap_region`). `len` in
-    /// bytes, `pgoff` in pages.
+    /// bytes, `pgoff` in pages. The checks come in Linux's order, so the
+    /// mapping type is judged only after the placement (a
+    /// `MAP_FIXED_NOREPLACE` without a type over a mapping is `EEXIST`).
     pub fn do_mmap(
         &mut self,
         addr: u64,
@@ -314,282 +409,340 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         if len == 0 {
             return Err(Errno::EINVAL);
         }
-        let len = align_up(len, PAGE_SIZE).ok_or(Errno::ENOMEM)?;
-        if len > TASK_SIZE {
-            return Err(Errno::ENOMEM);
-        }
+        // Linux forces MAP_FIXED handling for MAP_FIXED_NOREPLACE.
+        let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
+        let len = page_align(len).ok_or(Errno::ENOMEM)?;
         if pgoff.checked_add(len >> PAGE_SHIFT).is_none() {
             return Err(Errno::EOVERFLOW);
         }
-        let map_type = flags & MAP_TYPE;
-        if !matches!(map_type, MAP_SHARED | MAP_PRIVATE | MAP_SHARED_VALIDATE) {
-            return Err(Errno::EINVAL);
+        if self.vmas.map_count() > MAX_MAP_COUNT {
+            return Err(Errno::ENOMEM);
         }
-        let shared = map_type != MAP_PRIVATE;
-        let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
-        let addr = if fixed {
-            if addr & (PAGE_SIZE - 1) != 0 {
-                return Err(Errno::EINVAL);
-            }
-            if addr.checked_add(len).is_none_or(|e| e > TASK_SIZE) {
-                return Err(Errno::ENOMEM);
-            }
-            if addr < MMAP_MIN_ADDR {
-                return Err(Errno::EPERM);
-            }
-            if flags & MAP_FIXED_NOREPLACE != 0 && flags & MAP_FIXED == 0 && !self.range_free_exact(addr, addr + len) {
-                return Err(Errno::EEXIST);
-            }
-            addr
-        } else {
-            self.get_unmapped_area(addr, len)?
-        };
+        let range = self.get_unmapped_area(addr, len, fixed)?;
+        if flags & MAP_FIXED_NOREPLACE != 0 && !self.range_free_exact(range) {
+            return Err(Errno::EEXIST);
+        }
         let mut vm_flags =
             calc_vm_prot_bits(prot) | self.def_flags | VmaFlags::MAYREAD | VmaFlags::MAYWRITE | VmaFlags::MAYEXEC;
         if flags & MAP_GROWSDOWN != 0 {
             vm_flags |= VmaFlags::GROWSDOWN;
         }
         if flags & MAP_LOCKED != 0 {
+            if !self.can_do_mlock() {
+                return Err(Errno::EPERM);
+            }
             vm_flags |= VmaFlags::LOCKED;
+        }
+        if !self.mlock_future_ok(vm_flags, len) {
+            return Err(Errno::EAGAIN);
         }
         if flags & MAP_NORESERVE != 0 {
             vm_flags |= VmaFlags::NORESERVE;
         }
-        if shared {
-            vm_flags |= VmaFlags::SHARED | VmaFlags::MAYSHARE;
-        }
+        let map_type = flags & MAP_TYPE;
         let vma_file = match file {
             Some(f) => {
-                if shared && !f.writable {
-                    if prot & PROT_WRITE != 0 {
-                        return Err(Errno::EACCES);
+                if !file_mmap_ok(pgoff, len) {
+                    return Err(Errno::EOVERFLOW);
+                }
+                if !matches!(map_type, MAP_SHARED | MAP_PRIVATE | MAP_SHARED_VALIDATE) {
+                    return Err(Errno::EINVAL);
+                }
+                if map_type != MAP_PRIVATE {
+                    vm_flags |= VmaFlags::SHARED | VmaFlags::MAYSHARE;
+                    if !f.writable {
+                        if prot & PROT_WRITE != 0 {
+                            return Err(Errno::EACCES);
+                        }
+                        vm_flags -= VmaFlags::MAYWRITE | VmaFlags::SHARED;
                     }
-                    vm_flags -= VmaFlags::MAYWRITE | VmaFlags::SHARED;
                 }
                 Some(f.file)
             }
-            None => None,
+            None => match map_type {
+                MAP_SHARED | MAP_SHARED_VALIDATE if vm_flags.contains(VmaFlags::GROWSDOWN) => {
+                    return Err(Errno::EINVAL);
+                }
+                MAP_SHARED | MAP_SHARED_VALIDATE => {
+                    vm_flags |= VmaFlags::SHARED | VmaFlags::MAYSHARE;
+                    None
+                }
+                MAP_PRIVATE => None,
+                _ => return Err(Errno::EINVAL),
+            },
         };
+        // Linux `mmap_region`: a MAP_FIXED mapping's replaced pages do not
+        // count against RLIMIT_AS.
+        let replaced = self.vm_pages(range, |_| true);
+        if !self.may_expand_vm(vm_flags, range.pages() - replaced) {
+            return Err(Errno::ENOMEM);
+        }
         // MAP_FIXED replaces what was there (Linux `mmap_region` unmaps first).
-        self.do_munmap(addr, len)?;
-        let pgoff = if vma_file.is_some() { pgoff } else { addr >> PAGE_SHIFT };
-        let desc = VmaDesc {
-            start: VirtAddr::new_const(addr),
-            end: VirtAddr::new_const(addr + len),
-            flags: vm_flags,
-            pgoff,
-            file: vma_file,
-        };
+        self.munmap_range(range)?;
+        let pgoff = if vma_file.is_some() { pgoff } else { range.start().pfn_index() };
+        let desc =
+            VmaDesc { start: range.start().virt(), end: range.end().virt(), flags: vm_flags, pgoff, file: vma_file };
         self.vmas.insert(desc).map_err(vma_err)?;
-        if shared && vma_file.is_none() {
-            if let Err(e) = self.populate_shared_anon(addr, addr + len) {
+        if vm_flags.contains(VmaFlags::SHARED) && vma_file.is_none() {
+            if let Err(e) = self.populate_shared_anon(range) {
                 // Without its pages a shared mapping cannot be shared.
-                let _ = self.do_munmap(addr, len);
+                let _ = self.munmap_range(range);
                 return Err(fault_err(e));
             }
-            return Ok(addr);
+            return Ok(range.start().as_u64());
         }
         // Linux `do_mmap`'s `*populate`: locked (not on fault) or
         // MAP_POPULATE without MAP_NONBLOCK; errors are not the caller's.
         let locked = vm_flags & (VmaFlags::LOCKED | VmaFlags::LOCKONFAULT) == VmaFlags::LOCKED;
         if locked || flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE {
-            let _ = self.populate(addr, addr + len);
+            let _ = self.populate(range);
         }
-        Ok(addr)
+        Ok(range.start().as_u64())
     }
 
-    /// Whether no VMA intersects `[start, end)`.
-    fn range_free_exact(&self, start: u64, end: u64) -> bool {
-        self.vmas.find_vma(VirtAddr::new_const(start)).is_none_or(|v| v.start().as_u64() >= end)
+    /// Whether no VMA intersects `range`.
+    fn range_free_exact(&self, range: UserRange) -> bool {
+        self.vmas.find_vma(range.start().virt()).is_none_or(|v| v.start().as_u64() >= range.end().as_u64())
     }
 
-    /// The munmap system call (Linux `do_munmap`): removes every VMA part
-    /// inside the range and frees its pages. Holes are fine.
+    /// The munmap system call (Linux `__vm_munmap`'s checks, then
+    /// [`Self::munmap_range`]).
     pub fn do_munmap(&mut self, start: u64, len: u64) -> Result<(), Errno> {
-        if start & (PAGE_SIZE - 1) != 0 || start > TASK_SIZE || len > TASK_SIZE - start {
+        // Linux `do_vmi_munmap`: EINVAL for all of these, in any order.
+        if start & (PAGE_SIZE - 1) != 0 || start > TASK_SIZE || len > TASK_SIZE - start || len == 0 {
             return Err(Errno::EINVAL);
         }
-        let len = align_up(len, PAGE_SIZE).ok_or(Errno::EINVAL)?;
-        if len == 0 {
-            return Err(Errno::EINVAL);
+        let range = UserRange::from_user(start, len).map_err(|_| Errno::EINVAL)?;
+        self.munmap_range(range)
+    }
+
+    /// Removes every VMA part inside `range` and frees its pages and the
+    /// page tables only they used (Linux `do_vmi_munmap`). Holes are fine.
+    pub fn munmap_range(&mut self, range: UserRange) -> Result<(), Errno> {
+        if range.is_empty() {
+            return Ok(());
         }
-        let end = start + len;
-        let mut removed: [(u64, u64); 16] = [(0, 0); 16];
+        let mut removed = [UserRange::EMPTY; 16];
         loop {
             // Zap after detaching, 16 VMAs at a time (the tree's callback
             // cannot borrow the page tables mutably).
             let mut n = 0;
-            let mut limit = end;
-            if let Some(v) = self.vmas.range(VirtAddr::new_const(start), VirtAddr::new_const(end)).nth(removed.len()) {
-                limit = v.start().as_u64();
+            let mut limit = range.end();
+            if let Some(v) = self.vmas.range(range.start().virt(), range.end().virt()).nth(removed.len()) {
+                limit = UserAddr::of(v.start()).unwrap_or(range.end());
             }
             self.vmas
-                .munmap_range(VirtAddr::new_const(start), VirtAddr::new_const(limit), |v| {
-                    removed[n] = (v.start().as_u64(), v.end().as_u64());
+                .munmap_range(range.start().virt(), limit.virt(), |v| {
+                    removed[n] = UserRange::of(v.start(), v.end()).unwrap_or(UserRange::EMPTY);
                     n += 1;
                 })
                 .map_err(vma_err)?;
-            for &(s, e) in &removed[..n] {
-                self.zap_range(s, e);
+            for &r in &removed[..n] {
+                self.zap_range(r);
             }
-            if limit == end {
+            if limit == range.end() {
                 break;
             }
         }
-        self.free_pgtables(start, end);
+        self.free_pgtables(range);
         Ok(())
     }
 
-    /// Frees the page tables that served only the unmapped `[start, end)`
+    /// Frees the page tables that served only the unmapped `range`
     /// (Linux `free_pgtables` in `unmap_region`): those between the VMAs
     /// around it.
-    fn free_pgtables(&mut self, start: u64, end: u64) {
-        let floor = self.vmas.find_vma_prev(VirtAddr::new_const(start)).1.map_or(0, |p| p.end().as_u64());
-        let ceiling = self.vmas.find_vma(VirtAddr::new_const(end)).map_or(USER_TOP, |n| n.start().as_u64());
+    fn free_pgtables(&mut self, range: UserRange) {
+        let floor = self.vmas.find_vma_prev(range.start().virt()).1.map_or(0, |p| p.end().as_u64());
+        let ceiling = self.vmas.find_vma(range.end().virt()).map_or(USER_TOP, |n| n.start().as_u64());
         let mut gather = TlbGather::for_mm(self.pgd.root());
-        self.pgd.free_pgtables(start, end, floor, ceiling, &mut gather);
+        self.pgd.free_pgtables(range.start().as_u64(), range.end().as_u64(), floor, ceiling, &mut gather);
         gather.finish(self.tlb, self.pgd.pgdat());
     }
 
-    /// The mprotect system call (Linux `do_mprotect_pkey`).
+    /// The mprotect system call (Linux `do_mprotect_pkey`), checks in
+    /// Linux's order: both grow bits, alignment, a zero length (success,
+    /// whatever the other bits), the end's wrap, then unknown bits. The
+    /// change is applied VMA by VMA in address order; a hole or a VMA
+    /// that may not take the protection (`EACCES`) ends the call with the
+    /// VMAs before it already changed, as Linux does.
     pub fn mprotect(&mut self, start: u64, len: u64, prot: u32) -> Result<(), Errno> {
-        if start & (PAGE_SIZE - 1) != 0 {
-            return Err(Errno::EINVAL);
-        }
-        if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM | PROT_GROWSDOWN | PROT_GROWSUP) != 0
-            || prot & (PROT_GROWSDOWN | PROT_GROWSUP) == (PROT_GROWSDOWN | PROT_GROWSUP)
-        {
+        let grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP);
+        let prot = prot & !grows;
+        if grows == PROT_GROWSDOWN | PROT_GROWSUP || start & (PAGE_SIZE - 1) != 0 {
             return Err(Errno::EINVAL);
         }
         if len == 0 {
             return Ok(());
         }
-        let len = align_up(len, PAGE_SIZE).ok_or(Errno::ENOMEM)?;
-        let end = start.checked_add(len).ok_or(Errno::ENOMEM)?;
-        let mut start = start;
-        if prot & (PROT_GROWSDOWN | PROT_GROWSUP) != 0 {
-            // The change extends to the start of the grows-down VMA the
-            // range begins in; x86_64 has no grows-up VMAs, so
-            // PROT_GROWSUP always fails (Linux `do_mprotect_pkey`).
-            let vma = self
-                .vmas
-                .find_vma(VirtAddr::new_const(start))
-                .filter(|v| v.start().as_u64() < end)
-                .ok_or(Errno::ENOMEM)?;
-            if prot & PROT_GROWSUP != 0 {
-                // The range must start inside a VMA (ENOMEM), which then
-                // cannot grow up (EINVAL).
-                return Err(if vma.start().as_u64() > start { Errno::ENOMEM } else { Errno::EINVAL });
-            }
-            if !vma.flags().contains(VmaFlags::GROWSDOWN) {
+        let end = page_align(len).and_then(|l| start.checked_add(l)).filter(|&e| e > start).ok_or(Errno::ENOMEM)?;
+        if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        // Beyond user space no VMA is found (Linux `vma_find`: ENOMEM).
+        let (mut range, cut) = UserRange::from_user_cut(start, end - start).map_err(|_| Errno::ENOMEM)?;
+        let first = self.vmas.find_vma(range.start().virt()).filter(|v| v.start() < range.end().virt());
+        let first = first.ok_or(Errno::ENOMEM)?;
+        if grows & PROT_GROWSDOWN != 0 {
+            // The change extends to the start of the grows-down VMA.
+            if !first.flags().contains(VmaFlags::GROWSDOWN) {
                 return Err(Errno::EINVAL);
             }
-            start = vma.start().as_u64();
-        }
-        if end > TASK_SIZE || !self.vmas.covers(VirtAddr::new_const(start), VirtAddr::new_const(end)) {
+            let vma_start = UserAddr::of(first.start()).ok_or(Errno::ENOMEM)?;
+            range = UserRange::new(vma_start, range.end()).ok_or(Errno::ENOMEM)?;
+        } else if first.start() > range.start().virt() {
             return Err(Errno::ENOMEM);
+        } else if grows & PROT_GROWSUP != 0 {
+            // x86_64 has no grows-up VMAs.
+            return Err(Errno::EINVAL);
         }
         let new = calc_vm_prot_bits(prot);
-        for v in self.vmas.range(VirtAddr::new_const(start), VirtAddr::new_const(end)) {
-            let may = VmaFlags::from_bits_retain((v.flags().bits() & 0x70) >> 4);
+        let mut at = range.start();
+        while at < range.end() {
+            let (vma_start, vma_end, flags) = match self.vmas.find_vma(at.virt()) {
+                Some(v) => (v.start(), v.end(), v.flags()),
+                None => return Err(Errno::ENOMEM),
+            };
+            if vma_start > at.virt() {
+                return Err(Errno::ENOMEM);
+            }
+            // VM_MAY* shifted onto VM_READ|WRITE|EXEC.
+            let may = VmaFlags::from_bits_retain((flags.bits() & 0x70) >> 4);
             if !may.contains(new) {
                 return Err(Errno::EACCES);
             }
+            let part = range.from(at).clip_virt(vma_start, vma_end);
+            if part.is_empty() {
+                return Err(Errno::ENOMEM);
+            }
+            self.mprotect_fixup(part, new)?;
+            at = part.end();
         }
+        // A range past user space runs out of VMAs there.
+        if cut { Err(Errno::ENOMEM) } else { Ok(()) }
+    }
+
+    /// Gives `range`, inside one VMA, the protection `new` (Linux
+    /// `mprotect_fixup`): splits, merges and rewrites the ptes.
+    fn mprotect_fixup(&mut self, range: UserRange, new: VmaFlags) -> Result<(), Errno> {
         self.vmas
-            .modify_flags(VirtAddr::new_const(start), VirtAddr::new_const(end), |v| (v.flags() - PROT_BITS) | new)
+            .modify_flags(range.start().virt(), range.end().virt(), |v| (v.flags() - PROT_BITS) | new)
             .map_err(vma_err)?;
-        let mut ranges: [(u64, u64, VmaFlags); 16] = [(0, 0, VmaFlags::empty()); 16];
-        let mut at = start;
-        while at < end {
-            let mut n = 0;
-            for v in self.vmas.range(VirtAddr::new_const(at), VirtAddr::new_const(end)).take(ranges.len()) {
-                ranges[n] = (v.start().as_u64().max(at), v.end().as_u64().min(end), v.flags());
-                n += 1;
-            }
-            for &(s, e, f) in &ranges[..n] {
-                self.change_protection(s, e, f);
-                at = e;
-            }
-            if n == 0 {
+        // The merged VMAs may now be wider than the range; the ptes change
+        // only inside it, with each part's flags.
+        let mut at = range.start();
+        while at < range.end() {
+            let Some(v) = self.vmas.vma_lookup(at.virt()) else { break };
+            let (part, flags) = (range.from(at).clip_virt(v.start(), v.end()), v.flags());
+            if part.is_empty() {
                 break;
             }
+            self.change_protection(part, flags);
+            at = part.end();
         }
         Ok(())
     }
 
     /// The brk system call (Linux `sys_brk`): returns the new break, or
-    /// the old one if the request cannot be met.
+    /// the old one if the request cannot be met (below the heap's start,
+    /// over `RLIMIT_DATA`, into another mapping or its guard gap, over
+    /// `RLIMIT_AS`).
     pub fn brk(&mut self, requested: u64) -> u64 {
         let l = self.layout;
         if requested < l.start_brk || requested > TASK_SIZE {
             return l.brk;
         }
-        let new_aligned = align_up(requested, PAGE_SIZE).unwrap_or(u64::MAX);
-        let old_aligned = align_up(l.brk, PAGE_SIZE).unwrap_or(u64::MAX);
+        // Linux `check_data_rlimit`: the heap plus the data segment.
+        let data = self.limits.data.rlim_cur;
+        if data != RLIM_INFINITY
+            && (requested - l.start_brk).saturating_add(l.end_data.saturating_sub(l.start_data)) > data
+        {
+            return l.brk;
+        }
+        let (Some(new_aligned), Some(old_aligned)) = (
+            page_align(requested).and_then(|a| UserAddr::new(a).ok()),
+            page_align(l.brk).and_then(|a| UserAddr::new(a).ok()),
+        ) else {
+            return l.brk;
+        };
         if new_aligned == old_aligned {
             self.layout.brk = requested;
             return requested;
         }
         if requested < l.brk {
-            if self.do_munmap(new_aligned, old_aligned - new_aligned).is_err() {
+            let Some(freed) = UserRange::new(new_aligned, old_aligned) else { return l.brk };
+            if self.munmap_range(freed).is_err() {
                 return l.brk;
             }
             self.layout.brk = requested;
             return requested;
         }
-        // Growing: the new pages and a stack's guard gap must be free.
-        if !self.range_free(old_aligned, new_aligned) {
+        let Some(grown) = UserRange::new(old_aligned, new_aligned) else { return l.brk };
+        // Growing: a page past the new break and a stack's guard gap must
+        // be free (Linux checks `newbrk + PAGE_SIZE` against
+        // `vm_start_gap(next)`).
+        if let Some(next) = self.vmas.find_vma(grown.start().virt())
+            && new_aligned.as_u64() + PAGE_SIZE > vm_start_gap(next)
+        {
             return l.brk;
         }
-        let desc = VmaDesc::anon(
-            VirtAddr::new_const(old_aligned),
-            VirtAddr::new_const(new_aligned),
-            VmaFlags::READ
-                | VmaFlags::WRITE
-                | VmaFlags::MAYREAD
-                | VmaFlags::MAYWRITE
-                | VmaFlags::MAYEXEC
-                | self.def_flags,
-        );
-        if self.vmas.insert(desc).is_err() {
+        let flags = VmaFlags::READ
+            | VmaFlags::WRITE
+            | VmaFlags::MAYREAD
+            | VmaFlags::MAYWRITE
+            | VmaFlags::MAYEXEC
+            | self.def_flags;
+        if !self.may_expand_vm(flags, grown.pages()) || self.vmas.map_count() > MAX_MAP_COUNT {
+            return l.brk;
+        }
+        if self.vmas.insert(VmaDesc::anon(grown.start().virt(), grown.end().virt(), flags)).is_err() {
             return l.brk;
         }
         self.layout.brk = requested;
         // After mlockall(MCL_FUTURE) the heap is locked: fault it in
         // (Linux `mm_populate`, errors ignored).
         if self.def_flags & (VmaFlags::LOCKED | VmaFlags::LOCKONFAULT) == VmaFlags::LOCKED {
-            let _ = self.populate(old_aligned, new_aligned);
+            let _ = self.populate(grown);
         }
         requested
     }
 
     /// Grows the stack VMA starting at `vma_start` down to `addr` (Linux
-    /// `expand_downwards`), within the stack limit and keeping the guard
-    /// gap to the VMA below.
-    pub(crate) fn expand_stack(&mut self, vma_start: VirtAddr, addr: u64) -> Result<(), FaultError> {
+    /// `expand_downwards` and `acct_stack_growth`): not below
+    /// `mmap_min_addr`, keeping the guard gap to the VMA below, within
+    /// `RLIMIT_AS`, `RLIMIT_STACK` and, for a locked stack,
+    /// `RLIMIT_MEMLOCK`.
+    pub(crate) fn expand_stack(&mut self, vma_start: VirtAddr, addr: UserAddr) -> Result<(), FaultError> {
         let (vma, prev) = self.vmas.find_vma_prev(vma_start);
         let vma = vma.ok_or(FaultError::MapErr)?;
-        if addr < MMAP_MIN_ADDR || vma.end().as_u64() - addr > STACK_RLIMIT {
+        let desc = vma.desc();
+        let grown = UserRange::of(addr.virt(), vma_start).ok_or(FaultError::MapErr)?;
+        let size = desc.end.as_u64() - addr.as_u64();
+        if addr.as_u64() < MMAP_MIN_ADDR {
             return Err(FaultError::MapErr);
         }
         if let Some(p) = prev
-            && p.end().as_u64() + STACK_GUARD_GAP > addr
-            && p.end().as_u64() <= vma_start.as_u64()
+            && p.end().as_u64().saturating_add(STACK_GUARD_GAP) > addr.as_u64()
+            && p.end() <= vma_start
         {
             return Err(FaultError::MapErr);
         }
-        let desc = VmaDesc { start: VirtAddr::new_const(addr), end: vma_start, ..vma.desc() };
-        let desc = VmaDesc { pgoff: vma.pgoff().saturating_sub((vma_start.as_u64() - addr) >> PAGE_SHIFT), ..desc };
-        self.vmas.insert(desc).map_err(|_| FaultError::Oom)
+        if !self.may_expand_vm(desc.flags, grown.pages())
+            || size > self.limits.stack.rlim_cur
+            || !self.mlock_future_ok(desc.flags, grown.len())
+        {
+            return Err(FaultError::MapErr);
+        }
+        let pgoff = desc.pgoff.saturating_sub(grown.pages());
+        self.vmas.insert(VmaDesc { start: addr.virt(), end: vma_start, pgoff, ..desc }).map_err(|_| FaultError::Oom)
     }
 
     /// Copies this address space for a fork child (Linux `dup_mmap`):
-    /// every VMA without `VM_DONTCOPY`, its ptes (copy-on-write), layout
-    /// and flags, memory locks excepted.
+    /// every VMA without `VM_DONTCOPY`, its ptes (copy-on-write) unless
+    /// `VM_WIPEONFORK`, layout and flags, memory locks excepted.
     pub fn dup_mmap(&mut self, child: &mut MmStruct<'a, F, A>) -> Result<(), Errno> {
         child.mmap_base = self.mmap_base;
         child.layout = self.layout;
+        child.limits = self.limits;
         // Memory locks are not inherited (Linux `mm_init` keeps only
         // `VM_INIT_DEF_MASK` of `def_flags`, `dup_mmap` clears
         // `VM_LOCKED_MASK`).
@@ -601,7 +754,11 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             }
             let desc = v.desc();
             child.vmas.insert(VmaDesc { flags: desc.flags - unlocked, ..desc }).map_err(vma_err)?;
-            child.copy_page_range(self, v)?;
+            // A wipe-on-fork VMA starts empty in the child (Linux skips
+            // `copy_page_range` and the anon_vma for it).
+            if !desc.flags.contains(VmaFlags::WIPEONFORK) {
+                child.copy_page_range(self, v)?;
+            }
         }
         Ok(())
     }
@@ -609,7 +766,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     /// Tears everything down (Linux `exit_mmap`): every VMA and page; the
     /// page tables go with the value. Must not be the loaded address space.
     pub fn exit_mmap(&mut self) {
-        let _ = self.do_munmap(0, TASK_SIZE);
+        let _ = self.munmap_range(UserRange::ALL);
     }
 
     /// /proc/PID/maps lines (Linux `show_map_vma`).
@@ -691,15 +848,13 @@ impl fmt::Write for LineBuf {
     }
 }
 
-/// Rounds `len` up to pages, `None` on overflow (Linux `PAGE_ALIGN`).
-pub fn page_align(len: u64) -> Option<u64> {
-    align_up(len, PAGE_SIZE)
-}
-
 /// The page containing `addr` (Linux `PAGE_MASK`).
 pub fn page_down(addr: u64) -> u64 {
-    align_down(addr, PAGE_SIZE)
+    addr & !(PAGE_SIZE - 1)
 }
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+#[cfg(test)]
+mod arbitrary_tests;

@@ -9,8 +9,16 @@
 //! change. The page tables move first: if the
 //! destination's tables cannot be allocated, nothing has changed.
 //!
-//! Argument checks and errno follow Linux's `SYSCALL_DEFINE5(mremap)`,
-//! `mremap_to()` and `vma_to_resize()` in order.
+//! Argument checks and errno follow Linux's `check_mremap_params()` (all
+//! checks of the arguments alone, the new address's alignment and the
+//! overlap of old and new ranges included, come before the old VMA is
+//! looked up, as in Linux 6.16 and later), `mremap_to()` and
+//! `vma_to_resize()` (`RLIMIT_MEMLOCK` for a locked VMA, `EAGAIN`;
+//! `RLIMIT_AS`/`RLIMIT_DATA`, `ENOMEM`). Growing in place merges with the
+//! following VMA when it becomes adjacent and compatible, as Linux's
+//! `vma_merge` of the extension does. `MREMAP_DONTUNMAP` clears the lock
+//! flags of the whole old VMA, not only of the moved range (Linux
+//! `dontunmap_complete`).
 //!
 //! Differences from Linux:
 //! - `old_len == 0` (duplicating a shared mapping) is `EINVAL` for shared
@@ -18,18 +26,17 @@
 //! - `MREMAP_DONTUNMAP` of a shared anonymous mapping is `EINVAL`: its
 //!   pages live only in the page tables, so the old range would lose them
 //!   (Linux refaults them from shmem).
-//! - No `RLIMIT_MEMLOCK`, `RLIMIT_AS` or overcommit checks (`EAGAIN`,
-//!   `ENOMEM` of `mlock_future_ok`/`may_expand_vm`), no userfaultfd, no
-//!   sealing.
+//! - No overcommit accounting, userfaultfd or sealing.
 
 #![forbid(unsafe_code)]
 
 use uapi::errno::Errno;
 use uapi::mman::{MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE};
 
-use crate::addr::{PAGE_SHIFT, PAGE_SIZE, VirtAddr};
-use crate::mmap::{MMAP_MIN_ADDR, MmStruct, TASK_SIZE, page_align, vma_err};
+use crate::addr::PAGE_SHIFT;
+use crate::mmap::{MAX_MAP_COUNT, MmStruct, TASK_SIZE, page_align, vma_err};
 use crate::pgtable::PteFormat;
+use crate::uaddr::{UserAddr, UserRange};
 use crate::vma::{VmaAlloc, VmaDesc, VmaFlags};
 
 /// `VM_LOCKED_MASK`.
@@ -40,88 +47,107 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
     /// `new_len` bytes, moving it if `MREMAP_MAYMOVE` allows and it must
     /// (or to `new_addr` with `MREMAP_FIXED`). Returns the new address.
     pub fn mremap(&mut self, addr: u64, old_len: u64, new_len: u64, flags: u32, new_addr: u64) -> Result<u64, Errno> {
-        if flags & !(MREMAP_FIXED | MREMAP_MAYMOVE | MREMAP_DONTUNMAP) != 0
-            || (flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0)
-            || (flags & MREMAP_DONTUNMAP != 0 && (flags & MREMAP_MAYMOVE == 0 || old_len != new_len))
-        {
+        // Linux `check_mremap_params`.
+        if flags & !(MREMAP_FIXED | MREMAP_MAYMOVE | MREMAP_DONTUNMAP) != 0 {
             return Err(Errno::EINVAL);
         }
-        if addr & (PAGE_SIZE - 1) != 0 {
+        if addr & ((1 << PAGE_SHIFT) - 1) != 0 {
             return Err(Errno::EINVAL);
         }
         // Linux's PAGE_ALIGN wraps a length in the last page to 0.
         let old_len = page_align(old_len).unwrap_or(0);
         let new_len = page_align(new_len).unwrap_or(0);
-        if new_len == 0 {
+        if new_len == 0 || new_len > TASK_SIZE {
             return Err(Errno::EINVAL);
         }
-        if self.find_vma_user(addr).is_none_or(|v| v.start().as_u64() > addr) {
+        let implies_new_addr = flags & (MREMAP_FIXED | MREMAP_DONTUNMAP) != 0;
+        let mut target = None;
+        if implies_new_addr {
+            if new_addr > TASK_SIZE - new_len {
+                return Err(Errno::EINVAL);
+            }
+            let start = UserAddr::new(new_addr).map_err(|_| Errno::EINVAL)?;
+            if flags & MREMAP_MAYMOVE == 0 || (flags & MREMAP_DONTUNMAP != 0 && old_len != new_len) {
+                return Err(Errno::EINVAL);
+            }
+            let new = UserRange::at(start, new_len).ok_or(Errno::EINVAL)?;
+            // The ranges may not overlap (Linux `vrm_overlaps`, on raw sums).
+            if addr.saturating_add(old_len) > new.start().as_u64() && new.end().as_u64() > addr {
+                return Err(Errno::EINVAL);
+            }
+            if self.vmas.map_count() + 2 >= MAX_MAP_COUNT - 3 {
+                return Err(Errno::ENOMEM);
+            }
+            target = Some(new);
+        }
+        // Beyond user space there is no VMA either.
+        let addr = UserAddr::new(addr).map_err(|_| Errno::EFAULT)?;
+        if self.vmas.vma_lookup(addr.virt()).is_none() {
             return Err(Errno::EFAULT);
         }
-        if flags & (MREMAP_FIXED | MREMAP_DONTUNMAP) != 0 {
-            return self.mremap_to(addr, old_len, new_addr, new_len, flags);
+        if let Some(new) = target {
+            return self.mremap_to(addr, old_len, new, flags);
         }
         // Always allow a shrinking remap.
         if old_len >= new_len {
             if old_len > new_len {
-                self.do_munmap(addr + new_len, old_len - new_len)?;
+                let tail = addr.checked_add(new_len).zip(addr.checked_add(old_len));
+                let tail = tail.and_then(|(s, e)| UserRange::new(s, e)).ok_or(Errno::EINVAL)?;
+                self.munmap_range(tail)?;
             }
-            return Ok(addr);
+            return Ok(addr.as_u64());
         }
         let vma = self.vma_to_resize(addr, old_len, new_len, flags)?;
         // Grow in place if the range ends the VMA and the pages after it
         // are free (Linux `vma_expandable`).
-        if old_len == vma.end.as_u64() - addr
-            && let Some(new_end) = addr.checked_add(new_len).filter(|&e| e <= TASK_SIZE)
-            && self.vmas.expand(vma.start, VirtAddr::new_const(new_end)).is_ok()
+        if addr.checked_add(old_len).is_some_and(|e| e.virt() == vma.end)
+            && let Some(new_end) = addr.checked_add(new_len)
+            && self.vmas.expand(vma.start, new_end.virt()).is_ok()
         {
-            self.mremap_populate(&vma, addr + old_len, new_end);
-            return Ok(addr);
+            if let Some(grown) = UserRange::new(addr.checked_add(old_len).unwrap_or(new_end), new_end) {
+                self.mremap_populate(&vma, grown);
+            }
+            return Ok(addr.as_u64());
         }
         if flags & MREMAP_MAYMOVE == 0 {
             return Err(Errno::ENOMEM);
         }
-        let new_addr = self.get_unmapped_area(0, new_len)?;
-        self.move_vma(addr, old_len, new_len, new_addr, flags)
+        let new = self.get_unmapped_area(0, new_len, false)?;
+        let old = UserRange::at(addr, old_len).ok_or(Errno::EFAULT)?;
+        self.move_vma(old, new, flags)
     }
 
-    /// The `MREMAP_FIXED` / `MREMAP_DONTUNMAP` path (Linux `mremap_to`).
-    fn mremap_to(&mut self, addr: u64, old_len: u64, new_addr: u64, new_len: u64, flags: u32) -> Result<u64, Errno> {
-        if new_addr & (PAGE_SIZE - 1) != 0 {
-            return Err(Errno::EINVAL);
-        }
-        if new_len > TASK_SIZE || new_addr > TASK_SIZE - new_len {
-            return Err(Errno::EINVAL);
-        }
-        // The old and new ranges may not overlap.
-        if addr.saturating_add(old_len) > new_addr && new_addr + new_len > addr {
-            return Err(Errno::EINVAL);
-        }
+    /// The `MREMAP_FIXED` / `MREMAP_DONTUNMAP` path (Linux `mremap_to`):
+    /// `new` is checked against the old range already.
+    fn mremap_to(&mut self, addr: UserAddr, old_len: u64, new: UserRange, flags: u32) -> Result<u64, Errno> {
         if flags & MREMAP_FIXED != 0 {
-            self.do_munmap(new_addr, new_len)?;
+            self.munmap_range(new)?;
         }
         let mut old_len = old_len;
-        if old_len > new_len {
-            self.do_munmap(addr + new_len, old_len - new_len)?;
-            old_len = new_len;
+        if old_len > new.len() {
+            let tail_start = addr.checked_add(new.len()).ok_or(Errno::EFAULT)?;
+            let tail_end = addr.checked_add(old_len).ok_or(Errno::EFAULT)?;
+            self.munmap_range(UserRange::new(tail_start, tail_end).ok_or(Errno::EFAULT)?)?;
+            old_len = new.len();
         }
-        self.vma_to_resize(addr, old_len, new_len, flags)?;
-        let new_addr = if flags & MREMAP_FIXED != 0 {
-            // Linux `get_unmapped_area` with MAP_FIXED: `security_mmap_addr`.
-            if new_addr < MMAP_MIN_ADDR {
-                return Err(Errno::EPERM);
-            }
-            new_addr
+        let vma = self.vma_to_resize(addr, old_len, new.len(), flags)?;
+        // MREMAP_DONTUNMAP grows the address space by the whole length.
+        if flags & MREMAP_DONTUNMAP != 0 && !self.may_expand_vm(vma.flags, old_len >> PAGE_SHIFT) {
+            return Err(Errno::ENOMEM);
+        }
+        let new = if flags & MREMAP_FIXED != 0 {
+            self.get_unmapped_area(new.start().as_u64(), new.len(), true)?
         } else {
-            self.get_unmapped_area(new_addr, new_len)?
+            self.get_unmapped_area(new.start().as_u64(), new.len(), false)?
         };
-        self.move_vma(addr, old_len, new_len, new_addr, flags)
+        let old = UserRange::at(addr, old_len).ok_or(Errno::EFAULT)?;
+        self.move_vma(old, new, flags)
     }
 
     /// The VMA `[addr, addr + old_len)` lies in, if it may become
     /// `new_len` bytes (Linux `vma_to_resize`).
-    fn vma_to_resize(&self, addr: u64, old_len: u64, new_len: u64, flags: u32) -> Result<VmaDesc, Errno> {
-        let vma = self.find_vma_user(addr).filter(|v| v.start().as_u64() <= addr).ok_or(Errno::EFAULT)?;
+    fn vma_to_resize(&self, addr: UserAddr, old_len: u64, new_len: u64, flags: u32) -> Result<VmaDesc, Errno> {
+        let vma = self.vmas.vma_lookup(addr.virt()).ok_or(Errno::EFAULT)?;
         let desc = vma.desc();
         if old_len == 0 {
             return Err(Errno::EINVAL);
@@ -133,66 +159,74 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
             return Err(Errno::EINVAL);
         }
         // No remapping across VMA boundaries.
-        if old_len > desc.end.as_u64() - addr {
+        if old_len > desc.end.as_u64() - addr.as_u64() {
             return Err(Errno::EFAULT);
         }
         if new_len == old_len {
             return Ok(desc);
         }
-        let pgoff = desc.pgoff + ((addr - desc.start.as_u64()) >> PAGE_SHIFT);
+        let pgoff = desc.pgoff + ((addr.as_u64() - desc.start.as_u64()) >> PAGE_SHIFT);
         if pgoff.checked_add(new_len >> PAGE_SHIFT).is_none() {
             return Err(Errno::EINVAL);
         }
         if desc.flags.contains(VmaFlags::DONTEXPAND) {
             return Err(Errno::EFAULT);
         }
+        let grow = new_len.saturating_sub(old_len);
+        if desc.flags.contains(VmaFlags::LOCKED) && !self.mlock_future_ok(desc.flags, grow) {
+            return Err(Errno::EAGAIN);
+        }
+        if !self.may_expand_vm(desc.flags, grow >> PAGE_SHIFT) {
+            return Err(Errno::ENOMEM);
+        }
         Ok(desc)
     }
 
-    /// Moves `[addr, addr + old_len)`, which lies in one VMA, to
-    /// `new_addr`, a free range of `new_len` bytes (Linux `move_vma`).
-    fn move_vma(&mut self, addr: u64, old_len: u64, new_len: u64, new_addr: u64, flags: u32) -> Result<u64, Errno> {
-        let old_end = addr + old_len;
+    /// Moves `old`, which lies in one VMA, to `new`, a free range at least
+    /// as long (Linux `move_vma`); the part of `new` past `old`'s length is
+    /// the growth.
+    fn move_vma(&mut self, old: UserRange, new: UserRange, flags: u32) -> Result<u64, Errno> {
+        let whole = self.vmas.vma_lookup(old.start().virt()).map(|v| (v.start(), v.end())).ok_or(Errno::EFAULT)?;
         // Make the old range a VMA of its own.
-        for at in [addr, old_end] {
-            if self.vmas.vma_lookup(VirtAddr::new_const(at)).is_some_and(|v| v.start().as_u64() != at) {
-                self.vmas.split(VirtAddr::new_const(at)).map_err(vma_err)?;
+        for at in [old.start(), old.end()] {
+            if self.vmas.vma_lookup(at.virt()).is_some_and(|v| v.start() != at.virt()) {
+                self.vmas.split(at.virt()).map_err(vma_err)?;
             }
         }
-        let desc = self.vmas.vma_lookup(VirtAddr::new_const(addr)).map(|v| v.desc()).ok_or(Errno::EFAULT)?;
-        self.move_ptes(addr, new_addr, old_len)?;
-        let moved = if flags & MREMAP_DONTUNMAP != 0 {
-            // The old range stays mapped, empty and unlocked.
-            let new =
-                VmaDesc { start: VirtAddr::new_const(new_addr), end: VirtAddr::new_const(new_addr + old_len), ..desc };
+        let desc = self.vmas.vma_lookup(old.start().virt()).map(|v| v.desc()).ok_or(Errno::EFAULT)?;
+        let moved = old.moved_to(new.start()).ok_or(Errno::EFAULT)?;
+        self.move_ptes(old, moved)?;
+        let relinked = if flags & MREMAP_DONTUNMAP != 0 {
+            // The old VMA stays mapped, empty and unlocked, all of it.
+            let copy = VmaDesc { start: moved.start().virt(), end: moved.end().virt(), ..desc };
             self.vmas
-                .insert(new)
-                .and_then(|()| self.vmas.modify_flags(desc.start, desc.end, |v| v.flags() - VM_LOCKED_MASK))
+                .insert(copy)
+                .and_then(|()| self.vmas.modify_flags(whole.0, whole.1, |v| v.flags() - VM_LOCKED_MASK))
         } else {
-            self.vmas.relocate(desc.start, desc.end, VirtAddr::new_const(new_addr))
+            self.vmas.relocate(desc.start, desc.end, moved.start().virt())
         };
-        if let Err(e) = moved {
+        if let Err(e) = relinked {
             // The old range's tables exist, so moving back cannot fail.
-            let _ = self.move_ptes(new_addr, addr, old_len);
+            let _ = self.move_ptes(moved, old);
             return Err(vma_err(e));
         }
-        if new_len > old_len {
-            let start = self.vmas.vma_lookup(VirtAddr::new_const(new_addr)).map(|v| v.start()).ok_or(Errno::EFAULT)?;
-            self.vmas.expand(start, VirtAddr::new_const(new_addr + new_len)).map_err(vma_err)?;
-            self.mremap_populate(&desc, new_addr + old_len, new_addr + new_len);
+        if new.len() > old.len() {
+            let start = self.vmas.vma_lookup(new.start().virt()).map(|v| v.start()).ok_or(Errno::EFAULT)?;
+            self.vmas.expand(start, new.end().virt()).map_err(vma_err)?;
+            self.mremap_populate(&desc, new.from(moved.end()));
         }
-        Ok(new_addr)
+        Ok(new.start().as_u64())
     }
 
     /// Faults in the pages a mapping grew by if it is locked (Linux
     /// `mm_populate` after mremap, errors ignored) or shared anonymous
     /// memory, which [`MmStruct::do_mmap`] populates so that fork shares
     /// every page.
-    fn mremap_populate(&mut self, vma: &VmaDesc, start: u64, end: u64) {
+    fn mremap_populate(&mut self, vma: &VmaDesc, grown: UserRange) {
         if vma.flags.contains(VmaFlags::SHARED) && vma.file.is_none() {
-            let _ = self.populate_shared_anon(start, end);
+            let _ = self.populate_shared_anon(grown);
         } else if vma.flags & VM_LOCKED_MASK == VmaFlags::LOCKED {
-            let _ = self.populate(start, end);
+            let _ = self.populate(grown);
         }
     }
 }

@@ -703,16 +703,16 @@ impl<'a, F: PteFormat> PageTable<'a, F> {
             {
                 let raw = self.fmt.encode_leaf(Leaf { phys, prot: args.prot, size: leaf_size });
                 if slot.compare_exchange(0, raw, Ordering::AcqRel, Ordering::Acquire).is_err() {
-                    return Err(PgtableError::AlreadyMapped(VirtAddr::new_const(va)));
+                    return Err(PgtableError::AlreadyMapped(VirtAddr::expect_canonical(va)));
                 }
                 args.done.set(entry_end);
             } else {
                 // At the pte level a leaf fits whenever we get here, so a
                 // full slot is in the way.
-                let lower = level.lower().ok_or(PgtableError::AlreadyMapped(VirtAddr::new_const(va)))?;
+                let lower = level.lower().ok_or(PgtableError::AlreadyMapped(VirtAddr::expect_canonical(va)))?;
                 let next_table = match self.fmt.decode(current, level) {
                     Entry::Table(t) => t,
-                    Entry::Leaf(_) => return Err(PgtableError::AlreadyMapped(VirtAddr::new_const(va))),
+                    Entry::Leaf(_) => return Err(PgtableError::AlreadyMapped(VirtAddr::expect_canonical(va))),
                     Entry::None => self.populate(slot, level, va)?,
                 };
                 self.map_level(next_table, lower, va, entry_end, args, gather)?;
@@ -830,7 +830,7 @@ impl<'a, F: PteFormat> PageTable<'a, F> {
                 free_table(self.pgdat, new.pfn());
                 match self.fmt.decode(current, level) {
                     Entry::Table(t) => Ok(t),
-                    _ => Err(PgtableError::AlreadyMapped(VirtAddr::new_const(va))),
+                    _ => Err(PgtableError::AlreadyMapped(VirtAddr::expect_canonical(va))),
                 }
             }
         }
@@ -856,7 +856,7 @@ impl<'a, F: PteFormat> PageTable<'a, F> {
             .is_err()
         {
             free_table(self.pgdat, new.pfn());
-            return Err(PgtableError::AlreadyMapped(VirtAddr::new_const(va)));
+            return Err(PgtableError::AlreadyMapped(VirtAddr::expect_canonical(va)));
         }
         let base = va & !(level.entry_size() - 1);
         gather.add_range(base, base + level.entry_size());
@@ -996,7 +996,7 @@ impl<'a, F: PteFormat> PageTable<'a, F> {
                 Entry::Table(t) => t,
                 Entry::None if alloc => self.populate(slot, level, va)?,
                 Entry::None => return Ok(None),
-                Entry::Leaf(_) => return Err(PgtableError::AlreadyMapped(VirtAddr::new_const(va))),
+                Entry::Leaf(_) => return Err(PgtableError::AlreadyMapped(VirtAddr::expect_canonical(va))),
             };
             level = lower;
         }

@@ -156,6 +156,9 @@ bitflags! {
         const ACCOUNT = 0x100000;
         /// `VM_NORESERVE`: not counted against the commit limit.
         const NORESERVE = 0x200000;
+        /// `VM_WIPEONFORK`: a fork child gets the VMA empty
+        /// (`MADV_WIPEONFORK`).
+        const WIPEONFORK = 0x2000000;
     }
 }
 
@@ -257,12 +260,12 @@ impl Vma {
 
     /// First byte (Linux `vm_start`).
     pub fn start(&self) -> VirtAddr {
-        VirtAddr::new_const(self.vm_start.get())
+        VirtAddr::expect_canonical(self.vm_start.get())
     }
 
     /// End, exclusive (Linux `vm_end`).
     pub fn end(&self) -> VirtAddr {
-        VirtAddr::new_const(self.vm_end.get())
+        VirtAddr::expect_canonical(self.vm_end.get())
     }
 
     /// Flags (Linux `vm_flags`).
@@ -496,7 +499,7 @@ fn clipped(gap_start: u64, gap_end: u64, low: u64, high: u64) -> u64 {
 }
 
 fn user_addr(addr: u64) -> VirtAddr {
-    VirtAddr::new_const(addr)
+    VirtAddr::expect_canonical(addr)
 }
 
 /// The VMAs of one address space (Linux `mm_struct`'s `mm_mt`, `map_count`
@@ -791,8 +794,9 @@ impl<A: VmaAlloc> VmaTree<A> {
     }
 
     /// Grows the VMA starting at `vma_start` up to `new_end` (Linux
-    /// `vma_expand()` for brk and an in-place mremap). Allocates nothing;
-    /// does not merge with the VMA it may now touch.
+    /// `vma_expand()`, and `vma_merge()` of the extension in an in-place
+    /// mremap): merges with the VMA it may now touch if compatible.
+    /// Allocates nothing.
     ///
     /// Errors: [`VmaError::BadRange`] if `new_end` is unaligned, in the
     /// kernel half or below the VMA's end, [`VmaError::NotFound`] if no
@@ -811,6 +815,7 @@ impl<A: VmaAlloc> VmaTree<A> {
         }
         self.set_range(start, start, new_end);
         self.total_pages += (new_end - end) >> PAGE_SHIFT;
+        self.merge_range(start, new_end);
         Ok(())
     }
 

@@ -462,7 +462,7 @@ fn classify_va_fit_type(va_start: u64, va_end: u64, nva_start: u64, size: u64) -
 /// An address inside the window as a [`VirtAddr`]; canonical by
 /// invariant 1, so this never panics.
 fn vaddr(addr: u64) -> VirtAddr {
-    VirtAddr::new_const(addr)
+    VirtAddr::expect_canonical(addr)
 }
 
 /// The kernel virtual address allocator: free, busy and lazily freed

@@ -57,7 +57,7 @@ fn nothing_is_mapped_in_the_lower_half_and_address_zero_faults() {
     }
     let pt = kernel_pgtable().expect("kernel page tables");
     let mut count = Count(0);
-    let _ = walk_page_range(pt, VirtAddr::new_const(0), 0x0000_8000_0000_0000, &mut count);
+    let _ = walk_page_range(pt, VirtAddr::expect_canonical(0), 0x0000_8000_0000_0000, &mut count);
     assert_eq!(count.0, 0, "lower-half mappings exist");
     expect_fault(read_u8_nofault(0).map(drop), 0, PageFaultError::empty());
 }

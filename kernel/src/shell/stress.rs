@@ -66,7 +66,7 @@ impl Allocation {
             Kind::Kmalloc => {
                 let slab = crate::slab::slab().ok_or(CmdError::Unavailable("the slab allocator is not up"))?;
                 let ptr = slab.kmalloc(size, gfp).ok_or(CmdError::NoMemory("kmalloc"))?;
-                (Kind::Kmalloc, VirtAddr::new_const(ptr.as_ptr() as u64), size)
+                (Kind::Kmalloc, VirtAddr::expect_canonical(ptr.as_ptr() as u64), size)
             }
             Kind::Vmalloc => {
                 let addr = crate::vmalloc::vmalloc(size as u64).map_err(|_| CmdError::NoMemory("vmalloc"))?;

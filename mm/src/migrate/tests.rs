@@ -23,7 +23,7 @@ impl<'a> Env<'a> {
         assert_eq!(mm.do_mmap(X, pages * P, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0), Ok(X));
         for i in 0..pages {
             let addr = X + i * P;
-            mm.handle_mm_fault(VirtAddr::new_const(addr), FaultAccess { write: true, exec: false }).unwrap();
+            mm.handle_mm_fault(VirtAddr::expect_canonical(addr), FaultAccess { write: true, exec: false }).unwrap();
             self.ram.fill(pfn_at(mm, addr), pattern(i));
         }
     }
@@ -31,7 +31,7 @@ impl<'a> Env<'a> {
 
 /// The frame the pte at `addr` maps.
 pub(crate) fn pfn_at(mm: &Mm<'_>, addr: u64) -> Pfn {
-    mm.follow_pte(VirtAddr::new_const(addr)).expect("no pte").phys.pfn()
+    mm.follow_pte(VirtAddr::expect_canonical(addr)).expect("no pte").phys.pfn()
 }
 
 /// Address spaces for the rmap walk: each borrowed for its visit, as the
@@ -75,7 +75,7 @@ fn migrate_moves_anonymous_page_with_data_pte_and_counters() {
         let mm = RefCell::new(env.mm());
         env.populate(&mut mm.borrow_mut(), 3, |i| 0x40 + i as u8);
         let old = pfn_at(&mm.borrow(), X + P);
-        let old_leaf = mm.borrow().follow_pte(VirtAddr::new_const(X + P)).unwrap();
+        let old_leaf = mm.borrow().follow_pte(VirtAddr::expect_canonical(X + P)).unwrap();
         let anon = env.pgdat.node_page_state(NodeStatItem::NrAnonMapped);
         env.tlb.take();
         let mut target = Pages { pgdat: env.pgdat, returned: Vec::new() };
@@ -86,7 +86,7 @@ fn migrate_moves_anonymous_page_with_data_pte_and_counters() {
         let new = pfn_at(&mm, X + P);
         assert_ne!(new, old, "the pte maps the new page");
         assert!(env.ram.page(new).iter().all(|&b| b == 0x41), "data copied");
-        let leaf = mm.follow_pte(VirtAddr::new_const(X + P)).unwrap();
+        let leaf = mm.follow_pte(VirtAddr::expect_canonical(X + P)).unwrap();
         assert_eq!(leaf.prot, old_leaf.prot, "same protection, dirty and accessed bits");
         assert!(leaf.prot.contains(PgProt::WRITE));
         assert_eq!(env.tlb.take(), [(X + P, P)], "old pte flushed");

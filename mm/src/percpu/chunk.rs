@@ -335,7 +335,7 @@ struct PcpuChunk {
 
 impl PcpuChunk {
     const EMPTY: PcpuChunk = PcpuChunk {
-        base_addr: VirtAddr::new_const(0),
+        base_addr: VirtAddr::expect_canonical(0),
         free_bytes: 0,
         alloc_map: [0; ALLOC_MAP_LONGS],
         bound_map: [0; BOUND_MAP_LONGS],
@@ -580,7 +580,7 @@ impl<B: PcpuBackend> PcpuAllocator<B> {
             unsafe { core::ptr::write_bytes((unit + off) as *mut u8, 0, bytes as usize) };
         }
         // Canonical: inside the chunk (invariant 1).
-        Ok(VirtAddr::new_const(chunk.base_addr.as_u64() + off))
+        Ok(VirtAddr::expect_canonical(chunk.base_addr.as_u64() + off))
     }
 
     /// Frees the allocation whose percpu address is `addr` and returns its

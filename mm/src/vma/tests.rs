@@ -43,7 +43,7 @@ type Tree<'a> = VmaTree<&'a TestAlloc>;
 
 /// The address of page `page` of the test window.
 fn va(page: u64) -> VirtAddr {
-    VirtAddr::new_const(BASE + page * P)
+    VirtAddr::expect_canonical(BASE + page * P)
 }
 
 fn page_of(addr: VirtAddr) -> u64 {
@@ -155,10 +155,13 @@ fn insert_rejects_overlaps_and_bad_ranges_changing_nothing() {
     }
     assert_eq!(tree.insert(anon(9, 9, RW)), Err(VmaError::BadRange));
     assert_eq!(tree.insert(anon(10, 9, RW)), Err(VmaError::BadRange));
-    let unaligned = VmaDesc::anon(VirtAddr::new_const(BASE + 1), va(20), RW);
+    let unaligned = VmaDesc::anon(VirtAddr::expect_canonical(BASE + 1), va(20), RW);
     assert_eq!(tree.insert(unaligned), Err(VmaError::BadRange));
-    let kernel =
-        VmaDesc::anon(VirtAddr::new_const(0xffff_8000_0000_0000), VirtAddr::new_const(0xffff_8000_0000_1000), RW);
+    let kernel = VmaDesc::anon(
+        VirtAddr::expect_canonical(0xffff_8000_0000_0000),
+        VirtAddr::expect_canonical(0xffff_8000_0000_1000),
+        RW,
+    );
     assert_eq!(tree.insert(kernel), Err(VmaError::BadRange));
     assert_eq!(snapshot(&tree), before);
 }
@@ -199,7 +202,7 @@ fn split_errors_change_nothing() {
     assert_eq!(tree.split(va(2)), Err(VmaError::NotFound));
     assert_eq!(tree.split(va(10)), Err(VmaError::NotFound));
     assert_eq!(tree.split(va(20)), Err(VmaError::NotFound));
-    assert_eq!(tree.split(VirtAddr::new_const(BASE + 5 * P + 8)), Err(VmaError::BadRange));
+    assert_eq!(tree.split(VirtAddr::expect_canonical(BASE + 5 * P + 8)), Err(VmaError::BadRange));
     alloc.fail_nth(0);
     assert_eq!(tree.split(va(5)), Err(VmaError::NoMemory));
     assert_eq!(snapshot(&tree), before);
@@ -322,7 +325,7 @@ fn find_vma_returns_the_first_vma_ending_above_the_address() {
     assert_eq!(start(tree.find_vma(va(0))), Some(2));
     assert_eq!(start(tree.find_vma(va(3))), Some(2));
     assert_eq!(start(tree.find_vma(va(4))), Some(6));
-    assert_eq!(start(tree.find_vma(VirtAddr::new_const(BASE + 8 * P - 1))), Some(6));
+    assert_eq!(start(tree.find_vma(VirtAddr::expect_canonical(BASE + 8 * P - 1))), Some(6));
     assert_eq!(start(tree.find_vma(va(8))), None);
     assert_eq!(start(tree.vma_lookup(va(3))), Some(2));
     assert_eq!(start(tree.vma_lookup(va(5))), None);
@@ -351,13 +354,18 @@ fn expand_and_shrink_move_the_end() {
     assert_eq!(tree.shrink(va(0), va(3)), Err(VmaError::BadRange));
     assert_eq!(tree.shrink(va(0), va(0)), Err(VmaError::BadRange));
     assert_eq!(snapshot(&tree), before);
-    // Reaching the next VMA is allowed, and does not merge (as Linux).
+    // Reaching a compatible next VMA merges with it (Linux `vma_merge`
+    // of an in-place mremap's extension).
     tree.expand(va(0), va(6)).unwrap();
-    assert_eq!(vmas(&tree), [(0, 6, RW, apg(0)), (6, 8, RW, apg(6))]);
+    assert_eq!(vmas(&tree), [(0, 8, RW, apg(0))]);
     assert_eq!(tree.total_pages(), 8);
     tree.shrink(va(0), va(1)).unwrap();
-    assert_eq!(vmas(&tree), [(0, 1, RW, apg(0)), (6, 8, RW, apg(6))]);
-    assert_eq!(tree.total_pages(), 3);
+    assert_eq!(vmas(&tree), [(0, 1, RW, apg(0))]);
+    assert_eq!(tree.total_pages(), 1);
+    // An incompatible one stays apart.
+    tree.insert(anon(4, 6, VmaFlags::READ)).unwrap();
+    tree.expand(va(0), va(4)).unwrap();
+    assert_eq!(vmas(&tree), [(0, 4, RW, apg(0)), (4, 6, VmaFlags::READ, apg(4))]);
     tree.check().unwrap();
 }
 
@@ -386,7 +394,7 @@ fn relocate_errors_change_nothing() {
     assert_eq!(tree.relocate(va(1), va(4), va(20)), Err(VmaError::NotFound));
     assert_eq!(tree.relocate(va(0), va(4), va(6)), Err(VmaError::Overlap));
     assert_eq!(tree.relocate(va(0), va(4), va(2)), Err(VmaError::Overlap));
-    let unaligned = VirtAddr::new_const(BASE + 20 * P + 1);
+    let unaligned = VirtAddr::expect_canonical(BASE + 20 * P + 1);
     assert_eq!(tree.relocate(va(0), va(4), unaligned), Err(VmaError::BadRange));
     tree.relocate(va(0), va(4), va(0)).unwrap();
     assert_eq!(snapshot(&tree), before);
@@ -489,10 +497,10 @@ fn unmapped_area_keeps_the_stack_guard_gap_free() {
     // A guard gap reaching below address 0 saturates.
     let alloc = TestAlloc::default();
     let mut low = VmaTree::new(&alloc);
-    low.insert(VmaDesc::anon(VirtAddr::new_const(16 * P), VirtAddr::new_const(20 * P), STACK)).unwrap();
+    low.insert(VmaDesc::anon(VirtAddr::expect_canonical(16 * P), VirtAddr::expect_canonical(20 * P), STACK)).unwrap();
     let info = VmUnmappedAreaInfo {
-        low_limit: VirtAddr::new_const(0),
-        high_limit: VirtAddr::new_const(16 * P),
+        low_limit: VirtAddr::expect_canonical(0),
+        high_limit: VirtAddr::expect_canonical(16 * P),
         ..info(1, 0, 0)
     };
     assert_eq!(low.unmapped_area(&info), None);
@@ -605,11 +613,11 @@ fn model_search(pages: &BTreeMap<u64, Page>, info: &VmUnmappedAreaInfo, topdown:
         let &(s, e) = gaps.iter().rev().find(fits)?;
         let _ = s;
         let gap = e.min(high) - info.length;
-        Some(VirtAddr::new_const(gap - (gap.wrapping_sub(info.align_offset) & info.align_mask)))
+        Some(VirtAddr::expect_canonical(gap - (gap.wrapping_sub(info.align_offset) & info.align_mask)))
     } else {
         let &(s, _) = gaps.iter().find(fits)?;
         let gap = s.max(low) + info.start_gap;
-        Some(VirtAddr::new_const(gap + (info.align_offset.wrapping_sub(gap) & info.align_mask)))
+        Some(VirtAddr::expect_canonical(gap + (info.align_offset.wrapping_sub(gap) & info.align_mask)))
     }
 }
 
@@ -799,8 +807,8 @@ proptest! {
                     let info = VmUnmappedAreaInfo {
                         flags: VmUnmappedAreaFlags::empty(),
                         length: length * P,
-                        low_limit: VirtAddr::new_const(low_limit),
-                        high_limit: VirtAddr::new_const(low_limit + span * P),
+                        low_limit: VirtAddr::expect_canonical(low_limit),
+                        high_limit: VirtAddr::expect_canonical(low_limit + span * P),
                         align_mask: ((1 << align) - 1) * P,
                         align_offset: offset * P,
                         start_gap: start_gap * P,

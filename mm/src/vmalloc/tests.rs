@@ -19,7 +19,7 @@ type TestAlloc = HeapAlloc<VmapNode>;
 type Areas<'a> = VmapAreas<&'a TestAlloc>;
 
 fn va(addr: u64) -> VirtAddr {
-    VirtAddr::new_const(addr)
+    VirtAddr::expect_canonical(addr)
 }
 
 /// A window of `pages` pages at [`START`] on a one-CPU machine.

@@ -186,7 +186,7 @@ impl<'a, F: PteFormat, A: VmapNodeAlloc> Vmalloc<'a, F, A> {
             let failure = if got < n {
                 Some(VmallocError::NoPages { size })
             } else {
-                let virt = VirtAddr::new_const(area.start.as_u64() + mapped * PAGE_SIZE);
+                let virt = VirtAddr::expect_canonical(area.start.as_u64() + mapped * PAGE_SIZE);
                 self.pt.map_pages(virt, &batch[..n], PAGE_KERNEL, &mut gather).err().map(VmallocError::Map)
             };
             if let Some(e) = failure {
@@ -266,7 +266,7 @@ impl<'a, F: PteFormat, A: VmapNodeAlloc> Vmalloc<'a, F, A> {
         match result {
             Ok(()) => {
                 let _ = self.areas.lock().set_phys_addr(area.start, base);
-                Ok(VirtAddr::new_const(area.start.as_u64() + offset))
+                Ok(VirtAddr::expect_canonical(area.start.as_u64() + offset))
             }
             Err(e) => {
                 // map undid its partial work; only the area is left.

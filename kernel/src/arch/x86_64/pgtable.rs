@@ -102,7 +102,7 @@ pub fn init(params: &BootParams, ram: impl Iterator<Item = (PhysAddr, u64)>) {
     let max = if features.contains(CpuFeatures::GBPAGES) { PageSize::Size1G } else { PageSize::Size2M };
     let mut direct = 0;
     for (base, size) in ram {
-        let virt = VirtAddr::new_const(PAGE_OFFSET + base.as_u64());
+        let virt = VirtAddr::expect_canonical(PAGE_OFFSET + base.as_u64());
         pt.map(virt, base, size, PAGE_KERNEL, max, &mut gather).unwrap_or_else(|e| fail("the direct map", e));
         direct += size;
     }
@@ -128,7 +128,7 @@ pub fn init(params: &BootParams, ram: impl Iterator<Item = (PhysAddr, u64)>) {
 
     let mut va = VMALLOC_START;
     while va < VMALLOC_END {
-        pt.preallocate(VirtAddr::new_const(va)).unwrap_or_else(|e| fail("the vmalloc area", e));
+        pt.preallocate(VirtAddr::expect_canonical(va)).unwrap_or_else(|e| fail("the vmalloc area", e));
         va += 1 << 39;
     }
     // Mapping into empty entries queued nothing to flush.
@@ -181,7 +181,7 @@ fn copy_boot_mapping(pt: &KernelPageTable, start: u64, end: u64, gather: &mut Tl
     let mut run: Option<(u64, u64, u64, PgProt)> = None;
     let flush = |run: (u64, u64, u64, PgProt), gather: &mut TlbGather| {
         let (va, phys, len, p) = run;
-        pt.map(VirtAddr::new_const(va), PhysAddr::new(phys), len, p, PageSize::Size4K, gather)
+        pt.map(VirtAddr::expect_canonical(va), PhysAddr::new(phys), len, p, PageSize::Size4K, gather)
             .unwrap_or_else(|e| panic!("kernel page tables: mapping boot range {va:#x}+{len:#x}: {e}"));
     };
     let mut va = start & !(PAGE_SIZE - 1);
@@ -270,7 +270,7 @@ pub unsafe fn protect_kernel_range(start: VirtAddr, len: u64, prot: PgProt) -> R
 /// Counts W+X pages in the kernel half (Linux `ptdump_check_wx`).
 pub fn check_wx() -> WxReport {
     match kernel_pgtable() {
-        Some(pt) => mm::ptdump::check_wx(pt, VirtAddr::new_const(0xffff_8000_0000_0000), u64::MAX),
+        Some(pt) => mm::ptdump::check_wx(pt, VirtAddr::expect_canonical(0xffff_8000_0000_0000), u64::MAX),
         None => WxReport::default(),
     }
 }
@@ -279,7 +279,7 @@ pub fn check_wx() -> WxReport {
 /// /sys/kernel/debug/page_tables/kernel format.
 pub fn dump_kernel(out: &mut impl core::fmt::Write) -> core::fmt::Result {
     match kernel_pgtable() {
-        Some(pt) => mm::ptdump::ptdump(pt, VirtAddr::new_const(0xffff_8000_0000_0000), u64::MAX, &MARKERS, out),
+        Some(pt) => mm::ptdump::ptdump(pt, VirtAddr::expect_canonical(0xffff_8000_0000_0000), u64::MAX, &MARKERS, out),
         None => Ok(()),
     }
 }

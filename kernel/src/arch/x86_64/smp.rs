@@ -458,7 +458,7 @@ fn boot_aps(page: u64, aps: impl Iterator<Item = u32>) {
     let tramp_len = tramp_offset(&raw const ap_trampoline_end);
     let mut gather = TlbGather::new();
     // Identity map so the instruction after "enable paging" is mapped.
-    let ident = VirtAddr::new_const(page);
+    let ident = VirtAddr::expect_canonical(page);
     if let Err(e) = pt.map(ident, PhysAddr::new(page), PAGE_SIZE, PAGE_KERNEL_ROX, PageSize::Size4K, &mut gather) {
         warn!("smpboot: cannot identity-map the trampoline: {e}");
         gather.finish(pgtable::kernel_tlb(), pgdat);

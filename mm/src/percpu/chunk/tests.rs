@@ -146,8 +146,8 @@ fn new_rejects_unusable_first_chunks() {
     assert_eq!(new(base, PCPU_MAX_UNIT_SIZE + P, 1, 0), Err(PcpuError::BadFirstChunk));
     assert_eq!(new(base, P, 0, 0), Err(PcpuError::BadFirstChunk));
     assert_eq!(new(base, P, 1, P + 1), Err(PcpuError::BadFirstChunk));
-    assert_eq!(new(VirtAddr::new_const(base.as_u64() + 8), P, 1, 0), Err(PcpuError::BadFirstChunk));
-    let top_of_user = VirtAddr::new_const(0x0000_7fff_ffff_f000);
+    assert_eq!(new(VirtAddr::expect_canonical(base.as_u64() + 8), P, 1, 0), Err(PcpuError::BadFirstChunk));
+    let top_of_user = VirtAddr::expect_canonical(0x0000_7fff_ffff_f000);
     assert_eq!(new(top_of_user, P, 2, 0), Err(PcpuError::BadFirstChunk));
     assert_eq!(new(base, 2 * P, 4, 2 * P), Ok(()));
     assert_eq!(backend.calls.get(), 0);
@@ -232,7 +232,7 @@ fn static_area_is_never_handed_out_or_freed() {
     }
     let before = snapshot(&pcpu);
     assert_eq!(pcpu.free(first.base()), Err(PcpuError::NotAllocated(first.base())));
-    let inside = VirtAddr::new_const(first.base().as_u64() + 500);
+    let inside = VirtAddr::expect_canonical(first.base().as_u64() + 500);
     assert_eq!(pcpu.free(inside), Err(PcpuError::NotAllocated(inside)));
     assert_eq!(snapshot(&pcpu), before);
 }
@@ -351,13 +351,13 @@ fn bad_frees_are_refused_and_change_nothing() {
     let before = snapshot(&pcpu);
     let foreign = Region::new(P);
     let bad = [
-        a,                                          // double free
-        VirtAddr::new_const(b.as_u64() + 8),        // interior
-        VirtAddr::new_const(b.as_u64() + 2),        // unaligned interior
-        VirtAddr::new_const(b.as_u64() + 64),       // free space after it
-        pcpu.per_cpu_ptr(b, 1),                     // CPU1's copy, not a percpu address
-        foreign.base(),                             // another allocator's memory
-        VirtAddr::new_const(0xffff_8000_0000_0000), // nowhere
+        a,                                                 // double free
+        VirtAddr::expect_canonical(b.as_u64() + 8),        // interior
+        VirtAddr::expect_canonical(b.as_u64() + 2),        // unaligned interior
+        VirtAddr::expect_canonical(b.as_u64() + 64),       // free space after it
+        pcpu.per_cpu_ptr(b, 1),                            // CPU1's copy, not a percpu address
+        foreign.base(),                                    // another allocator's memory
+        VirtAddr::expect_canonical(0xffff_8000_0000_0000), // nowhere
     ];
     for addr in bad {
         assert_eq!(pcpu.free(addr), Err(PcpuError::NotAllocated(addr)), "{addr:?}");
@@ -464,7 +464,7 @@ fn check_detects_corrupted_metadata() {
     pcpu.alloc(P, 4).unwrap();
     let last = pcpu.alloc(P, 4).unwrap();
     let second = pcpu.chunks[1].base_addr;
-    pcpu.chunks[1].base_addr = VirtAddr::new_const(pcpu.chunks[0].base_addr.as_u64() + P / 2);
+    pcpu.chunks[1].base_addr = VirtAddr::expect_canonical(pcpu.chunks[0].base_addr.as_u64() + P / 2);
     assert_eq!(pcpu.check(), Err(PcpuCheckError::BadChunkBase { chunk: 1, base: pcpu.chunks[1].base_addr }));
     pcpu.chunks[1].base_addr = pcpu.chunks[0].base_addr;
     assert_eq!(pcpu.check(), Err(PcpuCheckError::ChunkOverlap { chunk: 0, other: 1 }));
@@ -487,7 +487,7 @@ fn check_detects_corrupted_metadata() {
 fn errors_read_like_linux() {
     assert_eq!(PcpuError::BadSize.to_string(), "illegal size (0) for percpu allocation");
     assert_eq!(
-        PcpuError::NotAllocated(VirtAddr::new_const(0xffff_c900_0000_1000)).to_string(),
+        PcpuError::NotAllocated(VirtAddr::expect_canonical(0xffff_c900_0000_1000)).to_string(),
         "percpu: free of unallocated address 0xffffc90000001000"
     );
     assert!(PcpuError::NoMemory.to_string().contains("allocation failed"));
@@ -663,7 +663,7 @@ proptest! {
                     let (addr, _, rounded, _) = live[pick % live.len()];
                     if rounded > PCPU_MIN_ALLOC_SIZE {
                         let before = snapshot(&pcpu);
-                        let inside = VirtAddr::new_const(addr.as_u64() + 1 + delta % (rounded - 1));
+                        let inside = VirtAddr::expect_canonical(addr.as_u64() + 1 + delta % (rounded - 1));
                         prop_assert_eq!(pcpu.free(inside), Err(PcpuError::NotAllocated(inside)));
                         prop_assert_eq!(snapshot(&pcpu), before);
                     }
