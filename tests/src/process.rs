@@ -42,6 +42,13 @@ fn mmap_family_behaves_as_on_linux() {
     check_passes("mmap_test", &["mmap_test"]);
 }
 
+/// The corners where a differential run against Linux found us
+/// different (issue 16), and the calls that once panicked the kernel.
+#[ktest(timeout = 120)]
+fn mm_corner_cases_behave_as_on_linux() {
+    check_passes("mm_linux_semantics", &["/bin/mm_linux_semantics"]);
+}
+
 #[ktest(timeout = 120)]
 fn fork_cow_and_wait_behave_as_on_linux() {
     check_passes("fork_test", &["fork_test"]);
