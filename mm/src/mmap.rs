@@ -8,8 +8,17 @@
 //! An [`MmStruct`] is a page-table tree ([`PageTable::new_user`]), the VMAs
 //! in a [`VmaTree`], the layout of the program (code, data, brk, stack,
 //! arguments) and RSS counters. Each system call's entry point here does
-//! Linux's argument checks in Linux's order and returns Linux's errno, then
+//! Linux's argument checks in Linux's order and returns Linux's errno,
+//! turning its raw `u64` arguments into a [`UserRange`] once (see
+//! [`crate::uaddr`]); everything below takes only those types. Then it
 //! changes the VMAs and, through [`crate::memory`], the page tables.
+//!
+//! Resource limits ([`MmLimits`]) are checked where Linux checks them:
+//! `RLIMIT_AS` and `RLIMIT_DATA` whenever the address space grows
+//! (`may_expand_vm`: mmap, brk, mremap, stack growth), `RLIMIT_MEMLOCK`
+//! for locked memory (`mlock_future_ok`, [`crate::mlock`]),
+//! `RLIMIT_STACK` for stack growth, and `vm.max_map_count`
+//! ([`MAX_MAP_COUNT`]) for the number of VMAs.
 //!
 //! Locking: an `MmStruct` is a plain value; the kernel keeps it behind one
 //! lock per address space (Linux's `mmap_lock`, taken for writing by every
@@ -20,9 +29,9 @@
 //!   when mremap grows it), whatever its protection, so that fork shares
 //!   every page (Linux backs it by a shmem file and shares through the
 //!   page cache; we have none yet).
-//! - mprotect over a hole returns `ENOMEM` before changing anything; Linux
-//!   changes the VMAs before the hole first.
 //! - No overcommit accounting (`VM_ACCOUNT` is never set or charged).
+//! - `total_vm` is kept; `locked_vm` and `data_vm` are counted from the
+//!   VMAs when a limit is checked (Linux keeps them as counters).
 
 use core::cell::Cell;
 use core::fmt::{self, Write as _};
