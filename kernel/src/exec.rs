@@ -119,12 +119,14 @@ pub fn kernel_execve(path: &str, argv: &[Vec<u8>], envp: &[Vec<u8>], frame: &mut
     }
     let elf = ElfFile::parse(file.entry.data).map_err(ExecError::Elf)?;
     let (cred, secure) = me.proc.cred.lock().exec();
+    // Read before the new mm's lock is taken (`rlim` comes first).
+    let limits = me.proc.rlim.lock().mm_limits(cred.capable(uapi::capability::CAP_IPC_LOCK));
     let new_mm = crate::mmap::mm_alloc().map_err(ExecError::Errno)?;
     let mut end_of_image = 0;
     let mut layout = mm::mmap::MmLayout::default();
     {
         let mut mm = new_mm.lock();
-        mm.limits = me.proc.rlim.lock().mm_limits(cred.capable(uapi::capability::CAP_IPC_LOCK));
+        mm.limits = limits;
         for seg in elf.load_segments() {
             let start = page_down(seg.vaddr);
             let file_end = page_align(seg.vaddr + seg.filesz).ok_or(ExecError::Errno(Errno::ENOMEM))?;
