@@ -11,6 +11,13 @@
 //! laid out as the x86_64 psABI and musl's `_start` expect. The trap frame
 //! is rewritten so the return to user mode enters the program.
 //!
+//! The process's `RLIMIT_STACK` bounds the argument space (Linux
+//! `bprm_stack_limits`) and the initial stack VMA (`setup_arg_pages`);
+//! the new address space gets the process's limits before anything is
+//! mapped into it, as Linux's mmap calls during exec check `current`'s.
+//! Credentials go through Linux's exec rules ([`crate::cred::Cred::exec`])
+//! and the auxiliary vector reports them (`AT_UID` ... `AT_SECURE`).
+//!
 //! Failures before the point of no return (file lookup, ELF checks, the
 //! new address space) leave the caller untouched, as in Linux; a failure
 //! after it kills the task with SIGSEGV.
@@ -30,12 +37,25 @@ use crate::arch::x86_64::uaccess::{clear_user, copy_to_user, write_user};
 use crate::elf::{ElfError, ElfFile, SegmentFlags};
 use crate::sched::{self, Comm};
 
-/// Bytes of argument and environment strings accepted (Linux's default
-/// `ARG_MAX` is a quarter of the stack limit: 2 MiB).
-pub const ARG_MAX: usize = 2 << 20;
+/// Most bytes of argument and environment strings any exec accepts
+/// (Linux `bprm_stack_limits`' ceiling, `_STK_LIM / 4 * 3`); the limit
+/// of one exec is [`arg_limit`].
+pub const ARG_MAX: usize = (crate::resource::STK_LIM / 4 * 3) as usize;
 
-/// The initial stack VMA size below the top (grows on faults beyond).
+/// The smallest argument space whatever `RLIMIT_STACK` says (Linux's
+/// `ARG_MAX`, 32 pages).
+const ARG_MIN: u64 = 32 * PAGE_SIZE;
+
+/// The initial stack VMA size below the top (Linux `setup_arg_pages`'
+/// `stack_expand`); faults grow it beyond.
 const STACK_INITIAL: u64 = 128 * 1024;
+
+/// Bytes of strings and pointers an exec may pass under a stack limit of
+/// `rlim_stack` (Linux `bprm_stack_limits`: a quarter of the limit,
+/// between [`ARG_MIN`] and [`ARG_MAX`]).
+pub fn arg_limit(rlim_stack: u64) -> u64 {
+    (rlim_stack / 4).min(ARG_MAX as u64).max(ARG_MIN)
+}
 
 /// Why execve failed.
 #[derive(Debug)]
@@ -88,16 +108,25 @@ pub fn kernel_execve(path: &str, argv: &[Vec<u8>], envp: &[Vec<u8>], frame: &mut
     if file.entry.mode & 0o111 == 0 {
         return Err(ExecError::Errno(Errno::EACCES));
     }
-    let total: usize = argv.iter().chain(envp).map(|a| a.len() + 1).sum();
-    if total > ARG_MAX {
+    let me = sched::current();
+    let rlim_stack = me.proc.rlim.lock().cur(crate::resource::Resource::STACK);
+    // Strings (the file name too, as Linux copies it first) and the
+    // pointer arrays, argv counted as at least one (`bprm_stack_limits`).
+    let strings: usize = argv.iter().chain(envp).map(|a| a.len() + 1).sum::<usize>() + path.len() + 1;
+    let pointers = (argv.len().max(1) + envp.len()) * 8;
+    if (strings + pointers) as u64 > arg_limit(rlim_stack) {
         return Err(ExecError::Errno(Errno::E2BIG));
     }
     let elf = ElfFile::parse(file.entry.data).map_err(ExecError::Elf)?;
+    let (cred, secure) = me.proc.cred.lock().exec();
+    // Read before the new mm's lock is taken (`rlim` comes first).
+    let limits = me.proc.rlim.lock().mm_limits(cred.capable(uapi::capability::CAP_IPC_LOCK));
     let new_mm = crate::mmap::mm_alloc().map_err(ExecError::Errno)?;
     let mut end_of_image = 0;
     let mut layout = mm::mmap::MmLayout::default();
     {
         let mut mm = new_mm.lock();
+        mm.limits = limits;
         for seg in elf.load_segments() {
             let start = page_down(seg.vaddr);
             let file_end = page_align(seg.vaddr + seg.filesz).ok_or(ExecError::Errno(Errno::ENOMEM))?;
@@ -131,9 +160,12 @@ pub fn kernel_execve(path: &str, argv: &[Vec<u8>], envp: &[Vec<u8>], frame: &mut
         layout.start_brk = end_of_image;
         layout.brk = end_of_image;
         let stack_top = TASK_SIZE;
+        // Linux `setup_arg_pages`: the stack VMA spans `stack_expand`
+        // below the top, but no more than the stack limit allows.
+        let stack_size = STACK_INITIAL.min(page_down(rlim_stack)).max(PAGE_SIZE);
         mm.do_mmap(
-            stack_top - STACK_INITIAL,
-            STACK_INITIAL,
+            stack_top - stack_size,
+            stack_size,
             PROT_READ | PROT_WRITE,
             MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_GROWSDOWN,
             None,
@@ -144,10 +176,12 @@ pub fn kernel_execve(path: &str, argv: &[Vec<u8>], envp: &[Vec<u8>], frame: &mut
         mm.layout = layout;
     }
     // Point of no return (Linux `begin_new_exec`): the old program goes.
-    let me = sched::current();
     crate::process::release_child_tid(&me);
     crate::process::replace_mm(&me, Some(new_mm.clone()));
     crate::process::mm_release(&me);
+    *me.proc.cred.lock() = cred;
+    // A prlimit64 from another process may have reached the old mm only.
+    crate::resource::sync_mm_limits(&me.proc);
     me.proc.files.lock().close_on_exec();
     me.proc.signal.lock().exec_reset();
     me.fs_base.store(0, Ordering::Relaxed);
@@ -166,7 +200,7 @@ pub fn kernel_execve(path: &str, argv: &[Vec<u8>], envp: &[Vec<u8>], frame: &mut
             }
         }
     }
-    let sp = match create_elf_tables(&elf, path, argv, envp, &new_mm) {
+    let sp = match create_elf_tables(&elf, path, argv, envp, &new_mm, &cred, secure) {
         Ok(sp) => sp,
         Err(()) => {
             drop(me);
@@ -191,6 +225,8 @@ fn create_elf_tables(
     argv: &[Vec<u8>],
     envp: &[Vec<u8>],
     mm: &crate::mmap::MmRef,
+    cred: &crate::cred::Cred,
+    secure: bool,
 ) -> Result<u64, ()> {
     let mut sp = TASK_SIZE - 8;
     let push_str = |s: &[u8], sp: &mut u64| -> Result<u64, ()> {
@@ -233,11 +269,11 @@ fn create_elf_tables(
         (AT_BASE, 0),
         (AT_FLAGS, 0),
         (AT_ENTRY, elf.entry()),
-        (AT_UID, 0),
-        (AT_EUID, 0),
-        (AT_GID, 0),
-        (AT_EGID, 0),
-        (AT_SECURE, 0),
+        (AT_UID, u64::from(cred.uid.0)),
+        (AT_EUID, u64::from(cred.euid.0)),
+        (AT_GID, u64::from(cred.gid.0)),
+        (AT_EGID, u64::from(cred.egid.0)),
+        (AT_SECURE, u64::from(secure)),
         (AT_RANDOM, random),
         (AT_CLKTCK, 100),
         (AT_PLATFORM, platform),

@@ -75,6 +75,12 @@ pub fn pgdat() -> &'static PgData<'static> {
     PGDAT.get().expect("mm::pgdat() before mm::init()")
 }
 
+/// The page allocator, or `None` before [`init`] (for code that may run
+/// before memory is up and has a fallback).
+pub fn try_pgdat() -> Option<&'static PgData<'static>> {
+    PGDAT.get()
+}
+
 /// The boot memblock as it was when memory went to the buddy allocator.
 pub fn memblock() -> Option<&'static Memblock> {
     MEMBLOCK.get()

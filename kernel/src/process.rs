@@ -13,8 +13,12 @@
 //! waiting until the child is switched out for good before dropping it,
 //! which frees its kernel stack.
 //!
-//! Lock order: `children` -> a child's locks; `mm` slot -> the address
-//! space's lock; `files` -> an open file's offset lock.
+//! Credentials and resource limits are copied at fork and kept at exec
+//! (see [`crate::cred`] and [`crate::resource`]).
+//!
+//! Lock order: `children` -> a child's locks; `rlim` -> `cred` -> `mm`
+//! slot -> the address space's lock; `files` -> an open file's offset
+//! lock.
 
 use alloc::boxed::Box;
 use alloc::sync::{Arc, Weak};
@@ -24,8 +28,10 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use spin::Mutex;
 use uapi::errno::Errno;
 
+use crate::cred::Cred;
 use crate::fs::file::{Capture, FdTable};
 use crate::mmap::MmRef;
+use crate::resource::Rlimits;
 use crate::sched::wait::WaitQueue;
 use crate::sched::{self, Task};
 use crate::signal::SignalState;
@@ -63,6 +69,10 @@ pub struct Process {
     /// The signal the parent gets at exit (`SIGCHLD` for fork and vfork,
     /// clone's `CSIGNAL` bits; 0 for none).
     pub exit_signal: AtomicU32,
+    /// Resource limits (Linux `signal->rlim`).
+    pub rlim: Mutex<Rlimits>,
+    /// User and group ids and capabilities (Linux `task->cred`).
+    pub cred: Mutex<Cred>,
 }
 
 /// A one-shot event (Linux `struct completion`).
@@ -118,6 +128,8 @@ impl Process {
             clear_child_tid: AtomicU64::new(0),
             set_child_tid: AtomicU64::new(0),
             exit_signal: AtomicU32::new(uapi::signal::SIGCHLD as u32),
+            rlim: Mutex::new(Rlimits::init()),
+            cred: Mutex::new(Cred::root()),
         }
     }
 
@@ -259,6 +271,9 @@ pub fn do_fork(frame: &crate::arch::x86_64::entry::TrapFrame, args: &CloneArgs) 
     *child.proc.files.lock() = parent.proc.files.lock().clone();
     *child.proc.signal.lock() = parent.proc.signal.lock().fork_copy();
     *child.proc.capture.lock() = parent.proc.capture.lock().clone();
+    *child.proc.rlim.lock() = *parent.proc.rlim.lock();
+    *child.proc.cred.lock() = *parent.proc.cred.lock();
+    crate::resource::sync_mm_limits(&child.proc);
     *child.proc.parent.lock() = Arc::downgrade(&parent);
     child.fs_base.store(args.tls.unwrap_or_else(|| parent.fs_base.load(Ordering::Relaxed)), Ordering::Relaxed);
     child.proc.set_child_tid.store(args.child_tid, Ordering::Relaxed);
@@ -277,6 +292,9 @@ pub fn do_fork(frame: &crate::arch::x86_64::entry::TrapFrame, args: &CloneArgs) 
     sched::wake_up_new_task(&child);
     if let Some(done) = done {
         done.wait();
+        // The child may have changed its limits or ids in the address
+        // space it lent back; the mm follows this process's again.
+        crate::resource::sync_mm_limits(&parent.proc);
     }
     Ok(child)
 }

@@ -2,8 +2,9 @@
 //! `arch/x86/entry/syscall_64.c`, `kernel/entry/common.c`, and the
 //! `SYSCALL_DEFINE`s of `mm/`, `fs/`, `kernel/`).
 //!
-//! The number is in RAX, arguments in RDI, RSI, RDX, R10, R8, R9; the
-//! result, or `-errno`, goes back in RAX. An unknown number returns
+//! The number is the low 32 bits of RAX (see [`syscall_nr`]), arguments
+//! in RDI, RSI, RDX, R10, R8, R9; the result, or `-errno`, goes back in
+//! RAX. An unknown number returns
 //! `-ENOSYS` and is logged once per number with its Linux name. Before the
 //! return to user mode, pending work runs (Linux `exit_to_user_mode_loop`):
 //! a reschedule if asked for, then signal delivery.
@@ -19,8 +20,10 @@ use uapi::unistd::nr;
 use crate::arch::x86_64::entry::TrapFrame;
 use crate::arch::x86_64::tsc;
 use crate::arch::x86_64::uaccess::{copy_from_user, copy_to_user, read_user, strncpy_from_user, write_user};
+use crate::cred::{commit_creds, current_cred};
 use crate::fs::file::{FileKind, OpenFile};
 use crate::process::{self, CloneArgs, CloneKind};
+use crate::resource;
 use crate::sched;
 use crate::signal;
 
@@ -33,11 +36,23 @@ fn efault<T>(_: T) -> Errno {
     Errno::EFAULT
 }
 
+/// The system call a saved RAX (`orig_ax`) asks for. Linux's entry code
+/// passes `(int)eax` to `do_syscall_64`, which compares it as an
+/// `unsigned int` with the table size (`do_syscall_x64`), so the upper 32
+/// bits of RAX are ignored (0x1_0000_0027 is getpid) and a negative
+/// number is out of range: ENOSYS. The x32 numbers (bit 30,
+/// `__X32_SYSCALL_BIT`) are a different ABI we lack, as Linux built
+/// without `CONFIG_X86_X32_ABI`: ENOSYS too. Linux leaves RAX alone for
+/// -1 (its pre-set -ENOSYS), which only matters to ptrace and seccomp.
+pub fn syscall_nr(orig_ax: u64) -> u64 {
+    u64::from(orig_ax as u32)
+}
+
 /// Entry from `entry_SYSCALL_64` with interrupts off.
 #[unsafe(no_mangle)]
 extern "C" fn do_syscall_64(frame: &mut TrapFrame) {
     x86_64::instructions::interrupts::enable();
-    let nr = frame.error_code;
+    let nr = syscall_nr(frame.error_code);
     let ret = dispatch(nr, frame);
     // rt_sigreturn restores RAX itself; execve set a fresh frame.
     if nr != nr::RT_SIGRETURN {
@@ -123,7 +138,10 @@ fn dispatch(nr: u64, f: &mut TrapFrame) -> SysResult {
         nr::FSTAT => sys_fstat(a0 as i32, a1),
         nr::IOCTL => sys_ioctl(a0 as i32, a1, a2),
         nr::FCNTL => sys_fcntl(a0 as i32, a1 as i32, a2),
-        nr::DUP => sched::current().proc.files.lock().dup_from(a0 as i32, 0, false).map(|fd| fd as u64),
+        nr::DUP => {
+            let nofile = resource::current_nofile();
+            sched::current().proc.files.lock().dup_from(a0 as i32, 0, false, nofile).map(|fd| fd as u64)
+        }
         nr::DUP2 => sys_dup3(a0 as i32, a1 as i32, None),
         nr::DUP3 => sys_dup3(a0 as i32, a1 as i32, Some(a2 as u32)),
         nr::PIPE => sys_pipe2(a0, 0),
@@ -144,7 +162,27 @@ fn dispatch(nr: u64, f: &mut TrapFrame) -> SysResult {
         nr::EXIT | nr::EXIT_GROUP => process::do_exit((uapi::wait::w_exitcode(a0 as i32)) as u32),
         nr::GETPID | nr::GETTID => Ok(u64::from(sched::current().pid)),
         nr::GETPPID => Ok(u64::from(sched::current().proc.parent.lock().upgrade().map_or(0, |p| p.pid))),
-        nr::GETUID | nr::GETEUID | nr::GETGID | nr::GETEGID => Ok(0),
+        nr::GETUID => Ok(u64::from(current_cred().uid.0)),
+        nr::GETEUID => Ok(u64::from(current_cred().euid.0)),
+        nr::GETGID => Ok(u64::from(current_cred().gid.0)),
+        nr::GETEGID => Ok(u64::from(current_cred().egid.0)),
+        nr::GETRESUID => {
+            let c = current_cred();
+            sys_getres([c.uid.0, c.euid.0, c.suid.0], [a0, a1, a2])
+        }
+        nr::GETRESGID => {
+            let c = current_cred();
+            sys_getres([c.gid.0, c.egid.0, c.sgid.0], [a0, a1, a2])
+        }
+        nr::SETUID => commit_creds(|c| c.setuid(a0 as u32)).map(|()| 0),
+        nr::SETGID => commit_creds(|c| c.setgid(a0 as u32)).map(|()| 0),
+        nr::SETREUID => commit_creds(|c| c.setreuid(a0 as u32, a1 as u32)).map(|()| 0),
+        nr::SETREGID => commit_creds(|c| c.setregid(a0 as u32, a1 as u32)).map(|()| 0),
+        nr::SETRESUID => commit_creds(|c| c.setresuid(a0 as u32, a1 as u32, a2 as u32)).map(|()| 0),
+        nr::SETRESGID => commit_creds(|c| c.setresgid(a0 as u32, a1 as u32, a2 as u32)).map(|()| 0),
+        nr::GETRLIMIT => sys_getrlimit(a0 as u32, a1),
+        nr::SETRLIMIT => sys_setrlimit(a0 as u32, a1),
+        nr::PRLIMIT64 => sys_prlimit64(a0 as i32, a1 as u32, a2, a3),
         nr::SET_TID_ADDRESS => {
             let me = sched::current();
             me.proc.clear_child_tid.store(a0, Ordering::Relaxed);
@@ -317,11 +355,21 @@ fn sys_openat(dirfd: i32, path: u64, flags: u32) -> SysResult {
     } else {
         return Err(Errno::ENOTDIR);
     };
-    if flags & (uapi::fcntl::O_WRONLY | uapi::fcntl::O_RDWR) != 0 && abs != "/dev/console" {
+    let writing = flags & (uapi::fcntl::O_WRONLY | uapi::fcntl::O_RDWR) != 0;
+    let me = sched::current();
+    let nofile = me.proc.rlim.lock().nofile();
+    // Linux takes the descriptor before it looks the path up
+    // (`do_sys_openat2`), so a full table is EMFILE whatever the path.
+    me.proc.files.lock().get_unused_fd(0, nofile)?;
+    let sysctl = crate::fs::proc_sysctl::lookup(&abs);
+    if writing && sysctl.is_some() {
+        return Err(Errno::EACCES);
+    }
+    if writing && abs != "/dev/console" {
         return Err(Errno::EROFS);
     }
-    let me = sched::current();
     let kind = match abs.as_str() {
+        _ if let Some(sysctl) = sysctl => FileKind::Text((sysctl.show)().into_bytes()),
         "/proc/self/maps" => {
             let mm = me.proc.mm().ok_or(Errno::ENOENT)?;
             let mut text = String::new();
@@ -333,14 +381,18 @@ fn sys_openat(dirfd: i32, path: u64, flags: u32) -> SysResult {
         _ => FileKind::Ram(crate::fs::file::lookup(&abs).ok_or(Errno::ENOENT)?),
     };
     let cloexec = flags & uapi::fcntl::O_CLOEXEC != 0;
-    me.proc.files.lock().install(OpenFile::new(kind, flags), cloexec).map(|fd| fd as u64)
+    me.proc.files.lock().install(OpenFile::new(kind, flags), cloexec, nofile).map(|fd| fd as u64)
 }
 
-/// /proc/PID/status lines for memory (Linux `task_mem`).
+/// /proc/PID/status: name, pid, ids, memory (Linux `task_mem`) and
+/// capabilities (Linux `proc_pid_status`'s lines we can fill).
 pub fn status_text(task: &sched::Task) -> String {
     use core::fmt::Write;
     let mut s = String::new();
     let _ = writeln!(s, "Name:\t{}\nPid:\t{}", task.comm(), task.pid);
+    let cred = *task.proc.cred.lock();
+    let _ = writeln!(s, "Uid:\t{}\t{}\t{}\t{}", cred.uid.0, cred.euid.0, cred.suid.0, cred.fsuid.0);
+    let _ = writeln!(s, "Gid:\t{}\t{}\t{}\t{}", cred.gid.0, cred.egid.0, cred.sgid.0, cred.fsgid.0);
     if let Some(mm) = task.proc.mm() {
         let m = mm.lock();
         let kb = |pages: u64| pages * 4;
@@ -355,6 +407,16 @@ pub fn status_text(task: &sched::Task) -> String {
             kb(m.nr_ptes())
         );
     }
+    // Linux `render_cap_t`; no inheritable or ambient sets, a full bounding set.
+    let full = crate::cred::KernelCap::FULL.bits();
+    let _ = writeln!(
+        s,
+        "CapInh:\t{:016x}\nCapPrm:\t{:016x}\nCapEff:\t{:016x}\nCapBnd:\t{full:016x}\nCapAmb:\t{:016x}",
+        0,
+        cred.cap_permitted.bits(),
+        cred.cap_effective.bits(),
+        0
+    );
     s
 }
 
@@ -414,12 +476,13 @@ fn sys_ioctl(fd: i32, cmd: u64, arg: u64) -> SysResult {
 /// Linux `dup2` (`flags` None) and `dup3`.
 fn sys_dup3(old: i32, new: i32, flags: Option<u32>) -> SysResult {
     let me = sched::current();
+    let nofile = me.proc.rlim.lock().nofile();
     let mut files = me.proc.files.lock();
     match flags {
         Some(f) if f & !uapi::fcntl::O_CLOEXEC != 0 => Err(Errno::EINVAL),
         Some(_) if old == new => Err(Errno::EINVAL),
         None if old == new => files.get(old).map(|_| new as u64),
-        f => files.dup_to(old, new, f.unwrap_or(0) != 0).map(|fd| fd as u64),
+        f => files.dup_to(old, new, f.unwrap_or(0) != 0, nofile).map(|fd| fd as u64),
     }
 }
 
@@ -435,10 +498,11 @@ fn sys_pipe2(fds: u64, flags: u32) -> SysResult {
     let cloexec = flags & O_CLOEXEC != 0;
     let status = flags & O_NONBLOCK;
     let me = sched::current();
+    let nofile = me.proc.rlim.lock().nofile();
     let pair = {
         let mut files = me.proc.files.lock();
-        let r = files.install(OpenFile::new(FileKind::Pipe(rd), O_RDONLY | status), cloexec)?;
-        match files.install(OpenFile::new(FileKind::Pipe(wr), O_WRONLY | status), cloexec) {
+        let r = files.install(OpenFile::new(FileKind::Pipe(rd), O_RDONLY | status), cloexec, nofile)?;
+        match files.install(OpenFile::new(FileKind::Pipe(wr), O_WRONLY | status), cloexec, nofile) {
             Ok(w) => [r, w],
             Err(e) => {
                 files.close(r)?;
@@ -458,10 +522,14 @@ fn sys_pipe2(fds: u64, flags: u32) -> SysResult {
 fn sys_fcntl(fd: i32, cmd: i32, arg: u64) -> SysResult {
     use uapi::fcntl::*;
     let me = sched::current();
+    let nofile = me.proc.rlim.lock().nofile();
     let mut files = me.proc.files.lock();
+    // Linux's `do_fcntl` takes the argument as an int, `f_dupfd` as an
+    // unsigned int: the upper bits go, -1 is far above any limit.
+    let from = arg as u32;
     match cmd as u32 {
-        F_DUPFD => files.dup_from(fd, arg as usize, false).map(|f| f as u64),
-        F_DUPFD_CLOEXEC => files.dup_from(fd, arg as usize, true).map(|f| f as u64),
+        F_DUPFD => files.dup_from(fd, from, false, nofile).map(|f| f as u64),
+        F_DUPFD_CLOEXEC => files.dup_from(fd, from, true, nofile).map(|f| f as u64),
         F_GETFD => files.cloexec(fd).map(|c| if c { u64::from(FD_CLOEXEC) } else { 0 }),
         F_SETFD => files.set_cloexec(fd, arg & u64::from(FD_CLOEXEC) != 0).map(|()| 0),
         F_GETFL => files.get(fd).map(|f| u64::from(f.flags())),
@@ -688,15 +756,71 @@ fn sys_getrandom(buf: u64, len: u64) -> SysResult {
     Ok(len)
 }
 
+/// `uname`'s system name (Linux `UTS_SYSNAME`, `/proc/sys/kernel/ostype`).
+pub const UTS_SYSNAME: &str = "Linux";
+/// `uname`'s node name (`/proc/sys/kernel/hostname`).
+pub const UTS_NODENAME: &str = "mm-kernel";
+/// `uname`'s release (`/proc/sys/kernel/osrelease`): the Linux version
+/// whose behaviour this kernel follows.
+pub const UTS_RELEASE: &str = "6.1.0-mm";
+
 fn sys_uname(buf: u64) -> SysResult {
     let mut u = uapi::utsname::NewUtsname::default();
     let put = |field: &mut [u8], s: &str| field[..s.len()].copy_from_slice(s.as_bytes());
-    put(&mut u.sysname, "Linux");
-    put(&mut u.nodename, "mm-kernel");
-    put(&mut u.release, "6.1.0-mm");
+    put(&mut u.sysname, UTS_SYSNAME);
+    put(&mut u.nodename, UTS_NODENAME);
+    put(&mut u.release, UTS_RELEASE);
     put(&mut u.version, "#1 SMP mm-kernel");
     put(&mut u.machine, "x86_64");
     put(&mut u.domainname, "(none)");
     write_user(buf, &u).map_err(efault)?;
+    Ok(0)
+}
+
+/// Linux `getresuid`/`getresgid`: stores the real, effective and saved
+/// ids at the three pointers in that order, stopping at the first that
+/// faults (EFAULT).
+fn sys_getres(ids: [u32; 3], at: [u64; 3]) -> SysResult {
+    for (id, ptr) in ids.iter().zip(at) {
+        write_user(ptr, id).map_err(efault)?;
+    }
+    Ok(0)
+}
+
+/// Linux `getrlimit`: the limit as it is (x86_64 has no old-style
+/// `RLIM_INFINITY` conversion).
+fn sys_getrlimit(resource: u32, rlim: u64) -> SysResult {
+    let old = resource::do_prlimit(&sched::current(), resource, None)?;
+    write_user(rlim, &old).map_err(efault)?;
+    Ok(0)
+}
+
+/// Linux `setrlimit`: the new limit is read first (EFAULT), then checked.
+fn sys_setrlimit(resource: u32, rlim: u64) -> SysResult {
+    let new: uapi::resource::Rlimit = read_user(rlim).map_err(efault)?;
+    resource::do_prlimit(&sched::current(), resource, Some(new))?;
+    Ok(0)
+}
+
+/// Linux `prlimit64`: the new limit is read (EFAULT) before the process
+/// is looked up (pid 0 is the caller; ESRCH if there is none, EPERM if
+/// its ids are not the caller's and the caller lacks `CAP_SYS_RESOURCE`);
+/// the old limit is stored after the new one is set, so a bad `old`
+/// pointer gives EFAULT with the change made.
+fn sys_prlimit64(pid: i32, resource: u32, new: u64, old: u64) -> SysResult {
+    let new = if new != 0 { Some(read_user::<uapi::resource::Rlimit>(new).map_err(efault)?) } else { None };
+    let task = match pid {
+        0 => sched::current(),
+        _ => u32::try_from(pid).ok().and_then(sched::find_task_by_pid).ok_or(Errno::ESRCH)?,
+    };
+    // A kernel thread has no limits a process could see.
+    if !task.user.load(Ordering::Acquire) && pid != 0 {
+        return Err(Errno::ESRCH);
+    }
+    resource::check_prlimit_permission(&task)?;
+    let previous = resource::do_prlimit(&task, resource, new)?;
+    if old != 0 {
+        write_user(old, &previous).map_err(efault)?;
+    }
     Ok(0)
 }

@@ -69,6 +69,20 @@ fn the_stack_grows_on_demand() {
     check_passes("stack_test", &["stack_test"]);
 }
 
+/// Limits, ids, /proc/sys and the syscall number, checking Linux's boot
+/// limits and default sysctls exactly.
+#[ktest(timeout = 120)]
+fn rlimits_credentials_and_sysctls_behave_as_on_linux() {
+    check_passes("rlimit_test", &["rlimit_test", "init-rlimits", "default-sysctls"]);
+}
+
+/// The limits the mm enforces (RLIMIT_AS, DATA, MEMLOCK, STACK and the
+/// exec-time mmap layout).
+#[ktest(timeout = 120)]
+fn the_mm_enforces_resource_limits_as_linux_does() {
+    check_passes("rlimit_mm_test", &["rlimit_mm_test"]);
+}
+
 #[ktest(timeout = 120)]
 fn a_process_counts_its_faults_and_gives_its_counted_pages_back() {
     use mm::vmstat::{NodeStatItem, VmEventItem};

@@ -30,6 +30,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auxvec;
+pub mod capability;
 pub mod errno;
 pub mod fcntl;
 #[cfg(test)]

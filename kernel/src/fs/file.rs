@@ -166,11 +166,16 @@ impl OpenFile {
     }
 }
 
-/// Most descriptors a process may have (Linux's default `RLIMIT_NOFILE`).
-pub const NR_OPEN: usize = 1024;
-
 /// A descriptor table (Linux `struct fdtable`): descriptor -> open file,
 /// close-on-exec bit.
+///
+/// Every allocation is bounded by the caller's `RLIMIT_NOFILE` soft limit,
+/// `nofile` (Linux `alloc_fd`'s `end`, `ksys_dup3`'s check): the table
+/// itself has no other bound, since setrlimit keeps that limit at most
+/// `sysctl_nr_open`. Descriptors already at or above a lowered limit stay
+/// usable, as in Linux. Growing the table can fail with ENOMEM (Linux
+/// `expand_files`); where Linux's `kvmalloc` would fall back to vmalloc
+/// for a very large table, ours is one kmalloc'd array.
 #[derive(Clone, Default)]
 pub struct FdTable {
     fds: Vec<Option<(Arc<OpenFile>, bool)>>,
@@ -190,18 +195,30 @@ impl FdTable {
         self.slot(fd).map(|(f, _)| f.clone())
     }
 
-    /// Installs `file` at the lowest free descriptor (Linux `get_unused_fd_flags` + `fd_install`).
-    pub fn install(&mut self, file: Arc<OpenFile>, cloexec: bool) -> Result<i32, Errno> {
-        let slot = match self.fds.iter().position(Option::is_none) {
-            Some(i) => i,
-            None if self.fds.len() < NR_OPEN => {
-                self.fds.push(None);
-                self.fds.len() - 1
-            }
-            None => return Err(Errno::EMFILE),
-        };
-        self.fds[slot] = Some((file, cloexec));
-        Ok(slot as i32)
+    /// The lowest free descriptor at or above `start`, below `nofile`
+    /// (Linux `alloc_fd` without the install): EMFILE if there is none.
+    pub fn get_unused_fd(&self, start: usize, nofile: usize) -> Result<usize, Errno> {
+        let fd = (start..self.fds.len()).find(|&i| self.fds[i].is_none()).unwrap_or(self.fds.len().max(start));
+        if fd < nofile { Ok(fd) } else { Err(Errno::EMFILE) }
+    }
+
+    /// Puts `file` at `fd`, growing the table (Linux `expand_files` +
+    /// `fd_install`); ENOMEM if the table cannot grow.
+    fn install_at(&mut self, fd: usize, file: Arc<OpenFile>, cloexec: bool) -> Result<i32, Errno> {
+        let as_fd = i32::try_from(fd).map_err(|_| Errno::EMFILE)?;
+        if self.fds.len() <= fd {
+            self.fds.try_reserve(fd + 1 - self.fds.len()).map_err(|_| Errno::ENOMEM)?;
+            self.fds.resize(fd + 1, None);
+        }
+        self.fds[fd] = Some((file, cloexec));
+        Ok(as_fd)
+    }
+
+    /// Installs `file` at the lowest free descriptor below `nofile`
+    /// (Linux `get_unused_fd_flags` + `fd_install`); EMFILE if none is.
+    pub fn install(&mut self, file: Arc<OpenFile>, cloexec: bool, nofile: usize) -> Result<i32, Errno> {
+        let fd = self.get_unused_fd(0, nofile)?;
+        self.install_at(fd, file, cloexec)
     }
 
     /// Whether `fd` is closed on exec (Linux `F_GETFD`'s `FD_CLOEXEC`).
@@ -234,41 +251,28 @@ impl FdTable {
         }
     }
 
-    /// Duplicates `fd` onto the lowest free descriptor at or above `min` (Linux `F_DUPFD`).
-    pub fn dup_from(&mut self, fd: i32, min: usize, cloexec: bool) -> Result<i32, Errno> {
+    /// Duplicates `fd` onto the lowest free descriptor at or above `min`
+    /// (Linux `F_DUPFD`'s `f_dupfd`): EBADF for a bad `fd`, EINVAL if
+    /// `min` is at or above `nofile`, EMFILE if no descriptor below it is
+    /// free.
+    pub fn dup_from(&mut self, fd: i32, min: u32, cloexec: bool, nofile: usize) -> Result<i32, Errno> {
         let file = self.get(fd)?;
-        if min >= NR_OPEN {
+        let min = usize::try_from(min).unwrap_or(usize::MAX);
+        if min >= nofile {
             return Err(Errno::EINVAL);
         }
-        while self.fds.len() <= min {
-            self.fds.push(None);
-        }
-        let slot = (min..self.fds.len()).find(|&i| self.fds[i].is_none());
-        match slot {
-            Some(i) => {
-                self.fds[i] = Some((file, cloexec));
-                Ok(i as i32)
-            }
-            None => {
-                if self.fds.len() >= NR_OPEN {
-                    return Err(Errno::EMFILE);
-                }
-                self.fds.push(Some((file, cloexec)));
-                Ok(self.fds.len() as i32 - 1)
-            }
-        }
+        let slot = self.get_unused_fd(min, nofile)?;
+        self.install_at(slot, file, cloexec)
     }
 
     /// Makes `new` refer to `old`'s file, closing what `new` had (Linux
-    /// `do_dup2`; the caller handles `old == new`).
-    pub fn dup_to(&mut self, old: i32, new: i32, cloexec: bool) -> Result<i32, Errno> {
+    /// `do_dup2`; the caller handles `old == new`): EBADF if `new` is not
+    /// below `nofile` (checked first, as `ksys_dup3` does) or `old` is not
+    /// open.
+    pub fn dup_to(&mut self, old: i32, new: i32, cloexec: bool, nofile: usize) -> Result<i32, Errno> {
+        let slot = usize::try_from(new).ok().filter(|&i| i < nofile).ok_or(Errno::EBADF)?;
         let file = self.get(old)?;
-        let slot = usize::try_from(new).ok().filter(|&i| i < NR_OPEN).ok_or(Errno::EBADF)?;
-        if self.fds.len() <= slot {
-            self.fds.resize(slot + 1, None);
-        }
-        self.fds[slot] = Some((file, cloexec));
-        Ok(new)
+        self.install_at(slot, file, cloexec)
     }
 
     /// Closes everything (exit).

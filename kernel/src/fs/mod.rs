@@ -11,6 +11,7 @@
 pub mod cpio;
 pub mod file;
 pub mod pipe;
+pub mod proc_sysctl;
 
 use log::{info, warn};
 use spin::Once;
