@@ -127,6 +127,7 @@ pub fn kernel_execve(path: &str, argv: &[Vec<u8>], envp: &[Vec<u8>], frame: &mut
     {
         let mut mm = new_mm.lock();
         mm.limits = limits;
+        mm.arch_pick_mmap_layout();
         for seg in elf.load_segments() {
             let start = page_down(seg.vaddr);
             let file_end = page_align(seg.vaddr + seg.filesz).ok_or(ExecError::Errno(Errno::ENOMEM))?;

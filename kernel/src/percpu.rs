@@ -186,8 +186,10 @@ pub fn setup_per_cpu_areas(memblock: &mut Memblock, nr_cpus: u32) {
     load_gs(0);
     // SAFETY: the chunk is ours (reserved above) and only the static part
     // of each unit is used outside the allocator.
-    unsafe { ALLOCATOR.lock().init(VirtAddr::expect_canonical(base), UNIT_SIZE, nr_cpus, static_size.next_multiple_of(64)) }
-        .unwrap_or_else(|e| panic!("percpu: {e}"));
+    unsafe {
+        ALLOCATOR.lock().init(VirtAddr::expect_canonical(base), UNIT_SIZE, nr_cpus, static_size.next_multiple_of(64))
+    }
+    .unwrap_or_else(|e| panic!("percpu: {e}"));
     log::info!(
         "Embedded {} pages/cpu s{static_size} d{} u{UNIT_SIZE} for {nr_cpus} CPUs at {base:#x}",
         UNIT_SIZE / PAGE_SIZE,

@@ -193,6 +193,17 @@ fn is_data_mapping(flags: VmaFlags) -> bool {
     flags & (VmaFlags::WRITE | VmaFlags::SHARED | VmaFlags::GROWSDOWN) == VmaFlags::WRITE
 }
 
+/// Where top-down mmap searches start for a stack limit of `stack`
+/// bytes (Linux x86 `mmap_base()` without randomisation): the limit plus
+/// the stack guard gap, clamped to between 128 MiB and five sixths of
+/// user space, below `TASK_SIZE`.
+fn mmap_base(stack: u64) -> u64 {
+    const MIN_GAP: u64 = 128 << 20;
+    const MAX_GAP: u64 = TASK_SIZE / 6 * 5;
+    let gap = stack.saturating_add(STACK_GUARD_GAP).clamp(MIN_GAP, MAX_GAP);
+    (TASK_SIZE - gap) & !(PAGE_SIZE - 1)
+}
+
 /// Whether `len` bytes from page `pgoff` fit in the largest file offset
 /// (Linux `file_mmap_ok` with `MAX_LFS_FILESIZE`, the limit of a regular
 /// file).
@@ -235,11 +246,20 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             zero_pfn,
             rss: [Cell::new(0), Cell::new(0)],
             hiwater_rss: Cell::new(0),
-            mmap_base: TASK_SIZE - STACK_RLIMIT - STACK_GUARD_GAP,
+            mmap_base: mmap_base(MmLimits::init().stack.rlim_cur),
             layout: MmLayout::default(),
             def_flags: VmaFlags::empty(),
             limits: MmLimits::init(),
         })
+    }
+
+    /// Places the mmap area below the room the stack may take (Linux
+    /// x86 `arch_pick_mmap_layout` with `mmap_base()`), from the current
+    /// `RLIMIT_STACK`: called once at exec, after the limits are set, as
+    /// Linux reads the limit when exec starts; later setrlimit calls do
+    /// not move it, and fork copies it.
+    pub fn arch_pick_mmap_layout(&mut self) {
+        self.mmap_base = mmap_base(self.limits.stack.rlim_cur);
     }
 
     /// The page-table root (what CR3 holds while this space runs).
