@@ -84,8 +84,18 @@ pub fn exit_to_user_mode(frame: &mut TrapFrame) {
     }
 }
 
+/// A zeroed buffer of `len` bytes, or `ENOMEM`: every buffer a system
+/// call sizes from its arguments is bounded by the caller and reserved
+/// fallibly, so a failed allocation fails the call instead of the kernel.
+fn zeroed_buf(len: usize) -> Result<Vec<u8>, Errno> {
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(len).map_err(|_| Errno::ENOMEM)?;
+    buf.resize(len, 0);
+    Ok(buf)
+}
+
 fn user_string(ptr: u64) -> Result<String, Errno> {
-    let mut buf = alloc::vec![0u8; 4096];
+    let mut buf = zeroed_buf(4096)?;
     let n = strncpy_from_user(&mut buf, ptr).map_err(efault)?;
     if n == buf.len() {
         return Err(Errno::ENAMETOOLONG);
@@ -105,7 +115,7 @@ fn user_string_array(mut ptr: u64) -> Result<Vec<Vec<u8>>, Errno> {
         if p == 0 {
             return Ok(out);
         }
-        let mut buf = alloc::vec![0u8; 4096];
+        let mut buf = zeroed_buf(4096)?;
         let n = strncpy_from_user(&mut buf, p).map_err(efault)?;
         if n == buf.len() {
             return Err(Errno::E2BIG);
@@ -115,8 +125,9 @@ fn user_string_array(mut ptr: u64) -> Result<Vec<Vec<u8>>, Errno> {
         if total > crate::exec::ARG_MAX {
             return Err(Errno::E2BIG);
         }
+        out.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
         out.push(buf);
-        ptr += 8;
+        ptr = ptr.wrapping_add(8);
     }
 }
 
@@ -259,9 +270,13 @@ fn iovecs(iov: u64, cnt: u64) -> Result<Vec<(u64, u64)>, Errno> {
     if cnt > 1024 {
         return Err(Errno::EINVAL);
     }
-    let iov: Vec<(u64, u64)> = (0..cnt)
-        .map(|i| read_user::<[u64; 2]>(iov + 16 * i).map(|[b, l]| (b, l)).map_err(efault))
-        .collect::<Result<_, _>>()?;
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    out.try_reserve_exact(cnt as usize).map_err(|_| Errno::ENOMEM)?;
+    for i in 0..cnt {
+        let [base, len] = read_user::<[u64; 2]>(iov.wrapping_add(16 * i)).map_err(efault)?;
+        out.push((base, len));
+    }
+    let iov = out;
     // Linux `iovec_from_user`: a length negative as a ssize_t is EINVAL
     // (a large total is only capped, as our chunks cap it).
     if iov.iter().any(|&(_, l)| l > i64::MAX as u64) {
@@ -284,7 +299,7 @@ fn sys_readv(fd: i32, iov: u64, cnt: u64) -> SysResult {
 fn sys_readv_of(fd: i32, iov: &[(u64, u64)]) -> SysResult {
     let f = file(fd)?;
     let want = iov.iter().fold(0u64, |t, &(_, l)| t.saturating_add(l)).min(IO_CHUNK);
-    let mut tmp = alloc::vec![0u8; want as usize];
+    let mut tmp = zeroed_buf(want as usize)?;
     let n = f.read(&mut tmp)?;
     let mut done = 0;
     for &(base, len) in iov {
@@ -311,12 +326,13 @@ fn sys_writev_of(fd: i32, iov: &[(u64, u64)]) -> SysResult {
     let (mut i, mut at) = (0, 0u64);
     while i < iov.len() {
         let mut chunk = Vec::new();
+        chunk.try_reserve_exact(IO_CHUNK as usize).map_err(|_| Errno::ENOMEM)?;
         while i < iov.len() && (chunk.len() as u64) < IO_CHUNK {
             let (base, len) = iov[i];
             let k = (len - at).min(IO_CHUNK - chunk.len() as u64);
             let start = chunk.len();
             chunk.resize(start + k as usize, 0);
-            if copy_from_user(&mut chunk[start..], base + at).is_err() {
+            if copy_from_user(&mut chunk[start..], base.wrapping_add(at)).is_err() {
                 chunk.truncate(start);
                 if chunk.is_empty() {
                     return if done > 0 { Ok(done) } else { Err(Errno::EFAULT) };
@@ -750,7 +766,7 @@ fn sys_getrandom(buf: u64, len: u64) -> SysResult {
             seed ^= seed << 17;
             *b = (seed >> 24) as u8;
         }
-        copy_to_user(buf + done, &chunk[..n]).map_err(efault)?;
+        copy_to_user(buf.wrapping_add(done), &chunk[..n]).map_err(efault)?;
         done += n as u64;
     }
     Ok(len)
