@@ -16,6 +16,7 @@ use crate::pgtable::{Leaf, PgProt, X86PteFormat};
 use crate::sim::{HeapAlloc, Sim, SimRam, SimTlb, free_pages_drained};
 use crate::vma::Vma;
 use crate::vmstat::{NodeStatItem, VmEventItem};
+use uapi::resource::{RLIM_INFINITY, Rlimit};
 
 pub(crate) const P: u64 = PAGE_SIZE;
 const FMT: X86PteFormat = X86PteFormat::new(true);
@@ -740,6 +741,89 @@ fn stack_grows_down_within_limit_and_guard_gap() {
         assert_eq!(write(env, &mut mm, low_end + STACK_GUARD_GAP - P, 1), Err(FaultError::MapErr));
         assert_eq!(write(env, &mut mm, low_end + STACK_GUARD_GAP + P, 1), Ok(()));
         assert!(mm.vmas().check().is_ok());
+        teardown(mm);
+    });
+}
+
+/// Limits of `pages` pages, as a process without `CAP_IPC_LOCK` that set
+/// them has.
+fn limit(pages: u64) -> Rlimit {
+    Rlimit { rlim_cur: pages * P, rlim_max: RLIM_INFINITY }
+}
+
+#[test]
+fn rlimit_as_and_data_bound_mmap_brk_and_mremap() {
+    with_env(|env| {
+        let mut mm = env.mm();
+        mm.limits.address_space = limit(8);
+        assert_eq!(mm.do_mmap(X, 6 * P, RW, PA | MAP_FIXED, None, 0), Ok(X));
+        assert_eq!(mm.do_mmap(0, 3 * P, PROT_READ, PA, None, 0), Err(Errno::ENOMEM), "past RLIMIT_AS");
+        // MAP_FIXED over mapped pages counts only the new ones.
+        assert_eq!(mm.do_mmap(X + 4 * P, 4 * P, RW, PA | MAP_FIXED, None, 0), Ok(X + 4 * P));
+        assert_eq!(mm.total_vm(), 8);
+        assert_eq!(mm.mremap(X, 8 * P, 9 * P, MREMAP_MAYMOVE, 0), Err(Errno::ENOMEM), "mremap past RLIMIT_AS");
+        assert_eq!(mm.do_munmap(X, 8 * P), Ok(()));
+        // RLIMIT_DATA: private writable memory only.
+        mm.limits.address_space = limit(1 << 20);
+        mm.limits.data = limit(2);
+        assert_eq!(mm.do_mmap(X, 3 * P, RW, PA | MAP_FIXED, None, 0), Err(Errno::ENOMEM), "past RLIMIT_DATA");
+        assert_eq!(mm.do_mmap(X, 3 * P, PROT_READ, PA | MAP_FIXED, None, 0), Ok(X), "read-only is not data");
+        let shared = MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED;
+        assert_eq!(mm.do_mmap(X + 4 * P, 3 * P, RW, shared, None, 0), Ok(X + 4 * P), "shared is not data");
+        assert_eq!(mm.mprotect(X, 2 * P, RW), Ok(()), "two pages become data");
+        // brk: the heap plus the data segment (Linux `check_data_rlimit`).
+        let heap = X + 64 * P;
+        (mm.layout.start_brk, mm.layout.brk) = (heap, heap);
+        assert_eq!(mm.brk(heap + 3 * P), heap, "brk past RLIMIT_DATA keeps the old break");
+        // A zero soft limit under a larger hard one lets data through
+        // (Linux's Valgrind exception).
+        mm.limits.data = Rlimit { rlim_cur: 0, rlim_max: 16 * P };
+        assert_eq!(mm.do_mmap(X + 16 * P, 2 * P, RW, PA | MAP_FIXED, None, 0), Ok(X + 16 * P));
+        teardown(mm);
+    });
+}
+
+#[test]
+fn rlimit_memlock_bounds_locking_without_cap_ipc_lock() {
+    with_env(|env| {
+        let mut mm = env.mm();
+        mm.limits.cap_ipc_lock = false;
+        mm.limits.memlock = limit(2);
+        mmap_fixed(&mut mm, X, 8 * P, RW);
+        assert_eq!(mm.mlock(X, 3 * P), Err(Errno::ENOMEM), "past RLIMIT_MEMLOCK");
+        assert_eq!(mm.mlock(X, 2 * P), Ok(()));
+        assert_eq!(mm.mlock(X, 2 * P), Ok(()), "locking locked pages again counts them once");
+        assert_eq!(mm.mlock(X + 4 * P, P), Err(Errno::ENOMEM));
+        assert_eq!(mm.do_mmap(0, P, RW, PA | MAP_LOCKED, None, 0), Err(Errno::EAGAIN), "MAP_LOCKED past the limit");
+        assert_eq!(mm.mremap(X, 2 * P, 3 * P, MREMAP_MAYMOVE, 0), Err(Errno::EAGAIN), "a locked VMA may not grow");
+        assert_eq!(mm.mlockall(MCL_CURRENT), Err(Errno::ENOMEM), "total_vm past the limit");
+        assert_eq!(mm.munlock(X, 2 * P), Ok(()));
+        mm.limits.memlock = limit(0);
+        assert_eq!(mm.mlock(X, P), Err(Errno::EPERM), "a zero limit forbids locking");
+        assert_eq!(mm.mlockall(MCL_FUTURE), Err(Errno::EPERM));
+        assert_eq!(mm.do_mmap(0, P, RW, PA | MAP_LOCKED, None, 0), Err(Errno::EPERM));
+        mm.limits.cap_ipc_lock = true;
+        assert_eq!(mm.mlock(X, 8 * P), Ok(()), "CAP_IPC_LOCK lifts the limit");
+        teardown(mm);
+    });
+}
+
+#[test]
+fn rlimit_stack_bounds_growth_and_places_mmap_base() {
+    with_env(|env| {
+        let mut mm = env.mm();
+        assert_eq!(mm.mmap_base, TASK_SIZE - (128 << 20), "an 8 MiB stack limit leaves Linux's 128 MiB minimum gap");
+        mm.limits.stack = limit(4);
+        let top = 0x7000_0000_0000;
+        assert_eq!(mm.do_mmap(top - P, P, RW, PA | MAP_FIXED | MAP_GROWSDOWN, None, 0), Ok(top - P));
+        assert_eq!(read(env, &mut mm, top - 4 * P), Ok(0), "at the limit");
+        assert_eq!(read(env, &mut mm, top - 5 * P), Err(FaultError::MapErr), "past RLIMIT_STACK");
+        mm.limits.stack = limit(1 << 18);
+        mm.arch_pick_mmap_layout();
+        assert_eq!(mm.mmap_base, TASK_SIZE - (1 << 30) - STACK_GUARD_GAP, "1 GiB of stack and the guard gap");
+        mm.limits.stack = Rlimit { rlim_cur: RLIM_INFINITY, rlim_max: RLIM_INFINITY };
+        mm.arch_pick_mmap_layout();
+        assert_eq!(mm.mmap_base, (TASK_SIZE - TASK_SIZE / 6 * 5) & !(P - 1), "at most five sixths of user space");
         teardown(mm);
     });
 }
