@@ -63,7 +63,8 @@ const MMAP_MIN: UserAddr = match UserAddr::new(MMAP_MIN_ADDR) {
 };
 
 /// Most VMAs an address space may have (Linux `DEFAULT_MAX_MAP_COUNT`,
-/// `vm.max_map_count`): mmap and brk refuse to go past it with `ENOMEM`.
+/// `USHRT_MAX - MAPCOUNT_ELF_CORE_MARGIN`, read-only `vm.max_map_count`):
+/// mmap, brk and mremap refuse to go past it with `ENOMEM`.
 pub const MAX_MAP_COUNT: usize = 65530;
 
 /// Default stack size limit (Linux `_STK_LIM`, `RLIMIT_STACK` 8 MiB).

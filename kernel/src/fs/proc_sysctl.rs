@@ -28,9 +28,6 @@ pub struct Sysctl {
     pub show: fn() -> String,
 }
 
-/// Linux `DEFAULT_MAX_MAP_COUNT`: `USHRT_MAX - MAPCOUNT_ELF_CORE_MARGIN`.
-pub const DEFAULT_MAX_MAP_COUNT: u64 = 65_535 - 5;
-
 /// Linux `sysctl_overcommit_ratio`'s default.
 const OVERCOMMIT_RATIO: u64 = 50;
 
@@ -57,7 +54,7 @@ pub static SYSCTLS: &[Sysctl] = &[
     Sysctl { path: "kernel/randomize_va_space", show: || line(0) },
     Sysctl { path: "kernel/threads-max", show: || line(crate::resource::max_threads()) },
     Sysctl { path: "vm/legacy_va_layout", show: || line(0) },
-    Sysctl { path: "vm/max_map_count", show: || line(DEFAULT_MAX_MAP_COUNT) },
+    Sysctl { path: "vm/max_map_count", show: || line(mm::mmap::MAX_MAP_COUNT) },
     Sysctl { path: "vm/min_free_kbytes", show: min_free_kbytes },
     Sysctl { path: "vm/mmap_min_addr", show: || line(mm::mmap::MMAP_MIN_ADDR) },
     Sysctl { path: "vm/overcommit_kbytes", show: || line(0) },
