@@ -398,7 +398,8 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         if self.total_vm().saturating_add(pages) > limit_pages(l.address_space.rlim_cur) {
             return false;
         }
-        if is_data_mapping(flags) {
+        // Counting data_vm walks every VMA: only done under a limit.
+        if is_data_mapping(flags) && l.data.rlim_cur != RLIM_INFINITY {
             let data = self.vm_pages(UserRange::ALL, is_data_mapping).saturating_add(pages);
             if data > limit_pages(l.data.rlim_cur) && !(l.data.rlim_cur == 0 && data <= limit_pages(l.data.rlim_max)) {
                 return false;
