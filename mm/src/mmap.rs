@@ -504,7 +504,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         };
         // Linux `mmap_region`: a MAP_FIXED mapping's replaced pages do not
         // count against RLIMIT_AS.
-        let replaced = self.vm_pages(range, |_| true);
+        let replaced = if fixed { self.vm_pages(range, |_| true) } else { 0 };
         if !self.may_expand_vm(vm_flags, range.pages() - replaced) {
             return Err(Errno::ENOMEM);
         }
