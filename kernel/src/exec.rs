@@ -26,7 +26,8 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
 use mm::PAGE_SIZE;
-use mm::mmap::{MapFile, TASK_SIZE, page_align, page_down};
+use mm::addr::align_down;
+use mm::mmap::{MapFile, TASK_SIZE, page_align};
 use uapi::auxvec::*;
 use uapi::errno::Errno;
 use uapi::mman::*;
@@ -129,11 +130,11 @@ pub fn kernel_execve(path: &str, argv: &[Vec<u8>], envp: &[Vec<u8>], frame: &mut
         mm.limits = limits;
         mm.arch_pick_mmap_layout();
         for seg in elf.load_segments() {
-            let start = page_down(seg.vaddr);
+            let start = align_down(seg.vaddr, PAGE_SIZE);
             let file_end = page_align(seg.vaddr + seg.filesz).ok_or(ExecError::Errno(Errno::ENOMEM))?;
             let mem_end = page_align(seg.vaddr + seg.memsz).ok_or(ExecError::Errno(Errno::ENOMEM))?;
             let prot = prot_of(seg.flags);
-            let pgoff = page_down(seg.offset) / PAGE_SIZE;
+            let pgoff = align_down(seg.offset, PAGE_SIZE) / PAGE_SIZE;
             if file_end > start {
                 mm.do_mmap(
                     start,
@@ -163,7 +164,7 @@ pub fn kernel_execve(path: &str, argv: &[Vec<u8>], envp: &[Vec<u8>], frame: &mut
         let stack_top = TASK_SIZE;
         // Linux `setup_arg_pages`: the stack VMA spans `stack_expand`
         // below the top, but no more than the stack limit allows.
-        let stack_size = STACK_INITIAL.min(page_down(rlim_stack)).max(PAGE_SIZE);
+        let stack_size = STACK_INITIAL.min(align_down(rlim_stack, PAGE_SIZE)).max(PAGE_SIZE);
         mm.do_mmap(
             stack_top - stack_size,
             stack_size,

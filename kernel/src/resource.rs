@@ -30,11 +30,11 @@ use uapi::resource::*;
 use crate::process::Process;
 use crate::sched::Task;
 
-/// Default `RLIMIT_STACK` soft limit (Linux `_STK_LIM`, 8 MiB).
-pub const STK_LIM: u64 = 8 << 20;
+/// Default `RLIMIT_STACK` soft limit (Linux `_STK_LIM`, 8 MiB): the mm's.
+pub use mm::mmap::STACK_RLIMIT as STK_LIM;
 
-/// Default `RLIMIT_MEMLOCK` (Linux `MLOCK_LIMIT`, 8 MiB since 5.16).
-pub const MLOCK_LIMIT: u64 = 8 << 20;
+/// Default `RLIMIT_MEMLOCK` (Linux `MLOCK_LIMIT`, 8 MiB since 5.16): the mm's.
+pub use mm::mmap::MLOCK_LIMIT;
 
 /// Default `RLIMIT_NOFILE` soft limit (Linux `INR_OPEN_CUR`).
 pub const INR_OPEN_CUR: u64 = 1024;

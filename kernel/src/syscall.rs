@@ -159,9 +159,9 @@ fn dispatch(nr: u64, f: &mut TrapFrame) -> SysResult {
         nr::PIPE2 => sys_pipe2(a0, a1 as u32),
         nr::MMAP => sys_mmap(a0, a1, a2 as u32, a3 as u32, a4 as i32, a5),
         nr::MUNMAP => current_mm()?.lock().do_munmap(a0, a1).map(|()| 0),
-        nr::MPROTECT => current_mm()?.lock().mprotect(a0, a1, a2 as u32).map(|()| 0),
+        nr::MPROTECT => current_mm()?.lock().mprotect(a0, a1, a2).map(|()| 0),
         nr::BRK => Ok(current_mm()?.lock().brk(a0)),
-        nr::MREMAP => current_mm()?.lock().mremap(a0, a1, a2, a3 as u32, a4),
+        nr::MREMAP => current_mm()?.lock().mremap(a0, a1, a2, a3, a4),
         nr::MADVISE => current_mm()?.lock().madvise(a0, a1, a2 as i32).map(|()| 0),
         nr::MINCORE => sys_mincore(a0, a1, a2),
         nr::MSYNC => current_mm()?.lock().msync(a0, a1, a2 as u32).map(|()| 0),
@@ -571,20 +571,15 @@ fn sys_mmap(addr: u64, len: u64, prot: u32, flags: u32, fd: i32, off: u64) -> Sy
 }
 
 fn sys_mincore(start: u64, len: u64, vec: u64) -> SysResult {
-    use mm::mincore::{MINCORE_CHUNK, mincore_check};
+    use mm::mincore::{mincore_check, mincore_loop};
     let mm = current_mm()?;
     let range = mincore_check(start, len, vec)?;
-    // A chunk at a time, the lock dropped for each copy (Linux
+    // The lock is taken per chunk and dropped for each copy (Linux
     // `do_mincore` under `mmap_read_lock`, then `copy_to_user`): copying
     // to user memory may fault, and the fault handler takes the lock.
-    let mut chunk = [0u8; MINCORE_CHUNK];
-    let (mut at, mut index) = (range.start(), 0u64);
-    while at < range.end() {
-        let n = mm.lock().mincore_chunk(range.from(at), &mut chunk)?;
-        copy_to_user(vec + index, &chunk[..n]).map_err(efault)?;
-        index += n as u64;
-        at = at.checked_add((n as u64) << mm::PAGE_SHIFT).ok_or(Errno::ENOMEM)?;
-    }
+    mincore_loop(range, &mut |r, buf| mm.lock().mincore_chunk(r, buf), &mut |index, bytes| {
+        copy_to_user(vec + index as u64, bytes).map_err(efault)
+    })?;
     Ok(0)
 }
 

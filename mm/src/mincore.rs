@@ -42,13 +42,10 @@ pub fn mincore_check(start: u64, len: u64, vec: u64) -> Result<UserRange, Errno>
     let range = match UserRange::from_user(start, len) {
         Ok(r) => r,
         Err(RangeError::Unaligned) => return Err(Errno::EINVAL),
+        // Linux `access_ok(start, len)`.
         Err(RangeError::LenWraps | RangeError::EndWraps | RangeError::BeyondTaskSize) => return Err(Errno::ENOMEM),
     };
-    // Linux `access_ok(start, len)` on the unrounded length, then on the
-    // vector.
-    if start.checked_add(len).is_none_or(|e| e > TASK_SIZE) {
-        return Err(Errno::ENOMEM);
-    }
+    // Linux `access_ok` of the vector.
     if vec.checked_add(range.pages()).is_none_or(|e| e > TASK_SIZE) {
         return Err(Errno::EFAULT);
     }
@@ -72,21 +69,34 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
         Ok(n)
     }
 
-    /// The mincore system call in one go, the lock held throughout:
-    /// [`mincore_check`], then `out(index, bytes)` for each chunk in
-    /// order. An error from `out` (`EFAULT` for an unmapped vector) ends
-    /// the call; `ENOMEM` at a hole, after the entries before it.
+    /// The mincore system call in one go, the lock held throughout
+    /// (for tests; the kernel drops the lock between chunks): see
+    /// [`mincore_check`] and [`mincore_loop`].
     pub fn mincore(&self, start: u64, len: u64, vec: u64, out: &mut MincoreOut<'_>) -> Result<(), Errno> {
-        let range = mincore_check(start, len, vec)?;
-        let mut at = range.start();
-        let mut index = 0;
-        let mut chunk = [0u8; MINCORE_CHUNK];
-        while at < range.end() {
-            let n = self.mincore_chunk(range.from(at), &mut chunk)?;
-            out(index, &chunk[..n])?;
-            index += n;
-            at = at.checked_add((n as u64) << PAGE_SHIFT).ok_or(Errno::ENOMEM)?;
-        }
-        Ok(())
+        mincore_loop(mincore_check(start, len, vec)?, &mut |r, buf| self.mincore_chunk(r, buf), out)
     }
+}
+
+/// Fills a vector chunk for the start of a range: [`MmStruct::mincore_chunk`]
+/// under whatever lock the caller takes.
+pub type MincoreChunk<'f> = dyn FnMut(UserRange, &mut [u8; MINCORE_CHUNK]) -> Result<usize, Errno> + 'f;
+
+/// The mincore system call's loop over `range` (from [`mincore_check`]):
+/// `chunk` produces the entries of the next pages, `out(index, bytes)`
+/// copies them to the vector, in order. An error from either ends the
+/// call, the entries before it handed out.
+pub fn mincore_loop(range: UserRange, chunk: &mut MincoreChunk<'_>, out: &mut MincoreOut<'_>) -> Result<(), Errno> {
+    let mut at = range.start();
+    let mut index = 0;
+    let mut buf = [0u8; MINCORE_CHUNK];
+    while at < range.end() {
+        let n = chunk(range.from(at), &mut buf)?;
+        if n == 0 {
+            return Err(Errno::ENOMEM);
+        }
+        out(index, &buf[..n])?;
+        index += n;
+        at = at.checked_add((n as u64) << PAGE_SHIFT).ok_or(Errno::ENOMEM)?;
+    }
+    Ok(())
 }

@@ -35,10 +35,7 @@ use crate::memory::FaultError;
 use crate::mmap::{MmStruct, page_align, vma_err};
 use crate::pgtable::PteFormat;
 use crate::uaddr::{UserAddr, UserRange};
-use crate::vma::{VmaAlloc, VmaFlags};
-
-/// `VM_LOCKED_MASK`.
-const VM_LOCKED_MASK: VmaFlags = VmaFlags::LOCKED.union(VmaFlags::LOCKONFAULT);
+use crate::vma::{VM_LOCKED_MASK, VmaAlloc, VmaFlags};
 
 impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
     /// The mlock system call.
@@ -110,6 +107,9 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
             }
         }
         self.apply_vma_lock_flags(start, len, flags)?;
+        if len == 0 {
+            return Ok(());
+        }
         // Linux `__mlock_posix_error_return`: EFAULT becomes ENOMEM and
         // ENOMEM EAGAIN.
         let (range, _) = UserRange::from_user_cut(start, len).map_err(|_| Errno::ENOMEM)?;

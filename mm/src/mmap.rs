@@ -47,10 +47,12 @@ use crate::memory::FaultError;
 use crate::pgtable::{PageTable, PteFormat, TlbGather, USER_TOP};
 use crate::uaddr::{UserAddr, UserRange};
 use crate::vma::{
-    STACK_GUARD_GAP, VmUnmappedAreaFlags, VmUnmappedAreaInfo, VmaAlloc, VmaDesc, VmaError, VmaFile, VmaFlags, VmaTree,
+    STACK_GUARD_GAP, VM_MAY_BITS, VmUnmappedAreaFlags, VmUnmappedAreaInfo, VmaAlloc, VmaDesc, VmaError, VmaFile,
+    VmaFlags, VmaTree,
 };
 
 pub use crate::uaddr::{TASK_SIZE, page_align};
+pub use crate::vma::MAX_MAP_COUNT;
 
 /// Lowest address mmap hands out or accepts with `MAP_FIXED` (Linux's
 /// default `vm.mmap_min_addr`).
@@ -61,11 +63,6 @@ const MMAP_MIN: UserAddr = match UserAddr::new(MMAP_MIN_ADDR) {
     Ok(a) => a,
     Err(_) => panic!("mmap_min_addr is a page-aligned user address"),
 };
-
-/// Most VMAs an address space may have (Linux `DEFAULT_MAX_MAP_COUNT`,
-/// `USHRT_MAX - MAPCOUNT_ELF_CORE_MARGIN`, read-only `vm.max_map_count`):
-/// mmap, brk and mremap refuse to go past it with `ENOMEM`.
-pub const MAX_MAP_COUNT: usize = 65530;
 
 /// Default stack size limit (Linux `_STK_LIM`, `RLIMIT_STACK` 8 MiB).
 pub const STACK_RLIMIT: u64 = 8 << 20;
@@ -329,11 +326,10 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         if len > TASK_SIZE - MMAP_MIN_ADDR {
             return Err(Errno::ENOMEM);
         }
+        // Linux `round_hint_to_min`: the hint's page, raised to
+        // mmap_min_addr.
         if hint != 0
-            && let Some(range) = page_align(hint)
-                .filter(|&a| a >= MMAP_MIN_ADDR)
-                .and_then(|a| UserAddr::new(a).ok())
-                .and_then(|a| UserRange::at(a, len))
+            && let Some(range) = UserAddr::page_down(hint.max(MMAP_MIN_ADDR)).and_then(|a| UserRange::at(a, len))
             && self.range_free(range)
         {
             return Ok(range);
@@ -476,6 +472,10 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
                 if !file_mmap_ok(pgoff, len) {
                     return Err(Errno::EOVERFLOW);
                 }
+                // A file mapping cannot grow (Linux's MAP_PRIVATE case).
+                if vm_flags.contains(VmaFlags::GROWSDOWN) {
+                    return Err(Errno::EINVAL);
+                }
                 if !matches!(map_type, MAP_SHARED | MAP_PRIVATE | MAP_SHARED_VALIDATE) {
                     return Err(Errno::EINVAL);
                 }
@@ -539,11 +539,12 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     /// The munmap system call (Linux `__vm_munmap`'s checks, then
     /// [`Self::munmap_range`]).
     pub fn do_munmap(&mut self, start: u64, len: u64) -> Result<(), Errno> {
-        // Linux `do_vmi_munmap`: EINVAL for all of these, in any order.
-        if start & (PAGE_SIZE - 1) != 0 || start > TASK_SIZE || len > TASK_SIZE - start || len == 0 {
+        // Linux `do_vmi_munmap`: EINVAL for a bad start, a range past
+        // user space or a zero length, in any order.
+        let range = UserRange::from_user(start, len).map_err(|_| Errno::EINVAL)?;
+        if range.is_empty() {
             return Err(Errno::EINVAL);
         }
-        let range = UserRange::from_user(start, len).map_err(|_| Errno::EINVAL)?;
         self.munmap_range(range)
     }
 
@@ -596,9 +597,9 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     /// change is applied VMA by VMA in address order; a hole or a VMA
     /// that may not take the protection (`EACCES`) ends the call with the
     /// VMAs before it already changed, as Linux does.
-    pub fn mprotect(&mut self, start: u64, len: u64, prot: u32) -> Result<(), Errno> {
-        let grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP);
-        let prot = prot & !grows;
+    pub fn mprotect(&mut self, start: u64, len: u64, prot: u64) -> Result<(), Errno> {
+        let grows = (prot & u64::from(PROT_GROWSDOWN | PROT_GROWSUP)) as u32;
+        let prot = prot & !u64::from(grows);
         if grows == PROT_GROWSDOWN | PROT_GROWSUP || start & (PAGE_SIZE - 1) != 0 {
             return Err(Errno::EINVAL);
         }
@@ -606,6 +607,8 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             return Ok(());
         }
         let end = page_align(len).and_then(|l| start.checked_add(l)).filter(|&e| e > start).ok_or(Errno::ENOMEM)?;
+        // Linux `arch_validate_prot`: the prot is an unsigned long.
+        let Ok(prot) = u32::try_from(prot) else { return Err(Errno::EINVAL) };
         if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM) != 0 {
             return Err(Errno::EINVAL);
         }
@@ -637,7 +640,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
                 return Err(Errno::ENOMEM);
             }
             // VM_MAY* shifted onto VM_READ|WRITE|EXEC.
-            let may = VmaFlags::from_bits_retain((flags.bits() & 0x70) >> 4);
+            let may = VmaFlags::from_bits_retain((flags & VM_MAY_BITS).bits() >> 4);
             if !may.contains(new) {
                 return Err(Errno::EACCES);
             }
@@ -722,7 +725,13 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             | VmaFlags::MAYWRITE
             | VmaFlags::MAYEXEC
             | self.def_flags;
-        if !self.may_expand_vm(flags, grown.pages()) || self.vmas.map_count() > MAX_MAP_COUNT {
+        // Linux `check_brk_limits` (mmap_min_addr, a locked heap's
+        // RLIMIT_MEMLOCK), then `do_brk_flags`.
+        if grown.start().as_u64() < MMAP_MIN_ADDR
+            || !self.mlock_future_ok(self.def_flags, grown.len())
+            || !self.may_expand_vm(flags, grown.pages())
+            || self.vmas.map_count() > MAX_MAP_COUNT
+        {
             return l.brk;
         }
         if self.vmas.insert(VmaDesc::anon(grown.start().virt(), grown.end().virt(), flags)).is_err() {
@@ -751,11 +760,17 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         if addr.as_u64() < MMAP_MIN_ADDR {
             return Err(FaultError::MapErr);
         }
-        if let Some(p) = prev
-            && p.end().as_u64().saturating_add(STACK_GUARD_GAP) > addr.as_u64()
-            && p.end() <= vma_start
-        {
-            return Err(FaultError::MapErr);
+        // The guard gap is kept only to an accessible VMA that is not a
+        // stack itself (Linux `expand_downwards`); no VMA may be overlapped.
+        if let Some(p) = prev {
+            let gap = if !p.flags().contains(VmaFlags::GROWSDOWN) && p.flags().intersects(PROT_BITS) {
+                STACK_GUARD_GAP
+            } else {
+                0
+            };
+            if p.end().as_u64().saturating_add(gap) > addr.as_u64() {
+                return Err(FaultError::MapErr);
+            }
         }
         if !self.may_expand_vm(desc.flags, grown.pages())
             || size > self.limits.stack.rlim_cur
@@ -763,7 +778,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         {
             return Err(FaultError::MapErr);
         }
-        let pgoff = desc.pgoff.saturating_sub(grown.pages());
+        let pgoff = desc.pgoff.checked_sub(grown.pages()).ok_or(FaultError::MapErr)?;
         self.vmas.insert(VmaDesc { start: addr.virt(), end: vma_start, pgoff, ..desc }).map_err(|_| FaultError::Oom)
     }
 
@@ -777,7 +792,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         // Memory locks are not inherited (Linux `mm_init` keeps only
         // `VM_INIT_DEF_MASK` of `def_flags`, `dup_mmap` clears
         // `VM_LOCKED_MASK`).
-        let unlocked = VmaFlags::LOCKED | VmaFlags::LOCKONFAULT;
+        let unlocked = crate::vma::VM_LOCKED_MASK;
         child.def_flags = self.def_flags - unlocked;
         for v in self.vmas.iter() {
             if v.flags().contains(VmaFlags::DONTCOPY) {
@@ -877,11 +892,6 @@ impl fmt::Write for LineBuf {
         self.len = end;
         Ok(())
     }
-}
-
-/// The page containing `addr` (Linux `PAGE_MASK`).
-pub fn page_down(addr: u64) -> u64 {
-    addr & !(PAGE_SIZE - 1)
 }
 
 #[cfg(test)]

@@ -37,20 +37,19 @@ use crate::addr::PAGE_SHIFT;
 use crate::mmap::{MAX_MAP_COUNT, MmStruct, TASK_SIZE, page_align, vma_err};
 use crate::pgtable::PteFormat;
 use crate::uaddr::{UserAddr, UserRange};
-use crate::vma::{VmaAlloc, VmaDesc, VmaFlags};
-
-/// `VM_LOCKED_MASK`.
-const VM_LOCKED_MASK: VmaFlags = VmaFlags::LOCKED.union(VmaFlags::LOCKONFAULT);
+use crate::vma::{VM_LOCKED_MASK, VmaAlloc, VmaDesc, VmaFlags};
 
 impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
     /// The mremap system call: resizes `[addr, addr + old_len)` to
     /// `new_len` bytes, moving it if `MREMAP_MAYMOVE` allows and it must
     /// (or to `new_addr` with `MREMAP_FIXED`). Returns the new address.
-    pub fn mremap(&mut self, addr: u64, old_len: u64, new_len: u64, flags: u32, new_addr: u64) -> Result<u64, Errno> {
-        // Linux `check_mremap_params`.
-        if flags & !(MREMAP_FIXED | MREMAP_MAYMOVE | MREMAP_DONTUNMAP) != 0 {
+    pub fn mremap(&mut self, addr: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -> Result<u64, Errno> {
+        // Linux `check_mremap_params`; the flags are an unsigned long.
+        let known = u64::from(MREMAP_FIXED | MREMAP_MAYMOVE | MREMAP_DONTUNMAP);
+        if flags & !known != 0 {
             return Err(Errno::EINVAL);
         }
+        let flags = (flags & known) as u32;
         if addr & ((1 << PAGE_SHIFT) - 1) != 0 {
             return Err(Errno::EINVAL);
         }
@@ -71,8 +70,9 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
                 return Err(Errno::EINVAL);
             }
             let new = UserRange::at(start, new_len).ok_or(Errno::EINVAL)?;
-            // The ranges may not overlap (Linux `vrm_overlaps`, on raw sums).
-            if addr.saturating_add(old_len) > new.start().as_u64() && new.end().as_u64() > addr {
+            // The ranges may not overlap (Linux `vrm_overlaps`, on sums
+            // that wrap as Linux's unsigned longs do).
+            if addr.wrapping_add(old_len) > new.start().as_u64() && new.end().as_u64() > addr {
                 return Err(Errno::EINVAL);
             }
             if self.vmas.map_count() + 2 >= MAX_MAP_COUNT - 3 {
@@ -118,19 +118,21 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
     }
 
     /// The `MREMAP_FIXED` / `MREMAP_DONTUNMAP` path (Linux `mremap_to`):
-    /// `new` is checked against the old range already.
+    /// `new` is checked against the old range already. The old VMA is
+    /// checked before anything is unmapped (Linux 6.17+ `check_prep_vma`),
+    /// so a call that fails leaves the destination mapped.
     fn mremap_to(&mut self, addr: UserAddr, old_len: u64, new: UserRange, flags: u32) -> Result<u64, Errno> {
+        let kept = old_len.min(new.len());
+        let vma = self.vma_to_resize(addr, kept, new.len(), flags)?;
         if flags & MREMAP_FIXED != 0 {
             self.munmap_range(new)?;
         }
-        let mut old_len = old_len;
         if old_len > new.len() {
-            let tail_start = addr.checked_add(new.len()).ok_or(Errno::EFAULT)?;
-            let tail_end = addr.checked_add(old_len).ok_or(Errno::EFAULT)?;
-            self.munmap_range(UserRange::new(tail_start, tail_end).ok_or(Errno::EFAULT)?)?;
-            old_len = new.len();
+            // Linux `do_munmap` of the old tail: EINVAL past user space.
+            let tail = addr.checked_add(new.len()).zip(addr.checked_add(old_len));
+            self.munmap_range(tail.and_then(|(s, e)| UserRange::new(s, e)).ok_or(Errno::EINVAL)?)?;
         }
-        let vma = self.vma_to_resize(addr, old_len, new.len(), flags)?;
+        let old_len = kept;
         // MREMAP_DONTUNMAP grows the address space by the whole length.
         if flags & MREMAP_DONTUNMAP != 0 && !self.may_expand_vm(vma.flags, old_len >> PAGE_SHIFT) {
             return Err(Errno::ENOMEM);
@@ -186,6 +188,10 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
     /// as long (Linux `move_vma`); the part of `new` past `old`'s length is
     /// the growth.
     fn move_vma(&mut self, old: UserRange, new: UserRange, flags: u32) -> Result<u64, Errno> {
+        // Room for the splits (Linux's `map_count >= max - 3`).
+        if self.vmas.map_count() >= MAX_MAP_COUNT - 3 {
+            return Err(Errno::ENOMEM);
+        }
         let whole = self.vmas.vma_lookup(old.start().virt()).map(|v| (v.start(), v.end())).ok_or(Errno::EFAULT)?;
         // Make the old range a VMA of its own.
         for at in [old.start(), old.end()] {
@@ -196,18 +202,24 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
         let desc = self.vmas.vma_lookup(old.start().virt()).map(|v| v.desc()).ok_or(Errno::EFAULT)?;
         let moved = old.moved_to(new.start()).ok_or(Errno::EFAULT)?;
         self.move_ptes(old, moved)?;
+        let mut copied = false;
         let relinked = if flags & MREMAP_DONTUNMAP != 0 {
             // The old VMA stays mapped, empty and unlocked, all of it.
             let copy = VmaDesc { start: moved.start().virt(), end: moved.end().virt(), ..desc };
-            self.vmas
-                .insert(copy)
-                .and_then(|()| self.vmas.modify_flags(whole.0, whole.1, |v| v.flags() - VM_LOCKED_MASK))
+            self.vmas.insert(copy).and_then(|()| {
+                copied = true;
+                self.vmas.modify_flags(whole.0, whole.1, |v| v.flags() - VM_LOCKED_MASK)
+            })
         } else {
             self.vmas.relocate(desc.start, desc.end, moved.start().virt())
         };
         if let Err(e) = relinked {
-            // The old range's tables exist, so moving back cannot fail.
+            // The old range's tables exist, so moving back cannot fail;
+            // the copy, empty again, goes.
             let _ = self.move_ptes(moved, old);
+            if copied {
+                let _ = self.vmas.munmap_range(moved.start().virt(), moved.end().virt(), |_| {});
+            }
             return Err(vma_err(e));
         }
         if new.len() > old.len() {

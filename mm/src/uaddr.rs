@@ -152,7 +152,7 @@ impl UserRange {
 
     /// [`Self::from_user`], except that a range running past
     /// [`TASK_SIZE`] is cut there, and `true` returned with it: Linux's
-    /// VMA walks (mprotect, madvise, mlock, msync) change the VMAs of such
+    /// VMA walks (mprotect, madvise, mlock) change the VMAs of such
     /// a range and fail only when they run out of VMAs. A range starting
     /// at or past `TASK_SIZE` is still [`RangeError::BeyondTaskSize`]
     /// unless it is empty.

@@ -119,6 +119,19 @@ use crate::avl::{AvlAdapter, AvlCheckError, AvlLink, AvlTree, CursorMut, Unlinke
 #[doc(alias = "stack_guard_gap")]
 pub const STACK_GUARD_GAP: u64 = 256 << PAGE_SHIFT;
 
+/// The lock flags (Linux `VM_LOCKED_MASK`).
+pub const VM_LOCKED_MASK: VmaFlags = VmaFlags::LOCKED.union(VmaFlags::LOCKONFAULT);
+
+/// The `VM_MAY*` flags, which sit four bits above the `VM_READ|WRITE|EXEC`
+/// they allow (Linux's `newflags >> 4` in mprotect).
+pub const VM_MAY_BITS: VmaFlags = VmaFlags::MAYREAD.union(VmaFlags::MAYWRITE).union(VmaFlags::MAYEXEC);
+
+/// Most VMAs an address space may have (Linux `DEFAULT_MAX_MAP_COUNT`,
+/// `USHRT_MAX - MAPCOUNT_ELF_CORE_MARGIN`, read-only `vm.max_map_count`):
+/// a split that would pass it fails with [`VmaError::NoMemory`], as
+/// Linux's `split_vma` does, and mmap, brk and mremap check it too.
+pub const MAX_MAP_COUNT: usize = 65530;
+
 bitflags! {
     /// What a VMA allows and how it behaves (Linux `VM_*` of
     /// `vm_area_struct.vm_flags`, with Linux's values).
@@ -664,6 +677,9 @@ impl<A: VmaAlloc> VmaTree<A> {
             return Err(VmaError::BadRange);
         }
         let vma = self.vma_lookup(addr).filter(|vma| vma.start() != addr).ok_or(VmaError::NotFound)?;
+        if self.map_count() >= MAX_MAP_COUNT {
+            return Err(VmaError::NoMemory);
+        }
         let node = self.alloc_vma(&vma.desc())?;
         self.split_with(addr.as_u64(), node);
         Ok(())
@@ -689,9 +705,22 @@ impl<A: VmaAlloc> VmaTree<A> {
 
     /// Allocates the nodes needed to split at `start` and `end` where they
     /// fall strictly inside VMAs, then splits there: all or nothing.
-    fn split_range(&mut self, start: u64, end: u64) -> Result<(), VmaError> {
-        let inside = |addr: u64| self.vma_lookup(user_addr(addr)).is_some_and(|vma| vma.vm_start.get() != addr);
-        let (split_start, split_end) = (inside(start), inside(end));
+    /// The VMA count may not pass [`MAX_MAP_COUNT`]: for a change of the
+    /// range (`unmap` false) each split counts, as each of Linux's
+    /// `split_vma` calls checks; for an unmap only the one VMA that
+    /// straddles both ends adds one once the range is gone (Linux
+    /// `do_vmi_align_munmap`).
+    fn split_range(&mut self, start: u64, end: u64, unmap: bool) -> Result<(), VmaError> {
+        let inside = |addr: u64| self.vma_lookup(user_addr(addr)).filter(|vma| vma.vm_start.get() != addr);
+        let (split_start, split_end) = (inside(start).is_some(), inside(end).is_some());
+        let added = if unmap {
+            usize::from(inside(start).zip(inside(end)).is_some_and(|(a, b)| core::ptr::eq(a, b)))
+        } else {
+            usize::from(split_start) + usize::from(split_end)
+        };
+        if self.map_count() + added > MAX_MAP_COUNT {
+            return Err(VmaError::NoMemory);
+        }
         let template = VmaDesc::anon(user_addr(start), user_addr(end), VmaFlags::empty());
         let node_start = if split_start { Some(self.alloc_vma(&template)?) } else { None };
         let node_end = if split_end {
@@ -727,7 +756,7 @@ impl<A: VmaAlloc> VmaTree<A> {
     #[doc(alias = "do_vmi_align_munmap")]
     pub fn munmap_range(&mut self, start: VirtAddr, end: VirtAddr, mut f: impl FnMut(&Vma)) -> Result<usize, VmaError> {
         let (start, end) = Self::user_range(start, end)?;
-        self.split_range(start, end)?;
+        self.split_range(start, end, true)?;
         let mut removed = 0;
         while let Some(vma) = self.find_vma(user_addr(start)).filter(|vma| vma.vm_start.get() < end) {
             let vma = self.unlink(vma.vm_start.get());
@@ -758,7 +787,7 @@ impl<A: VmaAlloc> VmaTree<A> {
         mut f: impl FnMut(&Vma) -> VmaFlags,
     ) -> Result<(), VmaError> {
         let (start, end) = Self::user_range(start, end)?;
-        self.split_range(start, end)?;
+        self.split_range(start, end, false)?;
         for vma in self.range(user_addr(start), user_addr(end)) {
             vma.set_flags(f(vma));
         }

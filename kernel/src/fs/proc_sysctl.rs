@@ -13,8 +13,8 @@
 //! open (mode 0444; opening one for writing is EACCES), where Linux lets
 //! root write most of them; `overcommit_memory` reads 0 (heuristic) but
 //! no mmap is ever refused for overcommit (Linux `__vm_enough_memory`);
-//! `max_map_count` is reported but the VMA count is not limited
-//! (see the mm); `randomize_va_space` is 0 because nothing is
+//! `max_map_count` is the limit the mm enforces
+//! (`mm::mmap::MAX_MAP_COUNT`), fixed; `randomize_va_space` is 0 because nothing is
 //! randomized.
 
 use alloc::format;

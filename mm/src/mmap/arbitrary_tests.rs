@@ -67,6 +67,12 @@ fn flags(valid: &'static [u32]) -> impl Strategy<Value = u32> {
     ]
 }
 
+/// Flags the system call takes as an unsigned long: as [`flags`], or with
+/// bits above the low 32.
+fn wide(valid: &'static [u32]) -> impl Strategy<Value = u64> {
+    prop_oneof![3 => flags(valid).prop_map(u64::from), 1 => (flags(valid), 32..64u32).prop_map(|(f, b)| u64::from(f) | 1 << b)]
+}
+
 const PROT: &[u32] = &[PROT_READ, PROT_WRITE, PROT_EXEC, PROT_GROWSDOWN, PROT_GROWSUP, PROT_SEM];
 const MAP: &[u32] = &[
     MAP_SHARED,
@@ -93,8 +99,8 @@ fn advice() -> impl Strategy<Value = i32> {
 enum Call {
     Mmap { addr: u64, len: u64, prot: u32, flags: u32, file: bool, pgoff: u64 },
     Munmap { addr: u64, len: u64 },
-    Mprotect { addr: u64, len: u64, prot: u32 },
-    Mremap { addr: u64, old: u64, new: u64, flags: u32, new_addr: u64 },
+    Mprotect { addr: u64, len: u64, prot: u64 },
+    Mremap { addr: u64, old: u64, new: u64, flags: u64, new_addr: u64 },
     Brk { addr: u64 },
     Madvise { addr: u64, len: u64, advice: i32 },
     Mincore { addr: u64, len: u64, vec: u64 },
@@ -112,8 +118,8 @@ fn call() -> impl Strategy<Value = Call> {
         4 => (arg(), arg(), flags(PROT), flags(MAP), any::<bool>(), arg())
             .prop_map(|(addr, len, prot, flags, file, pgoff)| Call::Mmap { addr, len, prot, flags, file, pgoff: pgoff >> PAGE_SHIFT }),
         2 => (arg(), arg()).prop_map(|(addr, len)| Call::Munmap { addr, len }),
-        3 => (arg(), arg(), flags(PROT)).prop_map(|(addr, len, prot)| Call::Mprotect { addr, len, prot }),
-        4 => (arg(), arg(), arg(), flags(MREMAP), arg())
+        3 => (arg(), arg(), wide(PROT)).prop_map(|(addr, len, prot)| Call::Mprotect { addr, len, prot }),
+        4 => (arg(), arg(), arg(), wide(MREMAP), arg())
             .prop_map(|(addr, old, new, flags, new_addr)| Call::Mremap { addr, old, new, flags, new_addr }),
         2 => arg().prop_map(|addr| Call::Brk { addr }),
         3 => (arg(), arg(), advice()).prop_map(|(addr, len, advice)| Call::Madvise { addr, len, advice }),

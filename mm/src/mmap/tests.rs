@@ -18,6 +18,8 @@ use crate::vma::Vma;
 use crate::vmstat::{NodeStatItem, VmEventItem};
 use uapi::resource::{RLIM_INFINITY, Rlimit};
 
+use crate::uaddr::{UserAddr, UserRange};
+
 pub(crate) const P: u64 = PAGE_SIZE;
 const FMT: X86PteFormat = X86PteFormat::new(true);
 /// A kernel-half address whose root entry the kernel preallocates.
@@ -290,28 +292,28 @@ fn mprotect_splits_merges_and_enforces() {
         for i in 0..3 {
             write(env, &mut mm, X + i * P, 10 + i as u8).unwrap();
         }
-        assert_eq!(mm.mprotect(X + P, P, PROT_READ), Ok(()));
+        assert_eq!(mm.mprotect(X + P, P, u64::from(PROT_READ)), Ok(()));
         assert_eq!(mm.vmas().map_count(), 3);
         assert!(!mm.follow_pte(va(X + P)).unwrap().prot.contains(PgProt::WRITE));
         assert_eq!(write(env, &mut mm, X + P, 1), Err(FaultError::AccErr));
         assert_eq!(read(env, &mut mm, X + P), Ok(11));
-        assert_eq!(mm.mprotect(X + P, P, RW), Ok(()));
+        assert_eq!(mm.mprotect(X + P, P, u64::from(RW)), Ok(()));
         assert_eq!(mm.vmas().map_count(), 1, "merged back");
         assert!(mm.follow_pte(va(X + P)).unwrap().prot.contains(PgProt::WRITE), "exclusive page writable again");
         write(env, &mut mm, X + P, 21).unwrap();
         // PROT_NONE keeps the pages.
-        assert_eq!(mm.mprotect(X, 3 * P, PROT_NONE), Ok(()));
+        assert_eq!(mm.mprotect(X, 3 * P, u64::from(PROT_NONE)), Ok(()));
         assert_eq!(read(env, &mut mm, X), Err(FaultError::AccErr));
         assert!(mm.follow_pte(va(X)).unwrap().prot.contains(PgProt::PROTNONE));
         assert_eq!(mm.counter(MmCounter::AnonPages), 3);
-        assert_eq!(mm.mprotect(X, 3 * P, PROT_READ), Ok(()));
+        assert_eq!(mm.mprotect(X, 3 * P, u64::from(PROT_READ)), Ok(()));
         assert_eq!(read(env, &mut mm, X), Ok(10));
         assert_eq!(read(env, &mut mm, X + P), Ok(21));
         // Errors.
-        assert_eq!(mm.mprotect(X + 1, P, RW), Err(Errno::EINVAL));
+        assert_eq!(mm.mprotect(X + 1, P, u64::from(RW)), Err(Errno::EINVAL));
         assert_eq!(mm.mprotect(X, P, 0x40), Err(Errno::EINVAL));
-        assert_eq!(mm.mprotect(X, 4 * P, RW), Err(Errno::ENOMEM), "hole");
-        assert_eq!(mm.mprotect(X, 0, RW), Ok(()));
+        assert_eq!(mm.mprotect(X, 4 * P, u64::from(RW)), Err(Errno::ENOMEM), "hole");
+        assert_eq!(mm.mprotect(X, 0, u64::from(RW)), Ok(()));
         assert!(mm.vmas().check().is_ok());
         teardown(mm);
     });
@@ -358,7 +360,7 @@ fn shared_readonly_file_mapping_cannot_become_writable() {
         let ro = MapFile { file: &FILE, writable: false };
         assert_eq!(mm.do_mmap(X, P, RW, MAP_SHARED | MAP_FIXED, Some(ro), 0), Err(Errno::EACCES));
         assert_eq!(mm.do_mmap(X, P, PROT_READ, MAP_SHARED | MAP_FIXED, Some(ro), 0), Ok(X));
-        assert_eq!(mm.mprotect(X, P, RW), Err(Errno::EACCES));
+        assert_eq!(mm.mprotect(X, P, u64::from(RW)), Err(Errno::EACCES));
         assert_eq!(read_page(env, &mut mm, X).unwrap(), FILE_DATA[..P as usize]);
         // Linux pads the name to column 73 (`seq_setwidth` + `seq_pad`).
         let line = format!("{X:08x}-{:08x} r--s 00000000 00:00 0", X + P);
@@ -463,7 +465,7 @@ fn anon_faults_count_in_nr_anon_pages_and_pgfault_until_munmap() {
         // refuses them before handle_mm_fault): not counted.
         let read_access = FaultAccess { write: false, exec: false };
         assert_eq!(mm.handle_mm_fault(va(X + 8 * P), read_access), Err(FaultError::MapErr));
-        assert_eq!(mm.mprotect(X + 7 * P, P, PROT_READ), Ok(()));
+        assert_eq!(mm.mprotect(X + 7 * P, P, u64::from(PROT_READ)), Ok(()));
         assert_eq!(
             mm.handle_mm_fault(va(X + 7 * P), FaultAccess { write: true, exec: false }),
             Err(FaultError::AccErr)
@@ -566,8 +568,8 @@ fn mprotect_after_fork_keeps_shared_pages_copy_on_write() {
         write(env, &mut parent, X, 1).unwrap();
         let mut child = env.mm();
         parent.dup_mmap(&mut child).unwrap();
-        assert_eq!(parent.mprotect(X, P, PROT_READ), Ok(()));
-        assert_eq!(parent.mprotect(X, P, RW), Ok(()));
+        assert_eq!(parent.mprotect(X, P, u64::from(PROT_READ)), Ok(()));
+        assert_eq!(parent.mprotect(X, P, u64::from(RW)), Ok(()));
         assert!(!parent.follow_pte(va(X)).unwrap().prot.contains(PgProt::WRITE), "still shared with the child");
         write(env, &mut parent, X, 2).unwrap();
         assert_eq!(read(env, &mut child, X), Ok(1));
@@ -626,15 +628,15 @@ fn prot_none_shared_anonymous_memory_is_shared_once_accessible() {
         let mut child = env.mm();
         parent.dup_mmap(&mut child).unwrap();
         // Made accessible only after the fork, on both sides.
-        assert_eq!(parent.mprotect(addr, 2 * P, RW), Ok(()));
-        assert_eq!(child.mprotect(addr, 2 * P, RW), Ok(()));
+        assert_eq!(parent.mprotect(addr, 2 * P, u64::from(RW)), Ok(()));
+        assert_eq!(child.mprotect(addr, 2 * P, u64::from(RW)), Ok(()));
         write(env, &mut child, addr, 3).unwrap();
         assert_eq!(read(env, &mut parent, addr), Ok(3), "the child's write reaches the parent");
         write(env, &mut parent, addr + P, 4).unwrap();
         assert_eq!(read(env, &mut child, addr + P), Ok(4), "the parent's write reaches the child");
         // Read-only and back: the pages stay the shared ones.
-        assert_eq!(parent.mprotect(addr, 2 * P, PROT_READ), Ok(()));
-        assert_eq!(parent.mprotect(addr, 2 * P, RW), Ok(()));
+        assert_eq!(parent.mprotect(addr, 2 * P, u64::from(PROT_READ)), Ok(()));
+        assert_eq!(parent.mprotect(addr, 2 * P, u64::from(RW)), Ok(()));
         write(env, &mut parent, addr, 9).unwrap();
         assert_eq!(read(env, &mut child, addr), Ok(9));
         drop(parent);
@@ -649,15 +651,27 @@ fn mprotect_growsdown_extends_to_the_stack_start() {
         let start = 0x7000_0000_0000 - 4 * P;
         assert_eq!(mm.do_mmap(start, 4 * P, RW, PA | MAP_FIXED | MAP_GROWSDOWN, None, 0), Ok(start));
         mmap_fixed(&mut mm, X, P, RW);
-        assert_eq!(mm.mprotect(X, P, PROT_READ | PROT_GROWSDOWN), Err(Errno::EINVAL), "not a grows-down VMA");
-        assert_eq!(mm.mprotect(start + 2 * P, P, PROT_READ | PROT_GROWSUP), Err(Errno::EINVAL), "no grows-up VMAs");
-        assert_eq!(mm.mprotect(X + P, P, PROT_READ | PROT_GROWSUP), Err(Errno::ENOMEM), "a range starting in a hole");
         assert_eq!(
-            mm.mprotect(start + 2 * P, P, PROT_READ | PROT_GROWSDOWN | PROT_GROWSUP),
+            mm.mprotect(X, P, u64::from(PROT_READ | PROT_GROWSDOWN)),
+            Err(Errno::EINVAL),
+            "not a grows-down VMA"
+        );
+        assert_eq!(
+            mm.mprotect(start + 2 * P, P, u64::from(PROT_READ | PROT_GROWSUP)),
+            Err(Errno::EINVAL),
+            "no grows-up VMAs"
+        );
+        assert_eq!(
+            mm.mprotect(X + P, P, u64::from(PROT_READ | PROT_GROWSUP)),
+            Err(Errno::ENOMEM),
+            "a range starting in a hole"
+        );
+        assert_eq!(
+            mm.mprotect(start + 2 * P, P, u64::from(PROT_READ | PROT_GROWSDOWN | PROT_GROWSUP)),
             Err(Errno::EINVAL),
             "both directions"
         );
-        assert_eq!(mm.mprotect(start + 2 * P, P, PROT_READ | PROT_GROWSDOWN), Ok(()));
+        assert_eq!(mm.mprotect(start + 2 * P, P, u64::from(PROT_READ | PROT_GROWSDOWN)), Ok(()));
         let stack: Vec<String> = maps(&mm).into_iter().filter(|l| l.starts_with("6fff")).collect();
         assert_eq!(stack.len(), 2, "split at the end of the range only: {stack:?}");
         assert!(stack[0].starts_with(&format!("{start:x}-{:x} r--p", start + 3 * P)), "{stack:?}");
@@ -761,7 +775,11 @@ fn rlimit_as_and_data_bound_mmap_brk_and_mremap() {
         // MAP_FIXED over mapped pages counts only the new ones.
         assert_eq!(mm.do_mmap(X + 4 * P, 4 * P, RW, PA | MAP_FIXED, None, 0), Ok(X + 4 * P));
         assert_eq!(mm.total_vm(), 8);
-        assert_eq!(mm.mremap(X, 8 * P, 9 * P, MREMAP_MAYMOVE, 0), Err(Errno::ENOMEM), "mremap past RLIMIT_AS");
+        assert_eq!(
+            mm.mremap(X, 8 * P, 9 * P, u64::from(MREMAP_MAYMOVE), 0),
+            Err(Errno::ENOMEM),
+            "mremap past RLIMIT_AS"
+        );
         assert_eq!(mm.do_munmap(X, 8 * P), Ok(()));
         // RLIMIT_DATA: private writable memory only.
         mm.limits.address_space = limit(1 << 20);
@@ -770,7 +788,7 @@ fn rlimit_as_and_data_bound_mmap_brk_and_mremap() {
         assert_eq!(mm.do_mmap(X, 3 * P, PROT_READ, PA | MAP_FIXED, None, 0), Ok(X), "read-only is not data");
         let shared = MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED;
         assert_eq!(mm.do_mmap(X + 4 * P, 3 * P, RW, shared, None, 0), Ok(X + 4 * P), "shared is not data");
-        assert_eq!(mm.mprotect(X, 2 * P, RW), Ok(()), "two pages become data");
+        assert_eq!(mm.mprotect(X, 2 * P, u64::from(RW)), Ok(()), "two pages become data");
         // brk: the heap plus the data segment (Linux `check_data_rlimit`).
         let heap = X + 64 * P;
         (mm.layout.start_brk, mm.layout.brk) = (heap, heap);
@@ -795,7 +813,11 @@ fn rlimit_memlock_bounds_locking_without_cap_ipc_lock() {
         assert_eq!(mm.mlock(X, 2 * P), Ok(()), "locking locked pages again counts them once");
         assert_eq!(mm.mlock(X + 4 * P, P), Err(Errno::ENOMEM));
         assert_eq!(mm.do_mmap(0, P, RW, PA | MAP_LOCKED, None, 0), Err(Errno::EAGAIN), "MAP_LOCKED past the limit");
-        assert_eq!(mm.mremap(X, 2 * P, 3 * P, MREMAP_MAYMOVE, 0), Err(Errno::EAGAIN), "a locked VMA may not grow");
+        assert_eq!(
+            mm.mremap(X, 2 * P, 3 * P, u64::from(MREMAP_MAYMOVE), 0),
+            Err(Errno::EAGAIN),
+            "a locked VMA may not grow"
+        );
         assert_eq!(mm.mlockall(MCL_CURRENT), Err(Errno::ENOMEM), "total_vm past the limit");
         assert_eq!(mm.munlock(X, 2 * P), Ok(()));
         mm.limits.memlock = limit(0);
@@ -829,6 +851,70 @@ fn rlimit_stack_bounds_growth_and_places_mmap_base() {
 }
 
 #[test]
+fn a_failing_mremap_fixed_leaves_the_destination_mapped() {
+    with_env(|env| {
+        let mut mm = env.mm();
+        mmap_fixed(&mut mm, X, 2 * P, RW);
+        mmap_fixed(&mut mm, X + 8 * P, 2 * P, RW);
+        write(env, &mut mm, X + 8 * P, 5).unwrap();
+        // The old range runs past its VMA: EFAULT, found before the
+        // destination is unmapped.
+        let fixed = u64::from(MREMAP_MAYMOVE | MREMAP_FIXED);
+        assert_eq!(mm.mremap(X, 3 * P, 3 * P, fixed, X + 8 * P), Err(Errno::EFAULT));
+        assert_eq!(read(env, &mut mm, X + 8 * P), Ok(5), "the destination is intact");
+        // Flags above the low 32 bits are unknown flags.
+        assert_eq!(mm.mremap(X, P, 2 * P, u64::from(MREMAP_MAYMOVE) | 1 << 32, 0), Err(Errno::EINVAL));
+        teardown(mm);
+    });
+}
+
+#[test]
+fn stack_guard_gap_is_kept_only_to_accessible_mappings() {
+    with_env(|env| {
+        let mut mm = env.mm();
+        let top = 0x7000_0000_0000;
+        assert_eq!(mm.do_mmap(top - P, P, RW, PA | MAP_FIXED | MAP_GROWSDOWN, None, 0), Ok(top - P));
+        // A PROT_NONE guard mapping right below the stack's growth.
+        mmap_fixed(&mut mm, top - 8 * P, P, PROT_NONE);
+        assert_eq!(read(env, &mut mm, top - 7 * P), Ok(0), "grows up to an inaccessible neighbour");
+        assert_eq!(read(env, &mut mm, top - 8 * P), Err(FaultError::AccErr), "which it does not overlap");
+        assert_eq!(mm.mprotect(top - 8 * P, P, u64::from(PROT_READ)), Ok(()));
+        assert_eq!(mm.munmap_range(UserRange::at(UserAddr::new(top - 7 * P).unwrap(), 6 * P).unwrap()), Ok(()));
+        assert_eq!(read(env, &mut mm, top - 6 * P), Err(FaultError::MapErr), "an accessible one keeps the gap");
+        teardown(mm);
+    });
+}
+
+#[test]
+fn argument_corners_follow_linux() {
+    with_env(|env| {
+        let mut mm = env.mm();
+        mmap_fixed(&mut mm, X, P, RW);
+        // mprotect's prot is an unsigned long, judged after a zero length.
+        assert_eq!(mm.mprotect(X, 0, 1 << 32), Ok(()));
+        assert_eq!(mm.mprotect(X, P, 1 << 32 | u64::from(PROT_READ)), Err(Errno::EINVAL));
+        // A zero-length mlock anywhere succeeds.
+        assert_eq!(mm.mlock(1 << 47, 0), Ok(()));
+        assert_eq!(mm.mlock(1 << 47, P), Err(Errno::ENOMEM));
+        // A file mapping cannot grow down.
+        let file = Some(MapFile { file: &FILE, writable: false });
+        assert_eq!(mm.do_mmap(0, P, PROT_READ, MAP_PRIVATE | MAP_GROWSDOWN, file, 0), Err(Errno::EINVAL));
+        // The hint's page is tried, raised to mmap_min_addr.
+        assert_eq!(mm.do_mmap(X + 2 * P + 5, P, RW, PA, None, 0), Ok(X + 2 * P));
+        assert_eq!(mm.do_mmap(1, P, RW, PA, None, 0), Ok(MMAP_MIN_ADDR));
+        // A locked heap may not grow past RLIMIT_MEMLOCK.
+        mm.limits.cap_ipc_lock = false;
+        mm.limits.memlock = Rlimit { rlim_cur: 4 * P, rlim_max: 4 * P };
+        let heap = X + 64 * P;
+        (mm.layout.start_brk, mm.layout.brk) = (heap, heap);
+        assert_eq!(mm.mlockall(MCL_FUTURE), Ok(()));
+        assert_eq!(mm.brk(heap + 5 * P), heap);
+        assert_eq!(mm.brk(heap + P), heap + P);
+        teardown(mm);
+    });
+}
+
+#[test]
 fn mremap_grows_in_place_moves_and_shrinks() {
     with_env(|env| {
         let mut mm = env.mm();
@@ -844,7 +930,7 @@ fn mremap_grows_in_place_moves_and_shrinks() {
         let pfns = [pfn_at(&mm, X).unwrap(), pfn_at(&mm, X + P).unwrap()];
         let rss = mm.rss_pages();
         let free = free_pages_drained(env.pgdat);
-        let new = mm.mremap(X, 4 * P, 8 * P, MREMAP_MAYMOVE, 0).unwrap();
+        let new = mm.mremap(X, 4 * P, 8 * P, u64::from(MREMAP_MAYMOVE), 0).unwrap();
         assert_ne!(new, X);
         assert_eq!([pfn_at(&mm, new).unwrap(), pfn_at(&mm, new + P).unwrap()], pfns, "pages moved, not copied");
         assert_eq!(pfn_at(&mm, X), None);
@@ -863,7 +949,7 @@ fn mremap_grows_in_place_moves_and_shrinks() {
         // Fixed move over an existing mapping replaces it.
         mmap_fixed(&mut mm, X, 2 * P, RW);
         write(env, &mut mm, X, 9).unwrap();
-        assert_eq!(mm.mremap(new, P, 2 * P, MREMAP_MAYMOVE | MREMAP_FIXED, X), Ok(X));
+        assert_eq!(mm.mremap(new, P, 2 * P, u64::from(MREMAP_MAYMOVE | MREMAP_FIXED), X), Ok(X));
         assert_eq!(pfn_at(&mm, X), Some(pfns[0]));
         assert_eq!(read(env, &mut mm, X), Ok(1));
         assert_eq!(read(env, &mut mm, X + P), Ok(0));
@@ -882,7 +968,7 @@ fn mremap_part_of_a_vma_splits_it() {
             write(env, &mut mm, X + i * P, i as u8 + 1).unwrap();
         }
         let t = X + 16 * P;
-        assert_eq!(mm.mremap(X + P, 2 * P, 2 * P, MREMAP_MAYMOVE | MREMAP_FIXED, t), Ok(t));
+        assert_eq!(mm.mremap(X + P, 2 * P, 2 * P, u64::from(MREMAP_MAYMOVE | MREMAP_FIXED), t), Ok(t));
         assert_eq!(mm.vmas().map_count(), 3);
         assert_eq!(read(env, &mut mm, X), Ok(1));
         assert_eq!(read(env, &mut mm, X + P), Err(FaultError::MapErr));
@@ -890,10 +976,10 @@ fn mremap_part_of_a_vma_splits_it() {
         assert_eq!(read(env, &mut mm, t), Ok(2));
         assert_eq!(read(env, &mut mm, t + P), Ok(3));
         // Moving it back merges everything again.
-        assert_eq!(mm.mremap(t, 2 * P, 2 * P, MREMAP_MAYMOVE | MREMAP_FIXED, X + P), Ok(X + P));
+        assert_eq!(mm.mremap(t, 2 * P, 2 * P, u64::from(MREMAP_MAYMOVE | MREMAP_FIXED), X + P), Ok(X + P));
         assert_eq!(mm.vmas().map_count(), 1);
         // MREMAP_DONTUNMAP leaves the old range mapped and empty.
-        let new = mm.mremap(X, P, P, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, 0).unwrap();
+        let new = mm.mremap(X, P, P, u64::from(MREMAP_MAYMOVE | MREMAP_DONTUNMAP), 0).unwrap();
         assert_eq!(read(env, &mut mm, new), Ok(1));
         assert_eq!(read(env, &mut mm, X), Ok(0));
         assert_eq!(mm.counter(MmCounter::AnonPages), 4);
@@ -909,17 +995,25 @@ fn mremap_errors() {
         mmap_fixed(&mut mm, X + 2 * P, P, PROT_READ);
         assert_eq!(mm.mremap(X + 1, P, P, 0, 0), Err(Errno::EINVAL), "unaligned");
         assert_eq!(mm.mremap(X, P, P, 8, 0), Err(Errno::EINVAL), "bad flags");
-        assert_eq!(mm.mremap(X, P, P, MREMAP_FIXED, X + 8 * P), Err(Errno::EINVAL), "FIXED without MAYMOVE");
-        assert_eq!(mm.mremap(X, P, 2 * P, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, 0), Err(Errno::EINVAL));
+        assert_eq!(mm.mremap(X, P, P, u64::from(MREMAP_FIXED), X + 8 * P), Err(Errno::EINVAL), "FIXED without MAYMOVE");
+        assert_eq!(mm.mremap(X, P, 2 * P, u64::from(MREMAP_MAYMOVE | MREMAP_DONTUNMAP), 0), Err(Errno::EINVAL));
         assert_eq!(mm.mremap(X, P, 0, 0, 0), Err(Errno::EINVAL), "new_len 0");
-        assert_eq!(mm.mremap(X + 8 * P, P, 2 * P, MREMAP_MAYMOVE, 0), Err(Errno::EFAULT), "unmapped");
-        assert_eq!(mm.mremap(X, 3 * P, 4 * P, MREMAP_MAYMOVE, 0), Err(Errno::EFAULT), "across VMAs");
-        assert_eq!(mm.mremap(X, 0, P, MREMAP_MAYMOVE, 0), Err(Errno::EINVAL), "old_len 0 of a private mapping");
+        assert_eq!(mm.mremap(X + 8 * P, P, 2 * P, u64::from(MREMAP_MAYMOVE), 0), Err(Errno::EFAULT), "unmapped");
+        assert_eq!(mm.mremap(X, 3 * P, 4 * P, u64::from(MREMAP_MAYMOVE), 0), Err(Errno::EFAULT), "across VMAs");
+        assert_eq!(
+            mm.mremap(X, 0, P, u64::from(MREMAP_MAYMOVE), 0),
+            Err(Errno::EINVAL),
+            "old_len 0 of a private mapping"
+        );
         assert_eq!(mm.mremap(X, 2 * P, 4 * P, 0, 0), Err(Errno::ENOMEM), "cannot grow, may not move");
-        assert_eq!(mm.mremap(X, 2 * P, 2 * P, MREMAP_MAYMOVE | MREMAP_FIXED, X + P), Err(Errno::EINVAL), "overlap");
-        assert_eq!(mm.mremap(X, P, P, MREMAP_MAYMOVE | MREMAP_FIXED, X + 8 * P + 1), Err(Errno::EINVAL));
-        assert_eq!(mm.mremap(X, P, P, MREMAP_MAYMOVE | MREMAP_FIXED, TASK_SIZE), Err(Errno::EINVAL));
-        assert_eq!(mm.mremap(X, P, P, MREMAP_MAYMOVE | MREMAP_FIXED, P), Err(Errno::EPERM));
+        assert_eq!(
+            mm.mremap(X, 2 * P, 2 * P, u64::from(MREMAP_MAYMOVE | MREMAP_FIXED), X + P),
+            Err(Errno::EINVAL),
+            "overlap"
+        );
+        assert_eq!(mm.mremap(X, P, P, u64::from(MREMAP_MAYMOVE | MREMAP_FIXED), X + 8 * P + 1), Err(Errno::EINVAL));
+        assert_eq!(mm.mremap(X, P, P, u64::from(MREMAP_MAYMOVE | MREMAP_FIXED), TASK_SIZE), Err(Errno::EINVAL));
+        assert_eq!(mm.mremap(X, P, P, u64::from(MREMAP_MAYMOVE | MREMAP_FIXED), P), Err(Errno::EPERM));
         assert_eq!(mm.mremap(!(P - 1), P, P, 0, 0), Err(Errno::EFAULT), "non-canonical");
         assert_eq!(mm.mremap(X, P, P, 0, 0), Ok(X));
         assert_eq!((mm.vmas().map_count(), mm.total_vm()), (2, 3));
@@ -1212,6 +1306,12 @@ fn mremap_model(facts: MremapFacts, model: &mut Model, op: (u64, u64, u64, u32, 
         assert_eq!(result, Ok(addr));
         return;
     }
+    // The old VMA is checked before anything is unmapped (Linux 6.17+
+    // `check_prep_vma`): a failure leaves the destination mapped.
+    if !facts.one_vma {
+        assert_eq!(result, Err(Errno::EFAULT));
+        return;
+    }
     if fixed {
         unmap_model(model, target, new);
         if old > new {
@@ -1219,10 +1319,6 @@ fn mremap_model(facts: MremapFacts, model: &mut Model, op: (u64, u64, u64, u32, 
         }
     }
     let old = old.min(new);
-    if !facts.one_vma {
-        assert_eq!(result, Err(Errno::EFAULT));
-        return;
-    }
     let in_place = !fixed && facts.expandable;
     let dest = if in_place {
         assert_eq!(result, Ok(addr));
@@ -1301,7 +1397,7 @@ fn run_ops(env: &Env<'_>, ops: &[Op]) {
                 // Linux changes the VMAs up to the first hole, then fails.
                 let covered = (0..pages).take_while(|i| model.contains_key(&(addr + i * P))).count() as u64;
                 let want = if covered == pages { Ok(()) } else { Err(Errno::ENOMEM) };
-                assert_eq!(mm.mprotect(addr, pages * P, prot), want);
+                assert_eq!(mm.mprotect(addr, pages * P, u64::from(prot)), want);
                 for i in 0..covered {
                     model.get_mut(&(addr + i * P)).unwrap().0 = prot;
                 }
@@ -1310,7 +1406,7 @@ fn run_ops(env: &Env<'_>, ops: &[Op]) {
                 let (addr, target) = (resolve(model, page, false), page_addr(target));
                 // Judge against the VMAs as they were.
                 let facts = mremap_facts(mm, addr, old * P, new * P);
-                let result = mm.mremap(addr, old * P, new * P, flags, target);
+                let result = mm.mremap(addr, old * P, new * P, u64::from(flags), target);
                 mremap_model(facts, model, (addr, old * P, new * P, flags, target), result);
             }
             Op::Brk { pages } => {

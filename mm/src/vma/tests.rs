@@ -853,3 +853,23 @@ proptest! {
         prop_assert_eq!(alloc.live.get(), 0);
     }
 }
+
+#[test]
+fn splits_stop_at_max_map_count() {
+    let alloc = TestAlloc::default();
+    let mut tree = VmaTree::new(&alloc);
+    // Every other page mapped read-write, so that no two VMAs merge.
+    let pages = MAX_MAP_COUNT as u64 * 2;
+    for i in 0..MAX_MAP_COUNT as u64 - 1 {
+        tree.insert(anon(2 * i, 2 * i + 1, RW)).unwrap();
+    }
+    tree.insert(anon(pages, pages + 3, RW)).unwrap();
+    assert_eq!(tree.map_count(), MAX_MAP_COUNT);
+    assert_eq!(tree.modify_flags(va(pages + 1), va(pages + 2), |_| VmaFlags::READ), Err(VmaError::NoMemory));
+    assert_eq!(tree.split(va(pages + 1)), Err(VmaError::NoMemory));
+    assert_eq!(tree.munmap_range(va(pages + 1), va(pages + 2), |_| {}), Err(VmaError::NoMemory), "three pieces");
+    assert_eq!(tree.munmap_range(va(pages), va(pages + 1), |_| {}), Ok(1), "an end piece goes");
+    assert_eq!(tree.map_count(), MAX_MAP_COUNT);
+    tree.check().unwrap();
+    tree.clear(|_| {});
+}
