@@ -21,6 +21,11 @@
 //! `dontunmap_complete`).
 //!
 //! Differences from Linux:
+//! - A move whose old range runs past its VMA is `EFAULT`, found before
+//!   anything is unmapped. Linux 6.1 unmaps the `MREMAP_FIXED`
+//!   destination first and then fails; Linux 6.17 and later move such a
+//!   range when it spans several VMAs (`old_len == new_len`), which we do
+//!   not.
 //! - `old_len == 0` (duplicating a shared mapping) is `EINVAL` for shared
 //!   mappings too: without shmem there is nothing to map a second time.
 //! - `MREMAP_DONTUNMAP` of a shared anonymous mapping is `EINVAL`: its

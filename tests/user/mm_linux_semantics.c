@@ -128,6 +128,8 @@ static void mprotect_semantics(const char *self)
 	CHECK(syscall(SYS_mprotect, p, 0, PROT_GROWSDOWN | PROT_GROWSUP) == -1 && errno == EINVAL,
 	      "both grow bits are EINVAL even with length 0");
 	CHECK(syscall(SYS_mprotect, p, -PAGE, PROT_READ) == -1 && errno == ENOMEM, "a range that wraps is ENOMEM");
+	CHECK(syscall(SYS_mprotect, p, PAGE, (1UL << 32) | PROT_READ) == -1 && errno == EINVAL,
+	      "prot bits above bit 31 are EINVAL");
 	munmap(p, PAGE);
 
 	/* A non-canonical start once panicked the kernel. */
@@ -153,6 +155,8 @@ static void mmap_semantics(const char *self)
 	CHECK(syscall(SYS_mmap, NULL, PAGE, PROT_READ, MAP_PRIVATE, fd, 0x7ffffffffffff000UL) == -1 &&
 		      errno == EOVERFLOW,
 	      "a file offset past the largest file fails with EOVERFLOW");
+	CHECK(mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_GROWSDOWN, fd, 0) == MAP_FAILED && errno == EINVAL,
+	      "a grows-down file mapping is EINVAL");
 	close(fd);
 	CHECK(syscall(SYS_mmap, 0x800000000000UL, PAGE, RW, ANON | MAP_FIXED, -1, 0) == -1 && errno == ENOMEM,
 	      "MAP_FIXED at a non-canonical address fails with ENOMEM");
@@ -193,6 +197,10 @@ static void mremap_semantics(void)
 	CHECK(mremap(gone, PAGE, PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, gone + 2 * PAGE) == MAP_FAILED &&
 		      errno == EFAULT,
 	      "then an unmapped old address is EFAULT");
+	p = mmap(NULL, 2 * PAGE, RW, ANON, -1, 0);
+	CHECK(syscall(SYS_mremap, p, PAGE, 2 * PAGE, MREMAP_MAYMOVE | (1UL << 32), 0) == -1 && errno == EINVAL,
+	      "mremap flags above bit 31 are EINVAL");
+	munmap(p, 2 * PAGE);
 	CHECK(syscall(SYS_mremap, 0x800000000000UL, PAGE, 2 * PAGE, MREMAP_MAYMOVE, 0) == -1 && errno == EFAULT,
 	      "mremap of a non-canonical address is EFAULT");
 	p = mmap(NULL, PAGE, RW, ANON, -1, 0);
@@ -249,6 +257,7 @@ static void madvise_semantics(void)
 	      "madvise of a non-canonical range is ENOMEM");
 	CHECK(syscall(SYS_madvise, PAGE, -PAGE, MADV_DONTNEED) == -1 && errno == EINVAL,
 	      "a length that wraps is EINVAL");
+	CHECK(syscall(SYS_mlock, 0x800000000000UL, 0) == 0, "mlock of length 0 anywhere succeeds");
 	CHECK(syscall(SYS_mlock, 0x800000000000UL, PAGE) == -1 && errno == ENOMEM,
 	      "mlock of a non-canonical range is ENOMEM");
 	CHECK(syscall(SYS_msync, 0x800000000000UL, PAGE, MS_SYNC) == -1 && errno == ENOMEM,
