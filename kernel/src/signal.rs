@@ -224,11 +224,13 @@ fn setup_rt_frame(
 ) -> Result<(), uaccess::Efault> {
     // Below the red zone: the FPU state (64-byte aligned), then the frame,
     // placed so the handler starts with rsp + 8 16-byte aligned.
+    // The user's rsp can be anything: the arithmetic wraps, and a frame
+    // that lands outside user space fails its copy (EFAULT, then SIGSEGV).
     let mut sp = frame.rsp.wrapping_sub(128);
-    sp = (sp - size_of::<FxArea>() as u64) & !63;
+    sp = sp.wrapping_sub(size_of::<FxArea>() as u64) & !63;
     let fpstate = sp;
-    sp -= size_of::<RtSigframe>() as u64;
-    sp = ((sp + 8) & !15) - 8;
+    sp = sp.wrapping_sub(size_of::<RtSigframe>() as u64);
+    sp = (sp.wrapping_add(8) & !15).wrapping_sub(8);
     let mut fx = FxArea::initial();
     crate::arch::x86_64::switch::fxsave(&mut fx);
     copy_to_user(fpstate, &fx.0)?;

@@ -10,10 +10,14 @@
 //! recognises its address range), so nothing allocated early must be kept
 //! forever or freed specially.
 //!
-//! Lock order: `EARLY_HEAP` is a leaf lock; kmalloc's locks are SLUB's.
+//! Lock order: `EARLY_HEAP` is a leaf lock, taken with interrupts off by
+//! the allocator (an interrupt handler may free memory); kmalloc's locks
+//! are SLUB's, which disable interrupts themselves. Whether a pointer is
+//! the early heap's is answered without a lock.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use linked_list_allocator::Heap;
 use log::{error, info, warn};
@@ -27,6 +31,12 @@ use crate::cmdline;
 pub const EARLY_HEAP_SIZE: usize = 256 * 1024;
 
 static EARLY_HEAP: Mutex<Heap> = Mutex::new(Heap::empty());
+
+/// The early heap's range `[start, end)`, fixed at [`init_early_heap`]:
+/// every `dealloc` asks whether a pointer lies in it, interrupt handlers
+/// included, so the question takes no lock (a timer tick freeing memory
+/// while the interrupted code held `EARLY_HEAP` hung the kernel).
+static EARLY_RANGE: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 static SLAB: Once<Slab<'static>> = Once::new();
 /// An allocation made from the early heap during boot and kept, so that a
 /// test can free it after the switch to kmalloc.
@@ -40,13 +50,15 @@ static EARLY_BOOT_ALLOCATION: Mutex<Option<alloc::boxed::Box<[u64; 8]>>> = Mutex
 pub unsafe fn init_early_heap(start: *mut u8, len: usize) {
     // SAFETY: the caller's guarantee.
     unsafe { EARLY_HEAP.lock().init(start, len) };
+    EARLY_RANGE[0].store(start as usize, Ordering::Release);
+    EARLY_RANGE[1].store((start as usize).wrapping_add(len), Ordering::Release);
     *EARLY_BOOT_ALLOCATION.lock() = Some(alloc::boxed::Box::new([0x0ea7_1e55_u64; 8]));
 }
 
 /// Whether `ptr` lies in the early heap.
 pub fn is_early(ptr: *const u8) -> bool {
-    let heap = EARLY_HEAP.lock();
-    (heap.bottom() as *const u8..heap.top() as *const u8).contains(&ptr)
+    let range = EARLY_RANGE[0].load(Ordering::Acquire)..EARLY_RANGE[1].load(Ordering::Acquire);
+    range.contains(&(ptr as usize))
 }
 
 /// Bytes in use in the early heap.
@@ -114,16 +126,21 @@ unsafe impl GlobalAlloc for KernelAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         match SLAB.get() {
             Some(slab) => slab.kmalloc(kmalloc_size(layout), GFP_KERNEL).map_or(core::ptr::null_mut(), NonNull::as_ptr),
-            None => EARLY_HEAP.lock().allocate_first_fit(layout).map_or(core::ptr::null_mut(), NonNull::as_ptr),
+            None => x86_64::instructions::interrupts::without_interrupts(|| {
+                EARLY_HEAP.lock().allocate_first_fit(layout).map_or(core::ptr::null_mut(), NonNull::as_ptr)
+            }),
         }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if is_early(ptr) {
             if let Some(ptr) = NonNull::new(ptr) {
-                // SAFETY: `ptr` came from the early heap with `layout`
-                // (the caller's GlobalAlloc contract).
-                unsafe { EARLY_HEAP.lock().deallocate(ptr, layout) };
+                // Interrupts off: a handler may free too.
+                x86_64::instructions::interrupts::without_interrupts(|| {
+                    // SAFETY: `ptr` came from the early heap with `layout`
+                    // (the caller's GlobalAlloc contract).
+                    unsafe { EARLY_HEAP.lock().deallocate(ptr, layout) }
+                });
             }
             return;
         }

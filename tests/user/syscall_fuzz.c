@@ -147,7 +147,7 @@ struct fuzz_env {
 
 /* Results, in a MAP_SHARED page so that a worker that dies still counts. */
 struct stats {
-	uint64_t calls, ok, skipped;
+	uint64_t calls, ok;
 	uint64_t last[7];     /* the call in progress: number, arguments */
 	uint64_t err[512];    /* by errno */
 	uint64_t nr_called[NR_MAX + 1];
@@ -511,35 +511,6 @@ static void trace_ret(long r)
 	sc6(NR_write, 1, (long)line, p - line, 0, 0, 0);
 }
 
-static int noncanonical_addr(uint64_t a)
-{
-	return a >= 0x800000000000ULL && a < 0xffff800000000000ULL;
-}
-
-/*
- * Argument patterns that panic our kernel in mm/ today, skipped so that a
- * run gets past them to find the next bug; each one names its report (issue
- * 16) and goes once mm/ is fixed. The summary line counts the skipped calls.
- */
-static int mm_known_panic(uint64_t nr, const uint64_t *a)
-{
-	if (env.on_linux)
-		return 0;
-	/* mprotect(non-canonical, len, PROT_GROWSDOWN or PROT_GROWSUP):
-	 * "non-canonical virtual address" in mm/src/addr.rs from
-	 * MmStruct::mprotect's find_vma (mm/src/mmap.rs). */
-	if (nr == NR_mprotect && (a[2] & (PROT_GROWSDOWN | PROT_GROWSUP)) && !(a[0] & (PAGE - 1)) &&
-	    noncanonical_addr(a[0]))
-		return 1;
-	/* mmap of a file at an offset whose last page index times PAGE_SIZE
-	 * overflows (Linux refuses it with EOVERFLOW), then populated (here by
-	 * mlockall(MCL_CURRENT)): "attempt to multiply with overflow" in
-	 * do_pte_missing, mm/src/memory.rs:179. */
-	if (nr == NR_mmap && !(a[3] & MAP_ANONYMOUS) && (a[5] >> 12) + (a[1] >> 12) + 1 >= (1ULL << 52))
-		return 1;
-	return 0;
-}
-
 /* One random call; returns what the kernel returned. */
 static long fuzz_one(void)
 {
@@ -750,10 +721,6 @@ static long fuzz_one(void)
 		break;
 	}
 
-	if (mm_known_panic(nr, a)) {
-		stats->skipped++;
-		return 0;
-	}
 	stats->calls++;
 	if (nr <= NR_MAX)
 		stats->nr_called[nr]++;
@@ -816,6 +783,14 @@ static int reap(pid_t pid)
 		if (r < 0)
 			return -2;
 		if (now_ns() - start > WATCHDOG_NS) {
+			/* Said before the kill: a worker the kernel cannot
+			 * kill would leave the waitpid below waiting. */
+			const uint64_t *l = stats->last;
+			utest_print("syscall_fuzz: worker %d still running after %llu s, last call "
+				    "%llu(%#llx, %#llx, %#llx, %#llx, %#llx, %#llx): killing it\n",
+				    pid, WATCHDOG_NS / 1000000000ULL, (unsigned long long)l[0],
+				    (unsigned long long)l[1], (unsigned long long)l[2], (unsigned long long)l[3],
+				    (unsigned long long)l[4], (unsigned long long)l[5], (unsigned long long)l[6]);
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);
 			return -1;
@@ -892,12 +867,8 @@ int main(int argc, char **argv)
 		int status = reap(pid);
 		if (status == -1) {
 			timeouts++;
-			const uint64_t *l = stats->last;
-			utest_print("syscall_fuzz: batch %ld (sub-seed %#llx) still running after %llu s, last call "
-				    "%llu(%#llx, %#llx, %#llx, %#llx, %#llx, %#llx): killed\n",
-				    b, (unsigned long long)sub, WATCHDOG_NS / 1000000000ULL, (unsigned long long)l[0],
-				    (unsigned long long)l[1], (unsigned long long)l[2], (unsigned long long)l[3],
-				    (unsigned long long)l[4], (unsigned long long)l[5], (unsigned long long)l[6]);
+			utest_print("syscall_fuzz: batch %ld (sub-seed %#llx) killed by the watchdog\n", b,
+				    (unsigned long long)sub);
 		} else if (status == -2) {
 			lost++;
 		} else if (WIFSIGNALED(status)) {
@@ -925,10 +896,9 @@ int main(int argc, char **argv)
 		if (by_signal[sig & 63])
 			at += snprintf(sigs + at, sizeof(sigs) - at, " %d:%ld", sig, by_signal[sig & 63]);
 	utest_print("syscall_fuzz: %llu calls, %llu numbers, %llu ms; batches: %ld ended, %ld killed by a signal "
-		    "(signal:count%s), %ld timed out; %llu calls skipped as known mm panics\n",
+		    "(signal:count%s), %ld timed out\n",
 		    (unsigned long long)stats->calls, (unsigned long long)covered,
-		    (unsigned long long)((now_ns() - start) / 1000000), exited, signalled, sigs, timeouts,
-		    (unsigned long long)stats->skipped);
+		    (unsigned long long)((now_ns() - start) / 1000000), exited, signalled, sigs, timeouts);
 	utest_print("syscall_fuzz: results: ok %llu, ENOSYS %llu, EFAULT %llu, EINVAL %llu, ENOMEM %llu, "
 		    "EBADF %llu, EPERM %llu, other %llu\n",
 		    (unsigned long long)stats->ok, (unsigned long long)stats->err[ENOSYS],

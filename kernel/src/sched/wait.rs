@@ -126,15 +126,20 @@ pub fn sleep_until_ns(deadline_ns: u64, mut interrupted: impl FnMut() -> bool) -
 }
 
 /// Wakes the sleepers whose deadline has passed (from the timer tick).
+/// Runs in interrupt context, so it allocates nothing: the sleepers are
+/// taken off the list one at a time (a sleeper's own reference keeps the
+/// task alive, so dropping this one frees nothing either).
 pub(super) fn wake_expired_sleepers() {
     let now = crate::arch::x86_64::tsc::now_ns();
-    let expired: Vec<Arc<Task>> = {
-        let Some(mut s) = SLEEPERS.try_lock() else { return };
-        let n = s.partition_point(|(d, _)| *d <= now);
-        s.drain(..n).map(|(_, t)| t).collect()
-    };
-    for t in &expired {
-        wake_up_process(t);
+    loop {
+        let task = {
+            let Some(mut s) = SLEEPERS.try_lock() else { return };
+            match s.first() {
+                Some(&(deadline, _)) if deadline <= now => s.remove(0).1,
+                _ => return,
+            }
+        };
+        wake_up_process(&task);
     }
 }
 
