@@ -83,19 +83,25 @@ fn the_mm_enforces_resource_limits_as_linux_does() {
     check_passes("rlimit_mm_test", &["rlimit_mm_test"]);
 }
 
+/// Mapped pages, kernel stacks and user page tables of live processes:
+/// `nr_anon_pages`, `nr_mapped`, `nr_kernel_stack` and the page-table
+/// pages beyond the kernel's own.
+fn process_state() -> Vec<u64> {
+    use mm::vmstat::NodeStatItem;
+    let pgdat = kernel::mm::pgdat();
+    let kernel_tables = kernel_pgtable().expect("kernel page tables").nr_tables();
+    [NodeStatItem::NrAnonMapped, NodeStatItem::NrFileMapped, NodeStatItem::NrKernelStackKb]
+        .map(|item| pgdat.node_page_state(item))
+        .into_iter()
+        .chain([pgdat.node_page_state(NodeStatItem::NrPagetable) - kernel_tables])
+        .collect()
+}
+
 #[ktest(timeout = 120)]
 fn a_process_counts_its_faults_and_gives_its_counted_pages_back() {
-    use mm::vmstat::{NodeStatItem, VmEventItem};
+    use mm::vmstat::VmEventItem;
     let pgdat = kernel::mm::pgdat();
-    let kernel_tables = || kernel_pgtable().expect("kernel page tables").nr_tables();
-    // Mapped pages, user page tables and kernel stacks of live processes.
-    let state = || {
-        [NodeStatItem::NrAnonMapped, NodeStatItem::NrFileMapped, NodeStatItem::NrKernelStackKb]
-            .map(|item| pgdat.node_page_state(item))
-            .into_iter()
-            .chain([pgdat.node_page_state(NodeStatItem::NrPagetable) - kernel_tables()])
-            .collect::<Vec<_>>()
-    };
+    let state = process_state;
     let before = state();
     let (faults, majors) = (pgdat.all_vm_events(VmEventItem::Pgfault), pgdat.all_vm_events(VmEventItem::Pgmajfault));
     // Four children, each touching 4 MiB (1024 pages) of fresh memory.
@@ -182,16 +188,7 @@ const FUZZ_CALLS: &str = "300";
 
 #[ktest(timeout = 300, mem = 256)]
 fn syscall_fuzzer_leaves_the_kernel_alive_and_leaks_nothing() {
-    use mm::vmstat::NodeStatItem;
-    let pgdat = kernel::mm::pgdat();
-    let kernel_tables = || kernel_pgtable().expect("kernel page tables").nr_tables();
-    let process_pages = || {
-        [NodeStatItem::NrAnonMapped, NodeStatItem::NrFileMapped, NodeStatItem::NrKernelStackKb]
-            .map(|item| pgdat.node_page_state(item))
-            .into_iter()
-            .chain([pgdat.node_page_state(NodeStatItem::NrPagetable) - kernel_tables()])
-            .collect::<Vec<_>>()
-    };
+    let process_pages = process_state;
     let tasks = nr_tasks();
     // Warm-up with another seed, as fork_touch_exit_cycles_leak_no_page
     // does: the first slabs of each cache and the per-CPU slabs stay.

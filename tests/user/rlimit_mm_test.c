@@ -28,15 +28,6 @@
 /* The top of user space (Linux TASK_SIZE_MAX, 4-level paging). */
 #define TASK_SIZE 0x7ffffffff000UL
 
-#define STEP(cond)                                                                          \
-	do {                                                                                \
-		if (!(cond)) {                                                              \
-			utest_print("# child step at line %d failed: %s (%s)\n", __LINE__, #cond, \
-				    utest_errno_name(errno));                               \
-			ok = 0;                                                             \
-		}                                                                           \
-	} while (0)
-
 static long set_rl(int res, uint64_t cur, uint64_t max)
 {
 	uint64_t r[2] = { cur, max };

@@ -77,19 +77,6 @@ static long long sysctl(const char *path, int *exact)
 	return v;
 }
 
-/*
- * One step of a child's sequence: on failure, a TAP comment names the
- * line and errno (the parent reports the child's verdict as one check).
- */
-#define STEP(cond)                                                                          \
-	do {                                                                                \
-		if (!(cond)) {                                                              \
-			utest_print("# child step at line %d failed: %s (%s)\n", __LINE__, #cond, \
-				    utest_errno_name(errno));                               \
-			ok = 0;                                                             \
-		}                                                                           \
-	} while (0)
-
 /* Whether this process has capability `cap` in its effective set (/proc/self/status CapEff). */
 static int has_cap(int cap)
 {

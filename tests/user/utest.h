@@ -117,6 +117,20 @@ static void utest_report(int ok, int err, const char *cond, const char *fmt, ...
 		errno = utest_errno_;                                 \
 	} while (0)
 
+/*
+ * STEP(cond): one step of a sequence run in a child (whose verdict the
+ * parent reports as one check): on failure a TAP comment names the line,
+ * the condition and errno, and the local `ok` becomes 0.
+ */
+#define STEP(cond)                                                                          \
+	do {                                                                                \
+		if (!(cond)) {                                                              \
+			utest_print("# child step at line %d failed: %s (%s)\n", __LINE__, #cond, \
+				    utest_errno_name(errno));                               \
+			ok = 0;                                                             \
+		}                                                                           \
+	} while (0)
+
 /* The verdict line; returns the exit status (0 if every check passed). */
 static inline int utest_done(void)
 {
