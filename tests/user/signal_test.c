@@ -130,12 +130,46 @@ static void bad_pointers_give_efault(void)
 	      "openat of a bad path pointer fails with EFAULT");
 }
 
+static void on_usr1(int sig)
+{
+	(void)sig;
+}
+
+/*
+ * A handled signal arriving while the stack pointer is near 0: the kernel
+ * cannot build the signal frame below it and kills the process with
+ * SIGSEGV (Linux force_sigsegv); the frame arithmetic once overflowed in
+ * our kernel instead.
+ */
+static void signal_with_a_stack_near_zero_kills_with_sigsegv(void)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		struct sigaction sa = { .sa_handler = on_usr1 };
+		sigaction(SIGUSR1, &sa, NULL);
+		long nr = SYS_kill, self = getpid(), sig = SIGUSR1;
+		/* kill(self, SIGUSR1) with rsp = 0x200; the signal is delivered
+		 * on the way back to user mode. */
+		__asm__ volatile("mov $0x200, %%rsp\n\tsyscall\n\tud2"
+				 : "+a"(nr)
+				 : "D"(self), "S"(sig)
+				 : "rcx", "r11", "memory");
+		_exit(0);
+	}
+	int status = 0;
+	CHECK(waitpid(pid, &status, 0) == pid, "waitpid for the child with rsp 0x200");
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV,
+	      "a handled signal with rsp near 0 kills the process with SIGSEGV");
+}
+
 int main(int argc, char **argv)
 {
 	(void)argc;
 	utest_start(argv[0]);
 	caught_faults();
 	uncaught_fault_kills_only_the_child();
+	signal_with_a_stack_near_zero_kills_with_sigsegv();
 	bad_pointers_give_efault();
 	return utest_done();
 }
