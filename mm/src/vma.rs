@@ -712,9 +712,10 @@ impl<A: VmaAlloc> VmaTree<A> {
     /// `do_vmi_align_munmap`).
     fn split_range(&mut self, start: u64, end: u64, unmap: bool) -> Result<(), VmaError> {
         let inside = |addr: u64| self.vma_lookup(user_addr(addr)).filter(|vma| vma.vm_start.get() != addr);
-        let (split_start, split_end) = (inside(start).is_some(), inside(end).is_some());
+        let (at_start, at_end) = (inside(start), inside(end));
+        let (split_start, split_end) = (at_start.is_some(), at_end.is_some());
         let added = if unmap {
-            usize::from(inside(start).zip(inside(end)).is_some_and(|(a, b)| core::ptr::eq(a, b)))
+            usize::from(at_start.zip(at_end).is_some_and(|(a, b)| core::ptr::eq(a, b)))
         } else {
             usize::from(split_start) + usize::from(split_end)
         };
