@@ -65,8 +65,14 @@ impl Resource {
         if resource < RLIM_NLIMITS { Ok(Resource(resource)) } else { Err(Errno::EINVAL) }
     }
 
+    /// `RLIMIT_DATA`.
+    pub const DATA: Resource = Resource(RLIMIT_DATA);
     /// `RLIMIT_STACK`.
     pub const STACK: Resource = Resource(RLIMIT_STACK);
+    /// `RLIMIT_MEMLOCK`.
+    pub const MEMLOCK: Resource = Resource(RLIMIT_MEMLOCK);
+    /// `RLIMIT_AS`.
+    pub const AS: Resource = Resource(RLIMIT_AS);
     /// `RLIMIT_NOFILE`.
     pub const NOFILE: Resource = Resource(RLIMIT_NOFILE);
 
@@ -103,10 +109,11 @@ impl Rlimits {
         let mut r = [both(RLIM_INFINITY); RLIM_NLIMITS as usize];
         r[RLIMIT_STACK as usize] = Rlimit { rlim_cur: STK_LIM, rlim_max: RLIM_INFINITY };
         r[RLIMIT_CORE as usize] = Rlimit { rlim_cur: 0, rlim_max: RLIM_INFINITY };
-        r[RLIMIT_NPROC as usize] = both(max_threads() / 2);
+        let half_threads = both(max_threads() / 2);
+        r[RLIMIT_NPROC as usize] = half_threads;
         r[RLIMIT_NOFILE as usize] = Rlimit { rlim_cur: INR_OPEN_CUR, rlim_max: INR_OPEN_MAX };
         r[RLIMIT_MEMLOCK as usize] = both(MLOCK_LIMIT);
-        r[RLIMIT_SIGPENDING as usize] = both(max_threads() / 2);
+        r[RLIMIT_SIGPENDING as usize] = half_threads;
         r[RLIMIT_MSGQUEUE as usize] = both(MQ_BYTES_MAX);
         r[RLIMIT_NICE as usize] = both(0);
         r[RLIMIT_RTPRIO as usize] = both(0);
@@ -131,12 +138,11 @@ impl Rlimits {
 
     /// What the mm checks, with `cap_ipc_lock` from the credentials.
     pub fn mm_limits(&self, cap_ipc_lock: bool) -> mm::mmap::MmLimits {
-        let at = |r: u32| self.0[r as usize];
         mm::mmap::MmLimits {
-            address_space: at(RLIMIT_AS),
-            data: at(RLIMIT_DATA),
-            stack: at(RLIMIT_STACK),
-            memlock: at(RLIMIT_MEMLOCK),
+            address_space: self.get(Resource::AS),
+            data: self.get(Resource::DATA),
+            stack: self.get(Resource::STACK),
+            memlock: self.get(Resource::MEMLOCK),
             cap_ipc_lock,
         }
     }

@@ -373,7 +373,7 @@ fn sys_openat(dirfd: i32, path: u64, flags: u32) -> SysResult {
     };
     let writing = flags & (uapi::fcntl::O_WRONLY | uapi::fcntl::O_RDWR) != 0;
     let me = sched::current();
-    let nofile = me.proc.rlim.lock().nofile();
+    let nofile = resource::current_nofile();
     // Linux takes the descriptor before it looks the path up
     // (`do_sys_openat2`), so a full table is EMFILE whatever the path.
     me.proc.files.lock().get_unused_fd(0, nofile)?;
@@ -492,7 +492,7 @@ fn sys_ioctl(fd: i32, cmd: u64, arg: u64) -> SysResult {
 /// Linux `dup2` (`flags` None) and `dup3`.
 fn sys_dup3(old: i32, new: i32, flags: Option<u32>) -> SysResult {
     let me = sched::current();
-    let nofile = me.proc.rlim.lock().nofile();
+    let nofile = resource::current_nofile();
     let mut files = me.proc.files.lock();
     match flags {
         Some(f) if f & !uapi::fcntl::O_CLOEXEC != 0 => Err(Errno::EINVAL),
@@ -514,7 +514,7 @@ fn sys_pipe2(fds: u64, flags: u32) -> SysResult {
     let cloexec = flags & O_CLOEXEC != 0;
     let status = flags & O_NONBLOCK;
     let me = sched::current();
-    let nofile = me.proc.rlim.lock().nofile();
+    let nofile = resource::current_nofile();
     let pair = {
         let mut files = me.proc.files.lock();
         let r = files.install(OpenFile::new(FileKind::Pipe(rd), O_RDONLY | status), cloexec, nofile)?;
@@ -538,7 +538,7 @@ fn sys_pipe2(fds: u64, flags: u32) -> SysResult {
 fn sys_fcntl(fd: i32, cmd: i32, arg: u64) -> SysResult {
     use uapi::fcntl::*;
     let me = sched::current();
-    let nofile = me.proc.rlim.lock().nofile();
+    let nofile = resource::current_nofile();
     let mut files = me.proc.files.lock();
     // Linux's `do_fcntl` takes the argument as an int, `f_dupfd` as an
     // unsigned int: the upper bits go, -1 is far above any limit.

@@ -97,9 +97,6 @@ impl VirtAddr {
         if top == 0 || top == 0x1ffff { Some(Self(addr)) } else { None }
     }
 
-    /// Address 0.
-    pub const ZERO: VirtAddr = VirtAddr(0);
-
     /// Wraps an address the caller knows to be canonical: a constant, or
     /// a value derived from canonical addresses the kernel chose. Never
     /// for a value from user space, which [`crate::uaddr::UserRange`] and

@@ -58,7 +58,7 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
     /// The munlock system call.
     pub fn munlock(&mut self, start: u64, len: u64) -> Result<(), Errno> {
         let (start, len) = lock_range(start, len);
-        self.apply_vma_lock_flags(start, len, VmaFlags::empty())
+        self.apply_vma_lock_flags(start, len, VmaFlags::empty()).map(drop)
     }
 
     /// The mlockall system call: with `MCL_CURRENT`, `ENOMEM` if the
@@ -106,13 +106,9 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
                 return Err(Errno::ENOMEM);
             }
         }
-        self.apply_vma_lock_flags(start, len, flags)?;
-        if len == 0 {
-            return Ok(());
-        }
+        let range = self.apply_vma_lock_flags(start, len, flags)?;
         // Linux `__mlock_posix_error_return`: EFAULT becomes ENOMEM and
         // ENOMEM EAGAIN.
-        let (range, _) = UserRange::from_user_cut(start, len).map_err(|_| Errno::ENOMEM)?;
         self.mm_populate(range, false).map_err(|e| match e {
             FaultError::Oom => Errno::EAGAIN,
             FaultError::MapErr | FaultError::AccErr => Errno::ENOMEM,
@@ -121,15 +117,16 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
 
     /// Gives the VMAs of `[start, start + len)` the lock flags `flags`,
     /// stopping with `ENOMEM` at a hole (Linux `apply_vma_lock_flags`):
-    /// `start` and `len` are page-aligned.
-    fn apply_vma_lock_flags(&mut self, start: u64, len: u64, flags: VmaFlags) -> Result<(), Errno> {
+    /// `start` and `len` are page-aligned. Returns the range changed
+    /// (empty for a zero length).
+    fn apply_vma_lock_flags(&mut self, start: u64, len: u64, flags: VmaFlags) -> Result<UserRange, Errno> {
         if start.checked_add(len).is_none() {
             return Err(Errno::EINVAL);
         }
         // A range past user space runs out of VMAs there.
         let (range, cut) = match UserRange::from_user_cut(start, len) {
             Ok(r) => r,
-            Err(_) if len == 0 => return Ok(()),
+            Err(_) if len == 0 => return Ok(UserRange::EMPTY),
             Err(_) => return Err(Errno::ENOMEM),
         };
         let mut at = range.start();
@@ -141,7 +138,7 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
             self.mlock_fixup(part, flags)?;
             at = part.end();
         }
-        if cut { Err(Errno::ENOMEM) } else { Ok(()) }
+        if cut { Err(Errno::ENOMEM) } else { Ok(range) }
     }
 
     /// Sets the lock flags of `range`, inside one VMA (Linux

@@ -656,23 +656,14 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     }
 
     /// Gives `range`, inside one VMA, the protection `new` (Linux
-    /// `mprotect_fixup`): splits, merges and rewrites the ptes.
+    /// `mprotect_fixup`): splits, merges and rewrites the ptes. The whole
+    /// range gets the same flags, whatever it merged with.
     fn mprotect_fixup(&mut self, range: UserRange, new: VmaFlags) -> Result<(), Errno> {
         self.vmas
             .modify_flags(range.start().virt(), range.end().virt(), |v| (v.flags() - PROT_BITS) | new)
             .map_err(vma_err)?;
-        // The merged VMAs may now be wider than the range; the ptes change
-        // only inside it, with each part's flags.
-        let mut at = range.start();
-        while at < range.end() {
-            let Some(v) = self.vmas.vma_lookup(at.virt()) else { break };
-            let (part, flags) = (range.from(at).clip_virt(v.start(), v.end()), v.flags());
-            if part.is_empty() {
-                break;
-            }
-            self.change_protection(part, flags);
-            at = part.end();
-        }
+        let flags = self.vmas.vma_lookup(range.start().virt()).map(|v| v.flags()).ok_or(Errno::ENOMEM)?;
+        self.change_protection(range, flags);
         Ok(())
     }
 

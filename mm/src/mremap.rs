@@ -38,7 +38,7 @@
 use uapi::errno::Errno;
 use uapi::mman::{MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE};
 
-use crate::addr::PAGE_SHIFT;
+use crate::addr::{PAGE_SHIFT, PAGE_SIZE};
 use crate::mmap::{MAX_MAP_COUNT, MmStruct, TASK_SIZE, page_align, vma_err};
 use crate::pgtable::PteFormat;
 use crate::uaddr::{UserAddr, UserRange};
@@ -55,7 +55,7 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
             return Err(Errno::EINVAL);
         }
         let flags = (flags & known) as u32;
-        if addr & ((1 << PAGE_SHIFT) - 1) != 0 {
+        if addr & (PAGE_SIZE - 1) != 0 {
             return Err(Errno::EINVAL);
         }
         // Linux's PAGE_ALIGN wraps a length in the last page to 0.
@@ -105,13 +105,11 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
         let vma = self.vma_to_resize(addr, old_len, new_len, flags)?;
         // Grow in place if the range ends the VMA and the pages after it
         // are free (Linux `vma_expandable`).
-        if addr.checked_add(old_len).is_some_and(|e| e.virt() == vma.end)
-            && let Some(new_end) = addr.checked_add(new_len)
-            && self.vmas.expand(vma.start, new_end.virt()).is_ok()
+        if let Some(old_end) = addr.checked_add(old_len).filter(|e| e.virt() == vma.end)
+            && let Some(grown) = addr.checked_add(new_len).and_then(|new_end| UserRange::new(old_end, new_end))
+            && self.vmas.expand(vma.start, grown.end().virt()).is_ok()
         {
-            if let Some(grown) = UserRange::new(addr.checked_add(old_len).unwrap_or(new_end), new_end) {
-                self.mremap_populate(&vma, grown);
-            }
+            self.mremap_populate(&vma, grown);
             return Ok(addr.as_u64());
         }
         if flags & MREMAP_MAYMOVE == 0 {
@@ -142,11 +140,7 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
         if flags & MREMAP_DONTUNMAP != 0 && !self.may_expand_vm(vma.flags, old_len >> PAGE_SHIFT) {
             return Err(Errno::ENOMEM);
         }
-        let new = if flags & MREMAP_FIXED != 0 {
-            self.get_unmapped_area(new.start().as_u64(), new.len(), true)?
-        } else {
-            self.get_unmapped_area(new.start().as_u64(), new.len(), false)?
-        };
+        let new = self.get_unmapped_area(new.start().as_u64(), new.len(), flags & MREMAP_FIXED != 0)?;
         let old = UserRange::at(addr, old_len).ok_or(Errno::EFAULT)?;
         self.move_vma(old, new, flags)
     }

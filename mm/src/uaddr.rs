@@ -15,7 +15,7 @@
 
 use core::fmt;
 
-use crate::addr::{PAGE_SHIFT, PAGE_SIZE, VirtAddr};
+use crate::addr::{PAGE_SHIFT, PAGE_SIZE, VirtAddr, align_up};
 
 /// End of the user address space (Linux `TASK_SIZE_MAX` for 4-level
 /// paging: the last page below the canonical hole is left unmapped).
@@ -73,13 +73,10 @@ impl UserAddr {
         self.0
     }
 
-    /// As a virtual address (always canonical).
+    /// As a virtual address: canonical, as the value is at most
+    /// `TASK_SIZE` < 2^47.
     pub const fn virt(self) -> VirtAddr {
-        match VirtAddr::new(self.0) {
-            Some(v) => v,
-            // Unreachable: the value is at most TASK_SIZE < 2^47.
-            None => VirtAddr::ZERO,
-        }
+        VirtAddr::expect_canonical(self.0)
     }
 
     /// `self + bytes` if `bytes` is page-aligned and the result is at
@@ -87,14 +84,6 @@ impl UserAddr {
     pub const fn checked_add(self, bytes: u64) -> Option<Self> {
         match self.0.checked_add(bytes) {
             Some(v) if v <= TASK_SIZE && v & (PAGE_SIZE - 1) == 0 => Some(UserAddr(v)),
-            _ => None,
-        }
-    }
-
-    /// `self - bytes` if `bytes` is page-aligned and at most `self`.
-    pub const fn checked_sub(self, bytes: u64) -> Option<Self> {
-        match self.0.checked_sub(bytes) {
-            Some(v) if v & (PAGE_SIZE - 1) == 0 => Some(UserAddr(v)),
             _ => None,
         }
     }
@@ -205,11 +194,6 @@ impl UserRange {
         self.start.0 == self.end.0
     }
 
-    /// Whether `addr` lies inside.
-    pub const fn contains(self, addr: u64) -> bool {
-        self.start.0 <= addr && addr < self.end.0
-    }
-
     /// The part of this range inside `[start, end)`; empty (at the
     /// clipped start) if they do not meet.
     pub fn clip(self, start: UserAddr, end: UserAddr) -> UserRange {
@@ -240,11 +224,6 @@ impl UserRange {
     pub const fn moved_to(self, to: UserAddr) -> Option<UserRange> {
         UserRange::at(to, self.len())
     }
-
-    /// Whether the two ranges share a page.
-    pub const fn overlaps(self, other: UserRange) -> bool {
-        self.start.0 < other.end.0 && other.start.0 < self.end.0
-    }
 }
 
 impl fmt::Debug for UserRange {
@@ -256,10 +235,7 @@ impl fmt::Debug for UserRange {
 /// Rounds `len` up to pages, `None` when that passes 2^64 (Linux
 /// `PAGE_ALIGN`, which would wrap to 0).
 pub const fn page_align(len: u64) -> Option<u64> {
-    match len.checked_add(PAGE_SIZE - 1) {
-        Some(v) => Some(v & !(PAGE_SIZE - 1)),
-        None => None,
-    }
+    align_up(len, PAGE_SIZE)
 }
 
 #[cfg(test)]

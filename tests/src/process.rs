@@ -164,10 +164,9 @@ fn nr_tasks() -> usize {
 /// allocated; hello's creation drops those, and leaves only its own, so
 /// both sides of a comparison hold the same.
 fn settled_memory_state(tasks: usize) -> (u64, Vec<(String, u64)>) {
-    let deadline = kernel::arch::x86_64::tsc::now_ns() + 10_000_000_000;
+    // No deadline of its own: an orphan that never exits is a hang, which
+    // the test's timeout reports.
     while nr_tasks() > tasks {
-        let alive = nr_tasks();
-        assert!(kernel::arch::x86_64::tsc::now_ns() < deadline, "{alive} tasks alive after 10 s, {tasks} expected");
         kernel::sched::yield_now();
     }
     let (status, out) = run("/bin/hello", &["hello"]);

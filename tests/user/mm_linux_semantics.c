@@ -52,15 +52,9 @@ static int maps_line(void *addr, char *line, size_t size)
 {
 	static char buf[32768];
 	char want[32];
-	int fd = open("/proc/self/maps", O_RDONLY);
-	ssize_t n, len = 0;
 
-	if (fd < 0)
+	if (utest_read_file("/proc/self/maps", buf, sizeof(buf)) < 0)
 		return -1;
-	while ((n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
-		len += n;
-	close(fd);
-	buf[len] = 0;
 	snprintf(want, sizeof(want), "%lx-", (unsigned long)addr);
 	for (char *l = buf; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
 		if (strncmp(l, want, strlen(want)) == 0) {

@@ -63,14 +63,8 @@ static long long sysctl(const char *path, int *exact)
 	char full[128], buf[64];
 
 	snprintf(full, sizeof(full), "/proc/sys/%s", path);
-	int fd = open(full, O_RDONLY);
-	if (fd < 0)
+	if (utest_read_file(full, buf, sizeof(buf)) <= 0)
 		return -1;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
 	char *end;
 	long long v = strtoll(buf, &end, 10);
 	*exact = end != buf && end[0] == '\n' && end[1] == 0;
@@ -81,15 +75,9 @@ static long long sysctl(const char *path, int *exact)
 static int has_cap(int cap)
 {
 	static char buf[4096];
-	int fd = open("/proc/self/status", O_RDONLY);
 
-	if (fd < 0)
+	if (utest_read_file("/proc/self/status", buf, sizeof(buf)) <= 0)
 		return -1;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
 	char *eff = strstr(buf, "CapEff:");
 	if (!eff)
 		return -1;

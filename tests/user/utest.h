@@ -16,6 +16,7 @@
 #define UTEST_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -116,6 +117,24 @@ static void utest_report(int ok, int err, const char *cond, const char *fmt, ...
 		utest_report(utest_ok_, utest_errno_, #cond, __VA_ARGS__); \
 		errno = utest_errno_;                                 \
 	} while (0)
+
+/*
+ * Reads the small text file at `path` (a /proc file) into `buf`,
+ * NUL-terminated; returns its length, or -1 if it cannot be opened.
+ */
+static inline ssize_t utest_read_file(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY);
+	ssize_t len = 0, n;
+
+	if (fd < 0)
+		return -1;
+	while (len < (ssize_t)size - 1 && (n = read(fd, buf + len, size - 1 - len)) > 0)
+		len += n;
+	close(fd);
+	buf[len] = 0;
+	return len;
+}
 
 /*
  * STEP(cond): one step of a sequence run in a child (whose verdict the
