@@ -116,6 +116,15 @@ impl VirtAddr {
         self.0
     }
 
+    /// Wraps a lower-half address below 2^47, which is canonical by
+    /// construction: for [`crate::uaddr::UserAddr`], whose invariant keeps
+    /// it at most `TASK_SIZE`, on hot paths where a check would only
+    /// repeat that invariant.
+    pub(crate) const fn from_lower_half(addr: u64) -> Self {
+        debug_assert!(addr >> 47 == 0);
+        Self(addr)
+    }
+
     /// The address as a pointer.
     pub const fn as_ptr<T>(self) -> *const T {
         self.0 as *const T

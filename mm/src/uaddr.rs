@@ -76,7 +76,7 @@ impl UserAddr {
     /// As a virtual address: canonical, as the value is at most
     /// `TASK_SIZE` < 2^47.
     pub const fn virt(self) -> VirtAddr {
-        VirtAddr::expect_canonical(self.0)
+        VirtAddr::from_lower_half(self.0)
     }
 
     /// `self + bytes` if `bytes` is page-aligned and the result is at
