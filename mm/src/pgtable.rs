@@ -29,8 +29,9 @@
 //!
 //! Invalidation is batched in a [`TlbGather`] (Linux `struct mmu_gather`):
 //! operations record the ranges whose translations went away or lost
-//! rights, and the tables they unhooked; [`TlbGather::finish`] flushes once
-//! and only then frees the tables, so no CPU can walk a freed table.
+//! rights, the tables they unhooked and the pages whose ptes they cleared;
+//! [`TlbGather::finish`] flushes once and only then frees the tables and
+//! puts the pages, so no CPU can walk a freed table or write a freed page.
 //!
 //! Concurrency: installing a table into an empty entry is a compare-and-swap
 //! (a racing installer frees its own table and uses the winner's, as Linux's
@@ -366,17 +367,26 @@ pub enum FreeTables {
     Yes,
 }
 
-/// Pending TLB invalidation and table frees (Linux `struct mmu_gather`).
+/// Pages a [`TlbGather`] holds before it must flush (Linux
+/// `MAX_GATHER_BATCH`, there a page of pointers).
+pub const GATHER_BATCH: usize = 64;
+
+/// Pending TLB invalidation, table frees and page puts (Linux `struct
+/// mmu_gather`).
 ///
 /// Must be [`finish`](TlbGather::finish)ed: dropping one that still holds
-/// work logs an error and leaks the tables, because freeing them unflushed
-/// could let a CPU walk a reused page.
+/// work logs an error and leaks the tables and pages, because freeing them
+/// unflushed could let a CPU walk a reused table or write a reused page.
 #[must_use = "a TlbGather must be finished to flush the TLB and free tables"]
 #[derive(Debug)]
 pub struct TlbGather {
     start: u64,
     end: u64,
     tables: PageList,
+    /// References to pages whose ptes were cleared, put after the flush
+    /// (Linux's `mmu_gather_batch`).
+    pages: [Pfn; GATHER_BATCH],
+    nr_pages: usize,
     /// The user address space flushed, or `None` for kernel mappings.
     mm_root: Option<PhysAddr>,
 }
@@ -390,13 +400,24 @@ impl Default for TlbGather {
 impl TlbGather {
     /// Nothing to flush yet (Linux `tlb_gather_mmu`).
     pub const fn new() -> Self {
-        TlbGather { start: u64::MAX, end: 0, tables: PageList::new(), mm_root: None }
+        TlbGather::with_root(None)
+    }
+
+    const fn with_root(mm_root: Option<PhysAddr>) -> Self {
+        TlbGather {
+            start: u64::MAX,
+            end: 0,
+            tables: PageList::new(),
+            pages: [Pfn::new(0); GATHER_BATCH],
+            nr_pages: 0,
+            mm_root,
+        }
     }
 
     /// Nothing to flush yet in the user address space with root `root`
     /// (Linux `tlb_gather_mmu(tlb, mm)`).
     pub const fn for_mm(root: PhysAddr) -> Self {
-        TlbGather { start: u64::MAX, end: 0, tables: PageList::new(), mm_root: Some(root) }
+        TlbGather::with_root(Some(root))
     }
 
     /// Records that translations of `[start, end)` must be invalidated
@@ -416,9 +437,26 @@ impl TlbGather {
         self.tables.len()
     }
 
-    /// Flushes the recorded range, then frees the unhooked tables (Linux
-    /// `tlb_finish_mmu`).
-    pub fn finish(mut self, tlb: &dyn TlbFlush, pgdat: &PgData<'_>) {
+    /// Takes over a reference to `pfn`, whose pte the caller cleared and
+    /// recorded with [`add_range`](Self::add_range), to put it after the
+    /// flush (Linux `__tlb_remove_page`). The caller must
+    /// [`flush_mmu`](Self::flush_mmu) first when [`full`](Self::full).
+    pub fn remove_page(&mut self, pfn: Pfn) {
+        debug_assert!(!self.full(), "TlbGather::remove_page on a full batch");
+        if let Some(slot) = self.pages.get_mut(self.nr_pages) {
+            *slot = pfn;
+            self.nr_pages += 1;
+        }
+    }
+
+    /// Whether the page batch is full.
+    pub fn full(&self) -> bool {
+        self.nr_pages == GATHER_BATCH
+    }
+
+    /// Flushes the recorded range, then frees the unhooked tables and puts
+    /// the pages (Linux `tlb_flush_mmu`); the gather stays usable.
+    pub fn flush_mmu(&mut self, tlb: &dyn TlbFlush, pgdat: &PgData<'_>) {
         if let Some((start, end)) = self.range()
             && let Some(start) = VirtAddr::new(start)
         {
@@ -430,19 +468,30 @@ impl TlbGather {
         while let Some(pfn) = self.tables.pop_front(pgdat.mem_map()) {
             free_table(pgdat, pfn);
         }
+        for &pfn in &self.pages[..self.nr_pages] {
+            // A bad page is reported by the allocator and leaked.
+            let _ = pgdat.put_page(pfn);
+        }
+        self.nr_pages = 0;
         self.start = u64::MAX;
         self.end = 0;
+    }
+
+    /// Flushes, frees and puts what is pending (Linux `tlb_finish_mmu`).
+    pub fn finish(mut self, tlb: &dyn TlbFlush, pgdat: &PgData<'_>) {
+        self.flush_mmu(tlb, pgdat);
     }
 }
 
 impl TlbGather {
     /// Hands the pending flush to the caller instead of doing it (Linux's
     /// lazy vunmap: cleared kernel entries are flushed later, in one batch
-    /// with others). Returns the range to flush, or gives the gather back
-    /// when it holds tables, which must not be freed before a flush.
-    pub fn defer_flush(mut self) -> Result<Option<(u64, u64)>, TlbGather> {
-        if !self.tables.is_empty() {
-            return Err(self);
+    /// with others), leaving the gather empty. Returns the range to flush,
+    /// or [`MustFlush`] (the gather unchanged) when it holds tables or
+    /// pages, which must not be freed before a flush: finish it then.
+    pub fn defer_flush(&mut self) -> Result<Option<(u64, u64)>, MustFlush> {
+        if !self.tables.is_empty() || self.nr_pages != 0 {
+            return Err(MustFlush);
         }
         let range = self.range();
         self.start = u64::MAX;
@@ -451,14 +500,20 @@ impl TlbGather {
     }
 }
 
+/// [`TlbGather::defer_flush`] refused: the gather holds frees that wait
+/// for its flush.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MustFlush;
+
 impl Drop for TlbGather {
     fn drop(&mut self) {
-        if self.range().is_some() || !self.tables.is_empty() {
+        if self.range().is_some() || !self.tables.is_empty() || self.nr_pages != 0 {
             error!(
-                "TlbGather dropped unfinished: range {:#x}-{:#x} not flushed, {} page tables leaked",
+                "TlbGather dropped unfinished: range {:#x}-{:#x} not flushed, {} page tables and {} pages leaked",
                 self.start,
                 self.end,
-                self.tables.len()
+                self.tables.len(),
+                self.nr_pages
             );
         }
     }

@@ -39,6 +39,7 @@
 //! (`wait.rs`) -> `rq.lock`. `TASKS` is a leaf. Every run-queue lock is
 //! taken with interrupts disabled because the timer tick wakes sleepers.
 
+pub mod rwsem;
 pub mod wait;
 
 use alloc::boxed::Box;

@@ -23,7 +23,8 @@ impl<'a> Env<'a> {
         assert_eq!(mm.do_mmap(X, pages * P, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0), Ok(X));
         for i in 0..pages {
             let addr = X + i * P;
-            mm.handle_mm_fault(VirtAddr::expect_canonical(addr), FaultAccess { write: true, exec: false }).unwrap();
+            mm.handle_mm_fault_exclusive(VirtAddr::expect_canonical(addr), FaultAccess { write: true, exec: false })
+                .unwrap();
             self.ram.fill(pfn_at(mm, addr), pattern(i));
         }
     }
