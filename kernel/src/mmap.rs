@@ -11,13 +11,17 @@
 //! reports and the RSS readers take it for reading ([`Mm::mmap_read_lock`]);
 //! everything that changes VMAs or clears or re-protects ptes (mmap,
 //! munmap, mprotect, mremap, madvise, mlock, brk, exec's setup, fork's copy
-//! of the parent, exit, migration) takes it for writing
-//! ([`Mm::mmap_write_lock`]). Faults under the read lock serialise their
-//! pte installs on the space's page-table lock (see `mm::memory`).
+//! of the parent, exit) takes it for writing ([`Mm::mmap_write_lock`]).
+//! Faults under the read lock serialise their pte installs on the space's
+//! page-table lock (see `mm::memory`). Migration holds the read lock too:
+//! it locks each page ([`FOLIO_WAIT`] is where waiters sleep), puts a
+//! migration entry in its pte, and a fault that meets one drops the lock,
+//! sleeps until the page is unlocked and retries.
 //!
 //! Lock order: `COMPACTION` -> a task's `Process::mm` slot (a spin lock,
 //! held only to clone the reference, never while taking the mmap lock) ->
-//! mmap lock -> page-table lock -> page allocator and slab locks.
+//! mmap lock -> page lock -> page-table lock -> page allocator and slab
+//! locks.
 //!
 //! The mmap lock sleeps, so it is never taken with interrupts off, under a
 //! spin lock or in interrupt context (checked by `might_sleep` in debug
@@ -25,9 +29,10 @@
 //! friends) runs with interrupts on whenever the faulting code had them
 //! on, and takes the lock like a user fault; with interrupts off (Linux's
 //! `faulthandler_disabled()`) it only tries, and a busy lock makes the
-//! access fail with `EFAULT` through the exception table. Migration holds
-//! the lock for writing while it waits for every CPU's TLB flush: a CPU
-//! waiting for the lock sleeps with interrupts on and answers.
+//! access fail with `EFAULT` through the exception table, as does a page
+//! under migration. Migration holds the lock while it waits for every
+//! CPU's TLB flush: a CPU waiting for the lock sleeps with interrupts on
+//! and answers.
 //! `COMPACTION` is a sleeping lock too, as compaction reschedules between
 //! pageblocks.
 
@@ -168,19 +173,71 @@ pub fn mm_alloc() -> Result<MmRef, Errno> {
 /// `handle_mm_fault`): under the mmap lock held for reading; a fault
 /// that must grow a stack retakes it for writing, grows the stack,
 /// downgrades to reading and resolves the fault. May sleep.
+///
+/// A fault that meets a page under migration ([`FaultError::Retry`])
+/// drops the lock, sleeps until the page is unlocked and faults again
+/// (Linux `VM_FAULT_RETRY`).
 pub fn handle_user_fault(mm: &Mm, addr: mm::VirtAddr, access: FaultAccess) -> Result<(), FaultError> {
-    match mm.mmap_read_lock().handle_mm_fault(addr, access) {
-        Err(FaultError::ExpandStack) => {}
-        done => return done,
+    loop {
+        let result = mm.mmap_read_lock().handle_mm_fault(addr, access);
+        match result {
+            Err(FaultError::Retry(pfn)) => wait_on_page_locked(pfn),
+            Err(FaultError::ExpandStack) => break,
+            done => return done,
+        }
     }
     let mut write = mm.mmap_write_lock();
     write.expand_stack_for_fault(addr)?;
-    match write.downgrade().handle_mm_fault(addr, access) {
-        // The stack covers `addr` and no writer got in since.
-        Err(FaultError::ExpandStack) => Err(FaultError::MapErr),
-        done => done,
+    let read = write.downgrade();
+    loop {
+        match read.handle_mm_fault(addr, access) {
+            // The stack covers `addr` and no writer got in since.
+            Err(FaultError::ExpandStack) => return Err(FaultError::MapErr),
+            // Migration holds the mmap lock for reading too, so it may
+            // have started on the page: wait for it with the lock held
+            // (Linux `migration_entry_wait`), as dropping it would let the
+            // stack shrink again.
+            Err(FaultError::Retry(pfn)) => wait_on_page_locked(pfn),
+            done => return done,
+        }
     }
 }
+
+/// Sleeps until the page at `pfn` is unlocked (Linux `folio_wait_locked`).
+fn wait_on_page_locked(pfn: Pfn) {
+    if let Some(page) = crate::mm::pgdat().pfn_to_page(pfn) {
+        mm::filemap::folio_wait_locked(page, pfn, &FOLIO_WAIT);
+    }
+}
+
+/// Wait queues for page locks (Linux `folio_wait_table`): pages hash onto
+/// [`FOLIO_WAIT_QUEUES`] queues, so a wake-up may wake waiters for
+/// another page, which re-test and sleep again.
+pub struct FolioWaitQueues([WaitQueue; FOLIO_WAIT_QUEUES]);
+
+/// Queues of the page-lock wait table (Linux `PAGE_WAIT_TABLE_SIZE`, 256).
+const FOLIO_WAIT_QUEUES: usize = 64;
+
+impl FolioWaitQueues {
+    fn queue(&self, pfn: Pfn) -> &WaitQueue {
+        // Fibonacci hashing of the frame number (Linux `hash_ptr`).
+        let hash = pfn.as_u64().wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - FOLIO_WAIT_QUEUES.trailing_zeros());
+        &self.0[hash as usize % FOLIO_WAIT_QUEUES]
+    }
+}
+
+impl mm::arch::FolioWaitTable for FolioWaitQueues {
+    fn wait_event(&self, pfn: Pfn, cond: &mut dyn FnMut() -> bool) {
+        self.queue(pfn).wait_event(cond);
+    }
+
+    fn wake_up(&self, pfn: Pfn) {
+        self.queue(pfn).wake_up_all();
+    }
+}
+
+/// The page-lock wait table.
+pub static FOLIO_WAIT: FolioWaitQueues = FolioWaitQueues([const { WaitQueue::new() }; FOLIO_WAIT_QUEUES]);
 
 /// Serializes compaction runs: the migrate scanner isolates a page only
 /// by listing it, so two runs could pick the same page (Linux takes it
@@ -203,12 +260,16 @@ struct AllMms<'s> {
 }
 
 impl MmWalk<'static, X86PteFormat, SlabVmas> for AllMms<'_> {
-    fn for_each_mm(&self, f: &mut dyn FnMut(&mut UserMm) -> ControlFlow<()>) {
+    fn for_each_mm(&self, f: &mut dyn FnMut(&UserMm) -> ControlFlow<()>) {
         for mm in &self.mms {
-            if f(&mut mm.mmap_write_lock()).is_break() {
+            if f(&mm.mmap_read_lock()).is_break() {
                 return;
             }
         }
+    }
+
+    fn folio_waits(&self) -> &dyn mm::arch::FolioWaitTable {
+        &FOLIO_WAIT
     }
 
     /// The kernel is not preemptible: a run over a large zone gives the

@@ -7,7 +7,7 @@
 //! entry encoding is [`crate::pgtable::PteFormat`] (pure bit manipulation, so
 //! it lives with the page tables); flushing the TLB is [`TlbFlush`] here.
 
-use crate::addr::{PhysAddr, VirtAddr};
+use crate::addr::{Pfn, PhysAddr, VirtAddr};
 
 /// Access to physical memory through a linear direct map (Linux `__va`/`__pa`
 /// over `page_offset_base`).
@@ -44,6 +44,19 @@ pub trait CpuOps: Sync {
 
     /// Restores the state returned by [`CpuOps::irq_save`].
     fn irq_restore(&self, flags: IrqFlags);
+}
+
+/// Where tasks sleep until a page is unlocked (Linux's hashed
+/// `folio_wait_table`): the scheduler's half of the folio lock in
+/// [`crate::filemap`].
+pub trait FolioWaitTable: Sync {
+    /// Sleeps until `cond()` holds, re-testing it after every
+    /// [`wake_up`](FolioWaitTable::wake_up) for `pfn` (or one hashing
+    /// alike). Must be called where sleeping is allowed.
+    fn wait_event(&self, pfn: Pfn, cond: &mut dyn FnMut() -> bool);
+
+    /// Wakes the tasks waiting on `pfn`; they re-test their conditions.
+    fn wake_up(&self, pfn: Pfn);
 }
 
 /// A monotonic clock (Linux `sched_clock`/`ktime_get_ns`).

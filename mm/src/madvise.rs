@@ -149,7 +149,9 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
                 self.handle_mm_fault_exclusive(addr.virt(), FaultAccess { write, exec: false }).map_err(
                     |e| match e {
                         FaultError::AccErr => Errno::EINVAL,
-                        FaultError::MapErr | FaultError::Oom | FaultError::ExpandStack => Errno::ENOMEM,
+                        FaultError::MapErr | FaultError::Oom | FaultError::ExpandStack | FaultError::Retry(_) => {
+                            Errno::ENOMEM
+                        }
                     },
                 )?;
             }

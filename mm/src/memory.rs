@@ -51,6 +51,7 @@ use crate::gfp::{GFP_HIGHUSER_MOVABLE, Gfp};
 use crate::mmap::{MmCounter, MmStruct};
 use crate::pgtable::{Entry, Leaf, Level, PTRS_PER_TABLE, PageSize, PgProt, PteFormat, TlbGather};
 use crate::rmap;
+use crate::swapops::{is_migration_entry, migration_entry_to_pfn};
 use crate::uaddr::{UserAddr, UserRange};
 use crate::vma::{Vma, VmaAlloc, VmaFlags};
 use crate::vmstat::VmEventItem;
@@ -78,6 +79,14 @@ pub enum FaultError {
     /// step that needs the mmap lock for writing (see
     /// [`MmStruct::handle_mm_fault`]). Never the final outcome of a fault.
     ExpandStack,
+    /// The pte is a migration entry: the page at this frame is locked
+    /// while it moves. The caller drops the mmap lock, waits for the page
+    /// to be unlocked ([`folio_wait_locked`](crate::filemap::folio_wait_locked))
+    /// and faults again (Linux `VM_FAULT_RETRY` under
+    /// `FAULT_FLAG_ALLOW_RETRY`, what a fault that must wait for a locked
+    /// folio returns; Linux's `migration_entry_wait` waits with the lock
+    /// held, we let writers in meanwhile). Never the final outcome.
+    Retry(Pfn),
 }
 
 /// The pte protection for a VMA's flags (Linux `vm_get_page_prot`):
@@ -166,6 +175,16 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         let slot = self.pgd.pte_offset(page.virt(), true).map_err(|_| FaultError::Oom)?;
         let Some(slot) = slot else { return Err(FaultError::Oom) };
         let raw = slot.load(Ordering::Acquire);
+        if let Entry::Swap(entry) = self.pgd.format().decode(raw, Level::Pte) {
+            return match migration_entry_to_pfn(entry) {
+                Some(pfn) => Err(FaultError::Retry(pfn)),
+                None => {
+                    // No swap areas exist yet, so no other entry is valid.
+                    error!("fault at {addr:#x}: bad swap pte {raw:#x}");
+                    Err(FaultError::MapErr)
+                }
+            };
+        }
         match self.leaf(raw) {
             None => self.do_pte_missing(slot, &desc, index, access.write),
             Some(leaf) if leaf.prot.contains(PgProt::PROTNONE) => Err(FaultError::AccErr),
@@ -632,13 +651,14 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     }
 
     /// Whether the page at `addr` is resident (Linux `mincore_pte_range`:
-    /// a present or protnone pte).
+    /// a present or protnone pte, or a migration entry).
     pub(crate) fn page_resident(&self, addr: UserAddr) -> bool {
-        self.pgd
-            .pte_offset(addr.virt(), false)
-            .ok()
-            .flatten()
-            .is_some_and(|s| self.leaf(s.load(Ordering::Acquire)).is_some())
+        let Some(slot) = self.pgd.pte_offset(addr.virt(), false).ok().flatten() else { return false };
+        match self.pgd.format().decode(slot.load(Ordering::Acquire), Level::Pte) {
+            Entry::Leaf(_) => true,
+            Entry::Swap(entry) => is_migration_entry(entry),
+            Entry::None | Entry::Table(_) => false,
+        }
     }
 
     /// The leaf mapping `addr`, if any (for reports and tests).

@@ -171,7 +171,7 @@ pub(crate) fn vma_err(e: VmaError) -> Errno {
 fn fault_err(e: FaultError) -> Errno {
     match e {
         FaultError::Oom => Errno::ENOMEM,
-        FaultError::MapErr | FaultError::AccErr | FaultError::ExpandStack => Errno::EFAULT,
+        FaultError::MapErr | FaultError::AccErr | FaultError::ExpandStack | FaultError::Retry(_) => Errno::EFAULT,
     }
 }
 

@@ -58,6 +58,7 @@ use crate::gfp::{GFP_KERNEL, Gfp};
 use crate::list::PageList;
 use crate::page_alloc::PgData;
 use crate::page_flags::PageFlags;
+use crate::swapops::SwpEntry;
 use crate::vmstat::NodeStatItem;
 
 /// Entries per table at every level (Linux `PTRS_PER_PTE` and friends).
@@ -227,6 +228,10 @@ pub enum Entry {
     Table(PhysAddr),
     /// Maps memory (Linux `pte_present`, `pmd_leaf`, `pud_leaf`).
     Leaf(Leaf),
+    /// A non-present pte that is not empty: a swap entry (Linux
+    /// `is_swap_pte`), for now only migration entries. Only at the pte
+    /// level.
+    Swap(SwpEntry),
 }
 
 /// The hardware encoding of entries: the arch boundary of the page-table
@@ -239,9 +244,20 @@ pub trait PteFormat: Sync {
     /// right (the leaf decides), and `user` ones allow user mode through.
     fn encode_table(&self, table: PhysAddr, user: bool) -> u64;
 
+    /// Encodes a swap entry as a non-present pte (Linux `swp_entry_to_pte`).
+    fn encode_swp(&self, entry: SwpEntry) -> u64;
+
     /// Decodes an entry found at `level`.
     fn decode(&self, raw: u64, level: Level) -> Entry;
 }
+
+/// Bits of an x86_64 swap pte's type field, at the top of the entry
+/// (Linux `SWP_TYPE_BITS`; arch/x86/include/asm/pgtable_64.h).
+const X86_SWP_TYPE_BITS: u32 = crate::swapops::MAX_SWAPFILES_SHIFT;
+/// The offset starts above the protnone bit (Linux `SWP_OFFSET_FIRST_BIT`)
+/// and is stored inverted, so that a swap pte never points at real memory
+/// for a speculative L1TF access (Linux's `__swp_entry`).
+const X86_SWP_OFFSET_SHIFT: u32 = 9 + X86_SWP_TYPE_BITS;
 
 /// x86_64 4-level entries (SDM vol. 3 section 4.5; Linux `_PAGE_BIT_*`).
 #[derive(Clone, Copy, Debug)]
@@ -307,10 +323,22 @@ impl PteFormat for X86PteFormat {
         if user { raw | X86_USER } else { raw }
     }
 
+    fn encode_swp(&self, entry: SwpEntry) -> u64 {
+        (!entry.offset() << X86_SWP_OFFSET_SHIFT >> X86_SWP_TYPE_BITS)
+            | (u64::from(entry.ty()) << (64 - X86_SWP_TYPE_BITS))
+    }
+
     fn decode(&self, raw: u64, level: Level) -> Entry {
         let protnone = raw & (X86_PRESENT | X86_GLOBAL) == X86_GLOBAL && level == Level::Pte;
         if raw & X86_PRESENT == 0 && !protnone {
-            return Entry::None;
+            // Linux `pte_none` ignores the accessed and dirty bits, which
+            // some CPUs set in non-present entries (`_PAGE_KNL_ERRATUM_MASK`).
+            if raw & !(X86_ACCESSED | X86_DIRTY) == 0 || level != Level::Pte {
+                return Entry::None;
+            }
+            let ty = (raw >> (64 - X86_SWP_TYPE_BITS)) as u32;
+            let offset = !raw << X86_SWP_TYPE_BITS >> X86_SWP_OFFSET_SHIFT;
+            return Entry::Swap(SwpEntry::new(ty, offset));
         }
         let size = match level {
             Level::Pte => PageSize::Size4K,
@@ -767,7 +795,9 @@ impl<'a, F: PteFormat> PageTable<'a, F> {
                 let lower = level.lower().ok_or(PgtableError::AlreadyMapped(VirtAddr::expect_canonical(va)))?;
                 let next_table = match self.fmt.decode(current, level) {
                     Entry::Table(t) => t,
-                    Entry::Leaf(_) => return Err(PgtableError::AlreadyMapped(VirtAddr::expect_canonical(va))),
+                    Entry::Leaf(_) | Entry::Swap(_) => {
+                        return Err(PgtableError::AlreadyMapped(VirtAddr::expect_canonical(va)));
+                    }
                     Entry::None => self.populate(slot, level, va)?,
                 };
                 self.map_level(next_table, lower, va, entry_end, args, gather)?;
@@ -809,7 +839,7 @@ impl<'a, F: PteFormat> PageTable<'a, F> {
         let Some(lower) = level.lower() else { return true };
         self.table(table).iter().all(|e| match self.fmt.decode(e.load(Ordering::Acquire), lower) {
             Entry::None => true,
-            Entry::Leaf(_) => false,
+            Entry::Leaf(_) | Entry::Swap(_) => false,
             Entry::Table(t) => self.maps_nothing(t, lower),
         })
     }
@@ -969,7 +999,10 @@ impl<'a, F: PteFormat> PageTable<'a, F> {
             let slot = &entries[index];
             let whole = va.is_multiple_of(size) && entry_end - va == size;
             let lower_table = match (self.fmt.decode(slot.load(Ordering::Acquire), level), op) {
-                (Entry::None, _) => continue,
+                // Swap entries stand for user pages, which these range
+                // operations (kernel mappings, user page-table teardown
+                // after the zap) never meet; leave one as it is.
+                (Entry::None | Entry::Swap(_), _) => continue,
                 (Entry::Leaf(_), RangeOp::Unmap(_)) if whole => {
                     slot.store(0, Ordering::Release);
                     gather.add_range(va, entry_end);
@@ -1011,7 +1044,7 @@ impl<'a, F: PteFormat> PageTable<'a, F> {
         loop {
             let raw = self.table(table)[level.index(va)].load(Ordering::Acquire);
             match self.fmt.decode(raw, level) {
-                Entry::None => return None,
+                Entry::None | Entry::Swap(_) => return None,
                 Entry::Table(t) => {
                     table = t;
                     level = level.lower()?;
@@ -1051,7 +1084,9 @@ impl<'a, F: PteFormat> PageTable<'a, F> {
                 Entry::Table(t) => t,
                 Entry::None if alloc => self.populate(slot, level, va)?,
                 Entry::None => return Ok(None),
-                Entry::Leaf(_) => return Err(PgtableError::AlreadyMapped(VirtAddr::expect_canonical(va))),
+                Entry::Leaf(_) | Entry::Swap(_) => {
+                    return Err(PgtableError::AlreadyMapped(VirtAddr::expect_canonical(va)));
+                }
             };
             level = lower;
         }

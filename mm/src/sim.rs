@@ -11,7 +11,7 @@ use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::cell::Cell;
 
 use crate::addr::{PAGE_SIZE, Pfn, PhysAddr, VirtAddr};
-use crate::arch::{CpuOps, IrqFlags, PhysMemory, TlbFlush};
+use crate::arch::{CpuOps, FolioWaitTable, IrqFlags, PhysMemory, TlbFlush};
 use crate::memblock::Memblock;
 use crate::mmzone::{MAX_NR_ZONES, PerCpuPageset, ZoneType};
 use crate::page::{MemMap, PAGEBLOCK_NR_PAGES, Page, pageblock_flags_len};
@@ -353,4 +353,19 @@ impl Sim {
         pgdat.memblock_free_all(&self.memblock);
         pgdat
     }
+}
+
+/// Page-lock waits for host tests: a waiter yields its thread until the
+/// condition holds (a wake-up has nothing to do).
+#[derive(Default)]
+pub(crate) struct SimFolioWaits;
+
+impl FolioWaitTable for SimFolioWaits {
+    fn wait_event(&self, _pfn: Pfn, cond: &mut dyn FnMut() -> bool) {
+        while !cond() {
+            std::thread::yield_now();
+        }
+    }
+
+    fn wake_up(&self, _pfn: Pfn) {}
 }

@@ -275,7 +275,9 @@ fn do_user_addr_fault(
         FaultContext::MaySleep => crate::mmap::handle_user_fault(&mm, addr, access),
         FaultContext::Atomic => match mm.mmap_read_trylock() {
             Some(guard) => match guard.handle_mm_fault(addr, access) {
-                Err(FaultError::ExpandStack) => Err(FaultError::MapErr),
+                // Growing a stack or waiting for a page under migration
+                // would sleep.
+                Err(FaultError::ExpandStack | FaultError::Retry(_)) => Err(FaultError::MapErr),
                 r => r,
             },
             None => Err(FaultError::MapErr),
@@ -303,9 +305,11 @@ fn user_exception(frame: &mut TrapFrame, vector: u8) {
                     crate::signal::send_signal(&me, SIGKILL, None);
                     return;
                 }
-                Err(mm::memory::FaultError::MapErr | mm::memory::FaultError::ExpandStack) => {
-                    (SIGSEGV, SEGV_MAPERR, address, "segfault")
-                }
+                Err(
+                    mm::memory::FaultError::MapErr
+                    | mm::memory::FaultError::ExpandStack
+                    | mm::memory::FaultError::Retry(_),
+                ) => (SIGSEGV, SEGV_MAPERR, address, "segfault"),
                 Err(mm::memory::FaultError::AccErr) => (SIGSEGV, SEGV_ACCERR, address, "segfault"),
             }
         }
