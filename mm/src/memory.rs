@@ -480,29 +480,54 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     /// (Linux `change_pte_range`). Write permission is given back only to
     /// pages this address space holds alone; a shared (copy-on-write) page
     /// stays read-only until written.
+    ///
+    /// Each pte is rewritten with bit operations (Linux `pte_modify`): the
+    /// new protection's bits are encoded once, and the page descriptor is
+    /// read only where write permission is being given. One walk of the
+    /// upper levels per pte table.
     pub(crate) fn change_protection(&mut self, range: UserRange, flags: VmaFlags) {
         let (start, end) = (range.start().as_u64(), range.end().as_u64());
         let prot = vm_get_page_prot(flags);
-        let private = !flags.contains(VmaFlags::SHARED);
-        let mut gather = TlbGather::for_mm(self.pgd.root());
         let fmt = self.pgd.format();
+        let bits = |prot: PgProt| fmt.encode_leaf(Leaf { phys: crate::PhysAddr::new(0), prot, size: PageSize::Size4K });
+        let (new_bits, ro_bits) = (bits(prot), bits(prot - PgProt::WRITE));
+        let (keep, dirty) = (fmt.pte_chg_mask(), bits(PgProt::DIRTY) & fmt.pte_chg_mask());
+        // Private writable: only exclusive anonymous pages get write back.
+        let check_exclusive = !flags.contains(VmaFlags::SHARED) && prot.contains(PgProt::WRITE);
         let pgdat = self.pgd.pgdat();
         let zero = self.zero_pfn;
-        self.pgd.for_each_pte(start, end, &mut |addr, slot| {
-            let raw = slot.load(Ordering::Acquire);
-            let Entry::Leaf(leaf) = fmt.decode(raw, Level::Pte) else { return };
-            let pfn = leaf.phys.pfn();
-            let mut new = prot | (leaf.prot & PgProt::DIRTY);
-            let exclusive =
-                pfn != zero && pgdat.pfn_to_page(pfn).is_some_and(|p| p.refcount() == 1 && rmap::page_anon(p));
-            if private && !exclusive {
-                new -= PgProt::WRITE;
+        let mut gather = TlbGather::for_mm(self.pgd.root());
+        let mut va = start;
+        while va < end {
+            let table_end = ((va | (Level::Pmd.entry_size() - 1)) + 1).min(end);
+            if let Some(table) =
+                UserAddr::page_down(va).and_then(|a| self.pgd.pte_table(a.virt(), false).ok().flatten())
+            {
+                let first = Level::Pte.index(va);
+                let slots = &table[first..first + ((table_end - va) / PAGE_SIZE) as usize];
+                for (i, slot) in slots.iter().enumerate() {
+                    let raw = slot.load(Ordering::Acquire);
+                    if !fmt.pte_present(raw) {
+                        continue;
+                    }
+                    let mut new = (raw & keep) | new_bits;
+                    if check_exclusive {
+                        let pfn = crate::PhysAddr::new(raw & keep & !dirty).pfn();
+                        let exclusive = pfn != zero
+                            && pgdat.pfn_to_page(pfn).is_some_and(|p| p.refcount() == 1 && rmap::page_anon(p));
+                        if !exclusive {
+                            new = (raw & keep) | ro_bits;
+                        }
+                    }
+                    if new != raw {
+                        slot.store(new, Ordering::Release);
+                        let addr = va + i as u64 * PAGE_SIZE;
+                        gather.add_range(addr, addr + PAGE_SIZE);
+                    }
+                }
             }
-            if new != leaf.prot {
-                slot.store(fmt.encode_leaf(Leaf { prot: new, ..leaf }), Ordering::Release);
-                gather.add_range(addr, addr + PAGE_SIZE);
-            }
-        });
+            va = table_end;
+        }
         gather.finish(self.tlb, pgdat);
     }
 

@@ -247,6 +247,16 @@ pub trait PteFormat: Sync {
     /// Encodes a swap entry as a non-present pte (Linux `swp_entry_to_pte`).
     fn encode_swp(&self, entry: SwpEntry) -> u64;
 
+    /// Whether the pte `raw` maps a page, present or protnone (Linux
+    /// `pte_present`, which counts `_PAGE_PROTNONE` as present).
+    fn pte_present(&self, raw: u64) -> bool;
+
+    /// The bits of a pte that survive a protection change: the frame and
+    /// the dirty bit (Linux `_PAGE_CHG_MASK`). `pte_modify` is then
+    /// `(raw & pte_chg_mask()) | encode_leaf` of the new protection at
+    /// frame 0, which callers rewriting many ptes compute once.
+    fn pte_chg_mask(&self) -> u64;
+
     /// Decodes an entry found at `level`.
     fn decode(&self, raw: u64, level: Level) -> Entry;
 }
@@ -321,6 +331,14 @@ impl PteFormat for X86PteFormat {
         // Linux _KERNPG_TABLE / _PAGE_TABLE.
         let raw = (table.as_u64() & X86_ADDR_MASK) | X86_PRESENT | X86_RW | X86_ACCESSED | X86_DIRTY;
         if user { raw | X86_USER } else { raw }
+    }
+
+    fn pte_present(&self, raw: u64) -> bool {
+        raw & X86_PRESENT != 0 || raw & (X86_PRESENT | X86_GLOBAL) == X86_GLOBAL
+    }
+
+    fn pte_chg_mask(&self) -> u64 {
+        X86_ADDR_MASK | X86_DIRTY
     }
 
     fn encode_swp(&self, entry: SwpEntry) -> u64 {
