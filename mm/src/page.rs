@@ -389,11 +389,6 @@ mod tests {
     }
 
     #[test]
-    fn page_is_48_bytes() {
-        assert_eq!(core::mem::size_of::<Page>(), 48);
-    }
-
-    #[test]
     fn pfn_and_page_convert_both_ways() {
         let pages = pages(1024);
         let blocks: Vec<AtomicU8> = (0..2).map(|_| AtomicU8::new(0)).collect();
