@@ -1,11 +1,13 @@
 //! The mmap lock: faults on one address space from several CPUs at once
-//! under the read lock, racing a writer that unmaps and remaps.
+//! under the read lock, racing a writer that unmaps and remaps; the
+//! rwsem under it.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use kernel::mmap::{Mm, handle_user_fault, mm_alloc};
+use kernel::sched::rwsem::RwSem;
 use kernel::sched::{self, Task};
 use ktest_macros::ktest;
 use mm::VirtAddr;
@@ -112,4 +114,50 @@ fn faults_run_together_under_the_read_lock_and_writers_exclude_them() {
     let free_before = free_pages_settled();
     fault_while_unmapping(ROUNDS);
     assert_eq!(free_pages_settled(), free_before, "pages of the space, its tables or the threads not given back");
+}
+
+/// Sleeps (yielding the CPU) until `t` sleeps uninterruptibly, as it does
+/// while it waits for a lock.
+fn until_blocked(t: &Task) {
+    while t.state() != sched::TaskState::Uninterruptible {
+        sched::yield_now();
+    }
+}
+
+/// The rwsem's fairness: a writer waiting behind a reader holds off
+/// readers that come after it, and gets the lock before them when the
+/// reader leaves; those readers then share it.
+#[ktest]
+fn a_waiting_writer_goes_before_later_readers() {
+    let sem = Arc::new(RwSem::new(0u32));
+    let order = Arc::new(AtomicU32::new(0));
+    let first = sem.read();
+    let (s, o) = (sem.clone(), order.clone());
+    let writer = sched::kthread_run("ktest-writer", move || {
+        let mut g = s.write();
+        *g = o.fetch_add(1, Ordering::AcqRel) + 1;
+    })
+    .expect("spawn");
+    until_blocked(&writer);
+    let (s, o) = (sem.clone(), order.clone());
+    let reader = sched::kthread_run("ktest-reader", move || {
+        let g = s.read();
+        assert_eq!(*g, 1, "the writer went first");
+        o.fetch_add(1, Ordering::AcqRel);
+    })
+    .expect("spawn");
+    until_blocked(&reader);
+    assert_eq!(order.load(Ordering::Acquire), 0, "nobody got in beside the first reader");
+    assert!(sem.try_write().is_none(), "a reader holds it");
+    drop(first);
+    join(writer);
+    join(reader);
+    assert_eq!(order.load(Ordering::Acquire), 2);
+    let w = sem.write();
+    assert!(sem.try_read().is_none(), "a writer excludes readers");
+    let r = w.downgrade();
+    assert!(sem.try_read().is_some(), "a downgraded hold admits readers");
+    assert!(sem.try_write().is_none(), "but not writers");
+    drop(r);
+    assert!(!sem.is_locked());
 }

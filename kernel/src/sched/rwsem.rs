@@ -91,7 +91,9 @@ impl<T> RwSem<T> {
     /// `down_read_trylock`). Does not defer to waiting writers: it never
     /// waits, so it cannot make one starve.
     pub fn try_read(&self) -> Option<RwSemReadGuard<'_, T>> {
-        self.read_once(false).then_some(RwSemReadGuard { sem: self })
+        // `then`, not `then_some`: a guard built for nothing would unlock
+        // when dropped.
+        self.read_once(false).then(|| RwSemReadGuard { sem: self })
     }
 
     /// Takes the lock for writing, sleeping until the readers and any
@@ -110,7 +112,7 @@ impl<T> RwSem<T> {
     /// Takes the lock for writing if that needs no sleep (Linux
     /// `down_write_trylock`).
     pub fn try_write(&self) -> Option<RwSemWriteGuard<'_, T>> {
-        self.write_once().then_some(RwSemWriteGuard { sem: self })
+        self.write_once().then(|| RwSemWriteGuard { sem: self })
     }
 
     /// The protected value, the lock being gone.
