@@ -256,6 +256,7 @@ fn run_cmd(args: RunArgs) -> Result<ExitCode, Error> {
     let images = build::images(&elf, "kernel", Some(&ramdisk))?;
     let accel = qemu::resolve_accel(args.machine.accel.unwrap_or(AccelChoice::Auto))?;
     let firmware = if args.machine.uefi { Firmware::Uefi } else { Firmware::Bios };
+    qemu::check_mem(&images, firmware, args.boot.mem)?;
     let cmdline = match &args.cmd {
         Some(commands) => console::shell_cmdline(&args.boot.cmdline, commands)?,
         None => args.boot.cmdline,
@@ -348,6 +349,7 @@ fn memmap_cmd(args: MemmapArgs) -> Result<ExitCode, Error> {
         "" => "kmemmap; poweroff".to_owned(),
         given => format!("{given}; kmemmap; poweroff"),
     };
+    qemu::check_mem(&images, Firmware::Bios, args.boot.mem)?;
     let machine = qemu::Machine {
         accel: qemu::resolve_accel(args.accel.unwrap_or(AccelChoice::Auto))?,
         firmware: Firmware::Bios,

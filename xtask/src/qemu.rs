@@ -207,6 +207,22 @@ impl Machine {
     }
 }
 
+/// Refuses a machine too small for the bootloader to get the kernel
+/// running (see the `boot` crate's "Memory the BIOS boot needs"): without
+/// this, such a machine hangs silently or after a bootloader panic.
+pub fn check_mem(images: &boot::Images, firmware: Firmware, mem_mib: u32) -> Result<(), Error> {
+    if firmware != Firmware::Bios {
+        return Ok(());
+    }
+    let (min_mib, why) = images.bios_min_mem().map_err(|e| Error::Harness(e.to_string()))?;
+    if mem_mib < min_mib {
+        return Err(Error::Usage(format!(
+            "--mem {mem_mib} is too small for this kernel: a BIOS boot needs at least {min_mib} MiB ({why})"
+        )));
+    }
+    Ok(())
+}
+
 /// Runs QEMU with the terminal as its console, annotating backtrace lines
 /// with symbols as they pass. Returns the exit code to pass on.
 pub fn run_interactive(machine: &Machine, image: &Path, symbolizer: &Symbolizer) -> Result<ExitCode, Error> {
