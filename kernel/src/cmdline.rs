@@ -19,14 +19,25 @@
 //! - `init=PATH`: run a program from the initramfs at boot
 //! - `shell.cmd="CMD; CMD..."`: the console runs these commands and powers
 //!   off instead of waiting for input
+//! - `mem=SIZE[KMG]`: use only the RAM below the address where SIZE bytes of
+//!   it are reached (Linux `mem=`; see `mm::enforce_memory_limit`)
 
 use spin::Once;
 
 use crate::drivers::fw_cfg;
 
 /// Parameters the kernel understands; others are reported at boot.
-const KNOWN: [&str; 8] =
-    ["loglevel", "ktest.list", "kbench.run", "kbench.smoke", "slub_debug", "slub_debug_panic", "init", "shell.cmd"];
+const KNOWN: [&str; 9] = [
+    "loglevel",
+    "ktest.list",
+    "kbench.run",
+    "kbench.smoke",
+    "slub_debug",
+    "slub_debug_panic",
+    "init",
+    "shell.cmd",
+    "mem",
+];
 
 /// Words of the command line that name no known parameter (Linux prints
 /// them as "Unknown kernel command line parameters").
@@ -93,6 +104,24 @@ pub fn get(key: &str) -> Option<&'static str> {
 /// Whether the bare word `flag` (or `flag=...`) is present.
 pub fn has(flag: &str) -> bool {
     words(as_str()).any(|w| w == flag || w.strip_prefix(flag).is_some_and(|r| r.starts_with('=')))
+}
+
+/// A size: a number with an optional K, M or G suffix (binary units,
+/// optionally followed by `iB` or `B`), Linux `memparse`; `None` if it is
+/// not one or overflows.
+pub fn memparse(arg: &str) -> Option<u64> {
+    let digits = arg.find(|c: char| !c.is_ascii_digit()).unwrap_or(arg.len());
+    let (number, unit) = arg.split_at(digits);
+    let number: u64 = number.parse().ok()?;
+    let unit = unit.strip_suffix("iB").or_else(|| unit.strip_suffix('B')).unwrap_or(unit);
+    let shift = match unit {
+        "" => 0,
+        "K" | "k" => 10,
+        "M" | "m" => 20,
+        "G" | "g" => 30,
+        _ => return None,
+    };
+    number.checked_mul(1 << shift)
 }
 
 /// The value of `key=value` in `line`, quotes around the value removed.

@@ -91,7 +91,9 @@ pub fn images(elf: &Path, name: &str, ramdisk: Option<&Path>) -> Result<boot::Im
     let want_stamp = ramdisk.map(|r| r.display().to_string()).unwrap_or_default();
     let same_ramdisk = std::fs::read_to_string(&stamp).is_ok_and(|s| s == want_stamp);
     let fresh = same_ramdisk
-        && [&expected.bios, &expected.uefi, &expected.kernel].iter().all(|img| modified(img).is_some_and(|t| t >= input_time));
+        && [&expected.bios, &expected.uefi, &expected.kernel]
+            .iter()
+            .all(|img| modified(img).is_some_and(|t| t >= input_time));
     if fresh {
         return Ok(expected);
     }
