@@ -25,6 +25,7 @@ mod plot;
 mod qemu;
 mod runner;
 mod selftest;
+mod small;
 mod smoke;
 mod symbolize;
 
@@ -310,6 +311,7 @@ fn test_cmd(args: TestArgs) -> Result<ExitCode, Error> {
         totals += smoke::run_boot_smoke_tests(&kernel_elf, &kernel_images, &options, filter)?;
         let console_images = build::images(&kernel_elf, "kernel-initramfs", Some(&initramfs::build()?))?;
         totals += console::test(&console_images, &options, filter)?;
+        totals += small::test(&console_images, &options, filter)?;
     }
 
     let ktests_elf = build::kernel_elf(build::KernelBin::Ktests, profile)?;
