@@ -243,3 +243,57 @@ pub fn create_images(kernel: &Path, ramdisk: Option<&Path>, out_dir: &Path, name
     builder.create_uefi_image(&images.uefi).map_err(|e| BootError::Image { kind: "UEFI", detail: format!("{e:#}") })?;
     Ok(images)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An ELF64 header and program headers: `(p_type, filesz, memsz)` each.
+    fn elf(segments: &[(u32, u64, u64)]) -> Vec<u8> {
+        let mut e = vec![0u8; 64];
+        e[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        e[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
+        e[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+        e[0x38..0x3a].copy_from_slice(&(segments.len() as u16).to_le_bytes());
+        for &(p_type, filesz, memsz) in segments {
+            let mut ph = vec![0u8; 56];
+            ph[..4].copy_from_slice(&p_type.to_le_bytes());
+            ph[0x20..0x28].copy_from_slice(&filesz.to_le_bytes());
+            ph[0x28..0x30].copy_from_slice(&memsz.to_le_bytes());
+            e.extend(ph);
+        }
+        e
+    }
+
+    #[test]
+    fn bss_counts_whole_pages_of_load_segments_only() {
+        // 10000 bytes of .bss: three pages, plus the page shared with file data.
+        let image = elf(&[(1, 0x1540, 0x1540 + 10000), (4, 0, 1 << 20)]);
+        assert_eq!(elf_bss_bytes(&image), Some(4 * PAGE));
+    }
+
+    #[test]
+    fn not_an_elf_has_no_bss() {
+        assert_eq!(elf_bss_bytes(b"MZ not an ELF"), None);
+        assert_eq!(elf_bss_bytes(&elf(&[(1, 0, 8)])[..70]), None);
+    }
+
+    #[test]
+    fn bios_minimum_grows_with_the_ramdisk_and_names_its_parts() {
+        let dir = std::env::temp_dir().join(format!("boot-min-mem-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let kernel = dir.join("kernel.elf");
+        let ramdisk = dir.join("ramdisk");
+        std::fs::write(&kernel, elf(&[(1, 0x1000, 0x1000)])).unwrap();
+        std::fs::write(&ramdisk, vec![0u8; 3 << 20]).unwrap();
+        let mut images = image_paths(None, &dir, "t");
+        images.kernel = kernel;
+        let (without, _) = images.bios_min_mem().unwrap();
+        images.ramdisk = Some(ramdisk);
+        let (with, why) = images.bios_min_mem().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(without, 21, "16 MiB + 4 MiB of page tables + the rest: {why}");
+        assert_eq!(with, without + 3);
+        assert!(why.contains("ramdisk 3072 KiB"), "{why}");
+    }
+}
