@@ -207,17 +207,18 @@ impl Machine {
     }
 }
 
-/// Refuses a machine too small for the bootloader to get the kernel
-/// running (see the `boot` crate's "Memory the BIOS boot needs"): without
-/// this, such a machine hangs silently or after a bootloader panic.
+/// Refuses a machine too small for the firmware and bootloader to get the
+/// kernel running (see the `boot` crate's "Memory the BIOS boot needs"):
+/// without this, such a machine hangs silently or after a bootloader panic.
 pub fn check_mem(images: &boot::Images, firmware: Firmware, mem_mib: u32) -> Result<(), Error> {
-    if firmware != Firmware::Bios {
-        return Ok(());
-    }
-    let (min_mib, why) = images.bios_min_mem().map_err(|e| Error::Harness(e.to_string()))?;
+    let needed = match firmware {
+        Firmware::Bios => images.bios_min_mem(),
+        Firmware::Uefi => images.uefi_min_mem(),
+    };
+    let (min_mib, why) = needed.map_err(|e| Error::Harness(e.to_string()))?;
     if mem_mib < min_mib {
         return Err(Error::Usage(format!(
-            "--mem {mem_mib} is too small for this kernel: a BIOS boot needs at least {min_mib} MiB ({why})"
+            "--mem {mem_mib} is too small for this kernel: a {firmware} boot needs at least {min_mib} MiB ({why})"
         )));
     }
     Ok(())
