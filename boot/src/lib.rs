@@ -22,11 +22,12 @@
 //! needs from above the ramdisk: the kernel's .bss, the boot stack, boot
 //! info and page tables, including those of its map of all physical memory
 //! in 2 MiB pages up to the highest address in the firmware's map (QEMU
-//! lists AMD's HyperTransport hole just below 1 TiB on AMD CPUs, TCG's
-//! `max` among them: 1 GiB of mapping per 4 KiB table, 4 MiB in all). When
-//! those run out it panics ("FrameAllocationFailed") and halts: the
-//! bootloader panic and hung QEMU of issue 17. [`Images::bios_min_mem`]
-//! adds these up so that xtask can refuse such a machine before starting it.
+//! lists AMD's HyperTransport hole just below 1 TiB for AMD CPUs with 40 or
+//! more address bits, TCG's `max` among them: 1 GiB of mapping per 4 KiB
+//! table, 4 MiB in all). When those run out it panics
+//! ("FrameAllocationFailed") and halts: the bootloader panic and hung QEMU
+//! of issue 17. [`Images::bios_min_mem`] adds these up so that xtask can
+//! refuse such a machine before starting it.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
