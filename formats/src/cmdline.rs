@@ -54,6 +54,24 @@ pub fn words(line: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// A size: a number with an optional K, M or G suffix (binary units,
+/// optionally followed by `iB` or `B`), Linux `memparse`; `None` if it is
+/// not one or overflows.
+pub fn memparse(arg: &str) -> Option<u64> {
+    let digits = arg.find(|c: char| !c.is_ascii_digit()).unwrap_or(arg.len());
+    let (number, unit) = arg.split_at(digits);
+    let number: u64 = number.parse().ok()?;
+    let unit = unit.strip_suffix("iB").or_else(|| unit.strip_suffix('B')).unwrap_or(unit);
+    let shift = match unit {
+        "" => 0,
+        "K" | "k" => 10,
+        "M" | "m" => 20,
+        "G" | "g" => 30,
+        _ => return None,
+    };
+    number.checked_mul(1 << shift)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +127,17 @@ mod tests {
                 prop_assert!(line.contains(v));
             }
         }
+    }
+
+    #[test]
+    fn memparse_reads_linux_sizes_and_refuses_the_rest() {
+        assert_eq!(memparse("4096"), Some(4096));
+        assert_eq!(memparse("2M"), Some(2 << 20));
+        assert_eq!(memparse("512KiB"), Some(512 << 10));
+        assert_eq!(memparse("1GB"), Some(1 << 30));
+        assert_eq!(memparse("3T"), None);
+        assert_eq!(memparse("M"), None);
+        assert_eq!(memparse("99999999999999999999G"), None);
+        assert_eq!(memparse(&format!("{}G", u64::MAX >> 29)), None, "overflow");
     }
 }

@@ -15,14 +15,27 @@
 //! - `init=PATH`: run a program from the initramfs at boot
 //! - `shell.cmd="CMD; CMD..."`: the console runs these commands and powers
 //!   off instead of waiting for input
+//! - `mem=SIZE[KMG]`: use only the RAM below the address where SIZE bytes of
+//!   it are reached (Linux `mem=`; see `mm::enforce_memory_limit`)
 
 use spin::Once;
 
 use crate::drivers::fw_cfg;
 
+pub use formats::cmdline::memparse;
+
 /// Parameters the kernel understands; others are reported at boot.
-const KNOWN: [&str; 8] =
-    ["loglevel", "ktest.list", "kbench.run", "kbench.smoke", "slub_debug", "slub_debug_panic", "init", "shell.cmd"];
+const KNOWN: [&str; 9] = [
+    "loglevel",
+    "ktest.list",
+    "kbench.run",
+    "kbench.smoke",
+    "slub_debug",
+    "slub_debug_panic",
+    "init",
+    "shell.cmd",
+    "mem",
+];
 
 /// Words of the command line that name no known parameter (Linux prints
 /// them as "Unknown kernel command line parameters").

@@ -79,8 +79,7 @@ pub fn kernel_elf(bin: KernelBin, profile: Profile) -> Result<PathBuf, Error> {
 /// when the ELF or the ramdisk is newer than the images.
 pub fn images(elf: &Path, name: &str, ramdisk: Option<&Path>) -> Result<boot::Images, Error> {
     let out_dir = elf.parent().map_or_else(|| target_dir().join("images"), |d| d.join("images"));
-    let expected =
-        boot::Images { bios: out_dir.join(format!("{name}-bios.img")), uefi: out_dir.join(format!("{name}-uefi.img")) };
+    let expected = boot::image_paths(ramdisk, &out_dir, name);
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let elf_time = modified(elf).ok_or_else(|| Error::Harness(format!("{} was not built", show(elf))))?;
     let input_time = match ramdisk {
@@ -92,7 +91,9 @@ pub fn images(elf: &Path, name: &str, ramdisk: Option<&Path>) -> Result<boot::Im
     let want_stamp = ramdisk.map(|r| r.display().to_string()).unwrap_or_default();
     let same_ramdisk = std::fs::read_to_string(&stamp).is_ok_and(|s| s == want_stamp);
     let fresh = same_ramdisk
-        && [&expected.bios, &expected.uefi].iter().all(|img| modified(img).is_some_and(|t| t >= input_time));
+        && [&expected.bios, &expected.uefi, &expected.kernel]
+            .iter()
+            .all(|img| modified(img).is_some_and(|t| t >= input_time));
     if fresh {
         return Ok(expected);
     }

@@ -27,6 +27,7 @@ mod plot;
 mod qemu;
 mod runner;
 mod selftest;
+mod small;
 mod smoke;
 mod symbolize;
 
@@ -264,6 +265,7 @@ fn run_cmd(args: RunArgs) -> Result<ExitCode, Error> {
     let images = build::images(&elf, "kernel", Some(&ramdisk))?;
     let accel = qemu::resolve_accel(args.machine.accel.unwrap_or(AccelChoice::Auto))?;
     let firmware = if args.machine.uefi { Firmware::Uefi } else { Firmware::Bios };
+    qemu::check_mem(&images, firmware, args.boot.mem)?;
     let cmdline = match &args.cmd {
         Some(commands) => console::shell_cmdline(&args.boot.cmdline, commands)?,
         None => args.boot.cmdline,
@@ -319,6 +321,7 @@ fn test_cmd(args: TestArgs) -> Result<ExitCode, Error> {
         totals += smoke::run_boot_smoke_tests(&kernel_elf, &kernel_images, &options, filter)?;
         let console_images = build::images(&kernel_elf, "kernel-initramfs", Some(&initramfs::build()?))?;
         totals += console::test(&console_images, &options, filter)?;
+        totals += small::test(&console_images, &options, filter)?;
     }
 
     let ktests_elf = build::kernel_elf(build::KernelBin::Ktests, profile)?;
@@ -358,6 +361,7 @@ fn memmap_cmd(args: MemmapArgs) -> Result<ExitCode, Error> {
         "" => "kmemmap; poweroff".to_owned(),
         given => format!("{given}; kmemmap; poweroff"),
     };
+    qemu::check_mem(&images, Firmware::Bios, args.boot.mem)?;
     let machine = qemu::Machine {
         accel: qemu::resolve_accel(args.accel.unwrap_or(AccelChoice::Auto))?,
         firmware: Firmware::Bios,

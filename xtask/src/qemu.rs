@@ -207,6 +207,23 @@ impl Machine {
     }
 }
 
+/// Refuses a machine too small for the firmware and bootloader to get the
+/// kernel running (see the `boot` crate's "Memory the BIOS boot needs"):
+/// without this, such a machine hangs silently or after a bootloader panic.
+pub fn check_mem(images: &boot::Images, firmware: Firmware, mem_mib: u32) -> Result<(), Error> {
+    let needed = match firmware {
+        Firmware::Bios => images.bios_min_mem(),
+        Firmware::Uefi => images.uefi_min_mem(),
+    };
+    let (min_mib, why) = needed.map_err(|e| Error::Harness(e.to_string()))?;
+    if mem_mib < min_mib {
+        return Err(Error::Usage(format!(
+            "--mem {mem_mib} is too small for this kernel: a {firmware} boot needs at least {min_mib} MiB ({why})"
+        )));
+    }
+    Ok(())
+}
+
 /// Runs QEMU with the terminal as its console, annotating backtrace lines
 /// with symbols as they pass. Returns the exit code to pass on.
 pub fn run_interactive(machine: &Machine, image: &Path, symbolizer: &Symbolizer) -> Result<ExitCode, Error> {

@@ -145,19 +145,7 @@ impl Allocation {
 /// Parses a size: a number with an optional K, M or G (binary units,
 /// optionally followed by `iB` or `B`).
 pub fn parse_size(arg: &str) -> Result<u64, CmdError> {
-    let bad = || CmdError::BadNumber(String::from(arg));
-    let digits = arg.find(|c: char| !c.is_ascii_digit()).unwrap_or(arg.len());
-    let (number, unit) = arg.split_at(digits);
-    let number: u64 = number.parse().map_err(|_| bad())?;
-    let unit = unit.strip_suffix("iB").or_else(|| unit.strip_suffix('B')).unwrap_or(unit);
-    let shift = match unit {
-        "" => 0,
-        "K" | "k" => 10,
-        "M" | "m" => 20,
-        "G" | "g" => 30,
-        _ => return Err(bad()),
-    };
-    number.checked_mul(1 << shift).ok_or_else(bad)
+    crate::cmdline::memparse(arg).ok_or_else(|| CmdError::BadNumber(String::from(arg)))
 }
 
 /// `alloc [SIZE [order|kmalloc|vmalloc]]`: allocate and fill, or list.
