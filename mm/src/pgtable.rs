@@ -282,6 +282,7 @@ impl X86PteFormat {
 }
 
 impl PteFormat for X86PteFormat {
+    #[inline]
     fn encode_leaf(&self, leaf: Leaf) -> u64 {
         let p = leaf.prot;
         let present = if p.contains(PgProt::PROTNONE) { X86_GLOBAL } else { X86_PRESENT };
@@ -306,6 +307,7 @@ impl PteFormat for X86PteFormat {
         if user { raw | X86_USER } else { raw }
     }
 
+    #[inline]
     fn decode(&self, raw: u64, level: Level) -> Entry {
         let protnone = raw & (X86_PRESENT | X86_GLOBAL) == X86_GLOBAL && level == Level::Pte;
         if raw & X86_PRESENT == 0 && !protnone {
