@@ -124,9 +124,10 @@ pub struct LinuxFigures {
     pub kernel: Vec<Figure>,
 }
 
-/// The `kbench: ...` part of a console line, whatever printk put before it.
+/// The `kbench: ...` part of a console line, whatever printk put before it
+/// (a timestamp, a `pr_fmt` prefix that may itself end in `kbench: `).
 fn module_line(line: &str) -> Option<&str> {
-    line.find("kbench: ").map(|at| &line[at..])
+    line.rfind("kbench: ").map(|at| &line[at..])
 }
 
 /// Boots `bzimage` on `machine` (the same QEMU configuration as our
