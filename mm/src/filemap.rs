@@ -51,12 +51,10 @@ pub fn folio_unlock(page: &Page, pfn: Pfn, table: &dyn FolioWaitTable) {
 /// Sleeps until `page` is unlocked, without taking the lock (Linux
 /// `folio_wait_locked`).
 pub fn folio_wait_locked(page: &Page, pfn: Pfn, table: &dyn FolioWaitTable) {
-    // `PG_waiters` is set at every test, after the waiter is queued:
-    // whoever unlocks after a test that found the page locked sees it and
-    // wakes the queue (an unlock clears it, and a new holder may not set
-    // it again).
-    table.wait_event(pfn, &mut || {
-        page.set(PageFlags::WAITERS);
-        !folio_test_locked(page)
-    });
+    // `PG_waiters` is set at every test, after the waiter is queued, and
+    // only together with a set `PG_locked`: whoever unlocks after a test
+    // that found the page locked sees it and wakes the queue (an unlock
+    // clears both), and a page unlocked meanwhile, maybe freed, is left
+    // untouched.
+    table.wait_event(pfn, &mut || !page.set_waiters_if_locked());
 }

@@ -120,6 +120,15 @@ impl Page {
         self.flags.fetch_or(flags.bits(), Acquire) & flags.bits() != 0
     }
 
+    /// Sets `PG_waiters` if `PG_locked` is set, in one atomic step, and
+    /// says whether it was (Linux sets `PG_waiters` under the wait queue's
+    /// lock for the same reason): a waiter never marks a page that was
+    /// unlocked meanwhile, and perhaps freed.
+    pub(crate) fn set_waiters_if_locked(&self) -> bool {
+        let (locked, waiters) = (PageFlags::LOCKED.bits(), PageFlags::WAITERS.bits());
+        self.flags.try_update(Acquire, Acquire, |f| (f & locked != 0).then_some(f | waiters)).is_ok()
+    }
+
     /// Clears `flags` with release ordering and returns the flags before
     /// (Linux `clear_bit_unlock` with the `PG_waiters` test of
     /// `folio_unlock`).

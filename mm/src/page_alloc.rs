@@ -119,6 +119,11 @@ impl AllocFlags {
     }
 }
 
+/// Pages [`PgData::free_pages_bulk`] frees per taking of the per-cpu
+/// list lock (Linux `free_unref_page_list` drops it every
+/// `SWAP_CLUSTER_MAX` pages so interrupts are not held off for long).
+const FREE_BULK_CHUNK: usize = 32;
+
 /// Linux's `fallbacks` table: where each pcp migratetype looks when its own
 /// lists are empty, in order.
 const FALLBACKS: [[MigrateType; 2]; MIGRATE_PCPTYPES] = [
@@ -535,6 +540,61 @@ impl<'a> PgData<'a> {
         Some(pfn)
     }
 
+    /// Fills `pfns` with order-0 pages and returns how many it filled
+    /// (Linux `alloc_pages_bulk_array`, `__alloc_pages_bulk`): the first
+    /// zone the mask allows whose watermark stays met after all of them is
+    /// used, and the pages come off this CPU's list under one lock
+    /// (refilled from the buddy lists a batch at a time), with one event
+    /// count. Fewer than asked when that zone runs out; the caller takes
+    /// the rest one by one with [`PgData::alloc_pages`], whose slow path
+    /// can drain and fall back (so does Linux's `vm_area_alloc_pages`).
+    /// The pages are as [`PgData::alloc_pages`] returns them.
+    pub fn alloc_pages_bulk(&self, gfp: Gfp, pfns: &mut [Pfn]) -> usize {
+        let highest = gfp.zone();
+        let mt = gfp.migratetype();
+        let flags = AllocFlags(AllocFlags::WMARK_LOW);
+        let nr = pfns.len() as u64;
+        let Some(zone) = self.zones[..=highest as usize].iter().rev().find(|zone| {
+            zone.managed_pages() > 0
+                && zone.pcp_high.load(Relaxed) != 0
+                && self.zone_watermark_ok(zone, 0, zone.watermark(flags.watermark()) + nr, highest, flags)
+        }) else {
+            return 0;
+        };
+        let mut filled = 0;
+        self.with_irqs_off(|| {
+            let mut pcp = zone.pcp[self.pcp_index()].0.lock();
+            let index = order_to_pindex(mt, 0);
+            while filled < pfns.len() {
+                if pcp.lists[index].is_empty() {
+                    let batch = u64::from(zone.pcp_batch.load(Relaxed));
+                    let mut free = zone.lock.lock();
+                    let mut locked = self.locked(zone, &mut free);
+                    for _ in 0..batch {
+                        let Some(pfn) = locked.rmqueue(0, mt) else { break };
+                        pcp.lists[index].push_back(&self.mem_map, Pfn::new(pfn));
+                        pcp.count += 1;
+                    }
+                }
+                let Some(pfn) = pcp.lists[index].pop_front(&self.mem_map) else { break };
+                pcp.count -= 1;
+                if self.prep_new_page(pfn.as_u64(), 0, gfp).is_err() {
+                    // Leaked like Linux's check_new_pages; take another.
+                    continue;
+                }
+                pfns[filled] = pfn;
+                filled += 1;
+            }
+        });
+        let item = match zone.zone_type() {
+            ZoneType::Dma => VmEventItem::PgallocDma,
+            ZoneType::Dma32 => VmEventItem::PgallocDma32,
+            ZoneType::Normal => VmEventItem::PgallocNormal,
+        };
+        self.count_vm_events(item, filled as u64);
+        filled
+    }
+
     /// Adds `n` to this CPU's count of `item` (Linux `count_vm_events`):
     /// one relaxed atomic add, no lock.
     pub fn count_vm_events(&self, item: VmEventItem, n: u64) {
@@ -812,6 +872,81 @@ impl<'a> PgData<'a> {
             return Ok(());
         }
         self.free_the_page(pfn.as_u64(), order)
+    }
+
+    /// Frees order-0 pages as [`PgData::free_pages`] does each, with one
+    /// event count and this CPU's list locked once per run of pages of one
+    /// zone (Linux `free_unref_page_list`, which vfree's page loop would
+    /// be in a batched form). A bad page is reported and leaked and the
+    /// rest are still freed; returns how many were bad.
+    pub fn free_pages_bulk(&self, pfns: &[Pfn]) -> u64 {
+        let mut bad = 0;
+        let mut freed = 0;
+        let mut i = 0;
+        while i < pfns.len() {
+            // The run of pages that need freeing and share a zone.
+            let mut zone_type = None;
+            let mut ready = [0u64; FREE_BULK_CHUNK];
+            let mut n = 0;
+            while i < pfns.len() && n < FREE_BULK_CHUNK {
+                let pfn = pfns[i];
+                let Some(page) = self.mem_map.pfn_to_page(pfn) else {
+                    // Reported (and counted) by free_pages.
+                    bad += u64::from(self.free_pages(pfn, 0).is_err());
+                    i += 1;
+                    continue;
+                };
+                if zone_type.is_some_and(|z| z != page.zone()) {
+                    break;
+                }
+                i += 1;
+                if page.refcount() <= 0 || page.test(PageFlags::BUDDY) {
+                    self.report_bad_page(pfn.as_u64(), BadPageReason::DoubleFree);
+                    bad += 1;
+                    continue;
+                }
+                if !page.put_testzero() {
+                    continue;
+                }
+                if self.free_pages_prepare(pfn.as_u64(), 0).is_err() {
+                    bad += 1;
+                    continue;
+                }
+                zone_type = Some(page.zone());
+                ready[n] = pfn.as_u64();
+                n += 1;
+            }
+            let Some(zone_type) = zone_type else { continue };
+            let zone = self.zone(zone_type);
+            self.with_irqs_off(|| {
+                if zone.pcp_high.load(Relaxed) == 0 {
+                    for &pfn in &ready[..n] {
+                        self.free_one_page(zone, pfn, 0);
+                    }
+                    return;
+                }
+                let mut pcp = zone.pcp[self.pcp_index()].0.lock();
+                for &pfn in &ready[..n] {
+                    let mut mt = self.mem_map.pageblock_migratetype(Pfn::new(pfn));
+                    if mt as usize >= MIGRATE_PCPTYPES {
+                        if mt == MigrateType::Isolate {
+                            self.free_one_page(zone, pfn, 0);
+                            continue;
+                        }
+                        mt = MigrateType::Movable;
+                    }
+                    pcp.lists[order_to_pindex(mt, 0)].push_front(&self.mem_map, Pfn::new(pfn));
+                    pcp.count += 1;
+                    if pcp.count >= u64::from(zone.pcp_high.load(Relaxed)) {
+                        let batch = u64::from(zone.pcp_batch.load(Relaxed));
+                        self.free_pcppages_bulk(zone, &mut pcp, batch);
+                    }
+                }
+            });
+            freed += n as u64;
+        }
+        self.count_vm_events(VmEventItem::Pgfree, freed);
+        bad
     }
 
     /// Drops a reference to a page (Linux `put_page`); the last reference

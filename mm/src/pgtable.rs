@@ -309,6 +309,7 @@ impl X86PteFormat {
 }
 
 impl PteFormat for X86PteFormat {
+    #[inline]
     fn encode_leaf(&self, leaf: Leaf) -> u64 {
         let p = leaf.prot;
         let present = if p.contains(PgProt::PROTNONE) { X86_GLOBAL } else { X86_PRESENT };
@@ -346,6 +347,7 @@ impl PteFormat for X86PteFormat {
             | (u64::from(entry.ty()) << (64 - X86_SWP_TYPE_BITS))
     }
 
+    #[inline]
     fn decode(&self, raw: u64, level: Level) -> Entry {
         let protnone = raw & (X86_PRESENT | X86_GLOBAL) == X86_GLOBAL && level == Level::Pte;
         if raw & X86_PRESENT == 0 && !protnone {
@@ -528,28 +530,6 @@ impl TlbGather {
         self.flush_mmu(tlb, pgdat);
     }
 }
-
-impl TlbGather {
-    /// Hands the pending flush to the caller instead of doing it (Linux's
-    /// lazy vunmap: cleared kernel entries are flushed later, in one batch
-    /// with others), leaving the gather empty. Returns the range to flush,
-    /// or [`MustFlush`] (the gather unchanged) when it holds tables or
-    /// pages, which must not be freed before a flush: finish it then.
-    pub fn defer_flush(&mut self) -> Result<Option<(u64, u64)>, MustFlush> {
-        if !self.tables.is_empty() || self.nr_pages != 0 {
-            return Err(MustFlush);
-        }
-        let range = self.range();
-        self.start = u64::MAX;
-        self.end = 0;
-        Ok(range)
-    }
-}
-
-/// [`TlbGather::defer_flush`] refused: the gather holds frees that wait
-/// for its flush.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MustFlush;
 
 impl Drop for TlbGather {
     fn drop(&mut self) {

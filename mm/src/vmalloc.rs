@@ -10,12 +10,15 @@
 //!   `subtree_max_size`, the largest free range in its subtree;
 //! - **busy** (Linux `vmap_area_root`, per `vmap_node` `busy`): allocated
 //!   areas, each with its descriptor ([`VmapArea`], Linux's `vm_struct`);
-//! - **lazy** (Linux `vmap_node` `lazy`, the purge list): areas freed with
-//!   [`VmapAreas::free_lazy`] whose page tables are already torn down but
-//!   whose stale TLB entries may survive on other CPUs. Their ranges are
-//!   not reusable until [`VmapAreas::purge`] has had the caller flush the
-//!   TLB for all of them at once, which is the point of freeing lazily: one
-//!   global flush per [`VmapAreas::lazy_max_pages`] pages instead of one
+//! - **lazy** (Linux 6.1's `purge_vmap_area_root`, the purge list): areas
+//!   freed with [`VmapAreas::free_lazy`] whose page tables are already torn
+//!   down but whose stale TLB entries may survive on other CPUs, merged on
+//!   the way in with the lazy ranges they touch, as Linux 6.1's
+//!   `free_vmap_area_noflush()` does (so a purge after many small frees of
+//!   neighbouring areas merges a few ranges, not thousands). Their ranges
+//!   are not reusable until [`VmapAreas::purge`] has had the caller flush
+//!   the TLB for all of them at once, which is the point of freeing lazily:
+//!   one global flush per [`VmapAreas::lazy_max_pages`] pages instead of one
 //!   per free.
 //!
 //! # Allocation: which free range
@@ -47,7 +50,8 @@
 //!    [`VirtAddr`].
 //! 2. The free, busy and lazy ranges are disjoint and together cover the
 //!    window exactly.
-//! 3. No two free ranges touch: freed ranges have been merged.
+//! 3. No two free ranges touch, and no two lazy ranges: freed ranges have
+//!    been merged.
 //! 4. Each tree is an AVL tree ordered by start address: stored heights and
 //!    parent links are right and sibling heights differ by at most one, so
 //!    every operation is `O(log n)` in the worst case.
@@ -189,7 +193,8 @@ pub enum VmapFault {
     /// In an area freed with [`VmapAreas::free_lazy`] and not yet purged: a
     /// use after free.
     Unpurged {
-        /// Start of the freed area.
+        /// Start of the freed range holding it (neighbouring freed areas
+        /// are merged).
         start: VirtAddr,
         /// Its end, exclusive.
         end: VirtAddr,
@@ -317,8 +322,10 @@ pub enum VmapCheckError {
         /// Start of the out-of-order range.
         start: u64,
     },
-    /// Two free ranges touch at `at` and were not merged.
+    /// Two free or two lazy ranges touch at `at` and were not merged.
     Unmerged {
+        /// The tree.
+        tree: &'static str,
         /// Where they touch.
         at: u64,
     },
@@ -365,7 +372,7 @@ impl fmt::Display for VmapCheckError {
             VmapCheckError::Unsorted { tree, start } => {
                 write!(f, "{tree} tree: {start:#x} overlaps or precedes its predecessor")
             }
-            VmapCheckError::Unmerged { at } => write!(f, "free ranges touching at {at:#x} were not merged"),
+            VmapCheckError::Unmerged { tree, at } => write!(f, "{tree} ranges touching at {at:#x} were not merged"),
             VmapCheckError::BadDescriptor { tree, start } => write!(f, "{tree} tree: {start:#x}: bad vm descriptor"),
             VmapCheckError::BadCounter { counter, stored, computed } => {
                 write!(f, "{counter}: {stored}, should be {computed}")
@@ -636,9 +643,10 @@ impl<A: VmapNodeAlloc> VmapAreas<A> {
         let (va, vm) = self.busy_at(start)?;
         self.busy.remove(va);
         va.set_vm(None);
-        self.lazy.insert(va);
-        self.lazy_nr += (va.end() - va.start()) >> PAGE_SHIFT;
-        Ok(area_of(va.start(), va.end(), vm))
+        let (start, end) = (va.start(), va.end());
+        merge_or_add_vmap_area(&mut self.lazy, &self.node_alloc, va);
+        self.lazy_nr += (end - start) >> PAGE_SHIFT;
+        Ok(area_of(start, end, vm))
     }
 
     /// Whether the lazily freed pages exceed [`VmapAreas::lazy_max_pages`]
@@ -662,45 +670,10 @@ impl<A: VmapNodeAlloc> VmapAreas<A> {
         while let Some(va) = self.lazy.first() {
             self.lazy.remove(va);
             self.free_bytes += va.end() - va.start();
-            self.merge_or_add_vmap_area(va);
+            merge_or_add_vmap_area(&mut self.free, &self.node_alloc, va);
         }
         self.lazy_nr = 0;
         true
-    }
-
-    /// Returns an unlinked range to the free tree, merging it with the
-    /// free ranges it touches (Linux `__merge_or_add_vmap_area()`).
-    fn merge_or_add_vmap_area(&mut self, va: NodePtr) {
-        let (start, end) = (va.start(), va.end());
-        let next = self.free.lower_bound(start);
-        let prev = match next {
-            Some(next) => Tree::prev(next),
-            None => self.free.last(),
-        };
-        debug_assert!(prev.is_none_or(|p| p.end() <= start) && next.is_none_or(|n| n.start() >= end));
-        match (prev.filter(|p| p.end() == start), next.filter(|n| n.start() == end)) {
-            (Some(prev), Some(next)) => {
-                // Unlink `next` before growing `prev`, so the rebalancing
-                // of the removal works on settled sizes.
-                let next_end = next.end();
-                self.free.remove(next);
-                next.free(&self.node_alloc);
-                prev.set_range(prev.start(), next_end);
-                self.free.propagate(prev);
-                va.free(&self.node_alloc);
-            }
-            (Some(prev), None) => {
-                prev.set_range(prev.start(), end);
-                self.free.propagate(prev);
-                va.free(&self.node_alloc);
-            }
-            (None, Some(next)) => {
-                next.set_range(start, next.end());
-                self.free.propagate(next);
-                va.free(&self.node_alloc);
-            }
-            (None, None) => self.free.insert(va),
-        }
     }
 
     /// The busy node starting at `start` and its descriptor.
@@ -812,8 +785,8 @@ impl<A: VmapNodeAlloc> VmapAreas<A> {
                 if prev_end.is_some_and(|prev_end| prev_end > start) {
                     return Err(VmapCheckError::Unsorted { tree: name, start });
                 }
-                if name == "free" && prev_end == Some(start) {
-                    return Err(VmapCheckError::Unmerged { at: start });
+                if name != "busy" && prev_end == Some(start) {
+                    return Err(VmapCheckError::Unmerged { tree: name, at: start });
                 }
                 if va.vm().is_some() != (name == "busy") {
                     return Err(VmapCheckError::BadDescriptor { tree: name, start });
@@ -870,6 +843,43 @@ impl<A: VmapNodeAlloc> Drop for VmapAreas<A> {
         for tree in [&mut self.free, &mut self.busy, &mut self.lazy] {
             tree.free_all(&self.node_alloc);
         }
+    }
+}
+
+/// Links the unlinked range `va` into `tree` (the free or the lazy tree),
+/// merging it with the ranges there it touches (Linux
+/// `__merge_or_add_vmap_area()`); a node merged away goes back to
+/// `node_alloc`.
+fn merge_or_add_vmap_area<A: VmapNodeAlloc>(tree: &mut Tree, node_alloc: &A, va: NodePtr) {
+    let (start, end) = (va.start(), va.end());
+    let next = tree.lower_bound(start);
+    let prev = match next {
+        Some(next) => Tree::prev(next),
+        None => tree.last(),
+    };
+    debug_assert!(prev.is_none_or(|p| p.end() <= start) && next.is_none_or(|n| n.start() >= end));
+    match (prev.filter(|p| p.end() == start), next.filter(|n| n.start() == end)) {
+        (Some(prev), Some(next)) => {
+            // Unlink `next` before growing `prev`, so the rebalancing
+            // of the removal works on settled sizes.
+            let next_end = next.end();
+            tree.remove(next);
+            next.free(node_alloc);
+            prev.set_range(prev.start(), next_end);
+            tree.propagate(prev);
+            va.free(node_alloc);
+        }
+        (Some(prev), None) => {
+            prev.set_range(prev.start(), end);
+            tree.propagate(prev);
+            va.free(node_alloc);
+        }
+        (None, Some(next)) => {
+            next.set_range(start, next.end());
+            tree.propagate(next);
+            va.free(node_alloc);
+        }
+        (None, None) => tree.insert(va),
     }
 }
 

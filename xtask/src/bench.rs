@@ -68,6 +68,9 @@ pub struct Report {
     pub runs: u32,
     /// The figures.
     pub figures: Vec<Figure>,
+    /// For a Linux report, the kernel command line Linux booted with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linux_cmdline: Option<String>,
 }
 
 impl Report {
@@ -83,6 +86,7 @@ impl Report {
             qemu_version: output_of(Command::new("qemu-system-x86_64").arg("--version")),
             runs,
             figures,
+            linux_cmdline: None,
         }
     }
 }
@@ -108,8 +112,8 @@ pub struct BenchOptions {
 /// One boot's figure: a `kbench: result` line (costs in picoseconds,
 /// turned into ns/op) or a `kbench: figure` line from a user program.
 #[derive(Debug, PartialEq)]
-struct RawResult {
-    name: String,
+pub(crate) struct RawResult {
+    pub(crate) name: String,
     median: f64,
     min: f64,
     max: f64,
@@ -117,7 +121,15 @@ struct RawResult {
     ops: u64,
 }
 
-fn parse_result(line: &str) -> Option<RawResult> {
+impl From<&RawResult> for Figure {
+    fn from(r: &RawResult) -> Figure {
+        Figure { name: r.name.clone(), median: r.median, min: r.min, max: r.max, unit: r.unit.clone(), ops: r.ops }
+    }
+}
+
+/// Parses a `kbench: result` or `kbench: figure` line (ours, or the Linux
+/// module's, which prints the same).
+pub(crate) fn parse_result(line: &str) -> Option<RawResult> {
     if let Some(figure) = line.strip_prefix("kbench: figure ") {
         let (name, value, unit) = crate::linux::parse_figure(figure)?;
         return Some(RawResult { name, median: value, min: value, max: value, unit, ops: 0 });
@@ -263,21 +275,55 @@ pub fn run(images: &boot::Images, options: &BenchOptions) -> Result<(PathBuf, Re
     Ok((path, report))
 }
 
-/// Prints the user-space figures of `ours` beside Linux's `figures` and
-/// writes Linux's as a report of their own (`target/bench/linux-<time>.json`).
+/// Prints `ours` beside Linux's figures with their ratio, one table for
+/// the in-kernel operations (the module's) and one for the user-space
+/// benchmarks, and writes Linux's as a report of their own
+/// (`target/bench/linux-<time>.json`, with the command line it booted).
 pub fn write_linux_report(
     bzimage: &Path,
+    cmdline: &str,
     options: &BenchOptions,
     ours: &Report,
-    figures: Vec<Figure>,
+    linux: crate::linux::LinuxFigures,
 ) -> Result<PathBuf, Error> {
-    if figures.is_empty() {
+    if linux.user.is_empty() {
         return Err(Error::Harness("the user-space benchmarks printed no figures under Linux".into()));
     }
-    println!("\nuser-space benchmarks ({}), ours beside Linux ({})", options.accel, show(bzimage));
+    let accel = format!("{}{}", options.accel, if options.icount { " -icount shift=0" } else { "" });
+    println!("\nLinux: {} ({accel})", show(bzimage));
+    println!("Linux command line: {cmdline}");
+    if cmdline.contains(crate::linux::COMPARABLE_CMDLINE) {
+        println!(
+            "  ({} makes Linux comparable: no zeroing of every allocation, no mitigation cost on entry)",
+            crate::linux::COMPARABLE_CMDLINE
+        );
+    } else {
+        println!("  (distribution defaults: Linux zeroes every allocation and runs with CPU mitigations)");
+    }
+    print_beside("in-kernel operations (our kbench, Linux's tests/linux-module)", ours, &linux.kernel);
+    print_beside("user-space benchmarks", ours, &linux.user);
+    let mut figures = linux.kernel;
+    figures.extend(linux.user);
+    let mut report = Report::new(options, options.icount, 1, figures);
+    report.linux_cmdline = Some(cmdline.to_owned());
+    let dir = crate::build::target_dir().join("bench");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", show(&dir)), e))?;
+    let path = dir.join(format!("linux-{}.json", report.unix_time));
+    let json = serde_json::to_string_pretty(&report).map_err(|e| Error::Harness(format!("encoding JSON: {e}")))?;
+    std::fs::write(&path, json).map_err(|e| Error::io(format!("writing {}", show(&path)), e))?;
+    Ok(path)
+}
+
+/// One table of `ours` beside Linux's `figures` (ours/Linux below 1 means
+/// we are faster).
+fn print_beside(title: &str, ours: &Report, figures: &[Figure]) {
+    if figures.is_empty() {
+        return;
+    }
+    println!("\n{title}, ours beside Linux");
     let width = figures.iter().map(|f| f.name.len()).max().unwrap_or(6).max(6);
     println!("{:<width$} {:>12} {:>12}  {:<8} {:>8}", "figure", "ours", "Linux", "unit", "ours/Linux");
-    for f in &figures {
+    for f in figures {
         match ours.figures.iter().find(|o| o.name == f.name && o.unit == f.unit) {
             Some(o) if f.median > 0.0 => println!(
                 "{:<width$} {:>12.3} {:>12.3}  {:<8} {:>8.2}",
@@ -290,13 +336,6 @@ pub fn write_linux_report(
             _ => println!("{:<width$} {:>12} {:>12.3}  {:<8} {:>8}", f.name, "n/a", f.median, f.unit, "n/a"),
         }
     }
-    let report = Report::new(options, false, 1, figures);
-    let dir = crate::build::target_dir().join("bench");
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", show(&dir)), e))?;
-    let path = dir.join(format!("linux-{}.json", report.unix_time));
-    let json = serde_json::to_string_pretty(&report).map_err(|e| Error::Harness(format!("encoding JSON: {e}")))?;
-    std::fs::write(&path, json).map_err(|e| Error::io(format!("writing {}", show(&path)), e))?;
-    Ok(path)
 }
 
 /// Renders charts from `target/bench/latest.json` and the newest
@@ -365,8 +404,7 @@ pub fn plot() -> Result<Vec<PathBuf>, Error> {
             })
             .collect();
         let svg_path = dir.join("vs-linux.svg");
-        let svg =
-            plot::horizontal_bars("User-space benchmarks: ours vs Linux", &describe(&linux), &["ours", "Linux"], &rows);
+        let svg = plot::horizontal_bars("Benchmarks: ours vs Linux", &describe(&linux), &["ours", "Linux"], &rows);
         std::fs::write(&svg_path, svg).map_err(|e| Error::io(format!("writing {}", show(&svg_path)), e))?;
         written.push(svg_path);
     }
@@ -509,9 +547,11 @@ mod tests {
             qemu_version: "QEMU 7.2".into(),
             runs: 3,
             figures: aggregate(&[vec![raw("x", 1000, 900, 1100)]]),
+            linux_cmdline: Some("console=ttyS0".into()),
         };
         let json = serde_json::to_string(&report).unwrap_or_default();
         let back: Result<Report, _> = serde_json::from_str(&json);
-        assert_eq!(back.map(|r| r.figures).ok(), Some(report.figures));
+        assert_eq!(back.as_ref().map(|r| &r.figures).ok(), Some(&report.figures));
+        assert_eq!(back.ok().and_then(|r| r.linux_cmdline).as_deref(), Some("console=ttyS0"));
     }
 }

@@ -279,8 +279,15 @@ fn initramfs_bytes(programs: &Programs) -> Result<Vec<u8>, Error> {
     Ok(archive(nodes))
 }
 
+/// A second archive of plain files (mode 0644) to append to the one
+/// [`build`] writes: Linux unpacks concatenated newc archives in turn
+/// (init/initramfs.c), so a boot can get files the others do not.
+pub fn extra_archive(files: Vec<(String, Vec<u8>)>) -> Vec<u8> {
+    archive(files.into_iter().map(|(name, body)| Node::file(name, 0o644, body)).collect())
+}
+
 /// Writes `data` to `path` unless the file already holds exactly it.
-fn write_if_changed(path: &Path, data: &[u8]) -> Result<(), Error> {
+pub fn write_if_changed(path: &Path, data: &[u8]) -> Result<(), Error> {
     if std::fs::read(path).is_ok_and(|old| old == data) {
         return Ok(());
     }

@@ -1,11 +1,19 @@
 //! The Linux side of `cargo xtask bench --vs-linux`: the user-space
-//! benchmark programs (tests/user, static musl binaries) run under a real
-//! Linux kernel in the same QEMU configuration, so each figure of ours has
-//! Linux's beside it.
+//! benchmark programs (tests/user, static musl binaries) and the in-kernel
+//! operations (tests/linux-module, built by crate::linux_module) run under a
+//! real Linux kernel in the same QEMU configuration, so each figure of ours
+//! has Linux's beside it.
 //!
-//! - Initramfs: the one every boot gets (crate::initramfs): its `/init`
-//!   (tests/user/init.c) runs each program in `/bench` and powers off;
-//!   `/dev/console` makes its output reach the serial console.
+//! - Initramfs: the one every boot gets (crate::initramfs) with a second
+//!   archive appended that holds `/linux_kbench.ko`. Its `/init`
+//!   (tests/user/init.c) loads the module with finit_module, whose init
+//!   prints `kbench: result` lines as our kbench does, then runs each
+//!   program in `/bench` and powers off; `/dev/console` makes its output
+//!   reach the serial console.
+//! - Command line: [`BASE_CMDLINE`], plus [`COMPARABLE_CMDLINE`] unless the
+//!   distribution's defaults are asked for: Debian's kernel zeroes every
+//!   page and object it allocates (`CONFIG_INIT_ON_ALLOC_DEFAULT_ON`) and
+//!   pays for CPU mitigations on every entry, neither of which ours does.
 //! - Kernel: a bzImage given on the command line, or Debian's
 //!   `linux-image-amd64` fetched with `apt-get download` and unpacked with
 //!   `dpkg -x` into target/linux/.
@@ -86,13 +94,55 @@ pub fn parse_figure(line: &str) -> Option<(String, f64, String)> {
     Some((name.to_owned(), value.parse().ok()?, unit.to_owned()))
 }
 
+/// What Linux always gets: the serial console, boot messages only at
+/// warning level, and no reboot loop on a panic.
+pub const BASE_CMDLINE: &str = "console=ttyS0 quiet panic=-1";
+/// What makes Linux's figures comparable with ours (the choice):
+/// no zeroing of every allocation, no speculation mitigations.
+pub const COMPARABLE_CMDLINE: &str = "init_on_alloc=0 mitigations=off";
+
+/// The command line Linux boots with: comparable unless `stock`, and
+/// `kbench_filter=` (handed to init in its environment, and by it to the
+/// module) when only some in-kernel benchmarks should run.
+pub fn cmdline(stock: bool, filter: Option<&str>) -> String {
+    let mut cmdline = BASE_CMDLINE.to_owned();
+    if !stock {
+        cmdline = format!("{cmdline} {COMPARABLE_CMDLINE}");
+    }
+    if let Some(f) = filter {
+        cmdline = format!("{cmdline} kbench_filter={f}");
+    }
+    cmdline
+}
+
+/// Linux's figures: the user-space ones (`user::` names) and those of the
+/// module, named as our `#[kbench]` results.
+pub struct LinuxFigures {
+    /// User-space benchmark figures.
+    pub user: Vec<Figure>,
+    /// In-kernel figures from the module.
+    pub kernel: Vec<Figure>,
+}
+
+/// The `kbench: ...` part of a console line, whatever printk put before it
+/// (a timestamp, a `pr_fmt` prefix that may itself end in `kbench: `).
+fn module_line(line: &str) -> Option<&str> {
+    line.rfind("kbench: ").map(|at| &line[at..])
+}
+
 /// Boots `bzimage` on `machine` (the same QEMU configuration as our
-/// benchmark boots) with the benchmark initramfs and collects the figures.
-pub fn run(bzimage: &Path, machine: &Machine) -> Result<Vec<Figure>, Error> {
-    let cpio_path = crate::initramfs::build()?;
+/// benchmark boots) with `cmdline`, the benchmark initramfs and the module
+/// `module`, and collects the figures.
+pub fn run(bzimage: &Path, module: &Path, machine: &Machine, cmdline: &str) -> Result<LinuxFigures, Error> {
+    let base = crate::initramfs::build()?;
+    let read = |p: &Path| std::fs::read(p).map_err(|e| Error::io(format!("reading {}", show(p)), e));
+    let mut cpio = read(&base)?;
+    cpio.extend(crate::initramfs::extra_archive(vec![(crate::linux_module::MODULE_FILE.to_owned(), read(module)?)]));
+    let cpio_path = crate::build::target_dir().join("linux/initramfs-linux.cpio");
+    crate::initramfs::write_if_changed(&cpio_path, &cpio)?;
     let mut cmd = machine.base_command()?;
     cmd.arg("-kernel").arg(bzimage).arg("-initrd").arg(&cpio_path);
-    cmd.args(["-append", "console=ttyS0 quiet panic=-1"]);
+    cmd.args(["-append", cmdline]);
     let console =
         Headless::spawn(cmd)?.lines_until(LINUX_TIMEOUT, |l| l.contains("bench-init: done")).map_err(|e| {
             Error::Harness(format!(
@@ -101,11 +151,28 @@ pub fn run(bzimage: &Path, machine: &Machine) -> Result<Vec<Figure>, Error> {
                 e.console.join("\n")
             ))
         })?;
-    Ok(console
+    let log = crate::build::target_dir().join("linux/console.log");
+    std::fs::write(&log, console.join("\n")).map_err(|e| Error::io(format!("writing {}", show(&log)), e))?;
+    let module_lines: Vec<&str> = console.iter().filter_map(|l| module_line(l)).collect();
+    if !module_lines.contains(&"kbench: done") {
+        let why = console.iter().find(|l| l.contains("finit_module")).map_or("it printed no `kbench: done`", |l| l);
+        return Err(Error::Harness(format!("the Linux module did not finish: {why}; console in {}", show(&log))));
+    }
+    if let Some(failed) = module_lines.iter().find(|l| l.starts_with("kbench: FAILED")) {
+        return Err(Error::Harness(format!("Linux module: {failed}")));
+    }
+    let kernel = module_lines
+        .iter()
+        .filter_map(|l| crate::bench::parse_result(l))
+        .filter(|r| !r.name.starts_with("user::"))
+        .map(|r| Figure::from(&r))
+        .collect();
+    let user = console
         .iter()
         .filter_map(|l| parse_figure(l))
         .map(|(name, value, unit)| Figure { name, median: value, min: value, max: value, unit, ops: 0 })
-        .collect())
+        .collect();
+    Ok(LinuxFigures { user, kernel })
 }
 
 #[cfg(test)]
@@ -121,5 +188,21 @@ mod tests {
         assert_eq!(parse_figure("[    1.23] Run /init as init process"), None);
         assert_eq!(parse_figure("user::x fast ns"), None);
         assert_eq!(parse_figure("bench-init: done"), None);
+    }
+
+    #[test]
+    fn module_lines_are_found_behind_the_printk_prefix() {
+        assert_eq!(
+            module_line("[    5.123456] linux_kbench: kbench: result vmalloc::vmalloc_vfree/4096 1 1 1 3"),
+            Some("kbench: result vmalloc::vmalloc_vfree/4096 1 1 1 3")
+        );
+        assert_eq!(module_line("[    5.2] kbench: done"), Some("kbench: done"));
+        assert_eq!(module_line("bench-init: done"), None);
+    }
+
+    #[test]
+    fn comparable_command_line_is_the_default() {
+        assert_eq!(cmdline(false, None), "console=ttyS0 quiet panic=-1 init_on_alloc=0 mitigations=off");
+        assert_eq!(cmdline(true, Some("vmalloc")), "console=ttyS0 quiet panic=-1 kbench_filter=vmalloc");
     }
 }

@@ -22,6 +22,7 @@ mod initramfs;
 mod kvm;
 mod lint;
 mod linux;
+mod linux_module;
 mod memmap;
 mod plot;
 mod qemu;
@@ -157,11 +158,19 @@ struct BenchArgs {
     /// Number of CPUs.
     #[arg(long, default_value_t = 1)]
     cpus: u32,
-    /// Also run the user-space benchmarks (tests/user/bench) under Linux in
-    /// the same QEMU configuration: the given bzImage, or Debian's
-    /// linux-image-amd64 fetched with apt-get.
+    /// Also run the benchmarks under Linux in the same QEMU configuration:
+    /// the in-kernel ones through a module (tests/linux-module, built
+    /// against that kernel's linux-headers) and the user-space ones
+    /// (tests/user/bench). Linux is the given bzImage, or Debian's
+    /// linux-image-amd64 fetched with apt-get, booted with
+    /// `init_on_alloc=0 mitigations=off` unless --linux-stock.
     #[arg(long, value_name = "BZIMAGE", num_args = 0..=1)]
     vs_linux: Option<Option<PathBuf>>,
+    /// With --vs-linux: boot Linux with its distribution's defaults
+    /// (allocations zeroed, CPU mitigations on) instead of the comparable
+    /// `init_on_alloc=0 mitigations=off`.
+    #[arg(long, requires = "vs_linux")]
+    linux_stock: bool,
     /// Measure nothing: render SVG charts from the latest reports in
     /// target/bench/ (kernel.svg, and vs-linux.svg if a Linux report exists).
     #[arg(long)]
@@ -426,13 +435,23 @@ fn bench_cmd(args: BenchArgs) -> Result<ExitCode, Error> {
         cpus: args.cpus,
         baseline: args.baseline,
     };
+    // The Linux side's tools and files are checked before minutes of our
+    // own measuring, not after.
+    let linux = match &args.vs_linux {
+        Some(bzimage) => {
+            let bzimage = linux::bzimage(bzimage.as_deref())?;
+            let module = linux_module::build(&bzimage)?;
+            Some((bzimage, module))
+        }
+        None => None,
+    };
     let (path, ours) = bench::run(&images, &options)?;
     println!("\nreport: {}", path.display());
-    if let Some(bzimage) = args.vs_linux {
-        let bzimage = linux::bzimage(bzimage.as_deref())?;
-        eprintln!("bench: user-space benchmarks under {} ({accel})", bzimage.display());
-        let figures = linux::run(&bzimage, &options.machine())?;
-        let path = bench::write_linux_report(&bzimage, &options, &ours, figures)?;
+    if let Some((bzimage, module)) = linux {
+        let cmdline = linux::cmdline(args.linux_stock, options.filter.as_deref());
+        eprintln!("bench: the same benchmarks under {} ({accel}), command line: {cmdline}", bzimage.display());
+        let figures = linux::run(&bzimage, &module, &options.machine(), &cmdline)?;
+        let path = bench::write_linux_report(&bzimage, &cmdline, &options, &ours, figures)?;
         println!("\nreport: {}", path.display());
     }
     Ok(ExitCode::SUCCESS)

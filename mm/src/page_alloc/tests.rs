@@ -174,6 +174,56 @@ fn extra_references_delay_the_free_until_the_last_put() {
 }
 
 #[test]
+fn bulk_allocation_fills_the_array_with_distinct_zeroed_pages_and_bulk_free_returns_them() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let before = snapshot(&pgdat);
+    let dirty = pgdat.alloc_pages(GFP_KERNEL, 0).unwrap();
+    sim.ram.fill(dirty, 0xa5);
+    pgdat.free_pages(dirty, 0).unwrap();
+    // More than one per-cpu batch, so the list is refilled under the lock.
+    let mut pfns = [Pfn::new(0); 100];
+    assert_eq!(pgdat.alloc_pages_bulk(GFP_KERNEL | Gfp::ZERO, &mut pfns), 100);
+    let distinct: std::collections::BTreeSet<Pfn> = pfns.iter().copied().collect();
+    assert_eq!(distinct.len(), 100);
+    assert!(pfns.contains(&dirty), "the page just freed comes back first");
+    for &pfn in &pfns {
+        let page = pgdat.pfn_to_page(pfn).unwrap();
+        assert_eq!((page.refcount(), page.order()), (1, 0));
+        assert!(sim.ram.page(pfn).iter().all(|&b| b == 0));
+    }
+    let events = |item| pgdat.vm_events(0).unwrap().get(item);
+    assert_eq!(events(VmEventItem::PgallocDma32), 101);
+    assert_eq!(pgdat.free_pages_bulk(&pfns), 0);
+    assert_eq!(events(VmEventItem::Pgfree), 101);
+    assert_eq!(snapshot(&pgdat), before);
+}
+
+#[test]
+fn bulk_free_reports_a_double_free_and_still_frees_the_rest() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let before = snapshot(&pgdat);
+    let mut pfns = [Pfn::new(0); 3];
+    assert_eq!(pgdat.alloc_pages_bulk(GFP_KERNEL, &mut pfns), 3);
+    pgdat.free_pages(pfns[1], 0).unwrap();
+    assert_eq!(pgdat.free_pages_bulk(&pfns), 1);
+    assert_eq!(pgdat.bad_pages(), 1);
+    assert_eq!(snapshot(&pgdat), before);
+}
+
+#[test]
+fn bulk_allocation_stops_short_of_the_watermark() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let mut pfns = vec![Pfn::new(0); pgdat.nr_free_pages() as usize];
+    let got = pgdat.alloc_pages_bulk(GFP_KERNEL | QUIET, &mut pfns);
+    assert_eq!(got, 0, "no zone keeps its low watermark after giving all of memory");
+    assert_eq!(pgdat.alloc_pages_bulk(GFP_KERNEL, &mut pfns[..10]), 10);
+    assert_eq!(pgdat.free_pages_bulk(&pfns[..10]), 0);
+}
+
+#[test]
 fn double_free_is_reported_and_leaves_the_free_lists_intact() {
     let sim = Sim::flat(32 * MIB);
     let pgdat = sim.pgdat(1);

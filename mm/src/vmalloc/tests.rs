@@ -270,6 +270,28 @@ fn one_purge_merges_adjacent_lazy_areas_into_one_range() {
 }
 
 #[test]
+fn neighbouring_lazy_frees_merge_into_one_unpurged_range() {
+    let node_alloc = TestAlloc::default();
+    let mut v = areas(&node_alloc, 64);
+    let carved = carve(&mut v, &[2, 2, 2, 2]);
+    for area in [&carved[1], &carved[3], &carved[0]] {
+        v.free_lazy(area.start).unwrap();
+    }
+    v.check().unwrap();
+    assert_eq!(ranges(&v.lazy), [(0, 4 * P), (6 * P, 8 * P)], "merged on the way in, the busy area between kept");
+    assert_eq!(v.lazy_nr(), 6);
+    assert_eq!(v.fault_info(va(START + 3 * P)), VmapFault::Unpurged { start: va(START), end: va(START + 4 * P) });
+    v.free_lazy(carved[2].start).unwrap();
+    assert_eq!(ranges(&v.lazy), [(0, 8 * P)]);
+    assert_eq!(node_alloc.live(), 2, "one lazy node, one free node");
+    let flushed = Cell::new(None);
+    assert!(v.purge(|s, e| flushed.set(Some((s, e)))));
+    assert_eq!(flushed.get(), Some((va(START), va(START + 8 * P))));
+    assert_eq!(free_ranges(&v), [(0, 64 * P)]);
+    assert_eq!(node_alloc.live(), 1);
+}
+
+#[test]
 fn fault_info_tells_usable_part_from_guard_page() {
     let node_alloc = TestAlloc::default();
     let mut v = areas(&node_alloc, 64);

@@ -6,26 +6,39 @@
 //! A [`Vmalloc`] joins the area allocator ([`VmapAreas`]) to a page-table
 //! tree and a TLB. Each call reserves an area (a guard page follows it),
 //! then maps into it outside the area lock:
-//! - [`Vmalloc::vmalloc`] allocates order-0 pages from the buddy allocator
-//!   in batches of [`BATCH`] and maps them with 4 KiB pages; failure undoes
-//!   everything, logs Linux's "vmalloc error" line and returns an error;
+//! - [`Vmalloc::vmalloc`] allocates order-0 pages in batches of [`BATCH`]
+//!   with one call to the page allocator per batch (Linux
+//!   `vm_area_alloc_pages` -> `alloc_pages_bulk_array`, page by page only
+//!   for what the bulk call could not give) and maps them with 4 KiB pages;
+//!   failure undoes everything, logs Linux's "vmalloc error" line and
+//!   returns an error;
 //! - [`Vmalloc::vmap`] maps the caller's pages (not owned);
 //! - [`Vmalloc::ioremap_prot`] maps a physical range (MMIO, firmware
 //!   tables) with the caller's caching attributes.
+//!
+//! vmalloc and vmap write the ptes directly, one pte table (2 MiB) at a
+//! time, as Linux's `vmap_pages_range` -> `vmap_pages_pte_range` does:
+//! the areas hold only 4 KiB leaves and nothing is mapped in a fresh area,
+//! so the general map walk (huge-leaf placement, undo on a full slot) has
+//! nothing to do. Unmapping is Linux's `vunmap_range_noflush`: each pte
+//! table of the area once, every pte read and cleared in the same pass,
+//! and vfree's frames gathered from those ptes and freed in bulk (Linux
+//! reads them from `vm->pages`; we keep no page array, the ptes are it).
 //!
 //! Undoing a mapping clears its entries at once but, as Linux's lazy
 //! vunmap, does not flush the TLB: the area waits in the lazy tree, its
 //! range unusable, until [`VmapAreas::lazy_max_pages`] pages have gathered
 //! (or the window is full); then one flush of the union range covers them
 //! all. vfree frees the pages right away, as Linux does: a stale TLB entry
-//! can only be used by a use-after-free, which is a bug either way.
+//! can only be used by a use-after-free, which is a bug either way. Empty
+//! pte tables stay for the next area (Linux keeps kernel page tables too).
 //!
 //! Lock order: `vmap_area_lock -> slab cache locks (vmap_area nodes)`;
 //! page allocation and page-table updates happen outside it. The TLB flush
 //! of a purge runs under it (see [`VmapAreas`]).
 
 use core::panic::Location;
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicU64, Ordering, Ordering::Relaxed};
 
 use log::warn;
 use spin::Mutex;
@@ -34,8 +47,9 @@ use super::{VmFlags, VmallocError, Vmallocinfo, VmapArea, VmapAreas, VmapFault, 
 use crate::addr::{PAGE_SIZE, Pfn, PhysAddr, VirtAddr, align_up};
 use crate::arch::TlbFlush;
 use crate::gfp::{GFP_KERNEL, Gfp};
-use crate::pagewalk::{PageWalkOps, walk_page_range};
-use crate::pgtable::{FreeTables, Leaf, PAGE_KERNEL, PageSize, PageTable, PgProt, PteFormat, TlbGather};
+use crate::pgtable::{
+    Entry, Leaf, Level, PAGE_KERNEL, PTRS_PER_TABLE, PageSize, PageTable, PgProt, PgtableError, PteFormat, TlbGather,
+};
 
 /// Pages allocated and mapped per step of [`Vmalloc::vmalloc`] (Linux
 /// allocates in bulk too, `vm_area_alloc_pages`).
@@ -50,20 +64,35 @@ pub struct Vmalloc<'a, F: PteFormat, A: VmapNodeAlloc> {
     nr_vmalloc_pages: AtomicU64,
 }
 
-/// Frees every frame a walked range maps (vfree's page release).
-struct FreeFrames<'p, 'm> {
-    pgdat: &'p crate::page_alloc::PgData<'m>,
+/// Bytes one pte table maps (Linux `PMD_SIZE`).
+const PTE_TABLE_SPAN: u64 = PAGE_SIZE * PTRS_PER_TABLE as u64;
+
+/// Pages from `va` to the end of its pte table.
+fn pages_to_table_end(va: u64) -> u64 {
+    (PTE_TABLE_SPAN - (va & (PTE_TABLE_SPAN - 1))) / PAGE_SIZE
 }
 
-impl PageWalkOps for FreeFrames<'_, '_> {
-    fn leaf(&mut self, start: u64, end: u64, leaf: Leaf) -> core::ops::ControlFlow<()> {
-        for i in 0..(end - start) / PAGE_SIZE {
-            let pfn = Pfn::new(leaf.phys.pfn().as_u64() + i);
-            // A page that fails the free checks is reported by the buddy
-            // allocator and leaked; nothing better can be done here.
-            let _ = self.pgdat.free_pages(pfn, 0);
+/// Frames taken off cleared ptes, freed [`BATCH`] at a time.
+struct FrameBatch<'p, 'm> {
+    pgdat: &'p crate::page_alloc::PgData<'m>,
+    pfns: [Pfn; BATCH],
+    len: usize,
+}
+
+impl FrameBatch<'_, '_> {
+    fn push(&mut self, pfn: Pfn) {
+        if self.len == BATCH {
+            self.flush();
         }
-        core::ops::ControlFlow::Continue(())
+        self.pfns[self.len] = pfn;
+        self.len += 1;
+    }
+
+    fn flush(&mut self) {
+        // A page that fails the free checks is reported by the buddy
+        // allocator and leaked; nothing better can be done here.
+        let _ = self.pgdat.free_pages_bulk(&self.pfns[..self.len]);
+        self.len = 0;
     }
 }
 
@@ -107,18 +136,10 @@ impl<'a, F: PteFormat, A: VmapNodeAlloc> Vmalloc<'a, F, A> {
     /// when enough has gathered (Linux `remove_vm_area` +
     /// `free_vmap_area_noflush`).
     fn release(&self, start: VirtAddr, mapped: u64, free_frames: bool) {
-        if free_frames {
-            let mut freer = FreeFrames { pgdat: self.pt.pgdat() };
-            let _ = walk_page_range(self.pt, start, start.as_u64() + mapped, &mut freer);
-        }
-        let mut gather = TlbGather::new();
-        // The area's range holds only whole leaves this module mapped, so
-        // no split (and so no allocation) can happen: unmap cannot fail.
-        if mapped > 0 {
-            let _ = self.pt.unmap(start, mapped, FreeTables::No, &mut gather);
-        }
-        if gather.defer_flush().is_err() {
-            gather.finish(self.tlb, self.pt.pgdat());
+        let mut frames = free_frames.then(|| FrameBatch { pgdat: self.pt.pgdat(), pfns: [Pfn::new(0); BATCH], len: 0 });
+        self.vunmap_range(start.as_u64(), start.as_u64() + mapped, frames.as_mut());
+        if let Some(frames) = frames.as_mut() {
+            frames.flush();
         }
         let mut areas = self.areas.lock();
         // The area is known busy: it was found or made under this lock's
@@ -133,6 +154,53 @@ impl<'a, F: PteFormat, A: VmapNodeAlloc> Vmalloc<'a, F, A> {
     fn area_at(&self, addr: VirtAddr, kind: VmFlags) -> Result<VmapArea, VmallocError> {
         let area = self.areas.lock().find(addr).filter(|a| a.start == addr).ok_or(VmallocError::NotFound(addr))?;
         if area.flags.contains(kind) { Ok(area) } else { Err(VmallocError::WrongKind(addr)) }
+    }
+
+    /// Maps `pages` at `va`, all in one pte table, with `prot` (Linux
+    /// `vmap_pages_pte_range`). The ptes should be empty: the area is
+    /// fresh and only this module maps into the window, with 4 KiB leaves;
+    /// if one is not, nothing is written and the error names it.
+    fn vmap_pages_range(&self, va: u64, pages: &[Pfn], prot: PgProt) -> Result<(), PgtableError> {
+        debug_assert!(pages.len() as u64 <= pages_to_table_end(va));
+        let virt = VirtAddr::expect_canonical(va);
+        let table = self.pt.pte_table(virt, true)?.ok_or(PgtableError::NoMemory)?;
+        let slots = &table[Level::Pte.index(va)..][..pages.len()];
+        if let Some(i) = slots.iter().position(|slot| slot.load(Ordering::Acquire) != 0) {
+            return Err(PgtableError::AlreadyMapped(VirtAddr::expect_canonical(va + i as u64 * PAGE_SIZE)));
+        }
+        let fmt = self.pt.format();
+        for (slot, &pfn) in slots.iter().zip(pages) {
+            slot.store(fmt.encode_leaf(Leaf { phys: pfn.phys(), prot, size: PageSize::Size4K }), Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Clears every pte of `[start, end)` (Linux `vunmap_range_noflush`),
+    /// handing the frames they mapped to `frames` if given. No flush: the
+    /// caller's lazy purge covers the range. Holes and missing tables are
+    /// skipped.
+    fn vunmap_range(&self, start: u64, end: u64, mut frames: Option<&mut FrameBatch<'_, '_>>) {
+        let fmt = self.pt.format();
+        let mut va = start;
+        while va < end {
+            let n = pages_to_table_end(va).min((end - va) / PAGE_SIZE) as usize;
+            // Only 4 KiB leaves are ever mapped here, so no huge leaf can
+            // be in the way of the pte table.
+            if let Ok(Some(table)) = self.pt.pte_table(VirtAddr::expect_canonical(va), false) {
+                let first = Level::Pte.index(va);
+                for slot in &table[first..first + n] {
+                    let raw = slot.load(Ordering::Acquire);
+                    if raw == 0 {
+                        continue;
+                    }
+                    slot.store(0, Ordering::Release);
+                    if let (Some(frames), Entry::Leaf(leaf)) = (frames.as_deref_mut(), fmt.decode(raw, Level::Pte)) {
+                        frames.push(leaf.phys.pfn());
+                    }
+                }
+            }
+            va += n as u64 * PAGE_SIZE;
+        }
     }
 
     /// Allocates `size` bytes of virtually contiguous memory (Linux
@@ -169,35 +237,33 @@ impl<'a, F: PteFormat, A: VmapNodeAlloc> Vmalloc<'a, F, A> {
         };
         let nr_pages = area.get_vm_area_size() / PAGE_SIZE;
         let page_gfp = GFP_KERNEL | Gfp::NOWARN | (gfp & Gfp::ZERO);
+        let pgdat = self.pt.pgdat();
         let mut batch = [Pfn::new(0); BATCH];
-        let mut gather = TlbGather::new();
         let mut mapped = 0;
         let result = loop {
             if mapped == nr_pages {
                 break Ok(());
             }
-            let n = (nr_pages - mapped).min(BATCH as u64) as usize;
-            let mut got = 0;
+            let va = area.start.as_u64() + mapped * PAGE_SIZE;
+            // A batch never crosses a pte table, so it maps in one go.
+            let n = (nr_pages - mapped).min(BATCH as u64).min(pages_to_table_end(va)) as usize;
+            let mut got = pgdat.alloc_pages_bulk(page_gfp, &mut batch[..n]);
             while got < n {
-                let Some(pfn) = self.pt.pgdat().alloc_pages(page_gfp, 0) else { break };
+                let Some(pfn) = pgdat.alloc_pages(page_gfp, 0) else { break };
                 batch[got] = pfn;
                 got += 1;
             }
             let failure = if got < n {
                 Some(VmallocError::NoPages { size })
             } else {
-                let virt = VirtAddr::expect_canonical(area.start.as_u64() + mapped * PAGE_SIZE);
-                self.pt.map_pages(virt, &batch[..n], PAGE_KERNEL, &mut gather).err().map(VmallocError::Map)
+                self.vmap_pages_range(va, &batch[..n], PAGE_KERNEL).err().map(VmallocError::Map)
             };
             if let Some(e) = failure {
-                for &pfn in &batch[..got] {
-                    let _ = self.pt.pgdat().free_pages(pfn, 0);
-                }
+                let _ = pgdat.free_pages_bulk(&batch[..got]);
                 break Err(e);
             }
             mapped += n as u64;
         };
-        gather.finish(self.tlb, self.pt.pgdat());
         match result {
             Ok(()) => {
                 let _ = self.areas.lock().set_nr_pages(area.start, nr_pages);
@@ -228,17 +294,17 @@ impl<'a, F: PteFormat, A: VmapNodeAlloc> Vmalloc<'a, F, A> {
     pub fn vmap(&self, pages: &[Pfn], prot: PgProt) -> Result<VirtAddr, VmallocError> {
         let size = pages.len() as u64 * PAGE_SIZE;
         let area = self.reserve(size, PAGE_SIZE, VmFlags::MAP, Location::caller())?;
-        let mut gather = TlbGather::new();
-        let result = self.pt.map_pages(area.start, pages, prot, &mut gather);
-        gather.finish(self.tlb, self.pt.pgdat());
-        match result {
-            Ok(()) => Ok(area.start),
-            Err(e) => {
-                // map undid its partial work; only the area is left.
-                self.release(area.start, 0, false);
-                Err(VmallocError::Map(e))
+        let mut mapped = 0;
+        while mapped < pages.len() {
+            let va = area.start.as_u64() + mapped as u64 * PAGE_SIZE;
+            let n = (pages.len() - mapped).min(pages_to_table_end(va) as usize);
+            if let Err(e) = self.vmap_pages_range(va, &pages[mapped..mapped + n], prot) {
+                self.release(area.start, mapped as u64 * PAGE_SIZE, false);
+                return Err(VmallocError::Map(e));
             }
+            mapped += n;
         }
+        Ok(area.start)
     }
 
     /// Undoes [`Vmalloc::vmap`] (Linux `vunmap`).
