@@ -23,13 +23,16 @@ use std::time::{Duration, Instant};
 
 use crate::build::{self, ImagesExt, KernelBin, Profile};
 use crate::error::{Error, show};
+use crate::jobs::{Suite, outln};
 use crate::qemu::{Accel, Firmware, Machine};
-use crate::runner::{DEFAULT_TEST_MEM_MIB, Totals};
+use crate::runner::DEFAULT_TEST_MEM_MIB;
 
 /// The test kernel's test the GDB test drives.
 const GDB_TEST: &str = "gdb::a_user_fault_at_a_known_address";
 /// Where its user program writes first (tests/user/gdb_fault.c).
 const FAULT_ADDR: u64 = 0x5000_0000;
+/// The name the test reports under (and its filter matches).
+pub const TEST_NAME: &str = "xtask gdb::helpers_read_a_user_fault";
 /// The whole batch session must end within this.
 const GDB_TEST_TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -267,23 +270,19 @@ pub fn test(
     profile: Profile,
     accel: Accel,
     logs: &Path,
-    filter: Option<&str>,
-) -> Result<Totals, Error> {
-    let mut totals = Totals::default();
-    let name = "xtask gdb::helpers_read_a_user_fault";
-    if filter.is_some_and(|f| !name.contains(f)) {
-        return Ok(totals);
-    }
-    println!("\n== GDB helper commands (gdb -batch against QEMU) ==");
+    suite: &mut Suite,
+) -> Result<(), Error> {
+    let name = TEST_NAME;
+    outln!(suite, "(gdb -batch against QEMU)");
     let Some(gdb) = gdb_binary() else {
-        totals.skipped += 1;
-        println!("{name} ... skipped: gdb is not installed (Debian: apt-get install gdb)");
-        return Ok(totals);
+        suite.skipped();
+        outln!(suite, "{name} ... skipped: gdb is not installed (Debian: apt-get install gdb)");
+        return Ok(());
     };
     if profile == Profile::Release {
-        totals.skipped += 1;
-        println!("{name} ... skipped: the release kernel has no type information for the helpers");
-        return Ok(totals);
+        suite.skipped();
+        outln!(suite, "{name} ... skipped: the release kernel has no type information for the helpers");
+        return Ok(());
     }
     let dir = logs.join("gdb");
     let port = free_port()?;
@@ -339,17 +338,17 @@ pub fn test(
     }
     let secs = start.elapsed().as_secs_f64();
     if problems.is_empty() {
-        totals.passed += 1;
-        println!("{name} ... ok ({secs:.2} s)");
+        suite.passed();
+        outln!(suite, "{name} ... ok ({secs:.2} s)");
     } else {
-        totals.failed += 1;
-        println!("{name} ... FAILED ({secs:.2} s)");
+        suite.failed(name);
+        outln!(suite, "{name} ... FAILED ({secs:.2} s)");
         for p in &problems {
-            println!("  {p}");
+            outln!(suite, "  {p}");
         }
-        println!("  (gdb output: {}; console: {})", show(&out_path), show(&dir.join("console.log")));
+        outln!(suite, "  (gdb output: {}; console: {})", show(&out_path), show(&dir.join("console.log")));
     }
-    Ok(totals)
+    Ok(())
 }
 
 #[cfg(test)]
