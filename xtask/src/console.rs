@@ -137,12 +137,13 @@ pub fn parse_vmstat(lines: &[String]) -> Result<BTreeMap<String, i64>, String> {
 }
 
 /// The commands of the scripted test boot that must all succeed.
-/// (The reports compared with each other come before the background
-/// programs start allocating. `frag` fragments 16 MiB for `compact` to
-/// move, and `sleep` maps and touches its 4 MiB, while the console goes
-/// on; the second of stress before `ps` and `compact` gives them time.)
+/// (The reports compared with each other come before the programs start
+/// allocating. `sleep` maps and touches its 4 MiB in the background while
+/// the console goes on, for `ps` and `maps $!`; `frag ... detach` returns
+/// once its child has fragmented 16 MiB, which then waits for a SIGUSR1
+/// that never comes, so `compact` always has that memory to move.)
 const GOOD_COMMANDS: &str = "help; run hello; meminfo; buddyinfo; pagetypeinfo; zoneinfo; slabinfo; vmstat; \
-                             vmallocinfo; memblock; run frag 16 60 &; run sleep 60 4 &; alloc 1M; \
+                             vmallocinfo; memblock; run sleep 60 4 &; run frag 16 wait detach; alloc 1M; \
                              alloc 100 kmalloc; alloc 64K vmalloc; alloc; free 2; free; stress 8 1; ps; maps $!; \
                              drop_caches; compact; kmemmap; poweroff";
 
@@ -197,6 +198,10 @@ pub fn check_good_console(console: &[String], mem_mib: u32) -> Result<(), String
     }
     if !get("memblock")?.iter().any(|l| l.starts_with("MEMBLOCK configuration")) {
         return Err("memblock dump missing".into());
+    }
+    let frag = get("run frag 16 wait detach")?;
+    if !frag.iter().any(|l| l.starts_with("frag: child ") && l.ends_with(" fragmented, waiting for SIGUSR1")) {
+        return Err(format!("frag did not report its child's memory fragmented: {frag:?}"));
     }
     let ps = get("ps")?;
     if !ps.iter().any(|l| l.ends_with("[kshell]")) {
