@@ -14,13 +14,13 @@
 //! (their times are kept in `target/xtask/suite-times`), so a long pole
 //! starts first instead of last; a job never seen before counts as long.
 //!
-//! Locking: the queue's mutex is taken alone; stdout is locked only to print
-//! a whole block.
+//! Locking: the queue's and the results' mutexes are taken alone, each for
+//! one push or pop; stdout is locked only to print a whole block.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write as _;
 use std::path::Path;
-use std::sync::{Condvar, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
@@ -108,12 +108,6 @@ struct Finished {
     failures: Vec<String>,
 }
 
-/// The queue the workers share.
-struct Queue<'s> {
-    jobs: VecDeque<Job<'s>>,
-    running: usize,
-}
-
 /// The previous run's wall time per suite (`seconds name` lines).
 fn load_times(file: Option<&Path>) -> BTreeMap<String, f64> {
     let text = file.and_then(|f| std::fs::read_to_string(f).ok()).unwrap_or_default();
@@ -142,6 +136,11 @@ fn enqueue<'s>(queue: &mut VecDeque<Job<'s>>, jobs: Vec<Job<'s>>, times: &BTreeM
     queue.make_contiguous().sort_by(|a, b| cost(b).total_cmp(&cost(a)));
 }
 
+/// The next job, the queue's lock released before it runs.
+fn next_job<'s>(queue: &Mutex<VecDeque<Job<'s>>>) -> Option<Job<'s>> {
+    queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
+}
+
 /// Prints a finished suite's block at once.
 fn print_block(name: &str, suite: &Suite, wall: Duration, error: Option<&Error>) {
     let mut out = std::io::stdout().lock();
@@ -154,7 +153,8 @@ fn print_block(name: &str, suite: &Suite, wall: Duration, error: Option<&Error>)
     let _ = out.flush();
 }
 
-/// Runs `jobs` (and the jobs they add) on `workers` threads; prints each
+/// Runs `jobs` on `workers` threads, each taking the next job from the
+/// queue when it is free; prints each
 /// suite's block as it ends, then the timing table and the failures.
 /// A job that returns an error counts as one failure of its suite, and
 /// the others go on. Suite times are read from and added to `times_file`
@@ -164,50 +164,27 @@ pub fn run(jobs: Vec<Job<'_>>, workers: usize, times_file: Option<&Path>) -> Tot
     let times = load_times(times_file);
     let mut jobs_queue = VecDeque::new();
     enqueue(&mut jobs_queue, jobs, &times);
-    let queue = Mutex::new(Queue { jobs: jobs_queue, running: 0 });
-    let changed = Condvar::new();
+    let queue = Mutex::new(jobs_queue);
     let finished: Mutex<Vec<Finished>> = Mutex::new(Vec::new());
     println!("\nrunning test suites on {workers} worker(s) (--jobs N or {JOBS_ENV} to change)");
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {
-                loop {
-                    let job = {
-                        let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
-                        loop {
-                            if let Some(job) = q.jobs.pop_front() {
-                                q.running += 1;
-                                break Some(job);
-                            }
-                            if q.running == 0 {
-                                break None;
-                            }
-                            q = changed.wait(q).unwrap_or_else(|e| e.into_inner());
-                        }
-                    };
-                    let Some(job) = job else {
-                        changed.notify_all();
-                        return;
-                    };
+                while let Some(job) = next_job(&queue) {
                     let began = Instant::now();
                     let mut suite = Suite::default();
                     let result = (job.run)(&mut suite);
                     let wall = began.elapsed();
-                    if let Err(e) = &result {
+                    if result.is_err() {
                         suite.failed(&format!("{} (harness error)", job.name));
-                        print_block(&job.name, &suite, wall, Some(e));
-                    } else {
-                        print_block(&job.name, &suite, wall, None);
                     }
+                    print_block(&job.name, &suite, wall, result.err().as_ref());
                     finished.lock().unwrap_or_else(|e| e.into_inner()).push(Finished {
                         name: job.name,
                         wall,
                         totals: suite.totals,
                         failures: suite.failures,
                     });
-                    let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
-                    q.running -= 1;
-                    changed.notify_all();
                 }
             });
         }
@@ -264,6 +241,24 @@ mod tests {
         let totals = run(jobs, 3, None);
         assert_eq!(ran.load(Ordering::SeqCst), 5);
         assert_eq!(totals, Totals { passed: 5, failed: 2, skipped: 0 });
+    }
+
+    #[test]
+    fn two_workers_run_two_jobs_at_once() {
+        // Each job waits for the other at the barrier: one worker would
+        // never finish this.
+        let barrier = std::sync::Barrier::new(2);
+        let barrier = &barrier;
+        let jobs = (0..2)
+            .map(|i| {
+                Job::new(format!("xtask-selftest-meet{i}"), move |s: &mut Suite| {
+                    barrier.wait();
+                    s.passed();
+                    Ok(())
+                })
+            })
+            .collect();
+        assert_eq!(run(jobs, 2, None).passed, 2);
     }
 
     #[test]
