@@ -65,20 +65,24 @@ fn a_timed_sleep_lasts_at_least_its_time() {
     assert!(slept >= 20_000_000, "woke after {slept} ns");
 }
 
-/// Runs 16 sleeping threads at once; returns the mask of CPUs they ran on.
+/// Runs 16 threads at once; returns the mask of CPUs they ran on. Each
+/// stays until all 16 exist (a wait queue, not a time), so no CPU's load
+/// drops while the others are placed.
 fn spread_threads() -> u64 {
     let mask = Arc::new(AtomicU64::new(0));
+    let go = Arc::new((AtomicU32::new(0), WaitQueue::new()));
     let threads: Vec<_> = (0..16)
         .map(|_| {
-            let m = mask.clone();
+            let (m, go) = (mask.clone(), go.clone());
             sched::kthread_run("spread", move || {
                 m.fetch_or(1 << kernel::percpu::smp_processor_id(), Ordering::AcqRel);
-                // Keep the CPU a while so the others get their own threads.
-                sleep_until_ns(tsc::now_ns() + 5_000_000, || false);
+                go.1.wait_event(|| go.0.load(Ordering::Acquire) != 0);
             })
             .expect("spawn")
         })
         .collect();
+    go.0.store(1, Ordering::Release);
+    go.1.wake_up_all();
     for t in threads {
         join(t);
     }
@@ -130,9 +134,9 @@ fn the_task_list_holds_live_tasks_and_forgets_freed_ones() {
     go.store(1, Ordering::Release);
     join(t);
     // The CPU that ran it drops its last reference just after switching
-    // away (finish_task_switch), possibly a moment after `join` returned.
-    let deadline = tsc::now_ns() + 1_000_000_000;
-    while listed(pid).is_some() && tsc::now_ns() < deadline {
+    // away (finish_task_switch), possibly a moment after `join` returned;
+    // a reference never dropped is a hang, for the test's timeout.
+    while listed(pid).is_some() {
         sched::schedule();
     }
     assert_eq!(listed(pid), None, "a freed task is gone from the list");

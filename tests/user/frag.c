@@ -2,20 +2,34 @@
  * Fragments memory for compaction to repair, and checks that compaction
  * moved its pages without losing a byte: maps MIB MiB (default 32) of
  * anonymous memory, writes every page with a pattern of its own, frees
- * every other page with madvise(MADV_DONTNEED), then for SECONDS (default
- * 0) either sleeps or, with `busy`, keeps using the pages it kept: each
- * pass writes a new generation of patterns into every kept page, sends
- * each kept page through a pipe and back (write(2) copies out of it,
- * read(2) into it after it was zeroed, so the kernel's user copies race
- * any migration), and checks every kept page. At the end every kept page
- * must hold its last pattern and every freed page must read back as
- * zeros. Exit status 0 only if every check passed.
+ * every other page with madvise(MADV_DONTNEED), then waits:
  *
- * Under our kernel the console runs it in the background
- * (`run frag 32 20 &`) and `compact` moves its pages meanwhile; the
- * console suite does the same from a ktest, and with `busy` on a second
- * CPU while compaction runs again and again.
+ *   frag MIB SECONDS        sleeps SECONDS (default 0);
+ *   frag MIB SECONDS busy   keeps using the pages it kept for SECONDS:
+ *                           each pass writes a new generation of patterns
+ *                           into every kept page, sends each kept page
+ *                           through a pipe and back (write(2) copies out
+ *                           of it, read(2) into it after it was zeroed, so
+ *                           the kernel's user copies race any migration),
+ *                           and checks every kept page;
+ *   frag MIB wait           waits for SIGUSR1, however long compaction
+ *                           takes (`kill -USR1 PID` under Linux);
+ *   frag MIB wait busy      busy as above until SIGUSR1;
+ *   frag MIB wait detach    the same in a child process, while the parent
+ *                           exits as soon as the child's memory is
+ *                           fragmented: a console that runs it in the
+ *                           foreground goes on exactly when there is
+ *                           something to compact.
+ *
+ * At the end every kept page must hold its last pattern and every freed
+ * page must read back as zeros. Exit status 0 only if every check passed.
+ *
+ * Under our kernel the console suite runs `run frag 32 wait &` from a
+ * ktest, compacts, then sends SIGUSR1; `cargo xtask test` runs
+ * `run frag 16 wait detach` before its scripted `compact`; and
+ * `wait busy` runs on a second CPU while compaction runs again and again.
  */
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +41,24 @@
 #define PAGE 4096UL
 
 static const size_t words = PAGE / sizeof(uint64_t);
+
+static volatile sig_atomic_t released;
+
+static void release(int sig)
+{
+	(void)sig;
+	released = 1;
+}
+
+/* Until SIGUSR1 has arrived. The handler ends a sleep early; the short
+ * sleeps only cover a signal that lands between the test and the call. */
+static void wait_for_release(void)
+{
+	while (!released) {
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+}
 
 /* The word at `word` of page `page` in generation `gen`: different for
  * every word of every page and generation, and never zero. */
@@ -78,9 +110,10 @@ static int pipe_round_trip(const int fds[2], uint64_t *page)
 	return 0;
 }
 
-/* The busy mode's passes until `seconds` have gone by; returns the last
- * generation written, and counts failed checks and calls in `bad`. */
-static uint64_t busy(uint64_t *p, size_t pages, long seconds, size_t *bad)
+/* The busy mode's passes until `seconds` have gone by (or, if
+ * `until_released`, until SIGUSR1); returns the last generation written,
+ * and counts failed checks and calls in `bad`. */
+static uint64_t busy(uint64_t *p, size_t pages, long seconds, int until_released, size_t *bad)
 {
 	double end = now() + seconds;
 	uint64_t gen = 0;
@@ -92,7 +125,7 @@ static uint64_t busy(uint64_t *p, size_t pages, long seconds, size_t *bad)
 		(*bad)++;
 		return gen;
 	}
-	while (now() < end) {
+	while (until_released ? !released : now() < end) {
 		gen++;
 		for (size_t i = 0; i < pages; i += 2)
 			for (size_t w = 0; w < words; w++)
@@ -114,16 +147,47 @@ static uint64_t busy(uint64_t *p, size_t pages, long seconds, size_t *bad)
 int main(int argc, char **argv)
 {
 	long mib = argc > 1 ? atol(argv[1]) : 32;
-	long seconds = argc > 2 ? atol(argv[2]) : 0;
+	int wait_mode = argc > 2 && strcmp(argv[2], "wait") == 0;
+	long seconds = argc > 2 && !wait_mode ? atol(argv[2]) : 0;
 	int busy_mode = argc > 3 && strcmp(argv[3], "busy") == 0;
+	int detach = argc > 3 && wait_mode && strcmp(argv[3], "detach") == 0;
 	size_t len = (size_t)mib << 20, pages = len / PAGE;
 	struct timespec ts = { .tv_sec = seconds, .tv_nsec = 0 };
 	size_t bad_kept = 0, bad_holes = 0;
 	uint64_t gen = 0;
+	int ready[2] = { -1, -1 };
 
-	if (mib <= 0 || seconds < 0 || (argc > 3 && !busy_mode) || argc > 4) {
-		fprintf(stderr, "usage: frag [MIB [SECONDS [busy]]]\n");
+	if (mib <= 0 || seconds < 0 || (argc > 3 && !busy_mode && !detach) || argc > 4) {
+		fprintf(stderr, "usage: frag [MIB [SECONDS|wait [busy]]], frag MIB wait detach\n");
 		return 2;
+	}
+	if (wait_mode && signal(SIGUSR1, release) == SIG_ERR) {
+		perror("frag: signal");
+		return 1;
+	}
+	if (detach) {
+		char byte;
+		pid_t child;
+
+		if (pipe(ready) != 0) {
+			perror("frag: pipe");
+			return 1;
+		}
+		child = fork();
+		if (child < 0) {
+			perror("frag: fork");
+			return 1;
+		}
+		if (child > 0) {
+			close(ready[1]);
+			if (read(ready[0], &byte, 1) != 1) {
+				printf("FAIL frag: child %d ended before fragmenting\n", (int)child);
+				return 1;
+			}
+			printf("frag: child %d fragmented, waiting for SIGUSR1\n", (int)child);
+			return 0;
+		}
+		close(ready[0]);
 	}
 	uint64_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED) {
@@ -139,11 +203,21 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	printf("frag: %zu pages kept, %zu freed; %s %ld s\n", (pages + 1) / 2, pages / 2,
-	       busy_mode ? "rewriting them for" : "sleeping", seconds);
+	if (wait_mode)
+		printf("frag: %zu pages kept, %zu freed; %s until SIGUSR1\n", (pages + 1) / 2, pages / 2,
+		       busy_mode ? "rewriting them" : "waiting");
+	else
+		printf("frag: %zu pages kept, %zu freed; %s %ld s\n", (pages + 1) / 2, pages / 2,
+		       busy_mode ? "rewriting them for" : "sleeping", seconds);
 	fflush(stdout);
+	if (detach && (write(ready[1], "", 1) != 1 || close(ready[1]) != 0)) {
+		perror("frag: write");
+		return 1;
+	}
 	if (busy_mode) {
-		gen = busy(p, pages, seconds, &bad_kept);
+		gen = busy(p, pages, seconds, wait_mode, &bad_kept);
+	} else if (wait_mode) {
+		wait_for_release();
 	} else {
 		while (nanosleep(&ts, &ts) != 0)
 			;

@@ -20,9 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::build::ImagesExt;
 use crate::error::{Error, show};
+use crate::jobs::{Suite, outln};
 use crate::plot;
 use crate::qemu::{Accel, Firmware, Headless, Machine};
-use crate::runner::Totals;
 
 /// A whole benchmark boot must finish within this.
 const BENCH_BOOT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -445,9 +445,8 @@ fn print_table(report: &Report, baseline: Option<&Report>) {
 
 /// Each benchmark once, briefly, as part of `cargo xtask test`: proves every
 /// benchmark still runs and produces a number. Asserts nothing about time.
-pub fn smoke(images: &boot::Images, accel: Accel, logs: &Path, filter: Option<&str>) -> Result<Totals, Error> {
-    let mut totals = Totals::default();
-    println!("\n== benchmark smoke run (each benchmark once, figures not checked) ==");
+pub fn smoke(images: &boot::Images, accel: Accel, logs: &Path, filter: Option<&str>, suite: &mut Suite) {
+    outln!(suite, "(each benchmark once, figures not checked)");
     let m = machine(accel, crate::runner::DEFAULT_TEST_MEM_MIB, 1, "loglevel=warn kbench.smoke".into(), false);
     match boot_once(images.for_firmware(Firmware::Bios), &m, &logs.join("bench-smoke"), SMOKE_TIMEOUT) {
         Ok(results) => {
@@ -456,16 +455,15 @@ pub fn smoke(images: &boot::Images, accel: Accel, logs: &Path, filter: Option<&s
                 if filter.is_some_and(|f| !name.contains(f)) {
                     continue;
                 }
-                totals.passed += 1;
-                println!("kbench {} ... ok (smoke: {:.1} {})", r.name, r.median, r.unit);
+                suite.passed();
+                outln!(suite, "kbench {} ... ok (smoke: {:.1} {})", r.name, r.median, r.unit);
             }
         }
         Err(e) => {
-            totals.failed += 1;
-            println!("kbench smoke run ... FAILED: {e}");
+            suite.failed("kbench smoke run");
+            outln!(suite, "kbench smoke run ... FAILED: {e}");
         }
     }
-    Ok(totals)
 }
 
 #[cfg(test)]

@@ -13,8 +13,9 @@ use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
+use crate::jobs::{Job, Suite, outln};
 use crate::qemu::{self, Event, Headless, Machine};
-use crate::runner::{RunOptions, Totals};
+use crate::runner::RunOptions;
 
 /// The prompt the kernel echoes commands after.
 pub const PROMPT: &str = "mm> ";
@@ -136,12 +137,13 @@ pub fn parse_vmstat(lines: &[String]) -> Result<BTreeMap<String, i64>, String> {
 }
 
 /// The commands of the scripted test boot that must all succeed.
-/// (The reports compared with each other come before the background
-/// programs start allocating. `frag` fragments 16 MiB for `compact` to
-/// move, and `sleep` maps and touches its 4 MiB, while the console goes
-/// on; the second of stress before `ps` and `compact` gives them time.)
+/// (The reports compared with each other come before the programs start
+/// allocating. `sleep` maps and touches its 4 MiB in the background while
+/// the console goes on, for `ps` and `maps $!`; `frag ... detach` returns
+/// once its child has fragmented 16 MiB, which then waits for a SIGUSR1
+/// that never comes, so `compact` always has that memory to move.)
 const GOOD_COMMANDS: &str = "help; run hello; meminfo; buddyinfo; pagetypeinfo; zoneinfo; slabinfo; vmstat; \
-                             vmallocinfo; memblock; run frag 16 60 &; run sleep 60 4 &; alloc 1M; \
+                             vmallocinfo; memblock; run sleep 60 4 &; run frag 16 wait detach; alloc 1M; \
                              alloc 100 kmalloc; alloc 64K vmalloc; alloc; free 2; free; stress 8 1; ps; maps $!; \
                              drop_caches; compact; kmemmap; poweroff";
 
@@ -196,6 +198,10 @@ pub fn check_good_console(console: &[String], mem_mib: u32) -> Result<(), String
     }
     if !get("memblock")?.iter().any(|l| l.starts_with("MEMBLOCK configuration")) {
         return Err("memblock dump missing".into());
+    }
+    let frag = get("run frag 16 wait detach")?;
+    if !frag.iter().any(|l| l.starts_with("frag: child ") && l.ends_with(" fragmented, waiting for SIGUSR1")) {
+        return Err(format!("frag did not report its child's memory fragmented: {frag:?}"));
     }
     let ps = get("ps")?;
     if !ps.iter().any(|l| l.ends_with("[kshell]")) {
@@ -345,12 +351,15 @@ fn interactive(machine: &Machine, images: &boot::Images, workdir: &Path) -> Resu
         wait_for_line(&mut qemu, &mut console, "buddyinfo after Ctrl-U", &|l| l.starts_with("Node 0, zone"))?;
         send(&mut qemu, b"x\x1b[A\x1b[A\r")?;
         wait_for_line(&mut qemu, &mut console, "meminfo from the history", &|l| l.starts_with("MemTotal:"))?;
+        // Ctrl-C goes once the console has taken the command line: the
+        // editor reads up to the Enter, and the running command finds the
+        // Ctrl-C waiting in the UART however late it starts to look.
         send(&mut qemu, b"stress 32 600\r")?;
-        std::thread::sleep(Duration::from_secs(2));
+        wait_for_line(&mut qemu, &mut console, "stress taken", &|l| render_terminal_line(l) == "mm> stress 32 600")?;
         send(&mut qemu, b"\x03")?;
         wait_for_line(&mut qemu, &mut console, "stress interrupted by Ctrl-C", &|l| l == "stress: interrupted")?;
         send(&mut qemu, b"run sleep 600\r")?;
-        std::thread::sleep(Duration::from_secs(2));
+        wait_for_line(&mut qemu, &mut console, "run taken", &|l| render_terminal_line(l) == "mm> run sleep 600")?;
         send(&mut qemu, b"\x03")?;
         wait_for_line(&mut qemu, &mut console, "the program killed by SIGINT", &|l| l.ends_with("killed by signal 2"))?;
         send(&mut qemu, b"poweroff\r")?;
@@ -379,66 +388,77 @@ fn console_machine(options: &RunOptions, cpus: u32, cmdline: String) -> Machine 
 }
 
 /// Prints a console test's line and counts it.
-fn record(totals: &mut Totals, name: &str, start: Instant, verdict: Result<(), String>, log: &Path) {
+fn record(suite: &mut Suite, name: &str, start: Instant, verdict: Result<(), String>, log: &Path) {
     let secs = start.elapsed().as_secs_f64();
     match verdict {
         Ok(()) => {
-            totals.passed += 1;
-            println!("xtask {name} ... ok ({secs:.1} s)");
+            suite.passed();
+            outln!(suite, "xtask {name} ... ok ({secs:.1} s)");
         }
         Err(why) => {
-            totals.failed += 1;
-            println!("xtask {name} ... FAILED ({secs:.1} s): {why}; console in {}", log.display());
+            suite.failed(name);
+            outln!(suite, "xtask {name} ... FAILED ({secs:.1} s): {why}; console in {}", log.display());
         }
     }
 }
 
-/// `cargo xtask test`'s end-to-end tests of the console: the kernel image
-/// boots with scripted commands (`--cmd`), once all good, once with bad
-/// ones, and once typed into interactively.
-pub fn test(images: &boot::Images, options: &RunOptions, filter: Option<&str>) -> Result<Totals, Error> {
-    use crate::build::ImagesExt;
-    let mut totals = Totals::default();
-    let cases: [(&str, &str, bool); 2] = [
+/// `cargo xtask test`'s end-to-end tests of the console, a job each: the
+/// kernel image boots with scripted commands (`--cmd`), once all good,
+/// once with bad ones, and once typed into interactively.
+pub fn jobs<'s>(images: &'s boot::Images, options: &'s RunOptions, filter: Option<&str>) -> Vec<Job<'s>> {
+    let cases: [(&'static str, &'static str, bool); 2] = [
         ("console::cmd_reports_are_consistent", GOOD_COMMANDS, true),
         ("console::cmd_errors_are_one_line_and_fail_the_boot", BAD_COMMANDS, false),
     ];
-    let mut header = false;
+    let mut jobs = Vec::new();
     for (name, commands, good) in cases {
         if filter.is_some_and(|f| !name.contains(f)) {
             continue;
         }
-        if !header {
-            println!("\n== mm console, scripted (kernel image, {}) ==", options.accel);
-            header = true;
-        }
-        let machine = console_machine(options, 2, shell_cmdline("loglevel=warn", commands)?);
-        let start = Instant::now();
-        let workdir = options.logs.join(name.replace("::", "-"));
-        let (console, status) = run_headless(&machine, images.for_firmware(machine.firmware), &workdir, TEST_TIMEOUT)?;
-        let log = workdir.join("console.log");
-        std::fs::write(&log, console.join("\n")).map_err(|e| Error::io(format!("writing {}", log.display()), e))?;
-        let want = if good { qemu::EXIT_SUCCESS } else { qemu::EXIT_FAILED };
-        let verdict = match status {
-            None => Err(format!("timed out after {} s", TEST_TIMEOUT.as_secs())),
-            Some(s) if s.code() != Some(want) => Err(format!("QEMU {} (wanted exit {want})", qemu::describe_exit(&s))),
-            Some(_) if good => check_good_console(&console, machine.mem_mib),
-            Some(_) => check_bad_console(&console),
-        };
-        record(&mut totals, name, start, verdict, &log);
+        jobs.push(Job::new(name, move |suite: &mut Suite| scripted(images, options, name, commands, good, suite)));
     }
     let name = "console::keys_edit_recall_and_interrupt";
     if filter.is_none_or(|f| name.contains(f)) {
-        if !header {
-            println!("\n== mm console (kernel image, {}) ==", options.accel);
-        }
-        let machine = console_machine(options, 1, "loglevel=warn".into());
-        let workdir = options.logs.join(name.replace("::", "-"));
-        let start = Instant::now();
-        let verdict = interactive(&machine, images, &workdir);
-        record(&mut totals, name, start, verdict, &workdir.join("console.log"));
+        jobs.push(Job::new(name, move |suite: &mut Suite| {
+            outln!(suite, "(kernel image, {}, typed into the serial console)", options.accel);
+            let machine = console_machine(options, 1, "loglevel=warn".into());
+            let workdir = options.logs.join(name.replace("::", "-"));
+            let start = Instant::now();
+            let verdict = interactive(&machine, images, &workdir);
+            record(suite, name, start, verdict, &workdir.join("console.log"));
+            Ok(())
+        }));
     }
-    Ok(totals)
+    jobs
+}
+
+/// A scripted console boot: `commands` must all succeed (`good`) or each
+/// fail with its one line.
+fn scripted(
+    images: &boot::Images,
+    options: &RunOptions,
+    name: &str,
+    commands: &str,
+    good: bool,
+    suite: &mut Suite,
+) -> Result<(), Error> {
+    use crate::build::ImagesExt;
+    outln!(suite, "(kernel image, {}, scripted with shell.cmd)", options.accel);
+    let machine = console_machine(options, 2, shell_cmdline("loglevel=warn", commands)?);
+    let start = Instant::now();
+    let workdir = options.logs.join(name.replace("::", "-"));
+    let (console, status) = run_headless(&machine, images.for_firmware(machine.firmware), &workdir, TEST_TIMEOUT)?;
+    let log = workdir.join("console.log");
+    std::fs::write(&log, console.join("\n")).map_err(|e| Error::io(format!("writing {}", log.display()), e))?;
+    let want = if good { qemu::EXIT_SUCCESS } else { qemu::EXIT_FAILED };
+    let verdict = match status {
+        None => Err(format!("timed out after {} s", TEST_TIMEOUT.as_secs())),
+        Some(s) if s.code() != Some(want) => Err(format!("QEMU {} (wanted exit {want})", qemu::describe_exit(&s))),
+        Some(_) if good => check_good_console(&console, machine.mem_mib),
+        Some(_) => check_bad_console(&console),
+    };
+    record(suite, name, start, verdict, &log);
+    Ok(())
 }
 
 /// Where `cargo xtask memmap` writes its pictures.

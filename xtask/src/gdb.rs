@@ -17,21 +17,27 @@
 
 use std::fs::File;
 use std::net::TcpListener;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::build::{self, ImagesExt, KernelBin, Profile};
 use crate::error::{Error, show};
+use crate::jobs::{Suite, outln};
 use crate::qemu::{Accel, Firmware, Machine};
-use crate::runner::{DEFAULT_TEST_MEM_MIB, Totals};
+use crate::runner::DEFAULT_TEST_MEM_MIB;
 
 /// The test kernel's test the GDB test drives.
 const GDB_TEST: &str = "gdb::a_user_fault_at_a_known_address";
 /// Where its user program writes first (tests/user/gdb_fault.c).
 const FAULT_ADDR: u64 = 0x5000_0000;
-/// The whole batch session must end within this.
-const GDB_TEST_TIMEOUT: Duration = Duration::from_secs(240);
+/// The name the test reports under (and its filter matches).
+pub const TEST_NAME: &str = "xtask gdb::helpers_read_a_user_fault";
+/// The whole batch session must end within this: a bound on a hang only
+/// (a boot alone took a minute with the machine shared by several builds).
+const GDB_TEST_TIMEOUT: Duration = Duration::from_secs(480);
 
 /// What `cargo xtask gdb` starts.
 pub struct GdbOptions {
@@ -61,10 +67,54 @@ fn scripts() -> PathBuf {
     crate::workspace_root().join("gdb/mm.py")
 }
 
-/// A local TCP port nobody listens on now.
-fn free_port() -> Result<u16, Error> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io("finding a free local port", e))?;
-    listener.local_addr().map(|a| a.port()).map_err(|e| Error::io("finding a free local port", e))
+/// QEMU's GDB server socket: a listener on a free local port, bound here
+/// and handed to QEMU as an open descriptor. Picking a free port and
+/// letting QEMU bind it later raced with every other program doing the
+/// same: on a machine shared by several test runs, another run's QEMU
+/// could take the port first, and gdb then drove that run's machine. Bound
+/// here, the port is ours from the start, and gdb can connect at once (the
+/// connection waits in the listen queue until QEMU accepts it).
+struct GdbServer {
+    listener: TcpListener,
+    port: u16,
+}
+
+impl GdbServer {
+    fn bind() -> Result<GdbServer, Error> {
+        let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io("binding a local port for gdb", e))?;
+        let port = listener.local_addr().map_err(|e| Error::io("binding a local port for gdb", e))?.port();
+        Ok(GdbServer { listener, port })
+    }
+
+    /// The QEMU arguments that serve GDB on the socket, with the machine
+    /// stopped at its first instruction.
+    fn qemu_args(&self) -> Vec<String> {
+        let fd = self.listener.as_raw_fd();
+        vec![
+            "-chardev".into(),
+            format!("socket,id=gdb0,fd={fd},server=on,wait=off"),
+            "-gdb".into(),
+            "chardev:gdb0".into(),
+            "-S".into(),
+        ]
+    }
+
+    /// Lets the process `cmd` starts, and only it, inherit the socket
+    /// (the jobs of `cargo xtask test` start other QEMUs at the same time).
+    fn pass_to(&self, cmd: &mut Command) {
+        let fd = self.listener.as_raw_fd();
+        // SAFETY: the closure runs in the child between fork and exec, and
+        // only calls fcntl(2), which is async-signal-safe; `fd` stays open
+        // until the spawn has returned, since `self` outlives `cmd`'s use.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
 }
 
 /// The arguments that make gdb load `elf` and the helpers and attach.
@@ -89,10 +139,13 @@ fn plan_file(dir: &Path, test: &str) -> Result<PathBuf, Error> {
     Ok(plan)
 }
 
-/// Starts QEMU stopped with its GDB server on `port`, console to
+/// Starts QEMU stopped with its GDB server on `server`, console to
 /// `dir/console.log`.
-fn start_qemu(machine: &Machine, image: &Path, dir: &Path) -> Result<Child, Error> {
+fn start_qemu(machine: &Machine, image: &Path, dir: &Path, server: &GdbServer) -> Result<Child, Error> {
+    let mut machine = machine.clone();
+    machine.extra_args.extend(server.qemu_args());
     let mut cmd = machine.command(image, dir)?;
+    server.pass_to(&mut cmd);
     let log = dir.join("console.log");
     let file = File::create(&log).map_err(|e| Error::io(format!("creating {}", show(&log)), e))?;
     cmd.stdin(Stdio::null()).stdout(file).stderr(Stdio::inherit());
@@ -115,14 +168,15 @@ pub fn run(options: &GdbOptions) -> Result<ExitCode, Error> {
         Some(test) => vec![("opt/kernel/ktest-plan".to_owned(), plan_file(&dir, test)?)],
         None => Vec::new(),
     };
-    let port = free_port()?;
+    let server = GdbServer::bind()?;
+    let port = server.port;
     let machine = Machine {
         accel: options.accel,
         firmware: options.firmware,
         mem_mib: options.mem_mib,
         cpus: options.cpus,
         disk_mib: 0,
-        gdb: Some(port),
+        gdb: None,
         cmdline: options.cmdline.clone(),
         fw_cfg_files,
         extra_args: Vec::new(),
@@ -132,7 +186,7 @@ pub fn run(options: &GdbOptions) -> Result<ExitCode, Error> {
         true => None,
         false => Some(gdb_binary().ok_or(Error::MissingTool { tool: "gdb".into(), package: "gdb" })?),
     };
-    let mut qemu = start_qemu(&machine, images.for_firmware(options.firmware), &dir)?;
+    let mut qemu = start_qemu(&machine, images.for_firmware(options.firmware), &dir, &server)?;
     let console = dir.join("console.log");
     println!("QEMU is stopped at the first instruction, GDB server on 127.0.0.1:{port}");
     println!("serial console: tail -f {}", show(&console));
@@ -159,6 +213,9 @@ pub fn run(options: &GdbOptions) -> Result<ExitCode, Error> {
 
 /// The batch commands of the test, with `@@ name` lines between sections.
 /// A failing command ends a gdb script, so the bad-argument check is last.
+/// Before `finish` every breakpoint goes, so that the only thing that can
+/// stop the machine is do_user_addr_fault returning: the walk after it
+/// then shows the fault's outcome, whatever the timing.
 fn batch_script(port: u16) -> String {
     format!(
         "set pagination off
@@ -180,7 +237,8 @@ echo @@ tasks\\n
 mm-tasks
 echo @@ dmesg\\n
 mm-dmesg 40
-echo @@ -\\n
+delete
+echo @@ finish\\n
 finish
 echo @@ pte\\n
 mm-pte {FAULT_ADDR:#x}
@@ -222,6 +280,12 @@ fn check_output(out: &str, console: &str) -> Vec<String> {
         if !fault.contains(want) {
             problems.push(format!("mm-fault lacks {want:?}:\n{fault}"));
         }
+    }
+    // `finish` must have returned from the handler, with success: the
+    // walk after it is only the fault's outcome if it did.
+    let finish = section(out, "finish");
+    if !(finish.contains("Value returned is") && finish.contains("Ok(())")) {
+        problems.push(format!("finish did not return Ok from do_user_addr_fault:\n{finish}"));
     }
     // After the handler returned, the page is mapped: every level shows,
     // and the pte itself is present, writable and user.
@@ -267,40 +331,37 @@ pub fn test(
     profile: Profile,
     accel: Accel,
     logs: &Path,
-    filter: Option<&str>,
-) -> Result<Totals, Error> {
-    let mut totals = Totals::default();
-    let name = "xtask gdb::helpers_read_a_user_fault";
-    if filter.is_some_and(|f| !name.contains(f)) {
-        return Ok(totals);
-    }
-    println!("\n== GDB helper commands (gdb -batch against QEMU) ==");
+    suite: &mut Suite,
+) -> Result<(), Error> {
+    let name = TEST_NAME;
+    outln!(suite, "(gdb -batch against QEMU)");
     let Some(gdb) = gdb_binary() else {
-        totals.skipped += 1;
-        println!("{name} ... skipped: gdb is not installed (Debian: apt-get install gdb)");
-        return Ok(totals);
+        suite.skipped();
+        outln!(suite, "{name} ... skipped: gdb is not installed (Debian: apt-get install gdb)");
+        return Ok(());
     };
     if profile == Profile::Release {
-        totals.skipped += 1;
-        println!("{name} ... skipped: the release kernel has no type information for the helpers");
-        return Ok(totals);
+        suite.skipped();
+        outln!(suite, "{name} ... skipped: the release kernel has no type information for the helpers");
+        return Ok(());
     }
     let dir = logs.join("gdb");
-    let port = free_port()?;
+    let server = GdbServer::bind()?;
+    let port = server.port;
     let machine = Machine {
         accel,
         firmware: Firmware::Bios,
         mem_mib: DEFAULT_TEST_MEM_MIB,
         cpus: 1,
         disk_mib: 0,
-        gdb: Some(port),
+        gdb: None,
         cmdline: "loglevel=warn".into(),
         fw_cfg_files: vec![("opt/kernel/ktest-plan".to_owned(), plan_file(&dir, GDB_TEST)?)],
         extra_args: Vec::new(),
         interactive: false,
     };
     let start = Instant::now();
-    let mut qemu = start_qemu(&machine, images.for_firmware(Firmware::Bios), &dir)?;
+    let mut qemu = start_qemu(&machine, images.for_firmware(Firmware::Bios), &dir, &server)?;
     let script = dir.join("commands.gdb");
     std::fs::write(&script, batch_script(port)).map_err(|e| Error::io(format!("writing {}", show(&script)), e))?;
     let out_path = dir.join("gdb.out");
@@ -339,17 +400,17 @@ pub fn test(
     }
     let secs = start.elapsed().as_secs_f64();
     if problems.is_empty() {
-        totals.passed += 1;
-        println!("{name} ... ok ({secs:.2} s)");
+        suite.passed();
+        outln!(suite, "{name} ... ok ({secs:.2} s)");
     } else {
-        totals.failed += 1;
-        println!("{name} ... FAILED ({secs:.2} s)");
+        suite.failed(name);
+        outln!(suite, "{name} ... FAILED ({secs:.2} s)");
         for p in &problems {
-            println!("  {p}");
+            outln!(suite, "  {p}");
         }
-        println!("  (gdb output: {}; console: {})", show(&out_path), show(&dir.join("console.log")));
+        outln!(suite, "  (gdb output: {}; console: {})", show(&out_path), show(&dir.join("console.log")));
     }
-    Ok(totals)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -379,5 +440,26 @@ mod tests {
         );
         assert!(problems.iter().any(|p| p.starts_with("mm-buddyinfo differs")), "{problems:?}");
         assert!(problems.iter().any(|p| p.starts_with("mm-fault lacks")), "{problems:?}");
+        assert!(problems.iter().any(|p| p.starts_with("finish did not return")), "{problems:?}");
+    }
+
+    #[test]
+    fn the_walk_after_the_fault_is_read_from_its_own_section() {
+        let walk = |pte: &str| {
+            format!(
+                "walk of 0x50000000 from cr3 0x1000\nPGD[  0] at 0x0: 0x1067  P RW US A D\n\
+                 PUD[  1] at 0x8: 0x2067  P RW US A D\nPMD[128] at 0x10: 0x3067  P RW US A D\n{pte}"
+            )
+        };
+        let fault_time = walk("PTE[  0] at 0x18: 0x0  not present\nnot mapped\n");
+        let after = walk("PTE[  0] at 0x18: 0x8000000000004067  P RW US A D NX\nphys 0x4000\n");
+        let out = format!(
+            "@@ fault\n{fault_time}@@ finish\nValue returned is $1 = core::result::Result<(), x>::Ok(())\n\
+             @@ pte\n{after}@@ bad\n"
+        );
+        let problems = check_output(&out, "");
+        assert!(!problems.iter().any(|p| p.starts_with("mm-pte 0x") || p.starts_with("finish")), "{problems:?}");
+        let cut_short = out.replace("Value returned is", "Program stopped");
+        assert!(check_output(&cut_short, "").iter().any(|p| p.starts_with("finish did not return")));
     }
 }

@@ -19,6 +19,7 @@ mod error;
 mod gdb;
 mod host;
 mod initramfs;
+mod jobs;
 mod kvm;
 mod lint;
 mod linux;
@@ -233,6 +234,10 @@ struct TestArgs {
     /// Show the whole serial console of every boot.
     #[arg(long, short)]
     verbose: bool,
+    /// Suites (QEMU boots) to run at once; default one per core (also
+    /// XTASK_JOBS).
+    #[arg(long, short)]
+    jobs: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -304,6 +309,7 @@ fn run_cmd(args: RunArgs) -> Result<ExitCode, Error> {
 }
 
 fn test_cmd(args: TestArgs) -> Result<ExitCode, Error> {
+    let workers = jobs::workers(args.jobs)?;
     let mut totals = runner::Totals::default();
     let filter = args.filter.as_deref();
 
@@ -324,26 +330,40 @@ fn test_cmd(args: TestArgs) -> Result<ExitCode, Error> {
     }
     let options = runner::RunOptions { accel, firmware, verbose: args.verbose, logs };
 
-    if args.suite.is_none() {
-        let kernel_elf = build::kernel_elf(build::KernelBin::Kernel, profile)?;
-        let kernel_images = build::images(&kernel_elf, "kernel", None)?;
-        totals += smoke::run_boot_smoke_tests(&kernel_elf, &kernel_images, &options, filter)?;
-        let console_images = build::images(&kernel_elf, "kernel-initramfs", Some(&initramfs::build()?))?;
-        totals += console::test(&console_images, &options, filter)?;
-        totals += small::test(&console_images, &options, filter)?;
-    }
-
+    // Everything is built first; then every suite is a job of its own.
+    let kernel_elf = build::kernel_elf(build::KernelBin::Kernel, profile)?;
+    let kernel_images = build::images(&kernel_elf, "kernel", None)?;
+    let console_images = build::images(&kernel_elf, "kernel-initramfs", Some(&initramfs::build()?))?;
     let ktests_elf = build::kernel_elf(build::KernelBin::Ktests, profile)?;
     let ktests_images = build::images(&ktests_elf, "ktests", Some(&initramfs::build()?))?;
     let test_kernel = runner::TestKernel::new(&ktests_elf, &ktests_images, &options)?;
     let selection = runner::Selection { filter: filter.map(str::to_owned), suite: args.suite.clone() };
-    totals += test_kernel.run_selected(&selection)?;
+    println!("\n{}", test_kernel.summary(&selection));
 
+    let mut suites = Vec::new();
     if args.suite.is_none() {
-        totals += bench::smoke(&ktests_images, accel, &options.logs, filter)?;
-        totals += gdb::test(&ktests_images, &ktests_elf, profile, accel, &options.logs, filter)?;
-        totals += selftest::check_harness(&test_kernel, filter)?;
+        suites.extend(smoke::jobs(&kernel_elf, &kernel_images, &options, filter));
+        suites.extend(console::jobs(&console_images, &options, filter));
+        suites.extend(small::jobs(&console_images, &options, filter));
     }
+    suites.extend(test_kernel.jobs(&selection));
+    if args.suite.is_none() {
+        suites.push(jobs::Job::new("benchmark smoke run", |suite: &mut jobs::Suite| {
+            bench::smoke(&ktests_images, accel, &options.logs, filter, suite);
+            Ok(())
+        }));
+        if filter.is_none_or(|f| gdb::TEST_NAME.contains(f)) {
+            suites.push(jobs::Job::new("GDB helper commands", |suite: &mut jobs::Suite| {
+                gdb::test(&ktests_images, &ktests_elf, profile, accel, &options.logs, suite)
+            }));
+        }
+        if filter.is_none_or(|f| selftest::NAME.contains(f)) {
+            suites.push(jobs::Job::new("harness self-check", |suite: &mut jobs::Suite| {
+                selftest::check_harness(&test_kernel, suite)
+            }));
+        }
+    }
+    totals += jobs::run(suites, workers, Some(&build::target_dir().join("xtask/suite-times")));
 
     println!();
     println!("{}", totals.summary_line());

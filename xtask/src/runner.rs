@@ -13,10 +13,12 @@ use std::fs::File;
 use std::io::Write;
 use std::ops::AddAssign;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::build::ImagesExt;
 use crate::error::{Error, show};
+use crate::jobs::{Job, Suite, outln};
 use crate::qemu::{self, Accel, Event, Firmware, Headless, Machine};
 use crate::symbolize::Symbolizer;
 
@@ -24,8 +26,10 @@ use crate::symbolize::Symbolizer;
 pub const DEFAULT_TEST_MEM_MIB: u32 = 512;
 /// Hang timeout for a test that does not set one.
 pub const DEFAULT_TEST_TIMEOUT: Duration = Duration::from_secs(60);
-/// Time allowed from QEMU start to `ktest: ready`, and between tests.
-pub const BOOT_TIMEOUT: Duration = Duration::from_secs(90);
+/// Time allowed from QEMU start to `ktest: ready`, and between tests: a
+/// bound on a hang only, so generous (a boot took 65 s under TCG with the
+/// 2-core machine shared by several builds).
+pub const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
 /// Command line of every test boot.
 const TEST_CMDLINE: &str = "loglevel=info";
 
@@ -94,10 +98,55 @@ impl TestDesc {
         if self.timeout_secs == 0 { DEFAULT_TEST_TIMEOUT } else { Duration::from_secs(self.timeout_secs.into()) }
     }
 
-    /// The machine this test needs, as a grouping key.
-    fn machine_key(&self) -> (u32, u32, u32) {
-        (if self.mem_mib == 0 { DEFAULT_TEST_MEM_MIB } else { self.mem_mib }, self.cpus.max(1), self.disk_mib)
+    /// The machine this test needs.
+    fn machine_key(&self) -> MachineKey {
+        MachineKey {
+            mem_mib: if self.mem_mib == 0 { DEFAULT_TEST_MEM_MIB } else { self.mem_mib },
+            cpus: self.cpus.max(1),
+            disk_mib: self.disk_mib,
+        }
     }
+}
+
+/// The machine a group of tests shares: memory, CPUs, scratch disk (MiB).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct MachineKey {
+    mem_mib: u32,
+    cpus: u32,
+    disk_mib: u32,
+}
+
+impl MachineKey {
+    /// A short name for the group's suite and its log directory:
+    /// `512M-1cpu`, `512M-1cpu-disk8M`.
+    fn name(&self) -> String {
+        let disk = if self.disk_mib > 0 { format!("-disk{}M", self.disk_mib) } else { String::new() };
+        format!("{}M-{}cpu{disk}", self.mem_mib, self.cpus)
+    }
+}
+
+/// Tests that share a machine, in listing order: one boot runs them all
+/// (more if one of them panics or hangs).
+struct Group<'t> {
+    /// The suite name (`512M-1cpu`, or a `fresh_boot` test's own name).
+    name: String,
+    key: MachineKey,
+    tests: Vec<&'t TestDesc>,
+}
+
+/// Groups `tests` by machine. A `fresh_boot` test gets a group of its
+/// own, and so does a `should_panic` test: its panic ends the boot anyway,
+/// so alone it costs no extra boot and runs beside the others.
+fn groups<'t>(tests: &[&'t TestDesc]) -> Vec<Group<'t>> {
+    let mut groups: BTreeMap<(MachineKey, Option<&str>), Vec<&TestDesc>> = BTreeMap::new();
+    for t in tests {
+        let own = (t.fresh_boot || t.should_panic).then_some(t.name.as_str());
+        groups.entry((t.machine_key(), own)).or_default().push(t);
+    }
+    groups
+        .into_iter()
+        .map(|((key, own), tests)| Group { name: own.map_or_else(|| key.name(), str::to_owned), key, tests })
+        .collect()
 }
 
 /// Parses a `ktest-list:` line.
@@ -224,25 +273,27 @@ pub fn format_ns(ns: u64) -> String {
 pub struct TestKernel<'a> {
     images: &'a boot::Images,
     options: &'a RunOptions,
-    symbolizer: Symbolizer,
+    /// Behind a lock: the DWARF reader caches as it goes and is not `Sync`,
+    /// and groups of tests run on several threads.
+    symbolizer: Mutex<Symbolizer>,
     tests: Vec<TestDesc>,
 }
 
 impl<'a> TestKernel<'a> {
     /// Boots the test kernel once to list its tests.
     pub fn new(elf: &Path, images: &'a boot::Images, options: &'a RunOptions) -> Result<TestKernel<'a>, Error> {
-        let mut tk = TestKernel { images, options, symbolizer: Symbolizer::open(elf), tests: Vec::new() };
+        let mut tk = TestKernel { images, options, symbolizer: Mutex::new(Symbolizer::open(elf)), tests: Vec::new() };
         tk.tests = tk.list()?;
         Ok(tk)
     }
 
-    fn machine(&self, key: (u32, u32, u32), cmdline: &str, plan: Option<&Path>) -> Machine {
+    fn machine(&self, key: MachineKey, cmdline: &str, plan: Option<&Path>) -> Machine {
         Machine {
             accel: self.options.accel,
             firmware: self.options.firmware,
-            mem_mib: key.0,
-            cpus: key.1,
-            disk_mib: key.2,
+            mem_mib: key.mem_mib,
+            cpus: key.cpus,
+            disk_mib: key.disk_mib,
             gdb: None,
             cmdline: cmdline.to_owned(),
             fw_cfg_files: plan.map(|p| vec![("opt/kernel/ktest-plan".to_owned(), p.to_path_buf())]).unwrap_or_default(),
@@ -253,7 +304,8 @@ impl<'a> TestKernel<'a> {
 
     fn list(&self) -> Result<Vec<TestDesc>, Error> {
         let workdir = self.options.logs.join("list");
-        let machine = self.machine((DEFAULT_TEST_MEM_MIB, 1, 0), "loglevel=warn ktest.list", None);
+        let key = MachineKey { mem_mib: DEFAULT_TEST_MEM_MIB, cpus: 1, disk_mib: 0 };
+        let machine = self.machine(key, "loglevel=warn ktest.list", None);
         let mut qemu = Headless::start(&machine, self.images.for_firmware(self.options.firmware), &workdir)?;
         let console = qemu.lines_until(BOOT_TIMEOUT, |l| l == "ktest: done").map_err(|e| {
             Error::Harness(format!("listing tests failed: {}; console:\n{}", e.why, self.annotated(&e.console)))
@@ -263,14 +315,14 @@ impl<'a> TestKernel<'a> {
 
     /// The symbol annotation for a console line, if it carries an address.
     pub fn annotate(&self, line: &str) -> Option<String> {
-        self.symbolizer.annotate(line)
+        self.symbolizer.lock().unwrap_or_else(|e| e.into_inner()).annotate(line)
     }
 
     fn annotated(&self, lines: &[String]) -> String {
         let mut out = Vec::new();
         for l in lines {
             out.push(l.clone());
-            if let Some(a) = self.symbolizer.annotate(l) {
+            if let Some(a) = self.annotate(l) {
                 out.push(a);
             }
         }
@@ -282,64 +334,70 @@ impl<'a> TestKernel<'a> {
         self.tests.iter().filter(|t| selection.selects(t)).collect()
     }
 
-    /// Runs the selected tests, printing a line per test and the failures'
-    /// consoles at the end.
-    pub fn run_selected(&self, selection: &Selection) -> Result<Totals, Error> {
-        let tests = self.select(selection);
-        println!(
-            "\n== in-kernel tests: {} of {} ({}, {}) ==",
-            tests.len(),
+    /// The line that heads the in-kernel tests: how many of how many, and
+    /// on what.
+    pub fn summary(&self, selection: &Selection) -> String {
+        let groups = groups(&self.select(selection)).len();
+        format!(
+            "in-kernel tests: {} of {} ({}, {}), in {groups} machine group(s), a suite each",
+            self.select(selection).len(),
             self.tests.len(),
             self.options.accel,
             self.options.firmware
-        );
-        let results = self.run(&tests, true, "ktests")?;
-        let mut totals = Totals::default();
-        for r in &results {
-            match r.outcome {
-                Outcome::Passed => totals.passed += 1,
-                Outcome::Failed(_) => totals.failed += 1,
-            }
-        }
-        let failed: Vec<_> = results.iter().filter(|r| r.outcome != Outcome::Passed).collect();
-        if !failed.is_empty() {
-            println!("\nfailures:");
-            for r in failed {
-                println!("\n---- {} ----", r.name);
-                if let Outcome::Failed(reason) = &r.outcome {
-                    println!("reason: {reason}");
-                }
-                println!("{}", self.annotated(&r.log));
-                println!("(full console: {})", show(&r.log_file));
-            }
-        }
-        Ok(totals)
+        )
     }
 
-    /// Runs `tests`, grouped by machine; prints result lines if `report`.
-    /// Boot logs go to `<logs>/<label>/`.
-    pub fn run(&self, tests: &[&TestDesc], report: bool, label: &str) -> Result<Vec<TestResult>, Error> {
-        let mut groups: BTreeMap<(u32, u32, u32, usize), Vec<&TestDesc>> = BTreeMap::new();
-        for (i, t) in tests.iter().enumerate() {
-            let (mem, cpus, disk) = t.machine_key();
-            // fresh_boot tests get a group (and so a boot) of their own.
-            let unique = if t.fresh_boot { i + 1 } else { 0 };
-            groups.entry((mem, cpus, disk, unique)).or_default().push(t);
+    /// A job per machine group of the selected tests, each printing a line
+    /// per test and its failures' consoles at the end of its block.
+    pub fn jobs<'k>(&'k self, selection: &Selection) -> Vec<Job<'k>> {
+        groups(&self.select(selection))
+            .into_iter()
+            .map(|group| {
+                Job::new(format!("ktests {}", group.name), move |suite: &mut Suite| {
+                    let logs = self.options.logs.join("ktests").join(group.name.replace("::", "-"));
+                    let results = self.run_group(group.key, &group.tests, &logs, Some(suite))?;
+                    self.report_failures(&results, suite);
+                    Ok(())
+                })
+            })
+            .collect()
+    }
+
+    fn report_failures(&self, results: &[TestResult], suite: &mut Suite) {
+        let failed: Vec<_> = results.iter().filter(|r| r.outcome != Outcome::Passed).collect();
+        if failed.is_empty() {
+            return;
         }
+        outln!(suite, "\nfailures:");
+        for r in failed {
+            outln!(suite, "\n---- {} ----", r.name);
+            if let Outcome::Failed(reason) = &r.outcome {
+                outln!(suite, "reason: {reason}");
+            }
+            outln!(suite, "{}", self.annotated(&r.log));
+            outln!(suite, "(full console: {})", show(&r.log_file));
+        }
+    }
+
+    /// Runs `tests`, grouped by machine, one group after another, without
+    /// printing result lines. Boot logs go to `<logs>/<label>/`.
+    pub fn run(&self, tests: &[&TestDesc], label: &str) -> Result<Vec<TestResult>, Error> {
         let mut results = Vec::new();
-        for (n, ((mem, cpus, disk, _), group)) in groups.into_iter().enumerate() {
-            let logs = self.options.logs.join(label).join(format!("group{n}"));
-            results.extend(self.run_group((mem, cpus, disk), &group, &logs, report)?);
+        for group in groups(tests) {
+            let logs = self.options.logs.join(label).join(group.name.replace("::", "-"));
+            results.extend(self.run_group(group.key, &group.tests, &logs, None)?);
         }
         Ok(results)
     }
 
+    /// Runs a group's tests, booting again after a test that ends its boot;
+    /// prints a line per test into `report` if given.
     fn run_group(
         &self,
-        key: (u32, u32, u32),
+        key: MachineKey,
         group: &[&TestDesc],
         logs: &Path,
-        report: bool,
+        mut report: Option<&mut Suite>,
     ) -> Result<Vec<TestResult>, Error> {
         let mut pending: Vec<&TestDesc> = group.to_vec();
         let mut results = Vec::new();
@@ -360,22 +418,29 @@ impl<'a> TestKernel<'a> {
             let mut ready = false;
             let mut current: Option<(&TestDesc, Vec<String>)> = None;
             let mut deadline = Instant::now() + BOOT_TIMEOUT;
-            let mut record =
-                |name: &str, outcome: Outcome, ns: Option<u64>, lines: Vec<String>, pending: &mut Vec<&TestDesc>| {
-                    pending.retain(|t| t.name != name);
-                    if report {
-                        print_result(name, &outcome, ns);
-                    }
-                    results.push(TestResult { name: name.to_owned(), outcome, log: lines, log_file: log_path.clone() });
-                };
+            let mut record = |name: &str,
+                              outcome: Outcome,
+                              ns: Option<u64>,
+                              lines: Vec<String>,
+                              pending: &mut Vec<&TestDesc>,
+                              report: Option<&mut Suite>| {
+                pending.retain(|t| t.name != name);
+                if let Some(suite) = report {
+                    report_result(suite, name, &outcome, ns);
+                }
+                results.push(TestResult { name: name.to_owned(), outcome, log: lines, log_file: log_path.clone() });
+            };
             let end_reason = loop {
                 match qemu.next(deadline) {
                     Some(Event::Line(line)) => {
                         let _ = writeln!(log, "{line}");
                         if self.options.verbose {
-                            println!("    | {line}");
-                            if let Some(a) = self.symbolizer.annotate(&line) {
-                                println!("    | {a}");
+                            let annotation = self.annotate(&line);
+                            if let Some(suite) = report.as_deref_mut() {
+                                outln!(suite, "    | {line}");
+                                if let Some(a) = annotation {
+                                    outln!(suite, "    | {a}");
+                                }
                             }
                         }
                         match parse_protocol(&line) {
@@ -392,12 +457,19 @@ impl<'a> TestKernel<'a> {
                             }
                             Some(Protocol::Ok(name, ns)) => {
                                 let lines = current.take().map(|(_, l)| l).unwrap_or_default();
-                                record(name, Outcome::Passed, ns, lines, &mut pending);
+                                record(name, Outcome::Passed, ns, lines, &mut pending, report.as_deref_mut());
                                 deadline = Instant::now() + BOOT_TIMEOUT;
                             }
                             Some(Protocol::Failed(name, ns, reason)) => {
                                 let lines = current.take().map(|(_, l)| l).unwrap_or_default();
-                                record(name, Outcome::Failed(reason.to_owned()), ns, lines, &mut pending);
+                                record(
+                                    name,
+                                    Outcome::Failed(reason.to_owned()),
+                                    ns,
+                                    lines,
+                                    &mut pending,
+                                    report.as_deref_mut(),
+                                );
                                 deadline = Instant::now() + BOOT_TIMEOUT;
                             }
                             Some(Protocol::Done) => deadline = Instant::now() + Duration::from_secs(10),
@@ -426,7 +498,7 @@ impl<'a> TestKernel<'a> {
                 }
             };
             if let Some((t, lines)) = current.take() {
-                record(&t.name, Outcome::Failed(end_reason.clone()), None, lines, &mut pending);
+                record(&t.name, Outcome::Failed(end_reason.clone()), None, lines, &mut pending, report.as_deref_mut());
             }
             if !ready || pending.len() == before {
                 // The kernel never reached the runner, or the boot ended
@@ -435,7 +507,14 @@ impl<'a> TestKernel<'a> {
                     if ready { "boot ended without running a test" } else { "kernel did not reach the test runner" };
                 let pending_now: Vec<String> = pending.iter().map(|t| t.name.clone()).collect();
                 for name in pending_now {
-                    record(&name, Outcome::Failed(format!("{why}: {end_reason}")), None, Vec::new(), &mut pending);
+                    record(
+                        &name,
+                        Outcome::Failed(format!("{why}: {end_reason}")),
+                        None,
+                        Vec::new(),
+                        &mut pending,
+                        report.as_deref_mut(),
+                    );
                 }
             }
         }
@@ -443,11 +522,18 @@ impl<'a> TestKernel<'a> {
     }
 }
 
-fn print_result(name: &str, outcome: &Outcome, ns: Option<u64>) {
+/// The result line of a test, counted in `suite`.
+fn report_result(suite: &mut Suite, name: &str, outcome: &Outcome, ns: Option<u64>) {
     let time = ns.map(|n| format!(" ({})", format_ns(n))).unwrap_or_default();
     match outcome {
-        Outcome::Passed => println!("ktest {name} ... ok{time}"),
-        Outcome::Failed(reason) => println!("ktest {name} ... FAILED{time}: {reason}"),
+        Outcome::Passed => {
+            suite.passed();
+            outln!(suite, "ktest {name} ... ok{time}");
+        }
+        Outcome::Failed(reason) => {
+            suite.failed(name);
+            outln!(suite, "ktest {name} ... FAILED{time}: {reason}");
+        }
     }
 }
 
@@ -518,6 +604,21 @@ mod tests {
         let filtered = Selection { filter: Some("int3".into()), suite: None };
         assert!(filtered.selects(&normal));
         assert!(!Selection { filter: Some("zzz".into()), suite: None }.selects(&normal));
+    }
+
+    #[test]
+    fn groups_share_a_machine_and_panicking_or_fresh_tests_boot_alone() {
+        let mut big = desc("page_alloc::at_4g", false);
+        big.mem_mib = 4096;
+        let mut panics = desc("exceptions::panics", false);
+        panics.should_panic = true;
+        let mut fresh = desc("harness::fresh", false);
+        fresh.fresh_boot = true;
+        let (a, b) = (desc("a::one", false), desc("a::two", false));
+        let tests = [&a, &big, &panics, &b, &fresh];
+        let names: Vec<(String, usize)> = groups(&tests).iter().map(|g| (g.name.clone(), g.tests.len())).collect();
+        let want = [("512M-1cpu", 2), ("exceptions::panics", 1), ("harness::fresh", 1), ("4096M-1cpu", 1)];
+        assert_eq!(names, want.map(|(n, c)| (n.to_owned(), c)));
     }
 
     #[test]

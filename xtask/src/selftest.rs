@@ -6,10 +6,11 @@
 use std::time::Instant;
 
 use crate::error::Error;
-use crate::runner::{Outcome, Selection, TestKernel, TestResult, Totals};
+use crate::jobs::{Suite, outln};
+use crate::runner::{Outcome, Selection, TestKernel, TestResult};
 
-/// The name this check reports under.
-const NAME: &str = "harness::failing_hanging_and_wrongly_passing_tests_are_reported";
+/// The name this check reports under (and its filter matches).
+pub const NAME: &str = "harness::failing_hanging_and_wrongly_passing_tests_are_reported";
 
 /// (test, expected to pass, text the failure reason must contain)
 const EXPECTATIONS: [(&str, bool, &str); 4] = [
@@ -46,26 +47,22 @@ fn problems(results: &[TestResult], kernel: &TestKernel<'_>) -> Vec<String> {
 }
 
 /// Runs the self-test suite and reports one result line.
-pub fn check_harness(kernel: &TestKernel<'_>, filter: Option<&str>) -> Result<Totals, Error> {
-    if filter.is_some_and(|f| !NAME.contains(f)) {
-        return Ok(Totals::default());
-    }
-    println!("\n== harness self-check (opt-in suite selftest) ==");
+pub fn check_harness(kernel: &TestKernel<'_>, suite: &mut Suite) -> Result<(), Error> {
+    outln!(suite, "(opt-in suite selftest)");
     let start = Instant::now();
     let tests = kernel.select(&Selection { filter: None, suite: Some("selftest".into()) });
-    let results = kernel.run(&tests, false, "selftest")?;
+    let results = kernel.run(&tests, "selftest")?;
     let problems = problems(&results, kernel);
     let secs = start.elapsed().as_secs_f64();
-    let mut totals = Totals::default();
     if problems.is_empty() {
-        totals.passed += 1;
-        println!("xtask {NAME} ... ok ({secs:.2} s)");
+        suite.passed();
+        outln!(suite, "xtask {NAME} ... ok ({secs:.2} s)");
     } else {
-        totals.failed += 1;
-        println!("xtask {NAME} ... FAILED ({secs:.2} s)");
+        suite.failed(NAME);
+        outln!(suite, "xtask {NAME} ... FAILED ({secs:.2} s)");
         for p in problems {
-            println!("    {p}");
+            outln!(suite, "    {p}");
         }
     }
-    Ok(totals)
+    Ok(())
 }

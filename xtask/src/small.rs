@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use crate::build::ImagesExt;
 use crate::console::{run_headless, shell_cmdline};
 use crate::error::Error;
+use crate::jobs::{Job, Suite, outln};
 use crate::qemu::{self, Firmware, Machine};
-use crate::runner::{RunOptions, Totals};
+use crate::runner::RunOptions;
 
 /// A boot at 23 MiB running hello takes under 5 s under TCG on an idle
 /// machine; the bound is for a loaded one. A hang is what it catches.
@@ -23,22 +24,27 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 const NOT_ENOUGH: &str = "Kernel panic - not enough memory to boot:";
 
 /// Runs the small-machine tests on `images` (the kernel with the initramfs).
-pub fn test(images: &boot::Images, options: &RunOptions, filter: Option<&str>) -> Result<Totals, Error> {
-    let mut totals = Totals::default();
+pub fn jobs<'s>(images: &'s boot::Images, options: &'s RunOptions, filter: Option<&str>) -> Vec<Job<'s>> {
+    let names = [
+        "small::below_minimum_is_refused_before_qemu",
+        "small::minimum_boots_and_runs_a_program",
+        "small::too_little_for_the_kernel_says_so_and_exits",
+    ];
+    if !names.iter().any(|n| filter.is_none_or(|f| n.contains(f))) {
+        return Vec::new();
+    }
+    let filter = filter.map(str::to_owned);
+    vec![Job::new("small machines", move |suite: &mut Suite| test(images, options, filter.as_deref(), suite))]
+}
+
+fn test(images: &boot::Images, options: &RunOptions, filter: Option<&str>, suite: &mut Suite) -> Result<(), Error> {
     let (min_mib, _) = images.bios_min_mem().map_err(|e| Error::Harness(e.to_string()))?;
     let selected = |name: &str| filter.is_none_or(|f| name.contains(f));
-    let mut header = false;
-    let mut start_case = || {
-        if !header {
-            println!("\n== small machines (kernel image, BIOS, {}; least memory {min_mib} MiB) ==", options.accel);
-            header = true;
-        }
-        Instant::now()
-    };
+    outln!(suite, "(kernel image, BIOS, {}; least memory {min_mib} MiB)", options.accel);
 
     let name = "small::below_minimum_is_refused_before_qemu";
     if selected(name) {
-        let start = start_case();
+        let start = Instant::now();
         let verdict = match qemu::check_mem(images, Firmware::Bios, min_mib - 1) {
             Ok(()) => Err(format!("--mem {} accepted", min_mib - 1)),
             Err(e) if e.to_string().contains(&format!("at least {min_mib} MiB")) => Ok(()),
@@ -48,28 +54,28 @@ pub fn test(images: &boot::Images, options: &RunOptions, filter: Option<&str>) -
             Ok(()) => Ok(()),
             Err(e) => Err(format!("--mem {min_mib} refused: {e}")),
         });
-        record(&mut totals, name, start, verdict, None);
+        record(suite, name, start, verdict, None);
     }
 
     let name = "small::minimum_boots_and_runs_a_program";
     if selected(name) {
-        let start = start_case();
+        let start = Instant::now();
         let machine = small_machine(options, min_mib, shell_cmdline("loglevel=warn", "run /bin/hello")?);
-        let (console, status, log) = boot(&machine, images, options, name)?;
+        let (console, status, log) = boot(&machine, images, options, name, suite)?;
         let verdict = match status {
             None => Err(format!("timed out after {} s", TIMEOUT.as_secs())),
             Some(s) if s.code() != Some(qemu::EXIT_SUCCESS) => Err(qemu::describe_exit(&s)),
             Some(_) if !console.iter().any(|l| l == "PASS hello") => Err("no \"PASS hello\"".into()),
             Some(_) => Ok(()),
         };
-        record(&mut totals, name, start, verdict, Some(&log));
+        record(suite, name, start, verdict, Some(&log));
     }
 
     let name = "small::too_little_for_the_kernel_says_so_and_exits";
     if selected(name) {
-        let start = start_case();
+        let start = Instant::now();
         let machine = small_machine(options, min_mib, shell_cmdline("loglevel=warn mem=2M", "run /bin/hello")?);
-        let (console, status, log) = boot(&machine, images, options, name)?;
+        let (console, status, log) = boot(&machine, images, options, name, suite)?;
         let line = console.iter().find(|l| l.contains(NOT_ENOUGH));
         let verdict = match (status, line) {
             (None, _) => Err(format!("no exit within {} s (a hang)", TIMEOUT.as_secs())),
@@ -80,9 +86,9 @@ pub fn test(images: &boot::Images, options: &RunOptions, filter: Option<&str>) -
             }
             (Some(_), Some(_)) => Ok(()),
         };
-        record(&mut totals, name, start, verdict, Some(&log));
+        record(suite, name, start, verdict, Some(&log));
     }
-    Ok(totals)
+    Ok(())
 }
 
 fn small_machine(options: &RunOptions, mem_mib: u32, cmdline: String) -> Machine {
@@ -102,30 +108,36 @@ fn small_machine(options: &RunOptions, mem_mib: u32, cmdline: String) -> Machine
 
 type Boot = (Vec<String>, Option<std::process::ExitStatus>, std::path::PathBuf);
 
-fn boot(machine: &Machine, images: &boot::Images, options: &RunOptions, name: &str) -> Result<Boot, Error> {
+fn boot(
+    machine: &Machine,
+    images: &boot::Images,
+    options: &RunOptions,
+    name: &str,
+    suite: &mut Suite,
+) -> Result<Boot, Error> {
     let workdir = options.logs.join(name.replace("::", "-"));
     let (console, status) = run_headless(machine, images.for_firmware(machine.firmware), &workdir, TIMEOUT)?;
     let log = workdir.join("console.log");
     std::fs::write(&log, console.join("\n")).map_err(|e| Error::io(format!("writing {}", log.display()), e))?;
     if options.verbose {
         for line in &console {
-            println!("    | {line}");
+            outln!(suite, "    | {line}");
         }
     }
     Ok((console, status, log))
 }
 
-fn record(totals: &mut Totals, name: &str, start: Instant, verdict: Result<(), String>, log: Option<&std::path::Path>) {
+fn record(suite: &mut Suite, name: &str, start: Instant, verdict: Result<(), String>, log: Option<&std::path::Path>) {
     let secs = start.elapsed().as_secs_f64();
     match verdict {
         Ok(()) => {
-            totals.passed += 1;
-            println!("xtask {name} ... ok ({secs:.1} s)");
+            suite.passed();
+            outln!(suite, "xtask {name} ... ok ({secs:.1} s)");
         }
         Err(why) => {
-            totals.failed += 1;
+            suite.failed(name);
             let log = log.map(|l| format!("; console in {}", l.display())).unwrap_or_default();
-            println!("xtask {name} ... FAILED ({secs:.1} s): {why}{log}");
+            outln!(suite, "xtask {name} ... FAILED ({secs:.1} s): {why}{log}");
         }
     }
 }
