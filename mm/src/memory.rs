@@ -275,8 +275,9 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         Ok(())
     }
 
-    /// Takes away one mapping of `pfn` (its pte is already cleared): rmap,
-    /// RSS and the page reference (Linux `zap_present_ptes`' per-page part).
+    /// Takes away one mapping of `pfn` (its pte is already cleared and the
+    /// TLB flushed; both callers do so first): rmap, RSS and the page
+    /// reference (Linux `zap_present_ptes`' per-page part).
     fn drop_mapped_page(&self, pfn: Pfn) {
         if pfn == self.zero_pfn {
             return;
@@ -290,7 +291,11 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         self.add_rss(counter, -1);
         rmap::page_remove_rmap(pgdat, page);
         // A bad page is reported by the allocator and leaked.
-        let _ = pgdat.put_page(pfn);
+        // SAFETY: the reference dropped is the one the cleared pte held;
+        // the callers flushed the TLB before calling, so no translation of
+        // this mapping survives, and under the mmap lock nothing else
+        // keeps a pointer from it.
+        let _ = unsafe { pgdat.put_page(pfn) };
     }
 
     /// Clears every pte of `[start, end)` and drops the pages (Linux

@@ -147,7 +147,12 @@ pub trait MigrationTarget {
 
     /// Gives back a page [`MigrationTarget::alloc`] returned and migration
     /// did not use.
-    fn free(&mut self, pfn: Pfn);
+    ///
+    /// # Safety
+    /// `pfn` came from this target's `alloc`, is given back once, and no
+    /// pte maps it and no pointer into it is used afterwards (the target
+    /// may free it at once).
+    unsafe fn free(&mut self, pfn: Pfn);
 }
 
 /// What [`migrate_pages`] did.
@@ -254,7 +259,7 @@ impl MigrationTarget for GivenPage {
         self.0.take()
     }
 
-    fn free(&mut self, pfn: Pfn) {
+    unsafe fn free(&mut self, pfn: Pfn) {
         self.0 = Some(pfn);
     }
 }
@@ -349,7 +354,8 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
                 break;
             };
             if pgdat.page_address(old).is_none() || pgdat.page_address(new).is_none() {
-                target.free(new);
+                // SAFETY: `new` was just taken from the target and not used.
+                unsafe { target.free(new) };
                 outcome[i] = Err(MigrateError::NotMovable);
                 continue;
             }
@@ -367,7 +373,9 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
             if outcome[u.i].is_err() {
                 // Put the pte back as it was and return the unused page.
                 u.slot.store(u.raw, Ordering::Release);
-                target.free(u.new);
+                // SAFETY: a failed migration neither mapped `u.new` nor
+                // copied into it (every failure comes before the copy).
+                unsafe { target.free(u.new) };
             }
         }
         out_of_targets
@@ -415,7 +423,11 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
             page.set_mapping(0);
         }
         // A bad page is reported by the allocator and leaked.
-        let _ = pgdat.put_page(old);
+        // SAFETY: the reference dropped is the one the old pte held; that
+        // pte now maps `new`, the caller flushed the old translation, and
+        // the copy above was the last access (the refcount was 1, so no
+        // one else holds the page).
+        let _ = unsafe { pgdat.put_page(old) };
         Ok(())
     }
 }

@@ -171,6 +171,66 @@ impl fmt::Display for BadPageReason {
     }
 }
 
+/// A block of 2^order pages from [`PgData::alloc_pages_owned`], owning the
+/// reference the allocation returned: dropping it frees the block (Linux
+/// `__free_pages`), so allocate-use-free needs no `unsafe` free. The
+/// handle lends no access to the memory: code that reaches it (through the
+/// direct map, which takes `unsafe`) must be done with it before the
+/// handle goes. A caller that hands the reference on (to a page table, a
+/// list) takes it out with [`Pages::into_raw`] and frees it later with
+/// [`PgData::free_pages`] under that function's contract.
+#[must_use = "dropping the handle frees the pages"]
+pub struct Pages<'p, 'a> {
+    pgdat: &'p PgData<'a>,
+    pfn: Pfn,
+    order: u32,
+}
+
+impl Pages<'_, '_> {
+    /// The block's first frame.
+    pub fn pfn(&self) -> Pfn {
+        self.pfn
+    }
+
+    /// The block's order.
+    pub fn order(&self) -> u32 {
+        self.order
+    }
+
+    /// Gives the reference up without freeing it: the caller now owns it.
+    #[must_use = "the pages leak unless freed with free_pages"]
+    pub fn into_raw(self) -> Pfn {
+        let pfn = self.pfn;
+        core::mem::forget(self);
+        pfn
+    }
+
+    /// Frees the block now, returning the allocator's report of a bad
+    /// page (dropping the handle only logs it).
+    pub fn free(self) -> Result<(), BadPage> {
+        let (pgdat, order) = (self.pgdat, self.order);
+        // SAFETY: the reference was the handle's alone (see Drop).
+        unsafe { pgdat.free_pages(self.into_raw(), order) }
+    }
+}
+
+impl Drop for Pages<'_, '_> {
+    fn drop(&mut self) {
+        // SAFETY: the handle owns the reference alloc_pages returned: it is
+        // made nowhere else, cannot be cloned, and into_raw forgets it. It
+        // never lent the memory out, and code that reached the memory by
+        // itself (unsafe) was bound to finish before the handle went.
+        // A bad page is reported (logged and counted) by the allocator.
+        let _ = unsafe { self.pgdat.free_pages(self.pfn, self.order) };
+    }
+}
+
+impl fmt::Debug for Pages<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pages").field("pfn", &self.pfn).field("order", &self.order).finish()
+    }
+}
+
 /// A bad page report (Linux "BUG: Bad page state").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BadPage {
@@ -509,6 +569,12 @@ impl<'a> PgData<'a> {
             .sum()
     }
 
+    /// [`PgData::alloc_pages`] with the reference in an owning [`Pages`],
+    /// which frees the block when dropped.
+    pub fn alloc_pages_owned(&self, gfp: Gfp, order: u32) -> Option<Pages<'_, 'a>> {
+        self.alloc_pages(gfp, order).map(|pfn| Pages { pgdat: self, pfn, order })
+    }
+
     /// Allocates 2^`order` contiguous pages (Linux `alloc_pages`). The first
     /// page has one reference; with `__GFP_COMP` the block is a compound
     /// page; with `__GFP_ZERO` its contents are zero. `None` when no zone
@@ -793,7 +859,15 @@ impl<'a> PgData<'a> {
     /// last, returns the block to the allocator. A bad page (double free,
     /// wrong order, still mapped, reserved or slab) is reported, counted
     /// and leaked, and the report returned.
-    pub fn free_pages(&self, pfn: Pfn, order: u32) -> Result<(), BadPage> {
+    ///
+    /// # Safety
+    /// The caller owns the reference it drops (from `alloc_pages` or a
+    /// reference it took), and if it is the last one, nothing reaches the
+    /// frames afterwards: no pte, page-table entry or TLB entry maps them
+    /// and no pointer into them is used again. The allocator hands the
+    /// frames to the next caller, so a stale user would share memory with
+    /// it. The debug checks catch a double free but not a stale pointer.
+    pub unsafe fn free_pages(&self, pfn: Pfn, order: u32) -> Result<(), BadPage> {
         let Some(page) = self.mem_map.pfn_to_page(pfn) else {
             error!("BUG: freeing pfn {:#x} outside the memory map", pfn.as_u64());
             self.bad_pages.fetch_add(1, Relaxed);
@@ -817,10 +891,15 @@ impl<'a> PgData<'a> {
     /// Drops a reference to a page (Linux `put_page`); the last reference
     /// frees the whole block it was allocated as. A tail page's reference
     /// is its head's.
-    pub fn put_page(&self, pfn: Pfn) -> Result<(), BadPage> {
+    ///
+    /// # Safety
+    /// As for [`PgData::free_pages`]: the caller owns the reference, and if
+    /// it is the last, nothing maps or points into the block any more.
+    pub unsafe fn put_page(&self, pfn: Pfn) -> Result<(), BadPage> {
         let head = self.compound_head(pfn);
         let order = self.mem_map.pfn_to_page(head).map_or(0, Page::order);
-        self.free_pages(head, order)
+        // SAFETY: the caller's contract; a tail's reference is its head's.
+        unsafe { self.free_pages(head, order) }
     }
 
     /// Linux `free_the_page` and `free_pages_prepare`.

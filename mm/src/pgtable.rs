@@ -484,7 +484,11 @@ fn free_table(pgdat: &PgData<'_>, pfn: Pfn) {
     // A table page we allocated ourselves cannot fail the free checks
     // unless something else corrupted its descriptor; that is reported by
     // the allocator (and the page leaked), which is all that can be done.
-    let _ = pgdat.free_pages(pfn, 0);
+    // SAFETY: a table is freed only when it was never linked (a lost
+    // populate or split race), after TlbGather::finish flushed its unlinked
+    // range (paging-structure caches included), or when its whole tree is
+    // in no CPU's CR3 (PageTable's drop), so nothing walks or points into it.
+    let _ = unsafe { pgdat.free_pages(pfn, 0) };
 }
 
 /// The entries of a table at `level` that `[start, end)` touches, in

@@ -384,7 +384,8 @@ impl<'a> Slab<'a> {
         let pfn = self.pgdat.alloc_pages(gfp | Gfp::COMP, order)?;
         let Some(ptr) = self.pgdat.page_address(pfn).and_then(|a| NonNull::new(a.as_mut_ptr::<u8>())) else {
             // Only a frame outside the direct map gets here: an arch bug.
-            let _ = self.pgdat.free_pages(pfn, order);
+            // SAFETY: allocated just above; no pointer to it was made.
+            let _ = unsafe { self.pgdat.free_pages(pfn, order) };
             return None;
         };
         self.pgdat.mod_node_page_state(NodeStatItem::NrSlabUnreclaimableB, (PAGE_SIZE << order) as i64);
@@ -434,7 +435,10 @@ impl<'a> Slab<'a> {
             Ok(Owner::Large(pfn, order)) => {
                 // Linux `free_large_kmalloc`: uncounted before the free.
                 self.pgdat.mod_node_page_state(NodeStatItem::NrSlabUnreclaimableB, -((PAGE_SIZE << order) as i64));
-                self.pgdat.free_pages(pfn, order).map_err(|_| SlabError::NotSlabObject { addr })
+                // SAFETY: `ptr` is the start of this live large kmalloc block
+                // (classify checked it), which the caller owns and no longer
+                // uses (kfree's contract).
+                unsafe { self.pgdat.free_pages(pfn, order) }.map_err(|_| SlabError::NotSlabObject { addr })
             }
             Err(e) => {
                 self.errors.fetch_add(1, Relaxed);

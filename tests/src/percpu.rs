@@ -106,8 +106,7 @@ fn page_events_are_counted_on_the_allocating_cpu_in_per_cpu_memory() {
     let unit = kpcpu::per_cpu_offset(cpu as u32).wrapping_add(kpcpu::section_start());
     assert!((unit..unit + UNIT_SIZE).contains(&addr), "counters at {addr:#x} outside CPU{cpu}'s unit {unit:#x}");
     let (alloc, free) = (events.get(VmEventItem::PgallocDma32), events.get(VmEventItem::Pgfree));
-    let pfn = kernel::mm::alloc_pages(mm::gfp::GFP_KERNEL, 3).expect("pages");
-    kernel::mm::free_pages(pfn, 3).expect("free");
+    kernel::mm::alloc_pages_owned(mm::gfp::GFP_KERNEL, 3).expect("pages").free().expect("free");
     assert_eq!(events.get(VmEventItem::PgallocDma32), alloc + 8);
     assert_eq!(events.get(VmEventItem::Pgfree), free + 8);
     log::info!("/proc/vmstat:\n{}", mm::vmstat::Vmstat(pgdat));

@@ -61,7 +61,10 @@ impl PageWalkOps for FreeFrames<'_, '_> {
             let pfn = Pfn::new(leaf.phys.pfn().as_u64() + i);
             // A page that fails the free checks is reported by the buddy
             // allocator and leaked; nothing better can be done here.
-            let _ = self.pgdat.free_pages(pfn, 0);
+            // SAFETY: vfree owns the area's pages (one reference each, from
+            // vmalloc); the walk runs after the range was unmapped and
+            // flushed, and the area's address is no longer handed out.
+            let _ = unsafe { self.pgdat.free_pages(pfn, 0) };
         }
         core::ops::ControlFlow::Continue(())
     }
@@ -191,7 +194,11 @@ impl<'a, F: PteFormat, A: VmapNodeAlloc> Vmalloc<'a, F, A> {
             };
             if let Some(e) = failure {
                 for &pfn in &batch[..got] {
-                    let _ = self.pt.pgdat().free_pages(pfn, 0);
+                    // SAFETY: allocated just above and mapped nowhere
+                    // (map_pages undoes what it mapped on failure); the
+                    // area was not handed out, so no one used an address
+                    // in it.
+                    let _ = unsafe { self.pt.pgdat().free_pages(pfn, 0) };
                 }
                 break Err(e);
             }
