@@ -39,6 +39,7 @@ use uapi::errno::Errno;
 
 use crate::addr::{PAGE_SIZE, Pfn, VirtAddr};
 use crate::gfp::{GFP_HIGHUSER_MOVABLE, Gfp};
+use crate::highmem;
 use crate::mmap::{MmCounter, MmStruct};
 use crate::pgtable::{Entry, Leaf, Level, PTRS_PER_TABLE, PageSize, PgProt, PteFormat, TlbGather};
 use crate::rmap;
@@ -256,11 +257,10 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         // Copy (Linux `wp_page_copy`).
         let new = self.new_user_page(if old == self.zero_pfn { Gfp::ZERO } else { Gfp::empty() })?;
         if old != self.zero_pfn {
-            let (src, dst) = (self.page_ptr(old)?, self.page_ptr(new)?);
-            // SAFETY: both are 4096-byte pages in the direct map, distinct
-            // since `new` was just allocated; `new` is mapped nowhere yet
-            // and `old` is only read, under the mmap lock.
-            unsafe { core::ptr::copy_nonoverlapping(src, dst, PAGE_SIZE as usize) };
+            // SAFETY: distinct pages, since `new` was just allocated; `new`
+            // is mapped nowhere yet and `old` is only read, under the mmap
+            // lock, through a read-only pte.
+            unsafe { highmem::copy_page(pgdat, new, old) }.map_err(|_| FaultError::Oom)?;
         }
         let page = pgdat.pfn_to_page(new).ok_or(FaultError::Oom)?;
         rmap::page_add_new_anon_rmap(pgdat, page, index);

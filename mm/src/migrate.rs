@@ -75,6 +75,7 @@ use core::ops::ControlFlow;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE, Pfn, VirtAddr};
+use crate::highmem;
 use crate::mmap::MmStruct;
 use crate::page::Page;
 use crate::page_alloc::PgData;
@@ -389,9 +390,6 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
         let (Some(page), Some(newpage)) = (pgdat.pfn_to_page(old), pgdat.pfn_to_page(u.new)) else {
             return Err(MigrateError::NotMovable);
         };
-        let (Some(src), Some(dst)) = (pgdat.page_address(old), pgdat.page_address(u.new)) else {
-            return Err(MigrateError::NotMovable);
-        };
         let leaf = match fmt.decode(u.raw, Level::Pte) {
             Entry::Leaf(now) if now.phys == u.leaf.phys => now,
             // Cannot happen under the lock.
@@ -402,14 +400,12 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
             return Err(MigrateError::Pinned);
         }
         // Linux `folio_copy`.
-        // SAFETY: both are distinct 4096-byte pages of the direct map
-        // (`PhysMemory` keeps them mapped read-write). `new` was handed to
-        // migration and is mapped nowhere; `old` is mapped by no pte any
-        // more and no CPU holds a translation for it (cleared and flushed
-        // by the caller), and every other user of it holds the
-        // address-space lock we hold, so nothing writes either page during
-        // the copy.
-        unsafe { core::ptr::copy_nonoverlapping(src.as_mut_ptr::<u8>(), dst.as_mut_ptr::<u8>(), PAGE_SIZE as usize) };
+        // SAFETY: distinct pages: `new` was handed to migration and is
+        // mapped nowhere; `old` is mapped by no pte any more and no CPU
+        // holds a translation for it (cleared and flushed by the caller),
+        // and every other user of it holds the address-space lock we hold,
+        // so nothing writes either page during the copy.
+        unsafe { highmem::copy_page(pgdat, u.new, old) }.map_err(|_| MigrateError::NotMovable)?;
         newpage.set_mapping(page.mapping());
         newpage.set_index(page.index());
         newpage.set(page.flags() & MIGRATE_FLAGS);

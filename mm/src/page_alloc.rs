@@ -66,6 +66,7 @@ use log::{error, warn};
 use crate::addr::{PAGE_SIZE, Pfn};
 use crate::arch::{CpuOps, PhysMemory};
 use crate::gfp::Gfp;
+use crate::highmem;
 use crate::memblock::Memblock;
 use crate::mmzone::{
     self, FreeCounts, MAX_NR_ZONES, MAX_PAGE_ORDER, MIGRATE_PCPTYPES, MigrateType, NR_PAGE_ORDERS,
@@ -841,16 +842,11 @@ impl<'a> PgData<'a> {
     /// Zeroes pages the caller owns (Linux `clear_highpage` per page).
     fn clear_pages(&self, pfn: u64, nr: u64) {
         for p in pfn..pfn + nr {
-            let Some(virt) = self.phys.phys_to_virt(Pfn::new(p).phys()) else {
-                // The memory map only describes frames the direct map
-                // covers; a miss is an arch bug worth a loud message.
-                error!("pfn {p:#x} has no direct-map address; not zeroed");
-                continue;
-            };
-            // SAFETY: `PhysMemory` guarantees `virt` maps the page writable
-            // for the implementor's lifetime, and the page was just taken
-            // off the free lists, so nothing else accesses it.
-            unsafe { core::ptr::write_bytes(virt.as_mut_ptr::<u8>(), 0, PAGE_SIZE as usize) };
+            // SAFETY: the pages were just taken off the free lists for this
+            // allocation, so nothing else accesses them.
+            if let Err(e) = unsafe { highmem::clear_page(self, Pfn::new(p)) } {
+                error!("{e}; not zeroed");
+            }
         }
     }
 
