@@ -5,6 +5,8 @@
 //! addresses, `pfn`, `PAGE_SHIFT`, `PAGE_ALIGN`). Linux uses bare integers;
 //! we use newtypes so a pfn can never be passed where an address is expected.
 
+#![forbid(unsafe_code)]
+
 use core::fmt;
 use core::ops::{Add, Sub};
 
