@@ -53,6 +53,7 @@ use log::error;
 
 use crate::addr::{PAGE_SIZE, Pfn, PhysAddr, VirtAddr};
 use crate::arch::TlbFlush;
+pub use crate::arch::x86_64::{USER_TOP, X86PteFormat};
 use crate::gfp::{GFP_KERNEL, Gfp};
 use crate::list::PageList;
 use crate::page_alloc::PgData;
@@ -61,9 +62,6 @@ use crate::vmstat::NodeStatItem;
 
 /// Entries per table at every level (Linux `PTRS_PER_PTE` and friends).
 pub const PTRS_PER_TABLE: usize = 512;
-
-/// The end of the lower (user) half of the four-level address space.
-pub const USER_TOP: u64 = 1 << 47;
 
 /// Allocation mask of page-table pages (Linux `GFP_PGTABLE_KERNEL`).
 pub const GFP_PGTABLE_KERNEL: Gfp = GFP_KERNEL.union(Gfp::ZERO);
@@ -240,98 +238,6 @@ pub trait PteFormat: Sync {
 
     /// Decodes an entry found at `level`.
     fn decode(&self, raw: u64, level: Level) -> Entry;
-}
-
-/// x86_64 4-level entries (SDM vol. 3 section 4.5; Linux `_PAGE_BIT_*`).
-#[derive(Clone, Copy, Debug)]
-pub struct X86PteFormat {
-    nx: bool,
-}
-
-const X86_PRESENT: u64 = 1 << 0;
-const X86_RW: u64 = 1 << 1;
-const X86_USER: u64 = 1 << 2;
-const X86_PWT: u64 = 1 << 3;
-const X86_PCD: u64 = 1 << 4;
-const X86_ACCESSED: u64 = 1 << 5;
-const X86_DIRTY: u64 = 1 << 6;
-/// `_PAGE_PSE` at pmd/pud level; the PAT bit in a pte.
-const X86_PSE: u64 = 1 << 7;
-const X86_GLOBAL: u64 = 1 << 8;
-const X86_NX: u64 = 1 << 63;
-/// Protection bits that map one to one onto entry bits.
-const X86_PROT_BITS: [(PgProt, u64); 7] = [
-    (PgProt::WRITE, X86_RW),
-    (PgProt::USER, X86_USER),
-    (PgProt::WRITE_THROUGH, X86_PWT),
-    (PgProt::NO_CACHE, X86_PCD),
-    (PgProt::ACCESSED, X86_ACCESSED),
-    (PgProt::DIRTY, X86_DIRTY),
-    (PgProt::GLOBAL, X86_GLOBAL),
-];
-/// Physical address bits of an entry (52-bit physical addresses).
-const X86_ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
-
-impl X86PteFormat {
-    /// The format for a CPU with or without no-execute support. Without
-    /// it (or before `EFER.NXE` is set) bit 63 is reserved and every leaf is
-    /// executable.
-    pub const fn new(nx: bool) -> Self {
-        X86PteFormat { nx }
-    }
-}
-
-impl PteFormat for X86PteFormat {
-    fn encode_leaf(&self, leaf: Leaf) -> u64 {
-        let p = leaf.prot;
-        let present = if p.contains(PgProt::PROTNONE) { X86_GLOBAL } else { X86_PRESENT };
-        let mut raw = (leaf.phys.as_u64() & X86_ADDR_MASK) | present;
-        for (flag, bit) in X86_PROT_BITS {
-            if p.contains(flag) {
-                raw |= bit;
-            }
-        }
-        if self.nx && !p.contains(PgProt::EXEC) {
-            raw |= X86_NX;
-        }
-        if leaf.size != PageSize::Size4K {
-            raw |= X86_PSE;
-        }
-        raw
-    }
-
-    fn encode_table(&self, table: PhysAddr, user: bool) -> u64 {
-        // Linux _KERNPG_TABLE / _PAGE_TABLE.
-        let raw = (table.as_u64() & X86_ADDR_MASK) | X86_PRESENT | X86_RW | X86_ACCESSED | X86_DIRTY;
-        if user { raw | X86_USER } else { raw }
-    }
-
-    fn decode(&self, raw: u64, level: Level) -> Entry {
-        let protnone = raw & (X86_PRESENT | X86_GLOBAL) == X86_GLOBAL && level == Level::Pte;
-        if raw & X86_PRESENT == 0 && !protnone {
-            return Entry::None;
-        }
-        let size = match level {
-            Level::Pte => PageSize::Size4K,
-            Level::Pgd => return Entry::Table(PhysAddr::new(raw & X86_ADDR_MASK)),
-            Level::Pmd | Level::Pud if raw & X86_PSE == 0 => {
-                return Entry::Table(PhysAddr::new(raw & X86_ADDR_MASK));
-            }
-            Level::Pmd => PageSize::Size2M,
-            Level::Pud => PageSize::Size1G,
-        };
-        let mut prot = if protnone { PgProt::PROTNONE } else { PgProt::empty() };
-        for (flag, bit) in X86_PROT_BITS {
-            if raw & bit != 0 && !(protnone && flag == PgProt::GLOBAL) {
-                prot |= flag;
-            }
-        }
-        if !self.nx || raw & X86_NX == 0 {
-            prot |= PgProt::EXEC;
-        }
-        let phys = PhysAddr::new(raw & X86_ADDR_MASK & !(size.bytes() - 1));
-        Entry::Leaf(Leaf { phys, prot, size })
-    }
 }
 
 /// Why a page-table operation failed.

@@ -3,6 +3,7 @@ use std::ops::ControlFlow;
 use proptest::prelude::*;
 
 use super::*;
+use crate::arch::x86_64::{X86_RW, X86_USER};
 use crate::gfp::GFP_KERNEL;
 use crate::pagewalk::{PageWalkOps, walk_page_range};
 use crate::ptdump::{AddrMarker, check_wx, ptdump};
