@@ -4,6 +4,7 @@ use core::ptr::NonNull;
 use super::*;
 use crate::pgtable::{PAGE_KERNEL_NOCACHE, X86PteFormat};
 use crate::sim::{Sim, SimTlb, free_pages_drained as free_pages};
+use crate::slab_common::ObjCache;
 use crate::vmalloc::VmapNode;
 
 const MB: u64 = 1 << 20;
@@ -14,7 +15,7 @@ struct BoxNodes;
 
 // SAFETY: every node is a fresh, exclusively owned Box allocation of the
 // right size and alignment, freed exactly once by `free`.
-unsafe impl VmapNodeAlloc for BoxNodes {
+unsafe impl ObjCache<VmapNode> for BoxNodes {
     fn alloc(&self) -> Option<NonNull<VmapNode>> {
         Some(NonNull::from(Box::leak(Box::new(MaybeUninit::<VmapNode>::uninit()))).cast())
     }
