@@ -27,6 +27,8 @@
 //! - Hard links (entries sharing an inode, Linux's find_link) are kept as
 //!   separate entries, each with the body the archive gives it.
 
+#![forbid(unsafe_code)]
+
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use core::fmt;

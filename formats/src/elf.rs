@@ -21,6 +21,8 @@
 //! - Like Linux we do not check that the entry point is in an executable
 //!   segment: a bad one faults in user space, as on Linux.
 
+#![forbid(unsafe_code)]
+
 use core::fmt;
 
 use mm::PAGE_SIZE;

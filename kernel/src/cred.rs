@@ -30,6 +30,8 @@
 //! `struct cred`: nothing reads another process's credentials except
 //! prlimit64's permission check, which takes the lock.
 
+#![forbid(unsafe_code)]
+
 use uapi::capability::CAP_LAST_CAP;
 use uapi::errno::Errno;
 

@@ -22,6 +22,8 @@
 //! new address space) leave the caller untouched, as in Linux; a failure
 //! after it kills the task with SIGSEGV.
 
+#![forbid(unsafe_code)]
+
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 

@@ -37,7 +37,7 @@ use mm::memblock::Memblock;
 use mm::meminfo::{Meminfo, MeminfoKernel};
 use mm::mmzone::{MAX_NR_ZONES, NR_PAGE_ORDERS, ZoneType};
 use mm::page::{MemMap, Page, pageblock_flags_len};
-use mm::page_alloc::{BadPage, PgData};
+use mm::page_alloc::{BadPage, Pages, PgData};
 use mm::vmstat::Buddyinfo;
 use mm::{PAGE_SIZE, Pfn, PhysAddr, VirtAddr};
 use spin::Once;
@@ -155,9 +155,19 @@ pub fn alloc_pages(gfp: Gfp, order: u32) -> Option<Pfn> {
     pgdat().alloc_pages(gfp, order)
 }
 
+/// [`alloc_pages`] as an owning handle that frees the block when dropped.
+pub fn alloc_pages_owned(gfp: Gfp, order: u32) -> Option<Pages<'static, 'static>> {
+    pgdat().alloc_pages_owned(gfp, order)
+}
+
 /// Frees pages from [`alloc_pages`] (Linux `__free_pages`).
-pub fn free_pages(pfn: Pfn, order: u32) -> Result<(), BadPage> {
-    pgdat().free_pages(pfn, order)
+///
+/// # Safety
+/// As for [`mm::page_alloc::PgData::free_pages`]: the caller owns the
+/// reference, and nothing maps or points into the block afterwards.
+pub unsafe fn free_pages(pfn: Pfn, order: u32) -> Result<(), BadPage> {
+    // SAFETY: the caller's contract, passed on.
+    unsafe { pgdat().free_pages(pfn, order) }
 }
 
 /// The direct-map address of a page (Linux `page_address`).

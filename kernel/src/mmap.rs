@@ -36,10 +36,11 @@
 //! `COMPACTION` is a sleeping lock too, as compaction reschedules between
 //! pageblocks.
 
+#![forbid(unsafe_code)]
+
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::ops::ControlFlow;
-use core::ptr::NonNull;
 
 use mm::compaction::CompactStats;
 use mm::gfp::{GFP_KERNEL, Gfp};
@@ -47,17 +48,16 @@ use mm::memory::{FaultAccess, FaultError};
 use mm::migrate::MmWalk;
 use mm::mmap::MmStruct;
 use mm::pgtable::X86PteFormat;
-use mm::slab_common::{CacheHandle, Slab};
 use mm::slub::SlabFlags;
-use mm::vma::{Vma, VmaAlloc};
+use mm::vma::Vma;
 use mm::{Pfn, PhysAddr};
 use spin::{Mutex, Once};
-
-use crate::sched::rwsem::{RwSem, RwSemReadGuard, RwSemWriteGuard};
 use uapi::errno::Errno;
 
 use crate::arch::x86_64::pgtable;
+use crate::sched::rwsem::{RwSem, RwSemReadGuard, RwSemWriteGuard};
 use crate::sched::wait::WaitQueue;
+use crate::slab::KmemCacheOf;
 
 /// A user address space as the kernel uses it.
 pub type UserMm = MmStruct<'static, X86PteFormat, SlabVmas>;
@@ -101,29 +101,12 @@ impl Mm {
 /// A shared handle to an address space (Linux's refcounted `mm_struct`).
 pub type MmRef = Arc<Mm>;
 
-/// VMA nodes from the "vm_area_struct" cache.
-pub struct SlabVmas {
-    slab: &'static Slab<'static>,
-    cache: &'static CacheHandle<'static>,
-}
-
-// SAFETY: objects of the cache are size_of::<Vma>() bytes aligned for a
-// Vma (the cache is created so), exclusively the caller's until freed.
-unsafe impl VmaAlloc for SlabVmas {
-    fn alloc(&self) -> Option<NonNull<Vma>> {
-        self.slab.kmem_cache_alloc(self.cache, GFP_KERNEL).map(NonNull::cast)
-    }
-
-    unsafe fn free(&self, vma: NonNull<Vma>) {
-        // SAFETY: `vma` came from `alloc` of this cache (trait contract).
-        if let Err(e) = unsafe { self.slab.kmem_cache_free(self.cache, vma.cast()) } {
-            log::error!("vm_area_struct {vma:p}: {e:?}");
-        }
-    }
-}
+/// VMA nodes from the "vm_area_struct" cache, shared by every address
+/// space (Linux `vm_area_cachep`).
+pub type SlabVmas = &'static KmemCacheOf<Vma>;
 
 struct Globals {
-    cache: CacheHandle<'static>,
+    vmas: KmemCacheOf<Vma>,
     zero_pfn: Pfn,
 }
 
@@ -136,17 +119,10 @@ static GLOBALS: Once<Globals> = Once::new();
 /// If either cannot be allocated at boot.
 pub fn init() {
     let slab = crate::slab::slab().expect("mmap::init before slab::init");
-    let cache = slab
-        .kmem_cache_create(
-            "vm_area_struct",
-            size_of::<Vma>() as u32,
-            align_of::<Vma>() as u32,
-            SlabFlags::empty(),
-            None,
-        )
+    let vmas = KmemCacheOf::create(slab, "vm_area_struct", SlabFlags::empty())
         .unwrap_or_else(|e| panic!("mmap: cannot create the vm_area_struct cache: {e:?}"));
     let zero_pfn = crate::mm::alloc_pages(GFP_KERNEL | Gfp::ZERO, 0).expect("mmap: no zero page");
-    GLOBALS.call_once(|| Globals { cache, zero_pfn });
+    GLOBALS.call_once(|| Globals { vmas, zero_pfn });
 }
 
 /// The shared zero page.
@@ -157,15 +133,8 @@ pub fn zero_pfn() -> Option<Pfn> {
 /// A new, empty address space (Linux `mm_alloc`).
 pub fn mm_alloc() -> Result<MmRef, Errno> {
     let g = GLOBALS.get().ok_or(Errno::ENOMEM)?;
-    let slab = crate::slab::slab().ok_or(Errno::ENOMEM)?;
     let kernel = pgtable::kernel_pgtable().ok_or(Errno::ENOMEM)?;
-    let mm = MmStruct::new(
-        kernel,
-        mm::gfp::GFP_DMA32,
-        pgtable::kernel_tlb(),
-        g.zero_pfn,
-        SlabVmas { slab, cache: &g.cache },
-    )?;
+    let mm = MmStruct::new(kernel, mm::gfp::GFP_DMA32, pgtable::kernel_tlb(), g.zero_pfn, &g.vmas)?;
     Ok(Arc::new(Mm { pgd: mm.pgd_root(), mmap_lock: RwSem::new(mm) }))
 }
 

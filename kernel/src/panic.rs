@@ -6,6 +6,8 @@
 //! A panic inside the panic handler is reported in one line and halts at
 //! once, so a broken printer cannot loop.
 
+#![forbid(unsafe_code)]
+
 use core::fmt::Write;
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicBool, Ordering};

@@ -3,7 +3,10 @@
 //! accessors of `arch/x86/include/asm/percpu.h`).
 //!
 //! Static per-CPU variables live in the linker section `.data..percpu`
-//! (`#[unsafe(link_section = ".data..percpu")]`). Early in boot, while GS
+//! (`#[unsafe(link_section = ".data..percpu")]`), each wrapped in a
+//! [`PerCpu`] whose accessors reach the executing CPU's copy, so the code
+//! that uses them needs no `unsafe` (Linux `DEFINE_PER_CPU` with
+//! `this_cpu_read`/`this_cpu_write`/`this_cpu_ptr`). Early in boot, while GS
 //! base is 0, `gs:[var]` is the section itself: CPU 0's copy. Then
 //! [`setup_per_cpu_areas`] takes `nr_cpus` units of [`UNIT_SIZE`] bytes
 //! from memblock (direct-mapped, Linux's embed first chunk), copies the
@@ -91,35 +94,96 @@ pub fn smp_processor_id() -> u32 {
     id
 }
 
-/// Reads this CPU's copy of the static per-CPU `var` in one GS-relative
-/// load (Linux `this_cpu_read`).
-///
-/// # Safety
-/// `var` must be a static placed in `.data..percpu`.
+/// This CPU's `__per_cpu_offset`: one GS-relative load of
+/// [`THIS_CPU_OFF`] (Linux `this_cpu_off`).
 #[inline]
-pub unsafe fn this_cpu_read_u64(var: &'static AtomicU64) -> u64 {
-    let value: u64;
-    // SAFETY: `var`'s link address is inside the static section (the
-    // caller's promise), so gs:[var] is this CPU's copy of it.
+fn this_cpu_off() -> u64 {
+    let off: u64;
+    // SAFETY: GS base is 0 (the section is CPU 0's copy, whose offset is
+    // 0) or this CPU's per-CPU offset, so gs:[THIS_CPU_OFF] is this CPU's
+    // u64 THIS_CPU_OFF; reading it has no side effects.
     unsafe {
-        core::arch::asm!("mov {0}, qword ptr gs:[{1}]", out(reg) value, in(reg) var.as_ptr(),
+        core::arch::asm!("mov {0}, qword ptr gs:[{1}]", out(reg) off, sym THIS_CPU_OFF,
             options(nostack, preserves_flags, readonly));
     }
-    value
+    off
 }
 
-/// Writes this CPU's copy of the static per-CPU `var` (Linux
-/// `this_cpu_write`).
+/// A static per-CPU variable (Linux `DEFINE_PER_CPU`): declared once as a
+/// static in `.data..percpu`, it has one copy per CPU, and its accessors
+/// reach the executing CPU's copy. The one promise (the placement) is
+/// made at the declaration, so uses need no `unsafe`:
 ///
-/// # Safety
-/// As for [`this_cpu_read_u64`].
-#[inline]
-pub unsafe fn this_cpu_write_u64(var: &'static AtomicU64, value: u64) {
-    // SAFETY: as in `this_cpu_read_u64`; the store is one instruction, so
-    // an interrupt sees the old or the new value.
-    unsafe {
-        core::arch::asm!("mov qword ptr gs:[{0}], {1}", in(reg) var.as_ptr(), in(reg) value,
-            options(nostack, preserves_flags));
+/// ```ignore
+/// #[unsafe(link_section = ".data..percpu")]
+/// // SAFETY: in .data..percpu; an integer, copied bitwise into every unit.
+/// static NEED_RESCHED: PerCpu<AtomicU64> = unsafe { PerCpu::new(AtomicU64::new(0)) };
+///
+/// NEED_RESCHED.write(1);
+/// ```
+///
+/// A reference from [`PerCpu::get`] stays valid for ever (units are never
+/// freed) but names the CPU the caller ran on when it took it: a task
+/// that moves to another CPU keeps using the old CPU's copy (nothing
+/// migrates yet), which is why `T` must be `Sync`.
+#[repr(transparent)]
+pub struct PerCpu<T>(T);
+
+impl<T> PerCpu<T> {
+    /// The initial value of every CPU's copy.
+    ///
+    /// # Safety
+    /// The result must initialise a `static` placed in `.data..percpu`
+    /// (`#[unsafe(link_section = ".data..percpu")]`): the accessors find
+    /// each CPU's copy at the static's address plus that CPU's offset.
+    /// [`setup_per_cpu_areas`] copies CPU 0's copy bitwise into every
+    /// unit, so `T` must hold nothing a bitwise copy would duplicate
+    /// ownership of (atomics and plain data are fine; a `Vec` is not).
+    pub const unsafe fn new(value: T) -> Self {
+        PerCpu(value)
+    }
+}
+
+impl<T: Sync> PerCpu<T> {
+    /// The executing CPU's copy (Linux `this_cpu_ptr`).
+    pub fn get(&'static self) -> &'static T {
+        let addr = core::ptr::from_ref(self).cast::<T>() as u64;
+        // SAFETY: `self` is in .data..percpu (`new`'s contract), so its
+        // link address plus this CPU's offset is this CPU's copy: the
+        // section itself (offset 0) before setup_per_cpu_areas, then a
+        // unit that setup filled from the section and that is never freed.
+        // The copy is a valid `T` (a bitwise copy, which `new` allows),
+        // only ever shared (`&T`, `T: Sync`).
+        unsafe { &*(addr.wrapping_add(this_cpu_off()) as *const T) }
+    }
+}
+
+impl PerCpu<AtomicU64> {
+    /// Reads this CPU's copy in one GS-relative load, which an interrupt
+    /// or a migration cannot split (Linux `this_cpu_read`).
+    #[inline]
+    pub fn read(&'static self) -> u64 {
+        let value: u64;
+        // SAFETY: `self`'s link address is inside the static section
+        // (`new`'s contract), so gs:[self] is this CPU's copy, an
+        // AtomicU64 (`PerCpu` is transparent) read by one instruction.
+        unsafe {
+            core::arch::asm!("mov {0}, qword ptr gs:[{1}]", out(reg) value, in(reg) self.0.as_ptr(),
+                options(nostack, preserves_flags, readonly));
+        }
+        value
+    }
+
+    /// Writes this CPU's copy in one GS-relative store (Linux
+    /// `this_cpu_write`).
+    #[inline]
+    pub fn write(&'static self, value: u64) {
+        // SAFETY: as in `read`; the store is one instruction, so an
+        // interrupt sees the old or the new value.
+        unsafe {
+            core::arch::asm!("mov qword ptr gs:[{0}], {1}", in(reg) self.0.as_ptr(), in(reg) value,
+                options(nostack, preserves_flags));
+        }
     }
 }
 
@@ -227,14 +291,7 @@ impl PercpuPtr {
     /// This CPU's copy (Linux `this_cpu_ptr`). The caller must not migrate
     /// between getting and using it (nothing migrates yet).
     pub fn this_cpu_ptr(self) -> VirtAddr {
-        let off: u64;
-        // SAFETY: gs:[THIS_CPU_OFF] is this CPU's offset (see
-        // `smp_processor_id`).
-        unsafe {
-            core::arch::asm!("mov {0}, qword ptr gs:[{1}]", out(reg) off, sym THIS_CPU_OFF,
-                options(nostack, preserves_flags, readonly));
-        }
-        VirtAddr::expect_canonical(self.gs_address().wrapping_add(off))
+        VirtAddr::expect_canonical(self.gs_address().wrapping_add(this_cpu_off()))
     }
 
     /// Adds `value` to this CPU's u64 at this pointer in one instruction,

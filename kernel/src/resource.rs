@@ -23,6 +23,8 @@
 //! setrlimit and another's prlimit64) cannot leave the older values in
 //! the mm.
 
+#![forbid(unsafe_code)]
+
 use uapi::capability::{CAP_IPC_LOCK, CAP_SYS_RESOURCE};
 use uapi::errno::Errno;
 use uapi::resource::*;

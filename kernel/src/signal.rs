@@ -9,6 +9,8 @@
 //! ignore), no alternate signal stacks, no core dumps (a "core" default
 //! terminates with the core bit clear).
 
+#![forbid(unsafe_code)]
+
 use alloc::sync::Arc;
 use uapi::errno::Errno;
 use uapi::signal::*;

@@ -16,13 +16,17 @@
 //! the early heap's is answered without a lock.
 
 use core::alloc::{GlobalAlloc, Layout};
+use core::fmt;
+use core::marker::PhantomData;
+use core::mem::{align_of, size_of};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use linked_list_allocator::Heap;
 use log::{error, info, warn};
 use mm::gfp::GFP_KERNEL;
-use mm::slab_common::{Slab, SlubDebug};
+use mm::slab_common::{CacheHandle, ObjCache, Slab, SlubDebug};
+use mm::slub::{SlabError, SlabFlags};
 use spin::{Mutex, Once};
 
 use crate::cmdline;
@@ -106,6 +110,51 @@ pub fn init() {
 /// The slab allocator, once [`init`] has run.
 pub fn slab() -> Option<&'static Slab<'static>> {
     SLAB.get()
+}
+
+/// A slab cache made for objects of type `T` (Linux `KMEM_CACHE(struct,
+/// flags)`), which the kernel's intrusive trees take their nodes from
+/// through [`ObjCache`]: VMAs ("vm_area_struct"), vmap areas
+/// ("vmap_area"), and the rmap and xarray nodes to come.
+pub struct KmemCacheOf<T> {
+    slab: &'static Slab<'static>,
+    cache: CacheHandle<'static>,
+    _objects: PhantomData<fn() -> T>,
+}
+
+impl<T> KmemCacheOf<T> {
+    /// Creates the cache `name` in `slab`, its objects sized and aligned
+    /// for a `T`.
+    ///
+    /// # Errors
+    /// As [`Slab::kmem_cache_create`].
+    pub fn create(slab: &'static Slab<'static>, name: &'static str, flags: SlabFlags) -> Result<Self, SlabError> {
+        let cache = slab.kmem_cache_create(name, size_of::<T>() as u32, align_of::<T>() as u32, flags, None)?;
+        Ok(KmemCacheOf { slab, cache, _objects: PhantomData })
+    }
+}
+
+// SAFETY: `create` made the cache with objects of `size_of::<T>()` bytes
+// aligned to `align_of::<T>()`; an object is the caller's alone until it is
+// freed, and `free` hands it back to the same cache.
+unsafe impl<T> ObjCache<T> for KmemCacheOf<T> {
+    fn alloc(&self) -> Option<NonNull<T>> {
+        self.slab.kmem_cache_alloc(&self.cache, GFP_KERNEL).map(NonNull::cast)
+    }
+
+    unsafe fn free(&self, obj: NonNull<T>) {
+        // SAFETY: `obj` came from `alloc`, so it is an object of this cache
+        // not freed since (the trait's contract).
+        if let Err(e) = unsafe { self.slab.kmem_cache_free(&self.cache, obj.cast()) } {
+            error!("{} {obj:p}: {e:?}", self.cache.name());
+        }
+    }
+}
+
+impl<T> fmt::Debug for KmemCacheOf<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.cache.fmt(f)
+    }
 }
 
 /// The global allocator: the early heap, then kmalloc.

@@ -7,22 +7,21 @@
 //! The `vmap_area` tree nodes come from a slab cache, as Linux's
 //! `vmap_area_cachep`. Lock order: `vmap_area_lock -> slab cache locks`.
 
+#![forbid(unsafe_code)]
+
 use core::fmt;
-use core::mem::{align_of, size_of};
 use core::panic::Location;
-use core::ptr::NonNull;
 
 use log::info;
-use mm::gfp::GFP_KERNEL;
 use mm::pgtable::{PAGE_KERNEL_NOCACHE, PgProt, X86PteFormat};
-use mm::slab_common::{CacheHandle, Slab};
 use mm::slub::SlabFlags;
-use mm::vmalloc::{Vmalloc, VmallocError, VmapFault, VmapNode, VmapNodeAlloc};
+use mm::vmalloc::{Vmalloc, VmallocError, VmapFault, VmapNode};
 use mm::vmstat::NodeStatItem;
 use mm::{PAGE_SIZE, Pfn, PhysAddr, VirtAddr};
 use spin::Once;
 
 use crate::arch::x86_64::pgtable::{self, VMALLOC_END, VMALLOC_START};
+use crate::slab::KmemCacheOf;
 
 /// Size of a kernel task stack (Linux `THREAD_SIZE` is 16 KiB; unoptimised
 /// builds and tests get headroom, as the boot stack does).
@@ -32,29 +31,9 @@ pub const THREAD_SIZE: u64 = 64 * 1024;
 /// `VMALLOC_END` is inclusive, so its figure is one byte less).
 pub const VMALLOC_TOTAL: u64 = VMALLOC_END - VMALLOC_START;
 
-/// `vmap_area` nodes from the "vmap_area" slab cache.
-pub struct SlabNodes {
-    slab: &'static Slab<'static>,
-    cache: CacheHandle<'static>,
-}
-
-// SAFETY: objects of the cache are size_of::<VmapNode>() bytes aligned to
-// align_of::<VmapNode>() (the cache was created so), exclusively the
-// caller's until freed; `free` hands them back to the same cache.
-unsafe impl VmapNodeAlloc for SlabNodes {
-    fn alloc(&self) -> Option<NonNull<VmapNode>> {
-        self.slab.kmem_cache_alloc(&self.cache, GFP_KERNEL).map(NonNull::cast)
-    }
-
-    unsafe fn free(&self, node: NonNull<VmapNode>) {
-        // SAFETY: `node` came from `alloc`, so it is an object of this
-        // cache not freed since (the trait's contract).
-        let result = unsafe { self.slab.kmem_cache_free(&self.cache, node.cast()) };
-        if let Err(e) = result {
-            log::error!("vmap_area node {node:p}: {e:?}");
-        }
-    }
-}
+/// `vmap_area` nodes from the "vmap_area" slab cache (Linux
+/// `vmap_area_cachep`).
+pub type SlabNodes = KmemCacheOf<VmapNode>;
 
 /// The kernel's vmalloc allocator type.
 pub type KernelVmalloc = Vmalloc<'static, X86PteFormat, SlabNodes>;
@@ -69,14 +48,7 @@ static VMALLOC: Once<KernelVmalloc> = Once::new();
 pub fn init(nr_cpus: u32) {
     let pt = pgtable::kernel_pgtable().expect("vmalloc::init before the kernel page tables");
     let slab = crate::slab::slab().expect("vmalloc::init before slab::init");
-    let cache = slab
-        .kmem_cache_create(
-            "vmap_area",
-            size_of::<VmapNode>() as u32,
-            align_of::<VmapNode>() as u32,
-            SlabFlags::empty(),
-            None,
-        )
+    let nodes = KmemCacheOf::create(slab, "vmap_area", SlabFlags::empty())
         .unwrap_or_else(|e| panic!("vmalloc: cannot create the vmap_area cache: {e:?}"));
     let vm = Vmalloc::new(
         pt,
@@ -84,7 +56,7 @@ pub fn init(nr_cpus: u32) {
         VirtAddr::expect_canonical(VMALLOC_START),
         VirtAddr::expect_canonical(VMALLOC_END),
         nr_cpus,
-        SlabNodes { slab, cache },
+        nodes,
     )
     .unwrap_or_else(|e| panic!("vmalloc: {e}"));
     VMALLOC.call_once(|| vm);

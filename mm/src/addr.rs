@@ -5,6 +5,8 @@
 //! addresses, `pfn`, `PAGE_SHIFT`, `PAGE_ALIGN`). Linux uses bare integers;
 //! we use newtypes so a pfn can never be passed where an address is expected.
 
+#![forbid(unsafe_code)]
+
 use core::fmt;
 use core::ops::{Add, Sub};
 
@@ -93,8 +95,7 @@ impl VirtAddr {
     /// Returns `None` for a non-canonical address, which no x86_64 page table
     /// can map.
     pub const fn new(addr: u64) -> Option<Self> {
-        let top = addr >> 47;
-        if top == 0 || top == 0x1ffff { Some(Self(addr)) } else { None }
+        if crate::arch::x86_64::is_canonical(addr) { Some(Self(addr)) } else { None }
     }
 
     /// Wraps an address the caller knows to be canonical: a constant, or
@@ -121,7 +122,7 @@ impl VirtAddr {
     /// it at most `TASK_SIZE`, on hot paths where a check would only
     /// repeat that invariant.
     pub(crate) const fn from_lower_half(addr: u64) -> Self {
-        debug_assert!(addr >> 47 == 0);
+        debug_assert!(addr < crate::arch::x86_64::USER_TOP);
         Self(addr)
     }
 

@@ -264,7 +264,9 @@ impl<'p, 'a> CompactControl<'p, 'a> {
             for pfn in start..start + count {
                 // The pages are ours and clean; a report would mean a bug
                 // elsewhere, and the allocator logs and leaks the page.
-                let _ = self.pgdat.free_pages(Pfn::new(pfn), 0);
+                // SAFETY: isolated free pages are owned by this control
+                // (one reference each) and were never handed out.
+                let _ = unsafe { self.pgdat.free_pages(Pfn::new(pfn), 0) };
             }
         }
         self.nr_ranges = 0;
@@ -327,14 +329,16 @@ impl MigrationTarget for CompactControl<'_, '_> {
     }
 
     /// Linux `compaction_free`: back on the isolated list.
-    fn free(&mut self, pfn: Pfn) {
+    unsafe fn free(&mut self, pfn: Pfn) {
         if self.nr_ranges < FREE_RANGES {
             self.freepages[self.nr_ranges] = (pfn.as_u64(), 1);
             self.nr_ranges += 1;
             self.nr_freepages += 1;
         } else {
             // Returned at once; see release_freepages.
-            let _ = self.pgdat.free_pages(pfn, 0);
+            // SAFETY: the trait's contract: migration hands back a page of
+            // ours that it neither mapped nor keeps a pointer to.
+            let _ = unsafe { self.pgdat.free_pages(pfn, 0) };
         }
     }
 }

@@ -19,6 +19,8 @@
 //!   loop on reclaim that does not exist; such an allocation fails like any
 //!   other and says so.
 
+#![forbid(unsafe_code)]
+
 use bitflags::bitflags;
 
 use crate::mmzone::{MigrateType, ZoneType};

@@ -32,6 +32,10 @@
 //! Pages on the per-cpu lists are not on the buddy lists and count as in
 //! use: drain them first (`PgData::drain_all_pages`) for an exact map.
 
+// Its tests free pages they allocated (an unsafe call); the module
+// itself has no reason for unsafe.
+#![cfg_attr(not(test), forbid(unsafe_code))]
+
 use core::fmt::{self, Write as _};
 
 use crate::addr::{PAGE_SIZE, Pfn, PhysAddr};

@@ -9,7 +9,8 @@
 //! Today it holds the address vocabulary ([`addr`]), the arch boundary,
 //! boot-time memory ([`memblock`]), the page descriptor ([`page`]), zones
 //! ([`mmzone`]), allocation flags ([`gfp`]), the buddy allocator
-//! ([`page_alloc`]) with its counters and reports ([`vmstat`], [`meminfo`]),
+//! ([`page_alloc`]) with its counters and reports ([`vmstat`], [`meminfo`])
+//! and whole-page copies and clears ([`highmem`]),
 //! and the slab allocator
 //! ([`slub`], [`slab_common`]: object caches and kmalloc), page tables
 //! ([`pgtable`], walked by [`pagewalk`], dumped and W+X-checked by
@@ -28,6 +29,7 @@ pub mod avl;
 pub mod compaction;
 pub mod filemap;
 pub mod gfp;
+pub mod highmem;
 pub mod kmemmap;
 pub mod list;
 pub mod madvise;

@@ -10,6 +10,8 @@
 //! A list does not own its pages: the caller holds the lock that protects
 //! both the list head and the links of the pages on it.
 
+#![forbid(unsafe_code)]
+
 use crate::addr::Pfn;
 use crate::page::{MemMap, NIL};
 

@@ -32,6 +32,10 @@
 //! `AnonPages`), commit accounting (no overcommit accounting), hugetlb,
 //! THP and `DirectMap` lines.
 
+// Its tests free pages they allocated (an unsafe call); the module
+// itself has no reason for unsafe.
+#![cfg_attr(not(test), forbid(unsafe_code))]
+
 use core::fmt;
 
 use crate::addr::PAGE_SHIFT;

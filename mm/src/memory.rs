@@ -48,6 +48,7 @@ use uapi::errno::Errno;
 
 use crate::addr::{PAGE_SIZE, Pfn, VirtAddr};
 use crate::gfp::{GFP_HIGHUSER_MOVABLE, Gfp};
+use crate::highmem;
 use crate::mmap::{MmCounter, MmStruct};
 use crate::pgtable::{Entry, Leaf, Level, PTRS_PER_TABLE, PageSize, PgProt, PteFormat, TlbGather};
 use crate::rmap;
@@ -262,7 +263,8 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             None => (self.new_user_page(Gfp::ZERO)?, false),
         };
         let Some(page) = pgdat.pfn_to_page(pfn) else {
-            self.put_unmapped_page(pfn);
+            // SAFETY: this fault allocated the page and never mapped it.
+            unsafe { self.put_page(pfn) };
             return Err(FaultError::Oom);
         };
         let anon = desc.file.is_none() || write || shared;
@@ -276,7 +278,8 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             // Another fault on this page won (Linux's `pte_none` recheck
             // under the pte lock): ours was never visible.
             drop(ptl);
-            self.put_unmapped_page(pfn);
+            // SAFETY: this fault allocated the page and never mapped it.
+            unsafe { self.put_page(pfn) };
             return Ok(());
         }
         if anon {
@@ -295,10 +298,16 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         Ok(())
     }
 
-    /// Frees a page this fault allocated but did not map.
-    fn put_unmapped_page(&self, pfn: Pfn) {
+    /// Drops a page reference the caller holds (Linux `folio_put`).
+    ///
+    /// # Safety
+    /// As [`PgData::put_page`](crate::page_alloc::PgData::put_page): the
+    /// caller owns the reference, and if it is the last, no pte or TLB
+    /// entry maps the page and nothing uses it again.
+    unsafe fn put_page(&self, pfn: Pfn) {
         // A bad page is reported by the allocator and leaked.
-        let _ = self.pgd.pgdat().put_page(pfn);
+        // SAFETY: the caller's contract.
+        let _ = unsafe { self.pgd.pgdat().put_page(pfn) };
     }
 
     /// Write to a present read-only pte of a writable VMA (Linux
@@ -350,7 +359,10 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         // Copy (Linux `wp_page_copy`).
         let result = self.wp_page_copy(slot, raw, old, prot, index, addr);
         if old_page.is_some() {
-            self.put_unmapped_page(old);
+            // SAFETY: the reference taken above under the page-table lock.
+            // If it is the last, the pte no longer maps the page: the copy
+            // replaced it and flushed the translation first.
+            unsafe { self.put_page(old) };
         }
         result
     }
@@ -372,25 +384,24 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         let copied = if old == self.zero_pfn {
             Ok(())
         } else {
-            self.page_ptr(old).and_then(|src| Ok((src, self.page_ptr(new)?))).map(|(src, dst)| {
-                // SAFETY: both are 4096-byte pages in the direct map,
-                // distinct since `new` was just allocated; `new` is mapped
-                // nowhere yet, and `old` cannot be freed while the caller's
-                // reference holds it.
-                unsafe { core::ptr::copy_nonoverlapping(src, dst, PAGE_SIZE as usize) }
-            })
+            // SAFETY: distinct pages, since `new` was just allocated; `new`
+            // is mapped nowhere yet, and `old` cannot be freed while the
+            // caller's reference holds it.
+            unsafe { highmem::copy_page(pgdat, new, old) }.map_err(|_| FaultError::Oom)
         };
         let page = match copied.and_then(|()| pgdat.pfn_to_page(new).ok_or(FaultError::Oom)) {
             Ok(page) => page,
             Err(e) => {
-                self.put_unmapped_page(new);
+                // SAFETY: this fault allocated the page and never mapped it.
+                unsafe { self.put_page(new) };
                 return Err(e);
             }
         };
         let ptl = self.page_table_lock.lock();
         if slot.load(Ordering::Acquire) != raw {
             drop(ptl);
-            self.put_unmapped_page(new);
+            // SAFETY: this fault allocated the page and never mapped it.
+            unsafe { self.put_page(new) };
             return Ok(());
         }
         rmap::page_add_new_anon_rmap(pgdat, page, index);
@@ -418,7 +429,9 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     /// [`TlbGather`] instead ([`zap_mapped_page`](Self::zap_mapped_page)).
     fn drop_mapped_page(&self, pfn: Pfn) {
         if self.zap_rmap(pfn) {
-            self.put_unmapped_page(pfn);
+            // SAFETY: the reference of the cleared pte, whose translation
+            // the caller flushed (this function's rule).
+            unsafe { self.put_page(pfn) };
         }
     }
 
@@ -463,7 +476,9 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
                     gather.add_range(addr, addr + PAGE_SIZE);
                     let pfn = leaf.phys.pfn();
                     if self.zap_rmap(pfn) {
-                        gather.remove_page(pfn);
+                        // SAFETY: the reference of the pte just cleared;
+                        // the gather puts it only after its flush.
+                        unsafe { gather.remove_page(pfn) };
                     }
                 }
                 ControlFlow::Continue(())

@@ -84,6 +84,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE, Pfn, VirtAddr};
 use crate::arch::FolioWaitTable;
+use crate::highmem;
 use crate::mmap::MmStruct;
 use crate::page::Page;
 use crate::page_alloc::PgData;
@@ -157,7 +158,12 @@ pub trait MigrationTarget {
 
     /// Gives back a page [`MigrationTarget::alloc`] returned and migration
     /// did not use.
-    fn free(&mut self, pfn: Pfn);
+    ///
+    /// # Safety
+    /// `pfn` came from this target's `alloc`, is given back once, and no
+    /// pte maps it and no pointer into it is used afterwards (the target
+    /// may free it at once).
+    unsafe fn free(&mut self, pfn: Pfn);
 }
 
 /// What [`migrate_pages`] did.
@@ -263,7 +269,7 @@ impl MigrationTarget for GivenPage {
         self.0.take()
     }
 
-    fn free(&mut self, pfn: Pfn) {
+    unsafe fn free(&mut self, pfn: Pfn) {
         self.0 = Some(pfn);
     }
 }
@@ -382,9 +388,15 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
             }
             if outcome[u.i].is_ok() {
                 // A bad page is reported by the allocator and leaked.
-                let _ = pgdat.put_page(old);
+                // SAFETY: the reference dropped is the one the old pte
+                // held; that pte now maps `u.new`, every CPU flushed the
+                // old translation, and the copy was the last access (the
+                // refcount was 1 and no pte reaches the page).
+                let _ = unsafe { pgdat.put_page(old) };
             } else {
-                target.free(u.new);
+                // SAFETY: a failed migration neither mapped `u.new` nor
+                // copied into it (every failure comes before the copy).
+                unsafe { target.free(u.new) };
             }
         }
         out_of_targets
@@ -414,21 +426,18 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
         };
         let Some(new) = target.alloc() else { return fail(MigrateError::NoTarget) };
         if pgdat.page_address(new).is_none() {
-            target.free(new);
+            // SAFETY: `new` was just taken from the target and not used.
+            unsafe { target.free(new) };
             return fail(MigrateError::NotMovable);
         }
         let ptl = self.page_table_lock.lock();
         // A fault may have changed the pte, or taken a reference to copy
         // the page, since the unlocked check.
-        if !self.same_page(slot, old) {
+        if !self.same_page(slot, old) || page.refcount() != 1 || page.mapcount() != 1 {
             drop(ptl);
-            target.free(new);
-            return fail(MigrateError::NotMapped);
-        }
-        if page.refcount() != 1 || page.mapcount() != 1 {
-            drop(ptl);
-            target.free(new);
-            return fail(MigrateError::Pinned);
+            // SAFETY: `new` was just taken from the target and not used.
+            unsafe { target.free(new) };
+            return fail(if self.same_page(slot, old) { MigrateError::Pinned } else { MigrateError::NotMapped });
         }
         let entry = make_migration_entry(old, leaf.prot.contains(PgProt::WRITE));
         let raw = slot.swap(fmt.encode_swp(entry), Ordering::AcqRel);
@@ -451,9 +460,6 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
         let (Some(page), Some(newpage)) = (pgdat.pfn_to_page(old), pgdat.pfn_to_page(u.new)) else {
             return Err(MigrateError::NotMovable);
         };
-        let (Some(src), Some(dst)) = (pgdat.page_address(old), pgdat.page_address(u.new)) else {
-            return Err(MigrateError::NotMovable);
-        };
         let Entry::Leaf(leaf) = fmt.decode(u.raw, Level::Pte) else { return Err(MigrateError::NotMapped) };
         // Linux `folio_ref_freeze`: no reference was taken meanwhile (a
         // fault takes one only through a present pte, under the lock).
@@ -461,14 +467,12 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
             return Err(MigrateError::Pinned);
         }
         // Linux `folio_copy`.
-        // SAFETY: both are distinct 4096-byte pages of the direct map
-        // (`PhysMemory` keeps them mapped read-write). `new` was handed to
-        // migration and is mapped nowhere; `old` is mapped by no present
-        // pte any more (its one pte is a migration entry) and no CPU holds
-        // a translation for it (flushed by the caller), and its one
-        // reference is its mapping's, so nothing writes either page during
-        // the copy.
-        unsafe { core::ptr::copy_nonoverlapping(src.as_mut_ptr::<u8>(), dst.as_mut_ptr::<u8>(), PAGE_SIZE as usize) };
+        // SAFETY: distinct pages: `new` was handed to migration and is
+        // mapped nowhere; `old` is mapped by no present pte any more (its
+        // one pte is a migration entry), no CPU holds a translation for it
+        // (flushed by the caller), and its one reference is its mapping's,
+        // so nothing writes either page during the copy.
+        unsafe { highmem::copy_page(pgdat, u.new, old) }.map_err(|_| MigrateError::NotMovable)?;
         newpage.set_mapping(page.mapping());
         newpage.set_index(page.index());
         newpage.set(page.flags() & MIGRATE_FLAGS);

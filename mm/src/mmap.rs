@@ -33,6 +33,8 @@
 //! - `total_vm` is kept; `locked_vm` and `data_vm` are counted from the
 //!   VMAs when a limit is checked (Linux keeps them as counters).
 
+#![forbid(unsafe_code)]
+
 use core::fmt::{self, Write as _};
 use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 

@@ -21,6 +21,8 @@
 //! `high` is fixed from the low watermark (Linux 6.7 tunes it between
 //! `high_min` and `high_max` at run time).
 
+#![forbid(unsafe_code)]
+
 use core::fmt;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 

@@ -33,6 +33,8 @@
 //!   only for compound pages), so freeing with the wrong order is caught and
 //!   `put_page` can free a non-compound block.
 
+#![forbid(unsafe_code)]
+
 use core::fmt;
 use core::sync::atomic::{
     AtomicI32, AtomicU8, AtomicU32, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,

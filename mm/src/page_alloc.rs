@@ -66,6 +66,7 @@ use log::{error, warn};
 use crate::addr::{PAGE_SIZE, Pfn};
 use crate::arch::{CpuOps, PhysMemory};
 use crate::gfp::Gfp;
+use crate::highmem;
 use crate::memblock::Memblock;
 use crate::mmzone::{
     self, FreeCounts, MAX_NR_ZONES, MAX_PAGE_ORDER, MIGRATE_PCPTYPES, MigrateType, NR_PAGE_ORDERS,
@@ -173,6 +174,66 @@ impl fmt::Display for BadPageReason {
             BadPageReason::FlagsAtFree(flags) => write!(f, "PAGE_FLAGS_CHECK_AT_FREE flag(s) set: {flags:?}"),
             BadPageReason::BadStateAtAlloc => f.write_str("bad state on the free lists (PAGE_FLAGS_CHECK_AT_PREP)"),
         }
+    }
+}
+
+/// A block of 2^order pages from [`PgData::alloc_pages_owned`], owning the
+/// reference the allocation returned: dropping it frees the block (Linux
+/// `__free_pages`), so allocate-use-free needs no `unsafe` free. The
+/// handle lends no access to the memory: code that reaches it (through the
+/// direct map, which takes `unsafe`) must be done with it before the
+/// handle goes. A caller that hands the reference on (to a page table, a
+/// list) takes it out with [`Pages::into_raw`] and frees it later with
+/// [`PgData::free_pages`] under that function's contract.
+#[must_use = "dropping the handle frees the pages"]
+pub struct Pages<'p, 'a> {
+    pgdat: &'p PgData<'a>,
+    pfn: Pfn,
+    order: u32,
+}
+
+impl Pages<'_, '_> {
+    /// The block's first frame.
+    pub fn pfn(&self) -> Pfn {
+        self.pfn
+    }
+
+    /// The block's order.
+    pub fn order(&self) -> u32 {
+        self.order
+    }
+
+    /// Gives the reference up without freeing it: the caller now owns it.
+    #[must_use = "the pages leak unless freed with free_pages"]
+    pub fn into_raw(self) -> Pfn {
+        let pfn = self.pfn;
+        core::mem::forget(self);
+        pfn
+    }
+
+    /// Frees the block now, returning the allocator's report of a bad
+    /// page (dropping the handle only logs it).
+    pub fn free(self) -> Result<(), BadPage> {
+        let (pgdat, order) = (self.pgdat, self.order);
+        // SAFETY: the reference was the handle's alone (see Drop).
+        unsafe { pgdat.free_pages(self.into_raw(), order) }
+    }
+}
+
+impl Drop for Pages<'_, '_> {
+    fn drop(&mut self) {
+        // SAFETY: the handle owns the reference alloc_pages returned: it is
+        // made nowhere else, cannot be cloned, and into_raw forgets it. It
+        // never lent the memory out, and code that reached the memory by
+        // itself (unsafe) was bound to finish before the handle went.
+        // A bad page is reported (logged and counted) by the allocator.
+        let _ = unsafe { self.pgdat.free_pages(self.pfn, self.order) };
+    }
+}
+
+impl fmt::Debug for Pages<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pages").field("pfn", &self.pfn).field("order", &self.order).finish()
     }
 }
 
@@ -514,6 +575,12 @@ impl<'a> PgData<'a> {
             .sum()
     }
 
+    /// [`PgData::alloc_pages`] with the reference in an owning [`Pages`],
+    /// which frees the block when dropped.
+    pub fn alloc_pages_owned(&self, gfp: Gfp, order: u32) -> Option<Pages<'_, 'a>> {
+        self.alloc_pages(gfp, order).map(|pfn| Pages { pgdat: self, pfn, order })
+    }
+
     /// Allocates 2^`order` contiguous pages (Linux `alloc_pages`). The first
     /// page has one reference; with `__GFP_COMP` the block is a compound
     /// page; with `__GFP_ZERO` its contents are zero. `None` when no zone
@@ -835,16 +902,11 @@ impl<'a> PgData<'a> {
     /// Zeroes pages the caller owns (Linux `clear_highpage` per page).
     fn clear_pages(&self, pfn: u64, nr: u64) {
         for p in pfn..pfn + nr {
-            let Some(virt) = self.phys.phys_to_virt(Pfn::new(p).phys()) else {
-                // The memory map only describes frames the direct map
-                // covers; a miss is an arch bug worth a loud message.
-                error!("pfn {p:#x} has no direct-map address; not zeroed");
-                continue;
-            };
-            // SAFETY: `PhysMemory` guarantees `virt` maps the page writable
-            // for the implementor's lifetime, and the page was just taken
-            // off the free lists, so nothing else accesses it.
-            unsafe { core::ptr::write_bytes(virt.as_mut_ptr::<u8>(), 0, PAGE_SIZE as usize) };
+            // SAFETY: the pages were just taken off the free lists for this
+            // allocation, so nothing else accesses them.
+            if let Err(e) = unsafe { highmem::clear_page(self, Pfn::new(p)) } {
+                error!("{e}; not zeroed");
+            }
         }
     }
 
@@ -853,7 +915,15 @@ impl<'a> PgData<'a> {
     /// last, returns the block to the allocator. A bad page (double free,
     /// wrong order, still mapped, reserved or slab) is reported, counted
     /// and leaked, and the report returned.
-    pub fn free_pages(&self, pfn: Pfn, order: u32) -> Result<(), BadPage> {
+    ///
+    /// # Safety
+    /// The caller owns the reference it drops (from `alloc_pages` or a
+    /// reference it took), and if it is the last one, nothing reaches the
+    /// frames afterwards: no pte, page-table entry or TLB entry maps them
+    /// and no pointer into them is used again. The allocator hands the
+    /// frames to the next caller, so a stale user would share memory with
+    /// it. The debug checks catch a double free but not a stale pointer.
+    pub unsafe fn free_pages(&self, pfn: Pfn, order: u32) -> Result<(), BadPage> {
         let Some(page) = self.mem_map.pfn_to_page(pfn) else {
             error!("BUG: freeing pfn {:#x} outside the memory map", pfn.as_u64());
             self.bad_pages.fetch_add(1, Relaxed);
@@ -879,7 +949,11 @@ impl<'a> PgData<'a> {
     /// zone (Linux `free_unref_page_list`, which vfree's page loop would
     /// be in a batched form). A bad page is reported and leaked and the
     /// rest are still freed; returns how many were bad.
-    pub fn free_pages_bulk(&self, pfns: &[Pfn]) -> u64 {
+    ///
+    /// # Safety
+    /// As [`PgData::free_pages`] for each page: the caller owns the
+    /// reference it drops, and nothing uses a page it frees afterwards.
+    pub unsafe fn free_pages_bulk(&self, pfns: &[Pfn]) -> u64 {
         let mut bad = 0;
         let mut freed = 0;
         let mut i = 0;
@@ -892,7 +966,8 @@ impl<'a> PgData<'a> {
                 let pfn = pfns[i];
                 let Some(page) = self.mem_map.pfn_to_page(pfn) else {
                     // Reported (and counted) by free_pages.
-                    bad += u64::from(self.free_pages(pfn, 0).is_err());
+                    // SAFETY: the caller's contract, page by page.
+                    bad += u64::from(unsafe { self.free_pages(pfn, 0) }.is_err());
                     i += 1;
                     continue;
                 };
@@ -952,10 +1027,15 @@ impl<'a> PgData<'a> {
     /// Drops a reference to a page (Linux `put_page`); the last reference
     /// frees the whole block it was allocated as. A tail page's reference
     /// is its head's.
-    pub fn put_page(&self, pfn: Pfn) -> Result<(), BadPage> {
+    ///
+    /// # Safety
+    /// As for [`PgData::free_pages`]: the caller owns the reference, and if
+    /// it is the last, nothing maps or points into the block any more.
+    pub unsafe fn put_page(&self, pfn: Pfn) -> Result<(), BadPage> {
         let head = self.compound_head(pfn);
         let order = self.mem_map.pfn_to_page(head).map_or(0, Page::order);
-        self.free_pages(head, order)
+        // SAFETY: the caller's contract; a tail's reference is its head's.
+        unsafe { self.free_pages(head, order) }
     }
 
     /// Linux `free_the_page` and `free_pages_prepare`.

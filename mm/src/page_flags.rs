@@ -11,6 +11,8 @@
 //! - The zone number, which Linux packs into the top bits of `page->flags`,
 //!   is a separate immutable field of [`crate::page::Page`].
 
+#![forbid(unsafe_code)]
+
 use bitflags::bitflags;
 
 bitflags! {

@@ -8,6 +8,8 @@
 //! [`ControlFlow::Break`]. The walk reads entries without locks: callers
 //! that need a stable picture hold the lock that serialises changes.
 
+#![forbid(unsafe_code)]
+
 use core::ops::ControlFlow;
 use core::sync::atomic::Ordering;
 

@@ -54,6 +54,7 @@ use log::error;
 
 use crate::addr::{PAGE_SIZE, Pfn, PhysAddr, VirtAddr};
 use crate::arch::TlbFlush;
+pub use crate::arch::x86_64::{USER_TOP, X86PteFormat};
 use crate::gfp::{GFP_KERNEL, Gfp};
 use crate::list::PageList;
 use crate::page_alloc::PgData;
@@ -63,9 +64,6 @@ use crate::vmstat::NodeStatItem;
 
 /// Entries per table at every level (Linux `PTRS_PER_PTE` and friends).
 pub const PTRS_PER_TABLE: usize = 512;
-
-/// The end of the lower (user) half of the four-level address space.
-pub const USER_TOP: u64 = 1 << 47;
 
 /// Allocation mask of page-table pages (Linux `GFP_PGTABLE_KERNEL`).
 pub const GFP_PGTABLE_KERNEL: Gfp = GFP_KERNEL.union(Gfp::ZERO);
@@ -261,128 +259,6 @@ pub trait PteFormat: Sync {
     fn decode(&self, raw: u64, level: Level) -> Entry;
 }
 
-/// Bits of an x86_64 swap pte's type field, at the top of the entry
-/// (Linux `SWP_TYPE_BITS`; arch/x86/include/asm/pgtable_64.h).
-const X86_SWP_TYPE_BITS: u32 = crate::swapops::MAX_SWAPFILES_SHIFT;
-/// The offset starts above the protnone bit (Linux `SWP_OFFSET_FIRST_BIT`)
-/// and is stored inverted, so that a swap pte never points at real memory
-/// for a speculative L1TF access (Linux's `__swp_entry`).
-const X86_SWP_OFFSET_SHIFT: u32 = 9 + X86_SWP_TYPE_BITS;
-
-/// x86_64 4-level entries (SDM vol. 3 section 4.5; Linux `_PAGE_BIT_*`).
-#[derive(Clone, Copy, Debug)]
-pub struct X86PteFormat {
-    nx: bool,
-}
-
-const X86_PRESENT: u64 = 1 << 0;
-const X86_RW: u64 = 1 << 1;
-const X86_USER: u64 = 1 << 2;
-const X86_PWT: u64 = 1 << 3;
-const X86_PCD: u64 = 1 << 4;
-const X86_ACCESSED: u64 = 1 << 5;
-const X86_DIRTY: u64 = 1 << 6;
-/// `_PAGE_PSE` at pmd/pud level; the PAT bit in a pte.
-const X86_PSE: u64 = 1 << 7;
-const X86_GLOBAL: u64 = 1 << 8;
-const X86_NX: u64 = 1 << 63;
-/// Protection bits that map one to one onto entry bits.
-const X86_PROT_BITS: [(PgProt, u64); 7] = [
-    (PgProt::WRITE, X86_RW),
-    (PgProt::USER, X86_USER),
-    (PgProt::WRITE_THROUGH, X86_PWT),
-    (PgProt::NO_CACHE, X86_PCD),
-    (PgProt::ACCESSED, X86_ACCESSED),
-    (PgProt::DIRTY, X86_DIRTY),
-    (PgProt::GLOBAL, X86_GLOBAL),
-];
-/// Physical address bits of an entry (52-bit physical addresses).
-const X86_ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
-
-impl X86PteFormat {
-    /// The format for a CPU with or without no-execute support. Without
-    /// it (or before `EFER.NXE` is set) bit 63 is reserved and every leaf is
-    /// executable.
-    pub const fn new(nx: bool) -> Self {
-        X86PteFormat { nx }
-    }
-}
-
-impl PteFormat for X86PteFormat {
-    #[inline]
-    fn encode_leaf(&self, leaf: Leaf) -> u64 {
-        let p = leaf.prot;
-        let present = if p.contains(PgProt::PROTNONE) { X86_GLOBAL } else { X86_PRESENT };
-        let mut raw = (leaf.phys.as_u64() & X86_ADDR_MASK) | present;
-        for (flag, bit) in X86_PROT_BITS {
-            if p.contains(flag) {
-                raw |= bit;
-            }
-        }
-        if self.nx && !p.contains(PgProt::EXEC) {
-            raw |= X86_NX;
-        }
-        if leaf.size != PageSize::Size4K {
-            raw |= X86_PSE;
-        }
-        raw
-    }
-
-    fn encode_table(&self, table: PhysAddr, user: bool) -> u64 {
-        // Linux _KERNPG_TABLE / _PAGE_TABLE.
-        let raw = (table.as_u64() & X86_ADDR_MASK) | X86_PRESENT | X86_RW | X86_ACCESSED | X86_DIRTY;
-        if user { raw | X86_USER } else { raw }
-    }
-
-    fn pte_present(&self, raw: u64) -> bool {
-        raw & X86_PRESENT != 0 || raw & (X86_PRESENT | X86_GLOBAL) == X86_GLOBAL
-    }
-
-    fn pte_chg_mask(&self) -> u64 {
-        X86_ADDR_MASK | X86_DIRTY
-    }
-
-    fn encode_swp(&self, entry: SwpEntry) -> u64 {
-        (!entry.offset() << X86_SWP_OFFSET_SHIFT >> X86_SWP_TYPE_BITS)
-            | (u64::from(entry.ty()) << (64 - X86_SWP_TYPE_BITS))
-    }
-
-    #[inline]
-    fn decode(&self, raw: u64, level: Level) -> Entry {
-        let protnone = raw & (X86_PRESENT | X86_GLOBAL) == X86_GLOBAL && level == Level::Pte;
-        if raw & X86_PRESENT == 0 && !protnone {
-            // Linux `pte_none` ignores the accessed and dirty bits, which
-            // some CPUs set in non-present entries (`_PAGE_KNL_ERRATUM_MASK`).
-            if raw & !(X86_ACCESSED | X86_DIRTY) == 0 || level != Level::Pte {
-                return Entry::None;
-            }
-            let ty = (raw >> (64 - X86_SWP_TYPE_BITS)) as u32;
-            let offset = !raw << X86_SWP_TYPE_BITS >> X86_SWP_OFFSET_SHIFT;
-            return Entry::Swap(SwpEntry::new(ty, offset));
-        }
-        let size = match level {
-            Level::Pte => PageSize::Size4K,
-            Level::Pgd => return Entry::Table(PhysAddr::new(raw & X86_ADDR_MASK)),
-            Level::Pmd | Level::Pud if raw & X86_PSE == 0 => {
-                return Entry::Table(PhysAddr::new(raw & X86_ADDR_MASK));
-            }
-            Level::Pmd => PageSize::Size2M,
-            Level::Pud => PageSize::Size1G,
-        };
-        let mut prot = if protnone { PgProt::PROTNONE } else { PgProt::empty() };
-        for (flag, bit) in X86_PROT_BITS {
-            if raw & bit != 0 && !(protnone && flag == PgProt::GLOBAL) {
-                prot |= flag;
-            }
-        }
-        if !self.nx || raw & X86_NX == 0 {
-            prot |= PgProt::EXEC;
-        }
-        let phys = PhysAddr::new(raw & X86_ADDR_MASK & !(size.bytes() - 1));
-        Entry::Leaf(Leaf { phys, prot, size })
-    }
-}
-
 /// Why a page-table operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PgtableError {
@@ -489,7 +365,11 @@ impl TlbGather {
     /// recorded with [`add_range`](Self::add_range), to put it after the
     /// flush (Linux `__tlb_remove_page`). The caller must
     /// [`flush_mmu`](Self::flush_mmu) first when [`full`](Self::full).
-    pub fn remove_page(&mut self, pfn: Pfn) {
+    ///
+    /// # Safety
+    /// The caller owns the reference it hands over (the cleared pte's),
+    /// and nothing but that pte's stale translations reaches the page.
+    pub unsafe fn remove_page(&mut self, pfn: Pfn) {
         debug_assert!(!self.full(), "TlbGather::remove_page on a full batch");
         if let Some(slot) = self.pages.get_mut(self.nr_pages) {
             *slot = pfn;
@@ -518,7 +398,10 @@ impl TlbGather {
         }
         for &pfn in &self.pages[..self.nr_pages] {
             // A bad page is reported by the allocator and leaked.
-            let _ = pgdat.put_page(pfn);
+            // SAFETY: `remove_page`'s rule: the reference is the cleared
+            // pte's, handed over to the gather, and the flush above removed
+            // every translation through that pte.
+            let _ = unsafe { pgdat.put_page(pfn) };
         }
         self.nr_pages = 0;
         self.start = u64::MAX;
@@ -565,7 +448,11 @@ fn free_table(pgdat: &PgData<'_>, pfn: Pfn) {
     // A table page we allocated ourselves cannot fail the free checks
     // unless something else corrupted its descriptor; that is reported by
     // the allocator (and the page leaked), which is all that can be done.
-    let _ = pgdat.free_pages(pfn, 0);
+    // SAFETY: a table is freed only when it was never linked (a lost
+    // populate or split race), after TlbGather::finish flushed its unlinked
+    // range (paging-structure caches included), or when its whole tree is
+    // in no CPU's CR3 (PageTable's drop), so nothing walks or points into it.
+    let _ = unsafe { pgdat.free_pages(pfn, 0) };
 }
 
 /// The entries of a table at `level` that `[start, end)` touches, in

@@ -13,6 +13,8 @@
 //! Differences: holes are not printed (Linux prints them as blank-flag
 //! lines), and the section markers come from the caller.
 
+#![forbid(unsafe_code)]
+
 use core::fmt::{self, Write};
 use core::ops::ControlFlow;
 

@@ -21,6 +21,8 @@
 //! marked `PG_swapbacked` as in Linux, which is how [`crate::memory`] tells
 //! anonymous from file pages when it counts RSS.
 
+#![forbid(unsafe_code)]
+
 use crate::page::Page;
 use crate::page_alloc::PgData;
 use crate::page_flags::PageFlags;

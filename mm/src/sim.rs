@@ -17,8 +17,7 @@ use crate::mmzone::{MAX_NR_ZONES, PerCpuPageset, ZoneType};
 use crate::page::{MemMap, PAGEBLOCK_NR_PAGES, Page, pageblock_flags_len};
 use crate::page_alloc::PgData;
 use crate::percpu::PerCpuRef;
-use crate::vma::{Vma, VmaAlloc};
-use crate::vmalloc::{VmapNode, VmapNodeAlloc};
+use crate::slab_common::ObjCache;
 use crate::vmstat::{PerCpuNodeStat, VmEventState};
 
 thread_local! {
@@ -94,9 +93,9 @@ pub(crate) fn free_pages_drained(pgdat: &PgData<'_>) -> u64 {
     pgdat.nr_free_pages()
 }
 
-/// Objects of type `T` from the host heap, for the allocator traits of
-/// the intrusive trees ([`VmaAlloc`], [`VmapNodeAlloc`]): counts the live
-/// ones and fails the allocation it is told to.
+/// Objects of type `T` from the host heap, the [`ObjCache`] of the
+/// intrusive trees' nodes in host tests (VMAs, vmap areas): counts the
+/// live ones and fails the allocation it is told to.
 pub(crate) struct HeapAlloc<T> {
     /// Objects allocated and not yet freed.
     live: AtomicUsize,
@@ -133,8 +132,12 @@ impl<T> HeapAlloc<T> {
     pub(crate) fn live(&self) -> usize {
         self.live.load(Ordering::Relaxed)
     }
+}
 
-    fn alloc_object(&self) -> Option<NonNull<T>> {
+// SAFETY: every object is a fresh `Box` allocation of a `T`, leaked until
+// `free` takes it back.
+unsafe impl<T> ObjCache<T> for HeapAlloc<T> {
+    fn alloc(&self) -> Option<NonNull<T>> {
         let n = self.allocs.fetch_add(1, Ordering::Relaxed);
         if self.fail_at.load(Ordering::Relaxed) == n {
             return None;
@@ -143,40 +146,11 @@ impl<T> HeapAlloc<T> {
         Some(NonNull::from(Box::leak(Box::new(MaybeUninit::<T>::uninit()))).cast())
     }
 
-    /// # Safety
-    /// `object` came from [`HeapAlloc::alloc_object`] of this allocator
-    /// and is freed once.
-    unsafe fn free_object(&self, object: NonNull<T>) {
+    unsafe fn free(&self, obj: NonNull<T>) {
         self.live.fetch_sub(1, Ordering::Relaxed);
-        // SAFETY: `alloc_object` made `object` with `Box::leak` of this
-        // type, and the caller promises it is freed once.
-        drop(unsafe { Box::from_raw(object.as_ptr().cast::<MaybeUninit<T>>()) });
-    }
-}
-
-// SAFETY: every VMA is a fresh `Box` allocation of a `Vma`, leaked until
-// `free` takes it back.
-unsafe impl VmaAlloc for HeapAlloc<Vma> {
-    fn alloc(&self) -> Option<NonNull<Vma>> {
-        self.alloc_object()
-    }
-
-    unsafe fn free(&self, vma: NonNull<Vma>) {
-        // SAFETY: the tree frees only what `alloc` gave it, once.
-        unsafe { self.free_object(vma) }
-    }
-}
-
-// SAFETY: every node is a fresh `Box` allocation of a `VmapNode`, leaked
-// until `free` takes it back.
-unsafe impl VmapNodeAlloc for HeapAlloc<VmapNode> {
-    fn alloc(&self) -> Option<NonNull<VmapNode>> {
-        self.alloc_object()
-    }
-
-    unsafe fn free(&self, node: NonNull<VmapNode>) {
-        // SAFETY: the tree frees only what `alloc` gave it, once.
-        unsafe { self.free_object(node) }
+        // SAFETY: `alloc` made `obj` with `Box::leak` of this type, and the
+        // caller promises it is freed once.
+        drop(unsafe { Box::from_raw(obj.as_ptr().cast::<MaybeUninit<T>>()) });
     }
 }
 

@@ -34,6 +34,45 @@ use crate::percpu::PercpuAlloc;
 use crate::slub::{KmemCache, SlabError, SlabFlags, SlabInfo, SlubCtx, alloc_kmem_cache_cpus, free_kmem_cache_cpus};
 use crate::vmstat::NodeStatItem;
 
+/// Storage for objects of one type: what a `kmem_cache` made for `T` is to
+/// its users (Linux's `vm_area_cachep`, `vmap_area_cachep`,
+/// `anon_vma_cachep`, `radix_tree_node_cachep`, each allocated from and
+/// freed to by type). The intrusive trees take their nodes from one (VMAs:
+/// [`crate::vma::VmaAlloc`], vmap areas: [`crate::vmalloc::VmapNodeAlloc`]).
+/// The kernel backs it with a slab cache created for `T`; host tests with
+/// the heap, where they can also make an allocation fail.
+///
+/// # Safety
+/// [`ObjCache::alloc`] must return memory that is aligned for a `T`, valid
+/// for reads and writes of one, and used by nothing else until it is
+/// passed to [`ObjCache::free`]; it need not be initialized. Users write
+/// through it on that promise.
+#[doc(alias = "kmem_cache")]
+pub unsafe trait ObjCache<T> {
+    /// Memory for one object, or `None` when out of memory (Linux
+    /// `kmem_cache_alloc`).
+    fn alloc(&self) -> Option<NonNull<T>>;
+
+    /// Takes back an object's memory (Linux `kmem_cache_free`).
+    ///
+    /// # Safety
+    /// `obj` was returned by [`ObjCache::alloc`] of this cache and has not
+    /// been freed since; nothing uses it afterwards.
+    unsafe fn free(&self, obj: NonNull<T>);
+}
+
+// SAFETY: forwards to `C`, which upholds the contract.
+unsafe impl<T, C: ObjCache<T> + ?Sized> ObjCache<T> for &C {
+    fn alloc(&self) -> Option<NonNull<T>> {
+        (**self).alloc()
+    }
+
+    unsafe fn free(&self, obj: NonNull<T>) {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { (**self).free(obj) }
+    }
+}
+
 /// The kmalloc size classes (Linux `kmalloc_info`, without the 4 MiB ones).
 pub const KMALLOC_SIZES: [u32; 13] = [8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192];
 /// Largest size served from a kmalloc cache (Linux
@@ -384,7 +423,8 @@ impl<'a> Slab<'a> {
         let pfn = self.pgdat.alloc_pages(gfp | Gfp::COMP, order)?;
         let Some(ptr) = self.pgdat.page_address(pfn).and_then(|a| NonNull::new(a.as_mut_ptr::<u8>())) else {
             // Only a frame outside the direct map gets here: an arch bug.
-            let _ = self.pgdat.free_pages(pfn, order);
+            // SAFETY: allocated just above; no pointer to it was made.
+            let _ = unsafe { self.pgdat.free_pages(pfn, order) };
             return None;
         };
         self.pgdat.mod_node_page_state(NodeStatItem::NrSlabUnreclaimableB, (PAGE_SIZE << order) as i64);
@@ -434,7 +474,10 @@ impl<'a> Slab<'a> {
             Ok(Owner::Large(pfn, order)) => {
                 // Linux `free_large_kmalloc`: uncounted before the free.
                 self.pgdat.mod_node_page_state(NodeStatItem::NrSlabUnreclaimableB, -((PAGE_SIZE << order) as i64));
-                self.pgdat.free_pages(pfn, order).map_err(|_| SlabError::NotSlabObject { addr })
+                // SAFETY: `ptr` is the start of this live large kmalloc block
+                // (classify checked it), which the caller owns and no longer
+                // uses (kfree's contract).
+                unsafe { self.pgdat.free_pages(pfn, order) }.map_err(|_| SlabError::NotSlabObject { addr })
             }
             Err(e) => {
                 self.errors.fetch_add(1, Relaxed);

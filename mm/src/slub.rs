@@ -705,7 +705,9 @@ impl SlubCtx<'_, '_> {
             page.set_index(0);
         }
         self.pgdat.mod_node_page_state(s.vmstat_item(), -s.slab_bytes());
-        if let Err(bad) = self.pgdat.free_pages(slab, s.order) {
+        // SAFETY: the slab is empty (no object of it is live) and off every
+        // list of the cache, so nothing reaches its pages any more.
+        if let Err(bad) = unsafe { self.pgdat.free_pages(slab, s.order) } {
             error!("slab {}: freeing slab page: {bad}", s.name);
         }
     }

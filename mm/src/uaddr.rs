@@ -17,9 +17,7 @@ use core::fmt;
 
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE, VirtAddr, align_up};
 
-/// End of the user address space (Linux `TASK_SIZE_MAX` for 4-level
-/// paging: the last page below the canonical hole is left unmapped).
-pub const TASK_SIZE: u64 = (1 << 47) - PAGE_SIZE;
+pub use crate::arch::x86_64::TASK_SIZE;
 
 /// Why raw arguments are not a user range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

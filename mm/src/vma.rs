@@ -107,12 +107,12 @@
 
 use core::cell::Cell;
 use core::fmt;
-use core::ptr::NonNull;
 
 use bitflags::bitflags;
 
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE, VirtAddr};
 use crate::avl::{AvlAdapter, AvlCheckError, AvlLink, AvlTree, CursorMut, Unlinked};
+use crate::slab_common::ObjCache;
 
 /// The guard gap kept free below a [`VmaFlags::GROWSDOWN`] stack (Linux
 /// `stack_guard_gap`, 256 pages by default).
@@ -368,37 +368,13 @@ unsafe impl AvlAdapter for VmaAdapter {
     }
 }
 
-/// Storage for [`Vma`]s (Linux's `vm_area_cachep`). The kernel backs it
-/// with a slab cache named "vm_area_struct"; host tests with `Box`.
-///
-/// # Safety
-/// [`VmaAlloc::alloc`] must return memory that is aligned for a [`Vma`],
-/// valid for reads and writes of one, and used by nothing else until it is
-/// passed to [`VmaAlloc::free`]; it need not be initialized. [`VmaTree`]
-/// writes through it on that promise.
-pub unsafe trait VmaAlloc {
-    /// Memory for one VMA, or `None` when out of memory.
-    fn alloc(&self) -> Option<NonNull<Vma>>;
+/// Storage for [`Vma`]s (Linux's `vm_area_cachep`): any
+/// [`ObjCache<Vma>`]. The kernel backs it with a slab cache named
+/// "vm_area_struct"; host tests with the heap. [`VmaTree`] writes through
+/// the memory on `ObjCache`'s promise.
+pub trait VmaAlloc: ObjCache<Vma> {}
 
-    /// Takes back a VMA's memory.
-    ///
-    /// # Safety
-    /// `vma` was returned by [`VmaAlloc::alloc`] of this allocator and has
-    /// not been freed since; nothing uses it afterwards.
-    unsafe fn free(&self, vma: NonNull<Vma>);
-}
-
-// SAFETY: forwards to `T`, which upholds the contract.
-unsafe impl<T: VmaAlloc + ?Sized> VmaAlloc for &T {
-    fn alloc(&self) -> Option<NonNull<Vma>> {
-        (**self).alloc()
-    }
-
-    unsafe fn free(&self, vma: NonNull<Vma>) {
-        // SAFETY: the caller's promise, passed on.
-        unsafe { (**self).free(vma) }
-    }
-}
+impl<C: ObjCache<Vma> + ?Sized> VmaAlloc for C {}
 
 /// Why a VMA tree operation failed. Every failure leaves the tree as it
 /// was.
@@ -1036,7 +1012,7 @@ impl<A: VmaAlloc> VmaTree<A> {
 
     fn alloc_vma(&self, desc: &VmaDesc) -> Result<Unlinked<VmaAdapter>, VmaError> {
         let mem = self.alloc.alloc().ok_or(VmaError::NoMemory)?;
-        // SAFETY: `VmaAlloc::alloc` returned memory aligned and valid for a
+        // SAFETY: `ObjCache::alloc` returned memory aligned and valid for a
         // `Vma` that nothing else uses until it is freed (invariant 5),
         // which happens only after the node has left the tree.
         Ok(unsafe { Unlinked::new_in(mem, Vma::new(desc)) })

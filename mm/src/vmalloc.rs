@@ -116,11 +116,11 @@
 use core::fmt;
 use core::ops::Range;
 use core::panic::Location;
-use core::ptr::NonNull;
 
 use bitflags::bitflags;
 
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE, PhysAddr, VirtAddr, align_up};
+use crate::slab_common::ObjCache;
 
 use self::tree::{NodePtr, Tree};
 
@@ -384,37 +384,13 @@ impl fmt::Display for VmapCheckError {
 }
 
 /// Storage for the nodes of [`VmapAreas`]' trees (Linux allocates `struct
-/// vmap_area` from `vmap_area_cachep`). The kernel backs it with a slab
-/// cache of objects of `size_of::<VmapNode>()` bytes; host tests with `Box`.
-///
-/// # Safety
-/// [`VmapNodeAlloc::alloc`] must return memory that is aligned for a
-/// [`VmapNode`], valid for reads and writes of one, and used by nothing
-/// else until it is passed to [`VmapNodeAlloc::free`]; it need not be
-/// initialized. [`VmapAreas`] writes through it on that promise.
-pub unsafe trait VmapNodeAlloc {
-    /// Memory for one node, or `None` when out of memory.
-    fn alloc(&self) -> Option<NonNull<VmapNode>>;
+/// vmap_area` from `vmap_area_cachep`): any [`ObjCache<VmapNode>`]. The
+/// kernel backs it with a slab cache named "vmap_area"; host tests with
+/// the heap. [`VmapAreas`] writes through the memory on `ObjCache`'s
+/// promise.
+pub trait VmapNodeAlloc: ObjCache<VmapNode> {}
 
-    /// Takes back a node's memory.
-    ///
-    /// # Safety
-    /// `node` was returned by [`VmapNodeAlloc::alloc`] of this allocator
-    /// and has not been freed since; nothing uses it afterwards.
-    unsafe fn free(&self, node: NonNull<VmapNode>);
-}
-
-// SAFETY: forwards to `T`, which upholds the contract.
-unsafe impl<T: VmapNodeAlloc + ?Sized> VmapNodeAlloc for &T {
-    fn alloc(&self) -> Option<NonNull<VmapNode>> {
-        (**self).alloc()
-    }
-
-    unsafe fn free(&self, node: NonNull<VmapNode>) {
-        // SAFETY: the caller's promise, passed on.
-        unsafe { (**self).free(node) }
-    }
-}
+impl<C: ObjCache<VmapNode> + ?Sized> VmapNodeAlloc for C {}
 
 /// One node of a [`VmapAreas`] tree: a range, its tree links and, while
 /// busy, its descriptor (Linux `struct vmap_area`; not Linux's `struct
@@ -970,7 +946,7 @@ mod tree {
                 right: None,
                 vm,
             };
-            // SAFETY: `VmapNodeAlloc::alloc` returned memory aligned and
+            // SAFETY: `ObjCache::alloc` returned memory aligned and
             // valid for a `VmapNode` that nothing else uses.
             unsafe { ptr.as_ptr().write(node) };
             Some(NodePtr(ptr))

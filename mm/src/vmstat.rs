@@ -57,6 +57,10 @@
 //! to the console and host tests compare it with text, byte for byte in
 //! the layout Linux's `seq_printf` formats produce.
 
+// Its tests free pages they allocated (an unsafe call); the module
+// itself has no reason for unsafe.
+#![cfg_attr(not(test), forbid(unsafe_code))]
+
 use core::fmt;
 use core::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 

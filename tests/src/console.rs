@@ -265,9 +265,10 @@ fn vmstat_counts_page_allocations_on_this_cpu() {
     let pgdat = kernel::mm::pgdat();
     let before = pgdat.all_vm_events(VmEventItem::PgallocDma32) + pgdat.all_vm_events(VmEventItem::PgallocNormal);
     let freed = pgdat.all_vm_events(VmEventItem::Pgfree);
-    let pages: Vec<_> = (0..100).map(|_| kernel::mm::alloc_pages(mm::gfp::GFP_KERNEL, 1).expect("page")).collect();
-    for &p in &pages {
-        kernel::mm::free_pages(p, 1).expect("free");
+    let pages: Vec<_> =
+        (0..100).map(|_| kernel::mm::alloc_pages_owned(mm::gfp::GFP_KERNEL, 1).expect("page")).collect();
+    for p in pages {
+        p.free().expect("free");
     }
     let after = pgdat.all_vm_events(VmEventItem::PgallocDma32) + pgdat.all_vm_events(VmEventItem::PgallocNormal);
     assert!(after - before >= 200, "100 order-1 allocations count 200 pages: {}", after - before);
@@ -278,11 +279,12 @@ fn vmstat_counts_page_allocations_on_this_cpu() {
 fn kmemmap_shows_an_allocated_pageblock_and_every_block_once() {
     let pgdat = kernel::mm::pgdat();
     let memblock = kernel::mm::memblock().expect("memblock");
-    let block = kernel::mm::alloc_pages(GFP_HIGHUSER_MOVABLE, PAGEBLOCK_ORDER).expect("a free pageblock");
+    let block = kernel::mm::alloc_pages_owned(GFP_HIGHUSER_MOVABLE, PAGEBLOCK_ORDER).expect("a free pageblock");
     let mut text = String::new();
     pgdat.drain_all_pages();
     write!(text, "{}", Kmemmap { pgdat, memblock, per_row: 64 }).expect("format");
-    kernel::mm::free_pages(block, PAGEBLOCK_ORDER).expect("free");
+    let i = (block.pfn().as_u64() >> PAGEBLOCK_ORDER) as usize;
+    block.free().expect("free");
     let nr_blocks = pgdat.mem_map().end_pfn().as_u64().div_ceil(1 << PAGEBLOCK_ORDER);
     let cells: Vec<(char, char)> = text
         .lines()
@@ -295,7 +297,6 @@ fn kmemmap_shows_an_allocated_pageblock_and_every_block_once() {
         })
         .collect();
     assert_eq!(cells.len() as u64, nr_blocks);
-    let i = (block.as_u64() >> PAGEBLOCK_ORDER) as usize;
     assert_eq!(cells[i], ('M', '9'), "the allocated block is movable and full");
     // The first MiB is reserved: block 0 is in use.
     assert!(cells[0].0.is_ascii_uppercase(), "block 0: {:?}", cells[0]);

@@ -93,7 +93,8 @@ impl BlockList {
     fn free_all(&mut self) {
         while let Some((pfn, order)) = self.head {
             self.head = Self::next(pfn, order);
-            kmm::free_pages(pfn, order).unwrap_or_else(|bad| panic!("{bad}"));
+            // SAFETY: the hoard owns each block; the walk read its link word before the free.
+            unsafe { kmm::free_pages(pfn, order) }.unwrap_or_else(|bad| panic!("{bad}"));
         }
         self.blocks = 0;
         self.pages = 0;
@@ -292,8 +293,10 @@ fn double_free_is_detected_and_reported() {
     let pgdat = kmm::pgdat();
     let bad_before = pgdat.bad_pages();
     let pfn = kmm::alloc_pages(GFP_KERNEL, 0).expect("a page");
-    kmm::free_pages(pfn, 0).expect("first free");
-    let err = kmm::free_pages(pfn, 0).expect_err("second free must be refused");
+    // SAFETY: the test allocated the block; nothing maps it or points into it any more.
+    unsafe { kmm::free_pages(pfn, 0) }.expect("first free");
+    // SAFETY: nothing maps or points into the page; the allocator refuses this double free (under test).
+    let err = unsafe { kmm::free_pages(pfn, 0) }.expect_err("second free must be refused");
     assert_eq!((err.pfn, err.reason), (pfn, BadPageReason::DoubleFree));
     assert_eq!(pgdat.bad_pages(), bad_before + 1);
     // The allocator is unharmed: the page is free exactly once.
@@ -305,26 +308,28 @@ fn freeing_with_the_wrong_order_is_detected() {
     let pgdat = kmm::pgdat();
     let bad_before = pgdat.bad_pages();
     let pfn = kmm::alloc_pages(GFP_KERNEL, 2).expect("an order-2 block");
-    let err = kmm::free_pages(pfn, 0).expect_err("wrong order must be refused");
+    // SAFETY: nothing maps or points into the block; the allocator refuses the wrong order (under test).
+    let err = unsafe { kmm::free_pages(pfn, 0) }.expect_err("wrong order must be refused");
     assert_eq!(err.reason, BadPageReason::WrongOrder { freed: 0, allocated: 2 });
     assert_eq!(pgdat.bad_pages(), bad_before + 1);
     // Reported pages are leaked by design (Linux's bad_page): give the
     // block its reference back and free it properly.
     pgdat.pfn_to_page(pfn).expect("pfn").get();
-    kmm::free_pages(pfn, 2).expect("correct free");
+    // SAFETY: the test allocated the block; nothing maps it or points into it any more.
+    unsafe { kmm::free_pages(pfn, 2) }.expect("correct free");
     assert_back_to_boot_state();
 }
 
 #[ktest(mem = 4096, timeout = 120)]
 fn zone_modifiers_place_pages_below_16m_4g_or_anywhere() {
-    let dma = kmm::alloc_pages(GFP_DMA, 0).expect("a DMA page");
-    assert!(dma.as_u64() < MAX_DMA_PFN);
-    let dma32 = kmm::alloc_pages(GFP_DMA32, 3).expect("a DMA32 block");
-    assert!(dma32.as_u64() + 8 <= MAX_DMA32_PFN && dma32.as_u64() >= MAX_DMA_PFN);
-    let normal = kmm::alloc_pages(GFP_KERNEL, 0).expect("a page");
-    assert!(normal.as_u64() >= MAX_DMA32_PFN, "GFP_KERNEL prefers ZONE_NORMAL: {normal:?}");
-    for (pfn, order) in [(dma, 0), (dma32, 3), (normal, 0)] {
-        kmm::free_pages(pfn, order).expect("free");
+    let dma = kmm::alloc_pages_owned(GFP_DMA, 0).expect("a DMA page");
+    assert!(dma.pfn().as_u64() < MAX_DMA_PFN);
+    let dma32 = kmm::alloc_pages_owned(GFP_DMA32, 3).expect("a DMA32 block");
+    assert!(dma32.pfn().as_u64() + 8 <= MAX_DMA32_PFN && dma32.pfn().as_u64() >= MAX_DMA_PFN);
+    let normal = kmm::alloc_pages_owned(GFP_KERNEL, 0).expect("a page");
+    assert!(normal.pfn().as_u64() >= MAX_DMA32_PFN, "GFP_KERNEL prefers ZONE_NORMAL: {normal:?}");
+    for pages in [dma, dma32, normal] {
+        pages.free().expect("free");
     }
     assert_back_to_boot_state();
 }
@@ -333,11 +338,13 @@ fn zone_modifiers_place_pages_below_16m_4g_or_anywhere() {
 fn gfp_zero_returns_zeroed_pages() {
     let pfn = kmm::alloc_pages(GFP_KERNEL, 1).expect("a block");
     block_words(pfn, 1).fill(u64::MAX);
-    kmm::free_pages(pfn, 1).expect("free");
+    // SAFETY: the test allocated the block; nothing maps it or points into it any more.
+    unsafe { kmm::free_pages(pfn, 1) }.expect("free");
     let zeroed = kmm::alloc_pages(GFP_KERNEL | Gfp::ZERO, 1).expect("a zeroed block");
     assert_eq!(zeroed, pfn, "the per-cpu list returns the block just freed");
     assert!(block_words(zeroed, 1).iter().all(|&w| w == 0), "__GFP_ZERO left data behind");
-    kmm::free_pages(zeroed, 1).expect("free");
+    // SAFETY: the test allocated the block; nothing maps it or points into it any more.
+    unsafe { kmm::free_pages(zeroed, 1) }.expect("free");
 }
 
 #[ktest(mem = 128)]
@@ -391,7 +398,8 @@ fn node_state_lives_in_per_cpu_memory_and_meminfo_reports_it() {
 /// Allocates and frees one block of `order` with `gfp`: one operation.
 fn alloc_free_pair(gfp: Gfp, order: u32) -> bool {
     match kmm::alloc_pages(gfp, order) {
-        Some(pfn) => kmm::free_pages(pfn, order).is_ok(),
+        // SAFETY: allocated just above and never used.
+        Some(pfn) => unsafe { kmm::free_pages(pfn, order) }.is_ok(),
         None => false,
     }
 }
@@ -441,7 +449,8 @@ fn alloc_free_all_memory_order0(b: &mut Bencher<'_>) {
         while let Some(pfn) = head {
             let next = block_words(pfn, 0)[0];
             head = (next != 0).then(|| Pfn::new(next - 1));
-            let _ = kmm::free_pages(pfn, 0);
+            // SAFETY: the list owns each page; its link word was read before the free.
+            let _ = unsafe { kmm::free_pages(pfn, 0) };
         }
         pages
     });

@@ -3,10 +3,11 @@
 //! allocator's per-cpu lists live in per-CPU memory.
 
 use core::hint::black_box;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use kernel::arch::x86_64::smp::{num_online_cpus, run_on_cpu, smp_processor_id, wait_on_cpu};
 use kernel::kbench::Bencher;
-use kernel::percpu::{self as kpcpu, PercpuPtr, UNIT_SIZE, alloc_percpu, free_percpu};
+use kernel::percpu::{self as kpcpu, PerCpu, PercpuPtr, UNIT_SIZE, alloc_percpu, free_percpu};
 use ktest_macros::{kbench, ktest};
 use mm::percpu::PcpuError;
 
@@ -44,6 +45,34 @@ fn each_cpu_adds_to_its_own_copy_only() {
     assert_eq!(ptr.per_cpu_ptr(1).as_u64() - ptr.per_cpu_ptr(0).as_u64(), UNIT_SIZE);
     free_percpu(ptr).expect("free_percpu");
     assert!(matches!(free_percpu(ptr), Err(PcpuError::NotAllocated(_))), "double free_percpu must be refused");
+}
+
+#[unsafe(link_section = ".data..percpu")]
+// SAFETY: in .data..percpu; an integer, copied bitwise into every unit.
+static TEST_PER_CPU: PerCpu<AtomicU64> = unsafe { PerCpu::new(AtomicU64::new(0)) };
+
+/// Stores `tag` in this CPU's copy of [`TEST_PER_CPU`] through `write`,
+/// checks `get` sees it, and returns the copy's address.
+fn tag_static_copy(tag: u64) -> u64 {
+    TEST_PER_CPU.write(tag);
+    let copy = TEST_PER_CPU.get();
+    assert_eq!(copy.load(Ordering::Relaxed), tag, "get() is not the copy write() wrote");
+    copy.fetch_add(1, Ordering::Relaxed);
+    assert_eq!(TEST_PER_CPU.read(), tag + 1, "read() is not the copy get() returned");
+    core::ptr::from_ref(copy) as u64
+}
+
+#[ktest(cpus = 2)]
+fn static_per_cpu_accessors_reach_this_cpus_own_copy() {
+    let me = smp_processor_id();
+    assert!(run_on_cpu(1 - me, tag_static_copy, 200));
+    let mine = tag_static_copy(100);
+    let theirs = wait_on_cpu(1 - me);
+    for (cpu, addr) in [(me, mine), (1 - me, theirs)] {
+        let unit = kpcpu::per_cpu_offset(cpu).wrapping_add(kpcpu::section_start());
+        assert!((unit..unit + UNIT_SIZE).contains(&addr), "CPU{cpu}'s copy at {addr:#x} outside its unit {unit:#x}");
+    }
+    assert_eq!(TEST_PER_CPU.read(), 101, "the other CPU's writes reached this CPU's copy");
 }
 
 #[ktest]
@@ -106,8 +135,7 @@ fn page_events_are_counted_on_the_allocating_cpu_in_per_cpu_memory() {
     let unit = kpcpu::per_cpu_offset(cpu as u32).wrapping_add(kpcpu::section_start());
     assert!((unit..unit + UNIT_SIZE).contains(&addr), "counters at {addr:#x} outside CPU{cpu}'s unit {unit:#x}");
     let (alloc, free) = (events.get(VmEventItem::PgallocDma32), events.get(VmEventItem::Pgfree));
-    let pfn = kernel::mm::alloc_pages(mm::gfp::GFP_KERNEL, 3).expect("pages");
-    kernel::mm::free_pages(pfn, 3).expect("free");
+    kernel::mm::alloc_pages_owned(mm::gfp::GFP_KERNEL, 3).expect("pages").free().expect("free");
     assert_eq!(events.get(VmEventItem::PgallocDma32), alloc + 8);
     assert_eq!(events.get(VmEventItem::Pgfree), free + 8);
     log::info!("/proc/vmstat:\n{}", mm::vmstat::Vmstat(pgdat));

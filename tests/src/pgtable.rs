@@ -156,8 +156,10 @@ fn protecting_one_direct_map_page_splits_the_huge_page_around_it() {
     assert_eq!(restored, Ok(PAGE_SIZE));
     // SAFETY: writable again.
     unsafe { write_u8_nofault(addr.as_u64() + 5, 1) }.expect("writable again");
-    kmm::free_pages(pfn, 0).expect("free");
-    kmm::free_pages(neighbour, 0).expect("free");
+    // SAFETY: the test allocated the block; nothing maps it or points into it any more.
+    unsafe { kmm::free_pages(pfn, 0) }.expect("free");
+    // SAFETY: the test allocated the block; nothing maps it or points into it any more.
+    unsafe { kmm::free_pages(neighbour, 0) }.expect("free");
     assert_eq!(kpgtable::check_wx().wx_pages, 0);
 }
 

@@ -90,7 +90,8 @@ fn check_shootdown() {
     assert!(kvm::vm().purge_vmap_area_lazy());
     let after = on_all_cpus(read_or_fault, addr.as_u64());
     assert!(after[..n].iter().all(|&v| v == u64::MAX), "a CPU still reads an unmapped page: {:?}", &after[..n]);
-    kmm::free_pages(pfn, 0).expect("free");
+    // SAFETY: the test's page; its vmap is gone and the lazy purge flushed every CPU.
+    unsafe { kmm::free_pages(pfn, 0) }.expect("free");
 }
 
 #[ktest(cpus = 2)]
@@ -131,7 +132,8 @@ fn stress(seed: u64) -> u64 {
             if got != pfn ^ tag_of(pfn) {
                 ERRORS.fetch_add(1, Ordering::Relaxed);
             }
-            if kmm::free_pages(mm::Pfn::new(pfn), order).is_err() {
+            // SAFETY: this CPU owns the block; the read above was its last use.
+            if unsafe { kmm::free_pages(mm::Pfn::new(pfn), order) }.is_err() {
                 ERRORS.fetch_add(1, Ordering::Relaxed);
             }
             pages[slot] = (0, 0);
@@ -210,7 +212,8 @@ fn stress(seed: u64) -> u64 {
         ops += 1;
     }
     for (pfn, order) in pages {
-        if pfn != 0 && kmm::free_pages(mm::Pfn::new(pfn), order).is_err() {
+        // SAFETY: this CPU owns the blocks it still holds.
+        if pfn != 0 && unsafe { kmm::free_pages(mm::Pfn::new(pfn), order) }.is_err() {
             ERRORS.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -282,7 +285,8 @@ fn tlb_shootdown_round_trip(b: &mut Bencher<'_>) {
 fn page_batch(n: u64) -> u64 {
     for _ in 0..n {
         if let Some(pfn) = kmm::alloc_pages(GFP_KERNEL, 0) {
-            let _ = kmm::free_pages(black_box(pfn), 0);
+            // SAFETY: allocated just above and never used.
+            let _ = unsafe { kmm::free_pages(black_box(pfn), 0) };
         }
     }
     n

@@ -87,7 +87,8 @@ fn vmap_aliases_pages_and_ioremap_maps_uncached() {
     assert_eq!(unsafe { kmm::page_address(pages[0]).as_ptr::<u8>().add(3).read_volatile() }, 0x42);
     kvm::vunmap(addr).expect("vunmap");
     for pfn in pages {
-        kmm::free_pages(pfn, 0).expect("vunmap left the pages to their owner");
+        // SAFETY: the test's pages; their vmap is gone (vunmap above).
+        unsafe { kmm::free_pages(pfn, 0) }.expect("vunmap left the pages to their owner");
     }
     // The local APIC's ID register: MMIO the direct map does not cover.
     let io = kvm::ioremap(PhysAddr::new(0xfee0_0020), 4).expect("ioremap");

@@ -8,6 +8,8 @@
 //! made when opened. An open file (Linux `struct file`) is shared by
 //! every descriptor that `fork` or `dup` made from it, with one offset.
 
+#![forbid(unsafe_code)]
+
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;

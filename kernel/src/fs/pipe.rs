@@ -18,6 +18,8 @@
 //! Lock order: a pipe's `state` lock is a leaf; it is never held across a
 //! sleep or a wake-up.
 
+#![forbid(unsafe_code)]
+
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 

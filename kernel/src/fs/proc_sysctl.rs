@@ -17,6 +17,8 @@
 //! (`mm::mmap::MAX_MAP_COUNT`), fixed; `randomize_va_space` is 0 because nothing is
 //! randomized.
 
+#![forbid(unsafe_code)]
+
 use alloc::format;
 use alloc::string::String;
 

@@ -58,7 +58,7 @@ use crate::arch::x86_64::acpi::MAX_CPUS;
 use crate::arch::x86_64::entry::TrapFrame;
 use crate::arch::x86_64::switch::{self, FxArea};
 use crate::arch::x86_64::{apic, gdt, smp};
-use crate::percpu;
+use crate::percpu::{self, PerCpu};
 
 /// A process or thread id (Linux `pid_t`).
 pub type Pid = u32;
@@ -268,17 +268,20 @@ static RQ: [Rq; MAX_CPUS] =
 /// The running task (Linux `pcpu_hot.current_task`): a raw `Arc<Task>`
 /// whose strong count this CPU owns.
 #[unsafe(link_section = ".data..percpu")]
-static CURRENT: AtomicU64 = AtomicU64::new(0);
+// SAFETY: in .data..percpu; an integer, copied bitwise into every unit.
+static CURRENT: PerCpu<AtomicU64> = unsafe { PerCpu::new(AtomicU64::new(0)) };
 
 /// Set when this CPU should call [`schedule`] at the next opportunity
 /// (Linux `TIF_NEED_RESCHED`, per CPU here since tasks do not migrate).
 #[unsafe(link_section = ".data..percpu")]
-static NEED_RESCHED: AtomicU64 = AtomicU64::new(0);
+// SAFETY: as for CURRENT.
+static NEED_RESCHED: PerCpu<AtomicU64> = unsafe { PerCpu::new(AtomicU64::new(0)) };
 
 /// Top of the running task's kernel stack, for the SYSCALL entry (Linux
 /// `pcpu_hot.top_of_stack`).
 #[unsafe(link_section = ".data..percpu")]
-pub static TOP_OF_STACK: AtomicU64 = AtomicU64::new(0);
+// SAFETY: as for CURRENT.
+pub static TOP_OF_STACK: PerCpu<AtomicU64> = unsafe { PerCpu::new(AtomicU64::new(0)) };
 
 static NEXT_PID: AtomicU32 = AtomicU32::new(1);
 
@@ -323,8 +326,7 @@ pub fn alloc_pid() -> Pid {
 }
 
 fn current_ptr() -> *const Task {
-    // SAFETY: CURRENT is in .data..percpu.
-    unsafe { percpu::this_cpu_read_u64(&CURRENT) as *const Task }
+    CURRENT.read() as *const Task
 }
 
 /// The running task, if the scheduler is up on this CPU.
@@ -383,13 +385,11 @@ fn install_current(task: Arc<Task>) {
     task.on_cpu.store(true, Ordering::Release);
     task.on_rq.store(true, Ordering::Release);
     set_top_of_stack(task.stack_top);
-    // SAFETY: CURRENT is in .data..percpu.
-    unsafe { percpu::this_cpu_write_u64(&CURRENT, Arc::into_raw(task) as u64) };
+    CURRENT.write(Arc::into_raw(task) as u64);
 }
 
 fn set_top_of_stack(top: u64) {
-    // SAFETY: TOP_OF_STACK is in .data..percpu.
-    unsafe { percpu::this_cpu_write_u64(&TOP_OF_STACK, top) };
+    TOP_OF_STACK.write(top);
     gdt::set_rsp0(top);
 }
 
@@ -596,14 +596,12 @@ pub fn wake_up_process(task: &Arc<Task>) -> bool {
 
 /// Asks this CPU to reschedule at its next opportunity.
 pub fn set_need_resched() {
-    // SAFETY: NEED_RESCHED is in .data..percpu.
-    unsafe { percpu::this_cpu_write_u64(&NEED_RESCHED, 1) };
+    NEED_RESCHED.write(1);
 }
 
 /// Whether this CPU should reschedule.
 pub fn need_resched() -> bool {
-    // SAFETY: NEED_RESCHED is in .data..percpu.
-    unsafe { percpu::this_cpu_read_u64(&NEED_RESCHED) != 0 }
+    NEED_RESCHED.read() != 0
 }
 
 /// Timer tick bookkeeping (Linux `sched_tick`): charges the running task
@@ -649,8 +647,7 @@ pub fn yield_now() {
 pub fn schedule() {
     let flags_on = interrupts::are_enabled();
     interrupts::disable();
-    // SAFETY: NEED_RESCHED is in .data..percpu.
-    unsafe { percpu::this_cpu_write_u64(&NEED_RESCHED, 0) };
+    NEED_RESCHED.write(0);
     let cpu = percpu::smp_processor_id();
     let rq = &RQ[cpu as usize];
     let prev_ptr = current_ptr();
@@ -726,8 +723,8 @@ fn context_switch(prev: &Task, next: Arc<Task>) {
         unsafe { *next.sp.get() }
     };
     let prev_ptr = core::ptr::from_ref(prev);
-    // SAFETY: CURRENT is in .data..percpu; the count moves from `next` to it.
-    unsafe { percpu::this_cpu_write_u64(&CURRENT, Arc::into_raw(next) as u64) };
+    // The count moves from `next` to CURRENT.
+    CURRENT.write(Arc::into_raw(next) as u64);
     // SAFETY: interrupts are off; next_sp was saved by switch_to or made by
     // prepare_stack; prev's `sp` lives in its Arc, which CURRENT's old count
     // keeps alive until finish_task_switch releases it after the save.

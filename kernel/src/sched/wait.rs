@@ -14,6 +14,8 @@
 //! `wake_up_process`); the sleeper list's lock likewise. Both are taken
 //! with interrupts off.
 
+#![forbid(unsafe_code)]
+
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;

@@ -6,6 +6,8 @@
 //! pageblock map. The texts themselves are built by the `mm` crate, where
 //! host tests check them byte for byte; this module picks the data.
 
+#![forbid(unsafe_code)]
+
 use alloc::string::String;
 use core::fmt::Write as _;
 

@@ -113,7 +113,10 @@ impl Allocation {
     pub fn release(self) {
         match self.kind {
             Kind::Pages { pfn, order } => {
-                if let Err(e) = crate::mm::free_pages(pfn, order) {
+                // SAFETY: the block came from alloc_pages for this
+                // allocation alone and is freed once, here, as `self` is
+                // consumed; `bytes` borrows of it ended with their callers.
+                if let Err(e) = unsafe { crate::mm::free_pages(pfn, order) } {
                     log::error!("console: allocation #{}: {e:?}", self.id);
                 }
             }

@@ -13,6 +13,8 @@
 //! the cursor; Ctrl-A and Ctrl-E, or Home and End, go to the start and end.
 //! Other control bytes and escape sequences (function keys) are ignored.
 
+#![forbid(unsafe_code)]
+
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use core::fmt::Write as _;

@@ -49,8 +49,10 @@ fn allocations_show_their_migratetype_and_fill() {
     assert_eq!(state.symbol(), 'U');
     assert_eq!(state.fill(), '1');
     assert_eq!(state.used(), 1);
-    pgdat.free_pages(page, 0).unwrap();
-    pgdat.free_pages(block, PAGEBLOCK_ORDER).unwrap();
+    // SAFETY: the test allocated the block and never mapped it or made a pointer into it.
+    unsafe { pgdat.free_pages(page, 0) }.unwrap();
+    // SAFETY: the test allocated the block and never mapped it or made a pointer into it.
+    unsafe { pgdat.free_pages(block, PAGEBLOCK_ORDER) }.unwrap();
     pgdat.drain_all_pages();
     let state = pageblock_state(&pgdat, &sim.memblock, page);
     assert_eq!((state.symbol(), state.fill()), ('u', '0'), "the stolen block stays unmovable once free");
@@ -82,7 +84,8 @@ fn free_pages_of_the_map_add_up_to_the_allocators_count() {
     // 300 unmovable allocations steal some blocks; the rest stay movable.
     assert!(row.contains('U') && row.contains('m'), "{row}");
     for (i, pfn) in held.into_iter().enumerate() {
-        pgdat.free_pages(pfn, i as u32 % 4).unwrap();
+        // SAFETY: the test allocated the block and never mapped it or made a pointer into it.
+        unsafe { pgdat.free_pages(pfn, i as u32 % 4) }.unwrap();
     }
 }
 

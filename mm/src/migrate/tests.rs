@@ -65,9 +65,10 @@ impl MigrationTarget for Pages<'_, '_> {
         self.pgdat.alloc_pages(GFP_HIGHUSER_MOVABLE, 0)
     }
 
-    fn free(&mut self, pfn: Pfn) {
+    unsafe fn free(&mut self, pfn: Pfn) {
         self.returned.push(pfn);
-        self.pgdat.free_pages(pfn, 0).unwrap();
+        // SAFETY: the trait's contract: migration gives back a page it did not use.
+        unsafe { self.pgdat.free_pages(pfn, 0) }.unwrap();
     }
 }
 
@@ -123,7 +124,8 @@ fn migrate_skips_page_shared_after_fork() {
         let old = pfn_at(&parent.borrow(), X);
         let new = env.pgdat.alloc_pages(GFP_HIGHUSER_MOVABLE, 0).unwrap();
         assert_eq!(parent.borrow().migrate_page(old, new, &SimFolioWaits), Err(MigrateError::Shared));
-        env.pgdat.free_pages(new, 0).unwrap();
+        // SAFETY: the test allocated the block and never mapped it or made a pointer into it.
+        unsafe { env.pgdat.free_pages(new, 0) }.unwrap();
         let mut target = Pages { pgdat: env.pgdat, returned: Vec::new() };
         let stats = migrate_pages(env.pgdat, &Mms(&[&parent, &child]), &[old], &mut target);
         assert_eq!(stats, MigrateStats { succeeded: 0, failed: 1, skipped: 0 });
@@ -146,8 +148,10 @@ fn migrate_skips_page_with_extra_reference() {
         assert_eq!(mm.borrow().migrate_page(old, new, &SimFolioWaits), Err(MigrateError::Pinned));
         assert_eq!(pfn_at(&mm.borrow(), X), old, "pte untouched");
         assert!(env.ram.page(old).iter().all(|&b| b == 9));
-        env.pgdat.free_pages(new, 0).unwrap();
-        env.pgdat.put_page(old).unwrap();
+        // SAFETY: the test allocated the block and never mapped it or made a pointer into it.
+        unsafe { env.pgdat.free_pages(new, 0) }.unwrap();
+        // SAFETY: the reference the test took with get(); the pte keeps its own.
+        unsafe { env.pgdat.put_page(old) }.unwrap();
     });
 }
 
@@ -163,7 +167,8 @@ fn migrate_finds_no_mapping_in_another_address_space() {
         let new = env.pgdat.alloc_pages(GFP_HIGHUSER_MOVABLE, 0).unwrap();
         assert_eq!(other.borrow().migrate_page(old, new, &SimFolioWaits), Err(MigrateError::NotMapped));
         assert_eq!(other.borrow().migrate_page(env.zero, new, &SimFolioWaits), Err(MigrateError::NotMovable));
-        env.pgdat.free_pages(new, 0).unwrap();
+        // SAFETY: the test allocated the block and never mapped it or made a pointer into it.
+        unsafe { env.pgdat.free_pages(new, 0) }.unwrap();
         // Walking both finds the right one.
         let mut target = Pages { pgdat: env.pgdat, returned: Vec::new() };
         let stats = migrate_pages(env.pgdat, &Mms(&[&other, &mm]), &[old], &mut target);
@@ -246,7 +251,8 @@ fn migrate_batch_puts_back_a_pinned_page_and_moves_the_rest() {
         for i in 0..3 {
             assert!(env.ram.page(pfn_at(&mm.borrow(), X + i * P)).iter().all(|&b| b == 0x30 + i as u8));
         }
-        env.pgdat.put_page(from[1]).unwrap();
+        // SAFETY: the reference the test took with get(); the pte keeps its own.
+        unsafe { env.pgdat.put_page(from[1]) }.unwrap();
     });
 }
 

@@ -76,7 +76,27 @@ fn allocation_splits_and_free_merges_back() {
         assert_eq!(counts.nr_free(order), was + 1, "order {order}");
     }
     assert_eq!(counts.nr_free(10), before[1][10] - 1);
-    pgdat.free_pages(pfn, 0).unwrap();
+    // SAFETY: the test allocated the block and never mapped it or made a pointer into it.
+    unsafe { pgdat.free_pages(pfn, 0) }.unwrap();
+    assert_eq!(snapshot(&pgdat), before);
+}
+
+#[test]
+fn an_owned_block_is_freed_when_its_handle_goes() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let before = snapshot(&pgdat);
+    let pages = pgdat.alloc_pages_owned(GFP_KERNEL, 2).unwrap();
+    assert_eq!((pgdat.pfn_to_page(pages.pfn()).unwrap().refcount(), pages.order()), (1, 2));
+    drop(pages);
+    assert_eq!(snapshot(&pgdat), before);
+    let pages = pgdat.alloc_pages_owned(GFP_KERNEL, 1).unwrap();
+    assert_eq!(pages.free(), Ok(()));
+    assert_eq!(snapshot(&pgdat), before);
+    let pfn = pgdat.alloc_pages_owned(GFP_KERNEL, 0).unwrap().into_raw();
+    assert_ne!(snapshot(&pgdat), before, "into_raw keeps the reference");
+    // SAFETY: the reference into_raw gave up; nothing maps the page.
+    unsafe { pgdat.free_pages(pfn, 0) }.unwrap();
     assert_eq!(snapshot(&pgdat), before);
 }
 
@@ -118,8 +138,10 @@ fn vm_events_count_pages_per_zone_and_per_cpu() {
     let dma = pgdat.alloc_pages(GFP_DMA, 2).unwrap();
     let dma32 = pgdat.alloc_pages(GFP_KERNEL, 0).unwrap();
     set_cpu(0);
-    pgdat.free_pages(dma, 2).unwrap();
-    pgdat.free_pages(dma32, 0).unwrap();
+    // SAFETY: the test allocated the block and never mapped it or made a pointer into it.
+    unsafe { pgdat.free_pages(dma, 2) }.unwrap();
+    // SAFETY: the test allocated the block and never mapped it or made a pointer into it.
+    unsafe { pgdat.free_pages(dma32, 0) }.unwrap();
     let on = |cpu: usize, item| pgdat.vm_events(cpu).unwrap().get(item);
     assert_eq!((on(1, VmEventItem::PgallocDma), on(1, VmEventItem::PgallocDma32)), (4, 1));
     assert_eq!((on(0, VmEventItem::PgallocDma), on(1, VmEventItem::Pgfree), on(0, VmEventItem::Pgfree)), (0, 0, 5));
@@ -136,7 +158,8 @@ fn gfp_zero_returns_zeroed_memory() {
     for i in 0..4 {
         sim.ram.fill(pfn + i, 0xa5);
     }
-    pgdat.free_pages(pfn, 2).unwrap();
+    // SAFETY: the test allocated the block and never mapped it or made a pointer into it.
+    unsafe { pgdat.free_pages(pfn, 2) }.unwrap();
     let again = pgdat.alloc_pages(GFP_KERNEL | Gfp::ZERO, 2).unwrap();
     assert_eq!(again, pfn, "the per-cpu list hands back the page just freed");
     for i in 0..4 {
@@ -154,7 +177,8 @@ fn compound_pages_have_head_and_tails_and_put_page_on_a_tail_frees_all() {
     for i in 1..16 {
         assert!(pgdat.pfn_to_page(pfn + i).unwrap().test(PageFlags::TAIL));
     }
-    pgdat.put_page(pfn + 5).unwrap();
+    // SAFETY: the test's own reference (from alloc or get); nothing maps the page or points into it.
+    unsafe { pgdat.put_page(pfn + 5) }.unwrap();
     assert_eq!(snapshot(&pgdat), before);
     assert!(!pgdat.pfn_to_page(pfn + 5).unwrap().test(PageFlags::TAIL));
 }
@@ -166,10 +190,12 @@ fn extra_references_delay_the_free_until_the_last_put() {
     let before = snapshot(&pgdat);
     let pfn = pgdat.alloc_pages(GFP_KERNEL, 1).unwrap();
     pgdat.pfn_to_page(pfn).unwrap().get();
-    pgdat.free_pages(pfn, 1).unwrap();
+    // SAFETY: the test allocated the block and never mapped it or made a pointer into it.
+    unsafe { pgdat.free_pages(pfn, 1) }.unwrap();
     assert_eq!(pgdat.pfn_to_page(pfn).unwrap().refcount(), 1);
     assert_ne!(snapshot(&pgdat), before);
-    pgdat.put_page(pfn).unwrap();
+    // SAFETY: the test's own reference (from alloc or get); nothing maps the page or points into it.
+    unsafe { pgdat.put_page(pfn) }.unwrap();
     assert_eq!(snapshot(&pgdat), before);
 }
 
@@ -180,7 +206,8 @@ fn bulk_allocation_fills_the_array_with_distinct_zeroed_pages_and_bulk_free_retu
     let before = snapshot(&pgdat);
     let dirty = pgdat.alloc_pages(GFP_KERNEL, 0).unwrap();
     sim.ram.fill(dirty, 0xa5);
-    pgdat.free_pages(dirty, 0).unwrap();
+    // SAFETY: the test's own page, mapped nowhere.
+    unsafe { pgdat.free_pages(dirty, 0) }.unwrap();
     // More than one per-cpu batch, so the list is refilled under the lock.
     let mut pfns = [Pfn::new(0); 100];
     assert_eq!(pgdat.alloc_pages_bulk(GFP_KERNEL | Gfp::ZERO, &mut pfns), 100);
@@ -194,7 +221,8 @@ fn bulk_allocation_fills_the_array_with_distinct_zeroed_pages_and_bulk_free_retu
     }
     let events = |item| pgdat.vm_events(0).unwrap().get(item);
     assert_eq!(events(VmEventItem::PgallocDma32), 101);
-    assert_eq!(pgdat.free_pages_bulk(&pfns), 0);
+    // SAFETY: the test's own pages, mapped and used nowhere.
+    assert_eq!(unsafe { pgdat.free_pages_bulk(&pfns) }, 0);
     assert_eq!(events(VmEventItem::Pgfree), 101);
     assert_eq!(snapshot(&pgdat), before);
 }
@@ -206,8 +234,11 @@ fn bulk_free_reports_a_double_free_and_still_frees_the_rest() {
     let before = snapshot(&pgdat);
     let mut pfns = [Pfn::new(0); 3];
     assert_eq!(pgdat.alloc_pages_bulk(GFP_KERNEL, &mut pfns), 3);
-    pgdat.free_pages(pfns[1], 0).unwrap();
-    assert_eq!(pgdat.free_pages_bulk(&pfns), 1);
+    // SAFETY: the test's own page, mapped nowhere (freed twice on purpose:
+    // the allocator must refuse the second free).
+    unsafe { pgdat.free_pages(pfns[1], 0) }.unwrap();
+    // SAFETY: the test's own pages; the bad one is refused, not freed.
+    assert_eq!(unsafe { pgdat.free_pages_bulk(&pfns) }, 1);
     assert_eq!(pgdat.bad_pages(), 1);
     assert_eq!(snapshot(&pgdat), before);
 }
@@ -220,7 +251,8 @@ fn bulk_allocation_stops_short_of_the_watermark() {
     let got = pgdat.alloc_pages_bulk(GFP_KERNEL | QUIET, &mut pfns);
     assert_eq!(got, 0, "no zone keeps its low watermark after giving all of memory");
     assert_eq!(pgdat.alloc_pages_bulk(GFP_KERNEL, &mut pfns[..10]), 10);
-    assert_eq!(pgdat.free_pages_bulk(&pfns[..10]), 0);
+    // SAFETY: the test's own pages, mapped and used nowhere.
+    assert_eq!(unsafe { pgdat.free_pages_bulk(&pfns[..10]) }, 0);
 }
 
 #[test]
@@ -228,13 +260,16 @@ fn double_free_is_reported_and_leaves_the_free_lists_intact() {
     let sim = Sim::flat(32 * MIB);
     let pgdat = sim.pgdat(1);
     let pfn = pgdat.alloc_pages(GFP_KERNEL, 0).unwrap();
-    pgdat.free_pages(pfn, 0).unwrap();
-    let err = pgdat.free_pages(pfn, 0).unwrap_err();
+    // SAFETY: the test allocated the block and never mapped it or made a pointer into it.
+    unsafe { pgdat.free_pages(pfn, 0) }.unwrap();
+    // SAFETY: nothing maps or points into the frame; the allocator refuses this bad free (under test).
+    let err = unsafe { pgdat.free_pages(pfn, 0) }.unwrap_err();
     assert_eq!((err.pfn, err.reason), (pfn, BadPageReason::DoubleFree));
     assert_eq!(pgdat.bad_pages(), 1);
     // Also once the page has reached the buddy lists.
     pgdat.drain_all_pages();
-    let err = pgdat.free_pages(pfn, 0).unwrap_err();
+    // SAFETY: nothing maps or points into the frame; the allocator refuses this bad free (under test).
+    let err = unsafe { pgdat.free_pages(pfn, 0) }.unwrap_err();
     assert_eq!(err.reason, BadPageReason::DoubleFree);
     assert!(err.to_string().contains("double free"));
     snapshot(&pgdat);
@@ -247,20 +282,25 @@ fn bad_frees_are_reported_with_the_reason_and_leaked() {
     let free_before = pgdat.nr_free_pages();
 
     let pfn = pgdat.alloc_pages(GFP_KERNEL, 2).unwrap();
-    let err = pgdat.free_pages(pfn, 1).unwrap_err();
+    // SAFETY: nothing maps or points into the frame; the allocator refuses this bad free (under test).
+    let err = unsafe { pgdat.free_pages(pfn, 1) }.unwrap_err();
     assert_eq!(err.reason, BadPageReason::WrongOrder { freed: 1, allocated: 2 });
 
-    let err = pgdat.free_pages(Pfn::new(0), 0).unwrap_err();
+    // SAFETY: nothing maps or points into the frame; the allocator refuses this bad free (under test).
+    let err = unsafe { pgdat.free_pages(Pfn::new(0), 0) }.unwrap_err();
     assert_eq!(err.reason, BadPageReason::FlagsAtFree(PageFlags::RESERVED));
 
     let pfn = pgdat.alloc_pages(GFP_KERNEL, 0).unwrap();
     pgdat.pfn_to_page(pfn).unwrap().set(PageFlags::SLAB);
-    assert_eq!(pgdat.free_pages(pfn, 0).unwrap_err().reason, BadPageReason::FlagsAtFree(PageFlags::SLAB));
+    // SAFETY: nothing maps or points into the frame; the allocator refuses this bad free (under test).
+    assert_eq!(unsafe { pgdat.free_pages(pfn, 0) }.unwrap_err().reason, BadPageReason::FlagsAtFree(PageFlags::SLAB));
 
     let pfn = pgdat.alloc_pages(GFP_KERNEL | Gfp::COMP, 1).unwrap();
-    assert_eq!(pgdat.free_pages(pfn + 1, 0).unwrap_err().reason, BadPageReason::DoubleFree);
+    // SAFETY: nothing maps or points into the frame; the allocator refuses this bad free (under test).
+    assert_eq!(unsafe { pgdat.free_pages(pfn + 1, 0) }.unwrap_err().reason, BadPageReason::DoubleFree);
 
-    let err = pgdat.free_pages(Pfn::new(1 << 30), 0).unwrap_err();
+    // SAFETY: nothing maps or points into the frame; the allocator refuses this bad free (under test).
+    let err = unsafe { pgdat.free_pages(Pfn::new(1 << 30), 0) }.unwrap_err();
     assert_eq!(err.reason, BadPageReason::NotInMemMap);
     assert_eq!(pgdat.bad_pages(), 5);
     snapshot(&pgdat);
@@ -275,14 +315,16 @@ fn debug_checks_inspect_every_page_of_a_freed_block() {
     // slab); only the per-page debug loop can see it.
     let pfn = pgdat.alloc_pages(GFP_KERNEL, 2).unwrap();
     pgdat.pfn_to_page(pfn + 3).unwrap().set(PageFlags::SLAB);
-    let err = pgdat.free_pages(pfn, 2).unwrap_err();
+    // SAFETY: nothing maps or points into the frame; the allocator refuses this bad free (under test).
+    let err = unsafe { pgdat.free_pages(pfn, 2) }.unwrap_err();
     assert_eq!((err.pfn, err.reason), (pfn + 3, BadPageReason::FlagsAtFree(PageFlags::SLAB)));
     // With debug checks off the head alone is checked and the block is
     // freed; the stale tail flag is cleared on the way.
     pgdat.set_debug_checks(false);
     let other = pgdat.alloc_pages(GFP_KERNEL, 2).unwrap();
     pgdat.pfn_to_page(other + 3).unwrap().set(PageFlags::SLAB);
-    pgdat.free_pages(other, 2).unwrap();
+    // SAFETY: the test allocated the block and never mapped it or made a pointer into it.
+    unsafe { pgdat.free_pages(other, 2) }.unwrap();
     assert!(!pgdat.pfn_to_page(other + 3).unwrap().test(PageFlags::SLAB));
     snapshot(&pgdat);
 }
@@ -301,7 +343,8 @@ fn exhaustion_returns_none_and_freeing_everything_restores_the_free_lists() {
     assert!(pgdat.alloc_pages(GFP_KERNEL, 0).is_none(), "warns, returns None");
     assert!(pgdat.alloc_pages(GFP_KERNEL, MAX_PAGE_ORDER + 1).is_none());
     for (pfn, order) in live {
-        pgdat.free_pages(pfn, order).unwrap();
+        // SAFETY: the test allocated the block and never mapped it or made a pointer into it.
+        unsafe { pgdat.free_pages(pfn, order) }.unwrap();
     }
     assert_eq!(snapshot(&pgdat), before);
 }
@@ -367,7 +410,8 @@ fn fill_and_free_in_block(pgdat: &PgData<'_>, gfp: Gfp, block: u64, free: impl F
     live.retain(|&pfn| {
         let in_block = pfn.as_u64() / PAGEBLOCK_NR_PAGES == block / PAGEBLOCK_NR_PAGES;
         if in_block && free(pfn.as_u64() - block) {
-            pgdat.free_pages(pfn, 0).unwrap();
+            // SAFETY: the test allocated the block and never mapped it or made a pointer into it.
+            unsafe { pgdat.free_pages(pfn, 0) }.unwrap();
             return false;
         }
         true
@@ -485,12 +529,14 @@ fn per_cpu_lists_refill_in_batches_and_spill_above_high() {
     let pfn = pgdat.alloc_pages(GFP_DMA32, 0).unwrap();
     assert_eq!(pgdat.pcp_pages(ZoneType::Dma32), u64::from(batch) - 1);
     assert_eq!(zone.free_pages(), free - u64::from(batch));
-    pgdat.free_pages(pfn, 0).unwrap();
+    // SAFETY: the test allocated the block and never mapped it or made a pointer into it.
+    unsafe { pgdat.free_pages(pfn, 0) }.unwrap();
     // Frees on another CPU fill that CPU's list until it passes high.
     set_cpu(1);
     let live: Vec<Pfn> = (0..u64::from(high) * 2).map_while(|_| pgdat.alloc_pages(GFP_DMA32, 0)).collect();
     for pfn in live {
-        pgdat.free_pages(pfn, 0).unwrap();
+        // SAFETY: the test allocated the block and never mapped it or made a pointer into it.
+        unsafe { pgdat.free_pages(pfn, 0) }.unwrap();
         assert!(zone.pcp[1].0.lock().count < u64::from(high));
     }
     set_cpu(0);
@@ -508,7 +554,8 @@ fn disabled_pcp_sends_allocations_and_frees_to_the_buddy_lists() {
     let free = zone.free_pages();
     let pfn = pgdat.alloc_pages(GFP_DMA32, 0).unwrap();
     assert_eq!((pgdat.pcp_pages(ZoneType::Dma32), zone.free_pages()), (0, free - 1));
-    pgdat.free_pages(pfn, 0).unwrap();
+    // SAFETY: the test allocated the block and never mapped it or made a pointer into it.
+    unsafe { pgdat.free_pages(pfn, 0) }.unwrap();
     assert_eq!((pgdat.pcp_pages(ZoneType::Dma32), zone.free_pages()), (0, free));
     pgdat.zone_pcp_enable(ZoneType::Dma32);
     assert!(zone.pcp_high_batch().0 > 0);
@@ -548,11 +595,13 @@ fn concurrent_cpus_allocate_and_free_without_corruption() {
                     }
                     if round % 3 == 0 && !live.is_empty() {
                         let (pfn, order) = live.swap_remove((round as usize * 31) % live.len());
-                        pgdat.free_pages(pfn, order).unwrap();
+                        // SAFETY: the test allocated the block and never mapped it or made a pointer into it.
+                        unsafe { pgdat.free_pages(pfn, order) }.unwrap();
                     }
                 }
                 for (pfn, order) in live {
-                    pgdat.free_pages(pfn, order).unwrap();
+                    // SAFETY: the test allocated the block and never mapped it or made a pointer into it.
+                    unsafe { pgdat.free_pages(pfn, order) }.unwrap();
                 }
             });
         }
@@ -628,7 +677,8 @@ proptest! {
                     if !live.is_empty() {
                         let (&pfn, &order) = live.iter().nth(index % live.len()).unwrap();
                         live.remove(&pfn);
-                        prop_assert_eq!(pgdat.free_pages(Pfn::new(pfn), order), Ok(()));
+                        // SAFETY: the test allocated the block and never mapped it or made a pointer into it.
+                        prop_assert_eq!(unsafe { pgdat.free_pages(Pfn::new(pfn), order) }, Ok(()));
                     }
                 }
                 Op::Drain => pgdat.drain_all_pages(),
@@ -640,7 +690,8 @@ proptest! {
             }
         }
         for (pfn, order) in live {
-            prop_assert_eq!(pgdat.free_pages(Pfn::new(pfn), order), Ok(()));
+            // SAFETY: the test allocated the block and never mapped it or made a pointer into it.
+            prop_assert_eq!(unsafe { pgdat.free_pages(Pfn::new(pfn), order) }, Ok(()));
         }
         prop_assert_eq!(pgdat.bad_pages(), 0);
         prop_assert_eq!(snapshot(&pgdat), before);
@@ -674,7 +725,8 @@ fn freeing_an_order_10_block_with_one_isolated_half_keeps_each_half_on_its_list(
     let pfn = pgdat.alloc_pages(GFP_DMA32, MAX_PAGE_ORDER).unwrap();
     let upper = Pfn::new(pfn.as_u64() + PAGEBLOCK_NR_PAGES);
     pgdat.isolate_pageblock(upper).unwrap();
-    pgdat.free_pages(pfn, MAX_PAGE_ORDER).unwrap();
+    // SAFETY: the test allocated the block and never mapped it or made a pointer into it.
+    unsafe { pgdat.free_pages(pfn, MAX_PAGE_ORDER) }.unwrap();
     pgdat.check_zone(ZoneType::Dma32).unwrap();
     let counts = pgdat.free_counts(ZoneType::Dma32);
     assert_eq!(counts.blocks[PAGEBLOCK_ORDER as usize][MigrateType::Isolate as usize], 1);
@@ -687,7 +739,8 @@ fn stale_tail_flags_are_cleared_on_free() {
     pgdat.zone_pcp_disable(ZoneType::Dma32);
     let pfn = pgdat.alloc_pages(GFP_DMA32, 2).unwrap();
     pgdat.pfn_to_page(pfn + 2).unwrap().set(PageFlags::REFERENCED | PageFlags::DIRTY);
-    pgdat.free_pages(pfn, 2).unwrap();
+    // SAFETY: the test allocated the block and never mapped it or made a pointer into it.
+    unsafe { pgdat.free_pages(pfn, 2) }.unwrap();
     let again = pgdat.alloc_pages(GFP_DMA32, 2).unwrap();
     assert_eq!(again, pfn);
     assert_eq!(pgdat.bad_pages(), 0, "the next allocation found the tail clean");

@@ -3,6 +3,7 @@ use std::ops::ControlFlow;
 use proptest::prelude::*;
 
 use super::*;
+use crate::arch::x86_64::{X86_ACCESSED, X86_DIRTY, X86_GLOBAL, X86_PRESENT, X86_RW, X86_USER};
 use crate::gfp::GFP_KERNEL;
 use crate::pagewalk::{PageWalkOps, walk_page_range};
 use crate::ptdump::{AddrMarker, check_wx, ptdump};
@@ -296,7 +297,8 @@ fn running_out_of_memory_for_tables_fails_cleanly() {
     }
     // Three tables are left: enough for pud, pmd and one pte table.
     for pfn in hoard.drain(..3) {
-        pgdat.free_pages(pfn, 0).unwrap();
+        // SAFETY: the test allocated the block and never mapped it or made a pointer into it.
+        unsafe { pgdat.free_pages(pfn, 0) }.unwrap();
     }
     let mut gather = TlbGather::new();
     let err = pt.map(va(BASE + 2 * MB - 4 * KB), PhysAddr::new(0), 8 * KB, PAGE_KERNEL, PageSize::Size4K, &mut gather);
@@ -305,7 +307,8 @@ fn running_out_of_memory_for_tables_fails_cleanly() {
     assert_eq!(pt.translate(va(BASE + 2 * MB - 4 * KB)), None, "the page mapped before the failure was undone");
     // A split that cannot get its table leaves the huge leaf intact.
     for pfn in hoard.drain(..) {
-        pgdat.free_pages(pfn, 0).unwrap();
+        // SAFETY: the test allocated the block and never mapped it or made a pointer into it.
+        unsafe { pgdat.free_pages(pfn, 0) }.unwrap();
     }
     let mut gather = TlbGather::new();
     pt.map(va(BASE + 4 * MB), PhysAddr::new(0), 2 * MB, PAGE_KERNEL, PageSize::Size2M, &mut gather).unwrap();
@@ -318,7 +321,8 @@ fn running_out_of_memory_for_tables_fails_cleanly() {
     finish(gather, &tlb, &pgdat);
     assert_eq!(pt.translate(va(BASE + 4 * MB)).unwrap().size, PageSize::Size2M);
     for pfn in hoard {
-        pgdat.free_pages(pfn, 0).unwrap();
+        // SAFETY: the test allocated the block and never mapped it or made a pointer into it.
+        unsafe { pgdat.free_pages(pfn, 0) }.unwrap();
     }
 }
 

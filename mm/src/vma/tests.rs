@@ -1,6 +1,7 @@
 //! Host tests of the VMA tree: every operation, every merge case, the gap
 //! search, allocation failure, and a model-based proptest.
 
+use core::ptr::NonNull;
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
@@ -544,7 +545,7 @@ fn a_vma_tree_can_move_between_cpus() {
     fn assert_send<T: Send>() {}
     struct SendAlloc;
     // SAFETY: never hands out memory.
-    unsafe impl VmaAlloc for SendAlloc {
+    unsafe impl ObjCache<Vma> for SendAlloc {
         fn alloc(&self) -> Option<NonNull<Vma>> {
             None
         }

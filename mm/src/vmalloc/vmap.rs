@@ -91,7 +91,12 @@ impl FrameBatch<'_, '_> {
     fn flush(&mut self) {
         // A page that fails the free checks is reported by the buddy
         // allocator and leaked; nothing better can be done here.
-        let _ = self.pgdat.free_pages_bulk(&self.pfns[..self.len]);
+        // SAFETY: vfree owns the area's pages (one reference each, from
+        // vmalloc), taken off ptes it cleared; the area's address is no
+        // longer handed out, and Linux's lazy flush rule holds: nothing
+        // may use a freed vmalloc address, so no stale translation is
+        // used before the area's purge flushes it.
+        let _ = unsafe { self.pgdat.free_pages_bulk(&self.pfns[..self.len]) };
         self.len = 0;
     }
 }
@@ -259,7 +264,10 @@ impl<'a, F: PteFormat, A: VmapNodeAlloc> Vmalloc<'a, F, A> {
                 self.vmap_pages_range(va, &batch[..n], PAGE_KERNEL).err().map(VmallocError::Map)
             };
             if let Some(e) = failure {
-                let _ = pgdat.free_pages_bulk(&batch[..got]);
+                // SAFETY: allocated just above and mapped nowhere (map_pages
+                // undoes what it mapped on failure); the area was not
+                // handed out, so no one used an address in it.
+                let _ = unsafe { pgdat.free_pages_bulk(&batch[..got]) };
                 break Err(e);
             }
             mapped += n as u64;

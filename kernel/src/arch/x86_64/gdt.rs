@@ -26,6 +26,8 @@ use x86_64::registers::segmentation::SegmentSelector;
 use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable};
 use x86_64::structures::tss::TaskStateSegment;
 
+use crate::percpu::PerCpu;
+
 /// IST slot (0-based, as the TSS array is indexed) for #DF.
 pub const DOUBLE_FAULT_IST_INDEX: u16 = 0;
 /// IST slot for NMI.
@@ -119,13 +121,13 @@ static GDT: Lazy<Gdt> = Lazy::new(|| build_gdt(&TSS));
 
 /// This CPU's TSS (Linux `cpu_tss_rw`), for [`set_rsp0`].
 #[unsafe(link_section = ".data..percpu")]
-static THIS_TSS: AtomicU64 = AtomicU64::new(0);
+// SAFETY: in .data..percpu; an address, copied bitwise into every unit.
+static THIS_TSS: PerCpu<AtomicU64> = unsafe { PerCpu::new(AtomicU64::new(0)) };
 
 /// Makes `top` the stack the CPU switches to on an interrupt or exception
 /// from user mode (Linux `update_task_stack`, TSS `sp0`).
 pub fn set_rsp0(top: u64) {
-    // SAFETY: THIS_TSS is in .data..percpu.
-    let tss = unsafe { crate::percpu::this_cpu_read_u64(&THIS_TSS) } as *mut TaskStateSegment;
+    let tss = THIS_TSS.read() as *mut TaskStateSegment;
     if tss.is_null() {
         return;
     }
@@ -148,8 +150,7 @@ pub fn init() {
 }
 
 fn load(gdt: &'static Gdt, tss: &'static TaskStateSegment) {
-    // SAFETY: THIS_TSS is in .data..percpu.
-    unsafe { crate::percpu::this_cpu_write_u64(&THIS_TSS, core::ptr::from_ref(tss) as u64) };
+    THIS_TSS.write(core::ptr::from_ref(tss) as u64);
     gdt.table.load();
     // SAFETY: the selectors come from the GDT just loaded: CS is a present
     // 64-bit code segment, the TSS descriptor points at a 'static TSS, and a

@@ -157,8 +157,7 @@ pub unsafe fn prepare_stack(top: u64, frame: &TrapFrame, func: u64, arg: u64) ->
 /// thread's `kernel_execve` succeeded).
 pub fn return_to_user() -> ! {
     x86_64::instructions::interrupts::disable();
-    // SAFETY: TOP_OF_STACK is in .data..percpu.
-    let top = unsafe { crate::percpu::this_cpu_read_u64(&crate::sched::TOP_OF_STACK) };
+    let top = crate::sched::TOP_OF_STACK.read();
     let frame = pt_regs_at(top);
     // SAFETY: the frame at the top of our own kernel stack was filled by
     // execve for user mode; nothing below it is needed any more, so the

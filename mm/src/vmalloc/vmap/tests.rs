@@ -4,6 +4,7 @@ use core::ptr::NonNull;
 use super::*;
 use crate::pgtable::{PAGE_KERNEL_NOCACHE, X86PteFormat};
 use crate::sim::{Sim, SimTlb, free_pages_drained as free_pages};
+use crate::slab_common::ObjCache;
 use crate::vmalloc::VmapNode;
 
 const MB: u64 = 1 << 20;
@@ -14,7 +15,7 @@ struct BoxNodes;
 
 // SAFETY: every node is a fresh, exclusively owned Box allocation of the
 // right size and alignment, freed exactly once by `free`.
-unsafe impl VmapNodeAlloc for BoxNodes {
+unsafe impl ObjCache<VmapNode> for BoxNodes {
     fn alloc(&self) -> Option<NonNull<VmapNode>> {
         Some(NonNull::from(Box::leak(Box::new(MaybeUninit::<VmapNode>::uninit()))).cast())
     }
@@ -58,7 +59,8 @@ fn vzalloc_maps_zeroed_pages_with_a_guard_page_and_vfree_returns_them() {
         sim.ram.fill(pfn, 0xee);
     }
     for pfn in dirty {
-        pgdat.free_pages(pfn, 0).unwrap();
+        // SAFETY: the test's page, reached only through `sim.ram.fill` above.
+        unsafe { pgdat.free_pages(pfn, 0) }.unwrap();
     }
     let before = free_pages(&pgdat);
     let size = 100 * PAGE_SIZE + 5;
@@ -183,7 +185,8 @@ fn vmalloc_nr_pages_counts_live_vmalloc_areas_only() {
     vm.vunmap(mapped).unwrap();
     vm.iounmap(io).unwrap();
     assert_eq!(vm.vmalloc_nr_pages(), 0);
-    pgdat.free_pages(page, 0).unwrap();
+    // SAFETY: the test's page; its vmap is gone (vunmap above, flushed).
+    unsafe { pgdat.free_pages(page, 0) }.unwrap();
 }
 
 #[test]
@@ -203,7 +206,8 @@ fn vmap_and_ioremap_map_the_callers_memory_and_undo_only_their_own_kind() {
     assert_eq!(pt.translate(addr), None);
     for pfn in pages {
         assert_eq!(pgdat.pfn_to_page(pfn).unwrap().refcount(), 1, "vunmap must not free the caller's pages");
-        pgdat.free_pages(pfn, 0).unwrap();
+        // SAFETY: the test's page; its vmap is gone (vunmap above, flushed).
+        unsafe { pgdat.free_pages(pfn, 0) }.unwrap();
     }
 
     let mmio = PhysAddr::new(0xfee0_0000 + 0x20);

@@ -4,8 +4,12 @@
 //! (`__va`/`__pa`, `local_irq_save`, `smp_processor_id`, `sched_clock`). We put
 //! the same needs behind traits, kept small and boring, so the kernel provides
 //! them for x86_64 and host tests provide a simulated machine. Page-table
-//! entry encoding is [`crate::pgtable::PteFormat`] (pure bit manipulation, so
-//! it lives with the page tables); flushing the TLB is [`TlbFlush`] here.
+//! entry encoding is [`crate::pgtable::PteFormat`]; flushing the TLB is
+//! [`TlbFlush`] here. The x86_64 encodings themselves (pte bits, the user
+//! half's size, canonical form) are pure bit layouts, kept in [`x86_64`] so
+//! host tests use the real ones.
+
+pub mod x86_64;
 
 use crate::addr::{Pfn, PhysAddr, VirtAddr};
 

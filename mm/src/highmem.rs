@@ -1,0 +1,72 @@
+//! Whole-page copies and clears through the direct map (Linux
+//! `include/linux/highmem.h`: `copy_highpage`, `clear_highpage`).
+//!
+//! Linux routes every whole-page access of a `struct page` through these
+//! helpers so that one place knows how a frame is reached (`kmap_local_page`
+//! on 32-bit highmem machines, the direct map on x86_64). Here every frame
+//! the memory map describes is in the direct map ([`PhysMemory`]), so the
+//! helpers are the raw copy and fill, written once for the allocator's
+//! `__GFP_ZERO`, copy-on-write and page migration.
+//!
+//! # Differences from Linux
+//! No highmem and no `kmap`: a frame outside the direct map is an arch bug,
+//! returned as [`NotDirectMapped`] instead of mapped on demand. No
+//! `arch_clear_page`/`copy_user_highpage` cache tricks (x86_64 uses plain
+//! `rep stosb`/`rep movsb` in Linux too).
+//!
+//! [`PhysMemory`]: crate::arch::PhysMemory
+
+use core::fmt;
+
+use crate::addr::{PAGE_SIZE, Pfn};
+use crate::page_alloc::PgData;
+
+/// A frame the direct map does not cover. The memory map only describes
+/// frames the direct map covers, so this is an arch bug worth a loud
+/// message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotDirectMapped(pub Pfn);
+
+impl fmt::Display for NotDirectMapped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pfn {:#x} has no direct-map address", self.0.as_u64())
+    }
+}
+
+/// Zeroes the page `pfn` (Linux `clear_highpage`).
+///
+/// # Safety
+/// The caller has the page to itself for the call: it owns it (a page just
+/// allocated, say) and nothing else reads or writes it meanwhile, through
+/// the direct map, a pte or a DMA engine.
+#[doc(alias = "clear_highpage")]
+pub unsafe fn clear_page(pgdat: &PgData<'_>, pfn: Pfn) -> Result<(), NotDirectMapped> {
+    let virt = pgdat.page_address(pfn).ok_or(NotDirectMapped(pfn))?;
+    // SAFETY: `PhysMemory` keeps `virt` mapped read-write for 4096 bytes for
+    // the implementor's lifetime; the caller guarantees no concurrent access.
+    unsafe { core::ptr::write_bytes(virt.as_mut_ptr::<u8>(), 0, PAGE_SIZE as usize) };
+    Ok(())
+}
+
+/// Copies the page `src` into the page `dst` (Linux `copy_highpage`).
+/// Nothing is written if either page is outside the direct map.
+///
+/// # Safety
+/// `dst` and `src` are distinct pages; the caller has `dst` to itself for
+/// the call (as for [`clear_page`]) and nothing writes `src` meanwhile
+/// (it is mapped read-only, or unmapped and flushed, or under a lock every
+/// writer takes).
+#[doc(alias = "copy_highpage")]
+pub unsafe fn copy_page(pgdat: &PgData<'_>, dst: Pfn, src: Pfn) -> Result<(), NotDirectMapped> {
+    debug_assert_ne!(dst, src, "copy_page onto itself");
+    let from = pgdat.page_address(src).ok_or(NotDirectMapped(src))?;
+    let to = pgdat.page_address(dst).ok_or(NotDirectMapped(dst))?;
+    // SAFETY: `PhysMemory` keeps both mapped read-write for 4096 bytes; the
+    // pages are distinct frames, so the ranges do not overlap; the caller
+    // guarantees nothing else writes either or reads `dst` during the copy.
+    unsafe { core::ptr::copy_nonoverlapping(from.as_ptr::<u8>(), to.as_mut_ptr::<u8>(), PAGE_SIZE as usize) };
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
