@@ -469,13 +469,19 @@ def task_pid(task):
     return scalar(field(task, "pid"))
 
 
+def rwsem_data(sem):
+    """The data behind a kernel RwSem (held or not: the machine is
+    stopped)."""
+    return fields(sem, "data.value")
+
+
 def task_mm(task):
-    """The task's MmStruct (Process::mm: Mutex<Option<Arc<Mutex<MmStruct>>>>),
-    or None for a kernel thread."""
+    """The task's MmStruct (Process::mm: Mutex<Option<Arc<Mm>>>, the
+    MmStruct inside Mm's mmap_lock RwSem), or None for a kernel thread."""
     arc = option(locked(fields(task, "proc.mm")))
     if arc is None:
         return None
-    return locked(field(nonnull(field(arc, "ptr")), "data"))
+    return rwsem_data(fields(nonnull(field(arc, "ptr")), "data.mmap_lock"))
 
 
 def task_by_pid(pid):
