@@ -416,11 +416,11 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     }
 
     /// Flushes the translation of the page at `addr` from every CPU that
-    /// may hold it.
+    /// may hold it (Linux `flush_tlb_page`: no gather, nothing to free after it).
     fn flush_one(&self, addr: u64) {
-        let mut gather = TlbGather::for_mm(self.pgd.root());
-        gather.add_range(addr, addr + PAGE_SIZE);
-        gather.finish(self.tlb, self.pgd.pgdat());
+        if let Some(va) = VirtAddr::new(addr) {
+            self.tlb.flush_tlb_mm_range(self.pgd.root(), va, PAGE_SIZE);
+        }
     }
 
     /// Takes away one mapping of `pfn` (its pte is already cleared): rmap,
