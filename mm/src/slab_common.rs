@@ -31,7 +31,9 @@ use crate::mmzone::MAX_PAGE_ORDER;
 use crate::page_alloc::PgData;
 use crate::page_flags::PageFlags;
 use crate::percpu::PercpuAlloc;
-use crate::slub::{KmemCache, SlabError, SlabFlags, SlabInfo, SlubCtx, alloc_kmem_cache_cpus, free_kmem_cache_cpus};
+use crate::slub::{
+    KmemCache, SlabError, SlabFlags, SlabInfo, SlubCtx, alloc_kmem_cache_cpus, check_object_start, free_kmem_cache_cpus,
+};
 use crate::vmstat::NodeStatItem;
 
 /// The kmalloc size classes (Linux `kmalloc_info`, without the 4 MiB ones).
@@ -47,9 +49,22 @@ pub const ZERO_SIZE_PTR: NonNull<u8> = NonNull::without_provenance(core::num::No
 /// Most caches the registry holds.
 pub const MAX_CACHES: usize = 64;
 
-/// The kmalloc class index for `size` (Linux `kmalloc_index`).
+/// The kmalloc class of sizes up to 192 bytes, by `(size - 1) / 8` (Linux
+/// `size_index`): the 96- and 192-byte classes break the powers of two.
+const SIZE_INDEX: [u8; 24] = [0, 1, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6];
+
+/// The kmalloc class index for `size` (Linux `kmalloc_index` and
+/// `kmalloc_slab`): a table up to 192 bytes, the power of two above.
+#[inline]
 pub fn kmalloc_index(size: usize) -> Option<usize> {
-    KMALLOC_SIZES.iter().position(|&class| size <= class as usize)
+    if size <= 192 {
+        return Some(usize::from(SIZE_INDEX[size.saturating_sub(1) / 8]));
+    }
+    if size > KMALLOC_MAX_CACHE_SIZE {
+        return None;
+    }
+    // 193..=256 is class 7 (256 bytes), each power of two one more.
+    Some((usize::BITS - (size - 1).leading_zeros()) as usize - 1)
 }
 
 /// Which caches `slub_debug` applies to, and with which flags (Linux
@@ -400,7 +415,7 @@ impl<'a> Slab<'a> {
         if page.test(PageFlags::SLAB) {
             // SAFETY: a SLAB page's `mapping` points at its live cache (see
             // slub::SlubCtx::slab_of).
-            return Ok(Owner::Cache(unsafe { &*(page.mapping() as *const KmemCache) }, head));
+            return Ok(Owner::Cache(unsafe { &*(page.mapping() as *const KmemCache) }, head, pfn));
         }
         let base = self.pgdat.page_address(head).map_or(0, VirtAddr::as_u64);
         if page.test(PageFlags::HEAD) && page.refcount() > 0 && addr == base {
@@ -423,10 +438,10 @@ impl<'a> Slab<'a> {
             return Ok(());
         }
         match self.classify(addr) {
-            Ok(Owner::Cache(cache, slab)) => {
+            Ok(Owner::Cache(cache, slab, pfn)) => {
                 // The page lookup is done: check the object start and free.
                 let ctx = self.ctx();
-                match ctx.check_object_start(cache, slab, addr) {
+                match check_object_start(cache, slab, pfn, addr) {
                     Ok(()) => ctx.free(cache, slab, addr, Location::caller()),
                     Err(e) => Err(ctx.report(cache, e, addr)),
                 }
@@ -448,7 +463,7 @@ impl<'a> Slab<'a> {
     /// a pointer kmalloc did not return.
     pub fn ksize(&self, ptr: NonNull<u8>) -> Option<usize> {
         match self.classify(ptr.as_ptr() as u64).ok()? {
-            Owner::Cache(cache, _) => Some(cache.object_size() as usize),
+            Owner::Cache(cache, ..) => Some(cache.object_size() as usize),
             Owner::Large(_, order) => Some((PAGE_SIZE as usize) << order),
         }
     }
@@ -512,7 +527,8 @@ impl<'a> Slab<'a> {
 }
 
 enum Owner<'c> {
-    Cache(&'c KmemCache, crate::addr::Pfn),
+    /// The cache, the slab's head pfn and the pfn of the object's page.
+    Cache(&'c KmemCache, crate::addr::Pfn, crate::addr::Pfn),
     Large(crate::addr::Pfn, u32),
 }
 
