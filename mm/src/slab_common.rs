@@ -148,6 +148,8 @@ impl fmt::Debug for CacheHandle<'_> {
 /// `kmem_cache` bootstrap cache).
 pub struct Slab<'a> {
     pgdat: &'a PgData<'a>,
+    /// The direct map's address of physical 0 (see [`SlubCtx`]).
+    page_offset: u64,
     percpu: &'a dyn PercpuAlloc,
     nr_cpus: u32,
     debug: SlubDebug<'a>,
@@ -198,6 +200,9 @@ impl<'a> Slab<'a> {
         };
         let mut slab = Slab {
             pgdat,
+            // The direct map is linear: any page's address minus its
+            // physical address.
+            page_offset: (at as u64).wrapping_sub(pfn.phys().as_u64()),
             percpu,
             nr_cpus,
             debug,
@@ -218,7 +223,12 @@ impl<'a> Slab<'a> {
     }
 
     fn ctx(&self) -> SlubCtx<'_, 'a> {
-        SlubCtx { pgdat: self.pgdat, panic_on_error: self.panic_on_error, errors: &self.errors }
+        SlubCtx {
+            pgdat: self.pgdat,
+            page_offset: self.page_offset,
+            panic_on_error: self.panic_on_error,
+            errors: &self.errors,
+        }
     }
 
     /// The page allocator under this one.
@@ -407,9 +417,10 @@ impl<'a> Slab<'a> {
     }
 
     /// What `ptr` is: its cache, or a large block of some order.
+    #[inline]
     fn classify(&self, addr: u64) -> Result<Owner<'_>, SlabError> {
         let not_ours = SlabError::NotSlabObject { addr };
-        let pfn = self.pgdat.virt_to_pfn(VirtAddr::new(addr).ok_or(not_ours)?).ok_or(not_ours)?;
+        let pfn = self.ctx().virt_to_pfn(addr).ok_or(not_ours)?;
         let head = self.pgdat.compound_head(pfn);
         let page = self.pgdat.pfn_to_page(head).ok_or(not_ours)?;
         if page.test(PageFlags::SLAB) {

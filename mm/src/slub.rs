@@ -681,6 +681,10 @@ mod raw {
 /// the corruption policy.
 pub(crate) struct SlubCtx<'p, 'a> {
     pub(crate) pgdat: &'p PgData<'a>,
+    /// Direct-map address of physical address 0 (Linux
+    /// `page_offset_base`): the direct map is linear ([`crate::arch::PhysMemory`]),
+    /// so a pointer's pfn is arithmetic, as in Linux's `virt_to_page`.
+    pub(crate) page_offset: u64,
     pub(crate) panic_on_error: bool,
     pub(crate) errors: &'p AtomicU64,
 }
@@ -757,12 +761,22 @@ impl SlubCtx<'_, '_> {
         unsafe { raw::write_word(obj + u64::from(s.offset), next) }
     }
 
+    /// The frame behind a direct-map address, if the memory map describes
+    /// it (Linux `virt_to_pfn`, without a call across the arch boundary).
+    /// An address outside the direct map lands outside the memory map or
+    /// on a frame that is no slab (a hole is a reserved page), so the
+    /// callers' page-flag checks refuse it.
+    #[inline]
+    pub(crate) fn virt_to_pfn(&self, addr: u64) -> Option<Pfn> {
+        let pfn = Pfn::new(addr.wrapping_sub(self.page_offset) >> crate::addr::PAGE_SHIFT);
+        self.map().pfn_to_page(pfn).map(|_| pfn)
+    }
+
     /// Finds the slab holding `addr` and checks it belongs to `s` and that
     /// `addr` starts an object (Linux `virt_to_slab`, `cache_from_obj`,
     /// `check_valid_pointer`).
     pub(crate) fn slab_of(&self, s: &KmemCache, addr: u64) -> Result<Pfn, SlabError> {
-        let pfn = self.pgdat.virt_to_pfn(VirtAddr::new(addr).ok_or(SlabError::NotSlabObject { addr })?);
-        let pfn = pfn.ok_or(SlabError::NotSlabObject { addr })?;
+        let pfn = self.virt_to_pfn(addr).ok_or(SlabError::NotSlabObject { addr })?;
         let slab = self.pgdat.compound_head(pfn);
         let page = self.map().pfn_to_page(slab).ok_or(SlabError::NotSlabObject { addr })?;
         if !page.test(PageFlags::SLAB) {

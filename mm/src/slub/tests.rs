@@ -254,7 +254,7 @@ fn store_user_records_the_allocating_and_freeing_call_sites() {
     let cache = slab.kmem_cache_create("track", 48, 8, SlabFlags::empty(), None).unwrap();
     let line = line!() + 1;
     let p = slab.kmem_cache_alloc(&cache, GFP_KERNEL).unwrap();
-    let ctx = SlubCtx { pgdat: &pgdat, panic_on_error: false, errors: &AtomicU64::new(0) };
+    let ctx = SlubCtx { pgdat: &pgdat, page_offset: 0, panic_on_error: false, errors: &AtomicU64::new(0) };
     let (loc, cpu) = ctx.track(&cache, p.as_ptr() as u64, 0).expect("alloc track");
     assert_eq!((loc.file(), loc.line(), cpu), (file!(), line, 0));
     let line = line!() + 2;
