@@ -309,6 +309,7 @@ impl<'a> Slab<'a> {
     /// Allocates an object (Linux `kmem_cache_alloc`); `__GFP_ZERO` zeroes
     /// it. `None` when no memory is left.
     #[track_caller]
+    #[inline]
     pub fn kmem_cache_alloc(&self, cache: &KmemCache, gfp: Gfp) -> Option<NonNull<u8>> {
         self.ctx().alloc(cache, gfp, Location::caller()).and_then(|obj| NonNull::new(obj as *mut u8))
     }

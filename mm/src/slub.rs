@@ -843,13 +843,9 @@ impl SlubCtx<'_, '_> {
     }
 
     /// Allocates an object (Linux `slab_alloc_node`).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn alloc(&self, s: &KmemCache, gfp: Gfp, caller: &'static Location<'static>) -> Option<u64> {
-        let obj = if s.debug() {
-            self.pgdat.with_irqs_off(|| self.alloc_debug(s, gfp, caller))?
-        } else {
-            self.alloc_fast(s, gfp)?
-        };
+        let obj = if s.debug() { self.alloc_debug_irqs_off(s, gfp, caller)? } else { self.alloc_fast(s, gfp)? };
         if gfp.contains(Gfp::ZERO) {
             // SAFETY: `obj` was just allocated to this caller.
             unsafe { raw::bytes(obj, s.object_size) }.fill(0);
@@ -976,9 +972,31 @@ impl SlubCtx<'_, '_> {
         unsafe { raw::read_word_racy(obj + u64::from(s.offset)) }
     }
 
+    /// [`SlubCtx::alloc_debug`] with interrupts off, out of the fast
+    /// path's way.
+    #[cold]
+    #[inline(never)]
+    fn alloc_debug_irqs_off(&self, s: &KmemCache, gfp: Gfp, caller: &'static Location<'static>) -> Option<u64> {
+        self.pgdat.with_irqs_off(|| self.alloc_debug(s, gfp, caller))
+    }
+
+    /// [`SlubCtx::free_debug`] with interrupts off, out of the fast path's
+    /// way.
+    #[cold]
+    #[inline(never)]
+    fn free_debug_irqs_off(
+        &self,
+        s: &KmemCache,
+        slab: Pfn,
+        obj: u64,
+        caller: &'static Location<'static>,
+    ) -> Result<(), SlabError> {
+        self.pgdat.with_irqs_off(|| self.free_debug(s, slab, obj, caller))
+    }
+
     /// Frees an object (Linux `slab_free`). The pointer was checked by
     /// `slab_of` or `check_object_start`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn free(
         &self,
         s: &KmemCache,
@@ -987,7 +1005,7 @@ impl SlubCtx<'_, '_> {
         caller: &'static Location<'static>,
     ) -> Result<(), SlabError> {
         if s.debug() {
-            return self.pgdat.with_irqs_off(|| self.free_debug(s, slab, obj, caller));
+            return self.free_debug_irqs_off(s, slab, obj, caller);
         }
         let c = self.this_cpu_slab(s);
         loop {
@@ -997,7 +1015,7 @@ impl SlubCtx<'_, '_> {
             }
             let head = c.freelist_tid.freelist();
             if obj == head {
-                return Err(self.report(s, SlabError::DoubleFree { addr: obj, cache: s.name }, obj));
+                return Err(self.double_free(s, obj));
             }
             self.set_freepointer(s, obj, head);
             #[cfg(test)]
@@ -1007,6 +1025,14 @@ impl SlubCtx<'_, '_> {
                 return Ok(());
             }
         }
+    }
+
+    /// Reports a double free the fast path caught (Linux's
+    /// `set_freepointer` check under `CONFIG_SLAB_FREELIST_HARDENED`).
+    #[cold]
+    #[inline(never)]
+    fn double_free(&self, s: &KmemCache, obj: u64) -> SlabError {
+        self.report(s, SlabError::DoubleFree { addr: obj, cache: s.name }, obj)
     }
 
     /// Linux `__slab_free`: onto the slab's own freelist under the node
