@@ -78,12 +78,13 @@
 //!   cpu slab (x86 keeps the flusher's two stores in order, and the reader
 //!   reads the counter before `slab`) and takes the slow path.
 //! - **Migration** does not happen: the kernel is not preemptible except at
-//!   schedule points, and none is inside a fast path. Were it to happen,
-//!   the path would finish on the other CPU's word, atomically, which is
-//!   still correct (the exchange is locked).
-//! - **A free from another CPU** never touches this CPU's word: its object
-//!   is not in its own CPU's slab, so it takes the slow path to the slab's
-//!   own freelist under the node lock.
+//!   schedule points, and none is inside a fast path (Linux's `tid` also
+//!   encodes the CPU to catch a preempted task resuming elsewhere; ours
+//!   need not).
+//! - **Another CPU freeing an object of this CPU's slab** never touches
+//!   this CPU's word: the slab is not that CPU's cpu slab, so the free takes
+//!   the slow path to the slab's own freelist under the node lock, which
+//!   this CPU takes over when its freelist runs dry.
 //!
 //! Everything else - refilling the freelist, changing the cpu slab, the cpu
 //! partial list - is the slow path (Linux `___slab_alloc`, `__slab_free`):
@@ -711,7 +712,7 @@ pub(crate) fn check_object_start(s: &KmemCache, slab: Pfn, pfn: Pfn, addr: u64) 
         return Err(SlabError::InvalidPointer { addr, cache: s.name });
     };
     let size = u64::from(s.size);
-    if offset % size != 0 || offset / size >= u64::from(s.objects) {
+    if !offset.is_multiple_of(size) || offset / size >= u64::from(s.objects) {
         return Err(SlabError::InvalidPointer { addr, cache: s.name });
     }
     Ok(())

@@ -623,7 +623,7 @@ proptest! {
         let mut irq_tag = 0x80u8;
         let mut handler = || {
             let roll = rng.next();
-            if roll % rate != 0 {
+            if !roll.is_multiple_of(rate) {
                 return;
             }
             let mut irq_live = irq_live.borrow_mut();
@@ -735,7 +735,7 @@ fn remote_flushes_and_cross_cpu_frees_race_the_lockless_fast_paths_safely() {
                 let p = slab.kmem_cache_alloc(cache, GFP_KERNEL).unwrap();
                 fill(p, 192, tag);
                 kept.push((p.as_ptr() as usize, tag));
-                if rng.next() % 3 == 0 && !kept.is_empty() {
+                if rng.next().is_multiple_of(3) && !kept.is_empty() {
                     let (addr, tag) = kept.swap_remove(rng.next() as usize % kept.len());
                     let p = NonNull::new(addr as *mut u8).unwrap();
                     if !bytes(p, 192).iter().all(|&b| b == tag) {
