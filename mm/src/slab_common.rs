@@ -222,7 +222,7 @@ impl<'a> Slab<'a> {
         Ok(slab)
     }
 
-    fn ctx(&self) -> SlubCtx<'_, 'a> {
+    pub(crate) fn ctx(&self) -> SlubCtx<'_, 'a> {
         SlubCtx {
             pgdat: self.pgdat,
             page_offset: self.page_offset,
@@ -322,10 +322,12 @@ impl<'a> Slab<'a> {
     /// If `ptr` is an allocated object of `cache`, the caller owns it and
     /// nothing uses it afterwards.
     #[track_caller]
+    #[inline]
     pub unsafe fn kmem_cache_free(&self, cache: &KmemCache, ptr: NonNull<u8>) -> Result<(), SlabError> {
         self.free_to(cache, ptr.as_ptr() as u64, Location::caller())
     }
 
+    #[inline]
     fn free_to(&self, cache: &KmemCache, obj: u64, caller: &'static Location<'static>) -> Result<(), SlabError> {
         let ctx = self.ctx();
         match ctx.slab_of(cache, obj) {
@@ -421,9 +423,7 @@ impl<'a> Slab<'a> {
     #[inline]
     fn classify(&self, addr: u64) -> Result<Owner<'_>, SlabError> {
         let not_ours = SlabError::NotSlabObject { addr };
-        let pfn = self.ctx().virt_to_pfn(addr).ok_or(not_ours)?;
-        let head = self.pgdat.compound_head(pfn);
-        let page = self.pgdat.pfn_to_page(head).ok_or(not_ours)?;
+        let (pfn, head, page) = self.ctx().virt_to_head_page(addr).ok_or(not_ours)?;
         if page.test(PageFlags::SLAB) {
             // SAFETY: a SLAB page's `mapping` points at its live cache (see
             // slub::SlubCtx::slab_of).

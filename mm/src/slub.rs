@@ -702,6 +702,26 @@ fn counters(inuse: u32, state: SlabState) -> u64 {
     (state as u64) << 32 | u64::from(inuse)
 }
 
+/// The state a CPU id beyond the cache's per-CPU states uses: the last
+/// one, shared (a bug in the CPU numbering; the module doc says why
+/// sharing stays safe). Debug builds stop here.
+#[cold]
+fn beyond_cpu_slabs(s: &KmemCache, cpu: usize) -> &KmemCacheCpu {
+    debug_assert!(false, "CPU {cpu} beyond the {} per-CPU slabs of {}", s.cpu.len(), s.name);
+    &s.cpu[s.cpu.len().saturating_sub(1)]
+}
+
+/// The error for `addr`, an object of the cache at `mapping`, freed to
+/// `s` (Linux `cache_from_obj`'s report).
+#[cold]
+fn wrong_cache(s: &KmemCache, mapping: u64, addr: u64) -> SlabError {
+    // SAFETY: a SLAB page's `mapping` always points at the live cache that
+    // owns it (set in `allocate_slab`, cleared before the slab is freed, and
+    // caches outlive their slabs).
+    let actual = unsafe { &*(mapping as *const KmemCache) };
+    SlabError::WrongCache { addr, expected: s.name, actual: actual.name }
+}
+
 /// Whether `addr`, in page `pfn` of `slab` (a slab of `s`), is the start
 /// of an object (Linux `check_valid_pointer`). The offset comes from the
 /// pfns and the address's offset in its page, without a direct-map lookup:
@@ -716,6 +736,25 @@ pub(crate) fn check_object_start(s: &KmemCache, slab: Pfn, pfn: Pfn, addr: u64) 
         return Err(SlabError::InvalidPointer { addr, cache: s.name });
     }
     Ok(())
+}
+
+impl<'p> SlubCtx<'p, '_> {
+    /// The frame behind a direct-map address, its compound head and the
+    /// head's descriptor (Linux `virt_to_head_page`), by arithmetic rather
+    /// than a call across the arch boundary, each descriptor looked up
+    /// once. An address outside the direct map lands outside the memory
+    /// map or on a frame that is no slab (a hole is a reserved page), so
+    /// the callers' page-flag checks refuse it.
+    #[inline]
+    pub(crate) fn virt_to_head_page(&self, addr: u64) -> Option<(Pfn, Pfn, &'p crate::page::Page)> {
+        let pfn = Pfn::new(addr.wrapping_sub(self.page_offset) >> crate::addr::PAGE_SHIFT);
+        let page = self.pgdat.mem_map().pfn_to_page(pfn)?;
+        if !page.test(PageFlags::TAIL) {
+            return Some((pfn, pfn, page));
+        }
+        let head = Pfn::new(u64::from(page.link(0)));
+        Some((pfn, head, self.pgdat.mem_map().pfn_to_page(head)?))
+    }
 }
 
 impl SlubCtx<'_, '_> {
@@ -762,33 +801,17 @@ impl SlubCtx<'_, '_> {
         unsafe { raw::write_word(obj + u64::from(s.offset), next) }
     }
 
-    /// The frame behind a direct-map address, if the memory map describes
-    /// it (Linux `virt_to_pfn`, without a call across the arch boundary).
-    /// An address outside the direct map lands outside the memory map or
-    /// on a frame that is no slab (a hole is a reserved page), so the
-    /// callers' page-flag checks refuse it.
-    #[inline]
-    pub(crate) fn virt_to_pfn(&self, addr: u64) -> Option<Pfn> {
-        let pfn = Pfn::new(addr.wrapping_sub(self.page_offset) >> crate::addr::PAGE_SHIFT);
-        self.map().pfn_to_page(pfn).map(|_| pfn)
-    }
-
     /// Finds the slab holding `addr` and checks it belongs to `s` and that
     /// `addr` starts an object (Linux `virt_to_slab`, `cache_from_obj`,
     /// `check_valid_pointer`).
+    #[inline]
     pub(crate) fn slab_of(&self, s: &KmemCache, addr: u64) -> Result<Pfn, SlabError> {
-        let pfn = self.virt_to_pfn(addr).ok_or(SlabError::NotSlabObject { addr })?;
-        let slab = self.pgdat.compound_head(pfn);
-        let page = self.map().pfn_to_page(slab).ok_or(SlabError::NotSlabObject { addr })?;
+        let (pfn, slab, page) = self.virt_to_head_page(addr).ok_or(SlabError::NotSlabObject { addr })?;
         if !page.test(PageFlags::SLAB) {
             return Err(SlabError::NotSlabObject { addr });
         }
         if page.mapping() != s as *const KmemCache as u64 {
-            // SAFETY: a SLAB page's `mapping` always points at the live
-            // cache that owns it (set in `allocate_slab`, cleared before the
-            // slab is freed, and caches outlive their slabs).
-            let actual = unsafe { &*(page.mapping() as *const KmemCache) };
-            return Err(SlabError::WrongCache { addr, expected: s.name, actual: actual.name });
+            return Err(wrong_cache(s, page.mapping(), addr));
         }
         check_object_start(s, slab, pfn, addr)?;
         Ok(slab)
@@ -881,8 +904,10 @@ impl SlubCtx<'_, '_> {
     #[inline(always)]
     fn this_cpu_slab<'c>(&self, s: &'c KmemCache) -> &'c KmemCacheCpu {
         let cpu = self.pgdat.cpu().cpu_id() as usize;
-        debug_assert!(cpu < s.cpu.len(), "CPU {cpu} beyond the {} per-CPU slabs of {}", s.cpu.len(), s.name);
-        &s.cpu[cpu.min(s.cpu.len().saturating_sub(1))]
+        match s.cpu.get(cpu) {
+            Some(c) => c,
+            None => beyond_cpu_slabs(s, cpu),
+        }
     }
 
     /// Linux `___slab_alloc`: the cpu freelist is empty; take the cpu

@@ -801,3 +801,41 @@ fn remote_flushes_and_cross_cpu_frees_race_the_lockless_fast_paths_safely() {
     assert_eq!(slab.errors(), 0);
     assert!(slab.kmem_cache_destroy(cache).is_ok());
 }
+
+#[test]
+fn installing_onto_a_non_empty_cpu_freelist_links_both_lists() {
+    let sim = Sim::flat(64 * MIB);
+    let pgdat = sim.pgdat(2);
+    let slab = slab(&pgdat, "");
+    set_cpu(0);
+    let cache = slab.kmem_cache_create("link", 64, 8, SlabFlags::empty(), None).unwrap();
+    let first = slab.kmem_cache_alloc(&cache, GFP_KERNEL).unwrap();
+    let c = &cache.cpu_slabs()[0];
+    let ctx = slab.ctx();
+    let _lock = c.lock.lock();
+    let (head, nr) = c.take_freelist_locked();
+    assert!(nr >= 2 && c.nr_free() == 0);
+    // Put the list back as two pieces: its head alone, then the rest in
+    // front of it, as a racing free would have left it.
+    let rest = ctx.get_freepointer(&cache, head);
+    ctx.set_freepointer(&cache, head, 0);
+    ctx.install_freelist_locked(&cache, c, head, 1);
+    ctx.install_freelist_locked(&cache, c, rest, nr - 1);
+    assert_eq!(c.nr_free(), nr);
+    drop(_lock);
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..nr {
+        let p = slab.kmem_cache_alloc(&cache, GFP_KERNEL).unwrap();
+        assert!(seen.insert(p.as_ptr() as usize) && p != first, "object handed out twice");
+    }
+    assert!(seen.contains(&(head as usize)));
+    for p in seen {
+        // SAFETY: allocated above, freed once.
+        unsafe { slab.kmem_cache_free(&cache, NonNull::new(p as *mut u8).unwrap()) }.unwrap();
+    }
+    // SAFETY: allocated above, freed once.
+    unsafe { slab.kmem_cache_free(&cache, first) }.unwrap();
+    slab.validate_slab_cache(&cache).unwrap();
+    assert!(slab.kmem_cache_destroy(cache).is_ok());
+    assert_eq!(slab.errors(), 0);
+}
