@@ -11,8 +11,10 @@
 //! forever or freed specially.
 //!
 //! Lock order: `EARLY_HEAP` is a leaf lock, taken with interrupts off by
-//! the allocator (an interrupt handler may free memory); kmalloc's locks
-//! are SLUB's, which disable interrupts themselves. Whether a pointer is
+//! the allocator (an interrupt handler may free memory); kmalloc's fast
+//! paths take no lock and leave interrupts on (SLUB's module doc says why
+//! an interrupt inside one is safe), its slow paths disable interrupts
+//! themselves. Whether a pointer is
 //! the early heap's is answered without a lock.
 
 use core::alloc::{GlobalAlloc, Layout};
@@ -80,8 +82,15 @@ pub fn take_early_boot_allocation() -> Option<alloc::boxed::Box<[u64; 8]>> {
 /// command line. From here on the global allocator is kmalloc.
 ///
 /// # Panics
-/// If there is no memory for the kmalloc caches at boot.
+/// If there is no memory for the kmalloc caches at boot, or the CPU lacks
+/// CMPXCHG16B, which SLUB's fast path is built on (Linux keeps a locked
+/// fallback for such CPUs; QEMU's `-cpu max` and `-cpu host`, the models
+/// this kernel runs on, have it).
 pub fn init() {
+    assert!(
+        crate::arch::x86_64::cpu::features().contains(crate::arch::x86_64::cpu::CpuFeatures::CX16),
+        "SLUB needs CMPXCHG16B (CPUID.01H:ECX.CX16), which this CPU lacks"
+    );
     let debug = match cmdline::has("slub_debug").then(|| SlubDebug::parse(cmdline::get("slub_debug"))) {
         None => SlubDebug::default(),
         Some(Ok(debug)) => debug,

@@ -31,7 +31,9 @@ use crate::mmzone::MAX_PAGE_ORDER;
 use crate::page_alloc::PgData;
 use crate::page_flags::PageFlags;
 use crate::percpu::PercpuAlloc;
-use crate::slub::{KmemCache, SlabError, SlabFlags, SlabInfo, SlubCtx, alloc_kmem_cache_cpus, free_kmem_cache_cpus};
+use crate::slub::{
+    KmemCache, SlabError, SlabFlags, SlabInfo, SlubCtx, alloc_kmem_cache_cpus, check_object_start, free_kmem_cache_cpus,
+};
 use crate::vmstat::NodeStatItem;
 
 /// Storage for objects of one type: what a `kmem_cache` made for `T` is to
@@ -86,9 +88,22 @@ pub const ZERO_SIZE_PTR: NonNull<u8> = NonNull::without_provenance(core::num::No
 /// Most caches the registry holds.
 pub const MAX_CACHES: usize = 64;
 
-/// The kmalloc class index for `size` (Linux `kmalloc_index`).
+/// The kmalloc class of sizes up to 192 bytes, by `(size - 1) / 8` (Linux
+/// `size_index`): the 96- and 192-byte classes break the powers of two.
+const SIZE_INDEX: [u8; 24] = [0, 1, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6];
+
+/// The kmalloc class index for `size` (Linux `kmalloc_index` and
+/// `kmalloc_slab`): a table up to 192 bytes, the power of two above.
+#[inline]
 pub fn kmalloc_index(size: usize) -> Option<usize> {
-    KMALLOC_SIZES.iter().position(|&class| size <= class as usize)
+    if size <= 192 {
+        return Some(usize::from(SIZE_INDEX[size.saturating_sub(1) / 8]));
+    }
+    if size > KMALLOC_MAX_CACHE_SIZE {
+        return None;
+    }
+    // 193..=256 is class 7 (256 bytes), each power of two one more.
+    Some((usize::BITS - (size - 1).leading_zeros()) as usize - 1)
 }
 
 /// Which caches `slub_debug` applies to, and with which flags (Linux
@@ -172,6 +187,8 @@ impl fmt::Debug for CacheHandle<'_> {
 /// `kmem_cache` bootstrap cache).
 pub struct Slab<'a> {
     pgdat: &'a PgData<'a>,
+    /// The direct map's address of physical 0 (see [`SlubCtx`]).
+    page_offset: u64,
     percpu: &'a dyn PercpuAlloc,
     nr_cpus: u32,
     debug: SlubDebug<'a>,
@@ -222,6 +239,9 @@ impl<'a> Slab<'a> {
         };
         let mut slab = Slab {
             pgdat,
+            // The direct map is linear: any page's address minus its
+            // physical address.
+            page_offset: (at as u64).wrapping_sub(pfn.phys().as_u64()),
             percpu,
             nr_cpus,
             debug,
@@ -241,8 +261,13 @@ impl<'a> Slab<'a> {
         Ok(slab)
     }
 
-    fn ctx(&self) -> SlubCtx<'_, 'a> {
-        SlubCtx { pgdat: self.pgdat, panic_on_error: self.panic_on_error, errors: &self.errors }
+    pub(crate) fn ctx(&self) -> SlubCtx<'_, 'a> {
+        SlubCtx {
+            pgdat: self.pgdat,
+            page_offset: self.page_offset,
+            panic_on_error: self.panic_on_error,
+            errors: &self.errors,
+        }
     }
 
     /// The page allocator under this one.
@@ -323,6 +348,7 @@ impl<'a> Slab<'a> {
     /// Allocates an object (Linux `kmem_cache_alloc`); `__GFP_ZERO` zeroes
     /// it. `None` when no memory is left.
     #[track_caller]
+    #[inline]
     pub fn kmem_cache_alloc(&self, cache: &KmemCache, gfp: Gfp) -> Option<NonNull<u8>> {
         self.ctx().alloc(cache, gfp, Location::caller()).and_then(|obj| NonNull::new(obj as *mut u8))
     }
@@ -335,10 +361,12 @@ impl<'a> Slab<'a> {
     /// If `ptr` is an allocated object of `cache`, the caller owns it and
     /// nothing uses it afterwards.
     #[track_caller]
+    #[inline]
     pub unsafe fn kmem_cache_free(&self, cache: &KmemCache, ptr: NonNull<u8>) -> Result<(), SlabError> {
         self.free_to(cache, ptr.as_ptr() as u64, Location::caller())
     }
 
+    #[inline]
     fn free_to(&self, cache: &KmemCache, obj: u64, caller: &'static Location<'static>) -> Result<(), SlabError> {
         let ctx = self.ctx();
         match ctx.slab_of(cache, obj) {
@@ -432,15 +460,14 @@ impl<'a> Slab<'a> {
     }
 
     /// What `ptr` is: its cache, or a large block of some order.
+    #[inline]
     fn classify(&self, addr: u64) -> Result<Owner<'_>, SlabError> {
         let not_ours = SlabError::NotSlabObject { addr };
-        let pfn = self.pgdat.virt_to_pfn(VirtAddr::new(addr).ok_or(not_ours)?).ok_or(not_ours)?;
-        let head = self.pgdat.compound_head(pfn);
-        let page = self.pgdat.pfn_to_page(head).ok_or(not_ours)?;
+        let (pfn, head, page) = self.ctx().virt_to_head_page(addr).ok_or(not_ours)?;
         if page.test(PageFlags::SLAB) {
             // SAFETY: a SLAB page's `mapping` points at its live cache (see
             // slub::SlubCtx::slab_of).
-            return Ok(Owner::Cache(unsafe { &*(page.mapping() as *const KmemCache) }, head));
+            return Ok(Owner::Cache(unsafe { &*(page.mapping() as *const KmemCache) }, head, pfn));
         }
         let base = self.pgdat.page_address(head).map_or(0, VirtAddr::as_u64);
         if page.test(PageFlags::HEAD) && page.refcount() > 0 && addr == base {
@@ -463,10 +490,10 @@ impl<'a> Slab<'a> {
             return Ok(());
         }
         match self.classify(addr) {
-            Ok(Owner::Cache(cache, slab)) => {
+            Ok(Owner::Cache(cache, slab, pfn)) => {
                 // The page lookup is done: check the object start and free.
                 let ctx = self.ctx();
-                match ctx.check_object_start(cache, slab, addr) {
+                match check_object_start(cache, slab, pfn, addr) {
                     Ok(()) => ctx.free(cache, slab, addr, Location::caller()),
                     Err(e) => Err(ctx.report(cache, e, addr)),
                 }
@@ -491,7 +518,7 @@ impl<'a> Slab<'a> {
     /// a pointer kmalloc did not return.
     pub fn ksize(&self, ptr: NonNull<u8>) -> Option<usize> {
         match self.classify(ptr.as_ptr() as u64).ok()? {
-            Owner::Cache(cache, _) => Some(cache.object_size() as usize),
+            Owner::Cache(cache, ..) => Some(cache.object_size() as usize),
             Owner::Large(_, order) => Some((PAGE_SIZE as usize) << order),
         }
     }
@@ -555,7 +582,8 @@ impl<'a> Slab<'a> {
 }
 
 enum Owner<'c> {
-    Cache(&'c KmemCache, crate::addr::Pfn),
+    /// The cache, the slab's head pfn and the pfn of the object's page.
+    Cache(&'c KmemCache, crate::addr::Pfn, crate::addr::Pfn),
     Large(crate::addr::Pfn, u32),
 }
 

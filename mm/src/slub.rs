@@ -10,10 +10,10 @@
 //!
 //! # Where a slab is
 //! - **cpu slab**: one per CPU per cache, "frozen": its free objects are on
-//!   the CPU's lockless-in-spirit freelist (here: behind the CPU's own lock,
-//!   taken with interrupts off, as Linux's PREEMPT_RT `local_lock` variant
-//!   does), and its `inuse` counts every object not on that freelist; frees
-//!   from other CPUs go to the slab's own freelist.
+//!   the CPU's lockless freelist (see below), and its `inuse` counts every
+//!   object not on the slab's own freelist; frees from other CPUs go to the
+//!   slab's own freelist, which the CPU takes over when its freelist runs
+//!   dry.
 //! - **cpu partial**: a CPU's short list of partly free slabs, refilled when
 //!   a free turns a full slab partial, spilled to the node when longer than
 //!   `cpu_partial_slabs`.
@@ -51,18 +51,68 @@
 //! allocation) is taken out of use and the kernel continues, unless the
 //! allocator was configured to panic.
 //!
+//! # The lockless fast path (Linux `slab_alloc_node`, `do_slab_free`)
+//! A CPU's freelist and a transaction counter share one 16-byte word
+//! ([`freelist_aba`]); the counter's upper half counts transactions (Linux
+//! `tid`), its lower half the objects on the freelist. An allocation reads
+//! the counter, then the head, then the head's free pointer, and swaps
+//! `(head, counter)` for `(next, counter + 1 transaction - 1 object)` with
+//! one compare-and-exchange; a free to the cpu slab links the object in
+//! front of the head the same way. Neither takes a lock or disables
+//! interrupts. What can come between the reads and the exchange, and why
+//! each is harmless:
+//! - **An interrupt on the same CPU** that allocates or frees (the kernel
+//!   heap is the global allocator; handlers use it). Every change of the
+//!   word moves the counter on, so the interrupted exchange fails and the
+//!   path starts again. The free pointer read before it may have been
+//!   garbage by then (the object allocated and written by the handler):
+//!   it is only ever read, from memory that stays mapped, and never used
+//!   once the exchange fails. The same object coming back to the head (ABA)
+//!   cannot fool the exchange: the counter differs.
+//! - **A slow path on the same CPU** runs with interrupts off, so it is never
+//!   interleaved with this CPU's fast paths except as such an interrupt.
+//! - **Another CPU flushing this CPU's slabs** (`kmem_cache_shrink`,
+//!   validation): it holds the CPU's lock, clears `slab` first and then
+//!   takes the whole freelist by exchange. A free that read the counter
+//!   before the take fails its exchange; one that read it after sees no
+//!   cpu slab (x86 keeps the flusher's two stores in order, and the reader
+//!   reads the counter before `slab`) and takes the slow path.
+//! - **Migration** does not happen: the kernel is not preemptible except at
+//!   schedule points, and none is inside a fast path (Linux's `tid` also
+//!   encodes the CPU to catch a preempted task resuming elsewhere; ours
+//!   need not).
+//! - **Another CPU freeing an object of this CPU's slab** never touches
+//!   this CPU's word: the slab is not that CPU's cpu slab, so the free takes
+//!   the slow path to the slab's own freelist under the node lock, which
+//!   this CPU takes over when its freelist runs dry.
+//!
+//! Everything else - refilling the freelist, changing the cpu slab, the cpu
+//! partial list - is the slow path (Linux `___slab_alloc`, `__slab_free`):
+//! interrupts off, the CPU's lock held (Linux's `local_lock`, here a spin
+//! lock because a remote flush takes it too). The slow path only installs
+//! a freelist while the word is empty; should a fast path have linked an
+//! object in meanwhile (nothing in the kernel can, but a CPU id beyond the
+//! per-CPU states would share one), the new list is linked in front of it
+//! rather than replacing it.
+//!
 //! # Locking
 //! `cpu lock (per cache, per CPU) -> node lock -> page allocator locks`.
-//! Every entry disables interrupts before taking a cpu or node lock.
+//! Every slow path disables interrupts before taking a cpu or node lock;
+//! the fast paths take neither.
 //!
 //! # Differences from Linux
-//! No lockless cmpxchg fast path (a per-CPU lock instead), no freelist
-//! pointer hardening or randomisation, no NUMA nodes (one node), no
-//! `SLAB_TYPESAFE_BY_RCU`, no memcg accounting, no sysfs.
+//! The fast path's exchange is `lock`ed, and remote CPUs' slabs are flushed
+//! from the calling CPU rather than by a work item on each (see
+//! [`freelist_aba`]). No freelist pointer hardening or randomisation, no
+//! NUMA nodes (one node), no `SLAB_TYPESAFE_BY_RCU`, no memcg accounting,
+//! no sysfs, no bulk allocation.
+
+mod freelist_aba;
 
 use core::fmt;
 use core::panic::Location;
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::AtomicU64;
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use bitflags::bitflags;
 use log::error;
@@ -234,23 +284,77 @@ pub(crate) enum SlabState {
     NodeFull = 4,
 }
 
+/// One transaction in the cpu freelist's counter word (Linux `TID_STEP`);
+/// the bits below count the objects on the freelist.
+const TID_STEP: u64 = 1 << 32;
+
+/// Objects on a cpu freelist, from its counter word.
+fn nr_free_of(counter: u64) -> u32 {
+    counter as u32
+}
+
 /// One CPU's state for one cache (Linux `struct kmem_cache_cpu`).
-#[derive(Debug)]
+#[repr(C)]
 pub(crate) struct KmemCacheCpu {
-    /// First free object of the cpu slab, 0 for none.
-    freelist: u64,
-    /// Objects on `freelist`.
-    nr_free: u32,
-    /// The cpu slab's head pfn.
-    slab: Option<Pfn>,
-    /// Partly free slabs reserved for this CPU.
-    partial: PageList,
+    /// First free object of the cpu slab (0 for none) and the counter word:
+    /// transactions above [`TID_STEP`], objects on the freelist below
+    /// (Linux `freelist` and `tid`). Changed only by exchange of both.
+    freelist_tid: freelist_aba::FreelistAba,
+    /// The cpu slab's head pfn plus one, 0 for none (Linux `slab`). Changed
+    /// under `lock`; the free fast path reads it after the counter.
+    slab: AtomicU64,
+    /// Serialises everything but the fast paths (Linux's `local_lock`):
+    /// changing `slab`, taking or installing the freelist, and the cpu
+    /// partial list it guards.
+    lock: Mutex<PageList>,
 }
 
 impl KmemCacheCpu {
     /// No slab, nothing free.
     const fn new() -> Self {
-        KmemCacheCpu { freelist: 0, nr_free: 0, slab: None, partial: PageList::new() }
+        KmemCacheCpu {
+            freelist_tid: freelist_aba::FreelistAba::new(),
+            slab: AtomicU64::new(0),
+            lock: Mutex::new(PageList::new()),
+        }
+    }
+
+    /// The cpu slab.
+    fn slab(&self) -> Option<Pfn> {
+        match self.slab.load(Acquire) {
+            0 => None,
+            pfn => Some(Pfn::new(pfn - 1)),
+        }
+    }
+
+    /// Whether `slab` is the cpu slab (the free fast path's test).
+    #[inline(always)]
+    fn is_cpu_slab(&self, slab: Pfn) -> bool {
+        self.slab.load(Acquire) == slab.as_u64() + 1
+    }
+
+    /// Sets the cpu slab; the caller holds `lock`.
+    fn set_slab_locked(&self, slab: Option<Pfn>) {
+        self.slab.store(slab.map_or(0, |pfn| pfn.as_u64() + 1), Release);
+    }
+
+    /// Objects on the freelist (exact while the CPU is quiet).
+    fn nr_free(&self) -> u32 {
+        nr_free_of(self.freelist_tid.counter())
+    }
+
+    /// Takes the whole freelist, leaving it empty (Linux
+    /// `deactivate_slab`'s and `flush_slab`'s exchange); the caller holds
+    /// `lock`. Returns the head and the count.
+    fn take_freelist_locked(&self) -> (u64, u32) {
+        loop {
+            let counter = self.freelist_tid.counter();
+            let head = self.freelist_tid.freelist();
+            let next = (counter & !(TID_STEP - 1)).wrapping_add(TID_STEP);
+            if self.freelist_tid.try_cmpxchg((head, counter), (0, next)) {
+                return (head, nr_free_of(counter));
+            }
+        }
     }
 }
 
@@ -259,13 +363,13 @@ impl KmemCacheCpu {
 pub(crate) fn alloc_kmem_cache_cpus(
     percpu: &dyn PercpuAlloc,
     nr_cpus: u32,
-) -> Option<PerCpuRef<'static, Mutex<KmemCacheCpu>>> {
-    let (size, align) = (core::mem::size_of::<Mutex<KmemCacheCpu>>(), core::mem::align_of::<Mutex<KmemCacheCpu>>());
+) -> Option<PerCpuRef<'static, KmemCacheCpu>> {
+    let (size, align) = (core::mem::size_of::<KmemCacheCpu>(), core::mem::align_of::<KmemCacheCpu>());
     let (base, stride) = percpu.alloc(size, align, nr_cpus as usize)?;
     for n in 0..nr_cpus as usize {
         // SAFETY: PercpuAlloc's contract: CPU n's copy is `size` bytes at
         // base + n * stride, aligned and exclusively ours.
-        unsafe { base.as_ptr().add(n * stride).cast::<Mutex<KmemCacheCpu>>().write(Mutex::new(KmemCacheCpu::new())) };
+        unsafe { base.as_ptr().add(n * stride).cast::<KmemCacheCpu>().write(KmemCacheCpu::new()) };
     }
     // SAFETY: initialised above; the memory stays allocated until
     // `free_kmem_cache_cpus`, which runs only once the cache (the only
@@ -277,7 +381,7 @@ pub(crate) fn alloc_kmem_cache_cpus(
 ///
 /// # Safety
 /// Nothing may use `cpus` (or the cache holding it) afterwards.
-pub(crate) unsafe fn free_kmem_cache_cpus(percpu: &dyn PercpuAlloc, cpus: PerCpuRef<'static, Mutex<KmemCacheCpu>>) {
+pub(crate) unsafe fn free_kmem_cache_cpus(percpu: &dyn PercpuAlloc, cpus: PerCpuRef<'static, KmemCacheCpu>) {
     // SAFETY: the base came from `alloc_kmem_cache_cpus`; the caller
     // guarantees no further use. KmemCacheCpu needs no drop.
     unsafe { percpu.free(cpus.as_non_null().cast()) };
@@ -317,7 +421,7 @@ pub struct KmemCache {
     cpu_partial_slabs: u32,
     /// The per-CPU slabs, in per-CPU memory (Linux `s->cpu_slab`), until
     /// the cache is destroyed.
-    cpu: PerCpuRef<'static, Mutex<KmemCacheCpu>>,
+    cpu: PerCpuRef<'static, KmemCacheCpu>,
     node: Mutex<KmemCacheNode>,
     /// Reports of corruption in this cache.
     errors: AtomicU64,
@@ -381,7 +485,7 @@ impl KmemCache {
         flags: SlabFlags,
         ctor: Option<fn(&mut [u8])>,
         nr_cpus: u32,
-        cpu: PerCpuRef<'static, Mutex<KmemCacheCpu>>,
+        cpu: PerCpuRef<'static, KmemCacheCpu>,
     ) -> Result<KmemCache, SlabError> {
         let bad = SlabError::BadGeometry { cache: name };
         if object_size == 0 || !align.is_power_of_two() || align > PAGE_SIZE as u32 {
@@ -455,7 +559,7 @@ impl KmemCache {
     }
 
     /// The per-CPU slabs (for freeing them with the cache).
-    pub(crate) fn cpu_slabs(&self) -> PerCpuRef<'static, Mutex<KmemCacheCpu>> {
+    pub(crate) fn cpu_slabs(&self) -> PerCpuRef<'static, KmemCacheCpu> {
         self.cpu
     }
 
@@ -542,6 +646,17 @@ mod raw {
         unsafe { (addr as *const u64).read() }
     }
 
+    /// Reads the word at `addr`, which another CPU or an interrupt may be
+    /// writing meanwhile (a volatile read: the compiler neither tears nor
+    /// caches it); the value may be stale or garbage.
+    ///
+    /// # Safety
+    /// `addr` is 8-aligned and mapped readable (the direct map).
+    pub(super) unsafe fn read_word_racy(addr: u64) -> u64 {
+        // SAFETY: guaranteed by the caller.
+        unsafe { (addr as *const u64).read_volatile() }
+    }
+
     /// Writes the word at `addr`.
     ///
     /// # Safety
@@ -567,6 +682,10 @@ mod raw {
 /// the corruption policy.
 pub(crate) struct SlubCtx<'p, 'a> {
     pub(crate) pgdat: &'p PgData<'a>,
+    /// Direct-map address of physical address 0 (Linux
+    /// `page_offset_base`): the direct map is linear ([`crate::arch::PhysMemory`]),
+    /// so a pointer's pfn is arithmetic, as in Linux's `virt_to_page`.
+    pub(crate) page_offset: u64,
     pub(crate) panic_on_error: bool,
     pub(crate) errors: &'p AtomicU64,
 }
@@ -581,6 +700,61 @@ fn inuse_of(index: u64) -> u32 {
 
 fn counters(inuse: u32, state: SlabState) -> u64 {
     (state as u64) << 32 | u64::from(inuse)
+}
+
+/// The state a CPU id beyond the cache's per-CPU states uses: the last
+/// one, shared (a bug in the CPU numbering; the module doc says why
+/// sharing stays safe). Debug builds stop here.
+#[cold]
+fn beyond_cpu_slabs(s: &KmemCache, cpu: usize) -> &KmemCacheCpu {
+    debug_assert!(false, "CPU {cpu} beyond the {} per-CPU slabs of {}", s.cpu.len(), s.name);
+    &s.cpu[s.cpu.len().saturating_sub(1)]
+}
+
+/// The error for `addr`, an object of the cache at `mapping`, freed to
+/// `s` (Linux `cache_from_obj`'s report).
+#[cold]
+fn wrong_cache(s: &KmemCache, mapping: u64, addr: u64) -> SlabError {
+    // SAFETY: a SLAB page's `mapping` always points at the live cache that
+    // owns it (set in `allocate_slab`, cleared before the slab is freed, and
+    // caches outlive their slabs).
+    let actual = unsafe { &*(mapping as *const KmemCache) };
+    SlabError::WrongCache { addr, expected: s.name, actual: actual.name }
+}
+
+/// Whether `addr`, in page `pfn` of `slab` (a slab of `s`), is the start
+/// of an object (Linux `check_valid_pointer`). The offset comes from the
+/// pfns and the address's offset in its page, without a direct-map lookup:
+/// the direct map maps whole pages at page-aligned addresses.
+pub(crate) fn check_object_start(s: &KmemCache, slab: Pfn, pfn: Pfn, addr: u64) -> Result<(), SlabError> {
+    let offset = (pfn.as_u64().wrapping_sub(slab.as_u64()) << crate::addr::PAGE_SHIFT) | (addr & (PAGE_SIZE - 1));
+    let Some(offset) = offset.checked_sub(u64::from(s.red_left_pad)) else {
+        return Err(SlabError::InvalidPointer { addr, cache: s.name });
+    };
+    let size = u64::from(s.size);
+    if !offset.is_multiple_of(size) || offset / size >= u64::from(s.objects) {
+        return Err(SlabError::InvalidPointer { addr, cache: s.name });
+    }
+    Ok(())
+}
+
+impl<'p> SlubCtx<'p, '_> {
+    /// The frame behind a direct-map address, its compound head and the
+    /// head's descriptor (Linux `virt_to_head_page`), by arithmetic rather
+    /// than a call across the arch boundary, each descriptor looked up
+    /// once. An address outside the direct map lands outside the memory
+    /// map or on a frame that is no slab (a hole is a reserved page), so
+    /// the callers' page-flag checks refuse it.
+    #[inline]
+    pub(crate) fn virt_to_head_page(&self, addr: u64) -> Option<(Pfn, Pfn, &'p crate::page::Page)> {
+        let pfn = Pfn::new(addr.wrapping_sub(self.page_offset) >> crate::addr::PAGE_SHIFT);
+        let page = self.pgdat.mem_map().pfn_to_page(pfn)?;
+        if !page.test(PageFlags::TAIL) {
+            return Some((pfn, pfn, page));
+        }
+        let head = Pfn::new(u64::from(page.link(0)));
+        Some((pfn, head, self.pgdat.mem_map().pfn_to_page(head)?))
+    }
 }
 
 impl SlubCtx<'_, '_> {
@@ -630,35 +804,17 @@ impl SlubCtx<'_, '_> {
     /// Finds the slab holding `addr` and checks it belongs to `s` and that
     /// `addr` starts an object (Linux `virt_to_slab`, `cache_from_obj`,
     /// `check_valid_pointer`).
+    #[inline]
     pub(crate) fn slab_of(&self, s: &KmemCache, addr: u64) -> Result<Pfn, SlabError> {
-        let slab = self.pgdat.virt_to_pfn(VirtAddr::new(addr).ok_or(SlabError::NotSlabObject { addr })?);
-        let slab = self.pgdat.compound_head(slab.ok_or(SlabError::NotSlabObject { addr })?);
-        let page = self.map().pfn_to_page(slab).ok_or(SlabError::NotSlabObject { addr })?;
+        let (pfn, slab, page) = self.virt_to_head_page(addr).ok_or(SlabError::NotSlabObject { addr })?;
         if !page.test(PageFlags::SLAB) {
             return Err(SlabError::NotSlabObject { addr });
         }
         if page.mapping() != s as *const KmemCache as u64 {
-            // SAFETY: a SLAB page's `mapping` always points at the live
-            // cache that owns it (set in `allocate_slab`, cleared before the
-            // slab is freed, and caches outlive their slabs).
-            let actual = unsafe { &*(page.mapping() as *const KmemCache) };
-            return Err(SlabError::WrongCache { addr, expected: s.name, actual: actual.name });
+            return Err(wrong_cache(s, page.mapping(), addr));
         }
-        self.check_object_start(s, slab, addr)?;
+        check_object_start(s, slab, pfn, addr)?;
         Ok(slab)
-    }
-
-    /// Whether `addr` is the start of an object of `slab`, a slab of `s`
-    /// (Linux `check_valid_pointer`).
-    pub(crate) fn check_object_start(&self, s: &KmemCache, slab: Pfn, addr: u64) -> Result<(), SlabError> {
-        let offset = addr.wrapping_sub(self.slab_base(slab));
-        if offset < u64::from(s.red_left_pad)
-            || !(offset - u64::from(s.red_left_pad)).is_multiple_of(u64::from(s.size))
-            || (offset - u64::from(s.red_left_pad)) / u64::from(s.size) >= u64::from(s.objects)
-        {
-            return Err(SlabError::InvalidPointer { addr, cache: s.name });
-        }
-        Ok(())
     }
 
     /// Allocates and initialises a new slab (Linux `allocate_slab`): every
@@ -713,10 +869,9 @@ impl SlubCtx<'_, '_> {
     }
 
     /// Allocates an object (Linux `slab_alloc_node`).
+    #[inline(always)]
     pub(crate) fn alloc(&self, s: &KmemCache, gfp: Gfp, caller: &'static Location<'static>) -> Option<u64> {
-        let obj = self
-            .pgdat
-            .with_irqs_off(|| if s.debug() { self.alloc_debug(s, gfp, caller) } else { self.alloc_fast(s, gfp) })?;
+        let obj = if s.debug() { self.alloc_debug_irqs_off(s, gfp, caller)? } else { self.alloc_fast(s, gfp)? };
         if gfp.contains(Gfp::ZERO) {
             // SAFETY: `obj` was just allocated to this caller.
             unsafe { raw::bytes(obj, s.object_size) }.fill(0);
@@ -724,71 +879,152 @@ impl SlubCtx<'_, '_> {
         Some(obj)
     }
 
+    /// The lockless fast path (see the module doc): pops the cpu
+    /// freelist's head by exchange, refilling the freelist in the slow path
+    /// when it is empty.
+    #[inline(always)]
     fn alloc_fast(&self, s: &KmemCache, gfp: Gfp) -> Option<u64> {
-        let mut c = self.this_cpu_slab(s).lock();
+        let c = self.this_cpu_slab(s);
         loop {
-            if c.freelist != 0 {
-                let obj = c.freelist;
-                c.freelist = self.get_freepointer(s, obj);
-                c.nr_free -= 1;
+            let counter = c.freelist_tid.counter();
+            let obj = c.freelist_tid.freelist();
+            if obj == 0 {
+                self.refill_cpu_slab(s, c, gfp)?;
+                continue;
+            }
+            let next = self.get_freepointer_racy(s, obj);
+            #[cfg(test)]
+            tests::interrupt_window();
+            // One transaction more, one object fewer.
+            if c.freelist_tid.try_cmpxchg((obj, counter), (next, counter.wrapping_add(TID_STEP - 1))) {
                 return Some(obj);
             }
-            self.refill_cpu_slab(s, &mut c, gfp)?;
         }
     }
 
     /// The executing CPU's slab of `s`.
-    fn this_cpu_slab<'c>(&self, s: &'c KmemCache) -> &'c Mutex<KmemCacheCpu> {
-        let cpu = (self.pgdat.cpu().cpu_id() as usize).min(s.cpu.len().saturating_sub(1));
-        &s.cpu[cpu]
+    #[inline(always)]
+    fn this_cpu_slab<'c>(&self, s: &'c KmemCache) -> &'c KmemCacheCpu {
+        let cpu = self.pgdat.cpu().cpu_id() as usize;
+        match s.cpu.get(cpu) {
+            Some(c) => c,
+            None => beyond_cpu_slabs(s, cpu),
+        }
     }
 
     /// Linux `___slab_alloc`: the cpu freelist is empty; take the cpu
     /// slab's remote frees, else a cpu partial slab, else a node partial
-    /// slab, else a new slab.
-    fn refill_cpu_slab(&self, s: &KmemCache, c: &mut KmemCacheCpu, gfp: Gfp) -> Option<()> {
-        let mut n = s.node.lock();
-        if let Some(slab) = c.slab {
-            let remote = self.slab_freelist(slab);
-            if remote != 0 {
-                let (inuse, _) = self.counters(slab);
-                self.set_slab_freelist(slab, 0);
-                c.nr_free = s.objects - inuse;
-                c.freelist = remote;
-                self.set_counters(slab, s.objects, SlabState::CpuSlab);
+    /// slab, else a new slab. The fast path then allocates from it.
+    #[inline(never)]
+    fn refill_cpu_slab(&self, s: &KmemCache, c: &KmemCacheCpu, gfp: Gfp) -> Option<()> {
+        self.pgdat.with_irqs_off(|| {
+            let mut partial = c.lock.lock();
+            if c.freelist_tid.freelist() != 0 {
+                // An interrupt refilled it before interrupts went off.
                 return Some(());
             }
-            // Full: untracked (Linux), until a free makes it partial again.
-            self.set_counters(slab, s.objects, SlabState::NodeFull);
-            c.slab = None;
-        }
-        let slab = match c.partial.pop_front(self.map()) {
-            Some(slab) => slab,
-            None => match n.partial.pop_front(self.map()) {
-                Some(slab) => slab,
-                None => {
-                    drop(n);
-                    let (slab, head) = self.allocate_slab(s, gfp)?;
+            let mut n = s.node.lock();
+            if let Some(slab) = c.slab() {
+                let remote = self.slab_freelist(slab);
+                if remote != 0 {
+                    let (inuse, _) = self.counters(slab);
+                    self.set_slab_freelist(slab, 0);
                     self.set_counters(slab, s.objects, SlabState::CpuSlab);
-                    s.node.lock().nr_slabs += 1;
-                    c.slab = Some(slab);
-                    c.freelist = head;
-                    c.nr_free = s.objects;
+                    self.install_freelist_locked(s, c, remote, s.objects - inuse);
                     return Some(());
                 }
-            },
-        };
-        let (inuse, _) = self.counters(slab);
-        c.freelist = self.slab_freelist(slab);
-        c.nr_free = s.objects - inuse;
-        self.set_slab_freelist(slab, 0);
-        self.set_counters(slab, s.objects, SlabState::CpuSlab);
-        c.slab = Some(slab);
-        Some(())
+                // Full: untracked (Linux), until a free makes it partial again.
+                self.set_counters(slab, s.objects, SlabState::NodeFull);
+                c.set_slab_locked(None);
+            }
+            let slab = match partial.pop_front(self.map()) {
+                Some(slab) => slab,
+                None => match n.partial.pop_front(self.map()) {
+                    Some(slab) => slab,
+                    None => {
+                        drop(n);
+                        let (slab, head) = self.allocate_slab(s, gfp)?;
+                        self.set_counters(slab, s.objects, SlabState::CpuSlab);
+                        s.node.lock().nr_slabs += 1;
+                        self.install_freelist_locked(s, c, head, s.objects);
+                        c.set_slab_locked(Some(slab));
+                        return Some(());
+                    }
+                },
+            };
+            let (inuse, _) = self.counters(slab);
+            let head = self.slab_freelist(slab);
+            self.set_slab_freelist(slab, 0);
+            self.set_counters(slab, s.objects, SlabState::CpuSlab);
+            self.install_freelist_locked(s, c, head, s.objects - inuse);
+            c.set_slab_locked(Some(slab));
+            Some(())
+        })
+    }
+
+    /// Makes `head` (`nr` objects) the cpu freelist; the caller holds the
+    /// CPU's lock and found the freelist empty. Should an object have been
+    /// linked in since, `head`'s list goes in front of it (see the module
+    /// doc).
+    fn install_freelist_locked(&self, s: &KmemCache, c: &KmemCacheCpu, head: u64, nr: u32) {
+        let mut tail = 0;
+        loop {
+            let counter = c.freelist_tid.counter();
+            let cur = c.freelist_tid.freelist();
+            if cur != 0 {
+                if tail == 0 {
+                    tail = head;
+                    while self.get_freepointer(s, tail) != 0 {
+                        tail = self.get_freepointer(s, tail);
+                    }
+                }
+                self.set_freepointer(s, tail, cur);
+            }
+            let next = counter.wrapping_add(TID_STEP + u64::from(nr));
+            if c.freelist_tid.try_cmpxchg((cur, counter), (head, next)) {
+                return;
+            }
+        }
+    }
+
+    /// The free pointer of `obj` as the fast path reads it: `obj` was the
+    /// freelist head a moment ago and may have been allocated and written
+    /// since (by an interrupt), so the value may be garbage, which the
+    /// failing exchange then discards (Linux `get_freepointer_safe`).
+    #[inline(always)]
+    fn get_freepointer_racy(&self, s: &KmemCache, obj: u64) -> u64 {
+        // SAFETY: `obj` is an object a freelist held, so `obj + offset` is
+        // an aligned word of a slab page, in the direct map, which stays
+        // mapped even if the slab has been freed since; the value is only
+        // trusted if the exchange that follows succeeds.
+        unsafe { raw::read_word_racy(obj + u64::from(s.offset)) }
+    }
+
+    /// [`SlubCtx::alloc_debug`] with interrupts off, out of the fast
+    /// path's way.
+    #[cold]
+    #[inline(never)]
+    fn alloc_debug_irqs_off(&self, s: &KmemCache, gfp: Gfp, caller: &'static Location<'static>) -> Option<u64> {
+        self.pgdat.with_irqs_off(|| self.alloc_debug(s, gfp, caller))
+    }
+
+    /// [`SlubCtx::free_debug`] with interrupts off, out of the fast path's
+    /// way.
+    #[cold]
+    #[inline(never)]
+    fn free_debug_irqs_off(
+        &self,
+        s: &KmemCache,
+        slab: Pfn,
+        obj: u64,
+        caller: &'static Location<'static>,
+    ) -> Result<(), SlabError> {
+        self.pgdat.with_irqs_off(|| self.free_debug(s, slab, obj, caller))
     }
 
     /// Frees an object (Linux `slab_free`). The pointer was checked by
-    /// `slab_of`.
+    /// `slab_of` or `check_object_start`.
+    #[inline(always)]
     pub(crate) fn free(
         &self,
         s: &KmemCache,
@@ -796,65 +1032,82 @@ impl SlubCtx<'_, '_> {
         obj: u64,
         caller: &'static Location<'static>,
     ) -> Result<(), SlabError> {
-        self.pgdat.with_irqs_off(|| {
-            if s.debug() {
-                return self.free_debug(s, slab, obj, caller);
+        if s.debug() {
+            return self.free_debug_irqs_off(s, slab, obj, caller);
+        }
+        let c = self.this_cpu_slab(s);
+        loop {
+            let counter = c.freelist_tid.counter();
+            if !c.is_cpu_slab(slab) {
+                return self.free_slow(s, c, slab, obj);
             }
-            let mut c = self.this_cpu_slab(s).lock();
-            if c.slab == Some(slab) {
-                if obj == c.freelist {
-                    return Err(self.report(s, SlabError::DoubleFree { addr: obj, cache: s.name }, obj));
-                }
-                self.set_freepointer(s, obj, c.freelist);
-                c.freelist = obj;
-                c.nr_free += 1;
+            let head = c.freelist_tid.freelist();
+            if obj == head {
+                return Err(self.double_free(s, obj));
+            }
+            self.set_freepointer(s, obj, head);
+            #[cfg(test)]
+            tests::interrupt_window();
+            // One transaction more, one object more.
+            if c.freelist_tid.try_cmpxchg((head, counter), (obj, counter.wrapping_add(TID_STEP + 1))) {
                 return Ok(());
             }
-            self.free_slow(s, &mut c, slab, obj)
-        })
+        }
+    }
+
+    /// Reports a double free the fast path caught (Linux's
+    /// `set_freepointer` check under `CONFIG_SLAB_FREELIST_HARDENED`).
+    #[cold]
+    #[inline(never)]
+    fn double_free(&self, s: &KmemCache, obj: u64) -> SlabError {
+        self.report(s, SlabError::DoubleFree { addr: obj, cache: s.name }, obj)
     }
 
     /// Linux `__slab_free`: onto the slab's own freelist under the node
     /// lock, moving the slab between lists as it stops being full or
     /// becomes empty.
-    fn free_slow(&self, s: &KmemCache, c: &mut KmemCacheCpu, slab: Pfn, obj: u64) -> Result<(), SlabError> {
-        let mut n = s.node.lock();
-        let prior = self.slab_freelist(slab);
-        if obj == prior {
-            return Err(self.report(s, SlabError::DoubleFree { addr: obj, cache: s.name }, obj));
-        }
-        let (inuse, state) = self.counters(slab);
-        self.set_freepointer(s, obj, prior);
-        self.set_slab_freelist(slab, obj);
-        let inuse = inuse - 1;
-        let state = match state {
-            x if x == SlabState::NodeFull as u64 => {
-                // Newly partial: keep it close, on this CPU's partial list.
-                c.partial.push_front(self.map(), slab);
-                self.set_counters(slab, inuse, SlabState::CpuPartial);
-                if c.partial.len() > u64::from(s.cpu_partial_slabs) {
-                    self.put_partials(s, c, &mut n);
-                }
-                return Ok(());
+    #[inline(never)]
+    fn free_slow(&self, s: &KmemCache, c: &KmemCacheCpu, slab: Pfn, obj: u64) -> Result<(), SlabError> {
+        self.pgdat.with_irqs_off(|| {
+            let mut partial = c.lock.lock();
+            let mut n = s.node.lock();
+            let prior = self.slab_freelist(slab);
+            if obj == prior {
+                return Err(self.report(s, SlabError::DoubleFree { addr: obj, cache: s.name }, obj));
             }
-            x if x == SlabState::NodePartial as u64 => SlabState::NodePartial,
-            x if x == SlabState::CpuPartial as u64 => SlabState::CpuPartial,
-            _ => SlabState::CpuSlab,
-        };
-        self.set_counters(slab, inuse, state);
-        if state == SlabState::NodePartial && inuse == 0 && n.partial.len() > s.min_partial {
-            n.partial.remove(self.map(), slab);
-            n.nr_slabs -= 1;
-            drop(n);
-            self.discard_slab(s, slab);
-        }
-        Ok(())
+            let (inuse, state) = self.counters(slab);
+            self.set_freepointer(s, obj, prior);
+            self.set_slab_freelist(slab, obj);
+            let inuse = inuse - 1;
+            let state = match state {
+                x if x == SlabState::NodeFull as u64 => {
+                    // Newly partial: keep it close, on this CPU's partial list.
+                    partial.push_front(self.map(), slab);
+                    self.set_counters(slab, inuse, SlabState::CpuPartial);
+                    if partial.len() > u64::from(s.cpu_partial_slabs) {
+                        self.put_partials(s, &mut partial, &mut n);
+                    }
+                    return Ok(());
+                }
+                x if x == SlabState::NodePartial as u64 => SlabState::NodePartial,
+                x if x == SlabState::CpuPartial as u64 => SlabState::CpuPartial,
+                _ => SlabState::CpuSlab,
+            };
+            self.set_counters(slab, inuse, state);
+            if state == SlabState::NodePartial && inuse == 0 && n.partial.len() > s.min_partial {
+                n.partial.remove(self.map(), slab);
+                n.nr_slabs -= 1;
+                drop(n);
+                self.discard_slab(s, slab);
+            }
+            Ok(())
+        })
     }
 
     /// Linux `__put_partials`: moves a CPU's partial slabs to the node,
     /// discarding empty ones beyond `min_partial`.
-    fn put_partials(&self, s: &KmemCache, c: &mut KmemCacheCpu, n: &mut KmemCacheNode) {
-        while let Some(slab) = c.partial.pop_front(self.map()) {
+    fn put_partials(&self, s: &KmemCache, partial: &mut PageList, n: &mut KmemCacheNode) {
+        while let Some(slab) = partial.pop_front(self.map()) {
             let (inuse, _) = self.counters(slab);
             if inuse == 0 && n.partial.len() >= s.min_partial {
                 n.nr_slabs -= 1;
@@ -867,13 +1120,16 @@ impl SlubCtx<'_, '_> {
     }
 
     /// Returns a CPU's slab and partial slabs to the node (Linux
-    /// `flush_cpu_slab` / `deactivate_slab`).
+    /// `flush_cpu_slab` / `deactivate_slab`), from any CPU: the cpu slab is
+    /// cleared before the freelist is taken (see the module doc).
     pub(crate) fn flush_cpu(&self, s: &KmemCache, cpu: usize) {
+        let Some(c) = s.cpu.get(cpu) else { return };
         self.pgdat.with_irqs_off(|| {
-            let mut c = s.cpu[cpu].lock();
+            let mut partial = c.lock.lock();
             let mut n = s.node.lock();
-            if let Some(slab) = c.slab.take() {
-                let mut obj = core::mem::take(&mut c.freelist);
+            if let Some(slab) = c.slab() {
+                c.set_slab_locked(None);
+                let (mut obj, _) = c.take_freelist_locked();
                 let (mut inuse, _) = self.counters(slab);
                 while obj != 0 {
                     let next = self.get_freepointer(s, obj);
@@ -882,7 +1138,6 @@ impl SlubCtx<'_, '_> {
                     inuse -= 1;
                     obj = next;
                 }
-                c.nr_free = 0;
                 if inuse == s.objects {
                     self.set_counters(slab, inuse, SlabState::NodeFull);
                 } else {
@@ -890,7 +1145,7 @@ impl SlubCtx<'_, '_> {
                     n.partial.push_back(self.map(), slab);
                 }
             }
-            self.put_partials(s, &mut c, &mut n);
+            self.put_partials(s, &mut partial, &mut n);
         });
     }
 
@@ -926,9 +1181,9 @@ impl SlubCtx<'_, '_> {
             let mut cpu_free = 0u64;
             let mut seen = 0u64;
             for c in s.cpu.iter() {
-                let c = c.lock();
-                cpu_free += u64::from(c.nr_free);
-                for slab in c.slab.into_iter().chain(c.partial.iter(self.map())) {
+                let partial = c.lock.lock();
+                cpu_free += u64::from(c.nr_free());
+                for slab in c.slab().into_iter().chain(partial.iter(self.map())) {
                     inuse += u64::from(self.counters(slab).0);
                     seen += 1;
                 }
@@ -955,29 +1210,36 @@ impl SlubCtx<'_, '_> {
         })
     }
 
-    /// Linux `validate_slab_cache`: checks every tracked slab of the cache
-    /// (full slabs only in debug caches) — its
-    /// page is a slab of this cache in the state its list says, its
-    /// freelist stays inside it without cycles and matches its in-use
-    /// count, the cpu freelists match their counts, the slab count matches,
-    /// and for red-zoned caches every object's red zones match its state.
-    /// Returns the slabs checked; the first problem is reported and
-    /// returned.
+    /// Linux `validate_slab_cache`: flushes the other CPUs' slabs to the
+    /// node (their freelists change under their lockless fast paths, so
+    /// only their owners may walk them), then checks every tracked slab of
+    /// the cache (full slabs only in debug caches) — its page is a slab of
+    /// this cache in the state its list says, its freelist stays inside it
+    /// without cycles and matches its in-use count, this CPU's freelist
+    /// matches its count, the slab count matches, and for red-zoned caches
+    /// every object's red zones match its state. Returns the slabs checked;
+    /// the first problem is reported and returned.
     pub(crate) fn validate(&self, s: &KmemCache) -> Result<u64, SlabError> {
+        let this_cpu = self.pgdat.cpu().cpu_id() as usize;
+        for cpu in (0..s.cpu.len()).filter(|&cpu| cpu != this_cpu) {
+            self.flush_cpu(s, cpu);
+        }
         self.pgdat.with_irqs_off(|| {
             let mut slabs = 0;
-            for c in s.cpu.iter() {
-                let c = c.lock();
+            for (cpu, c) in s.cpu.iter().enumerate() {
+                let partial = c.lock.lock();
                 let _n = s.node.lock();
-                if let Some(slab) = c.slab {
-                    let on_cpu = self.walk_freelist(s, slab, c.freelist)?;
-                    if on_cpu != u64::from(c.nr_free) {
-                        return Err(self.invalid(s, c.freelist));
+                if let Some(slab) = c.slab() {
+                    // Another CPU may have taken a slab again since its
+                    // flush: its freelist is its own.
+                    let freelist = if cpu == this_cpu { c.freelist_tid.freelist() } else { 0 };
+                    if cpu == this_cpu && self.walk_freelist(s, slab, freelist)? != u64::from(c.nr_free()) {
+                        return Err(self.invalid(s, freelist));
                     }
-                    self.check_slab(s, slab, SlabState::CpuSlab, c.freelist)?;
+                    self.check_slab(s, slab, SlabState::CpuSlab, freelist)?;
                     slabs += 1;
                 }
-                for slab in c.partial.iter(self.map()) {
+                for slab in partial.iter(self.map()) {
                     self.check_slab(s, slab, SlabState::CpuPartial, 0)?;
                     slabs += 1;
                 }

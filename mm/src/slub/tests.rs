@@ -13,6 +13,43 @@ use crate::vmstat::NodeStatItem;
 
 const MIB: u64 = 1 << 20;
 
+thread_local! {
+    /// The "interrupt handler" of this thread, run by [`interrupt_window`].
+    static INTERRUPT: core::cell::Cell<Option<*mut (dyn FnMut() + 'static)>> = const { core::cell::Cell::new(None) };
+}
+
+/// Called by the fast paths between their reads and their exchange, where
+/// a real interrupt may arrive: runs this thread's handler, if one is set
+/// and not already running (a handler's own fast paths do not nest it).
+pub(super) fn interrupt_window() {
+    if let Some(handler) = INTERRUPT.with(core::cell::Cell::take) {
+        // SAFETY: `with_interrupts` set this pointer from a live `&mut`
+        // that outlives the body running now (it clears the pointer before
+        // returning, panics included), and took it out of the cell, so
+        // this is the only use of it.
+        unsafe { (*handler)() };
+        INTERRUPT.with(|i| i.set(Some(handler)));
+    }
+}
+
+/// Runs `body` with `handler` as an interrupt that strikes inside every
+/// fast path on this thread (it decides itself when to do something).
+fn with_interrupts(handler: &mut dyn FnMut(), body: impl FnOnce()) {
+    struct Clear;
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            INTERRUPT.with(|i| i.set(None));
+        }
+    }
+    let handler: *mut (dyn FnMut() + '_) = handler;
+    // SAFETY: only the lifetime is erased; `Clear` removes the pointer
+    // before `handler`'s borrow ends, even if `body` panics.
+    let handler: *mut (dyn FnMut() + 'static) = unsafe { core::mem::transmute(handler) };
+    let _clear = Clear;
+    INTERRUPT.with(|i| i.set(Some(handler)));
+    body();
+}
+
 fn slab<'a>(pgdat: &'a PgData<'a>, debug: &'a str) -> Slab<'a> {
     let debug = if debug.is_empty() { SlubDebug::default() } else { SlubDebug::parse(Some(debug)).unwrap() };
     Slab::new(pgdat, 2, &SIM_PERCPU, debug, false).unwrap()
@@ -217,7 +254,7 @@ fn store_user_records_the_allocating_and_freeing_call_sites() {
     let cache = slab.kmem_cache_create("track", 48, 8, SlabFlags::empty(), None).unwrap();
     let line = line!() + 1;
     let p = slab.kmem_cache_alloc(&cache, GFP_KERNEL).unwrap();
-    let ctx = SlubCtx { pgdat: &pgdat, panic_on_error: false, errors: &AtomicU64::new(0) };
+    let ctx = SlubCtx { pgdat: &pgdat, page_offset: 0, panic_on_error: false, errors: &AtomicU64::new(0) };
     let (loc, cpu) = ctx.track(&cache, p.as_ptr() as u64, 0).expect("alloc track");
     assert_eq!((loc.file(), loc.line(), cpu), (file!(), line, 0));
     let line = line!() + 2;
@@ -493,10 +530,312 @@ fn per_cpu_slabs_live_in_per_cpu_memory_and_go_with_the_cache() {
     // Each CPU allocates through its own state.
     set_cpu(1);
     let p = slab.kmem_cache_alloc(&cache, GFP_KERNEL).unwrap();
-    assert!(cpus[1].lock().slab.is_some() && cpus[0].lock().slab.is_none());
+    assert!(cpus[1].slab().is_some() && cpus[0].slab().is_none());
     set_cpu(0);
     // SAFETY: allocated above, freed once.
     unsafe { slab.kmem_cache_free(&cache, p) }.unwrap();
     slab.kmem_cache_destroy(cache).map_err(|(_, e)| e).unwrap();
     assert_eq!(percpu.nr_live(), 1 + KMALLOC_SIZES.len(), "destroy must free the per-CPU slabs");
+}
+
+#[test]
+fn kmalloc_index_table_matches_the_smallest_fitting_class() {
+    for size in 0..=KMALLOC_SIZES[KMALLOC_SIZES.len() - 1] as usize + 100 {
+        let linear = KMALLOC_SIZES.iter().position(|&class| size <= class as usize);
+        assert_eq!(kmalloc_index(size), linear, "size {size}");
+    }
+}
+
+/// A small deterministic generator for the interrupt handlers.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn an_interrupt_inside_the_fast_path_makes_it_retry_with_the_new_head() {
+    let sim = Sim::flat(64 * MIB);
+    let pgdat = sim.pgdat(2);
+    let slab = slab(&pgdat, "");
+    set_cpu(0);
+    let cache = slab.kmem_cache_create("irq", 48, 8, SlabFlags::empty(), None).unwrap();
+    // Warm the cpu slab so the next allocation is a pure fast path.
+    let warm = slab.kmem_cache_alloc(&cache, GFP_KERNEL).unwrap();
+    let mut stolen = Vec::new();
+    let mut handler = || {
+        if stolen.is_empty() {
+            // The interrupted allocation read this object as the head.
+            stolen.push(slab.kmem_cache_alloc(&cache, GFP_KERNEL).unwrap());
+        }
+    };
+    let mut got = None;
+    with_interrupts(&mut handler, || got = slab.kmem_cache_alloc(&cache, GFP_KERNEL));
+    let got = got.unwrap();
+    assert_eq!(stolen.len(), 1);
+    assert_ne!(got, stolen[0], "the interrupted allocation must not return the interrupt's object");
+    assert_ne!(got, warm);
+    let c = &cache.cpu_slabs()[0];
+    assert_eq!(u64::from(c.nr_free()) + 3, u64::from(cache.objects_per_slab()));
+    for p in [warm, got, stolen[0]] {
+        // SAFETY: allocated above, freed once.
+        unsafe { slab.kmem_cache_free(&cache, p) }.unwrap();
+    }
+    assert_eq!(u64::from(c.nr_free()), u64::from(cache.objects_per_slab()));
+    slab.validate_slab_cache(&cache).unwrap();
+    assert!(slab.kmem_cache_destroy(cache).is_ok());
+    assert_eq!(slab.errors(), 0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Random allocations and frees while an "interrupt" strikes between
+    /// the fast path's reads and its exchange, itself allocating, freeing
+    /// and shrinking (which flushes the interrupted CPU's freelist): no
+    /// object is handed out twice or lost, counts stay exact, every slab
+    /// validates and all memory comes back.
+    #[test]
+    fn fast_paths_stay_correct_when_interrupts_allocate_free_and_flush(
+        ops in prop::collection::vec((0usize..4, 1usize..400), 1..300),
+        seed in 1u64..u64::MAX,
+        rate in 1u64..8,
+    ) {
+        let sim = Sim::flat(64 * MIB);
+        let pgdat = sim.pgdat(2);
+        let slab = slab(&pgdat, "");
+        set_cpu(0);
+        let cache = slab.kmem_cache_create("irqprop", 40, 8, SlabFlags::empty(), None).unwrap();
+        let baseline = free_pages(&pgdat);
+        let kmalloc_active = || {
+            let mut active = 0;
+            slab.for_each_cache(|c| if c.name().starts_with("kmalloc-") { active += slab.slabinfo_of(c).active_objs });
+            active
+        };
+        let active_before = kmalloc_active();
+        let irq_live = core::cell::RefCell::new(Vec::<(usize, usize, u8)>::new());
+        let mut rng = XorShift(seed);
+        let mut irq_tag = 0x80u8;
+        let mut handler = || {
+            let roll = rng.next();
+            if !roll.is_multiple_of(rate) {
+                return;
+            }
+            let mut irq_live = irq_live.borrow_mut();
+            match (roll >> 8) % 8 {
+                0..=3 => {
+                    let size = 1 + (roll >> 16) as usize % 300;
+                    let p = slab.kmalloc(size, GFP_KERNEL).unwrap();
+                    irq_tag = irq_tag.wrapping_add(1) | 0x80;
+                    fill(p, size, irq_tag);
+                    irq_live.push((p.as_ptr() as usize, size, irq_tag));
+                }
+                4..=6 if !irq_live.is_empty() => {
+                    let victim = (roll >> 16) as usize % irq_live.len();
+                    let (addr, size, tag) = irq_live.swap_remove(victim);
+                    let p = NonNull::new(addr as *mut u8).unwrap();
+                    assert!(bytes(p, size).iter().all(|&b| b == tag), "interrupt's object {addr:#x} overwritten");
+                    // SAFETY: the handler allocated it and frees it once.
+                    unsafe { slab.kfree(p.as_ptr()) }.unwrap();
+                }
+                _ => {
+                    slab.kmem_cache_shrink(&cache);
+                    slab.shrink_all();
+                }
+            }
+        };
+        let mut live: Vec<(usize, usize, Option<()>, u8)> = Vec::new();
+        let mut tag = 0u8;
+        let mut failure = None;
+        with_interrupts(&mut handler, || {
+            for (kind, n) in ops {
+                match kind {
+                    0 | 1 => {
+                        let (p, size, from_cache) = if kind == 0 {
+                            (slab.kmalloc(n, GFP_KERNEL).unwrap(), n, None)
+                        } else {
+                            (slab.kmem_cache_alloc(&cache, GFP_KERNEL).unwrap(), 40, Some(()))
+                        };
+                        tag = tag.wrapping_add(1) & 0x7f;
+                        fill(p, size, tag);
+                        live.push((p.as_ptr() as usize, size, from_cache, tag));
+                    }
+                    _ if !live.is_empty() => {
+                        let (addr, size, from_cache, tag) = live.swap_remove(n % live.len());
+                        let p = NonNull::new(addr as *mut u8).unwrap();
+                        if !bytes(p, size).iter().all(|&b| b == tag) {
+                            failure = Some(addr);
+                        }
+                        // SAFETY: allocated above, freed once.
+                        let freed = unsafe {
+                            match from_cache {
+                                Some(()) => slab.kmem_cache_free(&cache, p),
+                                None => slab.kfree(p.as_ptr()),
+                            }
+                        };
+                        freed.unwrap();
+                    }
+                    _ => {}
+                }
+            }
+        });
+        prop_assert_eq!(failure, None, "an object was handed out twice");
+        prop_assert!(slab.validate_slab_cache(&cache).is_ok());
+        slab.for_each_cache(|c| assert!(slab.validate_slab_cache(c).is_ok(), "{}", c.name()));
+        prop_assert_eq!(
+            kmalloc_active() + slab.slabinfo_of(&cache).active_objs,
+            (live.len() + irq_live.borrow().len()) as u64 + active_before
+        );
+        for (addr, _, from_cache, _) in live {
+            // SAFETY: allocated above, freed once.
+            unsafe {
+                match from_cache {
+                    Some(()) => slab.kmem_cache_free(&cache, NonNull::new(addr as *mut u8).unwrap()),
+                    None => slab.kfree(addr as *mut u8),
+                }
+            }
+            .unwrap();
+        }
+        for (addr, _, _) in irq_live.take() {
+            // SAFETY: the handler allocated it; it no longer runs.
+            unsafe { slab.kfree(addr as *mut u8) }.unwrap();
+        }
+        slab.shrink_all();
+        prop_assert_eq!(free_pages(&pgdat), baseline);
+        prop_assert_eq!(slab.errors(), 0);
+        prop_assert!(slab.kmem_cache_destroy(cache).is_ok());
+    }
+}
+
+#[test]
+fn remote_flushes_and_cross_cpu_frees_race_the_lockless_fast_paths_safely() {
+    let sim = Sim::flat(128 * MIB);
+    let pgdat = sim.pgdat(4);
+    let slab = Slab::new(&pgdat, 4, &SIM_PERCPU, SlubDebug::default(), false).unwrap();
+    let cache = slab.kmem_cache_create("race", 192, 8, SlabFlags::empty(), None).unwrap();
+    let baseline = free_pages(&pgdat);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let corrupt = std::sync::atomic::AtomicU64::new(0);
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<(usize, u8)>>();
+    std::thread::scope(|s| {
+        let (slab, cache, done, corrupt) = (&slab, &cache, &done, &corrupt);
+        // CPUs 0 and 1 allocate and free on their own fast paths; CPU 0
+        // hands some objects to CPU 1, whose frees of them are remote.
+        s.spawn(move || {
+            set_cpu(0);
+            let mut rng = XorShift(0x1234_5678);
+            let mut kept = Vec::new();
+            for round in 0..3000u32 {
+                let tag = round as u8;
+                let p = slab.kmem_cache_alloc(cache, GFP_KERNEL).unwrap();
+                fill(p, 192, tag);
+                kept.push((p.as_ptr() as usize, tag));
+                if rng.next().is_multiple_of(3) && !kept.is_empty() {
+                    let (addr, tag) = kept.swap_remove(rng.next() as usize % kept.len());
+                    let p = NonNull::new(addr as *mut u8).unwrap();
+                    if !bytes(p, 192).iter().all(|&b| b == tag) {
+                        corrupt.fetch_add(1, Relaxed);
+                    }
+                    // SAFETY: allocated by this thread, freed once.
+                    unsafe { slab.kmem_cache_free(cache, p) }.unwrap();
+                }
+                if kept.len() >= 64 {
+                    tx.send(core::mem::take(&mut kept)).unwrap();
+                }
+            }
+            tx.send(kept).unwrap();
+            drop(tx);
+        });
+        s.spawn(move || {
+            set_cpu(1);
+            let mut own = Vec::new();
+            for batch in rx {
+                for (addr, tag) in batch {
+                    let p = NonNull::new(addr as *mut u8).unwrap();
+                    if !bytes(p, 192).iter().all(|&b| b == tag) {
+                        corrupt.fetch_add(1, Relaxed);
+                    }
+                    // SAFETY: handed over by CPU 0, freed once.
+                    unsafe { slab.kmem_cache_free(cache, p) }.unwrap();
+                    let q = slab.kmalloc(64, GFP_KERNEL).unwrap();
+                    fill(q, 64, tag);
+                    own.push((q, tag));
+                    if own.len() > 32 {
+                        let (q, tag) = own.remove(0);
+                        if !bytes(q, 64).iter().all(|&b| b == tag) {
+                            corrupt.fetch_add(1, Relaxed);
+                        }
+                        // SAFETY: allocated by this thread, freed once.
+                        unsafe { slab.kfree(q.as_ptr()) }.unwrap();
+                    }
+                }
+            }
+            for (q, _) in own {
+                // SAFETY: allocated by this thread, freed once.
+                unsafe { slab.kfree(q.as_ptr()) }.unwrap();
+            }
+            done.store(true, Relaxed);
+        });
+        // CPU 3 flushes every CPU's slabs and reads the counts meanwhile.
+        s.spawn(move || {
+            set_cpu(3);
+            while !done.load(Relaxed) {
+                slab.kmem_cache_shrink(cache);
+                let info = slab.slabinfo_of(cache);
+                assert!(info.active_objs <= info.num_objs);
+                std::thread::yield_now();
+            }
+        });
+    });
+    assert_eq!(corrupt.load(Relaxed), 0, "an object was handed out twice");
+    set_cpu(0);
+    slab.validate_slab_cache(&cache).unwrap();
+    assert_eq!(slab.slabinfo_of(&cache).active_objs, 0);
+    slab.shrink_all();
+    assert_eq!(free_pages(&pgdat), baseline);
+    assert_eq!(slab.errors(), 0);
+    assert!(slab.kmem_cache_destroy(cache).is_ok());
+}
+
+#[test]
+fn installing_onto_a_non_empty_cpu_freelist_links_both_lists() {
+    let sim = Sim::flat(64 * MIB);
+    let pgdat = sim.pgdat(2);
+    let slab = slab(&pgdat, "");
+    set_cpu(0);
+    let cache = slab.kmem_cache_create("link", 64, 8, SlabFlags::empty(), None).unwrap();
+    let first = slab.kmem_cache_alloc(&cache, GFP_KERNEL).unwrap();
+    let c = &cache.cpu_slabs()[0];
+    let ctx = slab.ctx();
+    let _lock = c.lock.lock();
+    let (head, nr) = c.take_freelist_locked();
+    assert!(nr >= 2 && c.nr_free() == 0);
+    // Put the list back as two pieces: its head alone, then the rest in
+    // front of it, as a racing free would have left it.
+    let rest = ctx.get_freepointer(&cache, head);
+    ctx.set_freepointer(&cache, head, 0);
+    ctx.install_freelist_locked(&cache, c, head, 1);
+    ctx.install_freelist_locked(&cache, c, rest, nr - 1);
+    assert_eq!(c.nr_free(), nr);
+    drop(_lock);
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..nr {
+        let p = slab.kmem_cache_alloc(&cache, GFP_KERNEL).unwrap();
+        assert!(seen.insert(p.as_ptr() as usize) && p != first, "object handed out twice");
+    }
+    assert!(seen.contains(&(head as usize)));
+    for p in seen {
+        // SAFETY: allocated above, freed once.
+        unsafe { slab.kmem_cache_free(&cache, NonNull::new(p as *mut u8).unwrap()) }.unwrap();
+    }
+    // SAFETY: allocated above, freed once.
+    unsafe { slab.kmem_cache_free(&cache, first) }.unwrap();
+    slab.validate_slab_cache(&cache).unwrap();
+    assert!(slab.kmem_cache_destroy(cache).is_ok());
+    assert_eq!(slab.errors(), 0);
 }

@@ -30,6 +30,9 @@ bitflags! {
         const RDTSCP = 1 << 8;
         /// Running under a hypervisor (`X86_FEATURE_HYPERVISOR`).
         const HYPERVISOR = 1 << 9;
+        /// CMPXCHG16B, which SLUB's lockless fast path needs
+        /// (`X86_FEATURE_CX16`, CPUID.01H:ECX bit 13).
+        const CX16 = 1 << 10;
     }
 }
 
@@ -37,6 +40,9 @@ bitflags! {
 pub fn features() -> CpuFeatures {
     let mut f = CpuFeatures::empty();
     let leaf1 = __cpuid(1);
+    if leaf1.ecx & (1 << 13) != 0 {
+        f |= CpuFeatures::CX16;
+    }
     if leaf1.ecx & (1 << 17) != 0 {
         f |= CpuFeatures::PCID;
     }
