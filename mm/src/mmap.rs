@@ -281,7 +281,17 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     }
 
     pub(crate) fn add_rss(&self, counter: MmCounter, delta: i64) {
+        if delta < 0 {
+            // The peak is sampled before RSS goes down (Linux calls
+            // `update_hiwater_rss` before unmapping), not at every rise.
+            self.update_hiwater_rss();
+        }
         self.rss[counter as usize].fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// Records the current RSS in the peak if it is higher (Linux
+    /// `update_hiwater_rss`).
+    fn update_hiwater_rss(&self) {
         self.hiwater_rss.fetch_max(self.rss_pages(), Ordering::Relaxed);
     }
 
@@ -290,9 +300,10 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         self.rss[counter as usize].load(Ordering::Relaxed).max(0) as u64
     }
 
-    /// Peak resident pages (Linux `hiwater_rss`, VmHWM).
+    /// Peak resident pages (Linux `get_mm_hiwater_rss`, VmHWM): the peak
+    /// recorded before RSS last went down, or RSS now if higher.
     pub fn hiwater_rss(&self) -> u64 {
-        self.hiwater_rss.load(Ordering::Relaxed)
+        self.hiwater_rss.load(Ordering::Relaxed).max(self.rss_pages())
     }
 
     /// Resident pages (Linux `get_mm_rss`).
