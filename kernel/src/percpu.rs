@@ -27,10 +27,10 @@ use mm::mmzone::{MAX_NR_ZONES, PerCpuPageset};
 use mm::percpu::{PcpuAllocator, PcpuBackend, PcpuError, PerCpuRef, PercpuAlloc as PcpuAllocTrait};
 use mm::vmstat::{PerCpuNodeStat, VmEventState};
 use mm::{PAGE_SIZE, VirtAddr};
-use spin::Mutex;
 use x86_64::registers::model_specific::GsBase;
 
 use crate::arch::x86_64::acpi::MAX_CPUS;
+use crate::sync::Mutex;
 
 /// Bytes per CPU per chunk (the static section, the per-cpu page lists and
 /// the dynamic area).
@@ -73,7 +73,9 @@ unsafe impl PcpuBackend for VmallocChunks {
 }
 
 /// The dynamic allocator, in static storage: it is ~64 KiB (fixed chunk
-/// bitmaps), too large to build on the boot stack and move.
+/// bitmaps), too large to build on the boot stack and move. A sleeping
+/// mutex (Linux `pcpu_alloc_mutex`): a new chunk is vmalloc'd under it, so
+/// per-CPU memory is allocated and freed only where sleeping is allowed.
 static ALLOCATOR: Mutex<PcpuAllocator<VmallocChunks>> = Mutex::new(PcpuAllocator::empty(VmallocChunks));
 
 /// The executing CPU's number: one GS-relative load (Linux
@@ -120,6 +122,21 @@ pub unsafe fn this_cpu_write_u64(var: &'static AtomicU64, value: u64) {
     unsafe {
         core::arch::asm!("mov qword ptr gs:[{0}], {1}", in(reg) var.as_ptr(), in(reg) value,
             options(nostack, preserves_flags));
+    }
+}
+
+/// Adds `value` (wrapping) to this CPU's copy of the static per-CPU
+/// `var` in one instruction, safe against interrupts (Linux `this_cpu_add`).
+///
+/// # Safety
+/// As for [`this_cpu_read_u64`].
+#[inline]
+pub unsafe fn this_cpu_add_u64_static(var: &'static AtomicU64, value: u64) {
+    // SAFETY: as in `this_cpu_read_u64`; one read-modify-write instruction,
+    // so an interrupt sees the old or the new value.
+    unsafe {
+        core::arch::asm!("add qword ptr gs:[{0}], {1}", in(reg) var.as_ptr(), in(reg) value,
+            options(nostack));
     }
 }
 

@@ -11,21 +11,26 @@
 //! reaped by its own exit; Linux reparents to init), becomes a zombie with
 //! its wait status and wakes its parent's `wait4`. The parent reaps it,
 //! waiting until the child is switched out for good before dropping it,
-//! which frees its kernel stack.
+//! which frees its kernel stack and its entry on the task list
+//! ([`sched::release_dead_tasks`]). A task whose last reference goes
+//! elsewhere (an orphan, a kernel thread: at the switch away from it,
+//! interrupts off) has its stack freed at the next schedule point.
 //!
 //! Credentials and resource limits are copied at fork and kept at exec
 //! (see [`crate::cred`] and [`crate::resource`]).
 //!
 //! Lock order: `children` -> a child's locks; `rlim` -> `cred` -> `mm`
 //! slot -> the address space's lock; `files` -> an open file's offset
-//! lock.
+//! lock. The process's locks are [`SpinLock`]s: process context only
+//! (system calls, exceptions), never interrupt handlers; what grows under
+//! one allocates with `GFP_ATOMIC`. The capture buffer is a sleeping
+//! mutex (it grows with a program's output).
 
 use alloc::boxed::Box;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-use spin::Mutex;
 use uapi::errno::Errno;
 
 use crate::cred::Cred;
@@ -35,13 +40,14 @@ use crate::resource::Rlimits;
 use crate::sched::wait::WaitQueue;
 use crate::sched::{self, Task};
 use crate::signal::SignalState;
+use crate::sync::SpinLock;
 
 /// The process side of a task.
 pub struct Process {
     /// The parent, if any.
-    pub parent: Mutex<Weak<Task>>,
+    pub parent: SpinLock<Weak<Task>>,
     /// Children not yet reaped.
-    pub children: Mutex<Vec<Arc<Task>>>,
+    pub children: SpinLock<Vec<Arc<Task>>>,
     /// Set when the task has exited and waits to be reaped (`EXIT_ZOMBIE`).
     pub zombie: AtomicBool,
     /// Wait status for the parent (Linux `exit_code`, encoded as wait4
@@ -50,15 +56,15 @@ pub struct Process {
     /// Where this task sleeps in wait4 (woken when a child exits).
     pub child_exit: WaitQueue,
     /// The address space (none for kernel threads).
-    pub mm: Mutex<Option<MmRef>>,
+    pub mm: SpinLock<Option<MmRef>>,
     /// Open files.
-    pub files: Mutex<FdTable>,
+    pub files: SpinLock<FdTable>,
     /// Signal handlers, mask and pending signals.
-    pub signal: Mutex<SignalState>,
+    pub signal: SpinLock<SignalState>,
     /// Where console output is also copied (inherited by children).
-    pub capture: Mutex<Option<Capture>>,
+    pub capture: SpinLock<Option<Capture>>,
     /// Set by a vfork child when it execs or exits; its parent waits for it.
-    pub vfork_done: Mutex<Option<Arc<Completion>>>,
+    pub vfork_done: SpinLock<Option<Arc<Completion>>>,
     /// `set_tid_address` / `CLONE_CHILD_CLEARTID` pointer: at exit, while
     /// another task still uses the address space (a vfork parent), 0 is
     /// stored there (Linux also futex-wakes it; we have no futexes).
@@ -70,9 +76,9 @@ pub struct Process {
     /// clone's `CSIGNAL` bits; 0 for none).
     pub exit_signal: AtomicU32,
     /// Resource limits (Linux `signal->rlim`).
-    pub rlim: Mutex<Rlimits>,
+    pub rlim: SpinLock<Rlimits>,
     /// User and group ids and capabilities (Linux `task->cred`).
-    pub cred: Mutex<Cred>,
+    pub cred: SpinLock<Cred>,
 }
 
 /// A one-shot event (Linux `struct completion`).
@@ -115,21 +121,21 @@ impl Process {
     /// A process with no family, files or address space.
     pub fn new() -> Self {
         Process {
-            parent: Mutex::new(Weak::new()),
-            children: Mutex::new(Vec::new()),
+            parent: SpinLock::new(Weak::new()),
+            children: SpinLock::new(Vec::new()),
             zombie: AtomicBool::new(false),
             exit_status: AtomicU32::new(0),
             child_exit: WaitQueue::new(),
-            mm: Mutex::new(None),
-            files: Mutex::new(FdTable::default()),
-            signal: Mutex::new(SignalState::default()),
-            capture: Mutex::new(None),
-            vfork_done: Mutex::new(None),
+            mm: SpinLock::new(None),
+            files: SpinLock::new(FdTable::default()),
+            signal: SpinLock::new(SignalState::default()),
+            capture: SpinLock::new(None),
+            vfork_done: SpinLock::new(None),
             clear_child_tid: AtomicU64::new(0),
             set_child_tid: AtomicU64::new(0),
             exit_signal: AtomicU32::new(uapi::signal::SIGCHLD as u32),
-            rlim: Mutex::new(Rlimits::init()),
-            cred: Mutex::new(Cred::root()),
+            rlim: SpinLock::new(Rlimits::init()),
+            cred: SpinLock::new(Cred::root()),
         }
     }
 
@@ -397,10 +403,14 @@ pub fn do_wait(pid: i32, nohang: bool) -> Result<Option<Reaped>, Errno> {
     if !completed {
         return Err(Errno::EINTR);
     }
-    Ok(reaped.map(|child| {
+    let reaped = reaped.map(|child| {
         child.wait_inactive();
         Reaped { pid: child.pid, status: child.proc.exit_status.load(Ordering::Acquire) }
-    }))
+    });
+    // The child's last reference went just now (Linux `release_task`):
+    // its entry on the task list goes too.
+    sched::release_dead_tasks();
+    Ok(reaped)
 }
 
 /// Arguments of a process started by the kernel.
@@ -486,7 +496,7 @@ pub fn spawn_user_on(cpu: u32, path: &str, argv: &[&str], capture: Option<Captur
 /// Runs `path` to completion as a child of the running task and returns
 /// its wait status and console output (for tests and the shell).
 pub fn run_user(path: &str, argv: &[&str]) -> Result<(u32, Vec<u8>), Errno> {
-    let capture: Capture = Arc::new(Mutex::new(Vec::new()));
+    let capture: Capture = Arc::new(crate::sync::Mutex::new(Vec::new()));
     let status = wait_for(spawn_user(path, argv, Some(capture.clone()))?)?;
     let out = core::mem::take(&mut *capture.lock());
     Ok((status, out))

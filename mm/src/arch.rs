@@ -7,6 +7,8 @@
 //! entry encoding is [`crate::pgtable::PteFormat`] (pure bit manipulation, so
 //! it lives with the page tables); flushing the TLB is [`TlbFlush`] here.
 
+use core::panic::Location;
+
 use crate::addr::{PhysAddr, VirtAddr};
 
 /// Access to physical memory through a linear direct map (Linux `__va`/`__pa`
@@ -44,6 +46,15 @@ pub trait CpuOps: Sync {
 
     /// Restores the state returned by [`CpuOps::irq_save`].
     fn irq_restore(&self, flags: IrqFlags);
+
+    /// Says that the caller, at `caller`, may sleep (Linux `might_sleep`;
+    /// mm calls it as Linux's `might_alloc` does, for every allocation
+    /// whose mask allows direct reclaim). The kernel reports a call from
+    /// atomic context in debug builds; a machine without atomic contexts
+    /// (the host simulation) need not implement it.
+    fn might_sleep(&self, caller: &'static Location<'static>) {
+        let _ = caller;
+    }
 }
 
 /// A monotonic clock (Linux `sched_clock`/`ktime_get_ns`).
