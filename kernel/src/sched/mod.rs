@@ -740,6 +740,18 @@ pub fn context_bugs() -> u64 {
     CONTEXT_BUGS.load(Ordering::Relaxed)
 }
 
+/// Runs `f` and returns the context bugs reported meanwhile, which then
+/// no longer count in [`context_bugs`]: for tests that cause them on
+/// purpose. A real bug reported by another CPU at the same moment would
+/// be taken for one of them.
+pub fn catch_context_bugs(f: impl FnOnce()) -> u64 {
+    let before = CONTEXT_BUGS.load(Ordering::Relaxed);
+    f();
+    let caught = CONTEXT_BUGS.load(Ordering::Relaxed).wrapping_sub(before);
+    CONTEXT_BUGS.fetch_sub(caught, Ordering::Relaxed);
+    caught
+}
+
 /// Logs a context bug found at `caller`, with the context's state and a
 /// backtrace, and counts it in [`context_bugs`].
 #[cold]
