@@ -180,6 +180,14 @@ pub fn free_thread_stack(stack: VirtAddr) -> Result<(), VmallocError> {
 /// stack, so queueing allocates nothing and takes no lock.
 static DEFERRED_STACKS: AtomicU64 = AtomicU64::new(0);
 
+/// Stacks freed through [`DEFERRED_STACKS`] since boot.
+static DEFERRED_STACKS_FREED: AtomicU64 = AtomicU64::new(0);
+
+/// Stacks [`drain_deferred_thread_stacks`] has freed since boot.
+pub fn deferred_thread_stacks_freed() -> u64 {
+    DEFERRED_STACKS_FREED.load(Ordering::Relaxed)
+}
+
 /// Queues a stack from [`alloc_thread_stack`] for freeing from a context
 /// where vfree's rule holds (Linux `vfree_atomic`): vmalloc's lock is
 /// taken with interrupts on, and the last reference to a task may go with
@@ -220,6 +228,7 @@ pub fn drain_deferred_thread_stacks() {
         if let Err(e) = free_thread_stack(stack) {
             log::error!("freeing deferred kernel stack {:#x}: {e}", stack.as_u64());
         }
+        DEFERRED_STACKS_FREED.fetch_add(1, Ordering::Relaxed);
     }
 }
 

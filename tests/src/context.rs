@@ -105,14 +105,14 @@ fn a_reclaiming_allocation_in_atomic_context_is_reported_and_an_atomic_one_is_no
 
     // Many objects, so that SLUB also needs a new slab: one report per
     // kmalloc, none from the page allocator underneath.
-    let mut objs = Vec::with_capacity(256);
+    let mut objs = Vec::with_capacity(32);
     let caught = catch_context_bugs(|| {
         let _g = lock.lock();
-        for _ in 0..256 {
+        for _ in 0..32 {
             objs.push(slab.kmalloc(512, GFP_KERNEL).expect("kmalloc"));
         }
     });
-    assert_eq!(caught, 256 * expected, "kmalloc(GFP_KERNEL) under a SpinLockIrq, reported once each");
+    assert_eq!(caught, 32 * expected, "kmalloc(GFP_KERNEL) under a SpinLockIrq, reported once each");
     for obj in objs {
         // SAFETY: each object came from kmalloc above and is not used again.
         unsafe { slab.kfree(obj.as_ptr()) }.expect("kfree");
@@ -181,6 +181,7 @@ fn stacks_of_exited_threads_are_freed_with_interrupts_on() {
     let vmalloc_before = kernel::vmalloc::vmalloc_nr_pages();
     let stacks_before = pgdat.node_page_state(NodeStatItem::NrKernelStackKb);
     let tasks_before = sched::TASKS.lock().len();
+    let deferred_before = kernel::vmalloc::deferred_thread_stacks_freed();
     run_and_forget_threads(32);
     // A CPU may still be inside the last drop of a thread (between the
     // count reaching 0 and the stack being queued) when the loop above
@@ -194,6 +195,10 @@ fn stacks_of_exited_threads_are_freed_with_interrupts_on() {
     assert_eq!(kernel::vmalloc::vmalloc_nr_pages(), vmalloc_before, "vmalloc pages of dead threads' stacks");
     assert_eq!(pgdat.node_page_state(NodeStatItem::NrKernelStackKb), stacks_before, "nr_kernel_stack");
     assert_eq!(sched::TASKS.lock().len(), tasks_before, "the task list keeps entries of freed tasks");
+    assert!(
+        kernel::vmalloc::deferred_thread_stacks_freed() > deferred_before,
+        "no stack went through the deferred free (the test lost its point)"
+    );
 }
 
 #[ktest]

@@ -57,7 +57,8 @@ impl<T: ?Sized> Mutex<T> {
         self.locked
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
-            .then_some(MutexGuard { lock: self })
+            // Lazily: a guard built and dropped on failure would unlock.
+            .then(|| MutexGuard { lock: self })
     }
 
     /// Whether some task holds the lock (Linux `mutex_is_locked`).
