@@ -45,7 +45,6 @@ impl Default for TaskLink {
 pub struct TaskList {
     head: *const Task,
     tail: *const Task,
-    len: usize,
     link: fn(&Task) -> &TaskLink,
 }
 
@@ -56,7 +55,7 @@ unsafe impl Send for TaskList {}
 impl TaskList {
     /// An empty list threading tasks through the link `link` returns.
     pub const fn new(link: fn(&Task) -> &TaskLink) -> Self {
-        TaskList { head: ptr::null(), tail: ptr::null(), len: 0, link }
+        TaskList { head: ptr::null(), tail: ptr::null(), link }
     }
 
     fn id(&self) -> *mut TaskList {
@@ -66,11 +65,6 @@ impl TaskList {
     /// Whether no task is queued.
     pub fn is_empty(&self) -> bool {
         self.head.is_null()
-    }
-
-    /// Tasks queued.
-    pub fn len(&self) -> usize {
-        self.len
     }
 
     /// Whether `task` is on this list.
@@ -103,7 +97,6 @@ impl TaskList {
             (self.link)(unsafe { &*self.tail }).next.set(raw);
         }
         self.tail = raw;
-        self.len += 1;
     }
 
     /// Queues `task` before the first task for which `before` is true
@@ -138,7 +131,6 @@ impl TaskList {
             // SAFETY: `prev` is a queued task.
             (self.link)(unsafe { &*prev }).next.set(raw);
         }
-        self.len += 1;
     }
 
     /// The first task, without dequeuing it.
@@ -180,7 +172,6 @@ impl TaskList {
         link.prev.set(ptr::null());
         link.next.set(ptr::null());
         link.list.store(ptr::null_mut(), Ordering::Relaxed);
-        self.len -= 1;
         // SAFETY: the task was queued by `push_back`/`insert_before`, which
         // leaked this reference with Arc::into_raw; it is taken back once.
         unsafe { Arc::from_raw(ptr::from_ref(task)) }

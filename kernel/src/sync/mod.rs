@@ -131,10 +131,12 @@ pub fn in_atomic() -> bool {
 /// (`cond_local_irq_enable`) and may then sleep. Ours do for exceptions
 /// from user mode, not yet for a kernel-mode fault on user memory
 /// (`copy_from_user`), whose handler takes the address-space lock with
-/// interrupts off; it allocates as Linux's does, so such an exception
-/// counts as the context it interrupted rather than as atomic. An
-/// exception taken with interrupts off (under a [`SpinLockIrq`]) stays
-/// atomic.
+/// interrupts off; it allocates as Linux's does, so a kernel-mode
+/// exception taken with interrupts on counts as the context it
+/// interrupted rather than as atomic (`kernel_irqs_on`). One taken with
+/// interrupts off (under a [`SpinLockIrq`]) stays atomic. Should such a
+/// handler sleep, the switch keeps the mark with its task
+/// ([`exception_context_save`]).
 pub struct TrapContext {
     hardirq: bool,
     exception_irqs_on: bool,
@@ -142,11 +144,11 @@ pub struct TrapContext {
 
 impl TrapContext {
     /// Enters the handler of an external interrupt (`hardirq`) or of an
-    /// exception taken with the interrupted code's interrupts on or off
-    /// (`interrupted_irqs_on`).
+    /// exception; `kernel_irqs_on` says the exception interrupted kernel
+    /// code running with interrupts on.
     #[inline]
-    pub fn enter(hardirq: bool, interrupted_irqs_on: bool) -> Self {
-        let exception_irqs_on = !hardirq && interrupted_irqs_on;
+    pub fn enter(hardirq: bool, kernel_irqs_on: bool) -> Self {
+        let exception_irqs_on = !hardirq && kernel_irqs_on;
         if hardirq {
             irq_enter();
         } else if exception_irqs_on {
@@ -155,6 +157,27 @@ impl TrapContext {
         }
         TrapContext { hardirq, exception_irqs_on }
     }
+}
+
+/// Takes this CPU's exception mark (see [`TrapContext`]) off it before a
+/// context switch; the switched-out task gives it back with
+/// [`exception_context_restore`] when it runs again, so the mark stays
+/// with the task whose handler slept.
+#[inline]
+pub fn exception_context_save() -> u64 {
+    // SAFETY: EXCEPTION_IRQS_ON is in .data..percpu.
+    unsafe {
+        let saved = percpu::this_cpu_read_u64(&EXCEPTION_IRQS_ON);
+        percpu::this_cpu_write_u64(&EXCEPTION_IRQS_ON, 0);
+        saved
+    }
+}
+
+/// Puts back what [`exception_context_save`] took.
+#[inline]
+pub fn exception_context_restore(saved: u64) {
+    // SAFETY: EXCEPTION_IRQS_ON is in .data..percpu.
+    unsafe { percpu::this_cpu_write_u64(&EXCEPTION_IRQS_ON, saved) };
 }
 
 impl Drop for TrapContext {

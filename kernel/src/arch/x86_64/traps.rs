@@ -185,7 +185,8 @@ pub fn init() {
 #[unsafe(no_mangle)]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let vector = frame.vector as u8;
-    let context = TrapContext::enter(vector >= vector::FIRST_EXTERNAL, frame.rflags & RFLAGS_IF != 0);
+    let context =
+        TrapContext::enter(vector >= vector::FIRST_EXTERNAL, !frame.from_user() && frame.rflags & RFLAGS_IF != 0);
     if frame.from_user() && vector < vector::FIRST_EXTERNAL && vector != vector::NMI && vector != vector::MACHINE_CHECK
     {
         user_exception(frame, vector);
