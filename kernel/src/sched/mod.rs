@@ -806,7 +806,9 @@ pub fn schedule() {
     if cfg!(debug_assertions) && preempt_count() != 0 && SYSTEM_RUNNING.load(Ordering::Relaxed) {
         report_invalid_context("scheduling while atomic", Location::caller());
     }
-    if !irqs_disabled() {
+    // Not on the way to sleep: the task state is set, and freeing takes
+    // locks of its own.
+    if !irqs_disabled() && try_current_ref().is_some_and(|t| t.state() == TaskState::Running) {
         release_dead_tasks();
     }
     let flags_on = interrupts::are_enabled();
