@@ -40,8 +40,9 @@
 //! allocates nothing: the timer tick and other interrupt handlers wake
 //! tasks. A dead task may be freed where sleeping is not allowed (the
 //! switch away from it runs with interrupts off), so its kernel stack is
-//! not vfree'd there but queued and freed at the next [`schedule`] or
-//! idle-loop pass with interrupts on ([`release_dead_tasks`], Linux's
+//! not vfree'd there but queued and freed at the next [`schedule`] of a
+//! running task (a yield, a reschedule on the way to user mode), idle-loop
+//! pass or `wait4`, with interrupts on ([`release_dead_tasks`], Linux's
 //! delayed `put_task_struct` and `vfree_atomic`), which also prunes
 //! [`TASKS`] of freed tasks.
 //!
