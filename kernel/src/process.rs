@@ -106,6 +106,7 @@ impl Completion {
     }
 
     /// Sleeps until done (Linux `wait_for_completion`).
+    #[track_caller]
     pub fn wait(&self) {
         self.wq.wait_event(|| self.done.load(Ordering::Acquire));
     }
