@@ -3,12 +3,8 @@
 //! The `bootloader` crate has no command line of its own, so we take ours from
 //! QEMU's fw_cfg file `opt/kernel/cmdline` (`-fw_cfg name=...,file=...`, which
 //! xtask writes). On a machine without fw_cfg the command line is empty and
-//! every parameter takes its default. Parameters are `key=value` or bare
-//! `flag` words separated by spaces, as on Linux; as in Linux's
-//! `next_arg`, a value in double quotes may hold spaces
-//! (`shell.cmd="meminfo; poweroff"`) and the quotes are not part of it.
-//! Unlike `next_arg`, a quote before the name (`"key=a b"`) is not
-//! stripped: such a word names no parameter and is reported as unknown.
+//! every parameter takes its default. The syntax (`key=value`, bare `flag`,
+//! double-quoted values) is [`formats::cmdline`]'s, tested on the host.
 //!
 //! Known parameters:
 //! - `loglevel=error|warn|info|debug|trace`: console log level (default info)
@@ -31,10 +27,7 @@ const KNOWN: [&str; 8] =
 /// Words of the command line that name no known parameter (Linux prints
 /// them as "Unknown kernel command line parameters").
 pub fn unknown() -> impl Iterator<Item = &'static str> {
-    words(as_str()).filter(|w| {
-        let key = w.split_once('=').map_or(*w, |(k, _)| k);
-        !KNOWN.contains(&key)
-    })
+    formats::cmdline::unknown(as_str(), &KNOWN)
 }
 
 /// The fw_cfg file that carries the command line.
@@ -87,41 +80,10 @@ pub fn as_str() -> &'static str {
 
 /// The value of `key=value`, if present (the last occurrence wins, as on Linux).
 pub fn get(key: &str) -> Option<&'static str> {
-    parse(as_str(), key)
+    formats::cmdline::parse(as_str(), key)
 }
 
 /// Whether the bare word `flag` (or `flag=...`) is present.
 pub fn has(flag: &str) -> bool {
-    words(as_str()).any(|w| w == flag || w.strip_prefix(flag).is_some_and(|r| r.starts_with('=')))
-}
-
-/// The value of `key=value` in `line`, quotes around the value removed.
-pub fn parse<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    let value = words(line).filter_map(|w| w.strip_prefix(key)?.strip_prefix('=')).last()?;
-    Some(value.strip_prefix('"').map_or(value, |v| v.strip_suffix('"').unwrap_or(v)))
-}
-
-/// The words of a command line: separated by whitespace outside double
-/// quotes (Linux `next_arg`). An unclosed quote runs to the end.
-pub fn words(line: &str) -> impl Iterator<Item = &str> {
-    let mut rest = line;
-    core::iter::from_fn(move || {
-        rest = rest.trim_start_matches(|c: char| c.is_ascii_whitespace());
-        if rest.is_empty() {
-            return None;
-        }
-        let mut quoted = false;
-        let end = rest
-            .char_indices()
-            .find(|&(_, c)| {
-                if c == '"' {
-                    quoted = !quoted;
-                }
-                !quoted && c.is_ascii_whitespace()
-            })
-            .map_or(rest.len(), |(i, _)| i);
-        let (word, tail) = rest.split_at(end);
-        rest = tail;
-        Some(word)
-    })
+    formats::cmdline::has(as_str(), flag)
 }

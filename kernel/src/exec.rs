@@ -126,7 +126,7 @@ pub fn kernel_execve(path: &str, argv: &[Vec<u8>], envp: &[Vec<u8>], frame: &mut
     let mut end_of_image = 0;
     let mut layout = mm::mmap::MmLayout::default();
     {
-        let mut mm = new_mm.lock();
+        let mut mm = new_mm.mmap_write_lock();
         mm.limits = limits;
         mm.arch_pick_mmap_layout();
         for seg in elf.load_segments() {
@@ -300,7 +300,7 @@ fn create_elf_tables(
     for (i, w) in v.iter().enumerate() {
         write_user(sp + 8 * i as u64, w).map_err(|_| ())?;
     }
-    let mut m = mm.lock();
+    let mut m = mm.mmap_write_lock();
     m.layout.arg_start = arg_ptrs.first().copied().unwrap_or(sp);
     m.layout.arg_end = env_ptrs.first().copied().unwrap_or(env_end);
     m.layout.env_start = env_ptrs.first().copied().unwrap_or(env_end);

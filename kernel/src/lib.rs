@@ -20,7 +20,6 @@ pub mod boot;
 pub mod cmdline;
 pub mod cred;
 pub mod drivers;
-pub mod elf;
 pub mod exec;
 pub mod fs;
 pub mod kbench;
@@ -42,3 +41,6 @@ pub mod syscall;
 pub mod vmalloc;
 
 pub use boot::{BOOTLOADER_CONFIG, PAGE_OFFSET, idle, init};
+/// ELF executables, validated before exec maps them (the parser is the
+/// host-tested `formats` crate's).
+pub use formats::elf;

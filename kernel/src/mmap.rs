@@ -5,19 +5,36 @@
 //! every address space ([`compact_memory`], Linux's `compact_memory`
 //! sysctl).
 //!
-//! Lock order: `COMPACTION` -> a task's `Process::mm` slot -> the address
-//! space's lock (Linux `mmap_lock`) -> page allocator and slab locks.
+//! # Locks
+//! Each address space has Linux's `mmap_lock`: a sleeping reader/writer
+//! lock ([`RwSem`]). Page faults, `mincore`, `/proc/<pid>/maps`-style
+//! reports and the RSS readers take it for reading ([`Mm::mmap_read_lock`]);
+//! everything that changes VMAs or clears or re-protects ptes (mmap,
+//! munmap, mprotect, mremap, madvise, mlock, brk, exec's setup, fork's copy
+//! of the parent, exit) takes it for writing ([`Mm::mmap_write_lock`]).
+//! Faults under the read lock serialise their pte installs on the space's
+//! page-table lock (see `mm::memory`). Migration holds the read lock too:
+//! it locks each page ([`FOLIO_WAIT`] is where waiters sleep), puts a
+//! migration entry in its pte, and a fault that meets one drops the lock,
+//! sleeps until the page is unlocked and retries.
 //!
-//! Never take an address space's lock with interrupts off except through
-//! [`smp::spin_lock_serving_calls`](crate::arch::x86_64::smp::spin_lock_serving_calls):
-//! page migration holds it while it waits for every CPU to flush its TLB
-//! (`flush_tlb_mm_range_all_cpus`, a cross-CPU call), and a CPU spinning on
-//! it with interrupts off would never answer. The kernel-mode page fault on
-//! a user address (`copy_to_user` and friends) is the one path that
-//! waits for it with interrupts off, and it serves calls while it waits;
-//! everything else (syscalls, exec, fork, the console) takes it with
-//! interrupts on. `COMPACTION` is a sleeping lock, as compaction
-//! reschedules between pageblocks.
+//! Lock order: `COMPACTION` -> a task's `Process::mm` slot (a spin lock,
+//! held only to clone the reference, never while taking the mmap lock) ->
+//! mmap lock -> page lock -> page-table lock -> page allocator and slab
+//! locks.
+//!
+//! The mmap lock sleeps, so it is never taken with interrupts off, under a
+//! spin lock or in interrupt context (checked by `might_sleep` in debug
+//! builds). A kernel-mode fault on a user address (`copy_to_user` and
+//! friends) runs with interrupts on whenever the faulting code had them
+//! on, and takes the lock like a user fault; with interrupts off (Linux's
+//! `faulthandler_disabled()`) it only tries, and a busy lock makes the
+//! access fail with `EFAULT` through the exception table, as does a page
+//! under migration. Migration holds the lock while it waits for every
+//! CPU's TLB flush: a CPU waiting for the lock sleeps with interrupts on
+//! and answers.
+//! `COMPACTION` is a sleeping lock too, as compaction reschedules between
+//! pageblocks.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -26,6 +43,7 @@ use core::ptr::NonNull;
 
 use mm::compaction::CompactStats;
 use mm::gfp::{GFP_KERNEL, Gfp};
+use mm::memory::{FaultAccess, FaultError};
 use mm::migrate::MmWalk;
 use mm::mmap::MmStruct;
 use mm::pgtable::X86PteFormat;
@@ -33,7 +51,10 @@ use mm::slab_common::{CacheHandle, Slab};
 use mm::slub::SlabFlags;
 use mm::vma::{Vma, VmaAlloc};
 use mm::{Pfn, PhysAddr};
-use spin::{Mutex, Once};
+use spin::Once;
+
+use crate::sched::rwsem::{RwSem, RwSemReadGuard, RwSemWriteGuard};
+use crate::sched::wait::WaitQueue;
 use uapi::errno::Errno;
 
 use crate::arch::x86_64::pgtable;
@@ -41,9 +62,44 @@ use crate::arch::x86_64::pgtable;
 /// A user address space as the kernel uses it.
 pub type UserMm = MmStruct<'static, X86PteFormat, SlabVmas>;
 
-/// A shared handle to an address space and its lock (Linux's refcounted
-/// `mm_struct` with `mmap_lock`).
-pub type MmRef = Arc<Mutex<UserMm>>;
+/// An address space with its lock (Linux's `mm_struct`: `mmap_lock` and
+/// the fields it protects, and the page-table root, fixed for life).
+pub struct Mm {
+    pgd: PhysAddr,
+    mmap_lock: RwSem<UserMm>,
+}
+
+impl Mm {
+    /// Takes the mmap lock for reading (Linux `mmap_read_lock`); sleeps.
+    pub fn mmap_read_lock(&self) -> RwSemReadGuard<'_, UserMm> {
+        self.mmap_lock.read()
+    }
+
+    /// Takes the mmap lock for reading if free of writers, without
+    /// sleeping (Linux `mmap_read_trylock`).
+    pub fn mmap_read_trylock(&self) -> Option<RwSemReadGuard<'_, UserMm>> {
+        self.mmap_lock.try_read()
+    }
+
+    /// Takes the mmap lock for writing (Linux `mmap_write_lock`); sleeps.
+    pub fn mmap_write_lock(&self) -> RwSemWriteGuard<'_, UserMm> {
+        self.mmap_lock.write()
+    }
+
+    /// The page-table root (what CR3 holds while this space runs); needs
+    /// no lock.
+    pub fn pgd_root(&self) -> PhysAddr {
+        self.pgd
+    }
+
+    /// The address space, the last reference being gone.
+    pub fn into_inner(self) -> UserMm {
+        self.mmap_lock.into_inner()
+    }
+}
+
+/// A shared handle to an address space (Linux's refcounted `mm_struct`).
+pub type MmRef = Arc<Mm>;
 
 /// VMA nodes from the "vm_area_struct" cache.
 pub struct SlabVmas {
@@ -110,13 +166,78 @@ pub fn mm_alloc() -> Result<MmRef, Errno> {
         g.zero_pfn,
         SlabVmas { slab, cache: &g.cache },
     )?;
-    Ok(Arc::new(Mutex::new(mm)))
+    Ok(Arc::new(Mm { pgd: mm.pgd_root(), mmap_lock: RwSem::new(mm) }))
 }
 
-/// The page-table root of an address space.
-pub fn root_of(mm: &MmRef) -> PhysAddr {
-    mm.lock().pgd_root()
+/// Resolves a fault at `addr` in `mm` (Linux `lock_mm_and_find_vma` then
+/// `handle_mm_fault`): under the mmap lock held for reading; a fault
+/// that must grow a stack retakes it for writing, grows the stack,
+/// downgrades to reading and resolves the fault. May sleep.
+///
+/// A fault that meets a page under migration ([`FaultError::Retry`])
+/// drops the lock, sleeps until the page is unlocked and faults again
+/// (Linux `VM_FAULT_RETRY`).
+pub fn handle_user_fault(mm: &Mm, addr: mm::VirtAddr, access: FaultAccess) -> Result<(), FaultError> {
+    loop {
+        let result = mm.mmap_read_lock().handle_mm_fault(addr, access);
+        match result {
+            Err(FaultError::Retry(pfn)) => wait_on_page_locked(pfn),
+            Err(FaultError::ExpandStack) => break,
+            done => return done,
+        }
+    }
+    let mut write = mm.mmap_write_lock();
+    write.expand_stack_for_fault(addr)?;
+    let read = write.downgrade();
+    loop {
+        match read.handle_mm_fault(addr, access) {
+            // The stack covers `addr` and no writer got in since.
+            Err(FaultError::ExpandStack) => return Err(FaultError::MapErr),
+            // Migration holds the mmap lock for reading too, so it may
+            // have started on the page: wait for it with the lock held
+            // (Linux `migration_entry_wait`), as dropping it would let the
+            // stack shrink again.
+            Err(FaultError::Retry(pfn)) => wait_on_page_locked(pfn),
+            done => return done,
+        }
+    }
 }
+
+/// Sleeps until the page at `pfn` is unlocked (Linux `folio_wait_locked`).
+fn wait_on_page_locked(pfn: Pfn) {
+    if let Some(page) = crate::mm::pgdat().pfn_to_page(pfn) {
+        mm::filemap::folio_wait_locked(page, pfn, &FOLIO_WAIT);
+    }
+}
+
+/// Wait queues for page locks (Linux `folio_wait_table`): pages hash onto
+/// [`FOLIO_WAIT_QUEUES`] queues, so a wake-up may wake waiters for
+/// another page, which re-test and sleep again.
+pub struct FolioWaitQueues([WaitQueue; FOLIO_WAIT_QUEUES]);
+
+/// Queues of the page-lock wait table (Linux `PAGE_WAIT_TABLE_SIZE`, 256).
+const FOLIO_WAIT_QUEUES: usize = 64;
+
+impl FolioWaitQueues {
+    fn queue(&self, pfn: Pfn) -> &WaitQueue {
+        // Fibonacci hashing of the frame number (Linux `hash_ptr`).
+        let hash = pfn.as_u64().wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - FOLIO_WAIT_QUEUES.trailing_zeros());
+        &self.0[hash as usize % FOLIO_WAIT_QUEUES]
+    }
+}
+
+impl mm::arch::FolioWaitTable for FolioWaitQueues {
+    fn wait_event(&self, pfn: Pfn, cond: &mut dyn FnMut() -> bool) {
+        self.queue(pfn).wait_event(cond);
+    }
+
+    fn wake_up(&self, pfn: Pfn) {
+        self.queue(pfn).wake_up_all();
+    }
+}
+
+/// The page-lock wait table.
+pub static FOLIO_WAIT: FolioWaitQueues = FolioWaitQueues([const { WaitQueue::new() }; FOLIO_WAIT_QUEUES]);
 
 /// Serializes compaction runs: the migrate scanner isolates a page only
 /// by listing it, so two runs could pick the same page (Linux takes it
@@ -136,12 +257,16 @@ struct AllMms<'s> {
 }
 
 impl MmWalk<'static, X86PteFormat, SlabVmas> for AllMms<'_> {
-    fn for_each_mm(&self, f: &mut dyn FnMut(&mut UserMm) -> ControlFlow<()>) {
+    fn for_each_mm(&self, f: &mut dyn FnMut(&UserMm) -> ControlFlow<()>) {
         for mm in &self.mms {
-            if f(&mut mm.lock()).is_break() {
+            if f(&mm.mmap_read_lock()).is_break() {
                 return;
             }
         }
+    }
+
+    fn folio_waits(&self) -> &dyn mm::arch::FolioWaitTable {
+        &FOLIO_WAIT
     }
 
     /// The kernel is not preemptible: a run over a large zone gives the

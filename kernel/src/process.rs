@@ -155,7 +155,7 @@ impl Process {
 
 /// Puts `mm` (or the kernel's tables) on the running task and this CPU.
 pub fn activate_mm(task: &Task, mm: Option<&MmRef>) {
-    let root = mm.map_or(0, |m| crate::mmap::root_of(m).as_u64());
+    let root = mm.map_or(0, |m| m.pgd_root().as_u64());
     x86_64::instructions::interrupts::without_interrupts(|| {
         task.cr3.store(root, Ordering::Release);
         crate::arch::x86_64::pgtable::switch_mm(root);
@@ -244,8 +244,10 @@ pub fn do_fork(frame: &crate::arch::x86_64::entry::TrapFrame, args: &CloneArgs) 
         CloneKind::Fork => {
             let new = crate::mmap::mm_alloc()?;
             {
-                let mut src = parent_mm.lock();
-                let mut dst = new.lock();
+                // Linux `dup_mmap` holds both for writing: no fault may
+                // change the parent's ptes or page references mid-copy.
+                let mut src = parent_mm.mmap_write_lock();
+                let mut dst = new.mmap_write_lock();
                 if let Err(e) = src.dup_mmap(&mut dst) {
                     drop(dst);
                     drop(src);
@@ -273,7 +275,7 @@ pub fn do_fork(frame: &crate::arch::x86_64::entry::TrapFrame, args: &CloneArgs) 
             return Err(Errno::ENOMEM);
         }
     };
-    child.cr3.store(crate::mmap::root_of(&child_mm).as_u64(), Ordering::Release);
+    child.cr3.store(child_mm.pgd_root().as_u64(), Ordering::Release);
     *child.proc.mm.lock() = Some(child_mm);
     *child.proc.files.lock() = parent.proc.files.lock().clone();
     *child.proc.signal.lock() = parent.proc.signal.lock().fork_copy();

@@ -160,7 +160,7 @@ pub fn sync_mm_limits(proc: &Process) {
     let rlim = proc.rlim.lock();
     let cap_ipc_lock = proc.cred.lock().capable(CAP_IPC_LOCK);
     if let Some(mm) = proc.mm() {
-        mm.lock().limits = rlim.mm_limits(cap_ipc_lock);
+        mm.mmap_write_lock().limits = rlim.mm_limits(cap_ipc_lock);
     }
 }
 

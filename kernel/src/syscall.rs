@@ -158,18 +158,18 @@ fn dispatch(nr: u64, f: &mut TrapFrame) -> SysResult {
         nr::PIPE => sys_pipe2(a0, 0),
         nr::PIPE2 => sys_pipe2(a0, a1 as u32),
         nr::MMAP => sys_mmap(a0, a1, a2 as u32, a3 as u32, a4 as i32, a5),
-        nr::MUNMAP => current_mm()?.lock().do_munmap(a0, a1).map(|()| 0),
-        nr::MPROTECT => current_mm()?.lock().mprotect(a0, a1, a2).map(|()| 0),
-        nr::BRK => Ok(current_mm()?.lock().brk(a0)),
-        nr::MREMAP => current_mm()?.lock().mremap(a0, a1, a2, a3, a4),
-        nr::MADVISE => current_mm()?.lock().madvise(a0, a1, a2 as i32).map(|()| 0),
+        nr::MUNMAP => current_mm()?.mmap_write_lock().do_munmap(a0, a1).map(|()| 0),
+        nr::MPROTECT => current_mm()?.mmap_write_lock().mprotect(a0, a1, a2).map(|()| 0),
+        nr::BRK => Ok(current_mm()?.mmap_write_lock().brk(a0)),
+        nr::MREMAP => current_mm()?.mmap_write_lock().mremap(a0, a1, a2, a3, a4),
+        nr::MADVISE => current_mm()?.mmap_write_lock().madvise(a0, a1, a2 as i32).map(|()| 0),
         nr::MINCORE => sys_mincore(a0, a1, a2),
-        nr::MSYNC => current_mm()?.lock().msync(a0, a1, a2 as u32).map(|()| 0),
-        nr::MLOCK => current_mm()?.lock().mlock(a0, a1).map(|()| 0),
-        nr::MLOCK2 => current_mm()?.lock().mlock2(a0, a1, a2 as u32).map(|()| 0),
-        nr::MUNLOCK => current_mm()?.lock().munlock(a0, a1).map(|()| 0),
-        nr::MLOCKALL => current_mm()?.lock().mlockall(a0 as u32).map(|()| 0),
-        nr::MUNLOCKALL => current_mm()?.lock().munlockall().map(|()| 0),
+        nr::MSYNC => current_mm()?.mmap_write_lock().msync(a0, a1, a2 as u32).map(|()| 0),
+        nr::MLOCK => current_mm()?.mmap_write_lock().mlock(a0, a1).map(|()| 0),
+        nr::MLOCK2 => current_mm()?.mmap_write_lock().mlock2(a0, a1, a2 as u32).map(|()| 0),
+        nr::MUNLOCK => current_mm()?.mmap_write_lock().munlock(a0, a1).map(|()| 0),
+        nr::MLOCKALL => current_mm()?.mmap_write_lock().mlockall(a0 as u32).map(|()| 0),
+        nr::MUNLOCKALL => current_mm()?.mmap_write_lock().munlockall().map(|()| 0),
         nr::EXIT | nr::EXIT_GROUP => process::do_exit((uapi::wait::w_exitcode(a0 as i32)) as u32),
         nr::GETPID | nr::GETTID => Ok(u64::from(sched::current().pid)),
         nr::GETPPID => Ok(u64::from(sched::current().proc.parent.lock().upgrade().map_or(0, |p| p.pid))),
@@ -389,7 +389,7 @@ fn sys_openat(dirfd: i32, path: u64, flags: u32) -> SysResult {
         "/proc/self/maps" => {
             let mm = me.proc.mm().ok_or(Errno::ENOENT)?;
             let mut text = String::new();
-            let _ = mm.lock().show_maps(&mut text);
+            let _ = mm.mmap_read_lock().show_maps(&mut text);
             FileKind::Text(text.into_bytes())
         }
         "/proc/self/status" => FileKind::Text(status_text(&me).into_bytes()),
@@ -410,7 +410,7 @@ pub fn status_text(task: &sched::Task) -> String {
     let _ = writeln!(s, "Uid:\t{}\t{}\t{}\t{}", cred.uid.0, cred.euid.0, cred.suid.0, cred.fsuid.0);
     let _ = writeln!(s, "Gid:\t{}\t{}\t{}\t{}", cred.gid.0, cred.egid.0, cred.sgid.0, cred.fsgid.0);
     if let Some(mm) = task.proc.mm() {
-        let m = mm.lock();
+        let m = mm.mmap_read_lock();
         let kb = |pages: u64| pages * 4;
         let _ = writeln!(
             s,
@@ -567,7 +567,7 @@ fn sys_mmap(addr: u64, len: u64, prot: u32, flags: u32, fd: i32, off: u64) -> Sy
             _ => return Err(Errno::ENODEV),
         }
     };
-    current_mm()?.lock().do_mmap(addr, len, prot, flags, file, off / mm::PAGE_SIZE)
+    current_mm()?.mmap_write_lock().do_mmap(addr, len, prot, flags, file, off / mm::PAGE_SIZE)
 }
 
 fn sys_mincore(start: u64, len: u64, vec: u64) -> SysResult {
@@ -577,7 +577,7 @@ fn sys_mincore(start: u64, len: u64, vec: u64) -> SysResult {
     // The lock is taken per chunk and dropped for each copy (Linux
     // `do_mincore` under `mmap_read_lock`, then `copy_to_user`): copying
     // to user memory may fault, and the fault handler takes the lock.
-    mincore_loop(range, &mut |r, buf| mm.lock().mincore_chunk(r, buf), &mut |index, bytes| {
+    mincore_loop(range, &mut |r, buf| mm.mmap_read_lock().mincore_chunk(r, buf), &mut |index, bytes| {
         copy_to_user(vec + index as u64, bytes).map_err(efault)
     })?;
     Ok(0)

@@ -9,7 +9,7 @@
 
 use core::panic::Location;
 
-use crate::addr::{PhysAddr, VirtAddr};
+use crate::addr::{Pfn, PhysAddr, VirtAddr};
 
 /// Access to physical memory through a linear direct map (Linux `__va`/`__pa`
 /// over `page_offset_base`).
@@ -55,6 +55,19 @@ pub trait CpuOps: Sync {
     fn might_sleep(&self, caller: &'static Location<'static>) {
         let _ = caller;
     }
+}
+
+/// Where tasks sleep until a page is unlocked (Linux's hashed
+/// `folio_wait_table`): the scheduler's half of the folio lock in
+/// [`crate::filemap`].
+pub trait FolioWaitTable: Sync {
+    /// Sleeps until `cond()` holds, re-testing it after every
+    /// [`wake_up`](FolioWaitTable::wake_up) for `pfn` (or one hashing
+    /// alike). Must be called where sleeping is allowed.
+    fn wait_event(&self, pfn: Pfn, cond: &mut dyn FnMut() -> bool);
+
+    /// Wakes the tasks waiting on `pfn`; they re-test their conditions.
+    fn wake_up(&self, pfn: Pfn);
 }
 
 /// A monotonic clock (Linux `sched_clock`/`ktime_get_ns`).

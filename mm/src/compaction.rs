@@ -37,9 +37,10 @@
 //! No lock is held across a round, nor when [`MmWalk::cond_resched`] may
 //! reschedule (isolated free pages stay isolated meanwhile, as in Linux).
 //! The free scanner's lockless look at a page is rechecked under the zone
-//! lock when the block is taken; the migrate scanner's under the owning
-//! address space's lock when the page is moved. Lock order (through [`crate::migrate`]): address-space lock
-//! -> zone lock. Two compactions of one zone at once are the caller's to
+//! lock when the block is taken; the migrate scanner's under the page
+//! lock and the owning address space's page-table lock when the page is
+//! moved. Lock order (through [`crate::migrate`]): mmap lock (read) ->
+//! page lock -> page-table lock -> zone lock. Two compactions of one zone at once are the caller's to
 //! prevent (Linux serializes `compact_memory` writers on nothing either,
 //! but its isolation flags keep them off each other's pages; the kernel
 //! runs one at a time).

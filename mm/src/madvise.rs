@@ -146,10 +146,14 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
                     && (!write || l.prot.contains(crate::pgtable::PgProt::WRITE))
             });
             if !present {
-                self.handle_mm_fault(addr.virt(), FaultAccess { write, exec: false }).map_err(|e| match e {
-                    FaultError::AccErr => Errno::EINVAL,
-                    FaultError::MapErr | FaultError::Oom => Errno::ENOMEM,
-                })?;
+                self.handle_mm_fault_exclusive(addr.virt(), FaultAccess { write, exec: false }).map_err(
+                    |e| match e {
+                        FaultError::AccErr => Errno::EINVAL,
+                        FaultError::MapErr | FaultError::Oom | FaultError::ExpandStack | FaultError::Retry(_) => {
+                            Errno::ENOMEM
+                        }
+                    },
+                )?;
             }
         }
         Ok(())

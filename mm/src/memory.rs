@@ -26,10 +26,19 @@
 //! place counts `pgreuse`. Mapped pages count in `nr_anon_pages` and
 //! `nr_mapped` through [`crate::rmap`].
 //!
-//! Pages freed by zapping are returned at once, before the TLB flush that
-//! `TlbGather::finish` does: safe because an address space is loaded on at
-//! most one CPU, the one doing the zap, which touches no user memory until
-//! the flush (Linux batches the pages in the `mmu_gather` instead).
+//! Pages unmapped by zapping wait in the [`TlbGather`] until its TLB flush
+//! and are put only then (Linux's `mmu_gather` page batch), so no CPU can
+//! still write a page that was freed; a copy-on-write fault puts the old
+//! page after flushing its one pte.
+//!
+//! Locking: the caller holds the mmap lock, for reading in
+//! [`MmStruct::handle_mm_fault`], [`MmStruct::page_resident`] and
+//! [`MmStruct::follow_pte`], for writing everywhere else (`&mut self`).
+//! Faults under the read lock change ptes only under
+//! [`page_table_lock`](MmStruct::page_table_lock), after checking the pte
+//! is the one they decided on; everything that clears or re-protects ptes
+//! holds the write lock, so a fault never races a zap or `mprotect`. Lock
+//! order: mmap lock -> page-table lock -> page allocator locks.
 
 use core::ops::ControlFlow;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -42,6 +51,7 @@ use crate::gfp::{GFP_HIGHUSER_MOVABLE, Gfp};
 use crate::mmap::{MmCounter, MmStruct};
 use crate::pgtable::{Entry, Leaf, Level, PTRS_PER_TABLE, PageSize, PgProt, PteFormat, TlbGather};
 use crate::rmap;
+use crate::swapops::{is_migration_entry, migration_entry_to_pfn};
 use crate::uaddr::{UserAddr, UserRange};
 use crate::vma::{Vma, VmaAlloc, VmaFlags};
 use crate::vmstat::VmEventItem;
@@ -65,6 +75,18 @@ pub enum FaultError {
     AccErr,
     /// No memory for a page or a page table.
     Oom,
+    /// The address is in the gap below a stack VMA, which must grow: a
+    /// step that needs the mmap lock for writing (see
+    /// [`MmStruct::handle_mm_fault`]). Never the final outcome of a fault.
+    ExpandStack,
+    /// The pte is a migration entry: the page at this frame is locked
+    /// while it moves. The caller drops the mmap lock, waits for the page
+    /// to be unlocked ([`folio_wait_locked`](crate::filemap::folio_wait_locked))
+    /// and faults again (Linux `VM_FAULT_RETRY` under
+    /// `FAULT_FLAG_ALLOW_RETRY`, what a fault that must wait for a locked
+    /// folio returns; Linux's `migration_entry_wait` waits with the lock
+    /// held, we let writers in meanwhile). Never the final outcome.
+    Retry(Pfn),
 }
 
 /// The pte protection for a VMA's flags (Linux `vm_get_page_prot`):
@@ -113,19 +135,26 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     }
 
     /// Resolves a fault at `addr` (Linux `handle_mm_fault` with the VMA
-    /// lookup and access checks of x86's `do_user_addr_fault`), growing a
-    /// stack VMA first if `addr` is just below one.
-    pub fn handle_mm_fault(&mut self, addr: VirtAddr, access: FaultAccess) -> Result<(), FaultError> {
+    /// lookup and access checks of x86's `do_user_addr_fault`) under a
+    /// read hold of the mmap lock: faults on one address space run
+    /// concurrently, and each installs its pte under
+    /// [`page_table_lock`](MmStruct::page_table_lock) only if the pte it
+    /// decided on is still there (Linux `pte_same`); a fault that lost the
+    /// race drops what it prepared and returns `Ok`, its access now
+    /// resolved by the winner (or faulting again, harmlessly).
+    ///
+    /// An address in the gap just below a stack VMA needs the VMA to grow,
+    /// which changes the tree: that returns [`FaultError::ExpandStack`],
+    /// and the caller retakes the lock for writing, calls
+    /// [`expand_stack_for_fault`](Self::expand_stack_for_fault) and
+    /// retries (Linux `lock_mm_and_find_vma`'s upgrade).
+    pub fn handle_mm_fault(&self, addr: VirtAddr, access: FaultAccess) -> Result<(), FaultError> {
         // No VMA lies outside user space.
         let page = UserAddr::page_down(addr.as_u64()).ok_or(FaultError::MapErr)?;
         let addr = page.as_u64();
         let vma = match self.vmas.find_vma(page.virt()) {
             Some(v) if v.start().as_u64() <= addr => v,
-            Some(v) if v.flags().contains(VmaFlags::GROWSDOWN) => {
-                let start = v.start();
-                self.expand_stack(start, page)?;
-                self.vmas.vma_lookup(page.virt()).ok_or(FaultError::MapErr)?
-            }
+            Some(v) if v.flags().contains(VmaFlags::GROWSDOWN) => return Err(FaultError::ExpandStack),
             _ => return Err(FaultError::MapErr),
         };
         let flags = vma.flags();
@@ -146,6 +175,16 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         let slot = self.pgd.pte_offset(page.virt(), true).map_err(|_| FaultError::Oom)?;
         let Some(slot) = slot else { return Err(FaultError::Oom) };
         let raw = slot.load(Ordering::Acquire);
+        if let Entry::Swap(entry) = self.pgd.format().decode(raw, Level::Pte) {
+            return match migration_entry_to_pfn(entry) {
+                Some(pfn) => Err(FaultError::Retry(pfn)),
+                None => {
+                    // No swap areas exist yet, so no other entry is valid.
+                    error!("fault at {addr:#x}: bad swap pte {raw:#x}");
+                    Err(FaultError::MapErr)
+                }
+            };
+        }
         match self.leaf(raw) {
             None => self.do_pte_missing(slot, &desc, index, access.write),
             Some(leaf) if leaf.prot.contains(PgProt::PROTNONE) => Err(FaultError::AccErr),
@@ -155,11 +194,37 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             // Spurious: another path already fixed it (Linux
             // `flush_tlb_fix_spurious_fault`); the stale TLB entry goes.
             Some(_) => {
-                let mut gather = TlbGather::for_mm(self.pgd.root());
-                gather.add_range(addr, addr + PAGE_SIZE);
-                gather.finish(self.tlb, self.pgd.pgdat());
+                self.flush_one(addr);
                 Ok(())
             }
+        }
+    }
+
+    /// Grows the stack VMA above `addr` down to its page (Linux
+    /// `expand_stack_locked`), the write-locked step of a fault that
+    /// returned [`FaultError::ExpandStack`]. Nothing to do if the VMA
+    /// already covers it (another fault grew it meanwhile).
+    pub fn expand_stack_for_fault(&mut self, addr: VirtAddr) -> Result<(), FaultError> {
+        let page = UserAddr::page_down(addr.as_u64()).ok_or(FaultError::MapErr)?;
+        match self.vmas.find_vma(page.virt()) {
+            Some(v) if v.start() <= page.virt() => Ok(()),
+            Some(v) if v.flags().contains(VmaFlags::GROWSDOWN) => {
+                let start = v.start();
+                self.expand_stack(start, page)
+            }
+            _ => Err(FaultError::MapErr),
+        }
+    }
+
+    /// [`handle_mm_fault`](Self::handle_mm_fault) for a caller holding the
+    /// mmap lock for writing: grows a stack when the fault needs it.
+    pub fn handle_mm_fault_exclusive(&mut self, addr: VirtAddr, access: FaultAccess) -> Result<(), FaultError> {
+        match self.handle_mm_fault(addr, access) {
+            Err(FaultError::ExpandStack) => {
+                self.expand_stack_for_fault(addr)?;
+                self.handle_mm_fault(addr, access)
+            }
+            r => r,
         }
     }
 
@@ -173,49 +238,72 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         let prot = vm_get_page_prot(desc.flags);
         let shared = desc.flags.contains(VmaFlags::SHARED);
         let pgdat = self.pgd.pgdat();
-        if let Some(file) = desc.file {
-            let pfn = self.new_user_page(Gfp::empty())?;
-            // SAFETY: `pfn` was just allocated and is mapped nowhere yet, so
-            // this is the only reference to its 4096 bytes, which the direct
-            // map covers read-write.
-            let buf = unsafe { core::slice::from_raw_parts_mut(self.page_ptr(pfn)?, PAGE_SIZE as usize) };
-            // An index past 2^64 bytes is past the end of any file.
-            let offset = index.saturating_mul(PAGE_SIZE);
-            let n = if offset < file.size() {
-                // No page cache: every file fault reads, a major fault.
-                pgdat.count_vm_event(VmEventItem::Pgmajfault);
-                file.read(offset, buf)
-            } else {
-                0
-            };
-            buf[n..].fill(0);
-            let page = pgdat.pfn_to_page(pfn).ok_or(FaultError::Oom)?;
-            let prot = if write || shared {
-                rmap::page_add_new_anon_rmap(pgdat, page, index);
-                self.add_rss(MmCounter::AnonPages, 1);
-                prot
-            } else {
-                rmap::page_add_file_rmap(pgdat, page, index);
-                self.add_rss(MmCounter::FilePages, 1);
-                prot - PgProt::WRITE
-            };
-            slot.store(self.encode(pfn, prot), Ordering::Release);
+        if !write && !shared && desc.file.is_none() {
+            // The zero page: nothing to undo if another fault was first.
+            let _ptl = self.page_table_lock.lock();
+            if slot.load(Ordering::Acquire) == 0 {
+                slot.store(self.encode(self.zero_pfn, prot - PgProt::WRITE), Ordering::Release);
+            }
             return Ok(());
         }
-        if !write && !shared {
-            slot.store(self.encode(self.zero_pfn, prot - PgProt::WRITE), Ordering::Release);
+        let (pfn, file_read) = match desc.file {
+            Some(file) => {
+                let pfn = self.new_user_page(Gfp::empty())?;
+                // SAFETY: `pfn` was just allocated and is mapped nowhere
+                // yet, so this is the only reference to its 4096 bytes,
+                // which the direct map covers read-write.
+                let buf = unsafe { core::slice::from_raw_parts_mut(self.page_ptr(pfn)?, PAGE_SIZE as usize) };
+                // An index past 2^64 bytes is past the end of any file.
+                let offset = index.saturating_mul(PAGE_SIZE);
+                let n = if offset < file.size() { file.read(offset, buf) } else { 0 };
+                buf[n..].fill(0);
+                (pfn, offset < file.size())
+            }
+            None => (self.new_user_page(Gfp::ZERO)?, false),
+        };
+        let Some(page) = pgdat.pfn_to_page(pfn) else {
+            self.put_unmapped_page(pfn);
+            return Err(FaultError::Oom);
+        };
+        let anon = desc.file.is_none() || write || shared;
+        let pte = match (desc.file, anon) {
+            (None, _) => self.encode(pfn, prot | PgProt::DIRTY),
+            (Some(_), true) => self.encode(pfn, prot),
+            (Some(_), false) => self.encode(pfn, prot - PgProt::WRITE),
+        };
+        let ptl = self.page_table_lock.lock();
+        if slot.load(Ordering::Acquire) != 0 {
+            // Another fault on this page won (Linux's `pte_none` recheck
+            // under the pte lock): ours was never visible.
+            drop(ptl);
+            self.put_unmapped_page(pfn);
             return Ok(());
         }
-        let pfn = self.new_user_page(Gfp::ZERO)?;
-        let page = pgdat.pfn_to_page(pfn).ok_or(FaultError::Oom)?;
-        rmap::page_add_new_anon_rmap(pgdat, page, index);
-        self.add_rss(MmCounter::AnonPages, 1);
-        slot.store(self.encode(pfn, prot | PgProt::DIRTY), Ordering::Release);
+        if anon {
+            rmap::page_add_new_anon_rmap(pgdat, page, index);
+            self.add_rss(MmCounter::AnonPages, 1);
+        } else {
+            rmap::page_add_file_rmap(pgdat, page, index);
+            self.add_rss(MmCounter::FilePages, 1);
+        }
+        slot.store(pte, Ordering::Release);
+        drop(ptl);
+        if file_read {
+            // No page cache: every file fault reads, a major fault.
+            pgdat.count_vm_event(VmEventItem::Pgmajfault);
+        }
         Ok(())
     }
 
+    /// Frees a page this fault allocated but did not map.
+    fn put_unmapped_page(&self, pfn: Pfn) {
+        // A bad page is reported by the allocator and leaked.
+        let _ = self.pgd.pgdat().put_page(pfn);
+    }
+
     /// Write to a present read-only pte of a writable VMA (Linux
-    /// `do_wp_page`).
+    /// `do_wp_page`). `raw` is the pte the fault saw; every change is made
+    /// under the page-table lock and only if the pte is still `raw`.
     fn do_wp_page(
         &self,
         slot: &AtomicU64,
@@ -228,135 +316,218 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         let old = leaf.phys.pfn();
         let prot = vm_get_page_prot(flags) | PgProt::DIRTY;
         let pgdat = self.pgd.pgdat();
-        let mut gather = TlbGather::for_mm(self.pgd.root());
-        gather.add_range(addr, addr + PAGE_SIZE);
-        if flags.contains(VmaFlags::SHARED) && old != self.zero_pfn {
-            // A shared page is written in place by every sharer (Linux
-            // `wp_page_shared`, which reuses through `wp_page_reuse`).
-            slot.store(self.encode(old, prot), Ordering::Release);
-            gather.finish(self.tlb, pgdat);
-            pgdat.count_vm_event(VmEventItem::Pgreuse);
-            return Ok(());
-        }
+        // The page being replaced, with a reference of ours taken under
+        // the lock while the pte still mapped it (Linux `folio_get` in
+        // `do_wp_page`): a racing fault may unmap and put it while we copy.
+        let mut old_page = None;
         if old != self.zero_pfn {
             let page = pgdat.pfn_to_page(old).ok_or(FaultError::Oom)?;
-            if page.refcount() == 1 {
-                // Only we hold it: reuse (Linux `wp_can_reuse_anon_folio`).
-                if !rmap::page_anon(page) {
+            let ptl = self.page_table_lock.lock();
+            if slot.load(Ordering::Acquire) != raw {
+                return Ok(());
+            }
+            // A shared page is written in place by every sharer (Linux
+            // `wp_page_shared`, which reuses through `wp_page_reuse`); a
+            // private one only we hold (refcount 1) is reused too (Linux
+            // `wp_can_reuse_anon_folio`). The refcount cannot rise under
+            // us: fork takes the mmap lock for writing, and another fault
+            // reaches the page only through this pte, under this lock.
+            if flags.contains(VmaFlags::SHARED) || page.refcount() == 1 {
+                if !flags.contains(VmaFlags::SHARED) && !rmap::page_anon(page) {
                     rmap::page_make_anon(pgdat, page, index);
                     self.add_rss(MmCounter::FilePages, -1);
                     self.add_rss(MmCounter::AnonPages, 1);
                 }
                 slot.store(self.encode(old, prot), Ordering::Release);
-                gather.finish(self.tlb, pgdat);
+                drop(ptl);
+                self.flush_one(addr);
                 pgdat.count_vm_event(VmEventItem::Pgreuse);
                 return Ok(());
             }
+            page.get();
+            old_page = Some(page);
         }
         // Copy (Linux `wp_page_copy`).
+        let result = self.wp_page_copy(slot, raw, old, prot, index, addr);
+        if old_page.is_some() {
+            self.put_unmapped_page(old);
+        }
+        result
+    }
+
+    /// The copying half of [`do_wp_page`](Self::do_wp_page): a new page
+    /// with `old`'s data (zeroed for the zero page) replaces it in the pte
+    /// if the pte is still `raw`. The caller holds a reference on `old`.
+    fn wp_page_copy(
+        &self,
+        slot: &AtomicU64,
+        raw: u64,
+        old: Pfn,
+        prot: PgProt,
+        index: u64,
+        addr: u64,
+    ) -> Result<(), FaultError> {
+        let pgdat = self.pgd.pgdat();
         let new = self.new_user_page(if old == self.zero_pfn { Gfp::ZERO } else { Gfp::empty() })?;
-        if old != self.zero_pfn {
-            let (src, dst) = (self.page_ptr(old)?, self.page_ptr(new)?);
-            // SAFETY: both are 4096-byte pages in the direct map, distinct
-            // since `new` was just allocated; `new` is mapped nowhere yet
-            // and `old` is only read, under the mmap lock.
-            unsafe { core::ptr::copy_nonoverlapping(src, dst, PAGE_SIZE as usize) };
+        let copied = if old == self.zero_pfn {
+            Ok(())
+        } else {
+            self.page_ptr(old).and_then(|src| Ok((src, self.page_ptr(new)?))).map(|(src, dst)| {
+                // SAFETY: both are 4096-byte pages in the direct map,
+                // distinct since `new` was just allocated; `new` is mapped
+                // nowhere yet, and `old` cannot be freed while the caller's
+                // reference holds it.
+                unsafe { core::ptr::copy_nonoverlapping(src, dst, PAGE_SIZE as usize) }
+            })
+        };
+        let page = match copied.and_then(|()| pgdat.pfn_to_page(new).ok_or(FaultError::Oom)) {
+            Ok(page) => page,
+            Err(e) => {
+                self.put_unmapped_page(new);
+                return Err(e);
+            }
+        };
+        let ptl = self.page_table_lock.lock();
+        if slot.load(Ordering::Acquire) != raw {
+            drop(ptl);
+            self.put_unmapped_page(new);
+            return Ok(());
         }
-        let page = pgdat.pfn_to_page(new).ok_or(FaultError::Oom)?;
         rmap::page_add_new_anon_rmap(pgdat, page, index);
-        if slot.compare_exchange(raw, self.encode(new, prot), Ordering::AcqRel, Ordering::Acquire).is_err() {
-            error!("do_wp_page: pte at {addr:#x} changed under the mmap lock");
-        }
-        gather.finish(self.tlb, pgdat);
         self.add_rss(MmCounter::AnonPages, 1);
-        if old != self.zero_pfn {
-            self.drop_mapped_page(old);
-        }
+        slot.store(self.encode(new, prot), Ordering::Release);
+        drop(ptl);
+        // The old page loses this mapping only after no TLB can still
+        // reach it through this pte.
+        self.flush_one(addr);
+        self.drop_mapped_page(old);
         Ok(())
+    }
+
+    /// Flushes the translation of the page at `addr` from every CPU that
+    /// may hold it.
+    fn flush_one(&self, addr: u64) {
+        let mut gather = TlbGather::for_mm(self.pgd.root());
+        gather.add_range(addr, addr + PAGE_SIZE);
+        gather.finish(self.tlb, self.pgd.pgdat());
     }
 
     /// Takes away one mapping of `pfn` (its pte is already cleared): rmap,
     /// RSS and the page reference (Linux `zap_present_ptes`' per-page part).
+    /// Only for a pte whose flush is done; a zap hands the reference to its
+    /// [`TlbGather`] instead ([`zap_mapped_page`](Self::zap_mapped_page)).
     fn drop_mapped_page(&self, pfn: Pfn) {
+        if self.zap_rmap(pfn) {
+            self.put_unmapped_page(pfn);
+        }
+    }
+
+    /// The rmap and RSS half of unmapping `pfn`; whether there is a page
+    /// reference to put (not for the zero page or a frame outside the
+    /// memory map).
+    fn zap_rmap(&self, pfn: Pfn) -> bool {
         if pfn == self.zero_pfn {
-            return;
+            return false;
         }
         let pgdat = self.pgd.pgdat();
         let Some(page) = pgdat.pfn_to_page(pfn) else {
             error!("zap: pte maps pfn {:#x} outside the memory map", pfn.as_u64());
-            return;
+            return false;
         };
         let counter = if rmap::page_anon(page) { MmCounter::AnonPages } else { MmCounter::FilePages };
         self.add_rss(counter, -1);
         rmap::page_remove_rmap(pgdat, page);
-        // A bad page is reported by the allocator and leaked.
-        let _ = pgdat.put_page(pfn);
+        true
     }
 
     /// Clears every pte of `[start, end)` and drops the pages (Linux
-    /// `zap_page_range_single`/`unmap_page_range`); flushes once.
+    /// `zap_page_range_single`/`unmap_page_range`): rmap and RSS at once,
+    /// the page references through the gather, after the flush (Linux
+    /// `zap_present_ptes` + `tlb_flush_mmu`). Flushes once per
+    /// [`GATHER_BATCH`] pages.
     pub(crate) fn zap_range(&mut self, range: UserRange) {
         let end = range.end().as_u64();
-        let mut victims: [Pfn; 64] = [Pfn::new(0); 64];
+        let mut gather = TlbGather::for_mm(self.pgd.root());
         let mut va = range.start().as_u64();
+        let fmt = self.pgd.format();
         while va < end {
-            // Collect up to 64 pages, then drop them: the walk borrows the
-            // page table, dropping needs `&mut self`.
-            let mut n = 0;
             let mut resume = end;
-            let mut gather = TlbGather::for_mm(self.pgd.root());
-            {
-                let fmt = self.pgd.format();
-                let _ = self.pgd.try_for_each_pte(va, end, &mut |addr, slot| {
-                    if n == victims.len() {
-                        resume = addr;
-                        return ControlFlow::Break(());
+            let _ = self.pgd.try_for_each_pte(va, end, &mut |addr, slot| {
+                if gather.full() {
+                    resume = addr;
+                    return ControlFlow::Break(());
+                }
+                let raw = slot.load(Ordering::Acquire);
+                if let Entry::Leaf(leaf) = fmt.decode(raw, Level::Pte) {
+                    slot.store(0, Ordering::Release);
+                    gather.add_range(addr, addr + PAGE_SIZE);
+                    let pfn = leaf.phys.pfn();
+                    if self.zap_rmap(pfn) {
+                        gather.remove_page(pfn);
                     }
-                    let raw = slot.load(Ordering::Acquire);
-                    if let Entry::Leaf(leaf) = fmt.decode(raw, Level::Pte) {
-                        slot.store(0, Ordering::Release);
-                        gather.add_range(addr, addr + PAGE_SIZE);
-                        victims[n] = leaf.phys.pfn();
-                        n += 1;
-                    }
-                    ControlFlow::Continue(())
-                });
-            }
-            gather.finish(self.tlb, self.pgd.pgdat());
-            for &pfn in &victims[..n] {
-                self.drop_mapped_page(pfn);
+                }
+                ControlFlow::Continue(())
+            });
+            if gather.full() {
+                gather.flush_mmu(self.tlb, self.pgd.pgdat());
             }
             va = resume;
         }
+        gather.finish(self.tlb, self.pgd.pgdat());
     }
 
     /// Rewrites the ptes of `[start, end)` for the VMA flags `flags`
     /// (Linux `change_pte_range`). Write permission is given back only to
     /// pages this address space holds alone; a shared (copy-on-write) page
     /// stays read-only until written.
+    ///
+    /// Each pte is rewritten with bit operations (Linux `pte_modify`): the
+    /// new protection's bits are encoded once, and the page descriptor is
+    /// read only where write permission is being given. One walk of the
+    /// upper levels per pte table.
     pub(crate) fn change_protection(&mut self, range: UserRange, flags: VmaFlags) {
         let (start, end) = (range.start().as_u64(), range.end().as_u64());
         let prot = vm_get_page_prot(flags);
-        let private = !flags.contains(VmaFlags::SHARED);
-        let mut gather = TlbGather::for_mm(self.pgd.root());
         let fmt = self.pgd.format();
+        let bits = |prot: PgProt| fmt.encode_leaf(Leaf { phys: crate::PhysAddr::new(0), prot, size: PageSize::Size4K });
+        let (new_bits, ro_bits) = (bits(prot), bits(prot - PgProt::WRITE));
+        let (keep, dirty) = (fmt.pte_chg_mask(), bits(PgProt::DIRTY) & fmt.pte_chg_mask());
+        // Private writable: only exclusive anonymous pages get write back.
+        let check_exclusive = !flags.contains(VmaFlags::SHARED) && prot.contains(PgProt::WRITE);
         let pgdat = self.pgd.pgdat();
         let zero = self.zero_pfn;
-        self.pgd.for_each_pte(start, end, &mut |addr, slot| {
-            let raw = slot.load(Ordering::Acquire);
-            let Entry::Leaf(leaf) = fmt.decode(raw, Level::Pte) else { return };
-            let pfn = leaf.phys.pfn();
-            let mut new = prot | (leaf.prot & PgProt::DIRTY);
-            let exclusive =
-                pfn != zero && pgdat.pfn_to_page(pfn).is_some_and(|p| p.refcount() == 1 && rmap::page_anon(p));
-            if private && !exclusive {
-                new -= PgProt::WRITE;
+        let mut gather = TlbGather::for_mm(self.pgd.root());
+        let mut va = start;
+        while va < end {
+            let table_end = ((va | (Level::Pmd.entry_size() - 1)) + 1).min(end);
+            if let Some(table) =
+                UserAddr::page_down(va).and_then(|a| self.pgd.pte_table(a.virt(), false).ok().flatten())
+            {
+                let first = Level::Pte.index(va);
+                let slots = &table[first..first + ((table_end - va) / PAGE_SIZE) as usize];
+                for (i, slot) in slots.iter().enumerate() {
+                    let raw = slot.load(Ordering::Acquire);
+                    if !fmt.pte_present(raw) {
+                        continue;
+                    }
+                    let mut new = (raw & keep) | new_bits;
+                    if check_exclusive {
+                        let pfn = crate::PhysAddr::new(raw & keep & !dirty).pfn();
+                        let exclusive = pfn != zero
+                            && pgdat.pfn_to_page(pfn).is_some_and(|p| p.refcount() == 1 && rmap::page_anon(p));
+                        if !exclusive {
+                            new = (raw & keep) | ro_bits;
+                        }
+                    }
+                    if new != raw {
+                        slot.store(new, Ordering::Release);
+                        let addr = va + i as u64 * PAGE_SIZE;
+                        gather.add_range(addr, addr + PAGE_SIZE);
+                    }
+                }
             }
-            if new != leaf.prot {
-                slot.store(fmt.encode_leaf(Leaf { prot: new, ..leaf }), Ordering::Release);
-                gather.add_range(addr, addr + PAGE_SIZE);
-            }
-        });
+            va = table_end;
+        }
         gather.finish(self.tlb, pgdat);
     }
 
@@ -476,7 +647,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
                         .and_then(|s| self.leaf(s.load(Ordering::Acquire)))
                         .is_some_and(|l| !write || l.prot.contains(PgProt::WRITE));
                     if !present {
-                        self.handle_mm_fault(addr.virt(), FaultAccess { write, exec: false })?;
+                        self.handle_mm_fault_exclusive(addr.virt(), FaultAccess { write, exec: false })?;
                     }
                 }
             }
@@ -505,13 +676,14 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     }
 
     /// Whether the page at `addr` is resident (Linux `mincore_pte_range`:
-    /// a present or protnone pte).
+    /// a present or protnone pte, or a migration entry).
     pub(crate) fn page_resident(&self, addr: UserAddr) -> bool {
-        self.pgd
-            .pte_offset(addr.virt(), false)
-            .ok()
-            .flatten()
-            .is_some_and(|s| self.leaf(s.load(Ordering::Acquire)).is_some())
+        let Some(slot) = self.pgd.pte_offset(addr.virt(), false).ok().flatten() else { return false };
+        match self.pgd.format().decode(slot.load(Ordering::Acquire), Level::Pte) {
+            Entry::Leaf(_) => true,
+            Entry::Swap(entry) => is_migration_entry(entry),
+            Entry::None | Entry::Table(_) => false,
+        }
     }
 
     /// The leaf mapping `addr`, if any (for reports and tests).

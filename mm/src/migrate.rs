@@ -6,9 +6,10 @@
 //!
 //! # How pages move
 //! [`migrate_pages`] takes the pages in batches of [`MIGRATE_BATCH`] and
-//! visits every address space once per batch (see [`MmWalk`]). Under the
-//! lock of each address space, for the batch's pages it maps (Linux
-//! `migrate_pages_batch`: unmap them all, flush, then move them all):
+//! visits every address space once per batch (see [`MmWalk`]), holding
+//! its mmap lock for reading, so faults on it go on meanwhile. For the
+//! batch's pages it maps (Linux `migrate_pages_batch`: unmap them all,
+//! flush, then move them all):
 //! 1. find the pte: the page's `index` is its linear page index, so in a
 //!    VMA covering it the address is `vm_start + ((index - vm_pgoff) <<
 //!    PAGE_SHIFT)` (Linux `vma_address`), and the pte there must map the
@@ -17,19 +18,26 @@
 //!    reserved or compound) of order 0, mapped by exactly one pte, and
 //!    holding no reference beyond the one that mapping implies (Linux's
 //!    expected refcount check in `folio_migrate_mapping`, which fails
-//!    with `-EAGAIN` when someone else holds the page); take a new page
-//!    from the [`MigrationTarget`] and clear the pte;
-//! 3. flush the cleared ptes from every CPU's TLB, one range for all of
-//!    this address space's pages in the batch
+//!    with `-EAGAIN` when someone else holds the page); lock it
+//!    ([`folio_trylock`](crate::filemap::folio_trylock): a page someone
+//!    else locked is left alone), take a new page from the
+//!    [`MigrationTarget`], and under the page-table lock, checking the
+//!    pte still maps the page and no fault took a reference, replace the
+//!    pte by a migration entry (Linux `try_to_migrate_one`);
+//! 3. flush the old ptes from every CPU's TLB, one range for all of this
+//!    address space's pages in the batch
 //!    ([`TlbFlush::flush_tlb_mm_range_all_cpus`](crate::arch::TlbFlush)),
 //!    so that the process, running on another CPU, can no longer write the
-//!    old pages (it faults and waits for the address-space lock, which we
-//!    hold); then check each refcount again (Linux `folio_ref_freeze`);
+//!    old pages (it faults, finds the migration entry, and waits for the
+//!    page lock); then check each refcount again (Linux
+//!    `folio_ref_freeze`);
 //! 4. per page, copy the data, move `mapping`, `index`, the state flags
 //!    and the mapcount to the new page (Linux `folio_migrate_mapping` and
-//!    `folio_migrate_flags`), install a pte for the new page with the old
-//!    pte's protection, dirty and accessed bits (Linux
-//!    `remove_migration_pte`), and free the old page.
+//!    `folio_migrate_flags`), turn the migration entry into a pte for the
+//!    new page with the old pte's protection, dirty and accessed bits
+//!    (Linux `remove_migration_pte`), unlock the old page (waking the
+//!    faults waiting on it) and free it. A page that fails gets its old
+//!    pte back and is unlocked.
 //!
 //! RSS and `nr_anon_pages`/`nr_mapped` do not change: one mapped page of
 //! the same kind replaces another. `pgmigrate_success` and
@@ -39,15 +47,16 @@
 //! never have isolated it.
 //!
 //! # Locking
-//! Lock order: address-space lock (Linux `mmap_lock`; the caller's
-//! [`MmWalk`] takes it, one address space at a time) -> zone lock and
-//! per-cpu list locks (the target taking new pages, freeing the old page).
-//! The page itself has no lock of its own: every path that changes a user
-//! page's mapping or takes a reference to it (faults, fork, zap, mprotect)
-//! holds that lock, so holding it stands in for Linux's folio lock. The
-//! address-space lock is held while waiting for every CPU's TLB flush, so
-//! a CPU must never wait for it with interrupts off unless it answers
-//! cross-CPU calls while it waits (see [`MmWalk`]).
+//! Lock order (Linux's, top of mm/rmap.c): mmap lock (read; the caller's
+//! [`MmWalk`] takes it, one address space at a time) -> page lock ->
+//! page-table lock -> zone lock and per-cpu list locks (the target taking
+//! new pages, freeing the old page). Everything that clears, copies or
+//! re-protects ptes (munmap, mprotect, fork, mremap) holds the mmap lock
+//! for writing, so it never meets a migration entry; faults, which hold it
+//! for reading, wait for the page lock when they do
+//! ([`FaultError::Retry`](crate::memory::FaultError::Retry)). The mmap lock
+//! is held while waiting for every CPU's TLB flush; the kernel's mmap lock
+//! sleeps with interrupts on, so a waiter still answers.
 //!
 //! # Differences from Linux
 //! - No `anon_vma`: a page's mapper is found by walking every address
@@ -55,13 +64,12 @@
 //!   (O(address spaces x VMAs) per page; Linux's `rmap_walk_anon` visits
 //!   only the VMAs on the page's `anon_vma`). An `anon_vma` would replace
 //!   the walk.
-//! - Only pages mapped by one pte move. Linux replaces every mapping of a
-//!   shared page (after fork) by a migration entry and waits in faults on
-//!   them (`migration_entry_wait`); we have no migration entries, so a
-//!   page mapped more than once fails with [`MigrateError::Shared`]. For
-//!   the same reason a batch's whole move in one address space happens
-//!   under its lock, where Linux unmaps, copies and remaps with only the
-//!   folios locked.
+//! - Only pages mapped by one pte move: a page shared after fork fails
+//!   with [`MigrateError::Shared`] (Linux replaces every mapping by a
+//!   migration entry, which the rmap walk makes cheap).
+//! - The page lock is only tried ([`MigrateError::Locked`]), as Linux's
+//!   asynchronous mode does; the new page is not locked, since nothing can
+//!   reach it before its pte is installed.
 //! - One flush per address space and batch, covering the span from its
 //!   lowest to its highest page of the batch (Linux unmaps a whole batch
 //!   with `TTU_BATCH_FLUSH` and flushes once for every address space,
@@ -75,12 +83,14 @@ use core::ops::ControlFlow;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE, Pfn, VirtAddr};
+use crate::arch::FolioWaitTable;
 use crate::mmap::MmStruct;
 use crate::page::Page;
 use crate::page_alloc::PgData;
 use crate::page_flags::PageFlags;
-use crate::pgtable::{Entry, Leaf, Level, PteFormat};
+use crate::pgtable::{Entry, Leaf, Level, PgProt, PteFormat};
 use crate::rmap;
+use crate::swapops::make_migration_entry;
 use crate::vma::VmaAlloc;
 use crate::vmstat::VmEventItem;
 
@@ -104,6 +114,9 @@ pub enum MigrateError {
     NotMapped,
     /// No free page to move it to (Linux `-ENOMEM` from `get_new_folio`).
     NoTarget,
+    /// Someone holds the page's lock (Linux `-EAGAIN` when
+    /// `folio_trylock` fails in an asynchronous mode).
+    Locked,
 }
 
 /// Pages [`migrate_pages`] unmaps, flushes and moves together in one
@@ -111,21 +124,18 @@ pub enum MigrateError {
 /// worth; here compaction's cluster, `COMPACT_CLUSTER_MAX`).
 pub const MIGRATE_BATCH: usize = 32;
 
-/// Every user address space, each visited with its lock held: how
-/// migration reaches a page's mappers without an `anon_vma` (see the module
-/// doc). The kernel walks its task list; host tests their address spaces.
-///
-/// Migration holds an address space's lock while it waits for every CPU
-/// to flush its TLB, and a CPU with interrupts off does not answer. So
-/// the kernel never takes an address-space lock with interrupts off except
-/// through `smp::spin_lock_serving_calls`, which answers cross-CPU calls
-/// while it spins (a kernel-mode page fault on a user address is the one
-/// such path); anywhere else, waiting for the lock with interrupts off
-/// while its holder waits for this CPU's flush would deadlock.
+/// Every user address space, each visited with its mmap lock held for
+/// reading: how migration reaches a page's mappers without an `anon_vma`
+/// (see the module doc). The kernel walks its task list; host tests their
+/// address spaces.
 pub trait MmWalk<'a, F: PteFormat + 'a, A: VmaAlloc> {
-    /// Calls `f` on each address space, with its lock held for the call,
-    /// until `f` breaks.
-    fn for_each_mm(&self, f: &mut dyn FnMut(&mut MmStruct<'a, F, A>) -> ControlFlow<()>);
+    /// Calls `f` on each address space, with its mmap lock held for
+    /// reading for the call, until `f` breaks.
+    fn for_each_mm(&self, f: &mut dyn FnMut(&MmStruct<'a, F, A>) -> ControlFlow<()>);
+
+    /// Where tasks wait for the pages migration locks (faults that meet a
+    /// migration entry), woken when it unlocks them.
+    fn folio_waits(&self) -> &dyn FolioWaitTable;
 
     /// Called by compaction's migrate scanner before each pageblock, with
     /// no lock held: where a kernel without preemption reschedules (Linux
@@ -207,8 +217,9 @@ pub fn migrate_pages<'a, F: PteFormat + 'a, A: VmaAlloc>(
         let mut outcome = [Err(MigrateError::NotMapped); MIGRATE_BATCH];
         let outcome = &mut outcome[..batch.len()];
         let mut out_of_targets = false;
+        let waits = mms.folio_waits();
         mms.for_each_mm(&mut |mm| {
-            out_of_targets = mm.migrate_batch_locked(batch, outcome, target);
+            out_of_targets = mm.migrate_batch(batch, outcome, target, waits);
             if out_of_targets || !outcome.contains(&Err(MigrateError::NotMapped)) {
                 ControlFlow::Break(())
             } else {
@@ -240,10 +251,8 @@ struct Unmapped<'t> {
     i: usize,
     new: Pfn,
     slot: &'t AtomicU64,
-    /// The pte before it was cleared.
+    /// The pte before the migration entry replaced it.
     raw: u64,
-    /// What that pte mapped when it was found.
-    leaf: Leaf,
 }
 
 /// A caller's one page as a [`MigrationTarget`].
@@ -300,13 +309,14 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
     /// Moves the page `old`, if this address space maps it, to `new`, an
     /// order-0 page holding one reference and nothing else (Linux
     /// `migrate_folio_unmap` + `migrate_folio_move` for one mapping). The
-    /// caller holds this address space's lock. On success `old` is freed
-    /// and `new` is mapped in its place; on failure nothing changed and
-    /// `new` is still the caller's. [`MigrateError::NotMapped`] means this
-    /// address space does not map `old`.
-    pub fn migrate_page_locked(&mut self, old: Pfn, new: Pfn) -> Result<(), MigrateError> {
+    /// caller holds this address space's mmap lock for reading. On success
+    /// `old` is freed and `new` is mapped in its place; on failure nothing
+    /// changed and `new` is still the caller's.
+    /// [`MigrateError::NotMapped`] means this address space does not map
+    /// `old`.
+    pub fn migrate_page(&self, old: Pfn, new: Pfn, waits: &dyn FolioWaitTable) -> Result<(), MigrateError> {
         let mut outcome = [Err(MigrateError::NotMapped)];
-        self.migrate_batch_locked(&[old], &mut outcome, &mut GivenPage(Some(new)));
+        self.migrate_batch(&[old], &mut outcome, &mut GivenPage(Some(new)), waits);
         outcome[0]
     }
 
@@ -314,69 +324,129 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
     /// `outcome` is still [`MigrateError::NotMapped`] (no address space
     /// claimed them yet), recording each one's outcome; the others are
     /// left as they are. New pages come from `target`, and the unused go
-    /// back to it. The caller holds this address space's lock. Returns
-    /// true if `target` ran out (the page that found none is
-    /// [`MigrateError::NoTarget`], later ones untried).
-    fn migrate_batch_locked(
-        &mut self,
+    /// back to it. The caller holds this address space's mmap lock for
+    /// reading. Returns true if `target` ran out (the page that found none
+    /// is [`MigrateError::NoTarget`], later ones untried).
+    fn migrate_batch(
+        &self,
         batch: &[Pfn],
         outcome: &mut [Result<(), MigrateError>],
         target: &mut dyn MigrationTarget,
+        waits: &dyn FolioWaitTable,
     ) -> bool {
         debug_assert!(batch.len() <= MIGRATE_BATCH && outcome.len() == batch.len());
         let pgdat = self.pgd.pgdat();
         let mut unmapped: [Option<Unmapped<'_>>; MIGRATE_BATCH] = [const { None }; MIGRATE_BATCH];
         let (mut n, mut lo, mut hi) = (0, u64::MAX, 0);
         let mut out_of_targets = false;
-        // Linux `migrate_folio_unmap` -> `try_to_migrate_one`: clear every
-        // pte first. The value swapped out carries the dirty and accessed
-        // bits every CPU set until the flush below (a CPU sets them through
-        // a page walk, which now finds no pte).
+        // Linux `migrate_folio_unmap` -> `try_to_migrate_one`: lock each
+        // page and replace its pte by a migration entry first. The value
+        // swapped out carries the dirty and accessed bits every CPU set
+        // until the flush below (a CPU sets them through a page walk, which
+        // now finds no present pte).
         for (i, &old) in batch.iter().enumerate().take(MIGRATE_BATCH) {
             if outcome[i] != Err(MigrateError::NotMapped) {
                 continue;
             }
-            let (addr, slot, leaf) = match self.migrate_check(old) {
-                Ok(found) => found,
+            match self.migrate_unmap(old, target) {
+                Ok((addr, u)) => {
+                    unmapped[n] = Some(Unmapped { i, ..u });
+                    n += 1;
+                    (lo, hi) = (lo.min(addr), hi.max(addr));
+                }
                 Err(e) => {
                     outcome[i] = Err(e);
-                    continue;
+                    if e == MigrateError::NoTarget {
+                        out_of_targets = true;
+                        break;
+                    }
                 }
-            };
-            let Some(new) = target.alloc() else {
-                outcome[i] = Err(MigrateError::NoTarget);
-                out_of_targets = true;
-                break;
-            };
-            if pgdat.page_address(old).is_none() || pgdat.page_address(new).is_none() {
-                target.free(new);
-                outcome[i] = Err(MigrateError::NotMovable);
-                continue;
             }
-            let raw = slot.swap(0, Ordering::AcqRel);
-            unmapped[n] = Some(Unmapped { i, new, slot, raw, leaf });
-            n += 1;
-            (lo, hi) = (lo.min(addr), hi.max(addr));
         }
         if n == 0 {
             return out_of_targets;
         }
         self.tlb.flush_tlb_mm_range_all_cpus(self.pgd.root(), VirtAddr::expect_canonical(lo), hi - lo + PAGE_SIZE);
         for u in unmapped.iter().take(n).flatten() {
-            outcome[u.i] = self.migrate_unmapped_locked(batch[u.i], u);
+            let old = batch[u.i];
+            outcome[u.i] = self.migrate_move(old, u);
             if outcome[u.i].is_err() {
-                // Put the pte back as it was and return the unused page.
+                // Put the pte back as it was (Linux
+                // `remove_migration_ptes(src, src)`) and return the unused
+                // page.
+                let _ptl = self.page_table_lock.lock();
                 u.slot.store(u.raw, Ordering::Release);
+            }
+            if let Some(page) = pgdat.pfn_to_page(old) {
+                crate::filemap::folio_unlock(page, old, waits);
+            }
+            if outcome[u.i].is_ok() {
+                // A bad page is reported by the allocator and leaked.
+                let _ = pgdat.put_page(old);
+            } else {
                 target.free(u.new);
             }
         }
         out_of_targets
     }
 
-    /// Moves `old`, whose pte `u` cleared and every CPU flushed, to
-    /// `u.new` (Linux `migrate_folio_move`). On failure the caller puts
-    /// the pte back.
-    fn migrate_unmapped_locked(&self, old: Pfn, u: &Unmapped<'_>) -> Result<(), MigrateError> {
+    /// Locks `old` and replaces the pte that maps it here by a migration
+    /// entry, taking a new page from `target` (the first half of Linux
+    /// `migrate_folio_unmap`). Returns the address and the page's state
+    /// for the move; on error nothing changed (the new page went back).
+    fn migrate_unmap(&self, old: Pfn, target: &mut dyn MigrationTarget) -> Result<(u64, Unmapped<'_>), MigrateError> {
+        let (pgdat, fmt) = (self.pgd.pgdat(), self.pgd.format());
+        let (addr, slot, leaf) = self.migrate_check(old)?;
+        let page = pgdat.pfn_to_page(old).ok_or(MigrateError::NotMovable)?;
+        if pgdat.page_address(old).is_none() {
+            return Err(MigrateError::NotMovable);
+        }
+        // Linux `migrate_folio_unmap` in an asynchronous mode: a page
+        // someone else has locked is left for a later run.
+        if !crate::filemap::folio_trylock(page) {
+            return Err(MigrateError::Locked);
+        }
+        let fail = |e| {
+            // Nobody can have waited for the lock: no migration entry was
+            // installed.
+            page.clear_unlock(PageFlags::LOCKED);
+            Err(e)
+        };
+        let Some(new) = target.alloc() else { return fail(MigrateError::NoTarget) };
+        if pgdat.page_address(new).is_none() {
+            target.free(new);
+            return fail(MigrateError::NotMovable);
+        }
+        let ptl = self.page_table_lock.lock();
+        // A fault may have changed the pte, or taken a reference to copy
+        // the page, since the unlocked check.
+        if !self.same_page(slot, old) {
+            drop(ptl);
+            target.free(new);
+            return fail(MigrateError::NotMapped);
+        }
+        if page.refcount() != 1 || page.mapcount() != 1 {
+            drop(ptl);
+            target.free(new);
+            return fail(MigrateError::Pinned);
+        }
+        let entry = make_migration_entry(old, leaf.prot.contains(PgProt::WRITE));
+        let raw = slot.swap(fmt.encode_swp(entry), Ordering::AcqRel);
+        drop(ptl);
+        Ok((addr, Unmapped { i: 0, new, slot, raw }))
+    }
+
+    /// Whether `slot` still maps `old` (with whatever bits).
+    fn same_page(&self, slot: &AtomicU64, old: Pfn) -> bool {
+        matches!(self.pgd.format().decode(slot.load(Ordering::Acquire), Level::Pte), Entry::Leaf(l) if l.phys.pfn() == old)
+    }
+
+    /// Moves `old`, whose pte `u` replaced by a migration entry and every
+    /// CPU flushed, to `u.new` (Linux `migrate_folio_move`): copies it,
+    /// moves its state and installs the new page's pte. On failure nothing
+    /// was installed and the caller puts the old pte back. `old` stays
+    /// locked and referenced; the caller unlocks and puts it.
+    fn migrate_move(&self, old: Pfn, u: &Unmapped<'_>) -> Result<(), MigrateError> {
         let (pgdat, fmt) = (self.pgd.pgdat(), self.pgd.format());
         let (Some(page), Some(newpage)) = (pgdat.pfn_to_page(old), pgdat.pfn_to_page(u.new)) else {
             return Err(MigrateError::NotMovable);
@@ -384,29 +454,31 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
         let (Some(src), Some(dst)) = (pgdat.page_address(old), pgdat.page_address(u.new)) else {
             return Err(MigrateError::NotMovable);
         };
-        let leaf = match fmt.decode(u.raw, Level::Pte) {
-            Entry::Leaf(now) if now.phys == u.leaf.phys => now,
-            // Cannot happen under the lock.
-            _ => return Err(MigrateError::NotMapped),
-        };
-        // Linux `folio_ref_freeze`: no reference was taken meanwhile.
+        let Entry::Leaf(leaf) = fmt.decode(u.raw, Level::Pte) else { return Err(MigrateError::NotMapped) };
+        // Linux `folio_ref_freeze`: no reference was taken meanwhile (a
+        // fault takes one only through a present pte, under the lock).
         if page.refcount() != 1 {
             return Err(MigrateError::Pinned);
         }
         // Linux `folio_copy`.
         // SAFETY: both are distinct 4096-byte pages of the direct map
         // (`PhysMemory` keeps them mapped read-write). `new` was handed to
-        // migration and is mapped nowhere; `old` is mapped by no pte any
-        // more and no CPU holds a translation for it (cleared and flushed
-        // by the caller), and every other user of it holds the
-        // address-space lock we hold, so nothing writes either page during
+        // migration and is mapped nowhere; `old` is mapped by no present
+        // pte any more (its one pte is a migration entry) and no CPU holds
+        // a translation for it (flushed by the caller), and its one
+        // reference is its mapping's, so nothing writes either page during
         // the copy.
         unsafe { core::ptr::copy_nonoverlapping(src.as_mut_ptr::<u8>(), dst.as_mut_ptr::<u8>(), PAGE_SIZE as usize) };
         newpage.set_mapping(page.mapping());
         newpage.set_index(page.index());
         newpage.set(page.flags() & MIGRATE_FLAGS);
         newpage.inc_mapcount();
-        u.slot.store(fmt.encode_leaf(Leaf { phys: u.new.phys(), ..leaf }), Ordering::Release);
+        {
+            // Linux `remove_migration_pte`: the migration entry becomes the
+            // new page's pte, with the old pte's protection and bits.
+            let _ptl = self.page_table_lock.lock();
+            u.slot.store(fmt.encode_leaf(Leaf { phys: u.new.phys(), ..leaf }), Ordering::Release);
+        }
         // The old page leaves its mapping without touching the mapped-page
         // counters: the new page took its place in them.
         page.dec_mapcount();
@@ -414,8 +486,6 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
         if rmap::page_anon(page) {
             page.set_mapping(0);
         }
-        // A bad page is reported by the allocator and leaked.
-        let _ = pgdat.put_page(old);
         Ok(())
     }
 }

@@ -33,8 +33,8 @@
 //! - `total_vm` is kept; `locked_vm` and `data_vm` are counted from the
 //!   VMAs when a limit is checked (Linux keeps them as counters).
 
-use core::cell::Cell;
 use core::fmt::{self, Write as _};
+use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use uapi::errno::Errno;
 use uapi::mman::*;
@@ -120,8 +120,15 @@ pub struct MmStruct<'a, F: PteFormat, A: VmaAlloc> {
     pub(crate) vmas: VmaTree<A>,
     pub(crate) tlb: &'a dyn TlbFlush,
     pub(crate) zero_pfn: Pfn,
-    rss: [Cell<i64>; 2],
-    hiwater_rss: Cell<u64>,
+    /// Serialises changes of present ptes made under a read hold of the
+    /// mmap lock: concurrent faults install under it after checking the
+    /// pte they decided on is still there (Linux `mm->page_table_lock`,
+    /// one lock for the whole space as Linux without split pte locks).
+    /// A spin lock held only for the install, never across an allocation
+    /// or a sleep, and never taken in interrupt context.
+    pub(crate) page_table_lock: spin::Mutex<()>,
+    rss: [AtomicI64; 2],
+    hiwater_rss: AtomicU64,
     /// Where top-down mmap searches start (Linux `mmap_base`).
     pub mmap_base: u64,
     /// Program layout (Linux `start_code` .. `env_end`).
@@ -164,7 +171,7 @@ pub(crate) fn vma_err(e: VmaError) -> Errno {
 fn fault_err(e: FaultError) -> Errno {
     match e {
         FaultError::Oom => Errno::ENOMEM,
-        FaultError::MapErr | FaultError::AccErr => Errno::EFAULT,
+        FaultError::MapErr | FaultError::AccErr | FaultError::ExpandStack | FaultError::Retry(_) => Errno::EFAULT,
     }
 }
 
@@ -242,8 +249,9 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             vmas: VmaTree::new(alloc),
             tlb,
             zero_pfn,
-            rss: [Cell::new(0), Cell::new(0)],
-            hiwater_rss: Cell::new(0),
+            page_table_lock: spin::Mutex::new(()),
+            rss: [AtomicI64::new(0), AtomicI64::new(0)],
+            hiwater_rss: AtomicU64::new(0),
             mmap_base: mmap_base(MmLimits::init().stack.rlim_cur),
             layout: MmLayout::default(),
             def_flags: VmaFlags::empty(),
@@ -271,19 +279,18 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     }
 
     pub(crate) fn add_rss(&self, counter: MmCounter, delta: i64) {
-        let c = &self.rss[counter as usize];
-        c.set(c.get() + delta);
-        self.hiwater_rss.set(self.hiwater_rss.get().max(self.rss_pages()));
+        self.rss[counter as usize].fetch_add(delta, Ordering::Relaxed);
+        self.hiwater_rss.fetch_max(self.rss_pages(), Ordering::Relaxed);
     }
 
     /// Resident pages of one kind (Linux `get_mm_counter`).
     pub fn counter(&self, counter: MmCounter) -> u64 {
-        self.rss[counter as usize].get().max(0) as u64
+        self.rss[counter as usize].load(Ordering::Relaxed).max(0) as u64
     }
 
     /// Peak resident pages (Linux `hiwater_rss`, VmHWM).
     pub fn hiwater_rss(&self) -> u64 {
-        self.hiwater_rss.get()
+        self.hiwater_rss.load(Ordering::Relaxed)
     }
 
     /// Resident pages (Linux `get_mm_rss`).

@@ -34,7 +34,9 @@
 //!   `put_page` can free a non-compound block.
 
 use core::fmt;
-use core::sync::atomic::{AtomicI32, AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{
+    AtomicI32, AtomicU8, AtomicU32, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 
 use crate::addr::Pfn;
 use crate::mmzone::{MigrateType, ZoneType};
@@ -110,6 +112,19 @@ impl Page {
     /// Clears `flags` atomically (Linux `ClearPageX`).
     pub fn clear(&self, flags: PageFlags) {
         self.flags.fetch_and(!flags.bits(), Relaxed);
+    }
+
+    /// Sets `flags` and says whether any was set before, with acquire
+    /// ordering (Linux `test_and_set_bit_lock`, what `folio_trylock` is).
+    pub(crate) fn test_and_set_lock(&self, flags: PageFlags) -> bool {
+        self.flags.fetch_or(flags.bits(), Acquire) & flags.bits() != 0
+    }
+
+    /// Clears `flags` with release ordering and returns the flags before
+    /// (Linux `clear_bit_unlock` with the `PG_waiters` test of
+    /// `folio_unlock`).
+    pub(crate) fn clear_unlock(&self, flags: PageFlags) -> PageFlags {
+        PageFlags::from_bits_retain(self.flags.fetch_and(!flags.bits(), Release))
     }
 
     /// Replaces all flags.
@@ -371,11 +386,6 @@ mod tests {
 
     fn pages(n: usize) -> Vec<Page> {
         (0..n).map(|_| Page::new_reserved(ZoneType::Dma32)).collect()
-    }
-
-    #[test]
-    fn page_is_48_bytes() {
-        assert_eq!(core::mem::size_of::<Page>(), 48);
     }
 
     #[test]

@@ -1101,9 +1101,9 @@ impl<'a> PgData<'a> {
     /// Takes the zone lock of `pfn`'s zone with interrupts off on this CPU
     /// (Linux `spin_lock_irqsave(&zone->lock)` in
     /// `isolate_freepages_block`), and no per-cpu list lock; the caller
-    /// holds neither. It may hold an address-space lock (compaction's
-    /// target allocation runs under the lock of the address space whose
-    /// pages it moves).
+    /// holds neither. It may hold an mmap lock (compaction's target
+    /// allocation runs under the lock of the address space whose pages it
+    /// moves).
     pub(crate) fn isolate_free_page(&self, pfn: Pfn) -> Option<u32> {
         let page = self.mem_map.pfn_to_page(pfn)?;
         let zone = self.zone(page.zone());

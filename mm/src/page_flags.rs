@@ -59,6 +59,9 @@ bitflags! {
         const TABLE = 1 << 18;
         /// A tail page of a compound page (Linux: `compound_head` bit 0).
         const TAIL = 1 << 19;
+        /// `PG_waiters`: a task sleeps for this page's lock to go, so
+        /// unlocking must wake the page's wait queue.
+        const WAITERS = 1 << 20;
     }
 }
 

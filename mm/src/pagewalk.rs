@@ -57,7 +57,8 @@ fn walk_level<F: PteFormat>(
     let size = level.entry_size();
     for (index, va, entry_end) in entry_ranges(level, start, end) {
         match pt.format().decode(entries[index].load(Ordering::Acquire), level) {
-            Entry::None => ops.hole(va, entry_end, level)?,
+            // A swap entry maps nothing the walker could reach.
+            Entry::None | Entry::Swap(_) => ops.hole(va, entry_end, level)?,
             Entry::Leaf(leaf) => {
                 let offset = va & (size - 1);
                 ops.leaf(va, entry_end, Leaf { phys: PhysAddr::new(leaf.phys.as_u64() + offset), ..leaf })?;

@@ -29,8 +29,9 @@
 //!
 //! Invalidation is batched in a [`TlbGather`] (Linux `struct mmu_gather`):
 //! operations record the ranges whose translations went away or lost
-//! rights, and the tables they unhooked; [`TlbGather::finish`] flushes once
-//! and only then frees the tables, so no CPU can walk a freed table.
+//! rights, the tables they unhooked and the pages whose ptes they cleared;
+//! [`TlbGather::finish`] flushes once and only then frees the tables and
+//! puts the pages, so no CPU can walk a freed table or write a freed page.
 //!
 //! Concurrency: installing a table into an empty entry is a compare-and-swap
 //! (a racing installer frees its own table and uses the winner's, as Linux's
@@ -57,6 +58,7 @@ use crate::gfp::{GFP_KERNEL, Gfp};
 use crate::list::PageList;
 use crate::page_alloc::PgData;
 use crate::page_flags::PageFlags;
+use crate::swapops::SwpEntry;
 use crate::vmstat::NodeStatItem;
 
 /// Entries per table at every level (Linux `PTRS_PER_PTE` and friends).
@@ -226,6 +228,10 @@ pub enum Entry {
     Table(PhysAddr),
     /// Maps memory (Linux `pte_present`, `pmd_leaf`, `pud_leaf`).
     Leaf(Leaf),
+    /// A non-present pte that is not empty: a swap entry (Linux
+    /// `is_swap_pte`), for now only migration entries. Only at the pte
+    /// level.
+    Swap(SwpEntry),
 }
 
 /// The hardware encoding of entries: the arch boundary of the page-table
@@ -238,9 +244,30 @@ pub trait PteFormat: Sync {
     /// right (the leaf decides), and `user` ones allow user mode through.
     fn encode_table(&self, table: PhysAddr, user: bool) -> u64;
 
+    /// Encodes a swap entry as a non-present pte (Linux `swp_entry_to_pte`).
+    fn encode_swp(&self, entry: SwpEntry) -> u64;
+
+    /// Whether the pte `raw` maps a page, present or protnone (Linux
+    /// `pte_present`, which counts `_PAGE_PROTNONE` as present).
+    fn pte_present(&self, raw: u64) -> bool;
+
+    /// The bits of a pte that survive a protection change: the frame and
+    /// the dirty bit (Linux `_PAGE_CHG_MASK`). `pte_modify` is then
+    /// `(raw & pte_chg_mask()) | encode_leaf` of the new protection at
+    /// frame 0, which callers rewriting many ptes compute once.
+    fn pte_chg_mask(&self) -> u64;
+
     /// Decodes an entry found at `level`.
     fn decode(&self, raw: u64, level: Level) -> Entry;
 }
+
+/// Bits of an x86_64 swap pte's type field, at the top of the entry
+/// (Linux `SWP_TYPE_BITS`; arch/x86/include/asm/pgtable_64.h).
+const X86_SWP_TYPE_BITS: u32 = crate::swapops::MAX_SWAPFILES_SHIFT;
+/// The offset starts above the protnone bit (Linux `SWP_OFFSET_FIRST_BIT`)
+/// and is stored inverted, so that a swap pte never points at real memory
+/// for a speculative L1TF access (Linux's `__swp_entry`).
+const X86_SWP_OFFSET_SHIFT: u32 = 9 + X86_SWP_TYPE_BITS;
 
 /// x86_64 4-level entries (SDM vol. 3 section 4.5; Linux `_PAGE_BIT_*`).
 #[derive(Clone, Copy, Debug)]
@@ -306,10 +333,30 @@ impl PteFormat for X86PteFormat {
         if user { raw | X86_USER } else { raw }
     }
 
+    fn pte_present(&self, raw: u64) -> bool {
+        raw & X86_PRESENT != 0 || raw & (X86_PRESENT | X86_GLOBAL) == X86_GLOBAL
+    }
+
+    fn pte_chg_mask(&self) -> u64 {
+        X86_ADDR_MASK | X86_DIRTY
+    }
+
+    fn encode_swp(&self, entry: SwpEntry) -> u64 {
+        (!entry.offset() << X86_SWP_OFFSET_SHIFT >> X86_SWP_TYPE_BITS)
+            | (u64::from(entry.ty()) << (64 - X86_SWP_TYPE_BITS))
+    }
+
     fn decode(&self, raw: u64, level: Level) -> Entry {
         let protnone = raw & (X86_PRESENT | X86_GLOBAL) == X86_GLOBAL && level == Level::Pte;
         if raw & X86_PRESENT == 0 && !protnone {
-            return Entry::None;
+            // Linux `pte_none` ignores the accessed and dirty bits, which
+            // some CPUs set in non-present entries (`_PAGE_KNL_ERRATUM_MASK`).
+            if raw & !(X86_ACCESSED | X86_DIRTY) == 0 || level != Level::Pte {
+                return Entry::None;
+            }
+            let ty = (raw >> (64 - X86_SWP_TYPE_BITS)) as u32;
+            let offset = !raw << X86_SWP_TYPE_BITS >> X86_SWP_OFFSET_SHIFT;
+            return Entry::Swap(SwpEntry::new(ty, offset));
         }
         let size = match level {
             Level::Pte => PageSize::Size4K,
@@ -366,17 +413,26 @@ pub enum FreeTables {
     Yes,
 }
 
-/// Pending TLB invalidation and table frees (Linux `struct mmu_gather`).
+/// Pages a [`TlbGather`] holds before it must flush (Linux
+/// `MAX_GATHER_BATCH`, there a page of pointers).
+pub const GATHER_BATCH: usize = 64;
+
+/// Pending TLB invalidation, table frees and page puts (Linux `struct
+/// mmu_gather`).
 ///
 /// Must be [`finish`](TlbGather::finish)ed: dropping one that still holds
-/// work logs an error and leaks the tables, because freeing them unflushed
-/// could let a CPU walk a reused page.
+/// work logs an error and leaks the tables and pages, because freeing them
+/// unflushed could let a CPU walk a reused table or write a reused page.
 #[must_use = "a TlbGather must be finished to flush the TLB and free tables"]
 #[derive(Debug)]
 pub struct TlbGather {
     start: u64,
     end: u64,
     tables: PageList,
+    /// References to pages whose ptes were cleared, put after the flush
+    /// (Linux's `mmu_gather_batch`).
+    pages: [Pfn; GATHER_BATCH],
+    nr_pages: usize,
     /// The user address space flushed, or `None` for kernel mappings.
     mm_root: Option<PhysAddr>,
 }
@@ -390,13 +446,24 @@ impl Default for TlbGather {
 impl TlbGather {
     /// Nothing to flush yet (Linux `tlb_gather_mmu`).
     pub const fn new() -> Self {
-        TlbGather { start: u64::MAX, end: 0, tables: PageList::new(), mm_root: None }
+        TlbGather::with_root(None)
+    }
+
+    const fn with_root(mm_root: Option<PhysAddr>) -> Self {
+        TlbGather {
+            start: u64::MAX,
+            end: 0,
+            tables: PageList::new(),
+            pages: [Pfn::new(0); GATHER_BATCH],
+            nr_pages: 0,
+            mm_root,
+        }
     }
 
     /// Nothing to flush yet in the user address space with root `root`
     /// (Linux `tlb_gather_mmu(tlb, mm)`).
     pub const fn for_mm(root: PhysAddr) -> Self {
-        TlbGather { start: u64::MAX, end: 0, tables: PageList::new(), mm_root: Some(root) }
+        TlbGather::with_root(Some(root))
     }
 
     /// Records that translations of `[start, end)` must be invalidated
@@ -416,9 +483,26 @@ impl TlbGather {
         self.tables.len()
     }
 
-    /// Flushes the recorded range, then frees the unhooked tables (Linux
-    /// `tlb_finish_mmu`).
-    pub fn finish(mut self, tlb: &dyn TlbFlush, pgdat: &PgData<'_>) {
+    /// Takes over a reference to `pfn`, whose pte the caller cleared and
+    /// recorded with [`add_range`](Self::add_range), to put it after the
+    /// flush (Linux `__tlb_remove_page`). The caller must
+    /// [`flush_mmu`](Self::flush_mmu) first when [`full`](Self::full).
+    pub fn remove_page(&mut self, pfn: Pfn) {
+        debug_assert!(!self.full(), "TlbGather::remove_page on a full batch");
+        if let Some(slot) = self.pages.get_mut(self.nr_pages) {
+            *slot = pfn;
+            self.nr_pages += 1;
+        }
+    }
+
+    /// Whether the page batch is full.
+    pub fn full(&self) -> bool {
+        self.nr_pages == GATHER_BATCH
+    }
+
+    /// Flushes the recorded range, then frees the unhooked tables and puts
+    /// the pages (Linux `tlb_flush_mmu`); the gather stays usable.
+    pub fn flush_mmu(&mut self, tlb: &dyn TlbFlush, pgdat: &PgData<'_>) {
         if let Some((start, end)) = self.range()
             && let Some(start) = VirtAddr::new(start)
         {
@@ -430,19 +514,30 @@ impl TlbGather {
         while let Some(pfn) = self.tables.pop_front(pgdat.mem_map()) {
             free_table(pgdat, pfn);
         }
+        for &pfn in &self.pages[..self.nr_pages] {
+            // A bad page is reported by the allocator and leaked.
+            let _ = pgdat.put_page(pfn);
+        }
+        self.nr_pages = 0;
         self.start = u64::MAX;
         self.end = 0;
+    }
+
+    /// Flushes, frees and puts what is pending (Linux `tlb_finish_mmu`).
+    pub fn finish(mut self, tlb: &dyn TlbFlush, pgdat: &PgData<'_>) {
+        self.flush_mmu(tlb, pgdat);
     }
 }
 
 impl TlbGather {
     /// Hands the pending flush to the caller instead of doing it (Linux's
     /// lazy vunmap: cleared kernel entries are flushed later, in one batch
-    /// with others). Returns the range to flush, or gives the gather back
-    /// when it holds tables, which must not be freed before a flush.
-    pub fn defer_flush(mut self) -> Result<Option<(u64, u64)>, TlbGather> {
-        if !self.tables.is_empty() {
-            return Err(self);
+    /// with others), leaving the gather empty. Returns the range to flush,
+    /// or [`MustFlush`] (the gather unchanged) when it holds tables or
+    /// pages, which must not be freed before a flush: finish it then.
+    pub fn defer_flush(&mut self) -> Result<Option<(u64, u64)>, MustFlush> {
+        if !self.tables.is_empty() || self.nr_pages != 0 {
+            return Err(MustFlush);
         }
         let range = self.range();
         self.start = u64::MAX;
@@ -451,14 +546,20 @@ impl TlbGather {
     }
 }
 
+/// [`TlbGather::defer_flush`] refused: the gather holds frees that wait
+/// for its flush.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MustFlush;
+
 impl Drop for TlbGather {
     fn drop(&mut self) {
-        if self.range().is_some() || !self.tables.is_empty() {
+        if self.range().is_some() || !self.tables.is_empty() || self.nr_pages != 0 {
             error!(
-                "TlbGather dropped unfinished: range {:#x}-{:#x} not flushed, {} page tables leaked",
+                "TlbGather dropped unfinished: range {:#x}-{:#x} not flushed, {} page tables and {} pages leaked",
                 self.start,
                 self.end,
-                self.tables.len()
+                self.tables.len(),
+                self.nr_pages
             );
         }
     }
@@ -712,7 +813,9 @@ impl<'a, F: PteFormat> PageTable<'a, F> {
                 let lower = level.lower().ok_or(PgtableError::AlreadyMapped(VirtAddr::expect_canonical(va)))?;
                 let next_table = match self.fmt.decode(current, level) {
                     Entry::Table(t) => t,
-                    Entry::Leaf(_) => return Err(PgtableError::AlreadyMapped(VirtAddr::expect_canonical(va))),
+                    Entry::Leaf(_) | Entry::Swap(_) => {
+                        return Err(PgtableError::AlreadyMapped(VirtAddr::expect_canonical(va)));
+                    }
                     Entry::None => self.populate(slot, level, va)?,
                 };
                 self.map_level(next_table, lower, va, entry_end, args, gather)?;
@@ -754,7 +857,7 @@ impl<'a, F: PteFormat> PageTable<'a, F> {
         let Some(lower) = level.lower() else { return true };
         self.table(table).iter().all(|e| match self.fmt.decode(e.load(Ordering::Acquire), lower) {
             Entry::None => true,
-            Entry::Leaf(_) => false,
+            Entry::Leaf(_) | Entry::Swap(_) => false,
             Entry::Table(t) => self.maps_nothing(t, lower),
         })
     }
@@ -914,7 +1017,10 @@ impl<'a, F: PteFormat> PageTable<'a, F> {
             let slot = &entries[index];
             let whole = va.is_multiple_of(size) && entry_end - va == size;
             let lower_table = match (self.fmt.decode(slot.load(Ordering::Acquire), level), op) {
-                (Entry::None, _) => continue,
+                // Swap entries stand for user pages, which these range
+                // operations (kernel mappings, user page-table teardown
+                // after the zap) never meet; leave one as it is.
+                (Entry::None | Entry::Swap(_), _) => continue,
                 (Entry::Leaf(_), RangeOp::Unmap(_)) if whole => {
                     slot.store(0, Ordering::Release);
                     gather.add_range(va, entry_end);
@@ -956,7 +1062,7 @@ impl<'a, F: PteFormat> PageTable<'a, F> {
         loop {
             let raw = self.table(table)[level.index(va)].load(Ordering::Acquire);
             match self.fmt.decode(raw, level) {
-                Entry::None => return None,
+                Entry::None | Entry::Swap(_) => return None,
                 Entry::Table(t) => {
                     table = t;
                     level = level.lower()?;
@@ -996,7 +1102,9 @@ impl<'a, F: PteFormat> PageTable<'a, F> {
                 Entry::Table(t) => t,
                 Entry::None if alloc => self.populate(slot, level, va)?,
                 Entry::None => return Ok(None),
-                Entry::Leaf(_) => return Err(PgtableError::AlreadyMapped(VirtAddr::expect_canonical(va))),
+                Entry::Leaf(_) | Entry::Swap(_) => {
+                    return Err(PgtableError::AlreadyMapped(VirtAddr::expect_canonical(va)));
+                }
             };
             level = lower;
         }

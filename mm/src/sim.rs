@@ -7,11 +7,11 @@
 use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 use core::ptr::NonNull;
-use core::sync::atomic::AtomicU8;
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::cell::Cell;
 
 use crate::addr::{PAGE_SIZE, Pfn, PhysAddr, VirtAddr};
-use crate::arch::{CpuOps, IrqFlags, PhysMemory, TlbFlush};
+use crate::arch::{CpuOps, FolioWaitTable, IrqFlags, PhysMemory, TlbFlush};
 use crate::memblock::Memblock;
 use crate::mmzone::{MAX_NR_ZONES, PerCpuPageset, ZoneType};
 use crate::page::{MemMap, PAGEBLOCK_NR_PAGES, Page, pageblock_flags_len};
@@ -110,36 +110,47 @@ pub(crate) fn free_pages_drained(pgdat: &PgData<'_>) -> u64 {
 /// ones and fails the allocation it is told to.
 pub(crate) struct HeapAlloc<T> {
     /// Objects allocated and not yet freed.
-    pub(crate) live: Cell<usize>,
-    allocs: Cell<usize>,
-    fail_at: Cell<Option<usize>>,
-    _objects: PhantomData<T>,
+    live: AtomicUsize,
+    allocs: AtomicUsize,
+    /// The allocation that fails, `usize::MAX` for none.
+    fail_at: AtomicUsize,
+    // Hands out `T`s without holding any: Send and Sync whatever `T` is.
+    _objects: PhantomData<fn() -> T>,
 }
 
 impl<T> Default for HeapAlloc<T> {
     fn default() -> Self {
-        HeapAlloc { live: Cell::new(0), allocs: Cell::new(0), fail_at: Cell::new(None), _objects: PhantomData }
+        HeapAlloc {
+            live: AtomicUsize::new(0),
+            allocs: AtomicUsize::new(0),
+            fail_at: AtomicUsize::new(usize::MAX),
+            _objects: PhantomData,
+        }
     }
 }
 
 impl<T> HeapAlloc<T> {
     /// Makes the `n`th allocation from now (0: the next) fail.
     pub(crate) fn fail_nth(&self, n: usize) {
-        self.fail_at.set(Some(self.allocs.get() + n));
+        self.fail_at.store(self.allocs.load(Ordering::Relaxed) + n, Ordering::Relaxed);
     }
 
     /// Cancels a failure [`HeapAlloc::fail_nth`] planned.
     pub(crate) fn fail_none(&self) {
-        self.fail_at.set(None);
+        self.fail_at.store(usize::MAX, Ordering::Relaxed);
+    }
+
+    /// Objects allocated and not yet freed.
+    pub(crate) fn live(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
     }
 
     fn alloc_object(&self) -> Option<NonNull<T>> {
-        let n = self.allocs.get();
-        self.allocs.set(n + 1);
-        if self.fail_at.get() == Some(n) {
+        let n = self.allocs.fetch_add(1, Ordering::Relaxed);
+        if self.fail_at.load(Ordering::Relaxed) == n {
             return None;
         }
-        self.live.set(self.live.get() + 1);
+        self.live.fetch_add(1, Ordering::Relaxed);
         Some(NonNull::from(Box::leak(Box::new(MaybeUninit::<T>::uninit()))).cast())
     }
 
@@ -147,7 +158,7 @@ impl<T> HeapAlloc<T> {
     /// `object` came from [`HeapAlloc::alloc_object`] of this allocator
     /// and is freed once.
     unsafe fn free_object(&self, object: NonNull<T>) {
-        self.live.set(self.live.get() - 1);
+        self.live.fetch_sub(1, Ordering::Relaxed);
         // SAFETY: `alloc_object` made `object` with `Box::leak` of this
         // type, and the caller promises it is freed once.
         drop(unsafe { Box::from_raw(object.as_ptr().cast::<MaybeUninit<T>>()) });
@@ -353,4 +364,19 @@ impl Sim {
         pgdat.memblock_free_all(&self.memblock);
         pgdat
     }
+}
+
+/// Page-lock waits for host tests: a waiter yields its thread until the
+/// condition holds (a wake-up has nothing to do).
+#[derive(Default)]
+pub(crate) struct SimFolioWaits;
+
+impl FolioWaitTable for SimFolioWaits {
+    fn wait_event(&self, _pfn: Pfn, cond: &mut dyn FnMut() -> bool) {
+        while !cond() {
+            std::thread::yield_now();
+        }
+    }
+
+    fn wake_up(&self, _pfn: Pfn) {}
 }

@@ -289,7 +289,10 @@ impl Vma {
     /// Replaces the flags (Linux `vm_flags_reset()`), keeping
     /// [`VmaFlags::GROWSDOWN`] as it was (see the module documentation).
     /// Unlike [`VmaTree::modify_flags`], it does not merge.
-    pub fn set_flags(&self, flags: VmaFlags) {
+    ///
+    /// Only [`VmaTree::modify_flags`] (which holds the tree mutably) calls
+    /// it on a VMA in a tree: [`VmaTree`]'s `Sync` rests on that.
+    pub(crate) fn set_flags(&self, flags: VmaFlags) {
         let growsdown = self.flags() & VmaFlags::GROWSDOWN;
         self.vm_flags.set((flags - VmaFlags::GROWSDOWN) | growsdown);
     }
@@ -523,6 +526,15 @@ pub struct VmaTree<A: VmaAlloc> {
     total_pages: u64,
     alloc: A,
 }
+
+// SAFETY: through `&VmaTree` the tree and its VMAs are only read. Every
+// write to a VMA's cells (bounds, flags, page offset, cached gap) and to
+// the tree's links happens through `&mut VmaTree` (`insert`, `split`,
+// `munmap_range`, `modify_flags`, `expand`, `shrink`, `relocate`,
+// `clear`) or on a node not yet in the tree, so CPUs sharing a `&VmaTree`
+// (faults under the mmap lock held for reading) never race a write. The
+// allocator is shared along with it.
+unsafe impl<A: VmaAlloc + Sync> Sync for VmaTree<A> {}
 
 impl<A: VmaAlloc> VmaTree<A> {
     /// An empty address space taking VMAs from `alloc`.

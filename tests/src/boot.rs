@@ -83,19 +83,6 @@ fn command_line_arrives_through_fw_cfg() {
 }
 
 #[ktest]
-fn command_line_values_may_be_quoted() {
-    use kernel::cmdline::{parse, words};
-    let line = r#"loglevel=info shell.cmd="meminfo; alloc 4K"  init=/bin/hello last="open"#;
-    let split: alloc::vec::Vec<&str> = words(line).collect();
-    assert_eq!(split, ["loglevel=info", r#"shell.cmd="meminfo; alloc 4K""#, "init=/bin/hello", r#"last="open"#]);
-    assert_eq!(parse(line, "shell.cmd"), Some("meminfo; alloc 4K"));
-    assert_eq!(parse(line, "init"), Some("/bin/hello"));
-    assert_eq!(parse(line, "last"), Some("open"), "an unclosed quote runs to the end");
-    assert_eq!(parse(line, "shell"), None);
-    assert_eq!(words("  ").count(), 0);
-}
-
-#[ktest]
 fn ramdisk_is_loaded_intact() {
     // xtask's initramfs (xtask/src/initramfs.rs): a newc cpio archive that
     // ends with its trailer, so the parsed archive's end is the length xtask

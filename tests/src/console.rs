@@ -368,7 +368,7 @@ fn compact_moves_a_fragmented_program_and_its_data_survives() {
     let task = kernel::sched::find_task_by_pid(pid).expect("task");
     let deadline = kernel::arch::x86_64::tsc::now_ns() + 60_000_000_000;
     let holes_made = |mm: &kernel::mmap::MmRef| {
-        let mm = mm.lock();
+        let mm = mm.mmap_read_lock();
         mm.hiwater_rss() >= 8192 && mm.rss_pages() < 4096 + 256
     };
     while !task.proc.mm().is_some_and(|mm| holes_made(&mm)) {
@@ -405,7 +405,7 @@ fn a_background_program_shows_in_ps_and_maps() {
     // Give the program time to map and touch its 2 MiB.
     let task = kernel::sched::find_task_by_pid(pid).expect("task");
     let deadline = kernel::arch::x86_64::tsc::now_ns() + 20_000_000_000;
-    while task.proc.mm().is_none_or(|mm| mm.lock().rss_pages() < 512) {
+    while task.proc.mm().is_none_or(|mm| mm.mmap_read_lock().rss_pages() < 512) {
         assert!(kernel::arch::x86_64::tsc::now_ns() < deadline, "sleep never touched its memory");
         kernel::sched::wait::sleep_until_ns(kernel::arch::x86_64::tsc::now_ns() + 10_000_000, || false);
     }
@@ -441,7 +441,7 @@ fn compaction_moves_pages_a_program_on_another_cpu_is_using() {
     // Busy starts once the holes are made.
     let deadline = now_ns() + 60_000_000_000;
     let holes_made = |mm: &kernel::mmap::MmRef| {
-        let mm = mm.lock();
+        let mm = mm.mmap_read_lock();
         mm.hiwater_rss() >= 8192 && mm.rss_pages() < 4096 + 256
     };
     while !task.proc.mm().is_some_and(|mm| holes_made(&mm)) {

@@ -1,4 +1,4 @@
-//! ELF validation (kernel/src/elf.rs) on the static musl programs of the
+//! ELF validation (formats/src/elf.rs) on the static musl programs of the
 //! initramfs, and its answers to corrupted copies of one.
 
 use alloc::string::String;

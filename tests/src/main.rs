@@ -18,6 +18,7 @@ mod exceptions;
 mod gdb;
 mod harness;
 mod initramfs;
+mod mmap_lock;
 mod page_alloc;
 mod percpu;
 mod pgtable;

@@ -60,35 +60,15 @@ pub const AT_MINSIGSTKSZ: u64 = 51;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host_headers::assert_defines_match;
 
-    /// Values printed by a C program built against the host's Linux 6.1
-    /// `<linux/auxvec.h>`.
+    /// Every constant against the host's `<linux/auxvec.h>` and the headers they include.
     #[test]
     fn constants_match_linux_headers() {
-        assert_eq!(AT_NULL, 0x0);
-        assert_eq!(AT_IGNORE, 0x1);
-        assert_eq!(AT_EXECFD, 0x2);
-        assert_eq!(AT_PHDR, 0x3);
-        assert_eq!(AT_PHENT, 0x4);
-        assert_eq!(AT_PHNUM, 0x5);
-        assert_eq!(AT_PAGESZ, 0x6);
-        assert_eq!(AT_BASE, 0x7);
-        assert_eq!(AT_FLAGS, 0x8);
-        assert_eq!(AT_ENTRY, 0x9);
-        assert_eq!(AT_NOTELF, 0xa);
-        assert_eq!(AT_UID, 0xb);
-        assert_eq!(AT_EUID, 0xc);
-        assert_eq!(AT_GID, 0xd);
-        assert_eq!(AT_EGID, 0xe);
-        assert_eq!(AT_PLATFORM, 0xf);
-        assert_eq!(AT_HWCAP, 0x10);
-        assert_eq!(AT_CLKTCK, 0x11);
-        assert_eq!(AT_SECURE, 0x17);
-        assert_eq!(AT_BASE_PLATFORM, 0x18);
-        assert_eq!(AT_RANDOM, 0x19);
-        assert_eq!(AT_HWCAP2, 0x1a);
-        assert_eq!(AT_EXECFN, 0x1f);
-        assert_eq!(AT_SYSINFO_EHDR, 0x21);
-        assert_eq!(AT_MINSIGSTKSZ, 0x33);
+        assert_defines_match!(&["linux/auxvec.h"];
+            AT_NULL, AT_IGNORE, AT_EXECFD, AT_PHDR, AT_PHENT, AT_PHNUM, AT_PAGESZ, AT_BASE, AT_FLAGS, AT_ENTRY,
+            AT_NOTELF, AT_UID, AT_EUID, AT_GID, AT_EGID, AT_PLATFORM, AT_HWCAP, AT_CLKTCK, AT_SECURE,
+            AT_BASE_PLATFORM, AT_RANDOM, AT_HWCAP2, AT_EXECFN, AT_SYSINFO_EHDR, AT_MINSIGSTKSZ,
+        );
     }
 }

@@ -173,89 +173,23 @@ pub const SEEK_MAX: u32 = SEEK_HOLE;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host_headers::assert_defines_match;
 
-    /// Values printed by a C program built against the host's Linux 6.1
-    /// `<linux/fcntl.h>` and `<linux/fs.h>`.
+    /// Every constant against the host's `<linux/fcntl.h>`, `<linux/fs.h>` and the headers they include.
     #[test]
     fn constants_match_linux_headers() {
-        assert_eq!(O_ACCMODE, 0x3);
-        assert_eq!(O_RDONLY, 0x0);
-        assert_eq!(O_WRONLY, 0x1);
-        assert_eq!(O_RDWR, 0x2);
-        assert_eq!(O_CREAT, 0x40);
-        assert_eq!(O_EXCL, 0x80);
-        assert_eq!(O_NOCTTY, 0x100);
-        assert_eq!(O_TRUNC, 0x200);
-        assert_eq!(O_APPEND, 0x400);
-        assert_eq!(O_NONBLOCK, 0x800);
-        assert_eq!(O_DSYNC, 0x1000);
-        assert_eq!(FASYNC, 0x2000);
-        assert_eq!(O_DIRECT, 0x4000);
-        assert_eq!(O_LARGEFILE, 0x8000);
-        assert_eq!(O_DIRECTORY, 0x10000);
-        assert_eq!(O_NOFOLLOW, 0x20000);
-        assert_eq!(O_NOATIME, 0x40000);
-        assert_eq!(O_CLOEXEC, 0x80000);
-        assert_eq!(__O_SYNC, 0x100000);
-        assert_eq!(O_SYNC, 0x101000);
-        assert_eq!(O_PATH, 0x200000);
-        assert_eq!(__O_TMPFILE, 0x400000);
-        assert_eq!(O_TMPFILE, 0x410000);
-        assert_eq!(O_NDELAY, 0x800);
-        assert_eq!(F_DUPFD, 0x0);
-        assert_eq!(F_GETFD, 0x1);
-        assert_eq!(F_SETFD, 0x2);
-        assert_eq!(F_GETFL, 0x3);
-        assert_eq!(F_SETFL, 0x4);
-        assert_eq!(F_GETLK, 0x5);
-        assert_eq!(F_SETLK, 0x6);
-        assert_eq!(F_SETLKW, 0x7);
-        assert_eq!(F_SETOWN, 0x8);
-        assert_eq!(F_GETOWN, 0x9);
-        assert_eq!(F_SETSIG, 0xa);
-        assert_eq!(F_GETSIG, 0xb);
-        assert_eq!(F_SETOWN_EX, 0xf);
-        assert_eq!(F_GETOWN_EX, 0x10);
-        assert_eq!(F_GETOWNER_UIDS, 0x11);
-        assert_eq!(F_OFD_GETLK, 0x24);
-        assert_eq!(F_OFD_SETLK, 0x25);
-        assert_eq!(F_OFD_SETLKW, 0x26);
-        assert_eq!(F_LINUX_SPECIFIC_BASE, 0x400);
-        assert_eq!(F_SETLEASE, 0x400);
-        assert_eq!(F_GETLEASE, 0x401);
-        assert_eq!(F_NOTIFY, 0x402);
-        assert_eq!(F_CANCELLK, 0x405);
-        assert_eq!(F_DUPFD_CLOEXEC, 0x406);
-        assert_eq!(F_SETPIPE_SZ, 0x407);
-        assert_eq!(F_GETPIPE_SZ, 0x408);
-        assert_eq!(F_ADD_SEALS, 0x409);
-        assert_eq!(F_GET_SEALS, 0x40a);
-        assert_eq!(F_SEAL_SEAL, 0x1);
-        assert_eq!(F_SEAL_SHRINK, 0x2);
-        assert_eq!(F_SEAL_GROW, 0x4);
-        assert_eq!(F_SEAL_WRITE, 0x8);
-        assert_eq!(F_SEAL_FUTURE_WRITE, 0x10);
-        assert_eq!(FD_CLOEXEC, 0x1);
-        assert_eq!(F_RDLCK, 0x0);
-        assert_eq!(F_WRLCK, 0x1);
-        assert_eq!(F_UNLCK, 0x2);
-        assert_eq!(AT_FDCWD, -100);
-        assert_eq!(AT_SYMLINK_NOFOLLOW, 0x100);
-        assert_eq!(AT_EACCESS, 0x200);
-        assert_eq!(AT_REMOVEDIR, 0x200);
-        assert_eq!(AT_SYMLINK_FOLLOW, 0x400);
-        assert_eq!(AT_NO_AUTOMOUNT, 0x800);
-        assert_eq!(AT_EMPTY_PATH, 0x1000);
-        assert_eq!(AT_STATX_SYNC_TYPE, 0x6000);
-        assert_eq!(AT_STATX_SYNC_AS_STAT, 0x0);
-        assert_eq!(AT_STATX_FORCE_SYNC, 0x2000);
-        assert_eq!(AT_STATX_DONT_SYNC, 0x4000);
-        assert_eq!(AT_RECURSIVE, 0x8000);
-        assert_eq!(SEEK_SET, 0x0);
-        assert_eq!(SEEK_CUR, 0x1);
-        assert_eq!(SEEK_END, 0x2);
-        assert_eq!(SEEK_DATA, 0x3);
-        assert_eq!(SEEK_HOLE, 0x4);
-        assert_eq!(SEEK_MAX, 0x4);
+        assert_defines_match!(&["linux/fcntl.h", "linux/fs.h"];
+            O_ACCMODE, O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_NOCTTY, O_TRUNC, O_APPEND, O_NONBLOCK,
+            O_DSYNC, FASYNC, O_DIRECT, O_LARGEFILE, O_DIRECTORY, O_NOFOLLOW, O_NOATIME, O_CLOEXEC, __O_SYNC,
+            O_SYNC, O_PATH, __O_TMPFILE, O_TMPFILE, O_NDELAY, F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL,
+            F_GETLK, F_SETLK, F_SETLKW, F_SETOWN, F_GETOWN, F_SETSIG, F_GETSIG, F_SETOWN_EX, F_GETOWN_EX,
+            F_GETOWNER_UIDS, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW, F_LINUX_SPECIFIC_BASE, F_SETLEASE,
+            F_GETLEASE, F_NOTIFY, F_CANCELLK, F_DUPFD_CLOEXEC, F_SETPIPE_SZ, F_GETPIPE_SZ, F_ADD_SEALS,
+            F_GET_SEALS, F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE, F_SEAL_FUTURE_WRITE, FD_CLOEXEC,
+            F_RDLCK, F_WRLCK, F_UNLCK, AT_FDCWD, AT_SYMLINK_NOFOLLOW, AT_EACCESS, AT_REMOVEDIR,
+            AT_SYMLINK_FOLLOW, AT_NO_AUTOMOUNT, AT_EMPTY_PATH, AT_STATX_SYNC_TYPE, AT_STATX_SYNC_AS_STAT,
+            AT_STATX_FORCE_SYNC, AT_STATX_DONT_SYNC, AT_RECURSIVE, SEEK_SET, SEEK_CUR, SEEK_END, SEEK_DATA,
+            SEEK_HOLE, SEEK_MAX,
+        );
     }
 }

@@ -19,9 +19,11 @@
 //!   padding byte an explicit field, so a value can be copied to user memory
 //!   without leaking kernel bytes. Pointers in user structures are `u64`: they
 //!   are user addresses, never dereferenced by the kernel directly.
-//! - Every number and layout here was checked against the Linux uapi headers
-//!   of an x86_64 host (Linux 6.1) by the tests beside it; the syscalls added
-//!   after 6.1 come from `arch/x86/entry/syscalls/syscall_64.tbl` upstream.
+//! - The tests beside each module compare its numbers with the `#define`s of
+//!   the host's installed uapi headers (`host_headers`; skipped with a message
+//!   where they are missing) and its layouts with `sizeof`/`offsetof` figures
+//!   from a C program built against Linux 6.1's; the syscalls added after 6.1
+//!   come from `arch/x86/entry/syscalls/syscall_64.tbl` upstream.
 //!
 //! The crate has no dependencies and no `unsafe`: it is vocabulary, not
 //! mechanism.

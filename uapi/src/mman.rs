@@ -158,77 +158,23 @@ pub const PKEY_ACCESS_MASK: u32 = PKEY_DISABLE_ACCESS | PKEY_DISABLE_WRITE;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host_headers::assert_defines_match;
 
-    /// Values printed by a C program built against the host's Linux 6.1
-    /// `<linux/mman.h>`.
+    /// Every constant against the host's `<linux/mman.h>` and the headers they include.
     #[test]
     fn constants_match_linux_headers() {
-        assert_eq!(PROT_READ, 0x1);
-        assert_eq!(PROT_WRITE, 0x2);
-        assert_eq!(PROT_EXEC, 0x4);
-        assert_eq!(PROT_SEM, 0x8);
-        assert_eq!(PROT_NONE, 0x0);
-        assert_eq!(PROT_GROWSDOWN, 0x1000000);
-        assert_eq!(PROT_GROWSUP, 0x2000000);
-        assert_eq!(MAP_SHARED, 0x1);
-        assert_eq!(MAP_PRIVATE, 0x2);
-        assert_eq!(MAP_SHARED_VALIDATE, 0x3);
-        assert_eq!(MAP_TYPE, 0xf);
-        assert_eq!(MAP_FIXED, 0x10);
-        assert_eq!(MAP_ANONYMOUS, 0x20);
-        assert_eq!(MAP_32BIT, 0x40);
-        assert_eq!(MAP_GROWSDOWN, 0x100);
-        assert_eq!(MAP_DENYWRITE, 0x800);
-        assert_eq!(MAP_EXECUTABLE, 0x1000);
-        assert_eq!(MAP_LOCKED, 0x2000);
-        assert_eq!(MAP_NORESERVE, 0x4000);
-        assert_eq!(MAP_POPULATE, 0x8000);
-        assert_eq!(MAP_NONBLOCK, 0x10000);
-        assert_eq!(MAP_STACK, 0x20000);
-        assert_eq!(MAP_HUGETLB, 0x40000);
-        assert_eq!(MAP_SYNC, 0x80000);
-        assert_eq!(MAP_FIXED_NOREPLACE, 0x100000);
-        assert_eq!(MAP_UNINITIALIZED, 0x4000000);
-        assert_eq!(MAP_FILE, 0x0);
-        assert_eq!(MAP_HUGE_SHIFT, 0x1a);
-        assert_eq!(MAP_HUGE_MASK, 0x3f);
-        assert_eq!(MREMAP_MAYMOVE, 0x1);
-        assert_eq!(MREMAP_FIXED, 0x2);
-        assert_eq!(MREMAP_DONTUNMAP, 0x4);
-        assert_eq!(MS_ASYNC, 0x1);
-        assert_eq!(MS_INVALIDATE, 0x2);
-        assert_eq!(MS_SYNC, 0x4);
-        assert_eq!(MCL_CURRENT, 0x1);
-        assert_eq!(MCL_FUTURE, 0x2);
-        assert_eq!(MCL_ONFAULT, 0x4);
-        assert_eq!(MLOCK_ONFAULT, 0x1);
-        assert_eq!(MADV_NORMAL, 0x0);
-        assert_eq!(MADV_RANDOM, 0x1);
-        assert_eq!(MADV_SEQUENTIAL, 0x2);
-        assert_eq!(MADV_WILLNEED, 0x3);
-        assert_eq!(MADV_DONTNEED, 0x4);
-        assert_eq!(MADV_FREE, 0x8);
-        assert_eq!(MADV_REMOVE, 0x9);
-        assert_eq!(MADV_DONTFORK, 0xa);
-        assert_eq!(MADV_DOFORK, 0xb);
-        assert_eq!(MADV_HWPOISON, 0x64);
-        assert_eq!(MADV_SOFT_OFFLINE, 0x65);
-        assert_eq!(MADV_MERGEABLE, 0xc);
-        assert_eq!(MADV_UNMERGEABLE, 0xd);
-        assert_eq!(MADV_HUGEPAGE, 0xe);
-        assert_eq!(MADV_NOHUGEPAGE, 0xf);
-        assert_eq!(MADV_DONTDUMP, 0x10);
-        assert_eq!(MADV_DODUMP, 0x11);
-        assert_eq!(MADV_WIPEONFORK, 0x12);
-        assert_eq!(MADV_KEEPONFORK, 0x13);
-        assert_eq!(MADV_COLD, 0x14);
-        assert_eq!(MADV_PAGEOUT, 0x15);
-        assert_eq!(MADV_POPULATE_READ, 0x16);
-        assert_eq!(MADV_POPULATE_WRITE, 0x17);
-        assert_eq!(MADV_DONTNEED_LOCKED, 0x18);
-        assert_eq!(MADV_COLLAPSE, 0x19);
-        assert_eq!(PKEY_DISABLE_ACCESS, 0x1);
-        assert_eq!(PKEY_DISABLE_WRITE, 0x2);
-        assert_eq!(PKEY_ACCESS_MASK, 0x3);
+        assert_defines_match!(&["linux/mman.h"];
+           PROT_READ, PROT_WRITE, PROT_EXEC, PROT_SEM, PROT_NONE, PROT_GROWSDOWN, PROT_GROWSUP, MAP_SHARED,
+           MAP_PRIVATE, MAP_SHARED_VALIDATE, MAP_TYPE, MAP_FIXED, MAP_ANONYMOUS, MAP_32BIT, MAP_GROWSDOWN,
+           MAP_DENYWRITE, MAP_EXECUTABLE, MAP_LOCKED, MAP_NORESERVE, MAP_POPULATE, MAP_NONBLOCK, MAP_STACK,
+           MAP_HUGETLB, MAP_SYNC, MAP_FIXED_NOREPLACE, MAP_UNINITIALIZED, MAP_FILE, MAP_HUGE_SHIFT,
+           MAP_HUGE_MASK, MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP, MS_ASYNC, MS_INVALIDATE, MS_SYNC,
+           MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT, MLOCK_ONFAULT, MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL,
+           MADV_WILLNEED, MADV_DONTNEED, MADV_FREE, MADV_REMOVE, MADV_DONTFORK, MADV_DOFORK, MADV_HWPOISON,
+           MADV_SOFT_OFFLINE, MADV_MERGEABLE, MADV_UNMERGEABLE, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_DONTDUMP,
+           MADV_DODUMP, MADV_WIPEONFORK, MADV_KEEPONFORK, MADV_COLD, MADV_PAGEOUT, MADV_POPULATE_READ,
+           MADV_POPULATE_WRITE, MADV_DONTNEED_LOCKED, MADV_COLLAPSE, PKEY_DISABLE_ACCESS, PKEY_DISABLE_WRITE,
+           PKEY_ACCESS_MASK,
+        );
     }
 }

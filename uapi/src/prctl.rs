@@ -36,24 +36,15 @@ pub const ARCH_MAP_VDSO_64: i32 = 0x2003;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host_headers::assert_defines_match;
 
-    /// Values printed by a C program built against the host's Linux 6.1
-    /// `<asm/prctl.h>`.
+    /// Every constant against the host's `<asm/prctl.h>` and the headers they include.
     #[test]
     fn constants_match_linux_headers() {
-        assert_eq!(ARCH_SET_GS, 0x1001);
-        assert_eq!(ARCH_SET_FS, 0x1002);
-        assert_eq!(ARCH_GET_FS, 0x1003);
-        assert_eq!(ARCH_GET_GS, 0x1004);
-        assert_eq!(ARCH_GET_CPUID, 0x1011);
-        assert_eq!(ARCH_SET_CPUID, 0x1012);
-        assert_eq!(ARCH_GET_XCOMP_SUPP, 0x1021);
-        assert_eq!(ARCH_GET_XCOMP_PERM, 0x1022);
-        assert_eq!(ARCH_REQ_XCOMP_PERM, 0x1023);
-        assert_eq!(ARCH_GET_XCOMP_GUEST_PERM, 0x1024);
-        assert_eq!(ARCH_REQ_XCOMP_GUEST_PERM, 0x1025);
-        assert_eq!(ARCH_MAP_VDSO_X32, 0x2001);
-        assert_eq!(ARCH_MAP_VDSO_32, 0x2002);
-        assert_eq!(ARCH_MAP_VDSO_64, 0x2003);
+        assert_defines_match!(&["asm/prctl.h"];
+            ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS, ARCH_GET_CPUID, ARCH_SET_CPUID,
+            ARCH_GET_XCOMP_SUPP, ARCH_GET_XCOMP_PERM, ARCH_REQ_XCOMP_PERM, ARCH_GET_XCOMP_GUEST_PERM,
+            ARCH_REQ_XCOMP_GUEST_PERM, ARCH_MAP_VDSO_X32, ARCH_MAP_VDSO_32, ARCH_MAP_VDSO_64,
+        );
     }
 }

@@ -10,13 +10,13 @@ pub const GRND_INSECURE: u32 = 0x0004;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host_headers::assert_defines_match;
 
-    /// Values printed by a C program built against the host's Linux 6.1
-    /// `<linux/random.h>`.
+    /// Every constant against the host's `<linux/random.h>` and the headers they include.
     #[test]
     fn constants_match_linux_headers() {
-        assert_eq!(GRND_NONBLOCK, 0x1);
-        assert_eq!(GRND_RANDOM, 0x2);
-        assert_eq!(GRND_INSECURE, 0x4);
+        assert_defines_match!(&["linux/random.h"];
+            GRND_NONBLOCK, GRND_RANDOM, GRND_INSECURE,
+        );
     }
 }

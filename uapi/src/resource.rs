@@ -115,37 +115,18 @@ pub struct Rusage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host_headers::assert_defines_match;
     use core::mem::offset_of;
 
-    /// Values printed by a C program built against the host's Linux 6.1
-    /// `<linux/resource.h>`.
+    /// Every constant against the host's `<linux/resource.h>` and the headers they include.
     #[test]
     fn constants_match_linux_headers() {
-        assert_eq!(RLIMIT_CPU, 0x0);
-        assert_eq!(RLIMIT_FSIZE, 0x1);
-        assert_eq!(RLIMIT_DATA, 0x2);
-        assert_eq!(RLIMIT_STACK, 0x3);
-        assert_eq!(RLIMIT_CORE, 0x4);
-        assert_eq!(RLIMIT_RSS, 0x5);
-        assert_eq!(RLIMIT_NPROC, 0x6);
-        assert_eq!(RLIMIT_NOFILE, 0x7);
-        assert_eq!(RLIMIT_MEMLOCK, 0x8);
-        assert_eq!(RLIMIT_AS, 0x9);
-        assert_eq!(RLIMIT_LOCKS, 0xa);
-        assert_eq!(RLIMIT_SIGPENDING, 0xb);
-        assert_eq!(RLIMIT_MSGQUEUE, 0xc);
-        assert_eq!(RLIMIT_NICE, 0xd);
-        assert_eq!(RLIMIT_RTPRIO, 0xe);
-        assert_eq!(RLIMIT_RTTIME, 0xf);
-        assert_eq!(RLIM_NLIMITS, 0x10);
-        assert_eq!(RUSAGE_SELF, 0x0);
-        assert_eq!(RUSAGE_CHILDREN, -1);
-        assert_eq!(RUSAGE_BOTH, -2);
-        assert_eq!(RUSAGE_THREAD, 0x1);
-        assert_eq!(PRIO_PROCESS, 0x0);
-        assert_eq!(PRIO_PGRP, 0x1);
-        assert_eq!(PRIO_USER, 0x2);
-        assert_eq!(RLIM_INFINITY, 0xffff_ffff_ffff_ffff);
+        assert_defines_match!(&["linux/resource.h"];
+            RLIMIT_CPU, RLIMIT_FSIZE, RLIMIT_DATA, RLIMIT_STACK, RLIMIT_CORE, RLIMIT_RSS, RLIMIT_NPROC,
+            RLIMIT_NOFILE, RLIMIT_MEMLOCK, RLIMIT_AS, RLIMIT_LOCKS, RLIMIT_SIGPENDING, RLIMIT_MSGQUEUE,
+            RLIMIT_NICE, RLIMIT_RTPRIO, RLIMIT_RTTIME, RLIM_NLIMITS, RUSAGE_SELF, RUSAGE_CHILDREN, RUSAGE_BOTH,
+            RUSAGE_THREAD, PRIO_PROCESS, PRIO_PGRP, PRIO_USER, RLIM_INFINITY,
+        );
     }
 
     /// `sizeof`/`offsetof` from the host's `<linux/resource.h>`.

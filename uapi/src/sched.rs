@@ -122,50 +122,21 @@ pub const SCHED_RESET_ON_FORK: i32 = 0x4000_0000;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host_headers::assert_defines_match;
     use core::mem::offset_of;
 
-    /// Values printed by a C program built against the host's Linux 6.1
-    /// `<linux/sched.h>`.
+    /// Every constant against the host's `<linux/sched.h>` and the headers they include.
     #[test]
     fn constants_match_linux_headers() {
-        assert_eq!(CSIGNAL, 0xff);
-        assert_eq!(CLONE_VM, 0x100);
-        assert_eq!(CLONE_FS, 0x200);
-        assert_eq!(CLONE_FILES, 0x400);
-        assert_eq!(CLONE_SIGHAND, 0x800);
-        assert_eq!(CLONE_PIDFD, 0x1000);
-        assert_eq!(CLONE_PTRACE, 0x2000);
-        assert_eq!(CLONE_VFORK, 0x4000);
-        assert_eq!(CLONE_PARENT, 0x8000);
-        assert_eq!(CLONE_THREAD, 0x10000);
-        assert_eq!(CLONE_NEWNS, 0x20000);
-        assert_eq!(CLONE_SYSVSEM, 0x40000);
-        assert_eq!(CLONE_SETTLS, 0x80000);
-        assert_eq!(CLONE_PARENT_SETTID, 0x100000);
-        assert_eq!(CLONE_CHILD_CLEARTID, 0x200000);
-        assert_eq!(CLONE_DETACHED, 0x400000);
-        assert_eq!(CLONE_UNTRACED, 0x800000);
-        assert_eq!(CLONE_CHILD_SETTID, 0x1000000);
-        assert_eq!(CLONE_NEWCGROUP, 0x2000000);
-        assert_eq!(CLONE_NEWUTS, 0x4000000);
-        assert_eq!(CLONE_NEWIPC, 0x8000000);
-        assert_eq!(CLONE_NEWUSER, 0x10000000);
-        assert_eq!(CLONE_NEWPID, 0x20000000);
-        assert_eq!(CLONE_NEWNET, 0x40000000);
-        assert_eq!(CLONE_IO, 0x80000000);
-        assert_eq!(CLONE_CLEAR_SIGHAND, 0x100000000);
-        assert_eq!(CLONE_INTO_CGROUP, 0x200000000);
-        assert_eq!(CLONE_NEWTIME, 0x80);
-        assert_eq!(CLONE_ARGS_SIZE_VER0, 0x40);
-        assert_eq!(CLONE_ARGS_SIZE_VER1, 0x50);
-        assert_eq!(CLONE_ARGS_SIZE_VER2, 0x58);
-        assert_eq!(SCHED_NORMAL, 0x0);
-        assert_eq!(SCHED_FIFO, 0x1);
-        assert_eq!(SCHED_RR, 0x2);
-        assert_eq!(SCHED_BATCH, 0x3);
-        assert_eq!(SCHED_IDLE, 0x5);
-        assert_eq!(SCHED_DEADLINE, 0x6);
-        assert_eq!(SCHED_RESET_ON_FORK, 0x40000000);
+        assert_defines_match!(&["linux/sched.h"];
+            CSIGNAL, CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND, CLONE_PIDFD, CLONE_PTRACE, CLONE_VFORK,
+            CLONE_PARENT, CLONE_THREAD, CLONE_NEWNS, CLONE_SYSVSEM, CLONE_SETTLS, CLONE_PARENT_SETTID,
+            CLONE_CHILD_CLEARTID, CLONE_DETACHED, CLONE_UNTRACED, CLONE_CHILD_SETTID, CLONE_NEWCGROUP,
+            CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_IO,
+            CLONE_CLEAR_SIGHAND, CLONE_INTO_CGROUP, CLONE_NEWTIME, CLONE_ARGS_SIZE_VER0, CLONE_ARGS_SIZE_VER1,
+            CLONE_ARGS_SIZE_VER2, SCHED_NORMAL, SCHED_FIFO, SCHED_RR, SCHED_BATCH, SCHED_IDLE, SCHED_DEADLINE,
+            SCHED_RESET_ON_FORK,
+        );
     }
 
     /// `sizeof`/`offsetof` of `struct clone_args` from `<linux/sched.h>`.

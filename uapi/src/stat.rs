@@ -95,35 +95,17 @@ pub const S_IXOTH: u32 = 0o001;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host_headers::assert_defines_match;
     use core::mem::offset_of;
 
-    /// Values printed by a C program built against the host's Linux 6.1
-    /// `<linux/stat.h>`.
+    /// Every constant against the host's `<linux/stat.h>` and the headers they include.
     #[test]
     fn constants_match_linux_headers() {
-        assert_eq!(S_IFMT, 0xf000);
-        assert_eq!(S_IFSOCK, 0xc000);
-        assert_eq!(S_IFLNK, 0xa000);
-        assert_eq!(S_IFREG, 0x8000);
-        assert_eq!(S_IFBLK, 0x6000);
-        assert_eq!(S_IFDIR, 0x4000);
-        assert_eq!(S_IFCHR, 0x2000);
-        assert_eq!(S_IFIFO, 0x1000);
-        assert_eq!(S_ISUID, 0x800);
-        assert_eq!(S_ISGID, 0x400);
-        assert_eq!(S_ISVTX, 0x200);
-        assert_eq!(S_IRWXU, 0x1c0);
-        assert_eq!(S_IRUSR, 0x100);
-        assert_eq!(S_IWUSR, 0x80);
-        assert_eq!(S_IXUSR, 0x40);
-        assert_eq!(S_IRWXG, 0x38);
-        assert_eq!(S_IRGRP, 0x20);
-        assert_eq!(S_IWGRP, 0x10);
-        assert_eq!(S_IXGRP, 0x8);
-        assert_eq!(S_IRWXO, 0x7);
-        assert_eq!(S_IROTH, 0x4);
-        assert_eq!(S_IWOTH, 0x2);
-        assert_eq!(S_IXOTH, 0x1);
+        assert_defines_match!(&["linux/stat.h"];
+            S_IFMT, S_IFSOCK, S_IFLNK, S_IFREG, S_IFBLK, S_IFDIR, S_IFCHR, S_IFIFO, S_ISUID, S_ISGID, S_ISVTX,
+            S_IRWXU, S_IRUSR, S_IWUSR, S_IXUSR, S_IRWXG, S_IRGRP, S_IWGRP, S_IXGRP, S_IRWXO, S_IROTH, S_IWOTH,
+            S_IXOTH,
+        );
     }
 
     /// `sizeof`/`offsetof` of `struct stat` from the host's `<asm/stat.h>`.

@@ -99,28 +99,18 @@ pub const ITIMER_PROF: i32 = 2;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host_headers::assert_defines_match;
     use core::mem::offset_of;
 
-    /// Values printed by a C program built against the host's Linux 6.1
-    /// `<linux/time.h>`.
+    /// Every constant against the host's `<linux/time.h>` and the headers they include.
     #[test]
     fn constants_match_linux_headers() {
-        assert_eq!(CLOCK_REALTIME, 0x0);
-        assert_eq!(CLOCK_MONOTONIC, 0x1);
-        assert_eq!(CLOCK_PROCESS_CPUTIME_ID, 0x2);
-        assert_eq!(CLOCK_THREAD_CPUTIME_ID, 0x3);
-        assert_eq!(CLOCK_MONOTONIC_RAW, 0x4);
-        assert_eq!(CLOCK_REALTIME_COARSE, 0x5);
-        assert_eq!(CLOCK_MONOTONIC_COARSE, 0x6);
-        assert_eq!(CLOCK_BOOTTIME, 0x7);
-        assert_eq!(CLOCK_REALTIME_ALARM, 0x8);
-        assert_eq!(CLOCK_BOOTTIME_ALARM, 0x9);
-        assert_eq!(CLOCK_TAI, 0xb);
-        assert_eq!(MAX_CLOCKS, 0x10);
-        assert_eq!(TIMER_ABSTIME, 0x1);
-        assert_eq!(ITIMER_REAL, 0x0);
-        assert_eq!(ITIMER_VIRTUAL, 0x1);
-        assert_eq!(ITIMER_PROF, 0x2);
+        assert_defines_match!(&["linux/time.h"];
+            CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID,
+            CLOCK_MONOTONIC_RAW, CLOCK_REALTIME_COARSE, CLOCK_MONOTONIC_COARSE, CLOCK_BOOTTIME,
+            CLOCK_REALTIME_ALARM, CLOCK_BOOTTIME_ALARM, CLOCK_TAI, MAX_CLOCKS, TIMER_ABSTIME, ITIMER_REAL,
+            ITIMER_VIRTUAL, ITIMER_PROF,
+        );
     }
 
     /// `sizeof`/`offsetof` from the host's `<linux/time.h>`.

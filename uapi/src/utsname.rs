@@ -35,12 +35,13 @@ impl Default for NewUtsname {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host_headers::assert_defines_match;
     use core::mem::offset_of;
 
     /// `sizeof`/`offsetof` from the host's Linux 6.1 `<linux/utsname.h>`.
     #[test]
     fn layout_matches_linux_headers() {
-        assert_eq!(__NEW_UTS_LEN, 0x40);
+        assert_defines_match!(&["linux/utsname.h"]; __NEW_UTS_LEN);
         assert_eq!(size_of::<NewUtsname>(), 390);
         assert_eq!(offset_of!(NewUtsname, sysname), 0);
         assert_eq!(offset_of!(NewUtsname, nodename), 65);

@@ -62,24 +62,15 @@ pub const fn w_stopcode(sig: i32) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host_headers::assert_defines_match;
 
-    /// Values printed by a C program built against the host's Linux 6.1
-    /// `<linux/wait.h>`.
+    /// Every constant against the host's `<linux/wait.h>` and the headers they include.
     #[test]
     fn constants_match_linux_headers() {
-        assert_eq!(WNOHANG, 0x1);
-        assert_eq!(WUNTRACED, 0x2);
-        assert_eq!(WSTOPPED, 0x2);
-        assert_eq!(WEXITED, 0x4);
-        assert_eq!(WCONTINUED, 0x8);
-        assert_eq!(WNOWAIT, 0x1000000);
-        assert_eq!(__WNOTHREAD, 0x20000000);
-        assert_eq!(__WALL, 0x40000000);
-        assert_eq!(__WCLONE, 0x80000000);
-        assert_eq!(P_ALL, 0x0);
-        assert_eq!(P_PID, 0x1);
-        assert_eq!(P_PGID, 0x2);
-        assert_eq!(P_PIDFD, 0x3);
+        assert_defines_match!(&["linux/wait.h"];
+            WNOHANG, WUNTRACED, WSTOPPED, WEXITED, WCONTINUED, WNOWAIT, __WNOTHREAD, __WALL, __WCLONE, P_ALL,
+            P_PID, P_PGID, P_PIDFD,
+        );
     }
 
     /// Figures from glibc's `<sys/wait.h>` macros on the host:

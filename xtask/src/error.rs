@@ -30,6 +30,9 @@ pub enum Error {
     Harness(String),
     /// A command-line option that cannot be used as given.
     Usage(String),
+    /// A lint check failed (its output is already on the terminal); the
+    /// command that failed, to rerun.
+    LintFailed(String),
 }
 
 impl Error {
@@ -51,6 +54,7 @@ impl fmt::Display for Error {
             Error::KvmUnavailable(why) => write!(f, "KVM requested but unavailable: {why}; use --accel tcg"),
             Error::Harness(what) => write!(f, "test harness: {what}"),
             Error::Usage(what) => f.write_str(what),
+            Error::LintFailed(command) => write!(f, "lint failed: `{command}` (see its output above)"),
         }
     }
 }

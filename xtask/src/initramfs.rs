@@ -1,7 +1,7 @@
 //! The initramfs every boot gets: the user-space programs of tests/user,
 //! static musl binaries, in a newc cpio archive (format: the Linux kernel's
 //! Documentation/driver-api/early-userspace/buffer-format.rst, read by its
-//! `init/initramfs.c` and by our `kernel/src/fs/cpio.rs`).
+//! `init/initramfs.c` and by our `formats/src/cpio.rs`).
 //!
 //! - Programs: `tests/user/init.c` becomes `/init`, each `tests/user/*.c` a
 //!   test program in `/bin`, each `tests/user/bench/*.c` a benchmark in

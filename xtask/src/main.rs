@@ -2,8 +2,9 @@
 //!
 //! - `cargo xtask build`: the kernel ELF and its BIOS and UEFI disk images;
 //! - `cargo xtask run`: boot it in QEMU with the serial console on the terminal;
-//! - `cargo xtask test [FILTER]`: host tests, then the in-kernel tests under
-//!   QEMU, ending with one `N passed, N failed, N skipped` line;
+//! - `cargo xtask test [FILTER]`: lint (rustfmt, clippy), host tests, then
+//!   the in-kernel tests under QEMU, ending with one `N passed, N failed, N skipped` line;
+//! - `cargo xtask lint`: that lint step alone;
 //! - `cargo xtask bench`: benchmarks, in our kernel and beside Linux;
 //! - `cargo xtask gdb`: the kernel stopped under gdb with the mm helpers;
 //! - `cargo xtask memmap`: a picture of physical memory, one cell per
@@ -19,6 +20,7 @@ mod gdb;
 mod host;
 mod initramfs;
 mod kvm;
+mod lint;
 mod linux;
 mod memmap;
 mod plot;
@@ -59,8 +61,12 @@ enum Command {
     /// Boot the kernel in QEMU with the serial console on this terminal
     /// (Ctrl-A X quits QEMU, Ctrl-A C toggles its monitor).
     Run(RunArgs),
-    /// Run host unit tests, then every in-kernel test under QEMU.
+    /// Lint (rustfmt, clippy -D warnings), run host unit tests, then every
+    /// in-kernel test under QEMU.
     Test(TestArgs),
+    /// Run the lint step of `test` alone: rustfmt and clippy -D warnings on
+    /// the host crates and on the kernel for its target.
+    Lint,
     /// Run the in-kernel benchmarks in an optimised kernel; print a table and
     /// write JSON to target/bench/.
     Bench(BenchArgs),
@@ -210,7 +216,8 @@ struct TestArgs {
     /// `selftest`.
     #[arg(long)]
     suite: Option<String>,
-    /// Skip the host unit tests (`cargo test` of the host crates).
+    /// Skip the lint step and the host unit tests (`cargo test` of the host
+    /// crates).
     #[arg(long)]
     no_host: bool,
     /// Show the whole serial console of every boot.
@@ -224,6 +231,7 @@ fn main() -> ExitCode {
         Command::Build { release, ramdisk } => build_cmd(Profile::from_release(release), ramdisk.as_deref()),
         Command::Run(args) => run_cmd(args),
         Command::Test(args) => test_cmd(args),
+        Command::Lint => lint::run().map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => bench_cmd(args),
         Command::Gdb(args) => gdb_cmd(args),
         Command::Memmap(args) => memmap_cmd(args),
@@ -289,6 +297,8 @@ fn test_cmd(args: TestArgs) -> Result<ExitCode, Error> {
     let filter = args.filter.as_deref();
 
     if !args.no_host && args.suite.is_none() {
+        // Lints first: they fail in a minute, the QEMU suites take many.
+        lint::run()?;
         totals += host::run_host_tests(filter)?;
     }
 

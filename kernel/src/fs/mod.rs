@@ -8,7 +8,6 @@
 //! Linux logs "Initramfs unpacking failed" for a bad external initrd and
 //! continues (it panics only for its built-in archive, which we lack).
 
-pub mod cpio;
 pub mod file;
 pub mod pipe;
 pub mod proc_sysctl;
@@ -16,7 +15,10 @@ pub mod proc_sysctl;
 use log::{info, warn};
 use spin::Once;
 
-pub use cpio::{CpioError, Entry, Initramfs};
+/// The newc cpio format of the initramfs (the parser is the host-tested
+/// `formats` crate's).
+pub use formats::cpio;
+pub use formats::cpio::{CpioError, Entry, Initramfs};
 
 static INITRAMFS: Once<Initramfs<'static>> = Once::new();
 

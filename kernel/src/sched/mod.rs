@@ -58,6 +58,7 @@
 //! anywhere).
 
 pub mod list;
+pub mod rwsem;
 pub mod wait;
 
 use alloc::boxed::Box;
@@ -893,12 +894,10 @@ fn context_switch(prev: &Task, next: Arc<Task>) {
     let prev_ptr = core::ptr::from_ref(prev);
     // SAFETY: CURRENT is in .data..percpu; the count moves from `next` to it.
     unsafe { percpu::this_cpu_write_u64(&CURRENT, Arc::into_raw(next) as u64) };
-    let exception_context = crate::sync::exception_context_save();
     // SAFETY: interrupts are off; next_sp was saved by switch_to or made by
     // prepare_stack; prev's `sp` lives in its Arc, which CURRENT's old count
     // keeps alive until finish_task_switch releases it after the save.
     let last = unsafe { switch::switch_to(prev.sp.get(), next_sp, prev_ptr.cast()) };
-    crate::sync::exception_context_restore(exception_context);
     finish_task_switch(last.cast());
 }
 

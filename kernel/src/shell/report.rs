@@ -105,7 +105,7 @@ pub fn ps(_: &mut Shell, _: &[&str], out: &mut String) -> Res {
         let state = if zombie { 'Z' } else { task.state().letter() };
         let (vsz, rss, user) = match task.proc.mm() {
             Some(mm) => {
-                let mm = mm.lock();
+                let mm = mm.mmap_read_lock();
                 (mm.total_vm() * 4, mm.rss_pages() * 4, true)
             }
             None => (0, 0, false),
@@ -129,6 +129,6 @@ pub fn maps(_: &mut Shell, args: &[&str], out: &mut String) -> Res {
     let pid: u32 = pid.parse().map_err(|_| CmdError::BadNumber(String::from(*pid)))?;
     let task = sched::find_task_by_pid(pid).ok_or(CmdError::NoSuchTask(pid))?;
     let mm = task.proc.mm().ok_or(CmdError::NoMm(pid))?;
-    let _ = mm.lock().show_maps(out);
+    let _ = mm.mmap_read_lock().show_maps(out);
     done()
 }

@@ -105,90 +105,32 @@ pub fn irqs_disabled() -> bool {
     !interrupts::are_enabled()
 }
 
-/// Exceptions this CPU is handling that were taken from code running with
-/// interrupts on (see [`TrapContext`]).
-#[unsafe(link_section = ".data..percpu")]
-static EXCEPTION_IRQS_ON: AtomicU64 = AtomicU64::new(0);
-
 /// Whether this context must not sleep: a spin lock held, an interrupt
 /// handler running, or interrupts off (Linux `in_atomic() ||
-/// irqs_disabled()`, see the module doc), except that interrupts left off
-/// only by the exception gate do not count (see [`TrapContext`]).
+/// irqs_disabled()`, see the module doc).
 #[inline]
 pub fn in_atomic() -> bool {
-    // SAFETY: EXCEPTION_IRQS_ON is in .data..percpu.
-    preempt_count() != 0 || (irqs_disabled() && unsafe { percpu::this_cpu_read_u64(&EXCEPTION_IRQS_ON) } == 0)
+    preempt_count() != 0 || irqs_disabled()
 }
 
-/// The context a trap handler runs in, from entry until the guard drops
-/// (which must happen before the handler schedules on its way back to
-/// user mode): for an external interrupt, hard-IRQ context ([`irq_enter`]);
-/// for an exception taken where interrupts were on, process context.
-///
-/// Every gate of our IDT is an interrupt gate, so exception handlers
-/// start with interrupts off; Linux's (`exc_page_fault` and friends) turn
-/// them back on when the interrupted code had them on
-/// (`cond_local_irq_enable`) and may then sleep. Ours do for exceptions
-/// from user mode, not yet for a kernel-mode fault on user memory
-/// (`copy_from_user`), whose handler takes the address-space lock with
-/// interrupts off; it allocates as Linux's does, so a kernel-mode
-/// exception taken with interrupts on counts as the context it
-/// interrupted rather than as atomic (`kernel_irqs_on`). One taken with
-/// interrupts off (under a [`SpinLockIrq`]) stays atomic. Should such a
-/// handler sleep, the switch keeps the mark with its task
-/// ([`exception_context_save`]).
-pub struct TrapContext {
-    hardirq: bool,
-    exception_irqs_on: bool,
-}
+/// Hard-IRQ context, from an external interrupt's entry until the guard
+/// drops ([`irq_enter`] / [`irq_exit`]); the guard must go before the
+/// handler reschedules on its way back to user mode.
+pub struct HardirqContext(());
 
-impl TrapContext {
-    /// Enters the handler of an external interrupt (`hardirq`) or of an
-    /// exception; `kernel_irqs_on` says the exception interrupted kernel
-    /// code running with interrupts on.
+impl HardirqContext {
+    /// Enters an external interrupt's handler.
     #[inline]
-    pub fn enter(hardirq: bool, kernel_irqs_on: bool) -> Self {
-        let exception_irqs_on = !hardirq && kernel_irqs_on;
-        if hardirq {
-            irq_enter();
-        } else if exception_irqs_on {
-            // SAFETY: EXCEPTION_IRQS_ON is in .data..percpu.
-            unsafe { percpu::this_cpu_add_u64_static(&EXCEPTION_IRQS_ON, 1) };
-        }
-        TrapContext { hardirq, exception_irqs_on }
+    pub fn enter() -> Self {
+        irq_enter();
+        HardirqContext(())
     }
 }
 
-/// Takes this CPU's exception mark (see [`TrapContext`]) off it before a
-/// context switch; the switched-out task gives it back with
-/// [`exception_context_restore`] when it runs again, so the mark stays
-/// with the task whose handler slept.
-#[inline]
-pub fn exception_context_save() -> u64 {
-    // SAFETY: EXCEPTION_IRQS_ON is in .data..percpu.
-    unsafe {
-        let saved = percpu::this_cpu_read_u64(&EXCEPTION_IRQS_ON);
-        percpu::this_cpu_write_u64(&EXCEPTION_IRQS_ON, 0);
-        saved
-    }
-}
-
-/// Puts back what [`exception_context_save`] took.
-#[inline]
-pub fn exception_context_restore(saved: u64) {
-    // SAFETY: EXCEPTION_IRQS_ON is in .data..percpu.
-    unsafe { percpu::this_cpu_write_u64(&EXCEPTION_IRQS_ON, saved) };
-}
-
-impl Drop for TrapContext {
+impl Drop for HardirqContext {
     #[inline]
     fn drop(&mut self) {
-        if self.hardirq {
-            irq_exit();
-        } else if self.exception_irqs_on {
-            // SAFETY: EXCEPTION_IRQS_ON is in .data..percpu.
-            unsafe { percpu::this_cpu_add_u64_static(&EXCEPTION_IRQS_ON, 1u64.wrapping_neg()) };
-        }
+        irq_exit();
     }
 }
 

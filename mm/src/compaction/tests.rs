@@ -104,8 +104,12 @@ struct Stopping<'m, 'a> {
 }
 
 impl<'a> MmWalk<'a, crate::pgtable::X86PteFormat, &'a crate::migrate::tests::TestAlloc> for Stopping<'_, 'a> {
-    fn for_each_mm(&self, f: &mut dyn FnMut(&mut crate::migrate::tests::Mm<'a>) -> ControlFlow<()>) {
+    fn for_each_mm(&self, f: &mut dyn FnMut(&crate::migrate::tests::Mm<'a>) -> ControlFlow<()>) {
         self.mms.for_each_mm(f);
+    }
+
+    fn folio_waits(&self) -> &dyn crate::arch::FolioWaitTable {
+        self.mms.folio_waits()
     }
 
     fn cond_resched(&self) -> ControlFlow<()> {

@@ -8,9 +8,10 @@ use uapi::mman::{MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE};
 
 use super::*;
 use crate::gfp::GFP_HIGHUSER_MOVABLE;
-use crate::memory::FaultAccess;
+use crate::memory::{FaultAccess, FaultError};
 use crate::mmap::MmCounter;
 use crate::pgtable::{PgProt, X86PteFormat};
+use crate::sim::SimFolioWaits;
 use crate::vmstat::NodeStatItem;
 
 pub(crate) use crate::mmap::tests::{Env, Mm, P, TestAlloc, X, with_env};
@@ -23,7 +24,8 @@ impl<'a> Env<'a> {
         assert_eq!(mm.do_mmap(X, pages * P, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0), Ok(X));
         for i in 0..pages {
             let addr = X + i * P;
-            mm.handle_mm_fault(VirtAddr::expect_canonical(addr), FaultAccess { write: true, exec: false }).unwrap();
+            mm.handle_mm_fault_exclusive(VirtAddr::expect_canonical(addr), FaultAccess { write: true, exec: false })
+                .unwrap();
             self.ram.fill(pfn_at(mm, addr), pattern(i));
         }
     }
@@ -39,12 +41,16 @@ pub(crate) fn pfn_at(mm: &Mm<'_>, addr: u64) -> Pfn {
 pub(crate) struct Mms<'m, 'a>(pub(crate) &'m [&'m RefCell<Mm<'a>>]);
 
 impl<'a> MmWalk<'a, X86PteFormat, &'a TestAlloc> for Mms<'_, 'a> {
-    fn for_each_mm(&self, f: &mut dyn FnMut(&mut Mm<'a>) -> ControlFlow<()>) {
+    fn for_each_mm(&self, f: &mut dyn FnMut(&Mm<'a>) -> ControlFlow<()>) {
         for mm in self.0 {
-            if f(&mut mm.borrow_mut()).is_break() {
+            if f(&mm.borrow()).is_break() {
                 return;
             }
         }
+    }
+
+    fn folio_waits(&self) -> &dyn FolioWaitTable {
+        &SimFolioWaits
     }
 }
 
@@ -116,7 +122,7 @@ fn migrate_skips_page_shared_after_fork() {
         parent.borrow_mut().dup_mmap(&mut child.borrow_mut()).unwrap();
         let old = pfn_at(&parent.borrow(), X);
         let new = env.pgdat.alloc_pages(GFP_HIGHUSER_MOVABLE, 0).unwrap();
-        assert_eq!(parent.borrow_mut().migrate_page_locked(old, new), Err(MigrateError::Shared));
+        assert_eq!(parent.borrow().migrate_page(old, new, &SimFolioWaits), Err(MigrateError::Shared));
         env.pgdat.free_pages(new, 0).unwrap();
         let mut target = Pages { pgdat: env.pgdat, returned: Vec::new() };
         let stats = migrate_pages(env.pgdat, &Mms(&[&parent, &child]), &[old], &mut target);
@@ -137,7 +143,7 @@ fn migrate_skips_page_with_extra_reference() {
         let page = env.pgdat.pfn_to_page(old).unwrap();
         page.get();
         let new = env.pgdat.alloc_pages(GFP_HIGHUSER_MOVABLE, 0).unwrap();
-        assert_eq!(mm.borrow_mut().migrate_page_locked(old, new), Err(MigrateError::Pinned));
+        assert_eq!(mm.borrow().migrate_page(old, new, &SimFolioWaits), Err(MigrateError::Pinned));
         assert_eq!(pfn_at(&mm.borrow(), X), old, "pte untouched");
         assert!(env.ram.page(old).iter().all(|&b| b == 9));
         env.pgdat.free_pages(new, 0).unwrap();
@@ -155,8 +161,8 @@ fn migrate_finds_no_mapping_in_another_address_space() {
         env.populate(&mut other.borrow_mut(), 1, |_| 4);
         let old = pfn_at(&mm.borrow(), X);
         let new = env.pgdat.alloc_pages(GFP_HIGHUSER_MOVABLE, 0).unwrap();
-        assert_eq!(other.borrow_mut().migrate_page_locked(old, new), Err(MigrateError::NotMapped));
-        assert_eq!(other.borrow_mut().migrate_page_locked(env.zero, new), Err(MigrateError::NotMovable));
+        assert_eq!(other.borrow().migrate_page(old, new, &SimFolioWaits), Err(MigrateError::NotMapped));
+        assert_eq!(other.borrow().migrate_page(env.zero, new, &SimFolioWaits), Err(MigrateError::NotMovable));
         env.pgdat.free_pages(new, 0).unwrap();
         // Walking both finds the right one.
         let mut target = Pages { pgdat: env.pgdat, returned: Vec::new() };
@@ -241,5 +247,94 @@ fn migrate_batch_puts_back_a_pinned_page_and_moves_the_rest() {
             assert!(env.ram.page(pfn_at(&mm.borrow(), X + i * P)).iter().all(|&b| b == 0x30 + i as u8));
         }
         env.pgdat.put_page(from[1]).unwrap();
+    });
+}
+
+/// Address spaces shared between threads, each visited through a shared
+/// borrow, as the kernel visits each under its mmap lock held for reading.
+struct SharedMms<'m, 'a>(&'m [&'m Mm<'a>]);
+
+impl<'a> MmWalk<'a, X86PteFormat, &'a TestAlloc> for SharedMms<'_, 'a> {
+    fn for_each_mm(&self, f: &mut dyn FnMut(&Mm<'a>) -> ControlFlow<()>) {
+        for mm in self.0 {
+            if f(mm).is_break() {
+                return;
+            }
+        }
+    }
+
+    fn folio_waits(&self) -> &dyn FolioWaitTable {
+        &SimFolioWaits
+    }
+}
+
+/// Migration runs under the read lock, beside faults: a migration thread
+/// moves every page of a space again and again while two threads fault on
+/// the same pages (reads and writes). A fault that meets a migration entry
+/// returns `Retry` with the locked page; the thread waits for its unlock
+/// (`folio_wait_locked`) and faults again, as the kernel does after
+/// dropping the mmap lock. At the end every page holds its data, each pte
+/// maps its own unlocked page once, and nothing leaked.
+#[test]
+fn migration_under_the_read_lock_races_faults_and_loses_no_data() {
+    const PAGES: u64 = 32;
+    const ROUNDS: usize = 30;
+    with_env(|env| {
+        let mut mm = env.mm();
+        env.populate(&mut mm, PAGES, |i| 0x10 + i as u8);
+        let mm = &mm;
+        let migrated = std::sync::atomic::AtomicU64::new(0);
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            for t in 0..2u64 {
+                let done = &done;
+                s.spawn(move || {
+                    let mut round = 0u64;
+                    while !done.load(Ordering::Acquire) {
+                        for i in 0..PAGES {
+                            let addr = VirtAddr::expect_canonical(X + i * P);
+                            let access = FaultAccess { write: (i + round + t).is_multiple_of(2), exec: false };
+                            loop {
+                                match mm.handle_mm_fault(addr, access) {
+                                    Err(FaultError::Retry(pfn)) => {
+                                        let page = env.pgdat.pfn_to_page(pfn).unwrap();
+                                        crate::filemap::folio_wait_locked(page, pfn, &SimFolioWaits);
+                                    }
+                                    done => {
+                                        assert_eq!(done, Ok(()));
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                        round += 1;
+                    }
+                });
+            }
+            let (migrated, done) = (&migrated, &done);
+            s.spawn(move || {
+                for _ in 0..ROUNDS {
+                    // The frames as a scanner would find them: any page may
+                    // have moved or be mid-move by the time it is tried.
+                    let from: Vec<Pfn> = (0..PAGES)
+                        .filter_map(|i| mm.follow_pte(VirtAddr::expect_canonical(X + i * P)))
+                        .map(|l| l.phys.pfn())
+                        .collect();
+                    let mut target = Pages { pgdat: env.pgdat, returned: Vec::new() };
+                    let stats = migrate_pages(env.pgdat, &SharedMms(&[mm]), &from, &mut target);
+                    migrated.fetch_add(stats.succeeded, Ordering::Relaxed);
+                }
+                done.store(true, Ordering::Release);
+            });
+        });
+        assert!(migrated.load(Ordering::Relaxed) > 0, "no page moved");
+        for i in 0..PAGES {
+            let pfn = pfn_at(mm, X + i * P);
+            assert!(env.ram.page(pfn).iter().all(|&b| b == 0x10 + i as u8), "page {i} lost its data");
+            let page = env.pgdat.pfn_to_page(pfn).unwrap();
+            assert_eq!((page.refcount(), page.mapcount()), (1, 1), "page {i}");
+            assert!(!crate::filemap::folio_test_locked(page), "page {i} left locked");
+        }
+        assert_eq!(mm.counter(MmCounter::AnonPages), PAGES);
     });
 }

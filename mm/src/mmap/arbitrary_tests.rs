@@ -151,7 +151,7 @@ fn populate(mm: &mut super::tests::Mm<'_>) {
     assert_eq!(mm.brk(X + 22 * P), X + 22 * P);
     for page in [X + 2 * P, X + 3 * P, X + 8 * P, X + 21 * P, STACK + P] {
         assert_eq!(
-            mm.handle_mm_fault(VirtAddr::expect_canonical(page), FaultAccess { write: true, exec: false }),
+            mm.handle_mm_fault_exclusive(VirtAddr::expect_canonical(page), FaultAccess { write: true, exec: false }),
             Ok(())
         );
     }
@@ -208,7 +208,7 @@ fn make(mm: &mut super::tests::Mm<'_>, call: &Call) {
         }
         Call::Fault { addr, write, exec } => {
             if let Some(addr) = VirtAddr::new(addr) {
-                let _ = mm.handle_mm_fault(addr, FaultAccess { write, exec });
+                let _ = mm.handle_mm_fault_exclusive(addr, FaultAccess { write, exec });
             }
         }
     }

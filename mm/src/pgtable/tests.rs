@@ -67,7 +67,17 @@ fn x86_entries_round_trip_every_protection_and_size() {
         assert_eq!(fmt.decode(table, Level::Pgd), Entry::Table(PhysAddr::new(0x5000)));
         assert_eq!(table & X86_USER, 0);
         assert_ne!(fmt.encode_table(PhysAddr::new(0x5000), true) & X86_USER, 0);
-        assert_eq!(fmt.decode(0x5000 | X86_RW, Level::Pte), Entry::None, "not present is none");
+        assert_eq!(fmt.decode(0, Level::Pte), Entry::None, "zero is none");
+        assert_eq!(fmt.decode(X86_ACCESSED | X86_DIRTY, Level::Pte), Entry::None, "pte_none ignores A and D");
+        assert_eq!(fmt.decode(0x5000 | X86_RW, Level::Pmd), Entry::None, "a non-present table entry is none");
+        for ty in [0, 5, crate::swapops::SWP_MIGRATION_READ, crate::swapops::SWP_MIGRATION_WRITE] {
+            for offset in [0, 1, 0x12345, (1 << 50) - 2] {
+                let entry = SwpEntry::new(ty, offset);
+                let raw = fmt.encode_swp(entry);
+                assert_eq!(raw & (X86_PRESENT | X86_GLOBAL), 0, "a swap pte is neither present nor protnone");
+                assert_eq!(fmt.decode(raw, Level::Pte), Entry::Swap(entry), "type {ty} offset {offset:#x}");
+            }
+        }
     }
     // The exact bits of Linux's __PAGE_KERNEL at a 4 KiB pte: P RW A D G NX.
     let raw = FMT.encode_leaf(Leaf { phys: PhysAddr::new(0x1000), prot: PAGE_KERNEL, size: PageSize::Size4K });

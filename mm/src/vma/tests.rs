@@ -81,7 +81,7 @@ fn insert_merges_with_the_previous_vma() {
     tree.insert(anon(0, 4, RW)).unwrap();
     tree.insert(anon(4, 6, RW)).unwrap();
     assert_eq!(vmas(&tree), [(0, 6, RW, apg(0))]);
-    assert_eq!((tree.map_count(), tree.total_pages(), alloc.live.get()), (1, 6, 1));
+    assert_eq!((tree.map_count(), tree.total_pages(), alloc.live()), (1, 6, 1));
     tree.check().unwrap();
 }
 
@@ -92,7 +92,7 @@ fn insert_merges_with_the_next_vma_taking_the_new_pgoff() {
     tree.insert(file(4, 6, VmaFlags::READ, &FILE_A, 10)).unwrap();
     tree.insert(file(1, 4, VmaFlags::READ, &FILE_A, 7)).unwrap();
     assert_eq!(vmas(&tree), [(1, 6, VmaFlags::READ, 7)]);
-    assert_eq!((tree.map_count(), tree.total_pages(), alloc.live.get()), (1, 5, 1));
+    assert_eq!((tree.map_count(), tree.total_pages(), alloc.live()), (1, 5, 1));
     tree.check().unwrap();
 }
 
@@ -103,10 +103,10 @@ fn insert_merges_with_both_neighbours_and_frees_a_node() {
     tree.insert(anon(0, 2, RW)).unwrap();
     tree.insert(anon(5, 8, RW)).unwrap();
     tree.insert(anon(10, 11, RW)).unwrap();
-    assert_eq!(alloc.live.get(), 3);
+    assert_eq!(alloc.live(), 3);
     tree.insert(anon(2, 5, RW)).unwrap();
     assert_eq!(vmas(&tree), [(0, 8, RW, apg(0)), (10, 11, RW, apg(10))]);
-    assert_eq!((tree.map_count(), tree.total_pages(), alloc.live.get()), (2, 9, 2));
+    assert_eq!((tree.map_count(), tree.total_pages(), alloc.live()), (2, 9, 2));
     tree.check().unwrap();
 }
 
@@ -178,7 +178,7 @@ fn insert_allocation_failure_changes_nothing_but_merging_needs_no_node() {
     alloc.fail_nth(0);
     tree.insert(anon(2, 3, RW)).unwrap();
     assert_eq!(vmas(&tree), [(0, 3, RW, apg(0))]);
-    assert_eq!(alloc.live.get(), 1);
+    assert_eq!(alloc.live(), 1);
 }
 
 #[test]
@@ -217,7 +217,7 @@ fn munmap_in_the_middle_splits_a_vma_in_two() {
     let removed = tree.munmap_range(va(3), va(5), |v| zapped.push((page_of(v.start()), page_of(v.end())))).unwrap();
     assert_eq!((removed, zapped), (1, vec![(3, 5)]));
     assert_eq!(vmas(&tree), [(0, 3, RW, apg(0)), (5, 10, RW, apg(5))]);
-    assert_eq!((tree.map_count(), tree.total_pages(), alloc.live.get()), (2, 8, 2));
+    assert_eq!((tree.map_count(), tree.total_pages(), alloc.live()), (2, 8, 2));
     tree.check().unwrap();
 }
 
@@ -236,7 +236,7 @@ fn munmap_spans_holes_and_several_vmas() {
     assert_eq!(vmas(&tree), [(0, 2, RW, apg(0)), (12, 14, RW, apg(12)), (20, 22, RW, apg(20))]);
     assert_eq!(tree.munmap_range(va(30), va(40), |_| panic!("nothing to zap")), Ok(0));
     assert_eq!(tree.munmap_range(va(3), va(3), |_| {}), Err(VmaError::BadRange));
-    assert_eq!(alloc.live.get(), 3);
+    assert_eq!(alloc.live(), 3);
     tree.check().unwrap();
 }
 
@@ -251,7 +251,7 @@ fn munmap_allocation_failure_of_either_split_changes_nothing() {
         alloc.fail_nth(nth);
         assert_eq!(tree.munmap_range(va(5), va(15), |_| panic!("nothing to zap")), Err(VmaError::NoMemory));
         assert_eq!(snapshot(&tree), before);
-        assert_eq!(alloc.live.get(), 2);
+        assert_eq!(alloc.live(), 2);
     }
     assert_eq!(tree.munmap_range(va(5), va(15), |_| {}), Ok(2));
     assert_eq!(vmas(&tree), [(0, 5, RW, apg(0)), (15, 20, VmaFlags::READ, apg(15))]);
@@ -267,7 +267,7 @@ fn modify_flags_splits_at_the_boundaries_and_merges_back() {
     tree.check().unwrap();
     tree.modify_flags(va(3), va(5), |v| v.flags() | VmaFlags::WRITE).unwrap();
     assert_eq!(vmas(&tree), [(0, 10, RW, apg(0))]);
-    assert_eq!((tree.map_count(), alloc.live.get()), (1, 1));
+    assert_eq!((tree.map_count(), alloc.live()), (1, 1));
     tree.check().unwrap();
 }
 
@@ -310,7 +310,7 @@ fn modify_flags_allocation_failure_changes_nothing() {
         let result = tree.modify_flags(va(3), va(5), |_| panic!("nothing may change"));
         assert_eq!(result, Err(VmaError::NoMemory));
         assert_eq!(snapshot(&tree), before);
-        assert_eq!(alloc.live.get(), 1);
+        assert_eq!(alloc.live(), 1);
     }
 }
 
@@ -379,7 +379,7 @@ fn relocate_keeps_flags_pgoff_and_file_and_merges_at_the_destination() {
     assert_eq!(vmas(&tree), [(0, 2, VmaFlags::READ, 0), (20, 22, VmaFlags::READ, 2)]);
     tree.relocate(va(20), va(22), va(2)).unwrap();
     assert_eq!(vmas(&tree), [(0, 4, VmaFlags::READ, 0)]);
-    assert_eq!((tree.map_count(), tree.total_pages(), alloc.live.get()), (1, 4, 1));
+    assert_eq!((tree.map_count(), tree.total_pages(), alloc.live()), (1, 4, 1));
     tree.check().unwrap();
 }
 
@@ -516,11 +516,11 @@ fn clear_hands_every_vma_to_the_callback_and_frees_it() {
     }
     let mut pages = 0;
     tree.clear(|v| pages += v.pages());
-    assert_eq!((pages, tree.map_count(), tree.total_pages(), alloc.live.get()), (20, 0, 0, 0));
+    assert_eq!((pages, tree.map_count(), tree.total_pages(), alloc.live()), (20, 0, 0, 0));
     tree.check().unwrap();
     tree.insert(anon(0, 1, RW)).unwrap();
     drop(tree);
-    assert_eq!(alloc.live.get(), 0);
+    assert_eq!(alloc.live(), 0);
 }
 
 #[test]
@@ -847,10 +847,10 @@ proptest! {
             prop_assert_eq!(pages_of(&tree), model.clone());
             prop_assert_eq!(tree.total_pages(), model.len() as u64);
             prop_assert_eq!(tree.map_count(), tree.iter().count());
-            prop_assert_eq!(alloc.live.get(), tree.map_count());
+            prop_assert_eq!(alloc.live(), tree.map_count());
         }
         drop(tree);
-        prop_assert_eq!(alloc.live.get(), 0);
+        prop_assert_eq!(alloc.live(), 0);
     }
 }
 

@@ -123,12 +123,12 @@ fn full_fit_takes_the_whole_hole_and_frees_its_node() {
     let carved = carve(&mut v, &[4, 2, 4]);
     release(&mut v, &[&carved[1]]);
     assert_eq!(free_ranges(&v), [(4 * P, 6 * P), (10 * P, 64 * P)]);
-    assert_eq!(node_alloc.live.get(), 4);
+    assert_eq!(node_alloc.live(), 4);
     let a = alloc(&mut v, 2 * P, 1, VmFlags::NO_GUARD).unwrap();
     assert_eq!(a.start.as_u64(), START + 4 * P);
     assert_eq!(free_ranges(&v), [(10 * P, 64 * P)]);
     // One busy node more, one free node less.
-    assert_eq!(node_alloc.live.get(), 4);
+    assert_eq!(node_alloc.live(), 4);
     v.check().unwrap();
 }
 
@@ -162,11 +162,11 @@ fn no_edge_fit_splits_the_hole_with_one_more_node() {
     let mut v = areas(&node_alloc, 64);
     let carved = carve(&mut v, &[4, 8, 4]);
     release(&mut v, &[&carved[1]]);
-    let live = node_alloc.live.get();
+    let live = node_alloc.live();
     let a = alloc_in(&mut v, 2 * P, 1, 6 * P, 64 * P).unwrap();
     assert_eq!(a.start.as_u64(), START + 6 * P);
     assert_eq!(free_ranges(&v), [(4 * P, 6 * P), (8 * P, 12 * P), (16 * P, 64 * P)]);
-    assert_eq!(node_alloc.live.get(), live + 2);
+    assert_eq!(node_alloc.live(), live + 2);
     v.check().unwrap();
 }
 
@@ -223,7 +223,7 @@ fn purge_merges_with_neither_neighbour() {
     let carved = carve(&mut v, &[4, 4, 4]);
     release(&mut v, &[&carved[1]]);
     assert_eq!(free_ranges(&v), [(4 * P, 8 * P), (12 * P, 64 * P)]);
-    assert_eq!(node_alloc.live.get(), 4);
+    assert_eq!(node_alloc.live(), 4);
 }
 
 #[test]
@@ -233,7 +233,7 @@ fn purge_merges_with_the_right_neighbour() {
     let carved = carve(&mut v, &[4, 4, 4]);
     release(&mut v, &[&carved[2]]);
     assert_eq!(free_ranges(&v), [(8 * P, 64 * P)]);
-    assert_eq!(node_alloc.live.get(), 3);
+    assert_eq!(node_alloc.live(), 3);
 }
 
 #[test]
@@ -244,7 +244,7 @@ fn purge_merges_with_the_left_neighbour() {
     release(&mut v, &[&carved[0]]);
     release(&mut v, &[&carved[1]]);
     assert_eq!(free_ranges(&v), [(0, 8 * P), (12 * P, 64 * P)]);
-    assert_eq!(node_alloc.live.get(), 3);
+    assert_eq!(node_alloc.live(), 3);
 }
 
 #[test]
@@ -256,7 +256,7 @@ fn purge_merges_with_both_neighbours() {
     assert_eq!(free_ranges(&v), [(0, 4 * P), (8 * P, 64 * P)]);
     release(&mut v, &[&carved[1]]);
     assert_eq!(free_ranges(&v), [(0, 64 * P)]);
-    assert_eq!((node_alloc.live.get(), v.nr_free_bytes(), v.largest_free()), (1, 64 * P, 64 * P));
+    assert_eq!((node_alloc.live(), v.nr_free_bytes(), v.largest_free()), (1, 64 * P, 64 * P));
 }
 
 #[test]
@@ -266,7 +266,7 @@ fn one_purge_merges_adjacent_lazy_areas_into_one_range() {
     let carved = carve(&mut v, &[4, 4, 4]);
     release(&mut v, &[&carved[1], &carved[0], &carved[2]]);
     assert_eq!(free_ranges(&v), [(0, 64 * P)]);
-    assert_eq!(node_alloc.live.get(), 1);
+    assert_eq!(node_alloc.live(), 1);
 }
 
 #[test]
@@ -360,13 +360,13 @@ fn allocation_fails_when_full_and_changes_nothing() {
     let mut v = areas(&node_alloc, 16);
     carve(&mut v, &[8, 8]);
     let before = snapshot(&v);
-    let live = node_alloc.live.get();
+    let live = node_alloc.live();
     assert_eq!(
         alloc(&mut v, P, 1, VmFlags::ALLOC),
         Err(VmallocError::NoSpace { size: 2 * P, vstart: va(START), vend: va(START + 16 * P) })
     );
     assert_eq!(snapshot(&v), before);
-    assert_eq!(node_alloc.live.get(), live);
+    assert_eq!(node_alloc.live(), live);
 }
 
 #[test]
@@ -390,7 +390,7 @@ fn node_allocation_failure_in_new_is_an_error() {
     let node_alloc = TestAlloc::default();
     node_alloc.fail_nth(0);
     assert!(matches!(VmapAreas::new(va(START), va(START + P), 1, &node_alloc), Err(VmallocError::NoMemory)));
-    assert_eq!(node_alloc.live.get(), 0);
+    assert_eq!(node_alloc.live(), 0);
 }
 
 #[test]
@@ -400,11 +400,11 @@ fn node_allocation_failure_for_the_area_changes_nothing() {
     let carved = carve(&mut v, &[4, 8, 4]);
     release(&mut v, &[&carved[1]]);
     let before = snapshot(&v);
-    let live = node_alloc.live.get();
+    let live = node_alloc.live();
     node_alloc.fail_nth(0);
     assert_eq!(alloc(&mut v, P, 1, VmFlags::ALLOC), Err(VmallocError::NoMemory));
     assert_eq!(snapshot(&v), before);
-    assert_eq!(node_alloc.live.get(), live);
+    assert_eq!(node_alloc.live(), live);
 }
 
 #[test]
@@ -414,17 +414,17 @@ fn node_allocation_failure_for_a_middle_split_changes_nothing() {
     let carved = carve(&mut v, &[4, 8, 4]);
     release(&mut v, &[&carved[1]]);
     let before = snapshot(&v);
-    let live = node_alloc.live.get();
+    let live = node_alloc.live();
     // The second allocation is the split's node.
     node_alloc.fail_nth(1);
     assert_eq!(alloc_in(&mut v, 2 * P, 1, 6 * P, 64 * P), Err(VmallocError::NoMemory));
     assert_eq!(snapshot(&v), before);
-    assert_eq!(node_alloc.live.get(), live);
+    assert_eq!(node_alloc.live(), live);
     // An edge fit needs no second node.
     node_alloc.fail_nth(1);
     let a = alloc_in(&mut v, 2 * P, 1, 4 * P, 64 * P).unwrap();
     assert_eq!(a.start.as_u64(), START + 4 * P);
-    assert_eq!(node_alloc.live.get(), live + 1);
+    assert_eq!(node_alloc.live(), live + 1);
     v.check().unwrap();
 }
 
@@ -462,7 +462,7 @@ fn bad_arguments_are_rejected() {
     assert_eq!(new(START, START), Err(VmallocError::BadRange));
     assert_eq!(new(START + 1, START + P), Err(VmallocError::BadRange));
     assert_eq!(new(0x7fff_ffff_0000, 0xffff_8000_0000_1000), Err(VmallocError::BadRange));
-    assert_eq!(node_alloc.live.get(), 1);
+    assert_eq!(node_alloc.live(), 1);
     v.check().unwrap();
 }
 
@@ -533,9 +533,9 @@ fn many_areas_keep_the_trees_balanced_and_every_node_is_freed() {
             v.free_lazy(area.start).unwrap();
         }
         v.check().unwrap();
-        assert!(node_alloc.live.get() > 2000);
+        assert!(node_alloc.live() > 2000);
     }
-    assert_eq!(node_alloc.live.get(), 0);
+    assert_eq!(node_alloc.live(), 0);
 }
 
 /// The model of the proptest: busy and lazy ranges; the free ranges are the
@@ -731,6 +731,6 @@ proptest! {
             prop_assert_eq!((v.nr_busy(), v.lazy_nr()), (model.busy.len(), model.lazy_nr));
         }
         drop(v);
-        prop_assert_eq!(node_alloc.live.get(), 0);
+        prop_assert_eq!(node_alloc.live(), 0);
     }
 }

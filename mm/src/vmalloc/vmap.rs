@@ -117,7 +117,7 @@ impl<'a, F: PteFormat, A: VmapNodeAlloc> Vmalloc<'a, F, A> {
         if mapped > 0 {
             let _ = self.pt.unmap(start, mapped, FreeTables::No, &mut gather);
         }
-        if let Err(gather) = gather.defer_flush() {
+        if gather.defer_flush().is_err() {
             gather.finish(self.tlb, self.pt.pgdat());
         }
         let mut areas = self.areas.lock();

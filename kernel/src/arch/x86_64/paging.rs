@@ -37,7 +37,7 @@ pub fn translate(vaddr: u64) -> Option<Leaf> {
     let mut level = Level::Pgd;
     loop {
         match FORMAT.decode(entry(table, level.index(va)), level) {
-            Entry::None => return None,
+            Entry::None | Entry::Swap(_) => return None,
             Entry::Table(t) => {
                 table = t.as_u64();
                 level = level.lower()?;

@@ -39,7 +39,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use log::{info, warn};
 use mm::pgtable::{FreeTables, PAGE_KERNEL_ROX, PageSize, TlbGather};
 use mm::{PAGE_SIZE, PhysAddr, VirtAddr};
-use spin::{Mutex, Once};
+use spin::Once;
 
 use crate::sync::{SpinLock, SpinLockIrq};
 
@@ -136,22 +136,6 @@ fn serve_call() {
         f(a, b);
         CALL_PENDING.fetch_and(!me, Ordering::AcqRel);
     });
-}
-
-/// Takes a spin lock from code that may run with interrupts off, serving
-/// cross-CPU calls addressed to this CPU while it waits. A holder of the
-/// lock may be waiting in [`call_function_many`] for this CPU's answer
-/// (page migration flushes a process's TLB entries on every CPU under
-/// that process's address-space lock, which the process's kernel-mode
-/// page faults take with interrupts off); plain spinning would deadlock.
-pub fn spin_lock_serving_calls<T>(lock: &Mutex<T>) -> spin::MutexGuard<'_, T> {
-    loop {
-        if let Some(guard) = lock.try_lock() {
-            return guard;
-        }
-        serve_call();
-        core::hint::spin_loop();
-    }
 }
 
 /// The [`CALL_FUNCTION_VECTOR`] handler.

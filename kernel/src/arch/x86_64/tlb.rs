@@ -94,10 +94,9 @@ impl TlbFlush for KernelTlb {
 
     /// Without an `mm_cpumask` we do not know where the space is loaded, so
     /// every CPU flushes the range; on a CPU running another address space
-    /// that drops at most a few unrelated user entries. A CPU that waits
-    /// for the same address space's lock with interrupts off answers while
-    /// it waits (see `smp::spin_lock_serving_calls`), so the caller may
-    /// hold that lock.
+    /// that drops at most a few unrelated user entries. The caller may
+    /// hold the address space's mmap lock: a CPU waiting for it sleeps
+    /// with interrupts on, so it answers.
     fn flush_tlb_mm_range_all_cpus(&self, _root: PhysAddr, start: VirtAddr, len: u64) {
         flush_tlb_user_range_local(start.as_u64(), len);
         super::smp::call_function_many(u64::MAX, flush_tlb_user_range_ipi, start.as_u64(), len);

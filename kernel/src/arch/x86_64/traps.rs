@@ -31,10 +31,7 @@ use x86_64::structures::DescriptorTablePointer;
 use super::entry::{self, NR_VECTORS, TrapFrame};
 use super::{cpu, extable, gdt, paging};
 use crate::printk::emergency;
-use crate::sync::TrapContext;
-
-/// RFLAGS.IF, interrupts enabled (SDM vol. 1 3.4.3.2).
-const RFLAGS_IF: u64 = 1 << 9;
+use crate::sync::HardirqContext;
 
 /// Exception vectors (SDM vol. 3, table 6-1).
 #[allow(missing_docs)]
@@ -185,8 +182,9 @@ pub fn init() {
 #[unsafe(no_mangle)]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let vector = frame.vector as u8;
-    let context =
-        TrapContext::enter(vector >= vector::FIRST_EXTERNAL, !frame.from_user() && frame.rflags & RFLAGS_IF != 0);
+    // An external interrupt's handler runs in hard-IRQ context (until the
+    // guard goes, before any reschedule on the way to user mode).
+    let context = (vector >= vector::FIRST_EXTERNAL).then(HardirqContext::enter);
     if frame.from_user() && vector < vector::FIRST_EXTERNAL && vector != vector::NMI && vector != vector::MACHINE_CHECK
     {
         user_exception(frame, vector);
@@ -207,7 +205,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             if vector == vector::PAGE_FAULT
                 && address < mm::mmap::TASK_SIZE
                 && extable::search(frame.rip).is_some()
-                && do_user_addr_fault(address, PageFaultError::from_bits_retain(frame.error_code)).is_ok()
+                && kernel_user_fault(frame, address).is_ok()
             {
                 return;
             }
@@ -230,6 +228,36 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     }
 }
 
+/// A kernel-mode fault on a user address (Linux `do_user_addr_fault` for
+/// a fault in `copy_from_user` and friends). With interrupts on where it
+/// struck, the handler runs with them on and may sleep for the mmap lock,
+/// like a user fault. With them off (Linux's `faulthandler_disabled()`)
+/// it must not sleep: it only tries the lock, and a busy lock, or a stack
+/// that would need the lock for writing, fails the access (`EFAULT`
+/// through the exception table).
+fn kernel_user_fault(frame: &TrapFrame, address: u64) -> Result<(), mm::memory::FaultError> {
+    let error = PageFaultError::from_bits_retain(frame.error_code);
+    if frame.rflags & RFLAGS_IF == 0 {
+        return do_user_addr_fault(address, error, FaultContext::Atomic);
+    }
+    x86_64::instructions::interrupts::enable();
+    let result = do_user_addr_fault(address, error, FaultContext::MaySleep);
+    x86_64::instructions::interrupts::disable();
+    result
+}
+
+/// The interrupt flag in RFLAGS (SDM vol. 1 3.4.3).
+const RFLAGS_IF: u64 = 1 << 9;
+
+/// Whether a fault handler may sleep for the mmap lock.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FaultContext {
+    /// Interrupts are on and no spin lock is held: sleeping is allowed.
+    MaySleep,
+    /// Interrupts were off where the fault struck: only try the lock.
+    Atomic,
+}
+
 /// Resolves a page fault at a user address against the running task's
 /// address space (Linux `do_user_addr_fault` -> `handle_mm_fault`). Kept
 /// out of line under Linux's name, so that `break do_user_addr_fault`
@@ -237,31 +265,45 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
 /// arguments).
 #[unsafe(no_mangle)]
 #[inline(never)]
-fn do_user_addr_fault(address: u64, error: PageFaultError) -> Result<(), mm::memory::FaultError> {
-    let mm = crate::sched::try_current().and_then(|t| t.proc.mm()).ok_or(mm::memory::FaultError::MapErr)?;
+fn do_user_addr_fault(
+    address: u64,
+    error: PageFaultError,
+    context: FaultContext,
+) -> Result<(), mm::memory::FaultError> {
+    use mm::memory::FaultError;
+    let mm = crate::sched::try_current().and_then(|t| t.proc.mm()).ok_or(FaultError::MapErr)?;
     let access = mm::memory::FaultAccess {
         write: error.contains(PageFaultError::WRITE),
         exec: error.contains(PageFaultError::INSTR),
     };
-    let Some(addr) = mm::VirtAddr::new(address) else { return Err(mm::memory::FaultError::MapErr) };
-    // A kernel-mode fault (copy_from_user) runs with interrupts off, and
-    // the lock's holder may be migrating a page of this space and waiting
-    // for every CPU to flush.
-    super::smp::spin_lock_serving_calls(&mm).handle_mm_fault(addr, access)
+    let Some(addr) = mm::VirtAddr::new(address) else { return Err(FaultError::MapErr) };
+    match context {
+        FaultContext::MaySleep => crate::mmap::handle_user_fault(&mm, addr, access),
+        FaultContext::Atomic => match mm.mmap_read_trylock() {
+            Some(guard) => match guard.handle_mm_fault(addr, access) {
+                // Growing a stack or waiting for a page under migration
+                // would sleep.
+                Err(FaultError::ExpandStack | FaultError::Retry(_)) => Err(FaultError::MapErr),
+                r => r,
+            },
+            None => Err(FaultError::MapErr),
+        },
+    }
 }
 
 /// An exception in user mode: resolve a page fault, or signal the task
 /// (Linux `do_user_addr_fault`'s bad-area path and the `do_trap` family).
 fn user_exception(frame: &mut TrapFrame, vector: u8) {
     use uapi::signal::*;
-    if frame.rflags & (1 << 9) != 0 {
+    if frame.rflags & RFLAGS_IF != 0 {
         x86_64::instructions::interrupts::enable();
     }
     let (sig, code, addr, why) = match vector {
         vector::PAGE_FAULT => {
             let address = cpu::read_cr2();
             let error = PageFaultError::from_bits_retain(frame.error_code);
-            match do_user_addr_fault(address, error) {
+            // User mode runs with interrupts on, so they are on here.
+            match do_user_addr_fault(address, error, FaultContext::MaySleep) {
                 Ok(()) => return,
                 Err(mm::memory::FaultError::Oom) => {
                     let me = crate::sched::current();
@@ -269,7 +311,11 @@ fn user_exception(frame: &mut TrapFrame, vector: u8) {
                     crate::signal::send_signal(&me, SIGKILL, None);
                     return;
                 }
-                Err(mm::memory::FaultError::MapErr) => (SIGSEGV, SEGV_MAPERR, address, "segfault"),
+                Err(
+                    mm::memory::FaultError::MapErr
+                    | mm::memory::FaultError::ExpandStack
+                    | mm::memory::FaultError::Retry(_),
+                ) => (SIGSEGV, SEGV_MAPERR, address, "segfault"),
                 Err(mm::memory::FaultError::AccErr) => (SIGSEGV, SEGV_ACCERR, address, "segfault"),
             }
         }

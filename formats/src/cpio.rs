@@ -312,3 +312,207 @@ impl<'a> Initramfs<'a> {
         self.end
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A newc archive of `(name, mode, body)` entries and the trailer, as xtask
+    /// writes one (inode numbers from 1, mtime 0); `magic` 070702 adds
+    /// checksums.
+    fn newc(magic: &str, entries: &[(&str, u32, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let trailer: (&str, u32, &[u8]) = ("TRAILER!!!", 0, &[]);
+        for (ino, &(name, mode, body)) in entries.iter().chain([&trailer]).enumerate() {
+            let check = if magic == "070702" { body.iter().map(|&b| u32::from(b)).sum() } else { 0 };
+            let fields =
+                [ino as u32 + 1, mode, 0, 0, 1, 0, body.len() as u32, 0, 0, 0, 0, name.len() as u32 + 1, check];
+            out.extend_from_slice(magic.as_bytes());
+            for f in fields {
+                out.extend_from_slice(format!("{f:08x}").as_bytes());
+            }
+            out.extend_from_slice(name.as_bytes());
+            out.push(0);
+            out.resize(out.len().next_multiple_of(4), 0);
+            out.extend_from_slice(body);
+            out.resize(out.len().next_multiple_of(4), 0);
+        }
+        out
+    }
+
+    const FILE: u32 = S_IFREG | 0o644;
+    const DIR: u32 = S_IFDIR | 0o755;
+
+    /// Two entries: header 0 at 0 ("a", body "xyz") and header 1 at 120.
+    fn sample() -> Vec<u8> {
+        newc("070701", &[("a", FILE, b"xyz"), ("d", DIR, b"")])
+    }
+
+    /// Offset of header 1 in [`sample`]: 110 + "a\0" = 112; body 3 padded to 4.
+    const SECOND: usize = 116;
+
+    fn set_field(data: &mut [u8], header: usize, field: usize, value: u32) {
+        let at = header + 6 + 8 * field;
+        data[at..at + 8].copy_from_slice(format!("{value:08x}").as_bytes());
+    }
+
+    #[test]
+    fn well_formed_archives_parse_and_may_be_concatenated() {
+        let data = sample();
+        let fs = Initramfs::parse(&data).expect("sample");
+        assert_eq!(fs.len(), 2);
+        assert_eq!(fs.end(), data.len());
+        let a = fs.lookup("/a").expect("/a");
+        assert_eq!((a.data, a.size, a.ino, a.name), (&b"xyz"[..], 3, 1, "a"));
+        assert!(fs.lookup("/d").is_some_and(|d| d.is_dir()));
+
+        // A second archive after zero padding: later entries replace earlier.
+        let mut two = data.clone();
+        two.extend_from_slice(&[0; 512]);
+        let second = newc("070702", &[("./a", FILE, b"new")]);
+        two.extend_from_slice(&second);
+        let fs = Initramfs::parse(&two).expect("two archives");
+        assert_eq!(fs.lookup("a").map(|e| e.data), Some(&b"new"[..]));
+        assert_eq!(fs.end(), two.len());
+        two.extend_from_slice(&[0; 3]);
+        assert_eq!(Initramfs::parse(&two).map(|f| f.end()).ok(), Some(two.len() - 3), "trailing zeros are padding");
+    }
+
+    #[test]
+    fn corrupt_headers_are_refused_with_their_offset() {
+        let good = sample();
+        let mut cases: Vec<(String, Vec<u8>, CpioError)> = Vec::new();
+        let mut bad_magic = good.clone();
+        bad_magic[5] = b'7';
+        cases.push(("flipped magic".into(), bad_magic, CpioError::BadMagic { offset: 0 }));
+        let mut second_magic = good.clone();
+        second_magic[SECOND] = b'1';
+        cases.push(("second header's magic".into(), second_magic, CpioError::BadMagic { offset: SECOND }));
+        cases.push(("truncated header".into(), good[..60].into(), CpioError::Truncated { offset: 0 }));
+        cases.push((
+            "truncated second header".into(),
+            good[..SECOND + 100].into(),
+            CpioError::Truncated { offset: SECOND },
+        ));
+        let mut bad_hex = good.clone();
+        bad_hex[6 + 8 + 3] = b'g';
+        cases.push(("non-hex digit in mode".into(), bad_hex, CpioError::BadHex { offset: 14 }));
+        let mut long_name = good.clone();
+        set_field(&mut long_name, 0, 11, 0x10_0000);
+        cases.push(("namesize past the end".into(), long_name, CpioError::Truncated { offset: 0 }));
+        let mut long_body = good.clone();
+        set_field(&mut long_body, SECOND, 6, 0xffff_ffff);
+        cases.push(("filesize past the end".into(), long_body, CpioError::Truncated { offset: SECOND }));
+        let mut no_nul = good.clone();
+        no_nul[111] = b'b';
+        cases.push(("name without NUL".into(), no_nul, CpioError::NameNotTerminated { offset: 0 }));
+        let mut empty_name = good.clone();
+        set_field(&mut empty_name, 0, 11, 0);
+        cases.push(("namesize 0".into(), empty_name, CpioError::NameNotTerminated { offset: 0 }));
+        cases.push((
+            "no trailer".into(),
+            newc("070701", &[("a", FILE, b"xyz")])[..SECOND].into(),
+            CpioError::MissingTrailer { offset: SECOND },
+        ));
+        let mut junk = good.clone();
+        junk.extend_from_slice(b"\x1f\x8b\x08\x00");
+        cases.push(("gzip after the trailer".into(), junk, CpioError::Junk { offset: good.len() }));
+        let mut bad_sum = newc("070702", &[("a", FILE, b"xyz")]);
+        set_field(&mut bad_sum, 0, 12, 1);
+        cases.push(("wrong 070702 checksum".into(), bad_sum, CpioError::BadChecksum { offset: 0 }));
+        cases.push((
+            "a `..` component".into(),
+            newc("070701", &[("bin/../../x", FILE, b"")]),
+            CpioError::BadName { offset: 0 },
+        ));
+        cases.push(("empty data".into(), Vec::new(), CpioError::MissingTrailer { offset: 0 }));
+        for (what, data, expected) in cases {
+            assert_eq!(Initramfs::parse(&data).err(), Some(expected), "{what}");
+        }
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        // The trailer's empty body ends the archive: no padding follows it
+        // that a cut could remove harmlessly.
+        let data = newc("070702", &[("a", FILE, b"xyz"), ("d", DIR, b""), ("d/f", FILE, &[7; 33])]);
+        assert_eq!(Initramfs::parse(&data).map(|f| f.len()).ok(), Some(3));
+        for cut in 0..data.len() {
+            assert!(Initramfs::parse(&data[..cut]).is_err(), "cut at {cut} of {}", data.len());
+        }
+    }
+
+    #[test]
+    fn sizes_at_the_field_maximum_are_refused_without_overflow() {
+        for field in [6, 11] {
+            for header in [0, SECOND] {
+                let mut data = sample();
+                set_field(&mut data, header, field, u32::MAX);
+                assert_eq!(
+                    Initramfs::parse(&data).err(),
+                    Some(CpioError::Truncated { offset: header }),
+                    "field {field} of header at {header}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_or_hold_a_nul_are_refused() {
+        let mut not_utf8 = sample();
+        not_utf8[HEADER_LEN] = 0xff;
+        assert_eq!(Initramfs::parse(&not_utf8).err(), Some(CpioError::BadName { offset: 0 }));
+        let mut inner_nul = newc("070701", &[("ab", FILE, b"")]);
+        inner_nul[HEADER_LEN] = 0;
+        assert_eq!(Initramfs::parse(&inner_nul).err(), Some(CpioError::BadName { offset: 0 }));
+    }
+
+    #[test]
+    fn a_header_must_start_aligned_between_archives() {
+        let mut data = vec![0u8; 2];
+        data.extend_from_slice(&sample());
+        assert_eq!(Initramfs::parse(&data).err(), Some(CpioError::Junk { offset: 2 }));
+    }
+
+    proptest! {
+        /// Any bytes at all: an answer, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Initramfs::parse(&data);
+        }
+
+        /// A valid archive with one byte changed: an answer, never a panic;
+        /// and when it still parses, every entry's body lies inside it.
+        #[test]
+        fn one_corrupted_byte_never_panics(at in 0usize..1000, value in any::<u8>()) {
+            let mut data = newc("070702", &[("bin/x", FILE, b"hello"), ("bin", DIR, b""), ("e", FILE, b"")]);
+            let at = at % data.len();
+            data[at] = value;
+            if let Ok(fs) = Initramfs::parse(&data) {
+                prop_assert!(fs.iter().all(|(_, e)| e.size == e.data.len()));
+            }
+        }
+
+        /// Archives of random files parse back to those files, a later entry
+        /// of the same name replacing an earlier one.
+        #[test]
+        fn random_archives_round_trip(
+            files in proptest::collection::vec(("[a-c]{1,3}(/[a-c]{1,3})?", proptest::collection::vec(any::<u8>(), 0..40)), 0..8),
+            magic in prop_oneof!["070701", "070702"],
+        ) {
+            let entries: Vec<(&str, u32, &[u8])> =
+                files.iter().map(|(name, body)| (name.as_str(), FILE, body.as_slice())).collect();
+            let data = newc(&magic, &entries);
+            let fs = Initramfs::parse(&data);
+            prop_assert!(fs.is_ok(), "{:?}", fs.err());
+            let Ok(fs) = fs else { return Ok(()) };
+            prop_assert_eq!(fs.end(), data.len());
+            for (name, body) in &files {
+                let last = files.iter().rev().find(|(n, _)| n == name).map(|(_, b)| b.as_slice());
+                prop_assert_eq!(fs.lookup(name).map(|e| e.data), last, "{}", name);
+                prop_assert!(body.len() <= data.len());
+            }
+        }
+    }
+}

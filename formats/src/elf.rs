@@ -392,3 +392,207 @@ impl<'a> ElfFile<'a> {
         self.phdrs().find(|ph| ph.p_type == PT_GNU_STACK).is_some_and(|ph| ph.p_flags & PF_X != 0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A program header to write: type, flags, offset, vaddr, filesz, memsz.
+    type RawPhdr = (u32, u32, u64, u64, u64, u64);
+
+    const TEXT: RawPhdr = (PT_LOAD, PF_R | PF_X, 0, 0x40_0000, 0x1000, 0x1000);
+    const DATA: RawPhdr = (PT_LOAD, PF_R | PF_W, 0x1000, 0x40_1000, 0x100, 0x2000);
+    const STACK: RawPhdr = (PT_GNU_STACK, PF_R | PF_W, 0, 0, 0, 0);
+    const ENTRY: u64 = 0x40_0100;
+    /// Offset of the program header table in [`elf`]'s files.
+    const PHOFF: usize = EHDR_LEN;
+
+    /// A static x86_64 executable of `phdrs`, long enough for a DATA
+    /// segment's file bytes and no longer.
+    fn elf(phdrs: &[RawPhdr]) -> Vec<u8> {
+        let mut d = vec![0u8; 0x1100];
+        d[..4].copy_from_slice(ELFMAG);
+        d[4..7].copy_from_slice(&[ELFCLASS64, ELFDATA2LSB, EV_CURRENT]);
+        d[16..18].copy_from_slice(&2u16.to_le_bytes());
+        d[18..20].copy_from_slice(&EM_X86_64.to_le_bytes());
+        d[20..24].copy_from_slice(&1u32.to_le_bytes());
+        d[24..32].copy_from_slice(&ENTRY.to_le_bytes());
+        d[32..40].copy_from_slice(&(PHOFF as u64).to_le_bytes());
+        d[52..54].copy_from_slice(&(EHDR_LEN as u16).to_le_bytes());
+        d[54..56].copy_from_slice(&(PHDR_LEN as u16).to_le_bytes());
+        d[56..58].copy_from_slice(&(phdrs.len() as u16).to_le_bytes());
+        for (i, &(p_type, flags, offset, vaddr, filesz, memsz)) in phdrs.iter().enumerate() {
+            let at = PHOFF + i * PHDR_LEN;
+            d[at..at + 4].copy_from_slice(&p_type.to_le_bytes());
+            d[at + 4..at + 8].copy_from_slice(&flags.to_le_bytes());
+            for (field, value) in [(8, offset), (16, vaddr), (32, filesz), (40, memsz), (48, 0x1000)] {
+                d[at + field..at + field + 8].copy_from_slice(&value.to_le_bytes());
+            }
+        }
+        d
+    }
+
+    fn sample() -> Vec<u8> {
+        elf(&[TEXT, DATA, STACK])
+    }
+
+    #[test]
+    fn a_static_executable_is_described_as_written() {
+        let data = sample();
+        let file = ElfFile::parse(&data).expect("sample");
+        assert_eq!((file.elf_type(), file.entry(), file.phnum(), file.phentsize()), (ElfType::Exec, ENTRY, 3, 56));
+        let segments: Vec<LoadSegment> = file.load_segments().collect();
+        assert_eq!(
+            segments,
+            [
+                LoadSegment {
+                    vaddr: 0x40_0000,
+                    memsz: 0x1000,
+                    filesz: 0x1000,
+                    offset: 0,
+                    flags: SegmentFlags::R | SegmentFlags::X
+                },
+                LoadSegment {
+                    vaddr: 0x40_1000,
+                    memsz: 0x2000,
+                    filesz: 0x100,
+                    offset: 0x1000,
+                    flags: SegmentFlags::R | SegmentFlags::W
+                },
+            ]
+        );
+        assert_eq!(file.phdr_vaddr(), Some(0x40_0000 + PHOFF as u64), "the text segment maps the table");
+        assert_eq!(file.tls(), None);
+        assert!(!file.stack_executable());
+        assert!(segments[1].contains(0x40_2fff) && !segments[1].contains(0x40_3000));
+    }
+
+    #[test]
+    fn pt_phdr_pt_tls_and_an_executable_stack_are_reported() {
+        let phdr = (PT_PHDR, PF_R, PHOFF as u64, 0x40_0040, 0xa8, 0xa8);
+        let tls = (PT_TLS, PF_R, 0x1000, 0x40_1000, 0x10, 0x20);
+        let exec_stack = (PT_GNU_STACK, PF_R | PF_W | PF_X, 0, 0, 0, 0);
+        let data = elf(&[phdr, TEXT, DATA, tls, exec_stack]);
+        let file = ElfFile::parse(&data).expect("valid");
+        assert_eq!(file.phdr_vaddr(), Some(0x40_0040));
+        assert_eq!(file.tls(), Some(TlsSegment { vaddr: 0x40_1000, filesz: 0x10, memsz: 0x20, align: 0x1000 }));
+        assert!(file.stack_executable());
+        let mut pie = sample();
+        pie[16] = 3;
+        assert_eq!(ElfFile::parse(&pie).map(|f| f.elf_type()).ok(), Some(ElfType::Dyn));
+    }
+
+    #[test]
+    fn malformed_headers_are_refused_with_the_reason() {
+        type Corrupt = fn(&mut Vec<u8>);
+        let cases: [(&str, Corrupt, ElfError); 13] = [
+            ("empty", |d| d.clear(), ElfError::NotElf),
+            ("no magic", |d| d[0] = 0, ElfError::NotElf),
+            ("ELFCLASS32", |d| d[4] = 1, ElfError::BadClass(1)),
+            ("big-endian", |d| d[5] = 2, ElfError::BadEncoding(2)),
+            ("EI_VERSION 0", |d| d[6] = 0, ElfError::BadVersion),
+            ("e_version 2", |d| d[20] = 2, ElfError::BadVersion),
+            ("ET_CORE", |d| d[16] = 4, ElfError::BadType(4)),
+            ("EM_AARCH64", |d| d[18] = 183, ElfError::BadMachine(183)),
+            ("e_phentsize 0", |d| d[54] = 0, ElfError::BadPhentsize(0)),
+            ("no program headers", |d| d[56] = 0, ElfError::BadPhnum(0)),
+            ("a table over a page", |d| d[56] = 74, ElfError::BadPhnum(74)),
+            (
+                "e_phoff past the end",
+                |d| d[32..40].copy_from_slice(&0x10ffu64.to_le_bytes()),
+                ElfError::PhdrsOutOfBounds,
+            ),
+            ("e_phoff + table overflows", |d| d[32..40].fill(0xff), ElfError::PhdrsOutOfBounds),
+        ];
+        for (what, corrupt, expected) in cases {
+            let mut data = sample();
+            corrupt(&mut data);
+            assert_eq!(ElfFile::parse(&data).err(), Some(expected), "{what}");
+        }
+    }
+
+    #[test]
+    fn bad_segments_are_refused_naming_the_header() {
+        let top = USER_END - 0x1000;
+        let cases: [(&str, &[RawPhdr], ElfError); 9] = [
+            (
+                "filesz > memsz",
+                &[TEXT, (PT_LOAD, PF_R, 0x1000, 0x40_1000, 0x100, 0xff)],
+                ElfError::FileszExceedsMemsz { index: 1 },
+            ),
+            (
+                "file bytes past the end",
+                &[(PT_LOAD, PF_R, 0x1000, 0x40_1000, 0x101, 0x101)],
+                ElfError::SegmentOutOfFile { index: 0 },
+            ),
+            (
+                "p_offset + p_filesz overflows",
+                &[(PT_LOAD, PF_R, u64::MAX, 0x40_0fff, 1, 1)],
+                ElfError::SegmentOutOfFile { index: 0 },
+            ),
+            (
+                "vaddr not congruent to offset",
+                &[(PT_LOAD, PF_R, 0x1000, 0x40_1008, 0x10, 0x10)],
+                ElfError::Misaligned { index: 0 },
+            ),
+            (
+                "reaching past user space",
+                &[(PT_LOAD, PF_R, 0, top, 0x1000, 0x1001)],
+                ElfError::OutsideUserSpace { index: 0 },
+            ),
+            (
+                "p_vaddr + p_memsz overflows",
+                &[(PT_LOAD, PF_R, 0, 0xffff_ffff_ffff_f000, 0, 0x2000)],
+                ElfError::OutsideUserSpace { index: 0 },
+            ),
+            ("unsorted", &[DATA, TEXT], ElfError::SegmentsOverlap { index: 1 }),
+            ("no PT_LOAD", &[STACK], ElfError::NoLoadSegments),
+            ("a PT_INTERP", &[TEXT, (PT_INTERP, PF_R, 0x200, 0x40_0200, 0x1c, 0x1c), DATA], ElfError::Interpreter),
+        ];
+        for (what, phdrs, expected) in cases {
+            assert_eq!(ElfFile::parse(&elf(phdrs)).err(), Some(expected), "{what}");
+        }
+        let at_the_top = elf(&[(PT_LOAD, PF_R, 0, top, 0x1000, 0x1000)]);
+        assert!(ElfFile::parse(&at_the_top).is_ok(), "a segment may end exactly at USER_END");
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        let data = sample();
+        for cut in 0..data.len() {
+            assert!(ElfFile::parse(&data[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    proptest! {
+        /// Any bytes at all: an answer, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = ElfFile::parse(&data);
+        }
+
+        /// The sample with up to 8 bytes of its headers overwritten: an
+        /// answer, never a panic, and what is accepted keeps the promises
+        /// the loader relies on.
+        #[test]
+        fn accepted_files_keep_their_promises(
+            writes in proptest::collection::vec((0usize..PHOFF + 3 * PHDR_LEN, any::<u8>()), 1..8),
+        ) {
+            let mut data = sample();
+            for (at, value) in writes {
+                data[at] = value;
+            }
+            let Ok(file) = ElfFile::parse(&data) else { return Ok(()) };
+            let mut prev_end = 0;
+            for s in file.load_segments() {
+                prop_assert!(s.filesz <= s.memsz);
+                prop_assert!(s.offset + s.filesz <= data.len() as u64);
+                prop_assert!(s.vaddr >= prev_end && s.vaddr + s.memsz <= USER_END);
+                prop_assert_eq!(s.vaddr % PAGE_SIZE, s.offset % PAGE_SIZE);
+                prev_end = s.vaddr + s.memsz;
+            }
+            let _ = (file.phdr_vaddr(), file.tls(), file.stack_executable());
+        }
+    }
+}

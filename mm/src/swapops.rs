@@ -1,0 +1,101 @@
+//! Swap entries: what a non-present pte holds when it is not empty (Linux
+//! `include/linux/swapops.h` and the `swp_entry_t` of `swap.h`).
+//!
+//! A swap entry is a type and an offset. Types below [`MAX_SWAPFILES`]
+//! name swap areas (none yet: swap comes with its own issue); the types
+//! above are special. [`SWP_MIGRATION_READ`] and [`SWP_MIGRATION_WRITE`]
+//! are migration entries: the pte of a page being migrated, whose offset
+//! is the page's frame number, and which a fault waits on until the page
+//! is unlocked (Linux `migration_entry_wait`).
+//!
+//! The pte encoding is the architecture's
+//! ([`PteFormat::encode_swp`](crate::pgtable::PteFormat::encode_swp) and
+//! `decode`); this module is the arch-neutral half.
+//!
+//! Differences from Linux: no `SWP_MIGRATION_READ_EXCLUSIVE` (we have no
+//! `PG_anon_exclusive`: exclusivity is the page's refcount), no hwpoison,
+//! device or marker entries, so [`MAX_SWAPFILES`] is 30 rather than
+//! Linux's 32 minus its special types.
+
+use crate::addr::Pfn;
+
+/// Bits of the type field (Linux `MAX_SWAPFILES_SHIFT`).
+pub const MAX_SWAPFILES_SHIFT: u32 = 5;
+
+/// Swap area types `0..MAX_SWAPFILES`; the special types follow.
+pub const MAX_SWAPFILES: u32 = (1 << MAX_SWAPFILES_SHIFT) - 2;
+
+/// A page under migration that was mapped read-only.
+pub const SWP_MIGRATION_READ: u32 = MAX_SWAPFILES;
+
+/// A page under migration that was mapped writable.
+pub const SWP_MIGRATION_WRITE: u32 = MAX_SWAPFILES + 1;
+
+/// A swap entry (Linux `swp_entry_t`): a type and an offset, the offset
+/// limited to what the pte encoding holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SwpEntry {
+    ty: u32,
+    offset: u64,
+}
+
+impl SwpEntry {
+    /// An entry of type `ty` (below `1 << MAX_SWAPFILES_SHIFT`) at
+    /// `offset` (Linux `swp_entry`).
+    pub const fn new(ty: u32, offset: u64) -> Self {
+        SwpEntry { ty: ty & ((1 << MAX_SWAPFILES_SHIFT) - 1), offset }
+    }
+
+    /// The type (Linux `swp_type`).
+    pub const fn ty(self) -> u32 {
+        self.ty
+    }
+
+    /// The offset (Linux `swp_offset`).
+    pub const fn offset(self) -> u64 {
+        self.offset
+    }
+}
+
+/// The migration entry standing for `pfn` while it moves (Linux
+/// `make_readable_migration_entry` / `make_writable_migration_entry`).
+pub const fn make_migration_entry(pfn: Pfn, writable: bool) -> SwpEntry {
+    SwpEntry::new(if writable { SWP_MIGRATION_WRITE } else { SWP_MIGRATION_READ }, pfn.as_u64())
+}
+
+/// Whether `entry` is a migration entry (Linux `is_migration_entry`).
+pub const fn is_migration_entry(entry: SwpEntry) -> bool {
+    entry.ty == SWP_MIGRATION_READ || entry.ty == SWP_MIGRATION_WRITE
+}
+
+/// Whether a migration entry stands for a writable mapping (Linux
+/// `is_writable_migration_entry`).
+pub const fn is_writable_migration_entry(entry: SwpEntry) -> bool {
+    entry.ty == SWP_MIGRATION_WRITE
+}
+
+/// The page a migration entry stands for (Linux `pfn_swap_entry_to_page`),
+/// or `None` for another kind of entry.
+pub const fn migration_entry_to_pfn(entry: SwpEntry) -> Option<Pfn> {
+    if is_migration_entry(entry) { Some(Pfn::new(entry.offset)) } else { None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migration_entries_carry_their_page_and_writability() {
+        let pfn = Pfn::new(0x12345);
+        for writable in [false, true] {
+            let e = make_migration_entry(pfn, writable);
+            assert!(is_migration_entry(e));
+            assert_eq!(is_writable_migration_entry(e), writable);
+            assert_eq!(migration_entry_to_pfn(e), Some(pfn));
+        }
+        let area = SwpEntry::new(3, 77);
+        assert!(!is_migration_entry(area));
+        assert_eq!(migration_entry_to_pfn(area), None);
+        assert_eq!((area.ty(), area.offset()), (3, 77));
+    }
+}
