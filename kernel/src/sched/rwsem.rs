@@ -23,8 +23,10 @@
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
+use core::panic::Location;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+use super::might_sleep_at;
 use super::wait::WaitQueue;
 
 /// The state word's value while a writer holds the lock.
@@ -80,7 +82,9 @@ impl<T> RwSem<T> {
 
     /// Takes the lock for reading, sleeping while a writer holds it or
     /// waits for it (Linux `down_read`).
+    #[track_caller]
     pub fn read(&self) -> RwSemReadGuard<'_, T> {
+        might_sleep_at(Location::caller());
         if !self.read_once(true) {
             self.waiters.wait_event(|| self.read_once(true));
         }
@@ -91,12 +95,16 @@ impl<T> RwSem<T> {
     /// `down_read_trylock`). Does not defer to waiting writers: it never
     /// waits, so it cannot make one starve.
     pub fn try_read(&self) -> Option<RwSemReadGuard<'_, T>> {
-        self.read_once(false).then_some(RwSemReadGuard { sem: self })
+        // Lazily: a guard built and dropped on failure would release a
+        // hold this caller never had.
+        self.read_once(false).then(|| RwSemReadGuard { sem: self })
     }
 
     /// Takes the lock for writing, sleeping until the readers and any
     /// writer have left (Linux `down_write`).
+    #[track_caller]
     pub fn write(&self) -> RwSemWriteGuard<'_, T> {
+        might_sleep_at(Location::caller());
         if !self.write_once() {
             self.writers_waiting.fetch_add(1, Ordering::AcqRel);
             self.waiters.wait_event(|| self.write_once());
@@ -110,7 +118,7 @@ impl<T> RwSem<T> {
     /// Takes the lock for writing if that needs no sleep (Linux
     /// `down_write_trylock`).
     pub fn try_write(&self) -> Option<RwSemWriteGuard<'_, T>> {
-        self.write_once().then_some(RwSemWriteGuard { sem: self })
+        self.write_once().then(|| RwSemWriteGuard { sem: self })
     }
 
     /// The protected value, the lock being gone.
