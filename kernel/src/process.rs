@@ -309,14 +309,18 @@ pub fn do_fork(frame: &crate::arch::x86_64::entry::TrapFrame, args: &CloneArgs) 
 }
 
 /// Stores the child's pid at its `CLONE_CHILD_SETTID` pointer, before its
-/// first return to user mode (Linux `schedule_tail`'s `put_user`). Runs
-/// with interrupts off (the first switch-in); the copy-on-write fault the
-/// store takes after a fork is resolved without sleeping, as every user
-/// fault is here.
+/// first return to user mode (Linux `schedule_tail`'s `put_user`). Called
+/// with interrupts off (the first switch-in); the store runs with them on,
+/// as Linux's does after `finish_task_switch`, so the copy-on-write fault
+/// it takes after a fork may sleep for the mmap lock and allocate as any
+/// user fault (with them off, the fault could only try the lock, and
+/// allocating would be a reclaiming allocation in atomic context).
 pub fn schedule_tail_user(task: &Task) {
     let at = task.proc.set_child_tid.swap(0, Ordering::Relaxed);
     if at != 0 {
+        x86_64::instructions::interrupts::enable();
         let _ = crate::arch::x86_64::uaccess::write_user(at, &(task.pid as i32));
+        x86_64::instructions::interrupts::disable();
     }
 }
 

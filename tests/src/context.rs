@@ -221,3 +221,25 @@ fn a_mutex_holder_may_sleep_and_a_contender_sleeps_until_it_is_free() {
     assert_eq!(*m.lock(), 2, "the contender ran after the holder's increment");
     t.proc.child_exit.wait_event(|| t.proc.zombie.load(Ordering::Acquire));
 }
+
+#[ktest]
+fn a_failed_try_lock_leaves_the_holders_lock_held() {
+    use kernel::sched::rwsem::RwSem;
+    let m = Mutex::new(());
+    let held = m.lock();
+    assert!(m.try_lock().is_none());
+    assert!(m.is_locked(), "a failed Mutex::try_lock released the holder's lock");
+    drop(held);
+
+    let sem = RwSem::new(());
+    let writer = sem.write();
+    assert!(sem.try_read().is_none());
+    assert!(sem.try_write().is_none());
+    assert!(sem.try_read().is_none(), "a failed try_write or try_read released the writer's hold");
+    drop(writer);
+    let reader = sem.read();
+    assert!(sem.try_write().is_none());
+    assert!(sem.try_write().is_none(), "a failed try_write released the reader's hold");
+    drop(reader);
+    assert!(!sem.is_locked(), "every hold given back");
+}
