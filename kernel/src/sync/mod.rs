@@ -17,7 +17,9 @@
 //!   held: the only kind an interrupt handler may take, and the kind for
 //!   data an interrupt handler shares with process context.
 //! - [`Mutex`] (Linux `struct mutex`) sleeps while contended, may be held
-//!   across a sleep, and may only be taken where sleeping is allowed.
+//!   across a sleep, and may only be taken where sleeping is allowed; so
+//!   does the reader/writer [`RwSem`](crate::sched::rwsem::RwSem) of the
+//!   mmap lock.
 //!
 //! Both spin locks add one to the preempt count while held, so sleeping
 //! under one is reported. Lock order between two locks is written at the
