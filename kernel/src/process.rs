@@ -20,11 +20,14 @@
 //! (see [`crate::cred`] and [`crate::resource`]).
 //!
 //! Lock order: `children` -> a child's locks; `rlim` -> `cred` -> `mm`
-//! slot -> the address space's lock; `files` -> an open file's offset
-//! lock. The process's locks are [`SpinLock`]s: process context only
-//! (system calls, exceptions), never interrupt handlers; what grows under
-//! one allocates with `GFP_ATOMIC`. The capture buffer is a sleeping
-//! mutex (it grows with a program's output).
+//! slot -> the address space's lock (the mmap lock, which sleeps);
+//! `files` -> an open file's offset lock. `rlim` is a sleeping [`Mutex`]:
+//! it is held across the mmap lock when limits are copied into the
+//! address space. The other locks of a process are [`SpinLock`]s:
+//! process context only (system calls, exceptions), never interrupt
+//! handlers, never held across a sleep; what grows under one allocates
+//! with `GFP_ATOMIC`. The capture buffer is a sleeping mutex too (it
+//! grows with a program's output).
 
 use alloc::boxed::Box;
 use alloc::sync::{Arc, Weak};
@@ -40,7 +43,7 @@ use crate::resource::Rlimits;
 use crate::sched::wait::WaitQueue;
 use crate::sched::{self, Task};
 use crate::signal::SignalState;
-use crate::sync::SpinLock;
+use crate::sync::{Mutex, SpinLock};
 
 /// The process side of a task.
 pub struct Process {
@@ -76,7 +79,7 @@ pub struct Process {
     /// clone's `CSIGNAL` bits; 0 for none).
     pub exit_signal: AtomicU32,
     /// Resource limits (Linux `signal->rlim`).
-    pub rlim: SpinLock<Rlimits>,
+    pub rlim: Mutex<Rlimits>,
     /// User and group ids and capabilities (Linux `task->cred`).
     pub cred: SpinLock<Cred>,
 }
@@ -135,7 +138,7 @@ impl Process {
             clear_child_tid: AtomicU64::new(0),
             set_child_tid: AtomicU64::new(0),
             exit_signal: AtomicU32::new(uapi::signal::SIGCHLD as u32),
-            rlim: SpinLock::new(Rlimits::init()),
+            rlim: Mutex::new(Rlimits::init()),
             cred: SpinLock::new(Cred::root()),
         }
     }
@@ -503,7 +506,7 @@ pub fn spawn_user_on(cpu: u32, path: &str, argv: &[&str], capture: Option<Captur
 /// Runs `path` to completion as a child of the running task and returns
 /// its wait status and console output (for tests and the shell).
 pub fn run_user(path: &str, argv: &[&str]) -> Result<(u32, Vec<u8>), Errno> {
-    let capture: Capture = Arc::new(crate::sync::Mutex::new(Vec::new()));
+    let capture: Capture = Arc::new(Mutex::new(Vec::new()));
     let status = wait_for(spawn_user(path, argv, Some(capture.clone()))?)?;
     let out = core::mem::take(&mut *capture.lock());
     Ok((status, out))
