@@ -150,6 +150,7 @@ fn the_timer_tick_wakes_sleepers_without_allocating() {
         t.proc.child_exit.wait_event(|| t.proc.zombie.load(Ordering::Acquire));
         t.wait_inactive();
     }
+    sched::release_dead_tasks();
     assert_eq!(wakeups.load(Ordering::Relaxed), THREADS as u64 * SLEEPS);
     assert_eq!(hardirq_allocations(), before, "interrupt handlers allocated while waking and queueing tasks");
 }
@@ -219,7 +220,11 @@ fn a_mutex_holder_may_sleep_and_a_contender_sleeps_until_it_is_free() {
     let caught = catch_context_bugs(|| *m.lock() += 1);
     assert_eq!(caught, 0);
     assert_eq!(*m.lock(), 2, "the contender ran after the holder's increment");
+    // Joined, so that no stack of this test is freed during a later one.
     t.proc.child_exit.wait_event(|| t.proc.zombie.load(Ordering::Acquire));
+    t.wait_inactive();
+    drop(t);
+    sched::release_dead_tasks();
 }
 
 #[ktest]
