@@ -175,11 +175,26 @@ fn run_and_forget_threads(n: usize) {
     sched::release_dead_tasks();
 }
 
+/// vmalloc's page count once it stops moving: a CPU may still be inside
+/// the last drop of a thread (between its count reaching 0 and its stack
+/// being queued) when the threads look gone.
+fn settled_vmalloc_pages() -> u64 {
+    let deadline = tsc::now_ns() + 1_000_000_000;
+    let (mut last, mut unchanged) = (kernel::vmalloc::vmalloc_nr_pages(), 0);
+    while unchanged < 20 && tsc::now_ns() < deadline {
+        sched::yield_now();
+        sched::release_dead_tasks();
+        let now = kernel::vmalloc::vmalloc_nr_pages();
+        (last, unchanged) = if now == last { (last, unchanged + 1) } else { (now, 0) };
+    }
+    last
+}
+
 #[ktest(cpus = 2)]
 fn stacks_of_exited_threads_are_freed_with_interrupts_on() {
     let pgdat = kernel::mm::pgdat();
     run_and_forget_threads(4);
-    let vmalloc_before = kernel::vmalloc::vmalloc_nr_pages();
+    let vmalloc_before = settled_vmalloc_pages();
     let stacks_before = pgdat.node_page_state(NodeStatItem::NrKernelStackKb);
     let tasks_before = sched::TASKS.lock().len();
     let deferred_before = kernel::vmalloc::deferred_thread_stacks_freed();
