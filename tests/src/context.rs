@@ -175,15 +175,17 @@ fn run_and_forget_threads(n: usize) {
     sched::release_dead_tasks();
 }
 
-/// vmalloc's page count once it stops moving: a CPU may still be inside
-/// the last drop of a thread (between its count reaching 0 and its stack
-/// being queued) when the threads look gone.
+/// vmalloc's page count once it stops moving, lazily freed areas purged:
+/// a CPU may still be inside the last drop of a thread (between its count
+/// reaching 0 and its stack being queued) when the threads look gone.
 fn settled_vmalloc_pages() -> u64 {
+    kernel::vmalloc::vm().purge_vmap_area_lazy();
     let deadline = tsc::now_ns() + 1_000_000_000;
     let (mut last, mut unchanged) = (kernel::vmalloc::vmalloc_nr_pages(), 0);
     while unchanged < 20 && tsc::now_ns() < deadline {
         sched::yield_now();
         sched::release_dead_tasks();
+        kernel::vmalloc::vm().purge_vmap_area_lazy();
         let now = kernel::vmalloc::vmalloc_nr_pages();
         (last, unchanged) = if now == last { (last, unchanged + 1) } else { (now, 0) };
     }
