@@ -175,19 +175,21 @@ fn run_and_forget_threads(n: usize) {
     sched::release_dead_tasks();
 }
 
-/// vmalloc's page count once it stops moving, lazily freed areas purged:
-/// a CPU may still be inside the last drop of a thread (between its count
-/// reaching 0 and its stack being queued) when the threads look gone.
+/// vmalloc's page count once it has not moved for 200 ms: a CPU may still
+/// be inside the last drop of a thread (between its count reaching 0 and
+/// its stack being queued) when the threads look gone, and under TCG on a
+/// loaded host a virtual CPU can stall there for milliseconds.
 fn settled_vmalloc_pages() -> u64 {
-    kernel::vmalloc::vm().purge_vmap_area_lazy();
-    let deadline = tsc::now_ns() + 1_000_000_000;
-    let (mut last, mut unchanged) = (kernel::vmalloc::vmalloc_nr_pages(), 0);
-    while unchanged < 20 && tsc::now_ns() < deadline {
+    let deadline = tsc::now_ns() + 3_000_000_000;
+    let mut last = kernel::vmalloc::vmalloc_nr_pages();
+    let mut since = tsc::now_ns();
+    while tsc::now_ns() - since < 200_000_000 && tsc::now_ns() < deadline {
         sched::yield_now();
         sched::release_dead_tasks();
-        kernel::vmalloc::vm().purge_vmap_area_lazy();
         let now = kernel::vmalloc::vmalloc_nr_pages();
-        (last, unchanged) = if now == last { (last, unchanged + 1) } else { (now, 0) };
+        if now != last {
+            (last, since) = (now, tsc::now_ns());
+        }
     }
     last
 }
