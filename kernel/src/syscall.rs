@@ -510,7 +510,7 @@ fn sys_pipe2(fds: u64, flags: u32) -> SysResult {
     if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
         return Err(Errno::EINVAL);
     }
-    let (rd, wr) = crate::fs::pipe::create_pipe();
+    let (rd, wr) = crate::fs::pipe::create_pipe()?;
     let cloexec = flags & O_CLOEXEC != 0;
     let status = flags & O_NONBLOCK;
     let me = sched::current();

@@ -59,14 +59,19 @@ pub struct PipeEnd {
     write: bool,
 }
 
-/// A new pipe's read and write ends (Linux `create_pipe_files`).
-pub fn create_pipe() -> (PipeEnd, PipeEnd) {
+/// A new pipe's read and write ends (Linux `create_pipe_files`), or
+/// `ENOMEM`. The buffer is allocated whole here, with a context that may
+/// reclaim, so that writes never allocate under the state's spin lock
+/// (Linux allocates a pipe's pages under its sleeping `pipe->mutex`).
+pub fn create_pipe() -> Result<(PipeEnd, PipeEnd), Errno> {
+    let mut buf = VecDeque::new();
+    buf.try_reserve_exact(PIPE_SIZE).map_err(|_| Errno::ENOMEM)?;
     let pipe = Arc::new(Pipe {
-        state: SpinLock::new(PipeState { buf: VecDeque::new(), readers: 1, writers: 1 }),
+        state: SpinLock::new(PipeState { buf, readers: 1, writers: 1 }),
         rd_wait: WaitQueue::new(),
         wr_wait: WaitQueue::new(),
     });
-    (PipeEnd { pipe: pipe.clone(), write: false }, PipeEnd { pipe, write: true })
+    Ok((PipeEnd { pipe: pipe.clone(), write: false }, PipeEnd { pipe, write: true }))
 }
 
 fn interrupted() -> bool {
