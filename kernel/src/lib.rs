@@ -36,7 +36,6 @@ pub mod section;
 pub mod shell;
 pub mod signal;
 pub mod slab;
-pub mod sync;
 pub mod syscall;
 pub mod vmalloc;
 

@@ -5,16 +5,13 @@
 //! Lock order: the config-space lock is a leaf (address and data port
 //! accesses must pair up).
 
+use spin::Mutex;
 use x86_64::instructions::port::Port;
-
-use crate::sync::SpinLockIrq;
 
 const PCI_CONFIG_ADDRESS: u16 = 0xcf8;
 const PCI_CONFIG_DATA: u16 = 0xcfc;
 
-/// Serialises address-then-data sequences (Linux `pci_lock`, taken
-/// irqsave): a leaf.
-static LOCK: SpinLockIrq<()> = SpinLockIrq::new(());
+static LOCK: Mutex<()> = Mutex::new(());
 
 /// A PCI function address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

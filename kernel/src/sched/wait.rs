@@ -10,30 +10,24 @@
 //! Timed sleeps ([`sleep_until_ns`]) go on one global list checked by the
 //! timer tick (Linux's timer wheel reduced to a sorted list).
 //!
-//! Both kinds of queue are intrusive lists through `Task::wait_list` (a
-//! task sleeps on one at a time), so queueing and waking allocate nothing
-//! and interrupt handlers may wake. Sleeping checks
-//! [`might_sleep`](super::might_sleep).
-//!
 //! Lock order: a wait queue's lock -> run-queue lock (through
-//! `wake_up_process`); the sleeper list's lock likewise. Both are
-//! [`SpinLockIrq`]s.
+//! `wake_up_process`); the sleeper list's lock likewise. Both are taken
+//! with interrupts off.
 
+#![forbid(unsafe_code)]
+
+use alloc::collections::VecDeque;
 use alloc::sync::Arc;
-use core::panic::Location;
-use core::sync::atomic::Ordering;
+use alloc::vec::Vec;
 
-use super::list::{TaskLink, TaskList};
-use super::{Task, TaskState, current, might_sleep_at, schedule, set_current_state, wake_up_process};
-use crate::sync::SpinLockIrq;
+use spin::Mutex;
+use x86_64::instructions::interrupts;
 
-fn wait_list(task: &Task) -> &TaskLink {
-    &task.wait_list
-}
+use super::{Task, TaskState, current, schedule, set_current_state, wake_up_process};
 
 /// Tasks waiting for something (Linux `wait_queue_head_t`).
 pub struct WaitQueue {
-    waiters: SpinLockIrq<TaskList>,
+    waiters: Mutex<VecDeque<Arc<Task>>>,
 }
 
 impl Default for WaitQueue {
@@ -45,34 +39,26 @@ impl Default for WaitQueue {
 impl WaitQueue {
     /// An empty queue.
     pub const fn new() -> Self {
-        WaitQueue { waiters: SpinLockIrq::new(TaskList::new(wait_list)) }
+        WaitQueue { waiters: Mutex::new(VecDeque::new()) }
     }
 
     fn add(&self, task: &Arc<Task>) {
-        self.waiters.lock().push_back(task.clone());
+        interrupts::without_interrupts(|| {
+            let mut w = self.waiters.lock();
+            if !w.iter().any(|t| Arc::ptr_eq(t, task)) {
+                w.push_back(task.clone());
+            }
+        });
     }
 
-    fn remove(&self, task: &Task) {
-        let removed = self.waiters.lock().remove(task);
-        drop(removed);
+    fn remove(&self, task: &Arc<Task>) {
+        interrupts::without_interrupts(|| self.waiters.lock().retain(|t| !Arc::ptr_eq(t, task)));
     }
 
     /// Sleeps until `cond()` is true (Linux `wait_event`). With
     /// `interruptible`, also returns (false) when `interrupted()` says a
     /// signal is pending (Linux `wait_event_interruptible`'s -ERESTARTSYS).
-    /// May sleep, even when `cond()` already holds.
-    #[track_caller]
     pub fn wait_event_with(
-        &self,
-        interruptible: bool,
-        interrupted: impl FnMut() -> bool,
-        cond: impl FnMut() -> bool,
-    ) -> bool {
-        might_sleep_at(Location::caller());
-        self.wait_event_common(interruptible, interrupted, cond)
-    }
-
-    fn wait_event_common(
         &self,
         interruptible: bool,
         mut interrupted: impl FnMut() -> bool,
@@ -101,32 +87,27 @@ impl WaitQueue {
         true
     }
 
-    /// Sleeps uninterruptibly until `cond()` is true. May sleep.
-    #[track_caller]
+    /// Sleeps uninterruptibly until `cond()` is true.
     pub fn wait_event(&self, cond: impl FnMut() -> bool) {
-        might_sleep_at(Location::caller());
-        self.wait_event_common(false, || false, cond);
+        self.wait_event_with(false, || false, cond);
     }
 
     /// Wakes every waiter (Linux `wake_up_all`); they re-test their
-    /// conditions. Allocates nothing: interrupt handlers may call it.
+    /// conditions.
     pub fn wake_up_all(&self) {
-        let mut waiters = self.waiters.lock();
-        while let Some(t) = waiters.pop_front() {
-            wake_up_process(&t);
+        let waiters: Vec<Arc<Task>> = interrupts::without_interrupts(|| self.waiters.lock().drain(..).collect());
+        for t in &waiters {
+            wake_up_process(t);
         }
     }
 }
 
-/// Sleepers with a deadline, sorted by deadline (`Task::wake_at_ns`).
-static SLEEPERS: SpinLockIrq<TaskList> = SpinLockIrq::new(TaskList::new(wait_list));
+/// Sleepers with a deadline, sorted by deadline (ns of the TSC clock).
+static SLEEPERS: Mutex<Vec<(u64, Arc<Task>)>> = Mutex::new(Vec::new());
 
 /// Sleeps until the clock reads `deadline_ns` or `interrupted()` turns
 /// true (checked whenever the task wakes). Returns false if interrupted.
-/// May sleep.
-#[track_caller]
 pub fn sleep_until_ns(deadline_ns: u64, mut interrupted: impl FnMut() -> bool) -> bool {
-    might_sleep_at(Location::caller());
     let me = current();
     loop {
         if crate::arch::x86_64::tsc::now_ns() >= deadline_ns {
@@ -135,35 +116,32 @@ pub fn sleep_until_ns(deadline_ns: u64, mut interrupted: impl FnMut() -> bool) -
         if interrupted() {
             return false;
         }
-        {
+        interrupts::without_interrupts(|| {
             let mut s = SLEEPERS.lock();
-            me.wake_at_ns.store(deadline_ns, Ordering::Relaxed);
-            s.insert_before(me.clone(), |t| t.wake_at_ns.load(Ordering::Relaxed) > deadline_ns);
+            let at = s.partition_point(|(d, _)| *d <= deadline_ns);
+            s.insert(at, (deadline_ns, me.clone()));
             set_current_state(TaskState::Interruptible);
-        }
+        });
         schedule();
-        let removed = SLEEPERS.lock().remove(&me);
-        drop(removed);
+        interrupts::without_interrupts(|| SLEEPERS.lock().retain(|(_, t)| !Arc::ptr_eq(t, &me)));
     }
 }
 
 /// Wakes the sleepers whose deadline has passed (from the timer tick).
-/// Runs in interrupt context and allocates nothing; a sleeper's own
-/// reference keeps its task alive, so dropping the list's frees nothing
-/// either (and if it did, a task freed in atomic context defers its stack).
+/// Runs in interrupt context, so it allocates nothing: the sleepers are
+/// taken off the list one at a time (a sleeper's own reference keeps the
+/// task alive, so dropping this one frees nothing either).
 pub(super) fn wake_expired_sleepers() {
     let now = crate::arch::x86_64::tsc::now_ns();
     loop {
         let task = {
             let Some(mut s) = SLEEPERS.try_lock() else { return };
-            match s.front() {
-                Some(t) if t.wake_at_ns.load(Ordering::Relaxed) <= now => s.pop_front(),
+            match s.first() {
+                Some(&(deadline, _)) if deadline <= now => s.remove(0).1,
                 _ => return,
             }
         };
-        if let Some(task) = task {
-            wake_up_process(&task);
-        }
+        wake_up_process(&task);
     }
 }
 
