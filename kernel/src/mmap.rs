@@ -24,8 +24,7 @@
 //! locks.
 //!
 //! The mmap lock sleeps, so it is never taken with interrupts off, under a
-//! spin lock or in interrupt context (checked by `might_sleep` in debug
-//! builds). A kernel-mode fault on a user address (`copy_to_user` and
+//! spin lock or in interrupt context. A kernel-mode fault on a user address (`copy_to_user` and
 //! friends) runs with interrupts on whenever the faulting code had them
 //! on, and takes the lock like a user fault; with interrupts off (Linux's
 //! `faulthandler_disabled()`) it only tries, and a busy lock makes the
