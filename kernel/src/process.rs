@@ -16,9 +16,9 @@
 //! Credentials and resource limits are copied at fork and kept at exec
 //! (see [`crate::cred`] and [`crate::resource`]).
 //!
-//! Lock order: `children` -> a child's locks; `rlim` -> `cred` -> `mm`
-//! slot -> the address space's lock; `files` -> an open file's offset
-//! lock.
+//! Lock order: `children` -> a child's locks; the address space's mmap
+//! lock (sleeping, taken with no spin lock held) -> `rlim` -> `cred`;
+//! `files` -> an open file's offset lock.
 
 use alloc::boxed::Box;
 use alloc::sync::{Arc, Weak};

@@ -17,11 +17,12 @@
 //! no CPU-time timers, file sizes, core dumps, process counts per user
 //! or pending-signal counts.
 //!
-//! Lock order: `Process::rlim` -> `Process::cred` -> `Process::mm` slot
-//! -> the address space's lock. [`sync_mm_limits`] holds the first while
-//! it copies into the mm, so two concurrent changes (a process's own
-//! setrlimit and another's prlimit64) cannot leave the older values in
-//! the mm.
+//! Lock order: `Process::mm` slot (alone, to clone the reference) ->
+//! the address space's mmap lock -> `Process::rlim` -> `Process::cred`.
+//! The mmap lock sleeps, so no spin lock is held when it is taken.
+//! [`sync_mm_limits`] reads `rlim` under the mmap lock, so two concurrent
+//! changes (a process's own setrlimit and another's prlimit64) cannot
+//! leave the older values in the mm.
 
 #![forbid(unsafe_code)]
 
@@ -156,13 +157,15 @@ pub fn current_nofile() -> usize {
 }
 
 /// Copies `proc`'s memory limits and `CAP_IPC_LOCK` into its address
-/// space, if it has one. Takes `rlim`, `cred`, the `mm` slot and the
-/// address-space lock, in that order.
+/// space, if it has one. The mmap lock sleeps, so it is taken first, with
+/// no spin lock held; `rlim` and `cred` are read under it, so two updates
+/// racing store the later limits last.
 pub fn sync_mm_limits(proc: &Process) {
-    let rlim = proc.rlim.lock();
-    let cap_ipc_lock = proc.cred.lock().capable(CAP_IPC_LOCK);
     if let Some(mm) = proc.mm() {
-        mm.mmap_write_lock().limits = rlim.mm_limits(cap_ipc_lock);
+        let mut space = mm.mmap_write_lock();
+        let rlim = proc.rlim.lock();
+        let cap_ipc_lock = proc.cred.lock().capable(CAP_IPC_LOCK);
+        space.limits = rlim.mm_limits(cap_ipc_lock);
     }
 }
 
