@@ -387,8 +387,9 @@ fn console_machine(options: &RunOptions, cpus: u32, cmdline: String) -> Machine 
     }
 }
 
-/// Prints a console test's line and counts it.
-fn record(suite: &mut Suite, name: &str, start: Instant, verdict: Result<(), String>, log: &Path) {
+/// Prints an xtask test's line into its suite and counts it; a failure
+/// names the console log, if the test has one.
+pub(crate) fn record(suite: &mut Suite, name: &str, start: Instant, verdict: Result<(), String>, log: Option<&Path>) {
     let secs = start.elapsed().as_secs_f64();
     match verdict {
         Ok(()) => {
@@ -397,7 +398,8 @@ fn record(suite: &mut Suite, name: &str, start: Instant, verdict: Result<(), Str
         }
         Err(why) => {
             suite.failed(name);
-            outln!(suite, "xtask {name} ... FAILED ({secs:.1} s): {why}; console in {}", log.display());
+            let log = log.map(|l| format!("; console in {}", l.display())).unwrap_or_default();
+            outln!(suite, "xtask {name} ... FAILED ({secs:.1} s): {why}{log}");
         }
     }
 }
@@ -425,7 +427,7 @@ pub fn jobs<'s>(images: &'s boot::Images, options: &'s RunOptions, filter: Optio
             let workdir = options.logs.join(name.replace("::", "-"));
             let start = Instant::now();
             let verdict = interactive(&machine, images, &workdir);
-            record(suite, name, start, verdict, &workdir.join("console.log"));
+            record(suite, name, start, verdict, Some(&workdir.join("console.log")));
             Ok(())
         }));
     }
@@ -457,7 +459,7 @@ fn scripted(
         Some(_) if good => check_good_console(&console, machine.mem_mib),
         Some(_) => check_bad_console(&console),
     };
-    record(suite, name, start, verdict, &log);
+    record(suite, name, start, verdict, Some(&log));
     Ok(())
 }
 

@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use crate::build::ImagesExt;
-use crate::console::{run_headless, shell_cmdline};
+use crate::console::{record, run_headless, shell_cmdline};
 use crate::error::Error;
 use crate::jobs::{Job, Suite, outln};
 use crate::qemu::{self, Firmware, Machine};
@@ -125,19 +125,4 @@ fn boot(
         }
     }
     Ok((console, status, log))
-}
-
-fn record(suite: &mut Suite, name: &str, start: Instant, verdict: Result<(), String>, log: Option<&std::path::Path>) {
-    let secs = start.elapsed().as_secs_f64();
-    match verdict {
-        Ok(()) => {
-            suite.passed();
-            outln!(suite, "xtask {name} ... ok ({secs:.1} s)");
-        }
-        Err(why) => {
-            suite.failed(name);
-            let log = log.map(|l| format!("; console in {}", l.display())).unwrap_or_default();
-            outln!(suite, "xtask {name} ... FAILED ({secs:.1} s): {why}{log}");
-        }
-    }
 }
