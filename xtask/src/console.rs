@@ -372,11 +372,13 @@ fn interactive(machine: &Machine, images: &boot::Images, workdir: &Path) -> Resu
 }
 
 /// The machine the console tests boot: the kernel image under BIOS.
-fn console_machine(options: &RunOptions, cpus: u32, cmdline: String) -> Machine {
+/// A headless BIOS machine for an xtask console test: `cpus` CPUs,
+/// `mem_mib` of RAM, the kernel command line `cmdline`.
+pub(crate) fn console_machine(options: &RunOptions, cpus: u32, mem_mib: u32, cmdline: String) -> Machine {
     Machine {
         accel: options.accel,
         firmware: qemu::Firmware::Bios,
-        mem_mib: qemu::DEFAULT_MEM_MIB,
+        mem_mib,
         cpus,
         disk_mib: 0,
         gdb: None,
@@ -423,7 +425,7 @@ pub fn jobs<'s>(images: &'s boot::Images, options: &'s RunOptions, filter: Optio
     if filter.is_none_or(|f| name.contains(f)) {
         jobs.push(Job::new(name, move |suite: &mut Suite| {
             outln!(suite, "(kernel image, {}, typed into the serial console)", options.accel);
-            let machine = console_machine(options, 1, "loglevel=warn".into());
+            let machine = console_machine(options, 1, qemu::DEFAULT_MEM_MIB, "loglevel=warn".into());
             let workdir = options.logs.join(name.replace("::", "-"));
             let start = Instant::now();
             let verdict = interactive(&machine, images, &workdir);
@@ -446,7 +448,7 @@ fn scripted(
 ) -> Result<(), Error> {
     use crate::build::ImagesExt;
     outln!(suite, "(kernel image, {}, scripted with shell.cmd)", options.accel);
-    let machine = console_machine(options, 2, shell_cmdline("loglevel=warn", commands)?);
+    let machine = console_machine(options, 2, qemu::DEFAULT_MEM_MIB, shell_cmdline("loglevel=warn", commands)?);
     let start = Instant::now();
     let workdir = options.logs.join(name.replace("::", "-"));
     let (console, status) = run_headless(&machine, images.for_firmware(machine.firmware), &workdir, TEST_TIMEOUT)?;

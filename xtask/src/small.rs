@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use crate::build::ImagesExt;
-use crate::console::{record, run_headless, shell_cmdline};
+use crate::console::{console_machine, record, run_headless, shell_cmdline};
 use crate::error::Error;
 use crate::jobs::{Job, Suite, outln};
 use crate::qemu::{self, Firmware, Machine};
@@ -60,7 +60,7 @@ fn test(images: &boot::Images, options: &RunOptions, filter: Option<&str>, suite
     let name = "small::minimum_boots_and_runs_a_program";
     if selected(name) {
         let start = Instant::now();
-        let machine = small_machine(options, min_mib, shell_cmdline("loglevel=warn", "run /bin/hello")?);
+        let machine = console_machine(options, 1, min_mib, shell_cmdline("loglevel=warn", "run /bin/hello")?);
         let (console, status, log) = boot(&machine, images, options, name, suite)?;
         let verdict = match status {
             None => Err(format!("timed out after {} s", TIMEOUT.as_secs())),
@@ -74,7 +74,7 @@ fn test(images: &boot::Images, options: &RunOptions, filter: Option<&str>, suite
     let name = "small::too_little_for_the_kernel_says_so_and_exits";
     if selected(name) {
         let start = Instant::now();
-        let machine = small_machine(options, min_mib, shell_cmdline("loglevel=warn mem=2M", "run /bin/hello")?);
+        let machine = console_machine(options, 1, min_mib, shell_cmdline("loglevel=warn mem=2M", "run /bin/hello")?);
         let (console, status, log) = boot(&machine, images, options, name, suite)?;
         let line = console.iter().find(|l| l.contains(NOT_ENOUGH));
         let verdict = match (status, line) {
@@ -89,21 +89,6 @@ fn test(images: &boot::Images, options: &RunOptions, filter: Option<&str>, suite
         record(suite, name, start, verdict, Some(&log));
     }
     Ok(())
-}
-
-fn small_machine(options: &RunOptions, mem_mib: u32, cmdline: String) -> Machine {
-    Machine {
-        accel: options.accel,
-        firmware: Firmware::Bios,
-        mem_mib,
-        cpus: 1,
-        disk_mib: 0,
-        gdb: None,
-        cmdline,
-        fw_cfg_files: Vec::new(),
-        extra_args: Vec::new(),
-        interactive: false,
-    }
 }
 
 type Boot = (Vec<String>, Option<std::process::ExitStatus>, std::path::PathBuf);
