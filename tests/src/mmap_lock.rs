@@ -161,3 +161,44 @@ fn a_waiting_writer_goes_before_later_readers() {
     drop(r);
     assert!(!sem.is_locked());
 }
+
+/// A writer on the other CPU that takes the lock again the moment it
+/// lets it go, as `munmap` after `munmap` does, against a reader that
+/// keeps coming back: the reader must be woken after every release that
+/// finds it queued. A waiter taken off the queue by a release while it
+/// was still setting itself up to sleep, its state not yet set, was lost
+/// for good (the wake-up saw a running task and did nothing; the waiter
+/// then slept off the queue): before the fix this test hung in two runs
+/// of three.
+#[ktest(cpus = 2, timeout = 120)]
+fn a_reader_is_never_stranded_by_a_writer_that_retakes_the_lock_at_once() {
+    use core::sync::atomic::AtomicBool;
+    const WRITES: u32 = 20_000;
+    const HOLD_NS: u64 = 20_000;
+    let sem = Arc::new(RwSem::new(0u32));
+    let done = Arc::new(AtomicBool::new(false));
+    let (s, d) = (sem.clone(), done.clone());
+    let other = (kernel::arch::x86_64::smp::smp_processor_id() + 1) % kernel::arch::x86_64::smp::num_online_cpus();
+    let writer = sched::kthread_run_on(other, "ktest-writer", move || {
+        for _ in 0..WRITES {
+            let mut g = s.write();
+            *g += 1;
+            // Held long enough that the reader finds it taken and sleeps.
+            let until = kernel::arch::x86_64::tsc::now_ns() + HOLD_NS;
+            while kernel::arch::x86_64::tsc::now_ns() < until {
+                core::hint::spin_loop();
+            }
+        }
+        d.store(true, Ordering::Release);
+    })
+    .expect("spawn");
+    let mut reads = 0u64;
+    while !done.load(Ordering::Acquire) {
+        let seen = *sem.read();
+        assert!(seen <= WRITES);
+        reads += 1;
+    }
+    join(writer);
+    assert_eq!(*sem.read(), WRITES);
+    log::info!("{reads} reads beside {WRITES} writes");
+}

@@ -423,6 +423,8 @@ pub fn init(cpu: u32, stack_top: u64) {
 pub enum SpawnError {
     /// No memory for the kernel stack or the task.
     NoMemory,
+    /// The CPU asked for is not online.
+    CpuOffline,
 }
 
 /// The least loaded online CPU (Linux `select_task_rq` for a new task,
@@ -543,9 +545,18 @@ extern "C" fn kthread_entry(arg: u64) -> ! {
 /// Starts a kernel thread running `f` on the least loaded CPU (Linux
 /// `kthread_run`). The thread exits when `f` returns.
 pub fn kthread_run(name: &str, f: impl FnOnce() + Send + 'static) -> Result<Arc<Task>, SpawnError> {
+    kthread_run_on(select_task_rq(), name, f)
+}
+
+/// Starts a kernel thread running `f` on CPU `cpu`, where it stays (Linux
+/// `kthread_run_on_cpu`). The thread exits when `f` returns.
+pub fn kthread_run_on(cpu: u32, name: &str, f: impl FnOnce() + Send + 'static) -> Result<Arc<Task>, SpawnError> {
+    if cpu >= u64::BITS || smp::online_mask() & (1 << cpu) == 0 {
+        return Err(SpawnError::CpuOffline);
+    }
     let boxed: Box<KthreadFn> = Box::new(Box::new(f));
     let arg = Box::into_raw(boxed) as u64;
-    match spawn_on(select_task_rq(), name.as_bytes(), kthread_entry, arg, false) {
+    match spawn_on(cpu, name.as_bytes(), kthread_entry, arg, false) {
         Ok(task) => {
             wake_up_new_task(&task);
             Ok(task)

@@ -2,10 +2,12 @@
 //! sleeping half of `kernel/time/sleep_timeout.c`).
 //!
 //! A [`WaitQueue`] holds the tasks waiting for a condition. [`WaitQueue::wait_event`]
-//! follows Linux's `___wait_event` loop: queue yourself, set your state,
-//! test the condition, sleep; the waker changes the condition first and
-//! then calls [`WaitQueue::wake_up_all`], so either the sleeper sees the
-//! new condition or the waker sees the sleeper.
+//! follows Linux's `___wait_event` loop: queue yourself and set your
+//! state in one step under the queue's lock (`prepare_to_wait`), test the
+//! condition, sleep; the waker changes the condition first and then calls
+//! [`WaitQueue::wake_up_all`], so either the sleeper sees the new
+//! condition or the waker finds it queued in its sleeping state and
+//! wakes it.
 //!
 //! Timed sleeps ([`sleep_until_ns`]) go on one global list checked by the
 //! timer tick (Linux's timer wheel reduced to a sorted list).
@@ -42,12 +44,20 @@ impl WaitQueue {
         WaitQueue { waiters: Mutex::new(VecDeque::new()) }
     }
 
-    fn add(&self, task: &Arc<Task>) {
+    /// Queues `task` (the running task) unless it is queued, and sets its
+    /// state to `state`, both under the queue's lock (Linux
+    /// `prepare_to_wait`). Together, so that a waker that takes the task
+    /// off the queue finds it in its sleeping state and wakes it: set
+    /// after the lock is dropped, a waker could take it off the queue
+    /// while it still ran, find nothing to wake, and leave it to sleep
+    /// off the queue for good.
+    fn prepare_to_wait(&self, task: &Arc<Task>, state: TaskState) {
         interrupts::without_interrupts(|| {
             let mut w = self.waiters.lock();
             if !w.iter().any(|t| Arc::ptr_eq(t, task)) {
                 w.push_back(task.clone());
             }
+            set_current_state(state);
         });
     }
 
@@ -70,8 +80,7 @@ impl WaitQueue {
         let me = current();
         let state = if interruptible { TaskState::Interruptible } else { TaskState::Uninterruptible };
         loop {
-            self.add(&me);
-            set_current_state(state);
+            self.prepare_to_wait(&me, state);
             if cond() {
                 break;
             }
