@@ -155,7 +155,7 @@ impl Geometry {
             // For 4 KiB blocks in group 0 the superblock shares block 0 with
             // the boot sector; first_data_block is 0 then, and the copy still
             // takes one block.
-            first + 1 + self.gdt_blocks + self.reserved_gdt_blocks
+            first.saturating_add(1 + self.gdt_blocks + self.reserved_gdt_blocks)
         } else {
             first
         }
@@ -290,7 +290,7 @@ fn parse_geometry(raw: &[u8], dev_size: u64) -> Result<Geometry> {
     if first_ino < GOOD_OLD_FIRST_INO || first_ino > inodes_count {
         return Err(bad("s_first_ino"));
     }
-    let gdt_blocks = (groups * GROUP_DESC_SIZE as u32).div_ceil(block_size);
+    let gdt_blocks = (u64::from(groups) * GROUP_DESC_SIZE as u64).div_ceil(u64::from(block_size));
     let compat = CompatFeatures::from_bits_retain(get_u32(raw, sb::FEATURE_COMPAT));
     let reserved_gdt_blocks = if compat.contains(CompatFeatures::RESIZE_INODE) {
         u32::from(get_u16(raw, sb::RESERVED_GDT_BLOCKS))
@@ -300,6 +300,12 @@ fn parse_geometry(raw: &[u8], dev_size: u64) -> Result<Geometry> {
     if reserved_gdt_blocks > block_size / 4 {
         return Err(bad("s_reserved_gdt_blocks"));
     }
+    // The superblock and descriptor copies must leave room in a group;
+    // this also keeps every group_meta_end inside its group.
+    if 1 + gdt_blocks + u64::from(reserved_gdt_blocks) >= u64::from(blocks_per_group) {
+        return Err(bad("group descriptor table larger than a group"));
+    }
+    let gdt_blocks = gdt_blocks as u32;
     let incompat = IncompatFeatures::from_bits_retain(get_u32(raw, sb::FEATURE_INCOMPAT));
     let ro_compat = RoCompatFeatures::from_bits_retain(get_u32(raw, sb::FEATURE_RO_COMPAT));
     let inode_table_blocks = inodes_per_group / inodes_per_block;
@@ -322,7 +328,7 @@ fn parse_geometry(raw: &[u8], dev_size: u64) -> Result<Geometry> {
         addr_per_block: block_size / 4,
         max_file_size: max_file_size(block_bits),
     };
-    // Group 0's metadata must fit in it (this also bounds gdt_blocks).
+    // Group 0's metadata must fit in it.
     if u64::from(geo.group_meta_end(0)) + 2 + u64::from(inode_table_blocks) > u64::from(geo.group_end_block(0)) {
         return Err(bad("group 0 too small for its metadata"));
     }

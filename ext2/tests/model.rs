@@ -60,7 +60,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (small(), small()).prop_map(|(dir, name)| Op::Create { dir, name }),
         2 => (small(), small()).prop_map(|(dir, name)| Op::Mkdir { dir, name }),
         1 => (small(), small(), 1..400u16).prop_map(|(dir, name, len)| Op::Symlink { dir, name, len }),
-        4 => (small(), offset(), 0..3000u16, small()).prop_map(|(file, offset, len, seed)| Op::Write { file, offset, len, seed }),
+        6 => (small(), offset(), prop_oneof![0..3000u16, 0..60000u16], small()).prop_map(|(file, offset, len, seed)| Op::Write { file, offset, len, seed }),
         2 => (small(), prop_oneof![0..5000u32, 0..400 * 1024u32]).prop_map(|(file, size)| Op::Truncate { file, size }),
         2 => (small(), small()).prop_map(|(dir, name)| Op::Unlink { dir, name }),
         1 => (small(), small()).prop_map(|(dir, name)| Op::Rmdir { dir, name }),
@@ -346,14 +346,15 @@ fn image(block_size: u32) -> Vec<u8> {
     static SMALL: OnceLock<Vec<u8>> = OnceLock::new();
     static LARGE: OnceLock<Vec<u8>> = OnceLock::new();
     let cell = if block_size == 1024 { &SMALL } else { &LARGE };
-    cell.get_or_init(|| mkfs(block_size, 4096, None, &["-N", "48"])).clone()
+    let size_kib = if block_size == 1024 { 256 } else { 512 };
+    cell.get_or_init(|| mkfs(block_size, size_kib, None, &["-N", "32"])).clone()
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 192, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn driver_matches_the_model(large in any::<bool>(), ops in prop::collection::vec(op(), 1..48)) {
+    fn driver_matches_the_model(large in any::<bool>(), ops in prop::collection::vec(op(), 1..64)) {
         let mut fs = mount(image(if large { 4096 } else { 1024 }));
         let mut model = Model::new();
         for op in &ops {
