@@ -2,9 +2,10 @@
 //! (Linux's `struct block_device` as ext2 reaches it through `sb_bread` and
 //! `submit_bh`).
 //!
-//! The device is byte-addressed: the file system asks for whole fs blocks at
-//! block-aligned offsets, so a driver with 512-byte sectors needs no
-//! read-modify-write of its own. [`MemDisk`] is a device in memory with
+//! The device is byte-addressed, but the file system only asks for whole fs
+//! blocks at block-aligned offsets, and for the superblock (1024 bytes at
+//! byte 1024), so a driver with 512-byte sectors needs no read-modify-write
+//! of its own. [`MemDisk`] is a device in memory with
 //! injectable I/O errors, for tests and for a RAM disk.
 
 use alloc::vec::Vec;

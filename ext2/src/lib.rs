@@ -4,8 +4,10 @@
 //! # Layers
 //!
 //! - [`BlockDevice`] is the machine boundary: byte-addressed `read_at`,
-//!   `write_at` and `flush`. [`MemDisk`] is one in memory with injectable
-//!   I/O errors.
+//!   `write_at` and `flush`. Every request is one whole fs block at a
+//!   block-aligned offset, except the superblock (1024 bytes at byte 1024),
+//!   so all are multiples of a 512-byte sector. [`MemDisk`] is a device in
+//!   memory with injectable I/O errors.
 //! - A bounded metadata block cache (`buffer.rs`, the buffer cache's role in
 //!   Linux) holds superblock-adjacent structures, bitmaps, inode table
 //!   blocks, indirect blocks and directory blocks; they are changed in place,
@@ -43,12 +45,12 @@
 //! # Allocation policy
 //!
 //! Inodes (Linux `ext2_new_inode`): a directory goes to the group with the
-//! fewest directories among those with at least the average number of free
-//! inodes (Linux's old `find_group_dir`; Linux now defaults to Orlov, which
-//! also spreads top-level directories but keeps subdirectories near their
-//! parent); any other inode goes to its parent's group if that group has
-//! free inodes and blocks, else a quadratic hash of groups, else a linear
-//! scan (Linux's `find_group_other`).
+//! most free blocks among those with at least the average number of free
+//! inodes (Linux's `find_group_dir`, its policy before Orlov; Orlov, now the
+//! default, also spreads top-level directories but keeps subdirectories near
+//! their parent); any other inode goes to its parent's group if that group
+//! has free inodes and blocks, else a quadratic hash of groups, else a
+//! linear scan (Linux's `find_group_other`).
 //!
 //! Blocks (Linux `ext2_new_blocks`): the goal is the block after the
 //! nearest mapped block before the one being mapped (in the same indirect
@@ -59,6 +61,15 @@
 //! preallocates; we allocate one block at a time. The root-reserved blocks
 //! (`s_r_blocks_count`) are not enforced, since the caller has no
 //! credentials to check; [`StatFs::avail_blocks`] reports them.
+//!
+//! # Testing
+//!
+//! Unit tests cover each module's pure parts; the integration tests mount
+//! images made by the host's `mke2fs` (1 KiB and 4 KiB blocks, 128- and
+//! 256-byte inodes, with and without `sparse_super` and `filetype`), check
+//! every written image with `e2fsck -fn` and read files back with
+//! `debugfs`, compare random operation sequences against a model of the
+//! tree, and feed the driver corrupt images.
 //!
 //! # Concurrency and lifetimes
 //!

@@ -288,3 +288,14 @@ impl<D: BlockDevice> Ext2Fs<D> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_dot_and_dotdot_are_dots() {
+        assert!(is_dot(b".") && is_dot(b".."));
+        assert!(!is_dot(b"...") && !is_dot(b".a"));
+    }
+}

@@ -97,3 +97,17 @@ impl<D: BlockDevice> Ext2Fs<D> {
         Ok(data.get(..len).unwrap_or(&[]).to_vec())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Ino;
+
+    #[test]
+    fn fast_symlink_bytes_round_trip_through_i_block() {
+        let mut raw = alloc::vec![0u8; 128];
+        raw[layout::ino::BLOCK..layout::ino::BLOCK + 5].copy_from_slice(b"hello");
+        let inode = Inode::parse(Ino(12), raw);
+        assert_eq!(&i_block_bytes(&inode)[..6], b"hello\0");
+    }
+}
