@@ -326,7 +326,8 @@ fn parse_geometry(raw: &[u8], dev_size: u64) -> Result<Geometry> {
         sparse_super: ro_compat.contains(RoCompatFeatures::SPARSE_SUPER),
         filetype: incompat.contains(IncompatFeatures::FILETYPE),
         addr_per_block: block_size / 4,
-        max_file_size: max_file_size(block_bits),
+        // Revision 0 has no large_file feature to turn on: files stay below 2 GiB.
+        max_file_size: if rev == 0 { 0x7fff_ffff } else { max_file_size(block_bits) },
     };
     // Group 0's metadata must fit in it.
     if u64::from(geo.group_meta_end(0)) + 2 + u64::from(inode_table_blocks) > u64::from(geo.group_end_block(0)) {
