@@ -221,6 +221,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     arch::smp::smp_init();
     crate::fs::init();
     crate::mm::record_boot_free_blocks();
+    crate::sched::set_system_running();
 }
 
 fn record_boot_params(boot_info: &'static BootInfo) -> BootParams {

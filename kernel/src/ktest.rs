@@ -18,6 +18,11 @@
 //! ktest: done                                whole plan ran; QEMU exits 33
 //! ```
 //!
+//! A test during which a context bug was reported
+//! ([`crate::sched::context_bugs`]: sleeping in atomic context, a
+//! `SpinLock` in an interrupt handler) fails too, after it returns; the
+//! `BUG:` lines above name the place.
+//!
 //! After a panic QEMU exits and xtask boots again with the rest of the plan;
 //! after a hang xtask kills QEMU at the test's timeout and does the same.
 //! xtask supplies the plan (test names, one per line) in the fw_cfg file
@@ -200,12 +205,17 @@ fn run_one(test: &'static KTest) {
     kprintln!("ktest: start {test}");
     CURRENT_START_NS.store(tsc::now_ns(), Ordering::Relaxed);
     CURRENT.store(core::ptr::from_ref(test).cast_mut(), Ordering::Release);
+    let bugs_before = crate::sched::context_bugs();
     (test.func)();
     CURRENT.store(core::ptr::null_mut(), Ordering::Release);
     let ns = elapsed_ns();
+    let bugs = crate::sched::context_bugs().wrapping_sub(bugs_before);
     match test.should_panic {
         Some(expected) => {
             kprintln!("ktest: FAILED {test} {ns} returned, but should have panicked with \"{expected}\"")
+        }
+        None if bugs != 0 => {
+            kprintln!("ktest: FAILED {test} {ns} {bugs} context bug(s) reported (see the BUG: lines)")
         }
         None => kprintln!("ktest: ok {test} {ns}"),
     }

@@ -36,6 +36,7 @@ pub mod section;
 pub mod shell;
 pub mod signal;
 pub mod slab;
+pub mod sync;
 pub mod syscall;
 pub mod vmalloc;
 

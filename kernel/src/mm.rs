@@ -79,6 +79,10 @@ impl CpuOps for KernelCpu {
             x86_64::instructions::interrupts::enable();
         }
     }
+
+    fn might_sleep(&self, caller: &'static core::panic::Location<'static>) {
+        crate::sched::might_sleep_at(caller);
+    }
 }
 
 static KERNEL_CPU: KernelCpu = KernelCpu;

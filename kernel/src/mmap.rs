@@ -50,7 +50,7 @@ use mm::pgtable::X86PteFormat;
 use mm::slub::SlabFlags;
 use mm::vma::Vma;
 use mm::{Pfn, PhysAddr};
-use spin::{Mutex, Once};
+use spin::Once;
 use uapi::errno::Errno;
 
 use crate::arch::x86_64::pgtable;
@@ -209,13 +209,10 @@ pub static FOLIO_WAIT: FolioWaitQueues = FolioWaitQueues([const { WaitQueue::new
 
 /// Serializes compaction runs: the migrate scanner isolates a page only
 /// by listing it, so two runs could pick the same page (Linux takes it
-/// off the LRU, which keeps a second run away). Taken only with
-/// `try_lock` under [`COMPACTION_WAIT`]: a run reschedules while it holds
-/// it, so a second caller sleeps rather than spins.
-static COMPACTION: Mutex<()> = Mutex::new(());
-
-/// Callers of [`compact_memory`] waiting for the run in progress.
-static COMPACTION_WAIT: WaitQueue = WaitQueue::new();
+/// off the LRU, which keeps a second run away). A sleeping mutex: a run
+/// reschedules while it holds it, so a second caller sleeps rather than
+/// spins.
+static COMPACTION: crate::sync::Mutex<()> = crate::sync::Mutex::new(());
 
 /// Every user address space alive when the run started, for migration's
 /// walk to a page's mapper (there is no `anon_vma`; see `mm::migrate`),
@@ -256,11 +253,7 @@ impl MmWalk<'static, X86PteFormat, SlabVmas> for AllMms<'_> {
 /// sleeps until the first ends. Must not be called with interrupts off or
 /// a spin lock held.
 pub fn compact_memory(stop: &dyn Fn() -> bool) -> CompactStats {
-    let mut serial = None;
-    COMPACTION_WAIT.wait_event(|| {
-        serial = COMPACTION.try_lock();
-        serial.is_some()
-    });
+    let serial = COMPACTION.lock();
     let mut mms: Vec<MmRef> = Vec::new();
     crate::sched::for_each_task(|t| {
         if let Some(mm) = t.proc.mm()
@@ -271,6 +264,5 @@ pub fn compact_memory(stop: &dyn Fn() -> bool) -> CompactStats {
     });
     let stats = mm::compaction::compact_node(crate::mm::pgdat(), &AllMms { mms, stop });
     drop(serial);
-    COMPACTION_WAIT.wake_up_all();
     stats
 }

@@ -30,10 +30,10 @@ use mm::mmzone::{MAX_NR_ZONES, PerCpuPageset};
 use mm::percpu::{PcpuAllocator, PcpuBackend, PcpuError, PerCpuRef, PercpuAlloc as PcpuAllocTrait};
 use mm::vmstat::{PerCpuNodeStat, VmEventState};
 use mm::{PAGE_SIZE, VirtAddr};
-use spin::Mutex;
 use x86_64::registers::model_specific::GsBase;
 
 use crate::arch::x86_64::acpi::MAX_CPUS;
+use crate::sync::Mutex;
 
 /// Bytes per CPU per chunk (the static section, the per-cpu page lists and
 /// the dynamic area).
@@ -76,7 +76,9 @@ unsafe impl PcpuBackend for VmallocChunks {
 }
 
 /// The dynamic allocator, in static storage: it is ~64 KiB (fixed chunk
-/// bitmaps), too large to build on the boot stack and move.
+/// bitmaps), too large to build on the boot stack and move. A sleeping
+/// mutex (Linux `pcpu_alloc_mutex`): a new chunk is vmalloc'd under it, so
+/// per-CPU memory is allocated and freed only where sleeping is allowed.
 static ALLOCATOR: Mutex<PcpuAllocator<VmallocChunks>> = Mutex::new(PcpuAllocator::empty(VmallocChunks));
 
 /// The executing CPU's number: one GS-relative load (Linux
@@ -172,6 +174,19 @@ impl PerCpu<AtomicU64> {
                 options(nostack, preserves_flags, readonly));
         }
         value
+    }
+
+    /// Adds `value` (wrapping) to this CPU's copy in one GS-relative
+    /// read-modify-write instruction, which an interrupt sees whole (Linux
+    /// `this_cpu_add`).
+    #[inline]
+    pub fn add(&'static self, value: u64) {
+        // SAFETY: as in `read`; one instruction, so an interrupt sees the
+        // old or the new value.
+        unsafe {
+            core::arch::asm!("add qword ptr gs:[{0}], {1}", in(reg) self.0.as_ptr(), in(reg) value,
+                options(nostack));
+        }
     }
 
     /// Writes this CPU's copy in one GS-relative store (Linux

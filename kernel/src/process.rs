@@ -11,21 +11,28 @@
 //! reaped by its own exit; Linux reparents to init), becomes a zombie with
 //! its wait status and wakes its parent's `wait4`. The parent reaps it,
 //! waiting until the child is switched out for good before dropping it,
-//! which frees its kernel stack.
+//! which frees its kernel stack and its entry on the task list
+//! ([`sched::release_dead_tasks`]). A task whose last reference goes
+//! elsewhere (an orphan, a kernel thread: at the switch away from it,
+//! interrupts off) has its stack freed at the next schedule point.
 //!
 //! Credentials and resource limits are copied at fork and kept at exec
 //! (see [`crate::cred`] and [`crate::resource`]).
 //!
 //! Lock order: `children` -> a child's locks; the address space's mmap
-//! lock (sleeping, taken with no spin lock held) -> `rlim` -> `cred`;
-//! `files` -> an open file's offset lock.
+//! lock (sleeping) -> `rlim` -> `cred`; `files` -> an open file's offset
+//! lock. `rlim` is a sleeping [`Mutex`]: limits are copied into the
+//! address space under the mmap lock. The other locks of a process are
+//! [`SpinLock`]s: process context only (system calls, exceptions), never
+//! interrupt handlers, never held across a sleep; what grows under one
+//! allocates with `GFP_ATOMIC`. The capture buffer is a sleeping mutex
+//! too (it grows with a program's output).
 
 use alloc::boxed::Box;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-use spin::Mutex;
 use uapi::errno::Errno;
 
 use crate::cred::Cred;
@@ -35,13 +42,14 @@ use crate::resource::Rlimits;
 use crate::sched::wait::WaitQueue;
 use crate::sched::{self, Task};
 use crate::signal::SignalState;
+use crate::sync::{Mutex, SpinLock};
 
 /// The process side of a task.
 pub struct Process {
     /// The parent, if any.
-    pub parent: Mutex<Weak<Task>>,
+    pub parent: SpinLock<Weak<Task>>,
     /// Children not yet reaped.
-    pub children: Mutex<Vec<Arc<Task>>>,
+    pub children: SpinLock<Vec<Arc<Task>>>,
     /// Set when the task has exited and waits to be reaped (`EXIT_ZOMBIE`).
     pub zombie: AtomicBool,
     /// Wait status for the parent (Linux `exit_code`, encoded as wait4
@@ -50,15 +58,15 @@ pub struct Process {
     /// Where this task sleeps in wait4 (woken when a child exits).
     pub child_exit: WaitQueue,
     /// The address space (none for kernel threads).
-    pub mm: Mutex<Option<MmRef>>,
+    pub mm: SpinLock<Option<MmRef>>,
     /// Open files.
-    pub files: Mutex<FdTable>,
+    pub files: SpinLock<FdTable>,
     /// Signal handlers, mask and pending signals.
-    pub signal: Mutex<SignalState>,
+    pub signal: SpinLock<SignalState>,
     /// Where console output is also copied (inherited by children).
-    pub capture: Mutex<Option<Capture>>,
+    pub capture: SpinLock<Option<Capture>>,
     /// Set by a vfork child when it execs or exits; its parent waits for it.
-    pub vfork_done: Mutex<Option<Arc<Completion>>>,
+    pub vfork_done: SpinLock<Option<Arc<Completion>>>,
     /// `set_tid_address` / `CLONE_CHILD_CLEARTID` pointer: at exit, while
     /// another task still uses the address space (a vfork parent), 0 is
     /// stored there (Linux also futex-wakes it; we have no futexes).
@@ -72,7 +80,7 @@ pub struct Process {
     /// Resource limits (Linux `signal->rlim`).
     pub rlim: Mutex<Rlimits>,
     /// User and group ids and capabilities (Linux `task->cred`).
-    pub cred: Mutex<Cred>,
+    pub cred: SpinLock<Cred>,
 }
 
 /// A one-shot event (Linux `struct completion`).
@@ -100,6 +108,7 @@ impl Completion {
     }
 
     /// Sleeps until done (Linux `wait_for_completion`).
+    #[track_caller]
     pub fn wait(&self) {
         self.wq.wait_event(|| self.done.load(Ordering::Acquire));
     }
@@ -115,21 +124,21 @@ impl Process {
     /// A process with no family, files or address space.
     pub fn new() -> Self {
         Process {
-            parent: Mutex::new(Weak::new()),
-            children: Mutex::new(Vec::new()),
+            parent: SpinLock::new(Weak::new()),
+            children: SpinLock::new(Vec::new()),
             zombie: AtomicBool::new(false),
             exit_status: AtomicU32::new(0),
             child_exit: WaitQueue::new(),
-            mm: Mutex::new(None),
-            files: Mutex::new(FdTable::default()),
-            signal: Mutex::new(SignalState::default()),
-            capture: Mutex::new(None),
-            vfork_done: Mutex::new(None),
+            mm: SpinLock::new(None),
+            files: SpinLock::new(FdTable::default()),
+            signal: SpinLock::new(SignalState::default()),
+            capture: SpinLock::new(None),
+            vfork_done: SpinLock::new(None),
             clear_child_tid: AtomicU64::new(0),
             set_child_tid: AtomicU64::new(0),
             exit_signal: AtomicU32::new(uapi::signal::SIGCHLD as u32),
             rlim: Mutex::new(Rlimits::init()),
-            cred: Mutex::new(Cred::root()),
+            cred: SpinLock::new(Cred::root()),
         }
     }
 
@@ -302,14 +311,18 @@ pub fn do_fork(frame: &crate::arch::x86_64::entry::TrapFrame, args: &CloneArgs) 
 }
 
 /// Stores the child's pid at its `CLONE_CHILD_SETTID` pointer, before its
-/// first return to user mode (Linux `schedule_tail`'s `put_user`). Runs
-/// with interrupts off (the first switch-in); the copy-on-write fault the
-/// store takes after a fork is resolved without sleeping, as every user
-/// fault is here.
+/// first return to user mode (Linux `schedule_tail`'s `put_user`). Called
+/// with interrupts off (the first switch-in); the store runs with them on,
+/// as Linux's does after `finish_task_switch`, so the copy-on-write fault
+/// it takes after a fork may sleep for the mmap lock and allocate as any
+/// user fault (with them off, the fault could only try the lock, and
+/// allocating would be a reclaiming allocation in atomic context).
 pub fn schedule_tail_user(task: &Task) {
     let at = task.proc.set_child_tid.swap(0, Ordering::Relaxed);
     if at != 0 {
+        x86_64::instructions::interrupts::enable();
         let _ = crate::arch::x86_64::uaccess::write_user(at, &(task.pid as i32));
+        x86_64::instructions::interrupts::disable();
     }
 }
 
@@ -399,10 +412,14 @@ pub fn do_wait(pid: i32, nohang: bool) -> Result<Option<Reaped>, Errno> {
     if !completed {
         return Err(Errno::EINTR);
     }
-    Ok(reaped.map(|child| {
+    let reaped = reaped.map(|child| {
         child.wait_inactive();
         Reaped { pid: child.pid, status: child.proc.exit_status.load(Ordering::Acquire) }
-    }))
+    });
+    // The child's last reference went just now (Linux `release_task`):
+    // its entry on the task list goes too.
+    sched::release_dead_tasks();
+    Ok(reaped)
 }
 
 /// Arguments of a process started by the kernel.

@@ -183,7 +183,12 @@ fn kmalloc_size(layout: Layout) -> usize {
 unsafe impl GlobalAlloc for KernelAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         match SLAB.get() {
-            Some(slab) => slab.kmalloc(kmalloc_size(layout), GFP_KERNEL).map_or(core::ptr::null_mut(), NonNull::as_ptr),
+            // Box and Vec cannot say whether they may sleep: the context
+            // decides (GFP_ATOMIC under a spin lock, in an interrupt
+            // handler or with interrupts off).
+            Some(slab) => slab
+                .kmalloc(kmalloc_size(layout), crate::sync::gfp_for_context())
+                .map_or(core::ptr::null_mut(), NonNull::as_ptr),
             None => x86_64::instructions::interrupts::without_interrupts(|| {
                 EARLY_HEAP.lock().allocate_first_fit(layout).map_or(core::ptr::null_mut(), NonNull::as_ptr)
             }),

@@ -7,10 +7,9 @@
 //! The `vmap_area` tree nodes come from a slab cache, as Linux's
 //! `vmap_area_cachep`. Lock order: `vmap_area_lock -> slab cache locks`.
 
-#![forbid(unsafe_code)]
-
 use core::fmt;
 use core::panic::Location;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use log::info;
 use mm::pgtable::{PAGE_KERNEL_NOCACHE, PgProt, X86PteFormat};
@@ -143,6 +142,64 @@ pub fn free_thread_stack(stack: VirtAddr) -> Result<(), VmallocError> {
     vfree(stack)?;
     crate::mm::pgdat().mod_node_page_state(NodeStatItem::NrKernelStackKb, -THREAD_SIZE_KB);
     Ok(())
+}
+
+/// Stacks of tasks freed in atomic context, waiting for
+/// [`drain_deferred_thread_stacks`]: a lock-free list (Linux's
+/// `vfree_deferred` llist) whose links are the first word of each dead
+/// stack, so queueing allocates nothing and takes no lock.
+static DEFERRED_STACKS: AtomicU64 = AtomicU64::new(0);
+
+/// Stacks freed through [`DEFERRED_STACKS`] since boot.
+static DEFERRED_STACKS_FREED: AtomicU64 = AtomicU64::new(0);
+
+/// Stacks [`drain_deferred_thread_stacks`] has freed since boot.
+pub fn deferred_thread_stacks_freed() -> u64 {
+    DEFERRED_STACKS_FREED.load(Ordering::Relaxed)
+}
+
+/// Queues a stack from [`alloc_thread_stack`] for freeing from a context
+/// where vfree's rule holds (Linux `vfree_atomic`): vmalloc's lock is
+/// taken with interrupts on, and the last reference to a task may go with
+/// them off. Allocates nothing; interrupt handlers may call it.
+///
+/// # Safety
+/// Nothing uses the stack any more (its task is being freed).
+pub unsafe fn free_thread_stack_deferred(stack: VirtAddr) {
+    let link = stack.as_u64() as *mut u64;
+    let mut head = DEFERRED_STACKS.load(Ordering::Relaxed);
+    loop {
+        // SAFETY: the stack is mapped (THREAD_SIZE bytes from `stack`) and
+        // unused (the caller's promise); its first word is the link.
+        unsafe { link.write(head) };
+        match DEFERRED_STACKS.compare_exchange_weak(head, stack.as_u64(), Ordering::Release, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(now) => head = now,
+        }
+    }
+}
+
+/// Frees the stacks [`free_thread_stack_deferred`] queued (Linux
+/// `delayed_vfree_work`). Call with interrupts on and no spin lock held.
+pub fn drain_deferred_thread_stacks() {
+    if DEFERRED_STACKS.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let mut next = DEFERRED_STACKS.swap(0, Ordering::Acquire);
+    while next != 0 {
+        let Some(stack) = VirtAddr::new(next) else {
+            log::error!("deferred kernel stack list corrupt: {next:#x}");
+            return;
+        };
+        // SAFETY: `stack` was queued by `free_thread_stack_deferred`,
+        // which wrote the next link into its first word; the swap made
+        // this CPU its only owner.
+        next = unsafe { (stack.as_u64() as *const u64).read() };
+        if let Err(e) = free_thread_stack(stack) {
+            log::error!("freeing deferred kernel stack {:#x}: {e}", stack.as_u64());
+        }
+        DEFERRED_STACKS_FREED.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// What the page-fault handler prints for an address in the vmalloc window

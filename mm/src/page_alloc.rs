@@ -59,6 +59,7 @@
 //! watermark boosting or deferred struct page init; one node.
 
 use core::fmt;
+use core::panic::Location;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use log::{error, warn};
@@ -585,8 +586,20 @@ impl<'a> PgData<'a> {
     /// page has one reference; with `__GFP_COMP` the block is a compound
     /// page; with `__GFP_ZERO` its contents are zero. `None` when no zone
     /// the mask allows can satisfy the request; logged unless
-    /// `__GFP_NOWARN`.
+    /// `__GFP_NOWARN`. A mask that allows direct reclaim may sleep: the
+    /// caller must not be in atomic context ([`CpuOps::might_sleep`]).
+    #[track_caller]
     pub fn alloc_pages(&self, gfp: Gfp, order: u32) -> Option<Pfn> {
+        if gfp.allows_blocking() {
+            self.cpu.might_sleep(Location::caller());
+        }
+        self.alloc_pages_checked_by_caller(gfp, order)
+    }
+
+    /// [`PgData::alloc_pages`] for an allocator whose own entry point made
+    /// the [`CpuOps::might_sleep`] check (SLUB's new slabs: the check is
+    /// `kmem_cache_alloc`'s, before SLUB disables interrupts to refill).
+    pub(crate) fn alloc_pages_checked_by_caller(&self, gfp: Gfp, order: u32) -> Option<Pfn> {
         if order > MAX_PAGE_ORDER {
             if !gfp.contains(Gfp::NOWARN) {
                 warn!("page allocation of order {order} exceeds MAX_PAGE_ORDER {MAX_PAGE_ORDER}; mode:{gfp:?}");

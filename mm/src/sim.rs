@@ -22,6 +22,13 @@ use crate::vmstat::{PerCpuNodeStat, VmEventState};
 
 thread_local! {
     static CPU_ID: Cell<u32> = const { Cell::new(0) };
+    static MIGHT_SLEEP_CALLS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// How many times mm said, on this thread, that it might sleep
+/// ([`CpuOps::might_sleep`]).
+pub(crate) fn might_sleep_calls() -> u64 {
+    MIGHT_SLEEP_CALLS.with(Cell::get)
 }
 
 /// Makes the calling thread "CPU `id`" for [`SimCpu`].
@@ -42,6 +49,10 @@ impl CpuOps for SimCpu {
     }
 
     fn irq_restore(&self, _flags: IrqFlags) {}
+
+    fn might_sleep(&self, _caller: &'static core::panic::Location<'static>) {
+        MIGHT_SLEEP_CALLS.with(|c| c.set(c.get() + 1));
+    }
 }
 
 /// Per-CPU memory from the heap: one block per allocation, CPU copies

@@ -350,6 +350,11 @@ impl<'a> Slab<'a> {
     #[track_caller]
     #[inline]
     pub fn kmem_cache_alloc(&self, cache: &KmemCache, gfp: Gfp) -> Option<NonNull<u8>> {
+        if gfp.allows_blocking() {
+            // Linux `slab_pre_alloc_hook`'s `might_alloc`: before SLUB
+            // disables interrupts, whose new slabs count on this check.
+            self.pgdat.cpu().might_sleep(Location::caller());
+        }
         self.ctx().alloc(cache, gfp, Location::caller()).and_then(|obj| NonNull::new(obj as *mut u8))
     }
 
@@ -440,6 +445,7 @@ impl<'a> Slab<'a> {
 
     /// Linux `__kmalloc_large_node`: a compound page block, counted in
     /// `nr_slab_unreclaimable` as Linux counts it.
+    #[track_caller]
     fn kmalloc_large(&self, size: usize, gfp: Gfp) -> Option<NonNull<u8>> {
         if size > KMALLOC_MAX_SIZE {
             if !gfp.contains(Gfp::NOWARN) {

@@ -826,7 +826,7 @@ impl SlubCtx<'_, '_> {
         if s.flags.contains(SlabFlags::RECLAIM_ACCOUNT) {
             gfp |= Gfp::RECLAIMABLE;
         }
-        let slab = self.pgdat.alloc_pages(gfp, s.order)?;
+        let slab = self.pgdat.alloc_pages_checked_by_caller(gfp, s.order)?;
         let page = self.map().pfn_to_page(slab)?;
         page.set(PageFlags::SLAB);
         page.set_mapping(s as *const KmemCache as u64);

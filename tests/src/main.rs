@@ -12,6 +12,7 @@ use bootloader_api::{BootInfo, entry_point};
 mod benches;
 mod boot;
 mod console;
+mod context;
 mod elf;
 mod exceptions;
 mod gdb;

@@ -10,8 +10,9 @@
 //! Lock order: the fw_cfg lock is a leaf (selector and data must not be
 //! interleaved by two readers).
 
-use spin::Mutex;
 use x86_64::instructions::port::Port;
+
+use crate::sync::SpinLock;
 
 const FW_CFG_PORT_SEL: u16 = 0x510;
 const FW_CFG_PORT_DATA: u16 = 0x511;
@@ -24,7 +25,8 @@ const FW_CFG_FILE_DIR: u16 = 0x0019;
 /// Length of a file name in a directory entry, including the NUL.
 const FW_CFG_MAX_FILE_PATH: usize = 56;
 
-static LOCK: Mutex<()> = Mutex::new(());
+/// Serialises selector-then-data sequences: a leaf, process context only.
+static LOCK: SpinLock<()> = SpinLock::new(());
 
 /// A file in the fw_cfg directory.
 #[derive(Clone, Copy, Debug)]

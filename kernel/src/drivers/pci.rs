@@ -5,13 +5,16 @@
 //! Lock order: the config-space lock is a leaf (address and data port
 //! accesses must pair up).
 
-use spin::Mutex;
 use x86_64::instructions::port::Port;
+
+use crate::sync::SpinLockIrq;
 
 const PCI_CONFIG_ADDRESS: u16 = 0xcf8;
 const PCI_CONFIG_DATA: u16 = 0xcfc;
 
-static LOCK: Mutex<()> = Mutex::new(());
+/// Serialises address-then-data sequences (Linux `pci_lock`, taken
+/// irqsave): a leaf.
+static LOCK: SpinLockIrq<()> = SpinLockIrq::new(());
 
 /// A PCI function address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@
 
 use core::fmt;
 
-use spin::Mutex;
+use crate::sync::SpinLockIrq;
 use uart_16550::SerialPort;
 use x86_64::instructions::interrupts;
 
@@ -20,12 +20,12 @@ const EMERGENCY_LOCK_TRIES: u32 = 100_000;
 
 // SAFETY: COM1 at 0x3f8 is the standard PC serial port; this is its only
 // owner, all accesses go through the mutex (or the emergency path below).
-static CONSOLE: Mutex<SerialPort> = Mutex::new(unsafe { SerialPort::new(COM1) });
+static CONSOLE: SpinLockIrq<SerialPort> = SpinLockIrq::new(unsafe { SerialPort::new(COM1) });
 
 /// Initialises the UART (8N1, FIFOs on; uart_16550 picks 38400 baud, which
 /// QEMU ignores).
 pub fn init() {
-    interrupts::without_interrupts(|| CONSOLE.lock().init());
+    CONSOLE.lock().init();
 }
 
 /// A writer that turns `\n` into `\r\n` for terminals and sends every
@@ -48,15 +48,13 @@ impl fmt::Write for Crlf<'_> {
 /// A byte the terminal sent, if one is waiting in the UART (polled: there
 /// is no I/O APIC driver yet to deliver COM1's interrupt).
 pub fn try_read_byte() -> Option<u8> {
-    interrupts::without_interrupts(|| CONSOLE.lock().try_receive().ok())
+    CONSOLE.lock().try_receive().ok()
 }
 
 /// Runs `f` with the console locked and interrupts disabled.
 pub fn with_console(f: impl FnOnce(&mut dyn fmt::Write)) {
-    interrupts::without_interrupts(|| {
-        let mut port = CONSOLE.lock();
-        f(&mut Crlf(&mut port));
-    });
+    let mut port = CONSOLE.lock();
+    f(&mut Crlf(&mut port));
 }
 
 /// Like [`with_console`], but after a bounded wait writes without the lock.

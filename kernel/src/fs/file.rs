@@ -7,6 +7,9 @@
 //! snapshots of generated text (`/proc/self/maps`, `/proc/self/status`),
 //! made when opened. An open file (Linux `struct file`) is shared by
 //! every descriptor that `fork` or `dup` made from it, with one offset.
+//!
+//! Locking: a file's offset is a leaf [`SpinLock`]; a capture buffer a
+//! sleeping [`Mutex`] (it grows as output is written).
 
 #![forbid(unsafe_code)]
 
@@ -16,11 +19,12 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use mm::vma::VmaFile;
-use spin::{Mutex, Once};
+use spin::Once;
 use uapi::errno::Errno;
 
 use super::Entry;
 use super::pipe::PipeEnd;
+use crate::sync::{Mutex, SpinLock};
 
 /// An initramfs file as the mm sees it.
 pub struct RamFile {
@@ -81,7 +85,7 @@ pub struct OpenFile {
     /// What it is.
     pub kind: FileKind,
     /// The read/write offset.
-    pub pos: Mutex<u64>,
+    pub pos: SpinLock<u64>,
     /// The `O_*` flags: those it was opened with, the status flags
     /// changed by `F_SETFL`.
     flags: AtomicU32,
@@ -93,7 +97,7 @@ pub type Capture = Arc<Mutex<Vec<u8>>>;
 impl OpenFile {
     /// A new open file.
     pub fn new(kind: FileKind, flags: u32) -> Arc<OpenFile> {
-        Arc::new(OpenFile { kind, pos: Mutex::new(0), flags: AtomicU32::new(flags) })
+        Arc::new(OpenFile { kind, pos: SpinLock::new(0), flags: AtomicU32::new(flags) })
     }
 
     /// The `O_*` flags now (Linux `f_flags`).

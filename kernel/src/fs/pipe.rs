@@ -15,19 +15,20 @@
 //! `F_SETPIPE_SZ`, no packet mode); an interrupted wait returns EINTR
 //! instead of restarting (no -ERESTARTSYS / SA_RESTART yet).
 //!
-//! Lock order: a pipe's `state` lock is a leaf; it is never held across a
-//! sleep or a wake-up.
+//! Lock order: a pipe's `state` lock is a leaf [`SpinLock`] (process
+//! context only); it is never held across a sleep or a wake-up, and the
+//! buffer grows under it with `GFP_ATOMIC`.
 
 #![forbid(unsafe_code)]
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 
-use spin::Mutex;
 use uapi::errno::Errno;
 
 use crate::sched::{self, wait::WaitQueue};
 use crate::signal;
+use crate::sync::SpinLock;
 
 /// Writes up to this size are atomic (Linux `PIPE_BUF`).
 pub const PIPE_BUF: usize = 4096;
@@ -44,7 +45,7 @@ struct PipeState {
 
 /// One pipe (Linux `struct pipe_inode_info`).
 pub struct Pipe {
-    state: Mutex<PipeState>,
+    state: SpinLock<PipeState>,
     /// Readers wait here for data or the last writer's close.
     rd_wait: WaitQueue,
     /// Writers wait here for room or the last reader's close.
@@ -66,7 +67,7 @@ pub fn create_pipe() -> Result<(PipeEnd, PipeEnd), Errno> {
     let mut buf = VecDeque::new();
     buf.try_reserve_exact(PIPE_SIZE).map_err(|_| Errno::ENOMEM)?;
     let pipe = Arc::new(Pipe {
-        state: Mutex::new(PipeState { buf, readers: 1, writers: 1 }),
+        state: SpinLock::new(PipeState { buf, readers: 1, writers: 1 }),
         rd_wait: WaitQueue::new(),
         wr_wait: WaitQueue::new(),
     });

@@ -35,24 +35,47 @@
 //! Every task, running, sleeping or dead but not yet freed, is on
 //! [`TASKS`] (Linux's `init_task.tasks` list), for reports and debuggers.
 //!
-//! Lock order: `rq.lock` (interrupts off) -> nothing. Wait-queue locks
-//! (`wait.rs`) -> `rq.lock`. `TASKS` is a leaf. Every run-queue lock is
-//! taken with interrupts disabled because the timer tick wakes sleepers.
+//! Run queues and wait queues are intrusive lists through the task
+//! ([`list`]; Linux's `run_list` and wait-queue entries), so waking a task
+//! allocates nothing: the timer tick and other interrupt handlers wake
+//! tasks. A dead task may be freed where sleeping is not allowed (the
+//! switch away from it runs with interrupts off), so its kernel stack is
+//! not vfree'd there but queued and freed at the next [`schedule`] of a
+//! running task (a yield, a reschedule on the way to user mode), idle-loop
+//! pass or `wait4`, with interrupts on ([`release_dead_tasks`], Linux's
+//! delayed `put_task_struct` and `vfree_atomic`), which also prunes
+//! [`TASKS`] of freed tasks.
+//!
+//! Context checks: [`might_sleep`] reports a sleeping function called from
+//! atomic context ([`in_atomic`]), and [`schedule`] reports a switch with
+//! a spin lock held; both count in [`context_bugs`], which the tests
+//! check (debug builds).
+//!
+//! Lock order: `rq.lock` -> nothing. Wait-queue locks and the sleeper
+//! list (`wait.rs`) -> `rq.lock`. All three are [`SpinLockIrq`]s: interrupt
+//! handlers wake tasks. `TASKS` is a [`SpinLock`], a leaf never taken in
+//! interrupt context; `comm` a leaf [`SpinLockIrq`] (reports read it
+//! anywhere).
 
+pub mod list;
 pub mod rwsem;
 pub mod wait;
 
 use alloc::boxed::Box;
-use alloc::collections::VecDeque;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::fmt;
+use core::panic::Location;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use mm::VirtAddr;
-use spin::{Mutex, Once};
+use spin::Once;
 use x86_64::instructions::interrupts;
+
+use self::list::{TaskLink, TaskList};
+pub use crate::sync::in_atomic;
+use crate::sync::{SpinLock, SpinLockIrq, irqs_disabled, preempt_count};
 
 use crate::arch::x86_64::acpi::MAX_CPUS;
 use crate::arch::x86_64::entry::TrapFrame;
@@ -147,7 +170,7 @@ enum KernelStack {
 pub struct Task {
     /// Process id.
     pub pid: Pid,
-    comm: Mutex<Comm>,
+    comm: SpinLockIrq<Comm>,
     state: AtomicU32,
     on_rq: AtomicBool,
     on_cpu: AtomicBool,
@@ -158,6 +181,15 @@ pub struct Task {
     sp: UnsafeCell<u64>,
     stack: KernelStack,
     stack_top: u64,
+    /// Place in the run queue (Linux `sched_rt_entity.run_list`), under
+    /// the run queue's lock.
+    run_list: TaskLink,
+    /// Place in the one wait queue or the sleeper list the task sleeps on
+    /// (Linux's on-stack `wait_queue_entry`), under that queue's lock.
+    wait_list: TaskLink,
+    /// Deadline of a timed sleep (ns of the TSC clock), under the sleeper
+    /// list's lock.
+    wake_at_ns: AtomicU64,
     /// FPU/SSE state of a user task while it is switched out.
     fpu: UnsafeCell<FxArea>,
     /// User FS base (TLS pointer, `arch_prctl(ARCH_SET_FS)`).
@@ -175,19 +207,47 @@ pub struct Task {
 // SAFETY: the UnsafeCells are accessed only by the CPU that switches the
 // task out (`sp`, `fpu` saved) or in (read), and `on_cpu` orders these: a
 // CPU waits for `on_cpu == false` (Acquire, paired with the Release store
-// after the save) before resuming the task. Everything else is atomics or
-// locks.
+// after the save) before resuming the task. The list links' Cells are
+// touched only under the lock of the list the task is on (`list.rs`).
+// Everything else is atomics or locks.
 unsafe impl Sync for Task {}
 // SAFETY: as above; nothing in a Task is tied to the creating CPU.
 unsafe impl Send for Task {}
 
+/// Set when a task was freed and [`TASKS`] holds its dead entry.
+static TASKS_NEED_PRUNE: AtomicBool = AtomicBool::new(false);
+
 impl Drop for Task {
+    /// The last reference may go in atomic context (the switch away from a
+    /// dead task, a waker's reference dropped in an interrupt handler):
+    /// there the stack waits on the deferred list, as vfree may not run
+    /// with interrupts off. [`TASKS`] is pruned later either way: the
+    /// dropping CPU may hold its lock.
     fn drop(&mut self) {
-        if let KernelStack::Owned(base) = self.stack
-            && let Err(e) = crate::vmalloc::free_thread_stack(base)
-        {
-            log::error!("task {}: freeing its kernel stack {:#x}: {e}", self.pid, base.as_u64());
+        if let KernelStack::Owned(base) = self.stack {
+            if in_atomic() {
+                // SAFETY: the task is being freed, so nothing runs on or
+                // points into its stack any more.
+                unsafe { crate::vmalloc::free_thread_stack_deferred(base) };
+            } else if let Err(e) = crate::vmalloc::free_thread_stack(base) {
+                log::error!("task {}: freeing its kernel stack {:#x}: {e}", self.pid, base.as_u64());
+            }
         }
+        TASKS_NEED_PRUNE.store(true, Ordering::Release);
+    }
+}
+
+/// Frees what dead tasks left for a context that may sleep: their
+/// deferred kernel stacks (Linux's `delayed_vfree_work`) and their entries
+/// on [`TASKS`] (Linux `release_task`'s unhashing). Called with interrupts
+/// on and no lock held; does nothing otherwise.
+pub fn release_dead_tasks() {
+    if in_atomic() {
+        return;
+    }
+    crate::vmalloc::drain_deferred_thread_stacks();
+    if TASKS_NEED_PRUNE.swap(false, Ordering::AcqRel) {
+        TASKS.lock().retain(|t| t.strong_count() > 0);
     }
 }
 
@@ -255,7 +315,8 @@ impl Task {
 
 /// A CPU's run queue (Linux `struct rq`).
 struct Rq {
-    queue: Mutex<VecDeque<Arc<Task>>>,
+    /// Runnable tasks waiting for the CPU, through `Task::run_list`.
+    queue: SpinLockIrq<TaskList>,
     idle: Once<Arc<Task>>,
     /// Live tasks (running, runnable or sleeping) that belong here: the
     /// load [`select_task_rq`] balances.
@@ -263,7 +324,12 @@ struct Rq {
 }
 
 static RQ: [Rq; MAX_CPUS] =
-    [const { Rq { queue: Mutex::new(VecDeque::new()), idle: Once::new(), nr_tasks: AtomicU32::new(0) } }; MAX_CPUS];
+    [const { Rq { queue: SpinLockIrq::new(TaskList::new(run_list)), idle: Once::new(), nr_tasks: AtomicU32::new(0) } };
+        MAX_CPUS];
+
+fn run_list(task: &Task) -> &TaskLink {
+    &task.run_list
+}
 
 /// The running task (Linux `pcpu_hot.current_task`): a raw `Arc<Task>`
 /// whose strong count this CPU owns.
@@ -285,26 +351,27 @@ pub static TOP_OF_STACK: PerCpu<AtomicU64> = unsafe { PerCpu::new(AtomicU64::new
 
 static NEXT_PID: AtomicU32 = AtomicU32::new(1);
 
-/// Every task not yet freed, weakly (Linux's task list). Read by
-/// [`for_each_task`] and, by name, by the gdb scripts (`mm-tasks`).
+/// Every task not yet freed, weakly (Linux's task list); a freed task's
+/// entry goes at the next [`release_dead_tasks`]. Read by
+/// [`for_each_task`] and, by name, by the gdb scripts (`mm-tasks`). Never
+/// taken in interrupt context; its vector grows under the lock, so with
+/// `GFP_ATOMIC`.
 #[unsafe(no_mangle)]
-pub static TASKS: Mutex<Vec<Weak<Task>>> = Mutex::new(Vec::new());
+pub static TASKS: SpinLock<Vec<Weak<Task>>> = SpinLock::new(Vec::new());
 
 /// Puts a new task on [`TASKS`], dropping the entries of freed ones.
 fn register_task(task: Arc<Task>) -> Arc<Task> {
-    interrupts::without_interrupts(|| {
-        let mut tasks = TASKS.lock();
-        tasks.retain(|t| t.strong_count() > 0);
-        tasks.push(Arc::downgrade(&task));
-    });
+    let mut tasks = TASKS.lock();
+    tasks.retain(|t| t.strong_count() > 0);
+    tasks.push(Arc::downgrade(&task));
+    drop(tasks);
     task
 }
 
 /// Calls `f` for every live task, in creation order (Linux
 /// `for_each_process`, kernel threads and idle tasks included).
 pub fn for_each_task(mut f: impl FnMut(&Arc<Task>)) {
-    let tasks: Vec<Arc<Task>> =
-        interrupts::without_interrupts(|| TASKS.lock().iter().filter_map(Weak::upgrade).collect());
+    let tasks: Vec<Arc<Task>> = TASKS.lock().iter().filter_map(Weak::upgrade).collect();
     for t in &tasks {
         f(t);
     }
@@ -316,7 +383,7 @@ pub fn find_task_by_pid(pid: Pid) -> Option<Arc<Task>> {
     if pid == 0 {
         return None;
     }
-    interrupts::without_interrupts(|| TASKS.lock().iter().filter_map(Weak::upgrade).find(|t| t.pid == pid))
+    TASKS.lock().iter().filter_map(Weak::upgrade).find(|t| t.pid == pid)
 }
 
 /// Hands out process ids from 1 upwards (Linux `alloc_pid`, without reuse:
@@ -362,7 +429,7 @@ pub fn with_current<R>(f: impl FnOnce(&Task) -> R) -> R {
 fn new_task(pid: Pid, comm: &[u8], stack: KernelStack, stack_top: u64, idle: bool, cpu: u32) -> Task {
     Task {
         pid,
-        comm: Mutex::new(Comm::new(comm)),
+        comm: SpinLockIrq::new(Comm::new(comm)),
         state: AtomicU32::new(TaskState::Running as u32),
         on_rq: AtomicBool::new(false),
         on_cpu: AtomicBool::new(false),
@@ -372,6 +439,9 @@ fn new_task(pid: Pid, comm: &[u8], stack: KernelStack, stack_top: u64, idle: boo
         sp: UnsafeCell::new(0),
         stack,
         stack_top,
+        run_list: TaskLink::new(),
+        wait_list: TaskLink::new(),
+        wake_at_ns: AtomicU64::new(0),
         fpu: UnsafeCell::new(FxArea::initial()),
         fs_base: AtomicU64::new(0),
         gs_base: AtomicU64::new(0),
@@ -518,7 +588,7 @@ pub fn wake_up_new_task(task: &Arc<Task>) {
 fn enqueue(task: Arc<Task>) {
     let cpu = task.cpu();
     task.on_rq.store(true, Ordering::Release);
-    interrupts::without_interrupts(|| RQ[cpu as usize].queue.lock().push_back(task));
+    RQ[cpu as usize].queue.lock().push_back(task);
     kick(cpu);
 }
 
@@ -586,7 +656,7 @@ pub fn set_current_state(state: TaskState) {
 /// Wakes `task` if it sleeps (Linux `try_to_wake_up`); true if it did.
 pub fn wake_up_process(task: &Arc<Task>) -> bool {
     let cpu = task.cpu();
-    let woke = interrupts::without_interrupts(|| {
+    let woke = {
         let mut queue = RQ[cpu as usize].queue.lock();
         match task.state() {
             TaskState::Interruptible | TaskState::Uninterruptible => {
@@ -598,7 +668,7 @@ pub fn wake_up_process(task: &Arc<Task>) -> bool {
             }
             TaskState::Running | TaskState::Dead => false,
         }
-    });
+    };
     if woke {
         kick(cpu);
     }
@@ -640,22 +710,118 @@ pub fn scheduler_tick() {
     }
 }
 
-/// Reschedules if asked to (Linux `cond_resched`).
+/// Reschedules if asked to (Linux `cond_resched`). May sleep.
+#[track_caller]
 pub fn cond_resched() {
+    might_sleep_at(Location::caller());
     if need_resched() {
         schedule();
     }
 }
 
 /// Gives the CPU to the next runnable task, if any (Linux `sched_yield`).
+/// May sleep.
+#[track_caller]
 pub fn yield_now() {
+    might_sleep_at(Location::caller());
     schedule();
+}
+
+/// Set once boot is done and the boot CPU takes interrupts: before that,
+/// boot runs with interrupts off by design and nothing is checked (Linux
+/// skips the checks while `system_state` is `SYSTEM_BOOTING`).
+static SYSTEM_RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// Context bugs reported so far ([`might_sleep`], scheduling while atomic,
+/// a [`SpinLock`] in interrupt context).
+static CONTEXT_BUGS: AtomicU64 = AtomicU64::new(0);
+
+/// Reports of a context bug that print a backtrace (the first few: a bug
+/// on a hot path would otherwise flood the console).
+const CONTEXT_BUG_BACKTRACES: u64 = 8;
+
+/// Marks the end of boot: from here on the context checks run.
+pub fn set_system_running() {
+    SYSTEM_RUNNING.store(true, Ordering::Release);
+}
+
+/// Context bugs reported since boot (always 0 in release builds, which do
+/// not check). A test asserts there were none.
+pub fn context_bugs() -> u64 {
+    CONTEXT_BUGS.load(Ordering::Relaxed)
+}
+
+/// Runs `f` and returns the context bugs reported meanwhile, which then
+/// no longer count in [`context_bugs`]: for tests that cause them on
+/// purpose. A real bug reported by another CPU at the same moment would
+/// be taken for one of them.
+pub fn catch_context_bugs(f: impl FnOnce()) -> u64 {
+    let before = CONTEXT_BUGS.load(Ordering::Relaxed);
+    f();
+    let caught = CONTEXT_BUGS.load(Ordering::Relaxed).wrapping_sub(before);
+    CONTEXT_BUGS.fetch_sub(caught, Ordering::Relaxed);
+    caught
+}
+
+/// Logs a context bug found at `caller`, with the context's state and a
+/// backtrace, and counts it in [`context_bugs`].
+#[cold]
+pub fn report_invalid_context(what: &str, caller: &'static Location<'static>) {
+    let n = CONTEXT_BUGS.fetch_add(1, Ordering::Relaxed);
+    let (pid, comm) =
+        try_current_ref().map_or((0, Comm::new(b"?")), |t| (t.pid, t.comm.try_lock().map_or(Comm::new(b"?"), |c| *c)));
+    log::error!(
+        "BUG: {what} at {caller}\nin_atomic(): {}, irqs_disabled(): {}, preempt_count: {:#x}, pid: {pid}, name: {comm}",
+        in_atomic() as u8,
+        irqs_disabled() as u8,
+        preempt_count()
+    );
+    if n < CONTEXT_BUG_BACKTRACES {
+        crate::arch::x86_64::stacktrace::print_backtrace(crate::arch::x86_64::cpu::read_rbp());
+    }
+}
+
+/// Says that the caller may sleep (Linux `might_sleep`): in debug builds,
+/// reports "sleeping function called from invalid context" when this CPU
+/// holds a spin lock, runs an interrupt handler or has interrupts off.
+#[track_caller]
+#[inline]
+pub fn might_sleep() {
+    might_sleep_at(Location::caller());
+}
+
+/// [`might_sleep`] on behalf of `caller` (for callers that pass their own
+/// caller's location on, as the allocators do).
+#[inline]
+pub fn might_sleep_at(caller: &'static Location<'static>) {
+    if cfg!(debug_assertions) && in_atomic() && SYSTEM_RUNNING.load(Ordering::Relaxed) {
+        report_invalid_context("sleeping function called from invalid context", caller);
+    }
+}
+
+/// The running task without a reference (for reports that must not
+/// allocate or free).
+fn try_current_ref<'a>() -> Option<&'a Task> {
+    let p = current_ptr();
+    // SAFETY: see `try_current`; the caller does not keep it past a switch.
+    (!p.is_null()).then(|| unsafe { &*p })
 }
 
 /// Picks the next task and switches to it (Linux `__schedule`). A running
 /// task goes to the back of the queue; a sleeping one leaves it; a dead one
-/// is never picked again.
+/// is never picked again. Callers that sleep check [`might_sleep`] first;
+/// this checks that no spin lock is held (Linux `schedule_debug`'s
+/// "scheduling while atomic"): a switch would carry it to the next task.
+#[track_caller]
 pub fn schedule() {
+    if cfg!(debug_assertions) && preempt_count() != 0 && SYSTEM_RUNNING.load(Ordering::Relaxed) {
+        report_invalid_context("scheduling while atomic", Location::caller());
+    }
+    // Not on the way to sleep: the task state is set, and freeing takes
+    // locks of its own.
+    if !irqs_disabled() && try_current_ref().is_some_and(|t| t.state() == TaskState::Running) {
+        release_dead_tasks();
+    }
     let flags_on = interrupts::are_enabled();
     interrupts::disable();
     NEED_RESCHED.write(0);
@@ -780,6 +946,7 @@ extern "C" fn idle_thread(_: u64) -> ! {
 pub fn idle_loop() -> ! {
     loop {
         smp::serve_pending_work();
+        release_dead_tasks();
         interrupts::disable();
         let cpu = percpu::smp_processor_id() as usize;
         if need_resched() || !RQ[cpu].queue.lock().is_empty() {
@@ -804,10 +971,6 @@ pub fn reschedule_interrupt() {
 /// Every task in a run queue or running, for reports (`ps`).
 pub fn for_each_running(mut f: impl FnMut(&Task)) {
     for rq in &RQ {
-        interrupts::without_interrupts(|| {
-            for t in rq.queue.lock().iter() {
-                f(t);
-            }
-        });
+        rq.queue.lock().for_each(&mut f);
     }
 }

@@ -23,8 +23,10 @@
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
+use core::panic::Location;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+use super::might_sleep_at;
 use super::wait::WaitQueue;
 
 /// The state word's value while a writer holds the lock.
@@ -80,7 +82,9 @@ impl<T> RwSem<T> {
 
     /// Takes the lock for reading, sleeping while a writer holds it or
     /// waits for it (Linux `down_read`).
+    #[track_caller]
     pub fn read(&self) -> RwSemReadGuard<'_, T> {
+        might_sleep_at(Location::caller());
         if !self.read_once(true) {
             self.waiters.wait_event(|| self.read_once(true));
         }
@@ -98,7 +102,9 @@ impl<T> RwSem<T> {
 
     /// Takes the lock for writing, sleeping until the readers and any
     /// writer have left (Linux `down_write`).
+    #[track_caller]
     pub fn write(&self) -> RwSemWriteGuard<'_, T> {
+        might_sleep_at(Location::caller());
         if !self.write_once() {
             self.writers_waiting.fetch_add(1, Ordering::AcqRel);
             self.waiters.wait_event(|| self.write_once());

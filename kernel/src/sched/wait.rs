@@ -12,24 +12,30 @@
 //! Timed sleeps ([`sleep_until_ns`]) go on one global list checked by the
 //! timer tick (Linux's timer wheel reduced to a sorted list).
 //!
+//! Both kinds of queue are intrusive lists through `Task::wait_list` (a
+//! task sleeps on one at a time), so queueing and waking allocate nothing
+//! and interrupt handlers may wake. Sleeping checks
+//! [`might_sleep`](super::might_sleep).
+//!
 //! Lock order: a wait queue's lock -> run-queue lock (through
-//! `wake_up_process`); the sleeper list's lock likewise. Both are taken
-//! with interrupts off.
+//! `wake_up_process`); the sleeper list's lock likewise. Both are
+//! [`SpinLockIrq`]s.
 
-#![forbid(unsafe_code)]
-
-use alloc::collections::VecDeque;
 use alloc::sync::Arc;
-use alloc::vec::Vec;
+use core::panic::Location;
+use core::sync::atomic::Ordering;
 
-use spin::Mutex;
-use x86_64::instructions::interrupts;
+use super::list::{TaskLink, TaskList};
+use super::{Task, TaskState, current, might_sleep_at, schedule, set_current_state, wake_up_process};
+use crate::sync::SpinLockIrq;
 
-use super::{Task, TaskState, current, schedule, set_current_state, wake_up_process};
+fn wait_list(task: &Task) -> &TaskLink {
+    &task.wait_list
+}
 
 /// Tasks waiting for something (Linux `wait_queue_head_t`).
 pub struct WaitQueue {
-    waiters: Mutex<VecDeque<Arc<Task>>>,
+    waiters: SpinLockIrq<TaskList>,
 }
 
 impl Default for WaitQueue {
@@ -41,7 +47,7 @@ impl Default for WaitQueue {
 impl WaitQueue {
     /// An empty queue.
     pub const fn new() -> Self {
-        WaitQueue { waiters: Mutex::new(VecDeque::new()) }
+        WaitQueue { waiters: SpinLockIrq::new(TaskList::new(wait_list)) }
     }
 
     /// Queues `task` (the running task) unless it is queued, and sets its
@@ -52,23 +58,32 @@ impl WaitQueue {
     /// while it still ran, find nothing to wake, and leave it to sleep
     /// off the queue for good.
     fn prepare_to_wait(&self, task: &Arc<Task>, state: TaskState) {
-        interrupts::without_interrupts(|| {
-            let mut w = self.waiters.lock();
-            if !w.iter().any(|t| Arc::ptr_eq(t, task)) {
-                w.push_back(task.clone());
-            }
-            set_current_state(state);
-        });
+        let mut waiters = self.waiters.lock();
+        waiters.push_back(task.clone());
+        set_current_state(state);
     }
 
-    fn remove(&self, task: &Arc<Task>) {
-        interrupts::without_interrupts(|| self.waiters.lock().retain(|t| !Arc::ptr_eq(t, task)));
+    fn remove(&self, task: &Task) {
+        let removed = self.waiters.lock().remove(task);
+        drop(removed);
     }
 
     /// Sleeps until `cond()` is true (Linux `wait_event`). With
     /// `interruptible`, also returns (false) when `interrupted()` says a
     /// signal is pending (Linux `wait_event_interruptible`'s -ERESTARTSYS).
+    /// May sleep, even when `cond()` already holds.
+    #[track_caller]
     pub fn wait_event_with(
+        &self,
+        interruptible: bool,
+        interrupted: impl FnMut() -> bool,
+        cond: impl FnMut() -> bool,
+    ) -> bool {
+        might_sleep_at(Location::caller());
+        self.wait_event_common(interruptible, interrupted, cond)
+    }
+
+    fn wait_event_common(
         &self,
         interruptible: bool,
         mut interrupted: impl FnMut() -> bool,
@@ -96,27 +111,32 @@ impl WaitQueue {
         true
     }
 
-    /// Sleeps uninterruptibly until `cond()` is true.
+    /// Sleeps uninterruptibly until `cond()` is true. May sleep.
+    #[track_caller]
     pub fn wait_event(&self, cond: impl FnMut() -> bool) {
-        self.wait_event_with(false, || false, cond);
+        might_sleep_at(Location::caller());
+        self.wait_event_common(false, || false, cond);
     }
 
     /// Wakes every waiter (Linux `wake_up_all`); they re-test their
-    /// conditions.
+    /// conditions. Allocates nothing: interrupt handlers may call it.
     pub fn wake_up_all(&self) {
-        let waiters: Vec<Arc<Task>> = interrupts::without_interrupts(|| self.waiters.lock().drain(..).collect());
-        for t in &waiters {
-            wake_up_process(t);
+        let mut waiters = self.waiters.lock();
+        while let Some(t) = waiters.pop_front() {
+            wake_up_process(&t);
         }
     }
 }
 
-/// Sleepers with a deadline, sorted by deadline (ns of the TSC clock).
-static SLEEPERS: Mutex<Vec<(u64, Arc<Task>)>> = Mutex::new(Vec::new());
+/// Sleepers with a deadline, sorted by deadline (`Task::wake_at_ns`).
+static SLEEPERS: SpinLockIrq<TaskList> = SpinLockIrq::new(TaskList::new(wait_list));
 
 /// Sleeps until the clock reads `deadline_ns` or `interrupted()` turns
 /// true (checked whenever the task wakes). Returns false if interrupted.
+/// May sleep.
+#[track_caller]
 pub fn sleep_until_ns(deadline_ns: u64, mut interrupted: impl FnMut() -> bool) -> bool {
+    might_sleep_at(Location::caller());
     let me = current();
     loop {
         if crate::arch::x86_64::tsc::now_ns() >= deadline_ns {
@@ -125,32 +145,35 @@ pub fn sleep_until_ns(deadline_ns: u64, mut interrupted: impl FnMut() -> bool) -
         if interrupted() {
             return false;
         }
-        interrupts::without_interrupts(|| {
+        {
             let mut s = SLEEPERS.lock();
-            let at = s.partition_point(|(d, _)| *d <= deadline_ns);
-            s.insert(at, (deadline_ns, me.clone()));
+            me.wake_at_ns.store(deadline_ns, Ordering::Relaxed);
+            s.insert_before(me.clone(), |t| t.wake_at_ns.load(Ordering::Relaxed) > deadline_ns);
             set_current_state(TaskState::Interruptible);
-        });
+        }
         schedule();
-        interrupts::without_interrupts(|| SLEEPERS.lock().retain(|(_, t)| !Arc::ptr_eq(t, &me)));
+        let removed = SLEEPERS.lock().remove(&me);
+        drop(removed);
     }
 }
 
 /// Wakes the sleepers whose deadline has passed (from the timer tick).
-/// Runs in interrupt context, so it allocates nothing: the sleepers are
-/// taken off the list one at a time (a sleeper's own reference keeps the
-/// task alive, so dropping this one frees nothing either).
+/// Runs in interrupt context and allocates nothing; a sleeper's own
+/// reference keeps its task alive, so dropping the list's frees nothing
+/// either (and if it did, a task freed in atomic context defers its stack).
 pub(super) fn wake_expired_sleepers() {
     let now = crate::arch::x86_64::tsc::now_ns();
     loop {
         let task = {
             let Some(mut s) = SLEEPERS.try_lock() else { return };
-            match s.first() {
-                Some(&(deadline, _)) if deadline <= now => s.remove(0).1,
+            match s.front() {
+                Some(t) if t.wake_at_ns.load(Ordering::Relaxed) <= now => s.pop_front(),
                 _ => return,
             }
         };
-        wake_up_process(&task);
+        if let Some(task) = task {
+            wake_up_process(&task);
+        }
     }
 }
 

@@ -27,11 +27,11 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::{self, Write as _};
 
-use spin::Mutex;
 use uapi::errno::Errno;
 
 use crate::drivers::qemu_exit::{QemuExitCode, exit_qemu};
 use crate::drivers::serial;
+use crate::sync::SpinLock;
 use tty::{Input, LineEditor};
 
 /// The prompt.
@@ -40,8 +40,9 @@ pub const PROMPT: &str = "mm> ";
 /// How often the console looks for input while idle or running a command.
 const POLL_NS: u64 = 10_000_000;
 
-/// Bytes read from the UART while a command ran, for the line editor.
-static TYPEAHEAD: Mutex<VecDeque<u8>> = Mutex::new(VecDeque::new());
+/// Bytes read from the UART while a command ran, for the line editor (a
+/// leaf lock, process context only).
+static TYPEAHEAD: SpinLock<VecDeque<u8>> = SpinLock::new(VecDeque::new());
 
 /// Why a command failed; printed as one line after the command's name.
 #[derive(Debug, PartialEq, Eq)]

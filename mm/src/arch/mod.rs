@@ -11,6 +11,8 @@
 
 pub mod x86_64;
 
+use core::panic::Location;
+
 use crate::addr::{Pfn, PhysAddr, VirtAddr};
 
 /// Access to physical memory through a linear direct map (Linux `__va`/`__pa`
@@ -48,6 +50,15 @@ pub trait CpuOps: Sync {
 
     /// Restores the state returned by [`CpuOps::irq_save`].
     fn irq_restore(&self, flags: IrqFlags);
+
+    /// Says that the caller, at `caller`, may sleep (Linux `might_sleep`;
+    /// mm calls it as Linux's `might_alloc` does, for every allocation
+    /// whose mask allows direct reclaim). The kernel reports a call from
+    /// atomic context in debug builds; a machine without atomic contexts
+    /// (the host simulation) need not implement it.
+    fn might_sleep(&self, caller: &'static Location<'static>) {
+        let _ = caller;
+    }
 }
 
 /// Where tasks sleep until a page is unlocked (Linux's hashed

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::gfp::{GFP_ATOMIC, GFP_DMA, GFP_DMA32, GFP_HIGHUSER_MOVABLE, GFP_KERNEL, GFP_NOWAIT};
 use crate::mmzone::MAX_DMA32_PFN;
-use crate::sim::{Sim, set_cpu};
+use crate::sim::{Sim, might_sleep_calls, set_cpu};
 use crate::vmstat::{Buddyinfo, Pagetypeinfo, VmEventItem, Vmstat};
 
 const MIB: u64 = 1 << 20;
@@ -744,4 +744,20 @@ fn stale_tail_flags_are_cleared_on_free() {
     let again = pgdat.alloc_pages(GFP_DMA32, 2).unwrap();
     assert_eq!(again, pfn);
     assert_eq!(pgdat.bad_pages(), 0, "the next allocation found the tail clean");
+}
+
+#[test]
+fn an_allocation_that_may_reclaim_says_it_might_sleep_and_an_atomic_one_does_not() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let before = might_sleep_calls();
+    let kernel = pgdat.alloc_pages(GFP_KERNEL, 0).unwrap();
+    assert_eq!(might_sleep_calls(), before + 1, "GFP_KERNEL may reclaim, so may sleep");
+    let atomic = pgdat.alloc_pages(GFP_ATOMIC, 0).unwrap();
+    let nowait = pgdat.alloc_pages(GFP_NOWAIT, 0).unwrap();
+    assert_eq!(might_sleep_calls(), before + 1, "GFP_ATOMIC and GFP_NOWAIT never sleep");
+    for pfn in [kernel, atomic, nowait] {
+        // SAFETY: the test's own pages, mapped nowhere.
+        unsafe { pgdat.free_pages(pfn, 0) }.unwrap();
+    }
 }

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::gfp::GFP_KERNEL;
-use crate::sim::{SIM_PERCPU, Sim, SimPercpu, free_pages_drained as free_pages, set_cpu};
+use crate::sim::{SIM_PERCPU, Sim, SimPercpu, free_pages_drained as free_pages, might_sleep_calls, set_cpu};
 use crate::slab_common::{KMALLOC_SIZES, Slab, SlubDebug, ZERO_SIZE_PTR, kmalloc_index};
 use crate::vmstat::NodeStatItem;
 
@@ -838,4 +838,23 @@ fn installing_onto_a_non_empty_cpu_freelist_links_both_lists() {
     slab.validate_slab_cache(&cache).unwrap();
     assert!(slab.kmem_cache_destroy(cache).is_ok());
     assert_eq!(slab.errors(), 0);
+}
+
+#[test]
+fn kmalloc_says_once_that_it_might_sleep_even_when_it_makes_a_new_slab() {
+    let sim = Sim::flat(64 * MIB);
+    let pgdat = sim.pgdat(2);
+    let slab = slab(&pgdat, "");
+    let before = might_sleep_calls();
+    // More than a slab's worth of 4 KiB objects: new slabs underneath.
+    let objs: Vec<_> = (0..32).map(|_| slab.kmalloc(4096, GFP_KERNEL).unwrap()).collect();
+    assert_eq!(might_sleep_calls(), before + 32, "one check per kmalloc, none from its new slabs");
+    let large = slab.kmalloc(64 * 1024, GFP_KERNEL).unwrap();
+    assert_eq!(might_sleep_calls(), before + 33, "a kmalloc_large block checks once too");
+    let atomic = slab.kmalloc(64, crate::gfp::GFP_ATOMIC).unwrap();
+    assert_eq!(might_sleep_calls(), before + 33);
+    for p in objs.into_iter().chain([large, atomic]) {
+        // SAFETY: each pointer came from kmalloc above and is not used again.
+        unsafe { slab.kfree(p.as_ptr()) }.unwrap();
+    }
 }

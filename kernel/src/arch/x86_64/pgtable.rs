@@ -25,7 +25,9 @@
 //! Locking: mapping into empty entries needs no lock (mm installs tables
 //! with compare-and-swap); [`protect_kernel_range`] and
 //! [`unmap_kernel_range`], which may split huge pages, hold `CPA_LOCK`
-//! (Linux `cpa_lock`).
+//! (Linux `cpa_lock`). It is a sleeping [`Mutex`]: splitting allocates
+//! page tables with `GFP_PGTABLE_KERNEL` under it (Linux's spin lock is
+//! dropped around that allocation), so callers must be able to sleep.
 
 use log::info;
 use mm::gfp::GFP_DMA32;
@@ -35,7 +37,7 @@ use mm::pgtable::{
 };
 use mm::ptdump::{AddrMarker, WxReport};
 use mm::{PAGE_SIZE, PhysAddr, VirtAddr};
-use spin::{Mutex, Once};
+use spin::Once;
 use x86_64::registers::control::{Cr3, Cr3Flags, Cr4, Cr4Flags, Efer, EferFlags};
 use x86_64::structures::paging::PhysFrame;
 
@@ -43,6 +45,7 @@ use super::cpu::{self, CpuFeatures};
 use super::paging;
 use super::tlb::{self, KernelTlb};
 use crate::boot::{BootParams, PAGE_OFFSET};
+use crate::sync::Mutex;
 
 /// Start of the vmalloc area (Linux `VMALLOC_START` without KASLR).
 pub const VMALLOC_START: u64 = 0xffff_c900_0000_0000;

@@ -30,14 +30,18 @@
 //! benchmarks) goes through [`run_on_cpu`]: the AP's idle loop picks it up
 //! (Linux `smp_call_on_cpu`, which uses a kworker).
 //!
-//! Lock order: `CALL_LOCK` is a leaf (nothing is taken under it).
+//! Lock order: `CALL_LOCK` is a leaf (nothing is taken under it), a
+//! [`SpinLock`]: never taken in interrupt context, with interrupts on or
+//! off. A CPU's `ist` is a leaf [`SpinLockIrq`] (exception handlers read it).
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use log::{info, warn};
 use mm::pgtable::{FreeTables, PAGE_KERNEL_ROX, PageSize, TlbGather};
 use mm::{PAGE_SIZE, PhysAddr, VirtAddr};
-use spin::{Mutex, Once};
+use spin::Once;
+
+use crate::sync::{SpinLock, SpinLockIrq};
 
 use super::acpi::{MAX_CPUS, Madt};
 use super::gdt::IstRange;
@@ -50,7 +54,7 @@ pub const CALL_FUNCTION_VECTOR: u8 = 0xfb;
 #[repr(C, align(64))]
 pub struct PcpuHot {
     apic_id: AtomicU32,
-    ist: Mutex<Option<[IstRange; 3]>>,
+    ist: SpinLockIrq<Option<[IstRange; 3]>>,
     /// Work for [`run_on_cpu`]: function, argument, result, state.
     work_fn: AtomicU64,
     work_arg: AtomicU64,
@@ -65,7 +69,7 @@ const WORK_DONE: u32 = 2;
 static PCPU: [PcpuHot; MAX_CPUS] = [const {
     PcpuHot {
         apic_id: AtomicU32::new(0),
-        ist: Mutex::new(None),
+        ist: SpinLockIrq::new(None),
         work_fn: AtomicU64::new(0),
         work_arg: AtomicU64::new(0),
         work_result: AtomicU64::new(0),
@@ -108,7 +112,7 @@ pub fn num_online_cpus() -> u32 {
 // ---------------------------------------------------------------------
 // Cross-CPU calls.
 
-static CALL_LOCK: Mutex<()> = Mutex::new(());
+static CALL_LOCK: SpinLock<()> = SpinLock::new(());
 static CALL_FN: AtomicU64 = AtomicU64::new(0);
 static CALL_ARGS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
 static CALL_PENDING: AtomicU64 = AtomicU64::new(0);

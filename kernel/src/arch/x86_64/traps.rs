@@ -31,6 +31,7 @@ use x86_64::structures::DescriptorTablePointer;
 use super::entry::{self, NR_VECTORS, TrapFrame};
 use super::{cpu, extable, gdt, paging};
 use crate::printk::emergency;
+use crate::sync::HardirqContext;
 
 /// Exception vectors (SDM vol. 3, table 6-1).
 #[allow(missing_docs)]
@@ -181,9 +182,13 @@ pub fn init() {
 #[unsafe(no_mangle)]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let vector = frame.vector as u8;
+    // An external interrupt's handler runs in hard-IRQ context (until the
+    // guard goes, before any reschedule on the way to user mode).
+    let context = (vector >= vector::FIRST_EXTERNAL).then(HardirqContext::enter);
     if frame.from_user() && vector < vector::FIRST_EXTERNAL && vector != vector::NMI && vector != vector::MACHINE_CHECK
     {
         user_exception(frame, vector);
+        drop(context);
         crate::syscall::exit_to_user_mode(frame);
         return;
     }
@@ -217,6 +222,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         0..vector::FIRST_EXTERNAL => die(frame),
         _ => log::warn!("unexpected interrupt on vector {vector}; no controller is programmed"),
     }
+    drop(context);
     if frame.from_user() {
         crate::syscall::exit_to_user_mode(frame);
     }
