@@ -215,12 +215,15 @@ pub fn run(options: &GdbOptions) -> Result<ExitCode, Error> {
 /// A failing command ends a gdb script, so the bad-argument check is last.
 /// Before `finish` every breakpoint goes, so that the only thing that can
 /// stop the machine is do_user_addr_fault returning: the walk after it
-/// then shows the fault's outcome, whatever the timing.
+/// then shows the fault's outcome, whatever the timing. gdb gives up on a
+/// reply from the remote after 2 s by default; a loaded host's QEMU can
+/// take longer, so the script waits a minute.
 fn batch_script(port: u16) -> String {
     format!(
         "set pagination off
 set confirm off
 set width 0
+set remotetimeout 60
 target remote 127.0.0.1:{port}
 break ktest_gdb_checkpoint
 break do_user_addr_fault if address == {FAULT_ADDR:#x}
@@ -278,7 +281,9 @@ fn check_output(out: &str, console: &str) -> Vec<String> {
     let fault = section(out, "fault");
     for want in [want_addr.as_str(), "not-present", "write", "user", "50000000-50001000 rw-p"] {
         if !fault.contains(want) {
-            problems.push(format!("mm-fault lacks {want:?}:\n{fault}"));
+            // Where the machine stopped, as gdb reported it.
+            let stop = section(out, "-");
+            problems.push(format!("mm-fault lacks {want:?}:\n{fault}after gdb stopped with:\n{stop}"));
         }
     }
     // `finish` must have returned from the handler, with success: the
