@@ -401,6 +401,29 @@ fn relocate_errors_change_nothing() {
     assert_eq!(snapshot(&tree), before);
 }
 
+/// Regression (proptest seed `cc 8882a647…`): relocating a VMA to where it
+/// already is changes nothing and merges nothing, so a compatible
+/// neighbour left apart by a split stays apart; Linux's mremap never moves
+/// a VMA onto itself, and `copy_vma()`'s merge only follows a real move.
+#[test]
+fn relocate_in_place_merges_nothing_but_a_real_move_merges() {
+    let alloc = TestAlloc::default();
+    let mut tree = VmaTree::new(&alloc);
+    tree.insert(anon(0, 8, RW)).unwrap();
+    tree.split(va(2)).unwrap();
+    let before = snapshot(&tree);
+    tree.relocate(va(0), va(2), va(0)).unwrap();
+    assert_eq!(snapshot(&tree), before);
+    assert_eq!(vmas(&tree), [(0, 2, RW, apg(0)), (2, 8, RW, apg(2))]);
+    // Away and back: the move back merges with the compatible next VMA.
+    tree.relocate(va(0), va(2), va(20)).unwrap();
+    assert_eq!(vmas(&tree), [(2, 8, RW, apg(2)), (20, 22, RW, apg(0))]);
+    tree.relocate(va(20), va(22), va(0)).unwrap();
+    assert_eq!(vmas(&tree), [(0, 8, RW, apg(0))]);
+    assert_eq!((tree.map_count(), tree.total_pages(), alloc.live()), (1, 8, 1));
+    tree.check().unwrap();
+}
+
 fn info(length: u64, low: u64, high: u64) -> VmUnmappedAreaInfo {
     VmUnmappedAreaInfo {
         flags: VmUnmappedAreaFlags::empty(),
@@ -693,166 +716,182 @@ proptest! {
     /// with every invariant checked after each step.
     #[test]
     fn random_sequences_match_the_page_model(ops in prop::collection::vec(op(), 1..120)) {
-        let alloc = TestAlloc::default();
-        let mut tree = VmaTree::new(&alloc);
-        let mut model: BTreeMap<u64, Page> = BTreeMap::new();
-        for op in ops {
-            let before = snapshot(&tree);
-            let vma_at = |idx: usize| {
-                let count = tree.map_count();
-                (count != 0).then(|| tree.iter().nth(idx % count).map(|v| (page_of(v.start()), page_of(v.end()))))
-                    .flatten()
-            };
-            // The result, and the range whose VMAs must be merged after.
-            let (result, merged): (Result<(), VmaError>, Option<(u64, u64)>) = match op {
-                Op::FailAlloc { nth } => {
-                    alloc.fail_nth(nth);
-                    (Ok(()), None)
-                }
-                Op::Insert { start, pages, flags, file, pgoff_delta } => {
-                    let end = start + pages;
-                    let pgoff = if file == 0 { apg(start) } else { start } + pgoff_delta;
-                    let desc = VmaDesc { start: va(start), end: va(end), flags, pgoff, file: file_ref(file) };
-                    let result = tree.insert(desc);
-                    if free(&model, start, end) {
-                        if result.is_ok() {
-                            for i in 0..pages {
-                                model.insert(start + i, (flags, file, pgoff + i));
-                            }
-                        } else {
-                            prop_assert_eq!(result, Err(VmaError::NoMemory));
-                        }
-                    } else {
-                        prop_assert_eq!(result, Err(VmaError::Overlap));
-                    }
-                    (result, Some((start, end)))
-                }
-                Op::Munmap { start, pages } => {
-                    let end = start + pages;
-                    let expected = tree.range(va(start), va(end)).count();
-                    let mut zapped = 0;
-                    let result = tree.munmap_range(va(start), va(end), |v| {
-                        zapped += v.pages();
-                    });
-                    if let Ok(removed) = result {
-                        prop_assert_eq!(removed, expected);
-                        prop_assert_eq!(zapped, model.range(start..end).count() as u64);
-                        model.retain(|&p, _| !(start..end).contains(&p));
-                    }
-                    (result.map(drop), None)
-                }
-                Op::Modify { start, pages, toggle } => {
-                    let end = start + pages;
-                    let result = tree.modify_flags(va(start), va(end), |v| v.flags() ^ toggle);
+        run_model(ops)?;
+    }
+}
+
+/// Runs `ops` on a tree and on the page model, checking every invariant
+/// after each step.
+fn run_model(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let alloc = TestAlloc::default();
+    let mut tree = VmaTree::new(&alloc);
+    let mut model: BTreeMap<u64, Page> = BTreeMap::new();
+    for op in ops {
+        let before = snapshot(&tree);
+        let vma_at = |idx: usize| {
+            let count = tree.map_count();
+            (count != 0).then(|| tree.iter().nth(idx % count).map(|v| (page_of(v.start()), page_of(v.end())))).flatten()
+        };
+        // The result, and the range whose VMAs must be merged after.
+        let (result, merged): (Result<(), VmaError>, Option<(u64, u64)>) = match op {
+            Op::FailAlloc { nth } => {
+                alloc.fail_nth(nth);
+                (Ok(()), None)
+            }
+            Op::Insert { start, pages, flags, file, pgoff_delta } => {
+                let end = start + pages;
+                let pgoff = if file == 0 { apg(start) } else { start } + pgoff_delta;
+                let desc = VmaDesc { start: va(start), end: va(end), flags, pgoff, file: file_ref(file) };
+                let result = tree.insert(desc);
+                if free(&model, start, end) {
                     if result.is_ok() {
-                        for (_, page) in model.range_mut(start..end) {
-                            page.0 ^= toggle - VmaFlags::GROWSDOWN;
-                        }
-                    }
-                    (result, Some((start, end)))
-                }
-                Op::Expand { idx, pages } => {
-                    let Some((start, end)) = vma_at(idx) else { continue };
-                    let result = tree.expand(va(start), va(end + pages));
-                    if free(&model, end, end + pages) {
-                        prop_assert_eq!(result, Ok(()));
-                        let (flags, file, pgoff) = model[&(end - 1)];
                         for i in 0..pages {
-                            model.insert(end + i, (flags, file, pgoff + 1 + i));
+                            model.insert(start + i, (flags, file, pgoff + i));
                         }
                     } else {
-                        prop_assert_eq!(result, Err(VmaError::Overlap));
-                    }
-                    (result, None)
-                }
-                Op::Shrink { idx, pages } => {
-                    let Some((start, end)) = vma_at(idx) else { continue };
-                    let new_end = end.saturating_sub(pages).max(start + 1);
-                    prop_assert_eq!(tree.shrink(va(start), va(new_end)), Ok(()));
-                    model.retain(|&p, _| !(new_end..end).contains(&p));
-                    (Ok(()), None)
-                }
-                Op::Relocate { idx, dest } => {
-                    let Some((start, end)) = vma_at(idx) else { continue };
-                    let len = end - start;
-                    let result = tree.relocate(va(start), va(end), va(dest));
-                    if dest == start {
-                        prop_assert_eq!(result, Ok(()));
-                    } else if free(&model, dest, dest + len) {
-                        prop_assert_eq!(result, Ok(()));
-                        let moved: Vec<_> = (start..end).map(|p| model.remove(&p)).collect();
-                        for (i, page) in moved.into_iter().enumerate() {
-                            if let Some(page) = page {
-                                model.insert(dest + i as u64, page);
-                            }
-                        }
-                    } else {
-                        prop_assert_eq!(result, Err(VmaError::Overlap));
-                    }
-                    (result, Some((dest, dest + len)))
-                }
-                Op::Split { page } => {
-                    let inside = tree.vma_lookup(va(page)).is_some_and(|v| page_of(v.start()) != page);
-                    let result = tree.split(va(page));
-                    if !inside {
-                        prop_assert_eq!(result, Err(VmaError::NotFound));
-                    } else if result.is_err() {
                         prop_assert_eq!(result, Err(VmaError::NoMemory));
                     }
-                    (result, None)
+                } else {
+                    prop_assert_eq!(result, Err(VmaError::Overlap));
                 }
-                Op::Search { topdown, length, low, span, align, offset, start_gap } => {
-                    // Limits from just below the window (where the window's
-                    // bottom stack guard reaches) to just above it.
-                    let low_limit = BASE - 64 * P + low * P;
-                    let info = VmUnmappedAreaInfo {
-                        flags: VmUnmappedAreaFlags::empty(),
-                        length: length * P,
-                        low_limit: VirtAddr::expect_canonical(low_limit),
-                        high_limit: VirtAddr::expect_canonical(low_limit + span * P),
-                        align_mask: ((1 << align) - 1) * P,
-                        align_offset: offset * P,
-                        start_gap: start_gap * P,
-                    };
-                    let got = if topdown { tree.unmapped_area_topdown(&info) } else { tree.unmapped_area(&info) };
-                    prop_assert_eq!(got, model_search(&model, &info, topdown), "{:?}", info);
-                    if let Some(addr) = got {
-                        let (a, len) = (addr.as_u64(), info.length);
-                        prop_assert!(a - info.start_gap >= info.low_limit.as_u64());
-                        prop_assert!(a + len <= info.high_limit.as_u64());
-                        prop_assert_eq!((a - info.align_offset) & info.align_mask, 0);
-                        let first = (a - info.start_gap).saturating_sub(BASE) / P;
-                        let last = (a + len).saturating_sub(BASE).div_ceil(P);
-                        prop_assert!(free(&model, first, last));
-                        if let Some((&page, &(flags, _, _))) = model.range(last..).next()
-                            && flags.contains(VmaFlags::GROWSDOWN)
-                        {
-                            prop_assert!((BASE + page * P).saturating_sub(STACK_GUARD_GAP) >= a + len);
+                (result, Some((start, end)))
+            }
+            Op::Munmap { start, pages } => {
+                let end = start + pages;
+                let expected = tree.range(va(start), va(end)).count();
+                let mut zapped = 0;
+                let result = tree.munmap_range(va(start), va(end), |v| {
+                    zapped += v.pages();
+                });
+                if let Ok(removed) = result {
+                    prop_assert_eq!(removed, expected);
+                    prop_assert_eq!(zapped, model.range(start..end).count() as u64);
+                    model.retain(|&p, _| !(start..end).contains(&p));
+                }
+                (result.map(drop), None)
+            }
+            Op::Modify { start, pages, toggle } => {
+                let end = start + pages;
+                let result = tree.modify_flags(va(start), va(end), |v| v.flags() ^ toggle);
+                if result.is_ok() {
+                    for (_, page) in model.range_mut(start..end) {
+                        page.0 ^= toggle - VmaFlags::GROWSDOWN;
+                    }
+                }
+                (result, Some((start, end)))
+            }
+            Op::Expand { idx, pages } => {
+                let Some((start, end)) = vma_at(idx) else { continue };
+                let result = tree.expand(va(start), va(end + pages));
+                if free(&model, end, end + pages) {
+                    prop_assert_eq!(result, Ok(()));
+                    let (flags, file, pgoff) = model[&(end - 1)];
+                    for i in 0..pages {
+                        model.insert(end + i, (flags, file, pgoff + 1 + i));
+                    }
+                } else {
+                    prop_assert_eq!(result, Err(VmaError::Overlap));
+                }
+                (result, None)
+            }
+            Op::Shrink { idx, pages } => {
+                let Some((start, end)) = vma_at(idx) else { continue };
+                let new_end = end.saturating_sub(pages).max(start + 1);
+                prop_assert_eq!(tree.shrink(va(start), va(new_end)), Ok(()));
+                model.retain(|&p, _| !(new_end..end).contains(&p));
+                (Ok(()), None)
+            }
+            Op::Relocate { idx, dest } => {
+                let Some((start, end)) = vma_at(idx) else { continue };
+                let len = end - start;
+                let result = tree.relocate(va(start), va(end), va(dest));
+                if dest == start {
+                    prop_assert_eq!(result, Ok(()));
+                } else if free(&model, dest, dest + len) {
+                    prop_assert_eq!(result, Ok(()));
+                    let moved: Vec<_> = (start..end).map(|p| model.remove(&p)).collect();
+                    for (i, page) in moved.into_iter().enumerate() {
+                        if let Some(page) = page {
+                            model.insert(dest + i as u64, page);
                         }
                     }
-                    (Ok(()), None)
+                } else {
+                    prop_assert_eq!(result, Err(VmaError::Overlap));
                 }
-            };
-            if let Err(err) = tree.check() {
-                prop_assert!(false, "check after {:?}: {}", op, err);
+                // Only a real move merges at the destination (Linux
+                // `copy_vma()` -> `vma_merge_new_range()`). Linux never
+                // moves a VMA onto itself: `MREMAP_FIXED` onto an
+                // overlapping range is EINVAL (`check_mremap_params()`,
+                // `vrm_overlaps()`), and a same-size remap in place
+                // returns the address without touching a VMA
+                // (`do_mremap()`, `old_len >= new_len`). So an in-place
+                // relocation, like `relocate`'s no-op, merges nothing:
+                // neighbours left apart by a bare `Split` (Linux
+                // `__split_vma()` never merges) stay apart.
+                (result, (dest != start).then_some((dest, dest + len)))
             }
-            match result {
-                Err(VmaError::NoMemory) => prop_assert_eq!(snapshot(&tree), before),
-                Ok(()) => {
-                    if let Some((start, end)) = merged {
-                        assert_merged(&tree, start, end)?;
+            Op::Split { page } => {
+                let inside = tree.vma_lookup(va(page)).is_some_and(|v| page_of(v.start()) != page);
+                let result = tree.split(va(page));
+                if !inside {
+                    prop_assert_eq!(result, Err(VmaError::NotFound));
+                } else if result.is_err() {
+                    prop_assert_eq!(result, Err(VmaError::NoMemory));
+                }
+                (result, None)
+            }
+            Op::Search { topdown, length, low, span, align, offset, start_gap } => {
+                // Limits from just below the window (where the window's
+                // bottom stack guard reaches) to just above it.
+                let low_limit = BASE - 64 * P + low * P;
+                let info = VmUnmappedAreaInfo {
+                    flags: VmUnmappedAreaFlags::empty(),
+                    length: length * P,
+                    low_limit: VirtAddr::expect_canonical(low_limit),
+                    high_limit: VirtAddr::expect_canonical(low_limit + span * P),
+                    align_mask: ((1 << align) - 1) * P,
+                    align_offset: offset * P,
+                    start_gap: start_gap * P,
+                };
+                let got = if topdown { tree.unmapped_area_topdown(&info) } else { tree.unmapped_area(&info) };
+                prop_assert_eq!(got, model_search(&model, &info, topdown), "{:?}", info);
+                if let Some(addr) = got {
+                    let (a, len) = (addr.as_u64(), info.length);
+                    prop_assert!(a - info.start_gap >= info.low_limit.as_u64());
+                    prop_assert!(a + len <= info.high_limit.as_u64());
+                    prop_assert_eq!((a - info.align_offset) & info.align_mask, 0);
+                    let first = (a - info.start_gap).saturating_sub(BASE) / P;
+                    let last = (a + len).saturating_sub(BASE).div_ceil(P);
+                    prop_assert!(free(&model, first, last));
+                    if let Some((&page, &(flags, _, _))) = model.range(last..).next()
+                        && flags.contains(VmaFlags::GROWSDOWN)
+                    {
+                        prop_assert!((BASE + page * P).saturating_sub(STACK_GUARD_GAP) >= a + len);
                     }
                 }
-                Err(_) => prop_assert_eq!(snapshot(&tree), before),
+                (Ok(()), None)
             }
-            prop_assert_eq!(pages_of(&tree), model.clone());
-            prop_assert_eq!(tree.total_pages(), model.len() as u64);
-            prop_assert_eq!(tree.map_count(), tree.iter().count());
-            prop_assert_eq!(alloc.live(), tree.map_count());
+        };
+        if let Err(err) = tree.check() {
+            prop_assert!(false, "check after {:?}: {}", op, err);
         }
-        drop(tree);
-        prop_assert_eq!(alloc.live(), 0);
+        match result {
+            Err(VmaError::NoMemory) => prop_assert_eq!(snapshot(&tree), before),
+            Ok(()) => {
+                if let Some((start, end)) = merged {
+                    assert_merged(&tree, start, end)?;
+                }
+            }
+            Err(_) => prop_assert_eq!(snapshot(&tree), before),
+        }
+        prop_assert_eq!(pages_of(&tree), model.clone());
+        prop_assert_eq!(tree.total_pages(), model.len() as u64);
+        prop_assert_eq!(tree.map_count(), tree.iter().count());
+        prop_assert_eq!(alloc.live(), tree.map_count());
     }
+    drop(tree);
+    prop_assert_eq!(alloc.live(), 0);
+    Ok(())
 }
 
 #[test]
@@ -873,4 +912,21 @@ fn splits_stop_at_max_map_count() {
     assert_eq!(tree.map_count(), MAX_MAP_COUNT);
     tree.check().unwrap();
     tree.clear(|_| {});
+}
+
+/// The proptest seed `cc 8882a647…` reduced by hand: two compatible VMAs
+/// left apart by a bare split, then the first relocated onto itself. The
+/// model once required the relocated range to be merged with its
+/// neighbours; Linux merges only after a real move (see `run_model`).
+#[test]
+fn the_model_requires_no_merge_after_an_in_place_relocation() {
+    run_model(vec![
+        Op::Insert { start: 0, pages: 8, flags: RW, file: 0, pgoff_delta: 0 },
+        Op::Split { page: 2 },
+        Op::Relocate { idx: 0, dest: 0 },
+        // A real move away and back merges again.
+        Op::Relocate { idx: 0, dest: 20 },
+        Op::Relocate { idx: 1, dest: 0 },
+    ])
+    .unwrap();
 }
