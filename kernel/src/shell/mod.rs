@@ -238,9 +238,7 @@ fn run(shell: &mut Shell, args: &[&str], out: &mut String) -> Result<Flow, CmdEr
     };
     let Some(&program) = args.first() else { return Err(CmdError::Usage("run PROGRAM [ARGS...] [&]")) };
     let path = if program.starts_with('/') { String::from(program) } else { alloc::format!("/bin/{program}") };
-    if crate::fs::initramfs().and_then(|fs| fs.lookup(&path)).is_none() {
-        return Err(CmdError::Spawn(Errno::ENOENT));
-    }
+    crate::fs::syscalls::kern_path(&path).map_err(CmdError::Spawn)?;
     let mut argv: Vec<&str> = Vec::with_capacity(args.len());
     argv.push(&path);
     argv.extend_from_slice(&args[1..]);
