@@ -23,11 +23,11 @@ use crate::arch::x86_64::uaccess::{copy_from_user, copy_to_user, read_user, strn
 use crate::cred::{commit_creds, current_cred};
 use crate::fs::file::{FileKind, OpenFile};
 use crate::fs::syscalls as fs;
-use uapi::fcntl::{AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, O_CREAT, O_TRUNC, O_WRONLY};
 use crate::process::{self, CloneArgs, CloneKind};
 use crate::resource;
 use crate::sched;
 use crate::signal;
+use uapi::fcntl::{AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, O_CREAT, O_TRUNC, O_WRONLY};
 
 type SysResult = Result<u64, Errno>;
 

@@ -84,10 +84,7 @@ pub fn names() -> Vec<String> {
 /// The first free name `prefix0`, `prefix1`, ...
 pub fn free_name(prefix: &str) -> String {
     let disks = DISKS.lock();
-    (0..)
-        .map(|i| alloc::format!("{prefix}{i}"))
-        .find(|n| !disks.iter().any(|d| &d.name == n))
-        .unwrap_or_default()
+    (0..).map(|i| alloc::format!("{prefix}{i}")).find(|n| !disks.iter().any(|d| &d.name == n)).unwrap_or_default()
 }
 
 /// A disk in memory (Linux brd, filled from bytes instead of zeros).

@@ -133,7 +133,8 @@ impl OpenFile {
     /// Whether the file was opened for writing (Linux `FMODE_WRITE`).
     pub fn writable(&self) -> bool {
         let f = self.flags();
-        f & uapi::fcntl::O_PATH == 0 && matches!(f & uapi::fcntl::O_ACCMODE, uapi::fcntl::O_WRONLY | uapi::fcntl::O_RDWR)
+        f & uapi::fcntl::O_PATH == 0
+            && matches!(f & uapi::fcntl::O_ACCMODE, uapi::fcntl::O_WRONLY | uapi::fcntl::O_RDWR)
     }
 
     /// The place an inode file is at, if it is one.

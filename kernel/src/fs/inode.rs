@@ -184,8 +184,7 @@ pub trait InodeOperations: Send + Sync {
     /// Moves `old_name` of this directory to `new_name` of `new_dir`, of
     /// the same file system (Linux `rename`), replacing what is there
     /// unless `flags` say otherwise.
-    fn rename(&self, old_name: &[u8], new_dir: &dyn FsInode, new_name: &[u8], flags: RenameFlags)
-    -> Result<(), Errno>;
+    fn rename(&self, old_name: &[u8], new_dir: &dyn FsInode, new_name: &[u8], flags: RenameFlags) -> Result<(), Errno>;
     /// A symbolic link's target (Linux `get_link`).
     fn readlink(&self) -> Result<Vec<u8>, Errno>;
 }

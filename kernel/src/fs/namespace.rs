@@ -113,17 +113,18 @@ pub fn mount_root(sb: Arc<SuperBlock>, source: &str) -> Result<(), Errno> {
 /// The mount attached at `path`, if any (Linux `lookup_mnt`; the last
 /// mounted wins where several are stacked).
 pub fn lookup_mnt(path: &Path) -> Option<Arc<Mount>> {
-    MOUNTS
-        .lock()
-        .iter()
-        .rev()
-        .find(|m| m.mountpoint.as_ref().is_some_and(|mp| Path::same(mp, path)))
-        .cloned()
+    MOUNTS.lock().iter().rev().find(|m| m.mountpoint.as_ref().is_some_and(|mp| Path::same(mp, path))).cloned()
 }
 
 /// Attaches `sb` at `target` (Linux `do_new_mount` + `graft_tree`);
 /// `target_name` is the path `/proc/mounts` shows.
-pub fn do_add_mount(sb: Arc<SuperBlock>, target: Path, target_name: String, source: &str, read_only: bool) -> Result<(), Errno> {
+pub fn do_add_mount(
+    sb: Arc<SuperBlock>,
+    target: Path,
+    target_name: String,
+    source: &str,
+    read_only: bool,
+) -> Result<(), Errno> {
     if !target.inode.getattr()?.is_dir() {
         return Err(Errno::ENOTDIR);
     }
@@ -223,8 +224,15 @@ impl MountFlags {
     pub fn from_user(flags: u64) -> Result<MountFlags, Errno> {
         use uapi::fs::*;
         let flags = if flags & MS_MGC_MSK == MS_MGC_VAL { flags & !MS_MGC_MSK } else { flags };
-        const ACCEPTED: u64 =
-            MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_SYNCHRONOUS | MS_NOATIME | MS_NODIRATIME | MS_SILENT | MS_RELATIME;
+        const ACCEPTED: u64 = MS_RDONLY
+            | MS_NOSUID
+            | MS_NODEV
+            | MS_NOEXEC
+            | MS_SYNCHRONOUS
+            | MS_NOATIME
+            | MS_NODIRATIME
+            | MS_SILENT
+            | MS_RELATIME;
         if flags & !ACCEPTED != 0 {
             return Err(Errno::EINVAL);
         }
@@ -255,11 +263,8 @@ pub fn do_mount(source: &str, target: Path, fstype: &str, flags: MountFlags) -> 
             SuperBlock::new(devt, super::ext2::mount(name, dev, flags.read_only)?)
         }
         "tmpfs" | "ramfs" => {
-            let (name, magic) = if fstype == "tmpfs" {
-                ("tmpfs", uapi::fs::TMPFS_MAGIC)
-            } else {
-                ("ramfs", uapi::fs::RAMFS_MAGIC)
-            };
+            let (name, magic) =
+                if fstype == "tmpfs" { ("tmpfs", uapi::fs::TMPFS_MAGIC) } else { ("ramfs", uapi::fs::RAMFS_MAGIC) };
             let dev = u64::from(NEXT_ANON_DEV.fetch_add(1, Ordering::Relaxed));
             SuperBlock::new(dev, super::ramfs::new_instance(name, magic, 0o1777))
         }

@@ -80,7 +80,10 @@ impl FileData {
 
 enum Content {
     File(FileData),
-    Dir { entries: BTreeMap<Vec<u8>, Arc<RamInode>>, parent: Weak<RamInode> },
+    Dir {
+        entries: BTreeMap<Vec<u8>, Arc<RamInode>>,
+        parent: Weak<RamInode>,
+    },
     Symlink(Vec<u8>),
     /// A device node, FIFO or socket: attributes only.
     Special,
@@ -186,7 +189,13 @@ fn ram(inode: &dyn FsInode) -> Result<&RamInode, Errno> {
 }
 
 impl RamInode {
-    fn new_child(&self, mode: u32, owner: Owner, content: Content, parent_dir: Option<Weak<RamInode>>) -> Arc<RamInode> {
+    fn new_child(
+        &self,
+        mode: u32,
+        owner: Owner,
+        content: Content,
+        parent_dir: Option<Weak<RamInode>>,
+    ) -> Arc<RamInode> {
         let now = super::current_time();
         let mut content = content;
         if let (Content::Dir { parent, .. }, Some(p)) = (&mut content, parent_dir) {
@@ -504,7 +513,8 @@ impl InodeOperations for RamInode {
         };
         if flags.exchange {
             let target = target.ok_or(Errno::ENOENT)?;
-            if source.is_dir() && source.is_ancestor_of(&new_parent) || target.is_dir() && target.is_ancestor_of(&old_parent)
+            if source.is_dir() && source.is_ancestor_of(&new_parent)
+                || target.is_dir() && target.is_ancestor_of(&old_parent)
             {
                 return Err(Errno::EINVAL);
             }

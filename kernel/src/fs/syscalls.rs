@@ -714,3 +714,91 @@ pub fn kern_path(path: &str) -> Result<Path, Errno> {
 pub fn kern_parent(path: &str) -> Result<namei::Parent, Errno> {
     parent_at(AT_FDCWD, path.as_bytes())
 }
+
+/// Kernel entry points on paths from the running task's cwd (the
+/// console's commands and the in-kernel tests use them; Linux's
+/// `kern_path`, `vfs_mkdir`, `kernel_read_file` family).
+pub mod kern {
+    use alloc::string::String;
+    use alloc::vec::Vec;
+
+    use uapi::errno::Errno;
+
+    use super::super::namei;
+    use super::super::namespace::{self, MountFlags};
+    use super::super::read_write::{do_truncate, file_write_iter, generic_file_read};
+    use super::{kern_parent, kern_path};
+
+    /// Makes directory `path` (mode 0755).
+    pub fn mkdir(path: &str) -> Result<(), Errno> {
+        namei::vfs_mkdir(&kern_parent(path)?, 0o755)
+    }
+
+    /// Creates or truncates the file `path` and writes `data` to it.
+    pub fn write_file(path: &str, data: &[u8]) -> Result<(), Errno> {
+        let parent = kern_parent(path)?;
+        let name = parent.name_or(Errno::EISDIR)?.to_vec();
+        let p = match namei::lookup_one(&parent.dir, &name) {
+            Ok(p) => p,
+            Err(Errno::ENOENT) => {
+                parent.dir.want_write()?;
+                let fs_inode = parent.dir.inode.ops.create(&name, 0o644, namei::current_owner());
+                parent.dir.inode.sb.dcache.invalidate(parent.dir.inode.ino, &name);
+                kern_path(path).or_else(|e| fs_inode.map(drop).and(Err(e)))?
+            }
+            Err(e) => return Err(e),
+        };
+        p.want_write()?;
+        do_truncate(&p.inode, 0)?;
+        let mut done = 0;
+        while done < data.len() {
+            let (n, _) = file_write_iter(&p.inode, done as u64, &data[done..], false)?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Writes `data` at `offset` of the existing file `path`.
+    pub fn pwrite(path: &str, offset: u64, data: &[u8]) -> Result<usize, Errno> {
+        let p = kern_path(path)?;
+        p.want_write()?;
+        file_write_iter(&p.inode, offset, data, false).map(|(n, _)| n)
+    }
+
+    /// Reads `len` bytes (fewer at the end) at `offset` of `path`.
+    pub fn pread(path: &str, offset: u64, len: usize) -> Result<Vec<u8>, Errno> {
+        let p = kern_path(path)?;
+        let mut buf = crate::syscall::zeroed_buf(len)?;
+        let mut done = 0;
+        while done < len {
+            let n = generic_file_read(&p.inode, offset + done as u64, &mut buf[done..])?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        buf.truncate(done);
+        Ok(buf)
+    }
+
+    /// The whole of file `path`.
+    pub fn read_file(path: &str) -> Result<Vec<u8>, Errno> {
+        let size = kern_path(path)?.inode.getattr()?.size;
+        pread(path, 0, usize::try_from(size).map_err(|_| Errno::EFBIG)?)
+    }
+
+    /// Mounts `source` of type `fstype` on `target`.
+    pub fn mount(source: &str, target: &str, fstype: &str, read_only: bool) -> Result<(), Errno> {
+        namespace::do_mount(source, kern_path(target)?, fstype, MountFlags { read_only })
+    }
+
+    /// Unmounts the file system mounted on `target`.
+    pub fn umount(target: &str) -> Result<(), Errno> {
+        namespace::do_umount(kern_path(target)?)
+    }
+
+    /// Makes a loop device over file `path`; returns its `/dev` path.
+    pub fn losetup(path: &str) -> Result<String, Errno> {
+        super::super::loopdev::loop_attach(kern_path(path)?).map(|name| alloc::format!("/dev/{name}"))
+    }
+}
