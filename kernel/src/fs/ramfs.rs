@@ -4,7 +4,8 @@
 //! space half).
 //!
 //! Directories hold their entries as a map of name -> inode, so a path
-//! walk needs no cache here; a file's data is a vector. A file unpacked
+//! walk needs no cache here; a file's data is a map of 4 KiB pages, holes
+//! missing (sparse files as tmpfs keeps them). A file unpacked
 //! from the initramfs keeps reading the archive in place until its first
 //! change ([`FileData::Initramfs`]), so exec and `mmap` of programs keep
 //! mapping the ramdisk as before, and a boot copies nothing it does not
@@ -47,33 +48,129 @@ const MAX_FILE_SIZE: u64 = i64::MAX as u64;
 /// Most links to one inode (Linux tmpfs has no limit below `u32`).
 const LINK_MAX: u32 = u32::MAX - 1;
 
+/// Bytes per data page of a file.
+const PAGE: usize = mm::PAGE_SIZE as usize;
+
 /// A file's bytes.
 pub enum FileData {
     /// Still the initramfs's bytes, read in place.
     Initramfs(&'static RamFile),
-    /// Owned bytes.
-    Owned(Vec<u8>),
+    /// Pages by index; a missing page is a hole and reads as zeros
+    /// (tmpfs's sparse files, page by page as shmem keeps them).
+    Pages {
+        /// Index -> the page's bytes.
+        pages: PageMap,
+        /// The file's size.
+        size: u64,
+    },
+}
+
+/// A file's pages by index.
+type PageMap = BTreeMap<u64, Box<[u8]>>;
+
+/// A zeroed page, or ENOSPC (tmpfs's answer to a failed allocation).
+fn new_page() -> Result<Box<[u8]>, Errno> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(PAGE).map_err(|_| Errno::ENOSPC)?;
+    v.resize(PAGE, 0);
+    Ok(v.into_boxed_slice())
 }
 
 impl FileData {
-    fn bytes(&self) -> &[u8] {
+    fn empty() -> FileData {
+        FileData::Pages { pages: BTreeMap::new(), size: 0 }
+    }
+
+    fn size(&self) -> u64 {
         match self {
-            FileData::Initramfs(f) => f.entry.data,
-            FileData::Owned(v) => v,
+            FileData::Initramfs(f) => f.entry.data.len() as u64,
+            FileData::Pages { size, .. } => *size,
         }
     }
 
-    /// The owned bytes, copying the initramfs's on first change.
-    fn owned(&mut self) -> Result<&mut Vec<u8>, Errno> {
+    fn read(&self, offset: u64, buf: &mut [u8]) -> usize {
+        let size = self.size();
+        if offset >= size {
+            return 0;
+        }
+        let n = buf.len().min((size - offset).min(usize::MAX as u64) as usize);
+        match self {
+            FileData::Initramfs(f) => {
+                let start = offset as usize;
+                buf[..n].copy_from_slice(&f.entry.data[start..start + n]);
+            }
+            FileData::Pages { pages, .. } => {
+                let mut done = 0;
+                while done < n {
+                    let pos = offset + done as u64;
+                    let (index, in_page) = (pos / PAGE as u64, (pos % PAGE as u64) as usize);
+                    let k = (PAGE - in_page).min(n - done);
+                    match pages.get(&index) {
+                        Some(page) => buf[done..done + k].copy_from_slice(&page[in_page..in_page + k]),
+                        None => buf[done..done + k].fill(0),
+                    }
+                    done += k;
+                }
+            }
+        }
+        n
+    }
+
+    /// The pages, copying the initramfs's bytes on the first change.
+    fn pages(&mut self) -> Result<(&mut PageMap, &mut u64), Errno> {
         if let FileData::Initramfs(f) = self {
-            let mut v = Vec::new();
-            v.try_reserve_exact(f.entry.data.len()).map_err(|_| Errno::ENOSPC)?;
-            v.extend_from_slice(f.entry.data);
-            *self = FileData::Owned(v);
+            let mut pages = BTreeMap::new();
+            for (i, chunk) in f.entry.data.chunks(PAGE).enumerate() {
+                let mut page = new_page()?;
+                page[..chunk.len()].copy_from_slice(chunk);
+                pages.insert(i as u64, page);
+            }
+            *self = FileData::Pages { pages, size: f.entry.data.len() as u64 };
         }
         match self {
-            FileData::Owned(v) => Ok(v),
+            FileData::Pages { pages, size } => Ok((pages, size)),
             FileData::Initramfs(_) => Err(Errno::EIO),
+        }
+    }
+
+    fn write(&mut self, offset: u64, buf: &[u8]) -> Result<(), Errno> {
+        let (pages, size) = self.pages()?;
+        let mut done = 0;
+        while done < buf.len() {
+            let pos = offset + done as u64;
+            let (index, in_page) = (pos / PAGE as u64, (pos % PAGE as u64) as usize);
+            let k = (PAGE - in_page).min(buf.len() - done);
+            let page = match pages.entry(index) {
+                alloc::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                alloc::collections::btree_map::Entry::Vacant(e) => e.insert(new_page()?),
+            };
+            page[in_page..in_page + k].copy_from_slice(&buf[done..done + k]);
+            done += k;
+            *size = (*size).max(pos + k as u64);
+        }
+        Ok(())
+    }
+
+    fn truncate(&mut self, new_size: u64) -> Result<(), Errno> {
+        let (pages, size) = self.pages()?;
+        if new_size < *size {
+            let keep = new_size.div_ceil(PAGE as u64);
+            let _gone = pages.split_off(&keep);
+            let tail = (new_size % PAGE as u64) as usize;
+            if tail != 0
+                && let Some(page) = pages.get_mut(&(new_size / PAGE as u64))
+            {
+                page[tail..].fill(0);
+            }
+        }
+        *size = new_size;
+        Ok(())
+    }
+
+    fn allocated_sectors(&self) -> u64 {
+        match self {
+            FileData::Initramfs(f) => (f.entry.data.len() as u64).div_ceil(512),
+            FileData::Pages { pages, .. } => pages.len() as u64 * (PAGE as u64 / 512),
         }
     }
 }
@@ -352,14 +449,13 @@ impl InodeOperations for RamInode {
     fn getattr(&self) -> Result<Kstat, Errno> {
         let d = self.data.lock();
         let size = match &d.content {
-            Content::File(f) => f.bytes().len() as u64,
+            Content::File(f) => f.size(),
             Content::Symlink(t) => t.len() as u64,
             Content::Dir { entries, .. } => (entries.len() as u64 + 2) * 20,
             Content::Special => 0,
         };
         let blocks = match &d.content {
-            Content::File(FileData::Owned(v)) => (v.capacity() as u64).div_ceil(512),
-            Content::File(FileData::Initramfs(_)) => size.div_ceil(512),
+            Content::File(f) => f.allocated_sectors(),
             _ => 0,
         };
         Ok(Kstat {
@@ -382,15 +478,10 @@ impl InodeOperations for RamInode {
         let mut d = self.data.lock();
         if let Some(size) = attr.size {
             let Content::File(f) = &mut d.content else { return Err(Errno::EINVAL) };
-            let size = usize::try_from(size).map_err(|_| Errno::EFBIG)?;
-            let v = f.owned()?;
-            if size > v.len() {
-                v.try_reserve(size - v.len()).map_err(|_| Errno::ENOSPC)?;
+            if size > MAX_FILE_SIZE {
+                return Err(Errno::EFBIG);
             }
-            v.resize(size, 0);
-            if size < v.capacity() / 2 {
-                v.shrink_to_fit();
-            }
+            f.truncate(size)?;
             d.mtime = super::current_time();
         }
         if let Some(mode) = attr.mode {
@@ -427,7 +518,7 @@ impl InodeOperations for RamInode {
 
     fn create(&self, name: &[u8], mode: u32, owner: Owner) -> Result<Arc<dyn FsInode>, Errno> {
         let _ns = self.shared.ns_lock.lock();
-        let child = self.new_child(S_IFREG | (mode & 0o7777), owner, Content::File(FileData::Owned(Vec::new())), None);
+        let child = self.new_child(S_IFREG | (mode & 0o7777), owner, Content::File(FileData::empty()), None);
         self.add_entry_locked(name, child.clone())?;
         Ok(child)
     }
@@ -596,25 +687,14 @@ impl FileOperations for RamInode {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
         let d = self.data.lock();
         let Content::File(f) = &d.content else { return Err(Errno::EISDIR) };
-        let data = f.bytes();
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
-        let n = buf.len().min(data.len() - start);
-        buf[..n].copy_from_slice(&data[start..start + n]);
-        Ok(n)
+        Ok(f.read(offset, buf))
     }
 
     fn write_at(&self, offset: u64, buf: &[u8]) -> Result<usize, Errno> {
-        let end = offset.checked_add(buf.len() as u64).filter(|&e| e <= MAX_FILE_SIZE).ok_or(Errno::EFBIG)?;
-        let end = usize::try_from(end).map_err(|_| Errno::EFBIG)?;
-        let start = end - buf.len();
+        offset.checked_add(buf.len() as u64).filter(|&e| e <= MAX_FILE_SIZE).ok_or(Errno::EFBIG)?;
         let mut d = self.data.lock();
         let Content::File(f) = &mut d.content else { return Err(Errno::EISDIR) };
-        let v = f.owned()?;
-        if end > v.len() {
-            v.try_reserve(end - v.len()).map_err(|_| Errno::ENOSPC)?;
-            v.resize(end, 0);
-        }
-        v[start..end].copy_from_slice(buf);
+        f.write(offset, buf)?;
         let now = super::current_time();
         d.mtime = now;
         d.ctime = now;
