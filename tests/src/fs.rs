@@ -2,6 +2,12 @@
 //! user-space file test (tests/user/file_test.c, which also passes on
 //! Linux) on each file system, and the cases a user program cannot set
 //! up: large sparse files, corrupt images, persistence across unmount.
+//!
+//! Not checked yet: `e2fsck -fn` and `debugfs` on the host over an image
+//! the kernel wrote. The loop devices here back onto files in the
+//! kernel's memory, which the host never sees; once virtio-blk lands
+//! (issue 18's blk branch), the same tests can run on a disk xtask
+//! attaches and checks after the boot.
 
 use alloc::format;
 use alloc::string::String;
