@@ -104,13 +104,14 @@ fn prot_of(flags: SegmentFlags) -> u32 {
 
 /// Replaces the running task's program with `path` (Linux `do_execve`).
 pub fn kernel_execve(path: &str, argv: &[Vec<u8>], envp: &[Vec<u8>], frame: &mut TrapFrame) -> Result<(), ExecError> {
-    let file = crate::fs::file::lookup(path).ok_or(ExecError::Errno(Errno::ENOENT))?;
-    if file.entry.is_dir() {
+    let inode = crate::fs::syscalls::kern_path(path).map_err(ExecError::Errno)?.inode;
+    let attr = inode.getattr().map_err(ExecError::Errno)?;
+    if !attr.is_reg() || attr.mode & 0o111 == 0 {
         return Err(ExecError::Errno(Errno::EACCES));
     }
-    if file.entry.mode & 0o111 == 0 {
-        return Err(ExecError::Errno(Errno::EACCES));
-    }
+    // Only files the initramfs still holds can be mapped until the page
+    // cache maps any file (see fs/ramfs.rs).
+    let file = inode.ops.ramfile().ok_or(ExecError::Errno(Errno::ENOEXEC))?;
     let me = sched::current();
     let rlim_stack = me.proc.rlim.lock().cur(crate::resource::Resource::STACK);
     // Strings (the file name too, as Linux copies it first) and the

@@ -61,6 +61,8 @@ pub struct Process {
     pub mm: SpinLock<Option<MmRef>>,
     /// Open files.
     pub files: SpinLock<FdTable>,
+    /// Working directory and umask (Linux `task->fs`).
+    pub fs: SpinLock<crate::fs::fs_struct::FsStruct>,
     /// Signal handlers, mask and pending signals.
     pub signal: SpinLock<SignalState>,
     /// Where console output is also copied (inherited by children).
@@ -131,6 +133,7 @@ impl Process {
             child_exit: WaitQueue::new(),
             mm: SpinLock::new(None),
             files: SpinLock::new(FdTable::default()),
+            fs: SpinLock::new(crate::fs::fs_struct::FsStruct::default()),
             signal: SpinLock::new(SignalState::default()),
             capture: SpinLock::new(None),
             vfork_done: SpinLock::new(None),
@@ -280,6 +283,8 @@ pub fn do_fork(frame: &crate::arch::x86_64::entry::TrapFrame, args: &CloneArgs) 
     child.cr3.store(child_mm.pgd_root().as_u64(), Ordering::Release);
     *child.proc.mm.lock() = Some(child_mm);
     *child.proc.files.lock() = parent.proc.files.lock().clone();
+    let fs = parent.proc.fs.lock().clone();
+    *child.proc.fs.lock() = fs;
     *child.proc.signal.lock() = parent.proc.signal.lock().fork_copy();
     *child.proc.capture.lock() = parent.proc.capture.lock().clone();
     *child.proc.rlim.lock() = *parent.proc.rlim.lock();
@@ -349,6 +354,8 @@ pub fn mm_release(task: &Task) {
 pub fn do_exit(status: u32) -> ! {
     let me = sched::current();
     me.proc.files.lock().clear();
+    let fs = core::mem::take(&mut *me.proc.fs.lock());
+    drop(fs);
     release_child_tid(&me);
     replace_mm(&me, None);
     mm_release(&me);

@@ -22,10 +22,12 @@ use crate::arch::x86_64::tsc;
 use crate::arch::x86_64::uaccess::{copy_from_user, copy_to_user, read_user, strncpy_from_user, write_user};
 use crate::cred::{commit_creds, current_cred};
 use crate::fs::file::{FileKind, OpenFile};
+use crate::fs::syscalls as fs;
 use crate::process::{self, CloneArgs, CloneKind};
 use crate::resource;
 use crate::sched;
 use crate::signal;
+use uapi::fcntl::{AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, O_CREAT, O_TRUNC, O_WRONLY};
 
 type SysResult = Result<u64, Errno>;
 
@@ -87,7 +89,7 @@ pub fn exit_to_user_mode(frame: &mut TrapFrame) {
 /// A zeroed buffer of `len` bytes, or `ENOMEM`: every buffer a system
 /// call sizes from its arguments is bounded by the caller and reserved
 /// fallibly, so a failed allocation fails the call instead of the kernel.
-fn zeroed_buf(len: usize) -> Result<Vec<u8>, Errno> {
+pub(crate) fn zeroed_buf(len: usize) -> Result<Vec<u8>, Errno> {
     let mut buf = Vec::new();
     buf.try_reserve_exact(len).map_err(|_| Errno::ENOMEM)?;
     buf.resize(len, 0);
@@ -142,11 +144,51 @@ fn dispatch(nr: u64, f: &mut TrapFrame) -> SysResult {
         nr::WRITE => sys_write(a0 as i32, a1, a2),
         nr::READV => sys_readv(a0 as i32, a1, a2),
         nr::WRITEV => sys_writev(a0 as i32, a1, a2),
-        nr::OPEN => sys_openat(uapi::fcntl::AT_FDCWD, a0, a1 as u32),
-        nr::OPENAT => sys_openat(a0 as i32, a1, a2 as u32),
+        nr::OPEN => fs::sys_openat(AT_FDCWD, a0, a1 as u32, a2 as u32),
+        nr::OPENAT => fs::sys_openat(a0 as i32, a1, a2 as u32, a3 as u32),
+        nr::CREAT => fs::sys_openat(AT_FDCWD, a0, O_CREAT | O_WRONLY | O_TRUNC, a1 as u32),
+        nr::PREAD64 => fs::sys_pread64(a0 as i32, a1, a2, a3 as i64),
+        nr::PWRITE64 => fs::sys_pwrite64(a0 as i32, a1, a2, a3 as i64),
+        nr::STAT => fs::sys_newfstatat(AT_FDCWD, a0, a1, 0),
+        nr::LSTAT => fs::sys_newfstatat(AT_FDCWD, a0, a1, AT_SYMLINK_NOFOLLOW),
+        nr::NEWFSTATAT => fs::sys_newfstatat(a0 as i32, a1, a2, a3 as u32),
+        nr::STATX => fs::sys_statx(a0 as i32, a1, a2 as u32, a3 as u32, a4),
+        nr::GETDENTS64 => fs::sys_getdents64(a0 as i32, a1, a2),
+        nr::MKDIR => fs::sys_mkdirat(AT_FDCWD, a0, a1 as u32),
+        nr::MKDIRAT => fs::sys_mkdirat(a0 as i32, a1, a2 as u32),
+        nr::UNLINK => fs::sys_unlinkat(AT_FDCWD, a0, 0),
+        nr::RMDIR => fs::sys_unlinkat(AT_FDCWD, a0, AT_REMOVEDIR),
+        nr::UNLINKAT => fs::sys_unlinkat(a0 as i32, a1, a2 as u32),
+        nr::RENAME => fs::sys_renameat2(AT_FDCWD, a0, AT_FDCWD, a1, 0),
+        nr::RENAMEAT => fs::sys_renameat2(a0 as i32, a1, a2 as i32, a3, 0),
+        nr::RENAMEAT2 => fs::sys_renameat2(a0 as i32, a1, a2 as i32, a3, a4 as u32),
+        nr::LINK => fs::sys_linkat(AT_FDCWD, a0, AT_FDCWD, a1, 0),
+        nr::LINKAT => fs::sys_linkat(a0 as i32, a1, a2 as i32, a3, a4 as u32),
+        nr::SYMLINK => fs::sys_symlinkat(a0, AT_FDCWD, a1),
+        nr::SYMLINKAT => fs::sys_symlinkat(a0, a1 as i32, a2),
+        nr::READLINK => fs::sys_readlinkat(AT_FDCWD, a0, a1, a2 as i32),
+        nr::READLINKAT => fs::sys_readlinkat(a0 as i32, a1, a2, a3 as i32),
+        nr::TRUNCATE => fs::sys_truncate(a0, a1 as i64),
+        nr::FTRUNCATE => fs::sys_ftruncate(a0 as i32, a1 as i64),
+        nr::FSYNC | nr::FDATASYNC => fs::sys_fsync(a0 as i32),
+        nr::SYNC => fs::sys_sync(),
+        nr::SYNCFS => fs::sys_syncfs(a0 as i32),
+        nr::CHDIR => fs::sys_chdir(a0),
+        nr::FCHDIR => fs::sys_fchdir(a0 as i32),
+        nr::GETCWD => fs::sys_getcwd(a0, a1),
+        nr::UMASK => fs::sys_umask(a0 as u32),
+        nr::ACCESS => fs::sys_faccessat(AT_FDCWD, a0, a1 as u32, 0),
+        nr::FACCESSAT => fs::sys_faccessat(a0 as i32, a1, a2 as u32, 0),
+        nr::FACCESSAT2 => fs::sys_faccessat(a0 as i32, a1, a2 as u32, a3 as u32),
+        nr::CHMOD => fs::sys_chmod(a0, a1 as u32),
+        nr::FCHMOD => fs::sys_fchmod(a0 as i32, a1 as u32),
+        nr::STATFS => fs::sys_statfs(a0, a1),
+        nr::FSTATFS => fs::sys_fstatfs(a0 as i32, a1),
+        nr::MOUNT => fs::sys_mount(a0, a1, a2, a3, a4),
+        nr::UMOUNT2 => fs::sys_umount2(a0, a1 as u32),
         nr::CLOSE => sched::current().proc.files.lock().close(a0 as i32).map(|()| 0),
-        nr::LSEEK => sys_lseek(a0 as i32, a1 as i64, a2 as i32),
-        nr::FSTAT => sys_fstat(a0 as i32, a1),
+        nr::LSEEK => fs::sys_lseek(a0 as i32, a1 as i64, a2 as u32),
+        nr::FSTAT => fs::sys_fstat(a0 as i32, a1),
         nr::IOCTL => sys_ioctl(a0 as i32, a1, a2),
         nr::FCNTL => sys_fcntl(a0 as i32, a1 as i32, a2),
         nr::DUP => {
@@ -223,10 +265,6 @@ fn dispatch(nr: u64, f: &mut TrapFrame) -> SysResult {
             sched::yield_now();
             Ok(0)
         }
-        nr::GETCWD => {
-            copy_to_user(a0, b"/\0").map_err(efault)?;
-            Ok(2)
-        }
         _ => {
             let word = (nr / 64) as usize;
             if word < LOGGED_ENOSYS.len()
@@ -250,7 +288,7 @@ fn file(fd: i32) -> Result<Arc<OpenFile>, Errno> {
 }
 
 /// Bytes moved through one kernel bounce buffer.
-const IO_CHUNK: u64 = 64 * 1024;
+pub(crate) const IO_CHUNK: u64 = 64 * 1024;
 
 /// Linux `read`: at most [`IO_CHUNK`] bytes per call (a short read, as a
 /// file system may give). A bad buffer gives EFAULT and consumes nothing:
@@ -362,44 +400,6 @@ fn sys_writev_of(fd: i32, iov: &[(u64, u64)]) -> SysResult {
     Ok(done)
 }
 
-fn sys_openat(dirfd: i32, path: u64, flags: u32) -> SysResult {
-    let path = user_string(path)?;
-    let abs = if path.starts_with('/') {
-        path
-    } else if dirfd == uapi::fcntl::AT_FDCWD {
-        alloc::format!("/{path}")
-    } else {
-        return Err(Errno::ENOTDIR);
-    };
-    let writing = flags & (uapi::fcntl::O_WRONLY | uapi::fcntl::O_RDWR) != 0;
-    let me = sched::current();
-    let nofile = resource::current_nofile();
-    // Linux takes the descriptor before it looks the path up
-    // (`do_sys_openat2`), so a full table is EMFILE whatever the path.
-    me.proc.files.lock().get_unused_fd(0, nofile)?;
-    let sysctl = crate::fs::proc_sysctl::lookup(&abs);
-    if writing && sysctl.is_some() {
-        return Err(Errno::EACCES);
-    }
-    if writing && abs != "/dev/console" {
-        return Err(Errno::EROFS);
-    }
-    let kind = match abs.as_str() {
-        _ if let Some(sysctl) = sysctl => FileKind::Text((sysctl.show)().into_bytes()),
-        "/proc/self/maps" => {
-            let mm = me.proc.mm().ok_or(Errno::ENOENT)?;
-            let mut text = String::new();
-            let _ = mm.mmap_read_lock().show_maps(&mut text);
-            FileKind::Text(text.into_bytes())
-        }
-        "/proc/self/status" => FileKind::Text(status_text(&me).into_bytes()),
-        "/dev/console" => FileKind::Console,
-        _ => FileKind::Ram(crate::fs::file::lookup(&abs).ok_or(Errno::ENOENT)?),
-    };
-    let cloexec = flags & uapi::fcntl::O_CLOEXEC != 0;
-    me.proc.files.lock().install(OpenFile::new(kind, flags), cloexec, nofile).map(|fd| fd as u64)
-}
-
 /// /proc/PID/status: name, pid, ids, memory (Linux `task_mem`) and
 /// capabilities (Linux `proc_pid_status`'s lines we can fill).
 pub fn status_text(task: &sched::Task) -> String {
@@ -434,47 +434,6 @@ pub fn status_text(task: &sched::Task) -> String {
         0
     );
     s
-}
-
-fn sys_lseek(fd: i32, off: i64, whence: i32) -> SysResult {
-    let f = file(fd)?;
-    if matches!(f.kind, FileKind::Console | FileKind::Pipe(_)) {
-        return Err(Errno::ESPIPE);
-    }
-    let mut pos = f.pos.lock();
-    let base = match whence as u32 {
-        uapi::fcntl::SEEK_SET => 0,
-        uapi::fcntl::SEEK_CUR => *pos as i64,
-        uapi::fcntl::SEEK_END => f.size() as i64,
-        _ => return Err(Errno::EINVAL),
-    };
-    let new = base.checked_add(off).filter(|&p| p >= 0).ok_or(Errno::EINVAL)?;
-    *pos = new as u64;
-    Ok(new as u64)
-}
-
-fn sys_fstat(fd: i32, buf: u64) -> SysResult {
-    let f = file(fd)?;
-    let mut st = uapi::stat::Stat { st_blksize: 4096, st_nlink: 1, ..Default::default() };
-    match &f.kind {
-        FileKind::Console => {
-            st.st_mode = uapi::stat::S_IFCHR | 0o600;
-            st.st_rdev = (5 << 8) | 1;
-        }
-        FileKind::Ram(r) => {
-            st.st_mode = r.entry.mode;
-            st.st_ino = u64::from(r.entry.ino);
-            st.st_size = r.entry.data.len() as i64;
-            st.st_blocks = (r.entry.data.len() as i64 + 511) / 512;
-        }
-        FileKind::Text(t) => {
-            st.st_mode = uapi::stat::S_IFREG | 0o444;
-            st.st_size = t.len() as i64;
-        }
-        FileKind::Pipe(_) => st.st_mode = uapi::stat::S_IFIFO | 0o600,
-    }
-    write_user(buf, &st).map_err(efault)?;
-    Ok(0)
 }
 
 fn sys_ioctl(fd: i32, cmd: u64, arg: u64) -> SysResult {
@@ -562,8 +521,8 @@ fn sys_mmap(addr: u64, len: u64, prot: u32, flags: u32, fd: i32, off: u64) -> Sy
         None
     } else {
         let f = file(fd)?;
-        match f.kind {
-            FileKind::Ram(r) if r.entry.is_file() => Some(mm::mmap::MapFile { file: r, writable: false }),
+        match f.path().and_then(|p| p.inode.ops.ramfile()) {
+            Some(r) if r.entry.is_file() => Some(mm::mmap::MapFile { file: r, writable: false }),
             _ => return Err(Errno::ENODEV),
         }
     };

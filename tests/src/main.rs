@@ -15,6 +15,7 @@ mod console;
 mod context;
 mod elf;
 mod exceptions;
+mod fs;
 mod gdb;
 mod harness;
 mod initramfs;

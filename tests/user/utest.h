@@ -76,6 +76,14 @@ static const char *utest_errno_name(int e)
 	case ERANGE: return "ERANGE";
 	case ENOSYS: return "ENOSYS";
 	case EOVERFLOW: return "EOVERFLOW";
+	case ENOTEMPTY: return "ENOTEMPTY";
+	case ELOOP: return "ELOOP";
+	case ENAMETOOLONG: return "ENAMETOOLONG";
+	case EROFS: return "EROFS";
+	case EXDEV: return "EXDEV";
+	case EMLINK: return "EMLINK";
+	case ENXIO: return "ENXIO";
+	case EOPNOTSUPP: return "EOPNOTSUPP";
 	default: return "errno ?";
 	}
 }

@@ -10,6 +10,8 @@ pub const CAP_SETUID: u32 = 7;
 pub const CAP_IPC_LOCK: u32 = 14;
 /// `CAP_SYS_RESOURCE`: raise hard resource limits, among others.
 pub const CAP_SYS_RESOURCE: u32 = 24;
+/// `CAP_SYS_ADMIN`: mount and unmount, among much else.
+pub const CAP_SYS_ADMIN: u32 = 21;
 /// `CAP_LAST_CAP`: the highest capability (`CAP_CHECKPOINT_RESTORE` since
 /// Linux 5.9).
 pub const CAP_LAST_CAP: u32 = 40;
@@ -22,6 +24,6 @@ mod tests {
     /// Every capability number as the host's `<linux/capability.h>` defines it.
     #[test]
     fn constants_match_linux_headers() {
-        assert_defines_match!(&["linux/capability.h"]; CAP_SETGID, CAP_SETUID, CAP_IPC_LOCK, CAP_SYS_RESOURCE, CAP_LAST_CAP);
+        assert_defines_match!(&["linux/capability.h"]; CAP_SETGID, CAP_SETUID, CAP_IPC_LOCK, CAP_SYS_RESOURCE, CAP_SYS_ADMIN, CAP_LAST_CAP);
     }
 }

@@ -35,6 +35,7 @@ pub mod auxvec;
 pub mod capability;
 pub mod errno;
 pub mod fcntl;
+pub mod fs;
 #[cfg(test)]
 mod host_headers;
 pub mod ioctls;

@@ -13,6 +13,10 @@
 //!   ([`check_file`]) that the in-kernel tests verify, proving the archive
 //!   arrived intact and the kernel's parser finds file bodies.
 //! - `/dev/console` (char 5,1), so Linux's init has a console.
+//! - `/etc/ext2-1k.img`: an ext2 image ([`EXT2_IMAGE_KIB`] KiB, 1 KiB
+//!   blocks) made by the host's `mke2fs -t ext2 -d` from a small tree
+//!   ([`EXT2_TREE`]), which the in-kernel tests mount through a loop
+//!   device (deterministic: fixed UUID, hash seed and time).
 //!
 //! The archive is deterministic (entries sorted, mtime 0, inode numbers in
 //! order) and written to `target/initramfs.cpio` only when its bytes change,
@@ -42,6 +46,66 @@ pub fn check_file() -> Vec<u8> {
     let mut data: Vec<u8> = (0..CHECK_LEN).map(|i| ((i * 7 + 3) % 251) as u8).collect();
     data[..CHECK_MAGIC.len()].copy_from_slice(CHECK_MAGIC);
     data
+}
+
+/// Size of `/etc/ext2-1k.img` in KiB.
+pub const EXT2_IMAGE_KIB: u32 = 2048;
+
+/// The files of `/etc/ext2-1k.img`: (path, contents).
+pub const EXT2_TREE: &[(&str, &str)] =
+    &[("hello.txt", "hello from ext2\n"), ("dir/a.txt", "file a\n"), ("dir/b.txt", "file b\n")];
+
+/// The mke2fs arguments of the image; a change remakes it.
+const MKE2FS_ARGS: &[&str] = &[
+    "-q",
+    "-F",
+    "-t",
+    "ext2",
+    "-b",
+    "1024",
+    "-U",
+    "6f0c3a3e-1d2b-4c5d-8e9f-0a1b2c3d4e5f",
+    "-E",
+    "hash_seed=0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0,root_owner=0:0",
+];
+
+/// Makes (or reuses) the ext2 test image in target/user.
+fn ext2_image() -> Result<Vec<u8>, Error> {
+    // mke2fs lives in sbin, which a user's PATH may lack.
+    let mke2fs = which("mke2fs")
+        .or_else(|| ["/sbin/mke2fs", "/usr/sbin/mke2fs"].into_iter().map(PathBuf::from).find(|p| p.is_file()))
+        .ok_or(Error::MissingTool { tool: "mke2fs".into(), package: "e2fsprogs" })?;
+    let out = crate::build::target_dir().join("user");
+    let image = out.join("ext2-1k.img");
+    let stamp = out.join("ext2-1k.args");
+    let recipe = format!("{MKE2FS_ARGS:?} {EXT2_IMAGE_KIB} {EXT2_TREE:?}");
+    let io = |what: &str, p: &Path, e| Error::io(format!("{what} {}", show(p)), e);
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(recipe.as_str()) || !image.is_file() {
+        let tree = out.join("ext2-tree");
+        let _ = std::fs::remove_dir_all(&tree);
+        for (path, body) in EXT2_TREE {
+            let file = tree.join(path);
+            if let Some(dir) = file.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
+            }
+            std::fs::write(&file, body).map_err(|e| io("writing", &file, e))?;
+        }
+        let _ = std::fs::remove_file(&image);
+        let status = Command::new(mke2fs)
+            .args(MKE2FS_ARGS)
+            .arg("-d")
+            .arg(&tree)
+            .arg(&image)
+            .arg(EXT2_IMAGE_KIB.to_string())
+            .env("E2FSPROGS_FAKE_TIME", "1000000000")
+            .status()
+            .map_err(|e| Error::io("running mke2fs", e))?;
+        if !status.success() {
+            return Err(Error::BuildFailed(show(&image)));
+        }
+        std::fs::write(&stamp, recipe).map_err(|e| io("writing", &stamp, e))?;
+    }
+    std::fs::read(&image).map_err(|e| io("reading", &image, e))
 }
 
 /// The built user programs.
@@ -268,6 +332,7 @@ fn initramfs_bytes(programs: &Programs) -> Result<Vec<u8>, Error> {
         Node { name: "dev/console".into(), mode: S_IFCHR | 0o600, rdev: CONSOLE_RDEV, body: Vec::new() },
         Node::dir("etc"),
         Node::file("etc/initramfs-check".into(), 0o644, check_file()),
+        Node::file("etc/ext2-1k.img".into(), 0o644, ext2_image()?),
         Node::file("init".into(), 0o755, read(&programs.init)?),
     ];
     for (name, path) in &programs.bin {

@@ -1,15 +1,20 @@
 //! Open files and descriptor tables (Linux `fs/file.c`, `fs/open.c`,
-//! `fs/read_write.c`, and the two pseudo files a test program needs:
+//! `fs/read_write.c`, and the pseudo files a test program needs:
 //! `/dev/console`-like standard streams and `/proc/self/maps`).
 //!
-//! Files are initramfs files (read-only, mappable: each is a
-//! [`mm::vma::VmaFile`] living as long as the kernel), the console, and
-//! snapshots of generated text (`/proc/self/maps`, `/proc/self/status`),
-//! made when opened. An open file (Linux `struct file`) is shared by
-//! every descriptor that `fork` or `dup` made from it, with one offset.
+//! Files are VFS inodes (any mounted file system, read and written
+//! through [`super::read_write`]), the console, pipes, and snapshots of
+//! generated text (`/proc/self/maps`, `/proc/self/status`,
+//! `/proc/mounts`), made when opened. An open file (Linux `struct file`)
+//! is shared by every descriptor that `fork` or `dup` made from it, with
+//! one offset. The initramfs's files are also [`RamFile`]s: mappable
+//! [`mm::vma::VmaFile`]s living as long as the kernel, which the rootfs
+//! reads in place until they change and exec and `mmap` map.
 //!
-//! Locking: a file's offset is a leaf [`SpinLock`]; a capture buffer a
-//! sleeping [`Mutex`] (it grows as output is written).
+//! Locking: `f_pos_lock` (sleeping, Linux's) is held across a read or
+//! write of an inode and its offset update, then the inode's `i_rwsem`;
+//! the offset itself is a leaf [`SpinLock`]; a capture buffer a sleeping
+//! [`Mutex`] (it grows as output is written).
 
 #![forbid(unsafe_code)]
 
@@ -23,6 +28,7 @@ use spin::Once;
 use uapi::errno::Errno;
 
 use super::Entry;
+use super::namespace::Path;
 use super::pipe::PipeEnd;
 use crate::sync::{Mutex, SpinLock};
 
@@ -57,23 +63,22 @@ impl VmaFile for RamFile {
 
 static RAM_FILES: Once<Vec<RamFile>> = Once::new();
 
-/// The initramfs file at `path`, as a mappable file.
-pub fn lookup(path: &str) -> Option<&'static RamFile> {
-    let files = RAM_FILES.call_once(|| match super::initramfs() {
+/// Every initramfs entry, in archive order, as a file living as long as
+/// the kernel.
+pub fn ram_files() -> &'static [RamFile] {
+    RAM_FILES.call_once(|| match super::initramfs() {
         Some(fs) => fs.iter().map(|(p, e)| RamFile { path: String::from(p), entry: *e }).collect(),
         None => Vec::new(),
-    });
-    let fs = super::initramfs()?;
-    let entry = fs.lookup(path)?;
-    files.iter().find(|f| f.entry.ino == entry.ino && f.entry.name == entry.name)
+    })
 }
 
 /// What an open file reads from.
 pub enum FileKind {
     /// The serial console: writes go out, reads see end of file.
     Console,
-    /// An initramfs file or directory.
-    Ram(&'static RamFile),
+    /// A file, directory or symbolic link (`O_PATH`) of a mounted file
+    /// system.
+    Inode(Path),
     /// Generated text, snapshot at open.
     Text(Vec<u8>),
     /// One end of a pipe.
@@ -84,8 +89,11 @@ pub enum FileKind {
 pub struct OpenFile {
     /// What it is.
     pub kind: FileKind,
-    /// The read/write offset.
+    /// The read/write offset (a directory's: the file system's cookie).
     pub pos: SpinLock<u64>,
+    /// Linux `f_pos_lock`: one reader or writer of an inode at a time
+    /// moves the offset.
+    pub f_pos_lock: Mutex<()>,
     /// The `O_*` flags: those it was opened with, the status flags
     /// changed by `F_SETFL`.
     flags: AtomicU32,
@@ -97,7 +105,7 @@ pub type Capture = Arc<Mutex<Vec<u8>>>;
 impl OpenFile {
     /// A new open file.
     pub fn new(kind: FileKind, flags: u32) -> Arc<OpenFile> {
-        Arc::new(OpenFile { kind, pos: SpinLock::new(0), flags: AtomicU32::new(flags) })
+        Arc::new(OpenFile { kind, pos: SpinLock::new(0), f_pos_lock: Mutex::new(()), flags: AtomicU32::new(flags) })
     }
 
     /// The `O_*` flags now (Linux `f_flags`).
@@ -116,12 +124,41 @@ impl OpenFile {
         self.flags() & uapi::fcntl::O_NONBLOCK != 0
     }
 
+    /// Whether the file was opened for reading (Linux `FMODE_READ`).
+    pub fn readable(&self) -> bool {
+        let f = self.flags();
+        f & uapi::fcntl::O_PATH == 0 && f & uapi::fcntl::O_ACCMODE != uapi::fcntl::O_WRONLY
+    }
+
+    /// Whether the file was opened for writing (Linux `FMODE_WRITE`).
+    pub fn writable(&self) -> bool {
+        let f = self.flags();
+        f & uapi::fcntl::O_PATH == 0
+            && matches!(f & uapi::fcntl::O_ACCMODE, uapi::fcntl::O_WRONLY | uapi::fcntl::O_RDWR)
+    }
+
+    /// The place an inode file is at, if it is one.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.kind {
+            FileKind::Inode(p) => Some(p),
+            _ => None,
+        }
+    }
+
     /// Reads at the file offset (Linux `vfs_read`).
     pub fn read(&self, buf: &mut [u8]) -> Result<usize, Errno> {
+        if !self.readable() {
+            return Err(Errno::EBADF);
+        }
         let data: &[u8] = match &self.kind {
             FileKind::Console => return Ok(0),
-            FileKind::Ram(f) if f.entry.is_dir() => return Err(Errno::EISDIR),
-            FileKind::Ram(f) => f.entry.data,
+            FileKind::Inode(p) => {
+                let _pos_guard = self.f_pos_lock.lock();
+                let pos = *self.pos.lock();
+                let n = self.pread(p, buf, pos)?;
+                *self.pos.lock() = pos + n as u64;
+                return Ok(n);
+            }
             FileKind::Text(t) => t,
             FileKind::Pipe(p) => return p.read(buf, self.nonblock()),
         };
@@ -133,12 +170,53 @@ impl OpenFile {
         Ok(n)
     }
 
+    fn pread(&self, p: &Path, buf: &mut [u8], pos: u64) -> Result<usize, Errno> {
+        if p.inode.getattr()?.is_dir() {
+            return Err(Errno::EISDIR);
+        }
+        super::read_write::generic_file_read(&p.inode, pos, buf)
+    }
+
+    /// Reads at `pos` without moving the offset (Linux `pread64`):
+    /// ESPIPE for pipes and the console.
+    pub fn read_at(&self, buf: &mut [u8], pos: u64) -> Result<usize, Errno> {
+        if !self.readable() {
+            return Err(Errno::EBADF);
+        }
+        match &self.kind {
+            FileKind::Inode(p) => self.pread(p, buf, pos),
+            FileKind::Text(t) => {
+                let start = usize::try_from(pos).unwrap_or(usize::MAX).min(t.len());
+                let n = buf.len().min(t.len() - start);
+                buf[..n].copy_from_slice(&t[start..start + n]);
+                Ok(n)
+            }
+            FileKind::Console | FileKind::Pipe(_) => Err(Errno::ESPIPE),
+        }
+    }
+
+    /// Writes at `pos` without moving the offset (Linux `pwrite64`; with
+    /// `O_APPEND` the data still goes to the end, as Linux does).
+    pub fn write_at(&self, buf: &[u8], pos: u64) -> Result<usize, Errno> {
+        if !self.writable() {
+            return Err(Errno::EBADF);
+        }
+        match &self.kind {
+            FileKind::Inode(p) => {
+                let append = self.flags() & uapi::fcntl::O_APPEND != 0;
+                super::read_write::file_write_iter(&p.inode, pos, buf, append).map(|(n, _)| n)
+            }
+            FileKind::Console | FileKind::Pipe(_) => Err(Errno::ESPIPE),
+            FileKind::Text(_) => Err(Errno::EINVAL),
+        }
+    }
+
     /// Gives back the tail of a read that could not be delivered: a pipe
     /// takes the bytes back, a file moves its offset back.
     pub fn unread(&self, bytes: &[u8]) {
         match &self.kind {
             FileKind::Pipe(p) => p.unread(bytes),
-            FileKind::Ram(_) | FileKind::Text(_) => {
+            FileKind::Inode(_) | FileKind::Text(_) => {
                 let mut pos = self.pos.lock();
                 *pos = pos.saturating_sub(bytes.len() as u64);
             }
@@ -146,10 +224,21 @@ impl OpenFile {
         }
     }
 
-    /// Writes (Linux `vfs_write`): only the console and pipes are
-    /// writable.
+    /// Writes (Linux `vfs_write`) at the offset, or at the end with
+    /// `O_APPEND`.
     pub fn write(&self, buf: &[u8], capture: Option<&Capture>) -> Result<usize, Errno> {
+        if !self.writable() {
+            return Err(Errno::EBADF);
+        }
         match self.kind {
+            FileKind::Inode(ref p) => {
+                let _pos_guard = self.f_pos_lock.lock();
+                let pos = *self.pos.lock();
+                let append = self.flags() & uapi::fcntl::O_APPEND != 0;
+                let (n, end) = super::read_write::file_write_iter(&p.inode, pos, buf, append)?;
+                *self.pos.lock() = end;
+                Ok(n)
+            }
             FileKind::Console => {
                 if let Some(c) = capture {
                     c.lock().extend_from_slice(buf);
@@ -158,17 +247,17 @@ impl OpenFile {
                 Ok(buf.len())
             }
             FileKind::Pipe(ref p) => p.write(buf, self.nonblock()),
-            _ => Err(Errno::EBADF),
+            FileKind::Text(_) => Err(Errno::EBADF),
         }
     }
 
-    /// The file's size, for lseek and fstat.
-    pub fn size(&self) -> u64 {
-        match &self.kind {
+    /// The file's size, for lseek.
+    pub fn size(&self) -> Result<u64, Errno> {
+        Ok(match &self.kind {
             FileKind::Console | FileKind::Pipe(_) => 0,
-            FileKind::Ram(f) => f.entry.data.len() as u64,
+            FileKind::Inode(p) => p.inode.getattr()?.size,
             FileKind::Text(t) => t.len() as u64,
-        }
+        })
     }
 }
 

@@ -1,16 +1,56 @@
-//! File systems. For now only the initramfs ([`cpio`]), kept in place in
-//! the ramdisk (Linux `init/initramfs.c` populate_rootfs, which unpacks it
-//! into rootfs instead).
+//! File systems and the VFS (Linux `fs/`).
 //!
-//! [`init`] runs once at the end of boot: a missing ramdisk leaves the
-//! kernel without an initramfs, as Linux boots without one; a corrupt one
-//! is refused with the reason and the kernel carries on without it, as
-//! Linux logs "Initramfs unpacking failed" for a bad external initrd and
-//! continues (it panics only for its built-in archive, which we lack).
+//! - [`inode`]: inodes, superblocks and the operations a file system
+//!   implements ([`inode::InodeOperations`], [`inode::FileOperations`],
+//!   [`inode::SuperOperations`]); [`dcache`]: the lookup cache;
+//!   [`namespace`]: mounts and paths; [`namei`]: path walk and the name
+//!   space operations; [`read_write`]: the file data path the page cache
+//!   will slot into; [`file`]: open files and descriptor tables;
+//!   [`fs_struct`]: a process's working directory; [`syscalls`]: the
+//!   system calls.
+//! - File systems: [`ramfs`] (the root and `tmpfs`), [`ext2`] (the
+//!   host-tested `ext2` crate under the VFS); pseudo files: [`pipe`],
+//!   [`proc_sysctl`] and the `/proc` texts of [`syscalls`].
+//! - Devices: [`blkdev`] (disks by name, a RAM disk), [`loopdev`].
+//!
+//! [`init`] runs once at the end of boot: it parses the initramfs (the
+//! newc cpio archive the bootloader loaded) and unpacks it into the root,
+//! a ramfs (Linux `init/initramfs.c` `populate_rootfs` into rootfs). A
+//! missing ramdisk leaves an empty root, as Linux boots without an
+//! initramfs; a corrupt one is refused with the reason and the kernel
+//! carries on without it, as Linux logs "Initramfs unpacking failed" for
+//! a bad external initrd and continues. Then `mount=DEV:DIR` options of
+//! the command line are mounted (ext2).
+//!
+//! # Lock order (outermost first)
+//!
+//! 1. an open file's `f_pos_lock` (sleeping);
+//! 2. an inode's `i_rwsem` (sleeping, [`inode::Inode`]);
+//! 3. the file system's lock: ext2's instance mutex or a ramfs's
+//!    `ns_lock` then node mutexes (sleeping, held across I/O);
+//! 4. the block device's own locks (a RAM disk's bytes);
+//! 5. the inode cache and the dcache of a superblock (spin, leaf-like:
+//!    never held across a file-system call);
+//! 6. the mount table (spin, [`namespace`]);
+//! 7. a block-device registry lookup (spin, [`blkdev`]).
+//!
+//! A process's `files` and `fs` spin locks are taken only to fetch or
+//! install an open file or path, never across a file-system call.
 
+pub mod blkdev;
+pub mod dcache;
+pub mod ext2;
 pub mod file;
+pub mod fs_struct;
+pub mod inode;
+pub mod loopdev;
+pub mod namei;
+pub mod namespace;
 pub mod pipe;
 pub mod proc_sysctl;
+pub mod ramfs;
+pub mod read_write;
+pub mod syscalls;
 
 use log::{info, warn};
 use spin::Once;
@@ -22,8 +62,34 @@ pub use formats::cpio::{CpioError, Entry, Initramfs};
 
 static INITRAMFS: Once<Initramfs<'static>> = Once::new();
 
-/// Parses the ramdisk the bootloader loaded, if any, as the initramfs.
+/// The rootfs's device number (Linux gives rootfs an anonymous one).
+const ROOTFS_DEV: u64 = 1;
+
+/// Parses the ramdisk the bootloader loaded, if any, as the initramfs,
+/// and unpacks it into the root file system.
 pub fn init() {
+    parse_initramfs();
+    let rootfs = ramfs::new_instance("rootfs", uapi::fs::RAMFS_MAGIC, 0o755);
+    let root = rootfs.root_inode();
+    let mut unpacked = 0usize;
+    for f in file::ram_files() {
+        match root.populate(&f.path, f) {
+            Ok(()) => unpacked += 1,
+            Err(e) => warn!("initramfs: cannot unpack {}: {e}", f.path),
+        }
+    }
+    if let Err(e) = root.populate_dir("proc") {
+        warn!("rootfs: cannot make /proc: {e}");
+    }
+    let sb = inode::SuperBlock::new(ROOTFS_DEV, rootfs);
+    match namespace::mount_root(sb, "rootfs") {
+        Ok(()) => info!("rootfs: {unpacked} initramfs entries unpacked"),
+        Err(e) => warn!("rootfs: cannot mount the root: {e}"),
+    }
+    mount_from_cmdline();
+}
+
+fn parse_initramfs() {
     let Some((addr, len)) = crate::boot::params().ramdisk else {
         info!("initramfs: no ramdisk loaded");
         return;
@@ -48,7 +114,33 @@ pub fn init() {
     }
 }
 
+/// Mounts each `mount=DEV:DIR` of the command line as ext2 (the
+/// `root=`-like option of this kernel; Linux mounts only the root so).
+fn mount_from_cmdline() {
+    let Some(spec) = crate::cmdline::get("mount") else { return };
+    for one in spec.split(',') {
+        let Some((dev, dir)) = one.split_once(':') else {
+            warn!("mount=: expected DEV:DIR, got {one}");
+            continue;
+        };
+        let result = namespace::root()
+            .and_then(|root| namei::path_lookupat(&root, dir.as_bytes(), true))
+            .and_then(|target| namespace::do_mount(dev, target, "ext2", namespace::MountFlags::default()));
+        match result {
+            Ok(()) => info!("mount: {dev} on {dir} (ext2)"),
+            Err(e) => warn!("mount: cannot mount {dev} on {dir}: {e}"),
+        }
+    }
+}
+
 /// The initramfs, if [`init`] found a valid one.
 pub fn initramfs() -> Option<&'static Initramfs<'static>> {
     INITRAMFS.get()
+}
+
+/// The time for file time stamps: since boot, as there is no real-time
+/// clock yet (Linux `current_time`).
+pub fn current_time() -> inode::Timestamp {
+    let ns = crate::arch::x86_64::tsc::now_ns();
+    inode::Timestamp { sec: (ns / 1_000_000_000) as i64, nsec: (ns % 1_000_000_000) as u32 }
 }

@@ -103,6 +103,43 @@ impl fmt::Display for CmdError {
     }
 }
 
+/// `mount`: lists mounts, or mounts (Linux mount(8)'s basic form).
+fn mount(_: &mut Shell, args: &[&str], out: &mut String) -> Result<Flow, CmdError> {
+    const USAGE: &str = "mount [-r] [-t TYPE] [DEV DIR]";
+    if args.is_empty() {
+        out.push_str(&crate::fs::namespace::proc_mounts());
+        return Ok(Flow::Continue);
+    }
+    let (mut read_only, mut fstype, mut rest) = (false, "ext2", Vec::new());
+    let mut it = args.iter();
+    while let Some(&a) = it.next() {
+        match a {
+            "-r" => read_only = true,
+            "-t" => fstype = it.next().ok_or(CmdError::Usage(USAGE))?,
+            _ => rest.push(a),
+        }
+    }
+    let [dev, dir] = rest[..] else { return Err(CmdError::Usage(USAGE)) };
+    crate::fs::syscalls::kern::mount(dev, dir, fstype, read_only).map_err(CmdError::Spawn)?;
+    Ok(Flow::Continue)
+}
+
+/// `umount DIR`.
+fn umount(_: &mut Shell, args: &[&str], _: &mut String) -> Result<Flow, CmdError> {
+    let [dir] = args else { return Err(CmdError::Usage("umount DIR")) };
+    crate::fs::syscalls::kern::umount(dir).map_err(CmdError::Spawn)?;
+    Ok(Flow::Continue)
+}
+
+/// `losetup FILE`: attaches a loop device (Linux `losetup -f --show`).
+fn losetup(_: &mut Shell, args: &[&str], out: &mut String) -> Result<Flow, CmdError> {
+    let [file] = args else { return Err(CmdError::Usage("losetup FILE")) };
+    let dev = crate::fs::syscalls::kern::losetup(file).map_err(CmdError::Spawn)?;
+    out.push_str(&dev);
+    out.push('\n');
+    Ok(Flow::Continue)
+}
+
 /// What the console does after a command.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Flow {
@@ -165,6 +202,14 @@ const COMMANDS: &[Command] = &[
         run: stress::drop_caches,
     },
     Command { name: "compact", args: "", help: "memory compaction", run: stress::compact },
+    Command {
+        name: "mount",
+        args: "[-r] [-t TYPE] [DEV DIR]",
+        help: "list mounts (/proc/mounts), or mount DEV on DIR (ext2 by default)",
+        run: mount,
+    },
+    Command { name: "umount", args: "DIR", help: "unmount the file system on DIR", run: umount },
+    Command { name: "losetup", args: "FILE", help: "a loop device over FILE (prints /dev/loopN)", run: losetup },
     Command { name: "poweroff", args: "", help: "power the machine off", run: poweroff },
 ];
 
@@ -238,9 +283,7 @@ fn run(shell: &mut Shell, args: &[&str], out: &mut String) -> Result<Flow, CmdEr
     };
     let Some(&program) = args.first() else { return Err(CmdError::Usage("run PROGRAM [ARGS...] [&]")) };
     let path = if program.starts_with('/') { String::from(program) } else { alloc::format!("/bin/{program}") };
-    if crate::fs::initramfs().and_then(|fs| fs.lookup(&path)).is_none() {
-        return Err(CmdError::Spawn(Errno::ENOENT));
-    }
+    crate::fs::syscalls::kern_path(&path).map_err(CmdError::Spawn)?;
     let mut argv: Vec<&str> = Vec::with_capacity(args.len());
     argv.push(&path);
     argv.extend_from_slice(&args[1..]);

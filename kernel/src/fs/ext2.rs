@@ -1,0 +1,300 @@
+//! ext2 under the VFS (Linux `fs/ext2/super.c`, `namei.c`, `file.c`,
+//! `dir.c` as they plug into `struct super_operations`,
+//! `inode_operations` and `file_operations`), over the host-tested
+//! `ext2` crate.
+//!
+//! The crate's file system takes `&mut self` for every operation, so one
+//! sleeping [`Mutex`] serializes the instance (Linux locks per inode and
+//! per group; ours is the coarse version of it). A corruption or I/O
+//! error the crate reports is logged here with the device, once per
+//! operation, and reaches the caller as its errno (EIO), as Linux's
+//! `ext2_error` logs and fails the call.
+//!
+//! File data goes through [`::ext2::Ext2Fs::read`] and `write`, which map
+//! blocks with `get_block` and do block I/O themselves: the page cache
+//! will take their place under [`super::read_write`]'s two functions,
+//! calling `get_block` itself (Linux `ext2_read_folio` /
+//! `ext2_writepages` over `ext2_get_block`).
+//!
+//! Differences from Linux: the inode of an unlinked file is freed at once
+//! even if it is still open (no orphan list), so the VFS makes the open
+//! file fail with EIO afterwards ([`SuperOperations::keeps_orphans`]);
+//! `RENAME_EXCHANGE` is EINVAL, as in Linux's ext2; timestamps count
+//! seconds since boot (no real-time clock yet).
+//!
+//! Locking: the instance mutex is the "fs lock" of `fs/mod.rs`'s order:
+//! after the inode's `i_rwsem`, before the dcache and the mount table,
+//! held across device I/O.
+
+#![forbid(unsafe_code)]
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::any::Any;
+
+use ::ext2::{Ext2Error, Ext2Fs, FileType, MountOptions};
+use uapi::errno::Errno;
+
+use super::blkdev::{BdevHandle, BlockDevice};
+use super::inode::{
+    DirEntry, FileOperations, FsInode, Ino, InodeOperations, Kstat, Kstatfs, Owner, RenameFlags, SetAttr,
+    SuperOperations, Timestamp,
+};
+use crate::sync::Mutex;
+
+/// Metadata blocks the crate's buffer cache keeps per mount.
+const CACHE_BLOCKS: usize = 256;
+
+/// The kernel's clock as ext2 timestamps (seconds).
+struct KernelClock;
+
+impl ::ext2::Clock for KernelClock {
+    fn now(&self) -> u32 {
+        super::current_time().sec as u32
+    }
+}
+
+/// One mounted ext2 file system.
+pub struct Ext2Super {
+    /// `None` once unmounted.
+    fs: Mutex<Option<Ext2Fs<BdevHandle>>>,
+    /// The device name, for log lines.
+    dev_name: String,
+    block_size: u32,
+}
+
+impl Ext2Super {
+    /// Runs `op` on the file system; an error is logged if it is a
+    /// corruption or I/O error and becomes its errno.
+    fn with<T>(&self, op: impl FnOnce(&mut Ext2Fs<BdevHandle>) -> ::ext2::Result<T>) -> Result<T, Errno> {
+        let mut guard = self.fs.lock();
+        let fs = guard.as_mut().ok_or(Errno::EIO)?;
+        op(fs).map_err(|e| {
+            if matches!(e, Ext2Error::Corrupt { .. } | Ext2Error::Io(_)) {
+                log::warn!("EXT2-fs ({}): error: {e}", self.dev_name);
+            }
+            e.errno()
+        })
+    }
+}
+
+/// The operations of one mount.
+pub struct Ext2SuperOps(Arc<Ext2Super>);
+
+/// Mounts the ext2 file system on `dev` (Linux `ext2_fill_super`): a bad
+/// superblock or an unsupported feature is refused with a log line naming
+/// it, as Linux's "EXT2-fs (dev): error: ..." lines do.
+pub fn mount(dev_name: &str, dev: Arc<dyn BlockDevice>, read_only: bool) -> Result<Box<Ext2SuperOps>, Errno> {
+    let options = MountOptions { read_only, cache_blocks: CACHE_BLOCKS, clock: Box::new(KernelClock) };
+    match Ext2Fs::mount(BdevHandle(dev), options) {
+        Ok(fs) => {
+            let block_size = fs.block_size();
+            if fs.has_errors() {
+                log::warn!("EXT2-fs ({dev_name}): warning: mounting fs with errors, running e2fsck is recommended");
+            }
+            let sb = Ext2Super { fs: Mutex::new(Some(fs)), dev_name: String::from(dev_name), block_size };
+            Ok(Box::new(Ext2SuperOps(Arc::new(sb))))
+        }
+        Err(e) => {
+            log::warn!("EXT2-fs ({dev_name}): error: can't mount: {e}");
+            Err(e.errno())
+        }
+    }
+}
+
+impl SuperOperations for Ext2SuperOps {
+    fn fs_type(&self) -> &'static str {
+        "ext2"
+    }
+
+    fn root(&self) -> Result<Arc<dyn FsInode>, Errno> {
+        Ok(Arc::new(Ext2Inode { sb: self.0.clone(), ino: ::ext2::Ino::ROOT }))
+    }
+
+    fn statfs(&self) -> Kstatfs {
+        let s = self.0.with(|fs| Ok(fs.statfs())).ok();
+        s.map_or_else(Kstatfs::default, |s| Kstatfs {
+            f_type: uapi::fs::EXT2_SUPER_MAGIC,
+            bsize: u64::from(s.block_size),
+            blocks: u64::from(s.blocks),
+            bfree: u64::from(s.free_blocks),
+            bavail: u64::from(s.avail_blocks),
+            files: u64::from(s.inodes),
+            ffree: u64::from(s.free_inodes),
+            namelen: u64::from(s.name_max),
+        })
+    }
+
+    fn sync_fs(&self) -> Result<(), Errno> {
+        self.0.with(|fs| fs.sync())
+    }
+
+    fn put_super(&self) -> Result<(), Errno> {
+        let Some(fs) = self.0.fs.lock().take() else { return Ok(()) };
+        fs.unmount().map(drop).map_err(|e| {
+            log::warn!("EXT2-fs ({}): error at unmount: {e}", self.0.dev_name);
+            e.errno()
+        })
+    }
+
+    fn cache_lookups(&self) -> bool {
+        true
+    }
+
+    fn keeps_orphans(&self) -> bool {
+        false
+    }
+}
+
+/// An ext2 inode as the VFS holds it.
+pub struct Ext2Inode {
+    sb: Arc<Ext2Super>,
+    ino: ::ext2::Ino,
+}
+
+impl Ext2Inode {
+    fn child(&self, ino: ::ext2::Ino) -> Arc<dyn FsInode> {
+        Arc::new(Ext2Inode { sb: self.sb.clone(), ino })
+    }
+
+    fn same_fs(&self, other: &dyn FsInode) -> Result<::ext2::Ino, Errno> {
+        let other = other.as_any().downcast_ref::<Ext2Inode>().ok_or(Errno::EXDEV)?;
+        if Arc::ptr_eq(&other.sb, &self.sb) { Ok(other.ino) } else { Err(Errno::EXDEV) }
+    }
+}
+
+fn owner(o: Owner) -> ::ext2::Owner {
+    ::ext2::Owner { uid: o.uid, gid: o.gid }
+}
+
+fn ts(sec: u32) -> Timestamp {
+    Timestamp { sec: i64::from(sec), nsec: 0 }
+}
+
+fn dt_of(ft: FileType) -> u8 {
+    use uapi::fs::*;
+    match ft {
+        FileType::Regular => DT_REG,
+        FileType::Directory => DT_DIR,
+        FileType::Symlink => DT_LNK,
+        FileType::CharDevice => DT_CHR,
+        FileType::BlockDevice => DT_BLK,
+        FileType::Fifo => DT_FIFO,
+        FileType::Socket => DT_SOCK,
+        FileType::Unknown => DT_UNKNOWN,
+    }
+}
+
+impl InodeOperations for Ext2Inode {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn ino(&self) -> Ino {
+        u64::from(self.ino.0)
+    }
+
+    fn getattr(&self) -> Result<Kstat, Errno> {
+        let s = self.sb.with(|fs| fs.stat(self.ino))?;
+        Ok(Kstat {
+            ino: u64::from(s.ino.0),
+            mode: u32::from(s.mode),
+            nlink: u32::from(s.nlink),
+            uid: s.uid,
+            gid: s.gid,
+            rdev: 0,
+            size: s.size,
+            blocks: u64::from(s.blocks),
+            blksize: self.sb.block_size,
+            atime: ts(s.atime),
+            mtime: ts(s.mtime),
+            ctime: ts(s.ctime),
+        })
+    }
+
+    fn setattr(&self, attr: &SetAttr) -> Result<(), Errno> {
+        if let Some(size) = attr.size {
+            self.sb.with(|fs| fs.truncate(self.ino, size))?;
+        }
+        let a = ::ext2::SetAttr {
+            mode: attr.mode.map(|m| (m & 0o7777) as u16),
+            uid: attr.uid,
+            gid: attr.gid,
+            atime: attr.atime.map(|t| t.sec as u32),
+            mtime: attr.mtime.map(|t| t.sec as u32),
+        };
+        if a != ::ext2::SetAttr::default() || attr.size.is_none() {
+            self.sb.with(|fs| fs.setattr(self.ino, a))?;
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, name: &[u8]) -> Result<Arc<dyn FsInode>, Errno> {
+        let ino = self.sb.with(|fs| fs.lookup(self.ino, name))?;
+        Ok(self.child(ino))
+    }
+
+    fn create(&self, name: &[u8], mode: u32, o: Owner) -> Result<Arc<dyn FsInode>, Errno> {
+        let ino = self.sb.with(|fs| fs.create(self.ino, name, (mode & 0o7777) as u16, owner(o)))?;
+        Ok(self.child(ino))
+    }
+
+    fn mkdir(&self, name: &[u8], mode: u32, o: Owner) -> Result<(), Errno> {
+        self.sb.with(|fs| fs.mkdir(self.ino, name, (mode & 0o7777) as u16, owner(o))).map(drop)
+    }
+
+    fn symlink(&self, name: &[u8], target: &[u8], o: Owner) -> Result<(), Errno> {
+        self.sb.with(|fs| fs.symlink(self.ino, name, target, owner(o))).map(drop)
+    }
+
+    fn link(&self, inode: &dyn FsInode, name: &[u8]) -> Result<(), Errno> {
+        let target = self.same_fs(inode)?;
+        self.sb.with(|fs| fs.link(target, self.ino, name))
+    }
+
+    fn unlink(&self, name: &[u8]) -> Result<(), Errno> {
+        self.sb.with(|fs| fs.unlink(self.ino, name))
+    }
+
+    fn rmdir(&self, name: &[u8]) -> Result<(), Errno> {
+        self.sb.with(|fs| fs.rmdir(self.ino, name))
+    }
+
+    fn rename(&self, old_name: &[u8], new_dir: &dyn FsInode, new_name: &[u8], flags: RenameFlags) -> Result<(), Errno> {
+        if flags.exchange {
+            return Err(Errno::EINVAL);
+        }
+        let new_dir = self.same_fs(new_dir)?;
+        self.sb.with(|fs| {
+            if flags.noreplace && fs.lookup(new_dir, new_name).is_ok() {
+                return Err(Ext2Error::Exists);
+            }
+            fs.rename(self.ino, old_name, new_dir, new_name)
+        })
+    }
+
+    fn readlink(&self) -> Result<Vec<u8>, Errno> {
+        self.sb.with(|fs| fs.readlink(self.ino))
+    }
+}
+
+impl FileOperations for Ext2Inode {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+        self.sb.with(|fs| fs.read(self.ino, offset, buf))
+    }
+
+    fn write_at(&self, offset: u64, buf: &[u8]) -> Result<usize, Errno> {
+        self.sb.with(|fs| fs.write(self.ino, offset, buf))
+    }
+
+    fn readdir(&self, pos: u64) -> Result<Option<(DirEntry, u64)>, Errno> {
+        let next = self.sb.with(|fs| fs.read_dir(self.ino, pos))?;
+        Ok(next.map(|(e, pos)| (DirEntry { ino: u64::from(e.ino.0), d_type: dt_of(e.file_type), name: e.name }, pos)))
+    }
+
+    fn fsync(&self) -> Result<(), Errno> {
+        self.sb.with(|fs| fs.sync())
+    }
+}

@@ -1,0 +1,382 @@
+//! Inodes and superblocks (Linux `fs/inode.c`, `fs/super.c`,
+//! `include/linux/fs.h`'s `inode_operations`, `file_operations` and
+//! `super_operations`).
+//!
+//! A file system implements three traits: [`SuperOperations`] for the
+//! whole instance, [`InodeOperations`] for the namespace and attributes of
+//! one inode, [`FileOperations`] for its data. The VFS wraps each file
+//! system inode in an [`Inode`] that it caches per superblock by inode
+//! number (Linux's inode hash, `iget_locked`), so every opener of a file
+//! shares one [`Inode::i_rwsem`]: writers and truncation take it, which is
+//! what makes `O_APPEND` atomic between appenders.
+//!
+//! Differences from Linux: the inode cache holds weak references, so an
+//! inode lives exactly as long as a dentry, open file, cwd or mount uses
+//! it (no LRU of unused inodes); there is no per-inode attribute copy, the
+//! file system answers [`InodeOperations::getattr`] itself.
+//!
+//! Locking: [`Inode::i_rwsem`] (sleeping) is taken before anything in the
+//! file system; the inode cache lock ([`SuperBlock`]'s `icache`) is a
+//! leaf spin lock held only to find or drop an entry. See `fs/mod.rs` for
+//! the whole order.
+
+#![forbid(unsafe_code)]
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
+use core::any::Any;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use uapi::errno::Errno;
+
+use super::dcache::Dcache;
+use super::file::RamFile;
+use crate::sync::{Mutex, SpinLock};
+
+/// An inode number (Linux `ino_t`).
+pub type Ino = u64;
+
+/// A time stamp: seconds and nanoseconds since the epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timestamp {
+    /// Seconds.
+    pub sec: i64,
+    /// Nanoseconds.
+    pub nsec: u32,
+}
+
+/// An inode's attributes (Linux `struct kstat`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Kstat {
+    /// Inode number.
+    pub ino: Ino,
+    /// Type and permission bits (`S_IF*` | mode).
+    pub mode: u32,
+    /// Hard links.
+    pub nlink: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Device number of a device file (Linux encoding: major << 8 | minor
+    /// for small numbers).
+    pub rdev: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Allocated 512-byte units.
+    pub blocks: u64,
+    /// Preferred I/O size.
+    pub blksize: u32,
+    /// Last access.
+    pub atime: Timestamp,
+    /// Last data change.
+    pub mtime: Timestamp,
+    /// Last inode change.
+    pub ctime: Timestamp,
+}
+
+impl Kstat {
+    /// The `S_IFMT` bits.
+    pub fn file_type(&self) -> u32 {
+        self.mode & uapi::stat::S_IFMT
+    }
+
+    /// Whether it is a directory.
+    pub fn is_dir(&self) -> bool {
+        self.file_type() == uapi::stat::S_IFDIR
+    }
+
+    /// Whether it is a regular file.
+    pub fn is_reg(&self) -> bool {
+        self.file_type() == uapi::stat::S_IFREG
+    }
+
+    /// Whether it is a symbolic link.
+    pub fn is_symlink(&self) -> bool {
+        self.file_type() == uapi::stat::S_IFLNK
+    }
+}
+
+/// Attribute changes (Linux `struct iattr`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SetAttr {
+    /// New permission bits (the low 12 bits of the mode).
+    pub mode: Option<u32>,
+    /// New owner.
+    pub uid: Option<u32>,
+    /// New group.
+    pub gid: Option<u32>,
+    /// New size (truncate or extend with zeros).
+    pub size: Option<u64>,
+    /// New access time.
+    pub atime: Option<Timestamp>,
+    /// New modification time.
+    pub mtime: Option<Timestamp>,
+}
+
+/// Who creates a file: the caller's fs ids.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Owner {
+    /// User id (Linux `current_fsuid`).
+    pub uid: u32,
+    /// Group id (Linux `current_fsgid`).
+    pub gid: u32,
+}
+
+/// One directory entry as `readdir` yields it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    /// Inode number.
+    pub ino: Ino,
+    /// `DT_*` type.
+    pub d_type: u8,
+    /// The name.
+    pub name: Vec<u8>,
+}
+
+/// The `DT_*` value for a mode's type bits.
+pub fn dt_of_mode(mode: u32) -> u8 {
+    ((mode & uapi::stat::S_IFMT) >> 12) as u8
+}
+
+/// `renameat2` flags, validated at the system call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RenameFlags {
+    /// `RENAME_NOREPLACE`.
+    pub noreplace: bool,
+    /// `RENAME_EXCHANGE`.
+    pub exchange: bool,
+}
+
+/// What a file system's inode does to its name space and attributes
+/// (Linux `struct inode_operations` plus `getattr`/`setattr`). A
+/// directory operation takes the name of one entry, never `.` or `..`
+/// (the VFS handles those), except [`InodeOperations::lookup`], which
+/// must answer `..`.
+pub trait InodeOperations: Send + Sync {
+    /// The inode for downcasting by the file system that made it (Linux
+    /// `container_of`, for `link` and `rename`'s second inode).
+    fn as_any(&self) -> &dyn Any;
+    /// The inode number.
+    fn ino(&self) -> Ino;
+    /// Attributes now (Linux `getattr`).
+    fn getattr(&self) -> Result<Kstat, Errno>;
+    /// Changes attributes, the size included (Linux `setattr`).
+    fn setattr(&self, attr: &SetAttr) -> Result<(), Errno>;
+    /// The inode `name` names in this directory (Linux `lookup`): ENOENT
+    /// if there is none.
+    fn lookup(&self, name: &[u8]) -> Result<Arc<dyn FsInode>, Errno>;
+    /// A new regular file (Linux `create`): EEXIST if the name is taken.
+    fn create(&self, name: &[u8], mode: u32, owner: Owner) -> Result<Arc<dyn FsInode>, Errno>;
+    /// A new directory (Linux `mkdir`).
+    fn mkdir(&self, name: &[u8], mode: u32, owner: Owner) -> Result<(), Errno>;
+    /// A new symbolic link to `target` (Linux `symlink`).
+    fn symlink(&self, name: &[u8], target: &[u8], owner: Owner) -> Result<(), Errno>;
+    /// A new name for `inode`, of the same file system (Linux `link`).
+    fn link(&self, inode: &dyn FsInode, name: &[u8]) -> Result<(), Errno>;
+    /// Removes a non-directory's name (Linux `unlink`).
+    fn unlink(&self, name: &[u8]) -> Result<(), Errno>;
+    /// Removes an empty directory (Linux `rmdir`).
+    fn rmdir(&self, name: &[u8]) -> Result<(), Errno>;
+    /// Moves `old_name` of this directory to `new_name` of `new_dir`, of
+    /// the same file system (Linux `rename`), replacing what is there
+    /// unless `flags` say otherwise.
+    fn rename(&self, old_name: &[u8], new_dir: &dyn FsInode, new_name: &[u8], flags: RenameFlags) -> Result<(), Errno>;
+    /// A symbolic link's target (Linux `get_link`).
+    fn readlink(&self) -> Result<Vec<u8>, Errno>;
+}
+
+/// What a file system's inode does with its data (Linux `struct
+/// file_operations` and the `address_space_operations` under them).
+pub trait FileOperations: Send + Sync {
+    /// Reads at byte `offset`; short at the end of the file.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Errno>;
+    /// Writes at byte `offset`, extending the file.
+    fn write_at(&self, offset: u64, buf: &[u8]) -> Result<usize, Errno>;
+    /// The entry at directory position `pos` and the position after it
+    /// (Linux `iterate_shared`), `None` at the end; `.` and `..` included.
+    fn readdir(&self, pos: u64) -> Result<Option<(DirEntry, u64)>, Errno>;
+    /// Makes the file's data and metadata durable (Linux `fsync`).
+    fn fsync(&self) -> Result<(), Errno>;
+    /// The initramfs file this inode still reads in place, if any: what
+    /// exec and `mmap` map (the mm maps `'static` files only until the
+    /// page cache gives every inode a mapping).
+    fn ramfile(&self) -> Option<&'static RamFile> {
+        None
+    }
+}
+
+/// A file system's inode: both sets of operations.
+pub trait FsInode: InodeOperations + FileOperations {}
+
+impl<T: InodeOperations + FileOperations> FsInode for T {}
+
+/// File-system totals (Linux `struct kstatfs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Kstatfs {
+    /// Magic number (`linux/magic.h`).
+    pub f_type: i64,
+    /// Block size.
+    pub bsize: u64,
+    /// Blocks.
+    pub blocks: u64,
+    /// Free blocks.
+    pub bfree: u64,
+    /// Blocks free to unprivileged users.
+    pub bavail: u64,
+    /// Inodes.
+    pub files: u64,
+    /// Free inodes.
+    pub ffree: u64,
+    /// Longest name.
+    pub namelen: u64,
+}
+
+/// What a mounted file system does as a whole (Linux `struct
+/// super_operations` and `file_system_type`).
+pub trait SuperOperations: Send + Sync {
+    /// The type name `/proc/mounts` shows (`ext2`, `rootfs`, `tmpfs`).
+    fn fs_type(&self) -> &'static str;
+    /// The root directory.
+    fn root(&self) -> Result<Arc<dyn FsInode>, Errno>;
+    /// Totals (Linux `statfs`).
+    fn statfs(&self) -> Kstatfs;
+    /// Writes everything dirty back (Linux `sync_fs`).
+    fn sync_fs(&self) -> Result<(), Errno>;
+    /// Syncs and lets go of the device (Linux `put_super`); nothing is
+    /// called on the file system afterwards.
+    fn put_super(&self) -> Result<(), Errno>;
+    /// Whether lookups are worth caching in the dcache (not for a file
+    /// system whose directories are themselves in memory).
+    fn cache_lookups(&self) -> bool;
+    /// Whether an unlinked inode stays usable while open (Linux keeps an
+    /// orphan until its last user goes; a file system that frees it at
+    /// once makes the VFS mark the open inode dead, see [`Inode::is_dead`]).
+    fn keeps_orphans(&self) -> bool;
+}
+
+/// A mounted file system instance (Linux `struct super_block`).
+pub struct SuperBlock {
+    /// Device number (`st_dev`).
+    pub dev: u64,
+    /// The file system.
+    pub ops: Box<dyn SuperOperations>,
+    /// Inode number -> the VFS inode while something uses it.
+    icache: SpinLock<BTreeMap<Ino, Weak<Inode>>>,
+    /// The lookup cache.
+    pub dcache: Dcache,
+}
+
+impl SuperBlock {
+    /// A superblock for `ops` on device `dev`.
+    pub fn new(dev: u64, ops: Box<dyn SuperOperations>) -> Arc<SuperBlock> {
+        Arc::new(SuperBlock { dev, ops, icache: SpinLock::new(BTreeMap::new()), dcache: Dcache::new() })
+    }
+
+    /// The VFS inode for the file system's `fs_inode` (Linux `iget_locked`):
+    /// the cached one if some user still holds it.
+    pub fn iget(self: &Arc<SuperBlock>, fs_inode: Arc<dyn FsInode>) -> Arc<Inode> {
+        let ino = fs_inode.ino();
+        let mut icache = self.icache.lock();
+        if let Some(inode) = icache.get(&ino).and_then(Weak::upgrade)
+            && !inode.is_dead()
+        {
+            return inode;
+        }
+        let inode = Arc::new(Inode {
+            sb: self.clone(),
+            ino,
+            ops: fs_inode,
+            i_rwsem: Mutex::new(()),
+            dead: AtomicBool::new(false),
+        });
+        icache.insert(ino, Arc::downgrade(&inode));
+        inode
+    }
+
+    /// The root directory's VFS inode.
+    pub fn root(self: &Arc<SuperBlock>) -> Result<Arc<Inode>, Errno> {
+        Ok(self.iget(self.ops.root()?))
+    }
+
+    /// Forgets `ino` (its last link went on a file system that frees it).
+    pub fn forget(&self, ino: Ino) {
+        let mut icache = self.icache.lock();
+        if let Some(inode) = icache.remove(&ino).and_then(|w| w.upgrade()) {
+            inode.dead.store(true, Ordering::Release);
+        }
+    }
+
+    /// Name of the type, for reports.
+    pub fn fs_type(&self) -> &'static str {
+        self.ops.fs_type()
+    }
+
+    /// The device as `major:minor`.
+    pub fn dev_name(&self) -> String {
+        alloc::format!("{}:{}", self.dev >> 8, self.dev & 0xff)
+    }
+}
+
+/// The VFS's inode (Linux `struct inode`): the file system's inode and
+/// the lock writers take.
+pub struct Inode {
+    /// The file system it belongs to.
+    pub sb: Arc<SuperBlock>,
+    /// Its number.
+    pub ino: Ino,
+    /// The file system's operations on it.
+    pub ops: Arc<dyn FsInode>,
+    /// Linux `i_rwsem`: serializes writes, appends and truncation of the
+    /// file (taken before the file system's own lock).
+    pub i_rwsem: Mutex<()>,
+    dead: AtomicBool,
+}
+
+impl Inode {
+    /// Attributes, with the device filled in.
+    pub fn getattr(&self) -> Result<Kstat, Errno> {
+        self.check_alive()?;
+        self.ops.getattr()
+    }
+
+    /// Whether the file was unlinked on a file system that freed it while
+    /// it was still open: its operations then fail with EIO, since the
+    /// inode number may already name another file (Linux would keep the
+    /// orphan readable; see [`SuperOperations::keeps_orphans`]).
+    pub fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Acquire)
+    }
+
+    /// EIO if [`Inode::is_dead`].
+    pub fn check_alive(&self) -> Result<(), Errno> {
+        if self.is_dead() { Err(Errno::EIO) } else { Ok(()) }
+    }
+
+    /// Whether both are the same inode.
+    pub fn same(a: &Inode, b: &Inode) -> bool {
+        Arc::ptr_eq(&a.sb, &b.sb) && a.ino == b.ino
+    }
+}
+
+impl Drop for Inode {
+    fn drop(&mut self) {
+        let mut icache = self.sb.icache.lock();
+        if icache.get(&self.ino).is_some_and(|w| w.strong_count() == 0) {
+            icache.remove(&self.ino);
+        }
+    }
+}
+
+impl SuperBlock {
+    /// Forgets `inode` if the file system no longer has it (a removed
+    /// directory on a file system without orphans).
+    pub fn forget_if_gone(&self, inode: &Inode) {
+        if !self.ops.keeps_orphans() {
+            self.forget(inode.ino);
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! Mounts (Linux `fs/namespace.c`, `fs/proc_namespace.c`): the table of
+//! mounted file systems, each attached at a directory of another, and
+//! [`Path`], a place in the tree (Linux `struct path`: a mount and an
+//! inode).
+//!
+//! The first mount is the root (the rootfs unpacked from the initramfs,
+//! [`super::init`]); every later one covers a directory, its mount point.
+//! Path walk steps from a mount point into the mount on it
+//! ([`lookup_mnt`]), and from a mount's root back to its mount point for
+//! `..` ([`super::namei`]).
+//!
+//! `umount2` refuses a busy mount (EBUSY): one that an open file, a
+//! working directory, a loop device's backing file or another mount
+//! still uses, counted by the references to the [`Mount`] those hold.
+//!
+//! Differences from Linux: one mount name space; no bind, move, remount
+//! or propagation (`MS_BIND`, `MS_MOVE`, `MS_REMOUNT`, shared subtrees are
+//! EINVAL); `MNT_DETACH` unmounts only what is not busy (EBUSY
+//! otherwise, where Linux detaches at once and finishes later);
+//! `/proc/mounts` lists `rw` or `ro` and no other options.
+//!
+//! Locking: the mount table is a spin lock, the last in `fs/mod.rs`'s
+//! order; it is never held across file-system calls.
+
+#![forbid(unsafe_code)]
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt::Write;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use uapi::errno::Errno;
+
+use super::inode::{Inode, SuperBlock};
+use crate::sync::SpinLock;
+
+/// A mounted file system (Linux `struct mount`/`vfsmount`).
+pub struct Mount {
+    /// Mount id (`/proc/self/mountinfo`'s first field, statx's `stx_mnt_id`).
+    pub id: u32,
+    /// The file system.
+    pub sb: Arc<SuperBlock>,
+    /// Its root directory.
+    pub root: Arc<Inode>,
+    /// Where it is attached; `None` for the root mount.
+    pub mountpoint: Option<Path>,
+    /// The source as given to mount (`/dev/loop0`, `tmpfs`).
+    pub source: String,
+    /// The mount point's path when mounted.
+    pub target: String,
+    /// `MS_RDONLY`.
+    pub read_only: bool,
+}
+
+/// A place in the tree (Linux `struct path`).
+#[derive(Clone)]
+pub struct Path {
+    /// The mount it is in.
+    pub mnt: Arc<Mount>,
+    /// The inode.
+    pub inode: Arc<Inode>,
+}
+
+impl Path {
+    /// Whether this is the root of its mount.
+    pub fn is_mnt_root(&self) -> bool {
+        Inode::same(&self.inode, &self.mnt.root)
+    }
+
+    /// Whether both name the same place.
+    pub fn same(a: &Path, b: &Path) -> bool {
+        Arc::ptr_eq(&a.mnt, &b.mnt) && Inode::same(&a.inode, &b.inode)
+    }
+
+    /// EROFS if the mount is read-only (Linux `mnt_want_write`).
+    pub fn want_write(&self) -> Result<(), Errno> {
+        if self.mnt.read_only { Err(Errno::EROFS) } else { Ok(()) }
+    }
+}
+
+static MOUNTS: SpinLock<Vec<Arc<Mount>>> = SpinLock::new(Vec::new());
+
+static NEXT_MNT_ID: AtomicU32 = AtomicU32::new(1);
+
+/// The root of the tree (Linux `current->fs->root`; there is no chroot).
+pub fn root() -> Result<Path, Errno> {
+    let mounts = MOUNTS.lock();
+    let root = mounts.first().ok_or(Errno::ENOENT)?;
+    Ok(Path { mnt: root.clone(), inode: root.root.clone() })
+}
+
+/// Makes `sb` the root mount (boot).
+pub fn mount_root(sb: Arc<SuperBlock>, source: &str) -> Result<(), Errno> {
+    let root = sb.root()?;
+    let mnt = Mount {
+        id: NEXT_MNT_ID.fetch_add(1, Ordering::Relaxed),
+        sb,
+        root,
+        mountpoint: None,
+        source: String::from(source),
+        target: String::from("/"),
+        read_only: false,
+    };
+    let mut mounts = MOUNTS.lock();
+    if !mounts.is_empty() {
+        return Err(Errno::EBUSY);
+    }
+    mounts.push(Arc::new(mnt));
+    Ok(())
+}
+
+/// The mount attached at `path`, if any (Linux `lookup_mnt`; the last
+/// mounted wins where several are stacked).
+pub fn lookup_mnt(path: &Path) -> Option<Arc<Mount>> {
+    MOUNTS.lock().iter().rev().find(|m| m.mountpoint.as_ref().is_some_and(|mp| Path::same(mp, path))).cloned()
+}
+
+/// Attaches `sb` at `target` (Linux `do_new_mount` + `graft_tree`);
+/// `target_name` is the path `/proc/mounts` shows.
+pub fn do_add_mount(
+    sb: Arc<SuperBlock>,
+    target: Path,
+    target_name: String,
+    source: &str,
+    read_only: bool,
+) -> Result<(), Errno> {
+    if !target.inode.getattr()?.is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    let root = sb.root()?;
+    let mnt = Arc::new(Mount {
+        id: NEXT_MNT_ID.fetch_add(1, Ordering::Relaxed),
+        sb,
+        root,
+        mountpoint: Some(target),
+        source: String::from(source),
+        target: target_name,
+        read_only,
+    });
+    let mut mounts = MOUNTS.lock();
+    mounts.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
+    mounts.push(mnt);
+    Ok(())
+}
+
+/// Whether a mount of `source` exists (a disk is mounted once).
+pub fn source_mounted(source: &str) -> bool {
+    MOUNTS.lock().iter().any(|m| m.source == source)
+}
+
+/// Detaches the mount whose root `path` is (Linux `do_umount`): EINVAL
+/// if `path` is not a mount's root, EBUSY for the root mount or a mount
+/// still in use. The file system is synced and released
+/// ([`super::inode::SuperOperations::put_super`]); an error there is
+/// logged and returned, the mount being gone all the same.
+pub fn do_umount(path: Path) -> Result<(), Errno> {
+    if !path.is_mnt_root() {
+        return Err(Errno::EINVAL);
+    }
+    let mnt = {
+        let mut mounts = MOUNTS.lock();
+        let i = mounts.iter().position(|m| Arc::ptr_eq(m, &path.mnt)).ok_or(Errno::EINVAL)?;
+        if path.mnt.mountpoint.is_none() {
+            return Err(Errno::EBUSY);
+        }
+        // The table's reference and the caller's `path`; anything more is
+        // a user (open file, cwd, loop device, a mount on top of it).
+        if Arc::strong_count(&path.mnt) > 2 {
+            return Err(Errno::EBUSY);
+        }
+        mounts.remove(i)
+    };
+    drop(path);
+    mnt.sb.dcache.clear();
+    let result = mnt.sb.ops.put_super();
+    drop(mnt);
+    result
+}
+
+/// Syncs every mounted file system (Linux `ksys_sync`); the first error
+/// is returned after all have been tried.
+pub fn sync_all() -> Result<(), Errno> {
+    let mounts: Vec<Arc<Mount>> = MOUNTS.lock().clone();
+    let mut result = Ok(());
+    for m in mounts {
+        if let Err(e) = m.sb.ops.sync_fs()
+            && result.is_ok()
+        {
+            result = Err(e);
+        }
+    }
+    result
+}
+
+/// `/proc/mounts` (Linux `show_vfsmnt`): `source target type options 0 0`.
+pub fn proc_mounts() -> String {
+    let mut s = String::new();
+    for m in MOUNTS.lock().iter() {
+        let opts = if m.read_only { "ro" } else { "rw" };
+        let _ = writeln!(s, "{} {} {} {opts} 0 0", m.source, m.target, m.sb.fs_type());
+    }
+    s
+}
+
+/// Every mount, root first.
+pub fn mounts() -> Vec<Arc<Mount>> {
+    MOUNTS.lock().clone()
+}
+
+/// Mount flags, validated (Linux `path_mount`'s flag handling, for what
+/// this kernel supports).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MountFlags {
+    /// `MS_RDONLY`.
+    pub read_only: bool,
+}
+
+impl MountFlags {
+    /// Checks `mount(2)`'s flags: the old magic in the upper half is
+    /// dropped (Linux `MS_MGC_VAL`), flags that only tune behaviour we do
+    /// not have are accepted, and operations we lack (remount, bind,
+    /// move, propagation) are EINVAL.
+    pub fn from_user(flags: u64) -> Result<MountFlags, Errno> {
+        use uapi::fs::*;
+        let flags = if flags & MS_MGC_MSK == MS_MGC_VAL { flags & !MS_MGC_MSK } else { flags };
+        const ACCEPTED: u64 = MS_RDONLY
+            | MS_NOSUID
+            | MS_NODEV
+            | MS_NOEXEC
+            | MS_SYNCHRONOUS
+            | MS_NOATIME
+            | MS_NODIRATIME
+            | MS_SILENT
+            | MS_RELATIME;
+        if flags & !ACCEPTED != 0 {
+            return Err(Errno::EINVAL);
+        }
+        Ok(MountFlags { read_only: flags & MS_RDONLY != 0 })
+    }
+}
+
+/// Anonymous device numbers (Linux `get_anon_bdev`), major 0.
+static NEXT_ANON_DEV: AtomicU32 = AtomicU32::new(2);
+
+/// Mounts a file system of type `fstype` from `source` on the directory
+/// `target` (Linux `do_new_mount`): `ext2` needs a block device
+/// ([`super::blkdev::lookup_path`]; ENOENT without one, EBUSY if it is
+/// mounted already), `tmpfs` and `ramfs` make an empty instance; any
+/// other type is ENODEV.
+pub fn do_mount(source: &str, target: Path, fstype: &str, flags: MountFlags) -> Result<(), Errno> {
+    let target_name = super::namei::d_path(&target)?;
+    if !target.inode.getattr()?.is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    let sb = match fstype {
+        "ext2" => {
+            let (dev, devt) = super::blkdev::lookup_path(source)?;
+            if source_mounted(source) {
+                return Err(Errno::EBUSY);
+            }
+            let name = source.strip_prefix("/dev/").unwrap_or(source);
+            SuperBlock::new(devt, super::ext2::mount(name, dev, flags.read_only)?)
+        }
+        "tmpfs" | "ramfs" => {
+            let (name, magic) =
+                if fstype == "tmpfs" { ("tmpfs", uapi::fs::TMPFS_MAGIC) } else { ("ramfs", uapi::fs::RAMFS_MAGIC) };
+            let dev = u64::from(NEXT_ANON_DEV.fetch_add(1, Ordering::Relaxed));
+            SuperBlock::new(dev, super::ramfs::new_instance(name, magic, 0o1777))
+        }
+        _ => return Err(Errno::ENODEV),
+    };
+    let result = do_add_mount(sb.clone(), target, target_name, source, flags.read_only);
+    if result.is_err() {
+        let _ = sb.ops.put_super();
+    }
+    result
+}
