@@ -590,7 +590,9 @@ impl<'a> PgData<'a> {
     /// caller must not be in atomic context ([`CpuOps::might_sleep`]).
     #[track_caller]
     pub fn alloc_pages(&self, gfp: Gfp, order: u32) -> Option<Pfn> {
-        if gfp.allows_blocking() {
+        // Checked in debug builds only, as Linux checks with
+        // CONFIG_DEBUG_ATOMIC_SLEEP: the call goes through `dyn CpuOps`.
+        if cfg!(debug_assertions) && gfp.allows_blocking() {
             self.cpu.might_sleep(Location::caller());
         }
         self.alloc_pages_checked_by_caller(gfp, order)

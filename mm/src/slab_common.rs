@@ -350,9 +350,10 @@ impl<'a> Slab<'a> {
     #[track_caller]
     #[inline]
     pub fn kmem_cache_alloc(&self, cache: &KmemCache, gfp: Gfp) -> Option<NonNull<u8>> {
-        if gfp.allows_blocking() {
+        if cfg!(debug_assertions) && gfp.allows_blocking() {
             // Linux `slab_pre_alloc_hook`'s `might_alloc`: before SLUB
             // disables interrupts, whose new slabs count on this check.
+            // Debug builds only, as with CONFIG_DEBUG_ATOMIC_SLEEP.
             self.pgdat.cpu().might_sleep(Location::caller());
         }
         self.ctx().alloc(cache, gfp, Location::caller()).and_then(|obj| NonNull::new(obj as *mut u8))

@@ -53,7 +53,8 @@ pub trait CpuOps: Sync {
 
     /// Says that the caller, at `caller`, may sleep (Linux `might_sleep`;
     /// mm calls it as Linux's `might_alloc` does, for every allocation
-    /// whose mask allows direct reclaim). The kernel reports a call from
+    /// whose mask allows direct reclaim, in debug builds only, as Linux
+    /// checks only with `CONFIG_DEBUG_ATOMIC_SLEEP`). The kernel reports a call from
     /// atomic context in debug builds; a machine without atomic contexts
     /// (the host simulation) need not implement it.
     fn might_sleep(&self, caller: &'static Location<'static>) {
