@@ -20,6 +20,7 @@ mod harness;
 mod initramfs;
 mod mmap_lock;
 mod page_alloc;
+mod pci;
 mod percpu;
 mod pgtable;
 mod process;

@@ -165,6 +165,7 @@ const COMMANDS: &[Command] = &[
         run: stress::drop_caches,
     },
     Command { name: "compact", args: "", help: "memory compaction", run: stress::compact },
+    Command { name: "lspci", args: "", help: "PCI functions, as lspci -nn", run: report::lspci },
     Command { name: "poweroff", args: "", help: "power the machine off", run: poweroff },
 ];
 
