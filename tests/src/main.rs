@@ -10,6 +10,7 @@ extern crate alloc;
 use bootloader_api::{BootInfo, entry_point};
 
 mod benches;
+mod block;
 mod boot;
 mod console;
 mod context;

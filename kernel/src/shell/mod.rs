@@ -166,6 +166,7 @@ const COMMANDS: &[Command] = &[
     },
     Command { name: "compact", args: "", help: "memory compaction", run: stress::compact },
     Command { name: "lspci", args: "", help: "PCI functions, as lspci -nn", run: report::lspci },
+    Command { name: "diskstats", args: "", help: "/proc/diskstats: I/O per disk", run: report::diskstats },
     Command { name: "poweroff", args: "", help: "power the machine off", run: poweroff },
 ];
 

@@ -142,3 +142,11 @@ pub fn lspci(_: &mut Shell, _: &[&str], out: &mut String) -> Res {
     }
     done()
 }
+
+/// /proc/diskstats.
+pub fn diskstats(_: &mut Shell, _: &[&str], out: &mut String) -> Res {
+    for disk in crate::block::disks() {
+        let _ = writeln!(out, "{}", disk.diskstats_line());
+    }
+    done()
+}
