@@ -235,3 +235,50 @@ fn byte_api_round_trips_unaligned_ranges_and_flushes() {
     dev.read_at(1_000_001, &mut b).expect("ext2 read");
     assert_eq!(&b, &data[..4]);
 }
+
+/// The sector the blkdebug scratch disk fails.
+const EIO_SECTOR: u64 = 4096;
+
+fn log_tail() -> alloc::string::String {
+    let mut buf = vec![0u8; 4096];
+    let n = kernel::printk::LOG_BUF.copy_last(&mut buf);
+    alloc::string::String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[ktest(disk = 8, disk_eio = 4096)]
+fn injected_disk_error_reaches_the_submitter_as_eio_and_is_logged() {
+    let disk = vda();
+    let buf = Buf::new(1);
+    // A read covering the sector fails, as EIO, and names device and sector.
+    let r = submit_bio_wait(buf.bio(&disk, ReqOp::Read, EIO_SECTOR - 2, 0, 4096));
+    assert_eq!(r, Err(BlkError::Io));
+    assert_eq!(r.map_err(BlkError::errno), Err(uapi::errno::Errno::EIO));
+    let log = log_tail();
+    assert!(
+        log.contains(&alloc::format!("I/O error, dev vda, sector {} op 0x0:(READ)", EIO_SECTOR - 2)),
+        "no blk_print_req_error line in the log:\n{log}"
+    );
+    // So does a write, reported asynchronously through end-io.
+    let pending = Pending::new(1);
+    let mut bio = buf.bio(&disk, ReqOp::Write, EIO_SECTOR, 0, 512);
+    pending.watch(&mut bio);
+    submit_bio(bio);
+    assert_eq!(pending.wait(), 1, "the write's end-io saw no error");
+    assert!(log_tail().contains(&alloc::format!("I/O error, dev vda, sector {EIO_SECTOR} op 0x1:(WRITE)")));
+    // The disk keeps working around the bad sector, for many bios at once.
+    let pending = Pending::new(8);
+    for i in 0..8u64 {
+        let mut bio = buf.bio(&disk, ReqOp::Write, 64 * i, (i as usize % 2) * 4096, 4096);
+        pending.watch(&mut bio);
+        submit_bio(bio);
+    }
+    assert_eq!(pending.wait(), 0, "I/O away from the bad sector failed");
+    assert_eq!(submit_bio_wait(buf.bio(&disk, ReqOp::Read, EIO_SECTOR + 8, 0, 8192)), Ok(()));
+    // The byte API and the ext2 view see it too.
+    let mut dev = BlockDevice::open(&disk).expect("open vda");
+    let mut b = [0u8; 10];
+    assert_eq!(dev.read_at(EIO_SECTOR * 512 + 100, &mut b), Err(BlkError::Io));
+    let e = ext2::BlockDevice::read_at(&mut dev, EIO_SECTOR * 512, &mut b).expect_err("ext2 read of the bad sector");
+    assert_eq!(e.kind, ext2::IoErrorKind::Read);
+    assert_eq!(disk.stats().in_flight, 0);
+}

@@ -149,6 +149,8 @@ fn machine(accel: Accel, mem_mib: u32, cpus: u32, cmdline: String, icount: bool)
         mem_mib,
         cpus,
         disk_mib: 0,
+        disks: Vec::new(),
+        disk_eio_sector: None,
         gdb: None,
         cmdline,
         fw_cfg_files: Vec::new(),

@@ -53,6 +53,8 @@ fn boot_smoke_test(
         mem_mib: qemu::DEFAULT_MEM_MIB,
         cpus: 1,
         disk_mib: 0,
+        disks: Vec::new(),
+        disk_eio_sector: None,
         gdb: None,
         cmdline: "loglevel=info".into(),
         fw_cfg_files: Vec::new(),
