@@ -9,7 +9,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::arch::x86_64::irq;
 use kernel::block::{self, Bio, BlkError, BlkPlug, BlockDevice, Gendisk, ReqOp, submit_bio, submit_bio_wait};
 use kernel::sched::wait::WaitQueue;
-use ktest_macros::ktest;
+use ktest_macros::{kbench, ktest};
 use mm::gfp::GFP_KERNEL;
 use mm::page_alloc::Pages;
 
@@ -281,4 +281,86 @@ fn injected_disk_error_reaches_the_submitter_as_eio_and_is_logged() {
     let e = ext2::BlockDevice::read_at(&mut dev, EIO_SECTOR * 512, &mut b).expect_err("ext2 read of the bad sector");
     assert_eq!(e.kind, ext2::IoErrorKind::Read);
     assert_eq!(disk.stats().in_flight, 0);
+}
+
+/// Bytes per bio in the sequential benchmarks (Linux's default readahead
+/// window and a common `max_sectors_kb` order of size).
+const BENCH_BIO_BYTES: usize = 128 * 1024;
+/// Bios per sequential pass: 8 MiB, submitted at once so that the queue
+/// stays full (16 in flight, the rest queued and merged where adjacent).
+const BENCH_BIOS: usize = 64;
+/// 4 KiB reads per random-read batch.
+const BENCH_RANDOM_READS: usize = 64;
+
+/// Memory for a benchmark pass: one buffer per bio, so that no two bios
+/// in flight share memory.
+fn bench_buffers(n: usize, order: u32) -> Vec<Buf> {
+    (0..n).map(|_| Buf::new(order)).collect()
+}
+
+/// One pass: `bios` of `bytes` each at the given sectors, all submitted
+/// before any is waited for.
+fn bench_pass(disk: &Arc<Gendisk>, op: ReqOp, bufs: &[Buf], bytes: usize, sector: impl Fn(usize) -> u64) -> u32 {
+    let pending = Pending::new(bufs.len() as u32);
+    for (i, buf) in bufs.iter().enumerate() {
+        let mut bio = buf.bio(disk, op, sector(i), 0, bytes);
+        pending.watch(&mut bio);
+        submit_bio(bio);
+    }
+    pending.wait()
+}
+
+fn seq_bench(b: &mut kernel::kbench::Bencher, op: ReqOp) {
+    let Some(disk) = block::disk_by_name("vda") else {
+        kernel::kprintln!("kbench: FAILED no vda: benchmarks need the scratch disk xtask attaches");
+        b.iter(|| 0);
+        return;
+    };
+    let bufs = bench_buffers(BENCH_BIOS, 5);
+    let pass_sectors = (BENCH_BIOS * BENCH_BIO_BYTES / 512) as u64;
+    let passes = (disk.capacity() / pass_sectors).max(1);
+    let mut pass = 0u64;
+    b.iter(|| {
+        let base = (pass % passes) * pass_sectors;
+        pass += 1;
+        bench_pass(&disk, op, &bufs, BENCH_BIO_BYTES, |i| base + (i * BENCH_BIO_BYTES / 512) as u64)
+    });
+}
+
+/// Sequential reads of vda through the block layer: one operation is an
+/// 8 MiB pass of 64 bios of 128 KiB in flight at once (MB/s = 8.39 /
+/// median ms).
+#[kbench]
+fn vda_seq_read_8m_pass(b: &mut kernel::kbench::Bencher) {
+    seq_bench(b, ReqOp::Read);
+}
+
+/// Sequential writes of vda, as [`vda_seq_read_8m_pass`].
+#[kbench]
+fn vda_seq_write_8m_pass(b: &mut kernel::kbench::Bencher) {
+    seq_bench(b, ReqOp::Write);
+}
+
+/// 4 KiB reads at random 4 KiB-aligned offsets of vda: one operation is a
+/// batch of 64 submitted at once (IOPS = 64e9 / median ns).
+#[kbench]
+fn vda_random_read_4k_x64(b: &mut kernel::kbench::Bencher) {
+    let Some(disk) = block::disk_by_name("vda") else {
+        kernel::kprintln!("kbench: FAILED no vda: benchmarks need the scratch disk xtask attaches");
+        b.iter(|| 0);
+        return;
+    };
+    let bufs = bench_buffers(BENCH_RANDOM_READS, 0);
+    let blocks = disk.capacity() / 8;
+    // xorshift64: the same offsets every run.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    b.iter(|| {
+        let offsets: [u64; BENCH_RANDOM_READS] = core::array::from_fn(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % blocks) * 8
+        });
+        bench_pass(&disk, ReqOp::Read, &bufs, 4096, |i| offsets[i])
+    });
 }
