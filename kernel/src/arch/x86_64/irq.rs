@@ -20,6 +20,8 @@
 //! Lock order: the handler table's lock is a leaf; [`handle`] copies the
 //! handler out and calls it with the lock dropped.
 
+#![forbid(unsafe_code)]
+
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::sync::SpinLockIrq;
