@@ -67,6 +67,8 @@ pub struct KTest {
     pub cpus: u32,
     /// Size of a blank virtio-blk scratch disk to attach, MiB (0: none).
     pub disk_mib: u32,
+    /// The scratch disk fails I/O covering this sector with EIO.
+    pub disk_eio_sector: Option<u32>,
     /// Run in a boot of its own.
     pub fresh_boot: bool,
     /// Only run when asked for by name or suite (harness self-tests).
@@ -174,14 +176,15 @@ pub fn main(boot_info: &'static mut bootloader_api::BootInfo) -> ! {
     if cmdline::has("ktest.list") {
         for t in tests() {
             kprintln!(
-                "ktest-list: {t} timeout={} mem={} cpus={} disk={} fresh={} should_panic={} opt_in={}",
+                "ktest-list: {t} timeout={} mem={} cpus={} disk={} fresh={} should_panic={} opt_in={}{}",
                 t.timeout_secs,
                 t.mem_mib,
                 t.cpus,
                 t.disk_mib,
                 u8::from(t.fresh_boot),
                 u8::from(t.should_panic.is_some()),
-                u8::from(t.opt_in)
+                u8::from(t.opt_in),
+                DiskEio(t.disk_eio_sector)
             );
         }
         kprintln!("ktest: done");
@@ -257,4 +260,16 @@ pub(crate) fn on_panic(message: &str) {
         None => kprintln!("ktest: FAILED {test} {ns} panicked: {first_line}"),
     }
     exit_qemu(QemuExitCode::Failed)
+}
+
+/// ` disk_eio=SECTOR` in a `ktest-list:` line, or nothing.
+struct DiskEio(Option<u32>);
+
+impl fmt::Display for DiskEio {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(sector) => write!(f, " disk_eio={sector}"),
+            None => Ok(()),
+        }
+    }
 }

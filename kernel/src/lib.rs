@@ -16,6 +16,7 @@
 extern crate alloc;
 
 pub mod arch;
+pub mod block;
 pub mod boot;
 pub mod cmdline;
 pub mod cred;

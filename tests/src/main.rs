@@ -10,6 +10,7 @@ extern crate alloc;
 use bootloader_api::{BootInfo, entry_point};
 
 mod benches;
+mod block;
 mod boot;
 mod console;
 mod context;
@@ -21,6 +22,7 @@ mod harness;
 mod initramfs;
 mod mmap_lock;
 mod page_alloc;
+mod pci;
 mod percpu;
 mod pgtable;
 mod process;

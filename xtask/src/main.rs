@@ -204,6 +204,11 @@ struct RunArgs {
     /// tests/user (target/initramfs.cpio).
     #[arg(long)]
     ramdisk: Option<PathBuf>,
+    /// Attach this raw disk image as a virtio-blk disk (repeatable: the
+    /// kernel names them vda, vdb, .. in the order given). The image is
+    /// written by the guest.
+    #[arg(long = "disk", value_name = "PATH")]
+    disks: Vec<PathBuf>,
     /// Start QEMU's GDB server on localhost:1234 and wait for a debugger.
     #[arg(long)]
     gdb: bool,
@@ -290,6 +295,8 @@ fn run_cmd(args: RunArgs) -> Result<ExitCode, Error> {
         mem_mib: args.boot.mem,
         cpus: args.boot.cpus,
         disk_mib: 0,
+        disks: args.disks,
+        disk_eio_sector: None,
         gdb: args.gdb.then_some(qemu::GDB_PORT),
         cmdline,
         fw_cfg_files: Vec::new(),
@@ -397,6 +404,8 @@ fn memmap_cmd(args: MemmapArgs) -> Result<ExitCode, Error> {
         mem_mib: args.boot.mem,
         cpus: args.boot.cpus,
         disk_mib: 0,
+        disks: Vec::new(),
+        disk_eio_sector: None,
         gdb: None,
         cmdline: console::shell_cmdline(&args.boot.cmdline, &commands)?,
         fw_cfg_files: Vec::new(),

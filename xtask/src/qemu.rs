@@ -105,8 +105,14 @@ pub struct Machine {
     pub mem_mib: u32,
     /// CPUs.
     pub cpus: u32,
-    /// Blank virtio-blk scratch disk in MiB (0: none).
+    /// Blank virtio-blk scratch disk in MiB (0: none), made anew for each
+    /// boot; it comes before [`Machine::disks`] on the PCI bus.
     pub disk_mib: u32,
+    /// Raw images attached as virtio-blk disks, in order (`--disk`).
+    pub disks: Vec<PathBuf>,
+    /// Make the scratch disk fail every read and write that covers this
+    /// sector with EIO, through QEMU's blkdebug driver.
+    pub disk_eio_sector: Option<u32>,
     /// Start stopped, with QEMU's GDB server on this local port.
     pub gdb: Option<u16>,
     /// Kernel command line (passed through fw_cfg).
@@ -169,8 +175,33 @@ impl Machine {
             let file = std::fs::File::create(&disk).map_err(|e| Error::io(format!("creating {}", show(&disk)), e))?;
             file.set_len(u64::from(self.disk_mib) << 20)
                 .map_err(|e| Error::io(format!("sizing {}", show(&disk)), e))?;
-            cmd.arg("-drive").arg(format!("if=none,id=scratch0,format=raw,file={}", show(&disk)));
+            match self.disk_eio_sector {
+                None => {
+                    cmd.arg("-drive").arg(format!("if=none,id=scratch0,format=raw,file={}", show(&disk)));
+                }
+                Some(sector) => {
+                    // raw over blkdebug over the file: the raw driver
+                    // raises blkdebug's read_aio/write_aio events, which
+                    // arm the rules for the requests covering `sector`.
+                    let config = workdir.join("blkdebug.conf");
+                    std::fs::write(&config, blkdebug_config(sector))
+                        .map_err(|e| Error::io(format!("writing {}", show(&config)), e))?;
+                    cmd.arg("-drive").arg(format!(
+                        "if=none,id=scratch0,format=raw,file.driver=blkdebug,file.config={},\
+                         file.image.driver=file,file.image.filename={}",
+                        show(&config),
+                        show(&disk)
+                    ));
+                }
+            }
             cmd.args(["-device", "virtio-blk-pci,drive=scratch0"]);
+        }
+        for (i, path) in self.disks.iter().enumerate() {
+            if !path.is_file() {
+                return Err(Error::Usage(format!("--disk {}: no such file", show(path))));
+            }
+            cmd.arg("-drive").arg(format!("if=none,id=disk{i},format=raw,file={}", show(path)));
+            cmd.arg("-device").arg(format!("virtio-blk-pci,drive=disk{i}"));
         }
         let cmdline = workdir.join("cmdline");
         std::fs::write(&cmdline, &self.cmdline).map_err(|e| Error::io(format!("writing {}", show(&cmdline)), e))?;
@@ -205,6 +236,17 @@ impl Machine {
         cmd.args(&self.extra_args);
         Ok(cmd)
     }
+}
+
+/// A blkdebug configuration failing every read and write that covers
+/// `sector` with EIO (errno 5), every time (QEMU docs/devel/blkdebug.rst).
+pub fn blkdebug_config(sector: u32) -> String {
+    ["read_aio", "write_aio"]
+        .iter()
+        .map(|event| {
+            format!("[inject-error]\nevent = \"{event}\"\nerrno = \"5\"\nsector = \"{sector}\"\nonce = \"off\"\n\n")
+        })
+        .collect()
 }
 
 /// Refuses a machine too small for the firmware and bootloader to get the

@@ -85,6 +85,8 @@ pub struct TestDesc {
     pub cpus: u32,
     /// Scratch disk in MiB (0: none).
     pub disk_mib: u32,
+    /// The scratch disk fails I/O covering this sector (blkdebug).
+    pub disk_eio_sector: Option<u32>,
     /// Needs a boot of its own.
     pub fresh_boot: bool,
     /// Expects a panic.
@@ -104,6 +106,7 @@ impl TestDesc {
             mem_mib: if self.mem_mib == 0 { DEFAULT_TEST_MEM_MIB } else { self.mem_mib },
             cpus: self.cpus.max(1),
             disk_mib: self.disk_mib,
+            disk_eio_sector: self.disk_eio_sector,
         }
     }
 }
@@ -114,6 +117,7 @@ struct MachineKey {
     mem_mib: u32,
     cpus: u32,
     disk_mib: u32,
+    disk_eio_sector: Option<u32>,
 }
 
 impl MachineKey {
@@ -121,7 +125,8 @@ impl MachineKey {
     /// `512M-1cpu`, `512M-1cpu-disk8M`.
     fn name(&self) -> String {
         let disk = if self.disk_mib > 0 { format!("-disk{}M", self.disk_mib) } else { String::new() };
-        format!("{}M-{}cpu{disk}", self.mem_mib, self.cpus)
+        let eio = self.disk_eio_sector.map(|s| format!("-eio{s}")).unwrap_or_default();
+        format!("{}M-{}cpu{disk}{eio}", self.mem_mib, self.cpus)
     }
 }
 
@@ -160,6 +165,7 @@ fn parse_list_line(line: &str) -> Option<TestDesc> {
         mem_mib: 0,
         cpus: 0,
         disk_mib: 0,
+        disk_eio_sector: None,
         fresh_boot: false,
         should_panic: false,
         opt_in: false,
@@ -172,6 +178,7 @@ fn parse_list_line(line: &str) -> Option<TestDesc> {
             "mem" => t.mem_mib = n,
             "cpus" => t.cpus = n,
             "disk" => t.disk_mib = n,
+            "disk_eio" => t.disk_eio_sector = Some(n),
             "fresh" => t.fresh_boot = n != 0,
             "should_panic" => t.should_panic = n != 0,
             "opt_in" => t.opt_in = n != 0,
@@ -294,6 +301,8 @@ impl<'a> TestKernel<'a> {
             mem_mib: key.mem_mib,
             cpus: key.cpus,
             disk_mib: key.disk_mib,
+            disks: Vec::new(),
+            disk_eio_sector: key.disk_eio_sector,
             gdb: None,
             cmdline: cmdline.to_owned(),
             fw_cfg_files: plan.map(|p| vec![("opt/kernel/ktest-plan".to_owned(), p.to_path_buf())]).unwrap_or_default(),
@@ -304,7 +313,7 @@ impl<'a> TestKernel<'a> {
 
     fn list(&self) -> Result<Vec<TestDesc>, Error> {
         let workdir = self.options.logs.join("list");
-        let key = MachineKey { mem_mib: DEFAULT_TEST_MEM_MIB, cpus: 1, disk_mib: 0 };
+        let key = MachineKey { mem_mib: DEFAULT_TEST_MEM_MIB, cpus: 1, disk_mib: 0, disk_eio_sector: None };
         let machine = self.machine(key, "loglevel=warn ktest.list", None);
         let mut qemu = Headless::start(&machine, self.images.for_firmware(self.options.firmware), &workdir)?;
         let console = qemu.lines_until(BOOT_TIMEOUT, |l| l == "ktest: done").map_err(|e| {
@@ -548,6 +557,7 @@ mod tests {
             mem_mib: 0,
             cpus: 0,
             disk_mib: 0,
+            disk_eio_sector: None,
             fresh_boot: false,
             should_panic: false,
             opt_in,
@@ -556,14 +566,16 @@ mod tests {
 
     #[test]
     fn list_lines_parse_into_descriptions() {
-        let t =
-            parse_list_line("ktest-list: harness::x timeout=5 mem=192 cpus=2 disk=8 fresh=1 should_panic=0 opt_in=1");
+        let t = parse_list_line(
+            "ktest-list: harness::x timeout=5 mem=192 cpus=2 disk=8 fresh=1 should_panic=0 opt_in=1 disk_eio=7",
+        );
         let expected = TestDesc {
             name: "harness::x".into(),
             timeout_secs: 5,
             mem_mib: 192,
             cpus: 2,
             disk_mib: 8,
+            disk_eio_sector: Some(7),
             fresh_boot: true,
             should_panic: false,
             opt_in: true,

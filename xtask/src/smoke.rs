@@ -52,7 +52,10 @@ fn boot_smoke_test(
         firmware,
         mem_mib: qemu::DEFAULT_MEM_MIB,
         cpus: 1,
-        disk_mib: 0,
+        // The block benchmarks read and write vda.
+        disk_mib: crate::bench::BENCH_DISK_MIB,
+        disks: Vec::new(),
+        disk_eio_sector: None,
         gdb: None,
         cmdline: "loglevel=info".into(),
         fw_cfg_files: Vec::new(),

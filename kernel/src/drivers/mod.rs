@@ -4,3 +4,4 @@ pub mod fw_cfg;
 pub mod pci;
 pub mod qemu_exit;
 pub mod serial;
+pub mod virtio;

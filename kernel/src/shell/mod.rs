@@ -210,6 +210,8 @@ const COMMANDS: &[Command] = &[
     },
     Command { name: "umount", args: "DIR", help: "unmount the file system on DIR", run: umount },
     Command { name: "losetup", args: "FILE", help: "a loop device over FILE (prints /dev/loopN)", run: losetup },
+    Command { name: "lspci", args: "", help: "PCI functions, as lspci -nn", run: report::lspci },
+    Command { name: "diskstats", args: "", help: "/proc/diskstats: I/O per disk", run: report::diskstats },
     Command { name: "poweroff", args: "", help: "power the machine off", run: poweroff },
 ];
 

@@ -134,3 +134,19 @@ pub fn maps(_: &mut Shell, args: &[&str], out: &mut String) -> Res {
     let _ = mm.mmap_read_lock().show_maps(out);
     done()
 }
+
+/// `lspci -nn`: one line per PCI function.
+pub fn lspci(_: &mut Shell, _: &[&str], out: &mut String) -> Res {
+    for dev in crate::drivers::pci::devices() {
+        let _ = writeln!(out, "{}", crate::drivers::pci::LspciLine(dev));
+    }
+    done()
+}
+
+/// /proc/diskstats.
+pub fn diskstats(_: &mut Shell, _: &[&str], out: &mut String) -> Res {
+    for disk in crate::block::disks() {
+        let _ = writeln!(out, "{}", disk.diskstats_line());
+    }
+    done()
+}

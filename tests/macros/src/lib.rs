@@ -9,6 +9,9 @@
 //!
 //! #[ktest(mem = 256, cpus = 2, disk = 8, fresh_boot)]
 //! fn needs_its_own_machine() { ... }
+//!
+//! #[ktest(disk = 8, disk_eio = 2048)]
+//! fn sees_an_injected_error() { ... }
 //! ```
 //!
 //! Arguments (all optional):
@@ -17,6 +20,8 @@
 //! - `timeout = SECS`: hang timeout (default set by xtask);
 //! - `mem = MIB`, `cpus = N`, `disk = MIB`: QEMU configuration (a blank
 //!   virtio-blk scratch disk of `disk` MiB);
+//! - `disk_eio = SECTOR`: the scratch disk fails every read and write
+//!   that covers sector `SECTOR` with EIO (QEMU's blkdebug driver);
 //! - `fresh_boot`: run in a boot of its own;
 //! - `opt_in`: run only when selected by name or suite (harness self-tests).
 //!
@@ -49,6 +54,7 @@ struct Options {
     mem: u32,
     cpus: u32,
     disk: u32,
+    disk_eio: Option<u32>,
     fresh_boot: bool,
     opt_in: bool,
 }
@@ -77,11 +83,12 @@ fn parse_options(args: &Punctuated<Meta, Token![,]>) -> syn::Result<Options> {
             ("mem", Meta::NameValue(nv)) => o.mem = lit_u32(meta, &nv.value)?,
             ("cpus", Meta::NameValue(nv)) => o.cpus = lit_u32(meta, &nv.value)?,
             ("disk", Meta::NameValue(nv)) => o.disk = lit_u32(meta, &nv.value)?,
+            ("disk_eio", Meta::NameValue(nv)) => o.disk_eio = Some(lit_u32(meta, &nv.value)?),
             _ => {
                 return Err(syn::Error::new_spanned(
                     meta,
                     "unknown ktest argument; expected should_panic = \"..\", timeout = N, mem = N, \
-                     cpus = N, disk = N, fresh_boot or opt_in",
+                     cpus = N, disk = N, disk_eio = SECTOR, fresh_boot or opt_in",
                 ));
             }
         }
@@ -104,6 +111,13 @@ fn expand(args: Punctuated<Meta, Token![,]>, func: ItemFn) -> syn::Result<proc_m
         Some(s) => quote!(::core::option::Option::Some(#s)),
         None => quote!(::core::option::Option::None),
     };
+    if o.disk_eio.is_some() && o.disk == 0 {
+        return Err(syn::Error::new_spanned(&args, "disk_eio needs a scratch disk: add disk = MIB"));
+    }
+    let disk_eio = match o.disk_eio {
+        Some(s) => quote!(::core::option::Option::Some(#s)),
+        None => quote!(::core::option::Option::None),
+    };
     let Options { timeout, mem, cpus, disk, fresh_boot, opt_in, .. } = o;
     Ok(quote! {
         #func
@@ -119,6 +133,7 @@ fn expand(args: Punctuated<Meta, Token![,]>, func: ItemFn) -> syn::Result<proc_m
             mem_mib: #mem,
             cpus: #cpus,
             disk_mib: #disk,
+            disk_eio_sector: #disk_eio,
             fresh_boot: #fresh_boot,
             opt_in: #opt_in,
         };
@@ -176,14 +191,17 @@ mod tests {
 
     #[test]
     fn all_arguments_are_parsed() {
-        let o = parse(r#"should_panic = "boom", timeout = 7, mem = 256, cpus = 2, disk = 8, fresh_boot, opt_in"#)
-            .map_err(|e| e.to_string());
+        let o = parse(
+            r#"should_panic = "boom", timeout = 7, mem = 256, cpus = 2, disk = 8, disk_eio = 99, fresh_boot, opt_in"#,
+        )
+        .map_err(|e| e.to_string());
         let expected = Options {
             should_panic: Some("boom".into()),
             timeout: 7,
             mem: 256,
             cpus: 2,
             disk: 8,
+            disk_eio: Some(99),
             fresh_boot: true,
             opt_in: true,
         };

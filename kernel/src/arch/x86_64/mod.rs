@@ -6,6 +6,7 @@ pub mod cpu;
 pub mod entry;
 pub mod extable;
 pub mod gdt;
+pub mod irq;
 pub mod paging;
 pub mod pgtable;
 pub mod pic;

@@ -9,8 +9,10 @@
 //!   fault is fatal: [`die`].
 //! - NMI: logged; the interrupted code continues.
 //! - Every other exception: fatal.
-//! - Vectors 32..=255: nothing programs an interrupt controller yet, so any
-//!   arrival is unexpected; it is logged and ignored.
+//! - Device vectors (0x30..0xec, MSI-X messages): the handler registered
+//!   with `irq::request_irq`, then EOI (see `irq.rs`).
+//! - The system vectors: the local APIC timer, IPIs, spurious.
+//! - Any other vector is unexpected; it is logged and ignored.
 //!
 //! #DF, NMI and #MC run on their own IST stacks (see `gdt.rs`), so a kernel
 //! stack overflow into a guard page ends in a #DF report, not a triple fault.
@@ -220,7 +222,8 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         // Spurious interrupts need no EOI (SDM vol. 3 10.9).
         super::apic::SPURIOUS_VECTOR => {}
         0..vector::FIRST_EXTERNAL => die(frame),
-        _ => log::warn!("unexpected interrupt on vector {vector}; no controller is programmed"),
+        v if super::irq::is_device_vector(v) => super::irq::handle(v),
+        _ => log::warn!("unexpected interrupt on vector {vector}"),
     }
     drop(context);
     if frame.from_user() {
