@@ -33,6 +33,9 @@ fn map_all(mm: &Mm) {
 }
 
 fn free_pages_settled() -> u64 {
+    // Stacks of tasks that died in atomic context are freed by the next
+    // context that may sleep: now, not during the comparison.
+    sched::release_dead_tasks();
     kernel::slab::slab().expect("slab").shrink_all();
     kernel::vmalloc::vm().purge_vmap_area_lazy();
     kernel::mm::nr_free_pages()
@@ -113,7 +116,13 @@ fn faults_run_together_under_the_read_lock_and_writers_exclude_them() {
     fault_while_unmapping(1);
     let free_before = free_pages_settled();
     fault_while_unmapping(ROUNDS);
-    assert_eq!(free_pages_settled(), free_before, "pages of the space, its tables or the threads not given back");
+    // Not fewer free pages than before; a page an earlier test's state
+    // held (the boot's other tests run first) may come back meanwhile.
+    let free_after = free_pages_settled();
+    assert!(
+        free_after >= free_before,
+        "pages of the space, its tables or the threads not given back: {free_before} free before, {free_after} after"
+    );
 }
 
 /// Sleeps (yielding the CPU) until `t` sleeps uninterruptibly, as it does
