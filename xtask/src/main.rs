@@ -15,6 +15,7 @@
 mod bench;
 mod build;
 mod console;
+mod diskcheck;
 mod error;
 mod gdb;
 mod host;

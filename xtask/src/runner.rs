@@ -466,7 +466,15 @@ impl<'a> TestKernel<'a> {
                             }
                             Some(Protocol::Ok(name, ns)) => {
                                 let lines = current.take().map(|(_, l)| l).unwrap_or_default();
-                                record(name, Outcome::Passed, ns, lines, &mut pending, report.as_deref_mut());
+                                // What the test asked the host to check on
+                                // its scratch disk (diskcheck.rs).
+                                let scratch = workdir.join("scratch.img");
+                                let outcome = lines
+                                    .iter()
+                                    .filter_map(|l| crate::diskcheck::parse(l))
+                                    .find_map(|check| crate::diskcheck::run(&check, &scratch).err())
+                                    .map_or(Outcome::Passed, Outcome::Failed);
+                                record(name, outcome, ns, lines, &mut pending, report.as_deref_mut());
                                 deadline = Instant::now() + BOOT_TIMEOUT;
                             }
                             Some(Protocol::Failed(name, ns, reason)) => {
