@@ -259,6 +259,19 @@ impl<D: BlockDevice> Ext2Fs<D> {
         Ok(inode)
     }
 
+    /// [`Self::iget`] for the data paths: EISDIR for a directory, EINVAL
+    /// for anything else that is not a regular file.
+    fn iget_regular(&mut self, ino: Ino) -> Result<Inode> {
+        let inode = self.iget(ino)?;
+        if inode.is_dir() {
+            return Err(Ext2Error::IsDir);
+        }
+        if !inode.is_reg() {
+            return Err(Ext2Error::Invalid);
+        }
+        Ok(inode)
+    }
+
     /// Writes `inode` into its inode table block (Linux `ext2_write_inode`),
     /// turning on `large_file` for a file of 2 GiB or more.
     pub(crate) fn write_inode(&mut self, inode: &Inode) -> Result<()> {
@@ -369,13 +382,7 @@ impl<D: BlockDevice> Ext2Fs<D> {
         if create {
             self.check_writable()?;
         }
-        let mut inode = self.iget(ino)?;
-        if inode.is_dir() {
-            return Err(Ext2Error::IsDir);
-        }
-        if !inode.is_reg() {
-            return Err(Ext2Error::Invalid);
-        }
+        let mut inode = self.iget_regular(ino)?;
         let before = inode.blocks;
         let mapping = self.get_block_inode(&mut inode, iblock, create);
         if inode.blocks != before {
@@ -475,13 +482,7 @@ impl<D: BlockDevice> Ext2Fs<D> {
 
     fn truncate_checked(&mut self, ino: Ino, size: u64) -> Result<()> {
         self.check_writable()?;
-        let mut inode = self.iget(ino)?;
-        if inode.is_dir() {
-            return Err(Ext2Error::IsDir);
-        }
-        if !inode.is_reg() {
-            return Err(Ext2Error::Invalid);
-        }
+        let mut inode = self.iget_regular(ino)?;
         if size > self.geo.max_file_size {
             return Err(Ext2Error::FileTooBig);
         }
@@ -514,13 +515,7 @@ impl<D: BlockDevice> Ext2Fs<D> {
     }
 
     fn read_checked(&mut self, ino: Ino, offset: u64, buf: &mut [u8]) -> Result<usize> {
-        let mut inode = self.iget(ino)?;
-        if inode.is_dir() {
-            return Err(Ext2Error::IsDir);
-        }
-        if !inode.is_reg() {
-            return Err(Ext2Error::Invalid);
-        }
+        let mut inode = self.iget_regular(ino)?;
         if offset >= inode.size {
             return Ok(0);
         }
@@ -560,13 +555,7 @@ impl<D: BlockDevice> Ext2Fs<D> {
 
     fn write_checked(&mut self, ino: Ino, offset: u64, buf: &[u8]) -> Result<usize> {
         self.check_writable()?;
-        let mut inode = self.iget(ino)?;
-        if inode.is_dir() {
-            return Err(Ext2Error::IsDir);
-        }
-        if !inode.is_reg() {
-            return Err(Ext2Error::Invalid);
-        }
+        let mut inode = self.iget_regular(ino)?;
         if buf.is_empty() {
             return Ok(0);
         }
