@@ -97,11 +97,7 @@ fn sh(shell: &mut Shell, line: &str) -> String {
 /// unaccounted for).
 fn accounted_pages() -> u64 {
     use mm::vmstat::NodeStatItem;
-    // Stacks of tasks that died in atomic context wait for a context that
-    // may free them: free them now, not in the middle of a comparison.
-    kernel::sched::release_dead_tasks();
-    kernel::slab::slab().expect("slab").shrink_all();
-    kernel::vmalloc::vm().purge_vmap_area_lazy();
+    kernel::mm::drop_caches();
     let pgdat = kernel::mm::pgdat();
     kernel::mm::nr_free_pages()
         + pgdat.node_page_state_pages(NodeStatItem::NrSlabUnreclaimableB)

@@ -119,9 +119,8 @@ fn a_process_counts_its_faults_and_gives_its_counted_pages_back() {
 /// empty slabs returned and lazy vmalloc areas purged; and the live
 /// objects per slab cache.
 fn memory_state() -> (u64, Vec<(String, u64)>) {
+    kernel::mm::drop_caches();
     let slab = kernel::slab::slab().expect("slab");
-    slab.shrink_all();
-    kernel::vmalloc::vm().purge_vmap_area_lazy();
     let mut slab_pages = 0;
     let mut objects = Vec::new();
     slab.for_each_cache(|c| {

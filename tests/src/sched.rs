@@ -90,8 +90,7 @@ fn spread_threads() -> u64 {
 }
 
 fn free_pages_settled() -> u64 {
-    kernel::slab::slab().expect("slab").shrink_all();
-    kernel::vmalloc::vm().purge_vmap_area_lazy();
+    kernel::mm::drop_caches();
     kernel::mm::nr_free_pages()
 }
 

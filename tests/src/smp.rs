@@ -241,8 +241,7 @@ fn all_cpus_hammering_buddy_slub_vmalloc_and_percpu_leave_them_consistent() {
     let slab = kslab::slab().expect("slab");
     // Warm-up round: caches and page tables the stress needs get built.
     on_all_cpus(stress, 1);
-    slab.shrink_all();
-    kvm::vm().purge_vmap_area_lazy();
+    kernel::mm::drop_caches();
     let free = kernel::mm::nr_free_pages();
     ERRORS.store(0, Ordering::Relaxed);
     for round in 0..3 {
@@ -258,8 +257,7 @@ fn all_cpus_hammering_buddy_slub_vmalloc_and_percpu_leave_them_consistent() {
     assert_eq!(invalid, 0, "slab caches fail validation");
     kvm::vm().with_areas(|a| a.check()).expect("vmap areas consistent");
     kernel::percpu::with_allocator(|a| a.check()).expect("percpu is up").expect("percpu allocator consistent");
-    slab.shrink_all();
-    kvm::vm().purge_vmap_area_lazy();
+    kernel::mm::drop_caches();
     let after = kernel::mm::nr_free_pages();
     // Page tables for new vmalloc addresses and slabs kept on partial
     // lists (min_partial per cache) may stay; everything else is back.

@@ -370,9 +370,7 @@ pub fn drop_caches(_: &mut Shell, _: &[&str], out: &mut String) -> Res {
     // Linux counts one of each for `echo 3` (there is no page cache to drop).
     pgdat.count_vm_event(VmEventItem::DropPagecache);
     pgdat.count_vm_event(VmEventItem::DropSlab);
-    let slab_pages = crate::slab::slab().map_or(0, |s| s.shrink_all());
-    let purged = crate::vmalloc::vm_if_ready().is_some_and(|vm| vm.purge_vmap_area_lazy());
-    pgdat.drain_all_pages();
+    let crate::mm::DroppedCaches { slab_pages, purged } = crate::mm::drop_caches();
     let after = pgdat.nr_free_pages();
     let _ = writeln!(
         out,
