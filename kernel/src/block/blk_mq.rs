@@ -112,6 +112,8 @@ struct QueueState {
     pending: VecDeque<Request>,
     inflight: [Option<Request>; MAX_QUEUE_DEPTH],
     nr_inflight: usize,
+    /// The most requests the device has held at once.
+    peak_inflight: usize,
     stats: DiskStats,
     /// When `io_ticks` was last brought up to date.
     io_ticks_stamp: u64,
@@ -243,6 +245,7 @@ impl QueueState {
                         Some(slot @ None) => {
                             *slot = Some(rq);
                             self.nr_inflight += 1;
+                            self.peak_inflight = self.peak_inflight.max(self.nr_inflight);
                         }
                         _ => {
                             log::error!("{name}: driver returned tag {tag}, which is busy or out of range");
@@ -271,6 +274,7 @@ impl RequestQueue {
                 pending: VecDeque::new(),
                 inflight: [const { None }; MAX_QUEUE_DEPTH],
                 nr_inflight: 0,
+                peak_inflight: 0,
                 stats: DiskStats::default(),
                 io_ticks_stamp: 0,
             }),
@@ -339,6 +343,16 @@ impl RequestQueue {
     /// Requests queued or in flight.
     pub fn nr_outstanding(&self) -> u64 {
         self.state.lock().stats.in_flight
+    }
+
+    /// The most requests the device has held at once since the last call
+    /// (how deep the queue was used); starts the next period from the
+    /// requests on the device now.
+    pub fn take_peak_inflight(&self) -> usize {
+        let mut s = self.state.lock();
+        let peak = s.peak_inflight;
+        s.peak_inflight = s.nr_inflight;
+        peak
     }
 }
 
