@@ -108,3 +108,21 @@ fn console_output_is_kept_in_the_log_ring() {
     let line = line.unwrap_or_else(|| panic!("the last {n} bytes lack {marker:?}"));
     assert!(line.contains("WARN"), "the ring keeps the whole log line: {line:?}");
 }
+
+/// The wall clock starts from the CMOS clock, which QEMU sets to the
+/// host's time: after 2020 (a clock left at the epoch, or a misread BCD
+/// register, lands far from it), and it moves with the TSC clock.
+#[ktest]
+fn wall_clock_comes_from_the_cmos_clock() {
+    use kernel::drivers::rtc::ktime_get_real_ns;
+    const JAN_2020: u64 = 1_577_836_800;
+    const JAN_2100: u64 = 4_102_444_800;
+    let (real, mono) = (ktime_get_real_ns(), kernel::arch::x86_64::tsc::now_ns());
+    assert!((JAN_2020..JAN_2100).contains(&(real / 1_000_000_000)), "wall clock {real} ns");
+    let ts = kernel::fs::current_time();
+    assert!(ts.sec as u64 >= real / 1_000_000_000, "file times use the wall clock");
+    while kernel::arch::x86_64::tsc::now_ns() < mono + 1_000_000 {
+        core::hint::spin_loop();
+    }
+    assert!(ktime_get_real_ns() >= real + 1_000_000, "the wall clock follows the TSC clock");
+}

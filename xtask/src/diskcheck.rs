@@ -12,11 +12,22 @@
 //! nothing to fix) and `debugfs -R "cat /d/big"`, whose bytes must be the
 //! test pattern ([`pattern_byte`]) for the given length. A failed check
 //! fails the test with the tool's output.
+//!
+//! The persistence test ([`jobs`]) goes further: on an image the host
+//! made with `mke2fs` (4 KiB blocks), one boot writes a tree with
+//! tests/user/persist.c and powers off; the host checks the image; a
+//! second boot mounts it read-only and checks the tree again.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
+use crate::build::ImagesExt;
+use crate::console::{console_machine, record, run_headless, shell_cmdline};
 use crate::error::which;
+use crate::jobs::{Job, Suite, outln};
+use crate::qemu;
+use crate::runner::RunOptions;
 
 /// The console line's prefix.
 const PREFIX: &str = "host-check: ext2 ";
@@ -78,6 +89,89 @@ pub fn run(check: &Ext2Check, image: &Path) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The persistence test's name.
+const PERSIST: &str = "disk::ext2_persists_across_a_power_off";
+
+/// Size of the persistence test's disk: the tree's sparse file ends at
+/// 40 MiB + 4 KiB.
+const PERSIST_DISK_MIB: u64 = 64;
+
+/// A boot that writes or checks 5 MiB takes seconds under TCG; the bound
+/// is for a loaded host. A hang is what it catches.
+const PERSIST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `cargo xtask test`'s persistence test, a job of its own.
+pub fn jobs<'s>(images: &'s boot::Images, options: &'s RunOptions, filter: Option<&str>) -> Vec<Job<'s>> {
+    if filter.is_some_and(|f| !PERSIST.contains(f)) {
+        return Vec::new();
+    }
+    vec![Job::new(PERSIST, move |suite: &mut Suite| {
+        outln!(suite, "(kernel image, {}, an ext2 disk made by mke2fs, two boots)", options.accel);
+        let start = Instant::now();
+        let workdir = options.logs.join(PERSIST.replace("::", "-"));
+        let verdict = persist(images, options, &workdir);
+        record(suite, PERSIST, start, verdict, Some(&workdir));
+        Ok(())
+    })]
+}
+
+fn persist(images: &boot::Images, options: &RunOptions, workdir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(workdir).map_err(|e| format!("creating {}: {e}", workdir.display()))?;
+    let image = workdir.join("disk.img");
+    let _ = std::fs::remove_file(&image);
+    std::fs::File::create(&image)
+        .and_then(|f| f.set_len(PERSIST_DISK_MIB << 20))
+        .map_err(|e| format!("creating {}: {e}", image.display()))?;
+    let out = Command::new(sbin_tool("mke2fs")?)
+        .args(["-q", "-F", "-t", "ext2", "-b", "4096"])
+        .arg(&image)
+        .output()
+        .map_err(|e| format!("running mke2fs: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("mke2fs: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    boot_running(images, options, workdir, &image, "write")?;
+    run(&Ext2Check { path: "/tree/big".into(), len: 5 << 20 }, &image)?;
+    boot_running(images, options, workdir, &image, "check")
+}
+
+/// Boots with `image` as vda, runs `persist MODE /dev/vda /mnt-persist`
+/// and powers off; the program must pass.
+fn boot_running(
+    images: &boot::Images,
+    options: &RunOptions,
+    workdir: &Path,
+    image: &Path,
+    mode: &str,
+) -> Result<(), String> {
+    let commands = format!("run persist {mode} /dev/vda /mnt-persist; poweroff");
+    let cmdline = shell_cmdline("loglevel=warn", &commands).map_err(|e| e.to_string())?;
+    let mut machine = console_machine(options, 1, qemu::DEFAULT_MEM_MIB, cmdline);
+    machine.disks = vec![image.to_path_buf()];
+    let bootdir = workdir.join(format!("boot-{mode}"));
+    let (console, status) = run_headless(&machine, images.for_firmware(machine.firmware), &bootdir, PERSIST_TIMEOUT)
+        .map_err(|e| e.to_string())?;
+    let log = bootdir.join("console.log");
+    let _ = std::fs::write(&log, console.join("\n"));
+    let passed = console.iter().any(|l| l.trim_end() == "PASS persist");
+    match status {
+        None => Err(format!(
+            "persist {mode}: timed out after {} s (console in {})",
+            PERSIST_TIMEOUT.as_secs(),
+            log.display()
+        )),
+        Some(s) if s.code() != Some(qemu::EXIT_SUCCESS) => {
+            Err(format!("persist {mode}: QEMU {} (console in {})", qemu::describe_exit(&s), log.display()))
+        }
+        Some(_) if !passed => {
+            let failed: Vec<&String> =
+                console.iter().filter(|l| l.starts_with("not ok") || l.starts_with("FAIL")).collect();
+            Err(format!("persist {mode} did not pass: {failed:?} (console in {})", log.display()))
+        }
+        Some(_) => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -353,6 +353,7 @@ fn test_cmd(args: TestArgs) -> Result<ExitCode, Error> {
         suites.extend(smoke::jobs(&kernel_elf, &kernel_images, &options, filter));
         suites.extend(console::jobs(&console_images, &options, filter));
         suites.extend(small::jobs(&console_images, &options, filter));
+        suites.extend(diskcheck::jobs(&console_images, &options, filter));
     }
     suites.extend(test_kernel.jobs(&selection));
     if args.suite.is_none() {

@@ -3,5 +3,6 @@
 pub mod fw_cfg;
 pub mod pci;
 pub mod qemu_exit;
+pub mod rtc;
 pub mod serial;
 pub mod virtio;

@@ -138,9 +138,8 @@ pub fn initramfs() -> Option<&'static Initramfs<'static>> {
     INITRAMFS.get()
 }
 
-/// The time for file time stamps: since boot, as there is no real-time
-/// clock yet (Linux `current_time`).
+/// The wall-clock time for file time stamps (Linux `current_time`).
 pub fn current_time() -> inode::Timestamp {
-    let ns = crate::arch::x86_64::tsc::now_ns();
+    let ns = crate::drivers::rtc::ktime_get_real_ns();
     inode::Timestamp { sec: (ns / 1_000_000_000) as i64, nsec: (ns % 1_000_000_000) as u32 }
 }
