@@ -173,6 +173,11 @@ impl<D: BlockDevice> Ext2Fs<D> {
         if !inode.is_dir() {
             return Err(Ext2Error::NotDir);
         }
+        // A removed directory still pinned open: nothing can be looked
+        // up or made in it (Linux's `IS_DEADDIR`: ENOENT).
+        if inode.links == 0 {
+            return Err(Ext2Error::NotFound);
+        }
         Ok(inode)
     }
 

@@ -244,7 +244,8 @@ impl<D: BlockDevice> Ext2Fs<D> {
     /// checking it is in use and sane (Linux `ext2_iget`).
     pub(crate) fn iget(&mut self, ino: Ino) -> Result<Inode> {
         let inode = self.read_inode(ino)?;
-        if inode.links == 0 {
+        // An orphan (pinned, last link gone) is still in use.
+        if inode.links == 0 && !self.pins.contains_key(&ino) {
             return Err(inode.corrupt("reference to a deleted inode"));
         }
         if inode.file_type().is_none() {

@@ -68,13 +68,54 @@ impl<D: BlockDevice> Ext2Fs<D> {
     }
 
     /// Changes the link count of `ino` by `delta` and stamps its ctime;
-    /// frees it when no links remain.
+    /// frees it when no links remain, unless it is pinned: then it lives
+    /// on as an orphan until its last [`Ext2Fs::unpin`].
     pub(crate) fn adjust_links(&mut self, ino: Ino, delta: i32) -> Result<()> {
         let mut inode = self.iget(ino)?;
         let links = i32::from(inode.links) + delta;
         inode.links = links.clamp(0, i32::from(u16::MAX)) as u16;
         inode.ctime = self.now();
-        if inode.links == 0 { self.delete_inode(inode) } else { self.write_inode(&inode) }
+        if inode.links == 0 && !self.pins.contains_key(&ino) {
+            self.delete_inode(inode)
+        } else {
+            self.write_inode(&inode)
+        }
+    }
+
+    /// Says that the caller holds `ino` open (Linux's in-core inode
+    /// reference): its last unlink leaves it allocated, an orphan that
+    /// still reads and writes, until the matching [`Ext2Fs::unpin`].
+    /// Pins nest.
+    pub fn pin(&mut self, ino: Ino) {
+        *self.pins.entry(ino).or_insert(0) += 1;
+    }
+
+    /// Drops a [`Ext2Fs::pin`]; the last one frees an orphan (Linux
+    /// `ext2_evict_inode`: `i_nlink` is zero, so truncate and free).
+    pub fn unpin(&mut self, ino: Ino) -> Result<()> {
+        let result = self.unpin_checked(ino);
+        self.note(result)
+    }
+
+    fn unpin_checked(&mut self, ino: Ino) -> Result<()> {
+        match self.pins.get_mut(&ino) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                return Ok(());
+            }
+            Some(_) => {
+                self.pins.remove(&ino);
+            }
+            None => return Err(Ext2Error::Invalid),
+        }
+        if self.read_only {
+            return Ok(());
+        }
+        let inode = self.read_inode(ino)?;
+        if inode.links == 0 && inode.file_type().is_some() {
+            self.delete_inode(inode)?;
+        }
+        Ok(())
     }
 
     /// Creates a regular file `name` in `dir` with permissions `perm`
@@ -175,7 +216,15 @@ impl<D: BlockDevice> Ext2Fs<D> {
             return Err(Ext2Error::NotEmpty);
         }
         self.delete_entry(dir, at)?;
-        self.delete_inode(inode)?;
+        if self.pins.contains_key(&at.ino) {
+            // Still open (a working directory): an orphan until its last
+            // unpin, as Linux keeps it until `ext2_evict_inode`.
+            inode.links = 0;
+            inode.ctime = self.now();
+            self.write_inode(&inode)?;
+        } else {
+            self.delete_inode(inode)?;
+        }
         self.adjust_links(dir, -1)
     }
 
@@ -191,6 +240,10 @@ impl<D: BlockDevice> Ext2Fs<D> {
         let inode = self.iget(ino)?;
         if inode.is_dir() {
             return Err(Ext2Error::NotPermitted);
+        }
+        // An orphan cannot be linked back (Linux `vfs_link`: ENOENT).
+        if inode.links == 0 {
+            return Err(Ext2Error::NotFound);
         }
         if inode.links >= LINK_MAX {
             return Err(Ext2Error::TooManyLinks);

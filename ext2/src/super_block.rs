@@ -223,6 +223,11 @@ pub struct Ext2Fs<D: BlockDevice> {
     clock: Box<dyn Clock + Send>,
     pub(crate) ro_compat: RoCompatFeatures,
     pub(crate) next_generation: u32,
+    /// Inodes the caller holds open, with their counts ([`Ext2Fs::pin`]):
+    /// one whose last link goes stays allocated, an orphan, until its
+    /// last unpin (Linux frees it in `ext2_evict_inode`, at the last
+    /// `iput`).
+    pub(crate) pins: alloc::collections::BTreeMap<Ino, u32>,
 }
 
 /// Linux `ext2_max_size`: the largest file `i_block` can map, also bounded
@@ -415,6 +420,7 @@ impl<D: BlockDevice> Ext2Fs<D> {
             clock: options.clock,
             ro_compat,
             next_generation: 0,
+            pins: alloc::collections::BTreeMap::new(),
         };
         fs.next_generation = fs.now();
         let root = fs.iget(Ino::ROOT)?;

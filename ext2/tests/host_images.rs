@@ -432,3 +432,42 @@ fn the_fsck_check_catches_a_wrong_free_count() {
     let (status, text) = fsck_output(&image);
     assert_ne!(status, 0, "{text}");
 }
+
+/// An unlinked file that is pinned (held open) stays allocated and keeps
+/// reading and writing; its last unpin frees it and its blocks, and the
+/// image is clean for e2fsck at each step. An orphan cannot be linked
+/// back, and an unpin without a pin is refused.
+#[test]
+fn an_unlinked_pinned_file_lives_until_its_last_unpin() {
+    let mut fs = mount(mkfs(1024, 4096, None, &[]));
+    let root = Ino::ROOT;
+    let before = fs.statfs();
+    let f = fs.create(root, b"tmp", 0o644, ME).unwrap();
+    fs.write(f, 0, &pattern(40_000, 3)).unwrap();
+    fs.pin(f);
+    fs.pin(f);
+    fs.unlink(root, b"tmp").unwrap();
+    assert_eq!(fs.lookup(root, b"tmp"), Err(Ext2Error::NotFound));
+    assert_eq!(read_all(&mut fs, f), pattern(40_000, 3), "an orphan still reads");
+    fs.write(f, 40_000, b"more").unwrap();
+    assert_eq!(fs.link(f, root, b"back"), Err(Ext2Error::NotFound), "an orphan cannot be linked back");
+    let held = fs.statfs();
+    assert!(held.free_blocks < before.free_blocks && held.free_inodes < before.free_inodes);
+    fs.unpin(f).unwrap();
+    assert_eq!(fs.statfs().free_inodes, held.free_inodes, "still pinned once");
+    fs.unpin(f).unwrap();
+    let after = fs.statfs();
+    assert_eq!((after.free_blocks, after.free_inodes), (before.free_blocks, before.free_inodes), "all given back");
+    assert_eq!(fs.unpin(f), Err(Ext2Error::Invalid), "unpin without a pin");
+    // A removed directory still pinned (a working directory) is dead:
+    // nothing is found or made in it, and its last unpin frees it.
+    let d = fs.mkdir(root, b"cwd", 0o755, ME).unwrap();
+    fs.pin(d);
+    fs.rmdir(root, b"cwd").unwrap();
+    assert_eq!(fs.lookup(d, b"."), Err(Ext2Error::NotFound));
+    assert_eq!(fs.create(d, b"new", 0o644, ME), Err(Ext2Error::NotFound));
+    fs.unpin(d).unwrap();
+    let after = fs.statfs();
+    assert_eq!((after.free_blocks, after.free_inodes), (before.free_blocks, before.free_inodes), "the dir too");
+    assert_fsck_clean(&unmount(fs));
+}

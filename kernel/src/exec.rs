@@ -188,7 +188,12 @@ pub fn kernel_execve(path: &str, argv: &[Vec<u8>], envp: &[Vec<u8>], frame: &mut
     *me.proc.cred.lock() = cred;
     // A prlimit64 from another process may have reached the old mm only.
     crate::resource::sync_mm_limits(&me.proc);
-    me.proc.files.lock().close_on_exec();
+    // The table comes out of its lock while its close-on-exec files are
+    // closed (a last close may sleep); exec runs single-threaded, so no
+    // one else uses it meanwhile.
+    let mut files = core::mem::take(&mut *me.proc.files.lock());
+    files.close_on_exec();
+    *me.proc.files.lock() = files;
     me.proc.signal.lock().exec_reset();
     me.fs_base.store(0, Ordering::Relaxed);
     x86_64::registers::model_specific::FsBase::write(x86_64::VirtAddr::zero());

@@ -353,7 +353,9 @@ pub fn mm_release(task: &Task) {
 /// Ends the running task with wait status `status` (Linux `do_exit`).
 pub fn do_exit(status: u32) -> ! {
     let me = sched::current();
-    me.proc.files.lock().clear();
+    // Closed outside the lock: a last close may sleep.
+    let files = core::mem::take(&mut *me.proc.files.lock());
+    drop(files);
     let fs = core::mem::take(&mut *me.proc.fs.lock());
     drop(fs);
     release_child_tid(&me);

@@ -186,7 +186,11 @@ fn dispatch(nr: u64, f: &mut TrapFrame) -> SysResult {
         nr::FSTATFS => fs::sys_fstatfs(a0 as i32, a1),
         nr::MOUNT => fs::sys_mount(a0, a1, a2, a3, a4),
         nr::UMOUNT2 => fs::sys_umount2(a0, a1 as u32),
-        nr::CLOSE => sched::current().proc.files.lock().close(a0 as i32).map(|()| 0),
+        nr::CLOSE => {
+            let file = sched::current().proc.files.lock().close(a0 as i32)?;
+            drop(file);
+            Ok(0)
+        }
         nr::LSEEK => fs::sys_lseek(a0 as i32, a1 as i64, a2 as u32),
         nr::FSTAT => fs::sys_fstat(a0 as i32, a1),
         nr::IOCTL => sys_ioctl(a0 as i32, a1, a2),
@@ -457,7 +461,12 @@ fn sys_dup3(old: i32, new: i32, flags: Option<u32>) -> SysResult {
         Some(f) if f & !uapi::fcntl::O_CLOEXEC != 0 => Err(Errno::EINVAL),
         Some(_) if old == new => Err(Errno::EINVAL),
         None if old == new => files.get(old).map(|_| new as u64),
-        f => files.dup_to(old, new, f.unwrap_or(0) != 0, nofile).map(|fd| fd as u64),
+        f => {
+            let (fd, replaced) = files.dup_to(old, new, f.unwrap_or(0) != 0, nofile)?;
+            drop(files);
+            drop(replaced);
+            Ok(fd as u64)
+        }
     }
 }
 
@@ -480,15 +489,19 @@ fn sys_pipe2(fds: u64, flags: u32) -> SysResult {
         match files.install(OpenFile::new(FileKind::Pipe(wr), O_WRONLY | status), cloexec, nofile) {
             Ok(w) => [r, w],
             Err(e) => {
-                files.close(r)?;
+                let file = files.close(r)?;
+                drop(files);
+                drop(file);
                 return Err(e);
             }
         }
     };
     if write_user(fds, &pair).is_err() {
-        let mut files = me.proc.files.lock();
-        files.close(pair[0])?;
-        files.close(pair[1])?;
+        let closed = {
+            let mut files = me.proc.files.lock();
+            (files.close(pair[0]), files.close(pair[1]))
+        };
+        drop(closed);
         return Err(Errno::EFAULT);
     }
     Ok(0)

@@ -53,7 +53,7 @@ static long statx_(int dfd, const char *path, int flags, unsigned mask, struct s
 	return syscall(SYS_statx, dfd, path, flags, mask, buf);
 }
 
-static int in_memory_fs; /* tmpfs or ramfs: RENAME_EXCHANGE, O_DIRECT EINVAL, orphans */
+static int in_memory_fs; /* tmpfs or ramfs: RENAME_EXCHANGE, O_DIRECT EINVAL */
 
 static long renameat2_(int olddfd, const char *old, int newdfd, const char *new, unsigned flags)
 {
@@ -375,13 +375,13 @@ static void links(void)
 	unlink("sd");
 	unlink("d/up");
 	unlink("s1");
-	if (in_memory_fs) {
-		int fd = open("l2", O_RDONLY);
+	{
+		int fd = open("l2", O_RDWR);
 		CHECK(unlink("l2") == 0 && read(fd, buf, 6) == 6 && memcmp(buf, "linked", 6) == 0,
 		      "an unlinked file stays readable while open");
+		CHECK(pwrite(fd, "orphan", 6, 0) == 6 && pread(fd, buf, 6, 0) == 6 && memcmp(buf, "orphan", 6) == 0,
+		      "and writable");
 		close(fd);
-	} else {
-		unlink("l2");
 	}
 }
 

@@ -16,11 +16,12 @@
 //! calling `get_block` itself (Linux `ext2_read_folio` /
 //! `ext2_writepages` over `ext2_get_block`).
 //!
-//! Differences from Linux: the inode of an unlinked file is freed at once
-//! even if it is still open (no orphan list), so the VFS makes the open
-//! file fail with EIO afterwards ([`SuperOperations::keeps_orphans`]);
-//! `RENAME_EXCHANGE` is EINVAL, as in Linux's ext2; timestamps count
-//! seconds since boot (no real-time clock yet).
+//! Each [`Ext2Inode`] pins its inode in the crate while it lives (Linux's
+//! in-core inode reference): a file unlinked or a directory removed while
+//! open stays allocated as an orphan, still usable, and is freed when the
+//! last holder lets go (Linux `ext2_evict_inode`). As in Linux's ext2
+//! there is no on-disk orphan list: after a crash, e2fsck frees such
+//! inodes. `RENAME_EXCHANGE` is EINVAL, as in Linux's ext2.
 //!
 //! Locking: the instance mutex is the "fs lock" of `fs/mod.rs`'s order:
 //! after the inode's `i_rwsem`, before the dcache and the mount table,
@@ -110,7 +111,7 @@ impl SuperOperations for Ext2SuperOps {
     }
 
     fn root(&self) -> Result<Arc<dyn FsInode>, Errno> {
-        Ok(Arc::new(Ext2Inode { sb: self.0.clone(), ino: ::ext2::Ino::ROOT }))
+        Ok(Ext2Inode::new(&self.0, ::ext2::Ino::ROOT))
     }
 
     fn statfs(&self) -> Kstatfs {
@@ -142,10 +143,6 @@ impl SuperOperations for Ext2SuperOps {
     fn cache_lookups(&self) -> bool {
         true
     }
-
-    fn keeps_orphans(&self) -> bool {
-        false
-    }
 }
 
 /// An ext2 inode as the VFS holds it.
@@ -154,9 +151,28 @@ pub struct Ext2Inode {
     ino: ::ext2::Ino,
 }
 
+impl Drop for Ext2Inode {
+    /// Unpins the inode: the last holder of an orphan frees it. Takes the
+    /// instance mutex, so the VFS drops inodes with no spin lock held.
+    fn drop(&mut self) {
+        let _ = self.sb.with(|fs| fs.unpin(self.ino));
+    }
+}
+
 impl Ext2Inode {
+    /// The inode `ino`, pinned in the crate until this is dropped. May
+    /// sleep (the instance mutex).
+    fn new(sb: &Arc<Ext2Super>, ino: ::ext2::Ino) -> Arc<Ext2Inode> {
+        // Fails only once the instance is unmounted; then nothing pins.
+        let _ = sb.with(|fs| {
+            fs.pin(ino);
+            Ok(())
+        });
+        Arc::new(Ext2Inode { sb: sb.clone(), ino })
+    }
+
     fn child(&self, ino: ::ext2::Ino) -> Arc<dyn FsInode> {
-        Arc::new(Ext2Inode { sb: self.sb.clone(), ino })
+        Ext2Inode::new(&self.sb, ino)
     }
 
     fn same_fs(&self, other: &dyn FsInode) -> Result<::ext2::Ino, Errno> {

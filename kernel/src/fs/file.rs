@@ -299,21 +299,28 @@ impl FdTable {
 
     /// Puts `file` at `fd`, growing the table (Linux `expand_files` +
     /// `fd_install`); ENOMEM if the table cannot grow.
-    fn install_at(&mut self, fd: usize, file: Arc<OpenFile>, cloexec: bool) -> Result<i32, Errno> {
+    /// Puts `file` at `fd`; returns the descriptor and the file it
+    /// replaced, for the caller to drop after the table's lock.
+    fn install_at(
+        &mut self,
+        fd: usize,
+        file: Arc<OpenFile>,
+        cloexec: bool,
+    ) -> Result<(i32, Option<Arc<OpenFile>>), Errno> {
         let as_fd = i32::try_from(fd).map_err(|_| Errno::EMFILE)?;
         if self.fds.len() <= fd {
             self.fds.try_reserve(fd + 1 - self.fds.len()).map_err(|_| Errno::ENOMEM)?;
             self.fds.resize(fd + 1, None);
         }
-        self.fds[fd] = Some((file, cloexec));
-        Ok(as_fd)
+        let old = self.fds[fd].replace((file, cloexec));
+        Ok((as_fd, old.map(|(f, _)| f)))
     }
 
     /// Installs `file` at the lowest free descriptor below `nofile`
     /// (Linux `get_unused_fd_flags` + `fd_install`); EMFILE if none is.
     pub fn install(&mut self, file: Arc<OpenFile>, cloexec: bool, nofile: usize) -> Result<i32, Errno> {
         let fd = self.get_unused_fd(0, nofile)?;
-        self.install_at(fd, file, cloexec)
+        self.install_at(fd, file, cloexec).map(|(fd, _unused_slot)| fd)
     }
 
     /// Whether `fd` is closed on exec (Linux `F_GETFD`'s `FD_CLOEXEC`).
@@ -331,10 +338,13 @@ impl FdTable {
         usize::try_from(fd).ok().and_then(|i| self.fds.get(i)).and_then(|s| s.as_ref()).ok_or(Errno::EBADF)
     }
 
-    /// Closes `fd` (Linux `close_fd`).
-    pub fn close(&mut self, fd: i32) -> Result<(), Errno> {
+    /// Closes `fd` (Linux `close_fd`) and hands back its file, for the
+    /// caller to drop once the table's lock is released (Linux's
+    /// `filp_close` after `file_lock`): the last close may sleep.
+    #[must_use = "drop the file after releasing the table's lock"]
+    pub fn close(&mut self, fd: i32) -> Result<Arc<OpenFile>, Errno> {
         let slot = usize::try_from(fd).ok().and_then(|i| self.fds.get_mut(i)).ok_or(Errno::EBADF)?;
-        slot.take().map(drop).ok_or(Errno::EBADF)
+        slot.take().map(|(f, _)| f).ok_or(Errno::EBADF)
     }
 
     /// Closes the close-on-exec descriptors (Linux `do_close_on_exec`).
@@ -357,21 +367,23 @@ impl FdTable {
             return Err(Errno::EINVAL);
         }
         let slot = self.get_unused_fd(min, nofile)?;
-        self.install_at(slot, file, cloexec)
+        self.install_at(slot, file, cloexec).map(|(fd, _unused_slot)| fd)
     }
 
     /// Makes `new` refer to `old`'s file, closing what `new` had (Linux
     /// `do_dup2`; the caller handles `old == new`): EBADF if `new` is not
     /// below `nofile` (checked first, as `ksys_dup3` does) or `old` is not
-    /// open.
-    pub fn dup_to(&mut self, old: i32, new: i32, cloexec: bool, nofile: usize) -> Result<i32, Errno> {
+    /// open. Hands back the file `new` had, for the caller to drop after
+    /// the table's lock.
+    pub fn dup_to(
+        &mut self,
+        old: i32,
+        new: i32,
+        cloexec: bool,
+        nofile: usize,
+    ) -> Result<(i32, Option<Arc<OpenFile>>), Errno> {
         let slot = usize::try_from(new).ok().filter(|&i| i < nofile).ok_or(Errno::EBADF)?;
         let file = self.get(old)?;
         self.install_at(slot, file, cloexec)
-    }
-
-    /// Closes everything (exit).
-    pub fn clear(&mut self) {
-        self.fds.clear();
     }
 }

@@ -28,7 +28,6 @@ use alloc::string::String;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::any::Any;
-use core::sync::atomic::{AtomicBool, Ordering};
 
 use uapi::errno::Errno;
 
@@ -252,10 +251,6 @@ pub trait SuperOperations: Send + Sync {
     /// Whether lookups are worth caching in the dcache (not for a file
     /// system whose directories are themselves in memory).
     fn cache_lookups(&self) -> bool;
-    /// Whether an unlinked inode stays usable while open (Linux keeps an
-    /// orphan until its last user goes; a file system that frees it at
-    /// once makes the VFS mark the open inode dead, see [`Inode::is_dead`]).
-    fn keeps_orphans(&self) -> bool;
 }
 
 /// A mounted file system instance (Linux `struct super_block`).
@@ -280,34 +275,27 @@ impl SuperBlock {
     /// the cached one if some user still holds it.
     pub fn iget(self: &Arc<SuperBlock>, fs_inode: Arc<dyn FsInode>) -> Arc<Inode> {
         let ino = fs_inode.ino();
+        // What is dropped here may be the last reference to an inode (whose
+        // drop takes this lock) or an unused `fs_inode` (whose drop may
+        // sleep): both go after the lock.
         let mut icache = self.icache.lock();
-        if let Some(inode) = icache.get(&ino).and_then(Weak::upgrade)
-            && !inode.is_dead()
-        {
+        let cached = icache.get(&ino).and_then(Weak::upgrade);
+        if let Some(inode) = cached.as_ref() {
+            let inode = inode.clone();
+            drop(icache);
+            drop((cached, fs_inode));
             return inode;
         }
-        let inode = Arc::new(Inode {
-            sb: self.clone(),
-            ino,
-            ops: fs_inode,
-            i_rwsem: Mutex::new(()),
-            dead: AtomicBool::new(false),
-        });
+        let inode = Arc::new(Inode { sb: self.clone(), ino, ops: fs_inode, i_rwsem: Mutex::new(()) });
         icache.insert(ino, Arc::downgrade(&inode));
+        drop(icache);
+        drop(cached);
         inode
     }
 
     /// The root directory's VFS inode.
     pub fn root(self: &Arc<SuperBlock>) -> Result<Arc<Inode>, Errno> {
         Ok(self.iget(self.ops.root()?))
-    }
-
-    /// Forgets `ino` (its last link went on a file system that frees it).
-    pub fn forget(&self, ino: Ino) {
-        let mut icache = self.icache.lock();
-        if let Some(inode) = icache.remove(&ino).and_then(|w| w.upgrade()) {
-            inode.dead.store(true, Ordering::Release);
-        }
     }
 
     /// Name of the type, for reports.
@@ -333,27 +321,12 @@ pub struct Inode {
     /// Linux `i_rwsem`: serializes writes, appends and truncation of the
     /// file (taken before the file system's own lock).
     pub i_rwsem: Mutex<()>,
-    dead: AtomicBool,
 }
 
 impl Inode {
     /// Attributes, with the device filled in.
     pub fn getattr(&self) -> Result<Kstat, Errno> {
-        self.check_alive()?;
         self.ops.getattr()
-    }
-
-    /// Whether the file was unlinked on a file system that freed it while
-    /// it was still open: its operations then fail with EIO, since the
-    /// inode number may already name another file (Linux would keep the
-    /// orphan readable; see [`SuperOperations::keeps_orphans`]).
-    pub fn is_dead(&self) -> bool {
-        self.dead.load(Ordering::Acquire)
-    }
-
-    /// EIO if [`Inode::is_dead`].
-    pub fn check_alive(&self) -> Result<(), Errno> {
-        if self.is_dead() { Err(Errno::EIO) } else { Ok(()) }
     }
 
     /// Whether both are the same inode.
@@ -367,16 +340,6 @@ impl Drop for Inode {
         let mut icache = self.sb.icache.lock();
         if icache.get(&self.ino).is_some_and(|w| w.strong_count() == 0) {
             icache.remove(&self.ino);
-        }
-    }
-}
-
-impl SuperBlock {
-    /// Forgets `inode` if the file system no longer has it (a removed
-    /// directory on a file system without orphans).
-    pub fn forget_if_gone(&self, inode: &Inode) {
-        if !self.ops.keeps_orphans() {
-            self.forget(inode.ino);
         }
     }
 }

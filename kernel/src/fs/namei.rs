@@ -99,7 +99,6 @@ fn follow_dotdot(path: &Path, root: &Path) -> Result<Path, Errno> {
             None => return Ok(cur),
         }
     }
-    cur.inode.check_alive()?;
     let parent = cur.inode.ops.lookup(b"..")?;
     let inode = cur.inode.sb.iget(parent);
     Ok(follow_mount(Path { mnt: cur.mnt.clone(), inode }))
@@ -250,17 +249,6 @@ fn invalidate(dir: &Path, name: &[u8]) {
     dir.inode.sb.dcache.invalidate(dir.inode.ino, name);
 }
 
-/// After `inode` lost a name: on a file system that frees unlinked
-/// inodes at once, forget it when its last link went.
-fn after_unlink(inode: &Arc<Inode>) {
-    if inode.sb.ops.keeps_orphans() {
-        return;
-    }
-    if inode.ops.getattr().map_or(true, |a| a.nlink == 0 || a.is_dir() && a.nlink <= 1) {
-        inode.sb.forget(inode.ino);
-    }
-}
-
 /// The caller's ids for new files.
 pub fn current_owner() -> Owner {
     let c = crate::cred::current_cred();
@@ -316,7 +304,6 @@ pub fn vfs_unlink(parent: &Parent) -> Result<(), Errno> {
     let r = parent.dir.inode.ops.unlink(name);
     invalidate(&parent.dir, name);
     r?;
-    after_unlink(&victim.inode);
     Ok(())
 }
 
@@ -339,7 +326,6 @@ pub fn vfs_rmdir(parent: &Parent) -> Result<(), Errno> {
     let r = parent.dir.inode.ops.rmdir(name);
     invalidate(&parent.dir, name);
     r?;
-    victim.inode.sb.forget_if_gone(&victim.inode);
     Ok(())
 }
 
@@ -432,13 +418,7 @@ pub fn vfs_rename(old: &Parent, new: &Parent, flags: RenameFlags) -> Result<(), 
     let r = old.dir.inode.ops.rename(old_name, &*new.dir.inode.ops, new_name, flags);
     invalidate(&old.dir, old_name);
     invalidate(&new.dir, new_name);
-    r?;
-    if let Some(t) = target
-        && !flags.exchange
-    {
-        after_unlink(&t.inode);
-    }
-    Ok(())
+    r
 }
 
 /// The path of `path` from the root (Linux `d_path`, which `getcwd`
@@ -463,7 +443,6 @@ pub fn d_path(path: &Path) -> Result<String, Errno> {
                 None => break,
             }
         }
-        cur.inode.check_alive()?;
         let parent = Path { mnt: cur.mnt.clone(), inode: cur.inode.sb.iget(cur.inode.ops.lookup(b"..")?) };
         let name = name_in(&parent, cur.inode.ino)?;
         len += name.len() + 1;

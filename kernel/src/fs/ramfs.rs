@@ -275,10 +275,6 @@ impl SuperOperations for Ramfs {
     fn cache_lookups(&self) -> bool {
         false
     }
-
-    fn keeps_orphans(&self) -> bool {
-        true
-    }
 }
 
 fn ram(inode: &dyn FsInode) -> Result<&RamInode, Errno> {

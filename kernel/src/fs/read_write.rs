@@ -23,14 +23,12 @@ use super::inode::Inode;
 
 /// Reads file data at `pos` (Linux `filemap_read`).
 pub fn generic_file_read(inode: &Inode, pos: u64, buf: &mut [u8]) -> Result<usize, Errno> {
-    inode.check_alive()?;
     inode.ops.read_at(pos, buf)
 }
 
 /// Writes file data at `pos`; the caller holds `inode.i_rwsem` (Linux
 /// `generic_perform_write`).
 pub fn generic_perform_write(inode: &Inode, pos: u64, buf: &[u8]) -> Result<usize, Errno> {
-    inode.check_alive()?;
     inode.ops.write_at(pos, buf)
 }
 
@@ -47,6 +45,5 @@ pub fn file_write_iter(inode: &Inode, pos: u64, buf: &[u8], append: bool) -> Res
 /// Sets the file's size (Linux `do_truncate`), under the inode lock.
 pub fn do_truncate(inode: &Inode, size: u64) -> Result<(), Errno> {
     let _guard = inode.i_rwsem.lock();
-    inode.check_alive()?;
     inode.ops.setattr(&super::inode::SetAttr { size: Some(size), ..Default::default() })
 }
