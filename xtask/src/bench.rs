@@ -145,6 +145,10 @@ pub(crate) fn parse_result(line: &str) -> Option<RawResult> {
 /// The scratch disk benchmarks get (`block::vda_*`: raw vda through the
 /// block layer); sparse, so it costs nothing until written.
 pub const BENCH_DISK_MIB: u32 = 64;
+/// The ext2 disk benchmarks get (vdb, `user::file_seq_*`: a 64 MiB file
+/// through the file system), apart from vda because the raw write
+/// benchmark overwrites all of vda.
+pub const BENCH_EXT2_DISK_MIB: u32 = 128;
 
 fn machine(accel: Accel, mem_mib: u32, cpus: u32, cmdline: String, icount: bool) -> Machine {
     Machine {
@@ -153,6 +157,7 @@ fn machine(accel: Accel, mem_mib: u32, cpus: u32, cmdline: String, icount: bool)
         mem_mib,
         cpus,
         disk_mib: BENCH_DISK_MIB,
+        ext2_disk_mib: BENCH_EXT2_DISK_MIB,
         disks: Vec::new(),
         disk_eio_sector: None,
         gdb: None,
