@@ -297,8 +297,8 @@ pub fn write_linux_report(
     ours: &Report,
     linux: crate::linux::LinuxFigures,
 ) -> Result<PathBuf, Error> {
-    if linux.user.is_empty() {
-        return Err(Error::Harness("the user-space benchmarks printed no figures under Linux".into()));
+    if linux.user.is_empty() && linux.kernel.is_empty() {
+        return Err(Error::Harness("no benchmark printed a figure under Linux".into()));
     }
     let accel = format!("{}{}", options.accel, if options.icount { " -icount shift=0" } else { "" });
     println!("\nLinux: {} ({accel})", show(bzimage));
@@ -325,8 +325,14 @@ pub fn write_linux_report(
     Ok(path)
 }
 
+/// Whether a larger value of `unit` is better: a rate (`MB/s`) rather than
+/// a cost (`ns/op`).
+fn higher_is_better(unit: &str) -> bool {
+    unit.ends_with("/s")
+}
+
 /// One table of `ours` beside Linux's `figures` (ours/Linux below 1 means
-/// we are faster).
+/// we are faster for a cost, slower for a rate).
 fn print_beside(title: &str, ours: &Report, figures: &[Figure]) {
     if figures.is_empty() {
         return;
@@ -346,6 +352,9 @@ fn print_beside(title: &str, ours: &Report, figures: &[Figure]) {
             ),
             _ => println!("{:<width$} {:>12} {:>12.3}  {:<8} {:>8}", f.name, "n/a", f.median, f.unit, "n/a"),
         }
+    }
+    if figures.iter().any(|f| higher_is_better(&f.unit)) {
+        println!("  (ours/Linux below 1: faster for a cost such as ns/op, slower for a rate such as MB/s)");
     }
 }
 
