@@ -165,10 +165,10 @@ fn module_files(dir: &Path, found: &mut Vec<(String, PathBuf)>) {
     for path in entries.filter_map(Result::ok).map(|e| e.path()) {
         if path.is_dir() {
             module_files(&path, found);
-        } else if let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) {
-            if let Some((module, _)) = name.split_once(".ko") {
-                found.push((module.to_owned(), path.clone()));
-            }
+        } else if let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned())
+            && let Some((module, _)) = name.split_once(".ko")
+        {
+            found.push((module.to_owned(), path.clone()));
         }
     }
 }
