@@ -143,7 +143,8 @@ pub(crate) fn parse_result(line: &str) -> Option<RawResult> {
 }
 
 /// The scratch disk benchmarks get (`block::vda_*`: raw vda through the
-/// block layer); sparse, so it costs nothing until written.
+/// block layer), written out in full so that reads do not hit the host's
+/// holes.
 pub const BENCH_DISK_MIB: u32 = 64;
 /// The ext2 disk benchmarks get (vdb, `user::file_seq_*`: a 64 MiB file
 /// through the file system), apart from vda because the raw write
@@ -157,6 +158,7 @@ fn machine(accel: Accel, mem_mib: u32, cpus: u32, cmdline: String, icount: bool)
         mem_mib,
         cpus,
         disk_mib: BENCH_DISK_MIB,
+        disk_allocated: true,
         ext2_disk_mib: BENCH_EXT2_DISK_MIB,
         disks: Vec::new(),
         disk_eio_sector: None,
