@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * linux_kbench: the in-kernel benchmarks of our kernel (#[kbench] functions
- * in tests/src/{page_alloc,slab,vmalloc,percpu}.rs, timed by
+ * in tests/src/{page_alloc,slab,vmalloc,percpu,block}.rs, timed by
  * kernel/src/kbench.rs) run under Linux, so `cargo xtask bench --vs-linux`
  * can print each figure of ours beside Linux's.
  *
@@ -25,11 +25,21 @@
  * is its own function so the operation is inlined into it, as the
  * closures of kbench.rs are monomorphised into their loops.
  *
+ * The block benchmarks submit the same bios as tests/src/block.rs to
+ * /dev/vda (the bench machine's raw scratch disk; the init has loaded
+ * virtio_blk and mounted devtmpfs) through submit_bio, below any page
+ * cache, with Linux's defaults for the rest (its virtqueue depth, I/O
+ * scheduler and merging). They use blkdev_get_by_path, which Linux 6.5
+ * replaced; on later kernels they are left out with a note.
+ *
  * Left out: alloc_free_order0_buddy (it needs zone_pcp_disable, which
  * Linux does not export to modules), alloc_free_all_memory_order0 (it
  * depends on the machine's free memory) and box_64_alloc_drop (kmalloc-64
  * under another name).
  */
+#include <linux/bio.h>
+#include <linux/blkdev.h>
+#include <linux/completion.h>
 #include <linux/gfp.h>
 #include <linux/kernel.h>
 #include <linux/ktime.h>
@@ -39,6 +49,7 @@
 #include <linux/slab.h>
 #include <linux/sort.h>
 #include <linux/string.h>
+#include <linux/version.h>
 #include <linux/vmalloc.h>
 
 #define WARMUP_NS 20000000ULL
@@ -143,6 +154,130 @@ DEFINE_TIME_OPS(alloc_percpu_free_percpu, {
 /* percpu::this_cpu_add: arg is the per-CPU counter. */
 DEFINE_TIME_OPS(this_cpu_add_u64, { this_cpu_add(*(u64 __percpu *)arg, 1); })
 
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 5, 0)
+#define HAVE_BLOCK_BENCHES 1
+
+/* tests/src/block.rs: BENCH_BIO_BYTES, BENCH_BIOS, BENCH_RANDOM_READS. */
+#define BENCH_BIO_BYTES (128 * 1024)
+#define BENCH_BIOS 64
+#define BENCH_RANDOM_READS 64
+#define BENCH_DISK "/dev/vda"
+#define BENCH_DISK_MODE (FMODE_READ | FMODE_WRITE)
+
+/* One block benchmark: its disk, buffers and where the next pass goes. */
+struct blk_bench {
+	struct block_device *bdev;
+	blk_opf_t op;
+	bool random;
+	/* Bios per pass, bytes per bio, and one buffer per bio. */
+	int nr;
+	unsigned int bytes;
+	struct page *pages[BENCH_BIOS];
+	/* Sequential: 8 MiB passes in turn over the disk. */
+	sector_t pass_sectors, passes;
+	u64 pass;
+	/* Random: 4 KiB blocks on the disk, and the xorshift64 state. */
+	sector_t blocks;
+	u64 state;
+	atomic_t left;
+	atomic_t errors;
+	struct completion done;
+};
+
+static void blk_bench_end_io(struct bio *bio)
+{
+	struct blk_bench *b = bio->bi_private;
+
+	if (bio->bi_status)
+		atomic_inc(&b->errors);
+	bio_put(bio);
+	if (atomic_dec_and_test(&b->left))
+		complete(&b->done);
+}
+
+/* The sector of bio `i` of the next pass (block.rs seq_bench,
+ * vda_random_read_4k_x64). */
+static sector_t blk_bench_sector(struct blk_bench *b, int i)
+{
+	if (!b->random)
+		return (b->pass % b->passes) * b->pass_sectors + (sector_t)i * (BENCH_BIO_BYTES / 512);
+	b->state ^= b->state << 13;
+	b->state ^= b->state >> 7;
+	b->state ^= b->state << 17;
+	return (b->state % b->blocks) * 8;
+}
+
+/* block.rs bench_pass: every bio submitted before any is waited for. */
+static void blk_bench_pass(struct blk_bench *b)
+{
+	int i;
+
+	atomic_set(&b->left, b->nr);
+	reinit_completion(&b->done);
+	for (i = 0; i < b->nr; i++) {
+		struct bio *bio = bio_alloc(b->bdev, 1, b->op, GFP_KERNEL);
+
+		bio->bi_iter.bi_sector = blk_bench_sector(b, i);
+		bio->bi_private = b;
+		bio->bi_end_io = blk_bench_end_io;
+		__bio_add_page(bio, b->pages[i], b->bytes, 0);
+		submit_bio(bio);
+	}
+	b->pass++;
+	wait_for_completion(&b->done);
+}
+
+/* block::vda_seq_read_8m_pass, block::vda_seq_write_8m_pass,
+ * block::vda_random_read_4k_x64: arg is the blk_bench. */
+DEFINE_TIME_OPS(blk_bench_passes, blk_bench_pass((struct blk_bench *)arg);)
+
+static void bench_block(const char *name, blk_opf_t op, bool random)
+{
+	struct blk_bench *b;
+	unsigned int order;
+	int i;
+
+	if (!strstr(name, filter))
+		return;
+	b = kzalloc(sizeof(*b), GFP_KERNEL);
+	if (!b) {
+		pr_err("kbench: FAILED %s: kzalloc\n", name);
+		return;
+	}
+	b->bdev = blkdev_get_by_path(BENCH_DISK, BENCH_DISK_MODE, NULL);
+	if (IS_ERR(b->bdev)) {
+		pr_err("kbench: FAILED %s: opening %s: %ld\n", name, BENCH_DISK, PTR_ERR(b->bdev));
+		kfree(b);
+		return;
+	}
+	b->op = op;
+	b->random = random;
+	b->nr = random ? BENCH_RANDOM_READS : BENCH_BIOS;
+	b->bytes = random ? PAGE_SIZE : BENCH_BIO_BYTES;
+	order = get_order(b->bytes);
+	b->pass_sectors = BENCH_BIOS * (BENCH_BIO_BYTES / 512);
+	b->passes = max_t(sector_t, bdev_nr_sectors(b->bdev) / b->pass_sectors, 1);
+	b->blocks = bdev_nr_sectors(b->bdev) / 8;
+	b->state = 0x9e3779b97f4a7c15ULL;
+	init_completion(&b->done);
+	for (i = 0; i < b->nr; i++) {
+		b->pages[i] = alloc_pages(GFP_KERNEL, order);
+		if (!b->pages[i]) {
+			pr_err("kbench: FAILED %s: alloc_pages\n", name);
+			goto out;
+		}
+	}
+	measure(name, false, (unsigned long)b, blk_bench_passes);
+	if (atomic_read(&b->errors))
+		pr_err("kbench: FAILED %s: %d I/O errors\n", name, atomic_read(&b->errors));
+out:
+	for (i = 0; i < b->nr && b->pages[i]; i++)
+		__free_pages(b->pages[i], order);
+	blkdev_put(b->bdev, BENCH_DISK_MODE);
+	kfree(b);
+}
+#endif
+
 static void bench_cache(const char *bench, const char *cache_name, slab_flags_t flags)
 {
 	struct kmem_cache *cache = kmem_cache_create(cache_name, 192, 8, flags, NULL);
@@ -180,6 +315,13 @@ static int __init linux_kbench_init(void)
 		measure("percpu::this_cpu_add", false, (unsigned long)counter, this_cpu_add_u64);
 		free_percpu(counter);
 	}
+#ifdef HAVE_BLOCK_BENCHES
+	bench_block("block::vda_seq_read_8m_pass", REQ_OP_READ, false);
+	bench_block("block::vda_seq_write_8m_pass", REQ_OP_WRITE, false);
+	bench_block("block::vda_random_read_4k_x64", REQ_OP_READ, true);
+#else
+	pr_info("linux_kbench: block benchmarks left out: blkdev_get_by_path is gone since Linux 6.5\n");
+#endif
 	pr_info("kbench: done\n");
 	/* Stay loaded: an error here would make a retrying insmod run it twice. */
 	return 0;

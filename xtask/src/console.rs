@@ -381,6 +381,8 @@ pub(crate) fn console_machine(options: &RunOptions, cpus: u32, mem_mib: u32, cmd
         mem_mib,
         cpus,
         disk_mib: 0,
+        disk_allocated: false,
+        ext2_disk_mib: 0,
         disks: Vec::new(),
         disk_eio_sector: None,
         gdb: None,

@@ -69,12 +69,16 @@ const MKE2FS_ARGS: &[&str] = &[
     "hash_seed=0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0,root_owner=0:0",
 ];
 
+/// The host's mke2fs, which lives in sbin, which a user's PATH may lack.
+pub fn mke2fs() -> Result<PathBuf, Error> {
+    which("mke2fs")
+        .or_else(|| ["/sbin/mke2fs", "/usr/sbin/mke2fs"].into_iter().map(PathBuf::from).find(|p| p.is_file()))
+        .ok_or(Error::MissingTool { tool: "mke2fs".into(), package: "e2fsprogs" })
+}
+
 /// Makes (or reuses) the ext2 test image in target/user.
 fn ext2_image() -> Result<Vec<u8>, Error> {
-    // mke2fs lives in sbin, which a user's PATH may lack.
-    let mke2fs = which("mke2fs")
-        .or_else(|| ["/sbin/mke2fs", "/usr/sbin/mke2fs"].into_iter().map(PathBuf::from).find(|p| p.is_file()))
-        .ok_or(Error::MissingTool { tool: "mke2fs".into(), package: "e2fsprogs" })?;
+    let mke2fs = mke2fs()?;
     let out = crate::build::target_dir().join("user");
     let image = out.join("ext2-1k.img");
     let stamp = out.join("ext2-1k.args");
@@ -346,9 +350,24 @@ fn initramfs_bytes(programs: &Programs) -> Result<Vec<u8>, Error> {
 
 /// A second archive of plain files (mode 0644) to append to the one
 /// [`build`] writes: Linux unpacks concatenated newc archives in turn
-/// (init/initramfs.c), so a boot can get files the others do not.
+/// (init/initramfs.c), so a boot can get files the others do not. Each
+/// directory a name passes through gets its own entry, since Linux's
+/// unpacker makes no missing parents.
 pub fn extra_archive(files: Vec<(String, Vec<u8>)>) -> Vec<u8> {
-    archive(files.into_iter().map(|(name, body)| Node::file(name, 0o644, body)).collect())
+    let mut dirs: Vec<String> = Vec::new();
+    for (name, _) in &files {
+        let mut at = 0;
+        while let Some(slash) = name[at..].find('/') {
+            let dir = &name[..at + slash];
+            if !dirs.iter().any(|d| d == dir) {
+                dirs.push(dir.to_owned());
+            }
+            at += slash + 1;
+        }
+    }
+    let mut nodes: Vec<Node> = dirs.iter().map(|d| Node::dir(d)).collect();
+    nodes.extend(files.into_iter().map(|(name, body)| Node::file(name, 0o644, body)));
+    archive(nodes)
 }
 
 /// Writes `data` to `path` unless the file already holds exactly it.
@@ -423,6 +442,16 @@ mod tests {
         assert!(a.len().is_multiple_of(4));
         // Second entry (dev, ino 2): header at 116 = 110 + "bin\0" padded.
         assert_eq!(&a[116 + 6..116 + 14], b"00000002", "inode numbers count up in order");
+    }
+
+    #[test]
+    fn extra_archive_makes_each_parent_directory_once() {
+        let a = extra_archive(vec![("m/a.ko".into(), b"a".to_vec()), ("m/b.ko".into(), b"b".to_vec())]);
+        let text = String::from_utf8_lossy(&a);
+        assert_eq!(text.matches("m\0").count(), 1, "one entry for the directory");
+        assert!(text.find("m\0") < text.find("m/a.ko\0"), "the directory comes first");
+        // The directory's mode field (S_IFDIR | 0755).
+        assert_eq!(&a[6 + 8..6 + 16], b"000041ed");
     }
 
     #[test]

@@ -5,11 +5,16 @@
 //! has Linux's beside it.
 //!
 //! - Initramfs: the one every boot gets (crate::initramfs) with a second
-//!   archive appended that holds `/linux_kbench.ko`. Its `/init`
-//!   (tests/user/init.c) loads the module with finit_module, whose init
-//!   prints `kbench: result` lines as our kbench does, then runs each
-//!   program in `/bench` and powers off; `/dev/console` makes its output
-//!   reach the serial console.
+//!   archive appended that holds `/linux_kbench.ko` and, in `/modules`,
+//!   the kernel's own modules the benchmark disks need ([`DISK_MODULES`]).
+//!   Its `/init` (tests/user/init.c) loads those, mounts devtmpfs and proc,
+//!   loads the benchmark module with finit_module, whose init prints
+//!   `kbench: result` lines as our kbench does, then runs each program in
+//!   `/bench` and powers off; `/dev/console` makes its output reach the
+//!   serial console.
+//! - Disks: the benchmark machine's, attached as for our boots
+//!   ([`Machine::attach_disks`]): a blank raw scratch disk (vda) and a fresh
+//!   ext2 disk (vdb), both virtio-blk-pci over raw files.
 //! - Command line: [`BASE_CMDLINE`], plus [`COMPARABLE_CMDLINE`] unless the
 //!   distribution's defaults are asked for: Debian's kernel zeroes every
 //!   page and object it allocates (`CONFIG_INIT_ON_ALLOC_DEFAULT_ON`) and
@@ -25,6 +30,29 @@ use std::time::Duration;
 use crate::bench::Figure;
 use crate::error::{Error, show, which};
 use crate::qemu::{Headless, Machine};
+
+/// The modules of the Linux kernel the benchmark disks need, each after
+/// the ones its `depends=` modinfo names: virtio-blk over virtio-pci, and
+/// ext4, which serves ext2 in Debian's kernel (`CONFIG_EXT4_USE_FOR_EXT2`,
+/// no ext2 driver of its own) and refuses to mount without a crc32c
+/// driver, which it asks the crypto API for by name. Debian builds all of
+/// them as modules; one a kernel has built in is simply not found.
+const DISK_MODULES: [&str; 11] = [
+    "virtio_ring",
+    "virtio",
+    "virtio_pci_modern_dev",
+    "virtio_pci_legacy_dev",
+    "virtio_pci",
+    "virtio_blk",
+    "crc16",
+    "mbcache",
+    "jbd2",
+    "crc32c_generic",
+    "ext4",
+];
+
+/// Where the init finds them (tests/user/init.c `DISK_MODULE_DIR`).
+const DISK_MODULE_DIR: &str = "modules";
 
 /// Time allowed for Linux to boot and run every program under TCG.
 const LINUX_TIMEOUT: Duration = Duration::from_secs(600);
@@ -130,6 +158,44 @@ fn module_line(line: &str) -> Option<&str> {
     line.rfind("kbench: ").map(|at| &line[at..])
 }
 
+/// Every module file below `dir` (`<name>.ko`, `<name>.ko.xz`, ...), as
+/// (name, path).
+fn module_files(dir: &Path, found: &mut Vec<(String, PathBuf)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for path in entries.filter_map(Result::ok).map(|e| e.path()) {
+        if path.is_dir() {
+            module_files(&path, found);
+        } else if let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned())
+            && let Some((module, _)) = name.split_once(".ko")
+        {
+            found.push((module.to_owned(), path.clone()));
+        }
+    }
+}
+
+/// The [`DISK_MODULES`] of the kernel in `bzimage`, numbered in load order
+/// under [`DISK_MODULE_DIR`]: from the tree the image came with
+/// (`<image>/../../lib/modules/<release>`, as Debian's package unpacks), or
+/// the host's `/lib/modules/<release>`; none if neither exists (a kernel
+/// with the drivers built in).
+fn disk_modules(bzimage: &Path) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    let image = std::fs::read(bzimage).map_err(|e| Error::io(format!("reading {}", show(bzimage)), e))?;
+    let Some(release) = crate::linux_module::kernel_release(&image) else { return Ok(Vec::new()) };
+    let beside = bzimage.parent().and_then(Path::parent).map(|root| root.join("lib/modules").join(&release));
+    let host = PathBuf::from("/lib/modules").join(&release);
+    let Some(dir) = beside.into_iter().chain([host]).find(|d| d.is_dir()) else { return Ok(Vec::new()) };
+    let mut found = Vec::new();
+    module_files(&dir, &mut found);
+    let mut files = Vec::new();
+    for (i, module) in DISK_MODULES.iter().enumerate() {
+        let Some((_, path)) = found.iter().find(|(name, _)| name == module) else { continue };
+        let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let body = std::fs::read(path).map_err(|e| Error::io(format!("reading {}", show(path)), e))?;
+        files.push((format!("{DISK_MODULE_DIR}/{i:02}-{file}"), body));
+    }
+    Ok(files)
+}
+
 /// Boots `bzimage` on `machine` (the same QEMU configuration as our
 /// benchmark boots) with `cmdline`, the benchmark initramfs and the module
 /// `module`, and collects the figures.
@@ -137,11 +203,17 @@ pub fn run(bzimage: &Path, module: &Path, machine: &Machine, cmdline: &str) -> R
     let base = crate::initramfs::build()?;
     let read = |p: &Path| std::fs::read(p).map_err(|e| Error::io(format!("reading {}", show(p)), e));
     let mut cpio = read(&base)?;
-    cpio.extend(crate::initramfs::extra_archive(vec![(crate::linux_module::MODULE_FILE.to_owned(), read(module)?)]));
-    let cpio_path = crate::build::target_dir().join("linux/initramfs-linux.cpio");
+    let mut files = disk_modules(bzimage)?;
+    files.push((crate::linux_module::MODULE_FILE.to_owned(), read(module)?));
+    cpio.extend(crate::initramfs::extra_archive(files));
+    let dir = crate::build::target_dir().join("linux");
+    let cpio_path = dir.join("initramfs-linux.cpio");
     crate::initramfs::write_if_changed(&cpio_path, &cpio)?;
     let mut cmd = machine.base_command()?;
     cmd.arg("-kernel").arg(bzimage).arg("-initrd").arg(&cpio_path);
+    let disks = dir.join("disks");
+    std::fs::create_dir_all(&disks).map_err(|e| Error::io(format!("creating {}", show(&disks)), e))?;
+    machine.attach_disks(&mut cmd, &disks)?;
     cmd.args(["-append", cmdline]);
     let console =
         Headless::spawn(cmd)?.lines_until(LINUX_TIMEOUT, |l| l.contains("bench-init: done")).map_err(|e| {

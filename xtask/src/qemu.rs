@@ -108,6 +108,16 @@ pub struct Machine {
     /// Blank virtio-blk scratch disk in MiB (0: none), made anew for each
     /// boot; it comes before [`Machine::disks`] on the PCI bus.
     pub disk_mib: u32,
+    /// Write the scratch disk's zeros out instead of leaving the image
+    /// sparse: reads of a hole cost the host far more, and far less
+    /// steadily, than reads of written blocks (benchmarks want the latter).
+    pub disk_allocated: bool,
+    /// A virtio-blk disk of this many MiB holding a fresh, empty ext2 file
+    /// system (0: none), made with the host's `mke2fs -t ext2 -b 4096` for
+    /// each boot; it comes after the scratch disk and before
+    /// [`Machine::disks`] (`vdb` beside a scratch disk). The file-system
+    /// benchmarks' disk.
+    pub ext2_disk_mib: u32,
     /// Raw images attached as virtio-blk disks, in order (`--disk`).
     pub disks: Vec<PathBuf>,
     /// Make the scratch disk fail every read and write that covers this
@@ -170,11 +180,30 @@ impl Machine {
         // snapshot=on: the image is never written, so several machines can
         // boot the same image at once.
         cmd.arg("-drive").arg(format!("format=raw,file={},snapshot=on", show(image)));
+        self.attach_disks(&mut cmd, workdir)?;
+        let cmdline = workdir.join("cmdline");
+        std::fs::write(&cmdline, &self.cmdline).map_err(|e| Error::io(format!("writing {}", show(&cmdline)), e))?;
+        cmd.arg("-fw_cfg").arg(format!("name=opt/kernel/cmdline,file={}", show(&cmdline)));
+        for (name, path) in &self.fw_cfg_files {
+            cmd.arg("-fw_cfg").arg(format!("name={name},file={}", show(path)));
+        }
+        Ok(cmd)
+    }
+
+    /// Adds this machine's virtio-blk disks to `cmd` in PCI order: the
+    /// scratch disk, the ext2 disk, then the given images. The scratch and
+    /// ext2 disks are made anew in `workdir`. Our boots and the Linux
+    /// comparison (`linux.rs`) attach them alike.
+    pub fn attach_disks(&self, cmd: &mut Command, workdir: &Path) -> Result<(), Error> {
         if self.disk_mib > 0 {
             let disk = workdir.join("scratch.img");
             let file = std::fs::File::create(&disk).map_err(|e| Error::io(format!("creating {}", show(&disk)), e))?;
             file.set_len(u64::from(self.disk_mib) << 20)
                 .map_err(|e| Error::io(format!("sizing {}", show(&disk)), e))?;
+            if self.disk_allocated {
+                let zeros = vec![0u8; (self.disk_mib as usize) << 20];
+                std::fs::write(&disk, zeros).map_err(|e| Error::io(format!("writing {}", show(&disk)), e))?;
+            }
             match self.disk_eio_sector {
                 None => {
                     cmd.arg("-drive").arg(format!("if=none,id=scratch0,format=raw,file={}", show(&disk)));
@@ -196,6 +225,12 @@ impl Machine {
             }
             cmd.args(["-device", "virtio-blk-pci,drive=scratch0"]);
         }
+        if self.ext2_disk_mib > 0 {
+            let disk = workdir.join("ext2.img");
+            make_ext2_disk(&disk, self.ext2_disk_mib)?;
+            cmd.arg("-drive").arg(format!("if=none,id=ext2disk,format=raw,file={}", show(&disk)));
+            cmd.args(["-device", "virtio-blk-pci,drive=ext2disk"]);
+        }
         for (i, path) in self.disks.iter().enumerate() {
             if !path.is_file() {
                 return Err(Error::Usage(format!("--disk {}: no such file", show(path))));
@@ -203,13 +238,7 @@ impl Machine {
             cmd.arg("-drive").arg(format!("if=none,id=disk{i},format=raw,file={}", show(path)));
             cmd.arg("-device").arg(format!("virtio-blk-pci,drive=disk{i}"));
         }
-        let cmdline = workdir.join("cmdline");
-        std::fs::write(&cmdline, &self.cmdline).map_err(|e| Error::io(format!("writing {}", show(&cmdline)), e))?;
-        cmd.arg("-fw_cfg").arg(format!("name=opt/kernel/cmdline,file={}", show(&cmdline)));
-        for (name, path) in &self.fw_cfg_files {
-            cmd.arg("-fw_cfg").arg(format!("name={name},file={}", show(path)));
-        }
-        Ok(cmd)
+        Ok(())
     }
 
     /// QEMU with this machine's size, accelerator, devices, console, GDB
@@ -236,6 +265,27 @@ impl Machine {
         cmd.args(&self.extra_args);
         Ok(cmd)
     }
+}
+
+/// Makes `path` a sparse raw image of `mib` MiB holding an empty ext2
+/// file system with 4 KiB blocks and no blocks reserved for root.
+fn make_ext2_disk(path: &Path, mib: u32) -> Result<(), Error> {
+    let _ = std::fs::remove_file(path);
+    let file = std::fs::File::create(path).map_err(|e| Error::io(format!("creating {}", show(path)), e))?;
+    file.set_len(u64::from(mib) << 20).map_err(|e| Error::io(format!("sizing {}", show(path)), e))?;
+    let out = Command::new(crate::initramfs::mke2fs()?)
+        .args(["-q", "-F", "-t", "ext2", "-b", "4096", "-m", "0"])
+        .arg(path)
+        .output()
+        .map_err(|e| Error::io("running mke2fs", e))?;
+    if !out.status.success() {
+        return Err(Error::Harness(format!(
+            "mke2fs on {}: {}",
+            show(path),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
 }
 
 /// A blkdebug configuration failing every read and write that covers

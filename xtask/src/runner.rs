@@ -301,6 +301,8 @@ impl<'a> TestKernel<'a> {
             mem_mib: key.mem_mib,
             cpus: key.cpus,
             disk_mib: key.disk_mib,
+            disk_allocated: false,
+            ext2_disk_mib: 0,
             disks: Vec::new(),
             disk_eio_sector: key.disk_eio_sector,
             gdb: None,

@@ -54,6 +54,8 @@ fn boot_smoke_test(
         cpus: 1,
         // The block benchmarks read and write vda.
         disk_mib: crate::bench::BENCH_DISK_MIB,
+        disk_allocated: false,
+        ext2_disk_mib: 0,
         disks: Vec::new(),
         disk_eio_sector: None,
         gdb: None,
