@@ -395,6 +395,12 @@ fn compact_moves_a_fragmented_program_and_its_data_survives() {
         out.trim().strip_prefix('[').and_then(|s| s.split(']').next()).and_then(|p| p.parse().ok()).expect("pid");
     let task = kernel::sched::find_task_by_pid(pid).expect("task");
     wait_for_holes(&task);
+    // Holes made is not frag done: it may still be unmapping the last
+    // few, which would count as pages compaction gave back. In `wait`
+    // mode it sleeps interruptibly (nanosleep until SIGUSR1) once done.
+    while task.state() != kernel::sched::TaskState::Interruptible {
+        kernel::sched::wait::sleep_until_ns(kernel::arch::x86_64::tsc::now_ns() + 10_000_000, || false);
+    }
     let pgdat = kernel::mm::pgdat();
     let accounted = accounted_pages();
     let migrated = pgdat.all_vm_events(VmEventItem::PgmigrateSuccess);
