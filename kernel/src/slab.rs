@@ -10,6 +10,12 @@
 //! recognises its address range), so nothing allocated early must be kept
 //! forever or freed specially.
 //!
+//! A large allocation in a context that may sleep falls back to vmalloc
+//! when no physically contiguous block is free (Linux `kvmalloc`, which
+//! Linux asks for explicitly; a `Box` or `Vec` cannot ask, and nothing
+//! needs their memory physically contiguous: DMA goes through pages the
+//! block layer allocates itself). The free recognises a vmalloc address.
+//!
 //! Lock order: `EARLY_HEAP` is a leaf lock, taken with interrupts off by
 //! the allocator (an interrupt handler may free memory); kmalloc's fast
 //! paths take no lock and leave interrupts on (SLUB's module doc says why
@@ -31,6 +37,7 @@ use mm::slab_common::{CacheHandle, ObjCache, Slab, SlubDebug};
 use mm::slub::{SlabError, SlabFlags};
 use spin::{Mutex, Once};
 
+use crate::arch::x86_64::pgtable::{VMALLOC_END, VMALLOC_START};
 use crate::cmdline;
 
 /// Size of the early heap.
@@ -166,8 +173,16 @@ impl<T> fmt::Debug for KmemCacheOf<T> {
     }
 }
 
-/// The global allocator: the early heap, then kmalloc.
+/// The global allocator: the early heap, then kmalloc (or vmalloc, for a
+/// large block with no contiguous memory free).
 pub struct KernelAllocator;
+
+/// The size from which a failed allocation falls back to vmalloc: beyond
+/// `PAGE_ALLOC_COSTLY_ORDER`, where the buddy allocator may fail for
+/// fragmentation with plenty of memory free.
+const KVMALLOC_MIN: usize = PAGE_SIZE << mm::mmzone::PAGE_ALLOC_COSTLY_ORDER;
+
+const PAGE_SIZE: usize = mm::PAGE_SIZE as usize;
 
 /// kmalloc's size for a layout: power-of-two classes are naturally aligned,
 /// so an alignment above the 8 bytes every class has rounds the size up to
@@ -186,9 +201,21 @@ unsafe impl GlobalAlloc for KernelAllocator {
             // Box and Vec cannot say whether they may sleep: the context
             // decides (GFP_ATOMIC under a spin lock, in an interrupt
             // handler or with interrupts off).
-            Some(slab) => slab
-                .kmalloc(kmalloc_size(layout), crate::sync::gfp_for_context())
-                .map_or(core::ptr::null_mut(), NonNull::as_ptr),
+            Some(slab) => {
+                let gfp = crate::sync::gfp_for_context();
+                let size = kmalloc_size(layout);
+                let kvmalloc = size >= KVMALLOC_MIN && layout.align() <= PAGE_SIZE && gfp.allows_blocking();
+                // The fallback stays quiet about the first failure, as
+                // kvmalloc asks kmalloc with __GFP_NOWARN.
+                let first = if kvmalloc { gfp | mm::gfp::Gfp::NOWARN } else { gfp };
+                match slab.kmalloc(size, first) {
+                    Some(p) => p.as_ptr(),
+                    None if kvmalloc => crate::vmalloc::vm_if_ready()
+                        .and_then(|vm| vm.vmalloc(size as u64).ok())
+                        .map_or(core::ptr::null_mut(), |va| va.as_u64() as *mut u8),
+                    None => core::ptr::null_mut(),
+                }
+            }
             None => x86_64::instructions::interrupts::without_interrupts(|| {
                 EARLY_HEAP.lock().allocate_first_fit(layout).map_or(core::ptr::null_mut(), NonNull::as_ptr)
             }),
@@ -204,6 +231,15 @@ unsafe impl GlobalAlloc for KernelAllocator {
                     // (the caller's GlobalAlloc contract).
                     unsafe { EARLY_HEAP.lock().deallocate(ptr, layout) }
                 });
+            }
+            return;
+        }
+        if (VMALLOC_START..VMALLOC_END).contains(&(ptr as u64)) {
+            // The kvmalloc fallback's block (the range is canonical).
+            if let Some(va) = mm::VirtAddr::new(ptr as u64)
+                && let Err(e) = crate::vmalloc::vfree(va)
+            {
+                error!("global allocator: freeing {ptr:p}: {e}");
             }
             return;
         }

@@ -260,3 +260,22 @@ fn cache_192_alloc_free_debug(b: &mut Bencher<'_>) {
 fn box_64_alloc_drop(b: &mut Bencher<'_>) {
     b.iter(|| drop(black_box(Box::new([0u8; 64]))));
 }
+
+/// A `Vec` larger than the buddy allocator's largest block (8 MiB, past
+/// order 10) cannot come from kmalloc: it falls back to vmalloc (Linux
+/// `kvmalloc`), is usable whole, and its pages go back when it is dropped.
+#[ktest]
+fn a_vec_beyond_the_largest_block_falls_back_to_vmalloc() {
+    const SIZE: usize = 8 << 20;
+    let vmalloc_pages = kernel::vmalloc::vmalloc_nr_pages();
+    let mut v: Vec<u8> = Vec::new();
+    v.try_reserve_exact(SIZE).expect("8 MiB through the vmalloc fallback");
+    let addr = v.as_ptr() as u64;
+    use kernel::arch::x86_64::pgtable::{VMALLOC_END, VMALLOC_START};
+    assert!((VMALLOC_START..VMALLOC_END).contains(&addr), "{addr:#x} is not a vmalloc address");
+    assert_eq!(kernel::vmalloc::vmalloc_nr_pages(), vmalloc_pages + (SIZE / 4096) as u64);
+    v.extend((0..SIZE).map(|i| (i % 251) as u8));
+    assert!(v.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+    drop(v);
+    assert_eq!(kernel::vmalloc::vmalloc_nr_pages(), vmalloc_pages, "vfree'd on drop");
+}
