@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 
 use crate::build::ImagesExt;
 use crate::console::{console_machine, record, run_headless, shell_cmdline};
-use crate::error::which;
 use crate::jobs::{Job, Suite, outln};
 use crate::qemu;
 use crate::runner::RunOptions;
@@ -53,9 +52,7 @@ pub fn parse(line: &str) -> Option<Ext2Check> {
 }
 
 fn sbin_tool(name: &str) -> Result<PathBuf, String> {
-    which(name)
-        .or_else(|| ["/sbin", "/usr/sbin"].iter().map(|d| Path::new(d).join(name)).find(|p| p.is_file()))
-        .ok_or_else(|| format!("{name} not found: install e2fsprogs"))
+    crate::error::e2fsprogs(name).map_err(|e| e.to_string())
 }
 
 /// Runs the check on `image`; the problem, if any.
@@ -96,7 +93,7 @@ const PERSIST: &str = "disk::ext2_persists_across_a_power_off";
 
 /// Size of the persistence test's disk: the tree's sparse file ends at
 /// 40 MiB + 4 KiB.
-const PERSIST_DISK_MIB: u64 = 64;
+const PERSIST_DISK_MIB: u32 = 64;
 
 /// A boot that writes or checks 5 MiB takes seconds under TCG; the bound
 /// is for a loaded host. A hang is what it catches.
@@ -120,18 +117,7 @@ pub fn jobs<'s>(images: &'s boot::Images, options: &'s RunOptions, filter: Optio
 fn persist(images: &boot::Images, options: &RunOptions, workdir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(workdir).map_err(|e| format!("creating {}: {e}", workdir.display()))?;
     let image = workdir.join("disk.img");
-    let _ = std::fs::remove_file(&image);
-    std::fs::File::create(&image)
-        .and_then(|f| f.set_len(PERSIST_DISK_MIB << 20))
-        .map_err(|e| format!("creating {}: {e}", image.display()))?;
-    let out = Command::new(sbin_tool("mke2fs")?)
-        .args(["-q", "-F", "-t", "ext2", "-b", "4096"])
-        .arg(&image)
-        .output()
-        .map_err(|e| format!("running mke2fs: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("mke2fs: {}", String::from_utf8_lossy(&out.stderr)));
-    }
+    qemu::make_ext2_disk(&image, PERSIST_DISK_MIB).map_err(|e| e.to_string())?;
     boot_running(images, options, workdir, &image, "write")?;
     run(&Ext2Check { path: "/tree/big".into(), len: 5 << 20 }, &image)?;
     boot_running(images, options, workdir, &image, "check")

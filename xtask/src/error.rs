@@ -83,3 +83,11 @@ pub fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
 }
+
+/// An e2fsprogs tool (`mke2fs`, `e2fsck`, `debugfs`): on PATH, or in the
+/// sbin directories a user's PATH may lack.
+pub fn e2fsprogs(tool: &str) -> Result<PathBuf, Error> {
+    which(tool)
+        .or_else(|| ["/sbin", "/usr/sbin"].iter().map(|d| std::path::Path::new(d).join(tool)).find(|p| p.is_file()))
+        .ok_or(Error::MissingTool { tool: tool.into(), package: "e2fsprogs" })
+}

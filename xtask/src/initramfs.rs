@@ -69,16 +69,9 @@ const MKE2FS_ARGS: &[&str] = &[
     "hash_seed=0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0,root_owner=0:0",
 ];
 
-/// The host's mke2fs, which lives in sbin, which a user's PATH may lack.
-pub fn mke2fs() -> Result<PathBuf, Error> {
-    which("mke2fs")
-        .or_else(|| ["/sbin/mke2fs", "/usr/sbin/mke2fs"].into_iter().map(PathBuf::from).find(|p| p.is_file()))
-        .ok_or(Error::MissingTool { tool: "mke2fs".into(), package: "e2fsprogs" })
-}
-
 /// Makes (or reuses) the ext2 test image in target/user.
 fn ext2_image() -> Result<Vec<u8>, Error> {
-    let mke2fs = mke2fs()?;
+    let mke2fs = crate::error::e2fsprogs("mke2fs")?;
     let out = crate::build::target_dir().join("user");
     let image = out.join("ext2-1k.img");
     let stamp = out.join("ext2-1k.args");

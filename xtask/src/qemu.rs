@@ -269,11 +269,11 @@ impl Machine {
 
 /// Makes `path` a sparse raw image of `mib` MiB holding an empty ext2
 /// file system with 4 KiB blocks and no blocks reserved for root.
-fn make_ext2_disk(path: &Path, mib: u32) -> Result<(), Error> {
+pub fn make_ext2_disk(path: &Path, mib: u32) -> Result<(), Error> {
     let _ = std::fs::remove_file(path);
     let file = std::fs::File::create(path).map_err(|e| Error::io(format!("creating {}", show(path)), e))?;
     file.set_len(u64::from(mib) << 20).map_err(|e| Error::io(format!("sizing {}", show(path)), e))?;
-    let out = Command::new(crate::initramfs::mke2fs()?)
+    let out = Command::new(crate::error::e2fsprogs("mke2fs")?)
         .args(["-q", "-F", "-t", "ext2", "-b", "4096", "-m", "0"])
         .arg(path)
         .output()
