@@ -3,11 +3,21 @@
 //!
 //! The crate's `VirtIOBlk` drives the device; its non-blocking calls
 //! (`read_blocks_nb`/`write_blocks_nb`, then `peek_used` and
-//! `complete_*_blocks`) keep up to its virtqueue's 16 requests in flight
-//! (one descriptor each: indirect descriptors are negotiated). Each
-//! request's header and status byte live in a slot of this driver, boxed
-//! so that they stay put while the device holds them; the slot index is
-//! the block layer's tag.
+//! `complete_*_blocks`) keep up to [`QUEUE_DEPTH`] requests in flight.
+//! Each request's header and status byte live in a slot of this driver,
+//! boxed so that they stay put while the device holds them; the slot
+//! index is the block layer's tag.
+//!
+//! Descriptors are direct: the crate is built without its `alloc`
+//! feature, so its virtqueue never boxes an indirect descriptor list.
+//! With it, every request (also those the interrupt handler dispatches)
+//! allocated a list `GFP_ATOMIC`, and a failure there was Rust's
+//! allocation-failure panic. Linux's `virtqueue_add_split` allocates the
+//! list the same way but falls back to direct descriptors when it cannot;
+//! the crate has no such fallback, so this driver takes the direct path
+//! always and allocates nothing per request. The price is depth: a
+//! request's three descriptors (header, data, status) take three of the
+//! ring's 16 entries, so 5 requests are in flight instead of 16.
 //!
 //! Completion is by interrupt: MSI-X entry 0 carries a vector from
 //! [`irq::alloc_vector`] to the boot CPU, and the queue's
@@ -44,7 +54,11 @@ use crate::drivers::pci::{self, Bar, PciDev, cap_id};
 
 /// The crate's virtqueue size (`virtio_drivers::device::blk::QUEUE_SIZE`).
 const QUEUE_SIZE: usize = 16;
-const _: () = assert!(QUEUE_SIZE <= MAX_QUEUE_DEPTH);
+/// Descriptors per request: header, data, status.
+const DESCS_PER_REQUEST: usize = 3;
+/// Requests in flight: as many as the ring holds direct descriptor chains.
+const QUEUE_DEPTH: usize = QUEUE_SIZE / DESCS_PER_REQUEST;
+const _: () = assert!(QUEUE_DEPTH <= MAX_QUEUE_DEPTH);
 /// Largest request: 512 KiB (Linux's default `max_sectors_kb` is 1280).
 const MAX_SECTORS: u32 = 1024;
 /// PCI device ids of virtio-blk: transitional, and modern (0x1040 + 2).
@@ -100,8 +114,8 @@ struct Slot {
 
 struct VirtioBlkOps {
     blk: VirtIOBlk<VirtioHal, PciTransport>,
-    slots: Box<[Slot; QUEUE_SIZE]>,
-    /// Slot by token.
+    slots: Box<[Slot; QUEUE_DEPTH]>,
+    /// Slot by token (a chain's head descriptor, below `QUEUE_SIZE`).
     by_token: [Option<u16>; QUEUE_SIZE],
     /// Where the device is, for reports.
     address: pci::PciAddress,

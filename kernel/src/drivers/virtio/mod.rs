@@ -10,9 +10,11 @@
 //!   removed).
 //! - Sharing buffers ([`Hal::share`]): no IOMMU, so a buffer's physical
 //!   address is the device address. Buffers come from the direct map (the
-//!   block layer's pages, the crate's own indirect descriptor lists from
-//!   kmalloc) or, for small request headers, from a kernel stack; either
-//!   way the range must be physically contiguous, which is checked.
+//!   block layer's pages, the driver's request headers) or, for a
+//!   synchronous request's header, from a kernel stack; either way the
+//!   range must be physically contiguous, which is checked. The crate is
+//!   built without its `alloc` feature, so it allocates no memory of its
+//!   own after setup (see [`blk`]).
 //!
 //! Configuration space goes through [`crate::drivers::pci`]'s port access.
 
