@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use clap::ValueEnum;
 
 use crate::error::{Error, show, which};
+use crate::mkdisk::{BlockSize, Ext2Image};
 use crate::symbolize::Symbolizer;
 
 /// QEMU binary name.
@@ -113,10 +114,10 @@ pub struct Machine {
     /// steadily, than reads of written blocks (benchmarks want the latter).
     pub disk_allocated: bool,
     /// A virtio-blk disk of this many MiB holding a fresh, empty ext2 file
-    /// system (0: none), made with the host's `mke2fs -t ext2 -b 4096` for
-    /// each boot; it comes after the scratch disk and before
-    /// [`Machine::disks`] (`vdb` beside a scratch disk). The file-system
-    /// benchmarks' disk.
+    /// system (0: none), made with the host's mke2fs ([`crate::mkdisk`],
+    /// 4 KiB blocks) for each boot; it comes after the scratch disk and
+    /// before [`Machine::disks`] (`vdb` beside a scratch disk). The
+    /// file-system benchmarks' disk.
     pub ext2_disk_mib: u32,
     /// Raw images attached as virtio-blk disks, in order (`--disk`).
     pub disks: Vec<PathBuf>,
@@ -227,7 +228,7 @@ impl Machine {
         }
         if self.ext2_disk_mib > 0 {
             let disk = workdir.join("ext2.img");
-            make_ext2_disk(&disk, self.ext2_disk_mib)?;
+            Ext2Image { mib: self.ext2_disk_mib, block_size: BlockSize::K4, tree: None }.make(&disk)?;
             cmd.arg("-drive").arg(format!("if=none,id=ext2disk,format=raw,file={}", show(&disk)));
             cmd.args(["-device", "virtio-blk-pci,drive=ext2disk"]);
         }
@@ -265,27 +266,6 @@ impl Machine {
         cmd.args(&self.extra_args);
         Ok(cmd)
     }
-}
-
-/// Makes `path` a sparse raw image of `mib` MiB holding an empty ext2
-/// file system with 4 KiB blocks and no blocks reserved for root.
-pub fn make_ext2_disk(path: &Path, mib: u32) -> Result<(), Error> {
-    let _ = std::fs::remove_file(path);
-    let file = std::fs::File::create(path).map_err(|e| Error::io(format!("creating {}", show(path)), e))?;
-    file.set_len(u64::from(mib) << 20).map_err(|e| Error::io(format!("sizing {}", show(path)), e))?;
-    let out = Command::new(crate::error::e2fsprogs("mke2fs")?)
-        .args(["-q", "-F", "-t", "ext2", "-b", "4096", "-m", "0"])
-        .arg(path)
-        .output()
-        .map_err(|e| Error::io("running mke2fs", e))?;
-    if !out.status.success() {
-        return Err(Error::Harness(format!(
-            "mke2fs on {}: {}",
-            show(path),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(())
 }
 
 /// A blkdebug configuration failing every read and write that covers
