@@ -32,6 +32,7 @@ mod mkdisk;
 mod plot;
 mod qemu;
 mod runner;
+mod scratch;
 mod selftest;
 mod small;
 mod smoke;
@@ -318,11 +319,9 @@ fn run_cmd(args: RunArgs) -> Result<ExitCode, Error> {
         firmware,
         mem_mib: args.boot.mem,
         cpus: args.boot.cpus,
-        disk_mib: 0,
-        disk_allocated: false,
+        scratch: None,
         ext2_disk_mib: 0,
         disks: args.disks,
-        disk_eio_sector: None,
         gdb: args.gdb.then_some(qemu::GDB_PORT),
         cmdline,
         fw_cfg_files: Vec::new(),
@@ -430,11 +429,9 @@ fn memmap_cmd(args: MemmapArgs) -> Result<ExitCode, Error> {
         firmware: Firmware::Bios,
         mem_mib: args.boot.mem,
         cpus: args.boot.cpus,
-        disk_mib: 0,
-        disk_allocated: false,
+        scratch: None,
         ext2_disk_mib: 0,
         disks: Vec::new(),
-        disk_eio_sector: None,
         gdb: None,
         cmdline: console::shell_cmdline(&args.boot.cmdline, &commands)?,
         fw_cfg_files: Vec::new(),

@@ -1,23 +1,38 @@
 //! Raw ext2 disk images made by the host's `mke2fs -t ext2`, empty or
-//! filled from a directory with `-d`: `cargo xtask mkdisk`, the
-//! initramfs's `/etc/ext2-1k.img`, and the blank ext2 disks of the
-//! benchmarks and the persistence test. One [`Ext2Image`] runs mke2fs for
-//! all of them.
+//! filled from a directory with `-d`: `cargo xtask mkdisk`, the in-kernel
+//! tests' prepared disks (`#[ktest(disk_tree = "NAME")]`, a tree under
+//! tests/disks/), the initramfs's `/etc/ext2-1k.img`, and the blank ext2
+//! disks of the benchmarks and the persistence test. One [`Ext2Image`]
+//! runs mke2fs for all of them.
 //!
 //! Every image is reproducible: a fixed UUID and directory hash seed, the
 //! root directory owned by 0:0, the creation time fixed through
 //! `E2FSPROGS_FAKE_TIME`, and no blocks reserved for root (a test disk
 //! has no daemons to keep running). The image is a sparse file: the
 //! space mke2fs leaves unused costs no host disk.
+//!
+//! A prepared tree is copied first ([`stage_tree`]) so that a big file
+//! need not be checked in: a file `NAME.pattern` holding a length `N`
+//! stands for a file `NAME` of `N` bytes of the test pattern
+//! ([`crate::diskcheck::pattern_byte`], which the kernel's tests and the
+//! host check both know). [`first_data_sector`] finds where a file's data
+//! starts on the image, for the blkdebug rule that fails it.
 
 use std::ffi::OsString;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use clap::ValueEnum;
 
 use crate::error::{Error, e2fsprogs, show};
+
+/// The directory holding the in-kernel tests' prepared trees.
+pub const TREES: &str = "tests/disks";
+
+/// The suffix of a file that stands for a pattern file (see the module
+/// documentation).
+const PATTERN_SUFFIX: &str = ".pattern";
 
 /// What mke2fs gets besides the size, block size, tree and image path:
 /// the settings that make the image reproducible.
@@ -119,10 +134,77 @@ impl Ext2Image<'_> {
     }
 }
 
+/// The prepared tree `tests/disks/NAME` of the in-kernel tests.
+pub fn tree_dir(name: &str) -> PathBuf {
+    crate::workspace_root().join(TREES).join(name)
+}
+
+/// Copies the tree at `src` to `dst` (which must not exist), expanding
+/// each `NAME.pattern` file into `NAME`, and copying symlinks as symlinks.
+pub fn stage_tree(src: &Path, dst: &Path) -> Result<(), Error> {
+    fs::create_dir_all(dst).map_err(|e| Error::io(format!("creating {}", show(dst)), e))?;
+    let entries = fs::read_dir(src).map_err(|e| Error::io(format!("reading {}", show(src)), e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(format!("reading {}", show(src)), e))?;
+        let from = entry.path();
+        let name = entry.file_name();
+        let kind = entry.file_type().map_err(|e| Error::io(format!("examining {}", show(&from)), e))?;
+        if kind.is_dir() {
+            stage_tree(&from, &dst.join(&name))?;
+        } else if kind.is_symlink() {
+            let target = fs::read_link(&from).map_err(|e| Error::io(format!("reading {}", show(&from)), e))?;
+            let to = dst.join(&name);
+            std::os::unix::fs::symlink(&target, &to).map_err(|e| Error::io(format!("creating {}", show(&to)), e))?;
+        } else if let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(PATTERN_SUFFIX)) {
+            let to = dst.join(stem);
+            fs::write(&to, pattern_file(&from)?).map_err(|e| Error::io(format!("writing {}", show(&to)), e))?;
+        } else if kind.is_file() {
+            let to = dst.join(&name);
+            fs::copy(&from, &to).map_err(|e| Error::io(format!("copying {}", show(&from)), e))?;
+        } else {
+            return Err(Error::Usage(format!("{}: not a file, directory or symlink", show(&from))));
+        }
+    }
+    Ok(())
+}
+
+/// The contents a `.pattern` file stands for.
+fn pattern_file(spec: &Path) -> Result<Vec<u8>, Error> {
+    let text = fs::read_to_string(spec).map_err(|e| Error::io(format!("reading {}", show(spec)), e))?;
+    let len: u64 = text
+        .trim()
+        .parse()
+        .map_err(|_| Error::Usage(format!("{}: expected a length in bytes, found {:?}", show(spec), text.trim())))?;
+    Ok((0..len).map(crate::diskcheck::pattern_byte).collect())
+}
+
+/// The first 512-byte sector of the data of `path` (absolute, in the file
+/// system) on `image`: its block 0 as `debugfs -R "bmap PATH 0"` maps it.
+/// The caller makes sure `path` is a regular file with data (bmap reads a
+/// fast symlink's target as a block number); a hole at block 0 is refused.
+pub fn first_data_sector(image: &Path, path: &str, block_size: BlockSize) -> Result<u64, Error> {
+    let debugfs = e2fsprogs("debugfs")?;
+    let output = Command::new(&debugfs)
+        .arg("-R")
+        .arg(format!("bmap {path} 0"))
+        .arg(image)
+        .output()
+        .map_err(|e| Error::io(format!("running {}", show(&debugfs)), e))?;
+    let failed = |why: &str| Error::ToolFailed {
+        tool: "debugfs",
+        task: format!("bmap {path} 0 on {}", show(image)),
+        output: format!("{why}; debugfs said: {}", String::from_utf8_lossy(&output.stderr).trim()),
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let block: u64 = stdout.trim().parse().map_err(|_| failed("no block number"))?;
+    if block == 0 {
+        return Err(failed("block 0 of the file is a hole"));
+    }
+    Ok(block * (block_size.bytes() / 512))
+}
+
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use super::*;
 
     /// A directory under the system's temporary directory, removed when
@@ -160,8 +242,35 @@ mod tests {
         Command::new(e2fsprogs("debugfs").unwrap()).arg("-R").arg(request).arg(image).output().unwrap().stdout
     }
 
+    /// A tree with a file, a subdirectory, a symlink and a pattern file.
+    fn sample_tree(root: &Path) {
+        fs::create_dir_all(root.join("dir")).unwrap();
+        fs::write(root.join("hello.txt"), "hello\n").unwrap();
+        fs::write(root.join("dir/a.txt"), "file a\n").unwrap();
+        fs::write(root.join("dir/big.pattern"), "70000\n").unwrap();
+        std::os::unix::fs::symlink("dir/a.txt", root.join("link")).unwrap();
+    }
+
+    #[test]
+    fn a_staged_tree_expands_pattern_files_and_keeps_symlinks() {
+        let tmp = TempDir::new("stage");
+        sample_tree(&tmp.0.join("src"));
+        let dst = tmp.0.join("dst");
+        stage_tree(&tmp.0.join("src"), &dst).unwrap();
+        assert_eq!(fs::read(dst.join("hello.txt")).unwrap(), b"hello\n");
+        let big = fs::read(dst.join("dir/big")).unwrap();
+        assert_eq!(big.len(), 70000);
+        assert!(big.iter().enumerate().all(|(i, &b)| b == crate::diskcheck::pattern_byte(i as u64)));
+        assert!(!dst.join("dir/big.pattern").exists(), "the spec itself is not copied");
+        assert_eq!(fs::read_link(dst.join("link")).unwrap(), Path::new("dir/a.txt"));
+        fs::write(tmp.0.join("src/bad.pattern"), "lots").unwrap();
+        let err = stage_tree(&tmp.0.join("src"), &tmp.0.join("dst2")).unwrap_err();
+        assert!(err.to_string().contains("expected a length in bytes"), "{err}");
+    }
+
     /// An image made from a tree passes `e2fsck -fn` and holds the tree:
-    /// debugfs gives each file back, and the symlink's target.
+    /// debugfs gives each file back, the symlink's target, and the data
+    /// sector found for a file holds that file's bytes.
     #[test]
     fn an_image_made_from_a_tree_holds_it_for_the_host_tools() {
         if !have_e2fsprogs("an_image_made_from_a_tree_holds_it_for_the_host_tools") {
@@ -169,21 +278,24 @@ mod tests {
         }
         let tmp = TempDir::new("image");
         let tree = tmp.0.join("tree");
-        fs::create_dir_all(tree.join("dir")).unwrap();
-        fs::write(tree.join("hello.txt"), "hello\n").unwrap();
-        let big: Vec<u8> = (0..70000u32).map(|i| (i % 251) as u8).collect();
-        fs::write(tree.join("dir/big"), &big).unwrap();
-        std::os::unix::fs::symlink("hello.txt", tree.join("link")).unwrap();
+        sample_tree(&tree);
+        let staged = tmp.0.join("staged");
+        stage_tree(&tree, &staged).unwrap();
         for block_size in [BlockSize::K1, BlockSize::K4] {
             let image = tmp.0.join("disk.img");
-            Ext2Image { mib: 4, block_size, tree: Some(&tree) }.make(&image).unwrap();
+            Ext2Image { mib: 4, block_size, tree: Some(&staged) }.make(&image).unwrap();
             assert_eq!(fs::metadata(&image).unwrap().len(), 4 << 20);
             let fsck = Command::new(e2fsprogs("e2fsck").unwrap()).arg("-fn").arg(&image).output().unwrap();
             assert!(fsck.status.success(), "e2fsck -fn: {}", String::from_utf8_lossy(&fsck.stdout));
             assert_eq!(debugfs(&image, "cat /hello.txt"), b"hello\n");
-            assert_eq!(debugfs(&image, "cat /dir/big"), big);
+            assert_eq!(debugfs(&image, "cat /dir/big"), fs::read(staged.join("dir/big")).unwrap());
             let stat = String::from_utf8_lossy(&debugfs(&image, "stat /link")).into_owned();
-            assert!(stat.contains("Fast link dest: \"hello.txt\""), "{stat}");
+            assert!(stat.contains("Fast link dest: \"dir/a.txt\""), "{stat}");
+            let sector = first_data_sector(&image, "/dir/big", block_size).unwrap();
+            let bytes = fs::read(&image).unwrap();
+            let at = (sector * 512) as usize;
+            assert_eq!(&bytes[at..at + 4096], &fs::read(staged.join("dir/big")).unwrap()[..4096]);
+            assert!(first_data_sector(&image, "/missing", block_size).is_err());
         }
     }
 
