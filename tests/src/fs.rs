@@ -7,7 +7,8 @@
 //! layer); what the kernel wrote there is judged by the host's
 //! `e2fsck -fn` and `debugfs` after the test (xtask/src/diskcheck.rs).
 //! That disk can come prepared by the host's mke2fs from a tree of
-//! tests/disks/ (`disk_tree`).
+//! tests/disks/ (`disk_tree`), and can fail one file's data block
+//! (`disk_eio_file`), which a program must see as EIO.
 
 use alloc::format;
 use alloc::string::String;
@@ -317,4 +318,34 @@ fn ext2_prepared_disk_holds_its_tree_byte_for_byte() {
     kern::umount(&dir).expect("umount");
     kernel::kprintln!("host-check: ext2 /written/data {written_len}");
     kernel::kprintln!("host-check: ext2 /big {big_len}");
+}
+
+/// The prepared disk fails every read of /big's first data block
+/// (blkdebug, at the sector xtask found with debugfs's bmap): a program
+/// reading /big gets EIO, reads past that block and of other files
+/// succeed (tests/user/eio_test.c, which also passes on Linux over such a
+/// disk). The error is logged by the block layer and by ext2, for the
+/// same place; the file system stays mounted, unmounts cleanly, and the
+/// host finds it intact.
+#[ktest(disk = 8, disk_tree = "basic", disk_eio_file = "/big", timeout = 120)]
+fn a_failing_block_of_a_file_reaches_the_program_as_eio() {
+    let dir = fresh_dir("mnt-eio-");
+    kern::mount("/dev/vda", &dir, "ext2", false).expect("mount: the metadata is readable");
+    let (big, hello) = (format!("{dir}/big"), format!("{dir}/hello.txt"));
+    let text = core::str::from_utf8(basic::HELLO).expect("hello.txt is text");
+    let (status, out) = run_user("/bin/eio_test", &["eio_test", &big, &hello, text]).expect("running eio_test");
+    let out = String::from_utf8_lossy(&out).into_owned();
+    assert!(status == 0 && out.contains("PASS eio_test"), "eio_test: status {status:#x}\n{out}");
+
+    let log = crate::block::log_tail();
+    let sector: u64 = log
+        .lines()
+        .find_map(|l| l.split("I/O error, dev vda, sector ").nth(1)?.split_once(" op 0x0:(READ)")?.0.parse().ok())
+        .unwrap_or_else(|| panic!("no blk_print_req_error line for the read:\n{log}"));
+    let ext2_line = format!("EXT2-fs (vda): error: I/O error: Read error at byte offset {}", sector * 512);
+    assert!(log.contains(&ext2_line), "no {ext2_line:?} in the log:\n{log}");
+
+    assert_eq!(kern::read_file(&format!("{dir}/dir/a.txt")).as_deref(), Ok(basic::A), "the disk still serves");
+    kern::umount(&dir).expect("umount after the error");
+    kernel::kprintln!("host-check: ext2 /big {}", basic::big_len());
 }
