@@ -65,10 +65,16 @@ pub struct KTest {
     pub mem_mib: u32,
     /// Number of CPUs (0: the harness default).
     pub cpus: u32,
-    /// Size of a blank virtio-blk scratch disk to attach, MiB (0: none).
+    /// Size of a virtio-blk scratch disk to attach, MiB (0: none).
     pub disk_mib: u32,
+    /// The scratch disk holds an ext2 file system of this prepared tree
+    /// (tests/disks/NAME) instead of zeros.
+    pub disk_tree: Option<&'static str>,
     /// The scratch disk fails I/O covering this sector with EIO.
     pub disk_eio_sector: Option<u32>,
+    /// The scratch disk fails I/O covering this file's first data block
+    /// (a path in the tree's file system) with EIO.
+    pub disk_eio_file: Option<&'static str>,
     /// Run in a boot of its own.
     pub fresh_boot: bool,
     /// Only run when asked for by name or suite (harness self-tests).
@@ -176,7 +182,7 @@ pub fn main(boot_info: &'static mut bootloader_api::BootInfo) -> ! {
     if cmdline::has("ktest.list") {
         for t in tests() {
             kprintln!(
-                "ktest-list: {t} timeout={} mem={} cpus={} disk={} fresh={} should_panic={} opt_in={}{}",
+                "ktest-list: {t} timeout={} mem={} cpus={} disk={} fresh={} should_panic={} opt_in={}{}{}{}",
                 t.timeout_secs,
                 t.mem_mib,
                 t.cpus,
@@ -184,7 +190,9 @@ pub fn main(boot_info: &'static mut bootloader_api::BootInfo) -> ! {
                 u8::from(t.fresh_boot),
                 u8::from(t.should_panic.is_some()),
                 u8::from(t.opt_in),
-                DiskEio(t.disk_eio_sector)
+                ListArg("disk_tree", t.disk_tree),
+                ListArg("disk_eio", t.disk_eio_sector),
+                ListArg("disk_eio_file", t.disk_eio_file),
             );
         }
         kprintln!("ktest: done");
@@ -262,13 +270,14 @@ pub(crate) fn on_panic(message: &str) {
     exit_qemu(QemuExitCode::Failed)
 }
 
-/// ` disk_eio=SECTOR` in a `ktest-list:` line, or nothing.
-struct DiskEio(Option<u32>);
+/// ` KEY=VALUE` in a `ktest-list:` line for an optional argument, or
+/// nothing when it is absent.
+struct ListArg<T>(&'static str, Option<T>);
 
-impl fmt::Display for DiskEio {
+impl<T: fmt::Display> fmt::Display for ListArg<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(sector) => write!(f, " disk_eio={sector}"),
+        match &self.1 {
+            Some(value) => write!(f, " {}={value}", self.0),
             None => Ok(()),
         }
     }

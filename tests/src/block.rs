@@ -244,7 +244,8 @@ fn byte_api_round_trips_unaligned_ranges_and_flushes() {
 /// The sector the blkdebug scratch disk fails.
 const EIO_SECTOR: u64 = 4096;
 
-fn log_tail() -> alloc::string::String {
+/// The last 4 KiB of the kernel log.
+pub(crate) fn log_tail() -> alloc::string::String {
     let mut buf = vec![0u8; 4096];
     let n = kernel::printk::LOG_BUF.copy_last(&mut buf);
     alloc::string::String::from_utf8_lossy(&buf[..n]).into_owned()

@@ -6,6 +6,9 @@
 //! ext2 also runs on the virtio disk (`/dev/vda`, through the block
 //! layer); what the kernel wrote there is judged by the host's
 //! `e2fsck -fn` and `debugfs` after the test (xtask/src/diskcheck.rs).
+//! That disk can come prepared by the host's mke2fs from a tree of
+//! tests/disks/ (`disk_tree`), and can fail one file's data block
+//! (`disk_eio_file`), which a program must see as EIO.
 
 use alloc::format;
 use alloc::string::String;
@@ -13,6 +16,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use kernel::fs::blkdev::{self, RamDisk};
+use kernel::fs::namei;
 use kernel::fs::namespace::{self, MountFlags};
 use kernel::fs::syscalls::kern;
 use kernel::process::run_user;
@@ -239,4 +243,109 @@ fn ext2_on_the_virtio_disk_mounts_by_name_and_keeps_its_files() {
 /// `pattern_byte`, the same formula).
 fn host_check_pattern(i: u64) -> u8 {
     (i.wrapping_mul(31) % 251) as u8
+}
+
+/// The tree tests/disks/basic as its tests know it: the small files'
+/// bytes from the tree itself; the big file is the pattern of
+/// [`host_check_pattern`] for the length its `.pattern` file gives
+/// (xtask/src/mkdisk.rs).
+mod basic {
+    pub const HELLO: &[u8] = include_bytes!("../disks/basic/hello.txt");
+    pub const A: &[u8] = include_bytes!("../disks/basic/dir/a.txt");
+    pub const DEEP: &[u8] = include_bytes!("../disks/basic/dir/sub/deep.txt");
+    const BIG_PATTERN: &str = include_str!("../disks/basic/big.pattern");
+
+    /// The length of `/big`.
+    pub fn big_len() -> u64 {
+        BIG_PATTERN.trim().parse().expect("big.pattern holds a length")
+    }
+}
+
+/// The names in directory `path`, `.` and `..` left out, sorted.
+fn dir_names(path: &str) -> Vec<String> {
+    let dir = kernel::fs::syscalls::kern_path(path).expect("the directory");
+    let mut names = Vec::new();
+    let mut pos = 0;
+    while let Some((entry, next)) = dir.inode.ops.readdir(pos).expect("readdir") {
+        let name = String::from_utf8_lossy(&entry.name).into_owned();
+        if name != "." && name != ".." {
+            names.push(name);
+        }
+        pos = next;
+    }
+    names.sort();
+    names
+}
+
+/// A disk prepared by the host from tests/disks/basic (mke2fs -d, 4 KiB
+/// blocks) holds the tree byte for byte: files in the root and two
+/// directories down, a symlink, and a 300 KiB file mapped through the
+/// indirect block. Files the test then writes, and the big file beside
+/// them, are judged by the host's e2fsck and debugfs after it.
+#[ktest(disk = 8, disk_tree = "basic", timeout = 120)]
+fn ext2_prepared_disk_holds_its_tree_byte_for_byte() {
+    let dir = fresh_dir("mnt-tree-");
+    kern::mount("/dev/vda", &dir, "ext2", false).expect("mount the prepared disk");
+    let at = |p: &str| format!("{dir}/{p}");
+    assert_eq!(dir_names(&dir), ["big", "dir", "hello.txt", "link", "lost+found"]);
+    assert_eq!(dir_names(&at("dir")), ["a.txt", "sub"]);
+    assert_eq!(kern::read_file(&at("hello.txt")).as_deref(), Ok(basic::HELLO));
+    assert_eq!(kern::read_file(&at("dir/a.txt")).as_deref(), Ok(basic::A));
+    assert_eq!(kern::read_file(&at("dir/sub/deep.txt")).as_deref(), Ok(basic::DEEP));
+    let parent = kernel::fs::syscalls::kern_parent(&at("link")).expect("the link's directory");
+    let link = namei::lookup_one(&parent.dir, b"link").expect("lookup of the link itself");
+    assert!(link.inode.getattr().expect("stat").is_symlink(), "link is a symlink");
+    assert_eq!(link.inode.ops.readlink().as_deref(), Ok(&b"dir/a.txt"[..]));
+    drop((parent, link));
+    assert_eq!(kern::read_file(&at("link")).as_deref(), Ok(basic::A), "the symlink leads to its target");
+
+    let big_len = basic::big_len();
+    let big: Vec<u8> = (0..big_len).map(host_check_pattern).collect();
+    assert!(kern::read_file(&at("big")) == Ok(big), "big differs from the pattern");
+    let attr = kernel::fs::syscalls::kern_path(&at("big")).and_then(|p| p.inode.getattr()).expect("stat big");
+    assert_eq!(attr.size, big_len);
+    // Every 4 KiB data block (the last one partial) and the indirect
+    // block that maps all but the first 12, in 512-byte sectors.
+    assert_eq!(attr.blocks, (big_len.div_ceil(4096) + 1) * 8, "big is mapped through its indirect block");
+
+    let written_len = 123_457;
+    let written: Vec<u8> = (0..written_len).map(host_check_pattern).collect();
+    kern::mkdir(&at("written")).expect("mkdir on the prepared disk");
+    kern::write_file(&at("written/data"), &written).expect("write on the prepared disk");
+    kern::umount(&dir).expect("umount");
+    kern::mount("/dev/vda", &dir, "ext2", true).expect("mount again, read-only");
+    assert!(kern::read_file(&at("written/data")) == Ok(written), "the new file reads back after a remount");
+    kern::umount(&dir).expect("umount");
+    kernel::kprintln!("host-check: ext2 /written/data {written_len}");
+    kernel::kprintln!("host-check: ext2 /big {big_len}");
+}
+
+/// The prepared disk fails every read of /big's first data block
+/// (blkdebug, at the sector xtask found with debugfs's bmap): a program
+/// reading /big gets EIO, reads past that block and of other files
+/// succeed (tests/user/eio_test.c, which also passes on Linux over such a
+/// disk). The error is logged by the block layer and by ext2, for the
+/// same place; the file system stays mounted, unmounts cleanly, and the
+/// host finds it intact.
+#[ktest(disk = 8, disk_tree = "basic", disk_eio_file = "/big", timeout = 120)]
+fn a_failing_block_of_a_file_reaches_the_program_as_eio() {
+    let dir = fresh_dir("mnt-eio-");
+    kern::mount("/dev/vda", &dir, "ext2", false).expect("mount: the metadata is readable");
+    let (big, hello) = (format!("{dir}/big"), format!("{dir}/hello.txt"));
+    let text = core::str::from_utf8(basic::HELLO).expect("hello.txt is text");
+    let (status, out) = run_user("/bin/eio_test", &["eio_test", &big, &hello, text]).expect("running eio_test");
+    let out = String::from_utf8_lossy(&out).into_owned();
+    assert!(status == 0 && out.contains("PASS eio_test"), "eio_test: status {status:#x}\n{out}");
+
+    let log = crate::block::log_tail();
+    let sector: u64 = log
+        .lines()
+        .find_map(|l| l.split("I/O error, dev vda, sector ").nth(1)?.split_once(" op 0x0:(READ)")?.0.parse().ok())
+        .unwrap_or_else(|| panic!("no blk_print_req_error line for the read:\n{log}"));
+    let ext2_line = format!("EXT2-fs (vda): error: I/O error: Read error at byte offset {}", sector * 512);
+    assert!(log.contains(&ext2_line), "no {ext2_line:?} in the log:\n{log}");
+
+    assert_eq!(kern::read_file(&format!("{dir}/dir/a.txt")).as_deref(), Ok(basic::A), "the disk still serves");
+    kern::umount(&dir).expect("umount after the error");
+    kernel::kprintln!("host-check: ext2 /big {}", basic::big_len());
 }

@@ -23,6 +23,7 @@ use crate::error::{Error, show};
 use crate::jobs::{Suite, outln};
 use crate::plot;
 use crate::qemu::{Accel, Firmware, Headless, Machine};
+use crate::scratch::{Contents, ScratchDisk};
 
 /// A whole benchmark boot must finish within this.
 const BENCH_BOOT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -157,11 +158,9 @@ fn machine(accel: Accel, mem_mib: u32, cpus: u32, cmdline: String, icount: bool)
         firmware: Firmware::Bios,
         mem_mib,
         cpus,
-        disk_mib: BENCH_DISK_MIB,
-        disk_allocated: true,
+        scratch: Some(ScratchDisk { mib: BENCH_DISK_MIB, contents: Contents::Allocated, eio: None }),
         ext2_disk_mib: BENCH_EXT2_DISK_MIB,
         disks: Vec::new(),
-        disk_eio_sector: None,
         gdb: None,
         cmdline,
         fw_cfg_files: Vec::new(),

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use crate::build::ImagesExt;
 use crate::console::{console_machine, record, run_headless, shell_cmdline};
 use crate::jobs::{Job, Suite, outln};
+use crate::mkdisk::{BlockSize, Ext2Image};
 use crate::qemu;
 use crate::runner::RunOptions;
 
@@ -117,7 +118,9 @@ pub fn jobs<'s>(images: &'s boot::Images, options: &'s RunOptions, filter: Optio
 fn persist(images: &boot::Images, options: &RunOptions, workdir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(workdir).map_err(|e| format!("creating {}: {e}", workdir.display()))?;
     let image = workdir.join("disk.img");
-    qemu::make_ext2_disk(&image, PERSIST_DISK_MIB).map_err(|e| e.to_string())?;
+    Ext2Image { mib: PERSIST_DISK_MIB, block_size: BlockSize::K4, tree: None }
+        .make(&image)
+        .map_err(|e| e.to_string())?;
     boot_running(images, options, workdir, &image, "write")?;
     run(&Ext2Check { path: "/tree/big".into(), len: 5 << 20 }, &image)?;
     boot_running(images, options, workdir, &image, "check")
@@ -177,20 +180,13 @@ mod tests {
     /// not.
     #[test]
     fn e2fsck_and_debugfs_judge_an_image() {
-        let Ok(mke2fs) = sbin_tool("mke2fs") else { panic!("the scratch-disk check needs e2fsprogs (mke2fs)") };
         let dir = std::env::temp_dir().join(format!("xtask-diskcheck-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("tree/d")).unwrap();
         let data: Vec<u8> = (0..5000).map(pattern_byte).collect();
         std::fs::write(dir.join("tree/d/big"), &data).unwrap();
         let image = dir.join("disk.img");
-        let status = Command::new(mke2fs)
-            .args(["-q", "-F", "-t", "ext2", "-b", "1024", "-d"])
-            .arg(dir.join("tree"))
-            .arg(&image)
-            .arg("1024")
-            .status()
-            .unwrap();
-        assert!(status.success());
+        let tree = dir.join("tree");
+        Ext2Image { mib: 1, block_size: BlockSize::K1, tree: Some(&tree) }.make(&image).unwrap();
         assert_eq!(run(&Ext2Check { path: "/d/big".into(), len: 5000 }, &image), Ok(()));
         assert!(run(&Ext2Check { path: "/d/big".into(), len: 4999 }, &image).is_err(), "wrong length");
         // Group 0's block bitmap (bg_block_bitmap, the descriptor's first

@@ -33,6 +33,15 @@ pub enum Error {
     /// A lint check failed (its output is already on the terminal); the
     /// command that failed, to rerun.
     LintFailed(String),
+    /// A host tool ran and refused (mke2fs, debugfs).
+    ToolFailed {
+        /// The tool.
+        tool: &'static str,
+        /// What it was asked to do.
+        task: String,
+        /// What it said.
+        output: String,
+    },
 }
 
 impl Error {
@@ -55,6 +64,7 @@ impl fmt::Display for Error {
             Error::Harness(what) => write!(f, "test harness: {what}"),
             Error::Usage(what) => f.write_str(what),
             Error::LintFailed(command) => write!(f, "lint failed: `{command}` (see its output above)"),
+            Error::ToolFailed { tool, task, output } => write!(f, "{tool} failed {task}: {output}"),
         }
     }
 }

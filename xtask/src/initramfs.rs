@@ -13,10 +13,10 @@
 //!   ([`check_file`]) that the in-kernel tests verify, proving the archive
 //!   arrived intact and the kernel's parser finds file bodies.
 //! - `/dev/console` (char 5,1), so Linux's init has a console.
-//! - `/etc/ext2-1k.img`: an ext2 image ([`EXT2_IMAGE_KIB`] KiB, 1 KiB
+//! - `/etc/ext2-1k.img`: an ext2 image ([`EXT2_IMAGE_MIB`] MiB, 1 KiB
 //!   blocks) made by the host's `mke2fs -t ext2 -d` from a small tree
 //!   ([`EXT2_TREE`]), which the in-kernel tests mount through a loop
-//!   device (deterministic: fixed UUID, hash seed and time).
+//!   device (reproducible, as every image [`crate::mkdisk`] makes).
 //!
 //! The archive is deterministic (entries sorted, mtime 0, inode numbers in
 //! order) and written to `target/initramfs.cpio` only when its bytes change,
@@ -29,6 +29,7 @@ use std::process::Command;
 use std::time::SystemTime;
 
 use crate::error::{Error, show, which};
+use crate::mkdisk::{BlockSize, Ext2Image};
 use crate::workspace_root;
 
 /// Flags of every user program: static, not position-independent (the
@@ -48,37 +49,23 @@ pub fn check_file() -> Vec<u8> {
     data
 }
 
-/// Size of `/etc/ext2-1k.img` in KiB.
-pub const EXT2_IMAGE_KIB: u32 = 2048;
+/// Size of `/etc/ext2-1k.img` in MiB.
+pub const EXT2_IMAGE_MIB: u32 = 2;
 
 /// The files of `/etc/ext2-1k.img`: (path, contents).
 pub const EXT2_TREE: &[(&str, &str)] =
     &[("hello.txt", "hello from ext2\n"), ("dir/a.txt", "file a\n"), ("dir/b.txt", "file b\n")];
 
-/// The mke2fs arguments of the image; a change remakes it.
-const MKE2FS_ARGS: &[&str] = &[
-    "-q",
-    "-F",
-    "-t",
-    "ext2",
-    "-b",
-    "1024",
-    "-U",
-    "6f0c3a3e-1d2b-4c5d-8e9f-0a1b2c3d4e5f",
-    "-E",
-    "hash_seed=0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0,root_owner=0:0",
-];
-
 /// Makes (or reuses) the ext2 test image in target/user.
 fn ext2_image() -> Result<Vec<u8>, Error> {
-    let mke2fs = crate::error::e2fsprogs("mke2fs")?;
     let out = crate::build::target_dir().join("user");
     let image = out.join("ext2-1k.img");
     let stamp = out.join("ext2-1k.args");
-    let recipe = format!("{MKE2FS_ARGS:?} {EXT2_IMAGE_KIB} {EXT2_TREE:?}");
+    let tree = out.join("ext2-tree");
+    let spec = Ext2Image { mib: EXT2_IMAGE_MIB, block_size: BlockSize::K1, tree: Some(&tree) };
+    let recipe = format!("{} {EXT2_TREE:?}", spec.recipe());
     let io = |what: &str, p: &Path, e| Error::io(format!("{what} {}", show(p)), e);
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(recipe.as_str()) || !image.is_file() {
-        let tree = out.join("ext2-tree");
         let _ = std::fs::remove_dir_all(&tree);
         for (path, body) in EXT2_TREE {
             let file = tree.join(path);
@@ -87,19 +74,7 @@ fn ext2_image() -> Result<Vec<u8>, Error> {
             }
             std::fs::write(&file, body).map_err(|e| io("writing", &file, e))?;
         }
-        let _ = std::fs::remove_file(&image);
-        let status = Command::new(mke2fs)
-            .args(MKE2FS_ARGS)
-            .arg("-d")
-            .arg(&tree)
-            .arg(&image)
-            .arg(EXT2_IMAGE_KIB.to_string())
-            .env("E2FSPROGS_FAKE_TIME", "1000000000")
-            .status()
-            .map_err(|e| Error::io("running mke2fs", e))?;
-        if !status.success() {
-            return Err(Error::BuildFailed(show(&image)));
-        }
+        spec.make(&image)?;
         std::fs::write(&stamp, recipe).map_err(|e| io("writing", &stamp, e))?;
     }
     std::fs::read(&image).map_err(|e| io("reading", &image, e))

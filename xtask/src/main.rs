@@ -8,7 +8,9 @@
 //! - `cargo xtask bench`: benchmarks, in our kernel and beside Linux;
 //! - `cargo xtask gdb`: the kernel stopped under gdb with the mm helpers;
 //! - `cargo xtask memmap`: a picture of physical memory, one cell per
-//!   pageblock, from the mm console's `kmemmap`.
+//!   pageblock, from the mm console's `kmemmap`;
+//! - `cargo xtask mkdisk DIR OUT`: a raw ext2 image of a directory, for
+//!   `run --disk`.
 //!
 //! `cargo xtask <command> --help` lists each command's options.
 
@@ -26,9 +28,11 @@ mod lint;
 mod linux;
 mod linux_module;
 mod memmap;
+mod mkdisk;
 mod plot;
 mod qemu;
 mod runner;
+mod scratch;
 mod selftest;
 mod small;
 mod smoke;
@@ -82,6 +86,25 @@ enum Command {
     /// `kmemmap` and render every dump of the console as an SVG in
     /// target/memmap/ (memmap-1.svg, ...).
     Memmap(MemmapArgs),
+    /// Make a raw ext2 image holding a directory's tree with the host's
+    /// `mke2fs -t ext2 -d DIR` (a sparse file, reproducible: fixed UUID,
+    /// hash seed and creation time, no blocks reserved for root), e.g.
+    /// for `run --disk OUT`.
+    Mkdisk(MkdiskArgs),
+}
+
+#[derive(Args)]
+struct MkdiskArgs {
+    /// The directory to copy into the file system.
+    dir: PathBuf,
+    /// The image to write (a regular file there is replaced).
+    out: PathBuf,
+    /// Size of the image in MiB.
+    #[arg(long, default_value_t = 64)]
+    size: u32,
+    /// File-system block size in bytes.
+    #[arg(long, value_enum, default_value = "4096")]
+    block_size: mkdisk::BlockSize,
 }
 
 #[derive(Args)]
@@ -256,6 +279,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench_cmd(args),
         Command::Gdb(args) => gdb_cmd(args),
         Command::Memmap(args) => memmap_cmd(args),
+        Command::Mkdisk(args) => mkdisk_cmd(&args),
     };
     match result {
         Ok(code) => code,
@@ -295,11 +319,9 @@ fn run_cmd(args: RunArgs) -> Result<ExitCode, Error> {
         firmware,
         mem_mib: args.boot.mem,
         cpus: args.boot.cpus,
-        disk_mib: 0,
-        disk_allocated: false,
+        scratch: None,
         ext2_disk_mib: 0,
         disks: args.disks,
-        disk_eio_sector: None,
         gdb: args.gdb.then_some(qemu::GDB_PORT),
         cmdline,
         fw_cfg_files: Vec::new(),
@@ -407,11 +429,9 @@ fn memmap_cmd(args: MemmapArgs) -> Result<ExitCode, Error> {
         firmware: Firmware::Bios,
         mem_mib: args.boot.mem,
         cpus: args.boot.cpus,
-        disk_mib: 0,
-        disk_allocated: false,
+        scratch: None,
         ext2_disk_mib: 0,
         disks: Vec::new(),
-        disk_eio_sector: None,
         gdb: None,
         cmdline: console::shell_cmdline(&args.boot.cmdline, &commands)?,
         fw_cfg_files: Vec::new(),
@@ -448,6 +468,19 @@ fn memmap_cmd(args: MemmapArgs) -> Result<ExitCode, Error> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+fn mkdisk_cmd(args: &MkdiskArgs) -> Result<ExitCode, Error> {
+    let image = mkdisk::Ext2Image { mib: args.size, block_size: args.block_size, tree: Some(&args.dir) };
+    image.make(&args.out)?;
+    println!(
+        "{}: ext2, {} MiB, {}-byte blocks, holding {}",
+        args.out.display(),
+        args.size,
+        args.block_size.bytes(),
+        args.dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn bench_cmd(args: BenchArgs) -> Result<ExitCode, Error> {

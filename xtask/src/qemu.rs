@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use clap::ValueEnum;
 
 use crate::error::{Error, show, which};
+use crate::mkdisk::{BlockSize, Ext2Image};
+use crate::scratch::ScratchDisk;
 use crate::symbolize::Symbolizer;
 
 /// QEMU binary name.
@@ -105,24 +107,16 @@ pub struct Machine {
     pub mem_mib: u32,
     /// CPUs.
     pub cpus: u32,
-    /// Blank virtio-blk scratch disk in MiB (0: none), made anew for each
-    /// boot; it comes before [`Machine::disks`] on the PCI bus.
-    pub disk_mib: u32,
-    /// Write the scratch disk's zeros out instead of leaving the image
-    /// sparse: reads of a hole cost the host far more, and far less
-    /// steadily, than reads of written blocks (benchmarks want the latter).
-    pub disk_allocated: bool,
+    /// The scratch disk, the first virtio-blk disk (`vda`), if any.
+    pub scratch: Option<ScratchDisk>,
     /// A virtio-blk disk of this many MiB holding a fresh, empty ext2 file
-    /// system (0: none), made with the host's `mke2fs -t ext2 -b 4096` for
-    /// each boot; it comes after the scratch disk and before
-    /// [`Machine::disks`] (`vdb` beside a scratch disk). The file-system
-    /// benchmarks' disk.
+    /// system (0: none), made with the host's mke2fs ([`crate::mkdisk`],
+    /// 4 KiB blocks) for each boot; it comes after the scratch disk and
+    /// before [`Machine::disks`] (`vdb` beside a scratch disk). The
+    /// file-system benchmarks' disk.
     pub ext2_disk_mib: u32,
     /// Raw images attached as virtio-blk disks, in order (`--disk`).
     pub disks: Vec<PathBuf>,
-    /// Make the scratch disk fail every read and write that covers this
-    /// sector with EIO, through QEMU's blkdebug driver.
-    pub disk_eio_sector: Option<u32>,
     /// Start stopped, with QEMU's GDB server on this local port.
     pub gdb: Option<u16>,
     /// Kernel command line (passed through fw_cfg).
@@ -195,39 +189,12 @@ impl Machine {
     /// ext2 disks are made anew in `workdir`. Our boots and the Linux
     /// comparison (`linux.rs`) attach them alike.
     pub fn attach_disks(&self, cmd: &mut Command, workdir: &Path) -> Result<(), Error> {
-        if self.disk_mib > 0 {
-            let disk = workdir.join("scratch.img");
-            let file = std::fs::File::create(&disk).map_err(|e| Error::io(format!("creating {}", show(&disk)), e))?;
-            file.set_len(u64::from(self.disk_mib) << 20)
-                .map_err(|e| Error::io(format!("sizing {}", show(&disk)), e))?;
-            if self.disk_allocated {
-                let zeros = vec![0u8; (self.disk_mib as usize) << 20];
-                std::fs::write(&disk, zeros).map_err(|e| Error::io(format!("writing {}", show(&disk)), e))?;
-            }
-            match self.disk_eio_sector {
-                None => {
-                    cmd.arg("-drive").arg(format!("if=none,id=scratch0,format=raw,file={}", show(&disk)));
-                }
-                Some(sector) => {
-                    // raw over blkdebug over the file: the raw driver
-                    // raises blkdebug's read_aio/write_aio events, which
-                    // arm the rules for the requests covering `sector`.
-                    let config = workdir.join("blkdebug.conf");
-                    std::fs::write(&config, blkdebug_config(sector))
-                        .map_err(|e| Error::io(format!("writing {}", show(&config)), e))?;
-                    cmd.arg("-drive").arg(format!(
-                        "if=none,id=scratch0,format=raw,file.driver=blkdebug,file.config={},\
-                         file.image.driver=file,file.image.filename={}",
-                        show(&config),
-                        show(&disk)
-                    ));
-                }
-            }
-            cmd.args(["-device", "virtio-blk-pci,drive=scratch0"]);
+        if let Some(scratch) = &self.scratch {
+            scratch.attach(cmd, workdir)?;
         }
         if self.ext2_disk_mib > 0 {
             let disk = workdir.join("ext2.img");
-            make_ext2_disk(&disk, self.ext2_disk_mib)?;
+            Ext2Image { mib: self.ext2_disk_mib, block_size: BlockSize::K4, tree: None }.make(&disk)?;
             cmd.arg("-drive").arg(format!("if=none,id=ext2disk,format=raw,file={}", show(&disk)));
             cmd.args(["-device", "virtio-blk-pci,drive=ext2disk"]);
         }
@@ -265,38 +232,6 @@ impl Machine {
         cmd.args(&self.extra_args);
         Ok(cmd)
     }
-}
-
-/// Makes `path` a sparse raw image of `mib` MiB holding an empty ext2
-/// file system with 4 KiB blocks and no blocks reserved for root.
-pub fn make_ext2_disk(path: &Path, mib: u32) -> Result<(), Error> {
-    let _ = std::fs::remove_file(path);
-    let file = std::fs::File::create(path).map_err(|e| Error::io(format!("creating {}", show(path)), e))?;
-    file.set_len(u64::from(mib) << 20).map_err(|e| Error::io(format!("sizing {}", show(path)), e))?;
-    let out = Command::new(crate::error::e2fsprogs("mke2fs")?)
-        .args(["-q", "-F", "-t", "ext2", "-b", "4096", "-m", "0"])
-        .arg(path)
-        .output()
-        .map_err(|e| Error::io("running mke2fs", e))?;
-    if !out.status.success() {
-        return Err(Error::Harness(format!(
-            "mke2fs on {}: {}",
-            show(path),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(())
-}
-
-/// A blkdebug configuration failing every read and write that covers
-/// `sector` with EIO (errno 5), every time (QEMU docs/devel/blkdebug.rst).
-pub fn blkdebug_config(sector: u32) -> String {
-    ["read_aio", "write_aio"]
-        .iter()
-        .map(|event| {
-            format!("[inject-error]\nevent = \"{event}\"\nerrno = \"5\"\nsector = \"{sector}\"\nonce = \"off\"\n\n")
-        })
-        .collect()
 }
 
 /// Refuses a machine too small for the firmware and bootloader to get the

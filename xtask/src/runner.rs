@@ -3,7 +3,8 @@
 //! kernel/src/ktest.rs), and restarts the machine after a panic or a hang so
 //! one broken test never hides the others.
 //!
-//! Tests are grouped by the machine they need (memory, CPUs, scratch disk);
+//! Tests are grouped by the machine they need (memory, CPUs, scratch disk
+//! and what it holds);
 //! `fresh_boot` tests get a boot each. Within a group, a boot runs the plan
 //! until it finishes or dies; the next boot resumes after the test that
 //! died. Every boot's full console goes to `target/xtask/logs/`.
@@ -19,7 +20,9 @@ use std::time::{Duration, Instant};
 use crate::build::ImagesExt;
 use crate::error::{Error, show};
 use crate::jobs::{Job, Suite, outln};
+use crate::mkdisk;
 use crate::qemu::{self, Accel, Event, Firmware, Headless, Machine};
+use crate::scratch::{Contents, EioAt, SCRATCH_IMAGE, ScratchDisk};
 use crate::symbolize::Symbolizer;
 
 /// Memory for a test that does not ask (MiB).
@@ -85,8 +88,12 @@ pub struct TestDesc {
     pub cpus: u32,
     /// Scratch disk in MiB (0: none).
     pub disk_mib: u32,
+    /// The scratch disk holds this prepared tree (tests/disks/NAME).
+    pub disk_tree: Option<String>,
     /// The scratch disk fails I/O covering this sector (blkdebug).
     pub disk_eio_sector: Option<u32>,
+    /// The scratch disk fails I/O covering this file's first data block.
+    pub disk_eio_file: Option<String>,
     /// Needs a boot of its own.
     pub fresh_boot: bool,
     /// Expects a panic.
@@ -102,31 +109,35 @@ impl TestDesc {
 
     /// The machine this test needs.
     fn machine_key(&self) -> MachineKey {
+        let eio = match (&self.disk_eio_file, self.disk_eio_sector) {
+            (Some(file), _) => Some(EioAt::FileData(file.clone())),
+            (None, sector) => sector.map(|s| EioAt::Sector(s.into())),
+        };
+        let contents = self.disk_tree.as_deref().map_or(Contents::Blank, |name| Contents::Tree(mkdisk::tree_dir(name)));
         MachineKey {
             mem_mib: if self.mem_mib == 0 { DEFAULT_TEST_MEM_MIB } else { self.mem_mib },
             cpus: self.cpus.max(1),
-            disk_mib: self.disk_mib,
-            disk_eio_sector: self.disk_eio_sector,
+            disk: (self.disk_mib > 0).then_some(ScratchDisk { mib: self.disk_mib, contents, eio }),
         }
     }
 }
 
-/// The machine a group of tests shares: memory, CPUs, scratch disk (MiB).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// The machine a group of tests shares: memory, CPUs, scratch disk (its
+/// size, contents and failing sector: tests on different disks never
+/// share a boot).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct MachineKey {
     mem_mib: u32,
     cpus: u32,
-    disk_mib: u32,
-    disk_eio_sector: Option<u32>,
+    disk: Option<ScratchDisk>,
 }
 
 impl MachineKey {
     /// A short name for the group's suite and its log directory:
-    /// `512M-1cpu`, `512M-1cpu-disk8M`.
+    /// `512M-1cpu`, `512M-1cpu-disk8M`, `512M-1cpu-disk8M-basic`.
     fn name(&self) -> String {
-        let disk = if self.disk_mib > 0 { format!("-disk{}M", self.disk_mib) } else { String::new() };
-        let eio = self.disk_eio_sector.map(|s| format!("-eio{s}")).unwrap_or_default();
-        format!("{}M-{}cpu{disk}{eio}", self.mem_mib, self.cpus)
+        let disk = self.disk.as_ref().map(|d| format!("-{}", d.name())).unwrap_or_default();
+        format!("{}M-{}cpu{disk}", self.mem_mib, self.cpus)
     }
 }
 
@@ -165,24 +176,32 @@ fn parse_list_line(line: &str) -> Option<TestDesc> {
         mem_mib: 0,
         cpus: 0,
         disk_mib: 0,
+        disk_tree: None,
         disk_eio_sector: None,
+        disk_eio_file: None,
         fresh_boot: false,
         should_panic: false,
         opt_in: false,
     };
     for word in words {
         let (key, value) = word.split_once('=')?;
-        let n: u32 = value.parse().ok()?;
         match key {
-            "timeout" => t.timeout_secs = n,
-            "mem" => t.mem_mib = n,
-            "cpus" => t.cpus = n,
-            "disk" => t.disk_mib = n,
-            "disk_eio" => t.disk_eio_sector = Some(n),
-            "fresh" => t.fresh_boot = n != 0,
-            "should_panic" => t.should_panic = n != 0,
-            "opt_in" => t.opt_in = n != 0,
-            _ => {}
+            "disk_tree" => t.disk_tree = Some(value.to_owned()),
+            "disk_eio_file" => t.disk_eio_file = Some(value.to_owned()),
+            _ => {
+                let n: u32 = value.parse().ok()?;
+                match key {
+                    "timeout" => t.timeout_secs = n,
+                    "mem" => t.mem_mib = n,
+                    "cpus" => t.cpus = n,
+                    "disk" => t.disk_mib = n,
+                    "disk_eio" => t.disk_eio_sector = Some(n),
+                    "fresh" => t.fresh_boot = n != 0,
+                    "should_panic" => t.should_panic = n != 0,
+                    "opt_in" => t.opt_in = n != 0,
+                    _ => {}
+                }
+            }
         }
     }
     Some(t)
@@ -294,17 +313,15 @@ impl<'a> TestKernel<'a> {
         Ok(tk)
     }
 
-    fn machine(&self, key: MachineKey, cmdline: &str, plan: Option<&Path>) -> Machine {
+    fn machine(&self, key: &MachineKey, cmdline: &str, plan: Option<&Path>) -> Machine {
         Machine {
             accel: self.options.accel,
             firmware: self.options.firmware,
             mem_mib: key.mem_mib,
             cpus: key.cpus,
-            disk_mib: key.disk_mib,
-            disk_allocated: false,
+            scratch: key.disk.clone(),
             ext2_disk_mib: 0,
             disks: Vec::new(),
-            disk_eio_sector: key.disk_eio_sector,
             gdb: None,
             cmdline: cmdline.to_owned(),
             fw_cfg_files: plan.map(|p| vec![("opt/kernel/ktest-plan".to_owned(), p.to_path_buf())]).unwrap_or_default(),
@@ -315,8 +332,8 @@ impl<'a> TestKernel<'a> {
 
     fn list(&self) -> Result<Vec<TestDesc>, Error> {
         let workdir = self.options.logs.join("list");
-        let key = MachineKey { mem_mib: DEFAULT_TEST_MEM_MIB, cpus: 1, disk_mib: 0, disk_eio_sector: None };
-        let machine = self.machine(key, "loglevel=warn ktest.list", None);
+        let key = MachineKey { mem_mib: DEFAULT_TEST_MEM_MIB, cpus: 1, disk: None };
+        let machine = self.machine(&key, "loglevel=warn ktest.list", None);
         let mut qemu = Headless::start(&machine, self.images.for_firmware(self.options.firmware), &workdir)?;
         let console = qemu.lines_until(BOOT_TIMEOUT, |l| l == "ktest: done").map_err(|e| {
             Error::Harness(format!("listing tests failed: {}; console:\n{}", e.why, self.annotated(&e.console)))
@@ -422,7 +439,7 @@ impl<'a> TestKernel<'a> {
             std::fs::write(&plan_path, plan).map_err(|e| Error::io("writing the test plan", e))?;
             let log_path = workdir.join("console.log");
             let mut log = File::create(&log_path).map_err(|e| Error::io(format!("creating {}", show(&log_path)), e))?;
-            let machine = self.machine(key, TEST_CMDLINE, Some(&plan_path));
+            let machine = self.machine(&key, TEST_CMDLINE, Some(&plan_path));
             let mut qemu = Headless::start(&machine, self.images.for_firmware(self.options.firmware), &workdir)?;
 
             let before = pending.len();
@@ -470,7 +487,7 @@ impl<'a> TestKernel<'a> {
                                 let lines = current.take().map(|(_, l)| l).unwrap_or_default();
                                 // What the test asked the host to check on
                                 // its scratch disk (diskcheck.rs).
-                                let scratch = workdir.join("scratch.img");
+                                let scratch = workdir.join(SCRATCH_IMAGE);
                                 let outcome = lines
                                     .iter()
                                     .filter_map(|l| crate::diskcheck::parse(l))
@@ -567,7 +584,9 @@ mod tests {
             mem_mib: 0,
             cpus: 0,
             disk_mib: 0,
+            disk_tree: None,
             disk_eio_sector: None,
+            disk_eio_file: None,
             fresh_boot: false,
             should_panic: false,
             opt_in,
@@ -585,12 +604,18 @@ mod tests {
             mem_mib: 192,
             cpus: 2,
             disk_mib: 8,
+            disk_tree: None,
             disk_eio_sector: Some(7),
+            disk_eio_file: None,
             fresh_boot: true,
             should_panic: false,
             opt_in: true,
         };
         assert_eq!(t, Some(expected));
+        let t =
+            parse_list_line("ktest-list: fs::y timeout=0 mem=0 cpus=0 disk=8 disk_tree=basic disk_eio_file=/dir/big")
+                .map(|t| (t.disk_mib, t.disk_tree, t.disk_eio_file));
+        assert_eq!(t, Some((8, Some("basic".into()), Some("/dir/big".into()))));
         assert_eq!(parse_list_line("ktest: ready 3"), None);
         assert_eq!(parse_list_line("ktest-list: x mem=lots"), None);
     }
@@ -641,6 +666,34 @@ mod tests {
         let names: Vec<(String, usize)> = groups(&tests).iter().map(|g| (g.name.clone(), g.tests.len())).collect();
         let want = [("512M-1cpu", 2), ("exceptions::panics", 1), ("harness::fresh", 1), ("4096M-1cpu", 1)];
         assert_eq!(names, want.map(|(n, c)| (n.to_owned(), c)));
+    }
+
+    #[test]
+    fn tests_on_different_disks_never_share_a_boot() {
+        let on = |name: &str, tree: Option<&str>, eio_file: Option<&str>| {
+            let mut t = desc(name, false);
+            t.disk_mib = 8;
+            t.disk_tree = tree.map(str::to_owned);
+            t.disk_eio_file = eio_file.map(str::to_owned);
+            t
+        };
+        let blank = on("a::blank", None, None);
+        let basic = on("a::basic", Some("basic"), None);
+        let basic_too = on("a::basic_too", Some("basic"), None);
+        let other = on("a::other", Some("other"), None);
+        let failing = on("a::failing", Some("basic"), Some("/big"));
+        let tests = [&blank, &basic, &basic_too, &other, &failing];
+        let names: Vec<(String, usize)> = groups(&tests).iter().map(|g| (g.name.clone(), g.tests.len())).collect();
+        let want = [
+            ("512M-1cpu-disk8M", 1),
+            ("512M-1cpu-disk8M-basic", 2),
+            ("512M-1cpu-disk8M-basic-eio-big", 1),
+            ("512M-1cpu-disk8M-other", 1),
+        ];
+        assert_eq!(names, want.map(|(n, c)| (n.to_owned(), c)));
+        let tree = basic.machine_key().disk.map(|d| d.contents);
+        assert_eq!(tree, Some(Contents::Tree(mkdisk::tree_dir("basic"))));
+        assert!(mkdisk::tree_dir("basic").ends_with("tests/disks/basic"));
     }
 
     #[test]

@@ -53,11 +53,9 @@ fn boot_smoke_test(
         mem_mib: qemu::DEFAULT_MEM_MIB,
         cpus: 1,
         // The block benchmarks read and write vda.
-        disk_mib: crate::bench::BENCH_DISK_MIB,
-        disk_allocated: false,
+        scratch: Some(crate::scratch::ScratchDisk::blank(crate::bench::BENCH_DISK_MIB)),
         ext2_disk_mib: 0,
         disks: Vec::new(),
-        disk_eio_sector: None,
         gdb: None,
         cmdline: "loglevel=info".into(),
         fw_cfg_files: Vec::new(),

@@ -12,6 +12,9 @@
 //!
 //! #[ktest(disk = 8, disk_eio = 2048)]
 //! fn sees_an_injected_error() { ... }
+//!
+//! #[ktest(disk = 8, disk_tree = "basic", disk_eio_file = "/big")]
+//! fn reads_a_prepared_disk_whose_file_fails() { ... }
 //! ```
 //!
 //! Arguments (all optional):
@@ -20,8 +23,14 @@
 //! - `timeout = SECS`: hang timeout (default set by xtask);
 //! - `mem = MIB`, `cpus = N`, `disk = MIB`: QEMU configuration (a blank
 //!   virtio-blk scratch disk of `disk` MiB);
+//! - `disk_tree = "NAME"`: the scratch disk holds an ext2 file system
+//!   (4 KiB blocks) of the tree tests/disks/NAME, made by xtask with the
+//!   host's mke2fs for each boot; needs `disk`, the image's size;
 //! - `disk_eio = SECTOR`: the scratch disk fails every read and write
 //!   that covers sector `SECTOR` with EIO (QEMU's blkdebug driver);
+//! - `disk_eio_file = "PATH"`: as `disk_eio`, at the first data block of
+//!   the file `PATH` (absolute, in the tree's file system; xtask finds the
+//!   block with `debugfs -R "bmap PATH 0"`); needs `disk_tree`;
 //! - `fresh_boot`: run in a boot of its own;
 //! - `opt_in`: run only when selected by name or suite (harness self-tests).
 //!
@@ -54,7 +63,9 @@ struct Options {
     mem: u32,
     cpus: u32,
     disk: u32,
+    disk_tree: Option<String>,
     disk_eio: Option<u32>,
+    disk_eio_file: Option<String>,
     fresh_boot: bool,
     opt_in: bool,
 }
@@ -64,6 +75,28 @@ fn lit_u32(meta: &Meta, expr: &Expr) -> syn::Result<u32> {
         Expr::Lit(ExprLit { lit: Lit::Int(i), .. }) => i.base10_parse(),
         _ => Err(syn::Error::new_spanned(meta, "expected an integer literal")),
     }
+}
+
+/// A string literal that `valid` accepts; `what` says what was expected.
+fn lit_str(meta: &Meta, expr: &Expr, valid: impl Fn(&str) -> bool, what: &str) -> syn::Result<String> {
+    match expr {
+        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) if valid(&s.value()) => Ok(s.value()),
+        _ => Err(syn::Error::new_spanned(meta, what)),
+    }
+}
+
+/// A tree's name: a directory directly in tests/disks/, which also goes
+/// into a suite name.
+fn is_tree_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// A path in the tree's file system as the `ktest-list:` line carries it
+/// (one word) and `debugfs` takes it.
+fn is_fs_path(path: &str) -> bool {
+    path.len() > 1 && path.starts_with('/') && !path.chars().any(|c| c.is_whitespace() || c == '"')
 }
 
 fn parse_options(args: &Punctuated<Meta, Token![,]>) -> syn::Result<Options> {
@@ -84,16 +117,38 @@ fn parse_options(args: &Punctuated<Meta, Token![,]>) -> syn::Result<Options> {
             ("cpus", Meta::NameValue(nv)) => o.cpus = lit_u32(meta, &nv.value)?,
             ("disk", Meta::NameValue(nv)) => o.disk = lit_u32(meta, &nv.value)?,
             ("disk_eio", Meta::NameValue(nv)) => o.disk_eio = Some(lit_u32(meta, &nv.value)?),
+            ("disk_tree", Meta::NameValue(nv)) => {
+                let what = "disk_tree needs the name of a directory in tests/disks (letters, digits, _ - .)";
+                o.disk_tree = Some(lit_str(meta, &nv.value, is_tree_name, what)?);
+            }
+            ("disk_eio_file", Meta::NameValue(nv)) => {
+                let what = "disk_eio_file needs an absolute path in the tree, without spaces or quotes";
+                o.disk_eio_file = Some(lit_str(meta, &nv.value, is_fs_path, what)?);
+            }
             _ => {
                 return Err(syn::Error::new_spanned(
                     meta,
                     "unknown ktest argument; expected should_panic = \"..\", timeout = N, mem = N, \
-                     cpus = N, disk = N, disk_eio = SECTOR, fresh_boot or opt_in",
+                     cpus = N, disk = N, disk_tree = \"NAME\", disk_eio = SECTOR, disk_eio_file = \"PATH\", \
+                     fresh_boot or opt_in",
                 ));
             }
         }
     }
+    let refuse = |when: bool, what: &str| if when { Err(syn::Error::new_spanned(args, what)) } else { Ok(()) };
+    refuse(o.disk == 0 && o.disk_eio.is_some(), "disk_eio needs a scratch disk: add disk = MIB")?;
+    refuse(o.disk == 0 && o.disk_tree.is_some(), "disk_tree needs the disk's size: add disk = MIB")?;
+    refuse(o.disk_tree.is_none() && o.disk_eio_file.is_some(), "disk_eio_file needs a tree: add disk_tree = \"NAME\"")?;
+    refuse(o.disk_eio.is_some() && o.disk_eio_file.is_some(), "give disk_eio or disk_eio_file, not both")?;
     Ok(o)
+}
+
+/// `Some(value)` or `None` as an expression.
+fn option(value: Option<impl quote::ToTokens>) -> proc_macro2::TokenStream {
+    match value {
+        Some(v) => quote!(::core::option::Option::Some(#v)),
+        None => quote!(::core::option::Option::None),
+    }
 }
 
 fn expand(args: Punctuated<Meta, Token![,]>, func: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
@@ -111,13 +166,9 @@ fn expand(args: Punctuated<Meta, Token![,]>, func: ItemFn) -> syn::Result<proc_m
         Some(s) => quote!(::core::option::Option::Some(#s)),
         None => quote!(::core::option::Option::None),
     };
-    if o.disk_eio.is_some() && o.disk == 0 {
-        return Err(syn::Error::new_spanned(&args, "disk_eio needs a scratch disk: add disk = MIB"));
-    }
-    let disk_eio = match o.disk_eio {
-        Some(s) => quote!(::core::option::Option::Some(#s)),
-        None => quote!(::core::option::Option::None),
-    };
+    let disk_eio = option(o.disk_eio);
+    let disk_tree = option(o.disk_tree.as_deref());
+    let disk_eio_file = option(o.disk_eio_file.as_deref());
     let Options { timeout, mem, cpus, disk, fresh_boot, opt_in, .. } = o;
     Ok(quote! {
         #func
@@ -133,7 +184,9 @@ fn expand(args: Punctuated<Meta, Token![,]>, func: ItemFn) -> syn::Result<proc_m
             mem_mib: #mem,
             cpus: #cpus,
             disk_mib: #disk,
+            disk_tree: #disk_tree,
             disk_eio_sector: #disk_eio,
+            disk_eio_file: #disk_eio_file,
             fresh_boot: #fresh_boot,
             opt_in: #opt_in,
         };
@@ -201,11 +254,38 @@ mod tests {
             mem: 256,
             cpus: 2,
             disk: 8,
+            disk_tree: None,
             disk_eio: Some(99),
+            disk_eio_file: None,
             fresh_boot: true,
             opt_in: true,
         };
         assert_eq!(o, Ok(expected));
+    }
+
+    #[test]
+    fn a_prepared_tree_and_its_failing_file_are_parsed() {
+        let o = parse(r#"disk = 8, disk_tree = "basic", disk_eio_file = "/dir/big""#).map_err(|e| e.to_string());
+        let expected = Options {
+            disk: 8,
+            disk_tree: Some("basic".into()),
+            disk_eio_file: Some("/dir/big".into()),
+            ..Options::default()
+        };
+        assert_eq!(o, Ok(expected));
+    }
+
+    #[test]
+    fn disk_arguments_that_cannot_work_are_compile_errors() {
+        let err = |src: &str| parse(src).map(|_| ()).map_err(|e| e.to_string());
+        assert!(err(r#"disk_tree = "basic""#).is_err_and(|e| e.contains("add disk = MIB")));
+        assert!(err("disk_eio = 7").is_err_and(|e| e.contains("add disk = MIB")));
+        assert!(err(r#"disk = 8, disk_eio_file = "/big""#).is_err_and(|e| e.contains("needs a tree")));
+        assert!(err(r#"disk = 8, disk_tree = "basic", disk_eio = 7, disk_eio_file = "/big""#).is_err());
+        assert!(err(r#"disk = 8, disk_tree = "../etc""#).is_err(), "a name, not a path");
+        assert!(err(r#"disk = 8, disk_tree = "basic", disk_eio_file = "big""#).is_err(), "not absolute");
+        assert!(err(r#"disk = 8, disk_tree = "basic", disk_eio_file = "/a b""#).is_err(), "a space");
+        assert!(err("disk = 8, disk_tree = 3").is_err());
     }
 
     #[test]
