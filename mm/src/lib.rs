@@ -19,7 +19,9 @@
 //! search), on an intrusive augmented AVL tree ([`avl`]); [`mmap`] and
 //! [`memory`] (mmap, munmap, mprotect, brk, fork, page faults) with
 //! [`mremap`], [`madvise`], [`mincore`], [`mlock`] and [`msync`]; page
-//! [`migrate`] and memory [`compaction`].
+//! [`migrate`] and memory [`compaction`]; and the page cache's
+//! [`readahead`] policy (which pages a read or fault brings in ahead of
+//! need).
 
 #![cfg_attr(not(test), no_std)]
 
@@ -50,6 +52,7 @@ pub mod pagewalk;
 pub mod percpu;
 pub mod pgtable;
 pub mod ptdump;
+pub mod readahead;
 pub mod rmap;
 #[cfg(test)]
 mod sim;
