@@ -19,7 +19,8 @@
 //! search), on an intrusive augmented AVL tree ([`avl`]); [`mmap`] and
 //! [`memory`] (mmap, munmap, mprotect, brk, fork, page faults) with
 //! [`mremap`], [`madvise`], [`mincore`], [`mlock`] and [`msync`]; page
-//! [`migrate`] and memory [`compaction`].
+//! [`migrate`] and memory [`compaction`]; and the page cache's index, the
+//! [`xarray`].
 
 #![cfg_attr(not(test), no_std)]
 
@@ -60,5 +61,6 @@ pub mod uaddr;
 pub mod vma;
 pub mod vmalloc;
 pub mod vmstat;
+pub mod xarray;
 
 pub use addr::{PAGE_SHIFT, PAGE_SIZE, Pfn, PhysAddr, VirtAddr};
