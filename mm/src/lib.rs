@@ -19,7 +19,9 @@
 //! search), on an intrusive augmented AVL tree ([`avl`]); [`mmap`] and
 //! [`memory`] (mmap, munmap, mprotect, brk, fork, page faults) with
 //! [`mremap`], [`madvise`], [`mincore`], [`mlock`] and [`msync`]; page
-//! [`migrate`] and memory [`compaction`]; and the page cache's
+//! [`migrate`] and memory [`compaction`]; and the page cache: its index,
+//! the [`xarray`], one file's cache ([`filemap`]), dirty pages and
+//! writeback ([`page_writeback`], errors through [`errseq`]) and the
 //! [`readahead`] policy (which pages a read or fault brings in ahead of
 //! need).
 
@@ -63,5 +65,6 @@ pub mod uaddr;
 pub mod vma;
 pub mod vmalloc;
 pub mod vmstat;
+pub mod xarray;
 
 pub use addr::{PAGE_SHIFT, PAGE_SIZE, Pfn, PhysAddr, VirtAddr};

@@ -32,6 +32,7 @@ mod slab;
 mod smp;
 mod vmalloc;
 mod vmstat;
+mod xarray;
 
 entry_point!(test_main, config = &kernel::BOOTLOADER_CONFIG);
 
