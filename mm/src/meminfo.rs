@@ -97,12 +97,15 @@ impl fmt::Display for Meminfo<'_, '_> {
         show_val_kb(f, "MemFree", pgdat.nr_free_pages())?;
         show_val_kb(f, "MemAvailable", si_mem_available(pgdat))?;
         show_val_kb(f, "Buffers", 0)?;
-        show_val_kb(f, "Cached", 0)?;
+        show_val_kb(f, "Cached", state(NodeStatItem::NrFilePages))?;
         show_val_kb(f, "SwapCached", 0)?;
         show_val_kb(f, "SwapTotal", 0)?;
         show_val_kb(f, "SwapFree", 0)?;
+        show_val_kb(f, "Dirty", state(NodeStatItem::NrFileDirty))?;
+        show_val_kb(f, "Writeback", state(NodeStatItem::NrWriteback))?;
         show_val_kb(f, "AnonPages", state(NodeStatItem::NrAnonMapped))?;
         show_val_kb(f, "Mapped", state(NodeStatItem::NrFileMapped))?;
+        show_val_kb(f, "Shmem", state(NodeStatItem::NrShmem))?;
         show_val_kb(f, "KReclaimable", sreclaimable)?;
         show_val_kb(f, "Slab", sreclaimable + sunreclaim)?;
         show_val_kb(f, "SReclaimable", sreclaimable)?;

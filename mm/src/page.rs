@@ -37,7 +37,8 @@
 
 use core::fmt;
 use core::sync::atomic::{
-    AtomicI32, AtomicU8, AtomicU32, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+    AtomicI32, AtomicU8, AtomicU32, AtomicU64, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed,
+    Ordering::Release,
 };
 
 use crate::addr::Pfn;
@@ -114,6 +115,18 @@ impl Page {
     /// Clears `flags` atomically (Linux `ClearPageX`).
     pub fn clear(&self, flags: PageFlags) {
         self.flags.fetch_and(!flags.bits(), Relaxed);
+    }
+
+    /// Sets `flags` and says whether any was set before (Linux
+    /// `TestSetPageX`, a full barrier there as here).
+    pub fn test_and_set(&self, flags: PageFlags) -> bool {
+        self.flags.fetch_or(flags.bits(), AcqRel) & flags.bits() != 0
+    }
+
+    /// Clears `flags` and says whether any was set before (Linux
+    /// `TestClearPageX`).
+    pub fn test_and_clear(&self, flags: PageFlags) -> bool {
+        self.flags.fetch_and(!flags.bits(), AcqRel) & flags.bits() != 0
     }
 
     /// Sets `flags` and says whether any was set before, with acquire

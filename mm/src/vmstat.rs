@@ -73,6 +73,11 @@ use crate::page_alloc::PgData;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[doc(alias = "vm_event_item")]
 pub enum VmEventItem {
+    /// KiB read from block devices (`PGPGIN`; Linux counts sectors in
+    /// `submit_bio` and halves them for /proc/vmstat, we count KiB).
+    Pgpgin,
+    /// KiB written to block devices (`PGPGOUT`).
+    Pgpgout,
     /// Pages allocated from ZONE_DMA (`PGALLOC_DMA`).
     PgallocDma,
     /// Pages allocated from ZONE_DMA32 (`PGALLOC_DMA32`).
@@ -119,11 +124,13 @@ pub enum VmEventItem {
 }
 
 /// Number of [`VmEventItem`]s.
-pub const NR_VM_EVENT_ITEMS: usize = 14;
+pub const NR_VM_EVENT_ITEMS: usize = 16;
 
 impl VmEventItem {
     /// Every item, in /proc/vmstat order.
     pub const ALL: [VmEventItem; NR_VM_EVENT_ITEMS] = [
+        VmEventItem::Pgpgin,
+        VmEventItem::Pgpgout,
         VmEventItem::PgallocDma,
         VmEventItem::PgallocDma32,
         VmEventItem::PgallocNormal,
@@ -143,6 +150,8 @@ impl VmEventItem {
     /// The /proc/vmstat name (Linux `vmstat_text`).
     pub const fn name(self) -> &'static str {
         match self {
+            VmEventItem::Pgpgin => "pgpgin",
+            VmEventItem::Pgpgout => "pgpgout",
             VmEventItem::PgallocDma => "pgalloc_dma",
             VmEventItem::PgallocDma32 => "pgalloc_dma32",
             VmEventItem::PgallocNormal => "pgalloc_normal",
@@ -200,19 +209,30 @@ pub enum NodeStatItem {
     /// goes; a mapped file copy that becomes anonymous moves from
     /// [`NodeStatItem::NrFileMapped`] to here.
     NrAnonMapped,
-    /// File pages mapped by at least one user pte (`NR_FILE_MAPPED`); ours
-    /// are private copies of file data (there is no page cache).
+    /// File pages mapped by at least one user pte (`NR_FILE_MAPPED`).
     NrFileMapped,
+    /// Pages in a page cache, shmem's included (`NR_FILE_PAGES`).
+    NrFilePages,
+    /// Page-cache pages with `PG_dirty` (`NR_FILE_DIRTY`).
+    NrFileDirty,
+    /// Pages under writeback (`NR_WRITEBACK`).
+    NrWriteback,
+    /// Pages of shmem and tmpfs files (`NR_SHMEM`).
+    NrShmem,
     /// KiB of kernel task stacks (`NR_KERNEL_STACK_KB`), counted by the
     /// kernel, which allocates them.
     NrKernelStackKb,
     /// Page-table pages of every tree, kernel and user, root included
     /// (`NR_PAGETABLE`).
     NrPagetable,
+    /// Page-cache pages ever dirtied (`NR_DIRTIED`, only counts up).
+    NrDirtied,
+    /// Pages ever written back (`NR_WRITTEN`, only counts up).
+    NrWritten,
 }
 
 /// Number of [`NodeStatItem`]s.
-pub const NR_VM_NODE_STAT_ITEMS: usize = 6;
+pub const NR_VM_NODE_STAT_ITEMS: usize = 12;
 
 impl NodeStatItem {
     /// Every item, in /proc/vmstat order.
@@ -221,8 +241,14 @@ impl NodeStatItem {
         NodeStatItem::NrSlabUnreclaimableB,
         NodeStatItem::NrAnonMapped,
         NodeStatItem::NrFileMapped,
+        NodeStatItem::NrFilePages,
+        NodeStatItem::NrFileDirty,
+        NodeStatItem::NrWriteback,
+        NodeStatItem::NrShmem,
         NodeStatItem::NrKernelStackKb,
         NodeStatItem::NrPagetable,
+        NodeStatItem::NrDirtied,
+        NodeStatItem::NrWritten,
     ];
 
     /// The /proc/vmstat name (Linux `vmstat_text`; byte items lose their
@@ -233,8 +259,14 @@ impl NodeStatItem {
             NodeStatItem::NrSlabUnreclaimableB => "nr_slab_unreclaimable",
             NodeStatItem::NrAnonMapped => "nr_anon_pages",
             NodeStatItem::NrFileMapped => "nr_mapped",
+            NodeStatItem::NrFilePages => "nr_file_pages",
+            NodeStatItem::NrFileDirty => "nr_dirty",
+            NodeStatItem::NrWriteback => "nr_writeback",
+            NodeStatItem::NrShmem => "nr_shmem",
             NodeStatItem::NrKernelStackKb => "nr_kernel_stack",
             NodeStatItem::NrPagetable => "nr_page_table_pages",
+            NodeStatItem::NrDirtied => "nr_dirtied",
+            NodeStatItem::NrWritten => "nr_written",
         }
     }
 

@@ -28,6 +28,8 @@ fn meminfo_lines_follow_show_val_kb_in_linux_order() {
     let pgdat = sim.pgdat(1);
     pgdat.mod_node_page_state(NodeStatItem::NrAnonMapped, 5);
     pgdat.mod_node_page_state(NodeStatItem::NrKernelStackKb, 192);
+    pgdat.mod_node_page_state(NodeStatItem::NrFilePages, 3);
+    pgdat.mod_node_page_state(NodeStatItem::NrFileDirty, 2);
     let text = meminfo(&pgdat);
     let names: Vec<&str> = text.lines().map(|l| l.split(':').next().unwrap()).collect();
     assert_eq!(
@@ -41,8 +43,11 @@ fn meminfo_lines_follow_show_val_kb_in_linux_order() {
             "SwapCached",
             "SwapTotal",
             "SwapFree",
+            "Dirty",
+            "Writeback",
             "AnonPages",
             "Mapped",
+            "Shmem",
             "KReclaimable",
             "Slab",
             "SReclaimable",
@@ -59,11 +64,13 @@ fn meminfo_lines_follow_show_val_kb_in_linux_order() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "MemTotal:          65536 kB", "64 MiB, nothing reserved");
     assert_eq!(lines[3], "Buffers:               0 kB");
-    assert_eq!(lines[8], "AnonPages:            20 kB");
-    assert_eq!(lines[14], "KernelStack:         192 kB", "kept in KiB, not converted");
-    assert_eq!(lines[16], "VmallocTotal:   34359738368 kB", "a wide value widens the line");
-    assert_eq!(lines[17], "VmallocUsed:          12 kB");
-    assert_eq!(lines[19], "Percpu:              128 kB");
+    assert_eq!(lines[4], "Cached:               12 kB", "every page-cache page");
+    assert_eq!(lines[8], "Dirty:                 8 kB");
+    assert_eq!(lines[10], "AnonPages:            20 kB");
+    assert_eq!(lines[17], "KernelStack:         192 kB", "kept in KiB, not converted");
+    assert_eq!(lines[19], "VmallocTotal:   34359738368 kB", "a wide value widens the line");
+    assert_eq!(lines[20], "VmallocUsed:          12 kB");
+    assert_eq!(lines[22], "Percpu:              128 kB");
     assert_eq!(kb(&text, "MemFree"), pgdat.nr_free_pages() * 4);
     assert!(text.ends_with(" kB\n"));
 }

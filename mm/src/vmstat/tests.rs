@@ -65,8 +65,16 @@ fn vmstat_prints_zone_then_node_then_event_items_in_linux_order() {
             "nr_slab_unreclaimable",
             "nr_anon_pages",
             "nr_mapped",
+            "nr_file_pages",
+            "nr_dirty",
+            "nr_writeback",
+            "nr_shmem",
             "nr_kernel_stack",
             "nr_page_table_pages",
+            "nr_dirtied",
+            "nr_written",
+            "pgpgin",
+            "pgpgout",
             "pgalloc_dma",
             "pgalloc_dma32",
             "pgalloc_normal",
@@ -84,7 +92,7 @@ fn vmstat_prints_zone_then_node_then_event_items_in_linux_order() {
         ]
     );
     assert!(text.starts_with(&format!("nr_free_pages {}\n", pgdat.nr_free_pages())), "{text}");
-    assert!(text.contains("\nnr_slab_unreclaimable 2\nnr_anon_pages 0\nnr_mapped 0\nnr_kernel_stack 128\n"), "{text}");
+    assert!(text.contains("\nnr_slab_unreclaimable 2\nnr_anon_pages 0\nnr_mapped 0\nnr_file_pages 0\nnr_dirty 0\nnr_writeback 0\nnr_shmem 0\nnr_kernel_stack 128\n"), "{text}");
     assert!(text.contains("\ndrop_pagecache 1\ndrop_slab 0\npgmigrate_success 0\n"), "{text}");
     assert!(text.ends_with("\ncompact_free_scanned 0\ncompact_isolated 0\n"), "{text}");
 }
@@ -137,7 +145,9 @@ fn zoneinfo_prints_every_zone_in_linux_layout() {
     let (dma_high, dma_batch) = pgdat.zone(ZoneType::Dma).pcp_high_batch();
     let dma = format!(
         "Node 0, zone      DMA\n  per-node stats\n      nr_slab_reclaimable 0\n      nr_slab_unreclaimable 0\n      \
-         nr_anon_pages 0\n      nr_mapped    0\n      nr_kernel_stack 0\n      nr_page_table_pages 7\n{}\n      \
+         nr_anon_pages 0\n      nr_mapped    0\n      nr_file_pages 0\n      nr_dirty     0\n      \
+         nr_writeback 0\n      nr_shmem     0\n      nr_kernel_stack 0\n      nr_page_table_pages 7\n      \
+         nr_dirtied   0\n      nr_written   0\n{}\n      \
          nr_free_pages {}\n  pagesets{}{}\n  node_unreclaimable:  0\n  start_pfn:           0\n",
         zone_sizes(&pgdat, ZoneType::Dma),
         pgdat.zone(ZoneType::Dma).free_pages(),

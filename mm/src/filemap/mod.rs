@@ -1,0 +1,302 @@
+//! The page cache's index of one file and the folio lock (Linux
+//! `mm/filemap.c`: `__filemap_add_folio`, `__filemap_remove_folio`,
+//! `filemap_get_entry`, `folio_lock`, `folio_unlock`, `folio_wait_locked`,
+//! `folio_wait_writeback`; `include/linux/pagemap.h`'s `folio_trylock`).
+//!
+//! # The page cache
+//!
+//! An [`AddressSpace`] is one file's cached pages (Linux `struct
+//! address_space`): an [`XArray`] from page index to page, with the
+//! dirty, writeback and towrite marks that writeback searches by
+//! (`i_pages`), the page count (`nrpages`) and the writeback error
+//! sequence (`wb_err`, see [`crate::errseq`]). A page in the cache holds
+//! one reference for the cache, `PG_locked` while its contents are being
+//! read, and `mapping`/`index` naming its place; shmem pages carry
+//! `PG_swapbacked` as Linux's do. The dirty and writeback transitions are
+//! [`crate::page_writeback`]'s.
+//!
+//! The structure is not synchronized: the kernel keeps each one under a
+//! lock that interrupts cannot take while it is held, since writeback
+//! completes in interrupt context (Linux's `xa_lock_irq` on `i_pages`).
+//! Lookups take that lock too; Linux's are RCU walks instead.
+//!
+//! # Invariants ([`AddressSpace::check`] verifies them)
+//!
+//! 1. `nrpages` is the number of entries in the index.
+//! 2. Every page in the index has `mapping` equal to the space's
+//!    [`MappingId`], `index` equal to its key, and a reference for the
+//!    cache.
+//! 3. An entry has the dirty mark exactly when its page is `PG_dirty`, or
+//!    was when it went under writeback (and, while the page is locked,
+//!    between `folio_clear_dirty_for_io` and `folio_start_writeback`); the
+//!    writeback mark exactly when it is `PG_writeback`.
+//!
+//! # The folio lock
+//!
+//! `PG_locked` is a sleeping lock on one page: taken by whoever must keep
+//! the page's identity still while it works without the page-table lock
+//! (migration now; page-cache reads, writeback and swap-in later). A task
+//! that finds it taken sets `PG_waiters` and sleeps on the page's wait
+//! queue in the [`FolioWaitTable`] (Linux hashes pages onto 256 queues);
+//! the unlocker wakes that queue only when `PG_waiters` is set, so the
+//! uncontended unlock is one atomic operation.
+//!
+//! Lock order: mmap lock -> folio lock -> page-table lock (Linux's, per
+//! the top of mm/rmap.c). Sleeping for the lock needs a context that may
+//! sleep; [`folio_trylock`] never sleeps.
+
+use crate::addr::Pfn;
+use crate::arch::FolioWaitTable;
+use crate::errseq::ErrSeq;
+use crate::page::Page;
+use crate::page_alloc::PgData;
+use crate::page_flags::PageFlags;
+use crate::vmstat::NodeStatItem;
+use crate::xarray::{
+    PAGECACHE_TAG_DIRTY, PAGECACHE_TAG_TOWRITE, PAGECACHE_TAG_WRITEBACK, XArray, XaError, XaMark, XaNodeAlloc,
+};
+
+#[cfg(test)]
+mod tests;
+
+/// What `page->mapping` holds for a page of one [`AddressSpace`]: a
+/// non-zero word with the low bits clear, so that it is never taken for
+/// [`crate::rmap::PAGE_MAPPING_ANON`] (Linux stores the `address_space`
+/// pointer, which is aligned).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MappingId(u64);
+
+impl MappingId {
+    /// The id `word` makes, if it is non-zero and 8-byte aligned (the
+    /// kernel passes the address of the space's owner).
+    pub const fn new(word: u64) -> Option<MappingId> {
+        if word != 0 && word & 7 == 0 { Some(MappingId(word)) } else { None }
+    }
+
+    /// The word as `page->mapping` holds it.
+    pub const fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+/// Why a page could not join a cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddFolioError {
+    /// Another page holds the index (Linux `-EEXIST`): the caller lost a
+    /// race and uses that one.
+    Exists(Pfn),
+    /// The index could not grow (Linux `-ENOMEM`).
+    NoMemory,
+}
+
+/// One file's page cache (Linux `struct address_space`), its index's
+/// nodes from `A`.
+pub struct AddressSpace<A: XaNodeAlloc<Pfn>> {
+    /// Pages by index, with the writeback marks (Linux `i_pages`).
+    i_pages: XArray<Pfn, A>,
+    /// Pages in `i_pages` (Linux `nrpages`).
+    nrpages: u64,
+    /// What the pages' `mapping` says.
+    id: MappingId,
+    /// shmem: pages are `PG_swapbacked` and counted in `NR_SHMEM`.
+    swapbacked: bool,
+    /// Writeback errors (Linux `wb_err`); readable without the lock.
+    pub wb_err: ErrSeq,
+}
+
+impl<A: XaNodeAlloc<Pfn>> AddressSpace<A> {
+    /// An empty cache whose pages will say `id`, its index's nodes from
+    /// `nodes`; `swapbacked` for shmem.
+    pub const fn new(id: MappingId, swapbacked: bool, nodes: A) -> Self {
+        AddressSpace { i_pages: XArray::new(nodes), nrpages: 0, id, swapbacked, wb_err: ErrSeq::new() }
+    }
+
+    /// Its pages' `mapping` word.
+    pub fn id(&self) -> MappingId {
+        self.id
+    }
+
+    /// Whether it is shmem's (Linux `mapping_use_writeback_tags` is the
+    /// opposite).
+    pub fn is_swapbacked(&self) -> bool {
+        self.swapbacked
+    }
+
+    /// Pages cached (Linux `mapping->nrpages`).
+    pub fn nrpages(&self) -> u64 {
+        self.nrpages
+    }
+
+    /// The page at `index` (Linux `filemap_get_entry`). The caller takes
+    /// its own reference before letting go of the lock.
+    pub fn lookup(&self, index: u64) -> Option<Pfn> {
+        self.i_pages.load(index)
+    }
+
+    /// The first page at or after `start` and at most `max` (Linux
+    /// `find_get_entries`' walk), marked `mark` if given.
+    pub fn find(&self, start: u64, max: u64, mark: Option<XaMark>) -> Option<(u64, Pfn)> {
+        self.i_pages.find(start, max, mark)
+    }
+
+    /// The first index in `start..=max` with no page, if any (Linux
+    /// `page_cache_next_miss`).
+    pub fn next_hole(&self, start: u64, max: u64) -> Option<u64> {
+        self.i_pages.next_hole(start, max)
+    }
+
+    /// Whether any page has `mark` (Linux `mapping_tagged`).
+    pub fn tagged(&self, mark: XaMark) -> bool {
+        self.i_pages.marked(mark)
+    }
+
+    /// Marks every dirty page in `start..=end` towrite, so that a
+    /// data-integrity writeback writes what is dirty now and not what
+    /// gets dirtied while it runs (Linux `tag_pages_for_writeback`).
+    pub fn tag_pages_for_writeback(&mut self, start: u64, end: u64) -> usize {
+        self.i_pages.tag_range(start, end, PAGECACHE_TAG_DIRTY, PAGECACHE_TAG_TOWRITE)
+    }
+
+    /// Puts `pfn` in the cache at `index` (Linux `__filemap_add_folio`):
+    /// the page is new, locked by the caller (it is not uptodate yet) and
+    /// holds the caller's reference; the cache takes one more. Counts it
+    /// in `NR_FILE_PAGES` (and `NR_SHMEM`).
+    pub fn add_folio(&mut self, pgdat: &PgData<'_>, pfn: Pfn, index: u64) -> Result<(), AddFolioError> {
+        let page = pgdat.pfn_to_page(pfn).ok_or(AddFolioError::NoMemory)?;
+        debug_assert!(folio_test_locked(page), "a page joins the cache locked");
+        if let Some(other) = self.i_pages.load(index) {
+            return Err(AddFolioError::Exists(other));
+        }
+        self.i_pages.store(index, pfn).map_err(|XaError::NoMemory| AddFolioError::NoMemory)?;
+        page.get();
+        page.set_mapping(self.id.as_u64());
+        page.set_index(index);
+        if self.swapbacked {
+            page.set(PageFlags::SWAPBACKED);
+            pgdat.mod_node_page_state(NodeStatItem::NrShmem, 1);
+        }
+        pgdat.mod_node_page_state(NodeStatItem::NrFilePages, 1);
+        self.nrpages += 1;
+        Ok(())
+    }
+
+    /// Takes the page at `index` out of the cache (Linux
+    /// `__filemap_remove_folio`): it must be locked and not under
+    /// writeback; a dirty page's dirtiness is dropped with it (Linux
+    /// `folio_account_cleaned`, as truncation does). Returns the page,
+    /// whose cache reference the caller now owns and puts after letting
+    /// go of the lock.
+    #[must_use = "the cache's reference to the page is the caller's to put"]
+    pub fn remove_folio(&mut self, pgdat: &PgData<'_>, index: u64) -> Option<Pfn> {
+        let pfn = self.i_pages.erase(index)?;
+        self.nrpages = self.nrpages.saturating_sub(1);
+        if let Some(page) = pgdat.pfn_to_page(pfn) {
+            debug_assert!(!page.test(PageFlags::WRITEBACK), "a page under writeback left the cache");
+            if page.test_and_clear(PageFlags::DIRTY) {
+                pgdat.mod_node_page_state(NodeStatItem::NrFileDirty, -1);
+            }
+            page.set_mapping(0);
+            if self.swapbacked {
+                pgdat.mod_node_page_state(NodeStatItem::NrShmem, -1);
+            }
+        }
+        pgdat.mod_node_page_state(NodeStatItem::NrFilePages, -1);
+        Some(pfn)
+    }
+
+    pub(crate) fn set_mark(&mut self, index: u64, mark: XaMark) {
+        self.i_pages.set_mark(index, mark);
+    }
+
+    pub(crate) fn clear_mark(&mut self, index: u64, mark: XaMark) {
+        self.i_pages.clear_mark(index, mark);
+    }
+
+    /// Whether the page at `index` has `mark` (Linux `xa_get_mark`, e.g.
+    /// `folio_test_dirty`'s twin in the index).
+    pub fn get_mark(&self, index: u64, mark: XaMark) -> bool {
+        self.i_pages.get_mark(index, mark)
+    }
+
+    /// Checks the invariants of the module documentation.
+    pub fn check(&self, pgdat: &PgData<'_>) -> Result<(), &'static str> {
+        let mut count = 0u64;
+        let mut next = 0u64;
+        while let Some((index, pfn)) = self.i_pages.find(next, u64::MAX, None) {
+            count += 1;
+            let page = pgdat.pfn_to_page(pfn).ok_or("2: a cached pfn has no page")?;
+            if page.mapping() != self.id.as_u64() || page.index() != index {
+                return Err("2: a cached page's mapping or index is wrong");
+            }
+            if page.refcount() < 1 {
+                return Err("2: a cached page holds no reference");
+            }
+            let dirty_mark = self.i_pages.get_mark(index, PAGECACHE_TAG_DIRTY);
+            let writeback = page.test(PageFlags::WRITEBACK);
+            if page.test(PageFlags::DIRTY) && !dirty_mark {
+                return Err("3: a dirty page lacks the dirty mark");
+            }
+            if dirty_mark && !page.test(PageFlags::DIRTY) && !writeback && !folio_test_locked(page) {
+                return Err("3: a clean page not under writeback has the dirty mark");
+            }
+            if writeback != self.i_pages.get_mark(index, PAGECACHE_TAG_WRITEBACK) {
+                return Err("3: the writeback mark disagrees with PG_writeback");
+            }
+            match index.checked_add(1) {
+                Some(n) => next = n,
+                None => break,
+            }
+        }
+        if count != self.nrpages {
+            return Err("1: nrpages is not the number of entries");
+        }
+        Ok(())
+    }
+}
+
+/// Takes `page`'s lock if it is free (Linux `folio_trylock`).
+pub fn folio_trylock(page: &Page) -> bool {
+    !page.test_and_set_lock(PageFlags::LOCKED)
+}
+
+/// Whether `page` is locked (Linux `folio_test_locked`).
+pub fn folio_test_locked(page: &Page) -> bool {
+    page.test(PageFlags::LOCKED)
+}
+
+/// Takes `page`'s lock, sleeping in `table` until it is free (Linux
+/// `folio_lock`).
+pub fn folio_lock(page: &Page, pfn: Pfn, table: &dyn FolioWaitTable) {
+    while !folio_trylock(page) {
+        folio_wait_locked(page, pfn, table);
+    }
+}
+
+/// Releases `page`'s lock and wakes its waiters, if any (Linux
+/// `folio_unlock`).
+pub fn folio_unlock(page: &Page, pfn: Pfn, table: &dyn FolioWaitTable) {
+    let before = page.clear_unlock(PageFlags::LOCKED | PageFlags::WAITERS);
+    debug_assert!(before.contains(PageFlags::LOCKED), "folio_unlock of an unlocked page {:#x}", pfn.as_u64());
+    if before.contains(PageFlags::WAITERS) {
+        table.wake_up(pfn);
+    }
+}
+
+/// Sleeps until `page` is not under writeback (Linux
+/// `folio_wait_writeback`). [`crate::page_writeback::folio_end_writeback`]
+/// wakes the page's queue every time (Linux only when `PG_waiters` says
+/// someone waits; our waiters would have to share the bit with the lock's).
+pub fn folio_wait_writeback(page: &Page, pfn: Pfn, table: &dyn FolioWaitTable) {
+    table.wait_event(pfn, &mut || !page.test(PageFlags::WRITEBACK));
+}
+
+/// Sleeps until `page` is unlocked, without taking the lock (Linux
+/// `folio_wait_locked`).
+pub fn folio_wait_locked(page: &Page, pfn: Pfn, table: &dyn FolioWaitTable) {
+    // `PG_waiters` is set at every test, after the waiter is queued, and
+    // only together with a set `PG_locked`: whoever unlocks after a test
+    // that found the page locked sees it and wakes the queue (an unlock
+    // clears both), and a page unlocked meanwhile, maybe freed, is left
+    // untouched.
+    table.wait_event(pfn, &mut || !page.set_waiters_if_locked());
+}

@@ -1,0 +1,80 @@
+use super::*;
+use crate::gfp::GFP_KERNEL;
+use crate::sim::Sim;
+
+const MIB: u64 = 1 << 20;
+
+type Nodes = crate::sim::HeapAlloc<crate::xarray::XaNode<Pfn>>;
+
+const ID: MappingId = match MappingId::new(0x1000) {
+    Some(id) => id,
+    None => panic!("an aligned, non-zero id"),
+};
+
+/// A new page, locked, as a reader would add it.
+fn new_locked_page(pgdat: &PgData<'_>) -> Pfn {
+    let pfn = pgdat.alloc_pages(GFP_KERNEL, 0).expect("a page");
+    assert!(folio_trylock(pgdat.pfn_to_page(pfn).unwrap()));
+    pfn
+}
+
+#[test]
+fn mapping_ids_are_aligned_and_never_the_anon_marker() {
+    assert_eq!(MappingId::new(0), None);
+    assert_eq!(MappingId::new(crate::rmap::PAGE_MAPPING_ANON), None);
+    assert_eq!(MappingId::new(0x1004), None);
+    assert_eq!(MappingId::new(0x1008).map(MappingId::as_u64), Some(0x1008));
+}
+
+#[test]
+fn a_page_added_is_found_named_and_counted_and_removed_gives_back_the_reference() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let mut space = AddressSpace::new(ID, false, Nodes::default());
+    let pfn = new_locked_page(&pgdat);
+    space.add_folio(&pgdat, pfn, 7).unwrap();
+    let page = pgdat.pfn_to_page(pfn).unwrap();
+    assert_eq!((page.mapping(), page.index(), page.refcount()), (ID.as_u64(), 7, 2));
+    assert!(!page.test(PageFlags::SWAPBACKED));
+    assert_eq!((space.lookup(7), space.lookup(6), space.nrpages()), (Some(pfn), None, 1));
+    assert_eq!(pgdat.node_page_state_pages(NodeStatItem::NrFilePages), 1);
+    assert_eq!(space.find(0, u64::MAX, None), Some((7, pfn)));
+    assert_eq!(space.next_hole(7, 10), Some(8));
+    space.check(&pgdat).unwrap();
+
+    // A second page for the same index loses the race.
+    let other = new_locked_page(&pgdat);
+    assert_eq!(space.add_folio(&pgdat, other, 7), Err(AddFolioError::Exists(pfn)));
+    assert_eq!(pgdat.pfn_to_page(other).unwrap().mapping(), 0);
+
+    assert_eq!(space.remove_folio(&pgdat, 7), Some(pfn));
+    assert_eq!((page.mapping(), space.nrpages(), space.lookup(7)), (0, 0, None));
+    assert_eq!(pgdat.node_page_state_pages(NodeStatItem::NrFilePages), 0);
+    assert_eq!(page.refcount(), 2, "the cache's reference is the caller's to put");
+    assert_eq!(space.remove_folio(&pgdat, 7), None);
+    space.check(&pgdat).unwrap();
+}
+
+#[test]
+fn shmem_pages_are_swapbacked_and_counted_as_shmem() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let mut space = AddressSpace::new(ID, true, Nodes::default());
+    let pfn = new_locked_page(&pgdat);
+    space.add_folio(&pgdat, pfn, 0).unwrap();
+    assert!(pgdat.pfn_to_page(pfn).unwrap().test(PageFlags::SWAPBACKED));
+    assert_eq!(pgdat.node_page_state_pages(NodeStatItem::NrShmem), 1);
+    let _ = space.remove_folio(&pgdat, 0);
+    assert_eq!(pgdat.node_page_state_pages(NodeStatItem::NrShmem), 0);
+}
+
+#[test]
+fn check_catches_a_page_whose_index_disagrees() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let mut space = AddressSpace::new(ID, false, Nodes::default());
+    let pfn = new_locked_page(&pgdat);
+    space.add_folio(&pgdat, pfn, 3).unwrap();
+    pgdat.pfn_to_page(pfn).unwrap().set_index(4);
+    assert!(space.check(&pgdat).is_err());
+}
