@@ -616,6 +616,79 @@ impl<D: BlockDevice> Ext2Fs<D> {
         }
     }
 
+    /// Writes whole blocks of regular file `ino` from file block `iblock`
+    /// on, allocating those that are holes, without touching its size or
+    /// times (Linux `ext2_writepages`: `get_block` with `create`, then the
+    /// data goes to the blocks): how a page cache writes a page back.
+    /// `data` is a whole number of blocks; the caller keeps what lies past
+    /// the end of the file zero.
+    pub fn write_blocks(&mut self, ino: Ino, iblock: u64, data: &[u8]) -> Result<()> {
+        let result = self.write_blocks_checked(ino, iblock, data);
+        self.note(result)
+    }
+
+    fn write_blocks_checked(&mut self, ino: Ino, iblock: u64, data: &[u8]) -> Result<()> {
+        self.check_writable()?;
+        let bs = self.geo.block_size as usize;
+        if !data.len().is_multiple_of(bs) {
+            return Err(Ext2Error::Invalid);
+        }
+        let blocks = data.chunks_exact(bs);
+        let mut inode = self.iget_regular(ino)?;
+        let before = inode.blocks;
+        let mut result = Ok(());
+        for (i, block) in blocks.enumerate() {
+            let mapped = iblock
+                .checked_add(i as u64)
+                .ok_or(Ext2Error::FileTooBig)
+                .and_then(|b| self.get_block_inode(&mut inode, b, true));
+            match mapped {
+                Ok(Some(m)) => {
+                    if let Err(e) = self.cache.dev().write_at(u64::from(m.block.0) * bs as u64, block) {
+                        result = Err(e.into());
+                        break;
+                    }
+                }
+                Ok(None) => {
+                    result = Err(Ext2Error::FileTooBig);
+                    break;
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        // Blocks may have been mapped before a failure: the inode goes back.
+        if inode.blocks != before {
+            self.write_inode(&inode)?;
+        }
+        result
+    }
+
+    /// Records a write that ended at byte `end` of regular file `ino`:
+    /// the size grows to `end` if it was smaller, and the modification and
+    /// change times become now (Linux `generic_write_end`'s `i_size_write`
+    /// and `file_update_time`). Blocks are the page cache's business
+    /// ([`Ext2Fs::get_block`], [`Ext2Fs::write_blocks`]).
+    pub fn write_end(&mut self, ino: Ino, end: u64) -> Result<()> {
+        let result = self.write_end_checked(ino, end);
+        self.note(result)
+    }
+
+    fn write_end_checked(&mut self, ino: Ino, end: u64) -> Result<()> {
+        self.check_writable()?;
+        let mut inode = self.iget_regular(ino)?;
+        if end > self.geo.max_file_size {
+            return Err(Ext2Error::FileTooBig);
+        }
+        inode.size = inode.size.max(end);
+        let now = self.now();
+        inode.mtime = now;
+        inode.ctime = now;
+        self.write_inode(&inode)
+    }
+
     /// The attributes of inode `ino` (Linux `ext2_getattr`).
     pub fn stat(&mut self, ino: Ino) -> Result<Stat> {
         let result = self.iget(ino);

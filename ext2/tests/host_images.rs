@@ -471,3 +471,50 @@ fn an_unlinked_pinned_file_lives_until_its_last_unpin() {
     assert_eq!((after.free_blocks, after.free_inodes), (before.free_blocks, before.free_inodes), "the dir too");
     assert_fsck_clean(&unmount(fs));
 }
+
+/// The page cache's way of writing (Linux `write_begin`'s `get_block`,
+/// `generic_write_end`, then `writepages`): blocks allocated first, the
+/// size set by `write_end`, the data written later as whole blocks with
+/// the tail past the end of the file zero; e2fsck and debugfs agree.
+fn page_cache_writes_pass_fsck(block_size: u32) {
+    let mut fs = mount(mkfs(block_size, 8192, None, &[]));
+    let bs = u64::from(block_size);
+    let page = 4096u64;
+    let f = fs.create(Ino::ROOT, b"cached", 0o644, ME).unwrap();
+    // write_begin of 3 pages + 100 bytes at 2 pages in: blocks first.
+    let (pos, len) = (2 * page, 3 * page + 100);
+    for iblock in pos / bs..(pos + len).div_ceil(bs) {
+        assert!(fs.get_block(f, iblock, true).unwrap().is_some());
+    }
+    fs.write_end(f, pos + len).unwrap();
+    assert_eq!(fs.stat(f).unwrap().size, pos + len);
+    // writepages: each page up to the end of the file, whole blocks.
+    let data = pattern(len as usize, 5);
+    for (i, chunk) in data.chunks(page as usize).enumerate() {
+        let mut buf = chunk.to_vec();
+        buf.resize(chunk.len().div_ceil(bs as usize) * bs as usize, 0);
+        fs.write_blocks(f, (pos + i as u64 * page) / bs, &buf).unwrap();
+    }
+    // A page dirtied through a mapping over a hole: write_blocks allocates.
+    fs.write_end(f, 9 * page).unwrap();
+    fs.write_blocks(f, 8 * page / bs, &vec![0xab; page as usize]).unwrap();
+    assert_eq!(fs.write_blocks(f, 0, &[1, 2, 3]), Err(Ext2Error::Invalid), "not whole blocks");
+    let mut expected = vec![0u8; pos as usize];
+    expected.extend_from_slice(&data);
+    expected.resize(8 * page as usize, 0);
+    expected.extend_from_slice(&[0xab; 4096]);
+    assert_eq!(read_all(&mut fs, f), expected);
+    let image = unmount(fs);
+    assert_fsck_clean(&image);
+    assert_eq!(debugfs(&image, "cat /cached"), expected);
+}
+
+#[test]
+fn page_cache_writes_pass_fsck_1k() {
+    page_cache_writes_pass_fsck(1024);
+}
+
+#[test]
+fn page_cache_writes_pass_fsck_4k() {
+    page_cache_writes_pass_fsck(4096);
+}
