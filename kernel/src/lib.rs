@@ -22,6 +22,7 @@ pub mod cmdline;
 pub mod cred;
 pub mod drivers;
 pub mod exec;
+pub mod filemap;
 pub mod fs;
 pub mod kbench;
 pub mod ktest;

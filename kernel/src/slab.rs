@@ -32,7 +32,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use linked_list_allocator::Heap;
 use log::{error, info, warn};
-use mm::gfp::GFP_KERNEL;
+use mm::gfp::{GFP_KERNEL, GFP_NOWAIT, Gfp};
 use mm::slab_common::{CacheHandle, ObjCache, Slab, SlubDebug};
 use mm::slub::{SlabError, SlabFlags};
 use spin::{Mutex, Once};
@@ -135,6 +135,9 @@ pub fn slab() -> Option<&'static Slab<'static>> {
 pub struct KmemCacheOf<T> {
     slab: &'static Slab<'static>,
     cache: CacheHandle<'static>,
+    /// How objects are allocated: `GFP_KERNEL`, or `GFP_NOWAIT` for a
+    /// cache used under spin locks ([`KmemCacheOf::nowait`]).
+    gfp: Gfp,
     _objects: PhantomData<fn() -> T>,
 }
 
@@ -146,7 +149,32 @@ impl<T> KmemCacheOf<T> {
     /// As [`Slab::kmem_cache_create`].
     pub fn create(slab: &'static Slab<'static>, name: &'static str, flags: SlabFlags) -> Result<Self, SlabError> {
         let cache = slab.kmem_cache_create(name, size_of::<T>() as u32, align_of::<T>() as u32, flags, None)?;
-        Ok(KmemCacheOf { slab, cache, _objects: PhantomData })
+        Ok(KmemCacheOf { slab, cache, gfp: GFP_KERNEL, _objects: PhantomData })
+    }
+
+    /// The cache allocating with `GFP_NOWAIT`: never sleeping nor
+    /// reclaiming, and failing instead (Linux's allocations under
+    /// `xa_lock`, whose callers retry outside it).
+    pub fn nowait(self) -> Self {
+        KmemCacheOf { gfp: GFP_NOWAIT, ..self }
+    }
+
+    /// Allocates one object with `GFP_KERNEL` and frees it again, so that
+    /// a following [`KmemCacheOf::nowait`] allocation finds a free object
+    /// (Linux `xas_nomem`'s allocation outside the lock); false if even
+    /// that failed.
+    pub fn preload(&self) -> bool {
+        match self.slab.kmem_cache_alloc(&self.cache, GFP_KERNEL) {
+            Some(obj) => {
+                // SAFETY: `obj` was just allocated from this cache and is
+                // used by no one.
+                if let Err(e) = unsafe { self.slab.kmem_cache_free(&self.cache, obj) } {
+                    error!("{} {obj:p}: {e:?}", self.cache.name());
+                }
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -155,7 +183,7 @@ impl<T> KmemCacheOf<T> {
 // freed, and `free` hands it back to the same cache.
 unsafe impl<T> ObjCache<T> for KmemCacheOf<T> {
     fn alloc(&self) -> Option<NonNull<T>> {
-        self.slab.kmem_cache_alloc(&self.cache, GFP_KERNEL).map(NonNull::cast)
+        self.slab.kmem_cache_alloc(&self.cache, self.gfp).map(NonNull::cast)
     }
 
     unsafe fn free(&self, obj: NonNull<T>) {

@@ -1,5 +1,7 @@
-//! Whole-page copies and clears through the direct map (Linux
-//! `include/linux/highmem.h`: `copy_highpage`, `clear_highpage`).
+//! Page copies and clears through the direct map (Linux
+//! `include/linux/highmem.h`: `copy_highpage`, `clear_highpage`, and the
+//! part-page `memcpy_from_page`, `memcpy_to_page`, `memzero_page` the page
+//! cache copies file data with).
 //!
 //! Linux routes every whole-page access of a `struct page` through these
 //! helpers so that one place knows how a frame is reached (`kmap_local_page`
@@ -65,6 +67,73 @@ pub unsafe fn copy_page(pgdat: &PgData<'_>, dst: Pfn, src: Pfn) -> Result<(), No
     // pages are distinct frames, so the ranges do not overlap; the caller
     // guarantees nothing else writes either or reads `dst` during the copy.
     unsafe { core::ptr::copy_nonoverlapping(from.as_ptr::<u8>(), to.as_mut_ptr::<u8>(), PAGE_SIZE as usize) };
+    Ok(())
+}
+
+/// Why a part-page copy was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageRangeError {
+    /// The frame has no direct-map address.
+    NotDirectMapped(Pfn),
+    /// `offset + len` runs past the page.
+    OutOfPage,
+}
+
+/// The direct-map address of byte `offset` of `pfn`, with `len` bytes
+/// inside the page.
+fn page_range(pgdat: &PgData<'_>, pfn: Pfn, offset: usize, len: usize) -> Result<*mut u8, PageRangeError> {
+    match offset.checked_add(len) {
+        Some(end) if end <= PAGE_SIZE as usize => {}
+        _ => return Err(PageRangeError::OutOfPage),
+    }
+    let virt = pgdat.page_address(pfn).ok_or(PageRangeError::NotDirectMapped(pfn))?;
+    Ok(virt.as_mut_ptr::<u8>().wrapping_add(offset))
+}
+
+/// Copies `dst.len()` bytes from byte `offset` of page `pfn` (Linux
+/// `memcpy_from_page`). Nothing is copied if the range leaves the page.
+///
+/// # Safety
+/// `pfn` is a page the caller holds a reference to that no Rust reference
+/// points into (a page-cache or user page). Others may write it
+/// meanwhile (a user mapping, say); the copy then sees some mix of old
+/// and new bytes, as Linux's does.
+pub unsafe fn memcpy_from_page(
+    pgdat: &PgData<'_>,
+    dst: &mut [u8],
+    pfn: Pfn,
+    offset: usize,
+) -> Result<(), PageRangeError> {
+    let from = page_range(pgdat, pfn, offset, dst.len())?;
+    // SAFETY: `page_range` checked the bytes lie in the page, which
+    // `PhysMemory` keeps mapped; `dst` is a distinct Rust buffer; the
+    // caller's contract rules out Rust references into the page.
+    unsafe { core::ptr::copy_nonoverlapping(from.cast_const(), dst.as_mut_ptr(), dst.len()) };
+    Ok(())
+}
+
+/// Copies `src` to byte `offset` of page `pfn` (Linux `memcpy_to_page`).
+/// Nothing is copied if the range leaves the page.
+///
+/// # Safety
+/// As for [`memcpy_from_page`]; and the page's owner expects the write
+/// (the caller holds its lock, or the page is newly allocated).
+pub unsafe fn memcpy_to_page(pgdat: &PgData<'_>, pfn: Pfn, offset: usize, src: &[u8]) -> Result<(), PageRangeError> {
+    let to = page_range(pgdat, pfn, offset, src.len())?;
+    // SAFETY: as in `memcpy_from_page`, in the other direction.
+    unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), to, src.len()) };
+    Ok(())
+}
+
+/// Zeroes `len` bytes from byte `offset` of page `pfn` (Linux
+/// `memzero_page`).
+///
+/// # Safety
+/// As for [`memcpy_to_page`].
+pub unsafe fn memzero_page(pgdat: &PgData<'_>, pfn: Pfn, offset: usize, len: usize) -> Result<(), PageRangeError> {
+    let to = page_range(pgdat, pfn, offset, len)?;
+    // SAFETY: as in `memcpy_to_page`.
+    unsafe { core::ptr::write_bytes(to, 0, len) };
     Ok(())
 }
 

@@ -64,6 +64,11 @@ bitflags! {
         /// `PG_waiters`: a task sleeps for this page's lock to go, so
         /// unlocking must wake the page's wait queue.
         const WAITERS = 1 << 20;
+        /// `PG_readahead`: reaching this page-cache page starts the next
+        /// asynchronous readahead window (Linux aliases it to `PG_reclaim`,
+        /// which a cache page under readahead never needs; ours has a bit
+        /// of its own).
+        const READAHEAD = 1 << 21;
     }
 }
 

@@ -159,16 +159,25 @@ fn the_timer_tick_wakes_sleepers_without_allocating() {
 
 /// Starts `n` kernel threads and lets go of each at once, so that the
 /// last reference to each is the one its CPU drops while switching away
-/// from it, interrupts off; returns when all of them are freed.
+/// from it, interrupts off; returns when all of them are freed. The
+/// threads wait until every handle is dropped: one that ran to its end on
+/// another CPU before `kthread_run` returned would leave the last
+/// reference to this task instead.
 fn run_and_forget_threads(n: usize) {
+    let go = Arc::new(AtomicBool::new(false));
     let weak: Vec<_> = (0..n)
         .map(|_| {
-            let done = Arc::new(AtomicBool::new(false));
-            let d = done.clone();
-            let t = sched::kthread_run("forgotten", move || d.store(true, Ordering::Release)).expect("spawn");
+            let go = go.clone();
+            let t = sched::kthread_run("forgotten", move || {
+                while !go.load(Ordering::Acquire) {
+                    sched::yield_now();
+                }
+            })
+            .expect("spawn");
             Arc::downgrade(&t)
         })
         .collect();
+    go.store(true, Ordering::Release);
     let deadline = tsc::now_ns() + 5_000_000_000;
     while weak.iter().any(|w| w.strong_count() > 0) {
         assert!(tsc::now_ns() < deadline, "threads still referenced after 5 s");

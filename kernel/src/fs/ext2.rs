@@ -10,11 +10,15 @@
 //! operation, and reaches the caller as its errno (EIO), as Linux's
 //! `ext2_error` logs and fails the call.
 //!
-//! File data goes through [`::ext2::Ext2Fs::read`] and `write`, which map
-//! blocks with `get_block` and do block I/O themselves: the page cache
-//! will take their place under [`super::read_write`]'s two functions,
-//! calling `get_block` itself (Linux `ext2_read_folio` /
-//! `ext2_writepages` over `ext2_get_block`).
+//! Regular files' data goes through the page cache
+//! ([`crate::filemap`]): the inode's [`AddressSpaceOperations`] read a
+//! page with the crate's `read` (holes and the tail past the end read as
+//! zeros), allocate a write's blocks up front with `get_block` (so ENOSPC
+//! comes before any byte is copied, Linux `ext2_write_begin`), record the
+//! new size and times with `write_end`, and write a page back with
+//! `write_blocks` (Linux `ext2_writepages` over `ext2_get_block`).
+//! `read_at`/`write_at` remain for a file whose page cache could not be
+//! made.
 //!
 //! Each [`Ext2Inode`] pins its inode in the crate while it lives (Linux's
 //! in-core inode reference): a file unlinked or a directory removed while
@@ -43,6 +47,7 @@ use super::inode::{
     DirEntry, FileOperations, FsInode, Ino, InodeOperations, Kstat, Kstatfs, Owner, RenameFlags, SetAttr,
     SuperOperations, Timestamp,
 };
+use crate::filemap::AddressSpaceOperations;
 use crate::sync::Mutex;
 
 /// Metadata blocks the crate's buffer cache keeps per mount.
@@ -312,5 +317,50 @@ impl FileOperations for Ext2Inode {
 
     fn fsync(&self) -> Result<(), Errno> {
         self.sb.with(|fs| fs.sync())
+    }
+
+    fn a_ops(&self) -> Option<&dyn AddressSpaceOperations> {
+        Some(self)
+    }
+}
+
+impl AddressSpaceOperations for Ext2Inode {
+    fn size(&self) -> Result<u64, Errno> {
+        self.sb.with(|fs| fs.stat(self.ino)).map(|s| s.size)
+    }
+
+    fn read_folio(&self, index: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        let offset = index.checked_mul(mm::PAGE_SIZE).ok_or(Errno::EFBIG)?;
+        let n = self.sb.with(|fs| fs.read(self.ino, offset, buf))?;
+        if let Some(tail) = buf.get_mut(n..) {
+            tail.fill(0);
+        }
+        Ok(())
+    }
+
+    fn write_begin(&self, pos: u64, len: u64) -> Result<(), Errno> {
+        let bs = u64::from(self.sb.block_size);
+        let end = pos.checked_add(len).ok_or(Errno::EFBIG)?;
+        self.sb.with(|fs| {
+            for iblock in pos / bs..end.div_ceil(bs) {
+                fs.get_block(self.ino, iblock, true)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn write_end(&self, end: u64) -> Result<(), Errno> {
+        self.sb.with(|fs| fs.write_end(self.ino, end))
+    }
+
+    fn writepage(&self, index: u64, data: &[u8]) -> Result<(), Errno> {
+        let bs = self.sb.block_size as usize;
+        let offset = index.checked_mul(mm::PAGE_SIZE).ok_or(Errno::EFBIG)?;
+        let whole = data.len().div_ceil(bs) * bs;
+        let mut blocks = Vec::new();
+        blocks.try_reserve_exact(whole).map_err(|_| Errno::ENOMEM)?;
+        blocks.extend_from_slice(data);
+        blocks.resize(whole, 0);
+        self.sb.with(|fs| fs.write_blocks(self.ino, offset / bs as u64, &blocks))
     }
 }

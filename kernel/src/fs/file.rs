@@ -23,6 +23,8 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
+use mm::errseq::ErrSeqSample;
+use mm::readahead::FileRaState;
 use mm::vma::VmaFile;
 use spin::Once;
 use uapi::errno::Errno;
@@ -97,6 +99,12 @@ pub struct OpenFile {
     /// The `O_*` flags: those it was opened with, the status flags
     /// changed by `F_SETFL`.
     flags: AtomicU32,
+    /// Readahead state of a cached file (Linux `f_ra`): copied out for a
+    /// read and back after it, as Linux's is updated without a lock.
+    f_ra: SpinLock<FileRaState>,
+    /// The page cache's write-back errors this file has seen (Linux
+    /// `f_wb_err`), sampled at open.
+    pub f_wb_err: SpinLock<ErrSeqSample>,
 }
 
 /// Where a process's console output also goes (tests capture it).
@@ -105,7 +113,18 @@ pub type Capture = Arc<Mutex<Vec<u8>>>;
 impl OpenFile {
     /// A new open file.
     pub fn new(kind: FileKind, flags: u32) -> Arc<OpenFile> {
-        Arc::new(OpenFile { kind, pos: SpinLock::new(0), f_pos_lock: Mutex::new(()), flags: AtomicU32::new(flags) })
+        let wb_err = match &kind {
+            FileKind::Inode(p) => p.inode.i_mapping.as_ref().map(|m| m.sample_wb_err()).unwrap_or_default(),
+            _ => ErrSeqSample::default(),
+        };
+        Arc::new(OpenFile {
+            kind,
+            pos: SpinLock::new(0),
+            f_pos_lock: Mutex::new(()),
+            flags: AtomicU32::new(flags),
+            f_ra: SpinLock::new(FileRaState::default()),
+            f_wb_err: SpinLock::new(wb_err),
+        })
     }
 
     /// The `O_*` flags now (Linux `f_flags`).
@@ -174,7 +193,21 @@ impl OpenFile {
         if p.inode.getattr()?.is_dir() {
             return Err(Errno::EISDIR);
         }
-        super::read_write::generic_file_read(&p.inode, pos, buf)
+        let mut ra = *self.f_ra.lock();
+        let n = super::read_write::generic_file_read(&p.inode, &mut ra, pos, buf);
+        *self.f_ra.lock() = ra;
+        n
+    }
+
+    /// Makes the file durable and reports a write-back error this file
+    /// has not seen yet (Linux `vfs_fsync`): EINVAL for what cannot be
+    /// synced.
+    pub fn fsync(&self) -> Result<(), Errno> {
+        let p = self.path().ok_or(Errno::EINVAL)?;
+        let mut since = *self.f_wb_err.lock();
+        let result = super::read_write::vfs_fsync(&p.inode, &mut since);
+        *self.f_wb_err.lock() = since;
+        result
     }
 
     /// Reads at `pos` without moving the offset (Linux `pread64`):

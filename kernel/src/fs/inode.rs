@@ -33,6 +33,7 @@ use uapi::errno::Errno;
 
 use super::dcache::Dcache;
 use super::file::RamFile;
+use crate::filemap::{AddressSpaceOperations, Mapping};
 use crate::sync::{Mutex, SpinLock};
 
 /// An inode number (Linux `ino_t`).
@@ -206,6 +207,13 @@ pub trait FileOperations: Send + Sync {
     fn ramfile(&self) -> Option<&'static RamFile> {
         None
     }
+    /// The page cache operations of a regular file whose data goes
+    /// through the page cache (Linux `inode->i_mapping->a_ops`); `None`
+    /// for data the file system keeps itself (read_at and write_at serve
+    /// it).
+    fn a_ops(&self) -> Option<&dyn AddressSpaceOperations> {
+        None
+    }
 }
 
 /// A file system's inode: both sets of operations.
@@ -275,22 +283,49 @@ impl SuperBlock {
     /// the cached one if some user still holds it.
     pub fn iget(self: &Arc<SuperBlock>, fs_inode: Arc<dyn FsInode>) -> Arc<Inode> {
         let ino = fs_inode.ino();
+        if let Some(inode) = self.icache_get(ino) {
+            drop(fs_inode);
+            return inode;
+        }
+        // A miss: the page cache is made outside the lock (it asks the
+        // file system for the type, which may sleep), then the cache is
+        // asked again in case another task was quicker.
+        let i_mapping = new_mapping(&*fs_inode);
+        let new = Arc::new(Inode { sb: self.clone(), ino, ops: fs_inode, i_rwsem: Mutex::new(()), i_mapping });
         // What is dropped here may be the last reference to an inode (whose
-        // drop takes this lock) or an unused `fs_inode` (whose drop may
-        // sleep): both go after the lock.
+        // drop takes this lock) or our unused `new` (whose drop may sleep):
+        // both go after the lock.
         let mut icache = self.icache.lock();
         let cached = icache.get(&ino).and_then(Weak::upgrade);
         if let Some(inode) = cached.as_ref() {
             let inode = inode.clone();
             drop(icache);
-            drop((cached, fs_inode));
+            drop((cached, new));
             return inode;
         }
-        let inode = Arc::new(Inode { sb: self.clone(), ino, ops: fs_inode, i_rwsem: Mutex::new(()) });
-        icache.insert(ino, Arc::downgrade(&inode));
+        icache.insert(ino, Arc::downgrade(&new));
         drop(icache);
         drop(cached);
-        inode
+        new
+    }
+
+    /// The cached inode `ino`, if something still uses it.
+    fn icache_get(&self, ino: Ino) -> Option<Arc<Inode>> {
+        let icache = self.icache.lock();
+        let cached = icache.get(&ino).and_then(Weak::upgrade);
+        drop(icache);
+        cached
+    }
+
+    /// The inodes in use now, for a pass over their page caches
+    /// (`drop_caches`); taken under the cache lock, used after it.
+    pub fn cached_inodes(&self) -> Vec<Arc<Inode>> {
+        let icache = self.icache.lock();
+        let mut all = Vec::new();
+        if all.try_reserve(icache.len()).is_ok() {
+            all.extend(icache.values().filter_map(Weak::upgrade));
+        }
+        all
     }
 
     /// The root directory's VFS inode.
@@ -321,6 +356,20 @@ pub struct Inode {
     /// Linux `i_rwsem`: serializes writes, appends and truncation of the
     /// file (taken before the file system's own lock).
     pub i_rwsem: Mutex<()>,
+    /// The page cache of a regular file whose file system has
+    /// [`FileOperations::a_ops`] (Linux `i_mapping`).
+    pub i_mapping: Option<Mapping>,
+}
+
+/// A page cache for a regular file with page cache operations. Without
+/// memory for one, the file is served by the file system directly, which
+/// is slower but correct (one inode, one way, for its whole life).
+fn new_mapping(fs_inode: &dyn FsInode) -> Option<Mapping> {
+    fs_inode.a_ops()?;
+    if !fs_inode.getattr().is_ok_and(|st| st.is_reg()) {
+        return None;
+    }
+    Mapping::new(false).map_err(|e| log::warn!("inode {}: no page cache: {e}", fs_inode.ino())).ok()
 }
 
 impl Inode {
@@ -336,10 +385,19 @@ impl Inode {
 }
 
 impl Drop for Inode {
+    /// Leaves the inode cache and empties the page cache (Linux `evict`'s
+    /// `truncate_inode_pages_final`): an inode with dirty pages is on the
+    /// dirty list, which holds it, so what is dropped here is clean or
+    /// was never going to be written (a failed write-back).
     fn drop(&mut self) {
-        let mut icache = self.sb.icache.lock();
-        if icache.get(&self.ino).is_some_and(|w| w.strong_count() == 0) {
-            icache.remove(&self.ino);
+        {
+            let mut icache = self.sb.icache.lock();
+            if icache.get(&self.ino).is_some_and(|w| w.strong_count() == 0) {
+                icache.remove(&self.ino);
+            }
+        }
+        if let Some(mapping) = self.i_mapping.as_ref() {
+            crate::filemap::truncate_inode_pages_final(mapping);
         }
     }
 }

@@ -19,17 +19,22 @@
 use alloc::string::String;
 use alloc::sync::Arc;
 
+use mm::errseq::ErrSeqSample;
 use uapi::errno::Errno;
 
 use super::blkdev::{self, BlockDevice};
 use super::namespace::Path;
-use super::read_write::{file_write_iter, generic_file_read};
+use super::read_write::{file_write_iter, kernel_read, vfs_fsync};
+use crate::sync::SpinLock;
 
 /// A loop device over a file.
 pub struct LoopDevice {
     backing: Path,
     size: u64,
     read_only: bool,
+    /// The backing file's write-back errors seen by flushes (Linux's
+    /// loop device holds an open file and its `f_wb_err`).
+    wb_err: SpinLock<ErrSeqSample>,
 }
 
 impl BlockDevice for LoopDevice {
@@ -43,7 +48,7 @@ impl BlockDevice for LoopDevice {
         }
         let mut done = 0;
         while done < buf.len() {
-            let n = generic_file_read(&self.backing.inode, offset + done as u64, &mut buf[done..])?;
+            let n = kernel_read(&self.backing.inode, offset + done as u64, &mut buf[done..])?;
             if n == 0 {
                 // A file shrunk under the device reads as zeros, as a hole.
                 buf[done..].fill(0);
@@ -73,7 +78,10 @@ impl BlockDevice for LoopDevice {
     }
 
     fn flush(&self) -> Result<(), Errno> {
-        self.backing.inode.ops.fsync()
+        let mut since = *self.wb_err.lock();
+        let result = vfs_fsync(&self.backing.inode, &mut since);
+        *self.wb_err.lock() = since;
+        result
     }
 }
 
@@ -87,7 +95,8 @@ pub fn loop_attach(backing: Path) -> Result<String, Errno> {
     let read_only = backing.mnt.read_only;
     let size = attr.size & !511;
     let name = blkdev::free_name("loop");
-    blkdev::register(&name, Arc::new(LoopDevice { backing, size, read_only }))?;
+    let wb_err = SpinLock::new(backing.inode.i_mapping.as_ref().map(|m| m.sample_wb_err()).unwrap_or_default());
+    blkdev::register(&name, Arc::new(LoopDevice { backing, size, read_only, wb_err }))?;
     log::info!("loop: {name} attached ({size} bytes)");
     Ok(name)
 }

@@ -4,10 +4,11 @@
 //!   implements ([`inode::InodeOperations`], [`inode::FileOperations`],
 //!   [`inode::SuperOperations`]); [`dcache`]: the lookup cache;
 //!   [`namespace`]: mounts and paths; [`namei`]: path walk and the name
-//!   space operations; [`read_write`]: the file data path the page cache
-//!   will slot into; [`file`]: open files and descriptor tables;
-//!   [`fs_struct`]: a process's working directory; [`syscalls`]: the
-//!   system calls.
+//!   space operations; [`read_write`]: the file data path, through the
+//!   page cache for regular files; [`file`]: open files and descriptor tables;
+//!   [`fs_struct`]: a process's working directory; [`fs_writeback`]: the
+//!   dirty inodes of the page cache ([`crate::filemap`]) and the flusher
+//!   thread; [`syscalls`]: the system calls.
 //! - File systems: [`ramfs`] (the root and `tmpfs`), [`ext2`] (the
 //!   host-tested `ext2` crate under the VFS); pseudo files: [`pipe`],
 //!   [`proc_sysctl`] and the `/proc` texts of [`syscalls`].
@@ -42,6 +43,7 @@ pub mod dcache;
 pub mod ext2;
 pub mod file;
 pub mod fs_struct;
+pub mod fs_writeback;
 pub mod inode;
 pub mod loopdev;
 pub mod namei;
@@ -86,6 +88,7 @@ pub fn init() {
         Ok(()) => info!("rootfs: {unpacked} initramfs entries unpacked"),
         Err(e) => warn!("rootfs: cannot mount the root: {e}"),
     }
+    fs_writeback::start_flusher();
     mount_from_cmdline();
 }
 

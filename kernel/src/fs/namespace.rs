@@ -172,8 +172,9 @@ pub fn do_umount(path: Path) -> Result<(), Errno> {
         mounts.remove(i)
     };
     drop(path);
+    let written = super::fs_writeback::sync_inodes_sb(&mnt.sb);
     mnt.sb.dcache.clear();
-    let result = mnt.sb.ops.put_super();
+    let result = written.and(mnt.sb.ops.put_super());
     drop(mnt);
     result
 }
@@ -181,8 +182,8 @@ pub fn do_umount(path: Path) -> Result<(), Errno> {
 /// Syncs every mounted file system (Linux `ksys_sync`); the first error
 /// is returned after all have been tried.
 pub fn sync_all() -> Result<(), Errno> {
+    let mut result = super::fs_writeback::sync_all_inodes();
     let mounts: Vec<Arc<Mount>> = MOUNTS.lock().clone();
-    let mut result = Ok(());
     for m in mounts {
         if let Err(e) = m.sb.ops.sync_fs()
             && result.is_ok()

@@ -1,14 +1,14 @@
-//! The file data path (Linux `mm/filemap.c`'s `filemap_read` and
-//! `generic_perform_write`, `fs/read_write.c`'s `vfs_read`/`vfs_write`).
+//! The file data path (Linux `fs/read_write.c`'s `vfs_read`/`vfs_write`,
+//! `mm/filemap.c`'s `generic_file_write_iter`, `fs/open.c`'s
+//! `do_truncate`, `fs/sync.c`'s `vfs_fsync_range`).
 //!
 //! Every byte a system call, exec or the loop device reads from or
 //! writes to a file goes through [`generic_file_read`] and
-//! [`generic_perform_write`]. Today they call the file system's
+//! [`generic_perform_write`]. A regular file with a page cache
+//! ([`Inode::i_mapping`]) is served by [`crate::filemap`]; other files by
+//! the file system's
 //! [`FileOperations::read_at`](super::inode::FileOperations::read_at) and
-//! `write_at`; the page cache will sit here, between the VFS and the file
-//! system (looking up folios by index, calling the file system's
-//! `read_folio`/`writepages` over `get_block`), without any caller
-//! changing.
+//! `write_at`.
 //!
 //! `O_APPEND` writes take the inode's `i_rwsem` across reading the size
 //! and writing (Linux `generic_file_write_iter` under `inode_lock`), so
@@ -17,33 +17,71 @@
 
 #![forbid(unsafe_code)]
 
+use alloc::sync::Arc;
+
+use mm::errseq::ErrSeqSample;
+use mm::readahead::FileRaState;
 use uapi::errno::Errno;
 
 use super::inode::Inode;
 
-/// Reads file data at `pos` (Linux `filemap_read`).
-pub fn generic_file_read(inode: &Inode, pos: u64, buf: &mut [u8]) -> Result<usize, Errno> {
-    inode.ops.read_at(pos, buf)
+/// Reads file data at `pos` (Linux `filemap_read` for a cached file),
+/// with the reader's readahead state.
+pub fn generic_file_read(inode: &Inode, ra: &mut FileRaState, pos: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+    if inode.i_mapping.is_some() {
+        crate::filemap::filemap_read(inode, ra, pos, buf)
+    } else {
+        inode.ops.read_at(pos, buf)
+    }
+}
+
+/// Reads file data at `pos` for a kernel reader without an open file
+/// (exec, the loop device): a fresh readahead state.
+pub fn kernel_read(inode: &Inode, pos: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+    generic_file_read(inode, &mut FileRaState::default(), pos, buf)
 }
 
 /// Writes file data at `pos`; the caller holds `inode.i_rwsem` (Linux
 /// `generic_perform_write`).
-pub fn generic_perform_write(inode: &Inode, pos: u64, buf: &[u8]) -> Result<usize, Errno> {
-    inode.ops.write_at(pos, buf)
+pub fn generic_perform_write(inode: &Arc<Inode>, pos: u64, buf: &[u8]) -> Result<usize, Errno> {
+    if inode.i_mapping.is_some() {
+        let n = crate::filemap::generic_perform_write(inode, pos, buf)?;
+        super::fs_writeback::balance_dirty_pages(inode);
+        Ok(n)
+    } else {
+        inode.ops.write_at(pos, buf)
+    }
 }
 
 /// Writes `buf` at `pos`, or at the end of the file if `append`, under
 /// the inode lock; returns the bytes written and the position after them
 /// (Linux `generic_file_write_iter`).
-pub fn file_write_iter(inode: &Inode, pos: u64, buf: &[u8], append: bool) -> Result<(usize, u64), Errno> {
+pub fn file_write_iter(inode: &Arc<Inode>, pos: u64, buf: &[u8], append: bool) -> Result<(usize, u64), Errno> {
     let _guard = inode.i_rwsem.lock();
     let pos = if append { inode.getattr()?.size } else { pos };
     let n = generic_perform_write(inode, pos, buf)?;
     Ok((n, pos + n as u64))
 }
 
-/// Sets the file's size (Linux `do_truncate`), under the inode lock.
+/// Sets the file's size (Linux `do_truncate`), under the inode lock: a
+/// cached file loses its pages past the new end first (Linux
+/// `truncate_setsize`), then the file system frees the blocks.
 pub fn do_truncate(inode: &Inode, size: u64) -> Result<(), Errno> {
     let _guard = inode.i_rwsem.lock();
+    if inode.i_mapping.is_some() && size < inode.getattr()?.size {
+        crate::filemap::truncate_pagecache(inode, size)?;
+    }
     inode.ops.setattr(&super::inode::SetAttr { size: Some(size), ..Default::default() })
+}
+
+/// Makes the file's data and metadata durable (Linux `vfs_fsync`): its
+/// dirty pages are written and waited for, then the file system syncs;
+/// a write-back error since `since` (the open file's sample) is reported
+/// once, even if it happened in the background.
+pub fn vfs_fsync(inode: &Inode, since: &mut ErrSeqSample) -> Result<(), Errno> {
+    let Some(mapping) = inode.i_mapping.as_ref() else { return inode.ops.fsync() };
+    let written = crate::filemap::write_and_wait(inode);
+    let synced = inode.ops.fsync();
+    let reported = mapping.check_and_advance_wb_err(since);
+    reported.and(written.map_err(|_| Errno::EIO)).and(synced)
 }

@@ -527,16 +527,18 @@ pub fn sys_ftruncate(fd: i32, len: i64) -> SysResult {
 
 /// Linux `fsync` and `fdatasync`: EINVAL for files that cannot be synced.
 pub fn sys_fsync(fd: i32) -> SysResult {
-    let f = file(fd)?;
-    let p = f.path().ok_or(Errno::EINVAL)?;
-    p.inode.ops.fsync().map(|()| 0)
+    file(fd)?.fsync().map(|()| 0)
 }
 
 /// Linux `syncfs`.
 pub fn sys_syncfs(fd: i32) -> SysResult {
     let f = file(fd)?;
     match f.path() {
-        Some(p) => p.inode.sb.ops.sync_fs().map(|()| 0),
+        Some(p) => {
+            let written = super::fs_writeback::sync_inodes_sb(&p.inode.sb);
+            let synced = p.inode.sb.ops.sync_fs();
+            written.and(synced).map(|()| 0)
+        }
         None => Ok(0),
     }
 }
@@ -724,7 +726,7 @@ pub mod kern {
 
     use super::super::namei;
     use super::super::namespace::{self, MountFlags};
-    use super::super::read_write::{do_truncate, file_write_iter, generic_file_read};
+    use super::super::read_write::{do_truncate, file_write_iter, kernel_read};
     use super::{kern_parent, kern_path};
 
     /// Makes directory `path` (mode 0755).
@@ -769,7 +771,7 @@ pub mod kern {
         let mut buf = crate::syscall::zeroed_buf(len)?;
         let mut done = 0;
         while done < len {
-            let n = generic_file_read(&p.inode, offset + done as u64, &mut buf[done..])?;
+            let n = kernel_read(&p.inode, offset + done as u64, &mut buf[done..])?;
             if n == 0 {
                 break;
             }

@@ -35,3 +35,30 @@ fn a_frame_outside_the_direct_map_is_refused_and_nothing_is_written() {
     assert_eq!(unsafe { clear_page(&pgdat, outside) }, Err(NotDirectMapped(outside)));
     assert!(sim.ram.page(page).iter().all(|&b| b == 0x11));
 }
+
+#[test]
+fn part_page_copies_move_exactly_their_bytes_and_refuse_ranges_past_the_page() {
+    let sim = Sim::flat(16 * MIB);
+    let pgdat = sim.pgdat(1);
+    let page = pgdat.alloc_pages(GFP_KERNEL, 0).unwrap();
+    sim.ram.fill(page, 0x11);
+    // The three closures' page is the test's, reached otherwise only
+    // through `sim.ram`, never by a Rust reference into it.
+    // SAFETY: as said.
+    let to = |offset, src: &[u8]| unsafe { memcpy_to_page(&pgdat, page, offset, src) };
+    // SAFETY: as above.
+    let zero = |offset, len| unsafe { memzero_page(&pgdat, page, offset, len) };
+    // SAFETY: as above.
+    let from = |dst: &mut [u8], offset| unsafe { memcpy_from_page(&pgdat, dst, page, offset) };
+    to(4090, b"abcdef").unwrap();
+    zero(10, 5).unwrap();
+    let mut out = [0u8; 8];
+    from(&mut out, 4088).unwrap();
+    assert_eq!(&out, b"\x11\x11abcdef");
+    let bytes = sim.ram.page(page);
+    assert_eq!((bytes[9], &bytes[10..15], bytes[15]), (0x11, &[0u8; 5][..], 0x11));
+    assert_eq!(to(4091, b"abcdef"), Err(PageRangeError::OutOfPage));
+    assert_eq!(zero(usize::MAX, 2), Err(PageRangeError::OutOfPage));
+    assert_eq!(from(&mut out, 4089), Err(PageRangeError::OutOfPage));
+    assert_eq!(sim.ram.page(page)[4095], b'f', "a refused copy writes nothing");
+}

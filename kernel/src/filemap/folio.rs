@@ -1,0 +1,86 @@
+//! A counted reference to a page of a page cache, and the byte copies in
+//! and out of it (Linux `folio_get`/`folio_put` and `memcpy_from_folio`,
+//! `memcpy_to_folio`, `folio_zero_range`).
+//!
+//! A [`FolioRef`] is made only for a page the page cache holds or is about
+//! to hold, so it is a data page no Rust reference points into: the
+//! contract under which [`mm::highmem`]'s part-page copies may run while
+//! user mappings or other tasks read or write the same bytes (Linux's
+//! page cache races the same way; a reader sees old or new bytes).
+
+#![allow(unsafe_code)]
+
+use mm::addr::Pfn;
+use mm::highmem::{self, PageRangeError};
+use mm::page::Page;
+use uapi::errno::Errno;
+
+/// One reference to a page-cache page, put when dropped.
+pub struct FolioRef {
+    pfn: Pfn,
+    page: &'static Page,
+}
+
+fn range_errno(e: PageRangeError) -> Errno {
+    match e {
+        PageRangeError::OutOfPage => Errno::EINVAL,
+        PageRangeError::NotDirectMapped(_) => Errno::EIO,
+    }
+}
+
+impl FolioRef {
+    /// Takes a reference to `pfn`, a page of a page cache, under the lock
+    /// that keeps it there (Linux `folio_try_get` under `xa_lock`).
+    pub(super) fn get(pfn: Pfn) -> Option<FolioRef> {
+        let page = crate::mm::pgdat().pfn_to_page(pfn)?;
+        page.get();
+        Some(FolioRef { pfn, page })
+    }
+
+    /// Wraps the reference of a page just allocated for a page cache.
+    pub(super) fn from_new(pfn: Pfn) -> Option<FolioRef> {
+        let page = crate::mm::pgdat().pfn_to_page(pfn)?;
+        Some(FolioRef { pfn, page })
+    }
+
+    /// The page's frame.
+    pub fn pfn(&self) -> Pfn {
+        self.pfn
+    }
+
+    /// The page's descriptor.
+    pub fn page(&self) -> &'static Page {
+        self.page
+    }
+
+    /// Copies from byte `offset` of the page into `dst`.
+    pub fn read(&self, offset: usize, dst: &mut [u8]) -> Result<(), Errno> {
+        // SAFETY: a page-cache page (see the module doc), referenced by
+        // `self` so it cannot be freed during the copy.
+        unsafe { highmem::memcpy_from_page(crate::mm::pgdat(), dst, self.pfn, offset) }.map_err(range_errno)
+    }
+
+    /// Copies `src` to byte `offset` of the page. The caller holds the
+    /// page lock or the page is not yet visible to anyone else.
+    pub(super) fn write(&self, offset: usize, src: &[u8]) -> Result<(), Errno> {
+        // SAFETY: as in `read`; the caller is the page's writer.
+        unsafe { highmem::memcpy_to_page(crate::mm::pgdat(), self.pfn, offset, src) }.map_err(range_errno)
+    }
+
+    /// Zeroes `len` bytes from byte `offset`, as [`FolioRef::write`].
+    pub(super) fn zero(&self, offset: usize, len: usize) -> Result<(), Errno> {
+        // SAFETY: as in `write`.
+        unsafe { highmem::memzero_page(crate::mm::pgdat(), self.pfn, offset, len) }.map_err(range_errno)
+    }
+}
+
+impl Drop for FolioRef {
+    fn drop(&mut self) {
+        // SAFETY: `self` owns one reference. If it is the last, the page
+        // has left its cache (which holds a reference of its own while
+        // the page is in it) and every user mapping is gone (each holds
+        // one too), so nothing maps or points into it. A bad page is
+        // reported by the allocator and leaked.
+        let _ = unsafe { crate::mm::pgdat().put_page(self.pfn) };
+    }
+}

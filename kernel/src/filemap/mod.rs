@@ -1,0 +1,691 @@
+//! The page cache as the kernel runs it: the read and write paths of
+//! regular files (Linux `mm/filemap.c`: `filemap_read`,
+//! `filemap_get_pages`, `generic_perform_write`, `filemap_fdatawrite`,
+//! `filemap_write_and_wait_range`; `mm/truncate.c`:
+//! `truncate_inode_pages_range`, `invalidate_mapping_pages`;
+//! `mm/readahead.c`'s `page_cache_ra_unbounded`; `mm/page-writeback.c`'s
+//! `write_cache_pages`), over the mm crate's [`AddressSpace`],
+//! [`mm::page_writeback`] and [`mm::readahead`].
+//!
+//! A file system whose files have a page cache gives its inodes
+//! [`AddressSpaceOperations`] (ext2: blocks through `get_block`); the VFS
+//! gives each such inode a [`Mapping`] ([`crate::fs::inode::Inode`]'s
+//! `i_mapping`), and `read(2)`, `write(2)`, `truncate`, `fsync` and
+//! `sync` of the file go through it:
+//! - **read**: [`filemap_read`] copies from cached pages, bringing missing
+//!   ones in with [`mm::readahead`]'s on-demand windows (the file's
+//!   [`FileRaState`] lives in the open file) and starting the next window
+//!   when it reaches a page marked `PG_readahead`. Pages are read
+//!   synchronously, one `read_folio` each, as they are added.
+//! - **write**: [`generic_perform_write`] lets the file system allocate
+//!   blocks first (`write_begin`, so a full disk is ENOSPC before any
+//!   byte is copied), copies into locked cache pages (reading a page first
+//!   when only part of it is written), marks them dirty, and records the
+//!   new size and times (`write_end`). Dirty pages reach the disk when
+//!   [`writeback`] writes the inode: `fsync`, `sync`, unmount, the
+//!   flusher ([`crate::fs::fs_writeback`]).
+//! - **truncate**: [`truncate_pagecache`] drops the pages past the new end
+//!   (dirty or not) after waiting for their writeback, and zeroes the
+//!   tail of the last partial page, before the file system frees blocks.
+//! - **errors**: a failed read is EIO for that read, the page left out of
+//!   the cache; a failed write-back is recorded in the mapping's
+//!   [`mm::errseq::ErrSeq`] and the next `fsync` of every open file
+//!   reports it once (Linux `filemap_check_wb_err`), the data staying in
+//!   the cache.
+//!
+//! Page lock order: `i_rwsem` -> page lock (`PG_locked`) -> the file
+//! system's lock -> the mapping's lock. The mapping's lock is a leaf
+//! `SpinLockIrq` (Linux's `xa_lock_irq` on `i_pages`), held only to look
+//! up, add, remove or mark entries; nothing sleeps or calls a file system
+//! under it.
+//!
+//! Differences from Linux: reads and write-backs go one page at a time
+//! through the file system's synchronous calls (no bio batching across
+//! pages, no asynchronous readahead I/O: an asynchronous window is read
+//! before the read that triggered it returns); no large folios; page-cache
+//! pages are not yet on an LRU, so memory pressure does not reclaim them:
+//! [`invalidate_mapping_pages`] (`drop_caches`) gives clean ones back.
+
+// Only the page copies of `folio` use `unsafe`, and say so there.
+#![deny(unsafe_code)]
+
+mod folio;
+
+use alloc::boxed::Box;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use mm::addr::{PAGE_SIZE, Pfn};
+use mm::filemap::{AddFolioError, AddressSpace, MappingId, folio_lock, folio_trylock, folio_unlock};
+use mm::gfp::GFP_HIGHUSER_MOVABLE;
+use mm::page_flags::PageFlags;
+use mm::page_writeback::{self, SyncMode, WritebackControl};
+use mm::readahead::{self, FileRaState, RaCache, RaLimits, RaMapping, RaRequest};
+use mm::xarray::{PAGECACHE_TAG_DIRTY, XaNode};
+use spin::Once;
+use uapi::errno::Errno;
+
+pub use self::folio::FolioRef;
+use crate::fs::inode::Inode;
+use crate::mmap::FOLIO_WAIT;
+use crate::slab::KmemCacheOf;
+use crate::sync::SpinLockIrq;
+
+/// Bytes per cache page.
+const PAGE: usize = PAGE_SIZE as usize;
+
+/// How many times an insertion retries after its index's node allocation
+/// failed under the lock (each retry first allocates outside it).
+const NOMEM_RETRIES: u32 = 3;
+
+/// What a file system does for its files' page caches (Linux `struct
+/// address_space_operations`, with the `write_begin`/`write_end` pair
+/// reduced to what block allocation and the size need).
+pub trait AddressSpaceOperations: Send + Sync {
+    /// The file's size in bytes (Linux `i_size_read`).
+    fn size(&self) -> Result<u64, Errno>;
+    /// Fills `buf` with page `index` of the file: zeros in holes and past
+    /// the end (Linux `read_folio`).
+    fn read_folio(&self, index: u64, buf: &mut [u8]) -> Result<(), Errno>;
+    /// Gets the file ready for `len` bytes at `pos`: allocates the blocks
+    /// under them (Linux `write_begin`'s `get_block` with `create`).
+    /// ENOSPC here fails the write before anything was copied.
+    fn write_begin(&self, pos: u64, len: u64) -> Result<(), Errno>;
+    /// Records a write that ended at byte `end`: the size grows to it,
+    /// the modification time is now (Linux `generic_write_end` and
+    /// `file_update_time`).
+    fn write_end(&self, end: u64) -> Result<(), Errno>;
+    /// Writes `data`, the bytes of page `index` up to the end of the file
+    /// with the rest of its last block zero, to their blocks (Linux
+    /// `writepage` over `get_block`).
+    fn writepage(&self, index: u64, data: &[u8]) -> Result<(), Errno>;
+}
+
+/// The page cache's index nodes (Linux `radix_tree_node_cachep`),
+/// allocated with `GFP_NOWAIT` under the mapping lock.
+pub type PageCacheNodes = &'static KmemCacheOf<XaNode<Pfn>>;
+
+static XA_NODES: Once<Option<KmemCacheOf<XaNode<Pfn>>>> = Once::new();
+
+fn xa_nodes() -> Result<PageCacheNodes, Errno> {
+    XA_NODES
+        .call_once(|| {
+            let slab = crate::slab::slab()?;
+            KmemCacheOf::create(slab, "radix_tree_node", mm::slub::SlabFlags::RECLAIM_ACCOUNT)
+                .map(KmemCacheOf::nowait)
+                .map_err(|e| log::error!("page cache: cannot create the radix_tree_node cache: {e:?}"))
+                .ok()
+        })
+        .as_ref()
+        .ok_or(Errno::ENOMEM)
+}
+
+/// Mapping ids: distinct, non-zero, 8-byte aligned words.
+static NEXT_MAPPING_ID: AtomicU64 = AtomicU64::new(8);
+
+/// One file's page cache in the kernel: the mm crate's [`AddressSpace`]
+/// under its interrupt-safe lock.
+pub struct Mapping {
+    space: SpinLockIrq<AddressSpace<PageCacheNodes>>,
+}
+
+impl Mapping {
+    /// An empty cache; `swapbacked` for shmem files.
+    pub fn new(swapbacked: bool) -> Result<Mapping, Errno> {
+        let nodes = xa_nodes()?;
+        let id = NEXT_MAPPING_ID.fetch_add(8, Ordering::Relaxed);
+        let id = MappingId::new(id).ok_or(Errno::ENOMEM)?;
+        Ok(Mapping { space: SpinLockIrq::new(AddressSpace::new(id, swapbacked, nodes)) })
+    }
+
+    /// Pages cached.
+    pub fn nrpages(&self) -> u64 {
+        self.space.lock().nrpages()
+    }
+
+    /// Whether any page is dirty (Linux `mapping_tagged(PAGECACHE_TAG_DIRTY)`).
+    pub fn has_dirty(&self) -> bool {
+        self.space.lock().tagged(PAGECACHE_TAG_DIRTY)
+    }
+
+    /// The writeback error sequence's sample for a new opener (Linux
+    /// `filemap_sample_wb_err`).
+    pub fn sample_wb_err(&self) -> mm::errseq::ErrSeqSample {
+        self.space.lock().wb_err.sample()
+    }
+
+    /// The writeback error since `since`, reported once per sample
+    /// (Linux `file_check_and_advance_wb_err`).
+    pub fn check_and_advance_wb_err(&self, since: &mut mm::errseq::ErrSeqSample) -> Result<(), Errno> {
+        match self.space.lock().wb_err.check_and_advance(since) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// The page at `index` with a reference, if cached (Linux
+    /// `filemap_get_folio` without `FGP_LOCK`).
+    pub fn find_get(&self, index: u64) -> Option<FolioRef> {
+        let space = self.space.lock();
+        space.lookup(index).and_then(FolioRef::get)
+    }
+
+    /// Whether `folio` is still this cache's page at `index` (a page
+    /// truncated meanwhile has left it).
+    fn owns(&self, folio: &FolioRef, index: u64) -> bool {
+        self.space.lock().lookup(index) == Some(folio.pfn())
+    }
+
+    /// Puts a new page, locked, at `index`: `Ok(Ok(page))` with the
+    /// caller's reference, or `Ok(Err(page))` if another task was first
+    /// (its page, referenced). Linux `filemap_add_folio` with its
+    /// `xas_nomem` retry: the index's nodes are allocated without sleeping
+    /// under the lock, and with `GFP_KERNEL` outside it when that fails.
+    fn add_new_locked(&self, index: u64) -> Result<Result<FolioRef, FolioRef>, Errno> {
+        let pgdat = crate::mm::pgdat();
+        let pfn = pgdat.alloc_pages(GFP_HIGHUSER_MOVABLE, 0).ok_or(Errno::ENOMEM)?;
+        let folio = FolioRef::from_new(pfn).ok_or(Errno::ENOMEM)?;
+        if !folio_trylock(folio.page()) {
+            return Err(Errno::EIO);
+        }
+        for _ in 0..=NOMEM_RETRIES {
+            let mut space = self.space.lock();
+            match space.add_folio(pgdat, pfn, index) {
+                Ok(()) => return Ok(Ok(folio)),
+                Err(AddFolioError::Exists(other)) => {
+                    let other = FolioRef::get(other).ok_or(Errno::EIO);
+                    drop(space);
+                    folio_unlock(folio.page(), pfn, &FOLIO_WAIT);
+                    return other.map(Err);
+                }
+                Err(AddFolioError::NoMemory) => {
+                    drop(space);
+                    if !xa_nodes()?.preload() {
+                        break;
+                    }
+                }
+            }
+        }
+        folio_unlock(folio.page(), pfn, &FOLIO_WAIT);
+        Err(Errno::ENOMEM)
+    }
+
+    /// Takes the locked `folio` at `index` out of the cache, if it is
+    /// still there (Linux `filemap_remove_folio`).
+    fn remove(&self, folio: &FolioRef, index: u64) {
+        let removed = {
+            let mut space = self.space.lock();
+            if space.lookup(index) == Some(folio.pfn()) {
+                space.remove_folio(crate::mm::pgdat(), index).and_then(FolioRef::from_new)
+            } else {
+                None
+            }
+        };
+        // The cache's reference goes here, after the lock.
+        drop(removed);
+    }
+}
+
+impl RaCache for SpinLockIrq<AddressSpace<PageCacheNodes>> {
+    fn next_miss(&self, index: u64, max_scan: u64) -> Option<u64> {
+        let last = index.saturating_add(max_scan.saturating_sub(1));
+        self.lock().next_hole(index, last)
+    }
+
+    fn prev_miss(&self, index: u64, max_scan: u64) -> Option<u64> {
+        let first = index.saturating_sub(max_scan.saturating_sub(1));
+        let space = self.lock();
+        (first..=index).rev().find(|&i| space.lookup(i).is_none())
+    }
+}
+
+/// The inode's cache and its file system's operations.
+fn parts(inode: &Inode) -> Result<(&Mapping, &dyn AddressSpaceOperations), Errno> {
+    match (inode.i_mapping.as_ref(), inode.ops.a_ops()) {
+        (Some(m), Some(a)) => Ok((m, a)),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// Reads page `index` into the locked, not uptodate `folio`, and marks it
+/// uptodate; on failure takes it out of the cache. Unlocks it either way.
+fn fill_locked(
+    mapping: &Mapping,
+    a_ops: &dyn AddressSpaceOperations,
+    folio: &FolioRef,
+    index: u64,
+) -> Result<(), Errno> {
+    let result = read_into(a_ops, folio, index);
+    match result {
+        Ok(()) => folio.page().set(PageFlags::UPTODATE),
+        Err(e) => {
+            log::warn!("page cache: read of page {index} failed: {e}");
+            mapping.remove(folio, index);
+        }
+    }
+    folio_unlock(folio.page(), folio.pfn(), &FOLIO_WAIT);
+    result
+}
+
+fn read_into(a_ops: &dyn AddressSpaceOperations, folio: &FolioRef, index: u64) -> Result<(), Errno> {
+    let mut buf = page_buffer()?;
+    a_ops.read_folio(index, &mut buf)?;
+    folio.write(0, &buf)?;
+    crate::mm::pgdat().count_vm_events(mm::vmstat::VmEventItem::Pgpgin, (PAGE / 1024) as u64);
+    Ok(())
+}
+
+/// A page-sized kernel buffer for one transfer (ENOMEM, not a panic).
+fn page_buffer() -> Result<Box<[u8]>, Errno> {
+    let mut v = alloc::vec::Vec::new();
+    v.try_reserve_exact(PAGE).map_err(|_| Errno::ENOMEM)?;
+    v.resize(PAGE, 0);
+    Ok(v.into_boxed_slice())
+}
+
+/// The uptodate page at `index`, read if it is not cached (Linux
+/// `read_cache_folio` / `filemap_get_pages` for one page). Sleeps.
+pub fn read_cache_page(inode: &Inode, index: u64) -> Result<FolioRef, Errno> {
+    let (mapping, a_ops) = parts(inode)?;
+    loop {
+        let folio = match mapping.find_get(index) {
+            Some(f) => f,
+            None => match mapping.add_new_locked(index)? {
+                Ok(new) => {
+                    fill_locked(mapping, a_ops, &new, index)?;
+                    return Ok(new);
+                }
+                Err(theirs) => theirs,
+            },
+        };
+        if folio.page().test(PageFlags::UPTODATE) {
+            return Ok(folio);
+        }
+        // Someone else is reading it, or their read failed: wait for the
+        // lock, then look again (Linux `filemap_update_page`).
+        folio_lock(folio.page(), folio.pfn(), &FOLIO_WAIT);
+        if !mapping.owns(&folio, index) {
+            folio_unlock(folio.page(), folio.pfn(), &FOLIO_WAIT);
+            continue;
+        }
+        if folio.page().test(PageFlags::UPTODATE) {
+            folio_unlock(folio.page(), folio.pfn(), &FOLIO_WAIT);
+            return Ok(folio);
+        }
+        fill_locked(mapping, a_ops, &folio, index)?;
+        return Ok(folio);
+    }
+}
+
+/// The readahead limits of a file's device (Linux's `bdi` defaults: 128
+/// KiB windows).
+fn ra_limits() -> RaLimits {
+    RaLimits::default()
+}
+
+/// Brings in the pages of `req` that are not cached, marking `req.mark`
+/// `PG_readahead` if this adds it (Linux `page_cache_ra_unbounded`, read
+/// synchronously here). A page that cannot be added or read ends the
+/// request: readahead is a hint.
+fn do_readahead(mapping: &Mapping, a_ops: &dyn AddressSpaceOperations, req: RaRequest) {
+    for index in req.start..req.start.saturating_add(req.nr) {
+        if mapping.find_get(index).is_some() {
+            continue;
+        }
+        let Ok(Ok(folio)) = mapping.add_new_locked(index) else { return };
+        if req.mark == Some(index) {
+            folio.page().set(PageFlags::READAHEAD);
+        }
+        if fill_locked(mapping, a_ops, &folio, index).is_err() {
+            return;
+        }
+    }
+}
+
+/// Runs a readahead decision's requests.
+fn run_readahead(mapping: &Mapping, a_ops: &dyn AddressSpaceOperations, ra: readahead::Readahead) {
+    for req in ra.requests {
+        do_readahead(mapping, a_ops, req);
+    }
+}
+
+/// Reads file data at `pos` into `buf` through the cache (Linux
+/// `filemap_read`): short at the end of the file; an error after some
+/// bytes were copied returns those bytes.
+pub fn filemap_read(inode: &Inode, ra: &mut FileRaState, pos: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+    let (mapping, a_ops) = parts(inode)?;
+    let size = a_ops.size()?;
+    if pos >= size || buf.is_empty() {
+        return Ok(0);
+    }
+    let end = size.min(pos.saturating_add(buf.len() as u64));
+    let last_index = (end - 1) / PAGE_SIZE;
+    let nr_pages = size.div_ceil(PAGE_SIZE);
+    let mut done = 0usize;
+    while pos + (done as u64) < end {
+        let at = pos + done as u64;
+        let index = at / PAGE_SIZE;
+        let req_count = last_index - index + 1;
+        let ra_mapping = RaMapping { cache: &mapping.space, nr_pages, bdi: ra_limits() };
+        let folio = match mapping.find_get(index) {
+            Some(f) => {
+                if f.page().test(PageFlags::READAHEAD) {
+                    let decision = readahead::page_cache_async_ra(
+                        ra,
+                        &ra_mapping,
+                        index,
+                        req_count,
+                        f.page().test(PageFlags::WRITEBACK),
+                    );
+                    if decision.clear_readahead {
+                        f.page().clear(PageFlags::READAHEAD);
+                    }
+                    run_readahead(mapping, a_ops, decision);
+                }
+                Some(f)
+            }
+            None => {
+                run_readahead(mapping, a_ops, readahead::page_cache_sync_ra(ra, &ra_mapping, index, req_count));
+                None
+            }
+        };
+        let folio = match folio {
+            Some(f) if f.page().test(PageFlags::UPTODATE) => Ok(f),
+            _ => read_cache_page(inode, index),
+        };
+        let folio = match folio {
+            Ok(f) => f,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        let offset = (at % PAGE_SIZE) as usize;
+        let n = (PAGE - offset).min((end - at) as usize);
+        let Some(dst) = buf.get_mut(done..done + n) else { break };
+        folio.read(offset, dst)?;
+        done += n;
+    }
+    ra.prev_pos = Some(pos + done as u64);
+    Ok(done)
+}
+
+/// Writes `buf` at `pos` through the cache (Linux
+/// `generic_perform_write`); the caller holds `i_rwsem`. Returns the
+/// bytes written: short only if an error came after some were.
+pub fn generic_perform_write(inode: &alloc::sync::Arc<Inode>, pos: u64, buf: &[u8]) -> Result<usize, Errno> {
+    let (mapping, a_ops) = parts(inode)?;
+    if buf.is_empty() {
+        return Ok(0);
+    }
+    let len = buf.len() as u64;
+    pos.checked_add(len).ok_or(Errno::EFBIG)?;
+    a_ops.write_begin(pos, len)?;
+    let size = a_ops.size()?;
+    let pgdat = crate::mm::pgdat();
+    let mut done = 0usize;
+    let mut failure = None;
+    while done < buf.len() {
+        let at = pos + done as u64;
+        let index = at / PAGE_SIZE;
+        let offset = (at % PAGE_SIZE) as usize;
+        let n = (PAGE - offset).min(buf.len() - done);
+        let folio = match grab_page_for_write(mapping, a_ops, index, offset, n, size) {
+            Ok(f) => f,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
+        let copied = buf.get(done..done + n).ok_or(Errno::EFAULT).and_then(|src| folio.write(offset, src));
+        if let Err(e) = copied {
+            folio_unlock(folio.page(), folio.pfn(), &FOLIO_WAIT);
+            failure = Some(e);
+            break;
+        }
+        folio.page().set(PageFlags::UPTODATE);
+        {
+            let mut space = mapping.space.lock();
+            if space.lookup(index) == Some(folio.pfn()) {
+                page_writeback::folio_mark_dirty(&mut space, pgdat, folio.page(), index);
+            }
+        }
+        folio_unlock(folio.page(), folio.pfn(), &FOLIO_WAIT);
+        done += n;
+    }
+    if done > 0 {
+        a_ops.write_end(pos + done as u64)?;
+        crate::fs::fs_writeback::mark_inode_dirty(inode);
+    }
+    match failure {
+        Some(e) if done == 0 => Err(e),
+        _ => Ok(done),
+    }
+}
+
+/// The locked page at `index` ready for `n` bytes at `offset` (Linux
+/// `grab_cache_page_write_begin` plus `block_write_begin`'s read of a
+/// partly written page): uptodate already, or read first when the write
+/// leaves part of it, or zeroed around the write when it lies wholly past
+/// the old end of file `size`.
+fn grab_page_for_write(
+    mapping: &Mapping,
+    a_ops: &dyn AddressSpaceOperations,
+    index: u64,
+    offset: usize,
+    n: usize,
+    size: u64,
+) -> Result<FolioRef, Errno> {
+    loop {
+        let folio = match mapping.find_get(index) {
+            Some(f) => {
+                folio_lock(f.page(), f.pfn(), &FOLIO_WAIT);
+                if !mapping.owns(&f, index) {
+                    folio_unlock(f.page(), f.pfn(), &FOLIO_WAIT);
+                    continue;
+                }
+                f
+            }
+            None => match mapping.add_new_locked(index)? {
+                Ok(new) => new,
+                Err(_) => continue,
+            },
+        };
+        if folio.page().test(PageFlags::UPTODATE) || n == PAGE {
+            return Ok(folio);
+        }
+        let prepared = if index.saturating_mul(PAGE_SIZE) >= size {
+            // Nothing of this page is in the file yet: zeros around the write.
+            folio.zero(0, offset).and_then(|()| folio.zero(offset + n, PAGE - offset - n))
+        } else {
+            read_into(a_ops, &folio, index)
+        };
+        if let Err(e) = prepared {
+            mapping.remove(&folio, index);
+            folio_unlock(folio.page(), folio.pfn(), &FOLIO_WAIT);
+            return Err(e);
+        }
+        return Ok(folio);
+    }
+}
+
+/// Writes the inode's dirty pages back (Linux `filemap_fdatawrite_wbc`
+/// over `write_cache_pages`): for [`SyncMode::All`], every page dirty when
+/// it starts, waiting for pages already under writeback; for
+/// [`SyncMode::None`], up to `wbc.nr_to_write` pages, skipping busy ones.
+/// Write errors are recorded in the mapping's `wb_err` and returned.
+pub fn writeback(inode: &Inode, wbc: &mut WritebackControl) -> Result<(), Errno> {
+    let (mapping, a_ops) = parts(inode)?;
+    let pgdat = crate::mm::pgdat();
+    page_writeback::writeback_prepare(&mut mapping.space.lock(), wbc);
+    let mut from = Some(wbc.start);
+    let mut result = Ok(());
+    while let Some(start) = from {
+        if wbc.sync_mode == SyncMode::None && wbc.nr_to_write == 0 {
+            break;
+        }
+        let next = {
+            let space = mapping.space.lock();
+            page_writeback::writeback_next(&space, wbc, start).and_then(|(i, pfn)| Some((i, FolioRef::get(pfn)?)))
+        };
+        let Some((index, folio)) = next else { break };
+        from = index.checked_add(1);
+        let page = folio.page();
+        if wbc.sync_mode == SyncMode::None {
+            if !folio_trylock(page) {
+                continue;
+            }
+        } else {
+            folio_lock(page, folio.pfn(), &FOLIO_WAIT);
+        }
+        if !mapping.owns(&folio, index) {
+            folio_unlock(page, folio.pfn(), &FOLIO_WAIT);
+            continue;
+        }
+        if page.test(PageFlags::WRITEBACK) {
+            if wbc.sync_mode == SyncMode::None {
+                folio_unlock(page, folio.pfn(), &FOLIO_WAIT);
+                continue;
+            }
+            mm::filemap::folio_wait_writeback(page, folio.pfn(), &FOLIO_WAIT);
+        }
+        if !page_writeback::folio_clear_dirty_for_io(pgdat, page) {
+            folio_unlock(page, folio.pfn(), &FOLIO_WAIT);
+            continue;
+        }
+        let started = page_writeback::folio_start_writeback(&mut mapping.space.lock(), pgdat, page, index, false);
+        if started.is_err() {
+            folio_unlock(page, folio.pfn(), &FOLIO_WAIT);
+            continue;
+        }
+        let written = write_one(a_ops, &folio, index);
+        folio_unlock(page, folio.pfn(), &FOLIO_WAIT);
+        {
+            let mut space = mapping.space.lock();
+            if let Err(e) = written {
+                space.wb_err.set(e);
+            }
+            page_writeback::folio_end_writeback(&mut space, pgdat, page, folio.pfn(), index, &FOLIO_WAIT);
+        }
+        if let Err(e) = written {
+            log::warn!("page cache: write-back of page {index} failed: {e}");
+            result = Err(e);
+        }
+        wbc.nr_to_write = wbc.nr_to_write.saturating_sub(1);
+    }
+    result
+}
+
+/// Writes one page under writeback: its bytes up to the end of the file,
+/// the last block's tail zero (the cache keeps bytes past the end zero).
+fn write_one(a_ops: &dyn AddressSpaceOperations, folio: &FolioRef, index: u64) -> Result<(), Errno> {
+    let size = a_ops.size()?;
+    let start = index.saturating_mul(PAGE_SIZE);
+    if start >= size {
+        // Truncated meanwhile: nothing of it is in the file.
+        return Ok(());
+    }
+    let len = (size - start).min(PAGE_SIZE) as usize;
+    let mut buf = page_buffer()?;
+    folio.read(0, &mut buf)?;
+    buf[len..].fill(0);
+    a_ops.writepage(index, &buf)?;
+    crate::mm::pgdat().count_vm_events(mm::vmstat::VmEventItem::Pgpgout, (PAGE / 1024) as u64);
+    Ok(())
+}
+
+/// Writes every dirty page of the inode and waits for them (Linux
+/// `filemap_write_and_wait`).
+pub fn write_and_wait(inode: &Inode) -> Result<(), Errno> {
+    writeback(inode, &mut WritebackControl::sync_all())
+}
+
+/// Drops every page from `new_size` on and zeroes the rest of the page
+/// `new_size` falls in (Linux `truncate_pagecache`:
+/// `truncate_inode_pages` after waiting for each page's writeback, and
+/// `folio_zero_range` of the partial page). The caller holds `i_rwsem`
+/// and has set the size already or does right after.
+pub fn truncate_pagecache(inode: &Inode, new_size: u64) -> Result<(), Errno> {
+    let Some(mapping) = inode.i_mapping.as_ref() else { return Ok(()) };
+    let pgdat = crate::mm::pgdat();
+    let first = new_size.div_ceil(PAGE_SIZE);
+    let mut from = first;
+    loop {
+        let next = {
+            let space = mapping.space.lock();
+            space.find(from, u64::MAX, None).and_then(|(i, pfn)| Some((i, FolioRef::get(pfn)?)))
+        };
+        let Some((index, folio)) = next else { break };
+        let page = folio.page();
+        folio_lock(page, folio.pfn(), &FOLIO_WAIT);
+        mm::filemap::folio_wait_writeback(page, folio.pfn(), &FOLIO_WAIT);
+        {
+            let mut space = mapping.space.lock();
+            if space.lookup(index) == Some(folio.pfn()) {
+                page_writeback::folio_cancel_dirty(&mut space, pgdat, page, index);
+            }
+        }
+        mapping.remove(&folio, index);
+        folio_unlock(page, folio.pfn(), &FOLIO_WAIT);
+        match index.checked_add(1) {
+            Some(n) => from = n,
+            None => break,
+        }
+    }
+    let tail = (new_size % PAGE_SIZE) as usize;
+    if tail != 0
+        && let Some(folio) = mapping.find_get(new_size / PAGE_SIZE)
+    {
+        folio_lock(folio.page(), folio.pfn(), &FOLIO_WAIT);
+        let zeroed = folio.zero(tail, PAGE - tail);
+        folio_unlock(folio.page(), folio.pfn(), &FOLIO_WAIT);
+        zeroed?;
+    }
+    Ok(())
+}
+
+/// Drops the clean, unlocked pages nothing else uses (Linux
+/// `invalidate_mapping_pages`, what `drop_caches` runs on every inode);
+/// returns how many went.
+pub fn invalidate_mapping_pages(mapping: &Mapping) -> u64 {
+    let mut dropped = 0;
+    let mut from = 0u64;
+    loop {
+        let next = {
+            let space = mapping.space.lock();
+            space.find(from, u64::MAX, None).and_then(|(i, pfn)| Some((i, FolioRef::get(pfn)?)))
+        };
+        let Some((index, folio)) = next else { break };
+        let page = folio.page();
+        if folio_trylock(page) {
+            // The cache's reference and ours: no one else holds it.
+            let unused = page.refcount() == 2 && page.mapcount() == 0;
+            let clean = !page.test(PageFlags::DIRTY) && !page.test(PageFlags::WRITEBACK);
+            if unused && clean {
+                mapping.remove(&folio, index);
+                dropped += 1;
+            }
+            folio_unlock(page, folio.pfn(), &FOLIO_WAIT);
+        }
+        match index.checked_add(1) {
+            Some(n) => from = n,
+            None => break,
+        }
+    }
+    dropped
+}
+
+/// Empties the cache of an inode that is going away (Linux
+/// `truncate_inode_pages_final`): every page leaves, dirty ones too (the
+/// caller wrote back what had to reach the disk).
+pub fn truncate_inode_pages_final(mapping: &Mapping) {
+    let pgdat = crate::mm::pgdat();
+    loop {
+        let removed = {
+            let mut space = mapping.space.lock();
+            let Some((index, pfn)) = space.find(0, u64::MAX, None) else { break };
+            if let Some(page) = pgdat.pfn_to_page(pfn) {
+                page_writeback::folio_cancel_dirty(&mut space, pgdat, page, index);
+            }
+            space.remove_folio(pgdat, index)
+        };
+        drop(removed.and_then(FolioRef::from_new));
+    }
+}
