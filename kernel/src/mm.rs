@@ -136,6 +136,8 @@ pub fn free_blocks() -> [[u64; NR_PAGE_ORDERS]; MAX_NR_ZONES] {
 /// What [`drop_caches`] gave back.
 #[derive(Clone, Copy, Debug)]
 pub struct DroppedCaches {
+    /// Clean, unused page-cache pages dropped.
+    pub pagecache_pages: u64,
     /// Empty slab pages returned to the buddy allocator.
     pub slab_pages: u64,
     /// Whether lazily freed vmalloc areas were purged.
@@ -144,18 +146,28 @@ pub struct DroppedCaches {
 
 /// Gives back what the kernel keeps for reuse (what `echo 3 >
 /// /proc/sys/vm/drop_caches` does here, and what tests do before counting
-/// free pages): the stacks of tasks that died in atomic context, the lazy
-/// vmalloc areas, the empty slabs, the per-CPU page lists. In that order:
+/// free pages): the clean page-cache pages nothing uses (Linux
+/// `drop_pagecache_sb` on every file system), the stacks of tasks that
+/// died in atomic context, the lazy vmalloc areas, the empty slabs, the
+/// per-CPU page lists. In that order: dropping pages frees index nodes,
 /// freeing a stack or purging an area frees `vmap_area` objects, whose
-/// slab can only be given back after. May sleep.
+/// slabs can only be given back after. May sleep.
 pub fn drop_caches() -> DroppedCaches {
+    let mut pagecache_pages = 0;
+    for sb in crate::fs::namespace::superblocks() {
+        for inode in sb.cached_inodes() {
+            if let Some(mapping) = inode.i_mapping.as_ref() {
+                pagecache_pages += crate::filemap::invalidate_mapping_pages(mapping);
+            }
+        }
+    }
     crate::sched::release_dead_tasks();
     let purged = crate::vmalloc::vm_if_ready().is_some_and(|vm| vm.purge_vmap_area_lazy());
     let slab_pages = crate::slab::slab().map_or(0, |s| s.shrink_all());
     if let Some(pgdat) = try_pgdat() {
         pgdat.drain_all_pages();
     }
-    DroppedCaches { slab_pages, purged }
+    DroppedCaches { pagecache_pages, slab_pages, purged }
 }
 
 /// Free pages in the buddy allocator, per-cpu lists drained first (for

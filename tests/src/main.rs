@@ -22,6 +22,7 @@ mod harness;
 mod initramfs;
 mod mmap_lock;
 mod page_alloc;
+mod pagecache;
 mod pci;
 mod percpu;
 mod pgtable;

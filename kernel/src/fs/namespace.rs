@@ -194,6 +194,21 @@ pub fn sync_all() -> Result<(), Errno> {
     result
 }
 
+/// The mounted file systems, each once (Linux `iterate_supers`).
+pub fn superblocks() -> Vec<Arc<SuperBlock>> {
+    let mounts = MOUNTS.lock();
+    let mut sbs: Vec<Arc<SuperBlock>> = Vec::new();
+    if sbs.try_reserve(mounts.len()).is_err() {
+        return sbs;
+    }
+    for m in mounts.iter() {
+        if !sbs.iter().any(|sb| Arc::ptr_eq(sb, &m.sb)) {
+            sbs.push(m.sb.clone());
+        }
+    }
+    sbs
+}
+
 /// `/proc/mounts` (Linux `show_vfsmnt`): `source target type options 0 0`.
 pub fn proc_mounts() -> String {
     let mut s = String::new();

@@ -5,9 +5,10 @@
 //!
 //! [`SYSCTLS`] is the one table of paths and how each value is printed,
 //! in Linux's text (`proc_dointvec`: the number and a newline). Only
-//! sysctls whose value is true of this kernel are listed: no swap,
-//! writeback or reclaim tunables, since there is nothing they would
-//! describe.
+//! sysctls whose value is true of this kernel are listed: no swap or
+//! reclaim tunables yet, since there is nothing they would describe. The
+//! page cache's `vm.dirty_*` tunables can be set ([`Sysctl::store`],
+//! through the console's `sysctl NAME=VALUE`), with Linux's bounds.
 //!
 //! Differences from Linux: the files are read-only snapshots made at
 //! open (mode 0444; opening one for writing is EACCES), where Linux lets
@@ -22,12 +23,35 @@
 use alloc::format;
 use alloc::string::String;
 
+use uapi::errno::Errno;
+
 /// One `/proc/sys` file: its path below `/proc/sys/` and its text.
 pub struct Sysctl {
     /// Path below `/proc/sys/`, as `vm/mmap_min_addr`.
     pub path: &'static str,
     /// The file's contents now.
     pub show: fn() -> String,
+    /// Sets it from the text of a number (Linux's `proc_handler` on a
+    /// write), if it can be set: EINVAL for what Linux refuses.
+    pub store: Option<SysctlStore>,
+}
+
+/// How a settable sysctl takes a new value from its text.
+pub type SysctlStore = fn(&str) -> Result<(), Errno>;
+
+/// A `vm.dirty_*` value: a decimal number that fits an `int`, as
+/// `proc_dointvec` parses it.
+fn parse_int(text: &str) -> Result<u32, Errno> {
+    text.trim().parse::<u32>().ok().filter(|&v| v <= i32::MAX as u32).ok_or(Errno::EINVAL)
+}
+
+fn dirty() -> mm::page_writeback::DirtySettings {
+    *super::fs_writeback::SETTINGS.lock()
+}
+
+fn set_dirty(f: impl FnOnce(&mut mm::page_writeback::DirtySettings) -> Result<(), Errno>) -> Result<(), Errno> {
+    let mut settings = super::fs_writeback::SETTINGS.lock();
+    f(&mut settings)
 }
 
 /// Linux `sysctl_overcommit_ratio`'s default.
@@ -49,20 +73,58 @@ fn min_free_kbytes() -> String {
 
 /// Every `/proc/sys` file, sorted by path.
 pub static SYSCTLS: &[Sysctl] = &[
-    Sysctl { path: "fs/nr_open", show: || line(crate::resource::SYSCTL_NR_OPEN) },
-    Sysctl { path: "kernel/hostname", show: || line(crate::syscall::UTS_NODENAME) },
-    Sysctl { path: "kernel/osrelease", show: || line(crate::syscall::UTS_RELEASE) },
-    Sysctl { path: "kernel/ostype", show: || line(crate::syscall::UTS_SYSNAME) },
-    Sysctl { path: "kernel/randomize_va_space", show: || line(0) },
-    Sysctl { path: "kernel/threads-max", show: || line(crate::resource::max_threads()) },
-    Sysctl { path: "vm/legacy_va_layout", show: || line(0) },
-    Sysctl { path: "vm/max_map_count", show: || line(mm::mmap::MAX_MAP_COUNT) },
-    Sysctl { path: "vm/min_free_kbytes", show: min_free_kbytes },
-    Sysctl { path: "vm/mmap_min_addr", show: || line(mm::mmap::MMAP_MIN_ADDR) },
-    Sysctl { path: "vm/overcommit_kbytes", show: || line(0) },
-    Sysctl { path: "vm/overcommit_memory", show: || line(OVERCOMMIT_GUESS) },
-    Sysctl { path: "vm/overcommit_ratio", show: || line(OVERCOMMIT_RATIO) },
-    Sysctl { path: "vm/watermark_scale_factor", show: || line(mm::mmzone::WATERMARK_SCALE_FACTOR) },
+    Sysctl { path: "fs/nr_open", show: || line(crate::resource::SYSCTL_NR_OPEN), store: None },
+    Sysctl { path: "kernel/hostname", show: || line(crate::syscall::UTS_NODENAME), store: None },
+    Sysctl { path: "kernel/osrelease", show: || line(crate::syscall::UTS_RELEASE), store: None },
+    Sysctl { path: "kernel/ostype", show: || line(crate::syscall::UTS_SYSNAME), store: None },
+    Sysctl { path: "kernel/randomize_va_space", show: || line(0), store: None },
+    Sysctl { path: "kernel/threads-max", show: || line(crate::resource::max_threads()), store: None },
+    Sysctl {
+        path: "vm/dirty_background_ratio",
+        show: || line(dirty().background_ratio),
+        store: Some(|t| {
+            let v = parse_int(t)?;
+            set_dirty(|d| d.set_background_ratio(v).map_err(|_| Errno::EINVAL))
+        }),
+    },
+    Sysctl {
+        path: "vm/dirty_expire_centisecs",
+        show: || line(dirty().expire_centisecs),
+        store: Some(|t| {
+            let v = parse_int(t)?;
+            set_dirty(|d| {
+                d.expire_centisecs = v;
+                Ok(())
+            })
+        }),
+    },
+    Sysctl {
+        path: "vm/dirty_ratio",
+        show: || line(dirty().ratio),
+        store: Some(|t| {
+            let v = parse_int(t)?;
+            set_dirty(|d| d.set_ratio(v).map_err(|_| Errno::EINVAL))
+        }),
+    },
+    Sysctl {
+        path: "vm/dirty_writeback_centisecs",
+        show: || line(dirty().writeback_centisecs),
+        store: Some(|t| {
+            let v = parse_int(t)?;
+            set_dirty(|d| {
+                d.writeback_centisecs = v;
+                Ok(())
+            })
+        }),
+    },
+    Sysctl { path: "vm/legacy_va_layout", show: || line(0), store: None },
+    Sysctl { path: "vm/max_map_count", show: || line(mm::mmap::MAX_MAP_COUNT), store: None },
+    Sysctl { path: "vm/min_free_kbytes", show: min_free_kbytes, store: None },
+    Sysctl { path: "vm/mmap_min_addr", show: || line(mm::mmap::MMAP_MIN_ADDR), store: None },
+    Sysctl { path: "vm/overcommit_kbytes", show: || line(0), store: None },
+    Sysctl { path: "vm/overcommit_memory", show: || line(OVERCOMMIT_GUESS), store: None },
+    Sysctl { path: "vm/overcommit_ratio", show: || line(OVERCOMMIT_RATIO), store: None },
+    Sysctl { path: "vm/watermark_scale_factor", show: || line(mm::mmzone::WATERMARK_SCALE_FACTOR), store: None },
 ];
 
 /// The sysctl at absolute path `abs` (`/proc/sys/...`), if there is one.

@@ -131,6 +131,33 @@ fn umount(_: &mut Shell, args: &[&str], _: &mut String) -> Result<Flow, CmdError
     Ok(Flow::Continue)
 }
 
+/// `sysctl [NAME[=VALUE]]` (procps `sysctl`): every value, one, or sets
+/// one; names as `vm.dirty_ratio` or `vm/dirty_ratio`.
+fn sysctl(_: &mut Shell, args: &[&str], out: &mut String) -> Result<Flow, CmdError> {
+    use crate::fs::proc_sysctl::{SYSCTLS, Sysctl};
+    let show = |s: &Sysctl, out: &mut String| {
+        let _ = write!(out, "{} = {}", s.path.replace('/', "."), (s.show)());
+    };
+    match args {
+        [] => SYSCTLS.iter().for_each(|s| show(s, out)),
+        [arg] => {
+            let (name, value) = match arg.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (*arg, None),
+            };
+            let path = alloc::format!("/proc/sys/{}", name.replace('.', "/"));
+            let s = crate::fs::proc_sysctl::lookup(&path).ok_or(CmdError::Spawn(Errno::ENOENT))?;
+            if let Some(value) = value {
+                let store = s.store.ok_or(CmdError::Spawn(Errno::EPERM))?;
+                store(value).map_err(CmdError::Spawn)?;
+            }
+            show(s, out);
+        }
+        _ => return Err(CmdError::Usage("sysctl [NAME[=VALUE]]")),
+    }
+    Ok(Flow::Continue)
+}
+
 /// `losetup FILE`: attaches a loop device (Linux `losetup -f --show`).
 fn losetup(_: &mut Shell, args: &[&str], out: &mut String) -> Result<Flow, CmdError> {
     let [file] = args else { return Err(CmdError::Usage("losetup FILE")) };
@@ -212,6 +239,12 @@ const COMMANDS: &[Command] = &[
     Command { name: "losetup", args: "FILE", help: "a loop device over FILE (prints /dev/loopN)", run: losetup },
     Command { name: "lspci", args: "", help: "PCI functions, as lspci -nn", run: report::lspci },
     Command { name: "diskstats", args: "", help: "/proc/diskstats: I/O per disk", run: report::diskstats },
+    Command {
+        name: "sysctl",
+        args: "[NAME[=VALUE]]",
+        help: "show /proc/sys values (vm.dirty_ratio ...), or set one",
+        run: sysctl,
+    },
     Command { name: "poweroff", args: "", help: "power the machine off", run: poweroff },
 ];
 

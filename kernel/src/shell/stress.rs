@@ -360,21 +360,21 @@ pub fn stress(_: &mut Shell, args: &[&str], out: &mut String) -> Res {
     Ok(Flow::Continue)
 }
 
-/// `drop_caches`: what `echo 3 > /proc/sys/vm/drop_caches` does here
-/// (there is no page cache): empty slabs of every cache go back to the
-/// buddy allocator, lazily freed vmalloc ranges are purged, and the
-/// per-cpu page lists are drained.
+/// `drop_caches`: what `echo 3 > /proc/sys/vm/drop_caches` does here:
+/// clean page-cache pages nothing uses are dropped, empty slabs of every
+/// cache go back to the buddy allocator, lazily freed vmalloc ranges are
+/// purged, and the per-cpu page lists are drained.
 pub fn drop_caches(_: &mut Shell, _: &[&str], out: &mut String) -> Res {
     let pgdat = crate::mm::pgdat();
     let before = pgdat.nr_free_pages();
-    // Linux counts one of each for `echo 3` (there is no page cache to drop).
+    // Linux counts one of each for `echo 3`.
     pgdat.count_vm_event(VmEventItem::DropPagecache);
     pgdat.count_vm_event(VmEventItem::DropSlab);
-    let crate::mm::DroppedCaches { slab_pages, purged } = crate::mm::drop_caches();
+    let crate::mm::DroppedCaches { pagecache_pages, slab_pages, purged } = crate::mm::drop_caches();
     let after = pgdat.nr_free_pages();
     let _ = writeln!(
         out,
-        "drop_caches: {slab_pages} slab pages returned, {}, per-cpu lists drained; free pages {before} -> {after}",
+        "drop_caches: {pagecache_pages} page-cache pages dropped, {slab_pages} slab pages returned, {}, per-cpu lists drained; free pages {before} -> {after}",
         if purged { "lazy vmalloc areas purged" } else { "no lazy vmalloc areas" }
     );
     Ok(Flow::Continue)

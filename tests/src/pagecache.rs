@@ -1,0 +1,285 @@
+//! The page cache on ext2 (kernel/src/filemap): the seed notes' questions
+//! as named tests (what PG_uptodate, PG_dirty and PG_writeback mean and
+//! when), readahead windows as Linux opens them, truncation, write-back
+//! errors reaching fsync once, and drop_caches.
+//!
+//! The file system sits on a [`GatedDisk`], a RAM disk whose writes a
+//! test can hold (to see a page while its write is in flight) or fail.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use kernel::filemap::FolioRef;
+use kernel::fs::blkdev::{self, BlockDevice};
+use kernel::fs::inode::Inode;
+use kernel::fs::syscalls::{kern, kern_path};
+use kernel::sched;
+use kernel::sync::Mutex;
+use ktest_macros::ktest;
+use mm::page_flags::PageFlags;
+use mm::readahead::FileRaState;
+use mm::vmstat::{NodeStatItem, VmEventItem};
+use uapi::errno::Errno;
+
+/// The ext2 image xtask puts in the initramfs (1 KiB blocks, 2 MiB).
+const IMAGE: &str = "/etc/ext2-1k.img";
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A RAM disk whose writes can be held or failed.
+struct GatedDisk {
+    data: Mutex<Vec<u8>>,
+    hold: AtomicBool,
+    fail: AtomicBool,
+    /// Writes waiting at the gate now.
+    held: AtomicU64,
+}
+
+impl BlockDevice for GatedDisk {
+    fn size(&self) -> u64 {
+        self.data.lock().len() as u64
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        let data = self.data.lock();
+        let start = usize::try_from(offset).map_err(|_| Errno::EIO)?;
+        let src = data.get(start..start + buf.len()).ok_or(Errno::EIO)?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn write_at(&self, offset: u64, buf: &[u8]) -> Result<(), Errno> {
+        if self.hold.load(Ordering::Acquire) {
+            self.held.fetch_add(1, Ordering::AcqRel);
+            while self.hold.load(Ordering::Acquire) {
+                sched::yield_now();
+            }
+            self.held.fetch_sub(1, Ordering::AcqRel);
+        }
+        if self.fail.load(Ordering::Acquire) {
+            return Err(Errno::EIO);
+        }
+        let mut data = self.data.lock();
+        let start = usize::try_from(offset).map_err(|_| Errno::EIO)?;
+        data.get_mut(start..start + buf.len()).ok_or(Errno::EIO)?.copy_from_slice(buf);
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), Errno> {
+        Ok(())
+    }
+}
+
+/// The test image on a new gated disk, mounted on a fresh directory.
+fn mount_gated() -> (Arc<GatedDisk>, String) {
+    let (disk, _, dir) = mount_gated_named();
+    (disk, dir)
+}
+
+/// [`mount_gated`], with the disk's name for a later mount.
+fn mount_gated_named() -> (Arc<GatedDisk>, String, String) {
+    let image = kern::read_file(IMAGE).expect("the initramfs holds the ext2 image");
+    let disk = Arc::new(GatedDisk {
+        data: Mutex::new(image),
+        hold: AtomicBool::new(false),
+        fail: AtomicBool::new(false),
+        held: AtomicU64::new(0),
+    });
+    let name = blkdev::free_name("ram");
+    blkdev::register(&name, disk.clone()).expect("register the disk");
+    let dir = format!("/pagecache-{}", NEXT.fetch_add(1, Ordering::Relaxed));
+    kern::mkdir(&dir).expect("mkdir");
+    kern::mount(&format!("/dev/{name}"), &dir, "ext2", false).expect("mount");
+    (disk, name, dir)
+}
+
+fn inode(path: &str) -> Arc<Inode> {
+    kern_path(path).unwrap_or_else(|e| panic!("{path}: {e:?}")).inode
+}
+
+fn page(inode: &Inode, index: u64) -> FolioRef {
+    inode.i_mapping.as_ref().expect("an ext2 file has a page cache").find_get(index).expect("the page is cached")
+}
+
+fn nrpages(inode: &Inode) -> u64 {
+    inode.i_mapping.as_ref().expect("a page cache").nrpages()
+}
+
+fn state(item: NodeStatItem) -> u64 {
+    kernel::mm::pgdat().node_page_state_pages(item)
+}
+
+/// Bytes `i*31 % 251` from `start`.
+fn pattern(start: usize, len: usize) -> Vec<u8> {
+    (start..start + len).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+#[ktest]
+fn a_read_page_is_uptodate_and_clean_and_a_write_makes_it_dirty() {
+    let (_, dir) = mount_gated();
+    let path = format!("{dir}/hello.txt");
+    assert_eq!(kern::read_file(&path).as_deref(), Ok(&b"hello from ext2\n"[..]));
+    let file = inode(&path);
+    let p = page(&file, 0);
+    assert!(p.page().test(PageFlags::UPTODATE), "a page read from disk is PG_uptodate");
+    assert!(!p.page().test(PageFlags::DIRTY), "and not PG_dirty: the disk holds the same bytes");
+    drop(p);
+
+    let dirty_before = state(NodeStatItem::NrFileDirty);
+    kern::pwrite(&path, 6, b"FROM").expect("pwrite");
+    let p = page(&file, 0);
+    assert!(p.page().test(PageFlags::DIRTY), "a write makes the page PG_dirty: newer than the disk");
+    assert!(p.page().test(PageFlags::UPTODATE));
+    assert_eq!(state(NodeStatItem::NrFileDirty), dirty_before + 1, "nr_dirty counts it");
+    assert_eq!(kern::read_file(&path).as_deref(), Ok(&b"hello FROM ext2\n"[..]), "read(2) sees the cache");
+    kernel::filemap::write_and_wait(&file).expect("write-back");
+    assert!(!p.page().test(PageFlags::DIRTY) && !p.page().test(PageFlags::WRITEBACK), "written: clean again");
+    assert_eq!(state(NodeStatItem::NrFileDirty), dirty_before);
+    drop((p, file));
+    kern::umount(&dir).expect("umount");
+}
+
+#[ktest(cpus = 2)]
+fn a_page_is_under_writeback_while_its_write_is_in_flight() {
+    let (disk, dir) = mount_gated();
+    let path = format!("{dir}/wb");
+    kern::write_file(&path, &pattern(0, 5000)).expect("write");
+    let file = inode(&path);
+    let written_before = state(NodeStatItem::NrWritten);
+    disk.hold.store(true, Ordering::Release);
+    let f = file.clone();
+    let result = Arc::new(Mutex::new(None));
+    let r = result.clone();
+    let flusher = sched::kthread_run("test-fsync", move || {
+        *r.lock() = Some(kernel::filemap::write_and_wait(&f));
+    })
+    .expect("spawn");
+    let deadline = kernel::arch::x86_64::tsc::now_ns() + 5_000_000_000;
+    while disk.held.load(Ordering::Acquire) == 0 {
+        assert!(kernel::arch::x86_64::tsc::now_ns() < deadline, "the write-back never reached the disk");
+        sched::yield_now();
+    }
+    let p = page(&file, 0);
+    assert!(p.page().test(PageFlags::WRITEBACK), "PG_writeback while the write is in flight");
+    assert!(!p.page().test(PageFlags::DIRTY), "and no longer PG_dirty: a new write would dirty it again");
+    assert!(state(NodeStatItem::NrWriteback) >= 1, "nr_writeback counts it");
+    disk.hold.store(false, Ordering::Release);
+    let done = loop {
+        if let Some(r) = result.lock().take() {
+            break r;
+        }
+        assert!(kernel::arch::x86_64::tsc::now_ns() < deadline, "the write-back never finished");
+        sched::yield_now();
+    };
+    assert_eq!(done, Ok(()));
+    drop(flusher);
+    assert!(!page(&file, 0).page().test(PageFlags::WRITEBACK), "PG_writeback cleared when the write completes");
+    assert!(!page(&file, 1).page().test(PageFlags::WRITEBACK));
+    assert_eq!(state(NodeStatItem::NrWritten), written_before + 2, "both pages counted in nr_written");
+    drop((p, file));
+    kern::umount(&dir).expect("umount");
+}
+
+#[ktest]
+fn a_failed_write_back_is_reported_by_the_next_fsync_of_each_opener_once() {
+    let (disk, dir) = mount_gated();
+    let path = format!("{dir}/err");
+    kern::write_file(&path, b"first").expect("write");
+    let file = inode(&path);
+    let mapping = file.i_mapping.as_ref().expect("a page cache");
+    let mut a = mapping.sample_wb_err();
+    let mut b = mapping.sample_wb_err();
+    kernel::fs::read_write::vfs_fsync(&file, &mut a).expect("a clean fsync");
+    kern::pwrite(&path, 0, b"second").expect("pwrite");
+    disk.fail.store(true, Ordering::Release);
+    assert_eq!(kernel::fs::read_write::vfs_fsync(&file, &mut a), Err(Errno::EIO), "the failed write-back");
+    disk.fail.store(false, Ordering::Release);
+    assert_eq!(kernel::fs::read_write::vfs_fsync(&file, &mut a), Ok(()), "reported once to a");
+    assert_eq!(kernel::fs::read_write::vfs_fsync(&file, &mut b), Err(Errno::EIO), "and once to b");
+    assert_eq!(kernel::fs::read_write::vfs_fsync(&file, &mut b), Ok(()));
+    assert_eq!(kern::read_file(&path).as_deref(), Ok(&b"second"[..]), "the data stays in the cache");
+    drop(file);
+    kern::umount(&dir).expect("umount");
+}
+
+#[ktest]
+fn sequential_reads_open_readahead_windows_as_linux_does() {
+    let (_, dir) = mount_gated();
+    let path = format!("{dir}/seq");
+    kern::write_file(&path, &pattern(0, 64 * 4096)).expect("write");
+    let file = inode(&path);
+    kernel::filemap::write_and_wait(&file).expect("write-back");
+    kernel::filemap::invalidate_mapping_pages(file.i_mapping.as_ref().expect("a page cache"));
+    assert_eq!(nrpages(&file), 0, "a cold cache");
+    let mut ra = FileRaState::default();
+    let mut buf = alloc::vec![0u8; 4096];
+    let mut read_page = |index: u64, ra: &mut FileRaState| {
+        let n = kernel::fs::read_write::generic_file_read(&file, ra, index * 4096, &mut buf).expect("read");
+        assert_eq!(&buf[..n], &pattern(index as usize * 4096, 4096)[..], "page {index}");
+    };
+    // Linux 6.1: a 1-page read at 0 opens get_init_ra_size(1, 32) = 4
+    // pages with 3 asynchronous, the marker on page 1.
+    read_page(0, &mut ra);
+    assert_eq!((nrpages(&file), ra.start, ra.size, ra.async_size), (4, 0, 4, 3));
+    assert!(page(&file, 1).page().test(PageFlags::READAHEAD));
+    // Reaching the marker opens the next window: get_next_ra_size(4) = 8,
+    // all asynchronous, marked on its first page.
+    read_page(1, &mut ra);
+    assert_eq!((nrpages(&file), ra.start, ra.size, ra.async_size), (12, 4, 8, 8));
+    assert!(!page(&file, 1).page().test(PageFlags::READAHEAD), "the marker is cleared once it fired");
+    read_page(2, &mut ra);
+    read_page(3, &mut ra);
+    assert_eq!(nrpages(&file), 12, "no readahead inside a window");
+    read_page(4, &mut ra);
+    assert_eq!((nrpages(&file), ra.start, ra.size), (28, 12, 16), "then 16 pages");
+    drop(file);
+    kern::umount(&dir).expect("umount");
+}
+
+#[ktest]
+fn truncation_drops_the_pages_past_the_end_and_zeroes_the_tail() {
+    let (_, name, dir) = mount_gated_named();
+    let path = format!("{dir}/trunc");
+    kern::write_file(&path, &pattern(0, 3 * 4096)).expect("write");
+    let file = inode(&path);
+    assert_eq!(nrpages(&file), 3);
+    kernel::fs::read_write::do_truncate(&file, 4096 + 100).expect("truncate");
+    assert_eq!(nrpages(&file), 2, "the third page left the cache");
+    kernel::fs::read_write::do_truncate(&file, 3 * 4096).expect("extend");
+    let check = |what: &str| {
+        let data = kern::read_file(&path).expect("read");
+        assert_eq!(data.len(), 3 * 4096, "{what}");
+        assert_eq!(&data[..4196], &pattern(0, 4196)[..], "{what}");
+        assert!(data[4196..].iter().all(|&b| b == 0), "{what}: past the old end, zeros");
+    };
+    check("from the cache");
+    drop(file);
+    kern::umount(&dir).expect("umount");
+    kern::mount(&format!("/dev/{name}"), &dir, "ext2", false).expect("mount again");
+    check("from the disk");
+    kern::umount(&dir).expect("umount");
+}
+
+#[ktest]
+fn drop_caches_drops_clean_pages_and_the_next_read_comes_from_the_disk() {
+    let (_, dir) = mount_gated();
+    let path = format!("{dir}/cold");
+    kern::write_file(&path, &pattern(0, 20_000)).expect("write");
+    let file = inode(&path);
+    kernel::mm::drop_caches();
+    assert_eq!(nrpages(&file), 5, "dirty pages stay");
+    kernel::filemap::write_and_wait(&file).expect("write-back");
+    let cached_before = state(NodeStatItem::NrFilePages);
+    let dropped = kernel::mm::drop_caches().pagecache_pages;
+    assert!(dropped >= 5, "{dropped} pages dropped");
+    assert_eq!(nrpages(&file), 0);
+    assert!(state(NodeStatItem::NrFilePages) <= cached_before - 5);
+    let pgpgin = kernel::mm::pgdat().all_vm_events(VmEventItem::Pgpgin);
+    assert_eq!(kern::read_file(&path), Ok(pattern(0, 20_000)));
+    assert!(kernel::mm::pgdat().all_vm_events(VmEventItem::Pgpgin) >= pgpgin + 20, "read back from the disk");
+    drop(file);
+    kern::umount(&dir).expect("umount");
+}
