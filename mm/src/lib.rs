@@ -66,6 +66,7 @@ pub mod swapops;
 pub mod uaddr;
 pub mod vma;
 pub mod vmalloc;
+pub mod vmscan;
 pub mod vmstat;
 pub mod xarray;
 

@@ -53,9 +53,10 @@
 //! report as an error.
 //!
 //! # Differences from Linux
-//! No direct reclaim, direct compaction or kswapd yet (the slow path's
-//! stand-in is draining and unreserving; [`crate::compaction`] runs only
-//! when asked, like `compact_memory`); no `ALLOC_NOFRAGMENT`, CMA, page shuffling,
+//! Direct reclaim is the stand-in of [`crate::vmscan`] (clean page-cache
+//! pages, through the kernel's registered [`DirectReclaim`]), after
+//! draining and unreserving; no direct compaction or kswapd yet
+//! ([`crate::compaction`] runs only when asked, like `compact_memory`); no `ALLOC_NOFRAGMENT`, CMA, page shuffling,
 //! watermark boosting or deferred struct page init; one node.
 
 use core::fmt;
@@ -76,6 +77,7 @@ use crate::mmzone::{
 use crate::page::{MemMap, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, Page};
 use crate::page_flags::PageFlags;
 use crate::percpu::PerCpuRef;
+use crate::vmscan::DirectReclaim;
 use crate::vmstat::{NodeStatItem, PerCpuNodeStat, VmEventItem, VmEventState};
 
 /// Allocation context flags (Linux `mm/internal.h` `ALLOC_*`).
@@ -302,7 +304,13 @@ pub struct PgData<'a> {
     per_cpu_nodestats: PerCpuRef<'a, PerCpuNodeStat>,
     debug_checks: AtomicBool,
     bad_pages: AtomicU64,
+    /// Reclaim the slow path may run (Linux `__alloc_pages_direct_reclaim`).
+    direct_reclaim: spin::Once<&'static dyn DirectReclaim>,
 }
+
+/// Rounds of direct reclaim the slow path tries while each frees
+/// something (Linux `MAX_RECLAIM_RETRIES`).
+const MAX_RECLAIM_RETRIES: u32 = 16;
 
 /// A zone with its lock held: the functions Linux calls with `zone->lock`.
 struct Locked<'z, 'a> {
@@ -503,7 +511,14 @@ impl<'a> PgData<'a> {
             per_cpu_nodestats: node_stats,
             debug_checks: AtomicBool::new(cfg!(debug_assertions)),
             bad_pages: AtomicU64::new(0),
+            direct_reclaim: spin::Once::new(),
         }
+    }
+
+    /// Registers the reclaim the slow path runs for allocations that may
+    /// block; the first registration stays.
+    pub fn set_direct_reclaim(&self, reclaim: &'static dyn DirectReclaim) {
+        self.direct_reclaim.call_once(|| reclaim);
     }
 
     /// Hands every free memblock range to the buddy allocator in the largest
@@ -729,7 +744,8 @@ impl<'a> PgData<'a> {
         self.per_cpu_nodestats.get(cpu)
     }
 
-    /// Linux `__alloc_pages_slowpath`, minus reclaim and compaction.
+    /// Linux `__alloc_pages_slowpath`, minus compaction and kswapd; its
+    /// reclaim is the registered [`DirectReclaim`].
     fn alloc_pages_slowpath(&self, gfp: Gfp, order: u32) -> Option<Pfn> {
         let flags = AllocFlags::from_gfp(gfp, order);
         if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags) {
@@ -748,6 +764,19 @@ impl<'a> PgData<'a> {
             self.drain_all_pages();
             if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags) {
                 return Some(pfn);
+            }
+            // Direct reclaim, retried while it makes progress (Linux
+            // `__alloc_pages_direct_reclaim` and `should_reclaim_retry`).
+            if let Some(reclaim) = self.direct_reclaim.get() {
+                for _ in 0..MAX_RECLAIM_RETRIES {
+                    if reclaim.try_to_free_pages(self, gfp, order) == 0 {
+                        break;
+                    }
+                    self.drain_all_pages();
+                    if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags) {
+                        return Some(pfn);
+                    }
+                }
             }
         }
         if !gfp.contains(Gfp::NOWARN) {

@@ -283,3 +283,73 @@ fn drop_caches_drops_clean_pages_and_the_next_read_comes_from_the_disk() {
     drop(file);
     kern::umount(&dir).expect("umount");
 }
+
+/// Bytes per write and read of the pressure test.
+const CHUNK: usize = 64 * 1024;
+
+/// The pressure case: a file twice the free memory is written
+/// and read back sequentially on a small machine. Dirty pages go to the
+/// disk under `balance_dirty_pages`, clean ones are reclaimed by the
+/// allocator when it runs out; the host then checks the image.
+#[ktest(mem = 64, disk = 192, disk_tree = "basic", timeout = 240)]
+fn a_file_twice_the_free_memory_goes_through_the_cache_and_back() {
+    let dir = "/mnt-pressure";
+    kern::mkdir(dir).expect("mkdir");
+    kern::mount("/dev/vda", dir, "ext2", false).expect("mount /dev/vda");
+    kernel::mm::drop_caches();
+    let free = kernel::mm::nr_free_pages() * 4096;
+    let size = (2 * free as usize).next_multiple_of(CHUNK);
+    let path = format!("{dir}/pressure");
+    kern::write_file(&path, b"").expect("create");
+    let mut at = 0;
+    let file = inode(&path);
+    let mapping = file.i_mapping.as_ref().expect("a page cache");
+    while at < size {
+        kern::pwrite(&path, at as u64, &pattern(at, CHUNK)).expect("write under pressure");
+        mapping.check().expect("the cache after a write");
+        at += CHUNK;
+    }
+    kernel::fs::namespace::sync_all().expect("sync");
+    mapping.check().expect("the cache after sync");
+    assert!(!mapping.has_dirty(), "sync left dirty pages");
+    kernel::mm::drop_caches();
+    if nrpages(&file) != 0 {
+        for index in 0..(size / 4096) as u64 {
+            if let Some(p) = mapping.find_get(index) {
+                let tasks: Vec<String> = sched::TASKS
+                    .lock()
+                    .iter()
+                    .filter_map(|t| t.upgrade())
+                    .map(|t| format!("{}:{:?}", t.comm(), t.state()))
+                    .collect();
+                let disk = kernel::block::disks().first().map(|d| d.stats().in_flight);
+                panic!(
+                    "drop_caches left page {index}: refcount {} (ours included), mapcount {}, flags {:?}; tasks {tasks:?}; in flight {disk:?}",
+                    p.page().refcount(),
+                    p.page().mapcount(),
+                    p.page().flags()
+                );
+            }
+        }
+    }
+    let mut ra = FileRaState::default();
+    let mut buf = alloc::vec![0u8; CHUNK];
+    let mut peak = 0;
+    at = 0;
+    while at < size {
+        let n = kernel::fs::read_write::generic_file_read(&file, &mut ra, at as u64, &mut buf)
+            .expect("read under pressure");
+        assert_eq!(n, CHUNK);
+        assert!(buf == pattern(at, CHUNK), "bytes at {at}");
+        peak = peak.max(nrpages(&file));
+        at += CHUNK;
+    }
+    let pages = (size / 4096) as u64;
+    assert!(peak < pages, "the cache gave pages back: at most {peak} of {pages} cached");
+    drop(file);
+    kern::umount(dir).expect("umount");
+    kern::mount("/dev/vda", dir, "ext2", false).expect("mount again");
+    assert_eq!(kern::pread(&path, 0, CHUNK).expect("read after remount"), pattern(0, CHUNK), "after remount");
+    kern::umount(dir).expect("umount");
+    kernel::kprintln!("host-check: ext2 /pressure {size}");
+}

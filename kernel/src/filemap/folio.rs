@@ -1,6 +1,7 @@
 //! A counted reference to a page of a page cache, and the byte copies in
 //! and out of it (Linux `folio_get`/`folio_put` and `memcpy_from_folio`,
-//! `memcpy_to_folio`, `folio_zero_range`).
+//! `memcpy_to_folio`, `folio_zero_range`); and the table through which
+//! reclaim reaches a page's cache from the page.
 //!
 //! A [`FolioRef`] is made only for a page the page cache holds or is about
 //! to hold, so it is a data page no Rust reference points into: the
@@ -10,10 +11,18 @@
 
 #![allow(unsafe_code)]
 
+use alloc::vec::Vec;
+
 use mm::addr::Pfn;
+use mm::filemap::MappingId;
 use mm::highmem::{self, PageRangeError};
 use mm::page::Page;
+use mm::page_alloc::PgData;
+use mm::vmscan::CacheOwners;
 use uapi::errno::Errno;
+
+use super::Mapping;
+use crate::sync::SpinLock;
 
 /// One reference to a page-cache page, put when dropped.
 pub struct FolioRef {
@@ -82,5 +91,70 @@ impl Drop for FolioRef {
         // one too), so nothing maps or points into it. A bad page is
         // reported by the allocator and leaked.
         let _ = unsafe { crate::mm::pgdat().put_page(self.pfn) };
+    }
+}
+
+/// Every live [`Mapping`] by id, sorted (ids only grow), as addresses:
+/// how reclaim reaches a page's cache from the page (Linux's
+/// `folio->mapping` pointer). An entry is added when the mapping is
+/// made, in its box, and removed by [`unregister`] after the mapping's
+/// last page left it under that page's lock; a reclaimer holding the lock
+/// of a page that still names a mapping therefore finds it alive.
+/// Growing the table allocates outside its lock, since the allocation may
+/// reclaim, and reclaim reads the table.
+static MAPPINGS: SpinLock<Vec<(u64, usize)>> = SpinLock::new(Vec::new());
+
+/// Adds `mapping` under `id`; false if there was no memory (the mapping
+/// then works, but reclaim cannot take its pages).
+pub(super) fn register(id: MappingId, mapping: &Mapping) -> bool {
+    let entry = (id.as_u64(), core::ptr::from_ref(mapping) as usize);
+    loop {
+        let need = {
+            let mut table = MAPPINGS.lock();
+            if table.len() < table.capacity() {
+                table.push(entry);
+                return true;
+            }
+            table.capacity() * 2 + 16
+        };
+        let mut bigger = Vec::new();
+        if bigger.try_reserve_exact(need).is_err() {
+            return false;
+        }
+        let old = {
+            let mut table = MAPPINGS.lock();
+            if table.capacity() >= need {
+                continue;
+            }
+            bigger.extend(table.drain(..));
+            core::mem::replace(&mut *table, bigger)
+        };
+        drop(old);
+    }
+}
+
+/// Removes `id`, once its mapping has no page left (see [`MAPPINGS`]).
+pub(super) fn unregister(id: MappingId) {
+    let mut table = MAPPINGS.lock();
+    if let Ok(i) = table.binary_search_by_key(&id.as_u64(), |e| e.0) {
+        table.remove(i);
+    }
+}
+
+/// Reclaim's way to the page caches.
+pub(super) struct KernelCaches;
+
+impl CacheOwners for KernelCaches {
+    fn remove_clean(&self, pgdat: &PgData<'_>, id: MappingId, index: u64, pfn: Pfn) -> bool {
+        let table = MAPPINGS.lock();
+        let Ok(i) = table.binary_search_by_key(&id.as_u64(), |e| e.0) else { return false };
+        // SAFETY: the caller holds the lock of a page naming this mapping,
+        // so the mapping still has that page and has not been unregistered
+        // ([`MAPPINGS`]'s rule): the address is a live, boxed `Mapping`,
+        // used here only through shared references (its state is behind
+        // its own lock).
+        let mapping = unsafe { &*(table[i].1 as *const Mapping) };
+        drop(table);
+        mapping.remove_clean(pgdat, index, pfn)
     }
 }

@@ -43,8 +43,10 @@
 //! through the file system's synchronous calls (no bio batching across
 //! pages, no asynchronous readahead I/O: an asynchronous window is read
 //! before the read that triggered it returns); no large folios; page-cache
-//! pages are not yet on an LRU, so memory pressure does not reclaim them:
-//! [`invalidate_mapping_pages`] (`drop_caches`) gives clean ones back.
+//! pages are not yet on an LRU: an allocation that finds no memory takes
+//! clean, unused ones back by a clock over the memory map
+//! ([`mm::vmscan`], registered as the allocator's direct reclaim), and
+//! [`invalidate_mapping_pages`] (`drop_caches`) drops them all.
 
 // Only the page copies of `folio` use `unsafe`, and say so there.
 #![deny(unsafe_code)]
@@ -56,11 +58,13 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use mm::addr::{PAGE_SIZE, Pfn};
 use mm::filemap::{AddFolioError, AddressSpace, MappingId, folio_lock, folio_trylock, folio_unlock};
-use mm::gfp::GFP_HIGHUSER_MOVABLE;
+use mm::gfp::{GFP_HIGHUSER_MOVABLE, Gfp};
+use mm::page_alloc::PgData;
 use mm::page_flags::PageFlags;
 use mm::page_writeback::{self, SyncMode, WritebackControl};
 use mm::readahead::{self, FileRaState, RaCache, RaLimits, RaMapping, RaRequest};
-use mm::xarray::{PAGECACHE_TAG_DIRTY, XaNode};
+use mm::vmscan::{ClockHand, DirectReclaim, SWAP_CLUSTER_MAX};
+use mm::xarray::{PAGECACHE_TAG_DIRTY, PAGECACHE_TAG_WRITEBACK, XaNode};
 use spin::Once;
 use uapi::errno::Errno;
 
@@ -81,8 +85,6 @@ const NOMEM_RETRIES: u32 = 3;
 /// address_space_operations`, with the `write_begin`/`write_end` pair
 /// reduced to what block allocation and the size need).
 pub trait AddressSpaceOperations: Send + Sync {
-    /// The file's size in bytes (Linux `i_size_read`).
-    fn size(&self) -> Result<u64, Errno>;
     /// Fills `buf` with page `index` of the file: zeros in holes and past
     /// the end (Linux `read_folio`).
     fn read_folio(&self, index: u64, buf: &mut [u8]) -> Result<(), Errno>;
@@ -123,18 +125,71 @@ fn xa_nodes() -> Result<PageCacheNodes, Errno> {
 static NEXT_MAPPING_ID: AtomicU64 = AtomicU64::new(8);
 
 /// One file's page cache in the kernel: the mm crate's [`AddressSpace`]
-/// under its interrupt-safe lock.
+/// under its interrupt-safe lock. Boxed, so that reclaim can find it by
+/// its id at a fixed address until [`evict`] unregisters it.
 pub struct Mapping {
     space: SpinLockIrq<AddressSpace<PageCacheNodes>>,
+    id: MappingId,
+    /// The file's size as the VFS knows it (Linux `inode->i_size`): a
+    /// write grows it page by page under each page's lock, before the
+    /// page can be written back, so write-back never takes a new page
+    /// for one past the end; the file system learns it at `write_end`.
+    i_size: AtomicU64,
 }
 
+/// Reclaim as the allocator runs it (see [`mm::vmscan`]): clean,
+/// unused page-cache pages by the clock. It allocates nothing and never
+/// sleeps, so it cannot recurse into itself or wait on its caller.
+struct KernelReclaim {
+    hand: ClockHand,
+}
+
+impl DirectReclaim for KernelReclaim {
+    fn try_to_free_pages(&self, pgdat: &PgData<'_>, _gfp: Gfp, _order: u32) -> u64 {
+        mm::vmscan::shrink_page_cache(pgdat, &folio::KernelCaches, &FOLIO_WAIT, &self.hand, SWAP_CLUSTER_MAX)
+    }
+}
+
+static RECLAIM: KernelReclaim = KernelReclaim { hand: ClockHand::new() };
+
 impl Mapping {
-    /// An empty cache; `swapbacked` for shmem files.
-    pub fn new(swapbacked: bool) -> Result<Mapping, Errno> {
+    /// An empty cache of a file of `size` bytes; `swapbacked` for shmem
+    /// files. The first one registers page-cache reclaim with the
+    /// allocator.
+    pub fn new(swapbacked: bool, size: u64) -> Result<Box<Mapping>, Errno> {
         let nodes = xa_nodes()?;
+        crate::mm::pgdat().set_direct_reclaim(&RECLAIM);
         let id = NEXT_MAPPING_ID.fetch_add(8, Ordering::Relaxed);
         let id = MappingId::new(id).ok_or(Errno::ENOMEM)?;
-        Ok(Mapping { space: SpinLockIrq::new(AddressSpace::new(id, swapbacked, nodes)) })
+        let space = SpinLockIrq::new(AddressSpace::new(id, swapbacked, nodes));
+        let mapping = Box::new(Mapping { space, id, i_size: AtomicU64::new(size) });
+        if !folio::register(id, &mapping) {
+            log::warn!("page cache: no memory to list mapping {:#x} for reclaim", id.as_u64());
+        }
+        Ok(mapping)
+    }
+
+    /// Takes the locked, clean `pfn` out at `index` for reclaim; the
+    /// cache's reference becomes the caller's.
+    fn remove_clean(&self, pgdat: &PgData<'_>, index: u64, pfn: Pfn) -> bool {
+        let mut space = self.space.lock();
+        space.lookup(index) == Some(pfn) && space.remove_folio(pgdat, index).is_some()
+    }
+
+    /// The file's size (Linux `i_size_read`).
+    pub fn i_size(&self) -> u64 {
+        self.i_size.load(Ordering::Acquire)
+    }
+
+    /// Sets the file's size (Linux `i_size_write`); the caller holds
+    /// `i_rwsem`.
+    pub fn set_i_size(&self, size: u64) {
+        self.i_size.store(size, Ordering::Release);
+    }
+
+    /// Checks the cache's invariants ([`AddressSpace::check`]), for tests.
+    pub fn check(&self) -> Result<(), &'static str> {
+        self.space.lock().check(crate::mm::pgdat())
     }
 
     /// Pages cached.
@@ -353,7 +408,7 @@ fn run_readahead(mapping: &Mapping, a_ops: &dyn AddressSpaceOperations, ra: read
 /// bytes were copied returns those bytes.
 pub fn filemap_read(inode: &Inode, ra: &mut FileRaState, pos: u64, buf: &mut [u8]) -> Result<usize, Errno> {
     let (mapping, a_ops) = parts(inode)?;
-    let size = a_ops.size()?;
+    let size = mapping.i_size();
     if pos >= size || buf.is_empty() {
         return Ok(0);
     }
@@ -401,6 +456,8 @@ pub fn filemap_read(inode: &Inode, ra: &mut FileRaState, pos: u64, buf: &mut [u8
         let n = (PAGE - offset).min((end - at) as usize);
         let Some(dst) = buf.get_mut(done..done + n) else { break };
         folio.read(offset, dst)?;
+        // Linux `folio_mark_accessed`: reclaim's clock gives it a second chance.
+        folio.page().set(PageFlags::REFERENCED);
         done += n;
     }
     ra.prev_pos = Some(pos + done as u64);
@@ -418,7 +475,7 @@ pub fn generic_perform_write(inode: &alloc::sync::Arc<Inode>, pos: u64, buf: &[u
     let len = buf.len() as u64;
     pos.checked_add(len).ok_or(Errno::EFBIG)?;
     a_ops.write_begin(pos, len)?;
-    let size = a_ops.size()?;
+    let size = mapping.i_size();
     let pgdat = crate::mm::pgdat();
     let mut done = 0usize;
     let mut failure = None;
@@ -447,6 +504,9 @@ pub fn generic_perform_write(inode: &alloc::sync::Arc<Inode>, pos: u64, buf: &[u
                 page_writeback::folio_mark_dirty(&mut space, pgdat, folio.page(), index);
             }
         }
+        // The size covers the page before anyone can write it back
+        // (Linux `generic_write_end`'s `i_size_write` under the page lock).
+        mapping.i_size.fetch_max(at + n as u64, Ordering::AcqRel);
         folio_unlock(folio.page(), folio.pfn(), &FOLIO_WAIT);
         done += n;
     }
@@ -555,7 +615,7 @@ pub fn writeback(inode: &Inode, wbc: &mut WritebackControl) -> Result<(), Errno>
             folio_unlock(page, folio.pfn(), &FOLIO_WAIT);
             continue;
         }
-        let written = write_one(a_ops, &folio, index);
+        let written = write_one(mapping, a_ops, &folio, index);
         folio_unlock(page, folio.pfn(), &FOLIO_WAIT);
         {
             let mut space = mapping.space.lock();
@@ -575,8 +635,8 @@ pub fn writeback(inode: &Inode, wbc: &mut WritebackControl) -> Result<(), Errno>
 
 /// Writes one page under writeback: its bytes up to the end of the file,
 /// the last block's tail zero (the cache keeps bytes past the end zero).
-fn write_one(a_ops: &dyn AddressSpaceOperations, folio: &FolioRef, index: u64) -> Result<(), Errno> {
-    let size = a_ops.size()?;
+fn write_one(mapping: &Mapping, a_ops: &dyn AddressSpaceOperations, folio: &FolioRef, index: u64) -> Result<(), Errno> {
+    let size = mapping.i_size();
     let start = index.saturating_mul(PAGE_SIZE);
     if start >= size {
         // Truncated meanwhile: nothing of it is in the file.
@@ -591,10 +651,35 @@ fn write_one(a_ops: &dyn AddressSpaceOperations, folio: &FolioRef, index: u64) -
     Ok(())
 }
 
-/// Writes every dirty page of the inode and waits for them (Linux
-/// `filemap_write_and_wait`).
+/// Writes every dirty page of the inode and waits for them, and for the
+/// pages another task's write-back had already taken (Linux
+/// `filemap_write_and_wait`: `filemap_fdatawrite` then
+/// `filemap_fdatawait` over the writeback mark), so that when it returns
+/// every byte written before the call is on the disk or its error
+/// recorded.
 pub fn write_and_wait(inode: &Inode) -> Result<(), Errno> {
-    writeback(inode, &mut WritebackControl::sync_all())
+    let written = writeback(inode, &mut WritebackControl::sync_all());
+    if let Some(mapping) = inode.i_mapping.as_ref() {
+        fdatawait(mapping);
+    }
+    written
+}
+
+/// Waits for every page under writeback now (Linux
+/// `__filemap_fdatawait_range` over the whole file).
+fn fdatawait(mapping: &Mapping) {
+    let mut from = Some(0);
+    while let Some(start) = from {
+        let next = {
+            let space = mapping.space.lock();
+            space
+                .find(start, u64::MAX, Some(PAGECACHE_TAG_WRITEBACK))
+                .and_then(|(i, pfn)| Some((i, FolioRef::get(pfn)?)))
+        };
+        let Some((index, folio)) = next else { break };
+        mm::filemap::folio_wait_writeback(folio.page(), folio.pfn(), &FOLIO_WAIT);
+        from = index.checked_add(1);
+    }
 }
 
 /// Drops every page from `new_size` on and zeroes the rest of the page
@@ -672,20 +757,31 @@ pub fn invalidate_mapping_pages(mapping: &Mapping) -> u64 {
     dropped
 }
 
-/// Empties the cache of an inode that is going away (Linux
-/// `truncate_inode_pages_final`): every page leaves, dirty ones too (the
-/// caller wrote back what had to reach the disk).
-pub fn truncate_inode_pages_final(mapping: &Mapping) {
+/// Empties the cache of an inode that is going away and unlists it for
+/// reclaim (Linux `evict`'s `truncate_inode_pages_final`): every page
+/// leaves under its lock, dirty ones too (the caller wrote back what had
+/// to reach the disk). Taking each page's lock is what lets reclaim,
+/// which holds a page's lock while it reaches the page's cache, rely on
+/// the cache being alive. May sleep.
+pub fn evict(mapping: &Mapping) {
     let pgdat = crate::mm::pgdat();
     loop {
-        let removed = {
+        let next = {
+            let space = mapping.space.lock();
+            space.find(0, u64::MAX, None).and_then(|(i, pfn)| Some((i, FolioRef::get(pfn)?)))
+        };
+        let Some((index, folio)) = next else { break };
+        let page = folio.page();
+        folio_lock(page, folio.pfn(), &FOLIO_WAIT);
+        mm::filemap::folio_wait_writeback(page, folio.pfn(), &FOLIO_WAIT);
+        {
             let mut space = mapping.space.lock();
-            let Some((index, pfn)) = space.find(0, u64::MAX, None) else { break };
-            if let Some(page) = pgdat.pfn_to_page(pfn) {
+            if space.lookup(index) == Some(folio.pfn()) {
                 page_writeback::folio_cancel_dirty(&mut space, pgdat, page, index);
             }
-            space.remove_folio(pgdat, index)
-        };
-        drop(removed.and_then(FolioRef::from_new));
+        }
+        mapping.remove(&folio, index);
+        folio_unlock(page, folio.pfn(), &FOLIO_WAIT);
     }
+    folio::unregister(mapping.id);
 }

@@ -325,10 +325,6 @@ impl FileOperations for Ext2Inode {
 }
 
 impl AddressSpaceOperations for Ext2Inode {
-    fn size(&self) -> Result<u64, Errno> {
-        self.sb.with(|fs| fs.stat(self.ino)).map(|s| s.size)
-    }
-
     fn read_folio(&self, index: u64, buf: &mut [u8]) -> Result<(), Errno> {
         let offset = index.checked_mul(mm::PAGE_SIZE).ok_or(Errno::EFBIG)?;
         let n = self.sb.with(|fs| fs.read(self.ino, offset, buf))?;

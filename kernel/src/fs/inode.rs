@@ -358,24 +358,27 @@ pub struct Inode {
     pub i_rwsem: Mutex<()>,
     /// The page cache of a regular file whose file system has
     /// [`FileOperations::a_ops`] (Linux `i_mapping`).
-    pub i_mapping: Option<Mapping>,
+    pub i_mapping: Option<alloc::boxed::Box<Mapping>>,
 }
 
 /// A page cache for a regular file with page cache operations. Without
 /// memory for one, the file is served by the file system directly, which
 /// is slower but correct (one inode, one way, for its whole life).
-fn new_mapping(fs_inode: &dyn FsInode) -> Option<Mapping> {
+fn new_mapping(fs_inode: &dyn FsInode) -> Option<alloc::boxed::Box<Mapping>> {
     fs_inode.a_ops()?;
-    if !fs_inode.getattr().is_ok_and(|st| st.is_reg()) {
-        return None;
-    }
-    Mapping::new(false).map_err(|e| log::warn!("inode {}: no page cache: {e}", fs_inode.ino())).ok()
+    let st = fs_inode.getattr().ok().filter(Kstat::is_reg)?;
+    Mapping::new(false, st.size).map_err(|e| log::warn!("inode {}: no page cache: {e}", fs_inode.ino())).ok()
 }
 
 impl Inode {
     /// Attributes, with the device filled in.
     pub fn getattr(&self) -> Result<Kstat, Errno> {
-        self.ops.getattr()
+        let mut st = self.ops.getattr()?;
+        if let Some(mapping) = self.i_mapping.as_ref() {
+            // The VFS's size leads the file system's during a write.
+            st.size = mapping.i_size();
+        }
+        Ok(st)
     }
 
     /// Whether both are the same inode.
@@ -397,7 +400,7 @@ impl Drop for Inode {
             }
         }
         if let Some(mapping) = self.i_mapping.as_ref() {
-            crate::filemap::truncate_inode_pages_final(mapping);
+            crate::filemap::evict(mapping);
         }
     }
 }

@@ -58,7 +58,11 @@ pub fn generic_perform_write(inode: &Arc<Inode>, pos: u64, buf: &[u8]) -> Result
 /// (Linux `generic_file_write_iter`).
 pub fn file_write_iter(inode: &Arc<Inode>, pos: u64, buf: &[u8], append: bool) -> Result<(usize, u64), Errno> {
     let _guard = inode.i_rwsem.lock();
-    let pos = if append { inode.getattr()?.size } else { pos };
+    let pos = match (append, inode.i_mapping.as_ref()) {
+        (false, _) => pos,
+        (true, Some(mapping)) => mapping.i_size(),
+        (true, None) => inode.getattr()?.size,
+    };
     let n = generic_perform_write(inode, pos, buf)?;
     Ok((n, pos + n as u64))
 }
@@ -68,10 +72,22 @@ pub fn file_write_iter(inode: &Arc<Inode>, pos: u64, buf: &[u8], append: bool) -
 /// `truncate_setsize`), then the file system frees the blocks.
 pub fn do_truncate(inode: &Inode, size: u64) -> Result<(), Errno> {
     let _guard = inode.i_rwsem.lock();
-    if inode.i_mapping.is_some() && size < inode.getattr()?.size {
+    let Some(mapping) = inode.i_mapping.as_ref() else {
+        return inode.ops.setattr(&super::inode::SetAttr { size: Some(size), ..Default::default() });
+    };
+    let old = mapping.i_size();
+    if size < old {
+        mapping.set_i_size(size);
         crate::filemap::truncate_pagecache(inode, size)?;
     }
-    inode.ops.setattr(&super::inode::SetAttr { size: Some(size), ..Default::default() })
+    let result = inode.ops.setattr(&super::inode::SetAttr { size: Some(size), ..Default::default() });
+    match result {
+        Ok(()) => mapping.set_i_size(size),
+        // The pages past the end are gone either way; the size is what
+        // the file system kept.
+        Err(_) => mapping.set_i_size(inode.getattr().map_or(old.min(size), |st| st.size)),
+    }
+    result
 }
 
 /// Makes the file's data and metadata durable (Linux `vfs_fsync`): its

@@ -1,0 +1,135 @@
+#![allow(unsafe_code)]
+
+use std::sync::Mutex;
+
+use super::*;
+use crate::filemap::AddressSpace;
+use crate::gfp::GFP_KERNEL;
+use crate::page_writeback::folio_mark_dirty;
+use crate::sim::{Sim, SimFolioWaits};
+
+const MIB: u64 = 1 << 20;
+const ID: MappingId = match MappingId::new(0x3000) {
+    Some(id) => id,
+    None => panic!("an aligned, non-zero id"),
+};
+
+type Nodes = crate::sim::HeapAlloc<crate::xarray::XaNode<Pfn>>;
+
+/// One file's cache behind a lock, the way the kernel keeps it.
+struct OneFile {
+    space: Mutex<AddressSpace<Nodes>>,
+}
+
+impl CacheOwners for OneFile {
+    fn remove_clean(&self, pgdat: &PgData<'_>, id: MappingId, index: u64, pfn: Pfn) -> bool {
+        let mut space = self.space.lock().unwrap();
+        id == space.id() && space.lookup(index) == Some(pfn) && space.remove_folio(pgdat, index).is_some()
+    }
+}
+
+fn new_file() -> OneFile {
+    OneFile { space: Mutex::new(AddressSpace::new(ID, false, Nodes::default())) }
+}
+
+/// A file of `n` cached, clean, uptodate pages, the test's references put.
+fn file_of(pgdat: &PgData<'_>, n: u64) -> (OneFile, Vec<Pfn>) {
+    let file = new_file();
+    let mut pfns = Vec::new();
+    for index in 0..n {
+        let pfn = pgdat.alloc_pages(GFP_KERNEL, 0).unwrap();
+        let page = pgdat.pfn_to_page(pfn).unwrap();
+        assert!(folio_trylock(page));
+        file.space.lock().unwrap().add_folio(pgdat, pfn, index).unwrap();
+        page.set(PageFlags::UPTODATE);
+        folio_unlock(page, pfn, &SimFolioWaits);
+        // SAFETY: the test's allocation reference; the cache keeps its own.
+        unsafe { pgdat.put_page(pfn) }.unwrap();
+        pfns.push(pfn);
+    }
+    (file, pfns)
+}
+
+#[test]
+fn clean_unused_cache_pages_are_freed_and_busy_ones_are_kept() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let (file, pfns) = file_of(&pgdat, 6);
+    let page = |i: usize| pgdat.pfn_to_page(pfns[i]).unwrap();
+    // 0: dirty; 1: locked; 2: held by someone; 3: mapped (counted);
+    // 4: referenced (a second chance); 5: clean and unused.
+    folio_mark_dirty(&mut file.space.lock().unwrap(), &pgdat, page(0), 0);
+    assert!(folio_trylock(page(1)));
+    page(2).get();
+    page(3).inc_mapcount();
+    page(4).set(PageFlags::REFERENCED);
+    let free_before = pgdat.nr_free_pages();
+    let hand = ClockHand::new();
+    let freed = shrink_page_cache(&pgdat, &file, &SimFolioWaits, &hand, 32);
+    assert_eq!(freed, 1, "only the clean, unused, unreferenced page goes");
+    assert_eq!(crate::sim::free_pages_drained(&pgdat), free_before + 1);
+    let space = file.space.lock().unwrap();
+    assert_eq!(space.lookup(5), None);
+    assert_eq!((0..5).map(|i| space.lookup(i).is_some()).filter(|&c| c).count(), 5);
+    assert!(!page(4).test(PageFlags::REFERENCED), "the second chance was used");
+    space.check(&pgdat).unwrap();
+    drop(space);
+    // The next round takes the referenced page too.
+    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, &hand, 32), 1);
+    assert_eq!(file.space.lock().unwrap().lookup(4), None);
+    folio_unlock(page(1), pfns[1], &SimFolioWaits);
+}
+
+#[test]
+fn the_scan_stops_once_enough_pages_went_and_resumes_at_the_hand() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let (file, _) = file_of(&pgdat, 10);
+    let hand = ClockHand::new();
+    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, &hand, 4), 4);
+    assert_eq!(file.space.lock().unwrap().nrpages(), 6);
+    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, &hand, 100), 6);
+    assert_eq!(file.space.lock().unwrap().nrpages(), 0);
+    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, &hand, 100), 0, "nothing left");
+}
+
+/// Frees from one file, as the kernel's reclaim does from its caches.
+struct Reclaimer(OneFile, ClockHand);
+
+impl DirectReclaim for Reclaimer {
+    fn try_to_free_pages(&self, pgdat: &PgData<'_>, _gfp: Gfp, _order: u32) -> u64 {
+        shrink_page_cache(pgdat, &self.0, &SimFolioWaits, &self.1, SWAP_CLUSTER_MAX)
+    }
+}
+
+#[test]
+fn an_allocation_that_may_block_gets_pages_back_from_the_cache() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    // Fill memory with cache pages until nothing is left above the min
+    // watermark for GFP_KERNEL.
+    let mut n = 0;
+    let file = new_file();
+    while let Some(pfn) = pgdat.alloc_pages(GFP_KERNEL | Gfp::NOWARN, 0) {
+        let page = pgdat.pfn_to_page(pfn).unwrap();
+        assert!(folio_trylock(page));
+        file.space.lock().unwrap().add_folio(&pgdat, pfn, n).unwrap();
+        page.set(PageFlags::UPTODATE);
+        folio_unlock(page, pfn, &SimFolioWaits);
+        // SAFETY: the test's reference; the cache keeps its own.
+        unsafe { pgdat.put_page(pfn) }.unwrap();
+        n += 1;
+    }
+    assert!(pgdat.alloc_pages(GFP_KERNEL | Gfp::NOWARN, 0).is_none(), "memory is full of cache");
+    let reclaimer: &'static Reclaimer = Box::leak(Box::new(Reclaimer(file, ClockHand::new())));
+    pgdat.set_direct_reclaim(reclaimer);
+    assert!(
+        pgdat.alloc_pages(crate::gfp::GFP_NOWAIT | Gfp::NOWARN, 0).is_none(),
+        "an allocation that may not block does not reclaim"
+    );
+    let pfn = pgdat.alloc_pages(GFP_KERNEL | Gfp::NOWARN, 0).expect("reclaim made room");
+    let left = reclaimer.0.space.lock().unwrap().nrpages();
+    assert!(left < n && left + SWAP_CLUSTER_MAX * 2 >= n, "one round of reclaim from the cache: {n} -> {left}");
+    // SAFETY: the test's page.
+    unsafe { pgdat.put_page(pfn) }.unwrap();
+}
