@@ -19,7 +19,7 @@
 use core::fmt;
 
 use crate::addr::{PAGE_SIZE, Pfn};
-use crate::page_alloc::PgData;
+use crate::page_alloc::{Pages, PgData};
 
 /// A frame the direct map does not cover. The memory map only describes
 /// frames the direct map covers, so this is an arch bug worth a loud
@@ -66,6 +66,28 @@ pub unsafe fn copy_page(pgdat: &PgData<'_>, dst: Pfn, src: Pfn) -> Result<(), No
     // guarantees nothing else writes either or reads `dst` during the copy.
     unsafe { core::ptr::copy_nonoverlapping(from.as_ptr::<u8>(), to.as_mut_ptr::<u8>(), PAGE_SIZE as usize) };
     Ok(())
+}
+
+/// Copies `src` into the block `page` owns, from byte `offset` on (Linux
+/// `memcpy_to_page`); returns the bytes copied, fewer than `src.len()` if
+/// the block ends first (Linux's `VM_BUG_ON` of a copy past the page).
+/// Safe: the handle holds the block's only reference, so nothing else
+/// maps it, and code that reached its memory through the direct map on
+/// its own did so under `unsafe`, bound not to race the handle's owner
+/// (see [`Pages`]).
+pub fn memcpy_to_page(page: &mut Pages<'_, '_>, offset: usize, src: &[u8]) -> Result<usize, NotDirectMapped> {
+    let size = (PAGE_SIZE as usize) << page.order();
+    let n = src.len().min(size.saturating_sub(offset));
+    if n == 0 {
+        return Ok(0);
+    }
+    let virt = page.pgdat().page_address(page.pfn()).ok_or(NotDirectMapped(page.pfn()))?;
+    // SAFETY: `PhysMemory` keeps the block's `size` bytes mapped
+    // read-write, and `offset + n <= size`; the `&mut` handle owns the
+    // block's only reference (see above), so nothing else reads or writes
+    // it, and `src`, memory the caller can read, is not part of it.
+    unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), virt.as_mut_ptr::<u8>().add(offset), n) };
+    Ok(n)
 }
 
 #[cfg(test)]

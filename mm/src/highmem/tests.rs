@@ -35,3 +35,20 @@ fn a_frame_outside_the_direct_map_is_refused_and_nothing_is_written() {
     assert_eq!(unsafe { clear_page(&pgdat, outside) }, Err(NotDirectMapped(outside)));
     assert!(sim.ram.page(page).iter().all(|&b| b == 0x11));
 }
+
+#[test]
+fn memcpy_to_page_copies_at_the_offset_and_stops_at_the_block_end() {
+    let sim = Sim::flat(16 * MIB);
+    let pgdat = sim.pgdat(1);
+    let mut page = pgdat.alloc_pages_owned(GFP_KERNEL | crate::gfp::Gfp::ZERO, 0).unwrap();
+    assert_eq!(memcpy_to_page(&mut page, 10, &[7; 20]), Ok(20));
+    let bytes = sim.ram.page(page.pfn());
+    assert!(bytes[..10].iter().all(|&b| b == 0) && bytes[10..30].iter().all(|&b| b == 7));
+    assert!(bytes[30..].iter().all(|&b| b == 0), "nothing past the copy");
+    let size = PAGE_SIZE as usize;
+    assert_eq!(memcpy_to_page(&mut page, size - 4, &[9; 20]), Ok(4), "clipped at the page's end");
+    assert_eq!(memcpy_to_page(&mut page, size + 1, &[9; 20]), Ok(0), "wholly past it");
+    let bytes = sim.ram.page(page.pfn());
+    assert!(bytes[size - 4..].iter().all(|&b| b == 9) && bytes[30..size - 4].iter().all(|&b| b == 0));
+    page.free().unwrap();
+}
