@@ -21,7 +21,7 @@
 use core::fmt;
 
 use crate::addr::{PAGE_SIZE, Pfn};
-use crate::page_alloc::PgData;
+use crate::page_alloc::{Pages, PgData};
 
 /// A frame the direct map does not cover. The memory map only describes
 /// frames the direct map covers, so this is an arch bug worth a loud
@@ -135,6 +135,28 @@ pub unsafe fn memzero_page(pgdat: &PgData<'_>, pfn: Pfn, offset: usize, len: usi
     // SAFETY: as in `memcpy_to_page`.
     unsafe { core::ptr::write_bytes(to, 0, len) };
     Ok(())
+}
+
+/// Copies `src` into the block `page` owns, from byte `offset` on (Linux
+/// `memcpy_to_page` on a block the caller owns); returns the bytes
+/// copied, fewer than `src.len()` if the block ends first (Linux's
+/// `VM_BUG_ON` of a copy past the page). Safe: the handle holds the block's only reference, so nothing else
+/// maps it, and code that reached its memory through the direct map on
+/// its own did so under `unsafe`, bound not to race the handle's owner
+/// (see [`Pages`]).
+pub fn memcpy_to_owned(page: &mut Pages<'_, '_>, offset: usize, src: &[u8]) -> Result<usize, NotDirectMapped> {
+    let size = (PAGE_SIZE as usize) << page.order();
+    let n = src.len().min(size.saturating_sub(offset));
+    if n == 0 {
+        return Ok(0);
+    }
+    let virt = page.pgdat().page_address(page.pfn()).ok_or(NotDirectMapped(page.pfn()))?;
+    // SAFETY: `PhysMemory` keeps the block's `size` bytes mapped
+    // read-write, and `offset + n <= size`; the `&mut` handle owns the
+    // block's only reference (see above), so nothing else reads or writes
+    // it, and `src`, memory the caller can read, is not part of it.
+    unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), virt.as_mut_ptr::<u8>().add(offset), n) };
+    Ok(n)
 }
 
 #[cfg(test)]

@@ -15,9 +15,11 @@
 //!   `VM_DONTDUMP`).
 //! - `MADV_FREE` frees at once, as `MADV_DONTNEED` does (Linux frees
 //!   lazily, which its contract allows either way).
-//! - `MADV_DONTNEED` leaves `VM_SHARED` mappings alone: their pages live
-//!   only in the page tables (no shmem or page cache to refault them
-//!   from), and keeping them is what a Linux program sees after the refault.
+//! - `MADV_DONTNEED` leaves shared anonymous mappings alone: their pages
+//!   live only in the page tables (no shmem to refault them from), and
+//!   keeping them is what a Linux program sees after the refault. Shared
+//!   file mappings are zapped as in Linux (dirty ptes hand their
+//!   dirtiness to the file, which keeps the data).
 //! - `MADV_REMOVE`, `MADV_COLLAPSE` and the KSM, THP and memory-failure
 //!   advice are `EINVAL`, as in a Linux built without those features.
 //!
@@ -102,10 +104,11 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
     /// Applies `advice` to `range`, inside one VMA (Linux
     /// `madvise_vma_behavior`).
     fn madvise_vma(&mut self, range: UserRange, advice: i32) -> Result<(), Errno> {
-        let (flags, file) = match self.vmas.vma_lookup(range.start().virt()) {
-            Some(v) => (v.flags(), v.file()),
+        let desc = match self.vmas.vma_lookup(range.start().virt()) {
+            Some(v) => v.desc(),
             None => return Err(Errno::ENOMEM),
         };
+        let (flags, file) = (desc.flags, desc.file);
         let set_flags = |mm: &mut Self, f: &dyn Fn(VmaFlags) -> VmaFlags| {
             mm.vmas.modify_flags(range.start().virt(), range.end().virt(), |v| f(v.flags())).map_err(vma_err)
         };
@@ -115,13 +118,13 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
                 if advice != MADV_DONTNEED_LOCKED && flags.contains(VmaFlags::LOCKED) {
                     return Err(Errno::EINVAL);
                 }
-                let shared = flags.contains(VmaFlags::SHARED);
+                let shared_anon = flags.contains(VmaFlags::SHARED) && file.is_none();
                 // Linux `madvise_free_single_vma`: anonymous memory only.
                 if advice == MADV_FREE && (file.is_some() || flags.contains(VmaFlags::MAYSHARE)) {
                     return Err(Errno::EINVAL);
                 }
-                if !shared {
-                    self.zap_range(range);
+                if !shared_anon {
+                    self.zap_range(&desc, range);
                 }
                 Ok(())
             }
@@ -149,6 +152,8 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
                 self.handle_mm_fault_exclusive(addr.virt(), FaultAccess { write, exec: false }).map_err(
                     |e| match e {
                         FaultError::AccErr => Errno::EINVAL,
+                        // Linux: `VM_FAULT_SIGBUS` is EFAULT.
+                        FaultError::SigBus => Errno::EFAULT,
                         FaultError::MapErr | FaultError::Oom | FaultError::ExpandStack | FaultError::Retry(_) => {
                             Errno::ENOMEM
                         }

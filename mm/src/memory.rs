@@ -1,7 +1,9 @@
 //! Page faults and the page-table side of user address spaces (Linux
-//! `mm/memory.c`: `handle_mm_fault`, `do_anonymous_page`, `do_wp_page`,
-//! `do_read_fault`/`do_cow_fault`, `zap_pte_range`, `copy_pte_range`; and
-//! `mm/mprotect.c`'s `change_pte_range`, `mm/mremap.c`'s `move_ptes`).
+//! `mm/memory.c`: `handle_mm_fault`, `do_anonymous_page`, `do_read_fault`,
+//! `do_cow_fault`, `do_shared_fault`, `do_fault_around`, `finish_fault`,
+//! `do_wp_page`, `wp_page_shared`, `zap_pte_range`, `copy_pte_range`;
+//! `mm/mprotect.c`'s `change_pte_range`, `mm/mremap.c`'s `move_ptes`, and
+//! the pte half of `mm/rmap.c`'s `page_mkclean_one` for msync).
 //!
 //! User ptes are 4 KiB leaves in the address space's
 //! [`PageTable`](crate::pgtable::PageTable): present with the VMA's rights,
@@ -10,35 +12,88 @@
 //!
 //! - none, anonymous VMA: a read maps the shared zero page read-only, a
 //!   write a new zeroed page (Linux `do_anonymous_page`);
-//! - none, file VMA: a new page filled from the file (zeroed past its end).
-//!   A read of a private mapping maps it read-only and leaves it a "file"
-//!   page; a write maps it writable as an anonymous page. Linux maps the
-//!   page-cache page on a read and copies on the write; without a page
-//!   cache each mapping gets its own copy at once.
-//! - present, write to a read-only pte of a writable VMA: copy-on-write
-//!   (Linux `do_wp_page`): the zero page is replaced by a zeroed page; a page
-//!   only we hold (refcount 1) is reused in place; anything else is copied.
+//! - none, file VMA: the page comes from the file ([`VmaFile::fault`],
+//!   Linux `filemap_fault`), with one reference that becomes the pte's. A
+//!   read maps the file's page itself, read-only, and first maps the
+//!   cached pages around it that the file gives without I/O
+//!   ([`VmaFile::map_pages`], Linux `do_fault_around`: up to
+//!   [`FAULT_AROUND_PAGES`] pages from the aligned start below the fault,
+//!   or from the VMA's start if that is later, within the VMA and the pte
+//!   table, only into none ptes). A write to a private mapping copies the
+//!   file's page into a new anonymous page (Linux `do_cow_fault`); a write
+//!   to a shared one has the file ready the page and mark it dirty
+//!   ([`VmaFile::page_mkwrite`]) and maps it writable and dirty (Linux
+//!   `do_shared_fault`). A page wholly past the end of the file, or a
+//!   failed read, is [`FaultError::SigBus`].
+//! - present, write to a read-only pte of a writable VMA (Linux
+//!   `do_wp_page`): in a shared file mapping, the file's
+//!   [`VmaFile::page_mkwrite`] and then the pte made writable and dirty
+//!   (Linux `wp_page_shared`); in shared anonymous memory, writable in
+//!   place; in a private mapping, copy-on-write: the zero page is replaced
+//!   by a zeroed page, an anonymous page only we hold (refcount 1) is
+//!   reused in place, anything else, a file's page always (Linux checks
+//!   `folio_test_anon`), is copied.
+//!
+//! Shared file mappings track dirtiness through their ptes, as Linux's do
+//! when `vma_wants_writenotify`: a pte is writable only once
+//! `page_mkwrite` has seen the page, so every pte that is writable is
+//! dirty or about to be. A pte found dirty when it is zapped (munmap,
+//! exit, `MADV_DONTNEED`), or cleaned by msync (`mkclean_range`:
+//! write-protected and cleaned, so the next write goes through
+//! `page_mkwrite` again), hands its dirtiness to the file with
+//! [`VmaFile::set_page_dirty`] (Linux `zap_pte_range`'s and
+//! `page_mkclean_one`'s `folio_mark_dirty`).
+//! mprotect gives write back only to dirty ptes of such mappings (Linux
+//! `can_change_pte_writable`), and fork gives the child their ptes
+//! read-only and clean.
 //!
 //! Counters ([`crate::vmstat`]): every fault that gets past the VMA and
-//! access checks counts `pgfault`; a fault that reads file data counts
-//! `pgmajfault` (without a page cache every file fault reads, which Linux
-//! calls major); a write fault that makes the present page writable in
-//! place counts `pgreuse`. Mapped pages count in `nr_anon_pages` and
-//! `nr_mapped` through [`crate::rmap`].
+//! access checks counts `pgfault`; a fault whose file page took I/O
+//! ([`FaultPage::major`](crate::vma::FaultPage)) counts `pgmajfault`; a
+//! write fault that makes the present page writable in place counts
+//! `pgreuse`. Mapped pages count in `nr_anon_pages` and `nr_mapped`
+//! through [`crate::rmap`], and in the address space's RSS as
+//! [`MmCounter::AnonPages`] or [`MmCounter::FilePages`].
 //!
 //! Pages unmapped by zapping wait in the [`TlbGather`] until its TLB flush
 //! and are put only then (Linux's `mmu_gather` page batch), so no CPU can
 //! still write a page that was freed; a copy-on-write fault puts the old
-//! page after flushing its one pte.
+//! page after flushing its one pte. A file keeps its own reference on its
+//! cached pages, so putting the mapping's reference leaves the page in the
+//! cache.
 //!
 //! Locking: the caller holds the mmap lock, for reading in
-//! [`MmStruct::handle_mm_fault`], [`MmStruct::page_resident`] and
-//! [`MmStruct::follow_pte`], for writing everywhere else (`&mut self`).
-//! Faults under the read lock change ptes only under
+//! [`MmStruct::handle_mm_fault`], [`MmStruct::page_resident`],
+//! [`MmStruct::follow_pte`] and `mkclean_range`, for writing everywhere
+//! else (`&mut self`). Faults and `mkclean_range` under the read lock
+//! change ptes only under
 //! [`page_table_lock`](MmStruct::page_table_lock), after checking the pte
-//! is the one they decided on; everything that clears or re-protects ptes
-//! holds the write lock, so a fault never races a zap or `mprotect`. Lock
-//! order: mmap lock -> page-table lock -> page allocator locks.
+//! is the one they decided on; everything else that clears or re-protects
+//! ptes holds the write lock, so a fault never races a zap or `mprotect`.
+//! Lock order: mmap lock -> the file's locks ([`VmaFile`]; never called
+//! with the page-table lock held) -> page-table lock -> page allocator
+//! locks.
+//!
+//! Differences from Linux:
+//! - No `folio_mkclean` (it needs the file's reverse map, `i_mmap`):
+//!   writeback does not write-protect the ptes of the pages it cleans, so
+//!   a page written again through a pte that stayed writable is dirtied
+//!   again only when that pte is zapped or msync'ed. Fork gives the
+//!   child's copies of shared file ptes no write, so that the child's
+//!   first write goes through `page_mkwrite` (Linux keeps them writable
+//!   and relies on `folio_mkclean`).
+//! - The file's page is not locked across the fault: `fault` returns it
+//!   unlocked, `page_mkwrite` does its own locking and marks the page
+//!   dirty itself before the pte is installed (Linux holds the folio lock
+//!   from `do_page_mkwrite` to `fault_dirty_shared_page`). A private
+//!   copy may therefore see a `write(2)` to the page half done, as it may
+//!   a store through another process's shared mapping in Linux too.
+//! - Fork copies the ptes of every VMA (Linux skips file VMAs without
+//!   anonymous pages and lets the child refault them: we have no
+//!   `anon_vma` to tell).
+//! - A dirty pte's dirtiness reaches the file at the zap, before the TLB
+//!   flush (Linux delays the rmap removal past the flush only for
+//!   `folio_mkclean`'s sake, which we do not have); msync flushes first.
 
 use core::ops::ControlFlow;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -54,7 +109,7 @@ use crate::pgtable::{Entry, Leaf, Level, PTRS_PER_TABLE, PageSize, PgProt, PteFo
 use crate::rmap;
 use crate::swapops::{is_migration_entry, migration_entry_to_pfn};
 use crate::uaddr::{UserAddr, UserRange};
-use crate::vma::{Vma, VmaAlloc, VmaFlags};
+use crate::vma::{FileFaultError, Vma, VmaAlloc, VmaDesc, VmaFile, VmaFlags};
 use crate::vmstat::VmEventItem;
 
 /// What a faulting access was (Linux `FAULT_FLAG_*` and the x86 error code).
@@ -67,7 +122,7 @@ pub struct FaultAccess {
 }
 
 /// Why a fault could not be resolved (Linux `VM_FAULT_SIGSEGV` with its
-/// `si_code`, `VM_FAULT_OOM`).
+/// `si_code`, `VM_FAULT_OOM`, `VM_FAULT_SIGBUS`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultError {
     /// No VMA covers the address (`SEGV_MAPERR`).
@@ -88,7 +143,27 @@ pub enum FaultError {
     /// folio returns; Linux's `migration_entry_wait` waits with the lock
     /// held, we let writers in meanwhile). Never the final outcome.
     Retry(Pfn),
+    /// The file cannot give the page: it is wholly past the end of the
+    /// file, or reading or readying it failed (Linux `VM_FAULT_SIGBUS`:
+    /// `SIGBUS` with `BUS_ADRERR` for a user access, `EFAULT` for the
+    /// kernel's).
+    SigBus,
 }
+
+impl From<FileFaultError> for FaultError {
+    fn from(e: FileFaultError) -> Self {
+        match e {
+            FileFaultError::Eof | FileFaultError::Io => FaultError::SigBus,
+            FileFaultError::NoMemory => FaultError::Oom,
+        }
+    }
+}
+
+/// Pages mapped around a read fault of a file page, if the file has them
+/// cached (Linux `fault_around_bytes`, 64 KiB, in pages): a power of two,
+/// the window's alignment.
+#[doc(alias = "fault_around_bytes")]
+pub const FAULT_AROUND_PAGES: u64 = 16;
 
 /// The pte protection for a VMA's flags (Linux `vm_get_page_prot`):
 /// readable implied, write and exec as the flags say, `PROT_NONE` as
@@ -113,6 +188,11 @@ fn linear_page_index(vma: &Vma, addr: u64) -> u64 {
     vma.pgoff() + ((addr - vma.start().as_u64()) >> crate::PAGE_SHIFT)
 }
 
+/// [`linear_page_index`] of a VMA's description.
+fn linear_page_index_desc(vma: &VmaDesc, addr: u64) -> u64 {
+    vma.pgoff + ((addr - vma.start.as_u64()) >> crate::PAGE_SHIFT)
+}
+
 impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     fn leaf(&self, raw: u64) -> Option<Leaf> {
         match self.pgd.format().decode(raw, Level::Pte) {
@@ -127,12 +207,6 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
 
     fn new_user_page(&self, gfp: Gfp) -> Result<Pfn, FaultError> {
         self.pgd.pgdat().alloc_pages(GFP_HIGHUSER_MOVABLE | gfp, 0).ok_or(FaultError::Oom)
-    }
-
-    /// The direct-map address of a user page's first byte.
-    fn page_ptr(&self, pfn: Pfn) -> Result<*mut u8, FaultError> {
-        let virt = self.pgd.pgdat().page_address(pfn).ok_or(FaultError::Oom)?;
-        Ok(virt.as_mut_ptr::<u8>())
     }
 
     /// Resolves a fault at `addr` (Linux `handle_mm_fault` with the VMA
@@ -187,10 +261,10 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             };
         }
         match self.leaf(raw) {
-            None => self.do_pte_missing(slot, &desc, index, access.write),
+            None => self.do_pte_missing(slot, &desc, index, addr, access.write),
             Some(leaf) if leaf.prot.contains(PgProt::PROTNONE) => Err(FaultError::AccErr),
             Some(leaf) if access.write && !leaf.prot.contains(PgProt::WRITE) => {
-                self.do_wp_page(slot, raw, leaf, desc.flags, index, addr)
+                self.do_wp_page(slot, raw, leaf, &desc, index, addr)
             }
             // Spurious: another path already fixed it (Linux
             // `flush_tlb_fix_spurious_fault`); the stale TLB entry goes.
@@ -229,17 +303,30 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         }
     }
 
+    /// A fault on a none pte (Linux `do_pte_missing`): anonymous memory or
+    /// a file's page, as the module documentation says.
     fn do_pte_missing(
         &self,
         slot: &AtomicU64,
-        desc: &crate::vma::VmaDesc,
+        desc: &VmaDesc,
         index: u64,
+        addr: u64,
         write: bool,
     ) -> Result<(), FaultError> {
-        let prot = vm_get_page_prot(desc.flags);
-        let shared = desc.flags.contains(VmaFlags::SHARED);
-        let pgdat = self.pgd.pgdat();
-        if !write && !shared && desc.file.is_none() {
+        match desc.file {
+            None => self.do_anonymous_page(slot, desc.flags, index, write),
+            Some(file) if !write => self.do_read_fault(slot, desc, file, index, addr),
+            Some(file) if !desc.flags.contains(VmaFlags::SHARED) => self.do_cow_fault(slot, desc.flags, file, index),
+            Some(file) => self.do_shared_fault(slot, desc.flags, file, index),
+        }
+    }
+
+    /// A fault on a none pte of anonymous memory (Linux
+    /// `do_anonymous_page`): the zero page for a private read, else a new
+    /// zeroed page.
+    fn do_anonymous_page(&self, slot: &AtomicU64, flags: VmaFlags, index: u64, write: bool) -> Result<(), FaultError> {
+        let prot = vm_get_page_prot(flags);
+        if !write && !flags.contains(VmaFlags::SHARED) {
             // The zero page: nothing to undo if another fault was first.
             let _ptl = self.page_table_lock.lock();
             if slot.load(Ordering::Acquire) == 0 {
@@ -247,31 +334,20 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             }
             return Ok(());
         }
-        let (pfn, file_read) = match desc.file {
-            Some(file) => {
-                let pfn = self.new_user_page(Gfp::empty())?;
-                // SAFETY: `pfn` was just allocated and is mapped nowhere
-                // yet, so this is the only reference to its 4096 bytes,
-                // which the direct map covers read-write.
-                let buf = unsafe { core::slice::from_raw_parts_mut(self.page_ptr(pfn)?, PAGE_SIZE as usize) };
-                // An index past 2^64 bytes is past the end of any file.
-                let offset = index.saturating_mul(PAGE_SIZE);
-                let n = if offset < file.size() { file.read(offset, buf) } else { 0 };
-                buf[n..].fill(0);
-                (pfn, offset < file.size())
-            }
-            None => (self.new_user_page(Gfp::ZERO)?, false),
-        };
+        let pfn = self.new_user_page(Gfp::ZERO)?;
+        self.map_new_anon_page(slot, pfn, prot | PgProt::DIRTY, index)
+    }
+
+    /// Maps `pfn`, a page this fault allocated and filled, into the none
+    /// pte `slot` as a new anonymous page (Linux `set_pte_range` with
+    /// `folio_add_new_anon_rmap`). If another fault filled the pte first,
+    /// the page is freed instead.
+    fn map_new_anon_page(&self, slot: &AtomicU64, pfn: Pfn, prot: PgProt, index: u64) -> Result<(), FaultError> {
+        let pgdat = self.pgd.pgdat();
         let Some(page) = pgdat.pfn_to_page(pfn) else {
             // SAFETY: this fault allocated the page and never mapped it.
             unsafe { self.put_page(pfn) };
             return Err(FaultError::Oom);
-        };
-        let anon = desc.file.is_none() || write || shared;
-        let pte = match (desc.file, anon) {
-            (None, _) => self.encode(pfn, prot | PgProt::DIRTY),
-            (Some(_), true) => self.encode(pfn, prot),
-            (Some(_), false) => self.encode(pfn, prot - PgProt::WRITE),
         };
         let ptl = self.page_table_lock.lock();
         if slot.load(Ordering::Acquire) != 0 {
@@ -282,20 +358,163 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             unsafe { self.put_page(pfn) };
             return Ok(());
         }
-        if anon {
-            rmap::page_add_new_anon_rmap(pgdat, page, index);
-            self.add_rss(MmCounter::AnonPages, 1);
-        } else {
-            rmap::page_add_file_rmap(pgdat, page, index);
-            self.add_rss(MmCounter::FilePages, 1);
+        rmap::page_add_new_anon_rmap(pgdat, page, index);
+        self.add_rss(MmCounter::AnonPages, 1);
+        slot.store(self.encode(pfn, prot), Ordering::Release);
+        Ok(())
+    }
+
+    /// Maps the file page `pfn` at `index`, whose reference the caller
+    /// hands over, into the pte `slot` with `prot` if it is still none
+    /// (Linux `finish_fault` -> `set_pte_range` with
+    /// `folio_add_file_rmap_ptes`); else puts the reference. A frame
+    /// outside the memory map is the file's bug: logged, and the access
+    /// fails with `SIGBUS`.
+    fn finish_fault(&self, slot: &AtomicU64, pfn: Pfn, prot: PgProt, index: u64) -> Result<(), FaultError> {
+        let pgdat = self.pgd.pgdat();
+        let Some(page) = pgdat.pfn_to_page(pfn) else {
+            error!("file fault: page {index} is pfn {:#x}, outside the memory map", pfn.as_u64());
+            return Err(FaultError::SigBus);
+        };
+        let ptl = self.page_table_lock.lock();
+        if slot.load(Ordering::Acquire) != 0 {
+            drop(ptl);
+            // SAFETY: the reference the file handed over, never mapped:
+            // if it is the last (the file dropped the page meanwhile),
+            // nothing maps the page.
+            unsafe { self.put_page(pfn) };
+            return Ok(());
         }
-        slot.store(pte, Ordering::Release);
-        drop(ptl);
-        if file_read {
-            // No page cache: every file fault reads, a major fault.
+        rmap::page_add_file_rmap(pgdat, page, index);
+        self.add_rss(MmCounter::FilePages, 1);
+        slot.store(self.encode(pfn, prot), Ordering::Release);
+        Ok(())
+    }
+
+    /// The file's page at `index`, counting a major fault (Linux
+    /// `__do_fault`; `filemap_fault` counts `pgmajfault` when it reads).
+    fn file_fault(&self, file: &dyn VmaFile, index: u64) -> Result<Pfn, FaultError> {
+        let pgdat = self.pgd.pgdat();
+        let page = file.fault(pgdat, index)?;
+        if page.major {
             pgdat.count_vm_event(VmEventItem::Pgmajfault);
         }
-        Ok(())
+        Ok(page.pfn)
+    }
+
+    /// A read fault on a none pte of a file VMA, private or shared (Linux
+    /// `do_read_fault`): the cached pages around it first, then, unless
+    /// that mapped it, the file's page, read-only.
+    fn do_read_fault(
+        &self,
+        slot: &AtomicU64,
+        desc: &VmaDesc,
+        file: &dyn VmaFile,
+        index: u64,
+        addr: u64,
+    ) -> Result<(), FaultError> {
+        let prot = vm_get_page_prot(desc.flags) - PgProt::WRITE;
+        self.do_fault_around(desc, file, index, addr, prot);
+        // Linux's `VM_FAULT_NOPAGE` from `filemap_map_pages`.
+        if slot.load(Ordering::Acquire) != 0 {
+            return Ok(());
+        }
+        let pfn = self.file_fault(file, index)?;
+        self.finish_fault(slot, pfn, prot, index)
+    }
+
+    /// Maps read-only, into none ptes, the pages the file has cached in
+    /// the window around the fault at `addr` (Linux `do_fault_around`'s,
+    /// filled by `filemap_map_pages`): [`FAULT_AROUND_PAGES`] pages from
+    /// the aligned start below the fault or from the VMA's start if that
+    /// is later, clipped to the VMA's end and the pte table's.
+    fn do_fault_around(&self, desc: &VmaDesc, file: &dyn VmaFile, index: u64, addr: u64, prot: PgProt) {
+        let Some(table) = UserAddr::page_down(addr).and_then(|a| self.pgd.pte_table(a.virt(), false).ok().flatten())
+        else {
+            return;
+        };
+        let pte_off = Level::Pte.index(addr) as u64;
+        let vma_off = (addr - desc.start.as_u64()) >> crate::PAGE_SHIFT;
+        let vma_pages = (desc.end.as_u64() - desc.start.as_u64()) >> crate::PAGE_SHIFT;
+        // Window slots `[from, to)` of the table: aligned, not below the
+        // VMA's start, not past the table or the VMA's end.
+        let from = (pte_off & !(FAULT_AROUND_PAGES - 1)).max(pte_off - pte_off.min(vma_off));
+        let to = (from + FAULT_AROUND_PAGES).min(PTRS_PER_TABLE as u64).min(pte_off + (vma_pages - vma_off));
+        // `index - vma_off` is the VMA's pgoff, and the window lies in the
+        // VMA, whose last index mmap checked fits (`file_mmap_ok`).
+        let start = index - (pte_off - from);
+        let end = index + (to - pte_off);
+        file.map_pages(self.pgd.pgdat(), start, end, &mut |i, pfn| {
+            let slot = if (start..end).contains(&i) { table.get((from + (i - start)) as usize) } else { None };
+            match slot {
+                Some(slot) => {
+                    // An error is logged; the fault itself goes on.
+                    let _ = self.finish_fault(slot, pfn, prot, i);
+                }
+                None => {
+                    error!("fault-around: file gave page {i} outside [{start}, {end})");
+                    // SAFETY: the reference the file handed over, never
+                    // mapped.
+                    unsafe { self.put_page(pfn) };
+                }
+            }
+        });
+    }
+
+    /// A write fault on a none pte of a private file VMA (Linux
+    /// `do_cow_fault`): a new anonymous page with a copy of the file's
+    /// page, which stays as it was.
+    fn do_cow_fault(
+        &self,
+        slot: &AtomicU64,
+        flags: VmaFlags,
+        file: &dyn VmaFile,
+        index: u64,
+    ) -> Result<(), FaultError> {
+        let pgdat = self.pgd.pgdat();
+        let new = self.new_user_page(Gfp::empty())?;
+        let cached = match self.file_fault(file, index) {
+            Ok(pfn) => pfn,
+            Err(e) => {
+                // SAFETY: this fault allocated the page and never mapped it.
+                unsafe { self.put_page(new) };
+                return Err(e);
+            }
+        };
+        // SAFETY: distinct pages: `new` was just allocated and is mapped
+        // nowhere; `cached` is the file's page, held by our reference,
+        // which no kernel path writes without the file's locks except
+        // through ptes of shared mappings (user stores, which may race the
+        // copy as they do in Linux: see the module documentation).
+        let copied = unsafe { highmem::copy_page(pgdat, new, cached) };
+        // SAFETY: the reference `fault` handed over, never mapped.
+        unsafe { self.put_page(cached) };
+        if copied.is_err() {
+            // SAFETY: this fault allocated the page and never mapped it.
+            unsafe { self.put_page(new) };
+            return Err(FaultError::Oom);
+        }
+        self.map_new_anon_page(slot, new, vm_get_page_prot(flags) | PgProt::DIRTY, index)
+    }
+
+    /// A write fault on a none pte of a shared file VMA (Linux
+    /// `do_shared_fault`): the file's page, readied and dirtied by
+    /// [`VmaFile::page_mkwrite`], mapped writable and dirty.
+    fn do_shared_fault(
+        &self,
+        slot: &AtomicU64,
+        flags: VmaFlags,
+        file: &dyn VmaFile,
+        index: u64,
+    ) -> Result<(), FaultError> {
+        let pgdat = self.pgd.pgdat();
+        let pfn = self.file_fault(file, index)?;
+        if let Err(e) = file.page_mkwrite(pgdat, index, pfn) {
+            // SAFETY: the reference `fault` handed over, never mapped.
+            unsafe { self.put_page(pfn) };
+            return Err(e.into());
+        }
+        self.finish_fault(slot, pfn, vm_get_page_prot(flags) | PgProt::DIRTY, index)
     }
 
     /// Drops a page reference the caller holds (Linux `folio_put`).
@@ -318,12 +537,16 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         slot: &AtomicU64,
         raw: u64,
         leaf: Leaf,
-        flags: VmaFlags,
+        desc: &VmaDesc,
         index: u64,
         addr: u64,
     ) -> Result<(), FaultError> {
         let old = leaf.phys.pfn();
-        let prot = vm_get_page_prot(flags) | PgProt::DIRTY;
+        let prot = vm_get_page_prot(desc.flags) | PgProt::DIRTY;
+        let shared = desc.flags.contains(VmaFlags::SHARED);
+        if shared && let Some(file) = desc.file {
+            return self.wp_page_shared(slot, raw, old, file, prot, index, addr);
+        }
         let pgdat = self.pgd.pgdat();
         // The page being replaced, with a reference of ours taken under
         // the lock while the pte still mapped it (Linux `folio_get` in
@@ -335,18 +558,14 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             if slot.load(Ordering::Acquire) != raw {
                 return Ok(());
             }
-            // A shared page is written in place by every sharer (Linux
-            // `wp_page_shared`, which reuses through `wp_page_reuse`); a
-            // private one only we hold (refcount 1) is reused too (Linux
-            // `wp_can_reuse_anon_folio`). The refcount cannot rise under
+            // Shared anonymous memory is written in place by every sharer
+            // (Linux reuses through `wp_page_reuse`); a private anonymous
+            // page only we hold (refcount 1) is reused too (Linux
+            // `wp_can_reuse_anon_folio`), never a file's page, which a
+            // private mapping must not write. The refcount cannot rise under
             // us: fork takes the mmap lock for writing, and another fault
             // reaches the page only through this pte, under this lock.
-            if flags.contains(VmaFlags::SHARED) || page.refcount() == 1 {
-                if !flags.contains(VmaFlags::SHARED) && !rmap::page_anon(page) {
-                    rmap::page_make_anon(pgdat, page, index);
-                    self.add_rss(MmCounter::FilePages, -1);
-                    self.add_rss(MmCounter::AnonPages, 1);
-                }
+            if shared || (rmap::page_anon(page) && page.refcount() == 1) {
                 slot.store(self.encode(old, prot), Ordering::Release);
                 drop(ptl);
                 self.flush_one(addr);
@@ -364,6 +583,50 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             // replaced it and flushed the translation first.
             unsafe { self.put_page(old) };
         }
+        result
+    }
+
+    /// Write to a read-only pte of a shared file VMA (Linux
+    /// `wp_page_shared`): the file readies and dirties the page
+    /// ([`VmaFile::page_mkwrite`], called without the page-table lock and
+    /// with a reference of ours on the page), then the pte, if it is still
+    /// `raw`, becomes writable and dirty (Linux `finish_mkwrite_fault` ->
+    /// `wp_page_reuse`).
+    #[allow(clippy::too_many_arguments, reason = "the fault's state, as Linux's `struct vm_fault` carries it")]
+    fn wp_page_shared(
+        &self,
+        slot: &AtomicU64,
+        raw: u64,
+        pfn: Pfn,
+        file: &dyn VmaFile,
+        prot: PgProt,
+        index: u64,
+        addr: u64,
+    ) -> Result<(), FaultError> {
+        let pgdat = self.pgd.pgdat();
+        let page = pgdat.pfn_to_page(pfn).ok_or(FaultError::Oom)?;
+        {
+            let _ptl = self.page_table_lock.lock();
+            if slot.load(Ordering::Acquire) != raw {
+                return Ok(());
+            }
+            page.get();
+        }
+        let result = file.page_mkwrite(pgdat, index, pfn).map_err(FaultError::from);
+        if result.is_ok() {
+            let ptl = self.page_table_lock.lock();
+            if slot.load(Ordering::Acquire) == raw {
+                slot.store(self.encode(pfn, prot), Ordering::Release);
+                drop(ptl);
+                self.flush_one(addr);
+                pgdat.count_vm_event(VmEventItem::Pgreuse);
+            }
+        }
+        // SAFETY: the reference taken above under the page-table lock;
+        // the pte keeps its own (only a zap, under the mmap lock held for
+        // writing, drops it), so this one is not the last while the page
+        // is mapped.
+        unsafe { self.put_page(pfn) };
         result
     }
 
@@ -453,16 +716,20 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         true
     }
 
-    /// Clears every pte of `[start, end)` and drops the pages (Linux
-    /// `zap_page_range_single`/`unmap_page_range`): rmap and RSS at once,
-    /// the page references through the gather, after the flush (Linux
-    /// `zap_present_ptes` + `tlb_flush_mmu`). Flushes once per
-    /// [`GATHER_BATCH`] pages.
-    pub(crate) fn zap_range(&mut self, range: UserRange) {
+    /// Clears every pte of `range`, which lies in the VMA `vma`, and
+    /// drops the pages (Linux `zap_page_range_single`/`unmap_page_range`):
+    /// rmap and RSS at once, the page references through the gather, after
+    /// the flush (Linux `zap_present_ptes` + `tlb_flush_mmu`). Flushes once
+    /// per [`GATHER_BATCH`](crate::pgtable::GATHER_BATCH) pages. A dirty
+    /// pte of a file's page hands its dirtiness to the file
+    /// ([`VmaFile::set_page_dirty`], Linux `zap_present_folio_ptes`'
+    /// `folio_mark_dirty`) while the gather still holds the page.
+    pub(crate) fn zap_range(&mut self, vma: &VmaDesc, range: UserRange) {
         let end = range.end().as_u64();
         let mut gather = TlbGather::for_mm(self.pgd.root());
         let mut va = range.start().as_u64();
         let fmt = self.pgd.format();
+        let pgdat = self.pgd.pgdat();
         while va < end {
             let mut resume = end;
             let _ = self.pgd.try_for_each_pte(va, end, &mut |addr, slot| {
@@ -470,37 +737,115 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
                     resume = addr;
                     return ControlFlow::Break(());
                 }
-                let raw = slot.load(Ordering::Acquire);
-                if let Entry::Leaf(leaf) = fmt.decode(raw, Level::Pte) {
-                    slot.store(0, Ordering::Release);
-                    gather.add_range(addr, addr + PAGE_SIZE);
-                    let pfn = leaf.phys.pfn();
-                    if self.zap_rmap(pfn) {
-                        // SAFETY: the reference of the pte just cleared;
-                        // the gather puts it only after its flush.
-                        unsafe { gather.remove_page(pfn) };
-                    }
+                if !fmt.pte_present(slot.load(Ordering::Acquire)) {
+                    return ControlFlow::Continue(());
+                }
+                // Atomically, so that a dirty bit a CPU sets meanwhile is
+                // not lost (Linux `ptep_get_and_clear`).
+                let raw = slot.swap(0, Ordering::AcqRel);
+                let Entry::Leaf(leaf) = fmt.decode(raw, Level::Pte) else { return ControlFlow::Continue(()) };
+                gather.add_range(addr, addr + PAGE_SIZE);
+                let pfn = leaf.phys.pfn();
+                if leaf.prot.contains(PgProt::DIRTY)
+                    && let Some(file) = vma.file
+                    && pfn != self.zero_pfn
+                    && pgdat.pfn_to_page(pfn).is_some_and(|page| !rmap::page_anon(page))
+                {
+                    file.set_page_dirty(pgdat, linear_page_index_desc(vma, addr), pfn);
+                }
+                if self.zap_rmap(pfn) {
+                    // SAFETY: the reference of the pte just cleared;
+                    // the gather puts it only after its flush.
+                    unsafe { gather.remove_page(pfn) };
                 }
                 ControlFlow::Continue(())
             });
             if gather.full() {
-                gather.flush_mmu(self.tlb, self.pgd.pgdat());
+                gather.flush_mmu(self.tlb, pgdat);
             }
             va = resume;
         }
-        gather.finish(self.tlb, self.pgd.pgdat());
+        gather.finish(self.tlb, pgdat);
     }
 
-    /// Rewrites the ptes of `[start, end)` for the VMA flags `flags`
-    /// (Linux `change_pte_range`). Write permission is given back only to
-    /// pages this address space holds alone; a shared (copy-on-write) page
-    /// stays read-only until written.
+    /// Write-protects and cleans every dirty pte of a file's page in
+    /// `range`, which lies in the shared file VMA `vma`, and hands each
+    /// page's dirtiness to `file` ([`VmaFile::set_page_dirty`]) once the
+    /// TLB no longer holds a writable translation of it (msync; the pte
+    /// half of Linux `folio_mkclean` -> `page_mkclean_one`, by range
+    /// instead of by page). The next write to such a page faults and goes
+    /// through [`VmaFile::page_mkwrite`] again. The caller holds the mmap
+    /// lock (for reading is enough: each pte changes under the page-table
+    /// lock), which keeps every page mapped, so referenced, until the
+    /// file has seen it.
+    #[doc(alias = "page_mkclean_one")]
+    pub(crate) fn mkclean_range(&self, vma: &VmaDesc, file: &dyn VmaFile, range: UserRange) {
+        /// Pages cleaned per TLB flush.
+        const BATCH: usize = 64;
+        let fmt = self.pgd.format();
+        let pgdat = self.pgd.pgdat();
+        let end = range.end().as_u64();
+        let mut va = range.start().as_u64();
+        let mut cleaned = [(0u64, Pfn::new(0)); BATCH];
+        while va < end {
+            let mut resume = end;
+            let mut n = 0;
+            let mut gather = TlbGather::for_mm(self.pgd.root());
+            let _ = self.pgd.try_for_each_pte(va, end, &mut |addr, slot| {
+                if n == BATCH {
+                    resume = addr;
+                    return ControlFlow::Break(());
+                }
+                let Some(leaf) = self.leaf(slot.load(Ordering::Acquire)) else { return ControlFlow::Continue(()) };
+                let pfn = leaf.phys.pfn();
+                if !leaf.prot.contains(PgProt::DIRTY)
+                    || pfn == self.zero_pfn
+                    || pgdat.pfn_to_page(pfn).is_none_or(rmap::page_anon)
+                {
+                    return ControlFlow::Continue(());
+                }
+                {
+                    let _ptl = self.page_table_lock.lock();
+                    // Reread under the lock: a fault may have changed the
+                    // pte. A CPU can only set the accessed bit meanwhile
+                    // (the dirty one is set already), which may be lost.
+                    match self.leaf(slot.load(Ordering::Acquire)) {
+                        Some(now) if now.phys == leaf.phys && now.prot.contains(PgProt::DIRTY) => {
+                            let clean = Leaf { prot: now.prot - PgProt::WRITE - PgProt::DIRTY, ..now };
+                            slot.store(fmt.encode_leaf(clean), Ordering::Release);
+                        }
+                        _ => return ControlFlow::Continue(()),
+                    }
+                }
+                gather.add_range(addr, addr + PAGE_SIZE);
+                cleaned[n] = (linear_page_index_desc(vma, addr), pfn);
+                n += 1;
+                ControlFlow::Continue(())
+            });
+            // No CPU may write through a stale writable translation once
+            // the file has taken the page as dirty and may write it back.
+            gather.finish(self.tlb, pgdat);
+            for &(index, pfn) in &cleaned[..n] {
+                file.set_page_dirty(pgdat, index, pfn);
+            }
+            va = resume;
+        }
+    }
+
+    /// Rewrites the ptes of `[start, end)` for the flags of `vma`, which
+    /// they lie in (Linux `change_pte_range`). In a private mapping write
+    /// permission is given back only to anonymous pages this address space
+    /// holds alone; a shared (copy-on-write) or file page stays read-only
+    /// until written. In a shared file mapping only dirty ptes get it back
+    /// (Linux `can_change_pte_writable`): a clean one must fault for
+    /// [`VmaFile::page_mkwrite`].
     ///
     /// Each pte is rewritten with bit operations (Linux `pte_modify`): the
     /// new protection's bits are encoded once, and the page descriptor is
     /// read only where write permission is being given. One walk of the
     /// upper levels per pte table.
-    pub(crate) fn change_protection(&mut self, range: UserRange, flags: VmaFlags) {
+    pub(crate) fn change_protection(&mut self, range: UserRange, vma: &VmaDesc) {
+        let flags = vma.flags;
         let (start, end) = (range.start().as_u64(), range.end().as_u64());
         let prot = vm_get_page_prot(flags);
         let fmt = self.pgd.format();
@@ -509,6 +854,9 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         let (keep, dirty) = (fmt.pte_chg_mask(), bits(PgProt::DIRTY) & fmt.pte_chg_mask());
         // Private writable: only exclusive anonymous pages get write back.
         let check_exclusive = !flags.contains(VmaFlags::SHARED) && prot.contains(PgProt::WRITE);
+        // Shared file, writable: only dirty ptes (Linux
+        // `vma_wants_writenotify`).
+        let check_dirty = flags.contains(VmaFlags::SHARED) && vma.file.is_some() && prot.contains(PgProt::WRITE);
         let pgdat = self.pgd.pgdat();
         let zero = self.zero_pfn;
         let mut gather = TlbGather::for_mm(self.pgd.root());
@@ -534,6 +882,9 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
                             new = (raw & keep) | ro_bits;
                         }
                     }
+                    if check_dirty && raw & dirty == 0 {
+                        new = (raw & keep) | ro_bits;
+                    }
                     if new != raw {
                         slot.store(new, Ordering::Release);
                         let addr = va + i as u64 * PAGE_SIZE;
@@ -547,10 +898,15 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     }
 
     /// Copies the ptes of `vma` from `src` into this (new, child) address
-    /// space (Linux `copy_page_range`): private writable pages become
-    /// read-only in both so the first write copies.
+    /// space (Linux `copy_page_range`): each page gets one more reference
+    /// and mapping, a file's page too (its cache keeps its own). Private
+    /// writable pages become read-only in both so the first write copies;
+    /// the child's ptes of a shared file mapping are read-only and clean,
+    /// so its first write goes through [`VmaFile::page_mkwrite`] (see the
+    /// module documentation).
     pub(crate) fn copy_page_range(&mut self, src: &MmStruct<'a, F, A>, vma: &Vma) -> Result<(), Errno> {
         let cow = !vma.flags().contains(VmaFlags::SHARED);
+        let writenotify = !cow && vma.file().is_some();
         let mut src_gather = TlbGather::for_mm(src.pgd.root());
         let fmt = src.pgd.format();
         let pgdat = src.pgd.pgdat();
@@ -585,6 +941,9 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             };
             let dst = &table[Level::Pte.index(addr)];
             let pfn = leaf.phys.pfn();
+            if writenotify {
+                leaf.prot -= PgProt::WRITE | PgProt::DIRTY;
+            }
             if pfn != src.zero_pfn
                 && let Some(page) = pgdat.pfn_to_page(pfn)
             {
@@ -639,7 +998,9 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     }
 
     /// Faults in every page of `[start, end)` (Linux `populate_vma_page_range`
-    /// through `handle_mm_fault`): written if the VMA is writable.
+    /// through `handle_mm_fault`): written if the VMA is private and
+    /// writable, to break copy-on-write; read otherwise, so that a shared
+    /// file mapping's pages are not all dirtied.
     pub(crate) fn populate(&mut self, range: UserRange) -> Result<(), FaultError> {
         let mut at = range.start();
         while at < range.end() {
@@ -652,7 +1013,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
                 return Err(FaultError::MapErr);
             }
             if flags.intersects(VmaFlags::READ | VmaFlags::WRITE | VmaFlags::EXEC) {
-                let write = flags.contains(VmaFlags::WRITE);
+                let write = flags & (VmaFlags::WRITE | VmaFlags::SHARED) == VmaFlags::WRITE;
                 for addr in part.addrs() {
                     let present = self
                         .pgd
@@ -679,12 +1040,11 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     pub(crate) fn populate_shared_anon(&mut self, range: UserRange) -> Result<(), FaultError> {
         for addr in range.addrs() {
             let vma = self.vmas.vma_lookup(addr.virt()).ok_or(FaultError::MapErr)?;
-            let desc = vma.desc();
-            let index = linear_page_index(vma, addr.as_u64());
+            let (flags, index) = (vma.flags(), linear_page_index(vma, addr.as_u64()));
             let slot = self.pgd.pte_offset(addr.virt(), true).map_err(|_| FaultError::Oom)?;
             let slot = slot.ok_or(FaultError::Oom)?;
             if self.leaf(slot.load(Ordering::Acquire)).is_none() {
-                self.do_pte_missing(slot, &desc, index, true)?;
+                self.do_anonymous_page(slot, flags, index, true)?;
             }
         }
         Ok(())
@@ -707,3 +1067,6 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         self.leaf(slot.load(Ordering::Acquire))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -75,9 +75,12 @@
 //!   with `TTU_BATCH_FLUSH` and flushes once for every address space,
 //!   `try_to_unmap_flush`); beyond the architecture's single-page ceiling
 //!   that span is a flush of all user translations.
-//! - No page cache, so no `address_space` to update (a private copy of
-//!   file data moves like an anonymous page), no writeback, no
-//!   `migratepage` callbacks, no huge pages.
+//! - Page-cache pages do not move: the cache's reference fails the
+//!   expected-refcount check ([`MigrateError::Pinned`]), so no
+//!   `address_space` is ever updated (Linux `filemap_migrate_folio`
+//!   replaces the cache's entry). A page a file handed out without a
+//!   cache (its own copy, mapping 0) moves like an anonymous page. No
+//!   writeback, no `migratepage` callbacks, no huge pages.
 
 use core::ops::ControlFlow;
 use core::sync::atomic::{AtomicU64, Ordering};

@@ -9,8 +9,9 @@
 //!
 //! A page is resident if a pte maps it, the shared zero page and
 //! `PROT_NONE` pages included (Linux `mincore_pte_range`). A missing pte
-//! reads 0: there is no page cache or swap cache to look in (Linux
-//! `mincore_unmapped_range` would find cached file pages).
+//! reads 0: neither the file's page cache nor a swap cache is looked in
+//! (Linux `mincore_unmapped_range` would find cached file pages; the mm
+//! cannot ask a [`crate::vma::VmaFile`] what it caches yet).
 //!
 //! Checks in Linux's order: the start's alignment (`EINVAL`), the range in
 //! user space (`ENOMEM`), the vector in user space (`EFAULT`, Linux's

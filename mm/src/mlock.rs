@@ -111,7 +111,11 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
         // ENOMEM EAGAIN.
         self.mm_populate(range, false).map_err(|e| match e {
             FaultError::Oom => Errno::EAGAIN,
-            FaultError::MapErr | FaultError::AccErr | FaultError::ExpandStack | FaultError::Retry(_) => Errno::ENOMEM,
+            FaultError::MapErr
+            | FaultError::AccErr
+            | FaultError::ExpandStack
+            | FaultError::Retry(_)
+            | FaultError::SigBus => Errno::ENOMEM,
         })
     }
 

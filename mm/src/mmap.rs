@@ -173,7 +173,11 @@ pub(crate) fn vma_err(e: VmaError) -> Errno {
 fn fault_err(e: FaultError) -> Errno {
     match e {
         FaultError::Oom => Errno::ENOMEM,
-        FaultError::MapErr | FaultError::AccErr | FaultError::ExpandStack | FaultError::Retry(_) => Errno::EFAULT,
+        FaultError::MapErr
+        | FaultError::AccErr
+        | FaultError::ExpandStack
+        | FaultError::Retry(_)
+        | FaultError::SigBus => Errno::EFAULT,
     }
 }
 
@@ -229,7 +233,8 @@ fn vm_start_gap(vma: &crate::vma::Vma) -> u64 {
 /// A file to map, as the kernel's file layer hands it over.
 #[derive(Clone, Copy)]
 pub struct MapFile {
-    /// The file's data.
+    /// The file, which the caller holds a reference on for the call (see
+    /// [`VmaFile`]'s lifetime rules): the VMA takes its own.
     pub file: &'static dyn VmaFile,
     /// Whether it was opened for writing (Linux `FMODE_WRITE`).
     pub writable: bool,
@@ -570,32 +575,23 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
 
     /// Removes every VMA part inside `range` and frees its pages and the
     /// page tables only they used (Linux `do_vmi_munmap`). Holes are fine.
+    /// As in Linux, the VMAs are split first, then their page tables
+    /// zapped while they and their files are still there (dirty ptes of a
+    /// file's pages reach the file), then they are freed.
     pub fn munmap_range(&mut self, range: UserRange) -> Result<(), Errno> {
         if range.is_empty() {
             return Ok(());
         }
-        let mut removed = [UserRange::EMPTY; 16];
-        loop {
-            // Zap after detaching, 16 VMAs at a time (the tree's callback
-            // cannot borrow the page tables mutably).
-            let mut n = 0;
-            let mut limit = range.end();
-            if let Some(v) = self.vmas.range(range.start().virt(), range.end().virt()).nth(removed.len()) {
-                limit = UserAddr::of(v.start()).unwrap_or(range.end());
+        let (start, end) = (range.start().virt(), range.end().virt());
+        self.vmas.split_for_munmap(start, end).map_err(vma_err)?;
+        let mut at = start;
+        while let Some(desc) = self.vmas.find_vma(at).map(|v| v.desc()).filter(|d| d.start < end) {
+            if let Some(part) = UserRange::of(desc.start, desc.end) {
+                self.zap_range(&desc, part);
             }
-            self.vmas
-                .munmap_range(range.start().virt(), limit.virt(), |v| {
-                    removed[n] = UserRange::of(v.start(), v.end()).unwrap_or(UserRange::EMPTY);
-                    n += 1;
-                })
-                .map_err(vma_err)?;
-            for &r in &removed[..n] {
-                self.zap_range(r);
-            }
-            if limit == range.end() {
-                break;
-            }
+            at = desc.end;
         }
+        self.vmas.munmap_range(start, end, |_| {}).map_err(vma_err)?;
         self.free_pgtables(range);
         Ok(())
     }
@@ -682,8 +678,8 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         self.vmas
             .modify_flags(range.start().virt(), range.end().virt(), |v| (v.flags() - PROT_BITS) | new)
             .map_err(vma_err)?;
-        let flags = self.vmas.vma_lookup(range.start().virt()).map(|v| v.flags()).ok_or(Errno::ENOMEM)?;
-        self.change_protection(range, flags);
+        let vma = self.vmas.vma_lookup(range.start().virt()).map(|v| v.desc()).ok_or(Errno::ENOMEM)?;
+        self.change_protection(range, &vma);
         Ok(())
     }
 

@@ -183,9 +183,10 @@ impl fmt::Display for BadPageReason {
 /// A block of 2^order pages from [`PgData::alloc_pages_owned`], owning the
 /// reference the allocation returned: dropping it frees the block (Linux
 /// `__free_pages`), so allocate-use-free needs no `unsafe` free. The
-/// handle lends no access to the memory: code that reaches it (through the
-/// direct map, which takes `unsafe`) must be done with it before the
-/// handle goes. A caller that hands the reference on (to a page table, a
+/// handle lends no access to the memory, but its owner may fill it
+/// ([`crate::highmem::memcpy_to_owned`]): code that reaches it otherwise
+/// (through the direct map, which takes `unsafe`) must not race that and
+/// must be done with it before the handle goes. A caller that hands the reference on (to a page table, a
 /// list) takes it out with [`Pages::into_raw`] and frees it later with
 /// [`PgData::free_pages`] under that function's contract.
 #[must_use = "dropping the handle frees the pages"]
@@ -204,6 +205,11 @@ impl Pages<'_, '_> {
     /// The block's order.
     pub fn order(&self) -> u32 {
         self.order
+    }
+
+    /// The node the block came from.
+    pub(crate) fn pgdat(&self) -> &PgData<'_> {
+        self.pgdat
     }
 
     /// Gives the reference up without freeing it: the caller now owns it.

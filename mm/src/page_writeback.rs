@@ -23,8 +23,9 @@
 //! Differences from Linux: no per-cgroup or per-device (`bdi`) dirty
 //! domains, one global one; `folio_clear_dirty_for_io` does not
 //! write-protect the page's mappings yet (`folio_mkclean` needs the file
-//! reverse map of the reclaim issue's rmap, and file mappings do not use
-//! the cache yet).
+//! reverse map of the reclaim issue's rmap): a shared mapping's dirty
+//! ptes reach the page when they are zapped or msync'ed instead (see
+//! [`crate::memory`]).
 
 #![forbid(unsafe_code)]
 

@@ -3,16 +3,18 @@
 //! Every user page table entry that maps a page counts in the page's
 //! `_mapcount`, and the page's `mapping` and `index` say what it belongs
 //! to: anonymous pages carry [`PAGE_MAPPING_ANON`] and their linear index
-//! in the VMA (Linux `linear_page_index`); private copies of file data
-//! carry no mapping and the file page index.
+//! in the VMA (Linux `linear_page_index`); a file's pages carry their
+//! cache's `mapping` ([`crate::filemap::MappingId`]) and file page index,
+//! or, handed out by a file without a cache, no mapping and the file page
+//! index.
 //!
 //! The node state counts mapped pages as Linux's rmap functions do:
 //! [`NodeStatItem::NrAnonMapped`] (`nr_anon_pages`) and
 //! [`NodeStatItem::NrFileMapped`] (`nr_mapped`) go up when a page of their
-//! kind gets its first mapping and down when its last goes, and a mapped
-//! file copy that becomes anonymous ([`page_make_anon`]) moves from one to
-//! the other. Invariant: each counter equals the number of pages of its
-//! kind whose `_mapcount` says they are mapped.
+//! kind gets its first mapping and down when its last goes; a page never
+//! changes kind while mapped (a private write to a file's page maps an
+//! anonymous copy). Invariant: each counter equals the number of pages of
+//! its kind whose `_mapcount` says they are mapped.
 //!
 //! Differences: there is no `anon_vma` yet, so a page cannot be traced
 //! back to the page tables that map it directly; [`crate::migrate`] walks
@@ -54,25 +56,15 @@ pub fn page_add_new_anon_rmap(pgdat: &PgData<'_>, page: &Page, index: u64) {
     add_mapping(pgdat, page);
 }
 
-/// A new private copy of file data gets its first mapping (Linux
-/// `folio_add_file_rmap_pte` for a page-cache page; ours is not in a cache).
+/// A file's page gets one more mapping (Linux `folio_add_file_rmap_pte`).
+/// A page-cache page already carries its `mapping` and `index`; a page no
+/// cache holds (a file without a cache hands out copies) gets `index`, so
+/// that migration can find its pte.
 pub fn page_add_file_rmap(pgdat: &PgData<'_>, page: &Page, index: u64) {
-    page.set_index(index);
-    add_mapping(pgdat, page);
-}
-
-/// A private file page written for the first time becomes anonymous
-/// (what Linux's COW copy of a page-cache page yields); if it is mapped it
-/// moves from `nr_mapped` to `nr_anon_pages`.
-pub fn page_make_anon(pgdat: &PgData<'_>, page: &Page, index: u64) {
-    let moves = !page_anon(page) && page.mapcount() > 0;
-    page.set_mapping(PAGE_MAPPING_ANON);
-    page.set_index(index);
-    page.set(PageFlags::SWAPBACKED);
-    if moves {
-        pgdat.mod_node_page_state(NodeStatItem::NrFileMapped, -1);
-        pgdat.mod_node_page_state(NodeStatItem::NrAnonMapped, 1);
+    if page.mapping() == 0 {
+        page.set_index(index);
     }
+    add_mapping(pgdat, page);
 }
 
 /// Whether a page is anonymous (Linux `PageAnon`).

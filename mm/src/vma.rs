@@ -68,6 +68,11 @@
 //! 4. `map_count` and `total_pages` count the VMAs and their pages.
 //! 5. Every VMA was allocated by the tree's [`VmaAlloc`] and goes back to it
 //!    exactly once, when it leaves the tree.
+//! 6. Every VMA that maps a file holds one reference on it, taken with
+//!    [`VmaFile::get_file`] when the VMA got the file and dropped with
+//!    [`VmaFile::put_file`] when it goes back to the allocator (see
+//!    [`VmaFile`]'s lifetime rules; the file's count is not visible here,
+//!    so [`VmaTree::check`] cannot verify it).
 //!
 //! # Locking
 //!
@@ -97,8 +102,12 @@
 //!   compatible with them (halves a split left behind), which is what
 //!   makes the guarantee above exact.
 //! - **No `anon_vma`, `vm_ops`, `vm_userfaultfd_ctx` or policy** in the
-//!   merge test; `VM_SOFTDIRTY` and shadow stacks do not exist. Files are
-//!   `'static`, so a VMA takes no file reference.
+//!   merge test; `VM_SOFTDIRTY` and shadow stacks do not exist. A file's
+//!   operations are the [`VmaFile`] trait object itself, not a separate
+//!   `vm_ops` table.
+//! - **Files are `&'static dyn VmaFile` kept alive by a count** the VMAs
+//!   hold (invariant 6) instead of a `struct file *` with its own count:
+//!   the mm has no allocator to own files with (see [`VmaFile`]).
 //! - **[`VmaFlags::GROWSDOWN`] is fixed at creation**: mprotect and madvise
 //!   never change it in Linux either, and [`Vma::set_flags`] and
 //!   [`VmaTree::modify_flags`] keep it, since the gap search depends on it.
@@ -110,8 +119,11 @@ use core::fmt;
 
 use bitflags::bitflags;
 
-use crate::addr::{PAGE_SHIFT, PAGE_SIZE, VirtAddr};
+use uapi::errno::Errno;
+
+use crate::addr::{PAGE_SHIFT, PAGE_SIZE, Pfn, VirtAddr};
 use crate::avl::{AvlAdapter, AvlCheckError, AvlLink, AvlTree, CursorMut, Unlinked};
+use crate::page_alloc::PgData;
 use crate::slab_common::ObjCache;
 
 /// The guard gap kept free below a [`VmaFlags::GROWSDOWN`] stack (Linux
@@ -175,18 +187,146 @@ bitflags! {
     }
 }
 
-/// What a file-backed VMA maps (Linux `struct file` and its `address_space`,
-/// as far as the mm needs them). Files live forever (the initramfs), so
-/// VMAs hold `&'static dyn VmaFile`; two references are the same file iff
-/// `core::ptr::addr_eq` says so.
+/// What a file-backed VMA maps (Linux `struct file` with its
+/// `vm_operations_struct` for a page-cache file: `filemap_fault`,
+/// `filemap_map_pages`, `filemap_page_mkwrite`; the mapping's
+/// `dirty_folio`; `vfs_fsync_range`). Two references are the same file
+/// iff `core::ptr::addr_eq` says so (VMA merging compares files that way).
+///
+/// # Pages
+///
+/// Page indices are in pages from the start of the file (Linux `pgoff_t`:
+/// a VMA's `pgoff` plus the page's offset in it). A page the file hands
+/// over ([`fault`](Self::fault), [`map_pages`](Self::map_pages)) comes
+/// with one reference that becomes the mm's: the pte's reference while it
+/// is mapped, put by the mm when it is zapped or, if the page was not
+/// mapped after all (another fault was first, or a private write copied
+/// it), at once. The file keeps its own reference for its cache; a page it
+/// drops from the cache (truncation, reclaim) while it is mapped stays
+/// valid through the mm's reference, and the mm may still pass it to
+/// [`set_page_dirty`](Self::set_page_dirty), which must then ignore it.
+/// A page is mapped writable only in a `VM_SHARED` mapping, and only after
+/// [`page_mkwrite`](Self::page_mkwrite) accepted it; a private mapping
+/// maps it read-only and copies it on the first write (Linux
+/// `do_cow_fault`, `wp_page_copy`), so the file's page never holds a
+/// private write.
+///
+/// # Context
+///
+/// The mm calls every method with the address space's mmap lock held (for
+/// reading in a fault, for writing in munmap, exit, fork, mprotect,
+/// madvise, msync) and never with its page-table lock held: the methods
+/// may sleep (I/O, the folio lock, allocation that reclaims). Lock order:
+/// mmap lock -> the file's locks -> page-table lock (the callback of
+/// [`map_pages`](Self::map_pages) takes the page-table lock; it does not
+/// sleep).
+///
+/// # Lifetime
+///
+/// Real files are reference-counted (the kernel's inode and its mapping),
+/// so a VMA holds a reference of its own (Linux `get_file`/`fput` on
+/// `vma->vm_file`): [`VmaTree`] calls [`get_file`](Self::get_file) when a
+/// VMA starts mapping the file (a VMA inserted without merging, the upper
+/// half of a split, a fork's copy, mremap's `MREMAP_DONTUNMAP` copy) and
+/// [`put_file`](Self::put_file) when that VMA is freed (unmapped, merged
+/// into a neighbour, exit), so that after every [`VmaTree`] method the
+/// count the mm holds is the number of VMAs mapping the file. The mm keeps
+/// the `&'static dyn VmaFile` only in those VMAs and, for the length of a
+/// call, in a caller's [`VmaDesc`]: it uses the reference only while a VMA
+/// holding one exists or the caller holds its own (an mmap call holds the
+/// file it maps). That is the promise a kernel relies on when it hands the
+/// mm a `&'static` to an object that lives only as long as its count: it
+/// may free the object after the last `put_file` of the mm's references
+/// and its own. Code outside the mm that reads [`Vma::file`] must likewise
+/// use it only while the VMA exists (under the mmap lock).
+#[doc(alias = "vm_operations_struct")]
 pub trait VmaFile: Sync {
     /// The file's name, for reports (`/proc/PID/maps`).
     fn name(&self) -> &str;
-    /// The file's size in bytes.
-    fn size(&self) -> u64;
-    /// Reads from byte `offset` into `dst`; returns the bytes read, short
-    /// at the end of the file.
-    fn read(&self, offset: u64, dst: &mut [u8]) -> usize;
+
+    /// Takes a reference on the file for a VMA (Linux `get_file`).
+    fn get_file(&self);
+
+    /// Drops a reference [`get_file`](Self::get_file) took (Linux `fput`);
+    /// after the last one the mm never touches the file again.
+    fn put_file(&self);
+
+    /// The file's page at `index`, uptodate, with one reference for the
+    /// caller, reading it in if it is not cached (Linux `vm_ops->fault`,
+    /// `filemap_fault`); [`FaultPage::major`] says whether that took I/O
+    /// (`VM_FAULT_MAJOR`: the mm counts `pgmajfault`). Bytes past the end
+    /// of the file in the last page read as zero. `pgdat` is the node the
+    /// mm maps from; the page must be in its memory map.
+    ///
+    /// Errors: [`FileFaultError::Eof`] for a page wholly past the end of
+    /// the file and [`FileFaultError::Io`] for a failed read (both
+    /// `VM_FAULT_SIGBUS`), [`FileFaultError::NoMemory`] (`VM_FAULT_OOM`).
+    fn fault(&self, pgdat: &PgData<'_>, index: u64) -> Result<FaultPage, FileFaultError>;
+
+    /// Calls `f(index, pfn)` for the pages at indices in `[start, end)`
+    /// that are cached and uptodate and can be had without waiting (not
+    /// locked, not past the end of the file), each with one reference
+    /// that `f` takes over (Linux `vm_ops->map_pages`,
+    /// `filemap_map_pages`). No I/O. The mm maps them read-only around a
+    /// read fault where nothing is mapped (fault-around); `f` takes the
+    /// page-table lock and never sleeps, so the file may call it under its
+    /// own locks. A file without a cache maps nothing.
+    fn map_pages(&self, pgdat: &PgData<'_>, start: u64, end: u64, f: &mut dyn FnMut(u64, Pfn));
+
+    /// The page `pfn` at `index`, which the caller holds a reference on,
+    /// is about to become writable through a pte of a `VM_SHARED`
+    /// mapping: on the first write fault of a page not yet mapped, or a
+    /// write to a read-only shared pte (Linux `vm_ops->page_mkwrite` and
+    /// the `folio_mark_dirty` of `fault_dirty_shared_page`). The file
+    /// checks the page is still its page at `index`, readies the blocks
+    /// behind it and marks it dirty, all under its own locking; the mm
+    /// then maps it writable and dirty.
+    ///
+    /// Errors: the write fails with `SIGBUS` on [`FileFaultError::Eof`]
+    /// (the page left the file meanwhile; Linux retries the fault, which
+    /// only works if truncation unmapped the page, which we cannot do
+    /// yet) and [`FileFaultError::Io`] (no space, a failed read), `OOM`
+    /// on [`FileFaultError::NoMemory`].
+    fn page_mkwrite(&self, pgdat: &PgData<'_>, index: u64, pfn: Pfn) -> Result<(), FileFaultError>;
+
+    /// A pte mapping the page `pfn` at `index` was found dirty as it was
+    /// zapped (munmap, exit, `MADV_DONTNEED`; Linux `zap_pte_range`'s
+    /// `folio_mark_dirty`) or cleaned by msync: the file marks the page
+    /// dirty if it is still its page at `index` (Linux
+    /// `folio_mark_dirty`), else ignores it. The mm holds a reference on
+    /// the page for the call.
+    fn set_page_dirty(&self, pgdat: &PgData<'_>, index: u64, pfn: Pfn);
+
+    /// Writes the dirty pages of bytes `[start, end)` of the file back and
+    /// waits for them (Linux `vfs_fsync_range(file, start, end - 1, 1)`,
+    /// what `msync(MS_SYNC)` calls for a shared mapping after handing the
+    /// mapping's dirty ptes over with [`set_page_dirty`](Self::set_page_dirty)).
+    ///
+    /// Errors: the errno msync returns (`EIO`, `ENOSPC`, ...).
+    fn fsync_range(&self, start: u64, end: u64) -> Result<(), Errno>;
+}
+
+/// A page a file's [`fault`](VmaFile::fault) hands over (Linux
+/// `vmf->page` and `VM_FAULT_MAJOR`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultPage {
+    /// The page, uptodate, with one reference for the caller.
+    pub pfn: Pfn,
+    /// Whether reading it took I/O (a major fault).
+    pub major: bool,
+}
+
+/// Why a file could not give or ready a page (the `VM_FAULT_*` error bits
+/// of a file's fault handlers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileFaultError {
+    /// The page is wholly past the end of the file, or left it
+    /// (`VM_FAULT_SIGBUS`).
+    Eof,
+    /// Reading the page or readying its blocks failed (`VM_FAULT_SIGBUS`).
+    Io,
+    /// No memory for the page or the cache (`VM_FAULT_OOM`).
+    NoMemory,
 }
 
 fn same_file(a: Option<&'static dyn VmaFile>, b: Option<&'static dyn VmaFile>) -> bool {
@@ -668,13 +808,14 @@ impl<A: VmaAlloc> VmaTree<A> {
         if self.map_count() >= MAX_MAP_COUNT {
             return Err(VmaError::NoMemory);
         }
-        let node = self.alloc_vma(&vma.desc())?;
+        // The node takes the file's reference in `split_with`.
+        let node = self.alloc_vma(&VmaDesc { file: None, ..vma.desc() })?;
         self.split_with(addr.as_u64(), node);
         Ok(())
     }
 
-    /// Splits at `addr`, strictly inside a VMA, using `node` for the upper
-    /// part.
+    /// Splits at `addr`, strictly inside a VMA, using `node`, which maps no
+    /// file, for the upper part.
     fn split_with(&mut self, addr: u64, node: Unlinked<VmaAdapter>) {
         let Some(vma) = self.vma_lookup(user_addr(addr)) else {
             self.free_vma(node);
@@ -685,7 +826,12 @@ impl<A: VmaAlloc> VmaTree<A> {
         node.vm_end.set(end);
         node.vm_flags.set(vma.flags());
         node.vm_pgoff.set(vma.pgoff() + ((addr - start) >> PAGE_SHIFT));
-        node.vm_file.set(vma.file());
+        if let Some(file) = vma.file() {
+            // The upper half maps the file too (Linux `__split_vma`'s
+            // `get_file`).
+            file.get_file();
+            node.vm_file.set(Some(file));
+        }
         self.set_range(start, start, addr);
         self.total_pages -= (end - addr) >> PAGE_SHIFT;
         self.link(node);
@@ -702,6 +848,11 @@ impl<A: VmaAlloc> VmaTree<A> {
         let inside = |addr: u64| self.vma_lookup(user_addr(addr)).filter(|vma| vma.vm_start.get() != addr);
         let (at_start, at_end) = (inside(start), inside(end));
         let (split_start, split_end) = (at_start.is_some(), at_end.is_some());
+        if !split_start && !split_end {
+            // Nothing to split: not even a transient excess from
+            // `split_for_munmap` fails the unmap that follows it.
+            return Ok(());
+        }
         let added = if unmap {
             usize::from(at_start.zip(at_end).is_some_and(|(a, b)| core::ptr::eq(a, b)))
         } else {
@@ -732,6 +883,19 @@ impl<A: VmaAlloc> VmaTree<A> {
             self.split_with(end, node);
         }
         Ok(())
+    }
+
+    /// Splits the VMAs that straddle `start` or `end` as
+    /// [`VmaTree::munmap_range`] would, without unmapping anything (Linux
+    /// `vms_gather_munmap_vmas()`' splits): the caller zaps the page tables
+    /// of the VMAs inside while they, and their files, are still there
+    /// (Linux `unmap_region()` before `remove_vma()`), then calls
+    /// [`VmaTree::munmap_range`], which has nothing left to split.
+    ///
+    /// Errors: as [`VmaTree::munmap_range`]'s; neither changes anything.
+    pub fn split_for_munmap(&mut self, start: VirtAddr, end: VirtAddr) -> Result<(), VmaError> {
+        let (start, end) = Self::user_range(start, end)?;
+        self.split_range(start, end, true)
     }
 
     /// Unmaps `[start, end)` (Linux `do_vmi_align_munmap()`): splits the
@@ -1010,8 +1174,12 @@ impl<A: VmaAlloc> VmaTree<A> {
         self.tree.lower_bound(start.as_u64()).filter(|vma| vma.start() == start).ok_or(VmaError::NotFound)
     }
 
+    /// A new VMA for `desc`, holding a reference on its file (invariant 6).
     fn alloc_vma(&self, desc: &VmaDesc) -> Result<Unlinked<VmaAdapter>, VmaError> {
         let mem = self.alloc.alloc().ok_or(VmaError::NoMemory)?;
+        if let Some(file) = desc.file {
+            file.get_file();
+        }
         // SAFETY: `ObjCache::alloc` returned memory aligned and valid for a
         // `Vma` that nothing else uses until it is freed (invariant 5),
         // which happens only after the node has left the tree.
@@ -1071,7 +1239,12 @@ fn refresh_gap(cursor: &mut CursorMut<'_, VmaAdapter>) {
     }
 }
 
+/// Frees a VMA that left the tree, dropping its file reference
+/// (invariant 6) after its last use of the file.
 fn free_vma<A: VmaAlloc>(alloc: &A, vma: Unlinked<VmaAdapter>) {
+    if let Some(file) = vma.vm_file.take() {
+        file.put_file();
+    }
     // SAFETY: invariant 5: the node came from `alloc` (each tree uses one
     // allocator), is linked nowhere, and `into_raw` consumed its only
     // owner.

@@ -92,10 +92,10 @@ pub enum VmEventItem {
     /// faults refused with SIGSEGV before that are not counted, as in
     /// Linux, whose arch code refuses them before `handle_mm_fault`.
     Pgfault,
-    /// Major faults (`PGMAJFAULT`): faults that had to read the page's data
-    /// from its file. There is no page cache, so every fault on a file
-    /// mapping reads the page from its backing (initramfs) file, which is
-    /// what Linux counts as major (`filemap_fault` doing the read).
+    /// Major faults (`PGMAJFAULT`): faults whose file page had to be read
+    /// in ([`FaultPage::major`](crate::vma::FaultPage), Linux
+    /// `filemap_fault` doing the read). A file without a cache (the
+    /// initramfs's) reads at every fault.
     Pgmajfault,
     /// Write faults that made a present read-only page writable in place
     /// instead of copying it (`PGREUSE`, Linux `wp_page_reuse`): a private

@@ -56,7 +56,8 @@ fn fork_cow_and_wait_behave_as_on_linux() {
 
 #[ktest(timeout = 120)]
 fn signals_and_efault_behave_as_on_linux() {
-    check_passes("signal_test", &["signal_test"]);
+    // The full path: the program maps its own file.
+    check_passes("signal_test", &["/bin/signal_test"]);
 }
 
 #[ktest(timeout = 120)]

@@ -2,8 +2,10 @@
  * Page faults the kernel cannot resolve, as Linux reports them
  * (arch/x86/mm/fault.c): SIGSEGV with si_addr the faulting address and
  * si_code SEGV_ACCERR (a mapping forbids the access) or SEGV_MAPERR (no
- * mapping); an uncaught SIGSEGV kills only its process; and bad user
- * pointers given to system calls fail with EFAULT instead of faulting.
+ * mapping), SIGBUS with BUS_ADRERR for a file mapping's page past the end
+ * of the file (mm/filemap.c's filemap_fault); an uncaught SIGSEGV kills
+ * only its process; and bad user pointers given to system calls fail
+ * with EFAULT instead of faulting.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -24,31 +26,52 @@
 
 static sigjmp_buf recover;
 static volatile sig_atomic_t faults;
+static volatile sig_atomic_t fault_sig;
 static void *volatile fault_addr;
 static volatile int fault_code;
 
-static void on_segv(int sig, siginfo_t *info, void *ucontext)
+static void on_fault(int sig, siginfo_t *info, void *ucontext)
 {
-	(void)sig;
 	(void)ucontext;
 	faults++;
+	fault_sig = sig;
 	fault_addr = info->si_addr;
 	fault_code = info->si_code;
 	siglongjmp(recover, 1);
 }
 
-/* Runs `touch(p)` expecting one SIGSEGV at `p` with `code`. */
-static void expect_segv(void (*touch)(volatile char *), volatile char *p, int code, const char *what)
+/* Catches `sig` with on_fault. */
+static int catch_faults(int sig)
+{
+	struct sigaction sa = { 0 };
+
+	sa.sa_sigaction = on_fault;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	return sigaction(sig, &sa, NULL);
+}
+
+/* Runs `touch(p)` expecting one signal `sig` at `p` with `code`. */
+static void expect_fault(void (*touch)(volatile char *), volatile char *p, int sig, int code, const char *what)
 {
 	faults = 0;
+	fault_sig = 0;
 	fault_addr = NULL;
 	fault_code = 0;
 	if (sigsetjmp(recover, 1) == 0)
 		touch(p);
-	CHECK(faults == 1, "%s raises SIGSEGV", what);
+	CHECK(faults == 1 && fault_sig == sig, "%s raises %s (got signal %d)", what, sig == SIGBUS ? "SIGBUS" : "SIGSEGV",
+	      (int)fault_sig);
 	CHECK(fault_addr == (void *)p, "%s: si_addr is the faulting address (%p)", what, fault_addr);
-	CHECK(fault_code == code, "%s: si_code is %s (%d)", what, code == SEGV_ACCERR ? "SEGV_ACCERR" : "SEGV_MAPERR",
-	      fault_code);
+	/* BUS_ADRERR and SEGV_ACCERR are both 2. */
+	CHECK(fault_code == code, "%s: si_code is %s (%d)", what,
+	      sig == SIGBUS ? "BUS_ADRERR" : code == SEGV_ACCERR ? "SEGV_ACCERR" : "SEGV_MAPERR", fault_code);
+}
+
+/* Runs `touch(p)` expecting one SIGSEGV at `p` with `code`. */
+static void expect_segv(void (*touch)(volatile char *), volatile char *p, int code, const char *what)
+{
+	expect_fault(touch, p, SIGSEGV, code, what);
 }
 
 static void write_byte(volatile char *p)
@@ -63,12 +86,7 @@ static void read_byte(volatile char *p)
 
 static void caught_faults(void)
 {
-	struct sigaction sa = { 0 };
-
-	sa.sa_sigaction = on_segv;
-	sa.sa_flags = SA_SIGINFO;
-	sigemptyset(&sa.sa_mask);
-	CHECK(sigaction(SIGSEGV, &sa, NULL) == 0, "install an SA_SIGINFO SIGSEGV handler");
+	CHECK(catch_faults(SIGSEGV) == 0, "install an SA_SIGINFO SIGSEGV handler");
 
 	char *ro = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	char *none = mmap(NULL, PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -87,6 +105,46 @@ static void caught_faults(void)
 	signal(SIGSEGV, SIG_DFL);
 	munmap(ro, PAGE);
 	munmap(none, PAGE);
+}
+
+/*
+ * A page of a file mapping wholly past the end of the file: SIGBUS with
+ * BUS_ADRERR for the program's access, EFAULT for a system call's; the
+ * rest of the file's last page reads as zeros.
+ */
+static void file_page_past_the_end_is_sigbus(const char *self)
+{
+	int fd = open(self, O_RDONLY);
+	off_t size = fd < 0 ? -1 : lseek(fd, 0, SEEK_END);
+
+	CHECK(size > 0, "open the program's own file and find its size");
+	if (size <= 0)
+		return;
+	size_t in_file = ((size_t)size + PAGE - 1) / PAGE * PAGE;
+	char *p = mmap(NULL, in_file + 2 * PAGE, PROT_READ, MAP_PRIVATE, fd, 0);
+
+	close(fd);
+	CHECK(p != MAP_FAILED, "map the file and two pages past its end");
+	if (p == MAP_FAILED)
+		return;
+	CHECK(catch_faults(SIGBUS) == 0, "install an SA_SIGINFO SIGBUS handler");
+	CHECK(p[0] == 0x7f && p[1] == 'E', "the file's first page reads the ELF header");
+	if ((size_t)size < in_file)
+		CHECK(p[size] == 0 && p[in_file - 1] == 0, "the last page reads zeros past the end of the file");
+	expect_fault(read_byte, p + in_file, SIGBUS, BUS_ADRERR, "a read of the first page past the end");
+	expect_fault(read_byte, p + in_file + PAGE + 8, SIGBUS, BUS_ADRERR, "a read of the second page past the end");
+
+	int fds[2];
+
+	if (pipe(fds) == 0) {
+		errno = 0;
+		CHECK(write(fds[1], p + in_file, 1) == -1 && errno == EFAULT,
+		      "write from a page past the end of the file fails with EFAULT");
+		close(fds[0]);
+		close(fds[1]);
+	}
+	signal(SIGBUS, SIG_DFL);
+	munmap(p, in_file + 2 * PAGE);
 }
 
 static void uncaught_fault_kills_only_the_child(void)
@@ -168,6 +226,7 @@ int main(int argc, char **argv)
 	(void)argc;
 	utest_start(argv[0]);
 	caught_faults();
+	file_page_past_the_end_is_sigbus(argv[0]);
 	uncaught_fault_kills_only_the_child();
 	signal_with_a_stack_near_zero_kills_with_sigsegv();
 	bad_pointers_give_efault();

@@ -23,9 +23,13 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
+use mm::Pfn;
 use mm::errseq::ErrSeqSample;
+use mm::gfp::{GFP_HIGHUSER_MOVABLE, Gfp};
+use mm::highmem::memcpy_to_owned;
+use mm::page_alloc::PgData;
 use mm::readahead::FileRaState;
-use mm::vma::VmaFile;
+use mm::vma::{FaultPage, FileFaultError, VmaFile};
 use spin::Once;
 use uapi::errno::Errno;
 
@@ -35,6 +39,15 @@ use super::pipe::PipeEnd;
 use crate::sync::{Mutex, SpinLock};
 
 /// An initramfs file as the mm sees it.
+///
+/// It has no page cache: every [`VmaFile::fault`] reads a new page from
+/// the archive, a major fault, that only its one mapping uses, as the mm
+/// did before file mappings went through a cache. So a `MAP_SHARED`
+/// mapping of it shares no page with other mappers (only with its fork
+/// children): an interim that holds while these files are read-only,
+/// since mmap never lets them be mapped shared and writable
+/// (`sys_mmap` passes `writable: false`). The kernel's page cache replaces
+/// it for files that have one.
 pub struct RamFile {
     /// Absolute path.
     pub path: String,
@@ -47,19 +60,37 @@ impl VmaFile for RamFile {
         &self.path
     }
 
-    fn size(&self) -> u64 {
-        self.entry.data.len() as u64
+    // Initramfs files live as long as the kernel: no count to keep.
+    fn get_file(&self) {}
+
+    fn put_file(&self) {}
+
+    fn fault(&self, pgdat: &PgData<'_>, index: u64) -> Result<FaultPage, FileFaultError> {
+        let data = self.entry.data;
+        let offset = index.checked_mul(mm::PAGE_SIZE).and_then(|o| usize::try_from(o).ok());
+        // Linux `filemap_fault`: a page wholly past the end is SIGBUS.
+        let src = offset.and_then(|o| data.get(o..)).filter(|d| !d.is_empty()).ok_or(FileFaultError::Eof)?;
+        let page_size = mm::PAGE_SIZE as usize;
+        let src = &src[..src.len().min(page_size)];
+        // The part of the last page past the end reads as zero.
+        let gfp = if src.len() < page_size { GFP_HIGHUSER_MOVABLE | Gfp::ZERO } else { GFP_HIGHUSER_MOVABLE };
+        let mut page = pgdat.alloc_pages_owned(gfp, 0).ok_or(FileFaultError::NoMemory)?;
+        memcpy_to_owned(&mut page, 0, src).map_err(|_| FileFaultError::NoMemory)?;
+        Ok(FaultPage { pfn: page.into_raw(), major: true })
     }
 
-    fn read(&self, offset: u64, dst: &mut [u8]) -> usize {
-        let data = self.entry.data;
-        let Ok(start) = usize::try_from(offset) else { return 0 };
-        if start >= data.len() {
-            return 0;
-        }
-        let n = dst.len().min(data.len() - start);
-        dst[..n].copy_from_slice(&data[start..start + n]);
-        n
+    // No cache, so nothing to map around a fault.
+    fn map_pages(&self, _: &PgData<'_>, _: u64, _: u64, _: &mut dyn FnMut(u64, Pfn)) {}
+
+    // Nothing to ready or dirty: the copy is the mapping's alone.
+    fn page_mkwrite(&self, _: &PgData<'_>, _: u64, _: Pfn) -> Result<(), FileFaultError> {
+        Ok(())
+    }
+
+    fn set_page_dirty(&self, _: &PgData<'_>, _: u64, _: Pfn) {}
+
+    fn fsync_range(&self, _: u64, _: u64) -> Result<(), Errno> {
+        Ok(())
     }
 }
 

@@ -62,3 +62,20 @@ fn part_page_copies_move_exactly_their_bytes_and_refuse_ranges_past_the_page() {
     assert_eq!(from(&mut out, 4089), Err(PageRangeError::OutOfPage));
     assert_eq!(sim.ram.page(page)[4095], b'f', "a refused copy writes nothing");
 }
+
+#[test]
+fn memcpy_to_owned_copies_at_the_offset_and_stops_at_the_block_end() {
+    let sim = Sim::flat(16 * MIB);
+    let pgdat = sim.pgdat(1);
+    let mut page = pgdat.alloc_pages_owned(GFP_KERNEL | crate::gfp::Gfp::ZERO, 0).unwrap();
+    assert_eq!(memcpy_to_owned(&mut page, 10, &[7; 20]), Ok(20));
+    let bytes = sim.ram.page(page.pfn());
+    assert!(bytes[..10].iter().all(|&b| b == 0) && bytes[10..30].iter().all(|&b| b == 7));
+    assert!(bytes[30..].iter().all(|&b| b == 0), "nothing past the copy");
+    let size = PAGE_SIZE as usize;
+    assert_eq!(memcpy_to_owned(&mut page, size - 4, &[9; 20]), Ok(4), "clipped at the page's end");
+    assert_eq!(memcpy_to_owned(&mut page, size + 1, &[9; 20]), Ok(0), "wholly past it");
+    let bytes = sim.ram.page(page.pfn());
+    assert!(bytes[size - 4..].iter().all(|&b| b == 9) && bytes[30..size - 4].iter().all(|&b| b == 0));
+    page.free().unwrap();
+}

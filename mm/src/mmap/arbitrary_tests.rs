@@ -157,9 +157,11 @@ fn populate(mm: &mut super::tests::Mm<'_>) {
     }
 }
 
-/// Makes the call; the result is only required to exist.
+/// Makes the call; the result is only required to exist. The file is
+/// open for writing, so shared writable file mappings (page_mkwrite, dirty
+/// ptes, msync) are exercised too.
 fn make(mm: &mut super::tests::Mm<'_>, call: &Call) {
-    let file = Some(MapFile { file: &FILE, writable: false });
+    let file = Some(MapFile { file: &FILE, writable: true });
     match *call {
         Call::Mmap { addr, len, prot, flags, file: f, pgoff } => {
             let _ = mm.do_mmap(addr, len, prot, flags, if f { file } else { None }, pgoff);

@@ -2,6 +2,7 @@
 //! search, allocation failure, and a model-based proptest.
 
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicUsize, Ordering};
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
@@ -20,25 +21,66 @@ const GUARD_PAGES: u64 = STACK_GUARD_GAP / P;
 /// VMA memory from the host heap.
 type TestAlloc = HeapAlloc<Vma>;
 
-struct TestFile(&'static str);
+/// A file that counts the references VMAs hold on it; the tree never
+/// faults its pages.
+struct TestFile {
+    name: &'static str,
+    refs: AtomicUsize,
+}
 
-impl VmaFile for TestFile {
-    fn name(&self) -> &str {
-        self.0
+impl TestFile {
+    const fn new(name: &'static str) -> Self {
+        TestFile { name, refs: AtomicUsize::new(0) }
     }
 
-    fn size(&self) -> u64 {
-        1 << 20
+    /// A file of the test's own, whose count no other test touches.
+    fn leak(name: &'static str) -> &'static TestFile {
+        Box::leak(Box::new(TestFile::new(name)))
     }
 
-    fn read(&self, _offset: u64, dst: &mut [u8]) -> usize {
-        dst.fill(0);
-        dst.len()
+    fn refs(&self) -> usize {
+        self.refs.load(Ordering::Relaxed)
     }
 }
 
-static FILE_A: TestFile = TestFile("a");
-static FILE_B: TestFile = TestFile("b");
+impl VmaFile for TestFile {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn get_file(&self) {
+        self.refs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn put_file(&self) {
+        let before = self.refs.fetch_sub(1, Ordering::Relaxed);
+        assert!(before > 0, "put_file of {} without a reference", self.name);
+    }
+
+    fn fault(&self, _: &PgData<'_>, _: u64) -> Result<FaultPage, FileFaultError> {
+        unreachable!("the VMA tree never faults")
+    }
+
+    fn map_pages(&self, _: &PgData<'_>, _: u64, _: u64, _: &mut dyn FnMut(u64, Pfn)) {
+        unreachable!("the VMA tree never faults")
+    }
+
+    fn page_mkwrite(&self, _: &PgData<'_>, _: u64, _: Pfn) -> Result<(), FileFaultError> {
+        unreachable!("the VMA tree never faults")
+    }
+
+    fn set_page_dirty(&self, _: &PgData<'_>, _: u64, _: Pfn) {
+        unreachable!("the VMA tree never zaps")
+    }
+
+    fn fsync_range(&self, _: u64, _: u64) -> Result<(), Errno> {
+        unreachable!("the VMA tree never writes back")
+    }
+}
+
+/// Files shared by tests that do not look at the counts.
+static FILE_A: TestFile = TestFile::new("a");
+static FILE_B: TestFile = TestFile::new("b");
 
 type Tree<'a> = VmaTree<&'a TestAlloc>;
 
@@ -192,6 +234,34 @@ fn split_advances_the_pgoff_of_the_upper_part() {
     assert_eq!((tree.map_count(), tree.total_pages()), (2, 8));
     assert!(core::ptr::addr_eq(tree.vma_lookup(va(7)).unwrap().file().unwrap(), &FILE_A as &dyn VmaFile));
     tree.check().unwrap();
+}
+
+#[test]
+fn each_vma_mapping_a_file_holds_one_reference_on_it() {
+    let alloc = TestAlloc::default();
+    let f = TestFile::leak("counted");
+    let mut tree = VmaTree::new(&alloc);
+    tree.insert(file(0, 4, VmaFlags::READ, f, 0)).unwrap();
+    assert_eq!(f.refs(), 1, "mmap");
+    tree.insert(file(4, 6, VmaFlags::READ, f, 4)).unwrap();
+    assert_eq!((tree.map_count(), f.refs()), (1, 1), "merged: no VMA, no reference");
+    tree.split(va(2)).unwrap();
+    assert_eq!((tree.map_count(), f.refs()), (2, 2), "the upper half of a split takes one");
+    tree.modify_flags(va(1), va(5), |_| RW).unwrap();
+    assert_eq!((tree.map_count(), f.refs()), (3, 3), "mprotect of the middle: three VMAs");
+    tree.modify_flags(va(0), va(6), |_| VmaFlags::READ).unwrap();
+    assert_eq!((tree.map_count(), f.refs()), (1, 1), "merged back: the freed VMAs dropped theirs");
+    tree.relocate(va(0), va(6), va(20)).unwrap();
+    assert_eq!(f.refs(), 1, "a move keeps the VMA and its reference");
+    tree.munmap_range(va(21), va(22), |_| {}).unwrap();
+    assert_eq!((tree.map_count(), f.refs()), (2, 2), "a hole punched: two VMAs");
+    tree.munmap_range(va(20), va(21), |_| {}).unwrap();
+    assert_eq!(f.refs(), 1, "munmap drops the VMA's");
+    alloc.fail_nth(0);
+    assert_eq!(tree.split(va(23)), Err(VmaError::NoMemory));
+    assert_eq!(f.refs(), 1, "a failed split takes none");
+    drop(tree);
+    assert_eq!(f.refs(), 0, "exit drops the rest");
 }
 
 #[test]
@@ -591,23 +661,23 @@ type Page = (VmaFlags, usize, u64);
 
 const WINDOW: u64 = 1024;
 
-fn file_ref(id: usize) -> Option<&'static dyn VmaFile> {
-    match id {
-        1 => Some(&FILE_A),
-        2 => Some(&FILE_B),
-        _ => None,
-    }
+/// The model's files 1 and 2 (0 is none), the run's own so that their
+/// counts are the run's.
+type Files = [&'static TestFile; 2];
+
+fn file_ref(files: &Files, id: usize) -> Option<&'static dyn VmaFile> {
+    id.checked_sub(1).and_then(|i| files.get(i)).map(|&f| f as &dyn VmaFile)
 }
 
-fn file_id(file: Option<&'static dyn VmaFile>) -> usize {
-    (1..=2).find(|&id| file_ref(id).is_some_and(|f| file.is_some_and(|g| core::ptr::addr_eq(f, g)))).unwrap_or(0)
+fn file_id(files: &Files, file: Option<&'static dyn VmaFile>) -> usize {
+    (1..=2).find(|&id| file_ref(files, id).is_some_and(|f| file.is_some_and(|g| core::ptr::addr_eq(f, g)))).unwrap_or(0)
 }
 
-fn pages_of(tree: &Tree<'_>) -> BTreeMap<u64, Page> {
+fn pages_of(tree: &Tree<'_>, files: &Files) -> BTreeMap<u64, Page> {
     let mut pages = BTreeMap::new();
     for v in tree.iter() {
         for i in 0..v.pages() {
-            pages.insert(page_of(v.start()) + i, (v.flags(), file_id(v.file()), v.pgoff() + i));
+            pages.insert(page_of(v.start()) + i, (v.flags(), file_id(files, v.file()), v.pgoff() + i));
         }
     }
     pages
@@ -724,6 +794,7 @@ proptest! {
 /// after each step.
 fn run_model(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let alloc = TestAlloc::default();
+    let files: Files = [TestFile::leak("a"), TestFile::leak("b")];
     let mut tree = VmaTree::new(&alloc);
     let mut model: BTreeMap<u64, Page> = BTreeMap::new();
     for op in ops {
@@ -741,7 +812,7 @@ fn run_model(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Insert { start, pages, flags, file, pgoff_delta } => {
                 let end = start + pages;
                 let pgoff = if file == 0 { apg(start) } else { start } + pgoff_delta;
-                let desc = VmaDesc { start: va(start), end: va(end), flags, pgoff, file: file_ref(file) };
+                let desc = VmaDesc { start: va(start), end: va(end), flags, pgoff, file: file_ref(&files, file) };
                 let result = tree.insert(desc);
                 if free(&model, start, end) {
                     if result.is_ok() {
@@ -884,13 +955,18 @@ fn run_model(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Err(_) => prop_assert_eq!(snapshot(&tree), before),
         }
-        prop_assert_eq!(pages_of(&tree), model.clone());
+        prop_assert_eq!(pages_of(&tree, &files), model.clone());
         prop_assert_eq!(tree.total_pages(), model.len() as u64);
         prop_assert_eq!(tree.map_count(), tree.iter().count());
         prop_assert_eq!(alloc.live(), tree.map_count());
+        for (i, file) in files.iter().enumerate() {
+            let mapping = tree.iter().filter(|v| file_id(&files, v.file()) == i + 1).count();
+            prop_assert_eq!(file.refs(), mapping, "file {} after {:?}: one reference per VMA", i + 1, op);
+        }
     }
     drop(tree);
     prop_assert_eq!(alloc.live(), 0);
+    prop_assert_eq!((files[0].refs(), files[1].refs()), (0, 0), "every reference dropped");
     Ok(())
 }
 

@@ -320,6 +320,9 @@ fn user_exception(frame: &mut TrapFrame, vector: u8) {
                     | mm::memory::FaultError::Retry(_),
                 ) => (SIGSEGV, SEGV_MAPERR, address, "segfault"),
                 Err(mm::memory::FaultError::AccErr) => (SIGSEGV, SEGV_ACCERR, address, "segfault"),
+                // Linux `do_sigbus`: a mapped file page that cannot be
+                // had (past the end of the file, an I/O error).
+                Err(mm::memory::FaultError::SigBus) => (SIGBUS, BUS_ADRERR, address, "bus error"),
             }
         }
         vector::BREAKPOINT => (SIGTRAP, SI_KERNEL, frame.rip, "trap int3"),
