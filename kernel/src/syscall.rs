@@ -530,16 +530,28 @@ fn sys_mmap(addr: u64, len: u64, prot: u32, flags: u32, fd: i32, off: u64) -> Sy
     if off & (mm::PAGE_SIZE - 1) != 0 {
         return Err(Errno::EINVAL);
     }
+    // A cached file is mapped through its page cache; the mapping object
+    // is held here for the call, the VMAs take their own counts.
+    let mut cached = None;
     let file = if flags & uapi::mman::MAP_ANONYMOUS != 0 {
         None
     } else {
         let f = file(fd)?;
-        match f.path().and_then(|p| p.inode.ops.ramfile()) {
-            Some(r) if r.entry.is_file() => Some(mm::mmap::MapFile { file: r, writable: false }),
-            _ => return Err(Errno::ENODEV),
+        let p = f.path().ok_or(Errno::ENODEV)?;
+        if p.inode.i_mapping.is_some() {
+            let name = crate::fs::namei::d_path(p).unwrap_or_default();
+            let mapped = cached.insert(crate::filemap::MappedFile::new(p.inode.clone(), name));
+            Some(mm::mmap::MapFile { file: crate::filemap::MappedFile::as_vma_file(mapped), writable: f.writable() })
+        } else {
+            match p.inode.ops.ramfile() {
+                Some(r) if r.entry.is_file() => Some(mm::mmap::MapFile { file: r, writable: false }),
+                _ => return Err(Errno::ENODEV),
+            }
         }
     };
-    current_mm()?.mmap_write_lock().do_mmap(addr, len, prot, flags, file, off / mm::PAGE_SIZE)
+    let result = current_mm()?.mmap_write_lock().do_mmap(addr, len, prot, flags, file, off / mm::PAGE_SIZE);
+    drop(cached);
+    result
 }
 
 fn sys_mincore(start: u64, len: u64, vec: u64) -> SysResult {

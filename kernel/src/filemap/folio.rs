@@ -57,6 +57,14 @@ impl FolioRef {
         self.pfn
     }
 
+    /// Gives the reference away as a frame number (to a pte, which the
+    /// mm puts when it unmaps it).
+    pub fn into_pfn(self) -> Pfn {
+        let pfn = self.pfn;
+        core::mem::forget(self);
+        pfn
+    }
+
     /// The page's descriptor.
     pub fn page(&self) -> &'static Page {
         self.page

@@ -52,6 +52,7 @@
 #![deny(unsafe_code)]
 
 mod folio;
+mod vm_file;
 
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -69,6 +70,7 @@ use spin::Once;
 use uapi::errno::Errno;
 
 pub use self::folio::FolioRef;
+pub use self::vm_file::MappedFile;
 use crate::fs::inode::Inode;
 use crate::mmap::FOLIO_WAIT;
 use crate::slab::KmemCacheOf;
@@ -167,6 +169,15 @@ impl Mapping {
             log::warn!("page cache: no memory to list mapping {:#x} for reclaim", id.as_u64());
         }
         Ok(mapping)
+    }
+
+    /// Marks `folio`, this cache's page at `index`, dirty if it still is
+    /// (Linux `filemap_dirty_folio`).
+    fn mark_dirty(&self, folio: &FolioRef, index: u64) {
+        let mut space = self.space.lock();
+        if space.lookup(index) == Some(folio.pfn()) {
+            page_writeback::folio_mark_dirty(&mut space, crate::mm::pgdat(), folio.page(), index);
+        }
     }
 
     /// Takes the locked, clean `pfn` out at `index` for reclaim; the
@@ -340,6 +351,12 @@ fn page_buffer() -> Result<Box<[u8]>, Errno> {
 /// The uptodate page at `index`, read if it is not cached (Linux
 /// `read_cache_folio` / `filemap_get_pages` for one page). Sleeps.
 pub fn read_cache_page(inode: &Inode, index: u64) -> Result<FolioRef, Errno> {
+    read_cache_page_major(inode, index).map(|(folio, _)| folio)
+}
+
+/// [`read_cache_page`], and whether this call read the page from the
+/// file system (a major fault, for `filemap_fault`).
+fn read_cache_page_major(inode: &Inode, index: u64) -> Result<(FolioRef, bool), Errno> {
     let (mapping, a_ops) = parts(inode)?;
     loop {
         let folio = match mapping.find_get(index) {
@@ -347,13 +364,13 @@ pub fn read_cache_page(inode: &Inode, index: u64) -> Result<FolioRef, Errno> {
             None => match mapping.add_new_locked(index)? {
                 Ok(new) => {
                     fill_locked(mapping, a_ops, &new, index)?;
-                    return Ok(new);
+                    return Ok((new, true));
                 }
                 Err(theirs) => theirs,
             },
         };
         if folio.page().test(PageFlags::UPTODATE) {
-            return Ok(folio);
+            return Ok((folio, false));
         }
         // Someone else is reading it, or their read failed: wait for the
         // lock, then look again (Linux `filemap_update_page`).
@@ -364,10 +381,10 @@ pub fn read_cache_page(inode: &Inode, index: u64) -> Result<FolioRef, Errno> {
         }
         if folio.page().test(PageFlags::UPTODATE) {
             folio_unlock(folio.page(), folio.pfn(), &FOLIO_WAIT);
-            return Ok(folio);
+            return Ok((folio, false));
         }
         fill_locked(mapping, a_ops, &folio, index)?;
-        return Ok(folio);
+        return Ok((folio, true));
     }
 }
 
@@ -476,7 +493,6 @@ pub fn generic_perform_write(inode: &alloc::sync::Arc<Inode>, pos: u64, buf: &[u
     pos.checked_add(len).ok_or(Errno::EFBIG)?;
     a_ops.write_begin(pos, len)?;
     let size = mapping.i_size();
-    let pgdat = crate::mm::pgdat();
     let mut done = 0usize;
     let mut failure = None;
     while done < buf.len() {
@@ -498,12 +514,7 @@ pub fn generic_perform_write(inode: &alloc::sync::Arc<Inode>, pos: u64, buf: &[u
             break;
         }
         folio.page().set(PageFlags::UPTODATE);
-        {
-            let mut space = mapping.space.lock();
-            if space.lookup(index) == Some(folio.pfn()) {
-                page_writeback::folio_mark_dirty(&mut space, pgdat, folio.page(), index);
-            }
-        }
+        mapping.mark_dirty(&folio, index);
         // The size covers the page before anyone can write it back
         // (Linux `generic_write_end`'s `i_size_write` under the page lock).
         mapping.i_size.fetch_max(at + n as u64, Ordering::AcqRel);

@@ -1,0 +1,199 @@
+//! A cached file as the mm maps it (Linux `generic_file_vm_ops`:
+//! `filemap_fault`, `filemap_map_pages`, `filemap_page_mkwrite`, and the
+//! `vm_file` reference a VMA holds).
+//!
+//! `mmap(2)` of a regular file with a page cache makes one [`MappedFile`]
+//! (Linux's `struct file` the VMA points at) and hands the mm a
+//! `&'static dyn VmaFile` to it. The object lives in an `Arc` whose count
+//! the mm's `get_file`/`put_file` move, as the contract of
+//! [`mm::vma::VmaFile`] asks: the `'static` is the mm's promise to use
+//! the reference only while a VMA (or the mmap caller) holds a count.
+//!
+//! - `fault`: the cached page, read with readahead around the fault
+//!   (`do_sync_mmap_readahead`, or the next window at a `PG_readahead`
+//!   page), SIGBUS past the end of the file or on a read error.
+//! - `map_pages`: fault-around maps the uptodate, unlocked pages already
+//!   cached, without I/O.
+//! - `page_mkwrite`: before a shared mapping writes a page, its blocks
+//!   are allocated (ENOSPC is SIGBUS, as Linux's `block_page_mkwrite`
+//!   gives), writeback of it is waited for, and it is marked dirty.
+//! - `set_page_dirty`: a dirty pte found at unmap or msync dirties the
+//!   page, which the flusher then writes.
+
+#![allow(unsafe_code)]
+
+use alloc::string::String;
+use alloc::sync::Arc;
+
+use mm::addr::{PAGE_SIZE, Pfn};
+use mm::filemap::{folio_lock, folio_unlock};
+use mm::page_alloc::PgData;
+use mm::page_flags::PageFlags;
+use mm::readahead::{self, FileRaState, RaMapping, VmaRaAdvice};
+use mm::vma::{FaultPage, FileFaultError, VmaFile};
+use uapi::errno::Errno;
+
+use super::{FolioRef, Mapping, parts, ra_limits, read_cache_page_major, run_readahead};
+use crate::fs::inode::Inode;
+use crate::mmap::FOLIO_WAIT;
+use crate::sync::SpinLock;
+
+/// One mapping of a cached file (Linux `struct file` as `vma->vm_file`).
+pub struct MappedFile {
+    inode: Arc<Inode>,
+    /// The path `/proc/PID/maps` shows.
+    name: String,
+    /// Readahead state of faults (Linux `file->f_ra`).
+    ra: SpinLock<FileRaState>,
+}
+
+impl MappedFile {
+    /// A mapping object for `inode` (which has a page cache) named `name`.
+    pub fn new(inode: Arc<Inode>, name: String) -> Arc<MappedFile> {
+        Arc::new(MappedFile { inode, name, ra: SpinLock::new(FileRaState::default()) })
+    }
+
+    /// The reference the mm keeps, valid while a count of `file` is held
+    /// (the caller's for the mmap call, then the VMAs', see the module
+    /// doc).
+    pub fn as_vma_file(file: &Arc<MappedFile>) -> &'static dyn VmaFile {
+        // SAFETY: the mm uses this reference only while it or the caller
+        // holds a count of the `Arc` (`VmaFile`'s lifetime contract:
+        // `get_file` when a VMA takes the file, `put_file` when it goes;
+        // the mmap caller keeps `file` for the call), so the object is
+        // alive whenever the reference is used.
+        unsafe { &*Arc::as_ptr(file) }
+    }
+
+    fn mapping(&self) -> Result<&Mapping, FileFaultError> {
+        self.inode.i_mapping.as_deref().ok_or(FileFaultError::Io)
+    }
+
+    fn nr_pages(&self) -> Result<u64, FileFaultError> {
+        Ok(self.mapping()?.i_size().div_ceil(PAGE_SIZE))
+    }
+}
+
+fn fault_error(e: Errno) -> FileFaultError {
+    match e {
+        Errno::ENOMEM => FileFaultError::NoMemory,
+        _ => FileFaultError::Io,
+    }
+}
+
+impl VmaFile for MappedFile {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn get_file(&self) {
+        // SAFETY: `self` lives in an `Arc` (only `MappedFile::new` makes
+        // one) and the caller holds a count of it (a VMA's or the mmap
+        // caller's), so the count is at least one.
+        unsafe { Arc::increment_strong_count(core::ptr::from_ref(self)) };
+    }
+
+    fn put_file(&self) {
+        // SAFETY: this gives back a count `get_file` took (the contract:
+        // one `put_file` per `get_file`).
+        unsafe { Arc::decrement_strong_count(core::ptr::from_ref(self)) };
+    }
+
+    fn fault(&self, _pgdat: &PgData<'_>, index: u64) -> Result<FaultPage, FileFaultError> {
+        let mapping = self.mapping()?;
+        let nr_pages = self.nr_pages()?;
+        if index >= nr_pages {
+            return Err(FileFaultError::Eof);
+        }
+        let (_, a_ops) = parts(&self.inode).map_err(fault_error)?;
+        let ra_mapping = RaMapping { cache: &mapping.space, nr_pages, bdi: ra_limits() };
+        match mapping.find_get(index) {
+            Some(folio) => {
+                let page = folio.page();
+                if page.test(PageFlags::READAHEAD) {
+                    let mut ra = *self.ra.lock();
+                    let writeback = page.test(PageFlags::WRITEBACK);
+                    let decision = readahead::do_async_mmap_readahead(
+                        &mut ra,
+                        &ra_mapping,
+                        VmaRaAdvice::Normal,
+                        index,
+                        true,
+                        writeback,
+                    );
+                    *self.ra.lock() = ra;
+                    if decision.clear_readahead {
+                        page.clear(PageFlags::READAHEAD);
+                    }
+                    run_readahead(mapping, a_ops, decision);
+                }
+            }
+            None => {
+                let mut ra = *self.ra.lock();
+                let decision = readahead::do_sync_mmap_readahead(&mut ra, &ra_mapping, VmaRaAdvice::Normal, index);
+                *self.ra.lock() = ra;
+                run_readahead(mapping, a_ops, decision);
+            }
+        }
+        let (folio, major) = read_cache_page_major(&self.inode, index).map_err(fault_error)?;
+        folio.page().set(PageFlags::REFERENCED);
+        Ok(FaultPage { pfn: folio.into_pfn(), major })
+    }
+
+    fn map_pages(&self, _pgdat: &PgData<'_>, start: u64, end: u64, f: &mut dyn FnMut(u64, Pfn)) {
+        let Ok(mapping) = self.mapping() else { return };
+        let Ok(nr_pages) = self.nr_pages() else { return };
+        let mut mapped = 0;
+        for index in start..end.min(nr_pages) {
+            let Some(folio) = mapping.find_get(index) else { continue };
+            let flags = folio.page().flags();
+            if !flags.contains(PageFlags::UPTODATE) || flags.intersects(PageFlags::LOCKED | PageFlags::READAHEAD) {
+                continue;
+            }
+            f(index, folio.into_pfn());
+            mapped += 1;
+        }
+        readahead::filemap_map_pages(&mut self.ra.lock(), mapped);
+    }
+
+    fn page_mkwrite(&self, _pgdat: &PgData<'_>, index: u64, pfn: Pfn) -> Result<(), FileFaultError> {
+        let mapping = self.mapping()?;
+        let (_, a_ops) = parts(&self.inode).map_err(fault_error)?;
+        let folio = FolioRef::get(pfn).ok_or(FileFaultError::Io)?;
+        let page = folio.page();
+        folio_lock(page, pfn, &FOLIO_WAIT);
+        let result = (|| {
+            if !mapping.owns(&folio, index) {
+                return Err(FileFaultError::Eof);
+            }
+            let start = index.saturating_mul(PAGE_SIZE);
+            let size = mapping.i_size();
+            if start >= size {
+                return Err(FileFaultError::Eof);
+            }
+            a_ops.write_begin(start, (size - start).min(PAGE_SIZE)).map_err(|_| FileFaultError::Io)?;
+            mm::filemap::folio_wait_writeback(page, pfn, &FOLIO_WAIT);
+            mapping.mark_dirty(&folio, index);
+            Ok(())
+        })();
+        folio_unlock(page, pfn, &FOLIO_WAIT);
+        if result.is_ok() {
+            crate::fs::fs_writeback::mark_inode_dirty(&self.inode);
+        }
+        result
+    }
+
+    fn set_page_dirty(&self, _pgdat: &PgData<'_>, index: u64, pfn: Pfn) {
+        let Ok(mapping) = self.mapping() else { return };
+        let Some(folio) = FolioRef::get(pfn) else { return };
+        if mapping.owns(&folio, index) {
+            mapping.mark_dirty(&folio, index);
+            crate::fs::fs_writeback::mark_inode_dirty(&self.inode);
+        }
+    }
+
+    fn fsync_range(&self, _start: u64, _end: u64) -> Result<(), Errno> {
+        super::write_and_wait(&self.inode)?;
+        self.inode.ops.fsync()
+    }
+}
