@@ -353,3 +353,41 @@ fn a_file_twice_the_free_memory_goes_through_the_cache_and_back() {
     kern::umount(dir).expect("umount");
     kernel::kprintln!("host-check: ext2 /pressure {size}");
 }
+
+fn run_mmap_file_test(dir: &str, mode: Option<&str>) -> String {
+    let mut argv = alloc::vec!["/bin/mmap_file_test", dir];
+    argv.extend(mode);
+    let (status, out) = kernel::process::run_user("/bin/mmap_file_test", &argv).expect("running mmap_file_test");
+    let out = String::from_utf8_lossy(&out).into_owned();
+    assert_eq!(status, 0, "mmap_file_test {argv:?}:\n{out}");
+    out
+}
+
+#[ktest(timeout = 60)]
+fn mmap_file_test_passes_on_ext2() {
+    let (_, dir) = mount_gated();
+    let out = run_mmap_file_test(&dir, None);
+    assert!(out.contains("PASS mmap_file_test"), "{out}");
+    kern::umount(&dir).expect("umount");
+}
+
+/// The seed's last question: a page written only through a shared
+/// mapping becomes dirty in the cache through the pte's dirty bit, which
+/// the unmap at exit hands to the page (Linux `zap_pte_range`'s
+/// `folio_mark_dirty`).
+#[ktest(timeout = 60)]
+fn a_page_written_through_a_shared_mapping_is_dirty_through_the_pte() {
+    let (_, dir) = mount_gated();
+    run_mmap_file_test(&dir, Some("dirty"));
+    let path = format!("{dir}/dirty");
+    let file = inode(&path);
+    let p = page(&file, 0);
+    assert!(p.page().test(PageFlags::DIRTY), "the page is dirty after the program exited");
+    assert!(file.i_mapping.as_ref().is_some_and(|m| m.has_dirty()));
+    drop(p);
+    assert_eq!(&kern::read_file(&path).expect("read")[..6], b"dirtya", "read(2) sees the mapping's write");
+    kernel::filemap::write_and_wait(&file).expect("write-back");
+    assert!(!page(&file, 0).page().test(PageFlags::DIRTY), "written back");
+    drop(file);
+    kern::umount(&dir).expect("umount");
+}
