@@ -20,6 +20,13 @@
 //!   the cache (marked dirty again by the caller or reported through
 //!   `wb_err`, see [`crate::errseq`]).
 //!
+//! A shmem space ([`AddressSpace::is_swapbacked`]) has none of this:
+//! its pages have no backing store to be clean against, so
+//! [`folio_mark_dirty`] only sets `PG_dirty` (Linux `noop_dirty_folio`),
+//! nothing counts them in `NR_FILE_DIRTY` or the thresholds, and a pass
+//! finds nothing to write in it ([`writeback_prepare`],
+//! [`writeback_next`]; Linux `mapping_can_writeback`).
+//!
 //! Differences from Linux: no per-cgroup or per-device (`bdi`) dirty
 //! domains, one global one; `folio_clear_dirty_for_io` does not
 //! write-protect the page's mappings yet (`folio_mkclean` needs the file
@@ -42,8 +49,9 @@ use crate::xarray::{PAGECACHE_TAG_DIRTY, PAGECACHE_TAG_TOWRITE, PAGECACHE_TAG_WR
 mod tests;
 
 /// Marks the cached page `pfn` at `index` of `space` dirty (Linux
-/// `filemap_dirty_folio` / `__folio_mark_dirty`); true if it was clean.
-/// The caller holds the space's lock; the page is in `space`.
+/// `filemap_dirty_folio` / `__folio_mark_dirty`; a shmem page only gets
+/// `PG_dirty`, Linux `noop_dirty_folio`); true if it was clean. The
+/// caller holds the space's lock; the page is in `space`.
 pub fn folio_mark_dirty<A: XaNodeAlloc<Pfn>>(
     space: &mut AddressSpace<A>,
     pgdat: &PgData<'_>,
@@ -52,6 +60,9 @@ pub fn folio_mark_dirty<A: XaNodeAlloc<Pfn>>(
 ) -> bool {
     if page.test_and_set(PageFlags::DIRTY) {
         return false;
+    }
+    if !space.can_writeback() {
+        return true;
     }
     if page.mapping() == space.id().as_u64() {
         pgdat.mod_node_page_state(NodeStatItem::NrFileDirty, 1);
@@ -83,7 +94,7 @@ pub fn folio_cancel_dirty<A: XaNodeAlloc<Pfn>>(
     page: &Page,
     index: u64,
 ) {
-    if page.test_and_clear(PageFlags::DIRTY) {
+    if page.test_and_clear(PageFlags::DIRTY) && space.can_writeback() {
         pgdat.mod_node_page_state(NodeStatItem::NrFileDirty, -1);
     }
     space.clear_mark(index, PAGECACHE_TAG_DIRTY);
@@ -195,8 +206,11 @@ impl WritebackControl {
 /// Starts a pass (the first half of Linux `write_cache_pages`): a data
 /// integrity pass marks the range's dirty pages towrite, so that pages
 /// dirtied while it runs cannot keep it going for ever. Returns how many
-/// pages it marked.
+/// pages it marked (none of a shmem space, which is never written back).
 pub fn writeback_prepare<A: XaNodeAlloc<Pfn>>(space: &mut AddressSpace<A>, wbc: &WritebackControl) -> usize {
+    if !space.can_writeback() {
+        return 0;
+    }
     match wbc.sync_mode {
         SyncMode::All => space.tag_pages_for_writeback(wbc.start, wbc.end),
         SyncMode::None => 0,
@@ -204,13 +218,14 @@ pub fn writeback_prepare<A: XaNodeAlloc<Pfn>>(space: &mut AddressSpace<A>, wbc: 
 }
 
 /// The next page the pass writes, at or after `from` (Linux
-/// `filemap_get_folios_tag` in `write_cache_pages`): index and page.
+/// `filemap_get_folios_tag` in `write_cache_pages`): index and page;
+/// never one of a shmem space.
 pub fn writeback_next<A: XaNodeAlloc<Pfn>>(
     space: &AddressSpace<A>,
     wbc: &WritebackControl,
     from: u64,
 ) -> Option<(u64, Pfn)> {
-    if from > wbc.end {
+    if from > wbc.end || !space.can_writeback() {
         return None;
     }
     space.find(from, wbc.end, Some(wbc.tag()))
@@ -264,10 +279,13 @@ impl DirtySettings {
 
 /// Memory that may hold dirty page-cache data, in pages (Linux
 /// `global_dirtyable_memory`): free pages and file pages, less the
-/// reserves the allocator keeps.
+/// reserves the allocator keeps. Shmem pages are not in it: they can
+/// never be cleaned by writeback (Linux counts the file LRU, which they
+/// are not on).
 pub fn global_dirtyable_memory(pgdat: &PgData<'_>) -> u64 {
     let free = pgdat.nr_free_pages().saturating_sub(pgdat.totalreserve_pages());
-    free + pgdat.node_page_state_pages(NodeStatItem::NrFilePages)
+    let file = pgdat.node_page_state_pages(NodeStatItem::NrFilePages);
+    free + file.saturating_sub(pgdat.node_page_state_pages(NodeStatItem::NrShmem))
 }
 
 /// The background and throttling thresholds in pages for `dirtyable`

@@ -8,6 +8,10 @@
 //! scan walks the memory map with a clock hand that moves on between
 //! calls, and takes a page only if it is, under its lock:
 //! - in a page cache (`mapping` set, not anonymous) and uptodate;
+//! - not `PG_swapbacked`: a shmem page (tmpfs, memfd, shared anonymous
+//!   memory) is its file's only copy, clean or not, and could only go to
+//!   swap (Linux keeps such pages on the anonymous LRU, which reclaim
+//!   scans only when there is swap);
 //! - clean and not under writeback (dirty pages wait for the flusher);
 //! - unmapped, and held only by its cache (refcount 1);
 //! - not `PG_referenced`: a page used since the hand last passed gets a
@@ -83,6 +87,7 @@ fn candidate(page: &Page) -> bool {
         && flags.contains(PageFlags::UPTODATE)
         && !flags.intersects(
             PageFlags::DIRTY
+                | PageFlags::SWAPBACKED
                 | PageFlags::WRITEBACK
                 | PageFlags::LOCKED
                 | PageFlags::BUDDY
@@ -154,7 +159,7 @@ pub fn shrink_page_cache<O: CacheOwners + ?Sized>(
 /// [`candidate`] under the page lock (the lock itself set).
 fn candidate_locked(page: &Page) -> bool {
     let flags = page.flags();
-    !flags.intersects(PageFlags::DIRTY | PageFlags::WRITEBACK)
+    !flags.intersects(PageFlags::DIRTY | PageFlags::WRITEBACK | PageFlags::SWAPBACKED)
         && flags.contains(PageFlags::UPTODATE)
         && page.refcount() == 1
         && page.mapcount() == 0

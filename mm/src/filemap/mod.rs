@@ -11,9 +11,19 @@
 //! (`i_pages`), the page count (`nrpages`) and the writeback error
 //! sequence (`wb_err`, see [`crate::errseq`]). A page in the cache holds
 //! one reference for the cache, `PG_locked` while its contents are being
-//! read, and `mapping`/`index` naming its place; shmem pages carry
-//! `PG_swapbacked` as Linux's do. The dirty and writeback transitions are
-//! [`crate::page_writeback`]'s.
+//! read, and `mapping`/`index` naming its place. The dirty and writeback
+//! transitions are [`crate::page_writeback`]'s.
+//!
+//! A shmem space (`swapbacked`: tmpfs files, memfds, shared anonymous
+//! memory) is the only copy of its file's data: there is no disk behind
+//! it, so nothing is ever written back from it (Linux
+//! `mapping_can_writeback` is false for shmem's backing device). Its pages
+//! carry `PG_swapbacked` and count in `NR_SHMEM` as Linux's do; `PG_dirty`
+//! on them says only that they hold data (Linux's `noop_dirty_folio`):
+//! it is neither counted in `NR_FILE_DIRTY` nor marked in the index.
+//! Only swap could take such a page out of memory; until there is swap,
+//! reclaim and `drop_caches` leave them alone ([`crate::vmscan`]) and only
+//! truncation or the file's end frees them.
 //!
 //! The structure is not synchronized: the kernel keeps each one under a
 //! lock that interrupts cannot take while it is held, since writeback
@@ -29,7 +39,8 @@
 //! 3. An entry has the dirty mark exactly when its page is `PG_dirty`, or
 //!    was when it went under writeback (and, while the page is locked,
 //!    between `folio_clear_dirty_for_io` and `folio_start_writeback`); the
-//!    writeback mark exactly when it is `PG_writeback`.
+//!    writeback mark exactly when it is `PG_writeback`. In a shmem space
+//!    no entry has any mark and no page is under writeback.
 //!
 //! # The folio lock
 //!
@@ -122,6 +133,13 @@ impl<A: XaNodeAlloc<Pfn>> AddressSpace<A> {
         self.swapbacked
     }
 
+    /// Whether its pages are ever written back (Linux
+    /// `mapping_can_writeback`): not a shmem space's, which has no
+    /// backing store.
+    pub fn can_writeback(&self) -> bool {
+        !self.swapbacked
+    }
+
     /// Pages cached (Linux `mapping->nrpages`).
     pub fn nrpages(&self) -> u64 {
         self.nrpages
@@ -183,7 +201,8 @@ impl<A: XaNodeAlloc<Pfn>> AddressSpace<A> {
     /// Takes the page at `index` out of the cache (Linux
     /// `__filemap_remove_folio`): it must be locked and not under
     /// writeback; a dirty page's dirtiness is dropped with it (Linux
-    /// `folio_account_cleaned`, as truncation does). Returns the page,
+    /// `folio_account_cleaned`, as truncation does; a shmem page's was
+    /// never counted). Returns the page,
     /// whose cache reference the caller now owns and puts after letting
     /// go of the lock.
     #[must_use = "the cache's reference to the page is the caller's to put"]
@@ -192,7 +211,7 @@ impl<A: XaNodeAlloc<Pfn>> AddressSpace<A> {
         self.nrpages = self.nrpages.saturating_sub(1);
         if let Some(page) = pgdat.pfn_to_page(pfn) {
             debug_assert!(!page.test(PageFlags::WRITEBACK), "a page under writeback left the cache");
-            if page.test_and_clear(PageFlags::DIRTY) {
+            if page.test_and_clear(PageFlags::DIRTY) && self.can_writeback() {
                 pgdat.mod_node_page_state(NodeStatItem::NrFileDirty, -1);
             }
             page.set_mapping(0);
@@ -233,7 +252,14 @@ impl<A: XaNodeAlloc<Pfn>> AddressSpace<A> {
             }
             let dirty_mark = self.i_pages.get_mark(index, PAGECACHE_TAG_DIRTY);
             let writeback = page.test(PageFlags::WRITEBACK);
-            if page.test(PageFlags::DIRTY) && !dirty_mark {
+            if self.swapbacked {
+                let marked = [PAGECACHE_TAG_DIRTY, PAGECACHE_TAG_TOWRITE, PAGECACHE_TAG_WRITEBACK]
+                    .into_iter()
+                    .any(|mark| self.i_pages.get_mark(index, mark));
+                if marked || writeback {
+                    return Err("3: a shmem page is marked for or under writeback");
+                }
+            } else if page.test(PageFlags::DIRTY) && !dirty_mark {
                 return Err("3: a dirty page lacks the dirty mark");
             }
             if dirty_mark && !page.test(PageFlags::DIRTY) && !writeback && !folio_test_locked(page) {

@@ -150,6 +150,51 @@ fn truncation_cancels_dirtiness_and_removal_drops_it_from_the_counters() {
 }
 
 #[test]
+fn shmem_pages_are_dirty_without_counting_or_marks_and_never_written_back() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let mut space = AddressSpace::new(ID, true, Nodes::default());
+    let a = cached_page(&mut space, &pgdat, 0);
+    let b = cached_page(&mut space, &pgdat, 1);
+    let (pa, pb) = (pgdat.pfn_to_page(a).unwrap(), pgdat.pfn_to_page(b).unwrap());
+    assert!(folio_mark_dirty(&mut space, &pgdat, pa, 0));
+    assert!(!folio_mark_dirty(&mut space, &pgdat, pa, 0));
+    folio_mark_dirty(&mut space, &pgdat, pb, 1);
+    assert!(pa.test(PageFlags::DIRTY) && pb.test(PageFlags::DIRTY), "PG_dirty: the pages hold data");
+    assert!(!space.tagged(PAGECACHE_TAG_DIRTY), "but nothing marks them for writeback");
+    assert_eq!((state(&pgdat, NodeStatItem::NrFileDirty), state(&pgdat, NodeStatItem::NrDirtied)), (0, 0));
+    assert_eq!(nr_dirty_and_writeback(&pgdat), 0, "shmem never throttles writers");
+    let free = pgdat.nr_free_pages().saturating_sub(pgdat.totalreserve_pages());
+    assert_eq!(global_dirtyable_memory(&pgdat), free, "nor counts as dirtyable memory");
+    for wbc in [WritebackControl::sync_all(), WritebackControl::background(16)] {
+        assert_eq!(writeback_prepare(&mut space, &wbc), 0);
+        assert_eq!(writeback_next(&space, &wbc, 0), None, "a pass finds nothing to write");
+    }
+    space.check(&pgdat).unwrap();
+    // Truncation and removal drop the pages' data without counters going
+    // below zero.
+    assert!(folio_trylock(pa) && folio_trylock(pb));
+    folio_cancel_dirty(&mut space, &pgdat, pa, 0);
+    assert!(!pa.test(PageFlags::DIRTY));
+    assert_eq!(space.remove_folio(&pgdat, 1), Some(b));
+    assert_eq!(state(&pgdat, NodeStatItem::NrFileDirty), 0);
+    folio_unlock(pa, a, &SimFolioWaits);
+    folio_unlock(pb, b, &SimFolioWaits);
+    space.check(&pgdat).unwrap();
+}
+
+#[test]
+fn a_shmem_page_with_a_writeback_mark_breaks_the_invariants() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let mut space = AddressSpace::new(ID, true, Nodes::default());
+    cached_page(&mut space, &pgdat, 3);
+    space.check(&pgdat).unwrap();
+    space.set_mark(3, PAGECACHE_TAG_TOWRITE);
+    assert!(space.check(&pgdat).is_err());
+}
+
+#[test]
 fn dirty_limits_follow_the_ratios_and_keep_background_below_the_throttle() {
     let d = DirtySettings::DEFAULT;
     assert_eq!(dirty_limits(&d, 1000), (100, 200));

@@ -34,7 +34,11 @@ fn new_file() -> OneFile {
 
 /// A file of `n` cached, clean, uptodate pages, the test's references put.
 fn file_of(pgdat: &PgData<'_>, n: u64) -> (OneFile, Vec<Pfn>) {
-    let file = new_file();
+    fill(pgdat, new_file(), n)
+}
+
+/// `file` with `n` cached, clean, uptodate pages added.
+fn fill(pgdat: &PgData<'_>, file: OneFile, n: u64) -> (OneFile, Vec<Pfn>) {
     let mut pfns = Vec::new();
     for index in 0..n {
         let pfn = pgdat.alloc_pages(GFP_KERNEL, 0).unwrap();
@@ -78,6 +82,30 @@ fn clean_unused_cache_pages_are_freed_and_busy_ones_are_kept() {
     assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, &hand, 32), 1);
     assert_eq!(file.space.lock().unwrap().lookup(4), None);
     folio_unlock(page(1), pfns[1], &SimFolioWaits);
+}
+
+#[test]
+fn shmem_pages_are_never_reclaimed_clean_or_dirty() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let shmem = OneFile { space: Mutex::new(AddressSpace::new(ID, true, Nodes::default())) };
+    let (file, pfns) = fill(&pgdat, shmem, 4);
+    // Page 0 holds data; 1..4 are clean, as a read fault of a hole leaves them.
+    folio_mark_dirty(&mut file.space.lock().unwrap(), &pgdat, pgdat.pfn_to_page(pfns[0]).unwrap(), 0);
+    let hand = ClockHand::new();
+    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, &hand, 32), 0);
+    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, &hand, 32), 0, "not on a second round either");
+    let mut space = file.space.lock().unwrap();
+    assert_eq!(space.nrpages(), 4);
+    space.check(&pgdat).unwrap();
+    for (index, pfn) in pfns.into_iter().enumerate() {
+        let page = pgdat.pfn_to_page(pfn).unwrap();
+        assert!(folio_trylock(page));
+        assert_eq!(space.remove_folio(&pgdat, index as u64), Some(pfn));
+        folio_unlock(page, pfn, &SimFolioWaits);
+        // SAFETY: the cache's reference, handed over: the last one.
+        unsafe { pgdat.put_page(pfn) }.unwrap();
+    }
 }
 
 #[test]
