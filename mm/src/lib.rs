@@ -23,7 +23,7 @@
 //! the [`xarray`], one file's cache ([`filemap`]), dirty pages and
 //! writeback ([`page_writeback`], errors through [`errseq`]) and the
 //! [`readahead`] policy (which pages a read or fault brings in ahead of
-//! need).
+//! need); the memfd seals ([`memfd`]).
 
 #![cfg_attr(not(test), no_std)]
 
@@ -40,6 +40,7 @@ pub mod list;
 pub mod madvise;
 pub mod memblock;
 pub mod meminfo;
+pub mod memfd;
 pub mod memory;
 pub mod migrate;
 pub mod mincore;
