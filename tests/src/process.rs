@@ -113,24 +113,41 @@ fn a_process_counts_its_faults_and_gives_its_counted_pages_back() {
     assert_eq!(state(), before, "nr_anon_pages, nr_mapped, nr_kernel_stack, user nr_page_table_pages");
 }
 
+/// The slab caches whose live objects belong to processes alone, which a
+/// leak check compares exactly (object counts include objects cached on
+/// per-CPU slabs, so other caches' counts move with unrelated work).
+const PROCESS_CACHES: [&str; 3] = ["vm_area_struct", "kmalloc-1k", "kmalloc-2k"];
+
 /// Pages a leak check counts as accounted for: free pages, pages in slab
 /// caches and the kernel's page-table pages (vmalloc'd kernel stacks move
 /// through the vmalloc window until a lazy purge, and, as in Linux, the
 /// kernel page tables they populate stay), with per-CPU lists drained,
 /// empty slabs returned and lazy vmalloc areas purged; and the live
-/// objects per slab cache.
-fn memory_state() -> (u64, Vec<(String, u64)>) {
+/// objects of [`PROCESS_CACHES`]. The counts go in an array, not on the
+/// heap: a check keeps the first state while it takes the second, and a
+/// heap copy of it would be counted then (a list of every cache's name
+/// reaches kmalloc-1k once there are more than 16 caches).
+fn memory_state() -> (u64, [u64; PROCESS_CACHES.len()]) {
     kernel::mm::drop_caches();
     let slab = kernel::slab::slab().expect("slab");
     let mut slab_pages = 0;
-    let mut objects = Vec::new();
+    let mut objects = [0; PROCESS_CACHES.len()];
     slab.for_each_cache(|c| {
         let info = slab.slabinfo_of(c);
         slab_pages += info.num_slabs * u64::from(info.pagesperslab);
-        objects.push((String::from(c.name()), info.active_objs));
+        if let Some(i) = PROCESS_CACHES.iter().position(|&name| name == c.name()) {
+            objects[i] = info.active_objs;
+        }
     });
     let kernel_tables = kernel_pgtable().expect("kernel page tables").nr_tables();
     (kernel::mm::nr_free_pages() + slab_pages + kernel_tables, objects)
+}
+
+/// Asserts the live objects of each of [`PROCESS_CACHES`] are as before.
+fn assert_same_objects(before: &[u64; PROCESS_CACHES.len()], after: &[u64; PROCESS_CACHES.len()]) {
+    for (name, (b, a)) in PROCESS_CACHES.iter().zip(before.iter().zip(after)) {
+        assert_eq!(a, b, "live objects in {name} changed");
+    }
 }
 
 #[ktest(timeout = 300, mem = 256)]
@@ -141,12 +158,7 @@ fn fork_touch_exit_cycles_leak_no_page() {
     check_passes("leak_test", &["leak_test", "1000", "16"]);
     let (pages_after, objects_after) = memory_state();
     assert_eq!(pages_after, pages, "1000 cycles of fork + touch 16 MiB + exit leaked pages");
-    // Object counts include objects cached on per-CPU slabs, so only the
-    // caches whose objects belong to processes are compared exactly.
-    for name in ["vm_area_struct", "kmalloc-1k", "kmalloc-2k"] {
-        let count = |v: &[(String, u64)]| v.iter().find(|(n, _)| n == name).map(|(_, c)| *c);
-        assert_eq!(count(&objects_after), count(&objects), "live objects in {name} changed");
-    }
+    assert_same_objects(&objects, &objects_after);
 }
 
 /// Number of live tasks (kernel threads included).
@@ -163,7 +175,7 @@ fn nr_tasks() -> usize {
 /// task until the next task is created, which keeps the task's memory
 /// allocated; hello's creation drops those, and leaves only its own, so
 /// both sides of a comparison hold the same.
-fn settled_memory_state(tasks: usize) -> (u64, Vec<(String, u64)>) {
+fn settled_memory_state(tasks: usize) -> (u64, [u64; PROCESS_CACHES.len()]) {
     // No deadline of its own: an orphan that never exits is a hang, which
     // the test's timeout reports.
     while nr_tasks() > tasks {
@@ -201,11 +213,5 @@ fn syscall_fuzzer_leaves_the_kernel_alive_and_leaks_nothing() {
     let (pages_after, objects_after) = settled_memory_state(tasks);
     assert_eq!(process_pages(), before, "nr_anon_pages, nr_mapped, nr_kernel_stack, user nr_page_table_pages");
     assert_eq!(pages_after, pages, "free + slab + kernel page-table pages after the fuzz runs");
-    // As in fork_touch_exit_cycles_leak_no_page: object counts include
-    // objects cached on per-CPU slabs, so only the caches whose objects
-    // belong to processes are compared exactly.
-    for name in ["vm_area_struct", "kmalloc-1k", "kmalloc-2k"] {
-        let count = |v: &[(String, u64)]| v.iter().find(|(n, _)| n == name).map(|(_, c)| *c);
-        assert_eq!(count(&objects_after), count(&objects), "live objects in {name} changed");
-    }
+    assert_same_objects(&objects, &objects_after);
 }
