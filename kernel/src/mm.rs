@@ -146,7 +146,7 @@ pub struct DroppedCaches {
 
 /// Gives back what the kernel keeps for reuse (what `echo 3 >
 /// /proc/sys/vm/drop_caches` does here, and what tests do before counting
-/// free pages): the clean page-cache pages nothing uses (Linux
+/// free pages): the clean page-cache pages nothing uses, never shmem's (Linux
 /// `drop_pagecache_sb` on every file system), the stacks of tasks that
 /// died in atomic context, the lazy vmalloc areas, the empty slabs, the
 /// per-CPU page lists. In that order: dropping pages frees index nodes,

@@ -133,7 +133,8 @@ pub fn zero_pfn() -> Option<Pfn> {
 pub fn mm_alloc() -> Result<MmRef, Errno> {
     let g = GLOBALS.get().ok_or(Errno::ENOMEM)?;
     let kernel = pgtable::kernel_pgtable().ok_or(Errno::ENOMEM)?;
-    let mm = MmStruct::new(kernel, mm::gfp::GFP_DMA32, pgtable::kernel_tlb(), g.zero_pfn, &g.vmas)?;
+    let zero = &crate::shmem::SHMEM_ZERO;
+    let mm = MmStruct::new(kernel, mm::gfp::GFP_DMA32, pgtable::kernel_tlb(), g.zero_pfn, zero, &g.vmas)?;
     Ok(Arc::new(Mm { pgd: mm.pgd_root(), mmap_lock: RwSem::new(mm) }))
 }
 

@@ -210,6 +210,7 @@ fn dispatch(nr: u64, f: &mut TrapFrame) -> SysResult {
         nr::MREMAP => current_mm()?.mmap_write_lock().mremap(a0, a1, a2, a3, a4),
         nr::MADVISE => current_mm()?.mmap_write_lock().madvise(a0, a1, a2 as i32).map(|()| 0),
         nr::MINCORE => sys_mincore(a0, a1, a2),
+        nr::MEMFD_CREATE => crate::memfd::sys_memfd_create(a0, a1 as u32),
         nr::MSYNC => current_mm()?.mmap_write_lock().msync(a0, a1, a2 as u32).map(|()| 0),
         nr::MLOCK => current_mm()?.mmap_write_lock().mlock(a0, a1).map(|()| 0),
         nr::MLOCK2 => current_mm()?.mmap_write_lock().mlock2(a0, a1, a2 as u32).map(|()| 0),
@@ -418,12 +419,13 @@ pub fn status_text(task: &sched::Task) -> String {
         let kb = |pages: u64| pages * 4;
         let _ = writeln!(
             s,
-            "VmSize:\t{:8} kB\nVmHWM:\t{:8} kB\nVmRSS:\t{:8} kB\nRssAnon:\t{:8} kB\nRssFile:\t{:8} kB\nVmPTE:\t{:8} kB",
+            "VmSize:\t{:8} kB\nVmHWM:\t{:8} kB\nVmRSS:\t{:8} kB\nRssAnon:\t{:8} kB\nRssFile:\t{:8} kB\nRssShmem:\t{:8} kB\nVmPTE:\t{:8} kB",
             kb(m.total_vm()),
             kb(m.hiwater_rss()),
             kb(m.rss_pages()),
             kb(m.counter(mm::mmap::MmCounter::AnonPages)),
             kb(m.counter(mm::mmap::MmCounter::FilePages)),
+            kb(m.counter(mm::mmap::MmCounter::ShmemPages)),
             kb(m.nr_ptes())
         );
     }
@@ -509,6 +511,11 @@ fn sys_pipe2(fds: u64, flags: u32) -> SysResult {
 
 fn sys_fcntl(fd: i32, cmd: i32, arg: u64) -> SysResult {
     use uapi::fcntl::*;
+    if matches!(cmd as u32, F_ADD_SEALS | F_GET_SEALS) {
+        // Outside the table's lock: adding seals sleeps for `i_rwsem`.
+        // Linux's `memfd_fcntl` takes the argument as an unsigned int.
+        return crate::memfd::memfd_fcntl(&*file(fd)?, cmd as u32, arg as u32);
+    }
     let me = sched::current();
     let nofile = resource::current_nofile();
     let mut files = me.proc.files.lock();
@@ -531,7 +538,9 @@ fn sys_mmap(addr: u64, len: u64, prot: u32, flags: u32, fd: i32, off: u64) -> Sy
         return Err(Errno::EINVAL);
     }
     // A cached file is mapped through its page cache; the mapping object
-    // is held here for the call, the VMAs take their own counts.
+    // is held here for the call, the VMAs take their own counts. A shmem
+    // file's seals are checked first, and a shared mapping that may write
+    // it is counted for `F_SEAL_WRITE` while the object lives.
     let mut cached = None;
     let file = if flags & uapi::mman::MAP_ANONYMOUS != 0 {
         None
@@ -539,9 +548,17 @@ fn sys_mmap(addr: u64, len: u64, prot: u32, flags: u32, fd: i32, off: u64) -> Sy
         let f = file(fd)?;
         let p = f.path().ok_or(Errno::ENODEV)?;
         if p.inode.i_mapping.is_some() {
-            let name = crate::fs::namei::d_path(p).unwrap_or_default();
-            let mapped = cached.insert(crate::filemap::MappedFile::new(p.inode.clone(), name));
-            Some(mm::mmap::MapFile { file: crate::filemap::MappedFile::as_vma_file(mapped), writable: f.writable() })
+            let (writable, counted) = match p.inode.ops.shmem() {
+                Some(shmem) => {
+                    let shared = flags & uapi::mman::MAP_TYPE != uapi::mman::MAP_PRIVATE;
+                    shmem.mmap_prepare(shared, prot & uapi::mman::PROT_WRITE != 0, f.writable())?
+                }
+                None => (f.writable(), None),
+            };
+            let name =
+                crate::shmem::unlinked_name(&p.inode).or_else(|| crate::fs::namei::d_path(p).ok()).unwrap_or_default();
+            let mapped = cached.insert(crate::filemap::MappedFile::new(p.inode.clone(), name, counted));
+            Some(mm::mmap::MapFile { file: crate::filemap::MappedFile::as_vma_file(mapped), writable })
         } else {
             match p.inode.ops.ramfile() {
                 Some(r) if r.entry.is_file() => Some(mm::mmap::MapFile { file: r, writable: false }),

@@ -23,7 +23,8 @@
 //! the [`xarray`], one file's cache ([`filemap`]), dirty pages and
 //! writeback ([`page_writeback`], errors through [`errseq`]) and the
 //! [`readahead`] policy (which pages a read or fault brings in ahead of
-//! need); the memfd seals ([`memfd`]).
+//! need); shmem's object for shared anonymous memory ([`shmem`]) and the
+//! memfd seals ([`memfd`]).
 
 #![cfg_attr(not(test), no_std)]
 
@@ -39,8 +40,8 @@ pub mod kmemmap;
 pub mod list;
 pub mod madvise;
 pub mod memblock;
-pub mod meminfo;
 pub mod memfd;
+pub mod meminfo;
 pub mod memory;
 pub mod migrate;
 pub mod mincore;
@@ -59,6 +60,7 @@ pub mod pgtable;
 pub mod ptdump;
 pub mod readahead;
 pub mod rmap;
+pub mod shmem;
 #[cfg(test)]
 mod sim;
 pub mod slab_common;

@@ -15,13 +15,20 @@
 //!   `VM_DONTDUMP`).
 //! - `MADV_FREE` frees at once, as `MADV_DONTNEED` does (Linux frees
 //!   lazily, which its contract allows either way).
-//! - `MADV_DONTNEED` leaves shared anonymous mappings alone: their pages
-//!   live only in the page tables (no shmem to refault them from), and
-//!   keeping them is what a Linux program sees after the refault. Shared
-//!   file mappings are zapped as in Linux (dirty ptes hand their
-//!   dirtiness to the file, which keeps the data).
-//! - `MADV_REMOVE`, `MADV_COLLAPSE` and the KSM, THP and memory-failure
-//!   advice are `EINVAL`, as in a Linux built without those features.
+//! - `MADV_COLLAPSE` and the KSM, THP and memory-failure advice are
+//!   `EINVAL`, as in a Linux built without those features.
+//! - `MADV_REMOVE` zaps the caller's ptes and frees the file's pages
+//!   ([`VmaFile::punch_hole`]), but a page another process still maps is
+//!   zeroed in place rather than freed: without `i_mmap` its ptes cannot
+//!   be zapped as Linux's `unmap_mapping_range` does. Every mapper reads
+//!   zeros either way.
+//!
+//! `MADV_DONTNEED` on a shared mapping (a file's, or shared anonymous
+//! memory, which is a shmem file's) zaps the ptes: dirty ones hand their
+//! dirtiness to the file, which keeps the data, and the next touch maps
+//! the file's page again.
+//!
+//! [`VmaFile::punch_hole`]: crate::vma::VmaFile::punch_hole
 //!
 //! `MADV_WIPEONFORK` marks private anonymous VMAs `VM_WIPEONFORK` (a file
 //! or shared VMA is `EINVAL`), so that a fork child gets them empty;
@@ -32,11 +39,12 @@
 use uapi::errno::Errno;
 use uapi::mman::*;
 
+use crate::addr::PAGE_SHIFT;
 use crate::memory::{FaultAccess, FaultError};
 use crate::mmap::{MmStruct, vma_err};
 use crate::pgtable::PteFormat;
 use crate::uaddr::{RangeError, UserRange};
-use crate::vma::{VmaAlloc, VmaFlags};
+use crate::vma::{VmaAlloc, VmaDesc, VmaFlags};
 
 /// Whether `advice` is one we know (Linux `madvise_behavior_valid`).
 fn madvise_behavior_valid(advice: i32) -> bool {
@@ -49,6 +57,7 @@ fn madvise_behavior_valid(advice: i32) -> bool {
             | MADV_DONTNEED
             | MADV_DONTNEED_LOCKED
             | MADV_FREE
+            | MADV_REMOVE
             | MADV_COLD
             | MADV_PAGEOUT
             | MADV_POPULATE_READ
@@ -118,16 +127,14 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
                 if advice != MADV_DONTNEED_LOCKED && flags.contains(VmaFlags::LOCKED) {
                     return Err(Errno::EINVAL);
                 }
-                let shared_anon = flags.contains(VmaFlags::SHARED) && file.is_none();
                 // Linux `madvise_free_single_vma`: anonymous memory only.
                 if advice == MADV_FREE && (file.is_some() || flags.contains(VmaFlags::MAYSHARE)) {
                     return Err(Errno::EINVAL);
                 }
-                if !shared_anon {
-                    self.zap_range(&desc, range);
-                }
+                self.zap_range(&desc, range);
                 Ok(())
             }
+            MADV_REMOVE => self.madvise_remove(&desc, range),
             // Linux `can_madv_lru_vma`.
             MADV_COLD | MADV_PAGEOUT if flags.contains(VmaFlags::LOCKED) => Err(Errno::EINVAL),
             MADV_POPULATE_READ | MADV_POPULATE_WRITE => self.madvise_populate(range, advice == MADV_POPULATE_WRITE),
@@ -138,6 +145,23 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
             MADV_KEEPONFORK => set_flags(self, &|f| f - VmaFlags::WIPEONFORK),
             _ => Ok(()),
         }
+    }
+
+    /// Frees the file pages behind `range`, inside the VMA `desc` (Linux
+    /// `madvise_remove`): `EINVAL` for a locked VMA or one without a
+    /// file, `EACCES` unless it is shared and may be written, then what
+    /// the file's hole punching says. The caller's ptes go first.
+    fn madvise_remove(&mut self, desc: &VmaDesc, range: UserRange) -> Result<(), Errno> {
+        if desc.flags.contains(VmaFlags::LOCKED) {
+            return Err(Errno::EINVAL);
+        }
+        let Some(file) = desc.file else { return Err(Errno::EINVAL) };
+        if !desc.flags.contains(VmaFlags::SHARED | VmaFlags::MAYWRITE) {
+            return Err(Errno::EACCES);
+        }
+        let start = (desc.pgoff << PAGE_SHIFT) + (range.start().as_u64() - desc.start.as_u64());
+        self.zap_range(desc, range);
+        file.punch_hole(self.pgd.pgdat(), start, start + range.len())
     }
 
     /// Faults in `[start, end)` for reading or writing (Linux

@@ -11,25 +11,23 @@
 //!   (`totalram_pages`, `NR_FREE_PAGES`; pages on per-cpu lists are not
 //!   free, as in Linux).
 //! - `MemAvailable`: [`si_mem_available`].
-//! - `AnonPages`, `Mapped`, `Slab`/`SReclaimable`/`SUnreclaim`,
-//!   `KReclaimable`, `KernelStack`, `PageTables`: the node state counters
-//!   of [`crate::vmstat`]. `KReclaimable` is the reclaimable slab alone:
+//! - `Cached`, `Dirty`, `Writeback`, `AnonPages`, `Mapped`, `Shmem`,
+//!   `Slab`/`SReclaimable`/`SUnreclaim`, `KReclaimable`, `KernelStack`,
+//!   `PageTables`: the node state counters of [`crate::vmstat`] (`Cached`
+//!   includes shmem's pages, as Linux's does). `KReclaimable` is the reclaimable slab alone:
 //!   no other kernel memory is reclaimable (`NR_KERNEL_MISC_RECLAIMABLE`).
 //! - `VmallocTotal`, `VmallocUsed`, `Percpu`: mm does not own the kernel's
 //!   vmalloc window or per-CPU allocator, so the kernel passes them in
 //!   [`MeminfoKernel`].
 //!
-//! Zero by construction, and why: `Buffers`, `Cached` and `SwapCached`,
-//! because there is no page cache and no swap (file faults copy from the
-//! initramfs into private pages, which count as `Mapped` while mapped);
-//! `SwapTotal` and `SwapFree`, because there is no swap device;
+//! Zero by construction, and why: `Buffers` (no buffer cache pages of
+//! block devices) and `SwapCached`, `SwapTotal` and `SwapFree`, because
+//! there is no swap device;
 //! `VmallocChunk`, which Linux also prints as 0 since 4.20 (it was the
 //! largest free vmalloc range before).
 //!
 //! Left out: the LRU lines (`Active`, `Inactive`, `Unevictable`, ...; no
-//! LRU), `Mlocked` (no `PG_mlocked`), `Dirty`/`Writeback` (no writeback),
-//! `Shmem` (shared anonymous memory has no shmem behind it and counts as
-//! `AnonPages`), commit accounting (no overcommit accounting), hugetlb,
+//! LRU), `Mlocked` (no `PG_mlocked`), commit accounting (no overcommit accounting), hugetlb,
 //! THP and `DirectMap` lines.
 
 // Its tests free pages they allocated (an unsafe call); the module

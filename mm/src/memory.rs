@@ -28,8 +28,7 @@
 //! - present, write to a read-only pte of a writable VMA (Linux
 //!   `do_wp_page`): in a shared file mapping, the file's
 //!   [`VmaFile::page_mkwrite`] and then the pte made writable and dirty
-//!   (Linux `wp_page_shared`); in shared anonymous memory, writable in
-//!   place; in a private mapping, copy-on-write: the zero page is replaced
+//!   (Linux `wp_page_shared`); in a private mapping, copy-on-write: the zero page is replaced
 //!   by a zeroed page, an anonymous page only we hold (refcount 1) is
 //!   reused in place, anything else, a file's page always (Linux checks
 //!   `folio_test_anon`), is copied.
@@ -53,7 +52,8 @@
 //! write fault that makes the present page writable in place counts
 //! `pgreuse`. Mapped pages count in `nr_anon_pages` and `nr_mapped`
 //! through [`crate::rmap`], and in the address space's RSS as
-//! [`MmCounter::AnonPages`] or [`MmCounter::FilePages`].
+//! [`MmCounter::AnonPages`], [`MmCounter::ShmemPages`] (a file page that
+//! is `PG_swapbacked`) or [`MmCounter::FilePages`] (Linux `mm_counter`).
 //!
 //! Pages unmapped by zapping wait in the [`TlbGather`] until its TLB flush
 //! and are put only then (Linux's `mmu_gather` page batch), so no CPU can
@@ -111,6 +111,19 @@ use crate::swapops::{is_migration_entry, migration_entry_to_pfn};
 use crate::uaddr::{UserAddr, UserRange};
 use crate::vma::{FileFaultError, Vma, VmaAlloc, VmaDesc, VmaFile, VmaFlags};
 use crate::vmstat::VmEventItem;
+
+/// The RSS counter a mapped page counts in (Linux `mm_counter`):
+/// anonymous, or a file's page, shmem's if `PG_swapbacked` (Linux
+/// `mm_counter_file`).
+fn mm_counter(page: &crate::page::Page) -> MmCounter {
+    if rmap::page_anon(page) {
+        MmCounter::AnonPages
+    } else if page.test(crate::page_flags::PageFlags::SWAPBACKED) {
+        MmCounter::ShmemPages
+    } else {
+        MmCounter::FilePages
+    }
+}
 
 /// What a faulting access was (Linux `FAULT_FLAG_*` and the x86 error code).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -321,12 +334,13 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         }
     }
 
-    /// A fault on a none pte of anonymous memory (Linux
-    /// `do_anonymous_page`): the zero page for a private read, else a new
-    /// zeroed page.
+    /// A fault on a none pte of anonymous memory, which is private (shared
+    /// anonymous memory is a shmem file's, see [`crate::shmem`]) (Linux
+    /// `do_anonymous_page`): the zero page for a read, else a new zeroed
+    /// page.
     fn do_anonymous_page(&self, slot: &AtomicU64, flags: VmaFlags, index: u64, write: bool) -> Result<(), FaultError> {
         let prot = vm_get_page_prot(flags);
-        if !write && !flags.contains(VmaFlags::SHARED) {
+        if !write {
             // The zero page: nothing to undo if another fault was first.
             let _ptl = self.page_table_lock.lock();
             if slot.load(Ordering::Acquire) == 0 {
@@ -386,7 +400,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             return Ok(());
         }
         rmap::page_add_file_rmap(pgdat, page, index);
-        self.add_rss(MmCounter::FilePages, 1);
+        self.add_rss(mm_counter(page), 1);
         slot.store(self.encode(pfn, prot), Ordering::Release);
         Ok(())
     }
@@ -543,8 +557,9 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     ) -> Result<(), FaultError> {
         let old = leaf.phys.pfn();
         let prot = vm_get_page_prot(desc.flags) | PgProt::DIRTY;
-        let shared = desc.flags.contains(VmaFlags::SHARED);
-        if shared && let Some(file) = desc.file {
+        if desc.flags.contains(VmaFlags::SHARED)
+            && let Some(file) = desc.file
+        {
             return self.wp_page_shared(slot, raw, old, file, prot, index, addr);
         }
         let pgdat = self.pgd.pgdat();
@@ -558,14 +573,12 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             if slot.load(Ordering::Acquire) != raw {
                 return Ok(());
             }
-            // Shared anonymous memory is written in place by every sharer
-            // (Linux reuses through `wp_page_reuse`); a private anonymous
-            // page only we hold (refcount 1) is reused too (Linux
-            // `wp_can_reuse_anon_folio`), never a file's page, which a
-            // private mapping must not write. The refcount cannot rise under
-            // us: fork takes the mmap lock for writing, and another fault
-            // reaches the page only through this pte, under this lock.
-            if shared || (rmap::page_anon(page) && page.refcount() == 1) {
+            // A private anonymous page only we hold (refcount 1) is reused
+            // (Linux `wp_can_reuse_anon_folio`), never a file's page, which
+            // a private mapping must not write. The refcount cannot rise
+            // under us: fork takes the mmap lock for writing, and another
+            // fault reaches the page only through this pte, under this lock.
+            if rmap::page_anon(page) && page.refcount() == 1 {
                 slot.store(self.encode(old, prot), Ordering::Release);
                 drop(ptl);
                 self.flush_one(addr);
@@ -710,8 +723,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             error!("zap: pte maps pfn {:#x} outside the memory map", pfn.as_u64());
             return false;
         };
-        let counter = if rmap::page_anon(page) { MmCounter::AnonPages } else { MmCounter::FilePages };
-        self.add_rss(counter, -1);
+        self.add_rss(mm_counter(page), -1);
         rmap::page_remove_rmap(pgdat, page);
         true
     }
@@ -911,7 +923,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         let fmt = src.pgd.format();
         let pgdat = src.pgd.pgdat();
         let mut result = Ok(());
-        let mut added = [0i64; 2];
+        let mut added = [(MmCounter::FilePages, 0i64), (MmCounter::AnonPages, 0), (MmCounter::ShmemPages, 0)];
         let mut dst_table: Option<(u64, &[AtomicU64; PTRS_PER_TABLE])> = None;
         src.pgd.for_each_pte(vma.start().as_u64(), vma.end().as_u64(), &mut |addr, slot| {
             if result.is_err() {
@@ -949,13 +961,14 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             {
                 page.get();
                 rmap::page_dup_rmap(pgdat, page);
-                added[usize::from(rmap::page_anon(page))] += 1;
+                added[mm_counter(page) as usize].1 += 1;
             }
             dst.store(fmt.encode_leaf(leaf), Ordering::Release);
         });
         src_gather.finish(src.tlb, pgdat);
-        self.add_rss(MmCounter::FilePages, added[0]);
-        self.add_rss(MmCounter::AnonPages, added[1]);
+        for (counter, pages) in added {
+            self.add_rss(counter, pages);
+        }
         result
     }
 
@@ -1028,24 +1041,6 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
                 }
             }
             at = part.end();
-        }
-        Ok(())
-    }
-
-    /// Gives every page of `[start, end)`, which shared anonymous VMAs
-    /// cover, its own zeroed page whatever the VMAs' protection (PROT_NONE
-    /// gets a protnone pte). This stands in for shmem: the pages must exist
-    /// before a fork so that parent and child map the same ones, even if
-    /// the protection allows access only later.
-    pub(crate) fn populate_shared_anon(&mut self, range: UserRange) -> Result<(), FaultError> {
-        for addr in range.addrs() {
-            let vma = self.vmas.vma_lookup(addr.virt()).ok_or(FaultError::MapErr)?;
-            let (flags, index) = (vma.flags(), linear_page_index(vma, addr.as_u64()));
-            let slot = self.pgd.pte_offset(addr.virt(), true).map_err(|_| FaultError::Oom)?;
-            let slot = slot.ok_or(FaultError::Oom)?;
-            if self.leaf(slot.load(Ordering::Acquire)).is_none() {
-                self.do_anonymous_page(slot, flags, index, true)?;
-            }
         }
         Ok(())
     }

@@ -24,11 +24,11 @@
 //! lock per address space (Linux's `mmap_lock`, taken for writing by every
 //! operation here, page faults included: processes are single-threaded).
 //!
+//! `MAP_SHARED | MAP_ANONYMOUS` memory is a mapping of a new shmem file
+//! (Linux `shmem_zero_setup`, see [`crate::shmem`]), faulted in on
+//! demand and shared through the file.
+//!
 //! Differences from Linux:
-//! - `MAP_SHARED | MAP_ANONYMOUS` memory is populated at mmap time (and
-//!   when mremap grows it), whatever its protection, so that fork shares
-//!   every page (Linux backs it by a shmem file and shares through the
-//!   page cache; we have none yet).
 //! - No overcommit accounting (`VM_ACCOUNT` is never set or charged).
 //! - `total_vm` is kept; `locked_vm` and `data_vm` are counted from the
 //!   VMAs when a limit is checked (Linux keeps them as counters).
@@ -47,6 +47,7 @@ use crate::arch::TlbFlush;
 use crate::gfp::Gfp;
 use crate::memory::FaultError;
 use crate::pgtable::{PageTable, PteFormat, TlbGather, USER_TOP};
+use crate::shmem::ShmemZeroSetup;
 use crate::uaddr::{UserAddr, UserRange};
 use crate::vma::{
     STACK_GUARD_GAP, VM_MAY_BITS, VmUnmappedAreaFlags, VmUnmappedAreaInfo, VmaAlloc, VmaDesc, VmaError, VmaFile,
@@ -107,14 +108,19 @@ impl MmLimits {
     }
 }
 
-/// RSS counters (Linux `MM_FILEPAGES`, `MM_ANONPAGES`).
+/// RSS counters (Linux `MM_FILEPAGES`, `MM_ANONPAGES`, `MM_SHMEMPAGES`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MmCounter {
     /// Pages of file data.
     FilePages = 0,
     /// Anonymous pages.
     AnonPages = 1,
+    /// Pages of shmem files (tmpfs, memfd, shared anonymous memory).
+    ShmemPages = 2,
 }
+
+/// How many [`MmCounter`]s there are (Linux `NR_MM_COUNTERS`).
+const NR_MM_COUNTERS: usize = 3;
 
 /// A user address space (Linux `struct mm_struct`).
 pub struct MmStruct<'a, F: PteFormat, A: VmaAlloc> {
@@ -122,6 +128,8 @@ pub struct MmStruct<'a, F: PteFormat, A: VmaAlloc> {
     pub(crate) vmas: VmaTree<A>,
     pub(crate) tlb: &'a dyn TlbFlush,
     pub(crate) zero_pfn: Pfn,
+    /// Where shared anonymous mappings get their shmem file.
+    shmem: &'a dyn ShmemZeroSetup,
     /// Serialises changes of present ptes made under a read hold of the
     /// mmap lock: concurrent faults install under it after checking the
     /// pte they decided on is still there (Linux `mm->page_table_lock`,
@@ -129,7 +137,7 @@ pub struct MmStruct<'a, F: PteFormat, A: VmaAlloc> {
     /// A spin lock held only for the install, never across an allocation
     /// or a sleep, and never taken in interrupt context.
     pub(crate) page_table_lock: spin::Mutex<()>,
-    rss: [AtomicI64; 2],
+    rss: [AtomicI64; NR_MM_COUNTERS],
     hiwater_rss: AtomicU64,
     /// Where top-down mmap searches start (Linux `mmap_base`).
     pub mmap_base: u64,
@@ -167,17 +175,6 @@ pub(crate) fn vma_err(e: VmaError) -> Errno {
         VmaError::NoMemory => Errno::ENOMEM,
         VmaError::Overlap => Errno::EEXIST,
         VmaError::BadRange | VmaError::NotFound => Errno::EINVAL,
-    }
-}
-
-fn fault_err(e: FaultError) -> Errno {
-    match e {
-        FaultError::Oom => Errno::ENOMEM,
-        FaultError::MapErr
-        | FaultError::AccErr
-        | FaultError::ExpandStack
-        | FaultError::Retry(_)
-        | FaultError::SigBus => Errno::EFAULT,
     }
 }
 
@@ -242,12 +239,14 @@ pub struct MapFile {
 
 impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     /// An empty address space sharing `kernel`'s upper half (Linux
-    /// `mm_alloc` + `pgd_alloc`). `zero_pfn` is the shared zero page.
+    /// `mm_alloc` + `pgd_alloc`). `zero_pfn` is the shared zero page;
+    /// `shmem` makes the files of shared anonymous mappings.
     pub fn new(
         kernel: &PageTable<'a, F>,
         root_gfp: Gfp,
         tlb: &'a dyn TlbFlush,
         zero_pfn: Pfn,
+        shmem: &'a dyn ShmemZeroSetup,
         alloc: A,
     ) -> Result<Self, Errno> {
         let pgd = PageTable::new_user(kernel, root_gfp).map_err(|_| Errno::ENOMEM)?;
@@ -256,8 +255,9 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             vmas: VmaTree::new(alloc),
             tlb,
             zero_pfn,
+            shmem,
             page_table_lock: spin::Mutex::new(()),
-            rss: [AtomicI64::new(0), AtomicI64::new(0)],
+            rss: [const { AtomicI64::new(0) }; NR_MM_COUNTERS],
             hiwater_rss: AtomicU64::new(0),
             mmap_base: mmap_base(MmLimits::init().stack.rlim_cur),
             layout: MmLayout::default(),
@@ -313,7 +313,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
 
     /// Resident pages (Linux `get_mm_rss`).
     pub fn rss_pages(&self) -> u64 {
-        self.counter(MmCounter::FilePages) + self.counter(MmCounter::AnonPages)
+        [MmCounter::FilePages, MmCounter::AnonPages, MmCounter::ShmemPages].into_iter().map(|c| self.counter(c)).sum()
     }
 
     /// Mapped pages (Linux `total_vm`).
@@ -533,20 +533,27 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         if !self.may_expand_vm(vm_flags, range.pages() - replaced) {
             return Err(Errno::ENOMEM);
         }
-        // MAP_FIXED replaces what was there (Linux `mmap_region` unmaps first).
-        self.munmap_range(range)?;
-        let pgoff = if vma_file.is_some() { pgoff } else { range.start().pfn_index() };
+        // Shared anonymous memory maps a new shmem file from its start
+        // (Linux `mmap_region` -> `shmem_zero_setup`), made before anything
+        // is unmapped so that without memory for it nothing changes.
+        let zero_file = match vma_file {
+            None if vm_flags.contains(VmaFlags::SHARED) => Some(self.shmem.shmem_zero_setup(len)?),
+            _ => None,
+        };
+        let (vma_file, pgoff) = match (zero_file, vma_file) {
+            (Some(zero), _) => (Some(zero), 0),
+            (None, Some(file)) => (Some(file), pgoff),
+            (None, None) => (None, range.start().pfn_index()),
+        };
         let desc =
             VmaDesc { start: range.start().virt(), end: range.end().virt(), flags: vm_flags, pgoff, file: vma_file };
-        self.vmas.insert(desc).map_err(vma_err)?;
-        if vm_flags.contains(VmaFlags::SHARED) && vma_file.is_none() {
-            if let Err(e) = self.populate_shared_anon(range) {
-                // Without its pages a shared mapping cannot be shared.
-                let _ = self.munmap_range(range);
-                return Err(fault_err(e));
-            }
-            return Ok(range.start().as_u64());
+        // MAP_FIXED replaces what was there (Linux `mmap_region` unmaps first).
+        let mapped = self.munmap_range(range).and_then(|()| self.vmas.insert(desc).map_err(vma_err));
+        if let Some(zero) = zero_file {
+            // The VMA holds its own reference now, if it was made.
+            zero.put_file();
         }
+        mapped?;
         // Linux `do_mmap`'s `*populate`: locked (not on fault) or
         // MAP_POPULATE without MAP_NONBLOCK; errors are not the caller's.
         let locked = vm_flags & (VmaFlags::LOCKED | VmaFlags::LOCKONFAULT) == VmaFlags::LOCKED;

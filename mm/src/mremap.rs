@@ -26,12 +26,15 @@
 //!   destination first and then fails; Linux 6.17 and later move such a
 //!   range when it spans several VMAs (`old_len == new_len`), which we do
 //!   not.
-//! - `old_len == 0` (duplicating a shared mapping) is `EINVAL` for shared
-//!   mappings too: without shmem there is nothing to map a second time.
-//! - `MREMAP_DONTUNMAP` of a shared anonymous mapping is `EINVAL`: its
-//!   pages live only in the page tables, so the old range would lose them
-//!   (Linux refaults them from shmem).
 //! - No overcommit accounting, userfaultfd or sealing.
+//!
+//! `old_len == 0` duplicates a shared mapping (Linux's "duplicate shm
+//! area" case, refused for private mappings as Linux 6.5 and later do):
+//! with `MREMAP_MAYMOVE` a new VMA maps the same file pages from the same
+//! offset at the new address and the old one stays. A shared anonymous
+//! mapping is its shmem file's ([`crate::shmem`]): moved, duplicated or
+//! left behind empty by `MREMAP_DONTUNMAP`, it refaults the file's pages;
+//! grown, its pages past the file's end are `SIGBUS`, as on Linux.
 
 #![forbid(unsafe_code)]
 
@@ -150,13 +153,11 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
     fn vma_to_resize(&self, addr: UserAddr, old_len: u64, new_len: u64, flags: u32) -> Result<VmaDesc, Errno> {
         let vma = self.vmas.vma_lookup(addr.virt()).ok_or(Errno::EFAULT)?;
         let desc = vma.desc();
-        if old_len == 0 {
+        // Only a shared mapping can be duplicated (Linux `check_prep_vma`).
+        if old_len == 0 && !desc.flags.intersects(VmaFlags::SHARED | VmaFlags::MAYSHARE) {
             return Err(Errno::EINVAL);
         }
-        if flags & MREMAP_DONTUNMAP != 0
-            && (desc.flags.contains(VmaFlags::DONTEXPAND)
-                || (desc.flags.contains(VmaFlags::SHARED) && desc.file.is_none()))
-        {
+        if flags & MREMAP_DONTUNMAP != 0 && desc.flags.contains(VmaFlags::DONTEXPAND) {
             return Err(Errno::EINVAL);
         }
         // No remapping across VMA boundaries.
@@ -190,6 +191,9 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
         // Room for the splits (Linux's `map_count >= max - 3`).
         if self.vmas.map_count() >= MAX_MAP_COUNT - 3 {
             return Err(Errno::ENOMEM);
+        }
+        if old.is_empty() {
+            return self.dup_vma(old.start(), new);
         }
         let whole = self.vmas.vma_lookup(old.start().virt()).map(|v| (v.start(), v.end())).ok_or(Errno::EFAULT)?;
         // Make the old range a VMA of its own.
@@ -229,14 +233,23 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
         Ok(new.start().as_u64())
     }
 
+    /// Maps the file pages that the shared VMA maps at `addr` onward a
+    /// second time, at `new` (Linux `move_vma` of zero bytes: `copy_vma`
+    /// makes the new VMA, no pte moves and the old VMA stays). The new VMA
+    /// faults the file's pages in itself; a locked one is populated.
+    fn dup_vma(&mut self, addr: UserAddr, new: UserRange) -> Result<u64, Errno> {
+        let desc = self.vmas.vma_lookup(addr.virt()).map(|v| v.desc()).ok_or(Errno::EFAULT)?;
+        let pgoff = desc.pgoff + ((addr.as_u64() - desc.start.as_u64()) >> PAGE_SHIFT);
+        let copy = VmaDesc { start: new.start().virt(), end: new.end().virt(), pgoff, ..desc };
+        self.vmas.insert(copy).map_err(vma_err)?;
+        self.mremap_populate(&desc, new);
+        Ok(new.start().as_u64())
+    }
+
     /// Faults in the pages a mapping grew by if it is locked (Linux
-    /// `mm_populate` after mremap, errors ignored) or shared anonymous
-    /// memory, which [`MmStruct::do_mmap`] populates so that fork shares
-    /// every page.
+    /// `mm_populate` after mremap, errors ignored).
     fn mremap_populate(&mut self, vma: &VmaDesc, grown: UserRange) {
-        if vma.flags.contains(VmaFlags::SHARED) && vma.file.is_none() {
-            let _ = self.populate_shared_anon(grown);
-        } else if vma.flags & VM_LOCKED_MASK == VmaFlags::LOCKED {
+        if vma.flags & VM_LOCKED_MASK == VmaFlags::LOCKED {
             let _ = self.populate(grown);
         }
     }

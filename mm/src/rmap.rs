@@ -20,8 +20,9 @@
 //! back to the page tables that map it directly; [`crate::migrate`] walks
 //! every address space instead, and reclaim will need `anon_vma`. The anon
 //! marker stands alone in `mapping`. Anonymous pages are
-//! marked `PG_swapbacked` as in Linux, which is how [`crate::memory`] tells
-//! anonymous from file pages when it counts RSS.
+//! marked `PG_swapbacked` as in Linux, as shmem's page-cache pages are
+//! ([`crate::filemap`]); [`crate::memory`] counts RSS by the anon marker
+//! first, then by `PG_swapbacked` (Linux `mm_counter`).
 
 #![forbid(unsafe_code)]
 

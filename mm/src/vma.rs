@@ -304,6 +304,23 @@ pub trait VmaFile: Sync {
     ///
     /// Errors: the errno msync returns (`EIO`, `ENOSPC`, ...).
     fn fsync_range(&self, start: u64, end: u64) -> Result<(), Errno>;
+
+    /// Frees the file's pages of bytes `[start, end)`, which then read as
+    /// zeros, keeping the size: the middle pages go and the partial pages
+    /// at the ends are zeroed over the range (Linux
+    /// `vfs_fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)`, what
+    /// `MADV_REMOVE` calls). The mm has zapped the caller's ptes of the
+    /// range first. Without a file reverse map to zap other address
+    /// spaces' ptes through (Linux `unmap_mapping_range`), a page still
+    /// mapped elsewhere must not leave the file: the file zeroes it in
+    /// place, so that every mapper reads zeros as on Linux.
+    ///
+    /// Errors: `EOPNOTSUPP` for a file that cannot (the default, as for a
+    /// file system without `fallocate`), `EPERM` for a write-sealed memfd.
+    fn punch_hole(&self, pgdat: &PgData<'_>, start: u64, end: u64) -> Result<(), Errno> {
+        let _ = (pgdat, start, end);
+        Err(Errno::EOPNOTSUPP)
+    }
 }
 
 /// A page a file's [`fault`](VmaFile::fault) hands over (Linux

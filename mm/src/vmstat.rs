@@ -48,9 +48,9 @@
 //! `pgscan`/`pgsteal`/LRU sizes until reclaim and the LRU exist, no
 //! `thp_*`, `numa_*` or memcg counters at all. `oom_kill` is not counted:
 //! the kernel kills a faulting process that gets no memory without an OOM
-//! killer, outside mm. Shared anonymous memory has no shmem file behind it
-//! (see `crate::mmap`), so its pages count as anonymous, where Linux counts
-//! them in `nr_shmem` and `nr_mapped`.
+//! killer, outside mm. Shmem's pages (tmpfs, memfd, shared anonymous memory:
+//! see [`crate::shmem`]) count in `nr_shmem` and `nr_file_pages`, and in
+//! `nr_mapped` while mapped, as Linux's do.
 //!
 //! # Reports
 //! Each report is a value implementing `Display`, so the kernel prints it

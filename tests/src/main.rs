@@ -29,6 +29,7 @@ mod pgtable;
 mod process;
 mod sched;
 mod selftest;
+mod shmem;
 mod slab;
 mod smp;
 mod vmalloc;

@@ -33,6 +33,20 @@
 //!   reports it once (Linux `filemap_check_wb_err`), the data staying in
 //!   the cache.
 //!
+//! A shmem file's cache (tmpfs, memfd, shared anonymous memory: see
+//! [`crate::shmem`]) is the file itself: its pages are `PG_swapbacked`
+//! and never written back ([`writeback`] finds nothing to write, as
+//! Linux's `mapping_can_writeback` is false for shmem), so `fsync` and
+//! `sync` have nothing to wait for; reclaim and `drop_caches`
+//! ([`invalidate_mapping_pages`]) leave them alone; only truncation,
+//! hole punching and the file's end free them. A shmem file reads its
+//! holes as zeros without adding pages (`shmem::shmem_file_read`) and
+//! has no readahead.
+//!
+//! A [`Mapping`] is reference-counted: the VFS inode holds it (ext2's
+//! live as long as that inode), or the file system does (a tmpfs file's
+//! lives as long as the file); the last reference empties it ([`Drop`]).
+//!
 //! Page lock order: `i_rwsem` -> page lock (`PG_locked`) -> the file
 //! system's lock -> the mapping's lock. The mapping's lock is a leaf
 //! `SpinLockIrq` (Linux's `xa_lock_irq` on `i_pages`), held only to look
@@ -46,7 +60,8 @@
 //! pages are not yet on an LRU: an allocation that finds no memory takes
 //! clean, unused ones back by a clock over the memory map
 //! ([`mm::vmscan`], registered as the allocator's direct reclaim), and
-//! [`invalidate_mapping_pages`] (`drop_caches`) drops them all.
+//! [`invalidate_mapping_pages`] (`drop_caches`) drops them all, but
+//! shmem's.
 
 // Only the page copies of `folio` use `unsafe`, and say so there.
 #![deny(unsafe_code)]
@@ -55,6 +70,7 @@ mod folio;
 mod vm_file;
 
 use alloc::boxed::Box;
+use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use mm::addr::{PAGE_SIZE, Pfn};
@@ -127,11 +143,13 @@ fn xa_nodes() -> Result<PageCacheNodes, Errno> {
 static NEXT_MAPPING_ID: AtomicU64 = AtomicU64::new(8);
 
 /// One file's page cache in the kernel: the mm crate's [`AddressSpace`]
-/// under its interrupt-safe lock. Boxed, so that reclaim can find it by
-/// its id at a fixed address until [`evict`] unregisters it.
+/// under its interrupt-safe lock. In an `Arc`, so that reclaim can find
+/// it by its id at a fixed address until its drop unregisters it.
 pub struct Mapping {
     space: SpinLockIrq<AddressSpace<PageCacheNodes>>,
     id: MappingId,
+    /// shmem's: never written back, never reclaimed.
+    swapbacked: bool,
     /// The file's size as the VFS knows it (Linux `inode->i_size`): a
     /// write grows it page by page under each page's lock, before the
     /// page can be written back, so write-back never takes a new page
@@ -157,18 +175,25 @@ static RECLAIM: KernelReclaim = KernelReclaim { hand: ClockHand::new() };
 impl Mapping {
     /// An empty cache of a file of `size` bytes; `swapbacked` for shmem
     /// files. The first one registers page-cache reclaim with the
-    /// allocator.
-    pub fn new(swapbacked: bool, size: u64) -> Result<Box<Mapping>, Errno> {
+    /// allocator; each but a shmem file's is listed for reclaim (which
+    /// never takes a shmem page, so never looks for its cache).
+    pub fn new(swapbacked: bool, size: u64) -> Result<Arc<Mapping>, Errno> {
         let nodes = xa_nodes()?;
         crate::mm::pgdat().set_direct_reclaim(&RECLAIM);
         let id = NEXT_MAPPING_ID.fetch_add(8, Ordering::Relaxed);
         let id = MappingId::new(id).ok_or(Errno::ENOMEM)?;
         let space = SpinLockIrq::new(AddressSpace::new(id, swapbacked, nodes));
-        let mapping = Box::new(Mapping { space, id, i_size: AtomicU64::new(size) });
-        if !folio::register(id, &mapping) {
+        let mapping = Arc::new(Mapping { space, id, swapbacked, i_size: AtomicU64::new(size) });
+        if !swapbacked && !folio::register(id, &mapping) {
             log::warn!("page cache: no memory to list mapping {:#x} for reclaim", id.as_u64());
         }
         Ok(mapping)
+    }
+
+    /// Whether it is a shmem file's (Linux `shmem_mapping`): the only
+    /// copy of the data, never written back.
+    pub fn is_swapbacked(&self) -> bool {
+        self.swapbacked
     }
 
     /// Marks `folio`, this cache's page at `index`, dirty if it still is
@@ -584,6 +609,11 @@ fn grab_page_for_write(
 /// Write errors are recorded in the mapping's `wb_err` and returned.
 pub fn writeback(inode: &Inode, wbc: &mut WritebackControl) -> Result<(), Errno> {
     let (mapping, a_ops) = parts(inode)?;
+    if mapping.swapbacked {
+        // Nowhere to write to (Linux `filemap_fdatawrite_wbc` returns at
+        // once when `!mapping_can_writeback`).
+        return Ok(());
+    }
     let pgdat = crate::mm::pgdat();
     page_writeback::writeback_prepare(&mut mapping.space.lock(), wbc);
     let mut from = Some(wbc.start);
@@ -699,47 +729,107 @@ fn fdatawait(mapping: &Mapping) {
 /// `folio_zero_range` of the partial page). The caller holds `i_rwsem`
 /// and has set the size already or does right after.
 pub fn truncate_pagecache(inode: &Inode, new_size: u64) -> Result<(), Errno> {
-    let Some(mapping) = inode.i_mapping.as_ref() else { return Ok(()) };
+    match inode.i_mapping.as_ref() {
+        Some(mapping) => truncate_inode_pages_range(mapping, new_size, u64::MAX, MappedPage::Drop),
+        None => Ok(()),
+    }
+}
+
+/// What [`truncate_inode_pages_range`] does with a whole page that a
+/// user mapping still maps. There is no file reverse map (`i_mmap`) to
+/// unmap it with first, as Linux's `unmap_mapping_range` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MappedPage {
+    /// It leaves the cache like the others and stays mapped until
+    /// unmapped (truncation: the mapper's later faults past the new end
+    /// are SIGBUS, but that page keeps its old contents there).
+    Drop,
+    /// It is zeroed and stays in the cache (hole punching): every mapper
+    /// reads the zeros Linux's refault would give, and no mapping is left
+    /// with a page the file no longer has.
+    ZeroInPlace,
+}
+
+/// Drops the pages wholly inside bytes `lstart..=lend` and zeroes the
+/// parts of the partial pages at either end that lie inside it (Linux
+/// `truncate_inode_pages_range`; `lend` is `u64::MAX` for "to the end of
+/// the file"). Each page goes under its lock, after its writeback, its
+/// dirtiness dropped with it; `mapped` says what happens to a page a user
+/// mapping still maps. The caller holds `i_rwsem`.
+pub fn truncate_inode_pages_range(mapping: &Mapping, lstart: u64, lend: u64, mapped: MappedPage) -> Result<(), Errno> {
     let pgdat = crate::mm::pgdat();
-    let first = new_size.div_ceil(PAGE_SIZE);
+    // Whole pages: from the first that starts in the range to the last
+    // that ends in it.
+    let first = lstart.div_ceil(PAGE_SIZE);
+    let end = lend.checked_add(1).map_or(u64::MAX, |e| e / PAGE_SIZE);
     let mut from = first;
-    loop {
+    while from < end {
         let next = {
             let space = mapping.space.lock();
-            space.find(from, u64::MAX, None).and_then(|(i, pfn)| Some((i, FolioRef::get(pfn)?)))
+            space.find(from, end - 1, None).and_then(|(i, pfn)| Some((i, FolioRef::get(pfn)?)))
         };
         let Some((index, folio)) = next else { break };
         let page = folio.page();
         folio_lock(page, folio.pfn(), &FOLIO_WAIT);
         mm::filemap::folio_wait_writeback(page, folio.pfn(), &FOLIO_WAIT);
-        {
-            let mut space = mapping.space.lock();
-            if space.lookup(index) == Some(folio.pfn()) {
-                page_writeback::folio_cancel_dirty(&mut space, pgdat, page, index);
+        let zeroed = if mapped == MappedPage::ZeroInPlace && page.mapcount() > 0 {
+            Some(folio.zero(0, PAGE))
+        } else {
+            {
+                let mut space = mapping.space.lock();
+                if space.lookup(index) == Some(folio.pfn()) {
+                    page_writeback::folio_cancel_dirty(&mut space, pgdat, page, index);
+                }
             }
-        }
-        mapping.remove(&folio, index);
+            mapping.remove(&folio, index);
+            None
+        };
         folio_unlock(page, folio.pfn(), &FOLIO_WAIT);
+        zeroed.transpose()?;
         match index.checked_add(1) {
             Some(n) => from = n,
             None => break,
         }
     }
-    let tail = (new_size % PAGE_SIZE) as usize;
-    if tail != 0
-        && let Some(folio) = mapping.find_get(new_size / PAGE_SIZE)
-    {
-        folio_lock(folio.page(), folio.pfn(), &FOLIO_WAIT);
-        let zeroed = folio.zero(tail, PAGE - tail);
-        folio_unlock(folio.page(), folio.pfn(), &FOLIO_WAIT);
-        zeroed?;
+    // Partial pages.
+    let (start_index, start_offset) = (lstart / PAGE_SIZE, (lstart % PAGE_SIZE) as usize);
+    match lend.checked_add(1) {
+        None if start_offset != 0 => zero_cached(mapping, start_index, start_offset, PAGE),
+        None => Ok(()),
+        Some(e) => {
+            let (end_index, end_offset) = (e / PAGE_SIZE, (e % PAGE_SIZE) as usize);
+            if start_index == end_index {
+                if start_offset < end_offset {
+                    zero_cached(mapping, start_index, start_offset, end_offset)?;
+                }
+                return Ok(());
+            }
+            if start_offset != 0 {
+                zero_cached(mapping, start_index, start_offset, PAGE)?;
+            }
+            if end_offset != 0 {
+                zero_cached(mapping, end_index, 0, end_offset)?;
+            }
+            Ok(())
+        }
     }
-    Ok(())
+}
+
+/// Zeroes bytes `from..to` of the cached page at `index`, if it is
+/// cached, under its lock (Linux `folio_zero_range` in
+/// `truncate_inode_partial_folio`).
+fn zero_cached(mapping: &Mapping, index: u64, from: usize, to: usize) -> Result<(), Errno> {
+    let Some(folio) = mapping.find_get(index) else { return Ok(()) };
+    folio_lock(folio.page(), folio.pfn(), &FOLIO_WAIT);
+    let zeroed = if mapping.owns(&folio, index) { folio.zero(from, to - from) } else { Ok(()) };
+    folio_unlock(folio.page(), folio.pfn(), &FOLIO_WAIT);
+    zeroed
 }
 
 /// Drops the clean, unlocked pages nothing else uses (Linux
-/// `invalidate_mapping_pages`, what `drop_caches` runs on every inode);
-/// returns how many went.
+/// `invalidate_mapping_pages`, what `drop_caches` runs on every inode),
+/// never a shmem page, which is its file's only copy; returns how many
+/// went.
 pub fn invalidate_mapping_pages(mapping: &Mapping) -> u64 {
     let mut dropped = 0;
     let mut from = 0u64;
@@ -753,7 +843,7 @@ pub fn invalidate_mapping_pages(mapping: &Mapping) -> u64 {
         if folio_trylock(page) {
             // The cache's reference and ours: no one else holds it.
             let unused = page.refcount() == 2 && page.mapcount() == 0;
-            let clean = !page.test(PageFlags::DIRTY) && !page.test(PageFlags::WRITEBACK);
+            let clean = !page.flags().intersects(PageFlags::DIRTY | PageFlags::WRITEBACK | PageFlags::SWAPBACKED);
             if unused && clean {
                 mapping.remove(&folio, index);
                 dropped += 1;
@@ -768,31 +858,37 @@ pub fn invalidate_mapping_pages(mapping: &Mapping) -> u64 {
     dropped
 }
 
-/// Empties the cache of an inode that is going away and unlists it for
-/// reclaim (Linux `evict`'s `truncate_inode_pages_final`): every page
-/// leaves under its lock, dirty ones too (the caller wrote back what had
-/// to reach the disk). Taking each page's lock is what lets reclaim,
-/// which holds a page's lock while it reaches the page's cache, rely on
-/// the cache being alive. May sleep.
-pub fn evict(mapping: &Mapping) {
-    let pgdat = crate::mm::pgdat();
-    loop {
-        let next = {
-            let space = mapping.space.lock();
-            space.find(0, u64::MAX, None).and_then(|(i, pfn)| Some((i, FolioRef::get(pfn)?)))
-        };
-        let Some((index, folio)) = next else { break };
-        let page = folio.page();
-        folio_lock(page, folio.pfn(), &FOLIO_WAIT);
-        mm::filemap::folio_wait_writeback(page, folio.pfn(), &FOLIO_WAIT);
-        {
-            let mut space = mapping.space.lock();
-            if space.lookup(index) == Some(folio.pfn()) {
-                page_writeback::folio_cancel_dirty(&mut space, pgdat, page, index);
+impl Drop for Mapping {
+    /// Empties the cache of a file that is going away and unlists it for
+    /// reclaim (Linux `evict`'s `truncate_inode_pages_final`): every page
+    /// leaves under its lock, dirty ones too (the VFS wrote back what had
+    /// to reach a disk: an inode with dirty pages is on the dirty list,
+    /// which holds it; a shmem file's data goes with it). Taking each
+    /// page's lock is what lets reclaim, which holds a page's lock while
+    /// it reaches the page's cache, rely on the cache being alive. May
+    /// sleep.
+    fn drop(&mut self) {
+        let pgdat = crate::mm::pgdat();
+        loop {
+            let next = {
+                let space = self.space.lock();
+                space.find(0, u64::MAX, None).and_then(|(i, pfn)| Some((i, FolioRef::get(pfn)?)))
+            };
+            let Some((index, folio)) = next else { break };
+            let page = folio.page();
+            folio_lock(page, folio.pfn(), &FOLIO_WAIT);
+            mm::filemap::folio_wait_writeback(page, folio.pfn(), &FOLIO_WAIT);
+            {
+                let mut space = self.space.lock();
+                if space.lookup(index) == Some(folio.pfn()) {
+                    page_writeback::folio_cancel_dirty(&mut space, pgdat, page, index);
+                }
             }
+            self.remove(&folio, index);
+            folio_unlock(page, folio.pfn(), &FOLIO_WAIT);
         }
-        mapping.remove(&folio, index);
-        folio_unlock(page, folio.pfn(), &FOLIO_WAIT);
+        if !self.swapbacked {
+            folio::unregister(self.id);
+        }
     }
-    folio::unregister(mapping.id);
 }

@@ -19,6 +19,15 @@
 //!   gives), writeback of it is waited for, and it is marked dirty.
 //! - `set_page_dirty`: a dirty pte found at unmap or msync dirties the
 //!   page, which the flusher then writes.
+//!
+//! A shmem file (tmpfs, memfd, shared anonymous memory) is mapped the same
+//! way, as Linux's `shmem_vm_ops` do, less what has no meaning without a
+//! disk: a fault has no readahead and allocates a zero page for a hole
+//! (Linux `shmem_fault`), `page_mkwrite` has no blocks to allocate and
+//! only marks the page as holding data, `punch_hole` frees pages
+//! (`MADV_REMOVE`, Linux `shmem_fallocate`). A shared mapping that may
+//! write a shmem file holds a [`WritableMapping`] for its life, which
+//! `F_SEAL_WRITE` waits for.
 
 #![allow(unsafe_code)]
 
@@ -36,6 +45,7 @@ use uapi::errno::Errno;
 use super::{FolioRef, Mapping, parts, ra_limits, read_cache_page_major, run_readahead};
 use crate::fs::inode::Inode;
 use crate::mmap::FOLIO_WAIT;
+use crate::shmem::WritableMapping;
 use crate::sync::SpinLock;
 
 /// One mapping of a cached file (Linux `struct file` as `vma->vm_file`).
@@ -45,12 +55,27 @@ pub struct MappedFile {
     name: String,
     /// Readahead state of faults (Linux `file->f_ra`).
     ra: SpinLock<FileRaState>,
+    /// A shmem file's count of shared mappings that may write, held while
+    /// any VMA of this mapping exists.
+    _writable: Option<WritableMapping>,
 }
 
 impl MappedFile {
-    /// A mapping object for `inode` (which has a page cache) named `name`.
-    pub fn new(inode: Arc<Inode>, name: String) -> Arc<MappedFile> {
-        Arc::new(MappedFile { inode, name, ra: SpinLock::new(FileRaState::default()) })
+    /// A mapping object for `inode` (which has a page cache) named `name`;
+    /// `writable` for a shared mapping that may write a shmem file.
+    pub fn new(inode: Arc<Inode>, name: String, writable: Option<WritableMapping>) -> Arc<MappedFile> {
+        Arc::new(MappedFile { inode, name, ra: SpinLock::new(FileRaState::default()), _writable: writable })
+    }
+
+    /// Hands `file` to the mm with its count, for a caller that made it
+    /// for the mm alone (`shmem_zero_setup`): the mm drops the count with
+    /// [`VmaFile::put_file`] (see the module doc).
+    pub fn into_vma_file(file: Arc<MappedFile>) -> &'static dyn VmaFile {
+        // SAFETY: the count `into_raw` keeps is the one the mm's
+        // `put_file` gives back; until then the object is alive, and the
+        // mm uses the reference only while it holds a count (`VmaFile`'s
+        // contract).
+        unsafe { &*Arc::into_raw(file) }
     }
 
     /// The reference the mm keeps, valid while a count of `file` is held
@@ -72,39 +97,11 @@ impl MappedFile {
     fn nr_pages(&self) -> Result<u64, FileFaultError> {
         Ok(self.mapping()?.i_size().div_ceil(PAGE_SIZE))
     }
-}
 
-fn fault_error(e: Errno) -> FileFaultError {
-    match e {
-        Errno::ENOMEM => FileFaultError::NoMemory,
-        _ => FileFaultError::Io,
-    }
-}
-
-impl VmaFile for MappedFile {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn get_file(&self) {
-        // SAFETY: `self` lives in an `Arc` (only `MappedFile::new` makes
-        // one) and the caller holds a count of it (a VMA's or the mmap
-        // caller's), so the count is at least one.
-        unsafe { Arc::increment_strong_count(core::ptr::from_ref(self)) };
-    }
-
-    fn put_file(&self) {
-        // SAFETY: this gives back a count `get_file` took (the contract:
-        // one `put_file` per `get_file`).
-        unsafe { Arc::decrement_strong_count(core::ptr::from_ref(self)) };
-    }
-
-    fn fault(&self, _pgdat: &PgData<'_>, index: u64) -> Result<FaultPage, FileFaultError> {
-        let mapping = self.mapping()?;
-        let nr_pages = self.nr_pages()?;
-        if index >= nr_pages {
-            return Err(FileFaultError::Eof);
-        }
+    /// The readahead around a fault at `index` (Linux
+    /// `do_sync_mmap_readahead` for a missing page,
+    /// `do_async_mmap_readahead` at a `PG_readahead` one).
+    fn fault_readahead(&self, mapping: &Mapping, index: u64, nr_pages: u64) -> Result<(), FileFaultError> {
         let (_, a_ops) = parts(&self.inode).map_err(fault_error)?;
         let ra_mapping = RaMapping { cache: &mapping.space, nr_pages, bdi: ra_limits() };
         match mapping.find_get(index) {
@@ -135,8 +132,50 @@ impl VmaFile for MappedFile {
                 run_readahead(mapping, a_ops, decision);
             }
         }
-        let (folio, major) = read_cache_page_major(&self.inode, index).map_err(fault_error)?;
+        Ok(())
+    }
+}
+
+fn fault_error(e: Errno) -> FileFaultError {
+    match e {
+        Errno::ENOMEM => FileFaultError::NoMemory,
+        _ => FileFaultError::Io,
+    }
+}
+
+impl VmaFile for MappedFile {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn get_file(&self) {
+        // SAFETY: `self` lives in an `Arc` (only `MappedFile::new` makes
+        // one) and the caller holds a count of it (a VMA's or the mmap
+        // caller's), so the count is at least one.
+        unsafe { Arc::increment_strong_count(core::ptr::from_ref(self)) };
+    }
+
+    fn put_file(&self) {
+        // SAFETY: this gives back a count `get_file` took or
+        // `into_vma_file` handed over (the contract: one `put_file` per
+        // reference the mm holds).
+        unsafe { Arc::decrement_strong_count(core::ptr::from_ref(self)) };
+    }
+
+    fn fault(&self, _pgdat: &PgData<'_>, index: u64) -> Result<FaultPage, FileFaultError> {
+        let mapping = self.mapping()?;
+        let nr_pages = self.nr_pages()?;
+        if index >= nr_pages {
+            return Err(FileFaultError::Eof);
+        }
+        // shmem reads nothing ahead: its pages are in memory or holes.
+        if !mapping.is_swapbacked() {
+            self.fault_readahead(mapping, index, nr_pages)?;
+        }
+        let (folio, read) = read_cache_page_major(&self.inode, index).map_err(fault_error)?;
         folio.page().set(PageFlags::REFERENCED);
+        // A shmem hole filled with zeros took no I/O (only swap-in would).
+        let major = read && !mapping.is_swapbacked();
         Ok(FaultPage { pfn: folio.into_pfn(), major })
     }
 
@@ -171,7 +210,12 @@ impl VmaFile for MappedFile {
             if start >= size {
                 return Err(FileFaultError::Eof);
             }
-            a_ops.write_begin(start, (size - start).min(PAGE_SIZE)).map_err(|_| FileFaultError::Io)?;
+            // shmem has no blocks to allocate (Linux's `shmem_vm_ops` have
+            // no `page_mkwrite`), and its write seals never stop a mapping
+            // made before them.
+            if !mapping.is_swapbacked() {
+                a_ops.write_begin(start, (size - start).min(PAGE_SIZE)).map_err(|_| FileFaultError::Io)?;
+            }
             mm::filemap::folio_wait_writeback(page, pfn, &FOLIO_WAIT);
             mapping.mark_dirty(&folio, index);
             Ok(())
@@ -195,5 +239,12 @@ impl VmaFile for MappedFile {
     fn fsync_range(&self, _start: u64, _end: u64) -> Result<(), Errno> {
         super::write_and_wait(&self.inode)?;
         self.inode.ops.fsync()
+    }
+
+    fn punch_hole(&self, _pgdat: &PgData<'_>, start: u64, end: u64) -> Result<(), Errno> {
+        match self.inode.ops.shmem() {
+            Some(shmem) => shmem.punch_hole(&self.inode, start, end),
+            None => Err(Errno::EOPNOTSUPP),
+        }
     }
 }

@@ -10,7 +10,10 @@
 //! ([`mark_inode_dirty`]) and the list holds a reference to it, so an
 //! inode with dirty pages is never evicted before they are written (Linux
 //! keeps such inodes off the LRU the same way); it leaves when a pass
-//! finds it clean.
+//! finds it clean. A shmem file (tmpfs, memfd) never joins it and never
+//! throttles its writers: its pages have nowhere to be written (Linux's
+//! shmem dirties pages with `noop_dirty_folio` on a backing device
+//! without `BDI_CAP_WRITEBACK`), so `sync` and the flusher never meet it.
 //!
 //! Differences from Linux: one list for all devices, one flusher thread
 //! (Linux has a `bdi_writeback` and a worker per device); no `I_DIRTY`
@@ -59,6 +62,9 @@ fn now_ns() -> u64 {
 /// inode is written back at once instead, so no dirty page is ever held
 /// by an inode nothing will write.
 pub fn mark_inode_dirty(inode: &Arc<Inode>) {
+    if inode.i_mapping.as_ref().is_some_and(|m| m.is_swapbacked()) {
+        return;
+    }
     {
         let mut dirty = DIRTY.lock();
         if dirty.iter().any(|d| Arc::ptr_eq(&d.inode, inode)) {
@@ -153,6 +159,9 @@ pub fn background_pass() -> u64 {
 /// sleeps while the flusher writes; ours has no I/O-less throttling), and
 /// past the background threshold it wakes the flusher.
 pub fn balance_dirty_pages(inode: &Arc<Inode>) {
+    if inode.i_mapping.as_ref().is_some_and(|m| m.is_swapbacked()) {
+        return;
+    }
     let settings = *SETTINGS.lock();
     let pgdat = crate::mm::pgdat();
     let (background, thresh) = page_writeback::dirty_limits(&settings, page_writeback::global_dirtyable_memory(pgdat));

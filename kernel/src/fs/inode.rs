@@ -34,6 +34,7 @@ use uapi::errno::Errno;
 use super::dcache::Dcache;
 use super::file::RamFile;
 use crate::filemap::{AddressSpaceOperations, Mapping};
+use crate::shmem::ShmemInode;
 use crate::sync::{Mutex, SpinLock};
 
 /// An inode number (Linux `ino_t`).
@@ -214,6 +215,13 @@ pub trait FileOperations: Send + Sync {
     fn a_ops(&self) -> Option<&dyn AddressSpaceOperations> {
         None
     }
+    /// A shmem file's state (tmpfs, memfd): its page cache, which is the
+    /// file and lives as long as it, and its seals (Linux
+    /// `SHMEM_I(inode)`). The VFS inode uses that cache rather than
+    /// making one of its own.
+    fn shmem(&self) -> Option<Arc<ShmemInode>> {
+        None
+    }
 }
 
 /// A file system's inode: both sets of operations.
@@ -357,14 +365,20 @@ pub struct Inode {
     /// file (taken before the file system's own lock).
     pub i_rwsem: Mutex<()>,
     /// The page cache of a regular file whose file system has
-    /// [`FileOperations::a_ops`] (Linux `i_mapping`).
-    pub i_mapping: Option<alloc::boxed::Box<Mapping>>,
+    /// [`FileOperations::a_ops`] (Linux `i_mapping`): this inode's own,
+    /// emptied when the inode goes, or a shmem file's, which lives as
+    /// long as the file.
+    pub i_mapping: Option<Arc<Mapping>>,
 }
 
-/// A page cache for a regular file with page cache operations. Without
-/// memory for one, the file is served by the file system directly, which
-/// is slower but correct (one inode, one way, for its whole life).
-fn new_mapping(fs_inode: &dyn FsInode) -> Option<alloc::boxed::Box<Mapping>> {
+/// A page cache for a regular file with page cache operations: a shmem
+/// file's own, or a new one. Without memory for a new one, the file is
+/// served by the file system directly, which is slower but correct (one
+/// inode, one way, for its whole life).
+fn new_mapping(fs_inode: &dyn FsInode) -> Option<Arc<Mapping>> {
+    if let Some(shmem) = fs_inode.shmem() {
+        return Some(shmem.mapping().clone());
+    }
     fs_inode.a_ops()?;
     let st = fs_inode.getattr().ok().filter(Kstat::is_reg)?;
     Mapping::new(false, st.size).map_err(|e| log::warn!("inode {}: no page cache: {e}", fs_inode.ino())).ok()
@@ -388,19 +402,16 @@ impl Inode {
 }
 
 impl Drop for Inode {
-    /// Leaves the inode cache and empties the page cache (Linux `evict`'s
-    /// `truncate_inode_pages_final`): an inode with dirty pages is on the
-    /// dirty list, which holds it, so what is dropped here is clean or
-    /// was never going to be written (a failed write-back).
+    /// Leaves the inode cache (Linux `evict`). The page cache goes with
+    /// its last reference: this inode's own is emptied right after this
+    /// (Linux `truncate_inode_pages_final`; an inode with dirty pages is
+    /// on the dirty list, which holds it, so what is dropped then is
+    /// clean or was never going to be written, a failed write-back); a
+    /// shmem file keeps its own.
     fn drop(&mut self) {
-        {
-            let mut icache = self.sb.icache.lock();
-            if icache.get(&self.ino).is_some_and(|w| w.strong_count() == 0) {
-                icache.remove(&self.ino);
-            }
-        }
-        if let Some(mapping) = self.i_mapping.as_ref() {
-            crate::filemap::evict(mapping);
+        let mut icache = self.sb.icache.lock();
+        if icache.get(&self.ino).is_some_and(|w| w.strong_count() == 0) {
+            icache.remove(&self.ino);
         }
     }
 }

@@ -71,7 +71,7 @@ const ROOTFS_DEV: u64 = 1;
 /// and unpacks it into the root file system.
 pub fn init() {
     parse_initramfs();
-    let rootfs = ramfs::new_instance("rootfs", uapi::fs::RAMFS_MAGIC, 0o755);
+    let rootfs = ramfs::new_instance("rootfs", uapi::fs::RAMFS_MAGIC, 0o755, ramfs::Storage::Heap);
     let root = rootfs.root_inode();
     let mut unpacked = 0usize;
     for f in file::ram_files() {

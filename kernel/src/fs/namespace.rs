@@ -259,6 +259,29 @@ impl MountFlags {
 /// Anonymous device numbers (Linux `get_anon_bdev`), major 0.
 static NEXT_ANON_DEV: AtomicU32 = AtomicU32::new(2);
 
+/// A new anonymous device number, for a file system on no device (Linux
+/// `get_anon_bdev`).
+pub fn get_anon_dev() -> u64 {
+    u64::from(NEXT_ANON_DEV.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A mount of `sb` attached nowhere and outside the table, for files the
+/// kernel makes for itself (Linux `kern_mount`, as shmem's `shm_mnt`):
+/// no path leads into it, `/proc/mounts`, `sync` and `umount` never meet
+/// it, and its files are reached only through what holds them.
+pub fn kern_mount(sb: Arc<SuperBlock>, source: &str) -> Result<Arc<Mount>, Errno> {
+    let root = sb.root()?;
+    Ok(Arc::new(Mount {
+        id: NEXT_MNT_ID.fetch_add(1, Ordering::Relaxed),
+        sb,
+        root,
+        mountpoint: None,
+        source: String::from(source),
+        target: String::new(),
+        read_only: false,
+    }))
+}
+
 /// Mounts a file system of type `fstype` from `source` on the directory
 /// `target` (Linux `do_new_mount`): `ext2` needs a block device
 /// ([`super::blkdev::lookup_path`]; ENOENT without one, EBUSY if it is
@@ -278,12 +301,14 @@ pub fn do_mount(source: &str, target: Path, fstype: &str, flags: MountFlags) -> 
             let name = source.strip_prefix("/dev/").unwrap_or(source);
             SuperBlock::new(devt, super::ext2::mount(name, dev, flags.read_only)?)
         }
-        "tmpfs" | "ramfs" => {
-            let (name, magic) =
-                if fstype == "tmpfs" { ("tmpfs", uapi::fs::TMPFS_MAGIC) } else { ("ramfs", uapi::fs::RAMFS_MAGIC) };
-            let dev = u64::from(NEXT_ANON_DEV.fetch_add(1, Ordering::Relaxed));
-            SuperBlock::new(dev, super::ramfs::new_instance(name, magic, 0o1777))
-        }
+        "tmpfs" => SuperBlock::new(
+            get_anon_dev(),
+            super::ramfs::new_instance("tmpfs", uapi::fs::TMPFS_MAGIC, 0o1777, super::ramfs::Storage::Shmem),
+        ),
+        "ramfs" => SuperBlock::new(
+            get_anon_dev(),
+            super::ramfs::new_instance("ramfs", uapi::fs::RAMFS_MAGIC, 0o1777, super::ramfs::Storage::Heap),
+        ),
         _ => return Err(Errno::ENODEV),
     };
     let result = do_add_mount(sb.clone(), target, target_name, source, flags.read_only);

@@ -1,27 +1,36 @@
 //! An in-memory file system: the root (Linux `init/do_mounts.c`'s rootfs,
-//! a ramfs or tmpfs that `init/initramfs.c` unpacks the initramfs into)
-//! and every `tmpfs` mount (Linux `fs/ramfs/inode.c`, `mm/shmem.c`'s name
-//! space half).
+//! a ramfs or tmpfs that `init/initramfs.c` unpacks the initramfs into),
+//! every `tmpfs` and `ramfs` mount (Linux `fs/ramfs/inode.c`,
+//! `mm/shmem.c`'s name space half), and the kernel's internal tmpfs of
+//! memfds and shared anonymous memory ([`crate::shmem`]).
 //!
 //! Directories hold their entries as a map of name -> inode, so a path
-//! walk needs no cache here; a file's data is a map of 4 KiB pages, holes
-//! missing (sparse files as tmpfs keeps them). A file unpacked
-//! from the initramfs keeps reading the archive in place until its first
-//! change ([`FileData::Initramfs`]), so exec and `mmap` of programs keep
-//! mapping the ramdisk as before, and a boot copies nothing it does not
-//! write.
+//! walk needs no cache here. Where a regular file's bytes live is the
+//! instance's [`Storage`]:
+//! - a tmpfs's files are shmem files ([`Storage::Shmem`]): their data is
+//!   their swapbacked page cache ([`crate::shmem::ShmemInode`]), which
+//!   the VFS reads, writes and maps like any cached file, and which lives
+//!   as long as the file here does (not as long as a VFS inode);
+//! - the rootfs's and a ramfs's ([`Storage::Heap`]) are maps of 4 KiB
+//!   heap pages, holes missing (sparse files as tmpfs keeps them); a file
+//!   unpacked from the initramfs keeps reading the archive in place until
+//!   its first change ([`FileData::Initramfs`]), so exec and `mmap` of
+//!   programs keep mapping the ramdisk, and a boot copies nothing it
+//!   does not write.
 //!
-//! Differences from Linux: file data is not in the page cache (tmpfs's
-//! pages are), so `mmap` of a file written or created at run time is
-//! ENODEV until the page cache lands; no size or inode limits
-//! (`size=`, `nr_inodes=`), allocation failure is ENOSPC as tmpfs gives.
+//! Differences from Linux: the rootfs's and ramfs's file data is not in
+//! the page cache, so `mmap` of such a file written or created at run
+//! time is ENODEV (the initramfs's own files map); no size or inode limits
+//! (`size=`, `nr_inodes=`), heap allocation failure is ENOSPC as tmpfs
+//! gives.
 //!
 //! Locking: `ns_lock` (one per instance, sleeping; Linux's per-directory
 //! `i_rwsem` plus `s_vfs_rename_mutex`) serializes every change to the
 //! name space, so rename and rmdir see a stable tree; then a node's own
 //! `data` mutex, parent before child, one directory at a time except
 //! rename, which holds `ns_lock` and so cannot deadlock with another
-//! locker of two.
+//! locker of two. A shmem file's page cache and seals have their own
+//! locks, taken after `data` when both are.
 
 #![forbid(unsafe_code)]
 
@@ -40,6 +49,8 @@ use super::inode::{
     DirEntry, FileOperations, FsInode, Ino, InodeOperations, Kstat, Kstatfs, Owner, RenameFlags, SetAttr,
     SuperOperations, Timestamp, dt_of_mode,
 };
+use crate::filemap::AddressSpaceOperations;
+use crate::shmem::ShmemInode;
 use crate::sync::Mutex;
 
 /// Largest file (Linux `MAX_LFS_FILESIZE`; memory runs out long before).
@@ -51,18 +62,30 @@ const LINK_MAX: u32 = u32::MAX - 1;
 /// Bytes per data page of a file.
 const PAGE: usize = mm::PAGE_SIZE as usize;
 
+/// Where an instance keeps its regular files' bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Storage {
+    /// Heap pages the file system keeps ([`FileData::Pages`]): the rootfs
+    /// and ramfs.
+    Heap,
+    /// Shmem files ([`FileData::Shmem`]): tmpfs.
+    Shmem,
+}
+
 /// A file's bytes.
 pub enum FileData {
     /// Still the initramfs's bytes, read in place.
     Initramfs(&'static RamFile),
-    /// Pages by index; a missing page is a hole and reads as zeros
-    /// (tmpfs's sparse files, page by page as shmem keeps them).
+    /// Pages by index; a missing page is a hole and reads as zeros.
     Pages {
         /// Index -> the page's bytes.
         pages: PageMap,
         /// The file's size.
         size: u64,
     },
+    /// A shmem file: its page cache, which the VFS reads and writes, and
+    /// its seals.
+    Shmem(Arc<ShmemInode>),
 }
 
 /// A file's pages by index.
@@ -85,21 +108,26 @@ impl FileData {
         match self {
             FileData::Initramfs(f) => f.entry.data.len() as u64,
             FileData::Pages { size, .. } => *size,
+            FileData::Shmem(shmem) => shmem.size(),
         }
     }
 
-    fn read(&self, offset: u64, buf: &mut [u8]) -> usize {
-        let size = self.size();
-        if offset >= size {
-            return 0;
-        }
-        let n = buf.len().min((size - offset).min(usize::MAX as u64) as usize);
+    fn read(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+        // Bytes available at `offset`, up to the buffer's length.
+        let len = buf.len();
+        let available = |size: u64| len.min(size.saturating_sub(offset).min(usize::MAX as u64) as usize);
         match self {
+            FileData::Shmem(shmem) => crate::shmem::shmem_file_read(shmem.mapping(), offset, buf),
             FileData::Initramfs(f) => {
-                let start = offset as usize;
-                buf[..n].copy_from_slice(&f.entry.data[start..start + n]);
+                let n = available(f.entry.data.len() as u64);
+                if n > 0 {
+                    let start = offset as usize;
+                    buf[..n].copy_from_slice(&f.entry.data[start..start + n]);
+                }
+                Ok(n)
             }
-            FileData::Pages { pages, .. } => {
+            FileData::Pages { pages, size } => {
+                let n = available(*size);
                 let mut done = 0;
                 while done < n {
                     let pos = offset + done as u64;
@@ -111,12 +139,13 @@ impl FileData {
                     }
                     done += k;
                 }
+                Ok(n)
             }
         }
-        n
     }
 
-    /// The pages, copying the initramfs's bytes on the first change.
+    /// The pages, copying the initramfs's bytes on the first change;
+    /// EINVAL for a shmem file, whose pages are its page cache.
     fn pages(&mut self) -> Result<(&mut PageMap, &mut u64), Errno> {
         if let FileData::Initramfs(f) = self {
             let mut pages = BTreeMap::new();
@@ -130,6 +159,7 @@ impl FileData {
         match self {
             FileData::Pages { pages, size } => Ok((pages, size)),
             FileData::Initramfs(_) => Err(Errno::EIO),
+            FileData::Shmem(_) => Err(Errno::EINVAL),
         }
     }
 
@@ -152,6 +182,10 @@ impl FileData {
     }
 
     fn truncate(&mut self, new_size: u64) -> Result<(), Errno> {
+        if let FileData::Shmem(shmem) = self {
+            // The VFS drops the pages past a smaller size next.
+            return shmem.set_size(new_size);
+        }
         let (pages, size) = self.pages()?;
         if new_size < *size {
             let keep = new_size.div_ceil(PAGE as u64);
@@ -171,6 +205,7 @@ impl FileData {
         match self {
             FileData::Initramfs(f) => (f.entry.data.len() as u64).div_ceil(512),
             FileData::Pages { pages, .. } => pages.len() as u64 * (PAGE as u64 / 512),
+            FileData::Shmem(shmem) => shmem.mapping().nrpages() * (PAGE as u64 / 512),
         }
     }
 }
@@ -202,6 +237,7 @@ struct RamData {
 struct Shared {
     next_ino: AtomicU64,
     ns_lock: Mutex<()>,
+    storage: Storage,
 }
 
 /// One inode of a ramfs.
@@ -221,10 +257,11 @@ pub struct Ramfs {
 }
 
 impl Ramfs {
-    /// An empty instance whose root has `mode`; `name` is its type for
-    /// `/proc/mounts` and `magic` its `statfs` type.
-    pub fn new(name: &'static str, magic: i64, mode: u32) -> Ramfs {
-        let shared = Arc::new(Shared { next_ino: AtomicU64::new(2), ns_lock: Mutex::new(()) });
+    /// An empty instance whose root has `mode`, keeping file data in
+    /// `storage`; `name` is its type for `/proc/mounts` and `magic` its
+    /// `statfs` type.
+    pub fn new(name: &'static str, magic: i64, mode: u32, storage: Storage) -> Ramfs {
+        let shared = Arc::new(Shared { next_ino: AtomicU64::new(2), ns_lock: Mutex::new(()), storage });
         let now = super::current_time();
         let root = Arc::new_cyclic(|me| RamInode {
             ino: 1,
@@ -513,8 +550,13 @@ impl InodeOperations for RamInode {
     }
 
     fn create(&self, name: &[u8], mode: u32, owner: Owner) -> Result<Arc<dyn FsInode>, Errno> {
+        let data = match self.shared.storage {
+            Storage::Heap => FileData::empty(),
+            // A tmpfs file takes no seals (Linux `shmem_get_inode`).
+            Storage::Shmem => FileData::Shmem(ShmemInode::new(mm::memfd::Seals::SEAL, None)?),
+        };
         let _ns = self.shared.ns_lock.lock();
-        let child = self.new_child(S_IFREG | (mode & 0o7777), owner, Content::File(FileData::empty()), None);
+        let child = self.new_child(S_IFREG | (mode & 0o7777), owner, Content::File(data), None);
         self.add_entry_locked(name, child.clone())?;
         Ok(child)
     }
@@ -683,7 +725,7 @@ impl FileOperations for RamInode {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
         let d = self.data.lock();
         let Content::File(f) = &d.content else { return Err(Errno::EISDIR) };
-        Ok(f.read(offset, buf))
+        f.read(offset, buf)
     }
 
     fn write_at(&self, offset: u64, buf: &[u8]) -> Result<usize, Errno> {
@@ -729,12 +771,69 @@ impl FileOperations for RamInode {
             _ => None,
         }
     }
+
+    fn a_ops(&self) -> Option<&dyn AddressSpaceOperations> {
+        self.shmem().map(|_| self as &dyn AddressSpaceOperations)
+    }
+
+    fn shmem(&self) -> Option<Arc<ShmemInode>> {
+        match &self.data.lock().content {
+            Content::File(FileData::Shmem(shmem)) => Some(shmem.clone()),
+            _ => None,
+        }
+    }
 }
 
-/// A new instance of type `name` (`rootfs` or `tmpfs`), as a superblock's
-/// operations.
-pub fn new_instance(name: &'static str, magic: i64, mode: u32) -> Box<Ramfs> {
-    Box::new(Ramfs::new(name, magic, mode))
+/// A shmem file's page-cache operations (Linux `shmem_aops` and
+/// `shmem_write_begin`/`shmem_write_end`): only ever asked of a shmem
+/// file, whose cache is its data.
+impl AddressSpaceOperations for RamInode {
+    /// A page not in the cache is a hole: zeros (Linux `shmem_get_folio`
+    /// clearing a new folio).
+    fn read_folio(&self, _index: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        buf.fill(0);
+        Ok(())
+    }
+
+    /// Nothing to allocate beyond the pages (no size limit, so never
+    /// ENOSPC); refused with EPERM by a write seal, or a grow seal past
+    /// the end.
+    fn write_begin(&self, pos: u64, len: u64) -> Result<(), Errno> {
+        self.shmem().ok_or(Errno::EINVAL)?.check_write(pos, len)
+    }
+
+    /// The VFS has grown the size; the times change (Linux
+    /// `file_update_time`).
+    fn write_end(&self, _end: u64) -> Result<(), Errno> {
+        let mut d = self.data.lock();
+        let now = super::current_time();
+        d.mtime = now;
+        d.ctime = now;
+        Ok(())
+    }
+
+    /// Never asked: a shmem file's pages are never written back (see
+    /// [`crate::shmem`]); there is nothing to write them to.
+    fn writepage(&self, _index: u64, _data: &[u8]) -> Result<(), Errno> {
+        Ok(())
+    }
+}
+
+/// A new instance of type `name` (`rootfs`, `ramfs` or `tmpfs`) keeping
+/// file data in `storage`, as a superblock's operations.
+pub fn new_instance(name: &'static str, magic: i64, mode: u32, storage: Storage) -> Box<Ramfs> {
+    Box::new(Ramfs::new(name, magic, mode, storage))
+}
+
+impl RamInode {
+    /// A regular file of mode `mode` in no directory (`nlink` 0), its data
+    /// `shmem`: a file the kernel makes for itself on its internal tmpfs
+    /// (Linux `shmem_file_setup` on `shm_mnt`), alive while held.
+    pub fn new_unlinked_file(&self, mode: u32, owner: Owner, shmem: Arc<ShmemInode>) -> Arc<RamInode> {
+        let child = self.new_child(S_IFREG | (mode & 0o7777), owner, Content::File(FileData::Shmem(shmem)), None);
+        child.data.lock().nlink = 0;
+        child
+    }
 }
 
 impl RamInode {

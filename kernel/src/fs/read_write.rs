@@ -5,8 +5,9 @@
 //! Every byte a system call, exec or the loop device reads from or
 //! writes to a file goes through [`generic_file_read`] and
 //! [`generic_perform_write`]. A regular file with a page cache
-//! ([`Inode::i_mapping`]) is served by [`crate::filemap`]; other files by
-//! the file system's
+//! ([`Inode::i_mapping`]) is served by [`crate::filemap`] (a shmem file's
+//! reads by [`crate::shmem`], which reads holes without filling them);
+//! other files by the file system's
 //! [`FileOperations::read_at`](super::inode::FileOperations::read_at) and
 //! `write_at`.
 //!
@@ -28,10 +29,10 @@ use super::inode::Inode;
 /// Reads file data at `pos` (Linux `filemap_read` for a cached file),
 /// with the reader's readahead state.
 pub fn generic_file_read(inode: &Inode, ra: &mut FileRaState, pos: u64, buf: &mut [u8]) -> Result<usize, Errno> {
-    if inode.i_mapping.is_some() {
-        crate::filemap::filemap_read(inode, ra, pos, buf)
-    } else {
-        inode.ops.read_at(pos, buf)
+    match inode.i_mapping.as_ref() {
+        Some(mapping) if mapping.is_swapbacked() => crate::shmem::shmem_file_read(mapping, pos, buf),
+        Some(_) => crate::filemap::filemap_read(inode, ra, pos, buf),
+        None => inode.ops.read_at(pos, buf),
     }
 }
 
@@ -69,18 +70,26 @@ pub fn file_write_iter(inode: &Arc<Inode>, pos: u64, buf: &[u8], append: bool) -
 
 /// Sets the file's size (Linux `do_truncate`), under the inode lock: a
 /// cached file loses its pages past the new end first (Linux
-/// `truncate_setsize`), then the file system frees the blocks.
+/// `truncate_setsize`), then the file system frees the blocks. A shmem
+/// file's cache is the file: the file system checks the change (seals)
+/// and sets the size first, then the pages past it go (Linux
+/// `shmem_setattr`).
 pub fn do_truncate(inode: &Inode, size: u64) -> Result<(), Errno> {
     let _guard = inode.i_rwsem.lock();
+    let attr = super::inode::SetAttr { size: Some(size), ..Default::default() };
     let Some(mapping) = inode.i_mapping.as_ref() else {
-        return inode.ops.setattr(&super::inode::SetAttr { size: Some(size), ..Default::default() });
+        return inode.ops.setattr(&attr);
     };
     let old = mapping.i_size();
+    if mapping.is_swapbacked() {
+        inode.ops.setattr(&attr)?;
+        return if size < old { crate::filemap::truncate_pagecache(inode, size) } else { Ok(()) };
+    }
     if size < old {
         mapping.set_i_size(size);
         crate::filemap::truncate_pagecache(inode, size)?;
     }
-    let result = inode.ops.setattr(&super::inode::SetAttr { size: Some(size), ..Default::default() });
+    let result = inode.ops.setattr(&attr);
     match result {
         Ok(()) => mapping.set_i_size(size),
         // The pages past the end are gone either way; the size is what
@@ -93,7 +102,8 @@ pub fn do_truncate(inode: &Inode, size: u64) -> Result<(), Errno> {
 /// Makes the file's data and metadata durable (Linux `vfs_fsync`): its
 /// dirty pages are written and waited for, then the file system syncs;
 /// a write-back error since `since` (the open file's sample) is reported
-/// once, even if it happened in the background.
+/// once, even if it happened in the background. A shmem file has nothing
+/// to make durable: it succeeds (Linux `noop_fsync`).
 pub fn vfs_fsync(inode: &Inode, since: &mut ErrSeqSample) -> Result<(), Errno> {
     let Some(mapping) = inode.i_mapping.as_ref() else { return inode.ops.fsync() };
     let written = crate::filemap::write_and_wait(inode);

@@ -9,8 +9,9 @@
 //!
 //! Differences from Linux: no permission checks (EACCES never comes from
 //! mode bits; every caller is treated as root); `O_DIRECT` is EINVAL as
-//! tmpfs gives it; `O_TMPFILE` is EOPNOTSUPP; `mmap` maps only files the
-//! initramfs still holds (ENODEV for others until the page cache).
+//! tmpfs gives it; `O_TMPFILE` is EOPNOTSUPP; `mmap` maps files with a
+//! page cache (ext2, tmpfs, memfd) and those the initramfs still holds
+//! (ENODEV for others: a rootfs file written at run time).
 
 #![forbid(unsafe_code)]
 

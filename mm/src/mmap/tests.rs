@@ -13,6 +13,7 @@ use crate::gfp::{GFP_HIGHUSER_MOVABLE, GFP_KERNEL};
 use crate::memory::FaultAccess;
 use crate::page_alloc::PgData;
 use crate::pgtable::{Leaf, PgProt, X86PteFormat};
+use crate::shmem::tests::SimShmem;
 use crate::sim::{HeapAlloc, Sim, SimRam, SimTlb, free_pages_drained};
 use crate::vma::{FaultPage, FileFaultError, Vma};
 use crate::vmstat::{NodeStatItem, VmEventItem};
@@ -41,12 +42,13 @@ pub(crate) struct Env<'a> {
     kernel: PageTable<'a, X86PteFormat>,
     pub(crate) tlb: &'a SimTlb,
     pub(crate) zero: Pfn,
+    pub(crate) shmem: &'a SimShmem,
     alloc: &'a TestAlloc,
 }
 
 impl<'a> Env<'a> {
     pub(crate) fn mm(&self) -> Mm<'a> {
-        MmStruct::new(&self.kernel, GFP_KERNEL, self.tlb, self.zero, self.alloc).unwrap()
+        MmStruct::new(&self.kernel, GFP_KERNEL, self.tlb, self.zero, self.shmem, self.alloc).unwrap()
     }
 
     pub(crate) fn page(&self, pfn: Pfn) -> &'a crate::page::Page {
@@ -55,9 +57,10 @@ impl<'a> Env<'a> {
 }
 
 /// Runs `f` on a fresh machine, then checks that every page and VMA
-/// came back, no bad page was reported, the zero page is still zero, no
-/// page is left counted as mapped and only the kernel's page tables are
-/// left counted.
+/// came back (the shmem files of shared anonymous memory freed once no
+/// VMA holds them), no bad page was reported, the zero page is still
+/// zero, no page is left counted as mapped and only the kernel's page
+/// tables are left counted.
 pub(crate) fn with_env(f: impl FnOnce(&Env<'_>)) {
     let sim = Sim::flat(64 << 20);
     let pgdat = sim.pgdat(1);
@@ -67,8 +70,10 @@ pub(crate) fn with_env(f: impl FnOnce(&Env<'_>)) {
     kernel.preallocate(VirtAddr::expect_canonical(KERNEL_BASE)).unwrap();
     let zero = pgdat.alloc_pages(GFP_KERNEL | Gfp::ZERO, 0).unwrap();
     let before = free_pages_drained(&pgdat);
-    let env = Env { pgdat: &pgdat, ram: &sim.ram, kernel, tlb: &tlb, zero, alloc: &alloc };
+    let shmem = SimShmem::default();
+    let env = Env { pgdat: &pgdat, ram: &sim.ram, kernel, tlb: &tlb, zero, shmem: &shmem, alloc: &alloc };
     f(&env);
+    shmem.release_all(&pgdat);
     assert_eq!(free_pages_drained(&pgdat), before, "pages leaked or double-freed");
     assert_eq!(state(&pgdat, NodeStatItem::NrAnonMapped), 0, "nr_anon_pages left over");
     assert_eq!(state(&pgdat, NodeStatItem::NrFileMapped), 0, "nr_mapped left over");
@@ -629,15 +634,18 @@ fn shared_anonymous_memory_is_shared_after_fork() {
         write(env, &mut parent, addr + P, 6).unwrap();
         assert_eq!(read(env, &mut child, addr + P), Ok(6));
         assert_eq!(maps(&child)[0].split(' ').nth(1), Some("rw-s"));
-        // Grown shared memory is shared too.
+        // Grown in place, it is still the file of the first size: the new
+        // page is past its end (SIGBUS, as on Linux), the old ones shared.
         assert_eq!(parent.mremap(addr, 2 * P, 3 * P, 0, 0), Ok(addr));
         let mut child2 = env.mm();
         parent.dup_mmap(&mut child2).unwrap();
-        write(env, &mut child2, addr + 2 * P, 7).unwrap();
-        assert_eq!(read(env, &mut parent, addr + 2 * P), Ok(7));
+        assert_eq!(write(env, &mut child2, addr + 2 * P, 7), Err(FaultError::SigBus));
+        write(env, &mut child2, addr + P, 7).unwrap();
+        assert_eq!(read(env, &mut parent, addr + P), Ok(7));
         drop(child2);
         drop(parent);
         assert_eq!(read(env, &mut child, addr), Ok(5));
+        assert_eq!(read(env, &mut child, addr + P), Ok(7));
         teardown(child);
     });
 }

@@ -1,0 +1,286 @@
+//! shmem: the data of tmpfs files, memfds and shared anonymous memory
+//! (Linux `mm/shmem.c`'s page-cache half; the name space of a `tmpfs`
+//! mount is [`crate::fs::ramfs`]'s, `memfd_create` is [`crate::memfd`]'s).
+//!
+//! A shmem file's data lives only in its page cache: a swapbacked
+//! [`Mapping`] that belongs to the file ([`ShmemInode`], Linux
+//! `shmem_inode_info`) and lives as long as it, not as long as a VFS
+//! inode. What that means for each path:
+//! - **read**: [`shmem_file_read`] copies cached pages and zeros for
+//!   holes, adding nothing (Linux `shmem_file_read_iter` with
+//!   `SGP_READ`); no readahead.
+//! - **write**: the page cache's `generic_perform_write`; `write_begin`
+//!   allocates nothing (there is no size limit, so no `ENOSPC`) and checks
+//!   the seals, `write_end` stamps the times; a partial page of a hole is
+//!   zero-filled (`read_folio` of a hole is zeros).
+//! - **mmap**: the same [`crate::filemap::MappedFile`] as any cached
+//!   file: a fault of a hole adds a zero page (Linux `shmem_fault`);
+//!   writes mark pages dirty, which for shmem only says they hold data.
+//! - **writeback, fsync, sync**: nothing to do. The pages are
+//!   `PG_swapbacked` and counted in `NR_SHMEM` (`Shmem:` in
+//!   `/proc/meminfo`); they are never written back (no disk: Linux's
+//!   `shmem_writeout` without swap puts the page back dirty, here no pass
+//!   reaches them), never on the dirty inode list, never throttled;
+//!   `fsync` succeeds at once (Linux `noop_fsync`).
+//! - **reclaim, drop_caches**: never take them: the page is the only
+//!   copy, and there is no swap yet ([`mm::vmscan`],
+//!   [`crate::filemap::invalidate_mapping_pages`]).
+//! - **truncate, hole punching, the file's end**: free them
+//!   ([`crate::filemap::truncate_inode_pages_range`], [`Mapping`]'s drop
+//!   when the last link, open file and mapping are gone); a punched page
+//!   another process still maps is zeroed in place instead, since there
+//!   is no file reverse map to unmap it with.
+//!
+//! Files the kernel makes for itself, in no directory, live on an
+//! internal tmpfs instance (Linux `shm_mnt`, [`shmem_file_setup`]):
+//! memfds and the file behind each shared anonymous mapping
+//! ([`SHMEM_ZERO`], the mm's [`ShmemZeroSetup`], Linux
+//! `shmem_zero_setup`).
+//!
+//! Seals (memfd): the rules are [`mm::memfd`]'s; [`ShmemInode`] keeps
+//! them under a spin lock with its count of shared mappings that may
+//! write ([`WritableMapping`]).
+//!
+//! Lock order: mmap lock (`MADV_REMOVE` punches a hole under it) ->
+//! `i_rwsem` (held to add seals and punch holes, as by writes and
+//! truncation) -> page lock -> the mapping's lock; the seals' lock is a
+//! leaf. Linux takes `i_rwsem` before the mmap lock and drops the mmap
+//! lock for `MADV_REMOVE`; here nothing takes the mmap lock under
+//! `i_rwsem` (reads and writes copy to and from user memory outside it),
+//! so the hole is punched with the mmap lock held.
+//!
+//! Differences from Linux: no swap, so a shmem page leaves memory only
+//! when its file lets go of it; no `size=`/`nr_blocks=` limits, huge
+//! pages, `fallocate(2)` or user/group quotas; holes are punched only by
+//! `MADV_REMOVE`.
+
+#![forbid(unsafe_code)]
+
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+
+use mm::addr::PAGE_SIZE;
+use mm::filemap::{folio_lock, folio_unlock};
+use mm::memfd::{SealState, Seals};
+use mm::page_flags::PageFlags;
+use mm::shmem::ShmemZeroSetup;
+use mm::vma::VmaFile;
+use spin::Once;
+use uapi::errno::Errno;
+
+use crate::filemap::{FolioRef, MappedFile, MappedPage, Mapping};
+use crate::fs::inode::{Inode, SuperBlock};
+use crate::fs::namespace::{self, Mount, Path};
+use crate::fs::ramfs::{self, RamInode};
+use crate::mmap::FOLIO_WAIT;
+use crate::sync::SpinLock;
+
+/// Bytes per page.
+const PAGE: usize = PAGE_SIZE as usize;
+
+/// A shmem file's own state (Linux `struct shmem_inode_info`): its page
+/// cache, which is the file's data, and its seals.
+#[doc(alias = "shmem_inode_info")]
+pub struct ShmemInode {
+    mapping: Arc<Mapping>,
+    seals: SpinLock<SealState>,
+    /// The name of a file the kernel made in no directory (`memfd:NAME`,
+    /// `dev/zero`), which `/proc/PID/maps` shows as `/NAME (deleted)`
+    /// (Linux: its dentry on `shm_mnt`).
+    name: Option<String>,
+}
+
+impl ShmemInode {
+    /// An empty file with `seals` ([`Seals::SEAL`] unless it is a memfd
+    /// that allows sealing), named `name` if the kernel makes it in no
+    /// directory.
+    pub fn new(seals: Seals, name: Option<String>) -> Result<Arc<ShmemInode>, Errno> {
+        let mapping = Mapping::new(true, 0)?;
+        Ok(Arc::new(ShmemInode { mapping, seals: SpinLock::new(SealState::new(seals)), name }))
+    }
+
+    /// The page cache, which is the file.
+    pub fn mapping(&self) -> &Arc<Mapping> {
+        &self.mapping
+    }
+
+    /// The file's size (Linux `i_size_read`).
+    pub fn size(&self) -> u64 {
+        self.mapping.i_size()
+    }
+
+    /// The name of a kernel-made file, if it is one.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The seals (`F_GET_SEALS`).
+    pub fn seals(&self) -> Seals {
+        self.seals.lock().seals()
+    }
+
+    /// `F_ADD_SEALS` of `arg` on `inode`, this file's VFS inode, under its
+    /// `i_rwsem` (Linux `memfd_add_seals`, after the caller's
+    /// `FMODE_WRITE` check): `EINVAL`, `EPERM` or `EBUSY` as
+    /// [`SealState::add_seals`] says.
+    pub fn add_seals(&self, inode: &Inode, arg: u32) -> Result<(), Errno> {
+        let _guard = inode.i_rwsem.lock();
+        Ok(self.seals.lock().add_seals(arg)?)
+    }
+
+    /// Whether a write of `len` bytes at `pos` may go ahead (Linux
+    /// `shmem_write_begin`'s seal checks): `EPERM` if sealed against it.
+    pub fn check_write(&self, pos: u64, len: u64) -> Result<(), Errno> {
+        Ok(self.seals.lock().check_write(pos, len, self.size())?)
+    }
+
+    /// Sets the size to `size` if the seals allow (Linux
+    /// `shmem_setattr`); the caller holds `i_rwsem` and truncates the
+    /// pages past a smaller size next.
+    pub fn set_size(&self, size: u64) -> Result<(), Errno> {
+        self.seals.lock().check_resize(self.size(), size)?;
+        self.mapping.set_i_size(size);
+        Ok(())
+    }
+
+    /// The seal checks of a new mapping (see [`SealState::mmap`]): whether
+    /// the mapping may write if shared, and the count a shared mapping
+    /// that may write holds for its life.
+    pub fn mmap_prepare(
+        self: &Arc<Self>,
+        shared: bool,
+        prot_write: bool,
+        writable: bool,
+    ) -> Result<(bool, Option<WritableMapping>), Errno> {
+        let grant = self.seals.lock().mmap(shared, prot_write, writable)?;
+        Ok((grant.may_write, grant.counted.then(|| WritableMapping(self.clone()))))
+    }
+
+    /// Frees the pages of bytes `[start, end)` of `inode`, this file's
+    /// VFS inode, and zeroes the partial pages' parts in it, keeping the
+    /// size (Linux `shmem_fallocate` with `FALLOC_FL_PUNCH_HOLE |
+    /// FALLOC_FL_KEEP_SIZE`): `EPERM` if write-sealed. A page another
+    /// process still maps is zeroed in place rather than freed
+    /// ([`MappedPage::ZeroInPlace`]): all see zeros, as after Linux's
+    /// unmap and refault.
+    pub fn punch_hole(&self, inode: &Inode, start: u64, end: u64) -> Result<(), Errno> {
+        let _guard = inode.i_rwsem.lock();
+        self.seals.lock().check_punch_hole()?;
+        if start >= end {
+            return Ok(());
+        }
+        crate::filemap::truncate_inode_pages_range(&self.mapping, start, end - 1, MappedPage::ZeroInPlace)
+    }
+}
+
+/// A shared mapping that may write a shmem file, counted against
+/// `F_SEAL_WRITE` until dropped (Linux's `i_mmap_writable`, taken by
+/// `mapping_map_writable` and given back by `mapping_unmap_writable`).
+pub struct WritableMapping(Arc<ShmemInode>);
+
+impl Drop for WritableMapping {
+    fn drop(&mut self) {
+        self.0.seals.lock().unmap_writable();
+    }
+}
+
+/// Reads file data at `pos` of a shmem file (Linux
+/// `shmem_file_read_iter`): cached pages are copied, holes read as zeros
+/// and stay holes; short at the end of the file.
+pub fn shmem_file_read(mapping: &Mapping, pos: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+    let size = mapping.i_size();
+    if pos >= size || buf.is_empty() {
+        return Ok(0);
+    }
+    let end = size.min(pos.saturating_add(buf.len() as u64));
+    let mut done = 0usize;
+    while pos + (done as u64) < end {
+        let at = pos + done as u64;
+        let offset = (at % PAGE_SIZE) as usize;
+        let n = (PAGE - offset).min((end - at) as usize);
+        let dst = buf.get_mut(done..done + n).ok_or(Errno::EFAULT)?;
+        match uptodate_page(mapping, at / PAGE_SIZE) {
+            Some(folio) => folio.read(offset, dst)?,
+            None => dst.fill(0),
+        }
+        done += n;
+    }
+    Ok(done)
+}
+
+/// The cached page at `index` with its data, if there is one (Linux
+/// `shmem_get_folio` with `SGP_READ`): a page a writer is still filling
+/// is waited for; one that never got its data (the write failed and took
+/// it out) is a hole.
+fn uptodate_page(mapping: &Mapping, index: u64) -> Option<FolioRef> {
+    let folio = mapping.find_get(index)?;
+    if folio.page().test(PageFlags::UPTODATE) {
+        return Some(folio);
+    }
+    folio_lock(folio.page(), folio.pfn(), &FOLIO_WAIT);
+    let uptodate = folio.page().test(PageFlags::UPTODATE);
+    folio_unlock(folio.page(), folio.pfn(), &FOLIO_WAIT);
+    uptodate.then_some(folio)
+}
+
+/// The internal tmpfs instance of the kernel's own files (Linux
+/// `shm_mnt`): its root, under which nothing is ever linked, and a mount
+/// attached nowhere.
+struct ShmMnt {
+    root: Arc<RamInode>,
+    mnt: Arc<Mount>,
+}
+
+static SHM_MNT: Once<Option<ShmMnt>> = Once::new();
+
+fn shm_mnt() -> Result<&'static ShmMnt, Errno> {
+    SHM_MNT
+        .call_once(|| {
+            let fs = ramfs::new_instance("tmpfs", uapi::fs::TMPFS_MAGIC, 0o1777, ramfs::Storage::Shmem);
+            let root = fs.root_inode();
+            let sb = SuperBlock::new(namespace::get_anon_dev(), fs);
+            namespace::kern_mount(sb, "tmpfs")
+                .map(|mnt| ShmMnt { root, mnt })
+                .map_err(|e| log::error!("shmem: no internal mount: {e}"))
+                .ok()
+        })
+        .as_ref()
+        .ok_or(Errno::ENOMEM)
+}
+
+/// A new shmem file of `size` bytes in no directory, named `name` (Linux
+/// `shmem_file_setup` on `shm_mnt`), with `seals`: a memfd, or the file
+/// of a shared anonymous mapping. It lives while something holds it.
+pub fn shmem_file_setup(name: String, size: u64, seals: Seals) -> Result<Path, Errno> {
+    let shm = shm_mnt()?;
+    let shmem = ShmemInode::new(seals, Some(name))?;
+    shmem.mapping.set_i_size(size);
+    let fs_inode = shm.root.new_unlinked_file(0o777, crate::fs::namei::current_owner(), shmem);
+    let inode = shm.mnt.sb.iget(fs_inode);
+    Ok(Path { mnt: shm.mnt.clone(), inode })
+}
+
+/// The name `/proc/PID/maps` shows for a mapping of `inode`, if it is a
+/// file the kernel made in no directory (Linux's `d_path` of an unlinked
+/// dentry: `/NAME (deleted)`).
+pub fn unlinked_name(inode: &Inode) -> Option<String> {
+    let shmem = inode.ops.shmem()?;
+    shmem.name().map(|n| format!("/{n} (deleted)"))
+}
+
+/// The file behind shared anonymous memory (Linux `shmem_zero_setup`),
+/// as every address space asks for it.
+pub struct ShmemZero;
+
+/// What [`crate::mmap::mm_alloc`] gives every address space.
+pub static SHMEM_ZERO: ShmemZero = ShmemZero;
+
+impl ShmemZeroSetup for ShmemZero {
+    fn shmem_zero_setup(&self, size: u64) -> Result<&'static dyn VmaFile, Errno> {
+        // Linux names it `dev/zero`; it can take no seals.
+        let path = shmem_file_setup(String::from("dev/zero"), size, Seals::SEAL)?;
+        let name = unlinked_name(&path.inode).unwrap_or_default();
+        Ok(MappedFile::into_vma_file(MappedFile::new(path.inode, name, None)))
+    }
+}
