@@ -64,24 +64,29 @@
 //!
 //! Locking: the caller holds the mmap lock, for reading in
 //! [`MmStruct::handle_mm_fault`], [`MmStruct::page_resident`],
-//! [`MmStruct::follow_pte`] and `mkclean_range`, for writing everywhere
-//! else (`&mut self`). Faults and `mkclean_range` under the read lock
-//! change ptes only under
-//! [`page_table_lock`](MmStruct::page_table_lock), after checking the pte
-//! is the one they decided on; everything else that clears or re-protects
-//! ptes holds the write lock, so a fault never races a zap or `mprotect`.
+//! [`MmStruct::follow_pte`], `mkclean_range`,
+//! [`MmStruct::folio_mkclean_one`] and [`MmStruct::unmap_mapping_pages`],
+//! for writing everywhere else (`&mut self`). Those under the read lock
+//! change ptes only under [`page_table_lock`](MmStruct::page_table_lock),
+//! after checking the pte is the one they decided on; a fault that finds
+//! its pte changed there (by writeback's clean or truncation's unmap,
+//! which Linux runs under the page-table lock alone too) gives up and is
+//! retried. Everything else that clears or re-protects ptes holds the
+//! write lock, so a fault never races munmap, exit or `mprotect`.
 //! Lock order: mmap lock -> the file's locks ([`VmaFile`]; never called
 //! with the page-table lock held) -> page-table lock -> page allocator
 //! locks.
 //!
 //! Differences from Linux:
-//! - No `folio_mkclean` (it needs the file's reverse map, `i_mmap`):
-//!   writeback does not write-protect the ptes of the pages it cleans, so
-//!   a page written again through a pte that stayed writable is dirtied
-//!   again only when that pte is zapped or msync'ed. Fork gives the
-//!   child's copies of shared file ptes no write, so that the child's
-//!   first write goes through `page_mkwrite` (Linux keeps them writable
-//!   and relies on `folio_mkclean`).
+//! - No file reverse map (`i_mmap`) yet: [`MmStruct::folio_mkclean_one`]
+//!   and [`MmStruct::unmap_mapping_pages`] find a cache's pages through
+//!   this address space's VMAs, and the kernel runs them over every
+//!   address space (writeback only those whose mmap lock it gets without
+//!   waiting: a pte it skips stays writable, and its dirty bit reaches the
+//!   page when it is zapped or msync'ed). Fork gives the child's copies of
+//!   shared file ptes no write, so that the child's first write goes
+//!   through `page_mkwrite` (Linux keeps them writable and relies on
+//!   `folio_mkclean`).
 //! - The file's page is not locked across the fault: `fault` returns it
 //!   unlocked, `page_mkwrite` does its own locking and marks the page
 //!   dirty itself before the pte is installed (Linux holds the folio lock
@@ -622,10 +627,11 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
                 pgdat.count_vm_event(VmEventItem::Pgreuse);
             }
         }
-        // SAFETY: the reference taken above under the page-table lock;
-        // the pte keeps its own (only a zap, under the mmap lock held for
-        // writing, drops it), so this one is not the last while the page
-        // is mapped.
+        // SAFETY: the reference taken above under the page-table lock. If
+        // it is the last, a zap took the pte meanwhile (truncation's
+        // `unmap_mapping_pages` runs under the read lock) and its gather
+        // has flushed and put the pte's own reference: nothing maps the
+        // page any more.
         unsafe { self.put_page(pfn) };
         result
     }
@@ -830,6 +836,120 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             }
             va = resume;
         }
+    }
+
+    /// The VMAs of this address space mapping page `index` of the cache
+    /// `mapping`, with the address each maps it at (Linux's `i_mmap`
+    /// interval tree query, over this space's VMAs: the walk that stands in
+    /// for the file reverse map).
+    fn file_vmas_at(&self, mapping: u64, index: u64, mut f: impl FnMut(&VmaDesc, u64)) {
+        for vma in self.vmas.iter() {
+            let desc = vma.desc();
+            let Some(file) = desc.file else { continue };
+            if file.mapping_id() != Some(mapping) {
+                continue;
+            }
+            let pages = (desc.end.as_u64() - desc.start.as_u64()) >> crate::addr::PAGE_SHIFT;
+            if let Some(offset) = index.checked_sub(desc.pgoff).filter(|&o| o < pages) {
+                f(&desc, desc.start.as_u64() + (offset << crate::addr::PAGE_SHIFT));
+            }
+        }
+    }
+
+    /// Write-protects and cleans the ptes of this address space's shared
+    /// mappings of page `pfn`, page `index` of the cache `mapping`, and
+    /// says whether any was dirty (Linux `folio_mkclean` ->
+    /// `page_mkclean_one`, for one address space). Writeback calls it
+    /// before clearing a mapped page's dirty flag, so a write through a
+    /// mapping after the page was written faults, goes through
+    /// [`VmaFile::page_mkwrite`] and dirties the page again; the caller
+    /// marks the page dirty when this returns true. The caller holds the
+    /// mmap lock for reading (each pte changes under the page-table lock)
+    /// and the page's lock.
+    pub fn folio_mkclean_one(&self, mapping: u64, index: u64, pfn: Pfn) -> bool {
+        let fmt = self.pgd.format();
+        let mut dirty = false;
+        self.file_vmas_at(mapping, index, |desc, addr| {
+            if !desc.flags.contains(VmaFlags::SHARED) {
+                return;
+            }
+            let Some(va) = VirtAddr::new(addr) else { return };
+            let Ok(Some(slot)) = self.pgd.pte_offset(va, false) else { return };
+            let changed = {
+                let _ptl = self.page_table_lock.lock();
+                match self.leaf(slot.load(Ordering::Acquire)) {
+                    Some(leaf) if leaf.phys.pfn() == pfn && leaf.prot.intersects(PgProt::WRITE | PgProt::DIRTY) => {
+                        dirty |= leaf.prot.contains(PgProt::DIRTY);
+                        let clean = Leaf { prot: leaf.prot - PgProt::WRITE - PgProt::DIRTY, ..leaf };
+                        slot.store(fmt.encode_leaf(clean), Ordering::Release);
+                        true
+                    }
+                    _ => false,
+                }
+            };
+            if changed {
+                self.flush_one(addr);
+            }
+        });
+        dirty
+    }
+
+    /// Unmaps every page at index `first` or beyond of the cache `mapping`
+    /// from this address space: file pages and, in private mappings, the
+    /// private copies made of them (Linux `unmap_mapping_range` with
+    /// `even_cows`, what truncation does before dropping the pages). A
+    /// later touch of such a page faults, and past the end of the file
+    /// raises `SIGBUS`. The caller holds the mmap lock for reading: each
+    /// pte is cleared under the page-table lock (a racing fault rechecks
+    /// its pte there), and the pages are put after the TLB flush.
+    pub fn unmap_mapping_pages(&self, mapping: u64, first: u64) {
+        let fmt = self.pgd.format();
+        let pgdat = self.pgd.pgdat();
+        let mut gather = TlbGather::for_mm(self.pgd.root());
+        for vma in self.vmas.iter() {
+            let desc = vma.desc();
+            let Some(file) = desc.file else { continue };
+            if file.mapping_id() != Some(mapping) {
+                continue;
+            }
+            let pages = (desc.end.as_u64() - desc.start.as_u64()) >> crate::addr::PAGE_SHIFT;
+            let skip = first.saturating_sub(desc.pgoff);
+            if skip >= pages {
+                continue;
+            }
+            let start = desc.start.as_u64() + (skip << crate::addr::PAGE_SHIFT);
+            let end = desc.end.as_u64();
+            let mut va = start;
+            while va < end {
+                let mut resume = end;
+                let _ = self.pgd.try_for_each_pte(va, end, &mut |addr, slot| {
+                    if gather.full() {
+                        resume = addr;
+                        return ControlFlow::Break(());
+                    }
+                    let raw = {
+                        let _ptl = self.page_table_lock.lock();
+                        if !fmt.pte_present(slot.load(Ordering::Acquire)) {
+                            return ControlFlow::Continue(());
+                        }
+                        slot.swap(0, Ordering::AcqRel)
+                    };
+                    let Entry::Leaf(leaf) = fmt.decode(raw, Level::Pte) else { return ControlFlow::Continue(()) };
+                    gather.add_range(addr, addr + PAGE_SIZE);
+                    if self.zap_rmap(leaf.phys.pfn()) {
+                        // SAFETY: the reference of the pte just cleared;
+                        // the gather puts it only after its flush.
+                        unsafe { gather.remove_page(leaf.phys.pfn()) };
+                    }
+                    ControlFlow::Continue(())
+                });
+                if gather.full() {
+                    gather.flush_mmu(self.tlb, pgdat);
+                }
+                va = resume;
+            }
+        }
+        gather.finish(self.tlb, pgdat);
     }
 
     /// Rewrites the ptes of `[start, end)` for the flags of `vma`, which

@@ -244,6 +244,16 @@ pub trait VmaFile: Sync {
     /// The file's name, for reports (`/proc/PID/maps`).
     fn name(&self) -> &str;
 
+    /// The page cache the file's pages are in, if it has one (Linux
+    /// `vma->vm_file->f_mapping`): the identity by which a walk finds
+    /// every VMA mapping a cache's page ([`crate::mmap::MmStruct::folio_mkclean_one`],
+    /// [`crate::mmap::MmStruct::unmap_mapping_pages`]), the file's reverse
+    /// map until `i_mmap` exists. Two VMAs of different opens of one file
+    /// name the same cache.
+    fn mapping_id(&self) -> Option<u64> {
+        None
+    }
+
     /// Takes a reference on the file for a VMA (Linux `get_file`).
     fn get_file(&self);
 
@@ -283,10 +293,10 @@ pub trait VmaFile: Sync {
     /// then maps it writable and dirty.
     ///
     /// Errors: the write fails with `SIGBUS` on [`FileFaultError::Eof`]
-    /// (the page left the file meanwhile; Linux retries the fault, which
-    /// only works if truncation unmapped the page, which we cannot do
-    /// yet) and [`FileFaultError::Io`] (no space, a failed read), `OOM`
-    /// on [`FileFaultError::NoMemory`].
+    /// (the page left the file meanwhile: truncation unmaps it as well,
+    /// so a retried fault would find the end of the file; Linux retries)
+    /// and [`FileFaultError::Io`] (no space, a failed read), `OOM` on
+    /// [`FileFaultError::NoMemory`].
     fn page_mkwrite(&self, pgdat: &PgData<'_>, index: u64, pfn: Pfn) -> Result<(), FileFaultError>;
 
     /// A pte mapping the page `pfn` at `index` was found dirty as it was

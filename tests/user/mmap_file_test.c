@@ -13,7 +13,7 @@
  *   - msync(MS_SYNC) of a written shared mapping succeeds, and the data
  *     survives munmap, close and a new open;
  *   - touching a page past the end of the file raises SIGBUS, also after
- *     ftruncate shrank the file under a mapping made before;
+ *     ftruncate shrank the file under a mapping that had the page mapped;
  *   - a mapping of a file opened read-only cannot be made shared and
  *     writable (EACCES).
  *
@@ -150,6 +150,8 @@ static void past_the_end_is_sigbus(void)
 	CHECK(ftruncate(fd, 2 * PAGE) == 0 && !touch_raises_sigbus(m + PAGE), "grown: the page reads");
 	CHECK(m[PAGE] == 0, "as zeros");
 	CHECK(ftruncate(fd, PAGE) == 0 && touch_raises_sigbus(m + 2 * PAGE), "shrunk: past the end again");
+	CHECK(touch_raises_sigbus(m + PAGE), "a page mapped before the shrink: SIGBUS too (truncation unmapped it)");
+	CHECK(!touch_raises_sigbus(m) && m[0] == 'a', "the page before the end stays");
 	munmap(m, 3 * PAGE);
 	close(fd);
 	signal(SIGBUS, SIG_DFL);

@@ -203,6 +203,11 @@ impl Mapping {
         self.space.lock().check(crate::mm::pgdat())
     }
 
+    /// The id its pages' `mapping` holds (Linux's `address_space` pointer).
+    pub fn id(&self) -> MappingId {
+        self.id
+    }
+
     /// Pages cached.
     pub fn nrpages(&self) -> u64 {
         self.space.lock().nrpages()
@@ -617,6 +622,12 @@ pub fn writeback(inode: &Inode, wbc: &mut WritebackControl) -> Result<(), Errno>
             }
             mm::filemap::folio_wait_writeback(page, folio.pfn(), &FOLIO_WAIT);
         }
+        // Linux `folio_clear_dirty_for_io`: a mapped page's ptes are
+        // write-protected first, so a later write through them dirties it
+        // again, and a dirty pte's bit moves to the page.
+        if page.mapcount() > 0 && crate::mmap::folio_mkclean(mapping.id.as_u64(), index, folio.pfn()) {
+            mapping.mark_dirty(&folio, index);
+        }
         if !page_writeback::folio_clear_dirty_for_io(pgdat, page) {
             folio_unlock(page, folio.pfn(), &FOLIO_WAIT);
             continue;
@@ -702,6 +713,9 @@ pub fn truncate_pagecache(inode: &Inode, new_size: u64) -> Result<(), Errno> {
     let Some(mapping) = inode.i_mapping.as_ref() else { return Ok(()) };
     let pgdat = crate::mm::pgdat();
     let first = new_size.div_ceil(PAGE_SIZE);
+    // Unmap first, so that mapped pages can go, and again after, for a
+    // fault that mapped one meanwhile (Linux `truncate_pagecache`).
+    crate::mmap::unmap_mapping_pages(mapping.id.as_u64(), first);
     let mut from = first;
     loop {
         let next = {
@@ -725,6 +739,7 @@ pub fn truncate_pagecache(inode: &Inode, new_size: u64) -> Result<(), Errno> {
             None => break,
         }
     }
+    crate::mmap::unmap_mapping_pages(mapping.id.as_u64(), first);
     let tail = (new_size % PAGE_SIZE) as usize;
     if tail != 0
         && let Some(folio) = mapping.find_get(new_size / PAGE_SIZE)

@@ -86,6 +86,10 @@ impl VmaFile for MappedFile {
         &self.name
     }
 
+    fn mapping_id(&self) -> Option<u64> {
+        self.inode.i_mapping.as_deref().map(|m| m.id().as_u64())
+    }
+
     fn get_file(&self) {
         // SAFETY: `self` lives in an `Arc` (only `MappedFile::new` makes
         // one) and the caller holds a count of it (a VMA's or the mmap

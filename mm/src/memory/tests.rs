@@ -31,6 +31,9 @@ use crate::xarray::XaNode;
 
 type Nodes = HeapAlloc<XaNode<Pfn>>;
 
+/// A second mapping's address, well away from `X`.
+const Y: u64 = X + 0x100_0000;
+
 /// What the mm asked of a [`CachedFile`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Calls {
@@ -169,6 +172,10 @@ impl CachedFile {
 impl VmaFile for CachedFile {
     fn name(&self) -> &str {
         "/cached"
+    }
+
+    fn mapping_id(&self) -> Option<u64> {
+        Some(self.cache.lock().unwrap().id().as_u64())
     }
 
     fn get_file(&self) {
@@ -393,8 +400,9 @@ fn zapping_a_dirty_shared_pte_hands_its_dirtiness_to_the_file() {
             write(env, &mut mm, X + i * P, 1).unwrap();
         }
         assert_eq!(read(env, &mut mm, X + 3 * P), Ok(byte_of(3)));
-        // Writeback cleans the pages; the ptes stay writable and dirty
-        // (no folio_mkclean), so only the zap tells the file again.
+        // Writeback cleans the pages without folio_mkclean (the kernel's
+        // writeback runs it; this file's does not): the ptes stay
+        // writable and dirty, so only the zap tells the file again.
         assert_eq!(file.writeback(env.pgdat, 0, 8), 3);
         assert!(!file.is_dirty(env.pgdat, 0));
         let pfns: Vec<Pfn> = (0..4).map(|i| file.cached(i).unwrap()).collect();
@@ -658,6 +666,65 @@ fn populate_reads_a_shared_file_mapping_without_dirtying_it() {
         assert!((0..4).all(|i| !file.is_dirty(env.pgdat, i)));
         let data = read_page(env, &mut mm, X + 3 * P).unwrap();
         assert!(data.iter().all(|&b| b == byte_of(3)));
+        teardown(mm);
+        file.truncate(env.pgdat);
+    });
+}
+
+#[test]
+fn folio_mkclean_write_protects_and_cleans_shared_ptes_and_reports_dirtiness() {
+    with_env(|env| {
+        let file = CachedFile::new(2);
+        let id = file.mapping_id().unwrap();
+        let mut mm = env.mm();
+        mmap_file(&mut mm, file, X, 2, MAP_SHARED, 0);
+        mmap_file(&mut mm, file, Y, 2, MAP_PRIVATE, 0);
+        write(env, &mut mm, X, 0xaa).unwrap();
+        assert_eq!(read(env, &mut mm, Y), Ok(0xaa), "the private mapping reads the shared page");
+        let pfn = file.cached(0).unwrap();
+        assert!(mm.folio_mkclean_one(id, 0, pfn), "the shared pte was dirty");
+        assert!(!prot_at(&mm, X).intersects(PgProt::WRITE | PgProt::DIRTY), "write-protected and clean");
+        assert_eq!(pfn_at(&mm, X), Some(pfn), "still mapped");
+        assert!(!mm.folio_mkclean_one(id, 0, pfn), "nothing dirty the second time");
+        assert!(!mm.folio_mkclean_one(id + 8, 0, pfn), "another cache's pages are not ours");
+        write(env, &mut mm, X, 0xab).unwrap();
+        assert_eq!(file.calls().mkwrite, [0, 0], "the next write goes through page_mkwrite again");
+        teardown(mm);
+        file.truncate(env.pgdat);
+    });
+}
+
+#[test]
+fn unmap_mapping_pages_unmaps_the_range_from_shared_and_private_mappings() {
+    with_env(|env| {
+        let file = CachedFile::new(4);
+        let id = file.mapping_id().unwrap();
+        let mut mm = env.mm();
+        mmap_file(&mut mm, file, X, 4, MAP_SHARED, 0);
+        mmap_file(&mut mm, file, Y, 3, MAP_PRIVATE, 1);
+        for i in 0..4 {
+            assert_eq!(read(env, &mut mm, X + i * P), Ok(byte_of(i)));
+        }
+        for i in 0..3 {
+            assert_eq!(read(env, &mut mm, Y + i * P), Ok(byte_of(i + 1)));
+        }
+        // A private copy of file page 3 (at Y + 2 pages).
+        write(env, &mut mm, Y + 2 * P, 0x77).unwrap();
+        let copy = pfn_at(&mm, Y + 2 * P).unwrap();
+        assert_ne!(Some(copy), file.cached(3));
+        let (anon, files) = (mm.counter(MmCounter::AnonPages), mm.counter(MmCounter::FilePages));
+        mm.unmap_mapping_pages(id, 2);
+        assert!(pfn_at(&mm, X).is_some() && pfn_at(&mm, X + P).is_some(), "pages before 2 stay");
+        assert!(pfn_at(&mm, X + 2 * P).is_none() && pfn_at(&mm, X + 3 * P).is_none(), "2 and 3 go");
+        assert!(pfn_at(&mm, Y).is_some(), "the private mapping's page 1 stays");
+        assert!(pfn_at(&mm, Y + P).is_none(), "its page 2 goes");
+        assert!(pfn_at(&mm, Y + 2 * P).is_none(), "and the private copy of page 3 too");
+        assert_eq!(mm.counter(MmCounter::AnonPages), anon - 1);
+        assert_eq!(mm.counter(MmCounter::FilePages), files - 3);
+        for i in 2..4 {
+            assert_eq!(counts(env, file.cached(i).unwrap()), (1, 0), "page {i}: only the cache holds it");
+        }
+        assert_eq!(read(env, &mut mm, X + 3 * P), Ok(byte_of(3)), "a new touch faults it in again");
         teardown(mm);
         file.truncate(env.pgdat);
     });
