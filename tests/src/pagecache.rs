@@ -391,3 +391,32 @@ fn a_page_written_through_a_shared_mapping_is_dirty_through_the_pte() {
     drop(file);
     kern::umount(&dir).expect("umount");
 }
+
+/// A program on ext2 runs from the page cache: with a cold cache, exec
+/// reads it from the disk through the cache and maps its segments from
+/// the cached pages.
+#[ktest(timeout = 60)]
+fn a_program_on_ext2_runs_mapped_from_the_page_cache() {
+    let (_, dir) = mount_gated();
+    let path = format!("{dir}/hello");
+    kern::write_file(&path, &kern::read_file("/bin/hello").expect("/bin/hello")).expect("copy to ext2");
+    inode(&path)
+        .ops
+        .setattr(&kernel::fs::inode::SetAttr { mode: Some(0o755), ..Default::default() })
+        .expect("chmod 755");
+    let file = inode(&path);
+    kernel::filemap::write_and_wait(&file).expect("write-back");
+    kernel::filemap::invalidate_mapping_pages(file.i_mapping.as_ref().expect("a page cache"));
+    assert_eq!(nrpages(&file), 0, "a cold cache");
+    let pgpgin = kernel::mm::pgdat().all_vm_events(VmEventItem::Pgpgin);
+    let (status, out) = kernel::process::run_user(&path, &[path.as_str()]).expect("exec from ext2");
+    assert_eq!(status, 0, "{}", String::from_utf8_lossy(&out));
+    let size = file.getattr().expect("stat").size;
+    assert_eq!(nrpages(&file), size.div_ceil(4096), "the whole program is in the cache");
+    assert!(
+        kernel::mm::pgdat().all_vm_events(VmEventItem::Pgpgin) >= pgpgin + size / 1024,
+        "read from the disk, not from anywhere else"
+    );
+    drop(file);
+    kern::umount(&dir).expect("umount");
+}
