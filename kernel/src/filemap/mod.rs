@@ -98,11 +98,25 @@ pub trait AddressSpaceOperations: Send + Sync {
     /// the modification time is now (Linux `generic_write_end` and
     /// `file_update_time`).
     fn write_end(&self, end: u64) -> Result<(), Errno>;
-    /// Writes `data`, the bytes of page `index` up to the end of the file
-    /// with the rest of its last block zero, to their blocks (Linux
-    /// `writepage` over `get_block`).
-    fn writepage(&self, index: u64, data: &[u8]) -> Result<(), Errno>;
+    /// Writes `data`, the bytes of the pages from `index` on up to the end
+    /// of the file with the rest of its last block zero, to their blocks
+    /// (Linux `writepages` over `get_block`: pages in a row go in as few
+    /// requests as their blocks allow).
+    fn writepages(&self, index: u64, data: &[u8]) -> Result<(), Errno>;
+    /// Fills `buf` with the pages from `index` on (Linux `readahead`,
+    /// which reads a window's new pages in as few requests as it can); by
+    /// default one [`read_folio`](Self::read_folio) per page.
+    fn readahead(&self, index: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        for (i, page) in buf.chunks_mut(PAGE).enumerate() {
+            self.read_folio(index.saturating_add(i as u64), page)?;
+        }
+        Ok(())
+    }
 }
+
+/// Pages read or written back with one call of the file system at most
+/// (Linux's bio of a readahead window or a `writepages` batch, 128 KiB).
+const MAX_RUN: usize = 32;
 
 /// The page cache's index nodes (Linux `radix_tree_node_cachep`),
 /// allocated with `GFP_NOWAIT` under the mapping lock.
@@ -404,18 +418,57 @@ fn ra_limits() -> RaLimits {
 /// synchronously here). A page that cannot be added or read ends the
 /// request: readahead is a hint.
 fn do_readahead(mapping: &Mapping, a_ops: &dyn AddressSpaceOperations, req: RaRequest) {
-    for index in req.start..req.start.saturating_add(req.nr) {
+    let end = req.start.saturating_add(req.nr);
+    let mut index = req.start;
+    let mut run: alloc::vec::Vec<FolioRef> = alloc::vec::Vec::new();
+    if run.try_reserve_exact(MAX_RUN).is_err() {
+        return;
+    }
+    while index < end {
         if mapping.find_get(index).is_some() {
+            index += 1;
             continue;
         }
-        let Ok(Ok(folio)) = mapping.add_new_locked(index) else { return };
-        if req.mark == Some(index) {
-            folio.page().set(PageFlags::READAHEAD);
+        // A run of new pages in a row, locked until they are read.
+        let first = index;
+        while index < end && run.len() < MAX_RUN && mapping.find_get(index).is_none() {
+            let Ok(Ok(folio)) = mapping.add_new_locked(index) else { break };
+            if req.mark == Some(index) {
+                folio.page().set(PageFlags::READAHEAD);
+            }
+            run.push(folio);
+            index += 1;
         }
-        if fill_locked(mapping, a_ops, &folio, index).is_err() {
+        if run.is_empty() {
+            return;
+        }
+        let read = read_run(a_ops, first, &run);
+        for (i, folio) in run.drain(..).enumerate() {
+            if read.is_ok() {
+                folio.page().set(PageFlags::UPTODATE);
+            } else {
+                mapping.remove(&folio, first + i as u64);
+            }
+            folio_unlock(folio.page(), folio.pfn(), &FOLIO_WAIT);
+        }
+        if read.is_err() {
             return;
         }
     }
+}
+
+/// Reads the locked, new pages `run` from page `first` on with one
+/// [`AddressSpaceOperations::readahead`] call.
+fn read_run(a_ops: &dyn AddressSpaceOperations, first: u64, run: &[FolioRef]) -> Result<(), Errno> {
+    let mut buf = alloc::vec::Vec::new();
+    buf.try_reserve_exact(run.len() * PAGE).map_err(|_| Errno::ENOMEM)?;
+    buf.resize(run.len() * PAGE, 0);
+    a_ops.readahead(first, &mut buf)?;
+    for (folio, bytes) in run.iter().zip(buf.chunks(PAGE)) {
+        folio.write(0, bytes)?;
+    }
+    crate::mm::pgdat().count_vm_events(mm::vmstat::VmEventItem::Pgpgin, (run.len() * PAGE / 1024) as u64);
+    Ok(())
 }
 
 /// Runs a readahead decision's requests.
@@ -591,6 +644,7 @@ pub fn writeback(inode: &Inode, wbc: &mut WritebackControl) -> Result<(), Errno>
     let (mapping, a_ops) = parts(inode)?;
     let pgdat = crate::mm::pgdat();
     page_writeback::writeback_prepare(&mut mapping.space.lock(), wbc);
+    let mut run = WriteRun::new()?;
     let mut from = Some(wbc.start);
     let mut result = Ok(());
     while let Some(start) = from {
@@ -637,40 +691,103 @@ pub fn writeback(inode: &Inode, wbc: &mut WritebackControl) -> Result<(), Errno>
             folio_unlock(page, folio.pfn(), &FOLIO_WAIT);
             continue;
         }
-        let written = write_one(mapping, a_ops, &folio, index);
-        folio_unlock(page, folio.pfn(), &FOLIO_WAIT);
+        if !run.continues(index)
+            && let Err(e) = run.flush(mapping, a_ops)
+        {
+            result = Err(e);
+        }
+        // The page's bytes are taken while it is locked, so the write is
+        // of one version of it; it stays under writeback until the write
+        // ends, and a write meanwhile dirties it again.
+        if let Err(e) = run.push(index, folio) {
+            result = Err(e);
+        }
+        wbc.nr_to_write = wbc.nr_to_write.saturating_sub(1);
+    }
+    if let Err(e) = run.flush(mapping, a_ops) {
+        result = Err(e);
+    }
+    result
+}
+
+/// Pages under writeback in a row, their bytes gathered for one
+/// [`AddressSpaceOperations::writepages`] call (Linux's writeback bio).
+struct WriteRun {
+    first: u64,
+    pages: alloc::vec::Vec<FolioRef>,
+    buf: alloc::vec::Vec<u8>,
+}
+
+impl WriteRun {
+    fn new() -> Result<WriteRun, Errno> {
+        let mut pages = alloc::vec::Vec::new();
+        let mut buf = alloc::vec::Vec::new();
+        pages.try_reserve_exact(MAX_RUN).map_err(|_| Errno::ENOMEM)?;
+        buf.try_reserve_exact(MAX_RUN * PAGE).map_err(|_| Errno::ENOMEM)?;
+        Ok(WriteRun { first: 0, pages, buf })
+    }
+
+    /// Whether page `index` can join the run.
+    fn continues(&self, index: u64) -> bool {
+        self.pages.len() < MAX_RUN && (self.pages.is_empty() || self.first + self.pages.len() as u64 == index)
+    }
+
+    /// Adds the locked page `index`, under writeback, with its bytes, and
+    /// unlocks it.
+    fn push(&mut self, index: u64, folio: FolioRef) -> Result<(), Errno> {
+        if self.pages.is_empty() {
+            self.first = index;
+        }
+        let at = self.buf.len();
+        self.buf.resize(at + PAGE, 0);
+        let copied = folio.read(0, &mut self.buf[at..]);
+        folio_unlock(folio.page(), folio.pfn(), &FOLIO_WAIT);
+        self.pages.push(folio);
+        copied
+    }
+
+    /// Writes the run: its bytes up to the end of the file (the rest of the
+    /// last block zero), then ends every page's writeback, recording an
+    /// error in the mapping (Linux `mapping_set_error`).
+    fn flush(&mut self, mapping: &Mapping, a_ops: &dyn AddressSpaceOperations) -> Result<(), Errno> {
+        if self.pages.is_empty() {
+            return Ok(());
+        }
+        let start = self.first.saturating_mul(PAGE_SIZE);
+        let len = mapping.i_size().saturating_sub(start).min(self.buf.len() as u64) as usize;
+        let written = if len == 0 {
+            // Truncated meanwhile: nothing of it is in the file.
+            Ok(())
+        } else {
+            self.buf[len..].fill(0);
+            a_ops.writepages(self.first, &self.buf[..len.next_multiple_of(PAGE)])
+        };
+        let pgdat = crate::mm::pgdat();
+        if written.is_ok() {
+            pgdat.count_vm_events(mm::vmstat::VmEventItem::Pgpgout, len.div_ceil(1024) as u64);
+        }
         {
             let mut space = mapping.space.lock();
             if let Err(e) = written {
                 space.wb_err.set(e);
             }
-            page_writeback::folio_end_writeback(&mut space, pgdat, page, folio.pfn(), index, &FOLIO_WAIT);
+            for (i, folio) in self.pages.iter().enumerate() {
+                let index = self.first + i as u64;
+                page_writeback::folio_end_writeback(&mut space, pgdat, folio.page(), folio.pfn(), index, &FOLIO_WAIT);
+            }
         }
         if let Err(e) = written {
-            log::warn!("page cache: write-back of page {index} failed: {e}");
-            result = Err(e);
+            log::warn!(
+                "page cache: write-back of pages {}..{} failed: {e}",
+                self.first,
+                self.first + self.pages.len() as u64
+            );
         }
-        wbc.nr_to_write = wbc.nr_to_write.saturating_sub(1);
+        // The references go after the lock.
+        self.pages.clear();
+        self.buf.clear();
+        written
     }
-    result
-}
-
-/// Writes one page under writeback: its bytes up to the end of the file,
-/// the last block's tail zero (the cache keeps bytes past the end zero).
-fn write_one(mapping: &Mapping, a_ops: &dyn AddressSpaceOperations, folio: &FolioRef, index: u64) -> Result<(), Errno> {
-    let size = mapping.i_size();
-    let start = index.saturating_mul(PAGE_SIZE);
-    if start >= size {
-        // Truncated meanwhile: nothing of it is in the file.
-        return Ok(());
-    }
-    let len = (size - start).min(PAGE_SIZE) as usize;
-    let mut buf = page_buffer()?;
-    folio.read(0, &mut buf)?;
-    buf[len..].fill(0);
-    a_ops.writepage(index, &buf)?;
-    crate::mm::pgdat().count_vm_events(mm::vmstat::VmEventItem::Pgpgout, (PAGE / 1024) as u64);
-    Ok(())
 }
 
 /// Writes every dirty page of the inode and waits for them, and for the
