@@ -442,3 +442,10 @@ fn msync_puts_a_shared_mapping_on_the_disk() {
     drop(file);
     kernel::kprintln!("host-check: ext2 /persist {PERSIST_LEN}");
 }
+
+#[ktest]
+fn sysctl_test_writes_drop_caches_and_dirty_ratio() {
+    let (status, out) = kernel::process::run_user("/bin/sysctl_test", &["sysctl_test"]).expect("running sysctl_test");
+    let out = String::from_utf8_lossy(&out);
+    assert!(status == 0 && out.contains("PASS sysctl_test"), "status {status:#x}:\n{out}");
+}

@@ -116,6 +116,9 @@ pub enum FileKind {
     Text(Vec<u8>),
     /// One end of a pipe.
     Pipe(PipeEnd),
+    /// A `/proc/sys` file opened for writing: each `write(2)` sets it
+    /// (Linux's `proc_sys_write`, one value per write).
+    Sysctl(&'static super::proc_sysctl::Sysctl),
 }
 
 /// An open file (Linux `struct file`).
@@ -136,6 +139,16 @@ pub struct OpenFile {
     /// The page cache's write-back errors this file has seen (Linux
     /// `f_wb_err`), sampled at open.
     pub f_wb_err: SpinLock<ErrSeqSample>,
+}
+
+/// Sets a sysctl from the text a program wrote: the whole buffer is the
+/// value (Linux `proc_dointvec` parses one number, surrounding blanks
+/// and a newline allowed); EINVAL for what the sysctl refuses.
+fn write_sysctl(sysctl: &super::proc_sysctl::Sysctl, buf: &[u8]) -> Result<usize, Errno> {
+    let store = sysctl.store.ok_or(Errno::EACCES)?;
+    let text = core::str::from_utf8(buf).map_err(|_| Errno::EINVAL)?;
+    store(text)?;
+    Ok(buf.len())
 }
 
 /// Where a process's console output also goes (tests capture it).
@@ -211,6 +224,7 @@ impl OpenFile {
             }
             FileKind::Text(t) => t,
             FileKind::Pipe(p) => return p.read(buf, self.nonblock()),
+            FileKind::Sysctl(_) => return Err(Errno::EINVAL),
         };
         let mut pos = self.pos.lock();
         let start = usize::try_from(*pos).unwrap_or(usize::MAX).min(data.len());
@@ -256,6 +270,7 @@ impl OpenFile {
                 Ok(n)
             }
             FileKind::Console | FileKind::Pipe(_) => Err(Errno::ESPIPE),
+            FileKind::Sysctl(_) => Err(Errno::EINVAL),
         }
     }
 
@@ -272,6 +287,7 @@ impl OpenFile {
             }
             FileKind::Console | FileKind::Pipe(_) => Err(Errno::ESPIPE),
             FileKind::Text(_) => Err(Errno::EINVAL),
+            FileKind::Sysctl(s) => write_sysctl(s, buf),
         }
     }
 
@@ -284,7 +300,7 @@ impl OpenFile {
                 let mut pos = self.pos.lock();
                 *pos = pos.saturating_sub(bytes.len() as u64);
             }
-            FileKind::Console => {}
+            FileKind::Console | FileKind::Sysctl(_) => {}
         }
     }
 
@@ -312,13 +328,14 @@ impl OpenFile {
             }
             FileKind::Pipe(ref p) => p.write(buf, self.nonblock()),
             FileKind::Text(_) => Err(Errno::EBADF),
+            FileKind::Sysctl(s) => write_sysctl(s, buf),
         }
     }
 
     /// The file's size, for lseek.
     pub fn size(&self) -> Result<u64, Errno> {
         Ok(match &self.kind {
-            FileKind::Console | FileKind::Pipe(_) => 0,
+            FileKind::Console | FileKind::Pipe(_) | FileKind::Sysctl(_) => 0,
             FileKind::Inode(p) => p.inode.getattr()?.size,
             FileKind::Text(t) => t.len() as u64,
         })

@@ -10,9 +10,14 @@
 //! page cache's `vm.dirty_*` tunables can be set ([`Sysctl::store`],
 //! through the console's `sysctl NAME=VALUE`), with Linux's bounds.
 //!
-//! Differences from Linux: the files are read-only snapshots made at
-//! open (mode 0444; opening one for writing is EACCES), where Linux lets
-//! root write most of them; `overcommit_memory` reads 0 (heuristic) but
+//! Opening a settable one (the `vm.dirty_*` tunables, `vm.drop_caches`)
+//! for writing gives a file whose writes set it; `vm/drop_caches` cannot
+//! be read (mode 0200, as Linux's).
+//!
+//! Differences from Linux: the other files are read-only snapshots made
+//! at open (mode 0444; opening one for writing is EACCES), where Linux
+//! lets root write most of them; a file opened for writing cannot be read
+//! back through the same descriptor; `overcommit_memory` reads 0 (heuristic) but
 //! no mmap is ever refused for overcommit (Linux `__vm_enough_memory`);
 //! `max_map_count` is the limit the mm enforces
 //! (`mm::mmap::MAX_MAP_COUNT`), fixed; `randomize_va_space` is 0 because nothing is
@@ -29,8 +34,9 @@ use uapi::errno::Errno;
 pub struct Sysctl {
     /// Path below `/proc/sys/`, as `vm/mmap_min_addr`.
     pub path: &'static str,
-    /// The file's contents now.
-    pub show: fn() -> String,
+    /// The file's contents now; `None` for a file only written (mode
+    /// 0200, `vm/drop_caches`), whose opening for reading is EACCES.
+    pub show: Option<fn() -> String>,
     /// Sets it from the text of a number (Linux's `proc_handler` on a
     /// write), if it can be set: EINVAL for what Linux refuses.
     pub store: Option<SysctlStore>,
@@ -73,15 +79,15 @@ fn min_free_kbytes() -> String {
 
 /// Every `/proc/sys` file, sorted by path.
 pub static SYSCTLS: &[Sysctl] = &[
-    Sysctl { path: "fs/nr_open", show: || line(crate::resource::SYSCTL_NR_OPEN), store: None },
-    Sysctl { path: "kernel/hostname", show: || line(crate::syscall::UTS_NODENAME), store: None },
-    Sysctl { path: "kernel/osrelease", show: || line(crate::syscall::UTS_RELEASE), store: None },
-    Sysctl { path: "kernel/ostype", show: || line(crate::syscall::UTS_SYSNAME), store: None },
-    Sysctl { path: "kernel/randomize_va_space", show: || line(0), store: None },
-    Sysctl { path: "kernel/threads-max", show: || line(crate::resource::max_threads()), store: None },
+    Sysctl { path: "fs/nr_open", show: Some(|| line(crate::resource::SYSCTL_NR_OPEN)), store: None },
+    Sysctl { path: "kernel/hostname", show: Some(|| line(crate::syscall::UTS_NODENAME)), store: None },
+    Sysctl { path: "kernel/osrelease", show: Some(|| line(crate::syscall::UTS_RELEASE)), store: None },
+    Sysctl { path: "kernel/ostype", show: Some(|| line(crate::syscall::UTS_SYSNAME)), store: None },
+    Sysctl { path: "kernel/randomize_va_space", show: Some(|| line(0)), store: None },
+    Sysctl { path: "kernel/threads-max", show: Some(|| line(crate::resource::max_threads())), store: None },
     Sysctl {
         path: "vm/dirty_background_ratio",
-        show: || line(dirty().background_ratio),
+        show: Some(|| line(dirty().background_ratio)),
         store: Some(|t| {
             let v = parse_int(t)?;
             set_dirty(|d| d.set_background_ratio(v).map_err(|_| Errno::EINVAL))
@@ -89,7 +95,7 @@ pub static SYSCTLS: &[Sysctl] = &[
     },
     Sysctl {
         path: "vm/dirty_expire_centisecs",
-        show: || line(dirty().expire_centisecs),
+        show: Some(|| line(dirty().expire_centisecs)),
         store: Some(|t| {
             let v = parse_int(t)?;
             set_dirty(|d| {
@@ -100,7 +106,7 @@ pub static SYSCTLS: &[Sysctl] = &[
     },
     Sysctl {
         path: "vm/dirty_ratio",
-        show: || line(dirty().ratio),
+        show: Some(|| line(dirty().ratio)),
         store: Some(|t| {
             let v = parse_int(t)?;
             set_dirty(|d| d.set_ratio(v).map_err(|_| Errno::EINVAL))
@@ -108,7 +114,7 @@ pub static SYSCTLS: &[Sysctl] = &[
     },
     Sysctl {
         path: "vm/dirty_writeback_centisecs",
-        show: || line(dirty().writeback_centisecs),
+        show: Some(|| line(dirty().writeback_centisecs)),
         store: Some(|t| {
             let v = parse_int(t)?;
             set_dirty(|d| {
@@ -117,14 +123,39 @@ pub static SYSCTLS: &[Sysctl] = &[
             })
         }),
     },
-    Sysctl { path: "vm/legacy_va_layout", show: || line(0), store: None },
-    Sysctl { path: "vm/max_map_count", show: || line(mm::mmap::MAX_MAP_COUNT), store: None },
-    Sysctl { path: "vm/min_free_kbytes", show: min_free_kbytes, store: None },
-    Sysctl { path: "vm/mmap_min_addr", show: || line(mm::mmap::MMAP_MIN_ADDR), store: None },
-    Sysctl { path: "vm/overcommit_kbytes", show: || line(0), store: None },
-    Sysctl { path: "vm/overcommit_memory", show: || line(OVERCOMMIT_GUESS), store: None },
-    Sysctl { path: "vm/overcommit_ratio", show: || line(OVERCOMMIT_RATIO), store: None },
-    Sysctl { path: "vm/watermark_scale_factor", show: || line(mm::mmzone::WATERMARK_SCALE_FACTOR), store: None },
+    Sysctl {
+        path: "vm/drop_caches",
+        show: None,
+        store: Some(|t| {
+            // Linux `drop_caches_sysctl_handler`: 1 the page cache, 2 the
+            // slab caches, 3 both; 4 only silences its log line.
+            let v = parse_int(t)?;
+            if !(1..=4).contains(&v) {
+                return Err(Errno::EINVAL);
+            }
+            let pgdat = crate::mm::pgdat();
+            if v & 1 != 0 {
+                pgdat.count_vm_event(mm::vmstat::VmEventItem::DropPagecache);
+            }
+            if v & 2 != 0 {
+                pgdat.count_vm_event(mm::vmstat::VmEventItem::DropSlab);
+            }
+            // Ours drops both kinds together (page cache first, as
+            // `crate::mm::drop_caches` must order them).
+            if v & 3 != 0 {
+                crate::mm::drop_caches();
+            }
+            Ok(())
+        }),
+    },
+    Sysctl { path: "vm/legacy_va_layout", show: Some(|| line(0)), store: None },
+    Sysctl { path: "vm/max_map_count", show: Some(|| line(mm::mmap::MAX_MAP_COUNT)), store: None },
+    Sysctl { path: "vm/min_free_kbytes", show: Some(min_free_kbytes), store: None },
+    Sysctl { path: "vm/mmap_min_addr", show: Some(|| line(mm::mmap::MMAP_MIN_ADDR)), store: None },
+    Sysctl { path: "vm/overcommit_kbytes", show: Some(|| line(0)), store: None },
+    Sysctl { path: "vm/overcommit_memory", show: Some(|| line(OVERCOMMIT_GUESS)), store: None },
+    Sysctl { path: "vm/overcommit_ratio", show: Some(|| line(OVERCOMMIT_RATIO)), store: None },
+    Sysctl { path: "vm/watermark_scale_factor", show: Some(|| line(mm::mmzone::WATERMARK_SCALE_FACTOR)), store: None },
 ];
 
 /// The sysctl at absolute path `abs` (`/proc/sys/...`), if there is one.

@@ -126,8 +126,14 @@ fn proc_file(path: &[u8], flags: u32) -> Result<Option<FileKind>, Errno> {
     }
     let writing = flags & O_ACCMODE != O_RDONLY;
     let sysctl = super::proc_sysctl::lookup(abs);
+    if let Some(sysctl) = sysctl {
+        return match (writing, sysctl.show) {
+            (true, _) if sysctl.store.is_some() => Ok(Some(FileKind::Sysctl(sysctl))),
+            (false, Some(show)) => Ok(Some(FileKind::Text(show().into_bytes()))),
+            _ => Err(Errno::EACCES),
+        };
+    }
     let text = match abs {
-        _ if let Some(sysctl) = sysctl => (sysctl.show)(),
         "/proc/self/maps" => {
             let mm = sched::current().proc.mm().ok_or(Errno::ENOENT)?;
             let mut text = String::new();
@@ -238,7 +244,7 @@ fn file(fd: i32) -> Result<Arc<OpenFile>, Errno> {
 /// (Linux `generic_file_llseek_size`).
 pub fn sys_lseek(fd: i32, off: i64, whence: u32) -> SysResult {
     let f = file(fd)?;
-    if matches!(f.kind, FileKind::Console | FileKind::Pipe(_)) {
+    if matches!(f.kind, FileKind::Console | FileKind::Pipe(_) | FileKind::Sysctl(_)) {
         return Err(Errno::ESPIPE);
     }
     let size = f.size()? as i64;
@@ -298,6 +304,7 @@ fn file_stat(f: &OpenFile) -> Result<(Kstat, u64), Errno> {
             st.size = t.len() as u64;
         }
         FileKind::Pipe(_) => st.mode = uapi::stat::S_IFIFO | 0o600,
+        FileKind::Sysctl(s) => st.mode = uapi::stat::S_IFREG | if s.show.is_some() { 0o644 } else { 0o200 },
     }
     Ok((st, 0))
 }

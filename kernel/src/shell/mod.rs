@@ -136,7 +136,9 @@ fn umount(_: &mut Shell, args: &[&str], _: &mut String) -> Result<Flow, CmdError
 fn sysctl(_: &mut Shell, args: &[&str], out: &mut String) -> Result<Flow, CmdError> {
     use crate::fs::proc_sysctl::{SYSCTLS, Sysctl};
     let show = |s: &Sysctl, out: &mut String| {
-        let _ = write!(out, "{} = {}", s.path.replace('/', "."), (s.show)());
+        if let Some(text) = s.show {
+            let _ = write!(out, "{} = {}", s.path.replace('/', "."), text());
+        }
     };
     match args {
         [] => SYSCTLS.iter().for_each(|s| show(s, out)),
