@@ -391,3 +391,16 @@ fn a_page_written_through_a_shared_mapping_is_dirty_through_the_pte() {
     drop(file);
     kern::umount(&dir).expect("umount");
 }
+
+/// tests/user/fadvise_test.c on ext2: posix_fadvise, readahead(2) and
+/// the madvise read hints, with the page cache seen through mincore.
+#[ktest(timeout = 60)]
+fn fadvise_test_passes_on_ext2() {
+    let (_, dir) = mount_gated();
+    let argv = ["/bin/fadvise_test", dir.as_str()];
+    let (status, out) = kernel::process::run_user("/bin/fadvise_test", &argv).expect("running fadvise_test");
+    let out = String::from_utf8_lossy(&out).into_owned();
+    assert_eq!(status, 0, "fadvise_test:\n{out}");
+    assert!(out.contains("PASS fadvise_test"), "{out}");
+    kern::umount(&dir).expect("umount");
+}

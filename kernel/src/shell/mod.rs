@@ -139,7 +139,7 @@ fn sysctl(_: &mut Shell, args: &[&str], out: &mut String) -> Result<Flow, CmdErr
         let _ = write!(out, "{} = {}", s.path.replace('/', "."), (s.show)());
     };
     match args {
-        [] => SYSCTLS.iter().for_each(|s| show(s, out)),
+        [] => SYSCTLS.iter().filter(|s| s.readable).for_each(|s| show(s, out)),
         [arg] => {
             let (name, value) = match arg.split_once('=') {
                 Some((n, v)) => (n, Some(v)),
