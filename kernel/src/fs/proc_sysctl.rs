@@ -7,8 +7,10 @@
 //! in Linux's text (`proc_dointvec`: the number and a newline). Only
 //! sysctls whose value is true of this kernel are listed: no swap or
 //! reclaim tunables yet, since there is nothing they would describe. The
-//! page cache's `vm.dirty_*` tunables can be set ([`Sysctl::store`],
-//! through the console's `sysctl NAME=VALUE`), with Linux's bounds.
+//! page cache's `vm.dirty_*` tunables can be set ([`Sysctl::store`]), by
+//! writing the file (each write(2) is parsed whole, as Linux's
+//! `proc_dointvec` does) or through the console's `sysctl NAME=VALUE`,
+//! with Linux's bounds.
 //!
 //! `vm/drop_caches` (mode 0200, as Linux's) drops the clean page cache
 //! and empty slabs ([`crate::mm::drop_caches`]). Linux's

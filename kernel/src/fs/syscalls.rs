@@ -8,8 +8,10 @@
 //! `AT_EMPTY_PATH`), then the walk ([`super::namei`]).
 //!
 //! Differences from Linux: no permission checks (EACCES never comes from
-//! mode bits; every caller is treated as root); `O_DIRECT` is EINVAL as
-//! tmpfs gives it; `O_TMPFILE` is EOPNOTSUPP; `mmap` maps only files the
+//! mode bits; every caller is treated as root); `O_DIRECT` is EINVAL at
+//! open, as tmpfs gives it before Linux 6.6, for every file: a file with a
+//! page cache (ext2) refuses it rather than have reads and writes bypass
+//! the cache (Linux's ext2 supports it; the issue allows the refusal); `O_TMPFILE` is EOPNOTSUPP; `mmap` maps only files the
 //! initramfs still holds (ENODEV for others until the page cache).
 
 #![forbid(unsafe_code)]

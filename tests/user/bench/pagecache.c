@@ -152,21 +152,31 @@ static long set_fault_around(long value)
 	mkdir("/sys/kernel", 0755);
 	mkdir("/sys/kernel/debug", 0755);
 	/* Linux: debugfs; ours: ENODEV, and the file is there all the same. */
-	mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL);
+	if (mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL) != 0 && errno != EBUSY)
+		fprintf(stderr, "pagecache: mount debugfs: %s\n", strerror(errno));
 	fd = open(FAULT_AROUND, O_RDWR);
-	if (fd < 0)
+	if (fd < 0) {
+		fprintf(stderr, "pagecache: open %s: %s\n", FAULT_AROUND, strerror(errno));
 		return -1;
+	}
 	n = read(fd, text, sizeof(text) - 1);
 	if (n <= 0) {
+		fprintf(stderr, "pagecache: read %s: %s\n", FAULT_AROUND, strerror(errno));
 		close(fd);
 		return -1;
 	}
 	text[n] = 0;
 	old = atol(text);
 	n = snprintf(text, sizeof(text), "%ld\n", value);
-	if (lseek(fd, 0, SEEK_SET) != 0 || write(fd, text, n) != n)
-		old = -1;
+	/* A new open: debugfs attributes take one write at offset 0. */
 	close(fd);
+	fd = open(FAULT_AROUND, O_WRONLY);
+	if (fd < 0 || write(fd, text, n) != n) {
+		fprintf(stderr, "pagecache: write %s: %s\n", FAULT_AROUND, strerror(errno));
+		old = -1;
+	}
+	if (fd >= 0)
+		close(fd);
 	return old;
 }
 
