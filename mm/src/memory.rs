@@ -17,7 +17,8 @@
 //!   read maps the file's page itself, read-only, and first maps the
 //!   cached pages around it that the file gives without I/O
 //!   ([`VmaFile::map_pages`], Linux `do_fault_around`: up to
-//!   [`FAULT_AROUND_PAGES`] pages from the aligned start below the fault,
+//!   [`fault_around_bytes`] (64 KiB unless set; a page turns it off, as
+//!   Linux's `should_fault_around` does) from the aligned start below the fault,
 //!   or from the VMA's start if that is later, within the VMA and the pte
 //!   table, only into none ptes). A write to a private mapping copies the
 //!   file's page into a new anonymous page (Linux `do_cow_fault`); a write
@@ -63,7 +64,7 @@
 //! cache.
 //!
 //! Locking: the caller holds the mmap lock, for reading in
-//! [`MmStruct::handle_mm_fault`], [`MmStruct::page_resident`],
+//! [`MmStruct::handle_mm_fault`], [`MmStruct::pte_state`],
 //! [`MmStruct::follow_pte`], `mkclean_range`,
 //! [`MmStruct::folio_mkclean_one`] and [`MmStruct::unmap_mapping_pages`],
 //! for writing everywhere else (`&mut self`). Those under the read lock
@@ -164,11 +165,48 @@ impl From<FileFaultError> for FaultError {
     }
 }
 
-/// Pages mapped around a read fault of a file page, if the file has them
-/// cached (Linux `fault_around_bytes`, 64 KiB, in pages): a power of two,
-/// the window's alignment.
-#[doc(alias = "fault_around_bytes")]
+/// What a pte tells mincore about its page.
+pub(crate) enum PteState {
+    /// Resident: a present or protnone pte, or a migration entry.
+    Resident,
+    /// No pte: the file's cache decides, if the VMA maps one.
+    None,
+    /// Another swap entry (none exist until swap).
+    Other,
+}
+
+/// Pages mapped around a read fault of a file page by default, if the
+/// file has them cached (Linux `fault_around_bytes`' default, 64 KiB, in
+/// pages): a power of two, the window's alignment.
 pub const FAULT_AROUND_PAGES: u64 = 16;
+
+/// Bytes mapped around a read fault (Linux `fault_around_bytes`, set
+/// through its debugfs file): a power of two from a page (no fault-around)
+/// to a pte table's reach. One value for the machine, as in Linux.
+#[doc(alias = "fault_around_bytes")]
+static FAULT_AROUND_BYTES: AtomicU64 = AtomicU64::new(FAULT_AROUND_PAGES * PAGE_SIZE);
+
+/// The bytes fault-around maps now (Linux `fault_around_bytes_get`).
+pub fn fault_around_bytes() -> u64 {
+    FAULT_AROUND_BYTES.load(Ordering::Relaxed)
+}
+
+/// Sets the bytes fault-around maps (Linux `fault_around_bytes_set`):
+/// `EINVAL` past a pte table's reach, else rounded down to a power of two
+/// and at least a page, which turns fault-around off.
+pub fn set_fault_around_bytes(val: u64) -> Result<(), Errno> {
+    FAULT_AROUND_BYTES.store(fault_around_bytes_round(val)?, Ordering::Relaxed);
+    Ok(())
+}
+
+/// What [`set_fault_around_bytes`] stores for `val`.
+fn fault_around_bytes_round(val: u64) -> Result<u64, Errno> {
+    if val / PAGE_SIZE > PTRS_PER_TABLE as u64 {
+        return Err(Errno::EINVAL);
+    }
+    // Linux `rounddown_pow_of_two`, whose 0 is undefined: a page then.
+    Ok(if val > PAGE_SIZE { 1 << val.ilog2() } else { PAGE_SIZE })
+}
 
 /// The pte protection for a VMA's flags (Linux `vm_get_page_prot`):
 /// readable implied, write and exec as the flags say, `PROT_NONE` as
@@ -398,9 +436,9 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
 
     /// The file's page at `index`, counting a major fault (Linux
     /// `__do_fault`; `filemap_fault` counts `pgmajfault` when it reads).
-    fn file_fault(&self, file: &dyn VmaFile, index: u64) -> Result<Pfn, FaultError> {
+    fn file_fault(&self, file: &dyn VmaFile, flags: VmaFlags, index: u64) -> Result<Pfn, FaultError> {
         let pgdat = self.pgd.pgdat();
-        let page = file.fault(pgdat, index)?;
+        let page = file.fault(pgdat, index, flags.ra_advice())?;
         if page.major {
             pgdat.count_vm_event(VmEventItem::Pgmajfault);
         }
@@ -419,21 +457,27 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         addr: u64,
     ) -> Result<(), FaultError> {
         let prot = vm_get_page_prot(desc.flags) - PgProt::WRITE;
-        self.do_fault_around(desc, file, index, addr, prot);
-        // Linux's `VM_FAULT_NOPAGE` from `filemap_map_pages`.
-        if slot.load(Ordering::Acquire) != 0 {
-            return Ok(());
+        // Linux `should_fault_around`: more than one page. `VM_RAND_READ`
+        // does not turn it off (Linux 6.1 reads the advice only for
+        // readahead).
+        let nr_pages = fault_around_bytes() / PAGE_SIZE;
+        if nr_pages > 1 {
+            self.do_fault_around(desc, file, index, addr, prot, nr_pages);
+            // Linux's `VM_FAULT_NOPAGE` from `filemap_map_pages`.
+            if slot.load(Ordering::Acquire) != 0 {
+                return Ok(());
+            }
         }
-        let pfn = self.file_fault(file, index)?;
+        let pfn = self.file_fault(file, desc.flags, index)?;
         self.finish_fault(slot, pfn, prot, index)
     }
 
     /// Maps read-only, into none ptes, the pages the file has cached in
     /// the window around the fault at `addr` (Linux `do_fault_around`'s,
-    /// filled by `filemap_map_pages`): [`FAULT_AROUND_PAGES`] pages from
+    /// filled by `filemap_map_pages`): `nr_pages` (a power of two) from
     /// the aligned start below the fault or from the VMA's start if that
     /// is later, clipped to the VMA's end and the pte table's.
-    fn do_fault_around(&self, desc: &VmaDesc, file: &dyn VmaFile, index: u64, addr: u64, prot: PgProt) {
+    fn do_fault_around(&self, desc: &VmaDesc, file: &dyn VmaFile, index: u64, addr: u64, prot: PgProt, nr_pages: u64) {
         let Some(table) = UserAddr::page_down(addr).and_then(|a| self.pgd.pte_table(a.virt(), false).ok().flatten())
         else {
             return;
@@ -443,8 +487,8 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         let vma_pages = (desc.end.as_u64() - desc.start.as_u64()) >> crate::PAGE_SHIFT;
         // Window slots `[from, to)` of the table: aligned, not below the
         // VMA's start, not past the table or the VMA's end.
-        let from = (pte_off & !(FAULT_AROUND_PAGES - 1)).max(pte_off - pte_off.min(vma_off));
-        let to = (from + FAULT_AROUND_PAGES).min(PTRS_PER_TABLE as u64).min(pte_off + (vma_pages - vma_off));
+        let from = (pte_off & !(nr_pages - 1)).max(pte_off - pte_off.min(vma_off));
+        let to = (from + nr_pages).min(PTRS_PER_TABLE as u64).min(pte_off + (vma_pages - vma_off));
         // `index - vma_off` is the VMA's pgoff, and the window lies in the
         // VMA, whose last index mmap checked fits (`file_mmap_ok`).
         let start = index - (pte_off - from);
@@ -478,7 +522,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     ) -> Result<(), FaultError> {
         let pgdat = self.pgd.pgdat();
         let new = self.new_user_page(Gfp::empty())?;
-        let cached = match self.file_fault(file, index) {
+        let cached = match self.file_fault(file, flags, index) {
             Ok(pfn) => pfn,
             Err(e) => {
                 // SAFETY: this fault allocated the page and never mapped it.
@@ -513,7 +557,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         index: u64,
     ) -> Result<(), FaultError> {
         let pgdat = self.pgd.pgdat();
-        let pfn = self.file_fault(file, index)?;
+        let pfn = self.file_fault(file, flags, index)?;
         if let Err(e) = file.page_mkwrite(pgdat, index, pfn) {
             // SAFETY: the reference `fault` handed over, never mapped.
             unsafe { self.put_page(pfn) };
@@ -1170,14 +1214,15 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         Ok(())
     }
 
-    /// Whether the page at `addr` is resident (Linux `mincore_pte_range`:
-    /// a present or protnone pte, or a migration entry).
-    pub(crate) fn page_resident(&self, addr: UserAddr) -> bool {
-        let Some(slot) = self.pgd.pte_offset(addr.virt(), false).ok().flatten() else { return false };
+    /// What the pte at `addr` says for mincore (Linux
+    /// `mincore_pte_range`).
+    pub(crate) fn pte_state(&self, addr: UserAddr) -> PteState {
+        let Some(slot) = self.pgd.pte_offset(addr.virt(), false).ok().flatten() else { return PteState::None };
         match self.pgd.format().decode(slot.load(Ordering::Acquire), Level::Pte) {
-            Entry::Leaf(_) => true,
-            Entry::Swap(entry) => is_migration_entry(entry),
-            Entry::None | Entry::Table(_) => false,
+            Entry::Leaf(_) => PteState::Resident,
+            Entry::Swap(entry) if is_migration_entry(entry) => PteState::Resident,
+            Entry::Swap(_) => PteState::Other,
+            Entry::None | Entry::Table(_) => PteState::None,
         }
     }
 

@@ -51,6 +51,7 @@
 // Only the page copies of `folio` use `unsafe`, and say so there.
 #![deny(unsafe_code)]
 
+pub mod fadvise;
 mod folio;
 mod vm_file;
 
@@ -63,7 +64,7 @@ use mm::gfp::{GFP_HIGHUSER_MOVABLE, Gfp};
 use mm::page_alloc::PgData;
 use mm::page_flags::PageFlags;
 use mm::page_writeback::{self, SyncMode, WritebackControl};
-use mm::readahead::{self, FileRaState, RaCache, RaLimits, RaMapping, RaRequest};
+use mm::readahead::{self, FileRaState, RaCache, RaLimits, RaMapping, RaRequest, RaTraceLog};
 use mm::vmscan::{ClockHand, DirectReclaim, SWAP_CLUSTER_MAX};
 use mm::xarray::{PAGECACHE_TAG_DIRTY, PAGECACHE_TAG_WRITEBACK, XaNode};
 use spin::Once;
@@ -74,7 +75,7 @@ pub use self::vm_file::MappedFile;
 use crate::fs::inode::Inode;
 use crate::mmap::FOLIO_WAIT;
 use crate::slab::KmemCacheOf;
-use crate::sync::SpinLockIrq;
+use crate::sync::{SpinLock, SpinLockIrq};
 
 /// Bytes per cache page.
 const PAGE: usize = PAGE_SIZE as usize;
@@ -471,10 +472,72 @@ fn read_run(a_ops: &dyn AddressSpaceOperations, first: u64, run: &[FolioRef]) ->
     Ok(())
 }
 
-/// Runs a readahead decision's requests.
+/// Runs a readahead decision's requests, recording the decision in the
+/// trace if one is on.
 fn run_readahead(mapping: &Mapping, a_ops: &dyn AddressSpaceOperations, ra: readahead::Readahead) {
+    if let Some(trace) = RA_TRACE.lock().as_mut() {
+        trace.record(&ra);
+    }
     for req in ra.requests {
         do_readahead(mapping, a_ops, req);
+    }
+}
+
+/// Readahead decisions kept by [`ra_trace_start`].
+pub const RA_TRACE_EVENTS: usize = 64;
+
+/// The readahead trace: every decision of every file while it is on
+/// (Linux has no such tracepoint in 6.1; see [`mm::readahead`]).
+static RA_TRACE: SpinLock<Option<RaTraceLog<RA_TRACE_EVENTS>>> = SpinLock::new(None);
+
+/// Starts recording readahead decisions, forgetting earlier ones.
+pub fn ra_trace_start() {
+    *RA_TRACE.lock() = Some(RaTraceLog::new());
+}
+
+/// Stops recording and hands back what was recorded.
+pub fn ra_trace_stop() -> Option<RaTraceLog<RA_TRACE_EVENTS>> {
+    RA_TRACE.lock().take()
+}
+
+/// `POSIX_FADV_WILLNEED`, `readahead(2)` and `MADV_WILLNEED` over `len`
+/// bytes from `offset` (0: to the end): reads the range's pages that are
+/// not cached, in 2 MiB chunks, capped as Linux's `force_page_cache_ra`
+/// caps it. Synchronous here: the pages are read before the call returns
+/// (Linux only starts the reads). Errors are dropped: it is a hint.
+pub fn force_page_cache_readahead(inode: &Inode, ra: &FileRaState, offset: u64, len: u64) {
+    let Ok((mapping, a_ops)) = parts(inode) else { return };
+    let ra_mapping =
+        RaMapping { cache: &mapping.space, nr_pages: mapping.i_size().div_ceil(PAGE_SIZE), bdi: ra_limits() };
+    run_readahead(mapping, a_ops, readahead::fadvise_willneed(ra, &ra_mapping, offset, len));
+}
+
+/// `POSIX_FADV_DONTNEED` over bytes `offset..=endbyte` (Linux
+/// `generic_fadvise`): starts write-back of the range's dirty pages
+/// (`WB_SYNC_NONE`: busy pages are skipped), then drops the clean,
+/// unmapped, unused pages wholly inside the range, and the last partial
+/// page when the range reaches the end of the file. Our write-back is
+/// synchronous, so the pages it wrote are clean and go too (Linux's are
+/// still under writeback then and stay).
+pub fn fadvise_dontneed(inode: &Inode, offset: u64, endbyte: u64) {
+    let Ok((mapping, _)) = parts(inode) else { return };
+    let mut wbc = WritebackControl {
+        sync_mode: SyncMode::None,
+        nr_to_write: u64::MAX,
+        start: offset / PAGE_SIZE,
+        end: endbyte / PAGE_SIZE,
+    };
+    // An error is recorded in the mapping for the next fsync.
+    let _ = writeback(inode, &mut wbc);
+    let start_index = offset.div_ceil(PAGE_SIZE);
+    let mut end_index = endbyte / PAGE_SIZE;
+    // A partial last page stays, unless it is the file's last page.
+    if endbyte % PAGE_SIZE != PAGE_SIZE - 1 && Some(endbyte) != mapping.i_size().checked_sub(1) {
+        let Some(before) = end_index.checked_sub(1) else { return };
+        end_index = before;
+    }
+    if end_index >= start_index {
+        invalidate_mapping_range(mapping, start_index, end_index);
     }
 }
 
@@ -873,12 +936,20 @@ pub fn truncate_pagecache(inode: &Inode, new_size: u64) -> Result<(), Errno> {
 /// `invalidate_mapping_pages`, what `drop_caches` runs on every inode);
 /// returns how many went.
 pub fn invalidate_mapping_pages(mapping: &Mapping) -> u64 {
+    invalidate_mapping_range(mapping, 0, u64::MAX)
+}
+
+/// [`invalidate_mapping_pages`] over the pages `start..=end` only (Linux
+/// `invalidate_mapping_pages(mapping, start, end)`): a page that is
+/// dirty, under writeback, locked, mapped or referenced by anyone but the
+/// cache stays.
+pub fn invalidate_mapping_range(mapping: &Mapping, start: u64, end: u64) -> u64 {
     let mut dropped = 0;
-    let mut from = 0u64;
+    let mut from = start;
     loop {
         let next = {
             let space = mapping.space.lock();
-            space.find(from, u64::MAX, None).and_then(|(i, pfn)| Some((i, FolioRef::get(pfn)?)))
+            space.find(from, end, None).and_then(|(i, pfn)| Some((i, FolioRef::get(pfn)?)))
         };
         let Some((index, folio)) = next else { break };
         let page = folio.page();

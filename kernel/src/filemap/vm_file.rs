@@ -11,7 +11,8 @@
 //!
 //! - `fault`: the cached page, read with readahead around the fault
 //!   (`do_sync_mmap_readahead`, or the next window at a `PG_readahead`
-//!   page), SIGBUS past the end of the file or on a read error.
+//!   page) as the VMA's `MADV_SEQUENTIAL`/`MADV_RANDOM` advice says,
+//!   SIGBUS past the end of the file or on a read error.
 //! - `map_pages`: fault-around maps the uptodate, unlocked pages already
 //!   cached, without I/O.
 //! - `page_mkwrite`: before a shared mapping writes a page, its blocks
@@ -19,6 +20,9 @@
 //!   gives), writeback of it is waited for, and it is marked dirty.
 //! - `set_page_dirty`: a dirty pte found at unmap or msync dirties the
 //!   page, which the flusher then writes.
+//! - `willneed`: `MADV_WILLNEED` reads the range ahead, as
+//!   `POSIX_FADV_WILLNEED` does; `mincore_page`: whether mincore sees an
+//!   unmapped page as resident (cached and uptodate).
 
 #![allow(unsafe_code)]
 
@@ -103,7 +107,7 @@ impl VmaFile for MappedFile {
         unsafe { Arc::decrement_strong_count(core::ptr::from_ref(self)) };
     }
 
-    fn fault(&self, _pgdat: &PgData<'_>, index: u64) -> Result<FaultPage, FileFaultError> {
+    fn fault(&self, _pgdat: &PgData<'_>, index: u64, advice: VmaRaAdvice) -> Result<FaultPage, FileFaultError> {
         let mapping = self.mapping()?;
         let nr_pages = self.nr_pages()?;
         if index >= nr_pages {
@@ -117,14 +121,8 @@ impl VmaFile for MappedFile {
                 if page.test(PageFlags::READAHEAD) {
                     let mut ra = *self.ra.lock();
                     let writeback = page.test(PageFlags::WRITEBACK);
-                    let decision = readahead::do_async_mmap_readahead(
-                        &mut ra,
-                        &ra_mapping,
-                        VmaRaAdvice::Normal,
-                        index,
-                        true,
-                        writeback,
-                    );
+                    let decision =
+                        readahead::do_async_mmap_readahead(&mut ra, &ra_mapping, advice, index, true, writeback);
                     *self.ra.lock() = ra;
                     if decision.clear_readahead {
                         page.clear(PageFlags::READAHEAD);
@@ -134,7 +132,7 @@ impl VmaFile for MappedFile {
             }
             None => {
                 let mut ra = *self.ra.lock();
-                let decision = readahead::do_sync_mmap_readahead(&mut ra, &ra_mapping, VmaRaAdvice::Normal, index);
+                let decision = readahead::do_sync_mmap_readahead(&mut ra, &ra_mapping, advice, index);
                 *self.ra.lock() = ra;
                 run_readahead(mapping, a_ops, decision);
             }
@@ -199,5 +197,15 @@ impl VmaFile for MappedFile {
     fn fsync_range(&self, _start: u64, _end: u64) -> Result<(), Errno> {
         super::write_and_wait(&self.inode)?;
         self.inode.ops.fsync()
+    }
+
+    fn willneed(&self, offset: u64, len: u64) {
+        let ra = *self.ra.lock();
+        super::force_page_cache_readahead(&self.inode, &ra, offset, len);
+    }
+
+    fn mincore_page(&self, index: u64) -> bool {
+        let Ok(mapping) = self.mapping() else { return false };
+        mapping.find_get(index).is_some_and(|folio| folio.page().test(PageFlags::UPTODATE))
     }
 }

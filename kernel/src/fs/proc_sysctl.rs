@@ -7,17 +7,22 @@
 //! in Linux's text (`proc_dointvec`: the number and a newline). Only
 //! sysctls whose value is true of this kernel are listed: no swap or
 //! reclaim tunables yet, since there is nothing they would describe. The
-//! page cache's `vm.dirty_*` tunables can be set ([`Sysctl::store`],
-//! through the console's `sysctl NAME=VALUE`), with Linux's bounds.
+//! page cache's `vm.dirty_*` tunables can be set ([`Sysctl::store`]), by
+//! writing the file (each write(2) is parsed whole, as Linux's
+//! `proc_dointvec` does) or through the console's `sysctl NAME=VALUE`,
+//! with Linux's bounds.
 //!
-//! Opening a settable one (the `vm.dirty_*` tunables, `vm.drop_caches`)
-//! for writing gives a file whose writes set it; `vm/drop_caches` cannot
-//! be read (mode 0200, as Linux's).
+//! `vm/drop_caches` (mode 0200, as Linux's) drops the clean page cache
+//! and empty slabs ([`crate::mm::drop_caches`]). Linux's
+//! debugfs file `fault_around_bytes` ([`DEBUGFS`]) is found the same
+//! way, by its path `/sys/kernel/debug/fault_around_bytes`, with no
+//! debugfs to mount (`mount -t debugfs` is ENODEV here): a program that
+//! mounts debugfs there on Linux sees the same file on both.
 //!
-//! Differences from Linux: the other files are read-only snapshots made
-//! at open (mode 0444; opening one for writing is EACCES), where Linux
-//! lets root write most of them; a file opened for writing cannot be read
-//! back through the same descriptor; `overcommit_memory` reads 0 (heuristic) but
+//! Differences from Linux: reads are snapshots made at open; only the
+//! settable files can be opened for writing (the others EACCES, where
+//! Linux lets root write most of them); `drop_caches` drops the page
+//! cache and slabs whatever the value 1 to 4; `overcommit_memory` reads 0 (heuristic) but
 //! no mmap is ever refused for overcommit (Linux `__vm_enough_memory`);
 //! `max_map_count` is the limit the mm enforces
 //! (`mm::mmap::MAX_MAP_COUNT`), fixed; `randomize_va_space` is 0 because nothing is
@@ -32,11 +37,14 @@ use uapi::errno::Errno;
 
 /// One `/proc/sys` file: its path below `/proc/sys/` and its text.
 pub struct Sysctl {
-    /// Path below `/proc/sys/`, as `vm/mmap_min_addr`.
+    /// Whether it can be opened for reading (Linux's mode has `r`:
+    /// `drop_caches`, 0200, has not).
+    pub readable: bool,
+    /// Path below `/proc/sys/`, as `vm/mmap_min_addr` (below
+    /// `/sys/kernel/debug/` for [`DEBUGFS`]).
     pub path: &'static str,
-    /// The file's contents now; `None` for a file only written (mode
-    /// 0200, `vm/drop_caches`), whose opening for reading is EACCES.
-    pub show: Option<fn() -> String>,
+    /// The file's contents now.
+    pub show: fn() -> String,
     /// Sets it from the text of a number (Linux's `proc_handler` on a
     /// write), if it can be set: EINVAL for what Linux refuses.
     pub store: Option<SysctlStore>,
@@ -79,23 +87,25 @@ fn min_free_kbytes() -> String {
 
 /// Every `/proc/sys` file, sorted by path.
 pub static SYSCTLS: &[Sysctl] = &[
-    Sysctl { path: "fs/nr_open", show: Some(|| line(crate::resource::SYSCTL_NR_OPEN)), store: None },
-    Sysctl { path: "kernel/hostname", show: Some(|| line(crate::syscall::UTS_NODENAME)), store: None },
-    Sysctl { path: "kernel/osrelease", show: Some(|| line(crate::syscall::UTS_RELEASE)), store: None },
-    Sysctl { path: "kernel/ostype", show: Some(|| line(crate::syscall::UTS_SYSNAME)), store: None },
-    Sysctl { path: "kernel/randomize_va_space", show: Some(|| line(0)), store: None },
-    Sysctl { path: "kernel/threads-max", show: Some(|| line(crate::resource::max_threads())), store: None },
+    Sysctl { readable: true, path: "fs/nr_open", show: || line(crate::resource::SYSCTL_NR_OPEN), store: None },
+    Sysctl { readable: true, path: "kernel/hostname", show: || line(crate::syscall::UTS_NODENAME), store: None },
+    Sysctl { readable: true, path: "kernel/osrelease", show: || line(crate::syscall::UTS_RELEASE), store: None },
+    Sysctl { readable: true, path: "kernel/ostype", show: || line(crate::syscall::UTS_SYSNAME), store: None },
+    Sysctl { readable: true, path: "kernel/randomize_va_space", show: || line(0), store: None },
+    Sysctl { readable: true, path: "kernel/threads-max", show: || line(crate::resource::max_threads()), store: None },
     Sysctl {
+        readable: true,
         path: "vm/dirty_background_ratio",
-        show: Some(|| line(dirty().background_ratio)),
+        show: || line(dirty().background_ratio),
         store: Some(|t| {
             let v = parse_int(t)?;
             set_dirty(|d| d.set_background_ratio(v).map_err(|_| Errno::EINVAL))
         }),
     },
     Sysctl {
+        readable: true,
         path: "vm/dirty_expire_centisecs",
-        show: Some(|| line(dirty().expire_centisecs)),
+        show: || line(dirty().expire_centisecs),
         store: Some(|t| {
             let v = parse_int(t)?;
             set_dirty(|d| {
@@ -105,16 +115,18 @@ pub static SYSCTLS: &[Sysctl] = &[
         }),
     },
     Sysctl {
+        readable: true,
         path: "vm/dirty_ratio",
-        show: Some(|| line(dirty().ratio)),
+        show: || line(dirty().ratio),
         store: Some(|t| {
             let v = parse_int(t)?;
             set_dirty(|d| d.set_ratio(v).map_err(|_| Errno::EINVAL))
         }),
     },
     Sysctl {
+        readable: true,
         path: "vm/dirty_writeback_centisecs",
-        show: Some(|| line(dirty().writeback_centisecs)),
+        show: || line(dirty().writeback_centisecs),
         store: Some(|t| {
             let v = parse_int(t)?;
             set_dirty(|d| {
@@ -124,42 +136,52 @@ pub static SYSCTLS: &[Sysctl] = &[
         }),
     },
     Sysctl {
+        readable: false,
         path: "vm/drop_caches",
-        show: None,
+        show: String::new,
         store: Some(|t| {
-            // Linux `drop_caches_sysctl_handler`: 1 the page cache, 2 the
-            // slab caches, 3 both; 4 only silences its log line.
-            let v = parse_int(t)?;
-            if !(1..=4).contains(&v) {
-                return Err(Errno::EINVAL);
+            // Linux `proc_dointvec_minmax` over 1..=4: 1 the page cache, 2
+            // slab, 3 both, 4 quiet. Ours drops both for any of them, and
+            // like Linux's writes nothing back: dirty pages stay.
+            match parse_int(t)? {
+                1..=4 => {
+                    crate::mm::drop_caches();
+                    Ok(())
+                }
+                _ => Err(Errno::EINVAL),
             }
-            let pgdat = crate::mm::pgdat();
-            if v & 1 != 0 {
-                pgdat.count_vm_event(mm::vmstat::VmEventItem::DropPagecache);
-            }
-            if v & 2 != 0 {
-                pgdat.count_vm_event(mm::vmstat::VmEventItem::DropSlab);
-            }
-            // Ours drops both kinds together (page cache first, as
-            // `crate::mm::drop_caches` must order them).
-            if v & 3 != 0 {
-                crate::mm::drop_caches();
-            }
-            Ok(())
         }),
     },
-    Sysctl { path: "vm/legacy_va_layout", show: Some(|| line(0)), store: None },
-    Sysctl { path: "vm/max_map_count", show: Some(|| line(mm::mmap::MAX_MAP_COUNT)), store: None },
-    Sysctl { path: "vm/min_free_kbytes", show: Some(min_free_kbytes), store: None },
-    Sysctl { path: "vm/mmap_min_addr", show: Some(|| line(mm::mmap::MMAP_MIN_ADDR)), store: None },
-    Sysctl { path: "vm/overcommit_kbytes", show: Some(|| line(0)), store: None },
-    Sysctl { path: "vm/overcommit_memory", show: Some(|| line(OVERCOMMIT_GUESS)), store: None },
-    Sysctl { path: "vm/overcommit_ratio", show: Some(|| line(OVERCOMMIT_RATIO)), store: None },
-    Sysctl { path: "vm/watermark_scale_factor", show: Some(|| line(mm::mmzone::WATERMARK_SCALE_FACTOR)), store: None },
+    Sysctl { readable: true, path: "vm/legacy_va_layout", show: || line(0), store: None },
+    Sysctl { readable: true, path: "vm/max_map_count", show: || line(mm::mmap::MAX_MAP_COUNT), store: None },
+    Sysctl { readable: true, path: "vm/min_free_kbytes", show: min_free_kbytes, store: None },
+    Sysctl { readable: true, path: "vm/mmap_min_addr", show: || line(mm::mmap::MMAP_MIN_ADDR), store: None },
+    Sysctl { readable: true, path: "vm/overcommit_kbytes", show: || line(0), store: None },
+    Sysctl { readable: true, path: "vm/overcommit_memory", show: || line(OVERCOMMIT_GUESS), store: None },
+    Sysctl { readable: true, path: "vm/overcommit_ratio", show: || line(OVERCOMMIT_RATIO), store: None },
+    Sysctl {
+        readable: true,
+        path: "vm/watermark_scale_factor",
+        show: || line(mm::mmzone::WATERMARK_SCALE_FACTOR),
+        store: None,
+    },
 ];
 
-/// The sysctl at absolute path `abs` (`/proc/sys/...`), if there is one.
+/// The debugfs files the mm has (Linux `mm/memory.c`'s
+/// `fault_around_bytes`, 0644), by path below `/sys/kernel/debug/`.
+pub static DEBUGFS: &[Sysctl] = &[Sysctl {
+    readable: true,
+    path: "fault_around_bytes",
+    show: || line(mm::memory::fault_around_bytes()),
+    store: Some(|t| mm::memory::set_fault_around_bytes(t.trim().parse::<u64>().map_err(|_| Errno::EINVAL)?)),
+}];
+
+/// The sysctl or debugfs file at absolute path `abs` (`/proc/sys/...`,
+/// `/sys/kernel/debug/...`), if there is one.
 pub fn lookup(abs: &str) -> Option<&'static Sysctl> {
+    if let Some(rel) = abs.strip_prefix("/sys/kernel/debug/") {
+        return DEBUGFS.iter().find(|s| s.path == rel);
+    }
     let rel = abs.strip_prefix("/proc/sys/")?;
     SYSCTLS.iter().find(|s| s.path == rel)
 }

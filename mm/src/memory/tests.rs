@@ -24,8 +24,9 @@ use crate::page::Page;
 use crate::page_alloc::PgData;
 use crate::page_flags::PageFlags;
 use crate::page_writeback::{folio_clear_dirty_for_io, folio_end_writeback, folio_mark_dirty, folio_start_writeback};
+use crate::readahead::VmaRaAdvice;
 use crate::sim::{HeapAlloc, SimFolioWaits};
-use crate::vma::FaultPage;
+use crate::vma::{FaultPage, VM_READHINTMASK};
 use crate::vmstat::NodeStatItem;
 use crate::xarray::XaNode;
 
@@ -49,6 +50,10 @@ struct Calls {
     /// `fsync_range` ranges, and the pages they wrote.
     fsync: Vec<(u64, u64)>,
     written: usize,
+    /// The readahead advice of each `fault`.
+    advice: Vec<VmaRaAdvice>,
+    /// `willneed` ranges: (offset, len) in bytes.
+    willneed: Vec<(u64, u64)>,
 }
 
 /// A file of `pages` pages, page `i` all bytes [`byte_of`]`(i)`, cached in
@@ -186,8 +191,12 @@ impl VmaFile for CachedFile {
         assert!(self.refs.fetch_sub(1, Ordering::Relaxed) > 0, "put_file without a reference");
     }
 
-    fn fault(&self, pgdat: &PgData<'_>, index: u64) -> Result<FaultPage, FileFaultError> {
-        self.calls.lock().unwrap().faults += 1;
+    fn fault(&self, pgdat: &PgData<'_>, index: u64, advice: VmaRaAdvice) -> Result<FaultPage, FileFaultError> {
+        {
+            let mut calls = self.calls.lock().unwrap();
+            calls.faults += 1;
+            calls.advice.push(advice);
+        }
         if let Some(e) = self.fail_fault.lock().unwrap().take() {
             return Err(e);
         }
@@ -242,6 +251,14 @@ impl VmaFile for CachedFile {
             return Err(e);
         }
         Ok(())
+    }
+
+    fn willneed(&self, offset: u64, len: u64) {
+        self.calls.lock().unwrap().willneed.push((offset, len));
+    }
+
+    fn mincore_page(&self, index: u64) -> bool {
+        self.cache.lock().unwrap().lookup(index).is_some()
     }
 }
 
@@ -669,6 +686,94 @@ fn populate_reads_a_shared_file_mapping_without_dirtying_it() {
         teardown(mm);
         file.truncate(env.pgdat);
     });
+}
+
+#[test]
+fn madvise_read_hints_reach_the_file_fault_and_split_the_vma() {
+    with_env(|env| {
+        let file = CachedFile::new(16);
+        let mut mm = env.mm();
+        mmap_file(&mut mm, file, X, 8, MAP_PRIVATE, 0);
+        assert_eq!(mm.madvise(X + 2 * P, 2 * P, MADV_SEQUENTIAL), Ok(()));
+        assert_eq!(mm.madvise(X + 4 * P, 2 * P, MADV_RANDOM), Ok(()));
+        // Linux keeps the hints in vm_flags: the VMA splits in four.
+        assert_eq!(mm.vmas().map_count(), 4);
+        let flags = |addr: u64| mm.vmas().vma_lookup(va(addr)).unwrap().flags();
+        assert_eq!(flags(X + 2 * P) & VM_READHINTMASK, VmaFlags::SEQ_READ);
+        assert_eq!(flags(X + 4 * P) & VM_READHINTMASK, VmaFlags::RAND_READ);
+        assert_eq!(flags(X) & VM_READHINTMASK, VmaFlags::empty());
+        for page in [0, 2, 4, 6] {
+            read(env, &mut mm, X + page * P).unwrap();
+        }
+        assert_eq!(
+            file.calls().advice,
+            [VmaRaAdvice::Normal, VmaRaAdvice::Sequential, VmaRaAdvice::Random, VmaRaAdvice::Normal],
+            "one fault per window: fault-around maps nothing uncached"
+        );
+        // MADV_RANDOM over the sequential part replaces the hint; the two
+        // random parts merge.
+        assert_eq!(mm.madvise(X + 2 * P, 2 * P, MADV_RANDOM), Ok(()));
+        assert_eq!(mm.vmas().map_count(), 3);
+        // MADV_NORMAL clears both, and the VMA is whole again.
+        assert_eq!(mm.madvise(X, 8 * P, MADV_NORMAL), Ok(()));
+        assert_eq!(mm.vmas().map_count(), 1);
+        teardown(mm);
+        file.truncate(env.pgdat);
+    });
+}
+
+#[test]
+fn madvise_willneed_hands_the_file_range_of_each_vma_part() {
+    with_env(|env| {
+        let file = CachedFile::new(64);
+        let mut mm = env.mm();
+        // Pages 10..14 of the file at X, a hole, pages 20..24 at X + 5P.
+        mmap_file(&mut mm, file, X, 4, MAP_SHARED, 10);
+        mmap_file(&mut mm, file, X + 5 * P, 4, MAP_PRIVATE, 20);
+        assert_eq!(mm.madvise(X + P, 7 * P, MADV_WILLNEED), Err(Errno::ENOMEM), "the hole");
+        assert_eq!(file.calls().willneed, [(11 * P, 3 * P), (20 * P, 3 * P)]);
+        // Anonymous memory: nothing to read, no error.
+        let anon = mm.do_mmap(0, P, RW, MAP_PRIVATE | MAP_ANONYMOUS, None, 0).unwrap();
+        assert_eq!(mm.madvise(anon, P, MADV_WILLNEED), Ok(()));
+        assert_eq!(file.calls().willneed.len(), 2);
+        teardown(mm);
+        file.truncate(env.pgdat);
+    });
+}
+
+#[test]
+fn mincore_of_a_file_mapping_reports_cached_pages_without_ptes() {
+    with_env(|env| {
+        let file = CachedFile::new(8);
+        file.populate(env.pgdat, [1, 3]);
+        let mut mm = env.mm();
+        mmap_file(&mut mm, file, X, 8, MAP_PRIVATE, 0);
+        // A private copy of page 5: resident through its pte, though the
+        // cache has page 5 now too.
+        write(env, &mut mm, X + 5 * P, 9).unwrap();
+        let anon = mm.do_mmap(X + 8 * P, P, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0).unwrap();
+        let mut vec = [9u8; 9];
+        mm.mincore(X, 9 * P, 0x7000_0000, &mut |index, bytes| {
+            vec[index..index + bytes.len()].copy_from_slice(bytes);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(vec, [0, 1, 0, 1, 0, 1, 0, 0, 0], "pages 1 and 3 cached, 5 mapped; the anonymous page untouched");
+        assert_eq!(anon, X + 8 * P);
+        teardown(mm);
+        file.truncate(env.pgdat);
+    });
+}
+
+#[test]
+fn fault_around_bytes_rounds_as_linux_debugfs_does() {
+    assert_eq!(fault_around_bytes_round(0), Ok(P));
+    assert_eq!(fault_around_bytes_round(P), Ok(P));
+    assert_eq!(fault_around_bytes_round(P + 1), Ok(P));
+    assert_eq!(fault_around_bytes_round(3 * P), Ok(2 * P));
+    assert_eq!(fault_around_bytes_round(65536), Ok(65536));
+    assert_eq!(fault_around_bytes_round(512 * P), Ok(512 * P));
+    assert_eq!(fault_around_bytes_round(513 * P), Err(Errno::EINVAL));
 }
 
 #[test]
