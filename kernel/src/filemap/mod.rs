@@ -56,6 +56,7 @@ mod folio;
 mod vm_file;
 
 use alloc::boxed::Box;
+use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use mm::addr::{PAGE_SIZE, Pfn};
@@ -72,7 +73,7 @@ use uapi::errno::Errno;
 
 pub use self::folio::FolioRef;
 pub use self::vm_file::MappedFile;
-use crate::fs::inode::Inode;
+use crate::fs::inode::{Ino, Inode};
 use crate::mmap::FOLIO_WAIT;
 use crate::slab::KmemCacheOf;
 use crate::sync::{SpinLock, SpinLockIrq};
@@ -152,6 +153,27 @@ pub struct Mapping {
     /// page can be written back, so write-back never takes a new page
     /// for one past the end; the file system learns it at `write_end`.
     i_size: AtomicU64,
+    /// The cached file's device (its superblock's `st_dev`) and inode
+    /// number: what Linux reaches through `mapping->host`, kept as the
+    /// two numbers that name the file in logs and in gdb/mm.py's
+    /// `mm-page` and `mm-pagecache` (which find a page's `Mapping` by its
+    /// id through `folio::MAPPINGS`).
+    dev: u64,
+    ino: Ino,
+}
+
+/// A cached file as messages name it, "inode INO (dev MAJ:MIN)": the
+/// words of gdb/mm.py's `mm-page`, the device as
+/// [`crate::fs::inode::SuperBlock::dev_name`] shows it.
+struct Host {
+    dev: u64,
+    ino: Ino,
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "inode {} (dev {}:{})", self.ino, self.dev >> 8, self.dev & 0xff)
+    }
 }
 
 /// Reclaim as the allocator runs it (see [`mm::vmscan`]): clean,
@@ -170,18 +192,18 @@ impl DirectReclaim for KernelReclaim {
 static RECLAIM: KernelReclaim = KernelReclaim { hand: ClockHand::new() };
 
 impl Mapping {
-    /// An empty cache of a file of `size` bytes; `swapbacked` for shmem
-    /// files. The first one registers page-cache reclaim with the
-    /// allocator.
-    pub fn new(swapbacked: bool, size: u64) -> Result<Box<Mapping>, Errno> {
+    /// An empty cache of file `ino` of device `dev`, `size` bytes long;
+    /// `swapbacked` for shmem files. The first one registers page-cache
+    /// reclaim with the allocator.
+    pub fn new(dev: u64, ino: Ino, swapbacked: bool, size: u64) -> Result<Box<Mapping>, Errno> {
         let nodes = xa_nodes()?;
         crate::mm::pgdat().set_direct_reclaim(&RECLAIM);
         let id = NEXT_MAPPING_ID.fetch_add(8, Ordering::Relaxed);
         let id = MappingId::new(id).ok_or(Errno::ENOMEM)?;
         let space = SpinLockIrq::new(AddressSpace::new(id, swapbacked, nodes));
-        let mapping = Box::new(Mapping { space, id, i_size: AtomicU64::new(size) });
+        let mapping = Box::new(Mapping { space, id, i_size: AtomicU64::new(size), dev, ino });
         if !folio::register(id, &mapping) {
-            log::warn!("page cache: no memory to list mapping {:#x} for reclaim", id.as_u64());
+            log::warn!("page cache: no memory to list {} for reclaim", mapping.host());
         }
         Ok(mapping)
     }
@@ -200,6 +222,11 @@ impl Mapping {
     fn remove_clean(&self, pgdat: &PgData<'_>, index: u64, pfn: Pfn) -> bool {
         let mut space = self.space.lock();
         space.lookup(index) == Some(pfn) && space.remove_folio(pgdat, index).is_some()
+    }
+
+    /// The cached file, for messages.
+    fn host(&self) -> Host {
+        Host { dev: self.dev, ino: self.ino }
     }
 
     /// The file's size (Linux `i_size_read`).
@@ -344,7 +371,7 @@ fn fill_locked(
     match result {
         Ok(()) => folio.page().set(PageFlags::UPTODATE),
         Err(e) => {
-            log::warn!("page cache: read of page {index} failed: {e}");
+            log::warn!("page cache: read of page {index} of {} failed: {e}", mapping.host());
             mapping.remove(folio, index);
         }
     }
@@ -841,9 +868,10 @@ impl WriteRun {
         }
         if let Err(e) = written {
             log::warn!(
-                "page cache: write-back of pages {}..{} failed: {e}",
+                "page cache: write-back of pages {}..{} of {} failed: {e}",
                 self.first,
-                self.first + self.pages.len() as u64
+                self.first + self.pages.len() as u64,
+                mapping.host()
             );
         }
         // The references go after the lock.
