@@ -1,7 +1,7 @@
 # Kernel-aware gdb commands for the kernel's memory management, in the
 # spirit of Linux's scripts/gdb (lx-*): page-table walks, page descriptors,
-# address spaces, allocator reports, tasks, the kernel log and page faults,
-# read from the memory of a stopped machine.
+# page caches, address spaces, allocator reports, tasks, the kernel log and
+# page faults, read from the memory of a stopped machine.
 #
 # Load after the kernel ELF (the commands need its debug info):
 #     gdb target/x86_64-unknown-none/debug/kernel \
@@ -15,6 +15,7 @@
 # info. What debug info does not carry (Rust consts and bitflags values) is
 # copied below with the source file it comes from.
 
+import re
 import struct
 
 import gdb
@@ -46,6 +47,7 @@ PT_LEVELS = [("PGD", 39), ("PUD", 30), ("PMD", 21), ("PTE", 12)]
 PAGE_FLAGS = [
     "LOCKED", "WRITEBACK", "REFERENCED", "UPTODATE", "DIRTY", "LRU", "HEAD", "ACTIVE", "WORKINGSET", "SWAPCACHE",
     "RESERVED", "PRIVATE", "RECLAIM", "SWAPBACKED", "UNEVICTABLE", "MLOCKED", "BUDDY", "SLAB", "TABLE", "TAIL",
+    "WAITERS", "READAHEAD",
 ]
 PG_RESERVED = 1 << PAGE_FLAGS.index("RESERVED")
 PG_MLOCKED = 1 << PAGE_FLAGS.index("MLOCKED")
@@ -53,8 +55,22 @@ PG_BUDDY = 1 << PAGE_FLAGS.index("BUDDY")
 PG_SLAB = 1 << PAGE_FLAGS.index("SLAB")
 PG_TABLE = 1 << PAGE_FLAGS.index("TABLE")
 PG_TAIL = 1 << PAGE_FLAGS.index("TAIL")
+PG_UPTODATE = 1 << PAGE_FLAGS.index("UPTODATE")
+# The flags that describe a page-cache page's state, in the words mm-page
+# and mm-pagecache use.
+CACHE_STATE_FLAGS = [(1 << PAGE_FLAGS.index(name), name.lower())
+                     for name in ("UPTODATE", "DIRTY", "WRITEBACK", "LOCKED", "READAHEAD", "REFERENCED")]
 # mm/src/rmap.rs PAGE_MAPPING_ANON.
 PAGE_MAPPING_ANON = 1
+# mm/src/xarray.rs: slots per node (1 << XA_CHUNK_SHIFT), the deepest
+# tree (shifts 0 to 60), and the page cache's marks by number
+# (PAGECACHE_TAG_DIRTY = XA_MARK_0, _WRITEBACK = 1, _TOWRITE = 2).
+XA_CHUNK_SHIFT = 6
+XA_MAX_LEVELS = 11
+XA_MARK_NAMES = ["dirty", "writeback", "towrite"]
+XA_MARK_DIRTY = 0
+# mm/src/errseq.rs ERRNO_MASK: the last error's errno in a mapping's wb_err.
+ERRSEQ_ERRNO_MASK = 0xFFF
 # mm/src/page.rs NIL: the "no page" value of a 32-bit list link.
 LIST_NIL = 0xFFFFFFFF
 # mm/src/mmzone.rs MIGRATE_PCPTYPES: per-cpu list i holds order i / 3.
@@ -238,11 +254,28 @@ def field_names(v):
     return [f.name for f in v.type.strip_typedefs().fields()]
 
 
+def fetched(v):
+    """`v` read from the target in one go: a lazy value reads each field
+    as it is used, one round trip to the machine each, which a loaded
+    host's QEMU makes slow; the fields of a fetched value cost nothing."""
+    v.fetch_lazy()
+    return v
+
+
 def vec_items(v):
-    """The elements of a Vec<T> (its RawVec keeps an untyped pointer)."""
+    """The elements of a Vec<T> (its RawVec keeps an untyped pointer),
+    read together. Values made from bytes have no address, and gdb can
+    tell the variant of an enum only from memory, so a Vec of enums (a
+    dynamic type to gdb) is read element by element instead."""
+    v = fetched(v)
     elem = v.type.template_argument(0)
-    ptr = nonnull(fields(v, "buf.inner.ptr")).cast(elem.pointer())
-    return [ptr[i] for i in range(scalar(field(v, "len")))]
+    n = scalar(field(v, "len"))
+    ptr = nonnull(fields(v, "buf.inner.ptr"))
+    if elem.dynamic or not n or not elem.sizeof:
+        ptr = ptr.cast(elem.pointer())
+        return [ptr[i] for i in range(n)]
+    raw = read_bytes(scalar(ptr), n * elem.sizeof)
+    return [gdb.Value(raw[i * elem.sizeof:(i + 1) * elem.sizeof], elem) for i in range(n)]
 
 
 def rust_str(v):
@@ -251,11 +284,15 @@ def rust_str(v):
     return read_bytes(scalar(field(v, "data_ptr")), n).decode("utf-8", "replace") if n else ""
 
 
+def vec_bytes(vec):
+    """The bytes of a Vec<u8>."""
+    n = scalar(field(vec, "len"))
+    return read_bytes(scalar(nonnull(fields(vec, "buf.inner.ptr"))), n) if n else b""
+
+
 def rust_string(v):
     """A String."""
-    vec = field(v, "vec")
-    n = scalar(field(vec, "len"))
-    return read_bytes(scalar(nonnull(fields(vec, "buf.inner.ptr"))), n).decode("utf-8", "replace") if n else ""
+    return vec_bytes(field(v, "vec")).decode("utf-8", "replace")
 
 
 def pointer_to(addr, type_name):
@@ -274,7 +311,7 @@ class MemMap:
     """The page descriptors, indexed by pfn (mm/src/page.rs MemMap)."""
 
     def __init__(self):
-        mem_map = field(pgdat(), "mem_map")
+        mem_map = fetched(field(pgdat(), "mem_map"))
         pages = field(mem_map, "pages")
         self.base = field(pages, "data_ptr")
         self.start_pfn = scalar(field(mem_map, "start_pfn"))
@@ -285,7 +322,7 @@ class MemMap:
             raise gdb.GdbError(
                 f"mm.py: pfn {pfn:#x} is outside the memory map (pfns {self.start_pfn:#x}-{self.end_pfn - 1:#x})"
             )
-        return self.base[pfn - self.start_pfn]
+        return fetched(self.base[pfn - self.start_pfn])
 
     def page_list(self, head):
         """The pfns on a PageList, following the lru[0] (next) links."""
@@ -527,6 +564,10 @@ def vmas(mm):
     return out
 
 
+# The VmaFile implementations mm-vmas can name, with the String field
+# their VmaFile::name returns.
+VMA_FILE_NAME_FIELDS = {"kernel::fs::file::RamFile": "path", "kernel::filemap::vm_file::MappedFile": "name"}
+
 _file_impls = {}
 
 
@@ -540,18 +581,22 @@ def vma_file(vma):
 
 
 def vma_file_name(file):
-    """The name VmaFile::name gives. Every implementation in the kernel is
-    kernel::fs::file::RamFile, whose name is its `path`; the vtable's
-    methods tell (their symbols read "<...RamFile as ...VmaFile>::name")."""
+    """The name VmaFile::name gives: the field it returns, of the type the
+    vtable's `name` method belongs to (its symbol reads
+    "<TYPE as mm::vma::VmaFile>::name" once gdb's v0 demangling has lost
+    its crate hashes, "kernel[bce7e14089437ab2]"): an initramfs file's
+    path (RamFile) or the path a cached file was mapped by (MappedFile)."""
     pointer, vtable = file
     if vtable not in _file_impls:
-        # A vtable is drop, size, align, then the trait's methods (three).
-        methods = struct.unpack("<3Q", read_bytes(vtable + 24, 24))
-        syms = [gdb.execute(f"info symbol {m:#x}", to_string=True) for m in methods]
-        _file_impls[vtable] = all("::fs::file::RamFile as " in s and "::vma::VmaFile>::" in s for s in syms)
-    if not _file_impls[vtable]:
+        # A vtable is drop, size, align, then the trait's methods, `name` first.
+        sym = gdb.execute(f"info symbol {read_u64(vtable + 24):#x}", to_string=True)
+        sym = re.sub(r"\[[0-9a-f]+\]", "", sym)
+        _file_impls[vtable] = next(
+            (t for t in VMA_FILE_NAME_FIELDS if f"<{t} as mm::vma::VmaFile>::name" in sym), None)
+    impl = _file_impls[vtable]
+    if impl is None:
         return f"[file at {pointer:#x} of an unknown VmaFile type]"
-    return rust_string(field(pointer_to(pointer, "kernel::fs::file::RamFile"), "path"))
+    return rust_string(field(pointer_to(pointer, impl), VMA_FILE_NAME_FIELDS[impl]))
 
 
 def vma_range(vma):
@@ -758,6 +803,9 @@ def page_text(pfn):
         lines.append(slab_text(head, head_page))
     elif mapping & PAGE_MAPPING_ANON:
         lines.append(f"anonymous: mapping {mapping:#x}, index {index:#x} (the VMA's pgoff + the page's offset in it)")
+    elif mapping:
+        # mm/src/filemap: a page-cache page's mapping is its cache's MappingId.
+        lines += page_cache_text(pfn, flags, mapping, index)
     elif mapcount > 0:
         # mm/src/rmap.rs: a private copy of file data keeps no mapping.
         lines.append(f"file data: page {index:#x} of the file (mapping {mapping:#x})")
@@ -771,6 +819,376 @@ def page_text(pfn):
     if free:
         lines.append(free)
     return "\n".join(lines) + "\n"
+
+
+# --- Mounts, the dcache and file names --------------------------------------
+
+
+def arc_data(arc):
+    """The value an Arc<T> points at (its ArcInner's `data`), read."""
+    return field(fetched(nonnull(field(arc, "ptr")).dereference()), "data")
+
+
+def btree_items(tree):
+    """The (key, value) pairs of a BTreeMap, in key order: an in-order walk
+    of alloc's B-tree (LeafNode { keys, vals, len }; an InternalNode is a
+    LeafNode followed by `edges`, the child before each key and one after
+    the last), as Rust's own gdb pretty-printer walks it."""
+    root = option(field(tree, "root"))
+    if root is None:
+        return []
+    out = []
+    total = scalar(field(tree, "length"))
+
+    def walk(node, height):
+        edges = None
+        if height:
+            internal = kernel_type(str(node.type.target()).replace("LeafNode", "InternalNode", 1))
+            internal = fetched(node.cast(internal.pointer()).dereference())
+            leaf, edges = field(internal, "data"), field(internal, "edges")
+        else:
+            leaf = fetched(node.dereference())
+        n = scalar(field(leaf, "len"))
+        keys, vals = field(leaf, "keys"), field(leaf, "vals")
+        for i in range(n + 1):
+            if edges is not None:
+                walk(nonnull(fields(edges[i], "value.value")), height - 1)
+            if i < n:
+                out.append((fields(keys[i], "value.value"), fields(vals[i], "value.value")))
+                if len(out) > total:
+                    raise gdb.GdbError(f"mm.py: a B-tree map holds more entries than its length {total}; corrupted?")
+
+    walk(nonnull(field(root, "node")), scalar(field(root, "height")))
+    return out
+
+
+def parse_dev(arg):
+    """A device number: MAJ:MIN, or the number itself."""
+    if ":" in arg:
+        major, minor = arg.split(":", 1)
+        try:
+            return int(major, 0) << 8 | int(minor, 0)
+        except ValueError:
+            raise gdb.GdbError(f"mm.py: bad device {arg!r}: expected MAJ:MIN") from None
+    return parse_int(arg, "device")
+
+
+def dev_name(dev):
+    """A device number as the kernel shows it, "MAJ:MIN"
+    (kernel/src/fs/inode.rs SuperBlock::dev_name)."""
+    return f"{dev >> 8}:{dev & 0xff}"
+
+
+class Mounts:
+    """The mount table (kernel/src/fs/namespace.rs MOUNTS) and the dcache
+    of its superblocks (kernel/src/fs/dcache.rs), for the commands that
+    show or take a file's path. What each mount, dentry and name costs to
+    read is read only when a question needs it, and once."""
+
+    def __init__(self):
+        self.mounts = []
+        for arc in vec_items(locked(kernel_var("kernel::fs::namespace::MOUNTS"))):
+            mnt = arc_data(arc)
+            sb = arc_data(field(mnt, "sb"))
+            self.mounts.append({"mnt": mnt, "sb": sb, "dev": scalar(field(sb, "dev"))})
+
+    @staticmethod
+    def target(mount):
+        """Where the mount is attached, as mounted ("/" for the root)."""
+        if "target" not in mount:
+            mount["target"] = rust_string(field(mount["mnt"], "target"))
+        return mount["target"]
+
+    @staticmethod
+    def root(mount):
+        """The inode number of the mount's root directory."""
+        if "root" not in mount:
+            mount["root"] = scalar(field(arc_data(field(mount["mnt"], "root")), "ino"))
+        return mount["root"]
+
+    @staticmethod
+    def dentries(mount):
+        """The superblock's dcache: [(directory ino, name Vec<u8>, inode
+        Arc or None for a negative entry)], unread beyond the tree."""
+        if "dentries" not in mount:
+            mount["dentries"] = [(scalar(field(k, "__0")), field(k, "__1"), option(v))
+                                 for k, v in btree_items(locked(fields(mount["sb"], "dcache.map")))]
+        return mount["dentries"]
+
+    def path_of(self, dev, ino):
+        """A path of inode `ino` of device `dev` from the dcache's names, up
+        to its mount's root; None if a step is not cached (a lookup the
+        dcache has not seen or has dropped: look for it with `ls -i`)."""
+        for mount in self.mounts:
+            if mount["dev"] != dev:
+                continue
+            if "parent_of" not in mount:
+                mount["parent_of"] = {}
+                for dir_ino, name, inode in self.dentries(mount):
+                    if inode is not None:
+                        mount["parent_of"].setdefault(scalar(field(arc_data(inode), "ino")), (dir_ino, name))
+            parent_of = mount["parent_of"]
+            parts, cur = [], ino
+            while cur != self.root(mount):
+                if cur not in parent_of or len(parts) > 255:
+                    return None
+                cur, name = parent_of[cur]
+                parts.insert(0, vec_bytes(name).decode("utf-8", "replace"))
+            return self.target(mount).rstrip("/") + "/" + "/".join(parts)
+        return None
+
+    def lookup(self, path):
+        """(dev, ino) of an absolute path, through the mount table and the
+        dcache alone (no file system is asked: gdb cannot call one)."""
+        comps = [c for c in path.split("/") if c and c != "."]
+        if ".." in comps:
+            raise gdb.GdbError(f"mm.py: {path}: give a path without '..'")
+        best = None
+        for mount in self.mounts:
+            target = [c for c in self.target(mount).split("/") if c]
+            # The deepest mount on the path; the last mounted of a stack.
+            if comps[:len(target)] == target and (best is None or len(target) >= len(best[1])):
+                best = (mount, target)
+        if best is None:
+            raise gdb.GdbError("mm.py: no root mount (too early in boot?)")
+        mount, target = best
+        cur, walked = self.root(mount), self.target(mount).rstrip("/")
+        for name in comps[len(target):]:
+            want = name.encode()
+            found = [inode for dir_ino, key, inode in self.dentries(mount)
+                     if dir_ino == cur and scalar(field(key, "len")) == len(want) and vec_bytes(key) == want]
+            if not found:
+                raise gdb.GdbError(
+                    f"mm.py: {name!r} in {walked or '/'} is not in the dcache of dev {dev_name(mount['dev'])} (not "
+                    "looked up lately, or a file system that caches no lookups, as the rootfs); give the inode "
+                    "number instead (ls -i)")
+            walked = f"{walked}/{name}"
+            if found[0] is None:
+                raise gdb.GdbError(f"mm.py: {walked} does not exist (a negative dcache entry)")
+            cur = scalar(field(arc_data(found[0]), "ino"))
+        return mount["dev"], cur
+
+
+# --- Page cache ---------------------------------------------------------------
+
+
+def page_cache_mappings():
+    """[(id, address of the Mapping)] of every live page cache, by id: the
+    table reclaim finds them in (kernel/src/filemap/folio.rs MAPPINGS,
+    (id, address of the boxed kernel::filemap::Mapping))."""
+    return [(scalar(field(entry, "__0")), scalar(field(entry, "__1")))
+            for entry in vec_items(locked(kernel_var("kernel::filemap::folio::MAPPINGS")))]
+
+
+def mapping_at(addr):
+    """The kernel::filemap::Mapping at `addr`, read (its AddressSpace and
+    the head of its XArray are inside it)."""
+    return fetched(pointer_to(addr, "kernel::filemap::Mapping").dereference())
+
+
+def find_mapping(mapping_id):
+    for mid, addr in page_cache_mappings():
+        if mid == mapping_id:
+            return mapping_at(addr)
+    return None
+
+
+def mapping_space(mapping):
+    """The mm::filemap::AddressSpace behind a Mapping's lock."""
+    return locked(field(mapping, "space"))
+
+
+def mapping_host(mapping):
+    """(dev, ino) of the cached file."""
+    return scalar(field(mapping, "dev")), scalar(field(mapping, "ino"))
+
+
+def plural(n, word):
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def mark_names(marks):
+    return " ".join(name for bit, name in enumerate(XA_MARK_NAMES) if marks >> bit & 1) or "-"
+
+
+def xa_node(ptr):
+    """(shift, present, marks, slot array, is_leaf) of an XaNode."""
+    node = fetched(ptr.dereference())
+    shift = scalar(field(node, "shift"))
+    kind, slots = variant(field(node, "slots"))
+    if (kind == "Leaf") != (shift == 0) or shift % XA_CHUNK_SHIFT or shift > XA_CHUNK_SHIFT * (XA_MAX_LEVELS - 1):
+        raise gdb.GdbError(f"mm.py: xarray node at {scalar(ptr):#x} is a {kind} at shift {shift}; corrupted?")
+    marks = [scalar(m) for m in array(fields(node, "marks.__0"))]
+    return shift, scalar(field(node, "present")), marks, field(slots, "__0"), kind == "Leaf"
+
+
+def slot_marks(marks, offset):
+    return sum(1 << m for m in range(len(marks)) if marks[m] >> offset & 1)
+
+
+def xa_head(xa):
+    """("empty" | "entry" | "node", payload) of an XArray's head (mm/src/xarray.rs
+    Head: an array whose only entry is at index 0 keeps it there, with the
+    array's marks as its own)."""
+    kind, payload = variant(field(xa, "head"))
+    if kind == "Empty":
+        return "empty", None
+    if kind == "Entry":
+        return "entry", scalar(field(payload, "__0"))
+    return "node", nonnull(field(payload, "__0"))
+
+
+def xa_entries(xa):
+    """[(index, pfn, marks)] of a page cache's XArray<Pfn> in index order,
+    from the head or the tree of 64-slot nodes (present bitmap, per-mark
+    bitmaps, Option<Pfn> leaf slots, Option<NodeBox> interior slots)."""
+    kind, head = xa_head(xa)
+    if kind == "empty":
+        return []
+    if kind == "entry":
+        return [(0, head, scalar(field(xa, "marks")))]
+    out = []
+
+    def walk(ptr, base, depth):
+        if depth > XA_MAX_LEVELS:
+            raise gdb.GdbError("mm.py: an xarray deeper than 11 levels; corrupted?")
+        shift, present, marks, slots, leaf = xa_node(ptr)
+        for offset in range(64):
+            if not present >> offset & 1:
+                continue
+            index = base | offset << shift
+            slot = option(slots[offset])
+            if slot is None:
+                raise gdb.GdbError(f"mm.py: xarray node at {scalar(ptr):#x}: slot {offset} marked present is empty")
+            if leaf:
+                out.append((index, scalar(slot), slot_marks(marks, offset)))
+            else:
+                walk(nonnull(slot), index, depth + 1)
+
+    walk(head, 0, 1)
+    return out
+
+
+def xa_load(xa, index):
+    """(pfn, marks) at `index` of a page cache's XArray, or None: the
+    descent XArray::load makes."""
+    kind, head = xa_head(xa)
+    if kind != "node":
+        return (head, scalar(field(xa, "marks"))) if kind == "entry" and index == 0 else None
+    ptr = head
+    for level in range(XA_MAX_LEVELS):
+        shift, present, marks, slots, leaf = xa_node(ptr)
+        if level == 0 and shift + XA_CHUNK_SHIFT < 64 and index >> (shift + XA_CHUNK_SHIFT):
+            return None  # beyond the top node's reach
+        offset = index >> shift & (1 << XA_CHUNK_SHIFT) - 1
+        slot = option(slots[offset]) if present >> offset & 1 else None
+        if slot is None:
+            return None
+        if leaf:
+            return scalar(slot), slot_marks(marks, offset)
+        ptr = nonnull(slot)
+    raise gdb.GdbError("mm.py: an xarray deeper than 11 levels; corrupted?")
+
+
+def xa_count_marked(xa, mark):
+    """Entries with `mark`, descending only where the nodes' mark bitmaps
+    say one is below (what makes writeback's search cheap)."""
+    kind, head = xa_head(xa)
+    if kind != "node":
+        return int(kind == "entry" and scalar(field(xa, "marks")) >> mark & 1)
+
+    def count(ptr, depth):
+        if depth > XA_MAX_LEVELS:
+            raise gdb.GdbError("mm.py: an xarray deeper than 11 levels; corrupted?")
+        _, present, marks, slots, leaf = xa_node(ptr)
+        bits = marks[mark] & present
+        if leaf:
+            return bin(bits).count("1")
+        return sum(count(nonnull(option(slots[o])), depth + 1) for o in range(64) if bits >> o & 1)
+
+    return count(head, 1)
+
+
+def cache_state(flags):
+    """A page-cache page's state in words: "uptodate dirty ...", with
+    "not-uptodate" for a page whose read has not finished (or failed)."""
+    words = [name for bit, name in CACHE_STATE_FLAGS if flags & bit]
+    if not flags & PG_UPTODATE:
+        words.insert(0, "not-uptodate")
+    return " ".join(words)
+
+
+def mapping_title(mapping, names):
+    """ "inode INO (dev MAJ:MIN)" and, if the dcache names it, ": PATH"."""
+    dev, ino = mapping_host(mapping)
+    path = names.path_of(dev, ino)
+    return f"inode {ino} (dev {dev_name(dev)})" + (f": {path}" if path else "")
+
+
+def page_cache_text(pfn, flags, mapping_id, index):
+    """What mm-page says of a page-cache page: the file and index, through
+    the mapping the page's `mapping` id names, and the page's cache state
+    with the marks its entry carries."""
+    mapping = find_mapping(mapping_id)
+    if mapping is None:
+        return [f"page-cache mapping {mapping_id:#x}, index {index}: no live page cache has this id "
+                "(being added or removed?)"]
+    dev, ino = mapping_host(mapping)
+    path = Mounts().path_of(dev, ino)
+    lines = [f"page cache of inode {ino} (dev {dev_name(dev)}), index {index}"
+             + (f", file {path}" if path else "")]
+    entry = xa_load(field(mapping_space(mapping), "i_pages"), index)
+    state = f"cache state: {cache_state(flags)}"
+    if entry is None:
+        lines.append(f"{state}; not in the mapping's index at {index} (being added or removed?)")
+    elif entry[0] != pfn:
+        lines.append(f"{state}; the mapping's index holds pfn {entry[0]:#x} at {index}, not this page")
+    else:
+        lines.append(f"{state}; xarray marks: {mark_names(entry[1])}")
+    return lines
+
+
+def pagecache_list_text():
+    """One line per live page cache: mm-pagecache without arguments."""
+    names = Mounts()
+    out = [f"{'MAPPING':>10} {'INODE':>8} {'DEV':>6} {'NRPAGES':>8} {'DIRTY':>6} {'I_SIZE':>12}  FILE\n"]
+    for mid, addr in page_cache_mappings():
+        mapping = mapping_at(addr)
+        space = mapping_space(mapping)
+        dev, ino = mapping_host(mapping)
+        dirty = xa_count_marked(field(space, "i_pages"), XA_MARK_DIRTY)
+        out.append(f"{mid:>#10x} {ino:>8} {dev_name(dev):>6} {scalar(field(space, 'nrpages')):>8} {dirty:>6} "
+                   f"{scalar(field(mapping, 'i_size')):>12}  {names.path_of(dev, ino) or '-'}\n")
+    return "".join(out)
+
+
+def pagecache_text(mapping, names):
+    """mm-pagecache of one file: the mapping, then each cached page."""
+    mem = MemMap()
+    space = mapping_space(mapping)
+    xa = field(space, "i_pages")
+    nrpages = scalar(field(space, "nrpages"))
+    i_size = scalar(field(mapping, "i_size"))
+    entries = xa_entries(xa)
+    wb_err = scalar(field(space, "wb_err")) & ERRSEQ_ERRNO_MASK
+    out = [f"page cache of {mapping_title(mapping, names)}\n",
+           (f"mapping {scalar(field(mapping, 'id')):#x} at {int(mapping.address):#x}: nrpages {nrpages}, "
+            f"i_size {i_size} ({plural((i_size + PAGE_SIZE - 1) // PAGE_SIZE, 'page')}), "
+            f"{'swapbacked, ' if scalar(field(space, 'swapbacked')) else ''}"
+            f"marks {mark_names(scalar(field(xa, 'marks')))}"
+            f"{f', last write-back error errno {wb_err}' if wb_err else ''}\n")]
+    if len(entries) != nrpages:
+        out.append(f"the index holds {len(entries)} pages, not nrpages {nrpages}: inconsistent (or changing)\n")
+    out.append(f"{'INDEX':>8} {'PFN':>10} {'REF':>4} {'MAP':>4} {'MARKS':<16} FLAGS\n")
+    for index, pfn, marks in entries:
+        page = mem.page(pfn)
+        flags = scalar(field(page, "flags"))
+        note = "" if scalar(field(page, "mapping")) == scalar(field(mapping, "id")) and \
+            scalar(field(page, "index")) == index else "  (page names another mapping or index!)"
+        out.append(f"{index:>8} {pfn:>#10x} {scalar(field(page, 'refcount')):>4} "
+                   f"{scalar(field(page, 'mapcount')) + 1:>4} {mark_names(marks):<16} "
+                   f"{' '.join(flag_names(flags)) or '(none)'}{note}\n")
+    return "".join(out)
 
 
 # --- Kernel log ---------------------------------------------------------------
@@ -947,7 +1365,11 @@ image, vmalloc) through the current page tables. -v translates any address
 through the current page tables (for user addresses). Prints the flags by
 name, refcount, mapcount, order, whether and where the page is free (buddy
 block or per-cpu list), compound-page head, mapping and index (anonymous or
-not), and for slab pages the owning cache with its in-use count."""
+not), for slab pages the owning cache with its in-use count, and for a
+page-cache page its file ("page cache of inode INO (dev MAJ:MIN), index N"
+and the path if the dcache names it) and cache state: the uptodate, dirty,
+writeback, locked, readahead and referenced flags and the marks its entry
+in the file's XArray carries (dirty, writeback, towrite)."""
 
     NAME, USAGE, ARGS = "mm-page", "mm-page PFN | mm-page VADDR | mm-page -v VADDR", (1, 2)
 
@@ -957,6 +1379,49 @@ not), and for slab pages the owning cache with its in-use count."""
         value = parse_int(args[-1], "pfn or address")
         pfn = pfn_of(value) if len(args) == 2 or value >= KERNEL_HALF else value
         gdb.write(page_text(pfn))
+
+
+class MmPagecache(MmCommand):
+    """List page caches and their pages: mm-pagecache [INODE [DEV] | PATH]
+
+Without an argument: one line per live page cache (the MAPPINGS table
+reclaim uses): its mapping id, inode, device, pages cached, pages with the
+dirty mark, the file's size (i_size) and its path if the dcache names it.
+
+With INODE (a number or gdb expression; DEV as MAJ:MIN or a number when
+several devices have that inode cached) or an absolute PATH: the file's
+cache (nrpages, i_size, the index's marks, the last write-back error) and
+every cached page from a walk of its XArray: index, pfn, refcount,
+mapcount, the page's marks (dirty, writeback, towrite) and flags by name.
+A PATH is resolved through the mount table and the dcache alone (gdb cannot
+ask the file system), so only names a lookup has cached resolve; otherwise
+give the inode number (`ls -i` shows it)."""
+
+    NAME, USAGE, ARGS = "mm-pagecache", "mm-pagecache [INODE [DEV] | PATH]", (0, 2)
+
+    def run(self, args):
+        if not args:
+            gdb.write(pagecache_list_text())
+            return
+        names = Mounts()
+        if args[0].startswith("/"):
+            if len(args) == 2:
+                raise gdb.GdbError(f"usage: {self.USAGE}")
+            dev, ino = names.lookup(args[0])
+            what = f"{args[0]} (inode {ino}, dev {dev_name(dev)})"
+        else:
+            ino = parse_int(args[0], "inode number")
+            dev = parse_dev(args[1]) if len(args) == 2 else None
+            what = f"inode {ino}" + (f" of dev {dev_name(dev)}" if dev is not None else "")
+        mappings = [mapping_at(addr) for _, addr in page_cache_mappings()]
+        found = [m for m in mappings if mapping_host(m)[1] == ino and (dev is None or mapping_host(m)[0] == dev)]
+        if not found:
+            raise gdb.GdbError(f"mm-pagecache: {what} has no page cache (not cached now, or not a regular file "
+                               "of a file system with one: only ext2's are)")
+        if len(found) > 1:
+            devs = ", ".join(dev_name(mapping_host(m)[0]) for m in found)
+            raise gdb.GdbError(f"mm-pagecache: inode {ino} is cached on several devices ({devs}); give DEV too")
+        gdb.write(pagecache_text(found[0], names))
 
 
 class MmVmas(MmCommand):
@@ -1141,5 +1606,5 @@ space (CR3)."""
         gdb.write("".join(out))
 
 
-for command in (MmPte, MmPage, MmVmas, MmBuddyinfo, MmSlabinfo, MmMeminfo, MmTasks, MmDmesg, MmFault):
+for command in (MmPte, MmPage, MmPagecache, MmVmas, MmBuddyinfo, MmSlabinfo, MmMeminfo, MmTasks, MmDmesg, MmFault):
     command()

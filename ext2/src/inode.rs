@@ -523,27 +523,54 @@ impl<D: BlockDevice> Ext2Fs<D> {
         let len = (inode.size - offset).min(buf.len() as u64) as usize;
         let bs = u64::from(self.geo.block_size);
         let mut block_buf = vec![0u8; bs as usize];
+        // Whole blocks that follow each other on the disk are read with one
+        // request (Linux's `mpage_readahead` builds one bio for them): the
+        // run's first disk block, its start in `buf` and its length.
+        let mut run: Option<(u64, usize, usize)> = None;
         let mut done = 0;
         while done < len {
             let pos = offset + done as u64;
             let within = (pos % bs) as usize;
             let n = (bs as usize - within).min(len - done);
+            let mapped = self.get_block_inode(&mut inode, pos / bs, false)?;
+            if let (Some(m), true) = (mapped, n == bs as usize) {
+                let block = u64::from(m.block.0);
+                match run {
+                    Some((first, start, count)) if first + count as u64 == block && start + count * n == done => {
+                        run = Some((first, start, count + 1));
+                    }
+                    _ => {
+                        self.read_run(run.take(), buf)?;
+                        run = Some((block, done, 1));
+                    }
+                }
+                done += n;
+                continue;
+            }
+            self.read_run(run.take(), buf)?;
             let dst = buf.get_mut(done..done + n).ok_or(Ext2Error::Invalid)?;
-            match self.get_block_inode(&mut inode, pos / bs, false)? {
+            match mapped {
                 None => dst.fill(0),
                 Some(m) => {
                     let disk = u64::from(m.block.0) * bs;
-                    if n == bs as usize {
-                        self.cache.dev().read_at(disk, dst)?;
-                    } else {
-                        self.cache.dev().read_at(disk, &mut block_buf)?;
-                        dst.copy_from_slice(block_buf.get(within..within + n).ok_or(Ext2Error::Invalid)?);
-                    }
+                    self.cache.dev().read_at(disk, &mut block_buf)?;
+                    dst.copy_from_slice(block_buf.get(within..within + n).ok_or(Ext2Error::Invalid)?);
                 }
             }
             done += n;
         }
+        self.read_run(run, buf)?;
         Ok(len)
+    }
+
+    /// Reads a run of whole blocks `(first disk block, start in buf,
+    /// blocks)` with one request.
+    fn read_run(&mut self, run: Option<(u64, usize, usize)>, buf: &mut [u8]) -> Result<()> {
+        let Some((first, start, count)) = run else { return Ok(()) };
+        let bs = self.geo.block_size as usize;
+        let dst = buf.get_mut(start..start + count * bs).ok_or(Ext2Error::Invalid)?;
+        self.cache.dev().read_at(first * bs as u64, dst)?;
+        Ok(())
     }
 
     /// Writes `buf` to regular file `ino` at `offset`, allocating blocks and
@@ -636,19 +663,17 @@ impl<D: BlockDevice> Ext2Fs<D> {
         let blocks = data.chunks_exact(bs);
         let mut inode = self.iget_regular(ino)?;
         let before = inode.blocks;
+        // Blocks that follow each other on the disk go in one request:
+        // the run's first disk block, first index in `data`, length.
+        let mut run: Option<(u64, usize, usize)> = None;
         let mut result = Ok(());
-        for (i, block) in blocks.enumerate() {
+        for (i, _) in blocks.enumerate() {
             let mapped = iblock
                 .checked_add(i as u64)
                 .ok_or(Ext2Error::FileTooBig)
                 .and_then(|b| self.get_block_inode(&mut inode, b, true));
-            match mapped {
-                Ok(Some(m)) => {
-                    if let Err(e) = self.cache.dev().write_at(u64::from(m.block.0) * bs as u64, block) {
-                        result = Err(e.into());
-                        break;
-                    }
-                }
+            let block = match mapped {
+                Ok(Some(m)) => u64::from(m.block.0),
                 Ok(None) => {
                     result = Err(Ext2Error::FileTooBig);
                     break;
@@ -657,13 +682,38 @@ impl<D: BlockDevice> Ext2Fs<D> {
                     result = Err(e);
                     break;
                 }
+            };
+            match run {
+                Some((first, start, count)) if first + count as u64 == block && start + count == i => {
+                    run = Some((first, start, count + 1));
+                }
+                _ => {
+                    if let Err(e) = self.write_run(run.take(), data) {
+                        result = Err(e);
+                        break;
+                    }
+                    run = Some((block, i, 1));
+                }
             }
+        }
+        if result.is_ok() {
+            result = self.write_run(run, data);
         }
         // Blocks may have been mapped before a failure: the inode goes back.
         if inode.blocks != before {
             self.write_inode(&inode)?;
         }
         result
+    }
+
+    /// Writes a run of whole blocks `(first disk block, first block index
+    /// in data, blocks)` with one request.
+    fn write_run(&mut self, run: Option<(u64, usize, usize)>, data: &[u8]) -> Result<()> {
+        let Some((first, start, count)) = run else { return Ok(()) };
+        let bs = self.geo.block_size as usize;
+        let src = data.get(start * bs..(start + count) * bs).ok_or(Ext2Error::Invalid)?;
+        self.cache.dev().write_at(first * bs as u64, src)?;
+        Ok(())
     }
 
     /// Records a write that ended at byte `end` of regular file `ino`:

@@ -518,3 +518,21 @@ fn page_cache_writes_pass_fsck_1k() {
 fn page_cache_writes_pass_fsck_4k() {
     page_cache_writes_pass_fsck(4096);
 }
+
+/// Blocks that follow each other on the disk go to it in one request,
+/// for a page cache's write-back and its readahead alike.
+#[test]
+fn contiguous_blocks_are_written_with_one_request() {
+    let mut fs = mount(mkfs(4096, 8192, None, &[]));
+    let f = fs.create(Ino::ROOT, b"run", 0o644, ME).unwrap();
+    for iblock in 0..8 {
+        fs.get_block(f, iblock, true).unwrap();
+    }
+    fs.write_end(f, 8 * 4096).unwrap();
+    let before = fs.device().writes();
+    fs.write_blocks(f, 0, &pattern(8 * 4096, 11)).unwrap();
+    assert_eq!(fs.device().writes(), before + 1, "eight blocks in a row, one request");
+    assert_eq!(read_all(&mut fs, f), pattern(8 * 4096, 11));
+    let image = unmount(fs);
+    assert_fsck_clean(&image);
+}

@@ -1,8 +1,9 @@
 //! execve (Linux `fs/exec.c` and `fs/binfmt_elf.c` `load_elf_binary`,
 //! `create_elf_tables`).
 //!
-//! A static ELF executable from the initramfs becomes the running task's
-//! program: a new address space gets one private file mapping per
+//! A static ELF executable becomes the running task's program (a file of
+//! the initramfs mapped in place, or any file with a page cache mapped
+//! through it): a new address space gets one private file mapping per
 //! `PT_LOAD` (page-aligned around the segment, as `elf_map` does, with the
 //! bss tail of the last file page zeroed and anonymous memory after it),
 //! the brk area right after the highest segment, and a `GROWSDOWN` stack
@@ -24,12 +25,14 @@
 
 #![forbid(unsafe_code)]
 
+use alloc::borrow::Cow;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
 use mm::PAGE_SIZE;
 use mm::addr::align_down;
 use mm::mmap::{MapFile, TASK_SIZE, page_align};
+use mm::vma::VmaFile;
 use uapi::auxvec::*;
 use uapi::errno::Errno;
 use uapi::mman::*;
@@ -102,16 +105,51 @@ fn prot_of(flags: SegmentFlags) -> u32 {
     p
 }
 
+/// Largest executable read for its headers (Linux reads only the first
+/// page; our ELF parser checks every segment against the whole image).
+const MAX_IMAGE: u64 = 256 << 20;
+
+/// The bytes of a cached executable of `size` bytes: ENOMEM if there is
+/// no room for them, E2BIG past [`MAX_IMAGE`], EIO if the file shrank.
+fn read_image(inode: &crate::fs::inode::Inode, size: u64) -> Result<Vec<u8>, Errno> {
+    if size > MAX_IMAGE {
+        return Err(Errno::E2BIG);
+    }
+    let len = size as usize;
+    let mut data = Vec::new();
+    data.try_reserve_exact(len).map_err(|_| Errno::ENOMEM)?;
+    data.resize(len, 0);
+    let mut done = 0;
+    while done < len {
+        let n = crate::fs::read_write::kernel_read(inode, done as u64, &mut data[done..])?;
+        if n == 0 {
+            return Err(Errno::EIO);
+        }
+        done += n;
+    }
+    Ok(data)
+}
+
 /// Replaces the running task's program with `path` (Linux `do_execve`).
 pub fn kernel_execve(path: &str, argv: &[Vec<u8>], envp: &[Vec<u8>], frame: &mut TrapFrame) -> Result<(), ExecError> {
-    let inode = crate::fs::syscalls::kern_path(path).map_err(ExecError::Errno)?.inode;
+    let found = crate::fs::syscalls::kern_path(path).map_err(ExecError::Errno)?;
+    let inode = found.inode.clone();
     let attr = inode.getattr().map_err(ExecError::Errno)?;
     if !attr.is_reg() || attr.mode & 0o111 == 0 {
         return Err(ExecError::Errno(Errno::EACCES));
     }
-    // Only files the initramfs still holds can be mapped until the page
-    // cache maps any file (see fs/ramfs.rs).
-    let file = inode.ops.ramfile().ok_or(ExecError::Errno(Errno::ENOEXEC))?;
+    // A file with a page cache is mapped through it (its bytes read once
+    // for the headers); a file the initramfs still holds is mapped in
+    // place; anything else cannot be mapped (see fs/ramfs.rs).
+    let (file, data, _mapped): (&'static dyn VmaFile, Cow<'static, [u8]>, _) = if inode.i_mapping.is_some() {
+        let data = read_image(&inode, attr.size).map_err(ExecError::Errno)?;
+        let name = crate::fs::namei::d_path(&found).unwrap_or_else(|_| alloc::string::String::from(path));
+        let mapped = crate::filemap::MappedFile::new(inode.clone(), name, None);
+        (crate::filemap::MappedFile::as_vma_file(&mapped), Cow::Owned(data), Some(mapped))
+    } else {
+        let ram = inode.ops.ramfile().ok_or(ExecError::Errno(Errno::ENOEXEC))?;
+        (ram, Cow::Borrowed(ram.entry.data), None)
+    };
     let me = sched::current();
     let rlim_stack = me.proc.rlim.lock().cur(crate::resource::Resource::STACK);
     // Strings (the file name too, as Linux copies it first) and the
@@ -121,7 +159,7 @@ pub fn kernel_execve(path: &str, argv: &[Vec<u8>], envp: &[Vec<u8>], frame: &mut
     if (strings + pointers) as u64 > arg_limit(rlim_stack) {
         return Err(ExecError::Errno(Errno::E2BIG));
     }
-    let elf = ElfFile::parse(file.entry.data).map_err(ExecError::Elf)?;
+    let elf = ElfFile::parse(&data).map_err(ExecError::Elf)?;
     let (cred, secure) = me.proc.cred.lock().exec();
     // Read before the new mm's lock is taken: no spin lock is held across
     // the sleeping mmap lock.

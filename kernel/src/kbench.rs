@@ -18,8 +18,12 @@
 //! ```text
 //! kbench: result <name>[/<value>] <median_ps> <min_ps> <max_ps> <ops>
 //! kbench: figure user::<name> <value> <unit>
+//! kbench: note <text>
 //! kbench: done
 //! ```
+//!
+//! A `note` is what a benchmark reports beside its figures (the readahead
+//! windows of a sequential read), printed by xtask as it is.
 //!
 //! `figure` lines come from the user-space benchmarks: after the in-kernel
 //! ones, [`run`] starts every program in the initramfs's `/bench` as a

@@ -246,6 +246,46 @@ impl MmWalk<'static, X86PteFormat, SlabVmas> for AllMms<'_> {
     }
 }
 
+/// Every user address space now, each once.
+fn all_mms() -> Vec<MmRef> {
+    let mut mms: Vec<MmRef> = Vec::new();
+    crate::sched::for_each_task(|t| {
+        if let Some(mm) = t.proc.mm()
+            && !mms.iter().any(|m| Arc::ptr_eq(m, &mm))
+        {
+            mms.push(mm);
+        }
+    });
+    mms
+}
+
+/// Write-protects and cleans the shared ptes mapping `pfn`, page `index`
+/// of the cache `mapping`, in every address space (Linux
+/// `folio_mkclean`, by a walk of the address spaces until the file
+/// reverse map exists); true if one was dirty. Writeback calls it with
+/// the page locked, so it only tries each mmap lock (a fault may hold it
+/// and wait for the page): an address space it cannot lock keeps its
+/// pte, whose dirty bit still reaches the page at unmap or msync.
+pub fn folio_mkclean(mapping: u64, index: u64, pfn: Pfn) -> bool {
+    let mut dirty = false;
+    for mm in all_mms() {
+        if let Some(guard) = mm.mmap_read_trylock() {
+            dirty |= guard.folio_mkclean_one(mapping, index, pfn);
+        }
+    }
+    dirty
+}
+
+/// Unmaps the pages at `first` and beyond of the cache `mapping` from
+/// every address space (Linux `unmap_mapping_range` for truncation,
+/// private copies included). The caller holds the file's `i_rwsem` and
+/// no page lock; each mmap lock is taken for reading.
+pub fn unmap_mapping_pages(mapping: u64, first: u64) {
+    for mm in all_mms() {
+        mm.mmap_read_lock().unmap_mapping_pages(mapping, first);
+    }
+}
+
 /// Compacts every zone, moving user pages so that free memory coalesces
 /// (what `echo 1 > /proc/sys/vm/compact_memory` does: Linux
 /// `compact_nodes`). `stop` is asked before each pageblock of the migrate
@@ -255,14 +295,7 @@ impl MmWalk<'static, X86PteFormat, SlabVmas> for AllMms<'_> {
 /// a spin lock held.
 pub fn compact_memory(stop: &dyn Fn() -> bool) -> CompactStats {
     let serial = COMPACTION.lock();
-    let mut mms: Vec<MmRef> = Vec::new();
-    crate::sched::for_each_task(|t| {
-        if let Some(mm) = t.proc.mm()
-            && !mms.iter().any(|m| Arc::ptr_eq(m, &mm))
-        {
-            mms.push(mm);
-        }
-    });
+    let mms = all_mms();
     let stats = mm::compaction::compact_node(crate::mm::pgdat(), &AllMms { mms, stop });
     drop(serial);
     stats

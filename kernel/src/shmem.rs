@@ -41,13 +41,15 @@
 //! them under a spin lock with its count of shared mappings that may
 //! write ([`WritableMapping`]).
 //!
-//! Lock order: mmap lock (`MADV_REMOVE` punches a hole under it) ->
-//! `i_rwsem` (held to add seals and punch holes, as by writes and
-//! truncation) -> page lock -> the mapping's lock; the seals' lock is a
-//! leaf. Linux takes `i_rwsem` before the mmap lock and drops the mmap
-//! lock for `MADV_REMOVE`; here nothing takes the mmap lock under
-//! `i_rwsem` (reads and writes copy to and from user memory outside it),
-//! so the hole is punched with the mmap lock held.
+//! Lock order: `i_rwsem` (held to add seals, as by writes and by
+//! truncation, which takes every mmap lock under it to unmap) -> mmap
+//! lock -> page lock -> the mapping's lock; the seals' lock is a leaf.
+//! `MADV_REMOVE` punches its hole with the caller's mmap lock held (Linux
+//! drops it and takes `i_rwsem`), so it takes no `i_rwsem`: the page
+//! locks keep a racing write or truncation consistent, and a racing
+//! `F_SEAL_FUTURE_WRITE` may be added just after the hole's seal check
+//! (`F_SEAL_WRITE` cannot: the punching mapping may write, so adding it
+//! is `EBUSY`).
 //!
 //! Differences from Linux: no swap, so a shmem page leaves memory only
 //! when its file lets go of it; no `size=`/`nr_blocks=` limits, huge
@@ -70,7 +72,7 @@ use spin::Once;
 use uapi::errno::Errno;
 
 use crate::filemap::{FolioRef, MappedFile, MappedPage, Mapping};
-use crate::fs::inode::{Inode, SuperBlock};
+use crate::fs::inode::{FileOperations, Ino, Inode, SuperBlock};
 use crate::fs::namespace::{self, Mount, Path};
 use crate::fs::ramfs::{self, RamInode};
 use crate::mmap::FOLIO_WAIT;
@@ -92,11 +94,11 @@ pub struct ShmemInode {
 }
 
 impl ShmemInode {
-    /// An empty file with `seals` ([`Seals::SEAL`] unless it is a memfd
-    /// that allows sealing), named `name` if the kernel makes it in no
-    /// directory.
-    pub fn new(seals: Seals, name: Option<String>) -> Result<Arc<ShmemInode>, Errno> {
-        let mapping = Mapping::new(true, 0)?;
+    /// An empty file, inode `ino` of device `dev`, with `seals`
+    /// ([`Seals::SEAL`] unless it is a memfd that allows sealing), named
+    /// `name` if the kernel makes it in no directory.
+    pub fn new(dev: u64, ino: Ino, seals: Seals, name: Option<String>) -> Result<Arc<ShmemInode>, Errno> {
+        let mapping = Mapping::new(dev, ino, true, 0)?;
         Ok(Arc::new(ShmemInode { mapping, seals: SpinLock::new(SealState::new(seals)), name }))
     }
 
@@ -157,15 +159,14 @@ impl ShmemInode {
         Ok((grant.may_write, grant.counted.then(|| WritableMapping(self.clone()))))
     }
 
-    /// Frees the pages of bytes `[start, end)` of `inode`, this file's
-    /// VFS inode, and zeroes the partial pages' parts in it, keeping the
-    /// size (Linux `shmem_fallocate` with `FALLOC_FL_PUNCH_HOLE |
-    /// FALLOC_FL_KEEP_SIZE`): `EPERM` if write-sealed. A page another
-    /// process still maps is zeroed in place rather than freed
+    /// Frees the pages of bytes `[start, end)` and zeroes the partial
+    /// pages' parts in it, keeping the size (Linux `shmem_fallocate` with
+    /// `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`, for `MADV_REMOVE`):
+    /// `EPERM` if write-sealed. The caller holds its mmap lock, so a page
+    /// another process still maps is zeroed in place rather than freed
     /// ([`MappedPage::ZeroInPlace`]): all see zeros, as after Linux's
-    /// unmap and refault.
-    pub fn punch_hole(&self, inode: &Inode, start: u64, end: u64) -> Result<(), Errno> {
-        let _guard = inode.i_rwsem.lock();
+    /// unmap and refault. Not under `i_rwsem` (see the module doc).
+    pub fn punch_hole(&self, start: u64, end: u64) -> Result<(), Errno> {
         self.seals.lock().check_punch_hole()?;
         if start >= end {
             return Ok(());
@@ -237,9 +238,10 @@ static SHM_MNT: Once<Option<ShmMnt>> = Once::new();
 fn shm_mnt() -> Result<&'static ShmMnt, Errno> {
     SHM_MNT
         .call_once(|| {
-            let fs = ramfs::new_instance("tmpfs", uapi::fs::TMPFS_MAGIC, 0o1777, ramfs::Storage::Shmem);
+            let dev = namespace::get_anon_dev();
+            let fs = ramfs::new_instance("tmpfs", uapi::fs::TMPFS_MAGIC, 0o1777, ramfs::Storage::Shmem { dev });
             let root = fs.root_inode();
-            let sb = SuperBlock::new(namespace::get_anon_dev(), fs);
+            let sb = SuperBlock::new(dev, fs);
             namespace::kern_mount(sb, "tmpfs")
                 .map(|mnt| ShmMnt { root, mnt })
                 .map_err(|e| log::error!("shmem: no internal mount: {e}"))
@@ -254,9 +256,10 @@ fn shm_mnt() -> Result<&'static ShmMnt, Errno> {
 /// of a shared anonymous mapping. It lives while something holds it.
 pub fn shmem_file_setup(name: String, size: u64, seals: Seals) -> Result<Path, Errno> {
     let shm = shm_mnt()?;
-    let shmem = ShmemInode::new(seals, Some(name))?;
-    shmem.mapping.set_i_size(size);
-    let fs_inode = shm.root.new_unlinked_file(0o777, crate::fs::namei::current_owner(), shmem);
+    let fs_inode = shm.root.new_unlinked_file(0o777, crate::fs::namei::current_owner(), seals, name)?;
+    if let Some(shmem) = fs_inode.shmem() {
+        shmem.mapping.set_i_size(size);
+    }
     let inode = shm.mnt.sb.iget(fs_inode);
     Ok(Path { mnt: shm.mnt.clone(), inode })
 }

@@ -7,21 +7,30 @@
 //! walk but makes the call return `ENOMEM` at the end, and an error on one
 //! VMA stops it there with the earlier parts already advised.
 //!
+//! `MADV_SEQUENTIAL` and `MADV_RANDOM` set `VM_SEQ_READ` or `VM_RAND_READ`
+//! (each clearing the other) and `MADV_NORMAL` clears both, splitting and
+//! merging VMAs as any flag change does; a file fault reads ahead as they
+//! say ([`crate::vma::VmaFlags::ra_advice`]). `MADV_WILLNEED` on a file
+//! mapping reads the range's file pages into the page cache
+//! ([`crate::vma::VmaFile::willneed`], Linux's `vfs_fadvise(WILLNEED)`).
+//!
 //! Differences from Linux:
-//! - `MADV_NORMAL`, `MADV_RANDOM`, `MADV_SEQUENTIAL`, `MADV_WILLNEED`,
-//!   `MADV_COLD`, `MADV_PAGEOUT`, `MADV_DONTDUMP` and `MADV_DODUMP` are
-//!   accepted and change nothing: there is no readahead, swap, reclaim or
-//!   core dump to steer (Linux records `VM_RAND_READ`, `VM_SEQ_READ`,
-//!   `VM_DONTDUMP`).
+//! - `MADV_WILLNEED` reads with the mmap lock held (Linux drops it around
+//!   `vfs_fadvise`) and does nothing for anonymous memory (no swap to read
+//!   from). `MADV_COLD`, `MADV_PAGEOUT`, `MADV_DONTDUMP` and `MADV_DODUMP`
+//!   are accepted and change nothing: there is no LRU, swap or core dump to
+//!   steer (Linux records `VM_DONTDUMP`).
 //! - `MADV_FREE` frees at once, as `MADV_DONTNEED` does (Linux frees
 //!   lazily, which its contract allows either way).
 //! - `MADV_COLLAPSE` and the KSM, THP and memory-failure advice are
 //!   `EINVAL`, as in a Linux built without those features.
 //! - `MADV_REMOVE` zaps the caller's ptes and frees the file's pages
-//!   ([`VmaFile::punch_hole`]), but a page another process still maps is
-//!   zeroed in place rather than freed: without `i_mmap` its ptes cannot
-//!   be zapped as Linux's `unmap_mapping_range` does. Every mapper reads
-//!   zeros either way.
+//!   ([`VmaFile::punch_hole`]) with the mmap lock held (Linux drops it),
+//!   so the walk that unmaps a truncated file's pages from every address
+//!   space, taking each one's mmap lock, cannot run; without `i_mmap`
+//!   there is no other way to reach the other mappers' ptes. A page
+//!   another process still maps is zeroed in place rather than freed:
+//!   every mapper reads zeros, as on Linux.
 //!
 //! `MADV_DONTNEED` on a shared mapping (a file's, or shared anonymous
 //! memory, which is a shmem file's) zaps the ptes: dirty ones hand their
@@ -44,7 +53,7 @@ use crate::memory::{FaultAccess, FaultError};
 use crate::mmap::{MmStruct, vma_err};
 use crate::pgtable::PteFormat;
 use crate::uaddr::{RangeError, UserRange};
-use crate::vma::{VmaAlloc, VmaDesc, VmaFlags};
+use crate::vma::{VM_READHINTMASK, VmaAlloc, VmaDesc, VmaFlags};
 
 /// Whether `advice` is one we know (Linux `madvise_behavior_valid`).
 fn madvise_behavior_valid(advice: i32) -> bool {
@@ -143,6 +152,17 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
             MADV_WIPEONFORK if file.is_some() || flags.contains(VmaFlags::SHARED) => Err(Errno::EINVAL),
             MADV_WIPEONFORK => set_flags(self, &|f| f | VmaFlags::WIPEONFORK),
             MADV_KEEPONFORK => set_flags(self, &|f| f - VmaFlags::WIPEONFORK),
+            MADV_NORMAL => set_flags(self, &|f| f - VM_READHINTMASK),
+            MADV_SEQUENTIAL => set_flags(self, &|f| (f - VmaFlags::RAND_READ) | VmaFlags::SEQ_READ),
+            MADV_RANDOM => set_flags(self, &|f| (f - VmaFlags::SEQ_READ) | VmaFlags::RAND_READ),
+            MADV_WILLNEED => {
+                if let Some(file) = file {
+                    // Linux `madvise_willneed`: the range's file offset.
+                    let offset = (range.start().as_u64() - desc.start.as_u64()) + (desc.pgoff << PAGE_SHIFT);
+                    file.willneed(offset, range.len());
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
     }

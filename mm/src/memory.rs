@@ -17,7 +17,8 @@
 //!   read maps the file's page itself, read-only, and first maps the
 //!   cached pages around it that the file gives without I/O
 //!   ([`VmaFile::map_pages`], Linux `do_fault_around`: up to
-//!   [`FAULT_AROUND_PAGES`] pages from the aligned start below the fault,
+//!   [`fault_around_bytes`] (64 KiB unless set; a page turns it off, as
+//!   Linux's `should_fault_around` does) from the aligned start below the fault,
 //!   or from the VMA's start if that is later, within the VMA and the pte
 //!   table, only into none ptes). A write to a private mapping copies the
 //!   file's page into a new anonymous page (Linux `do_cow_fault`); a write
@@ -63,25 +64,30 @@
 //! cache.
 //!
 //! Locking: the caller holds the mmap lock, for reading in
-//! [`MmStruct::handle_mm_fault`], [`MmStruct::page_resident`],
-//! [`MmStruct::follow_pte`] and `mkclean_range`, for writing everywhere
-//! else (`&mut self`). Faults and `mkclean_range` under the read lock
-//! change ptes only under
-//! [`page_table_lock`](MmStruct::page_table_lock), after checking the pte
-//! is the one they decided on; everything else that clears or re-protects
-//! ptes holds the write lock, so a fault never races a zap or `mprotect`.
+//! [`MmStruct::handle_mm_fault`], [`MmStruct::pte_state`],
+//! [`MmStruct::follow_pte`], `mkclean_range`,
+//! [`MmStruct::folio_mkclean_one`] and [`MmStruct::unmap_mapping_pages`],
+//! for writing everywhere else (`&mut self`). Those under the read lock
+//! change ptes only under [`page_table_lock`](MmStruct::page_table_lock),
+//! after checking the pte is the one they decided on; a fault that finds
+//! its pte changed there (by writeback's clean or truncation's unmap,
+//! which Linux runs under the page-table lock alone too) gives up and is
+//! retried. Everything else that clears or re-protects ptes holds the
+//! write lock, so a fault never races munmap, exit or `mprotect`.
 //! Lock order: mmap lock -> the file's locks ([`VmaFile`]; never called
 //! with the page-table lock held) -> page-table lock -> page allocator
 //! locks.
 //!
 //! Differences from Linux:
-//! - No `folio_mkclean` (it needs the file's reverse map, `i_mmap`):
-//!   writeback does not write-protect the ptes of the pages it cleans, so
-//!   a page written again through a pte that stayed writable is dirtied
-//!   again only when that pte is zapped or msync'ed. Fork gives the
-//!   child's copies of shared file ptes no write, so that the child's
-//!   first write goes through `page_mkwrite` (Linux keeps them writable
-//!   and relies on `folio_mkclean`).
+//! - No file reverse map (`i_mmap`) yet: [`MmStruct::folio_mkclean_one`]
+//!   and [`MmStruct::unmap_mapping_pages`] find a cache's pages through
+//!   this address space's VMAs, and the kernel runs them over every
+//!   address space (writeback only those whose mmap lock it gets without
+//!   waiting: a pte it skips stays writable, and its dirty bit reaches the
+//!   page when it is zapped or msync'ed). Fork gives the child's copies of
+//!   shared file ptes no write, so that the child's first write goes
+//!   through `page_mkwrite` (Linux keeps them writable and relies on
+//!   `folio_mkclean`).
 //! - The file's page is not locked across the fault: `fault` returns it
 //!   unlocked, `page_mkwrite` does its own locking and marks the page
 //!   dirty itself before the pte is installed (Linux holds the folio lock
@@ -172,11 +178,48 @@ impl From<FileFaultError> for FaultError {
     }
 }
 
-/// Pages mapped around a read fault of a file page, if the file has them
-/// cached (Linux `fault_around_bytes`, 64 KiB, in pages): a power of two,
-/// the window's alignment.
-#[doc(alias = "fault_around_bytes")]
+/// What a pte tells mincore about its page.
+pub(crate) enum PteState {
+    /// Resident: a present or protnone pte, or a migration entry.
+    Resident,
+    /// No pte: the file's cache decides, if the VMA maps one.
+    None,
+    /// Another swap entry (none exist until swap).
+    Other,
+}
+
+/// Pages mapped around a read fault of a file page by default, if the
+/// file has them cached (Linux `fault_around_bytes`' default, 64 KiB, in
+/// pages): a power of two, the window's alignment.
 pub const FAULT_AROUND_PAGES: u64 = 16;
+
+/// Bytes mapped around a read fault (Linux `fault_around_bytes`, set
+/// through its debugfs file): a power of two from a page (no fault-around)
+/// to a pte table's reach. One value for the machine, as in Linux.
+#[doc(alias = "fault_around_bytes")]
+static FAULT_AROUND_BYTES: AtomicU64 = AtomicU64::new(FAULT_AROUND_PAGES * PAGE_SIZE);
+
+/// The bytes fault-around maps now (Linux `fault_around_bytes_get`).
+pub fn fault_around_bytes() -> u64 {
+    FAULT_AROUND_BYTES.load(Ordering::Relaxed)
+}
+
+/// Sets the bytes fault-around maps (Linux `fault_around_bytes_set`):
+/// `EINVAL` past a pte table's reach, else rounded down to a power of two
+/// and at least a page, which turns fault-around off.
+pub fn set_fault_around_bytes(val: u64) -> Result<(), Errno> {
+    FAULT_AROUND_BYTES.store(fault_around_bytes_round(val)?, Ordering::Relaxed);
+    Ok(())
+}
+
+/// What [`set_fault_around_bytes`] stores for `val`.
+fn fault_around_bytes_round(val: u64) -> Result<u64, Errno> {
+    if val / PAGE_SIZE > PTRS_PER_TABLE as u64 {
+        return Err(Errno::EINVAL);
+    }
+    // Linux `rounddown_pow_of_two`, whose 0 is undefined: a page then.
+    Ok(if val > PAGE_SIZE { 1 << val.ilog2() } else { PAGE_SIZE })
+}
 
 /// The pte protection for a VMA's flags (Linux `vm_get_page_prot`):
 /// readable implied, write and exec as the flags say, `PROT_NONE` as
@@ -407,9 +450,9 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
 
     /// The file's page at `index`, counting a major fault (Linux
     /// `__do_fault`; `filemap_fault` counts `pgmajfault` when it reads).
-    fn file_fault(&self, file: &dyn VmaFile, index: u64) -> Result<Pfn, FaultError> {
+    fn file_fault(&self, file: &dyn VmaFile, flags: VmaFlags, index: u64) -> Result<Pfn, FaultError> {
         let pgdat = self.pgd.pgdat();
-        let page = file.fault(pgdat, index)?;
+        let page = file.fault(pgdat, index, flags.ra_advice())?;
         if page.major {
             pgdat.count_vm_event(VmEventItem::Pgmajfault);
         }
@@ -428,21 +471,27 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         addr: u64,
     ) -> Result<(), FaultError> {
         let prot = vm_get_page_prot(desc.flags) - PgProt::WRITE;
-        self.do_fault_around(desc, file, index, addr, prot);
-        // Linux's `VM_FAULT_NOPAGE` from `filemap_map_pages`.
-        if slot.load(Ordering::Acquire) != 0 {
-            return Ok(());
+        // Linux `should_fault_around`: more than one page. `VM_RAND_READ`
+        // does not turn it off (Linux 6.1 reads the advice only for
+        // readahead).
+        let nr_pages = fault_around_bytes() / PAGE_SIZE;
+        if nr_pages > 1 {
+            self.do_fault_around(desc, file, index, addr, prot, nr_pages);
+            // Linux's `VM_FAULT_NOPAGE` from `filemap_map_pages`.
+            if slot.load(Ordering::Acquire) != 0 {
+                return Ok(());
+            }
         }
-        let pfn = self.file_fault(file, index)?;
+        let pfn = self.file_fault(file, desc.flags, index)?;
         self.finish_fault(slot, pfn, prot, index)
     }
 
     /// Maps read-only, into none ptes, the pages the file has cached in
     /// the window around the fault at `addr` (Linux `do_fault_around`'s,
-    /// filled by `filemap_map_pages`): [`FAULT_AROUND_PAGES`] pages from
+    /// filled by `filemap_map_pages`): `nr_pages` (a power of two) from
     /// the aligned start below the fault or from the VMA's start if that
     /// is later, clipped to the VMA's end and the pte table's.
-    fn do_fault_around(&self, desc: &VmaDesc, file: &dyn VmaFile, index: u64, addr: u64, prot: PgProt) {
+    fn do_fault_around(&self, desc: &VmaDesc, file: &dyn VmaFile, index: u64, addr: u64, prot: PgProt, nr_pages: u64) {
         let Some(table) = UserAddr::page_down(addr).and_then(|a| self.pgd.pte_table(a.virt(), false).ok().flatten())
         else {
             return;
@@ -452,8 +501,8 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         let vma_pages = (desc.end.as_u64() - desc.start.as_u64()) >> crate::PAGE_SHIFT;
         // Window slots `[from, to)` of the table: aligned, not below the
         // VMA's start, not past the table or the VMA's end.
-        let from = (pte_off & !(FAULT_AROUND_PAGES - 1)).max(pte_off - pte_off.min(vma_off));
-        let to = (from + FAULT_AROUND_PAGES).min(PTRS_PER_TABLE as u64).min(pte_off + (vma_pages - vma_off));
+        let from = (pte_off & !(nr_pages - 1)).max(pte_off - pte_off.min(vma_off));
+        let to = (from + nr_pages).min(PTRS_PER_TABLE as u64).min(pte_off + (vma_pages - vma_off));
         // `index - vma_off` is the VMA's pgoff, and the window lies in the
         // VMA, whose last index mmap checked fits (`file_mmap_ok`).
         let start = index - (pte_off - from);
@@ -487,7 +536,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     ) -> Result<(), FaultError> {
         let pgdat = self.pgd.pgdat();
         let new = self.new_user_page(Gfp::empty())?;
-        let cached = match self.file_fault(file, index) {
+        let cached = match self.file_fault(file, flags, index) {
             Ok(pfn) => pfn,
             Err(e) => {
                 // SAFETY: this fault allocated the page and never mapped it.
@@ -522,7 +571,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         index: u64,
     ) -> Result<(), FaultError> {
         let pgdat = self.pgd.pgdat();
-        let pfn = self.file_fault(file, index)?;
+        let pfn = self.file_fault(file, flags, index)?;
         if let Err(e) = file.page_mkwrite(pgdat, index, pfn) {
             // SAFETY: the reference `fault` handed over, never mapped.
             unsafe { self.put_page(pfn) };
@@ -635,10 +684,11 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
                 pgdat.count_vm_event(VmEventItem::Pgreuse);
             }
         }
-        // SAFETY: the reference taken above under the page-table lock;
-        // the pte keeps its own (only a zap, under the mmap lock held for
-        // writing, drops it), so this one is not the last while the page
-        // is mapped.
+        // SAFETY: the reference taken above under the page-table lock. If
+        // it is the last, a zap took the pte meanwhile (truncation's
+        // `unmap_mapping_pages` runs under the read lock) and its gather
+        // has flushed and put the pte's own reference: nothing maps the
+        // page any more.
         unsafe { self.put_page(pfn) };
         result
     }
@@ -844,6 +894,120 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         }
     }
 
+    /// The VMAs of this address space mapping page `index` of the cache
+    /// `mapping`, with the address each maps it at (Linux's `i_mmap`
+    /// interval tree query, over this space's VMAs: the walk that stands in
+    /// for the file reverse map).
+    fn file_vmas_at(&self, mapping: u64, index: u64, mut f: impl FnMut(&VmaDesc, u64)) {
+        for vma in self.vmas.iter() {
+            let desc = vma.desc();
+            let Some(file) = desc.file else { continue };
+            if file.mapping_id() != Some(mapping) {
+                continue;
+            }
+            let pages = (desc.end.as_u64() - desc.start.as_u64()) >> crate::addr::PAGE_SHIFT;
+            if let Some(offset) = index.checked_sub(desc.pgoff).filter(|&o| o < pages) {
+                f(&desc, desc.start.as_u64() + (offset << crate::addr::PAGE_SHIFT));
+            }
+        }
+    }
+
+    /// Write-protects and cleans the ptes of this address space's shared
+    /// mappings of page `pfn`, page `index` of the cache `mapping`, and
+    /// says whether any was dirty (Linux `folio_mkclean` ->
+    /// `page_mkclean_one`, for one address space). Writeback calls it
+    /// before clearing a mapped page's dirty flag, so a write through a
+    /// mapping after the page was written faults, goes through
+    /// [`VmaFile::page_mkwrite`] and dirties the page again; the caller
+    /// marks the page dirty when this returns true. The caller holds the
+    /// mmap lock for reading (each pte changes under the page-table lock)
+    /// and the page's lock.
+    pub fn folio_mkclean_one(&self, mapping: u64, index: u64, pfn: Pfn) -> bool {
+        let fmt = self.pgd.format();
+        let mut dirty = false;
+        self.file_vmas_at(mapping, index, |desc, addr| {
+            if !desc.flags.contains(VmaFlags::SHARED) {
+                return;
+            }
+            let Some(va) = VirtAddr::new(addr) else { return };
+            let Ok(Some(slot)) = self.pgd.pte_offset(va, false) else { return };
+            let changed = {
+                let _ptl = self.page_table_lock.lock();
+                match self.leaf(slot.load(Ordering::Acquire)) {
+                    Some(leaf) if leaf.phys.pfn() == pfn && leaf.prot.intersects(PgProt::WRITE | PgProt::DIRTY) => {
+                        dirty |= leaf.prot.contains(PgProt::DIRTY);
+                        let clean = Leaf { prot: leaf.prot - PgProt::WRITE - PgProt::DIRTY, ..leaf };
+                        slot.store(fmt.encode_leaf(clean), Ordering::Release);
+                        true
+                    }
+                    _ => false,
+                }
+            };
+            if changed {
+                self.flush_one(addr);
+            }
+        });
+        dirty
+    }
+
+    /// Unmaps every page at index `first` or beyond of the cache `mapping`
+    /// from this address space: file pages and, in private mappings, the
+    /// private copies made of them (Linux `unmap_mapping_range` with
+    /// `even_cows`, what truncation does before dropping the pages). A
+    /// later touch of such a page faults, and past the end of the file
+    /// raises `SIGBUS`. The caller holds the mmap lock for reading: each
+    /// pte is cleared under the page-table lock (a racing fault rechecks
+    /// its pte there), and the pages are put after the TLB flush.
+    pub fn unmap_mapping_pages(&self, mapping: u64, first: u64) {
+        let fmt = self.pgd.format();
+        let pgdat = self.pgd.pgdat();
+        let mut gather = TlbGather::for_mm(self.pgd.root());
+        for vma in self.vmas.iter() {
+            let desc = vma.desc();
+            let Some(file) = desc.file else { continue };
+            if file.mapping_id() != Some(mapping) {
+                continue;
+            }
+            let pages = (desc.end.as_u64() - desc.start.as_u64()) >> crate::addr::PAGE_SHIFT;
+            let skip = first.saturating_sub(desc.pgoff);
+            if skip >= pages {
+                continue;
+            }
+            let start = desc.start.as_u64() + (skip << crate::addr::PAGE_SHIFT);
+            let end = desc.end.as_u64();
+            let mut va = start;
+            while va < end {
+                let mut resume = end;
+                let _ = self.pgd.try_for_each_pte(va, end, &mut |addr, slot| {
+                    if gather.full() {
+                        resume = addr;
+                        return ControlFlow::Break(());
+                    }
+                    let raw = {
+                        let _ptl = self.page_table_lock.lock();
+                        if !fmt.pte_present(slot.load(Ordering::Acquire)) {
+                            return ControlFlow::Continue(());
+                        }
+                        slot.swap(0, Ordering::AcqRel)
+                    };
+                    let Entry::Leaf(leaf) = fmt.decode(raw, Level::Pte) else { return ControlFlow::Continue(()) };
+                    gather.add_range(addr, addr + PAGE_SIZE);
+                    if self.zap_rmap(leaf.phys.pfn()) {
+                        // SAFETY: the reference of the pte just cleared;
+                        // the gather puts it only after its flush.
+                        unsafe { gather.remove_page(leaf.phys.pfn()) };
+                    }
+                    ControlFlow::Continue(())
+                });
+                if gather.full() {
+                    gather.flush_mmu(self.tlb, pgdat);
+                }
+                va = resume;
+            }
+        }
+        gather.finish(self.tlb, pgdat);
+    }
+
     /// Rewrites the ptes of `[start, end)` for the flags of `vma`, which
     /// they lie in (Linux `change_pte_range`). In a private mapping write
     /// permission is given back only to anonymous pages this address space
@@ -1045,14 +1209,15 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         Ok(())
     }
 
-    /// Whether the page at `addr` is resident (Linux `mincore_pte_range`:
-    /// a present or protnone pte, or a migration entry).
-    pub(crate) fn page_resident(&self, addr: UserAddr) -> bool {
-        let Some(slot) = self.pgd.pte_offset(addr.virt(), false).ok().flatten() else { return false };
+    /// What the pte at `addr` says for mincore (Linux
+    /// `mincore_pte_range`).
+    pub(crate) fn pte_state(&self, addr: UserAddr) -> PteState {
+        let Some(slot) = self.pgd.pte_offset(addr.virt(), false).ok().flatten() else { return PteState::None };
         match self.pgd.format().decode(slot.load(Ordering::Acquire), Level::Pte) {
-            Entry::Leaf(_) => true,
-            Entry::Swap(entry) => is_migration_entry(entry),
-            Entry::None | Entry::Table(_) => false,
+            Entry::Leaf(_) => PteState::Resident,
+            Entry::Swap(entry) if is_migration_entry(entry) => PteState::Resident,
+            Entry::Swap(_) => PteState::Other,
+            Entry::None | Entry::Table(_) => PteState::None,
         }
     }
 

@@ -8,10 +8,14 @@
 //! no allocation whatever the length.
 //!
 //! A page is resident if a pte maps it, the shared zero page and
-//! `PROT_NONE` pages included (Linux `mincore_pte_range`). A missing pte
-//! reads 0: neither the file's page cache nor a swap cache is looked in
-//! (Linux `mincore_unmapped_range` would find cached file pages; the mm
-//! cannot ask a [`crate::vma::VmaFile`] what it caches yet).
+//! `PROT_NONE` pages included, or a migration entry stands for it (Linux
+//! `mincore_pte_range`). Where no pte maps a page of a file VMA, the
+//! file's page cache answers: resident if the page is cached and uptodate
+//! ([`crate::vma::VmaFile::mincore_page`], Linux `mincore_unmapped_range`
+//! -> `mincore_page`), so a file read ahead or read with `read(2)` shows
+//! up before it is touched, and one dropped from the cache does not. An
+//! anonymous page with no pte reads 0 (no swap cache yet: Linux would
+//! look there for a swap entry).
 //!
 //! Checks in Linux's order: the start's alignment (`EINVAL`), the range in
 //! user space (`ENOMEM`), the vector in user space (`EFAULT`, Linux's
@@ -25,6 +29,7 @@
 use uapi::errno::Errno;
 
 use crate::addr::PAGE_SHIFT;
+use crate::memory::PteState;
 use crate::mmap::{MmStruct, TASK_SIZE};
 use crate::pgtable::PteFormat;
 use crate::uaddr::{RangeError, UserRange};
@@ -59,13 +64,20 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
     /// VMA at its start, into `out`. Returns how many; `ENOMEM` if no VMA
     /// holds `range`'s start.
     pub fn mincore_chunk(&self, range: UserRange, out: &mut [u8; MINCORE_CHUNK]) -> Result<usize, Errno> {
-        let part = match self.vmas.vma_lookup(range.start().virt()) {
-            Some(v) => range.clip_virt(v.start(), v.end()),
+        let (part, desc) = match self.vmas.vma_lookup(range.start().virt()) {
+            Some(v) => (range.clip_virt(v.start(), v.end()), v.desc()),
             None => return Err(Errno::ENOMEM),
         };
         let n = part.pages().min(MINCORE_CHUNK as u64) as usize;
         for (byte, addr) in out[..n].iter_mut().zip(part.addrs()) {
-            *byte = u8::from(self.page_resident(addr));
+            *byte = u8::from(match self.pte_state(addr) {
+                PteState::Resident => true,
+                PteState::None => desc.file.is_some_and(|file| {
+                    let index = desc.pgoff + ((addr.as_u64() - desc.start.as_u64()) >> PAGE_SHIFT);
+                    file.mincore_page(index)
+                }),
+                PteState::Other => false,
+            });
         }
         Ok(n)
     }

@@ -28,11 +28,10 @@
 //! [`writeback_next`]; Linux `mapping_can_writeback`).
 //!
 //! Differences from Linux: no per-cgroup or per-device (`bdi`) dirty
-//! domains, one global one; `folio_clear_dirty_for_io` does not
-//! write-protect the page's mappings yet (`folio_mkclean` needs the file
-//! reverse map of the reclaim issue's rmap): a shared mapping's dirty
-//! ptes reach the page when they are zapped or msync'ed instead (see
-//! [`crate::memory`]).
+//! domains, one global one; `folio_clear_dirty_for_io` leaves the
+//! write-protection of the page's mappings to its caller (the kernel's
+//! writeback runs [`crate::mmap::MmStruct::folio_mkclean_one`] over the
+//! address spaces first, see [`crate::memory`]).
 
 #![forbid(unsafe_code)]
 

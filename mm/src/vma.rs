@@ -124,6 +124,7 @@ use uapi::errno::Errno;
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE, Pfn, VirtAddr};
 use crate::avl::{AvlAdapter, AvlCheckError, AvlLink, AvlTree, CursorMut, Unlinked};
 use crate::page_alloc::PgData;
+use crate::readahead::VmaRaAdvice;
 use crate::slab_common::ObjCache;
 
 /// The guard gap kept free below a [`VmaFlags::GROWSDOWN`] stack (Linux
@@ -171,6 +172,13 @@ bitflags! {
         const GROWSDOWN = 0x100;
         /// `VM_LOCKED`: mlocked.
         const LOCKED = 0x2000;
+        /// `VM_SEQ_READ`: `MADV_SEQUENTIAL`, faults read ahead
+        /// sequentially. Part of the flags, so VMAs with different advice
+        /// do not merge (as in Linux).
+        const SEQ_READ = 0x8000;
+        /// `VM_RAND_READ`: `MADV_RANDOM`, faults read no more than the
+        /// page.
+        const RAND_READ = 0x10000;
         /// `VM_DONTCOPY`: not inherited by fork.
         const DONTCOPY = 0x20000;
         /// `VM_DONTEXPAND`: cannot be grown by mremap, never merged.
@@ -184,6 +192,23 @@ bitflags! {
         /// `VM_WIPEONFORK`: a fork child gets the VMA empty
         /// (`MADV_WIPEONFORK`).
         const WIPEONFORK = 0x2000000;
+    }
+}
+
+/// The read hints (Linux `VM_READHINTMASK`).
+pub const VM_READHINTMASK: VmaFlags = VmaFlags::SEQ_READ.union(VmaFlags::RAND_READ);
+
+impl VmaFlags {
+    /// The readahead advice these flags give a file fault (Linux's tests
+    /// of `VM_RAND_READ` and `VM_SEQ_READ` in `do_sync_mmap_readahead`).
+    pub fn ra_advice(self) -> VmaRaAdvice {
+        if self.contains(VmaFlags::RAND_READ) {
+            VmaRaAdvice::Random
+        } else if self.contains(VmaFlags::SEQ_READ) {
+            VmaRaAdvice::Sequential
+        } else {
+            VmaRaAdvice::Normal
+        }
     }
 }
 
@@ -244,6 +269,16 @@ pub trait VmaFile: Sync {
     /// The file's name, for reports (`/proc/PID/maps`).
     fn name(&self) -> &str;
 
+    /// The page cache the file's pages are in, if it has one (Linux
+    /// `vma->vm_file->f_mapping`): the identity by which a walk finds
+    /// every VMA mapping a cache's page ([`crate::mmap::MmStruct::folio_mkclean_one`],
+    /// [`crate::mmap::MmStruct::unmap_mapping_pages`]), the file's reverse
+    /// map until `i_mmap` exists. Two VMAs of different opens of one file
+    /// name the same cache.
+    fn mapping_id(&self) -> Option<u64> {
+        None
+    }
+
     /// Takes a reference on the file for a VMA (Linux `get_file`).
     fn get_file(&self);
 
@@ -261,7 +296,11 @@ pub trait VmaFile: Sync {
     /// Errors: [`FileFaultError::Eof`] for a page wholly past the end of
     /// the file and [`FileFaultError::Io`] for a failed read (both
     /// `VM_FAULT_SIGBUS`), [`FileFaultError::NoMemory`] (`VM_FAULT_OOM`).
-    fn fault(&self, pgdat: &PgData<'_>, index: u64) -> Result<FaultPage, FileFaultError>;
+    ///
+    /// `advice` is the VMA's `MADV_SEQUENTIAL`/`MADV_RANDOM` hint
+    /// ([`VmaFlags::ra_advice`]), which steers the readahead a file with a
+    /// cache does around the fault (Linux reads `vmf->vma->vm_flags`).
+    fn fault(&self, pgdat: &PgData<'_>, index: u64, advice: VmaRaAdvice) -> Result<FaultPage, FileFaultError>;
 
     /// Calls `f(index, pfn)` for the pages at indices in `[start, end)`
     /// that are cached and uptodate and can be had without waiting (not
@@ -283,10 +322,10 @@ pub trait VmaFile: Sync {
     /// then maps it writable and dirty.
     ///
     /// Errors: the write fails with `SIGBUS` on [`FileFaultError::Eof`]
-    /// (the page left the file meanwhile; Linux retries the fault, which
-    /// only works if truncation unmapped the page, which we cannot do
-    /// yet) and [`FileFaultError::Io`] (no space, a failed read), `OOM`
-    /// on [`FileFaultError::NoMemory`].
+    /// (the page left the file meanwhile: truncation unmaps it as well,
+    /// so a retried fault would find the end of the file; Linux retries)
+    /// and [`FileFaultError::Io`] (no space, a failed read), `OOM` on
+    /// [`FileFaultError::NoMemory`].
     fn page_mkwrite(&self, pgdat: &PgData<'_>, index: u64, pfn: Pfn) -> Result<(), FileFaultError>;
 
     /// A pte mapping the page `pfn` at `index` was found dirty as it was
@@ -305,15 +344,27 @@ pub trait VmaFile: Sync {
     /// Errors: the errno msync returns (`EIO`, `ENOSPC`, ...).
     fn fsync_range(&self, start: u64, end: u64) -> Result<(), Errno>;
 
+    /// `MADV_WILLNEED` over `len` bytes of the file from byte `offset`:
+    /// start reading them into the cache (Linux `madvise_willneed`'s
+    /// `vfs_fadvise(file, offset, len, POSIX_FADV_WILLNEED)`). A hint: a
+    /// file without a cache does nothing, and failures are not reported.
+    fn willneed(&self, offset: u64, len: u64);
+
+    /// Whether the file's page at `index` is in its cache and uptodate
+    /// (Linux `mincore_page`), for `mincore` of a page no pte maps. A file
+    /// without a cache has none.
+    fn mincore_page(&self, index: u64) -> bool;
+
     /// Frees the file's pages of bytes `[start, end)`, which then read as
     /// zeros, keeping the size: the middle pages go and the partial pages
     /// at the ends are zeroed over the range (Linux
     /// `vfs_fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)`, what
     /// `MADV_REMOVE` calls). The mm has zapped the caller's ptes of the
-    /// range first. Without a file reverse map to zap other address
-    /// spaces' ptes through (Linux `unmap_mapping_range`), a page still
-    /// mapped elsewhere must not leave the file: the file zeroes it in
-    /// place, so that every mapper reads zeros as on Linux.
+    /// range first and holds the caller's mmap lock, so other address
+    /// spaces' ptes cannot be unmapped now (that walk takes each mmap
+    /// lock; Linux's `unmap_mapping_range` needs none): a page still
+    /// mapped elsewhere must not leave the file, which zeroes it in place
+    /// instead, so that every mapper reads zeros as on Linux.
     ///
     /// Errors: `EOPNOTSUPP` for a file that cannot (the default, as for a
     /// file system without `fallocate`), `EPERM` for a write-sealed memfd.

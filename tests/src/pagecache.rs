@@ -18,7 +18,7 @@ use kernel::fs::inode::Inode;
 use kernel::fs::syscalls::{kern, kern_path};
 use kernel::sched;
 use kernel::sync::Mutex;
-use ktest_macros::ktest;
+use ktest_macros::{kbench, ktest};
 use mm::page_flags::PageFlags;
 use mm::readahead::FileRaState;
 use mm::vmstat::{NodeStatItem, VmEventItem};
@@ -354,7 +354,7 @@ fn a_file_twice_the_free_memory_goes_through_the_cache_and_back() {
     kernel::kprintln!("host-check: ext2 /pressure {size}");
 }
 
-fn run_mmap_file_test(dir: &str, mode: Option<&str>) -> String {
+fn run_mmap_file_test(dir: &str, mode: &[&str]) -> String {
     let mut argv = alloc::vec!["/bin/mmap_file_test", dir];
     argv.extend(mode);
     let (status, out) = kernel::process::run_user("/bin/mmap_file_test", &argv).expect("running mmap_file_test");
@@ -366,7 +366,7 @@ fn run_mmap_file_test(dir: &str, mode: Option<&str>) -> String {
 #[ktest(timeout = 60)]
 fn mmap_file_test_passes_on_ext2() {
     let (_, dir) = mount_gated();
-    let out = run_mmap_file_test(&dir, None);
+    let out = run_mmap_file_test(&dir, &[]);
     assert!(out.contains("PASS mmap_file_test"), "{out}");
     kern::umount(&dir).expect("umount");
 }
@@ -378,7 +378,7 @@ fn mmap_file_test_passes_on_ext2() {
 #[ktest(timeout = 60)]
 fn a_page_written_through_a_shared_mapping_is_dirty_through_the_pte() {
     let (_, dir) = mount_gated();
-    run_mmap_file_test(&dir, Some("dirty"));
+    run_mmap_file_test(&dir, &["dirty"]);
     let path = format!("{dir}/dirty");
     let file = inode(&path);
     let p = page(&file, 0);
@@ -388,6 +388,131 @@ fn a_page_written_through_a_shared_mapping_is_dirty_through_the_pte() {
     assert_eq!(&kern::read_file(&path).expect("read")[..6], b"dirtya", "read(2) sees the mapping's write");
     kernel::filemap::write_and_wait(&file).expect("write-back");
     assert!(!page(&file, 0).page().test(PageFlags::DIRTY), "written back");
+    drop(file);
+    kern::umount(&dir).expect("umount");
+}
+
+/// A program on ext2 runs from the page cache: with a cold cache, exec
+/// reads it from the disk through the cache and maps its segments from
+/// the cached pages.
+#[ktest(timeout = 60)]
+fn a_program_on_ext2_runs_mapped_from_the_page_cache() {
+    let (_, dir) = mount_gated();
+    let path = format!("{dir}/hello");
+    kern::write_file(&path, &kern::read_file("/bin/hello").expect("/bin/hello")).expect("copy to ext2");
+    inode(&path)
+        .ops
+        .setattr(&kernel::fs::inode::SetAttr { mode: Some(0o755), ..Default::default() })
+        .expect("chmod 755");
+    let file = inode(&path);
+    kernel::filemap::write_and_wait(&file).expect("write-back");
+    kernel::filemap::invalidate_mapping_pages(file.i_mapping.as_ref().expect("a page cache"));
+    assert_eq!(nrpages(&file), 0, "a cold cache");
+    let pgpgin = kernel::mm::pgdat().all_vm_events(VmEventItem::Pgpgin);
+    let (status, out) = kernel::process::run_user(&path, &[path.as_str()]).expect("exec from ext2");
+    assert_eq!(status, 0, "{}", String::from_utf8_lossy(&out));
+    let size = file.getattr().expect("stat").size;
+    assert_eq!(nrpages(&file), size.div_ceil(4096), "the whole program is in the cache");
+    assert!(
+        kernel::mm::pgdat().all_vm_events(VmEventItem::Pgpgin) >= pgpgin + size / 1024,
+        "read from the disk, not from anywhere else"
+    );
+    drop(file);
+    kern::umount(&dir).expect("umount");
+}
+
+/// Bytes the msync persistence test writes through its mapping.
+const PERSIST_LEN: usize = 300_000;
+
+/// msync(MS_SYNC) puts what a shared mapping wrote on the disk: after it
+/// nothing of the file is dirty in the cache, and the host, reading the
+/// image after the machine stops (no unmount, only the file system's own
+/// metadata synced), finds every byte and a clean file system.
+#[ktest(disk = 16, disk_tree = "basic", timeout = 60)]
+fn msync_puts_a_shared_mapping_on_the_disk() {
+    let dir = "/mnt-msync";
+    kern::mkdir(dir).expect("mkdir");
+    kern::mount("/dev/vda", dir, "ext2", false).expect("mount /dev/vda");
+    run_mmap_file_test(dir, &["persist", &format!("{PERSIST_LEN}")]);
+    let file = inode(&format!("{dir}/persist"));
+    let mapping = file.i_mapping.as_ref().expect("a page cache");
+    assert!(!mapping.has_dirty(), "msync left dirty pages");
+    assert_eq!(state(NodeStatItem::NrWriteback), 0);
+    file.sb.ops.sync_fs().expect("the file system's metadata");
+    drop(file);
+    kernel::kprintln!("host-check: ext2 /persist {PERSIST_LEN}");
+}
+
+#[ktest]
+fn sysctl_test_writes_drop_caches_and_dirty_ratio() {
+    let (status, out) = kernel::process::run_user("/bin/sysctl_test", &["sysctl_test"]).expect("running sysctl_test");
+    let out = String::from_utf8_lossy(&out);
+    assert!(status == 0 && out.contains("PASS sysctl_test"), "status {status:#x}:\n{out}");
+}
+
+/// tests/user/fadvise_test.c on ext2: posix_fadvise, readahead(2) and
+/// the madvise read hints, with the page cache seen through mincore.
+#[ktest(timeout = 60)]
+fn fadvise_test_passes_on_ext2() {
+    let (_, dir) = mount_gated();
+    let argv = ["/bin/fadvise_test", dir.as_str()];
+    let (status, out) = kernel::process::run_user("/bin/fadvise_test", &argv).expect("running fadvise_test");
+    let out = String::from_utf8_lossy(&out).into_owned();
+    assert_eq!(status, 0, "fadvise_test:\n{out}");
+    assert!(out.contains("PASS fadvise_test"), "{out}");
+    kern::umount(&dir).expect("umount");
+}
+
+/// Bytes of the readahead benchmark's file.
+const RA_FILE: usize = 1 << 20;
+
+/// Reads the file at `file` from a cold cache, front to back, `chunk`
+/// bytes a call, with one fresh readahead state (a new open file).
+fn read_cold(file: &Inode, chunk: usize) {
+    kernel::filemap::invalidate_mapping_pages(file.i_mapping.as_ref().expect("a page cache"));
+    let mut ra = FileRaState::default();
+    let mut buf = alloc::vec![0u8; chunk];
+    let mut at = 0;
+    while at < RA_FILE {
+        let n = kernel::fs::read_write::generic_file_read(file, &mut ra, at as u64, &mut buf).expect("read");
+        assert_eq!(n, chunk);
+        at += n;
+    }
+}
+
+/// The readahead windows one cold sequential read of a 1 MiB ext2 file
+/// opens, printed as `kbench: note` lines (the figure the issue asks
+/// for: Linux 6.1 has no tracepoint for them), for 4 KiB reads and for
+/// the 64 KiB reads our read(2) moves; then the cost of such a cold read
+/// in 64 KiB reads from the RAM disk.
+#[kbench]
+fn seq_read_cold_1m_ra_windows(b: &mut kernel::kbench::Bencher) {
+    let (_, dir) = mount_gated();
+    let path = format!("{dir}/ra");
+    kern::write_file(&path, &pattern(0, RA_FILE)).expect("write");
+    let file = inode(&path);
+    kernel::filemap::write_and_wait(&file).expect("write-back");
+    for chunk in [4096, CHUNK] {
+        kernel::filemap::ra_trace_start();
+        read_cold(&file, chunk);
+        let log = kernel::filemap::ra_trace_stop().expect("the trace was on");
+        let mut sizes = String::new();
+        for e in log.events() {
+            let _ = core::fmt::Write::write_fmt(
+                &mut sizes,
+                format_args!(" {}{}", e.window.size, if e.marker { "" } else { "s" }),
+            );
+        }
+        kernel::kprintln!(
+            "kbench: note readahead windows, pages, of a cold {} KiB file read in {} KiB reads (s: sync, on a miss; else async, at a marker):{sizes}",
+            RA_FILE / 1024,
+            chunk / 1024
+        );
+        for e in log.events() {
+            kernel::kprintln!("kbench: note   {e}");
+        }
+    }
+    b.iter(|| read_cold(&file, CHUNK));
     drop(file);
     kern::umount(&dir).expect("umount");
 }

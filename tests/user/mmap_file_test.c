@@ -13,15 +13,21 @@
  *   - msync(MS_SYNC) of a written shared mapping succeeds, and the data
  *     survives munmap, close and a new open;
  *   - touching a page past the end of the file raises SIGBUS, also after
- *     ftruncate shrank the file under a mapping made before;
+ *     ftruncate shrank the file under a mapping that had the page mapped;
  *   - a mapping of a file opened read-only cannot be made shared and
  *     writable (EACCES).
  *
  * With "dirty", it only maps DIR/dirty shared, writes "dirty" at its start
  * and exits without msync: the kernel's test then finds the page dirty
  * in the cache, through the pte's dirty bit.
+ *
+ * With "persist LEN", it makes DIR/persist LEN bytes long with ftruncate,
+ * fills it through a shared mapping with the bytes i*31 % 251 (the host
+ * check's pattern) and msync(MS_SYNC)s it: the kernel's test then checks
+ * nothing is left dirty, and the host reads the bytes from the disk.
  */
 #include <setjmp.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -150,6 +156,8 @@ static void past_the_end_is_sigbus(void)
 	CHECK(ftruncate(fd, 2 * PAGE) == 0 && !touch_raises_sigbus(m + PAGE), "grown: the page reads");
 	CHECK(m[PAGE] == 0, "as zeros");
 	CHECK(ftruncate(fd, PAGE) == 0 && touch_raises_sigbus(m + 2 * PAGE), "shrunk: past the end again");
+	CHECK(touch_raises_sigbus(m + PAGE), "a page mapped before the shrink: SIGBUS too (truncation unmapped it)");
+	CHECK(!touch_raises_sigbus(m) && m[0] == 'a', "the page before the end stays");
 	munmap(m, 3 * PAGE);
 	close(fd);
 	signal(SIGBUS, SIG_DFL);
@@ -185,6 +193,22 @@ static int dirty_only(void)
 	return 0;
 }
 
+static int persist(const char *len_text)
+{
+	long len = strtol(len_text, NULL, 10);
+	int fd = open("persist", O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (len <= 0 || fd < 0 || ftruncate(fd, len) != 0)
+		return 1;
+	unsigned char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		return 1;
+	for (long i = 0; i < len; i++)
+		m[i] = (unsigned char)(i * 31 % 251);
+	if (msync(m, len, MS_SYNC) != 0)
+		return 1;
+	return munmap(m, len) == 0 && close(fd) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	utest_start("mmap_file_test");
@@ -194,6 +218,8 @@ int main(int argc, char **argv)
 	}
 	if (argc > 2 && strcmp(argv[2], "dirty") == 0)
 		return dirty_only();
+	if (argc > 3 && strcmp(argv[2], "persist") == 0)
+		return persist(argv[3]);
 	shared_and_read_write_agree();
 	private_writes_stay_private();
 	past_the_end_is_sigbus();

@@ -10,7 +10,9 @@
 //! unit); over N boots, the median, minimum and maximum of the N values. `--baseline FILE` prints each
 //! figure's ratio to an earlier report. `--icount` runs TCG with
 //! `-icount shift=0`, so guest time counts instructions (1 ns per
-//! instruction) and figures repeat exactly from run to run.
+//! instruction) and figures repeat exactly from run to run. A benchmark's
+//! `kbench: note <text>` lines (the readahead windows of a sequential
+//! read) are printed as they come, `bench: <text>`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -192,6 +194,10 @@ fn boot_once(image: &Path, machine: &Machine, workdir: &Path, timeout: Duration)
     std::fs::write(&log, console.join("\n")).map_err(|e| Error::io(format!("writing {}", show(&log)), e))?;
     if let Some(failed) = console.iter().find(|l| l.starts_with("kbench: FAILED")) {
         return Err(Error::Harness(failed.clone()));
+    }
+    // What a benchmark reports beside its figures (readahead windows).
+    for note in console.iter().filter_map(|l| l.strip_prefix("kbench: note ")) {
+        eprintln!("bench: {note}");
     }
     Ok(console.iter().filter_map(|l| parse_result(l)).collect())
 }

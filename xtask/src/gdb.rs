@@ -13,7 +13,10 @@
 //! /proc/buddyinfo the kernel printed just before, then in
 //! `do_user_addr_fault` for the write to 0x50000000, where `mm-fault`,
 //! `mm-pte` and `mm-vmas` must show that address, its decoded error code,
-//! its VMA and the page-table walk.
+//! its VMA and the page-table walk, and where `mm-pagecache` and `mm-page`
+//! must show the page cache of the ext2 file the test wrote and the
+//! program mapped: the inode and device the kernel printed, its four
+//! pages, and page 1 by its mapped address.
 
 use std::fs::File;
 use std::net::TcpListener;
@@ -33,6 +36,12 @@ use crate::runner::DEFAULT_TEST_MEM_MIB;
 const GDB_TEST: &str = "gdb::a_user_fault_at_a_known_address";
 /// Where its user program writes first (tests/user/gdb_fault.c).
 const FAULT_ADDR: u64 = 0x5000_0000;
+/// The ext2 file the test kernel writes, and its size: three pages and
+/// part of a fourth (tests/src/gdb.rs CACHED_FILE, CACHED_SIZE).
+const CACHED_FILE: &str = "/gdb-ext2/cached";
+const CACHED_SIZE: u64 = 3 * 4096 + 1000;
+/// Where the program maps the file's first two pages (gdb_fault.c).
+const FILE_ADDR: u64 = 0x6000_0000;
 /// The name the test reports under (and its filter matches).
 pub const TEST_NAME: &str = "xtask gdb::helpers_read_a_user_fault";
 /// The whole batch session must end within this: a bound on a hang only
@@ -215,12 +224,21 @@ pub fn run(options: &GdbOptions) -> Result<ExitCode, Error> {
 
 /// The batch commands of the test, with `@@ name` lines between sections.
 /// A failing command ends a gdb script, so the bad-argument check is last.
+/// The checkpoint's breakpoint goes once it was hit: continuing from a
+/// breakpoint makes gdb step over it first, and under a loaded host QEMU's
+/// gdbstub has reported that step as a second stop at the checkpoint
+/// (seen twice), which left the fault's `continue` short of the fault.
 /// Before `finish` every breakpoint goes, so that the only thing that can
 /// stop the machine is do_user_addr_fault returning: the walk after it
 /// then shows the fault's outcome, whatever the timing. gdb gives up on a
 /// reply from the remote after 2 s by default; a loaded host's QEMU can
-/// take longer, so the script waits a minute.
+/// take longer, so the script waits a minute. The inode number gdb has
+/// to be given is known only once the kernel has written the file, so
+/// `mm-pagecache INODE DEV` takes the numbers `mm-page` printed (a few
+/// lines of gdb Python, which also print that `mm-page`: each command
+/// costs seconds of round trips to a loaded host's QEMU).
 fn batch_script(port: u16) -> String {
+    let file_page1 = FILE_ADDR + 4096;
     format!(
         "set pagination off
 set confirm off
@@ -233,6 +251,7 @@ continue
 echo @@ buddyinfo\\n
 mm-buddyinfo
 echo @@ -\\n
+delete 1
 continue
 echo @@ fault\\n
 mm-fault
@@ -242,6 +261,18 @@ echo @@ tasks\\n
 mm-tasks
 echo @@ dmesg\\n
 mm-dmesg 40
+echo @@ pagecaches\\n
+mm-pagecache
+echo @@ pagecache\\n
+mm-pagecache {CACHED_FILE}
+echo @@ page\\n
+python
+import re
+page = gdb.execute(\"mm-page -v {file_page1:#x}\", to_string=True)
+gdb.write(page + \"@@ pagecache-inode\\n\")
+inode = re.search(r\"page cache of inode (\\d+) \\(dev (\\S+)\\)\", page)
+gdb.execute(\"mm-pagecache %s %s\" % inode.groups())
+end
 delete
 echo @@ finish\\n
 finish
@@ -267,6 +298,51 @@ fn kernel_buddyinfo(console: &str) -> Option<String> {
     let end = console[start..].find("gdb-test: buddyinfo end")? + start;
     let body = &console[start..end];
     Some(body.lines().skip(1).map(|l| l.trim_end().to_owned() + "\n").collect())
+}
+
+/// The inode and device (`MAJ:MIN`) the kernel printed for the file it
+/// cached: "gdb-test: cached file PATH inode N dev D".
+fn cached_file(console: &str) -> Option<(String, String)> {
+    let line = console.lines().find_map(|l| l.trim_end().strip_prefix("gdb-test: cached file "))?;
+    match line.split_whitespace().collect::<Vec<_>>()[..] {
+        [CACHED_FILE, "inode", ino, "dev", dev] => Some((ino.to_owned(), dev.to_owned())),
+        _ => None,
+    }
+}
+
+/// What is wrong with the page-cache sections of gdb's output, given the
+/// cached file's inode and device as the kernel printed them.
+fn check_page_cache(out: &str, ino: &str, dev: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let pages = CACHED_SIZE.div_ceil(4096).to_string();
+    let size = CACHED_SIZE.to_string();
+    // MAPPING INODE DEV NRPAGES DIRTY I_SIZE FILE
+    let all = section(out, "pagecaches");
+    let listed = all.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() == 7 && [f[1], f[2], f[3], f[5], f[6]] == [ino, dev, &pages, &size, CACHED_FILE]
+    });
+    if !listed {
+        problems.push(format!("mm-pagecache lacks inode {ino} (dev {dev}, {pages} pages, {CACHED_FILE}):\n{all}"));
+    }
+    let file = section(out, "pagecache");
+    let title = format!("page cache of inode {ino} (dev {dev}): {CACHED_FILE}");
+    let indices: Vec<&str> =
+        file.lines().filter(|l| l.contains("UPTODATE")).filter_map(|l| l.split_whitespace().next()).collect();
+    if !file.starts_with(&title) || !file.contains(&format!("nrpages {pages},")) || indices != ["0", "1", "2", "3"] {
+        problems.push(format!("mm-pagecache {CACHED_FILE} does not list pages 0-3 of inode {ino}, uptodate:\n{file}"));
+    }
+    let page = section(out, "page");
+    let named = format!("page cache of inode {ino} (dev {dev}), index 1, file {CACHED_FILE}");
+    if !page.contains(&named) || !page.contains("cache state: uptodate") {
+        problems
+            .push(format!("mm-page -v {:#x} does not show page 1 of the file, uptodate:\n{page}", FILE_ADDR + 4096));
+    }
+    let by_inode = section(out, "pagecache-inode");
+    if by_inode != file {
+        problems.push(format!("mm-pagecache {ino} {dev} differs from mm-pagecache {CACHED_FILE}:\n{by_inode}"));
+    }
+    problems
 }
 
 /// What is wrong with gdb's output `out`, given the console; empty if
@@ -309,6 +385,16 @@ fn check_output(out: &str, console: &str) -> Vec<String> {
     }
     if !vmas.lines().any(|l| l.contains("/bin/gdb_fault")) {
         problems.push(format!("mm-vmas lacks the program's file mappings:\n{vmas}"));
+    }
+    // The name is the kernel's (d_path's, which finds none for a regular
+    // file yet), as long as mm-vmas can read it.
+    let shared = |l: &str| l.starts_with("60000000-60002000 rw-s 00000000 00:00 0") && !l.contains("unknown VmaFile");
+    if !vmas.lines().any(shared) {
+        problems.push(format!("mm-vmas lacks the shared mapping of {CACHED_FILE}:\n{vmas}"));
+    }
+    match cached_file(console) {
+        Some((ino, dev)) => problems.extend(check_page_cache(out, &ino, &dev)),
+        None => problems.push("the kernel did not print the cached file's inode on the console".into()),
     }
     let tasks = section(out, "tasks");
     if !tasks.contains("gdb_fault") {
@@ -450,6 +536,48 @@ mod tests {
         assert!(problems.iter().any(|p| p.starts_with("mm-buddyinfo differs")), "{problems:?}");
         assert!(problems.iter().any(|p| p.starts_with("mm-fault lacks")), "{problems:?}");
         assert!(problems.iter().any(|p| p.starts_with("finish did not return")), "{problems:?}");
+    }
+
+    #[test]
+    fn the_script_hands_mm_page_numbers_to_mm_pagecache() {
+        let script = batch_script(1234);
+        for line in [
+            r#"page = gdb.execute("mm-page -v 0x60001000", to_string=True)"#,
+            r#"gdb.write(page + "@@ pagecache-inode\n")"#,
+            r#"inode = re.search(r"page cache of inode (\d+) \(dev (\S+)\)", page)"#,
+            r#"gdb.execute("mm-pagecache %s %s" % inode.groups())"#,
+        ] {
+            assert!(script.lines().any(|l| l == line), "{line} not in\n{script}");
+        }
+    }
+
+    #[test]
+    fn the_cached_file_is_read_from_the_console() {
+        let console = "x\ngdb-test: cached file /gdb-ext2/cached inode 12 dev 7:0\r\n";
+        assert_eq!(cached_file(console), Some(("12".into(), "7:0".into())));
+        assert_eq!(cached_file("gdb-test: cached file /elsewhere inode 12 dev 7:0\n"), None);
+    }
+
+    #[test]
+    fn page_cache_sections_are_checked_against_the_inode() {
+        let file = "page cache of inode 12 (dev 7:0): /gdb-ext2/cached\n\
+                    mapping 0x48 at 0xffff888000100000: nrpages 4, i_size 13288 (4 pages), marks dirty\n\
+                    \x20  INDEX        PFN  REF  MAP MARKS            FLAGS\n\
+                    \x20      0    0x1234    2    1 -                UPTODATE LRU\n\
+                    \x20      1    0x1235    2    1 dirty            UPTODATE DIRTY\n\
+                    \x20      2    0x1236    1    0 -                UPTODATE\n\
+                    \x20      3    0x1237    1    0 -                UPTODATE\n";
+        let out = format!(
+            "@@ pagecaches\n   MAPPING    INODE    DEV  NRPAGES  DIRTY       I_SIZE  FILE\n\
+             \x20     0x48       12    7:0        4      1        13288  /gdb-ext2/cached\n\
+             @@ pagecache\n{file}@@ page\npage cache of inode 12 (dev 7:0), index 1, file /gdb-ext2/cached\n\
+             cache state: uptodate dirty; xarray marks: dirty\n@@ pagecache-inode\n{file}@@ finish\n"
+        );
+        assert_eq!(check_page_cache(&out, "12", "7:0"), Vec::<String>::new());
+        let problems = check_page_cache(&out, "13", "7:0");
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        let missing_page = out.replace("      3    0x1237", "      4    0x1237");
+        assert!(check_page_cache(&missing_page, "12", "7:0").iter().any(|p| p.contains("pages 0-3")));
     }
 
     #[test]

@@ -102,11 +102,12 @@ impl Drop for FolioRef {
     }
 }
 
-/// Every live [`Mapping`] but shmem's (whose pages reclaim never takes)
-/// by id, sorted (ids only grow), as addresses: how reclaim reaches a
-/// page's cache from the page (Linux's `folio->mapping` pointer). An
-/// entry is added when the mapping is made, in its `Arc`, and removed by
-/// [`unregister`] after the mapping's
+/// Every live [`Mapping`] by id, sorted (ids only grow), as addresses:
+/// how reclaim reaches a page's cache from the page (Linux's
+/// `folio->mapping` pointer; reclaim never takes a shmem page, but gdb's
+/// `mm-page` names those through the table too). An entry is added when
+/// the mapping is made, in its `Arc`, and removed by [`unregister`] after
+/// the mapping's
 /// last page left it under that page's lock; a reclaimer holding the lock
 /// of a page that still names a mapping therefore finds it alive.
 /// Growing the table allocates outside its lock, since the allocation may

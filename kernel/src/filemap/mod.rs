@@ -66,11 +66,13 @@
 // Only the page copies of `folio` use `unsafe`, and say so there.
 #![deny(unsafe_code)]
 
+pub mod fadvise;
 mod folio;
 mod vm_file;
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
+use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use mm::addr::{PAGE_SIZE, Pfn};
@@ -79,7 +81,7 @@ use mm::gfp::{GFP_HIGHUSER_MOVABLE, Gfp};
 use mm::page_alloc::PgData;
 use mm::page_flags::PageFlags;
 use mm::page_writeback::{self, SyncMode, WritebackControl};
-use mm::readahead::{self, FileRaState, RaCache, RaLimits, RaMapping, RaRequest};
+use mm::readahead::{self, FileRaState, RaCache, RaLimits, RaMapping, RaRequest, RaTraceLog};
 use mm::vmscan::{ClockHand, DirectReclaim, SWAP_CLUSTER_MAX};
 use mm::xarray::{PAGECACHE_TAG_DIRTY, PAGECACHE_TAG_WRITEBACK, XaNode};
 use spin::Once;
@@ -87,10 +89,10 @@ use uapi::errno::Errno;
 
 pub use self::folio::FolioRef;
 pub use self::vm_file::MappedFile;
-use crate::fs::inode::Inode;
+use crate::fs::inode::{Ino, Inode};
 use crate::mmap::FOLIO_WAIT;
 use crate::slab::KmemCacheOf;
-use crate::sync::SpinLockIrq;
+use crate::sync::{SpinLock, SpinLockIrq};
 
 /// Bytes per cache page.
 const PAGE: usize = PAGE_SIZE as usize;
@@ -114,11 +116,25 @@ pub trait AddressSpaceOperations: Send + Sync {
     /// the modification time is now (Linux `generic_write_end` and
     /// `file_update_time`).
     fn write_end(&self, end: u64) -> Result<(), Errno>;
-    /// Writes `data`, the bytes of page `index` up to the end of the file
-    /// with the rest of its last block zero, to their blocks (Linux
-    /// `writepage` over `get_block`).
-    fn writepage(&self, index: u64, data: &[u8]) -> Result<(), Errno>;
+    /// Writes `data`, the bytes of the pages from `index` on up to the end
+    /// of the file with the rest of its last block zero, to their blocks
+    /// (Linux `writepages` over `get_block`: pages in a row go in as few
+    /// requests as their blocks allow).
+    fn writepages(&self, index: u64, data: &[u8]) -> Result<(), Errno>;
+    /// Fills `buf` with the pages from `index` on (Linux `readahead`,
+    /// which reads a window's new pages in as few requests as it can); by
+    /// default one [`read_folio`](Self::read_folio) per page.
+    fn readahead(&self, index: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        for (i, page) in buf.chunks_mut(PAGE).enumerate() {
+            self.read_folio(index.saturating_add(i as u64), page)?;
+        }
+        Ok(())
+    }
 }
+
+/// Pages read or written back with one call of the file system at most
+/// (Linux's bio of a readahead window or a `writepages` batch, 128 KiB).
+const MAX_RUN: usize = 32;
 
 /// The page cache's index nodes (Linux `radix_tree_node_cachep`),
 /// allocated with `GFP_NOWAIT` under the mapping lock.
@@ -155,6 +171,27 @@ pub struct Mapping {
     /// page can be written back, so write-back never takes a new page
     /// for one past the end; the file system learns it at `write_end`.
     i_size: AtomicU64,
+    /// The cached file's device (its superblock's `st_dev`) and inode
+    /// number: what Linux reaches through `mapping->host`, kept as the
+    /// two numbers that name the file in logs and in gdb/mm.py's
+    /// `mm-page` and `mm-pagecache` (which find a page's `Mapping` by its
+    /// id through `folio::MAPPINGS`).
+    dev: u64,
+    ino: Ino,
+}
+
+/// A cached file as messages name it, "inode INO (dev MAJ:MIN)": the
+/// words of gdb/mm.py's `mm-page`, the device as
+/// [`crate::fs::inode::SuperBlock::dev_name`] shows it.
+struct Host {
+    dev: u64,
+    ino: Ino,
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "inode {} (dev {}:{})", self.ino, self.dev >> 8, self.dev & 0xff)
+    }
 }
 
 /// Reclaim as the allocator runs it (see [`mm::vmscan`]): clean,
@@ -173,19 +210,18 @@ impl DirectReclaim for KernelReclaim {
 static RECLAIM: KernelReclaim = KernelReclaim { hand: ClockHand::new() };
 
 impl Mapping {
-    /// An empty cache of a file of `size` bytes; `swapbacked` for shmem
-    /// files. The first one registers page-cache reclaim with the
-    /// allocator; each but a shmem file's is listed for reclaim (which
-    /// never takes a shmem page, so never looks for its cache).
-    pub fn new(swapbacked: bool, size: u64) -> Result<Arc<Mapping>, Errno> {
+    /// An empty cache of file `ino` of device `dev`, `size` bytes long;
+    /// `swapbacked` for shmem files. The first one registers page-cache
+    /// reclaim with the allocator.
+    pub fn new(dev: u64, ino: Ino, swapbacked: bool, size: u64) -> Result<Arc<Mapping>, Errno> {
         let nodes = xa_nodes()?;
         crate::mm::pgdat().set_direct_reclaim(&RECLAIM);
         let id = NEXT_MAPPING_ID.fetch_add(8, Ordering::Relaxed);
         let id = MappingId::new(id).ok_or(Errno::ENOMEM)?;
         let space = SpinLockIrq::new(AddressSpace::new(id, swapbacked, nodes));
-        let mapping = Arc::new(Mapping { space, id, swapbacked, i_size: AtomicU64::new(size) });
-        if !swapbacked && !folio::register(id, &mapping) {
-            log::warn!("page cache: no memory to list mapping {:#x} for reclaim", id.as_u64());
+        let mapping = Arc::new(Mapping { space, id, swapbacked, i_size: AtomicU64::new(size), dev, ino });
+        if !folio::register(id, &mapping) {
+            log::warn!("page cache: no memory to list {} for reclaim", mapping.host());
         }
         Ok(mapping)
     }
@@ -212,6 +248,11 @@ impl Mapping {
         space.lookup(index) == Some(pfn) && space.remove_folio(pgdat, index).is_some()
     }
 
+    /// The cached file, for messages.
+    fn host(&self) -> Host {
+        Host { dev: self.dev, ino: self.ino }
+    }
+
     /// The file's size (Linux `i_size_read`).
     pub fn i_size(&self) -> u64 {
         self.i_size.load(Ordering::Acquire)
@@ -226,6 +267,11 @@ impl Mapping {
     /// Checks the cache's invariants ([`AddressSpace::check`]), for tests.
     pub fn check(&self) -> Result<(), &'static str> {
         self.space.lock().check(crate::mm::pgdat())
+    }
+
+    /// The id its pages' `mapping` holds (Linux's `address_space` pointer).
+    pub fn id(&self) -> MappingId {
+        self.id
     }
 
     /// Pages cached.
@@ -349,7 +395,7 @@ fn fill_locked(
     match result {
         Ok(()) => folio.page().set(PageFlags::UPTODATE),
         Err(e) => {
-            log::warn!("page cache: read of page {index} failed: {e}");
+            log::warn!("page cache: read of page {index} of {} failed: {e}", mapping.host());
             mapping.remove(folio, index);
         }
     }
@@ -424,24 +470,125 @@ fn ra_limits() -> RaLimits {
 /// synchronously here). A page that cannot be added or read ends the
 /// request: readahead is a hint.
 fn do_readahead(mapping: &Mapping, a_ops: &dyn AddressSpaceOperations, req: RaRequest) {
-    for index in req.start..req.start.saturating_add(req.nr) {
+    let end = req.start.saturating_add(req.nr);
+    let mut index = req.start;
+    let mut run: alloc::vec::Vec<FolioRef> = alloc::vec::Vec::new();
+    if run.try_reserve_exact(MAX_RUN).is_err() {
+        return;
+    }
+    while index < end {
         if mapping.find_get(index).is_some() {
+            index += 1;
             continue;
         }
-        let Ok(Ok(folio)) = mapping.add_new_locked(index) else { return };
-        if req.mark == Some(index) {
-            folio.page().set(PageFlags::READAHEAD);
+        // A run of new pages in a row, locked until they are read.
+        let first = index;
+        while index < end && run.len() < MAX_RUN && mapping.find_get(index).is_none() {
+            let Ok(Ok(folio)) = mapping.add_new_locked(index) else { break };
+            if req.mark == Some(index) {
+                folio.page().set(PageFlags::READAHEAD);
+            }
+            run.push(folio);
+            index += 1;
         }
-        if fill_locked(mapping, a_ops, &folio, index).is_err() {
+        if run.is_empty() {
+            return;
+        }
+        let read = read_run(a_ops, first, &run);
+        for (i, folio) in run.drain(..).enumerate() {
+            if read.is_ok() {
+                folio.page().set(PageFlags::UPTODATE);
+            } else {
+                mapping.remove(&folio, first + i as u64);
+            }
+            folio_unlock(folio.page(), folio.pfn(), &FOLIO_WAIT);
+        }
+        if read.is_err() {
             return;
         }
     }
 }
 
-/// Runs a readahead decision's requests.
+/// Reads the locked, new pages `run` from page `first` on with one
+/// [`AddressSpaceOperations::readahead`] call.
+fn read_run(a_ops: &dyn AddressSpaceOperations, first: u64, run: &[FolioRef]) -> Result<(), Errno> {
+    let mut buf = alloc::vec::Vec::new();
+    buf.try_reserve_exact(run.len() * PAGE).map_err(|_| Errno::ENOMEM)?;
+    buf.resize(run.len() * PAGE, 0);
+    a_ops.readahead(first, &mut buf)?;
+    for (folio, bytes) in run.iter().zip(buf.chunks(PAGE)) {
+        folio.write(0, bytes)?;
+    }
+    crate::mm::pgdat().count_vm_events(mm::vmstat::VmEventItem::Pgpgin, (run.len() * PAGE / 1024) as u64);
+    Ok(())
+}
+
+/// Runs a readahead decision's requests, recording the decision in the
+/// trace if one is on.
 fn run_readahead(mapping: &Mapping, a_ops: &dyn AddressSpaceOperations, ra: readahead::Readahead) {
+    if let Some(trace) = RA_TRACE.lock().as_mut() {
+        trace.record(&ra);
+    }
     for req in ra.requests {
         do_readahead(mapping, a_ops, req);
+    }
+}
+
+/// Readahead decisions kept by [`ra_trace_start`].
+pub const RA_TRACE_EVENTS: usize = 64;
+
+/// The readahead trace: every decision of every file while it is on
+/// (Linux has no such tracepoint in 6.1; see [`mm::readahead`]).
+static RA_TRACE: SpinLock<Option<RaTraceLog<RA_TRACE_EVENTS>>> = SpinLock::new(None);
+
+/// Starts recording readahead decisions, forgetting earlier ones.
+pub fn ra_trace_start() {
+    *RA_TRACE.lock() = Some(RaTraceLog::new());
+}
+
+/// Stops recording and hands back what was recorded.
+pub fn ra_trace_stop() -> Option<RaTraceLog<RA_TRACE_EVENTS>> {
+    RA_TRACE.lock().take()
+}
+
+/// `POSIX_FADV_WILLNEED`, `readahead(2)` and `MADV_WILLNEED` over `len`
+/// bytes from `offset` (0: to the end): reads the range's pages that are
+/// not cached, in 2 MiB chunks, capped as Linux's `force_page_cache_ra`
+/// caps it. Synchronous here: the pages are read before the call returns
+/// (Linux only starts the reads). Errors are dropped: it is a hint.
+pub fn force_page_cache_readahead(inode: &Inode, ra: &FileRaState, offset: u64, len: u64) {
+    let Ok((mapping, a_ops)) = parts(inode) else { return };
+    let ra_mapping =
+        RaMapping { cache: &mapping.space, nr_pages: mapping.i_size().div_ceil(PAGE_SIZE), bdi: ra_limits() };
+    run_readahead(mapping, a_ops, readahead::fadvise_willneed(ra, &ra_mapping, offset, len));
+}
+
+/// `POSIX_FADV_DONTNEED` over bytes `offset..=endbyte` (Linux
+/// `generic_fadvise`): starts write-back of the range's dirty pages
+/// (`WB_SYNC_NONE`: busy pages are skipped), then drops the clean,
+/// unmapped, unused pages wholly inside the range, and the last partial
+/// page when the range reaches the end of the file. Our write-back is
+/// synchronous, so the pages it wrote are clean and go too (Linux's are
+/// still under writeback then and stay).
+pub fn fadvise_dontneed(inode: &Inode, offset: u64, endbyte: u64) {
+    let Ok((mapping, _)) = parts(inode) else { return };
+    let mut wbc = WritebackControl {
+        sync_mode: SyncMode::None,
+        nr_to_write: u64::MAX,
+        start: offset / PAGE_SIZE,
+        end: endbyte / PAGE_SIZE,
+    };
+    // An error is recorded in the mapping for the next fsync.
+    let _ = writeback(inode, &mut wbc);
+    let start_index = offset.div_ceil(PAGE_SIZE);
+    let mut end_index = endbyte / PAGE_SIZE;
+    // A partial last page stays, unless it is the file's last page.
+    if endbyte % PAGE_SIZE != PAGE_SIZE - 1 && Some(endbyte) != mapping.i_size().checked_sub(1) {
+        let Some(before) = end_index.checked_sub(1) else { return };
+        end_index = before;
+    }
+    if end_index >= start_index {
+        invalidate_mapping_range(mapping, start_index, end_index);
     }
 }
 
@@ -616,6 +763,7 @@ pub fn writeback(inode: &Inode, wbc: &mut WritebackControl) -> Result<(), Errno>
     }
     let pgdat = crate::mm::pgdat();
     page_writeback::writeback_prepare(&mut mapping.space.lock(), wbc);
+    let mut run = WriteRun::new()?;
     let mut from = Some(wbc.start);
     let mut result = Ok(());
     while let Some(start) = from {
@@ -647,6 +795,12 @@ pub fn writeback(inode: &Inode, wbc: &mut WritebackControl) -> Result<(), Errno>
             }
             mm::filemap::folio_wait_writeback(page, folio.pfn(), &FOLIO_WAIT);
         }
+        // Linux `folio_clear_dirty_for_io`: a mapped page's ptes are
+        // write-protected first, so a later write through them dirties it
+        // again, and a dirty pte's bit moves to the page.
+        if page.mapcount() > 0 && crate::mmap::folio_mkclean(mapping.id.as_u64(), index, folio.pfn()) {
+            mapping.mark_dirty(&folio, index);
+        }
         if !page_writeback::folio_clear_dirty_for_io(pgdat, page) {
             folio_unlock(page, folio.pfn(), &FOLIO_WAIT);
             continue;
@@ -656,40 +810,104 @@ pub fn writeback(inode: &Inode, wbc: &mut WritebackControl) -> Result<(), Errno>
             folio_unlock(page, folio.pfn(), &FOLIO_WAIT);
             continue;
         }
-        let written = write_one(mapping, a_ops, &folio, index);
-        folio_unlock(page, folio.pfn(), &FOLIO_WAIT);
+        if !run.continues(index)
+            && let Err(e) = run.flush(mapping, a_ops)
+        {
+            result = Err(e);
+        }
+        // The page's bytes are taken while it is locked, so the write is
+        // of one version of it; it stays under writeback until the write
+        // ends, and a write meanwhile dirties it again.
+        if let Err(e) = run.push(index, folio) {
+            result = Err(e);
+        }
+        wbc.nr_to_write = wbc.nr_to_write.saturating_sub(1);
+    }
+    if let Err(e) = run.flush(mapping, a_ops) {
+        result = Err(e);
+    }
+    result
+}
+
+/// Pages under writeback in a row, their bytes gathered for one
+/// [`AddressSpaceOperations::writepages`] call (Linux's writeback bio).
+struct WriteRun {
+    first: u64,
+    pages: alloc::vec::Vec<FolioRef>,
+    buf: alloc::vec::Vec<u8>,
+}
+
+impl WriteRun {
+    fn new() -> Result<WriteRun, Errno> {
+        let mut pages = alloc::vec::Vec::new();
+        let mut buf = alloc::vec::Vec::new();
+        pages.try_reserve_exact(MAX_RUN).map_err(|_| Errno::ENOMEM)?;
+        buf.try_reserve_exact(MAX_RUN * PAGE).map_err(|_| Errno::ENOMEM)?;
+        Ok(WriteRun { first: 0, pages, buf })
+    }
+
+    /// Whether page `index` can join the run.
+    fn continues(&self, index: u64) -> bool {
+        self.pages.len() < MAX_RUN && (self.pages.is_empty() || self.first + self.pages.len() as u64 == index)
+    }
+
+    /// Adds the locked page `index`, under writeback, with its bytes, and
+    /// unlocks it.
+    fn push(&mut self, index: u64, folio: FolioRef) -> Result<(), Errno> {
+        if self.pages.is_empty() {
+            self.first = index;
+        }
+        let at = self.buf.len();
+        self.buf.resize(at + PAGE, 0);
+        let copied = folio.read(0, &mut self.buf[at..]);
+        folio_unlock(folio.page(), folio.pfn(), &FOLIO_WAIT);
+        self.pages.push(folio);
+        copied
+    }
+
+    /// Writes the run: its bytes up to the end of the file (the rest of the
+    /// last block zero), then ends every page's writeback, recording an
+    /// error in the mapping (Linux `mapping_set_error`).
+    fn flush(&mut self, mapping: &Mapping, a_ops: &dyn AddressSpaceOperations) -> Result<(), Errno> {
+        if self.pages.is_empty() {
+            return Ok(());
+        }
+        let start = self.first.saturating_mul(PAGE_SIZE);
+        let len = mapping.i_size().saturating_sub(start).min(self.buf.len() as u64) as usize;
+        let written = if len == 0 {
+            // Truncated meanwhile: nothing of it is in the file.
+            Ok(())
+        } else {
+            self.buf[len..].fill(0);
+            a_ops.writepages(self.first, &self.buf[..len.next_multiple_of(PAGE)])
+        };
+        let pgdat = crate::mm::pgdat();
+        if written.is_ok() {
+            pgdat.count_vm_events(mm::vmstat::VmEventItem::Pgpgout, len.div_ceil(1024) as u64);
+        }
         {
             let mut space = mapping.space.lock();
             if let Err(e) = written {
                 space.wb_err.set(e);
             }
-            page_writeback::folio_end_writeback(&mut space, pgdat, page, folio.pfn(), index, &FOLIO_WAIT);
+            for (i, folio) in self.pages.iter().enumerate() {
+                let index = self.first + i as u64;
+                page_writeback::folio_end_writeback(&mut space, pgdat, folio.page(), folio.pfn(), index, &FOLIO_WAIT);
+            }
         }
         if let Err(e) = written {
-            log::warn!("page cache: write-back of page {index} failed: {e}");
-            result = Err(e);
+            log::warn!(
+                "page cache: write-back of pages {}..{} of {} failed: {e}",
+                self.first,
+                self.first + self.pages.len() as u64,
+                mapping.host()
+            );
         }
-        wbc.nr_to_write = wbc.nr_to_write.saturating_sub(1);
+        // The references go after the lock.
+        self.pages.clear();
+        self.buf.clear();
+        written
     }
-    result
-}
-
-/// Writes one page under writeback: its bytes up to the end of the file,
-/// the last block's tail zero (the cache keeps bytes past the end zero).
-fn write_one(mapping: &Mapping, a_ops: &dyn AddressSpaceOperations, folio: &FolioRef, index: u64) -> Result<(), Errno> {
-    let size = mapping.i_size();
-    let start = index.saturating_mul(PAGE_SIZE);
-    if start >= size {
-        // Truncated meanwhile: nothing of it is in the file.
-        return Ok(());
-    }
-    let len = (size - start).min(PAGE_SIZE) as usize;
-    let mut buf = page_buffer()?;
-    folio.read(0, &mut buf)?;
-    buf[len..].fill(0);
-    a_ops.writepage(index, &buf)?;
-    crate::mm::pgdat().count_vm_events(mm::vmstat::VmEventItem::Pgpgout, (PAGE / 1024) as u64);
-    Ok(())
 }
 
 /// Writes every dirty page of the inode and waits for them, and for the
@@ -729,23 +947,28 @@ fn fdatawait(mapping: &Mapping) {
 /// `folio_zero_range` of the partial page). The caller holds `i_rwsem`
 /// and has set the size already or does right after.
 pub fn truncate_pagecache(inode: &Inode, new_size: u64) -> Result<(), Errno> {
-    match inode.i_mapping.as_ref() {
-        Some(mapping) => truncate_inode_pages_range(mapping, new_size, u64::MAX, MappedPage::Drop),
-        None => Ok(()),
-    }
+    let Some(mapping) = inode.i_mapping.as_ref() else { return Ok(()) };
+    let first = new_size.div_ceil(PAGE_SIZE);
+    // Unmap first, so that mapped pages can go, and again after, for a
+    // fault that mapped one meanwhile (Linux `truncate_pagecache`).
+    crate::mmap::unmap_mapping_pages(mapping.id.as_u64(), first);
+    let truncated = truncate_inode_pages_range(mapping, new_size, u64::MAX, MappedPage::Drop);
+    crate::mmap::unmap_mapping_pages(mapping.id.as_u64(), first);
+    truncated
 }
 
 /// What [`truncate_inode_pages_range`] does with a whole page that a
-/// user mapping still maps. There is no file reverse map (`i_mmap`) to
-/// unmap it with first, as Linux's `unmap_mapping_range` does.
+/// user mapping still maps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MappedPage {
-    /// It leaves the cache like the others and stays mapped until
-    /// unmapped (truncation: the mapper's later faults past the new end
-    /// are SIGBUS, but that page keeps its old contents there).
+    /// It leaves the cache like the others: truncation unmapped the range
+    /// from every address space before, and does again after for a fault
+    /// that raced it.
     Drop,
-    /// It is zeroed and stays in the cache (hole punching): every mapper
-    /// reads the zeros Linux's refault would give, and no mapping is left
+    /// It is zeroed and stays in the cache (hole punching under the
+    /// caller's mmap lock, which cannot walk the other address spaces to
+    /// unmap it: that walk takes each mmap lock): every mapper reads the
+    /// zeros Linux's unmap and refault would give, and no mapping is left
     /// with a page the file no longer has.
     ZeroInPlace,
 }
@@ -755,7 +978,9 @@ pub enum MappedPage {
 /// `truncate_inode_pages_range`; `lend` is `u64::MAX` for "to the end of
 /// the file"). Each page goes under its lock, after its writeback, its
 /// dirtiness dropped with it; `mapped` says what happens to a page a user
-/// mapping still maps. The caller holds `i_rwsem`.
+/// mapping still maps. The caller holds `i_rwsem`, or punches a hole
+/// ([`MappedPage::ZeroInPlace`]): the page locks keep a racing write,
+/// truncation or fault consistent, each seeing the page before or after.
 pub fn truncate_inode_pages_range(mapping: &Mapping, lstart: u64, lend: u64, mapped: MappedPage) -> Result<(), Errno> {
     let pgdat = crate::mm::pgdat();
     // Whole pages: from the first that starts in the range to the last
@@ -831,12 +1056,20 @@ fn zero_cached(mapping: &Mapping, index: u64, from: usize, to: usize) -> Result<
 /// never a shmem page, which is its file's only copy; returns how many
 /// went.
 pub fn invalidate_mapping_pages(mapping: &Mapping) -> u64 {
+    invalidate_mapping_range(mapping, 0, u64::MAX)
+}
+
+/// [`invalidate_mapping_pages`] over the pages `start..=end` only (Linux
+/// `invalidate_mapping_pages(mapping, start, end)`): a page that is
+/// dirty, under writeback, locked, mapped or referenced by anyone but the
+/// cache stays.
+pub fn invalidate_mapping_range(mapping: &Mapping, start: u64, end: u64) -> u64 {
     let mut dropped = 0;
-    let mut from = 0u64;
+    let mut from = start;
     loop {
         let next = {
             let space = mapping.space.lock();
-            space.find(from, u64::MAX, None).and_then(|(i, pfn)| Some((i, FolioRef::get(pfn)?)))
+            space.find(from, end, None).and_then(|(i, pfn)| Some((i, FolioRef::get(pfn)?)))
         };
         let Some((index, folio)) = next else { break };
         let page = folio.page();
@@ -887,8 +1120,6 @@ impl Drop for Mapping {
             self.remove(&folio, index);
             folio_unlock(page, folio.pfn(), &FOLIO_WAIT);
         }
-        if !self.swapbacked {
-            folio::unregister(self.id);
-        }
+        folio::unregister(self.id);
     }
 }

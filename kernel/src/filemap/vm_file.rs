@@ -11,7 +11,8 @@
 //!
 //! - `fault`: the cached page, read with readahead around the fault
 //!   (`do_sync_mmap_readahead`, or the next window at a `PG_readahead`
-//!   page), SIGBUS past the end of the file or on a read error.
+//!   page) as the VMA's `MADV_SEQUENTIAL`/`MADV_RANDOM` advice says,
+//!   SIGBUS past the end of the file or on a read error.
 //! - `map_pages`: fault-around maps the uptodate, unlocked pages already
 //!   cached, without I/O.
 //! - `page_mkwrite`: before a shared mapping writes a page, its blocks
@@ -19,6 +20,9 @@
 //!   gives), writeback of it is waited for, and it is marked dirty.
 //! - `set_page_dirty`: a dirty pte found at unmap or msync dirties the
 //!   page, which the flusher then writes.
+//! - `willneed`: `MADV_WILLNEED` reads the range ahead, as
+//!   `POSIX_FADV_WILLNEED` does; `mincore_page`: whether mincore sees an
+//!   unmapped page as resident (cached and uptodate).
 //!
 //! A shmem file (tmpfs, memfd, shared anonymous memory) is mapped the same
 //! way, as Linux's `shmem_vm_ops` do, less what has no meaning without a
@@ -98,10 +102,16 @@ impl MappedFile {
         Ok(self.mapping()?.i_size().div_ceil(PAGE_SIZE))
     }
 
-    /// The readahead around a fault at `index` (Linux
-    /// `do_sync_mmap_readahead` for a missing page,
+    /// The readahead around a fault at `index` as the VMA's `advice`
+    /// says (Linux `do_sync_mmap_readahead` for a missing page,
     /// `do_async_mmap_readahead` at a `PG_readahead` one).
-    fn fault_readahead(&self, mapping: &Mapping, index: u64, nr_pages: u64) -> Result<(), FileFaultError> {
+    fn fault_readahead(
+        &self,
+        mapping: &Mapping,
+        index: u64,
+        nr_pages: u64,
+        advice: VmaRaAdvice,
+    ) -> Result<(), FileFaultError> {
         let (_, a_ops) = parts(&self.inode).map_err(fault_error)?;
         let ra_mapping = RaMapping { cache: &mapping.space, nr_pages, bdi: ra_limits() };
         match mapping.find_get(index) {
@@ -110,14 +120,8 @@ impl MappedFile {
                 if page.test(PageFlags::READAHEAD) {
                     let mut ra = *self.ra.lock();
                     let writeback = page.test(PageFlags::WRITEBACK);
-                    let decision = readahead::do_async_mmap_readahead(
-                        &mut ra,
-                        &ra_mapping,
-                        VmaRaAdvice::Normal,
-                        index,
-                        true,
-                        writeback,
-                    );
+                    let decision =
+                        readahead::do_async_mmap_readahead(&mut ra, &ra_mapping, advice, index, true, writeback);
                     *self.ra.lock() = ra;
                     if decision.clear_readahead {
                         page.clear(PageFlags::READAHEAD);
@@ -127,7 +131,7 @@ impl MappedFile {
             }
             None => {
                 let mut ra = *self.ra.lock();
-                let decision = readahead::do_sync_mmap_readahead(&mut ra, &ra_mapping, VmaRaAdvice::Normal, index);
+                let decision = readahead::do_sync_mmap_readahead(&mut ra, &ra_mapping, advice, index);
                 *self.ra.lock() = ra;
                 run_readahead(mapping, a_ops, decision);
             }
@@ -148,6 +152,10 @@ impl VmaFile for MappedFile {
         &self.name
     }
 
+    fn mapping_id(&self) -> Option<u64> {
+        self.inode.i_mapping.as_deref().map(|m| m.id().as_u64())
+    }
+
     fn get_file(&self) {
         // SAFETY: `self` lives in an `Arc` (only `MappedFile::new` makes
         // one) and the caller holds a count of it (a VMA's or the mmap
@@ -162,7 +170,7 @@ impl VmaFile for MappedFile {
         unsafe { Arc::decrement_strong_count(core::ptr::from_ref(self)) };
     }
 
-    fn fault(&self, _pgdat: &PgData<'_>, index: u64) -> Result<FaultPage, FileFaultError> {
+    fn fault(&self, _pgdat: &PgData<'_>, index: u64, advice: VmaRaAdvice) -> Result<FaultPage, FileFaultError> {
         let mapping = self.mapping()?;
         let nr_pages = self.nr_pages()?;
         if index >= nr_pages {
@@ -170,7 +178,7 @@ impl VmaFile for MappedFile {
         }
         // shmem reads nothing ahead: its pages are in memory or holes.
         if !mapping.is_swapbacked() {
-            self.fault_readahead(mapping, index, nr_pages)?;
+            self.fault_readahead(mapping, index, nr_pages, advice)?;
         }
         let (folio, read) = read_cache_page_major(&self.inode, index).map_err(fault_error)?;
         folio.page().set(PageFlags::REFERENCED);
@@ -241,9 +249,23 @@ impl VmaFile for MappedFile {
         self.inode.ops.fsync()
     }
 
+    fn willneed(&self, offset: u64, len: u64) {
+        // shmem has nothing to read ahead (Linux's `madvise_willneed`
+        // only swaps shmem pages in, and there is no swap).
+        if self.mapping().is_ok_and(|m| !m.is_swapbacked()) {
+            let ra = *self.ra.lock();
+            super::force_page_cache_readahead(&self.inode, &ra, offset, len);
+        }
+    }
+
+    fn mincore_page(&self, index: u64) -> bool {
+        let Ok(mapping) = self.mapping() else { return false };
+        mapping.find_get(index).is_some_and(|folio| folio.page().test(PageFlags::UPTODATE))
+    }
+
     fn punch_hole(&self, _pgdat: &PgData<'_>, start: u64, end: u64) -> Result<(), Errno> {
         match self.inode.ops.shmem() {
-            Some(shmem) => shmem.punch_hole(&self.inode, start, end),
+            Some(shmem) => shmem.punch_hole(start, end),
             None => Err(Errno::EOPNOTSUPP),
         }
     }

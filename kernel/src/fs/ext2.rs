@@ -325,6 +325,9 @@ impl FileOperations for Ext2Inode {
 }
 
 impl AddressSpaceOperations for Ext2Inode {
+    /// Reads `buf.len()` bytes from page `index` on: one page, or a
+    /// readahead window, whose blocks in a row the crate reads with one
+    /// request each run.
     fn read_folio(&self, index: u64, buf: &mut [u8]) -> Result<(), Errno> {
         let offset = index.checked_mul(mm::PAGE_SIZE).ok_or(Errno::EFBIG)?;
         let n = self.sb.with(|fs| fs.read(self.ino, offset, buf))?;
@@ -349,7 +352,11 @@ impl AddressSpaceOperations for Ext2Inode {
         self.sb.with(|fs| fs.write_end(self.ino, end))
     }
 
-    fn writepage(&self, index: u64, data: &[u8]) -> Result<(), Errno> {
+    fn readahead(&self, index: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        self.read_folio(index, buf)
+    }
+
+    fn writepages(&self, index: u64, data: &[u8]) -> Result<(), Errno> {
         let bs = self.sb.block_size as usize;
         let offset = index.checked_mul(mm::PAGE_SIZE).ok_or(Errno::EFBIG)?;
         let whole = data.len().div_ceil(bs) * bs;

@@ -28,7 +28,7 @@ use mm::errseq::ErrSeqSample;
 use mm::gfp::{GFP_HIGHUSER_MOVABLE, Gfp};
 use mm::highmem::memcpy_to_owned;
 use mm::page_alloc::PgData;
-use mm::readahead::FileRaState;
+use mm::readahead::{FileRaState, VmaRaAdvice};
 use mm::vma::{FaultPage, FileFaultError, VmaFile};
 use spin::Once;
 use uapi::errno::Errno;
@@ -36,6 +36,7 @@ use uapi::errno::Errno;
 use super::Entry;
 use super::namespace::Path;
 use super::pipe::PipeEnd;
+use super::proc_sysctl::SysctlStore;
 use crate::sync::{Mutex, SpinLock};
 
 /// An initramfs file as the mm sees it.
@@ -65,7 +66,8 @@ impl VmaFile for RamFile {
 
     fn put_file(&self) {}
 
-    fn fault(&self, pgdat: &PgData<'_>, index: u64) -> Result<FaultPage, FileFaultError> {
+    // No cache, so no readahead to steer.
+    fn fault(&self, pgdat: &PgData<'_>, index: u64, _: VmaRaAdvice) -> Result<FaultPage, FileFaultError> {
         let data = self.entry.data;
         let offset = index.checked_mul(mm::PAGE_SIZE).and_then(|o| usize::try_from(o).ok());
         // Linux `filemap_fault`: a page wholly past the end is SIGBUS.
@@ -92,6 +94,13 @@ impl VmaFile for RamFile {
     fn fsync_range(&self, _: u64, _: u64) -> Result<(), Errno> {
         Ok(())
     }
+
+    // The archive is in memory: nothing to read ahead, no cache to ask.
+    fn willneed(&self, _: u64, _: u64) {}
+
+    fn mincore_page(&self, _: u64) -> bool {
+        false
+    }
 }
 
 static RAM_FILES: Once<Vec<RamFile>> = Once::new();
@@ -114,6 +123,15 @@ pub enum FileKind {
     Inode(Path),
     /// Generated text, snapshot at open.
     Text(Vec<u8>),
+    /// A settable sysctl opened for writing: each write sets it from the
+    /// bytes written (Linux `proc_sys_write`); reads see `text`, the value
+    /// at open, if it is readable.
+    Sysctl {
+        /// The value at open (empty for a write-only one).
+        text: Vec<u8>,
+        /// What a write calls.
+        store: SysctlStore,
+    },
     /// One end of a pipe.
     Pipe(PipeEnd),
 }
@@ -209,7 +227,7 @@ impl OpenFile {
                 *self.pos.lock() = pos + n as u64;
                 return Ok(n);
             }
-            FileKind::Text(t) => t,
+            FileKind::Text(t) | FileKind::Sysctl { text: t, .. } => t,
             FileKind::Pipe(p) => return p.read(buf, self.nonblock()),
         };
         let mut pos = self.pos.lock();
@@ -228,6 +246,12 @@ impl OpenFile {
         let n = super::read_write::generic_file_read(&p.inode, &mut ra, pos, buf);
         *self.f_ra.lock() = ra;
         n
+    }
+
+    /// Runs `f` on the file's readahead state (Linux `file->f_ra`), for
+    /// fadvise and readahead(2), under a spin lock: `f` must not sleep.
+    pub fn with_ra<R>(&self, f: impl FnOnce(&mut FileRaState) -> R) -> R {
+        f(&mut self.f_ra.lock())
     }
 
     /// Makes the file durable and reports a write-back error this file
@@ -249,7 +273,7 @@ impl OpenFile {
         }
         match &self.kind {
             FileKind::Inode(p) => self.pread(p, buf, pos),
-            FileKind::Text(t) => {
+            FileKind::Text(t) | FileKind::Sysctl { text: t, .. } => {
                 let start = usize::try_from(pos).unwrap_or(usize::MAX).min(t.len());
                 let n = buf.len().min(t.len() - start);
                 buf[..n].copy_from_slice(&t[start..start + n]);
@@ -272,6 +296,7 @@ impl OpenFile {
             }
             FileKind::Console | FileKind::Pipe(_) => Err(Errno::ESPIPE),
             FileKind::Text(_) => Err(Errno::EINVAL),
+            FileKind::Sysctl { store, .. } => sysctl_write(*store, buf),
         }
     }
 
@@ -280,7 +305,7 @@ impl OpenFile {
     pub fn unread(&self, bytes: &[u8]) {
         match &self.kind {
             FileKind::Pipe(p) => p.unread(bytes),
-            FileKind::Inode(_) | FileKind::Text(_) => {
+            FileKind::Inode(_) | FileKind::Text(_) | FileKind::Sysctl { .. } => {
                 let mut pos = self.pos.lock();
                 *pos = pos.saturating_sub(bytes.len() as u64);
             }
@@ -312,6 +337,7 @@ impl OpenFile {
             }
             FileKind::Pipe(ref p) => p.write(buf, self.nonblock()),
             FileKind::Text(_) => Err(Errno::EBADF),
+            FileKind::Sysctl { store, .. } => sysctl_write(store, buf),
         }
     }
 
@@ -320,9 +346,17 @@ impl OpenFile {
         Ok(match &self.kind {
             FileKind::Console | FileKind::Pipe(_) => 0,
             FileKind::Inode(p) => p.inode.getattr()?.size,
-            FileKind::Text(t) => t.len() as u64,
+            FileKind::Text(t) | FileKind::Sysctl { text: t, .. } => t.len() as u64,
         })
     }
+}
+
+/// Sets a sysctl from the bytes of one write (Linux `proc_sys_write` with
+/// `proc_dointvec`'s parse): the whole buffer is taken.
+fn sysctl_write(store: SysctlStore, buf: &[u8]) -> Result<usize, Errno> {
+    let text = core::str::from_utf8(buf).map_err(|_| Errno::EINVAL)?;
+    store(text)?;
+    Ok(buf.len())
 }
 
 /// A descriptor table (Linux `struct fdtable`): descriptor -> open file,

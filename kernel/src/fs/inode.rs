@@ -298,7 +298,7 @@ impl SuperBlock {
         // A miss: the page cache is made outside the lock (it asks the
         // file system for the type, which may sleep), then the cache is
         // asked again in case another task was quicker.
-        let i_mapping = new_mapping(&*fs_inode);
+        let i_mapping = new_mapping(self.dev, &*fs_inode);
         let new = Arc::new(Inode { sb: self.clone(), ino, ops: fs_inode, i_rwsem: Mutex::new(()), i_mapping });
         // What is dropped here may be the last reference to an inode (whose
         // drop takes this lock) or our unused `new` (whose drop may sleep):
@@ -371,17 +371,19 @@ pub struct Inode {
     pub i_mapping: Option<Arc<Mapping>>,
 }
 
-/// A page cache for a regular file with page cache operations: a shmem
-/// file's own, or a new one. Without memory for a new one, the file is
-/// served by the file system directly, which is slower but correct (one
-/// inode, one way, for its whole life).
-fn new_mapping(fs_inode: &dyn FsInode) -> Option<Arc<Mapping>> {
+/// A page cache for a regular file with page cache operations, on device
+/// `dev` (the VFS inode does not exist yet: the cache is made first): a
+/// shmem file's own, or a new one. Without memory for a new one, the file
+/// is served by the file system directly, which is slower but correct
+/// (one inode, one way, for its whole life).
+fn new_mapping(dev: u64, fs_inode: &dyn FsInode) -> Option<Arc<Mapping>> {
     if let Some(shmem) = fs_inode.shmem() {
         return Some(shmem.mapping().clone());
     }
     fs_inode.a_ops()?;
     let st = fs_inode.getattr().ok().filter(Kstat::is_reg)?;
-    Mapping::new(false, st.size).map_err(|e| log::warn!("inode {}: no page cache: {e}", fs_inode.ino())).ok()
+    let ino = fs_inode.ino();
+    Mapping::new(dev, ino, false, st.size).map_err(|e| log::warn!("inode {ino}: no page cache: {e}")).ok()
 }
 
 impl Inode {

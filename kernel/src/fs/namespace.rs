@@ -301,10 +301,11 @@ pub fn do_mount(source: &str, target: Path, fstype: &str, flags: MountFlags) -> 
             let name = source.strip_prefix("/dev/").unwrap_or(source);
             SuperBlock::new(devt, super::ext2::mount(name, dev, flags.read_only)?)
         }
-        "tmpfs" => SuperBlock::new(
-            get_anon_dev(),
-            super::ramfs::new_instance("tmpfs", uapi::fs::TMPFS_MAGIC, 0o1777, super::ramfs::Storage::Shmem),
-        ),
+        "tmpfs" => {
+            let dev = get_anon_dev();
+            let storage = super::ramfs::Storage::Shmem { dev };
+            SuperBlock::new(dev, super::ramfs::new_instance("tmpfs", uapi::fs::TMPFS_MAGIC, 0o1777, storage))
+        }
         "ramfs" => SuperBlock::new(
             get_anon_dev(),
             super::ramfs::new_instance("ramfs", uapi::fs::RAMFS_MAGIC, 0o1777, super::ramfs::Storage::Heap),

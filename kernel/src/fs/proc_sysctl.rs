@@ -7,12 +7,22 @@
 //! in Linux's text (`proc_dointvec`: the number and a newline). Only
 //! sysctls whose value is true of this kernel are listed: no swap or
 //! reclaim tunables yet, since there is nothing they would describe. The
-//! page cache's `vm.dirty_*` tunables can be set ([`Sysctl::store`],
-//! through the console's `sysctl NAME=VALUE`), with Linux's bounds.
+//! page cache's `vm.dirty_*` tunables can be set ([`Sysctl::store`]), by
+//! writing the file (each write(2) is parsed whole, as Linux's
+//! `proc_dointvec` does) or through the console's `sysctl NAME=VALUE`,
+//! with Linux's bounds.
 //!
-//! Differences from Linux: the files are read-only snapshots made at
-//! open (mode 0444; opening one for writing is EACCES), where Linux lets
-//! root write most of them; `overcommit_memory` reads 0 (heuristic) but
+//! `vm/drop_caches` (mode 0200, as Linux's) drops the clean page cache
+//! and empty slabs ([`crate::mm::drop_caches`]). Linux's
+//! debugfs file `fault_around_bytes` ([`DEBUGFS`]) is found the same
+//! way, by its path `/sys/kernel/debug/fault_around_bytes`, with no
+//! debugfs to mount (`mount -t debugfs` is ENODEV here): a program that
+//! mounts debugfs there on Linux sees the same file on both.
+//!
+//! Differences from Linux: reads are snapshots made at open; only the
+//! settable files can be opened for writing (the others EACCES, where
+//! Linux lets root write most of them); `drop_caches` drops the page
+//! cache and slabs whatever the value 1 to 4; `overcommit_memory` reads 0 (heuristic) but
 //! no mmap is ever refused for overcommit (Linux `__vm_enough_memory`);
 //! `max_map_count` is the limit the mm enforces
 //! (`mm::mmap::MAX_MAP_COUNT`), fixed; `randomize_va_space` is 0 because nothing is
@@ -27,7 +37,11 @@ use uapi::errno::Errno;
 
 /// One `/proc/sys` file: its path below `/proc/sys/` and its text.
 pub struct Sysctl {
-    /// Path below `/proc/sys/`, as `vm/mmap_min_addr`.
+    /// Whether it can be opened for reading (Linux's mode has `r`:
+    /// `drop_caches`, 0200, has not).
+    pub readable: bool,
+    /// Path below `/proc/sys/`, as `vm/mmap_min_addr` (below
+    /// `/sys/kernel/debug/` for [`DEBUGFS`]).
     pub path: &'static str,
     /// The file's contents now.
     pub show: fn() -> String,
@@ -73,13 +87,14 @@ fn min_free_kbytes() -> String {
 
 /// Every `/proc/sys` file, sorted by path.
 pub static SYSCTLS: &[Sysctl] = &[
-    Sysctl { path: "fs/nr_open", show: || line(crate::resource::SYSCTL_NR_OPEN), store: None },
-    Sysctl { path: "kernel/hostname", show: || line(crate::syscall::UTS_NODENAME), store: None },
-    Sysctl { path: "kernel/osrelease", show: || line(crate::syscall::UTS_RELEASE), store: None },
-    Sysctl { path: "kernel/ostype", show: || line(crate::syscall::UTS_SYSNAME), store: None },
-    Sysctl { path: "kernel/randomize_va_space", show: || line(0), store: None },
-    Sysctl { path: "kernel/threads-max", show: || line(crate::resource::max_threads()), store: None },
+    Sysctl { readable: true, path: "fs/nr_open", show: || line(crate::resource::SYSCTL_NR_OPEN), store: None },
+    Sysctl { readable: true, path: "kernel/hostname", show: || line(crate::syscall::UTS_NODENAME), store: None },
+    Sysctl { readable: true, path: "kernel/osrelease", show: || line(crate::syscall::UTS_RELEASE), store: None },
+    Sysctl { readable: true, path: "kernel/ostype", show: || line(crate::syscall::UTS_SYSNAME), store: None },
+    Sysctl { readable: true, path: "kernel/randomize_va_space", show: || line(0), store: None },
+    Sysctl { readable: true, path: "kernel/threads-max", show: || line(crate::resource::max_threads()), store: None },
     Sysctl {
+        readable: true,
         path: "vm/dirty_background_ratio",
         show: || line(dirty().background_ratio),
         store: Some(|t| {
@@ -88,6 +103,7 @@ pub static SYSCTLS: &[Sysctl] = &[
         }),
     },
     Sysctl {
+        readable: true,
         path: "vm/dirty_expire_centisecs",
         show: || line(dirty().expire_centisecs),
         store: Some(|t| {
@@ -99,6 +115,7 @@ pub static SYSCTLS: &[Sysctl] = &[
         }),
     },
     Sysctl {
+        readable: true,
         path: "vm/dirty_ratio",
         show: || line(dirty().ratio),
         store: Some(|t| {
@@ -107,6 +124,7 @@ pub static SYSCTLS: &[Sysctl] = &[
         }),
     },
     Sysctl {
+        readable: true,
         path: "vm/dirty_writeback_centisecs",
         show: || line(dirty().writeback_centisecs),
         store: Some(|t| {
@@ -117,18 +135,53 @@ pub static SYSCTLS: &[Sysctl] = &[
             })
         }),
     },
-    Sysctl { path: "vm/legacy_va_layout", show: || line(0), store: None },
-    Sysctl { path: "vm/max_map_count", show: || line(mm::mmap::MAX_MAP_COUNT), store: None },
-    Sysctl { path: "vm/min_free_kbytes", show: min_free_kbytes, store: None },
-    Sysctl { path: "vm/mmap_min_addr", show: || line(mm::mmap::MMAP_MIN_ADDR), store: None },
-    Sysctl { path: "vm/overcommit_kbytes", show: || line(0), store: None },
-    Sysctl { path: "vm/overcommit_memory", show: || line(OVERCOMMIT_GUESS), store: None },
-    Sysctl { path: "vm/overcommit_ratio", show: || line(OVERCOMMIT_RATIO), store: None },
-    Sysctl { path: "vm/watermark_scale_factor", show: || line(mm::mmzone::WATERMARK_SCALE_FACTOR), store: None },
+    Sysctl {
+        readable: false,
+        path: "vm/drop_caches",
+        show: String::new,
+        store: Some(|t| {
+            // Linux `proc_dointvec_minmax` over 1..=4: 1 the page cache, 2
+            // slab, 3 both, 4 quiet. Ours drops both for any of them, and
+            // like Linux's writes nothing back: dirty pages stay.
+            match parse_int(t)? {
+                1..=4 => {
+                    crate::mm::drop_caches();
+                    Ok(())
+                }
+                _ => Err(Errno::EINVAL),
+            }
+        }),
+    },
+    Sysctl { readable: true, path: "vm/legacy_va_layout", show: || line(0), store: None },
+    Sysctl { readable: true, path: "vm/max_map_count", show: || line(mm::mmap::MAX_MAP_COUNT), store: None },
+    Sysctl { readable: true, path: "vm/min_free_kbytes", show: min_free_kbytes, store: None },
+    Sysctl { readable: true, path: "vm/mmap_min_addr", show: || line(mm::mmap::MMAP_MIN_ADDR), store: None },
+    Sysctl { readable: true, path: "vm/overcommit_kbytes", show: || line(0), store: None },
+    Sysctl { readable: true, path: "vm/overcommit_memory", show: || line(OVERCOMMIT_GUESS), store: None },
+    Sysctl { readable: true, path: "vm/overcommit_ratio", show: || line(OVERCOMMIT_RATIO), store: None },
+    Sysctl {
+        readable: true,
+        path: "vm/watermark_scale_factor",
+        show: || line(mm::mmzone::WATERMARK_SCALE_FACTOR),
+        store: None,
+    },
 ];
 
-/// The sysctl at absolute path `abs` (`/proc/sys/...`), if there is one.
+/// The debugfs files the mm has (Linux `mm/memory.c`'s
+/// `fault_around_bytes`, 0644), by path below `/sys/kernel/debug/`.
+pub static DEBUGFS: &[Sysctl] = &[Sysctl {
+    readable: true,
+    path: "fault_around_bytes",
+    show: || line(mm::memory::fault_around_bytes()),
+    store: Some(|t| mm::memory::set_fault_around_bytes(t.trim().parse::<u64>().map_err(|_| Errno::EINVAL)?)),
+}];
+
+/// The sysctl or debugfs file at absolute path `abs` (`/proc/sys/...`,
+/// `/sys/kernel/debug/...`), if there is one.
 pub fn lookup(abs: &str) -> Option<&'static Sysctl> {
+    if let Some(rel) = abs.strip_prefix("/sys/kernel/debug/") {
+        return DEBUGFS.iter().find(|s| s.path == rel);
+    }
     let rel = abs.strip_prefix("/proc/sys/")?;
     SYSCTLS.iter().find(|s| s.path == rel)
 }

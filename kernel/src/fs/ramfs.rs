@@ -49,6 +49,9 @@ use super::inode::{
     DirEntry, FileOperations, FsInode, Ino, InodeOperations, Kstat, Kstatfs, Owner, RenameFlags, SetAttr,
     SuperOperations, Timestamp, dt_of_mode,
 };
+use alloc::string::String;
+use mm::memfd::Seals;
+
 use crate::filemap::AddressSpaceOperations;
 use crate::shmem::ShmemInode;
 use crate::sync::Mutex;
@@ -68,8 +71,12 @@ pub enum Storage {
     /// Heap pages the file system keeps ([`FileData::Pages`]): the rootfs
     /// and ramfs.
     Heap,
-    /// Shmem files ([`FileData::Shmem`]): tmpfs.
-    Shmem,
+    /// Shmem files ([`FileData::Shmem`]): tmpfs, mounted as device `dev`
+    /// (which its files' page caches name).
+    Shmem {
+        /// The instance's device number.
+        dev: u64,
+    },
 }
 
 /// A file's bytes.
@@ -550,13 +557,10 @@ impl InodeOperations for RamInode {
     }
 
     fn create(&self, name: &[u8], mode: u32, owner: Owner) -> Result<Arc<dyn FsInode>, Errno> {
-        let data = match self.shared.storage {
-            Storage::Heap => FileData::empty(),
-            // A tmpfs file takes no seals (Linux `shmem_get_inode`).
-            Storage::Shmem => FileData::Shmem(ShmemInode::new(mm::memfd::Seals::SEAL, None)?),
-        };
         let _ns = self.shared.ns_lock.lock();
-        let child = self.new_child(S_IFREG | (mode & 0o7777), owner, Content::File(data), None);
+        let child = self.new_child(S_IFREG | (mode & 0o7777), owner, Content::File(FileData::empty()), None);
+        // A tmpfs file takes no seals (Linux `shmem_get_inode`).
+        self.make_shmem(&child, Seals::SEAL, None)?;
         self.add_entry_locked(name, child.clone())?;
         Ok(child)
     }
@@ -814,7 +818,7 @@ impl AddressSpaceOperations for RamInode {
 
     /// Never asked: a shmem file's pages are never written back (see
     /// [`crate::shmem`]); there is nothing to write them to.
-    fn writepage(&self, _index: u64, _data: &[u8]) -> Result<(), Errno> {
+    fn writepages(&self, _index: u64, _data: &[u8]) -> Result<(), Errno> {
         Ok(())
     }
 }
@@ -826,13 +830,33 @@ pub fn new_instance(name: &'static str, magic: i64, mode: u32, storage: Storage)
 }
 
 impl RamInode {
-    /// A regular file of mode `mode` in no directory (`nlink` 0), its data
-    /// `shmem`: a file the kernel makes for itself on its internal tmpfs
-    /// (Linux `shmem_file_setup` on `shm_mnt`), alive while held.
-    pub fn new_unlinked_file(&self, mode: u32, owner: Owner, shmem: Arc<ShmemInode>) -> Arc<RamInode> {
-        let child = self.new_child(S_IFREG | (mode & 0o7777), owner, Content::File(FileData::Shmem(shmem)), None);
+    /// A regular file of mode `mode` in no directory (`nlink` 0), a shmem
+    /// file with `seals` named `name`: a file the kernel makes for itself
+    /// on its internal tmpfs (Linux `shmem_file_setup` on `shm_mnt`),
+    /// alive while held. EINVAL on an instance without shmem files.
+    pub fn new_unlinked_file(
+        &self,
+        mode: u32,
+        owner: Owner,
+        seals: Seals,
+        name: String,
+    ) -> Result<Arc<RamInode>, Errno> {
+        let child = self.new_child(S_IFREG | (mode & 0o7777), owner, Content::File(FileData::empty()), None);
+        if !self.make_shmem(&child, seals, Some(name))? {
+            return Err(Errno::EINVAL);
+        }
         child.data.lock().nlink = 0;
-        child
+        Ok(child)
+    }
+
+    /// Makes the new regular file `child` a shmem file with `seals` on a
+    /// tmpfs instance (its page cache names it by its inode number);
+    /// whether it did (not on a rootfs or ramfs instance).
+    fn make_shmem(&self, child: &RamInode, seals: Seals, name: Option<String>) -> Result<bool, Errno> {
+        let Storage::Shmem { dev } = self.shared.storage else { return Ok(false) };
+        let shmem = ShmemInode::new(dev, child.ino, seals, name)?;
+        child.data.lock().content = Content::File(FileData::Shmem(shmem));
+        Ok(true)
     }
 }
 

@@ -8,8 +8,10 @@
 //! `AT_EMPTY_PATH`), then the walk ([`super::namei`]).
 //!
 //! Differences from Linux: no permission checks (EACCES never comes from
-//! mode bits; every caller is treated as root); `O_DIRECT` is EINVAL as
-//! tmpfs gives it; `O_TMPFILE` is EOPNOTSUPP; `mmap` maps files with a
+//! mode bits; every caller is treated as root); `O_DIRECT` is EINVAL at
+//! open, as tmpfs gives it before Linux 6.6, for every file: a file with a
+//! page cache (ext2) refuses it rather than have reads and writes bypass
+//! the cache (Linux's ext2 supports it; the issue allows the refusal); `O_TMPFILE` is EOPNOTSUPP; `mmap` maps files with a
 //! page cache (ext2, tmpfs, memfd) and those the initramfs still holds
 //! (ENODEV for others: a rootfs file written at run time).
 
@@ -119,16 +121,27 @@ pub fn sys_openat(dirfd: i32, path: u64, flags: u32, mode: u32) -> SysResult {
     me.proc.files.lock().install(OpenFile::new(kind, stored), cloexec, nofile).map(|fd| fd as u64)
 }
 
-/// The generated `/proc` files, which have no inodes.
+/// The generated `/proc` files and the debugfs file, which have no
+/// inodes (see [`super::proc_sysctl`]).
 fn proc_file(path: &[u8], flags: u32) -> Result<Option<FileKind>, Errno> {
     let Ok(abs) = core::str::from_utf8(path) else { return Ok(None) };
+    let writing = flags & O_ACCMODE != O_RDONLY;
+    if let Some(sysctl) = super::proc_sysctl::lookup(abs) {
+        let reading = flags & O_ACCMODE != O_WRONLY;
+        // Linux's mode bits, which bind root too: 0444, 0644 or 0200.
+        if reading && !sysctl.readable || writing && sysctl.store.is_none() {
+            return Err(Errno::EACCES);
+        }
+        let text = if reading { (sysctl.show)().into_bytes() } else { Vec::new() };
+        return Ok(Some(match sysctl.store {
+            Some(store) if writing => FileKind::Sysctl { text, store },
+            _ => FileKind::Text(text),
+        }));
+    }
     if !abs.starts_with("/proc/") {
         return Ok(None);
     }
-    let writing = flags & O_ACCMODE != O_RDONLY;
-    let sysctl = super::proc_sysctl::lookup(abs);
     let text = match abs {
-        _ if let Some(sysctl) = sysctl => (sysctl.show)(),
         "/proc/self/maps" => {
             let mm = sched::current().proc.mm().ok_or(Errno::ENOENT)?;
             let mut text = String::new();
@@ -298,6 +311,7 @@ fn file_stat(f: &OpenFile) -> Result<(Kstat, u64), Errno> {
             st.mode = uapi::stat::S_IFREG | 0o444;
             st.size = t.len() as u64;
         }
+        FileKind::Sysctl { .. } => st.mode = uapi::stat::S_IFREG | 0o644,
         FileKind::Pipe(_) => st.mode = uapi::stat::S_IFIFO | 0o600,
     }
     Ok((st, 0))

@@ -136,10 +136,12 @@ fn umount(_: &mut Shell, args: &[&str], _: &mut String) -> Result<Flow, CmdError
 fn sysctl(_: &mut Shell, args: &[&str], out: &mut String) -> Result<Flow, CmdError> {
     use crate::fs::proc_sysctl::{SYSCTLS, Sysctl};
     let show = |s: &Sysctl, out: &mut String| {
-        let _ = write!(out, "{} = {}", s.path.replace('/', "."), (s.show)());
+        if s.readable {
+            let _ = write!(out, "{} = {}", s.path.replace('/', "."), (s.show)());
+        }
     };
     match args {
-        [] => SYSCTLS.iter().for_each(|s| show(s, out)),
+        [] => SYSCTLS.iter().filter(|s| s.readable).for_each(|s| show(s, out)),
         [arg] => {
             let (name, value) = match arg.split_once('=') {
                 Some((n, v)) => (n, Some(v)),

@@ -24,12 +24,16 @@ use crate::page::Page;
 use crate::page_alloc::PgData;
 use crate::page_flags::PageFlags;
 use crate::page_writeback::{folio_clear_dirty_for_io, folio_end_writeback, folio_mark_dirty, folio_start_writeback};
+use crate::readahead::VmaRaAdvice;
 use crate::sim::{HeapAlloc, SimFolioWaits};
-use crate::vma::FaultPage;
+use crate::vma::{FaultPage, VM_READHINTMASK};
 use crate::vmstat::NodeStatItem;
 use crate::xarray::XaNode;
 
 type Nodes = HeapAlloc<XaNode<Pfn>>;
+
+/// A second mapping's address, well away from `X`.
+const Y: u64 = X + 0x100_0000;
 
 /// What the mm asked of a [`CachedFile`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -46,6 +50,10 @@ struct Calls {
     /// `fsync_range` ranges, and the pages they wrote.
     fsync: Vec<(u64, u64)>,
     written: usize,
+    /// The readahead advice of each `fault`.
+    advice: Vec<VmaRaAdvice>,
+    /// `willneed` ranges: (offset, len) in bytes.
+    willneed: Vec<(u64, u64)>,
 }
 
 /// A file of `pages` pages, page `i` all bytes [`byte_of`]`(i)`, cached in
@@ -171,6 +179,10 @@ impl VmaFile for CachedFile {
         "/cached"
     }
 
+    fn mapping_id(&self) -> Option<u64> {
+        Some(self.cache.lock().unwrap().id().as_u64())
+    }
+
     fn get_file(&self) {
         self.refs.fetch_add(1, Ordering::Relaxed);
     }
@@ -179,8 +191,12 @@ impl VmaFile for CachedFile {
         assert!(self.refs.fetch_sub(1, Ordering::Relaxed) > 0, "put_file without a reference");
     }
 
-    fn fault(&self, pgdat: &PgData<'_>, index: u64) -> Result<FaultPage, FileFaultError> {
-        self.calls.lock().unwrap().faults += 1;
+    fn fault(&self, pgdat: &PgData<'_>, index: u64, advice: VmaRaAdvice) -> Result<FaultPage, FileFaultError> {
+        {
+            let mut calls = self.calls.lock().unwrap();
+            calls.faults += 1;
+            calls.advice.push(advice);
+        }
         if let Some(e) = self.fail_fault.lock().unwrap().take() {
             return Err(e);
         }
@@ -235,6 +251,14 @@ impl VmaFile for CachedFile {
             return Err(e);
         }
         Ok(())
+    }
+
+    fn willneed(&self, offset: u64, len: u64) {
+        self.calls.lock().unwrap().willneed.push((offset, len));
+    }
+
+    fn mincore_page(&self, index: u64) -> bool {
+        self.cache.lock().unwrap().lookup(index).is_some()
     }
 }
 
@@ -393,8 +417,9 @@ fn zapping_a_dirty_shared_pte_hands_its_dirtiness_to_the_file() {
             write(env, &mut mm, X + i * P, 1).unwrap();
         }
         assert_eq!(read(env, &mut mm, X + 3 * P), Ok(byte_of(3)));
-        // Writeback cleans the pages; the ptes stay writable and dirty
-        // (no folio_mkclean), so only the zap tells the file again.
+        // Writeback cleans the pages without folio_mkclean (the kernel's
+        // writeback runs it; this file's does not): the ptes stay
+        // writable and dirty, so only the zap tells the file again.
         assert_eq!(file.writeback(env.pgdat, 0, 8), 3);
         assert!(!file.is_dirty(env.pgdat, 0));
         let pfns: Vec<Pfn> = (0..4).map(|i| file.cached(i).unwrap()).collect();
@@ -658,6 +683,153 @@ fn populate_reads_a_shared_file_mapping_without_dirtying_it() {
         assert!((0..4).all(|i| !file.is_dirty(env.pgdat, i)));
         let data = read_page(env, &mut mm, X + 3 * P).unwrap();
         assert!(data.iter().all(|&b| b == byte_of(3)));
+        teardown(mm);
+        file.truncate(env.pgdat);
+    });
+}
+
+#[test]
+fn madvise_read_hints_reach_the_file_fault_and_split_the_vma() {
+    with_env(|env| {
+        let file = CachedFile::new(16);
+        let mut mm = env.mm();
+        mmap_file(&mut mm, file, X, 8, MAP_PRIVATE, 0);
+        assert_eq!(mm.madvise(X + 2 * P, 2 * P, MADV_SEQUENTIAL), Ok(()));
+        assert_eq!(mm.madvise(X + 4 * P, 2 * P, MADV_RANDOM), Ok(()));
+        // Linux keeps the hints in vm_flags: the VMA splits in four.
+        assert_eq!(mm.vmas().map_count(), 4);
+        let flags = |addr: u64| mm.vmas().vma_lookup(va(addr)).unwrap().flags();
+        assert_eq!(flags(X + 2 * P) & VM_READHINTMASK, VmaFlags::SEQ_READ);
+        assert_eq!(flags(X + 4 * P) & VM_READHINTMASK, VmaFlags::RAND_READ);
+        assert_eq!(flags(X) & VM_READHINTMASK, VmaFlags::empty());
+        for page in [0, 2, 4, 6] {
+            read(env, &mut mm, X + page * P).unwrap();
+        }
+        assert_eq!(
+            file.calls().advice,
+            [VmaRaAdvice::Normal, VmaRaAdvice::Sequential, VmaRaAdvice::Random, VmaRaAdvice::Normal],
+            "one fault per window: fault-around maps nothing uncached"
+        );
+        // MADV_RANDOM over the sequential part replaces the hint; the two
+        // random parts merge.
+        assert_eq!(mm.madvise(X + 2 * P, 2 * P, MADV_RANDOM), Ok(()));
+        assert_eq!(mm.vmas().map_count(), 3);
+        // MADV_NORMAL clears both, and the VMA is whole again.
+        assert_eq!(mm.madvise(X, 8 * P, MADV_NORMAL), Ok(()));
+        assert_eq!(mm.vmas().map_count(), 1);
+        teardown(mm);
+        file.truncate(env.pgdat);
+    });
+}
+
+#[test]
+fn madvise_willneed_hands_the_file_range_of_each_vma_part() {
+    with_env(|env| {
+        let file = CachedFile::new(64);
+        let mut mm = env.mm();
+        // Pages 10..14 of the file at X, a hole, pages 20..24 at X + 5P.
+        mmap_file(&mut mm, file, X, 4, MAP_SHARED, 10);
+        mmap_file(&mut mm, file, X + 5 * P, 4, MAP_PRIVATE, 20);
+        assert_eq!(mm.madvise(X + P, 7 * P, MADV_WILLNEED), Err(Errno::ENOMEM), "the hole");
+        assert_eq!(file.calls().willneed, [(11 * P, 3 * P), (20 * P, 3 * P)]);
+        // Anonymous memory: nothing to read, no error.
+        let anon = mm.do_mmap(0, P, RW, MAP_PRIVATE | MAP_ANONYMOUS, None, 0).unwrap();
+        assert_eq!(mm.madvise(anon, P, MADV_WILLNEED), Ok(()));
+        assert_eq!(file.calls().willneed.len(), 2);
+        teardown(mm);
+        file.truncate(env.pgdat);
+    });
+}
+
+#[test]
+fn mincore_of_a_file_mapping_reports_cached_pages_without_ptes() {
+    with_env(|env| {
+        let file = CachedFile::new(8);
+        file.populate(env.pgdat, [1, 3]);
+        let mut mm = env.mm();
+        mmap_file(&mut mm, file, X, 8, MAP_PRIVATE, 0);
+        // A private copy of page 5: resident through its pte, though the
+        // cache has page 5 now too.
+        write(env, &mut mm, X + 5 * P, 9).unwrap();
+        let anon = mm.do_mmap(X + 8 * P, P, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0).unwrap();
+        let mut vec = [9u8; 9];
+        mm.mincore(X, 9 * P, 0x7000_0000, &mut |index, bytes| {
+            vec[index..index + bytes.len()].copy_from_slice(bytes);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(vec, [0, 1, 0, 1, 0, 1, 0, 0, 0], "pages 1 and 3 cached, 5 mapped; the anonymous page untouched");
+        assert_eq!(anon, X + 8 * P);
+        teardown(mm);
+        file.truncate(env.pgdat);
+    });
+}
+
+#[test]
+fn fault_around_bytes_rounds_as_linux_debugfs_does() {
+    assert_eq!(fault_around_bytes_round(0), Ok(P));
+    assert_eq!(fault_around_bytes_round(P), Ok(P));
+    assert_eq!(fault_around_bytes_round(P + 1), Ok(P));
+    assert_eq!(fault_around_bytes_round(3 * P), Ok(2 * P));
+    assert_eq!(fault_around_bytes_round(65536), Ok(65536));
+    assert_eq!(fault_around_bytes_round(512 * P), Ok(512 * P));
+    assert_eq!(fault_around_bytes_round(513 * P), Err(Errno::EINVAL));
+}
+
+#[test]
+fn folio_mkclean_write_protects_and_cleans_shared_ptes_and_reports_dirtiness() {
+    with_env(|env| {
+        let file = CachedFile::new(2);
+        let id = file.mapping_id().unwrap();
+        let mut mm = env.mm();
+        mmap_file(&mut mm, file, X, 2, MAP_SHARED, 0);
+        mmap_file(&mut mm, file, Y, 2, MAP_PRIVATE, 0);
+        write(env, &mut mm, X, 0xaa).unwrap();
+        assert_eq!(read(env, &mut mm, Y), Ok(0xaa), "the private mapping reads the shared page");
+        let pfn = file.cached(0).unwrap();
+        assert!(mm.folio_mkclean_one(id, 0, pfn), "the shared pte was dirty");
+        assert!(!prot_at(&mm, X).intersects(PgProt::WRITE | PgProt::DIRTY), "write-protected and clean");
+        assert_eq!(pfn_at(&mm, X), Some(pfn), "still mapped");
+        assert!(!mm.folio_mkclean_one(id, 0, pfn), "nothing dirty the second time");
+        assert!(!mm.folio_mkclean_one(id + 8, 0, pfn), "another cache's pages are not ours");
+        write(env, &mut mm, X, 0xab).unwrap();
+        assert_eq!(file.calls().mkwrite, [0, 0], "the next write goes through page_mkwrite again");
+        teardown(mm);
+        file.truncate(env.pgdat);
+    });
+}
+
+#[test]
+fn unmap_mapping_pages_unmaps_the_range_from_shared_and_private_mappings() {
+    with_env(|env| {
+        let file = CachedFile::new(4);
+        let id = file.mapping_id().unwrap();
+        let mut mm = env.mm();
+        mmap_file(&mut mm, file, X, 4, MAP_SHARED, 0);
+        mmap_file(&mut mm, file, Y, 3, MAP_PRIVATE, 1);
+        for i in 0..4 {
+            assert_eq!(read(env, &mut mm, X + i * P), Ok(byte_of(i)));
+        }
+        for i in 0..3 {
+            assert_eq!(read(env, &mut mm, Y + i * P), Ok(byte_of(i + 1)));
+        }
+        // A private copy of file page 3 (at Y + 2 pages).
+        write(env, &mut mm, Y + 2 * P, 0x77).unwrap();
+        let copy = pfn_at(&mm, Y + 2 * P).unwrap();
+        assert_ne!(Some(copy), file.cached(3));
+        let (anon, files) = (mm.counter(MmCounter::AnonPages), mm.counter(MmCounter::FilePages));
+        mm.unmap_mapping_pages(id, 2);
+        assert!(pfn_at(&mm, X).is_some() && pfn_at(&mm, X + P).is_some(), "pages before 2 stay");
+        assert!(pfn_at(&mm, X + 2 * P).is_none() && pfn_at(&mm, X + 3 * P).is_none(), "2 and 3 go");
+        assert!(pfn_at(&mm, Y).is_some(), "the private mapping's page 1 stays");
+        assert!(pfn_at(&mm, Y + P).is_none(), "its page 2 goes");
+        assert!(pfn_at(&mm, Y + 2 * P).is_none(), "and the private copy of page 3 too");
+        assert_eq!(mm.counter(MmCounter::AnonPages), anon - 1);
+        assert_eq!(mm.counter(MmCounter::FilePages), files - 3);
+        for i in 2..4 {
+            assert_eq!(counts(env, file.cached(i).unwrap()), (1, 0), "page {i}: only the cache holds it");
+        }
+        assert_eq!(read(env, &mut mm, X + 3 * P), Ok(byte_of(3)), "a new touch faults it in again");
         teardown(mm);
         file.truncate(env.pgdat);
     });

@@ -13,6 +13,7 @@ use crate::gfp::{GFP_HIGHUSER_MOVABLE, GFP_KERNEL};
 use crate::memory::FaultAccess;
 use crate::page_alloc::PgData;
 use crate::pgtable::{Leaf, PgProt, X86PteFormat};
+use crate::readahead::VmaRaAdvice;
 use crate::shmem::tests::SimShmem;
 use crate::sim::{HeapAlloc, Sim, SimRam, SimTlb, free_pages_drained};
 use crate::vma::{FaultPage, FileFaultError, Vma};
@@ -342,7 +343,7 @@ impl VmaFile for TestFile {
 
     fn put_file(&self) {}
 
-    fn fault(&self, pgdat: &PgData<'_>, index: u64) -> Result<FaultPage, FileFaultError> {
+    fn fault(&self, pgdat: &PgData<'_>, index: u64, _: VmaRaAdvice) -> Result<FaultPage, FileFaultError> {
         let offset = index.checked_mul(P).and_then(|o| usize::try_from(o).ok());
         let src = offset.and_then(|o| self.data.get(o..)).filter(|d| !d.is_empty()).ok_or(FileFaultError::Eof)?;
         let src = &src[..src.len().min(P as usize)];
@@ -362,6 +363,13 @@ impl VmaFile for TestFile {
 
     fn fsync_range(&self, _: u64, _: u64) -> Result<(), Errno> {
         Ok(())
+    }
+
+    // No cache: nothing to read ahead or find.
+    fn willneed(&self, _: u64, _: u64) {}
+
+    fn mincore_page(&self, _: u64) -> bool {
+        false
     }
 }
 

@@ -24,6 +24,7 @@ use crate::mmap::{MapFile, MmCounter};
 use crate::page_alloc::PgData;
 use crate::page_flags::PageFlags;
 use crate::page_writeback::{folio_cancel_dirty, folio_mark_dirty};
+use crate::readahead::VmaRaAdvice;
 use crate::sim::{HeapAlloc, SimFolioWaits, free_pages_drained};
 use crate::vma::{FaultPage, FileFaultError, VmaFile, VmaFlags};
 use crate::vmstat::NodeStatItem;
@@ -105,7 +106,11 @@ impl VmaFile for SimShmemFile {
         assert!(self.refs.fetch_sub(1, Ordering::Relaxed) > 0, "put_file without a reference");
     }
 
-    fn fault(&self, pgdat: &PgData<'_>, index: u64) -> Result<FaultPage, FileFaultError> {
+    fn mapping_id(&self) -> Option<u64> {
+        Some(self.cache.lock().unwrap().id().as_u64())
+    }
+
+    fn fault(&self, pgdat: &PgData<'_>, index: u64, _advice: VmaRaAdvice) -> Result<FaultPage, FileFaultError> {
         if index >= self.size.div_ceil(P) {
             return Err(FileFaultError::Eof);
         }
@@ -153,6 +158,13 @@ impl VmaFile for SimShmemFile {
 
     fn fsync_range(&self, _: u64, _: u64) -> Result<(), Errno> {
         Ok(())
+    }
+
+    // shmem reads nothing ahead: its pages are in memory or holes.
+    fn willneed(&self, _: u64, _: u64) {}
+
+    fn mincore_page(&self, index: u64) -> bool {
+        self.cached(index).is_some()
     }
 
     fn punch_hole(&self, pgdat: &PgData<'_>, start: u64, end: u64) -> Result<(), Errno> {

@@ -57,7 +57,7 @@ impl VmaFile for TestFile {
         assert!(before > 0, "put_file of {} without a reference", self.name);
     }
 
-    fn fault(&self, _: &PgData<'_>, _: u64) -> Result<FaultPage, FileFaultError> {
+    fn fault(&self, _: &PgData<'_>, _: u64, _: VmaRaAdvice) -> Result<FaultPage, FileFaultError> {
         unreachable!("the VMA tree never faults")
     }
 
@@ -75,6 +75,14 @@ impl VmaFile for TestFile {
 
     fn fsync_range(&self, _: u64, _: u64) -> Result<(), Errno> {
         unreachable!("the VMA tree never writes back")
+    }
+
+    fn willneed(&self, _: u64, _: u64) {
+        unreachable!("the VMA tree never advises")
+    }
+
+    fn mincore_page(&self, _: u64) -> bool {
+        unreachable!("the VMA tree never asks")
     }
 }
 
