@@ -355,6 +355,13 @@ impl SuperBlock {
 /// The VFS's inode (Linux `struct inode`): the file system's inode and
 /// the lock writers take.
 pub struct Inode {
+    /// The page cache of a regular file whose file system has
+    /// [`FileOperations::a_ops`] (Linux `i_mapping`): this inode's own,
+    /// emptied when the inode goes, or a shmem file's, which lives as
+    /// long as the file. Declared first so that it is dropped first: the
+    /// cache empties before the file system and the superblock let go of
+    /// the inode (Linux `evict` truncates before `evict_inode`).
+    pub i_mapping: Option<Arc<Mapping>>,
     /// The file system it belongs to.
     pub sb: Arc<SuperBlock>,
     /// Its number.
@@ -364,11 +371,6 @@ pub struct Inode {
     /// Linux `i_rwsem`: serializes writes, appends and truncation of the
     /// file (taken before the file system's own lock).
     pub i_rwsem: Mutex<()>,
-    /// The page cache of a regular file whose file system has
-    /// [`FileOperations::a_ops`] (Linux `i_mapping`): this inode's own,
-    /// emptied when the inode goes, or a shmem file's, which lives as
-    /// long as the file.
-    pub i_mapping: Option<Arc<Mapping>>,
 }
 
 /// A page cache for a regular file with page cache operations, on device
@@ -405,11 +407,11 @@ impl Inode {
 
 impl Drop for Inode {
     /// Leaves the inode cache (Linux `evict`). The page cache goes with
-    /// its last reference: this inode's own is emptied right after this
-    /// (Linux `truncate_inode_pages_final`; an inode with dirty pages is
-    /// on the dirty list, which holds it, so what is dropped then is
-    /// clean or was never going to be written, a failed write-back); a
-    /// shmem file keeps its own.
+    /// its last reference: this inode's own is emptied right after this,
+    /// before the other fields go (Linux `truncate_inode_pages_final`;
+    /// an inode with dirty pages is on the dirty list, which holds it, so
+    /// what is dropped then is clean or was never going to be written, a
+    /// failed write-back); a shmem file keeps its own.
     fn drop(&mut self) {
         let mut icache = self.sb.icache.lock();
         if icache.get(&self.ino).is_some_and(|w| w.strong_count() == 0) {
