@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #define ROUNDS 7
 #define PAGE 4096UL
@@ -69,6 +70,26 @@ static inline void touch(volatile char *p, unsigned long len, char value)
 }
 
 /* Prints the median of the first `n` per-operation costs in `rounds`. */
+/* Ends the program on a failed call, naming it (errno's text after it). */
+static inline void die(const char *what)
+{
+	perror(what);
+	exit(1);
+}
+
+/* `len` bytes in as many write(2)s as it takes: a kernel may move fewer
+ * per call (a short write; ours moves at most 64 KiB). */
+static inline void write_all(int fd, const char *buf, unsigned long len)
+{
+	for (unsigned long done = 0; done < len;) {
+		ssize_t n = write(fd, buf + done, len - done);
+
+		if (n <= 0)
+			die("write");
+		done += n;
+	}
+}
+
 static inline void report(const char *name, double *rounds, int n, const char *unit)
 {
 	qsort(rounds, n, sizeof(double), cmp_double);

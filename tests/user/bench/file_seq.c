@@ -32,25 +32,6 @@
 #define CHUNK (1UL << 20)
 #define FILE_BYTES ((64UL << 20) / bench_scale)
 
-static void die(const char *what)
-{
-	perror(what);
-	exit(1);
-}
-
-/* One CHUNK, in as many write(2)s as it takes: ours moves at most 64 KiB
- * per call (a short write), Linux all of it. */
-static void write_all(int fd, const char *buf)
-{
-	for (unsigned long done = 0; done < CHUNK;) {
-		ssize_t n = write(fd, buf + done, CHUNK - done);
-
-		if (n <= 0)
-			die("write");
-		done += n;
-	}
-}
-
 /* One CHUNK, in as many read(2)s as it takes (as write_all). */
 static void read_all(int fd, char *buf)
 {
@@ -76,7 +57,7 @@ static double write_file(char *buf)
 	for (unsigned long off = 0; off < FILE_BYTES; off += CHUNK) {
 		for (unsigned long p = 0; p < CHUNK; p += PAGE)
 			*(unsigned long *)(buf + p) = (off + p) / PAGE;
-		write_all(fd, buf);
+		write_all(fd, buf, CHUNK);
 	}
 	if (fsync(fd) != 0)
 		die("fsync");

@@ -43,27 +43,9 @@
 #define FILE_BYTES ((16UL << 20) / bench_scale)
 #define FAULT_AROUND "/sys/kernel/debug/fault_around_bytes"
 
-static void die(const char *what)
-{
-	perror(what);
-	exit(1);
-}
-
 static double mb_per_s(long long t0)
 {
 	return (double)FILE_BYTES * 1000.0 / (double)(now_ns() - t0);
-}
-
-/* `len` bytes of CHUNK, in as many write(2)s as it takes. */
-static void write_all(int fd, const char *buf, unsigned long len)
-{
-	for (unsigned long done = 0; done < len;) {
-		ssize_t n = write(fd, buf + done, len - done);
-
-		if (n <= 0)
-			die("write");
-		done += n;
-	}
 }
 
 /* Reads the whole file from its start in CHUNK reads, checking the index
