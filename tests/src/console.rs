@@ -397,9 +397,15 @@ fn compact_moves_a_fragmented_program_and_its_data_survives() {
     wait_for_holes(&task);
     // Holes made is not frag done: it may still be unmapping the last
     // few, which would count as pages compaction gave back. In `wait`
-    // mode it sleeps interruptibly (nanosleep until SIGUSR1) once done.
+    // mode it sleeps interruptibly once done, in 10 ms nanosleeps until
+    // SIGUSR1. Polling with 10 ms sleeps of our own locked in phase with
+    // those once (both woken by the same tick, we ran first and saw frag
+    // runnable every time: a hang in a full run). Yielding instead lets a
+    // runnable frag run before we look again.
+    let deadline = kernel::arch::x86_64::tsc::now_ns() + 30_000_000_000;
     while task.state() != kernel::sched::TaskState::Interruptible {
-        kernel::sched::wait::sleep_until_ns(kernel::arch::x86_64::tsc::now_ns() + 10_000_000, || false);
+        assert!(kernel::arch::x86_64::tsc::now_ns() < deadline, "frag never went to sleep for SIGUSR1");
+        kernel::sched::yield_now();
     }
     let pgdat = kernel::mm::pgdat();
     let accounted = accounted_pages();
