@@ -406,19 +406,30 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             unsafe { self.put_page(pfn) };
             return Err(FaultError::Oom);
         };
+        self.set_pte_if_none(slot, pfn, prot, || {
+            rmap::page_add_new_anon_rmap(pgdat, page, index);
+            self.add_rss(MmCounter::AnonPages, 1);
+        });
+        Ok(())
+    }
+
+    /// Stores `pfn` with `prot` in the pte `slot` if it is still none,
+    /// `account`ing the new mapping (rmap, RSS) under the page-table lock;
+    /// if another fault filled it first (Linux's `pte_none` recheck under
+    /// the pte lock), puts the reference the caller holds for the pte
+    /// instead, ours never having been visible.
+    fn set_pte_if_none(&self, slot: &AtomicU64, pfn: Pfn, prot: PgProt, account: impl FnOnce()) {
         let ptl = self.page_table_lock.lock();
         if slot.load(Ordering::Acquire) != 0 {
-            // Another fault on this page won (Linux's `pte_none` recheck
-            // under the pte lock): ours was never visible.
             drop(ptl);
-            // SAFETY: this fault allocated the page and never mapped it.
+            // SAFETY: the caller's reference to a page this fault never
+            // mapped: if it is the last (a file dropped its page
+            // meanwhile), nothing maps the page.
             unsafe { self.put_page(pfn) };
-            return Ok(());
+            return;
         }
-        rmap::page_add_new_anon_rmap(pgdat, page, index);
-        self.add_rss(MmCounter::AnonPages, 1);
+        account();
         slot.store(self.encode(pfn, prot), Ordering::Release);
-        Ok(())
     }
 
     /// Maps the file page `pfn` at `index`, whose reference the caller
@@ -433,18 +444,10 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             error!("file fault: page {index} is pfn {:#x}, outside the memory map", pfn.as_u64());
             return Err(FaultError::SigBus);
         };
-        let ptl = self.page_table_lock.lock();
-        if slot.load(Ordering::Acquire) != 0 {
-            drop(ptl);
-            // SAFETY: the reference the file handed over, never mapped:
-            // if it is the last (the file dropped the page meanwhile),
-            // nothing maps the page.
-            unsafe { self.put_page(pfn) };
-            return Ok(());
-        }
-        rmap::page_add_file_rmap(pgdat, page, index);
-        self.add_rss(mm_counter(page), 1);
-        slot.store(self.encode(pfn, prot), Ordering::Release);
+        self.set_pte_if_none(slot, pfn, prot, || {
+            rmap::page_add_file_rmap(pgdat, page, index);
+            self.add_rss(mm_counter(page), 1);
+        });
         Ok(())
     }
 
