@@ -14,9 +14,13 @@
 #ifndef BENCHLIB_H
 #define BENCHLIB_H
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -88,6 +92,29 @@ static inline void write_all(int fd, const char *buf, unsigned long len)
 			die("write");
 		done += n;
 	}
+}
+
+/* `sync` then `echo 3 > /proc/sys/vm/drop_caches`: a cold page cache
+ * (both kernels have the file). */
+static inline void drop_caches(void)
+{
+	int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
+
+	sync();
+	if (fd < 0)
+		die("open /proc/sys/vm/drop_caches");
+	if (write(fd, "3\n", 2) != 2)
+		die("write drop_caches");
+	close(fd);
+}
+
+/* Mounts the ext2 disk `device` on `dir`, made if missing. */
+static inline void mount_ext2(const char *device, const char *dir)
+{
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+		die("mkdir");
+	if (mount(device, dir, "ext2", 0, NULL) != 0)
+		die("mount");
 }
 
 static inline void report(const char *name, double *rounds, int n, const char *unit)

@@ -9,10 +9,8 @@
  * The program mounts the disk itself (mount(2) with "ext2": ours, or
  * Linux's ext4 driver, which serves ext2 in Debian's kernel) and unmounts
  * it at the end. Between writing and reading it writes 3 to
- * /proc/sys/vm/drop_caches, so that under Linux the read comes from the
- * disk and not from the page cache the write filled; our kernel has no
- * page cache yet (its file reads and writes are block I/O on every call)
- * and no drop_caches file, and the program goes on without it.
+ * /proc/sys/vm/drop_caches, so that on both kernels the read comes from
+ * the disk and not from the page cache the write filled.
  *
  * The write figure includes the fsync, so it is the rate at which data
  * reaches the disk, not the page cache. Each 4 KiB of the file starts with
@@ -89,18 +87,6 @@ static double read_file(char *buf)
 
 /* Under Linux: writes back and drops the page cache, so that the read
  * that follows comes from the disk. */
-static void drop_caches(void)
-{
-	int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
-
-	sync();
-	if (fd < 0)
-		return;
-	if (write(fd, "3\n", 2) != 2)
-		die("write drop_caches");
-	close(fd);
-}
-
 int main(int argc, char **argv)
 {
 	double write_mbs[ROUNDS], read_mbs[ROUNDS];
@@ -108,10 +94,7 @@ int main(int argc, char **argv)
 	bench_args(argc, argv);
 	char *buf = map_anon(CHUNK);
 
-	if (mkdir(MOUNT_POINT, 0755) != 0 && errno != EEXIST)
-		die("mkdir " MOUNT_POINT);
-	if (mount(DEVICE, MOUNT_POINT, "ext2", 0, NULL) != 0)
-		die("mount " DEVICE);
+	mount_ext2(DEVICE, MOUNT_POINT);
 	for (int r = 0; r < bench_rounds; r++) {
 		write_mbs[r] = write_file(buf);
 		drop_caches();

@@ -92,18 +92,6 @@ static int write_file(char *buf, int with_fsync, double *mbs)
 }
 
 /* Writes the file back and drops the clean page cache. */
-static void drop_caches(void)
-{
-	int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
-
-	sync();
-	if (fd < 0)
-		die("open /proc/sys/vm/drop_caches");
-	if (write(fd, "3\n", 2) != 2)
-		die("write drop_caches");
-	close(fd);
-}
-
 /* ns per page to map the cached file, read a byte of each page, unmap. */
 static double mmap_touch(int fd)
 {
@@ -171,10 +159,7 @@ int main(int argc, char **argv)
 	bench_args(argc, argv);
 	char *buf = map_anon(CHUNK);
 
-	if (mkdir(MOUNT_POINT, 0755) != 0 && errno != EEXIST)
-		die("mkdir " MOUNT_POINT);
-	if (mount(DEVICE, MOUNT_POINT, "ext2", 0, NULL) != 0)
-		die("mount " DEVICE);
+	mount_ext2(DEVICE, MOUNT_POINT);
 	for (int r = 0; r < bench_rounds; r++) {
 		close(write_file(buf, 1, &fsync_mbs[r]));
 		fd = write_file(buf, 0, &write_mbs[r]);
