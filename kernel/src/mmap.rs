@@ -37,12 +37,13 @@
 
 #![forbid(unsafe_code)]
 
-use alloc::sync::Arc;
+use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::ops::ControlFlow;
 
 use mm::compaction::CompactStats;
 use mm::gfp::{GFP_KERNEL, Gfp};
+use mm::interval_tree::{IMmap, MmId};
 use mm::memory::{FaultAccess, FaultError};
 use mm::migrate::MmWalk;
 use mm::mmap::MmStruct;
@@ -135,7 +136,14 @@ pub fn mm_alloc() -> Result<MmRef, Errno> {
     let kernel = pgtable::kernel_pgtable().ok_or(Errno::ENOMEM)?;
     let zero = &crate::shmem::SHMEM_ZERO;
     let mm = MmStruct::new(kernel, mm::gfp::GFP_DMA32, pgtable::kernel_tlb(), g.zero_pfn, zero, &g.vmas)?;
-    Ok(Arc::new(Mm { pgd: mm.pgd_root(), mmap_lock: RwSem::new(mm) }))
+    let id = mm.vmas().owner();
+    let mm = Arc::new(Mm { pgd: mm.pgd_root(), mmap_lock: RwSem::new(mm) });
+    let mut list = MM_LIST.lock();
+    list.retain(|(_, weak)| weak.strong_count() > 0);
+    list.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
+    list.push((id, Arc::downgrade(&mm)));
+    drop(list);
+    Ok(mm)
 }
 
 /// Resolves a fault at `addr` in `mm` (Linux `lock_mm_and_find_vma` then
@@ -246,29 +254,83 @@ impl MmWalk<'static, X86PteFormat, SlabVmas> for AllMms<'_> {
     }
 }
 
-/// Every user address space now, each once.
-fn all_mms() -> Vec<MmRef> {
+/// Every address space [`mm_alloc`] made, by page-table root, held
+/// weakly (Linux's `mmlist`, and the `vma->vm_mm` a reverse-map walk
+/// follows): how a walk that found an address space by its [`MmId`]
+/// reaches it. Entries of dead spaces are dropped at the next
+/// [`mm_alloc`]. A sleeping mutex (the scan allocates), taken with no
+/// spin lock held and never in interrupt context; it nests inside page
+/// locks (writeback's `folio_mkclean`) and outside mmap locks.
+static MM_LIST: crate::sync::Mutex<Vec<(MmId, Weak<Mm>)>> = crate::sync::Mutex::new(Vec::new());
+
+/// The live address spaces named in `ids`, or every live one if `all`.
+/// On allocation failure it returns those it has room for, with a
+/// warning.
+fn mms_by_id(ids: &[MmId], all: bool) -> Vec<MmRef> {
+    let list = MM_LIST.lock();
+    let want = if all { list.len() } else { ids.len() };
     let mut mms: Vec<MmRef> = Vec::new();
-    crate::sched::for_each_task(|t| {
-        if let Some(mm) = t.proc.mm()
-            && !mms.iter().any(|m| Arc::ptr_eq(m, &mm))
+    if mms.try_reserve(want).is_err() {
+        log::warn!("mm: no memory to list {want} address spaces for a reverse-map walk");
+    }
+    for (id, weak) in list.iter() {
+        if mms.len() < mms.capacity()
+            && (all || ids.contains(id))
+            && let Some(mm) = weak.upgrade()
         {
             mms.push(mm);
         }
-    });
+    }
+    drop(list);
     mms
 }
 
+/// Every user address space now, each once.
+fn all_mms() -> Vec<MmRef> {
+    mms_by_id(&[], true)
+}
+
+/// Address spaces [`mms_mapping`] names before it gives up and names
+/// them all.
+const MAPPERS: usize = 16;
+
+/// The address spaces with a VMA mapping a page in `[first, last]` of the
+/// file whose reverse map is `i_mmap` (the address-space half of Linux's
+/// `rmap_walk_file`). The reverse map names each by its page-table root;
+/// past [`MAPPERS`] distinct ones, every address space is returned (each
+/// caller looks its VMAs up again under the mmap lock, so more is only
+/// slower). A VMA mapped after the query is not seen: its ptes come from
+/// faults that check the file's state themselves.
+fn mms_mapping(i_mmap: &IMmap, first: u64, last: u64) -> Vec<MmRef> {
+    let (mut ids, mut n, mut overflow) = ([MmId(0); MAPPERS], 0, false);
+    i_mmap.for_each_vma(first, last, |vma| {
+        if ids[..n].contains(&vma.mm) {
+            return;
+        }
+        match ids.get_mut(n) {
+            Some(slot) => {
+                *slot = vma.mm;
+                n += 1;
+            }
+            None => overflow = true,
+        }
+    });
+    if n == 0 {
+        return Vec::new();
+    }
+    mms_by_id(&ids[..n], overflow)
+}
+
 /// Write-protects and cleans the shared ptes mapping `pfn`, page `index`
-/// of the cache `mapping`, in every address space (Linux
-/// `folio_mkclean`, by a walk of the address spaces until the file
-/// reverse map exists); true if one was dirty. Writeback calls it with
-/// the page locked, so it only tries each mmap lock (a fault may hold it
-/// and wait for the page): an address space it cannot lock keeps its
-/// pte, whose dirty bit still reaches the page at unmap or msync.
-pub fn folio_mkclean(mapping: u64, index: u64, pfn: Pfn) -> bool {
+/// of the cache `mapping`, in every address space its reverse map
+/// `i_mmap` names (Linux `folio_mkclean`); true if one was dirty.
+/// Writeback calls it with the page locked, so it only tries each mmap
+/// lock (a fault may hold it and wait for the page): an address space it
+/// cannot lock keeps its pte, whose dirty bit still reaches the page at
+/// unmap or msync.
+pub fn folio_mkclean(mapping: u64, i_mmap: &IMmap, index: u64, pfn: Pfn) -> bool {
     let mut dirty = false;
-    for mm in all_mms() {
+    for mm in mms_mapping(i_mmap, index, index) {
         if let Some(guard) = mm.mmap_read_trylock() {
             dirty |= guard.folio_mkclean_one(mapping, index, pfn);
         }
@@ -277,11 +339,12 @@ pub fn folio_mkclean(mapping: u64, index: u64, pfn: Pfn) -> bool {
 }
 
 /// Unmaps the pages at `first` and beyond of the cache `mapping` from
-/// every address space (Linux `unmap_mapping_range` for truncation,
-/// private copies included). The caller holds the file's `i_rwsem` and
-/// no page lock; each mmap lock is taken for reading.
-pub fn unmap_mapping_pages(mapping: u64, first: u64) {
-    for mm in all_mms() {
+/// every address space its reverse map `i_mmap` names (Linux
+/// `unmap_mapping_range` for truncation, private copies included). The
+/// caller holds the file's `i_rwsem` and no page lock; each mmap lock is
+/// taken for reading.
+pub fn unmap_mapping_pages(mapping: u64, i_mmap: &IMmap, first: u64) {
+    for mm in mms_mapping(i_mmap, first, u64::MAX) {
         mm.mmap_read_lock().unmap_mapping_pages(mapping, first);
     }
 }

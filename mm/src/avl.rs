@@ -566,6 +566,30 @@ impl<A: AvlAdapter> AvlTree<A> {
         CursorMut { tree: self, cur: Some(node) }
     }
 
+    /// Links `node`, whose memory some other owner manages, as
+    /// [`AvlTree::insert`] does (Linux's second `rb_node` in a structure
+    /// that lives in two trees: `vm_area_struct`'s `shared.rb` in the
+    /// file's `i_mmap` beside its place in the mm's tree).
+    ///
+    /// # Safety
+    /// `node` is linked into no tree of this adapter, and stays alive and
+    /// unmoved until [`AvlTree::remove_ref`] unlinks it from this tree,
+    /// which must happen before its memory is freed or reused. While it is
+    /// linked, nothing else writes the fields [`AvlAdapter::key`] and
+    /// [`AvlAdapter::augment`] read, and the tree is reached only by the
+    /// threads that may also reach the node.
+    pub unsafe fn insert_ref(&mut self, node: &A::Node) {
+        let _ = self.insert(Unlinked(NodePtr::from_ref(node)));
+    }
+
+    /// Unlinks `node`, which [`AvlTree::insert_ref`] linked into this tree.
+    ///
+    /// # Safety
+    /// `node` is linked into this tree (not another of the same adapter).
+    pub unsafe fn remove_ref(&mut self, node: &A::Node) {
+        self.erase(NodePtr::from_ref(node));
+    }
+
     /// A cursor at [`AvlTree::first_where`]`(pred)`, or at no node.
     pub fn cursor_mut_where(&mut self, pred: impl FnMut(&A::Node) -> bool) -> CursorMut<'_, A> {
         let cur = self.first_where_ptr(pred);

@@ -36,6 +36,7 @@ pub mod errseq;
 pub mod filemap;
 pub mod gfp;
 pub mod highmem;
+pub mod interval_tree;
 pub mod kmemmap;
 pub mod list;
 pub mod madvise;

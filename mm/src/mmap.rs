@@ -250,9 +250,10 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         alloc: A,
     ) -> Result<Self, Errno> {
         let pgd = PageTable::new_user(kernel, root_gfp).map_err(|_| Errno::ENOMEM)?;
+        let owner = crate::interval_tree::MmId(pgd.root().as_u64());
         Ok(MmStruct {
             pgd,
-            vmas: VmaTree::new(alloc),
+            vmas: VmaTree::with_owner(alloc, owner),
             tlb,
             zero_pfn,
             shmem,

@@ -73,6 +73,12 @@
 //!    [`VmaFile::put_file`] when it goes back to the allocator (see
 //!    [`VmaFile`]'s lifetime rules; the file's count is not visible here,
 //!    so [`VmaTree::check`] cannot verify it).
+//! 7. Every VMA whose file has a reverse map ([`VmaFile::i_mmap`]) is
+//!    linked into it, with this tree's owner and its own current start
+//!    and page range, exactly while it is in the tree; a VMA leaves the
+//!    reverse map before its memory goes back to the allocator. Changes
+//!    update the reverse map new coverage first (see
+//!    [`crate::interval_tree`]), so a query never misses a mapped page.
 //!
 //! # Locking
 //!
@@ -81,7 +87,9 @@
 //! ours is one mutex per address space, held for lookups and changes
 //! alike, since processes are single-threaded). Lock
 //! order: `mmap_lock -> VMA allocator (slab cache) locks`, so the allocator
-//! must never take the mmap lock; the callbacks of
+//! must never take the mmap lock; `mmap_lock -> i_mmap lock` (the methods
+//! take a file's reverse-map lock for each change of one of its VMAs,
+//! never while allocating); the callbacks of
 //! [`VmaTree::munmap_range`], [`VmaTree::modify_flags`] and
 //! [`VmaTree::clear`] run with it held.
 //!
@@ -123,6 +131,7 @@ use uapi::errno::Errno;
 
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE, Pfn, VirtAddr};
 use crate::avl::{AvlAdapter, AvlCheckError, AvlLink, AvlTree, CursorMut, Unlinked};
+use crate::interval_tree::{IMmap, IMmapLink, MmId};
 use crate::page_alloc::PgData;
 use crate::readahead::VmaRaAdvice;
 use crate::slab_common::ObjCache;
@@ -270,12 +279,20 @@ pub trait VmaFile: Sync {
     fn name(&self) -> &str;
 
     /// The page cache the file's pages are in, if it has one (Linux
-    /// `vma->vm_file->f_mapping`): the identity by which a walk finds
-    /// every VMA mapping a cache's page ([`crate::mmap::MmStruct::folio_mkclean_one`],
-    /// [`crate::mmap::MmStruct::unmap_mapping_pages`]), the file's reverse
-    /// map until `i_mmap` exists. Two VMAs of different opens of one file
-    /// name the same cache.
+    /// `vma->vm_file->f_mapping`): the identity by which an address space
+    /// finds its VMAs mapping a cache's page
+    /// ([`crate::mmap::MmStruct::folio_mkclean_one`],
+    /// [`crate::mmap::MmStruct::unmap_mapping_pages`]). Two VMAs of
+    /// different opens of one file name the same cache.
     fn mapping_id(&self) -> Option<u64> {
+        None
+    }
+
+    /// The file's reverse map (Linux `f_mapping->i_mmap`), shared by every
+    /// open of the file, if it has one: [`VmaTree`] links each VMA mapping
+    /// the file into it (invariant 7). It must name the same map for as
+    /// long as any VMA holds a reference on the file.
+    fn i_mmap(&self) -> Option<&IMmap> {
         None
     }
 
@@ -464,6 +481,8 @@ pub struct Vma {
     /// End of the previous VMA, 0 for the first (Linux v4.19 reached it
     /// through `vm_prev`): the start of the gap before this one.
     prev_end: Cell<u64>,
+    /// The node in the file's reverse map (Linux `shared.rb`).
+    shared: IMmapLink,
 }
 
 impl Vma {
@@ -476,6 +495,7 @@ impl Vma {
             vm_pgoff: Cell::new(desc.pgoff),
             vm_file: Cell::new(desc.file),
             prev_end: Cell::new(0),
+            shared: IMmapLink::new(),
         }
     }
 
@@ -636,6 +656,12 @@ pub enum VmaCheckError {
         /// The predecessor's end.
         computed: u64,
     },
+    /// A VMA is missing from its file's reverse map, or is there with a
+    /// stale copy, or the reverse map's tree is broken.
+    BadIMmap {
+        /// The VMA's start.
+        start: u64,
+    },
     /// A counter disagrees with the tree.
     BadCounter {
         /// `"map_count"` or `"total_pages"`.
@@ -656,6 +682,7 @@ impl fmt::Display for VmaCheckError {
             VmaCheckError::BadPrevEnd { start, stored, computed } => {
                 write!(f, "vma: {start:#x}: cached previous end {stored:#x}, should be {computed:#x}")
             }
+            VmaCheckError::BadIMmap { start } => write!(f, "vma: {start:#x}: wrong in its file's i_mmap"),
             VmaCheckError::BadCounter { counter, stored, computed } => {
                 write!(f, "vma: {counter} {stored}, should be {computed}")
             }
@@ -709,6 +736,8 @@ pub struct VmaTree<A: VmaAlloc> {
     tree: AvlTree<VmaAdapter>,
     total_pages: u64,
     alloc: A,
+    /// The address space, as the files' reverse maps name it.
+    owner: MmId,
 }
 
 // SAFETY: through `&VmaTree` the tree and its VMAs are only read. Every
@@ -721,9 +750,21 @@ pub struct VmaTree<A: VmaAlloc> {
 unsafe impl<A: VmaAlloc + Sync> Sync for VmaTree<A> {}
 
 impl<A: VmaAlloc> VmaTree<A> {
-    /// An empty address space taking VMAs from `alloc`.
+    /// An empty address space taking VMAs from `alloc`, named
+    /// `MmId(0)` in the files' reverse maps.
     pub fn new(alloc: A) -> Self {
-        VmaTree { tree: AvlTree::new(), total_pages: 0, alloc }
+        Self::with_owner(alloc, MmId(0))
+    }
+
+    /// An empty address space taking VMAs from `alloc`, named `owner` in
+    /// the reverse maps of the files it maps.
+    pub fn with_owner(alloc: A, owner: MmId) -> Self {
+        VmaTree { tree: AvlTree::new(), total_pages: 0, alloc, owner }
+    }
+
+    /// The name of this address space in the files' reverse maps.
+    pub fn owner(&self) -> MmId {
+        self.owner
     }
 
     /// VMAs (Linux `mm->map_count`).
@@ -840,10 +881,12 @@ impl<A: VmaAlloc> VmaTree<A> {
             // `merge_range` then merges `next` too if it is compatible.
             let prev = prev.vm_start.get();
             self.set_range(prev, prev, end);
+            self.i_mmap_sync_at(prev);
         } else if let Some(next) = next.filter(|next| compatible(desc, &next.desc())) {
             next.vm_pgoff.set(desc.pgoff);
             let (next, next_end) = (next.vm_start.get(), next.vm_end.get());
             self.set_range(next, start, next_end);
+            self.i_mmap_sync_at(start);
         } else {
             let node = match node {
                 Some(node) => node,
@@ -902,7 +945,10 @@ impl<A: VmaAlloc> VmaTree<A> {
         }
         self.set_range(start, start, addr);
         self.total_pages -= (end - addr) >> PAGE_SHIFT;
+        // `link` puts the upper half in the reverse map before the lower
+        // half's copy shrinks.
         self.link(node);
+        self.i_mmap_sync_at(start);
     }
 
     /// Allocates the nodes needed to split at `start` and `end` where they
@@ -1035,8 +1081,11 @@ impl<A: VmaAlloc> VmaTree<A> {
             if compatible(&vma.desc(), &next.desc()) {
                 let next = self.unlink(next.vm_start.get());
                 let next_end = next.vm_end.get();
-                self.free_vma(next);
+                // The survivor covers `next`'s pages in the reverse map
+                // before `next` leaves it.
                 self.set_range(at, at, next_end);
+                self.i_mmap_sync_at(at);
+                self.free_vma(next);
             } else {
                 at = next.vm_start.get();
             }
@@ -1064,6 +1113,7 @@ impl<A: VmaAlloc> VmaTree<A> {
             return Err(VmaError::Overlap);
         }
         self.set_range(start, start, new_end);
+        self.i_mmap_sync_at(start);
         self.total_pages += (new_end - end) >> PAGE_SHIFT;
         self.merge_range(start, new_end);
         Ok(())
@@ -1085,6 +1135,7 @@ impl<A: VmaAlloc> VmaTree<A> {
             return Err(VmaError::BadRange);
         }
         self.set_range(start, start, new_end);
+        self.i_mmap_sync_at(start);
         self.total_pages -= (end - new_end) >> PAGE_SHIFT;
         Ok(())
     }
@@ -1115,6 +1166,9 @@ impl<A: VmaAlloc> VmaTree<A> {
         if self.intersects(start, end) {
             return Err(VmaError::Overlap);
         }
+        // The node stays in its file's reverse map while it moves: its copy
+        // there still names the old range, which the caller's page tables
+        // map until they move.
         let node = self.unlink(old_start.as_u64());
         self.total_pages -= node.pages();
         node.vm_start.set(start);
@@ -1224,6 +1278,16 @@ impl<A: VmaAlloc> VmaTree<A> {
             if vma.prev_end.get() != prev_end {
                 return Err(VmaCheckError::BadPrevEnd { start, stored: vma.prev_end.get(), computed: prev_end });
             }
+            let in_i_mmap = match vma.file().and_then(|file| file.i_mmap()) {
+                Some(i_mmap) => {
+                    let copy = (self.owner, start, vma.pgoff(), vma.pgoff().saturating_add(vma.pages() - 1));
+                    vma.shared.is_linked() && vma.shared.copy() == copy && i_mmap.check().is_ok()
+                }
+                None => !vma.shared.is_linked(),
+            };
+            if !in_i_mmap {
+                return Err(VmaCheckError::BadIMmap { start });
+            }
             prev_end = end;
             pages += vma.pages();
         }
@@ -1262,10 +1326,27 @@ impl<A: VmaAlloc> VmaTree<A> {
     /// it and its successor.
     fn link(&mut self, vma: Unlinked<VmaAdapter>) {
         self.total_pages += vma.pages();
+        let start = vma.vm_start.get();
         let mut cursor = self.tree.insert(vma);
         refresh_gap(&mut cursor);
         cursor.move_next();
         refresh_gap(&mut cursor);
+        self.i_mmap_sync_at(start);
+    }
+
+    /// Brings the reverse-map copy of the VMA starting at `start` up to
+    /// date (invariant 7), linking it if it is new there.
+    fn i_mmap_sync_at(&self, start: u64) {
+        let Some(vma) = self.tree.lower_bound(start).filter(|vma| vma.vm_start.get() == start) else { return };
+        let Some(i_mmap) = vma.file().and_then(|file| file.i_mmap()) else { return };
+        let first = vma.pgoff();
+        let last = first.saturating_add(vma.pages() - 1);
+        // SAFETY: invariant 7: the node is linked into its file's reverse
+        // map (the file never changes while the VMA lives, and
+        // `VmaFile::i_mmap` always names the same map) or into none, and
+        // `free_vma` unlinks it before the slab object it lives in is
+        // freed; slab objects do not move.
+        unsafe { i_mmap.update(&vma.shared, self.owner, start, first, last) };
     }
 
     /// Unlinks the VMA starting at `start`, which exists, and refreshes the
@@ -1311,6 +1392,10 @@ fn refresh_gap(cursor: &mut CursorMut<'_, VmaAdapter>) {
 /// (invariant 6) after its last use of the file.
 fn free_vma<A: VmaAlloc>(alloc: &A, vma: Unlinked<VmaAdapter>) {
     if let Some(file) = vma.vm_file.take() {
+        if let Some(i_mmap) = file.i_mmap() {
+            // SAFETY: invariant 7: linked into this file's map or none.
+            unsafe { i_mmap.remove(&vma.shared) };
+        }
         file.put_file();
     }
     // SAFETY: invariant 5: the node came from `alloc` (each tree uses one

@@ -516,3 +516,77 @@ fn seq_read_cold_1m_ra_windows(b: &mut kernel::kbench::Bencher) {
     drop(file);
     kern::umount(&dir).expect("umount");
 }
+
+/// The file's reverse map (`i_mmap`) names exactly the address spaces and
+/// VMAs that map each page, and writeback and truncation reach the ptes
+/// through it: a shared write is write-protected by writeback (Linux
+/// `folio_mkclean`) and dirties the page again on the next write, and a
+/// truncation unmaps another address space's page past the new end, whose
+/// next touch is SIGBUS.
+#[ktest]
+fn the_reverse_map_finds_every_mapper_for_writeback_and_truncation() {
+    use kernel::filemap::MappedFile;
+    use kernel::mmap::{handle_user_fault, mm_alloc};
+    use mm::memory::{FaultAccess, FaultError};
+    use mm::mmap::MapFile;
+    use uapi::mman::{MAP_FIXED, MAP_SHARED, PROT_READ, PROT_WRITE};
+
+    const X: u64 = 0x5000_0000;
+    const P: u64 = 4096;
+    let (_, dir) = mount_gated();
+    let path = format!("{dir}/rmap");
+    kern::write_file(&path, &pattern(0, 8 * P as usize)).expect("write 8 pages");
+    let file = inode(&path);
+    let mapping = file.i_mapping.clone().expect("a page cache");
+    kernel::filemap::write_and_wait(&file).expect("write-back");
+    let mapped = MappedFile::new(file.clone(), path.clone(), None);
+    let map = |mm: &kernel::mmap::Mm, pages: u64, pgoff: u64| {
+        let f = Some(MapFile { file: MappedFile::as_vma_file(&mapped), writable: true });
+        let flags = MAP_SHARED | MAP_FIXED;
+        let got = mm.mmap_write_lock().do_mmap(X, pages * P, PROT_READ | PROT_WRITE, flags, f, pgoff);
+        assert_eq!(got, Ok(X));
+    };
+    let (a, b, c) = (mm_alloc().expect("mm"), mm_alloc().expect("mm"), mm_alloc().expect("mm"));
+    map(&a, 8, 0);
+    map(&b, 2, 2);
+    let flags = uapi::mman::MAP_PRIVATE | uapi::mman::MAP_ANONYMOUS | MAP_FIXED;
+    assert_eq!(c.mmap_write_lock().do_mmap(X, 8 * P, PROT_READ, flags, None, 0), Ok(X));
+    let i_mmap = mapping.i_mmap();
+    assert_eq!(i_mmap.len(), 2, "one node per VMA mapping the file");
+    let owners = |index: u64| {
+        let mut found = Vec::new();
+        i_mmap.for_each_vma(index, index, |vma| found.push((vma.mm.0, vma.address(index))));
+        found
+    };
+    let (ida, idb) = (a.pgd_root().as_u64(), b.pgd_root().as_u64());
+    assert_eq!(owners(0), [(ida, X)]);
+    assert_eq!(owners(3), [(ida, X + 3 * P), (idb, X + P)]);
+    assert_eq!(owners(7), [(ida, X + 7 * P)]);
+
+    // B writes page 3: dirty. Writeback finds B through the reverse map
+    // and write-protects its pte, so B's next write dirties it again.
+    let write = FaultAccess { write: true, exec: false };
+    let read = FaultAccess { write: false, exec: false };
+    let addr = |a: u64| mm::VirtAddr::new(a).expect("user address");
+    handle_user_fault(&b, addr(X + P), write).expect("write fault");
+    assert!(page(&file, 3).page().test(PageFlags::DIRTY));
+    kernel::filemap::write_and_wait(&file).expect("write-back");
+    assert!(!page(&file, 3).page().test(PageFlags::DIRTY), "written back");
+    handle_user_fault(&b, addr(X + P), write).expect("write to a write-protected shared pte");
+    assert!(page(&file, 3).page().test(PageFlags::DIRTY), "the write after writeback dirtied the page again");
+
+    // Truncation to one page unmaps B's page 3 (found through the map):
+    // touching it again is SIGBUS, not the old page.
+    kernel::fs::read_write::do_truncate(&file, P).expect("truncate");
+    assert_eq!(handle_user_fault(&b, addr(X + P), read), Err(FaultError::SigBus));
+    assert_eq!(handle_user_fault(&a, addr(X), read), Ok(()), "page 0 stays");
+
+    // Unmapping and exit take the VMAs out of the map.
+    assert_eq!(a.mmap_write_lock().do_munmap(X, 8 * P), Ok(()));
+    assert!(owners(1).is_empty(), "A's VMA left the map");
+    assert_eq!(i_mmap.len(), 1);
+    drop((a, b, c));
+    assert!(i_mmap.is_empty(), "the last address space's teardown emptied the map");
+    drop((mapped, mapping, file));
+    kern::umount(&dir).expect("umount");
+}

@@ -78,6 +78,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use mm::addr::{PAGE_SIZE, Pfn};
 use mm::filemap::{AddFolioError, AddressSpace, MappingId, folio_lock, folio_trylock, folio_unlock};
 use mm::gfp::{GFP_HIGHUSER_MOVABLE, Gfp};
+use mm::interval_tree::IMmap;
 use mm::page_alloc::PgData;
 use mm::page_flags::PageFlags;
 use mm::page_writeback::{self, SyncMode, WritebackControl};
@@ -178,6 +179,9 @@ pub struct Mapping {
     /// id through `folio::MAPPINGS`).
     dev: u64,
     ino: Ino,
+    /// The VMAs mapping the file, by page offset (Linux `i_mmap`): what
+    /// writeback's `folio_mkclean` and truncation's unmap walk.
+    i_mmap: IMmap,
 }
 
 /// A cached file as messages name it, "inode INO (dev MAJ:MIN)": the
@@ -219,7 +223,8 @@ impl Mapping {
         let id = NEXT_MAPPING_ID.fetch_add(8, Ordering::Relaxed);
         let id = MappingId::new(id).ok_or(Errno::ENOMEM)?;
         let space = SpinLockIrq::new(AddressSpace::new(id, swapbacked, nodes));
-        let mapping = Arc::new(Mapping { space, id, swapbacked, i_size: AtomicU64::new(size), dev, ino });
+        let mapping =
+            Arc::new(Mapping { space, id, swapbacked, i_size: AtomicU64::new(size), dev, ino, i_mmap: IMmap::new() });
         if !folio::register(id, &mapping) {
             log::warn!("page cache: no memory to list {} for reclaim", mapping.host());
         }
@@ -272,6 +277,11 @@ impl Mapping {
     /// The id its pages' `mapping` holds (Linux's `address_space` pointer).
     pub fn id(&self) -> MappingId {
         self.id
+    }
+
+    /// The VMAs mapping the file (Linux `i_mmap`).
+    pub fn i_mmap(&self) -> &IMmap {
+        &self.i_mmap
     }
 
     /// Pages cached.
@@ -798,7 +808,7 @@ pub fn writeback(inode: &Inode, wbc: &mut WritebackControl) -> Result<(), Errno>
         // Linux `folio_clear_dirty_for_io`: a mapped page's ptes are
         // write-protected first, so a later write through them dirties it
         // again, and a dirty pte's bit moves to the page.
-        if page.mapcount() > 0 && crate::mmap::folio_mkclean(mapping.id.as_u64(), index, folio.pfn()) {
+        if page.mapcount() > 0 && crate::mmap::folio_mkclean(mapping.id.as_u64(), &mapping.i_mmap, index, folio.pfn()) {
             mapping.mark_dirty(&folio, index);
         }
         if !page_writeback::folio_clear_dirty_for_io(pgdat, page) {
@@ -951,9 +961,9 @@ pub fn truncate_pagecache(inode: &Inode, new_size: u64) -> Result<(), Errno> {
     let first = new_size.div_ceil(PAGE_SIZE);
     // Unmap first, so that mapped pages can go, and again after, for a
     // fault that mapped one meanwhile (Linux `truncate_pagecache`).
-    crate::mmap::unmap_mapping_pages(mapping.id.as_u64(), first);
+    crate::mmap::unmap_mapping_pages(mapping.id.as_u64(), &mapping.i_mmap, first);
     let truncated = truncate_inode_pages_range(mapping, new_size, u64::MAX, MappedPage::Drop);
-    crate::mmap::unmap_mapping_pages(mapping.id.as_u64(), first);
+    crate::mmap::unmap_mapping_pages(mapping.id.as_u64(), &mapping.i_mmap, first);
     truncated
 }
 

@@ -40,6 +40,7 @@ use alloc::sync::Arc;
 
 use mm::addr::{PAGE_SIZE, Pfn};
 use mm::filemap::{folio_lock, folio_unlock};
+use mm::interval_tree::IMmap;
 use mm::page_alloc::PgData;
 use mm::page_flags::PageFlags;
 use mm::readahead::{self, FileRaState, RaMapping, VmaRaAdvice};
@@ -154,6 +155,10 @@ impl VmaFile for MappedFile {
 
     fn mapping_id(&self) -> Option<u64> {
         self.inode.i_mapping.as_deref().map(|m| m.id().as_u64())
+    }
+
+    fn i_mmap(&self) -> Option<&IMmap> {
+        self.inode.i_mapping.as_deref().map(Mapping::i_mmap)
     }
 
     fn get_file(&self) {

@@ -26,11 +26,12 @@ type TestAlloc = HeapAlloc<Vma>;
 struct TestFile {
     name: &'static str,
     refs: AtomicUsize,
+    i_mmap: IMmap,
 }
 
 impl TestFile {
     const fn new(name: &'static str) -> Self {
-        TestFile { name, refs: AtomicUsize::new(0) }
+        TestFile { name, refs: AtomicUsize::new(0), i_mmap: IMmap::new() }
     }
 
     /// A file of the test's own, whose count no other test touches.
@@ -55,6 +56,10 @@ impl VmaFile for TestFile {
     fn put_file(&self) {
         let before = self.refs.fetch_sub(1, Ordering::Relaxed);
         assert!(before > 0, "put_file of {} without a reference", self.name);
+    }
+
+    fn i_mmap(&self) -> Option<&IMmap> {
+        Some(&self.i_mmap)
     }
 
     fn fault(&self, _: &PgData<'_>, _: u64, _: VmaRaAdvice) -> Result<FaultPage, FileFaultError> {
@@ -970,6 +975,20 @@ fn run_model(ops: Vec<Op>) -> Result<(), TestCaseError> {
         for (i, file) in files.iter().enumerate() {
             let mapping = tree.iter().filter(|v| file_id(&files, v.file()) == i + 1).count();
             prop_assert_eq!(file.refs(), mapping, "file {} after {:?}: one reference per VMA", i + 1, op);
+            prop_assert_eq!(file.i_mmap.len(), mapping, "file {} after {:?}: one reverse-map node per VMA", i + 1, op);
+        }
+        // Every mapped file page is found where the model maps it.
+        for (&page, &(_, file, pgoff)) in model.iter().filter(|(_, p)| p.1 != 0).step_by(7) {
+            let mut found = Vec::new();
+            files[file - 1].i_mmap.for_each_vma(pgoff, pgoff, |hit| found.push(hit.address(pgoff)));
+            prop_assert!(
+                found.contains(&(BASE + page * P)),
+                "page {} (file {} page {}) after {:?}",
+                page,
+                file,
+                pgoff,
+                op
+            );
         }
     }
     drop(tree);
