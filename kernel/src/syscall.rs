@@ -557,8 +557,7 @@ fn sys_mmap(addr: u64, len: u64, prot: u32, flags: u32, fd: i32, off: u64) -> Sy
                 }
                 None => (f.writable(), None),
             };
-            let name =
-                crate::shmem::unlinked_name(&p.inode).or_else(|| crate::fs::namei::d_path(p).ok()).unwrap_or_default();
+            let name = crate::shmem::unlinked_name(&p.inode).or_else(|| f.d_path()).unwrap_or_default();
             let mapped = cached.insert(crate::filemap::MappedFile::new(p.inode.clone(), name, counted));
             Some(mm::mmap::MapFile { file: crate::filemap::MappedFile::as_vma_file(mapped), writable })
         } else {

@@ -15,7 +15,9 @@
  *   - touching a page past the end of the file raises SIGBUS, also after
  *     ftruncate shrank the file under a mapping that had the page mapped;
  *   - a mapping of a file opened read-only cannot be made shared and
- *     writable (EACCES).
+ *     writable (EACCES);
+ *   - /proc/self/maps names a mapped file by its absolute path, with
+ *     " (deleted)" for a file mapped after its last name was unlinked.
  *
  * With "dirty", it only maps DIR/dirty shared, writes "dirty" at its start
  * and exits without msync: the kernel's test then finds the page dirty
@@ -181,6 +183,47 @@ static void a_read_only_file_maps_shared_read_only(void)
 	close(fd);
 }
 
+/* Whether /proc/self/maps has a line for `addr` ending in `name`. */
+static int maps_names(void *addr, const char *name)
+{
+	char line[512], want[32];
+	FILE *f = fopen("/proc/self/maps", "r");
+	int found = 0;
+
+	if (!f)
+		return 0;
+	snprintf(want, sizeof(want), "%lx-", (unsigned long)addr);
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		size_t n = strlen(line), k = strlen(name);
+		if (strncmp(line, want, strlen(want)) == 0 && n >= k && strcmp(line + n - k, name) == 0)
+			found = 1;
+	}
+	fclose(f);
+	return found;
+}
+
+static void maps_name_the_file(void)
+{
+	char cwd[200], name[256];
+	int fd = make_file("named", 1);
+	CHECK(fd >= 0 && getcwd(cwd, sizeof(cwd)) != NULL, "creating the test file");
+	if (fd < 0)
+		return;
+	snprintf(name, sizeof(name), " %s/named", cwd);
+	char *m = mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	CHECK(m != MAP_FAILED && maps_names(m, name), "/proc/self/maps names the file by its path");
+	if (m != MAP_FAILED)
+		munmap(m, PAGE);
+	CHECK(unlink("named") == 0, "unlink");
+	snprintf(name, sizeof(name), " %s/named (deleted)", cwd);
+	m = mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	CHECK(m != MAP_FAILED && maps_names(m, name), "and as deleted once its name is gone");
+	if (m != MAP_FAILED)
+		munmap(m, PAGE);
+	close(fd);
+}
+
 static int dirty_only(void)
 {
 	int fd = make_file("dirty", 1);
@@ -224,5 +267,6 @@ int main(int argc, char **argv)
 	private_writes_stay_private();
 	past_the_end_is_sigbus();
 	a_read_only_file_maps_shared_read_only();
+	maps_name_the_file();
 	return utest_done();
 }

@@ -154,6 +154,11 @@ pub struct OpenFile {
     /// The page cache's write-back errors this file has seen (Linux
     /// `f_wb_err`), sampled at open.
     pub f_wb_err: SpinLock<ErrSeqSample>,
+    /// The directory and the name the file was opened by, when the last
+    /// component named it directly (no symbolic link): what Linux's
+    /// `f_path.dentry` gives `d_path` for a file that is not a directory
+    /// ([`OpenFile::d_path`]).
+    f_name: Option<(Path, Vec<u8>)>,
 }
 
 /// Where a process's console output also goes (tests capture it).
@@ -162,6 +167,12 @@ pub type Capture = Arc<Mutex<Vec<u8>>>;
 impl OpenFile {
     /// A new open file.
     pub fn new(kind: FileKind, flags: u32) -> Arc<OpenFile> {
+        Self::new_named(kind, flags, None)
+    }
+
+    /// A new open file opened as `name` in directory `dir` (see
+    /// [`OpenFile::d_path`]).
+    pub fn new_named(kind: FileKind, flags: u32, f_name: Option<(Path, Vec<u8>)>) -> Arc<OpenFile> {
         let wb_err = match &kind {
             FileKind::Inode(p) => p.inode.i_mapping.as_ref().map(|m| m.sample_wb_err()).unwrap_or_default(),
             _ => ErrSeqSample::default(),
@@ -173,7 +184,26 @@ impl OpenFile {
             flags: AtomicU32::new(flags),
             f_ra: SpinLock::new(FileRaState::default()),
             f_wb_err: SpinLock::new(wb_err),
+            f_name,
         })
+    }
+
+    /// The file's path from the root (Linux `d_path(&file->f_path)`, what
+    /// `/proc/PID/maps` shows): a directory's is found by walking up; any
+    /// other file's is its directory's path and the name it was opened
+    /// by, with " (deleted)" once that name no longer leads to it (Linux
+    /// follows renames through the dentry; this does not, and a VMA keeps
+    /// the name its mmap saw). `None` for a file that is not an inode's,
+    /// or whose directory is gone.
+    pub fn d_path(&self) -> Option<String> {
+        let path = self.path()?;
+        let Some((dir, name)) = &self.f_name else { return super::namei::d_path(path).ok() };
+        let dir_path = super::namei::d_path(dir).ok()?;
+        let sep = if dir_path.ends_with('/') { "" } else { "/" };
+        let name = String::from_utf8_lossy(name);
+        let current = super::namei::lookup_one(dir, name.as_bytes()).is_ok_and(|p| Path::same(&p, path));
+        let deleted = if current { "" } else { " (deleted)" };
+        Some(alloc::format!("{dir_path}{sep}{name}{deleted}"))
     }
 
     /// The `O_*` flags now (Linux `f_flags`).

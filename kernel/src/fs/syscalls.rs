@@ -112,13 +112,13 @@ pub fn sys_openat(dirfd: i32, path: u64, flags: u32, mode: u32) -> SysResult {
     // Linux takes the descriptor before it looks the path up
     // (`do_sys_openat2`), so a full table is EMFILE whatever the path.
     me.proc.files.lock().get_unused_fd(0, nofile)?;
-    let kind = match proc_file(&path, flags)? {
-        Some(kind) => kind,
+    let (kind, name) = match proc_file(&path, flags)? {
+        Some(kind) => (kind, None),
         None => do_filp_open(dirfd, &path, flags, mode & 0o7777 & !umask())?,
     };
     let cloexec = flags & O_CLOEXEC != 0;
     let stored = flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC);
-    me.proc.files.lock().install(OpenFile::new(kind, stored), cloexec, nofile).map(|fd| fd as u64)
+    me.proc.files.lock().install(OpenFile::new_named(kind, stored, name), cloexec, nofile).map(|fd| fd as u64)
 }
 
 /// The generated `/proc` files and the debugfs file, which have no
@@ -158,11 +158,21 @@ fn proc_file(path: &[u8], flags: u32) -> Result<Option<FileKind>, Errno> {
     Ok(Some(FileKind::Text(text.into_bytes())))
 }
 
+/// What an open names the file by: its directory and last component
+/// (see [`OpenFile::d_path`]).
+type OpenName = Option<(Path, Vec<u8>)>;
+
 /// Linux `do_filp_open`: walks, creates with `O_CREAT`, checks the
-/// result against the flags and truncates with `O_TRUNC`.
-fn do_filp_open(dirfd: i32, path: &[u8], flags: u32, mode: u32) -> Result<FileKind, Errno> {
+/// result against the flags and truncates with `O_TRUNC`. Also returns
+/// the directory and name the file was found by, unless a symbolic link
+/// led elsewhere.
+fn do_filp_open(dirfd: i32, path: &[u8], flags: u32, mode: u32) -> Result<(FileKind, OpenName), Errno> {
     let write = matches!(flags & O_ACCMODE, O_WRONLY | O_RDWR) && flags & O_PATH == 0;
     let parent = parent_at(dirfd, path)?;
+    let named = match &parent.last {
+        Last::Norm(n) => Some((parent.dir.clone(), n.clone())),
+        _ => None,
+    };
     let target = if flags & O_CREAT != 0 {
         let name = match &parent.last {
             Last::Norm(n) => n.clone(),
@@ -184,7 +194,7 @@ fn do_filp_open(dirfd: i32, path: &[u8], flags: u32, mode: u32) -> Result<FileKi
                 let fs_inode = parent.dir.inode.ops.create(&name, mode, namei::current_owner());
                 parent.dir.inode.sb.dcache.invalidate(parent.dir.inode.ino, &name);
                 let inode = parent.dir.inode.sb.iget(fs_inode?);
-                return Ok(FileKind::Inode(Path { mnt: parent.dir.mnt.clone(), inode }));
+                return Ok((FileKind::Inode(Path { mnt: parent.dir.mnt.clone(), inode }), named));
             }
             Err(e) => return Err(e),
         }
@@ -201,11 +211,13 @@ fn do_filp_open(dirfd: i32, path: &[u8], flags: u32, mode: u32) -> Result<FileKi
     if attr.is_dir() && (write || flags & O_CREAT != 0 && flags & O_PATH == 0) {
         return Err(Errno::EISDIR);
     }
+    // The name leads to the file itself, not through a symbolic link.
+    let named = named.filter(|(dir, name)| namei::lookup_one(dir, name).is_ok_and(|p| Path::same(&p, &target)));
     if flags & O_PATH != 0 {
-        return Ok(FileKind::Inode(target));
+        return Ok((FileKind::Inode(target), named));
     }
     match attr.file_type() {
-        uapi::stat::S_IFCHR if attr.rdev == (5 << 8) | 1 => return Ok(FileKind::Console),
+        uapi::stat::S_IFCHR if attr.rdev == (5 << 8) | 1 => return Ok((FileKind::Console, None)),
         uapi::stat::S_IFCHR | uapi::stat::S_IFBLK | uapi::stat::S_IFIFO | uapi::stat::S_IFSOCK => {
             return Err(Errno::ENXIO);
         }
@@ -218,7 +230,7 @@ fn do_filp_open(dirfd: i32, path: &[u8], flags: u32, mode: u32) -> Result<FileKi
         target.want_write()?;
         super::read_write::do_truncate(&target.inode, 0)?;
     }
-    Ok(FileKind::Inode(target))
+    Ok((FileKind::Inode(target), named))
 }
 
 /// Linux `pread64`.
