@@ -590,3 +590,53 @@ fn the_reverse_map_finds_every_mapper_for_writeback_and_truncation() {
     drop((mapped, mapping, file));
     kern::umount(&dir).expect("umount");
 }
+
+/// Each file system has its own flusher thread (Linux's per-device
+/// `bdi_writeback`), `flush-MAJ:MIN`: with one disk's writes held, the
+/// other disk's expired dirty pages are still written in the background.
+#[ktest(cpus = 2, timeout = 60)]
+fn each_file_system_has_its_own_flusher_and_a_stuck_disk_holds_up_only_its_own() {
+    let (stuck, stuck_dir) = mount_gated();
+    let (_, free_dir) = mount_gated();
+    let (a, b) = (format!("{stuck_dir}/f"), format!("{free_dir}/f"));
+    let saved = *kernel::fs::fs_writeback::SETTINGS.lock();
+    // Dirty pages expire at once and flushers wake every 10 ms.
+    {
+        let mut settings = kernel::fs::fs_writeback::SETTINGS.lock();
+        settings.expire_centisecs = 0;
+        settings.writeback_centisecs = 1;
+    }
+    stuck.hold.store(true, Ordering::Release);
+    kern::write_file(&a, &pattern(0, 8192)).expect("write on the stuck disk");
+    kern::write_file(&b, &pattern(0, 8192)).expect("write on the other disk");
+    let (fa, fb) = (inode(&a), inode(&b));
+    let mut names = Vec::new();
+    sched::for_each_task(|t| names.push(format!("{}", t.comm())));
+    for wb in [&fa.sb.wb, &fb.sb.wb] {
+        assert!(names.contains(&wb.flusher_name()), "{} runs: {names:?}", wb.flusher_name());
+    }
+    assert_ne!(fa.sb.wb.flusher_name(), fb.sb.wb.flusher_name());
+    let deadline = kernel::arch::x86_64::tsc::now_ns() + 10_000_000_000;
+    let clean = |f: &Inode| !f.i_mapping.as_ref().is_some_and(|m| m.has_dirty()) && nrpages(f) > 0;
+    // The stuck disk's flusher reaches its gate and waits there, and
+    // meanwhile the other writes its file.
+    while stuck.held.load(Ordering::Acquire) == 0 || !clean(&fb) {
+        assert!(
+            kernel::arch::x86_64::tsc::now_ns() < deadline,
+            "held writes {}, the free disk's file clean: {}",
+            stuck.held.load(Ordering::Acquire),
+            clean(&fb)
+        );
+        sched::yield_now();
+    }
+    assert!(page(&fa, 0).page().test(PageFlags::WRITEBACK), "the stuck file's first page is still in flight");
+    stuck.hold.store(false, Ordering::Release);
+    while !clean(&fa) || page(&fa, 0).page().test(PageFlags::WRITEBACK) {
+        assert!(kernel::arch::x86_64::tsc::now_ns() < deadline, "the stuck disk's flusher never finished");
+        sched::yield_now();
+    }
+    *kernel::fs::fs_writeback::SETTINGS.lock() = saved;
+    drop((fa, fb));
+    kern::umount(&stuck_dir).expect("umount");
+    kern::umount(&free_dir).expect("umount");
+}

@@ -279,12 +279,15 @@ pub struct SuperBlock {
     icache: SpinLock<BTreeMap<Ino, Weak<Inode>>>,
     /// The lookup cache.
     pub dcache: Dcache,
+    /// The write-back domain: dirty inodes and their flusher.
+    pub wb: Arc<super::fs_writeback::BdiWriteback>,
 }
 
 impl SuperBlock {
     /// A superblock for `ops` on device `dev`.
     pub fn new(dev: u64, ops: Box<dyn SuperOperations>) -> Arc<SuperBlock> {
-        Arc::new(SuperBlock { dev, ops, icache: SpinLock::new(BTreeMap::new()), dcache: Dcache::new() })
+        let wb = super::fs_writeback::BdiWriteback::new(dev);
+        Arc::new(SuperBlock { dev, ops, icache: SpinLock::new(BTreeMap::new()), dcache: Dcache::new(), wb })
     }
 
     /// The VFS inode for the file system's `fs_inode` (Linux `iget_locked`):
@@ -402,6 +405,14 @@ impl Inode {
     /// Whether both are the same inode.
     pub fn same(a: &Inode, b: &Inode) -> bool {
         Arc::ptr_eq(&a.sb, &b.sb) && a.ino == b.ino
+    }
+}
+
+impl Drop for SuperBlock {
+    /// The file system is gone: so is its flusher (nothing can be on its
+    /// dirty list, which holds its inodes and so the superblock).
+    fn drop(&mut self) {
+        self.wb.shutdown();
     }
 }
 

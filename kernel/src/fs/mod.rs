@@ -88,7 +88,6 @@ pub fn init() {
         Ok(()) => info!("rootfs: {unpacked} initramfs entries unpacked"),
         Err(e) => warn!("rootfs: cannot mount the root: {e}"),
     }
-    fs_writeback::start_flusher();
     mount_from_cmdline();
 }
 
