@@ -278,3 +278,45 @@ fn a_failed_try_lock_leaves_the_holders_lock_held() {
     drop(reader);
     assert!(!sem.is_locked(), "every hold given back");
 }
+
+/// A waiter is not starved by a holder that unlocks and relocks at once
+/// (Linux's mutex hand-off): on one CPU the holder keeps running after
+/// its unlock wakes the waiter, so without the hand-off it would win the
+/// lock back every time, for all of its rounds. With it, the waiter,
+/// woken once and still finding the lock taken, asks for the lock and
+/// gets it at the holder's next unlock.
+#[ktest]
+fn a_starving_mutex_waiter_gets_the_lock_handed_over() {
+    const ROUNDS: u64 = 200;
+    let m = Arc::new(Mutex::new(()));
+    let rounds = Arc::new(AtomicU64::new(0));
+    let started = Arc::new(AtomicBool::new(false));
+    let (m2, r2, s2) = (m.clone(), rounds.clone(), started.clone());
+    let t = sched::kthread_run("mutex-hog", move || {
+        let mut g = m2.lock();
+        s2.store(true, Ordering::Release);
+        for _ in 0..ROUNDS {
+            // Hold the lock across a reschedule, then drop and retake it
+            // without giving the CPU away.
+            sched::yield_now();
+            drop(g);
+            g = m2.lock();
+            r2.fetch_add(1, Ordering::AcqRel);
+        }
+        drop(g);
+    })
+    .expect("spawn");
+    while !started.load(Ordering::Acquire) {
+        sched::yield_now();
+    }
+    let before = rounds.load(Ordering::Acquire);
+    let g = m.lock();
+    let waited = rounds.load(Ordering::Acquire) - before;
+    drop(g);
+    assert!(waited <= 3, "the waiter got the lock only after {waited} of the holder's rounds");
+    t.proc.child_exit.wait_event(|| t.proc.zombie.load(Ordering::Acquire));
+    t.wait_inactive();
+    drop(t);
+    sched::release_dead_tasks();
+    assert_eq!(rounds.load(Ordering::Acquire), ROUNDS);
+}
