@@ -291,7 +291,7 @@ fn kmemmap_shows_an_allocated_pageblock_and_every_block_once() {
     let block = kernel::mm::alloc_pages_owned(GFP_HIGHUSER_MOVABLE, PAGEBLOCK_ORDER).expect("a free pageblock");
     let mut text = String::new();
     pgdat.drain_all_pages();
-    write!(text, "{}", Kmemmap { pgdat, memblock, per_row: 64 }).expect("format");
+    write!(text, "{}", Kmemmap { pgdat, memblock: &memblock, per_row: 64 }).expect("format");
     let i = (block.pfn().as_u64() >> PAGEBLOCK_ORDER) as usize;
     block.free().expect("free");
     let nr_blocks = pgdat.mem_map().end_pfn().as_u64().div_ceil(1 << PAGEBLOCK_ORDER);

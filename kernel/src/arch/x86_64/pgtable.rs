@@ -124,9 +124,9 @@ pub fn init(params: &BootParams, ram: impl Iterator<Item = (PhysAddr, u64)>) {
     });
     let (stack, stack_len) = params.boot_stack;
     copy_boot_mapping(&pt, stack.as_u64(), stack.as_u64() + stack_len, &mut gather, |_| PAGE_KERNEL);
-    if let Some((ramdisk, len)) = params.ramdisk {
-        let start = ramdisk.align_down(PAGE_SIZE).as_u64();
-        copy_boot_mapping(&pt, start, ramdisk.as_u64() + len, &mut gather, |_| PAGE_KERNEL_RO);
+    if let Some(rd) = params.ramdisk {
+        let start = rd.virt.align_down(PAGE_SIZE).as_u64();
+        copy_boot_mapping(&pt, start, rd.virt.as_u64() + rd.len, &mut gather, |_| PAGE_KERNEL_RO);
     }
 
     let mut va = VMALLOC_START;
