@@ -116,8 +116,13 @@ pub fn memblock() -> Option<MutexGuard<'static, Memblock>> {
 }
 
 /// Records the boot-time free blocks, once boot has made every allocation
-/// it keeps (the slab allocator's caches included).
+/// it keeps (the slab allocator's caches included), with the slabs boot
+/// left empty given back first, as a check against the snapshot does
+/// (unpacking the initramfs frees many buffers).
 pub fn record_boot_free_blocks() {
+    if let Some(slab) = crate::slab::slab() {
+        slab.shrink_all();
+    }
     BOOT_FREE.call_once(free_blocks);
 }
 
