@@ -381,9 +381,9 @@ fn wait_for_holes(task: &kernel::sched::Task) {
 }
 
 /// A boot of its own: whether compaction can free whole 2 MiB blocks
-/// depends on where earlier tests left unmovable pages (the rootfs keeps
-/// file data in kmalloc'd pages until the page cache gives it movable
-/// ones), and this test is about frag's holes.
+/// depends on where earlier tests left unmovable pages (slab and
+/// page-table pages, files of the rootfs's tests are movable cache pages
+/// but stay until unlinked), and this test is about frag's holes.
 #[ktest(fresh_boot)]
 fn compact_moves_a_fragmented_program_and_its_data_survives() {
     use mm::vmstat::VmEventItem;

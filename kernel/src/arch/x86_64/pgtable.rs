@@ -12,7 +12,8 @@
 //! - the kernel image page by page with its section's rights: text RX,
 //!   rodata R+NX, data and bss RW+NX;
 //! - the two boot-area ranges still in use: the boot stack (its guard page
-//!   stays unmapped) and the ramdisk;
+//!   stays unmapped) and the ramdisk, read-only, until the initramfs is
+//!   unpacked ([`crate::mm::free_initrd_mem`] unmaps it);
 //! - pud tables for the whole vmalloc area, so the kernel half of the root
 //!   never changes after boot (Linux `preallocate_vmalloc_pages`);
 //! - nothing in the lower half: address 0 faults.
