@@ -298,10 +298,15 @@ fn ramdisk_phys(virt: u64, len: u64) -> Option<Ramdisk> {
         ignored("is not mapped");
         return None;
     };
+    let ends = [virt, phys.as_u64()].map(|start| start.checked_add(len)?.checked_next_multiple_of(mm::PAGE_SIZE));
+    if ends.contains(&None) {
+        ignored("runs past the end of the address space");
+        return None;
+    }
     // Every page, from the first one's start: the leaf of each must
     // continue where the first one's frame is.
     let base = virt & !(mm::PAGE_SIZE - 1);
-    let contiguous = (base..virt.saturating_add(len)).step_by(mm::PAGE_SIZE as usize).all(|va| {
+    let contiguous = (base..virt + len).step_by(mm::PAGE_SIZE as usize).all(|va| {
         paging::translate(va)
             .is_some_and(|leaf| leaf.phys.as_u64().wrapping_sub(phys.as_u64()) == va.wrapping_sub(virt))
     });

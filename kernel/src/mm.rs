@@ -316,13 +316,13 @@ fn initrd_frames(rd: &Ramdisk) -> (PhysAddr, PhysAddr) {
 /// is taken down first, so a stale use faults rather than reading pages
 /// someone else owns, then its reservation leaves memblock and its pages
 /// become free and managed (`MemTotal` and `MemFree` grow by its size).
-/// Logs Linux's `Freeing initrd memory: NK`; returns the pages freed (none
-/// if the mapping could not be taken down: the frames then stay reserved).
+/// Logs Linux's `Freeing initrd memory: NK`. If the mapping cannot be
+/// taken down, the frames stay reserved.
 ///
 /// # Safety
 /// Nothing reads the ramdisk afterwards: every reference into its mapping
 /// is gone. May sleep.
-pub unsafe fn free_initrd_mem(rd: &Ramdisk) -> u64 {
+pub unsafe fn free_initrd_mem(rd: &Ramdisk) {
     let (start, end) = initrd_frames(rd);
     let virt = rd.virt.align_down(PAGE_SIZE);
     let va_len = end.as_u64() - start.as_u64();
@@ -330,7 +330,7 @@ pub unsafe fn free_initrd_mem(rd: &Ramdisk) -> u64 {
     // more; it is the boot area's own, which nothing else shares.
     if let Err(e) = unsafe { crate::arch::x86_64::pgtable::unmap_kernel_range(virt, va_len) } {
         log::warn!("initrd: cannot unmap {virt:#x}+{va_len:#x}: {e}; its memory stays reserved");
-        return 0;
+        return;
     }
     if let Some(mut memblock) = memblock()
         && let Err(e) = memblock.free(start, va_len)
@@ -340,7 +340,7 @@ pub unsafe fn free_initrd_mem(rd: &Ramdisk) -> u64 {
     // SAFETY: the frames are the ramdisk's alone (`initrd_frames`), nothing
     // maps them any more (unmapped and flushed above), and the caller holds
     // no reference into them.
-    unsafe { pgdat().free_reserved_area(start, end, "initrd") }
+    unsafe { pgdat().free_reserved_area(start, end, "initrd") };
 }
 
 /// Linux `mem=`: keeps only the memory below the address where `limit`
