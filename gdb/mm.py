@@ -566,7 +566,7 @@ def vmas(mm):
 
 # The VmaFile implementations mm-vmas can name, with the String field
 # their VmaFile::name returns.
-VMA_FILE_NAME_FIELDS = {"kernel::fs::file::RamFile": "path", "kernel::filemap::vm_file::MappedFile": "name"}
+VMA_FILE_NAME_FIELDS = {"kernel::filemap::vm_file::MappedFile": "name"}
 
 _file_impls = {}
 
@@ -584,8 +584,9 @@ def vma_file_name(file):
     """The name VmaFile::name gives: the field it returns, of the type the
     vtable's `name` method belongs to (its symbol reads
     "<TYPE as mm::vma::VmaFile>::name" once gdb's v0 demangling has lost
-    its crate hashes, "kernel[bce7e14089437ab2]"): an initramfs file's
-    path (RamFile) or the path a cached file was mapped by (MappedFile)."""
+    its crate hashes, "kernel[bce7e14089437ab2]"): the path a cached
+    file was mapped by (MappedFile; the initramfs's programs too, from the
+    rootfs)."""
     pointer, vtable = file
     if vtable not in _file_impls:
         # A vtable is drop, size, align, then the trait's methods, `name` first.

@@ -16,9 +16,10 @@
 //! [`CpioError`] naming the offset, never a panic.
 //!
 //! Differences from Linux:
-//! - Linux unpacks into rootfs (a tmpfs) and frees the ramdisk; we keep
-//!   entries in place: each [`Entry`] borrows its body from the archive,
-//!   which the bootloader mapped read-only for the kernel's lifetime.
+//! - Linux unpacks as it parses; here the whole archive is parsed (and
+//!   validated) first, each [`Entry`] borrowing its body from the archive,
+//!   and the kernel then unpacks the entries into its rootfs and frees the
+//!   ramdisk (`kernel/src/fs/initramfs.rs`).
 //! - Compressed archives (gzip, xz, ...) are refused as junk: xtask writes
 //!   uncompressed ones.
 //! - Names are normalised to absolute paths (`bin/hello` and `./bin/hello`

@@ -66,14 +66,28 @@ pub struct BootParams {
     pub kernel_phys: (PhysAddr, u64),
     /// Virtual range of the boot stack (bottom, length), guard page below.
     pub boot_stack: (VirtAddr, u64),
-    /// Where the bootloader mapped the ramdisk (virtual start, length), if
-    /// one was loaded.
-    pub ramdisk: Option<(VirtAddr, u64)>,
+    /// The ramdisk, if one was loaded: the initramfs, unpacked into the
+    /// rootfs and then freed ([`crate::mm::free_initrd_mem`]).
+    pub ramdisk: Option<Ramdisk>,
     /// Physical address of the ACPI RSDP, if the firmware has one.
     pub rsdp: Option<PhysAddr>,
     /// End of the direct map: the bootloader maps at least 4 GiB and at
     /// least up to the end of the highest memory region.
     pub direct_map_end: PhysAddr,
+}
+
+/// Where the bootloader put the ramdisk (Linux `initrd_start` and
+/// `phys_initrd_start`/`phys_initrd_size`).
+#[derive(Clone, Copy, Debug)]
+pub struct Ramdisk {
+    /// Its mapping in the boot area, read-only (the kernel's page tables
+    /// copy it) until [`crate::mm::free_initrd_mem`] unmaps it.
+    pub virt: VirtAddr,
+    /// Its first byte in physical memory: the bootloader loads it as one
+    /// contiguous range.
+    pub phys: PhysAddr,
+    /// Its length in bytes.
+    pub len: u64,
 }
 
 static BOOT_PARAMS: Once<BootParams> = Once::new();
@@ -116,7 +130,8 @@ impl DirectMap {
 /// Builds the kernel's page tables over the RAM in memblock (whole pages
 /// only, as Linux maps `PFN_UP(start)..PFN_DOWN(end)`) and switches to them.
 fn switch_to_kernel_page_tables(params: &BootParams) {
-    let regions = crate::mm::memblock().map(|m| m.memory.regions()).unwrap_or_default();
+    let memblock = crate::mm::memblock();
+    let regions = memblock.as_ref().map(|m| m.memory.regions()).unwrap_or_default();
     let table = DirectRanges {
         ranges: core::array::from_fn(|i| {
             regions
@@ -130,6 +145,7 @@ fn switch_to_kernel_page_tables(params: &BootParams) {
         }),
         len: regions.len().min(MAX_DIRECT_RANGES),
     };
+    drop(memblock);
     let ram = table.ranges[..table.len].iter().filter(|(s, e)| e > s).map(|&(s, e)| (PhysAddr::new(s), e - s));
     arch::pgtable::init(params, ram);
     DIRECT_RANGES.call_once(|| table);
@@ -194,8 +210,14 @@ pub fn init(boot_info: &'static mut BootInfo) {
     let boot_info: &'static BootInfo = boot_info;
     let params = BOOT_PARAMS.call_once(|| record_boot_params(boot_info));
     print_memory_map(params.memory_regions);
-    if let Some((addr, len)) = params.ramdisk {
-        info!("ramdisk: {len} bytes mapped at {addr:#x}");
+    if let Some(rd) = params.ramdisk {
+        info!(
+            "ramdisk: {} bytes at [mem {:#x}-{:#x}] mapped at {:#x}",
+            rd.len,
+            rd.phys,
+            rd.phys + (rd.len - 1),
+            rd.virt
+        );
     }
     match arch::acpi::parse_madt(params.rsdp.map(PhysAddr::as_u64)) {
         Ok(madt) => {
@@ -246,9 +268,11 @@ fn record_boot_params(boot_info: &'static BootInfo) -> BootParams {
     let highest = regions.iter().map(|r| r.end).max().unwrap_or(0);
     let boot_info_virt = core::ptr::from_ref(boot_info) as u64;
     let boot_info_phys = paging::translate(boot_info_virt).map_or(PhysAddr::new(0), |leaf| leaf.phys);
-    let ramdisk = boot_info.ramdisk_addr.into_option().and_then(|addr| {
-        (boot_info.ramdisk_len > 0).then(|| VirtAddr::new(addr).map(|v| (v, boot_info.ramdisk_len)))?
-    });
+    let ramdisk = boot_info
+        .ramdisk_addr
+        .into_option()
+        .filter(|_| boot_info.ramdisk_len > 0)
+        .and_then(|addr| ramdisk_phys(addr, boot_info.ramdisk_len));
     BootParams {
         memory_regions: regions,
         boot_info_phys,
@@ -258,6 +282,39 @@ fn record_boot_params(boot_info: &'static BootInfo) -> BootParams {
         rsdp: boot_info.rsdp_addr.into_option().map(PhysAddr::new),
         direct_map_end: PhysAddr::new(highest.max(1 << 32)),
     }
+}
+
+/// The ramdisk the bootloader mapped at `virt`, `len` bytes, with the
+/// physical range behind it, which must be contiguous (bootloader 0.11
+/// loads it so); one that is not, or not mapped, is ignored with a
+/// warning, its frames left to the bootloader's reservation.
+fn ramdisk_phys(virt: u64, len: u64) -> Option<Ramdisk> {
+    let ignored = |why: &str| warn!("ramdisk at {virt:#x} ({len} bytes) {why}; ignored");
+    let Some(virt_addr) = VirtAddr::new(virt) else {
+        ignored("is not a canonical address");
+        return None;
+    };
+    let Some(phys) = paging::translate(virt).map(|leaf| leaf.phys) else {
+        ignored("is not mapped");
+        return None;
+    };
+    let ends = [virt, phys.as_u64()].map(|start| start.checked_add(len)?.checked_next_multiple_of(mm::PAGE_SIZE));
+    if ends.contains(&None) {
+        ignored("runs past the end of the address space");
+        return None;
+    }
+    // Every page, from the first one's start: the leaf of each must
+    // continue where the first one's frame is.
+    let base = virt & !(mm::PAGE_SIZE - 1);
+    let contiguous = (base..virt + len).step_by(mm::PAGE_SIZE as usize).all(|va| {
+        paging::translate(va)
+            .is_some_and(|leaf| leaf.phys.as_u64().wrapping_sub(phys.as_u64()) == va.wrapping_sub(virt))
+    });
+    if !contiguous {
+        ignored("is not physically contiguous");
+        return None;
+    }
+    Some(Ramdisk { virt: virt_addr, phys, len })
 }
 
 fn kind_name(kind: MemoryRegionKind) -> &'static str {

@@ -1,9 +1,10 @@
 //! execve (Linux `fs/exec.c` and `fs/binfmt_elf.c` `load_elf_binary`,
 //! `create_elf_tables`).
 //!
-//! A static ELF executable becomes the running task's program (a file of
-//! the initramfs mapped in place, or any file with a page cache mapped
-//! through it): a new address space gets one private file mapping per
+//! A static ELF executable becomes the running task's program (a file
+//! with a page cache, mapped through it: ext2, tmpfs and the rootfs the
+//! initramfs was unpacked into, so processes running one program share
+//! its cached pages): a new address space gets one private file mapping per
 //! `PT_LOAD` (page-aligned around the segment, as `elf_map` does, with the
 //! bss tail of the last file page zeroed and anonymous memory after it),
 //! the brk area right after the highest segment, and a `GROWSDOWN` stack
@@ -25,7 +26,6 @@
 
 #![forbid(unsafe_code)]
 
-use alloc::borrow::Cow;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
@@ -138,18 +138,16 @@ pub fn kernel_execve(path: &str, argv: &[Vec<u8>], envp: &[Vec<u8>], frame: &mut
     if !attr.is_reg() || attr.mode & 0o111 == 0 {
         return Err(ExecError::Errno(Errno::EACCES));
     }
-    // A file with a page cache is mapped through it (its bytes read once
-    // for the headers); a file the initramfs still holds is mapped in
-    // place; anything else cannot be mapped (see fs/ramfs.rs).
-    let (file, data, _mapped): (&'static dyn VmaFile, Cow<'static, [u8]>, _) = if inode.i_mapping.is_some() {
-        let data = read_image(&inode, attr.size).map_err(ExecError::Errno)?;
-        let name = crate::fs::namei::d_path(&found).unwrap_or_else(|_| alloc::string::String::from(path));
-        let mapped = crate::filemap::MappedFile::new(inode.clone(), name, None);
-        (crate::filemap::MappedFile::as_vma_file(&mapped), Cow::Owned(data), Some(mapped))
-    } else {
-        let ram = inode.ops.ramfile().ok_or(ExecError::Errno(Errno::ENOEXEC))?;
-        (ram, Cow::Borrowed(ram.entry.data), None)
-    };
+    // The file is mapped through its page cache (its bytes read once for
+    // the headers); a file without one (ramfs) cannot be mapped.
+    if inode.i_mapping.is_none() {
+        return Err(ExecError::Errno(Errno::ENOEXEC));
+    }
+    let data = read_image(&inode, attr.size).map_err(ExecError::Errno)?;
+    let name = crate::fs::namei::d_path(&found).unwrap_or_else(|_| alloc::string::String::from(path));
+    // Held for the call; the VMAs take their own counts.
+    let mapped = crate::filemap::MappedFile::new(inode.clone(), name, None);
+    let file: &'static dyn VmaFile = crate::filemap::MappedFile::as_vma_file(&mapped);
     let me = sched::current();
     let rlim_stack = me.proc.rlim.lock().cur(crate::resource::Resource::STACK);
     // Strings (the file name too, as Linux copies it first) and the

@@ -26,9 +26,9 @@
 //! windows of a sequential read), printed by xtask as it is.
 //!
 //! `figure` lines come from the user-space benchmarks: after the in-kernel
-//! ones, [`run`] starts every program in the initramfs's `/bench` as a
-//! process (the same static binaries `cargo xtask bench --vs-linux` runs
-//! under Linux) and passes on the `user::<name> <value> <unit>` lines it
+//! ones, [`run`] starts every program in the rootfs's `/bench` (unpacked
+//! from the initramfs) as a process (the same static binaries `cargo
+//! xtask bench --vs-linux` runs under Linux) and passes on the `user::<name> <value> <unit>` lines it
 //! prints; a program that fails is reported as `kbench: FAILED`.
 //!
 //! Costs are in picoseconds per operation, integers, so sub-nanosecond
@@ -193,20 +193,22 @@ pub fn run(filter: &str, mode: Mode) {
     kprintln!("kbench: done");
 }
 
-/// Where the user-space benchmarks live in the initramfs (whose paths are
-/// normalised to start with `/`).
-const USER_BENCH_DIR: &str = "/bench/";
+/// Where the user-space benchmarks live (the initramfs's `/bench`,
+/// unpacked into the rootfs).
+const USER_BENCH_DIR: &str = "/bench";
 
 /// Runs each `/bench` program whose `user::<program>` name contains
 /// `filter`, with the argument `smoke` in [`Mode::Smoke`], and passes its
 /// figure lines on.
 fn run_user_benches(filter: &str, mode: Mode) {
-    let Some(initramfs) = crate::fs::initramfs() else { return };
-    for (path, entry) in initramfs.iter() {
-        let Some(program) = path.strip_prefix(USER_BENCH_DIR) else { continue };
-        if !entry.is_file() || !alloc::format!("user::{program}").contains(filter) {
+    let Ok(entries) = crate::fs::syscalls::kern::read_dir(USER_BENCH_DIR) else { return };
+    for entry in entries {
+        let program = alloc::string::String::from_utf8_lossy(&entry.name);
+        if entry.d_type != uapi::fs::DT_REG || !alloc::format!("user::{program}").contains(filter) {
             continue;
         }
+        let path = alloc::format!("{USER_BENCH_DIR}/{program}");
+        let path = path.as_str();
         let argv: &[&str] = if mode == Mode::Smoke { &[path, "smoke"] } else { &[path] };
         match crate::process::run_user(path, argv) {
             Ok((0, out)) => {

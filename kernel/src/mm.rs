@@ -17,7 +17,10 @@
 //! 3. Zones are sized, every free memblock range is released to the buddy
 //!    allocator, and watermarks and per-cpu list sizes are computed.
 //!
-//! memblock is kept afterwards, read-only, for reports.
+//! memblock is kept afterwards behind a lock, for reports (Linux
+//! `ARCH_KEEP_MEMBLOCK`). Once the initramfs is unpacked, the ramdisk's
+//! frames go to the buddy allocator ([`free_initrd_mem`]) and leave
+//! memblock's reserved array.
 //!
 //! A machine with too little memory for all this stops here, before the
 //! first allocation that would fail, with one line naming the RAM found and
@@ -42,8 +45,8 @@ use mm::vmstat::Buddyinfo;
 use mm::{PAGE_SIZE, Pfn, PhysAddr, VirtAddr};
 use spin::Once;
 
-use crate::arch::x86_64::paging;
-use crate::boot::{BootParams, DirectMap};
+use crate::boot::{BootParams, DirectMap, Ramdisk};
+use crate::sync::{Mutex, MutexGuard};
 
 /// Linux x86 reserves the first MiB: BIOS data, EBDA, real-mode trampolines.
 const LOW_RESERVE: u64 = 1 << 20;
@@ -87,7 +90,7 @@ impl CpuOps for KernelCpu {
 
 static KERNEL_CPU: KernelCpu = KernelCpu;
 static DIRECT_MAP: DirectMap = DirectMap;
-static MEMBLOCK: Once<Memblock> = Once::new();
+static MEMBLOCK: Once<Mutex<Memblock>> = Once::new();
 static PGDAT: Once<PgData<'static>> = Once::new();
 static BOOT_FREE: Once<[[u64; NR_PAGE_ORDERS]; MAX_NR_ZONES]> = Once::new();
 
@@ -105,14 +108,21 @@ pub fn try_pgdat() -> Option<&'static PgData<'static>> {
     PGDAT.get()
 }
 
-/// The boot memblock as it was when memory went to the buddy allocator.
-pub fn memblock() -> Option<&'static Memblock> {
-    MEMBLOCK.get()
+/// The boot memblock, kept for reports: as it was when memory went to
+/// the buddy allocator, less what was freed since (the initrd). Its lock
+/// sleeps.
+pub fn memblock() -> Option<MutexGuard<'static, Memblock>> {
+    MEMBLOCK.get().map(Mutex::lock)
 }
 
 /// Records the boot-time free blocks, once boot has made every allocation
-/// it keeps (the slab allocator's caches included).
+/// it keeps (the slab allocator's caches included), with the slabs boot
+/// left empty given back first, as a check against the snapshot does
+/// (unpacking the initramfs frees many buffers).
 pub fn record_boot_free_blocks() {
+    if let Some(slab) = crate::slab::slab() {
+        slab.shrink_all();
+    }
     BOOT_FREE.call_once(free_blocks);
 }
 
@@ -251,7 +261,8 @@ pub fn init(params: &BootParams) {
     let pgdat = PgData::new(mem_map, &memblock, &DIRECT_MAP, &KERNEL_CPU, pcp, events, node_stats);
     let released = pgdat.memblock_free_all(&memblock);
     let pgdat = PGDAT.call_once(|| pgdat);
-    let memblock = MEMBLOCK.call_once(|| memblock);
+    let reserved_at_hand_over = memblock.reserved_size();
+    MEMBLOCK.call_once(|| Mutex::new(memblock));
     print_zones(pgdat);
 
     let present: u64 = pgdat.zones().iter().map(|z| z.present_pages()).sum();
@@ -266,7 +277,7 @@ pub fn init(params: &BootParams) {
         core::mem::size_of::<Page>(),
         (present - released) * PAGE_SIZE / KIB,
     );
-    debug!("memblock reserved at hand-over: {:#x} bytes", memblock.reserved_size());
+    debug!("memblock reserved at hand-over: {reserved_at_hand_over:#x} bytes");
     debug!("buddyinfo:\n{}", Buddyinfo(pgdat));
 }
 
@@ -285,17 +296,51 @@ fn memblock_setup(memblock: &mut Memblock, params: &BootParams) {
     memblock.reserve(PhysAddr::new(0), LOW_RESERVE).unwrap_or_else(|e| fail("reserving low memory", e));
     let (kernel, kernel_len) = params.kernel_phys;
     memblock.reserve(kernel, kernel_len).unwrap_or_else(|e| fail("reserving the kernel", e));
-    if let Some((addr, len)) = params.ramdisk {
-        // The ramdisk is virtually contiguous; reserve each backing frame.
-        let mut offset = 0;
-        while offset < len {
-            if let Some(t) = paging::translate(addr.as_u64() + offset) {
-                let frame = t.phys.align_down(PAGE_SIZE);
-                memblock.reserve(frame, PAGE_SIZE).unwrap_or_else(|e| fail("reserving the ramdisk", e));
-            }
-            offset += PAGE_SIZE;
-        }
+    if let Some(rd) = params.ramdisk {
+        // Linux `reserve_initrd`: whole frames, the last one too.
+        let (start, end) = initrd_frames(&rd);
+        memblock.reserve(start, end.as_u64() - start.as_u64()).unwrap_or_else(|e| fail("reserving the ramdisk", e));
     }
+}
+
+/// The frames the ramdisk occupies, `[start, end)`, whole pages: the
+/// bootloader allocated them for it alone (its BIOS stages put their
+/// config file just after it, read before the kernel starts).
+fn initrd_frames(rd: &Ramdisk) -> (PhysAddr, PhysAddr) {
+    (rd.phys.align_down(PAGE_SIZE), PhysAddr::new((rd.phys.as_u64() + rd.len).next_multiple_of(PAGE_SIZE)))
+}
+
+/// Gives the ramdisk's frames to the buddy allocator once the initramfs
+/// is unpacked (Linux `free_initrd_mem`: x86's `free_init_pages("initrd")`,
+/// with the `memblock_free` of `ARCH_KEEP_MEMBLOCK` kernels): its mapping
+/// is taken down first, so a stale use faults rather than reading pages
+/// someone else owns, then its reservation leaves memblock and its pages
+/// become free and managed (`MemTotal` and `MemFree` grow by its size).
+/// Logs Linux's `Freeing initrd memory: NK`. If the mapping cannot be
+/// taken down, the frames stay reserved.
+///
+/// # Safety
+/// Nothing reads the ramdisk afterwards: every reference into its mapping
+/// is gone. May sleep.
+pub unsafe fn free_initrd_mem(rd: &Ramdisk) {
+    let (start, end) = initrd_frames(rd);
+    let virt = rd.virt.align_down(PAGE_SIZE);
+    let va_len = end.as_u64() - start.as_u64();
+    // SAFETY: the caller guarantees nothing uses the ramdisk's mapping any
+    // more; it is the boot area's own, which nothing else shares.
+    if let Err(e) = unsafe { crate::arch::x86_64::pgtable::unmap_kernel_range(virt, va_len) } {
+        log::warn!("initrd: cannot unmap {virt:#x}+{va_len:#x}: {e}; its memory stays reserved");
+        return;
+    }
+    if let Some(mut memblock) = memblock()
+        && let Err(e) = memblock.free(start, va_len)
+    {
+        log::warn!("initrd: memblock keeps [mem {start:#x}-{:#x}] reserved: {e}", end.as_u64() - 1);
+    }
+    // SAFETY: the frames are the ramdisk's alone (`initrd_frames`), nothing
+    // maps them any more (unmapped and flushed above), and the caller holds
+    // no reference into them.
+    unsafe { pgdat().free_reserved_area(start, end, "initrd") };
 }
 
 /// Linux `mem=`: keeps only the memory below the address where `limit`

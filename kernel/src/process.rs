@@ -464,7 +464,7 @@ extern "C" fn user_entry(arg: u64) -> ! {
     }
 }
 
-/// Starts `path` from the initramfs as a child of the running task
+/// Starts the program `path` as a child of the running task
 /// (Linux `kernel_execve` from a kernel thread, as `kernel_init` runs
 /// `/init`), on the least loaded CPU. Console output is also copied into
 /// `capture`, if given.

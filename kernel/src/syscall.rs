@@ -549,23 +549,19 @@ fn sys_mmap(addr: u64, len: u64, prot: u32, flags: u32, fd: i32, off: u64) -> Sy
     } else {
         let f = file(fd)?;
         let p = f.path().ok_or(Errno::ENODEV)?;
-        if p.inode.i_mapping.is_some() {
-            let (writable, counted) = match p.inode.ops.shmem() {
-                Some(shmem) => {
-                    let shared = flags & uapi::mman::MAP_TYPE != uapi::mman::MAP_PRIVATE;
-                    shmem.mmap_prepare(shared, prot & uapi::mman::PROT_WRITE != 0, f.writable())?
-                }
-                None => (f.writable(), None),
-            };
-            let name = crate::shmem::unlinked_name(&p.inode).or_else(|| f.d_path()).unwrap_or_default();
-            let mapped = cached.insert(crate::filemap::MappedFile::new(p.inode.clone(), name, counted));
-            Some(mm::mmap::MapFile { file: crate::filemap::MappedFile::as_vma_file(mapped), writable })
-        } else {
-            match p.inode.ops.ramfile() {
-                Some(r) if r.entry.is_file() => Some(mm::mmap::MapFile { file: r, writable: false }),
-                _ => return Err(Errno::ENODEV),
-            }
+        if p.inode.i_mapping.is_none() {
+            return Err(Errno::ENODEV);
         }
+        let (writable, counted) = match p.inode.ops.shmem() {
+            Some(shmem) => {
+                let shared = flags & uapi::mman::MAP_TYPE != uapi::mman::MAP_PRIVATE;
+                shmem.mmap_prepare(shared, prot & uapi::mman::PROT_WRITE != 0, f.writable())?
+            }
+            None => (f.writable(), None),
+        };
+        let name = crate::shmem::unlinked_name(&p.inode).or_else(|| f.d_path()).unwrap_or_default();
+        let mapped = cached.insert(crate::filemap::MappedFile::new(p.inode.clone(), name, counted));
+        Some(mm::mmap::MapFile { file: crate::filemap::MappedFile::as_vma_file(mapped), writable })
     };
     let result = current_mm()?.mmap_write_lock().do_mmap(addr, len, prot, flags, file, off / mm::PAGE_SIZE);
     drop(cached);

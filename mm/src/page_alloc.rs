@@ -1,6 +1,7 @@
 //! The buddy page allocator with migratetypes and per-cpu lists (Linux
-//! `mm/page_alloc.c`, `mm/mm_init.c`'s memmap and zone set-up, and
-//! `memblock_free_all`).
+//! `mm/page_alloc.c`, `mm/mm_init.c`'s memmap and zone set-up,
+//! `memblock_free_all`, and `free_reserved_area` for boot memory given
+//! back later, such as the initrd).
 //!
 //! # The buddy system
 //! Free memory is kept in naturally aligned blocks of 2^order pages, order
@@ -63,9 +64,9 @@ use core::fmt;
 use core::panic::Location;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
-use log::{error, warn};
+use log::{error, info, warn};
 
-use crate::addr::{PAGE_SIZE, Pfn};
+use crate::addr::{PAGE_SIZE, Pfn, PhysAddr};
 use crate::arch::{CpuOps, PhysMemory};
 use crate::gfp::Gfp;
 use crate::highmem;
@@ -161,6 +162,9 @@ pub enum BadPageReason {
     FlagsAtFree(PageFlags),
     /// A page leaving the free lists is not in the state freeing leaves.
     BadStateAtAlloc,
+    /// [`PgData::free_reserved_area`] met a page that is not reserved:
+    /// the allocator manages it already.
+    NotReserved,
 }
 
 impl fmt::Display for BadPageReason {
@@ -176,6 +180,7 @@ impl fmt::Display for BadPageReason {
             BadPageReason::HasMapping => f.write_str("non-NULL mapping"),
             BadPageReason::FlagsAtFree(flags) => write!(f, "PAGE_FLAGS_CHECK_AT_FREE flag(s) set: {flags:?}"),
             BadPageReason::BadStateAtAlloc => f.write_str("bad state on the free lists (PAGE_FLAGS_CHECK_AT_PREP)"),
+            BadPageReason::NotReserved => f.write_str("freeing a page that is not reserved (free_reserved_area)"),
         }
     }
 }
@@ -568,6 +573,43 @@ impl<'a> PgData<'a> {
         }
         zone.managed_pages.fetch_add(1 << order, Relaxed);
         self.with_irqs_off(|| self.free_one_page(zone, pfn, order));
+    }
+
+    /// Gives the reserved pages wholly inside `[start, end)` to the
+    /// allocator, one by one, adding each to its zone's managed pages, and
+    /// logs `Freeing {what} memory: NK` (Linux `free_reserved_area` with
+    /// no poison, `free_reserved_page` for each page). A partial page at
+    /// either end stays reserved, as Linux rounds inwards. A page that is
+    /// not reserved is reported and left alone; pfns outside the memory
+    /// map are skipped with an error. Returns the pages freed. Watermarks
+    /// are not recomputed (Linux's `adjust_managed_page_count` leaves them
+    /// too).
+    ///
+    /// # Safety
+    /// The caller owns the frames: RAM that boot reserved for something
+    /// now done with, which no page-table entry, TLB entry or pointer
+    /// reaches any more. The allocator hands them to the next caller.
+    pub unsafe fn free_reserved_area(&self, start: PhysAddr, end: PhysAddr, what: &str) -> u64 {
+        let first = start.as_u64().div_ceil(PAGE_SIZE);
+        let last = end.as_u64() / PAGE_SIZE;
+        let mut pages = 0;
+        for pfn in first..last {
+            let Some(page) = self.mem_map.pfn_to_page(Pfn::new(pfn)) else {
+                error!("BUG: free_reserved_area: pfn {pfn:#x} outside the memory map; skipped");
+                self.bad_pages.fetch_add(1, Relaxed);
+                continue;
+            };
+            if !page.test(PageFlags::RESERVED) {
+                self.report_bad_page(pfn, BadPageReason::NotReserved);
+                continue;
+            }
+            self.free_pages_core(pfn, 0);
+            pages += 1;
+        }
+        if pages > 0 {
+            info!("Freeing {what} memory: {}K", pages * PAGE_SIZE / 1024);
+        }
+        pages
     }
 
     /// Recomputes watermarks, lowmem reserves and pcp high/batch from the

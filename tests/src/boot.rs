@@ -83,20 +83,6 @@ fn command_line_arrives_through_fw_cfg() {
 }
 
 #[ktest]
-fn ramdisk_is_loaded_intact() {
-    // xtask's initramfs (xtask/src/initramfs.rs): a newc cpio archive that
-    // ends with its trailer, so the parsed archive's end is the length xtask
-    // wrote; tests/src/initramfs.rs checks the contents.
-    let (addr, len) = boot::params().ramdisk.expect("test kernels boot with a ramdisk");
-    // SAFETY: the bootloader mapped `len` bytes of ramdisk at `addr` for the
-    // kernel's lifetime, and nothing writes to it.
-    let data = unsafe { core::slice::from_raw_parts(addr.as_ptr::<u8>(), len as usize) };
-    assert_eq!(&data[..6], b"070701", "newc magic at offset 0");
-    let initramfs = kernel::fs::initramfs().expect("the ramdisk parses as an initramfs");
-    assert_eq!(initramfs.end() as u64, len, "ramdisk length is the archive's");
-}
-
-#[ktest]
 fn console_output_is_kept_in_the_log_ring() {
     let marker = alloc::format!("log ring marker {:#x}", tsc::now_ns());
     log::warn!("{marker}");

@@ -291,7 +291,7 @@ fn kmemmap_shows_an_allocated_pageblock_and_every_block_once() {
     let block = kernel::mm::alloc_pages_owned(GFP_HIGHUSER_MOVABLE, PAGEBLOCK_ORDER).expect("a free pageblock");
     let mut text = String::new();
     pgdat.drain_all_pages();
-    write!(text, "{}", Kmemmap { pgdat, memblock, per_row: 64 }).expect("format");
+    write!(text, "{}", Kmemmap { pgdat, memblock: &memblock, per_row: 64 }).expect("format");
     let i = (block.pfn().as_u64() >> PAGEBLOCK_ORDER) as usize;
     block.free().expect("free");
     let nr_blocks = pgdat.mem_map().end_pfn().as_u64().div_ceil(1 << PAGEBLOCK_ORDER);
@@ -381,9 +381,9 @@ fn wait_for_holes(task: &kernel::sched::Task) {
 }
 
 /// A boot of its own: whether compaction can free whole 2 MiB blocks
-/// depends on where earlier tests left unmovable pages (the rootfs keeps
-/// file data in kmalloc'd pages until the page cache gives it movable
-/// ones), and this test is about frag's holes.
+/// depends on where earlier tests left unmovable pages (slab and
+/// page-table pages, files of the rootfs's tests are movable cache pages
+/// but stay until unlinked), and this test is about frag's holes.
 #[ktest(fresh_boot)]
 fn compact_moves_a_fragmented_program_and_its_data_survives() {
     use mm::vmstat::VmEventItem;

@@ -1,26 +1,39 @@
 //! ELF validation (formats/src/elf.rs) on the static musl programs of the
-//! initramfs, and its answers to corrupted copies of one.
+//! initramfs, read from the rootfs, and its answers to corrupted copies
+//! of one.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use kernel::elf::{ElfError, ElfFile, ElfType, SegmentFlags, USER_END};
+use kernel::fs::syscalls::kern;
 use ktest_macros::ktest;
 
-/// `(path, bytes)` of every program in the initramfs: /init, /bin/*, /bench/*.
-fn programs() -> Vec<(String, &'static [u8])> {
-    let fs = kernel::fs::initramfs().expect("the test kernel boots with a valid initramfs");
-    fs.iter()
-        .filter(|(path, e)| {
-            e.is_file() && (*path == "/init" || path.starts_with("/bin/") || path.starts_with("/bench/"))
+/// `(path, bytes)` of every program of the initramfs, as the rootfs
+/// holds them: /init, /bin/*, /bench/*.
+fn programs() -> Vec<(String, Vec<u8>)> {
+    let in_dir = |dir: &str| {
+        kern::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{dir}: {e:?}"))
+            .into_iter()
+            .filter(|e| e.d_type == uapi::fs::DT_REG)
+            .map(|e| alloc::format!("{dir}/{}", String::from_utf8_lossy(&e.name)))
+            .collect::<Vec<_>>()
+    };
+    let mut paths = in_dir("/bin");
+    paths.extend(in_dir("/bench"));
+    paths.push(String::from("/init"));
+    paths
+        .into_iter()
+        .map(|path| {
+            let data = kern::read_file(&path).unwrap_or_else(|e| panic!("{path}: {e:?}"));
+            (path, data)
         })
-        .map(|(path, e)| (String::from(path), e.data))
         .collect()
 }
 
 fn hello() -> Vec<u8> {
-    let fs = kernel::fs::initramfs().expect("the test kernel boots with a valid initramfs");
-    fs.lookup("/bin/hello").expect("/bin/hello").data.to_vec()
+    kern::read_file("/bin/hello").expect("/bin/hello")
 }
 
 #[ktest]
@@ -28,7 +41,7 @@ fn every_program_in_the_initramfs_is_a_valid_static_executable() {
     let programs = programs();
     assert!(programs.len() >= 3, "only {} programs", programs.len());
     for (path, data) in programs {
-        let elf = ElfFile::parse(data).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let elf = ElfFile::parse(&data).unwrap_or_else(|e| panic!("{path}: {e}"));
         assert_eq!(elf.elf_type(), ElfType::Exec, "{path}: built -no-pie");
         let entry = elf.entry();
         assert!(

@@ -421,6 +421,62 @@ fn a_program_on_ext2_runs_mapped_from_the_page_cache() {
     kern::umount(&dir).expect("umount");
 }
 
+/// Where [`major_faults`] maps a file.
+const MAP_AT: u64 = 0x1000_0000;
+
+/// The major faults counted by a read fault on each page of `indexes` of
+/// `path`, mapped read-only and private in an address space of its own,
+/// as exec maps a program.
+fn major_faults(path: &str, indexes: &[u64]) -> Vec<u64> {
+    use kernel::filemap::MappedFile;
+    use mm::memory::FaultAccess;
+    let file = inode(path);
+    let len = file.getattr().expect("stat").size.next_multiple_of(mm::PAGE_SIZE);
+    let mapped = MappedFile::new(file, String::from(path), None);
+    let mm = kernel::mmap::mm_alloc().expect("mm_alloc");
+    let map = mm::mmap::MapFile { file: MappedFile::as_vma_file(&mapped), writable: false };
+    let flags = uapi::mman::MAP_PRIVATE | uapi::mman::MAP_FIXED;
+    let got = mm.mmap_write_lock().do_mmap(MAP_AT, len, uapi::mman::PROT_READ, flags, Some(map), 0);
+    assert_eq!(got, Ok(MAP_AT));
+    let pgdat = kernel::mm::pgdat();
+    let majors = indexes
+        .iter()
+        .map(|&index| {
+            let before = pgdat.all_vm_events(VmEventItem::Pgmajfault);
+            let addr = mm::VirtAddr::new(MAP_AT + index * mm::PAGE_SIZE).expect("a user address");
+            kernel::mmap::handle_user_fault(&mm, addr, FaultAccess { write: false, exec: false }).expect("fault");
+            pgdat.all_vm_events(VmEventItem::Pgmajfault) - before
+        })
+        .collect();
+    let Ok(mm) = Arc::try_unwrap(mm) else { panic!("the test's address space is shared") };
+    mm.into_inner().exit_mmap();
+    drop(mapped);
+    majors
+}
+
+/// `pgmajfault` counts reads from a disk: a fault on a page of an ext2
+/// file that is not cached is major (Linux `filemap_fault` counts it
+/// before the read-around that brings the page in), the next one, on a
+/// page that read brought, is not; a fault on a page of the rootfs, a
+/// tmpfs whose pages are in memory, never is (Linux `shmem_fault`).
+#[ktest(timeout = 60)]
+fn a_file_fault_is_major_only_when_it_reads_the_disk() {
+    assert_eq!(major_faults("/bin/hello", &[0, 1]), [0, 0], "rootfs pages are in memory");
+    let (_, dir) = mount_gated();
+    let path = format!("{dir}/cold");
+    kern::write_file(&path, &pattern(0, 64 * 1024)).expect("write");
+    let file = inode(&path);
+    kernel::filemap::write_and_wait(&file).expect("write-back");
+    kernel::filemap::invalidate_mapping_pages(file.i_mapping.as_ref().expect("a page cache"));
+    assert_eq!(nrpages(&file), 0, "a cold cache");
+    let pgpgin = kernel::mm::pgdat().all_vm_events(VmEventItem::Pgpgin);
+    assert_eq!(major_faults(&path, &[0, 9]), [1, 0], "one read from the disk, for both pages");
+    assert!(kernel::mm::pgdat().all_vm_events(VmEventItem::Pgpgin) >= pgpgin + 40, "read from the disk");
+    assert_eq!(major_faults(&path, &[3]), [0], "a cached page is a minor fault");
+    drop(file);
+    kern::umount(&dir).expect("umount");
+}
+
 /// Bytes the msync persistence test writes through its mapping.
 const PERSIST_LEN: usize = 300_000;
 

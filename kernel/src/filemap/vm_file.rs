@@ -105,14 +105,17 @@ impl MappedFile {
 
     /// The readahead around a fault at `index` as the VMA's `advice`
     /// says (Linux `do_sync_mmap_readahead` for a missing page,
-    /// `do_async_mmap_readahead` at a `PG_readahead` one).
+    /// `do_async_mmap_readahead` at a `PG_readahead` one); whether the
+    /// page was missing from the cache, which makes the fault major even
+    /// though the readahead reads it (Linux `filemap_fault` counts
+    /// `PGMAJFAULT` before `do_sync_mmap_readahead`).
     fn fault_readahead(
         &self,
         mapping: &Mapping,
         index: u64,
         nr_pages: u64,
         advice: VmaRaAdvice,
-    ) -> Result<(), FileFaultError> {
+    ) -> Result<bool, FileFaultError> {
         let (_, a_ops) = parts(&self.inode).map_err(fault_error)?;
         let ra_mapping = RaMapping { cache: &mapping.space, nr_pages, bdi: ra_limits() };
         match mapping.find_get(index) {
@@ -129,15 +132,16 @@ impl MappedFile {
                     }
                     run_readahead(mapping, a_ops, decision);
                 }
+                Ok(false)
             }
             None => {
                 let mut ra = *self.ra.lock();
                 let decision = readahead::do_sync_mmap_readahead(&mut ra, &ra_mapping, advice, index);
                 *self.ra.lock() = ra;
                 run_readahead(mapping, a_ops, decision);
+                Ok(true)
             }
         }
-        Ok(())
     }
 }
 
@@ -182,13 +186,13 @@ impl VmaFile for MappedFile {
             return Err(FileFaultError::Eof);
         }
         // shmem reads nothing ahead: its pages are in memory or holes.
-        if !mapping.is_swapbacked() {
-            self.fault_readahead(mapping, index, nr_pages, advice)?;
-        }
+        let missing = !mapping.is_swapbacked() && self.fault_readahead(mapping, index, nr_pages, advice)?;
         let (folio, read) = read_cache_page_major(&self.inode, index).map_err(fault_error)?;
         folio.page().set(PageFlags::REFERENCED);
-        // A shmem hole filled with zeros took no I/O (only swap-in would).
-        let major = read && !mapping.is_swapbacked();
+        // Major: the page was read from the file system for this fault,
+        // by the readahead or here. A shmem page is in memory (a hole
+        // filled with zeros took no I/O; only swap-in would).
+        let major = (missing || read) && !mapping.is_swapbacked();
         Ok(FaultPage { pfn: folio.into_pfn(), major })
     }
 

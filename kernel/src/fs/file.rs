@@ -7,9 +7,7 @@
 //! generated text (`/proc/self/maps`, `/proc/self/status`,
 //! `/proc/mounts`), made when opened. An open file (Linux `struct file`)
 //! is shared by every descriptor that `fork` or `dup` made from it, with
-//! one offset. The initramfs's files are also [`RamFile`]s: mappable
-//! [`mm::vma::VmaFile`]s living as long as the kernel, which the rootfs
-//! reads in place until they change and exec and `mmap` map.
+//! one offset.
 //!
 //! Locking: `f_pos_lock` (sleeping, Linux's) is held across a read or
 //! write of an inode and its offset update, then the inode's `i_rwsem`;
@@ -23,96 +21,14 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use mm::Pfn;
 use mm::errseq::ErrSeqSample;
-use mm::gfp::{GFP_HIGHUSER_MOVABLE, Gfp};
-use mm::highmem::memcpy_to_owned;
-use mm::page_alloc::PgData;
-use mm::readahead::{FileRaState, VmaRaAdvice};
-use mm::vma::{FaultPage, FileFaultError, VmaFile};
-use spin::Once;
+use mm::readahead::FileRaState;
 use uapi::errno::Errno;
 
-use super::Entry;
 use super::namespace::Path;
 use super::pipe::PipeEnd;
 use super::proc_sysctl::SysctlStore;
 use crate::sync::{Mutex, SpinLock};
-
-/// An initramfs file as the mm sees it.
-///
-/// It has no page cache: every [`VmaFile::fault`] reads a new page from
-/// the archive, a major fault, that only its one mapping uses, as the mm
-/// did before file mappings went through a cache. So a `MAP_SHARED`
-/// mapping of it shares no page with other mappers (only with its fork
-/// children): an interim that holds while these files are read-only,
-/// since mmap never lets them be mapped shared and writable
-/// (`sys_mmap` passes `writable: false`). The kernel's page cache replaces
-/// it for files that have one.
-pub struct RamFile {
-    /// Absolute path.
-    pub path: String,
-    /// The archive entry.
-    pub entry: Entry<'static>,
-}
-
-impl VmaFile for RamFile {
-    fn name(&self) -> &str {
-        &self.path
-    }
-
-    // Initramfs files live as long as the kernel: no count to keep.
-    fn get_file(&self) {}
-
-    fn put_file(&self) {}
-
-    // No cache, so no readahead to steer.
-    fn fault(&self, pgdat: &PgData<'_>, index: u64, _: VmaRaAdvice) -> Result<FaultPage, FileFaultError> {
-        let data = self.entry.data;
-        let offset = index.checked_mul(mm::PAGE_SIZE).and_then(|o| usize::try_from(o).ok());
-        // Linux `filemap_fault`: a page wholly past the end is SIGBUS.
-        let src = offset.and_then(|o| data.get(o..)).filter(|d| !d.is_empty()).ok_or(FileFaultError::Eof)?;
-        let page_size = mm::PAGE_SIZE as usize;
-        let src = &src[..src.len().min(page_size)];
-        // The part of the last page past the end reads as zero.
-        let gfp = if src.len() < page_size { GFP_HIGHUSER_MOVABLE | Gfp::ZERO } else { GFP_HIGHUSER_MOVABLE };
-        let mut page = pgdat.alloc_pages_owned(gfp, 0).ok_or(FileFaultError::NoMemory)?;
-        memcpy_to_owned(&mut page, 0, src).map_err(|_| FileFaultError::NoMemory)?;
-        Ok(FaultPage { pfn: page.into_raw(), major: true })
-    }
-
-    // No cache, so nothing to map around a fault.
-    fn map_pages(&self, _: &PgData<'_>, _: u64, _: u64, _: &mut dyn FnMut(u64, Pfn)) {}
-
-    // Nothing to ready or dirty: the copy is the mapping's alone.
-    fn page_mkwrite(&self, _: &PgData<'_>, _: u64, _: Pfn) -> Result<(), FileFaultError> {
-        Ok(())
-    }
-
-    fn set_page_dirty(&self, _: &PgData<'_>, _: u64, _: Pfn) {}
-
-    fn fsync_range(&self, _: u64, _: u64) -> Result<(), Errno> {
-        Ok(())
-    }
-
-    // The archive is in memory: nothing to read ahead, no cache to ask.
-    fn willneed(&self, _: u64, _: u64) {}
-
-    fn mincore_page(&self, _: u64) -> bool {
-        false
-    }
-}
-
-static RAM_FILES: Once<Vec<RamFile>> = Once::new();
-
-/// Every initramfs entry, in archive order, as a file living as long as
-/// the kernel.
-pub fn ram_files() -> &'static [RamFile] {
-    RAM_FILES.call_once(|| match super::initramfs() {
-        Some(fs) => fs.iter().map(|(p, e)| RamFile { path: String::from(p), entry: *e }).collect(),
-        None => Vec::new(),
-    })
-}
 
 /// What an open file reads from.
 pub enum FileKind {

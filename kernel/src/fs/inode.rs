@@ -32,7 +32,6 @@ use core::any::Any;
 use uapi::errno::Errno;
 
 use super::dcache::Dcache;
-use super::file::RamFile;
 use crate::filemap::{AddressSpaceOperations, Mapping};
 use crate::shmem::ShmemInode;
 use crate::sync::{Mutex, SpinLock};
@@ -202,12 +201,6 @@ pub trait FileOperations: Send + Sync {
     fn readdir(&self, pos: u64) -> Result<Option<(DirEntry, u64)>, Errno>;
     /// Makes the file's data and metadata durable (Linux `fsync`).
     fn fsync(&self) -> Result<(), Errno>;
-    /// The initramfs file this inode still reads in place, if any: what
-    /// exec and `mmap` map (the mm maps `'static` files only until the
-    /// page cache gives every inode a mapping).
-    fn ramfile(&self) -> Option<&'static RamFile> {
-        None
-    }
     /// The page cache operations of a regular file whose data goes
     /// through the page cache (Linux `inode->i_mapping->a_ops`); `None`
     /// for data the file system keeps itself (read_at and write_at serve

@@ -9,18 +9,15 @@
 //!   [`fs_struct`]: a process's working directory; [`fs_writeback`]: the
 //!   dirty inodes of the page cache ([`crate::filemap`]) and the flusher
 //!   thread; [`syscalls`]: the system calls.
-//! - File systems: [`ramfs`] (the root and `tmpfs`), [`ext2`] (the
+//! - File systems: [`ramfs`] (the root, `tmpfs` and `ramfs`), [`ext2`] (the
 //!   host-tested `ext2` crate under the VFS); pseudo files: [`pipe`],
 //!   [`proc_sysctl`] and the `/proc` texts of [`syscalls`].
 //! - Devices: [`blkdev`] (disks by name, a RAM disk), [`loopdev`].
 //!
-//! [`init`] runs once at the end of boot: it parses the initramfs (the
-//! newc cpio archive the bootloader loaded) and unpacks it into the root,
-//! a ramfs (Linux `init/initramfs.c` `populate_rootfs` into rootfs). A
-//! missing ramdisk leaves an empty root, as Linux boots without an
-//! initramfs; a corrupt one is refused with the reason and the kernel
-//! carries on without it, as Linux logs "Initramfs unpacking failed" for
-//! a bad external initrd and continues. Then `mount=DEV:DIR` options of
+//! [`init`] runs once at the end of boot: it makes the root, a tmpfs
+//! instance, and unpacks the initramfs the bootloader loaded into it,
+//! then gives the ramdisk's memory back ([`initramfs`], Linux
+//! `init/initramfs.c` `populate_rootfs`); then `mount=DEV:DIR` options of
 //! the command line are mounted (ext2).
 //!
 //! # Lock order (outermost first)
@@ -38,12 +35,17 @@
 //! A process's `files` and `fs` spin locks are taken only to fetch or
 //! install an open file or path, never across a file-system call.
 
+// Only the unpacking of the initramfs reads raw memory (the ramdisk),
+// and says so there.
+#![deny(unsafe_code)]
+
 pub mod blkdev;
 pub mod dcache;
 pub mod ext2;
 pub mod file;
 pub mod fs_struct;
 pub mod fs_writeback;
+pub mod initramfs;
 pub mod inode;
 pub mod loopdev;
 pub mod namei;
@@ -55,65 +57,12 @@ pub mod read_write;
 pub mod syscalls;
 
 use log::{info, warn};
-use spin::Once;
 
-/// The newc cpio format of the initramfs (the parser is the host-tested
-/// `formats` crate's).
-pub use formats::cpio;
-pub use formats::cpio::{CpioError, Entry, Initramfs};
-
-static INITRAMFS: Once<Initramfs<'static>> = Once::new();
-
-/// The rootfs's device number (Linux gives rootfs an anonymous one).
-const ROOTFS_DEV: u64 = 1;
-
-/// Parses the ramdisk the bootloader loaded, if any, as the initramfs,
-/// and unpacks it into the root file system.
+/// Makes the root file system from the initramfs and mounts what the
+/// command line asks for.
 pub fn init() {
-    parse_initramfs();
-    let rootfs = ramfs::new_instance("rootfs", uapi::fs::RAMFS_MAGIC, 0o755, ramfs::Storage::Heap);
-    let root = rootfs.root_inode();
-    let mut unpacked = 0usize;
-    for f in file::ram_files() {
-        match root.populate(&f.path, f) {
-            Ok(()) => unpacked += 1,
-            Err(e) => warn!("initramfs: cannot unpack {}: {e}", f.path),
-        }
-    }
-    if let Err(e) = root.populate_dir("proc") {
-        warn!("rootfs: cannot make /proc: {e}");
-    }
-    let sb = inode::SuperBlock::new(ROOTFS_DEV, rootfs);
-    match namespace::mount_root(sb, "rootfs") {
-        Ok(()) => info!("rootfs: {unpacked} initramfs entries unpacked"),
-        Err(e) => warn!("rootfs: cannot mount the root: {e}"),
-    }
+    initramfs::populate_rootfs();
     mount_from_cmdline();
-}
-
-fn parse_initramfs() {
-    let Some((addr, len)) = crate::boot::params().ramdisk else {
-        info!("initramfs: no ramdisk loaded");
-        return;
-    };
-    let Ok(len) = usize::try_from(len) else {
-        warn!("initramfs: ramdisk of {len} bytes does not fit the address space; ignored");
-        return;
-    };
-    // SAFETY: the bootloader mapped the `len` bytes at `addr` for the
-    // kernel's lifetime; the kernel's page tables keep them mapped
-    // read-only (arch pgtable::init) and mm reserves their frames, so
-    // nothing writes to or frees them.
-    let ramdisk: &'static [u8] = unsafe { core::slice::from_raw_parts(addr.as_ptr::<u8>(), len) };
-    match Initramfs::parse(ramdisk) {
-        Ok(initramfs) => {
-            let (files, bytes) =
-                initramfs.iter().filter(|(_, e)| e.is_file()).fold((0, 0), |(n, b), (_, e)| (n + 1, b + e.size));
-            info!("initramfs: {files} files, {bytes} bytes ({} entries)", initramfs.len());
-            INITRAMFS.call_once(|| initramfs);
-        }
-        Err(e) => warn!("initramfs: ramdisk refused: {e}; continuing without it"),
-    }
 }
 
 /// Mounts each `mount=DEV:DIR` of the command line as ext2 (the
@@ -133,11 +82,6 @@ fn mount_from_cmdline() {
             Err(e) => warn!("mount: cannot mount {dev} on {dir}: {e}"),
         }
     }
-}
-
-/// The initramfs, if [`init`] found a valid one.
-pub fn initramfs() -> Option<&'static Initramfs<'static>> {
-    INITRAMFS.get()
 }
 
 /// The wall-clock time for file time stamps (Linux `current_time`).

@@ -1,28 +1,25 @@
 //! An in-memory file system: the root (Linux `init/do_mounts.c`'s rootfs,
-//! a ramfs or tmpfs that `init/initramfs.c` unpacks the initramfs into),
-//! every `tmpfs` and `ramfs` mount (Linux `fs/ramfs/inode.c`,
-//! `mm/shmem.c`'s name space half), and the kernel's internal tmpfs of
-//! memfds and shared anonymous memory ([`crate::shmem`]).
+//! a tmpfs that `init/initramfs.c` unpacks the initramfs into, see
+//! [`super::initramfs`]), every `tmpfs` and `ramfs` mount (Linux
+//! `fs/ramfs/inode.c`, `mm/shmem.c`'s name space half), and the kernel's
+//! internal tmpfs of memfds and shared anonymous memory
+//! ([`crate::shmem`]).
 //!
 //! Directories hold their entries as a map of name -> inode, so a path
 //! walk needs no cache here. Where a regular file's bytes live is the
 //! instance's [`Storage`]:
-//! - a tmpfs's files are shmem files ([`Storage::Shmem`]): their data is
-//!   their swapbacked page cache ([`crate::shmem::ShmemInode`]), which
-//!   the VFS reads, writes and maps like any cached file, and which lives
-//!   as long as the file here does (not as long as a VFS inode);
-//! - the rootfs's and a ramfs's ([`Storage::Heap`]) are maps of 4 KiB
-//!   heap pages, holes missing (sparse files as tmpfs keeps them); a file
-//!   unpacked from the initramfs keeps reading the archive in place until
-//!   its first change ([`FileData::Initramfs`]), so exec and `mmap` of
-//!   programs keep mapping the ramdisk, and a boot copies nothing it
-//!   does not write.
+//! - a tmpfs's files, the rootfs's among them, are shmem files
+//!   ([`Storage::Shmem`]): their data is their swapbacked page cache
+//!   ([`crate::shmem::ShmemInode`]), which the VFS reads, writes and maps
+//!   like any cached file, and which lives as long as the file here does
+//!   (not as long as a VFS inode);
+//! - a ramfs's ([`Storage::Heap`]) are maps of 4 KiB heap pages, holes
+//!   missing (sparse files as tmpfs keeps them).
 //!
-//! Differences from Linux: the rootfs's and ramfs's file data is not in
-//! the page cache, so `mmap` of such a file written or created at run
-//! time is ENODEV (the initramfs's own files map); no size or inode limits
-//! (`size=`, `nr_inodes=`), heap allocation failure is ENOSPC as tmpfs
-//! gives.
+//! Differences from Linux: a ramfs's file data is not in the page cache,
+//! so `mmap` of a ramfs file is ENODEV and exec of one ENOEXEC; no size
+//! or inode limits (`size=`, `nr_inodes=`), heap allocation failure is
+//! ENOSPC as tmpfs gives.
 //!
 //! Locking: `ns_lock` (one per instance, sleeping; Linux's per-directory
 //! `i_rwsem` plus `s_vfs_rename_mutex`) serializes every change to the
@@ -41,10 +38,10 @@ use alloc::vec::Vec;
 use core::any::Any;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use formats::cpio::Entry;
 use uapi::errno::Errno;
 use uapi::stat::{S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 
-use super::file::RamFile;
 use super::inode::{
     DirEntry, FileOperations, FsInode, Ino, InodeOperations, Kstat, Kstatfs, Owner, RenameFlags, SetAttr,
     SuperOperations, Timestamp, dt_of_mode,
@@ -68,11 +65,10 @@ const PAGE: usize = mm::PAGE_SIZE as usize;
 /// Where an instance keeps its regular files' bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Storage {
-    /// Heap pages the file system keeps ([`FileData::Pages`]): the rootfs
-    /// and ramfs.
+    /// Heap pages the file system keeps ([`FileData::Pages`]): ramfs.
     Heap,
-    /// Shmem files ([`FileData::Shmem`]): tmpfs, mounted as device `dev`
-    /// (which its files' page caches name).
+    /// Shmem files ([`FileData::Shmem`]): tmpfs and the rootfs, mounted
+    /// as device `dev` (which its files' page caches name).
     Shmem {
         /// The instance's device number.
         dev: u64,
@@ -81,8 +77,6 @@ pub enum Storage {
 
 /// A file's bytes.
 pub enum FileData {
-    /// Still the initramfs's bytes, read in place.
-    Initramfs(&'static RamFile),
     /// Pages by index; a missing page is a hole and reads as zeros.
     Pages {
         /// Index -> the page's bytes.
@@ -113,7 +107,6 @@ impl FileData {
 
     fn size(&self) -> u64 {
         match self {
-            FileData::Initramfs(f) => f.entry.data.len() as u64,
             FileData::Pages { size, .. } => *size,
             FileData::Shmem(shmem) => shmem.size(),
         }
@@ -125,14 +118,6 @@ impl FileData {
         let available = |size: u64| len.min(size.saturating_sub(offset).min(usize::MAX as u64) as usize);
         match self {
             FileData::Shmem(shmem) => crate::shmem::shmem_file_read(shmem.mapping(), offset, buf),
-            FileData::Initramfs(f) => {
-                let n = available(f.entry.data.len() as u64);
-                if n > 0 {
-                    let start = offset as usize;
-                    buf[..n].copy_from_slice(&f.entry.data[start..start + n]);
-                }
-                Ok(n)
-            }
             FileData::Pages { pages, size } => {
                 let n = available(*size);
                 let mut done = 0;
@@ -151,21 +136,11 @@ impl FileData {
         }
     }
 
-    /// The pages, copying the initramfs's bytes on the first change;
-    /// EINVAL for a shmem file, whose pages are its page cache.
+    /// The pages; EINVAL for a shmem file, whose pages are its page
+    /// cache.
     fn pages(&mut self) -> Result<(&mut PageMap, &mut u64), Errno> {
-        if let FileData::Initramfs(f) = self {
-            let mut pages = BTreeMap::new();
-            for (i, chunk) in f.entry.data.chunks(PAGE).enumerate() {
-                let mut page = new_page()?;
-                page[..chunk.len()].copy_from_slice(chunk);
-                pages.insert(i as u64, page);
-            }
-            *self = FileData::Pages { pages, size: f.entry.data.len() as u64 };
-        }
         match self {
             FileData::Pages { pages, size } => Ok((pages, size)),
-            FileData::Initramfs(_) => Err(Errno::EIO),
             FileData::Shmem(_) => Err(Errno::EINVAL),
         }
     }
@@ -210,7 +185,6 @@ impl FileData {
 
     fn allocated_sectors(&self) -> u64 {
         match self {
-            FileData::Initramfs(f) => (f.entry.data.len() as u64).div_ceil(512),
             FileData::Pages { pages, .. } => pages.len() as u64 * (PAGE as u64 / 512),
             FileData::Shmem(shmem) => shmem.mapping().nrpages() * (PAGE as u64 / 512),
         }
@@ -441,39 +415,54 @@ impl RamInode {
     }
 
     /// Unpacks one initramfs entry below this root (Linux
-    /// `init/initramfs.c` `do_name`): directories, files read in place,
-    /// symlinks and device nodes; parents must come first, as cpio
-    /// archives list them.
-    pub fn populate(self: &Arc<RamInode>, path: &str, file: &'static RamFile) -> Result<(), Errno> {
-        let entry = &file.entry;
+    /// `init/initramfs.c` `do_name`): directories, regular files, symlinks
+    /// and device nodes, with the entry's mode; parents must come first,
+    /// as cpio archives list them. A regular file is made in no directory,
+    /// a shmem file on a tmpfs instance, and handed to `fill` to be given
+    /// its bytes (Linux `do_copy`); only once that succeeded is it linked,
+    /// so a file that could not be filled leaves nothing behind.
+    pub fn populate(
+        self: &Arc<RamInode>,
+        path: &str,
+        entry: &Entry<'_>,
+        fill: impl FnOnce(&Arc<RamInode>) -> Result<(), Errno>,
+    ) -> Result<(), Errno> {
         let mut dir = self.clone();
-        let mut parts = path.split('/').filter(|c| !c.is_empty() && *c != ".").peekable();
-        while let Some(name) = parts.next() {
-            if parts.peek().is_some() {
-                dir = dir.entry(name.as_bytes())?;
-                continue;
-            }
-            let owner = Owner::default();
-            let mode = entry.mode;
-            let content = match mode & S_IFMT {
-                S_IFDIR => Content::Dir { entries: BTreeMap::new(), parent: Weak::new() },
-                S_IFREG => Content::File(FileData::Initramfs(file)),
-                S_IFLNK => Content::Symlink(entry.data.to_vec()),
-                _ => Content::Special,
-            };
-            // An entry listed twice (concatenated archives) replaces the first.
-            let _ns = dir.shared.ns_lock.lock();
-            if let Ok(old) = dir.entry(name.as_bytes()) {
-                if old.is_dir() && mode & S_IFMT == S_IFDIR {
-                    return Ok(());
-                }
-                dir.remove_entry_locked(name.as_bytes());
-            }
-            let child = dir.new_child(mode, owner, content, Some(Arc::downgrade(&dir)));
-            child.data.lock().rdev = (u64::from(entry.rdev.0) << 8) | u64::from(entry.rdev.1);
-            dir.add_entry_locked(name.as_bytes(), child)?;
+        let mut parts = path.split('/').filter(|c| !c.is_empty() && *c != ".");
+        // The root itself (`.` in the archive) is there already.
+        let Some(mut name) = parts.next() else { return Ok(()) };
+        for next in parts {
+            dir = dir.entry(name.as_bytes())?;
+            name = next;
         }
-        Ok(())
+        let mode = entry.mode;
+        let content = match mode & S_IFMT {
+            S_IFDIR => Content::Dir { entries: BTreeMap::new(), parent: Weak::new() },
+            S_IFREG => Content::File(FileData::empty()),
+            S_IFLNK => {
+                let mut target = Vec::new();
+                target.try_reserve_exact(entry.data.len()).map_err(|_| Errno::ENOSPC)?;
+                target.extend_from_slice(entry.data);
+                Content::Symlink(target)
+            }
+            _ => Content::Special,
+        };
+        let child = dir.new_child(mode, Owner::default(), content, Some(Arc::downgrade(&dir)));
+        child.data.lock().rdev = (u64::from(entry.rdev.0) << 8) | u64::from(entry.rdev.1);
+        if mode & S_IFMT == S_IFREG {
+            // A tmpfs file takes no seals (Linux `shmem_get_inode`).
+            dir.make_shmem(&child, Seals::SEAL, None)?;
+            fill(&child)?;
+        }
+        // An entry listed twice (concatenated archives) replaces the first.
+        let _ns = dir.shared.ns_lock.lock();
+        if let Ok(old) = dir.entry(name.as_bytes()) {
+            if old.is_dir() && mode & S_IFMT == S_IFDIR {
+                return Ok(());
+            }
+            dir.remove_entry_locked(name.as_bytes());
+        }
+        dir.add_entry_locked(name.as_bytes(), child)
     }
 }
 
@@ -767,13 +756,6 @@ impl FileOperations for RamInode {
 
     fn fsync(&self) -> Result<(), Errno> {
         Ok(())
-    }
-
-    fn ramfile(&self) -> Option<&'static RamFile> {
-        match &self.data.lock().content {
-            Content::File(FileData::Initramfs(f)) => Some(f),
-            _ => None,
-        }
     }
 
     fn a_ops(&self) -> Option<&dyn AddressSpaceOperations> {

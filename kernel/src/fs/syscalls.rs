@@ -12,8 +12,8 @@
 //! open, as tmpfs gives it before Linux 6.6, for every file: a file with a
 //! page cache (ext2) refuses it rather than have reads and writes bypass
 //! the cache (Linux's ext2 supports it; the issue allows the refusal); `O_TMPFILE` is EOPNOTSUPP; `mmap` maps files with a
-//! page cache (ext2, tmpfs, memfd) and those the initramfs still holds
-//! (ENODEV for others: a rootfs file written at run time).
+//! page cache (ext2, tmpfs and the rootfs, memfd; ENODEV for a ramfs
+//! file).
 
 #![forbid(unsafe_code)]
 
@@ -751,6 +751,7 @@ pub mod kern {
 
     use uapi::errno::Errno;
 
+    use super::super::inode::DirEntry;
     use super::super::namei;
     use super::super::namespace::{self, MountFlags};
     use super::super::read_write::{do_truncate, file_write_iter, kernel_read};
@@ -812,6 +813,25 @@ pub mod kern {
     pub fn read_file(path: &str) -> Result<Vec<u8>, Errno> {
         let size = kern_path(path)?.inode.getattr()?.size;
         pread(path, 0, usize::try_from(size).map_err(|_| Errno::EFBIG)?)
+    }
+
+    /// The entries of directory `path` but `.` and `..`, in the file
+    /// system's order (Linux `iterate_dir` for a kernel reader).
+    pub fn read_dir(path: &str) -> Result<Vec<DirEntry>, Errno> {
+        let p = kern_path(path)?;
+        if !p.inode.getattr()?.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        let mut entries = Vec::new();
+        let mut pos = 0;
+        while let Some((entry, next)) = p.inode.ops.readdir(pos)? {
+            if entry.name != b"." && entry.name != b".." {
+                entries.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
+                entries.push(entry);
+            }
+            pos = next;
+        }
+        Ok(entries)
     }
 
     /// Mounts `source` of type `fstype` on `target`.

@@ -70,7 +70,7 @@ pub fn vmallocinfo(_: &mut Shell, _: &[&str], out: &mut String) -> Res {
     done()
 }
 
-/// The boot memblock (Linux `memblock_dump_all`, as `memblock=debug`
+/// memblock (Linux `memblock_dump_all`, as `memblock=debug`
 /// prints it).
 pub fn memblock(_: &mut Shell, _: &[&str], out: &mut String) -> Res {
     let memblock = crate::mm::memblock().ok_or(CmdError::Unavailable("memblock was not kept"))?;
@@ -84,7 +84,7 @@ pub fn kmemmap(_: &mut Shell, _: &[&str], out: &mut String) -> Res {
     let memblock = crate::mm::memblock().ok_or(CmdError::Unavailable("memblock was not kept"))?;
     let pgdat = crate::mm::pgdat();
     pgdat.drain_all_pages();
-    let _ = write!(out, "{}", Kmemmap { pgdat, memblock, per_row: KMEMMAP_PER_ROW });
+    let _ = write!(out, "{}", Kmemmap { pgdat, memblock: &memblock, per_row: KMEMMAP_PER_ROW });
     done()
 }
 

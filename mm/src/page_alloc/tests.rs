@@ -60,6 +60,63 @@ fn free_all_hands_memory_over_in_maximal_aligned_blocks() {
     assert_eq!(pgdat.zone(ZoneType::Normal).present_pages(), 0);
 }
 
+/// A reserved 2 MiB range given back (an initrd after unpacking): its
+/// pages become managed and free and merge into one pageblock, and the
+/// allocator hands them out.
+#[test]
+fn free_reserved_area_gives_a_reserved_range_to_the_allocator() {
+    // 32 MiB, one of them reserved at 8 MiB (DMA zone).
+    let sim = Sim::new(0, 32 * MIB, &[(0, 32 * MIB)], &[(8 * MIB, 2 * MIB)]);
+    let pgdat = sim.pgdat(1);
+    let (free, managed) = (pgdat.nr_free_pages(), pgdat.totalram_pages());
+    let dma_managed = pgdat.zone(ZoneType::Dma).managed_pages();
+    let before = pgdat.check_zone(ZoneType::Dma).unwrap();
+    let (order9, order10) = (before.nr_free(9), before.nr_free(10));
+    assert!(pgdat.pfn_to_page(Pfn::new(2048)).unwrap().test(PageFlags::RESERVED));
+    // SAFETY: nothing uses the simulated range; the test reserved it.
+    let freed = unsafe { pgdat.free_reserved_area(PhysAddr::new(8 * MIB), PhysAddr::new(10 * MIB), "test") };
+    assert_eq!(freed, 512);
+    assert_eq!((pgdat.nr_free_pages(), pgdat.totalram_pages()), (free + 512, managed + 512));
+    assert_eq!(pgdat.zone(ZoneType::Dma).managed_pages(), dma_managed + 512, "counted in the page's zone");
+    for pfn in 2048..2560 {
+        let page = pgdat.pfn_to_page(Pfn::new(pfn)).unwrap();
+        assert!(!page.test(PageFlags::RESERVED), "pfn {pfn:#x}");
+    }
+    // The 512 order-0 frees merged into an order-9 block, and that with
+    // its free buddy at 10 MiB into an order-10 block at 8 MiB.
+    let counts = pgdat.check_zone(ZoneType::Dma).unwrap();
+    assert_eq!((counts.nr_free(9), counts.nr_free(10)), (order9 - 1, order10 + 1));
+    let head = pgdat.pfn_to_page(Pfn::new(2048)).unwrap();
+    assert!(head.test(PageFlags::BUDDY) && head.order() == 10);
+    assert_eq!(pgdat.bad_pages(), 0);
+}
+
+/// Linux rounds the range inwards: a partial page at either end stays
+/// reserved; a page that is not reserved is reported, not freed twice.
+#[test]
+fn free_reserved_area_keeps_partial_pages_and_refuses_managed_ones() {
+    let sim = Sim::new(0, 32 * MIB, &[(0, 32 * MIB)], &[(8 * MIB, 16 * 4096)]);
+    let pgdat = sim.pgdat(1);
+    let free = pgdat.nr_free_pages();
+    // SAFETY: nothing uses the simulated range.
+    let freed =
+        unsafe { pgdat.free_reserved_area(PhysAddr::new(8 * MIB + 1), PhysAddr::new(8 * MIB + 4 * 4096 - 1), "x") };
+    assert_eq!(freed, 2, "pages 1 and 2 only");
+    let reserved = |pfn: u64| pgdat.pfn_to_page(Pfn::new(pfn)).unwrap().test(PageFlags::RESERVED);
+    assert!(reserved(2048) && !reserved(2049) && !reserved(2050) && reserved(2051));
+    assert_eq!(pgdat.nr_free_pages(), free + 2);
+    // Pages 2049 and 2050 are the allocator's now; a second free of the
+    // range only takes the two that are still reserved.
+    // SAFETY: as above; the managed pages are refused, not touched.
+    let again = unsafe { pgdat.free_reserved_area(PhysAddr::new(8 * MIB), PhysAddr::new(8 * MIB + 4 * 4096), "x") };
+    assert_eq!(again, 2);
+    assert_eq!(pgdat.bad_pages(), 2, "each managed page reported");
+    assert_eq!(pgdat.nr_free_pages(), free + 4);
+    for zone in ZoneType::ALL {
+        pgdat.check_zone(zone).unwrap();
+    }
+}
+
 #[test]
 fn allocation_splits_and_free_merges_back() {
     let sim = Sim::flat(32 * MIB);

@@ -12,7 +12,8 @@
 //! - the kernel image page by page with its section's rights: text RX,
 //!   rodata R+NX, data and bss RW+NX;
 //! - the two boot-area ranges still in use: the boot stack (its guard page
-//!   stays unmapped) and the ramdisk;
+//!   stays unmapped) and the ramdisk, read-only, until the initramfs is
+//!   unpacked ([`crate::mm::free_initrd_mem`] unmaps it);
 //! - pud tables for the whole vmalloc area, so the kernel half of the root
 //!   never changes after boot (Linux `preallocate_vmalloc_pages`);
 //! - nothing in the lower half: address 0 faults.
@@ -124,9 +125,9 @@ pub fn init(params: &BootParams, ram: impl Iterator<Item = (PhysAddr, u64)>) {
     });
     let (stack, stack_len) = params.boot_stack;
     copy_boot_mapping(&pt, stack.as_u64(), stack.as_u64() + stack_len, &mut gather, |_| PAGE_KERNEL);
-    if let Some((ramdisk, len)) = params.ramdisk {
-        let start = ramdisk.align_down(PAGE_SIZE).as_u64();
-        copy_boot_mapping(&pt, start, ramdisk.as_u64() + len, &mut gather, |_| PAGE_KERNEL_RO);
+    if let Some(rd) = params.ramdisk {
+        let start = rd.virt.align_down(PAGE_SIZE).as_u64();
+        copy_boot_mapping(&pt, start, rd.virt.as_u64() + rd.len, &mut gather, |_| PAGE_KERNEL_RO);
     }
 
     let mut va = VMALLOC_START;
