@@ -397,16 +397,25 @@ def slab_inuse(page):
     return scalar(field(page, "index")) & 0xFFFFFFFF
 
 
+def cpu_slab_state(cpu):
+    """(nr_free, cpu slab pfn or None, cpu partial list) of one CPU's
+    mm::slub::KmemCacheCpu: the freelist's counter word holds the objects
+    on the CPU freelist in its low 32 bits, `slab` the cpu slab's pfn plus
+    one (0 for none), and `lock` guards the cpu partial list."""
+    counter = scalar(fields(cpu, "freelist_tid.counter"))
+    slab = scalar(field(cpu, "slab"))
+    return counter & 0xFFFFFFFF, (slab - 1 if slab else None), locked(field(cpu, "lock"))
+
+
 def slabinfo_of(cache, mem):
     """mm/src/slub.rs SlubCtx::slabinfo, from memory: (active_objs,
     num_objs, objsize, objperslab, pagesperslab, active_slabs, num_slabs)."""
     objects = scalar(field(cache, "objects"))
     inuse = cpu_free = seen = 0
     for cpu in per_cpu(field(cache, "cpu")):
-        c = locked(cpu)
-        cpu_free += scalar(field(c, "nr_free"))
-        slab = option(field(c, "slab"))
-        slabs = ([scalar(slab)] if slab is not None else []) + mem.page_list(field(c, "partial"))
+        nr_free, slab, partial = cpu_slab_state(cpu)
+        cpu_free += nr_free
+        slabs = ([slab] if slab is not None else []) + mem.page_list(partial)
         for pfn in slabs:
             inuse += slab_inuse(mem.page(pfn))
             seen += 1
@@ -765,11 +774,9 @@ def slab_text(pfn, page):
              "NodeFull": "on the node's full list"}.get(state, f"in unknown state {index >> 32}")
     if state == "CpuSlab":
         # A cpu slab's free objects are on its CPU's freelist.
-        for cpu, cpu_mutex in enumerate(per_cpu(field(cache, "cpu"))):
-            c = locked(cpu_mutex)
-            slab = option(field(c, "slab"))
-            if slab is not None and scalar(slab) == pfn:
-                nr_free = scalar(field(c, "nr_free"))
+        for cpu, cpu_state in enumerate(per_cpu(field(cache, "cpu"))):
+            nr_free, slab, _ = cpu_slab_state(cpu_state)
+            if slab == pfn:
                 inuse -= nr_free
                 where = f"CPU {cpu}'s active slab ({nr_free} free on the CPU's freelist)"
                 break
@@ -1487,7 +1494,9 @@ The fields the kernel can fill, in kB:
   Mlocked       pages flagged MLOCKED
   AnonPages     mapped anonymous pages
   Mapped        mapped pages of file data
-  Slab          slab pages of all caches (= SReclaimable + SUnreclaim)
+  Slab          slab pages of all caches (= SReclaimable + SUnreclaim;
+                the kernel's own Slab also counts kmalloc_large pages
+                in SUnreclaim, as Linux does, which this scan cannot see)
   SReclaimable  slab pages of SLAB_RECLAIM_ACCOUNT caches
   SUnreclaim    the other slab pages
   KernelStack   kernel stacks allocated for tasks (boot stacks excluded)

@@ -32,6 +32,9 @@ fn a_user_fault_at_a_known_address() {
             "gdb-test: buddyinfo begin\n{}gdb-test: buddyinfo end",
             mm::vmstat::Buddyinfo(kernel::mm::pgdat())
         );
+        if let Some(slab) = kernel::slab::slab() {
+            kernel::kprintln!("gdb-test: slabinfo begin\n{}gdb-test: slabinfo end", mm::slab_common::Slabinfo(slab));
+        }
         ktest_gdb_checkpoint();
     });
     // Held until the program is done, so the inode and its cache stay.
