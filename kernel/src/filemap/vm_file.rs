@@ -46,7 +46,8 @@ use mm::readahead::{self, FileRaState, RaMapping, VmaRaAdvice};
 use mm::vma::{FaultPage, FileFaultError, VmaFile};
 use uapi::errno::Errno;
 
-use super::{FolioRef, Mapping, parts, ra_limits, read_cache_page_major, run_readahead};
+use super::readahead::{ra_limits, run_readahead};
+use super::{FolioRef, Mapping, parts, read_cache_page_major};
 use crate::fs::inode::Inode;
 use crate::mmap::FOLIO_WAIT;
 use crate::shmem::WritableMapping;
@@ -104,14 +105,15 @@ impl MappedFile {
 
     /// The readahead around a fault at `index` as the VMA's `advice`
     /// says (Linux `do_sync_mmap_readahead` for a missing page,
-    /// `do_async_mmap_readahead` at a `PG_readahead` one).
+    /// `do_async_mmap_readahead` at a `PG_readahead` one); true if the
+    /// page was missing (Linux's `VM_FAULT_MAJOR`).
     fn fault_readahead(
         &self,
         mapping: &Mapping,
         index: u64,
         nr_pages: u64,
         advice: VmaRaAdvice,
-    ) -> Result<(), FileFaultError> {
+    ) -> Result<bool, FileFaultError> {
         let (_, a_ops) = parts(&self.inode).map_err(fault_error)?;
         let ra_mapping = RaMapping { cache: &mapping.space, nr_pages, bdi: ra_limits() };
         match mapping.find_get(index) {
@@ -128,15 +130,16 @@ impl MappedFile {
                     }
                     run_readahead(mapping, a_ops, decision);
                 }
+                Ok(false)
             }
             None => {
                 let mut ra = *self.ra.lock();
                 let decision = readahead::do_sync_mmap_readahead(&mut ra, &ra_mapping, advice, index);
                 *self.ra.lock() = ra;
                 run_readahead(mapping, a_ops, decision);
+                Ok(true)
             }
         }
-        Ok(())
     }
 }
 
@@ -177,13 +180,14 @@ impl VmaFile for MappedFile {
             return Err(FileFaultError::Eof);
         }
         // shmem reads nothing ahead: its pages are in memory or holes.
-        if !mapping.is_swapbacked() {
-            self.fault_readahead(mapping, index, nr_pages, advice)?;
-        }
+        let missing = !mapping.is_swapbacked() && self.fault_readahead(mapping, index, nr_pages, advice)?;
+        // The page may be under readahead's I/O now: this waits for it,
+        // and reads it again if that read failed (Linux `filemap_fault`'s
+        // `lock_folio_maybe_drop_mmap` and `page_not_uptodate`).
         let (folio, read) = read_cache_page_major(&self.inode, index).map_err(fault_error)?;
         folio.page().set(PageFlags::REFERENCED);
         // A shmem hole filled with zeros took no I/O (only swap-in would).
-        let major = read && !mapping.is_swapbacked();
+        let major = (missing || read) && !mapping.is_swapbacked();
         Ok(FaultPage { pfn: folio.into_pfn(), major })
     }
 
