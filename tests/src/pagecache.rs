@@ -810,3 +810,29 @@ fn a_page_of_scattered_blocks_ends_after_the_last_of_its_reads() {
     drop(file);
     kern::umount(&dir).expect("umount");
 }
+
+/// `POSIX_FADV_WILLNEED` on a file advised `POSIX_FADV_SEQUENTIAL`
+/// (whose window, 64 pages, is more than one batch of 32 takes): every
+/// batch's reads are started and the call returns; each page then ends
+/// uptodate and unlocked, none left behind locked between two batches.
+#[ktest]
+fn willneed_over_two_batches_reads_every_page() {
+    let (gate, disk, dir) = mount_gated_blk();
+    let file = cold_file(&format!("{dir}/willneed"), 100);
+    let mut ra = FileRaState::default();
+    mm::readahead::fadvise(&mut ra, mm::readahead::RaLimits::default(), mm::readahead::FadviseAdvice::Sequential);
+    assert_eq!(ra.ra_pages, 64);
+    gate.hold.store(true, Ordering::Release);
+    kernel::filemap::force_page_cache_readahead(&file, &ra, 0, 100 * 4096);
+    assert_eq!(nrpages(&file), 64, "the window's pages added before any read completed");
+    assert!(disk.stats().in_flight > 0, "and their reads held");
+    gate.open();
+    wait_for("the reads never completed", || disk.stats().in_flight == 0);
+    for index in 0..64 {
+        let flags = page(&file, index).page().flags();
+        assert!(flags.contains(PageFlags::UPTODATE) && !flags.contains(PageFlags::LOCKED), "page {index}: {flags:?}");
+    }
+    assert_eq!(kern::read_file(&format!("{dir}/willneed")), Ok(pattern(0, 100 * 4096)));
+    drop(file);
+    kern::umount(&dir).expect("umount");
+}

@@ -37,7 +37,7 @@ use mm::PhysAddr;
 
 use super::bio::BioState;
 use super::genhd::DiskStats;
-use super::{BlkError, ReqOp, SECTOR_SIZE};
+use super::{BlkError, ReqOp};
 use crate::arch::x86_64::tsc;
 use crate::sync::SpinLockIrq;
 
@@ -114,13 +114,6 @@ pub struct RequestDesc {
     /// The memory, in order: at most the queue's `max_segments`, their
     /// lengths adding up to `nr_sectors` sectors (none for a flush).
     pub segs: Vec<PhysSeg>,
-}
-
-impl RequestDesc {
-    /// Bytes to transfer.
-    pub fn bytes(&self) -> u64 {
-        u64::from(self.nr_sectors) * SECTOR_SIZE
-    }
 }
 
 /// Why [`BlkMqOps::queue_rq`] did not start a request.

@@ -77,13 +77,15 @@ impl<'a> ReadaheadControl<'a> {
         Ok(ReadaheadControl { mapping, index, folios })
     }
 
-    /// Adds the next page, locked and new; false when the batch is full.
-    fn push(&mut self, folio: FolioRef) -> bool {
-        if self.folios.len() == MAX_RUN {
-            return false;
-        }
+    /// Whether the batch holds [`MAX_RUN`] pages.
+    fn is_full(&self) -> bool {
+        self.folios.len() >= MAX_RUN
+    }
+
+    /// Adds the next page, locked and new, into the room reserved for
+    /// it (the caller checked [`Self::is_full`]).
+    fn push(&mut self, folio: FolioRef) {
         self.folios.push(folio);
-        true
     }
 
     /// The first page's index (Linux `readahead_index`).
@@ -159,14 +161,12 @@ fn do_readahead(mapping: &Mapping, a_ops: &dyn AddressSpaceOperations, req: RaRe
             continue;
         }
         let Ok(mut rac) = ReadaheadControl::new(mapping, index) else { return };
-        while index < end && mapping.find_get(index).is_none() {
+        while index < end && !rac.is_full() && mapping.find_get(index).is_none() {
             let Ok(Ok(folio)) = mapping.add_new_locked(index) else { break };
             if req.mark == Some(index) {
                 folio.page().set(PageFlags::READAHEAD);
             }
-            if !rac.push(folio) {
-                break;
-            }
+            rac.push(folio);
             index += 1;
         }
         if rac.nr_pages() == 0 || a_ops.readahead(rac).is_err() {
