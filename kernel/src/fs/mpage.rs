@@ -17,10 +17,14 @@
 //! or not if any of its bios failed. Until every bio is submitted the
 //! submitter holds one count of each page, so no page ends early.
 //!
-//! Errors never panic: a run that could not be mapped (the file system's
-//! error), or a bio that could not be allocated or was refused, fails the
-//! pages it covers, which end not uptodate; the reader that needs one
-//! reads it again itself and gets the error (see [`crate::filemap`]).
+//! Errors are the pages': a run that could not be mapped (the file
+//! system's error), a bio whose segment list could not be allocated, or
+//! one the block layer refused or the device failed, fails the pages it
+//! covers, which end not uptodate; the reader that needs one reads it
+//! again itself and gets the error (see [`crate::filemap`]). The batch's
+//! shared bookkeeping and each bio's end-io closure are still allocated
+//! as the block layer allocates its own (`Arc`, `Box`), which panics if
+//! the heap is exhausted.
 //!
 //! `unsafe` is the bio's claim on the pages ([`Bio::add_page`]); the
 //! argument is at the call.
