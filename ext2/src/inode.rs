@@ -21,9 +21,17 @@
 //! base of a large inode are kept as they are, except that a new inode is
 //! zeroed whole, as Linux's ext2 does.
 //!
-//! Differences from Linux: no block preallocation or reservation windows, no
-//! multi-block mapping (`maxblocks` is one), and `atime` is not updated by
-//! reads (the VFS decides its atime policy and calls
+//! [`Ext2Fs::get_blocks`] maps a run at once for a reader (Linux
+//! `ext2_get_blocks` with `maxblocks` and without `create`): the blocks
+//! from a file block on that follow each other on the disk, or the holes
+//! that follow each other, so that a page cache reads each run with one
+//! request straight into its pages.
+//!
+//! Differences from Linux: no block preallocation or reservation windows,
+//! allocation maps one block at a time (`maxblocks` is one with
+//! `create`), a run is found by walking the tree for each of its blocks
+//! (Linux scans the indirect block it reached), and `atime` is not updated
+//! by reads (the VFS decides its atime policy and calls
 //! [`Ext2Fs::setattr`]).
 
 use alloc::vec;
@@ -43,6 +51,17 @@ pub struct Mapping {
     /// The block was just allocated and holds garbage: the caller must
     /// write or zero all of it (Linux `buffer_new`).
     pub new: bool,
+}
+
+/// File blocks in a row as they lie on the disk: the result of
+/// [`Ext2Fs::get_blocks`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Extent {
+    /// The disk block holding the first file block, the others following
+    /// it on the disk; `None` for a run of holes.
+    pub block: Option<PhysBlock>,
+    /// File blocks in the run, at least 1.
+    pub count: u32,
 }
 
 /// An inode's attributes, as `stat(2)` reports them.
@@ -390,6 +409,36 @@ impl<D: BlockDevice> Ext2Fs<D> {
             self.write_inode(&inode)?;
         }
         mapping
+    }
+
+    /// Maps file blocks `iblock..iblock + max` of regular file `ino` as far
+    /// as they lie in one run (Linux `ext2_get_blocks` without `create`):
+    /// the first block's disk block and how many blocks after it follow it
+    /// on the disk, or how many holes follow each other from `iblock`.
+    /// `max` of 0 is taken as 1.
+    pub fn get_blocks(&mut self, ino: Ino, iblock: u64, max: u32) -> Result<Extent> {
+        let result = self.get_blocks_checked(ino, iblock, max);
+        self.note(result)
+    }
+
+    fn get_blocks_checked(&mut self, ino: Ino, iblock: u64, max: u32) -> Result<Extent> {
+        let mut inode = self.iget_regular(ino)?;
+        let first = self.get_block_inode(&mut inode, iblock, false)?.map(|m| m.block);
+        let mut count = 1;
+        while count < max {
+            let Some(next) = iblock.checked_add(u64::from(count)) else { break };
+            let mapped = self.get_block_inode(&mut inode, next, false)?.map(|m| m.block);
+            let follows = match (first, mapped) {
+                (None, None) => true,
+                (Some(f), Some(m)) => f.0.checked_add(count) == Some(m.0),
+                _ => false,
+            };
+            if !follows {
+                break;
+            }
+            count += 1;
+        }
+        Ok(Extent { block: first, count })
     }
 
     /// Frees a block that belonged to `inode`, dropping it from `i_blocks`.

@@ -15,9 +15,11 @@
 //! - File data is mapped, not cached: [`Ext2Fs::get_block`] is
 //!   `ext2_get_block`, mapping a file block to a disk block through the
 //!   direct, indirect, double and triple indirect pointers and allocating
-//!   when asked. A page cache reads and writes data blocks itself through
-//!   this hook; [`Ext2Fs::read`] and [`Ext2Fs::write`] are conveniences built
-//!   on it (holes read as zeros, partial blocks are read-modify-written).
+//!   when asked; [`Ext2Fs::get_blocks`] maps a run of blocks that follow
+//!   each other on the disk (or a run of holes) for a reader. A page cache
+//!   reads and writes data blocks itself through these hooks;
+//!   [`Ext2Fs::read`] and [`Ext2Fs::write`] are conveniences built on
+//!   them (holes read as zeros, partial blocks are read-modify-written).
 //! - Namespace operations ([`Ext2Fs::lookup`], [`Ext2Fs::create`],
 //!   [`Ext2Fs::mkdir`], [`Ext2Fs::rename`], ...) take a directory inode and a
 //!   name, as Linux's `inode_operations` do; path walking is the VFS's job.
@@ -98,7 +100,7 @@ mod symlink;
 pub use device::{BlockDevice, IoError, IoErrorKind, MemDisk};
 pub use dir::DirEntry;
 pub use error::{Ext2Error, Location};
-pub use inode::{Mapping, SetAttr, Stat};
+pub use inode::{Extent, Mapping, SetAttr, Stat};
 pub use layout::{CompatFeatures, FileType, IncompatFeatures, RoCompatFeatures};
 pub use namei::Owner;
 pub use super_block::{Clock, Ext2Fs, FixedClock, MountOptions, StatFs};

@@ -89,6 +89,67 @@ fn reads_host_tree(block_size: u32, with_triple: bool) {
     assert_eq!(fs.stat(Ino::ROOT).unwrap().file_type, FileType::Directory);
 }
 
+/// `get_blocks` against `get_block`, block by block: every block of a
+/// run is where the run says, and the block after a run shorter than
+/// asked breaks it (a hole after data, data after a hole, or a block not
+/// next on the disk, as at each indirect block the tree puts in between).
+fn get_blocks_agrees_with_get_block(block_size: u32) {
+    let host = tempfile::tempdir().unwrap();
+    host_tree(host.path(), u64::from(block_size), false);
+    let image = mkfs(block_size, 8192, Some(host.path()), &[]);
+    let mut fs = mount_with(image, true);
+    let starts = indirect_starts(u64::from(block_size));
+    let mut runs_seen = (0, 0);
+    for path in ["/sparse", "/blocks", "/small.txt", "/empty"] {
+        let ino = resolve(&mut fs, path).unwrap();
+        let blocks = fs.stat(ino).unwrap().size.div_ceil(u64::from(block_size)) + 2;
+        let block_of = |fs: &mut ext2::Ext2Fs<MemDisk>, i: u64| fs.get_block(ino, i, false).unwrap().map(|m| m.block.0);
+        for max in [1, 3, 64] {
+            let mut iblock = 0;
+            while iblock < blocks {
+                let run = fs.get_blocks(ino, iblock, max).unwrap();
+                assert!(run.count >= 1 && run.count <= max, "{path} at {iblock}: {run:?}");
+                for j in 0..u64::from(run.count) {
+                    let want = run.block.map(|b| b.0 + j as u32);
+                    assert_eq!(block_of(&mut fs, iblock + j), want, "{path}: block {} in {run:?}", iblock + j);
+                }
+                let next = iblock + u64::from(run.count);
+                if run.count < max {
+                    let after = block_of(&mut fs, next);
+                    let continues = match (run.block, after) {
+                        (None, None) => true,
+                        (Some(b), Some(a)) => b.0 + run.count == a,
+                        _ => false,
+                    };
+                    assert!(!continues, "{path}: the run {run:?} at {iblock} stopped early");
+                }
+                if max == 64 {
+                    if run.block.is_some() { runs_seen.0 += 1 } else { runs_seen.1 += 1 }
+                }
+                iblock = next;
+            }
+        }
+    }
+    assert!(runs_seen.0 > 2 && runs_seen.1 > 2, "too few runs to mean anything: {runs_seen:?}");
+    // A run of data stops before the first indirect block's first block:
+    // the indirect block itself lies between them on the disk.
+    let sparse = resolve(&mut fs, "/sparse").unwrap();
+    let run = fs.get_blocks(sparse, starts[0] - 1, 64).unwrap();
+    assert!(run.block.is_some() && run.count == 1, "{run:?}");
+    // max 0 maps one block.
+    assert_eq!(fs.get_blocks(sparse, 0, 0).unwrap().count, 1);
+}
+
+#[test]
+fn get_blocks_agrees_with_get_block_1k() {
+    get_blocks_agrees_with_get_block(1024);
+}
+
+#[test]
+fn get_blocks_agrees_with_get_block_4k() {
+    get_blocks_agrees_with_get_block(4096);
+}
+
 #[test]
 fn reads_host_tree_1k_through_triple_indirect() {
     reads_host_tree(1024, true);

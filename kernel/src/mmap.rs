@@ -23,6 +23,12 @@
 //! mmap lock -> page lock -> page-table lock -> page allocator and slab
 //! locks.
 //!
+//! Page locks are released from interrupt context too: a page-cache
+//! read's completion ends the page (`filemap::folio_end_read`) and wakes
+//! its [`FOLIO_WAIT`] queue there. That is safe because a wait queue's
+//! lock is interrupt-safe ([`WaitQueue`]'s rule, `sched::wait`); a task
+//! sleeps for a page lock only where it may sleep, with interrupts on.
+//!
 //! The mmap lock sleeps, so it is never taken with interrupts off, under a
 //! spin lock or in interrupt context. A kernel-mode fault on a user address (`copy_to_user` and
 //! friends) runs with interrupts on whenever the faulting code had them
@@ -189,7 +195,8 @@ fn wait_on_page_locked(pfn: Pfn) {
 
 /// Wait queues for page locks (Linux `folio_wait_table`): pages hash onto
 /// [`FOLIO_WAIT_QUEUES`] queues, so a wake-up may wake waiters for
-/// another page, which re-test and sleep again.
+/// another page, which re-test and sleep again. Woken from interrupt
+/// context too (see the module doc).
 pub struct FolioWaitQueues([WaitQueue; FOLIO_WAIT_QUEUES]);
 
 /// Queues of the page-lock wait table (Linux `PAGE_WAIT_TABLE_SIZE`, 256).

@@ -114,11 +114,11 @@ fn pattern_written_by_many_bios_in_flight_reads_back() {
     let disk = vda();
     let mut buf = Buf::new(9); // 2 MiB
     let irqs_before = virtio_blk_interrupts();
-    // Bio i carries sectors i but memory chunk BIOS-1-i: neighbours on the
-    // disk are not neighbours in memory, so nothing merges and every bio
-    // is a request of its own.
+    // Bio i carries memory chunk BIOS-1-i and sectors i, with a gap
+    // before the next bio's: no bio continues another on the disk, so
+    // nothing merges and every bio is a request of its own.
     let chunk = |i: usize| (BIOS - 1 - i) * BIO_BYTES;
-    let sector_of = |i: usize| FIRST_SECTOR + (i * BIO_BYTES / 512) as u64;
+    let sector_of = |i: usize| FIRST_SECTOR + (i * (BIO_BYTES + 4096) / 512) as u64;
     for i in 0..BIOS {
         let base = chunk(i);
         for s in 0..BIO_BYTES / 512 {
@@ -199,6 +199,74 @@ fn adjacent_bios_merge_and_diskstats_count_the_merges() {
     let mut back = vec![0u8; BIOS * 4096];
     dev.read_at(4096 * 512, &mut back).expect("read back");
     assert!(back.iter().enumerate().all(|(i, &b)| b == (i / 4096) as u8 + 1), "merged write landed wrong");
+}
+
+/// A bio over scattered pages: page `2 * i` of `buf` for each `i` in
+/// `pages`, so that no two segments follow each other in memory.
+fn scattered_bio(buf: &Buf, disk: &Arc<Gendisk>, op: ReqOp, sector: u64, pages: core::ops::Range<usize>) -> Bio {
+    let mut bio = Bio::new(disk, op, sector);
+    for i in pages {
+        let pfn = mm::Pfn::new(buf.pages.pfn().as_u64() + 2 * i as u64);
+        // SAFETY: as in `Buf::bio`: the test waits for the bio before it
+        // touches or frees the buffer.
+        unsafe { bio.add_page(pfn, 0, 4096) };
+    }
+    bio
+}
+
+/// A request carries a list of memory segments (Linux's scatterlist),
+/// so a bio over scattered pages goes to the device as one request, with
+/// the pages' bytes where they belong; bios that continue each other on
+/// the disk merge whatever their memory; and a bio of more segments than
+/// a request may carry is cut at the limit.
+#[ktest(disk = 16)]
+fn scattered_pages_go_as_one_request_with_a_segment_each() {
+    const SECTOR: u64 = 8192;
+    let disk = vda();
+    let max = disk.max_segments();
+    assert!(max >= 32, "vda takes {max} segments per request: a readahead window would not fit one");
+    let mut out = Buf::new(9); // 512 pages: every other one of 2 * max fits
+    let mut back = Buf::new(9);
+    // Byte j of the page at 8192 * page: what `expected(page)` gives.
+    for (i, b) in out.bytes().iter_mut().enumerate() {
+        *b = (i / 8192) as u8 ^ (i % 251) as u8;
+    }
+    let expected =
+        |page: usize| -> Vec<u8> { (0..4096).map(|j| page as u8 ^ ((page * 8192 + j) % 251) as u8).collect() };
+    let before = disk.stats();
+    submit_bio_wait(scattered_bio(&out, &disk, ReqOp::Write, SECTOR, 0..8)).expect("scattered write");
+    submit_bio_wait(scattered_bio(&back, &disk, ReqOp::Read, SECTOR, 0..8)).expect("scattered read");
+    let after = disk.stats();
+    assert_eq!((after.ios[1] - before.ios[1], after.ios[0] - before.ios[0]), (1, 1), "one request each way");
+    for page in 0..8 {
+        assert_eq!(&back.bytes()[page * 8192..page * 8192 + 4096], &expected(page)[..], "page {page}");
+    }
+
+    // Disk neighbours merge though their pages are apart in memory.
+    let before = disk.stats();
+    let pending = Pending::new(4);
+    let mut plug = BlkPlug::new();
+    for i in 0..4 {
+        let mut bio = scattered_bio(&back, &disk, ReqOp::Read, SECTOR + 8 * i as u64, i..i + 1);
+        pending.watch(&mut bio);
+        plug.add(bio);
+    }
+    plug.finish();
+    assert_eq!(pending.wait(), 0);
+    let after = disk.stats();
+    assert_eq!((after.ios[0] - before.ios[0], after.merges[0] - before.merges[0]), (1, 3), "merged into one");
+
+    // Twice the segment limit: two requests.
+    let before = disk.stats();
+    submit_bio_wait(scattered_bio(&out, &disk, ReqOp::Write, SECTOR, 0..2 * max)).expect("long write");
+    back.bytes().fill(0);
+    submit_bio_wait(scattered_bio(&back, &disk, ReqOp::Read, SECTOR, 0..2 * max)).expect("long read");
+    let after = disk.stats();
+    assert_eq!((after.ios[1] - before.ios[1], after.ios[0] - before.ios[0]), (2, 2), "cut at {max} segments");
+    for page in 0..2 * max {
+        assert_eq!(&back.bytes()[page * 8192..page * 8192 + 4096], &expected(page)[..], "page {page}");
+    }
+    assert_eq!(disk.stats().in_flight, 0);
 }
 
 #[ktest(disk = 16)]

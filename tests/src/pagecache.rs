@@ -4,7 +4,10 @@
 //! errors reaching fsync once, and drop_caches.
 //!
 //! The file system sits on a [`GatedDisk`], a RAM disk whose writes a
-//! test can hold (to see a page while its write is in flight) or fail.
+//! test can hold (to see a page while its write is in flight) or fail;
+//! asynchronous readahead, which needs a disk of the block layer with an
+//! interrupt, on a [`GatedBlkDisk`], whose completions a test can hold
+//! and whose reads it can fail.
 
 use alloc::format;
 use alloc::string::String;
@@ -12,12 +15,16 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
+use kernel::arch::x86_64::{apic, irq};
+use kernel::block::blk_mq::{BlkMqOps, MAX_QUEUE_DEPTH, QueueRqError, RequestDesc};
+use kernel::block::genhd::{self, DiskInfo};
+use kernel::block::{BlkError, Gendisk, ReqOp};
 use kernel::filemap::FolioRef;
 use kernel::fs::blkdev::{self, BlockDevice};
 use kernel::fs::inode::Inode;
 use kernel::fs::syscalls::{kern, kern_path};
 use kernel::sched;
-use kernel::sync::Mutex;
+use kernel::sync::{Mutex, SpinLockIrq};
 use ktest_macros::{kbench, ktest};
 use mm::page_flags::PageFlags;
 use mm::readahead::FileRaState;
@@ -94,6 +101,176 @@ fn mount_gated_named() -> (Arc<GatedDisk>, String, String) {
     kern::mkdir(&dir).expect("mkdir");
     kern::mount(&format!("/dev/{name}"), &dir, "ext2", false).expect("mount");
     (disk, name, dir)
+}
+
+/// What a test controls of a [`GatedBlkDisk`].
+struct BlkGate {
+    /// Finished requests wait until the gate opens (or is let through
+    /// one at a time, [`BlkGate::release_one`]).
+    hold: AtomicBool,
+    /// Held requests that may complete despite `hold`.
+    budget: AtomicU32,
+    /// Read requests fail with an I/O error.
+    fail_reads: AtomicBool,
+    /// The disk's interrupt.
+    vector: u8,
+}
+
+impl BlkGate {
+    /// Sends the disk's interrupt, to this CPU: its handler reaps what the
+    /// gate lets through, in hard-IRQ context as a device's would.
+    fn interrupt(&self) {
+        apic::send_ipi(apic::id(), self.vector);
+    }
+
+    fn open(&self) {
+        self.hold.store(false, Ordering::Release);
+        self.interrupt();
+    }
+
+    fn release_one(&self) {
+        self.budget.fetch_add(1, Ordering::AcqRel);
+        self.interrupt();
+    }
+}
+
+/// A RAM disk under the block layer, with its own driver: a request is
+/// carried out at once, into or out of its memory segments, but its
+/// completion is reaped by the disk's interrupt, which the gate holds
+/// back while closed.
+struct GatedBlkDisk {
+    data: Vec<u8>,
+    gate: Arc<BlkGate>,
+    /// Each tag's result while in flight.
+    done: [Option<Result<(), BlkError>>; MAX_QUEUE_DEPTH],
+}
+
+impl GatedBlkDisk {
+    fn transfer(&mut self, rq: &RequestDesc) -> Result<(), BlkError> {
+        if rq.op == ReqOp::Read && self.gate.fail_reads.load(Ordering::Acquire) {
+            return Err(BlkError::Io);
+        }
+        let mut at = usize::try_from(rq.sector * 512).map_err(|_| BlkError::BeyondEnd)?;
+        for seg in &rq.segs {
+            let len = seg.len as usize;
+            let disk = self.data.get_mut(at..at + len).ok_or(BlkError::BeyondEnd)?;
+            let virt = kernel::mm::page_address(seg.phys.pfn()).as_u64() + seg.phys.as_u64() % mm::PAGE_SIZE;
+            // SAFETY: the block layer lent the request `len` bytes of
+            // direct-mapped RAM at `seg.phys` (`Bio::add_page`'s
+            // contract) until its tag completes, which is after this.
+            let mem = unsafe { core::slice::from_raw_parts_mut(virt as *mut u8, len) };
+            match rq.op {
+                ReqOp::Read => mem.copy_from_slice(disk),
+                _ => disk.copy_from_slice(mem),
+            }
+            at += len;
+        }
+        Ok(())
+    }
+}
+
+impl BlkMqOps for GatedBlkDisk {
+    fn queue_rq(&mut self, rq: &RequestDesc) -> Result<u16, QueueRqError> {
+        let tag = self.done.iter().position(Option::is_none).ok_or(QueueRqError::Busy)?;
+        self.done[tag] = Some(self.transfer(rq));
+        if !self.gate.hold.load(Ordering::Acquire) {
+            self.gate.interrupt();
+        }
+        Ok(tag as u16)
+    }
+
+    fn complete_one(&mut self) -> Option<(u16, Result<(), BlkError>)> {
+        let tag = self.done.iter().position(Option::is_some)?;
+        if self.gate.hold.load(Ordering::Acquire) {
+            let budget = self.gate.budget.load(Ordering::Acquire);
+            if budget == 0 {
+                return None;
+            }
+            // Only this driver, under its queue's lock, takes from it.
+            self.gate.budget.fetch_sub(1, Ordering::AcqRel);
+        }
+        self.done[tag].take().map(|result| (tag as u16, result))
+    }
+
+    fn flush(&mut self) -> Result<(), BlkError> {
+        Ok(())
+    }
+
+    fn ack_interrupt(&mut self) {}
+}
+
+/// Gated disks by the index their interrupt handler gets.
+static GATED_BLK: SpinLockIrq<Vec<Arc<Gendisk>>> = SpinLockIrq::new(Vec::new());
+
+fn gated_blk_irq(index: usize) {
+    let disk = GATED_BLK.lock().get(index).cloned();
+    if let Some(disk) = disk {
+        disk.queue().run(true);
+    }
+}
+
+/// The test image on a new [`GatedBlkDisk`], mounted on a fresh
+/// directory.
+fn mount_gated_blk() -> (Arc<BlkGate>, Arc<Gendisk>, String) {
+    let image = kern::read_file(IMAGE).expect("the initramfs holds the ext2 image");
+    let mut disks = GATED_BLK.lock();
+    disks.reserve(1);
+    let index = disks.len();
+    drop(disks);
+    let vector = irq::alloc_vector().expect("a vector for the gated disk");
+    irq::request_irq(vector, gated_blk_irq, index, "gated-blk").expect("its handler");
+    let gate = Arc::new(BlkGate {
+        hold: AtomicBool::new(false),
+        budget: AtomicU32::new(0),
+        fail_reads: AtomicBool::new(false),
+        vector,
+    });
+    let info = DiskInfo {
+        prefix: "gd",
+        major: 240,
+        capacity: image.len() as u64 / 512,
+        read_only: false,
+        max_sectors: 1024,
+        max_segments: 64,
+        polled: false,
+    };
+    let ops = GatedBlkDisk { data: image, gate: gate.clone(), done: [None; MAX_QUEUE_DEPTH] };
+    let disk = genhd::add_disk(info, alloc::boxed::Box::new(ops));
+    // No interrupt comes before the disk is listed: its first request
+    // is the mount's, below.
+    GATED_BLK.lock().push(disk.clone());
+    let dir = format!("/pagecache-{}", NEXT.fetch_add(1, Ordering::Relaxed));
+    kern::mkdir(&dir).expect("mkdir");
+    kern::mount(&format!("/dev/{}", disk.name()), &dir, "ext2", false).expect("mount");
+    (gate, disk, dir)
+}
+
+/// Waits up to 5 s for `cond`, yielding; panics with `what` if it never
+/// holds.
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = kernel::arch::x86_64::tsc::now_ns() + 5_000_000_000;
+    while !cond() {
+        assert!(kernel::arch::x86_64::tsc::now_ns() < deadline, "{what}");
+        sched::yield_now();
+    }
+}
+
+/// A cold file of `pages` pages of [`pattern`] at `path`.
+fn cold_file(path: &str, pages: usize) -> Arc<Inode> {
+    kern::write_file(path, &pattern(0, pages * 4096)).expect("write");
+    let file = inode(path);
+    kernel::filemap::write_and_wait(&file).expect("write-back");
+    kernel::filemap::invalidate_mapping_pages(file.i_mapping.as_ref().expect("a page cache"));
+    assert_eq!(nrpages(&file), 0, "a cold cache");
+    file
+}
+
+/// Reads page `index` of `file` with `ra` and checks its bytes.
+fn read_page(file: &Inode, ra: &mut FileRaState, index: u64) -> Result<(), Errno> {
+    let mut buf = alloc::vec![0u8; 4096];
+    let n = kernel::fs::read_write::generic_file_read(file, ra, index * 4096, &mut buf)?;
+    assert_eq!(&buf[..n], &pattern(index as usize * 4096, 4096)[..], "page {index}");
+    Ok(())
 }
 
 fn inode(path: &str) -> Arc<Inode> {
@@ -695,4 +872,147 @@ fn each_file_system_has_its_own_flusher_and_a_stuck_disk_holds_up_only_its_own()
     drop((fa, fb));
     kern::umount(&stuck_dir).expect("umount");
     kern::umount(&free_dir).expect("umount");
+}
+
+/// The asynchronous readahead: the reader that reaches the
+/// `PG_readahead` marker starts the next window and goes on with the page
+/// it wanted, while the window's pages stay locked and not uptodate under
+/// their I/O (held at the gate); the completion, from the disk's
+/// interrupt, makes them uptodate and unlocks them.
+#[ktest]
+fn the_reader_at_the_marker_returns_while_the_next_window_is_read() {
+    let (gate, disk, dir) = mount_gated_blk();
+    let file = cold_file(&format!("{dir}/async"), 64);
+    let mut ra = FileRaState::default();
+    read_page(&file, &mut ra, 0).expect("page 0");
+    assert!(page(&file, 1).page().test(PageFlags::READAHEAD), "the marker on page 1");
+    gate.hold.store(true, Ordering::Release);
+    let reader = {
+        let (file, done) = (file.clone(), Arc::new(Mutex::new(None)));
+        let d = done.clone();
+        let mut ra = ra;
+        let task =
+            sched::kthread_run("test-reader", move || *d.lock() = Some(read_page(&file, &mut ra, 1))).expect("spawn");
+        (task, done)
+    };
+    wait_for("the reader of page 1 waited for the asynchronous window", || reader.1.lock().is_some());
+    assert_eq!(reader.1.lock().take(), Some(Ok(())), "page 1 read");
+    assert_eq!(nrpages(&file), 12, "the next window, pages 4..12, is in the cache");
+    assert!(disk.stats().in_flight > 0, "its reads are held at the gate");
+    for index in 4..12 {
+        let flags = page(&file, index).page().flags();
+        assert!(flags.contains(PageFlags::LOCKED), "page {index} is locked under its read: {flags:?}");
+        assert!(!flags.contains(PageFlags::UPTODATE), "page {index} is uptodate before its read: {flags:?}");
+    }
+    gate.open();
+    wait_for("the window's reads never completed", || disk.stats().in_flight == 0);
+    for index in 4..12 {
+        let flags = page(&file, index).page().flags();
+        assert!(flags.contains(PageFlags::UPTODATE) && !flags.contains(PageFlags::LOCKED), "page {index}: {flags:?}");
+    }
+    for index in 4..12 {
+        let mut bytes = alloc::vec![0u8; 4096];
+        page(&file, index).read(0, &mut bytes).expect("the page's bytes");
+        assert!(bytes == pattern(index as usize * 4096, 4096), "page {index} holds the wrong bytes");
+    }
+    drop((reader, file));
+    kern::umount(&dir).expect("umount");
+}
+
+/// A read of an asynchronous window that fails leaves its pages not
+/// uptodate and unlocked (Linux `mpage_end_io` with an error); the next
+/// read of such a page reads it again and gets EIO while the disk fails,
+/// and the data once it no longer does. Nothing panics.
+#[ktest]
+fn a_failed_readahead_read_is_eio_for_a_later_read_of_that_page() {
+    let (gate, disk, dir) = mount_gated_blk();
+    let file = cold_file(&format!("{dir}/fail"), 64);
+    let mut ra = FileRaState::default();
+    read_page(&file, &mut ra, 0).expect("page 0");
+    gate.fail_reads.store(true, Ordering::Release);
+    read_page(&file, &mut ra, 1).expect("page 1 was read before the disk failed");
+    wait_for("the window's reads never completed", || disk.stats().in_flight == 0);
+    assert_eq!(nrpages(&file), 12, "the window's pages stay in the cache");
+    for index in 4..12 {
+        let flags = page(&file, index).page().flags();
+        assert!(!flags.intersects(PageFlags::UPTODATE | PageFlags::LOCKED), "page {index}: {flags:?}");
+    }
+    assert!(crate::block::log_tail().contains(&format!("I/O error, dev {}", disk.name())), "the failed read is logged");
+    assert_eq!(read_page(&file, &mut FileRaState::default(), 5), Err(Errno::EIO), "page 5 while the disk fails");
+    gate.fail_reads.store(false, Ordering::Release);
+    read_page(&file, &mut FileRaState::default(), 5).expect("page 5 once the disk reads again");
+    read_page(&file, &mut FileRaState::default(), 4).expect("page 4, read again by its reader");
+    assert!(page(&file, 4).page().test(PageFlags::UPTODATE));
+    drop(file);
+    kern::umount(&dir).expect("umount");
+}
+
+/// A page whose 1 KiB blocks lie apart on the disk (two files written in
+/// turns, a block each) is read by one bio per block, straight into the
+/// page; it ends only when the last of them completes, and then holds
+/// every block's bytes.
+#[ktest]
+fn a_page_of_scattered_blocks_ends_after_the_last_of_its_reads() {
+    let (gate, disk, dir) = mount_gated_blk();
+    let (a, b) = (format!("{dir}/a"), format!("{dir}/b"));
+    kern::write_file(&a, b"").expect("create a");
+    kern::write_file(&b, b"").expect("create b");
+    const PAGES: usize = 4;
+    for block in 0..PAGES * 4 {
+        let at = block * 1024;
+        kern::pwrite(&a, at as u64, &pattern(at, 1024)).expect("a block of a");
+        kern::pwrite(&b, at as u64, &pattern(at + 7, 1024)).expect("a block of b");
+    }
+    let file = inode(&a);
+    kernel::filemap::write_and_wait(&file).expect("write-back a");
+    kernel::filemap::write_and_wait(&inode(&b)).expect("write-back b");
+    kernel::filemap::invalidate_mapping_pages(file.i_mapping.as_ref().expect("a page cache"));
+    assert_eq!(nrpages(&file), 0);
+    gate.hold.store(true, Ordering::Release);
+    let ios = disk.stats().ios[0];
+    kernel::filemap::force_page_cache_readahead(&file, &FileRaState::default(), 0, (PAGES * 4096) as u64);
+    assert_eq!(nrpages(&file), PAGES as u64, "readahead returned with its pages in the cache");
+    let requests = disk.stats().in_flight;
+    assert_eq!(requests, (PAGES * 4) as u64, "one read per block: the blocks do not follow each other");
+    let ended = || (0..PAGES as u64).filter(|&i| !page(&file, i).page().test(PageFlags::LOCKED)).count() as u64;
+    for released in 1..=requests {
+        gate.release_one();
+        wait_for("a released read never completed", || disk.stats().in_flight == requests - released);
+        assert!(ended() * 4 <= released, "{} pages ended after {released} of their 16 reads", ended());
+    }
+    assert_eq!(ended(), PAGES as u64);
+    assert_eq!(disk.stats().ios[0] - ios, requests);
+    gate.open();
+    for index in 0..PAGES as u64 {
+        assert!(page(&file, index).page().test(PageFlags::UPTODATE), "page {index}");
+    }
+    assert_eq!(kern::read_file(&a), Ok(pattern(0, PAGES * 4096)), "every block in its place");
+    drop(file);
+    kern::umount(&dir).expect("umount");
+}
+
+/// `POSIX_FADV_WILLNEED` on a file advised `POSIX_FADV_SEQUENTIAL`
+/// (whose window, 64 pages, is more than one batch of 32 takes): every
+/// batch's reads are started and the call returns; each page then ends
+/// uptodate and unlocked, none left behind locked between two batches.
+#[ktest]
+fn willneed_over_two_batches_reads_every_page() {
+    let (gate, disk, dir) = mount_gated_blk();
+    let file = cold_file(&format!("{dir}/willneed"), 100);
+    let mut ra = FileRaState::default();
+    mm::readahead::fadvise(&mut ra, mm::readahead::RaLimits::default(), mm::readahead::FadviseAdvice::Sequential);
+    assert_eq!(ra.ra_pages, 64);
+    gate.hold.store(true, Ordering::Release);
+    kernel::filemap::force_page_cache_readahead(&file, &ra, 0, 100 * 4096);
+    assert_eq!(nrpages(&file), 64, "the window's pages added before any read completed");
+    assert!(disk.stats().in_flight > 0, "and their reads held");
+    gate.open();
+    wait_for("the reads never completed", || disk.stats().in_flight == 0);
+    for index in 0..64 {
+        let flags = page(&file, index).page().flags();
+        assert!(flags.contains(PageFlags::UPTODATE) && !flags.contains(PageFlags::LOCKED), "page {index}: {flags:?}");
+    }
+    assert_eq!(kern::read_file(&format!("{dir}/willneed")), Ok(pattern(0, 100 * 4096)));
+    drop(file);
+    kern::umount(&dir).expect("umount");
 }

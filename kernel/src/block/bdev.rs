@@ -123,6 +123,7 @@ impl ext2::BlockDevice for BlockDevice {
 /// lock, one transfer at a time.
 pub struct DiskFile {
     size: u64,
+    disk: Arc<Gendisk>,
     bdev: Mutex<BlockDevice>,
 }
 
@@ -130,7 +131,7 @@ impl DiskFile {
     /// Opens `disk` for the registry. May sleep.
     pub fn open(disk: &Arc<Gendisk>) -> Result<DiskFile, BlkError> {
         let bdev = BlockDevice::open(disk)?;
-        Ok(DiskFile { size: bdev.size(), bdev: Mutex::new(bdev) })
+        Ok(DiskFile { size: bdev.size(), disk: disk.clone(), bdev: Mutex::new(bdev) })
     }
 }
 
@@ -149,5 +150,9 @@ impl crate::fs::blkdev::BlockDevice for DiskFile {
 
     fn flush(&self) -> Result<(), Errno> {
         self.bdev.lock().flush().map_err(BlkError::errno)
+    }
+
+    fn gendisk(&self) -> Option<Arc<Gendisk>> {
+        Some(self.disk.clone())
     }
 }

@@ -2,8 +2,10 @@
 //! `submit_bio`/`submit_bio_noacct` checks, `bio.c` `submit_bio_wait`,
 //! `blk-core.c` `blk_start_plug`).
 //!
-//! A bio is cut into fragments, one per physically contiguous run of its
-//! memory (at most the queue's `max_sectors` each); the fragments share a
+//! A bio is cut into fragments within the queue's limits (Linux
+//! `bio_split_to_limits`): at most `max_sectors` each, their memory in at
+//! most `max_segments` physically contiguous segments (a bio's segments
+//! that follow on in memory count as one); the fragments share a
 //! [`BioState`] that counts them down (Linux `__bi_remaining`, as with
 //! chained split bios) and keeps the first error, and the last to complete
 //! calls the bio's end-io with the bio's result.
@@ -16,7 +18,7 @@ use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 use mm::arch::PhysMemory;
 use mm::{PAGE_SIZE, Pfn, PhysAddr};
 
-use super::blk_mq::Fragment;
+use super::blk_mq::{Fragment, PhysSeg};
 use super::genhd::Gendisk;
 use super::{BlkError, ReqOp, SECTOR_SIZE};
 use crate::sched::wait::WaitQueue;
@@ -63,9 +65,20 @@ impl Bio {
         Bio { disk: disk.clone(), op, sector, vecs: Vec::new(), end_io: None }
     }
 
+    /// An empty bio with room for `nr_vecs` segments, so that adding them
+    /// allocates nothing (Linux `bio_alloc`'s `nr_vecs`; Linux's comes
+    /// from a mempool and cannot fail, ours is [`BlkError::NoMemory`]).
+    pub fn with_capacity(disk: &Arc<Gendisk>, op: ReqOp, sector: u64, nr_vecs: usize) -> Result<Bio, BlkError> {
+        let mut vecs = Vec::new();
+        vecs.try_reserve_exact(nr_vecs).map_err(|_| BlkError::NoMemory)?;
+        Ok(Bio { disk: disk.clone(), op, sector, vecs, end_io: None })
+    }
+
     /// Appends `len` bytes at `offset` into frame `pfn` (Linux
     /// `bio_add_page`). Lengths must add up to whole sectors by the time
-    /// the bio is submitted.
+    /// the bio is submitted, and so must each run of segments that a
+    /// request of the disk can carry. Beyond the room the bio was made
+    /// with ([`Bio::with_capacity`]) this allocates.
     ///
     /// # Safety
     /// From [`submit_bio`] until the bio's end-io has run, the memory
@@ -149,7 +162,7 @@ fn prepare(bio: &Bio) -> Result<Vec<Fragment>, BlkError> {
         if !bio.vecs.is_empty() {
             return Err(BlkError::Invalid);
         }
-        return Ok(alloc::vec![Fragment { sector: 0, nr_sectors: 0, phys: PhysAddr::new(0) }]);
+        return Ok(alloc::vec![Fragment { sector: 0, nr_sectors: 0, segs: Vec::new() }]);
     }
     if bio.op == ReqOp::Write && disk.read_only() {
         log::error!("Trying to write to read-only block-device {}", disk.name());
@@ -171,28 +184,8 @@ fn prepare(bio: &Bio) -> Result<Vec<Fragment>, BlkError> {
         return Err(BlkError::BeyondEnd);
     }
     let direct_map = crate::boot::DirectMap;
-    let max_bytes = u64::from(disk.max_sectors()) * SECTOR_SIZE;
-    let mut fragments: Vec<Fragment> = Vec::new();
-    let mut sector = bio.sector;
-    // A run of physically contiguous memory: start and bytes so far.
-    let mut run: Option<(u64, u64)> = None;
-    let close = |run: (u64, u64), sector: &mut u64, fragments: &mut Vec<Fragment>| {
-        let (mut phys, mut bytes) = run;
-        while bytes > 0 {
-            let take = bytes.min(max_bytes);
-            fragments.push(Fragment {
-                sector: *sector,
-                nr_sectors: (take / SECTOR_SIZE) as u32,
-                phys: PhysAddr::new(phys),
-            });
-            *sector += take / SECTOR_SIZE;
-            phys += take;
-            bytes -= take;
-        }
-    };
     for v in &bio.vecs {
-        let start = v.phys();
-        let last = PhysAddr::new(start.as_u64() + u64::from(v.len) - 1);
+        let last = PhysAddr::new(v.phys().as_u64() + u64::from(v.len) - 1);
         // The whole segment must be RAM the kernel maps (the device gets
         // physical addresses; a hole in between would be a bad address).
         let pages = (u64::from(v.offset) + u64::from(v.len)).div_ceil(PAGE_SIZE);
@@ -201,22 +194,68 @@ fn prepare(bio: &Bio) -> Result<Vec<Fragment>, BlkError> {
         {
             return Err(BlkError::Invalid);
         }
-        run = match run {
-            Some((s, b)) if s + b == start.as_u64() => Some((s, b + u64::from(v.len))),
-            Some(r) => {
-                // A run ends on a sector boundary, or the device would see
-                // a request of a partial sector.
-                if !r.1.is_multiple_of(SECTOR_SIZE) {
-                    return Err(BlkError::Invalid);
-                }
-                close(r, &mut sector, &mut fragments);
-                Some((start.as_u64(), u64::from(v.len)))
-            }
-            None => Some((start.as_u64(), u64::from(v.len))),
-        };
     }
-    if let Some(r) = run {
-        close(r, &mut sector, &mut fragments);
+    let limits = disk.queue().limits();
+    split_to_limits(bio.sector, bio.vecs.iter().map(|v| (v.phys().as_u64(), u64::from(v.len))), limits)
+}
+
+/// Cuts memory pieces `(physical address, bytes)` that go to the disk
+/// from `sector` on into fragments of at most `limits.max_sectors`, each
+/// with at most `limits.max_segments` physically contiguous segments
+/// (Linux `bio_split_to_limits`). A fragment must end on a sector
+/// boundary, or the device would see a partial sector: a bio whose
+/// segment limit falls inside a sector is [`BlkError::Invalid`].
+fn split_to_limits(
+    sector: u64,
+    pieces: impl Iterator<Item = (u64, u64)>,
+    limits: super::blk_mq::Limits,
+) -> Result<Vec<Fragment>, BlkError> {
+    let max_bytes = u64::from(limits.max_sectors) * SECTOR_SIZE;
+    let mut fragments: Vec<Fragment> = Vec::new();
+    let mut current = Fragment { sector, nr_sectors: 0, segs: Vec::new() };
+    let mut bytes = 0u64;
+    let mut close = |current: &mut Fragment, bytes: &mut u64| -> Result<(), BlkError> {
+        if !bytes.is_multiple_of(SECTOR_SIZE) {
+            return Err(BlkError::Invalid);
+        }
+        let next = Fragment { sector: current.sector + *bytes / SECTOR_SIZE, nr_sectors: 0, segs: Vec::new() };
+        let mut done = core::mem::replace(current, next);
+        done.nr_sectors = (*bytes / SECTOR_SIZE) as u32;
+        fragments.try_reserve(1).map_err(|_| BlkError::NoMemory)?;
+        fragments.push(done);
+        *bytes = 0;
+        Ok(())
+    };
+    for (mut phys, mut left) in pieces {
+        while left > 0 {
+            if bytes == max_bytes {
+                close(&mut current, &mut bytes)?;
+            }
+            let take = left.min(max_bytes - bytes).min(u64::from(u32::MAX));
+            let nr_segs = current.segs.len();
+            match current.segs.last_mut() {
+                Some(last)
+                    if last.phys.as_u64() + u64::from(last.len) == phys
+                        && u64::from(last.len) + take <= u64::from(u32::MAX) =>
+                {
+                    last.len += take as u32;
+                }
+                _ if nr_segs == limits.max_segments => {
+                    close(&mut current, &mut bytes)?;
+                    continue;
+                }
+                _ => {
+                    current.segs.try_reserve(1).map_err(|_| BlkError::NoMemory)?;
+                    current.segs.push(PhysSeg { phys: PhysAddr::new(phys), len: take as u32 });
+                }
+            }
+            bytes += take;
+            phys += take;
+            left -= take;
+        }
+    }
+    if bytes > 0 {
+        close(&mut current, &mut bytes)?;
     }
     Ok(fragments)
 }

@@ -1,14 +1,19 @@
 //! A disk's request queue (Linux `block/blk-mq.c`, `blk-merge.c`,
 //! `blk-mq-sched.c`'s merging without an elevator).
 //!
-//! Bio fragments become requests; a fragment that continues a queued,
-//! not yet dispatched request of the same operation, on the disk and in
-//! physical memory, is merged into it instead (Linux
-//! `blk_attempt_plug_merge`/`bio_attempt_back_merge`, and front merges),
-//! up to the queue's `max_sectors`. Requests go to the driver in arrival
-//! order while it takes them ([`BlkMqOps::queue_rq`] gives each a tag,
-//! Linux's driver tag); a flush waits until nothing is in flight and is
-//! then carried out synchronously ([`BlkMqOps::flush`]): it orders every
+//! Bio fragments become requests. A request is a run of sectors and the
+//! memory for them as a list of physically contiguous segments (Linux's
+//! request with its bios' bvecs, as `blk_rq_map_sg` hands them to the
+//! driver): up to the queue's `max_segments` of them and `max_sectors` in
+//! all. A fragment that continues a queued, not yet dispatched request of
+//! the same operation on the disk is merged into it instead, its segments
+//! appended (joined with the last one where the memory follows on) or put
+//! in front (Linux `blk_attempt_plug_merge`, `bio_attempt_back_merge`,
+//! `bio_attempt_front_merge`, with `ll_back_merge_fn`'s limits).
+//! Requests go to the driver in arrival order while it takes them
+//! ([`BlkMqOps::queue_rq`] gives each a tag, Linux's driver tag); a flush
+//! waits until nothing is in flight and is then carried out
+//! synchronously ([`BlkMqOps::flush`]): it orders every
 //! write queued before it, as Linux's preflush does.
 //!
 //! [`RequestQueue::run`] does the work from both ends: it reaps the
@@ -32,7 +37,7 @@ use mm::PhysAddr;
 
 use super::bio::BioState;
 use super::genhd::DiskStats;
-use super::{BlkError, ReqOp, SECTOR_SIZE};
+use super::{BlkError, ReqOp};
 use crate::arch::x86_64::tsc;
 use crate::sync::SpinLockIrq;
 
@@ -45,17 +50,60 @@ pub const MAX_QUEUE_DEPTH: usize = 16;
 /// merged request).
 const MERGE_LOOKBACK: usize = 16;
 
-/// A physically contiguous piece of one bio.
-#[derive(Clone, Copy, Debug)]
+/// A piece of one bio within the queue's limits: a run of sectors and
+/// its memory.
+#[derive(Debug)]
 pub(super) struct Fragment {
     pub(super) sector: u64,
     pub(super) nr_sectors: u32,
-    pub(super) phys: PhysAddr,
+    pub(super) segs: Vec<PhysSeg>,
 }
 
-/// What a driver is asked to do: one contiguous transfer, or a flush
-/// (Linux `struct request` as `queue_rq` sees it).
+/// One physically contiguous piece of a request's memory (Linux's
+/// `struct scatterlist` entry as `blk_rq_map_sg` fills it): direct-mapped
+/// RAM, `len` bytes from `phys`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PhysSeg {
+    /// Physical address of the first byte.
+    pub phys: PhysAddr,
+    /// Bytes, not 0.
+    pub len: u32,
+}
+
+impl PhysSeg {
+    fn end(&self) -> u64 {
+        self.phys.as_u64() + u64::from(self.len)
+    }
+}
+
+/// Appends `segs` to `to`, joining the two segments where the memory
+/// follows on (Linux `blk_phys_contig_segment`). The caller reserved
+/// room for them.
+fn append_segs(to: &mut Vec<PhysSeg>, segs: &[PhysSeg]) {
+    let mut rest = segs;
+    if let (Some(last), Some(first)) = (to.last_mut(), segs.first())
+        && last.end() == first.phys.as_u64()
+        && let Some(len) = last.len.checked_add(first.len)
+    {
+        last.len = len;
+        rest = &segs[1..];
+    }
+    to.extend_from_slice(rest);
+}
+
+/// Segments `a` followed by `b` would take, joined where they meet.
+fn joined_len(a: &[PhysSeg], b: &[PhysSeg]) -> usize {
+    let joins = match (a.last(), b.first()) {
+        (Some(l), Some(f)) => l.end() == f.phys.as_u64() && l.len.checked_add(f.len).is_some(),
+        _ => false,
+    };
+    a.len() + b.len() - usize::from(joins)
+}
+
+/// What a driver is asked to do: a transfer of a run of sectors to or
+/// from a list of memory segments, or a flush (Linux `struct request` as
+/// `queue_rq` sees it).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestDesc {
     /// The operation.
     pub op: ReqOp,
@@ -63,15 +111,9 @@ pub struct RequestDesc {
     pub sector: u64,
     /// Sectors (0 for a flush).
     pub nr_sectors: u32,
-    /// Physical address of the contiguous memory (direct-mapped RAM).
-    pub phys: PhysAddr,
-}
-
-impl RequestDesc {
-    /// Bytes to transfer.
-    pub fn bytes(&self) -> u64 {
-        u64::from(self.nr_sectors) * SECTOR_SIZE
-    }
+    /// The memory, in order: at most the queue's `max_segments`, their
+    /// lengths adding up to `nr_sectors` sectors (none for a flush).
+    pub segs: Vec<PhysSeg>,
 }
 
 /// Why [`BlkMqOps::queue_rq`] did not start a request.
@@ -84,10 +126,10 @@ pub enum QueueRqError {
 }
 
 /// A block driver (Linux `struct blk_mq_ops`). Every method runs under
-/// the queue lock, interrupts off: none may sleep.
+/// the queue lock, interrupts off: none may sleep or allocate.
 pub trait BlkMqOps: Send {
     /// Starts `rq` on the device and returns its tag, below
-    /// [`MAX_QUEUE_DEPTH`] and not in use. The memory at `rq.phys` stays
+    /// [`MAX_QUEUE_DEPTH`] and not in use. The memory of `rq.segs` stays
     /// valid until the tag completes.
     fn queue_rq(&mut self, rq: &RequestDesc) -> Result<u16, QueueRqError>;
     /// Takes one finished request off the device: its tag and result.
@@ -119,10 +161,21 @@ struct QueueState {
     io_ticks_stamp: u64,
 }
 
+/// What one request may carry (Linux `struct queue_limits`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Sectors (Linux `max_sectors`), at least 1.
+    pub max_sectors: u32,
+    /// Physically contiguous memory segments (Linux `max_segments`), at
+    /// least 1: a driver that hands the device one buffer per request
+    /// says 1.
+    pub max_segments: usize,
+}
+
 /// A disk's queue (Linux `struct request_queue` with one hardware queue).
 pub struct RequestQueue {
     state: SpinLockIrq<QueueState>,
-    max_sectors: u32,
+    limits: Limits,
     /// The disk's name, for error reports.
     name: alloc::string::String,
 }
@@ -167,31 +220,49 @@ impl QueueState {
         self.io_ticks_stamp = now;
     }
 
-    fn try_merge(&mut self, op: ReqOp, f: &Fragment, state: &Arc<BioState>, max_sectors: u32) -> bool {
-        let bytes = u64::from(f.nr_sectors) * SECTOR_SIZE;
+    /// Merges `new`, one bio's request, into a queued request it
+    /// continues or precedes on the disk, within the limits; gives it back
+    /// if none takes it (or there is no memory to grow one's lists).
+    fn try_merge(&mut self, mut new: Request, limits: Limits) -> Option<Request> {
+        let op = new.desc.op;
         for rq in self.pending.iter_mut().rev().take(MERGE_LOOKBACK) {
             if rq.desc.op == ReqOp::Flush {
                 // Nothing merges across a flush.
-                return false;
+                return Some(new);
             }
-            let d = &mut rq.desc;
-            if d.op != op || d.nr_sectors + f.nr_sectors > max_sectors {
+            let (d, f) = (&mut rq.desc, &mut new.desc);
+            if d.op != op || d.nr_sectors + f.nr_sectors > limits.max_sectors {
                 continue;
             }
-            if d.sector + u64::from(d.nr_sectors) == f.sector && d.phys.as_u64() + d.bytes() == f.phys.as_u64() {
-                d.nr_sectors += f.nr_sectors;
-            } else if f.sector + u64::from(f.nr_sectors) == d.sector && f.phys.as_u64() + bytes == d.phys.as_u64() {
-                d.sector = f.sector;
-                d.phys = f.phys;
-                d.nr_sectors += f.nr_sectors;
+            let back = d.sector + u64::from(d.nr_sectors) == f.sector;
+            let front = f.sector + u64::from(f.nr_sectors) == d.sector;
+            let nr_segs = match (back, front) {
+                (true, _) => joined_len(&d.segs, &f.segs),
+                (false, true) => joined_len(&f.segs, &d.segs),
+                (false, false) => continue,
+            };
+            if nr_segs > limits.max_segments || rq.bios.try_reserve(new.bios.len()).is_err() {
+                continue;
+            }
+            if back {
+                if d.segs.try_reserve(f.segs.len()).is_err() {
+                    continue;
+                }
+                append_segs(&mut d.segs, &f.segs);
             } else {
-                continue;
+                if f.segs.try_reserve(d.segs.len()).is_err() {
+                    continue;
+                }
+                append_segs(&mut f.segs, &d.segs);
+                d.segs = core::mem::take(&mut f.segs);
+                d.sector = f.sector;
             }
-            rq.bios.push(state.clone());
+            d.nr_sectors += f.nr_sectors;
+            rq.bios.append(&mut new.bios);
             self.stats.merges[stat_index(op)] += 1;
-            return true;
+            return None;
         }
-        false
+        Some(new)
     }
 
     /// Reaps finished requests from the driver into `batch`.
@@ -267,7 +338,7 @@ impl QueueState {
 }
 
 impl RequestQueue {
-    pub(super) fn new(ops: Box<dyn BlkMqOps>, max_sectors: u32, name: &str) -> RequestQueue {
+    pub(super) fn new(ops: Box<dyn BlkMqOps>, limits: Limits, name: &str) -> RequestQueue {
         RequestQueue {
             state: SpinLockIrq::new(QueueState {
                 ops,
@@ -278,29 +349,49 @@ impl RequestQueue {
                 stats: DiskStats::default(),
                 io_ticks_stamp: 0,
             }),
-            max_sectors: max_sectors.max(1),
+            limits: Limits { max_sectors: limits.max_sectors.max(1), max_segments: limits.max_segments.max(1) },
             name: name.into(),
         }
     }
 
-    /// Largest request, in sectors (Linux `queue_max_sectors`).
-    pub fn max_sectors(&self) -> u32 {
-        self.max_sectors
+    /// What one request may carry (Linux `queue_max_sectors`,
+    /// `queue_max_segments`).
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
-    /// Queues one bio's fragments, merging where possible.
+    /// Queues one bio's fragments, merging where possible. Their requests
+    /// are allocated before the queue lock is taken; a fragment without
+    /// memory for its request ends with [`BlkError::NoMemory`].
     pub(super) fn enqueue(&self, op: ReqOp, fragments: Vec<Fragment>, state: &Arc<BioState>) {
         let now = tsc::now_ns();
-        let mut s = self.state.lock();
-        s.pending.reserve(fragments.len());
+        let mut requests: Vec<Request> = Vec::new();
+        if requests.try_reserve_exact(fragments.len()).is_err() {
+            fragments.iter().for_each(|_| state.end_fragment(Err(BlkError::NoMemory)));
+            return;
+        }
         for f in fragments {
-            if op != ReqOp::Flush && s.try_merge(op, &f, state, self.max_sectors) {
+            let mut bios = Vec::new();
+            if bios.try_reserve_exact(1).is_err() {
+                state.end_fragment(Err(BlkError::NoMemory));
                 continue;
             }
+            bios.push(state.clone());
+            let desc = RequestDesc { op, sector: f.sector, nr_sectors: f.nr_sectors, segs: f.segs };
+            requests.push(Request { desc, bios, start_ns: now });
+        }
+        let mut s = self.state.lock();
+        if s.pending.try_reserve(requests.len()).is_err() {
+            drop(s);
+            requests.iter().for_each(|_| state.end_fragment(Err(BlkError::NoMemory)));
+            return;
+        }
+        for rq in requests {
+            let unmerged = if op == ReqOp::Flush { Some(rq) } else { s.try_merge(rq, self.limits) };
+            let Some(rq) = unmerged else { continue };
             s.update_io_ticks(now);
             s.stats.in_flight += 1;
-            let desc = RequestDesc { op, sector: f.sector, nr_sectors: f.nr_sectors, phys: f.phys };
-            s.pending.push_back(Request { desc, bios: alloc::vec![state.clone()], start_ns: now });
+            s.pending.push_back(rq);
         }
     }
 
@@ -359,10 +450,11 @@ impl RequestQueue {
 /// Linux `blk_print_req_error`.
 fn print_req_error(name: &str, rq: &RequestDesc, e: BlkError) {
     log::error!(
-        "{} error, dev {name}, sector {} op {:#x}:({}) flags 0x0 phys_seg 1 prio class 0",
+        "{} error, dev {name}, sector {} op {:#x}:({}) flags 0x0 phys_seg {} prio class 0",
         e.name(),
         rq.sector,
         rq.op.code(),
-        rq.op.name()
+        rq.op.name(),
+        rq.segs.len()
     );
 }

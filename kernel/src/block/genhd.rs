@@ -18,7 +18,7 @@ use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::BlkError;
-use super::blk_mq::{BlkMqOps, RequestQueue};
+use super::blk_mq::{BlkMqOps, Limits, RequestQueue};
 use crate::sync::SpinLock;
 
 /// Major number of virtio-blk disks (Linux allocates one dynamically;
@@ -77,7 +77,12 @@ impl Gendisk {
 
     /// Largest request in sectors.
     pub fn max_sectors(&self) -> u32 {
-        self.queue.max_sectors()
+        self.queue.limits().max_sectors
+    }
+
+    /// Most physically contiguous memory segments in one request.
+    pub fn max_segments(&self) -> usize {
+        self.queue.limits().max_segments
     }
 
     /// The request queue.
@@ -170,6 +175,9 @@ pub struct DiskInfo {
     pub read_only: bool,
     /// Largest request, sectors.
     pub max_sectors: u32,
+    /// Most physically contiguous memory segments per request (1: the
+    /// driver hands the device one buffer per request).
+    pub max_segments: usize,
     /// No interrupt: completions are polled for.
     pub polled: bool,
 }
@@ -180,7 +188,7 @@ pub fn add_disk(info: DiskInfo, ops: Box<dyn BlkMqOps>) -> Arc<Gendisk> {
     let index = disks.iter().filter(|d| d.major == info.major).count() as u32;
     let name = disk_name(info.prefix, index);
     let disk = Arc::new(Gendisk {
-        queue: RequestQueue::new(ops, info.max_sectors, &name),
+        queue: RequestQueue::new(ops, Limits { max_sectors: info.max_sectors, max_segments: info.max_segments }, &name),
         name,
         major: info.major,
         first_minor: index * MINORS_PER_DISK,

@@ -4,7 +4,7 @@
 //!
 //! A [`Bio`] names a disk, a start sector, an operation and the memory to
 //! transfer as (page frame, offset, length) segments. [`submit_bio`]
-//! checks it, cuts it where its memory is not physically contiguous, and
+//! checks it, cuts it where it exceeds the disk's limits, and
 //! hands the pieces to the disk's request queue ([`blk_mq`]), which merges
 //! each with a queued request it continues (back merge) or precedes
 //! (front merge), dispatches requests while the driver takes them, and
@@ -18,11 +18,15 @@
 //! [`BlkError::errno`] gives the errno Linux would return. Device errors
 //! are logged like Linux's `blk_print_req_error`.
 //!
+//! A request carries a run of sectors and its memory as a list of
+//! physically contiguous segments, up to the disk's `max_segments` (the
+//! virtio driver gives the device one descriptor per segment), so a bio
+//! over scattered pages, such as a readahead window's page-cache pages,
+//! is one request (Linux `blk_rq_map_sg`).
+//!
 //! Differences from Linux: one hardware queue per disk and no I/O
-//! scheduler (requests go out in arrival order, merged on the way); a
-//! request is one physically contiguous run of memory, because the
-//! virtio driver hands the device one buffer per request (Linux merges
-//! discontiguous segments up to `max_segments`); no partitions, no
+//! scheduler (requests go out in arrival order, merged on the way); no
+//! `max_segment_size` or segment boundary limits; no partitions, no
 //! discard, no integrity or crypto; plugs are explicit values, not a
 //! per-task pointer.
 //!

@@ -21,9 +21,12 @@
 //! Linux's no-op backing device does. `readahead(2)` wants a file open
 //! for reading (else `EBADF`) and regular (else `EINVAL`).
 //!
-//! Differences from Linux: `WILLNEED` reads synchronously, so the call
-//! returns when the pages are cached (Linux starts the reads and returns);
-//! `DONTNEED`'s write-back is synchronous too, so the pages it wrote are
+//! `WILLNEED` starts the reads and returns, as Linux's does, on a disk
+//! with an interrupt (see [`super::readahead`]).
+//!
+//! Differences from Linux: `WILLNEED` on a loop device or RAM disk reads
+//! the pages before it returns; `DONTNEED`'s write-back is synchronous,
+//! so the pages it wrote are
 //! clean by the time the range is dropped, and go (Linux's are still under
 //! writeback then and stay cached).
 

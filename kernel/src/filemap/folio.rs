@@ -84,8 +84,9 @@ impl FolioRef {
         unsafe { highmem::memcpy_to_page(crate::mm::pgdat(), self.pfn, offset, src) }.map_err(range_errno)
     }
 
-    /// Zeroes `len` bytes from byte `offset`, as [`FolioRef::write`].
-    pub(super) fn zero(&self, offset: usize, len: usize) -> Result<(), Errno> {
+    /// Zeroes `len` bytes from byte `offset`, as [`FolioRef::write`]
+    /// (also the file system's, for the holes of a page it reads).
+    pub(crate) fn zero(&self, offset: usize, len: usize) -> Result<(), Errno> {
         // SAFETY: as in `write`.
         unsafe { highmem::memzero_page(crate::mm::pgdat(), self.pfn, offset, len) }.map_err(range_errno)
     }

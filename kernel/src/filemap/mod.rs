@@ -3,7 +3,7 @@
 //! `filemap_get_pages`, `generic_perform_write`, `filemap_fdatawrite`,
 //! `filemap_write_and_wait_range`; `mm/truncate.c`:
 //! `truncate_inode_pages_range`, `invalidate_mapping_pages`;
-//! `mm/readahead.c`'s `page_cache_ra_unbounded`; `mm/page-writeback.c`'s
+//! `mm/readahead.c` in [`readahead`]; `mm/page-writeback.c`'s
 //! `write_cache_pages`), over the mm crate's [`AddressSpace`],
 //! [`mm::page_writeback`] and [`mm::readahead`].
 //!
@@ -15,8 +15,12 @@
 //! - **read**: [`filemap_read`] copies from cached pages, bringing missing
 //!   ones in with [`mm::readahead`]'s on-demand windows (the file's
 //!   [`FileRaState`] lives in the open file) and starting the next window
-//!   when it reaches a page marked `PG_readahead`. Pages are read
-//!   synchronously, one `read_folio` each, as they are added.
+//!   when it reaches a page marked `PG_readahead`. A window's pages are
+//!   added locked and not uptodate and their reads started without
+//!   waiting ([`readahead`]); a reader that needs a page under a read
+//!   sleeps until its lock goes ([`read_cache_page`]), and reads it
+//!   itself, with `read_folio`, if that read failed or the page was not
+//!   cached at all.
 //! - **write**: [`generic_perform_write`] lets the file system allocate
 //!   blocks first (`write_begin`, so a full disk is ENOSPC before any
 //!   byte is copied), copies into locked cache pages (reading a page first
@@ -27,8 +31,10 @@
 //! - **truncate**: [`truncate_pagecache`] drops the pages past the new end
 //!   (dirty or not) after waiting for their writeback, and zeroes the
 //!   tail of the last partial page, before the file system frees blocks.
-//! - **errors**: a failed read is EIO for that read, the page left out of
-//!   the cache; a failed write-back is recorded in the mapping's
+//! - **errors**: a failed read is EIO for the reader that needs the page
+//!   (a failed readahead read leaves the page not uptodate in the cache,
+//!   and that reader's own read fails; a failed `read_folio` takes the
+//!   page out of the cache); a failed write-back is recorded in the mapping's
 //!   [`mm::errseq::ErrSeq`] and the next `fsync` of every open file
 //!   reports it once (Linux `filemap_check_wb_err`), the data staying in
 //!   the cache.
@@ -51,12 +57,16 @@
 //! system's lock -> the mapping's lock. The mapping's lock is a leaf
 //! `SpinLockIrq` (Linux's `xa_lock_irq` on `i_pages`), held only to look
 //! up, add, remove or mark entries; nothing sleeps or calls a file system
-//! under it.
+//! under it. A page lock taken for a read is released by the read's
+//! completion, in interrupt context ([`folio_end_read`]): the folio wait
+//! table's queues ([`crate::mmap::FOLIO_WAIT`]) take interrupt-safe locks
+//! for that reason.
 //!
-//! Differences from Linux: reads and write-backs go one page at a time
-//! through the file system's synchronous calls (no bio batching across
-//! pages, no asynchronous readahead I/O: an asynchronous window is read
-//! before the read that triggered it returns); no large folios; page-cache
+//! Differences from Linux: `read_folio` (one page) and write-back (runs
+//! of up to 32 pages) go through the file system's synchronous calls and
+//! a kernel buffer (only readahead reads straight into the pages, and
+//! only on a disk with an interrupt);
+//! no large folios; page-cache
 //! pages are not yet on an LRU: an allocation that finds no memory takes
 //! clean, unused ones back by a clock over the memory map
 //! ([`mm::vmscan`], registered as the allocator's direct reclaim), and
@@ -68,6 +78,7 @@
 
 pub mod fadvise;
 mod folio;
+mod readahead;
 mod vm_file;
 
 use alloc::boxed::Box;
@@ -82,18 +93,22 @@ use mm::interval_tree::IMmap;
 use mm::page_alloc::PgData;
 use mm::page_flags::PageFlags;
 use mm::page_writeback::{self, SyncMode, WritebackControl};
-use mm::readahead::{self, FileRaState, RaCache, RaLimits, RaMapping, RaRequest, RaTraceLog};
+use mm::readahead::{FileRaState, RaMapping, page_cache_async_ra, page_cache_sync_ra};
 use mm::vmscan::{ClockHand, DirectReclaim, SWAP_CLUSTER_MAX};
 use mm::xarray::{PAGECACHE_TAG_DIRTY, PAGECACHE_TAG_WRITEBACK, XaNode};
 use spin::Once;
 use uapi::errno::Errno;
 
 pub use self::folio::FolioRef;
+pub use self::readahead::{
+    RA_TRACE_EVENTS, ReadaheadControl, force_page_cache_readahead, ra_trace_start, ra_trace_stop,
+};
+use self::readahead::{ra_limits, run_readahead};
 pub use self::vm_file::MappedFile;
 use crate::fs::inode::{Ino, Inode};
 use crate::mmap::FOLIO_WAIT;
 use crate::slab::KmemCacheOf;
-use crate::sync::{SpinLock, SpinLockIrq};
+use crate::sync::SpinLockIrq;
 
 /// Bytes per cache page.
 const PAGE: usize = PAGE_SIZE as usize;
@@ -122,14 +137,18 @@ pub trait AddressSpaceOperations: Send + Sync {
     /// (Linux `writepages` over `get_block`: pages in a row go in as few
     /// requests as their blocks allow).
     fn writepages(&self, index: u64, data: &[u8]) -> Result<(), Errno>;
-    /// Fills `buf` with the pages from `index` on (Linux `readahead`,
-    /// which reads a window's new pages in as few requests as it can); by
-    /// default one [`read_folio`](Self::read_folio) per page.
-    fn readahead(&self, index: u64, buf: &mut [u8]) -> Result<(), Errno> {
-        for (i, page) in buf.chunks_mut(PAGE).enumerate() {
-            self.read_folio(index.saturating_add(i as u64), page)?;
-        }
-        Ok(())
+    /// Starts reading the batch's new pages, locked and not uptodate
+    /// (Linux `readahead`): every page it takes it ends with
+    /// [`folio_end_read`], now or when its read completes, without the
+    /// caller waiting; pages left in the batch leave the cache. By
+    /// default the pages are read before it returns, one
+    /// [`read_folio`](Self::read_folio) each.
+    fn readahead(&self, rac: ReadaheadControl<'_>) -> Result<(), Errno> {
+        rac.read_with(|index, buf| {
+            buf.chunks_mut(PAGE)
+                .enumerate()
+                .try_for_each(|(i, page)| self.read_folio(index.saturating_add(i as u64), page))
+        })
     }
 }
 
@@ -372,19 +391,6 @@ impl Mapping {
     }
 }
 
-impl RaCache for SpinLockIrq<AddressSpace<PageCacheNodes>> {
-    fn next_miss(&self, index: u64, max_scan: u64) -> Option<u64> {
-        let last = index.saturating_add(max_scan.saturating_sub(1));
-        self.lock().next_hole(index, last)
-    }
-
-    fn prev_miss(&self, index: u64, max_scan: u64) -> Option<u64> {
-        let first = index.saturating_sub(max_scan.saturating_sub(1));
-        let space = self.lock();
-        (first..=index).rev().find(|&i| space.lookup(i).is_none())
-    }
-}
-
 /// The inode's cache and its file system's operations.
 fn parts(inode: &Inode) -> Result<(&Mapping, &dyn AddressSpaceOperations), Errno> {
     match (inode.i_mapping.as_ref(), inode.ops.a_ops()) {
@@ -429,6 +435,20 @@ fn page_buffer() -> Result<Box<[u8]>, Errno> {
     Ok(v.into_boxed_slice())
 }
 
+/// Ends a read of `folio`, locked and not uptodate: marks it uptodate if
+/// the read succeeded, and unlocks it, waking its waiters (Linux
+/// `folio_end_read`, as `mpage_end_io` calls it). A failed read leaves it
+/// not uptodate in the cache: the next reader reads it again and gets
+/// the error (Linux clears `PG_uptodate` and sets `PG_error`; ours was
+/// never set). Called from the I/O's completion, in interrupt context:
+/// the folio wait table's queues take interrupt-safe locks.
+pub fn folio_end_read(folio: &FolioRef, success: bool) {
+    if success {
+        folio.page().set(PageFlags::UPTODATE);
+    }
+    folio_unlock(folio.page(), folio.pfn(), &FOLIO_WAIT);
+}
+
 /// The uptodate page at `index`, read if it is not cached (Linux
 /// `read_cache_folio` / `filemap_get_pages` for one page). Sleeps.
 pub fn read_cache_page(inode: &Inode, index: u64) -> Result<FolioRef, Errno> {
@@ -453,8 +473,16 @@ fn read_cache_page_major(inode: &Inode, index: u64) -> Result<(FolioRef, bool), 
         if folio.page().test(PageFlags::UPTODATE) {
             return Ok((folio, false));
         }
-        // Someone else is reading it, or their read failed: wait for the
-        // lock, then look again (Linux `filemap_update_page`).
+        // A read is in flight (readahead's I/O, or another task's read),
+        // or one failed: wait for the lock to go, without taking it, and
+        // look again (Linux `filemap_update_page`'s `folio_wait_locked`).
+        mm::filemap::folio_wait_locked(folio.page(), folio.pfn(), &FOLIO_WAIT);
+        if folio.page().test(PageFlags::UPTODATE) {
+            return Ok((folio, false));
+        }
+        // Not uptodate with nobody reading it: its read failed, so read
+        // it again here, which reports the error (Linux
+        // `filemap_read_folio` after `folio_lock`).
         folio_lock(folio.page(), folio.pfn(), &FOLIO_WAIT);
         if !mapping.owns(&folio, index) {
             folio_unlock(folio.page(), folio.pfn(), &FOLIO_WAIT);
@@ -467,110 +495,6 @@ fn read_cache_page_major(inode: &Inode, index: u64) -> Result<(FolioRef, bool), 
         fill_locked(mapping, a_ops, &folio, index)?;
         return Ok((folio, true));
     }
-}
-
-/// The readahead limits of a file's device (Linux's `bdi` defaults: 128
-/// KiB windows).
-fn ra_limits() -> RaLimits {
-    RaLimits::default()
-}
-
-/// Brings in the pages of `req` that are not cached, marking `req.mark`
-/// `PG_readahead` if this adds it (Linux `page_cache_ra_unbounded`, read
-/// synchronously here). A page that cannot be added or read ends the
-/// request: readahead is a hint.
-fn do_readahead(mapping: &Mapping, a_ops: &dyn AddressSpaceOperations, req: RaRequest) {
-    let end = req.start.saturating_add(req.nr);
-    let mut index = req.start;
-    let mut run: alloc::vec::Vec<FolioRef> = alloc::vec::Vec::new();
-    if run.try_reserve_exact(MAX_RUN).is_err() {
-        return;
-    }
-    while index < end {
-        if mapping.find_get(index).is_some() {
-            index += 1;
-            continue;
-        }
-        // A run of new pages in a row, locked until they are read.
-        let first = index;
-        while index < end && run.len() < MAX_RUN && mapping.find_get(index).is_none() {
-            let Ok(Ok(folio)) = mapping.add_new_locked(index) else { break };
-            if req.mark == Some(index) {
-                folio.page().set(PageFlags::READAHEAD);
-            }
-            run.push(folio);
-            index += 1;
-        }
-        if run.is_empty() {
-            return;
-        }
-        let read = read_run(a_ops, first, &run);
-        for (i, folio) in run.drain(..).enumerate() {
-            if read.is_ok() {
-                folio.page().set(PageFlags::UPTODATE);
-            } else {
-                mapping.remove(&folio, first + i as u64);
-            }
-            folio_unlock(folio.page(), folio.pfn(), &FOLIO_WAIT);
-        }
-        if read.is_err() {
-            return;
-        }
-    }
-}
-
-/// Reads the locked, new pages `run` from page `first` on with one
-/// [`AddressSpaceOperations::readahead`] call.
-fn read_run(a_ops: &dyn AddressSpaceOperations, first: u64, run: &[FolioRef]) -> Result<(), Errno> {
-    let mut buf = alloc::vec::Vec::new();
-    buf.try_reserve_exact(run.len() * PAGE).map_err(|_| Errno::ENOMEM)?;
-    buf.resize(run.len() * PAGE, 0);
-    a_ops.readahead(first, &mut buf)?;
-    for (folio, bytes) in run.iter().zip(buf.chunks(PAGE)) {
-        folio.write(0, bytes)?;
-    }
-    crate::mm::pgdat().count_vm_events(mm::vmstat::VmEventItem::Pgpgin, (run.len() * PAGE / 1024) as u64);
-    Ok(())
-}
-
-/// Runs a readahead decision's requests, recording the decision in the
-/// trace if one is on.
-fn run_readahead(mapping: &Mapping, a_ops: &dyn AddressSpaceOperations, ra: readahead::Readahead) {
-    if let Some(trace) = RA_TRACE.lock().as_mut() {
-        trace.record(&ra);
-    }
-    for req in ra.requests {
-        do_readahead(mapping, a_ops, req);
-    }
-}
-
-/// Readahead decisions kept by [`ra_trace_start`].
-pub const RA_TRACE_EVENTS: usize = 64;
-
-/// The readahead trace: every decision of every file while it is on
-/// (Linux has no such tracepoint in 6.1; see [`mm::readahead`]).
-static RA_TRACE: SpinLock<Option<RaTraceLog<RA_TRACE_EVENTS>>> = SpinLock::new(None);
-
-/// Starts recording readahead decisions, forgetting earlier ones.
-pub fn ra_trace_start() {
-    *RA_TRACE.lock() = Some(RaTraceLog::new());
-}
-
-/// Stops recording and hands back what was recorded.
-pub fn ra_trace_stop() -> Option<RaTraceLog<RA_TRACE_EVENTS>> {
-    RA_TRACE.lock().take()
-}
-
-/// `POSIX_FADV_WILLNEED`, `readahead(2)` and `MADV_WILLNEED` over `len`
-/// bytes from `offset` (0: to the end): reads the range's pages that are
-/// not cached, in 2 MiB chunks, capped as Linux's `force_page_cache_ra`
-/// caps it. Synchronous here: the pages are read before the call returns
-/// (Linux only starts the reads). Errors are dropped: it is a hint.
-pub fn force_page_cache_readahead(inode: &Inode, ra: &FileRaState, offset: u64, len: u64) {
-    let Ok((mapping, a_ops)) = parts(inode) else { return };
-    let ra_mapping =
-        RaMapping { cache: &mapping.space, nr_pages: mapping.i_size().div_ceil(PAGE_SIZE), bdi: ra_limits() };
-    run_readahead(mapping, a_ops, readahead::fadvise_willneed(ra, &ra_mapping, offset, len));
 }
 
 /// `POSIX_FADV_DONTNEED` over bytes `offset..=endbyte` (Linux
@@ -623,13 +547,8 @@ pub fn filemap_read(inode: &Inode, ra: &mut FileRaState, pos: u64, buf: &mut [u8
         let folio = match mapping.find_get(index) {
             Some(f) => {
                 if f.page().test(PageFlags::READAHEAD) {
-                    let decision = readahead::page_cache_async_ra(
-                        ra,
-                        &ra_mapping,
-                        index,
-                        req_count,
-                        f.page().test(PageFlags::WRITEBACK),
-                    );
+                    let decision =
+                        page_cache_async_ra(ra, &ra_mapping, index, req_count, f.page().test(PageFlags::WRITEBACK));
                     if decision.clear_readahead {
                         f.page().clear(PageFlags::READAHEAD);
                     }
@@ -638,10 +557,13 @@ pub fn filemap_read(inode: &Inode, ra: &mut FileRaState, pos: u64, buf: &mut [u8
                 Some(f)
             }
             None => {
-                run_readahead(mapping, a_ops, readahead::page_cache_sync_ra(ra, &ra_mapping, index, req_count));
+                run_readahead(mapping, a_ops, page_cache_sync_ra(ra, &ra_mapping, index, req_count));
                 None
             }
         };
+        // A page not uptodate is under a read (readahead's, maybe just
+        // started) or its read failed: this waits for the read, and reads
+        // it again after a failure (Linux `filemap_update_page`).
         let folio = match folio {
             Some(f) if f.page().test(PageFlags::UPTODATE) => Ok(f),
             _ => read_cache_page(inode, index),

@@ -47,7 +47,8 @@ use mm::readahead::{self, FileRaState, RaMapping, VmaRaAdvice};
 use mm::vma::{FaultPage, FileFaultError, VmaFile};
 use uapi::errno::Errno;
 
-use super::{FolioRef, Mapping, parts, ra_limits, read_cache_page_major, run_readahead};
+use super::readahead::{ra_limits, run_readahead};
+use super::{FolioRef, Mapping, parts, read_cache_page_major};
 use crate::fs::inode::Inode;
 use crate::mmap::FOLIO_WAIT;
 use crate::shmem::WritableMapping;
@@ -187,6 +188,9 @@ impl VmaFile for MappedFile {
         }
         // shmem reads nothing ahead: its pages are in memory or holes.
         let missing = !mapping.is_swapbacked() && self.fault_readahead(mapping, index, nr_pages, advice)?;
+        // The page may be under readahead's I/O now: this waits for it,
+        // and reads it again if that read failed (Linux `filemap_fault`'s
+        // `lock_folio_maybe_drop_mmap` and `page_not_uptodate`).
         let (folio, read) = read_cache_page_major(&self.inode, index).map_err(fault_error)?;
         folio.page().set(PageFlags::REFERENCED);
         // Major: the page was read from the file system for this fault,

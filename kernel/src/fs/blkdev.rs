@@ -24,6 +24,7 @@ use alloc::vec::Vec;
 
 use uapi::errno::Errno;
 
+use crate::block::Gendisk;
 use crate::sync::{Mutex, SpinLock};
 
 /// A disk: byte-addressed requests of whole 512-byte sectors (Linux
@@ -38,6 +39,12 @@ pub trait BlockDevice: Send + Sync {
     fn write_at(&self, offset: u64, buf: &[u8]) -> Result<(), Errno>;
     /// Makes earlier writes durable (Linux `REQ_PREFLUSH`).
     fn flush(&self) -> Result<(), Errno>;
+    /// The block layer's disk behind it, for bios straight into memory
+    /// (Linux `bdev->bd_disk`); `None` for a device that copies bytes (a
+    /// loop device, a RAM disk), which only the byte calls above reach.
+    fn gendisk(&self) -> Option<Arc<Gendisk>> {
+        None
+    }
 }
 
 /// Linux `BLOCK_EXT_MAJOR`: the major of dynamically numbered disks.

@@ -13,7 +13,12 @@
 //! Regular files' data goes through the page cache
 //! ([`crate::filemap`]): the inode's [`AddressSpaceOperations`] read a
 //! page with the crate's `read` (holes and the tail past the end read as
-//! zeros), allocate a write's blocks up front with `get_block` (so ENOSPC
+//! zeros), read a readahead batch straight into its pages on a disk of
+//! the block layer that has an interrupt (the crate's `get_blocks` maps
+//! the batch's blocks, [`mpage`] reads each run with one bio and the
+//! completion ends the pages; on other devices, and for a single page,
+//! through a buffer with `read`), allocate a write's blocks up front with
+//! `get_block` (so ENOSPC
 //! comes before any byte is copied, Linux `ext2_write_begin`), record the
 //! new size and times with `write_end`, and write a page back with
 //! `write_blocks` (Linux `ext2_writepages` over `ext2_get_block`).
@@ -47,7 +52,9 @@ use super::inode::{
     DirEntry, FileOperations, FsInode, Ino, InodeOperations, Kstat, Kstatfs, Owner, RenameFlags, SetAttr,
     SuperOperations, Timestamp,
 };
-use crate::filemap::AddressSpaceOperations;
+use super::mpage::{self, BlockRun};
+use crate::block::Gendisk;
+use crate::filemap::{AddressSpaceOperations, ReadaheadControl};
 use crate::sync::Mutex;
 
 /// Metadata blocks the crate's buffer cache keeps per mount.
@@ -69,6 +76,9 @@ pub struct Ext2Super {
     /// The device name, for log lines.
     dev_name: String,
     block_size: u32,
+    /// The block layer's disk, when the device reaches one with an
+    /// interrupt: readahead reads into the pages through it.
+    disk: Option<Arc<Gendisk>>,
 }
 
 impl Ext2Super {
@@ -94,13 +104,16 @@ pub struct Ext2SuperOps(Arc<Ext2Super>);
 /// it, as Linux's "EXT2-fs (dev): error: ..." lines do.
 pub fn mount(dev_name: &str, dev: Arc<dyn BlockDevice>, read_only: bool) -> Result<Box<Ext2SuperOps>, Errno> {
     let options = MountOptions { read_only, cache_blocks: CACHE_BLOCKS, clock: Box::new(KernelClock) };
+    // A polled disk completes only while someone waits for it, and
+    // nobody waits for readahead.
+    let disk = dev.gendisk().filter(|d| !d.is_polled());
     match Ext2Fs::mount(BdevHandle(dev), options) {
         Ok(fs) => {
             let block_size = fs.block_size();
             if fs.has_errors() {
                 log::warn!("EXT2-fs ({dev_name}): warning: mounting fs with errors, running e2fsck is recommended");
             }
-            let sb = Ext2Super { fs: Mutex::new(Some(fs)), dev_name: String::from(dev_name), block_size };
+            let sb = Ext2Super { fs: Mutex::new(Some(fs)), dev_name: String::from(dev_name), block_size, disk };
             Ok(Box::new(Ext2SuperOps(Arc::new(sb))))
         }
         Err(e) => {
@@ -325,9 +338,9 @@ impl FileOperations for Ext2Inode {
 }
 
 impl AddressSpaceOperations for Ext2Inode {
-    /// Reads `buf.len()` bytes from page `index` on: one page, or a
-    /// readahead window, whose blocks in a row the crate reads with one
-    /// request each run.
+    /// Reads `buf.len()` bytes from page `index` on, through the crate's
+    /// `read`, which reads blocks in a row with one request each run: one
+    /// page, or a readahead batch on a device without [`mpage`].
     fn read_folio(&self, index: u64, buf: &mut [u8]) -> Result<(), Errno> {
         let offset = index.checked_mul(mm::PAGE_SIZE).ok_or(Errno::EFBIG)?;
         let n = self.sb.with(|fs| fs.read(self.ino, offset, buf))?;
@@ -352,8 +365,39 @@ impl AddressSpaceOperations for Ext2Inode {
         self.sb.with(|fs| fs.write_end(self.ino, end))
     }
 
-    fn readahead(&self, index: u64, buf: &mut [u8]) -> Result<(), Errno> {
-        self.read_folio(index, buf)
+    /// Reads the batch straight into its pages where the device allows
+    /// (Linux `ext2_readahead`: `mpage_readahead` over `ext2_get_block`),
+    /// else through one buffer.
+    fn readahead(&self, rac: ReadaheadControl<'_>) -> Result<(), Errno> {
+        let Some(disk) = self.sb.disk.as_ref() else {
+            return rac.read_with(|index, buf| self.read_folio(index, buf));
+        };
+        let bs = u64::from(self.sb.block_size);
+        let start = rac.index().checked_mul(mm::PAGE_SIZE).ok_or(Errno::EFBIG)?;
+        let bytes = (rac.nr_pages() as u64).checked_mul(mm::PAGE_SIZE).ok_or(Errno::EFBIG)?;
+        let (first, end) = (start / bs, start.checked_add(bytes).ok_or(Errno::EFBIG)?.div_ceil(bs));
+        // Blocks past the end of the file are holes (Linux
+        // `last_block_in_file`).
+        let in_file = rac.i_size().div_ceil(bs).clamp(first, end);
+        let mut runs: Vec<BlockRun> = Vec::new();
+        runs.try_reserve_exact((end - first) as usize).map_err(|_| Errno::ENOMEM)?;
+        // A block that cannot be mapped ends the runs early: mpage fails
+        // the pages they do not reach, and the reader's own read of one
+        // reports the error (logged here).
+        let mapped = self.sb.with(|fs| {
+            let mut iblock = first;
+            while iblock < in_file {
+                let max = u32::try_from(in_file - iblock).unwrap_or(u32::MAX);
+                let run = fs.get_blocks(self.ino, iblock, max)?;
+                runs.push(BlockRun { count: u64::from(run.count), block: run.block.map(|b| u64::from(b.0)) });
+                iblock += u64::from(run.count);
+            }
+            Ok(())
+        });
+        if mapped.is_ok() && in_file < end {
+            runs.push(BlockRun { count: end - in_file, block: None });
+        }
+        mpage::mpage_readahead(rac, disk, self.sb.block_size, &runs)
     }
 
     fn writepages(&self, index: u64, data: &[u8]) -> Result<(), Errno> {

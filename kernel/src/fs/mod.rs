@@ -10,7 +10,8 @@
 //!   dirty inodes of the page cache ([`crate::filemap`]) and the flusher
 //!   thread; [`syscalls`]: the system calls.
 //! - File systems: [`ramfs`] (the root, `tmpfs` and `ramfs`), [`ext2`] (the
-//!   host-tested `ext2` crate under the VFS); pseudo files: [`pipe`],
+//!   host-tested `ext2` crate under the VFS, reading ahead straight into
+//!   the page cache through [`mpage`]); pseudo files: [`pipe`],
 //!   [`proc_sysctl`] and the `/proc` texts of [`syscalls`].
 //! - Devices: [`blkdev`] (disks by name, a RAM disk), [`loopdev`].
 //!
@@ -48,6 +49,7 @@ pub mod fs_writeback;
 pub mod initramfs;
 pub mod inode;
 pub mod loopdev;
+pub mod mpage;
 pub mod namei;
 pub mod namespace;
 pub mod pipe;

@@ -1,12 +1,16 @@
 //! virtio-blk (Linux `drivers/block/virtio_blk.c`): every virtio block
 //! function on the PCI bus becomes a disk, `vda`, `vdb`, .. in PCI order.
 //!
-//! The crate's `VirtIOBlk` drives the device; its non-blocking calls
-//! (`read_blocks_nb`/`write_blocks_nb`, then `peek_used` and
-//! `complete_*_blocks`) keep up to [`QUEUE_DEPTH`] requests in flight.
-//! Each request's header and status byte live in a slot of this driver,
-//! boxed so that they stay put while the device holds them; the slot
-//! index is the block layer's tag.
+//! The driver speaks the virtio-blk request protocol itself (virtio 1.x
+//! 5.2.6) over the crate's PCI transport and split virtqueue: a request
+//! is a descriptor chain of its header, one descriptor per memory segment
+//! of the block layer's request (the scattered pages of a readahead
+//! window, say), and the status byte, as Linux's `virtblk_add_req` chains
+//! the scatterlist `blk_rq_map_sg` made. The crate's own `VirtIOBlk`
+//! hands the device one buffer per request on a 16-descriptor ring, so it
+//! is not used. Each request's header, status byte and segment list live
+//! in a slot of this driver, boxed so that they stay put while the device
+//! holds them; the slot index is the block layer's tag.
 //!
 //! Descriptors are direct: the crate is built without its `alloc`
 //! feature, so its virtqueue never boxes an indirect descriptor list.
@@ -15,9 +19,12 @@
 //! allocation-failure panic. Linux's `virtqueue_add_split` allocates the
 //! list the same way but falls back to direct descriptors when it cannot;
 //! the crate has no such fallback, so this driver takes the direct path
-//! always and allocates nothing per request. The price is depth: a
-//! request's three descriptors (header, data, status) take three of the
-//! ring's 16 entries, so 5 requests are in flight instead of 16.
+//! always and allocates nothing per request. A request takes its
+//! segments plus two of the ring's [`QUEUE_SIZE`] descriptors; the disk
+//! takes requests of up to [`MAX_SEGMENTS`] segments (or the device's
+//! `seg_max`, if smaller), and as many are in flight as the ring holds,
+//! up to the block layer's [`MAX_QUEUE_DEPTH`]: a full ring is "busy",
+//! and the block layer dispatches again after a completion.
 //!
 //! Completion is by interrupt: MSI-X entry 0 carries a vector from
 //! [`irq::alloc_vector`] to the boot CPU, and the queue's
@@ -27,20 +34,23 @@
 //! once the crate has initialised the device. Without MSI-X the disk is
 //! polled. The handler runs the disk's queue (reap, refill, end bios).
 //!
-//! Flushes: the crate has no non-blocking flush; the block layer issues
-//! one only with nothing in flight, and `VirtIOBlk::flush` polls for it.
+//! Flushes: the block layer issues one only with nothing in flight, and
+//! the driver polls for its completion.
 //!
 //! Differences from Linux: one queue per disk, no config-change
 //! interrupt (capacity changes are not seen), no discard/write-zeroes,
-//! no `GET_ID` serial in sysfs.
+//! no `GET_ID` serial in sysfs, `size_max` not negotiated.
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 
+use bitflags::bitflags;
 use mm::PhysAddr;
 use mm::arch::PhysMemory;
 use spin::Once;
-use virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk};
+use virtio_drivers::queue::VirtQueue;
+use virtio_drivers::transport::Transport;
 use virtio_drivers::transport::pci::PciTransport;
 use virtio_drivers::transport::pci::bus::{DeviceFunction, PciRoot};
 
@@ -52,13 +62,17 @@ use crate::block::{BlkError, ReqOp};
 use crate::drivers::pci::msi::MsixTable;
 use crate::drivers::pci::{self, Bar, PciDev, cap_id};
 
-/// The crate's virtqueue size (`virtio_drivers::device::blk::QUEUE_SIZE`).
-const QUEUE_SIZE: usize = 16;
-/// Descriptors per request: header, data, status.
-const DESCS_PER_REQUEST: usize = 3;
-/// Requests in flight: as many as the ring holds direct descriptor chains.
-const QUEUE_DEPTH: usize = QUEUE_SIZE / DESCS_PER_REQUEST;
-const _: () = assert!(QUEUE_DEPTH <= MAX_QUEUE_DEPTH);
+/// Descriptors in the request virtqueue (Linux sizes it from the
+/// device's maximum; QEMU's virtio-blk offers 256).
+const QUEUE_SIZE: usize = 128;
+/// The request virtqueue's index.
+const QUEUE: u16 = 0;
+/// Descriptors of a request besides its data: header and status.
+const DESCS_PER_REQUEST: usize = 2;
+/// Most memory segments in one request: a readahead window of 32 pages
+/// scattered in memory is one request with room to merge a second.
+const MAX_SEGMENTS: usize = 64;
+const _: () = assert!(MAX_SEGMENTS + DESCS_PER_REQUEST <= QUEUE_SIZE);
 /// Largest request: 512 KiB (Linux's default `max_sectors_kb` is 1280).
 const MAX_SECTORS: u32 = 1024;
 /// PCI device ids of virtio-blk: transitional, and modern (0x1040 + 2).
@@ -78,6 +92,38 @@ const COMMON_QUEUE_MSIX_VECTOR: u64 = 0x1a;
 const COMMON_CFG_LEN: u64 = 0x38;
 /// "No vector" (virtio 1.x 4.1.5.1.2).
 const VIRTIO_MSI_NO_VECTOR: u16 = 0xffff;
+/// Device configuration offsets (virtio 1.x 5.2.4, `struct
+/// virtio_blk_config`): `capacity` (le64, as two le32), `seg_max`.
+const CONFIG_CAPACITY_LOW: usize = 0;
+const CONFIG_CAPACITY_HIGH: usize = 4;
+const CONFIG_SEG_MAX: usize = 12;
+/// Request types (virtio 1.x 5.2.6, Linux `VIRTIO_BLK_T_*`).
+const VIRTIO_BLK_T_IN: u32 = 0;
+const VIRTIO_BLK_T_OUT: u32 = 1;
+const VIRTIO_BLK_T_FLUSH: u32 = 4;
+/// Request status values (Linux `VIRTIO_BLK_S_*`).
+const VIRTIO_BLK_S_OK: u8 = 0;
+const VIRTIO_BLK_S_UNSUPP: u8 = 2;
+/// Bytes of a request header (`struct virtio_blk_outhdr`: le32 type,
+/// le32 ioprio, le64 sector).
+const OUTHDR_LEN: usize = 16;
+
+bitflags! {
+    /// The feature bits this driver knows (virtio 1.x 5.2.3, 6).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    struct BlkFeature: u64 {
+        /// `seg_max` says the most segments in a request.
+        const SEG_MAX = 1 << 2;
+        /// Read-only device.
+        const RO = 1 << 5;
+        /// The flush command exists.
+        const FLUSH = 1 << 9;
+        /// `used_event`/`avail_event` notification suppression.
+        const RING_EVENT_IDX = 1 << 29;
+        /// virtio 1.x: a driver must accept it when offered.
+        const VERSION_1 = 1 << 32;
+    }
+}
 
 /// Disks by probe index, for the interrupt handler.
 static DISKS: [Once<Arc<Gendisk>>; MAX_DISKS] = [const { Once::new() }; MAX_DISKS];
@@ -88,6 +134,7 @@ enum ProbeError {
     BadCapability(&'static str),
     Transport(virtio_drivers::transport::pci::VirtioPciError),
     Device(virtio_drivers::Error),
+    NoMemory,
 }
 
 impl core::fmt::Display for ProbeError {
@@ -96,40 +143,95 @@ impl core::fmt::Display for ProbeError {
             ProbeError::BadCapability(why) => write!(f, "bad virtio capability: {why}"),
             ProbeError::Transport(e) => write!(f, "{e}"),
             ProbeError::Device(e) => write!(f, "{e}"),
+            ProbeError::NoMemory => write!(f, "no memory for the request slots"),
         }
     }
 }
 
-/// A request's header and status, where the device can reach them.
-#[derive(Default)]
+/// A request's header, status and memory, where the device can reach
+/// them.
 struct Slot {
-    req: BlkReq,
-    resp: BlkResp,
-    /// The crate's token while in flight.
+    hdr: [u8; OUTHDR_LEN],
+    status: [u8; 1],
+    /// The virtqueue's token (the chain's head descriptor) while in flight.
     token: Option<u16>,
-    op: Option<ReqOp>,
-    /// Direct-map address and length of the data.
-    buf: (u64, usize),
+    op: ReqOp,
+    /// Direct-map address and length of each segment, `nr_segs` of them.
+    segs: [(u64, u32); MAX_SEGMENTS],
+    nr_segs: usize,
+}
+
+impl Slot {
+    fn new() -> Slot {
+        Slot {
+            hdr: [0; OUTHDR_LEN],
+            status: [0],
+            token: None,
+            op: ReqOp::Read,
+            segs: [(0, 0); MAX_SEGMENTS],
+            nr_segs: 0,
+        }
+    }
+
+    /// Calls `f` with the request's descriptor chain: the buffers the
+    /// device reads (header, and data for a write) and those it writes
+    /// (data for a read, and status), as the virtqueue takes them.
+    ///
+    /// # Safety
+    /// The segments are memory the block layer lent this request
+    /// (`Bio::add_page`'s contract) and not yet given back: nothing but
+    /// the device and this chain touches them.
+    unsafe fn with_chain<R>(&mut self, f: impl for<'a> FnOnce(&'a [&'a [u8]], &'a mut [&'a mut [u8]]) -> R) -> R {
+        let mut ins: [&[u8]; MAX_SEGMENTS + 1] = [&[]; MAX_SEGMENTS + 1];
+        let mut outs: [&mut [u8]; MAX_SEGMENTS + 1] = core::array::from_fn(|_| <&mut [u8]>::default());
+        let n = self.nr_segs.min(MAX_SEGMENTS);
+        let data = |(virt, len): (u64, u32)| {
+            // SAFETY: the caller's promise: `len` bytes of direct-mapped RAM
+            // at `virt`, the request's alone until it completes.
+            unsafe { core::slice::from_raw_parts_mut(virt as *mut u8, len as usize) }
+        };
+        ins[0] = &self.hdr;
+        if self.op == ReqOp::Read {
+            for (out, &seg) in outs.iter_mut().zip(&self.segs[..n]) {
+                *out = data(seg);
+            }
+            outs[n] = &mut self.status;
+            f(&ins[..1], &mut outs[..=n])
+        } else {
+            for (i, &seg) in ins[1..].iter_mut().zip(&self.segs[..n]) {
+                *i = data(seg);
+            }
+            outs[0] = &mut self.status;
+            f(&ins[..=n], &mut outs[..1])
+        }
+    }
+}
+
+/// A request header (`struct virtio_blk_outhdr`), little-endian.
+fn outhdr(type_: u32, sector: u64) -> [u8; OUTHDR_LEN] {
+    let mut hdr = [0; OUTHDR_LEN];
+    hdr[0..4].copy_from_slice(&type_.to_le_bytes());
+    hdr[8..16].copy_from_slice(&sector.to_le_bytes());
+    hdr
+}
+
+fn status_result(status: u8) -> Result<(), BlkError> {
+    match status {
+        VIRTIO_BLK_S_OK => Ok(()),
+        VIRTIO_BLK_S_UNSUPP => Err(BlkError::NotSupported),
+        _ => Err(BlkError::Io),
+    }
 }
 
 struct VirtioBlkOps {
-    blk: VirtIOBlk<VirtioHal, PciTransport>,
-    slots: Box<[Slot; QUEUE_DEPTH]>,
+    transport: PciTransport,
+    queue: VirtQueue<VirtioHal, QUEUE_SIZE>,
+    features: BlkFeature,
+    slots: Box<[Slot]>,
     /// Slot by token (a chain's head descriptor, below `QUEUE_SIZE`).
     by_token: [Option<u16>; QUEUE_SIZE],
     /// Where the device is, for reports.
     address: pci::PciAddress,
-}
-
-impl VirtioBlkOps {
-    fn data(&self, i: usize) -> &'static mut [u8] {
-        let (virt, len) = self.slots[i].buf;
-        // SAFETY: `virt` is the direct-map address of `len` bytes of RAM
-        // that the block layer lent this request (Bio::add_page's
-        // contract) until it completes; only the device and the crate's
-        // bookkeeping use it meanwhile.
-        unsafe { core::slice::from_raw_parts_mut(virt as *mut u8, len) }
-    }
 }
 
 fn map_error(e: virtio_drivers::Error) -> BlkError {
@@ -143,31 +245,33 @@ fn map_error(e: virtio_drivers::Error) -> BlkError {
 impl BlkMqOps for VirtioBlkOps {
     fn queue_rq(&mut self, rq: &RequestDesc) -> Result<u16, QueueRqError> {
         let Some(i) = self.slots.iter().position(|s| s.token.is_none()) else { return Err(QueueRqError::Busy) };
-        let len = rq.bytes() as usize;
-        let Some(virt) = crate::boot::DirectMap.phys_to_virt(rq.phys) else {
-            return Err(QueueRqError::Failed(BlkError::Invalid));
-        };
-        if len == 0 || rq.op == ReqOp::Flush {
+        if rq.op == ReqOp::Flush || rq.segs.is_empty() || rq.segs.len() > MAX_SEGMENTS {
             return Err(QueueRqError::Failed(BlkError::Invalid));
         }
-        self.slots[i].buf = (virt.as_u64(), len);
-        let buf = self.data(i);
         let slot = &mut self.slots[i];
-        let sector = rq.sector as usize;
-        // SAFETY: the header, status and data stay where they are and
-        // untouched until `complete_one` hands the same three back: the
-        // slots are boxed and the slot is busy (`token`) until then; the
-        // data is the request's (see `data`).
-        let token = unsafe {
-            match rq.op {
-                ReqOp::Read => self.blk.read_blocks_nb(sector, &mut slot.req, buf, &mut slot.resp),
-                _ => self.blk.write_blocks_nb(sector, &mut slot.req, buf, &mut slot.resp),
-            }
-        };
+        for (to, seg) in slot.segs.iter_mut().zip(&rq.segs) {
+            let Some(virt) = crate::boot::DirectMap.phys_to_virt(seg.phys) else {
+                return Err(QueueRqError::Failed(BlkError::Invalid));
+            };
+            *to = (virt.as_u64(), seg.len);
+        }
+        slot.nr_segs = rq.segs.len();
+        slot.op = rq.op;
+        let type_ = if rq.op == ReqOp::Read { VIRTIO_BLK_T_IN } else { VIRTIO_BLK_T_OUT };
+        slot.hdr = outhdr(type_, rq.sector);
+        slot.status = [0xff];
+        let queue = &mut self.queue;
+        // SAFETY: the segments are the request's (RequestDesc's contract);
+        // the header, status and segment list stay where they are and
+        // untouched until `complete_one` hands the same chain back: the
+        // slots are boxed and this one is busy (`token`) until then.
+        let token = unsafe { slot.with_chain(|ins, outs| queue.add(ins, outs)) };
         match token {
             Ok(token) if usize::from(token) < QUEUE_SIZE => {
+                if self.queue.should_notify() {
+                    self.transport.notify(QUEUE);
+                }
                 slot.token = Some(token);
-                slot.op = Some(rq.op);
                 self.by_token[usize::from(token)] = Some(i as u16);
                 Ok(i as u16)
             }
@@ -181,33 +285,33 @@ impl BlkMqOps for VirtioBlkOps {
     }
 
     fn complete_one(&mut self) -> Option<(u16, Result<(), BlkError>)> {
-        let token = self.blk.peek_used()?;
+        let token = self.queue.peek_used()?;
         let Some(i) = self.by_token.get(usize::from(token)).copied().flatten().map(usize::from) else {
             log::error!("virtio-blk {}: device completed unknown token {token}", self.address);
             return None;
         };
-        let buf = self.data(i);
         let slot = &mut self.slots[i];
-        // SAFETY: the same header, data and status that `queue_rq` passed
-        // for this token.
-        let result = unsafe {
-            match slot.op {
-                Some(ReqOp::Read) => self.blk.complete_read_blocks(token, &slot.req, buf, &mut slot.resp),
-                _ => self.blk.complete_write_blocks(token, &slot.req, buf, &mut slot.resp),
-            }
-        };
+        let queue = &mut self.queue;
+        // SAFETY: the same chain that `queue_rq` added for this token.
+        let popped = unsafe { slot.with_chain(|ins, outs| queue.pop_used(token, ins, outs)) };
+        let result = popped.map_err(map_error).and_then(|_| status_result(slot.status[0]));
         slot.token = None;
-        slot.op = None;
         self.by_token[usize::from(token)] = None;
-        Some((i as u16, result.map_err(map_error)))
+        Some((i as u16, result))
     }
 
     fn flush(&mut self) -> Result<(), BlkError> {
-        self.blk.flush().map_err(map_error)
+        if !self.features.contains(BlkFeature::FLUSH) {
+            return Ok(());
+        }
+        let hdr = outhdr(VIRTIO_BLK_T_FLUSH, 0);
+        let mut status = [0xff];
+        self.queue.add_notify_wait_pop(&[&hdr], &mut [&mut status], &mut self.transport).map_err(map_error)?;
+        status_result(status[0])
     }
 
     fn ack_interrupt(&mut self) {
-        self.blk.ack_interrupt();
+        self.transport.ack_interrupt();
     }
 }
 
@@ -284,29 +388,62 @@ fn probe(dev: &PciDev, index: usize) -> Result<Arc<Gendisk>, ProbeError> {
     dev.enable_mem_and_master();
     let mut root = PciRoot::new(PortCam);
     let df = DeviceFunction { bus: dev.address.bus, device: dev.address.device, function: dev.address.function };
-    let transport = PciTransport::new::<VirtioHal, PortCam>(&mut root, df).map_err(ProbeError::Transport)?;
-    let mut blk = VirtIOBlk::<VirtioHal, _>::new(transport).map_err(ProbeError::Device)?;
+    let mut transport = PciTransport::new::<VirtioHal, PortCam>(&mut root, df).map_err(ProbeError::Transport)?;
+    // virtio 1.x 3.1.1: features, configuration, queue, DRIVER_OK.
+    let features = transport.begin_init(
+        BlkFeature::SEG_MAX | BlkFeature::RO | BlkFeature::FLUSH | BlkFeature::RING_EVENT_IDX | BlkFeature::VERSION_1,
+    );
+    let (capacity, seg_max) = transport
+        .read_consistent(|| {
+            let low = transport.read_config_space::<u32>(CONFIG_CAPACITY_LOW)?;
+            let high = transport.read_config_space::<u32>(CONFIG_CAPACITY_HIGH)?;
+            let seg_max = match features.contains(BlkFeature::SEG_MAX) {
+                true => transport.read_config_space::<u32>(CONFIG_SEG_MAX)?,
+                false => u32::MAX,
+            };
+            Ok((u64::from(low) | (u64::from(high) << 32), seg_max))
+        })
+        .map_err(ProbeError::Device)?;
+    let event_idx = features.contains(BlkFeature::RING_EVENT_IDX);
+    let mut queue =
+        VirtQueue::<VirtioHal, QUEUE_SIZE>::new(&mut transport, QUEUE, false, event_idx).map_err(ProbeError::Device)?;
+    transport.finish_init();
     let polled = match setup_msix(dev, common, index) {
         Ok(vector) => {
-            blk.enable_interrupts();
+            queue.set_dev_notify(true);
             log::info!("virtio-blk {}: MSI-X vector {vector:#x}", dev.address);
             false
         }
         Err(why) => {
-            blk.disable_interrupts();
+            queue.set_dev_notify(false);
             log::warn!("virtio-blk {}: {why}; polling for completions", dev.address);
             true
         }
     };
+    let mut slots = Vec::new();
+    slots.try_reserve_exact(MAX_QUEUE_DEPTH).map_err(|_| ProbeError::NoMemory)?;
+    slots.extend((0..MAX_QUEUE_DEPTH).map(|_| Slot::new()));
     let info = DiskInfo {
         prefix: "vd",
         major: genhd::VIRTBLK_MAJOR,
-        capacity: blk.capacity(),
-        read_only: blk.readonly(),
+        capacity,
+        read_only: features.contains(BlkFeature::RO),
         max_sectors: MAX_SECTORS,
+        // A device's 0 would be nonsense; take it as no limit of its own.
+        max_segments: match seg_max {
+            0 => MAX_SEGMENTS,
+            n => (n as usize).min(MAX_SEGMENTS),
+        },
         polled,
     };
-    let ops = VirtioBlkOps { blk, slots: Box::default(), by_token: [None; QUEUE_SIZE], address: dev.address };
+    let ops = VirtioBlkOps {
+        transport,
+        queue,
+        features,
+        slots: slots.into_boxed_slice(),
+        by_token: [None; QUEUE_SIZE],
+        address: dev.address,
+    };
     let disk = genhd::add_disk(info, Box::new(ops));
     Ok(disk)
 }
