@@ -356,6 +356,20 @@ pub fn unmap_mapping_pages(mapping: u64, i_mmap: &IMmap, first: u64) {
     }
 }
 
+/// Unmaps the file's own pages at indices `[first, last]` of the cache
+/// `mapping` from every address space its reverse map names whose mmap
+/// lock is free, private copies left alone (Linux `unmap_mapping_range`
+/// with `even_cows` 0, as shmem's hole punching does). For a caller that
+/// holds its own mmap lock (`MADV_REMOVE`), so it only tries each one:
+/// its own, and any another task holds, keep their ptes.
+pub fn unmap_mapping_range_trylock(mapping: u64, i_mmap: &IMmap, first: u64, last: u64) {
+    for mm in mms_mapping(i_mmap, first, last) {
+        if let Some(guard) = mm.mmap_read_trylock() {
+            guard.unmap_mapping_range(mapping, first, last, false);
+        }
+    }
+}
+
 /// Compacts every zone, moving user pages so that free memory coalesces
 /// (what `echo 1 > /proc/sys/vm/compact_memory` does: Linux
 /// `compact_nodes`). `stop` is asked before each pageblock of the migrate

@@ -27,9 +27,10 @@
 //!   [`crate::filemap::invalidate_mapping_pages`]).
 //! - **truncate, hole punching, the file's end**: free them
 //!   ([`crate::filemap::truncate_inode_pages_range`], [`Mapping`]'s drop
-//!   when the last link, open file and mapping are gone); a punched page
-//!   another process still maps is zeroed in place instead, since there
-//!   is no file reverse map to unmap it with.
+//!   when the last link, open file and mapping are gone). Hole punching
+//!   first unmaps the pages from the other address spaces the file's
+//!   reverse map names (`i_mmap`); one whose mmap lock is taken keeps its
+//!   pte, and a page it still maps is zeroed in place instead.
 //!
 //! Files the kernel makes for itself, in no directory, live on an
 //! internal tmpfs instance (Linux `shm_mnt`, [`shmem_file_setup`]):
@@ -162,14 +163,24 @@ impl ShmemInode {
     /// Frees the pages of bytes `[start, end)` and zeroes the partial
     /// pages' parts in it, keeping the size (Linux `shmem_fallocate` with
     /// `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`, for `MADV_REMOVE`):
-    /// `EPERM` if write-sealed. The caller holds its mmap lock, so a page
-    /// another process still maps is zeroed in place rather than freed
-    /// ([`MappedPage::ZeroInPlace`]): all see zeros, as after Linux's
-    /// unmap and refault. Not under `i_rwsem` (see the module doc).
+    /// `EPERM` if write-sealed. The pages are unmapped from the other
+    /// address spaces that map them (through the reverse map; the
+    /// caller's own ptes are gone already) and freed. The caller holds its
+    /// mmap lock, so another one is only tried: a page an address space
+    /// whose lock was taken still maps is zeroed in place rather than
+    /// freed ([`MappedPage::ZeroInPlace`]): all see zeros, as after
+    /// Linux's unmap and refault. Not under `i_rwsem` (see the module
+    /// doc).
     pub fn punch_hole(&self, start: u64, end: u64) -> Result<(), Errno> {
         self.seals.lock().check_punch_hole()?;
         if start >= end {
             return Ok(());
+        }
+        // Whole pages only: a partial one keeps its page, zeroed in part.
+        let (first, end_page) = (start.div_ceil(PAGE_SIZE), end / PAGE_SIZE);
+        if first < end_page {
+            let id = self.mapping.id().as_u64();
+            crate::mmap::unmap_mapping_range_trylock(id, self.mapping.i_mmap(), first, end_page - 1);
         }
         crate::filemap::truncate_inode_pages_range(&self.mapping, start, end - 1, MappedPage::ZeroInPlace)
     }

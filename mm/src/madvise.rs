@@ -25,11 +25,10 @@
 //! - `MADV_COLLAPSE` and the KSM, THP and memory-failure advice are
 //!   `EINVAL`, as in a Linux built without those features.
 //! - `MADV_REMOVE` zaps the caller's ptes and frees the file's pages
-//!   ([`VmaFile::punch_hole`]) with the mmap lock held (Linux drops it),
-//!   so the walk that unmaps a truncated file's pages from every address
-//!   space, taking each one's mmap lock, cannot run; without `i_mmap`
-//!   there is no other way to reach the other mappers' ptes. A page
-//!   another process still maps is zeroed in place rather than freed:
+//!   ([`VmaFile::punch_hole`]) with the mmap lock held (Linux drops it).
+//!   The file unmaps them from the other address spaces its reverse map
+//!   (`i_mmap`) names, trying each one's mmap lock: a page a space whose
+//!   lock was taken still maps is zeroed in place rather than freed, so
 //!   every mapper reads zeros, as on Linux.
 //!
 //! `MADV_DONTNEED` on a shared mapping (a file's, or shared anonymous

@@ -962,6 +962,16 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     /// pte is cleared under the page-table lock (a racing fault rechecks
     /// its pte there), and the pages are put after the TLB flush.
     pub fn unmap_mapping_pages(&self, mapping: u64, first: u64) {
+        self.unmap_mapping_range(mapping, first, u64::MAX, true);
+    }
+
+    /// Unmaps the pages at indices `[first, last]` of the cache `mapping`
+    /// from this address space (Linux `unmap_mapping_range`): the file's
+    /// own pages, and with `even_cows` also the private copies made of
+    /// them in private mappings (truncation); without, a private copy
+    /// stays (hole punching, Linux `shmem_fallocate`'s `even_cows` 0).
+    /// Locking as [`MmStruct::unmap_mapping_pages`].
+    pub fn unmap_mapping_range(&self, mapping: u64, first: u64, last: u64, even_cows: bool) {
         let fmt = self.pgd.format();
         let pgdat = self.pgd.pgdat();
         let mut gather = TlbGather::for_mm(self.pgd.root());
@@ -973,11 +983,12 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             }
             let pages = (desc.end.as_u64() - desc.start.as_u64()) >> crate::addr::PAGE_SHIFT;
             let skip = first.saturating_sub(desc.pgoff);
-            if skip >= pages {
+            let Some(upto) = last.checked_sub(desc.pgoff).map(|l| l.saturating_add(1).min(pages)) else { continue };
+            if skip >= upto {
                 continue;
             }
             let start = desc.start.as_u64() + (skip << crate::addr::PAGE_SHIFT);
-            let end = desc.end.as_u64();
+            let end = desc.start.as_u64() + (upto << crate::addr::PAGE_SHIFT);
             let mut va = start;
             while va < end {
                 let mut resume = end;
@@ -988,8 +999,21 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
                     }
                     let raw = {
                         let _ptl = self.page_table_lock.lock();
-                        if !fmt.pte_present(slot.load(Ordering::Acquire)) {
+                        let raw = slot.load(Ordering::Acquire);
+                        if !fmt.pte_present(raw) {
                             return ControlFlow::Continue(());
+                        }
+                        if !even_cows {
+                            // Only the file's own page goes.
+                            let own = match fmt.decode(raw, Level::Pte) {
+                                Entry::Leaf(leaf) => {
+                                    pgdat.pfn_to_page(leaf.phys.pfn()).is_some_and(|p| p.mapping() == mapping)
+                                }
+                                _ => false,
+                            };
+                            if !own {
+                                return ControlFlow::Continue(());
+                            }
                         }
                         slot.swap(0, Ordering::AcqRel)
                     };

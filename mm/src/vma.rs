@@ -377,10 +377,10 @@ pub trait VmaFile: Sync {
     /// at the ends are zeroed over the range (Linux
     /// `vfs_fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)`, what
     /// `MADV_REMOVE` calls). The mm has zapped the caller's ptes of the
-    /// range first and holds the caller's mmap lock, so other address
-    /// spaces' ptes cannot be unmapped now (that walk takes each mmap
-    /// lock; Linux's `unmap_mapping_range` needs none): a page still
-    /// mapped elsewhere must not leave the file, which zeroes it in place
+    /// range first and holds the caller's mmap lock, so the file can only
+    /// try other address spaces' mmap locks to unmap their ptes (Linux's
+    /// `unmap_mapping_range` needs none): a page still mapped by one it
+    /// could not lock must not leave the file, which zeroes it in place
     /// instead, so that every mapper reads zeros as on Linux.
     ///
     /// Errors: `EOPNOTSUPP` for a file that cannot (the default, as for a

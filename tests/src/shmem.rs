@@ -152,3 +152,47 @@ fn an_open_unlinked_tmpfs_file_keeps_its_pages_until_the_last_holder_goes() {
     assert_eq!(state(NodeStatItem::NrShmem), shmem_before, "and they go with it");
     kern::umount(&dir).expect("umount");
 }
+
+/// `MADV_REMOVE` frees a shmem page another address space maps too: the
+/// file's reverse map names that space, whose pte goes first (Linux
+/// `shmem_fallocate`'s `unmap_mapping_range`), so the page leaves the
+/// cache instead of being zeroed in place, and the other mapper's next
+/// touch finds the hole.
+#[ktest]
+fn madvise_remove_frees_a_page_another_address_space_maps() {
+    use kernel::filemap::MappedFile;
+    use kernel::mmap::{handle_user_fault, mm_alloc};
+    use mm::memory::FaultAccess;
+    use mm::mmap::MapFile;
+    use uapi::mman::{MADV_REMOVE, MAP_FIXED, MAP_SHARED, PROT_READ, PROT_WRITE};
+
+    const X: u64 = 0x5000_0000;
+    const P: u64 = 4096;
+    let dir = mount_tmpfs();
+    let path = format!("{dir}/punched");
+    kern::write_file(&path, &pattern(0, 2 * P as usize)).expect("write 2 pages");
+    let file = inode(&path);
+    let mapped = MappedFile::new(file.clone(), path.clone(), None);
+    let (a, b) = (mm_alloc().expect("mm"), mm_alloc().expect("mm"));
+    let write = FaultAccess { write: true, exec: false };
+    for mm in [&a, &b] {
+        let f = Some(MapFile { file: MappedFile::as_vma_file(&mapped), writable: true });
+        let got = mm.mmap_write_lock().do_mmap(X, 2 * P, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, f, 0);
+        assert_eq!(got, Ok(X));
+        handle_user_fault(mm, mm::VirtAddr::new(X).expect("user address"), write).expect("write fault");
+    }
+    let page = file.i_mapping.as_ref().expect("a page cache").find_get(0).expect("page 0 is cached");
+    assert_eq!(page.page().mapcount(), 2, "both address spaces map page 0");
+    drop(page);
+    let shmem = state(NodeStatItem::NrShmem);
+    assert_eq!(a.mmap_write_lock().madvise(X, P, MADV_REMOVE), Ok(()));
+    assert_eq!(state(NodeStatItem::NrShmem), shmem - 1, "the page left the cache, not zeroed in place");
+    assert!(file.i_mapping.as_ref().expect("a page cache").find_get(0).is_none(), "page 0 is a hole");
+    // B's pte went with it: its next touch faults the hole in afresh.
+    handle_user_fault(&b, mm::VirtAddr::new(X).expect("user address"), FaultAccess { write: false, exec: false })
+        .expect("read fault");
+    assert_eq!(kern::pread(&path, 0, 8).expect("pread"), [0u8; 8], "the hole reads as zeros");
+    assert_eq!(kern::pread(&path, P, 8).expect("pread"), pattern(P as usize, 8), "page 1 is untouched");
+    drop((a, b, mapped, file));
+    kern::umount(&dir).expect("umount");
+}
