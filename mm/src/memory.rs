@@ -962,7 +962,6 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     /// pte is cleared under the page-table lock (a racing fault rechecks
     /// its pte there), and the pages are put after the TLB flush.
     pub fn unmap_mapping_pages(&self, mapping: u64, first: u64) {
-        let fmt = self.pgd.format();
         let pgdat = self.pgd.pgdat();
         let mut gather = TlbGather::for_mm(self.pgd.root());
         for vma in self.vmas.iter() {
@@ -977,38 +976,52 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
                 continue;
             }
             let start = desc.start.as_u64() + (skip << crate::addr::PAGE_SHIFT);
-            let end = desc.end.as_u64();
-            let mut va = start;
-            while va < end {
-                let mut resume = end;
-                let _ = self.pgd.try_for_each_pte(va, end, &mut |addr, slot| {
-                    if gather.full() {
-                        resume = addr;
-                        return ControlFlow::Break(());
-                    }
-                    let raw = {
-                        let _ptl = self.page_table_lock.lock();
-                        if !fmt.pte_present(slot.load(Ordering::Acquire)) {
-                            return ControlFlow::Continue(());
-                        }
-                        slot.swap(0, Ordering::AcqRel)
-                    };
-                    let Entry::Leaf(leaf) = fmt.decode(raw, Level::Pte) else { return ControlFlow::Continue(()) };
-                    gather.add_range(addr, addr + PAGE_SIZE);
-                    if self.zap_rmap(leaf.phys.pfn()) {
-                        // SAFETY: the reference of the pte just cleared;
-                        // the gather puts it only after its flush.
-                        unsafe { gather.remove_page(leaf.phys.pfn()) };
-                    }
-                    ControlFlow::Continue(())
-                });
-                if gather.full() {
-                    gather.flush_mmu(self.tlb, pgdat);
-                }
-                va = resume;
-            }
+            self.zap_pte_range_shared(start, desc.end.as_u64(), &mut gather);
         }
         gather.finish(self.tlb, pgdat);
+    }
+
+    /// Clears every present pte in `[start, end)` and drops its page,
+    /// under the mmap lock held for reading (Linux `unmap_page_range` as
+    /// truncation and the OOM reaper run it): each pte is taken under the
+    /// page-table lock, so a racing fault rechecks it there; rmap and RSS
+    /// go at once, the page references through `gather` after its flush.
+    /// Returns the ptes cleared.
+    pub(crate) fn zap_pte_range_shared(&self, start: u64, end: u64, gather: &mut TlbGather) -> u64 {
+        let fmt = self.pgd.format();
+        let pgdat = self.pgd.pgdat();
+        let mut zapped = 0;
+        let mut va = start;
+        while va < end {
+            let mut resume = end;
+            let _ = self.pgd.try_for_each_pte(va, end, &mut |addr, slot| {
+                if gather.full() {
+                    resume = addr;
+                    return ControlFlow::Break(());
+                }
+                let raw = {
+                    let _ptl = self.page_table_lock.lock();
+                    if !fmt.pte_present(slot.load(Ordering::Acquire)) {
+                        return ControlFlow::Continue(());
+                    }
+                    slot.swap(0, Ordering::AcqRel)
+                };
+                let Entry::Leaf(leaf) = fmt.decode(raw, Level::Pte) else { return ControlFlow::Continue(()) };
+                gather.add_range(addr, addr + PAGE_SIZE);
+                zapped += 1;
+                if self.zap_rmap(leaf.phys.pfn()) {
+                    // SAFETY: the reference of the pte just cleared;
+                    // the gather puts it only after its flush.
+                    unsafe { gather.remove_page(leaf.phys.pfn()) };
+                }
+                ControlFlow::Continue(())
+            });
+            if gather.full() {
+                gather.flush_mmu(self.tlb, pgdat);
+            }
+            va = resume;
+        }
+        zapped
     }
 
     /// Rewrites the ptes of `[start, end)` for the flags of `vma`, which
