@@ -24,7 +24,7 @@ use alloc::vec::Vec;
 use uapi::errno::Errno;
 use uapi::fcntl::*;
 
-use super::file::{FileKind, OpenFile};
+use super::file::{FileKind, OpenFile, ProcStore};
 use super::inode::{Kstat, RenameFlags, SetAttr};
 use super::namei::{self, Last};
 use super::namespace::{self, MountFlags, Path};
@@ -134,12 +134,15 @@ fn proc_file(path: &[u8], flags: u32) -> Result<Option<FileKind>, Errno> {
         }
         let text = if reading { (sysctl.show)().into_bytes() } else { Vec::new() };
         return Ok(Some(match sysctl.store {
-            Some(store) if writing => FileKind::Sysctl { text, store },
+            Some(store) if writing => FileKind::Sysctl { text, store: ProcStore::Sysctl(store) },
             _ => FileKind::Text(text),
         }));
     }
     if !abs.starts_with("/proc/") {
         return Ok(None);
+    }
+    if let Some(kind) = proc_pid_oom_file(abs, flags)? {
+        return Ok(Some(kind));
     }
     let text = match abs {
         "/proc/self/maps" => {
@@ -156,6 +159,37 @@ fn proc_file(path: &[u8], flags: u32) -> Result<Option<FileKind>, Errno> {
         return Err(Errno::EACCES);
     }
     Ok(Some(FileKind::Text(text.into_bytes())))
+}
+
+/// `/proc/PID/oom_score` (0444) and `/proc/PID/oom_score_adj` (0644),
+/// `PID` a number or `self` (Linux `fs/proc/base.c`); `None` for other
+/// paths, `ENOENT` for a task that does not exist.
+fn proc_pid_oom_file(abs: &str, flags: u32) -> Result<Option<FileKind>, Errno> {
+    let Some((pid, file)) = abs.strip_prefix("/proc/").and_then(|rest| rest.split_once('/')) else {
+        return Ok(None);
+    };
+    if file != "oom_score" && file != "oom_score_adj" {
+        return Ok(None);
+    }
+    let task = match pid {
+        "self" => sched::current(),
+        _ => pid.parse::<sched::Pid>().ok().and_then(sched::find_task_by_pid).ok_or(Errno::ENOENT)?,
+    };
+    let reading = flags & O_ACCMODE != O_WRONLY;
+    let writing = flags & O_ACCMODE != O_RDONLY;
+    let text = |v: &dyn core::fmt::Display| if reading { alloc::format!("{v}\n").into_bytes() } else { Vec::new() };
+    Ok(Some(match file {
+        "oom_score" if writing => return Err(Errno::EACCES),
+        "oom_score" => FileKind::Text(text(&crate::oom_kill::proc_oom_score(&task))),
+        _ => {
+            let adj = text(&task.proc.oom.score_adj().adj);
+            if writing {
+                FileKind::Sysctl { text: adj, store: ProcStore::OomScoreAdj(task.pid) }
+            } else {
+                FileKind::Text(adj)
+            }
+        }
+    }))
 }
 
 /// What an open names the file by: its directory and last component

@@ -377,6 +377,18 @@ pub fn for_each_task(mut f: impl FnMut(&Arc<Task>)) {
     }
 }
 
+/// Every live task, in creation order, or `None` without memory for the
+/// list (for the OOM killer, which must not wait for memory: the list is
+/// allocated under the task list's spin lock, so with `GFP_ATOMIC`).
+pub fn try_all_tasks() -> Option<Vec<Arc<Task>>> {
+    let tasks = TASKS.lock();
+    let mut all = Vec::new();
+    all.try_reserve_exact(tasks.len()).ok()?;
+    all.extend(tasks.iter().filter_map(Weak::upgrade));
+    drop(tasks);
+    Some(all)
+}
+
 /// The live task with pid `pid` (Linux `find_task_by_vpid`; one pid
 /// namespace). Pid 0 names the idle tasks, so it finds none.
 pub fn find_task_by_pid(pid: Pid) -> Option<Arc<Task>> {
