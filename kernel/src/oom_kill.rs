@@ -14,8 +14,10 @@
 //! `oom_kill` in /proc/vmstat and hands the victim to the reaper. The
 //! allocation then retries: while the victim's memory is not back, a new
 //! selection aborts and the caller sleeps a tick and retries (Linux's
-//! loop in `__alloc_pages_slowpath`). A victim's own allocations fail at
-//! once, so it returns from its fault or system call (`ENOMEM`) and dies.
+//! loop in `__alloc_pages_slowpath`). A victim's own allocations get one
+//! try at the reserves below the min watermark (Linux `ALLOC_OOM`), so
+//! the small allocations of its way out succeed, then fail, so it
+//! returns from its fault or system call (`ENOMEM`) and dies.
 //!
 //! The reaper, a kernel thread `oom_reaper`, takes the victim's mmap lock
 //! for reading with a trylock, up to [`MAX_OOM_REAP_RETRIES`] times a
@@ -37,9 +39,7 @@
 //! victim's mmap lock.
 //!
 //! Differences from Linux: the reaper starts at once (Linux 6.x gives the
-//! victim two seconds to exit first, `OOM_REAPER_DELAY`); a victim's
-//! allocation gets no access to the reserves below the min watermark
-//! (`ALLOC_OOM`), it fails; no `dump_stack` (the report names the CPU and
+//! victim two seconds to exit first, `OOM_REAPER_DELAY`); no `dump_stack` (the report names the CPU and
 //! task); an address space whose mmap lock is held for writing when the
 //! OOM killer weighs it counts as it was last read; with no killable task
 //! left the allocation fails (Linux panics: "System is deadlocked on

@@ -809,8 +809,9 @@ impl<'a> PgData<'a> {
     /// nothing back, the registered [`OutOfMemory`] (Linux
     /// `__alloc_pages_may_oom`): while it reports progress (a task was
     /// killed, or a victim's memory is on its way back) the allocation
-    /// goes round again; a caller that is itself a victim fails instead,
-    /// so that it can exit.
+    /// goes round again; a caller that is itself a victim gets one try at
+    /// the reserves below the min watermark (Linux `ALLOC_OOM`) and then
+    /// fails instead, so that it can exit.
     fn alloc_pages_slowpath(&self, gfp: Gfp, order: u32) -> Option<Pfn> {
         let flags = AllocFlags::from_gfp(gfp, order);
         if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags) {
@@ -830,7 +831,16 @@ impl<'a> PgData<'a> {
                 let Some(oom) = self.oom_killer.get().filter(|_| crate::oom_kill::gfp_may_oom(gfp, order)) else {
                     break;
                 };
-                if oom.current_is_victim() || !oom.out_of_memory(self, gfp, order) {
+                if oom.current_is_victim() {
+                    // Linux `ALLOC_OOM`: a victim may take the reserves
+                    // below the min watermark on its way out, once.
+                    let reserves = AllocFlags(flags.0 | AllocFlags::NO_WATERMARKS);
+                    if let Some(pfn) = self.get_page_from_freelist(gfp, order, reserves) {
+                        return Some(pfn);
+                    }
+                    break;
+                }
+                if !oom.out_of_memory(self, gfp, order) {
                     break;
                 }
                 if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags) {

@@ -286,7 +286,12 @@ impl OpenFile {
             }
             FileKind::Console => {
                 if let Some(c) = capture {
-                    c.lock().extend_from_slice(buf);
+                    // The copy grows with the program's output: without
+                    // memory for it, the bytes still reach the console.
+                    let mut c = c.lock();
+                    if c.try_reserve(buf.len()).is_ok() {
+                        c.extend_from_slice(buf);
+                    }
                 }
                 crate::printk::write_raw(buf);
                 Ok(buf.len())

@@ -146,10 +146,12 @@ fn proc_file(path: &[u8], flags: u32) -> Result<Option<FileKind>, Errno> {
     }
     let text = match abs {
         "/proc/self/maps" => {
+            // A line per VMA, up to vm.max_map_count of them: the text
+            // grows fallibly, and a failure is ENOMEM, not a panic.
             let mm = sched::current().proc.mm().ok_or(Errno::ENOENT)?;
-            let mut text = String::new();
-            let _ = mm.mmap_read_lock().show_maps(&mut text);
-            text
+            let mut text = TryString::default();
+            mm.mmap_read_lock().show_maps(&mut text).map_err(|_| Errno::ENOMEM)?;
+            text.0
         }
         "/proc/self/status" => crate::syscall::status_text(&sched::current()),
         "/proc/mounts" | "/proc/self/mounts" => namespace::proc_mounts(),
@@ -159,6 +161,19 @@ fn proc_file(path: &[u8], flags: u32) -> Result<Option<FileKind>, Errno> {
         return Err(Errno::EACCES);
     }
     Ok(Some(FileKind::Text(text.into_bytes())))
+}
+
+/// A `String` whose every growth is fallible: a failed reservation is
+/// `fmt::Error`.
+#[derive(Default)]
+struct TryString(String);
+
+impl core::fmt::Write for TryString {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.0.try_reserve(s.len()).map_err(|_| core::fmt::Error)?;
+        self.0.push_str(s);
+        Ok(())
+    }
 }
 
 /// `/proc/PID/oom_score` (0444) and `/proc/PID/oom_score_adj` (0644),
