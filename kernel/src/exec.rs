@@ -284,13 +284,17 @@ fn create_elf_tables(
     };
     let execfn = push_str(path.as_bytes(), &mut sp)?;
     let platform = push_str(b"x86_64", &mut sp)?;
-    let mut env_ptrs = Vec::with_capacity(envp.len());
+    // Sized by the caller's strings (up to ARG_MAX): reserved fallibly,
+    // as every buffer a system call sizes from user input.
+    let mut env_ptrs = Vec::new();
+    env_ptrs.try_reserve_exact(envp.len()).map_err(|_| ())?;
     for e in envp.iter().rev() {
         env_ptrs.push(push_str(e, &mut sp)?);
     }
     env_ptrs.reverse();
     let env_end = TASK_SIZE - 8;
-    let mut arg_ptrs = Vec::with_capacity(argv.len());
+    let mut arg_ptrs = Vec::new();
+    arg_ptrs.try_reserve_exact(argv.len()).map_err(|_| ())?;
     for a in argv.iter().rev() {
         arg_ptrs.push(push_str(a, &mut sp)?);
     }
@@ -330,7 +334,8 @@ fn create_elf_tables(
     let words = 1 + arg_ptrs.len() + 1 + env_ptrs.len() + 1 + 2 * auxv.len() + 2;
     sp -= words as u64 * 8;
     sp &= !15;
-    let mut v: Vec<u64> = Vec::with_capacity(words);
+    let mut v: Vec<u64> = Vec::new();
+    v.try_reserve_exact(words).map_err(|_| ())?;
     v.push(arg_ptrs.len() as u64);
     v.extend_from_slice(&arg_ptrs);
     v.push(0);

@@ -29,6 +29,7 @@ pub mod ktest;
 pub mod memfd;
 pub mod mm;
 pub mod mmap;
+pub mod oom_kill;
 pub mod panic;
 pub mod percpu;
 pub mod printk;

@@ -73,6 +73,8 @@ pub type UserMm = MmStruct<'static, X86PteFormat, SlabVmas>;
 pub struct Mm {
     pgd: PhysAddr,
     mmap_lock: RwSem<UserMm>,
+    /// What the OOM killer last read of it, and whether it was reaped.
+    oom: crate::oom_kill::MmOom,
 }
 
 impl Mm {
@@ -90,6 +92,20 @@ impl Mm {
     /// Takes the mmap lock for writing (Linux `mmap_write_lock`); sleeps.
     pub fn mmap_write_lock(&self) -> RwSemWriteGuard<'_, UserMm> {
         self.mmap_lock.write()
+    }
+
+    /// Its counters as the OOM killer weighs them (Linux reads them
+    /// without the mmap lock). Taken under the lock if it is free without
+    /// waiting (the caller may hold it, or be the OOM killer that a
+    /// holder waits on), else the last ones read.
+    pub fn oom_mm(&self) -> mm::oom_kill::OomMm {
+        self.oom.read(self.mmap_lock.try_read().as_deref())
+    }
+
+    /// Marks it reaped or torn down (Linux `MMF_OOM_SKIP`): the OOM
+    /// killer passes it over from now on.
+    pub fn set_oom_skip(&self) {
+        self.oom.set_skip();
     }
 
     /// The page-table root (what CR3 holds while this space runs); needs
@@ -143,7 +159,7 @@ pub fn mm_alloc() -> Result<MmRef, Errno> {
     let zero = &crate::shmem::SHMEM_ZERO;
     let mm = MmStruct::new(kernel, mm::gfp::GFP_DMA32, pgtable::kernel_tlb(), g.zero_pfn, zero, &g.vmas)?;
     let id = mm.vmas().owner();
-    let mm = Arc::new(Mm { pgd: mm.pgd_root(), mmap_lock: RwSem::new(mm) });
+    let mm = Arc::new(Mm { pgd: mm.pgd_root(), mmap_lock: RwSem::new(mm), oom: crate::oom_kill::MmOom::new() });
     let mut list = MM_LIST.lock();
     list.retain(|(_, weak)| weak.strong_count() > 0);
     list.try_reserve(1).map_err(|_| Errno::ENOMEM)?;

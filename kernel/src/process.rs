@@ -83,6 +83,9 @@ pub struct Process {
     pub rlim: Mutex<Rlimits>,
     /// User and group ids and capabilities (Linux `task->cred`).
     pub cred: SpinLock<Cred>,
+    /// `oom_score_adj` and whether the OOM killer chose it (Linux
+    /// `signal->oom_score_adj`, `oom_score_adj_min`, `oom_mm`).
+    pub oom: crate::oom_kill::TaskOom,
 }
 
 /// A one-shot event (Linux `struct completion`).
@@ -142,6 +145,7 @@ impl Process {
             exit_signal: AtomicU32::new(uapi::signal::SIGCHLD as u32),
             rlim: Mutex::new(Rlimits::init()),
             cred: SpinLock::new(Cred::root()),
+            oom: crate::oom_kill::TaskOom::new(),
         }
     }
 
@@ -289,6 +293,7 @@ pub fn do_fork(frame: &crate::arch::x86_64::entry::TrapFrame, args: &CloneArgs) 
     *child.proc.capture.lock() = parent.proc.capture.lock().clone();
     *child.proc.rlim.lock() = *parent.proc.rlim.lock();
     *child.proc.cred.lock() = *parent.proc.cred.lock();
+    child.proc.oom.inherit(&parent.proc.oom);
     crate::resource::sync_mm_limits(&child.proc);
     *child.proc.parent.lock() = Arc::downgrade(&parent);
     child.fs_base.store(args.tls.unwrap_or_else(|| parent.fs_base.load(Ordering::Relaxed)), Ordering::Relaxed);
@@ -360,6 +365,7 @@ pub fn do_exit(status: u32) -> ! {
     drop(fs);
     release_child_tid(&me);
     replace_mm(&me, None);
+    crate::oom_kill::exit_oom_victim(&me);
     mm_release(&me);
     me.user.store(false, Ordering::Release);
     // Orphans: nobody will reap them; they reap themselves at exit.

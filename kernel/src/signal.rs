@@ -93,6 +93,12 @@ pub fn send_signal(task: &Arc<Task>, sig: i32, info: Option<SigInfo>) {
     crate::sched::wait::signal_wake_up(task);
 }
 
+/// Whether `task` is being killed: `SIGKILL` is pending (Linux
+/// `fatal_signal_pending`).
+pub fn fatal_signal_pending(task: &Task) -> bool {
+    task.proc.signal.lock().pending & sigmask(SIGKILL) != 0
+}
+
 /// Whether `task` has a deliverable (pending, unblocked) signal.
 pub fn signal_pending(task: &Task) -> bool {
     let s = task.proc.signal.lock();

@@ -51,6 +51,7 @@ pub mod mmap;
 pub mod mmzone;
 pub mod mremap;
 pub mod msync;
+pub mod oom_kill;
 pub mod page;
 pub mod page_alloc;
 pub mod page_flags;
@@ -62,6 +63,7 @@ pub mod ptdump;
 pub mod readahead;
 pub mod rmap;
 pub mod shmem;
+pub mod show_mem;
 #[cfg(test)]
 mod sim;
 pub mod slab_common;

@@ -972,7 +972,6 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     /// stays (hole punching, Linux `shmem_fallocate`'s `even_cows` 0).
     /// Locking as [`MmStruct::unmap_mapping_pages`].
     pub fn unmap_mapping_range(&self, mapping: u64, first: u64, last: u64, even_cows: bool) {
-        let fmt = self.pgd.format();
         let pgdat = self.pgd.pgdat();
         let mut gather = TlbGather::for_mm(self.pgd.root());
         for vma in self.vmas.iter() {
@@ -989,50 +988,66 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             }
             let start = desc.start.as_u64() + (skip << crate::addr::PAGE_SHIFT);
             let end = desc.start.as_u64() + (upto << crate::addr::PAGE_SHIFT);
-            let mut va = start;
-            while va < end {
-                let mut resume = end;
-                let _ = self.pgd.try_for_each_pte(va, end, &mut |addr, slot| {
-                    if gather.full() {
-                        resume = addr;
-                        return ControlFlow::Break(());
-                    }
-                    let raw = {
-                        let _ptl = self.page_table_lock.lock();
-                        let raw = slot.load(Ordering::Acquire);
-                        if !fmt.pte_present(raw) {
-                            return ControlFlow::Continue(());
-                        }
-                        if !even_cows {
-                            // Only the file's own page goes.
-                            let own = match fmt.decode(raw, Level::Pte) {
-                                Entry::Leaf(leaf) => {
-                                    pgdat.pfn_to_page(leaf.phys.pfn()).is_some_and(|p| p.mapping() == mapping)
-                                }
-                                _ => false,
-                            };
-                            if !own {
-                                return ControlFlow::Continue(());
-                            }
-                        }
-                        slot.swap(0, Ordering::AcqRel)
-                    };
-                    let Entry::Leaf(leaf) = fmt.decode(raw, Level::Pte) else { return ControlFlow::Continue(()) };
-                    gather.add_range(addr, addr + PAGE_SIZE);
-                    if self.zap_rmap(leaf.phys.pfn()) {
-                        // SAFETY: the reference of the pte just cleared;
-                        // the gather puts it only after its flush.
-                        unsafe { gather.remove_page(leaf.phys.pfn()) };
-                    }
-                    ControlFlow::Continue(())
-                });
-                if gather.full() {
-                    gather.flush_mmu(self.tlb, pgdat);
-                }
-                va = resume;
-            }
+            self.zap_pte_range_shared(start, end, (!even_cows).then_some(mapping), &mut gather);
         }
         gather.finish(self.tlb, pgdat);
+    }
+
+    /// Clears every present pte in `[start, end)` and drops its page,
+    /// under the mmap lock held for reading (Linux `unmap_page_range` as
+    /// truncation and the OOM reaper run it): each pte is taken under the
+    /// page-table lock, so a racing fault rechecks it there; rmap and RSS
+    /// go at once, the page references through `gather` after its flush.
+    /// Returns the ptes cleared.
+    /// With `only`, a pte is cleared only if it maps a page of the cache
+    /// `only` (hole punching leaves private copies alone).
+    pub(crate) fn zap_pte_range_shared(&self, start: u64, end: u64, only: Option<u64>, gather: &mut TlbGather) -> u64 {
+        let fmt = self.pgd.format();
+        let pgdat = self.pgd.pgdat();
+        let mut zapped = 0;
+        let mut va = start;
+        while va < end {
+            let mut resume = end;
+            let _ = self.pgd.try_for_each_pte(va, end, &mut |addr, slot| {
+                if gather.full() {
+                    resume = addr;
+                    return ControlFlow::Break(());
+                }
+                let raw = {
+                    let _ptl = self.page_table_lock.lock();
+                    let raw = slot.load(Ordering::Acquire);
+                    if !fmt.pte_present(raw) {
+                        return ControlFlow::Continue(());
+                    }
+                    if let Some(mapping) = only {
+                        let own = match fmt.decode(raw, Level::Pte) {
+                            Entry::Leaf(leaf) => {
+                                pgdat.pfn_to_page(leaf.phys.pfn()).is_some_and(|p| p.mapping() == mapping)
+                            }
+                            _ => false,
+                        };
+                        if !own {
+                            return ControlFlow::Continue(());
+                        }
+                    }
+                    slot.swap(0, Ordering::AcqRel)
+                };
+                let Entry::Leaf(leaf) = fmt.decode(raw, Level::Pte) else { return ControlFlow::Continue(()) };
+                gather.add_range(addr, addr + PAGE_SIZE);
+                zapped += 1;
+                if self.zap_rmap(leaf.phys.pfn()) {
+                    // SAFETY: the reference of the pte just cleared;
+                    // the gather puts it only after its flush.
+                    unsafe { gather.remove_page(leaf.phys.pfn()) };
+                }
+                ControlFlow::Continue(())
+            });
+            if gather.full() {
+                gather.flush_mmu(self.tlb, pgdat);
+            }
+            va = resume;
+        }
+        zapped
     }
 
     /// Rewrites the ptes of `[start, end)` for the flags of `vma`, which

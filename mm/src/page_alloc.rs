@@ -75,6 +75,7 @@ use crate::mmzone::{
     self, FreeCounts, MAX_NR_ZONES, MAX_PAGE_ORDER, MIGRATE_PCPTYPES, MigrateType, NR_PAGE_ORDERS,
     PAGE_ALLOC_COSTLY_ORDER, PerCpuPageset, Watermark, Zone, ZoneFree, ZoneType,
 };
+use crate::oom_kill::OutOfMemory;
 use crate::page::{MemMap, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, Page};
 use crate::page_flags::PageFlags;
 use crate::percpu::PerCpuRef;
@@ -317,6 +318,9 @@ pub struct PgData<'a> {
     bad_pages: AtomicU64,
     /// Reclaim the slow path may run (Linux `__alloc_pages_direct_reclaim`).
     direct_reclaim: spin::Once<&'static dyn DirectReclaim>,
+    /// The OOM killer the slow path calls when reclaim gives nothing back
+    /// (Linux `__alloc_pages_may_oom`).
+    oom_killer: spin::Once<&'static dyn OutOfMemory>,
 }
 
 /// Rounds of direct reclaim the slow path tries while each frees
@@ -523,6 +527,7 @@ impl<'a> PgData<'a> {
             debug_checks: AtomicBool::new(cfg!(debug_assertions)),
             bad_pages: AtomicU64::new(0),
             direct_reclaim: spin::Once::new(),
+            oom_killer: spin::Once::new(),
         }
     }
 
@@ -530,6 +535,13 @@ impl<'a> PgData<'a> {
     /// block; the first registration stays.
     pub fn set_direct_reclaim(&self, reclaim: &'static dyn DirectReclaim) {
         self.direct_reclaim.call_once(|| reclaim);
+    }
+
+    /// Registers the OOM killer the slow path calls for allocations that
+    /// may kill ([`crate::oom_kill::gfp_may_oom`]) once reclaim gives
+    /// nothing back; the first registration stays.
+    pub fn set_oom_killer(&self, oom: &'static dyn OutOfMemory) {
+        self.oom_killer.call_once(|| oom);
     }
 
     /// Hands every free memblock range to the buddy allocator in the largest
@@ -793,7 +805,13 @@ impl<'a> PgData<'a> {
     }
 
     /// Linux `__alloc_pages_slowpath`, minus compaction and kswapd; its
-    /// reclaim is the registered [`DirectReclaim`].
+    /// reclaim is the registered [`DirectReclaim`], and when that gives
+    /// nothing back, the registered [`OutOfMemory`] (Linux
+    /// `__alloc_pages_may_oom`): while it reports progress (a task was
+    /// killed, or a victim's memory is on its way back) the allocation
+    /// goes round again; a caller that is itself a victim gets one try at
+    /// the reserves below the min watermark (Linux `ALLOC_OOM`) and then
+    /// fails instead, so that it can exit.
     fn alloc_pages_slowpath(&self, gfp: Gfp, order: u32) -> Option<Pfn> {
         let flags = AllocFlags::from_gfp(gfp, order);
         if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags) {
@@ -806,29 +824,57 @@ impl<'a> PgData<'a> {
             }
         }
         if gfp.allows_blocking() {
-            // Linux's retry after direct reclaim: pages may be pinned on
-            // per-cpu lists or in highatomic reserves.
-            self.unreserve_highatomic_pageblock(gfp);
-            self.drain_all_pages();
-            if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags) {
-                return Some(pfn);
-            }
-            // Direct reclaim, retried while it makes progress (Linux
-            // `__alloc_pages_direct_reclaim` and `should_reclaim_retry`).
-            if let Some(reclaim) = self.direct_reclaim.get() {
-                for _ in 0..MAX_RECLAIM_RETRIES {
-                    if reclaim.try_to_free_pages(self, gfp, order) == 0 {
-                        break;
-                    }
-                    self.drain_all_pages();
-                    if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags) {
+            loop {
+                if let Some(pfn) = self.direct_reclaim_and_retry(gfp, order, flags) {
+                    return Some(pfn);
+                }
+                let Some(oom) = self.oom_killer.get().filter(|_| crate::oom_kill::gfp_may_oom(gfp, order)) else {
+                    break;
+                };
+                if oom.current_is_victim() {
+                    // Linux `ALLOC_OOM`: a victim may take the reserves
+                    // below the min watermark on its way out, once.
+                    let reserves = AllocFlags(flags.0 | AllocFlags::NO_WATERMARKS);
+                    if let Some(pfn) = self.get_page_from_freelist(gfp, order, reserves) {
                         return Some(pfn);
                     }
+                    break;
+                }
+                if !oom.out_of_memory(self, gfp, order) {
+                    break;
+                }
+                if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags) {
+                    return Some(pfn);
                 }
             }
         }
         if !gfp.contains(Gfp::NOWARN) {
             self.warn_alloc(gfp, order);
+        }
+        None
+    }
+
+    /// The slow path's reclaim step: per-cpu lists drained and highatomic
+    /// reserves released, then direct reclaim retried while it makes
+    /// progress (Linux `__alloc_pages_direct_reclaim` and
+    /// `should_reclaim_retry`), the free lists tried after each step.
+    fn direct_reclaim_and_retry(&self, gfp: Gfp, order: u32, flags: AllocFlags) -> Option<Pfn> {
+        // Linux's retry after direct reclaim: pages may be pinned on
+        // per-cpu lists or in highatomic reserves.
+        self.unreserve_highatomic_pageblock(gfp);
+        self.drain_all_pages();
+        if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags) {
+            return Some(pfn);
+        }
+        let reclaim = self.direct_reclaim.get()?;
+        for _ in 0..MAX_RECLAIM_RETRIES {
+            if reclaim.try_to_free_pages(self, gfp, order) == 0 {
+                break;
+            }
+            self.drain_all_pages();
+            if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags) {
+                return Some(pfn);
+            }
         }
         None
     }

@@ -46,9 +46,8 @@
 //! exist yet are absent rather than stuck at zero: no `pswpin`/`pswpout`,
 //! swap cache or workingset counters until swap exists, no
 //! `pgscan`/`pgsteal`/LRU sizes until reclaim and the LRU exist, no
-//! `thp_*`, `numa_*` or memcg counters at all. `oom_kill` is not counted:
-//! the kernel kills a faulting process that gets no memory without an OOM
-//! killer, outside mm. Shmem's pages (tmpfs, memfd, shared anonymous memory:
+//! `thp_*`, `numa_*` or memcg counters at all. `oom_kill` counts the
+//! OOM killer's kills (see [`crate::oom_kill`]). Shmem's pages (tmpfs, memfd, shared anonymous memory:
 //! see [`crate::shmem`]) count in `nr_shmem` and `nr_file_pages`, and in
 //! `nr_mapped` while mapped, as Linux's do.
 //!
@@ -107,6 +106,9 @@ pub enum VmEventItem {
     DropPagecache,
     /// Slab drops through `drop_caches` (`DROP_SLAB`), likewise.
     DropSlab,
+    /// Tasks the OOM killer killed (`OOM_KILL`), counted by the kernel's
+    /// `out_of_memory` through [`PgData::count_vm_event`].
+    OomKill,
     /// Pages moved by page migration (`PGMIGRATE_SUCCESS`,
     /// [`crate::migrate::migrate_pages`]).
     PgmigrateSuccess,
@@ -124,7 +126,7 @@ pub enum VmEventItem {
 }
 
 /// Number of [`VmEventItem`]s.
-pub const NR_VM_EVENT_ITEMS: usize = 16;
+pub const NR_VM_EVENT_ITEMS: usize = 17;
 
 impl VmEventItem {
     /// Every item, in /proc/vmstat order.
@@ -140,6 +142,7 @@ impl VmEventItem {
         VmEventItem::Pgreuse,
         VmEventItem::DropPagecache,
         VmEventItem::DropSlab,
+        VmEventItem::OomKill,
         VmEventItem::PgmigrateSuccess,
         VmEventItem::PgmigrateFail,
         VmEventItem::CompactMigrateScanned,
@@ -161,6 +164,7 @@ impl VmEventItem {
             VmEventItem::Pgreuse => "pgreuse",
             VmEventItem::DropPagecache => "drop_pagecache",
             VmEventItem::DropSlab => "drop_slab",
+            VmEventItem::OomKill => "oom_kill",
             VmEventItem::PgmigrateSuccess => "pgmigrate_success",
             VmEventItem::PgmigrateFail => "pgmigrate_fail",
             VmEventItem::CompactMigrateScanned => "compact_migrate_scanned",

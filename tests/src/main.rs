@@ -21,6 +21,7 @@ mod gdb;
 mod harness;
 mod initramfs;
 mod mmap_lock;
+mod oom;
 mod page_alloc;
 mod pagecache;
 mod pci;

@@ -119,7 +119,7 @@ fn a_process_counts_its_faults_and_gives_its_counted_pages_back() {
 /// The slab caches whose live objects belong to processes alone, which a
 /// leak check compares exactly (object counts include objects cached on
 /// per-CPU slabs, so other caches' counts move with unrelated work).
-const PROCESS_CACHES: [&str; 3] = ["vm_area_struct", "kmalloc-1k", "kmalloc-2k"];
+pub(crate) const PROCESS_CACHES: [&str; 3] = ["vm_area_struct", "kmalloc-1k", "kmalloc-2k"];
 
 /// Pages a leak check counts as accounted for: free pages, pages in slab
 /// caches and the kernel's page-table pages (vmalloc'd kernel stacks move
@@ -130,7 +130,7 @@ const PROCESS_CACHES: [&str; 3] = ["vm_area_struct", "kmalloc-1k", "kmalloc-2k"]
 /// heap: a check keeps the first state while it takes the second, and a
 /// heap copy of it would be counted then (a list of every cache's name
 /// reaches kmalloc-1k once there are more than 16 caches).
-fn memory_state() -> (u64, [u64; PROCESS_CACHES.len()]) {
+pub(crate) fn memory_state() -> (u64, [u64; PROCESS_CACHES.len()]) {
     kernel::mm::drop_caches();
     let slab = kernel::slab::slab().expect("slab");
     let mut slab_pages = 0;
@@ -165,7 +165,7 @@ fn fork_touch_exit_cycles_leak_no_page() {
 }
 
 /// Number of live tasks (kernel threads included).
-fn nr_tasks() -> usize {
+pub(crate) fn nr_tasks() -> usize {
     let mut n = 0;
     kernel::sched::for_each_task(|_| n += 1);
     n
@@ -178,7 +178,7 @@ fn nr_tasks() -> usize {
 /// task until the next task is created, which keeps the task's memory
 /// allocated; hello's creation drops those, and leaves only its own, so
 /// both sides of a comparison hold the same.
-fn settled_memory_state(tasks: usize) -> (u64, [u64; PROCESS_CACHES.len()]) {
+pub(crate) fn settled_memory_state(tasks: usize) -> (u64, [u64; PROCESS_CACHES.len()]) {
     // No deadline of its own: an orphan that never exits is a hang, which
     // the test's timeout reports.
     while nr_tasks() > tasks {

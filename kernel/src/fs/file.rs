@@ -39,17 +39,27 @@ pub enum FileKind {
     Inode(Path),
     /// Generated text, snapshot at open.
     Text(Vec<u8>),
-    /// A settable sysctl opened for writing: each write sets it from the
-    /// bytes written (Linux `proc_sys_write`); reads see `text`, the value
-    /// at open, if it is readable.
+    /// A settable `/proc` file (a sysctl, `/proc/PID/oom_score_adj`)
+    /// opened for writing: each write sets it from the bytes written
+    /// (Linux `proc_sys_write`, `oom_score_adj_write`); reads see `text`,
+    /// the value at open, if it is readable.
     Sysctl {
         /// The value at open (empty for a write-only one).
         text: Vec<u8>,
         /// What a write calls.
-        store: SysctlStore,
+        store: ProcStore,
     },
     /// One end of a pipe.
     Pipe(PipeEnd),
+}
+
+/// What a write to a settable `/proc` file changes.
+#[derive(Clone, Copy)]
+pub enum ProcStore {
+    /// A sysctl, from the text of a number.
+    Sysctl(SysctlStore),
+    /// `/proc/PID/oom_score_adj` of this process.
+    OomScoreAdj(crate::sched::Pid),
 }
 
 /// An open file (Linux `struct file`).
@@ -276,7 +286,12 @@ impl OpenFile {
             }
             FileKind::Console => {
                 if let Some(c) = capture {
-                    c.lock().extend_from_slice(buf);
+                    // The copy grows with the program's output: without
+                    // memory for it, the bytes still reach the console.
+                    let mut c = c.lock();
+                    if c.try_reserve(buf.len()).is_ok() {
+                        c.extend_from_slice(buf);
+                    }
                 }
                 crate::printk::write_raw(buf);
                 Ok(buf.len())
@@ -297,11 +312,14 @@ impl OpenFile {
     }
 }
 
-/// Sets a sysctl from the bytes of one write (Linux `proc_sys_write` with
-/// `proc_dointvec`'s parse): the whole buffer is taken.
-fn sysctl_write(store: SysctlStore, buf: &[u8]) -> Result<usize, Errno> {
-    let text = core::str::from_utf8(buf).map_err(|_| Errno::EINVAL)?;
-    store(text)?;
+/// Sets a `/proc` file from the bytes of one write (Linux `proc_sys_write`
+/// with `proc_dointvec`'s parse, `oom_score_adj_write`): the whole
+/// buffer is taken.
+fn sysctl_write(store: ProcStore, buf: &[u8]) -> Result<usize, Errno> {
+    match store {
+        ProcStore::Sysctl(store) => store(core::str::from_utf8(buf).map_err(|_| Errno::EINVAL)?)?,
+        ProcStore::OomScoreAdj(pid) => crate::oom_kill::write_oom_score_adj(pid, buf)?,
+    }
     Ok(buf.len())
 }
 

@@ -24,7 +24,7 @@ use alloc::vec::Vec;
 use uapi::errno::Errno;
 use uapi::fcntl::*;
 
-use super::file::{FileKind, OpenFile};
+use super::file::{FileKind, OpenFile, ProcStore};
 use super::inode::{Kstat, RenameFlags, SetAttr};
 use super::namei::{self, Last};
 use super::namespace::{self, MountFlags, Path};
@@ -134,19 +134,24 @@ fn proc_file(path: &[u8], flags: u32) -> Result<Option<FileKind>, Errno> {
         }
         let text = if reading { (sysctl.show)().into_bytes() } else { Vec::new() };
         return Ok(Some(match sysctl.store {
-            Some(store) if writing => FileKind::Sysctl { text, store },
+            Some(store) if writing => FileKind::Sysctl { text, store: ProcStore::Sysctl(store) },
             _ => FileKind::Text(text),
         }));
     }
     if !abs.starts_with("/proc/") {
         return Ok(None);
     }
+    if let Some(kind) = proc_pid_oom_file(abs, flags)? {
+        return Ok(Some(kind));
+    }
     let text = match abs {
         "/proc/self/maps" => {
+            // A line per VMA, up to vm.max_map_count of them: the text
+            // grows fallibly, and a failure is ENOMEM, not a panic.
             let mm = sched::current().proc.mm().ok_or(Errno::ENOENT)?;
-            let mut text = String::new();
-            let _ = mm.mmap_read_lock().show_maps(&mut text);
-            text
+            let mut text = TryString::default();
+            mm.mmap_read_lock().show_maps(&mut text).map_err(|_| Errno::ENOMEM)?;
+            text.0
         }
         "/proc/self/status" => crate::syscall::status_text(&sched::current()),
         "/proc/mounts" | "/proc/self/mounts" => namespace::proc_mounts(),
@@ -156,6 +161,50 @@ fn proc_file(path: &[u8], flags: u32) -> Result<Option<FileKind>, Errno> {
         return Err(Errno::EACCES);
     }
     Ok(Some(FileKind::Text(text.into_bytes())))
+}
+
+/// A `String` whose every growth is fallible: a failed reservation is
+/// `fmt::Error`.
+#[derive(Default)]
+struct TryString(String);
+
+impl core::fmt::Write for TryString {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.0.try_reserve(s.len()).map_err(|_| core::fmt::Error)?;
+        self.0.push_str(s);
+        Ok(())
+    }
+}
+
+/// `/proc/PID/oom_score` (0444) and `/proc/PID/oom_score_adj` (0644),
+/// `PID` a number or `self` (Linux `fs/proc/base.c`); `None` for other
+/// paths, `ENOENT` for a task that does not exist.
+fn proc_pid_oom_file(abs: &str, flags: u32) -> Result<Option<FileKind>, Errno> {
+    let Some((pid, file)) = abs.strip_prefix("/proc/").and_then(|rest| rest.split_once('/')) else {
+        return Ok(None);
+    };
+    if file != "oom_score" && file != "oom_score_adj" {
+        return Ok(None);
+    }
+    let task = match pid {
+        "self" => sched::current(),
+        _ => pid.parse::<sched::Pid>().ok().and_then(sched::find_task_by_pid).ok_or(Errno::ENOENT)?,
+    };
+    let reading = flags & O_ACCMODE != O_WRONLY;
+    let writing = flags & O_ACCMODE != O_RDONLY;
+    let text = |v: &dyn core::fmt::Display| if reading { alloc::format!("{v}\n").into_bytes() } else { Vec::new() };
+    Ok(Some(match file {
+        "oom_score" if writing => return Err(Errno::EACCES),
+        "oom_score" => FileKind::Text(text(&crate::oom_kill::proc_oom_score(&task))),
+        _ => {
+            let adj = text(&task.proc.oom.score_adj().adj);
+            if writing {
+                FileKind::Sysctl { text: adj, store: ProcStore::OomScoreAdj(task.pid) }
+            } else {
+                FileKind::Text(adj)
+            }
+        }
+    }))
 }
 
 /// What an open names the file by: its directory and last component

@@ -360,12 +360,15 @@ static NEXT_PID: AtomicU32 = AtomicU32::new(1);
 pub static TASKS: SpinLock<Vec<Weak<Task>>> = SpinLock::new(Vec::new());
 
 /// Puts a new task on [`TASKS`], dropping the entries of freed ones.
-fn register_task(task: Arc<Task>) -> Arc<Task> {
+/// The list grows with every fork, so it grows fallibly:
+/// [`SpawnError::NoMemory`] without room (the caller drops the task).
+fn register_task(task: Arc<Task>) -> Result<Arc<Task>, SpawnError> {
     let mut tasks = TASKS.lock();
     tasks.retain(|t| t.strong_count() > 0);
+    tasks.try_reserve(1).map_err(|_| SpawnError::NoMemory)?;
     tasks.push(Arc::downgrade(&task));
     drop(tasks);
-    task
+    Ok(task)
 }
 
 /// Calls `f` for every live task, in creation order (Linux
@@ -375,6 +378,18 @@ pub fn for_each_task(mut f: impl FnMut(&Arc<Task>)) {
     for t in &tasks {
         f(t);
     }
+}
+
+/// Every live task, in creation order, or `None` without memory for the
+/// list (for the OOM killer, which must not wait for memory: the list is
+/// allocated under the task list's spin lock, so with `GFP_ATOMIC`).
+pub fn try_all_tasks() -> Option<Vec<Arc<Task>>> {
+    let tasks = TASKS.lock();
+    let mut all = Vec::new();
+    all.try_reserve_exact(tasks.len()).ok()?;
+    all.extend(tasks.iter().filter_map(Weak::upgrade));
+    drop(tasks);
+    Some(all)
 }
 
 /// The live task with pid `pid` (Linux `find_task_by_vpid`; one pid
@@ -476,13 +491,15 @@ pub fn init(cpu: u32, stack_top: u64) {
     crate::arch::x86_64::syscall::syscall_init();
     let name = alloc::format!("swapper/{cpu}");
     if cpu == 0 {
-        let boot = register_task(Arc::new(new_task(0, b"kinit", KernelStack::Borrowed, stack_top, false, 0)));
+        let boot = register_task(Arc::new(new_task(0, b"kinit", KernelStack::Borrowed, stack_top, false, 0)))
+            .unwrap_or_else(|e| panic!("sched: cannot list the boot task: {e:?}"));
         install_current(boot);
         let idle = spawn_on(0, name.as_bytes(), idle_thread, 0, true)
             .unwrap_or_else(|e| panic!("sched: no stack for CPU0's idle task: {e:?}"));
         RQ[0].idle.call_once(|| idle);
     } else {
-        let idle = register_task(Arc::new(new_task(0, name.as_bytes(), KernelStack::Borrowed, stack_top, true, cpu)));
+        let idle = register_task(Arc::new(new_task(0, name.as_bytes(), KernelStack::Borrowed, stack_top, true, cpu)))
+            .unwrap_or_else(|e| panic!("sched: cannot list CPU{cpu}'s idle task: {e:?}"));
         RQ[cpu as usize].idle.call_once(|| idle.clone());
         install_current(idle);
     }
@@ -534,10 +551,11 @@ pub(crate) fn alloc_task(
     let sp = unsafe { switch::prepare_stack(top, frame, func, arg) };
     // SAFETY: the task is not shared yet.
     unsafe { *task.sp.get() = sp };
+    let task = register_task(Arc::new(task))?;
     if !idle {
         RQ[cpu as usize].nr_tasks.fetch_add(1, Ordering::Relaxed);
     }
-    Ok(register_task(Arc::new(task)))
+    Ok(task)
 }
 
 fn spawn_on(

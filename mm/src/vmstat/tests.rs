@@ -84,6 +84,7 @@ fn vmstat_prints_zone_then_node_then_event_items_in_linux_order() {
             "pgreuse",
             "drop_pagecache",
             "drop_slab",
+            "oom_kill",
             "pgmigrate_success",
             "pgmigrate_fail",
             "compact_migrate_scanned",
@@ -93,7 +94,7 @@ fn vmstat_prints_zone_then_node_then_event_items_in_linux_order() {
     );
     assert!(text.starts_with(&format!("nr_free_pages {}\n", pgdat.nr_free_pages())), "{text}");
     assert!(text.contains("\nnr_slab_unreclaimable 2\nnr_anon_pages 0\nnr_mapped 0\nnr_file_pages 0\nnr_dirty 0\nnr_writeback 0\nnr_shmem 0\nnr_kernel_stack 128\n"), "{text}");
-    assert!(text.contains("\ndrop_pagecache 1\ndrop_slab 0\npgmigrate_success 0\n"), "{text}");
+    assert!(text.contains("\ndrop_pagecache 1\ndrop_slab 0\noom_kill 0\npgmigrate_success 0\n"), "{text}");
     assert!(text.ends_with("\ncompact_free_scanned 0\ncompact_isolated 0\n"), "{text}");
 }
 

@@ -309,9 +309,7 @@ fn user_exception(frame: &mut TrapFrame, vector: u8) {
             match do_user_addr_fault(address, error, FaultContext::MaySleep) {
                 Ok(()) => return,
                 Err(mm::memory::FaultError::Oom) => {
-                    let me = crate::sched::current();
-                    log::error!("Out of memory: killed process {} ({}) faulting at {address:#x}", me.pid, me.comm());
-                    crate::signal::send_signal(&me, SIGKILL, None);
+                    crate::oom_kill::pagefault_out_of_memory(address);
                     return;
                 }
                 Err(
