@@ -163,6 +163,12 @@ pub struct DroppedCaches {
 /// freeing a stack or purging an area frees `vmap_area` objects, whose
 /// slabs can only be given back after. May sleep.
 pub fn drop_caches() -> DroppedCaches {
+    // Pages in an LRU batch hold the batch's reference (Linux's
+    // `drop_pagecache_sb` runs after `lru_add_drain_all` for the same
+    // reason, through `invalidate_mapping_pages`).
+    if let Some(pgdat) = try_pgdat() {
+        pgdat.lru_add_drain_all();
+    }
     let mut pagecache_pages = 0;
     for sb in crate::fs::namespace::superblocks() {
         for inode in sb.cached_inodes() {
@@ -184,6 +190,8 @@ pub fn drop_caches() -> DroppedCaches {
 /// tests that must leave memory as they found it).
 pub fn nr_free_pages() -> u64 {
     let pgdat = pgdat();
+    // A page whose last reference is an LRU batch's is freed by the drain.
+    pgdat.lru_add_drain_all();
     pgdat.drain_all_pages();
     pgdat.nr_free_pages()
 }
@@ -258,7 +266,9 @@ pub fn init(params: &BootParams) {
     let pcp = crate::percpu::alloc_zone_pagesets(nr_cpus);
     let events = crate::percpu::alloc_vm_events(nr_cpus);
     let node_stats = crate::percpu::alloc_node_stats(nr_cpus);
-    let pgdat = PgData::new(mem_map, &memblock, &DIRECT_MAP, &KERNEL_CPU, pcp, events, node_stats);
+    let lru_batches = crate::percpu::alloc_lru_batches(nr_cpus);
+    let per_cpu = mm::page_alloc::NodePerCpu { pcp, vm_events: events, node_stats, lru_batches };
+    let pgdat = PgData::new(mem_map, &memblock, &DIRECT_MAP, &KERNEL_CPU, per_cpu);
     let released = pgdat.memblock_free_all(&memblock);
     let pgdat = PGDAT.call_once(|| pgdat);
     let reserved_at_hand_over = memblock.reserved_size();

@@ -395,6 +395,9 @@ pub fn unmap_mapping_range_trylock(mapping: u64, i_mmap: &IMmap, first: u64, las
 /// a spin lock held.
 pub fn compact_memory(stop: &dyn Fn() -> bool) -> CompactStats {
     let serial = COMPACTION.lock();
+    // A page in an LRU batch has a reference migration does not expect
+    // (Linux `compact_node` drains them with `lru_add_drain_all`).
+    crate::mm::pgdat().lru_add_drain_all();
     let mms = all_mms();
     let stats = mm::compaction::compact_node(crate::mm::pgdat(), &AllMms { mms, stop });
     drop(serial);

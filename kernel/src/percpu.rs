@@ -422,3 +422,9 @@ pub fn alloc_node_stats(nr_cpus: u32) -> PerCpuRef<'static, PerCpuNodeStat> {
     let [stats] = alloc_percpu_array(nr_cpus, PerCpuNodeStat::new);
     stats
 }
+
+/// Each CPU's LRU batches (Linux's per-CPU `cpu_fbatches`), empty.
+pub fn alloc_lru_batches(nr_cpus: u32) -> PerCpuRef<'static, mm::swap::LruBatches> {
+    let [batches] = alloc_percpu_array(nr_cpus, mm::swap::LruBatches::new);
+    batches
+}

@@ -68,6 +68,7 @@ pub mod show_mem;
 mod sim;
 pub mod slab_common;
 pub mod slub;
+pub mod swap;
 pub mod swapops;
 pub mod uaddr;
 pub mod vma;

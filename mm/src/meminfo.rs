@@ -26,8 +26,10 @@
 //! `VmallocChunk`, which Linux also prints as 0 since 4.20 (it was the
 //! largest free vmalloc range before).
 //!
-//! Left out: the LRU lines (`Active`, `Inactive`, `Unevictable`, ...; no
-//! LRU), `Mlocked` (no `PG_mlocked`), commit accounting (no overcommit accounting), hugetlb,
+//! - `Active`, `Inactive`, their `(anon)`/`(file)` halves and
+//!   `Unevictable`: the LRU lists' counters ([`crate::swap`]).
+//!
+//! Left out: `Mlocked` (no `PG_mlocked`), commit accounting (no overcommit accounting), hugetlb,
 //! THP and `DirectMap` lines.
 
 // Its tests free pages they allocated (an unsafe call); the module
@@ -97,6 +99,15 @@ impl fmt::Display for Meminfo<'_, '_> {
         show_val_kb(f, "Buffers", 0)?;
         show_val_kb(f, "Cached", state(NodeStatItem::NrFilePages))?;
         show_val_kb(f, "SwapCached", 0)?;
+        let (ia, aa) = (state(NodeStatItem::NrInactiveAnon), state(NodeStatItem::NrActiveAnon));
+        let (i_f, af) = (state(NodeStatItem::NrInactiveFile), state(NodeStatItem::NrActiveFile));
+        show_val_kb(f, "Active", aa + af)?;
+        show_val_kb(f, "Inactive", ia + i_f)?;
+        show_val_kb(f, "Active(anon)", aa)?;
+        show_val_kb(f, "Inactive(anon)", ia)?;
+        show_val_kb(f, "Active(file)", af)?;
+        show_val_kb(f, "Inactive(file)", i_f)?;
+        show_val_kb(f, "Unevictable", state(NodeStatItem::NrUnevictable))?;
         show_val_kb(f, "SwapTotal", 0)?;
         show_val_kb(f, "SwapFree", 0)?;
         show_val_kb(f, "Dirty", state(NodeStatItem::NrFileDirty))?;

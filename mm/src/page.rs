@@ -175,6 +175,12 @@ impl Page {
         self.refcount.fetch_add(1, Relaxed);
     }
 
+    /// Takes a reference unless the count is zero (the page is being
+    /// freed; Linux `get_page_unless_zero`); true if it took one.
+    pub fn get_unless_zero(&self) -> bool {
+        self.refcount.try_update(Relaxed, Relaxed, |c| (c > 0).then_some(c + 1)).is_ok()
+    }
+
     /// Drops a reference; true if it was the last (Linux
     /// `put_page_testzero`). Release/acquire so the last holder sees every
     /// other holder's writes before the page is freed.

@@ -321,6 +321,25 @@ pub struct PgData<'a> {
     /// The OOM killer the slow path calls when reclaim gives nothing back
     /// (Linux `__alloc_pages_may_oom`).
     oom_killer: spin::Once<&'static dyn OutOfMemory>,
+    /// The node's LRU lists (Linux `lruvec` and its `lru_lock`), taken
+    /// with interrupts off; see [`crate::swap`].
+    lruvec: spin::Mutex<crate::swap::Lruvec>,
+    /// Each CPU's LRU batches.
+    lru_batches: PerCpuRef<'a, crate::swap::LruBatches>,
+}
+
+/// A node's per-CPU data, as [`PgData::new`] takes it: one view per
+/// zone of the per-cpu pagesets, the event counters, the node state
+/// counters and the LRU batches.
+pub struct NodePerCpu<'a> {
+    /// The per-cpu pagesets of each zone.
+    pub pcp: [PerCpuRef<'a, PerCpuPageset>; MAX_NR_ZONES],
+    /// The event counters (Linux `vm_event_states`).
+    pub vm_events: PerCpuRef<'a, VmEventState>,
+    /// The node state counters (Linux `per_cpu_nodestats`).
+    pub node_stats: PerCpuRef<'a, PerCpuNodeStat>,
+    /// The LRU batches (Linux `cpu_fbatches`).
+    pub lru_batches: PerCpuRef<'a, crate::swap::LruBatches>,
 }
 
 /// Rounds of direct reclaim the slow path tries while each frees
@@ -465,30 +484,28 @@ impl<'a> PgData<'a> {
 
     /// Sets up zones over a memory map whose descriptors are all reserved
     /// pages of their zones (Linux `free_area_init`): each zone spans from
-    /// its first to its last memblock memory pfn. `pcp` holds
-    /// empty per-cpu pagesets of every CPU, one view per zone (Linux
-    /// allocates them with `alloc_percpu`), `vm_events` each CPU's event
-    /// counters and `node_stats` each CPU's node state counters, all zero;
-    /// CPU ids from `cpu` must stay below their number. Nothing is free
-    /// until [`PgData::memblock_free_all`].
+    /// its first to its last memblock memory pfn. `per_cpu` holds each
+    /// CPU's data, all zero (Linux allocates it with `alloc_percpu`); CPU
+    /// ids from `cpu` must stay below their number. Nothing is free until
+    /// [`PgData::memblock_free_all`].
     ///
     /// # Panics
-    /// If the pagesets' and the counters' views do not cover the same
-    /// number of CPUs, between 1 and [`mmzone::NR_CPUS`]: a caller bug.
+    /// If the per-CPU views do not cover the same number of CPUs, between 1
+    /// and [`mmzone::NR_CPUS`]: a caller bug.
     pub fn new(
         mem_map: MemMap<'a>,
         memblock: &Memblock,
         phys: &'a dyn PhysMemory,
         cpu: &'a dyn CpuOps,
-        pcp: [PerCpuRef<'a, PerCpuPageset>; MAX_NR_ZONES],
-        vm_events: PerCpuRef<'a, VmEventState>,
-        node_stats: PerCpuRef<'a, PerCpuNodeStat>,
+        per_cpu: NodePerCpu<'a>,
     ) -> PgData<'a> {
+        let NodePerCpu { pcp, vm_events, node_stats, lru_batches } = per_cpu;
         let nr_cpus = pcp[0].len();
         assert!(
             pcp.iter().all(|p| p.len() == nr_cpus)
                 && vm_events.len() == nr_cpus
                 && node_stats.len() == nr_cpus
+                && lru_batches.len() == nr_cpus
                 && (1..=mmzone::NR_CPUS).contains(&nr_cpus),
             "per-cpu pagesets for {:?} CPUs per zone",
             pcp.map(|p| p.len())
@@ -528,7 +545,34 @@ impl<'a> PgData<'a> {
             bad_pages: AtomicU64::new(0),
             direct_reclaim: spin::Once::new(),
             oom_killer: spin::Once::new(),
+            lruvec: spin::Mutex::new(crate::swap::Lruvec::new()),
+            lru_batches,
         }
+    }
+
+    /// The LRU lists' lock (see [`crate::swap`]).
+    pub(crate) fn lruvec(&self) -> &spin::Mutex<crate::swap::Lruvec> {
+        &self.lruvec
+    }
+
+    /// The per-CPU LRU batches.
+    pub(crate) fn lru_batches(&self) -> &PerCpuRef<'a, crate::swap::LruBatches> {
+        &self.lru_batches
+    }
+
+    /// This CPU's LRU batch index.
+    pub(crate) fn lru_batch_index(&self) -> usize {
+        self.pcp_index()
+    }
+
+    /// Drops a reference the LRU code took on a page (a batch's or an
+    /// isolation's); the last one frees it.
+    pub(crate) fn put_lru_ref(&self, pfn: Pfn) {
+        // SAFETY: the reference is the caller's own (`crate::swap` takes
+        // one with each page it batches or isolates and drops it once),
+        // and a page whose last reference goes is reached by nothing else:
+        // its users hold references of their own.
+        let _ = unsafe { self.put_page(pfn) };
     }
 
     /// Registers the reclaim the slow path runs for allocations that may
@@ -1195,6 +1239,9 @@ impl<'a> PgData<'a> {
     /// page nothing is reset: the block is leaked as found.
     fn free_pages_prepare(&self, pfn: u64, order: u32) -> Result<(), BadPage> {
         let page = self.mem_map.page(pfn);
+        if page.test(PageFlags::LRU) {
+            self.lru_del_on_free(Pfn::new(pfn), page);
+        }
         let bad = |reason| Err(self.report_bad_page(pfn, reason));
         if page.test(PageFlags::TAIL) {
             return bad(BadPageReason::TailPage);

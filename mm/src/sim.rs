@@ -100,6 +100,7 @@ unsafe impl crate::percpu::PercpuAlloc for SimPercpu {
 
 /// Free pages with every per-cpu list drained back to the buddy lists.
 pub(crate) fn free_pages_drained(pgdat: &PgData<'_>) -> u64 {
+    pgdat.lru_add_drain_all();
     pgdat.drain_all_pages();
     pgdat.nr_free_pages()
 }
@@ -290,6 +291,7 @@ pub(crate) struct Sim {
     pcp: Vec<PerCpuPageset>,
     events: Vec<VmEventState>,
     node_stats: Vec<PerCpuNodeStat>,
+    lru_batches: Vec<crate::swap::LruBatches>,
     start_pfn: u64,
 }
 
@@ -318,7 +320,8 @@ impl Sim {
         let pcp = (0..MAX_NR_ZONES * SIM_CPUS).map(|_| PerCpuPageset::new()).collect();
         let events = (0..SIM_CPUS).map(|_| VmEventState::new()).collect();
         let node_stats = (0..SIM_CPUS).map(|_| PerCpuNodeStat::new()).collect();
-        Sim { ram, pages, blocks, memblock, cpu: SimCpu, pcp, events, node_stats, start_pfn }
+        let lru_batches = (0..SIM_CPUS).map(|_| crate::swap::LruBatches::new()).collect();
+        Sim { ram, pages, blocks, memblock, cpu: SimCpu, pcp, events, node_stats, lru_batches, start_pfn }
     }
 
     /// `size` bytes of memory from 0, nothing reserved.
@@ -334,7 +337,9 @@ impl Sim {
         let pcp = core::array::from_fn(|z| PerCpuRef::from_slice(&self.pcp[z * SIM_CPUS..z * SIM_CPUS + nr_cpus]));
         let events = PerCpuRef::from_slice(&self.events[..nr_cpus]);
         let node_stats = PerCpuRef::from_slice(&self.node_stats[..nr_cpus]);
-        let pgdat = PgData::new(map, &self.memblock, &self.ram, &self.cpu, pcp, events, node_stats);
+        let lru = PerCpuRef::from_slice(&self.lru_batches[..nr_cpus]);
+        let per_cpu = crate::page_alloc::NodePerCpu { pcp, vm_events: events, node_stats, lru_batches: lru };
+        let pgdat = PgData::new(map, &self.memblock, &self.ram, &self.cpu, per_cpu);
         pgdat.memblock_free_all(&self.memblock);
         pgdat
     }

@@ -1,38 +1,40 @@
-//! Reclaim's stand-in until the LRU exists (Linux `mm/vmscan.c`'s
-//! `try_to_free_pages` and `shrink_folio_list`, reduced to the one case
-//! the page cache needs now): when an allocation that may reclaim finds
-//! no free page, clean page-cache pages nothing else uses are taken out
-//! of their files' caches and freed, as `drop_caches` would drop them.
+//! Reclaim (Linux `mm/vmscan.c`): `try_to_free_pages` as the allocator's
+//! slow path runs it, over the node's LRU lists ([`crate::swap`]).
 //!
-//! There are no LRU lists yet (the reclaim issue brings them), so the
-//! scan walks the memory map with a clock hand that moves on between
-//! calls, and takes a page only if it is, under its lock:
-//! - in a page cache (`mapping` set, not anonymous) and uptodate;
-//! - not `PG_swapbacked`: a shmem page (tmpfs, memfd, shared anonymous
-//!   memory) is its file's only copy, clean or not, and could only go to
-//!   swap (Linux keeps such pages on the anonymous LRU, which reclaim
-//!   scans only when there is swap);
-//! - clean and not under writeback (dirty pages wait for the flusher);
-//! - unmapped, and held only by its cache (refcount 1);
-//! - not `PG_referenced`: a page used since the hand last passed gets a
-//!   second chance (the flag is cleared and the page kept), the clock
-//!   algorithm's approximation of Linux's active list.
+//! [`shrink_page_cache`] is `shrink_node` for the file lists: from
+//! priority [`DEF_PRIORITY`] down to 0 it scans `len >> priority` pages of
+//! the inactive file list from its cold end until enough pages went,
+//! first refilling the inactive list from the active one while the
+//! inactive is the smaller (`inactive_is_low`, `shrink_active_list`:
+//! pages lose `PG_active` and go to the inactive list's hot end).
+//! `shrink_folio_list` decides per page, under its lock (never
+//! sleeping: `folio_trylock`):
+//! - under writeback, not uptodate, or locked by someone else: kept;
+//! - dirty: activated, for the flusher to write (only kswapd writes file
+//!   pages from reclaim in Linux; direct reclaim activates them);
+//! - mapped: activated if already `PG_referenced`, else marked referenced
+//!   and kept (Linux `folio_check_references` with the pte accessed bits
+//!   counted as one reference: the rmap walk that reads them comes with
+//!   `folio_referenced`);
+//! - clean, unmapped and held only by its cache: taken out of the cache
+//!   ([`CacheOwners::remove_clean`], Linux `__remove_mapping`) and freed.
 //!
-//! Taking the page's lock (never sleeping: `folio_trylock`) is what makes
-//! its cache safe to reach: a file's cache is emptied, page by page under
-//! each page's lock, before it goes away (Linux's `evict` and
-//! `truncate_inode_pages_final`), so a page still naming its cache under
-//! its lock names a live one. [`CacheOwners`] finds that cache.
+//! Taking the page's lock is what makes its cache safe to reach: a file's
+//! cache is emptied, page by page under each page's lock, before it goes
+//! away (Linux's `evict` and `truncate_inode_pages_final`), so a page
+//! still naming its cache under its lock names a live one.
 //!
-//! Differences from Linux: no LRU, no `scan_control` priorities, no
-//! writeback of dirty pages from reclaim, no shrinkers, no kswapd; one
-//! reclaimer at a time (the kernel's [`DirectReclaim`] serializes and
-//! keeps reclaim from recursing into itself, Linux's `PF_MEMALLOC`).
+//! Anonymous and shmem pages sit on the anonymous lists, which reclaim
+//! leaves alone until there is swap (Linux `can_reclaim_anon_pages`).
+//!
+//! Differences from Linux: no kswapd, no `scan_control` beyond the
+//! priority, no swappiness balance (no swap), no writeback from reclaim,
+//! no shrinkers; one reclaimer at a time (the kernel's [`DirectReclaim`]
+//! serializes and keeps reclaim from recursing into itself, Linux's
+//! `PF_MEMALLOC`).
 
 // One `unsafe` call: the free of a page reclaim took from its cache.
 #![deny(unsafe_code)]
-
-use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::addr::Pfn;
 use crate::arch::FolioWaitTable;
@@ -41,7 +43,8 @@ use crate::gfp::Gfp;
 use crate::page::Page;
 use crate::page_alloc::PgData;
 use crate::page_flags::PageFlags;
-use crate::rmap::PAGE_MAPPING_ANON;
+use crate::swap::LruList;
+use crate::vmstat::VmEventItem;
 
 /// Pages one reclaim call tries to free at least (Linux
 /// `SWAP_CLUSTER_MAX`).
@@ -67,102 +70,127 @@ pub trait DirectReclaim: Sync {
     fn try_to_free_pages(&self, pgdat: &PgData<'_>, gfp: Gfp, order: u32) -> u64;
 }
 
-/// The clock scan's state: where the hand is.
-#[derive(Debug, Default)]
-pub struct ClockHand(AtomicU64);
+/// The scan priority reclaim starts at (Linux `DEF_PRIORITY`): a pass
+/// at priority `p` scans `len >> p` pages of a list.
+pub const DEF_PRIORITY: u32 = 12;
 
-impl ClockHand {
-    /// The hand at the first page.
-    pub const fn new() -> ClockHand {
-        ClockHand(AtomicU64::new(0))
+/// Whether the inactive list of a kind is too small beside its active
+/// one (Linux `inactive_is_low` with the ratio of a machine under 1 GiB:
+/// inactive below active).
+fn inactive_is_low(pgdat: &PgData<'_>, inactive: LruList, active: LruList) -> bool {
+    pgdat.lru_pages(inactive) < pgdat.lru_pages(active)
+}
+
+/// Moves up to `nr_to_scan` pages from the cold end of the active file
+/// list to the inactive one (Linux `shrink_active_list`).
+fn shrink_active_list(pgdat: &PgData<'_>, nr_to_scan: u64) {
+    let mut batch = [Pfn::new(0); SWAP_CLUSTER_MAX as usize];
+    let (scanned, taken) = pgdat.isolate_lru_folios(LruList::ActiveFile, nr_to_scan, &mut batch);
+    pgdat.count_vm_events(VmEventItem::Pgrefill, scanned);
+    for &pfn in &batch[..taken] {
+        if let Some(page) = pgdat.pfn_to_page(pfn) {
+            page.clear(PageFlags::ACTIVE);
+            page.clear(PageFlags::REFERENCED);
+        }
+        pgdat.folio_putback_lru(pfn);
     }
+    pgdat.count_vm_events(VmEventItem::Pgdeactivate, taken as u64);
 }
 
-/// Whether `page` looks like a clean, unused cache page, before its lock.
-fn candidate(page: &Page) -> bool {
+/// What `shrink_folio_list` does with one page.
+enum Verdict {
+    /// Back to the inactive list.
+    Keep,
+    /// To the active list.
+    Activate,
+    /// Out of its cache; the cache's reference is now the caller's.
+    Freed,
+}
+
+/// Decides for one isolated page (Linux `shrink_folio_list`'s body).
+fn shrink_folio<O: CacheOwners + ?Sized>(
+    pgdat: &PgData<'_>,
+    owners: &O,
+    waits: &dyn FolioWaitTable,
+    pfn: Pfn,
+    page: &Page,
+) -> Verdict {
+    if !folio_trylock(page) {
+        return Verdict::Keep;
+    }
     let flags = page.flags();
-    let mapping = page.mapping();
-    mapping != 0
-        && mapping & PAGE_MAPPING_ANON == 0
-        && flags.contains(PageFlags::UPTODATE)
-        && !flags.intersects(
-            PageFlags::DIRTY
-                | PageFlags::SWAPBACKED
-                | PageFlags::WRITEBACK
-                | PageFlags::LOCKED
-                | PageFlags::BUDDY
-                | PageFlags::SLAB
-                | PageFlags::TABLE
-                | PageFlags::RESERVED,
-        )
-        && page.refcount() == 1
-        && page.mapcount() == 0
+    let verdict = if flags.contains(PageFlags::WRITEBACK) || !flags.contains(PageFlags::UPTODATE) {
+        Verdict::Keep
+    } else if flags.contains(PageFlags::DIRTY) {
+        Verdict::Activate
+    } else if page.mapcount() > 0 {
+        if page.test_and_set(PageFlags::REFERENCED) { Verdict::Activate } else { Verdict::Keep }
+    } else {
+        // The cache's reference and the isolation's: nothing else uses it.
+        let unused = page.refcount() == 2 && !flags.contains(PageFlags::SWAPBACKED);
+        let removed = unused
+            && MappingId::new(page.mapping()).is_some_and(|id| owners.remove_clean(pgdat, id, page.index(), pfn));
+        if removed { Verdict::Freed } else { Verdict::Keep }
+    };
+    folio_unlock(page, pfn, waits);
+    verdict
 }
 
-/// Frees clean, unused page-cache pages with the clock hand until
-/// `nr_to_free` went or the hand went round once (Linux
-/// `shrink_folio_list` over a clock instead of the inactive list).
-/// Returns the pages freed. Never sleeps; allocates nothing.
+/// Reclaims clean file pages from the LRU until `nr_to_free` went or
+/// every priority was tried (Linux `shrink_node` for the file lists,
+/// then `shrink_inactive_list` and `shrink_folio_list`). Returns the
+/// pages freed. Never sleeps; allocates nothing.
 pub fn shrink_page_cache<O: CacheOwners + ?Sized>(
     pgdat: &PgData<'_>,
     owners: &O,
     waits: &dyn FolioWaitTable,
-    hand: &ClockHand,
     nr_to_free: u64,
 ) -> u64 {
-    let map = pgdat.mem_map();
-    let (start, end) = (map.start_pfn().as_u64(), map.end_pfn().as_u64());
-    let span = end - start;
-    if span == 0 {
-        return 0;
-    }
+    pgdat.lru_add_drain();
     let mut freed = 0;
-    for _ in 0..span {
+    let mut batch = [Pfn::new(0); SWAP_CLUSTER_MAX as usize];
+    for priority in (0..=DEF_PRIORITY).rev() {
         if freed >= nr_to_free {
             break;
         }
-        let at = hand.0.fetch_add(1, Ordering::Relaxed) % span;
-        let pfn = Pfn::new(start + at);
-        let Some(page) = map.pfn_to_page(pfn) else { continue };
-        if !candidate(page) {
-            continue;
+        if inactive_is_low(pgdat, LruList::InactiveFile, LruList::ActiveFile) {
+            shrink_active_list(pgdat, (pgdat.lru_pages(LruList::ActiveFile) >> priority).max(SWAP_CLUSTER_MAX));
         }
-        if page.test_and_clear(PageFlags::REFERENCED) {
-            continue;
-        }
-        if !folio_trylock(page) {
-            continue;
-        }
-        // Under the lock: the page is still what it seemed, and its
-        // cache cannot go away.
-        let Some(id) = MappingId::new(page.mapping()) else {
-            folio_unlock(page, pfn, waits);
-            continue;
-        };
-        let removed = candidate_locked(page) && owners.remove_clean(pgdat, id, page.index(), pfn);
-        folio_unlock(page, pfn, waits);
-        if removed {
-            // SAFETY: the cache's reference became ours, and it is the only
-            // one: the page had refcount 1 and no mapping under its lock,
-            // and out of the cache no one can find it. A bad page is
-            // reported by the allocator and leaked.
-            #[allow(unsafe_code)]
-            let put = unsafe { pgdat.put_page(pfn) };
-            if put.is_ok() {
-                freed += 1;
+        let mut to_scan = pgdat.lru_pages(LruList::InactiveFile) >> priority;
+        while to_scan > 0 && freed < nr_to_free {
+            let (scanned, taken) = pgdat.isolate_lru_folios(LruList::InactiveFile, to_scan, &mut batch);
+            if scanned == 0 {
+                break;
+            }
+            to_scan = to_scan.saturating_sub(scanned);
+            pgdat.count_vm_events(VmEventItem::PgscanDirect, scanned);
+            for &pfn in &batch[..taken] {
+                let Some(page) = pgdat.pfn_to_page(pfn) else { continue };
+                match shrink_folio(pgdat, owners, waits, pfn, page) {
+                    Verdict::Keep => pgdat.folio_putback_lru(pfn),
+                    Verdict::Activate => {
+                        page.set(PageFlags::ACTIVE);
+                        pgdat.count_vm_events(VmEventItem::Pgactivate, 1);
+                        pgdat.folio_putback_lru(pfn);
+                    }
+                    Verdict::Freed => {
+                        // SAFETY: the cache's reference, which
+                        // `remove_clean` handed over; out of the cache no
+                        // one finds the page, and it had no other user.
+                        #[allow(unsafe_code)]
+                        let put = unsafe { pgdat.put_page(pfn) };
+                        // The isolation's, the last: this frees the page.
+                        pgdat.put_lru_ref(pfn);
+                        if put.is_ok() {
+                            freed += 1;
+                            pgdat.count_vm_events(VmEventItem::PgstealDirect, 1);
+                        }
+                    }
+                }
             }
         }
     }
     freed
-}
-
-/// [`candidate`] under the page lock (the lock itself set).
-fn candidate_locked(page: &Page) -> bool {
-    let flags = page.flags();
-    !flags.intersects(PageFlags::DIRTY | PageFlags::WRITEBACK | PageFlags::SWAPBACKED)
-        && flags.contains(PageFlags::UPTODATE)
-        && page.refcount() == 1
-        && page.mapcount() == 0
 }
 
 #[cfg(test)]

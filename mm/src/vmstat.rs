@@ -85,6 +85,11 @@ pub enum VmEventItem {
     PgallocNormal,
     /// Pages freed (`PGFREE`).
     Pgfree,
+    /// Pages moved to an active LRU list (`PGACTIVATE`,
+    /// [`crate::swap`]).
+    Pgactivate,
+    /// Pages moved from an active to an inactive list (`PGDEACTIVATE`).
+    Pgdeactivate,
     /// User page faults handled (`PGFAULT`): every fault that reaches the
     /// generic fault handler (Linux `handle_mm_fault`) with a VMA that
     /// allows the access, populate and GUP-style prefaulting included;
@@ -96,10 +101,17 @@ pub enum VmEventItem {
     /// `filemap_fault` doing the read). A file without a cache (the
     /// initramfs's) reads at every fault.
     Pgmajfault,
+    /// Pages reclaim scanned on the active lists (`PGREFILL`).
+    Pgrefill,
     /// Write faults that made a present read-only page writable in place
     /// instead of copying it (`PGREUSE`, Linux `wp_page_reuse`): a private
     /// page only this mapping holds, or a page of a shared mapping.
     Pgreuse,
+    /// Pages direct reclaim freed (`PGSTEAL_DIRECT`).
+    PgstealDirect,
+    /// Pages direct reclaim scanned on the inactive lists
+    /// (`PGSCAN_DIRECT`).
+    PgscanDirect,
     /// Page-cache drops through `drop_caches` (`DROP_PAGECACHE`), counted
     /// by the kernel's drop-caches command through
     /// [`PgData::count_vm_event`].
@@ -126,7 +138,7 @@ pub enum VmEventItem {
 }
 
 /// Number of [`VmEventItem`]s.
-pub const NR_VM_EVENT_ITEMS: usize = 17;
+pub const NR_VM_EVENT_ITEMS: usize = 22;
 
 impl VmEventItem {
     /// Every item, in /proc/vmstat order.
@@ -137,9 +149,14 @@ impl VmEventItem {
         VmEventItem::PgallocDma32,
         VmEventItem::PgallocNormal,
         VmEventItem::Pgfree,
+        VmEventItem::Pgactivate,
+        VmEventItem::Pgdeactivate,
         VmEventItem::Pgfault,
         VmEventItem::Pgmajfault,
+        VmEventItem::Pgrefill,
         VmEventItem::Pgreuse,
+        VmEventItem::PgstealDirect,
+        VmEventItem::PgscanDirect,
         VmEventItem::DropPagecache,
         VmEventItem::DropSlab,
         VmEventItem::OomKill,
@@ -159,6 +176,11 @@ impl VmEventItem {
             VmEventItem::PgallocDma32 => "pgalloc_dma32",
             VmEventItem::PgallocNormal => "pgalloc_normal",
             VmEventItem::Pgfree => "pgfree",
+            VmEventItem::Pgactivate => "pgactivate",
+            VmEventItem::Pgdeactivate => "pgdeactivate",
+            VmEventItem::Pgrefill => "pgrefill",
+            VmEventItem::PgstealDirect => "pgsteal_direct",
+            VmEventItem::PgscanDirect => "pgscan_direct",
             VmEventItem::Pgfault => "pgfault",
             VmEventItem::Pgmajfault => "pgmajfault",
             VmEventItem::Pgreuse => "pgreuse",
@@ -202,6 +224,17 @@ impl VmEventState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[doc(alias = "node_stat_item")]
 pub enum NodeStatItem {
+    /// Pages on the inactive anonymous LRU list (`NR_INACTIVE_ANON`,
+    /// [`crate::swap`]): anonymous and shmem pages.
+    NrInactiveAnon,
+    /// Pages on the active anonymous LRU list (`NR_ACTIVE_ANON`).
+    NrActiveAnon,
+    /// Pages on the inactive file LRU list (`NR_INACTIVE_FILE`).
+    NrInactiveFile,
+    /// Pages on the active file LRU list (`NR_ACTIVE_FILE`).
+    NrActiveFile,
+    /// Pages on the unevictable LRU list (`NR_UNEVICTABLE`).
+    NrUnevictable,
     /// Bytes of slab pages of caches created with `SLAB_RECLAIM_ACCOUNT`
     /// (`NR_SLAB_RECLAIMABLE_B`).
     NrSlabReclaimableB,
@@ -236,11 +269,16 @@ pub enum NodeStatItem {
 }
 
 /// Number of [`NodeStatItem`]s.
-pub const NR_VM_NODE_STAT_ITEMS: usize = 12;
+pub const NR_VM_NODE_STAT_ITEMS: usize = 17;
 
 impl NodeStatItem {
     /// Every item, in /proc/vmstat order.
     pub const ALL: [NodeStatItem; NR_VM_NODE_STAT_ITEMS] = [
+        NodeStatItem::NrInactiveAnon,
+        NodeStatItem::NrActiveAnon,
+        NodeStatItem::NrInactiveFile,
+        NodeStatItem::NrActiveFile,
+        NodeStatItem::NrUnevictable,
         NodeStatItem::NrSlabReclaimableB,
         NodeStatItem::NrSlabUnreclaimableB,
         NodeStatItem::NrAnonMapped,
@@ -259,6 +297,11 @@ impl NodeStatItem {
     /// `_B` there, being shown in pages).
     pub const fn name(self) -> &'static str {
         match self {
+            NodeStatItem::NrInactiveAnon => "nr_inactive_anon",
+            NodeStatItem::NrActiveAnon => "nr_active_anon",
+            NodeStatItem::NrInactiveFile => "nr_inactive_file",
+            NodeStatItem::NrActiveFile => "nr_active_file",
+            NodeStatItem::NrUnevictable => "nr_unevictable",
             NodeStatItem::NrSlabReclaimableB => "nr_slab_reclaimable",
             NodeStatItem::NrSlabUnreclaimableB => "nr_slab_unreclaimable",
             NodeStatItem::NrAnonMapped => "nr_anon_pages",

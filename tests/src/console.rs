@@ -140,6 +140,7 @@ fn meminfo_fields(text: &str) -> BTreeMap<String, u64> {
 fn meminfo_and_buddyinfo_agree_with_the_buddy_allocator() {
     let pgdat = kernel::mm::pgdat();
     let (mut meminfo, mut buddyinfo) = (String::with_capacity(16384), String::with_capacity(4096));
+    pgdat.lru_add_drain_all();
     pgdat.drain_all_pages();
     let free = pgdat.nr_free_pages();
     write!(meminfo, "{}", kernel::mm::meminfo()).expect("format");
@@ -163,6 +164,7 @@ fn meminfo_and_buddyinfo_agree_with_the_buddy_allocator() {
 fn pagetypeinfo_free_counts_add_up_to_buddyinfo() {
     let pgdat = kernel::mm::pgdat();
     let (mut types, mut buddy) = (String::with_capacity(16384), String::with_capacity(4096));
+    pgdat.lru_add_drain_all();
     pgdat.drain_all_pages();
     write!(types, "{}", Pagetypeinfo(pgdat)).expect("format");
     write!(buddy, "{}", Buddyinfo(pgdat)).expect("format");
@@ -234,6 +236,7 @@ fn slabinfo_objects_match_the_cache_counters() {
 fn vmstat_and_zoneinfo_report_the_allocator_state() {
     let pgdat = kernel::mm::pgdat();
     let (mut vmstat, mut zoneinfo) = (String::with_capacity(8192), String::with_capacity(16384));
+    pgdat.lru_add_drain_all();
     pgdat.drain_all_pages();
     let free = pgdat.nr_free_pages();
     write!(vmstat, "{}", Vmstat(pgdat)).expect("format");
@@ -290,6 +293,7 @@ fn kmemmap_shows_an_allocated_pageblock_and_every_block_once() {
     let memblock = kernel::mm::memblock().expect("memblock");
     let block = kernel::mm::alloc_pages_owned(GFP_HIGHUSER_MOVABLE, PAGEBLOCK_ORDER).expect("a free pageblock");
     let mut text = String::new();
+    pgdat.lru_add_drain_all();
     pgdat.drain_all_pages();
     write!(text, "{}", Kmemmap { pgdat, memblock: &memblock, per_row: 64 }).expect("format");
     let i = (block.pfn().as_u64() >> PAGEBLOCK_ORDER) as usize;

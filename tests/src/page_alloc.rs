@@ -132,6 +132,7 @@ fn assert_back_to_boot_state() {
 /// handed out twice, verifies every pattern, frees all.
 fn every_free_page_once(stride: usize) {
     let pgdat = kmm::pgdat();
+    pgdat.lru_add_drain_all();
     pgdat.drain_all_pages();
     let free_at_start = pgdat.nr_free_pages();
     let memblock = kmm::memblock().expect("memblock kept");

@@ -1016,3 +1016,40 @@ fn willneed_over_two_batches_reads_every_page() {
     drop(file);
     kern::umount(&dir).expect("umount");
 }
+
+/// The LRU lists (Linux `mm/swap.c`): a file's pages join the inactive
+/// file list when they enter the cache, a second read(2) of a page
+/// activates it (`folio_mark_accessed`'s two touches), and
+/// `nr_inactive_file`/`nr_active_file` count them.
+#[ktest]
+fn read_pages_join_the_inactive_list_and_a_second_read_activates_them() {
+    use mm::swap::LruList;
+    let (_, dir) = mount_gated();
+    let path = format!("{dir}/lru");
+    kern::write_file(&path, &pattern(0, 16 * 4096)).expect("write");
+    let file = inode(&path);
+    kernel::filemap::write_and_wait(&file).expect("write-back");
+    kernel::filemap::invalidate_mapping_pages(file.i_mapping.as_ref().expect("a page cache"));
+    assert_eq!(nrpages(&file), 0, "a cold cache");
+    let pgdat = kernel::mm::pgdat();
+    let activated = pgdat.all_vm_events(VmEventItem::Pgactivate);
+    assert_eq!(kern::read_file(&path).expect("read"), pattern(0, 16 * 4096));
+    pgdat.lru_add_drain_all();
+    for index in 0..16 {
+        let p = page(&file, index);
+        let flags = p.page().flags();
+        assert!(flags.contains(PageFlags::LRU) && !flags.contains(PageFlags::ACTIVE), "page {index}: {flags:?}");
+        assert_eq!(mm::swap::folio_lru_list(p.page()), LruList::InactiveFile);
+    }
+    assert!(state(NodeStatItem::NrInactiveFile) >= 16);
+    assert_eq!(kern::read_file(&path).expect("read"), pattern(0, 16 * 4096));
+    pgdat.lru_add_drain_all();
+    for index in 0..16 {
+        let p = page(&file, index);
+        assert!(p.page().test(PageFlags::ACTIVE), "page {index} active after its second read");
+    }
+    assert!(pgdat.all_vm_events(VmEventItem::Pgactivate) >= activated + 16);
+    assert!(state(NodeStatItem::NrActiveFile) >= 16);
+    drop(file);
+    kern::umount(&dir).expect("umount");
+}

@@ -94,7 +94,7 @@ use mm::page_alloc::PgData;
 use mm::page_flags::PageFlags;
 use mm::page_writeback::{self, SyncMode, WritebackControl};
 use mm::readahead::{FileRaState, RaMapping, page_cache_async_ra, page_cache_sync_ra};
-use mm::vmscan::{ClockHand, DirectReclaim, SWAP_CLUSTER_MAX};
+use mm::vmscan::{DirectReclaim, SWAP_CLUSTER_MAX};
 use mm::xarray::{PAGECACHE_TAG_DIRTY, PAGECACHE_TAG_WRITEBACK, XaNode};
 use spin::Once;
 use uapi::errno::Errno;
@@ -218,19 +218,18 @@ impl fmt::Display for Host {
 }
 
 /// Reclaim as the allocator runs it (see [`mm::vmscan`]): clean,
-/// unused page-cache pages by the clock. It allocates nothing and never
-/// sleeps, so it cannot recurse into itself or wait on its caller.
-struct KernelReclaim {
-    hand: ClockHand,
-}
+/// unused page-cache pages from the LRU's inactive file list. It
+/// allocates nothing and never sleeps, so it cannot recurse into itself
+/// or wait on its caller.
+struct KernelReclaim;
 
 impl DirectReclaim for KernelReclaim {
     fn try_to_free_pages(&self, pgdat: &PgData<'_>, _gfp: Gfp, _order: u32) -> u64 {
-        mm::vmscan::shrink_page_cache(pgdat, &folio::KernelCaches, &FOLIO_WAIT, &self.hand, SWAP_CLUSTER_MAX)
+        mm::vmscan::shrink_page_cache(pgdat, &folio::KernelCaches, &FOLIO_WAIT, SWAP_CLUSTER_MAX)
     }
 }
 
-static RECLAIM: KernelReclaim = KernelReclaim { hand: ClockHand::new() };
+static RECLAIM: KernelReclaim = KernelReclaim;
 
 impl Mapping {
     /// An empty cache of file `ino` of device `dev`, `size` bytes long;
@@ -356,7 +355,12 @@ impl Mapping {
         for _ in 0..=NOMEM_RETRIES {
             let mut space = self.space.lock();
             match space.add_folio(pgdat, pfn, index) {
-                Ok(()) => return Ok(Ok(folio)),
+                Ok(()) => {
+                    drop(space);
+                    // Linux `filemap_add_folio`'s `folio_add_lru`.
+                    pgdat.folio_add_lru(pfn);
+                    return Ok(Ok(folio));
+                }
                 Err(AddFolioError::Exists(other)) => {
                     let other = FolioRef::get(other).ok_or(Errno::EIO);
                     drop(space);
@@ -577,8 +581,13 @@ pub fn filemap_read(inode: &Inode, ra: &mut FileRaState, pos: u64, buf: &mut [u8
         let n = (PAGE - offset).min((end - at) as usize);
         let Some(dst) = buf.get_mut(done..done + n) else { break };
         folio.read(offset, dst)?;
-        // Linux `folio_mark_accessed`: reclaim's clock gives it a second chance.
-        folio.page().set(PageFlags::REFERENCED);
+        // Linux `folio_mark_accessed`, once per page: not again for a read
+        // that goes on in the page the last one ended in.
+        let same_as_last =
+            done == 0 && ra.prev_pos.is_some_and(|p| p.checked_sub(1).map(|b| b / PAGE_SIZE) == Some(index));
+        if !same_as_last {
+            crate::mm::pgdat().folio_mark_accessed(folio.pfn());
+        }
         done += n;
     }
     ra.prev_pos = Some(pos + done as u64);
@@ -994,8 +1003,11 @@ pub fn invalidate_mapping_pages(mapping: &Mapping) -> u64 {
 /// [`invalidate_mapping_pages`] over the pages `start..=end` only (Linux
 /// `invalidate_mapping_pages(mapping, start, end)`): a page that is
 /// dirty, under writeback, locked, mapped or referenced by anyone but the
-/// cache stays.
+/// cache stays. The LRU batches are drained first, so that their
+/// references do not keep pages (Linux's fadvise `DONTNEED` and
+/// `drop_caches` drain them too).
 pub fn invalidate_mapping_range(mapping: &Mapping, start: u64, end: u64) -> u64 {
+    crate::mm::pgdat().lru_add_drain_all();
     let mut dropped = 0;
     let mut from = start;
     loop {

@@ -192,7 +192,6 @@ impl VmaFile for MappedFile {
         // and reads it again if that read failed (Linux `filemap_fault`'s
         // `lock_folio_maybe_drop_mmap` and `page_not_uptodate`).
         let (folio, read) = read_cache_page_major(&self.inode, index).map_err(fault_error)?;
-        folio.page().set(PageFlags::REFERENCED);
         // Major: the page was read from the file system for this fault,
         // by the readahead or here. A shmem page is in memory (a hole
         // filled with zeros took no I/O; only swap-in would).

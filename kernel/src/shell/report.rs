@@ -83,6 +83,7 @@ pub fn memblock(_: &mut Shell, _: &[&str], out: &mut String) -> Res {
 pub fn kmemmap(_: &mut Shell, _: &[&str], out: &mut String) -> Res {
     let memblock = crate::mm::memblock().ok_or(CmdError::Unavailable("memblock was not kept"))?;
     let pgdat = crate::mm::pgdat();
+    pgdat.lru_add_drain_all();
     pgdat.drain_all_pages();
     let _ = write!(out, "{}", Kmemmap { pgdat, memblock: &memblock, per_row: KMEMMAP_PER_ROW });
     done()

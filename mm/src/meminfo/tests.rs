@@ -41,6 +41,13 @@ fn meminfo_lines_follow_show_val_kb_in_linux_order() {
             "Buffers",
             "Cached",
             "SwapCached",
+            "Active",
+            "Inactive",
+            "Active(anon)",
+            "Inactive(anon)",
+            "Active(file)",
+            "Inactive(file)",
+            "Unevictable",
             "SwapTotal",
             "SwapFree",
             "Dirty",
@@ -65,12 +72,12 @@ fn meminfo_lines_follow_show_val_kb_in_linux_order() {
     assert_eq!(lines[0], "MemTotal:          65536 kB", "64 MiB, nothing reserved");
     assert_eq!(lines[3], "Buffers:               0 kB");
     assert_eq!(lines[4], "Cached:               12 kB", "every page-cache page");
-    assert_eq!(lines[8], "Dirty:                 8 kB");
-    assert_eq!(lines[10], "AnonPages:            20 kB");
-    assert_eq!(lines[17], "KernelStack:         192 kB", "kept in KiB, not converted");
-    assert_eq!(lines[19], "VmallocTotal:   34359738368 kB", "a wide value widens the line");
-    assert_eq!(lines[20], "VmallocUsed:          12 kB");
-    assert_eq!(lines[22], "Percpu:              128 kB");
+    assert_eq!(lines[15], "Dirty:                 8 kB");
+    assert_eq!(lines[17], "AnonPages:            20 kB");
+    assert_eq!(lines[24], "KernelStack:         192 kB", "kept in KiB, not converted");
+    assert_eq!(lines[26], "VmallocTotal:   34359738368 kB", "a wide value widens the line");
+    assert_eq!(lines[27], "VmallocUsed:          12 kB");
+    assert_eq!(lines[29], "Percpu:              128 kB");
     assert_eq!(kb(&text, "MemFree"), pgdat.nr_free_pages() * 4);
     assert!(text.ends_with(" kB\n"));
 }

@@ -45,6 +45,7 @@ fn fill(pgdat: &PgData<'_>, file: OneFile, n: u64) -> (OneFile, Vec<Pfn>) {
         let page = pgdat.pfn_to_page(pfn).unwrap();
         assert!(folio_trylock(page));
         file.space.lock().unwrap().add_folio(pgdat, pfn, index).unwrap();
+        pgdat.folio_add_lru(pfn);
         page.set(PageFlags::UPTODATE);
         folio_unlock(page, pfn, &SimFolioWaits);
         // SAFETY: the test's allocation reference; the cache keeps its own.
@@ -61,27 +62,32 @@ fn clean_unused_cache_pages_are_freed_and_busy_ones_are_kept() {
     let (file, pfns) = file_of(&pgdat, 6);
     let page = |i: usize| pgdat.pfn_to_page(pfns[i]).unwrap();
     // 0: dirty; 1: locked; 2: held by someone; 3: mapped (counted);
-    // 4: referenced (a second chance); 5: clean and unused.
+    // 4: referenced but unmapped (Linux reclaims it: the flag alone only
+    // promotes through a second access); 5: clean and unused.
     folio_mark_dirty(&mut file.space.lock().unwrap(), &pgdat, page(0), 0);
     assert!(folio_trylock(page(1)));
     page(2).get();
     page(3).inc_mapcount();
     page(4).set(PageFlags::REFERENCED);
-    let free_before = pgdat.nr_free_pages();
-    let hand = ClockHand::new();
-    let freed = shrink_page_cache(&pgdat, &file, &SimFolioWaits, &hand, 32);
-    assert_eq!(freed, 1, "only the clean, unused, unreferenced page goes");
-    assert_eq!(crate::sim::free_pages_drained(&pgdat), free_before + 1);
+    let free_before = crate::sim::free_pages_drained(&pgdat);
+    let freed = shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32);
+    assert_eq!(freed, 2, "the clean, unused, unmapped pages go");
+    assert_eq!(crate::sim::free_pages_drained(&pgdat), free_before + 2);
     let space = file.space.lock().unwrap();
-    assert_eq!(space.lookup(5), None);
-    assert_eq!((0..5).map(|i| space.lookup(i).is_some()).filter(|&c| c).count(), 5);
-    assert!(!page(4).test(PageFlags::REFERENCED), "the second chance was used");
+    assert_eq!((space.lookup(4), space.lookup(5)), (None, None));
+    assert_eq!((0..4).map(|i| space.lookup(i).is_some()).filter(|&c| c).count(), 4);
     space.check(&pgdat).unwrap();
     drop(space);
-    // The next round takes the referenced page too.
-    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, &hand, 32), 1);
-    assert_eq!(file.space.lock().unwrap().lookup(4), None);
+    assert!(page(0).test(PageFlags::ACTIVE), "the dirty page was activated for the flusher");
+    assert!(page(3).test(PageFlags::REFERENCED) && !page(3).test(PageFlags::ACTIVE), "mapped: referenced, kept");
+    assert_eq!(pgdat.lru_pages(LruList::InactiveFile) + pgdat.lru_pages(LruList::ActiveFile), 4, "kept on the lists");
+    // A second pass finds the mapped page referenced: it goes active.
+    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32), 0);
+    assert!(page(3).test(PageFlags::ACTIVE));
     folio_unlock(page(1), pfns[1], &SimFolioWaits);
+    page(3).dec_mapcount();
+    // SAFETY: the reference taken above.
+    unsafe { pgdat.put_page(pfns[2]) }.unwrap();
 }
 
 #[test]
@@ -92,9 +98,10 @@ fn shmem_pages_are_never_reclaimed_clean_or_dirty() {
     let (file, pfns) = fill(&pgdat, shmem, 4);
     // Page 0 holds data; 1..4 are clean, as a read fault of a hole leaves them.
     folio_mark_dirty(&mut file.space.lock().unwrap(), &pgdat, pgdat.pfn_to_page(pfns[0]).unwrap(), 0);
-    let hand = ClockHand::new();
-    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, &hand, 32), 0);
-    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, &hand, 32), 0, "not on a second round either");
+    pgdat.lru_add_drain();
+    assert_eq!(pgdat.lru_pages(LruList::InactiveAnon), 4, "shmem pages are on the anonymous list");
+    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32), 0);
+    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32), 0, "not on a second round either");
     let mut space = file.space.lock().unwrap();
     assert_eq!(space.nrpages(), 4);
     space.check(&pgdat).unwrap();
@@ -109,24 +116,47 @@ fn shmem_pages_are_never_reclaimed_clean_or_dirty() {
 }
 
 #[test]
-fn the_scan_stops_once_enough_pages_went_and_resumes_at_the_hand() {
+fn the_scan_stops_once_enough_pages_went_and_takes_the_coldest_first() {
     let sim = Sim::flat(32 * MIB);
     let pgdat = sim.pgdat(1);
-    let (file, _) = file_of(&pgdat, 10);
-    let hand = ClockHand::new();
-    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, &hand, 4), 4);
-    assert_eq!(file.space.lock().unwrap().nrpages(), 6);
-    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, &hand, 100), 6);
+    let (file, _) = file_of(&pgdat, 40);
+    // Pages 0..32 went to the list first (a full batch, then the rest at
+    // the drain): the cold end holds the oldest.
+    let first = shrink_page_cache(&pgdat, &file, &SimFolioWaits, 4);
+    assert!((4..40).contains(&first), "{first} freed: enough, and it stopped");
+    let space = file.space.lock().unwrap();
+    assert_eq!(space.nrpages(), 40 - first);
+    assert!((0..first).all(|i| space.lookup(i).is_none()), "the {first} oldest pages went");
+    drop(space);
+    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 100), 40 - first);
     assert_eq!(file.space.lock().unwrap().nrpages(), 0);
-    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, &hand, 100), 0, "nothing left");
+    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 100), 0, "nothing left");
+    assert_eq!(pgdat.all_vm_events(VmEventItem::PgstealDirect), 40);
+}
+
+#[test]
+fn an_inactive_list_smaller_than_the_active_is_refilled_from_it() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let (file, pfns) = file_of(&pgdat, 8);
+    pgdat.lru_add_drain();
+    for &pfn in &pfns {
+        pgdat.folio_mark_accessed(pfn);
+        pgdat.folio_mark_accessed(pfn);
+    }
+    pgdat.lru_add_drain();
+    assert_eq!(pgdat.lru_pages(LruList::ActiveFile), 8, "all active after two accesses");
+    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 8), 8, "deactivated, then reclaimed");
+    assert_eq!(pgdat.all_vm_events(VmEventItem::Pgdeactivate), 8);
+    assert_eq!(file.space.lock().unwrap().nrpages(), 0);
 }
 
 /// Frees from one file, as the kernel's reclaim does from its caches.
-struct Reclaimer(OneFile, ClockHand);
+struct Reclaimer(OneFile);
 
 impl DirectReclaim for Reclaimer {
     fn try_to_free_pages(&self, pgdat: &PgData<'_>, _gfp: Gfp, _order: u32) -> u64 {
-        shrink_page_cache(pgdat, &self.0, &SimFolioWaits, &self.1, SWAP_CLUSTER_MAX)
+        shrink_page_cache(pgdat, &self.0, &SimFolioWaits, SWAP_CLUSTER_MAX)
     }
 }
 
@@ -142,6 +172,7 @@ fn an_allocation_that_may_block_gets_pages_back_from_the_cache() {
         let page = pgdat.pfn_to_page(pfn).unwrap();
         assert!(folio_trylock(page));
         file.space.lock().unwrap().add_folio(&pgdat, pfn, n).unwrap();
+        pgdat.folio_add_lru(pfn);
         page.set(PageFlags::UPTODATE);
         folio_unlock(page, pfn, &SimFolioWaits);
         // SAFETY: the test's reference; the cache keeps its own.
@@ -149,7 +180,7 @@ fn an_allocation_that_may_block_gets_pages_back_from_the_cache() {
         n += 1;
     }
     assert!(pgdat.alloc_pages(GFP_KERNEL | Gfp::NOWARN, 0).is_none(), "memory is full of cache");
-    let reclaimer: &'static Reclaimer = Box::leak(Box::new(Reclaimer(file, ClockHand::new())));
+    let reclaimer: &'static Reclaimer = Box::leak(Box::new(Reclaimer(file)));
     pgdat.set_direct_reclaim(reclaimer);
     assert!(
         pgdat.alloc_pages(crate::gfp::GFP_NOWAIT | Gfp::NOWARN, 0).is_none(),

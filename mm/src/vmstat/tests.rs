@@ -61,6 +61,11 @@ fn vmstat_prints_zone_then_node_then_event_items_in_linux_order() {
         names,
         [
             "nr_free_pages",
+            "nr_inactive_anon",
+            "nr_active_anon",
+            "nr_inactive_file",
+            "nr_active_file",
+            "nr_unevictable",
             "nr_slab_reclaimable",
             "nr_slab_unreclaimable",
             "nr_anon_pages",
@@ -79,9 +84,14 @@ fn vmstat_prints_zone_then_node_then_event_items_in_linux_order() {
             "pgalloc_dma32",
             "pgalloc_normal",
             "pgfree",
+            "pgactivate",
+            "pgdeactivate",
             "pgfault",
             "pgmajfault",
+            "pgrefill",
             "pgreuse",
+            "pgsteal_direct",
+            "pgscan_direct",
             "drop_pagecache",
             "drop_slab",
             "oom_kill",
@@ -145,7 +155,8 @@ fn zoneinfo_prints_every_zone_in_linux_layout() {
     assert!(batch > 1, "the refill below leaves batch - 1 pages on CPU 1's list");
     let (dma_high, dma_batch) = pgdat.zone(ZoneType::Dma).pcp_high_batch();
     let dma = format!(
-        "Node 0, zone      DMA\n  per-node stats\n      nr_slab_reclaimable 0\n      nr_slab_unreclaimable 0\n      \
+        "Node 0, zone      DMA\n  per-node stats\n      nr_inactive_anon 0\n      nr_active_anon 0\n      \
+         nr_inactive_file 0\n      nr_active_file 0\n      nr_unevictable 0\n      nr_slab_reclaimable 0\n      nr_slab_unreclaimable 0\n      \
          nr_anon_pages 0\n      nr_mapped    0\n      nr_file_pages 0\n      nr_dirty     0\n      \
          nr_writeback 0\n      nr_shmem     0\n      nr_kernel_stack 0\n      nr_page_table_pages 7\n      \
          nr_dirtied   0\n      nr_written   0\n{}\n      \
