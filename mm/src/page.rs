@@ -175,6 +175,13 @@ impl Page {
         self.refcount.fetch_add(1, Relaxed);
     }
 
+    /// Takes a reference unless the page has none, i.e. is free or being
+    /// freed (Linux `folio_try_get`, `get_page_unless_zero`): how a
+    /// scanner that found the page by its frame number holds it.
+    pub fn try_get(&self) -> bool {
+        self.refcount.try_update(Acquire, Relaxed, |count| (count > 0).then_some(count + 1)).is_ok()
+    }
+
     /// Drops a reference; true if it was the last (Linux
     /// `put_page_testzero`). Release/acquire so the last holder sees every
     /// other holder's writes before the page is freed.
