@@ -19,7 +19,12 @@
  *                           exits as soon as the child's memory is
  *                           fragmented: a console that runs it in the
  *                           foreground goes on exactly when there is
- *                           something to compact.
+ *                           something to compact;
+ *   frag MIB wait shared    forks once fragmented, so that every kept page
+ *                           is mapped by the parent and the child (shared
+ *                           copy-on-write), and both wait; on SIGUSR1 the
+ *                           parent passes it to the child, and both check
+ *                           every page (the exit status covers both).
  *
  * At the end every kept page must hold its last pattern and every freed
  * page must read back as zeros. Exit status 0 only if every check passed.
@@ -35,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -151,14 +157,16 @@ int main(int argc, char **argv)
 	long seconds = argc > 2 && !wait_mode ? atol(argv[2]) : 0;
 	int busy_mode = argc > 3 && strcmp(argv[3], "busy") == 0;
 	int detach = argc > 3 && wait_mode && strcmp(argv[3], "detach") == 0;
+	int shared = argc > 3 && wait_mode && strcmp(argv[3], "shared") == 0;
+	pid_t sharer = -1;
 	size_t len = (size_t)mib << 20, pages = len / PAGE;
 	struct timespec ts = { .tv_sec = seconds, .tv_nsec = 0 };
 	size_t bad_kept = 0, bad_holes = 0;
 	uint64_t gen = 0;
 	int ready[2] = { -1, -1 };
 
-	if (mib <= 0 || seconds < 0 || (argc > 3 && !busy_mode && !detach) || argc > 4) {
-		fprintf(stderr, "usage: frag [MIB [SECONDS|wait [busy]]], frag MIB wait detach\n");
+	if (mib <= 0 || seconds < 0 || (argc > 3 && !busy_mode && !detach && !shared) || argc > 4) {
+		fprintf(stderr, "usage: frag [MIB [SECONDS|wait [busy|detach|shared]]]\n");
 		return 2;
 	}
 	if (wait_mode && signal(SIGUSR1, release) == SIG_ERR) {
@@ -214,6 +222,13 @@ int main(int argc, char **argv)
 		perror("frag: write");
 		return 1;
 	}
+	if (shared) {
+		sharer = fork();
+		if (sharer < 0) {
+			perror("frag: fork");
+			return 1;
+		}
+	}
 	if (busy_mode) {
 		gen = busy(p, pages, seconds, wait_mode, &bad_kept);
 	} else if (wait_mode) {
@@ -221,6 +236,15 @@ int main(int argc, char **argv)
 	} else {
 		while (nanosleep(&ts, &ts) != 0)
 			;
+	}
+	if (sharer > 0) {
+		int status;
+
+		if (kill(sharer, SIGUSR1) != 0 || waitpid(sharer, &status, 0) != sharer || !WIFEXITED(status) ||
+		    WEXITSTATUS(status) != 0) {
+			printf("FAIL frag: the child sharing the pages failed\n");
+			bad_kept++;
+		}
 	}
 	bad_kept += check_kept(p, pages, gen);
 	for (size_t i = 1; i < pages; i += 2) {

@@ -3,6 +3,7 @@
 //! against a brute-force scan of every simulated address space.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proptest::prelude::*;
 use uapi::mman::{MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE, PROT_READ};
@@ -10,11 +11,18 @@ use uapi::mman::{MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MREMAP_DONTUNMAP, MREMAP
 use super::*;
 use crate::addr::{PAGE_SIZE, Pfn, VirtAddr};
 use crate::arch::FolioWaitTable;
-use crate::interval_tree::MmId;
+use crate::interval_tree::{IMmap, MmId};
 use crate::memory::FaultAccess;
+use crate::mmap::MapFile;
 use crate::mmap::tests::{Env, Mm, TestAlloc, with_env};
+use crate::page_alloc::PgData;
 use crate::pgtable::{PgProt, X86PteFormat};
+use crate::readahead::VmaRaAdvice;
 use crate::sim::SimFolioWaits;
+use crate::vma::VmaFlags;
+use crate::vma::{FaultPage, FileFaultError, VmaFile};
+use uapi::errno::Errno;
+use uapi::mman::MAP_SHARED;
 
 const P: u64 = PAGE_SIZE;
 /// The window every operation works in.
@@ -22,10 +30,12 @@ const BASE: u64 = 0x2000_0000;
 const WINDOW: u64 = 48;
 const RW: u32 = PROT_READ | uapi::mman::PROT_WRITE;
 
-/// The test's address spaces as an rmap walk reaches them: all lockable.
+/// The test's address spaces as an rmap walk reaches them: all lockable;
+/// and the one file whose page cache the walk can find.
 pub(crate) struct TestMms<'m, 'a> {
     pub(crate) mms: Vec<&'m Mm<'a>>,
     pub(crate) alloc: &'a TestAlloc,
+    pub(crate) file: Option<&'m OnePageFile>,
 }
 
 impl<'a> RmapMms<'a, X86PteFormat, &'a TestAlloc> for TestMms<'_, 'a> {
@@ -38,8 +48,103 @@ impl<'a> RmapMms<'a, X86PteFormat, &'a TestAlloc> for TestMms<'_, 'a> {
         f(&mms);
     }
 
+    fn i_mmap(&self, mapping: u64, f: &mut dyn FnMut(&IMmap)) {
+        if let Some(file) = self.file.filter(|_| mapping == ONE_PAGE_MAPPING) {
+            f(&file.i_mmap);
+        }
+    }
+
     fn folio_waits(&self) -> &dyn FolioWaitTable {
         &SimFolioWaits
+    }
+}
+
+/// The `mapping` of [`OnePageFile`]'s page.
+const ONE_PAGE_MAPPING: u64 = 0x1000;
+
+/// A file of one cached page with a reverse map, which records the
+/// dirtiness the mm hands it.
+pub(crate) struct OnePageFile {
+    pfn: Pfn,
+    i_mmap: IMmap,
+    refs: AtomicUsize,
+    dirtied: AtomicUsize,
+}
+
+impl OnePageFile {
+    /// The file, its page filled with `byte` and held by the cache.
+    fn new(env: &Env<'_>, byte: u8) -> &'static OnePageFile {
+        let pfn = env.pgdat.alloc_pages(crate::gfp::GFP_HIGHUSER_MOVABLE, 0).unwrap();
+        env.ram.fill(pfn, byte);
+        let page = env.page(pfn);
+        page.set_mapping(ONE_PAGE_MAPPING);
+        page.set_index(0);
+        page.set(crate::page_flags::PageFlags::UPTODATE);
+        Box::leak(Box::new(OnePageFile {
+            pfn,
+            i_mmap: IMmap::new(),
+            refs: AtomicUsize::new(0),
+            dirtied: AtomicUsize::new(0),
+        }))
+    }
+
+    /// Drops the cache's page once nothing maps the file.
+    #[allow(unsafe_code, reason = "the cache's put_page")]
+    fn release(&self, env: &Env<'_>) {
+        assert_eq!(self.refs.load(Ordering::Relaxed), 0, "a VMA still maps the file");
+        env.page(self.pfn).set_mapping(0);
+        // SAFETY: the cache's reference; no VMA maps the file any more.
+        unsafe { env.pgdat.put_page(self.pfn) }.unwrap();
+    }
+}
+
+impl VmaFile for OnePageFile {
+    fn name(&self) -> &str {
+        "/one"
+    }
+
+    fn mapping_id(&self) -> Option<u64> {
+        Some(ONE_PAGE_MAPPING)
+    }
+
+    fn i_mmap(&self) -> Option<&IMmap> {
+        Some(&self.i_mmap)
+    }
+
+    fn get_file(&self) {
+        self.refs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn put_file(&self) {
+        self.refs.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn fault(&self, pgdat: &PgData<'_>, index: u64, _: VmaRaAdvice) -> Result<FaultPage, FileFaultError> {
+        if index != 0 {
+            return Err(FileFaultError::Eof);
+        }
+        pgdat.pfn_to_page(self.pfn).unwrap().get();
+        Ok(FaultPage { pfn: self.pfn, major: false })
+    }
+
+    fn map_pages(&self, _: &PgData<'_>, _: u64, _: u64, _: &mut dyn FnMut(u64, Pfn)) {}
+
+    fn page_mkwrite(&self, _: &PgData<'_>, _: u64, _: Pfn) -> Result<(), FileFaultError> {
+        Ok(())
+    }
+
+    fn set_page_dirty(&self, _: &PgData<'_>, _: u64, _: Pfn) {
+        self.dirtied.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn fsync_range(&self, _: u64, _: u64) -> Result<(), Errno> {
+        Ok(())
+    }
+
+    fn willneed(&self, _: u64, _: u64) {}
+
+    fn mincore_page(&self, _: u64) -> bool {
+        true
     }
 }
 
@@ -149,7 +254,7 @@ fn check(env: &Env<'_>, mms: &[Mm<'_>]) {
     for mm in mms {
         mm.vmas().check().unwrap();
     }
-    let rmms = TestMms { mms: mms.iter().collect(), alloc: env.alloc };
+    let rmms = TestMms { mms: mms.iter().collect(), alloc: env.alloc, file: None };
     for (pfn, ptes) in scan(env, mms) {
         let mut walked = BTreeSet::new();
         assert!(rmap_ptes(&rmms, env.pgdat, pfn, &mut |mm, addr| assert!(walked.insert((mm, addr)))));
@@ -221,7 +326,7 @@ fn cow_pages_are_found_in_their_process_and_its_descendants_only() {
         check(env, &mms);
         let shared = mms[0].follow_pte(VirtAddr::expect_canonical(BASE)).unwrap().phys.pfn();
         let own = mms[1].follow_pte(VirtAddr::expect_canonical(BASE + P)).unwrap().phys.pfn();
-        let rmms = TestMms { mms: mms.iter().collect(), alloc: env.alloc };
+        let rmms = TestMms { mms: mms.iter().collect(), alloc: env.alloc, file: None };
         let mut seen = Vec::new();
         rmap_ptes(&rmms, env.pgdat, shared, &mut |mm, _| seen.push(mm));
         assert_eq!(seen.len(), 3);
@@ -230,5 +335,105 @@ fn cow_pages_are_found_in_their_process_and_its_descendants_only() {
         let first = AnonVmaPtr::from_mapping(env.page(shared).mapping()).unwrap();
         assert_eq!((root, parent_av), (first, first), "the child's anon_vma hangs under the parent's");
         assert!(mms[1].follow_pte(VirtAddr::expect_canonical(BASE + P)).unwrap().prot.contains(PgProt::WRITE));
+    });
+}
+
+const WRITE: FaultAccess = FaultAccess { write: true, exec: false };
+
+fn va(addr: u64) -> VirtAddr {
+    VirtAddr::expect_canonical(addr)
+}
+
+/// folio_referenced harvests the accessed bit of every pte mapping a page
+/// (here in a parent and its child), clears them, and flushes once per
+/// address space; a second call finds nothing.
+#[test]
+fn folio_referenced_harvests_and_clears_the_accessed_bits_of_every_mapper() {
+    with_env(|env| {
+        let mut parent = env.mm();
+        parent.do_mmap(BASE, P, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0).unwrap();
+        parent.handle_mm_fault_exclusive(va(BASE), WRITE).unwrap();
+        let mut child = env.mm();
+        parent.dup_mmap(&mut child).unwrap();
+        let pfn = parent.follow_pte(va(BASE)).unwrap().phys.pfn();
+        let mms = [parent, child];
+        let rmms = TestMms { mms: mms.iter().collect(), alloc: env.alloc, file: None };
+        env.tlb.take();
+        let found = folio_referenced(&rmms, env.pgdat, pfn);
+        assert_eq!((found.referenced, found.complete), (2, true));
+        assert!(found.vm_flags.contains(VmaFlags::WRITE));
+        for mm in &mms {
+            let leaf = mm.follow_pte(va(BASE)).unwrap();
+            assert!(!leaf.prot.contains(PgProt::ACCESSED), "accessed bit cleared");
+            assert!(leaf.prot.contains(PgProt::DIRTY), "dirty bit kept");
+        }
+        assert_eq!(env.tlb.take().len(), 2, "one flush per address space");
+        assert_eq!(folio_referenced(&rmms, env.pgdat, pfn).referenced, 0);
+        assert_eq!(env.page(pfn).refcount(), 2, "the walk's reference is gone");
+    });
+}
+
+/// try_to_unmap refuses an anonymous page (no swap to send it to) and
+/// unmaps a file page from every address space, handing the dirty bit to
+/// the file and putting each pte's reference after the flush.
+#[test]
+fn try_to_unmap_refuses_anonymous_pages_and_unmaps_file_pages_everywhere() {
+    with_env(|env| {
+        let file = OnePageFile::new(env, 0x5a);
+        let mut a = env.mm();
+        a.do_mmap(BASE, P, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0).unwrap();
+        a.handle_mm_fault_exclusive(va(BASE), WRITE).unwrap();
+        let map = Some(MapFile { file, writable: true });
+        a.do_mmap(BASE + 4 * P, P, RW, MAP_SHARED | MAP_FIXED, map, 0).unwrap();
+        a.handle_mm_fault_exclusive(va(BASE + 4 * P), WRITE).unwrap();
+        let mut b = env.mm();
+        b.do_mmap(BASE + 8 * P, P, PROT_READ, MAP_SHARED | MAP_FIXED, map, 0).unwrap();
+        b.handle_mm_fault_exclusive(va(BASE + 8 * P), FaultAccess { write: false, exec: false }).unwrap();
+        let anon = a.follow_pte(va(BASE)).unwrap().phys.pfn();
+        let mms = [a, b];
+        let rmms = TestMms { mms: mms.iter().collect(), alloc: env.alloc, file: Some(file) };
+        assert!(!try_to_unmap(&rmms, env.pgdat, anon), "no swap: the anonymous page stays");
+        assert_eq!(mms[0].follow_pte(va(BASE)).map(|l| l.phys.pfn()), Some(anon));
+        assert_eq!(env.page(file.pfn).mapcount(), 2);
+        env.tlb.take();
+        assert!(try_to_unmap(&rmms, env.pgdat, file.pfn));
+        assert!(mms[0].follow_pte(va(BASE + 4 * P)).is_none() && mms[1].follow_pte(va(BASE + 8 * P)).is_none());
+        assert_eq!(env.tlb.take().len(), 2, "one flush per address space");
+        assert_eq!(file.dirtied.load(Ordering::Relaxed), 1, "the writable pte was dirty");
+        let page = env.page(file.pfn);
+        assert_eq!((page.refcount(), page.mapcount()), (1, 0), "only the cache holds the page");
+        assert_eq!(mms[1].counter(crate::mmap::MmCounter::FilePages), 0);
+        drop(rmms);
+        drop(mms);
+        file.release(env);
+    });
+}
+
+/// Without memory for an anon_vma or an AVC, a private write fault is
+/// OOM and a fork fails with ENOMEM, and neither leaves anything behind.
+#[test]
+fn anon_vma_allocation_failure_fails_the_fault_and_the_fork_and_changes_nothing() {
+    with_env(|env| {
+        let mut parent = env.mm();
+        parent.do_mmap(BASE, 2 * P, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0).unwrap();
+        env.alloc.fail_nth(0);
+        assert_eq!(parent.handle_mm_fault_exclusive(va(BASE), WRITE), Err(crate::memory::FaultError::Oom));
+        env.alloc.fail_none();
+        assert!(parent.follow_pte(va(BASE)).is_none());
+        assert_eq!(env.alloc.anon_live(), 0);
+        parent.handle_mm_fault_exclusive(va(BASE), WRITE).unwrap();
+        // Fork: the VMA, then two AVCs (the parent's chain, the child's own)
+        // and the child's anon_vma; fail each in turn.
+        for n in 1..4 {
+            let mut child = env.mm();
+            env.alloc.fail_nth(n);
+            assert_eq!(parent.dup_mmap(&mut child), Err(Errno::ENOMEM), "allocation {n}");
+            env.alloc.fail_none();
+            drop(child);
+            check(env, std::slice::from_ref(&parent));
+        }
+        let mut child = env.mm();
+        parent.dup_mmap(&mut child).unwrap();
+        check(env, &[parent, child]);
     });
 }
