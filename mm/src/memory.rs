@@ -94,9 +94,11 @@
 //!   from `do_page_mkwrite` to `fault_dirty_shared_page`). A private
 //!   copy may therefore see a `write(2)` to the page half done, as it may
 //!   a store through another process's shared mapping in Linux too.
-//! - Fork copies the ptes of every VMA (Linux skips file VMAs without
-//!   anonymous pages and lets the child refault them: we have no
-//!   `anon_vma` to tell).
+//! - Fork copies the ptes of every VMA (Linux's `vma_needs_copy` skips
+//!   VMAs without an `anon_vma` and lets the child refault them).
+//! - A private write fault makes its VMA's `anon_vma` up front, before
+//!   it knows whether it will map a new page (Linux calls
+//!   `anon_vma_prepare` in each of the three places that do).
 //! - A dirty pte's dirtiness reaches the file at the zap, before the TLB
 //!   flush (Linux delays the rmap removal past the flush only for
 //!   `folio_mkclean`'s sake, which we do not have); msync flushes first.
