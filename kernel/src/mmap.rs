@@ -330,15 +330,22 @@ pub fn unmap_mapping_pages(mapping: u64, i_mmap: &IMmap, first: u64) {
 /// (Linux follows `vma->vm_mm`): through [`MM_LIST`], trying each one's
 /// mmap lock for reading, since the walker holds page locks (see
 /// `mm::rmap`'s walk). `stop` is compaction's test for ending a run.
+///
+/// The references a walk takes are kept until the walker is dropped: an
+/// address space whose last other reference went meanwhile is torn down
+/// then, with no page lock held, not in the middle of a walk that holds
+/// page locks.
 pub struct RmapWalk<'s> {
     caches: SlabVmas,
     stop: &'s dyn Fn() -> bool,
+    held: crate::sync::Mutex<Vec<MmRef>>,
 }
 
 impl<'s> RmapWalk<'s> {
-    /// A walker; `None` before [`init`].
+    /// A walker; `None` before [`init`]. Must be dropped with no page lock
+    /// held.
     pub fn new(stop: &'s dyn Fn() -> bool) -> Option<Self> {
-        GLOBALS.get().map(|g| RmapWalk { caches: &g.caches, stop })
+        GLOBALS.get().map(|g| RmapWalk { caches: &g.caches, stop, held: crate::sync::Mutex::new(Vec::new()) })
     }
 }
 
@@ -367,6 +374,18 @@ impl RmapMms<'static, X86PteFormat, SlabVmas> for RmapWalk<'_> {
         }
         refs.extend(guards.iter().map(|guard| &**guard));
         f(&refs);
+        drop(refs);
+        drop(guards);
+        let mut held = self.held.lock();
+        for mm in mms {
+            // Without room to keep it, a reference that may be the last
+            // is dropped at once: teardown takes no lock of an anonymous
+            // page, the only pages a walk locks today.
+            if held.iter().any(|h| Arc::ptr_eq(h, &mm)) || held.try_reserve(1).is_err() {
+                continue;
+            }
+            held.push(mm);
+        }
     }
 
     fn folio_waits(&self) -> &dyn mm::arch::FolioWaitTable {
