@@ -388,6 +388,16 @@ impl RmapMms<'static, X86PteFormat, SlabVmas> for RmapWalk<'_> {
         }
     }
 
+    /// Through the table of page caches by id; the walker holds the lock
+    /// of a page of `mapping`, which keeps the cache alive.
+    fn i_mmap(&self, mapping: u64, f: &mut dyn FnMut(&IMmap)) {
+        let _ = crate::filemap::with_mapping(mapping, |cache| f(cache.i_mmap()));
+    }
+
+    fn migrate_mapping(&self, mapping: u64, index: u64, old: Pfn, new: Pfn) -> bool {
+        crate::filemap::with_mapping(mapping, |cache| cache.migrate_folio(index, old, new)).unwrap_or(false)
+    }
+
     fn folio_waits(&self) -> &dyn mm::arch::FolioWaitTable {
         &FOLIO_WAIT
     }

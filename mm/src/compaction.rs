@@ -53,9 +53,9 @@
 //! - The caller's chance to reschedule or stop comes once per migrate
 //!   scanner pageblock (Linux's every `COMPACT_CLUSTER_MAX` pages, and
 //!   with the zone and LRU locks dropped, which we never hold there).
-//! - Movable pages are anonymous user pages, however many ptes map them
-//!   (found through their `anon_vma`, [`crate::rmap`]); see
-//!   [`crate::migrate`] for what it cannot move (page-cache pages).
+//! - Movable pages are user pages, anonymous or page cache, however many
+//!   ptes map them (found through [`crate::rmap`]); see
+//!   [`crate::migrate`] for what it cannot move.
 //! - Isolated migrate pages are not taken off an LRU (there is none) and
 //!   `NR_ISOLATED_*` is not counted; a page is isolated only in the sense
 //!   that the scanner listed it.

@@ -66,12 +66,13 @@
 //! - The page lock is only tried ([`MigrateError::Locked`]), as Linux's
 //!   asynchronous mode does; the new page is not locked, since nothing can
 //!   reach it before its first pte is installed.
-//! - Page-cache pages do not move: the cache's reference fails the
-//!   expected-refcount check ([`MigrateError::Pinned`]), so no
-//!   `address_space` is ever updated (Linux `filemap_migrate_folio`
-//!   replaces the cache's entry). A file page no cache holds has no
-//!   reverse map to find its ptes with and does not move either. No
-//!   writeback, no `migratepage` callbacks, no huge pages.
+//! - A page-cache page moves like an anonymous one, its ptes found through
+//!   its file's `i_mmap`, its cache entry replaced by
+//!   [`RmapMms::migrate_mapping`] (Linux `filemap_migrate_folio`, one
+//!   kind of address space only); a page under writeback stays
+//!   ([`MigrateError::Pinned`]). A file page no cache holds has no
+//!   reverse map to find its ptes with and does not move. No
+//!   `migratepage` callbacks, no huge pages.
 
 use crate::addr::Pfn;
 use crate::filemap::{folio_trylock, folio_unlock};
@@ -180,19 +181,22 @@ struct Isolated<'p, 'x, A: VmaAlloc + ?Sized> {
     /// Its place in the batch.
     i: usize,
     page: &'p Page,
-    pin: AnonVmaPin<'x, A>,
+    /// An anonymous page's `anon_vma`, pinned; none for a page-cache page.
+    pin: Option<AnonVmaPin<'x, A>>,
     /// The page it moves to, once taken from the target.
     new: Option<Pfn>,
 }
 
 /// Isolates the page `pfn` for migration (Linux
 /// `isolate_migratepages_block` + `migrate_folio_unmap`'s lock and
-/// `folio_get_anon_vma`): our reference, its lock and its `anon_vma`.
+/// `folio_get_anon_vma`): our reference, its lock and, for an anonymous
+/// page, its `anon_vma`.
+#[allow(clippy::type_complexity, reason = "the isolated page and its pin")]
 fn isolate<'p, 'x, 'a, F: PteFormat + 'a, A: VmaAlloc + 'a, R: RmapMms<'a, F, A> + ?Sized>(
     pgdat: &'p PgData<'_>,
     rmms: &'x R,
     pfn: Pfn,
-) -> Result<(&'p Page, AnonVmaPin<'x, A>), MigrateError> {
+) -> Result<(&'p Page, Option<AnonVmaPin<'x, A>>), MigrateError> {
     let page = pgdat.pfn_to_page(pfn).ok_or(MigrateError::NotMovable)?;
     if !page_movable(page) || !page.try_get() {
         return Err(MigrateError::NotMovable);
@@ -207,16 +211,25 @@ fn isolate<'p, 'x, 'a, F: PteFormat + 'a, A: VmaAlloc + 'a, R: RmapMms<'a, F, A>
     if !page_movable(page) || pgdat.page_address(pfn).is_none() {
         return put(MigrateError::NotMovable);
     }
-    if !rmap::page_anon(page) {
-        // A page-cache page: its cache holds a reference we cannot move.
-        return put(if page.mapping() != 0 { MigrateError::Pinned } else { MigrateError::NotMovable });
+    if page.mapping() == 0 {
+        // A file's page no cache holds: no reverse map leads to its ptes.
+        return put(MigrateError::NotMovable);
     }
     if !folio_trylock(page) {
         return put(MigrateError::Locked);
     }
+    if !rmap::page_anon(page) {
+        // A page-cache page, locked: it stays in its cache, and so does
+        // the cache (the kernel's rule for reaching it by id).
+        if page.test(PageFlags::WRITEBACK) || page.mapping() == 0 {
+            page.clear_unlock(PageFlags::LOCKED);
+            return put(MigrateError::Pinned);
+        }
+        return Ok((page, None));
+    }
     // SAFETY: our reference holds the page.
     match unsafe { rmap::folio_get_anon_vma(rmms.vma_alloc(), page) } {
-        Some(pin) => Ok((page, pin)),
+        Some(pin) => Ok((page, Some(pin))),
         None => {
             // Nobody can have waited for the lock: no migration entry
             // was installed.
@@ -277,7 +290,7 @@ fn migrate_batch<'a, F: PteFormat + 'a, A: VmaAlloc + 'a, R: RmapMms<'a, F, A> +
         match isolate(pgdat, rmms, pfn) {
             Ok((page, pin)) => {
                 // SAFETY: isolated: our reference holds the page.
-                unsafe { rmap::rmap_mm_ids(rmms, page, Some(&pin), &mut ids) };
+                unsafe { rmap::rmap_mm_ids(rmms, page, pin.as_ref(), &mut ids) };
                 isolated[n] = Some(Isolated { i, page, pin, new: None });
                 n += 1;
             }
@@ -305,7 +318,7 @@ fn migrate_batch<'a, F: PteFormat + 'a, A: VmaAlloc + 'a, R: RmapMms<'a, F, A> +
                 let pfn = batch[iso.i];
                 // SAFETY: isolated: our reference holds the page.
                 unsafe {
-                    rmap::rmap_walk(rmms, mms, iso.page, Some(&iso.pin), &mut |mm, _, addr| {
+                    rmap::rmap_walk(rmms, mms, iso.page, iso.pin.as_ref(), &mut |mm, _, addr| {
                         rmap::try_to_migrate_one(mm, addr, pfn, iso.page, &mut flush)
                     })
                 };
@@ -315,14 +328,14 @@ fn migrate_batch<'a, F: PteFormat + 'a, A: VmaAlloc + 'a, R: RmapMms<'a, F, A> +
             for iso in isolated.iter_mut().flatten() {
                 let Some(new) = iso.new else { continue };
                 let old = batch[iso.i];
-                let result = move_page(pgdat, iso.page, old, new);
+                let result = move_page(pgdat, rmms, iso.page, old, new);
                 let (dst, dst_page) = match result {
                     Ok(newpage) => (new, newpage),
                     Err(_) => (old, iso.page),
                 };
                 // SAFETY: isolated: our reference holds the page.
                 unsafe {
-                    rmap::rmap_walk(rmms, mms, iso.page, Some(&iso.pin), &mut |mm, vma, addr| {
+                    rmap::rmap_walk(rmms, mms, iso.page, iso.pin.as_ref(), &mut |mm, vma, addr| {
                         rmap::remove_migration_pte(mm, vma, addr, old, dst, dst_page)
                     })
                 };
@@ -361,17 +374,29 @@ fn migrate_batch<'a, F: PteFormat + 'a, A: VmaAlloc + 'a, R: RmapMms<'a, F, A> +
 
 /// Moves `page` (frame `old`), which no pte maps any more (every one is a
 /// migration entry, flushed from every TLB), to `new` (Linux
-/// `migrate_folio_move` -> `folio_migrate_mapping`, `folio_copy`,
-/// `folio_migrate_flags`). Fails, changing nothing, if a pte still maps
+/// `migrate_folio_move` -> `folio_copy`, `folio_migrate_flags`,
+/// `folio_migrate_mapping`; a page-cache page's entry through
+/// [`RmapMms::migrate_mapping`], after the copy: the page is locked, so
+/// no `write(2)` changes it meanwhile, and a reader of the cache finds
+/// the same data in either). Fails, changing nothing, if a pte still maps
 /// it or someone else holds a reference.
-fn move_page<'p>(pgdat: &'p PgData<'_>, page: &Page, old: Pfn, new: Pfn) -> Result<&'p Page, MigrateError> {
+fn move_page<'p, 'a, F: PteFormat + 'a, A: VmaAlloc + 'a, R: RmapMms<'a, F, A> + ?Sized>(
+    pgdat: &'p PgData<'_>,
+    rmms: &R,
+    page: &Page,
+    old: Pfn,
+    new: Pfn,
+) -> Result<&'p Page, MigrateError> {
     let newpage = pgdat.pfn_to_page(new).ok_or(MigrateError::NotMovable)?;
     if page.mapcount() > 0 {
         return Err(MigrateError::Busy);
     }
-    // Linux `folio_ref_freeze` to the expected count: ours alone (a fault
-    // takes one only through a present pte, under the page-table lock).
-    if page.refcount() != 1 {
+    // Linux `folio_ref_freeze` to the expected count: ours, and the
+    // cache's for a page-cache page (a fault takes one only through a
+    // present pte under the page-table lock, or from the cache under its
+    // lock, which `migrate_mapping` checks again).
+    let anon = rmap::page_anon(page);
+    if page.refcount() != if anon { 1 } else { 2 } {
         return Err(MigrateError::Pinned);
     }
     if pgdat.page_address(new).is_none() {
@@ -385,6 +410,11 @@ fn move_page<'p>(pgdat: &'p PgData<'_>, page: &Page, old: Pfn, new: Pfn) -> Resu
     newpage.set_mapping(page.mapping());
     newpage.set_index(page.index());
     newpage.set(page.flags() & MIGRATE_FLAGS);
+    if !anon && !rmms.migrate_mapping(page.mapping(), page.index(), old, new) {
+        newpage.clear(MIGRATE_FLAGS);
+        newpage.set_mapping(0);
+        return Err(MigrateError::Pinned);
+    }
     Ok(newpage)
 }
 

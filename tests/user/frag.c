@@ -24,7 +24,11 @@
  *                           is mapped by the parent and the child (shared
  *                           copy-on-write), and both wait; on SIGUSR1 the
  *                           parent passes it to the child, and both check
- *                           every page (the exit status covers both).
+ *                           every page (the exit status covers both). It
+ *                           also maps a memfd shared, one file page written
+ *                           after every 64 anonymous pages (so the file's
+ *                           page-cache pages lie among them), which both
+ *                           map and check too.
  *
  * At the end every kept page must hold its last pattern and every freed
  * page must read back as zeros. Exit status 0 only if every check passed.
@@ -34,6 +38,7 @@
  * `run frag 16 wait detach` before its scripted `compact`; and
  * `wait busy` runs on a second CPU while compaction runs again and again.
  */
+#define _GNU_SOURCE
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -47,6 +52,11 @@
 #define PAGE 4096UL
 
 static const size_t words = PAGE / sizeof(uint64_t);
+
+/* In shared mode, a memfd page is written after every FILE_EVERY
+ * anonymous pages, with its own generation of the pattern. */
+#define FILE_EVERY 64
+#define FILE_GEN 0x5eed
 
 static volatile sig_atomic_t released;
 
@@ -202,9 +212,28 @@ int main(int argc, char **argv)
 		perror("frag: mmap");
 		return 1;
 	}
-	for (size_t i = 0; i < pages; i++)
+	uint64_t *f = NULL;
+	size_t fpages = shared ? pages / FILE_EVERY : 0;
+	if (fpages) {
+		int fd = memfd_create("frag", 0);
+		if (fd < 0 || ftruncate(fd, fpages * PAGE) != 0) {
+			perror("frag: memfd");
+			return 1;
+		}
+		f = mmap(NULL, fpages * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		close(fd);
+		if (f == MAP_FAILED) {
+			perror("frag: mmap of the memfd");
+			return 1;
+		}
+	}
+	for (size_t i = 0; i < pages; i++) {
 		for (size_t w = 0; w < words; w++)
 			p[i * words + w] = pattern(i, w, 0);
+		if (i % FILE_EVERY == 0 && i / FILE_EVERY < fpages)
+			for (size_t w = 0; w < words; w++)
+				f[i / FILE_EVERY * words + w] = pattern(i, w, FILE_GEN);
+	}
 	for (size_t i = 1; i < pages; i += 2) {
 		if (madvise((char *)p + i * PAGE, PAGE, MADV_DONTNEED) != 0) {
 			perror("frag: madvise");
@@ -247,6 +276,14 @@ int main(int argc, char **argv)
 		}
 	}
 	bad_kept += check_kept(p, pages, gen);
+	for (size_t j = 0; j < fpages; j++) {
+		for (size_t w = 0; w < words; w++) {
+			if (f[j * words + w] != pattern(j * FILE_EVERY, w, FILE_GEN)) {
+				bad_kept++;
+				break;
+			}
+		}
+	}
 	for (size_t i = 1; i < pages; i += 2) {
 		for (size_t w = 0; w < words; w++) {
 			if (p[i * words + w] != 0) {

@@ -54,6 +54,14 @@ impl<'a> RmapMms<'a, X86PteFormat, &'a TestAlloc> for TestMms<'_, 'a> {
         }
     }
 
+    fn migrate_mapping(&self, mapping: u64, index: u64, old: Pfn, new: Pfn) -> bool {
+        let pgdat = self.mms.first().map(|mm| mm.pgd.pgdat());
+        match (self.file, pgdat) {
+            (Some(file), Some(pgdat)) if mapping == ONE_PAGE_MAPPING && index == 0 => file.migrate(pgdat, old, new),
+            _ => false,
+        }
+    }
+
     fn folio_waits(&self) -> &dyn FolioWaitTable {
         &SimFolioWaits
     }
@@ -65,7 +73,8 @@ const ONE_PAGE_MAPPING: u64 = 0x1000;
 /// A file of one cached page with a reverse map, which records the
 /// dirtiness the mm hands it.
 pub(crate) struct OnePageFile {
-    pfn: Pfn,
+    /// The cached page (migration may replace it).
+    pfn: std::sync::atomic::AtomicU64,
     i_mmap: IMmap,
     refs: AtomicUsize,
     dirtied: AtomicUsize,
@@ -81,7 +90,7 @@ impl OnePageFile {
         page.set_index(0);
         page.set(crate::page_flags::PageFlags::UPTODATE);
         Box::leak(Box::new(OnePageFile {
-            pfn,
+            pfn: std::sync::atomic::AtomicU64::new(pfn.as_u64()),
             i_mmap: IMmap::new(),
             refs: AtomicUsize::new(0),
             dirtied: AtomicUsize::new(0),
@@ -92,9 +101,27 @@ impl OnePageFile {
     #[allow(unsafe_code, reason = "the cache's put_page")]
     fn release(&self, env: &Env<'_>) {
         assert_eq!(self.refs.load(Ordering::Relaxed), 0, "a VMA still maps the file");
-        env.page(self.pfn).set_mapping(0);
+        env.page(self.pfn()).set_mapping(0);
+        env.page(self.pfn()).clear(crate::page_flags::PageFlags::UPTODATE);
         // SAFETY: the cache's reference; no VMA maps the file any more.
-        unsafe { env.pgdat.put_page(self.pfn) }.unwrap();
+        unsafe { env.pgdat.put_page(self.pfn()) }.unwrap();
+    }
+
+    /// The cached page.
+    fn pfn(&self) -> Pfn {
+        Pfn::new(self.pfn.load(Ordering::Relaxed))
+    }
+
+    /// The cache's half of migration (`AddressSpace::migrate_folio`).
+    fn migrate(&self, env_pgdat: &PgData<'_>, old: Pfn, new: Pfn) -> bool {
+        let (oldpage, newpage) = (env_pgdat.pfn_to_page(old).unwrap(), env_pgdat.pfn_to_page(new).unwrap());
+        if self.pfn() != old || oldpage.refcount() != 2 {
+            return false;
+        }
+        self.pfn.store(new.as_u64(), Ordering::Relaxed);
+        newpage.get();
+        assert!(!oldpage.put_testzero());
+        true
     }
 }
 
@@ -123,8 +150,8 @@ impl VmaFile for OnePageFile {
         if index != 0 {
             return Err(FileFaultError::Eof);
         }
-        pgdat.pfn_to_page(self.pfn).unwrap().get();
-        Ok(FaultPage { pfn: self.pfn, major: false })
+        pgdat.pfn_to_page(self.pfn()).unwrap().get();
+        Ok(FaultPage { pfn: self.pfn(), major: false })
     }
 
     fn map_pages(&self, _: &PgData<'_>, _: u64, _: u64, _: &mut dyn FnMut(u64, Pfn)) {}
@@ -239,7 +266,10 @@ fn scan(env: &Env<'_>, mms: &[Mm<'_>]) -> BTreeMap<Pfn, BTreeSet<(MmId, u64)>> {
             if pfn == env.zero {
                 continue;
             }
-            assert!(page_anon(env.page(pfn)), "only anonymous memory is mapped");
+            if !page_anon(env.page(pfn)) {
+                // A file's page: the tests that map one check it.
+                continue;
+            }
             found.entry(pfn).or_default().insert((mm.vmas().owner(), addr));
         }
     }
@@ -394,13 +424,16 @@ fn try_to_unmap_refuses_anonymous_pages_and_unmaps_file_pages_everywhere() {
         let rmms = TestMms { mms: mms.iter().collect(), alloc: env.alloc, file: Some(file) };
         assert!(!try_to_unmap(&rmms, env.pgdat, anon), "no swap: the anonymous page stays");
         assert_eq!(mms[0].follow_pte(va(BASE)).map(|l| l.phys.pfn()), Some(anon));
-        assert_eq!(env.page(file.pfn).mapcount(), 2);
+        assert_eq!(env.page(file.pfn()).mapcount(), 2);
         env.tlb.take();
-        assert!(try_to_unmap(&rmms, env.pgdat, file.pfn));
+        assert!(!try_to_unmap(&rmms, env.pgdat, file.pfn()), "the caller must hold the page lock");
+        assert!(crate::filemap::folio_trylock(env.page(file.pfn())));
+        assert!(try_to_unmap(&rmms, env.pgdat, file.pfn()));
+        crate::filemap::folio_unlock(env.page(file.pfn()), file.pfn(), &SimFolioWaits);
         assert!(mms[0].follow_pte(va(BASE + 4 * P)).is_none() && mms[1].follow_pte(va(BASE + 8 * P)).is_none());
         assert_eq!(env.tlb.take().len(), 2, "one flush per address space");
         assert_eq!(file.dirtied.load(Ordering::Relaxed), 1, "the writable pte was dirty");
-        let page = env.page(file.pfn);
+        let page = env.page(file.pfn());
         assert_eq!((page.refcount(), page.mapcount()), (1, 0), "only the cache holds the page");
         assert_eq!(mms[1].counter(crate::mmap::MmCounter::FilePages), 0);
         drop(rmms);
@@ -435,5 +468,52 @@ fn anon_vma_allocation_failure_fails_the_fault_and_the_fork_and_changes_nothing(
         let mut child = env.mm();
         parent.dup_mmap(&mut child).unwrap();
         check(env, &[parent, child]);
+    });
+}
+
+/// A page-cache page mapped by two processes moves: every pte found
+/// through the file's i_mmap, the cache's entry replaced, the data, the
+/// dirty bit and both mappings kept.
+#[test]
+#[allow(unsafe_code, reason = "the migration target's free")]
+fn migration_moves_a_file_page_two_processes_map() {
+    with_env(|env| {
+        let file = OnePageFile::new(env, 0x6b);
+        let map = Some(MapFile { file, writable: true });
+        let mut a = env.mm();
+        a.do_mmap(BASE, P, RW, MAP_SHARED | MAP_FIXED, map, 0).unwrap();
+        a.handle_mm_fault_exclusive(va(BASE), WRITE).unwrap();
+        let mut b = env.mm();
+        b.do_mmap(BASE + 2 * P, P, PROT_READ, MAP_SHARED | MAP_FIXED, map, 0).unwrap();
+        b.handle_mm_fault_exclusive(va(BASE + 2 * P), FaultAccess { write: false, exec: false }).unwrap();
+        let old = file.pfn();
+        let mms = [a, b];
+        let rmms = TestMms { mms: mms.iter().collect(), alloc: env.alloc, file: Some(file) };
+        struct Fresh<'p, 'a>(&'p PgData<'a>);
+        impl crate::migrate::MigrationTarget for Fresh<'_, '_> {
+            fn alloc(&mut self) -> Option<Pfn> {
+                self.0.alloc_pages(crate::gfp::GFP_HIGHUSER_MOVABLE, 0)
+            }
+
+            unsafe fn free(&mut self, pfn: Pfn) {
+                // SAFETY: the trait's contract: unused, unmapped.
+                unsafe { self.0.free_pages(pfn, 0) }.unwrap();
+            }
+        }
+        let stats = crate::migrate::migrate_pages(env.pgdat, &rmms, &[old], &mut Fresh(env.pgdat));
+        assert_eq!(stats.succeeded, 1, "{stats:?}");
+        let new = file.pfn();
+        assert_ne!(new, old, "the cache holds the new page");
+        let (pa, pb) = (mms[0].follow_pte(va(BASE)).unwrap(), mms[1].follow_pte(va(BASE + 2 * P)).unwrap());
+        assert_eq!((pa.phys.pfn(), pb.phys.pfn()), (new, new), "both ptes map it");
+        assert!(pa.prot.contains(PgProt::DIRTY | PgProt::WRITE), "the writer's pte keeps its bits");
+        assert!(!pb.prot.contains(PgProt::WRITE));
+        assert!(env.ram.page(new).iter().all(|&b| b == 0x6b), "data copied");
+        let page = env.page(new);
+        assert_eq!((page.refcount(), page.mapcount(), page.mapping()), (3, 2, ONE_PAGE_MAPPING));
+        check(env, &mms);
+        drop(rmms);
+        drop(mms);
+        file.release(env);
     });
 }

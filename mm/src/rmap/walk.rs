@@ -78,10 +78,22 @@ pub trait RmapMms<'a, F: PteFormat + 'a, A: VmaAlloc + 'a> {
     fn with_mms(&self, ids: &[MmId], all: bool, f: &mut WithMms<'_, 'a, F, A>);
 
     /// Calls `f` with the `i_mmap` of the page cache `mapping`
-    /// ([`crate::filemap::MappingId`]), if it still exists. By default
-    /// there is none, and file pages are found by no walk.
+    /// ([`crate::filemap::MappingId`]), if it still exists. Called with
+    /// a page naming `mapping` locked (the page lock keeps a page in its
+    /// cache, and the cache alive). By default there is none, and file
+    /// pages are found by no walk.
     fn i_mmap(&self, mapping: u64, f: &mut dyn FnMut(&IMmap)) {
         let _ = (mapping, f);
+    }
+
+    /// Puts `new` in the page cache `mapping` in place of `old` at
+    /// `index` ([`crate::filemap::AddressSpace::migrate_folio`] under the
+    /// cache's lock; Linux `filemap_migrate_folio`), with `old` locked and
+    /// copied into `new`; false (nothing changed) if the cache no longer
+    /// has it there or someone holds it. By default nothing moves.
+    fn migrate_mapping(&self, mapping: u64, index: u64, old: Pfn, new: Pfn) -> bool {
+        let _ = (mapping, index, old, new);
+        false
     }
 
     /// Where tasks wait for the pages a walk locked (faults that meet a
@@ -381,6 +393,13 @@ pub fn folio_referenced<'a, F: PteFormat + 'a, A: VmaAlloc + 'a, R: RmapMms<'a, 
 ) -> Referenced {
     let mut out = Referenced::default();
     with_page_ref(pgdat, pfn, |page| {
+        // A file page's cache is reached under the page lock; one someone
+        // else holds counts as referenced (Linux `folio_referenced`'s
+        // failed `folio_trylock`).
+        let Some(_locked) = PageLockGuard::for_walk(page, pfn, rmms.folio_waits()) else {
+            out.referenced = 1;
+            return;
+        };
         let mut ids = MmIds::new();
         // SAFETY: `with_page_ref` holds a reference.
         unsafe { rmap_mm_ids(rmms, page, None, &mut ids) };
@@ -422,8 +441,8 @@ pub fn folio_referenced<'a, F: PteFormat + 'a, A: VmaAlloc + 'a, R: RmapMms<'a, 
 /// flushing the cleared translations in batches before the ptes'
 /// references go. Returns whether the page is no longer mapped. It
 /// refuses (returns false, changing nothing) for an anonymous page, which
-/// needs swap to leave its ptes, and stops at a pte in a `VM_LOCKED` VMA
-/// (an mlocked page stays). The caller holds the page lock; the walk
+/// needs swap to leave its ptes, or a page the caller has not locked, and
+/// stops at a pte in a `VM_LOCKED` VMA (an mlocked page stays). The walk
 /// takes its own reference.
 pub fn try_to_unmap<'a, F: PteFormat + 'a, A: VmaAlloc + 'a, R: RmapMms<'a, F, A> + ?Sized>(
     rmms: &R,
@@ -432,7 +451,7 @@ pub fn try_to_unmap<'a, F: PteFormat + 'a, A: VmaAlloc + 'a, R: RmapMms<'a, F, A
 ) -> bool {
     let mut unmapped = false;
     with_page_ref(pgdat, pfn, |page| {
-        if page_anon(page) {
+        if page_anon(page) || !crate::filemap::folio_test_locked(page) {
             return;
         }
         let mut ids = MmIds::new();
@@ -511,6 +530,10 @@ pub fn rmap_ptes<'a, F: PteFormat + 'a, A: VmaAlloc + 'a, R: RmapMms<'a, F, A> +
 ) -> bool {
     let mut complete = true;
     with_page_ref(pgdat, pfn, |page| {
+        let Some(_locked) = PageLockGuard::for_walk(page, pfn, rmms.folio_waits()) else {
+            complete = false;
+            return;
+        };
         let mut ids = MmIds::new();
         // SAFETY: `with_page_ref` holds a reference.
         unsafe { rmap_mm_ids(rmms, page, None, &mut ids) };
@@ -526,4 +549,33 @@ pub fn rmap_ptes<'a, F: PteFormat + 'a, A: VmaAlloc + 'a, R: RmapMms<'a, F, A> +
         });
     });
     complete
+}
+
+/// The page lock a walk of a file page takes (tried) for the walk, so
+/// that the page stays in its cache and the cache stays (see
+/// [`RmapMms::i_mmap`]); none is needed for an anonymous page.
+struct PageLockGuard<'p> {
+    page: &'p Page,
+    pfn: Pfn,
+    waits: &'p dyn FolioWaitTable,
+    locked: bool,
+}
+
+impl<'p> PageLockGuard<'p> {
+    /// `None` if the page is a file page someone else has locked.
+    fn for_walk(page: &'p Page, pfn: Pfn, waits: &'p dyn FolioWaitTable) -> Option<Self> {
+        let locked = !page_anon(page) && page.mapping() != 0;
+        if locked && !crate::filemap::folio_trylock(page) {
+            return None;
+        }
+        Some(PageLockGuard { page, pfn, waits, locked })
+    }
+}
+
+impl Drop for PageLockGuard<'_> {
+    fn drop(&mut self) {
+        if self.locked {
+            crate::filemap::folio_unlock(self.page, self.pfn, self.waits);
+        }
+    }
 }
