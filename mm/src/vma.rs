@@ -1387,6 +1387,10 @@ impl<A: VmaAlloc> VmaTree<A> {
     ///
     /// Errors: [`VmaError::NoMemory`], nothing changed.
     pub fn anon_vma_prepare(&self, vma: &Vma) -> Result<AnonVmaPtr, VmaError> {
+        // The fault path's common case: one load.
+        if let Some(av) = vma.anon.anon_vma() {
+            return Ok(av);
+        }
         rmap::anon_vma_prepare(&self.alloc, &vma.anon, self.avc_copy(vma)).map_err(|_| VmaError::NoMemory)
     }
 
