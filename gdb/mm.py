@@ -545,10 +545,15 @@ def describe_task(task):
 
 
 def vmas(mm):
-    """The VMAs of an MmStruct in address order: an in-order walk of the
-    intrusive AVL tree (mm/src/avl.rs: each Vma's `link` holds
-    children[0] (left) and children[1] (right) as Option<NodePtr>)."""
-    tree = fields(mm, "vmas.tree")
+    """The VMAs of an MmStruct in address order (their AVL tree's nodes,
+    whose links are `link`)."""
+    return avl_nodes(fields(mm, "vmas.tree"), "link", "VMA")
+
+
+def avl_nodes(tree, link, what):
+    """The nodes of an intrusive AVL tree (mm/src/avl.rs AvlTree) in key
+    order: each node's AvlLink, its field `link`, holds children[0] (left)
+    and children[1] (right) as Cell<Option<NodePtr>>."""
     count = scalar(field(tree, "len"))
 
     def node(opt):
@@ -556,19 +561,19 @@ def vmas(mm):
         return None if ptr is None else nonnull(ptr).dereference()
 
     def child(vma, side):
-        return node(fields(array(fields(vma, "link.children"))[side], "value.value"))
+        return node(fields(array(fields(vma, link + ".children"))[side], "value.value"))
 
     out, stack, cur = [], [], node(field(tree, "root"))
     while stack or cur is not None:
         while cur is not None:
             stack.append(cur)
             if len(stack) > count:
-                raise gdb.GdbError("mm.py: the VMA tree is deeper than its node count; corrupted?")
+                raise gdb.GdbError(f"mm.py: the {what} tree is deeper than its node count; corrupted?")
             cur = child(cur, 0)
         cur = stack.pop()
         out.append(cur)
         if len(out) > count:
-            raise gdb.GdbError(f"mm.py: the VMA tree has more nodes than its count {count}; corrupted?")
+            raise gdb.GdbError(f"mm.py: the {what} tree has more nodes than its count {count}; corrupted?")
         cur = child(cur, 1)
     return out
 
@@ -1389,6 +1394,84 @@ in the file's XArray carries (dirty, writeback, towrite)."""
         gdb.write(page_text(pfn))
 
 
+def rmap_candidates(pfn):
+    """What the page's reverse map says may map it: (kind, [(MmId, address)])
+    from its anon_vma's interval tree of AVCs (mm/src/rmap/anon_vma.rs:
+    page->mapping is the AnonVma's address | PAGE_MAPPING_ANON, each
+    AnonVmaChain's `copy` the VMA's mm, start and page range) or its page
+    cache's i_mmap (mm/src/interval_tree.rs IMmapLink copies)."""
+    page = MemMap().page(pfn)
+    mapping, index = scalar(field(page, "mapping")), scalar(field(page, "index"))
+    found = []
+
+    def covers(mm, start, first, last):
+        if first <= index <= last:
+            found.append((mm, start + ((index - first) << PAGE_SHIFT)))
+
+    if mapping & PAGE_MAPPING_ANON:
+        if mapping == PAGE_MAPPING_ANON or scalar(field(page, "mapcount")) + 1 <= 0:
+            return "anonymous, not mapped", found
+        av = pointer_to(mapping & ~PAGE_MAPPING_ANON, "mm::rmap::anon_vma::AnonVma").dereference()
+        for avc in avl_nodes(fields(av, "rb_root.value"), "rb", "anon_vma"):
+            copy = fetched(fields(avc, "copy.value.value"))
+            covers(scalar(field(copy, "mm")), scalar(field(copy, "start")), scalar(field(copy, "first")),
+                   scalar(field(copy, "last")))
+        return f"anonymous, anon_vma {mapping & ~PAGE_MAPPING_ANON:#x}, index {index:#x}", found
+    if mapping:
+        cache = find_mapping(mapping)
+        if cache is None:
+            return f"mapping {mapping:#x} is no live page cache", found
+        tree = field(locked(fields(cache, "i_mmap.tree")), "__0")
+        for node in avl_nodes(tree, "link", "i_mmap"):
+            covers(scalar(field(node, "mm")), scalar(field(node, "start")), scalar(field(node, "first")),
+                   scalar(field(node, "last")))
+        return f"page cache {mapping:#x}, index {index:#x}", found
+    return "no reverse map (not mapped, or a file copy without a cache)", found
+
+
+def rmap_text(pfn):
+    kind, found = rmap_candidates(pfn)
+    tasks = {}
+    for task in all_tasks():
+        mm = task_mm(task)
+        if mm is not None:
+            tasks.setdefault(scalar(fields(mm, "pgd.root")), []).append(task)
+    lines = [f"pfn {pfn:#x}: {kind}"]
+    for root, addr in found:
+        steps, leaf = page_walk(addr, root)
+        raw = steps[-1][3]
+        names = tasks.get(root)
+        who = ", ".join(describe_task(t) for t in names) if names else f"address space {root:#x} (no task)"
+        if leaf is not None and leaf[0] >> PAGE_SHIFT == pfn:
+            flags, _ = pte_flags(raw, "PTE")
+            lines.append(f"  {who}: {addr:#x} pte {raw:#018x} {' '.join(flags)}")
+        else:
+            lines.append(f"  {who}: {addr:#x} covered by a VMA, pte {raw:#018x} does not map the page")
+    mapped = sum(1 for line in lines if " pte " in line and "does not map" not in line)
+    lines.append(f"{mapped} pte(s) map the page; mapcount {scalar(field(MemMap().page(pfn), 'mapcount')) + 1}")
+    return "\n".join(lines) + "\n"
+
+
+class MmRmap(MmCommand):
+    """List every pte mapping a page: mm-rmap PFN | mm-rmap VADDR | mm-rmap -v VADDR
+
+Walks the page's reverse map as the kernel does (mm/src/rmap/walk.rs): an
+anonymous page's anon_vma and its interval tree of anon_vma_chains, or a
+page-cache page's i_mmap; for each VMA that covers the page's index, the
+task(s) whose address space it is, the address, and the pte there (or
+that it does not map the page). The last line compares the count with the
+page's mapcount. Arguments as mm-page's."""
+
+    NAME, USAGE, ARGS = "mm-rmap", "mm-rmap PFN | mm-rmap VADDR | mm-rmap -v VADDR", (1, 2)
+
+    def run(self, args):
+        if len(args) == 2 and args[0] != "-v":
+            raise gdb.GdbError(f"usage: {self.USAGE}")
+        value = parse_int(args[-1], "pfn or address")
+        pfn = pfn_of(value) if len(args) == 2 or value >= KERNEL_HALF else value
+        gdb.write(rmap_text(pfn))
+
+
 class MmPagecache(MmCommand):
     """List page caches and their pages: mm-pagecache [INODE [DEV] | PATH]
 
@@ -1616,5 +1699,5 @@ space (CR3)."""
         gdb.write("".join(out))
 
 
-for command in (MmPte, MmPage, MmPagecache, MmVmas, MmBuddyinfo, MmSlabinfo, MmMeminfo, MmTasks, MmDmesg, MmFault):
+for command in (MmPte, MmPage, MmRmap, MmPagecache, MmVmas, MmBuddyinfo, MmSlabinfo, MmMeminfo, MmTasks, MmDmesg, MmFault):
     command()

@@ -1,9 +1,11 @@
 //! The kernel's user address spaces: [`mm::mmap::MmStruct`] over the x86_64
-//! page-table format, VMAs from the "vm_area_struct" slab cache (Linux
-//! `vm_area_cachep`), the shared zero page (Linux `empty_zero_page`), and
-//! the address space of the running task; and memory compaction over
-//! every address space ([`compact_memory`], Linux's `compact_memory`
-//! sysctl).
+//! page-table format, VMAs and their `anon_vma`s from the
+//! "vm_area_struct", "anon_vma" and "anon_vma_chain" slab caches (Linux
+//! `vm_area_cachep`, `anon_vma_cachep`, `anon_vma_chain_cachep`), the
+//! shared zero page (Linux `empty_zero_page`), and the address space of
+//! the running task; how reverse-map walks reach the address spaces they
+//! name ([`MM_LIST`], [`RmapWalk`]); and memory compaction
+//! ([`compact_memory`], Linux's `compact_memory` sysctl).
 //!
 //! # Locks
 //! Each address space has Linux's `mmap_lock`: a sleeping reader/writer
@@ -14,14 +16,17 @@
 //! of the parent, exit) takes it for writing ([`Mm::mmap_write_lock`]).
 //! Faults under the read lock serialise their pte installs on the space's
 //! page-table lock (see `mm::memory`). Migration holds the read lock too:
-//! it locks each page ([`FOLIO_WAIT`] is where waiters sleep), puts a
-//! migration entry in its pte, and a fault that meets one drops the lock,
-//! sleeps until the page is unlocked and retries.
+//! it locks each page ([`FOLIO_WAIT`] is where waiters sleep), then tries
+//! the read lock of every address space the page's reverse map names
+//! ([`RmapWalk`]: a fault may hold one while it waits for the page), puts
+//! a migration entry in each pte, and a fault that meets one drops the
+//! lock, sleeps until the page is unlocked and retries.
 //!
 //! Lock order: `COMPACTION` -> a task's `Process::mm` slot (a spin lock,
 //! held only to clone the reference, never while taking the mmap lock) ->
-//! mmap lock -> page lock -> page-table lock -> page allocator and slab
-//! locks.
+//! mmap lock -> page lock -> [`MM_LIST`] -> mmap locks only tried ->
+//! `i_mmap` or anon_vma lock -> page-table lock -> page allocator and
+//! slab locks.
 //!
 //! Page locks are released from interrupt context too: a page-cache
 //! read's completion ends the page (`filemap::folio_end_read`) and wakes
@@ -51,11 +56,10 @@ use mm::compaction::CompactStats;
 use mm::gfp::{GFP_KERNEL, Gfp};
 use mm::interval_tree::{IMmap, MmId};
 use mm::memory::{FaultAccess, FaultError};
-use mm::migrate::MmWalk;
 use mm::mmap::MmStruct;
 use mm::pgtable::X86PteFormat;
+use mm::rmap::{AnonVmaLock, RmapMms};
 use mm::slub::SlabFlags;
-use mm::vma::Vma;
 use mm::{Pfn, PhysAddr};
 use spin::Once;
 use uapi::errno::Errno;
@@ -63,7 +67,7 @@ use uapi::errno::Errno;
 use crate::arch::x86_64::pgtable;
 use crate::sched::rwsem::{RwSem, RwSemReadGuard, RwSemWriteGuard};
 use crate::sched::wait::WaitQueue;
-use crate::slab::KmemCacheOf;
+use crate::slab::{KmemCacheOf, VmaCaches};
 
 /// A user address space as the kernel uses it.
 pub type UserMm = MmStruct<'static, X86PteFormat, SlabVmas>;
@@ -123,28 +127,37 @@ impl Mm {
 /// A shared handle to an address space (Linux's refcounted `mm_struct`).
 pub type MmRef = Arc<Mm>;
 
-/// VMA nodes from the "vm_area_struct" cache, shared by every address
-/// space (Linux `vm_area_cachep`).
-pub type SlabVmas = &'static KmemCacheOf<Vma>;
+/// VMAs and `anon_vma`s from their slab caches, shared by every address
+/// space (Linux `vm_area_cachep`, `anon_vma_cachep`,
+/// `anon_vma_chain_cachep`), with the anon_vma lock.
+pub type SlabVmas = &'static VmaCaches;
 
 struct Globals {
-    vmas: KmemCacheOf<Vma>,
+    caches: VmaCaches,
     zero_pfn: Pfn,
 }
 
 static GLOBALS: Once<Globals> = Once::new();
 
-/// Creates the VMA cache and the zero page (Linux `proc_caches_init`,
-/// `paging_init`'s zero page).
+/// Creates the VMA and `anon_vma` caches and the zero page (Linux
+/// `proc_caches_init`, `anon_vma_init`, `paging_init`'s zero page).
 ///
 /// # Panics
-/// If either cannot be allocated at boot.
+/// If any cannot be allocated at boot.
 pub fn init() {
     let slab = crate::slab::slab().expect("mmap::init before slab::init");
-    let vmas = KmemCacheOf::create(slab, "vm_area_struct", SlabFlags::empty())
-        .unwrap_or_else(|e| panic!("mmap: cannot create the vm_area_struct cache: {e:?}"));
+    fn create<T>(slab: &'static mm::slab_common::Slab<'static>, name: &'static str) -> KmemCacheOf<T> {
+        KmemCacheOf::create(slab, name, SlabFlags::empty())
+            .unwrap_or_else(|e| panic!("mmap: cannot create the {name} cache: {e:?}"))
+    }
+    let caches = VmaCaches {
+        vmas: create(slab, "vm_area_struct"),
+        anon_vmas: create(slab, "anon_vma"),
+        avcs: create(slab, "anon_vma_chain"),
+        lock: AnonVmaLock::new(),
+    };
     let zero_pfn = crate::mm::alloc_pages(GFP_KERNEL | Gfp::ZERO, 0).expect("mmap: no zero page");
-    GLOBALS.call_once(|| Globals { vmas, zero_pfn });
+    GLOBALS.call_once(|| Globals { caches, zero_pfn });
 }
 
 /// The shared zero page.
@@ -157,7 +170,7 @@ pub fn mm_alloc() -> Result<MmRef, Errno> {
     let g = GLOBALS.get().ok_or(Errno::ENOMEM)?;
     let kernel = pgtable::kernel_pgtable().ok_or(Errno::ENOMEM)?;
     let zero = &crate::shmem::SHMEM_ZERO;
-    let mm = MmStruct::new(kernel, mm::gfp::GFP_DMA32, pgtable::kernel_tlb(), g.zero_pfn, zero, &g.vmas)?;
+    let mm = MmStruct::new(kernel, mm::gfp::GFP_DMA32, pgtable::kernel_tlb(), g.zero_pfn, zero, &g.caches)?;
     let id = mm.vmas().owner();
     let mm = Arc::new(Mm { pgd: mm.pgd_root(), mmap_lock: RwSem::new(mm), oom: crate::oom_kill::MmOom::new() });
     let mut list = MM_LIST.lock();
@@ -246,37 +259,6 @@ pub static FOLIO_WAIT: FolioWaitQueues = FolioWaitQueues([const { WaitQueue::new
 /// spins.
 static COMPACTION: crate::sync::Mutex<()> = crate::sync::Mutex::new(());
 
-/// Every user address space alive when the run started, for migration's
-/// walk to a page's mapper (there is no `anon_vma`; see `mm::migrate`),
-/// and the caller's test for stopping. Holding the references keeps
-/// exiting spaces alive until the run ends; the last drop tears them down
-/// then. Each lock is taken with interrupts on (see the module doc).
-struct AllMms<'s> {
-    mms: Vec<MmRef>,
-    stop: &'s dyn Fn() -> bool,
-}
-
-impl MmWalk<'static, X86PteFormat, SlabVmas> for AllMms<'_> {
-    fn for_each_mm(&self, f: &mut dyn FnMut(&UserMm) -> ControlFlow<()>) {
-        for mm in &self.mms {
-            if f(&mm.mmap_read_lock()).is_break() {
-                return;
-            }
-        }
-    }
-
-    fn folio_waits(&self) -> &dyn mm::arch::FolioWaitTable {
-        &FOLIO_WAIT
-    }
-
-    /// The kernel is not preemptible: a run over a large zone gives the
-    /// CPU away here when the tick asked for it.
-    fn cond_resched(&self) -> ControlFlow<()> {
-        crate::sched::cond_resched();
-        if (self.stop)() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
-    }
-}
-
 /// Every address space [`mm_alloc`] made, by page-table root, held
 /// weakly (Linux's `mmlist`, and the `vma->vm_mm` a reverse-map walk
 /// follows): how a walk that found an address space by its [`MmId`]
@@ -306,11 +288,6 @@ fn mms_by_id(ids: &[MmId], all: bool) -> Vec<MmRef> {
     }
     drop(list);
     mms
-}
-
-/// Every user address space now, each once.
-fn all_mms() -> Vec<MmRef> {
-    mms_by_id(&[], true)
 }
 
 /// Address spaces [`mms_mapping`] names before it gives up and names
@@ -386,6 +363,90 @@ pub fn unmap_mapping_range_trylock(mapping: u64, i_mmap: &IMmap, first: u64, las
     }
 }
 
+/// How reverse-map walks reach the address spaces the reverse maps name
+/// (Linux follows `vma->vm_mm`): through [`MM_LIST`], trying each one's
+/// mmap lock for reading, since the walker holds page locks (see
+/// `mm::rmap`'s walk). `stop` is compaction's test for ending a run.
+///
+/// The references a walk takes are kept until the walker is dropped: an
+/// address space whose last other reference went meanwhile is torn down
+/// then, with no page lock held, not in the middle of a walk that holds
+/// page locks.
+pub struct RmapWalk<'s> {
+    caches: SlabVmas,
+    stop: &'s dyn Fn() -> bool,
+    held: crate::sync::Mutex<Vec<MmRef>>,
+}
+
+impl<'s> RmapWalk<'s> {
+    /// A walker; `None` before [`init`]. Must be dropped with no page lock
+    /// held.
+    pub fn new(stop: &'s dyn Fn() -> bool) -> Option<Self> {
+        GLOBALS.get().map(|g| RmapWalk { caches: &g.caches, stop, held: crate::sync::Mutex::new(Vec::new()) })
+    }
+}
+
+impl RmapMms<'static, X86PteFormat, SlabVmas> for RmapWalk<'_> {
+    fn vma_alloc(&self) -> &SlabVmas {
+        &self.caches
+    }
+
+    /// Each lock is only tried: an address space someone else holds for
+    /// writing (or a writer waits on) is left out. On allocation failure
+    /// fewer are passed, with a warning; the walk then reports itself
+    /// incomplete.
+    fn with_mms(&self, ids: &[MmId], all: bool, f: &mut mm::rmap::WithMms<'_, 'static, X86PteFormat, SlabVmas>) {
+        let mms = mms_by_id(ids, all);
+        let mut guards = Vec::new();
+        let mut refs: Vec<&UserMm> = Vec::new();
+        if guards.try_reserve(mms.len()).is_err() || refs.try_reserve(mms.len()).is_err() {
+            log::warn!("mm: no memory to lock {} address spaces for a reverse-map walk", mms.len());
+        }
+        for mm in &mms {
+            if guards.len() < guards.capacity()
+                && let Some(guard) = mm.mmap_read_trylock()
+            {
+                guards.push(guard);
+            }
+        }
+        refs.extend(guards.iter().map(|guard| &**guard));
+        f(&refs);
+        drop(refs);
+        drop(guards);
+        let mut held = self.held.lock();
+        for mm in mms {
+            // Without room to keep it, a reference that may be the last
+            // is dropped at once: teardown takes no lock of an anonymous
+            // page, the only pages a walk locks today.
+            if held.iter().any(|h| Arc::ptr_eq(h, &mm)) || held.try_reserve(1).is_err() {
+                continue;
+            }
+            held.push(mm);
+        }
+    }
+
+    /// Through the table of page caches by id; the walker holds the lock
+    /// of a page of `mapping`, which keeps the cache alive.
+    fn i_mmap(&self, mapping: u64, f: &mut dyn FnMut(&IMmap)) {
+        let _ = crate::filemap::with_mapping(mapping, |cache| f(cache.i_mmap()));
+    }
+
+    fn migrate_mapping(&self, mapping: u64, index: u64, old: Pfn, new: Pfn) -> bool {
+        crate::filemap::with_mapping(mapping, |cache| cache.migrate_folio(index, old, new)).unwrap_or(false)
+    }
+
+    fn folio_waits(&self) -> &dyn mm::arch::FolioWaitTable {
+        &FOLIO_WAIT
+    }
+
+    /// The kernel is not preemptible: a run over a large zone gives the
+    /// CPU away here when the tick asked for it.
+    fn cond_resched(&self) -> ControlFlow<()> {
+        crate::sched::cond_resched();
+        if (self.stop)() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    }
+}
+
 /// Compacts every zone, moving user pages so that free memory coalesces
 /// (what `echo 1 > /proc/sys/vm/compact_memory` does: Linux
 /// `compact_nodes`). `stop` is asked before each pageblock of the migrate
@@ -398,8 +459,10 @@ pub fn compact_memory(stop: &dyn Fn() -> bool) -> CompactStats {
     // A page in an LRU batch has a reference migration does not expect
     // (Linux `compact_node` drains them with `lru_add_drain_all`).
     crate::mm::pgdat().lru_add_drain_all();
-    let mms = all_mms();
-    let stats = mm::compaction::compact_node(crate::mm::pgdat(), &AllMms { mms, stop });
+    let stats = match RmapWalk::new(stop) {
+        Some(walk) => mm::compaction::compact_node(crate::mm::pgdat(), &walk),
+        None => CompactStats::default(),
+    };
     drop(serial);
     stats
 }

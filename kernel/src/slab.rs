@@ -195,6 +195,65 @@ unsafe impl<T> ObjCache<T> for KmemCacheOf<T> {
     }
 }
 
+/// The caches of VMAs and of their anonymous reverse map (Linux
+/// `vm_area_cachep`, `anon_vma_cachep`, `anon_vma_chain_cachep`) with the
+/// machine's anon_vma lock: the allocator every address space takes its
+/// VMAs and `anon_vma`s from ([`mm::vma::VmaAlloc`]).
+pub struct VmaCaches {
+    /// "vm_area_struct".
+    pub vmas: KmemCacheOf<mm::vma::Vma>,
+    /// "anon_vma".
+    pub anon_vmas: KmemCacheOf<mm::rmap::AnonVma>,
+    /// "anon_vma_chain".
+    pub avcs: KmemCacheOf<mm::rmap::AnonVmaChain>,
+    /// The lock of every `anon_vma`.
+    pub lock: mm::rmap::AnonVmaLock,
+}
+
+// SAFETY: forwards to the "vm_area_struct" cache, which upholds the
+// contract.
+unsafe impl ObjCache<mm::vma::Vma> for VmaCaches {
+    fn alloc(&self) -> Option<NonNull<mm::vma::Vma>> {
+        self.vmas.alloc()
+    }
+
+    unsafe fn free(&self, obj: NonNull<mm::vma::Vma>) {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { self.vmas.free(obj) }
+    }
+}
+
+// SAFETY: forwards to the "anon_vma" cache, which upholds the contract.
+unsafe impl ObjCache<mm::rmap::AnonVma> for VmaCaches {
+    fn alloc(&self) -> Option<NonNull<mm::rmap::AnonVma>> {
+        self.anon_vmas.alloc()
+    }
+
+    unsafe fn free(&self, obj: NonNull<mm::rmap::AnonVma>) {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { self.anon_vmas.free(obj) }
+    }
+}
+
+// SAFETY: forwards to the "anon_vma_chain" cache, which upholds the
+// contract.
+unsafe impl ObjCache<mm::rmap::AnonVmaChain> for VmaCaches {
+    fn alloc(&self) -> Option<NonNull<mm::rmap::AnonVmaChain>> {
+        self.avcs.alloc()
+    }
+
+    unsafe fn free(&self, obj: NonNull<mm::rmap::AnonVmaChain>) {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { self.avcs.free(obj) }
+    }
+}
+
+impl mm::rmap::AnonVmaAlloc for VmaCaches {
+    fn anon_vma_lock(&self) -> &mm::rmap::AnonVmaLock {
+        &self.lock
+    }
+}
+
 impl<T> fmt::Debug for KmemCacheOf<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.cache.fmt(f)

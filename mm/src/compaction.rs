@@ -18,7 +18,7 @@
 //! the pages left behind are freed and merge with their free neighbours.
 //! The run ends when the scanners meet (their pageblocks cross, Linux
 //! `compact_scanners_met`), the free scanner finds nothing more, or the
-//! caller's [`MmWalk::cond_resched`], called before each pageblock the
+//! caller's [`RmapMms::cond_resched`], called before each pageblock the
 //! migrate scanner starts, stops it ([`CompactStats::contended`]). The free
 //! scanner only takes pages from MOVABLE pageblocks and leaves a free block
 //! of a whole pageblock or more alone (Linux `suitable_migration_target`),
@@ -30,11 +30,11 @@
 //! looked at (a free block the migrate scanner steps over counts all its
 //! pages, as in Linux), `compact_isolated` per page either scanner
 //! isolated, and the migration's `pgmigrate_success`/`pgmigrate_fail`
-//! (a listed page no address space of the walk maps is skipped, counted
-//! in neither: [`CompactStats::skipped`]).
+//! (a listed page found unmapped when isolated is skipped, counted in
+//! neither: [`CompactStats::skipped`]).
 //!
 //! # Locking
-//! No lock is held across a round, nor when [`MmWalk::cond_resched`] may
+//! No lock is held across a round, nor when [`RmapMms::cond_resched`] may
 //! reschedule (isolated free pages stay isolated meanwhile, as in Linux).
 //! The free scanner's lockless look at a page is rechecked under the zone
 //! lock when the block is taken; the migrate scanner's under the page
@@ -53,9 +53,9 @@
 //! - The caller's chance to reschedule or stop comes once per migrate
 //!   scanner pageblock (Linux's every `COMPACT_CLUSTER_MAX` pages, and
 //!   with the zone and LRU locks dropped, which we never hold there).
-//! - Movable pages are user pages mapped by one pte; see
-//!   [`crate::migrate`] for what it cannot move (pages shared after fork)
-//!   and for the cost of finding a page's mapper without an `anon_vma`.
+//! - Movable pages are user pages, anonymous or page cache, however many
+//!   ptes map them (found through [`crate::rmap`]); see
+//!   [`crate::migrate`] for what it cannot move.
 //! - Isolated migrate pages are not taken off an LRU (there is none) and
 //!   `NR_ISOLATED_*` is not counted; a page is isolated only in the sense
 //!   that the scanner listed it.
@@ -64,12 +64,13 @@
 //!   pages merge at once (Linux drains in the direct-compaction path).
 
 use crate::addr::Pfn;
-use crate::migrate::{self, MigrationTarget, MmWalk};
+use crate::migrate::{self, MigrationTarget};
 use crate::mmzone::{MAX_PAGE_ORDER, MigrateType, ZoneType};
 use crate::page::{PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER};
 use crate::page_alloc::PgData;
 use crate::page_flags::PageFlags;
 use crate::pgtable::PteFormat;
+use crate::rmap::RmapMms;
 use crate::vma::VmaAlloc;
 use crate::vmstat::VmEventItem;
 
@@ -96,11 +97,10 @@ pub struct CompactStats {
     pub migrated: u64,
     /// Pages tried and left in place.
     pub failed: u64,
-    /// Pages listed whose address space the walk does not know (being
-    /// built by exec, or started during the run): left alone, and not
-    /// failures (Linux would not have isolated them).
+    /// Pages listed that were unmapped by the time they were isolated:
+    /// left alone, and not failures (Linux would not have isolated them).
     pub skipped: u64,
-    /// The run stopped early because [`MmWalk::cond_resched`] asked it to
+    /// The run stopped early because [`RmapMms::cond_resched`] asked it to
     /// (Linux `cc->contended`, `COMPACT_CONTENDED`).
     pub contended: bool,
 }
@@ -276,7 +276,7 @@ impl<'p, 'a> CompactControl<'p, 'a> {
     /// Linux `compact_zone`'s loop: rounds of isolating and migrating until
     /// the scanners meet, the free scanner runs dry, or `mms` stops the
     /// run; then the unused free pages go back and the events are counted.
-    fn compact<'m, F: PteFormat + 'm, A: VmaAlloc>(&mut self, mms: &dyn MmWalk<'m, F, A>) {
+    fn compact<'m, F: PteFormat + 'm, A: VmaAlloc + 'm>(&mut self, mms: &dyn RmapMms<'m, F, A>) {
         self.pgdat.drain_all_pages();
         let mut list = [Pfn::new(0); COMPACT_CLUSTER_MAX];
         while !self.scanners_met() && !self.free_exhausted {
@@ -345,12 +345,12 @@ impl MigrationTarget for CompactControl<'_, '_> {
 
 /// Compacts one zone until its scanners meet (Linux `compact_zone` with
 /// `compact_memory`'s control: order -1, `MIGRATE_SYNC`, whole zone) or
-/// `mms` stops it. `mms` yields every user address space, for finding
-/// pages' mappers.
-pub fn compact_zone<'a, F: PteFormat + 'a, A: VmaAlloc>(
+/// `mms` stops it. `mms` reaches the address spaces the pages' reverse
+/// maps name.
+pub fn compact_zone<'a, F: PteFormat + 'a, A: VmaAlloc + 'a>(
     pgdat: &PgData<'_>,
     zone_type: ZoneType,
-    mms: &dyn MmWalk<'a, F, A>,
+    mms: &dyn RmapMms<'a, F, A>,
 ) -> CompactStats {
     let Some(mut cc) = CompactControl::new(pgdat, zone_type) else { return CompactStats::default() };
     cc.compact(mms);
@@ -360,9 +360,9 @@ pub fn compact_zone<'a, F: PteFormat + 'a, A: VmaAlloc>(
 /// Compacts every populated zone, lowest first (Linux `compact_node`, what
 /// writing to `/proc/sys/vm/compact_memory` does for each node), until
 /// `mms` stops the run.
-pub fn compact_node<'a, F: PteFormat + 'a, A: VmaAlloc>(
+pub fn compact_node<'a, F: PteFormat + 'a, A: VmaAlloc + 'a>(
     pgdat: &PgData<'_>,
-    mms: &dyn MmWalk<'a, F, A>,
+    mms: &dyn RmapMms<'a, F, A>,
 ) -> CompactStats {
     let mut stats = CompactStats::default();
     for zone in pgdat.zones() {

@@ -40,9 +40,10 @@
 //!   page-table root), not a pointer: the kernel finds the address space,
 //!   takes its mmap lock after the query and looks the VMA up again there.
 //!   Linux's rmap walk instead keeps the VMA alive with `i_mmap_rwsem`
-//!   and reaches its page tables under the page-table lock alone; that
-//!   comes with the reclaim issue's `page_vma_mapped_walk`.
-//! - No separate `i_mmap_nonlinear` list or `anon_vma` interval tree yet.
+//!   and reaches its page tables under the page-table lock alone (see
+//!   [`crate::rmap`]'s walk, which locks each address space).
+//! - The `anon_vma` interval tree is [`crate::rmap`]'s, built the same
+//!   way.
 
 #![allow(unsafe_code)]
 

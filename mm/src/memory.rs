@@ -94,9 +94,11 @@
 //!   from `do_page_mkwrite` to `fault_dirty_shared_page`). A private
 //!   copy may therefore see a `write(2)` to the page half done, as it may
 //!   a store through another process's shared mapping in Linux too.
-//! - Fork copies the ptes of every VMA (Linux skips file VMAs without
-//!   anonymous pages and lets the child refault them: we have no
-//!   `anon_vma` to tell).
+//! - Fork copies the ptes of every VMA (Linux's `vma_needs_copy` skips
+//!   VMAs without an `anon_vma` and lets the child refault them).
+//! - A private write fault makes its VMA's `anon_vma` up front, before
+//!   it knows whether it will map a new page (Linux calls
+//!   `anon_vma_prepare` in each of the three places that do).
 //! - A dirty pte's dirtiness reaches the file at the zap, before the TLB
 //!   flush (Linux delays the rmap removal past the flush only for
 //!   `folio_mkclean`'s sake, which we do not have); msync flushes first.
@@ -112,7 +114,7 @@ use crate::gfp::{GFP_HIGHUSER_MOVABLE, Gfp};
 use crate::highmem;
 use crate::mmap::{MmCounter, MmStruct};
 use crate::pgtable::{Entry, Leaf, Level, PTRS_PER_TABLE, PageSize, PgProt, PteFormat, TlbGather};
-use crate::rmap;
+use crate::rmap::{self, AnonVmaPtr};
 use crate::swapops::{is_migration_entry, migration_entry_to_pfn};
 use crate::uaddr::{UserAddr, UserRange};
 use crate::vma::{FileFaultError, Vma, VmaAlloc, VmaDesc, VmaFile, VmaFlags};
@@ -121,7 +123,7 @@ use crate::vmstat::VmEventItem;
 /// The RSS counter a mapped page counts in (Linux `mm_counter`):
 /// anonymous, or a file's page, shmem's if `PG_swapbacked` (Linux
 /// `mm_counter_file`).
-fn mm_counter(page: &crate::page::Page) -> MmCounter {
+pub(crate) fn mm_counter(page: &crate::page::Page) -> MmCounter {
     if rmap::page_anon(page) {
         MmCounter::AnonPages
     } else if page.test(crate::page_flags::PageFlags::SWAPBACKED) {
@@ -303,6 +305,15 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         self.pgd.pgdat().count_vm_event(VmEventItem::Pgfault);
         let desc = vma.desc();
         let index = linear_page_index(vma, addr);
+        // A private write may map a new anonymous page: its VMA needs an
+        // `anon_vma` first (Linux `anon_vma_prepare` in
+        // `do_anonymous_page`, `do_cow_fault` and `wp_page_copy`; made here
+        // once for all three, a no-op once the VMA has one).
+        let anon = if access.write && !flags.contains(VmaFlags::SHARED) {
+            Some(self.vmas.anon_vma_prepare(vma).map_err(|_| FaultError::Oom)?)
+        } else {
+            None
+        };
         let slot = self.pgd.pte_offset(page.virt(), true).map_err(|_| FaultError::Oom)?;
         let Some(slot) = slot else { return Err(FaultError::Oom) };
         let raw = slot.load(Ordering::Acquire);
@@ -317,10 +328,10 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             };
         }
         match self.leaf(raw) {
-            None => self.do_pte_missing(slot, &desc, index, addr, access.write),
+            None => self.do_pte_missing(slot, &desc, index, addr, access.write, anon),
             Some(leaf) if leaf.prot.contains(PgProt::PROTNONE) => Err(FaultError::AccErr),
             Some(leaf) if access.write && !leaf.prot.contains(PgProt::WRITE) => {
-                self.do_wp_page(slot, raw, leaf, &desc, index, addr)
+                self.do_wp_page(slot, raw, leaf, &desc, index, addr, anon)
             }
             // Spurious: another path already fixed it (Linux
             // `flush_tlb_fix_spurious_fault`); the stale TLB entry goes.
@@ -360,7 +371,8 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     }
 
     /// A fault on a none pte (Linux `do_pte_missing`): anonymous memory or
-    /// a file's page, as the module documentation says.
+    /// a file's page, as the module documentation says. `anon` is the
+    /// VMA's `anon_vma` for a private write, else `None`.
     fn do_pte_missing(
         &self,
         slot: &AtomicU64,
@@ -368,11 +380,14 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         index: u64,
         addr: u64,
         write: bool,
+        anon: Option<AnonVmaPtr>,
     ) -> Result<(), FaultError> {
         match desc.file {
-            None => self.do_anonymous_page(slot, desc.flags, index, write),
+            None => self.do_anonymous_page(slot, desc.flags, index, anon),
             Some(file) if !write => self.do_read_fault(slot, desc, file, index, addr),
-            Some(file) if !desc.flags.contains(VmaFlags::SHARED) => self.do_cow_fault(slot, desc.flags, file, index),
+            Some(file) if !desc.flags.contains(VmaFlags::SHARED) => {
+                self.do_cow_fault(slot, desc.flags, file, index, anon.ok_or(FaultError::Oom)?)
+            }
             Some(file) => self.do_shared_fault(slot, desc.flags, file, index),
         }
     }
@@ -381,25 +396,38 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     /// anonymous memory is a shmem file's, see [`crate::shmem`]) (Linux
     /// `do_anonymous_page`): the zero page for a read, else a new zeroed
     /// page.
-    fn do_anonymous_page(&self, slot: &AtomicU64, flags: VmaFlags, index: u64, write: bool) -> Result<(), FaultError> {
+    fn do_anonymous_page(
+        &self,
+        slot: &AtomicU64,
+        flags: VmaFlags,
+        index: u64,
+        anon: Option<AnonVmaPtr>,
+    ) -> Result<(), FaultError> {
         let prot = vm_get_page_prot(flags);
-        if !write {
+        let Some(anon) = anon else {
             // The zero page: nothing to undo if another fault was first.
             let _ptl = self.page_table_lock.lock();
             if slot.load(Ordering::Acquire) == 0 {
                 slot.store(self.encode(self.zero_pfn, prot - PgProt::WRITE), Ordering::Release);
             }
             return Ok(());
-        }
+        };
         let pfn = self.new_user_page(Gfp::ZERO)?;
-        self.map_new_anon_page(slot, pfn, prot | PgProt::DIRTY, index)
+        self.map_new_anon_page(slot, pfn, prot | PgProt::DIRTY, anon, index)
     }
 
     /// Maps `pfn`, a page this fault allocated and filled, into the none
     /// pte `slot` as a new anonymous page (Linux `set_pte_range` with
     /// `folio_add_new_anon_rmap`). If another fault filled the pte first,
     /// the page is freed instead.
-    fn map_new_anon_page(&self, slot: &AtomicU64, pfn: Pfn, prot: PgProt, index: u64) -> Result<(), FaultError> {
+    fn map_new_anon_page(
+        &self,
+        slot: &AtomicU64,
+        pfn: Pfn,
+        prot: PgProt,
+        anon: AnonVmaPtr,
+        index: u64,
+    ) -> Result<(), FaultError> {
         let pgdat = self.pgd.pgdat();
         let Some(page) = pgdat.pfn_to_page(pfn) else {
             // SAFETY: this fault allocated the page and never mapped it.
@@ -407,7 +435,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             return Err(FaultError::Oom);
         };
         self.set_pte_if_none(slot, pfn, prot, || {
-            rmap::page_add_new_anon_rmap(pgdat, page, index);
+            rmap::page_add_new_anon_rmap(pgdat, page, anon, index);
             self.add_rss(MmCounter::AnonPages, 1);
         });
         Ok(())
@@ -536,6 +564,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         flags: VmaFlags,
         file: &dyn VmaFile,
         index: u64,
+        anon: AnonVmaPtr,
     ) -> Result<(), FaultError> {
         let pgdat = self.pgd.pgdat();
         let new = self.new_user_page(Gfp::empty())?;
@@ -560,7 +589,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             unsafe { self.put_page(new) };
             return Err(FaultError::Oom);
         }
-        self.map_new_anon_page(slot, new, vm_get_page_prot(flags) | PgProt::DIRTY, index)
+        self.map_new_anon_page(slot, new, vm_get_page_prot(flags) | PgProt::DIRTY, anon, index)
     }
 
     /// A write fault on a none pte of a shared file VMA (Linux
@@ -598,6 +627,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     /// Write to a present read-only pte of a writable VMA (Linux
     /// `do_wp_page`). `raw` is the pte the fault saw; every change is made
     /// under the page-table lock and only if the pte is still `raw`.
+    #[allow(clippy::too_many_arguments, reason = "the fault's state, as Linux's `struct vm_fault` carries it")]
     fn do_wp_page(
         &self,
         slot: &AtomicU64,
@@ -606,6 +636,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         desc: &VmaDesc,
         index: u64,
         addr: u64,
+        anon: Option<AnonVmaPtr>,
     ) -> Result<(), FaultError> {
         let old = leaf.phys.pfn();
         let prot = vm_get_page_prot(desc.flags) | PgProt::DIRTY;
@@ -641,7 +672,10 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             old_page = Some(page);
         }
         // Copy (Linux `wp_page_copy`).
-        let result = self.wp_page_copy(slot, raw, old, prot, index, addr);
+        let result = match anon {
+            Some(anon) => self.wp_page_copy(slot, raw, old, prot, anon, index, addr),
+            None => Err(FaultError::Oom),
+        };
         if old_page.is_some() {
             // SAFETY: the reference taken above under the page-table lock.
             // If it is the last, the pte no longer maps the page: the copy
@@ -699,12 +733,14 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     /// The copying half of [`do_wp_page`](Self::do_wp_page): a new page
     /// with `old`'s data (zeroed for the zero page) replaces it in the pte
     /// if the pte is still `raw`. The caller holds a reference on `old`.
+    #[allow(clippy::too_many_arguments, reason = "the fault's state, as Linux's `struct vm_fault` carries it")]
     fn wp_page_copy(
         &self,
         slot: &AtomicU64,
         raw: u64,
         old: Pfn,
         prot: PgProt,
+        anon: AnonVmaPtr,
         index: u64,
         addr: u64,
     ) -> Result<(), FaultError> {
@@ -733,7 +769,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             unsafe { self.put_page(new) };
             return Ok(());
         }
-        rmap::page_add_new_anon_rmap(pgdat, page, index);
+        rmap::page_add_new_anon_rmap(pgdat, page, anon, index);
         self.add_rss(MmCounter::AnonPages, 1);
         slot.store(self.encode(new, prot), Ordering::Release);
         drop(ptl);

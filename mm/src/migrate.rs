@@ -1,100 +1,87 @@
-//! Page migration: moving the contents and the mapping of a user page to
-//! another physical page (Linux `mm/migrate.c`: `migrate_pages`,
-//! `migrate_folio_unmap`/`migrate_folio_move`, `folio_migrate_mapping`,
-//! `folio_migrate_flags`, `remove_migration_ptes`; and the rmap walk of
-//! `mm/rmap.c` that finds the page's pte).
+//! Page migration: moving the contents and every mapping of a user page
+//! to another physical page (Linux `mm/migrate.c`: `migrate_pages`,
+//! `migrate_pages_batch`, `migrate_folio_unmap`/`migrate_folio_move`,
+//! `folio_migrate_mapping`, `folio_migrate_flags`,
+//! `remove_migration_ptes`; `mm/rmap.c`'s `try_to_migrate`).
 //!
 //! # How pages move
-//! [`migrate_pages`] takes the pages in batches of [`MIGRATE_BATCH`] and
-//! visits every address space once per batch (see [`MmWalk`]), holding
-//! its mmap lock for reading, so faults on it go on meanwhile. For the
-//! batch's pages it maps (Linux `migrate_pages_batch`: unmap them all,
-//! flush, then move them all):
-//! 1. find the pte: the page's `index` is its linear page index, so in a
-//!    VMA covering it the address is `vm_start + ((index - vm_pgoff) <<
-//!    PAGE_SHIFT)` (Linux `vma_address`), and the pte there must map the
-//!    page;
-//! 2. check the page can move: a user page (not free, slab, page table,
-//!    reserved or compound) of order 0, mapped by exactly one pte, and
-//!    holding no reference beyond the one that mapping implies (Linux's
-//!    expected refcount check in `folio_migrate_mapping`, which fails
-//!    with `-EAGAIN` when someone else holds the page); lock it
-//!    ([`folio_trylock`](crate::filemap::folio_trylock): a page someone
-//!    else locked is left alone), take a new page from the
-//!    [`MigrationTarget`], and under the page-table lock, checking the
-//!    pte still maps the page and no fault took a reference, replace the
-//!    pte by a migration entry (Linux `try_to_migrate_one`);
-//! 3. flush the old ptes from every CPU's TLB, one range for all of this
-//!    address space's pages in the batch
-//!    ([`TlbFlush::flush_tlb_mm_range_all_cpus`](crate::arch::TlbFlush)),
-//!    so that the process, running on another CPU, can no longer write the
-//!    old pages (it faults, finds the migration entry, and waits for the
-//!    page lock); then check each refcount again (Linux
-//!    `folio_ref_freeze`);
-//! 4. per page, copy the data, move `mapping`, `index`, the state flags
-//!    and the mapcount to the new page (Linux `folio_migrate_mapping` and
-//!    `folio_migrate_flags`), turn the migration entry into a pte for the
-//!    new page with the old pte's protection, dirty and accessed bits
-//!    (Linux `remove_migration_pte`), unlock the old page (waking the
-//!    faults waiting on it) and free it. A page that fails gets its old
-//!    pte back and is unlocked.
+//! [`migrate_pages`] takes the pages in batches of [`MIGRATE_BATCH`]
+//! (Linux `migrate_pages_batch`: unmap them all, flush, then move them
+//! all). For each page of a batch:
+//! 1. isolate it: take a reference of our own unless it is free
+//!    ([`Page::try_get`](crate::page::Page::try_get), Linux
+//!    `folio_try_get`), check it is a user page migration can move (not
+//!    free, slab, page table, reserved or compound; of order 0; mapped),
+//!    lock it ([`folio_trylock`](crate::filemap::folio_trylock): a page
+//!    someone else locked is left alone), and pin its `anon_vma` (Linux
+//!    `folio_get_anon_vma`), which keeps it alive while the page is
+//!    unmapped;
+//! 2. ask its reverse map for the address spaces that may map it
+//!    ([`crate::rmap`]); the kernel locks those it can for reading
+//!    ([`RmapMms::with_mms`]), and under those locks, for the whole
+//!    batch:
+//! 3. take a new page from the [`MigrationTarget`] and replace every pte
+//!    mapping the page by a migration entry (Linux `try_to_migrate`),
+//!    which keeps the pte's write, young and dirty bits; each pte's
+//!    mapping and reference go with it;
+//! 4. flush the cleared translations from every CPU's TLB, one range per
+//!    address space ([`crate::rmap`]'s batch, Linux
+//!    `try_to_unmap_flush`), so that no process can still write the old
+//!    page (a fault on a migration entry waits for the page lock);
+//! 5. if the page is mapped nowhere now and nobody but us holds it
+//!    (Linux's expected refcount check, `folio_ref_freeze`), copy the
+//!    data, move `mapping`, `index` and the state flags (Linux
+//!    `folio_migrate_mapping`, `folio_migrate_flags`) and turn every
+//!    migration entry into a pte for the new page (Linux
+//!    `remove_migration_ptes(src, dst)`); otherwise (an address space it
+//!    could not lock still maps it, or someone holds a reference) turn
+//!    them back into ptes for the old page (`remove_migration_ptes(src,
+//!    src)`). Then the page is unlocked (waking the faults waiting on
+//!    it), and our reference dropped, which frees a moved page.
 //!
-//! RSS and `nr_anon_pages`/`nr_mapped` do not change: one mapped page of
-//! the same kind replaces another. `pgmigrate_success` and
-//! `pgmigrate_fail` count the outcome per page; a page no address space of
-//! the walk maps (its mapper is being built by exec, or appeared after the
-//! walk's snapshot) is skipped and counted in neither, as Linux would
+//! RSS and `nr_anon_pages`/`nr_mapped` come back to what they were: the
+//! old page's mappings go one by one and the new page's come. Pages
+//! shared after fork move with all their ptes. `pgmigrate_success` and
+//! `pgmigrate_fail` count the outcome per page; a page no longer mapped
+//! when it is isolated is skipped and counted in neither, as Linux would
 //! never have isolated it.
 //!
 //! # Locking
-//! Lock order (Linux's, top of mm/rmap.c): mmap lock (read; the caller's
-//! [`MmWalk`] takes it, one address space at a time) -> page lock ->
-//! page-table lock -> zone lock and per-cpu list locks (the target taking
-//! new pages, freeing the old page). Everything that clears, copies or
-//! re-protects ptes (munmap, mprotect, fork, mremap) holds the mmap lock
-//! for writing, so it never meets a migration entry; faults, which hold it
-//! for reading, wait for the page lock when they do
-//! ([`FaultError::Retry`](crate::memory::FaultError::Retry)). The mmap lock
-//! is held while waiting for every CPU's TLB flush; the kernel's mmap lock
-//! sleeps with interrupts on, so a waiter still answers.
+//! Lock order (Linux's, top of mm/rmap.c): mmap lock (read, only tried:
+//! we hold page locks, and a fault may hold the mmap lock while it waits
+//! for one) -> page lock -> anon_vma lock -> page-table lock -> zone lock
+//! and per-cpu list locks (the target taking new pages, freeing the old
+//! page). Every address space a migration entry is put in stays locked
+//! for reading until the entry is gone, so munmap, mprotect, fork,
+//! mremap and exit (which hold it for writing) never meet one; faults,
+//! which hold it for reading, wait for the page lock when they do
+//! ([`FaultError::Retry`](crate::memory::FaultError::Retry)). The mmap
+//! locks are held while waiting for every CPU's TLB flush; the kernel's
+//! mmap lock sleeps with interrupts on, so a waiter still answers.
 //!
 //! # Differences from Linux
-//! - No `anon_vma`: a page's mapper is found by walking every address
-//!   space and every VMA whose page-offset range covers the page's index
-//!   (O(address spaces x VMAs) per page; Linux's `rmap_walk_anon` visits
-//!   only the VMAs on the page's `anon_vma`). An `anon_vma` would replace
-//!   the walk.
-//! - Only pages mapped by one pte move: a page shared after fork fails
-//!   with [`MigrateError::Shared`] (Linux replaces every mapping by a
-//!   migration entry, which the rmap walk makes cheap).
+//! - The address spaces are reached through the kernel's list of them and
+//!   their mmap locks (see [`crate::rmap`]'s walk); one that is busy is
+//!   skipped, and a page it maps is put back ([`MigrateError::Busy`]).
 //! - The page lock is only tried ([`MigrateError::Locked`]), as Linux's
 //!   asynchronous mode does; the new page is not locked, since nothing can
-//!   reach it before its pte is installed.
-//! - One flush per address space and batch, covering the span from its
-//!   lowest to its highest page of the batch (Linux unmaps a whole batch
-//!   with `TTU_BATCH_FLUSH` and flushes once for every address space,
-//!   `try_to_unmap_flush`); beyond the architecture's single-page ceiling
-//!   that span is a flush of all user translations.
-//! - Page-cache pages do not move: the cache's reference fails the
-//!   expected-refcount check ([`MigrateError::Pinned`]), so no
-//!   `address_space` is ever updated (Linux `filemap_migrate_folio`
-//!   replaces the cache's entry). A page a file handed out without a
-//!   cache (its own copy, mapping 0) moves like an anonymous page. No
-//!   writeback, no `migratepage` callbacks, no huge pages.
+//!   reach it before its first pte is installed.
+//! - A page-cache page moves like an anonymous one, its ptes found through
+//!   its file's `i_mmap`, its cache entry replaced by
+//!   [`RmapMms::migrate_mapping`] (Linux `filemap_migrate_folio`, one
+//!   kind of address space only); a page under writeback stays
+//!   ([`MigrateError::Pinned`]). A file page no cache holds has no
+//!   reverse map to find its ptes with and does not move. No
+//!   `migratepage` callbacks, no huge pages.
 
-use core::ops::ControlFlow;
-use core::sync::atomic::{AtomicU64, Ordering};
-
-use crate::addr::{PAGE_SHIFT, PAGE_SIZE, Pfn, VirtAddr};
-use crate::arch::FolioWaitTable;
+use crate::addr::Pfn;
+use crate::filemap::{folio_trylock, folio_unlock};
 use crate::highmem;
-use crate::mmap::MmStruct;
 use crate::page::Page;
 use crate::page_alloc::PgData;
 use crate::page_flags::PageFlags;
-use crate::pgtable::{Entry, Leaf, Level, PgProt, PteFormat};
-use crate::rmap;
-use crate::swapops::make_migration_entry;
+use crate::pgtable::PteFormat;
+use crate::rmap::{self, AnonVmaPin, MmIds, RmapMms, TlbBatch};
 use crate::vma::VmaAlloc;
 use crate::vmstat::VmEventItem;
 
@@ -103,18 +90,18 @@ use crate::vmstat::VmEventItem;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MigrateError {
     /// Not a user page migration can move: free, slab, page table,
-    /// reserved, compound or of a higher order, or not mapped at all
-    /// (Linux: not on an LRU, so never isolated).
+    /// reserved, compound or of a higher order, not mapped at all, or a
+    /// file page without a reverse map (Linux: not on an LRU, so never
+    /// isolated).
     NotMovable,
-    /// Mapped by more than one pte (shared after fork); see the module
-    /// doc.
-    Shared,
-    /// Someone holds a reference besides its one mapping (Linux's expected
+    /// Still mapped after every pte the walk could reach became a
+    /// migration entry: an address space mapping it was busy (its mmap
+    /// lock taken by someone else), so the walk skipped it.
+    Busy,
+    /// Someone holds a reference besides its mappings (Linux's expected
     /// refcount check failing).
     Pinned,
-    /// No address space maps it where its index says: it was unmapped, is
-    /// not mapped the way an anonymous or private file page is, or its
-    /// address space is not among those walked.
+    /// It was no longer mapped when isolated (unmapped meanwhile).
     NotMapped,
     /// No free page to move it to (Linux `-ENOMEM` from `get_new_folio`).
     NoTarget,
@@ -123,33 +110,10 @@ pub enum MigrateError {
     Locked,
 }
 
-/// Pages [`migrate_pages`] unmaps, flushes and moves together in one
-/// address space (Linux `NR_MAX_BATCHED_MIGRATION`, there a huge page's
-/// worth; here compaction's cluster, `COMPACT_CLUSTER_MAX`).
+/// Pages [`migrate_pages`] unmaps, flushes and moves together (Linux
+/// `NR_MAX_BATCHED_MIGRATION`, there a huge page's worth; here
+/// compaction's cluster, `COMPACT_CLUSTER_MAX`).
 pub const MIGRATE_BATCH: usize = 32;
-
-/// Every user address space, each visited with its mmap lock held for
-/// reading: how migration reaches a page's mappers without an `anon_vma`
-/// (see the module doc). The kernel walks its task list; host tests their
-/// address spaces.
-pub trait MmWalk<'a, F: PteFormat + 'a, A: VmaAlloc> {
-    /// Calls `f` on each address space, with its mmap lock held for
-    /// reading for the call, until `f` breaks.
-    fn for_each_mm(&self, f: &mut dyn FnMut(&MmStruct<'a, F, A>) -> ControlFlow<()>);
-
-    /// Where tasks wait for the pages migration locks (faults that meet a
-    /// migration entry), woken when it unlocks them.
-    fn folio_waits(&self) -> &dyn FolioWaitTable;
-
-    /// Called by compaction's migrate scanner before each pageblock, with
-    /// no lock held: where a kernel without preemption reschedules (Linux
-    /// calls `cond_resched()` in `isolate_migratepages_block`), and may
-    /// stop the run by breaking (Linux stops on `fatal_signal_pending()`
-    /// and reports `COMPACT_CONTENDED`). By default it does neither.
-    fn cond_resched(&self) -> ControlFlow<()> {
-        ControlFlow::Continue(())
-    }
-}
 
 /// Where migration gets new pages and returns unused ones (Linux's
 /// `new_folio_t`/`free_folio_t` pair, compaction's `compaction_alloc` and
@@ -211,13 +175,78 @@ pub(crate) fn page_movable(page: &Page) -> bool {
     !page.flags().intersects(UNMOVABLE_FLAGS) && page.mapcount() > 0 && page.refcount() > 0 && page.order() == 0
 }
 
-/// Moves each page of `from` to a page from `target`, looking for its
-/// mapper in `mms` (Linux `migrate_pages` in `MIGRATE_SYNC` mode, one try
-/// per page), [`MIGRATE_BATCH`] pages per walk of `mms`. Stops early when
-/// `target` has no more pages; pages not tried count in no total.
-pub fn migrate_pages<'a, F: PteFormat + 'a, A: VmaAlloc>(
+/// A page of a batch being migrated: isolated (our reference), locked,
+/// its `anon_vma` pinned.
+struct Isolated<'p, 'x, A: VmaAlloc + ?Sized> {
+    /// Its place in the batch.
+    i: usize,
+    page: &'p Page,
+    /// An anonymous page's `anon_vma`, pinned; none for a page-cache page.
+    pin: Option<AnonVmaPin<'x, A>>,
+    /// The page it moves to, once taken from the target.
+    new: Option<Pfn>,
+}
+
+/// Isolates the page `pfn` for migration (Linux
+/// `isolate_migratepages_block` + `migrate_folio_unmap`'s lock and
+/// `folio_get_anon_vma`): our reference, its lock and, for an anonymous
+/// page, its `anon_vma`.
+#[allow(clippy::type_complexity, reason = "the isolated page and its pin")]
+fn isolate<'p, 'x, 'a, F: PteFormat + 'a, A: VmaAlloc + 'a, R: RmapMms<'a, F, A> + ?Sized>(
+    pgdat: &'p PgData<'_>,
+    rmms: &'x R,
+    pfn: Pfn,
+) -> Result<(&'p Page, Option<AnonVmaPin<'x, A>>), MigrateError> {
+    let page = pgdat.pfn_to_page(pfn).ok_or(MigrateError::NotMovable)?;
+    if !page_movable(page) || !page.try_get() {
+        return Err(MigrateError::NotMovable);
+    }
+    let put = |e| {
+        // SAFETY: the reference just taken; if it is the last, the page
+        // was unmapped and let go meanwhile and nothing maps it.
+        let _ = unsafe { pgdat.put_page(pfn) };
+        Err(e)
+    };
+    // Rechecked now that the page cannot be freed under us.
+    if !page_movable(page) || pgdat.page_address(pfn).is_none() {
+        return put(MigrateError::NotMovable);
+    }
+    if page.mapping() == 0 {
+        // A file's page no cache holds: no reverse map leads to its ptes.
+        return put(MigrateError::NotMovable);
+    }
+    if !folio_trylock(page) {
+        return put(MigrateError::Locked);
+    }
+    if !rmap::page_anon(page) {
+        // A page-cache page, locked: it stays in its cache, and so does
+        // the cache (the kernel's rule for reaching it by id).
+        if page.test(PageFlags::WRITEBACK) || page.mapping() == 0 {
+            page.clear_unlock(PageFlags::LOCKED);
+            return put(MigrateError::Pinned);
+        }
+        return Ok((page, None));
+    }
+    // SAFETY: our reference holds the page.
+    match unsafe { rmap::folio_get_anon_vma(rmms.vma_alloc(), page) } {
+        Some(pin) => Ok((page, Some(pin))),
+        None => {
+            // Nobody can have waited for the lock: no migration entry
+            // was installed.
+            page.clear_unlock(PageFlags::LOCKED);
+            put(MigrateError::NotMapped)
+        }
+    }
+}
+
+/// Moves each page of `from` to a page from `target`, finding its ptes
+/// through the reverse map and reaching their address spaces through
+/// `rmms` (Linux `migrate_pages` in `MIGRATE_SYNC` mode, one try per
+/// page), [`MIGRATE_BATCH`] pages at a time. Stops early when `target`
+/// has no more pages; pages not tried count in no total.
+pub fn migrate_pages<'a, F: PteFormat + 'a, A: VmaAlloc + 'a, R: RmapMms<'a, F, A> + ?Sized>(
     pgdat: &PgData<'_>,
-    mms: &dyn MmWalk<'a, F, A>,
+    rmms: &R,
     from: &[Pfn],
     target: &mut dyn MigrationTarget,
 ) -> MigrateStats {
@@ -225,22 +254,12 @@ pub fn migrate_pages<'a, F: PteFormat + 'a, A: VmaAlloc>(
     for batch in from.chunks(MIGRATE_BATCH) {
         let mut outcome = [Err(MigrateError::NotMapped); MIGRATE_BATCH];
         let outcome = &mut outcome[..batch.len()];
-        let mut out_of_targets = false;
-        let waits = mms.folio_waits();
-        mms.for_each_mm(&mut |mm| {
-            out_of_targets = mm.migrate_batch(batch, outcome, target, waits);
-            if out_of_targets || !outcome.contains(&Err(MigrateError::NotMapped)) {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        });
+        let out_of_targets = migrate_batch(pgdat, rmms, batch, outcome, target);
         for result in outcome.iter() {
             match result {
                 Ok(()) => stats.succeeded += 1,
-                // Not tried: the walk ended when the targets ran out.
-                Err(MigrateError::NotMapped) if out_of_targets => {}
                 Err(MigrateError::NotMapped) => stats.skipped += 1,
+                // Not tried: the target ran out.
                 Err(MigrateError::NoTarget) => {}
                 Err(_) => stats.failed += 1,
             }
@@ -254,247 +273,159 @@ pub fn migrate_pages<'a, F: PteFormat + 'a, A: VmaAlloc>(
     stats
 }
 
-/// A page of a batch between the clearing of its pte and its move.
-struct Unmapped<'t> {
-    /// Its place in the batch.
-    i: usize,
-    new: Pfn,
-    slot: &'t AtomicU64,
-    /// The pte before the migration entry replaced it.
-    raw: u64,
-}
-
-/// A caller's one page as a [`MigrationTarget`].
-struct GivenPage(Option<Pfn>);
-
-impl MigrationTarget for GivenPage {
-    fn alloc(&mut self) -> Option<Pfn> {
-        self.0.take()
-    }
-
-    unsafe fn free(&mut self, pfn: Pfn) {
-        self.0 = Some(pfn);
-    }
-}
-
-impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
-    /// The address and pte at which this address space maps `old`, found
-    /// from the page's linear index (Linux `vma_address` over the VMAs an
-    /// `rmap_walk_anon` would visit; here all of them).
-    fn page_vma_mapped(&self, old: Pfn, index: u64) -> Option<(u64, &AtomicU64, Leaf)> {
-        let fmt = self.pgd.format();
-        self.vmas.iter().find_map(|vma| {
-            let pages = (vma.end().as_u64() - vma.start().as_u64()) >> PAGE_SHIFT;
-            let offset = index.checked_sub(vma.pgoff()).filter(|&o| o < pages)?;
-            let addr = vma.start().as_u64() + (offset << PAGE_SHIFT);
-            let slot = self.pgd.pte_offset(VirtAddr::expect_canonical(addr), false).ok().flatten()?;
-            match fmt.decode(slot.load(Ordering::Acquire), Level::Pte) {
-                Entry::Leaf(leaf) if leaf.phys.pfn() == old => Some((addr, slot, leaf)),
-                _ => None,
+/// Moves the pages of `batch` (see the module doc), recording each one's
+/// outcome. Returns true if `target` ran out (the page that found none
+/// and the later ones are [`MigrateError::NoTarget`]).
+fn migrate_batch<'a, F: PteFormat + 'a, A: VmaAlloc + 'a, R: RmapMms<'a, F, A> + ?Sized>(
+    pgdat: &PgData<'_>,
+    rmms: &R,
+    batch: &[Pfn],
+    outcome: &mut [Result<(), MigrateError>],
+    target: &mut dyn MigrationTarget,
+) -> bool {
+    let mut isolated: [Option<Isolated<'_, '_, A>>; MIGRATE_BATCH] = [const { None }; MIGRATE_BATCH];
+    let mut ids = MmIds::new();
+    let mut n = 0;
+    for (i, &pfn) in batch.iter().enumerate().take(MIGRATE_BATCH) {
+        match isolate(pgdat, rmms, pfn) {
+            Ok((page, pin)) => {
+                // SAFETY: isolated: our reference holds the page.
+                unsafe { rmap::rmap_mm_ids(rmms, page, pin.as_ref(), &mut ids) };
+                isolated[n] = Some(Isolated { i, page, pin, new: None });
+                n += 1;
             }
-        })
-    }
-
-    /// Whether `old` can move out of this address space, and where it is
-    /// mapped: [`MigrateError::NotMapped`] if this address space does not
-    /// map it.
-    fn migrate_check(&self, old: Pfn) -> Result<(u64, &AtomicU64, Leaf), MigrateError> {
-        let page = self.pgd.pgdat().pfn_to_page(old).ok_or(MigrateError::NotMovable)?;
-        if old == self.zero_pfn || !page_movable(page) {
-            return Err(MigrateError::NotMovable);
+            Err(e) => outcome[i] = Err(e),
         }
-        let found = self.page_vma_mapped(old, page.index()).ok_or(MigrateError::NotMapped)?;
-        if page.mapcount() != 1 {
-            return Err(MigrateError::Shared);
-        }
-        // One mapping holds one reference (the fault's allocation; fork
-        // takes one more per mapping it adds).
-        if page.refcount() != 1 {
-            return Err(MigrateError::Pinned);
-        }
-        Ok(found)
     }
-
-    /// Moves the page `old`, if this address space maps it, to `new`, an
-    /// order-0 page holding one reference and nothing else (Linux
-    /// `migrate_folio_unmap` + `migrate_folio_move` for one mapping). The
-    /// caller holds this address space's mmap lock for reading. On success
-    /// `old` is freed and `new` is mapped in its place; on failure nothing
-    /// changed and `new` is still the caller's.
-    /// [`MigrateError::NotMapped`] means this address space does not map
-    /// `old`.
-    pub fn migrate_page(&self, old: Pfn, new: Pfn, waits: &dyn FolioWaitTable) -> Result<(), MigrateError> {
-        let mut outcome = [Err(MigrateError::NotMapped)];
-        self.migrate_batch(&[old], &mut outcome, &mut GivenPage(Some(new)), waits);
-        outcome[0]
-    }
-
-    /// Moves the pages of `batch` this address space maps and whose
-    /// `outcome` is still [`MigrateError::NotMapped`] (no address space
-    /// claimed them yet), recording each one's outcome; the others are
-    /// left as they are. New pages come from `target`, and the unused go
-    /// back to it. The caller holds this address space's mmap lock for
-    /// reading. Returns true if `target` ran out (the page that found none
-    /// is [`MigrateError::NoTarget`], later ones untried).
-    fn migrate_batch(
-        &self,
-        batch: &[Pfn],
-        outcome: &mut [Result<(), MigrateError>],
-        target: &mut dyn MigrationTarget,
-        waits: &dyn FolioWaitTable,
-    ) -> bool {
-        debug_assert!(batch.len() <= MIGRATE_BATCH && outcome.len() == batch.len());
-        let pgdat = self.pgd.pgdat();
-        let mut unmapped: [Option<Unmapped<'_>>; MIGRATE_BATCH] = [const { None }; MIGRATE_BATCH];
-        let (mut n, mut lo, mut hi) = (0, u64::MAX, 0);
-        let mut out_of_targets = false;
-        // Linux `migrate_folio_unmap` -> `try_to_migrate_one`: lock each
-        // page and replace its pte by a migration entry first. The value
-        // swapped out carries the dirty and accessed bits every CPU set
-        // until the flush below (a CPU sets them through a page walk, which
-        // now finds no present pte).
-        for (i, &old) in batch.iter().enumerate().take(MIGRATE_BATCH) {
-            if outcome[i] != Err(MigrateError::NotMapped) {
-                continue;
-            }
-            match self.migrate_unmap(old, target) {
-                Ok((addr, u)) => {
-                    unmapped[n] = Some(Unmapped { i, ..u });
-                    n += 1;
-                    (lo, hi) = (lo.min(addr), hi.max(addr));
+    let isolated = &mut isolated[..n];
+    let mut out_of_targets = false;
+    if n != 0 {
+        rmms.with_mms(ids.ids(), ids.all(), &mut |mms| {
+            let mut flush = TlbBatch::new();
+            // Linux `migrate_folio_unmap` -> `try_to_migrate`, for every
+            // page of the batch before the one flush.
+            for iso in isolated.iter_mut().flatten() {
+                if out_of_targets {
+                    outcome[iso.i] = Err(MigrateError::NoTarget);
+                    continue;
                 }
-                Err(e) => {
-                    outcome[i] = Err(e);
-                    if e == MigrateError::NoTarget {
-                        out_of_targets = true;
-                        break;
-                    }
-                }
+                let Some(new) = target.alloc() else {
+                    out_of_targets = true;
+                    outcome[iso.i] = Err(MigrateError::NoTarget);
+                    continue;
+                };
+                iso.new = Some(new);
+                let pfn = batch[iso.i];
+                // SAFETY: isolated: our reference holds the page.
+                unsafe {
+                    rmap::rmap_walk(rmms, mms, iso.page, iso.pin.as_ref(), &mut |mm, _, addr| {
+                        rmap::try_to_migrate_one(mm, addr, pfn, iso.page, &mut flush)
+                    })
+                };
             }
+            flush.flush();
+            // Linux `migrate_folio_move`, or the undo of a failed unmap.
+            for iso in isolated.iter_mut().flatten() {
+                let Some(new) = iso.new else { continue };
+                let old = batch[iso.i];
+                let result = move_page(pgdat, rmms, iso.page, old, new);
+                let (dst, dst_page) = match result {
+                    Ok(newpage) => (new, newpage),
+                    Err(_) => (old, iso.page),
+                };
+                // SAFETY: isolated: our reference holds the page.
+                unsafe {
+                    rmap::rmap_walk(rmms, mms, iso.page, iso.pin.as_ref(), &mut |mm, vma, addr| {
+                        rmap::remove_migration_pte(mm, vma, addr, old, dst, dst_page)
+                    })
+                };
+                outcome[iso.i] = result.map(|_| ());
+            }
+        });
+    }
+    for iso in isolated.iter_mut() {
+        let Some(iso) = iso.take() else { continue };
+        let old = batch[iso.i];
+        // The old page leaves its LRU list before its flags go, which say
+        // the list it is on; the new one takes its place there (Linux
+        // isolates the page from the LRU first and puts the new one back).
+        let on_lru = outcome[iso.i].is_ok() && pgdat.isolate_lru_folio(old);
+        if on_lru {
+            pgdat.put_lru_ref(old);
         }
-        if n == 0 {
-            return out_of_targets;
+        if outcome[iso.i].is_ok() {
+            // The old page leaves its anon_vma: nothing maps it now.
+            iso.page.clear(MIGRATE_FLAGS);
+            iso.page.set_mapping(0);
         }
-        self.tlb.flush_tlb_mm_range_all_cpus(self.pgd.root(), VirtAddr::expect_canonical(lo), hi - lo + PAGE_SIZE);
-        for u in unmapped.iter().take(n).flatten() {
-            let old = batch[u.i];
-            outcome[u.i] = self.migrate_move(old, u);
-            if outcome[u.i].is_err() {
-                // Put the pte back as it was (Linux
-                // `remove_migration_ptes(src, src)`) and return the unused
-                // page.
-                let _ptl = self.page_table_lock.lock();
-                u.slot.store(u.raw, Ordering::Release);
+        folio_unlock(iso.page, old, rmms.folio_waits());
+        drop(iso.pin);
+        if let Some(new) = iso.new {
+            if on_lru {
+                pgdat.folio_add_lru(new);
             }
-            if let Some(page) = pgdat.pfn_to_page(old) {
-                crate::filemap::folio_unlock(page, old, waits);
-            }
-            if outcome[u.i].is_ok() {
-                // A bad page is reported by the allocator and leaked.
-                // SAFETY: the reference dropped is the one the old pte
-                // held; that pte now maps `u.new`, every CPU flushed the
-                // old translation, and the copy was the last access (the
-                // refcount was 1 and no pte reaches the page).
-                let _ = unsafe { pgdat.put_page(old) };
+            if outcome[iso.i].is_ok() {
+                // The target's reference: every pte holds its own now.
+                // SAFETY: if it is the last, the address spaces that
+                // mapped the page all went meanwhile, and nothing maps it.
+                let _ = unsafe { pgdat.put_page(new) };
             } else {
-                // SAFETY: a failed migration neither mapped `u.new` nor
+                // SAFETY: a failed migration neither mapped `new` nor
                 // copied into it (every failure comes before the copy).
-                unsafe { target.free(u.new) };
+                unsafe { target.free(new) };
             }
         }
-        out_of_targets
+        // SAFETY: our reference; after a move the last one (every pte
+        // maps the new page), and nothing maps or uses the page any more.
+        let _ = unsafe { pgdat.put_page(old) };
     }
+    out_of_targets
+}
 
-    /// Locks `old` and replaces the pte that maps it here by a migration
-    /// entry, taking a new page from `target` (the first half of Linux
-    /// `migrate_folio_unmap`). Returns the address and the page's state
-    /// for the move; on error nothing changed (the new page went back).
-    fn migrate_unmap(&self, old: Pfn, target: &mut dyn MigrationTarget) -> Result<(u64, Unmapped<'_>), MigrateError> {
-        let (pgdat, fmt) = (self.pgd.pgdat(), self.pgd.format());
-        let (addr, slot, leaf) = self.migrate_check(old)?;
-        let page = pgdat.pfn_to_page(old).ok_or(MigrateError::NotMovable)?;
-        if pgdat.page_address(old).is_none() {
-            return Err(MigrateError::NotMovable);
-        }
-        // Linux `migrate_folio_unmap` in an asynchronous mode: a page
-        // someone else has locked is left for a later run.
-        if !crate::filemap::folio_trylock(page) {
-            return Err(MigrateError::Locked);
-        }
-        let fail = |e| {
-            // Nobody can have waited for the lock: no migration entry was
-            // installed.
-            page.clear_unlock(PageFlags::LOCKED);
-            Err(e)
-        };
-        let Some(new) = target.alloc() else { return fail(MigrateError::NoTarget) };
-        if pgdat.page_address(new).is_none() {
-            // SAFETY: `new` was just taken from the target and not used.
-            unsafe { target.free(new) };
-            return fail(MigrateError::NotMovable);
-        }
-        let ptl = self.page_table_lock.lock();
-        // A fault may have changed the pte, or taken a reference to copy
-        // the page, since the unlocked check.
-        if !self.same_page(slot, old) || page.refcount() != 1 || page.mapcount() != 1 {
-            drop(ptl);
-            // SAFETY: `new` was just taken from the target and not used.
-            unsafe { target.free(new) };
-            return fail(if self.same_page(slot, old) { MigrateError::Pinned } else { MigrateError::NotMapped });
-        }
-        let entry = make_migration_entry(old, leaf.prot.contains(PgProt::WRITE));
-        let raw = slot.swap(fmt.encode_swp(entry), Ordering::AcqRel);
-        drop(ptl);
-        Ok((addr, Unmapped { i: 0, new, slot, raw }))
+/// Moves `page` (frame `old`), which no pte maps any more (every one is a
+/// migration entry, flushed from every TLB), to `new` (Linux
+/// `migrate_folio_move` -> `folio_copy`, `folio_migrate_flags`,
+/// `folio_migrate_mapping`; a page-cache page's entry through
+/// [`RmapMms::migrate_mapping`], after the copy: the page is locked, so
+/// no `write(2)` changes it meanwhile, and a reader of the cache finds
+/// the same data in either). Fails, changing nothing, if a pte still maps
+/// it or someone else holds a reference.
+fn move_page<'p, 'a, F: PteFormat + 'a, A: VmaAlloc + 'a, R: RmapMms<'a, F, A> + ?Sized>(
+    pgdat: &'p PgData<'_>,
+    rmms: &R,
+    page: &Page,
+    old: Pfn,
+    new: Pfn,
+) -> Result<&'p Page, MigrateError> {
+    let newpage = pgdat.pfn_to_page(new).ok_or(MigrateError::NotMovable)?;
+    if page.mapcount() > 0 {
+        return Err(MigrateError::Busy);
     }
-
-    /// Whether `slot` still maps `old` (with whatever bits).
-    fn same_page(&self, slot: &AtomicU64, old: Pfn) -> bool {
-        matches!(self.pgd.format().decode(slot.load(Ordering::Acquire), Level::Pte), Entry::Leaf(l) if l.phys.pfn() == old)
+    // Linux `folio_ref_freeze` to the expected count: ours, and the
+    // cache's for a page-cache page (a fault takes one only through a
+    // present pte under the page-table lock, or from the cache under its
+    // lock, which `migrate_mapping` checks again).
+    let anon = rmap::page_anon(page);
+    if page.refcount() != if anon { 1 } else { 2 } {
+        return Err(MigrateError::Pinned);
     }
-
-    /// Moves `old`, whose pte `u` replaced by a migration entry and every
-    /// CPU flushed, to `u.new` (Linux `migrate_folio_move`): copies it,
-    /// moves its state and installs the new page's pte. On failure nothing
-    /// was installed and the caller puts the old pte back. `old` stays
-    /// locked and referenced; the caller unlocks and puts it.
-    fn migrate_move(&self, old: Pfn, u: &Unmapped<'_>) -> Result<(), MigrateError> {
-        let (pgdat, fmt) = (self.pgd.pgdat(), self.pgd.format());
-        let (Some(page), Some(newpage)) = (pgdat.pfn_to_page(old), pgdat.pfn_to_page(u.new)) else {
-            return Err(MigrateError::NotMovable);
-        };
-        let Entry::Leaf(leaf) = fmt.decode(u.raw, Level::Pte) else { return Err(MigrateError::NotMapped) };
-        // Linux `folio_ref_freeze`: no reference was taken meanwhile (a
-        // fault takes one only through a present pte, under the lock).
-        if page.refcount() != 1 {
-            return Err(MigrateError::Pinned);
-        }
-        // Linux `folio_copy`.
-        // SAFETY: distinct pages: `new` was handed to migration and is
-        // mapped nowhere; `old` is mapped by no present pte any more (its
-        // one pte is a migration entry), no CPU holds a translation for it
-        // (flushed by the caller), and its one reference is its mapping's,
-        // so nothing writes either page during the copy.
-        unsafe { highmem::copy_page(pgdat, u.new, old) }.map_err(|_| MigrateError::NotMovable)?;
-        newpage.set_mapping(page.mapping());
-        newpage.set_index(page.index());
-        newpage.set(page.flags() & MIGRATE_FLAGS);
-        newpage.inc_mapcount();
-        {
-            // Linux `remove_migration_pte`: the migration entry becomes the
-            // new page's pte, with the old pte's protection and bits.
-            let _ptl = self.page_table_lock.lock();
-            u.slot.store(fmt.encode_leaf(Leaf { phys: u.new.phys(), ..leaf }), Ordering::Release);
-        }
-        // The old page leaves its mapping without touching the mapped-page
-        // counters: the new page took its place in them.
-        page.dec_mapcount();
-        page.clear(MIGRATE_FLAGS);
-        if rmap::page_anon(page) {
-            page.set_mapping(0);
-        }
-        Ok(())
+    if pgdat.page_address(new).is_none() {
+        return Err(MigrateError::NotMovable);
     }
+    // SAFETY: distinct pages: `new` came from the target and is mapped
+    // nowhere; `old` is mapped by no pte (all migration entries), no CPU
+    // holds a translation for it (flushed), and only our reference is
+    // left, so nothing writes either page during the copy.
+    unsafe { highmem::copy_page(pgdat, new, old) }.map_err(|_| MigrateError::NotMovable)?;
+    newpage.set_mapping(page.mapping());
+    newpage.set_index(page.index());
+    newpage.set(page.flags() & MIGRATE_FLAGS);
+    if !anon && !rmms.migrate_mapping(page.mapping(), page.index(), old, new) {
+        newpage.clear(MIGRATE_FLAGS);
+        newpage.set_mapping(0);
+        return Err(MigrateError::Pinned);
+    }
+    Ok(newpage)
 }
 
 #[cfg(test)]

@@ -814,10 +814,11 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
                 continue;
             }
             let desc = v.desc();
-            child.vmas.insert(VmaDesc { flags: desc.flags - unlocked, ..desc }).map_err(vma_err)?;
             // A wipe-on-fork VMA starts empty in the child (Linux skips
             // `copy_page_range` and the anon_vma for it).
-            if !desc.flags.contains(VmaFlags::WIPEONFORK) {
+            let wipe = desc.flags.contains(VmaFlags::WIPEONFORK);
+            child.vmas.insert_fork(&self.vmas, v, desc.flags - unlocked, wipe).map_err(vma_err)?;
+            if !wipe {
                 child.copy_page_range(self, v)?;
             }
         }

@@ -209,7 +209,7 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
         let relinked = if flags & MREMAP_DONTUNMAP != 0 {
             // The old VMA stays mapped, empty and unlocked, all of it.
             let copy = VmaDesc { start: moved.start().virt(), end: moved.end().virt(), ..desc };
-            self.vmas.insert(copy).and_then(|()| {
+            self.vmas.insert_copy(copy, desc.start).and_then(|()| {
                 copied = true;
                 self.vmas.modify_flags(whole.0, whole.1, |v| v.flags() - VM_LOCKED_MASK)
             })

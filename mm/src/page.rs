@@ -175,10 +175,11 @@ impl Page {
         self.refcount.fetch_add(1, Relaxed);
     }
 
-    /// Takes a reference unless the count is zero (the page is being
-    /// freed; Linux `get_page_unless_zero`); true if it took one.
-    pub fn get_unless_zero(&self) -> bool {
-        self.refcount.try_update(Relaxed, Relaxed, |c| (c > 0).then_some(c + 1)).is_ok()
+    /// Takes a reference unless the page has none, i.e. is free or being
+    /// freed (Linux `folio_try_get`, `get_page_unless_zero`): how a
+    /// scanner that found the page by its frame number holds it.
+    pub fn try_get(&self) -> bool {
+        self.refcount.try_update(Acquire, Relaxed, |count| (count > 0).then_some(count + 1)).is_ok()
     }
 
     /// Drops a reference; true if it was the last (Linux

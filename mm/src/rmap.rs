@@ -16,15 +16,30 @@
 //! anonymous copy). Invariant: each counter equals the number of pages of
 //! its kind whose `_mapcount` says they are mapped.
 //!
-//! Differences: there is no `anon_vma` yet, so a page cannot be traced
-//! back to the page tables that map it directly; [`crate::migrate`] walks
-//! every address space instead, and reclaim will need `anon_vma`. The anon
-//! marker stands alone in `mapping`. Anonymous pages are
+//! An anonymous page's `mapping` names the [`AnonVma`] of the VMA it was
+//! made in, with the [`PAGE_MAPPING_ANON`] bit (see the `anon_vma`
+//! submodule's doc below, re-exported here, for the hierarchy, its
+//! invariants and its lock).
+//!
+//! Differences: anonymous pages are
 //! marked `PG_swapbacked` as in Linux, as shmem's page-cache pages are
 //! ([`crate::filemap`]); [`crate::memory`] counts RSS by the anon marker
 //! first, then by `PG_swapbacked` (Linux `mm_counter`).
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
+
+mod anon_vma;
+mod walk;
+
+pub use anon_vma::{AnonVma, AnonVmaAlloc, AnonVmaChain, AnonVmaLock, AnonVmaNoMem, AnonVmaPin, AnonVmaPtr, AvcCopy};
+pub(crate) use anon_vma::{
+    VmaAnonLink, anon_vma_adopt, anon_vma_clone, anon_vma_fork, anon_vma_prepare, anon_vma_update, check_chain,
+    folio_get_anon_vma, is_mergeable_anon_vma, unlink_anon_vmas,
+};
+#[cfg(test)]
+pub(crate) use anon_vma::{anon_vma_counts, chain_of};
+pub(crate) use walk::{MmIds, TlbBatch, remove_migration_pte, rmap_mm_ids, rmap_walk, try_to_migrate_one};
+pub use walk::{RMAP_MMS, Referenced, RmapMms, WithMms, folio_referenced, rmap_ptes, try_to_unmap};
 
 use crate::page::Page;
 use crate::page_alloc::PgData;
@@ -48,11 +63,14 @@ fn add_mapping(pgdat: &PgData<'_>, page: &Page) {
     }
 }
 
-/// A new anonymous page gets its first mapping (Linux
-/// `folio_add_new_anon_rmap`).
-pub fn page_add_new_anon_rmap(pgdat: &PgData<'_>, page: &Page, index: u64) {
-    page.set_mapping(PAGE_MAPPING_ANON);
+/// A new anonymous page gets its first mapping, in a VMA whose
+/// `anon_vma` is `anon_vma` (Linux `folio_add_new_anon_rmap`): the page's
+/// `mapping` names it before the mapping is counted, which is what a walk
+/// reads in that order.
+pub fn page_add_new_anon_rmap(pgdat: &PgData<'_>, page: &Page, anon_vma: AnonVmaPtr, index: u64) {
+    page.set_mapping(anon_vma.mapping());
     page.set_index(index);
+    core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
     page.set(PageFlags::SWAPBACKED);
     add_mapping(pgdat, page);
 }
@@ -86,3 +104,6 @@ pub fn page_remove_rmap(pgdat: &PgData<'_>, page: &Page) {
         pgdat.mod_node_page_state(mapped_item(page), -1);
     }
 }
+
+#[cfg(test)]
+mod tests;

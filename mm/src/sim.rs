@@ -111,6 +111,10 @@ pub(crate) fn free_pages_drained(pgdat: &PgData<'_>) -> u64 {
 pub(crate) struct HeapAlloc<T> {
     /// Objects allocated and not yet freed.
     live: AtomicUsize,
+    /// `anon_vma`s and AVCs allocated and not yet freed (a VMA allocator
+    /// hands those out too, with their lock).
+    anon_live: AtomicUsize,
+    anon_lock: crate::rmap::AnonVmaLock,
     allocs: AtomicUsize,
     /// The allocation that fails, `usize::MAX` for none.
     fail_at: AtomicUsize,
@@ -122,6 +126,8 @@ impl<T> Default for HeapAlloc<T> {
     fn default() -> Self {
         HeapAlloc {
             live: AtomicUsize::new(0),
+            anon_live: AtomicUsize::new(0),
+            anon_lock: crate::rmap::AnonVmaLock::new(),
             allocs: AtomicUsize::new(0),
             fail_at: AtomicUsize::new(usize::MAX),
             _objects: PhantomData,
@@ -144,25 +150,75 @@ impl<T> HeapAlloc<T> {
     pub(crate) fn live(&self) -> usize {
         self.live.load(Ordering::Relaxed)
     }
+
+    /// `anon_vma`s and AVCs allocated and not yet freed.
+    pub(crate) fn anon_live(&self) -> usize {
+        self.anon_live.load(Ordering::Relaxed)
+    }
+
+    /// Memory for a `U` from the heap, counted in `count`, unless this is
+    /// the allocation [`HeapAlloc::fail_nth`] planned to fail.
+    fn heap_alloc<U>(&self, count: &AtomicUsize) -> Option<NonNull<U>> {
+        let n = self.allocs.fetch_add(1, Ordering::Relaxed);
+        if self.fail_at.load(Ordering::Relaxed) == n {
+            return None;
+        }
+        count.fetch_add(1, Ordering::Relaxed);
+        Some(NonNull::from(Box::leak(Box::new(MaybeUninit::<U>::uninit()))).cast())
+    }
+
+    /// Gives back what [`HeapAlloc::heap_alloc`] gave.
+    ///
+    /// # Safety
+    /// `obj` came from `heap_alloc::<U>` with the same `count`, freed once.
+    unsafe fn heap_free<U>(&self, count: &AtomicUsize, obj: NonNull<U>) {
+        count.fetch_sub(1, Ordering::Relaxed);
+        // SAFETY: made with `Box::leak` of this type (the caller's promise).
+        drop(unsafe { Box::from_raw(obj.as_ptr().cast::<MaybeUninit<U>>()) });
+    }
+}
+
+// SAFETY: fresh heap objects of the type, freed once (`heap_alloc`).
+unsafe impl ObjCache<crate::rmap::AnonVma> for HeapAlloc<crate::vma::Vma> {
+    fn alloc(&self) -> Option<NonNull<crate::rmap::AnonVma>> {
+        self.heap_alloc(&self.anon_live)
+    }
+
+    unsafe fn free(&self, obj: NonNull<crate::rmap::AnonVma>) {
+        // SAFETY: the caller's promise: from `alloc` above.
+        unsafe { self.heap_free(&self.anon_live, obj) }
+    }
+}
+
+// SAFETY: fresh heap objects of the type, freed once (`heap_alloc`).
+unsafe impl ObjCache<crate::rmap::AnonVmaChain> for HeapAlloc<crate::vma::Vma> {
+    fn alloc(&self) -> Option<NonNull<crate::rmap::AnonVmaChain>> {
+        self.heap_alloc(&self.anon_live)
+    }
+
+    unsafe fn free(&self, obj: NonNull<crate::rmap::AnonVmaChain>) {
+        // SAFETY: the caller's promise: from `alloc` above.
+        unsafe { self.heap_free(&self.anon_live, obj) }
+    }
+}
+
+impl crate::rmap::AnonVmaAlloc for HeapAlloc<crate::vma::Vma> {
+    fn anon_vma_lock(&self) -> &crate::rmap::AnonVmaLock {
+        &self.anon_lock
+    }
 }
 
 // SAFETY: every object is a fresh `Box` allocation of a `T`, leaked until
 // `free` takes it back.
 unsafe impl<T> ObjCache<T> for HeapAlloc<T> {
     fn alloc(&self) -> Option<NonNull<T>> {
-        let n = self.allocs.fetch_add(1, Ordering::Relaxed);
-        if self.fail_at.load(Ordering::Relaxed) == n {
-            return None;
-        }
-        self.live.fetch_add(1, Ordering::Relaxed);
-        Some(NonNull::from(Box::leak(Box::new(MaybeUninit::<T>::uninit()))).cast())
+        self.heap_alloc(&self.live)
     }
 
     unsafe fn free(&self, obj: NonNull<T>) {
-        self.live.fetch_sub(1, Ordering::Relaxed);
-        // SAFETY: `alloc` made `obj` with `Box::leak` of this type, and the
+        // SAFETY: `alloc` made `obj` with `heap_alloc` of this type, and the
         // caller promises it is freed once.
-        drop(unsafe { Box::from_raw(obj.as_ptr().cast::<MaybeUninit<T>>()) });
+        unsafe { self.heap_free(&self.live, obj) }
     }
 }
 

@@ -335,7 +335,7 @@ impl PgData<'_> {
         let Some(page) = self.pfn_to_page(pfn) else { return false };
         self.with_irqs_off(|| {
             let mut lruvec = self.lruvec().lock();
-            if !page.test(PageFlags::LRU) || !page.get_unless_zero() {
+            if !page.test(PageFlags::LRU) || !page.try_get() {
                 return false;
             }
             page.clear(PageFlags::LRU);
@@ -357,7 +357,7 @@ impl PgData<'_> {
                 let Some(pfn) = lruvec.lists[lru as usize].pop_back(self.mem_map()) else { break };
                 scanned += 1;
                 let Some(page) = self.pfn_to_page(pfn) else { continue };
-                if page.get_unless_zero() {
+                if page.try_get() {
                     page.clear(PageFlags::LRU);
                     self.mod_node_page_state(lru.stat(), -1);
                     out[taken] = pfn;

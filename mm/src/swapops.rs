@@ -57,10 +57,49 @@ impl SwpEntry {
     }
 }
 
+/// Offset bits of a migration entry that hold the frame number (Linux
+/// `SWP_PFN_BITS`: 52-bit physical addresses, 4 KiB pages).
+pub const SWP_PFN_BITS: u32 = 40;
+
+/// Offset bit of a migration entry recording that the pte it replaced was
+/// young (accessed) (Linux `SWP_MIG_YOUNG_BIT`).
+pub const SWP_MIG_YOUNG_BIT: u64 = 1 << SWP_PFN_BITS;
+
+/// Offset bit of a migration entry recording that the pte it replaced was
+/// dirty (Linux `SWP_MIG_DIRTY_BIT`).
+pub const SWP_MIG_DIRTY_BIT: u64 = 1 << (SWP_PFN_BITS + 1);
+
 /// The migration entry standing for `pfn` while it moves (Linux
 /// `make_readable_migration_entry` / `make_writable_migration_entry`).
 pub const fn make_migration_entry(pfn: Pfn, writable: bool) -> SwpEntry {
     SwpEntry::new(if writable { SWP_MIGRATION_WRITE } else { SWP_MIGRATION_READ }, pfn.as_u64())
+}
+
+/// The migration entry of a pte that was `writable`, `young` and `dirty`
+/// (Linux `make_*_migration_entry` + `make_migration_entry_young` /
+/// `make_migration_entry_dirty`, which x86 supports: the bits come back
+/// in the new pte).
+pub const fn make_migration_entry_ad(pfn: Pfn, writable: bool, young: bool, dirty: bool) -> SwpEntry {
+    let mut offset = pfn.as_u64();
+    if young {
+        offset |= SWP_MIG_YOUNG_BIT;
+    }
+    if dirty {
+        offset |= SWP_MIG_DIRTY_BIT;
+    }
+    SwpEntry::new(if writable { SWP_MIGRATION_WRITE } else { SWP_MIGRATION_READ }, offset)
+}
+
+/// Whether the pte a migration entry replaced was young (Linux
+/// `is_migration_entry_young`).
+pub const fn is_migration_entry_young(entry: SwpEntry) -> bool {
+    entry.offset & SWP_MIG_YOUNG_BIT != 0
+}
+
+/// Whether the pte a migration entry replaced was dirty (Linux
+/// `is_migration_entry_dirty`).
+pub const fn is_migration_entry_dirty(entry: SwpEntry) -> bool {
+    entry.offset & SWP_MIG_DIRTY_BIT != 0
 }
 
 /// Whether `entry` is a migration entry (Linux `is_migration_entry`).
@@ -77,7 +116,7 @@ pub const fn is_writable_migration_entry(entry: SwpEntry) -> bool {
 /// The page a migration entry stands for (Linux `pfn_swap_entry_to_page`),
 /// or `None` for another kind of entry.
 pub const fn migration_entry_to_pfn(entry: SwpEntry) -> Option<Pfn> {
-    if is_migration_entry(entry) { Some(Pfn::new(entry.offset)) } else { None }
+    if is_migration_entry(entry) { Some(Pfn::new(entry.offset & ((1 << SWP_PFN_BITS) - 1))) } else { None }
 }
 
 #[cfg(test)]
@@ -93,6 +132,11 @@ mod tests {
             assert_eq!(is_writable_migration_entry(e), writable);
             assert_eq!(migration_entry_to_pfn(e), Some(pfn));
         }
+        let e = make_migration_entry_ad(pfn, true, true, false);
+        assert_eq!(migration_entry_to_pfn(e), Some(pfn));
+        assert!(is_migration_entry_young(e) && !is_migration_entry_dirty(e) && is_writable_migration_entry(e));
+        let e = make_migration_entry_ad(pfn, false, false, true);
+        assert!(!is_migration_entry_young(e) && is_migration_entry_dirty(e) && !is_writable_migration_entry(e));
         let area = SwpEntry::new(3, 77);
         assert!(!is_migration_entry(area));
         assert_eq!(migration_entry_to_pfn(area), None);

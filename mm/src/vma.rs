@@ -79,6 +79,15 @@
 //!    reverse map before its memory goes back to the allocator. Changes
 //!    update the reverse map new coverage first (see
 //!    [`crate::interval_tree`]), so a query never misses a mapped page.
+//! 8. Every VMA's `anon_vma` chain satisfies [`crate::rmap`]'s
+//!    invariants 1 to 3: its AVCs are linked with this tree's owner and
+//!    the VMA's current start and page range, updated new coverage first
+//!    as in 7. A split gives the upper half a clone of the chain, a merge
+//!    keeps the survivor's (adopting the absorbed VMA's if it had none:
+//!    VMAs merge only if their `anon_vma`s are the same or one has none
+//!    and the other's chain is that `anon_vma` alone, Linux
+//!    `is_mergeable_anon_vma`), and a VMA leaves its `anon_vma`s
+//!    ([`crate::rmap`]'s `unlink_anon_vmas`) before it is freed.
 //!
 //! # Locking
 //!
@@ -109,7 +118,7 @@
 //!   two neighbours only; we also absorb neighbours of those that are
 //!   compatible with them (halves a split left behind), which is what
 //!   makes the guarantee above exact.
-//! - **No `anon_vma`, `vm_ops`, `vm_userfaultfd_ctx` or policy** in the
+//! - **No `vm_ops`, `vm_userfaultfd_ctx` or policy** in the
 //!   merge test; `VM_SOFTDIRTY` and shadow stacks do not exist. A file's
 //!   operations are the [`VmaFile`] trait object itself, not a separate
 //!   `vm_ops` table.
@@ -134,6 +143,7 @@ use crate::avl::{AvlAdapter, AvlCheckError, AvlLink, AvlTree, CursorMut, Unlinke
 use crate::interval_tree::{IMmap, IMmapLink, MmId};
 use crate::page_alloc::PgData;
 use crate::readahead::VmaRaAdvice;
+use crate::rmap::{self, AnonVmaAlloc, AnonVmaPtr, AvcCopy, VmaAnonLink};
 use crate::slab_common::ObjCache;
 
 /// The guard gap kept free below a [`VmaFlags::GROWSDOWN`] stack (Linux
@@ -483,6 +493,8 @@ pub struct Vma {
     prev_end: Cell<u64>,
     /// The node in the file's reverse map (Linux `shared.rb`).
     shared: IMmapLink,
+    /// The anonymous reverse map (Linux `anon_vma`, `anon_vma_chain`).
+    pub(crate) anon: VmaAnonLink,
 }
 
 impl Vma {
@@ -496,6 +508,7 @@ impl Vma {
             vm_file: Cell::new(desc.file),
             prev_end: Cell::new(0),
             shared: IMmapLink::new(),
+            anon: VmaAnonLink::new(),
         }
     }
 
@@ -596,13 +609,14 @@ unsafe impl AvlAdapter for VmaAdapter {
     }
 }
 
-/// Storage for [`Vma`]s (Linux's `vm_area_cachep`): any
-/// [`ObjCache<Vma>`]. The kernel backs it with a slab cache named
-/// "vm_area_struct"; host tests with the heap. [`VmaTree`] writes through
-/// the memory on `ObjCache`'s promise.
-pub trait VmaAlloc: ObjCache<Vma> {}
+/// Storage for [`Vma`]s (Linux's `vm_area_cachep`) and their
+/// `anon_vma`s: any [`ObjCache<Vma>`] that is also an [`AnonVmaAlloc`].
+/// The kernel backs it with slab caches named "vm_area_struct",
+/// "anon_vma" and "anon_vma_chain"; host tests with the heap.
+/// [`VmaTree`] writes through the memory on `ObjCache`'s promise.
+pub trait VmaAlloc: ObjCache<Vma> + AnonVmaAlloc {}
 
-impl<C: ObjCache<Vma> + ?Sized> VmaAlloc for C {}
+impl<C: ObjCache<Vma> + AnonVmaAlloc + ?Sized> VmaAlloc for C {}
 
 /// Why a VMA tree operation failed. Every failure leaves the tree as it
 /// was.
@@ -662,6 +676,12 @@ pub enum VmaCheckError {
         /// The VMA's start.
         start: u64,
     },
+    /// A VMA's `anon_vma` chain is inconsistent, stale in its trees or
+    /// misses its own `anon_vma` (see [`crate::rmap`]'s invariants).
+    BadAnonVma {
+        /// The VMA's start.
+        start: u64,
+    },
     /// A counter disagrees with the tree.
     BadCounter {
         /// `"map_count"` or `"total_pages"`.
@@ -683,6 +703,7 @@ impl fmt::Display for VmaCheckError {
                 write!(f, "vma: {start:#x}: cached previous end {stored:#x}, should be {computed:#x}")
             }
             VmaCheckError::BadIMmap { start } => write!(f, "vma: {start:#x}: wrong in its file's i_mmap"),
+            VmaCheckError::BadAnonVma { start } => write!(f, "vma: {start:#x}: bad anon_vma chain"),
             VmaCheckError::BadCounter { counter, stored, computed } => {
                 write!(f, "vma: {counter} {stored}, should be {computed}")
             }
@@ -746,6 +767,8 @@ pub struct VmaTree<A: VmaAlloc> {
 // `munmap_range`, `modify_flags`, `expand`, `shrink`, `relocate`,
 // `clear`) or on a node not yet in the tree, so CPUs sharing a `&VmaTree`
 // (faults under the mmap lock held for reading) never race a write. The
+// one write through `&VmaTree`, `anon_vma_prepare`, sets a VMA's atomic
+// `anon_vma` fields under the anon_vma lock (see `crate::rmap`). The
 // allocator is shared along with it.
 unsafe impl<A: VmaAlloc + Sync> Sync for VmaTree<A> {}
 
@@ -765,6 +788,11 @@ impl<A: VmaAlloc> VmaTree<A> {
     /// The name of this address space in the files' reverse maps.
     pub fn owner(&self) -> MmId {
         self.owner
+    }
+
+    /// The allocator of its VMAs and `anon_vma`s.
+    pub fn alloc(&self) -> &A {
+        &self.alloc
     }
 
     /// VMAs (Linux `mm->map_count`).
@@ -877,16 +905,26 @@ impl<A: VmaAlloc> VmaTree<A> {
     fn insert_merge(&mut self, desc: &VmaDesc, node: Option<Unlinked<VmaAdapter>>) -> Result<(), VmaError> {
         let (start, end) = (desc.start.as_u64(), desc.end.as_u64());
         let (next, prev) = self.find_vma_prev(desc.start);
-        if let Some(prev) = prev.filter(|prev| compatible(&prev.desc(), desc)) {
+        let anon = node.as_ref().map(|node| &node.anon);
+        if let Some(prev) = prev.filter(|prev| compatible(&prev.desc(), desc) && anon_mergeable(Some(&prev.anon), anon))
+        {
             // `merge_range` then merges `next` too if it is compatible.
+            if let Some(node) = &node {
+                adopt_anon(node, prev);
+            }
             let prev = prev.vm_start.get();
             self.set_range(prev, prev, end);
-            self.i_mmap_sync_at(prev);
-        } else if let Some(next) = next.filter(|next| compatible(desc, &next.desc())) {
+            self.rmap_sync_at(prev);
+        } else if let Some(next) =
+            next.filter(|next| compatible(desc, &next.desc()) && anon_mergeable(anon, Some(&next.anon)))
+        {
+            if let Some(node) = &node {
+                adopt_anon(node, next);
+            }
             next.vm_pgoff.set(desc.pgoff);
             let (next, next_end) = (next.vm_start.get(), next.vm_end.get());
             self.set_range(next, start, next_end);
-            self.i_mmap_sync_at(start);
+            self.rmap_sync_at(start);
         } else {
             let node = match node {
                 Some(node) => node,
@@ -920,13 +958,33 @@ impl<A: VmaAlloc> VmaTree<A> {
             return Err(VmaError::NoMemory);
         }
         // The node takes the file's reference in `split_with`.
-        let node = self.alloc_vma(&VmaDesc { file: None, ..vma.desc() })?;
+        let node = self.alloc_split_node(vma, addr.as_u64())?;
         self.split_with(addr.as_u64(), node);
         Ok(())
     }
 
+    /// A node for the upper part `[addr, end)` of a split of `vma`, which
+    /// has `addr` strictly inside: linked to every `anon_vma` of `vma`'s
+    /// chain (Linux `__split_vma`'s `anon_vma_clone`), mapping no file yet.
+    fn alloc_split_node(&self, vma: &Vma, addr: u64) -> Result<Unlinked<VmaAdapter>, VmaError> {
+        let template = VmaDesc { file: None, ..vma.desc() };
+        let node = self.alloc_vma(&template)?;
+        let pgoff = vma.pgoff() + ((addr - vma.vm_start.get()) >> PAGE_SHIFT);
+        let copy = AvcCopy {
+            mm: self.owner,
+            start: addr,
+            first: pgoff,
+            last: pgoff + ((vma.vm_end.get() - addr) >> PAGE_SHIFT) - 1,
+        };
+        if rmap::anon_vma_clone(&self.alloc, &node.anon, &vma.anon, copy).is_err() {
+            self.free_vma(node);
+            return Err(VmaError::NoMemory);
+        }
+        Ok(node)
+    }
+
     /// Splits at `addr`, strictly inside a VMA, using `node`, which maps no
-    /// file, for the upper part.
+    /// file and is on the VMA's `anon_vma`s, for the upper part.
     fn split_with(&mut self, addr: u64, node: Unlinked<VmaAdapter>) {
         let Some(vma) = self.vma_lookup(user_addr(addr)) else {
             self.free_vma(node);
@@ -948,7 +1006,7 @@ impl<A: VmaAlloc> VmaTree<A> {
         // `link` puts the upper half in the reverse map before the lower
         // half's copy shrinks.
         self.link(node);
-        self.i_mmap_sync_at(start);
+        self.rmap_sync_at(start);
     }
 
     /// Allocates the nodes needed to split at `start` and `end` where they
@@ -975,10 +1033,12 @@ impl<A: VmaAlloc> VmaTree<A> {
         if self.map_count() + added > MAX_MAP_COUNT {
             return Err(VmaError::NoMemory);
         }
-        let template = VmaDesc::anon(user_addr(start), user_addr(end), VmaFlags::empty());
-        let node_start = if split_start { Some(self.alloc_vma(&template)?) } else { None };
-        let node_end = if split_end {
-            match self.alloc_vma(&template) {
+        let node_start = match at_start {
+            Some(vma) => Some(self.alloc_split_node(vma, start)?),
+            None => None,
+        };
+        let node_end = if let Some(vma) = at_end {
+            match self.alloc_split_node(vma, end) {
                 Ok(node) => Some(node),
                 Err(err) => {
                     if let Some(node) = node_start {
@@ -1071,20 +1131,21 @@ impl<A: VmaAlloc> VmaTree<A> {
         // start, flags, file and pgoff, which merging into it keeps: the
         // chain of compatible VMAs ending at `first` merges as a whole.
         let mut vma = first;
-        while let Some(prev) = self.tree.prev(vma).filter(|prev| compatible(&prev.desc(), &vma.desc())) {
+        while let Some(prev) = self.tree.prev(vma).filter(|prev| mergeable(prev, vma)) {
             vma = prev;
         }
         let mut at = vma.vm_start.get();
         loop {
             let Some(vma) = self.tree.lower_bound(at).filter(|vma| vma.vm_start.get() < end) else { return };
             let Some(next) = self.tree.next(vma) else { return };
-            if compatible(&vma.desc(), &next.desc()) {
+            if mergeable(vma, next) {
+                adopt_anon(next, vma);
                 let next = self.unlink(next.vm_start.get());
                 let next_end = next.vm_end.get();
-                // The survivor covers `next`'s pages in the reverse map
-                // before `next` leaves it.
+                // The survivor covers `next`'s pages in the reverse maps
+                // before `next` leaves them.
                 self.set_range(at, at, next_end);
-                self.i_mmap_sync_at(at);
+                self.rmap_sync_at(at);
                 self.free_vma(next);
             } else {
                 at = next.vm_start.get();
@@ -1113,7 +1174,7 @@ impl<A: VmaAlloc> VmaTree<A> {
             return Err(VmaError::Overlap);
         }
         self.set_range(start, start, new_end);
-        self.i_mmap_sync_at(start);
+        self.rmap_sync_at(start);
         self.total_pages += (new_end - end) >> PAGE_SHIFT;
         self.merge_range(start, new_end);
         Ok(())
@@ -1135,7 +1196,7 @@ impl<A: VmaAlloc> VmaTree<A> {
             return Err(VmaError::BadRange);
         }
         self.set_range(start, start, new_end);
-        self.i_mmap_sync_at(start);
+        self.rmap_sync_at(start);
         self.total_pages -= (end - new_end) >> PAGE_SHIFT;
         Ok(())
     }
@@ -1288,6 +1349,9 @@ impl<A: VmaAlloc> VmaTree<A> {
             if !in_i_mmap {
                 return Err(VmaCheckError::BadIMmap { start });
             }
+            if !rmap::check_chain(&self.alloc, &vma.anon, self.avc_copy(vma)) {
+                return Err(VmaCheckError::BadAnonVma { start });
+            }
             prev_end = end;
             pages += vma.pages();
         }
@@ -1304,6 +1368,84 @@ impl<A: VmaAlloc> VmaTree<A> {
     /// The VMA starting at `start`.
     fn vma_at(&self, start: VirtAddr) -> Result<&Vma, VmaError> {
         self.tree.lower_bound(start.as_u64()).filter(|vma| vma.start() == start).ok_or(VmaError::NotFound)
+    }
+
+    /// What the VMA's AVCs must say of it (invariant 8).
+    fn avc_copy(&self, vma: &Vma) -> AvcCopy {
+        AvcCopy {
+            mm: self.owner,
+            start: vma.vm_start.get(),
+            first: vma.pgoff(),
+            last: vma.pgoff().saturating_add(vma.pages() - 1),
+        }
+    }
+
+    /// The `anon_vma` of `vma`, a VMA of this tree, made if it has none
+    /// (Linux `anon_vma_prepare`), for a fault about to map a new
+    /// anonymous page there. Callable with `&self` (a fault under the
+    /// mmap read lock; see [`crate::rmap`]).
+    ///
+    /// Errors: [`VmaError::NoMemory`], nothing changed.
+    pub fn anon_vma_prepare(&self, vma: &Vma) -> Result<AnonVmaPtr, VmaError> {
+        // The fault path's common case: one load.
+        if let Some(av) = vma.anon.anon_vma() {
+            return Ok(av);
+        }
+        rmap::anon_vma_prepare(&self.alloc, &vma.anon, self.avc_copy(vma)).map_err(|_| VmaError::NoMemory)
+    }
+
+    /// Adds the copy of `src`, a VMA of the fork parent `parent`, to this
+    /// (child) tree with the flags `flags`, without merging (Linux
+    /// `dup_mmap`'s `vm_area_dup` + `anon_vma_fork` + link): the copy is
+    /// on every `anon_vma` of `src` and gets its own for its copy-on-write
+    /// pages (see [`crate::rmap`]), unless `wipe` (`VM_WIPEONFORK`: it
+    /// starts empty, with none).
+    ///
+    /// Errors: [`VmaError::Overlap`] if the range is taken,
+    /// [`VmaError::NoMemory`] (also if the two trees do not share their
+    /// allocator's anon_vma lock, which `anon_vma`s shared between them
+    /// need); none changes anything.
+    pub fn insert_fork(&mut self, parent: &VmaTree<A>, src: &Vma, flags: VmaFlags, wipe: bool) -> Result<(), VmaError> {
+        let desc = VmaDesc { flags, ..src.desc() };
+        let (start, end) = Self::user_range(desc.start, desc.end)?;
+        if self.intersects(start, end) {
+            return Err(VmaError::Overlap);
+        }
+        if !core::ptr::eq(self.alloc.anon_vma_lock(), parent.alloc.anon_vma_lock()) {
+            return Err(VmaError::NoMemory);
+        }
+        let node = self.alloc_vma(&desc)?;
+        if !wipe {
+            let copy = self.avc_copy(&node);
+            if rmap::anon_vma_fork(&self.alloc, &node.anon, &src.anon, copy).is_err() {
+                self.free_vma(node);
+                return Err(VmaError::NoMemory);
+            }
+        }
+        self.link(node);
+        Ok(())
+    }
+
+    /// Maps `desc`, a copy of part of the VMA starting at `src_start`
+    /// whose pages are about to move there, on every `anon_vma` of it
+    /// (Linux `copy_vma`'s `anon_vma_clone`, for `MREMAP_DONTUNMAP`),
+    /// merging as [`VmaTree::insert`] does.
+    ///
+    /// Errors: as [`VmaTree::insert`]'s, and [`VmaError::NotFound`] if no
+    /// VMA starts at `src_start`; none changes anything.
+    pub fn insert_copy(&mut self, desc: VmaDesc, src_start: VirtAddr) -> Result<(), VmaError> {
+        let (start, end) = Self::user_range(desc.start, desc.end)?;
+        if self.intersects(start, end) {
+            return Err(VmaError::Overlap);
+        }
+        let src = self.vma_at(src_start)?;
+        let node = self.alloc_vma(&desc)?;
+        let copy = self.avc_copy(&node);
+        if rmap::anon_vma_clone(&self.alloc, &node.anon, &src.anon, copy).is_err() {
+            self.free_vma(node);
+            return Err(VmaError::NoMemory);
+        }
+        self.insert_merge(&desc, Some(node))
     }
 
     /// A new VMA for `desc`, holding a reference on its file (invariant 6).
@@ -1331,13 +1473,15 @@ impl<A: VmaAlloc> VmaTree<A> {
         refresh_gap(&mut cursor);
         cursor.move_next();
         refresh_gap(&mut cursor);
-        self.i_mmap_sync_at(start);
+        self.rmap_sync_at(start);
     }
 
-    /// Brings the reverse-map copy of the VMA starting at `start` up to
-    /// date (invariant 7), linking it if it is new there.
-    fn i_mmap_sync_at(&self, start: u64) {
+    /// Brings the reverse-map copies of the VMA starting at `start` up to
+    /// date (invariants 7 and 8), linking it into its file's if it is new
+    /// there.
+    fn rmap_sync_at(&self, start: u64) {
         let Some(vma) = self.tree.lower_bound(start).filter(|vma| vma.vm_start.get() == start) else { return };
+        rmap::anon_vma_update(&self.alloc, &vma.anon, self.avc_copy(vma));
         let Some(i_mmap) = vma.file().and_then(|file| file.i_mmap()) else { return };
         let first = vma.pgoff();
         let last = first.saturating_add(vma.pages() - 1);
@@ -1391,6 +1535,7 @@ fn refresh_gap(cursor: &mut CursorMut<'_, VmaAdapter>) {
 /// Frees a VMA that left the tree, dropping its file reference
 /// (invariant 6) after its last use of the file.
 fn free_vma<A: VmaAlloc>(alloc: &A, vma: Unlinked<VmaAdapter>) {
+    rmap::unlink_anon_vmas(alloc, &vma.anon);
     if let Some(file) = vma.vm_file.take() {
         if let Some(i_mmap) = file.i_mmap() {
             // SAFETY: invariant 7: linked into this file's map or none.
@@ -1402,6 +1547,27 @@ fn free_vma<A: VmaAlloc>(alloc: &A, vma: Unlinked<VmaAdapter>) {
     // allocator), is linked nowhere, and `into_raw` consumed its only
     // owner.
     unsafe { alloc.free(vma.into_raw()) }
+}
+
+/// Whether two VMAs' `anon_vma`s let them merge (Linux
+/// `is_mergeable_anon_vma`); `None` is a new range, which has none.
+fn anon_mergeable(a: Option<&VmaAnonLink>, b: Option<&VmaAnonLink>) -> bool {
+    let none = VmaAnonLink::new();
+    rmap::is_mergeable_anon_vma(a.unwrap_or(&none), b.unwrap_or(&none))
+}
+
+/// Whether the VMA `prev` is followed by a compatible `next`, `anon_vma`s
+/// included.
+fn mergeable(prev: &Vma, next: &Vma) -> bool {
+    compatible(&prev.desc(), &next.desc()) && anon_mergeable(Some(&prev.anon), Some(&next.anon))
+}
+
+/// Before `from` is absorbed by `into`: if only `from` has an `anon_vma`,
+/// `into` takes its chain (see [`crate::rmap`]).
+fn adopt_anon(from: &Vma, into: &Vma) {
+    if into.anon.anon_vma().is_none() && from.anon.anon_vma().is_some() {
+        rmap::anon_vma_adopt(&from.anon, &into.anon);
+    }
 }
 
 /// Whether a mapping `prev` is followed by a compatible `next` (see the

@@ -433,6 +433,70 @@ fn compact_moves_a_fragmented_program_and_its_data_survives() {
     assert_eq!(reaped.status, 0, "frag found its data changed (exit status {:#x})", reaped.status);
 }
 
+/// Pages shared copy-on-write by a parent and its child after fork move
+/// too (through their `anon_vma`, every pte of each replaced by a
+/// migration entry and back): frag's kept pages are all mapped twice, and
+/// so are the pages of the memfd both map shared (found through the
+/// file's `i_mmap`, their page-cache entries replaced); both processes
+/// find every byte afterwards.
+#[ktest(fresh_boot)]
+fn compact_moves_pages_shared_after_fork_and_both_keep_their_data() {
+    use mm::vmstat::VmEventItem;
+    let mut shell = Shell::new();
+    let out = sh(&mut shell, "run frag 32 wait shared &");
+    let pid: u32 =
+        out.trim().strip_prefix('[').and_then(|s| s.split(']').next()).and_then(|p| p.parse().ok()).expect("pid");
+    let task = kernel::sched::find_task_by_pid(pid).expect("task");
+    wait_for_holes(&task);
+    // Until both frag and its child sleep for SIGUSR1 (see the test above
+    // for why yielding): the child exists once frag sleeps.
+    let deadline = kernel::arch::x86_64::tsc::now_ns() + 30_000_000_000;
+    // The frames of frag's pages that the child maps too: its memfd's, or
+    // the others (anonymous; the program's text is shared too, but is a
+    // few pages).
+    let shared = |task: &kernel::sched::Task, file: bool| -> alloc::vec::Vec<mm::Pfn> {
+        let Some(mm) = task.proc.mm() else { return alloc::vec::Vec::new() };
+        let mm = mm.mmap_read_lock();
+        let pgdat = kernel::mm::pgdat();
+        mm.vmas()
+            .iter()
+            .filter(|vma| vma.file().is_some_and(|f| f.name().starts_with("/memfd:frag")) == file)
+            .flat_map(|vma| (vma.start().as_u64()..vma.end().as_u64()).step_by(4096))
+            .filter_map(|addr| mm.follow_pte(mm::VirtAddr::new(addr)?))
+            .map(|leaf| leaf.phys.pfn())
+            .filter(|&pfn| pgdat.pfn_to_page(pfn).is_some_and(|p| p.mapcount() == 2))
+            .collect()
+    };
+    let shared_pages = |task: &kernel::sched::Task| shared(task, false).len();
+    while task.state() != kernel::sched::TaskState::Interruptible || shared_pages(&task) < 4096 {
+        assert!(kernel::arch::x86_64::tsc::now_ns() < deadline, "frag and its child never shared and slept");
+        kernel::sched::yield_now();
+    }
+    let pgdat = kernel::mm::pgdat();
+    let file_before = shared(&task, true);
+    assert_eq!(file_before.len(), 128, "frag's memfd pages, mapped by both");
+    let accounted = accounted_pages();
+    let migrated = pgdat.all_vm_events(VmEventItem::PgmigrateSuccess);
+    let line = sh(&mut shell, "compact");
+    let migrated = pgdat.all_vm_events(VmEventItem::PgmigrateSuccess) - migrated;
+    let file_after = shared(&task, true);
+    let file_moved = file_before.iter().zip(&file_after).filter(|(a, b)| a != b).count();
+    log::info!("compact: {file_moved} of frag's 128 memfd pages shared with its child moved");
+    assert_eq!(file_after.len(), 128, "the memfd pages are still shared after the move");
+    assert!(file_moved > 0, "no page-cache page moved");
+    log::info!("{}", line.trim_end());
+    log::info!("compact: {migrated} pages migrated with frag's 4096 kept pages shared with its child");
+    // Only frag's kept pages are that many: a quarter of them at least moved
+    // (before the reverse map, not one of these shared pages could).
+    assert!(migrated >= 1024, "{line}");
+    assert!(shared_pages(&task) >= 4096, "still shared after the move");
+    assert_eq!(accounted_pages(), accounted, "compaction gives back every page it takes");
+    kernel::signal::send_signal(&task, uapi::signal::SIGUSR1, None);
+    drop(task);
+    let reaped = kernel::process::do_wait(pid as i32, false).expect("wait").expect("reaped");
+    assert_eq!(reaped.status, 0, "frag or its child found its data changed (exit status {:#x})", reaped.status);
+}
+
 #[ktest]
 fn a_background_program_shows_in_ps_and_maps() {
     let mut shell = Shell::new();

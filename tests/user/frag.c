@@ -19,7 +19,16 @@
  *                           exits as soon as the child's memory is
  *                           fragmented: a console that runs it in the
  *                           foreground goes on exactly when there is
- *                           something to compact.
+ *                           something to compact;
+ *   frag MIB wait shared    forks once fragmented, so that every kept page
+ *                           is mapped by the parent and the child (shared
+ *                           copy-on-write), and both wait; on SIGUSR1 the
+ *                           parent passes it to the child, and both check
+ *                           every page (the exit status covers both). It
+ *                           also maps a memfd shared, one file page written
+ *                           after every 64 anonymous pages (so the file's
+ *                           page-cache pages lie among them), which both
+ *                           map and check too.
  *
  * At the end every kept page must hold its last pattern and every freed
  * page must read back as zeros. Exit status 0 only if every check passed.
@@ -29,18 +38,25 @@
  * `run frag 16 wait detach` before its scripted `compact`; and
  * `wait busy` runs on a second CPU while compaction runs again and again.
  */
+#define _GNU_SOURCE
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #define PAGE 4096UL
 
 static const size_t words = PAGE / sizeof(uint64_t);
+
+/* In shared mode, a memfd page is written after every FILE_EVERY
+ * anonymous pages, with its own generation of the pattern. */
+#define FILE_EVERY 64
+#define FILE_GEN 0x5eed
 
 static volatile sig_atomic_t released;
 
@@ -151,14 +167,16 @@ int main(int argc, char **argv)
 	long seconds = argc > 2 && !wait_mode ? atol(argv[2]) : 0;
 	int busy_mode = argc > 3 && strcmp(argv[3], "busy") == 0;
 	int detach = argc > 3 && wait_mode && strcmp(argv[3], "detach") == 0;
+	int shared = argc > 3 && wait_mode && strcmp(argv[3], "shared") == 0;
+	pid_t sharer = -1;
 	size_t len = (size_t)mib << 20, pages = len / PAGE;
 	struct timespec ts = { .tv_sec = seconds, .tv_nsec = 0 };
 	size_t bad_kept = 0, bad_holes = 0;
 	uint64_t gen = 0;
 	int ready[2] = { -1, -1 };
 
-	if (mib <= 0 || seconds < 0 || (argc > 3 && !busy_mode && !detach) || argc > 4) {
-		fprintf(stderr, "usage: frag [MIB [SECONDS|wait [busy]]], frag MIB wait detach\n");
+	if (mib <= 0 || seconds < 0 || (argc > 3 && !busy_mode && !detach && !shared) || argc > 4) {
+		fprintf(stderr, "usage: frag [MIB [SECONDS|wait [busy|detach|shared]]]\n");
 		return 2;
 	}
 	if (wait_mode && signal(SIGUSR1, release) == SIG_ERR) {
@@ -194,9 +212,28 @@ int main(int argc, char **argv)
 		perror("frag: mmap");
 		return 1;
 	}
-	for (size_t i = 0; i < pages; i++)
+	uint64_t *f = NULL;
+	size_t fpages = shared ? pages / FILE_EVERY : 0;
+	if (fpages) {
+		int fd = memfd_create("frag", 0);
+		if (fd < 0 || ftruncate(fd, fpages * PAGE) != 0) {
+			perror("frag: memfd");
+			return 1;
+		}
+		f = mmap(NULL, fpages * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		close(fd);
+		if (f == MAP_FAILED) {
+			perror("frag: mmap of the memfd");
+			return 1;
+		}
+	}
+	for (size_t i = 0; i < pages; i++) {
 		for (size_t w = 0; w < words; w++)
 			p[i * words + w] = pattern(i, w, 0);
+		if (i % FILE_EVERY == 0 && i / FILE_EVERY < fpages)
+			for (size_t w = 0; w < words; w++)
+				f[i / FILE_EVERY * words + w] = pattern(i, w, FILE_GEN);
+	}
 	for (size_t i = 1; i < pages; i += 2) {
 		if (madvise((char *)p + i * PAGE, PAGE, MADV_DONTNEED) != 0) {
 			perror("frag: madvise");
@@ -214,6 +251,13 @@ int main(int argc, char **argv)
 		perror("frag: write");
 		return 1;
 	}
+	if (shared) {
+		sharer = fork();
+		if (sharer < 0) {
+			perror("frag: fork");
+			return 1;
+		}
+	}
 	if (busy_mode) {
 		gen = busy(p, pages, seconds, wait_mode, &bad_kept);
 	} else if (wait_mode) {
@@ -222,7 +266,24 @@ int main(int argc, char **argv)
 		while (nanosleep(&ts, &ts) != 0)
 			;
 	}
+	if (sharer > 0) {
+		int status;
+
+		if (kill(sharer, SIGUSR1) != 0 || waitpid(sharer, &status, 0) != sharer || !WIFEXITED(status) ||
+		    WEXITSTATUS(status) != 0) {
+			printf("FAIL frag: the child sharing the pages failed\n");
+			bad_kept++;
+		}
+	}
 	bad_kept += check_kept(p, pages, gen);
+	for (size_t j = 0; j < fpages; j++) {
+		for (size_t w = 0; w < words; w++) {
+			if (f[j * words + w] != pattern(j * FILE_EVERY, w, FILE_GEN)) {
+				bad_kept++;
+				break;
+			}
+		}
+	}
 	for (size_t i = 1; i < pages; i += 2) {
 		for (size_t w = 0; w < words; w++) {
 			if (p[i * words + w] != 0) {

@@ -16,7 +16,9 @@
 //! its VMA and the page-table walk, and where `mm-pagecache` and `mm-page`
 //! must show the page cache of the ext2 file the test wrote and the
 //! program mapped: the inode and device the kernel printed, its four
-//! pages, and page 1 by its mapped address.
+//! pages, and page 1 by its mapped address; and where `mm-rmap` must
+//! find the one pte of the faulted anonymous page (through its
+//! `anon_vma`) and of the file's page 1 (through the file's `i_mmap`).
 
 use std::fs::File;
 use std::net::TcpListener;
@@ -280,6 +282,10 @@ echo @@ finish\\n
 finish
 echo @@ pte\\n
 mm-pte {FAULT_ADDR:#x}
+echo @@ rmap\\n
+mm-rmap -v {FAULT_ADDR:#x}
+echo @@ rmap-file\\n
+mm-rmap -v {file_page1:#x}
 echo @@ bad\\n
 mm-pte
 "
@@ -400,6 +406,17 @@ fn check_output(out: &str, console: &str) -> Vec<String> {
         && !pte.contains("not mapped");
     if !mapped {
         problems.push(format!("mm-pte {want_addr} after the fault does not walk to a present user pte:\n{pte}"));
+    }
+    // mm-rmap finds the new anonymous page through its anon_vma, and the
+    // file's page 1 through the file's i_mmap, each mapped once, here.
+    for (name, addr, kind) in
+        [("rmap", FAULT_ADDR, "anonymous, anon_vma"), ("rmap-file", FILE_ADDR + 4096, "page cache")]
+    {
+        let rmap = section(out, name);
+        let line = rmap.lines().any(|l| l.contains("(gdb_fault): ") && l.contains(&format!("{addr:#x} pte ")));
+        if !rmap.contains(kind) || !line || !rmap.contains("1 pte(s) map the page; mapcount 1") {
+            problems.push(format!("mm-rmap -v {addr:#x} does not list the one pte of the program mapping it:\n{rmap}"));
+        }
     }
     let vmas = section(out, "vmas");
     if !vmas.lines().any(|l| l.starts_with("50000000-50001000 rw-p 00000000 00:00 0")) {

@@ -152,6 +152,23 @@ pub(super) fn unregister(id: MappingId) {
     }
 }
 
+/// Calls `f` with the live page cache `id`, if any: how a reverse-map
+/// walk reaches a page's `i_mmap` and migration its cache entry
+/// ([`crate::mmap::RmapWalk`]). The caller holds the lock of a page that
+/// names `id` ([`MAPPINGS`]'s rule).
+pub(crate) fn with_mapping<R>(id: u64, f: impl FnOnce(&Mapping) -> R) -> Option<R> {
+    let table = MAPPINGS.lock();
+    let i = table.binary_search_by_key(&id, |e| e.0).ok()?;
+    // SAFETY: the caller holds the lock of a page naming this mapping, so
+    // the mapping still has that page and has not been unregistered
+    // ([`MAPPINGS`]'s rule): the address is a live, boxed `Mapping`, used
+    // here only through shared references (its state is behind its own
+    // lock).
+    let mapping = unsafe { &*(table[i].1 as *const Mapping) };
+    drop(table);
+    Some(f(mapping))
+}
+
 /// Reclaim's way to the page caches.
 pub(super) struct KernelCaches;
 

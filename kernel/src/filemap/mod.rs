@@ -79,6 +79,8 @@
 pub mod fadvise;
 mod folio;
 mod readahead;
+
+pub(crate) use folio::with_mapping;
 mod vm_file;
 
 use alloc::boxed::Box;
@@ -295,6 +297,12 @@ impl Mapping {
     /// The id its pages' `mapping` holds (Linux's `address_space` pointer).
     pub fn id(&self) -> MappingId {
         self.id
+    }
+
+    /// Puts `new` in place of `old` at `index` for migration (Linux
+    /// `filemap_migrate_folio`; see `mm::filemap::AddressSpace::migrate_folio`).
+    pub(crate) fn migrate_folio(&self, index: u64, old: Pfn, new: Pfn) -> bool {
+        self.space.lock().migrate_folio(crate::mm::pgdat(), index, old, new)
     }
 
     /// The VMAs mapping the file (Linux `i_mmap`).

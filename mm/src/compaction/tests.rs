@@ -4,6 +4,9 @@
 use std::cell::RefCell;
 use std::ops::ControlFlow;
 
+use crate::interval_tree::MmId;
+use crate::rmap::RmapMms;
+
 use uapi::mman::MADV_DONTNEED;
 
 use super::*;
@@ -45,7 +48,7 @@ fn compaction_coalesces_a_fragmented_address_space_and_keeps_every_byte() {
         let before_blocks = free_pageblocks(env);
         let free_before = env.pgdat.nr_free_pages();
         let anon = env.pgdat.node_page_state(NodeStatItem::NrAnonMapped);
-        let stats = compact_node(env.pgdat, &Mms(&[&mm]));
+        let stats = compact_node(env.pgdat, &Mms::new(env, &[&mm]));
         let after_blocks = free_pageblocks(env);
         assert!(stats.migrated >= PAGES / 4, "{stats:?}");
         assert_eq!(stats.failed, 0, "{stats:?}");
@@ -72,7 +75,7 @@ fn compaction_coalesces_a_fragmented_address_space_and_keeps_every_byte() {
 }
 
 #[test]
-fn compaction_leaves_pages_shared_after_fork_and_reports_them_failed() {
+fn compaction_moves_pages_shared_after_fork_and_both_keep_their_data() {
     with_env(|env| {
         const PAGES: u64 = 2048;
         let parent = RefCell::new(env.mm());
@@ -83,16 +86,24 @@ fn compaction_leaves_pages_shared_after_fork_and_reports_them_failed() {
         let child = RefCell::new(env.mm());
         parent.borrow_mut().dup_mmap(&mut child.borrow_mut()).unwrap();
         let pfns: Vec<Pfn> = (0..PAGES).step_by(2).map(|i| pfn_at(&parent.borrow(), X + i * P)).collect();
-        let stats = compact_node(env.pgdat, &Mms(&[&parent, &child]));
-        assert_eq!(stats.migrated, 0, "{stats:?}");
-        assert!(stats.failed >= PAGES / 4, "{stats:?}");
-        assert_eq!(env.pgdat.all_vm_events(VmEventItem::PgmigrateFail), stats.failed);
+        let stats = compact_node(env.pgdat, &Mms::new(env, &[&parent, &child]));
+        assert!(stats.migrated >= PAGES / 4, "{stats:?}");
+        assert_eq!(stats.failed, 0, "{stats:?}");
+        assert_eq!(env.pgdat.all_vm_events(VmEventItem::PgmigrateSuccess), stats.migrated);
+        let mut moved = 0;
         for (n, &pfn) in pfns.iter().enumerate() {
             let i = 2 * n as u64;
-            assert_eq!(pfn_at(&parent.borrow(), X + i * P), pfn);
-            assert_eq!(pfn_at(&child.borrow(), X + i * P), pfn);
-            assert!(env.ram.page(pfn).iter().all(|&b| b == pattern(i)));
+            let now = pfn_at(&parent.borrow(), X + i * P);
+            assert_eq!(pfn_at(&child.borrow(), X + i * P), now, "page {i} shared by both still");
+            assert!(env.ram.page(now).iter().all(|&b| b == pattern(i)), "page {i} kept its data");
+            let page = env.pgdat.pfn_to_page(now).unwrap();
+            assert_eq!((page.refcount(), page.mapcount()), (2, 2), "page {i}");
+            moved += u64::from(now != pfn);
         }
+        assert_eq!(moved, stats.migrated);
+        // Copy-on-write still separates them.
+        crate::mmap::tests::write(env, &mut child.borrow_mut(), X, 0xee).unwrap();
+        assert!(env.ram.page(pfn_at(&parent.borrow(), X)).iter().all(|&b| b == pattern(0)));
     });
 }
 
@@ -103,9 +114,18 @@ struct Stopping<'m, 'a> {
     stop_at: u32,
 }
 
-impl<'a> MmWalk<'a, crate::pgtable::X86PteFormat, &'a crate::migrate::tests::TestAlloc> for Stopping<'_, 'a> {
-    fn for_each_mm(&self, f: &mut dyn FnMut(&crate::migrate::tests::Mm<'a>) -> ControlFlow<()>) {
-        self.mms.for_each_mm(f);
+impl<'a> RmapMms<'a, crate::pgtable::X86PteFormat, &'a crate::migrate::tests::TestAlloc> for Stopping<'_, 'a> {
+    fn vma_alloc(&self) -> &&'a crate::migrate::tests::TestAlloc {
+        self.mms.vma_alloc()
+    }
+
+    fn with_mms(
+        &self,
+        ids: &[MmId],
+        all: bool,
+        f: &mut crate::rmap::WithMms<'_, 'a, crate::pgtable::X86PteFormat, &'a crate::migrate::tests::TestAlloc>,
+    ) {
+        self.mms.with_mms(ids, all, f);
     }
 
     fn folio_waits(&self) -> &dyn crate::arch::FolioWaitTable {
@@ -134,14 +154,15 @@ fn compaction_stops_when_the_walk_says_so_and_loses_nothing() {
         fragment(env, &mm, PAGES);
         env.pgdat.drain_all_pages();
         let free_before = env.pgdat.nr_free_pages();
-        let stopping = Stopping { mms: Mms(&[&mm]), calls: std::cell::Cell::new(0), stop_at: 3 };
+        let mms = [&mm];
+        let stopping = Stopping { mms: Mms::new(env, &mms), calls: std::cell::Cell::new(0), stop_at: 3 };
         let stats = compact_node(env.pgdat, &stopping);
         assert!(stats.contended, "{stats:?}");
         assert_eq!(stopping.calls.get(), 3, "asked once per pageblock, and no zone after the stop");
         assert_eq!(env.pgdat.nr_free_pages(), free_before, "the isolated free pages went back");
         // A full run afterwards finds the pages where the stopped one left
         // them, and every byte is still there.
-        let stats = compact_node(env.pgdat, &Mms(&[&mm]));
+        let stats = compact_node(env.pgdat, &Mms::new(env, &[&mm]));
         assert!(!stats.contended && stats.migrated > 0, "{stats:?}");
         for i in (0..PAGES).step_by(2) {
             assert!(env.ram.page(pfn_at(&mm.borrow(), X + i * P)).iter().all(|&b| b == pattern(i)), "page {i}");
@@ -178,7 +199,7 @@ fn migrate_scanner_counts_every_page_of_a_free_block_it_steps_over() {
         // of it free blocks of high order.
         for zone in env.pgdat.zones().iter().filter(|z| z.present_pages() > 0) {
             let mut cc = CompactControl::new(env.pgdat, zone.zone_type()).unwrap();
-            cc.compact(&Mms(&[]));
+            cc.compact(&Mms::new(env, &[]));
             assert_eq!(cc.stats.migrated, 0);
             assert!(
                 cc.stats.migrate_scanned >= cc.migrate_pfn - cc.zone_start,

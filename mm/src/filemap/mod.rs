@@ -223,6 +223,32 @@ impl<A: XaNodeAlloc<Pfn>> AddressSpace<A> {
         Some(pfn)
     }
 
+    /// Puts `new` in the cache in place of `old` at `index`, its marks
+    /// kept (Linux `__folio_migrate_mapping` for a page cache, under the
+    /// cache's lock as `xas_lock_irq`): only if `old` is still there, not
+    /// under writeback, and held by nobody but the cache and the caller
+    /// (its expected count, 2: a lookup takes its reference under the
+    /// cache's lock, so none can come between the check and the swap).
+    /// The caller holds `old` locked and has copied it, `mapping`,
+    /// `index` and flags included, into `new`, a page nothing else
+    /// reaches. The cache's reference moves to `new`, and the counters do
+    /// not change. Returns whether it did it; if not, nothing changed.
+    #[doc(alias = "folio_migrate_mapping")]
+    pub fn migrate_folio(&mut self, pgdat: &PgData<'_>, index: u64, old: Pfn, new: Pfn) -> bool {
+        let (Some(oldpage), Some(newpage)) = (pgdat.pfn_to_page(old), pgdat.pfn_to_page(new)) else { return false };
+        if self.i_pages.load(index) != Some(old) || oldpage.refcount() != 2 || oldpage.test(PageFlags::WRITEBACK) {
+            return false;
+        }
+        if self.i_pages.store(index, new).is_err() {
+            return false;
+        }
+        newpage.get();
+        // The cache's reference on `old`; the caller's keeps it.
+        let last = oldpage.put_testzero();
+        debug_assert!(!last, "the caller holds a reference on the page it migrates");
+        true
+    }
+
     pub(crate) fn set_mark(&mut self, index: u64, mark: XaMark) {
         self.i_pages.set_mark(index, mark);
     }

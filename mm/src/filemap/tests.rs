@@ -78,3 +78,41 @@ fn check_catches_a_page_whose_index_disagrees() {
     pgdat.pfn_to_page(pfn).unwrap().set_index(4);
     assert!(space.check(&pgdat).is_err());
 }
+
+#[test]
+fn migrate_folio_swaps_a_page_only_held_by_the_cache_and_the_caller_marks_kept() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let mut space = AddressSpace::new(ID, false, Nodes::default());
+    let old = new_locked_page(&pgdat);
+    space.add_folio(&pgdat, old, 3).unwrap();
+    space.set_mark(3, PAGECACHE_TAG_DIRTY);
+    let new = pgdat.alloc_pages(GFP_KERNEL, 0).unwrap();
+    let (oldpage, newpage) = (pgdat.pfn_to_page(old).unwrap(), pgdat.pfn_to_page(new).unwrap());
+    oldpage.get();
+    assert!(!space.migrate_folio(&pgdat, 3, old, new), "a third reference pins it");
+    // SAFETY: the extra reference just taken; the cache and ours remain.
+    unsafe { pgdat.put_page(old) }.unwrap();
+    assert!(!space.migrate_folio(&pgdat, 4, old, new), "not at that index");
+    // As migration copies it: a dirty page's flag goes with it.
+    newpage.set_mapping(ID.as_u64());
+    newpage.set_index(3);
+    newpage.set(PageFlags::DIRTY);
+    assert!(space.migrate_folio(&pgdat, 3, old, new));
+    assert_eq!(space.lookup(3), Some(new));
+    assert!(space.get_mark(3, PAGECACHE_TAG_DIRTY), "the index keeps its marks");
+    assert_eq!((oldpage.refcount(), newpage.refcount()), (1, 2), "the cache's reference moved");
+    assert_eq!((space.nrpages(), pgdat.node_page_state_pages(NodeStatItem::NrFilePages)), (1, 1));
+    space.check(&pgdat).unwrap();
+    oldpage.set_mapping(0);
+    oldpage.clear_unlock(PageFlags::LOCKED);
+    // SAFETY: ours, the last: the cache let go of the page.
+    unsafe { pgdat.put_page(old) }.unwrap();
+    space.clear_mark(3, PAGECACHE_TAG_DIRTY);
+    newpage.clear(PageFlags::DIRTY);
+    assert_eq!(space.remove_folio(&pgdat, 3), Some(new));
+    // SAFETY: the cache's reference, handed back, and the allocation's.
+    unsafe { pgdat.put_page(new) }.unwrap();
+    // SAFETY: as above.
+    unsafe { pgdat.put_page(new) }.unwrap();
+}

@@ -2,7 +2,6 @@
 //! its data, pte and counters; pages that cannot move stay put.
 
 use std::cell::RefCell;
-use std::ops::ControlFlow;
 
 use uapi::mman::{MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE};
 
@@ -10,7 +9,13 @@ use super::*;
 use crate::gfp::GFP_HIGHUSER_MOVABLE;
 use crate::memory::{FaultAccess, FaultError};
 use crate::mmap::MmCounter;
+use core::sync::atomic::Ordering;
+
+use crate::addr::{PAGE_SHIFT, VirtAddr};
+use crate::arch::FolioWaitTable;
+use crate::interval_tree::MmId;
 use crate::pgtable::{PgProt, X86PteFormat};
+use crate::rmap::RmapMms;
 use crate::sim::SimFolioWaits;
 use crate::vmstat::NodeStatItem;
 
@@ -36,17 +41,29 @@ pub(crate) fn pfn_at(mm: &Mm<'_>, addr: u64) -> Pfn {
     mm.follow_pte(VirtAddr::expect_canonical(addr)).expect("no pte").phys.pfn()
 }
 
-/// Address spaces for the rmap walk: each borrowed for its visit, as the
-/// kernel locks each.
-pub(crate) struct Mms<'m, 'a>(pub(crate) &'m [&'m RefCell<Mm<'a>>]);
+/// Address spaces for the rmap walk, each borrowed for the walk as the
+/// kernel locks each: one the test holds borrowed mutably is busy and
+/// skipped, as the kernel skips an address space whose mmap lock it
+/// cannot take.
+pub(crate) struct Mms<'m, 'a>(pub(crate) &'m [&'m RefCell<Mm<'a>>], &'a TestAlloc);
 
-impl<'a> MmWalk<'a, X86PteFormat, &'a TestAlloc> for Mms<'_, 'a> {
-    fn for_each_mm(&self, f: &mut dyn FnMut(&Mm<'a>) -> ControlFlow<()>) {
-        for mm in self.0 {
-            if f(&mm.borrow()).is_break() {
-                return;
-            }
-        }
+impl<'m, 'a> Mms<'m, 'a> {
+    /// The walk over `mms`, which share the environment's allocator.
+    pub(crate) fn new(env: &Env<'a>, mms: &'m [&'m RefCell<Mm<'a>>]) -> Self {
+        Mms(mms, env.alloc)
+    }
+}
+
+impl<'a> RmapMms<'a, X86PteFormat, &'a TestAlloc> for Mms<'_, 'a> {
+    fn vma_alloc(&self) -> &&'a TestAlloc {
+        &self.1
+    }
+
+    fn with_mms(&self, ids: &[MmId], all: bool, f: &mut crate::rmap::WithMms<'_, 'a, X86PteFormat, &'a TestAlloc>) {
+        let guards: Vec<_> = self.0.iter().filter_map(|mm| mm.try_borrow().ok()).collect();
+        let mms: Vec<&Mm<'a>> =
+            guards.iter().map(|g| &**g).filter(|mm| all || ids.contains(&mm.vmas().owner())).collect();
+        f(&mms);
     }
 
     fn folio_waits(&self) -> &dyn FolioWaitTable {
@@ -86,7 +103,7 @@ fn migrate_moves_anonymous_page_with_data_pte_and_counters() {
         let anon = env.pgdat.node_page_state(NodeStatItem::NrAnonMapped);
         env.tlb.take();
         let mut target = Pages { pgdat: env.pgdat, returned: Vec::new() };
-        let stats = migrate_pages(env.pgdat, &Mms(&[&mm]), &[old], &mut target);
+        let stats = migrate_pages(env.pgdat, &Mms::new(env, &[&mm]), &[old], &mut target);
         assert_eq!(stats, MigrateStats { succeeded: 1, failed: 0, skipped: 0 });
         assert!(target.returned.is_empty());
         let mm = mm.into_inner();
@@ -115,23 +132,54 @@ fn migrate_moves_anonymous_page_with_data_pte_and_counters() {
 }
 
 #[test]
-fn migrate_skips_page_shared_after_fork() {
+fn migrate_moves_a_page_shared_after_fork_in_both_address_spaces() {
     with_env(|env| {
         let parent = RefCell::new(env.mm());
         env.populate(&mut parent.borrow_mut(), 1, |_| 7);
         let child = RefCell::new(env.mm());
         parent.borrow_mut().dup_mmap(&mut child.borrow_mut()).unwrap();
         let old = pfn_at(&parent.borrow(), X);
-        let new = env.pgdat.alloc_pages(GFP_HIGHUSER_MOVABLE, 0).unwrap();
-        assert_eq!(parent.borrow().migrate_page(old, new, &SimFolioWaits), Err(MigrateError::Shared));
-        // SAFETY: the test allocated the block and never mapped it or made a pointer into it.
-        unsafe { env.pgdat.free_pages(new, 0) }.unwrap();
+        env.tlb.take();
         let mut target = Pages { pgdat: env.pgdat, returned: Vec::new() };
-        let stats = migrate_pages(env.pgdat, &Mms(&[&parent, &child]), &[old], &mut target);
+        let stats = migrate_pages(env.pgdat, &Mms::new(env, &[&parent, &child]), &[old], &mut target);
+        assert_eq!(stats, MigrateStats { succeeded: 1, failed: 0, skipped: 0 });
+        let new = pfn_at(&parent.borrow(), X);
+        assert_ne!(new, old);
+        assert_eq!(pfn_at(&child.borrow(), X), new, "both ptes map the new page");
+        assert!(env.ram.page(new).iter().all(|&b| b == 7), "data copied");
+        assert_eq!(env.tlb.take().len(), 2, "one flush per address space");
+        let newpage = env.pgdat.pfn_to_page(new).unwrap();
+        assert_eq!((newpage.refcount(), newpage.mapcount()), (2, 2));
+        for mm in [&parent, &child] {
+            let leaf = mm.borrow().follow_pte(VirtAddr::expect_canonical(X)).unwrap();
+            assert!(!leaf.prot.contains(PgProt::WRITE), "still copy-on-write");
+        }
+        // Each side's write still copies, and the other keeps the data.
+        crate::mmap::tests::write(env, &mut child.borrow_mut(), X, 8).unwrap();
+        assert!(env.ram.page(pfn_at(&parent.borrow(), X)).iter().all(|&b| b == 7));
+        assert_eq!(events(env.pgdat, VmEventItem::PgmigrateSuccess), 1);
+    });
+}
+
+#[test]
+fn migrate_puts_back_a_page_a_busy_address_space_maps() {
+    with_env(|env| {
+        let parent = RefCell::new(env.mm());
+        env.populate(&mut parent.borrow_mut(), 1, |_| 7);
+        let child = RefCell::new(env.mm());
+        parent.borrow_mut().dup_mmap(&mut child.borrow_mut()).unwrap();
+        let old = pfn_at(&parent.borrow(), X);
+        let mut target = Pages { pgdat: env.pgdat, returned: Vec::new() };
+        let busy = child.borrow_mut();
+        let stats = migrate_pages(env.pgdat, &Mms::new(env, &[&parent, &child]), &[old], &mut target);
+        drop(busy);
         assert_eq!(stats, MigrateStats { succeeded: 0, failed: 1, skipped: 0 });
-        assert!(target.returned.is_empty(), "no target page is taken for a page that cannot move");
-        assert_eq!(pfn_at(&parent.borrow(), X), old);
+        assert_eq!(target.returned.len(), 1, "the unused target page went back");
+        assert_eq!(pfn_at(&parent.borrow(), X), old, "the parent's pte is back");
         assert_eq!(pfn_at(&child.borrow(), X), old);
+        let page = env.pgdat.pfn_to_page(old).unwrap();
+        assert_eq!((page.refcount(), page.mapcount()), (2, 2));
+        assert!(!crate::filemap::folio_test_locked(page));
         assert_eq!(events(env.pgdat, VmEventItem::PgmigrateFail), 1);
     });
 }
@@ -144,12 +192,12 @@ fn migrate_skips_page_with_extra_reference() {
         let old = pfn_at(&mm.borrow(), X);
         let page = env.pgdat.pfn_to_page(old).unwrap();
         page.get();
-        let new = env.pgdat.alloc_pages(GFP_HIGHUSER_MOVABLE, 0).unwrap();
-        assert_eq!(mm.borrow().migrate_page(old, new, &SimFolioWaits), Err(MigrateError::Pinned));
-        assert_eq!(pfn_at(&mm.borrow(), X), old, "pte untouched");
+        let mut target = Pages { pgdat: env.pgdat, returned: Vec::new() };
+        let stats = migrate_pages(env.pgdat, &Mms::new(env, &[&mm]), &[old], &mut target);
+        assert_eq!(stats, MigrateStats { succeeded: 0, failed: 1, skipped: 0 });
+        assert_eq!(target.returned.len(), 1);
+        assert_eq!(pfn_at(&mm.borrow(), X), old, "pte back");
         assert!(env.ram.page(old).iter().all(|&b| b == 9));
-        // SAFETY: the test allocated the block and never mapped it or made a pointer into it.
-        unsafe { env.pgdat.free_pages(new, 0) }.unwrap();
         // SAFETY: the reference the test took with get(); the pte keeps its own.
         unsafe { env.pgdat.put_page(old) }.unwrap();
     });
@@ -164,37 +212,15 @@ fn migrate_finds_no_mapping_in_another_address_space() {
         // The same addresses in another space, mapping other pages.
         env.populate(&mut other.borrow_mut(), 1, |_| 4);
         let old = pfn_at(&mm.borrow(), X);
-        let new = env.pgdat.alloc_pages(GFP_HIGHUSER_MOVABLE, 0).unwrap();
-        assert_eq!(other.borrow().migrate_page(old, new, &SimFolioWaits), Err(MigrateError::NotMapped));
-        assert_eq!(other.borrow().migrate_page(env.zero, new, &SimFolioWaits), Err(MigrateError::NotMovable));
-        // SAFETY: the test allocated the block and never mapped it or made a pointer into it.
-        unsafe { env.pgdat.free_pages(new, 0) }.unwrap();
-        // Walking both finds the right one.
         let mut target = Pages { pgdat: env.pgdat, returned: Vec::new() };
-        let stats = migrate_pages(env.pgdat, &Mms(&[&other, &mm]), &[old], &mut target);
+        let stats = migrate_pages(env.pgdat, &Mms::new(env, &[&other, &mm]), &[env.zero], &mut target);
+        assert_eq!(stats, MigrateStats { succeeded: 0, failed: 1, skipped: 0 }, "the zero page does not move");
+        // The reverse map finds the right one.
+        let mut target = Pages { pgdat: env.pgdat, returned: Vec::new() };
+        let stats = migrate_pages(env.pgdat, &Mms::new(env, &[&other, &mm]), &[old], &mut target);
         assert_eq!(stats.succeeded, 1);
         assert!(env.ram.page(pfn_at(&mm.borrow(), X)).iter().all(|&b| b == 3));
         assert!(env.ram.page(pfn_at(&other.borrow(), X)).iter().all(|&b| b == 4));
-    });
-}
-
-#[test]
-fn migrate_skips_page_whose_address_space_is_not_walked() {
-    with_env(|env| {
-        let mm = RefCell::new(env.mm());
-        let other = RefCell::new(env.mm());
-        env.populate(&mut mm.borrow_mut(), 1, |_| 5);
-        env.populate(&mut other.borrow_mut(), 1, |_| 6);
-        let old = pfn_at(&mm.borrow(), X);
-        let mut target = Pages { pgdat: env.pgdat, returned: Vec::new() };
-        // `mm` is not in the walk, as a space exec is building is not in
-        // the kernel's snapshot: nothing is tried, nothing fails.
-        let stats = migrate_pages(env.pgdat, &Mms(&[&other]), &[old], &mut target);
-        assert_eq!(stats, MigrateStats { succeeded: 0, failed: 0, skipped: 1 });
-        assert!(target.returned.is_empty(), "no target page was taken");
-        assert_eq!(events(env.pgdat, VmEventItem::PgmigrateFail), 0);
-        assert_eq!(events(env.pgdat, VmEventItem::PgmigrateSuccess), 0);
-        assert_eq!(pfn_at(&mm.borrow(), X), old);
     });
 }
 
@@ -215,7 +241,7 @@ fn migrate_batch_flushes_each_address_space_once() {
         ];
         env.tlb.take();
         let mut target = Pages { pgdat: env.pgdat, returned: Vec::new() };
-        let stats = migrate_pages(env.pgdat, &Mms(&[&a, &b]), &from, &mut target);
+        let stats = migrate_pages(env.pgdat, &Mms::new(env, &[&a, &b]), &from, &mut target);
         assert_eq!(stats, MigrateStats { succeeded: 5, failed: 0, skipped: 0 });
         assert_eq!(env.tlb.take(), [(X + P, 5 * P), (X, 2 * P)], "one flush per address space, over its pages");
         let moved = [(&a, 1, from[0]), (&b, 0, from[1]), (&a, 3, from[2]), (&b, 1, from[3]), (&a, 5, from[4])];
@@ -243,7 +269,7 @@ fn migrate_batch_puts_back_a_pinned_page_and_moves_the_rest() {
         let pinned = env.pgdat.pfn_to_page(from[1]).unwrap();
         pinned.get();
         let mut target = Pages { pgdat: env.pgdat, returned: Vec::new() };
-        let stats = migrate_pages(env.pgdat, &Mms(&[&mm]), &from, &mut target);
+        let stats = migrate_pages(env.pgdat, &Mms::new(env, &[&mm]), &from, &mut target);
         assert_eq!(stats, MigrateStats { succeeded: 2, failed: 1, skipped: 0 });
         assert_eq!(pfn_at(&mm.borrow(), X + P), from[1], "the pinned page stays mapped");
         assert_ne!(pfn_at(&mm.borrow(), X), from[0]);
@@ -258,15 +284,15 @@ fn migrate_batch_puts_back_a_pinned_page_and_moves_the_rest() {
 
 /// Address spaces shared between threads, each visited through a shared
 /// borrow, as the kernel visits each under its mmap lock held for reading.
-struct SharedMms<'m, 'a>(&'m [&'m Mm<'a>]);
+struct SharedMms<'m, 'a>(&'m [&'m Mm<'a>], &'a TestAlloc);
 
-impl<'a> MmWalk<'a, X86PteFormat, &'a TestAlloc> for SharedMms<'_, 'a> {
-    fn for_each_mm(&self, f: &mut dyn FnMut(&Mm<'a>) -> ControlFlow<()>) {
-        for mm in self.0 {
-            if f(mm).is_break() {
-                return;
-            }
-        }
+impl<'a> RmapMms<'a, X86PteFormat, &'a TestAlloc> for SharedMms<'_, 'a> {
+    fn vma_alloc(&self) -> &&'a TestAlloc {
+        &self.1
+    }
+
+    fn with_mms(&self, _ids: &[MmId], _all: bool, f: &mut crate::rmap::WithMms<'_, 'a, X86PteFormat, &'a TestAlloc>) {
+        f(self.0);
     }
 
     fn folio_waits(&self) -> &dyn FolioWaitTable {
@@ -327,7 +353,7 @@ fn migration_under_the_read_lock_races_faults_and_loses_no_data() {
                         .map(|l| l.phys.pfn())
                         .collect();
                     let mut target = Pages { pgdat: env.pgdat, returned: Vec::new() };
-                    let stats = migrate_pages(env.pgdat, &SharedMms(&[mm]), &from, &mut target);
+                    let stats = migrate_pages(env.pgdat, &SharedMms(&[mm], env.alloc), &from, &mut target);
                     migrated.fetch_add(stats.succeeded, Ordering::Relaxed);
                 }
                 done.store(true, Ordering::Release);

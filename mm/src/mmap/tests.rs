@@ -44,7 +44,7 @@ pub(crate) struct Env<'a> {
     pub(crate) tlb: &'a SimTlb,
     pub(crate) zero: Pfn,
     pub(crate) shmem: &'a SimShmem,
-    alloc: &'a TestAlloc,
+    pub(crate) alloc: &'a TestAlloc,
 }
 
 impl<'a> Env<'a> {
@@ -80,6 +80,7 @@ pub(crate) fn with_env(f: impl FnOnce(&Env<'_>)) {
     assert_eq!(state(&pgdat, NodeStatItem::NrFileMapped), 0, "nr_mapped left over");
     assert_eq!(state(&pgdat, NodeStatItem::NrPagetable), env.kernel.nr_tables(), "nr_page_table_pages left over");
     assert_eq!(alloc.live(), 0, "VMAs leaked");
+    assert_eq!(alloc.anon_live(), 0, "anon_vmas or anon_vma_chains leaked");
     assert_eq!(pgdat.bad_pages(), 0);
     assert!(sim.ram.page(zero).iter().all(|&b| b == 0), "zero page written");
     assert_eq!(pgdat.pfn_to_page(zero).unwrap().refcount(), 1, "zero page refcounted");

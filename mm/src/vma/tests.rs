@@ -658,6 +658,28 @@ fn a_vma_tree_can_move_between_cpus() {
 
         unsafe fn free(&self, _: NonNull<Vma>) {}
     }
+    // SAFETY: never hands out memory.
+    unsafe impl ObjCache<crate::rmap::AnonVma> for SendAlloc {
+        fn alloc(&self) -> Option<NonNull<crate::rmap::AnonVma>> {
+            None
+        }
+
+        unsafe fn free(&self, _: NonNull<crate::rmap::AnonVma>) {}
+    }
+    // SAFETY: never hands out memory.
+    unsafe impl ObjCache<crate::rmap::AnonVmaChain> for SendAlloc {
+        fn alloc(&self) -> Option<NonNull<crate::rmap::AnonVmaChain>> {
+            None
+        }
+
+        unsafe fn free(&self, _: NonNull<crate::rmap::AnonVmaChain>) {}
+    }
+    impl crate::rmap::AnonVmaAlloc for SendAlloc {
+        fn anon_vma_lock(&self) -> &crate::rmap::AnonVmaLock {
+            static LOCK: crate::rmap::AnonVmaLock = crate::rmap::AnonVmaLock::new();
+            &LOCK
+        }
+    }
     assert_send::<VmaTree<SendAlloc>>();
 }
 
