@@ -321,6 +321,8 @@ pub struct PgData<'a> {
     /// The OOM killer the slow path calls when reclaim gives nothing back
     /// (Linux `__alloc_pages_may_oom`).
     oom_killer: spin::Once<&'static dyn OutOfMemory>,
+    /// The node's kswapd, woken by the slow path.
+    kswapd: spin::Once<&'static dyn crate::vmscan::Kswapd>,
     /// The node's LRU lists (Linux `lruvec` and its `lru_lock`), taken
     /// with interrupts off; see [`crate::swap`].
     lruvec: spin::Mutex<crate::swap::Lruvec>,
@@ -545,6 +547,7 @@ impl<'a> PgData<'a> {
             bad_pages: AtomicU64::new(0),
             direct_reclaim: spin::Once::new(),
             oom_killer: spin::Once::new(),
+            kswapd: spin::Once::new(),
             lruvec: spin::Mutex::new(crate::swap::Lruvec::new()),
             lru_batches,
         }
@@ -573,6 +576,12 @@ impl<'a> PgData<'a> {
         // and a page whose last reference goes is reached by nothing else:
         // its users hold references of their own.
         let _ = unsafe { self.put_page(pfn) };
+    }
+
+    /// Registers the node's kswapd, which the slow path wakes; the first
+    /// registration stays.
+    pub fn set_kswapd(&self, kswapd: &'static dyn crate::vmscan::Kswapd) {
+        self.kswapd.call_once(|| kswapd);
     }
 
     /// Registers the reclaim the slow path runs for allocations that may
@@ -858,6 +867,13 @@ impl<'a> PgData<'a> {
     /// fails instead, so that it can exit.
     fn alloc_pages_slowpath(&self, gfp: Gfp, order: u32) -> Option<Pfn> {
         let flags = AllocFlags::from_gfp(gfp, order);
+        // Linux `wake_all_kswapds`: below the low watermark, kswapd
+        // reclaims in the background while this allocation goes on.
+        if gfp.contains(Gfp::KSWAPD_RECLAIM)
+            && let Some(kswapd) = self.kswapd.get()
+        {
+            kswapd.wakeup(order);
+        }
         if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags) {
             return Some(pfn);
         }

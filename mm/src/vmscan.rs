@@ -27,7 +27,12 @@
 //! Anonymous and shmem pages sit on the anonymous lists, which reclaim
 //! leaves alone until there is swap (Linux `can_reclaim_anon_pages`).
 //!
-//! Differences from Linux: no kswapd, no `scan_control` beyond the
+//! kswapd ([`balance_pgdat`], the kernel's `kswapd0` thread) is woken
+//! at the start of an allocation's slow path ([`Kswapd`]) and reclaims
+//! the same way until every zone is above its high watermark; direct
+//! reclaim runs when even the min watermark cannot be met.
+//!
+//! Differences from Linux: no `scan_control` beyond the
 //! priority, no swappiness balance (no swap), no writeback from reclaim,
 //! no shrinkers; one reclaimer at a time (the kernel's [`DirectReclaim`]
 //! serializes and keeps reclaim from recursing into itself, Linux's
@@ -40,6 +45,7 @@ use crate::addr::Pfn;
 use crate::arch::FolioWaitTable;
 use crate::filemap::{MappingId, folio_trylock, folio_unlock};
 use crate::gfp::Gfp;
+use crate::mmzone::Watermark;
 use crate::page::Page;
 use crate::page_alloc::PgData;
 use crate::page_flags::PageFlags;
@@ -68,6 +74,71 @@ pub trait DirectReclaim: Sync {
     /// Called in the allocation slow path with a mask that allows
     /// blocking.
     fn try_to_free_pages(&self, pgdat: &PgData<'_>, gfp: Gfp, order: u32) -> u64;
+}
+
+/// Who is reclaiming (Linux `current_is_kswapd()`), for the events
+/// counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reclaimer {
+    /// An allocation, in its slow path.
+    Direct,
+    /// The node's kswapd thread.
+    Kswapd,
+}
+
+impl Reclaimer {
+    fn scan_event(self) -> VmEventItem {
+        match self {
+            Reclaimer::Direct => VmEventItem::PgscanDirect,
+            Reclaimer::Kswapd => VmEventItem::PgscanKswapd,
+        }
+    }
+
+    fn steal_event(self) -> VmEventItem {
+        match self {
+            Reclaimer::Direct => VmEventItem::PgstealDirect,
+            Reclaimer::Kswapd => VmEventItem::PgstealKswapd,
+        }
+    }
+}
+
+/// The allocator's way to wake the node's kswapd (Linux
+/// `wakeup_kswapd`), which the kernel registers with
+/// [`PgData::set_kswapd`]. Called at the start of the slow path of an
+/// allocation allowed to (`__GFP_KSWAPD_RECLAIM`), in any context, so
+/// it must not sleep or allocate.
+pub trait Kswapd: Sync {
+    /// Wakes kswapd for an allocation of `order`, unless it is awake.
+    fn wakeup(&self, order: u32);
+}
+
+/// Whether every zone with memory has its high watermark of free pages
+/// (Linux `pgdat_balanced` for order 0).
+pub fn pgdat_balanced(pgdat: &PgData<'_>) -> bool {
+    pgdat.zones().iter().filter(|z| z.managed_pages() > 0).all(|z| z.free_pages() >= z.watermark(Watermark::High))
+}
+
+/// kswapd's work (Linux `balance_pgdat`): reclaims until every zone is
+/// back above its high watermark or a pass frees nothing. Returns the
+/// pages freed. Never sleeps; allocates nothing.
+pub fn balance_pgdat<O: CacheOwners + ?Sized>(pgdat: &PgData<'_>, owners: &O, waits: &dyn FolioWaitTable) -> u64 {
+    pgdat.count_vm_events(VmEventItem::Pageoutrun, 1);
+    let mut total = 0;
+    while !pgdat_balanced(pgdat) {
+        let wanted: u64 = pgdat
+            .zones()
+            .iter()
+            .filter(|z| z.managed_pages() > 0)
+            .map(|z| z.watermark(Watermark::High).saturating_sub(z.free_pages()))
+            .sum();
+        let freed = shrink_page_cache(pgdat, owners, waits, wanted.max(SWAP_CLUSTER_MAX), Reclaimer::Kswapd);
+        if freed == 0 {
+            break;
+        }
+        total += freed;
+        pgdat.drain_all_pages();
+    }
+    total
 }
 
 /// The scan priority reclaim starts at (Linux `DEF_PRIORITY`): a pass
@@ -145,6 +216,7 @@ pub fn shrink_page_cache<O: CacheOwners + ?Sized>(
     owners: &O,
     waits: &dyn FolioWaitTable,
     nr_to_free: u64,
+    who: Reclaimer,
 ) -> u64 {
     pgdat.lru_add_drain();
     let mut freed = 0;
@@ -163,7 +235,7 @@ pub fn shrink_page_cache<O: CacheOwners + ?Sized>(
                 break;
             }
             to_scan = to_scan.saturating_sub(scanned);
-            pgdat.count_vm_events(VmEventItem::PgscanDirect, scanned);
+            pgdat.count_vm_events(who.scan_event(), scanned);
             for &pfn in &batch[..taken] {
                 let Some(page) = pgdat.pfn_to_page(pfn) else { continue };
                 match shrink_folio(pgdat, owners, waits, pfn, page) {
@@ -183,7 +255,7 @@ pub fn shrink_page_cache<O: CacheOwners + ?Sized>(
                         pgdat.put_lru_ref(pfn);
                         if put.is_ok() {
                             freed += 1;
-                            pgdat.count_vm_events(VmEventItem::PgstealDirect, 1);
+                            pgdat.count_vm_events(who.steal_event(), 1);
                         }
                     }
                 }

@@ -107,11 +107,17 @@ pub enum VmEventItem {
     /// instead of copying it (`PGREUSE`, Linux `wp_page_reuse`): a private
     /// page only this mapping holds, or a page of a shared mapping.
     Pgreuse,
+    /// Pages kswapd freed (`PGSTEAL_KSWAPD`).
+    PgstealKswapd,
     /// Pages direct reclaim freed (`PGSTEAL_DIRECT`).
     PgstealDirect,
+    /// Pages kswapd scanned on the inactive lists (`PGSCAN_KSWAPD`).
+    PgscanKswapd,
     /// Pages direct reclaim scanned on the inactive lists
     /// (`PGSCAN_DIRECT`).
     PgscanDirect,
+    /// kswapd's balancing runs (`PAGEOUTRUN`).
+    Pageoutrun,
     /// Page-cache drops through `drop_caches` (`DROP_PAGECACHE`), counted
     /// by the kernel's drop-caches command through
     /// [`PgData::count_vm_event`].
@@ -138,7 +144,7 @@ pub enum VmEventItem {
 }
 
 /// Number of [`VmEventItem`]s.
-pub const NR_VM_EVENT_ITEMS: usize = 22;
+pub const NR_VM_EVENT_ITEMS: usize = 25;
 
 impl VmEventItem {
     /// Every item, in /proc/vmstat order.
@@ -155,8 +161,11 @@ impl VmEventItem {
         VmEventItem::Pgmajfault,
         VmEventItem::Pgrefill,
         VmEventItem::Pgreuse,
+        VmEventItem::PgstealKswapd,
         VmEventItem::PgstealDirect,
+        VmEventItem::PgscanKswapd,
         VmEventItem::PgscanDirect,
+        VmEventItem::Pageoutrun,
         VmEventItem::DropPagecache,
         VmEventItem::DropSlab,
         VmEventItem::OomKill,
@@ -179,8 +188,11 @@ impl VmEventItem {
             VmEventItem::Pgactivate => "pgactivate",
             VmEventItem::Pgdeactivate => "pgdeactivate",
             VmEventItem::Pgrefill => "pgrefill",
+            VmEventItem::PgstealKswapd => "pgsteal_kswapd",
             VmEventItem::PgstealDirect => "pgsteal_direct",
+            VmEventItem::PgscanKswapd => "pgscan_kswapd",
             VmEventItem::PgscanDirect => "pgscan_direct",
+            VmEventItem::Pageoutrun => "pageoutrun",
             VmEventItem::Pgfault => "pgfault",
             VmEventItem::Pgmajfault => "pgmajfault",
             VmEventItem::Pgreuse => "pgreuse",

@@ -474,6 +474,9 @@ fn a_file_twice_the_free_memory_goes_through_the_cache_and_back() {
     kern::mkdir(dir).expect("mkdir");
     kern::mount("/dev/vda", dir, "ext2", false).expect("mount /dev/vda");
     kernel::mm::drop_caches();
+    let events = |item| kernel::mm::pgdat().all_vm_events(item);
+    let (kswapd_before, runs_before, direct_before) =
+        (events(VmEventItem::PgstealKswapd), events(VmEventItem::Pageoutrun), events(VmEventItem::PgstealDirect));
     let free = kernel::mm::nr_free_pages() * 4096;
     let size = (2 * free as usize).next_multiple_of(CHUNK);
     let path = format!("{dir}/pressure");
@@ -523,6 +526,21 @@ fn a_file_twice_the_free_memory_goes_through_the_cache_and_back() {
     }
     let pages = (size / 4096) as u64;
     assert!(peak < pages, "the cache gave pages back: at most {peak} of {pages} cached");
+    // The allocations woke kswapd, which reclaims whenever this thread
+    // sleeps (the kernel is not preemptible): given the CPU now, it
+    // brings every zone back above its high watermark.
+    let deadline = kernel::arch::x86_64::tsc::now_ns() + 5_000_000_000;
+    while !mm::vmscan::pgdat_balanced(kernel::mm::pgdat()) {
+        assert!(kernel::arch::x86_64::tsc::now_ns() < deadline, "kswapd did not balance the node in 5 s");
+        kernel::sched::wait::sleep_until_ns(kernel::arch::x86_64::tsc::now_ns() + 10_000_000, || false);
+    }
+    let by_kswapd = events(VmEventItem::PgstealKswapd) - kswapd_before;
+    kernel::kprintln!(
+        "pressure: kswapd freed {by_kswapd} pages in {} runs, direct reclaim {}",
+        events(VmEventItem::Pageoutrun) - runs_before,
+        events(VmEventItem::PgstealDirect) - direct_before
+    );
+    assert!(by_kswapd > 0, "kswapd freed nothing");
     drop(file);
     kern::umount(dir).expect("umount");
     kern::mount("/dev/vda", dir, "ext2", false).expect("mount again");

@@ -86,7 +86,7 @@ mod vm_file;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use core::fmt;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use mm::addr::{PAGE_SIZE, Pfn};
 use mm::filemap::{AddFolioError, AddressSpace, MappingId, folio_lock, folio_trylock, folio_unlock};
@@ -96,7 +96,7 @@ use mm::page_alloc::PgData;
 use mm::page_flags::PageFlags;
 use mm::page_writeback::{self, SyncMode, WritebackControl};
 use mm::readahead::{FileRaState, RaMapping, page_cache_async_ra, page_cache_sync_ra};
-use mm::vmscan::{DirectReclaim, SWAP_CLUSTER_MAX};
+use mm::vmscan::{DirectReclaim, Kswapd, Reclaimer, SWAP_CLUSTER_MAX};
 use mm::xarray::{PAGECACHE_TAG_DIRTY, PAGECACHE_TAG_WRITEBACK, XaNode};
 use spin::Once;
 use uapi::errno::Errno;
@@ -227,11 +227,52 @@ struct KernelReclaim;
 
 impl DirectReclaim for KernelReclaim {
     fn try_to_free_pages(&self, pgdat: &PgData<'_>, _gfp: Gfp, _order: u32) -> u64 {
-        mm::vmscan::shrink_page_cache(pgdat, &folio::KernelCaches, &FOLIO_WAIT, SWAP_CLUSTER_MAX)
+        mm::vmscan::shrink_page_cache(pgdat, &folio::KernelCaches, &FOLIO_WAIT, SWAP_CLUSTER_MAX, Reclaimer::Direct)
     }
 }
 
 static RECLAIM: KernelReclaim = KernelReclaim;
+
+/// The node's kswapd thread, `kswapd0` (Linux `kswapd`): it sleeps until
+/// an allocation's slow path wakes it, then reclaims from the page
+/// cache until every zone is above its high watermark
+/// ([`mm::vmscan::balance_pgdat`]), and sleeps again.
+struct KernelKswapd {
+    task: Once<Option<Arc<crate::sched::Task>>>,
+    /// Set by a wakeup, cleared by kswapd before each run: a wakeup
+    /// during a run makes another.
+    woken: AtomicBool,
+}
+
+impl Kswapd for KernelKswapd {
+    /// Safe in any context: a flag and `wake_up_process`, which takes
+    /// only interrupt-safe spin locks and allocates nothing.
+    fn wakeup(&self, _order: u32) {
+        if !self.woken.swap(true, Ordering::AcqRel)
+            && let Some(Some(task)) = self.task.get()
+        {
+            crate::sched::wake_up_process(task);
+        }
+    }
+}
+
+static KSWAPD: KernelKswapd = KernelKswapd { task: Once::new(), woken: AtomicBool::new(false) };
+
+/// Starts kswapd and registers it with the allocator, once.
+fn start_kswapd() {
+    KSWAPD.task.call_once(|| {
+        let spawned = crate::sched::kthread_run("kswapd0", || {
+            loop {
+                crate::sched::wait::sleep_until_ns(u64::MAX, || KSWAPD.woken.load(Ordering::Acquire));
+                KSWAPD.woken.store(false, Ordering::Release);
+                mm::vmscan::balance_pgdat(crate::mm::pgdat(), &folio::KernelCaches, &FOLIO_WAIT);
+                crate::sched::cond_resched();
+            }
+        });
+        spawned.map_err(|e| log::error!("vmscan: no kswapd thread: {e:?}")).ok()
+    });
+    crate::mm::pgdat().set_kswapd(&KSWAPD);
+}
 
 impl Mapping {
     /// An empty cache of file `ino` of device `dev`, `size` bytes long;
@@ -240,6 +281,7 @@ impl Mapping {
     pub fn new(dev: u64, ino: Ino, swapbacked: bool, size: u64) -> Result<Arc<Mapping>, Errno> {
         let nodes = xa_nodes()?;
         crate::mm::pgdat().set_direct_reclaim(&RECLAIM);
+        start_kswapd();
         let id = NEXT_MAPPING_ID.fetch_add(8, Ordering::Relaxed);
         let id = MappingId::new(id).ok_or(Errno::ENOMEM)?;
         let space = SpinLockIrq::new(AddressSpace::new(id, swapbacked, nodes));

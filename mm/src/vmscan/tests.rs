@@ -70,7 +70,7 @@ fn clean_unused_cache_pages_are_freed_and_busy_ones_are_kept() {
     page(3).inc_mapcount();
     page(4).set(PageFlags::REFERENCED);
     let free_before = crate::sim::free_pages_drained(&pgdat);
-    let freed = shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32);
+    let freed = shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32, Reclaimer::Direct);
     assert_eq!(freed, 2, "the clean, unused, unmapped pages go");
     assert_eq!(crate::sim::free_pages_drained(&pgdat), free_before + 2);
     let space = file.space.lock().unwrap();
@@ -82,7 +82,7 @@ fn clean_unused_cache_pages_are_freed_and_busy_ones_are_kept() {
     assert!(page(3).test(PageFlags::REFERENCED) && !page(3).test(PageFlags::ACTIVE), "mapped: referenced, kept");
     assert_eq!(pgdat.lru_pages(LruList::InactiveFile) + pgdat.lru_pages(LruList::ActiveFile), 4, "kept on the lists");
     // A second pass finds the mapped page referenced: it goes active.
-    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32), 0);
+    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32, Reclaimer::Direct), 0);
     assert!(page(3).test(PageFlags::ACTIVE));
     folio_unlock(page(1), pfns[1], &SimFolioWaits);
     page(3).dec_mapcount();
@@ -100,8 +100,12 @@ fn shmem_pages_are_never_reclaimed_clean_or_dirty() {
     folio_mark_dirty(&mut file.space.lock().unwrap(), &pgdat, pgdat.pfn_to_page(pfns[0]).unwrap(), 0);
     pgdat.lru_add_drain();
     assert_eq!(pgdat.lru_pages(LruList::InactiveAnon), 4, "shmem pages are on the anonymous list");
-    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32), 0);
-    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32), 0, "not on a second round either");
+    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32, Reclaimer::Direct), 0);
+    assert_eq!(
+        shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32, Reclaimer::Direct),
+        0,
+        "not on a second round either"
+    );
     let mut space = file.space.lock().unwrap();
     assert_eq!(space.nrpages(), 4);
     space.check(&pgdat).unwrap();
@@ -122,15 +126,15 @@ fn the_scan_stops_once_enough_pages_went_and_takes_the_coldest_first() {
     let (file, _) = file_of(&pgdat, 40);
     // Pages 0..32 went to the list first (a full batch, then the rest at
     // the drain): the cold end holds the oldest.
-    let first = shrink_page_cache(&pgdat, &file, &SimFolioWaits, 4);
+    let first = shrink_page_cache(&pgdat, &file, &SimFolioWaits, 4, Reclaimer::Direct);
     assert!((4..40).contains(&first), "{first} freed: enough, and it stopped");
     let space = file.space.lock().unwrap();
     assert_eq!(space.nrpages(), 40 - first);
     assert!((0..first).all(|i| space.lookup(i).is_none()), "the {first} oldest pages went");
     drop(space);
-    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 100), 40 - first);
+    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 100, Reclaimer::Direct), 40 - first);
     assert_eq!(file.space.lock().unwrap().nrpages(), 0);
-    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 100), 0, "nothing left");
+    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 100, Reclaimer::Direct), 0, "nothing left");
     assert_eq!(pgdat.all_vm_events(VmEventItem::PgstealDirect), 40);
 }
 
@@ -146,17 +150,21 @@ fn an_inactive_list_smaller_than_the_active_is_refilled_from_it() {
     }
     pgdat.lru_add_drain();
     assert_eq!(pgdat.lru_pages(LruList::ActiveFile), 8, "all active after two accesses");
-    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 8), 8, "deactivated, then reclaimed");
+    assert_eq!(
+        shrink_page_cache(&pgdat, &file, &SimFolioWaits, 8, Reclaimer::Direct),
+        8,
+        "deactivated, then reclaimed"
+    );
     assert_eq!(pgdat.all_vm_events(VmEventItem::Pgdeactivate), 8);
     assert_eq!(file.space.lock().unwrap().nrpages(), 0);
 }
 
 /// Frees from one file, as the kernel's reclaim does from its caches.
-struct Reclaimer(OneFile);
+struct CacheReclaimer(OneFile);
 
-impl DirectReclaim for Reclaimer {
+impl DirectReclaim for CacheReclaimer {
     fn try_to_free_pages(&self, pgdat: &PgData<'_>, _gfp: Gfp, _order: u32) -> u64 {
-        shrink_page_cache(pgdat, &self.0, &SimFolioWaits, SWAP_CLUSTER_MAX)
+        shrink_page_cache(pgdat, &self.0, &SimFolioWaits, SWAP_CLUSTER_MAX, Reclaimer::Direct)
     }
 }
 
@@ -180,7 +188,7 @@ fn an_allocation_that_may_block_gets_pages_back_from_the_cache() {
         n += 1;
     }
     assert!(pgdat.alloc_pages(GFP_KERNEL | Gfp::NOWARN, 0).is_none(), "memory is full of cache");
-    let reclaimer: &'static Reclaimer = Box::leak(Box::new(Reclaimer(file)));
+    let reclaimer: &'static CacheReclaimer = Box::leak(Box::new(CacheReclaimer(file)));
     pgdat.set_direct_reclaim(reclaimer);
     assert!(
         pgdat.alloc_pages(crate::gfp::GFP_NOWAIT | Gfp::NOWARN, 0).is_none(),
@@ -191,4 +199,42 @@ fn an_allocation_that_may_block_gets_pages_back_from_the_cache() {
     assert!(left < n && left + SWAP_CLUSTER_MAX * 2 >= n, "one round of reclaim from the cache: {n} -> {left}");
     // SAFETY: the test's page.
     unsafe { pgdat.put_page(pfn) }.unwrap();
+}
+
+/// Counts its wakeups, as the kernel's kswapd thread would be woken.
+struct CountingKswapd(std::sync::atomic::AtomicU64);
+
+impl Kswapd for CountingKswapd {
+    fn wakeup(&self, _order: u32) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn the_slow_path_wakes_kswapd_and_balance_pgdat_restores_the_high_watermark() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let kswapd: &'static CountingKswapd = Box::leak(Box::new(CountingKswapd(std::sync::atomic::AtomicU64::new(0))));
+    pgdat.set_kswapd(kswapd);
+    let file = new_file();
+    let mut n = 0;
+    while let Some(pfn) = pgdat.alloc_pages(GFP_KERNEL | Gfp::NOWARN, 0) {
+        let page = pgdat.pfn_to_page(pfn).unwrap();
+        assert!(folio_trylock(page));
+        file.space.lock().unwrap().add_folio(&pgdat, pfn, n).unwrap();
+        pgdat.folio_add_lru(pfn);
+        page.set(PageFlags::UPTODATE);
+        folio_unlock(page, pfn, &SimFolioWaits);
+        // SAFETY: the test's reference; the cache keeps its own.
+        unsafe { pgdat.put_page(pfn) }.unwrap();
+        n += 1;
+    }
+    assert!(kswapd.0.load(std::sync::atomic::Ordering::Relaxed) > 0, "the slow path woke kswapd");
+    assert!(!pgdat_balanced(&pgdat), "memory is full of cache");
+    let freed = balance_pgdat(&pgdat, &file, &SimFolioWaits);
+    assert!(freed > 0 && freed < n, "{freed} of {n} cache pages freed");
+    assert!(pgdat_balanced(&pgdat), "every zone above its high watermark again");
+    assert_eq!(pgdat.all_vm_events(VmEventItem::PgstealKswapd), freed);
+    assert_eq!(pgdat.all_vm_events(VmEventItem::PgstealDirect), 0, "kswapd's, not direct reclaim's");
+    assert_eq!(file.space.lock().unwrap().nrpages(), n - freed);
 }
