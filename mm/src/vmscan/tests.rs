@@ -159,6 +159,24 @@ fn an_inactive_list_smaller_than_the_active_is_refilled_from_it() {
     assert_eq!(file.space.lock().unwrap().nrpages(), 0);
 }
 
+/// Fills memory with clean cache pages of `file` until an allocation
+/// that may not dip below the min watermark fails; returns how many.
+fn fill_memory(pgdat: &PgData<'_>, file: &OneFile) -> u64 {
+    let mut n = 0;
+    while let Some(pfn) = pgdat.alloc_pages(GFP_KERNEL | Gfp::NOWARN, 0) {
+        let page = pgdat.pfn_to_page(pfn).unwrap();
+        assert!(folio_trylock(page));
+        file.space.lock().unwrap().add_folio(pgdat, pfn, n).unwrap();
+        pgdat.folio_add_lru(pfn);
+        page.set(PageFlags::UPTODATE);
+        folio_unlock(page, pfn, &SimFolioWaits);
+        // SAFETY: the test's reference; the cache keeps its own.
+        unsafe { pgdat.put_page(pfn) }.unwrap();
+        n += 1;
+    }
+    n
+}
+
 /// Frees from one file, as the kernel's reclaim does from its caches.
 struct CacheReclaimer(OneFile);
 
@@ -174,19 +192,8 @@ fn an_allocation_that_may_block_gets_pages_back_from_the_cache() {
     let pgdat = sim.pgdat(1);
     // Fill memory with cache pages until nothing is left above the min
     // watermark for GFP_KERNEL.
-    let mut n = 0;
     let file = new_file();
-    while let Some(pfn) = pgdat.alloc_pages(GFP_KERNEL | Gfp::NOWARN, 0) {
-        let page = pgdat.pfn_to_page(pfn).unwrap();
-        assert!(folio_trylock(page));
-        file.space.lock().unwrap().add_folio(&pgdat, pfn, n).unwrap();
-        pgdat.folio_add_lru(pfn);
-        page.set(PageFlags::UPTODATE);
-        folio_unlock(page, pfn, &SimFolioWaits);
-        // SAFETY: the test's reference; the cache keeps its own.
-        unsafe { pgdat.put_page(pfn) }.unwrap();
-        n += 1;
-    }
+    let n = fill_memory(&pgdat, &file);
     assert!(pgdat.alloc_pages(GFP_KERNEL | Gfp::NOWARN, 0).is_none(), "memory is full of cache");
     let reclaimer: &'static CacheReclaimer = Box::leak(Box::new(CacheReclaimer(file)));
     pgdat.set_direct_reclaim(reclaimer);
@@ -217,18 +224,7 @@ fn the_slow_path_wakes_kswapd_and_balance_pgdat_restores_the_high_watermark() {
     let kswapd: &'static CountingKswapd = Box::leak(Box::new(CountingKswapd(std::sync::atomic::AtomicU64::new(0))));
     pgdat.set_kswapd(kswapd);
     let file = new_file();
-    let mut n = 0;
-    while let Some(pfn) = pgdat.alloc_pages(GFP_KERNEL | Gfp::NOWARN, 0) {
-        let page = pgdat.pfn_to_page(pfn).unwrap();
-        assert!(folio_trylock(page));
-        file.space.lock().unwrap().add_folio(&pgdat, pfn, n).unwrap();
-        pgdat.folio_add_lru(pfn);
-        page.set(PageFlags::UPTODATE);
-        folio_unlock(page, pfn, &SimFolioWaits);
-        // SAFETY: the test's reference; the cache keeps its own.
-        unsafe { pgdat.put_page(pfn) }.unwrap();
-        n += 1;
-    }
+    let n = fill_memory(&pgdat, &file);
     assert!(kswapd.0.load(std::sync::atomic::Ordering::Relaxed) > 0, "the slow path woke kswapd");
     assert!(!pgdat_balanced(&pgdat), "memory is full of cache");
     let freed = balance_pgdat(&pgdat, &file, &SimFolioWaits);
