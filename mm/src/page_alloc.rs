@@ -54,9 +54,9 @@
 //! report as an error.
 //!
 //! # Differences from Linux
-//! Direct reclaim is the stand-in of [`crate::vmscan`] (clean page-cache
-//! pages, through the kernel's registered [`DirectReclaim`]), after
-//! draining and unreserving; no direct compaction or kswapd yet
+//! Direct reclaim is [`crate::vmscan`]'s (clean page-cache pages from the
+//! LRU, through the kernel's registered [`DirectReclaim`]), after
+//! waking kswapd, draining and unreserving; no direct compaction yet
 //! ([`crate::compaction`] runs only when asked, like `compact_memory`); no `ALLOC_NOFRAGMENT`, CMA, page shuffling,
 //! watermark boosting or deferred struct page init; one node.
 

@@ -7,9 +7,9 @@
 //! free lists by order (the line [`ShowFreeAreas`] also prints for an
 //! allocation failure), then the page-cache total and the RAM counts.
 //!
-//! Differences from Linux: no LRU yet, so the `active_*`, `inactive_*`,
-//! `isolated_*` and `unevictable` counts are absent rather than stuck at
-//! zero (as in `/proc/vmstat`, see [`crate::vmstat`]); no `bounce`,
+//! Differences from Linux: the `active_*`, `inactive_*`, `isolated_*`
+//! and `unevictable` counts are not printed yet (`/proc/meminfo` and
+//! `/proc/vmstat` have the LRU's); no `bounce`,
 //! `sec_pagetables`, CMA or `all_unreclaimable?`.
 
 // Its test frees the page it allocated (an unsafe call).

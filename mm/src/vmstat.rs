@@ -386,10 +386,11 @@ impl fmt::Display for Vmstat<'_, '_> {
 /// and its start pfn.
 ///
 /// The fields we have, in Linux's layout: watermark boost and CMA pages are
-/// 0 (neither mechanism exists); `node_unreclaimable` is 0 (no reclaim to
-/// fail); `vm stats threshold` is 0 (counters are never folded; see the
+/// 0 (neither mechanism exists); `node_unreclaimable` is 0 (reclaim never
+/// marks a node so); `vm stats threshold` is 0 (counters are never folded; see the
 /// module documentation). Left out: the `promo` watermark (no memory
-/// tiering), zone counters other than `nr_free_pages` (no LRU, mlock
+/// tiering), zone counters other than `nr_free_pages` (the LRU is per
+/// node, in the per-node stats; no mlock
 /// accounting, bounce buffers, zsmalloc or CMA), NUMA counters (one node),
 /// and the pagesets' `high_min`/`high_max` (our `high` is fixed, and shared
 /// by every CPU of the zone).

@@ -66,10 +66,10 @@
 //! of up to 32 pages) go through the file system's synchronous calls and
 //! a kernel buffer (only readahead reads straight into the pages, and
 //! only on a disk with an interrupt);
-//! no large folios; page-cache
-//! pages are not yet on an LRU: an allocation that finds no memory takes
-//! clean, unused ones back by a clock over the memory map
-//! ([`mm::vmscan`], registered as the allocator's direct reclaim), and
+//! no large folios. Page-cache pages join the LRU lists when cached
+//! ([`mm::swap`]); kswapd and an allocation that finds no memory take
+//! clean, unused ones back from the inactive file list ([`mm::vmscan`],
+//! registered as the allocator's direct reclaim and kswapd), and
 //! [`invalidate_mapping_pages`] (`drop_caches`) drops them all, but
 //! shmem's.
 
