@@ -933,17 +933,19 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         }
     }
 
+    /// This address space's VMAs that map the cache `mapping`.
+    fn mapping_vmas(&self, mapping: u64) -> impl Iterator<Item = VmaDesc> + '_ {
+        self.vmas
+            .iter()
+            .map(|vma| vma.desc())
+            .filter(move |desc| desc.file.is_some_and(|f| f.mapping_id() == Some(mapping)))
+    }
+
     /// The VMAs of this address space mapping page `index` of the cache
-    /// `mapping`, with the address each maps it at (Linux's `i_mmap`
-    /// interval tree query, over this space's VMAs: the walk that stands in
-    /// for the file reverse map).
+    /// `mapping`, with the address each maps it at (the file's `i_mmap`
+    /// names the address spaces; this finds the VMAs within one).
     fn file_vmas_at(&self, mapping: u64, index: u64, mut f: impl FnMut(&VmaDesc, u64)) {
-        for vma in self.vmas.iter() {
-            let desc = vma.desc();
-            let Some(file) = desc.file else { continue };
-            if file.mapping_id() != Some(mapping) {
-                continue;
-            }
+        for desc in self.mapping_vmas(mapping) {
             let pages = (desc.end.as_u64() - desc.start.as_u64()) >> crate::addr::PAGE_SHIFT;
             if let Some(offset) = index.checked_sub(desc.pgoff).filter(|&o| o < pages) {
                 f(&desc, desc.start.as_u64() + (offset << crate::addr::PAGE_SHIFT));
@@ -1010,12 +1012,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     pub fn unmap_mapping_range(&self, mapping: u64, first: u64, last: u64, even_cows: bool) {
         let pgdat = self.pgd.pgdat();
         let mut gather = TlbGather::for_mm(self.pgd.root());
-        for vma in self.vmas.iter() {
-            let desc = vma.desc();
-            let Some(file) = desc.file else { continue };
-            if file.mapping_id() != Some(mapping) {
-                continue;
-            }
+        for desc in self.mapping_vmas(mapping) {
             let pages = (desc.end.as_u64() - desc.start.as_u64()) >> crate::addr::PAGE_SHIFT;
             let skip = first.saturating_sub(desc.pgoff);
             let Some(upto) = last.checked_sub(desc.pgoff).map(|l| l.saturating_add(1).min(pages)) else { continue };
