@@ -173,12 +173,26 @@ pub fn mm_alloc() -> Result<MmRef, Errno> {
     let mm = MmStruct::new(kernel, mm::gfp::GFP_DMA32, pgtable::kernel_tlb(), g.zero_pfn, zero, &g.caches)?;
     let id = mm.vmas().owner();
     let mm = Arc::new(Mm { pgd: mm.pgd_root(), mmap_lock: RwSem::new(mm), oom: crate::oom_kill::MmOom::new() });
-    let mut list = MM_LIST.lock();
-    list.retain(|(_, weak)| weak.strong_count() > 0);
-    list.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
-    list.push((id, Arc::downgrade(&mm)));
-    drop(list);
-    Ok(mm)
+    let entry = (id, Arc::downgrade(&mm));
+    loop {
+        let mut list = MM_LIST.lock();
+        list.retain(|(_, weak)| weak.strong_count() > 0);
+        if list.len() < list.capacity() {
+            list.push(entry);
+            return Ok(mm);
+        }
+        // No allocation under the lock (see `MM_LIST`): a larger list is
+        // made outside it and takes the entries over if still needed.
+        let want = list.len() * 2 + 8;
+        drop(list);
+        let mut bigger = Vec::new();
+        bigger.try_reserve_exact(want).map_err(|_| Errno::ENOMEM)?;
+        let mut list = MM_LIST.lock();
+        if list.len() == list.capacity() && list.len() < want {
+            bigger.append(&mut list);
+            *list = bigger;
+        }
+    }
 }
 
 /// Resolves a fault at `addr` in `mm` (Linux `lock_mm_and_find_vma` then
@@ -263,21 +277,31 @@ static COMPACTION: crate::sync::Mutex<()> = crate::sync::Mutex::new(());
 /// weakly (Linux's `mmlist`, and the `vma->vm_mm` a reverse-map walk
 /// follows): how a walk that found an address space by its [`MmId`]
 /// reaches it. Entries of dead spaces are dropped at the next
-/// [`mm_alloc`]. A sleeping mutex (the scan allocates), taken with no
-/// spin lock held and never in interrupt context; it nests inside page
-/// locks (writeback's `folio_mkclean`) and outside mmap locks.
+/// [`mm_alloc`]. A sleeping mutex, taken with no spin lock held and
+/// never in interrupt context; it nests inside page locks (writeback's
+/// `folio_mkclean`, rmap walks) and outside mmap locks. Nothing allocates
+/// while holding it: an allocation may reclaim, and reclaim walks the
+/// reverse map, which takes it.
 static MM_LIST: crate::sync::Mutex<Vec<(MmId, Weak<Mm>)>> = crate::sync::Mutex::new(Vec::new());
 
 /// The live address spaces named in `ids`, or every live one if `all`.
 /// On allocation failure it returns those it has room for, with a
 /// warning.
 fn mms_by_id(ids: &[MmId], all: bool) -> Vec<MmRef> {
-    let list = MM_LIST.lock();
-    let want = if all { list.len() } else { ids.len() };
+    // Room first, outside the lock (see `MM_LIST`), again if a space came
+    // meanwhile (a fork child may map what the caller looks for).
     let mut mms: Vec<MmRef> = Vec::new();
-    if mms.try_reserve(want).is_err() {
-        log::warn!("mm: no memory to list {want} address spaces for a reverse-map walk");
-    }
+    let list = loop {
+        let want = if all { MM_LIST.lock().len() } else { ids.len() };
+        if mms.try_reserve(want).is_err() {
+            log::warn!("mm: no memory to list {want} address spaces for a reverse-map walk");
+            break MM_LIST.lock();
+        }
+        let list = MM_LIST.lock();
+        if !all || list.len() <= mms.capacity() {
+            break list;
+        }
+    };
     for (id, weak) in list.iter() {
         if mms.len() < mms.capacity()
             && (all || ids.contains(id))
