@@ -27,9 +27,10 @@
 //! largest free vmalloc range before).
 //!
 //! - `Active`, `Inactive`, their `(anon)`/`(file)` halves and
-//!   `Unevictable`: the LRU lists' counters ([`crate::swap`]).
+//!   `Unevictable`: the LRU lists' counters ([`crate::swap`]);
+//!   `Mlocked`: pages with `PG_mlocked` (`NR_MLOCK`).
 //!
-//! Left out: `Mlocked` (no `PG_mlocked`), commit accounting (no overcommit accounting), hugetlb,
+//! Left out: commit accounting (no overcommit accounting), hugetlb,
 //! THP and `DirectMap` lines.
 
 // Its tests free pages they allocated (an unsafe call); the module
@@ -108,6 +109,7 @@ impl fmt::Display for Meminfo<'_, '_> {
         show_val_kb(f, "Active(file)", af)?;
         show_val_kb(f, "Inactive(file)", i_f)?;
         show_val_kb(f, "Unevictable", state(NodeStatItem::NrUnevictable))?;
+        show_val_kb(f, "Mlocked", state(NodeStatItem::NrMlock))?;
         show_val_kb(f, "SwapTotal", 0)?;
         show_val_kb(f, "SwapFree", 0)?;
         show_val_kb(f, "Dirty", state(NodeStatItem::NrFileDirty))?;

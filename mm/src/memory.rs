@@ -413,18 +413,19 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             return Ok(());
         };
         let pfn = self.new_user_page(Gfp::ZERO)?;
-        self.map_new_anon_page(slot, pfn, prot | PgProt::DIRTY, anon, index)
+        self.map_new_anon_page(slot, pfn, flags, anon, index)
     }
 
     /// Maps `pfn`, a page this fault allocated and filled, into the none
-    /// pte `slot` as a new anonymous page (Linux `set_pte_range` with
-    /// `folio_add_new_anon_rmap`). If another fault filled the pte first,
-    /// the page is freed instead.
+    /// pte `slot` of a VMA with `flags`, writable and dirty, as a new
+    /// anonymous page (Linux `set_pte_range` with
+    /// `folio_add_new_anon_rmap` and `folio_add_lru_vma`). If another
+    /// fault filled the pte first, the page is freed instead.
     fn map_new_anon_page(
         &self,
         slot: &AtomicU64,
         pfn: Pfn,
-        prot: PgProt,
+        flags: VmaFlags,
         anon: AnonVmaPtr,
         index: u64,
     ) -> Result<(), FaultError> {
@@ -434,8 +435,9 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             unsafe { self.put_page(pfn) };
             return Err(FaultError::Oom);
         };
-        self.set_pte_if_none(slot, pfn, prot, || {
+        self.set_pte_if_none(slot, pfn, vm_get_page_prot(flags) | PgProt::DIRTY, || {
             rmap::page_add_new_anon_rmap(pgdat, page, anon, index);
+            pgdat.folio_add_lru_vma(pfn, flags.contains(VmaFlags::LOCKED));
             self.add_rss(MmCounter::AnonPages, 1);
         });
         Ok(())
@@ -461,12 +463,19 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     }
 
     /// Maps the file page `pfn` at `index`, whose reference the caller
-    /// hands over, into the pte `slot` with `prot` if it is still none
-    /// (Linux `finish_fault` -> `set_pte_range` with
-    /// `folio_add_file_rmap_ptes`); else puts the reference. A frame
-    /// outside the memory map is the file's bug: logged, and the access
-    /// fails with `SIGBUS`.
-    fn finish_fault(&self, slot: &AtomicU64, pfn: Pfn, prot: PgProt, index: u64) -> Result<(), FaultError> {
+    /// hands over, into the pte `slot` of a VMA with `flags`, with `prot`,
+    /// if it is still none (Linux `finish_fault` -> `set_pte_range` with
+    /// `folio_add_file_rmap_ptes`, which mlocks the page in a locked VMA);
+    /// else puts the reference. A frame outside the memory map is the
+    /// file's bug: logged, and the access fails with `SIGBUS`.
+    fn finish_fault(
+        &self,
+        slot: &AtomicU64,
+        pfn: Pfn,
+        prot: PgProt,
+        flags: VmaFlags,
+        index: u64,
+    ) -> Result<(), FaultError> {
         let pgdat = self.pgd.pgdat();
         let Some(page) = pgdat.pfn_to_page(pfn) else {
             error!("file fault: page {index} is pfn {:#x}, outside the memory map", pfn.as_u64());
@@ -474,6 +483,9 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         };
         self.set_pte_if_none(slot, pfn, prot, || {
             rmap::page_add_file_rmap(pgdat, page, index);
+            if flags.contains(VmaFlags::LOCKED) {
+                pgdat.mlock_folio(pfn);
+            }
             self.add_rss(mm_counter(page), 1);
         });
         Ok(())
@@ -514,7 +526,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             }
         }
         let pfn = self.file_fault(file, desc.flags, index)?;
-        self.finish_fault(slot, pfn, prot, index)
+        self.finish_fault(slot, pfn, prot, desc.flags, index)
     }
 
     /// Maps read-only, into none ptes, the pages the file has cached in
@@ -543,7 +555,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             match slot {
                 Some(slot) => {
                     // An error is logged; the fault itself goes on.
-                    let _ = self.finish_fault(slot, pfn, prot, i);
+                    let _ = self.finish_fault(slot, pfn, prot, desc.flags, i);
                 }
                 None => {
                     error!("fault-around: file gave page {i} outside [{start}, {end})");
@@ -589,7 +601,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             unsafe { self.put_page(new) };
             return Err(FaultError::Oom);
         }
-        self.map_new_anon_page(slot, new, vm_get_page_prot(flags) | PgProt::DIRTY, anon, index)
+        self.map_new_anon_page(slot, new, flags, anon, index)
     }
 
     /// A write fault on a none pte of a shared file VMA (Linux
@@ -609,7 +621,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             unsafe { self.put_page(pfn) };
             return Err(e.into());
         }
-        self.finish_fault(slot, pfn, vm_get_page_prot(flags) | PgProt::DIRTY, index)
+        self.finish_fault(slot, pfn, vm_get_page_prot(flags) | PgProt::DIRTY, flags, index)
     }
 
     /// Drops a page reference the caller holds (Linux `folio_put`).
@@ -661,6 +673,15 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             // a private mapping must not write. The refcount cannot rise
             // under us: fork takes the mmap lock for writing, and another
             // fault reaches the page only through this pte, under this lock.
+            // A reference of this CPU's LRU batch is drained first; one in
+            // another CPU's batch, or reclaim's, makes us copy, as in Linux.
+            if rmap::page_anon(page)
+                && page.refcount() > 1
+                && page.refcount() <= 3
+                && !page.test(crate::page_flags::PageFlags::LRU)
+            {
+                pgdat.lru_add_drain();
+            }
             if rmap::page_anon(page) && page.refcount() == 1 {
                 slot.store(self.encode(old, prot), Ordering::Release);
                 drop(ptl);
@@ -673,7 +694,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         }
         // Copy (Linux `wp_page_copy`).
         let result = match anon {
-            Some(anon) => self.wp_page_copy(slot, raw, old, prot, anon, index, addr),
+            Some(anon) => self.wp_page_copy(slot, raw, old, desc.flags, anon, index, addr),
             None => Err(FaultError::Oom),
         };
         if old_page.is_some() {
@@ -731,15 +752,16 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     }
 
     /// The copying half of [`do_wp_page`](Self::do_wp_page): a new page
-    /// with `old`'s data (zeroed for the zero page) replaces it in the pte
-    /// if the pte is still `raw`. The caller holds a reference on `old`.
+    /// with `old`'s data (zeroed for the zero page) replaces it, writable
+    /// and dirty, in the pte of a VMA with `flags` if the pte is still
+    /// `raw`. The caller holds a reference on `old`.
     #[allow(clippy::too_many_arguments, reason = "the fault's state, as Linux's `struct vm_fault` carries it")]
     fn wp_page_copy(
         &self,
         slot: &AtomicU64,
         raw: u64,
         old: Pfn,
-        prot: PgProt,
+        flags: VmaFlags,
         anon: AnonVmaPtr,
         index: u64,
         addr: u64,
@@ -770,13 +792,14 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             return Ok(());
         }
         rmap::page_add_new_anon_rmap(pgdat, page, anon, index);
+        pgdat.folio_add_lru_vma(new, flags.contains(VmaFlags::LOCKED));
         self.add_rss(MmCounter::AnonPages, 1);
-        slot.store(self.encode(new, prot), Ordering::Release);
+        slot.store(self.encode(new, vm_get_page_prot(flags) | PgProt::DIRTY), Ordering::Release);
         drop(ptl);
         // The old page loses this mapping only after no TLB can still
         // reach it through this pte.
         self.flush_one(addr);
-        self.drop_mapped_page(old);
+        self.drop_mapped_page(old, flags);
         Ok(())
     }
 
@@ -792,18 +815,19 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     /// RSS and the page reference (Linux `zap_present_ptes`' per-page part).
     /// Only for a pte whose flush is done; a zap hands the reference to its
     /// [`TlbGather`] instead ([`zap_mapped_page`](Self::zap_mapped_page)).
-    fn drop_mapped_page(&self, pfn: Pfn) {
-        if self.zap_rmap(pfn) {
+    fn drop_mapped_page(&self, pfn: Pfn, flags: VmaFlags) {
+        if self.zap_rmap(pfn, flags) {
             // SAFETY: the reference of the cleared pte, whose translation
             // the caller flushed (this function's rule).
             unsafe { self.put_page(pfn) };
         }
     }
 
-    /// The rmap and RSS half of unmapping `pfn`; whether there is a page
-    /// reference to put (not for the zero page or a frame outside the
-    /// memory map).
-    fn zap_rmap(&self, pfn: Pfn) -> bool {
+    /// The rmap and RSS half of unmapping `pfn` from a VMA with `flags`
+    /// (munlocking it if the VMA is locked, as Linux's
+    /// `folio_remove_rmap_ptes` does); whether there is a page reference
+    /// to put (not for the zero page or a frame outside the memory map).
+    fn zap_rmap(&self, pfn: Pfn, flags: VmaFlags) -> bool {
         if pfn == self.zero_pfn {
             return false;
         }
@@ -813,6 +837,9 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             return false;
         };
         self.add_rss(mm_counter(page), -1);
+        if flags.contains(VmaFlags::LOCKED) {
+            pgdat.munlock_folio(pfn);
+        }
         rmap::page_remove_rmap(pgdat, page);
         true
     }
@@ -854,7 +881,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
                 {
                     file.set_page_dirty(pgdat, linear_page_index_desc(vma, addr), pfn);
                 }
-                if self.zap_rmap(pfn) {
+                if self.zap_rmap(pfn, vma.flags) {
                     // SAFETY: the reference of the pte just cleared;
                     // the gather puts it only after its flush.
                     unsafe { gather.remove_page(pfn) };
@@ -867,6 +894,28 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             va = resume;
         }
         gather.finish(self.tlb, pgdat);
+    }
+
+    /// Marks every page mapped in `range` mlocked, or takes the mark away
+    /// (Linux `mlock_vma_pages_range` -> `mlock_pte_range`): what a VMA's
+    /// `VM_LOCKED` turning on or off does to its present pages. Each pte
+    /// is read under the page-table lock, which keeps its page mapped.
+    pub(crate) fn mlock_pte_range(&self, range: UserRange, lock: bool) {
+        let pgdat = self.pgd.pgdat();
+        let _ = self.pgd.try_for_each_pte(range.start().as_u64(), range.end().as_u64(), &mut |_, slot| {
+            let _ptl = self.page_table_lock.lock();
+            if let Some(leaf) = self.leaf(slot.load(Ordering::Acquire))
+                && leaf.phys.pfn() != self.zero_pfn
+                && pgdat.pfn_to_page(leaf.phys.pfn()).is_some()
+            {
+                if lock {
+                    pgdat.mlock_folio(leaf.phys.pfn());
+                } else {
+                    pgdat.munlock_folio(leaf.phys.pfn());
+                }
+            }
+            ControlFlow::Continue(())
+        });
     }
 
     /// Write-protects and cleans every dirty pte of a file's page in
@@ -1021,7 +1070,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             }
             let start = desc.start.as_u64() + (skip << crate::addr::PAGE_SHIFT);
             let end = desc.start.as_u64() + (upto << crate::addr::PAGE_SHIFT);
-            self.zap_pte_range_shared(start, end, (!even_cows).then_some(mapping), &mut gather);
+            self.zap_pte_range_shared(start, end, desc.flags, (!even_cows).then_some(mapping), &mut gather);
         }
         gather.finish(self.tlb, pgdat);
     }
@@ -1031,10 +1080,17 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     /// truncation and the OOM reaper run it): each pte is taken under the
     /// page-table lock, so a racing fault rechecks it there; rmap and RSS
     /// go at once, the page references through `gather` after its flush.
-    /// Returns the ptes cleared.
-    /// With `only`, a pte is cleared only if it maps a page of the cache
-    /// `only` (hole punching leaves private copies alone).
-    pub(crate) fn zap_pte_range_shared(&self, start: u64, end: u64, only: Option<u64>, gather: &mut TlbGather) -> u64 {
+    /// Returns the ptes cleared. `flags` are the VMA's, which the range
+    /// lies in. With `only`, a pte is cleared only if it maps a page of
+    /// the cache `only` (hole punching leaves private copies alone).
+    pub(crate) fn zap_pte_range_shared(
+        &self,
+        start: u64,
+        end: u64,
+        flags: VmaFlags,
+        only: Option<u64>,
+        gather: &mut TlbGather,
+    ) -> u64 {
         let fmt = self.pgd.format();
         let pgdat = self.pgd.pgdat();
         let mut zapped = 0;
@@ -1068,7 +1124,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
                 let Entry::Leaf(leaf) = fmt.decode(raw, Level::Pte) else { return ControlFlow::Continue(()) };
                 gather.add_range(addr, addr + PAGE_SIZE);
                 zapped += 1;
-                if self.zap_rmap(leaf.phys.pfn()) {
+                if self.zap_rmap(leaf.phys.pfn(), flags) {
                     // SAFETY: the reference of the pte just cleared;
                     // the gather puts it only after its flush.
                     unsafe { gather.remove_page(leaf.phys.pfn()) };
@@ -1108,6 +1164,12 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         // Shared file, writable: only dirty ptes (Linux
         // `vma_wants_writenotify`).
         let check_dirty = flags.contains(VmaFlags::SHARED) && vma.file.is_some() && prot.contains(PgProt::WRITE);
+        if check_exclusive {
+            // This CPU's LRU batch holds a reference on the pages it
+            // faulted in lately, which would make them look shared
+            // (Linux asks `PageAnonExclusive` instead).
+            self.pgd.pgdat().lru_add_drain();
+        }
         let pgdat = self.pgd.pgdat();
         let zero = self.zero_pfn;
         let mut gather = TlbGather::for_mm(self.pgd.root());

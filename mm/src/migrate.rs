@@ -250,6 +250,10 @@ pub fn migrate_pages<'a, F: PteFormat + 'a, A: VmaAlloc + 'a, R: RmapMms<'a, F, 
     from: &[Pfn],
     target: &mut dyn MigrationTarget,
 ) -> MigrateStats {
+    // The references the per-CPU LRU batches hold would fail the
+    // expected-refcount check (Linux's callers drain first: compaction,
+    // `migrate_prep`).
+    pgdat.lru_add_drain_all();
     let mut stats = MigrateStats::default();
     for batch in from.chunks(MIGRATE_BATCH) {
         let mut outcome = [Err(MigrateError::NotMapped); MIGRATE_BATCH];

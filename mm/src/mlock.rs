@@ -17,10 +17,18 @@
 //! `total_vm`); mmap with `MAP_LOCKED` and mremap of a locked VMA refuse
 //! with `EAGAIN` (`mlock_future_ok`).
 //!
+//! The pages: a VMA turning locked mlocks the pages it maps (Linux
+//! `mlock_vma_pages_range`), and a fault in a locked VMA mlocks the page
+//! it maps; both put the page on the unevictable LRU list
+//! ([`crate::swap`]'s `mlock_folio`). munlock and the unmapping of a
+//! locked VMA munlock them.
+//!
 //! Differences from Linux:
-//! - Nothing is ever reclaimed yet, so a locked page is only a page that
-//!   is present: there is no `PG_mlocked` or unevictable LRU, and
-//!   `locked_vm` is counted from the VMAs when a limit is checked rather
+//! - No per-page `mlock_count` (see `PgData::mlock_folio`): the first
+//!   munlock or unmap from a locked VMA clears `PG_mlocked`, and reclaim
+//!   marks the page again if its reverse-map walk finds another locked
+//!   VMA mapping it.
+//! - `locked_vm` is counted from the VMAs when a limit is checked rather
 //!   than kept.
 //! - `PROT_NONE` VMAs are locked but not populated (Linux faults them in
 //!   with `FOLL_FORCE`); the call succeeds either way.
@@ -146,7 +154,10 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
     }
 
     /// Sets the lock flags of `range`, inside one VMA (Linux
-    /// `mlock_fixup`). `VM_SPECIAL` VMAs are never locked.
+    /// `mlock_fixup`). `VM_SPECIAL` VMAs are never locked. When
+    /// `VM_LOCKED` turns on or off, the pages present in the range are
+    /// mlocked or munlocked (Linux `mlock_vma_pages_range`); the others
+    /// are when they are faulted in.
     fn mlock_fixup(&mut self, range: UserRange, flags: VmaFlags) -> Result<(), Errno> {
         let Some(old) = self.vmas.vma_lookup(range.start().virt()).map(|v| v.flags()) else {
             return Err(Errno::ENOMEM);
@@ -156,7 +167,12 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
         }
         self.vmas
             .modify_flags(range.start().virt(), range.end().virt(), |v| (v.flags() - VM_LOCKED_MASK) | flags)
-            .map_err(vma_err)
+            .map_err(vma_err)?;
+        let locking = flags.contains(VmaFlags::LOCKED);
+        if old.contains(VmaFlags::LOCKED) != locking {
+            self.mlock_pte_range(range, locking);
+        }
+        Ok(())
     }
 
     /// Linux `apply_mlockall_flags`: `def_flags` for `MCL_FUTURE`, every

@@ -330,7 +330,8 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
                 reaped.skipped_vmas += 1;
                 continue;
             }
-            reaped.ptes += self.zap_pte_range_shared(vma.start().as_u64(), vma.end().as_u64(), None, &mut gather);
+            reaped.ptes +=
+                self.zap_pte_range_shared(vma.start().as_u64(), vma.end().as_u64(), vma.flags(), None, &mut gather);
         }
         gather.finish(self.tlb, self.pgd.pgdat());
         reaped

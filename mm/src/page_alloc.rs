@@ -877,13 +877,17 @@ impl<'a> PgData<'a> {
         if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags) {
             return Some(pfn);
         }
-        if gfp.contains(Gfp::MEMALLOC) && !gfp.contains(Gfp::NOMEMALLOC) {
+        // Linux `__gfp_pfmemalloc_flags`: a reclaimer's own allocations
+        // may take the reserves, and must not reclaim in turn (Linux's
+        // "Avoid recursion of direct reclaim").
+        let memalloc = self.direct_reclaim.get().is_some_and(|r| r.current_is_memalloc());
+        if (gfp.contains(Gfp::MEMALLOC) || memalloc) && !gfp.contains(Gfp::NOMEMALLOC) {
             let flags = AllocFlags(flags.0 | AllocFlags::NO_WATERMARKS);
             if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags) {
                 return Some(pfn);
             }
         }
-        if gfp.allows_blocking() {
+        if gfp.allows_blocking() && !memalloc {
             loop {
                 if let Some(pfn) = self.direct_reclaim_and_retry(gfp, order, flags) {
                     return Some(pfn);
@@ -1255,7 +1259,7 @@ impl<'a> PgData<'a> {
     /// page nothing is reset: the block is leaked as found.
     fn free_pages_prepare(&self, pfn: u64, order: u32) -> Result<(), BadPage> {
         let page = self.mem_map.page(pfn);
-        if page.test(PageFlags::LRU) {
+        if page.flags().intersects(PageFlags::LRU | PageFlags::MLOCKED) {
             self.lru_del_on_free(Pfn::new(pfn), page);
         }
         let bad = |reason| Err(self.report_bad_page(pfn, reason));

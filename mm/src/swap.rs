@@ -21,6 +21,16 @@
 //!   first access sets `PG_referenced`; a second one on an inactive page
 //!   activates it (moving it to its active list, or, still in this CPU's
 //!   add batch, marking it to join active) and clears the flag.
+//! - Private anonymous pages join when a fault maps them first
+//!   ([`PgData::folio_add_lru_vma`]); reclaim leaves the anonymous lists
+//!   alone until there is swap. A batch's reference is one more on the
+//!   page: the copy-on-write reuse test drains this CPU's batch before
+//!   it counts (Linux `wp_can_reuse_anon_folio`).
+//! - mlock ([`PgData::mlock_folio`], [`PgData::munlock_folio`]): pages
+//!   mapped by a locked VMA get `PG_mlocked` and go to the unevictable
+//!   list; munlock and unmap give them back; a page freed still mlocked
+//!   is counted in `unevictable_pgs_cleared`. The flags that pick a
+//!   page's list change only under the list lock while it is on one.
 //! - Isolation ([`PgData::isolate_lru_folio`]) takes a page off its list
 //!   with a reference, for reclaim and compaction, and
 //!   [`PgData::folio_putback_lru`] gives it back.
@@ -40,16 +50,11 @@
 //!
 //! # Differences from Linux
 //!
-//! - Private anonymous pages are not put on the lists yet: without swap
-//!   reclaim never scans them, and a batch's reference would need
-//!   Linux's `lru_add_drain` in the copy-on-write reuse test first. They
-//!   join with swap; until then `Active(anon)`/`Inactive(anon)` count
-//!   shmem pages alone.
 //! - One lruvec per node and no memcg, no MGLRU; no `lru_rotate`,
 //!   `lru_deactivate` or `lru_lazyfree` batches yet (no writeback
 //!   rotation, `MADV_COLD` or `MADV_FREE` moves).
-//! - `PG_mlocked` pages are not moved to the unevictable list yet (mlock
-//!   marks no pages); the list exists for the flag.
+//! - No `mlock_count`: see [`PgData::mlock_folio`]; no mlock batch (the
+//!   list lock is taken per page).
 
 // Its tests free pages they allocated (an unsafe call); the module
 // itself has no reason for unsafe.
@@ -385,9 +390,10 @@ impl PgData<'_> {
         self.put_lru_ref(pfn);
     }
 
-    /// Takes a page whose last reference just went off its list (Linux
-    /// `__page_cache_release`): called by the free path for a page with
-    /// `PG_lru`, which nothing else can reach any more.
+    /// Takes a page whose last reference just went off its list and out
+    /// of the mlock count (Linux `__page_cache_release`): called by the
+    /// free path for a page with `PG_lru` or `PG_mlocked`, which nothing
+    /// else can reach any more.
     pub(crate) fn lru_del_on_free(&self, pfn: Pfn, page: &Page) {
         self.with_irqs_off(|| {
             let mut lruvec = self.lruvec().lock();
@@ -396,8 +402,98 @@ impl PgData<'_> {
                 page.clear(PageFlags::LRU);
             }
         });
+        if page.test_and_clear(PageFlags::MLOCKED) {
+            self.mod_node_page_state(NodeStatItem::NrMlock, -1);
+            self.count_vm_events(VmEventItem::UnevictablePgsCleared, 1);
+        }
         page.clear(PageFlags::ACTIVE);
         page.clear(PageFlags::UNEVICTABLE);
+    }
+
+    /// Puts a page this fault just made on the LRU (Linux
+    /// `folio_add_lru_vma`): mlocked and unevictable at once if its VMA
+    /// is locked (`mlock_new_folio`), else through
+    /// [`PgData::folio_add_lru`]. No one else sees the page yet.
+    pub fn folio_add_lru_vma(&self, pfn: Pfn, locked: bool) {
+        if locked && let Some(page) = self.pfn_to_page(pfn) {
+            if !page.test_and_set(PageFlags::MLOCKED) {
+                self.mod_node_page_state(NodeStatItem::NrMlock, 1);
+                self.count_vm_events(VmEventItem::UnevictablePgsMlocked, 1);
+            }
+            page.set(PageFlags::UNEVICTABLE);
+            self.count_vm_events(VmEventItem::UnevictablePgsCulled, 1);
+        }
+        self.folio_add_lru(pfn);
+    }
+
+    /// Marks a page mapped by a locked VMA (Linux `mlock_folio` /
+    /// `mlock_vma_folio`): `PG_mlocked`, counted in `NR_MLOCK`, and onto
+    /// the unevictable list, where reclaim never looks. A page off the
+    /// lists (in a batch, isolated) gets the flag and joins that list
+    /// when it is put back. The caller holds a reference (a pte's, under
+    /// its lock, or the isolation's).
+    ///
+    /// Linux counts the locked VMAs mapping a page in `mlock_count`; we
+    /// keep no count: the first unmap or munlock of a page from a locked
+    /// VMA clears the flag ([`PgData::munlock_folio`]), and reclaim's
+    /// reverse-map walk marks it again if another locked VMA still maps
+    /// it (as Linux's `folio_referenced_one` does when its count was
+    /// lost).
+    pub fn mlock_folio(&self, pfn: Pfn) {
+        let Some(page) = self.pfn_to_page(pfn) else { return };
+        if !page.test_and_set(PageFlags::MLOCKED) {
+            self.mod_node_page_state(NodeStatItem::NrMlock, 1);
+            self.count_vm_events(VmEventItem::UnevictablePgsMlocked, 1);
+        }
+        let culled = self.with_irqs_off(|| {
+            let mut lruvec = self.lruvec().lock();
+            if page.test(PageFlags::UNEVICTABLE) {
+                return false;
+            }
+            let on_list = page.test(PageFlags::LRU);
+            if on_list {
+                self.lruvec_del(&mut lruvec, pfn, page);
+                page.clear(PageFlags::ACTIVE);
+            }
+            page.set(PageFlags::UNEVICTABLE);
+            if on_list {
+                self.lruvec_add(&mut lruvec, pfn, page);
+            }
+            true
+        });
+        if culled {
+            self.count_vm_events(VmEventItem::UnevictablePgsCulled, 1);
+        }
+    }
+
+    /// Takes `PG_mlocked` away (Linux `munlock_folio`) and gives the page
+    /// back to the evictable lists, inactive: munlock, munmap and exit of
+    /// a locked VMA. The caller holds a reference.
+    pub fn munlock_folio(&self, pfn: Pfn) {
+        let Some(page) = self.pfn_to_page(pfn) else { return };
+        if !page.test_and_clear(PageFlags::MLOCKED) {
+            return;
+        }
+        self.mod_node_page_state(NodeStatItem::NrMlock, -1);
+        self.count_vm_events(VmEventItem::UnevictablePgsMunlocked, 1);
+        let rescued = self.with_irqs_off(|| {
+            let mut lruvec = self.lruvec().lock();
+            if !page.test(PageFlags::UNEVICTABLE) {
+                return false;
+            }
+            let on_list = page.test(PageFlags::LRU);
+            if on_list {
+                self.lruvec_del(&mut lruvec, pfn, page);
+            }
+            page.clear(PageFlags::UNEVICTABLE);
+            if on_list {
+                self.lruvec_add(&mut lruvec, pfn, page);
+            }
+            on_list
+        });
+        if rescued {
+            self.count_vm_events(VmEventItem::UnevictablePgsRescued, 1);
+        }
     }
 
     /// Pages on `lru` now.

@@ -10,14 +10,30 @@
 //! `shrink_folio_list` decides per page, under its lock (never
 //! sleeping: `folio_trylock`):
 //! - under writeback, not uptodate, or locked by someone else: kept;
+//! - its references (Linux `folio_check_references`): the accessed bits
+//!   of the ptes mapping it, harvested and cleared through the reverse
+//!   map ([`CacheOwners::folio_referenced`]), and `PG_referenced`. Mapped
+//!   by a locked VMA: mlocked and moved to the unevictable list. Used
+//!   through a pte: kept the first time, activated the second, or at
+//!   once if several ptes used it or it is mapped executable. Only read
+//!   (`PG_referenced` without ptes): reclaimed if clean;
+//! - anonymous and shmem pages: kept (they need swap);
+//! - mapped: unmapped from every pte ([`CacheOwners::try_to_unmap`],
+//!   which moves the ptes' dirty bits to the page), or activated if some
+//!   pte stays;
 //! - dirty: activated, for the flusher to write (only kswapd writes file
 //!   pages from reclaim in Linux; direct reclaim activates them);
-//! - mapped: activated if already `PG_referenced`, else marked referenced
-//!   and kept (Linux `folio_check_references` with the pte accessed bits
-//!   counted as one reference: the rmap walk that reads them comes with
-//!   `folio_referenced`);
-//! - clean, unmapped and held only by its cache: taken out of the cache
+//! - clean and held only by its cache: taken out of the cache
 //!   ([`CacheOwners::remove_clean`], Linux `__remove_mapping`) and freed.
+//!
+//! `shrink_active_list` deactivates pages from the active list's cold
+//! end, except mapped executable pages whose ptes were used, which go
+//! round again.
+//!
+//! The reverse-map walks allocate their lists of address spaces; a
+//! reclaimer is marked (Linux `PF_MEMALLOC`,
+//! [`DirectReclaim::current_is_memalloc`]) so that those allocations take
+//! the reserves instead of reclaiming in turn.
 //!
 //! Taking the page's lock is what makes its cache safe to reach: a file's
 //! cache is emptied, page by page under each page's lock, before it goes
@@ -33,10 +49,9 @@
 //! reclaim runs when even the min watermark cannot be met.
 //!
 //! Differences from Linux: no `scan_control` beyond the
-//! priority, no swappiness balance (no swap), no writeback from reclaim,
-//! no shrinkers; one reclaimer at a time (the kernel's [`DirectReclaim`]
-//! serializes and keeps reclaim from recursing into itself, Linux's
-//! `PF_MEMALLOC`).
+//! priority, no swappiness balance (no swap), no writeback from reclaim
+//! (no `PG_reclaim` rotation), no shrinkers; several reclaimers may scan
+//! at once, each on the pages it isolated.
 
 // One `unsafe` call: the free of a page reclaim took from its cache.
 #![deny(unsafe_code)]
@@ -49,14 +64,17 @@ use crate::mmzone::Watermark;
 use crate::page::Page;
 use crate::page_alloc::PgData;
 use crate::page_flags::PageFlags;
-use crate::swap::LruList;
+use crate::rmap::Referenced;
+use crate::swap::{LruList, folio_is_file_lru};
+use crate::vma::VmaFlags;
 use crate::vmstat::VmEventItem;
 
 /// Pages one reclaim call tries to free at least (Linux
 /// `SWAP_CLUSTER_MAX`).
 pub const SWAP_CLUSTER_MAX: u64 = 32;
 
-/// Where the page caches live: the kernel's files.
+/// Where the page caches and the address spaces mapping their pages
+/// live: the kernel's files and tasks.
 pub trait CacheOwners {
     /// Takes `pfn` out of the cache `id` at `index` if it is still there,
     /// with that cache's lock held and its page counts updated (Linux
@@ -64,6 +82,19 @@ pub trait CacheOwners {
     /// reference to the page is the caller's. The caller holds the page's
     /// lock, so the cache is alive.
     fn remove_clean(&self, pgdat: &PgData<'_>, id: MappingId, index: u64, pfn: Pfn) -> bool;
+
+    /// [`crate::rmap::folio_referenced`] over the address spaces the
+    /// kernel has: harvests the accessed bits of every pte mapping
+    /// `pfn`. With `is_locked` the caller holds the page's lock. May
+    /// allocate (the reclaimer's allocations take the reserves and never
+    /// reclaim, see [`DirectReclaim::current_is_memalloc`]); never sleeps.
+    fn folio_referenced(&self, pgdat: &PgData<'_>, pfn: Pfn, is_locked: bool) -> Referenced;
+
+    /// [`crate::rmap::try_to_unmap`] over the kernel's address spaces:
+    /// unmaps the locked file page `pfn` everywhere, handing dirty ptes'
+    /// dirtiness to the page; whether no pte maps it any more. As
+    /// [`CacheOwners::folio_referenced`] for allocation and sleep.
+    fn try_to_unmap(&self, pgdat: &PgData<'_>, pfn: Pfn) -> bool;
 }
 
 /// The allocator's way into reclaim (Linux `__perform_reclaim`), which
@@ -74,6 +105,12 @@ pub trait DirectReclaim: Sync {
     /// Called in the allocation slow path with a mask that allows
     /// blocking.
     fn try_to_free_pages(&self, pgdat: &PgData<'_>, gfp: Gfp, order: u32) -> u64;
+
+    /// Whether the allocating task is itself reclaiming (Linux
+    /// `PF_MEMALLOC` outside an interrupt): its allocations (a reverse-map
+    /// walk's lists) may take the reserves below the min watermark and
+    /// never reclaim themselves, which would recurse.
+    fn current_is_memalloc(&self) -> bool;
 }
 
 /// Who is reclaiming (Linux `current_is_kswapd()`), for the events
@@ -153,29 +190,90 @@ fn inactive_is_low(pgdat: &PgData<'_>, inactive: LruList, active: LruList) -> bo
 }
 
 /// Moves up to `nr_to_scan` pages from the cold end of the active file
-/// list to the inactive one (Linux `shrink_active_list`).
-fn shrink_active_list(pgdat: &PgData<'_>, nr_to_scan: u64) {
+/// list to the inactive one (Linux `shrink_active_list`), except the
+/// mapped executable pages in use, which go round the active list again
+/// (Linux keeps program text in memory so).
+fn shrink_active_list<O: CacheOwners + ?Sized>(pgdat: &PgData<'_>, owners: &O, nr_to_scan: u64) {
     let mut batch = [Pfn::new(0); SWAP_CLUSTER_MAX as usize];
     let (scanned, taken) = pgdat.isolate_lru_folios(LruList::ActiveFile, nr_to_scan, &mut batch);
     pgdat.count_vm_events(VmEventItem::Pgrefill, scanned);
+    let mut deactivated = 0;
     for &pfn in &batch[..taken] {
         if let Some(page) = pgdat.pfn_to_page(pfn) {
-            page.clear(PageFlags::ACTIVE);
-            page.clear(PageFlags::REFERENCED);
+            let rotate = page.mapcount() > 0 && {
+                let found = owners.folio_referenced(pgdat, pfn, false);
+                found.referenced > 0 && found.vm_flags.contains(VmaFlags::EXEC) && folio_is_file_lru(page)
+            };
+            if !rotate {
+                page.clear(PageFlags::ACTIVE);
+                page.clear(PageFlags::REFERENCED);
+                deactivated += 1;
+            }
         }
         pgdat.folio_putback_lru(pfn);
     }
-    pgdat.count_vm_events(VmEventItem::Pgdeactivate, taken as u64);
+    pgdat.count_vm_events(VmEventItem::Pgdeactivate, deactivated);
 }
 
 /// What `shrink_folio_list` does with one page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Verdict {
     /// Back to the inactive list.
     Keep,
     /// To the active list.
     Activate,
+    /// Mapped by a locked VMA: mlocked, to the unevictable list.
+    Cull,
     /// Out of its cache; the cache's reference is now the caller's.
     Freed,
+}
+
+/// What the references to a page say (Linux `enum folio_references`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FolioReferences {
+    /// Reclaim it.
+    Reclaim,
+    /// Reclaim it if it is clean (a page read lately but not mapped).
+    ReclaimClean,
+    /// Leave it on the inactive list.
+    Keep,
+    /// Move it to the active list.
+    Activate,
+    /// A locked VMA maps it.
+    Mlocked,
+}
+
+/// Linux `folio_check_references`: the accessed bits of the ptes mapping
+/// the locked page (harvested and cleared) and its `PG_referenced`
+/// (cleared). A page mapped and used since the last look is kept the
+/// first time and activated the second (or at once when several ptes
+/// used it, or it is mapped executable); a page only read is reclaimed
+/// if clean.
+fn folio_check_references<O: CacheOwners + ?Sized>(
+    pgdat: &PgData<'_>,
+    owners: &O,
+    pfn: Pfn,
+    page: &Page,
+) -> FolioReferences {
+    let found = if page.mapcount() > 0 { owners.folio_referenced(pgdat, pfn, true) } else { Referenced::default() };
+    let referenced_folio = page.test_and_clear(PageFlags::REFERENCED);
+    if found.vm_flags.contains(VmaFlags::LOCKED) {
+        return FolioReferences::Mlocked;
+    }
+    if found.referenced > 0 {
+        page.set(PageFlags::REFERENCED);
+        if referenced_folio || found.referenced > 1 {
+            return FolioReferences::Activate;
+        }
+        if found.vm_flags.contains(VmaFlags::EXEC) && folio_is_file_lru(page) {
+            return FolioReferences::Activate;
+        }
+        return FolioReferences::Keep;
+    }
+    if referenced_folio && folio_is_file_lru(page) {
+        return FolioReferences::ReclaimClean;
+    }
+    FolioReferences::Reclaim
 }
 
 /// Decides for one isolated page (Linux `shrink_folio_list`'s body).
@@ -189,22 +287,41 @@ fn shrink_folio<O: CacheOwners + ?Sized>(
     if !folio_trylock(page) {
         return Verdict::Keep;
     }
-    let flags = page.flags();
-    let verdict = if flags.contains(PageFlags::WRITEBACK) || !flags.contains(PageFlags::UPTODATE) {
-        Verdict::Keep
-    } else if flags.contains(PageFlags::DIRTY) {
-        Verdict::Activate
-    } else if page.mapcount() > 0 {
-        if page.test_and_set(PageFlags::REFERENCED) { Verdict::Activate } else { Verdict::Keep }
-    } else {
-        // The cache's reference and the isolation's: nothing else uses it.
-        let unused = page.refcount() == 2 && !flags.contains(PageFlags::SWAPBACKED);
-        let removed = unused
-            && MappingId::new(page.mapping()).is_some_and(|id| owners.remove_clean(pgdat, id, page.index(), pfn));
-        if removed { Verdict::Freed } else { Verdict::Keep }
-    };
+    let verdict = shrink_locked_folio(pgdat, owners, pfn, page);
     folio_unlock(page, pfn, waits);
     verdict
+}
+
+/// [`shrink_folio`] under the page's lock.
+fn shrink_locked_folio<O: CacheOwners + ?Sized>(pgdat: &PgData<'_>, owners: &O, pfn: Pfn, page: &Page) -> Verdict {
+    let flags = page.flags();
+    if flags.contains(PageFlags::WRITEBACK) || !flags.contains(PageFlags::UPTODATE) {
+        return Verdict::Keep;
+    }
+    match folio_check_references(pgdat, owners, pfn, page) {
+        FolioReferences::Mlocked => return Verdict::Cull,
+        FolioReferences::Activate => return Verdict::Activate,
+        FolioReferences::Keep => return Verdict::Keep,
+        FolioReferences::ReclaimClean if page.test(PageFlags::DIRTY) => return Verdict::Keep,
+        FolioReferences::Reclaim | FolioReferences::ReclaimClean => {}
+    }
+    // Anonymous and shmem pages need swap to leave memory.
+    if flags.contains(PageFlags::SWAPBACKED) {
+        return Verdict::Keep;
+    }
+    // Unmapping moves the ptes' dirty bits to the page; a page still
+    // mapped somewhere (an address space the walk could not lock) is
+    // activated, as Linux does when `try_to_unmap` fails.
+    if page.mapcount() > 0 && !owners.try_to_unmap(pgdat, pfn) {
+        return Verdict::Activate;
+    }
+    if page.test(PageFlags::DIRTY) {
+        return Verdict::Activate;
+    }
+    // The cache's reference and the isolation's: nothing else uses it.
+    let removed = page.refcount() == 2
+        && MappingId::new(page.mapping()).is_some_and(|id| owners.remove_clean(pgdat, id, page.index(), pfn));
+    if removed { Verdict::Freed } else { Verdict::Keep }
 }
 
 /// Reclaims clean file pages from the LRU until `nr_to_free` went or
@@ -226,7 +343,7 @@ pub fn shrink_page_cache<O: CacheOwners + ?Sized>(
             break;
         }
         if inactive_is_low(pgdat, LruList::InactiveFile, LruList::ActiveFile) {
-            shrink_active_list(pgdat, (pgdat.lru_pages(LruList::ActiveFile) >> priority).max(SWAP_CLUSTER_MAX));
+            shrink_active_list(pgdat, owners, (pgdat.lru_pages(LruList::ActiveFile) >> priority).max(SWAP_CLUSTER_MAX));
         }
         let mut to_scan = pgdat.lru_pages(LruList::InactiveFile) >> priority;
         while to_scan > 0 && freed < nr_to_free {
@@ -243,6 +360,10 @@ pub fn shrink_page_cache<O: CacheOwners + ?Sized>(
                     Verdict::Activate => {
                         page.set(PageFlags::ACTIVE);
                         pgdat.count_vm_events(VmEventItem::Pgactivate, 1);
+                        pgdat.folio_putback_lru(pfn);
+                    }
+                    Verdict::Cull => {
+                        pgdat.mlock_folio(pfn);
                         pgdat.folio_putback_lru(pfn);
                     }
                     Verdict::Freed => {

@@ -141,10 +141,22 @@ pub enum VmEventItem {
     CompactFreeScanned,
     /// Pages compaction isolated, by either scanner (`COMPACTISOLATED`).
     CompactIsolated,
+    /// Pages moved to the unevictable list (`UNEVICTABLE_PGCULLED`):
+    /// mlocked while on an evictable list, or found mlocked by reclaim.
+    UnevictablePgsCulled,
+    /// Pages moved off the unevictable list (`UNEVICTABLE_PGRESCUED`).
+    UnevictablePgsRescued,
+    /// Pages that got `PG_mlocked` (`UNEVICTABLE_PGMLOCKED`).
+    UnevictablePgsMlocked,
+    /// Pages that lost `PG_mlocked` through munlock or unmap
+    /// (`UNEVICTABLE_PGMUNLOCKED`).
+    UnevictablePgsMunlocked,
+    /// Pages freed with `PG_mlocked` still set (`UNEVICTABLE_PGCLEARED`).
+    UnevictablePgsCleared,
 }
 
 /// Number of [`VmEventItem`]s.
-pub const NR_VM_EVENT_ITEMS: usize = 25;
+pub const NR_VM_EVENT_ITEMS: usize = 30;
 
 impl VmEventItem {
     /// Every item, in /proc/vmstat order.
@@ -174,6 +186,11 @@ impl VmEventItem {
         VmEventItem::CompactMigrateScanned,
         VmEventItem::CompactFreeScanned,
         VmEventItem::CompactIsolated,
+        VmEventItem::UnevictablePgsCulled,
+        VmEventItem::UnevictablePgsRescued,
+        VmEventItem::UnevictablePgsMlocked,
+        VmEventItem::UnevictablePgsMunlocked,
+        VmEventItem::UnevictablePgsCleared,
     ];
 
     /// The /proc/vmstat name (Linux `vmstat_text`).
@@ -204,6 +221,11 @@ impl VmEventItem {
             VmEventItem::CompactMigrateScanned => "compact_migrate_scanned",
             VmEventItem::CompactFreeScanned => "compact_free_scanned",
             VmEventItem::CompactIsolated => "compact_isolated",
+            VmEventItem::UnevictablePgsCulled => "unevictable_pgs_culled",
+            VmEventItem::UnevictablePgsRescued => "unevictable_pgs_rescued",
+            VmEventItem::UnevictablePgsMlocked => "unevictable_pgs_mlocked",
+            VmEventItem::UnevictablePgsMunlocked => "unevictable_pgs_munlocked",
+            VmEventItem::UnevictablePgsCleared => "unevictable_pgs_cleared",
         }
     }
 }
@@ -278,10 +300,14 @@ pub enum NodeStatItem {
     NrDirtied,
     /// Pages ever written back (`NR_WRITTEN`, only counts up).
     NrWritten,
+    /// Pages with `PG_mlocked` (`NR_MLOCK`, "Mlocked" in /proc/meminfo;
+    /// a zone counter in Linux, printed with the zone items, kept per
+    /// node here: one node).
+    NrMlock,
 }
 
 /// Number of [`NodeStatItem`]s.
-pub const NR_VM_NODE_STAT_ITEMS: usize = 17;
+pub const NR_VM_NODE_STAT_ITEMS: usize = 18;
 
 impl NodeStatItem {
     /// Every item, in /proc/vmstat order.
@@ -303,6 +329,7 @@ impl NodeStatItem {
         NodeStatItem::NrPagetable,
         NodeStatItem::NrDirtied,
         NodeStatItem::NrWritten,
+        NodeStatItem::NrMlock,
     ];
 
     /// The /proc/vmstat name (Linux `vmstat_text`; byte items lose their
@@ -326,6 +353,7 @@ impl NodeStatItem {
             NodeStatItem::NrPagetable => "nr_page_table_pages",
             NodeStatItem::NrDirtied => "nr_dirtied",
             NodeStatItem::NrWritten => "nr_written",
+            NodeStatItem::NrMlock => "nr_mlock",
         }
     }
 

@@ -18,6 +18,7 @@ use mm::filemap::MappingId;
 use mm::highmem::{self, PageRangeError};
 use mm::page::Page;
 use mm::page_alloc::PgData;
+use mm::rmap::Referenced;
 use mm::vmscan::CacheOwners;
 use uapi::errno::Errno;
 
@@ -169,10 +170,38 @@ pub(crate) fn with_mapping<R>(id: u64, f: impl FnOnce(&Mapping) -> R) -> Option<
     Some(f(mapping))
 }
 
-/// Reclaim's way to the page caches.
-pub(super) struct KernelCaches;
+/// Reclaim's way to the page caches and, through the reverse map, to
+/// the address spaces mapping their pages. Must be dropped with no page
+/// lock held (its walker's rule, [`crate::mmap::RmapWalk`]).
+pub(super) struct KernelCaches {
+    walk: Option<crate::mmap::RmapWalk<'static>>,
+}
+
+/// Reclaim's walks never stop early (compaction's may).
+fn never_stop() -> bool {
+    false
+}
+
+impl KernelCaches {
+    /// For one reclaim call.
+    pub(super) fn new() -> Self {
+        KernelCaches { walk: crate::mmap::RmapWalk::new(&never_stop) }
+    }
+}
 
 impl CacheOwners for KernelCaches {
+    /// Before the address spaces exist, a mapped page counts as in use.
+    fn folio_referenced(&self, pgdat: &PgData<'_>, pfn: Pfn, is_locked: bool) -> Referenced {
+        match &self.walk {
+            Some(walk) => mm::rmap::folio_referenced(walk, pgdat, pfn, is_locked),
+            None => Referenced { referenced: 1, ..Referenced::default() },
+        }
+    }
+
+    fn try_to_unmap(&self, pgdat: &PgData<'_>, pfn: Pfn) -> bool {
+        self.walk.as_ref().is_some_and(|walk| mm::rmap::try_to_unmap(walk, pgdat, pfn))
+    }
+
     fn remove_clean(&self, pgdat: &PgData<'_>, id: MappingId, index: u64, pfn: Pfn) -> bool {
         let table = MAPPINGS.lock();
         let Ok(i) = table.binary_search_by_key(&id.as_u64(), |e| e.0) else { return false };

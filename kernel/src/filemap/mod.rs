@@ -220,14 +220,21 @@ impl fmt::Display for Host {
 }
 
 /// Reclaim as the allocator runs it (see [`mm::vmscan`]): clean,
-/// unused page-cache pages from the LRU's inactive file list. It
-/// allocates nothing and never sleeps, so it cannot recurse into itself
-/// or wait on its caller.
+/// unused page-cache pages from the LRU's inactive file list, unmapped
+/// through the reverse map. The task is marked as reclaiming meanwhile
+/// (Linux `PF_MEMALLOC`), so that the walks' allocations take the
+/// reserves and never reclaim in turn; it never waits on a lock.
 struct KernelReclaim;
 
 impl DirectReclaim for KernelReclaim {
     fn try_to_free_pages(&self, pgdat: &PgData<'_>, _gfp: Gfp, _order: u32) -> u64 {
-        mm::vmscan::shrink_page_cache(pgdat, &folio::KernelCaches, &FOLIO_WAIT, SWAP_CLUSTER_MAX, Reclaimer::Direct)
+        let _memalloc = crate::sched::memalloc_noreclaim_save();
+        let caches = folio::KernelCaches::new();
+        mm::vmscan::shrink_page_cache(pgdat, &caches, &FOLIO_WAIT, SWAP_CLUSTER_MAX, Reclaimer::Direct)
+    }
+
+    fn current_is_memalloc(&self) -> bool {
+        crate::sched::current_is_memalloc()
     }
 }
 
@@ -262,10 +269,14 @@ static KSWAPD: KernelKswapd = KernelKswapd { task: Once::new(), woken: AtomicBoo
 fn start_kswapd() {
     KSWAPD.task.call_once(|| {
         let spawned = crate::sched::kthread_run("kswapd0", || {
+            // Linux's kswapd runs with `PF_MEMALLOC` for good.
+            let _memalloc = crate::sched::memalloc_noreclaim_save();
             loop {
                 crate::sched::wait::sleep_until_ns(u64::MAX, || KSWAPD.woken.load(Ordering::Acquire));
                 KSWAPD.woken.store(false, Ordering::Release);
-                mm::vmscan::balance_pgdat(crate::mm::pgdat(), &folio::KernelCaches, &FOLIO_WAIT);
+                let caches = folio::KernelCaches::new();
+                mm::vmscan::balance_pgdat(crate::mm::pgdat(), &caches, &FOLIO_WAIT);
+                drop(caches);
                 crate::sched::cond_resched();
             }
         });

@@ -200,6 +200,11 @@ pub struct Task {
     pub cr3: AtomicU64,
     /// Whether the task returns to user mode (has user FPU state).
     pub user: AtomicBool,
+    /// Set while the task reclaims memory, and for good in kswapd (Linux
+    /// `PF_MEMALLOC`): its allocations may take the reserves below the
+    /// min watermark and never enter reclaim themselves. Only the task
+    /// itself changes it ([`memalloc_noreclaim_save`]).
+    memalloc: AtomicBool,
     /// The process side: address space, files, signals, family.
     pub proc: crate::process::Process,
 }
@@ -441,6 +446,38 @@ pub fn with_current<R>(f: impl FnOnce(&Task) -> R) -> R {
     f(unsafe { &*p })
 }
 
+/// The running task's `PF_MEMALLOC` state, restored when dropped (Linux
+/// `memalloc_noreclaim_restore`).
+#[must_use = "the flag is cleared again when the guard goes"]
+pub struct MemallocGuard {
+    was: bool,
+}
+
+/// Marks the running task as reclaiming (Linux
+/// `memalloc_noreclaim_save`) until the guard goes. Nested calls restore
+/// the outer state.
+/// Before [`init`] there is no task to mark, and nothing reclaims.
+pub fn memalloc_noreclaim_save() -> MemallocGuard {
+    let was = !current_ptr().is_null() && with_current(|me| me.memalloc.swap(true, Ordering::Relaxed));
+    MemallocGuard { was }
+}
+
+impl Drop for MemallocGuard {
+    fn drop(&mut self) {
+        if !current_ptr().is_null() {
+            let was = self.was;
+            with_current(|me| me.memalloc.store(was, Ordering::Relaxed));
+        }
+    }
+}
+
+/// Whether the running task is reclaiming and its allocations may use
+/// the reserves (Linux `current->flags & PF_MEMALLOC && !in_interrupt()`);
+/// false in an interrupt handler, which only interrupted the task.
+pub fn current_is_memalloc() -> bool {
+    !crate::sync::in_hardirq() && !current_ptr().is_null() && with_current(|me| me.memalloc.load(Ordering::Relaxed))
+}
+
 fn new_task(pid: Pid, comm: &[u8], stack: KernelStack, stack_top: u64, idle: bool, cpu: u32) -> Task {
     Task {
         pid,
@@ -462,6 +499,7 @@ fn new_task(pid: Pid, comm: &[u8], stack: KernelStack, stack_top: u64, idle: boo
         gs_base: AtomicU64::new(0),
         cr3: AtomicU64::new(0),
         user: AtomicBool::new(false),
+        memalloc: AtomicBool::new(false),
         proc: crate::process::Process::new(),
     }
 }

@@ -46,7 +46,7 @@ fn compaction_coalesces_a_fragmented_address_space_and_keeps_every_byte() {
             mm.borrow_mut().madvise(X + i * P, P, MADV_DONTNEED).unwrap();
         }
         let before_blocks = free_pageblocks(env);
-        let free_before = env.pgdat.nr_free_pages();
+        let free_before = crate::sim::free_pages_drained(env.pgdat);
         let anon = env.pgdat.node_page_state(NodeStatItem::NrAnonMapped);
         let stats = compact_node(env.pgdat, &Mms::new(env, &[&mm]));
         let after_blocks = free_pageblocks(env);
@@ -91,6 +91,7 @@ fn compaction_moves_pages_shared_after_fork_and_both_keep_their_data() {
         assert_eq!(stats.failed, 0, "{stats:?}");
         assert_eq!(env.pgdat.all_vm_events(VmEventItem::PgmigrateSuccess), stats.migrated);
         let mut moved = 0;
+        env.pgdat.lru_add_drain_all();
         for (n, &pfn) in pfns.iter().enumerate() {
             let i = 2 * n as u64;
             let now = pfn_at(&parent.borrow(), X + i * P);

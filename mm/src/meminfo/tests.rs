@@ -48,6 +48,7 @@ fn meminfo_lines_follow_show_val_kb_in_linux_order() {
             "Active(file)",
             "Inactive(file)",
             "Unevictable",
+            "Mlocked",
             "SwapTotal",
             "SwapFree",
             "Dirty",
@@ -72,12 +73,12 @@ fn meminfo_lines_follow_show_val_kb_in_linux_order() {
     assert_eq!(lines[0], "MemTotal:          65536 kB", "64 MiB, nothing reserved");
     assert_eq!(lines[3], "Buffers:               0 kB");
     assert_eq!(lines[4], "Cached:               12 kB", "every page-cache page");
-    assert_eq!(lines[15], "Dirty:                 8 kB");
-    assert_eq!(lines[17], "AnonPages:            20 kB");
-    assert_eq!(lines[24], "KernelStack:         192 kB", "kept in KiB, not converted");
-    assert_eq!(lines[26], "VmallocTotal:   34359738368 kB", "a wide value widens the line");
-    assert_eq!(lines[27], "VmallocUsed:          12 kB");
-    assert_eq!(lines[29], "Percpu:              128 kB");
+    assert_eq!(lines[16], "Dirty:                 8 kB");
+    assert_eq!(lines[18], "AnonPages:            20 kB");
+    assert_eq!(lines[25], "KernelStack:         192 kB", "kept in KiB, not converted");
+    assert_eq!(lines[27], "VmallocTotal:   34359738368 kB", "a wide value widens the line");
+    assert_eq!(lines[28], "VmallocUsed:          12 kB");
+    assert_eq!(lines[30], "Percpu:              128 kB");
     assert_eq!(kb(&text, "MemFree"), pgdat.nr_free_pages() * 4);
     assert!(text.ends_with(" kB\n"));
 }

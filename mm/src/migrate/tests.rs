@@ -115,6 +115,7 @@ fn migrate_moves_anonymous_page_with_data_pte_and_counters() {
         assert!(leaf.prot.contains(PgProt::WRITE));
         assert_eq!(env.tlb.take(), [(X + P, P)], "old pte flushed");
         let (newpage, oldpage) = (env.pgdat.pfn_to_page(new).unwrap(), env.pgdat.pfn_to_page(old).unwrap());
+        env.pgdat.lru_add_drain_all();
         assert_eq!((newpage.refcount(), newpage.mapcount()), (1, 1));
         assert!(rmap::page_anon(newpage) && newpage.test(PageFlags::SWAPBACKED));
         assert_eq!(newpage.index(), (X + P) >> PAGE_SHIFT);
@@ -149,6 +150,7 @@ fn migrate_moves_a_page_shared_after_fork_in_both_address_spaces() {
         assert!(env.ram.page(new).iter().all(|&b| b == 7), "data copied");
         assert_eq!(env.tlb.take().len(), 2, "one flush per address space");
         let newpage = env.pgdat.pfn_to_page(new).unwrap();
+        env.pgdat.lru_add_drain_all();
         assert_eq!((newpage.refcount(), newpage.mapcount()), (2, 2));
         for mm in [&parent, &child] {
             let leaf = mm.borrow().follow_pte(VirtAddr::expect_canonical(X)).unwrap();
@@ -360,6 +362,7 @@ fn migration_under_the_read_lock_races_faults_and_loses_no_data() {
             });
         });
         assert!(migrated.load(Ordering::Relaxed) > 0, "no page moved");
+        env.pgdat.lru_add_drain_all();
         for i in 0..PAGES {
             let pfn = pfn_at(mm, X + i * P);
             assert!(env.ram.page(pfn).iter().all(|&b| b == 0x10 + i as u8), "page {i} lost its data");

@@ -181,6 +181,8 @@ fn anon_read_maps_zero_page_then_write_gets_private_page() {
         assert_eq!(read(env, &mut mm, addr + P), Ok(9));
         assert_eq!(mm.counter(MmCounter::AnonPages), 2);
         assert_eq!(mm.counter(MmCounter::FilePages), 0);
+        // The LRU batch's reference goes when it drains.
+        env.pgdat.lru_add_drain_all();
         assert_eq!((env.page(pfn).refcount(), env.page(pfn).mapcount()), (1, 1));
         assert_eq!(mm.hiwater_rss(), 2);
         assert_eq!(mm.nr_ptes(), 4, "root, pud, pmd and pte tables");
@@ -451,6 +453,7 @@ fn fork_copies_on_write_both_ways() {
         assert_eq!(child.total_vm(), 2);
         assert!(!parent.follow_pte(va(X)).unwrap().prot.contains(PgProt::WRITE), "parent write-protected");
         assert_eq!(pfn_at(&child, X), Some(pfn));
+        env.pgdat.lru_add_drain_all();
         assert_eq!((env.page(pfn).refcount(), env.page(pfn).mapcount()), (2, 2));
         assert_eq!(child.counter(MmCounter::AnonPages), 1);
         assert_eq!(read(env, &mut child, X), Ok(1));
@@ -628,6 +631,49 @@ fn fork_does_not_inherit_memory_locks() {
         assert!(parent.vmas().vma_lookup(va(X)).unwrap().flags().contains(VmaFlags::LOCKED));
         drop(child);
         drop(parent);
+    });
+}
+
+/// mlock marks the pages of the range `PG_mlocked` and moves them to the
+/// unevictable list: the one present before (Linux
+/// `mlock_vma_pages_range`) and those its populate faults in
+/// (`folio_add_lru_vma`); munlock gives them back to the anonymous list,
+/// and munmap of a locked VMA munlocks its pages as they go.
+#[test]
+fn mlocked_pages_are_unevictable_until_munlock_or_munmap() {
+    use crate::page_flags::PageFlags;
+    use crate::swap::LruList;
+    with_env(|env| {
+        let mut mm = env.mm();
+        mmap_fixed(&mut mm, X, 4 * P, RW);
+        write(env, &mut mm, X, 1).unwrap();
+        env.pgdat.lru_add_drain_all();
+        let first = env.page(pfn_at(&mm, X).unwrap());
+        assert!(first.test(PageFlags::LRU) && !first.test(PageFlags::UNEVICTABLE));
+        let (unevictable0, mlock0) =
+            (env.pgdat.lru_pages(LruList::Unevictable), state(env.pgdat, NodeStatItem::NrMlock));
+        assert_eq!(mm.mlock(X, 4 * P), Ok(()));
+        env.pgdat.lru_add_drain_all();
+        let locked = |mm: &Mm<'_>, i: u64| {
+            let page = env.page(pfn_at(mm, X + i * P).unwrap());
+            page.test(PageFlags::MLOCKED) && page.test(PageFlags::UNEVICTABLE)
+        };
+        assert!((0..4).all(|i| locked(&mm, i)), "present and populated pages mlocked");
+        assert_eq!(state(env.pgdat, NodeStatItem::NrMlock), mlock0 + 4);
+        assert_eq!(env.pgdat.lru_pages(LruList::Unevictable), unevictable0 + 4);
+        assert_eq!(env.pgdat.all_vm_events(VmEventItem::UnevictablePgsMlocked), 4);
+        assert_eq!(mm.munlock(X, 2 * P), Ok(()));
+        assert!(!locked(&mm, 0) && !locked(&mm, 1) && locked(&mm, 2) && locked(&mm, 3));
+        assert!(!first.test(PageFlags::MLOCKED) && first.test(PageFlags::LRU), "back on an evictable list");
+        assert_eq!(env.pgdat.lru_pages(LruList::Unevictable), unevictable0 + 2);
+        assert_eq!(env.pgdat.all_vm_events(VmEventItem::UnevictablePgsRescued), 2);
+        assert_eq!(mm.do_munmap(X + 2 * P, 2 * P), Ok(()));
+        env.pgdat.lru_add_drain_all();
+        assert_eq!(state(env.pgdat, NodeStatItem::NrMlock), mlock0, "munmap munlocked the last two");
+        assert_eq!(env.pgdat.lru_pages(LruList::Unevictable), unevictable0);
+        assert_eq!(env.pgdat.all_vm_events(VmEventItem::UnevictablePgsMunlocked), 4);
+        assert_eq!(env.pgdat.all_vm_events(VmEventItem::UnevictablePgsCleared), 0, "none freed still mlocked");
+        drop(mm);
     });
 }
 
@@ -1569,6 +1615,7 @@ fn concurrent_faults_on_the_same_pages_map_each_page_once() {
             fault_all(&mm, X + PAGES * P, false);
             assert_eq!(mm.counter(MmCounter::AnonPages), PAGES, "one page per written address");
             assert_eq!(state(env.pgdat, NodeStatItem::NrAnonMapped), PAGES);
+            env.pgdat.lru_add_drain_all();
             for i in 0..PAGES {
                 assert_eq!(pfn_at(&mm, X + PAGES * P + i * P), Some(env.zero), "reads map the zero page");
                 let page = env.page(pfn_at(&mm, X + i * P).unwrap());
@@ -1577,6 +1624,7 @@ fn concurrent_faults_on_the_same_pages_map_each_page_once() {
             let mut child = env.mm();
             mm.dup_mmap(&mut child).unwrap();
             fault_all(&mm, X, true);
+            env.pgdat.lru_add_drain_all();
             for i in 0..PAGES {
                 let (ours, theirs) = (pfn_at(&mm, X + i * P).unwrap(), pfn_at(&child, X + i * P).unwrap());
                 assert_ne!(ours, theirs, "the write copied");

@@ -389,7 +389,8 @@ fn folio_referenced_harvests_and_clears_the_accessed_bits_of_every_mapper() {
         let mms = [parent, child];
         let rmms = TestMms { mms: mms.iter().collect(), alloc: env.alloc, file: None };
         env.tlb.take();
-        let found = folio_referenced(&rmms, env.pgdat, pfn);
+        env.pgdat.lru_add_drain_all();
+        let found = folio_referenced(&rmms, env.pgdat, pfn, false);
         assert_eq!((found.referenced, found.complete), (2, true));
         assert!(found.vm_flags.contains(VmaFlags::WRITE));
         for mm in &mms {
@@ -398,7 +399,7 @@ fn folio_referenced_harvests_and_clears_the_accessed_bits_of_every_mapper() {
             assert!(leaf.prot.contains(PgProt::DIRTY), "dirty bit kept");
         }
         assert_eq!(env.tlb.take().len(), 2, "one flush per address space");
-        assert_eq!(folio_referenced(&rmms, env.pgdat, pfn).referenced, 0);
+        assert_eq!(folio_referenced(&rmms, env.pgdat, pfn, false).referenced, 0);
         assert_eq!(env.page(pfn).refcount(), 2, "the walk's reference is gone");
     });
 }
@@ -513,6 +514,129 @@ fn migration_moves_a_file_page_two_processes_map() {
         assert_eq!((page.refcount(), page.mapcount(), page.mapping()), (3, 2, ONE_PAGE_MAPPING));
         check(env, &mms);
         drop(rmms);
+        drop(mms);
+        file.release(env);
+    });
+}
+
+/// Reclaim's view of the test's address spaces and its one-page file,
+/// whose page reclaim may take out of the cache.
+struct ReclaimOne<'m, 'a> {
+    rmms: TestMms<'m, 'a>,
+    removed: std::sync::atomic::AtomicBool,
+}
+
+impl crate::vmscan::CacheOwners for ReclaimOne<'_, '_> {
+    fn remove_clean(&self, pgdat: &PgData<'_>, id: crate::filemap::MappingId, index: u64, pfn: Pfn) -> bool {
+        let Some(file) = self.rmms.file else { return false };
+        if id.as_u64() != ONE_PAGE_MAPPING
+            || index != 0
+            || file.pfn() != pfn
+            || self.removed.swap(true, Ordering::Relaxed)
+        {
+            return false;
+        }
+        let page = pgdat.pfn_to_page(pfn).unwrap();
+        page.set_mapping(0);
+        page.clear(crate::page_flags::PageFlags::UPTODATE);
+        true
+    }
+
+    fn folio_referenced(&self, pgdat: &PgData<'_>, pfn: Pfn, is_locked: bool) -> Referenced {
+        folio_referenced(&self.rmms, pgdat, pfn, is_locked)
+    }
+
+    fn try_to_unmap(&self, pgdat: &PgData<'_>, pfn: Pfn) -> bool {
+        try_to_unmap(&self.rmms, pgdat, pfn)
+    }
+}
+
+/// One reclaim pass over a one-page inactive file list.
+fn reclaim_once(env: &Env<'_>, owners: &ReclaimOne<'_, '_>) -> u64 {
+    crate::vmscan::shrink_page_cache(env.pgdat, owners, &SimFolioWaits, 1, crate::vmscan::Reclaimer::Direct)
+}
+
+/// Reclaim of a mapped file page (Linux `folio_check_references`, then
+/// `try_to_unmap` and `__remove_mapping`): a pte used since the last look
+/// keeps the page once (its accessed bit harvested, `PG_referenced` set);
+/// used again, the page is activated; once no pte was used, the page is
+/// unmapped from every address space and freed.
+#[test]
+fn reclaim_keeps_activates_then_unmaps_and_frees_a_mapped_file_page() {
+    use crate::page_flags::PageFlags;
+    with_env(|env| {
+        let file = OnePageFile::new(env, 0x5a);
+        env.pgdat.folio_add_lru(file.pfn());
+        let map = Some(MapFile { file, writable: false });
+        let read = FaultAccess { write: false, exec: false };
+        let mut a = env.mm();
+        a.do_mmap(BASE, P, PROT_READ, MAP_SHARED | MAP_FIXED, map, 0).unwrap();
+        a.handle_mm_fault_exclusive(va(BASE), read).unwrap();
+        let mut b = env.mm();
+        b.do_mmap(BASE + 4 * P, P, PROT_READ, MAP_SHARED | MAP_FIXED, map, 0).unwrap();
+        let young = |mm: &Mm<'_>, addr| mm.follow_pte(va(addr)).is_some_and(|l| l.prot.contains(PgProt::ACCESSED));
+        assert!(young(&a, BASE), "a fault maps the page young");
+        let mut mms = [a, b];
+        let page = env.page(file.pfn());
+        {
+            let owners = ReclaimOne {
+                rmms: TestMms { mms: mms.iter().collect(), alloc: env.alloc, file: Some(file) },
+                removed: false.into(),
+            };
+            assert_eq!(reclaim_once(env, &owners), 0, "used through a pte: kept");
+            assert!(page.test(PageFlags::REFERENCED) && !page.test(PageFlags::ACTIVE));
+            assert!(!young(&mms[0], BASE), "the accessed bit was harvested");
+        }
+        mms[1].handle_mm_fault_exclusive(va(BASE + 4 * P), read).unwrap();
+        let owners = ReclaimOne {
+            rmms: TestMms { mms: mms.iter().collect(), alloc: env.alloc, file: Some(file) },
+            removed: false.into(),
+        };
+        assert_eq!(reclaim_once(env, &owners), 0, "used again: activated");
+        assert!(page.test(PageFlags::ACTIVE) && page.mapcount() == 2);
+        let free_before = crate::sim::free_pages_drained(env.pgdat);
+        assert_eq!(reclaim_once(env, &owners), 1, "deactivated, unused since: unmapped and freed");
+        assert!(mms[0].follow_pte(va(BASE)).is_none() && mms[1].follow_pte(va(BASE + 4 * P)).is_none());
+        assert_eq!(crate::sim::free_pages_drained(env.pgdat), free_before + 1);
+        assert_eq!(mms[0].counter(crate::mmap::MmCounter::FilePages), 0);
+        assert_eq!(env.pgdat.all_vm_events(crate::vmstat::VmEventItem::PgstealDirect), 1);
+    });
+}
+
+/// A page a locked VMA still maps after another locked mapping of it was
+/// unlocked (which cleared its `PG_mlocked`: no `mlock_count`) is found by
+/// reclaim's walk and mlocked again, onto the unevictable list (Linux
+/// `folio_referenced_one`'s `mlock_vma_folio`).
+#[test]
+fn reclaim_culls_a_page_a_locked_vma_still_maps_to_the_unevictable_list() {
+    use crate::page_flags::PageFlags;
+    with_env(|env| {
+        let file = OnePageFile::new(env, 0x33);
+        env.pgdat.folio_add_lru(file.pfn());
+        let map = Some(MapFile { file, writable: false });
+        let read = FaultAccess { write: false, exec: false };
+        let mut a = env.mm();
+        a.do_mmap(BASE, P, PROT_READ, MAP_SHARED | MAP_FIXED, map, 0).unwrap();
+        a.mlock(BASE, P).unwrap();
+        let mut b = env.mm();
+        b.do_mmap(BASE, P, PROT_READ, MAP_SHARED | MAP_FIXED, map, 0).unwrap();
+        b.mlock(BASE, P).unwrap();
+        b.handle_mm_fault_exclusive(va(BASE), read).unwrap();
+        env.pgdat.lru_add_drain_all();
+        let page = env.page(file.pfn());
+        assert!(page.test(PageFlags::MLOCKED) && page.test(PageFlags::UNEVICTABLE));
+        a.munlock(BASE, P).unwrap();
+        assert!(!page.test(PageFlags::MLOCKED) && !page.test(PageFlags::UNEVICTABLE), "no count: cleared");
+        let mms = [a, b];
+        let owners = ReclaimOne {
+            rmms: TestMms { mms: mms.iter().collect(), alloc: env.alloc, file: Some(file) },
+            removed: false.into(),
+        };
+        assert_eq!(reclaim_once(env, &owners), 0);
+        assert!(page.test(PageFlags::MLOCKED) && page.test(PageFlags::UNEVICTABLE), "culled again");
+        assert_eq!(env.pgdat.lru_pages(crate::swap::LruList::Unevictable), 1);
+        assert_eq!(page.mapcount(), 2, "still mapped by both");
+        drop(owners);
         drop(mms);
         file.release(env);
     });

@@ -375,7 +375,8 @@ pub struct Referenced {
     /// Ptes whose accessed bit was set (and is now clear).
     pub referenced: u32,
     /// The flags of every VMA such a pte was in, or'ed (Linux's
-    /// `vm_flags` out-parameter: `VM_LOCKED` says the page is mlocked).
+    /// `vm_flags` out-parameter), and `VM_LOCKED` if any locked VMA maps
+    /// the page, young or not: the page should be mlocked.
     pub vm_flags: VmaFlags,
     /// Whether every address space the reverse map named was visited.
     pub complete: bool,
@@ -383,22 +384,30 @@ pub struct Referenced {
 
 /// Harvests and clears the accessed bits of every pte mapping the page
 /// `pfn` (Linux `folio_referenced` / `folio_referenced_one`), flushing
-/// the cleared translations in batches. The caller holds the page lock or
-/// accepts a racy answer; the walk takes its own reference on the page
-/// (none if the page is free: nothing is referenced).
+/// the cleared translations in batches. With `is_locked` the caller holds
+/// the page lock (reclaim); else the walk tries it for a file page and
+/// counts a page someone else holds as referenced. The walk takes its own
+/// reference on the page (none if the page is free: nothing is
+/// referenced).
 pub fn folio_referenced<'a, F: PteFormat + 'a, A: VmaAlloc + 'a, R: RmapMms<'a, F, A> + ?Sized>(
     rmms: &R,
     pgdat: &crate::page_alloc::PgData<'_>,
     pfn: Pfn,
+    is_locked: bool,
 ) -> Referenced {
     let mut out = Referenced::default();
     with_page_ref(pgdat, pfn, |page| {
         // A file page's cache is reached under the page lock; one someone
         // else holds counts as referenced (Linux `folio_referenced`'s
         // failed `folio_trylock`).
-        let Some(_locked) = PageLockGuard::for_walk(page, pfn, rmms.folio_waits()) else {
-            out.referenced = 1;
-            return;
+        let _locked = if is_locked {
+            None
+        } else {
+            let Some(guard) = PageLockGuard::for_walk(page, pfn, rmms.folio_waits()) else {
+                out.referenced = 1;
+                return;
+            };
+            Some(guard)
         };
         let mut ids = MmIds::new();
         // SAFETY: `with_page_ref` holds a reference.
@@ -422,6 +431,11 @@ pub fn folio_referenced<'a, F: PteFormat + 'a, A: VmaAlloc + 'a, R: RmapMms<'a, 
                         slot.fetch_and(!young, Ordering::AcqRel);
                         true
                     });
+                    // A locked VMA mapping the page says so however old
+                    // its pte (Linux's `VM_LOCKED` check before the bit).
+                    if young.is_some() && vma.flags().contains(VmaFlags::LOCKED) {
+                        out.vm_flags |= VmaFlags::LOCKED;
+                    }
                     if young == Some(true) {
                         out.referenced += 1;
                         out.vm_flags |= vma.flags();

@@ -21,10 +21,20 @@ struct OneFile {
     space: Mutex<AddressSpace<Nodes>>,
 }
 
+/// No address space maps the file's pages (a page's mapcount, when a
+/// test raises it, stands for a mapper the walk cannot reach).
 impl CacheOwners for OneFile {
     fn remove_clean(&self, pgdat: &PgData<'_>, id: MappingId, index: u64, pfn: Pfn) -> bool {
         let mut space = self.space.lock().unwrap();
         id == space.id() && space.lookup(index) == Some(pfn) && space.remove_folio(pgdat, index).is_some()
+    }
+
+    fn folio_referenced(&self, _: &PgData<'_>, _: Pfn, _: bool) -> Referenced {
+        Referenced { complete: true, ..Referenced::default() }
+    }
+
+    fn try_to_unmap(&self, _: &PgData<'_>, _: Pfn) -> bool {
+        false
     }
 }
 
@@ -61,7 +71,8 @@ fn clean_unused_cache_pages_are_freed_and_busy_ones_are_kept() {
     let pgdat = sim.pgdat(1);
     let (file, pfns) = file_of(&pgdat, 6);
     let page = |i: usize| pgdat.pfn_to_page(pfns[i]).unwrap();
-    // 0: dirty; 1: locked; 2: held by someone; 3: mapped (counted);
+    // 0: dirty; 1: locked; 2: held by someone; 3: mapped where the walk
+    // cannot reach (an address space it could not lock);
     // 4: referenced but unmapped (Linux reclaims it: the flag alone only
     // promotes through a second access); 5: clean and unused.
     folio_mark_dirty(&mut file.space.lock().unwrap(), &pgdat, page(0), 0);
@@ -79,11 +90,8 @@ fn clean_unused_cache_pages_are_freed_and_busy_ones_are_kept() {
     space.check(&pgdat).unwrap();
     drop(space);
     assert!(page(0).test(PageFlags::ACTIVE), "the dirty page was activated for the flusher");
-    assert!(page(3).test(PageFlags::REFERENCED) && !page(3).test(PageFlags::ACTIVE), "mapped: referenced, kept");
+    assert!(page(3).test(PageFlags::ACTIVE), "still mapped after try_to_unmap: activated");
     assert_eq!(pgdat.lru_pages(LruList::InactiveFile) + pgdat.lru_pages(LruList::ActiveFile), 4, "kept on the lists");
-    // A second pass finds the mapped page referenced: it goes active.
-    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32, Reclaimer::Direct), 0);
-    assert!(page(3).test(PageFlags::ACTIVE));
     folio_unlock(page(1), pfns[1], &SimFolioWaits);
     page(3).dec_mapcount();
     // SAFETY: the reference taken above.
@@ -177,12 +185,45 @@ fn fill_memory(pgdat: &PgData<'_>, file: &OneFile) -> u64 {
     n
 }
 
-/// Frees from one file, as the kernel's reclaim does from its caches.
-struct CacheReclaimer(OneFile);
+/// Frees from one file, as the kernel's reclaim does from its caches,
+/// marked as reclaiming meanwhile; with `nested`, allocates a page in the
+/// middle, as a reverse-map walk's list would.
+struct CacheReclaimer {
+    file: OneFile,
+    memalloc: std::sync::atomic::AtomicBool,
+    nested: bool,
+    calls: std::sync::atomic::AtomicU64,
+    nested_got: Mutex<Vec<Option<Pfn>>>,
+}
+
+impl CacheReclaimer {
+    fn new(file: OneFile, nested: bool) -> &'static CacheReclaimer {
+        Box::leak(Box::new(CacheReclaimer {
+            file,
+            memalloc: false.into(),
+            nested,
+            calls: 0.into(),
+            nested_got: Mutex::new(Vec::new()),
+        }))
+    }
+}
 
 impl DirectReclaim for CacheReclaimer {
     fn try_to_free_pages(&self, pgdat: &PgData<'_>, _gfp: Gfp, _order: u32) -> u64 {
-        shrink_page_cache(pgdat, &self.0, &SimFolioWaits, SWAP_CLUSTER_MAX, Reclaimer::Direct)
+        use std::sync::atomic::Ordering::Relaxed;
+        self.calls.fetch_add(1, Relaxed);
+        self.memalloc.store(true, Relaxed);
+        if self.nested {
+            let got = pgdat.alloc_pages(GFP_KERNEL | Gfp::NOWARN, 0);
+            self.nested_got.lock().unwrap().push(got);
+        }
+        let freed = shrink_page_cache(pgdat, &self.file, &SimFolioWaits, SWAP_CLUSTER_MAX, Reclaimer::Direct);
+        self.memalloc.store(false, Relaxed);
+        freed
+    }
+
+    fn current_is_memalloc(&self) -> bool {
+        self.memalloc.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -195,14 +236,14 @@ fn an_allocation_that_may_block_gets_pages_back_from_the_cache() {
     let file = new_file();
     let n = fill_memory(&pgdat, &file);
     assert!(pgdat.alloc_pages(GFP_KERNEL | Gfp::NOWARN, 0).is_none(), "memory is full of cache");
-    let reclaimer: &'static CacheReclaimer = Box::leak(Box::new(CacheReclaimer(file)));
+    let reclaimer = CacheReclaimer::new(file, false);
     pgdat.set_direct_reclaim(reclaimer);
     assert!(
         pgdat.alloc_pages(crate::gfp::GFP_NOWAIT | Gfp::NOWARN, 0).is_none(),
         "an allocation that may not block does not reclaim"
     );
     let pfn = pgdat.alloc_pages(GFP_KERNEL | Gfp::NOWARN, 0).expect("reclaim made room");
-    let left = reclaimer.0.space.lock().unwrap().nrpages();
+    let left = reclaimer.file.space.lock().unwrap().nrpages();
     assert!(left < n && left + SWAP_CLUSTER_MAX * 2 >= n, "one round of reclaim from the cache: {n} -> {left}");
     // SAFETY: the test's page.
     unsafe { pgdat.put_page(pfn) }.unwrap();
@@ -233,4 +274,31 @@ fn the_slow_path_wakes_kswapd_and_balance_pgdat_restores_the_high_watermark() {
     assert_eq!(pgdat.all_vm_events(VmEventItem::PgstealKswapd), freed);
     assert_eq!(pgdat.all_vm_events(VmEventItem::PgstealDirect), 0, "kswapd's, not direct reclaim's");
     assert_eq!(file.space.lock().unwrap().nrpages(), n - freed);
+}
+
+/// A reclaimer's own allocation (Linux `PF_MEMALLOC`) takes the reserves
+/// below the min watermark and never enters reclaim again: one call of
+/// reclaim, however full memory is.
+#[test]
+fn an_allocation_made_while_reclaiming_takes_the_reserves_and_does_not_recurse() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let file = new_file();
+    fill_memory(&pgdat, &file);
+    let reclaimer = CacheReclaimer::new(file, true);
+    pgdat.set_direct_reclaim(reclaimer);
+    let pfn = pgdat.alloc_pages(GFP_KERNEL | Gfp::NOWARN, 0).expect("reclaim made room");
+    assert_eq!(
+        reclaimer.calls.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "reclaim ran once, not from within itself"
+    );
+    let nested = reclaimer.nested_got.lock().unwrap().clone();
+    assert_eq!(nested.len(), 1);
+    let got = nested[0].expect("the reclaimer's allocation was served from the reserves");
+    // SAFETY: the test's pages.
+    unsafe {
+        pgdat.put_page(got).unwrap();
+        pgdat.put_page(pfn).unwrap();
+    }
 }

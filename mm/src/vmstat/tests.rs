@@ -78,6 +78,7 @@ fn vmstat_prints_zone_then_node_then_event_items_in_linux_order() {
             "nr_page_table_pages",
             "nr_dirtied",
             "nr_written",
+            "nr_mlock",
             "pgpgin",
             "pgpgout",
             "pgalloc_dma",
@@ -103,12 +104,17 @@ fn vmstat_prints_zone_then_node_then_event_items_in_linux_order() {
             "compact_migrate_scanned",
             "compact_free_scanned",
             "compact_isolated",
+            "unevictable_pgs_culled",
+            "unevictable_pgs_rescued",
+            "unevictable_pgs_mlocked",
+            "unevictable_pgs_munlocked",
+            "unevictable_pgs_cleared",
         ]
     );
     assert!(text.starts_with(&format!("nr_free_pages {}\n", pgdat.nr_free_pages())), "{text}");
     assert!(text.contains("\nnr_slab_unreclaimable 2\nnr_anon_pages 0\nnr_mapped 0\nnr_file_pages 0\nnr_dirty 0\nnr_writeback 0\nnr_shmem 0\nnr_kernel_stack 128\n"), "{text}");
     assert!(text.contains("\ndrop_pagecache 1\ndrop_slab 0\noom_kill 0\npgmigrate_success 0\n"), "{text}");
-    assert!(text.ends_with("\ncompact_free_scanned 0\ncompact_isolated 0\n"), "{text}");
+    assert!(text.ends_with("\ncompact_isolated 0\nunevictable_pgs_culled 0\nunevictable_pgs_rescued 0\nunevictable_pgs_mlocked 0\nunevictable_pgs_munlocked 0\nunevictable_pgs_cleared 0\n"), "{text}");
 }
 
 /// The lines Linux prints for a zone's watermarks and sizes.
@@ -162,7 +168,7 @@ fn zoneinfo_prints_every_zone_in_linux_layout() {
          nr_inactive_file 0\n      nr_active_file 0\n      nr_unevictable 0\n      nr_slab_reclaimable 0\n      nr_slab_unreclaimable 0\n      \
          nr_anon_pages 0\n      nr_mapped    0\n      nr_file_pages 0\n      nr_dirty     0\n      \
          nr_writeback 0\n      nr_shmem     0\n      nr_kernel_stack 0\n      nr_page_table_pages 7\n      \
-         nr_dirtied   0\n      nr_written   0\n{}\n      \
+         nr_dirtied   0\n      nr_written   0\n      nr_mlock     0\n{}\n      \
          nr_free_pages {}\n  pagesets{}{}\n  node_unreclaimable:  0\n  start_pfn:           0\n",
         zone_sizes(&pgdat, ZoneType::Dma),
         pgdat.zone(ZoneType::Dma).free_pages(),
