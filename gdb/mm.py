@@ -56,6 +56,10 @@ PG_SLAB = 1 << PAGE_FLAGS.index("SLAB")
 PG_TABLE = 1 << PAGE_FLAGS.index("TABLE")
 PG_TAIL = 1 << PAGE_FLAGS.index("TAIL")
 PG_UPTODATE = 1 << PAGE_FLAGS.index("UPTODATE")
+PG_LRU = 1 << PAGE_FLAGS.index("LRU")
+PG_ACTIVE = 1 << PAGE_FLAGS.index("ACTIVE")
+PG_SWAPBACKED = 1 << PAGE_FLAGS.index("SWAPBACKED")
+PG_UNEVICTABLE = 1 << PAGE_FLAGS.index("UNEVICTABLE")
 # The flags that describe a page-cache page's state, in the words mm-page
 # and mm-pagecache use.
 CACHE_STATE_FLAGS = [(1 << PAGE_FLAGS.index(name), name.lower())
@@ -791,6 +795,19 @@ def slab_text(pfn, page):
             f"{where}, slab freelist {scalar(field(page, 'private')):#x}")
 
 
+def lru_text(flags):
+    """Which LRU list the page is on, as mm/src/swap.rs folio_lru_list
+    picks it from the flags, and whether it is mlocked."""
+    locked = ", mlocked" if flags & PG_MLOCKED else ""
+    if not flags & PG_LRU:
+        return f"LRU: on no list (in a per-CPU batch, isolated, or not a user page){locked}"
+    if flags & PG_UNEVICTABLE:
+        name = "unevictable"
+    else:
+        name = ("active " if flags & PG_ACTIVE else "inactive ") + ("anon" if flags & PG_SWAPBACKED else "file")
+    return f"LRU: on the {name} list{locked}"
+
+
 def page_text(pfn):
     mem = MemMap()
     page = mem.page(pfn)
@@ -828,6 +845,12 @@ def page_text(pfn):
         lines.append("page-table page")
     if flags & PG_RESERVED:
         lines.append("reserved: never given to the buddy allocator")
+    if mapping or mapcount > 0 or flags & PG_LRU:
+        lines.append(lru_text(flags))
+    if mapcount > 0 and not flags & PG_SLAB:
+        kind, found = rmap_candidates(pfn)
+        mappers = ", ".join(f"{mm:#x} at {addr:#x}" for mm, addr in found) or "none found"
+        lines.append(f"reverse map: {kind}; may be mapped by (address space at address): {mappers}")
     free = free_state(mem, pfn, page)
     if free:
         lines.append(free)
@@ -1382,7 +1405,9 @@ not), for slab pages the owning cache with its in-use count, and for a
 page-cache page its file ("page cache of inode INO (dev MAJ:MIN), index N"
 and the path if the dcache names it) and cache state: the uptodate, dirty,
 writeback, locked, readahead and referenced flags and the marks its entry
-in the file's XArray carries (dirty, writeback, towrite)."""
+in the file's XArray carries (dirty, writeback, towrite). For a user page,
+the LRU list it is on and whether it is mlocked, and the address spaces
+and addresses its reverse map names (mm-rmap checks each pte)."""
 
     NAME, USAGE, ARGS = "mm-page", "mm-page PFN | mm-page VADDR | mm-page -v VADDR", (1, 2)
 

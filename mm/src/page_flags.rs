@@ -76,12 +76,12 @@ impl PageFlags {
     /// Flags that must be clear when a page is freed (Linux
     /// `PAGE_FLAGS_CHECK_AT_FREE`, plus our page types): a page still on an
     /// LRU, locked, under writeback, mlocked, or owned by slab or page tables
-    /// is still in use.
+    /// is still in use. `PG_reclaim` may be left over (reclaim's request to
+    /// rotate a page whose writeback it waits for), as in Linux.
     pub const CHECK_AT_FREE: PageFlags = PageFlags::LOCKED
         .union(PageFlags::WRITEBACK)
         .union(PageFlags::LRU)
         .union(PageFlags::ACTIVE)
-        .union(PageFlags::RECLAIM)
         .union(PageFlags::UNEVICTABLE)
         .union(PageFlags::MLOCKED)
         .union(PageFlags::RESERVED)

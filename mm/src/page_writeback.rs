@@ -132,8 +132,10 @@ pub fn folio_start_writeback<A: XaNodeAlloc<Pfn>>(
 }
 
 /// The page's write finished (Linux `folio_end_writeback`): clears
-/// `PG_writeback` and its mark, counts it written and wakes whoever waits
-/// for it. Runs in interrupt context; the caller holds the space's lock.
+/// `PG_writeback` and its mark, counts it written, moves it to the cold
+/// end of the inactive list if reclaim asked (`PG_reclaim`,
+/// [`PgData::folio_rotate_reclaimable`]) and wakes whoever waits for
+/// it. Runs in interrupt context; the caller holds the space's lock.
 /// Does nothing to a page not under writeback.
 pub fn folio_end_writeback<A: XaNodeAlloc<Pfn>>(
     space: &mut AddressSpace<A>,
@@ -151,6 +153,9 @@ pub fn folio_end_writeback<A: XaNodeAlloc<Pfn>>(
     }
     pgdat.mod_node_page_state(NodeStatItem::NrWriteback, -1);
     pgdat.mod_node_page_state(NodeStatItem::NrWritten, 1);
+    if page.test_and_clear(PageFlags::RECLAIM) {
+        pgdat.folio_rotate_reclaimable(pfn);
+    }
     waits.wake_up(pfn);
 }
 

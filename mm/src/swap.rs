@@ -390,6 +390,34 @@ impl PgData<'_> {
         self.put_lru_ref(pfn);
     }
 
+    /// Moves a page whose writeback reclaim waited for to the cold end of
+    /// its inactive list (Linux `folio_rotate_reclaimable` and
+    /// `lru_move_tail`, without the batch: the list lock is taken with
+    /// interrupts off, and this runs from the write's completion): the
+    /// next scan frees it. Not a page that is locked, dirty again,
+    /// unevictable or off the lists.
+    pub fn folio_rotate_reclaimable(&self, pfn: Pfn) {
+        let Some(page) = self.pfn_to_page(pfn) else { return };
+        let rotated = self.with_irqs_off(|| {
+            let mut lruvec = self.lruvec().lock();
+            let flags = page.flags();
+            if !flags.contains(PageFlags::LRU)
+                || flags.intersects(PageFlags::LOCKED | PageFlags::DIRTY | PageFlags::UNEVICTABLE)
+            {
+                return false;
+            }
+            self.lruvec_del(&mut lruvec, pfn, page);
+            page.clear(PageFlags::ACTIVE);
+            let lru = folio_lru_list(page);
+            lruvec.lists[lru as usize].push_back(self.mem_map(), pfn);
+            self.mod_node_page_state(lru.stat(), 1);
+            true
+        });
+        if rotated {
+            self.count_vm_events(VmEventItem::Pgrotated, 1);
+        }
+    }
+
     /// Takes a page whose last reference just went off its list and out
     /// of the mlock count (Linux `__page_cache_release`): called by the
     /// free path for a page with `PG_lru` or `PG_mlocked`, which nothing

@@ -22,7 +22,9 @@
 //!   which moves the ptes' dirty bits to the page), or activated if some
 //!   pte stays;
 //! - dirty: activated, for the flusher to write (only kswapd writes file
-//!   pages from reclaim in Linux; direct reclaim activates them);
+//!   pages from reclaim in Linux; direct reclaim activates them), and
+//!   marked `PG_reclaim`: when its writeback ends, it moves to the cold
+//!   end of the inactive list (`pgrotated`);
 //! - clean and held only by its cache: taken out of the cache
 //!   ([`CacheOwners::remove_clean`], Linux `__remove_mapping`) and freed.
 //!
@@ -316,6 +318,10 @@ fn shrink_locked_folio<O: CacheOwners + ?Sized>(pgdat: &PgData<'_>, owners: &O, 
         return Verdict::Activate;
     }
     if page.test(PageFlags::DIRTY) {
+        // Linux `folio_set_reclaim`: when its writeback ends, the page
+        // goes to the cold end of the inactive list, freed at the next
+        // scan.
+        page.set(PageFlags::RECLAIM);
         return Verdict::Activate;
     }
     // The cache's reference and the isolation's: nothing else uses it.

@@ -141,6 +141,10 @@ pub enum VmEventItem {
     CompactFreeScanned,
     /// Pages compaction isolated, by either scanner (`COMPACTISOLATED`).
     CompactIsolated,
+    /// Pages reclaim found dirty whose writeback ended, moved to the cold
+    /// end of the inactive list for the next scan (`PGROTATED`, Linux
+    /// `folio_rotate_reclaimable`).
+    Pgrotated,
     /// Pages moved to the unevictable list (`UNEVICTABLE_PGCULLED`):
     /// mlocked while on an evictable list, or found mlocked by reclaim.
     UnevictablePgsCulled,
@@ -156,7 +160,7 @@ pub enum VmEventItem {
 }
 
 /// Number of [`VmEventItem`]s.
-pub const NR_VM_EVENT_ITEMS: usize = 30;
+pub const NR_VM_EVENT_ITEMS: usize = 31;
 
 impl VmEventItem {
     /// Every item, in /proc/vmstat order.
@@ -173,6 +177,7 @@ impl VmEventItem {
         VmEventItem::Pgmajfault,
         VmEventItem::Pgrefill,
         VmEventItem::Pgreuse,
+        VmEventItem::Pgrotated,
         VmEventItem::PgstealKswapd,
         VmEventItem::PgstealDirect,
         VmEventItem::PgscanKswapd,
@@ -213,6 +218,7 @@ impl VmEventItem {
             VmEventItem::Pgfault => "pgfault",
             VmEventItem::Pgmajfault => "pgmajfault",
             VmEventItem::Pgreuse => "pgreuse",
+            VmEventItem::Pgrotated => "pgrotated",
             VmEventItem::DropPagecache => "drop_pagecache",
             VmEventItem::DropSlab => "drop_slab",
             VmEventItem::OomKill => "oom_kill",

@@ -94,6 +94,8 @@ fn fault_while_unmapping(rounds: u64) {
     }
     assert_eq!(odd.load(Ordering::Relaxed), 0, "a fault failed other than with MapErr");
     {
+        // The pages' LRU batch references go when the batches drain.
+        kernel::mm::pgdat().lru_add_drain_all();
         let guard = mm.mmap_read_lock();
         let mut present = 0;
         for i in 0..PAGES {

@@ -246,6 +246,23 @@ static void madvise_and_mincore(void)
 	CHECK(madvise(p, PAGE, MADV_DONTNEED) == -1 && errno == ENOMEM, "madvise of an unmapped range: ENOMEM");
 }
 
+/* A "Name: N kB" line of /proc/meminfo, or -1. */
+static long meminfo_kb(const char *name)
+{
+	char line[128];
+	long kb = -1;
+	size_t len = strlen(name);
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, name, len) == 0 && line[len] == ':')
+			kb = strtol(line + len + 1, NULL, 10);
+	fclose(f);
+	return kb;
+}
+
 static void lock_sync_populate(void)
 {
 	char *p = map(8 * PAGE, RW, ANON);
@@ -256,6 +273,17 @@ static void lock_sync_populate(void)
 	CHECK(mlock(p, PAGE) == 0, "mlock of one page");
 	CHECK(resident_pages(p, PAGE) == 1, "an mlocked page is resident");
 	CHECK(munlock(p, PAGE) == 0, "munlock");
+	/* 2 MiB: Linux folds each CPU's counter into /proc/meminfo only past
+	 * a threshold (up to 125 pages), so at least half must show. */
+	char *big = map(512 * PAGE, RW, ANON);
+	long before = meminfo_kb("Mlocked");
+	CHECK(big && mlock(big, 512 * PAGE) == 0, "mlock of 2 MiB");
+	long locked = meminfo_kb("Mlocked");
+	CHECK(before >= 0 && locked >= before + 1024, "mlock counts its pages in Mlocked");
+	CHECK(big && munlock(big, 512 * PAGE) == 0, "munlock of 2 MiB");
+	CHECK(meminfo_kb("Mlocked") <= locked - 1024, "munlock takes them out of Mlocked");
+	if (big)
+		munmap(big, 512 * PAGE);
 	CHECK(msync(p, 8 * PAGE, MS_SYNC) == 0, "msync(MS_SYNC) of anonymous memory succeeds");
 	munmap(p, 8 * PAGE);
 	errno = 0;

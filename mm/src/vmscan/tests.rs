@@ -302,3 +302,30 @@ fn an_allocation_made_while_reclaiming_takes_the_reserves_and_does_not_recurse()
         pgdat.put_page(pfn).unwrap();
     }
 }
+
+/// A dirty page reclaim meets is activated and marked `PG_reclaim`; when
+/// its writeback ends it moves to the cold end of the inactive list
+/// (Linux `folio_rotate_reclaimable`, `pgrotated`), and the next scan
+/// frees it.
+#[test]
+fn a_dirty_page_reclaim_met_is_rotated_when_written_and_freed_next() {
+    use crate::page_writeback::{folio_clear_dirty_for_io, folio_end_writeback, folio_start_writeback};
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let (file, pfns) = file_of(&pgdat, 1);
+    let page = pgdat.pfn_to_page(pfns[0]).unwrap();
+    folio_mark_dirty(&mut file.space.lock().unwrap(), &pgdat, page, 0);
+    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32, Reclaimer::Direct), 0);
+    assert!(page.test(PageFlags::ACTIVE) && page.test(PageFlags::RECLAIM), "activated, marked for rotation");
+    // The flusher writes it.
+    assert!(folio_trylock(page));
+    assert!(folio_clear_dirty_for_io(&pgdat, page));
+    folio_start_writeback(&mut file.space.lock().unwrap(), &pgdat, page, 0, false).unwrap();
+    folio_unlock(page, pfns[0], &SimFolioWaits);
+    folio_end_writeback(&mut file.space.lock().unwrap(), &pgdat, page, pfns[0], 0, &SimFolioWaits);
+    assert!(!page.test(PageFlags::ACTIVE) && !page.test(PageFlags::RECLAIM));
+    assert_eq!(pgdat.all_vm_events(VmEventItem::Pgrotated), 1);
+    assert_eq!(pgdat.lru_pages(LruList::InactiveFile), 1, "on the inactive list, at its cold end");
+    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32, Reclaimer::Direct), 1, "freed at the next scan");
+    assert_eq!(file.space.lock().unwrap().nrpages(), 0);
+}

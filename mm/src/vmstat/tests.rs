@@ -91,6 +91,7 @@ fn vmstat_prints_zone_then_node_then_event_items_in_linux_order() {
             "pgmajfault",
             "pgrefill",
             "pgreuse",
+            "pgrotated",
             "pgsteal_kswapd",
             "pgsteal_direct",
             "pgscan_kswapd",
