@@ -75,6 +75,7 @@ pub mod vma;
 pub mod vmalloc;
 pub mod vmscan;
 pub mod vmstat;
+pub mod workingset;
 pub mod xarray;
 
 pub use addr::{PAGE_SHIFT, PAGE_SIZE, Pfn, PhysAddr, VirtAddr};

@@ -6,7 +6,8 @@
 //! the inactive file list from its cold end until enough pages went,
 //! first refilling the inactive list from the active one while the
 //! inactive is the smaller (`inactive_is_low`, `shrink_active_list`:
-//! pages lose `PG_active` and go to the inactive list's hot end).
+//! pages lose `PG_active`, gain `PG_workingset` and go to the inactive
+//! list's hot end).
 //! `shrink_folio_list` decides per page, under its lock (never
 //! sleeping: `folio_trylock`):
 //! - under writeback, not uptodate, or locked by someone else: kept;
@@ -17,7 +18,12 @@
 //!   counted as one reference: the rmap walk that reads them comes with
 //!   `folio_referenced`);
 //! - clean, unmapped and held only by its cache: taken out of the cache
-//!   ([`CacheOwners::remove_clean`], Linux `__remove_mapping`) and freed.
+//!   ([`CacheOwners::remove_clean`], Linux `__remove_mapping`), a shadow
+//!   entry left at its index ([`crate::workingset`]), and freed.
+//!
+//! Every eviction and every activation ages the node's non-resident
+//! pages ([`crate::workingset::workingset_age_nonresident`]), so that a
+//! page coming back can tell how soon it would have been used again.
 //!
 //! Taking the page's lock is what makes its cache safe to reach: a file's
 //! cache is emptied, page by page under each page's lock, before it goes
@@ -34,7 +40,8 @@
 //!
 //! Differences from Linux: no `scan_control` beyond the
 //! priority, no swappiness balance (no swap), no writeback from reclaim,
-//! no shrinkers; one reclaimer at a time (the kernel's [`DirectReclaim`]
+//! no shrinkers (so nothing bounds the shadow entries' nodes yet: see
+//! [`crate::workingset`]); one reclaimer at a time (the kernel's [`DirectReclaim`]
 //! serializes and keeps reclaim from recursing into itself, Linux's
 //! `PF_MEMALLOC`).
 
@@ -51,6 +58,7 @@ use crate::page_alloc::PgData;
 use crate::page_flags::PageFlags;
 use crate::swap::LruList;
 use crate::vmstat::VmEventItem;
+use crate::workingset::workingset_age_nonresident;
 
 /// Pages one reclaim call tries to free at least (Linux
 /// `SWAP_CLUSTER_MAX`).
@@ -59,8 +67,9 @@ pub const SWAP_CLUSTER_MAX: u64 = 32;
 /// Where the page caches live: the kernel's files.
 pub trait CacheOwners {
     /// Takes `pfn` out of the cache `id` at `index` if it is still there,
-    /// with that cache's lock held and its page counts updated (Linux
-    /// `__remove_mapping`); true if it did, and then the cache's
+    /// with that cache's lock held and its page counts updated, leaving a
+    /// shadow entry in its place (Linux `__remove_mapping`,
+    /// [`crate::filemap::AddressSpace::remove_mapping`]); true if it did, and then the cache's
     /// reference to the page is the caller's. The caller holds the page's
     /// lock, so the cache is alive.
     fn remove_clean(&self, pgdat: &PgData<'_>, id: MappingId, index: u64, pfn: Pfn) -> bool;
@@ -162,6 +171,9 @@ fn shrink_active_list(pgdat: &PgData<'_>, nr_to_scan: u64) {
         if let Some(page) = pgdat.pfn_to_page(pfn) {
             page.clear(PageFlags::ACTIVE);
             page.clear(PageFlags::REFERENCED);
+            // Once active, it is part of the workingset: its shadow will
+            // say so if it is evicted (Linux `folio_set_workingset`).
+            page.set(PageFlags::WORKINGSET);
         }
         pgdat.folio_putback_lru(pfn);
     }
@@ -244,6 +256,9 @@ pub fn shrink_page_cache<O: CacheOwners + ?Sized>(
                         page.set(PageFlags::ACTIVE);
                         pgdat.count_vm_events(VmEventItem::Pgactivate, 1);
                         pgdat.folio_putback_lru(pfn);
+                        // Linux `move_folios_to_lru`: an activation ages
+                        // the inactive list.
+                        workingset_age_nonresident(pgdat, 1);
                     }
                     Verdict::Freed => {
                         // SAFETY: the cache's reference, which
