@@ -43,10 +43,16 @@
 //! other direct-compaction counters, since only `compact_memory` compacts),
 //! and the state of mapped anonymous and file pages, slab and large-kmalloc
 //! memory, kernel stacks and page tables. Counters of mechanisms that do not
-//! exist yet are absent rather than stuck at zero: no `pswpin`/`pswpout`,
-//! swap cache or workingset counters until swap exists, no
+//! exist yet are absent rather than stuck at zero: no `pswpin`/`pswpout`
+//! or swap cache counters until swap exists, no
 //! `pgscan`/`pgsteal`/LRU sizes until reclaim and the LRU exist, no
-//! `thp_*`, `numa_*` or memcg counters at all. `oom_kill` counts the
+//! `thp_*`, `numa_*` or memcg counters at all. The workingset counters
+//! ([`crate::workingset`]) come as Linux's three pairs:
+//! `workingset_refault_file` and its siblings count page-cache refaults,
+//! and the `_anon` ones, which `workingset_refault` picks by the page's
+//! LRU type, stay 0 until swap evicts anonymous pages; there is no
+//! `workingset_nodes` or `workingset_nodereclaim` until a shrinker bounds
+//! the shadow nodes. `oom_kill` counts the
 //! OOM killer's kills (see [`crate::oom_kill`]). Shmem's pages (tmpfs, memfd, shared anonymous memory:
 //! see [`crate::shmem`]) count in `nr_shmem` and `nr_file_pages`, and in
 //! `nr_mapped` while mapped, as Linux's do.

@@ -72,6 +72,13 @@
 //! registered as the allocator's direct reclaim and kswapd), and
 //! [`invalidate_mapping_pages`] (`drop_caches`) drops them all, but
 //! shmem's.
+//!
+//! Reclaim leaves a shadow entry where it evicts ([`mm::workingset`]):
+//! every lookup here takes it for a hole, a page added at its index for a
+//! read (not a write, Linux's `__GFP_WRITE`) is a refault and may join the
+//! active list at once, and truncation, [`invalidate_mapping_range`] and
+//! the mapping's [`Drop`] (inode eviction) take shadows away with their
+//! range.
 
 // Only the page copies of `folio` use `unsafe`, and say so there.
 #![deny(unsafe_code)]
