@@ -1062,6 +1062,18 @@ def slot_marks(marks, offset):
     return sum(1 << m for m in range(len(marks)) if marks[m] >> offset & 1)
 
 
+def cache_entry(v):
+    """("folio", pfn) or ("shadow", word) of a page cache's entry
+    (mm::filemap::CacheEntry: a page, or the shadow an evicted page left,
+    mm/src/workingset.rs)."""
+    kind, payload = variant(v)
+    if kind == "Folio":
+        return "folio", scalar(field(payload, "__0"))
+    if kind == "Shadow":
+        return "shadow", scalar(field(payload, "__0"))
+    raise gdb.GdbError(f"mm.py: a page-cache entry of kind {kind}; the Rust layout changed")
+
+
 def xa_head(xa):
     """("empty" | "entry" | "node", payload) of an XArray's head (mm/src/xarray.rs
     Head: an array whose only entry is at index 0 keeps it there, with the
@@ -1070,14 +1082,15 @@ def xa_head(xa):
     if kind == "Empty":
         return "empty", None
     if kind == "Entry":
-        return "entry", scalar(field(payload, "__0"))
+        return "entry", cache_entry(field(payload, "__0"))
     return "node", nonnull(field(payload, "__0"))
 
 
 def xa_entries(xa):
-    """[(index, pfn, marks)] of a page cache's XArray<Pfn> in index order,
-    from the head or the tree of 64-slot nodes (present bitmap, per-mark
-    bitmaps, Option<Pfn> leaf slots, Option<NodeBox> interior slots)."""
+    """[(index, entry, marks)] of a page cache's XArray<CacheEntry> in
+    index order, `entry` as cache_entry gives it, from the head or the
+    tree of 64-slot nodes (present bitmap, per-mark bitmaps,
+    Option<CacheEntry> leaf slots, Option<NodeBox> interior slots)."""
     kind, head = xa_head(xa)
     if kind == "empty":
         return []
@@ -1097,7 +1110,7 @@ def xa_entries(xa):
             if slot is None:
                 raise gdb.GdbError(f"mm.py: xarray node at {scalar(ptr):#x}: slot {offset} marked present is empty")
             if leaf:
-                out.append((index, scalar(slot), slot_marks(marks, offset)))
+                out.append((index, cache_entry(slot), slot_marks(marks, offset)))
             else:
                 walk(nonnull(slot), index, depth + 1)
 
@@ -1106,8 +1119,8 @@ def xa_entries(xa):
 
 
 def xa_load(xa, index):
-    """(pfn, marks) at `index` of a page cache's XArray, or None: the
-    descent XArray::load makes."""
+    """(entry, marks) at `index` of a page cache's XArray, `entry` as
+    cache_entry gives it, or None: the descent XArray::load makes."""
     kind, head = xa_head(xa)
     if kind != "node":
         return (head, scalar(field(xa, "marks"))) if kind == "entry" and index == 0 else None
@@ -1121,7 +1134,7 @@ def xa_load(xa, index):
         if slot is None:
             return None
         if leaf:
-            return scalar(slot), slot_marks(marks, offset)
+            return cache_entry(slot), slot_marks(marks, offset)
         ptr = nonnull(slot)
     raise gdb.GdbError("mm.py: an xarray deeper than 11 levels; corrupted?")
 
@@ -1177,8 +1190,10 @@ def page_cache_text(pfn, flags, mapping_id, index):
     state = f"cache state: {cache_state(flags)}"
     if entry is None:
         lines.append(f"{state}; not in the mapping's index at {index} (being added or removed?)")
-    elif entry[0] != pfn:
-        lines.append(f"{state}; the mapping's index holds pfn {entry[0]:#x} at {index}, not this page")
+    elif entry[0][0] == "shadow":
+        lines.append(f"{state}; the mapping's index holds a shadow at {index} (evicted meanwhile?)")
+    elif entry[0][1] != pfn:
+        lines.append(f"{state}; the mapping's index holds pfn {entry[0][1]:#x} at {index}, not this page")
     else:
         lines.append(f"{state}; xarray marks: {mark_names(entry[1])}")
     return lines
@@ -1205,10 +1220,13 @@ def pagecache_text(mapping, names):
     xa = field(space, "i_pages")
     nrpages = scalar(field(space, "nrpages"))
     i_size = scalar(field(mapping, "i_size"))
-    entries = xa_entries(xa)
+    every_entry = xa_entries(xa)
+    entries = [(index, entry[1], marks) for index, entry, marks in every_entry if entry[0] == "folio"]
+    shadows = len(every_entry) - len(entries)
     wb_err = scalar(field(space, "wb_err")) & ERRSEQ_ERRNO_MASK
     out = [f"page cache of {mapping_title(mapping, names)}\n",
            (f"mapping {scalar(field(mapping, 'id')):#x} at {int(mapping.address):#x}: nrpages {nrpages}, "
+            f"{f'shadow entries {shadows}, ' if shadows else ''}"
             f"i_size {i_size} ({plural((i_size + PAGE_SIZE - 1) // PAGE_SIZE, 'page')}), "
             f"{'swapbacked, ' if scalar(field(space, 'swapbacked')) else ''}"
             f"marks {mark_names(scalar(field(xa, 'marks')))}"

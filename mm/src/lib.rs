@@ -24,7 +24,9 @@
 //! writeback ([`page_writeback`], errors through [`errseq`]) and the
 //! [`readahead`] policy (which pages a read or fault brings in ahead of
 //! need); shmem's object for shared anonymous memory ([`shmem`]) and the
-//! memfd seals ([`memfd`]).
+//! memfd seals ([`memfd`]); the LRU lists ([`swap`]), reclaim
+//! ([`vmscan`]) and the shadow entries reclaim leaves behind to detect
+//! refaults ([`workingset`]).
 
 #![cfg_attr(not(test), no_std)]
 
@@ -75,6 +77,7 @@ pub mod vma;
 pub mod vmalloc;
 pub mod vmscan;
 pub mod vmstat;
+pub mod workingset;
 pub mod xarray;
 
 pub use addr::{PAGE_SHIFT, PAGE_SIZE, Pfn, PhysAddr, VirtAddr};

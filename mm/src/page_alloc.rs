@@ -326,6 +326,10 @@ pub struct PgData<'a> {
     /// The node's LRU lists (Linux `lruvec` and its `lru_lock`), taken
     /// with interrupts off; see [`crate::swap`].
     lruvec: spin::Mutex<crate::swap::Lruvec>,
+    /// The inactive lists' ageing, evictions plus activations (Linux
+    /// `lruvec->nonresident_age`; see [`crate::workingset`]): an atomic
+    /// beside the lists, read and added to without their lock, as Linux's.
+    nonresident_age: AtomicU64,
     /// Each CPU's LRU batches.
     lru_batches: PerCpuRef<'a, crate::swap::LruBatches>,
 }
@@ -549,8 +553,19 @@ impl<'a> PgData<'a> {
             oom_killer: spin::Once::new(),
             kswapd: spin::Once::new(),
             lruvec: spin::Mutex::new(crate::swap::Lruvec::new()),
+            nonresident_age: AtomicU64::new(0),
             lru_batches,
         }
+    }
+
+    /// The node's number (Linux `pgdat->node_id`): 0, the only node.
+    pub const fn node_id(&self) -> u32 {
+        0
+    }
+
+    /// The lruvec's non-resident age counter (see [`crate::workingset`]).
+    pub(crate) fn lruvec_nonresident_age(&self) -> &AtomicU64 {
+        &self.nonresident_age
     }
 
     /// The LRU lists' lock (see [`crate::swap`]).

@@ -37,7 +37,7 @@
 
 use crate::addr::Pfn;
 use crate::arch::FolioWaitTable;
-use crate::filemap::AddressSpace;
+use crate::filemap::{AddressSpace, CacheEntry};
 use crate::page::Page;
 use crate::page_alloc::PgData;
 use crate::page_flags::PageFlags;
@@ -51,7 +51,7 @@ mod tests;
 /// `filemap_dirty_folio` / `__folio_mark_dirty`; a shmem page only gets
 /// `PG_dirty`, Linux `noop_dirty_folio`); true if it was clean. The
 /// caller holds the space's lock; the page is in `space`.
-pub fn folio_mark_dirty<A: XaNodeAlloc<Pfn>>(
+pub fn folio_mark_dirty<A: XaNodeAlloc<CacheEntry>>(
     space: &mut AddressSpace<A>,
     pgdat: &PgData<'_>,
     page: &Page,
@@ -87,7 +87,7 @@ pub fn folio_clear_dirty_for_io(pgdat: &PgData<'_>, page: &Page) -> bool {
 
 /// Drops a page's dirtiness without writing it, as truncation does
 /// (Linux `folio_cancel_dirty`). The page is locked and in `space`.
-pub fn folio_cancel_dirty<A: XaNodeAlloc<Pfn>>(
+pub fn folio_cancel_dirty<A: XaNodeAlloc<CacheEntry>>(
     space: &mut AddressSpace<A>,
     pgdat: &PgData<'_>,
     page: &Page,
@@ -110,7 +110,7 @@ pub enum WritebackError {
 /// `PG_writeback` and the writeback mark, drops the dirty mark unless
 /// the page was dirtied again, and the towrite mark unless `keep_towrite`.
 /// The page is locked and in `space`, whose lock the caller holds.
-pub fn folio_start_writeback<A: XaNodeAlloc<Pfn>>(
+pub fn folio_start_writeback<A: XaNodeAlloc<CacheEntry>>(
     space: &mut AddressSpace<A>,
     pgdat: &PgData<'_>,
     page: &Page,
@@ -137,7 +137,7 @@ pub fn folio_start_writeback<A: XaNodeAlloc<Pfn>>(
 /// [`PgData::folio_rotate_reclaimable`]) and wakes whoever waits for
 /// it. Runs in interrupt context; the caller holds the space's lock.
 /// Does nothing to a page not under writeback.
-pub fn folio_end_writeback<A: XaNodeAlloc<Pfn>>(
+pub fn folio_end_writeback<A: XaNodeAlloc<CacheEntry>>(
     space: &mut AddressSpace<A>,
     pgdat: &PgData<'_>,
     page: &Page,
@@ -211,7 +211,7 @@ impl WritebackControl {
 /// integrity pass marks the range's dirty pages towrite, so that pages
 /// dirtied while it runs cannot keep it going for ever. Returns how many
 /// pages it marked (none of a shmem space, which is never written back).
-pub fn writeback_prepare<A: XaNodeAlloc<Pfn>>(space: &mut AddressSpace<A>, wbc: &WritebackControl) -> usize {
+pub fn writeback_prepare<A: XaNodeAlloc<CacheEntry>>(space: &mut AddressSpace<A>, wbc: &WritebackControl) -> usize {
     if !space.can_writeback() {
         return 0;
     }
@@ -224,7 +224,7 @@ pub fn writeback_prepare<A: XaNodeAlloc<Pfn>>(space: &mut AddressSpace<A>, wbc: 
 /// The next page the pass writes, at or after `from` (Linux
 /// `filemap_get_folios_tag` in `write_cache_pages`): index and page;
 /// never one of a shmem space.
-pub fn writeback_next<A: XaNodeAlloc<Pfn>>(
+pub fn writeback_next<A: XaNodeAlloc<CacheEntry>>(
     space: &AddressSpace<A>,
     wbc: &WritebackControl,
     from: u64,

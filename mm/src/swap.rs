@@ -20,7 +20,8 @@
 //! - [`PgData::folio_mark_accessed`]: Linux's two-touch promotion. The
 //!   first access sets `PG_referenced`; a second one on an inactive page
 //!   activates it (moving it to its active list, or, still in this CPU's
-//!   add batch, marking it to join active) and clears the flag.
+//!   add batch, marking it to join active), clears the flag and ages the
+//!   node's non-resident pages ([`crate::workingset::workingset_activation`]).
 //! - Private anonymous pages join when a fault maps them first
 //!   ([`PgData::folio_add_lru_vma`]); reclaim leaves the anonymous lists
 //!   alone until there is swap. A batch's reference is one more on the
@@ -309,7 +310,8 @@ impl PgData<'_> {
     /// unreferenced page becomes referenced; a referenced inactive one is
     /// activated and loses the flag: on its list, through the activate
     /// batch; still in this CPU's add batch, by marking it to join the
-    /// active list (Linux `__lru_cache_activate_folio`).
+    /// active list (Linux `__lru_cache_activate_folio`); either way the
+    /// inactive list has aged (Linux `workingset_activation`).
     pub fn folio_mark_accessed(&self, pfn: Pfn) {
         let Some(page) = self.pfn_to_page(pfn) else { return };
         if !page.test(PageFlags::REFERENCED) {
@@ -331,6 +333,7 @@ impl PgData<'_> {
             });
         }
         page.clear(PageFlags::REFERENCED);
+        crate::workingset::workingset_activation(self);
     }
 
     /// Takes a page off its list for reclaim or compaction (Linux

@@ -6,7 +6,8 @@
 //! the inactive file list from its cold end until enough pages went,
 //! first refilling the inactive list from the active one while the
 //! inactive is the smaller (`inactive_is_low`, `shrink_active_list`:
-//! pages lose `PG_active` and go to the inactive list's hot end).
+//! pages lose `PG_active`, gain `PG_workingset` and go to the inactive
+//! list's hot end).
 //! `shrink_folio_list` decides per page, under its lock (never
 //! sleeping: `folio_trylock`):
 //! - under writeback, not uptodate, or locked by someone else: kept;
@@ -26,7 +27,12 @@
 //!   marked `PG_reclaim`: when its writeback ends, it moves to the cold
 //!   end of the inactive list (`pgrotated`);
 //! - clean and held only by its cache: taken out of the cache
-//!   ([`CacheOwners::remove_clean`], Linux `__remove_mapping`) and freed.
+//!   ([`CacheOwners::remove_clean`], Linux `__remove_mapping`), a shadow
+//!   entry left at its index ([`crate::workingset`]), and freed.
+//!
+//! Every eviction and every activation ages the node's non-resident
+//! pages ([`crate::workingset::workingset_age_nonresident`]), so that a
+//! page coming back can tell how soon it would have been used again.
 //!
 //! `shrink_active_list` deactivates pages from the active list's cold
 //! end, except mapped executable pages whose ptes were used, which go
@@ -51,9 +57,10 @@
 //! reclaim runs when even the min watermark cannot be met.
 //!
 //! Differences from Linux: no `scan_control` beyond the
-//! priority, no swappiness balance (no swap), no writeback from reclaim
-//! (no `PG_reclaim` rotation), no shrinkers; several reclaimers may scan
-//! at once, each on the pages it isolated.
+//! priority, no swappiness balance (no swap), no writeback from reclaim,
+//! no shrinkers (so nothing bounds the shadow entries' nodes yet: see
+//! [`crate::workingset`]); several reclaimers may scan at once, each on
+//! the pages it isolated.
 
 // One `unsafe` call: the free of a page reclaim took from its cache.
 #![deny(unsafe_code)]
@@ -70,6 +77,7 @@ use crate::rmap::Referenced;
 use crate::swap::{LruList, folio_is_file_lru};
 use crate::vma::VmaFlags;
 use crate::vmstat::VmEventItem;
+use crate::workingset::workingset_age_nonresident;
 
 /// Pages one reclaim call tries to free at least (Linux
 /// `SWAP_CLUSTER_MAX`).
@@ -79,8 +87,9 @@ pub const SWAP_CLUSTER_MAX: u64 = 32;
 /// live: the kernel's files and tasks.
 pub trait CacheOwners {
     /// Takes `pfn` out of the cache `id` at `index` if it is still there,
-    /// with that cache's lock held and its page counts updated (Linux
-    /// `__remove_mapping`); true if it did, and then the cache's
+    /// with that cache's lock held and its page counts updated, leaving a
+    /// shadow entry in its place (Linux `__remove_mapping`,
+    /// [`crate::filemap::AddressSpace::remove_mapping`]); true if it did, and then the cache's
     /// reference to the page is the caller's. The caller holds the page's
     /// lock, so the cache is alive.
     fn remove_clean(&self, pgdat: &PgData<'_>, id: MappingId, index: u64, pfn: Pfn) -> bool;
@@ -209,6 +218,10 @@ fn shrink_active_list<O: CacheOwners + ?Sized>(pgdat: &PgData<'_>, owners: &O, n
             if !rotate {
                 page.clear(PageFlags::ACTIVE);
                 page.clear(PageFlags::REFERENCED);
+                // Once active, it is part of the workingset: its shadow
+                // will say so if it is evicted (Linux
+                // `folio_set_workingset`).
+                page.set(PageFlags::WORKINGSET);
                 deactivated += 1;
             }
         }
@@ -367,6 +380,9 @@ pub fn shrink_page_cache<O: CacheOwners + ?Sized>(
                         page.set(PageFlags::ACTIVE);
                         pgdat.count_vm_events(VmEventItem::Pgactivate, 1);
                         pgdat.folio_putback_lru(pfn);
+                        // Linux `move_folios_to_lru`: an activation ages
+                        // the inactive list.
+                        workingset_age_nonresident(pgdat, 1);
                     }
                     Verdict::Cull => {
                         pgdat.mlock_folio(pfn);

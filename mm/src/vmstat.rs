@@ -43,10 +43,16 @@
 //! other direct-compaction counters, since only `compact_memory` compacts),
 //! and the state of mapped anonymous and file pages, slab and large-kmalloc
 //! memory, kernel stacks and page tables. Counters of mechanisms that do not
-//! exist yet are absent rather than stuck at zero: no `pswpin`/`pswpout`,
-//! swap cache or workingset counters until swap exists, no
+//! exist yet are absent rather than stuck at zero: no `pswpin`/`pswpout`
+//! or swap cache counters until swap exists, no
 //! `pgscan`/`pgsteal`/LRU sizes until reclaim and the LRU exist, no
-//! `thp_*`, `numa_*` or memcg counters at all. `oom_kill` counts the
+//! `thp_*`, `numa_*` or memcg counters at all. The workingset counters
+//! ([`crate::workingset`]) come as Linux's three pairs:
+//! `workingset_refault_file` and its siblings count page-cache refaults,
+//! and the `_anon` ones, which `workingset_refault` picks by the page's
+//! LRU type, stay 0 until swap evicts anonymous pages; there is no
+//! `workingset_nodes` or `workingset_nodereclaim` until a shrinker bounds
+//! the shadow nodes. `oom_kill` counts the
 //! OOM killer's kills (see [`crate::oom_kill`]). Shmem's pages (tmpfs, memfd, shared anonymous memory:
 //! see [`crate::shmem`]) count in `nr_shmem` and `nr_file_pages`, and in
 //! `nr_mapped` while mapped, as Linux's do.
@@ -281,6 +287,24 @@ pub enum NodeStatItem {
     /// Bytes of the other slab pages, and of kmalloc_large blocks, which
     /// Linux counts here too (`NR_SLAB_UNRECLAIMABLE_B`).
     NrSlabUnreclaimableB,
+    /// Anonymous pages added back where a shadow entry said they had
+    /// been evicted (`WORKINGSET_REFAULT_ANON`, [`crate::workingset`]):
+    /// 0 until swap evicts anonymous pages.
+    WorkingsetRefaultAnon,
+    /// File pages added back to a page cache at an index holding their
+    /// shadow entry (`WORKINGSET_REFAULT_FILE`).
+    WorkingsetRefaultFile,
+    /// Refaulted anonymous pages activated at once (`WORKINGSET_ACTIVATE_ANON`).
+    WorkingsetActivateAnon,
+    /// Refaulted file pages activated at once, their refault distance
+    /// within the workingset (`WORKINGSET_ACTIVATE_FILE`).
+    WorkingsetActivateFile,
+    /// Refaulted anonymous pages that were `PG_workingset` when evicted
+    /// (`WORKINGSET_RESTORE_ANON`).
+    WorkingsetRestoreAnon,
+    /// Activated refaulted file pages that were `PG_workingset` when
+    /// evicted: the workingset itself thrashing (`WORKINGSET_RESTORE_FILE`).
+    WorkingsetRestoreFile,
     /// Anonymous pages mapped by at least one user pte (`NR_ANON_MAPPED`):
     /// up when an anonymous page gets its first mapping, down when its last
     /// goes; a mapped file copy that becomes anonymous moves from
@@ -313,7 +337,7 @@ pub enum NodeStatItem {
 }
 
 /// Number of [`NodeStatItem`]s.
-pub const NR_VM_NODE_STAT_ITEMS: usize = 18;
+pub const NR_VM_NODE_STAT_ITEMS: usize = 24;
 
 impl NodeStatItem {
     /// Every item, in /proc/vmstat order.
@@ -325,6 +349,12 @@ impl NodeStatItem {
         NodeStatItem::NrUnevictable,
         NodeStatItem::NrSlabReclaimableB,
         NodeStatItem::NrSlabUnreclaimableB,
+        NodeStatItem::WorkingsetRefaultAnon,
+        NodeStatItem::WorkingsetRefaultFile,
+        NodeStatItem::WorkingsetActivateAnon,
+        NodeStatItem::WorkingsetActivateFile,
+        NodeStatItem::WorkingsetRestoreAnon,
+        NodeStatItem::WorkingsetRestoreFile,
         NodeStatItem::NrAnonMapped,
         NodeStatItem::NrFileMapped,
         NodeStatItem::NrFilePages,
@@ -349,6 +379,12 @@ impl NodeStatItem {
             NodeStatItem::NrUnevictable => "nr_unevictable",
             NodeStatItem::NrSlabReclaimableB => "nr_slab_reclaimable",
             NodeStatItem::NrSlabUnreclaimableB => "nr_slab_unreclaimable",
+            NodeStatItem::WorkingsetRefaultAnon => "workingset_refault_anon",
+            NodeStatItem::WorkingsetRefaultFile => "workingset_refault_file",
+            NodeStatItem::WorkingsetActivateAnon => "workingset_activate_anon",
+            NodeStatItem::WorkingsetActivateFile => "workingset_activate_file",
+            NodeStatItem::WorkingsetRestoreAnon => "workingset_restore_anon",
+            NodeStatItem::WorkingsetRestoreFile => "workingset_restore_file",
             NodeStatItem::NrAnonMapped => "nr_anon_pages",
             NodeStatItem::NrFileMapped => "nr_mapped",
             NodeStatItem::NrFilePages => "nr_file_pages",

@@ -86,7 +86,8 @@
 //! - **Typed entries.** An entry is any `T: Copy`. Linux stores tagged
 //!   words and tells pointers from value entries (shadow and swap entries)
 //!   by their low bit; here the user's type says which is which (the page
-//!   cache will use an enum), and the array never looks inside an entry.
+//!   cache's [`crate::filemap::CacheEntry`] is a page or a workingset
+//!   shadow), and the array never looks inside an entry.
 //!   There are no internal entries (retry, sibling, zero), no `nr_values`
 //!   in the nodes (Linux's workingset shadow-node tracking), no multi-index
 //!   entries (`xa_store_range`, large folios), no ID allocation
@@ -111,8 +112,8 @@
 //! - **Holes.** [`XArray::next_hole`] and [`XArray::prev_hole`] return the
 //!   first absent index of an inclusive range, or `None`, where Linux's
 //!   `page_cache_next_miss`/`page_cache_prev_miss` return an index outside
-//!   the scanned range; those also count a value entry as a miss, which is
-//!   the page cache's to add.
+//!   the scanned range; those also count a value entry as a miss, which
+//!   the page cache adds ([`crate::filemap::AddressSpace::next_hole`]).
 //! - **[`XArray::len`]** counts entries; Linux leaves that to the user
 //!   (`mapping->nrpages`).
 

@@ -35,6 +35,7 @@ mod slab;
 mod smp;
 mod vmalloc;
 mod vmstat;
+mod workingset;
 mod xarray;
 
 entry_point!(test_main, config = &kernel::BOOTLOADER_CONFIG);

@@ -72,6 +72,13 @@
 //! registered as the allocator's direct reclaim and kswapd), and
 //! [`invalidate_mapping_pages`] (`drop_caches`) drops them all, but
 //! shmem's.
+//!
+//! Reclaim leaves a shadow entry where it evicts ([`mm::workingset`]):
+//! every lookup here takes it for a hole, a page added at its index for a
+//! read (not a write, Linux's `__GFP_WRITE`) is a refault and may join the
+//! active list at once, and truncation, [`invalidate_mapping_range`] and
+//! the mapping's [`Drop`] (inode eviction) take shadows away with their
+//! range.
 
 // Only the page copies of `folio` use `unsafe`, and say so there.
 #![deny(unsafe_code)]
@@ -89,7 +96,7 @@ use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use mm::addr::{PAGE_SIZE, Pfn};
-use mm::filemap::{AddFolioError, AddressSpace, MappingId, folio_lock, folio_trylock, folio_unlock};
+use mm::filemap::{AddFolioError, AddressSpace, CacheEntry, MappingId, folio_lock, folio_trylock, folio_unlock};
 use mm::gfp::{GFP_HIGHUSER_MOVABLE, Gfp};
 use mm::interval_tree::IMmap;
 use mm::page_alloc::PgData;
@@ -97,6 +104,7 @@ use mm::page_flags::PageFlags;
 use mm::page_writeback::{self, SyncMode, WritebackControl};
 use mm::readahead::{FileRaState, RaMapping, page_cache_async_ra, page_cache_sync_ra};
 use mm::vmscan::{DirectReclaim, Kswapd, Reclaimer, SWAP_CLUSTER_MAX};
+use mm::workingset::workingset_refault;
 use mm::xarray::{PAGECACHE_TAG_DIRTY, PAGECACHE_TAG_WRITEBACK, XaNode};
 use spin::Once;
 use uapi::errno::Errno;
@@ -160,9 +168,9 @@ const MAX_RUN: usize = 32;
 
 /// The page cache's index nodes (Linux `radix_tree_node_cachep`),
 /// allocated with `GFP_NOWAIT` under the mapping lock.
-pub type PageCacheNodes = &'static KmemCacheOf<XaNode<Pfn>>;
+pub type PageCacheNodes = &'static KmemCacheOf<XaNode<CacheEntry>>;
 
-static XA_NODES: Once<Option<KmemCacheOf<XaNode<Pfn>>>> = Once::new();
+static XA_NODES: Once<Option<KmemCacheOf<XaNode<CacheEntry>>>> = Once::new();
 
 fn xa_nodes() -> Result<PageCacheNodes, Errno> {
     XA_NODES
@@ -319,11 +327,11 @@ impl Mapping {
         }
     }
 
-    /// Takes the locked, clean `pfn` out at `index` for reclaim; the
-    /// cache's reference becomes the caller's.
+    /// Takes the locked, clean `pfn` out at `index` for reclaim, leaving
+    /// its shadow (Linux `__remove_mapping`); the cache's reference
+    /// becomes the caller's.
     fn remove_clean(&self, pgdat: &PgData<'_>, index: u64, pfn: Pfn) -> bool {
-        let mut space = self.space.lock();
-        space.lookup(index) == Some(pfn) && space.remove_folio(pgdat, index).is_some()
+        self.space.lock().remove_mapping(pgdat, index, pfn)
     }
 
     /// The cached file, for messages.
@@ -368,6 +376,12 @@ impl Mapping {
         self.space.lock().nrpages()
     }
 
+    /// Shadow entries of evicted pages in the index (see
+    /// [`mm::workingset`]).
+    pub fn nr_shadows(&self) -> u64 {
+        self.space.lock().nr_shadows()
+    }
+
     /// Whether any page is dirty (Linux `mapping_tagged(PAGECACHE_TAG_DIRTY)`).
     pub fn has_dirty(&self) -> bool {
         self.space.lock().tagged(PAGECACHE_TAG_DIRTY)
@@ -406,9 +420,13 @@ impl Mapping {
     /// (its page, referenced). Linux `filemap_add_folio` with its
     /// `xas_nomem` retry: the index's nodes are allocated without sleeping
     /// under the lock, and with `GFP_KERNEL` outside it when that fails.
-    fn add_new_locked(&self, index: u64) -> Result<Result<FolioRef, FolioRef>, Errno> {
+    /// A page replacing the shadow of one reclaim evicted is a refault
+    /// ([`workingset_refault`], which may activate it), unless `gfp` has
+    /// `__GFP_WRITE`: a page about to be overwritten says nothing about
+    /// the workingset.
+    fn add_new_locked(&self, index: u64, gfp: Gfp) -> Result<Result<FolioRef, FolioRef>, Errno> {
         let pgdat = crate::mm::pgdat();
-        let pfn = pgdat.alloc_pages(GFP_HIGHUSER_MOVABLE, 0).ok_or(Errno::ENOMEM)?;
+        let pfn = pgdat.alloc_pages(gfp, 0).ok_or(Errno::ENOMEM)?;
         let folio = FolioRef::from_new(pfn).ok_or(Errno::ENOMEM)?;
         if !folio_trylock(folio.page()) {
             return Err(Errno::EIO);
@@ -416,8 +434,13 @@ impl Mapping {
         for _ in 0..=NOMEM_RETRIES {
             let mut space = self.space.lock();
             match space.add_folio(pgdat, pfn, index) {
-                Ok(()) => {
+                Ok(shadow) => {
                     drop(space);
+                    if let Some(shadow) = shadow
+                        && !gfp.contains(Gfp::WRITE)
+                    {
+                        workingset_refault(pgdat, folio.page(), shadow);
+                    }
                     // Linux `filemap_add_folio`'s `folio_add_lru`.
                     pgdat.folio_add_lru(pfn);
                     return Ok(Ok(folio));
@@ -527,7 +550,7 @@ fn read_cache_page_major(inode: &Inode, index: u64) -> Result<(FolioRef, bool), 
     loop {
         let folio = match mapping.find_get(index) {
             Some(f) => f,
-            None => match mapping.add_new_locked(index)? {
+            None => match mapping.add_new_locked(index, GFP_HIGHUSER_MOVABLE)? {
                 Ok(new) => {
                     fill_locked(mapping, a_ops, &new, index)?;
                     return Ok((new, true));
@@ -728,7 +751,8 @@ fn grab_page_for_write(
                 }
                 f
             }
-            None => match mapping.add_new_locked(index)? {
+            // Linux `grab_cache_page_write_begin`'s `FGP_WRITE`.
+            None => match mapping.add_new_locked(index, GFP_HIGHUSER_MOVABLE | Gfp::WRITE)? {
                 Ok(new) => new,
                 Err(_) => continue,
             },
@@ -1018,6 +1042,11 @@ pub fn truncate_inode_pages_range(mapping: &Mapping, lstart: u64, lend: u64, map
             None => break,
         }
     }
+    // The shadows of evicted pages go with the range (Linux
+    // `truncate_folio_batch_exceptionals`), their nodes freed.
+    if first < end {
+        mapping.space.lock().clear_shadows(first, end - 1);
+    }
     // Partial pages.
     let (start_index, start_offset) = (lstart / PAGE_SIZE, (lstart % PAGE_SIZE) as usize);
     match lend.checked_add(1) {
@@ -1093,12 +1122,16 @@ pub fn invalidate_mapping_range(mapping: &Mapping, start: u64, end: u64) -> u64 
             None => break,
         }
     }
+    // Linux `mapping_try_invalidate`'s `clear_shadow_entries`: the range
+    // forgets its evictions too.
+    mapping.space.lock().clear_shadows(start, end);
     dropped
 }
 
 impl Drop for Mapping {
     /// Empties the cache of a file that is going away and unlists it for
-    /// reclaim (Linux `evict`'s `truncate_inode_pages_final`): every page
+    /// reclaim (Linux `evict`'s `truncate_inode_pages_final`): the
+    /// shadows first, then every page
     /// leaves under its lock, dirty ones too (the VFS wrote back what had
     /// to reach a disk: an inode with dirty pages is on the dirty list,
     /// which holds it; a shmem file's data goes with it). Taking each
@@ -1107,6 +1140,13 @@ impl Drop for Mapping {
     /// sleep.
     fn drop(&mut self) {
         let pgdat = crate::mm::pgdat();
+        {
+            // Linux `evict`'s `mapping_set_exiting`: reclaim evicting a
+            // page meanwhile leaves no shadow behind; those left before go.
+            let mut space = self.space.lock();
+            space.set_exiting();
+            space.clear_shadows(0, u64::MAX);
+        }
         loop {
             let next = {
                 let space = self.space.lock();

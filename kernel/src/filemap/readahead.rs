@@ -33,6 +33,7 @@ use alloc::vec::Vec;
 
 use mm::addr::PAGE_SIZE;
 use mm::filemap::{AddressSpace, folio_unlock};
+use mm::gfp::GFP_HIGHUSER_MOVABLE;
 use mm::page_flags::PageFlags;
 use mm::readahead::{self, FileRaState, RaCache, RaLimits, RaMapping, RaRequest, RaTraceLog};
 use uapi::errno::Errno;
@@ -162,7 +163,7 @@ fn do_readahead(mapping: &Mapping, a_ops: &dyn AddressSpaceOperations, req: RaRe
         }
         let Ok(mut rac) = ReadaheadControl::new(mapping, index) else { return };
         while index < end && !rac.is_full() && mapping.find_get(index).is_none() {
-            let Ok(Ok(folio)) = mapping.add_new_locked(index) else { break };
+            let Ok(Ok(folio)) = mapping.add_new_locked(index, GFP_HIGHUSER_MOVABLE) else { break };
             if req.mark == Some(index) {
                 folio.page().set(PageFlags::READAHEAD);
             }

@@ -25,6 +25,24 @@
 //! reclaim and `drop_caches` leave them alone ([`crate::vmscan`]) and only
 //! truncation or the file's end frees them.
 //!
+//! # Shadow entries
+//!
+//! When reclaim evicts a clean page ([`AddressSpace::remove_mapping`],
+//! Linux `__remove_mapping`), the index keeps a [`Shadow`] at its place
+//! ([`CacheEntry::Shadow`], Linux's value entry from
+//! `workingset_eviction`), and a page added there later finds it
+//! ([`AddressSpace::add_folio`] returns it, for
+//! [`crate::workingset::workingset_refault`]). To every lookup a shadow
+//! is a hole: [`AddressSpace::lookup`] and [`AddressSpace::find`] return
+//! pages only, [`AddressSpace::next_hole`] stops at shadows (Linux
+//! `page_cache_next_miss`). Shadows carry no mark and are not counted in
+//! `nrpages`. Truncation and invalidation take them away with their
+//! range ([`AddressSpace::clear_shadows`], Linux
+//! `truncate_folio_batch_exceptionals` and `clear_shadow_entries`), and
+//! none is planted in a cache that is going away
+//! ([`AddressSpace::set_exiting`], Linux `AS_EXITING`), so that the
+//! index is empty, every node freed, when its file goes.
+//!
 //! The structure is not synchronized: the kernel keeps each one under a
 //! lock that interrupts cannot take while it is held, since writeback
 //! completes in interrupt context (Linux's `xa_lock_irq` on `i_pages`).
@@ -36,11 +54,12 @@
 //! 2. Every page in the index has `mapping` equal to the space's
 //!    [`MappingId`], `index` equal to its key, and a reference for the
 //!    cache.
-//! 3. An entry has the dirty mark exactly when its page is `PG_dirty`, or
+//! 3. A page's entry has the dirty mark exactly when its page is `PG_dirty`, or
 //!    was when it went under writeback (and, while the page is locked,
 //!    between `folio_clear_dirty_for_io` and `folio_start_writeback`); the
 //!    writeback mark exactly when it is `PG_writeback`. In a shmem space
 //!    no entry has any mark and no page is under writeback.
+//! 4. A shadow entry has no mark, and a shmem space has no shadow.
 //!
 //! # The folio lock
 //!
@@ -63,6 +82,7 @@ use crate::page::Page;
 use crate::page_alloc::PgData;
 use crate::page_flags::PageFlags;
 use crate::vmstat::NodeStatItem;
+use crate::workingset::{Shadow, workingset_eviction};
 use crate::xarray::{
     PAGECACHE_TAG_DIRTY, PAGECACHE_TAG_TOWRITE, PAGECACHE_TAG_WRITEBACK, XArray, XaError, XaMark, XaNodeAlloc,
 };
@@ -90,6 +110,28 @@ impl MappingId {
     }
 }
 
+/// What a cache's index holds at an index (Linux: a folio pointer, or a
+/// value entry; of those only shadows exist here, no swap or DAX
+/// entries).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheEntry {
+    /// A cached page.
+    Folio(Pfn),
+    /// Where a page was until reclaim evicted it (Linux `xa_is_value`,
+    /// see [`crate::workingset`]): a hole to every lookup.
+    Shadow(Shadow),
+}
+
+impl CacheEntry {
+    /// The page, if the entry is one.
+    pub const fn folio(self) -> Option<Pfn> {
+        match self {
+            CacheEntry::Folio(pfn) => Some(pfn),
+            CacheEntry::Shadow(_) => None,
+        }
+    }
+}
+
 /// Why a page could not join a cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AddFolioError {
@@ -102,11 +144,15 @@ pub enum AddFolioError {
 
 /// One file's page cache (Linux `struct address_space`), its index's
 /// nodes from `A`.
-pub struct AddressSpace<A: XaNodeAlloc<Pfn>> {
-    /// Pages by index, with the writeback marks (Linux `i_pages`).
-    i_pages: XArray<Pfn, A>,
-    /// Pages in `i_pages` (Linux `nrpages`).
+pub struct AddressSpace<A: XaNodeAlloc<CacheEntry>> {
+    /// Pages and shadows by index, with the writeback marks (Linux
+    /// `i_pages`).
+    i_pages: XArray<CacheEntry, A>,
+    /// Pages in `i_pages`, shadows not counted (Linux `nrpages`).
     nrpages: u64,
+    /// The file is going away: reclaim leaves no shadow (Linux
+    /// `AS_EXITING`).
+    exiting: bool,
     /// What the pages' `mapping` says.
     id: MappingId,
     /// shmem: pages are `PG_swapbacked` and counted in `NR_SHMEM`.
@@ -115,11 +161,11 @@ pub struct AddressSpace<A: XaNodeAlloc<Pfn>> {
     pub wb_err: ErrSeq,
 }
 
-impl<A: XaNodeAlloc<Pfn>> AddressSpace<A> {
+impl<A: XaNodeAlloc<CacheEntry>> AddressSpace<A> {
     /// An empty cache whose pages will say `id`, its index's nodes from
     /// `nodes`; `swapbacked` for shmem.
     pub const fn new(id: MappingId, swapbacked: bool, nodes: A) -> Self {
-        AddressSpace { i_pages: XArray::new(nodes), nrpages: 0, id, swapbacked, wb_err: ErrSeq::new() }
+        AddressSpace { i_pages: XArray::new(nodes), nrpages: 0, exiting: false, id, swapbacked, wb_err: ErrSeq::new() }
     }
 
     /// Its pages' `mapping` word.
@@ -145,22 +191,49 @@ impl<A: XaNodeAlloc<Pfn>> AddressSpace<A> {
         self.nrpages
     }
 
-    /// The page at `index` (Linux `filemap_get_entry`). The caller takes
-    /// its own reference before letting go of the lock.
-    pub fn lookup(&self, index: u64) -> Option<Pfn> {
+    /// Shadow entries in the index (Linux counted them in
+    /// `nrexceptional`).
+    pub fn nr_shadows(&self) -> u64 {
+        (self.i_pages.len() as u64).saturating_sub(self.nrpages)
+    }
+
+    /// The entry at `index`, page or shadow (Linux `filemap_get_entry`).
+    pub fn lookup_entry(&self, index: u64) -> Option<CacheEntry> {
         self.i_pages.load(index)
     }
 
-    /// The first page at or after `start` and at most `max` (Linux
-    /// `find_get_entries`' walk), marked `mark` if given.
-    pub fn find(&self, start: u64, max: u64, mark: Option<XaMark>) -> Option<(u64, Pfn)> {
-        self.i_pages.find(start, max, mark)
+    /// The page at `index`, a shadow being none (Linux `filemap_get_entry`
+    /// as `filemap_get_folio` uses it). The caller takes its own reference
+    /// before letting go of the lock.
+    pub fn lookup(&self, index: u64) -> Option<Pfn> {
+        self.i_pages.load(index).and_then(CacheEntry::folio)
     }
 
-    /// The first index in `start..=max` with no page, if any (Linux
-    /// `page_cache_next_miss`).
+    /// The first page at or after `start` and at most `max` (Linux
+    /// `find_get_entries`' walk, shadows skipped as `filemap_get_folios`
+    /// skips value entries), marked `mark` if given.
+    pub fn find(&self, start: u64, max: u64, mark: Option<XaMark>) -> Option<(u64, Pfn)> {
+        let mut from = start;
+        loop {
+            let (index, entry) = self.i_pages.find(from, max, mark)?;
+            if let CacheEntry::Folio(pfn) = entry {
+                return Some((index, pfn));
+            }
+            from = index.checked_add(1)?;
+        }
+    }
+
+    /// The first index in `start..=max` with no page, a shadow counting as
+    /// none, if any (Linux `page_cache_next_miss`).
     pub fn next_hole(&self, start: u64, max: u64) -> Option<u64> {
-        self.i_pages.next_hole(start, max)
+        let mut expected = start;
+        for (index, entry) in self.i_pages.iter_range(start, max, None) {
+            if index != expected || matches!(entry, CacheEntry::Shadow(_)) {
+                return Some(expected);
+            }
+            expected = index.checked_add(1)?;
+        }
+        (expected <= max).then_some(expected)
     }
 
     /// Whether any page has `mark` (Linux `mapping_tagged`).
@@ -178,14 +251,16 @@ impl<A: XaNodeAlloc<Pfn>> AddressSpace<A> {
     /// Puts `pfn` in the cache at `index` (Linux `__filemap_add_folio`):
     /// the page is new, locked by the caller (it is not uptodate yet) and
     /// holds the caller's reference; the cache takes one more. Counts it
-    /// in `NR_FILE_PAGES` (and `NR_SHMEM`).
-    pub fn add_folio(&mut self, pgdat: &PgData<'_>, pfn: Pfn, index: u64) -> Result<(), AddFolioError> {
+    /// in `NR_FILE_PAGES` (and `NR_SHMEM`). Returns the shadow the page
+    /// replaced, if any, for [`crate::workingset::workingset_refault`].
+    pub fn add_folio(&mut self, pgdat: &PgData<'_>, pfn: Pfn, index: u64) -> Result<Option<Shadow>, AddFolioError> {
         let page = pgdat.pfn_to_page(pfn).ok_or(AddFolioError::NoMemory)?;
         debug_assert!(folio_test_locked(page), "a page joins the cache locked");
-        if let Some(other) = self.i_pages.load(index) {
+        if let Some(CacheEntry::Folio(other)) = self.i_pages.load(index) {
             return Err(AddFolioError::Exists(other));
         }
-        self.i_pages.store(index, pfn).map_err(|XaError::NoMemory| AddFolioError::NoMemory)?;
+        let old =
+            self.i_pages.store(index, CacheEntry::Folio(pfn)).map_err(|XaError::NoMemory| AddFolioError::NoMemory)?;
         page.get();
         page.set_mapping(self.id.as_u64());
         page.set_index(index);
@@ -195,19 +270,59 @@ impl<A: XaNodeAlloc<Pfn>> AddressSpace<A> {
         }
         pgdat.mod_node_page_state(NodeStatItem::NrFilePages, 1);
         self.nrpages += 1;
-        Ok(())
+        Ok(match old {
+            Some(CacheEntry::Shadow(shadow)) => Some(shadow),
+            _ => None,
+        })
     }
 
     /// Takes the page at `index` out of the cache (Linux
-    /// `__filemap_remove_folio`): it must be locked and not under
-    /// writeback; a dirty page's dirtiness is dropped with it (Linux
+    /// `__filemap_remove_folio` with no shadow): it must be locked and not
+    /// under writeback; a dirty page's dirtiness is dropped with it (Linux
     /// `folio_account_cleaned`, as truncation does; a shmem page's was
-    /// never counted). Returns the page,
-    /// whose cache reference the caller now owns and puts after letting
-    /// go of the lock.
+    /// never counted). Returns the page, whose cache reference the caller
+    /// now owns and puts after letting go of the lock; `None` if no page
+    /// is there (a shadow stays).
     #[must_use = "the cache's reference to the page is the caller's to put"]
     pub fn remove_folio(&mut self, pgdat: &PgData<'_>, index: u64) -> Option<Pfn> {
-        let pfn = self.i_pages.erase(index)?;
+        self.lookup(index)?;
+        let pfn = self.i_pages.erase(index).and_then(CacheEntry::folio)?;
+        self.page_cache_delete(pgdat, pfn);
+        Some(pfn)
+    }
+
+    /// Takes the locked, clean page `pfn` out at `index` for reclaim, if
+    /// it is still there, leaving its shadow in its place (Linux
+    /// `__remove_mapping`'s part under the cache's lock:
+    /// `workingset_eviction` and `__filemap_remove_folio` with the
+    /// shadow). No shadow is left in a shmem space (its pages are not on
+    /// the file lists) or one going away. True if it took the page; the
+    /// cache's reference is then the caller's.
+    #[must_use = "the cache's reference to the page is the caller's to put"]
+    pub fn remove_mapping(&mut self, pgdat: &PgData<'_>, index: u64, pfn: Pfn) -> bool {
+        if self.lookup(index) != Some(pfn) {
+            return false;
+        }
+        let Some(page) = pgdat.pfn_to_page(pfn) else { return false };
+        if self.swapbacked || self.exiting {
+            return self.remove_folio(pgdat, index).is_some();
+        }
+        let shadow = CacheEntry::Shadow(workingset_eviction(pgdat, page));
+        // Replacing an entry allocates nothing: its nodes exist.
+        if self.i_pages.store(index, shadow).is_err() {
+            return self.remove_folio(pgdat, index).is_some();
+        }
+        for mark in XaMark::ALL {
+            self.i_pages.clear_mark(index, mark);
+        }
+        self.page_cache_delete(pgdat, pfn);
+        true
+    }
+
+    /// What leaving the cache does to a page and the counts (Linux
+    /// `page_cache_delete`'s and `filemap_unaccount_folio`'s part after
+    /// the index lost it).
+    fn page_cache_delete(&mut self, pgdat: &PgData<'_>, pfn: Pfn) {
         self.nrpages = self.nrpages.saturating_sub(1);
         if let Some(page) = pgdat.pfn_to_page(pfn) {
             debug_assert!(!page.test(PageFlags::WRITEBACK), "a page under writeback left the cache");
@@ -220,7 +335,33 @@ impl<A: XaNodeAlloc<Pfn>> AddressSpace<A> {
             }
         }
         pgdat.mod_node_page_state(NodeStatItem::NrFilePages, -1);
-        Some(pfn)
+    }
+
+    /// Erases the shadow entries in `start..=end`, freeing the index
+    /// nodes they leave empty (Linux `truncate_folio_batch_exceptionals`
+    /// for truncation, `clear_shadow_entries` for invalidation); pages
+    /// stay. Returns how many went.
+    pub fn clear_shadows(&mut self, start: u64, end: u64) -> u64 {
+        let mut cleared = 0;
+        let mut from = start;
+        while let Some((index, entry)) = self.i_pages.find(from, end, None) {
+            if let CacheEntry::Shadow(_) = entry {
+                self.i_pages.erase(index);
+                cleared += 1;
+            }
+            match index.checked_add(1) {
+                Some(next) => from = next,
+                None => break,
+            }
+        }
+        cleared
+    }
+
+    /// Marks the cache as going away: reclaim leaves no shadow in it from
+    /// now on (Linux `mapping_set_exiting`, which `evict` calls before
+    /// `truncate_inode_pages_final`).
+    pub fn set_exiting(&mut self) {
+        self.exiting = true;
     }
 
     /// Puts `new` in the cache in place of `old` at `index`, its marks
@@ -236,10 +377,10 @@ impl<A: XaNodeAlloc<Pfn>> AddressSpace<A> {
     #[doc(alias = "folio_migrate_mapping")]
     pub fn migrate_folio(&mut self, pgdat: &PgData<'_>, index: u64, old: Pfn, new: Pfn) -> bool {
         let (Some(oldpage), Some(newpage)) = (pgdat.pfn_to_page(old), pgdat.pfn_to_page(new)) else { return false };
-        if self.i_pages.load(index) != Some(old) || oldpage.refcount() != 2 || oldpage.test(PageFlags::WRITEBACK) {
+        if self.lookup(index) != Some(old) || oldpage.refcount() != 2 || oldpage.test(PageFlags::WRITEBACK) {
             return false;
         }
-        if self.i_pages.store(index, new).is_err() {
+        if self.i_pages.store(index, CacheEntry::Folio(new)).is_err() {
             return false;
         }
         newpage.get();
@@ -249,8 +390,12 @@ impl<A: XaNodeAlloc<Pfn>> AddressSpace<A> {
         true
     }
 
+    /// Sets `mark` on the page at `index`; a shadow gets none
+    /// (invariant 4).
     pub(crate) fn set_mark(&mut self, index: u64, mark: XaMark) {
-        self.i_pages.set_mark(index, mark);
+        if self.lookup(index).is_some() {
+            self.i_pages.set_mark(index, mark);
+        }
     }
 
     pub(crate) fn clear_mark(&mut self, index: u64, mark: XaMark) {
@@ -266,8 +411,19 @@ impl<A: XaNodeAlloc<Pfn>> AddressSpace<A> {
     /// Checks the invariants of the module documentation.
     pub fn check(&self, pgdat: &PgData<'_>) -> Result<(), &'static str> {
         let mut count = 0u64;
-        let mut next = 0u64;
-        while let Some((index, pfn)) = self.i_pages.find(next, u64::MAX, None) {
+        for (index, entry) in self.i_pages.iter() {
+            let pfn = match entry {
+                CacheEntry::Folio(pfn) => pfn,
+                CacheEntry::Shadow(_) => {
+                    if self.swapbacked {
+                        return Err("4: a shmem space holds a shadow");
+                    }
+                    if XaMark::ALL.into_iter().any(|mark| self.i_pages.get_mark(index, mark)) {
+                        return Err("4: a shadow entry has a mark");
+                    }
+                    continue;
+                }
+            };
             count += 1;
             let page = pgdat.pfn_to_page(pfn).ok_or("2: a cached pfn has no page")?;
             if page.mapping() != self.id.as_u64() || page.index() != index {
@@ -293,10 +449,6 @@ impl<A: XaNodeAlloc<Pfn>> AddressSpace<A> {
             }
             if writeback != self.i_pages.get_mark(index, PAGECACHE_TAG_WRITEBACK) {
                 return Err("3: the writeback mark disagrees with PG_writeback");
-            }
-            match index.checked_add(1) {
-                Some(n) => next = n,
-                None => break,
             }
         }
         if count != self.nrpages {

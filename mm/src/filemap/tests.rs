@@ -4,7 +4,7 @@ use crate::sim::Sim;
 
 const MIB: u64 = 1 << 20;
 
-type Nodes = crate::sim::HeapAlloc<crate::xarray::XaNode<Pfn>>;
+type Nodes = crate::sim::HeapAlloc<crate::xarray::XaNode<crate::filemap::CacheEntry>>;
 
 const ID: MappingId = match MappingId::new(0x1000) {
     Some(id) => id,

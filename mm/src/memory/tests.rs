@@ -30,7 +30,7 @@ use crate::vma::{FaultPage, VM_READHINTMASK};
 use crate::vmstat::NodeStatItem;
 use crate::xarray::XaNode;
 
-type Nodes = HeapAlloc<XaNode<Pfn>>;
+type Nodes = HeapAlloc<XaNode<crate::filemap::CacheEntry>>;
 
 /// A second mapping's address, well away from `X`.
 const Y: u64 = X + 0x100_0000;

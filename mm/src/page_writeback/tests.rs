@@ -10,7 +10,7 @@ use crate::sim::{Sim, SimFolioWaits};
 
 const MIB: u64 = 1 << 20;
 
-type Nodes = crate::sim::HeapAlloc<crate::xarray::XaNode<Pfn>>;
+type Nodes = crate::sim::HeapAlloc<crate::xarray::XaNode<crate::filemap::CacheEntry>>;
 type Space = AddressSpace<Nodes>;
 const ID: MappingId = match MappingId::new(0x2000) {
     Some(id) => id,

@@ -30,7 +30,7 @@ use crate::vma::{FaultPage, FileFaultError, VmaFile, VmaFlags};
 use crate::vmstat::NodeStatItem;
 use crate::xarray::XaNode;
 
-type Nodes = HeapAlloc<XaNode<Pfn>>;
+type Nodes = HeapAlloc<XaNode<crate::filemap::CacheEntry>>;
 
 /// The simulated shmem: every file it made, so that the test's machine
 /// can free their pages once every VMA gave its reference back.

@@ -14,7 +14,7 @@ const ID: MappingId = match MappingId::new(0x3000) {
     None => panic!("an aligned, non-zero id"),
 };
 
-type Nodes = crate::sim::HeapAlloc<crate::xarray::XaNode<Pfn>>;
+type Nodes = crate::sim::HeapAlloc<crate::xarray::XaNode<crate::filemap::CacheEntry>>;
 
 /// One file's cache behind a lock, the way the kernel keeps it.
 struct OneFile {
@@ -26,7 +26,7 @@ struct OneFile {
 impl CacheOwners for OneFile {
     fn remove_clean(&self, pgdat: &PgData<'_>, id: MappingId, index: u64, pfn: Pfn) -> bool {
         let mut space = self.space.lock().unwrap();
-        id == space.id() && space.lookup(index) == Some(pfn) && space.remove_folio(pgdat, index).is_some()
+        id == space.id() && space.remove_mapping(pgdat, index, pfn)
     }
 
     fn folio_referenced(&self, _: &PgData<'_>, _: Pfn, _: bool) -> Referenced {
@@ -164,7 +164,15 @@ fn an_inactive_list_smaller_than_the_active_is_refilled_from_it() {
         "deactivated, then reclaimed"
     );
     assert_eq!(pgdat.all_vm_events(VmEventItem::Pgdeactivate), 8);
-    assert_eq!(file.space.lock().unwrap().nrpages(), 0);
+    let space = file.space.lock().unwrap();
+    assert_eq!((space.nrpages(), space.nr_shadows()), (0, 8), "each evicted page left a shadow");
+    for index in 0..8 {
+        let Some(crate::filemap::CacheEntry::Shadow(shadow)) = space.lookup_entry(index) else {
+            panic!("no shadow at {index}")
+        };
+        assert!(shadow.unpack().workingset, "deactivated pages were PG_workingset when evicted");
+    }
+    space.check(&pgdat).unwrap();
 }
 
 /// Fills memory with clean cache pages of `file` until an allocation

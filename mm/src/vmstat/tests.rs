@@ -68,6 +68,12 @@ fn vmstat_prints_zone_then_node_then_event_items_in_linux_order() {
             "nr_unevictable",
             "nr_slab_reclaimable",
             "nr_slab_unreclaimable",
+            "workingset_refault_anon",
+            "workingset_refault_file",
+            "workingset_activate_anon",
+            "workingset_activate_file",
+            "workingset_restore_anon",
+            "workingset_restore_file",
             "nr_anon_pages",
             "nr_mapped",
             "nr_file_pages",
@@ -113,7 +119,7 @@ fn vmstat_prints_zone_then_node_then_event_items_in_linux_order() {
         ]
     );
     assert!(text.starts_with(&format!("nr_free_pages {}\n", pgdat.nr_free_pages())), "{text}");
-    assert!(text.contains("\nnr_slab_unreclaimable 2\nnr_anon_pages 0\nnr_mapped 0\nnr_file_pages 0\nnr_dirty 0\nnr_writeback 0\nnr_shmem 0\nnr_kernel_stack 128\n"), "{text}");
+    assert!(text.contains("\nnr_slab_unreclaimable 2\nworkingset_refault_anon 0\nworkingset_refault_file 0\nworkingset_activate_anon 0\nworkingset_activate_file 0\nworkingset_restore_anon 0\nworkingset_restore_file 0\nnr_anon_pages 0\nnr_mapped 0\nnr_file_pages 0\nnr_dirty 0\nnr_writeback 0\nnr_shmem 0\nnr_kernel_stack 128\n"), "{text}");
     assert!(text.contains("\ndrop_pagecache 1\ndrop_slab 0\noom_kill 0\npgmigrate_success 0\n"), "{text}");
     assert!(text.ends_with("\ncompact_isolated 0\nunevictable_pgs_culled 0\nunevictable_pgs_rescued 0\nunevictable_pgs_mlocked 0\nunevictable_pgs_munlocked 0\nunevictable_pgs_cleared 0\n"), "{text}");
 }
@@ -167,6 +173,8 @@ fn zoneinfo_prints_every_zone_in_linux_layout() {
     let dma = format!(
         "Node 0, zone      DMA\n  per-node stats\n      nr_inactive_anon 0\n      nr_active_anon 0\n      \
          nr_inactive_file 0\n      nr_active_file 0\n      nr_unevictable 0\n      nr_slab_reclaimable 0\n      nr_slab_unreclaimable 0\n      \
+         workingset_refault_anon 0\n      workingset_refault_file 0\n      workingset_activate_anon 0\n      \
+         workingset_activate_file 0\n      workingset_restore_anon 0\n      workingset_restore_file 0\n      \
          nr_anon_pages 0\n      nr_mapped    0\n      nr_file_pages 0\n      nr_dirty     0\n      \
          nr_writeback 0\n      nr_shmem     0\n      nr_kernel_stack 0\n      nr_page_table_pages 7\n      \
          nr_dirtied   0\n      nr_written   0\n      nr_mlock     0\n{}\n      \
