@@ -323,6 +323,11 @@ pub struct PgData<'a> {
     oom_killer: spin::Once<&'static dyn OutOfMemory>,
     /// The node's kswapd, woken by the slow path.
     kswapd: spin::Once<&'static dyn crate::vmscan::Kswapd>,
+    /// kswapd runs in a row that freed nothing (Linux
+    /// `pgdat->kswapd_failures`); from `MAX_RECLAIM_RETRIES` on the node
+    /// is hopeless and kswapd is left asleep until some reclaim frees a
+    /// page again ([`crate::vmscan`]).
+    kswapd_failures: core::sync::atomic::AtomicU32,
     /// The node's LRU lists (Linux `lruvec` and its `lru_lock`), taken
     /// with interrupts off; see [`crate::swap`].
     lruvec: spin::Mutex<crate::swap::Lruvec>,
@@ -552,6 +557,7 @@ impl<'a> PgData<'a> {
             direct_reclaim: spin::Once::new(),
             oom_killer: spin::Once::new(),
             kswapd: spin::Once::new(),
+            kswapd_failures: core::sync::atomic::AtomicU32::new(0),
             lruvec: spin::Mutex::new(crate::swap::Lruvec::new()),
             nonresident_age: AtomicU64::new(0),
             lru_batches,
@@ -597,6 +603,11 @@ impl<'a> PgData<'a> {
     /// registration stays.
     pub fn set_kswapd(&self, kswapd: &'static dyn crate::vmscan::Kswapd) {
         self.kswapd.call_once(|| kswapd);
+    }
+
+    /// kswapd's failed runs in a row (Linux `kswapd_failures`).
+    pub fn kswapd_failures(&self) -> &core::sync::atomic::AtomicU32 {
+        &self.kswapd_failures
     }
 
     /// Registers the reclaim the slow path runs for allocations that may
@@ -885,6 +896,7 @@ impl<'a> PgData<'a> {
         // Linux `wake_all_kswapds`: below the low watermark, kswapd
         // reclaims in the background while this allocation goes on.
         if gfp.contains(Gfp::KSWAPD_RECLAIM)
+            && !crate::vmscan::pgdat_unreclaimable(self)
             && let Some(kswapd) = self.kswapd.get()
         {
             kswapd.wakeup(order);

@@ -166,9 +166,27 @@ pub fn pgdat_balanced(pgdat: &PgData<'_>) -> bool {
     pgdat.zones().iter().filter(|z| z.managed_pages() > 0).all(|z| z.free_pages() >= z.watermark(Watermark::High))
 }
 
+/// Runs of kswapd in a row that free nothing before the node counts as
+/// hopeless (Linux `MAX_RECLAIM_RETRIES`).
+pub const MAX_RECLAIM_RETRIES: u32 = 16;
+
+/// Whether kswapd gave up on the node (Linux `kswapd_failures >=
+/// MAX_RECLAIM_RETRIES`): the slow path stops waking it, and it sleeps,
+/// until some reclaim frees a page again.
+pub fn pgdat_unreclaimable(pgdat: &PgData<'_>) -> bool {
+    pgdat.kswapd_failures().load(core::sync::atomic::Ordering::Relaxed) >= MAX_RECLAIM_RETRIES
+}
+
+/// Whether kswapd may go to sleep (Linux `prepare_kswapd_sleep`): the
+/// node is balanced, or hopeless.
+pub fn prepare_kswapd_sleep(pgdat: &PgData<'_>) -> bool {
+    pgdat_unreclaimable(pgdat) || pgdat_balanced(pgdat)
+}
+
 /// kswapd's work (Linux `balance_pgdat`): reclaims until every zone is
-/// back above its high watermark or a pass frees nothing. Returns the
-/// pages freed. Never sleeps; allocates nothing.
+/// back above its high watermark or a pass frees nothing; a run that
+/// frees nothing counts as a failure ([`pgdat_unreclaimable`]). Returns
+/// the pages freed. Never sleeps.
 pub fn balance_pgdat<O: CacheOwners + ?Sized>(pgdat: &PgData<'_>, owners: &O, waits: &dyn FolioWaitTable) -> u64 {
     pgdat.count_vm_events(VmEventItem::Pageoutrun, 1);
     let mut total = 0;
@@ -185,6 +203,9 @@ pub fn balance_pgdat<O: CacheOwners + ?Sized>(pgdat: &PgData<'_>, owners: &O, wa
         }
         total += freed;
         pgdat.drain_all_pages();
+    }
+    if total == 0 && !pgdat_balanced(pgdat) {
+        pgdat.kswapd_failures().fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     }
     total
 }
@@ -404,6 +425,10 @@ pub fn shrink_page_cache<O: CacheOwners + ?Sized>(
                 }
             }
         }
+    }
+    if freed > 0 {
+        // Linux `shrink_node`: progress makes the node hopeful again.
+        pgdat.kswapd_failures().store(0, core::sync::atomic::Ordering::Relaxed);
     }
     freed
 }

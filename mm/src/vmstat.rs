@@ -124,6 +124,12 @@ pub enum VmEventItem {
     PgscanDirect,
     /// kswapd's balancing runs (`PAGEOUTRUN`).
     Pageoutrun,
+    /// kswapd woken again during its short nap after balancing the node
+    /// (`KSWAPD_LOW_WMARK_HIT_QUICKLY`, Linux `kswapd_try_to_sleep`).
+    KswapdLowWmarkHitQuickly,
+    /// The node below its high watermark again when kswapd's nap ended
+    /// (`KSWAPD_HIGH_WMARK_HIT_QUICKLY`).
+    KswapdHighWmarkHitQuickly,
     /// Page-cache drops through `drop_caches` (`DROP_PAGECACHE`), counted
     /// by the kernel's drop-caches command through
     /// [`PgData::count_vm_event`].
@@ -166,7 +172,7 @@ pub enum VmEventItem {
 }
 
 /// Number of [`VmEventItem`]s.
-pub const NR_VM_EVENT_ITEMS: usize = 31;
+pub const NR_VM_EVENT_ITEMS: usize = 33;
 
 impl VmEventItem {
     /// Every item, in /proc/vmstat order.
@@ -189,6 +195,8 @@ impl VmEventItem {
         VmEventItem::PgscanKswapd,
         VmEventItem::PgscanDirect,
         VmEventItem::Pageoutrun,
+        VmEventItem::KswapdLowWmarkHitQuickly,
+        VmEventItem::KswapdHighWmarkHitQuickly,
         VmEventItem::DropPagecache,
         VmEventItem::DropSlab,
         VmEventItem::OomKill,
@@ -221,6 +229,8 @@ impl VmEventItem {
             VmEventItem::PgscanKswapd => "pgscan_kswapd",
             VmEventItem::PgscanDirect => "pgscan_direct",
             VmEventItem::Pageoutrun => "pageoutrun",
+            VmEventItem::KswapdLowWmarkHitQuickly => "kswapd_low_wmark_hit_quickly",
+            VmEventItem::KswapdHighWmarkHitQuickly => "kswapd_high_wmark_hit_quickly",
             VmEventItem::Pgfault => "pgfault",
             VmEventItem::Pgmajfault => "pgmajfault",
             VmEventItem::Pgreuse => "pgreuse",
@@ -244,8 +254,14 @@ impl VmEventItem {
 
 /// One CPU's event counts (Linux `struct vm_event_state`). All-zero
 /// memory is a valid, empty state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct VmEventState([AtomicU64; NR_VM_EVENT_ITEMS]);
+
+impl Default for VmEventState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl VmEventState {
     /// All counts zero.
@@ -456,8 +472,8 @@ impl fmt::Display for Vmstat<'_, '_> {
 /// and its start pfn.
 ///
 /// The fields we have, in Linux's layout: watermark boost and CMA pages are
-/// 0 (neither mechanism exists); `node_unreclaimable` is 0 (reclaim never
-/// marks a node so); `vm stats threshold` is 0 (counters are never folded; see the
+/// 0 (neither mechanism exists); `node_unreclaimable` is 1 once kswapd
+/// failed `MAX_RECLAIM_RETRIES` runs in a row; `vm stats threshold` is 0 (counters are never folded; see the
 /// module documentation). Left out: the `promo` watermark (no memory
 /// tiering), zone counters other than `nr_free_pages` (the LRU is per
 /// node, in the per-node stats; no mlock
@@ -507,7 +523,7 @@ impl fmt::Display for Zoneinfo<'_, '_> {
                 write!(f, "\n              batch:    {batch}")?;
                 f.write_str("\n  vm stats threshold: 0")?;
             }
-            f.write_str("\n  node_unreclaimable:  0")?;
+            write!(f, "\n  node_unreclaimable:  {}", u8::from(crate::vmscan::pgdat_unreclaimable(pgdat)))?;
             writeln!(f, "\n  start_pfn:           {}", zone.start_pfn())?;
         }
         Ok(())

@@ -104,6 +104,7 @@ use mm::page_flags::PageFlags;
 use mm::page_writeback::{self, SyncMode, WritebackControl};
 use mm::readahead::{FileRaState, RaMapping, page_cache_async_ra, page_cache_sync_ra};
 use mm::vmscan::{DirectReclaim, Kswapd, Reclaimer, SWAP_CLUSTER_MAX};
+use mm::vmstat::VmEventItem;
 use mm::workingset::workingset_refault;
 use mm::xarray::{PAGECACHE_TAG_DIRTY, PAGECACHE_TAG_WRITEBACK, XaNode};
 use spin::Once;
@@ -273,6 +274,30 @@ impl Kswapd for KernelKswapd {
 
 static KSWAPD: KernelKswapd = KernelKswapd { task: Once::new(), woken: AtomicBool::new(false) };
 
+/// kswapd between runs (Linux `kswapd_try_to_sleep`): once the node is
+/// balanced (or hopeless), a nap of 100 ms (`HZ/10`), then, if nothing
+/// woke it and the node is still balanced, sleep until woken. Woken
+/// during the nap counts `kswapd_low_wmark_hit_quickly`; the node out of
+/// balance when the nap ends, `kswapd_high_wmark_hit_quickly`.
+fn kswapd_try_to_sleep(pgdat: &PgData<'_>) {
+    /// Linux's `HZ/10`.
+    const NAP_NS: u64 = 100_000_000;
+    let woken = || KSWAPD.woken.load(Ordering::Acquire);
+    if woken() || !mm::vmscan::prepare_kswapd_sleep(pgdat) {
+        return;
+    }
+    let deadline = crate::arch::x86_64::tsc::now_ns().saturating_add(NAP_NS);
+    if !crate::sched::wait::sleep_until_ns(deadline, woken) {
+        pgdat.count_vm_event(VmEventItem::KswapdLowWmarkHitQuickly);
+        return;
+    }
+    if !mm::vmscan::prepare_kswapd_sleep(pgdat) {
+        pgdat.count_vm_event(VmEventItem::KswapdHighWmarkHitQuickly);
+        return;
+    }
+    crate::sched::wait::sleep_until_ns(u64::MAX, woken);
+}
+
 /// Starts kswapd and registers it with the allocator, once.
 fn start_kswapd() {
     KSWAPD.task.call_once(|| {
@@ -280,7 +305,7 @@ fn start_kswapd() {
             // Linux's kswapd runs with `PF_MEMALLOC` for good.
             let _memalloc = crate::sched::memalloc_noreclaim_save();
             loop {
-                crate::sched::wait::sleep_until_ns(u64::MAX, || KSWAPD.woken.load(Ordering::Acquire));
+                kswapd_try_to_sleep(crate::mm::pgdat());
                 KSWAPD.woken.store(false, Ordering::Release);
                 let caches = folio::KernelCaches::new();
                 mm::vmscan::balance_pgdat(crate::mm::pgdat(), &caches, &FOLIO_WAIT);

@@ -155,12 +155,23 @@ fn proc_file(path: &[u8], flags: u32) -> Result<Option<FileKind>, Errno> {
         }
         "/proc/self/status" => crate::syscall::status_text(&sched::current()),
         "/proc/mounts" | "/proc/self/mounts" => namespace::proc_mounts(),
+        "/proc/meminfo" => proc_text(&crate::mm::meminfo())?,
+        "/proc/vmstat" => proc_text(&mm::vmstat::Vmstat(crate::mm::pgdat()))?,
+        "/proc/zoneinfo" => proc_text(&mm::vmstat::Zoneinfo(crate::mm::pgdat()))?,
+        "/proc/buddyinfo" => proc_text(&mm::vmstat::Buddyinfo(crate::mm::pgdat()))?,
         _ => return Err(Errno::ENOENT),
     };
     if writing {
         return Err(Errno::EACCES);
     }
     Ok(Some(FileKind::Text(text.into_bytes())))
+}
+
+/// The text of a generated report, ENOMEM if it cannot grow.
+fn proc_text(report: &dyn core::fmt::Display) -> Result<String, Errno> {
+    let mut text = TryString::default();
+    core::fmt::write(&mut text, format_args!("{report}")).map_err(|_| Errno::ENOMEM)?;
+    Ok(text.0)
 }
 
 /// A `String` whose every growth is fallible: a failed reservation is

@@ -337,3 +337,40 @@ fn a_dirty_page_reclaim_met_is_rotated_when_written_and_freed_next() {
     assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32, Reclaimer::Direct), 1, "freed at the next scan");
     assert_eq!(file.space.lock().unwrap().nrpages(), 0);
 }
+
+/// kswapd runs that free nothing make the node hopeless after
+/// `MAX_RECLAIM_RETRIES` (Linux `kswapd_failures`): the slow path stops
+/// waking kswapd and zoneinfo says `node_unreclaimable`; a reclaim that
+/// frees a page again makes it hopeful.
+#[test]
+fn a_node_kswapd_cannot_balance_turns_hopeless_until_reclaim_frees_again() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let kswapd: &'static CountingKswapd = Box::leak(Box::new(CountingKswapd(std::sync::atomic::AtomicU64::new(0))));
+    pgdat.set_kswapd(kswapd);
+    // Memory full of pages no reclaim can take, and one cache page.
+    let mut held = Vec::new();
+    while let Some(pfn) = pgdat.alloc_pages(GFP_KERNEL | Gfp::NOWARN, 0) {
+        held.push(pfn);
+    }
+    let file = new_file();
+    for _ in 0..MAX_RECLAIM_RETRIES {
+        assert!(!pgdat_unreclaimable(&pgdat));
+        assert_eq!(balance_pgdat(&pgdat, &file, &SimFolioWaits), 0);
+    }
+    assert!(pgdat_unreclaimable(&pgdat) && prepare_kswapd_sleep(&pgdat));
+    assert!(crate::vmstat::Zoneinfo(&pgdat).to_string().contains("node_unreclaimable:  1"));
+    let wakeups = kswapd.0.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(pgdat.alloc_pages(GFP_KERNEL | Gfp::NOWARN, 0).is_none());
+    assert_eq!(kswapd.0.load(std::sync::atomic::Ordering::Relaxed), wakeups, "a hopeless node's kswapd is left asleep");
+    // One cache page comes and reclaim frees it: hopeful again.
+    // SAFETY: one of the test's pages, given back to become a cache page.
+    unsafe { pgdat.put_page(held.pop().unwrap()) }.unwrap();
+    let file = fill(&pgdat, file, 1).0;
+    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 1, Reclaimer::Direct), 1);
+    assert!(!pgdat_unreclaimable(&pgdat));
+    for pfn in held {
+        // SAFETY: the test's pages.
+        unsafe { pgdat.put_page(pfn) }.unwrap();
+    }
+}

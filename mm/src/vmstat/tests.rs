@@ -103,6 +103,8 @@ fn vmstat_prints_zone_then_node_then_event_items_in_linux_order() {
             "pgscan_kswapd",
             "pgscan_direct",
             "pageoutrun",
+            "kswapd_low_wmark_hit_quickly",
+            "kswapd_high_wmark_hit_quickly",
             "drop_pagecache",
             "drop_slab",
             "oom_kill",
