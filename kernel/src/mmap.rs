@@ -167,6 +167,7 @@ pub fn zero_pfn() -> Option<Pfn> {
 
 /// A new, empty address space (Linux `mm_alloc`).
 pub fn mm_alloc() -> Result<MmRef, Errno> {
+    mmput_async_drain();
     let g = GLOBALS.get().ok_or(Errno::ENOMEM)?;
     let kernel = pgtable::kernel_pgtable().ok_or(Errno::ENOMEM)?;
     let zero = &crate::shmem::SHMEM_ZERO;
@@ -395,19 +396,79 @@ pub fn unmap_mapping_range_trylock(mapping: u64, i_mmap: &IMmap, first: u64, las
 /// The references a walk takes are kept until the walker is dropped: an
 /// address space whose last other reference went meanwhile is torn down
 /// then, with no page lock held, not in the middle of a walk that holds
-/// page locks.
+/// page locks. A reclaim walker hands them to [`mmput_async`] instead:
+/// reclaim runs inside an allocation whose caller may hold locks that a
+/// teardown needs (a file's, through its last reference).
 pub struct RmapWalk<'s> {
     caches: SlabVmas,
     stop: &'s dyn Fn() -> bool,
     held: crate::sync::Mutex<Vec<MmRef>>,
+    defer_put: bool,
 }
 
 impl<'s> RmapWalk<'s> {
     /// A walker; `None` before [`init`]. Must be dropped with no page lock
     /// held.
     pub fn new(stop: &'s dyn Fn() -> bool) -> Option<Self> {
-        GLOBALS.get().map(|g| RmapWalk { caches: &g.caches, stop, held: crate::sync::Mutex::new(Vec::new()) })
+        GLOBALS.get().map(|g| RmapWalk {
+            caches: &g.caches,
+            stop,
+            held: crate::sync::Mutex::new(Vec::new()),
+            defer_put: false,
+        })
     }
+}
+
+/// Reclaim's walks never stop early (compaction's may).
+fn never_stop() -> bool {
+    false
+}
+
+impl RmapWalk<'static> {
+    /// A walker for reclaim, which drops its references through
+    /// [`mmput_async`]; `None` before [`init`].
+    pub fn for_reclaim() -> Option<Self> {
+        let mut walk = RmapWalk::new(&never_stop)?;
+        walk.defer_put = true;
+        Some(walk)
+    }
+}
+
+impl Drop for RmapWalk<'_> {
+    fn drop(&mut self) {
+        if self.defer_put {
+            mmput_async(core::mem::take(&mut *self.held.lock()));
+        }
+    }
+}
+
+/// Address spaces whose references reclaim walks held (Linux
+/// `mmput_async`), to be dropped, and torn down if they were the last,
+/// by [`mmput_async_drain`] in a context that holds no lock of an
+/// allocation's caller (kswapd between runs, `mm_alloc`). A sleeping
+/// mutex; allocating under it is allowed (a reclaimer's allocations never
+/// reclaim, so never come back here).
+static MMPUT_ASYNC: crate::sync::Mutex<Vec<MmRef>> = crate::sync::Mutex::new(Vec::new());
+
+/// Queues references for [`mmput_async_drain`]; without room for them,
+/// drops them at once, with a warning.
+fn mmput_async(mms: Vec<MmRef>) {
+    if mms.is_empty() {
+        return;
+    }
+    let mut list = MMPUT_ASYNC.lock();
+    if list.try_reserve(mms.len()).is_ok() {
+        list.extend(mms);
+    } else {
+        drop(list);
+        log::warn!("mm: no memory to defer {} address-space references; dropping them in reclaim", mms.len());
+    }
+}
+
+/// Drops the references reclaim walks left (see [`MMPUT_ASYNC`]).
+pub fn mmput_async_drain() {
+    let mms = core::mem::take(&mut *MMPUT_ASYNC.lock());
+    drop(mms);
 }
 
 impl RmapMms<'static, X86PteFormat, SlabVmas> for RmapWalk<'_> {
@@ -440,8 +501,10 @@ impl RmapMms<'static, X86PteFormat, SlabVmas> for RmapWalk<'_> {
         let mut held = self.held.lock();
         for mm in mms {
             // Without room to keep it, a reference that may be the last
-            // is dropped at once: teardown takes no lock of an anonymous
-            // page, the only pages a walk locks today.
+            // is dropped at once. A teardown then could wait for the lock
+            // of the file page the walker holds (reclaim's), if it
+            // truncated that file; reclaim walkers allocate from the
+            // reserves (`PF_MEMALLOC`), so this needs them exhausted too.
             if held.iter().any(|h| Arc::ptr_eq(h, &mm)) || held.try_reserve(1).is_err() {
                 continue;
             }

@@ -177,15 +177,10 @@ pub(super) struct KernelCaches {
     walk: Option<crate::mmap::RmapWalk<'static>>,
 }
 
-/// Reclaim's walks never stop early (compaction's may).
-fn never_stop() -> bool {
-    false
-}
-
 impl KernelCaches {
     /// For one reclaim call.
     pub(super) fn new() -> Self {
-        KernelCaches { walk: crate::mmap::RmapWalk::new(&never_stop) }
+        KernelCaches { walk: crate::mmap::RmapWalk::for_reclaim() }
     }
 }
 

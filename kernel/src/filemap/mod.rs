@@ -310,6 +310,7 @@ fn start_kswapd() {
                 let caches = folio::KernelCaches::new();
                 mm::vmscan::balance_pgdat(crate::mm::pgdat(), &caches, &FOLIO_WAIT);
                 drop(caches);
+                crate::mmap::mmput_async_drain();
                 crate::sched::cond_resched();
             }
         });
