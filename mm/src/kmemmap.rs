@@ -5,8 +5,9 @@
 //! Linux has no such file; the nearest are `/proc/pagetypeinfo`'s block
 //! counts per migratetype and the page-types tool over
 //! `/proc/kpageflags`. The data are the same: each pageblock's migratetype
-//! (Linux `get_pageblock_migratetype`), and its pages counted as free (on
-//! the buddy lists, `PageBuddy`), reserved or in use.
+//! (Linux `get_pageblock_migratetype`), its pages counted as free (on the
+//! buddy lists, `PageBuddy`), reserved or in use, and those in use counted
+//! again if they are on an LRU list (`PageLRU`, page-types' `KPF_LRU`).
 //!
 //! The text format, which `xtask/src/memmap.rs` parses:
 //!
@@ -15,7 +16,7 @@
 //! legend: u/U unmovable  m/M movable  ...
 //! zone DMA      0x0000000000000000-0x0000000000ffffff
 //! zone Normal   empty
-//! 0x0000000000000000 |RMMMmmmm...| 9520000...
+//! 0x0000000000000000 |RMMMmmmm...| -9520000... -4310000...
 //! kmemmap: end
 //! ```
 //!
@@ -27,10 +28,19 @@
 //! kernel image, the memory map) and none is free; a space when the block
 //! has no memory. After the bars, one digit per block: the part in use,
 //! `ceil(9 * used / present)` (0 all free, 9 all used), or `-` where the
-//! block has no memory or only reserved pages.
+//! block has no memory or only reserved pages. After a space, one more
+//! digit per block: the part on an LRU list, `ceil(9 * lru / present)`,
+//! `-` where the fill is; never above the fill digit, as a page on a list
+//! is in use.
 //!
 //! Pages on the per-cpu lists are not on the buddy lists and count as in
 //! use: drain them first (`PgData::drain_all_pages`) for an exact map.
+//! Pages still in a per-CPU LRU batch are not on a list yet: drain those
+//! too (`PgData::lru_add_drain_all`). The LRU count reads `PG_lru` without
+//! the list lock (as page-types reads `/proc/kpageflags`), so pages that
+//! join or leave a list meanwhile may or may not be counted; a page that
+//! has the flag is never free, so the count stays within the block's used
+//! pages. The lists hold single pages here, each with its own `PG_lru`.
 
 // Its tests free pages they allocated (an unsafe call); the module
 // itself has no reason for unsafe.
@@ -54,6 +64,8 @@ pub struct BlockState {
     pub free: u64,
     /// Present pages marked reserved.
     pub reserved: u64,
+    /// Present pages on an LRU list (`PG_lru`), all of them in use.
+    pub lru: u64,
     /// The pageblock's migratetype.
     pub migratetype: MigrateType,
 }
@@ -84,11 +96,23 @@ impl BlockState {
 
     /// The block's fill digit: `ceil(9 * used / present)`, or `-`.
     pub fn fill(&self) -> char {
+        self.ninths(self.used())
+    }
+
+    /// The block's LRU digit: `ceil(9 * lru / present)`, or `-` where the
+    /// fill is `-`.
+    pub fn lru_fill(&self) -> char {
+        self.ninths(self.lru)
+    }
+
+    /// `ceil(9 * pages / present)` as a digit, or `-` for a block with no
+    /// memory or only reserved pages.
+    fn ninths(&self, pages: u64) -> char {
         if self.present == 0 || (self.free == 0 && self.reserved == self.present) {
             return '-';
         }
-        let tenths = (9 * self.used()).div_ceil(self.present);
-        char::from_digit(tenths as u32, 10).unwrap_or('9')
+        let ninths = (9 * pages).div_ceil(self.present);
+        char::from_digit(ninths as u32, 10).unwrap_or('9')
     }
 }
 
@@ -100,7 +124,7 @@ pub fn pageblock_state(pgdat: &PgData<'_>, memblock: &Memblock, start: Pfn) -> B
     let start = start.as_u64() & !(PAGEBLOCK_NR_PAGES - 1);
     let end = (start + PAGEBLOCK_NR_PAGES).min(map.end_pfn().as_u64());
     let first = start.max(map.start_pfn().as_u64());
-    let mut state = BlockState { present: 0, free: 0, reserved: 0, migratetype: MigrateType::Unmovable };
+    let mut state = BlockState { present: 0, free: 0, reserved: 0, lru: 0, migratetype: MigrateType::Unmovable };
     if first >= end {
         return state;
     }
@@ -127,6 +151,8 @@ pub fn pageblock_state(pgdat: &PgData<'_>, memblock: &Memblock, start: Pfn) -> B
                     state.free += 1;
                 } else if page.test(PageFlags::RESERVED) {
                     state.reserved += 1;
+                } else if page.test(PageFlags::LRU) {
+                    state.lru += 1;
                 }
             }
             if !covered && page.test(PageFlags::BUDDY) {
@@ -174,7 +200,8 @@ impl fmt::Display for Kmemmap<'_, '_, '_> {
         writeln!(
             f,
             "legend: u/U unmovable  m/M movable  e/E reclaimable  h/H highatomic  i/I isolated  \
-             (lowercase: every page free, uppercase: some in use)  R reserved  ' ' no memory"
+             (lowercase: every page free, uppercase: some in use)  R reserved  ' ' no memory  \
+             digits: ninths of the pages in use, then ninths on LRU lists"
         )?;
         for zone in self.pgdat.zones() {
             if zone.present_pages() == 0 {
@@ -186,6 +213,7 @@ impl fmt::Display for Kmemmap<'_, '_, '_> {
             }
         }
         let mut fills = [b'-'; MAX_PER_ROW as usize];
+        let mut lru_fills = [b'-'; MAX_PER_ROW as usize];
         let mut block = 0;
         while block < nr_blocks {
             let row_end = (block + per_row).min(nr_blocks);
@@ -194,9 +222,12 @@ impl fmt::Display for Kmemmap<'_, '_, '_> {
                 let state = pageblock_state(self.pgdat, self.memblock, Pfn::new(b * PAGEBLOCK_NR_PAGES));
                 f.write_char(state.symbol())?;
                 fills[i] = state.fill() as u8;
+                lru_fills[i] = state.lru_fill() as u8;
             }
-            let fills = core::str::from_utf8(&fills[..(row_end - block) as usize]).map_err(|_| fmt::Error)?;
-            writeln!(f, "| {fills}")?;
+            let n = (row_end - block) as usize;
+            let fills = core::str::from_utf8(&fills[..n]).map_err(|_| fmt::Error)?;
+            let lru_fills = core::str::from_utf8(&lru_fills[..n]).map_err(|_| fmt::Error)?;
+            writeln!(f, "| {fills} {lru_fills}")?;
             block = row_end;
         }
         writeln!(f, "kmemmap: end")

@@ -299,21 +299,30 @@ fn kmemmap_shows_an_allocated_pageblock_and_every_block_once() {
     let i = (block.pfn().as_u64() >> PAGEBLOCK_ORDER) as usize;
     block.free().expect("free");
     let nr_blocks = pgdat.mem_map().end_pfn().as_u64().div_ceil(1 << PAGEBLOCK_ORDER);
-    let cells: Vec<(char, char)> = text
+    let cells: Vec<(char, char, char)> = text
         .lines()
         .filter(|l| l.starts_with("0x"))
         .flat_map(|l| {
             let symbols = l.split('|').nth(1).expect("bars");
-            let fills = l.rsplit("| ").next().expect("fills");
-            assert_eq!(symbols.len(), fills.len(), "{l}");
-            symbols.chars().zip(fills.chars()).collect::<Vec<_>>()
+            let (fills, lru_fills) =
+                l.rsplit("| ").next().and_then(|d| d.split_once(' ')).expect("fill and LRU digits");
+            assert_eq!((symbols.len(), symbols.len()), (fills.len(), lru_fills.len()), "{l}");
+            symbols
+                .chars()
+                .zip(fills.chars())
+                .zip(lru_fills.chars())
+                .map(|((s, f), lru)| (s, f, lru))
+                .collect::<Vec<_>>()
         })
         .collect();
     assert_eq!(cells.len() as u64, nr_blocks);
-    assert_eq!(cells[i], ('M', '9'), "the allocated block is movable and full");
+    assert_eq!(cells[i], ('M', '9', '0'), "the allocated block is movable, full and on no LRU list");
     // The first MiB is reserved: block 0 is in use.
     assert!(cells[0].0.is_ascii_uppercase(), "block 0: {:?}", cells[0]);
-    assert!(cells.iter().all(|&(s, f)| (s == 'R' || s == ' ') == (f == '-') && "uUmMeEhHiIR ".contains(s)));
+    assert!(cells.iter().all(|&(s, f, _)| (s == 'R' || s == ' ') == (f == '-') && "uUmMeEhHiIR ".contains(s)));
+    // A page on an LRU list is in use: the LRU digit is `-` where the fill
+    // is and never above it.
+    assert!(cells.iter().all(|&(_, f, l)| (f == '-' && l == '-') || (l.is_ascii_digit() && l <= f)), "{text}");
     assert!(text.contains("zone DMA32"));
 }
 

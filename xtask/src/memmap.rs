@@ -12,7 +12,8 @@
 //! and what is wrong rather than drawn: a truncated or interleaved capture
 //! would otherwise render as a plausible but false map. [`render_svg`] draws
 //! one dump: a square per pageblock coloured by migratetype and shaded by the
-//! part of its pages in use. [`render_console`] writes one picture per dump.
+//! part of its pages in use; its tooltip also gives the part on LRU lists.
+//! [`render_console`] writes one picture per dump.
 //! Written by hand like `plot.rs`: the drawing is a grid of squares, and SVG
 //! text needs no fonts installed.
 
@@ -94,18 +95,23 @@ impl Migratetype {
     }
 }
 
-/// One pageblock of the map: its character and fill digit, decoded.
+/// One pageblock of the map: its character, fill and LRU digits, decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Pageblock {
-    /// No memory (` `, fill `-`).
+    /// No memory (` `, fill and LRU `-`).
     Hole,
-    /// Every present page reserved (`R`, fill `-`).
+    /// Every present page reserved (`R`, fill and LRU `-`).
     Reserved,
-    /// Every present page free (a lower-case letter, fill `0`).
+    /// Every present page free (a lower-case letter, fill and LRU `0`).
     Free(Migratetype),
-    /// Some present page in use or reserved (an upper-case letter), with the
-    /// fill digit `ceil(9 * used / present)`, 1 to 9.
-    InUse(Migratetype, u8),
+    /// Some present page in use or reserved (an upper-case letter).
+    InUse {
+        migratetype: Migratetype,
+        /// `ceil(9 * used / present)`, 1 to 9.
+        fill: u8,
+        /// `ceil(9 * lru / present)`, 0 to `fill`.
+        lru: u8,
+    },
 }
 
 /// A zone's line of the dump.
@@ -204,7 +210,7 @@ pub enum DumpProblem {
         /// Its first byte.
         start: PhysAddr,
     },
-    /// Not `0xADDRESS |BLOCKS| FILL` with a 16-digit address.
+    /// Not `0xADDRESS |BLOCKS| FILL LRU` with a 16-digit address.
     BadRow,
     /// A row after the header's pageblocks have all been shown.
     ExtraRow,
@@ -230,6 +236,13 @@ pub enum DumpProblem {
         /// Fill characters.
         fills: usize,
     },
+    /// A row whose LRU digits do not match its pageblocks one for one.
+    LruLength {
+        /// Pageblock characters.
+        blocks: usize,
+        /// LRU characters.
+        lrus: usize,
+    },
     /// A pageblock character that is no migratetype letter, `R` or space.
     UnknownBlock {
         /// The pageblock's index in the map.
@@ -254,6 +267,24 @@ pub enum DumpProblem {
         symbol: char,
         /// Its fill character.
         fill: char,
+    },
+    /// An LRU character that is no digit or `-`.
+    UnknownLru {
+        /// The pageblock's index in the map.
+        pageblock: usize,
+        /// Its LRU character.
+        lru: char,
+    },
+    /// An LRU digit that cannot go with the pageblock's fill: `-` exactly
+    /// where the fill is `-`, otherwise a digit no higher than the fill's
+    /// (a page on an LRU list is in use).
+    LruContradictsFill {
+        /// The pageblock's index in the map.
+        pageblock: usize,
+        /// Its fill character.
+        fill: char,
+        /// Its LRU character.
+        lru: char,
     },
     /// `kmemmap: end` before the header's number of pageblocks.
     MissingRows {
@@ -285,7 +316,7 @@ impl fmt::Display for DumpProblem {
             DumpProblem::ZoneOutsideMap { name, start } => {
                 write!(f, "zone {name} starts at {start}, outside the map's pageblocks")
             }
-            DumpProblem::BadRow => write!(f, "row is not `0xADDRESS |BLOCKS| FILL` with 16 hex digits"),
+            DumpProblem::BadRow => write!(f, "row is not `0xADDRESS |BLOCKS| FILL LRU` with 16 hex digits"),
             DumpProblem::ExtraRow => write!(f, "row past the header's number of pageblocks"),
             DumpProblem::RowAddress { expected, found } => {
                 write!(f, "row starts at {found}, expected {expected} (where the previous row ends)")
@@ -296,6 +327,9 @@ impl fmt::Display for DumpProblem {
             DumpProblem::FillLength { blocks, fills } => {
                 write!(f, "row has {blocks} pageblocks but {fills} fill characters")
             }
+            DumpProblem::LruLength { blocks, lrus } => {
+                write!(f, "row has {blocks} pageblocks but {lrus} LRU characters")
+            }
             DumpProblem::UnknownBlock { pageblock, symbol } => {
                 write!(f, "pageblock {pageblock}: unknown character {symbol:?}")
             }
@@ -304,6 +338,12 @@ impl fmt::Display for DumpProblem {
             }
             DumpProblem::FillContradictsBlock { pageblock, symbol, fill } => {
                 write!(f, "pageblock {pageblock}: fill {fill:?} cannot go with {symbol:?}")
+            }
+            DumpProblem::UnknownLru { pageblock, lru } => {
+                write!(f, "pageblock {pageblock}: unknown LRU character {lru:?}")
+            }
+            DumpProblem::LruContradictsFill { pageblock, fill, lru } => {
+                write!(f, "pageblock {pageblock}: LRU {lru:?} cannot go with fill {fill:?}")
             }
             DumpProblem::MissingRows { expected, found } => {
                 write!(f, "dump ends after {found} of its {expected} pageblocks")
@@ -437,16 +477,18 @@ fn parse_zone(line: &str) -> Result<Zone, DumpProblem> {
     Ok(Zone { name, span: Some((start, end)) })
 }
 
-/// A row's address, pageblock characters and fill characters.
-fn split_row(line: &str) -> Option<(PhysAddr, &str, &str)> {
+/// A row's address, pageblock characters, fill characters and LRU
+/// characters.
+fn split_row(line: &str) -> Option<(PhysAddr, &str, &str, &str)> {
     // "0x" and 16 hex digits, as the kernel prints with {:#018x}.
     let addr = parse_addr(line.get(..18)?)?;
-    let (symbols, fills) = line.get(18..)?.strip_prefix(" |")?.split_once('|')?;
-    Some((addr, symbols, fills.strip_prefix(' ')?))
+    let (symbols, digits) = line.get(18..)?.strip_prefix(" |")?.split_once('|')?;
+    let (fills, lrus) = digits.strip_prefix(' ')?.split_once(' ')?;
+    Some((addr, symbols, fills, lrus))
 }
 
-/// Decodes pageblock `index`'s character and fill.
-fn parse_pageblock(index: usize, symbol: char, fill: char) -> Result<Pageblock, DumpProblem> {
+/// Decodes pageblock `index`'s character, fill and LRU digit.
+fn parse_pageblock(index: usize, symbol: char, fill: char, lru: char) -> Result<Pageblock, DumpProblem> {
     let migratetype = match symbol {
         ' ' | 'R' => None,
         _ => Some(
@@ -459,14 +501,26 @@ fn parse_pageblock(index: usize, symbol: char, fill: char) -> Result<Pageblock, 
         '0'..='9' => Some(fill as u8 - b'0'),
         _ => return Err(DumpProblem::UnknownFill { pageblock: index, fill }),
     };
-    match (symbol, migratetype, digit) {
-        (' ', _, None) => Ok(Pageblock::Hole),
-        ('R', _, None) => Ok(Pageblock::Reserved),
-        (_, Some(migratetype), Some(0)) if symbol.is_ascii_lowercase() => Ok(Pageblock::Free(migratetype)),
+    let block = match (symbol, migratetype, digit) {
+        (' ', _, None) => Pageblock::Hole,
+        ('R', _, None) => Pageblock::Reserved,
+        (_, Some(migratetype), Some(0)) if symbol.is_ascii_lowercase() => Pageblock::Free(migratetype),
         (_, Some(migratetype), Some(fill @ 1..=9)) if symbol.is_ascii_uppercase() => {
-            Ok(Pageblock::InUse(migratetype, fill))
+            Pageblock::InUse { migratetype, fill, lru: 0 }
         }
-        _ => Err(DumpProblem::FillContradictsBlock { pageblock: index, symbol, fill }),
+        _ => return Err(DumpProblem::FillContradictsBlock { pageblock: index, symbol, fill }),
+    };
+    let lru_digit = match lru {
+        '-' => None,
+        '0'..='9' => Some(lru as u8 - b'0'),
+        _ => return Err(DumpProblem::UnknownLru { pageblock: index, lru }),
+    };
+    match (block, lru_digit) {
+        (Pageblock::Hole | Pageblock::Reserved, None) | (Pageblock::Free(_), Some(0)) => Ok(block),
+        (Pageblock::InUse { migratetype, fill, .. }, Some(lru)) if lru <= fill => {
+            Ok(Pageblock::InUse { migratetype, fill, lru })
+        }
+        _ => Err(DumpProblem::LruContradictsFill { pageblock: index, fill, lru }),
     }
 }
 
@@ -497,7 +551,7 @@ fn parse_dump<'a>(
             return Err(fail(missing_end));
         }
         if line.starts_with("0x") {
-            let (addr, symbols, fills) = split_row(line).ok_or_else(|| fail(DumpProblem::BadRow))?;
+            let (addr, symbols, fills, lrus) = split_row(line).ok_or_else(|| fail(DumpProblem::BadRow))?;
             let remaining = header.pageblocks - pageblocks.len();
             if remaining == 0 {
                 return Err(fail(DumpProblem::ExtraRow));
@@ -510,7 +564,8 @@ fn parse_dump<'a>(
             if addr != expected {
                 return Err(fail(DumpProblem::RowAddress { expected, found: addr }));
             }
-            let (symbols, fills): (Vec<char>, Vec<char>) = (symbols.chars().collect(), fills.chars().collect());
+            let symbols: Vec<char> = symbols.chars().collect();
+            let (fills, lrus): (Vec<char>, Vec<char>) = (fills.chars().collect(), lrus.chars().collect());
             let expected = remaining.min(header.per_row);
             if symbols.len() != expected {
                 return Err(fail(DumpProblem::RowLength { expected, found: symbols.len() }));
@@ -518,8 +573,11 @@ fn parse_dump<'a>(
             if fills.len() != symbols.len() {
                 return Err(fail(DumpProblem::FillLength { blocks: symbols.len(), fills: fills.len() }));
             }
-            for (symbol, fill) in symbols.into_iter().zip(fills) {
-                pageblocks.push(parse_pageblock(pageblocks.len(), symbol, fill).map_err(fail)?);
+            if lrus.len() != symbols.len() {
+                return Err(fail(DumpProblem::LruLength { blocks: symbols.len(), lrus: lrus.len() }));
+            }
+            for ((symbol, fill), lru) in symbols.into_iter().zip(fills).zip(lrus) {
+                pageblocks.push(parse_pageblock(pageblocks.len(), symbol, fill, lru).map_err(fail)?);
             }
             continue;
         }
@@ -626,7 +684,7 @@ pub fn render_svg(map: &Kmemmap, title: &str) -> String {
         map.base,
         PhysAddr(map.pageblock_addr(map.pageblocks.len() - 1).0 + (bytes - 1)),
         count(|b| matches!(b, Pageblock::Free(_))),
-        count(|b| matches!(b, Pageblock::InUse(..))),
+        count(|b| matches!(b, Pageblock::InUse { .. })),
         count(|b| matches!(b, Pageblock::Reserved)),
         count(|b| matches!(b, Pageblock::Hole)),
     );
@@ -718,9 +776,11 @@ pub fn render_svg(map: &Kmemmap, title: &str) -> String {
             Pageblock::Free(migratetype) => {
                 (migratetype.color(), shade(0), format!("{}, every page free", migratetype.name()))
             }
-            Pageblock::InUse(migratetype, fill) => {
-                (migratetype.color(), shade(fill), format!("{}, {fill}/9 in use", migratetype.name()))
-            }
+            Pageblock::InUse { migratetype, fill, lru } => (
+                migratetype.color(),
+                shade(fill),
+                format!("{}, {fill}/9 in use, {lru}/9 on LRU lists", migratetype.name()),
+            ),
         };
         let (x, y) = cell_xy(map, index);
         let _ = writeln!(
@@ -838,9 +898,10 @@ mod tests {
     /// log, a dump at the shell prompt, a stress run, a second dump,
     /// power-down, with the `\r\n` line ends the serial port sends. Written
     /// to the formats of `kernel/src/printk.rs` and `mm/src/kmemmap.rs`
-    /// rather than captured, so that every migratetype, both cases and the
-    /// partly present top pageblock appear. The dumps' headers are lines 13
-    /// and 26.
+    /// rather than captured, so that every migratetype, both cases, LRU
+    /// pages (in an unmovable block too, where movable pages fell back) and
+    /// the partly present top pageblock appear. The dumps' headers are lines
+    /// 13 and 26.
     const CONSOLE_512M: &str = include_str!("memmap/testdata/kmemmap-512m.txt");
 
     /// A small map with holes: 24 MiB, memory missing at 10-16 MiB, DMA
@@ -848,12 +909,12 @@ mod tests {
     const HOLES: &str = "\
 boot noise
 kmemmap: 12 pageblocks of 2048 KiB (order 9), 8 per row
-legend: u/U unmovable  m/M movable  e/E reclaimable  h/H highatomic  i/I isolated
+legend: u/U unmovable  m/M movable  e/E reclaimable  h/H highatomic  i/I isolated  ...
 zone DMA      0x0000000000100000-0x0000000000ffffff
 zone DMA32    0x0000000001000000-0x00000000017fffff
 zone Normal   empty
-0x0000000000000000 |MmmmR   | 3000----
-0x0000000001000000 |UMuR| 910-
+0x0000000000000000 |MmmmR   | 3000---- 2000----
+0x0000000001000000 |UMuR| 910- 010-
 kmemmap: end
 ";
 
@@ -871,7 +932,7 @@ kmemmap: end
         (
             count(|b| *b == Pageblock::Reserved),
             count(|b| matches!(b, Pageblock::Free(_))),
-            count(|b| matches!(b, Pageblock::InUse(..))),
+            count(|b| matches!(b, Pageblock::InUse { .. })),
             count(|b| *b == Pageblock::Hole),
         )
     }
@@ -973,15 +1034,18 @@ kmemmap: end
         let dumps = parse_dumps(CONSOLE_512M).unwrap();
         let (boot, stressed) = (&dumps[0], &dumps[1]);
         assert_eq!(boot.pageblocks[0], Pageblock::Reserved);
-        assert_eq!(boot.pageblocks[4], Pageblock::InUse(Migratetype::Movable, 6));
+        let in_use = |migratetype, fill, lru| Pageblock::InUse { migratetype, fill, lru };
+        assert_eq!(boot.pageblocks[4], in_use(Migratetype::Movable, 6, 4));
         assert_eq!(boot.pageblocks[5], Pageblock::Free(Migratetype::Movable));
-        assert_eq!(boot.pageblocks[8], Pageblock::InUse(Migratetype::Unmovable, 9));
-        assert_eq!(boot.pageblocks[12], Pageblock::InUse(Migratetype::Reclaimable, 3));
-        assert_eq!(boot.pageblocks[251], Pageblock::InUse(Migratetype::Movable, 6));
+        assert_eq!(boot.pageblocks[8], in_use(Migratetype::Unmovable, 9, 0));
+        assert_eq!(boot.pageblocks[12], in_use(Migratetype::Reclaimable, 3, 0));
+        assert_eq!(boot.pageblocks[13], in_use(Migratetype::Movable, 4, 1));
+        assert_eq!(boot.pageblocks[251], in_use(Migratetype::Movable, 6, 3));
         assert_eq!(boot.pageblocks[255], Pageblock::Reserved);
         assert_eq!(census(boot), (11, 235, 10, 0));
 
-        assert_eq!(stressed.pageblocks[45], Pageblock::InUse(Migratetype::HighAtomic, 2));
+        assert_eq!(stressed.pageblocks[10], in_use(Migratetype::Unmovable, 8, 1), "a movable page fell back");
+        assert_eq!(stressed.pageblocks[45], in_use(Migratetype::HighAtomic, 2, 0));
         assert_eq!(stressed.pageblocks[57], Pageblock::Free(Migratetype::Unmovable));
         assert_eq!(stressed.pageblocks[160], Pageblock::Free(Migratetype::Isolate));
         assert_eq!(census(stressed), (11, 98, 147, 0));
@@ -989,6 +1053,7 @@ kmemmap: end
         let holes = parse_one(HOLES);
         assert_eq!(census(&holes), (2, 4, 3, 3));
         assert_eq!(holes.pageblocks[5..8], [Pageblock::Hole; 3]);
+        assert_eq!(holes.pageblocks[9], in_use(Migratetype::Movable, 1, 1));
         assert_eq!(holes.pageblocks[10], Pageblock::Free(Migratetype::Unmovable));
     }
 
@@ -1039,6 +1104,11 @@ kmemmap: end
         assert!(free.contains(r##"fill="#4e79a7" fill-opacity="0.15""##), "{free}");
         let part = cell_line(&svg, 4).unwrap();
         assert!(part.contains(r#"fill-opacity="0.72""#), "fill 6 of 9: {part}");
+        assert!(
+            part.contains("<title>pageblock 4 at 0x0000000000800000: movable, 6/9 in use, 4/9 on LRU lists</title>"),
+            "{part}"
+        );
+        assert!(free.contains(": movable, every page free</title>"), "{free}");
         let reserved = cell_line(&svg, 0).unwrap();
         assert!(reserved.contains(&format!(r#"fill="{RESERVED_COLOR}""#)), "{reserved}");
     }
@@ -1111,6 +1181,26 @@ kmemmap: end
             (HOLES.replace("|UMuR| 910-", "|UMu| 910-"), 8, RowLength { expected: 4, found: 3 }),
             (HOLES.replace("|MmmmR   |", "|MmmmR    |"), 7, RowLength { expected: 8, found: 9 }),
             (HOLES.replace("|UMuR| 910-", "|UMuR| 91-"), 8, FillLength { blocks: 4, fills: 3 }),
+            (HOLES.replace("| 910- 010-", "| 910-"), 8, BadRow),
+            (HOLES.replace("| 910- 010-", "| 910- 01-"), 8, LruLength { blocks: 4, lrus: 3 }),
+            (HOLES.replace("| 910- 010-", "| 910- 010--"), 8, LruLength { blocks: 4, lrus: 5 }),
+            (HOLES.replace("| 910- 010-", "| 910- 0x0-"), 8, UnknownLru { pageblock: 9, lru: 'x' }),
+            (HOLES.replace("| 910- 010-", "| 910- 020-"), 8, LruContradictsFill { pageblock: 9, fill: '1', lru: '2' }),
+            (
+                HOLES.replace("| 3000---- 2000----", "| 3000---- 2010----"),
+                7,
+                LruContradictsFill { pageblock: 2, fill: '0', lru: '1' },
+            ),
+            (
+                HOLES.replace("| 3000---- 2000----", "| 3000---- -000----"),
+                7,
+                LruContradictsFill { pageblock: 0, fill: '3', lru: '-' },
+            ),
+            (
+                HOLES.replace("| 3000---- 2000----", "| 3000---- 20000---"),
+                7,
+                LruContradictsFill { pageblock: 4, fill: '-', lru: '0' },
+            ),
             (HOLES.replace("|UMuR|", "|UMxR|"), 8, UnknownBlock { pageblock: 10, symbol: 'x' }),
             (HOLES.replace("| 910-", "| 9?0-"), 8, UnknownFill { pageblock: 9, fill: '?' }),
             (
@@ -1129,8 +1219,8 @@ kmemmap: end
                 7,
                 FillContradictsBlock { pageblock: 5, symbol: ' ', fill: '1' },
             ),
-            (HOLES.replace("0x0000000001000000 |UMuR| 910-\n", ""), 8, MissingRows { expected: 12, found: 8 }),
-            (HOLES.replace("kmemmap: end", "0x0000000001800000 |m| 0\nkmemmap: end"), 9, ExtraRow),
+            (HOLES.replace("0x0000000001000000 |UMuR| 910- 010-\n", ""), 8, MissingRows { expected: 12, found: 8 }),
+            (HOLES.replace("kmemmap: end", "0x0000000001800000 |m| 0 0\nkmemmap: end"), 9, ExtraRow),
             (HOLES.replace("kmemmap: end\n", ""), 9, MissingEnd { header_line: 2 }),
             (
                 HOLES.replace("kmemmap: end", "kmemmap: 12 pageblocks of 2048 KiB (order 9), 8 per row"),
@@ -1138,7 +1228,7 @@ kmemmap: end
                 MissingEnd { header_line: 2 },
             ),
             (
-                HOLES.replace("| 3000----\n", "| 3000----\n[    1.000000] CPU1 INFO  noise\n"),
+                HOLES.replace("| 3000---- 2000----\n", "| 3000---- 2000----\n[    1.000000] CPU1 INFO  noise\n"),
                 8,
                 UnexpectedLine { expected: "a row or `kmemmap: end`" },
             ),
@@ -1165,6 +1255,12 @@ kmemmap: end
         let console = HOLES.replace("kmemmap: end\n", "");
         let message = parse_dumps(&console).unwrap_err().to_string();
         assert_eq!(message, "line 9: expected `kmemmap: end` for the dump begun at line 2");
+        let console = HOLES.replace("| 910- 010-", "| 910- 01-");
+        let message = parse_dumps(&console).unwrap_err().to_string();
+        assert_eq!(message, "line 8: row has 4 pageblocks but 3 LRU characters");
+        let console = HOLES.replace("| 910- 010-", "| 910- 020-");
+        let message = parse_dumps(&console).unwrap_err().to_string();
+        assert_eq!(message, "line 8: pageblock 9: LRU '2' cannot go with fill '1'");
     }
 
     #[test]

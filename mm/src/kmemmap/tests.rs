@@ -28,11 +28,11 @@ fn a_fresh_machine_is_free_movable_memory_with_its_holes_and_reservations() {
     // whose head is in the block before.
     assert_eq!(
         rows(&text),
-        ["0x0000000000000000 |mmmm| 0000", "0x0000000000800000 |mmmm| 0000", "0x0000000001000000 |M| 1"]
+        ["0x0000000000000000 |mmmm| 0000 0000", "0x0000000000800000 |mmmm| 0000 0000", "0x0000000001000000 |M| 1 0"]
     );
     assert_eq!(text.lines().last(), Some("kmemmap: end"));
     let state = pageblock_state(&pgdat, &sim.memblock, Pfn::new(0));
-    assert_eq!(state, BlockState { present: 256, free: 256, reserved: 0, migratetype: MigrateType::Movable });
+    assert_eq!(state, BlockState { present: 256, free: 256, reserved: 0, lru: 0, migratetype: MigrateType::Movable });
 }
 
 #[test]
@@ -94,9 +94,9 @@ fn a_wholly_reserved_block_is_r_and_rows_are_clamped() {
     let sim = Sim::new(0, 4 * MIB, &[(0, 4 * MIB)], &[(0, 2 * MIB)]);
     let pgdat = sim.pgdat(1);
     let state = pageblock_state(&pgdat, &sim.memblock, Pfn::new(0));
-    assert_eq!((state.symbol(), state.fill(), state.reserved), ('R', '-', 512));
+    assert_eq!((state.symbol(), state.fill(), state.lru_fill(), state.reserved), ('R', '-', '-', 512));
     let text = format!("{}", Kmemmap { pgdat: &pgdat, memblock: &sim.memblock, per_row: 0 });
-    assert_eq!(rows(&text), ["0x0000000000000000 |R| -", "0x0000000000200000 |m| 0"]);
+    assert_eq!(rows(&text), ["0x0000000000000000 |R| - -", "0x0000000000200000 |m| 0 0"]);
 }
 
 #[test]
@@ -115,5 +115,43 @@ fn a_map_starting_off_the_largest_order_alignment_counts_every_free_page() {
     assert_eq!(free, 16 * MIB / PAGE_SIZE);
     let text = format!("{}", Kmemmap { pgdat: &pgdat, memblock: &sim.memblock, per_row: 16 });
     // Block 0 (below the map) has no memory; the rest is free and movable.
-    assert_eq!(rows(&text), ["0x0000000000000000 | mmmmmmmm| -00000000"]);
+    assert_eq!(rows(&text), ["0x0000000000000000 | mmmmmmmm| -00000000 -00000000"]);
+}
+
+#[test]
+fn pages_on_the_lru_lists_show_in_the_second_digits() {
+    let sim = Sim::flat(16 * MIB);
+    let pgdat = sim.pgdat(1);
+    // 300 single pages split from one free pageblock; 100 of them join
+    // the LRU, the rest stay in use off the lists.
+    let pfns: Vec<Pfn> = (0..300).map(|_| pgdat.alloc_pages(GFP_HIGHUSER_MOVABLE, 0).unwrap()).collect();
+    let block = pfns[0].as_u64() / PAGEBLOCK_NR_PAGES;
+    assert!(pfns.iter().all(|pfn| pfn.as_u64() / PAGEBLOCK_NR_PAGES == block), "one pageblock");
+    let (on_lru, off_lru) = pfns.split_at(100);
+    for &pfn in on_lru {
+        pgdat.folio_add_lru(pfn);
+    }
+    pgdat.lru_add_drain_all();
+    pgdat.drain_all_pages();
+    let state = pageblock_state(&pgdat, &sim.memblock, pfns[0]);
+    assert_eq!((state.used(), state.lru), (300, 100));
+    // ceil(9 * 300 / 512) = 6 in use, ceil(9 * 100 / 512) = 2 on the lists.
+    assert_eq!((state.symbol(), state.fill(), state.lru_fill()), ('M', '6', '2'));
+    let text = format!("{}", Kmemmap { pgdat: &pgdat, memblock: &sim.memblock, per_row: 8 });
+    let row = rows(&text)[0];
+    let (fills, lru_fills) = row.rsplit_once("| ").unwrap().1.split_once(' ').unwrap();
+    let digit = |digits: &str| digits.chars().nth(block as usize).unwrap();
+    assert_eq!((digit(fills), digit(lru_fills)), ('6', '2'), "{row}");
+    assert_eq!(lru_fills.chars().filter(|&c| c != '0').count(), 1, "no other block has LRU pages: {row}");
+    for &pfn in on_lru {
+        // SAFETY: the test's allocation reference, the page's last; the LRU batch dropped its own.
+        unsafe { pgdat.put_page(pfn) }.unwrap();
+    }
+    for &pfn in off_lru {
+        // SAFETY: the test allocated the page and never mapped it or made a pointer into it.
+        unsafe { pgdat.free_pages(pfn, 0) }.unwrap();
+    }
+    pgdat.drain_all_pages();
+    let state = pageblock_state(&pgdat, &sim.memblock, pfns[0]);
+    assert_eq!((state.symbol(), state.fill(), state.lru_fill(), state.lru), ('m', '0', '0', 0));
 }
