@@ -24,7 +24,8 @@
 //! writeback ([`page_writeback`], errors through [`errseq`]) and the
 //! [`readahead`] policy (which pages a read or fault brings in ahead of
 //! need); shmem's object for shared anonymous memory ([`shmem`]) and the
-//! memfd seals ([`memfd`]).
+//! memfd seals ([`memfd`]); the slab shrinkers reclaim runs
+//! ([`shrinker`]).
 
 #![cfg_attr(not(test), no_std)]
 
@@ -64,6 +65,7 @@ pub mod readahead;
 pub mod rmap;
 pub mod shmem;
 pub mod show_mem;
+pub mod shrinker;
 #[cfg(test)]
 mod sim;
 pub mod slab_common;

@@ -116,6 +116,15 @@ pub enum VmEventItem {
     /// Pages direct reclaim scanned on the inactive lists
     /// (`PGSCAN_DIRECT`).
     PgscanDirect,
+    /// Page-cache pages direct reclaim freed along with the inodes whose
+    /// cache it dropped (`PGINODESTEAL`: the superblock shrinker's
+    /// `prune_icache_sb`).
+    Pginodesteal,
+    /// Objects the slab shrinkers scanned (`SLABS_SCANNED`,
+    /// [`crate::shrinker`]).
+    SlabsScanned,
+    /// `PGINODESTEAL`'s count for kswapd (`KSWAPD_INODESTEAL`).
+    KswapdInodesteal,
     /// kswapd's balancing runs (`PAGEOUTRUN`).
     Pageoutrun,
     /// Page-cache drops through `drop_caches` (`DROP_PAGECACHE`), counted
@@ -144,7 +153,7 @@ pub enum VmEventItem {
 }
 
 /// Number of [`VmEventItem`]s.
-pub const NR_VM_EVENT_ITEMS: usize = 25;
+pub const NR_VM_EVENT_ITEMS: usize = 28;
 
 impl VmEventItem {
     /// Every item, in /proc/vmstat order.
@@ -165,6 +174,9 @@ impl VmEventItem {
         VmEventItem::PgstealDirect,
         VmEventItem::PgscanKswapd,
         VmEventItem::PgscanDirect,
+        VmEventItem::Pginodesteal,
+        VmEventItem::SlabsScanned,
+        VmEventItem::KswapdInodesteal,
         VmEventItem::Pageoutrun,
         VmEventItem::DropPagecache,
         VmEventItem::DropSlab,
@@ -192,6 +204,9 @@ impl VmEventItem {
             VmEventItem::PgstealDirect => "pgsteal_direct",
             VmEventItem::PgscanKswapd => "pgscan_kswapd",
             VmEventItem::PgscanDirect => "pgscan_direct",
+            VmEventItem::Pginodesteal => "pginodesteal",
+            VmEventItem::SlabsScanned => "slabs_scanned",
+            VmEventItem::KswapdInodesteal => "kswapd_inodesteal",
             VmEventItem::Pageoutrun => "pageoutrun",
             VmEventItem::Pgfault => "pgfault",
             VmEventItem::Pgmajfault => "pgmajfault",

@@ -70,7 +70,7 @@ fn clean_unused_cache_pages_are_freed_and_busy_ones_are_kept() {
     page(3).inc_mapcount();
     page(4).set(PageFlags::REFERENCED);
     let free_before = crate::sim::free_pages_drained(&pgdat);
-    let freed = shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32, Reclaimer::Direct);
+    let freed = shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32, Reclaimer::Direct, GFP_KERNEL);
     assert_eq!(freed, 2, "the clean, unused, unmapped pages go");
     assert_eq!(crate::sim::free_pages_drained(&pgdat), free_before + 2);
     let space = file.space.lock().unwrap();
@@ -82,7 +82,7 @@ fn clean_unused_cache_pages_are_freed_and_busy_ones_are_kept() {
     assert!(page(3).test(PageFlags::REFERENCED) && !page(3).test(PageFlags::ACTIVE), "mapped: referenced, kept");
     assert_eq!(pgdat.lru_pages(LruList::InactiveFile) + pgdat.lru_pages(LruList::ActiveFile), 4, "kept on the lists");
     // A second pass finds the mapped page referenced: it goes active.
-    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32, Reclaimer::Direct), 0);
+    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32, Reclaimer::Direct, GFP_KERNEL), 0);
     assert!(page(3).test(PageFlags::ACTIVE));
     folio_unlock(page(1), pfns[1], &SimFolioWaits);
     page(3).dec_mapcount();
@@ -100,9 +100,9 @@ fn shmem_pages_are_never_reclaimed_clean_or_dirty() {
     folio_mark_dirty(&mut file.space.lock().unwrap(), &pgdat, pgdat.pfn_to_page(pfns[0]).unwrap(), 0);
     pgdat.lru_add_drain();
     assert_eq!(pgdat.lru_pages(LruList::InactiveAnon), 4, "shmem pages are on the anonymous list");
-    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32, Reclaimer::Direct), 0);
+    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32, Reclaimer::Direct, GFP_KERNEL), 0);
     assert_eq!(
-        shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32, Reclaimer::Direct),
+        shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32, Reclaimer::Direct, GFP_KERNEL),
         0,
         "not on a second round either"
     );
@@ -126,15 +126,15 @@ fn the_scan_stops_once_enough_pages_went_and_takes_the_coldest_first() {
     let (file, _) = file_of(&pgdat, 40);
     // Pages 0..32 went to the list first (a full batch, then the rest at
     // the drain): the cold end holds the oldest.
-    let first = shrink_page_cache(&pgdat, &file, &SimFolioWaits, 4, Reclaimer::Direct);
+    let first = shrink_page_cache(&pgdat, &file, &SimFolioWaits, 4, Reclaimer::Direct, GFP_KERNEL);
     assert!((4..40).contains(&first), "{first} freed: enough, and it stopped");
     let space = file.space.lock().unwrap();
     assert_eq!(space.nrpages(), 40 - first);
     assert!((0..first).all(|i| space.lookup(i).is_none()), "the {first} oldest pages went");
     drop(space);
-    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 100, Reclaimer::Direct), 40 - first);
+    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 100, Reclaimer::Direct, GFP_KERNEL), 40 - first);
     assert_eq!(file.space.lock().unwrap().nrpages(), 0);
-    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 100, Reclaimer::Direct), 0, "nothing left");
+    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 100, Reclaimer::Direct, GFP_KERNEL), 0, "nothing left");
     assert_eq!(pgdat.all_vm_events(VmEventItem::PgstealDirect), 40);
 }
 
@@ -151,7 +151,7 @@ fn an_inactive_list_smaller_than_the_active_is_refilled_from_it() {
     pgdat.lru_add_drain();
     assert_eq!(pgdat.lru_pages(LruList::ActiveFile), 8, "all active after two accesses");
     assert_eq!(
-        shrink_page_cache(&pgdat, &file, &SimFolioWaits, 8, Reclaimer::Direct),
+        shrink_page_cache(&pgdat, &file, &SimFolioWaits, 8, Reclaimer::Direct, GFP_KERNEL),
         8,
         "deactivated, then reclaimed"
     );
@@ -182,7 +182,7 @@ struct CacheReclaimer(OneFile);
 
 impl DirectReclaim for CacheReclaimer {
     fn try_to_free_pages(&self, pgdat: &PgData<'_>, _gfp: Gfp, _order: u32) -> u64 {
-        shrink_page_cache(pgdat, &self.0, &SimFolioWaits, SWAP_CLUSTER_MAX, Reclaimer::Direct)
+        shrink_page_cache(pgdat, &self.0, &SimFolioWaits, SWAP_CLUSTER_MAX, Reclaimer::Direct, GFP_KERNEL)
     }
 }
 
