@@ -220,14 +220,19 @@ impl fmt::Display for Host {
 }
 
 /// Reclaim as the allocator runs it (see [`mm::vmscan`]): clean,
-/// unused page-cache pages from the LRU's inactive file list. It
-/// allocates nothing and never sleeps, so it cannot recurse into itself
-/// or wait on its caller.
+/// unused page-cache pages from the LRU's inactive file list, then the
+/// slab shrinkers. It allocates nothing and never sleeps, so it cannot
+/// recurse into itself or wait on its caller: the shrinkers get the
+/// allocation's mask without `__GFP_FS`, because this kernel has no
+/// `memalloc_nofs_save` scopes and an allocation made under a file
+/// system's lock asks `GFP_KERNEL` (see [`crate::fs::shrinker`]); what
+/// the file-system shrinkers cannot do here is deferred to kswapd.
 struct KernelReclaim;
 
 impl DirectReclaim for KernelReclaim {
-    fn try_to_free_pages(&self, pgdat: &PgData<'_>, _gfp: Gfp, _order: u32) -> u64 {
-        mm::vmscan::shrink_page_cache(pgdat, &folio::KernelCaches, &FOLIO_WAIT, SWAP_CLUSTER_MAX, Reclaimer::Direct)
+    fn try_to_free_pages(&self, pgdat: &PgData<'_>, gfp: Gfp, _order: u32) -> u64 {
+        let gfp = gfp.difference(Gfp::FS);
+        mm::vmscan::shrink_page_cache(pgdat, &folio::KernelCaches, &FOLIO_WAIT, SWAP_CLUSTER_MAX, Reclaimer::Direct, gfp)
     }
 }
 
@@ -235,7 +240,9 @@ static RECLAIM: KernelReclaim = KernelReclaim;
 
 /// The node's kswapd thread, `kswapd0` (Linux `kswapd`): it sleeps until
 /// an allocation's slow path wakes it, then reclaims from the page
-/// cache until every zone is above its high watermark
+/// cache and the slab shrinkers (with `GFP_KERNEL`: it holds no lock, so
+/// the file-system shrinkers may sleep in it) until every zone is above
+/// its high watermark
 /// ([`mm::vmscan::balance_pgdat`]), and sleeps again.
 struct KernelKswapd {
     task: Once<Option<Arc<crate::sched::Task>>>,
@@ -257,6 +264,11 @@ impl Kswapd for KernelKswapd {
 }
 
 static KSWAPD: KernelKswapd = KernelKswapd { task: Once::new(), woken: AtomicBool::new(false) };
+
+/// Whether the running task is kswapd (Linux `current_is_kswapd`).
+pub fn current_is_kswapd() -> bool {
+    KSWAPD.task.get().and_then(Option::as_ref).is_some_and(|task| Arc::ptr_eq(task, &crate::sched::current()))
+}
 
 /// Starts kswapd and registers it with the allocator, once.
 fn start_kswapd() {
