@@ -211,7 +211,11 @@ mod tests {
             cache.bread(block).unwrap();
         }
         assert_eq!(cache.shrink(2), 2);
-        assert_eq!(cache.buffers.keys().copied().collect::<Vec<_>>(), [0, 3, 4, 5], "blocks 1 and 2 were the oldest clean");
+        assert_eq!(
+            cache.buffers.keys().copied().collect::<Vec<_>>(),
+            [0, 3, 4, 5],
+            "blocks 1 and 2 were the oldest clean"
+        );
         assert_eq!(cache.shrink(100), 3);
         assert_eq!(cache.len(), 1);
         assert_eq!(cache.dirty_count(), 1, "the dirty buffer stays");

@@ -471,7 +471,11 @@ impl WatermarkSettings {
     /// Linux's initial values: `min_free_kbytes` 1024 until computed from
     /// the memory, no user value, `watermark_scale_factor` 10.
     pub const fn new() -> WatermarkSettings {
-        WatermarkSettings { min_free_kbytes: 1024, user_min_free_kbytes: None, watermark_scale_factor: WATERMARK_SCALE_FACTOR }
+        WatermarkSettings {
+            min_free_kbytes: 1024,
+            user_min_free_kbytes: None,
+            watermark_scale_factor: WATERMARK_SCALE_FACTOR,
+        }
     }
 
     /// `min_free_kbytes` now.

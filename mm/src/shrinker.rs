@@ -166,7 +166,14 @@ impl Shrinker {
     /// `shrinker_alloc(flags, fmt, ...)` names them) over `ops`, with
     /// [`DEFAULT_SEEKS`] and [`SHRINK_BATCH`].
     pub const fn new(name: &'static str, ops: &'static dyn ShrinkerOps) -> Shrinker {
-        Shrinker { name, ops, seeks: DEFAULT_SEEKS, batch: 0, nr_deferred: AtomicU64::new(0), active: AtomicU32::new(0) }
+        Shrinker {
+            name,
+            ops,
+            seeks: DEFAULT_SEEKS,
+            batch: 0,
+            nr_deferred: AtomicU64::new(0),
+            active: AtomicU32::new(0),
+        }
     }
 
     /// With `seeks` (Linux `shrinker->seeks`): 0 for objects that cost
@@ -272,8 +279,10 @@ impl ShrinkerRegistry {
     /// says when those already calling it are done.
     pub fn unregister(&self, shrinker: &Shrinker) -> Result<(), ShrinkerError> {
         let mut slots = self.slots.write();
-        let slot =
-            slots.iter_mut().find(|s| s.is_some_and(|s| core::ptr::eq(s, shrinker))).ok_or(ShrinkerError::NotRegistered)?;
+        let slot = slots
+            .iter_mut()
+            .find(|s| s.is_some_and(|s| core::ptr::eq(s, shrinker)))
+            .ok_or(ShrinkerError::NotRegistered)?;
         *slot = None;
         Ok(())
     }

@@ -232,7 +232,14 @@ struct KernelReclaim;
 impl DirectReclaim for KernelReclaim {
     fn try_to_free_pages(&self, pgdat: &PgData<'_>, gfp: Gfp, _order: u32) -> u64 {
         let gfp = gfp.difference(Gfp::FS);
-        mm::vmscan::shrink_page_cache(pgdat, &folio::KernelCaches, &FOLIO_WAIT, SWAP_CLUSTER_MAX, Reclaimer::Direct, gfp)
+        mm::vmscan::shrink_page_cache(
+            pgdat,
+            &folio::KernelCaches,
+            &FOLIO_WAIT,
+            SWAP_CLUSTER_MAX,
+            Reclaimer::Direct,
+            gfp,
+        )
     }
 }
 

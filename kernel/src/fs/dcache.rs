@@ -217,7 +217,11 @@ impl Dcache {
         let kept = inner.map.len();
         // The hand moves past what was looked at and kept; at the end it
         // wraps to the start.
-        inner.hand = if pruned.scanned < budget { 0 } else { (start + pruned.scanned as usize).saturating_sub(pruned.freed as usize).min(kept) };
+        inner.hand = if pruned.scanned < budget {
+            0
+        } else {
+            (start + pruned.scanned as usize).saturating_sub(pruned.freed as usize).min(kept)
+        };
         self.nr_dentry.store(kept as u64, Ordering::Relaxed);
         drop(inner);
         pruned

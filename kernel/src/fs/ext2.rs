@@ -124,7 +124,13 @@ pub fn mount(dev_name: &str, dev: Arc<dyn BlockDevice>, read_only: bool) -> Resu
                 log::warn!("EXT2-fs ({dev_name}): warning: mounting fs with errors, running e2fsck is recommended");
             }
             let cached_blocks = AtomicU64::new(fs.cached_blocks() as u64);
-            let sb = Ext2Super { fs: Mutex::new(Some(fs)), dev_name: String::from(dev_name), block_size, disk, cached_blocks };
+            let sb = Ext2Super {
+                fs: Mutex::new(Some(fs)),
+                dev_name: String::from(dev_name),
+                block_size,
+                disk,
+                cached_blocks,
+            };
             Ok(Box::new(Ext2SuperOps(Arc::new(sb))))
         }
         Err(e) => {

@@ -136,8 +136,11 @@ fn prune_dcache_sb(sb: &SuperBlock, nr_to_scan: u64) -> u64 {
         }
         drop(with_pages);
         if reaped > 0 {
-            let event =
-                if crate::filemap::current_is_kswapd() { VmEventItem::KswapdInodesteal } else { VmEventItem::Pginodesteal };
+            let event = if crate::filemap::current_is_kswapd() {
+                VmEventItem::KswapdInodesteal
+            } else {
+                VmEventItem::Pginodesteal
+            };
             crate::mm::pgdat().count_vm_events(event, reaped);
         }
         if scanned == 0 {
