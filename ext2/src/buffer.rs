@@ -146,6 +146,27 @@ impl<D: BlockDevice> BufferCache<D> {
         self.dev.flush()
     }
 
+    /// Number of cached buffers.
+    pub(crate) fn len(&self) -> usize {
+        self.buffers.len()
+    }
+
+    /// Drops up to `nr` clean buffers, least recently used first, and
+    /// returns how many went: what memory pressure takes back (Linux
+    /// reclaims clean buffers with the block device's page cache,
+    /// `try_to_free_buffers`). Dirty ones stay for `sync`. Allocates
+    /// nothing.
+    pub(crate) fn shrink(&mut self, nr: usize) -> usize {
+        let mut freed = 0;
+        while freed < nr {
+            let victim = self.buffers.iter().filter(|(_, b)| !b.dirty).min_by_key(|(_, b)| b.last_use).map(|(&n, _)| n);
+            let Some(victim) = victim else { break };
+            self.buffers.remove(&victim);
+            freed += 1;
+        }
+        freed
+    }
+
     /// Number of dirty buffers.
     #[cfg(test)]
     pub(crate) fn dirty_count(&self) -> usize {
@@ -180,6 +201,26 @@ mod tests {
             assert_eq!(cache.dev().data()[block * 1024], block as u8 + 1);
         }
         assert_eq!(cache.bread(15).unwrap()[0], 16);
+    }
+
+    #[test]
+    fn shrink_drops_the_oldest_clean_buffers_and_keeps_dirty_ones() {
+        let mut cache = BufferCache::new(MemDisk::new(vec![0; 16 * 1024]), 1024, 16);
+        cache.bread_mut(0).unwrap()[0] = 9;
+        for block in 1..6u32 {
+            cache.bread(block).unwrap();
+        }
+        assert_eq!(cache.shrink(2), 2);
+        assert_eq!(
+            cache.buffers.keys().copied().collect::<Vec<_>>(),
+            [0, 3, 4, 5],
+            "blocks 1 and 2 were the oldest clean"
+        );
+        assert_eq!(cache.shrink(100), 3);
+        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.dirty_count(), 1, "the dirty buffer stays");
+        cache.sync().unwrap();
+        assert_eq!(cache.dev().data()[0], 9);
     }
 
     #[test]

@@ -505,6 +505,18 @@ impl<D: BlockDevice> Ext2Fs<D> {
         Ok(())
     }
 
+    /// Metadata blocks cached now.
+    pub fn cached_blocks(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Drops up to `nr` clean cached metadata blocks, least recently used
+    /// first, for memory pressure; returns how many went. Allocates
+    /// nothing.
+    pub fn shrink_cache(&mut self, nr: usize) -> usize {
+        self.cache.shrink(nr)
+    }
+
     /// Writes every change to the disk (Linux `ext2_sync_fs`); the file
     /// system stays marked in use.
     pub fn sync(&mut self) -> Result<()> {

@@ -148,6 +148,9 @@ pub fn free_blocks() -> [[u64; NR_PAGE_ORDERS]; MAX_NR_ZONES] {
 pub struct DroppedCaches {
     /// Clean, unused page-cache pages dropped.
     pub pagecache_pages: u64,
+    /// Objects the slab shrinkers freed (dentries, evicted inodes, ext2
+    /// metadata blocks).
+    pub slab_objects: u64,
     /// Empty slab pages returned to the buddy allocator.
     pub slab_pages: u64,
     /// Whether lazily freed vmalloc areas were purged.
@@ -157,11 +160,15 @@ pub struct DroppedCaches {
 /// Gives back what the kernel keeps for reuse (what `echo 3 >
 /// /proc/sys/vm/drop_caches` does here, and what tests do before counting
 /// free pages): the clean page-cache pages nothing uses, never shmem's (Linux
-/// `drop_pagecache_sb` on every file system), the stacks of tasks that
+/// `drop_pagecache_sb` on every file system), what the slab shrinkers
+/// can free (Linux `drop_slab`: unused dentries and inodes, ext2's clean
+/// metadata blocks), the stacks of tasks that
 /// died in atomic context, the lazy vmalloc areas, the empty slabs, the
-/// per-CPU page lists. In that order: dropping pages frees index nodes,
-/// freeing a stack or purging an area frees `vmap_area` objects, whose
-/// slabs can only be given back after. May sleep.
+/// per-CPU page lists. In that order: dropping pages frees index nodes
+/// and leaves unused inodes without pages, so the shrinkers can evict
+/// them; freeing a stack or purging an area frees `vmap_area` objects,
+/// all of whose slabs can only be given back after. May sleep; the
+/// caller holds no file-system lock.
 pub fn drop_caches() -> DroppedCaches {
     // Pages in an LRU batch hold the batch's reference (Linux's
     // `drop_pagecache_sb` runs after `lru_add_drain_all` for the same
@@ -177,13 +184,14 @@ pub fn drop_caches() -> DroppedCaches {
             }
         }
     }
+    let slab_objects = try_pgdat().map_or(0, mm::shrinker::drop_slab);
     crate::sched::release_dead_tasks();
     let purged = crate::vmalloc::vm_if_ready().is_some_and(|vm| vm.purge_vmap_area_lazy());
     let slab_pages = crate::slab::slab().map_or(0, |s| s.shrink_all());
     if let Some(pgdat) = try_pgdat() {
         pgdat.drain_all_pages();
     }
-    DroppedCaches { pagecache_pages, slab_pages, purged }
+    DroppedCaches { pagecache_pages, slab_objects, slab_pages, purged }
 }
 
 /// Free pages in the buddy allocator, per-cpu lists drained first (for

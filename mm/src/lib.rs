@@ -25,8 +25,9 @@
 //! [`readahead`] policy (which pages a read or fault brings in ahead of
 //! need); shmem's object for shared anonymous memory ([`shmem`]) and the
 //! memfd seals ([`memfd`]); the LRU lists ([`swap`]), reclaim
-//! ([`vmscan`]) and the shadow entries reclaim leaves behind to detect
-//! refaults ([`workingset`]).
+//! ([`vmscan`]), the shadow entries reclaim leaves behind to detect
+//! refaults ([`workingset`]) and the slab shrinkers reclaim runs
+//! ([`shrinker`]).
 
 #![cfg_attr(not(test), no_std)]
 
@@ -66,6 +67,7 @@ pub mod readahead;
 pub mod rmap;
 pub mod shmem;
 pub mod show_mem;
+pub mod shrinker;
 #[cfg(test)]
 mod sim;
 pub mod slab_common;

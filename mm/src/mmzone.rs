@@ -14,7 +14,12 @@
 //! `__setup_per_zone_wmarks`: `min_free_kbytes = sqrt(lowmem_kbytes * 16)`
 //! clamped to [128, 262144], shared among zones by managed pages; `low` and
 //! `high` add the larger of min/4 and `watermark_scale_factor` (10, i.e.
-//! 0.1%) of the zone's managed pages.
+//! 0.1%) of the zone's managed pages. Both can be set at run time
+//! (`vm.min_free_kbytes`, `vm.watermark_scale_factor`:
+//! [`WatermarkSettings`]), and every zone's watermarks are recomputed
+//! (`PgData::set_min_free_kbytes`); a user's `min_free_kbytes` stays
+//! over a later boot-time computation that comes out smaller, as
+//! Linux's `user_min_free_kbytes` does.
 //!
 //! Differences from Linux: one node; no ZONE_HIGHMEM, ZONE_MOVABLE or
 //! ZONE_DEVICE; no CMA migratetype; no watermark boosting; the per-cpu lists'
@@ -419,21 +424,115 @@ pub fn min_free_kbytes(managed_pages: u64) -> u64 {
     (lowmem_kbytes * 16).isqrt().clamp(128, 262_144)
 }
 
-/// `watermark_scale_factor`: the low-to-high gap in 1/10000 of a zone.
+/// `watermark_scale_factor`'s default: the low-to-high gap in 1/10000 of
+/// a zone.
 pub const WATERMARK_SCALE_FACTOR: u64 = 10;
 
+/// The largest `watermark_scale_factor` (Linux's sysctl bound, 30%).
+pub const MAX_WATERMARK_SCALE_FACTOR: u64 = 3000;
+
+/// The largest `min_free_kbytes` a user may set (Linux's `int`).
+pub const MAX_MIN_FREE_KBYTES: u64 = i32::MAX as u64;
+
+/// A tunable set outside its range; nothing was changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RangeError {
+    /// The smallest value taken.
+    pub min: u64,
+    /// The largest value taken.
+    pub max: u64,
+}
+
+impl fmt::Display for RangeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "out of range {}..={}", self.min, self.max)
+    }
+}
+
+/// What the watermarks are computed from (Linux's `min_free_kbytes`,
+/// `user_min_free_kbytes` and `watermark_scale_factor`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WatermarkSettings {
+    min_free_kbytes: u64,
+    /// The value a user set, which a later boot-time computation only
+    /// replaces with a larger one (Linux `user_min_free_kbytes`, -1 for
+    /// none).
+    user_min_free_kbytes: Option<u64>,
+    watermark_scale_factor: u64,
+}
+
+impl Default for WatermarkSettings {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WatermarkSettings {
+    /// Linux's initial values: `min_free_kbytes` 1024 until computed from
+    /// the memory, no user value, `watermark_scale_factor` 10.
+    pub const fn new() -> WatermarkSettings {
+        WatermarkSettings {
+            min_free_kbytes: 1024,
+            user_min_free_kbytes: None,
+            watermark_scale_factor: WATERMARK_SCALE_FACTOR,
+        }
+    }
+
+    /// `min_free_kbytes` now.
+    pub fn min_free_kbytes(&self) -> u64 {
+        self.min_free_kbytes
+    }
+
+    /// `watermark_scale_factor` now.
+    pub fn watermark_scale_factor(&self) -> u64 {
+        self.watermark_scale_factor
+    }
+
+    /// Linux `calculate_min_free_kbytes` over `lowmem_pages` managed
+    /// pages: the computed value unless a user's is at least as large.
+    pub fn calculate_min_free_kbytes(&mut self, lowmem_pages: u64) {
+        let computed = min_free_kbytes(lowmem_pages);
+        if self.user_min_free_kbytes.is_none_or(|user| computed > user) {
+            self.min_free_kbytes = computed;
+        }
+    }
+
+    /// A user's `min_free_kbytes` (0 to [`MAX_MIN_FREE_KBYTES`]).
+    pub fn set_min_free_kbytes(&mut self, kbytes: u64) -> Result<(), RangeError> {
+        if kbytes > MAX_MIN_FREE_KBYTES {
+            return Err(RangeError { min: 0, max: MAX_MIN_FREE_KBYTES });
+        }
+        self.min_free_kbytes = kbytes;
+        self.user_min_free_kbytes = Some(kbytes);
+        Ok(())
+    }
+
+    /// A user's `watermark_scale_factor` (1 to
+    /// [`MAX_WATERMARK_SCALE_FACTOR`]).
+    pub fn set_watermark_scale_factor(&mut self, factor: u64) -> Result<(), RangeError> {
+        if !(1..=MAX_WATERMARK_SCALE_FACTOR).contains(&factor) {
+            return Err(RangeError { min: 1, max: MAX_WATERMARK_SCALE_FACTOR });
+        }
+        self.watermark_scale_factor = factor;
+        Ok(())
+    }
+}
+
 /// Linux `__setup_per_zone_wmarks` and `setup_per_zone_lowmem_reserve` over
-/// the zones of one node.
-pub(crate) fn setup_watermarks(zones: &[Zone<'_>; MAX_NR_ZONES]) {
+/// the zones of one node: `min_free_kbytes` shared among the zones by
+/// managed pages is each zone's min watermark; low and high add
+/// `max(min / 4, managed * watermark_scale_factor / 10000)` once and
+/// twice.
+pub(crate) fn setup_watermarks(zones: &[Zone<'_>; MAX_NR_ZONES], settings: &WatermarkSettings) {
     let lowmem_pages: u64 = zones.iter().map(Zone::managed_pages).sum();
     if lowmem_pages == 0 {
         return;
     }
-    let pages_min = min_free_kbytes(lowmem_pages) / (crate::addr::PAGE_SIZE / 1024);
+    let pages_min = settings.min_free_kbytes / (crate::addr::PAGE_SIZE / 1024);
     for zone in zones {
         let managed = zone.managed_pages();
-        let min = pages_min * managed / lowmem_pages;
-        let gap = (min / 4).max(managed * WATERMARK_SCALE_FACTOR / 10_000);
+        let min = (u128::from(pages_min) * u128::from(managed) / u128::from(lowmem_pages)) as u64;
+        let gap = (min / 4).max(managed * settings.watermark_scale_factor / 10_000);
         zone.set_watermarks(min, min + gap, min + 2 * gap);
     }
     for (i, zone) in zones.iter().enumerate() {
@@ -506,7 +605,9 @@ mod tests {
         zones[0].managed_pages.store(3_000, Relaxed);
         zones[1].managed_pages.store(200_000, Relaxed);
         zones[2].managed_pages.store(59_144, Relaxed);
-        setup_watermarks(&zones);
+        let mut settings = WatermarkSettings::new();
+        settings.calculate_min_free_kbytes(262_144);
+        setup_watermarks(&zones, &settings);
         // 262,144 pages = 1 GiB: min_free_kbytes 4096 = 1024 pages shared out.
         let mins: u64 = zones.iter().map(|z| z.watermark(Watermark::Min)).sum();
         assert!((1020..=1024).contains(&mins), "mins sum to {mins}");

@@ -62,7 +62,7 @@
 
 use core::fmt;
 use core::panic::Location;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use log::{error, info, warn};
 
@@ -79,6 +79,7 @@ use crate::oom_kill::OutOfMemory;
 use crate::page::{MemMap, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, Page};
 use crate::page_flags::PageFlags;
 use crate::percpu::PerCpuRef;
+use crate::shrinker::ShrinkerRegistry;
 use crate::vmscan::DirectReclaim;
 use crate::vmstat::{NodeStatItem, PerCpuNodeStat, VmEventItem, VmEventState};
 
@@ -337,6 +338,14 @@ pub struct PgData<'a> {
     nonresident_age: AtomicU64,
     /// Each CPU's LRU batches.
     lru_batches: PerCpuRef<'a, crate::swap::LruBatches>,
+    /// The slab shrinkers reclaim runs ([`crate::shrinker`]).
+    shrinkers: ShrinkerRegistry,
+    /// What the watermarks are computed from, under the lock Linux's
+    /// `setup_per_zone_wmarks` takes (a leaf; nothing allocates under it).
+    wmark_settings: spin::Mutex<mmzone::WatermarkSettings>,
+    /// Linux `vm_swappiness`: reclaim's anon/file balance
+    /// ([`crate::vmscan::DEFAULT_SWAPPINESS`]).
+    swappiness: AtomicU32,
 }
 
 /// A node's per-CPU data, as [`PgData::new`] takes it: one view per
@@ -561,6 +570,9 @@ impl<'a> PgData<'a> {
             lruvec: spin::Mutex::new(crate::swap::Lruvec::new()),
             nonresident_age: AtomicU64::new(0),
             lru_batches,
+            shrinkers: ShrinkerRegistry::new(),
+            wmark_settings: spin::Mutex::new(mmzone::WatermarkSettings::new()),
+            swappiness: AtomicU32::new(crate::vmscan::DEFAULT_SWAPPINESS),
         }
     }
 
@@ -572,6 +584,11 @@ impl<'a> PgData<'a> {
     /// The lruvec's non-resident age counter (see [`crate::workingset`]).
     pub(crate) fn lruvec_nonresident_age(&self) -> &AtomicU64 {
         &self.nonresident_age
+    }
+
+    /// The node's shrinkers, which reclaim runs ([`crate::shrinker`]).
+    pub fn shrinkers(&self) -> &ShrinkerRegistry {
+        &self.shrinkers
     }
 
     /// The LRU lists' lock (see [`crate::swap`]).
@@ -634,7 +651,7 @@ impl<'a> PgData<'a> {
             let end_pfn = (end.as_u64() / PAGE_SIZE).min(self.mem_map.end_pfn().as_u64());
             released += self.free_pages_memory(start_pfn, end_pfn);
         }
-        self.setup_per_zone_wmarks();
+        self.init_per_zone_wmark_min();
         released
     }
 
@@ -703,17 +720,79 @@ impl<'a> PgData<'a> {
         pages
     }
 
+    /// Computes `min_free_kbytes` from the managed pages unless a user
+    /// set a larger one, then watermarks, lowmem reserves and pcp
+    /// high/batch (Linux `init_per_zone_wmark_min`:
+    /// `calculate_min_free_kbytes`, `setup_per_zone_wmarks`,
+    /// `setup_per_zone_lowmem_reserve`).
+    pub fn init_per_zone_wmark_min(&self) {
+        let lowmem_pages: u64 = self.zones.iter().map(Zone::managed_pages).sum();
+        self.wmark_settings.lock().calculate_min_free_kbytes(lowmem_pages);
+        self.setup_per_zone_wmarks();
+    }
+
     /// Recomputes watermarks, lowmem reserves and pcp high/batch from the
-    /// zones' managed pages (Linux `setup_per_zone_wmarks` and
-    /// `zone_pcp_update`).
+    /// zones' managed pages and the current `min_free_kbytes` and
+    /// `watermark_scale_factor` (Linux `setup_per_zone_wmarks` and
+    /// `zone_pcp_update`; the lowmem reserves, which Linux recomputes
+    /// only at boot and for `lowmem_reserve_ratio`, come out the same).
     pub fn setup_per_zone_wmarks(&self) {
-        mmzone::setup_watermarks(&self.zones);
+        {
+            let settings = self.wmark_settings.lock();
+            mmzone::setup_watermarks(&self.zones, &settings);
+        }
         for zone in &self.zones {
             let batch = mmzone::zone_batchsize(zone.managed_pages());
             let high = mmzone::zone_highsize(zone.watermark(Watermark::Low), batch, self.nr_cpus);
             zone.pcp_batch.store(batch, Relaxed);
             zone.pcp_high.store(high, Relaxed);
         }
+    }
+
+    /// Linux `min_free_kbytes`: what the min watermarks add up to.
+    pub fn min_free_kbytes(&self) -> u64 {
+        self.wmark_settings.lock().min_free_kbytes()
+    }
+
+    /// Linux `watermark_scale_factor`: the low and high watermarks' gap,
+    /// in 1/10000 of a zone.
+    pub fn watermark_scale_factor(&self) -> u64 {
+        self.wmark_settings.lock().watermark_scale_factor()
+    }
+
+    /// Sets `min_free_kbytes` as a user (`vm.min_free_kbytes`, Linux
+    /// `min_free_kbytes_sysctl_handler`: 0 to `INT_MAX`, kept over the
+    /// boot-time value from then on) and recomputes every zone's
+    /// watermarks. Out of range, nothing changes.
+    pub fn set_min_free_kbytes(&self, kbytes: u64) -> Result<(), mmzone::RangeError> {
+        self.wmark_settings.lock().set_min_free_kbytes(kbytes)?;
+        self.setup_per_zone_wmarks();
+        Ok(())
+    }
+
+    /// Sets `watermark_scale_factor` (`vm.watermark_scale_factor`, Linux
+    /// `watermark_scale_factor_sysctl_handler`: 1 to 3000) and recomputes
+    /// every zone's watermarks. Out of range, nothing changes.
+    pub fn set_watermark_scale_factor(&self, factor: u64) -> Result<(), mmzone::RangeError> {
+        self.wmark_settings.lock().set_watermark_scale_factor(factor)?;
+        self.setup_per_zone_wmarks();
+        Ok(())
+    }
+
+    /// Linux `vm_swappiness`, which reclaim's balance of anonymous
+    /// against file pages reads ([`crate::vmscan::DEFAULT_SWAPPINESS`]).
+    pub fn vm_swappiness(&self) -> u32 {
+        self.swappiness.load(Relaxed)
+    }
+
+    /// Sets `vm_swappiness` (`vm.swappiness`: 0 to
+    /// [`crate::vmscan::MAX_SWAPPINESS`]). Out of range, nothing changes.
+    pub fn set_vm_swappiness(&self, swappiness: u64) -> Result<(), mmzone::RangeError> {
+        let max = u64::from(crate::vmscan::MAX_SWAPPINESS);
+        let value = u32::try_from(swappiness).ok().filter(|&v| v <= crate::vmscan::MAX_SWAPPINESS);
+        let value = value.ok_or(mmzone::RangeError { min: 0, max })?;
+        self.swappiness.store(value, Relaxed);
+        Ok(())
     }
 
     /// Pages the allocator keeps from user allocations (Linux

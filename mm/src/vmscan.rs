@@ -56,11 +56,21 @@
 //! the same way until every zone is above its high watermark; direct
 //! reclaim runs when even the min watermark cannot be met.
 //!
+//! Each priority pass ends with the slab shrinkers
+//! ([`crate::shrinker::shrink_slab`] at the pass's priority, under the
+//! reclaiming allocation's mask; kswapd's is `GFP_KERNEL`), as Linux's
+//! `shrink_node` runs `shrink_slab` after the LRU lists. A file-system
+//! shrinker may sleep when the mask allows it (kswapd, or an allocation
+//! with `__GFP_FS`).
+//!
 //! Differences from Linux: no `scan_control` beyond the
-//! priority, no swappiness balance (no swap), no writeback from reclaim,
-//! no shrinkers (so nothing bounds the shadow entries' nodes yet: see
-//! [`crate::workingset`]); several reclaimers may scan at once, each on
-//! the pages it isolated.
+//! priority and mask; `vm_swappiness` ([`PgData::vm_swappiness`]) is
+//! stored and validated but has no effect until there is swap (Linux's
+//! `get_scan_count` reads it to balance anonymous against file pages);
+//! no writeback from reclaim; the pages the shrinkers free are not
+//! counted as reclaimed; nothing bounds the shadow entries' nodes yet
+//! (see [`crate::workingset`]); several reclaimers may scan at once,
+//! each on the pages it isolated.
 
 // One `unsafe` call: the free of a page reclaim took from its cache.
 #![deny(unsafe_code)]
@@ -68,7 +78,7 @@
 use crate::addr::Pfn;
 use crate::arch::FolioWaitTable;
 use crate::filemap::{MappingId, folio_trylock, folio_unlock};
-use crate::gfp::Gfp;
+use crate::gfp::{GFP_KERNEL, Gfp};
 use crate::mmzone::Watermark;
 use crate::page::Page;
 use crate::page_alloc::PgData;
@@ -82,6 +92,13 @@ use crate::workingset::workingset_age_nonresident;
 /// Pages one reclaim call tries to free at least (Linux
 /// `SWAP_CLUSTER_MAX`).
 pub const SWAP_CLUSTER_MAX: u64 = 32;
+
+/// `vm_swappiness`'s default (Linux's).
+pub const DEFAULT_SWAPPINESS: u32 = 60;
+
+/// The largest `vm_swappiness` (Linux's sysctl bound: 200 favours swap
+/// over the file cache as far as it goes).
+pub const MAX_SWAPPINESS: u32 = 200;
 
 /// Where the page caches and the address spaces mapping their pages
 /// live: the kernel's files and tasks.
@@ -184,9 +201,10 @@ pub fn prepare_kswapd_sleep(pgdat: &PgData<'_>) -> bool {
 }
 
 /// kswapd's work (Linux `balance_pgdat`): reclaims until every zone is
-/// back above its high watermark or a pass frees nothing; a run that
-/// frees nothing counts as a failure ([`pgdat_unreclaimable`]). Returns
-/// the pages freed. Never sleeps.
+/// back above its high watermark or a pass frees nothing, with
+/// `GFP_KERNEL` for the shrinkers (which may sleep); a run that frees
+/// nothing counts as a failure ([`pgdat_unreclaimable`]). Returns the
+/// pages freed.
 pub fn balance_pgdat<O: CacheOwners + ?Sized>(pgdat: &PgData<'_>, owners: &O, waits: &dyn FolioWaitTable) -> u64 {
     pgdat.count_vm_events(VmEventItem::Pageoutrun, 1);
     let mut total = 0;
@@ -197,7 +215,8 @@ pub fn balance_pgdat<O: CacheOwners + ?Sized>(pgdat: &PgData<'_>, owners: &O, wa
             .filter(|z| z.managed_pages() > 0)
             .map(|z| z.watermark(Watermark::High).saturating_sub(z.free_pages()))
             .sum();
-        let freed = shrink_page_cache(pgdat, owners, waits, wanted.max(SWAP_CLUSTER_MAX), Reclaimer::Kswapd);
+        let freed =
+            shrink_page_cache(pgdat, owners, waits, wanted.max(SWAP_CLUSTER_MAX), Reclaimer::Kswapd, GFP_KERNEL);
         if freed == 0 {
             break;
         }
@@ -366,14 +385,17 @@ fn shrink_locked_folio<O: CacheOwners + ?Sized>(pgdat: &PgData<'_>, owners: &O, 
 
 /// Reclaims clean file pages from the LRU until `nr_to_free` went or
 /// every priority was tried (Linux `shrink_node` for the file lists,
-/// then `shrink_inactive_list` and `shrink_folio_list`). Returns the
-/// pages freed. Never sleeps; allocates nothing.
+/// then `shrink_inactive_list` and `shrink_folio_list`), running the
+/// slab shrinkers after each priority pass under `gfp`. Returns the LRU
+/// pages freed. Allocates nothing; sleeps only in a shrinker `gfp`
+/// lets sleep.
 pub fn shrink_page_cache<O: CacheOwners + ?Sized>(
     pgdat: &PgData<'_>,
     owners: &O,
     waits: &dyn FolioWaitTable,
     nr_to_free: u64,
     who: Reclaimer,
+    gfp: Gfp,
 ) -> u64 {
     pgdat.lru_add_drain();
     let mut freed = 0;
@@ -425,6 +447,7 @@ pub fn shrink_page_cache<O: CacheOwners + ?Sized>(
                 }
             }
         }
+        crate::shrinker::shrink_slab(pgdat, gfp, priority);
     }
     if freed > 0 {
         // Linux `shrink_node`: progress makes the node hopeful again.

@@ -122,6 +122,15 @@ pub enum VmEventItem {
     /// Pages direct reclaim scanned on the inactive lists
     /// (`PGSCAN_DIRECT`).
     PgscanDirect,
+    /// Page-cache pages direct reclaim freed along with the inodes whose
+    /// cache it dropped (`PGINODESTEAL`: the superblock shrinker's
+    /// `prune_icache_sb`).
+    Pginodesteal,
+    /// Objects the slab shrinkers scanned (`SLABS_SCANNED`,
+    /// [`crate::shrinker`]).
+    SlabsScanned,
+    /// `PGINODESTEAL`'s count for kswapd (`KSWAPD_INODESTEAL`).
+    KswapdInodesteal,
     /// kswapd's balancing runs (`PAGEOUTRUN`).
     Pageoutrun,
     /// kswapd woken again during its short nap after balancing the node
@@ -172,7 +181,7 @@ pub enum VmEventItem {
 }
 
 /// Number of [`VmEventItem`]s.
-pub const NR_VM_EVENT_ITEMS: usize = 33;
+pub const NR_VM_EVENT_ITEMS: usize = 36;
 
 impl VmEventItem {
     /// Every item, in /proc/vmstat order.
@@ -194,6 +203,9 @@ impl VmEventItem {
         VmEventItem::PgstealDirect,
         VmEventItem::PgscanKswapd,
         VmEventItem::PgscanDirect,
+        VmEventItem::Pginodesteal,
+        VmEventItem::SlabsScanned,
+        VmEventItem::KswapdInodesteal,
         VmEventItem::Pageoutrun,
         VmEventItem::KswapdLowWmarkHitQuickly,
         VmEventItem::KswapdHighWmarkHitQuickly,
@@ -228,6 +240,9 @@ impl VmEventItem {
             VmEventItem::PgstealDirect => "pgsteal_direct",
             VmEventItem::PgscanKswapd => "pgscan_kswapd",
             VmEventItem::PgscanDirect => "pgscan_direct",
+            VmEventItem::Pginodesteal => "pginodesteal",
+            VmEventItem::SlabsScanned => "slabs_scanned",
+            VmEventItem::KswapdInodesteal => "kswapd_inodesteal",
             VmEventItem::Pageoutrun => "pageoutrun",
             VmEventItem::KswapdLowWmarkHitQuickly => "kswapd_low_wmark_hit_quickly",
             VmEventItem::KswapdHighWmarkHitQuickly => "kswapd_high_wmark_hit_quickly",

@@ -31,6 +31,7 @@ mod process;
 mod sched;
 mod selftest;
 mod shmem;
+mod shrinker;
 mod slab;
 mod smp;
 mod vmalloc;

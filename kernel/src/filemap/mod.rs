@@ -230,16 +230,22 @@ impl fmt::Display for Host {
 
 /// Reclaim as the allocator runs it (see [`mm::vmscan`]): clean,
 /// unused page-cache pages from the LRU's inactive file list, unmapped
-/// through the reverse map. The task is marked as reclaiming meanwhile
-/// (Linux `PF_MEMALLOC`), so that the walks' allocations take the
-/// reserves and never reclaim in turn; it never waits on a lock.
+/// through the reverse map, then the slab shrinkers. The task is marked
+/// as reclaiming meanwhile (Linux `PF_MEMALLOC`), so that the walks'
+/// allocations take the reserves and never reclaim in turn; it never
+/// waits on a lock. The shrinkers get the allocation's mask without
+/// `__GFP_FS`, because this kernel has no `memalloc_nofs_save` scopes and
+/// an allocation made under a file system's lock asks `GFP_KERNEL` (see
+/// [`crate::fs::shrinker`]); what the file-system shrinkers cannot do
+/// here is deferred to kswapd.
 struct KernelReclaim;
 
 impl DirectReclaim for KernelReclaim {
-    fn try_to_free_pages(&self, pgdat: &PgData<'_>, _gfp: Gfp, _order: u32) -> u64 {
+    fn try_to_free_pages(&self, pgdat: &PgData<'_>, gfp: Gfp, _order: u32) -> u64 {
+        let gfp = gfp.difference(Gfp::FS);
         let _memalloc = crate::sched::memalloc_noreclaim_save();
         let caches = folio::KernelCaches::new();
-        mm::vmscan::shrink_page_cache(pgdat, &caches, &FOLIO_WAIT, SWAP_CLUSTER_MAX, Reclaimer::Direct)
+        mm::vmscan::shrink_page_cache(pgdat, &caches, &FOLIO_WAIT, SWAP_CLUSTER_MAX, Reclaimer::Direct, gfp)
     }
 
     fn current_is_memalloc(&self) -> bool {
@@ -251,7 +257,9 @@ static RECLAIM: KernelReclaim = KernelReclaim;
 
 /// The node's kswapd thread, `kswapd0` (Linux `kswapd`): it sleeps until
 /// an allocation's slow path wakes it, then reclaims from the page
-/// cache until every zone is above its high watermark
+/// cache and the slab shrinkers (with `GFP_KERNEL`: it holds no lock, so
+/// the file-system shrinkers may sleep in it) until every zone is above
+/// its high watermark
 /// ([`mm::vmscan::balance_pgdat`]), and sleeps again.
 struct KernelKswapd {
     task: Once<Option<Arc<crate::sched::Task>>>,
@@ -296,6 +304,11 @@ fn kswapd_try_to_sleep(pgdat: &PgData<'_>) {
         return;
     }
     crate::sched::wait::sleep_until_ns(u64::MAX, woken);
+}
+
+/// Whether the running task is kswapd (Linux `current_is_kswapd`).
+pub fn current_is_kswapd() -> bool {
+    KSWAPD.task.get().and_then(Option::as_ref).is_some_and(|task| Arc::ptr_eq(task, &crate::sched::current()))
 }
 
 /// Starts kswapd and registers it with the allocator, once.

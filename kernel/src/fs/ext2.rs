@@ -32,6 +32,10 @@
 //! there is no on-disk orphan list: after a crash, e2fsck frees such
 //! inodes. `RENAME_EXCHANGE` is EINVAL, as in Linux's ext2.
 //!
+//! The crate's metadata buffer cache gives clean blocks back under
+//! memory pressure through the superblock shrinker
+//! ([`SuperOperations::free_cached_objects`], [`super::shrinker`]).
+//!
 //! Locking: the instance mutex is the "fs lock" of `fs/mod.rs`'s order:
 //! after the inode's `i_rwsem`, before the dcache and the mount table,
 //! held across device I/O.
@@ -43,6 +47,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use ::ext2::{Ext2Error, Ext2Fs, FileType, MountOptions};
 use uapi::errno::Errno;
@@ -79,6 +84,9 @@ pub struct Ext2Super {
     /// The block layer's disk, when the device reaches one with an
     /// interrupt: readahead reads into the pages through it.
     disk: Option<Arc<Gendisk>>,
+    /// Blocks in the crate's buffer cache after the last operation, for
+    /// the shrinker's count, which takes no lock.
+    cached_blocks: AtomicU64,
 }
 
 impl Ext2Super {
@@ -87,12 +95,14 @@ impl Ext2Super {
     fn with<T>(&self, op: impl FnOnce(&mut Ext2Fs<BdevHandle>) -> ::ext2::Result<T>) -> Result<T, Errno> {
         let mut guard = self.fs.lock();
         let fs = guard.as_mut().ok_or(Errno::EIO)?;
-        op(fs).map_err(|e| {
+        let result = op(fs).map_err(|e| {
             if matches!(e, Ext2Error::Corrupt { .. } | Ext2Error::Io(_)) {
                 log::warn!("EXT2-fs ({}): error: {e}", self.dev_name);
             }
             e.errno()
-        })
+        });
+        self.cached_blocks.store(fs.cached_blocks() as u64, Ordering::Relaxed);
+        result
     }
 }
 
@@ -113,7 +123,14 @@ pub fn mount(dev_name: &str, dev: Arc<dyn BlockDevice>, read_only: bool) -> Resu
             if fs.has_errors() {
                 log::warn!("EXT2-fs ({dev_name}): warning: mounting fs with errors, running e2fsck is recommended");
             }
-            let sb = Ext2Super { fs: Mutex::new(Some(fs)), dev_name: String::from(dev_name), block_size, disk };
+            let cached_blocks = AtomicU64::new(fs.cached_blocks() as u64);
+            let sb = Ext2Super {
+                fs: Mutex::new(Some(fs)),
+                dev_name: String::from(dev_name),
+                block_size,
+                disk,
+                cached_blocks,
+            };
             Ok(Box::new(Ext2SuperOps(Arc::new(sb))))
         }
         Err(e) => {
@@ -160,6 +177,22 @@ impl SuperOperations for Ext2SuperOps {
 
     fn cache_lookups(&self) -> bool {
         true
+    }
+
+    fn nr_cached_objects(&self) -> u64 {
+        self.0.cached_blocks.load(Ordering::Relaxed)
+    }
+
+    /// Clean metadata blocks of the crate's buffer cache, least recently
+    /// used first. The instance mutex is only tried, as Linux's
+    /// `super_cache_scan` only tries `s_umount`: reclaim does not wait
+    /// behind a file-system operation's I/O.
+    fn free_cached_objects(&self, nr_to_scan: u64) -> u64 {
+        let Some(mut guard) = self.0.fs.try_lock() else { return 0 };
+        let Some(fs) = guard.as_mut() else { return 0 };
+        let freed = fs.shrink_cache(usize::try_from(nr_to_scan).unwrap_or(usize::MAX));
+        self.0.cached_blocks.store(fs.cached_blocks() as u64, Ordering::Relaxed);
+        freed as u64
     }
 }
 

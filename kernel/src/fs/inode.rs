@@ -12,8 +12,11 @@
 //!
 //! Differences from Linux: the inode cache holds weak references, so an
 //! inode lives exactly as long as a dentry, open file, cwd or mount uses
-//! it (no LRU of unused inodes); there is no per-inode attribute copy, the
-//! file system answers [`InodeOperations::getattr`] itself.
+//! it (no LRU of unused inodes: an inode only the dcache holds is what
+//! Linux keeps on that LRU, and the superblock shrinker evicts it by
+//! pruning its entries, [`super::dcache`], [`super::shrinker`]); there is
+//! no per-inode attribute copy, the file system answers
+//! [`InodeOperations::getattr`] itself.
 //!
 //! Locking: [`Inode::i_rwsem`] (sleeping) is taken before anything in the
 //! file system; the inode cache lock ([`SuperBlock`]'s `icache`) is a
@@ -260,6 +263,19 @@ pub trait SuperOperations: Send + Sync {
     /// Whether lookups are worth caching in the dcache (not for a file
     /// system whose directories are themselves in memory).
     fn cache_lookups(&self) -> bool;
+    /// Objects of the file system's own caches that memory pressure
+    /// could free (Linux `nr_cached_objects`). Read by reclaim at every
+    /// pass: no lock, no sleep.
+    fn nr_cached_objects(&self) -> u64 {
+        0
+    }
+    /// Frees up to `nr_to_scan` of them and returns how many went (Linux
+    /// `free_cached_objects`). Called by the superblock shrinker only when
+    /// reclaim may enter file systems (`__GFP_FS`); allocates nothing.
+    fn free_cached_objects(&self, nr_to_scan: u64) -> u64 {
+        let _ = nr_to_scan;
+        0
+    }
 }
 
 /// A mounted file system instance (Linux `struct super_block`).

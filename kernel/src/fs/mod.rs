@@ -11,11 +11,13 @@
 //!   thread; [`syscalls`]: the system calls.
 //! - File systems: [`ramfs`] (the root, `tmpfs` and `ramfs`), [`ext2`] (the
 //!   host-tested `ext2` crate under the VFS, reading ahead straight into
-//!   the page cache through [`mpage`]); pseudo files: [`pipe`],
+//!   the page cache through [`mpage`]); [`shrinker`]: what memory
+//!   pressure takes back from their caches; pseudo files: [`pipe`],
 //!   [`proc_sysctl`] and the `/proc` texts of [`syscalls`].
 //! - Devices: [`blkdev`] (disks by name, a RAM disk), [`loopdev`].
 //!
-//! [`init`] runs once at the end of boot: it makes the root, a tmpfs
+//! [`init`] runs once at the end of boot: it registers the superblock
+//! shrinker, makes the root, a tmpfs
 //! instance, and unpacks the initramfs the bootloader loaded into it,
 //! then gives the ramdisk's memory back ([`initramfs`], Linux
 //! `init/initramfs.c` `populate_rootfs`); then `mount=DEV:DIR` options of
@@ -56,6 +58,7 @@ pub mod pipe;
 pub mod proc_sysctl;
 pub mod ramfs;
 pub mod read_write;
+pub mod shrinker;
 pub mod syscalls;
 
 use log::{info, warn};
@@ -63,6 +66,7 @@ use log::{info, warn};
 /// Makes the root file system from the initramfs and mounts what the
 /// command line asks for.
 pub fn init() {
+    shrinker::register();
     initramfs::populate_rootfs();
     mount_from_cmdline();
 }

@@ -209,6 +209,22 @@ pub fn superblocks() -> Vec<Arc<SuperBlock>> {
     sbs
 }
 
+/// The superblock of the `i`th mount, if there is one: the superblock
+/// shrinker's way through the mounts, which may not allocate (a
+/// superblock mounted twice comes twice).
+pub fn superblock_at(i: usize) -> Option<Arc<SuperBlock>> {
+    MOUNTS.lock().get(i).map(|m| m.sb.clone())
+}
+
+/// Runs `f` on the superblock of every mount under the mount table's
+/// lock (a spin lock: `f` must not sleep or take a lock ordered before
+/// the mount table, see `fs/mod.rs`).
+pub fn for_each_superblock_locked(mut f: impl FnMut(&SuperBlock)) {
+    for m in MOUNTS.lock().iter() {
+        f(&m.sb);
+    }
+}
+
 /// `/proc/mounts` (Linux `show_vfsmnt`): `source target type options 0 0`.
 pub fn proc_mounts() -> String {
     let mut s = String::new();

@@ -1,16 +1,24 @@
 //! `/proc/sys`: the sysctl files programs read (Linux
 //! `fs/proc/proc_sysctl.c` over the tables of `kernel/sysctl.c`,
-//! `mm/util.c`, `mm/page_alloc.c`, `fs/file_table.c`,
+//! `mm/util.c`, `mm/page_alloc.c`, `mm/vmscan.c`, `fs/file_table.c`,
 //! `kernel/utsname_sysctl.c`).
 //!
 //! [`SYSCTLS`] is the one table of paths and how each value is printed,
 //! in Linux's text (`proc_dointvec`: the number and a newline). Only
-//! sysctls whose value is true of this kernel are listed: no swap or
-//! reclaim tunables yet, since there is nothing they would describe. The
-//! page cache's `vm.dirty_*` tunables can be set ([`Sysctl::store`]), by
-//! writing the file (each write(2) is parsed whole, as Linux's
-//! `proc_dointvec` does) or through the console's `sysctl NAME=VALUE`,
-//! with Linux's bounds.
+//! sysctls whose value is true of this kernel are listed: no swap
+//! tunables beyond `swappiness` yet, since there is nothing they would
+//! describe. Some can be
+//! set ([`Sysctl::store`]), by writing the file (each write(2) is parsed
+//! whole, as Linux's `proc_dointvec` does) or through the console's
+//! `sysctl NAME=VALUE`, with Linux's bounds (EINVAL outside them, nothing
+//! changed): the page cache's `vm.dirty_*` (ratios 0 to 100, times 0 to
+//! `INT_MAX`; Linux takes a negative `dirty_writeback_centisecs`, ours
+//! refuses it); `vm.min_free_kbytes` (0 to `INT_MAX`) and
+//! `vm.watermark_scale_factor` (1 to 3000), which recompute every zone's
+//! watermarks at once, as `/proc/zoneinfo` shows (Linux
+//! `setup_per_zone_wmarks`); `vm.swappiness` (0 to 200, default 60),
+//! stored where reclaim's anon/file balance will read it, with no effect
+//! until there is swap.
 //!
 //! `vm/drop_caches` (mode 0200, as Linux's) drops the clean page cache
 //! and empty slabs ([`crate::mm::drop_caches`]). Linux's
@@ -78,11 +86,21 @@ fn line(v: impl core::fmt::Display) -> String {
     format!("{v}\n")
 }
 
-/// Linux `min_free_kbytes` as the watermarks were computed from it
-/// (`calculate_min_free_kbytes` over the managed pages).
-fn min_free_kbytes() -> String {
-    let managed = crate::mm::try_pgdat().map_or(0, |p| p.totalram_pages());
-    line(mm::mmzone::min_free_kbytes(managed))
+/// A `vm` tunable of the node's: its value now (0 before the allocator
+/// is up).
+fn node_value(f: fn(&mm::page_alloc::PgData<'static>) -> u64) -> String {
+    line(crate::mm::try_pgdat().map_or(0, f))
+}
+
+/// Sets a `vm` tunable of the node's: EINVAL out of its range, as
+/// Linux's `proc_dointvec_minmax`, with nothing changed.
+fn set_node_value(
+    text: &str,
+    f: fn(&mm::page_alloc::PgData<'static>, u64) -> Result<(), mm::mmzone::RangeError>,
+) -> Result<(), Errno> {
+    let value = parse_int(text)?;
+    let pgdat = crate::mm::try_pgdat().ok_or(Errno::EINVAL)?;
+    f(pgdat, u64::from(value)).map_err(|_| Errno::EINVAL)
 }
 
 /// Every `/proc/sys` file, sorted by path.
@@ -141,29 +159,47 @@ pub static SYSCTLS: &[Sysctl] = &[
         show: String::new,
         store: Some(|t| {
             // Linux `proc_dointvec_minmax` over 1..=4: 1 the page cache, 2
-            // slab, 3 both, 4 quiet. Ours drops both for any of them, and
-            // like Linux's writes nothing back: dirty pages stay.
-            match parse_int(t)? {
-                1..=4 => {
-                    crate::mm::drop_caches();
-                    Ok(())
-                }
-                _ => Err(Errno::EINVAL),
+            // slab (`drop_slab`: the shrinkers), 3 both, 4 quiet, each
+            // counted. Ours drops both for any of them, and like Linux's
+            // writes nothing back: dirty pages stay.
+            let value = parse_int(t)?;
+            if !(1..=4).contains(&value) {
+                return Err(Errno::EINVAL);
             }
+            let pgdat = crate::mm::pgdat();
+            if value & 1 != 0 {
+                pgdat.count_vm_event(mm::vmstat::VmEventItem::DropPagecache);
+            }
+            if value & 2 != 0 {
+                pgdat.count_vm_event(mm::vmstat::VmEventItem::DropSlab);
+            }
+            crate::mm::drop_caches();
+            Ok(())
         }),
     },
     Sysctl { readable: true, path: "vm/legacy_va_layout", show: || line(0), store: None },
     Sysctl { readable: true, path: "vm/max_map_count", show: || line(mm::mmap::MAX_MAP_COUNT), store: None },
-    Sysctl { readable: true, path: "vm/min_free_kbytes", show: min_free_kbytes, store: None },
+    Sysctl {
+        readable: true,
+        path: "vm/min_free_kbytes",
+        show: || node_value(|p| p.min_free_kbytes()),
+        store: Some(|t| set_node_value(t, |p, v| p.set_min_free_kbytes(v))),
+    },
     Sysctl { readable: true, path: "vm/mmap_min_addr", show: || line(mm::mmap::MMAP_MIN_ADDR), store: None },
     Sysctl { readable: true, path: "vm/overcommit_kbytes", show: || line(0), store: None },
     Sysctl { readable: true, path: "vm/overcommit_memory", show: || line(OVERCOMMIT_GUESS), store: None },
     Sysctl { readable: true, path: "vm/overcommit_ratio", show: || line(OVERCOMMIT_RATIO), store: None },
     Sysctl {
         readable: true,
+        path: "vm/swappiness",
+        show: || node_value(|p| u64::from(p.vm_swappiness())),
+        store: Some(|t| set_node_value(t, |p, v| p.set_vm_swappiness(v))),
+    },
+    Sysctl {
+        readable: true,
         path: "vm/watermark_scale_factor",
-        show: || line(mm::mmzone::WATERMARK_SCALE_FACTOR),
-        store: None,
+        show: || node_value(|p| p.watermark_scale_factor()),
+        store: Some(|t| set_node_value(t, |p, v| p.set_watermark_scale_factor(v))),
     },
 ];
 

@@ -361,7 +361,9 @@ pub fn stress(_: &mut Shell, args: &[&str], out: &mut String) -> Res {
 }
 
 /// `drop_caches`: what `echo 3 > /proc/sys/vm/drop_caches` does here:
-/// clean page-cache pages nothing uses are dropped, empty slabs of every
+/// clean page-cache pages nothing uses are dropped, the slab shrinkers
+/// free what they can (unused dentries and inodes, ext2's clean metadata
+/// blocks: Linux `drop_slab`), empty slabs of every
 /// cache go back to the buddy allocator, lazily freed vmalloc ranges are
 /// purged, and the per-cpu page lists are drained.
 pub fn drop_caches(_: &mut Shell, _: &[&str], out: &mut String) -> Res {
@@ -370,11 +372,11 @@ pub fn drop_caches(_: &mut Shell, _: &[&str], out: &mut String) -> Res {
     // Linux counts one of each for `echo 3`.
     pgdat.count_vm_event(VmEventItem::DropPagecache);
     pgdat.count_vm_event(VmEventItem::DropSlab);
-    let crate::mm::DroppedCaches { pagecache_pages, slab_pages, purged } = crate::mm::drop_caches();
+    let crate::mm::DroppedCaches { pagecache_pages, slab_objects, slab_pages, purged } = crate::mm::drop_caches();
     let after = pgdat.nr_free_pages();
     let _ = writeln!(
         out,
-        "drop_caches: {pagecache_pages} page-cache pages dropped, {slab_pages} slab pages returned, {}, per-cpu lists drained; free pages {before} -> {after}",
+        "drop_caches: {pagecache_pages} page-cache pages dropped, {slab_objects} objects shrunk, {slab_pages} slab pages returned, {}, per-cpu lists drained; free pages {before} -> {after}",
         if purged { "lazy vmalloc areas purged" } else { "no lazy vmalloc areas" }
     );
     Ok(Flow::Continue)

@@ -818,3 +818,79 @@ fn an_allocation_that_may_reclaim_says_it_might_sleep_and_an_atomic_one_does_not
         unsafe { pgdat.free_pages(pfn, 0) }.unwrap();
     }
 }
+
+/// Linux's `__setup_per_zone_wmarks` for one zone, written out from its
+/// source: `(min, low, high)` for `min_free_kbytes` and
+/// `watermark_scale_factor` over `lowmem_pages` managed pages in all.
+fn linux_wmarks(managed: u64, lowmem_pages: u64, min_free_kbytes: u64, scale_factor: u64) -> (u64, u64, u64) {
+    let pages_min = min_free_kbytes >> (crate::PAGE_SHIFT - 10);
+    let min = pages_min * managed / lowmem_pages;
+    let tmp = (min >> 2).max(managed * scale_factor / 10_000);
+    (min, min + tmp, min + 2 * tmp)
+}
+
+fn wmarks(zone: &Zone<'_>) -> (u64, u64, u64) {
+    (zone.watermark(Watermark::Min), zone.watermark(Watermark::Low), zone.watermark(Watermark::High))
+}
+
+#[test]
+fn min_free_kbytes_and_watermark_scale_factor_recompute_every_zone_as_linux_does() {
+    let sim = Sim::flat(64 * MIB);
+    let pgdat = sim.pgdat(1);
+    let lowmem: u64 = pgdat.zones().iter().map(Zone::managed_pages).sum();
+    let check = |kbytes, factor| {
+        for zone in pgdat.zones() {
+            assert_eq!(wmarks(zone), linux_wmarks(zone.managed_pages(), lowmem, kbytes, factor), "{}", zone.name());
+        }
+    };
+    let boot = pgdat.min_free_kbytes();
+    assert_eq!(boot, mmzone::min_free_kbytes(lowmem));
+    check(boot, 10);
+    let reserves: Vec<u64> = pgdat.zones().iter().map(|z| z.lowmem_reserve(ZoneType::Normal)).collect();
+    pgdat.set_min_free_kbytes(8192).unwrap();
+    assert_eq!(pgdat.min_free_kbytes(), 8192);
+    check(8192, 10);
+    pgdat.set_watermark_scale_factor(1000).unwrap();
+    assert_eq!(pgdat.watermark_scale_factor(), 1000);
+    check(8192, 1000);
+    pgdat.set_min_free_kbytes(0).unwrap();
+    check(0, 1000);
+    // The lowmem reserves depend on the managed pages only.
+    let after: Vec<u64> = pgdat.zones().iter().map(|z| z.lowmem_reserve(ZoneType::Normal)).collect();
+    assert_eq!(reserves, after);
+}
+
+#[test]
+fn out_of_range_watermark_tunables_change_nothing() {
+    let sim = Sim::flat(64 * MIB);
+    let pgdat = sim.pgdat(1);
+    let before: Vec<(u64, u64, u64)> = pgdat.zones().iter().map(wmarks).collect();
+    let kbytes = pgdat.min_free_kbytes();
+    assert_eq!(pgdat.set_watermark_scale_factor(0), Err(mmzone::RangeError { min: 1, max: 3000 }));
+    assert_eq!(pgdat.set_watermark_scale_factor(3001), Err(mmzone::RangeError { min: 1, max: 3000 }));
+    assert_eq!(
+        pgdat.set_min_free_kbytes(1 << 31),
+        Err(mmzone::RangeError { min: 0, max: mmzone::MAX_MIN_FREE_KBYTES })
+    );
+    assert_eq!(pgdat.set_vm_swappiness(201), Err(mmzone::RangeError { min: 0, max: 200 }));
+    assert_eq!(pgdat.zones().iter().map(wmarks).collect::<Vec<_>>(), before);
+    assert_eq!((pgdat.min_free_kbytes(), pgdat.watermark_scale_factor()), (kbytes, 10));
+    assert_eq!(pgdat.vm_swappiness(), crate::vmscan::DEFAULT_SWAPPINESS);
+    pgdat.set_vm_swappiness(200).unwrap();
+    pgdat.set_vm_swappiness(0).unwrap();
+    assert_eq!(pgdat.vm_swappiness(), 0);
+}
+
+#[test]
+fn a_users_min_free_kbytes_outlives_a_smaller_boot_computation() {
+    let sim = Sim::flat(64 * MIB);
+    let pgdat = sim.pgdat(1);
+    let computed = pgdat.min_free_kbytes();
+    pgdat.set_min_free_kbytes(computed * 4).unwrap();
+    // Linux `calculate_min_free_kbytes` keeps the user's larger value.
+    pgdat.init_per_zone_wmark_min();
+    assert_eq!(pgdat.min_free_kbytes(), computed * 4);
+    pgdat.set_min_free_kbytes(computed / 2).unwrap();
+    pgdat.init_per_zone_wmark_min();
+    assert_eq!(pgdat.min_free_kbytes(), computed, "a larger computed value wins");
+}

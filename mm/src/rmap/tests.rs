@@ -553,7 +553,14 @@ impl crate::vmscan::CacheOwners for ReclaimOne<'_, '_> {
 
 /// One reclaim pass over a one-page inactive file list.
 fn reclaim_once(env: &Env<'_>, owners: &ReclaimOne<'_, '_>) -> u64 {
-    crate::vmscan::shrink_page_cache(env.pgdat, owners, &SimFolioWaits, 1, crate::vmscan::Reclaimer::Direct)
+    crate::vmscan::shrink_page_cache(
+        env.pgdat,
+        owners,
+        &SimFolioWaits,
+        1,
+        crate::vmscan::Reclaimer::Direct,
+        crate::gfp::GFP_KERNEL,
+    )
 }
 
 /// Reclaim of a mapped file page (Linux `folio_check_references`, then

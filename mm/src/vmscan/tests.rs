@@ -81,7 +81,7 @@ fn clean_unused_cache_pages_are_freed_and_busy_ones_are_kept() {
     page(3).inc_mapcount();
     page(4).set(PageFlags::REFERENCED);
     let free_before = crate::sim::free_pages_drained(&pgdat);
-    let freed = shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32, Reclaimer::Direct);
+    let freed = shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32, Reclaimer::Direct, GFP_KERNEL);
     assert_eq!(freed, 2, "the clean, unused, unmapped pages go");
     assert_eq!(crate::sim::free_pages_drained(&pgdat), free_before + 2);
     let space = file.space.lock().unwrap();
@@ -108,9 +108,9 @@ fn shmem_pages_are_never_reclaimed_clean_or_dirty() {
     folio_mark_dirty(&mut file.space.lock().unwrap(), &pgdat, pgdat.pfn_to_page(pfns[0]).unwrap(), 0);
     pgdat.lru_add_drain();
     assert_eq!(pgdat.lru_pages(LruList::InactiveAnon), 4, "shmem pages are on the anonymous list");
-    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32, Reclaimer::Direct), 0);
+    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32, Reclaimer::Direct, GFP_KERNEL), 0);
     assert_eq!(
-        shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32, Reclaimer::Direct),
+        shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32, Reclaimer::Direct, GFP_KERNEL),
         0,
         "not on a second round either"
     );
@@ -134,15 +134,15 @@ fn the_scan_stops_once_enough_pages_went_and_takes_the_coldest_first() {
     let (file, _) = file_of(&pgdat, 40);
     // Pages 0..32 went to the list first (a full batch, then the rest at
     // the drain): the cold end holds the oldest.
-    let first = shrink_page_cache(&pgdat, &file, &SimFolioWaits, 4, Reclaimer::Direct);
+    let first = shrink_page_cache(&pgdat, &file, &SimFolioWaits, 4, Reclaimer::Direct, GFP_KERNEL);
     assert!((4..40).contains(&first), "{first} freed: enough, and it stopped");
     let space = file.space.lock().unwrap();
     assert_eq!(space.nrpages(), 40 - first);
     assert!((0..first).all(|i| space.lookup(i).is_none()), "the {first} oldest pages went");
     drop(space);
-    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 100, Reclaimer::Direct), 40 - first);
+    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 100, Reclaimer::Direct, GFP_KERNEL), 40 - first);
     assert_eq!(file.space.lock().unwrap().nrpages(), 0);
-    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 100, Reclaimer::Direct), 0, "nothing left");
+    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 100, Reclaimer::Direct, GFP_KERNEL), 0, "nothing left");
     assert_eq!(pgdat.all_vm_events(VmEventItem::PgstealDirect), 40);
 }
 
@@ -159,7 +159,7 @@ fn an_inactive_list_smaller_than_the_active_is_refilled_from_it() {
     pgdat.lru_add_drain();
     assert_eq!(pgdat.lru_pages(LruList::ActiveFile), 8, "all active after two accesses");
     assert_eq!(
-        shrink_page_cache(&pgdat, &file, &SimFolioWaits, 8, Reclaimer::Direct),
+        shrink_page_cache(&pgdat, &file, &SimFolioWaits, 8, Reclaimer::Direct, GFP_KERNEL),
         8,
         "deactivated, then reclaimed"
     );
@@ -225,7 +225,8 @@ impl DirectReclaim for CacheReclaimer {
             let got = pgdat.alloc_pages(GFP_KERNEL | Gfp::NOWARN, 0);
             self.nested_got.lock().unwrap().push(got);
         }
-        let freed = shrink_page_cache(pgdat, &self.file, &SimFolioWaits, SWAP_CLUSTER_MAX, Reclaimer::Direct);
+        let freed =
+            shrink_page_cache(pgdat, &self.file, &SimFolioWaits, SWAP_CLUSTER_MAX, Reclaimer::Direct, GFP_KERNEL);
         self.memalloc.store(false, Relaxed);
         freed
     }
@@ -323,7 +324,7 @@ fn a_dirty_page_reclaim_met_is_rotated_when_written_and_freed_next() {
     let (file, pfns) = file_of(&pgdat, 1);
     let page = pgdat.pfn_to_page(pfns[0]).unwrap();
     folio_mark_dirty(&mut file.space.lock().unwrap(), &pgdat, page, 0);
-    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32, Reclaimer::Direct), 0);
+    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32, Reclaimer::Direct, crate::gfp::GFP_KERNEL), 0);
     assert!(page.test(PageFlags::ACTIVE) && page.test(PageFlags::RECLAIM), "activated, marked for rotation");
     // The flusher writes it.
     assert!(folio_trylock(page));
@@ -334,7 +335,11 @@ fn a_dirty_page_reclaim_met_is_rotated_when_written_and_freed_next() {
     assert!(!page.test(PageFlags::ACTIVE) && !page.test(PageFlags::RECLAIM));
     assert_eq!(pgdat.all_vm_events(VmEventItem::Pgrotated), 1);
     assert_eq!(pgdat.lru_pages(LruList::InactiveFile), 1, "on the inactive list, at its cold end");
-    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32, Reclaimer::Direct), 1, "freed at the next scan");
+    assert_eq!(
+        shrink_page_cache(&pgdat, &file, &SimFolioWaits, 32, Reclaimer::Direct, crate::gfp::GFP_KERNEL),
+        1,
+        "freed at the next scan"
+    );
     assert_eq!(file.space.lock().unwrap().nrpages(), 0);
 }
 
@@ -367,7 +372,7 @@ fn a_node_kswapd_cannot_balance_turns_hopeless_until_reclaim_frees_again() {
     // SAFETY: one of the test's pages, given back to become a cache page.
     unsafe { pgdat.put_page(held.pop().unwrap()) }.unwrap();
     let file = fill(&pgdat, file, 1).0;
-    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 1, Reclaimer::Direct), 1);
+    assert_eq!(shrink_page_cache(&pgdat, &file, &SimFolioWaits, 1, Reclaimer::Direct, crate::gfp::GFP_KERNEL), 1);
     assert!(!pgdat_unreclaimable(&pgdat));
     for pfn in held {
         // SAFETY: the test's pages.
