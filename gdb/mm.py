@@ -947,8 +947,11 @@ class Mounts:
         """The superblock's dcache: [(directory ino, name Vec<u8>, inode
         Arc or None for a negative entry)], unread beyond the tree."""
         if "dentries" not in mount:
-            mount["dentries"] = [(scalar(field(k, "__0")), field(k, "__1"), option(v))
-                                 for k, v in btree_items(locked(fields(mount["sb"], "dcache.map")))]
+            # kernel/src/fs/dcache.rs: Dcache { inner: SpinLock<DcacheInner
+            # { map: BTreeMap<(Ino, name), Entry { dentry, referenced }> }> }.
+            tree = field(locked(fields(mount["sb"], "dcache.inner")), "map")
+            mount["dentries"] = [(scalar(field(k, "__0")), field(k, "__1"), option(field(v, "dentry")))
+                                 for k, v in btree_items(tree)]
         return mount["dentries"]
 
     def path_of(self, dev, ino):

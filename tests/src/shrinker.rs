@@ -118,7 +118,7 @@ fn memory_pressure_shrinks_the_dcache_through_kswapd_and_loses_no_data() {
 /// free little (Linux `drop_slab`): the negative entries and the unused
 /// inodes go (their pages first), ext2's clean metadata blocks go; an
 /// inode in use keeps its entry, and every file reads back whole.
-#[ktest(disk = 16, disk_tree = "basic", timeout = 60)]
+#[ktest(disk = 24, disk_tree = "basic", timeout = 60)]
 fn drop_caches_2_empties_the_dcache_but_for_inodes_in_use() {
     let dir = "/mnt-drop-slab";
     let sb = mount_and_fill(dir);

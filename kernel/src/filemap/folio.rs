@@ -178,9 +178,14 @@ pub(super) struct KernelCaches {
 }
 
 impl KernelCaches {
-    /// For one reclaim call.
+    /// For one reclaim call. In atomic context (an allocation that may
+    /// block, made with interrupts off: SLUB refills its CPU slab so) the
+    /// reverse map is out of reach, since its walks take sleeping locks:
+    /// mapped pages count as in use and stay, and only unmapped clean
+    /// pages are reclaimed.
     pub(super) fn new() -> Self {
-        KernelCaches { walk: crate::mmap::RmapWalk::for_reclaim() }
+        let walk = if crate::sched::in_atomic() { None } else { crate::mmap::RmapWalk::for_reclaim() };
+        KernelCaches { walk }
     }
 }
 
