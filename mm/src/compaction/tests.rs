@@ -179,7 +179,7 @@ fn free_scanner_takes_only_as_many_pages_as_the_round_needs() {
         let mm = RefCell::new(env.mm());
         fragment(env, &mm, 2048);
         let zone = env.pgdat.pfn_to_page(pfn_at(&mm.borrow(), X)).unwrap().zone();
-        let mut cc = CompactControl::new(env.pgdat, zone).unwrap();
+        let mut cc = CompactControl::new(env.pgdat, zone, CompactFor::COMPACT_MEMORY).unwrap();
         env.pgdat.drain_all_pages();
         for want in [1, 5, 20] {
             cc.nr_migratepages = want;
@@ -198,7 +198,7 @@ fn migrate_scanner_counts_every_page_of_a_free_block_it_steps_over() {
         // Nothing to move: the migrate scanner crosses the whole zone, most
         // of it free blocks of high order.
         for zone in env.pgdat.zones().iter().filter(|z| z.present_pages() > 0) {
-            let mut cc = CompactControl::new(env.pgdat, zone.zone_type()).unwrap();
+            let mut cc = CompactControl::new(env.pgdat, zone.zone_type(), CompactFor::COMPACT_MEMORY).unwrap();
             cc.compact(&Mms::new(env, &[]));
             assert_eq!(cc.stats.migrated, 0);
             assert!(

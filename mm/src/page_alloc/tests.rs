@@ -203,7 +203,11 @@ fn vm_events_count_pages_per_zone_and_per_cpu() {
     assert_eq!((on(1, VmEventItem::PgallocDma), on(1, VmEventItem::PgallocDma32)), (4, 1));
     assert_eq!((on(0, VmEventItem::PgallocDma), on(1, VmEventItem::Pgfree), on(0, VmEventItem::Pgfree)), (0, 0, 5));
     let text = Vmstat(&pgdat).to_string();
-    assert!(text.contains("pgalloc_dma 4\npgalloc_dma32 1\npgalloc_normal 0\npgfree 5\n"), "{text}");
+    assert!(
+        text.contains("pgalloc_dma 4\npgalloc_dma32 1\npgalloc_normal 0\nallocstall_dma 0\nallocstall_dma32 0\n"),
+        "{text}"
+    );
+    assert!(text.contains("allocstall_movable 0\npgfree 5\n"), "{text}");
     assert!(text.starts_with("nr_free_pages "), "{text}");
 }
 
