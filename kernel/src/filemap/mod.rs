@@ -236,7 +236,9 @@ static RECLAIM: KernelReclaim = KernelReclaim;
 /// The node's kswapd thread, `kswapd0` (Linux `kswapd`): it sleeps until
 /// an allocation's slow path wakes it, then reclaims from the page
 /// cache until every zone is above its high watermark
-/// ([`mm::vmscan::balance_pgdat`]), and sleeps again.
+/// ([`mm::vmscan::balance_pgdat`]), hands the order it was woken for to
+/// kcompactd ([`mm::compaction::wakeup_kcompactd_from_kswapd`]), and
+/// sleeps again.
 struct KernelKswapd {
     task: Once<Option<Arc<crate::sched::Task>>>,
     /// Set by a wakeup, cleared by kswapd before each run: a wakeup
@@ -266,6 +268,7 @@ fn start_kswapd() {
                 crate::sched::wait::sleep_until_ns(u64::MAX, || KSWAPD.woken.load(Ordering::Acquire));
                 KSWAPD.woken.store(false, Ordering::Release);
                 mm::vmscan::balance_pgdat(crate::mm::pgdat(), &folio::KernelCaches, &FOLIO_WAIT);
+                mm::compaction::wakeup_kcompactd_from_kswapd(crate::mm::pgdat());
                 crate::sched::cond_resched();
             }
         });
