@@ -64,9 +64,14 @@ fn take_free_blocks() -> Vec<Pages<'static, 'static>> {
     taken
 }
 
-/// The largest order with a free block, any zone.
+/// The largest order with a free block in the largest zone, frag's (a
+/// smaller zone keeps the blocks its lowmem reserve holds back from these
+/// allocations).
 fn largest_free_order() -> Option<usize> {
-    kernel::shell::stress::free_pageblocks().1
+    let pgdat = kernel::mm::pgdat();
+    let zone = pgdat.zones().iter().max_by_key(|z| z.managed_pages())?;
+    let counts = pgdat.free_counts(zone.zone_type());
+    (0..mm::mmzone::NR_PAGE_ORDERS).rev().find(|&order| counts.nr_free(order) > 0)
 }
 
 /// A vmstat counter as the console's `vmstat` (/proc/vmstat) prints it.
