@@ -377,7 +377,7 @@ fn a_synchronous_run_that_completes_without_a_block_defers_the_zone_until_the_hi
         let req = request(GFP_KERNEL, 2, CompactPriority::SyncLight);
         assert_eq!(try_to_compact_pages(env.pgdat, &req, &mms), CompactResult::Complete);
         let deferred: Vec<_> = env.pgdat.zones().iter().map(|z| z.compact_defer_shift.load(Relaxed)).collect();
-        assert!(deferred.iter().any(|&shift| shift == 1), "a zone deferred: {deferred:?}");
+        assert!(deferred.contains(&1), "a zone deferred: {deferred:?}");
         assert_eq!(try_to_compact_pages(env.pgdat, &req, &mms), CompactResult::Deferred);
         let scanned = env.pgdat.all_vm_events(VmEventItem::CompactMigrateScanned);
         // COMPACT_PRIO_SYNC_FULL ignores deferral.
