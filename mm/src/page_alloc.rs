@@ -32,12 +32,39 @@
 //!
 //! # Watermarks and the slow path
 //! An allocation first tries every usable zone above its low watermark plus
-//! lowmem reserve. Failing that, the slow path retries at the min watermark
-//! with the allowances of the gfp mask (`__GFP_HIGH`: half of min; atomic:
-//! a further quarter; `__GFP_MEMALLOC`: no watermark), then, if the caller
-//! may block, drains the per-cpu lists and unreserves highatomic blocks
-//! before a last attempt. Failure returns `None` and logs the order, mask and
-//! free lists unless `__GFP_NOWARN`.
+//! lowmem reserve. Failing that, the slow path (Linux
+//! `__alloc_pages_slowpath`) wakes kswapd, recording the order for it
+//! (which hands it to kcompactd when it is done, see
+//! [`crate::compaction`]), and retries at the min watermark with the
+//! allowances of the gfp mask (`__GFP_HIGH`: half of min; atomic: a
+//! further quarter; `__GFP_MEMALLOC`: no watermark). An allocation that
+//! may block then goes on, in Linux's order:
+//! 1. for a costly order (above [`PAGE_ALLOC_COSTLY_ORDER`]) or an order
+//!    above 0 that is not movable, direct compaction at
+//!    `COMPACT_PRIO_ASYNC` (it likely has enough free base pages, only not
+//!    together); a costly `__GFP_NORETRY` allocation stops here if
+//!    compaction was skipped or deferred;
+//! 2. rounds of: per-cpu lists drained and highatomic reserves released,
+//!    the registered [`DirectReclaim`] once (counted in `allocstall_*` by
+//!    the mask's highest zone), then for an order above 0 the registered
+//!    [`DirectCompaction`] at the current priority (from
+//!    `COMPACT_PRIO_SYNC_LIGHT`), each followed by an attempt at the free
+//!    lists. `__GFP_NORETRY`, and a costly order without
+//!    `__GFP_RETRY_MAYFAIL`, get one round. Otherwise a round is repeated
+//!    while reclaim frees pages, up to [`MAX_RECLAIM_RETRIES`] rounds (for
+//!    an order above 0 only while a block of the order exists), or, when
+//!    reclaim made progress, while [`should_compact_retry`] says
+//!    compaction may still help: success without a page or a skip up to
+//!    [`MAX_COMPACT_RETRIES`] times, then one priority higher, down to
+//!    `COMPACT_PRIO_SYNC_FULL` (`SYNC_LIGHT` for costly orders);
+//! 3. the OOM killer, after which the rounds start again while it makes
+//!    progress.
+//!
+//! A direct compaction that ran (was not skipped in every zone) counts
+//! `compact_stall`, then `compact_success` and a reset of the zone's
+//! deferral if the allocation got its page, else `compact_fail`.
+//! Failure returns `None` and logs the order, mask and free lists unless
+//! `__GFP_NOWARN`.
 //!
 //! # Locking
 //! Lock order: `pcp lock -> zone lock`. Every public entry disables
@@ -55,10 +82,18 @@
 //!
 //! # Differences from Linux
 //! Direct reclaim is [`crate::vmscan`]'s (clean page-cache pages from the
-//! LRU, through the kernel's registered [`DirectReclaim`]), after
-//! waking kswapd, draining and unreserving; no direct compaction yet
-//! ([`crate::compaction`] runs only when asked, like `compact_memory`); no `ALLOC_NOFRAGMENT`, CMA, page shuffling,
-//! watermark boosting or deferred struct page init; one node.
+//! LRU, through the kernel's registered [`DirectReclaim`]); the per-cpu
+//! lists are drained and highatomic reserves released before each
+//! reclaim, not after it. Direct compaction is [`crate::compaction`]'s,
+//! through the kernel's registered [`DirectCompaction`], with no page
+//! captured during the run (Linux `compaction_capture`): the allocation
+//! takes its block from the free lists afterwards. `should_reclaim_retry`
+//! bounds the rounds instead of asking whether reclaiming every
+//! reclaimable page would meet the watermark, and `should_compact_retry`
+//! bounds the retries after a skipped compaction as after a successful
+//! one (Linux asks `compaction_zonelist_suitable`): we keep no per-zone
+//! count of reclaimable pages. No `ALLOC_NOFRAGMENT`, CMA, page
+//! shuffling, watermark boosting or deferred struct page init; one node.
 
 use core::fmt;
 use core::panic::Location;
