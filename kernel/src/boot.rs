@@ -242,6 +242,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     crate::sched::init(0, stack_bottom.as_u64() + stack_len);
     arch::smp::smp_init();
     crate::oom_kill::init();
+    crate::compaction::init();
     crate::drivers::rtc::init();
     crate::drivers::pci::init();
     crate::drivers::virtio::blk::init();

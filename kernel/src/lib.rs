@@ -19,6 +19,7 @@ pub mod arch;
 pub mod block;
 pub mod boot;
 pub mod cmdline;
+pub mod compaction;
 pub mod cred;
 pub mod drivers;
 pub mod exec;

@@ -3,9 +3,9 @@
 //! "vm_area_struct", "anon_vma" and "anon_vma_chain" slab caches (Linux
 //! `vm_area_cachep`, `anon_vma_cachep`, `anon_vma_chain_cachep`), the
 //! shared zero page (Linux `empty_zero_page`), and the address space of
-//! the running task; how reverse-map walks reach the address spaces they
-//! name ([`MM_LIST`], [`RmapWalk`]); and memory compaction
-//! ([`compact_memory`], Linux's `compact_memory` sysctl).
+//! the running task; and how reverse-map walks reach the address spaces
+//! they name ([`MM_LIST`], [`RmapWalk`]), for reclaim, writeback and
+//! compaction ([`crate::compaction`]).
 //!
 //! # Locks
 //! Each address space has Linux's `mmap_lock`: a sleeping reader/writer
@@ -22,7 +22,7 @@
 //! a migration entry in each pte, and a fault that meets one drops the
 //! lock, sleeps until the page is unlocked and retries.
 //!
-//! Lock order: `COMPACTION` -> a task's `Process::mm` slot (a spin lock,
+//! Lock order: `crate::compaction`'s lock -> a task's `Process::mm` slot (a spin lock,
 //! held only to clone the reference, never while taking the mmap lock) ->
 //! mmap lock -> page lock -> [`MM_LIST`] -> mmap locks only tried ->
 //! `i_mmap` or anon_vma lock -> page-table lock -> page allocator and
@@ -43,8 +43,8 @@
 //! under migration. Migration holds the lock while it waits for every
 //! CPU's TLB flush: a CPU waiting for the lock sleeps with interrupts on
 //! and answers.
-//! `COMPACTION` is a sleeping lock too, as compaction reschedules between
-//! pageblocks.
+//! The compaction lock is a sleeping lock too, as compaction reschedules
+//! between pageblocks.
 
 #![forbid(unsafe_code)]
 
@@ -52,7 +52,6 @@ use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::ops::ControlFlow;
 
-use mm::compaction::CompactStats;
 use mm::gfp::{GFP_KERNEL, Gfp};
 use mm::interval_tree::{IMmap, MmId};
 use mm::memory::{FaultAccess, FaultError};
@@ -267,13 +266,6 @@ impl mm::arch::FolioWaitTable for FolioWaitQueues {
 /// The page-lock wait table.
 pub static FOLIO_WAIT: FolioWaitQueues = FolioWaitQueues([const { WaitQueue::new() }; FOLIO_WAIT_QUEUES]);
 
-/// Serializes compaction runs: the migrate scanner isolates a page only
-/// by listing it, so two runs could pick the same page (Linux takes it
-/// off the LRU, which keeps a second run away). A sleeping mutex: a run
-/// reschedules while it holds it, so a second caller sleeps rather than
-/// spins.
-static COMPACTION: crate::sync::Mutex<()> = crate::sync::Mutex::new(());
-
 /// Every address space [`mm_alloc`] made, by page-table root, held
 /// weakly (Linux's `mmlist`, and the `vma->vm_mm` a reverse-map walk
 /// follows): how a walk that found an address space by its [`MmId`]
@@ -417,6 +409,13 @@ impl<'s> RmapWalk<'s> {
             defer_put: false,
         })
     }
+
+    /// The walker, dropping its references through [`mmput_async`]: for
+    /// walks inside an allocation (reclaim, direct compaction).
+    pub fn defer_puts(mut self) -> Self {
+        self.defer_put = true;
+        self
+    }
 }
 
 /// Reclaim's walks never stop early (compaction's may).
@@ -428,9 +427,7 @@ impl RmapWalk<'static> {
     /// A walker for reclaim, which drops its references through
     /// [`mmput_async`]; `None` before [`init`].
     pub fn for_reclaim() -> Option<Self> {
-        let mut walk = RmapWalk::new(&never_stop)?;
-        walk.defer_put = true;
-        Some(walk)
+        RmapWalk::new(&never_stop).map(RmapWalk::defer_puts)
     }
 }
 
@@ -532,24 +529,4 @@ impl RmapMms<'static, X86PteFormat, SlabVmas> for RmapWalk<'_> {
         crate::sched::cond_resched();
         if (self.stop)() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
     }
-}
-
-/// Compacts every zone, moving user pages so that free memory coalesces
-/// (what `echo 1 > /proc/sys/vm/compact_memory` does: Linux
-/// `compact_nodes`). `stop` is asked before each pageblock of the migrate
-/// scanner, after a chance to reschedule; when it says so the run ends
-/// early ([`CompactStats::contended`]). One run at a time; a second caller
-/// sleeps until the first ends. Must not be called with interrupts off or
-/// a spin lock held.
-pub fn compact_memory(stop: &dyn Fn() -> bool) -> CompactStats {
-    let serial = COMPACTION.lock();
-    // A page in an LRU batch has a reference migration does not expect
-    // (Linux `compact_node` drains them with `lru_add_drain_all`).
-    crate::mm::pgdat().lru_add_drain_all();
-    let stats = match RmapWalk::new(stop) {
-        Some(walk) => mm::compaction::compact_node(crate::mm::pgdat(), &walk),
-        None => CompactStats::default(),
-    };
-    drop(serial);
-    stats
 }

@@ -283,6 +283,18 @@ pub struct Zone<'a> {
     pub(crate) lock: Mutex<ZoneFree>,
     /// The per-cpu lists, one per CPU.
     pub(crate) pcp: PerCpuRef<'a, PerCpuPageset>,
+    // Compaction deferral, read and written without a lock as in Linux
+    // (see `crate::compaction`'s `defer_compaction`): a lost update only
+    // changes how soon compaction is tried again.
+    /// Compactions skipped since the last deferral (Linux
+    /// `compact_considered`).
+    pub(crate) compact_considered: AtomicU32,
+    /// Skip up to `1 << compact_defer_shift` compactions (Linux
+    /// `compact_defer_shift`).
+    pub(crate) compact_defer_shift: AtomicU32,
+    /// Orders from this one up are deferred (Linux
+    /// `compact_order_failed`).
+    pub(crate) compact_order_failed: AtomicU32,
 }
 
 impl<'a> Zone<'a> {
@@ -301,6 +313,9 @@ impl<'a> Zone<'a> {
             pcp_batch: AtomicU32::new(1),
             lock: Mutex::new(ZoneFree { free_area: [const { FreeArea::new() }; NR_PAGE_ORDERS] }),
             pcp,
+            compact_considered: AtomicU32::new(0),
+            compact_defer_shift: AtomicU32::new(0),
+            compact_order_failed: AtomicU32::new(0),
         }
     }
 

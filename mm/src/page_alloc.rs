@@ -32,12 +32,39 @@
 //!
 //! # Watermarks and the slow path
 //! An allocation first tries every usable zone above its low watermark plus
-//! lowmem reserve. Failing that, the slow path retries at the min watermark
-//! with the allowances of the gfp mask (`__GFP_HIGH`: half of min; atomic:
-//! a further quarter; `__GFP_MEMALLOC`: no watermark), then, if the caller
-//! may block, drains the per-cpu lists and unreserves highatomic blocks
-//! before a last attempt. Failure returns `None` and logs the order, mask and
-//! free lists unless `__GFP_NOWARN`.
+//! lowmem reserve. Failing that, the slow path (Linux
+//! `__alloc_pages_slowpath`) wakes kswapd, recording the order for it
+//! (which hands it to kcompactd when it is done, see
+//! [`crate::compaction`]), and retries at the min watermark with the
+//! allowances of the gfp mask (`__GFP_HIGH`: half of min; atomic: a
+//! further quarter; `__GFP_MEMALLOC`: no watermark). An allocation that
+//! may block then goes on, in Linux's order:
+//! 1. for a costly order (above [`PAGE_ALLOC_COSTLY_ORDER`]) or an order
+//!    above 0 that is not movable, direct compaction at
+//!    `COMPACT_PRIO_ASYNC` (it likely has enough free base pages, only not
+//!    together); a costly `__GFP_NORETRY` allocation stops here if
+//!    compaction was skipped or deferred;
+//! 2. rounds of: per-cpu lists drained and highatomic reserves released,
+//!    the registered [`DirectReclaim`] once (counted in `allocstall_*` by
+//!    the mask's highest zone), then for an order above 0 the registered
+//!    [`DirectCompaction`] at the current priority (from
+//!    `COMPACT_PRIO_SYNC_LIGHT`), each followed by an attempt at the free
+//!    lists. `__GFP_NORETRY`, and a costly order without
+//!    `__GFP_RETRY_MAYFAIL`, get one round. Otherwise a round is repeated
+//!    while reclaim frees pages, up to [`MAX_RECLAIM_RETRIES`] rounds (for
+//!    an order above 0 only while a block of the order exists), or, when
+//!    reclaim made progress, while [`should_compact_retry`] says
+//!    compaction may still help: success without a page or a skip up to
+//!    [`MAX_COMPACT_RETRIES`] times, then one priority higher, down to
+//!    `COMPACT_PRIO_SYNC_FULL` (`SYNC_LIGHT` for costly orders);
+//! 3. the OOM killer, after which the rounds start again while it makes
+//!    progress.
+//!
+//! A direct compaction that ran (was not skipped in every zone) counts
+//! `compact_stall`, then `compact_success` and a reset of the zone's
+//! deferral if the allocation got its page, else `compact_fail`.
+//! Failure returns `None` and logs the order, mask and free lists unless
+//! `__GFP_NOWARN`.
 //!
 //! # Locking
 //! Lock order: `pcp lock -> zone lock`. Every public entry disables
@@ -55,10 +82,18 @@
 //!
 //! # Differences from Linux
 //! Direct reclaim is [`crate::vmscan`]'s (clean page-cache pages from the
-//! LRU, through the kernel's registered [`DirectReclaim`]), after
-//! waking kswapd, draining and unreserving; no direct compaction yet
-//! ([`crate::compaction`] runs only when asked, like `compact_memory`); no `ALLOC_NOFRAGMENT`, CMA, page shuffling,
-//! watermark boosting or deferred struct page init; one node.
+//! LRU, through the kernel's registered [`DirectReclaim`]); the per-cpu
+//! lists are drained and highatomic reserves released before each
+//! reclaim, not after it. Direct compaction is [`crate::compaction`]'s,
+//! through the kernel's registered [`DirectCompaction`], with no page
+//! captured during the run (Linux `compaction_capture`): the allocation
+//! takes its block from the free lists afterwards. `should_reclaim_retry`
+//! bounds the rounds instead of asking whether reclaiming every
+//! reclaimable page would meet the watermark, and `should_compact_retry`
+//! bounds the retries after a skipped compaction as after a successful
+//! one (Linux asks `compaction_zonelist_suitable`): we keep no per-zone
+//! count of reclaimable pages. No `ALLOC_NOFRAGMENT`, CMA, page
+//! shuffling, watermark boosting or deferred struct page init; one node.
 
 use core::fmt;
 use core::panic::Location;
@@ -68,6 +103,10 @@ use log::{error, info, warn};
 
 use crate::addr::{PAGE_SIZE, Pfn, PhysAddr};
 use crate::arch::{CpuOps, PhysMemory};
+use crate::compaction::{
+    CompactPriority, CompactRequest, CompactResult, DEF_COMPACT_PRIORITY, DirectCompaction, INIT_COMPACT_PRIORITY,
+    KcompactdState,
+};
 use crate::gfp::Gfp;
 use crate::highmem;
 use crate::memblock::Memblock;
@@ -85,9 +124,13 @@ use crate::vmstat::{NodeStatItem, PerCpuNodeStat, VmEventItem, VmEventState};
 
 /// Allocation context flags (Linux `mm/internal.h` `ALLOC_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct AllocFlags(u32);
+pub(crate) struct AllocFlags(u32);
 
 impl AllocFlags {
+    /// The min watermark and nothing else (Linux's `alloc_flags` of 0, as
+    /// kcompactd and `compaction_suitable` check with).
+    pub(crate) const MIN: AllocFlags = AllocFlags(Self::WMARK_MIN);
+
     const WMARK_MIN: u32 = Watermark::Min as u32;
     const WMARK_LOW: u32 = Watermark::Low as u32;
     const WMARK_MASK: u32 = 0b11;
@@ -102,7 +145,7 @@ impl AllocFlags {
         self.0 & bits != 0
     }
 
-    fn watermark(self) -> Watermark {
+    pub(crate) fn watermark(self) -> Watermark {
         match self.0 & Self::WMARK_MASK {
             0 => Watermark::Min,
             1 => Watermark::Low,
@@ -329,6 +372,18 @@ pub struct PgData<'a> {
     /// is hopeless and kswapd is left asleep until some reclaim frees a
     /// page again ([`crate::vmscan`]).
     kswapd_failures: core::sync::atomic::AtomicU32,
+    /// The highest order an allocation woke kswapd for since kswapd last
+    /// took it (Linux `pgdat->kswapd_order`), for kswapd to hand on to
+    /// kcompactd when it goes back to sleep.
+    kswapd_order: AtomicU32,
+    /// The lowest highest-zone of those allocations (Linux
+    /// `kswapd_highest_zoneidx`; [`MAX_NR_ZONES`] when none).
+    kswapd_highest_zoneidx: AtomicU32,
+    /// Compaction the slow path may run (Linux
+    /// `__alloc_pages_direct_compact`).
+    direct_compaction: spin::Once<&'static dyn DirectCompaction>,
+    /// The node's kcompactd and what it was asked for.
+    kcompactd: KcompactdState,
     /// The node's LRU lists (Linux `lruvec` and its `lru_lock`), taken
     /// with interrupts off; see [`crate::swap`].
     lruvec: spin::Mutex<crate::swap::Lruvec>,
@@ -567,6 +622,10 @@ impl<'a> PgData<'a> {
             oom_killer: spin::Once::new(),
             kswapd: spin::Once::new(),
             kswapd_failures: core::sync::atomic::AtomicU32::new(0),
+            kswapd_order: AtomicU32::new(0),
+            kswapd_highest_zoneidx: AtomicU32::new(MAX_NR_ZONES as u32),
+            direct_compaction: spin::Once::new(),
+            kcompactd: KcompactdState::new(),
             lruvec: spin::Mutex::new(crate::swap::Lruvec::new()),
             nonresident_age: AtomicU64::new(0),
             lru_batches,
@@ -625,6 +684,35 @@ impl<'a> PgData<'a> {
     /// kswapd's failed runs in a row (Linux `kswapd_failures`).
     pub fn kswapd_failures(&self) -> &core::sync::atomic::AtomicU32 {
         &self.kswapd_failures
+    }
+
+    /// Registers the compaction the slow path runs for high-order
+    /// allocations that may block; the first registration stays.
+    pub fn set_direct_compaction(&self, compaction: &'static dyn DirectCompaction) {
+        self.direct_compaction.call_once(|| compaction);
+    }
+
+    /// Registers the node's kcompactd thread, which
+    /// [`crate::compaction::wakeup_kcompactd`] wakes; the first
+    /// registration stays.
+    pub fn set_kcompactd(&self, kcompactd: &'static dyn crate::compaction::Kcompactd) {
+        self.kcompactd.register(kcompactd);
+    }
+
+    /// The node's kcompactd state.
+    pub(crate) fn kcompactd(&self) -> &KcompactdState {
+        &self.kcompactd
+    }
+
+    /// Takes the order and highest zone allocations woke kswapd for since
+    /// the last call, resetting them (what Linux's `kswapd` reads from
+    /// `pgdat->kswapd_order` and `kswapd_highest_zoneidx` before it
+    /// balances): order 0 and the highest zone when there was none.
+    pub(crate) fn take_kswapd_order(&self) -> (u32, ZoneType) {
+        let order = self.kswapd_order.swap(0, Relaxed);
+        let highest = self.kswapd_highest_zoneidx.swap(MAX_NR_ZONES as u32, Relaxed);
+        let highest = ZoneType::from_index(highest as usize).unwrap_or(ZoneType::Normal);
+        (order, highest)
     }
 
     /// Registers the reclaim the slow path runs for allocations that may
@@ -962,91 +1050,227 @@ impl<'a> PgData<'a> {
         self.per_cpu_nodestats.get(cpu)
     }
 
-    /// Linux `__alloc_pages_slowpath`, minus compaction and kswapd; its
-    /// reclaim is the registered [`DirectReclaim`], and when that gives
-    /// nothing back, the registered [`OutOfMemory`] (Linux
+    /// Linux `__alloc_pages_slowpath`: wake kswapd, retry at the min
+    /// watermark (and without one for `__GFP_MEMALLOC`); then, for an
+    /// allocation that may block, a first direct compaction at
+    /// [`INIT_COMPACT_PRIORITY`] for a costly order or an order above 0
+    /// that is not movable (it likely has enough free base pages, only
+    /// not together), and rounds of direct reclaim (the registered
+    /// [`DirectReclaim`]), then direct compaction (the registered
+    /// [`DirectCompaction`]) at the current priority, each followed by an
+    /// attempt at the free lists. A round is repeated while reclaim
+    /// makes progress and may help ([`PgData::should_reclaim_retry`]),
+    /// or while compaction may still help, at a higher priority if need
+    /// be ([`should_compact_retry`]); a costly order without
+    /// `__GFP_RETRY_MAYFAIL` and any `__GFP_NORETRY` allocation get one
+    /// round. When nothing helps, the registered [`OutOfMemory`] (Linux
     /// `__alloc_pages_may_oom`): while it reports progress (a task was
-    /// killed, or a victim's memory is on its way back) the allocation
-    /// goes round again; a caller that is itself a victim gets one try at
-    /// the reserves below the min watermark (Linux `ALLOC_OOM`) and then
+    /// killed, or a victim's memory is on its way back) the rounds start
+    /// again; a caller that is itself a victim gets one try at the
+    /// reserves below the min watermark (Linux `ALLOC_OOM`) and then
     /// fails instead, so that it can exit.
     fn alloc_pages_slowpath(&self, gfp: Gfp, order: u32) -> Option<Pfn> {
         let flags = AllocFlags::from_gfp(gfp, order);
-        // Linux `wake_all_kswapds`: below the low watermark, kswapd
-        // reclaims in the background while this allocation goes on.
-        if gfp.contains(Gfp::KSWAPD_RECLAIM)
-            && !crate::vmscan::pgdat_unreclaimable(self)
-            && let Some(kswapd) = self.kswapd.get()
-        {
-            kswapd.wakeup(order);
-        }
+        let costly_order = order > PAGE_ALLOC_COSTLY_ORDER;
+        let can_direct_reclaim = gfp.allows_blocking();
+        // Linux `__gfp_pfmemalloc_flags`: a reclaimer's own allocations
+        // (`PF_MEMALLOC`) may take the reserves, and must not reclaim or
+        // compact in turn (Linux's "Avoid recursion of direct reclaim").
+        let memalloc = self.direct_reclaim.get().is_some_and(|r| r.current_is_memalloc());
+        let pfmemalloc = (gfp.contains(Gfp::MEMALLOC) || memalloc) && !gfp.contains(Gfp::NOMEMALLOC);
+        let mut compact_priority = DEF_COMPACT_PRIORITY;
+        let mut compact_result = CompactResult::Skipped;
+        let mut compaction_retries = 0;
+        let mut reclaim_rounds = 0;
+        self.wake_all_kswapds(gfp, order);
         if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags) {
             return Some(pfn);
         }
-        // Linux `__gfp_pfmemalloc_flags`: a reclaimer's own allocations
-        // may take the reserves, and must not reclaim in turn (Linux's
-        // "Avoid recursion of direct reclaim").
-        let memalloc = self.direct_reclaim.get().is_some_and(|r| r.current_is_memalloc());
-        if (gfp.contains(Gfp::MEMALLOC) || memalloc) && !gfp.contains(Gfp::NOMEMALLOC) {
+        if pfmemalloc {
             let flags = AllocFlags(flags.0 | AllocFlags::NO_WATERMARKS);
             if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags) {
                 return Some(pfn);
             }
         }
-        if gfp.allows_blocking() && !memalloc {
-            loop {
-                if let Some(pfn) = self.direct_reclaim_and_retry(gfp, order, flags) {
-                    return Some(pfn);
+        if can_direct_reclaim
+            && (costly_order || (order > 0 && gfp.migratetype() != MigrateType::Movable))
+            && !pfmemalloc
+        {
+            let prio = INIT_COMPACT_PRIORITY;
+            if let Some(pfn) = self.direct_compact(gfp, order, flags, prio, &mut compact_result) {
+                return Some(pfn);
+            }
+            if costly_order && gfp.contains(Gfp::NORETRY) {
+                // Reclaim would be costly and unlikely to free whole
+                // blocks: give up unless compaction only lacked the time.
+                if matches!(compact_result, CompactResult::Skipped | CompactResult::Deferred) {
+                    return self.nopage(gfp, order);
                 }
-                let Some(oom) = self.oom_killer.get().filter(|_| crate::oom_kill::gfp_may_oom(gfp, order)) else {
-                    break;
-                };
-                if oom.current_is_victim() {
-                    // Linux `ALLOC_OOM`: a victim may take the reserves
-                    // below the min watermark on its way out, once.
-                    let reserves = AllocFlags(flags.0 | AllocFlags::NO_WATERMARKS);
-                    if let Some(pfn) = self.get_page_from_freelist(gfp, order, reserves) {
-                        return Some(pfn);
-                    }
-                    break;
-                }
-                if !oom.out_of_memory(self, gfp, order) {
-                    break;
-                }
-                if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags) {
-                    return Some(pfn);
-                }
+                compact_priority = INIT_COMPACT_PRIORITY;
             }
         }
+        if !can_direct_reclaim || memalloc {
+            return self.nopage(gfp, order);
+        }
+        loop {
+            // Linux's `retry:` keeps kswapd awake while the allocation
+            // loops.
+            self.wake_all_kswapds(gfp, order);
+            let progress = match self.direct_reclaim(gfp, order, flags) {
+                Ok(pfn) => return Some(pfn),
+                Err(progress) => progress,
+            };
+            if let Some(pfn) = self.direct_compact(gfp, order, flags, compact_priority, &mut compact_result) {
+                return Some(pfn);
+            }
+            if gfp.contains(Gfp::NORETRY) || (costly_order && !gfp.contains(Gfp::RETRY_MAYFAIL)) {
+                break;
+            }
+            if self.should_reclaim_retry(gfp, order, flags, progress, &mut reclaim_rounds) {
+                continue;
+            }
+            if progress > 0
+                && should_compact_retry(order, compact_result, &mut compact_priority, &mut compaction_retries)
+            {
+                continue;
+            }
+            let Some(oom) = self.oom_killer.get().filter(|_| crate::oom_kill::gfp_may_oom(gfp, order)) else {
+                break;
+            };
+            if oom.current_is_victim() {
+                // Linux `ALLOC_OOM`: a victim may take the reserves
+                // below the min watermark on its way out, once.
+                let reserves = AllocFlags(flags.0 | AllocFlags::NO_WATERMARKS);
+                if let Some(pfn) = self.get_page_from_freelist(gfp, order, reserves) {
+                    return Some(pfn);
+                }
+                break;
+            }
+            if !oom.out_of_memory(self, gfp, order) {
+                break;
+            }
+            if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags) {
+                return Some(pfn);
+            }
+            reclaim_rounds = 0;
+        }
+        self.nopage(gfp, order)
+    }
+
+    /// The slow path's failure: logged unless `__GFP_NOWARN`.
+    fn nopage(&self, gfp: Gfp, order: u32) -> Option<Pfn> {
         if !gfp.contains(Gfp::NOWARN) {
             self.warn_alloc(gfp, order);
         }
         None
     }
 
-    /// The slow path's reclaim step: per-cpu lists drained and highatomic
-    /// reserves released, then direct reclaim retried while it makes
-    /// progress (Linux `__alloc_pages_direct_reclaim` and
-    /// `should_reclaim_retry`), the free lists tried after each step.
-    fn direct_reclaim_and_retry(&self, gfp: Gfp, order: u32, flags: AllocFlags) -> Option<Pfn> {
-        // Linux's retry after direct reclaim: pages may be pinned on
-        // per-cpu lists or in highatomic reserves.
+    /// Linux `wake_all_kswapds` and the bookkeeping half of
+    /// `wakeup_kswapd`: records the order and highest zone for kswapd
+    /// (which hands them to kcompactd when it is done) and wakes it, for
+    /// an allocation allowed to (`__GFP_KSWAPD_RECLAIM`).
+    fn wake_all_kswapds(&self, gfp: Gfp, order: u32) {
+        if !gfp.contains(Gfp::KSWAPD_RECLAIM) {
+            return;
+        }
+        self.kswapd_order.fetch_max(order, Relaxed);
+        self.kswapd_highest_zoneidx.fetch_min(gfp.zone() as u32, Relaxed);
+        // A hopeless node's kswapd is left asleep (Linux `wakeup_kswapd`).
+        if !crate::vmscan::pgdat_unreclaimable(self)
+            && let Some(kswapd) = self.kswapd.get()
+        {
+            kswapd.wakeup(order);
+        }
+    }
+
+    /// One round of the slow path's reclaim: per-cpu lists drained and
+    /// highatomic reserves released (pages may be pinned there), the free
+    /// lists tried, then the registered reclaim once and the free lists
+    /// again (Linux `__alloc_pages_direct_reclaim` and `__perform_reclaim`,
+    /// which drain after reclaim instead; `allocstall_*` counts the
+    /// reclaim by the allocation's highest zone, as Linux's
+    /// `do_try_to_free_pages` does). The page, or the pages reclaim freed.
+    fn direct_reclaim(&self, gfp: Gfp, order: u32, flags: AllocFlags) -> Result<Pfn, u64> {
         self.unreserve_highatomic_pageblock(gfp);
         self.drain_all_pages();
         if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags) {
-            return Some(pfn);
+            return Ok(pfn);
         }
-        let reclaim = self.direct_reclaim.get()?;
-        for _ in 0..MAX_RECLAIM_RETRIES {
-            if reclaim.try_to_free_pages(self, gfp, order) == 0 {
-                break;
+        let Some(reclaim) = self.direct_reclaim.get() else { return Err(0) };
+        self.count_vm_event(match gfp.zone() {
+            ZoneType::Dma => VmEventItem::AllocstallDma,
+            ZoneType::Dma32 => VmEventItem::AllocstallDma32,
+            ZoneType::Normal => VmEventItem::AllocstallNormal,
+        });
+        let progress = reclaim.try_to_free_pages(self, gfp, order);
+        if progress == 0 {
+            return Err(0);
+        }
+        self.drain_all_pages();
+        self.get_page_from_freelist(gfp, order, flags).ok_or(progress)
+    }
+
+    /// Linux `should_reclaim_retry`: another round of reclaim while the
+    /// last one freed something, at most [`MAX_RECLAIM_RETRIES`] rounds
+    /// (Linux counts only rounds without progress, and stops when even
+    /// reclaiming every reclaimable page would not meet the watermark; we
+    /// keep no per-zone count of reclaimable pages), and for an order
+    /// above 0 only while some zone already has a free block of that
+    /// order (reclaim frees base pages; it does not put them together:
+    /// that is compaction's, through [`should_compact_retry`]).
+    fn should_reclaim_retry(&self, gfp: Gfp, order: u32, flags: AllocFlags, progress: u64, rounds: &mut u32) -> bool {
+        *rounds += 1;
+        if progress == 0 || *rounds >= MAX_RECLAIM_RETRIES {
+            return false;
+        }
+        order == 0
+            || self.zones[..=gfp.zone() as usize]
+                .iter()
+                .any(|zone| zone.managed_pages() > 0 && self.free_block_at_least(zone, order, flags))
+    }
+
+    /// Linux `__alloc_pages_direct_compact`: the registered compaction for
+    /// this allocation at `prio`, then the free lists. A run that was not
+    /// skipped in every zone counts `compact_stall`, and then
+    /// `compact_success` (and resets the zone's deferral) or
+    /// `compact_fail`. No page is captured during the run (Linux
+    /// `compaction_capture`): the allocation takes its block from the
+    /// free lists afterwards, where another allocation may take it first.
+    fn direct_compact(
+        &self,
+        gfp: Gfp,
+        order: u32,
+        flags: AllocFlags,
+        prio: CompactPriority,
+        result: &mut CompactResult,
+    ) -> Option<Pfn> {
+        if order == 0 {
+            return None;
+        }
+        let Some(compaction) = self.direct_compaction.get() else {
+            *result = CompactResult::Skipped;
+            return None;
+        };
+        *result = compaction.try_to_compact_pages(self, &CompactRequest { gfp, order, alloc_flags: flags, prio });
+        if *result == CompactResult::Skipped {
+            return None;
+        }
+        self.count_vm_event(VmEventItem::CompactStall);
+        match self.get_page_from_freelist(gfp, order, flags) {
+            Some(pfn) => {
+                crate::compaction::compaction_defer_reset(
+                    self.zone(self.mem_map.page(pfn.as_u64()).zone()),
+                    order,
+                    true,
+                );
+                self.count_vm_event(VmEventItem::CompactSuccess);
+                Some(pfn)
             }
-            self.drain_all_pages();
-            if let Some(pfn) = self.get_page_from_freelist(gfp, order, flags) {
-                return Some(pfn);
+            None => {
+                self.count_vm_event(VmEventItem::CompactFail);
+                None
             }
         }
-        None
     }
 
     /// Linux `warn_alloc`: the failure and the free lists behind it.
@@ -1092,7 +1316,14 @@ impl<'a> PgData<'a> {
     /// the allowances of `flags`, plus the reserve kept against `highest`)
     /// after this allocation, with a free block of at least `order` left to
     /// take?
-    fn zone_watermark_ok(&self, zone: &Zone<'a>, order: u32, mark: u64, highest: ZoneType, flags: AllocFlags) -> bool {
+    pub(crate) fn zone_watermark_ok(
+        &self,
+        zone: &Zone<'a>,
+        order: u32,
+        mark: u64,
+        highest: ZoneType,
+        flags: AllocFlags,
+    ) -> bool {
         let mut unusable = (1u64 << order) - 1;
         if !flags.has(AllocFlags::RESERVES) {
             unusable += zone.nr_reserved_highatomic();
@@ -1108,9 +1339,14 @@ impl<'a> PgData<'a> {
         if free <= min + zone.lowmem_reserve(highest) {
             return false;
         }
-        if order == 0 {
-            return true;
-        }
+        order == 0 || self.free_block_at_least(zone, order, flags)
+    }
+
+    /// The order half of `__zone_watermark_ok`: a free block of `order` or
+    /// more on a list the allocation may take from (a pcp type's, or the
+    /// highatomic one for `ALLOC_HIGHATOMIC`). Takes the zone lock with
+    /// interrupts off.
+    fn free_block_at_least(&self, zone: &Zone<'a>, order: u32, flags: AllocFlags) -> bool {
         self.with_irqs_off(|| {
             let free = zone.lock.lock();
             free.free_area[order as usize..].iter().any(|area| {
@@ -1118,6 +1354,25 @@ impl<'a> PgData<'a> {
                     && (area.free_list[..MIGRATE_PCPTYPES].iter().any(|l| !l.is_empty())
                         || (flags.has(AllocFlags::HIGHATOMIC)
                             && !area.free_list[MigrateType::HighAtomic as usize].is_empty()))
+            })
+        })
+    }
+
+    /// Whether an allocation of `order` and migratetype `mt` would find a
+    /// block in `zone` now: a free block of `order` or more of type `mt`,
+    /// or of a fallback type it may claim (the free-list half of Linux
+    /// `__compact_finished`: `free_area_empty` and
+    /// `find_suitable_fallback(.., only_stealable = true)`). Takes the
+    /// zone lock with interrupts off.
+    pub(crate) fn compact_block_ready(&self, zone: ZoneType, order: u32, mt: MigrateType) -> bool {
+        let zone = self.zone(zone);
+        self.with_irqs_off(|| {
+            let mut free = zone.lock.lock();
+            let locked = self.locked(zone, &mut free);
+            (order..=MAX_PAGE_ORDER).any(|o| {
+                !locked.free.free_area[o as usize].free_list[mt as usize].is_empty()
+                    || ((mt as usize) < MIGRATE_PCPTYPES
+                        && locked.find_suitable_fallback(o, mt).is_some_and(|(_, can_steal)| can_steal))
             })
         })
     }
@@ -1736,6 +1991,55 @@ impl<'a> PgData<'a> {
 
 /// The per-cpu list index of a migratetype and order (Linux
 /// `order_to_pindex`).
+/// Compaction retries while it reports success but the allocation still
+/// fails (Linux `MAX_COMPACT_RETRIES`).
+pub(crate) const MAX_COMPACT_RETRIES: u32 = 16;
+
+/// Linux `should_compact_retry`: whether the slow path goes round again
+/// for compaction's sake. Success without a page (another allocation took
+/// it), or skipped for lack of free base pages (reclaim made progress, so
+/// there may be room now): up to [`MAX_COMPACT_RETRIES`] times, a quarter
+/// of that for costly orders (Linux retries a skip for as long as
+/// `compaction_zonelist_suitable` finds a zone whose free and reclaimable
+/// pages would give compaction room; we keep no per-zone count of
+/// reclaimable pages, and bound it as success is). Otherwise, once more
+/// at the next higher priority, down to `COMPACT_PRIO_SYNC_FULL`
+/// (`COMPACT_PRIO_SYNC_LIGHT` for costly orders), the retries counted
+/// anew.
+pub(crate) fn should_compact_retry(
+    order: u32,
+    result: CompactResult,
+    priority: &mut CompactPriority,
+    retries: &mut u32,
+) -> bool {
+    if order == 0 {
+        return false;
+    }
+    if matches!(result, CompactResult::Skipped | CompactResult::Success) {
+        let max_retries = if order > PAGE_ALLOC_COSTLY_ORDER { MAX_COMPACT_RETRIES / 4 } else { MAX_COMPACT_RETRIES };
+        *retries += 1;
+        if *retries <= max_retries {
+            return true;
+        }
+        if result == CompactResult::Skipped {
+            return false;
+        }
+    }
+    let min_priority = if order > PAGE_ALLOC_COSTLY_ORDER {
+        crate::compaction::MIN_COMPACT_COSTLY_PRIORITY
+    } else {
+        crate::compaction::MIN_COMPACT_PRIORITY
+    };
+    match priority.raise() {
+        Some(higher) if *priority > min_priority => {
+            *priority = higher;
+            *retries = 0;
+            true
+        }
+        _ => false,
+    }
+}
+
 fn order_to_pindex(mt: MigrateType, order: u32) -> usize {
     MIGRATE_PCPTYPES * order as usize + mt as usize
 }

@@ -89,6 +89,18 @@ pub enum VmEventItem {
     PgallocDma32,
     /// Pages allocated from ZONE_NORMAL (`PGALLOC_NORMAL`).
     PgallocNormal,
+    /// Direct reclaims entered by allocations whose highest zone is
+    /// ZONE_DMA (`ALLOCSTALL_DMA`, counted by the allocator's slow path
+    /// before each call of the registered reclaim, as Linux's
+    /// `do_try_to_free_pages` counts per call).
+    AllocstallDma,
+    /// Likewise for ZONE_DMA32 (`ALLOCSTALL_DMA32`).
+    AllocstallDma32,
+    /// Likewise for ZONE_NORMAL (`ALLOCSTALL_NORMAL`).
+    AllocstallNormal,
+    /// Likewise for ZONE_MOVABLE (`ALLOCSTALL_MOVABLE`): always 0, as we
+    /// have no ZONE_MOVABLE; shown because Linux always shows it.
+    AllocstallMovable,
     /// Pages freed (`PGFREE`).
     Pgfree,
     /// Pages moved to an active LRU list (`PGACTIVATE`,
@@ -162,6 +174,24 @@ pub enum VmEventItem {
     CompactFreeScanned,
     /// Pages compaction isolated, by either scanner (`COMPACTISOLATED`).
     CompactIsolated,
+    /// Direct compactions that ran in an allocation's slow path, neither
+    /// skipped nor deferred in every zone (`COMPACTSTALL`).
+    CompactStall,
+    /// Of those, the ones after which the allocation still failed
+    /// (`COMPACTFAIL`).
+    CompactFail,
+    /// Of those, the ones after which the allocation succeeded
+    /// (`COMPACTSUCCESS`).
+    CompactSuccess,
+    /// kcompactd runs (`KCOMPACTD_WAKE`).
+    CompactDaemonWake,
+    /// Pages kcompactd's migrate scanner looked at
+    /// (`KCOMPACTD_MIGRATE_SCANNED`; counted in `compact_migrate_scanned`
+    /// too).
+    CompactDaemonMigrateScanned,
+    /// Pages kcompactd's free scanner looked at (`KCOMPACTD_FREE_SCANNED`;
+    /// counted in `compact_free_scanned` too).
+    CompactDaemonFreeScanned,
     /// Pages reclaim found dirty whose writeback ended, moved to the cold
     /// end of the inactive list for the next scan (`PGROTATED`, Linux
     /// `folio_rotate_reclaimable`).
@@ -181,7 +211,7 @@ pub enum VmEventItem {
 }
 
 /// Number of [`VmEventItem`]s.
-pub const NR_VM_EVENT_ITEMS: usize = 36;
+pub const NR_VM_EVENT_ITEMS: usize = 46;
 
 impl VmEventItem {
     /// Every item, in /proc/vmstat order.
@@ -191,6 +221,10 @@ impl VmEventItem {
         VmEventItem::PgallocDma,
         VmEventItem::PgallocDma32,
         VmEventItem::PgallocNormal,
+        VmEventItem::AllocstallDma,
+        VmEventItem::AllocstallDma32,
+        VmEventItem::AllocstallNormal,
+        VmEventItem::AllocstallMovable,
         VmEventItem::Pgfree,
         VmEventItem::Pgactivate,
         VmEventItem::Pgdeactivate,
@@ -217,6 +251,12 @@ impl VmEventItem {
         VmEventItem::CompactMigrateScanned,
         VmEventItem::CompactFreeScanned,
         VmEventItem::CompactIsolated,
+        VmEventItem::CompactStall,
+        VmEventItem::CompactFail,
+        VmEventItem::CompactSuccess,
+        VmEventItem::CompactDaemonWake,
+        VmEventItem::CompactDaemonMigrateScanned,
+        VmEventItem::CompactDaemonFreeScanned,
         VmEventItem::UnevictablePgsCulled,
         VmEventItem::UnevictablePgsRescued,
         VmEventItem::UnevictablePgsMlocked,
@@ -232,6 +272,10 @@ impl VmEventItem {
             VmEventItem::PgallocDma => "pgalloc_dma",
             VmEventItem::PgallocDma32 => "pgalloc_dma32",
             VmEventItem::PgallocNormal => "pgalloc_normal",
+            VmEventItem::AllocstallDma => "allocstall_dma",
+            VmEventItem::AllocstallDma32 => "allocstall_dma32",
+            VmEventItem::AllocstallNormal => "allocstall_normal",
+            VmEventItem::AllocstallMovable => "allocstall_movable",
             VmEventItem::Pgfree => "pgfree",
             VmEventItem::Pgactivate => "pgactivate",
             VmEventItem::Pgdeactivate => "pgdeactivate",
@@ -258,6 +302,12 @@ impl VmEventItem {
             VmEventItem::CompactMigrateScanned => "compact_migrate_scanned",
             VmEventItem::CompactFreeScanned => "compact_free_scanned",
             VmEventItem::CompactIsolated => "compact_isolated",
+            VmEventItem::CompactStall => "compact_stall",
+            VmEventItem::CompactFail => "compact_fail",
+            VmEventItem::CompactSuccess => "compact_success",
+            VmEventItem::CompactDaemonWake => "compact_daemon_wake",
+            VmEventItem::CompactDaemonMigrateScanned => "compact_daemon_migrate_scanned",
+            VmEventItem::CompactDaemonFreeScanned => "compact_daemon_free_scanned",
             VmEventItem::UnevictablePgsCulled => "unevictable_pgs_culled",
             VmEventItem::UnevictablePgsRescued => "unevictable_pgs_rescued",
             VmEventItem::UnevictablePgsMlocked => "unevictable_pgs_mlocked",

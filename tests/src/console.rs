@@ -82,7 +82,7 @@ fn the_line_editor_moves_the_cursor_and_recalls_history() {
 }
 
 /// Runs a console command that must succeed; returns its output.
-fn sh(shell: &mut Shell, line: &str) -> String {
+pub(crate) fn sh(shell: &mut Shell, line: &str) -> String {
     let mut out = String::new();
     match shell.execute(line, &mut out) {
         Ok(Flow::Continue) => out,
@@ -383,7 +383,7 @@ fn stress_leaves_no_page_behind_and_finds_no_broken_pattern() {
 /// one: 8192 pages at the high-water mark, about 4096 left. frag's own
 /// progress is the event; a frag that never gets there is a hang, for the
 /// test's timeout to report.
-fn wait_for_holes(task: &kernel::sched::Task) {
+pub(crate) fn wait_for_holes(task: &kernel::sched::Task) {
     let holes_made = |mm: &kernel::mmap::MmRef| {
         let mm = mm.mmap_read_lock();
         mm.hiwater_rss() >= 8192 && mm.rss_pages() < 4096 + 256
@@ -552,7 +552,7 @@ fn compaction_moves_pages_a_program_on_another_cpu_is_using() {
     let pgdat = kernel::mm::pgdat();
     // A run told to stop ends at its first pageblock, moves nothing, and
     // lets the next run in.
-    let stopped = kernel::mmap::compact_memory(&|| true);
+    let stopped = kernel::compaction::compact_memory(&|| true);
     assert!(stopped.contended && stopped.migrated == 0 && stopped.migrate_scanned == 0, "{stopped:?}");
     let mut total = mm::compaction::CompactStats::default();
     let mut runs = 0;
@@ -562,7 +562,7 @@ fn compaction_moves_pages_a_program_on_another_cpu_is_using() {
     let faults = pgdat.all_vm_events(mm::vmstat::VmEventItem::Pgfault);
     // frag stays busy until SIGUSR1, however long the runs take.
     while runs < RUNS {
-        let s = kernel::mmap::compact_memory(&|| false);
+        let s = kernel::compaction::compact_memory(&|| false);
         log::info!("compact run {runs}: {s:?}");
         assert!(!s.contended, "{s:?}");
         (total.migrated, total.failed, total.skipped) =

@@ -12,6 +12,7 @@ use bootloader_api::{BootInfo, entry_point};
 mod benches;
 mod block;
 mod boot;
+mod compaction;
 mod console;
 mod context;
 mod elf;

@@ -259,8 +259,9 @@ static RECLAIM: KernelReclaim = KernelReclaim;
 /// an allocation's slow path wakes it, then reclaims from the page
 /// cache and the slab shrinkers (with `GFP_KERNEL`: it holds no lock, so
 /// the file-system shrinkers may sleep in it) until every zone is above
-/// its high watermark
-/// ([`mm::vmscan::balance_pgdat`]), and sleeps again.
+/// its high watermark ([`mm::vmscan::balance_pgdat`]), hands the order it
+/// was woken for to kcompactd
+/// ([`mm::compaction::wakeup_kcompactd_from_kswapd`]), and sleeps again.
 struct KernelKswapd {
     task: Once<Option<Arc<crate::sched::Task>>>,
     /// Set by a wakeup, cleared by kswapd before each run: a wakeup
@@ -324,6 +325,7 @@ fn start_kswapd() {
                 mm::vmscan::balance_pgdat(crate::mm::pgdat(), &caches, &FOLIO_WAIT);
                 drop(caches);
                 crate::mmap::mmput_async_drain();
+                mm::compaction::wakeup_kcompactd_from_kswapd(crate::mm::pgdat());
                 crate::sched::cond_resched();
             }
         });

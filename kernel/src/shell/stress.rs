@@ -383,14 +383,14 @@ pub fn drop_caches(_: &mut Shell, _: &[&str], out: &mut String) -> Res {
 }
 
 /// `compact`: what `echo 1 > /proc/sys/vm/compact_memory` does: compacts
-/// every zone ([`crate::mmap::compact_memory`]) and prints one line with
+/// every zone ([`crate::compaction::compact_memory`]) and prints one line with
 /// the scanners' work (pages migrated, failed, and skipped because no
 /// known address space maps them) and the free memory in 2 MiB blocks
 /// (order >= 9) before and after. Ctrl-C stops the run at the next
 /// pageblock; the line then tells what it did before the error.
 pub fn compact(_: &mut Shell, _: &[&str], out: &mut String) -> Res {
     let (blocks_before, largest_before) = free_pageblocks();
-    let s = crate::mmap::compact_memory(&super::interrupted);
+    let s = crate::compaction::compact_memory(&super::interrupted);
     let (blocks_after, largest_after) = free_pageblocks();
     let order = |o: Option<usize>| o.map_or_else(|| String::from("none"), |o| alloc::format!("{o}"));
     let _ = writeln!(

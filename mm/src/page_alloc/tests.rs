@@ -5,9 +5,11 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 
 use super::*;
+use crate::compaction::{CompactPriority, CompactRequest, CompactResult, DirectCompaction};
 use crate::gfp::{GFP_ATOMIC, GFP_DMA, GFP_DMA32, GFP_HIGHUSER_MOVABLE, GFP_KERNEL, GFP_NOWAIT};
 use crate::mmzone::MAX_DMA32_PFN;
 use crate::sim::{Sim, might_sleep_calls, set_cpu};
+use crate::vmscan::DirectReclaim;
 use crate::vmstat::{Buddyinfo, Pagetypeinfo, VmEventItem, Vmstat};
 
 const MIB: u64 = 1 << 20;
@@ -203,7 +205,11 @@ fn vm_events_count_pages_per_zone_and_per_cpu() {
     assert_eq!((on(1, VmEventItem::PgallocDma), on(1, VmEventItem::PgallocDma32)), (4, 1));
     assert_eq!((on(0, VmEventItem::PgallocDma), on(1, VmEventItem::Pgfree), on(0, VmEventItem::Pgfree)), (0, 0, 5));
     let text = Vmstat(&pgdat).to_string();
-    assert!(text.contains("pgalloc_dma 4\npgalloc_dma32 1\npgalloc_normal 0\npgfree 5\n"), "{text}");
+    assert!(
+        text.contains("pgalloc_dma 4\npgalloc_dma32 1\npgalloc_normal 0\nallocstall_dma 0\nallocstall_dma32 0\n"),
+        "{text}"
+    );
+    assert!(text.contains("allocstall_movable 0\npgfree 5\n"), "{text}");
     assert!(text.starts_with("nr_free_pages "), "{text}");
 }
 
@@ -893,4 +899,189 @@ fn a_users_min_free_kbytes_outlives_a_smaller_boot_computation() {
     pgdat.set_min_free_kbytes(computed / 2).unwrap();
     pgdat.init_per_zone_wmark_min();
     assert_eq!(pgdat.min_free_kbytes(), computed, "a larger computed value wins");
+}
+
+/// What the slow path called, in order: the registered reclaim, or the
+/// registered compaction at a priority.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Reclaim,
+    Compact(CompactPriority),
+}
+
+/// A reclaim that frees nothing yet reports progress, and a compaction
+/// that reports `result` (freeing the block it holds, if any, the first
+/// time it runs): both log their calls.
+struct Recorder {
+    log: std::sync::Mutex<Vec<Step>>,
+    result: CompactResult,
+    block: std::sync::Mutex<Option<(Pfn, u32)>>,
+}
+
+impl Recorder {
+    fn new(result: CompactResult) -> &'static Recorder {
+        Box::leak(Box::new(Recorder {
+            log: std::sync::Mutex::new(Vec::new()),
+            result,
+            block: std::sync::Mutex::new(None),
+        }))
+    }
+
+    fn log(&self) -> Vec<Step> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl DirectReclaim for Recorder {
+    fn try_to_free_pages(&self, _pgdat: &PgData<'_>, _gfp: Gfp, _order: u32) -> u64 {
+        self.log.lock().unwrap().push(Step::Reclaim);
+        crate::vmscan::SWAP_CLUSTER_MAX
+    }
+
+    fn current_is_memalloc(&self) -> bool {
+        false
+    }
+}
+
+impl DirectCompaction for Recorder {
+    fn try_to_compact_pages(&self, pgdat: &PgData<'_>, request: &CompactRequest) -> CompactResult {
+        self.log.lock().unwrap().push(Step::Compact(request.prio()));
+        if let Some((pfn, order)) = self.block.lock().unwrap().take() {
+            // SAFETY: the test's block, handed to the recorder and never
+            // mapped or pointed into.
+            unsafe { pgdat.free_pages(pfn, order) }.unwrap();
+        }
+        self.result
+    }
+}
+
+/// A machine whose free memory is all single pages: every page taken,
+/// then every even pfn given back. Allocations of order above 0 fail
+/// until something frees a larger block.
+fn fragmented(pgdat: &PgData<'_>) -> Vec<Pfn> {
+    let mut pfns = Vec::new();
+    // Below the watermarks too: no larger block stays free in a reserve.
+    while let Some(pfn) = pgdat.alloc_pages(QUIET | Gfp::MEMALLOC, 0) {
+        pfns.push(pfn);
+    }
+    let (free, kept): (Vec<Pfn>, Vec<Pfn>) = pfns.into_iter().partition(|pfn| pfn.as_u64() % 2 == 0);
+    for pfn in free {
+        // SAFETY: the test's page, never mapped or pointed into.
+        unsafe { pgdat.free_pages(pfn, 0) }.unwrap();
+    }
+    pgdat.drain_all_pages();
+    kept
+}
+
+fn registered(pgdat: &PgData<'_>, result: CompactResult) -> &'static Recorder {
+    let recorder = Recorder::new(result);
+    pgdat.set_direct_reclaim(recorder);
+    pgdat.set_direct_compaction(recorder);
+    recorder
+}
+
+#[test]
+fn a_costly_allocation_compacts_asynchronously_then_reclaims_then_compacts_once_more() {
+    use Step::{Compact, Reclaim};
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let _kept = fragmented(&pgdat);
+    let recorder = registered(&pgdat, CompactResult::Complete);
+    assert!(pgdat.alloc_pages(GFP_KERNEL | QUIET, 4).is_none());
+    assert_eq!(
+        recorder.log(),
+        [Compact(CompactPriority::Async), Reclaim, Compact(CompactPriority::SyncLight)],
+        "costly: compaction before reclaim, one round, no retry without __GFP_RETRY_MAYFAIL"
+    );
+    let ev = |item| pgdat.all_vm_events(item);
+    assert_eq!((ev(VmEventItem::CompactStall), ev(VmEventItem::CompactFail)), (2, 2));
+    assert_eq!(ev(VmEventItem::CompactSuccess), 0);
+    assert_eq!(ev(VmEventItem::AllocstallNormal), 1, "one direct reclaim, by the mask's highest zone");
+}
+
+#[test]
+fn a_costly_noretry_allocation_gives_up_when_compaction_was_skipped() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let _kept = fragmented(&pgdat);
+    let recorder = registered(&pgdat, CompactResult::Skipped);
+    assert!(pgdat.alloc_pages(GFP_KERNEL | Gfp::NORETRY | QUIET, 4).is_none());
+    assert_eq!(recorder.log(), [Step::Compact(CompactPriority::Async)], "no reclaim after a skipped compaction");
+    assert_eq!(pgdat.all_vm_events(VmEventItem::CompactStall), 0, "a skipped compaction is no stall");
+}
+
+#[test]
+fn a_small_order_allocation_escalates_compaction_priority_after_reclaim() {
+    use Step::{Compact, Reclaim};
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let _kept = fragmented(&pgdat);
+    let recorder = registered(&pgdat, CompactResult::Complete);
+    // Movable and not costly: no compaction before reclaim.
+    assert!(pgdat.alloc_pages(GFP_HIGHUSER_MOVABLE | QUIET, 2).is_none());
+    assert_eq!(
+        recorder.log(),
+        [Reclaim, Compact(CompactPriority::SyncLight), Reclaim, Compact(CompactPriority::SyncFull)]
+    );
+    // Unmovable: an asynchronous compaction first.
+    let recorder = Recorder::new(CompactResult::Complete);
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let _kept = fragmented(&pgdat);
+    pgdat.set_direct_reclaim(recorder);
+    pgdat.set_direct_compaction(recorder);
+    assert!(pgdat.alloc_pages(GFP_KERNEL | QUIET, 1).is_none());
+    assert_eq!(recorder.log()[..2], [Compact(CompactPriority::Async), Reclaim]);
+}
+
+#[test]
+fn compaction_that_succeeds_but_loses_the_block_is_retried_up_to_max_compact_retries_per_priority() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let _kept = fragmented(&pgdat);
+    let recorder = registered(&pgdat, CompactResult::Success);
+    assert!(pgdat.alloc_pages(GFP_HIGHUSER_MOVABLE | QUIET, 2).is_none());
+    let log = recorder.log();
+    let at = |prio| log.iter().filter(|&&s| s == Step::Compact(prio)).count() as u32;
+    assert_eq!(at(CompactPriority::SyncLight), MAX_COMPACT_RETRIES + 1);
+    assert_eq!(at(CompactPriority::SyncFull), MAX_COMPACT_RETRIES + 1);
+    assert_eq!(at(CompactPriority::Async), 0);
+    assert_eq!(pgdat.all_vm_events(VmEventItem::CompactFail), u64::from(2 * (MAX_COMPACT_RETRIES + 1)));
+}
+
+#[test]
+fn an_allocation_takes_the_block_compaction_freed_and_resets_the_zones_deferral() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let held = pgdat.alloc_pages(GFP_KERNEL, 4).unwrap();
+    let _kept = fragmented(&pgdat);
+    let recorder = registered(&pgdat, CompactResult::Success);
+    *recorder.block.lock().unwrap() = Some((held, 4));
+    let zone = pgdat.zone(pgdat.pfn_to_page(held).unwrap().zone());
+    crate::compaction::defer_compaction(zone, 4);
+    let pfn = pgdat.alloc_pages(GFP_KERNEL, 4).expect("the block compaction freed");
+    assert_eq!(pfn, held);
+    assert_eq!(recorder.log(), [Step::Compact(CompactPriority::Async)]);
+    let ev = |item| pgdat.all_vm_events(item);
+    assert_eq!(
+        (ev(VmEventItem::CompactStall), ev(VmEventItem::CompactSuccess), ev(VmEventItem::CompactFail)),
+        (1, 1, 0)
+    );
+    assert_eq!(zone.compact_defer_shift.load(Relaxed), 0, "the allocation succeeded: deferral reset");
+    assert_eq!(zone.compact_order_failed.load(Relaxed), 5);
+    // SAFETY: the test's block, never mapped or pointed into.
+    unsafe { pgdat.free_pages(pfn, 4) }.unwrap();
+}
+
+#[test]
+fn an_allocation_that_may_not_block_neither_compacts_nor_reclaims_but_tells_kswapd_its_order() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let _kept = fragmented(&pgdat);
+    let recorder = registered(&pgdat, CompactResult::Complete);
+    assert!(pgdat.alloc_pages(GFP_NOWAIT, 3).is_none());
+    assert!(pgdat.alloc_pages(GFP_NOWAIT, 2).is_none());
+    assert!(recorder.log().is_empty());
+    assert_eq!(pgdat.take_kswapd_order(), (3, ZoneType::Normal), "the highest order kswapd was woken for");
+    assert_eq!(pgdat.take_kswapd_order(), (0, ZoneType::Normal), "taken");
 }

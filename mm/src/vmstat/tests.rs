@@ -90,6 +90,10 @@ fn vmstat_prints_zone_then_node_then_event_items_in_linux_order() {
             "pgalloc_dma",
             "pgalloc_dma32",
             "pgalloc_normal",
+            "allocstall_dma",
+            "allocstall_dma32",
+            "allocstall_normal",
+            "allocstall_movable",
             "pgfree",
             "pgactivate",
             "pgdeactivate",
@@ -116,6 +120,12 @@ fn vmstat_prints_zone_then_node_then_event_items_in_linux_order() {
             "compact_migrate_scanned",
             "compact_free_scanned",
             "compact_isolated",
+            "compact_stall",
+            "compact_fail",
+            "compact_success",
+            "compact_daemon_wake",
+            "compact_daemon_migrate_scanned",
+            "compact_daemon_free_scanned",
             "unevictable_pgs_culled",
             "unevictable_pgs_rescued",
             "unevictable_pgs_mlocked",
@@ -126,7 +136,14 @@ fn vmstat_prints_zone_then_node_then_event_items_in_linux_order() {
     assert!(text.starts_with(&format!("nr_free_pages {}\n", pgdat.nr_free_pages())), "{text}");
     assert!(text.contains("\nnr_slab_unreclaimable 2\nworkingset_refault_anon 0\nworkingset_refault_file 0\nworkingset_activate_anon 0\nworkingset_activate_file 0\nworkingset_restore_anon 0\nworkingset_restore_file 0\nnr_anon_pages 0\nnr_mapped 0\nnr_file_pages 0\nnr_dirty 0\nnr_writeback 0\nnr_shmem 0\nnr_kernel_stack 128\n"), "{text}");
     assert!(text.contains("\ndrop_pagecache 1\ndrop_slab 0\noom_kill 0\npgmigrate_success 0\n"), "{text}");
-    assert!(text.ends_with("\ncompact_isolated 0\nunevictable_pgs_culled 0\nunevictable_pgs_rescued 0\nunevictable_pgs_mlocked 0\nunevictable_pgs_munlocked 0\nunevictable_pgs_cleared 0\n"), "{text}");
+    assert!(text.contains("\ncompact_free_scanned 0\ncompact_isolated 0\ncompact_stall 0\n"), "{text}");
+    assert!(
+        text.ends_with(
+            "\ncompact_daemon_free_scanned 0\nunevictable_pgs_culled 0\nunevictable_pgs_rescued 0\n\
+             unevictable_pgs_mlocked 0\nunevictable_pgs_munlocked 0\nunevictable_pgs_cleared 0\n"
+        ),
+        "{text}"
+    );
 }
 
 /// The lines Linux prints for a zone's watermarks and sizes.
