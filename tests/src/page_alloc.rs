@@ -18,8 +18,11 @@ use mm::page_alloc::BadPageReason;
 use mm::page_flags::PageFlags;
 use mm::{PAGE_SIZE, Pfn, PhysAddr, VirtAddr};
 
-/// Every free page, watermarks ignored, failures quiet.
-const EVERYTHING: Gfp = GFP_KERNEL.union(Gfp::MEMALLOC).union(Gfp::NOWARN);
+/// Every free page, watermarks ignored, failures quiet, and no reclaim
+/// or kswapd wakeup: a page reclaim frees behind the test's back (kswapd
+/// runs on) would make the free count move after the last failure.
+const EVERYTHING: Gfp =
+    GFP_KERNEL.difference(Gfp::DIRECT_RECLAIM.union(Gfp::KSWAPD_RECLAIM)).union(Gfp::MEMALLOC).union(Gfp::NOWARN);
 
 const WORDS_PER_PAGE: usize = (PAGE_SIZE / 8) as usize;
 
@@ -151,6 +154,7 @@ fn every_free_page_once(stride: usize) {
 /// Allocates blocks of random orders until even order 0 fails, verifies,
 /// frees all.
 fn random_orders_fill_memory(seed: u64, stride: usize) {
+    kmm::pgdat().lru_add_drain_all();
     let mut rng = XorShift(seed);
     let mut list = BlockList::new(stride);
     let mut per_order = [0u64; MAX_PAGE_ORDER as usize + 1];
