@@ -26,7 +26,8 @@
 //! need); shmem's object for shared anonymous memory ([`shmem`]) and the
 //! memfd seals ([`memfd`]); the LRU lists ([`swap`]), reclaim
 //! ([`vmscan`]) and the shadow entries reclaim leaves behind to detect
-//! refaults ([`workingset`]).
+//! refaults ([`workingset`]); and swap areas' headers and slot
+//! allocation ([`swapfile`]).
 
 #![cfg_attr(not(test), no_std)]
 
@@ -71,6 +72,7 @@ mod sim;
 pub mod slab_common;
 pub mod slub;
 pub mod swap;
+pub mod swapfile;
 pub mod swapops;
 pub mod uaddr;
 pub mod vma;
