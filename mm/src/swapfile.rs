@@ -67,7 +67,10 @@
 //! ones, then the frag ones (Linux 6.14's `cluster_alloc_swap_entry`).
 //! A cluster that was scanned goes to the full list if full and to the
 //! tail of the frag list otherwise; a free slot moves a full or frag
-//! cluster to the nonfull list, and its last one to the free list.
+//! cluster to the nonfull list, and its last one to the free list. At
+//! setup the clusters with unusable slots (the first, with the header,
+//! and the last if the area ends inside it) start on the nonfull list,
+//! so a new area is used from its second cluster on.
 //!
 //! Invariants, checked by the tests after every step:
 //!
@@ -328,11 +331,13 @@ impl<'a> SwapInfo<'a> {
             ("swap_map", storage.swap_map.len(), sizes.swap_map),
             ("cluster_info", storage.cluster_info.len(), sizes.cluster_info),
             ("cont", storage.cont.len(), sizes.cont),
-            ("percpu_cluster", storage.percpu_cluster.len().min(1), 1),
         ] {
             if len != needed {
                 return Err(SwapSetupError::StorageSize { what, len, needed });
             }
+        }
+        if storage.percpu_cluster.is_empty() {
+            return Err(SwapSetupError::StorageSize { what: "percpu_cluster", len: 0, needed: 1 });
         }
         if storage.cont.iter().any(Option::is_some) {
             return Err(SwapSetupError::ContinuationsLeft);

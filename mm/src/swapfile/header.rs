@@ -198,7 +198,7 @@ impl fmt::Display for SwapHeaderError {
 
 /// A swap header that passed Linux's checks against its device.
 #[doc(alias = "swap_header")]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct SwapHeader<'p> {
     page: &'p [u8; PAGE],
     byte_swapped: bool,
@@ -334,6 +334,20 @@ impl<'p> SwapHeader<'p> {
     /// accepts it, swapping the fields).
     pub fn byte_swapped(&self) -> bool {
         self.byte_swapped
+    }
+}
+
+impl fmt::Debug for SwapHeader<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SwapHeader")
+            .field("last_page", &self.last_page)
+            .field("maxpages", &self.maxpages)
+            .field("pages", &self.pages)
+            .field("nr_badpages", &self.nr_badpages)
+            .field("uuid", &format_args!("{}", self.uuid()))
+            .field("label", &format_args!("{}", self.label().escape_ascii()))
+            .field("byte_swapped", &self.byte_swapped)
+            .finish()
     }
 }
 

@@ -349,3 +349,13 @@ fn host_tools_agree_with_our_mkswap() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_header_debugs_as_its_fields_not_its_page() {
+    let header = parse(VDB_SWAP.bytes, 256).unwrap();
+    assert_eq!(
+        format!("{header:?}"),
+        "SwapHeader { last_page: 255, maxpages: 256, pages: 255, nr_badpages: 0, \
+         uuid: 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0, label: vdb-swap, byte_swapped: false }"
+    );
+}
