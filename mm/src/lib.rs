@@ -27,7 +27,8 @@
 //! memfd seals ([`memfd`]); the LRU lists ([`swap`]), reclaim
 //! ([`vmscan`]), the shadow entries reclaim leaves behind to detect
 //! refaults ([`workingset`]) and the slab shrinkers reclaim runs
-//! ([`shrinker`]).
+//! ([`shrinker`]); and swap areas' headers and slot allocation
+//! ([`swapfile`]).
 
 #![cfg_attr(not(test), no_std)]
 
@@ -73,6 +74,7 @@ mod sim;
 pub mod slab_common;
 pub mod slub;
 pub mod swap;
+pub mod swapfile;
 pub mod swapops;
 pub mod uaddr;
 pub mod vma;
