@@ -421,14 +421,15 @@ pub fn status_text(task: &sched::Task) -> String {
         let kb = |pages: u64| pages * 4;
         let _ = writeln!(
             s,
-            "VmSize:\t{:8} kB\nVmHWM:\t{:8} kB\nVmRSS:\t{:8} kB\nRssAnon:\t{:8} kB\nRssFile:\t{:8} kB\nRssShmem:\t{:8} kB\nVmPTE:\t{:8} kB",
+            "VmSize:\t{:8} kB\nVmHWM:\t{:8} kB\nVmRSS:\t{:8} kB\nRssAnon:\t{:8} kB\nRssFile:\t{:8} kB\nRssShmem:\t{:8} kB\nVmPTE:\t{:8} kB\nVmSwap:\t{:8} kB",
             kb(m.total_vm()),
             kb(m.hiwater_rss()),
             kb(m.rss_pages()),
             kb(m.counter(mm::mmap::MmCounter::AnonPages)),
             kb(m.counter(mm::mmap::MmCounter::FilePages)),
             kb(m.counter(mm::mmap::MmCounter::ShmemPages)),
-            kb(m.nr_ptes())
+            kb(m.nr_ptes()),
+            kb(m.counter(mm::mmap::MmCounter::SwapEnts))
         );
     }
     // Linux `render_cap_t`; no inheritable or ambient sets, a full bounding set.

@@ -74,6 +74,7 @@ mod sim;
 pub mod slab_common;
 pub mod slub;
 pub mod swap;
+pub mod swap_state;
 pub mod swapfile;
 pub mod swapops;
 pub mod uaddr;

@@ -115,6 +115,7 @@ use crate::highmem;
 use crate::mmap::{MmCounter, MmStruct};
 use crate::pgtable::{Entry, Leaf, Level, PTRS_PER_TABLE, PageSize, PgProt, PteFormat, TlbGather};
 use crate::rmap::{self, AnonVmaPtr};
+use crate::swap_state;
 use crate::swapops::{is_migration_entry, migration_entry_to_pfn};
 use crate::uaddr::{UserAddr, UserRange};
 use crate::vma::{FileFaultError, Vma, VmaAlloc, VmaDesc, VmaFile, VmaFlags};
@@ -321,9 +322,11 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             return match migration_entry_to_pfn(entry) {
                 Some(pfn) => Err(FaultError::Retry(pfn)),
                 None => {
-                    // No swap areas exist yet, so no other entry is valid.
-                    error!("fault at {addr:#x}: bad swap pte {raw:#x}");
-                    Err(FaultError::MapErr)
+                    // Swap-in (Linux `do_swap_page`) comes with the swap
+                    // cache; until then only tests make swap ptes. An
+                    // unreadable swap page is SIGBUS in Linux too.
+                    error!("fault at {addr:#x}: swap pte {raw:#x} ({entry:?}) and no swap-in yet");
+                    Err(FaultError::SigBus)
                 }
             };
         }
@@ -823,6 +826,27 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         }
     }
 
+    /// Clears the non-present pte `slot` (read as `raw`) if it holds a
+    /// swap entry, handing the slot's reference back (Linux
+    /// `zap_nonpresent_ptes` -> `free_swap_and_cache`) and counting one
+    /// swap entry fewer; whether it did. Migration entries stay: their
+    /// migration puts the page back. The caller holds the mmap lock for
+    /// writing, or the page-table lock.
+    fn zap_swap_pte(&self, slot: &AtomicU64, raw: u64) -> bool {
+        let Entry::Swap(entry) = self.pgd.format().decode(raw, Level::Pte) else { return false };
+        if !swap_state::is_swap_entry(entry)
+            || slot.compare_exchange(raw, 0, Ordering::AcqRel, Ordering::Acquire).is_err()
+        {
+            return false;
+        }
+        match self.pgd.pgdat().swap_backend() {
+            Some(backend) => backend.free_swap_and_cache(entry),
+            None => error!("zap: swap entry {entry:?} with no swap areas"),
+        }
+        self.add_rss(MmCounter::SwapEnts, -1);
+        true
+    }
+
     /// The rmap and RSS half of unmapping `pfn` from a VMA with `flags`
     /// (munlocking it if the VMA is locked, as Linux's
     /// `folio_remove_rmap_ptes` does); whether there is a page reference
@@ -865,7 +889,9 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
                     resume = addr;
                     return ControlFlow::Break(());
                 }
-                if !fmt.pte_present(slot.load(Ordering::Acquire)) {
+                let raw = slot.load(Ordering::Acquire);
+                if !fmt.pte_present(raw) {
+                    self.zap_swap_pte(slot, raw);
                     return ControlFlow::Continue(());
                 }
                 // Atomically, so that a dirty bit a CPU sets meanwhile is
@@ -1106,6 +1132,11 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
                     let _ptl = self.page_table_lock.lock();
                     let raw = slot.load(Ordering::Acquire);
                     if !fmt.pte_present(raw) {
+                        // Hole punching leaves private (anonymous) copies,
+                        // swapped out ones too.
+                        if only.is_none() && self.zap_swap_pte(slot, raw) {
+                            zapped += 1;
+                        }
                         return ControlFlow::Continue(());
                     }
                     if let Some(mapping) = only {
@@ -1224,14 +1255,54 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         let fmt = src.pgd.format();
         let pgdat = src.pgd.pgdat();
         let mut result = Ok(());
-        let mut added = [(MmCounter::FilePages, 0i64), (MmCounter::AnonPages, 0), (MmCounter::ShmemPages, 0)];
+        let mut added = [
+            (MmCounter::FilePages, 0i64),
+            (MmCounter::AnonPages, 0),
+            (MmCounter::ShmemPages, 0),
+            (MmCounter::SwapEnts, 0),
+        ];
         let mut dst_table: Option<(u64, &[AtomicU64; PTRS_PER_TABLE])> = None;
         src.pgd.for_each_pte(vma.start().as_u64(), vma.end().as_u64(), &mut |addr, slot| {
             if result.is_err() {
                 return;
             }
             let raw = slot.load(Ordering::Acquire);
-            let Entry::Leaf(mut leaf) = fmt.decode(raw, Level::Pte) else { return };
+            let mut leaf = match fmt.decode(raw, Level::Pte) {
+                Entry::Leaf(leaf) => leaf,
+                // Linux `copy_nonpresent_pte`: one more pte holds the
+                // slot (migration entries never meet fork, which holds
+                // the mmap lock for writing).
+                Entry::Swap(entry) if swap_state::is_swap_entry(entry) => {
+                    let counted = match pgdat.swap_backend() {
+                        Some(backend) => backend.swap_duplicate(entry),
+                        None => Err(swap_state::SwapDupError::BadEntry),
+                    };
+                    let dst = match counted {
+                        Ok(()) => UserAddr::page_down(addr).map(|a| self.pgd.pte_offset(a.virt(), true)),
+                        Err(e) => {
+                            error!("fork: swap entry {entry:?} at {addr:#x} not duplicated: {e:?}");
+                            result = Err(Errno::ENOMEM);
+                            return;
+                        }
+                    };
+                    match dst {
+                        Some(Ok(Some(dst))) => {
+                            dst.store(raw, Ordering::Release);
+                            added[MmCounter::SwapEnts as usize].1 += 1;
+                        }
+                        _ => {
+                            // No page table for the child's pte: the
+                            // count taken above goes back.
+                            if let Some(backend) = pgdat.swap_backend() {
+                                backend.free_swap_and_cache(entry);
+                            }
+                            result = Err(Errno::ENOMEM);
+                        }
+                    }
+                    return;
+                }
+                _ => return,
+            };
             if cow && leaf.prot.contains(PgProt::WRITE) {
                 leaf.prot -= PgProt::WRITE;
                 slot.store(fmt.encode_leaf(leaf), Ordering::Release);
@@ -1288,7 +1359,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         let (start, end) = (old.start().as_u64(), old.end().as_u64());
         self.pgd.for_each_pte(start, end, &mut |addr, slot| {
             if result.is_ok()
-                && let Entry::Leaf(_) = fmt.decode(slot.load(Ordering::Acquire), Level::Pte)
+                && let Entry::Leaf(_) | Entry::Swap(_) = fmt.decode(slot.load(Ordering::Acquire), Level::Pte)
                 && !dst_of(addr).is_some_and(|d| matches!(self.pgd.pte_offset(d.virt(), true), Ok(Some(_))))
             {
                 result = Err(Errno::ENOMEM);
@@ -1298,13 +1369,18 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         let mut gather = TlbGather::for_mm(self.pgd.root());
         self.pgd.for_each_pte(start, end, &mut |addr, slot| {
             let raw = slot.load(Ordering::Acquire);
-            if let Entry::Leaf(_) = fmt.decode(raw, Level::Pte)
+            // A swap entry moves with the others (Linux `move_ptes`);
+            // only a present pte needs its translation flushed.
+            let entry = fmt.decode(raw, Level::Pte);
+            if let Entry::Leaf(_) | Entry::Swap(_) = entry
                 && let Some(d) = dst_of(addr)
                 && let Ok(Some(dst)) = self.pgd.pte_offset(d.virt(), false)
             {
                 dst.store(raw, Ordering::Release);
                 slot.store(0, Ordering::Release);
-                gather.add_range(addr, addr + PAGE_SIZE);
+                if let Entry::Leaf(_) = entry {
+                    gather.add_range(addr, addr + PAGE_SIZE);
+                }
             }
         });
         gather.finish(self.tlb, self.pgd.pgdat());

@@ -117,10 +117,13 @@ pub enum MmCounter {
     AnonPages = 1,
     /// Pages of shmem files (tmpfs, memfd, shared anonymous memory).
     ShmemPages = 2,
+    /// Ptes holding swap entries (`MM_SWAPENTS`, [`crate::swap_state`]):
+    /// not part of the RSS.
+    SwapEnts = 3,
 }
 
 /// How many [`MmCounter`]s there are (Linux `NR_MM_COUNTERS`).
-const NR_MM_COUNTERS: usize = 3;
+const NR_MM_COUNTERS: usize = 4;
 
 /// A user address space (Linux `struct mm_struct`).
 pub struct MmStruct<'a, F: PteFormat, A: VmaAlloc> {

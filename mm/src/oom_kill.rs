@@ -31,7 +31,7 @@
 //!
 //! Differences from Linux: no memory cgroups, cpusets or mempolicies
 //! (every OOM is global, `constraint=CONSTRAINT_NONE`); no
-//! `oom_task_origin` (no `swapoff` or KSM); no swap, so `swapents` is 0.
+//! `oom_task_origin` (no `swapoff` or KSM).
 
 // Its tests free pages they allocated (an unsafe call).
 #![cfg_attr(not(test), forbid(unsafe_code))]
@@ -85,7 +85,7 @@ impl OomMm {
             rss_anon: mm.counter(MmCounter::AnonPages),
             rss_file: mm.counter(MmCounter::FilePages),
             rss_shmem: mm.counter(MmCounter::ShmemPages),
-            swapents: 0,
+            swapents: mm.counter(MmCounter::SwapEnts),
             pgtables_bytes: mm.nr_ptes() << PAGE_SHIFT,
             oom_skip: false,
         }

@@ -365,6 +365,8 @@ pub struct PgData<'a> {
     /// The OOM killer the slow path calls when reclaim gives nothing back
     /// (Linux `__alloc_pages_may_oom`).
     oom_killer: spin::Once<&'static dyn OutOfMemory>,
+    /// The kernel's swap areas ([`crate::swap_state`]).
+    swap_backend: spin::Once<&'static dyn crate::swap_state::SwapBackend>,
     /// The node's kswapd, woken by the slow path.
     kswapd: spin::Once<&'static dyn crate::vmscan::Kswapd>,
     /// kswapd runs in a row that freed nothing (Linux
@@ -620,6 +622,7 @@ impl<'a> PgData<'a> {
             bad_pages: AtomicU64::new(0),
             direct_reclaim: spin::Once::new(),
             oom_killer: spin::Once::new(),
+            swap_backend: spin::Once::new(),
             kswapd: spin::Once::new(),
             kswapd_failures: core::sync::atomic::AtomicU32::new(0),
             kswapd_order: AtomicU32::new(0),
@@ -719,6 +722,11 @@ impl<'a> PgData<'a> {
     /// block; the first registration stays.
     pub fn set_direct_reclaim(&self, reclaim: &'static dyn DirectReclaim) {
         self.direct_reclaim.call_once(|| reclaim);
+    }
+
+    /// Where the swap areas are registered ([`crate::swap_state`]).
+    pub(crate) fn swap_backend_once(&self) -> &spin::Once<&'static dyn crate::swap_state::SwapBackend> {
+        &self.swap_backend
     }
 
     /// Registers the OOM killer the slow path calls for allocations that
