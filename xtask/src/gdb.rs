@@ -618,11 +618,15 @@ mod tests {
             "@@ pagecaches\n   MAPPING    INODE    DEV  NRPAGES  DIRTY       I_SIZE  FILE\n\
              \x20     0x48       12    7:0        4      1        13288  /gdb-ext2/cached\n\
              @@ pagecache\n{file}@@ page\npage cache of inode 12 (dev 7:0), index 1, file /gdb-ext2/cached\n\
-             cache state: uptodate dirty; xarray marks: dirty\n@@ pagecache-inode\n{file}@@ finish\n"
+             cache state: uptodate dirty; xarray marks: dirty\nLRU: on the inactive file list\n\
+             reverse map: page cache 0x48, index 0x1; may be mapped by (address space at address): \
+             0x1f517000 at 0x60001000\n@@ pagecache-inode\n{file}@@ finish\n"
         );
         assert_eq!(check_page_cache(&out, "12", "7:0"), Vec::<String>::new());
         let problems = check_page_cache(&out, "13", "7:0");
         assert_eq!(problems.len(), 3, "{problems:?}");
+        let unmapped = out.replace(" at 0x60001000\n", "\n");
+        assert_eq!(check_page_cache(&unmapped, "12", "7:0").len(), 1, "the mapper must be named");
         let missing_page = out.replace("      3    0x1237", "      4    0x1237");
         assert!(check_page_cache(&missing_page, "12", "7:0").iter().any(|p| p.contains("pages 0-3")));
     }
