@@ -99,7 +99,7 @@ impl fmt::Display for Meminfo<'_, '_> {
         show_val_kb(f, "MemAvailable", si_mem_available(pgdat))?;
         show_val_kb(f, "Buffers", 0)?;
         show_val_kb(f, "Cached", state(NodeStatItem::NrFilePages))?;
-        show_val_kb(f, "SwapCached", 0)?;
+        show_val_kb(f, "SwapCached", state(NodeStatItem::NrSwapcache))?;
         let (ia, aa) = (state(NodeStatItem::NrInactiveAnon), state(NodeStatItem::NrActiveAnon));
         let (i_f, af) = (state(NodeStatItem::NrInactiveFile), state(NodeStatItem::NrActiveFile));
         show_val_kb(f, "Active", aa + af)?;

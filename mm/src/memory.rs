@@ -319,16 +319,12 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         let Some(slot) = slot else { return Err(FaultError::Oom) };
         let raw = slot.load(Ordering::Acquire);
         if let Entry::Swap(entry) = self.pgd.format().decode(raw, Level::Pte) {
-            return match migration_entry_to_pfn(entry) {
-                Some(pfn) => Err(FaultError::Retry(pfn)),
-                None => {
-                    // Swap-in (Linux `do_swap_page`) comes with the swap
-                    // cache; until then only tests make swap ptes. An
-                    // unreadable swap page is SIGBUS in Linux too.
-                    error!("fault at {addr:#x}: swap pte {raw:#x} ({entry:?}) and no swap-in yet");
-                    Err(FaultError::SigBus)
-                }
-            };
+            if let Some(pfn) = migration_entry_to_pfn(entry) {
+                return Err(FaultError::Retry(pfn));
+            }
+            // A swapped-out anonymous page's VMA has its `anon_vma`.
+            let anon = self.vmas.anon_vma_prepare(vma).map_err(|_| FaultError::Oom)?;
+            return self.do_swap_page(slot, raw, entry, desc.flags, anon, index, addr);
         }
         match self.leaf(raw) {
             None => self.do_pte_missing(slot, &desc, index, addr, access.write, anon),
@@ -417,6 +413,120 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         };
         let pfn = self.new_user_page(Gfp::ZERO)?;
         self.map_new_anon_page(slot, pfn, flags, anon, index)
+    }
+
+    /// A fault on a pte holding the swap entry `entry` (Linux
+    /// `do_swap_page`): the page from the swap cache, or a new page read
+    /// from the slot and put in the swap cache (the slot's cache hold
+    /// taken first, Linux `swapcache_prepare`, so that two faults do not
+    /// read it twice: the second finds the hold and retries), mapped in
+    /// place of the entry if the pte still holds it; the pte's count on
+    /// the slot goes. Once no pte holds the slot, the page leaves the swap
+    /// cache and the slot is freed (Linux `folio_free_swap`, which Linux
+    /// does for a write fault or a fuller swap): the page is plain
+    /// anonymous memory again, mapped writable on a write. A failed read
+    /// is `SIGBUS`, as in Linux.
+    ///
+    /// Difference from Linux: the page is not locked. A new page is read
+    /// before any other path can find it; a cached one is checked to be
+    /// still the entry's after taking a reference, and reclaim takes a
+    /// page out of the swap cache only when it holds the sole other
+    /// reference.
+    #[allow(clippy::too_many_arguments, reason = "the fault's state, as Linux's `struct vm_fault` carries it")]
+    fn do_swap_page(
+        &self,
+        slot: &AtomicU64,
+        raw: u64,
+        entry: crate::swapops::SwpEntry,
+        flags: VmaFlags,
+        anon: AnonVmaPtr,
+        index: u64,
+        addr: u64,
+    ) -> Result<(), FaultError> {
+        let pgdat = self.pgd.pgdat();
+        let Some(backend) = pgdat.swap_backend() else {
+            error!("fault at {addr:#x}: swap pte {raw:#x} and no swap areas");
+            return Err(FaultError::SigBus);
+        };
+        // Our reference on the page, and whether we read it in.
+        let (pfn, new) = match backend.swap_cache_lookup(entry) {
+            Some(pfn) => {
+                let Some(page) = pgdat.pfn_to_page(pfn).filter(|p| p.try_get()) else { return Ok(()) };
+                if swap_state::folio_swap_entry(page) != Some(entry) {
+                    // Reclaim took it out meanwhile: go round again.
+                    // SAFETY: the reference just taken; the page is in no
+                    // pte of ours.
+                    unsafe { self.put_page(pfn) };
+                    return Ok(());
+                }
+                (pfn, false)
+            }
+            None => {
+                // Another fault is reading it in: go round again.
+                if backend.swapcache_prepare(entry).is_err() {
+                    return Ok(());
+                }
+                let pfn = match self.new_user_page(Gfp::empty()) {
+                    Ok(pfn) => pfn,
+                    Err(e) => {
+                        backend.put_swap_folio(entry);
+                        return Err(e);
+                    }
+                };
+                if let Err(e) = swap_state::swapin_folio(pgdat, backend, entry, pfn) {
+                    // SAFETY: this fault allocated the page, which no one
+                    // else found.
+                    unsafe { self.put_page(pfn) };
+                    error!("fault at {addr:#x}: swap-in of {entry:?} failed: {e:?}");
+                    return Err(if e == swap_state::SwapinError::NoMemory {
+                        FaultError::Oom
+                    } else {
+                        FaultError::SigBus
+                    });
+                }
+                (pfn, true)
+            }
+        };
+        let page = pgdat.pfn_to_page(pfn).ok_or(FaultError::Oom)?;
+        let ptl = self.page_table_lock.lock();
+        if slot.load(Ordering::Acquire) != raw {
+            drop(ptl);
+            // SAFETY: our reference; the page went into no pte of ours.
+            unsafe { self.put_page(pfn) };
+            return Ok(());
+        }
+        if page.mapping() == 0 {
+            rmap::page_add_new_anon_rmap(pgdat, page, anon, index);
+        } else {
+            rmap::page_dup_rmap(pgdat, page);
+        }
+        if new {
+            pgdat.folio_add_lru_vma(pfn, flags.contains(VmaFlags::LOCKED));
+        } else if flags.contains(VmaFlags::LOCKED) {
+            pgdat.mlock_folio(pfn);
+        }
+        self.add_rss(MmCounter::AnonPages, 1);
+        self.add_rss(MmCounter::SwapEnts, -1);
+        backend.free_swap_and_cache(entry);
+        // Linux `should_try_to_free_swap`: no pte holds the slot any more,
+        // so the page alone has the data.
+        let exclusive = backend.swap_count(entry) == 0
+            && page.mapcount() == 1
+            && swap_state::delete_from_swap_cache(pgdat, backend, pfn, page);
+        if exclusive {
+            // The swap cache's reference goes; the pte's is ours.
+            let last = page.put_testzero();
+            debug_assert!(!last, "the swap cache held the last reference of a mapped page");
+        }
+        let prot =
+            if exclusive { vm_get_page_prot(flags) | PgProt::DIRTY } else { vm_get_page_prot(flags) - PgProt::WRITE };
+        // Our reference becomes the pte's.
+        slot.store(self.encode(pfn, prot), Ordering::Release);
+        drop(ptl);
+        if new {
+            pgdat.count_vm_event(VmEventItem::Pgmajfault);
+        }
+        Ok(())
     }
 
     /// Maps `pfn`, a page this fault allocated and filled, into the none

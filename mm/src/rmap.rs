@@ -106,4 +106,4 @@ pub fn page_remove_rmap(pgdat: &PgData<'_>, page: &Page) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -85,6 +85,7 @@ use crate::page_alloc::PgData;
 use crate::page_flags::PageFlags;
 use crate::rmap::Referenced;
 use crate::swap::{LruList, folio_is_file_lru};
+use crate::swap_state::{add_to_swap, delete_from_swap_cache, swap_pageout};
 use crate::vma::VmaFlags;
 use crate::vmstat::VmEventItem;
 use crate::workingset::workingset_age_nonresident;
@@ -244,9 +245,9 @@ fn inactive_is_low(pgdat: &PgData<'_>, inactive: LruList, active: LruList) -> bo
 /// list to the inactive one (Linux `shrink_active_list`), except the
 /// mapped executable pages in use, which go round the active list again
 /// (Linux keeps program text in memory so).
-fn shrink_active_list<O: CacheOwners + ?Sized>(pgdat: &PgData<'_>, owners: &O, nr_to_scan: u64) {
+fn shrink_active_list<O: CacheOwners + ?Sized>(pgdat: &PgData<'_>, owners: &O, active: LruList, nr_to_scan: u64) {
     let mut batch = [Pfn::new(0); SWAP_CLUSTER_MAX as usize];
-    let (scanned, taken) = pgdat.isolate_lru_folios(LruList::ActiveFile, nr_to_scan, &mut batch);
+    let (scanned, taken) = pgdat.isolate_lru_folios(active, nr_to_scan, &mut batch);
     pgdat.count_vm_events(VmEventItem::Pgrefill, scanned);
     let mut deactivated = 0;
     for &pfn in &batch[..taken] {
@@ -350,7 +351,10 @@ fn shrink_folio<O: CacheOwners + ?Sized>(
 /// [`shrink_folio`] under the page's lock.
 fn shrink_locked_folio<O: CacheOwners + ?Sized>(pgdat: &PgData<'_>, owners: &O, pfn: Pfn, page: &Page) -> Verdict {
     let flags = page.flags();
-    if flags.contains(PageFlags::WRITEBACK) || !flags.contains(PageFlags::UPTODATE) {
+    let anon = crate::rmap::page_anon(page);
+    // An anonymous page holds its data from its first fault; a file page
+    // may still be on its way from the disk.
+    if flags.contains(PageFlags::WRITEBACK) || (!anon && !flags.contains(PageFlags::UPTODATE)) {
         return Verdict::Keep;
     }
     match folio_check_references(pgdat, owners, pfn, page) {
@@ -360,13 +364,19 @@ fn shrink_locked_folio<O: CacheOwners + ?Sized>(pgdat: &PgData<'_>, owners: &O, 
         FolioReferences::ReclaimClean if page.test(PageFlags::DIRTY) => return Verdict::Keep,
         FolioReferences::Reclaim | FolioReferences::ReclaimClean => {}
     }
-    // Anonymous and shmem pages need swap to leave memory.
+    // Anonymous pages go to swap (Linux `add_to_swap`); shmem pages need
+    // shmem's swap, which is not there yet.
+    let swap = if anon { pgdat.swap_backend() } else { None };
     if flags.contains(PageFlags::SWAPBACKED) {
-        return Verdict::Keep;
+        let Some(backend) = swap else { return Verdict::Keep };
+        if !page.test(PageFlags::SWAPCACHE) && add_to_swap(pgdat, backend, pfn, page).is_none() {
+            return Verdict::Activate;
+        }
     }
-    // Unmapping moves the ptes' dirty bits to the page; a page still
-    // mapped somewhere (an address space the walk could not lock) is
-    // activated, as Linux does when `try_to_unmap` fails.
+    // Unmapping moves the ptes' dirty bits to the page (an anonymous
+    // page's ptes get its swap entry); a page still mapped somewhere (an
+    // address space the walk could not lock) is activated, as Linux does
+    // when `try_to_unmap` fails.
     if page.mapcount() > 0 && !owners.try_to_unmap(pgdat, pfn) {
         return Verdict::Activate;
     }
@@ -375,12 +385,80 @@ fn shrink_locked_folio<O: CacheOwners + ?Sized>(pgdat: &PgData<'_>, owners: &O, 
         // goes to the cold end of the inactive list, freed at the next
         // scan.
         page.set(PageFlags::RECLAIM);
-        return Verdict::Activate;
+        return match swap {
+            // Linux `pageout`: anonymous pages are written from reclaim.
+            Some(backend) if swap_pageout(pgdat, backend, pfn, page) => Verdict::Keep,
+            _ => Verdict::Activate,
+        };
     }
     // The cache's reference and the isolation's: nothing else uses it.
-    let removed = page.refcount() == 2
-        && MappingId::new(page.mapping()).is_some_and(|id| owners.remove_clean(pgdat, id, page.index(), pfn));
+    if page.refcount() != 2 {
+        return Verdict::Keep;
+    }
+    let removed = match swap {
+        // Linux `__remove_mapping` for the swap cache: the slot keeps the
+        // data for the ptes that hold its entry.
+        Some(backend) => delete_from_swap_cache(pgdat, backend, pfn, page),
+        None => MappingId::new(page.mapping()).is_some_and(|id| owners.remove_clean(pgdat, id, page.index(), pfn)),
+    };
     if removed { Verdict::Freed } else { Verdict::Keep }
+}
+
+/// Scans up to `to_scan` pages of the cold end of `lru` (Linux
+/// `shrink_inactive_list`), freeing at most `nr_to_free`; returns the
+/// pages freed.
+fn shrink_inactive_list<O: CacheOwners + ?Sized>(
+    pgdat: &PgData<'_>,
+    owners: &O,
+    waits: &dyn FolioWaitTable,
+    lru: LruList,
+    mut to_scan: u64,
+    nr_to_free: u64,
+    who: Reclaimer,
+) -> u64 {
+    let mut freed = 0;
+    let mut batch = [Pfn::new(0); SWAP_CLUSTER_MAX as usize];
+    while to_scan > 0 && freed < nr_to_free {
+        let (scanned, taken) = pgdat.isolate_lru_folios(lru, to_scan, &mut batch);
+        if scanned == 0 {
+            break;
+        }
+        to_scan = to_scan.saturating_sub(scanned);
+        pgdat.count_vm_events(who.scan_event(), scanned);
+        for &pfn in &batch[..taken] {
+            let Some(page) = pgdat.pfn_to_page(pfn) else { continue };
+            match shrink_folio(pgdat, owners, waits, pfn, page) {
+                Verdict::Keep => pgdat.folio_putback_lru(pfn),
+                Verdict::Activate => {
+                    page.set(PageFlags::ACTIVE);
+                    pgdat.count_vm_events(VmEventItem::Pgactivate, 1);
+                    pgdat.folio_putback_lru(pfn);
+                    // Linux `move_folios_to_lru`: an activation ages the
+                    // inactive list.
+                    workingset_age_nonresident(pgdat, 1);
+                }
+                Verdict::Cull => {
+                    pgdat.mlock_folio(pfn);
+                    pgdat.folio_putback_lru(pfn);
+                }
+                Verdict::Freed => {
+                    // SAFETY: the cache's reference, which `remove_clean`
+                    // or `delete_from_swap_cache` handed over; out of its
+                    // cache no one finds the page, and it had no other
+                    // user.
+                    #[allow(unsafe_code)]
+                    let put = unsafe { pgdat.put_page(pfn) };
+                    // The isolation's, the last: this frees the page.
+                    pgdat.put_lru_ref(pfn);
+                    if put.is_ok() {
+                        freed += 1;
+                        pgdat.count_vm_events(who.steal_event(), 1);
+                    }
+                }
+            }
+        }
+    }
+    freed
 }
 
 /// Reclaims clean file pages from the LRU until `nr_to_free` went or
@@ -399,53 +477,30 @@ pub fn shrink_page_cache<O: CacheOwners + ?Sized>(
 ) -> u64 {
     pgdat.lru_add_drain();
     let mut freed = 0;
-    let mut batch = [Pfn::new(0); SWAP_CLUSTER_MAX as usize];
+    // Linux `get_scan_count`, reduced: with swap, the anonymous lists are
+    // scanned too, `vm_swappiness / 200` of each priority's share against
+    // `(200 - vm_swappiness) / 200` of the file lists' (Linux weighs
+    // these by the lists' recent reclaim costs too); without, all of the
+    // file lists'.
+    let swappiness = if pgdat.swap_backend().is_some() { u64::from(pgdat.vm_swappiness()) } else { 0 };
+    let lists = [
+        (LruList::InactiveFile, LruList::ActiveFile, 200 - swappiness),
+        (LruList::InactiveAnon, LruList::ActiveAnon, swappiness),
+    ];
     for priority in (0..=DEF_PRIORITY).rev() {
         if freed >= nr_to_free {
             break;
         }
-        if inactive_is_low(pgdat, LruList::InactiveFile, LruList::ActiveFile) {
-            shrink_active_list(pgdat, owners, (pgdat.lru_pages(LruList::ActiveFile) >> priority).max(SWAP_CLUSTER_MAX));
-        }
-        let mut to_scan = pgdat.lru_pages(LruList::InactiveFile) >> priority;
-        while to_scan > 0 && freed < nr_to_free {
-            let (scanned, taken) = pgdat.isolate_lru_folios(LruList::InactiveFile, to_scan, &mut batch);
-            if scanned == 0 {
-                break;
+        for (inactive, active, weight) in lists {
+            if weight == 0 || freed >= nr_to_free {
+                continue;
             }
-            to_scan = to_scan.saturating_sub(scanned);
-            pgdat.count_vm_events(who.scan_event(), scanned);
-            for &pfn in &batch[..taken] {
-                let Some(page) = pgdat.pfn_to_page(pfn) else { continue };
-                match shrink_folio(pgdat, owners, waits, pfn, page) {
-                    Verdict::Keep => pgdat.folio_putback_lru(pfn),
-                    Verdict::Activate => {
-                        page.set(PageFlags::ACTIVE);
-                        pgdat.count_vm_events(VmEventItem::Pgactivate, 1);
-                        pgdat.folio_putback_lru(pfn);
-                        // Linux `move_folios_to_lru`: an activation ages
-                        // the inactive list.
-                        workingset_age_nonresident(pgdat, 1);
-                    }
-                    Verdict::Cull => {
-                        pgdat.mlock_folio(pfn);
-                        pgdat.folio_putback_lru(pfn);
-                    }
-                    Verdict::Freed => {
-                        // SAFETY: the cache's reference, which
-                        // `remove_clean` handed over; out of the cache no
-                        // one finds the page, and it had no other user.
-                        #[allow(unsafe_code)]
-                        let put = unsafe { pgdat.put_page(pfn) };
-                        // The isolation's, the last: this frees the page.
-                        pgdat.put_lru_ref(pfn);
-                        if put.is_ok() {
-                            freed += 1;
-                            pgdat.count_vm_events(who.steal_event(), 1);
-                        }
-                    }
-                }
+            if inactive_is_low(pgdat, inactive, active) {
+                let refill = (pgdat.lru_pages(active) >> priority).max(SWAP_CLUSTER_MAX);
+                shrink_active_list(pgdat, owners, active, refill);
             }
+            let to_scan = ((pgdat.lru_pages(inactive) >> priority) * weight).div_ceil(200);
+            freed += shrink_inactive_list(pgdat, owners, waits, inactive, to_scan, nr_to_free - freed, who);
         }
         crate::shrinker::shrink_slab(pgdat, gfp, priority);
     }

@@ -415,10 +415,13 @@ pub enum NodeStatItem {
     /// a zone counter in Linux, printed with the zone items, kept per
     /// node here: one node).
     NrMlock,
+    /// Pages in the swap cache (`NR_SWAPCACHE`, "SwapCached" in
+    /// /proc/meminfo; [`crate::swap_state`]).
+    NrSwapcache,
 }
 
 /// Number of [`NodeStatItem`]s.
-pub const NR_VM_NODE_STAT_ITEMS: usize = 24;
+pub const NR_VM_NODE_STAT_ITEMS: usize = 25;
 
 impl NodeStatItem {
     /// Every item, in /proc/vmstat order.
@@ -447,6 +450,7 @@ impl NodeStatItem {
         NodeStatItem::NrDirtied,
         NodeStatItem::NrWritten,
         NodeStatItem::NrMlock,
+        NodeStatItem::NrSwapcache,
     ];
 
     /// The /proc/vmstat name (Linux `vmstat_text`; byte items lose their
@@ -477,6 +481,7 @@ impl NodeStatItem {
             NodeStatItem::NrDirtied => "nr_dirtied",
             NodeStatItem::NrWritten => "nr_written",
             NodeStatItem::NrMlock => "nr_mlock",
+            NodeStatItem::NrSwapcache => "nr_swapcached",
         }
     }
 

@@ -449,15 +449,19 @@ pub fn folio_referenced<'a, F: PteFormat + 'a, A: VmaAlloc + 'a, R: RmapMms<'a, 
     out
 }
 
-/// Unmaps the file page `pfn` from every pte that maps it (Linux
-/// `try_to_unmap` / `try_to_unmap_one` for reclaim), moving each pte's
-/// dirty bit to the page ([`crate::vma::VmaFile::set_page_dirty`]),
-/// flushing the cleared translations in batches before the ptes'
-/// references go. Returns whether the page is no longer mapped. It
-/// refuses (returns false, changing nothing) for an anonymous page, which
-/// needs swap to leave its ptes, or a page the caller has not locked, and
-/// stops at a pte in a `VM_LOCKED` VMA (an mlocked page stays). The walk
-/// takes its own reference.
+/// Unmaps the page `pfn` from every pte that maps it (Linux
+/// `try_to_unmap` / `try_to_unmap_one` for reclaim), flushing the
+/// cleared translations in batches before the ptes' references go. A
+/// file page's ptes are cleared, each one's dirty bit moved to the page
+/// ([`crate::vma::VmaFile::set_page_dirty`]); an anonymous page in the
+/// swap cache gets its swap entry in each pte instead, one more count on
+/// the slot per pte ([`crate::swap_state::SwapBackend::swap_duplicate`];
+/// a count that cannot grow stops the walk), and `MM_SWAPENTS` for
+/// `MM_ANONPAGES`. Returns whether the page is no longer mapped. It
+/// refuses (returns false, changing nothing) for an anonymous page not in
+/// the swap cache, or a page the caller has not locked, and stops at a
+/// pte in a `VM_LOCKED` VMA (an mlocked page stays). The walk takes its
+/// own reference.
 pub fn try_to_unmap<'a, F: PteFormat + 'a, A: VmaAlloc + 'a, R: RmapMms<'a, F, A> + ?Sized>(
     rmms: &R,
     pgdat: &crate::page_alloc::PgData<'_>,
@@ -465,40 +469,68 @@ pub fn try_to_unmap<'a, F: PteFormat + 'a, A: VmaAlloc + 'a, R: RmapMms<'a, F, A
 ) -> bool {
     let mut unmapped = false;
     with_page_ref(pgdat, pfn, |page| {
-        if page_anon(page) || !crate::filemap::folio_test_locked(page) {
+        if !crate::filemap::folio_test_locked(page) {
             return;
         }
+        // An anonymous page leaves its ptes only for its swap slot.
+        let swap = if page_anon(page) {
+            match (crate::swap_state::folio_swap_entry(page), pgdat.swap_backend()) {
+                (Some(entry), Some(backend)) => Some((entry, backend)),
+                _ => return,
+            }
+        } else {
+            None
+        };
         let mut ids = MmIds::new();
         // SAFETY: `with_page_ref` holds a reference.
         unsafe { rmap_mm_ids(rmms, page, None, &mut ids) };
         rmms.with_mms(ids.ids(), ids.all(), &mut |mms| {
             let mut batch = TlbBatch::new();
             let mut dirty: Option<(&'static dyn crate::vma::VmaFile, u64)> = None;
-            let (mut locked, mut cleared_ptes) = (false, 0u32);
+            let (mut stop, mut cleared_ptes) = (false, 0u32);
             // SAFETY: `with_page_ref` holds a reference.
             unsafe {
                 rmap_walk(rmms, mms, page, None, &mut |mm, vma, addr| {
-                    if locked {
+                    if stop {
                         return;
                     }
                     let fmt = mm.pgd.format();
                     let cleared = page_vma_mapped(mm, addr, pfn, Want::Present, |slot, _| {
                         if vma.flags().contains(VmaFlags::LOCKED) {
-                            locked = true;
+                            stop = true;
                             return None;
                         }
-                        Some(slot.swap(0, Ordering::AcqRel))
+                        let new = match swap {
+                            // Linux `try_to_unmap_one`'s `swap_duplicate`:
+                            // without a count the page stays mapped.
+                            Some((entry, backend)) => {
+                                if backend.swap_duplicate(entry).is_err() {
+                                    stop = true;
+                                    return None;
+                                }
+                                fmt.encode_swp(entry)
+                            }
+                            None => 0,
+                        };
+                        Some(slot.swap(new, Ordering::AcqRel))
                     });
                     let Some(Some(raw)) = cleared else { return };
                     cleared_ptes += 1;
                     batch.add(mm.tlb, mm.pgd.root(), addr);
                     if let Entry::Leaf(leaf) = fmt.decode(raw, Level::Pte)
                         && leaf.prot.contains(PgProt::DIRTY)
-                        && let Some(file) = vma.file()
                     {
-                        dirty = Some((file, page.index()));
+                        if swap.is_some() {
+                            // The page's data is newer than its slot's.
+                            page.set(crate::page_flags::PageFlags::DIRTY);
+                        } else if let Some(file) = vma.file() {
+                            dirty = Some((file, page.index()));
+                        }
                     }
                     mm.add_rss(crate::memory::mm_counter(page), -1);
+                    if swap.is_some() {
+                        mm.add_rss(crate::mmap::MmCounter::SwapEnts, 1);
+                    }
                     page_remove_rmap(mm.pgd.pgdat(), page);
                 })
             };

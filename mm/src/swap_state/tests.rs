@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use uapi::mman::{MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MREMAP_FIXED, MREMAP_MAYMOVE, PROT_READ, PROT_WRITE};
 
 use super::*;
+use crate::addr::Pfn;
 use crate::addr::{PAGE_SIZE, VirtAddr};
 use crate::mmap::MmCounter;
 use crate::mmap::tests::{Env, Mm, with_env, write};
@@ -17,16 +18,37 @@ const P: u64 = PAGE_SIZE;
 const X: u64 = 0x4000_0000;
 const Y: u64 = 0x5000_0000;
 
-/// The swap map as a model: each slot's pte count; a refusal switch.
+/// One slot of the model: the ptes holding it, the swap cache's hold,
+/// and its data once written.
+#[derive(Default)]
+struct Slot {
+    count: u32,
+    cache: bool,
+    data: Option<Vec<u8>>,
+}
+
+/// A swap area as a model (type 0, slots handed out from offset 1): each
+/// slot's counts and data, the swap cache's index, a refusal switch.
 #[derive(Default)]
 struct SimSwap {
-    counts: Mutex<BTreeMap<(u32, u64), u32>>,
+    slots: Mutex<BTreeMap<(u32, u64), Slot>>,
+    cache: Mutex<BTreeMap<(u32, u64), Pfn>>,
+    next: Mutex<u64>,
     refuse: AtomicBool,
+    size: u64,
+}
+
+fn key(entry: SwpEntry) -> (u32, u64) {
+    (entry.ty(), entry.offset())
 }
 
 impl SimSwap {
     fn count(&self, entry: SwpEntry) -> u32 {
-        self.counts.lock().unwrap().get(&(entry.ty(), entry.offset())).copied().unwrap_or(0)
+        self.slots.lock().unwrap().get(&key(entry)).map_or(0, |s| s.count)
+    }
+
+    fn in_use(&self) -> usize {
+        self.slots.lock().unwrap().values().filter(|s| s.count > 0 || s.cache).count()
     }
 }
 
@@ -35,9 +57,9 @@ impl SwapBackend for SimSwap {
         if self.refuse.load(Ordering::Relaxed) {
             return Err(SwapDupError::NoMemory);
         }
-        match self.counts.lock().unwrap().get_mut(&(entry.ty(), entry.offset())) {
-            Some(n) if *n > 0 => {
-                *n += 1;
+        match self.slots.lock().unwrap().get_mut(&key(entry)) {
+            Some(slot) if slot.count > 0 || slot.cache => {
+                slot.count += 1;
                 Ok(())
             }
             _ => Err(SwapDupError::BadEntry),
@@ -45,10 +67,89 @@ impl SwapBackend for SimSwap {
     }
 
     fn free_swap_and_cache(&self, entry: SwpEntry) {
-        let mut counts = self.counts.lock().unwrap();
-        let n = counts.get_mut(&(entry.ty(), entry.offset())).expect("a slot in use");
-        assert!(*n > 0, "{entry:?} freed once too often");
-        *n -= 1;
+        let mut slots = self.slots.lock().unwrap();
+        let slot = slots.get_mut(&key(entry)).expect("a slot in use");
+        assert!(slot.count > 0, "{entry:?} freed once too often");
+        slot.count -= 1;
+        if slot.count == 0 && !slot.cache {
+            slots.remove(&key(entry));
+        }
+    }
+
+    fn get_swap_page(&self) -> Option<SwpEntry> {
+        let mut next = self.next.lock().unwrap();
+        let mut slots = self.slots.lock().unwrap();
+        let offset =
+            (1..self.size).map(|i| (*next + i) % self.size).find(|&o| o != 0 && !slots.contains_key(&(0, o)))?;
+        *next = offset;
+        slots.insert((0, offset), Slot { count: 0, cache: true, data: None });
+        Some(SwpEntry::new(0, offset))
+    }
+
+    fn put_swap_folio(&self, entry: SwpEntry) {
+        let mut slots = self.slots.lock().unwrap();
+        let slot = slots.get_mut(&key(entry)).expect("a slot in use");
+        assert!(slot.cache, "{entry:?} had no swap cache hold");
+        slot.cache = false;
+        if slot.count == 0 {
+            slots.remove(&key(entry));
+        }
+    }
+
+    fn swap_count(&self, entry: SwpEntry) -> u32 {
+        self.count(entry)
+    }
+
+    fn swapcache_prepare(&self, entry: SwpEntry) -> Result<(), SwapCacheError> {
+        let mut slots = self.slots.lock().unwrap();
+        let slot = slots.get_mut(&key(entry)).expect("a slot in use");
+        if slot.cache {
+            return Err(SwapCacheError::Exists);
+        }
+        slot.cache = true;
+        Ok(())
+    }
+
+    fn swap_cache_add(&self, entry: SwpEntry, pfn: Pfn) -> Result<(), SwapCacheError> {
+        let mut cache = self.cache.lock().unwrap();
+        if cache.contains_key(&key(entry)) {
+            return Err(SwapCacheError::Exists);
+        }
+        cache.insert(key(entry), pfn);
+        Ok(())
+    }
+
+    fn swap_cache_lookup(&self, entry: SwpEntry) -> Option<Pfn> {
+        self.cache.lock().unwrap().get(&key(entry)).copied()
+    }
+
+    fn swap_cache_delete(&self, entry: SwpEntry, pfn: Pfn) -> bool {
+        let mut cache = self.cache.lock().unwrap();
+        if cache.get(&key(entry)) != Some(&pfn) {
+            return false;
+        }
+        cache.remove(&key(entry));
+        true
+    }
+
+    #[allow(unsafe_code, reason = "the model's copy of the page")]
+    fn swap_writepage(&self, pgdat: &PgData<'_>, entry: SwpEntry, pfn: Pfn) -> Result<(), SwapIoError> {
+        let mut data = vec![0u8; PAGE_SIZE as usize];
+        // SAFETY: the locked page reclaim writes out; nothing references it.
+        unsafe { crate::highmem::memcpy_from_page(pgdat, &mut data, pfn, 0) }.unwrap();
+        self.slots.lock().unwrap().get_mut(&key(entry)).expect("a slot in use").data = Some(data);
+        // The write completes at once.
+        end_swap_writeback(pgdat, pfn, Ok(()), &crate::sim::SimFolioWaits);
+        Ok(())
+    }
+
+    #[allow(unsafe_code, reason = "the model's copy into the page")]
+    fn swap_read_folio(&self, pgdat: &PgData<'_>, entry: SwpEntry, pfn: Pfn) -> Result<(), SwapIoError> {
+        let slots = self.slots.lock().unwrap();
+        let data = slots.get(&key(entry)).and_then(|s| s.data.as_ref()).ok_or(SwapIoError)?;
+        // SAFETY: a new page no one else has found.
+        unsafe { crate::highmem::memcpy_to_page(pgdat, pfn, 0, data) }.unwrap();
+        Ok(())
     }
 }
 
@@ -56,7 +157,7 @@ impl SwapBackend for SimSwap {
 fn swap_out_pte(mm: &Mm<'_>, swap: &SimSwap, addr: u64, entry: SwpEntry) {
     let slot = mm.pgd.pte_offset(VirtAddr::expect_canonical(addr), true).unwrap().unwrap();
     slot.store(mm.pgd.format().encode_swp(entry), Ordering::Release);
-    *swap.counts.lock().unwrap().entry((entry.ty(), entry.offset())).or_default() += 1;
+    swap.slots.lock().unwrap().entry(key(entry)).or_default().count += 1;
     mm.add_rss(MmCounter::SwapEnts, 1);
 }
 
@@ -69,7 +170,7 @@ fn entry_at(mm: &Mm<'_>, addr: u64) -> Option<SwpEntry> {
 }
 
 fn registered(env: &Env<'_>) -> &'static SimSwap {
-    let swap: &'static SimSwap = Box::leak(Box::default());
+    let swap: &'static SimSwap = Box::leak(Box::new(SimSwap { size: 1 << 16, ..SimSwap::default() }));
     env.pgdat.set_swap_backend(swap);
     swap
 }
@@ -127,5 +228,81 @@ fn a_fork_that_cannot_duplicate_a_swap_entry_fails_and_leaks_no_count() {
         assert_eq!(entry_at(&parent, X), Some(entry));
         parent.exit_mmap();
         assert_eq!(swap.count(entry), 0);
+    });
+}
+
+/// Reclaim's view of the test's address spaces: the reverse map's walks
+/// over them; no page cache.
+struct Owners<'m, 'a> {
+    rmms: crate::rmap::tests::TestMms<'m, 'a>,
+}
+
+impl crate::vmscan::CacheOwners for Owners<'_, '_> {
+    fn remove_clean(&self, _: &PgData<'_>, _: crate::filemap::MappingId, _: u64, _: Pfn) -> bool {
+        false
+    }
+
+    fn folio_referenced(&self, pgdat: &PgData<'_>, pfn: Pfn, is_locked: bool) -> crate::rmap::Referenced {
+        crate::rmap::folio_referenced(&self.rmms, pgdat, pfn, is_locked)
+    }
+
+    fn try_to_unmap(&self, pgdat: &PgData<'_>, pfn: Pfn) -> bool {
+        crate::rmap::try_to_unmap(&self.rmms, pgdat, pfn)
+    }
+}
+
+/// Reclaim with swap: anonymous pages not used since the last look get a
+/// slot, their ptes the slot's entry, their data the slot, and are freed
+/// (`add_to_swap`, `try_to_unmap`, `pageout`, `__remove_mapping`); a
+/// fault reads each back with its data (`do_swap_page`), and once no pte
+/// holds its slot the page leaves the swap cache and the slot is freed.
+#[test]
+fn reclaim_swaps_anonymous_pages_out_and_faults_read_them_back_intact() {
+    use crate::vmscan::{Reclaimer, shrink_page_cache};
+    const PAGES: u64 = 64;
+    with_env(|env| {
+        let swap = registered(env);
+        let mut mm = env.mm();
+        let rw = PROT_READ | PROT_WRITE;
+        mm.do_mmap(X, PAGES * P, rw, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0).unwrap();
+        for i in 0..PAGES {
+            write(env, &mut mm, X + i * P, 0x40 + i as u8).unwrap();
+        }
+        env.pgdat.lru_add_drain_all();
+        let free_before = crate::sim::free_pages_drained(env.pgdat);
+        {
+            let mms = [&mm];
+            let owners =
+                Owners { rmms: crate::rmap::tests::TestMms { mms: mms.to_vec(), alloc: env.alloc, file: None } };
+            let mut freed = 0;
+            for _ in 0..32 {
+                freed += shrink_page_cache(
+                    env.pgdat,
+                    &owners,
+                    &crate::sim::SimFolioWaits,
+                    PAGES,
+                    Reclaimer::Direct,
+                    crate::gfp::GFP_KERNEL,
+                );
+            }
+            assert_eq!(freed, PAGES, "every page went to swap and was freed");
+        }
+        assert_eq!(crate::sim::free_pages_drained(env.pgdat), free_before + PAGES);
+        assert!((0..PAGES).all(|i| entry_at(&mm, X + i * P).is_some()), "every pte holds its slot's entry");
+        assert_eq!((mm.counter(MmCounter::SwapEnts), mm.counter(MmCounter::AnonPages)), (PAGES, 0));
+        assert_eq!(swap.in_use(), PAGES as usize);
+        assert_eq!(env.pgdat.node_page_state(NodeStatItem::NrSwapcache), 0, "the swap cache let them go");
+        let majfault = env.pgdat.all_vm_events(crate::vmstat::VmEventItem::Pgmajfault);
+        for i in (0..PAGES).rev() {
+            assert_eq!(crate::mmap::tests::read(env, &mut mm, X + i * P), Ok(0x40 + i as u8), "page {i}");
+        }
+        assert_eq!(env.pgdat.all_vm_events(crate::vmstat::VmEventItem::Pgmajfault), majfault + PAGES);
+        assert_eq!((mm.counter(MmCounter::SwapEnts), mm.counter(MmCounter::AnonPages)), (0, PAGES));
+        assert_eq!(swap.in_use(), 0, "no pte holds a slot: every slot freed");
+        assert_eq!(env.pgdat.node_page_state(NodeStatItem::NrSwapcache), 0);
+        // Exclusive again: a write reuses the page in place.
+        write(env, &mut mm, X, 0x7f).unwrap();
+        assert_eq!(crate::mmap::tests::read(env, &mut mm, X), Ok(0x7f));
+        mm.exit_mmap();
     });
 }

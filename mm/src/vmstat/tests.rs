@@ -85,6 +85,7 @@ fn vmstat_prints_zone_then_node_then_event_items_in_linux_order() {
             "nr_dirtied",
             "nr_written",
             "nr_mlock",
+            "nr_swapcached",
             "pgpgin",
             "pgpgout",
             "pgalloc_dma",
@@ -199,7 +200,7 @@ fn zoneinfo_prints_every_zone_in_linux_layout() {
          workingset_activate_file 0\n      workingset_restore_anon 0\n      workingset_restore_file 0\n      \
          nr_anon_pages 0\n      nr_mapped    0\n      nr_file_pages 0\n      nr_dirty     0\n      \
          nr_writeback 0\n      nr_shmem     0\n      nr_kernel_stack 0\n      nr_page_table_pages 7\n      \
-         nr_dirtied   0\n      nr_written   0\n      nr_mlock     0\n{}\n      \
+         nr_dirtied   0\n      nr_written   0\n      nr_mlock     0\n      nr_swapcached 0\n{}\n      \
          nr_free_pages {}\n  pagesets{}{}\n  node_unreclaimable:  0\n  start_pfn:           0\n",
         zone_sizes(&pgdat, ZoneType::Dma),
         pgdat.zone(ZoneType::Dma).free_pages(),
