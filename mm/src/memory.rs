@@ -1539,6 +1539,12 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         match self.pgd.format().decode(slot.load(Ordering::Acquire), Level::Pte) {
             Entry::Leaf(_) => PteState::Resident,
             Entry::Swap(entry) if is_migration_entry(entry) => PteState::Resident,
+            // Linux `mincore_swap`: resident while the swap cache has it.
+            Entry::Swap(entry)
+                if self.pgd.pgdat().swap_backend().is_some_and(|b| b.swap_cache_lookup(entry).is_some()) =>
+            {
+                PteState::Resident
+            }
             Entry::Swap(_) => PteState::Other,
             Entry::None | Entry::Table(_) => PteState::None,
         }

@@ -13,9 +13,9 @@
 //! file's page cache answers: resident if the page is cached and uptodate
 //! ([`crate::vma::VmaFile::mincore_page`], Linux `mincore_unmapped_range`
 //! -> `mincore_page`), so a file read ahead or read with `read(2)` shows
-//! up before it is touched, and one dropped from the cache does not. An
-//! anonymous page with no pte reads 0 (no swap cache yet: Linux would
-//! look there for a swap entry).
+//! up before it is touched, and one dropped from the cache does not. A
+//! swapped-out page (a swap entry in its pte) is resident while the swap
+//! cache holds it (Linux `mincore_swap`), else not.
 //!
 //! Checks in Linux's order: the start's alignment (`EINVAL`), the range in
 //! user space (`ENOMEM`), the vector in user space (`EFAULT`, Linux's

@@ -306,3 +306,69 @@ fn reclaim_swaps_anonymous_pages_out_and_faults_read_them_back_intact() {
         mm.exit_mmap();
     });
 }
+
+/// After fork, a swapped-out page's slot is held by both ptes: the
+/// child's read brings the page into the swap cache, read-only, where
+/// the parent's read finds it (one read from the slot); mincore calls it
+/// resident while the swap cache has it; the child's write copies it.
+#[test]
+fn a_page_swapped_out_after_fork_comes_back_once_for_both() {
+    use crate::vmscan::{Reclaimer, shrink_page_cache};
+    with_env(|env| {
+        let swap = registered(env);
+        let mut parent = env.mm();
+        parent.do_mmap(X, P, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0).unwrap();
+        write(env, &mut parent, X, 0x5a).unwrap();
+        let mut child = env.mm();
+        parent.dup_mmap(&mut child).unwrap();
+        env.pgdat.lru_add_drain_all();
+        {
+            let mms = [&parent, &child];
+            let owners =
+                Owners { rmms: crate::rmap::tests::TestMms { mms: mms.to_vec(), alloc: env.alloc, file: None } };
+            let mut freed = 0;
+            for _ in 0..16 {
+                freed += shrink_page_cache(
+                    env.pgdat,
+                    &owners,
+                    &crate::sim::SimFolioWaits,
+                    1,
+                    Reclaimer::Direct,
+                    crate::gfp::GFP_KERNEL,
+                );
+            }
+            assert_eq!(freed, 1);
+        }
+        let entry = entry_at(&parent, X).expect("swapped out");
+        assert_eq!((entry_at(&child, X), swap.count(entry)), (Some(entry), 2), "both ptes hold the slot");
+        let resident = |mm: &Mm<'_>| {
+            matches!(mm.pte_state(crate::uaddr::UserAddr::new(X).unwrap()), crate::memory::PteState::Resident)
+        };
+        assert!(!resident(&parent), "out of memory and out of the swap cache");
+        let majfault = env.pgdat.all_vm_events(crate::vmstat::VmEventItem::Pgmajfault);
+        assert_eq!(crate::mmap::tests::read(env, &mut child, X), Ok(0x5a));
+        assert!(resident(&parent), "the swap cache has it now");
+        assert_eq!(crate::mmap::tests::read(env, &mut parent, X), Ok(0x5a));
+        assert_eq!(env.pgdat.all_vm_events(crate::vmstat::VmEventItem::Pgmajfault), majfault + 1, "one read");
+        let pfn = parent.follow_pte(VirtAddr::expect_canonical(X)).unwrap().phys.pfn();
+        assert_eq!(child.follow_pte(VirtAddr::expect_canonical(X)).unwrap().phys.pfn(), pfn, "one page for both");
+        write(env, &mut child, X, 0x11).unwrap();
+        assert_eq!(crate::mmap::tests::read(env, &mut parent, X), Ok(0x5a), "the child's write copied");
+        child.exit_mmap();
+        parent.exit_mmap();
+        // The page left in the swap cache goes at the next reclaim.
+        env.pgdat.lru_add_drain_all();
+        let owners = Owners { rmms: crate::rmap::tests::TestMms { mms: Vec::new(), alloc: env.alloc, file: None } };
+        for _ in 0..16 {
+            shrink_page_cache(
+                env.pgdat,
+                &owners,
+                &crate::sim::SimFolioWaits,
+                1,
+                Reclaimer::Direct,
+                crate::gfp::GFP_KERNEL,
+            );
+        }
+        assert_eq!((swap.in_use(), env.pgdat.node_page_state(NodeStatItem::NrSwapcache)), (0, 0));
+    });
+}
