@@ -17,28 +17,10 @@ use mm::gfp::{GFP_KERNEL, GFP_NOWAIT, Gfp};
 use mm::page_alloc::Pages;
 use mm::vmstat::VmEventItem;
 
-use crate::console::{sh, wait_for_holes};
+use crate::console::{sh, start_frag};
 
 /// The order the tests ask for: above `PAGE_ALLOC_COSTLY_ORDER`.
 const ORDER: u32 = 4;
-
-/// Starts `frag 32 wait` (32 MiB written with a pattern, every other page
-/// freed; it checks them all on SIGUSR1) and returns once it sleeps for
-/// the signal, with its pid and task.
-fn start_frag(shell: &mut Shell) -> (u32, alloc::sync::Arc<kernel::sched::Task>) {
-    let out = sh(shell, "run frag 32 wait &");
-    let pid: u32 =
-        out.trim().strip_prefix('[').and_then(|s| s.split(']').next()).and_then(|p| p.parse().ok()).expect("pid");
-    let task = kernel::sched::find_task_by_pid(pid).expect("task");
-    wait_for_holes(&task);
-    // See the console suite: yield until frag sleeps, done unmapping.
-    let deadline = kernel::arch::x86_64::tsc::now_ns() + 30_000_000_000;
-    while task.state() != kernel::sched::TaskState::Interruptible {
-        assert!(kernel::arch::x86_64::tsc::now_ns() < deadline, "frag never went to sleep for SIGUSR1");
-        kernel::sched::yield_now();
-    }
-    (pid, task)
-}
 
 /// Sends frag SIGUSR1 and checks that it found every byte it kept.
 fn finish_frag(pid: u32, task: alloc::sync::Arc<kernel::sched::Task>) {

@@ -379,6 +379,29 @@ fn stress_leaves_no_page_behind_and_finds_no_broken_pattern() {
     assert_eq!(pgdat.all_vm_events(mm::vmstat::VmEventItem::DropSlab), drops + 1);
 }
 
+/// Starts `frag 32 wait` in the background and returns its pid and task
+/// once it has made its holes and sleeps, waiting for SIGUSR1.
+pub(crate) fn start_frag(shell: &mut Shell) -> (u32, alloc::sync::Arc<kernel::sched::Task>) {
+    let out = sh(shell, "run frag 32 wait &");
+    let pid: u32 =
+        out.trim().strip_prefix('[').and_then(|s| s.split(']').next()).and_then(|p| p.parse().ok()).expect("pid");
+    let task = kernel::sched::find_task_by_pid(pid).expect("task");
+    wait_for_holes(&task);
+    // Holes made is not frag done: it may still be unmapping the last
+    // few, which would count as pages compaction gave back. In `wait`
+    // mode it sleeps interruptibly once done, in 10 ms nanosleeps until
+    // SIGUSR1. Polling with 10 ms sleeps of our own locked in phase with
+    // those once (both woken by the same tick, we ran first and saw frag
+    // runnable every time: a hang in a full run). Yielding instead lets a
+    // runnable frag run before we look again.
+    let deadline = kernel::arch::x86_64::tsc::now_ns() + 30_000_000_000;
+    while task.state() != kernel::sched::TaskState::Interruptible {
+        assert!(kernel::arch::x86_64::tsc::now_ns() < deadline, "frag never went to sleep for SIGUSR1");
+        kernel::sched::yield_now();
+    }
+    (pid, task)
+}
+
 /// Until frag (32 MiB) has written all its pages and freed every other
 /// one: 8192 pages at the high-water mark, about 4096 left. frag's own
 /// progress is the event; a frag that never gets there is a hang, for the
@@ -403,23 +426,7 @@ fn compact_moves_a_fragmented_program_and_its_data_survives() {
     let mut shell = Shell::new();
     // 32 MiB written with a pattern, every other page freed; frag then
     // waits for SIGUSR1, checks every byte and exits 0 only if all held.
-    let out = sh(&mut shell, "run frag 32 wait &");
-    let pid: u32 =
-        out.trim().strip_prefix('[').and_then(|s| s.split(']').next()).and_then(|p| p.parse().ok()).expect("pid");
-    let task = kernel::sched::find_task_by_pid(pid).expect("task");
-    wait_for_holes(&task);
-    // Holes made is not frag done: it may still be unmapping the last
-    // few, which would count as pages compaction gave back. In `wait`
-    // mode it sleeps interruptibly once done, in 10 ms nanosleeps until
-    // SIGUSR1. Polling with 10 ms sleeps of our own locked in phase with
-    // those once (both woken by the same tick, we ran first and saw frag
-    // runnable every time: a hang in a full run). Yielding instead lets a
-    // runnable frag run before we look again.
-    let deadline = kernel::arch::x86_64::tsc::now_ns() + 30_000_000_000;
-    while task.state() != kernel::sched::TaskState::Interruptible {
-        assert!(kernel::arch::x86_64::tsc::now_ns() < deadline, "frag never went to sleep for SIGUSR1");
-        kernel::sched::yield_now();
-    }
+    let (pid, task) = start_frag(&mut shell);
     let pgdat = kernel::mm::pgdat();
     let accounted = accounted_pages();
     let migrated = pgdat.all_vm_events(VmEventItem::PgmigrateSuccess);
