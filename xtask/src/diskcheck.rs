@@ -1,5 +1,6 @@
 //! Host-side checks of what a test kernel wrote to its scratch disk: the
-//! host's own e2fsprogs judge the kernel's ext2.
+//! host's own e2fsprogs judge the kernel's ext2, util-linux and `file`
+//! its swap headers.
 //!
 //! A test that leaves an ext2 file system on the scratch disk, cleanly
 //! unmounted, asks for the check with one console line before it passes:
@@ -12,6 +13,16 @@
 //! nothing to fix) and `debugfs -R "cat /d/big"`, whose bytes must be the
 //! test pattern ([`pattern_byte`]) for the given length. A failed check
 //! fails the test with the tool's output.
+//!
+//! A test that wrote a swap header (the kernel's mkswap) asks for
+//!
+//! ```text
+//! host-check: swap 01234567-89ab-4def-8123-456789abcdef 4095 kswap
+//! ```
+//!
+//! (UUID, `last_page`, label if any): `blkid -p` must see a version-1
+//! swap area with that UUID and label, and `file` a little-endian
+//! 4k-page one of that size with no bad pages ([`run_swap`]).
 //!
 //! The persistence test ([`jobs`]) goes further: on an image the host
 //! made with `mke2fs` (4 KiB blocks), one boot writes a tree with
@@ -43,6 +54,81 @@ pub fn pattern_byte(i: u64) -> u8 {
 pub struct Ext2Check {
     path: String,
     len: u64,
+}
+
+/// Runs the check `line` asks for on `image`, if it asks for one: `None`
+/// for another line, else the problem found, if any.
+pub fn check_line(line: &str, image: &Path) -> Option<Result<(), String>> {
+    match (parse(line), parse_swap(line)) {
+        (Some(check), _) => Some(run(&check, image)),
+        (None, Some(check)) => Some(run_swap(&check, image)),
+        (None, None) => None,
+    }
+}
+
+/// The swap check's console line prefix.
+const SWAP_PREFIX: &str = "host-check: swap ";
+
+/// A swap header check asked for: what the header must say.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SwapCheck {
+    uuid: String,
+    last_page: u64,
+    label: Option<String>,
+}
+
+/// The swap check a console line asks for, if it is one.
+pub fn parse_swap(line: &str) -> Option<SwapCheck> {
+    let mut words = line.trim_end().strip_prefix(SWAP_PREFIX)?.split(' ');
+    let uuid = words.next()?.to_owned();
+    let last_page = words.next()?.parse().ok()?;
+    let label = words.next().map(str::to_owned);
+    if words.next().is_some() {
+        return None;
+    }
+    Some(SwapCheck { uuid, last_page, label })
+}
+
+/// A util-linux or `file` tool, on PATH or in the sbin directories.
+fn host_tool(name: &str, package: &'static str) -> Result<PathBuf, String> {
+    crate::error::which(name)
+        .or_else(|| ["/sbin", "/usr/sbin"].iter().map(|d| Path::new(d).join(name)).find(|p| p.is_file()))
+        .ok_or_else(|| crate::error::Error::MissingTool { tool: name.into(), package }.to_string())
+}
+
+/// Runs the swap check on `image`; the problem, if any.
+pub fn run_swap(check: &SwapCheck, image: &Path) -> Result<(), String> {
+    let blkid = host_tool("blkid", "util-linux")?;
+    let out = Command::new(&blkid)
+        .args(["-p", "-o", "export"])
+        .arg(image)
+        .output()
+        .map_err(|e| format!("running blkid: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let value = |key: &str| text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix('='));
+    let want = [("TYPE", Some("swap")), ("VERSION", Some("1")), ("UUID", Some(check.uuid.as_str()))];
+    for (key, expected) in want.into_iter().chain([("LABEL", check.label.as_deref())]) {
+        if value(key) != expected {
+            return Err(format!(
+                "blkid -p on the scratch disk: {key} is {:?}, expected {expected:?}:
+{text}",
+                value(key)
+            ));
+        }
+    }
+    let file = host_tool("file", "file")?;
+    let out = Command::new(&file).arg("-b").arg(image).output().map_err(|e| format!("running file: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let expected =
+        format!("Linux swap file, 4k page size, little endian, version 1, size {} pages, 0 bad pages", check.last_page);
+    if !text.starts_with(&expected) || !text.contains(&format!("UUID={}", check.uuid)) {
+        return Err(format!(
+            "file on the scratch disk said: {}; expected {expected}, UUID={}",
+            text.trim(),
+            check.uuid
+        ));
+    }
+    Ok(())
 }
 
 /// The check a console line asks for, if it is one.
@@ -173,6 +259,53 @@ mod tests {
         assert_eq!(parse("host-check: ext2 /d/big"), None);
         assert_eq!(parse("host-check: ext2 /d/big x"), None);
         assert_eq!(parse("[ 1.0] host-check: ext2 /a 1"), None);
+        let swap = |uuid: &str, last_page, label: Option<&str>| SwapCheck {
+            uuid: uuid.into(),
+            last_page,
+            label: label.map(str::to_owned),
+        };
+        assert_eq!(parse_swap("host-check: swap 0123-45 4095 kswap\n"), Some(swap("0123-45", 4095, Some("kswap"))));
+        assert_eq!(parse_swap("host-check: swap 0123-45 4095"), Some(swap("0123-45", 4095, None)));
+        assert_eq!(parse_swap("host-check: swap 0123-45 x"), None);
+        assert_eq!(parse_swap("host-check: swap 0123-45 1 a b"), None);
+        assert_eq!(parse_swap("host-check: ext2 /a 1"), None);
+    }
+
+    /// A header util-linux's mkswap made passes its check; a wrong UUID,
+    /// size or label, or a broken signature, does not.
+    #[test]
+    fn blkid_and_file_judge_a_swap_header() {
+        let Ok(mkswap) = host_tool("mkswap", "util-linux") else {
+            eprintln!("skipping blkid_and_file_judge_a_swap_header: no mkswap");
+            return;
+        };
+        if host_tool("blkid", "util-linux").and(host_tool("file", "file")).is_err() {
+            eprintln!("skipping blkid_and_file_judge_a_swap_header: no blkid or file");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("xtask-swapcheck-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let image = dir.join("swap.img");
+        std::fs::File::create(&image).unwrap().set_len(1 << 20).unwrap();
+        let uuid = "01234567-89ab-4def-8123-456789abcdef";
+        let made = Command::new(mkswap).args(["-L", "kswap", "-U", uuid]).arg(&image).output().unwrap();
+        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+        let check = SwapCheck { uuid: uuid.into(), last_page: 255, label: Some("kswap".into()) };
+        assert_eq!(run_swap(&check, &image), Ok(()));
+        let line = format!("host-check: swap {uuid} 255 kswap");
+        assert_eq!(check_line(&line, &image), Some(Ok(())));
+        assert!(run_swap(&SwapCheck { last_page: 256, ..check }, &image).is_err(), "size");
+        let check = SwapCheck { uuid: uuid.into(), last_page: 255, label: None };
+        assert!(run_swap(&check, &image).is_err(), "label");
+        let other =
+            SwapCheck { uuid: "01234567-89ab-4def-8123-456789abcde0".into(), label: Some("kswap".into()), ..check };
+        assert!(run_swap(&other, &image).is_err(), "uuid");
+        let mut bytes = std::fs::read(&image).unwrap();
+        bytes[4095] = b'3';
+        std::fs::write(&image, bytes).unwrap();
+        let check = SwapCheck { uuid: uuid.into(), last_page: 255, label: Some("kswap".into()) };
+        assert!(run_swap(&check, &image).unwrap_err().starts_with("blkid -p"), "signature");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// An image made and filled by the host's tools passes; the same
