@@ -187,8 +187,9 @@ static SWAP_LOCK: SpinLock<SwapTable> =
     SpinLock::new(SwapTable { prio: [0; NR_AREAS], avail: [0; NR_AREAS], nr_avail: 0, least_priority: -1 });
 
 /// Free slots of the areas open to allocation (Linux `nr_swap_pages`):
-/// slots allocated are taken off, slots freed put back while their area
-/// is open; an area's slots come and go with [`SwpFlags::WRITEOK`].
+/// slots allocated are taken off, slots freed put back. An area's `pages`
+/// come and go with [`SwpFlags::WRITEOK`], so an area being swapped off
+/// counts minus its slots in use, which [`si_swapinfo`] adds back.
 static NR_SWAP_PAGES: AtomicI64 = AtomicI64::new(0);
 
 /// Slots of the areas open to allocation (Linux `total_swap_pages`),
@@ -356,9 +357,8 @@ impl SwapAreas {
 }
 
 /// Calls `f` on `entry`'s area's slots under its lock, and puts the
-/// slots `f` freed back into `nr_swap_pages` if the area is open (Linux
-/// `swap_range_free`). Logs Linux's complaints about a bad entry, naming
-/// the caller `what`.
+/// slots `f` freed back into `nr_swap_pages` (Linux `swap_range_free`).
+/// Logs Linux's complaints about a bad entry, naming the caller `what`.
 fn with_si<R>(
     entry: SwpEntry,
     what: &str,
@@ -366,12 +366,11 @@ fn with_si<R>(
 ) -> Result<R, SwapEntryError> {
     let result = swap_area(entry.ty()).ok_or(SwapEntryError::BadFile).and_then(|area| {
         let mut state = area.state.lock();
-        let open = state.flags.contains(SwpFlags::WRITEOK);
         let si = state.si.as_mut().ok_or(SwapEntryError::BadFile)?;
         let before = si.inuse_pages();
         let result = f(si);
         let freed = before.saturating_sub(si.inuse_pages());
-        if open && freed > 0 {
+        if freed > 0 {
             NR_SWAP_PAGES.fetch_add(i64::from(freed), Ordering::Relaxed);
         }
         result

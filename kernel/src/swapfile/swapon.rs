@@ -272,15 +272,16 @@ fn enable_swap_info(ty: u32, si: SwapInfo<'static>, prio: Option<u16>) -> i32 {
 }
 
 /// Opens area `ty`, whose slots are set up, to allocation (Linux
-/// `_enable_swap_info`); the caller holds `swap_lock`.
+/// `_enable_swap_info`): its `pages` go into `nr_swap_pages` (which held
+/// minus its slots in use while it was closed) and `total_swap_pages`.
+/// The caller holds `swap_lock`.
 fn enable_locked(table: &mut super::SwapTable, ty: u32) {
     let Some(area) = swap_area(ty) else { return };
     let mut state = area.state.lock();
-    let Some(si) = state.si.as_ref() else { return };
-    let (pages, free) = (si.pages(), i64::from(si.pages()) - i64::from(si.inuse_pages()));
+    let Some(pages) = state.si.as_ref().map(SwapInfo::pages) else { return };
     state.flags |= SwpFlags::WRITEOK;
     drop(state);
-    NR_SWAP_PAGES.fetch_add(free, core::sync::atomic::Ordering::Relaxed);
+    NR_SWAP_PAGES.fetch_add(i64::from(pages), core::sync::atomic::Ordering::Relaxed);
     TOTAL_SWAP_PAGES.fetch_add(u64::from(pages), core::sync::atomic::Ordering::Relaxed);
     table.add_to_avail_list(ty);
 }
