@@ -24,6 +24,11 @@
 //! swap area with that UUID and label, and `file` a little-endian
 //! 4k-page one of that size with no bad pages ([`run_swap`]).
 //!
+//! The other way round ([`jobs`]'s swap test): a disk the host's
+//! util-linux `mkswap` made is turned on by `swap=/dev/vda` on the kernel
+//! command line at boot, shows in the console's `swaps` and `meminfo`, and
+//! goes off with `swapoff`.
+//!
 //! The persistence test ([`jobs`]) goes further: on an image the host
 //! made with `mke2fs` (4 KiB blocks), one boot writes a tree with
 //! tests/user/persist.c and powers off; the host checks the image; a
@@ -110,8 +115,7 @@ pub fn run_swap(check: &SwapCheck, image: &Path) -> Result<(), String> {
     for (key, expected) in want.into_iter().chain([("LABEL", check.label.as_deref())]) {
         if value(key) != expected {
             return Err(format!(
-                "blkid -p on the scratch disk: {key} is {:?}, expected {expected:?}:
-{text}",
+                "blkid -p on the scratch disk: {key} is {:?}, expected {expected:?}:\n{text}",
                 value(key)
             ));
         }
@@ -186,19 +190,89 @@ const PERSIST_DISK_MIB: u32 = 64;
 /// is for a loaded host. A hang is what it catches.
 const PERSIST_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// `cargo xtask test`'s persistence test, a job of its own.
+/// The boot-time swap test's name.
+const HOST_SWAP: &str = "swap::a_host_mkswap_area_is_turned_on_by_the_command_line";
+
+/// `cargo xtask test`'s persistence test and boot-time swap test, a job
+/// each.
 pub fn jobs<'s>(images: &'s boot::Images, options: &'s RunOptions, filter: Option<&str>) -> Vec<Job<'s>> {
-    if filter.is_some_and(|f| !PERSIST.contains(f)) {
-        return Vec::new();
+    let mut jobs = Vec::new();
+    if filter.is_none_or(|f| PERSIST.contains(f)) {
+        jobs.push(Job::new(PERSIST, move |suite: &mut Suite| {
+            outln!(suite, "(kernel image, {}, an ext2 disk made by mke2fs, two boots)", options.accel);
+            let start = Instant::now();
+            let workdir = options.logs.join(PERSIST.replace("::", "-"));
+            let verdict = persist(images, options, &workdir);
+            record(suite, PERSIST, start, verdict, Some(&workdir));
+            Ok(())
+        }));
     }
-    vec![Job::new(PERSIST, move |suite: &mut Suite| {
-        outln!(suite, "(kernel image, {}, an ext2 disk made by mke2fs, two boots)", options.accel);
-        let start = Instant::now();
-        let workdir = options.logs.join(PERSIST.replace("::", "-"));
-        let verdict = persist(images, options, &workdir);
-        record(suite, PERSIST, start, verdict, Some(&workdir));
-        Ok(())
-    })]
+    if filter.is_none_or(|f| HOST_SWAP.contains(f)) {
+        jobs.push(Job::new(HOST_SWAP, move |suite: &mut Suite| {
+            outln!(suite, "(kernel image, {}, a 16 MiB disk made by mkswap, swap= on the command line)", options.accel);
+            let start = Instant::now();
+            let workdir = options.logs.join(HOST_SWAP.replace("::", "-"));
+            let verdict = host_swap(images, options, &workdir);
+            record(suite, HOST_SWAP, start, verdict, Some(&workdir.join("console.log")));
+            Ok(())
+        }));
+    }
+    jobs
+}
+
+/// Boots with a 16 MiB disk util-linux `mkswap` made as vda and
+/// `swap=/dev/vda`: the area must be on at once, with the priority -2 and
+/// 4095 pages (the header page is not for swapping), in `swaps` and in
+/// `meminfo`, and `swapoff` must take it away again.
+fn host_swap(images: &boot::Images, options: &RunOptions, workdir: &Path) -> Result<(), String> {
+    use crate::build::ImagesExt;
+    std::fs::create_dir_all(workdir).map_err(|e| format!("creating {}: {e}", workdir.display()))?;
+    let image = workdir.join("swap.img");
+    let file = std::fs::File::create(&image).map_err(|e| format!("creating {}: {e}", image.display()))?;
+    file.set_len(16 << 20).map_err(|e| format!("sizing {}: {e}", image.display()))?;
+    let mkswap = host_tool("mkswap", "util-linux")?;
+    let made = Command::new(mkswap)
+        .args(["-L", "hostswap", "-U", "0b5e55ed-0000-4000-8000-00000000c0de"])
+        .arg(&image)
+        .output()
+        .map_err(|e| format!("running mkswap: {e}"))?;
+    if !made.status.success() {
+        return Err(format!("mkswap: {}", String::from_utf8_lossy(&made.stderr)));
+    }
+    let cmdline = shell_cmdline("swap=/dev/vda", "swaps; meminfo; swapoff /dev/vda; swaps; poweroff")
+        .map_err(|e| e.to_string())?;
+    let mut machine = console_machine(options, 1, qemu::DEFAULT_MEM_MIB, cmdline);
+    machine.disks = vec![image];
+    let (console, status) = run_headless(&machine, images.for_firmware(machine.firmware), workdir, PERSIST_TIMEOUT)
+        .map_err(|e| e.to_string())?;
+    let _ = std::fs::write(workdir.join("console.log"), console.join("\n"));
+    match status {
+        None => return Err(format!("timed out after {} s", PERSIST_TIMEOUT.as_secs())),
+        Some(s) if s.code() != Some(qemu::EXIT_SUCCESS) => return Err(format!("QEMU {}", qemu::describe_exit(&s))),
+        Some(_) => {}
+    }
+    if !console.iter().any(|l| l.contains("Adding 16380k swap on /dev/vda.  Priority:-2 extents:1 across:16380k")) {
+        return Err("no `Adding 16380k swap on /dev/vda.  Priority:-2` line at boot".into());
+    }
+    let header = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority";
+    let area = format!("/dev/vda{:32}partition\t16380\t\t0\t\t-2", "");
+    let sections = crate::console::sections(&console);
+    let output = |cmd: &str, nth: usize| sections.iter().filter(|(c, _)| c == cmd).nth(nth).map(|(_, out)| out.clone());
+    if output("swaps", 0) != Some(vec![header.to_owned(), area]) {
+        return Err(format!("swaps at boot: {:?}", output("swaps", 0)));
+    }
+    let meminfo = crate::console::parse_meminfo(&output("meminfo", 0).unwrap_or_default())?;
+    if (meminfo.get("SwapTotal"), meminfo.get("SwapFree")) != (Some(&16380), Some(&16380)) {
+        return Err(format!(
+            "meminfo: SwapTotal {:?}, SwapFree {:?}",
+            meminfo.get("SwapTotal"),
+            meminfo.get("SwapFree")
+        ));
+    }
+    if output("swaps", 1) != Some(vec![header.to_owned()]) {
+        return Err(format!("swaps after swapoff: {:?}", output("swaps", 1)));
+    }
+    Ok(())
 }
 
 fn persist(images: &boot::Images, options: &RunOptions, workdir: &Path) -> Result<(), String> {
