@@ -247,6 +247,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     crate::drivers::pci::init();
     crate::drivers::virtio::blk::init();
     crate::fs::init();
+    crate::swapfile::swapon::swapon_from_cmdline();
     crate::mm::record_boot_free_blocks();
     crate::sched::set_system_running();
 }

@@ -17,6 +17,8 @@
 //!   off instead of waiting for input
 //! - `mem=SIZE[KMG]`: use only the RAM below the address where SIZE bytes of
 //!   it are reached (Linux `mem=`; see `mm::enforce_memory_limit`)
+//! - `swap=DEV[:PRIO][,DEV[:PRIO]...]`: turn these disks on as swap areas
+//!   once the disks are up (`crate::swapfile::swapon::swapon_from_cmdline`)
 
 use spin::Once;
 
@@ -25,7 +27,7 @@ use crate::drivers::fw_cfg;
 pub use formats::cmdline::memparse;
 
 /// Parameters the kernel understands; others are reported at boot.
-const KNOWN: [&str; 9] = [
+const KNOWN: [&str; 10] = [
     "loglevel",
     "ktest.list",
     "kbench.run",
@@ -35,6 +37,7 @@ const KNOWN: [&str; 9] = [
     "init",
     "shell.cmd",
     "mem",
+    "swap",
 ];
 
 /// Words of the command line that name no known parameter (Linux prints

@@ -67,6 +67,9 @@ pub struct KTest {
     pub cpus: u32,
     /// Size of a virtio-blk scratch disk to attach, MiB (0: none).
     pub disk_mib: u32,
+    /// How many such disks (0 or 1: one; the ones after the first are
+    /// blank).
+    pub disk_count: u32,
     /// The scratch disk holds an ext2 file system of this prepared tree
     /// (tests/disks/NAME) instead of zeros.
     pub disk_tree: Option<&'static str>,
@@ -182,7 +185,7 @@ pub fn main(boot_info: &'static mut bootloader_api::BootInfo) -> ! {
     if cmdline::has("ktest.list") {
         for t in tests() {
             kprintln!(
-                "ktest-list: {t} timeout={} mem={} cpus={} disk={} fresh={} should_panic={} opt_in={}{}{}{}",
+                "ktest-list: {t} timeout={} mem={} cpus={} disk={} fresh={} should_panic={} opt_in={}{}{}{}{}",
                 t.timeout_secs,
                 t.mem_mib,
                 t.cpus,
@@ -190,6 +193,7 @@ pub fn main(boot_info: &'static mut bootloader_api::BootInfo) -> ! {
                 u8::from(t.fresh_boot),
                 u8::from(t.should_panic.is_some()),
                 u8::from(t.opt_in),
+                ListArg("disks", (t.disk_count > 1).then_some(t.disk_count)),
                 ListArg("disk_tree", t.disk_tree),
                 ListArg("disk_eio", t.disk_eio_sector),
                 ListArg("disk_eio_file", t.disk_eio_file),

@@ -204,15 +204,18 @@ pub fn nr_free_pages() -> u64 {
     pgdat.nr_free_pages()
 }
 
-/// /proc/meminfo now: the node's counters and the kernel's vmalloc window
-/// and per-CPU memory ([`init`] must have run).
+/// /proc/meminfo now: the node's counters, the kernel's vmalloc window
+/// and per-CPU memory, and the swap areas ([`init`] must have run).
 pub fn meminfo() -> Meminfo<'static, 'static> {
+    let (swap_total_pages, swap_free_pages) = crate::swapfile::si_swapinfo();
     Meminfo {
         pgdat: pgdat(),
         kernel: MeminfoKernel {
             vmalloc_total: crate::vmalloc::VMALLOC_TOTAL,
             vmalloc_used_pages: crate::vmalloc::vmalloc_nr_pages(),
             percpu_pages: crate::percpu::pcpu_nr_pages(),
+            swap_total_pages,
+            swap_free_pages,
         },
     }
 }

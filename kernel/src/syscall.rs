@@ -186,6 +186,8 @@ fn dispatch(nr: u64, f: &mut TrapFrame) -> SysResult {
         nr::FSTATFS => fs::sys_fstatfs(a0 as i32, a1),
         nr::MOUNT => fs::sys_mount(a0, a1, a2, a3, a4),
         nr::UMOUNT2 => fs::sys_umount2(a0, a1 as u32),
+        nr::SWAPON => crate::swapfile::swapon::sys_swapon(a0, a1),
+        nr::SWAPOFF => crate::swapfile::swapon::sys_swapoff(a0),
         nr::CLOSE => {
             let file = sched::current().proc.files.lock().close(a0 as i32)?;
             drop(file);

@@ -19,10 +19,11 @@
 //! - `VmallocTotal`, `VmallocUsed`, `Percpu`: mm does not own the kernel's
 //!   vmalloc window or per-CPU allocator, so the kernel passes them in
 //!   [`MeminfoKernel`].
+//! - `SwapTotal`, `SwapFree`: the kernel's swap areas (Linux
+//!   `si_swapinfo`), also passed in [`MeminfoKernel`].
 //!
 //! Zero by construction, and why: `Buffers` (no buffer cache pages of
-//! block devices) and `SwapCached`, `SwapTotal` and `SwapFree`, because
-//! there is no swap device;
+//! block devices) and `SwapCached`, because there is no swap cache yet;
 //! `VmallocChunk`, which Linux also prints as 0 since 4.20 (it was the
 //! largest free vmalloc range before).
 //!
@@ -54,6 +55,12 @@ pub struct MeminfoKernel {
     /// Pages of per-CPU memory, every unit of every chunk (Linux
     /// `pcpu_nr_pages()`).
     pub percpu_pages: u64,
+    /// Pages of the swap areas in use (Linux `si_swapinfo`'s
+    /// `totalswap`: `total_swap_pages` plus the used pages of areas being
+    /// swapped off).
+    pub swap_total_pages: u64,
+    /// Of those, the free ones (`freeswap`: `nr_swap_pages` plus the same).
+    pub swap_free_pages: u64,
 }
 
 /// /proc/meminfo of a node and the kernel's figures.
@@ -110,8 +117,8 @@ impl fmt::Display for Meminfo<'_, '_> {
         show_val_kb(f, "Inactive(file)", i_f)?;
         show_val_kb(f, "Unevictable", state(NodeStatItem::NrUnevictable))?;
         show_val_kb(f, "Mlocked", state(NodeStatItem::NrMlock))?;
-        show_val_kb(f, "SwapTotal", 0)?;
-        show_val_kb(f, "SwapFree", 0)?;
+        show_val_kb(f, "SwapTotal", self.kernel.swap_total_pages)?;
+        show_val_kb(f, "SwapFree", self.kernel.swap_free_pages)?;
         show_val_kb(f, "Dirty", state(NodeStatItem::NrFileDirty))?;
         show_val_kb(f, "Writeback", state(NodeStatItem::NrWriteback))?;
         show_val_kb(f, "AnonPages", state(NodeStatItem::NrAnonMapped))?;

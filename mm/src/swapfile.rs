@@ -99,10 +99,11 @@
 //!
 //! # Differences from Linux
 //!
-//! - **One area's half.** Areas, priorities, `swapon`/`swapoff` and the
-//!   swap cache come with the rest of swap; [`SwapInfo::get_swap_pages`]
-//!   is the per-area part (`cluster_alloc_swap_entry`) of Linux's
-//!   `get_swap_pages`, which also picks the area.
+//! - **One area's half.** The table of areas, priorities,
+//!   `swapon`/`swapoff` and the choice of an area are the kernel's
+//!   (`kernel/src/swapfile/`), the swap cache comes with the rest of
+//!   swap; [`SwapInfo::get_swap_pages`] is the per-area part
+//!   (`cluster_alloc_swap_entry`) of Linux's `get_swap_pages`.
 //! - **Order 0 only.** No THP or mTHP swap, so one nonfull and one frag
 //!   list (Linux has one per order) and no stealing between orders.
 //! - **No discard, no reclaim in the allocator.** Linux may discard

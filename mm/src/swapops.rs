@@ -2,8 +2,8 @@
 //! `include/linux/swapops.h` and the `swp_entry_t` of `swap.h`).
 //!
 //! A swap entry is a type and an offset. Types below [`MAX_SWAPFILES`]
-//! name swap areas (none yet: swap comes with its own issue); the types
-//! above are special. [`SWP_MIGRATION_READ`] and [`SWP_MIGRATION_WRITE`]
+//! name swap areas (the kernel's `swap_info[]`, indexed by type); the
+//! types above are special. [`SWP_MIGRATION_READ`] and [`SWP_MIGRATION_WRITE`]
 //! are migration entries: the pte of a page being migrated, whose offset
 //! is the page's frame number, and which a fault waits on until the page
 //! is unlocked (Linux `migration_entry_wait`).

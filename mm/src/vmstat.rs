@@ -43,8 +43,9 @@
 //! other direct-compaction counters, since only `compact_memory` compacts),
 //! and the state of mapped anonymous and file pages, slab and large-kmalloc
 //! memory, kernel stacks and page tables. Counters of mechanisms that do not
-//! exist yet are absent rather than stuck at zero: no `pswpin`/`pswpout`
-//! or swap cache counters until swap exists, no
+//! exist yet are absent rather than stuck at zero: `pswpin`/`pswpout`
+//! count the kernel's swap page I/O (its page_io), but there are no swap
+//! cache counters until the swap cache exists, no
 //! `pgscan`/`pgsteal`/LRU sizes until reclaim and the LRU exist, no
 //! `thp_*`, `numa_*` or memcg counters at all. The workingset counters
 //! ([`crate::workingset`]) come as Linux's three pairs:
@@ -83,6 +84,12 @@ pub enum VmEventItem {
     Pgpgin,
     /// KiB written to block devices (`PGPGOUT`).
     Pgpgout,
+    /// Pages read in from swap (`PSWPIN`): counted by the kernel's
+    /// page_io as each read is submitted, as Linux's `swap_read_folio`.
+    Pswpin,
+    /// Pages written out to swap (`PSWPOUT`): counted as each write is
+    /// submitted (Linux `count_swpout_vm_event`).
+    Pswpout,
     /// Pages allocated from ZONE_DMA (`PGALLOC_DMA`).
     PgallocDma,
     /// Pages allocated from ZONE_DMA32 (`PGALLOC_DMA32`).
@@ -211,13 +218,15 @@ pub enum VmEventItem {
 }
 
 /// Number of [`VmEventItem`]s.
-pub const NR_VM_EVENT_ITEMS: usize = 46;
+pub const NR_VM_EVENT_ITEMS: usize = 48;
 
 impl VmEventItem {
     /// Every item, in /proc/vmstat order.
     pub const ALL: [VmEventItem; NR_VM_EVENT_ITEMS] = [
         VmEventItem::Pgpgin,
         VmEventItem::Pgpgout,
+        VmEventItem::Pswpin,
+        VmEventItem::Pswpout,
         VmEventItem::PgallocDma,
         VmEventItem::PgallocDma32,
         VmEventItem::PgallocNormal,
@@ -269,6 +278,8 @@ impl VmEventItem {
         match self {
             VmEventItem::Pgpgin => "pgpgin",
             VmEventItem::Pgpgout => "pgpgout",
+            VmEventItem::Pswpin => "pswpin",
+            VmEventItem::Pswpout => "pswpout",
             VmEventItem::PgallocDma => "pgalloc_dma",
             VmEventItem::PgallocDma32 => "pgalloc_dma32",
             VmEventItem::PgallocNormal => "pgalloc_normal",

@@ -35,6 +35,7 @@ mod shmem;
 mod shrinker;
 mod slab;
 mod smp;
+mod swap;
 mod vmalloc;
 mod vmstat;
 mod workingset;

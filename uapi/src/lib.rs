@@ -47,6 +47,7 @@ pub mod resource;
 pub mod sched;
 pub mod signal;
 pub mod stat;
+pub mod swap;
 pub mod termbits;
 pub mod time;
 pub mod unistd;

@@ -161,7 +161,7 @@ fn machine(accel: Accel, mem_mib: u32, cpus: u32, cmdline: String, icount: bool)
         firmware: Firmware::Bios,
         mem_mib,
         cpus,
-        scratch: Some(ScratchDisk { mib: BENCH_DISK_MIB, contents: Contents::Allocated, eio: None }),
+        scratch: Some(ScratchDisk { mib: BENCH_DISK_MIB, contents: Contents::Allocated, eio: None, extra: 0 }),
         ext2_disk_mib: BENCH_EXT2_DISK_MIB,
         disks: Vec::new(),
         gdb: None,

@@ -88,6 +88,8 @@ pub struct TestDesc {
     pub cpus: u32,
     /// Scratch disk in MiB (0: none).
     pub disk_mib: u32,
+    /// Scratch disks of that size (0 or 1: one).
+    pub disk_count: u32,
     /// The scratch disk holds this prepared tree (tests/disks/NAME).
     pub disk_tree: Option<String>,
     /// The scratch disk fails I/O covering this sector (blkdebug).
@@ -117,7 +119,12 @@ impl TestDesc {
         MachineKey {
             mem_mib: if self.mem_mib == 0 { DEFAULT_TEST_MEM_MIB } else { self.mem_mib },
             cpus: self.cpus.max(1),
-            disk: (self.disk_mib > 0).then_some(ScratchDisk { mib: self.disk_mib, contents, eio }),
+            disk: (self.disk_mib > 0).then_some(ScratchDisk {
+                mib: self.disk_mib,
+                contents,
+                eio,
+                extra: self.disk_count.saturating_sub(1),
+            }),
         }
     }
 }
@@ -176,6 +183,7 @@ fn parse_list_line(line: &str) -> Option<TestDesc> {
         mem_mib: 0,
         cpus: 0,
         disk_mib: 0,
+        disk_count: 0,
         disk_tree: None,
         disk_eio_sector: None,
         disk_eio_file: None,
@@ -195,6 +203,7 @@ fn parse_list_line(line: &str) -> Option<TestDesc> {
                     "mem" => t.mem_mib = n,
                     "cpus" => t.cpus = n,
                     "disk" => t.disk_mib = n,
+                    "disks" => t.disk_count = n,
                     "disk_eio" => t.disk_eio_sector = Some(n),
                     "fresh" => t.fresh_boot = n != 0,
                     "should_panic" => t.should_panic = n != 0,
@@ -490,8 +499,8 @@ impl<'a> TestKernel<'a> {
                                 let scratch = workdir.join(SCRATCH_IMAGE);
                                 let outcome = lines
                                     .iter()
-                                    .filter_map(|l| crate::diskcheck::parse(l))
-                                    .find_map(|check| crate::diskcheck::run(&check, &scratch).err())
+                                    .filter_map(|l| crate::diskcheck::check_line(l, &scratch))
+                                    .find_map(Result::err)
                                     .map_or(Outcome::Passed, Outcome::Failed);
                                 record(name, outcome, ns, lines, &mut pending, report.as_deref_mut());
                                 deadline = Instant::now() + BOOT_TIMEOUT;
@@ -584,6 +593,7 @@ mod tests {
             mem_mib: 0,
             cpus: 0,
             disk_mib: 0,
+            disk_count: 0,
             disk_tree: None,
             disk_eio_sector: None,
             disk_eio_file: None,
@@ -604,6 +614,7 @@ mod tests {
             mem_mib: 192,
             cpus: 2,
             disk_mib: 8,
+            disk_count: 0,
             disk_tree: None,
             disk_eio_sector: Some(7),
             disk_eio_file: None,
@@ -616,6 +627,8 @@ mod tests {
             parse_list_line("ktest-list: fs::y timeout=0 mem=0 cpus=0 disk=8 disk_tree=basic disk_eio_file=/dir/big")
                 .map(|t| (t.disk_mib, t.disk_tree, t.disk_eio_file));
         assert_eq!(t, Some((8, Some("basic".into()), Some("/dir/big".into()))));
+        let t = parse_list_line("ktest-list: swap::z timeout=0 mem=0 cpus=0 disk=16 disks=2").map(|t| t.machine_key());
+        assert_eq!(t.and_then(|k| k.disk).map(|d| (d.mib, d.extra, d.name())), Some((16, 1, "disk16Mx2".into())));
         assert_eq!(parse_list_line("ktest: ready 3"), None);
         assert_eq!(parse_list_line("ktest-list: x mem=lots"), None);
     }

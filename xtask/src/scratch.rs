@@ -9,6 +9,10 @@
 //! through QEMU's blkdebug driver (QEMU docs/devel/blkdebug.rst); on a
 //! tree's disk the sector can be named by a file, whose first data block
 //! `debugfs` finds on the image just made.
+//!
+//! A test may ask for more disks of the same size (`#[ktest(disks = N)]`):
+//! blank ones, attached after it (`vdb`, ...), each made anew as
+//! `scratch1.img`, ... (two swap areas need two disks).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,6 +36,9 @@ pub struct ScratchDisk {
     pub contents: Contents,
     /// Fail every read and write covering this place with EIO.
     pub eio: Option<EioAt>,
+    /// Blank disks of the same size attached after it (`vdb`, ...), in
+    /// the work directory as `scratch1.img`, ...
+    pub extra: u32,
 }
 
 /// What a scratch disk holds.
@@ -62,11 +69,12 @@ pub enum EioAt {
 impl ScratchDisk {
     /// A blank disk of `mib` MiB.
     pub fn blank(mib: u32) -> ScratchDisk {
-        ScratchDisk { mib, contents: Contents::Blank, eio: None }
+        ScratchDisk { mib, contents: Contents::Blank, eio: None, extra: 0 }
     }
 
     /// A short description for suite and log directory names:
-    /// `disk8M`, `disk8M-basic-eio4096`, `disk8M-basic-eio-big`.
+    /// `disk8M`, `disk8M-basic-eio4096`, `disk8M-basic-eio-big`,
+    /// `disk16Mx2` (two disks).
     pub fn name(&self) -> String {
         let tree = match &self.contents {
             Contents::Tree(dir) => format!("-{}", dir.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()),
@@ -80,7 +88,8 @@ impl ScratchDisk {
                 format!("-eio{flat}")
             }
         };
-        format!("disk{}M{tree}{eio}", self.mib)
+        let count = if self.extra > 0 { format!("x{}", self.extra + 1) } else { String::new() };
+        format!("disk{}M{count}{tree}{eio}", self.mib)
     }
 
     /// Makes the disk in `workdir` and adds it to `cmd` as a virtio-blk
@@ -107,6 +116,12 @@ impl ScratchDisk {
             }
         }
         cmd.args(["-device", "virtio-blk-pci,drive=scratch0"]);
+        for i in 1..=self.extra {
+            let extra = workdir.join(format!("scratch{i}.img"));
+            ScratchDisk::blank(self.mib).make_zeros(&extra)?;
+            cmd.arg("-drive").arg(format!("if=none,id=scratch{i},format=raw,file={}", show(&extra)));
+            cmd.arg("-device").arg(format!("virtio-blk-pci,drive=scratch{i}"));
+        }
         Ok(())
     }
 
@@ -191,6 +206,7 @@ mod tests {
         disk.contents = Contents::Tree(PathBuf::from("/repo/tests/disks/basic"));
         disk.eio = Some(EioAt::FileData("/dir/big".into()));
         assert_eq!(disk.name(), "disk8M-basic-eio-dir-big");
+        assert_eq!(ScratchDisk { extra: 1, ..ScratchDisk::blank(16) }.name(), "disk16Mx2");
     }
 
     /// The disk a boot gets from a tree whose file is to fail: the sector
@@ -209,6 +225,7 @@ mod tests {
             mib: 4,
             contents: Contents::Tree(tree.clone()),
             eio: Some(EioAt::FileData("/d/victim".into())),
+            extra: 0,
         };
         let mut cmd = Command::new("true");
         disk.attach(&mut cmd, &work).unwrap();

@@ -65,6 +65,16 @@ impl Gendisk {
         &self.name
     }
 
+    /// The device number's major (Linux `disk->major`).
+    pub fn major(&self) -> u32 {
+        self.major
+    }
+
+    /// The device number's first minor (Linux `disk->first_minor`).
+    pub fn first_minor(&self) -> u32 {
+        self.first_minor
+    }
+
     /// Size in 512-byte sectors (Linux `get_capacity`).
     pub fn capacity(&self) -> u64 {
         self.capacity

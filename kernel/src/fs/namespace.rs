@@ -301,7 +301,7 @@ pub fn kern_mount(sb: Arc<SuperBlock>, source: &str) -> Result<Arc<Mount>, Errno
 /// Mounts a file system of type `fstype` from `source` on the directory
 /// `target` (Linux `do_new_mount`): `ext2` needs a block device
 /// ([`super::blkdev::lookup_path`]; ENOENT without one, EBUSY if it is
-/// mounted already), `tmpfs` and `ramfs` make an empty instance; any
+/// mounted already or holds a swap area), `tmpfs` and `ramfs` make an empty instance; any
 /// other type is ENODEV.
 pub fn do_mount(source: &str, target: Path, fstype: &str, flags: MountFlags) -> Result<(), Errno> {
     let target_name = super::namei::d_path(&target)?;
@@ -311,7 +311,10 @@ pub fn do_mount(source: &str, target: Path, fstype: &str, flags: MountFlags) -> 
     let sb = match fstype {
         "ext2" => {
             let (dev, devt) = super::blkdev::lookup_path(source)?;
-            if source_mounted(source) {
+            // A disk holding a swap area is claimed (Linux's exclusive
+            // open of the block device fails).
+            let swap = crate::block::disk_by_name(source).is_some_and(|d| crate::swapfile::disk_is_swap(&d));
+            if source_mounted(source) || swap {
                 return Err(Errno::EBUSY);
             }
             let name = source.strip_prefix("/dev/").unwrap_or(source);

@@ -78,7 +78,7 @@ fn fd_path(dirfd: i32) -> Result<Path, Errno> {
 }
 
 /// Resolves `path` from `dirfd` (Linux `user_path_at`).
-fn user_path_at(dirfd: i32, path: &[u8], follow: bool) -> Result<Path, Errno> {
+pub(crate) fn user_path_at(dirfd: i32, path: &[u8], follow: bool) -> Result<Path, Errno> {
     if path.is_empty() {
         return Err(Errno::ENOENT);
     }
@@ -156,6 +156,7 @@ fn proc_file(path: &[u8], flags: u32) -> Result<Option<FileKind>, Errno> {
         "/proc/self/status" => crate::syscall::status_text(&sched::current()),
         "/proc/mounts" | "/proc/self/mounts" => namespace::proc_mounts(),
         "/proc/meminfo" => proc_text(&crate::mm::meminfo())?,
+        "/proc/swaps" => proc_text(&crate::swapfile::ProcSwaps)?,
         "/proc/vmstat" => proc_text(&mm::vmstat::Vmstat(crate::mm::pgdat()))?,
         "/proc/zoneinfo" => proc_text(&mm::vmstat::Zoneinfo(crate::mm::pgdat()))?,
         "/proc/buddyinfo" => proc_text(&mm::vmstat::Buddyinfo(crate::mm::pgdat()))?,

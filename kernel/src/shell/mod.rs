@@ -80,6 +80,8 @@ pub enum CmdError {
     NoBackground,
     /// The mechanism does not exist yet.
     Unavailable(&'static str),
+    /// `mkswap` refused or failed.
+    Mkswap(crate::swapfile::mkswap::MkswapDiskError),
 }
 
 impl fmt::Display for CmdError {
@@ -99,6 +101,7 @@ impl fmt::Display for CmdError {
             CmdError::Interrupted => f.write_str("interrupted"),
             CmdError::NoBackground => f.write_str("$!: no program was started with &"),
             CmdError::Unavailable(why) => f.write_str(why),
+            CmdError::Mkswap(e) => write!(f, "{e}"),
         }
     }
 }
@@ -166,6 +169,45 @@ fn losetup(_: &mut Shell, args: &[&str], out: &mut String) -> Result<Flow, CmdEr
     let dev = crate::fs::syscalls::kern::losetup(file).map_err(CmdError::Spawn)?;
     out.push_str(&dev);
     out.push('\n');
+    Ok(Flow::Continue)
+}
+
+/// `swapon DEV [PRIO]` (util-linux `swapon [-p PRIO] DEV`): turns a
+/// disk holding a swap header on as a swap area.
+fn swapon(_: &mut Shell, args: &[&str], _: &mut String) -> Result<Flow, CmdError> {
+    use crate::swapfile::swapon::{SwapOnFlags, do_swapon};
+    const USAGE: &str = "swapon DEV [PRIO]  (PRIO 0..32767)";
+    let (dev, prio) = match args {
+        [dev] => (*dev, None),
+        [dev, prio] => (*dev, Some(prio.parse::<u16>().map_err(|_| CmdError::Usage(USAGE))?)),
+        _ => return Err(CmdError::Usage(USAGE)),
+    };
+    let flags = SwapOnFlags::with_prio(prio).ok_or(CmdError::Usage(USAGE))?;
+    do_swapon(dev.as_bytes(), flags).map_err(CmdError::Spawn)?;
+    Ok(Flow::Continue)
+}
+
+/// `swapoff DEV`.
+fn swapoff(_: &mut Shell, args: &[&str], _: &mut String) -> Result<Flow, CmdError> {
+    let [dev] = args else { return Err(CmdError::Usage("swapoff DEV")) };
+    crate::swapfile::swapon::do_swapoff(dev.as_bytes()).map_err(CmdError::Spawn)?;
+    Ok(Flow::Continue)
+}
+
+/// `mkswap DEV [LABEL]` (util-linux `mkswap [-L LABEL] DEV`): a swap
+/// header with a random UUID; prints what util-linux prints.
+fn mkswap(_: &mut Shell, args: &[&str], out: &mut String) -> Result<Flow, CmdError> {
+    use crate::swapfile::mkswap::{mkswap_disk, random_uuid};
+    let (dev, label) = match args {
+        [dev] => (*dev, ""),
+        [dev, label] => (*dev, *label),
+        _ => return Err(CmdError::Usage("mkswap DEV [LABEL]")),
+    };
+    let made = mkswap_disk(dev.as_bytes(), label.as_bytes(), random_uuid()).map_err(CmdError::Mkswap)?;
+    let bytes = u64::from(made.pages) * mm::PAGE_SIZE;
+    let _ = writeln!(out, "Setting up swapspace version 1, size = {} KiB ({bytes} bytes)", bytes / 1024);
+    let label = if label.is_empty() { String::from("no label") } else { alloc::format!("LABEL={label}") };
+    let _ = writeln!(out, "{label}, UUID={}", made.uuid);
     Ok(Flow::Continue)
 }
 
@@ -239,6 +281,10 @@ const COMMANDS: &[Command] = &[
     },
     Command { name: "umount", args: "DIR", help: "unmount the file system on DIR", run: umount },
     Command { name: "losetup", args: "FILE", help: "a loop device over FILE (prints /dev/loopN)", run: losetup },
+    Command { name: "mkswap", args: "DEV [LABEL]", help: "write a swap header on a disk (random UUID)", run: mkswap },
+    Command { name: "swapon", args: "DEV [PRIO]", help: "use a disk as a swap area (priority 0..32767)", run: swapon },
+    Command { name: "swapoff", args: "DEV", help: "stop using a swap area", run: swapoff },
+    Command { name: "swaps", args: "", help: "/proc/swaps: the swap areas", run: report::swaps },
     Command { name: "lspci", args: "", help: "PCI functions, as lspci -nn", run: report::lspci },
     Command { name: "diskstats", args: "", help: "/proc/diskstats: I/O per disk", run: report::diskstats },
     Command {

@@ -32,6 +32,12 @@ pub fn meminfo(_: &mut Shell, _: &[&str], out: &mut String) -> Res {
     done()
 }
 
+/// /proc/swaps.
+pub fn swaps(_: &mut Shell, _: &[&str], out: &mut String) -> Res {
+    let _ = write!(out, "{}", crate::swapfile::ProcSwaps);
+    done()
+}
+
 /// /proc/buddyinfo.
 pub fn buddyinfo(_: &mut Shell, _: &[&str], out: &mut String) -> Res {
     let _ = write!(out, "{}", Buddyinfo(crate::mm::pgdat()));

@@ -10,7 +10,13 @@ use crate::slub::SlabFlags;
 
 const MIB: u64 = 1 << 20;
 
-const KERNEL: MeminfoKernel = MeminfoKernel { vmalloc_total: 32 << 40, vmalloc_used_pages: 3, percpu_pages: 32 };
+const KERNEL: MeminfoKernel = MeminfoKernel {
+    vmalloc_total: 32 << 40,
+    vmalloc_used_pages: 3,
+    percpu_pages: 32,
+    swap_total_pages: 4095,
+    swap_free_pages: 4000,
+};
 
 fn meminfo(pgdat: &PgData<'_>) -> String {
     Meminfo { pgdat, kernel: KERNEL }.to_string()
@@ -73,6 +79,8 @@ fn meminfo_lines_follow_show_val_kb_in_linux_order() {
     assert_eq!(lines[0], "MemTotal:          65536 kB", "64 MiB, nothing reserved");
     assert_eq!(lines[3], "Buffers:               0 kB");
     assert_eq!(lines[4], "Cached:               12 kB", "every page-cache page");
+    assert_eq!(lines[14], "SwapTotal:         16380 kB", "the kernel's swap areas");
+    assert_eq!(lines[15], "SwapFree:          16000 kB");
     assert_eq!(lines[16], "Dirty:                 8 kB");
     assert_eq!(lines[18], "AnonPages:            20 kB");
     assert_eq!(lines[25], "KernelStack:         192 kB", "kept in KiB, not converted");

@@ -88,6 +88,8 @@ fn vmstat_prints_zone_then_node_then_event_items_in_linux_order() {
             "nr_swapcached",
             "pgpgin",
             "pgpgout",
+            "pswpin",
+            "pswpout",
             "pgalloc_dma",
             "pgalloc_dma32",
             "pgalloc_normal",

@@ -15,6 +15,9 @@
 //!
 //! #[ktest(disk = 8, disk_tree = "basic", disk_eio_file = "/big")]
 //! fn reads_a_prepared_disk_whose_file_fails() { ... }
+//!
+//! #[ktest(disk = 16, disks = 2)]
+//! fn uses_two_blank_disks() { ... }
 //! ```
 //!
 //! Arguments (all optional):
@@ -23,6 +26,8 @@
 //! - `timeout = SECS`: hang timeout (default set by xtask);
 //! - `mem = MIB`, `cpus = N`, `disk = MIB`: QEMU configuration (a blank
 //!   virtio-blk scratch disk of `disk` MiB);
+//! - `disks = N`: N scratch disks of `disk` MiB (`vda`, `vdb`, ...; the
+//!   ones after the first are blank); needs `disk`;
 //! - `disk_tree = "NAME"`: the scratch disk holds an ext2 file system
 //!   (4 KiB blocks) of the tree tests/disks/NAME, made by xtask with the
 //!   host's mke2fs for each boot; needs `disk`, the image's size;
@@ -63,6 +68,7 @@ struct Options {
     mem: u32,
     cpus: u32,
     disk: u32,
+    disks: u32,
     disk_tree: Option<String>,
     disk_eio: Option<u32>,
     disk_eio_file: Option<String>,
@@ -116,6 +122,7 @@ fn parse_options(args: &Punctuated<Meta, Token![,]>) -> syn::Result<Options> {
             ("mem", Meta::NameValue(nv)) => o.mem = lit_u32(meta, &nv.value)?,
             ("cpus", Meta::NameValue(nv)) => o.cpus = lit_u32(meta, &nv.value)?,
             ("disk", Meta::NameValue(nv)) => o.disk = lit_u32(meta, &nv.value)?,
+            ("disks", Meta::NameValue(nv)) => o.disks = lit_u32(meta, &nv.value)?,
             ("disk_eio", Meta::NameValue(nv)) => o.disk_eio = Some(lit_u32(meta, &nv.value)?),
             ("disk_tree", Meta::NameValue(nv)) => {
                 let what = "disk_tree needs the name of a directory in tests/disks (letters, digits, _ - .)";
@@ -129,7 +136,7 @@ fn parse_options(args: &Punctuated<Meta, Token![,]>) -> syn::Result<Options> {
                 return Err(syn::Error::new_spanned(
                     meta,
                     "unknown ktest argument; expected should_panic = \"..\", timeout = N, mem = N, \
-                     cpus = N, disk = N, disk_tree = \"NAME\", disk_eio = SECTOR, disk_eio_file = \"PATH\", \
+                     cpus = N, disk = N, disks = N, disk_tree = \"NAME\", disk_eio = SECTOR, disk_eio_file = \"PATH\", \
                      fresh_boot or opt_in",
                 ));
             }
@@ -137,6 +144,7 @@ fn parse_options(args: &Punctuated<Meta, Token![,]>) -> syn::Result<Options> {
     }
     let refuse = |when: bool, what: &str| if when { Err(syn::Error::new_spanned(args, what)) } else { Ok(()) };
     refuse(o.disk == 0 && o.disk_eio.is_some(), "disk_eio needs a scratch disk: add disk = MIB")?;
+    refuse(o.disk == 0 && o.disks > 0, "disks needs their size: add disk = MIB")?;
     refuse(o.disk == 0 && o.disk_tree.is_some(), "disk_tree needs the disk's size: add disk = MIB")?;
     refuse(o.disk_tree.is_none() && o.disk_eio_file.is_some(), "disk_eio_file needs a tree: add disk_tree = \"NAME\"")?;
     refuse(o.disk_eio.is_some() && o.disk_eio_file.is_some(), "give disk_eio or disk_eio_file, not both")?;
@@ -169,7 +177,7 @@ fn expand(args: Punctuated<Meta, Token![,]>, func: ItemFn) -> syn::Result<proc_m
     let disk_eio = option(o.disk_eio);
     let disk_tree = option(o.disk_tree.as_deref());
     let disk_eio_file = option(o.disk_eio_file.as_deref());
-    let Options { timeout, mem, cpus, disk, fresh_boot, opt_in, .. } = o;
+    let Options { timeout, mem, cpus, disk, disks, fresh_boot, opt_in, .. } = o;
     Ok(quote! {
         #func
 
@@ -184,6 +192,7 @@ fn expand(args: Punctuated<Meta, Token![,]>, func: ItemFn) -> syn::Result<proc_m
             mem_mib: #mem,
             cpus: #cpus,
             disk_mib: #disk,
+            disk_count: #disks,
             disk_tree: #disk_tree,
             disk_eio_sector: #disk_eio,
             disk_eio_file: #disk_eio_file,
@@ -254,6 +263,7 @@ mod tests {
             mem: 256,
             cpus: 2,
             disk: 8,
+            disks: 0,
             disk_tree: None,
             disk_eio: Some(99),
             disk_eio_file: None,
@@ -280,6 +290,8 @@ mod tests {
         let err = |src: &str| parse(src).map(|_| ()).map_err(|e| e.to_string());
         assert!(err(r#"disk_tree = "basic""#).is_err_and(|e| e.contains("add disk = MIB")));
         assert!(err("disk_eio = 7").is_err_and(|e| e.contains("add disk = MIB")));
+        assert!(err("disks = 2").is_err_and(|e| e.contains("add disk = MIB")));
+        assert_eq!(parse("disk = 16, disks = 2").map(|o| (o.disk, o.disks)).map_err(|e| e.to_string()), Ok((16, 2)));
         assert!(err(r#"disk = 8, disk_eio_file = "/big""#).is_err_and(|e| e.contains("needs a tree")));
         assert!(err(r#"disk = 8, disk_tree = "basic", disk_eio = 7, disk_eio_file = "/big""#).is_err());
         assert!(err(r#"disk = 8, disk_tree = "../etc""#).is_err(), "a name, not a path");
