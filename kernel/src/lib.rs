@@ -43,6 +43,7 @@ pub mod shell;
 pub mod shmem;
 pub mod signal;
 pub mod slab;
+pub mod swap_state;
 pub mod swapfile;
 pub mod sync;
 pub mod syscall;

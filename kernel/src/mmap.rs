@@ -442,7 +442,10 @@ impl Drop for RmapWalk<'_> {
 /// Address spaces whose references reclaim walks held (Linux
 /// `mmput_async`), to be dropped, and torn down if they were the last,
 /// by [`mmput_async_drain`] in a context that holds no lock of an
-/// allocation's caller (kswapd between runs, `mm_alloc`). A sleeping
+/// allocation's caller: kswapd, which [`mmput_async`] wakes for it and
+/// which drains after each run (Linux's system workqueue), or the next
+/// `mm_alloc`. A process that exited while a walk held its address
+/// space has its memory back soon after, not at the next reclaim. A sleeping
 /// mutex; allocating under it is allowed (a reclaimer's allocations never
 /// reclaim, so never come back here).
 static MMPUT_ASYNC: crate::sync::Mutex<Vec<MmRef>> = crate::sync::Mutex::new(Vec::new());
@@ -456,6 +459,8 @@ fn mmput_async(mms: Vec<MmRef>) {
     let mut list = MMPUT_ASYNC.lock();
     if list.try_reserve(mms.len()).is_ok() {
         list.extend(mms);
+        drop(list);
+        crate::filemap::wake_kswapd();
     } else {
         drop(list);
         log::warn!("mm: no memory to defer {} address-space references; dropping them in reclaim", mms.len());

@@ -950,11 +950,33 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             return false;
         }
         match self.pgd.pgdat().swap_backend() {
-            Some(backend) => backend.free_swap_and_cache(entry),
+            Some(backend) => {
+                backend.free_swap_and_cache(entry);
+                self.free_unused_swap_cache(backend, entry);
+            }
             None => error!("zap: swap entry {entry:?} with no swap areas"),
         }
         self.add_rss(MmCounter::SwapEnts, -1);
         true
+    }
+
+    /// The cache half of Linux `free_swap_and_cache`: once no pte holds
+    /// the slot, a page the swap cache keeps for it that no one else
+    /// holds leaves the cache, which frees the slot, and is freed
+    /// ([`swap_state::free_swap_cache`]). A page someone holds is left to
+    /// reclaim.
+    fn free_unused_swap_cache(&self, backend: &dyn swap_state::SwapBackend, entry: crate::swapops::SwpEntry) {
+        let pgdat = self.pgd.pgdat();
+        if backend.swap_count(entry) != 0 {
+            return;
+        }
+        let Some(pfn) = backend.swap_cache_lookup(entry) else { return };
+        if !pgdat.pfn_to_page(pfn).is_some_and(|p| p.try_get()) {
+            return;
+        }
+        swap_state::free_swap_cache(pgdat, backend, pfn, 2);
+        // SAFETY: the reference taken above; no pte maps the page.
+        unsafe { self.put_page(pfn) };
     }
 
     /// The rmap and RSS half of unmapping `pfn` from a VMA with `flags`

@@ -1218,23 +1218,45 @@ impl<'a> PgData<'a> {
         self.get_page_from_freelist(gfp, order, flags).ok_or(progress)
     }
 
-    /// Linux `should_reclaim_retry`: another round of reclaim while the
-    /// last one freed something, at most [`MAX_RECLAIM_RETRIES`] rounds
-    /// (Linux counts only rounds without progress, and stops when even
-    /// reclaiming every reclaimable page would not meet the watermark; we
-    /// keep no per-zone count of reclaimable pages), and for an order
-    /// above 0 only while some zone already has a free block of that
-    /// order (reclaim frees base pages; it does not put them together:
-    /// that is compaction's, through [`should_compact_retry`]).
+    /// Linux `should_reclaim_retry`: another round of reclaim unless
+    /// [`MAX_RECLAIM_RETRIES`] rounds in a row freed nothing (`rounds`
+    /// counts them, as Linux's `no_progress_loops`; a round that frees
+    /// something starts the count again) or nothing on the LRU lists could
+    /// be reclaimed (Linux `zone_reclaimable_pages`: the file lists, and
+    /// the anonymous ones while swap has a free slot; per node here, and
+    /// not weighed against the watermark); and for an order above 0 only
+    /// while some zone already has a free block of that order (reclaim
+    /// frees base pages; it does not put them together: that is
+    /// compaction's, through [`should_compact_retry`]). A round that
+    /// freed nothing is retried because reclaim's first look at a page in
+    /// use only marks it: the next one may take it.
     fn should_reclaim_retry(&self, gfp: Gfp, order: u32, flags: AllocFlags, progress: u64, rounds: &mut u32) -> bool {
-        *rounds += 1;
-        if progress == 0 || *rounds >= MAX_RECLAIM_RETRIES {
+        if progress > 0 {
+            *rounds = 0;
+        } else {
+            *rounds += 1;
+        }
+        if *rounds > MAX_RECLAIM_RETRIES || self.reclaimable_pages() == 0 {
             return false;
         }
         order == 0
             || self.zones[..=gfp.zone() as usize]
                 .iter()
                 .any(|zone| zone.managed_pages() > 0 && self.free_block_at_least(zone, order, flags))
+    }
+
+    /// Pages on the LRU lists reclaim could free (Linux
+    /// `zone_reclaimable_pages`, for the node): the file lists, and the
+    /// anonymous lists while swap has a free slot.
+    fn reclaimable_pages(&self) -> u64 {
+        use crate::swap::LruList;
+        let file = self.lru_pages(LruList::InactiveFile) + self.lru_pages(LruList::ActiveFile);
+        let anon = if self.swap_backend().is_some_and(|b| b.nr_swap_pages() > 0) {
+            self.lru_pages(LruList::InactiveAnon) + self.lru_pages(LruList::ActiveAnon)
+        } else {
+            0
+        };
+        file + anon
     }
 
     /// Linux `__alloc_pages_direct_compact`: the registered compaction for

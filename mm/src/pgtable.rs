@@ -397,6 +397,12 @@ impl TlbGather {
             free_table(pgdat, pfn);
         }
         for &pfn in &self.pages[..self.nr_pages] {
+            // Linux `free_pages_and_swap_cache`: a page whose last pte
+            // went, that only the swap cache keeps besides this
+            // reference, leaves the cache if no pte holds its slot.
+            if let Some(backend) = pgdat.swap_backend() {
+                crate::swap_state::free_swap_cache(pgdat, backend, pfn, 2);
+            }
             // A bad page is reported by the allocator and leaked.
             // SAFETY: `remove_page`'s rule: the reference is the cleared
             // pte's, handed over to the gather, and the flush above removed

@@ -89,6 +89,11 @@ pub trait SwapBackend: Sync {
     /// The ptes holding `entry` (Linux `__swap_count`).
     fn swap_count(&self, entry: SwpEntry) -> u32;
 
+    /// Free slots of the areas open to allocation (Linux
+    /// `get_nr_swap_pages`): reclaim scans anonymous pages only while
+    /// there are some.
+    fn nr_swap_pages(&self) -> u64;
+
     /// Takes the swap cache's hold on an in-use slot before a page is
     /// read into it (Linux `swapcache_prepare`): `Exists` if someone holds
     /// it already (the page is in the cache, or being read).
@@ -209,6 +214,26 @@ pub fn delete_from_swap_cache(pgdat: &PgData<'_>, backend: &dyn SwapBackend, pfn
     pgdat.mod_node_page_state(NodeStatItem::NrSwapcache, -1);
     backend.put_swap_folio(entry);
     true
+}
+
+/// Takes the page `pfn` out of the swap cache if nothing needs it there
+/// any more (Linux `free_swap_cache` -> `folio_free_swap`): unmapped, not
+/// under writeback, no pte holding its slot, and no reference on it but
+/// the cache's and the caller's `held` (the caller's included); the
+/// cache's reference goes, the caller's stays. Without the page lock
+/// (Linux tries it): the reference count rules out anyone else at work
+/// on the page, reclaim included, which holds one while it decides.
+pub fn free_swap_cache(pgdat: &PgData<'_>, backend: &dyn SwapBackend, pfn: Pfn, held: i32) {
+    let Some(page) = pgdat.pfn_to_page(pfn) else { return };
+    let Some(entry) = folio_swap_entry(page) else { return };
+    let unused = page.mapcount() <= 0
+        && !page.test(PageFlags::WRITEBACK)
+        && page.refcount() == held
+        && backend.swap_count(entry) == 0;
+    if unused && delete_from_swap_cache(pgdat, backend, pfn, page) {
+        let last = page.put_testzero();
+        debug_assert!(!last, "the swap cache held the last reference");
+    }
 }
 
 /// A swap write finished (Linux `end_swap_bio_write` ->

@@ -119,6 +119,13 @@ pub trait CacheOwners {
     /// reclaim, see [`DirectReclaim::current_is_memalloc`]); never sleeps.
     fn folio_referenced(&self, pgdat: &PgData<'_>, pfn: Pfn, is_locked: bool) -> Referenced;
 
+    /// Whether this reclaim may swap (Linux `scan_control.may_swap`): a
+    /// reclaim that cannot walk the reverse map cannot unmap an
+    /// anonymous page.
+    fn may_swap(&self) -> bool {
+        true
+    }
+
     /// [`crate::rmap::try_to_unmap`] over the kernel's address spaces:
     /// unmaps the locked file page `pfn` everywhere, handing dirty ptes'
     /// dirtiness to the page; whether no pte maps it any more. As
@@ -366,7 +373,7 @@ fn shrink_locked_folio<O: CacheOwners + ?Sized>(pgdat: &PgData<'_>, owners: &O, 
     }
     // Anonymous pages go to swap (Linux `add_to_swap`); shmem pages need
     // shmem's swap, which is not there yet.
-    let swap = if anon { pgdat.swap_backend() } else { None };
+    let swap = if anon && owners.may_swap() { pgdat.swap_backend() } else { None };
     if flags.contains(PageFlags::SWAPBACKED) {
         let Some(backend) = swap else { return Verdict::Keep };
         if !page.test(PageFlags::SWAPCACHE) && add_to_swap(pgdat, backend, pfn, page).is_none() {
@@ -482,7 +489,9 @@ pub fn shrink_page_cache<O: CacheOwners + ?Sized>(
     // `(200 - vm_swappiness) / 200` of the file lists' (Linux weighs
     // these by the lists' recent reclaim costs too); without, all of the
     // file lists'.
-    let swappiness = if pgdat.swap_backend().is_some() { u64::from(pgdat.vm_swappiness()) } else { 0 };
+    // Linux `can_reclaim_anon_pages`: a free slot somewhere.
+    let can_swap = owners.may_swap() && pgdat.swap_backend().is_some_and(|b| b.nr_swap_pages() > 0);
+    let swappiness = if can_swap { u64::from(pgdat.vm_swappiness()) } else { 0 };
     let lists = [
         (LruList::InactiveFile, LruList::ActiveFile, 200 - swappiness),
         (LruList::InactiveAnon, LruList::ActiveAnon, swappiness),

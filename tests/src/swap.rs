@@ -561,3 +561,40 @@ fn swapon_and_swapoff_behave_as_on_linux_for_a_program() {
     assert!(status == 0 && out.contains("PASS swapon_test"), "status {status:#x}:\n{out}");
     assert_eq!(proc_swaps().lines().count(), 1, "the program left an area on");
 }
+
+/// Swap's promise, small (the integrity run): at 64 MiB with a
+/// 160 MiB swap disk, a program fills 96 MiB of anonymous memory with a
+/// pattern per page, forks, and both check every page (the child
+/// rewriting half, copy-on-write) while reclaim writes pages out and
+/// faults read them back; no page is wrong, the OOM killer never runs,
+/// and once the program exits swapoff succeeds and leaves no page in the
+/// swap cache.
+#[ktest(mem = 64, disk = 160, timeout = 600)]
+fn anonymous_memory_past_ram_goes_to_swap_and_comes_back_intact() {
+    let pgdat = kernel::mm::pgdat();
+    let made = mkswap_disk(b"/dev/vda", b"integrity", UUID).expect("mkswap /dev/vda");
+    assert_eq!(made.last_page, 160 * 256 - 1);
+    swapon("/dev/vda", None).expect("swapon /dev/vda");
+    let total = meminfo_kb("SwapTotal");
+    let events = |item| pgdat.all_vm_events(item);
+    let (out0, in0, oom0) = (events(VmEventItem::Pswpout), events(VmEventItem::Pswpin), events(VmEventItem::OomKill));
+    let (status, out) = kernel::process::run_user("/bin/swap_test", &["swap_test", "96"]).expect("run swap_test");
+    let out = String::from_utf8_lossy(&out);
+    assert_eq!(status, 0, "swap_test failed:\n{out}");
+    assert!(out.contains("PASS swap_test 96"), "{out}");
+    let (swapped_out, swapped_in) = (events(VmEventItem::Pswpout) - out0, events(VmEventItem::Pswpin) - in0);
+    log::info!("swap: {swapped_out} pages written, {swapped_in} read");
+    assert!(swapped_out > 0 && swapped_in > 0, "the run must have swapped: out {swapped_out}, in {swapped_in}");
+    assert_eq!(events(VmEventItem::OomKill), oom0, "the OOM killer ran with swap free");
+    // Slots whose pages the swap cache still keeps (written, then read
+    // back or unmapped) are in use until reclaim or swapoff frees them,
+    // as on Linux ("SwapCached").
+    log::info!(
+        "swap: {} KiB of {total} free after exit, {} KiB in the swap cache",
+        meminfo_kb("SwapFree"),
+        meminfo_kb("SwapCached")
+    );
+    swapoff("/dev/vda").expect("swapoff: no process holds a slot any more");
+    assert_eq!(pgdat.node_page_state(mm::vmstat::NodeStatItem::NrSwapcache), 0, "a page left in the swap cache");
+    assert_eq!(meminfo_kb("SwapTotal"), 0);
+}

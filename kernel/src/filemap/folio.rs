@@ -198,6 +198,11 @@ impl CacheOwners for KernelCaches {
         }
     }
 
+    /// Not without the reverse map (atomic context).
+    fn may_swap(&self) -> bool {
+        self.walk.is_some()
+    }
+
     fn try_to_unmap(&self, pgdat: &PgData<'_>, pfn: Pfn) -> bool {
         self.walk.as_ref().is_some_and(|walk| mm::rmap::try_to_unmap(walk, pgdat, pfn))
     }

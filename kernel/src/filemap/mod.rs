@@ -173,7 +173,7 @@ pub type PageCacheNodes = &'static KmemCacheOf<XaNode<CacheEntry>>;
 
 static XA_NODES: Once<Option<KmemCacheOf<XaNode<CacheEntry>>>> = Once::new();
 
-fn xa_nodes() -> Result<PageCacheNodes, Errno> {
+pub(crate) fn xa_nodes() -> Result<PageCacheNodes, Errno> {
     XA_NODES
         .call_once(|| {
             let slab = crate::slab::slab()?;
@@ -282,6 +282,13 @@ impl Kswapd for KernelKswapd {
 }
 
 static KSWAPD: KernelKswapd = KernelKswapd { task: Once::new(), woken: AtomicBool::new(false) };
+
+/// Wakes kswapd for the work it does after each run besides reclaim
+/// (dropping the address-space references reclaim walks left,
+/// [`crate::mmap::mmput_async_drain`]). Safe in any context.
+pub(crate) fn wake_kswapd() {
+    KSWAPD.wakeup(0);
+}
 
 /// kswapd between runs (Linux `kswapd_try_to_sleep`): once the node is
 /// balanced (or hopeless), a nap of 100 ms (`HZ/10`), then, if nothing

@@ -148,6 +148,8 @@ pub fn sys_swapoff(path: u64) -> SysResult {
 /// credential check: the console, the command line, tests); returns its
 /// type. Sleeps (it reads the disk).
 pub fn do_swapon(path: &[u8], flags: SwapOnFlags) -> Result<u32, Errno> {
+    // The mm's swap paths run against the areas from the first swapon on.
+    crate::swap_state::init()?;
     let ty = alloc_swap_info()?;
     let result = setup_swap_area(ty, path, flags);
     if result.is_err()
@@ -350,19 +352,37 @@ fn close_swap_area(disk: &Arc<Gendisk>) -> Option<u32> {
 /// Brings every page of area `ty`, closed to allocation, back into memory
 /// (Linux `try_to_unuse`): for each slot in use, read the page into the
 /// swap cache, point every pte and shmem index entry that names the slot
-/// at it, and free the slot. That walk is the mm core's (the swap cache
-/// and `do_swap_page`'s `unuse_pte`), which does not exist yet; until it
-/// does, an area with slots in use cannot be emptied: EBUSY, logged, and
-/// the caller reopens the area with every slot as it was. An area with no
-/// slot in use is empty already.
+/// at it, and free the slot. Built so far: the slots only the swap cache
+/// holds are freed ([`crate::swap_state::drop_unused_swap_cache`]); the
+/// walk of every address space for the ptes that still name a slot is
+/// not, so an area some process still has pages on cannot be emptied:
+/// EBUSY, logged, and the caller reopens the area with every slot as it
+/// was.
+/// Rounds of [`try_to_unuse`] before it gives up, and the wait between.
+const UNUSE_ROUNDS: u32 = 20;
+const UNUSE_WAIT_NS: u64 = 10_000_000;
+
 fn try_to_unuse(ty: u32, name: &str) -> Result<(), Errno> {
-    let inuse = swap_area(ty).map_or(0, |area| area.state.lock().si.as_ref().map_or(0, SwapInfo::inuse_pages));
-    if inuse == 0 {
+    let inuse = || swap_area(ty).map_or(0, |area| area.state.lock().si.as_ref().map_or(0, SwapInfo::inuse_pages));
+    if inuse() == 0 {
         return Ok(());
     }
+    // Slots only the swap cache holds (their ptes gone) are freed, and
+    // so are those of processes that exited while a reclaim walk held
+    // their address space (its teardown deferred: `mmput_async`); a walk
+    // under way may hold one a little longer, so a few rounds.
+    for _ in 0..UNUSE_ROUNDS {
+        crate::mmap::mmput_async_drain();
+        crate::swap_state::drop_unused_swap_cache(ty);
+        if inuse() == 0 {
+            return Ok(());
+        }
+        crate::sched::wait::sleep_until_ns(crate::arch::x86_64::tsc::now_ns() + UNUSE_WAIT_NS, || false);
+    }
+    let inuse = inuse();
     warn!(
-        "swapoff: {name}: {inuse} pages in use: bringing them back (try_to_unuse) needs the swap cache, \
-         which this kernel does not have yet; the area stays on"
+        "swapoff: {name}: {inuse} pages in use by processes: bringing them back (try_to_unuse's walk of \
+         every address space) is not built yet; the area stays on"
     );
     Err(Errno::EBUSY)
 }

@@ -100,6 +100,10 @@ impl SwapBackend for SimSwap {
         self.count(entry)
     }
 
+    fn nr_swap_pages(&self) -> u64 {
+        self.size - 1 - self.in_use() as u64
+    }
+
     fn swapcache_prepare(&self, entry: SwpEntry) -> Result<(), SwapCacheError> {
         let mut slots = self.slots.lock().unwrap();
         let slot = slots.get_mut(&key(entry)).expect("a slot in use");

@@ -1,0 +1,194 @@
+//! The kernel's half of swap (Linux `mm/swap_state.c`'s `swapper_spaces`
+//! and the swap entry points the mm calls): [`KernelSwap`], the
+//! [`SwapBackend`] the mm's swap paths ([`mm::swap_state`]) run against,
+//! over the swap areas ([`crate::swapfile::SwapAreas`]), the swap cache's
+//! index ([`SWAP_CACHE`]) and the page I/O ([`crate::page_io`]). It is
+//! registered with the allocator at the first swapon; from then on
+//! reclaim swaps anonymous pages out while some area has a free slot.
+//!
+//! Differences from Linux: one index for every area, keyed by the whole
+//! entry (Linux has an `address_space` per 64 MiB of each area); a count
+//! that needs a continuation page while a page-table lock is held is
+//! taken with an atomic allocation only (Linux drops the lock and
+//! retries with `GFP_KERNEL`): if that fails, fork fails with ENOMEM and
+//! reclaim keeps the page; a failed write leaves the page dirty in
+//! memory, its slot not yet marked bad.
+
+// The page I/O's contract: the page stays allocated and untouched until
+// its `end_io` ran.
+#![allow(unsafe_code)]
+
+use mm::Pfn;
+use mm::filemap::CacheEntry;
+use mm::page_alloc::PgData;
+use mm::swap_state::{SwapBackend, SwapCacheError, SwapDupError, SwapIoError};
+use mm::swapfile::SwapEntryError;
+use mm::swapops::SwpEntry;
+use mm::xarray::XArray;
+
+use crate::filemap::PageCacheNodes;
+use crate::swapfile::SwapAreas;
+use crate::sync::SpinLockIrq;
+
+/// The swap cache's index (Linux `swapper_spaces`): page by swap entry,
+/// its key the entry as one word. Behind a spin lock with interrupts
+/// off, taken under page-table locks and never around an I/O; its nodes
+/// come from the page cache's node cache, without waiting.
+static SWAP_CACHE: SpinLockIrq<Option<XArray<CacheEntry, PageCacheNodes>>> = SpinLockIrq::new(None);
+
+/// The index key of `entry` (Linux `swp_entry_t.val`).
+fn key(entry: SwpEntry) -> u64 {
+    (u64::from(entry.ty()) << 58) | entry.offset()
+}
+
+/// The kernel's swap areas as the mm uses them.
+pub struct KernelSwap;
+
+/// The one [`KernelSwap`].
+pub static KERNEL_SWAP: KernelSwap = KernelSwap;
+
+/// Registers [`KERNEL_SWAP`] with the allocator and makes the swap
+/// cache's index, once; called by swapon.
+pub fn init() -> Result<(), uapi::errno::Errno> {
+    let nodes = crate::filemap::xa_nodes()?;
+    let mut cache = SWAP_CACHE.lock();
+    if cache.is_none() {
+        *cache = Some(XArray::new(nodes));
+    }
+    drop(cache);
+    crate::mm::pgdat().set_swap_backend(&KERNEL_SWAP);
+    Ok(())
+}
+
+impl SwapBackend for KernelSwap {
+    fn swap_duplicate(&self, entry: SwpEntry) -> Result<(), SwapDupError> {
+        match SwapAreas.swap_duplicate(entry) {
+            Ok(()) => Ok(()),
+            Err(SwapEntryError::NoContinuation) => Err(SwapDupError::NoMemory),
+            Err(_) => Err(SwapDupError::BadEntry),
+        }
+    }
+
+    fn free_swap_and_cache(&self, entry: SwpEntry) {
+        // A bad entry is logged by the areas (Linux's "Bad swap file
+        // entry" messages).
+        let _ = SwapAreas.swap_free(entry);
+    }
+
+    fn get_swap_page(&self) -> Option<SwpEntry> {
+        SwapAreas.folio_alloc_swap()
+    }
+
+    fn put_swap_folio(&self, entry: SwpEntry) {
+        let _ = SwapAreas.swapcache_clear(entry);
+    }
+
+    fn swap_count(&self, entry: SwpEntry) -> u32 {
+        SwapAreas.swp_swapcount(entry).map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    fn nr_swap_pages(&self) -> u64 {
+        u64::try_from(SwapAreas.nr_swap_pages()).unwrap_or(0)
+    }
+
+    fn swapcache_prepare(&self, entry: SwpEntry) -> Result<(), SwapCacheError> {
+        match SwapAreas.swapcache_prepare(entry) {
+            Ok(()) => Ok(()),
+            Err(SwapEntryError::Exists) => Err(SwapCacheError::Exists),
+            Err(_) => Err(SwapCacheError::NoMemory),
+        }
+    }
+
+    fn swap_cache_add(&self, entry: SwpEntry, pfn: Pfn) -> Result<(), SwapCacheError> {
+        let mut cache = SWAP_CACHE.lock();
+        let index = cache.as_mut().ok_or(SwapCacheError::NoMemory)?;
+        if index.load(key(entry)).is_some() {
+            return Err(SwapCacheError::Exists);
+        }
+        index.store(key(entry), CacheEntry::Folio(pfn)).map(drop).map_err(|_| SwapCacheError::NoMemory)
+    }
+
+    fn swap_cache_lookup(&self, entry: SwpEntry) -> Option<Pfn> {
+        match SWAP_CACHE.lock().as_ref()?.load(key(entry))? {
+            CacheEntry::Folio(pfn) => Some(pfn),
+            CacheEntry::Shadow(_) => None,
+        }
+    }
+
+    fn swap_cache_delete(&self, entry: SwpEntry, pfn: Pfn) -> bool {
+        let mut cache = SWAP_CACHE.lock();
+        let Some(index) = cache.as_mut() else { return false };
+        if !matches!(index.load(key(entry)), Some(CacheEntry::Folio(p)) if p == pfn) {
+            return false;
+        }
+        index.erase(key(entry));
+        true
+    }
+
+    fn swap_writepage(&self, _pgdat: &PgData<'_>, entry: SwpEntry, pfn: Pfn) -> Result<(), SwapIoError> {
+        let end_io = move |result: Result<(), crate::block::BlkError>| {
+            let result = result.map_err(|_| SwapIoError);
+            mm::swap_state::end_swap_writeback(crate::mm::pgdat(), pfn, result, &crate::mmap::FOLIO_WAIT);
+        };
+        // SAFETY: the page is locked, in the swap cache and under
+        // writeback: reclaim's isolation reference keeps it allocated,
+        // and no one writes it (no pte maps it; the swap cache hands it
+        // out only to faults that map it) until `end_io` ended the
+        // writeback.
+        unsafe { crate::page_io::swap_writepage(entry, pfn, None, end_io) }.map_err(|_| SwapIoError)
+    }
+
+    fn swap_read_folio(&self, _pgdat: &PgData<'_>, entry: SwpEntry, pfn: Pfn) -> Result<(), SwapIoError> {
+        // SAFETY: a new page the faulting task allocated, which no one
+        // else has found; the read waits for its completion.
+        unsafe { crate::page_io::swap_read_folio_sync(entry, pfn) }.map_err(|_| SwapIoError)
+    }
+}
+
+/// Swap-cache pages looked at per hold of the index's lock.
+const UNUSE_BATCH: usize = 64;
+
+/// Frees the slots of area `ty` that only the swap cache holds: each of
+/// its pages whose slot no pte holds leaves the cache once its write is
+/// done (Linux `try_to_unuse`'s first step over the swap cache, and what
+/// reclaim would do later). Pages someone else holds meanwhile stay.
+/// May sleep.
+pub fn drop_unused_swap_cache(ty: u32) {
+    let pgdat = crate::mm::pgdat();
+    // The per-CPU LRU batches hold references of their own.
+    pgdat.lru_add_drain_all();
+    let first = key(SwpEntry::new(ty, 0));
+    let last = first | ((1 << 58) - 1);
+    let mut next = first;
+    loop {
+        let mut batch = [(0u64, Pfn::new(0)); UNUSE_BATCH];
+        let mut n = 0;
+        {
+            let cache = SWAP_CACHE.lock();
+            let Some(index) = cache.as_ref() else { return };
+            for (k, entry) in index.iter_range(next, last, None) {
+                if n == UNUSE_BATCH {
+                    break;
+                }
+                if let CacheEntry::Folio(pfn) = entry {
+                    batch[n] = (k, pfn);
+                    n += 1;
+                }
+            }
+        }
+        for &(_, pfn) in &batch[..n] {
+            let Some(page) = pgdat.pfn_to_page(pfn).filter(|p| p.try_get()) else { continue };
+            while page.test(mm::page_flags::PageFlags::WRITEBACK) {
+                crate::sched::yield_now();
+            }
+            mm::swap_state::free_swap_cache(pgdat, &KERNEL_SWAP, pfn, 2);
+            // SAFETY: the reference taken above; the page is in no pte
+            // of ours.
+            let _ = unsafe { pgdat.put_page(pfn) };
+        }
+        match batch[..n].last() {
+            Some(&(k, _)) if n == UNUSE_BATCH && k < last => next = k + 1,
+            _ => return,
+        }
+    }
+}
