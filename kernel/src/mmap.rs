@@ -467,6 +467,24 @@ fn mmput_async(mms: Vec<MmRef>) {
     }
 }
 
+/// Brings back, in every address space, the pages swapped out to area
+/// `ty` (Linux `try_to_unuse`'s walk over `init_mm.mmlist`): each under
+/// its mmap lock held for reading. Returns the pages brought back; a
+/// failure (no memory, a read error) is logged and ends the walk.
+pub(crate) fn unuse_swap_area(ty: u32) -> u64 {
+    let mut done = 0;
+    for mm in mms_by_id(&[], true) {
+        match mm.mmap_read_lock().unuse_swap_area(ty) {
+            Ok(n) => done += n,
+            Err(e) => {
+                log::warn!("swapoff: bringing pages back from swap area {ty}: {e:?}");
+                break;
+            }
+        }
+    }
+    done
+}
+
 /// Drops the references reclaim walks left (see [`MMPUT_ASYNC`]).
 pub fn mmput_async_drain() {
     let mms = core::mem::take(&mut *MMPUT_ASYNC.lock());

@@ -936,6 +936,52 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         }
     }
 
+    /// Brings back every page of this address space whose pte holds an
+    /// entry of swap area `ty` (Linux `unuse_mm`, for swapoff's
+    /// `try_to_unuse`), each through the fault path, for reading: the
+    /// page comes from the swap cache or the slot, the pte's count on the
+    /// slot goes. The caller holds the mmap lock for reading. Returns the
+    /// pages brought back. A page in a VMA that allows no access (a
+    /// `PROT_NONE` range swapped out before its mprotect) stays, and
+    /// keeps its slot (Linux's `unuse_pte` ignores the protection).
+    pub fn unuse_swap_area(&self, ty: u32) -> Result<u64, FaultError> {
+        /// Addresses collected per walk of the page tables.
+        const BATCH: usize = 64;
+        let fmt = self.pgd.format();
+        let mut done = 0;
+        for vma in self.vmas.iter() {
+            let (mut from, end) = (vma.start().as_u64(), vma.end().as_u64());
+            while from < end {
+                let mut found = [0u64; BATCH];
+                let mut n = 0;
+                let mut resume = end;
+                self.pgd.for_each_pte(from, end, &mut |addr, slot| {
+                    if n == BATCH {
+                        resume = resume.min(addr);
+                        return;
+                    }
+                    if let Entry::Swap(entry) = fmt.decode(slot.load(Ordering::Acquire), Level::Pte)
+                        && swap_state::is_swap_entry(entry)
+                        && entry.ty() == ty
+                    {
+                        found[n] = addr;
+                        n += 1;
+                    }
+                });
+                for &addr in &found[..n] {
+                    let Some(va) = VirtAddr::new(addr) else { continue };
+                    match self.handle_mm_fault(va, FaultAccess { write: false, exec: false }) {
+                        Ok(()) => done += 1,
+                        Err(FaultError::AccErr) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                from = resume;
+            }
+        }
+        Ok(done)
+    }
+
     /// Clears the non-present pte `slot` (read as `raw`) if it holds a
     /// swap entry, handing the slot's reference back (Linux
     /// `zap_nonpresent_ptes` -> `free_swap_and_cache`) and counting one

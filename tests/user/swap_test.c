@@ -1,15 +1,20 @@
 /*
- * Swap integrity: `swap_test MIB` maps MIB MiB of private anonymous
+ * Swap integrity: `swap_test MIB [hold KEEP]` maps MIB MiB of private anonymous
  * memory, fills every page with a pattern of its own (a checksum of its
  * index and a seed, word by word), forks, and has the child check every
  * page backwards and then rewrite half of them (copy-on-write), while
  * the parent checks every page forwards after the child is done, then
  * again backwards. With MIB above the machine's memory the pages must
  * go to swap and come back. Prints "PASS swap_test MIB" or the first bad
- * page and exits 1. Passes on Linux with swap on.
+ * page and exits 1. With `hold KEEP`, instead of forking it unmaps all
+ * but the first KEEP MiB (the pages swapped out first), prints
+ * "holding", waits for SIGUSR1 (meanwhile swapoff must bring its pages
+ * back) and then checks the KEEP MiB. Passes on Linux with swap on.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -74,6 +79,29 @@ int main(int argc, char **argv)
 	}
 	for (unsigned long i = 0; i < pages; i++)
 		fill((unsigned long *)(base + i * PAGE), i, parent_seed(i));
+	if (argc > 3 && strcmp(argv[2], "hold") == 0) {
+		unsigned long keep = strtoul(argv[3], NULL, 10) * 256;
+		sigset_t set;
+
+		if (keep == 0 || keep > pages || munmap(base + keep * PAGE, (pages - keep) * PAGE) != 0) {
+			fprintf(stderr, "swap_test: bad KEEP\n");
+			return 2;
+		}
+		sigemptyset(&set);
+		sigaddset(&set, SIGUSR1);
+		sigprocmask(SIG_BLOCK, &set, NULL);
+		printf("holding\n");
+		fflush(stdout);
+		int sig;
+		sigwait(&set, &sig);
+		long bad = check(base, keep, 0, parent_seed);
+		if (bad >= 0) {
+			printf("FAIL swap_test: page %ld changed while held\n", bad);
+			return 1;
+		}
+		printf("PASS swap_test %lu hold %lu\n", mib, keep / 256);
+		return 0;
+	}
 	pid_t pid = fork();
 	if (pid < 0) {
 		perror("fork");

@@ -19,9 +19,9 @@
 //!
 //! swapoff: `CAP_SYS_ADMIN` (EPERM), the path as for swapon, an open area
 //! on that disk (EINVAL). The area is closed to allocation and its slots
-//! leave `SwapTotal`; then every page in it must come back into memory
-//! (Linux `try_to_unuse`), which is the mm core's work: see
-//! [`try_to_unuse`]. If that fails the area is put back as it was;
+//! leave `SwapTotal`; then every page in it comes back into memory
+//! (Linux `try_to_unuse`, see [`try_to_unuse`]). If that fails (ENOMEM)
+//! the area is put back as it was;
 //! otherwise its memory is freed, its type freed for reuse, and the
 //! default priorities below its own move up by one, as Linux's do.
 //!
@@ -349,19 +349,19 @@ fn close_swap_area(disk: &Arc<Gendisk>) -> Option<u32> {
     None
 }
 
-/// Brings every page of area `ty`, closed to allocation, back into memory
-/// (Linux `try_to_unuse`): for each slot in use, read the page into the
-/// swap cache, point every pte and shmem index entry that names the slot
-/// at it, and free the slot. Built so far: the slots only the swap cache
-/// holds are freed ([`crate::swap_state::drop_unused_swap_cache`]); the
-/// walk of every address space for the ptes that still name a slot is
-/// not, so an area some process still has pages on cannot be emptied:
-/// EBUSY, logged, and the caller reopens the area with every slot as it
-/// was.
 /// Rounds of [`try_to_unuse`] before it gives up, and the wait between.
 const UNUSE_ROUNDS: u32 = 20;
 const UNUSE_WAIT_NS: u64 = 10_000_000;
 
+/// Brings every page of area `ty`, closed to allocation, back into memory
+/// (Linux `try_to_unuse`): every address space's ptes naming a slot of
+/// the area fault their page in ([`crate::mmap::unuse_swap_area`]), and
+/// the slots only the swap cache holds then are freed
+/// ([`crate::swap_state::drop_unused_swap_cache`]), in rounds until no
+/// slot is in use. What cannot come back (no memory, a read error, a
+/// count no pte the walk finds) fails the call with ENOMEM, logged; the
+/// caller reopens the area with every slot as it was. Shmem pages do
+/// not go to swap yet, so no shmem index names a slot.
 fn try_to_unuse(ty: u32, name: &str) -> Result<(), Errno> {
     let inuse = || swap_area(ty).map_or(0, |area| area.state.lock().si.as_ref().map_or(0, SwapInfo::inuse_pages));
     if inuse() == 0 {
@@ -373,6 +373,7 @@ fn try_to_unuse(ty: u32, name: &str) -> Result<(), Errno> {
     // under way may hold one a little longer, so a few rounds.
     for _ in 0..UNUSE_ROUNDS {
         crate::mmap::mmput_async_drain();
+        crate::mmap::unuse_swap_area(ty);
         crate::swap_state::drop_unused_swap_cache(ty);
         if inuse() == 0 {
             return Ok(());
@@ -380,11 +381,8 @@ fn try_to_unuse(ty: u32, name: &str) -> Result<(), Errno> {
         crate::sched::wait::sleep_until_ns(crate::arch::x86_64::tsc::now_ns() + UNUSE_WAIT_NS, || false);
     }
     let inuse = inuse();
-    warn!(
-        "swapoff: {name}: {inuse} pages in use by processes: bringing them back (try_to_unuse's walk of \
-         every address space) is not built yet; the area stays on"
-    );
-    Err(Errno::EBUSY)
+    warn!("swapoff: {name}: {inuse} pages could not be brought back; the area stays on");
+    Err(Errno::ENOMEM)
 }
 
 /// Turns on the areas `swap=DEV[:PRIO][,DEV[:PRIO]...]` names on the
