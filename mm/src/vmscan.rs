@@ -489,8 +489,11 @@ pub fn shrink_page_cache<O: CacheOwners + ?Sized>(
     // `(200 - vm_swappiness) / 200` of the file lists' (Linux weighs
     // these by the lists' recent reclaim costs too); without, all of the
     // file lists'.
-    // Linux `can_reclaim_anon_pages`: a free slot somewhere.
-    let can_swap = owners.may_swap() && pgdat.swap_backend().is_some_and(|b| b.nr_swap_pages() > 0);
+    // Linux `can_reclaim_anon_pages`: a free slot somewhere; and
+    // `may_swap` with `__GFP_IO` (swap-out writes: an allocation made for
+    // I/O must not wait for more).
+    let can_swap =
+        owners.may_swap() && gfp.contains(Gfp::IO) && pgdat.swap_backend().is_some_and(|b| b.nr_swap_pages() > 0);
     let swappiness = if can_swap { u64::from(pgdat.vm_swappiness()) } else { 0 };
     let lists = [
         (LruList::InactiveFile, LruList::ActiveFile, 200 - swappiness),

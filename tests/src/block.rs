@@ -50,30 +50,37 @@ impl Buf {
     }
 }
 
-/// Counts a batch of asynchronous bios down.
-struct Pending {
+/// Counts a batch of asynchronous I/Os down (bios here, swap page I/O in
+/// the swap suite).
+pub(crate) struct Pending {
     left: AtomicU32,
     errors: AtomicU32,
     wq: WaitQueue,
 }
 
 impl Pending {
-    fn new(n: u32) -> Arc<Pending> {
+    pub(crate) fn new(n: u32) -> Arc<Pending> {
         Arc::new(Pending { left: AtomicU32::new(n), errors: AtomicU32::new(0), wq: WaitQueue::new() })
     }
 
-    fn watch(self: &Arc<Self>, bio: &mut Bio) {
+    /// The completion of one I/O (in interrupt context).
+    pub(crate) fn end_io(self: &Arc<Self>) -> impl FnOnce(Result<(), BlkError>) + Send + 'static {
         let p = self.clone();
-        bio.set_end_io(move |r| {
+        move |r| {
             if r.is_err() {
                 p.errors.fetch_add(1, Ordering::Relaxed);
             }
             p.left.fetch_sub(1, Ordering::AcqRel);
             p.wq.wake_up_all();
-        });
+        }
     }
 
-    fn wait(&self) -> u32 {
+    fn watch(self: &Arc<Self>, bio: &mut Bio) {
+        bio.set_end_io(self.end_io());
+    }
+
+    /// Waits for all; returns the failures.
+    pub(crate) fn wait(&self) -> u32 {
         self.wq.wait_event(|| self.left.load(Ordering::Acquire) == 0);
         self.errors.load(Ordering::Relaxed)
     }

@@ -10,11 +10,9 @@
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, Ordering};
 
-use kernel::block::{self, BlkError, BlkPlug, BlockDevice, Gendisk};
+use kernel::block::{self, BlkPlug, BlockDevice, Gendisk};
 use kernel::page_io::{SwapIoError, swap_read_folio, swap_read_folio_sync, swap_writepage};
-use kernel::sched::wait::WaitQueue;
 use kernel::swapfile::mkswap::mkswap_disk;
 use kernel::swapfile::swapon::{SwapOnFlags, do_swapoff, do_swapon};
 use kernel::swapfile::{ProcSwaps, SwapAreas, si_swapinfo, swap_avail_order, swap_info};
@@ -26,7 +24,7 @@ use mm::swapops::SwpEntry;
 use mm::vmstat::VmEventItem;
 use uapi::errno::Errno;
 
-use crate::block::log_tail;
+use crate::block::{Pending, log_tail};
 
 /// The UUID the tests' headers get (and the host check looks for).
 const UUID: SwapUuid = SwapUuid([0x5a, 0x11, 0x0c, 0x3e, 0x9d, 0x27, 0x4b, 0x18, 0x8f, 0x04, 0x6a, 0x7c, 1, 2, 3, 4]);
@@ -257,37 +255,6 @@ fn bytes(page: &Pages<'static, 'static>) -> &'static mut [u8] {
 /// Byte `i` of the pattern written to swap slot `offset`.
 fn pattern(offset: u64, i: usize) -> u8 {
     (offset as u8).wrapping_mul(37) ^ (i as u8).wrapping_mul(11) ^ ((offset >> 8) as u8) ^ 0xa5
-}
-
-/// Counts a batch of page I/Os down.
-struct Pending {
-    left: AtomicU32,
-    errors: AtomicU32,
-    wq: WaitQueue,
-}
-
-impl Pending {
-    fn new(n: u32) -> Arc<Pending> {
-        Arc::new(Pending { left: AtomicU32::new(n), errors: AtomicU32::new(0), wq: WaitQueue::new() })
-    }
-
-    /// The completion of one I/O (in interrupt context).
-    fn end_io(self: &Arc<Self>) -> impl FnOnce(Result<(), BlkError>) + Send + 'static {
-        let p = self.clone();
-        move |r| {
-            if r.is_err() {
-                p.errors.fetch_add(1, Ordering::Relaxed);
-            }
-            p.left.fetch_sub(1, Ordering::AcqRel);
-            p.wq.wake_up_all();
-        }
-    }
-
-    /// Waits for all; returns the failures.
-    fn wait(&self) -> u32 {
-        self.wq.wait_event(|| self.left.load(Ordering::Acquire) == 0);
-        self.errors.load(Ordering::Relaxed)
-    }
 }
 
 /// Allocates `n` slots, a call each.
