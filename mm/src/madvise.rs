@@ -17,9 +17,11 @@
 //! Differences from Linux:
 //! - `MADV_WILLNEED` reads with the mmap lock held (Linux drops it around
 //!   `vfs_fadvise`) and does nothing for anonymous memory (no swap to read
-//!   from). `MADV_COLD`, `MADV_PAGEOUT`, `MADV_DONTDUMP` and `MADV_DODUMP`
-//!   are accepted and change nothing: there is no LRU, swap or core dump to
-//!   steer (Linux records `VM_DONTDUMP`).
+//!   from). `MADV_PAGEOUT`, `MADV_DONTDUMP` and `MADV_DODUMP` are
+//!   accepted and change nothing yet (no `reclaim_pages`, no core dump;
+//!   Linux records `VM_DONTDUMP`). `MADV_COLD` deactivates the pages
+//!   only this address space maps (`madvise_cold_or_pageout_pte_range`:
+//!   accessed bits and `PG_referenced` cleared, `folio_deactivate`).
 //! - `MADV_FREE` frees at once, as `MADV_DONTNEED` does (Linux frees
 //!   lazily, which its contract allows either way).
 //! - `MADV_COLLAPSE` and the KSM, THP and memory-failure advice are
@@ -145,6 +147,10 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
             MADV_REMOVE => self.madvise_remove(&desc, range),
             // Linux `can_madv_lru_vma`.
             MADV_COLD | MADV_PAGEOUT if flags.contains(VmaFlags::LOCKED) => Err(Errno::EINVAL),
+            MADV_COLD => {
+                self.madvise_cold(range);
+                Ok(())
+            }
             MADV_POPULATE_READ | MADV_POPULATE_WRITE => self.madvise_populate(range, advice == MADV_POPULATE_WRITE),
             MADV_DONTFORK => set_flags(self, &|f| f | VmaFlags::DONTCOPY),
             MADV_DOFORK => set_flags(self, &|f| f - VmaFlags::DONTCOPY),

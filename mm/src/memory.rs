@@ -936,6 +936,38 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         }
     }
 
+    /// `MADV_COLD` over `range` (Linux `madvise_cold_or_pageout_pte_range`
+    /// for cold): each present page only this address space maps loses
+    /// its pte's accessed bit and `PG_referenced` and moves to its
+    /// inactive list (`folio_deactivate`), so reclaim takes it sooner.
+    /// The accessed bit is cleared under the page-table lock without a
+    /// flush, as Linux's `ptep_test_and_clear_young` does: a CPU that
+    /// still caches the translation only makes the page look used later.
+    pub(crate) fn madvise_cold(&self, range: UserRange) {
+        let pgdat = self.pgd.pgdat();
+        let fmt = self.pgd.format();
+        let _ = self.pgd.try_for_each_pte(range.start().as_u64(), range.end().as_u64(), &mut |_, slot| {
+            let _ptl = self.page_table_lock.lock();
+            let raw = slot.load(Ordering::Acquire);
+            if let Some(leaf) = self.leaf(raw)
+                && leaf.phys.pfn() != self.zero_pfn
+                && let Some(page) = pgdat.pfn_to_page(leaf.phys.pfn())
+                && page.mapcount() == 1
+            {
+                if leaf.prot.contains(PgProt::ACCESSED) {
+                    // Only the accessed bit goes: a dirty bit a CPU sets
+                    // meanwhile is kept by the atomic and.
+                    let young = fmt.encode_leaf(Leaf { prot: PgProt::ACCESSED, ..leaf })
+                        & !fmt.encode_leaf(Leaf { prot: PgProt::empty(), ..leaf });
+                    slot.fetch_and(!young, Ordering::AcqRel);
+                }
+                page.clear(crate::page_flags::PageFlags::REFERENCED);
+                pgdat.folio_deactivate(leaf.phys.pfn());
+            }
+            ControlFlow::Continue(())
+        });
+    }
+
     /// Brings back every page of this address space whose pte holds an
     /// entry of swap area `ty` (Linux `unuse_mm`, for swapoff's
     /// `try_to_unuse`), each through the fault path, for reading: the

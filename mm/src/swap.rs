@@ -16,7 +16,8 @@
 //!   and moves them all under one hold of the list lock when it is full
 //!   or drained ([`PgData::lru_add_drain`], [`PgData::lru_add_drain_all`]).
 //!   Activations go through a second batch the same way
-//!   (`cpu_fbatches.activate`).
+//!   (`cpu_fbatches.activate`), and `MADV_COLD`'s deactivations through
+//!   a third (`lru_deactivate`, [`PgData::folio_deactivate`]).
 //! - [`PgData::folio_mark_accessed`]: Linux's two-touch promotion. The
 //!   first access sets `PG_referenced`; a second one on an inactive page
 //!   activates it (moving it to its active list, or, still in this CPU's
@@ -51,9 +52,10 @@
 //!
 //! # Differences from Linux
 //!
-//! - One lruvec per node and no memcg, no MGLRU; no `lru_rotate`,
-//!   `lru_deactivate` or `lru_lazyfree` batches yet (no writeback
-//!   rotation, `MADV_COLD` or `MADV_FREE` moves).
+//! - One lruvec per node and no memcg, no MGLRU; no `lru_rotate` batch
+//!   (writeback's rotation takes the list lock at once,
+//!   [`PgData::folio_rotate_reclaimable`]) and no `lru_lazyfree` one
+//!   (`MADV_FREE` frees at once).
 //! - No `mlock_count`: see [`PgData::mlock_folio`]; no mlock batch (the
 //!   list lock is taken per page).
 
@@ -177,12 +179,17 @@ pub struct LruBatches(spin::Mutex<Batches>);
 struct Batches {
     add: FolioBatch,
     activate: FolioBatch,
+    deactivate: FolioBatch,
 }
 
 impl LruBatches {
     /// Empty batches.
     pub const fn new() -> Self {
-        LruBatches(spin::Mutex::new(Batches { add: FolioBatch::new(), activate: FolioBatch::new() }))
+        LruBatches(spin::Mutex::new(Batches {
+            add: FolioBatch::new(),
+            activate: FolioBatch::new(),
+            deactivate: FolioBatch::new(),
+        }))
     }
 }
 
@@ -194,6 +201,9 @@ enum BatchMove {
     /// Move each inactive page on a list to its active list (Linux
     /// `folio_activate_fn`).
     Activate,
+    /// Move each active page on a list to the hot end of its inactive
+    /// list, unreferenced (Linux `lru_deactivate_fn`).
+    Deactivate,
 }
 
 impl PgData<'_> {
@@ -229,6 +239,7 @@ impl PgData<'_> {
             let batch = match how {
                 BatchMove::Add => &mut b.add,
                 BatchMove::Activate => &mut b.activate,
+                BatchMove::Deactivate => &mut b.deactivate,
             };
             if let Some(slot) = batch.pfns.get_mut(batch.nr) {
                 *slot = pfn.as_u64();
@@ -270,6 +281,17 @@ impl PgData<'_> {
                             self.count_vm_events(VmEventItem::Pgactivate, 1);
                         }
                     }
+                    BatchMove::Deactivate => {
+                        let flags = page.flags();
+                        if flags.contains(PageFlags::LRU | PageFlags::ACTIVE) && !flags.contains(PageFlags::UNEVICTABLE)
+                        {
+                            self.lruvec_del(&mut lruvec, pfn, page);
+                            page.clear(PageFlags::ACTIVE);
+                            page.clear(PageFlags::REFERENCED);
+                            self.lruvec_add(&mut lruvec, pfn, page);
+                            self.count_vm_events(VmEventItem::Pgdeactivate, 1);
+                        }
+                    }
                 }
             }
         });
@@ -298,11 +320,12 @@ impl PgData<'_> {
         let taken = self.with_irqs_off(|| {
             let batches = self.lru_batches().get(cpu)?;
             let mut b = batches.0.lock();
-            Some((b.add.take(), b.activate.take()))
+            Some((b.add.take(), b.activate.take(), b.deactivate.take()))
         });
-        if let Some(((add, nr_add), (activate, nr_activate))) = taken {
+        if let Some(((add, nr_add), (activate, nr_activate), (deactivate, nr_deactivate))) = taken {
             self.batch_move(&add[..nr_add], BatchMove::Add);
             self.batch_move(&activate[..nr_activate], BatchMove::Activate);
+            self.batch_move(&deactivate[..nr_deactivate], BatchMove::Deactivate);
         }
     }
 
@@ -334,6 +357,18 @@ impl PgData<'_> {
         }
         page.clear(PageFlags::REFERENCED);
         crate::workingset::workingset_activation(self);
+    }
+
+    /// Moves an active page to its inactive list through this CPU's
+    /// deactivate batch (Linux `folio_deactivate`, for `MADV_COLD`): the
+    /// next reclaim finds it sooner. Pages off the lists or unevictable
+    /// are left alone.
+    pub fn folio_deactivate(&self, pfn: Pfn) {
+        let Some(page) = self.pfn_to_page(pfn) else { return };
+        let flags = page.flags();
+        if flags.contains(PageFlags::LRU | PageFlags::ACTIVE) && !flags.contains(PageFlags::UNEVICTABLE) {
+            self.batch_add(pfn, BatchMove::Deactivate);
+        }
     }
 
     /// Takes a page off its list for reclaim or compaction (Linux

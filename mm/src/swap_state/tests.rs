@@ -376,3 +376,48 @@ fn a_page_swapped_out_after_fork_comes_back_once_for_both() {
         assert_eq!((swap.in_use(), env.pgdat.node_page_state(NodeStatItem::NrSwapcache)), (0, 0));
     });
 }
+
+/// MADV_COLD deactivates the pages only this address space maps: off
+/// the active list, unreferenced, their ptes old (Linux `folio_deactivate`
+/// through the `lru_deactivate` batch); a page a child shares stays.
+#[test]
+fn madvise_cold_deactivates_the_pages_this_process_alone_maps() {
+    use crate::page_flags::PageFlags;
+    use crate::swap::LruList;
+    with_env(|env| {
+        let mut mm = env.mm();
+        mm.do_mmap(X, 4 * P, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0).unwrap();
+        for i in 0..4 {
+            write(env, &mut mm, X + i * P, i as u8).unwrap();
+        }
+        env.pgdat.lru_add_drain_all();
+        let pfns: Vec<Pfn> =
+            (0..4).map(|i| mm.follow_pte(VirtAddr::expect_canonical(X + i * P)).unwrap().phys.pfn()).collect();
+        for &pfn in &pfns {
+            // Made active as two touches would.
+            env.pgdat.folio_mark_accessed(pfn);
+            env.pgdat.folio_mark_accessed(pfn);
+        }
+        env.pgdat.lru_add_drain_all();
+        assert!(pfns.iter().all(|&pfn| env.page(pfn).test(PageFlags::ACTIVE)));
+        let active = env.pgdat.lru_pages(LruList::ActiveAnon);
+        let mut child = env.mm();
+        mm.dup_mmap(&mut child).unwrap();
+        // The child shares the first page only.
+        child.do_munmap(X + P, 3 * P).unwrap();
+        assert_eq!(mm.madvise(X, 4 * P, uapi::mman::MADV_COLD), Ok(()));
+        env.pgdat.lru_add_drain_all();
+        assert!(env.page(pfns[0]).test(PageFlags::ACTIVE), "a page the child maps too stays active");
+        for &pfn in &pfns[1..] {
+            let page = env.page(pfn);
+            assert!(!page.test(PageFlags::ACTIVE) && !page.test(PageFlags::REFERENCED));
+        }
+        assert_eq!(env.pgdat.lru_pages(LruList::ActiveAnon), active - 3);
+        let young =
+            mm.follow_pte(VirtAddr::expect_canonical(X + P)).unwrap().prot.contains(crate::pgtable::PgProt::ACCESSED);
+        assert!(!young, "the pte's accessed bit was cleared");
+        assert_eq!(crate::mmap::tests::read(env, &mut mm, X + 2 * P), Ok(2), "the data stays");
+        child.exit_mmap();
+        mm.exit_mmap();
+    });
+}
