@@ -130,14 +130,8 @@ pub unsafe fn swap_writepage(
     plug: Option<&mut BlkPlug>,
     end_io: impl FnOnce(Result<(), BlkError>) + Send + 'static,
 ) -> Result<(), SwapEntryError> {
-    let (disk, sector) = swap_page_sector(entry)?;
-    // SAFETY: the caller's contract, for the whole page.
-    let bio = unsafe { swap_bio(&disk, ReqOp::Write, sector, pfn, end_io) };
-    let pgdat = crate::mm::pgdat();
-    pgdat.count_vm_events(VmEventItem::Pswpout, 1);
-    pgdat.count_vm_events(VmEventItem::Pgpgout, PAGE_SIZE / 1024);
-    submit(bio, plug);
-    Ok(())
+    // SAFETY: the caller's contract.
+    unsafe { swap_page_io(ReqOp::Write, entry, pfn, plug, end_io) }
 }
 
 /// Reads `entry`'s slot into page `pfn` (Linux `swap_read_folio` down to
@@ -153,10 +147,32 @@ pub unsafe fn swap_read_folio(
     plug: Option<&mut BlkPlug>,
     end_io: impl FnOnce(Result<(), BlkError>) + Send + 'static,
 ) -> Result<(), SwapEntryError> {
+    // SAFETY: the caller's contract.
+    unsafe { swap_page_io(ReqOp::Read, entry, pfn, plug, end_io) }
+}
+
+/// The body of [`swap_writepage`] and [`swap_read_folio`]: the bio of
+/// `op` for `entry`'s slot, counted and submitted.
+///
+/// # Safety
+/// As for those two.
+unsafe fn swap_page_io(
+    op: ReqOp,
+    entry: SwpEntry,
+    pfn: Pfn,
+    plug: Option<&mut BlkPlug>,
+    end_io: impl FnOnce(Result<(), BlkError>) + Send + 'static,
+) -> Result<(), SwapEntryError> {
     let (disk, sector) = swap_page_sector(entry)?;
     // SAFETY: the caller's contract, for the whole page.
-    let bio = unsafe { swap_bio(&disk, ReqOp::Read, sector, pfn, end_io) };
-    count_read();
+    let bio = unsafe { swap_bio(&disk, op, sector, pfn, end_io) };
+    if op == ReqOp::Write {
+        let pgdat = crate::mm::pgdat();
+        pgdat.count_vm_events(VmEventItem::Pswpout, 1);
+        pgdat.count_vm_events(VmEventItem::Pgpgout, PAGE_SIZE / 1024);
+    } else {
+        count_read();
+    }
     submit(bio, plug);
     Ok(())
 }

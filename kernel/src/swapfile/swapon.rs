@@ -350,7 +350,7 @@ fn close_swap_area(disk: &Arc<Gendisk>) -> Option<u32> {
 }
 
 /// Rounds of [`try_to_unuse`] before it gives up, and the wait between.
-const UNUSE_ROUNDS: u32 = 20;
+const UNUSE_ROUNDS: u32 = 100;
 const UNUSE_WAIT_NS: u64 = 10_000_000;
 
 /// Brings every page of area `ty`, closed to allocation, back into memory
