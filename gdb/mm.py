@@ -39,6 +39,19 @@ PTE_GLOBAL = 1 << 8
 PTE_ADDR_MASK = 0x000FFFFFFFFFF000
 # (bit, name) in the order mm-pte prints them; bit 7 is PS in a pud or pmd
 # and PAT in a pte.
+# mm/src/arch/x86_64.rs and mm/src/swapops.rs: a non-present user pte
+# holding a swap entry has the type in its top 5 bits and the offset,
+# inverted, from bit 14 (Linux's x86_64 __swp_entry); types from
+# MAX_SWAPFILES on are migration entries (read, then write) whose offset
+# is the pfn in its low SWP_PFN_BITS bits.
+PTE_ACCESSED_DIRTY = 1 << 5 | 1 << 6
+SWP_TYPE_BITS = 5
+SWP_OFFSET_SHIFT = 9 + SWP_TYPE_BITS
+MAX_SWAPFILES = (1 << SWP_TYPE_BITS) - 2
+SWP_PFN_BITS = 40
+# mm/src/swap_state.rs SWP_TYPE_SHIFT: a swap entry as one word, the swap
+# cache's key (kernel/src/swap_state.rs).
+SWP_KEY_TYPE_SHIFT = 58
 PTE_BITS = [(0, "P"), (1, "RW"), (2, "US"), (3, "PWT"), (4, "PCD"), (5, "A"), (6, "D"), (7, "PS"), (8, "G"), (63, "NX")]
 # (name, shift of the index) of the four levels.
 PT_LEVELS = [("PGD", 39), ("PUD", 30), ("PMD", 21), ("PTE", 12)]
@@ -702,6 +715,49 @@ def page_walk(addr, cr3):
     raise AssertionError("unreachable: the PTE level always returns")
 
 
+def swap_entry_of(raw):
+    """(type, offset) of the swap entry in a non-present pte, or None for
+    an empty one (accessed and dirty bits ignored, as Linux's pte_none)."""
+    if raw & PTE_PRESENT or not raw & ~PTE_ACCESSED_DIRTY:
+        return None
+    ones = (1 << 64) - 1
+    return raw >> (64 - SWP_TYPE_BITS), ((~raw & ones) << SWP_TYPE_BITS & ones) >> SWP_OFFSET_SHIFT
+
+
+def swap_area_name(ty):
+    """The device of swap area `ty` (kernel/src/swapfile/mod.rs SWAP_INFO),
+    or None if the area is not in use."""
+    areas = array(kernel_var("kernel::swapfile::SWAP_INFO"))
+    if ty >= len(areas):
+        return None
+    disk = option(fields(locked(field(areas[ty], "state")), "disk"))
+    if disk is None:
+        return None
+    return "/dev/" + rust_string(field(arc_data(disk), "name"))
+
+
+def swap_cache_lookup(ty, offset):
+    """The pfn the swap cache (kernel/src/swap_state.rs SWAP_CACHE) holds
+    for the entry, or None."""
+    index = option(locked(kernel_var("kernel::swap_state::SWAP_CACHE")))
+    if index is None:
+        return None
+    found = xa_load(index, ty << SWP_KEY_TYPE_SHIFT | offset)
+    return found[0][1] if found is not None and found[0][0] == "folio" else None
+
+
+def swap_pte_text(raw):
+    """What the swap entry in a non-present pte names, in one line."""
+    ty, offset = swap_entry_of(raw)
+    if ty >= MAX_SWAPFILES:
+        kind = "read" if ty == MAX_SWAPFILES else "write"
+        return f"migration entry ({kind}) of pfn {offset & (1 << SWP_PFN_BITS) - 1:#x}"
+    name = swap_area_name(ty) or "an area not in use"
+    pfn = swap_cache_lookup(ty, offset)
+    cached = f"in the swap cache as pfn {pfn:#x}" if pfn is not None else "not in the swap cache"
+    return f"swap entry: area {ty} ({name}), offset {offset} (sector {offset << (PAGE_SHIFT - 9)}); {cached}"
+
+
 def size_name(size):
     return {1 << 12: "4K", 1 << 21: "2M", 1 << 30: "1G"}[size]
 
@@ -713,7 +769,10 @@ def walk_text(addr, cr3):
         names, _ = pte_flags(raw, level)
         present = raw & PTE_PRESENT or "PROTNONE" in names
         lines.append(f"{level}[{index:3}] at {entry:#x}: {raw:#018x}  {' '.join(names) if present else 'not present'}")
-    if leaf is None:
+    last_level, _, _, last_raw = steps[-1]
+    if leaf is None and last_level == "PTE" and swap_entry_of(last_raw) is not None:
+        lines.append(swap_pte_text(last_raw))
+    elif leaf is None:
         lines.append("not mapped")
     else:
         phys, size, protnone = leaf
@@ -1402,7 +1461,9 @@ Prints each level (PGD, PUD, PMD, PTE) with its index, the entry's address
 (in the direct map), the raw entry and its flags (P RW US PWT PCD A D PS G
 NX; PAT at the pte level; PROTNONE for a pte with P clear and G set), down
 to the first non-present entry or a huge-page leaf, then the physical
-address or "not mapped". The root is CR3 (default: the current $cr3).
+address or "not mapped". A non-present pte holding a swap entry is
+decoded: its area (type and device), offset and sector, and the page the
+swap cache holds for it, if any; or a migration entry's pfn. The root is CR3 (default: the current $cr3).
 ADDR and CR3 are numbers or gdb expressions."""
 
     NAME, USAGE, ARGS = "mm-pte", "mm-pte ADDR [CR3]", (1, 2)

@@ -241,6 +241,7 @@ pub fn run(options: &GdbOptions) -> Result<ExitCode, Error> {
 /// costs seconds of round trips to a loaded host's QEMU).
 fn batch_script(port: u16) -> String {
     let file_page1 = FILE_ADDR + 4096;
+    let (swap, migration) = (x86_swap_pte(SWAP_PTE.0, SWAP_PTE.1), x86_swap_pte(MIGRATION_PTE.0, MIGRATION_PTE.1));
     format!(
         "set pagination off
 set confirm off
@@ -286,10 +287,25 @@ echo @@ rmap\\n
 mm-rmap -v {FAULT_ADDR:#x}
 echo @@ rmap-file\\n
 mm-rmap -v {file_page1:#x}
+echo @@ swap\\n
+python gdb.write(swap_pte_text({swap:#x}) + \"\\n\" + swap_pte_text({migration:#x}) + \"\\n\")
 echo @@ bad\\n
 mm-pte
 "
     )
+}
+
+/// The swap entry (area, offset) whose pte `mm-pte`'s decoder is given:
+/// an area not in use, so the text is known without a swap disk.
+const SWAP_PTE: (u64, u64) = (3, 12345);
+/// A migration entry (write) of pfn 0x1234, as a swap type and offset.
+const MIGRATION_PTE: (u64, u64) = (31, 0x1234);
+
+/// A non-present x86_64 pte holding swap entry (`ty`, `offset`): the
+/// type in the top 5 bits, the offset inverted from bit 14 (the kernel's
+/// `X86PteFormat::encode_swp`, mm/src/arch/x86_64.rs; Linux `__swp_entry`).
+fn x86_swap_pte(ty: u64, offset: u64) -> u64 {
+    (!offset << 14 >> 5) | (ty << 59)
 }
 
 /// The text of section `name` of gdb's output.
@@ -452,6 +468,16 @@ fn check_output(out: &str, console: &str) -> Vec<String> {
     }
     // gdb adds its own "file:line: Error in sourced command file:" line,
     // and "[Inferior 1 (process 1) detached]" as it leaves.
+    let swap = section(out, "swap");
+    let (ty, offset) = SWAP_PTE;
+    let want_swap = format!(
+        "swap entry: area {ty} (an area not in use), offset {offset} (sector {}); not in the swap cache",
+        offset * 8
+    );
+    let want_migration = format!("migration entry (write) of pfn {:#x}", MIGRATION_PTE.1);
+    if !swap.contains(&want_swap) || !swap.contains(&want_migration) {
+        problems.push(format!("mm-pte's decoder does not read back the swap and migration entries:\n{swap}"));
+    }
     let bad = section(out, "bad");
     let ours =
         |l: &&str| !l.trim().is_empty() && !l.contains("Error in sourced command file") && !l.starts_with("[Inferior");
@@ -583,6 +609,7 @@ mod tests {
         assert!(problems.iter().any(|p| p.starts_with("mm-buddyinfo differs")), "{problems:?}");
         assert!(problems.iter().any(|p| p.starts_with("mm-fault lacks")), "{problems:?}");
         assert!(problems.iter().any(|p| p.starts_with("finish did not return")), "{problems:?}");
+        assert!(problems.iter().any(|p| p.starts_with("mm-pte's decoder")), "{problems:?}");
     }
 
     #[test]
