@@ -184,9 +184,9 @@ pub fn folio_swap_entry(page: &Page) -> Option<SwpEntry> {
 }
 
 /// Gives the locked anonymous page `pfn` a swap slot and puts it in the
-/// swap cache, dirty (Linux `add_to_swap` / `folio_alloc_swap` +
-/// `add_to_swap_cache`): the cache holds a reference of its own, and the
-/// page, under `PG_swapcache`, names its entry. `None` if there is no
+/// swap cache, dirty and uptodate (Linux `add_to_swap` /
+/// `folio_alloc_swap` + `add_to_swap_cache`): the cache holds a reference
+/// of its own, and the page, under `PG_swapcache`, names its entry. `None` if there is no
 /// free slot or no room in the index; nothing changed then.
 pub fn add_to_swap(pgdat: &PgData<'_>, backend: &dyn SwapBackend, pfn: Pfn, page: &Page) -> Option<SwpEntry> {
     let entry = backend.get_swap_page()?;
@@ -196,7 +196,10 @@ pub fn add_to_swap(pgdat: &PgData<'_>, backend: &dyn SwapBackend, pfn: Pfn, page
     }
     page.get();
     page.set_private(swp_entry_to_raw(entry));
-    page.set(PageFlags::SWAPCACHE);
+    // Uptodate: the page has its data (Linux's anonymous pages are from
+    // their first fault, `__folio_mark_uptodate`; ours are marked here,
+    // where a fault that finds them in the swap cache looks).
+    page.set(PageFlags::SWAPCACHE | PageFlags::UPTODATE);
     // Linux `folio_mark_dirty`: the slot has nothing yet.
     page.set(PageFlags::DIRTY);
     pgdat.mod_node_page_state(NodeStatItem::NrSwapcache, 1);

@@ -628,6 +628,36 @@ fn a_fault_whose_page_left_the_swap_cache_while_it_waited_is_retried() {
     });
 }
 
+/// A page reclaim wrote out but has not freed yet (still in the swap
+/// cache, unmapped, its ptes holding the entry) is found there by a
+/// fault and mapped again without a read: it was uptodate all along.
+#[test]
+fn a_fault_finds_a_page_still_in_the_swap_cache_after_swap_out() {
+    with_env(|env| {
+        let swap = registered(env);
+        let mut mm = env.mm();
+        mm.do_mmap(X, P, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0).unwrap();
+        write(env, &mut mm, X, 0x3c).unwrap();
+        env.pgdat.lru_add_drain_all();
+        let pfn = mm.follow_pte(VirtAddr::expect_canonical(X)).unwrap().phys.pfn();
+        let page = env.page(pfn);
+        // Reclaim's steps for the page, short of freeing it.
+        assert!(crate::filemap::folio_trylock(page));
+        let entry = add_to_swap(env.pgdat, swap, pfn, page).expect("a slot");
+        let rmms = crate::rmap::tests::TestMms { mms: vec![&mm], alloc: env.alloc, file: None };
+        assert!(crate::rmap::try_to_unmap(&rmms, env.pgdat, pfn));
+        assert!(swap_pageout(env.pgdat, swap, pfn, page));
+        crate::filemap::folio_unlock(page, pfn, &crate::sim::SimFolioWaits);
+        assert_eq!(entry_at(&mm, X), Some(entry));
+        let (majfault, reads) = (events(env, Pgmajfault), swap.reads.load(Ordering::Relaxed));
+        assert_eq!(crate::mmap::tests::read(env, &mut mm, X), Ok(0x3c));
+        assert_eq!(mm.follow_pte(VirtAddr::expect_canonical(X)).unwrap().phys.pfn(), pfn, "the same page");
+        assert_eq!((events(env, Pgmajfault), swap.reads.load(Ordering::Relaxed)), (majfault, reads), "no read");
+        mm.exit_mmap();
+        assert_eq!((swap.in_use(), env.pgdat.node_page_state(NodeStatItem::NrSwapcache)), (0, 0));
+    });
+}
+
 /// Several CPUs fault on the same swapped-out pages at once, readahead
 /// racing readahead: each page is read once, mapped by one page with its
 /// data, and the counts come out even.
