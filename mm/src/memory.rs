@@ -75,8 +75,8 @@
 //! retried. Everything else that clears or re-protects ptes holds the
 //! write lock, so a fault never races munmap, exit or `mprotect`.
 //! Lock order: mmap lock -> the file's locks ([`VmaFile`]; never called
-//! with the page-table lock held) -> page-table lock -> page allocator
-//! locks.
+//! with the page-table lock held) or a swap-cache page's lock
+//! (`do_swap_page`) -> page-table lock -> page allocator locks.
 //!
 //! Differences from Linux:
 //! - No file reverse map (`i_mmap`) yet: [`MmStruct::folio_mkclean_one`]
@@ -102,6 +102,11 @@
 //! - A dirty pte's dirtiness reaches the file at the zap, before the TLB
 //!   flush (Linux delays the rmap removal past the flush only for
 //!   `folio_mkclean`'s sake, which we do not have); msync flushes first.
+//! - A swap fault sleeps for its page's lock (its read in flight, or
+//!   reclaim's hold) with the mmap lock held for reading (Linux's
+//!   `folio_lock_or_retry` drops the mmap lock, waits and retries the
+//!   fault); the reverse-map walks only try mmap locks, so they cannot
+//!   wait on the faulting task while holding the page lock.
 
 use core::ops::ControlFlow;
 use core::sync::atomic::{AtomicU64, Ordering};
