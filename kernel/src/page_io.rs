@@ -178,7 +178,7 @@ unsafe fn swap_page_io(
 }
 
 /// Reads `entry`'s slot into page `pfn` and waits for it (Linux
-/// `swap_read_folio_bdev_sync`, what swapoff's reads and tests use).
+/// `swap_read_folio_bdev_sync`, for tests).
 /// Sleeps.
 ///
 /// # Safety

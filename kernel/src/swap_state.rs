@@ -5,6 +5,11 @@
 //! index ([`SWAP_CACHE`]) and the page I/O ([`crate::page_io`]). It is
 //! registered with the allocator at the first swapon; from then on
 //! reclaim swaps anonymous pages out while some area has a free slot.
+//! Swap-in's reads (a fault's page and its readahead) are submitted as
+//! one plugged batch each ([`SwapBackend::swap_read_folios`]); each
+//! completion, in interrupt context, marks its page uptodate or not and
+//! unlocks it ([`mm::swap_state::end_swap_read`]), waking the faults that
+//! wait for it in the page wait table ([`crate::mmap::FOLIO_WAIT`]).
 //!
 //! Differences from Linux: one index for every area, keyed by the whole
 //! entry (Linux has an `address_space` per 64 MiB of each area); a count
@@ -61,6 +66,14 @@ pub fn init() -> Result<(), uapi::errno::Errno> {
 }
 
 impl SwapBackend for KernelSwap {
+    fn folio_waits(&self) -> &dyn mm::arch::FolioWaitTable {
+        &crate::mmap::FOLIO_WAIT
+    }
+
+    fn swap_max(&self, ty: u32) -> Option<u64> {
+        SwapAreas.swap_max(ty).map(u64::from)
+    }
+
     fn swap_duplicate(&self, entry: SwpEntry) -> Result<(), SwapDupError> {
         match SwapAreas.swap_duplicate(entry) {
             Ok(()) => Ok(()),
@@ -95,7 +108,8 @@ impl SwapBackend for KernelSwap {
         match SwapAreas.swapcache_prepare(entry) {
             Ok(()) => Ok(()),
             Err(SwapEntryError::Exists) => Err(SwapCacheError::Exists),
-            Err(_) => Err(SwapCacheError::NoMemory),
+            // Free, bad, past the area, of no area.
+            Err(_) => Err(SwapCacheError::NoEntry),
         }
     }
 
@@ -138,10 +152,25 @@ impl SwapBackend for KernelSwap {
         unsafe { crate::page_io::swap_writepage(entry, pfn, None, end_io) }.map_err(|_| SwapIoError)
     }
 
-    fn swap_read_folio(&self, _pgdat: &PgData<'_>, entry: SwpEntry, pfn: Pfn) -> Result<(), SwapIoError> {
-        // SAFETY: a new page the faulting task allocated, which no one
-        // else has found; the read waits for its completion.
-        unsafe { crate::page_io::swap_read_folio_sync(entry, pfn) }.map_err(|_| SwapIoError)
+    fn swap_read_folios(&self, pgdat: &PgData<'_>, reads: &[(SwpEntry, Pfn)]) {
+        let mut plug = crate::block::BlkPlug::new();
+        for &(entry, pfn) in reads {
+            let end_io = move |result: Result<(), crate::block::BlkError>| {
+                let result = result.map_err(|_| SwapIoError);
+                mm::swap_state::end_swap_read(crate::mm::pgdat(), pfn, result, &crate::mmap::FOLIO_WAIT);
+            };
+            // SAFETY: the page is new, locked, not uptodate and in the swap
+            // cache: the cache's reference keeps it (only a holder of its
+            // lock takes it out), no pte maps it (a fault maps it only
+            // once it is unlocked and uptodate) and no one else reads or
+            // writes it until `end_io` unlocked it.
+            if let Err(e) = unsafe { crate::page_io::swap_read_folio(entry, pfn, Some(&mut plug), end_io) } {
+                // Nothing was submitted, and `end_io` will not run.
+                log::error!("swap-in of {entry:?}: {e}");
+                mm::swap_state::end_swap_read(pgdat, pfn, Err(SwapIoError), &crate::mmap::FOLIO_WAIT);
+            }
+        }
+        plug.finish();
     }
 }
 
@@ -149,10 +178,10 @@ impl SwapBackend for KernelSwap {
 const UNUSE_BATCH: usize = 64;
 
 /// Frees the slots of area `ty` that only the swap cache holds: each of
-/// its pages whose slot no pte holds leaves the cache once its write is
-/// done (Linux `try_to_unuse`'s first step over the swap cache, and what
-/// reclaim would do later). Pages someone else holds meanwhile stay.
-/// May sleep.
+/// its pages whose slot no pte holds leaves the cache, under its lock,
+/// once its read or write is done (Linux `try_to_unuse`'s step over the
+/// swap cache, and what reclaim would do later). Pages someone else
+/// holds meanwhile stay. May sleep.
 pub fn drop_unused_swap_cache(ty: u32) {
     let pgdat = crate::mm::pgdat();
     // The per-CPU LRU batches hold references of their own.
@@ -178,10 +207,12 @@ pub fn drop_unused_swap_cache(ty: u32) {
         }
         for &(_, pfn) in &batch[..n] {
             let Some(page) = pgdat.pfn_to_page(pfn).filter(|p| p.try_get()) else { continue };
-            while page.test(mm::page_flags::PageFlags::WRITEBACK) {
-                crate::sched::yield_now();
-            }
-            mm::swap_state::free_swap_cache(pgdat, &KERNEL_SWAP, pfn, 2);
+            // Linux `try_to_unuse`: the page locked (a read in flight
+            // ends first), its write done.
+            mm::filemap::folio_lock(page, pfn, &crate::mmap::FOLIO_WAIT);
+            mm::filemap::folio_wait_writeback(page, pfn, &crate::mmap::FOLIO_WAIT);
+            mm::swap_state::folio_free_swap(pgdat, &KERNEL_SWAP, pfn, page, 2);
+            mm::filemap::folio_unlock(page, pfn, &crate::mmap::FOLIO_WAIT);
             // SAFETY: the reference taken above; the page is in no pte
             // of ours.
             let _ = unsafe { pgdat.put_page(pfn) };

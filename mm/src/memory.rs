@@ -75,8 +75,8 @@
 //! retried. Everything else that clears or re-protects ptes holds the
 //! write lock, so a fault never races munmap, exit or `mprotect`.
 //! Lock order: mmap lock -> the file's locks ([`VmaFile`]; never called
-//! with the page-table lock held) -> page-table lock -> page allocator
-//! locks.
+//! with the page-table lock held) or a swap-cache page's lock
+//! (`do_swap_page`) -> page-table lock -> page allocator locks.
 //!
 //! Differences from Linux:
 //! - No file reverse map (`i_mmap`) yet: [`MmStruct::folio_mkclean_one`]
@@ -102,6 +102,11 @@
 //! - A dirty pte's dirtiness reaches the file at the zap, before the TLB
 //!   flush (Linux delays the rmap removal past the flush only for
 //!   `folio_mkclean`'s sake, which we do not have); msync flushes first.
+//! - A swap fault sleeps for its page's lock (its read in flight, or
+//!   reclaim's hold) with the mmap lock held for reading (Linux's
+//!   `folio_lock_or_retry` drops the mmap lock, waits and retries the
+//!   fault); the reverse-map walks only try mmap locks, so they cannot
+//!   wait on the faulting task while holding the page lock.
 
 use core::ops::ControlFlow;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -110,9 +115,11 @@ use log::error;
 use uapi::errno::Errno;
 
 use crate::addr::{PAGE_SIZE, Pfn, VirtAddr};
+use crate::filemap::{folio_lock, folio_unlock};
 use crate::gfp::{GFP_HIGHUSER_MOVABLE, Gfp};
 use crate::highmem;
 use crate::mmap::{MmCounter, MmStruct};
+use crate::page_flags::PageFlags;
 use crate::pgtable::{Entry, Leaf, Level, PTRS_PER_TABLE, PageSize, PgProt, PteFormat, TlbGather};
 use crate::rmap::{self, AnonVmaPtr};
 use crate::swap_state;
@@ -324,7 +331,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             }
             // A swapped-out anonymous page's VMA has its `anon_vma`.
             let anon = self.vmas.anon_vma_prepare(vma).map_err(|_| FaultError::Oom)?;
-            return self.do_swap_page(slot, raw, entry, desc.flags, anon, index, addr);
+            return self.do_swap_page(slot, raw, entry, vma, anon, index, addr);
         }
         match self.leaf(raw) {
             None => self.do_pte_missing(slot, &desc, index, addr, access.write, anon),
@@ -416,93 +423,99 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     }
 
     /// A fault on a pte holding the swap entry `entry` (Linux
-    /// `do_swap_page`): the page from the swap cache, or a new page read
-    /// from the slot and put in the swap cache (the slot's cache hold
-    /// taken first, Linux `swapcache_prepare`, so that two faults do not
-    /// read it twice: the second finds the hold and retries), mapped in
-    /// place of the entry if the pte still holds it; the pte's count on
-    /// the slot goes. Once no pte holds the slot, the page leaves the swap
+    /// `do_swap_page`): the page from the swap cache
+    /// ([`swap_state::swap_cache_get_folio`], a readahead hit counted), or
+    /// read through readahead ([`MmStruct::swapin_readahead`], a major
+    /// fault), with a reference. The page is locked, which waits for its
+    /// read, and must still be the swap cache's for `entry` (reclaim or
+    /// swapoff may have taken it out meanwhile: the fault is retried);
+    /// under the page-table lock, if the pte still holds the entry, a page
+    /// whose read failed is `SIGBUS` (logged; Linux `VM_FAULT_SIGBUS`),
+    /// else it is mapped in place of the entry and the pte's count on the
+    /// slot goes. Once no pte holds the slot, the page leaves the swap
     /// cache and the slot is freed (Linux `folio_free_swap`, which Linux
     /// does for a write fault or a fuller swap): the page is plain
-    /// anonymous memory again, mapped writable on a write. A failed read
-    /// is `SIGBUS`, as in Linux.
-    ///
-    /// Difference from Linux: the page is not locked. A new page is read
-    /// before any other path can find it; a cached one is checked to be
-    /// still the entry's after taking a reference, and reclaim takes a
-    /// page out of the swap cache only when it holds the sole other
-    /// reference.
+    /// anonymous memory again, mapped writable on a write.
     #[allow(clippy::too_many_arguments, reason = "the fault's state, as Linux's `struct vm_fault` carries it")]
     fn do_swap_page(
         &self,
         slot: &AtomicU64,
         raw: u64,
         entry: crate::swapops::SwpEntry,
-        flags: VmaFlags,
+        vma: &Vma,
         anon: AnonVmaPtr,
         index: u64,
         addr: u64,
     ) -> Result<(), FaultError> {
         let pgdat = self.pgd.pgdat();
+        let flags = vma.flags();
         let Some(backend) = pgdat.swap_backend() else {
             error!("fault at {addr:#x}: swap pte {raw:#x} and no swap areas");
             return Err(FaultError::SigBus);
         };
-        // Our reference on the page, and whether we read it in.
-        let (pfn, new) = match backend.swap_cache_lookup(entry) {
+        // Our reference on the page.
+        let pfn = match swap_state::swap_cache_get_folio(pgdat, backend, entry) {
             Some(pfn) => {
-                let Some(page) = pgdat.pfn_to_page(pfn).filter(|p| p.try_get()) else { return Ok(()) };
-                if swap_state::folio_swap_entry(page) != Some(entry) {
-                    // Reclaim took it out meanwhile: go round again.
-                    // SAFETY: the reference just taken; the page is in no
-                    // pte of ours.
-                    unsafe { self.put_page(pfn) };
-                    return Ok(());
+                if let Some(page) = pgdat.pfn_to_page(pfn) {
+                    swap_state::readahead::swap_update_readahead(pgdat, page, Some((vma, addr)));
                 }
-                (pfn, false)
+                pfn
             }
-            None => {
-                // Another fault is reading it in: go round again.
-                if backend.swapcache_prepare(entry).is_err() {
-                    return Ok(());
+            None => match self.swapin_readahead(backend, entry, vma, addr, GFP_HIGHUSER_MOVABLE) {
+                Ok(pfn) => {
+                    // Linux: "Had to read the page from swap area: Major
+                    // fault".
+                    pgdat.count_vm_event(VmEventItem::Pgmajfault);
+                    pfn
                 }
-                let pfn = match self.new_user_page(Gfp::empty()) {
-                    Ok(pfn) => pfn,
-                    Err(e) => {
-                        backend.put_swap_folio(entry);
-                        return Err(e);
+                // Someone else is bringing the page in: go round again.
+                Err(swap_state::SwapinError::Raced) => return Ok(()),
+                Err(e) => {
+                    // Linux backs out if another fault changed the pte
+                    // meanwhile; else the fault has no memory.
+                    let _ptl = self.page_table_lock.lock();
+                    if slot.load(Ordering::Acquire) != raw {
+                        return Ok(());
                     }
-                };
-                if let Err(e) = swap_state::swapin_folio(pgdat, backend, entry, pfn) {
-                    // SAFETY: this fault allocated the page, which no one
-                    // else found.
-                    unsafe { self.put_page(pfn) };
                     error!("fault at {addr:#x}: swap-in of {entry:?} failed: {e:?}");
-                    return Err(if e == swap_state::SwapinError::NoMemory {
-                        FaultError::Oom
-                    } else {
-                        FaultError::SigBus
-                    });
+                    return Err(FaultError::Oom);
                 }
-                (pfn, true)
-            }
+            },
         };
         let page = pgdat.pfn_to_page(pfn).ok_or(FaultError::Oom)?;
+        let waits = backend.folio_waits();
+        folio_lock(page, pfn, waits);
+        // Drops the lock and our reference: the page went into no pte.
+        let release = || {
+            folio_unlock(page, pfn, waits);
+            // SAFETY: our reference; the page is in no pte of ours.
+            unsafe { self.put_page(pfn) };
+        };
+        if !swap_state::folio_matches_swap_entry(page, entry) {
+            // Reclaim or swapoff took it out of the swap cache while we
+            // waited: go round again.
+            release();
+            return Ok(());
+        }
         let ptl = self.page_table_lock.lock();
         if slot.load(Ordering::Acquire) != raw {
             drop(ptl);
-            // SAFETY: our reference; the page went into no pte of ours.
-            unsafe { self.put_page(pfn) };
+            release();
             return Ok(());
+        }
+        if !page.test(PageFlags::UPTODATE) {
+            drop(ptl);
+            release();
+            error!("fault at {addr:#x}: swap-in of {entry:?} failed: read error");
+            return Err(FaultError::SigBus);
         }
         if page.mapping() == 0 {
             rmap::page_add_new_anon_rmap(pgdat, page, anon, index);
         } else {
             rmap::page_dup_rmap(pgdat, page);
         }
-        if new {
-            pgdat.folio_add_lru_vma(pfn, flags.contains(VmaFlags::LOCKED));
-        } else if flags.contains(VmaFlags::LOCKED) {
+        // The swap cache put the page on the LRU when it read it.
+        if flags.contains(VmaFlags::LOCKED) {
             pgdat.mlock_folio(pfn);
         }
         self.add_rss(MmCounter::AnonPages, 1);
@@ -523,9 +536,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         // Our reference becomes the pte's.
         slot.store(self.encode(pfn, prot), Ordering::Release);
         drop(ptl);
-        if new {
-            pgdat.count_vm_event(VmEventItem::Pgmajfault);
-        }
+        folio_unlock(page, pfn, waits);
         Ok(())
     }
 

@@ -403,6 +403,9 @@ pub struct PgData<'a> {
     /// Linux `vm_swappiness`: reclaim's anon/file balance
     /// ([`crate::vmscan::DEFAULT_SWAPPINESS`]).
     swappiness: AtomicU32,
+    /// Swap readahead's tunables and machine-wide state
+    /// ([`crate::swap_state::readahead`]).
+    swap_ra: crate::swap_state::readahead::SwapRaState,
 }
 
 /// A node's per-CPU data, as [`PgData::new`] takes it: one view per
@@ -635,6 +638,7 @@ impl<'a> PgData<'a> {
             shrinkers: ShrinkerRegistry::new(),
             wmark_settings: spin::Mutex::new(mmzone::WatermarkSettings::new()),
             swappiness: AtomicU32::new(crate::vmscan::DEFAULT_SWAPPINESS),
+            swap_ra: crate::swap_state::readahead::SwapRaState::new(),
         }
     }
 
@@ -722,6 +726,11 @@ impl<'a> PgData<'a> {
     /// block; the first registration stays.
     pub fn set_direct_reclaim(&self, reclaim: &'static dyn DirectReclaim) {
         self.direct_reclaim.call_once(|| reclaim);
+    }
+
+    /// Swap readahead's state ([`crate::swap_state::readahead`]).
+    pub(crate) fn swap_ra(&self) -> &crate::swap_state::readahead::SwapRaState {
+        &self.swap_ra
     }
 
     /// Where the swap areas are registered ([`crate::swap_state`]).

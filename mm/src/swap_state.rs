@@ -13,10 +13,17 @@
 //!   ([`swap_pageout`]) and, clean and unmapped, leaves the swap cache
 //!   and is freed ([`delete_from_swap_cache`]).
 //! - Swap-in, at a fault on the entry (`do_swap_page` in
-//!   [`crate::memory`]): the swap cache's page, or a new page read from
-//!   the slot ([`swapin_folio`]) after taking the slot's cache hold
-//!   (`swapcache_prepare`); the pte's count goes, and once no pte holds
-//!   the slot the page leaves the swap cache and the slot is freed.
+//!   [`crate::memory`]): the swap cache's page ([`swap_cache_get_folio`]),
+//!   or, through readahead ([`readahead`]), a new page put in the swap
+//!   cache locked and not uptodate after taking the slot's cache hold
+//!   (`swapcache_prepare`), on the LRU, its read started
+//!   ([`read_swap_cache_async`]); the read's completion
+//!   ([`end_swap_read`]) marks it uptodate, or not on an error, and
+//!   unlocks it. The fault locks the page, so it waits for the read,
+//!   checks it is still the entry's ([`folio_matches_swap_entry`]; if
+//!   not, the fault is retried) and uptodate (if not, `SIGBUS`); the
+//!   pte's count goes, and once no pte holds the slot the page leaves the
+//!   swap cache and the slot is freed.
 //! - A pte holding a swap entry: fork copies it and counts one more
 //!   ([`SwapBackend::swap_duplicate`], Linux `copy_nonpresent_pte`);
 //!   munmap, exit, `MADV_DONTNEED` and the OOM reaper clear it and count
@@ -26,19 +33,39 @@
 //!   the OOM killer's badness; `NR_SWAPCACHE` counts the swap cache
 //!   (`SwapCached` in /proc/meminfo).
 //!
-//! Differences from Linux: the swap-in path does not lock the page (see
-//! `do_swap_page`); no readahead; a swap-cache page whose slot no pte
-//! holds any more stays until reclaim takes it (Linux's
-//! `free_swap_and_cache` tries to free it at once); a write fault on a
-//! page still shared through the swap cache copies it; shmem pages do
-//! not go to swap; the kernel registers no swap areas yet, so only host
-//! tests swap.
+//! # Locking
+//!
+//! The page lock guards a swap-cache page's membership: it is added
+//! locked, and taken out ([`delete_from_swap_cache`],
+//! [`folio_free_swap`]) only by a holder of its lock (reclaim, which holds
+//! it from `add_to_swap` to the end of its decision; the fault; swapoff),
+//! so a locked page whose read is in flight keeps the cache's reference
+//! and stays allocated until its completion unlocks it. Order: mmap lock
+//! -> page lock -> page-table lock -> the swap cache's index and the
+//! swap areas' locks (the backend's, taken and dropped inside each call).
+//! A task never sleeps for a page lock while it holds a locked page whose
+//! read it has not submitted: readahead allocates its pages before it
+//! locks any ([`readahead`]).
+//!
+//! Differences from Linux: a swap-cache page whose slot no pte holds any
+//! more stays until reclaim takes it, unless nothing holds it when its
+//! last pte goes (Linux's `free_swap_and_cache` tries harder); a write
+//! fault on a page still shared through the swap cache copies it; a
+//! fault waits for the page lock with the mmap lock held (Linux's
+//! `folio_lock_or_retry` drops it and retries the fault); no shadow
+//! entries (`workingset_refault` for swap); shmem pages do not go to
+//! swap.
 
 // Its tests copy pages in and out of the model's slots (unsafe calls);
 // the module itself has no reason for unsafe.
 #![cfg_attr(not(test), forbid(unsafe_code))]
 
+pub mod readahead;
+
 use crate::addr::Pfn;
+use crate::arch::FolioWaitTable;
+use crate::filemap::{folio_trylock, folio_unlock};
+use crate::gfp::Gfp;
 use crate::page::Page;
 use crate::page_alloc::PgData;
 use crate::page_flags::PageFlags;
@@ -57,10 +84,13 @@ pub enum SwapDupError {
 /// Why a swap cache could not take a page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SwapCacheError {
-    /// A page is there already.
+    /// A page is there already, or someone holds the slot for one.
     Exists,
     /// No memory for the index's nodes.
     NoMemory,
+    /// No slot in use there: free, bad, or of no area (Linux `-ENOENT`
+    /// from `swapcache_prepare`).
+    NoEntry,
 }
 
 /// A swap slot's I/O failed.
@@ -71,6 +101,14 @@ pub struct SwapIoError;
 /// cache's index and `page_io.c`). The count methods are called with
 /// page-table and mmap locks held and must not sleep; the I/O ones may.
 pub trait SwapBackend: Sync {
+    /// Where tasks wait for swap-cache pages' locks (the kernel's page
+    /// wait table), woken by whoever unlocks them.
+    fn folio_waits(&self) -> &dyn FolioWaitTable;
+
+    /// The slots of area `ty`, its header's included (Linux `si->max`),
+    /// if it is in use: readahead's bound.
+    fn swap_max(&self, ty: u32) -> Option<u64>;
+
     /// One more pte holds `entry` (Linux `swap_duplicate`).
     fn swap_duplicate(&self, entry: SwpEntry) -> Result<(), SwapDupError>;
 
@@ -116,9 +154,14 @@ pub trait SwapBackend: Sync {
     /// [`end_swap_writeback`].
     fn swap_writepage(&self, pgdat: &PgData<'_>, entry: SwpEntry, pfn: Pfn) -> Result<(), SwapIoError>;
 
-    /// Reads the slot into `pfn` and waits (Linux `swap_read_folio` with
-    /// `synchronous`). May sleep.
-    fn swap_read_folio(&self, pgdat: &PgData<'_>, entry: SwpEntry, pfn: Pfn) -> Result<(), SwapIoError>;
+    /// Starts reading each slot of `reads` into its page (Linux
+    /// `swap_read_folio` without `synchronous`, between
+    /// `blk_start_plug` and `blk_finish_plug`, so that neighbouring slots
+    /// merge): each page is new, locked, not uptodate and in the swap
+    /// cache, which keeps it. Each read's completion, in interrupt context
+    /// or before this returns (a read that cannot start), calls
+    /// [`end_swap_read`]. May sleep (allocating its requests).
+    fn swap_read_folios(&self, pgdat: &PgData<'_>, reads: &[(SwpEntry, Pfn)]);
 }
 
 /// A swap entry as one word (Linux `swp_entry_t.val`): what a swap-cache
@@ -141,9 +184,9 @@ pub fn folio_swap_entry(page: &Page) -> Option<SwpEntry> {
 }
 
 /// Gives the locked anonymous page `pfn` a swap slot and puts it in the
-/// swap cache, dirty (Linux `add_to_swap` / `folio_alloc_swap` +
-/// `add_to_swap_cache`): the cache holds a reference of its own, and the
-/// page, under `PG_swapcache`, names its entry. `None` if there is no
+/// swap cache, dirty and uptodate (Linux `add_to_swap` /
+/// `folio_alloc_swap` + `add_to_swap_cache`): the cache holds a reference
+/// of its own, and the page, under `PG_swapcache`, names its entry. `None` if there is no
 /// free slot or no room in the index; nothing changed then.
 pub fn add_to_swap(pgdat: &PgData<'_>, backend: &dyn SwapBackend, pfn: Pfn, page: &Page) -> Option<SwpEntry> {
     let entry = backend.get_swap_page()?;
@@ -153,55 +196,143 @@ pub fn add_to_swap(pgdat: &PgData<'_>, backend: &dyn SwapBackend, pfn: Pfn, page
     }
     page.get();
     page.set_private(swp_entry_to_raw(entry));
-    page.set(PageFlags::SWAPCACHE);
+    // Uptodate: the page has its data (Linux's anonymous pages are from
+    // their first fault, `__folio_mark_uptodate`; ours are marked here,
+    // where a fault that finds them in the swap cache looks).
+    page.set(PageFlags::SWAPCACHE | PageFlags::UPTODATE);
     // Linux `folio_mark_dirty`: the slot has nothing yet.
     page.set(PageFlags::DIRTY);
     pgdat.mod_node_page_state(NodeStatItem::NrSwapcache, 1);
     Some(entry)
 }
 
-/// Why a swap-in failed.
+/// Why a swap-in found no page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SwapinError {
-    /// The slot could not be read.
-    Io,
-    /// No room in the swap cache's index.
+    /// Someone holds the slot for the swap cache but its page is not
+    /// there yet, or no more (a read being set up, a page leaving): the
+    /// caller tries again (Linux waits a tick in `__read_swap_cache_async`
+    /// and looks again).
+    Raced,
+    /// No pte holds the slot any more, or it is bad.
+    Unused,
+    /// No page, or no room in the swap cache's index.
     NoMemory,
 }
 
-/// Reads the slot `entry` into the new page `pfn`, whose slot hold the
-/// caller took ([`SwapBackend::swapcache_prepare`]), and puts it in the
-/// swap cache with a reference of the cache's (Linux
-/// `__read_swap_cache_async` + `swap_read_folio`). On failure the hold
-/// goes back and the page is the caller's to free, found by no one.
-pub fn swapin_folio(
+/// The page the swap cache holds at `entry`, with a reference, unlocked
+/// (Linux `swap_cache_get_folio`): the caller locks it and checks it is
+/// still the entry's ([`folio_matches_swap_entry`]) before using it.
+pub fn swap_cache_get_folio(pgdat: &PgData<'_>, backend: &dyn SwapBackend, entry: SwpEntry) -> Option<Pfn> {
+    let pfn = backend.swap_cache_lookup(entry)?;
+    pgdat.pfn_to_page(pfn).filter(|p| p.try_get()).map(|_| pfn)
+}
+
+/// Whether the locked page is still the swap cache's at `entry` (Linux
+/// `folio_matches_swap_entry`): reclaim or swapoff may have taken it out
+/// while its finder waited for the lock.
+pub fn folio_matches_swap_entry(page: &Page, entry: SwpEntry) -> bool {
+    folio_swap_entry(page) == Some(entry)
+}
+
+/// A new page for the slot `entry`, unless the swap cache has one or no
+/// pte holds the slot: what Linux's `__read_swap_cache_async` allocates
+/// before it claims the slot, so that no one waits on a claimed slot for
+/// an allocation that may reclaim.
+fn swapin_alloc<'p, 'a>(
+    pgdat: &'p PgData<'a>,
+    backend: &dyn SwapBackend,
+    entry: SwpEntry,
+    gfp: Gfp,
+) -> Option<crate::page_alloc::Pages<'p, 'a>> {
+    if backend.swap_cache_lookup(entry).is_some() || backend.swap_count(entry) == 0 {
+        return None;
+    }
+    pgdat.alloc_pages_owned(gfp, 0)
+}
+
+/// Claims the slot `entry` for the new page `new` and puts the page in
+/// the swap cache, locked and not uptodate, swap-backed, with the
+/// cache's reference, and on the LRU (Linux `__read_swap_cache_async`
+/// after its allocation: `swapcache_prepare`, `__folio_set_locked`,
+/// `add_to_swap_cache`, `folio_add_lru`), with `PG_readahead` if
+/// `readahead` read it: the caller starts its read. On failure the page
+/// is untouched and freed with its handle; on success the handle's
+/// reference is the caller's.
+fn add_new_folio_to_swap_cache(
     pgdat: &PgData<'_>,
     backend: &dyn SwapBackend,
     entry: SwpEntry,
-    pfn: Pfn,
-) -> Result<(), SwapinError> {
-    let Some(page) = pgdat.pfn_to_page(pfn) else {
-        backend.put_swap_folio(entry);
-        return Err(SwapinError::NoMemory);
-    };
-    if backend.swap_read_folio(pgdat, entry, pfn).is_err() {
-        backend.put_swap_folio(entry);
-        return Err(SwapinError::Io);
+    new: crate::page_alloc::Pages<'_, '_>,
+    readahead: bool,
+) -> Result<Pfn, SwapinError> {
+    let pfn = new.pfn();
+    let page = pgdat.pfn_to_page(pfn).ok_or(SwapinError::NoMemory)?;
+    match backend.swapcache_prepare(entry) {
+        Ok(()) => {}
+        Err(SwapCacheError::Exists) => return Err(SwapinError::Raced),
+        Err(SwapCacheError::NoEntry) => return Err(SwapinError::Unused),
+        Err(SwapCacheError::NoMemory) => return Err(SwapinError::NoMemory),
     }
-    if backend.swap_cache_add(entry, pfn).is_err() {
-        backend.put_swap_folio(entry);
-        return Err(SwapinError::NoMemory);
-    }
-    page.get();
+    // Locked and named before the index shows it to anyone.
+    let flags = PageFlags::LOCKED | PageFlags::SWAPBACKED | PageFlags::SWAPCACHE;
+    page.set(if readahead { flags | PageFlags::READAHEAD } else { flags });
     page.set_private(swp_entry_to_raw(entry));
-    page.set(PageFlags::SWAPCACHE);
+    if backend.swap_cache_add(entry, pfn).is_err() {
+        page.clear(flags | PageFlags::READAHEAD);
+        page.set_private(0);
+        backend.put_swap_folio(entry);
+        return Err(SwapinError::NoMemory);
+    }
+    // The cache's reference.
+    page.get();
     pgdat.mod_node_page_state(NodeStatItem::NrSwapcache, 1);
-    Ok(())
+    pgdat.folio_add_lru(pfn);
+    Ok(new.into_raw())
 }
 
-/// Takes the page `pfn` out of the swap cache and gives its slot the
-/// cache's hold back (reclaim holds the page's lock; a swap-in, the
-/// page-table lock of the only pte mapping it) (Linux `delete_from_swap_cache`, or
+/// The page for the slot `entry` with a reference (Linux
+/// `read_swap_cache_async`): the swap cache's, or a new one allocated
+/// with `gfp`, put in the swap cache locked and not uptodate, its read
+/// started; its completion ([`end_swap_read`]) unlocks it. The caller
+/// locks the page to wait for the read, then checks it.
+pub fn read_swap_cache_async(
+    pgdat: &PgData<'_>,
+    backend: &dyn SwapBackend,
+    entry: SwpEntry,
+    gfp: Gfp,
+) -> Result<Pfn, SwapinError> {
+    if let Some(pfn) = swap_cache_get_folio(pgdat, backend, entry) {
+        return Ok(pfn);
+    }
+    if backend.swap_cache_lookup(entry).is_some() {
+        // Found but being freed: as if someone else held the slot.
+        return Err(SwapinError::Raced);
+    }
+    if backend.swap_count(entry) == 0 {
+        return Err(SwapinError::Unused);
+    }
+    let new = pgdat.alloc_pages_owned(gfp, 0).ok_or(SwapinError::NoMemory)?;
+    let pfn = add_new_folio_to_swap_cache(pgdat, backend, entry, new, false)?;
+    backend.swap_read_folios(pgdat, &[(entry, pfn)]);
+    Ok(pfn)
+}
+
+/// A swap read finished (Linux `end_swap_bio_read`): the page is
+/// uptodate if it succeeded, not if it failed (the faults that find it
+/// give `SIGBUS`), and unlocked either way, waking its waiters. Runs in
+/// interrupt context.
+pub fn end_swap_read(pgdat: &PgData<'_>, pfn: Pfn, result: Result<(), SwapIoError>, waits: &dyn FolioWaitTable) {
+    let Some(page) = pgdat.pfn_to_page(pfn) else { return };
+    if result.is_ok() {
+        // Before the unlock's release: whoever locks next sees the data.
+        page.set(PageFlags::UPTODATE);
+    }
+    folio_unlock(page, pfn, waits);
+}
+
+/// Takes the locked page `pfn` out of the swap cache and gives its slot
+/// the cache's hold back (Linux `delete_from_swap_cache`, or
 /// `__remove_mapping`'s swap half); the cache's reference is the
 /// caller's. False, changing nothing, if the page is not in it.
 pub fn delete_from_swap_cache(pgdat: &PgData<'_>, backend: &dyn SwapBackend, pfn: Pfn, page: &Page) -> bool {
@@ -216,24 +347,35 @@ pub fn delete_from_swap_cache(pgdat: &PgData<'_>, backend: &dyn SwapBackend, pfn
     true
 }
 
-/// Takes the page `pfn` out of the swap cache if nothing needs it there
-/// any more (Linux `free_swap_cache` -> `folio_free_swap`): unmapped, not
-/// under writeback, no pte holding its slot, and no reference on it but
-/// the cache's and the caller's `held` (the caller's included); the
-/// cache's reference goes, the caller's stays. Without the page lock
-/// (Linux tries it): the reference count rules out anyone else at work
-/// on the page, reclaim included, which holds one while it decides.
-pub fn free_swap_cache(pgdat: &PgData<'_>, backend: &dyn SwapBackend, pfn: Pfn, held: i32) {
-    let Some(page) = pgdat.pfn_to_page(pfn) else { return };
-    let Some(entry) = folio_swap_entry(page) else { return };
+/// Takes the locked page `pfn` out of the swap cache if nothing needs it
+/// there any more (Linux `folio_free_swap`): unmapped, not under
+/// writeback, no pte holding its slot, and no reference on it but the
+/// cache's and the caller's `held` (the caller's included); the cache's
+/// reference goes, the caller's stays. Whether it did.
+pub fn folio_free_swap(pgdat: &PgData<'_>, backend: &dyn SwapBackend, pfn: Pfn, page: &Page, held: i32) -> bool {
+    let Some(entry) = folio_swap_entry(page) else { return false };
     let unused = page.mapcount() <= 0
         && !page.test(PageFlags::WRITEBACK)
         && page.refcount() == held
         && backend.swap_count(entry) == 0;
-    if unused && delete_from_swap_cache(pgdat, backend, pfn, page) {
-        let last = page.put_testzero();
-        debug_assert!(!last, "the swap cache held the last reference");
+    if !unused || !delete_from_swap_cache(pgdat, backend, pfn, page) {
+        return false;
     }
+    let last = page.put_testzero();
+    debug_assert!(!last, "the swap cache held the last reference");
+    true
+}
+
+/// [`folio_free_swap`] if the page's lock is free (Linux
+/// `free_swap_cache`): a locked page is someone else's to decide on, a
+/// read in flight among them.
+pub fn free_swap_cache(pgdat: &PgData<'_>, backend: &dyn SwapBackend, pfn: Pfn, held: i32) {
+    let Some(page) = pgdat.pfn_to_page(pfn) else { return };
+    if !page.test(PageFlags::SWAPCACHE) || !folio_trylock(page) {
+        return;
+    }
+    folio_free_swap(pgdat, backend, pfn, page, held);
+    folio_unlock(page, pfn, backend.folio_waits());
 }
 
 /// A swap write finished (Linux `end_swap_bio_write` ->
@@ -241,12 +383,7 @@ pub fn free_swap_cache(pgdat: &PgData<'_>, backend: &dyn SwapBackend, pfn: Pfn, 
 /// to the cold end of its inactive list if reclaim asked
 /// (`PG_reclaim`); on failure it is dirty again and stays (Linux keeps
 /// the page and retries later). Runs in interrupt context.
-pub fn end_swap_writeback(
-    pgdat: &PgData<'_>,
-    pfn: Pfn,
-    result: Result<(), SwapIoError>,
-    waits: &dyn crate::arch::FolioWaitTable,
-) {
+pub fn end_swap_writeback(pgdat: &PgData<'_>, pfn: Pfn, result: Result<(), SwapIoError>, waits: &dyn FolioWaitTable) {
     let Some(page) = pgdat.pfn_to_page(pfn) else { return };
     if result.is_err() {
         page.set(PageFlags::DIRTY);

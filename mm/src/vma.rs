@@ -495,6 +495,11 @@ pub struct Vma {
     shared: IMmapLink,
     /// The anonymous reverse map (Linux `anon_vma`, `anon_vma_chain`).
     pub(crate) anon: VmaAnonLink,
+    /// Swap readahead's state for this VMA (Linux
+    /// `swap_readahead_info`): the last fault's address, window and hits,
+    /// packed as [`crate::swap_state::readahead`] says; changed by faults
+    /// under the mmap lock held for reading, so atomic.
+    pub(crate) swap_readahead_info: core::sync::atomic::AtomicU64,
 }
 
 impl Vma {
@@ -509,6 +514,7 @@ impl Vma {
             prev_end: Cell::new(0),
             shared: IMmapLink::new(),
             anon: VmaAnonLink::new(),
+            swap_readahead_info: core::sync::atomic::AtomicU64::new(0),
         }
     }
 

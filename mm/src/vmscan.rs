@@ -10,7 +10,10 @@
 //! list's hot end).
 //! `shrink_folio_list` decides per page, under its lock (never
 //! sleeping: `folio_trylock`):
-//! - under writeback, not uptodate, or locked by someone else: kept;
+//! - under writeback, locked by someone else (a swap-in whose read is in
+//!   flight, for one), or a file page not uptodate: kept; a swap-cache
+//!   page no fault has mapped yet (swap readahead's, or one whose read
+//!   failed) goes as an anonymous one;
 //! - its references (Linux `folio_check_references`): the accessed bits
 //!   of the ptes mapping it, harvested and cleared through the reverse
 //!   map ([`CacheOwners::folio_referenced`]), and `PG_referenced`. Mapped
@@ -359,9 +362,14 @@ fn shrink_folio<O: CacheOwners + ?Sized>(
 fn shrink_locked_folio<O: CacheOwners + ?Sized>(pgdat: &PgData<'_>, owners: &O, pfn: Pfn, page: &Page) -> Verdict {
     let flags = page.flags();
     let anon = crate::rmap::page_anon(page);
-    // An anonymous page holds its data from its first fault; a file page
-    // may still be on its way from the disk.
-    if flags.contains(PageFlags::WRITEBACK) || (!anon && !flags.contains(PageFlags::UPTODATE)) {
+    // A swap-cache page no fault has mapped yet (swap readahead's, or one
+    // whose read failed) is not anonymous yet, but goes as one (Linux
+    // tests `folio_test_swapcache` through `folio_mapping`).
+    let swapcache = flags.contains(PageFlags::SWAPCACHE);
+    // An anonymous page holds its data from its first fault, a swap-cache
+    // page from its read's end (the lock we hold waited for it); a file
+    // page may still be on its way from the disk.
+    if flags.contains(PageFlags::WRITEBACK) || (!anon && !swapcache && !flags.contains(PageFlags::UPTODATE)) {
         return Verdict::Keep;
     }
     match folio_check_references(pgdat, owners, pfn, page) {
@@ -373,7 +381,7 @@ fn shrink_locked_folio<O: CacheOwners + ?Sized>(pgdat: &PgData<'_>, owners: &O, 
     }
     // Anonymous pages go to swap (Linux `add_to_swap`); shmem pages need
     // shmem's swap, which is not there yet.
-    let swap = if anon && owners.may_swap() { pgdat.swap_backend() } else { None };
+    let swap = if (anon || swapcache) && owners.may_swap() { pgdat.swap_backend() } else { None };
     if flags.contains(PageFlags::SWAPBACKED) {
         let Some(backend) = swap else { return Verdict::Keep };
         if !page.test(PageFlags::SWAPCACHE) && add_to_swap(pgdat, backend, pfn, page).is_none() {

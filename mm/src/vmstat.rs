@@ -215,10 +215,16 @@ pub enum VmEventItem {
     UnevictablePgsMunlocked,
     /// Pages freed with `PG_mlocked` still set (`UNEVICTABLE_PGCLEARED`).
     UnevictablePgsCleared,
+    /// Pages swap readahead read besides the faulting one (`SWAP_RA`,
+    /// [`crate::swap_state::readahead`]).
+    SwapRa,
+    /// Faults that found a page swap readahead had read, its
+    /// `PG_readahead` still set (`SWAP_RA_HIT`).
+    SwapRaHit,
 }
 
 /// Number of [`VmEventItem`]s.
-pub const NR_VM_EVENT_ITEMS: usize = 48;
+pub const NR_VM_EVENT_ITEMS: usize = 50;
 
 impl VmEventItem {
     /// Every item, in /proc/vmstat order.
@@ -271,6 +277,8 @@ impl VmEventItem {
         VmEventItem::UnevictablePgsMlocked,
         VmEventItem::UnevictablePgsMunlocked,
         VmEventItem::UnevictablePgsCleared,
+        VmEventItem::SwapRa,
+        VmEventItem::SwapRaHit,
     ];
 
     /// The /proc/vmstat name (Linux `vmstat_text`).
@@ -324,6 +332,8 @@ impl VmEventItem {
             VmEventItem::UnevictablePgsMlocked => "unevictable_pgs_mlocked",
             VmEventItem::UnevictablePgsMunlocked => "unevictable_pgs_munlocked",
             VmEventItem::UnevictablePgsCleared => "unevictable_pgs_cleared",
+            VmEventItem::SwapRa => "swap_ra",
+            VmEventItem::SwapRaHit => "swap_ra_hit",
         }
     }
 }

@@ -602,3 +602,59 @@ fn swapoff_brings_a_running_programs_pages_back_intact() {
     assert!(out.contains("PASS swap_test 96 hold 32"), "{out}");
     assert_eq!(pgdat.node_page_state(mm::vmstat::NodeStatItem::NrSwapcache), 0);
 }
+
+/// The `/proc/vmstat` events of a run of `swap_ra_test MIB [CLUSTER]`:
+/// `(swap_ra, swap_ra_hit, pswpin)`.
+fn swap_ra_run(args: &[&str]) -> (u64, u64, u64) {
+    let pgdat = kernel::mm::pgdat();
+    let events = |item| pgdat.all_vm_events(item);
+    let before = (events(VmEventItem::SwapRa), events(VmEventItem::SwapRaHit), events(VmEventItem::Pswpin));
+    let (status, out) = kernel::process::run_user("/bin/swap_ra_test", args).expect("run swap_ra_test");
+    let out = String::from_utf8_lossy(&out);
+    assert!(status == 0 && out.contains("PASS swap_ra_test"), "status {status:#x}:\n{out}");
+    let ran = (
+        events(VmEventItem::SwapRa) - before.0,
+        events(VmEventItem::SwapRaHit) - before.1,
+        events(VmEventItem::Pswpin) - before.2,
+    );
+    log::info!("swap readahead: {args:?}: swap_ra {} swap_ra_hit {} pswpin {}", ran.0, ran.1, ran.2);
+    assert!(ran.2 > 0, "{args:?} swapped nothing in");
+    ran
+}
+
+/// Swap readahead (Linux `swapin_readahead`): a program that fills 72 MiB
+/// at 64 MiB and reads its pages back in order swaps them in sequentially,
+/// and readahead serves most of those faults, its pages read and then hit
+/// (`swap_ra`, `swap_ra_hit`), VMA-based by default and cluster-based
+/// with `/sys/kernel/mm/swap/vma_ra_enabled` off; with
+/// `vm.page-cluster` 0, which the program sets through /proc/sys, nothing
+/// is read ahead. The data is intact every time.
+#[ktest(mem = 64, disk = 160, timeout = 900)]
+fn sequential_swap_in_reads_ahead_unless_page_cluster_is_0() {
+    use kernel::fs::proc_sysctl::lookup;
+    let pgdat = kernel::mm::pgdat();
+    mkswap_disk(b"/dev/vda", b"readahead", UUID).expect("mkswap /dev/vda");
+    swapon("/dev/vda", None).expect("swapon /dev/vda");
+    let vma_ra = lookup("/sys/kernel/mm/swap/vma_ra_enabled").expect("vma_ra_enabled");
+    let page_cluster = lookup("/proc/sys/vm/page-cluster").expect("page-cluster");
+    assert_eq!(((vma_ra.show)(), (page_cluster.show)()), ("true\n".into(), "3\n".into()), "Linux's defaults");
+
+    let (ra, hit, _) = swap_ra_run(&["swap_ra_test", "72"]);
+    assert!(ra > 0 && hit > 0, "VMA readahead: swap_ra {ra}, swap_ra_hit {hit}");
+    assert!(hit <= ra, "a hit on a page never read ahead");
+
+    (vma_ra.store.expect("settable"))("0\n").expect("vma_ra_enabled off");
+    assert_eq!((vma_ra.show)(), "false\n");
+    let (ra, hit, _) = swap_ra_run(&["swap_ra_test", "72"]);
+    assert!(ra > 0 && hit > 0, "cluster readahead: swap_ra {ra}, swap_ra_hit {hit}");
+    assert_eq!((vma_ra.store.expect("settable"))("maybe"), Err(Errno::EINVAL));
+    (vma_ra.store.expect("settable"))("on").expect("vma_ra_enabled on");
+    assert!(pgdat.swap_vma_ra_enabled());
+
+    let (ra, hit, _) = swap_ra_run(&["swap_ra_test", "72", "0"]);
+    assert_eq!((ra, hit), (0, 0), "page-cluster 0 reads nothing ahead");
+    assert_eq!(pgdat.page_cluster(), 0, "the program's write");
+    (page_cluster.store.expect("settable"))("3").expect("page-cluster back to 3");
+    swapoff("/dev/vda").expect("swapoff");
+    assert_eq!(pgdat.node_page_state(mm::vmstat::NodeStatItem::NrSwapcache), 0, "a page left in the swap cache");
+}

@@ -5,9 +5,7 @@
 //!
 //! [`SYSCTLS`] is the one table of paths and how each value is printed,
 //! in Linux's text (`proc_dointvec`: the number and a newline). Only
-//! sysctls whose value is true of this kernel are listed: no swap
-//! tunables beyond `swappiness` yet, since there is nothing they would
-//! describe. Some can be
+//! sysctls whose value is true of this kernel are listed. Some can be
 //! set ([`Sysctl::store`]), by writing the file (each write(2) is parsed
 //! whole, as Linux's `proc_dointvec` does) or through the console's
 //! `sysctl NAME=VALUE`, with Linux's bounds (EINVAL outside them, nothing
@@ -17,15 +15,19 @@
 //! `vm.watermark_scale_factor` (1 to 3000), which recompute every zone's
 //! watermarks at once, as `/proc/zoneinfo` shows (Linux
 //! `setup_per_zone_wmarks`); `vm.swappiness` (0 to 200, default 60),
-//! stored where reclaim's anon/file balance will read it, with no effect
-//! until there is swap.
+//! reclaim's anon/file balance; `vm.page-cluster` (0 to 31, default 3),
+//! swap readahead's largest window as a power of two
+//! ([`mm::swap_state::readahead`]; 0 turns it off).
 //!
 //! `vm/drop_caches` (mode 0200, as Linux's) drops the clean page cache
 //! and empty slabs ([`crate::mm::drop_caches`]). Linux's
 //! debugfs file `fault_around_bytes` ([`DEBUGFS`]) is found the same
 //! way, by its path `/sys/kernel/debug/fault_around_bytes`, with no
 //! debugfs to mount (`mount -t debugfs` is ENODEV here): a program that
-//! mounts debugfs there on Linux sees the same file on both.
+//! mounts debugfs there on Linux sees the same file on both. So is
+//! Linux's sysfs file `/sys/kernel/mm/swap/vma_ra_enabled` ([`SYSFS_MM`]:
+//! `true` for VMA-based swap readahead, the default, `false` for
+//! cluster-based), with no sysfs mounted.
 //!
 //! Differences from Linux: reads are snapshots made at open; only the
 //! settable files can be opened for writing (the others EACCES, where
@@ -191,6 +193,12 @@ pub static SYSCTLS: &[Sysctl] = &[
     Sysctl { readable: true, path: "vm/overcommit_ratio", show: || line(OVERCOMMIT_RATIO), store: None },
     Sysctl {
         readable: true,
+        path: "vm/page-cluster",
+        show: || node_value(|p| u64::from(p.page_cluster())),
+        store: Some(|t| set_node_value(t, |p, v| p.set_page_cluster(v))),
+    },
+    Sysctl {
+        readable: true,
         path: "vm/swappiness",
         show: || node_value(|p| u64::from(p.vm_swappiness())),
         store: Some(|t| set_node_value(t, |p, v| p.set_vm_swappiness(v))),
@@ -212,11 +220,45 @@ pub static DEBUGFS: &[Sysctl] = &[Sysctl {
     store: Some(|t| mm::memory::set_fault_around_bytes(t.trim().parse::<u64>().map_err(|_| Errno::EINVAL)?)),
 }];
 
-/// The sysctl or debugfs file at absolute path `abs` (`/proc/sys/...`,
-/// `/sys/kernel/debug/...`), if there is one.
+/// The mm's sysfs files (Linux `mm/swap_state.c`'s `vma_ra_enabled`,
+/// 0644), by path below `/sys/kernel/mm/`: `true` or `false`, set from
+/// what `kstrtobool` takes.
+pub static SYSFS_MM: &[Sysctl] = &[Sysctl {
+    readable: true,
+    path: "swap/vma_ra_enabled",
+    show: || line(crate::mm::try_pgdat().is_some_and(|p| p.swap_vma_ra_enabled())),
+    store: Some(|t| {
+        let enabled = kstrtobool(t).ok_or(Errno::EINVAL)?;
+        crate::mm::try_pgdat().ok_or(Errno::EINVAL)?.set_swap_vma_ra_enabled(enabled);
+        Ok(())
+    }),
+}];
+
+/// Linux `kstrtobool`: `e`, `y`, `t`, `1` or `on` for true, `d`, `n`,
+/// `f`, `0` or `off` for false, either case, by their first characters.
+fn kstrtobool(text: &str) -> Option<bool> {
+    let bytes = text.as_bytes();
+    match bytes.first()? {
+        b'e' | b'E' | b'y' | b'Y' | b't' | b'T' | b'1' => Some(true),
+        b'd' | b'D' | b'n' | b'N' | b'f' | b'F' | b'0' => Some(false),
+        b'o' | b'O' => match bytes.get(1)? {
+            b'n' | b'N' => Some(true),
+            b'f' | b'F' => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The sysctl, debugfs or mm sysfs file at absolute path `abs`
+/// (`/proc/sys/...`, `/sys/kernel/debug/...`, `/sys/kernel/mm/...`), if
+/// there is one.
 pub fn lookup(abs: &str) -> Option<&'static Sysctl> {
     if let Some(rel) = abs.strip_prefix("/sys/kernel/debug/") {
         return DEBUGFS.iter().find(|s| s.path == rel);
+    }
+    if let Some(rel) = abs.strip_prefix("/sys/kernel/mm/") {
+        return SYSFS_MM.iter().find(|s| s.path == rel);
     }
     let rel = abs.strip_prefix("/proc/sys/")?;
     SYSCTLS.iter().find(|s| s.path == rel)

@@ -338,6 +338,12 @@ impl SwapAreas {
         with_si(entry, "swp_swapcount", |si| si.swp_swapcount(entry))
     }
 
+    /// The slots of area `ty`, its header's included (Linux `si->max`),
+    /// if it is in use: where swap readahead stops.
+    pub fn swap_max(&self, ty: u32) -> Option<u32> {
+        swap_area(ty)?.state.lock().si.as_ref().map(SwapInfo::max)
+    }
+
     /// Free slots of the areas open to allocation (Linux
     /// `get_nr_swap_pages`).
     pub fn nr_swap_pages(&self) -> i64 {

@@ -1,9 +1,10 @@
 //! Host tests of swap entries in page tables: fork, mremap, munmap and
-//! exit against a model of the slots' counts.
+//! exit against a model of the slots' counts; swap-out by reclaim and
+//! swap-in by faults, with readahead, locked pages and failed reads.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use uapi::mman::{MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MREMAP_FIXED, MREMAP_MAYMOVE, PROT_READ, PROT_WRITE};
 
@@ -28,7 +29,9 @@ struct Slot {
 }
 
 /// A swap area as a model (type 0, slots handed out from offset 1): each
-/// slot's counts and data, the swap cache's index, a refusal switch.
+/// slot's counts and data, the swap cache's index, a refusal switch for
+/// counts, a failure switch for reads, and reads held back until the test
+/// completes them.
 #[derive(Default)]
 struct SimSwap {
     slots: Mutex<BTreeMap<(u32, u64), Slot>>,
@@ -36,6 +39,13 @@ struct SimSwap {
     next: Mutex<u64>,
     refuse: AtomicBool,
     size: u64,
+    /// Reads fail (the disk's error).
+    fail_reads: AtomicBool,
+    /// Reads wait in `pending` for [`SimSwap::complete_reads`].
+    defer_reads: AtomicBool,
+    pending: Mutex<Vec<(SwpEntry, Pfn)>>,
+    /// Reads started (the kernel's `pswpin`).
+    reads: AtomicU64,
 }
 
 fn key(entry: SwpEntry) -> (u32, u64) {
@@ -50,9 +60,41 @@ impl SimSwap {
     fn in_use(&self) -> usize {
         self.slots.lock().unwrap().values().filter(|s| s.count > 0 || s.cache).count()
     }
+
+    /// Ends the read of `entry` into `pfn` as the disk would.
+    #[allow(unsafe_code, reason = "the model's copy into the page")]
+    fn end_read(&self, pgdat: &PgData<'_>, entry: SwpEntry, pfn: Pfn) {
+        let data = self.slots.lock().unwrap().get(&key(entry)).and_then(|s| s.data.clone());
+        let result = match data {
+            Some(data) if !self.fail_reads.load(Ordering::Relaxed) => {
+                // SAFETY: a locked page not uptodate: no one else reads or
+                // writes it until its read ends.
+                unsafe { crate::highmem::memcpy_to_page(pgdat, pfn, 0, &data) }.unwrap();
+                Ok(())
+            }
+            _ => Err(SwapIoError),
+        };
+        end_swap_read(pgdat, pfn, result, &crate::sim::SimFolioWaits);
+    }
+
+    /// Ends the reads held back so far.
+    fn complete_reads(&self, pgdat: &PgData<'_>) {
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap());
+        for (entry, pfn) in pending {
+            self.end_read(pgdat, entry, pfn);
+        }
+    }
 }
 
 impl SwapBackend for SimSwap {
+    fn folio_waits(&self) -> &dyn FolioWaitTable {
+        &crate::sim::SimFolioWaits
+    }
+
+    fn swap_max(&self, ty: u32) -> Option<u64> {
+        (ty == 0).then_some(self.size)
+    }
+
     fn swap_duplicate(&self, entry: SwpEntry) -> Result<(), SwapDupError> {
         if self.refuse.load(Ordering::Relaxed) {
             return Err(SwapDupError::NoMemory);
@@ -106,7 +148,7 @@ impl SwapBackend for SimSwap {
 
     fn swapcache_prepare(&self, entry: SwpEntry) -> Result<(), SwapCacheError> {
         let mut slots = self.slots.lock().unwrap();
-        let slot = slots.get_mut(&key(entry)).expect("a slot in use");
+        let Some(slot) = slots.get_mut(&key(entry)) else { return Err(SwapCacheError::NoEntry) };
         if slot.cache {
             return Err(SwapCacheError::Exists);
         }
@@ -147,13 +189,18 @@ impl SwapBackend for SimSwap {
         Ok(())
     }
 
-    #[allow(unsafe_code, reason = "the model's copy into the page")]
-    fn swap_read_folio(&self, pgdat: &PgData<'_>, entry: SwpEntry, pfn: Pfn) -> Result<(), SwapIoError> {
-        let slots = self.slots.lock().unwrap();
-        let data = slots.get(&key(entry)).and_then(|s| s.data.as_ref()).ok_or(SwapIoError)?;
-        // SAFETY: a new page no one else has found.
-        unsafe { crate::highmem::memcpy_to_page(pgdat, pfn, 0, data) }.unwrap();
-        Ok(())
+    fn swap_read_folios(&self, pgdat: &PgData<'_>, reads: &[(SwpEntry, Pfn)]) {
+        for &(entry, pfn) in reads {
+            let page = pgdat.pfn_to_page(pfn).unwrap();
+            assert!(page.test(PageFlags::LOCKED | PageFlags::SWAPCACHE), "a read into a page not locked in the cache");
+            assert!(!page.test(PageFlags::UPTODATE));
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            if self.defer_reads.load(Ordering::Relaxed) {
+                self.pending.lock().unwrap().push((entry, pfn));
+            } else {
+                self.end_read(pgdat, entry, pfn);
+            }
+        }
     }
 }
 
@@ -255,52 +302,79 @@ impl crate::vmscan::CacheOwners for Owners<'_, '_> {
     }
 }
 
+/// Runs reclaim over `mms` until `pages` pages were freed, at most 32
+/// passes; returns the pages freed.
+fn reclaim(env: &Env<'_>, mms: &[&Mm<'_>], pages: u64) -> u64 {
+    use crate::vmscan::{Reclaimer, shrink_page_cache};
+    env.pgdat.lru_add_drain_all();
+    let owners = Owners { rmms: crate::rmap::tests::TestMms { mms: mms.to_vec(), alloc: env.alloc, file: None } };
+    let mut freed = 0;
+    for _ in 0..32 {
+        if freed >= pages {
+            break;
+        }
+        freed += shrink_page_cache(
+            env.pgdat,
+            &owners,
+            &crate::sim::SimFolioWaits,
+            pages - freed,
+            Reclaimer::Direct,
+            crate::gfp::GFP_KERNEL,
+        );
+    }
+    freed
+}
+
+/// `PAGES` pages at X, page `i` filled with `0x40 + i`, all swapped out.
+fn swapped_out_area<'a>(env: &Env<'a>, swap: &SimSwap, pages: u64) -> Mm<'a> {
+    let mut mm = env.mm();
+    let rw = PROT_READ | PROT_WRITE;
+    mm.do_mmap(X, pages * P, rw, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0).unwrap();
+    for i in 0..pages {
+        write(env, &mut mm, X + i * P, 0x40 + i as u8).unwrap();
+    }
+    assert_eq!(reclaim(env, &[&mm], pages), pages, "every page went to swap and was freed");
+    assert!((0..pages).all(|i| entry_at(&mm, X + i * P).is_some()), "every pte holds its slot's entry");
+    assert_eq!(swap.in_use(), pages as usize);
+    mm
+}
+
+fn events(env: &Env<'_>, item: crate::vmstat::VmEventItem) -> u64 {
+    env.pgdat.all_vm_events(item)
+}
+
+use crate::vmstat::VmEventItem::{Pgmajfault, SwapRa, SwapRaHit};
+
 /// Reclaim with swap: anonymous pages not used since the last look get a
 /// slot, their ptes the slot's entry, their data the slot, and are freed
 /// (`add_to_swap`, `try_to_unmap`, `pageout`, `__remove_mapping`); a
-/// fault reads each back with its data (`do_swap_page`), and once no pte
-/// holds its slot the page leaves the swap cache and the slot is freed.
+/// fault reads each back with its data (`do_swap_page`), its neighbours
+/// read ahead (`swap_vma_readahead`, downwards after the first fault), and
+/// once no pte holds its slot the page leaves the swap cache and the slot
+/// is freed. Every fault either read (major) or found a readahead page.
 #[test]
 fn reclaim_swaps_anonymous_pages_out_and_faults_read_them_back_intact() {
-    use crate::vmscan::{Reclaimer, shrink_page_cache};
     const PAGES: u64 = 64;
     with_env(|env| {
         let swap = registered(env);
-        let mut mm = env.mm();
-        let rw = PROT_READ | PROT_WRITE;
-        mm.do_mmap(X, PAGES * P, rw, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0).unwrap();
-        for i in 0..PAGES {
-            write(env, &mut mm, X + i * P, 0x40 + i as u8).unwrap();
-        }
         env.pgdat.lru_add_drain_all();
         let free_before = crate::sim::free_pages_drained(env.pgdat);
-        {
-            let mms = [&mm];
-            let owners =
-                Owners { rmms: crate::rmap::tests::TestMms { mms: mms.to_vec(), alloc: env.alloc, file: None } };
-            let mut freed = 0;
-            for _ in 0..32 {
-                freed += shrink_page_cache(
-                    env.pgdat,
-                    &owners,
-                    &crate::sim::SimFolioWaits,
-                    PAGES,
-                    Reclaimer::Direct,
-                    crate::gfp::GFP_KERNEL,
-                );
-            }
-            assert_eq!(freed, PAGES, "every page went to swap and was freed");
-        }
-        assert_eq!(crate::sim::free_pages_drained(env.pgdat), free_before + PAGES);
-        assert!((0..PAGES).all(|i| entry_at(&mm, X + i * P).is_some()), "every pte holds its slot's entry");
+        let mut mm = swapped_out_area(env, swap, PAGES);
+        // The area's page tables stay.
+        let tables = crate::sim::free_pages_drained(env.pgdat);
+        assert!(tables <= free_before, "{tables} {free_before}");
         assert_eq!((mm.counter(MmCounter::SwapEnts), mm.counter(MmCounter::AnonPages)), (PAGES, 0));
-        assert_eq!(swap.in_use(), PAGES as usize);
         assert_eq!(env.pgdat.node_page_state(NodeStatItem::NrSwapcache), 0, "the swap cache let them go");
-        let majfault = env.pgdat.all_vm_events(crate::vmstat::VmEventItem::Pgmajfault);
+        let (majfault, ra, hit) = (events(env, Pgmajfault), events(env, SwapRa), events(env, SwapRaHit));
         for i in (0..PAGES).rev() {
             assert_eq!(crate::mmap::tests::read(env, &mut mm, X + i * P), Ok(0x40 + i as u8), "page {i}");
         }
-        assert_eq!(env.pgdat.all_vm_events(crate::vmstat::VmEventItem::Pgmajfault), majfault + PAGES);
+        let (majfault, ra, hit) =
+            (events(env, Pgmajfault) - majfault, events(env, SwapRa) - ra, events(env, SwapRaHit) - hit);
+        assert_eq!(majfault + hit, PAGES, "each fault read its page or found it read ahead");
+        assert!(hit > PAGES / 2, "backwards faults hit the window below them: {hit} hits");
+        assert_eq!(ra, hit, "every page read ahead was used");
+        assert_eq!(swap.reads.load(Ordering::Relaxed), PAGES, "each slot read once");
         assert_eq!((mm.counter(MmCounter::SwapEnts), mm.counter(MmCounter::AnonPages)), (0, PAGES));
         assert_eq!(swap.in_use(), 0, "no pte holds a slot: every slot freed");
         assert_eq!(env.pgdat.node_page_state(NodeStatItem::NrSwapcache), 0);
@@ -308,6 +382,314 @@ fn reclaim_swaps_anonymous_pages_out_and_faults_read_them_back_intact() {
         write(env, &mut mm, X, 0x7f).unwrap();
         assert_eq!(crate::mmap::tests::read(env, &mut mm, X), Ok(0x7f));
         mm.exit_mmap();
+    });
+}
+
+/// Whether the swap cache holds the page of the slot the pte at `addr`
+/// names.
+fn cached(swap: &SimSwap, mm: &Mm<'_>, addr: u64) -> bool {
+    entry_at(mm, addr).is_some_and(|e| swap.cache.lock().unwrap().contains_key(&key(e)))
+}
+
+/// Faults on `addr` for reading until its pte maps a page (a fault may
+/// only be retried).
+fn fault_in(mm: &Mm<'_>, addr: u64) -> Result<(), crate::memory::FaultError> {
+    let va = VirtAddr::expect_canonical(addr);
+    for _ in 0..4 {
+        if mm.follow_pte(va).is_some() {
+            return Ok(());
+        }
+        mm.handle_mm_fault(va, crate::memory::FaultAccess { write: false, exec: false })?;
+    }
+    panic!("the fault at {addr:#x} kept being retried");
+}
+
+/// Linux's VMA window: a VMA's first fault reads the 8 pages around it
+/// (3 below, 4 above: hits start at 4, so the window is 4 + 2 rounded up,
+/// at `page_cluster` 3); faults on them are hits, each telling the VMA
+/// where it was; the fault just past them reads the next 8 ahead; the
+/// page-cluster caps the window, and 0 turns readahead off.
+#[test]
+fn vma_readahead_reads_a_window_around_the_fault_then_ahead_of_sequential_faults() {
+    const PAGES: u64 = 64;
+    with_env(|env| {
+        let swap = registered(env);
+        let mm = swapped_out_area(env, swap, PAGES);
+        let (ra, hit) = (events(env, SwapRa), events(env, SwapRaHit));
+        let f = X + 20 * P;
+        fault_in(&mm, f).unwrap();
+        let window: Vec<u64> = (0..PAGES).filter(|&i| cached(swap, &mm, X + i * P)).collect();
+        assert_eq!(window, [17, 18, 19, 21, 22, 23, 24], "the pages read ahead, the faulting one mapped");
+        assert_eq!(events(env, SwapRa) - ra, 7);
+        for i in 21..=24 {
+            fault_in(&mm, X + i * P).unwrap();
+        }
+        assert_eq!(events(env, SwapRaHit) - hit, 4);
+        fault_in(&mm, X + 25 * P).unwrap();
+        let window: Vec<u64> = (25..PAGES).filter(|&i| cached(swap, &mm, X + i * P)).collect();
+        assert_eq!(window, [26, 27, 28, 29, 30, 31, 32], "4 hits: 8 pages ahead of the fault");
+        assert_eq!(events(env, SwapRa) - ra, 14);
+
+        // A window of one page: every fault reads just its own.
+        env.pgdat.set_page_cluster(0).unwrap();
+        let ra = events(env, SwapRa);
+        for i in 40..48 {
+            fault_in(&mm, X + i * P).unwrap();
+        }
+        assert_eq!(events(env, SwapRa), ra, "page-cluster 0 reads nothing ahead");
+        assert!((48..PAGES).all(|i| !cached(swap, &mm, X + i * P)));
+        assert_eq!(env.pgdat.set_page_cluster(32).unwrap_err().max, 31, "Linux's bound");
+        assert_eq!(env.pgdat.page_cluster(), 0, "a refused value changed nothing");
+        let mut mm = mm;
+        mm.exit_mmap();
+        assert_eq!(swap.in_use(), 0);
+        assert_eq!(env.pgdat.node_page_state(NodeStatItem::NrSwapcache), 0);
+    });
+}
+
+/// Cluster readahead (`vma_ra_enabled` off): the aligned block of 8 slots
+/// around the fault's is read, slots that are free or already cached
+/// skipped; its hits grow the next window (the machine's
+/// `swapin_readahead_hits`), and a sequential run reads intact.
+#[test]
+fn cluster_readahead_reads_the_aligned_block_skipping_free_and_cached_slots() {
+    const PAGES: u64 = 64;
+    with_env(|env| {
+        let swap = registered(env);
+        env.pgdat.set_swap_vma_ra_enabled(false);
+        let mut mm = swapped_out_area(env, swap, PAGES);
+        let slot = |i: u64| entry_at(&mm, X + i * P).unwrap().offset();
+        // Slots follow the pages: reclaim took them in order.
+        assert!((1..PAGES).all(|i| slot(i) == slot(0) + i), "slots not in address order");
+        let base = slot(0);
+        // The first page whose slot starts an aligned block of 8, and
+        // the page in the middle of that block.
+        let first = (0..PAGES).find(|&i| (base + i) % 8 == 0).unwrap();
+        let target = first + 4;
+        // One slot of the block freed (its page unmapped), one cached.
+        mm.do_munmap(X + (first + 1) * P, P).unwrap();
+        let cached_entry = entry_at(&mm, X + (first + 2) * P).unwrap();
+        let pfn = read_swap_cache_async(env.pgdat, swap, cached_entry, crate::gfp::GFP_HIGHUSER_MOVABLE).unwrap();
+        let reads = swap.reads.load(Ordering::Relaxed);
+        let ra = events(env, SwapRa);
+        fault_in(&mm, X + target * P).unwrap();
+        assert_eq!(swap.reads.load(Ordering::Relaxed) - reads, 6, "8 slots, one free, one cached");
+        assert_eq!(events(env, SwapRa) - ra, 5, "the faulting page is no readahead");
+        for i in [0, 3, 5, 6, 7] {
+            assert!(cached(swap, &mm, X + (first + i) * P), "block slot {i} not read");
+        }
+        assert!(!cached(swap, &mm, X + (first + 8) * P), "read past the block");
+        // SAFETY: the reference `read_swap_cache_async` gave; the page is
+        // in the swap cache, which holds one of its own.
+        #[allow(unsafe_code)]
+        let _ = unsafe { env.pgdat.put_page(pfn) };
+        let hit = events(env, SwapRaHit);
+        for i in (first + 8..PAGES).chain(0..first + 8) {
+            if i != first + 1 {
+                assert_eq!(crate::mmap::tests::read(env, &mut mm, X + i * P), Ok(0x40 + i as u8), "page {i}");
+            }
+        }
+        assert!(events(env, SwapRaHit) - hit > PAGES / 2, "a sequential run hits its readahead");
+        mm.exit_mmap();
+        assert_eq!(swap.in_use(), 0);
+        assert_eq!(env.pgdat.node_page_state(NodeStatItem::NrSwapcache), 0);
+    });
+}
+
+/// A swap-in's page is in the swap cache locked and not uptodate while
+/// its read is in flight, on the LRU; its neighbours read ahead carry
+/// `PG_readahead`. The fault waits for the read (the page lock), then
+/// maps the page; reclaim meanwhile leaves the locked pages alone.
+#[test]
+fn a_fault_waits_on_the_locked_page_until_its_read_completes() {
+    const PAGES: u64 = 16;
+    with_env(|env| {
+        let swap = registered(env);
+        let mm = swapped_out_area(env, swap, PAGES);
+        swap.defer_reads.store(true, Ordering::Relaxed);
+        let target = X + 4 * P;
+        let entry = entry_at(&mm, target).unwrap();
+        std::thread::scope(|s| {
+            let faulting = s.spawn(|| fault_in(&mm, target));
+            // The fault sleeps on the page's lock: `PG_waiters`.
+            let pfn = loop {
+                if let Some(pfn) = swap.swap_cache_lookup(entry)
+                    && env.page(pfn).test(PageFlags::WAITERS)
+                {
+                    break pfn;
+                }
+                std::thread::yield_now();
+            };
+            let page = env.page(pfn);
+            assert!(page.test(PageFlags::LOCKED | PageFlags::SWAPCACHE | PageFlags::SWAPBACKED));
+            assert!(!page.test(PageFlags::UPTODATE) && !page.test(PageFlags::READAHEAD));
+            let pending = swap.pending.lock().unwrap().clone();
+            assert_eq!(pending.len(), 8, "the window's reads, in flight together");
+            for &(e, p) in &pending {
+                let page = env.page(p);
+                assert_eq!(folio_swap_entry(page), Some(e));
+                assert!(page.test(PageFlags::LOCKED) && !page.test(PageFlags::UPTODATE));
+                assert_eq!(page.test(PageFlags::READAHEAD), e != entry, "readahead pages are marked");
+            }
+            assert_eq!(reclaim(env, &[&mm], PAGES), 0, "reclaim leaves locked pages alone");
+            assert!(!faulting.is_finished(), "the fault mapped a page whose read was in flight");
+            swap.complete_reads(env.pgdat);
+            assert_eq!(faulting.join().unwrap(), Ok(()));
+        });
+        let pfn = mm.follow_pte(VirtAddr::expect_canonical(target)).unwrap().phys.pfn();
+        assert!(env.page(pfn).test(PageFlags::UPTODATE) && !env.page(pfn).test(PageFlags::LOCKED));
+        assert!(env.ram.page(pfn).iter().all(|&b| b == 0x44), "the data read");
+        swap.defer_reads.store(false, Ordering::Relaxed);
+        let mut mm = mm;
+        mm.exit_mmap();
+        assert_eq!((swap.in_use(), env.pgdat.node_page_state(NodeStatItem::NrSwapcache)), (0, 0));
+    });
+}
+
+/// A failed read leaves the page in the swap cache not uptodate: the
+/// fault is SIGBUS (only the faulting task's, Linux `VM_FAULT_SIGBUS`),
+/// and so is the next, the pte keeping its entry; once reclaim dropped
+/// the page (clean, unmapped), a fault reads the slot again.
+#[test]
+fn a_failed_swap_read_is_sigbus_and_the_slot_is_read_again_later() {
+    const PAGES: u64 = 8;
+    with_env(|env| {
+        let swap = registered(env);
+        let mut mm = swapped_out_area(env, swap, PAGES);
+        swap.fail_reads.store(true, Ordering::Relaxed);
+        let target = X + 2 * P;
+        let access = crate::memory::FaultAccess { write: false, exec: false };
+        let va = VirtAddr::expect_canonical(target);
+        assert_eq!(mm.handle_mm_fault(va, access), Err(crate::memory::FaultError::SigBus));
+        let entry = entry_at(&mm, target).expect("the pte keeps its entry");
+        let pfn = swap.swap_cache_lookup(entry).expect("the page stays in the swap cache");
+        let page = env.page(pfn);
+        assert!(!page.test(PageFlags::UPTODATE) && !page.test(PageFlags::LOCKED));
+        assert_eq!(mm.handle_mm_fault(va, access), Err(crate::memory::FaultError::SigBus), "still not uptodate");
+        assert_eq!(mm.counter(MmCounter::SwapEnts), PAGES);
+        swap.fail_reads.store(false, Ordering::Relaxed);
+        assert!(reclaim(env, &[&mm], PAGES) >= 1, "reclaim drops the pages whose reads failed");
+        assert!(swap.swap_cache_lookup(entry).is_none());
+        for i in 0..PAGES {
+            assert_eq!(crate::mmap::tests::read(env, &mut mm, X + i * P), Ok(0x40 + i as u8), "page {i}");
+        }
+        mm.exit_mmap();
+        assert_eq!((swap.in_use(), env.pgdat.node_page_state(NodeStatItem::NrSwapcache)), (0, 0));
+    });
+}
+
+/// A fault that finds its page in the swap cache and waits for its lock
+/// while reclaim takes it out of the cache sees it is no longer the
+/// entry's when it gets the lock, and is retried (Linux's
+/// `folio_matches_swap_entry` check): the retry reads the slot into a
+/// new page, and the page taken out is mapped nowhere.
+#[test]
+fn a_fault_whose_page_left_the_swap_cache_while_it_waited_is_retried() {
+    const PAGES: u64 = 4;
+    with_env(|env| {
+        let swap = registered(env);
+        env.pgdat.set_page_cluster(0).unwrap();
+        let mm = swapped_out_area(env, swap, PAGES);
+        let target = X + P;
+        let entry = entry_at(&mm, target).unwrap();
+        let old = read_swap_cache_async(env.pgdat, swap, entry, crate::gfp::GFP_HIGHUSER_MOVABLE).unwrap();
+        let page = env.page(old);
+        let waits = &crate::sim::SimFolioWaits;
+        // Reclaim's hold of the page.
+        crate::filemap::folio_lock(page, old, waits);
+        let majfault = events(env, Pgmajfault);
+        std::thread::scope(|s| {
+            let faulting = s.spawn(|| {
+                let access = crate::memory::FaultAccess { write: false, exec: false };
+                mm.handle_mm_fault(VirtAddr::expect_canonical(target), access)
+            });
+            while !page.test(PageFlags::WAITERS) {
+                std::thread::yield_now();
+            }
+            assert!(delete_from_swap_cache(env.pgdat, swap, old, page));
+            assert!(!page.put_testzero(), "the cache's reference, not the last");
+            crate::filemap::folio_unlock(page, old, waits);
+            assert_eq!(faulting.join().unwrap(), Ok(()), "retried");
+        });
+        assert_eq!(entry_at(&mm, target), Some(entry), "the retried fault left the pte alone");
+        assert_eq!(events(env, Pgmajfault), majfault, "it read nothing");
+        fault_in(&mm, target).unwrap();
+        let new = mm.follow_pte(VirtAddr::expect_canonical(target)).unwrap().phys.pfn();
+        assert_ne!(new, old, "the page taken out of the cache was mapped");
+        assert!(env.ram.page(new).iter().all(|&b| b == 0x41));
+        assert_eq!(page.mapcount(), 0);
+        // SAFETY: the test's reference from `read_swap_cache_async`, the
+        // last: the page is in no cache and no pte.
+        #[allow(unsafe_code)]
+        let _ = unsafe { env.pgdat.put_page(old) };
+        let mut mm = mm;
+        mm.exit_mmap();
+        assert_eq!((swap.in_use(), env.pgdat.node_page_state(NodeStatItem::NrSwapcache)), (0, 0));
+    });
+}
+
+/// A page reclaim wrote out but has not freed yet (still in the swap
+/// cache, unmapped, its ptes holding the entry) is found there by a
+/// fault and mapped again without a read: it was uptodate all along.
+#[test]
+fn a_fault_finds_a_page_still_in_the_swap_cache_after_swap_out() {
+    with_env(|env| {
+        let swap = registered(env);
+        let mut mm = env.mm();
+        mm.do_mmap(X, P, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0).unwrap();
+        write(env, &mut mm, X, 0x3c).unwrap();
+        env.pgdat.lru_add_drain_all();
+        let pfn = mm.follow_pte(VirtAddr::expect_canonical(X)).unwrap().phys.pfn();
+        let page = env.page(pfn);
+        // Reclaim's steps for the page, short of freeing it.
+        assert!(crate::filemap::folio_trylock(page));
+        let entry = add_to_swap(env.pgdat, swap, pfn, page).expect("a slot");
+        let rmms = crate::rmap::tests::TestMms { mms: vec![&mm], alloc: env.alloc, file: None };
+        assert!(crate::rmap::try_to_unmap(&rmms, env.pgdat, pfn));
+        assert!(swap_pageout(env.pgdat, swap, pfn, page));
+        crate::filemap::folio_unlock(page, pfn, &crate::sim::SimFolioWaits);
+        assert_eq!(entry_at(&mm, X), Some(entry));
+        let (majfault, reads) = (events(env, Pgmajfault), swap.reads.load(Ordering::Relaxed));
+        assert_eq!(crate::mmap::tests::read(env, &mut mm, X), Ok(0x3c));
+        assert_eq!(mm.follow_pte(VirtAddr::expect_canonical(X)).unwrap().phys.pfn(), pfn, "the same page");
+        assert_eq!((events(env, Pgmajfault), swap.reads.load(Ordering::Relaxed)), (majfault, reads), "no read");
+        mm.exit_mmap();
+        assert_eq!((swap.in_use(), env.pgdat.node_page_state(NodeStatItem::NrSwapcache)), (0, 0));
+    });
+}
+
+/// Several CPUs fault on the same swapped-out pages at once, readahead
+/// racing readahead: each page is read once, mapped by one page with its
+/// data, and the counts come out even.
+#[test]
+fn concurrent_swap_in_faults_read_each_slot_once() {
+    const PAGES: u64 = 64;
+    const CPUS: u64 = 4;
+    with_env(|env| {
+        let swap = registered(env);
+        let mm = swapped_out_area(env, swap, PAGES);
+        let start = std::sync::Barrier::new(CPUS as usize);
+        std::thread::scope(|s| {
+            for cpu in 0..CPUS {
+                let (start, mm) = (&start, &mm);
+                s.spawn(move || {
+                    start.wait();
+                    for i in 0..PAGES {
+                        let page = (i * (2 * cpu + 1) + cpu * 16) % PAGES;
+                        fault_in(mm, X + page * P).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(swap.reads.load(Ordering::Relaxed), PAGES, "a slot read twice");
+        for i in 0..PAGES {
+            let pfn = mm.follow_pte(VirtAddr::expect_canonical(X + i * P)).unwrap().phys.pfn();
+            assert!(env.ram.page(pfn).iter().all(|&b| b == 0x40 + i as u8), "page {i}");
+        }
+        assert_eq!((mm.counter(MmCounter::SwapEnts), mm.counter(MmCounter::AnonPages)), (0, PAGES));
+        let mut mm = mm;
+        mm.exit_mmap();
+        assert_eq!((swap.in_use(), env.pgdat.node_page_state(NodeStatItem::NrSwapcache)), (0, 0));
     });
 }
 

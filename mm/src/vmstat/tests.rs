@@ -134,6 +134,8 @@ fn vmstat_prints_zone_then_node_then_event_items_in_linux_order() {
             "unevictable_pgs_mlocked",
             "unevictable_pgs_munlocked",
             "unevictable_pgs_cleared",
+            "swap_ra",
+            "swap_ra_hit",
         ]
     );
     assert!(text.starts_with(&format!("nr_free_pages {}\n", pgdat.nr_free_pages())), "{text}");
@@ -143,7 +145,7 @@ fn vmstat_prints_zone_then_node_then_event_items_in_linux_order() {
     assert!(
         text.ends_with(
             "\ncompact_daemon_free_scanned 0\nunevictable_pgs_culled 0\nunevictable_pgs_rescued 0\n\
-             unevictable_pgs_mlocked 0\nunevictable_pgs_munlocked 0\nunevictable_pgs_cleared 0\n"
+             unevictable_pgs_mlocked 0\nunevictable_pgs_munlocked 0\nunevictable_pgs_cleared 0\nswap_ra 0\nswap_ra_hit 0\n"
         ),
         "{text}"
     );

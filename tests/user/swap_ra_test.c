@@ -1,0 +1,84 @@
+/*
+ * Swap readahead from a program: `swap_ra_test MIB [CLUSTER]` sets
+ * /proc/sys/vm/page-cluster to CLUSTER if given (and reads it back, and
+ * sees 32 refused with EINVAL), maps MIB MiB of private anonymous memory,
+ * fills every page with a pattern of its own, then reads every page in
+ * order: with MIB above the machine's memory the first pages went to swap
+ * while the last were written, and come back by sequential faults, which
+ * swap readahead serves (the harness compares /proc/vmstat's swap_ra and
+ * swap_ra_hit). Passes on Linux with swap on (as root, for the sysctl).
+ */
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include "utest.h"
+
+#define PAGE 4096UL
+#define WORDS (PAGE / sizeof(unsigned long))
+
+static unsigned long word(unsigned long page, unsigned long w)
+{
+	unsigned long x = (page * WORDS + w) ^ 0x5a11;
+
+	x ^= x >> 31;
+	x *= 0x9e3779b97f4a7c15UL;
+	return x ^ (x >> 29);
+}
+
+static int write_text(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -1;
+	ssize_t n = write(fd, text, strlen(text));
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+static long read_number(const char *path)
+{
+	char buf[32] = { 0 };
+	if (utest_read_file(path, buf, sizeof(buf) - 1) <= 0)
+		return -1;
+	return strtol(buf, NULL, 10);
+}
+
+int main(int argc, char **argv)
+{
+	utest_start(argv[0]);
+	unsigned long pages = (argc > 1 ? strtoul(argv[1], NULL, 10) : 0) * 256;
+	if (pages == 0) {
+		utest_print("usage: swap_ra_test MIB [CLUSTER]\n");
+		return 2;
+	}
+	if (argc > 2) {
+		long cluster = strtol(argv[2], NULL, 10);
+		CHECK(write_text("/proc/sys/vm/page-cluster", argv[2]) == 0, "page-cluster takes %s", argv[2]);
+		CHECK(read_number("/proc/sys/vm/page-cluster") == cluster, "page-cluster reads back %ld", cluster);
+		errno = 0;
+		CHECK(write_text("/proc/sys/vm/page-cluster", "32") == -1 && errno == EINVAL, "32: EINVAL");
+		CHECK(read_number("/proc/sys/vm/page-cluster") == cluster, "a refused value changes nothing");
+	}
+	char *base = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(base != MAP_FAILED, "mmap of %lu pages", pages);
+	if (base == MAP_FAILED)
+		return utest_done();
+	for (unsigned long i = 0; i < pages; i++) {
+		unsigned long *p = (unsigned long *)(base + i * PAGE);
+		for (unsigned long w = 0; w < WORDS; w++)
+			p[w] = word(i, w);
+	}
+	long bad = -1;
+	for (unsigned long i = 0; i < pages && bad < 0; i++) {
+		unsigned long *p = (unsigned long *)(base + i * PAGE);
+		for (unsigned long w = 0; w < WORDS; w++)
+			if (p[w] != word(i, w)) {
+				bad = (long)i;
+				break;
+			}
+	}
+	CHECK(bad < 0, "every page read back in order is intact (first bad: %ld)", bad);
+	return utest_done();
+}
