@@ -44,7 +44,7 @@
  *
  * Every page holds its index and the round's tag, checked when read
  * back. Run it with --mem 128 (a larger machine swaps more, and takes
- * longer). 3 rounds; what each round saw (resident pages, counts) goes
+ * longer). 5 rounds; what each round saw (resident pages, counts) goes
  * to stderr. A smoke run maps a 64th of the region once: there is no
  * pressure, nothing is swapped, and the figures only prove the program
  * runs.
@@ -56,7 +56,7 @@
 
 #define DEVICE "/dev/vdc"
 #define PAGE_CLUSTER "/proc/sys/vm/page-cluster"
-#define SWAP_ROUNDS 3
+#define SWAP_ROUNDS 5
 #define MIB (1UL << 20)
 /* Pages between two timed faults, at least: twice the largest
  * readahead window of the default page-cluster (8 slots). */
