@@ -13,6 +13,12 @@
 //! instruction) and figures repeat exactly from run to run. A benchmark's
 //! `kbench: note <text>` lines (the readahead windows of a sequential
 //! read) are printed as they come, `bench: <text>`.
+//!
+//! The swap benchmark (tests/user/bench/swap.c) gets a swap disk (`vdc`,
+//! twice the machine's memory, made by the host's mkswap) and, through
+//! the filter, the raw disk figures of the same boot
+//! (`block::vda_seq_*`, [`kernel_filter`]): each swap rate is printed
+//! against the raw rate, for our kernel and for Linux.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
