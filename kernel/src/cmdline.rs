@@ -10,7 +10,8 @@
 //! - `loglevel=error|warn|info|debug|trace`: console log level (default info)
 //! - `ktest.list`: the test kernel lists its tests instead of running them
 //! - `kbench.run[=FILTER]`, `kbench.smoke`: the test kernel runs its
-//!   benchmarks (all, or those whose name contains FILTER; or each briefly)
+//!   benchmarks (all, or those whose name contains FILTER or one of its
+//!   comma-separated parts; or each briefly)
 //! - `slub_debug[=FLAGS[,CACHE...]]`, `slub_debug_panic`: SLUB debugging
 //! - `init=PATH`: run a program from the initramfs at boot
 //! - `shell.cmd="CMD; CMD..."`: the console runs these commands and powers

@@ -173,14 +173,22 @@ impl Bencher<'_> {
     }
 }
 
-/// Runs the benchmarks whose names contain `filter` and prints their
-/// results, then runs the user-space benchmarks whose `user::<program>`
-/// names contain it, then prints `kbench: done`.
+/// Whether `filter` picks the benchmark `name`: it is substrings
+/// separated by commas, and picks a name that contains one of them
+/// (`swap,block::vda_seq_`: the swap benchmark and the raw disk figures
+/// its ratios need); the empty filter picks all.
+fn picks(filter: &str, name: &str) -> bool {
+    filter.split(',').any(|part| name.contains(part))
+}
+
+/// Runs the benchmarks [`picks`] `filter` and prints their results, then
+/// runs the user-space benchmarks whose `user::<program>` names it picks,
+/// then prints `kbench: done`.
 pub fn run(filter: &str, mode: Mode) {
     for bench in benches() {
         let mut name = TruncatingBuf::new();
         let _ = fmt::Write::write_fmt(&mut name, format_args!("{bench}"));
-        if !name.as_str().contains(filter) {
+        if !picks(filter, name.as_str()) {
             continue;
         }
         let mut b = Bencher { mode, name: name.as_str(), reported: false };
@@ -197,14 +205,15 @@ pub fn run(filter: &str, mode: Mode) {
 /// unpacked into the rootfs).
 const USER_BENCH_DIR: &str = "/bench";
 
-/// Runs each `/bench` program whose `user::<program>` name contains
-/// `filter`, with the argument `smoke` in [`Mode::Smoke`], and passes its
-/// figure lines on.
+/// Runs each `/bench` program whose `user::<program>` name `filter`
+/// picks, with the argument `smoke` in [`Mode::Smoke`], and passes its
+/// figure lines on, and its other lines (what it says about its rounds,
+/// a figure it skipped and why) as notes.
 fn run_user_benches(filter: &str, mode: Mode) {
     let Ok(entries) = crate::fs::syscalls::kern::read_dir(USER_BENCH_DIR) else { return };
     for entry in entries {
         let program = alloc::string::String::from_utf8_lossy(&entry.name);
-        if entry.d_type != uapi::fs::DT_REG || !alloc::format!("user::{program}").contains(filter) {
+        if entry.d_type != uapi::fs::DT_REG || !picks(filter, &alloc::format!("user::{program}")) {
             continue;
         }
         let path = alloc::format!("{USER_BENCH_DIR}/{program}");
@@ -214,9 +223,13 @@ fn run_user_benches(filter: &str, mode: Mode) {
             Ok((0, out)) => {
                 let out = alloc::string::String::from_utf8_lossy(&out);
                 let mut figures = 0;
-                for line in out.lines().filter(|l| is_figure(l)) {
-                    kprintln!("kbench: figure {line}");
-                    figures += 1;
+                for line in out.lines().filter(|l| !l.trim().is_empty()) {
+                    if is_figure(line) {
+                        kprintln!("kbench: figure {line}");
+                        figures += 1;
+                    } else {
+                        kprintln!("kbench: note {line}");
+                    }
                 }
                 if figures == 0 {
                     kprintln!("kbench: FAILED {path} printed no figure");

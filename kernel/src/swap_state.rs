@@ -10,6 +10,9 @@
 //! completion, in interrupt context, marks its page uptodate or not and
 //! unlocks it ([`mm::swap_state::end_swap_read`]), waking the faults that
 //! wait for it in the page wait table ([`crate::mmap::FOLIO_WAIT`]).
+//! Its writes go to the reclaiming task's plug
+//! ([`crate::block::blk_start_plug`], which reclaim starts through
+//! [`SwapBackend::start_plug`]), where neighbouring slots merge.
 //!
 //! Differences from Linux: one index for every area, keyed by the whole
 //! entry (Linux has an `address_space` per 64 MiB of each area); a count
@@ -144,12 +147,23 @@ impl SwapBackend for KernelSwap {
             let result = result.map_err(|_| SwapIoError);
             mm::swap_state::end_swap_writeback(crate::mm::pgdat(), pfn, result, &crate::mmap::FOLIO_WAIT);
         };
-        // SAFETY: the page is locked, in the swap cache and under
-        // writeback: reclaim's isolation reference keeps it allocated,
-        // and no one writes it (no pte maps it; the swap cache hands it
-        // out only to faults that map it) until `end_io` ended the
-        // writeback.
-        unsafe { crate::page_io::swap_writepage(entry, pfn, None, end_io) }.map_err(|_| SwapIoError)
+        crate::block::with_current_plug(|plug| {
+            // SAFETY: the page is locked, in the swap cache and under
+            // writeback: reclaim's isolation reference keeps it
+            // allocated, and no one writes it (no pte maps it; the swap
+            // cache hands it out only to faults that map it) until
+            // `end_io` ended the writeback.
+            unsafe { crate::page_io::swap_writepage(entry, pfn, plug, end_io) }
+        })
+        .map_err(|_| SwapIoError)
+    }
+
+    fn start_plug(&self) -> bool {
+        crate::block::blk_start_plug()
+    }
+
+    fn finish_plug(&self) {
+        crate::block::blk_finish_plug();
     }
 
     fn swap_read_folios(&self, pgdat: &PgData<'_>, reads: &[(SwpEntry, Pfn)]) {

@@ -162,6 +162,40 @@ pub trait SwapBackend: Sync {
     /// or before this returns (a read that cannot start), calls
     /// [`end_swap_read`]. May sleep (allocating its requests).
     fn swap_read_folios(&self, pgdat: &PgData<'_>, reads: &[(SwpEntry, Pfn)]);
+    /// Starts holding the running task's swap writes back, so that the
+    /// writes of neighbouring slots merge into large requests before the
+    /// disk sees any (Linux `blk_start_plug`: the task's plug); false if
+    /// the task has a plug already, which then stays (Linux's nested
+    /// calls leave the outer one). The task must not sleep until
+    /// [`SwapBackend::finish_plug`]. By default nothing is held.
+    fn start_plug(&self) -> bool {
+        false
+    }
+
+    /// Submits the writes the running task's plug holds and ends it
+    /// (Linux `blk_finish_plug`); once for each
+    /// [`SwapBackend::start_plug`] that returned true.
+    fn finish_plug(&self) {}
+}
+
+/// The running task's plug for swap writes while this lives (Linux's
+/// on-stack `struct blk_plug` between `blk_start_plug` and
+/// `blk_finish_plug`, [`SwapBackend::start_plug`]).
+pub(crate) struct SwapPlug(Option<&'static dyn SwapBackend>);
+
+impl SwapPlug {
+    /// Starts `backend`'s plug, if there is swap.
+    pub(crate) fn start(backend: Option<&'static dyn SwapBackend>) -> SwapPlug {
+        SwapPlug(backend.filter(|b| b.start_plug()))
+    }
+}
+
+impl Drop for SwapPlug {
+    fn drop(&mut self) {
+        if let Some(backend) = self.0 {
+            backend.finish_plug();
+        }
+    }
 }
 
 /// A swap entry as one word (Linux `swp_entry_t.val`): what a swap-cache

@@ -53,6 +53,11 @@
 //!
 //! Anonymous and shmem pages sit on the anonymous lists, which reclaim
 //! leaves alone until there is swap (Linux `can_reclaim_anon_pages`).
+//! Each priority pass scans the lists under the reclaiming task's plug
+//! ([`crate::swap_state::SwapBackend::start_plug`], Linux
+//! `shrink_lruvec`'s `blk_start_plug`), ended before the shrinkers, so
+//! that the one-page writes of neighbouring slots merge into large
+//! requests.
 //!
 //! kswapd ([`balance_pgdat`], the kernel's `kswapd0` thread) is woken
 //! at the start of an allocation's slow path ([`Kswapd`]) and reclaims
@@ -88,7 +93,7 @@ use crate::page_alloc::PgData;
 use crate::page_flags::PageFlags;
 use crate::rmap::Referenced;
 use crate::swap::{LruList, folio_is_file_lru};
-use crate::swap_state::{add_to_swap, delete_from_swap_cache, swap_pageout};
+use crate::swap_state::{SwapPlug, add_to_swap, delete_from_swap_cache, swap_pageout};
 use crate::vma::VmaFlags;
 use crate::vmstat::VmEventItem;
 use crate::workingset::workingset_age_nonresident;
@@ -500,9 +505,8 @@ pub fn shrink_page_cache<O: CacheOwners + ?Sized>(
     // Linux `can_reclaim_anon_pages`: a free slot somewhere; and
     // `may_swap` with `__GFP_IO` (swap-out writes: an allocation made for
     // I/O must not wait for more).
-    let can_swap =
-        owners.may_swap() && gfp.contains(Gfp::IO) && pgdat.swap_backend().is_some_and(|b| b.nr_swap_pages() > 0);
-    let swappiness = if can_swap { u64::from(pgdat.vm_swappiness()) } else { 0 };
+    let swap = pgdat.swap_backend().filter(|b| owners.may_swap() && gfp.contains(Gfp::IO) && b.nr_swap_pages() > 0);
+    let swappiness = if swap.is_some() { u64::from(pgdat.vm_swappiness()) } else { 0 };
     let lists = [
         (LruList::InactiveFile, LruList::ActiveFile, 200 - swappiness),
         (LruList::InactiveAnon, LruList::ActiveAnon, swappiness),
@@ -511,6 +515,10 @@ pub fn shrink_page_cache<O: CacheOwners + ?Sized>(
         if freed >= nr_to_free {
             break;
         }
+        // Linux `shrink_lruvec`: the lists are scanned under the task's
+        // plug, so that the swap writes of neighbouring slots merge into
+        // large requests; it ends before the shrinkers, which may sleep.
+        let plug = SwapPlug::start(swap);
         for (inactive, active, weight) in lists {
             if weight == 0 || freed >= nr_to_free {
                 continue;
@@ -522,6 +530,7 @@ pub fn shrink_page_cache<O: CacheOwners + ?Sized>(
             let to_scan = ((pgdat.lru_pages(inactive) >> priority) * weight).div_ceil(200);
             freed += shrink_inactive_list(pgdat, owners, waits, inactive, to_scan, nr_to_free - freed, who);
         }
+        drop(plug);
         crate::shrinker::shrink_slab(pgdat, gfp, priority);
     }
     if freed > 0 {

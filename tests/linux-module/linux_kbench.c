@@ -17,8 +17,9 @@
  * The lines are printed with pr_info; the benchmark init
  * (tests/user/init.c) raises the console log level around finit_module so
  * they reach the serial console under `quiet`. The module parameter
- * `filter` keeps only figures whose name contains it (init passes the
- * kernel command line's `kbench_filter=`).
+ * `filter` keeps only figures whose name contains it, or one of its
+ * comma-separated parts, as kbench.rs does (init passes the kernel command
+ * line's `kbench_filter=`).
  *
  * Timing uses ktime_get_ns() per batch and per round (never per
  * operation), as kbench.rs reads the TSC per batch. Each operation's loop
@@ -58,7 +59,29 @@
 
 static char *filter = "";
 module_param(filter, charp, 0444);
-MODULE_PARM_DESC(filter, "run only figures whose name contains this");
+MODULE_PARM_DESC(filter, "run only figures whose name contains this or one of its comma-separated parts");
+
+/* Whether `filter` picks `name` (kbench.rs `picks`). */
+static bool picked(const char *name)
+{
+	const char *part = filter;
+
+	for (;;) {
+		const char *comma = strchr(part, ',');
+		size_t len = comma ? (size_t)(comma - part) : strlen(part);
+		char one[96];
+
+		if (len < sizeof(one)) {
+			memcpy(one, part, len);
+			one[len] = '\0';
+			if (strstr(name, one))
+				return true;
+		}
+		if (!comma)
+			return false;
+		part = comma + 1;
+	}
+}
 
 /* Times n operations; arg is the swept parameter (order, size). */
 typedef u64 (*time_ops_fn)(u64 n, unsigned long arg);
@@ -82,7 +105,7 @@ static void measure(const char *name, bool swept, unsigned long param, time_ops_
 		snprintf(full, sizeof(full), "%s/%lu", name, param);
 	else
 		strscpy(full, name, sizeof(full));
-	if (!strstr(full, filter))
+	if (!picked(full))
 		return;
 	while (spent < WARMUP_NS) {
 		batch_ns = time_ops(batch, param);
@@ -237,7 +260,7 @@ static void bench_block(const char *name, blk_opf_t op, bool random)
 	unsigned int order;
 	int i;
 
-	if (!strstr(name, filter))
+	if (!picked(name))
 		return;
 	b = kzalloc(sizeof(*b), GFP_KERNEL);
 	if (!b) {

@@ -102,14 +102,26 @@ static void load_disk_drivers(void)
 }
 
 /* Whether the benchmark program `name` is wanted: "user::<name>" contains
- * the filter, as our kernel's harness decides (kernel/src/kbench.rs). */
+ * the filter or one of its comma-separated parts, as our kernel's harness
+ * decides (kernel/src/kbench.rs). */
 static int wanted(const char *name)
 {
-	char full[300];
+	char full[300], parts[300];
 	const char *filter = getenv("kbench_filter");
 
+	if (!filter)
+		return 1;
 	snprintf(full, sizeof(full), "user::%s", name);
-	return !filter || strstr(full, filter) != NULL;
+	snprintf(parts, sizeof(parts), "%s", filter);
+	for (char *part = parts, *comma;; part = comma + 1) {
+		comma = strchr(part, ',');
+		if (comma)
+			*comma = '\0';
+		if (strstr(full, part))
+			return 1;
+		if (!comma)
+			return 0;
+	}
 }
 
 int main(void)

@@ -13,6 +13,12 @@
 //! instruction) and figures repeat exactly from run to run. A benchmark's
 //! `kbench: note <text>` lines (the readahead windows of a sequential
 //! read) are printed as they come, `bench: <text>`.
+//!
+//! The swap benchmark (tests/user/bench/swap.c) gets a swap disk (`vdc`,
+//! twice the machine's memory, made by the host's mkswap) and, through
+//! the filter, the raw disk figures of the same boot
+//! (`block::vda_seq_*`, [`kernel_filter`]): each swap rate is printed
+//! against the raw rate, for our kernel and for Linux.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -155,7 +161,45 @@ pub const BENCH_DISK_MIB: u32 = 64;
 /// overwrites all of vda.
 pub const BENCH_EXT2_DISK_MIB: u32 = 320;
 
-fn machine(accel: Accel, mem_mib: u32, cpus: u32, cmdline: String, icount: bool) -> Machine {
+/// The swap benchmark's program (tests/user/bench/swap.c), as a filter
+/// names it.
+const SWAP_BENCH: &str = "user::swap";
+/// The raw disk figures the swap figures are set against, which a
+/// filter picking the swap benchmark picks too (the kernel's filter
+/// takes alternatives separated by commas).
+const RAW_FIGURES: [&str; 2] = ["block::vda_seq_write_8m_pass", "block::vda_seq_read_8m_pass"];
+/// Bytes one operation of a [`RAW_FIGURES`] benchmark moves (64 bios
+/// of 128 KiB, tests/src/block.rs).
+const RAW_PASS_BYTES: f64 = 8.0 * 1024.0 * 1024.0;
+/// The swap disk (vdc) beyond twice the machine's memory: the swap
+/// benchmark's region is twice MemTotal, and the area loses its header
+/// page.
+const SWAP_DISK_SLACK_MIB: u32 = 16;
+
+/// Whether `filter` (the kernel's: substrings separated by commas, each
+/// naming what contains it, kernel/src/kbench.rs) picks the benchmark
+/// `name`; no filter picks all.
+fn picks(filter: Option<&str>, name: &str) -> bool {
+    filter.is_none_or(|f| f.split(',').any(|part| name.contains(part)))
+}
+
+/// The filter the kernels get for the user's `filter`: with the swap
+/// benchmark, the raw disk figures its ratios need.
+pub fn kernel_filter(filter: Option<&str>) -> Option<String> {
+    let f = filter?;
+    if picks(Some(f), SWAP_BENCH) && !RAW_FIGURES.iter().all(|raw| picks(Some(f), raw)) {
+        return Some(format!("{f},block::vda_seq_"));
+    }
+    Some(f.to_owned())
+}
+
+/// The swap disk a machine of `mem_mib` gets if the swap benchmark may
+/// run (`filter` picks it), else none.
+fn swap_disk_mib(filter: Option<&str>, mem_mib: u32) -> u32 {
+    if picks(filter, SWAP_BENCH) { mem_mib.saturating_mul(2).saturating_add(SWAP_DISK_SLACK_MIB) } else { 0 }
+}
+
+fn machine(accel: Accel, mem_mib: u32, cpus: u32, cmdline: String, icount: bool, swap_disk_mib: u32) -> Machine {
     Machine {
         accel,
         firmware: Firmware::Bios,
@@ -163,6 +207,7 @@ fn machine(accel: Accel, mem_mib: u32, cpus: u32, cmdline: String, icount: bool)
         cpus,
         scratch: Some(ScratchDisk { mib: BENCH_DISK_MIB, contents: Contents::Allocated, eio: None, extra: 0 }),
         ext2_disk_mib: BENCH_EXT2_DISK_MIB,
+        swap_disk_mib,
         disks: Vec::new(),
         gdb: None,
         cmdline,
@@ -175,11 +220,13 @@ fn machine(accel: Accel, mem_mib: u32, cpus: u32, cmdline: String, icount: bool)
 impl BenchOptions {
     /// The machine benchmarks run on (the Linux comparison uses it too).
     pub fn machine(&self) -> Machine {
-        let cmdline = match &self.filter {
+        let filter = self.filter.as_deref();
+        let cmdline = match kernel_filter(filter) {
             Some(f) => format!("loglevel=warn kbench.run={f}"),
             None => "loglevel=warn kbench.run".to_owned(),
         };
-        machine(self.accel, self.mem_mib, self.cpus, cmdline, self.icount)
+        let swap_disk = swap_disk_mib(filter, self.mem_mib);
+        machine(self.accel, self.mem_mib, self.cpus, cmdline, self.icount, swap_disk)
     }
 }
 
@@ -284,6 +331,7 @@ pub fn run(images: &boot::Images, options: &BenchOptions) -> Result<(PathBuf, Re
     }
     let report = Report::new(options, options.icount, options.runs, figures);
     print_table(&report, baseline.as_ref());
+    print_swap_ratios("ours", &report.figures);
     let dir = crate::build::target_dir().join("bench");
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", show(&dir)), e))?;
     let json = serde_json::to_string_pretty(&report).map_err(|e| Error::Harness(format!("encoding JSON: {e}")))?;
@@ -323,6 +371,7 @@ pub fn write_linux_report(
     print_beside("user-space benchmarks", ours, &linux.user);
     let mut figures = linux.kernel;
     figures.extend(linux.user);
+    print_swap_ratios("Linux", &figures);
     let mut report = Report::new(options, options.icount, 1, figures);
     report.linux_cmdline = Some(cmdline.to_owned());
     let dir = crate::build::target_dir().join("bench");
@@ -331,6 +380,41 @@ pub fn write_linux_report(
     let json = serde_json::to_string_pretty(&report).map_err(|e| Error::Harness(format!("encoding JSON: {e}")))?;
     std::fs::write(&path, json).map_err(|e| Error::io(format!("writing {}", show(&path)), e))?;
     Ok(path)
+}
+
+/// Each swap rate of `figures` (MiB/s) set against the raw rate of the
+/// same kind of disk in the same boot, from [`RAW_FIGURES`] (8 MiB per
+/// pass over the median time of a pass): `(swap figure, raw figure,
+/// swap MiB/s, raw MiB/s)`. Swap-out against the raw write, swap-in
+/// against the raw read.
+fn swap_ratios(figures: &[Figure]) -> Vec<(&str, &str, f64, f64)> {
+    let pairs = [("user::swap_out_mib_s", RAW_FIGURES[0]), ("user::swap_in_mib_s", RAW_FIGURES[1])];
+    let find = |name: &str| figures.iter().find(|f| f.name == name);
+    pairs
+        .into_iter()
+        .filter_map(|(swap, raw)| {
+            let (s, r) = (find(swap)?, find(raw)?);
+            (s.unit == "MiB/s" && r.unit == "ns/op" && r.median > 0.0).then(|| {
+                let raw_mib_s = RAW_PASS_BYTES / (1024.0 * 1024.0) / (r.median / 1e9);
+                (swap, raw, s.median, raw_mib_s)
+            })
+        })
+        .collect()
+}
+
+/// Prints [`swap_ratios`] of `who`'s figures, if there are any.
+fn print_swap_ratios(who: &str, figures: &[Figure]) {
+    let ratios = swap_ratios(figures);
+    if ratios.is_empty() {
+        return;
+    }
+    println!(
+        "
+swap against the raw disk, {who} (same boot; raw MiB/s = 8 MiB / median time of a pass)"
+    );
+    for (swap, raw, swap_mib_s, raw_mib_s) in ratios {
+        println!("  {swap} {swap_mib_s:.1} MiB/s / {raw} {raw_mib_s:.1} MiB/s = {:.3}", swap_mib_s / raw_mib_s);
+    }
 }
 
 /// Whether a larger value of `unit` is better: a rate (`MB/s`) rather than
@@ -475,7 +559,8 @@ fn print_table(report: &Report, baseline: Option<&Report>) {
 /// benchmark still runs and produces a number. Asserts nothing about time.
 pub fn smoke(images: &boot::Images, accel: Accel, logs: &Path, filter: Option<&str>, suite: &mut Suite) {
     outln!(suite, "(each benchmark once, figures not checked)");
-    let m = machine(accel, crate::runner::DEFAULT_TEST_MEM_MIB, 1, "loglevel=warn kbench.smoke".into(), false);
+    let mem = crate::runner::DEFAULT_TEST_MEM_MIB;
+    let m = machine(accel, mem, 1, "loglevel=warn kbench.smoke".into(), false, swap_disk_mib(None, mem));
     match boot_once(images.for_firmware(Firmware::Bios), &m, &logs.join("bench-smoke"), SMOKE_TIMEOUT) {
         Ok(results) => {
             for r in results {
@@ -553,6 +638,41 @@ mod tests {
         assert_eq!((figures[0].median, figures[0].min, figures[0].max, figures[0].ops), (2.0, 0.5, 9.0, 30));
         assert_eq!(figures[1].name, "y");
         assert_eq!(figures[1].median, 7.0);
+    }
+
+    #[test]
+    fn a_filter_picking_the_swap_benchmark_picks_the_raw_figures_and_a_swap_disk() {
+        assert_eq!(kernel_filter(None), None);
+        assert_eq!(kernel_filter(Some("vmalloc")).as_deref(), Some("vmalloc"));
+        assert_eq!(kernel_filter(Some("swap")).as_deref(), Some("swap,block::vda_seq_"));
+        assert_eq!(kernel_filter(Some("user")).as_deref(), Some("user,block::vda_seq_"));
+        assert_eq!(kernel_filter(Some("swap,vda")).as_deref(), Some("swap,vda"));
+        assert_eq!(swap_disk_mib(None, 128), 272);
+        assert_eq!(swap_disk_mib(Some("swap"), 128), 272);
+        assert_eq!(swap_disk_mib(Some("vda"), 128), 0);
+    }
+
+    #[test]
+    fn swap_rates_are_set_against_the_raw_rate_of_the_same_boot() {
+        let figure = |name: &str, median: f64, unit: &str| Figure {
+            name: name.into(),
+            median,
+            min: median,
+            max: median,
+            unit: unit.into(),
+            ops: 0,
+        };
+        // 8 MiB in 40 ms: 200 MiB/s.
+        let figures = vec![
+            figure("block::vda_seq_write_8m_pass", 40e6, "ns/op"),
+            figure("user::swap_out_mib_s", 150.0, "MiB/s"),
+            figure("user::swap_in_mib_s", 80.0, "MiB/s"),
+        ];
+        let ratios = swap_ratios(&figures);
+        assert_eq!(ratios.len(), 1, "no raw read figure, no swap-in ratio");
+        let (swap, raw, swap_rate, raw_rate) = ratios[0];
+        assert_eq!((swap, raw, swap_rate), ("user::swap_out_mib_s", "block::vda_seq_write_8m_pass", 150.0));
+        assert!((raw_rate - 200.0).abs() < 1e-9, "{raw_rate}");
     }
 
     #[test]

@@ -382,6 +382,7 @@ pub(crate) fn console_machine(options: &RunOptions, cpus: u32, mem_mib: u32, cmd
         cpus,
         scratch: None,
         ext2_disk_mib: 0,
+        swap_disk_mib: 0,
         disks: Vec::new(),
         gdb: None,
         cmdline,

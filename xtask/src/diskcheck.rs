@@ -96,9 +96,7 @@ pub fn parse_swap(line: &str) -> Option<SwapCheck> {
 
 /// A util-linux or `file` tool, on PATH or in the sbin directories.
 fn host_tool(name: &str, package: &'static str) -> Result<PathBuf, String> {
-    crate::error::which(name)
-        .or_else(|| ["/sbin", "/usr/sbin"].iter().map(|d| Path::new(d).join(name)).find(|p| p.is_file()))
-        .ok_or_else(|| crate::error::Error::MissingTool { tool: name.into(), package }.to_string())
+    crate::error::host_tool(name, package).map_err(|e| e.to_string())
 }
 
 /// Runs the swap check on `image`; the problem, if any.
@@ -228,17 +226,9 @@ fn host_swap(images: &boot::Images, options: &RunOptions, workdir: &Path) -> Res
     use crate::build::ImagesExt;
     std::fs::create_dir_all(workdir).map_err(|e| format!("creating {}: {e}", workdir.display()))?;
     let image = workdir.join("swap.img");
-    let file = std::fs::File::create(&image).map_err(|e| format!("creating {}: {e}", image.display()))?;
-    file.set_len(16 << 20).map_err(|e| format!("sizing {}: {e}", image.display()))?;
-    let mkswap = host_tool("mkswap", "util-linux")?;
-    let made = Command::new(mkswap)
-        .args(["-L", "hostswap", "-U", "0b5e55ed-0000-4000-8000-00000000c0de"])
-        .arg(&image)
-        .output()
-        .map_err(|e| format!("running mkswap: {e}"))?;
-    if !made.status.success() {
-        return Err(format!("mkswap: {}", String::from_utf8_lossy(&made.stderr)));
-    }
+    crate::mkdisk::SwapImage { mib: 16, label: "hostswap", uuid: "0b5e55ed-0000-4000-8000-00000000c0de" }
+        .make(&image)
+        .map_err(|e| e.to_string())?;
     let cmdline = shell_cmdline("swap=/dev/vda", "swaps; meminfo; swapoff /dev/vda; swaps; poweroff")
         .map_err(|e| e.to_string())?;
     let mut machine = console_machine(options, 1, qemu::DEFAULT_MEM_MIB, cmdline);

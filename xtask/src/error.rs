@@ -94,10 +94,16 @@ pub fn which(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
 }
 
-/// An e2fsprogs tool (`mke2fs`, `e2fsck`, `debugfs`): on PATH, or in the
-/// sbin directories a user's PATH may lack.
-pub fn e2fsprogs(tool: &str) -> Result<PathBuf, Error> {
+/// A host tool from `package`: on PATH, or in the sbin directories a
+/// user's PATH may lack.
+pub fn host_tool(tool: &str, package: &'static str) -> Result<PathBuf, Error> {
     which(tool)
         .or_else(|| ["/sbin", "/usr/sbin"].iter().map(|d| std::path::Path::new(d).join(tool)).find(|p| p.is_file()))
-        .ok_or(Error::MissingTool { tool: tool.into(), package: "e2fsprogs" })
+        .ok_or(Error::MissingTool { tool: tool.into(), package })
+}
+
+/// An e2fsprogs tool (`mke2fs`, `e2fsck`, `debugfs`), as [`host_tool`]
+/// finds it.
+pub fn e2fsprogs(tool: &str) -> Result<PathBuf, Error> {
+    host_tool(tool, "e2fsprogs")
 }

@@ -13,8 +13,9 @@
 //!   `/bench` and powers off; `/dev/console` makes its output reach the
 //!   serial console.
 //! - Disks: the benchmark machine's, attached as for our boots
-//!   ([`Machine::attach_disks`]): a blank raw scratch disk (vda) and a fresh
-//!   ext2 disk (vdb), both virtio-blk-pci over raw files.
+//!   ([`Machine::attach_disks`]): a blank raw scratch disk (vda), a fresh
+//!   ext2 disk (vdb) and, when the swap benchmark runs, a swap disk made
+//!   by mkswap (vdc), all virtio-blk-pci over raw files.
 //! - Command line: [`BASE_CMDLINE`], plus [`COMPARABLE_CMDLINE`] unless the
 //!   distribution's defaults are asked for: Debian's kernel zeroes every
 //!   page and object it allocates (`CONFIG_INIT_ON_ALLOC_DEFAULT_ON`) and

@@ -321,6 +321,7 @@ fn run_cmd(args: RunArgs) -> Result<ExitCode, Error> {
         cpus: args.boot.cpus,
         scratch: None,
         ext2_disk_mib: 0,
+        swap_disk_mib: 0,
         disks: args.disks,
         gdb: args.gdb.then_some(qemu::GDB_PORT),
         cmdline,
@@ -431,6 +432,7 @@ fn memmap_cmd(args: MemmapArgs) -> Result<ExitCode, Error> {
         cpus: args.boot.cpus,
         scratch: None,
         ext2_disk_mib: 0,
+        swap_disk_mib: 0,
         disks: Vec::new(),
         gdb: None,
         cmdline: console::shell_cmdline(&args.boot.cmdline, &commands)?,
@@ -516,7 +518,7 @@ fn bench_cmd(args: BenchArgs) -> Result<ExitCode, Error> {
     let (path, ours) = bench::run(&images, &options)?;
     println!("\nreport: {}", path.display());
     if let Some((bzimage, module)) = linux {
-        let cmdline = linux::cmdline(args.linux_stock, options.filter.as_deref());
+        let cmdline = linux::cmdline(args.linux_stock, bench::kernel_filter(options.filter.as_deref()).as_deref());
         eprintln!("bench: the same benchmarks under {} ({accel}), command line: {cmdline}", bzimage.display());
         let figures = linux::run(&bzimage, &module, &options.machine(), &cmdline)?;
         let path = bench::write_linux_report(&bzimage, &cmdline, &options, &ours, figures)?;

@@ -3,7 +3,9 @@
 //! tests' prepared disks (`#[ktest(disk_tree = "NAME")]`, a tree under
 //! tests/disks/), the initramfs's `/etc/ext2-1k.img`, and the blank ext2
 //! disks of the benchmarks and the persistence test. One [`Ext2Image`]
-//! runs mke2fs for all of them.
+//! runs mke2fs for all of them. Swap disks (the benchmarks' and the
+//! host-made area of the swap check) are made by util-linux `mkswap`
+//! through [`SwapImage`].
 //!
 //! Every image is reproducible: a fixed UUID and directory hash seed, the
 //! root directory owned by 0:0, the creation time fixed through
@@ -25,7 +27,7 @@ use std::process::Command;
 
 use clap::ValueEnum;
 
-use crate::error::{Error, e2fsprogs, show};
+use crate::error::{Error, e2fsprogs, host_tool, show};
 
 /// The directory holding the in-kernel tests' prepared trees.
 pub const TREES: &str = "tests/disks";
@@ -126,6 +128,51 @@ impl Ext2Image<'_> {
             let _ = fs::remove_file(out);
             return Err(Error::ToolFailed {
                 tool: "mke2fs",
+                task: format!("making {} ({} MiB)", show(out), self.mib),
+                output: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A raw disk image holding a swap area on the whole disk, made by the
+/// host's util-linux `mkswap` (Linux's version-1 header, `SWAPSPACE2`)
+/// with a fixed UUID, so that the image is reproducible. The file is
+/// sparse: a slot is a hole until swap writes it, and swap reads only
+/// slots it wrote.
+pub struct SwapImage<'a> {
+    /// Size in MiB.
+    pub mib: u32,
+    /// `mkswap -L`.
+    pub label: &'a str,
+    /// `mkswap -U`.
+    pub uuid: &'a str,
+}
+
+impl SwapImage<'_> {
+    /// Makes `out` this image, replacing a regular file there; a failed
+    /// mkswap leaves no image and its error names mkswap's complaint.
+    pub fn make(&self, out: &Path) -> Result<(), Error> {
+        let mkswap = host_tool("mkswap", "util-linux")?;
+        match fs::symlink_metadata(out) {
+            Ok(m) if !m.is_file() => {
+                return Err(Error::Usage(format!("{}: exists and is not a regular file", show(out))));
+            }
+            Ok(_) => fs::remove_file(out).map_err(|e| Error::io(format!("replacing {}", show(out)), e))?,
+            Err(_) => {}
+        }
+        let file = fs::File::create(out).map_err(|e| Error::io(format!("creating {}", show(out)), e))?;
+        file.set_len(u64::from(self.mib) << 20).map_err(|e| Error::io(format!("sizing {}", show(out)), e))?;
+        let output = Command::new(&mkswap)
+            .args(["-L", self.label, "-U", self.uuid])
+            .arg(out)
+            .output()
+            .map_err(|e| Error::io(format!("running {}", show(&mkswap)), e))?;
+        if !output.status.success() {
+            let _ = fs::remove_file(out);
+            return Err(Error::ToolFailed {
+                tool: "mkswap",
                 task: format!("making {} ({} MiB)", show(out), self.mib),
                 output: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
             });

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use clap::ValueEnum;
 
 use crate::error::{Error, show, which};
-use crate::mkdisk::{BlockSize, Ext2Image};
+use crate::mkdisk::{BlockSize, Ext2Image, SwapImage};
 use crate::scratch::ScratchDisk;
 use crate::symbolize::Symbolizer;
 
@@ -25,6 +25,10 @@ const QEMU: &str = "qemu-system-x86_64";
 pub const DEFAULT_MEM_MIB: u32 = 512;
 /// Default GDB server port (`-s`).
 pub const GDB_PORT: u16 = 1234;
+
+/// The swap disk's UUID ([`Machine::swap_disk_mib`]): fixed, so that
+/// the image is the same on every boot.
+const BENCH_SWAP_UUID: &str = "5a4b3c2d-0000-4000-8000-00000000be9c";
 
 /// isa-debug-exit statuses: the kernel writes v, QEMU exits (v << 1) | 1
 /// (kernel/src/drivers/qemu_exit.rs).
@@ -115,6 +119,13 @@ pub struct Machine {
     /// before [`Machine::disks`] (`vdb` beside a scratch disk). The
     /// file-system benchmarks' disk.
     pub ext2_disk_mib: u32,
+    /// A virtio-blk disk of this many MiB holding a swap area on the whole
+    /// disk (0: none), made with the host's util-linux mkswap
+    /// ([`crate::mkdisk::SwapImage`]) for each boot; it comes after the
+    /// ext2 disk and before [`Machine::disks`] (`vdc` beside a scratch
+    /// and an ext2 disk). The swap benchmark's disk, which the program
+    /// turns on itself.
+    pub swap_disk_mib: u32,
     /// Raw images attached as virtio-blk disks, in order (`--disk`).
     pub disks: Vec<PathBuf>,
     /// Start stopped, with QEMU's GDB server on this local port.
@@ -185,9 +196,9 @@ impl Machine {
     }
 
     /// Adds this machine's virtio-blk disks to `cmd` in PCI order: the
-    /// scratch disk, the ext2 disk, then the given images. The scratch and
-    /// ext2 disks are made anew in `workdir`. Our boots and the Linux
-    /// comparison (`linux.rs`) attach them alike.
+    /// scratch disk, the ext2 disk, the swap disk, then the given images.
+    /// The scratch, ext2 and swap disks are made anew in `workdir`. Our
+    /// boots and the Linux comparison (`linux.rs`) attach them alike.
     pub fn attach_disks(&self, cmd: &mut Command, workdir: &Path) -> Result<(), Error> {
         if let Some(scratch) = &self.scratch {
             scratch.attach(cmd, workdir)?;
@@ -197,6 +208,12 @@ impl Machine {
             Ext2Image { mib: self.ext2_disk_mib, block_size: BlockSize::K4, tree: None }.make(&disk)?;
             cmd.arg("-drive").arg(format!("if=none,id=ext2disk,format=raw,file={}", show(&disk)));
             cmd.args(["-device", "virtio-blk-pci,drive=ext2disk"]);
+        }
+        if self.swap_disk_mib > 0 {
+            let disk = workdir.join("swap.img");
+            SwapImage { mib: self.swap_disk_mib, label: "benchswap", uuid: BENCH_SWAP_UUID }.make(&disk)?;
+            cmd.arg("-drive").arg(format!("if=none,id=swapdisk,format=raw,file={}", show(&disk)));
+            cmd.args(["-device", "virtio-blk-pci,drive=swapdisk"]);
         }
         for (i, path) in self.disks.iter().enumerate() {
             if !path.is_file() {

@@ -330,6 +330,7 @@ impl<'a> TestKernel<'a> {
             cpus: key.cpus,
             scratch: key.disk.clone(),
             ext2_disk_mib: 0,
+            swap_disk_mib: 0,
             disks: Vec::new(),
             gdb: None,
             cmdline: cmdline.to_owned(),

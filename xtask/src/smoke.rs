@@ -55,6 +55,7 @@ fn boot_smoke_test(
         // The block benchmarks read and write vda.
         scratch: Some(crate::scratch::ScratchDisk::blank(crate::bench::BENCH_DISK_MIB)),
         ext2_disk_mib: 0,
+        swap_disk_mib: 0,
         disks: Vec::new(),
         gdb: None,
         cmdline: "loglevel=info".into(),

@@ -336,6 +336,14 @@ pub fn submit_bio_wait(mut bio: Bio) -> Result<(), BlkError> {
     *waiter.result.lock()
 }
 
+/// Bios a plug holds at most: adding the last submits them all. Linux
+/// flushes a plug at `BLK_MAX_REQUEST_COUNT` (32) requests, or when a
+/// new request starts behind one of `BLK_PLUG_FLUSH_SIZE` (128 KiB) or
+/// more; ours holds bios, merged only when they are submitted, so it
+/// holds enough one-page bios for two of the virtio disk's largest
+/// requests (64 segments) and no more, to bound the wait of the first.
+pub const PLUG_MAX_BIOS: usize = 128;
+
 /// A batch of bios held back so that they merge before any reaches the
 /// device (Linux `struct blk_plug`). Dropping it submits them
 /// ([`BlkPlug::finish`]).
@@ -350,9 +358,18 @@ impl BlkPlug {
         BlkPlug { bios: Vec::new() }
     }
 
-    /// Adds `bio` to the batch (Linux `submit_bio` under a plug).
+    /// Adds `bio` to the batch (Linux `submit_bio` under a plug); with
+    /// [`PLUG_MAX_BIOS`] held, submits the batch. A bio the batch has no
+    /// memory for is submitted at once, unmerged.
     pub fn add(&mut self, bio: Bio) {
+        if self.bios.try_reserve(1).is_err() {
+            submit_bio(bio);
+            return;
+        }
         self.bios.push(bio);
+        if self.bios.len() >= PLUG_MAX_BIOS {
+            self.flush();
+        }
     }
 
     /// Queues every bio, merging, then dispatches (Linux
@@ -361,7 +378,9 @@ impl BlkPlug {
         self.flush();
     }
 
-    fn flush(&mut self) {
+    /// Queues every bio held so far, merging, then dispatches, and goes
+    /// on holding the next ones (Linux `blk_flush_plug`).
+    pub fn flush(&mut self) {
         let mut disks: Vec<Arc<Gendisk>> = Vec::new();
         for bio in self.bios.drain(..) {
             if let Some(prepared) = into_parts(bio) {
@@ -381,4 +400,48 @@ impl Drop for BlkPlug {
     fn drop(&mut self) {
         self.flush();
     }
+}
+
+/// Starts the running task's plug (Linux `blk_start_plug`, which makes
+/// `current->plug` its on-stack plug) unless it has one already, as
+/// Linux's nested calls leave the outer plug in place; whether it
+/// started one, which [`blk_finish_plug`] must then end.
+///
+/// Only swap writes go to the task's plug ([`with_current_plug`],
+/// [`crate::page_io`]); [`submit_bio`] leaves it alone. Linux submits
+/// what the plug holds when the task sleeps (`sched_submit_work`); this
+/// kernel does not, so a task must not sleep while its plug holds bios
+/// (reclaim, the one user, does not), and a `submit_bio_wait` under
+/// the plug would wait for ever if it went there.
+pub fn blk_start_plug() -> bool {
+    let Some(task) = crate::sched::try_current() else { return false };
+    let mut plug = task.plug().lock();
+    if plug.is_some() {
+        return false;
+    }
+    *plug = Some(BlkPlug::new());
+    true
+}
+
+/// Ends the running task's plug, submitting what it holds (Linux
+/// `blk_finish_plug`).
+pub fn blk_finish_plug() {
+    let Some(task) = crate::sched::try_current() else { return };
+    let plug = task.plug().lock().take();
+    if let Some(plug) = plug {
+        plug.finish();
+    }
+}
+
+/// Runs `f` with the running task's plug, if it started one
+/// ([`blk_start_plug`]). The plug is out of the task's slot meanwhile,
+/// so `f` may allocate and take locks.
+pub fn with_current_plug<R>(f: impl FnOnce(Option<&mut BlkPlug>) -> R) -> R {
+    let task = crate::sched::try_current();
+    let mut plug = task.as_ref().and_then(|t| t.plug().lock().take());
+    let result = f(plug.as_mut());
+    if let (Some(task), Some(plug)) = (task, plug) {
+        *task.plug().lock() = Some(plug);
+    }
+    result
 }

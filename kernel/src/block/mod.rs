@@ -27,8 +27,9 @@
 //! Differences from Linux: one hardware queue per disk and no I/O
 //! scheduler (requests go out in arrival order, merged on the way); no
 //! `max_segment_size` or segment boundary limits; no partitions, no
-//! discard, no integrity or crypto; plugs are explicit values, not a
-//! per-task pointer.
+//! discard, no integrity or crypto; plugs are explicit values, and a
+//! task's own plug (Linux `current->plug`, [`blk_start_plug`]) takes only
+//! swap writes and is not flushed when the task sleeps.
 //!
 //! Contexts: [`submit_bio`] may be called from any context that may
 //! allocate with `GFP_ATOMIC` (it does not sleep); [`submit_bio_wait`]
@@ -46,7 +47,10 @@ mod bounce;
 pub mod genhd;
 
 pub use bdev::BlockDevice;
-pub use bio::{Bio, BioVec, BlkPlug, EndIo, submit_bio, submit_bio_wait};
+pub use bio::{
+    Bio, BioVec, BlkPlug, EndIo, PLUG_MAX_BIOS, blk_finish_plug, blk_start_plug, submit_bio, submit_bio_wait,
+    with_current_plug,
+};
 pub use genhd::{Gendisk, disk_by_name, disks};
 
 use uapi::errno::Errno;

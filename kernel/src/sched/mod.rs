@@ -55,7 +55,7 @@
 //! list (`wait.rs`) -> `rq.lock`. All three are [`SpinLockIrq`]s: interrupt
 //! handlers wake tasks. `TASKS` is a [`SpinLock`], a leaf never taken in
 //! interrupt context; `comm` a leaf [`SpinLockIrq`] (reports read it
-//! anywhere).
+//! anywhere); a task's `plug` a leaf [`SpinLock`] only the task takes.
 
 pub mod list;
 pub mod rwsem;
@@ -205,6 +205,11 @@ pub struct Task {
     /// min watermark and never enter reclaim themselves. Only the task
     /// itself changes it ([`memalloc_noreclaim_save`]).
     memalloc: AtomicBool,
+    /// The task's plug (Linux `current->plug`), while it has started one
+    /// ([`crate::block::blk_start_plug`]): the bios it holds back to
+    /// merge. Only the task itself touches it, never in interrupt
+    /// context.
+    plug: SpinLock<Option<crate::block::BlkPlug>>,
     /// The process side: address space, files, signals, family.
     pub proc: crate::process::Process,
 }
@@ -471,6 +476,13 @@ impl Drop for MemallocGuard {
     }
 }
 
+impl Task {
+    /// The task's plug slot ([`crate::block::blk_start_plug`]).
+    pub(crate) fn plug(&self) -> &SpinLock<Option<crate::block::BlkPlug>> {
+        &self.plug
+    }
+}
+
 /// Whether the running task is reclaiming and its allocations may use
 /// the reserves (Linux `current->flags & PF_MEMALLOC && !in_interrupt()`);
 /// false in an interrupt handler, which only interrupted the task.
@@ -500,6 +512,7 @@ fn new_task(pid: Pid, comm: &[u8], stack: KernelStack, stack_top: u64, idle: boo
         cr3: AtomicU64::new(0),
         user: AtomicBool::new(false),
         memalloc: AtomicBool::new(false),
+        plug: SpinLock::new(None),
         proc: crate::process::Process::new(),
     }
 }

@@ -30,8 +30,9 @@ struct Slot {
 
 /// A swap area as a model (type 0, slots handed out from offset 1): each
 /// slot's counts and data, the swap cache's index, a refusal switch for
-/// counts, a failure switch for reads, and reads held back until the test
-/// completes them.
+/// counts, a failure switch for reads, reads held back until the test
+/// completes them, and the task's plug: whether one is started, how many
+/// were, and the writes made without one.
 #[derive(Default)]
 struct SimSwap {
     slots: Mutex<BTreeMap<(u32, u64), Slot>>,
@@ -46,6 +47,9 @@ struct SimSwap {
     pending: Mutex<Vec<(SwpEntry, Pfn)>>,
     /// Reads started (the kernel's `pswpin`).
     reads: AtomicU64,
+    plugged: AtomicBool,
+    plugs: AtomicU64,
+    unplugged_writes: AtomicU64,
 }
 
 fn key(entry: SwpEntry) -> (u32, u64) {
@@ -184,6 +188,9 @@ impl SwapBackend for SimSwap {
         // SAFETY: the locked page reclaim writes out; nothing references it.
         unsafe { crate::highmem::memcpy_from_page(pgdat, &mut data, pfn, 0) }.unwrap();
         self.slots.lock().unwrap().get_mut(&key(entry)).expect("a slot in use").data = Some(data);
+        if !self.plugged.load(Ordering::Relaxed) {
+            self.unplugged_writes.fetch_add(1, Ordering::Relaxed);
+        }
         // The write completes at once.
         end_swap_writeback(pgdat, pfn, Ok(()), &crate::sim::SimFolioWaits);
         Ok(())
@@ -201,6 +208,18 @@ impl SwapBackend for SimSwap {
                 self.end_read(pgdat, entry, pfn);
             }
         }
+    }
+
+    fn start_plug(&self) -> bool {
+        if self.plugged.swap(true, Ordering::Relaxed) {
+            return false;
+        }
+        self.plugs.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    fn finish_plug(&self) {
+        assert!(self.plugged.swap(false, Ordering::Relaxed), "a plug finished that was not started");
     }
 }
 
@@ -690,6 +709,47 @@ fn concurrent_swap_in_faults_read_each_slot_once() {
         let mut mm = mm;
         mm.exit_mmap();
         assert_eq!((swap.in_use(), env.pgdat.node_page_state(NodeStatItem::NrSwapcache)), (0, 0));
+    });
+}
+
+/// Reclaim's swap writes go to the task's plug, started for each
+/// priority pass over the lists and finished at its end (Linux
+/// `shrink_lruvec`'s `blk_start_plug`/`blk_finish_plug`), so that the
+/// kernel merges neighbouring slots' writes; none is left started.
+#[test]
+fn reclaim_writes_swap_under_the_tasks_plug_and_finishes_it() {
+    use crate::vmscan::{Reclaimer, shrink_page_cache};
+    const PAGES: u64 = 32;
+    with_env(|env| {
+        let swap = registered(env);
+        let mut mm = env.mm();
+        let rw = PROT_READ | PROT_WRITE;
+        mm.do_mmap(X, PAGES * P, rw, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0).unwrap();
+        for i in 0..PAGES {
+            write(env, &mut mm, X + i * P, i as u8).unwrap();
+        }
+        env.pgdat.lru_add_drain_all();
+        let mms = [&mm];
+        let owners = Owners { rmms: crate::rmap::tests::TestMms { mms: mms.to_vec(), alloc: env.alloc, file: None } };
+        let mut freed = 0;
+        for _ in 0..32 {
+            freed += shrink_page_cache(
+                env.pgdat,
+                &owners,
+                &crate::sim::SimFolioWaits,
+                PAGES,
+                Reclaimer::Kswapd,
+                crate::gfp::GFP_KERNEL,
+            );
+        }
+        assert_eq!(freed, PAGES);
+        drop(owners);
+        let written = swap.slots.lock().unwrap().values().filter(|s| s.data.is_some()).count();
+        let plugs = swap.plugs.load(Ordering::Relaxed);
+        assert!(written == PAGES as usize && plugs > 0, "{written} pages written under {plugs} plugs");
+        assert_eq!(swap.unplugged_writes.load(Ordering::Relaxed), 0, "a swap write outside the plug");
+        assert!(!swap.plugged.load(Ordering::Relaxed), "reclaim left its plug started");
+        mm.exit_mmap();
     });
 }
 
