@@ -36,6 +36,7 @@ mod shrinker;
 mod slab;
 mod smp;
 mod swap;
+mod swapstress;
 mod vmalloc;
 mod vmstat;
 mod workingset;
