@@ -4,7 +4,8 @@
 //! over the swap areas ([`crate::swapfile::SwapAreas`]), the swap cache's
 //! index ([`SWAP_CACHE`]) and the page I/O ([`crate::page_io`]). It is
 //! registered with the allocator at the first swapon; from then on
-//! reclaim swaps anonymous pages out while some area has a free slot.
+//! reclaim swaps anonymous and shmem pages out while some area has a
+//! free slot.
 //!
 //! Differences from Linux: one index for every area, keyed by the whole
 //! entry (Linux has an `address_space` per 64 MiB of each area); a count
@@ -109,10 +110,7 @@ impl SwapBackend for KernelSwap {
     }
 
     fn swap_cache_lookup(&self, entry: SwpEntry) -> Option<Pfn> {
-        match SWAP_CACHE.lock().as_ref()?.load(key(entry))? {
-            CacheEntry::Folio(pfn) => Some(pfn),
-            CacheEntry::Shadow(_) => None,
-        }
+        SWAP_CACHE.lock().as_ref()?.load(key(entry))?.folio()
     }
 
     fn swap_cache_delete(&self, entry: SwpEntry, pfn: Pfn) -> bool {
