@@ -208,7 +208,10 @@ pub fn shmem_swapin_folio(
                 put(pfn);
                 return Err(e);
             }
+            // Read whole (Linux `swap_read_folio`'s completion marks it
+            // uptodate): reclaim may take it back if this swap-in fails.
             page.set(PageFlags::SWAPBACKED);
+            page.set(PageFlags::UPTODATE);
             pgdat.folio_add_lru(pfn);
             (pfn, page)
         }
@@ -233,7 +236,6 @@ pub fn shmem_swapin_folio(
         let last = page.put_testzero();
         debug_assert!(!last, "the page cache and the caller hold the page");
     }
-    page.set(PageFlags::UPTODATE);
     page.set(PageFlags::DIRTY);
     backend.free_swap_and_cache(entry);
     folio_unlock(page, pfn, waits);
@@ -263,5 +265,7 @@ pub fn shmem_free_swap(pgdat: &PgData<'_>, backend: &dyn SwapBackend, entry: Swp
     let _ = unsafe { pgdat.put_page(pfn) };
 }
 
+#[cfg(test)]
+mod swap_tests;
 #[cfg(test)]
 pub(crate) mod tests;

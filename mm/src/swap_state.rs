@@ -300,4 +300,4 @@ impl PgData<'_> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
