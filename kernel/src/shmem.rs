@@ -409,6 +409,16 @@ fn shmem_swaplist() -> Result<Vec<Weak<Mapping>>, Errno> {
     }
 }
 
+/// The pages of every shmem file that are in swap: the sum of their
+/// indexes' `swapped` counts (Linux keeps no such total; its
+/// `/proc/PID/smaps` sums `swapped` per mapping as `Swap`). For the swap
+/// reports of tests and benchmarks: every slot in use is held by a
+/// process's swap pte, a shmem file's entry or the swap cache.
+pub fn shmem_swapped() -> u64 {
+    let Ok(list) = shmem_swaplist() else { return 0 };
+    list.iter().filter_map(Weak::upgrade).map(|mapping| mapping.swapped()).sum()
+}
+
 /// Brings every shmem page in swap area `ty` back into its file (Linux
 /// `shmem_unuse`, swapoff's first step of `try_to_unuse`): each listed
 /// file with pages in swap has its entries of the area swapped in, in
