@@ -35,9 +35,34 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static int shmem_main(unsigned long mib, unsigned long keep_mib);
+
+static volatile sig_atomic_t usr1_seen;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	usr1_seen = 1;
+}
+
+/* Prints "holding" and waits for SIGUSR1: its handler sets a flag this
+ * polls between short sleeps (no sigwait: the wait needs nothing but
+ * nanosleep and signal delivery). */
+static void hold_until_sigusr1(void)
+{
+	struct sigaction sa = { .sa_handler = on_usr1 };
+	struct timespec nap = { .tv_nsec = 10 * 1000 * 1000 };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, NULL);
+	printf("holding\n");
+	fflush(stdout);
+	while (!usr1_seen)
+		nanosleep(&nap, NULL);
+}
 
 #define PAGE 4096UL
 #define WORDS (PAGE / sizeof(unsigned long))
@@ -105,19 +130,12 @@ int main(int argc, char **argv)
 		fill((unsigned long *)(base + i * PAGE), i, parent_seed(i));
 	if (argc > 3 && strcmp(argv[2], "hold") == 0) {
 		unsigned long keep = strtoul(argv[3], NULL, 10) * 256;
-		sigset_t set;
 
 		if (keep == 0 || keep > pages || munmap(base + keep * PAGE, (pages - keep) * PAGE) != 0) {
 			fprintf(stderr, "swap_test: bad KEEP\n");
 			return 2;
 		}
-		sigemptyset(&set);
-		sigaddset(&set, SIGUSR1);
-		sigprocmask(SIG_BLOCK, &set, NULL);
-		printf("holding\n");
-		fflush(stdout);
-		int sig;
-		sigwait(&set, &sig);
+		hold_until_sigusr1();
 		long bad = check(base, keep, 0, parent_seed);
 		if (bad >= 0) {
 			printf("FAIL swap_test: page %ld changed while held\n", bad);
@@ -278,20 +296,12 @@ static int shmem_main(unsigned long mib, unsigned long keep_mib)
 	printf("resident shm %lu file %lu of %lu\n", resident(shm, pages), resident(file, pages), pages);
 	fflush(stdout);
 	if (keep > 0) {
-		sigset_t set;
-		int sig;
-
 		if (ftruncate(fd, (off_t)(keep * PAGE)) != 0 ||
 		    madvise(shm + keep * PAGE, (pages - keep) * PAGE, MADV_REMOVE) != 0) {
 			perror("release the tails");
 			return 1;
 		}
-		sigemptyset(&set);
-		sigaddset(&set, SIGUSR1);
-		sigprocmask(SIG_BLOCK, &set, NULL);
-		printf("holding\n");
-		fflush(stdout);
-		sigwait(&set, &sig);
+		hold_until_sigusr1();
 		if (check_both(shm, fd, file, keep, shm_seed, file_seed, "held"))
 			return 1;
 		printf("PASS swap_test shmem %lu hold %lu\n", mib, keep_mib);
