@@ -30,9 +30,10 @@
 //! `do_swap_page`); no readahead; a swap-cache page whose slot no pte
 //! holds any more stays until reclaim takes it (Linux's
 //! `free_swap_and_cache` tries to free it at once); a write fault on a
-//! page still shared through the swap cache copies it; shmem pages do
-//! not go to swap; the kernel registers no swap areas yet, so only host
-//! tests swap.
+//! page still shared through the swap cache copies it; the kernel
+//! registers no swap areas yet, so only host tests swap. (Shmem pages
+//! use these paths too, their entries kept in their files' indexes: see
+//! [`crate::shmem`].)
 
 // Its tests copy pages in and out of the model's slots (unsafe calls);
 // the module itself has no reason for unsafe.

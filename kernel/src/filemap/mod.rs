@@ -203,7 +203,7 @@ static NEXT_MAPPING_ID: AtomicU64 = AtomicU64::new(8);
 pub struct Mapping {
     space: SpinLockIrq<AddressSpace<PageCacheNodes>>,
     id: MappingId,
-    /// shmem's: never written back, never reclaimed.
+    /// shmem's: never written back; reclaimed to swap.
     swapbacked: bool,
     /// The file's size as the VFS knows it (Linux `inode->i_size`): a
     /// write grows it page by page under each page's lock, before the
