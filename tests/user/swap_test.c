@@ -12,9 +12,11 @@
  * back) and then checks the KEEP MiB.
  *
  * `swap_test shmem MIB [hold KEEP]` does the same for shmem: half of MIB in a
- * memfd written with write(2), half in a MAP_SHARED|MAP_ANONYMOUS region,
- * each page with a pattern of its own. It prints how many pages of each
- * are resident then ("resident shm N file N of N", from mincore), forks,
+ * MAP_SHARED|MAP_ANONYMOUS region, then half in a memfd written with
+ * write(2), each page with a pattern of its own. It prints how many pages
+ * of each are resident ("resident shm N file N of N", from mincore),
+ * checks the region and prints the counts again (past RAM, the region
+ * is out first, then the memfd), forks,
  * and the child checks both through mappings and rewrites half of each
  * (the region's odd pages through the mapping, the memfd's even pages
  * with pwrite); the parent then checks the region through its mapping
@@ -273,6 +275,13 @@ static int shmem_main(unsigned long mib, unsigned long keep_mib)
 		fprintf(stderr, "usage: swap_test shmem MIB [hold KEEP]\n");
 		return 2;
 	}
+	char *shm = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (shm == MAP_FAILED) {
+		perror("mmap");
+		return 1;
+	}
+	for (unsigned long i = 0; i < pages; i++)
+		fill((unsigned long *)(shm + i * PAGE), i, shm_seed(i));
 	int fd = memfd_create("swap_test", 0);
 	if (fd < 0 || ftruncate(fd, (off_t)(pages * PAGE)) != 0) {
 		perror("memfd");
@@ -285,14 +294,19 @@ static int shmem_main(unsigned long mib, unsigned long keep_mib)
 			return 1;
 		}
 	}
-	char *shm = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	char *file = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (shm == MAP_FAILED || file == MAP_FAILED) {
+	if (file == MAP_FAILED) {
 		perror("mmap");
 		return 1;
 	}
-	for (unsigned long i = 0; i < pages; i++)
-		fill((unsigned long *)(shm + i * PAGE), i, shm_seed(i));
+	/* The region, written first, has gone to swap for the memfd; read
+	 * back, it sends the memfd there in turn. */
+	printf("resident shm %lu file %lu of %lu\n", resident(shm, pages), resident(file, pages), pages);
+	long bad = check(shm, pages, 0, shm_seed);
+	if (bad >= 0) {
+		printf("FAIL swap_test shmem: page %ld of the shared region changed\n", bad);
+		return 1;
+	}
 	printf("resident shm %lu file %lu of %lu\n", resident(shm, pages), resident(file, pages), pages);
 	fflush(stdout);
 	if (keep > 0) {
