@@ -8,7 +8,7 @@
 //! inode. What that means for each path:
 //! - **read**: [`shmem_file_read`] copies cached pages and zeros for
 //!   holes, adding nothing (Linux `shmem_file_read_iter` with
-//!   `SGP_READ`); no readahead.
+//!   `SGP_READ`), a page in swap swapped in first; no readahead.
 //! - **write**: the page cache's `generic_perform_write`; `write_begin`
 //!   allocates nothing (there is no size limit, so no `ENOSPC`) and checks
 //!   the seals, `write_end` stamps the times; a partial page of a hole is
@@ -18,19 +18,37 @@
 //!   writes mark pages dirty, which for shmem only says they hold data.
 //! - **writeback, fsync, sync**: nothing to do. The pages are
 //!   `PG_swapbacked` and counted in `NR_SHMEM` (`Shmem:` in
-//!   `/proc/meminfo`); they are never written back (no disk: Linux's
-//!   `shmem_writeout` without swap puts the page back dirty, here no pass
-//!   reaches them), never on the dirty inode list, never throttled;
-//!   `fsync` succeeds at once (Linux `noop_fsync`).
-//! - **reclaim, drop_caches**: never take them: the page is the only
-//!   copy, and there is no swap yet ([`mm::vmscan`],
-//!   [`crate::filemap::invalidate_mapping_pages`]).
-//! - **truncate, hole punching, the file's end**: free them
-//!   ([`crate::filemap::truncate_inode_pages_range`], [`Mapping`]'s drop
-//!   when the last link, open file and mapping are gone). Hole punching
-//!   first unmaps the pages from the other address spaces the file's
-//!   reverse map names (`i_mmap`); one whose mmap lock is taken keeps its
-//!   pte, and a page it still maps is zeroed in place instead.
+//!   `/proc/meminfo`, which leaves out the pages in swap); they are never
+//!   written back to a file system, never on the dirty inode list, never
+//!   throttled; `fsync` succeeds at once (Linux `noop_fsync`).
+//! - **reclaim**: swap (see below); `drop_caches` never takes them
+//!   ([`crate::filemap::invalidate_mapping_pages`]).
+//! - **truncate, hole punching, the file's end**: free them and their
+//!   swap entries ([`crate::filemap::truncate_inode_pages_range`],
+//!   [`Mapping`]'s drop when the last link, open file and mapping are
+//!   gone). Hole punching first unmaps the pages from the other address
+//!   spaces the file's reverse map names (`i_mmap`); one whose mmap lock
+//!   is taken keeps its pte, and a page it still maps is zeroed in place
+//!   instead.
+//!
+//! # Swap
+//!
+//! Under pressure reclaim unmaps a shmem page from every pte, gives it a
+//! swap slot and the swap cache, and leaves its swap entry in the file's
+//! index in its place (Linux `shmem_writeout`, [`mm::shmem`]'s "Swap":
+//! `NR_SHMEM` falls, the index's `swapped` count, Linux
+//! `info->swapped`, rises); the swap cache's page is then written and
+//! freed like an anonymous one. Without a free slot the page stays,
+//! dirty, and is activated. Every lookup that finds a swap entry brings
+//! the page back ([`shmem_get_folio`]): a fault of any mapping, `read(2)`,
+//! `write(2)`, `MADV_WILLNEED`, truncation's partial pages; the page
+//! takes the entry's place in the index again, leaves the swap cache,
+//! and the slot is freed. Two lookups of one index meet at the slot's
+//! swap-cache hold and the page lock: the second finds the page in the
+//! index when it looks again. Truncation, hole punching and the file's
+//! end free the entries of their range ([`shmem_free_swap_range`]).
+//! swapoff brings every file's entries of the area back
+//! ([`shmem_unuse`]), walking [`SHMEM_SWAPLIST`].
 //!
 //! Files the kernel makes for itself, in no directory, live on an
 //! internal tmpfs instance (Linux `shm_mnt`, [`shmem_file_setup`]):
@@ -44,7 +62,11 @@
 //!
 //! Lock order: `i_rwsem` (held to add seals, as by writes and by
 //! truncation, which takes every mmap lock under it to unmap) -> mmap
-//! lock -> page lock -> the mapping's lock; the seals' lock is a leaf.
+//! lock -> page lock -> the mapping's lock; the seals' lock and the
+//! swaplist's lock ([`SHMEM_SWAPLIST`]) are leaves. A swap-in takes the
+//! page lock of the swap cache's page, then the mapping's lock; the swap
+//! areas' and the swap cache's locks are taken on their own, never under
+//! the mapping's.
 //! `MADV_REMOVE` punches its hole with the caller's mmap lock held (Linux
 //! drops it and takes `i_rwsem`), so it takes no `i_rwsem`: the page
 //! locks keep a racing write or truncation consistent, and a racing
@@ -52,22 +74,33 @@
 //! (`F_SEAL_WRITE` cannot: the punching mapping may write, so adding it
 //! is `EBUSY`).
 //!
-//! Differences from Linux: no swap, so a shmem page leaves memory only
-//! when its file lets go of it; no `size=`/`nr_blocks=` limits, huge
-//! pages, `fallocate(2)` or user/group quotas; holes are punched only by
-//! `MADV_REMOVE`.
+//! Differences from Linux: no `size=`/`nr_blocks=` limits, huge pages,
+//! `fallocate(2)` or user/group quotas; holes are punched only by
+//! `MADV_REMOVE`. The swap count lives in the page cache's index
+//! (`AddressSpace::swapped`) rather than in `shmem_inode_info`, under
+//! the same lock as `nrpages`. [`SHMEM_SWAPLIST`] lists every shmem
+//! file from its creation (Linux lists an inode at its first swap-out
+//! and prunes it when `swapped` falls to zero), so listing it allocates
+//! nothing in reclaim; swapoff skips the files with nothing in swap. No
+//! swap readahead for shmem (Linux's `shmem_swapin_cluster`): a swap-in
+//! reads the one page. `SHM_LOCK` does not exist, so only `mlock`ed
+//! mappings keep a shmem page out of swap.
 
 #![forbid(unsafe_code)]
 
 use alloc::format;
 use alloc::string::String;
-use alloc::sync::Arc;
+use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
 
 use mm::addr::PAGE_SIZE;
 use mm::filemap::{folio_lock, folio_unlock};
+use mm::gfp::GFP_HIGHUSER_MOVABLE;
 use mm::memfd::{SealState, Seals};
 use mm::page_flags::PageFlags;
-use mm::shmem::ShmemZeroSetup;
+use mm::shmem::{ShmemSwapin, ShmemZeroSetup};
+use mm::swap_state::SwapinError;
+use mm::swapops::SwpEntry;
 use mm::vma::VmaFile;
 use spin::Once;
 use uapi::errno::Errno;
@@ -212,7 +245,12 @@ pub fn shmem_file_read(mapping: &Mapping, pos: u64, buf: &mut [u8]) -> Result<us
         let offset = (at % PAGE_SIZE) as usize;
         let n = (PAGE - offset).min((end - at) as usize);
         let dst = buf.get_mut(done..done + n).ok_or(Errno::EFAULT)?;
-        match uptodate_page(mapping, at / PAGE_SIZE) {
+        let page = match uptodate_page(mapping, at / PAGE_SIZE) {
+            Ok(page) => page,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        match page {
             Some(folio) => folio.read(offset, dst)?,
             None => dst.fill(0),
         }
@@ -222,18 +260,186 @@ pub fn shmem_file_read(mapping: &Mapping, pos: u64, buf: &mut [u8]) -> Result<us
 }
 
 /// The cached page at `index` with its data, if there is one (Linux
-/// `shmem_get_folio` with `SGP_READ`): a page a writer is still filling
-/// is waited for; one that never got its data (the write failed and took
-/// it out) is a hole.
-fn uptodate_page(mapping: &Mapping, index: u64) -> Option<FolioRef> {
-    let folio = mapping.find_get(index)?;
+/// `shmem_get_folio` with `SGP_READ`): a page in swap is swapped in; a
+/// page a writer is still filling is waited for; one that never got its
+/// data (the write failed and took it out) is a hole.
+fn uptodate_page(mapping: &Mapping, index: u64) -> Result<Option<FolioRef>, Errno> {
+    let Some((folio, _)) = shmem_get_folio(mapping, index)? else { return Ok(None) };
     if folio.page().test(PageFlags::UPTODATE) {
-        return Some(folio);
+        return Ok(Some(folio));
     }
     folio_lock(folio.page(), folio.pfn(), &FOLIO_WAIT);
     let uptodate = folio.page().test(PageFlags::UPTODATE);
     folio_unlock(folio.page(), folio.pfn(), &FOLIO_WAIT);
-    uptodate.then_some(folio)
+    Ok(uptodate.then_some(folio))
+}
+
+/// The page at `index` of the shmem file `mapping`, with a reference,
+/// and whether it had to come back from swap for this call; `None` for a
+/// hole (Linux `shmem_get_folio` with `SGP_READ`, its swap half
+/// `shmem_swapin_folio`). A swap entry at `index` is swapped in
+/// ([`mm::shmem::shmem_swapin_folio`]); a lookup that meets another
+/// task's swap-in of the same page lets it run and looks again. Sleeps.
+///
+/// Errors: EIO if the slot could not be read (the entry and the data in
+/// the slot stay), ENOMEM without memory for the page.
+pub fn shmem_get_folio(mapping: &Mapping, index: u64) -> Result<Option<(FolioRef, bool)>, Errno> {
+    loop {
+        let entry = match mapping.get_entry(index) {
+            None => return Ok(None),
+            Some(Ok(folio)) => return Ok(Some((folio, false))),
+            Some(Err(entry)) => entry,
+        };
+        if let Some(folio) = shmem_swapin_folio(mapping, index, entry)? {
+            return Ok(Some((folio, true)));
+        }
+        crate::sched::yield_now();
+    }
+}
+
+/// One try at bringing the page in swap at `entry` back to `index` (see
+/// [`mm::shmem::shmem_swapin_folio`]); `None` to look again.
+fn shmem_swapin_folio(mapping: &Mapping, index: u64, entry: SwpEntry) -> Result<Option<FolioRef>, Errno> {
+    let pgdat = crate::mm::pgdat();
+    // A swap entry was made by a registered backend.
+    let backend = pgdat.swap_backend().ok_or(Errno::EIO)?;
+    let came = mm::shmem::shmem_swapin_folio(
+        pgdat,
+        backend,
+        &FOLIO_WAIT,
+        entry,
+        GFP_HIGHUSER_MOVABLE,
+        |pfn| mapping.shmem_add_to_page_cache(pfn, index, entry),
+    );
+    match came {
+        Ok(ShmemSwapin::Done(pfn)) => FolioRef::from_new(pfn).map(Some).ok_or(Errno::EIO),
+        Ok(ShmemSwapin::Retry) => Ok(None),
+        Err(SwapinError::Io) => {
+            log::warn!("shmem: swap-in of page {index} from {entry:?} failed");
+            Err(Errno::EIO)
+        }
+        Err(SwapinError::NoMemory) => Err(Errno::ENOMEM),
+        Err(SwapinError::Raced | SwapinError::Unused) => Ok(None),
+    }
+}
+
+/// Brings the pages in swap at `first..=last` of the shmem file
+/// `mapping` back into memory, without waiting for a fault (Linux
+/// `shmem_swapin_range`, `MADV_WILLNEED`'s advice for shmem); stops at
+/// the first that cannot come back.
+pub fn shmem_swapin_range(mapping: &Mapping, first: u64, last: u64) {
+    let mut from = first;
+    while let Some((index, _)) = mapping.find_swap(from, last, None) {
+        if shmem_get_folio(mapping, index).is_err() {
+            return;
+        }
+        let Some(next) = index.checked_add(1) else { return };
+        from = next;
+        crate::sched::cond_resched();
+    }
+}
+
+/// Takes the swap entries at `first..=last` out of the shmem file
+/// `mapping`'s index and frees their slots (Linux `shmem_undo_range`'s
+/// `shmem_free_swap`, see [`mm::shmem::shmem_free_swap`]). The index's
+/// lock is let go before each slot is freed.
+pub fn shmem_free_swap_range(mapping: &Mapping, first: u64, last: u64) {
+    let pgdat = crate::mm::pgdat();
+    let Some(backend) = pgdat.swap_backend() else { return };
+    let mut from = first;
+    while let Some((index, entry)) = mapping.shmem_take_swap(from, last) {
+        mm::shmem::shmem_free_swap(pgdat, backend, entry);
+        let Some(next) = index.checked_add(1) else { return };
+        from = next;
+    }
+}
+
+/// Every live shmem file's page cache (Linux `shmem_swaplist`; see the
+/// module doc for how it differs): what swapoff walks for swap entries
+/// ([`shmem_unuse`]). A [`Mapping`] is listed when it is made
+/// ([`shmem_swaplist_add`]) and unlisted by its drop
+/// ([`shmem_swaplist_del`]); walkers hold it through the `Weak`, which
+/// fails once its drop began. A leaf spin lock; growing the list
+/// allocates outside it.
+static SHMEM_SWAPLIST: SpinLock<Vec<Weak<Mapping>>> = SpinLock::new(Vec::new());
+
+/// Lists `mapping`, a new shmem file's cache. ENOMEM if the list cannot
+/// grow: a file swapoff could not find must not exist.
+pub(crate) fn shmem_swaplist_add(mapping: &Arc<Mapping>) -> Result<(), Errno> {
+    let weak = Arc::downgrade(mapping);
+    loop {
+        let need = {
+            let mut list = SHMEM_SWAPLIST.lock();
+            if list.len() < list.capacity() {
+                list.push(weak);
+                return Ok(());
+            }
+            list.capacity() * 2 + 16
+        };
+        let mut bigger = Vec::new();
+        bigger.try_reserve_exact(need).map_err(|_| Errno::ENOMEM)?;
+        let old = {
+            let mut list = SHMEM_SWAPLIST.lock();
+            if list.capacity() >= need {
+                continue;
+            }
+            bigger.extend(list.drain(..));
+            core::mem::replace(&mut *list, bigger)
+        };
+        drop(old);
+    }
+}
+
+/// Unlists `mapping`, from its drop.
+pub(crate) fn shmem_swaplist_del(mapping: &Mapping) {
+    SHMEM_SWAPLIST.lock().retain(|weak| !core::ptr::eq(weak.as_ptr(), mapping));
+}
+
+/// The listed shmem files, as `Weak`s to upgrade one at a time outside
+/// the list's lock.
+fn shmem_swaplist() -> Result<Vec<Weak<Mapping>>, Errno> {
+    loop {
+        let len = SHMEM_SWAPLIST.lock().len();
+        let mut copy = Vec::new();
+        copy.try_reserve_exact(len + 16).map_err(|_| Errno::ENOMEM)?;
+        let list = SHMEM_SWAPLIST.lock();
+        if list.len() <= copy.capacity() {
+            copy.extend(list.iter().cloned());
+            return Ok(copy);
+        }
+    }
+}
+
+/// The pages of every shmem file that are in swap: the sum of their
+/// indexes' `swapped` counts (Linux keeps no such total; its
+/// `/proc/PID/smaps` sums `swapped` per mapping as `Swap`). For the swap
+/// reports of tests and benchmarks: every slot in use is held by a
+/// process's swap pte, a shmem file's entry or the swap cache.
+pub fn shmem_swapped() -> u64 {
+    let Ok(list) = shmem_swaplist() else { return 0 };
+    list.iter().filter_map(Weak::upgrade).map(|mapping| mapping.swapped()).sum()
+}
+
+/// Brings every shmem page in swap area `ty` back into its file (Linux
+/// `shmem_unuse`, swapoff's first step of `try_to_unuse`): each listed
+/// file with pages in swap has its entries of the area swapped in, in
+/// index order. Returns how many came back; stops at the first that
+/// cannot (EIO, ENOMEM). Sleeps.
+pub fn shmem_unuse(ty: u32) -> Result<u64, Errno> {
+    let mut done = 0;
+    for weak in shmem_swaplist()? {
+        let Some(mapping) = weak.upgrade() else { continue };
+        let mut from = 0;
+        while let Some((index, _)) = mapping.find_swap(from, u64::MAX, Some(ty)) {
+            if shmem_get_folio(&mapping, index)?.is_some() {
+                done += 1;
+            }
+            let Some(next) = index.checked_add(1) else { break };
+            from = next;
+            crate::sched::cond_resched();
+        }
+    }
+    Ok(done)
 }
 
 /// The internal tmpfs instance of the kernel's own files (Linux

@@ -4,8 +4,8 @@
 //! over the swap areas ([`crate::swapfile::SwapAreas`]), the swap cache's
 //! index ([`SWAP_CACHE`]) and the page I/O ([`crate::page_io`]). It is
 //! registered with the allocator at the first swapon; from then on
-//! reclaim swaps anonymous pages out while some area has a free slot.
-//! Swap-in's reads (a fault's page and its readahead) are submitted as
+//! reclaim swaps anonymous and shmem pages out while some area has a
+//! free slot. Swap-in's reads (a fault's page and its readahead) are submitted as
 //! one plugged batch each ([`SwapBackend::swap_read_folios`]); each
 //! completion, in interrupt context, marks its page uptodate or not and
 //! unlocks it ([`mm::swap_state::end_swap_read`]), waking the faults that
@@ -126,10 +126,7 @@ impl SwapBackend for KernelSwap {
     }
 
     fn swap_cache_lookup(&self, entry: SwpEntry) -> Option<Pfn> {
-        match SWAP_CACHE.lock().as_ref()?.load(key(entry))? {
-            CacheEntry::Folio(pfn) => Some(pfn),
-            CacheEntry::Shadow(_) => None,
-        }
+        SWAP_CACHE.lock().as_ref()?.load(key(entry))?.folio()
     }
 
     fn swap_cache_delete(&self, entry: SwpEntry, pfn: Pfn) -> bool {

@@ -53,8 +53,9 @@
 //! fault on a page still shared through the swap cache copies it; a
 //! fault waits for the page lock with the mmap lock held (Linux's
 //! `folio_lock_or_retry` drops it and retries the fault); no shadow
-//! entries (`workingset_refault` for swap); shmem pages do not go to
-//! swap.
+//! entries (`workingset_refault` for swap). (Shmem pages use these
+//! paths too, their entries kept in their files' indexes: see
+//! [`crate::shmem`].)
 
 // Its tests copy pages in and out of the model's slots (unsafe calls);
 // the module itself has no reason for unsafe.
@@ -252,6 +253,9 @@ pub enum SwapinError {
     Unused,
     /// No page, or no room in the swap cache's index.
     NoMemory,
+    /// The slot could not be read: the swap cache's page is not uptodate
+    /// (its finder gets `SIGBUS` or `EIO`).
+    Io,
 }
 
 /// The page the swap cache holds at `entry`, with a reference, unlocked
@@ -471,4 +475,4 @@ impl PgData<'_> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -21,17 +21,27 @@
 //!   through a pte: kept the first time, activated the second, or at
 //!   once if several ptes used it or it is mapped executable. Only read
 //!   (`PG_referenced` without ptes): reclaimed if clean;
-//! - anonymous and shmem pages: kept (they need swap);
+//! - anonymous and shmem pages: kept without swap; with swap, an
+//!   anonymous page gets a slot and joins the swap cache first
+//!   ([`add_to_swap`]);
 //! - mapped: unmapped from every pte ([`CacheOwners::try_to_unmap`],
-//!   which moves the ptes' dirty bits to the page), or activated if some
-//!   pte stays;
-//! - dirty: activated, for the flusher to write (only kswapd writes file
-//!   pages from reclaim in Linux; direct reclaim activates them), and
-//!   marked `PG_reclaim`: when its writeback ends, it moves to the cold
-//!   end of the inactive list (`pgrotated`);
+//!   which moves the ptes' dirty bits to the page; an anonymous page's
+//!   ptes get its swap entry, a shmem page's are cleared: its file's
+//!   index keeps track of it), or activated if some pte stays;
+//! - a dirty shmem page: goes to swap ([`shmem_writeout`]: a slot, the
+//!   swap cache, its swap entry in its file's index in its place), or is
+//!   activated when no slot can be had (Linux's `redirty`);
+//! - dirty: a swap-cache page is written to its slot
+//!   ([`swap_pageout`]); a file page is activated, for the flusher to
+//!   write (only kswapd writes file pages from reclaim in Linux; direct
+//!   reclaim activates them); either is marked `PG_reclaim`: when its
+//!   writeback ends, it moves to the cold end of the inactive list
+//!   (`pgrotated`);
 //! - clean and held only by its cache: taken out of the cache
 //!   ([`CacheOwners::remove_clean`], Linux `__remove_mapping`), a shadow
-//!   entry left at its index ([`crate::workingset`]), and freed.
+//!   entry left at its index ([`crate::workingset`]; none for shmem,
+//!   whose clean page holds zeros, as the hole it leaves reads), or out
+//!   of the swap cache ([`delete_from_swap_cache`]), and freed.
 //!
 //! Every eviction and every activation ages the node's non-resident
 //! pages ([`crate::workingset::workingset_age_nonresident`]), so that a
@@ -52,8 +62,8 @@
 //! still naming its cache under its lock names a live one.
 //!
 //! Anonymous and shmem pages sit on the anonymous lists, which reclaim
-//! leaves alone until there is swap (Linux `can_reclaim_anon_pages`).
-//! Each priority pass scans the lists under the reclaiming task's plug
+//! scans only while a swap area has a free slot (Linux
+//! `can_reclaim_anon_pages`). Each priority pass scans the lists under the reclaiming task's plug
 //! ([`crate::swap_state::SwapBackend::start_plug`], Linux
 //! `shrink_lruvec`'s `blk_start_plug`), ended before the shrinkers, so
 //! that the one-page writes of neighbouring slots merge into large
@@ -92,8 +102,10 @@ use crate::page::Page;
 use crate::page_alloc::PgData;
 use crate::page_flags::PageFlags;
 use crate::rmap::Referenced;
+use crate::shmem::{WriteoutError, shmem_writeout};
 use crate::swap::{LruList, folio_is_file_lru};
 use crate::swap_state::{SwapPlug, add_to_swap, delete_from_swap_cache, swap_pageout};
+use crate::swapops::SwpEntry;
 use crate::vma::VmaFlags;
 use crate::vmstat::VmEventItem;
 use crate::workingset::workingset_age_nonresident;
@@ -139,6 +151,24 @@ pub trait CacheOwners {
     /// dirtiness to the page; whether no pte maps it any more. As
     /// [`CacheOwners::folio_referenced`] for allocation and sleep.
     fn try_to_unmap(&self, pgdat: &PgData<'_>, pfn: Pfn) -> bool;
+
+    /// Puts the swap entry `entry` in place of the locked, unmapped shmem
+    /// page `pfn` at `index` of the cache `id` under that cache's lock
+    /// ([`crate::filemap::AddressSpace::shmem_delete_from_page_cache`]
+    /// with [`crate::shmem::SHMEM_WRITEOUT_REFS`]); true if it did, and
+    /// then the page is the swap cache's alone. The caller holds the
+    /// page's lock, so the cache is alive. Owners without shmem files
+    /// never have such a page.
+    fn shmem_delete_from_page_cache(
+        &self,
+        _pgdat: &PgData<'_>,
+        _id: MappingId,
+        _index: u64,
+        _pfn: Pfn,
+        _entry: SwpEntry,
+    ) -> bool {
+        false
+    }
 }
 
 /// The allocator's way into reclaim (Linux `__perform_reclaim`), which
@@ -384,21 +414,42 @@ fn shrink_locked_folio<O: CacheOwners + ?Sized>(pgdat: &PgData<'_>, owners: &O, 
         FolioReferences::ReclaimClean if page.test(PageFlags::DIRTY) => return Verdict::Keep,
         FolioReferences::Reclaim | FolioReferences::ReclaimClean => {}
     }
-    // Anonymous pages go to swap (Linux `add_to_swap`); shmem pages need
-    // shmem's swap, which is not there yet.
-    let swap = if (anon || swapcache) && owners.may_swap() { pgdat.swap_backend() } else { None };
-    if flags.contains(PageFlags::SWAPBACKED) {
+    // Anonymous and shmem pages (`PG_swapbacked`; a shmem page that went
+    // to swap is a swap-cache page of no file) need swap: an anonymous
+    // page gets its slot now (Linux `add_to_swap`), a shmem page after
+    // its ptes are gone ([`shmem_writeout`]).
+    let swapbacked = flags.contains(PageFlags::SWAPBACKED);
+    let swap = if swapbacked && owners.may_swap() { pgdat.swap_backend() } else { None };
+    if swapbacked {
         let Some(backend) = swap else { return Verdict::Keep };
-        if !page.test(PageFlags::SWAPCACHE) && add_to_swap(pgdat, backend, pfn, page).is_none() {
+        if anon && !page.test(PageFlags::SWAPCACHE) && add_to_swap(pgdat, backend, pfn, page).is_none() {
             return Verdict::Activate;
         }
     }
     // Unmapping moves the ptes' dirty bits to the page (an anonymous
-    // page's ptes get its swap entry); a page still mapped somewhere (an
-    // address space the walk could not lock) is activated, as Linux does
-    // when `try_to_unmap` fails.
+    // page's ptes get its swap entry, a file page's are cleared); a page
+    // still mapped somewhere (an address space the walk could not lock)
+    // is activated, as Linux does when `try_to_unmap` fails.
     if page.mapcount() > 0 && !owners.try_to_unmap(pgdat, pfn) {
         return Verdict::Activate;
+    }
+    // A dirty shmem page still in its file (Linux `pageout` ->
+    // `shmem_writeout`); a clean one holds zeros and is dropped below.
+    if let Some(backend) = swap
+        && !anon
+        && !page.test(PageFlags::SWAPCACHE)
+        && page.test(PageFlags::DIRTY)
+    {
+        let Some(id) = MappingId::new(page.mapping()) else { return Verdict::Keep };
+        let index = page.index();
+        let written = shmem_writeout(pgdat, backend, pfn, page, |entry| {
+            owners.shmem_delete_from_page_cache(pgdat, id, index, pfn, entry)
+        });
+        match written {
+            Ok(_) => {}
+            Err(WriteoutError::NoSwap) => return Verdict::Activate,
+            Err(WriteoutError::Busy) => return Verdict::Keep,
+        }
     }
     if page.test(PageFlags::DIRTY) {
         // Linux `folio_set_reclaim`: when its writeback ends, the page
@@ -417,9 +468,9 @@ fn shrink_locked_folio<O: CacheOwners + ?Sized>(pgdat: &PgData<'_>, owners: &O, 
     }
     let removed = match swap {
         // Linux `__remove_mapping` for the swap cache: the slot keeps the
-        // data for the ptes that hold its entry.
-        Some(backend) => delete_from_swap_cache(pgdat, backend, pfn, page),
-        None => MappingId::new(page.mapping()).is_some_and(|id| owners.remove_clean(pgdat, id, page.index(), pfn)),
+        // data for the ptes or the shmem index that hold its entry.
+        Some(backend) if page.test(PageFlags::SWAPCACHE) => delete_from_swap_cache(pgdat, backend, pfn, page),
+        _ => MappingId::new(page.mapping()).is_some_and(|id| owners.remove_clean(pgdat, id, page.index(), pfn)),
     };
     if removed { Verdict::Freed } else { Verdict::Keep }
 }

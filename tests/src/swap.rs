@@ -667,3 +667,115 @@ fn sequential_swap_in_reads_ahead_unless_page_cluster_is_0() {
     swapoff("/dev/vda").expect("swapoff");
     assert_eq!(pgdat.node_page_state(mm::vmstat::NodeStatItem::NrSwapcache), 0, "a page left in the swap cache");
 }
+/// The numbers of swap_test's `resident shm N file N of N` lines: the
+/// region's and the memfd's resident pages, and the pages of each.
+fn shmem_resident(out: &str) -> Vec<(u64, u64, u64)> {
+    out.lines()
+        .filter(|l| l.starts_with("resident shm "))
+        .map(|line| {
+            let n: Vec<u64> = line.split(' ').filter_map(|w| w.parse().ok()).collect();
+            assert_eq!(n.len(), 3, "{line}");
+            (n[0], n[1], n[2])
+        })
+        .collect()
+}
+
+/// Slots in use on area `ty`, as /proc/swaps's `Used` column says (KiB).
+fn proc_swaps_used_kib(name: &str) -> u64 {
+    let text = proc_swaps();
+    let line = text.lines().find(|l| l.starts_with(&alloc::format!("/dev/{name} "))).expect("the area's line");
+    line.split_whitespace().nth(3).and_then(|w| w.parse().ok()).expect("a Used column")
+}
+
+/// shmem's swap (Linux `shmem_writeout`/`shmem_swapin_folio`): at 64
+/// MiB with a 160 MiB swap disk, swap_test's shmem mode fills a 48 MiB
+/// shared anonymous region and a 48 MiB memfd (write(2)) with a pattern
+/// per page: the region, mapped, goes to swap for the memfd, and the
+/// memfd for the region when that is read back. A forked child checks both
+/// through mappings and rewrites half of each, the parent checks the
+/// region through its mapping and the memfd through pread(2) and a
+/// mapping: no page is wrong, the OOM killer never runs. Once the memfd
+/// is truncated and closed and the region unmapped, every slot in use is
+/// held by the shmem files still in swap (the rootfs's), none leaked:
+/// /proc/swaps' `Used` comes back to those, and swapoff succeeds.
+#[ktest(mem = 64, disk = 160, timeout = 600)]
+fn shmem_past_ram_goes_to_swap_and_comes_back_intact_through_mmap_and_read() {
+    let pgdat = kernel::mm::pgdat();
+    mkswap_disk(b"/dev/vda", b"shmem", UUID).expect("mkswap /dev/vda");
+    let ty = swapon("/dev/vda", None).expect("swapon /dev/vda");
+    let events = |item| pgdat.all_vm_events(item);
+    let (out0, in0, oom0) = (events(VmEventItem::Pswpout), events(VmEventItem::Pswpin), events(VmEventItem::OomKill));
+    let (status, out) =
+        kernel::process::run_user("/bin/swap_test", &["swap_test", "shmem", "96"]).expect("run swap_test");
+    let out = String::from_utf8_lossy(&out);
+    assert_eq!(status, 0, "swap_test failed:\n{out}");
+    assert!(out.contains("PASS swap_test shmem 96"), "{out}");
+    let resident = shmem_resident(&out);
+    log::info!("swap: shmem pages resident (region, memfd, of each): {resident:?}");
+    let [(shm, _, pages), (_, file, _)] = resident[..] else { panic!("two resident lines:\n{out}") };
+    assert!(shm < pages, "the shared region, mapped, never left memory");
+    assert!(file < pages, "the memfd never left memory");
+    let (swapped_out, swapped_in) = (events(VmEventItem::Pswpout) - out0, events(VmEventItem::Pswpin) - in0);
+    log::info!("swap: {swapped_out} pages written, {swapped_in} read");
+    assert!(swapped_in > 0, "nothing came back from swap");
+    assert_eq!(events(VmEventItem::OomKill), oom0, "the OOM killer ran with swap free");
+    // Slots the swap cache alone keeps go once their writes are done, as
+    // swapoff's first step frees them; kswapd may still be sending rootfs
+    // pages out, so the counts are compared until they hold still. A
+    // leaked slot never matches.
+    let mut tries = 0;
+    let (used, held) = loop {
+        kernel::swap_state::drop_unused_swap_cache(ty);
+        let held = kernel::shmem::shmem_swapped();
+        let used = u64::from(swap_info(ty).expect("the area").inuse_pages);
+        tries += 1;
+        if used == held || tries == 100 {
+            break (used, held);
+        }
+        kernel::sched::wait::sleep_until_ns(kernel::arch::x86_64::tsc::now_ns() + 10_000_000, || false);
+    };
+    log::info!("swap: {used} slots in use after exit, {held} by shmem files");
+    assert_eq!(used, held, "a slot no shmem file holds");
+    assert_eq!(proc_swaps_used_kib("vda"), 4 * held);
+    swapoff("/dev/vda").expect("swapoff brings the rootfs's pages back");
+    assert_eq!(kernel::shmem::shmem_swapped(), 0);
+    assert_eq!(pgdat.node_page_state(mm::vmstat::NodeStatItem::NrSwapcache), 0, "a page left in the swap cache");
+}
+
+/// swapoff with shmem pages in swap (Linux `shmem_unuse`): swap_test
+/// fills 96 MiB of shmem at 64 MiB, keeps 24 MiB of it (the memfd
+/// truncated, the region's tail punched out with MADV_REMOVE: their
+/// swap entries freed) and waits; swapoff brings the kept pages back
+/// into their files and frees the area, and the program then finds every
+/// kept page intact.
+#[ktest(mem = 64, disk = 160, timeout = 600)]
+fn swapoff_brings_shmem_pages_back_intact() {
+    use kernel::fs::file::Capture;
+    let pgdat = kernel::mm::pgdat();
+    mkswap_disk(b"/dev/vda", b"shmemoff", UUID).expect("mkswap /dev/vda");
+    let ty = swapon("/dev/vda", None).expect("swapon /dev/vda");
+    let capture: Capture = Arc::new(kernel::sync::Mutex::new(Vec::new()));
+    let args = ["swap_test", "shmem", "96", "hold", "24"];
+    let task = kernel::process::spawn_user("/bin/swap_test", &args, Some(capture.clone())).expect("spawn swap_test");
+    let pid = task.pid;
+    let deadline = kernel::arch::x86_64::tsc::now_ns() + 300_000_000_000;
+    while !String::from_utf8_lossy(&capture.lock()).contains("holding") {
+        assert!(kernel::arch::x86_64::tsc::now_ns() < deadline, "swap_test never got to hold its pages");
+        kernel::sched::wait::sleep_until_ns(kernel::arch::x86_64::tsc::now_ns() + 10_000_000, || false);
+    }
+    let held = kernel::shmem::shmem_swapped();
+    assert!(held > 0, "no shmem page is in swap");
+    let used = swap_info(ty).expect("the area").inuse_pages;
+    log::info!("swapoff: {held} shmem pages in swap, {used} slots in use");
+    let shmem = pgdat.node_page_state(mm::vmstat::NodeStatItem::NrShmem);
+    swapoff("/dev/vda").expect("swapoff brings the shmem pages back");
+    assert_eq!(kernel::shmem::shmem_swapped(), 0, "a shmem swap entry outlived swapoff");
+    assert!(pgdat.node_page_state(mm::vmstat::NodeStatItem::NrShmem) > shmem, "Shmem did not grow back");
+    kernel::signal::send_signal(&task, uapi::signal::SIGUSR1, None);
+    drop(task);
+    let reaped = kernel::process::do_wait(pid as i32, false).expect("wait").expect("reaped");
+    let out = String::from_utf8_lossy(&capture.lock()).into_owned();
+    assert_eq!(reaped.status, 0, "swap_test failed:\n{out}");
+    assert!(out.contains("PASS swap_test shmem 96 hold 24"), "{out}");
+    assert_eq!(pgdat.node_page_state(mm::vmstat::NodeStatItem::NrSwapcache), 0);
+}

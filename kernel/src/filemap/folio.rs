@@ -19,6 +19,7 @@ use mm::highmem::{self, PageRangeError};
 use mm::page::Page;
 use mm::page_alloc::PgData;
 use mm::rmap::Referenced;
+use mm::swapops::SwpEntry;
 use mm::vmscan::CacheOwners;
 use uapi::errno::Errno;
 
@@ -47,8 +48,9 @@ impl FolioRef {
         Some(FolioRef { pfn, page })
     }
 
-    /// Wraps the reference of a page just allocated for a page cache.
-    pub(super) fn from_new(pfn: Pfn) -> Option<FolioRef> {
+    /// Wraps a reference the caller owns to a page of a page cache (or
+    /// just allocated for one): the reference is the new value's.
+    pub(crate) fn from_new(pfn: Pfn) -> Option<FolioRef> {
         let page = crate::mm::pgdat().pfn_to_page(pfn)?;
         Some(FolioRef { pfn, page })
     }
@@ -106,8 +108,8 @@ impl Drop for FolioRef {
 
 /// Every live [`Mapping`] by id, sorted (ids only grow), as addresses:
 /// how reclaim reaches a page's cache from the page (Linux's
-/// `folio->mapping` pointer; reclaim never takes a shmem page, but gdb's
-/// `mm-page` names those through the table too). An entry is added when
+/// `folio->mapping` pointer; gdb's `mm-page` names pages through the
+/// table too). An entry is added when
 /// the mapping is made, in its `Arc`, and removed by [`unregister`] after
 /// the mapping's
 /// last page left it under that page's lock; a reclaimer holding the lock
@@ -218,5 +220,18 @@ impl CacheOwners for KernelCaches {
         let mapping = unsafe { &*(table[i].1 as *const Mapping) };
         drop(table);
         mapping.remove_clean(pgdat, index, pfn)
+    }
+
+    fn shmem_delete_from_page_cache(
+        &self,
+        pgdat: &PgData<'_>,
+        id: MappingId,
+        index: u64,
+        pfn: Pfn,
+        entry: SwpEntry,
+    ) -> bool {
+        // The caller holds the page's lock: `with_mapping`'s rule.
+        with_mapping(id.as_u64(), |mapping| mapping.shmem_delete_from_page_cache(pgdat, index, pfn, entry))
+            .unwrap_or(false)
     }
 }

@@ -43,18 +43,25 @@
 //! [`crate::shmem`]) is the file itself: its pages are `PG_swapbacked`
 //! and never written back ([`writeback`] finds nothing to write, as
 //! Linux's `mapping_can_writeback` is false for shmem), so `fsync` and
-//! `sync` have nothing to wait for; reclaim and `drop_caches`
-//! ([`invalidate_mapping_pages`]) leave them alone; only truncation,
-//! hole punching and the file's end free them. A shmem file reads its
-//! holes as zeros without adding pages (`shmem::shmem_file_read`) and
-//! has no readahead.
+//! `sync` have nothing to wait for; `drop_caches`
+//! ([`invalidate_mapping_pages`]) leaves them alone; reclaim sends them
+//! to swap, leaving each one's swap entry at its index
+//! ([`mm::shmem`]'s "Swap"), and every lookup here that finds such an
+//! entry swaps the page back in ([`crate::shmem::shmem_get_folio`]):
+//! the fault, `write(2)`, a new page's insertion that finds the entry
+//! (`add_new_locked`), truncation's partial pages. Truncation, hole
+//! punching and the file's end free pages and swap entries alike. A
+//! shmem file reads its holes as zeros without adding pages
+//! (`shmem::shmem_file_read`) and has no readahead.
 //!
 //! A [`Mapping`] is reference-counted: the VFS inode holds it (ext2's
 //! live as long as that inode), or the file system does (a tmpfs file's
 //! lives as long as the file); the last reference empties it ([`Drop`]).
 //!
 //! Page lock order: `i_rwsem` -> page lock (`PG_locked`) -> the file
-//! system's lock -> the mapping's lock. The mapping's lock is a leaf
+//! system's lock -> the mapping's lock. The swap areas' and the swap
+//! cache's locks are never taken under it: a shmem swap entry taken out
+//! of the index has its slot freed after the lock. The mapping's lock is a leaf
 //! `SpinLockIrq` (Linux's `xa_lock_irq` on `i_pages`), held only to look
 //! up, add, remove or mark entries; nothing sleeps or calls a file system
 //! under it. A page lock taken for a read is released by the read's
@@ -103,6 +110,7 @@ use mm::page_alloc::PgData;
 use mm::page_flags::PageFlags;
 use mm::page_writeback::{self, SyncMode, WritebackControl};
 use mm::readahead::{FileRaState, RaMapping, page_cache_async_ra, page_cache_sync_ra};
+use mm::swapops::SwpEntry;
 use mm::vmscan::{DirectReclaim, Kswapd, Reclaimer, SWAP_CLUSTER_MAX};
 use mm::vmstat::VmEventItem;
 use mm::workingset::workingset_refault;
@@ -195,7 +203,7 @@ static NEXT_MAPPING_ID: AtomicU64 = AtomicU64::new(8);
 pub struct Mapping {
     space: SpinLockIrq<AddressSpace<PageCacheNodes>>,
     id: MappingId,
-    /// shmem's: never written back, never reclaimed.
+    /// shmem's: never written back; reclaimed to swap.
     swapbacked: bool,
     /// The file's size as the VFS knows it (Linux `inode->i_size`): a
     /// write grows it page by page under each page's lock, before the
@@ -354,6 +362,10 @@ impl Mapping {
         let space = SpinLockIrq::new(AddressSpace::new(id, swapbacked, nodes));
         let mapping =
             Arc::new(Mapping { space, id, swapbacked, i_size: AtomicU64::new(size), dev, ino, i_mmap: IMmap::new() });
+        // swapoff must find every shmem file that may hold swap entries.
+        if swapbacked {
+            crate::shmem::shmem_swaplist_add(&mapping)?;
+        }
         if !folio::register(id, &mapping) {
             log::warn!("page cache: no memory to list {} for reclaim", mapping.host());
         }
@@ -380,6 +392,48 @@ impl Mapping {
     /// becomes the caller's.
     fn remove_clean(&self, pgdat: &PgData<'_>, index: u64, pfn: Pfn) -> bool {
         self.space.lock().remove_mapping(pgdat, index, pfn)
+    }
+
+    /// Trades the locked shmem page `pfn` at `index`, which reclaim is
+    /// sending to swap, for its swap entry (see
+    /// `mm::filemap::AddressSpace::shmem_delete_from_page_cache`).
+    fn shmem_delete_from_page_cache(&self, pgdat: &PgData<'_>, index: u64, pfn: Pfn, entry: SwpEntry) -> bool {
+        self.space.lock().shmem_delete_from_page_cache(pgdat, index, pfn, entry, mm::shmem::SHMEM_WRITEOUT_REFS)
+    }
+
+    /// The page at `index` with a reference, or the swap entry a shmem
+    /// page in swap left there; `None` for a hole (Linux
+    /// `filemap_get_entry`).
+    pub(crate) fn get_entry(&self, index: u64) -> Option<Result<FolioRef, SwpEntry>> {
+        let space = self.space.lock();
+        match space.lookup_entry(index)? {
+            CacheEntry::Folio(pfn) => FolioRef::get(pfn).map(Ok),
+            CacheEntry::Swap(radix) => Some(Err(radix.entry())),
+            CacheEntry::Shadow(_) => None,
+        }
+    }
+
+    /// Puts the locked page `pfn`, swapped in from `expected`, back at
+    /// `index` if the index still holds that entry (see
+    /// `mm::filemap::AddressSpace::shmem_add_to_page_cache`).
+    pub(crate) fn shmem_add_to_page_cache(&self, pfn: Pfn, index: u64, expected: SwpEntry) -> bool {
+        self.space.lock().shmem_add_to_page_cache(crate::mm::pgdat(), pfn, index, expected)
+    }
+
+    /// Takes the first swap entry in `start..=end` out of the index (its
+    /// slot's count is the caller's to free).
+    pub(crate) fn shmem_take_swap(&self, start: u64, end: u64) -> Option<(u64, SwpEntry)> {
+        self.space.lock().shmem_take_swap(start, end)
+    }
+
+    /// The first swap entry in `start..=end`, of area `ty` if given.
+    pub(crate) fn find_swap(&self, start: u64, end: u64, ty: Option<u32>) -> Option<(u64, SwpEntry)> {
+        self.space.lock().find_swap(start, end, ty)
+    }
+
+    /// A shmem file's pages in swap (Linux `shmem_inode_info.swapped`).
+    pub fn swapped(&self) -> u64 {
+        self.space.lock().swapped()
     }
 
     /// The cached file, for messages.
@@ -505,6 +559,20 @@ impl Mapping {
                         break;
                     }
                 }
+                Err(AddFolioError::Swap(_)) => {
+                    drop(space);
+                    // A shmem page went to swap since the caller looked:
+                    // it comes back instead of a new page (Linux
+                    // `shmem_get_folio_gfp` finding the swap entry).
+                    match crate::shmem::shmem_get_folio(self, index) {
+                        // Truncated meanwhile: a hole again, for our page.
+                        Ok(None) => {}
+                        found => {
+                            folio_unlock(folio.page(), pfn, &FOLIO_WAIT);
+                            return found.and_then(|theirs| theirs.map(|(f, _)| Err(f)).ok_or(Errno::EIO));
+                        }
+                    }
+                }
             }
         }
         folio_unlock(folio.page(), pfn, &FOLIO_WAIT);
@@ -592,16 +660,18 @@ pub fn read_cache_page(inode: &Inode, index: u64) -> Result<FolioRef, Errno> {
 }
 
 /// [`read_cache_page`], and whether this call read the page from the
-/// file system (a major fault, for `filemap_fault`).
+/// file system or, a shmem page, from swap (a major fault, for
+/// `filemap_fault`; a shmem hole filled with zeros is minor).
 fn read_cache_page_major(inode: &Inode, index: u64) -> Result<(FolioRef, bool), Errno> {
     let (mapping, a_ops) = parts(inode)?;
     loop {
-        let folio = match mapping.find_get(index) {
-            Some(f) => f,
+        let folio = match find_get_or_swapin(mapping, index)? {
+            Some((folio, true)) => return Ok((folio, true)),
+            Some((folio, false)) => folio,
             None => match mapping.add_new_locked(index, GFP_HIGHUSER_MOVABLE)? {
                 Ok(new) => {
                     fill_locked(mapping, a_ops, &new, index)?;
-                    return Ok((new, true));
+                    return Ok((new, !mapping.swapbacked));
                 }
                 Err(theirs) => theirs,
             },
@@ -630,6 +700,16 @@ fn read_cache_page_major(inode: &Inode, index: u64) -> Result<(FolioRef, bool), 
         }
         fill_locked(mapping, a_ops, &folio, index)?;
         return Ok((folio, true));
+    }
+}
+
+/// The cached page at `index`, or a shmem page swapped in from the
+/// swap entry there (then with `true`); `None` for a hole.
+fn find_get_or_swapin(mapping: &Mapping, index: u64) -> Result<Option<(FolioRef, bool)>, Errno> {
+    if mapping.swapbacked {
+        crate::shmem::shmem_get_folio(mapping, index)
+    } else {
+        Ok(mapping.find_get(index).map(|f| (f, false)))
     }
 }
 
@@ -790,8 +870,8 @@ fn grab_page_for_write(
     size: u64,
 ) -> Result<FolioRef, Errno> {
     loop {
-        let folio = match mapping.find_get(index) {
-            Some(f) => {
+        let folio = match find_get_or_swapin(mapping, index)? {
+            Some((f, _)) => {
                 folio_lock(f.page(), f.pfn(), &FOLIO_WAIT);
                 if !mapping.owns(&f, index) {
                     folio_unlock(f.page(), f.pfn(), &FOLIO_WAIT);
@@ -1055,12 +1135,23 @@ pub enum MappedPage {
 /// mapping still maps. The caller holds `i_rwsem`, or punches a hole
 /// ([`MappedPage::ZeroInPlace`]): the page locks keep a racing write,
 /// truncation or fault consistent, each seeing the page before or after.
+/// A shmem file's swap entries in the range go too, their slots freed
+/// (Linux `shmem_undo_range`'s `shmem_free_swap`): before the pages, so
+/// that no swap-in racing this puts a page back, and after, for the
+/// pages reclaim sent to swap while this waited for their locks; a
+/// partial page in swap is swapped in to be zeroed.
 pub fn truncate_inode_pages_range(mapping: &Mapping, lstart: u64, lend: u64, mapped: MappedPage) -> Result<(), Errno> {
     let pgdat = crate::mm::pgdat();
     // Whole pages: from the first that starts in the range to the last
     // that ends in it.
     let first = lstart.div_ceil(PAGE_SIZE);
     let end = lend.checked_add(1).map_or(u64::MAX, |e| e / PAGE_SIZE);
+    let free_swap = || {
+        if mapping.swapbacked && first < end {
+            crate::shmem::shmem_free_swap_range(mapping, first, end - 1);
+        }
+    };
+    free_swap();
     let mut from = first;
     while from < end {
         let next = {
@@ -1090,6 +1181,7 @@ pub fn truncate_inode_pages_range(mapping: &Mapping, lstart: u64, lend: u64, map
             None => break,
         }
     }
+    free_swap();
     // The shadows of evicted pages go with the range (Linux
     // `truncate_folio_batch_exceptionals`), their nodes freed.
     if first < end {
@@ -1120,10 +1212,11 @@ pub fn truncate_inode_pages_range(mapping: &Mapping, lstart: u64, lend: u64, map
 }
 
 /// Zeroes bytes `from..to` of the cached page at `index`, if it is
-/// cached, under its lock (Linux `folio_zero_range` in
+/// cached (a shmem page in swap is swapped in: Linux `shmem_undo_range`'s
+/// `shmem_get_folio`), under its lock (Linux `folio_zero_range` in
 /// `truncate_inode_partial_folio`).
 fn zero_cached(mapping: &Mapping, index: u64, from: usize, to: usize) -> Result<(), Errno> {
-    let Some(folio) = mapping.find_get(index) else { return Ok(()) };
+    let Some((folio, _)) = find_get_or_swapin(mapping, index)? else { return Ok(()) };
     folio_lock(folio.page(), folio.pfn(), &FOLIO_WAIT);
     let zeroed = if mapping.owns(&folio, index) { folio.zero(from, to - from) } else { Ok(()) };
     folio_unlock(folio.page(), folio.pfn(), &FOLIO_WAIT);
@@ -1212,6 +1305,12 @@ impl Drop for Mapping {
             }
             self.remove(&folio, index);
             folio_unlock(page, folio.pfn(), &FOLIO_WAIT);
+        }
+        if self.swapbacked {
+            // The file's pages in swap go with it; reclaim sent none there
+            // after the loop, which left no page to send.
+            crate::shmem::shmem_free_swap_range(self, 0, u64::MAX);
+            crate::shmem::shmem_swaplist_del(self);
         }
         folio::unregister(self.id);
     }

@@ -26,10 +26,13 @@
 //!
 //! A shmem file (tmpfs, memfd, shared anonymous memory) is mapped the same
 //! way, as Linux's `shmem_vm_ops` do, less what has no meaning without a
-//! disk: a fault has no readahead and allocates a zero page for a hole
-//! (Linux `shmem_fault`), `page_mkwrite` has no blocks to allocate and
-//! only marks the page as holding data, `punch_hole` frees pages
-//! (`MADV_REMOVE`, Linux `shmem_fallocate`). A shared mapping that may
+//! disk: a fault has no readahead, swaps a page in swap back in (a major
+//! fault) and allocates a zero page for a hole (Linux `shmem_fault`),
+//! `page_mkwrite` has no blocks to allocate and only marks the page as
+//! holding data, `punch_hole` frees pages and swap entries
+//! (`MADV_REMOVE`, Linux `shmem_fallocate`), `willneed` swaps the
+//! range's pages in (Linux `shmem_swapin_range`), and `mincore` calls a
+//! page in swap resident while the swap cache still has it. A shared mapping that may
 //! write a shmem file holds a [`WritableMapping`] for its life, which
 //! `F_SEAL_WRITE` waits for.
 
@@ -186,16 +189,17 @@ impl VmaFile for MappedFile {
         if index >= nr_pages {
             return Err(FileFaultError::Eof);
         }
-        // shmem reads nothing ahead: its pages are in memory or holes.
+        // shmem reads nothing ahead: its pages are in memory, in swap or
+        // holes.
         let missing = !mapping.is_swapbacked() && self.fault_readahead(mapping, index, nr_pages, advice)?;
         // The page may be under readahead's I/O now: this waits for it,
         // and reads it again if that read failed (Linux `filemap_fault`'s
         // `lock_folio_maybe_drop_mmap` and `page_not_uptodate`).
         let (folio, read) = read_cache_page_major(&self.inode, index).map_err(fault_error)?;
         // Major: the page was read from the file system for this fault,
-        // by the readahead or here. A shmem page is in memory (a hole
-        // filled with zeros took no I/O; only swap-in would).
-        let major = (missing || read) && !mapping.is_swapbacked();
+        // by the readahead or here, or a shmem page from swap (a hole
+        // filled with zeros took no I/O).
+        let major = missing || read;
         Ok(FaultPage { pfn: folio.into_pfn(), major })
     }
 
@@ -262,17 +266,31 @@ impl VmaFile for MappedFile {
     }
 
     fn willneed(&self, offset: u64, len: u64) {
-        // shmem has nothing to read ahead (Linux's `madvise_willneed`
-        // only swaps shmem pages in, and there is no swap).
-        if self.mapping().is_ok_and(|m| !m.is_swapbacked()) {
-            let ra = *self.ra.lock();
-            super::force_page_cache_readahead(&self.inode, &ra, offset, len);
+        let Ok(mapping) = self.mapping() else { return };
+        if mapping.is_swapbacked() {
+            // shmem has nothing to read ahead, only pages to swap in
+            // (Linux `madvise_willneed`'s `shmem_swapin_range`).
+            if len > 0 {
+                let last = offset.saturating_add(len - 1) / PAGE_SIZE;
+                crate::shmem::shmem_swapin_range(mapping, offset / PAGE_SIZE, last);
+            }
+            return;
         }
+        let ra = *self.ra.lock();
+        super::force_page_cache_readahead(&self.inode, &ra, offset, len);
     }
 
     fn mincore_page(&self, index: u64) -> bool {
         let Ok(mapping) = self.mapping() else { return false };
-        mapping.find_get(index).is_some_and(|folio| folio.page().test(PageFlags::UPTODATE))
+        match mapping.get_entry(index) {
+            Some(Ok(folio)) => folio.page().test(PageFlags::UPTODATE),
+            // A shmem page in swap is resident while the swap cache has it
+            // (Linux `filemap_get_incore_folio`).
+            Some(Err(entry)) => {
+                crate::mm::pgdat().swap_backend().is_some_and(|swap| swap.swap_cache_lookup(entry).is_some())
+            }
+            None => false,
+        }
     }
 
     fn punch_hole(&self, _pgdat: &PgData<'_>, start: u64, end: u64) -> Result<(), Errno> {

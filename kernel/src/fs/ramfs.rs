@@ -186,7 +186,12 @@ impl FileData {
     fn allocated_sectors(&self) -> u64 {
         match self {
             FileData::Pages { pages, .. } => pages.len() as u64 * (PAGE as u64 / 512),
-            FileData::Shmem(shmem) => shmem.mapping().nrpages() * (PAGE as u64 / 512),
+            // Pages in swap count, as Linux's `shmem_getattr` counts
+            // `info->alloced`.
+            FileData::Shmem(shmem) => {
+                let mapping = shmem.mapping();
+                (mapping.nrpages() + mapping.swapped()) * (PAGE as u64 / 512)
+            }
         }
     }
 }

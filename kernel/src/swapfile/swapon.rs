@@ -354,14 +354,16 @@ const UNUSE_ROUNDS: u32 = 100;
 const UNUSE_WAIT_NS: u64 = 10_000_000;
 
 /// Brings every page of area `ty`, closed to allocation, back into memory
-/// (Linux `try_to_unuse`): every address space's ptes naming a slot of
-/// the area fault their page in ([`crate::mmap::unuse_swap_area`]), and
-/// the slots only the swap cache holds then are freed
+/// (Linux `try_to_unuse`): every shmem file's swap entries of the area
+/// are swapped back into its page cache ([`crate::shmem::shmem_unuse`]),
+/// every address space's ptes naming a slot of the area fault their page
+/// in ([`crate::mmap::unuse_swap_area`]), and the slots only the swap
+/// cache holds then are freed
 /// ([`crate::swap_state::drop_unused_swap_cache`]), in rounds until no
 /// slot is in use. What cannot come back (no memory, a read error, a
-/// count no pte the walk finds) fails the call with ENOMEM, logged; the
-/// caller reopens the area with every slot as it was. Shmem pages do
-/// not go to swap yet, so no shmem index names a slot.
+/// count no pte or shmem index the walks find) fails the call with
+/// ENOMEM, logged; the caller reopens the area with every slot as it
+/// was.
 fn try_to_unuse(ty: u32, name: &str) -> Result<(), Errno> {
     let inuse = || swap_area(ty).map_or(0, |area| area.state.lock().si.as_ref().map_or(0, SwapInfo::inuse_pages));
     if inuse() == 0 {
@@ -373,6 +375,9 @@ fn try_to_unuse(ty: u32, name: &str) -> Result<(), Errno> {
     // under way may hold one a little longer, so a few rounds.
     for _ in 0..UNUSE_ROUNDS {
         crate::mmap::mmput_async_drain();
+        if let Err(e) = crate::shmem::shmem_unuse(ty) {
+            warn!("swapoff: {name}: bringing shmem pages back: {e}");
+        }
         crate::mmap::unuse_swap_area(ty);
         crate::swap_state::drop_unused_swap_cache(ty);
         if inuse() == 0 {

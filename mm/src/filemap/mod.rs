@@ -21,9 +21,26 @@
 //! carry `PG_swapbacked` and count in `NR_SHMEM` as Linux's do; `PG_dirty`
 //! on them says only that they hold data (Linux's `noop_dirty_folio`):
 //! it is neither counted in `NR_FILE_DIRTY` nor marked in the index.
-//! Only swap could take such a page out of memory; until there is swap,
-//! reclaim and `drop_caches` leave them alone ([`crate::vmscan`]) and only
-//! truncation or the file's end frees them.
+//! `drop_caches` leaves them alone; reclaim drops a clean one (it holds
+//! zeros: a hole reads the same) and sends a dirty one to swap
+//! ([`crate::shmem::shmem_writeout`]), which leaves the page's swap entry
+//! in the index in its place.
+//!
+//! # Swap entries
+//!
+//! A shmem page that went to swap leaves a [`CacheEntry::Swap`] at its
+//! index (Linux's `swp_to_radix_entry` value entry), which holds one
+//! count of its slot, and the space counts it in [`AddressSpace::swapped`]
+//! (Linux `shmem_inode_info.swapped`) instead of `nrpages`
+//! ([`AddressSpace::shmem_delete_from_page_cache`]). To the page lookups
+//! a swap entry is no page ([`AddressSpace::lookup`], [`AddressSpace::find`]);
+//! [`AddressSpace::add_folio`] refuses to replace one
+//! ([`AddFolioError::Swap`]): the caller swaps the page in instead, and
+//! that puts it back in the entry's place
+//! ([`AddressSpace::shmem_add_to_page_cache`], Linux
+//! `shmem_add_to_page_cache` with the expected entry). Truncation, hole
+//! punching and the file's end take the entries out with their range
+//! ([`AddressSpace::shmem_take_swap`]) and free their slots.
 //!
 //! # Shadow entries
 //!
@@ -50,7 +67,7 @@
 //!
 //! # Invariants ([`AddressSpace::check`] verifies them)
 //!
-//! 1. `nrpages` is the number of entries in the index.
+//! 1. `nrpages` is the number of pages in the index.
 //! 2. Every page in the index has `mapping` equal to the space's
 //!    [`MappingId`], `index` equal to its key, and a reference for the
 //!    cache.
@@ -60,6 +77,8 @@
 //!    writeback mark exactly when it is `PG_writeback`. In a shmem space
 //!    no entry has any mark and no page is under writeback.
 //! 4. A shadow entry has no mark, and a shmem space has no shadow.
+//! 5. Only a shmem space holds swap entries; they have no mark, and
+//!    `swapped` is their number.
 //!
 //! # The folio lock
 //!
@@ -81,6 +100,7 @@ use crate::errseq::ErrSeq;
 use crate::page::Page;
 use crate::page_alloc::PgData;
 use crate::page_flags::PageFlags;
+use crate::swapops::SwpEntry;
 use crate::vmstat::NodeStatItem;
 use crate::workingset::{Shadow, workingset_eviction};
 use crate::xarray::{
@@ -111,7 +131,7 @@ impl MappingId {
 }
 
 /// What a cache's index holds at an index (Linux: a folio pointer, or a
-/// value entry; of those only shadows exist here, no swap or DAX
+/// value entry: a shadow or, in shmem's index, a swap entry; no DAX
 /// entries).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CacheEntry {
@@ -120,6 +140,9 @@ pub enum CacheEntry {
     /// Where a page was until reclaim evicted it (Linux `xa_is_value`,
     /// see [`crate::workingset`]): a hole to every lookup.
     Shadow(Shadow),
+    /// Where a shmem page's data is while it is in swap (see "Swap
+    /// entries" in the module doc).
+    Swap(RadixSwap),
 }
 
 impl CacheEntry {
@@ -127,8 +150,40 @@ impl CacheEntry {
     pub const fn folio(self) -> Option<Pfn> {
         match self {
             CacheEntry::Folio(pfn) => Some(pfn),
-            CacheEntry::Shadow(_) => None,
+            CacheEntry::Shadow(_) | CacheEntry::Swap(_) => None,
         }
+    }
+
+    /// The swap entry, if the entry is one (Linux `radix_to_swp_entry`
+    /// after `xa_is_value`).
+    pub const fn swap(self) -> Option<SwpEntry> {
+        match self {
+            CacheEntry::Swap(radix) => Some(radix.entry()),
+            CacheEntry::Folio(_) | CacheEntry::Shadow(_) => None,
+        }
+    }
+}
+
+/// A swap entry as a shmem index holds it (Linux `swp_to_radix_entry`):
+/// type and offset packed in one word, so that an index slot stays as
+/// small as a page's or a shadow's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RadixSwap(u64);
+
+/// Bit of the type in a [`RadixSwap`]: swap offsets stay below it (the
+/// pte encoding holds fewer bits).
+const RADIX_SWAP_TYPE_SHIFT: u32 = 58;
+
+impl RadixSwap {
+    /// `entry` packed (Linux `swp_to_radix_entry`).
+    pub const fn new(entry: SwpEntry) -> RadixSwap {
+        let offset = entry.offset() & ((1 << RADIX_SWAP_TYPE_SHIFT) - 1);
+        RadixSwap(((entry.ty() as u64) << RADIX_SWAP_TYPE_SHIFT) | offset)
+    }
+
+    /// The entry (Linux `radix_to_swp_entry`).
+    pub const fn entry(self) -> SwpEntry {
+        SwpEntry::new((self.0 >> RADIX_SWAP_TYPE_SHIFT) as u32, self.0 & ((1 << RADIX_SWAP_TYPE_SHIFT) - 1))
     }
 }
 
@@ -140,6 +195,10 @@ pub enum AddFolioError {
     Exists(Pfn),
     /// The index could not grow (Linux `-ENOMEM`).
     NoMemory,
+    /// The index holds the swap entry of a shmem page that went to swap
+    /// (Linux `-EEXIST` from `shmem_add_to_page_cache`): the caller
+    /// swaps that page in instead of adding a new one.
+    Swap(SwpEntry),
 }
 
 /// One file's page cache (Linux `struct address_space`), its index's
@@ -148,8 +207,12 @@ pub struct AddressSpace<A: XaNodeAlloc<CacheEntry>> {
     /// Pages and shadows by index, with the writeback marks (Linux
     /// `i_pages`).
     i_pages: XArray<CacheEntry, A>,
-    /// Pages in `i_pages`, shadows not counted (Linux `nrpages`).
+    /// Pages in `i_pages`, shadows and swap entries not counted (Linux
+    /// `nrpages`).
     nrpages: u64,
+    /// Swap entries in `i_pages`: a shmem file's pages in swap (Linux
+    /// `shmem_inode_info.swapped`).
+    swapped: u64,
     /// The file is going away: reclaim leaves no shadow (Linux
     /// `AS_EXITING`).
     exiting: bool,
@@ -165,7 +228,15 @@ impl<A: XaNodeAlloc<CacheEntry>> AddressSpace<A> {
     /// An empty cache whose pages will say `id`, its index's nodes from
     /// `nodes`; `swapbacked` for shmem.
     pub const fn new(id: MappingId, swapbacked: bool, nodes: A) -> Self {
-        AddressSpace { i_pages: XArray::new(nodes), nrpages: 0, exiting: false, id, swapbacked, wb_err: ErrSeq::new() }
+        AddressSpace {
+            i_pages: XArray::new(nodes),
+            nrpages: 0,
+            swapped: 0,
+            exiting: false,
+            id,
+            swapbacked,
+            wb_err: ErrSeq::new(),
+        }
     }
 
     /// Its pages' `mapping` word.
@@ -194,10 +265,17 @@ impl<A: XaNodeAlloc<CacheEntry>> AddressSpace<A> {
     /// Shadow entries in the index (Linux counted them in
     /// `nrexceptional`).
     pub fn nr_shadows(&self) -> u64 {
-        (self.i_pages.len() as u64).saturating_sub(self.nrpages)
+        (self.i_pages.len() as u64).saturating_sub(self.nrpages).saturating_sub(self.swapped)
     }
 
-    /// The entry at `index`, page or shadow (Linux `filemap_get_entry`).
+    /// A shmem file's pages in swap: the swap entries in its index
+    /// (Linux `shmem_inode_info.swapped`).
+    pub fn swapped(&self) -> u64 {
+        self.swapped
+    }
+
+    /// The entry at `index`, page, shadow or swap entry (Linux
+    /// `filemap_get_entry`).
     pub fn lookup_entry(&self, index: u64) -> Option<CacheEntry> {
         self.i_pages.load(index)
     }
@@ -223,12 +301,12 @@ impl<A: XaNodeAlloc<CacheEntry>> AddressSpace<A> {
         }
     }
 
-    /// The first index in `start..=max` with no page, a shadow counting as
-    /// none, if any (Linux `page_cache_next_miss`).
+    /// The first index in `start..=max` with no page, a shadow or swap
+    /// entry counting as none, if any (Linux `page_cache_next_miss`).
     pub fn next_hole(&self, start: u64, max: u64) -> Option<u64> {
         let mut expected = start;
         for (index, entry) in self.i_pages.iter_range(start, max, None) {
-            if index != expected || matches!(entry, CacheEntry::Shadow(_)) {
+            if index != expected || entry.folio().is_none() {
                 return Some(expected);
             }
             expected = index.checked_add(1)?;
@@ -256,8 +334,10 @@ impl<A: XaNodeAlloc<CacheEntry>> AddressSpace<A> {
     pub fn add_folio(&mut self, pgdat: &PgData<'_>, pfn: Pfn, index: u64) -> Result<Option<Shadow>, AddFolioError> {
         let page = pgdat.pfn_to_page(pfn).ok_or(AddFolioError::NoMemory)?;
         debug_assert!(folio_test_locked(page), "a page joins the cache locked");
-        if let Some(CacheEntry::Folio(other)) = self.i_pages.load(index) {
-            return Err(AddFolioError::Exists(other));
+        match self.i_pages.load(index) {
+            Some(CacheEntry::Folio(other)) => return Err(AddFolioError::Exists(other)),
+            Some(CacheEntry::Swap(radix)) => return Err(AddFolioError::Swap(radix.entry())),
+            Some(CacheEntry::Shadow(_)) | None => {}
         }
         let old =
             self.i_pages.store(index, CacheEntry::Folio(pfn)).map_err(|XaError::NoMemory| AddFolioError::NoMemory)?;
@@ -337,6 +417,102 @@ impl<A: XaNodeAlloc<CacheEntry>> AddressSpace<A> {
         pgdat.mod_node_page_state(NodeStatItem::NrFilePages, -1);
     }
 
+    /// Puts the swap entry `entry` in place of the locked shmem page
+    /// `pfn` at `index`, which reclaim unmapped and gave a slot and a place
+    /// in the swap cache (Linux `shmem_delete_from_page_cache` with
+    /// `swp_to_radix_entry`): only if the page is still there, mapped by
+    /// no pte, and held by exactly `refs` references (reclaim's count of
+    /// the page cache's, the swap cache's and its own: a lookup takes its
+    /// reference under the cache's lock, so a fault or read that found
+    /// the page keeps it here). The page leaves `nrpages`,
+    /// `NR_FILE_PAGES` and `NR_SHMEM` and names no mapping any more (it
+    /// stays dirty, for the swap write); `swapped` counts the entry, which
+    /// holds the count of the slot the caller took for it. The page
+    /// cache's reference is put (the swap cache holds its own). Returns
+    /// whether it did it; if not, nothing changed.
+    pub fn shmem_delete_from_page_cache(
+        &mut self,
+        pgdat: &PgData<'_>,
+        index: u64,
+        pfn: Pfn,
+        entry: SwpEntry,
+        refs: i32,
+    ) -> bool {
+        let Some(page) = pgdat.pfn_to_page(pfn) else { return false };
+        if !self.swapbacked || self.lookup(index) != Some(pfn) || page.refcount() != refs || page.mapcount() > 0 {
+            return false;
+        }
+        debug_assert!(folio_test_locked(page), "a shmem page goes to swap locked");
+        // Replacing an entry allocates nothing: its nodes exist.
+        if self.i_pages.store(index, CacheEntry::Swap(RadixSwap::new(entry))).is_err() {
+            return false;
+        }
+        self.nrpages = self.nrpages.saturating_sub(1);
+        self.swapped += 1;
+        page.set_mapping(0);
+        pgdat.mod_node_page_state(NodeStatItem::NrFilePages, -1);
+        pgdat.mod_node_page_state(NodeStatItem::NrShmem, -1);
+        let last = page.put_testzero();
+        debug_assert!(!last, "the swap cache and reclaim hold the page too");
+        true
+    }
+
+    /// Puts the locked page `pfn`, swapped in from `expected`, back at
+    /// `index` in place of that swap entry (Linux `shmem_add_to_page_cache`
+    /// with `expected`): only if the index still holds it (truncation or
+    /// another swap-in may have taken it). The page gets a reference for
+    /// the cache, its `mapping` and `index`, `PG_swapbacked`, and counts
+    /// in `nrpages`, `NR_FILE_PAGES` and `NR_SHMEM` again; `swapped`
+    /// counts one entry fewer (its slot's count is the caller's to free).
+    /// Returns whether it did it.
+    pub fn shmem_add_to_page_cache(&mut self, pgdat: &PgData<'_>, pfn: Pfn, index: u64, expected: SwpEntry) -> bool {
+        let Some(page) = pgdat.pfn_to_page(pfn) else { return false };
+        debug_assert!(folio_test_locked(page), "a page joins the cache locked");
+        if self.i_pages.load(index) != Some(CacheEntry::Swap(RadixSwap::new(expected))) {
+            return false;
+        }
+        if self.i_pages.store(index, CacheEntry::Folio(pfn)).is_err() {
+            return false;
+        }
+        page.get();
+        page.set_mapping(self.id.as_u64());
+        page.set_index(index);
+        page.set(PageFlags::SWAPBACKED);
+        self.swapped = self.swapped.saturating_sub(1);
+        self.nrpages += 1;
+        pgdat.mod_node_page_state(NodeStatItem::NrShmem, 1);
+        pgdat.mod_node_page_state(NodeStatItem::NrFilePages, 1);
+        true
+    }
+
+    /// Takes the first swap entry in `start..=end` out of the index, if
+    /// any, with its index (Linux `shmem_free_swap`'s `xa_cmpxchg` to
+    /// nothing); the slot's count it held is the caller's to free.
+    pub fn shmem_take_swap(&mut self, start: u64, end: u64) -> Option<(u64, SwpEntry)> {
+        let (index, entry) = self.find_swap(start, end, None)?;
+        self.i_pages.erase(index);
+        self.swapped = self.swapped.saturating_sub(1);
+        Some((index, entry))
+    }
+
+    /// The first swap entry in `start..=end`, of swap area `ty` if given,
+    /// with its index (Linux `shmem_find_swap_entries`, one at a time).
+    pub fn find_swap(&self, start: u64, end: u64, ty: Option<u32>) -> Option<(u64, SwpEntry)> {
+        if self.swapped == 0 {
+            return None;
+        }
+        let mut from = start;
+        loop {
+            let (index, entry) = self.i_pages.find(from, end, None)?;
+            if let Some(swap) = entry.swap()
+                && ty.is_none_or(|ty| swap.ty() == ty)
+            {
+                return Some((index, swap));
+            }
+            from = index.checked_add(1)?;
+        }
+    }
+
     /// Erases the shadow entries in `start..=end`, freeing the index
     /// nodes they leave empty (Linux `truncate_folio_batch_exceptionals`
     /// for truncation, `clear_shadow_entries` for invalidation); pages
@@ -411,9 +587,20 @@ impl<A: XaNodeAlloc<CacheEntry>> AddressSpace<A> {
     /// Checks the invariants of the module documentation.
     pub fn check(&self, pgdat: &PgData<'_>) -> Result<(), &'static str> {
         let mut count = 0u64;
+        let mut swapped = 0u64;
         for (index, entry) in self.i_pages.iter() {
             let pfn = match entry {
                 CacheEntry::Folio(pfn) => pfn,
+                CacheEntry::Swap(_) => {
+                    if !self.swapbacked {
+                        return Err("5: a swap entry outside a shmem space");
+                    }
+                    if XaMark::ALL.into_iter().any(|mark| self.i_pages.get_mark(index, mark)) {
+                        return Err("5: a swap entry has a mark");
+                    }
+                    swapped += 1;
+                    continue;
+                }
                 CacheEntry::Shadow(_) => {
                     if self.swapbacked {
                         return Err("4: a shmem space holds a shadow");
@@ -453,6 +640,9 @@ impl<A: XaNodeAlloc<CacheEntry>> AddressSpace<A> {
         }
         if count != self.nrpages {
             return Err("1: nrpages is not the number of entries");
+        }
+        if swapped != self.swapped {
+            return Err("5: swapped is not the number of swap entries");
         }
         Ok(())
     }

@@ -116,3 +116,78 @@ fn migrate_folio_swaps_a_page_only_held_by_the_cache_and_the_caller_marks_kept()
     // SAFETY: as above.
     unsafe { pgdat.put_page(new) }.unwrap();
 }
+
+#[test]
+fn a_shmem_page_traded_for_its_swap_entry_is_no_page_and_comes_back_in_its_place() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let mut space = AddressSpace::new(ID, true, Nodes::default());
+    let pfn = new_locked_page(&pgdat);
+    space.add_folio(&pgdat, pfn, 3).unwrap();
+    let page = pgdat.pfn_to_page(pfn).unwrap();
+    let entry = SwpEntry::new(1, 0x1234);
+    // The cache's and the allocation's references: refused for any other
+    // count, and while a pte maps the page.
+    assert!(!space.shmem_delete_from_page_cache(&pgdat, 3, pfn, entry, 3), "a reference more than expected");
+    page.inc_mapcount();
+    assert!(!space.shmem_delete_from_page_cache(&pgdat, 3, pfn, entry, 2), "still mapped");
+    page.dec_mapcount();
+    // A page cache that cannot write back takes no swap entry either.
+    let mut file = AddressSpace::new(MappingId::new(0x2000).unwrap(), false, Nodes::default());
+    assert!(!file.shmem_delete_from_page_cache(&pgdat, 3, pfn, entry, 2), "not a shmem space");
+    page.get();
+    assert!(space.shmem_delete_from_page_cache(&pgdat, 3, pfn, entry, 3));
+    assert_eq!((page.mapping(), page.refcount()), (0, 2), "the page cache let go of it");
+    assert!(page.test(PageFlags::SWAPBACKED));
+    assert_eq!(space.lookup_entry(3), Some(CacheEntry::Swap(RadixSwap::new(entry))));
+    assert_eq!(space.lookup_entry(3).and_then(CacheEntry::swap), Some(entry), "the entry round-trips");
+    assert_eq!((space.lookup(3), space.find(0, u64::MAX, None), space.next_hole(3, 5)), (None, None, Some(3)));
+    assert_eq!((space.nrpages(), space.swapped(), space.nr_shadows()), (0, 1, 0));
+    assert_eq!(pgdat.node_page_state_pages(NodeStatItem::NrShmem), 0);
+    assert_eq!(pgdat.node_page_state_pages(NodeStatItem::NrFilePages), 0);
+    space.check(&pgdat).unwrap();
+    assert_eq!(space.find_swap(0, u64::MAX, Some(1)), Some((3, entry)));
+    assert_eq!(space.find_swap(0, u64::MAX, Some(0)), None, "another area's");
+    assert_eq!(space.find_swap(4, u64::MAX, None), None);
+
+    // A new page may not take the entry's place: the data is in swap.
+    let other = new_locked_page(&pgdat);
+    assert_eq!(space.add_folio(&pgdat, other, 3), Err(AddFolioError::Swap(entry)));
+    assert!(!space.shmem_add_to_page_cache(&pgdat, other, 3, SwpEntry::new(1, 0x1235)), "not the entry expected");
+    assert!(space.shmem_add_to_page_cache(&pgdat, other, 3, entry));
+    let otherpage = pgdat.pfn_to_page(other).unwrap();
+    assert_eq!((otherpage.mapping(), otherpage.index(), otherpage.refcount()), (ID.as_u64(), 3, 2));
+    assert!(otherpage.test(PageFlags::SWAPBACKED));
+    assert_eq!((space.lookup(3), space.nrpages(), space.swapped()), (Some(other), 1, 0));
+    assert_eq!(pgdat.node_page_state_pages(NodeStatItem::NrShmem), 1);
+    space.check(&pgdat).unwrap();
+    assert!(!space.shmem_add_to_page_cache(&pgdat, pfn, 3, entry), "the entry is gone: a second swap-in loses");
+
+    // Truncation takes the entries out, pages stay.
+    let cached = space.remove_folio(&pgdat, 3);
+    assert_eq!(cached, Some(other));
+    assert!(space.add_folio(&pgdat, pfn, 3).is_ok());
+    assert!(space.shmem_delete_from_page_cache(&pgdat, 3, pfn, entry, 3));
+    let kept = new_locked_page(&pgdat);
+    space.add_folio(&pgdat, kept, 9).unwrap();
+    assert_eq!(space.shmem_take_swap(0, u64::MAX), Some((3, entry)));
+    assert_eq!(space.shmem_take_swap(0, u64::MAX), None);
+    assert_eq!((space.lookup_entry(3), space.swapped(), space.lookup(9)), (None, 0, Some(kept)));
+    space.check(&pgdat).unwrap();
+}
+
+#[test]
+fn check_catches_a_swap_entry_outside_shmem_or_miscounted() {
+    let sim = Sim::flat(32 * MIB);
+    let pgdat = sim.pgdat(1);
+    let mut space = AddressSpace::new(ID, true, Nodes::default());
+    let pfn = new_locked_page(&pgdat);
+    space.add_folio(&pgdat, pfn, 0).unwrap();
+    assert!(space.shmem_delete_from_page_cache(&pgdat, 0, pfn, SwpEntry::new(0, 1), 2));
+    space.swapped = 0;
+    assert_eq!(space.check(&pgdat), Err("5: swapped is not the number of swap entries"));
+    let mut file = AddressSpace::new(ID, false, Nodes::default());
+    file.i_pages.store(0, CacheEntry::Swap(RadixSwap::new(SwpEntry::new(0, 1)))).unwrap();
+    file.swapped = 1;
+    assert_eq!(file.check(&pgdat), Err("5: a swap entry outside a shmem space"));
+}

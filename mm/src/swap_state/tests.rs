@@ -34,11 +34,11 @@ struct Slot {
 /// completes them, and the task's plug: whether one is started, how many
 /// were, and the writes made without one.
 #[derive(Default)]
-struct SimSwap {
+pub(crate) struct SimSwap {
     slots: Mutex<BTreeMap<(u32, u64), Slot>>,
     cache: Mutex<BTreeMap<(u32, u64), Pfn>>,
     next: Mutex<u64>,
-    refuse: AtomicBool,
+    pub(crate) refuse: AtomicBool,
     size: u64,
     /// Reads fail (the disk's error).
     fail_reads: AtomicBool,
@@ -57,11 +57,24 @@ fn key(entry: SwpEntry) -> (u32, u64) {
 }
 
 impl SimSwap {
-    fn count(&self, entry: SwpEntry) -> u32 {
+    /// An area of `size` slots (the first, the header's, never handed
+    /// out) for one test's machine.
+    pub(crate) fn leaked(size: u64) -> &'static SimSwap {
+        Box::leak(Box::new(SimSwap { size, ..SimSwap::default() }))
+    }
+
+    /// The references to `entry`'s slot besides the swap cache's.
+    pub(crate) fn count(&self, entry: SwpEntry) -> u32 {
         self.slots.lock().unwrap().get(&key(entry)).map_or(0, |s| s.count)
     }
 
-    fn in_use(&self) -> usize {
+    /// The data written to `entry`'s slot, if any.
+    pub(crate) fn data(&self, entry: SwpEntry) -> Option<Vec<u8>> {
+        self.slots.lock().unwrap().get(&key(entry)).and_then(|s| s.data.clone())
+    }
+
+    /// Slots in use.
+    pub(crate) fn in_use(&self) -> usize {
         self.slots.lock().unwrap().values().filter(|s| s.count > 0 || s.cache).count()
     }
 
@@ -240,7 +253,7 @@ fn entry_at(mm: &Mm<'_>, addr: u64) -> Option<SwpEntry> {
 }
 
 fn registered(env: &Env<'_>) -> &'static SimSwap {
-    let swap: &'static SimSwap = Box::leak(Box::new(SimSwap { size: 1 << 16, ..SimSwap::default() }));
+    let swap = SimSwap::leaked(1 << 16);
     env.pgdat.set_swap_backend(swap);
     swap
 }

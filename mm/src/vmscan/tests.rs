@@ -99,7 +99,7 @@ fn clean_unused_cache_pages_are_freed_and_busy_ones_are_kept() {
 }
 
 #[test]
-fn shmem_pages_are_never_reclaimed_clean_or_dirty() {
+fn without_swap_shmem_pages_are_never_reclaimed_clean_or_dirty() {
     let sim = Sim::flat(32 * MIB);
     let pgdat = sim.pgdat(1);
     let shmem = OneFile { space: Mutex::new(AddressSpace::new(ID, true, Nodes::default())) };
