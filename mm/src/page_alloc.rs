@@ -403,6 +403,10 @@ pub struct PgData<'a> {
     /// Linux `vm_swappiness`: reclaim's anon/file balance
     /// ([`crate::vmscan::DEFAULT_SWAPPINESS`]).
     swappiness: AtomicU32,
+    /// Where tasks sleep for a page's lock: what mm code that locks a
+    /// page outside a reclaim or rmap context (`MADV_FREE`) wakes when it
+    /// unlocks.
+    folio_waits: spin::Once<&'static dyn crate::arch::FolioWaitTable>,
 }
 
 /// A node's per-CPU data, as [`PgData::new`] takes it: one view per
@@ -635,6 +639,7 @@ impl<'a> PgData<'a> {
             shrinkers: ShrinkerRegistry::new(),
             wmark_settings: spin::Mutex::new(mmzone::WatermarkSettings::new()),
             swappiness: AtomicU32::new(crate::vmscan::DEFAULT_SWAPPINESS),
+            folio_waits: spin::Once::new(),
         }
     }
 
@@ -722,6 +727,16 @@ impl<'a> PgData<'a> {
     /// block; the first registration stays.
     pub fn set_direct_reclaim(&self, reclaim: &'static dyn DirectReclaim) {
         self.direct_reclaim.call_once(|| reclaim);
+    }
+
+    /// Registers the page-lock wait table; the first registration stays.
+    pub fn set_folio_waits(&self, waits: &'static dyn crate::arch::FolioWaitTable) {
+        self.folio_waits.call_once(|| waits);
+    }
+
+    /// The registered page-lock wait table, if any.
+    pub fn folio_waits(&self) -> Option<&'static dyn crate::arch::FolioWaitTable> {
+        self.folio_waits.get().copied()
     }
 
     /// Where the swap areas are registered ([`crate::swap_state`]).

@@ -255,6 +255,19 @@ impl DirectReclaim for KernelReclaim {
 
 static RECLAIM: KernelReclaim = KernelReclaim;
 
+/// `madvise(MADV_PAGEOUT)` on the address space `mm` (Linux
+/// `madvise_pageout` -> `reclaim_pages`): under its mmap lock held for
+/// reading, the pages only it maps are reclaimed at once through the
+/// reverse map ([`mm::mmap::MmStruct::madvise_pageout`]), the task marked
+/// as reclaiming meanwhile (Linux `memalloc_noreclaim_save` in
+/// `reclaim_pages`). Sleeps (the mmap lock).
+pub fn madvise_pageout(mm: &crate::mmap::Mm, start: u64, len: u64) -> Result<(), Errno> {
+    let guard = mm.mmap_read_lock();
+    let _memalloc = crate::sched::memalloc_noreclaim_save();
+    let caches = folio::KernelCaches::new();
+    guard.madvise_pageout(start, len, &caches, &FOLIO_WAIT)
+}
+
 /// The node's kswapd thread, `kswapd0` (Linux `kswapd`): it sleeps until
 /// an allocation's slow path wakes it, then reclaims from the page
 /// cache and the slab shrinkers (with `GFP_KERNEL`: it holds no lock, so

@@ -1,7 +1,7 @@
 //! Host tests of swap entries in page tables: fork, mremap, munmap and
 //! exit against a model of the slots' counts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -28,7 +28,8 @@ struct Slot {
 }
 
 /// A swap area as a model (type 0, slots handed out from offset 1): each
-/// slot's counts and data, the swap cache's index, a refusal switch.
+/// slot's counts and data, the swap cache's index, a refusal switch, and
+/// the slots whose writes or reads the disk fails, and those marked bad.
 #[derive(Default)]
 struct SimSwap {
     slots: Mutex<BTreeMap<(u32, u64), Slot>>,
@@ -36,6 +37,9 @@ struct SimSwap {
     next: Mutex<u64>,
     refuse: AtomicBool,
     size: u64,
+    fail_writes: Mutex<BTreeSet<u64>>,
+    fail_reads: Mutex<BTreeSet<u64>>,
+    bad: Mutex<BTreeSet<u64>>,
 }
 
 fn key(entry: SwpEntry) -> (u32, u64) {
@@ -79,8 +83,10 @@ impl SwapBackend for SimSwap {
     fn get_swap_page(&self) -> Option<SwpEntry> {
         let mut next = self.next.lock().unwrap();
         let mut slots = self.slots.lock().unwrap();
-        let offset =
-            (1..self.size).map(|i| (*next + i) % self.size).find(|&o| o != 0 && !slots.contains_key(&(0, o)))?;
+        let bad = self.bad.lock().unwrap();
+        let offset = (1..self.size)
+            .map(|i| (*next + i) % self.size)
+            .find(|&o| o != 0 && !slots.contains_key(&(0, o)) && !bad.contains(&o))?;
         *next = offset;
         slots.insert((0, offset), Slot { count: 0, cache: true, data: None });
         Some(SwpEntry::new(0, offset))
@@ -96,12 +102,19 @@ impl SwapBackend for SimSwap {
         }
     }
 
+    fn put_swap_folio_bad(&self, entry: SwpEntry) {
+        let mut slots = self.slots.lock().unwrap();
+        let slot = slots.remove(&key(entry)).expect("a slot in use");
+        assert!(slot.cache && slot.count == 0, "{entry:?} marked bad while a pte holds it");
+        assert!(self.bad.lock().unwrap().insert(entry.offset()));
+    }
+
     fn swap_count(&self, entry: SwpEntry) -> u32 {
         self.count(entry)
     }
 
     fn nr_swap_pages(&self) -> u64 {
-        self.size - 1 - self.in_use() as u64
+        self.size - 1 - self.in_use() as u64 - self.bad.lock().unwrap().len() as u64
     }
 
     fn swapcache_prepare(&self, entry: SwpEntry) -> Result<(), SwapCacheError> {
@@ -138,6 +151,12 @@ impl SwapBackend for SimSwap {
 
     #[allow(unsafe_code, reason = "the model's copy of the page")]
     fn swap_writepage(&self, pgdat: &PgData<'_>, entry: SwpEntry, pfn: Pfn) -> Result<(), SwapIoError> {
+        assert!(!self.bad.lock().unwrap().contains(&entry.offset()), "a write to bad slot {entry:?}");
+        if self.fail_writes.lock().unwrap().contains(&entry.offset()) {
+            // The disk fails it, at once.
+            end_swap_writeback(pgdat, pfn, Err(SwapWriteError::Io), &crate::sim::SimFolioWaits);
+            return Ok(());
+        }
         let mut data = vec![0u8; PAGE_SIZE as usize];
         // SAFETY: the locked page reclaim writes out; nothing references it.
         unsafe { crate::highmem::memcpy_from_page(pgdat, &mut data, pfn, 0) }.unwrap();
@@ -149,6 +168,9 @@ impl SwapBackend for SimSwap {
 
     #[allow(unsafe_code, reason = "the model's copy into the page")]
     fn swap_read_folio(&self, pgdat: &PgData<'_>, entry: SwpEntry, pfn: Pfn) -> Result<(), SwapIoError> {
+        if self.fail_reads.lock().unwrap().contains(&entry.offset()) {
+            return Err(SwapIoError);
+        }
         let slots = self.slots.lock().unwrap();
         let data = slots.get(&key(entry)).and_then(|s| s.data.as_ref()).ok_or(SwapIoError)?;
         // SAFETY: a new page no one else has found.
