@@ -18,7 +18,15 @@
 //!   through a pte: kept the first time, activated the second, or at
 //!   once if several ptes used it or it is mapped executable. Only read
 //!   (`PG_referenced` without ptes): reclaimed if clean;
-//! - anonymous and shmem pages: kept (they need swap);
+//! - anonymous pages: given a swap slot (`add_to_swap`), kept without
+//!   swap; shmem pages: kept (shmem's swap is not there yet); a
+//!   swap-cache page whose write failed (`PG_error`): kept (activated)
+//!   while a pte holds its slot, else moved to a new slot, the old one
+//!   marked bad (see [`crate::swap_state`]'s I/O errors); a lazily
+//!   freeable anonymous page (`MADV_FREE`, not `PG_swapbacked`, on the
+//!   file list): unmapped if no pte was dirtied and dropped clean
+//!   (`pglazyfreed`), or, written since, made swap-backed again and
+//!   activated;
 //! - mapped: unmapped from every pte ([`CacheOwners::try_to_unmap`],
 //!   which moves the ptes' dirty bits to the page), or activated if some
 //!   pte stays;
@@ -33,6 +41,9 @@
 //! Every eviction and every activation ages the node's non-resident
 //! pages ([`crate::workingset::workingset_age_nonresident`]), so that a
 //! page coming back can tell how soon it would have been used again.
+//!
+//! [`reclaim_pages`] runs the same decisions on pages the caller
+//! isolated (`MADV_PAGEOUT`), ignoring their references.
 //!
 //! `shrink_active_list` deactivates pages from the active list's cold
 //! end, except mapped executable pages whose ptes were used, which go
