@@ -75,6 +75,11 @@ pub struct KTest {
     pub disk_tree: Option<&'static str>,
     /// The scratch disk fails I/O covering this sector with EIO.
     pub disk_eio_sector: Option<u32>,
+    /// Only reads (`"read"`) or writes (`"write"`) fail there (`None`:
+    /// both).
+    pub disk_eio_op: Option<&'static str>,
+    /// The 4 KiB pages from that sector on that fail (0: one).
+    pub disk_eio_pages: u32,
     /// The scratch disk fails I/O covering this file's first data block
     /// (a path in the tree's file system) with EIO.
     pub disk_eio_file: Option<&'static str>,
@@ -185,7 +190,7 @@ pub fn main(boot_info: &'static mut bootloader_api::BootInfo) -> ! {
     if cmdline::has("ktest.list") {
         for t in tests() {
             kprintln!(
-                "ktest-list: {t} timeout={} mem={} cpus={} disk={} fresh={} should_panic={} opt_in={}{}{}{}{}",
+                "ktest-list: {t} timeout={} mem={} cpus={} disk={} fresh={} should_panic={} opt_in={}{}{}{}{}{}{}",
                 t.timeout_secs,
                 t.mem_mib,
                 t.cpus,
@@ -196,6 +201,8 @@ pub fn main(boot_info: &'static mut bootloader_api::BootInfo) -> ! {
                 ListArg("disks", (t.disk_count > 1).then_some(t.disk_count)),
                 ListArg("disk_tree", t.disk_tree),
                 ListArg("disk_eio", t.disk_eio_sector),
+                ListArg("disk_eio_op", t.disk_eio_op),
+                ListArg("disk_eio_pages", (t.disk_eio_pages > 1).then_some(t.disk_eio_pages)),
                 ListArg("disk_eio_file", t.disk_eio_file),
             );
         }

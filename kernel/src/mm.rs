@@ -282,6 +282,7 @@ pub fn init(params: &BootParams) {
     let pgdat = PgData::new(mem_map, &memblock, &DIRECT_MAP, &KERNEL_CPU, per_cpu);
     let released = pgdat.memblock_free_all(&memblock);
     let pgdat = PGDAT.call_once(|| pgdat);
+    pgdat.set_folio_waits(&crate::mmap::FOLIO_WAIT);
     let reserved_at_hand_over = memblock.reserved_size();
     MEMBLOCK.call_once(|| Mutex::new(memblock));
     print_zones(pgdat);

@@ -303,14 +303,9 @@ fn shmem_swapin_folio(mapping: &Mapping, index: u64, entry: SwpEntry) -> Result<
     let pgdat = crate::mm::pgdat();
     // A swap entry was made by a registered backend.
     let backend = pgdat.swap_backend().ok_or(Errno::EIO)?;
-    let came = mm::shmem::shmem_swapin_folio(
-        pgdat,
-        backend,
-        &FOLIO_WAIT,
-        entry,
-        GFP_HIGHUSER_MOVABLE,
-        |pfn| mapping.shmem_add_to_page_cache(pfn, index, entry),
-    );
+    let came = mm::shmem::shmem_swapin_folio(pgdat, backend, &FOLIO_WAIT, entry, GFP_HIGHUSER_MOVABLE, |pfn| {
+        mapping.shmem_add_to_page_cache(pfn, index, entry)
+    });
     match came {
         Ok(ShmemSwapin::Done(pfn)) => FolioRef::from_new(pfn).map(Some).ok_or(Errno::EIO),
         Ok(ShmemSwapin::Retry) => Ok(None),

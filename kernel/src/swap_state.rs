@@ -19,8 +19,11 @@
 //! that needs a continuation page while a page-table lock is held is
 //! taken with an atomic allocation only (Linux drops the lock and
 //! retries with `GFP_KERNEL`): if that fails, fork fails with ENOMEM and
-//! reclaim keeps the page; a failed write leaves the page dirty in
-//! memory, its slot not yet marked bad.
+//! reclaim keeps the page; a write the disk failed marks the slot bad
+//! once the page leaves the swap cache (see [`mm::swap_state`]'s I/O
+//! errors; Linux writes the same slot again), while a write that never
+//! reached the disk (no memory for the request) is retried as Linux
+//! retries every failed one.
 
 // The page I/O's contract: the page stays allocated and untouched until
 // its `end_io` ran.
@@ -29,7 +32,7 @@
 use mm::Pfn;
 use mm::filemap::CacheEntry;
 use mm::page_alloc::PgData;
-use mm::swap_state::{SwapBackend, SwapCacheError, SwapDupError, SwapIoError};
+use mm::swap_state::{SwapBackend, SwapCacheError, SwapDupError, SwapIoError, SwapWriteError};
 use mm::swapfile::SwapEntryError;
 use mm::swapops::SwpEntry;
 use mm::xarray::XArray;
@@ -99,6 +102,15 @@ impl SwapBackend for KernelSwap {
         let _ = SwapAreas.swapcache_clear(entry);
     }
 
+    fn put_swap_folio_bad(&self, entry: SwpEntry) {
+        // Refused only if a pte still held the slot, which the mm core
+        // rules out: then the slot is at least not lost.
+        if let Err(e) = SwapAreas.swapcache_clear_bad(entry) {
+            log::error!("swap: slot {:02}:{:#x} not marked bad: {e}", entry.ty(), entry.offset());
+            let _ = SwapAreas.swapcache_clear(entry);
+        }
+    }
+
     fn swap_count(&self, entry: SwpEntry) -> u32 {
         SwapAreas.swp_swapcount(entry).map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
     }
@@ -141,7 +153,10 @@ impl SwapBackend for KernelSwap {
 
     fn swap_writepage(&self, _pgdat: &PgData<'_>, entry: SwpEntry, pfn: Pfn) -> Result<(), SwapIoError> {
         let end_io = move |result: Result<(), crate::block::BlkError>| {
-            let result = result.map_err(|_| SwapIoError);
+            let result = result.map_err(|e| match e {
+                crate::block::BlkError::NoMemory => SwapWriteError::NotIssued,
+                _ => SwapWriteError::Io,
+            });
             mm::swap_state::end_swap_writeback(crate::mm::pgdat(), pfn, result, &crate::mmap::FOLIO_WAIT);
         };
         crate::block::with_current_plug(|plug| {

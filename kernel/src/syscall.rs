@@ -210,6 +210,11 @@ fn dispatch(nr: u64, f: &mut TrapFrame) -> SysResult {
         nr::MPROTECT => current_mm()?.mmap_write_lock().mprotect(a0, a1, a2).map(|()| 0),
         nr::BRK => Ok(current_mm()?.mmap_write_lock().brk(a0)),
         nr::MREMAP => current_mm()?.mmap_write_lock().mremap(a0, a1, a2, a3, a4),
+        // Linux takes the mmap lock for reading for MADV_PAGEOUT, whose
+        // reclaim walks the reverse map into this address space.
+        nr::MADVISE if a2 as i32 == uapi::mman::MADV_PAGEOUT => {
+            crate::filemap::madvise_pageout(&*current_mm()?, a0, a1).map(|()| 0)
+        }
         nr::MADVISE => current_mm()?.mmap_write_lock().madvise(a0, a1, a2 as i32).map(|()| 0),
         nr::MINCORE => sys_mincore(a0, a1, a2),
         nr::MEMFD_CREATE => crate::memfd::sys_memfd_create(a0, a1 as u32),

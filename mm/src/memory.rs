@@ -123,9 +123,10 @@ use crate::page_flags::PageFlags;
 use crate::pgtable::{Entry, Leaf, Level, PTRS_PER_TABLE, PageSize, PgProt, PteFormat, TlbGather};
 use crate::rmap::{self, AnonVmaPtr};
 use crate::swap_state;
-use crate::swapops::{is_migration_entry, migration_entry_to_pfn};
+use crate::swapops::{is_migration_entry, is_poisoned_swp_entry, make_poisoned_swp_entry, migration_entry_to_pfn};
 use crate::uaddr::{UserAddr, UserRange};
 use crate::vma::{FileFaultError, Vma, VmaAlloc, VmaDesc, VmaFile, VmaFlags};
+use crate::vmscan;
 use crate::vmstat::VmEventItem;
 
 /// The RSS counter a mapped page counts in (Linux `mm_counter`):
@@ -329,6 +330,11 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             if let Some(pfn) = migration_entry_to_pfn(entry) {
                 return Err(FaultError::Retry(pfn));
             }
+            // Its data was lost (swapoff could not read it back): Linux's
+            // `handle_pte_marker` answers `VM_FAULT_HWPOISON`, a SIGBUS.
+            if is_poisoned_swp_entry(entry) {
+                return Err(FaultError::SigBus);
+            }
             // A swapped-out anonymous page's VMA has its `anon_vma`.
             let anon = self.vmas.anon_vma_prepare(vma).map_err(|_| FaultError::Oom)?;
             return self.do_swap_page(slot, raw, entry, vma, anon, index, addr);
@@ -434,8 +440,10 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     /// else it is mapped in place of the entry and the pte's count on the
     /// slot goes. Once no pte holds the slot, the page leaves the swap
     /// cache and the slot is freed (Linux `folio_free_swap`, which Linux
-    /// does for a write fault or a fuller swap): the page is plain
-    /// anonymous memory again, mapped writable on a write.
+    /// does for a write fault or a fuller swap, and not while the page is
+    /// under writeback): the page is plain anonymous memory again, mapped
+    /// writable on a write. The pte of a failed read keeps its entry and
+    /// its count on the slot.
     #[allow(clippy::too_many_arguments, reason = "the fault's state, as Linux's `struct vm_fault` carries it")]
     fn do_swap_page(
         &self,
@@ -525,6 +533,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         // so the page alone has the data.
         let exclusive = backend.swap_count(entry) == 0
             && page.mapcount() == 1
+            && !page.test(crate::page_flags::PageFlags::WRITEBACK)
             && swap_state::delete_from_swap_cache(pgdat, backend, pfn, page);
         if exclusive {
             // The swap cache's reference goes; the pte's is ours.
@@ -979,11 +988,166 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         });
     }
 
+    /// `MADV_PAGEOUT` over `range` (Linux `madvise_cold_or_pageout_pte_range`
+    /// for pageout, then `reclaim_pages`): each present page only this
+    /// address space maps loses its pte's accessed bit and
+    /// `PG_referenced` (an active one becomes `PG_workingset`) and is
+    /// isolated from its list; each batch of [`SWAP_CLUSTER_MAX`] goes to
+    /// [`vmscan::reclaim_pages`], which reclaims them whatever their
+    /// references (anonymous pages to swap, clean file pages out of their
+    /// cache), with the page-table walk's lock dropped. `owners` is the
+    /// reclaim context, which must reach this address space's page tables
+    /// while the caller holds its mmap lock for reading (the kernel's
+    /// reverse-map walk tries it for reading).
+    ///
+    /// [`SWAP_CLUSTER_MAX`]: crate::vmscan::SWAP_CLUSTER_MAX
+    pub(crate) fn madvise_pageout_range<O: vmscan::CacheOwners + ?Sized>(
+        &self,
+        range: UserRange,
+        owners: &O,
+        waits: &dyn crate::arch::FolioWaitTable,
+    ) {
+        let pgdat = self.pgd.pgdat();
+        let fmt = self.pgd.format();
+        // Pages still in an LRU batch are on no list to isolate them from
+        // (Linux drains this CPU's; a fault may have run on another).
+        pgdat.lru_add_drain_all();
+        let (mut from, end) = (range.start().as_u64(), range.end().as_u64());
+        while from < end {
+            let mut batch = [Pfn::new(0); vmscan::SWAP_CLUSTER_MAX as usize];
+            let (mut n, mut resume) = (0, end);
+            let _ = self.pgd.try_for_each_pte(from, end, &mut |addr, slot| {
+                if n == batch.len() {
+                    resume = addr;
+                    return ControlFlow::Break(());
+                }
+                let _ptl = self.page_table_lock.lock();
+                let raw = slot.load(Ordering::Acquire);
+                let Some(leaf) = self.leaf(raw) else { return ControlFlow::Continue(()) };
+                let pfn = leaf.phys.pfn();
+                let Some(page) = pgdat.pfn_to_page(pfn).filter(|p| pfn != self.zero_pfn && p.mapcount() == 1) else {
+                    return ControlFlow::Continue(());
+                };
+                if leaf.prot.contains(PgProt::ACCESSED) {
+                    let young = fmt.encode_leaf(Leaf { prot: PgProt::ACCESSED, ..leaf })
+                        & !fmt.encode_leaf(Leaf { prot: PgProt::empty(), ..leaf });
+                    slot.fetch_and(!young, Ordering::AcqRel);
+                }
+                page.clear(crate::page_flags::PageFlags::REFERENCED);
+                if page.test(crate::page_flags::PageFlags::ACTIVE) {
+                    page.set(crate::page_flags::PageFlags::WORKINGSET);
+                }
+                if pgdat.isolate_lru_folio(pfn) {
+                    if page.test(crate::page_flags::PageFlags::UNEVICTABLE) {
+                        pgdat.folio_putback_lru(pfn);
+                    } else {
+                        batch[n] = pfn;
+                        n += 1;
+                    }
+                }
+                ControlFlow::Continue(())
+            });
+            vmscan::reclaim_pages(pgdat, owners, waits, &batch[..n]);
+            from = resume;
+        }
+    }
+
+    /// `MADV_FREE` over `range`, in a private anonymous VMA (Linux
+    /// `madvise_free_pte_range`): a swapped-out page's entry is dropped
+    /// with its slot count ([`Self::zap_swap_pte`], Linux
+    /// `free_swap_and_cache`; a poisoned entry is cleared too); a present
+    /// page only this address space maps has its pte cleaned and made old
+    /// (the translations flushed before returning, so that a later write
+    /// dirties the pte again) and becomes lazily freeable
+    /// ([`PgData::folio_mark_lazyfree`](crate::page_alloc::PgData)):
+    /// reclaim drops it rather than swap it, unless it is written first.
+    /// A page in the swap cache leaves it first if no pte holds its slot
+    /// and it is not under writeback (Linux `folio_free_swap`), else it
+    /// stays as it is; so does a page whose lock is taken. The caller
+    /// holds the mmap lock for writing.
+    pub(crate) fn madvise_free(&self, range: UserRange) {
+        let pgdat = self.pgd.pgdat();
+        let fmt = self.pgd.format();
+        // Linux `madvise_free_single_vma`: pages of this CPU's LRU batch
+        // reach their list first.
+        pgdat.lru_add_drain();
+        let mut cleaned = false;
+        let _ = self.pgd.try_for_each_pte(range.start().as_u64(), range.end().as_u64(), &mut |_, slot| {
+            let raw = slot.load(Ordering::Acquire);
+            if !fmt.pte_present(raw) {
+                self.zap_swap_pte(slot, raw);
+                return ControlFlow::Continue(());
+            }
+            let _ptl = self.page_table_lock.lock();
+            let raw = slot.load(Ordering::Acquire);
+            let Some(leaf) = self.leaf(raw) else { return ControlFlow::Continue(()) };
+            let pfn = leaf.phys.pfn();
+            let Some(page) = pgdat.pfn_to_page(pfn) else { return ControlFlow::Continue(()) };
+            // Linux skips a folio mapped elsewhere too
+            // (`folio_likely_mapped_shared`).
+            if pfn == self.zero_pfn || !rmap::page_anon(page) || page.mapcount() != 1 {
+                return ControlFlow::Continue(());
+            }
+            let needs_lock =
+                page.test(crate::page_flags::PageFlags::SWAPCACHE) || page.test(crate::page_flags::PageFlags::DIRTY);
+            if needs_lock && !self.madvise_free_clean_folio(pfn, page) {
+                return ControlFlow::Continue(());
+            }
+            if leaf.prot.intersects(PgProt::ACCESSED | PgProt::DIRTY) {
+                let bits = fmt.encode_leaf(Leaf { prot: PgProt::ACCESSED | PgProt::DIRTY, ..leaf })
+                    & !fmt.encode_leaf(Leaf { prot: PgProt::empty(), ..leaf });
+                slot.fetch_and(!bits, Ordering::AcqRel);
+                cleaned = true;
+            }
+            pgdat.folio_mark_lazyfree(pfn);
+            ControlFlow::Continue(())
+        });
+        if cleaned && let Some(va) = VirtAddr::new(range.start().as_u64()) {
+            self.tlb.flush_tlb_mm_range(self.pgd.root(), va, range.len());
+        }
+    }
+
+    /// The locked half of [`Self::madvise_free`] for a page in the swap
+    /// cache or dirty: under the page's lock (tried), the page leaves the
+    /// swap cache if nothing needs it there (Linux `folio_free_swap`) and
+    /// loses `PG_dirty`. False, changing nothing, if it must stay as it is.
+    fn madvise_free_clean_folio(&self, pfn: Pfn, page: &crate::page::Page) -> bool {
+        use crate::page_flags::PageFlags;
+        let pgdat = self.pgd.pgdat();
+        let Some(waits) = pgdat.folio_waits() else { return false };
+        if !crate::filemap::folio_trylock(page) {
+            return false;
+        }
+        let freed = match (swap_state::folio_swap_entry(page), pgdat.swap_backend()) {
+            (None, _) => true,
+            (Some(entry), Some(backend)) => {
+                let unused = !page.test(PageFlags::WRITEBACK)
+                    && backend.swap_count(entry) == 0
+                    && swap_state::delete_from_swap_cache(pgdat, backend, pfn, page);
+                if unused {
+                    // The swap cache's reference; the pte's stays.
+                    let last = page.put_testzero();
+                    debug_assert!(!last, "the swap cache held the last reference of a mapped page");
+                }
+                unused
+            }
+            (Some(_), None) => false,
+        };
+        if freed {
+            page.clear(PageFlags::DIRTY);
+        }
+        crate::filemap::folio_unlock(page, pfn, waits);
+        freed
+    }
+
     /// Brings back every page of this address space whose pte holds an
     /// entry of swap area `ty` (Linux `unuse_mm`, for swapoff's
     /// `try_to_unuse`), each through the fault path, for reading: the
     /// page comes from the swap cache or the slot, the pte's count on the
-    /// slot goes. The caller holds the mmap lock for reading. Returns the
+    /// slot goes. A page whose slot cannot be read is lost: its pte gets
+    /// a poisoned entry, which is `SIGBUS` at the next touch, and the
+    /// slot's count goes (Linux `unuse_pte` for a folio that is not
+    /// uptodate). The caller holds the mmap lock for reading. Returns the
     /// pages brought back. A page in a VMA that allows no access (a
     /// `PROT_NONE` range swapped out before its mprotect) stays, and
     /// keeps its slot (Linux's `unuse_pte` ignores the protection).
@@ -1016,6 +1180,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
                     match self.handle_mm_fault(va, FaultAccess { write: false, exec: false }) {
                         Ok(()) => done += 1,
                         Err(FaultError::AccErr) => {}
+                        Err(FaultError::SigBus) => self.poison_swap_pte(addr, ty),
                         Err(e) => return Err(e),
                     }
                 }
@@ -1025,14 +1190,43 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         Ok(done)
     }
 
+    /// Replaces the swap entry of area `ty` in the pte at `addr`, whose
+    /// slot could not be read, by a poisoned entry, and gives the slot
+    /// its count back (Linux `unuse_pte` with `make_poisoned_swp_entry`).
+    /// Logged, as the read error was.
+    fn poison_swap_pte(&self, addr: u64, ty: u32) {
+        let Some(slot) = VirtAddr::new(addr).and_then(|va| self.pgd.pte_offset(va, false).ok().flatten()) else {
+            return;
+        };
+        let fmt = self.pgd.format();
+        let ptl = self.page_table_lock.lock();
+        let raw = slot.load(Ordering::Acquire);
+        let Entry::Swap(entry) = fmt.decode(raw, Level::Pte) else { return };
+        if !swap_state::is_swap_entry(entry) || entry.ty() != ty {
+            return;
+        }
+        slot.store(fmt.encode_swp(make_poisoned_swp_entry()), Ordering::Release);
+        drop(ptl);
+        self.add_rss(MmCounter::SwapEnts, -1);
+        if let Some(backend) = self.pgd.pgdat().swap_backend() {
+            backend.free_swap_and_cache(entry);
+            self.free_unused_swap_cache(backend, entry);
+        }
+        error!("swapoff: the page at {addr:#x} could not be read back from {entry:?}: poisoned (SIGBUS on access)");
+    }
+
     /// Clears the non-present pte `slot` (read as `raw`) if it holds a
     /// swap entry, handing the slot's reference back (Linux
     /// `zap_nonpresent_ptes` -> `free_swap_and_cache`) and counting one
-    /// swap entry fewer; whether it did. Migration entries stay: their
+    /// swap entry fewer, or a poisoned entry; whether it did. Migration entries stay: their
     /// migration puts the page back. The caller holds the mmap lock for
     /// writing, or the page-table lock.
     fn zap_swap_pte(&self, slot: &AtomicU64, raw: u64) -> bool {
         let Entry::Swap(entry) = self.pgd.format().decode(raw, Level::Pte) else { return false };
+        if is_poisoned_swp_entry(entry) {
+            // Nothing behind it (Linux `zap_nonpresent_ptes` clears it).
+            return slot.compare_exchange(raw, 0, Ordering::AcqRel, Ordering::Acquire).is_ok();
+        }
         if !swap_state::is_swap_entry(entry)
             || slot.compare_exchange(raw, 0, Ordering::AcqRel, Ordering::Acquire).is_err()
         {
@@ -1519,6 +1713,14 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
                             }
                             result = Err(Errno::ENOMEM);
                         }
+                    }
+                    return;
+                }
+                // Linux `copy_pte_marker`: the child's page is lost too.
+                Entry::Swap(entry) if is_poisoned_swp_entry(entry) => {
+                    match UserAddr::page_down(addr).map(|a| self.pgd.pte_offset(a.virt(), true)) {
+                        Some(Ok(Some(dst))) => dst.store(raw, Ordering::Release),
+                        _ => result = Err(Errno::ENOMEM),
                     }
                     return;
                 }

@@ -406,6 +406,10 @@ pub struct PgData<'a> {
     /// Swap readahead's tunables and machine-wide state
     /// ([`crate::swap_state::readahead`]).
     swap_ra: crate::swap_state::readahead::SwapRaState,
+    /// Where tasks sleep for a page's lock: what mm code that locks a
+    /// page outside a reclaim or rmap context (`MADV_FREE`) wakes when it
+    /// unlocks.
+    folio_waits: spin::Once<&'static dyn crate::arch::FolioWaitTable>,
 }
 
 /// A node's per-CPU data, as [`PgData::new`] takes it: one view per
@@ -639,6 +643,7 @@ impl<'a> PgData<'a> {
             wmark_settings: spin::Mutex::new(mmzone::WatermarkSettings::new()),
             swappiness: AtomicU32::new(crate::vmscan::DEFAULT_SWAPPINESS),
             swap_ra: crate::swap_state::readahead::SwapRaState::new(),
+            folio_waits: spin::Once::new(),
         }
     }
 
@@ -731,6 +736,16 @@ impl<'a> PgData<'a> {
     /// Swap readahead's state ([`crate::swap_state::readahead`]).
     pub(crate) fn swap_ra(&self) -> &crate::swap_state::readahead::SwapRaState {
         &self.swap_ra
+    }
+
+    /// Registers the page-lock wait table; the first registration stays.
+    pub fn set_folio_waits(&self, waits: &'static dyn crate::arch::FolioWaitTable) {
+        self.folio_waits.call_once(|| waits);
+    }
+
+    /// The registered page-lock wait table, if any.
+    pub fn folio_waits(&self) -> Option<&'static dyn crate::arch::FolioWaitTable> {
+        self.folio_waits.get().copied()
     }
 
     /// Where the swap areas are registered ([`crate::swap_state`]).

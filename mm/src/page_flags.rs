@@ -69,6 +69,11 @@ bitflags! {
         /// which a cache page under readahead never needs; ours has a bit
         /// of its own).
         const READAHEAD = 1 << 21;
+        /// `PG_error`: the last write of this swap-cache page to its slot
+        /// failed, so the slot is to be marked bad when the page leaves
+        /// the swap cache (Linux up to 6.8 set `PG_error` in
+        /// `end_swap_bio_write`; see [`crate::swap_state`]).
+        const ERROR = 1 << 22;
     }
 }
 

@@ -68,7 +68,8 @@ use crate::page::Page;
 use crate::page_alloc::PgData;
 use crate::page_flags::PageFlags;
 use crate::swap_state::{
-    SwapBackend, SwapinError, add_to_swap, delete_from_swap_cache, folio_swap_entry, free_swap_cache, read_swap_cache_async,
+    SwapBackend, SwapinError, add_to_swap, delete_from_swap_cache, folio_swap_entry, free_swap_cache,
+    read_swap_cache_async,
 };
 use crate::swapops::SwpEntry;
 use crate::vma::VmaFile;

@@ -71,6 +71,9 @@
 //!   cannot fool the exchange: the counter differs.
 //! - **A slow path on the same CPU** runs with interrupts off, so it is never
 //!   interleaved with this CPU's fast paths except as such an interrupt.
+//!   The one exception, a new slab's page allocation, runs with the
+//!   caller's interrupts and holds no lock; the slow path takes its locks
+//!   afresh after it, on whatever CPU the task is then.
 //! - **Another CPU flushing this CPU's slabs** (`kmem_cache_shrink`,
 //!   validation): it holds the CPU's lock, clears `slab` first and then
 //!   takes the whole freelist by exchange. A free that read the counter
@@ -78,7 +81,9 @@
 //!   cpu slab (x86 keeps the flusher's two stores in order, and the reader
 //!   reads the counter before `slab`) and takes the slow path.
 //! - **Migration** does not happen: the kernel is not preemptible except at
-//!   schedule points, and none is inside a fast path (Linux's `tid` also
+//!   schedule points, and none is inside a fast path; the page allocation
+//!   of a new slab may sleep, and the fast path takes its CPU's state
+//!   afresh after it (Linux's `tid` also
 //!   encodes the CPU to catch a preempted task resuming elsewhere; ours
 //!   need not).
 //! - **Another CPU freeing an object of this CPU's slab** never touches
@@ -884,12 +889,15 @@ impl SlubCtx<'_, '_> {
     /// when it is empty.
     #[inline(always)]
     fn alloc_fast(&self, s: &KmemCache, gfp: Gfp) -> Option<u64> {
-        let c = self.this_cpu_slab(s);
+        let mut c = self.this_cpu_slab(s);
         loop {
             let counter = c.freelist_tid.counter();
             let obj = c.freelist_tid.freelist();
             if obj == 0 {
                 self.refill_cpu_slab(s, c, gfp)?;
+                // A new slab's allocation may have slept and the task
+                // resumed on another CPU (Linux re-reads `s->cpu_slab`).
+                c = self.this_cpu_slab(s);
                 continue;
             }
             let next = self.get_freepointer_racy(s, obj);
@@ -915,13 +923,22 @@ impl SlubCtx<'_, '_> {
     /// Linux `___slab_alloc`: the cpu freelist is empty; take the cpu
     /// slab's remote frees, else a cpu partial slab, else a node partial
     /// slab, else a new slab. The fast path then allocates from it.
+    ///
+    /// A new slab's pages are allocated with the caller's interrupt state,
+    /// not with the slow path's interrupts off (Linux `allocate_slab`
+    /// enables them for a mask that may block): the allocation may
+    /// reclaim, and reclaim with interrupts off could walk no reverse map
+    /// and swap nothing, so a `GFP_KERNEL` slab allocation under memory
+    /// full of anonymous pages would end in the OOM killer. The slab then
+    /// goes to the CPU the task is on by now, as its cpu slab if that has
+    /// none, else to the node's partial list.
     #[inline(never)]
     fn refill_cpu_slab(&self, s: &KmemCache, c: &KmemCacheCpu, gfp: Gfp) -> Option<()> {
-        self.pgdat.with_irqs_off(|| {
+        let refilled = self.pgdat.with_irqs_off(|| {
             let mut partial = c.lock.lock();
             if c.freelist_tid.freelist() != 0 {
                 // An interrupt refilled it before interrupts went off.
-                return Some(());
+                return true;
             }
             let mut n = s.node.lock();
             if let Some(slab) = c.slab() {
@@ -931,26 +948,14 @@ impl SlubCtx<'_, '_> {
                     self.set_slab_freelist(slab, 0);
                     self.set_counters(slab, s.objects, SlabState::CpuSlab);
                     self.install_freelist_locked(s, c, remote, s.objects - inuse);
-                    return Some(());
+                    return true;
                 }
                 // Full: untracked (Linux), until a free makes it partial again.
                 self.set_counters(slab, s.objects, SlabState::NodeFull);
                 c.set_slab_locked(None);
             }
-            let slab = match partial.pop_front(self.map()) {
-                Some(slab) => slab,
-                None => match n.partial.pop_front(self.map()) {
-                    Some(slab) => slab,
-                    None => {
-                        drop(n);
-                        let (slab, head) = self.allocate_slab(s, gfp)?;
-                        self.set_counters(slab, s.objects, SlabState::CpuSlab);
-                        s.node.lock().nr_slabs += 1;
-                        self.install_freelist_locked(s, c, head, s.objects);
-                        c.set_slab_locked(Some(slab));
-                        return Some(());
-                    }
-                },
+            let Some(slab) = partial.pop_front(self.map()).or_else(|| n.partial.pop_front(self.map())) else {
+                return false;
             };
             let (inuse, _) = self.counters(slab);
             let head = self.slab_freelist(slab);
@@ -958,8 +963,30 @@ impl SlubCtx<'_, '_> {
             self.set_counters(slab, s.objects, SlabState::CpuSlab);
             self.install_freelist_locked(s, c, head, s.objects - inuse);
             c.set_slab_locked(Some(slab));
-            Some(())
-        })
+            true
+        });
+        if refilled {
+            return Some(());
+        }
+        let (slab, head) = self.allocate_slab(s, gfp)?;
+        self.pgdat.with_irqs_off(|| {
+            let c = self.this_cpu_slab(s);
+            let _partial = c.lock.lock();
+            let mut n = s.node.lock();
+            n.nr_slabs += 1;
+            if c.freelist_tid.freelist() == 0 && c.slab().is_none() {
+                drop(n);
+                self.set_counters(slab, s.objects, SlabState::CpuSlab);
+                self.install_freelist_locked(s, c, head, s.objects);
+                c.set_slab_locked(Some(slab));
+            } else {
+                // Refilled while the pages were allocated.
+                self.set_slab_freelist(slab, head);
+                self.set_counters(slab, 0, SlabState::NodePartial);
+                n.partial.push_back(self.map(), slab);
+            }
+        });
+        Some(())
     }
 
     /// Makes `head` (`nr` objects) the cpu freelist; the caller holds the

@@ -16,8 +16,11 @@
 //!   and moves them all under one hold of the list lock when it is full
 //!   or drained ([`PgData::lru_add_drain`], [`PgData::lru_add_drain_all`]).
 //!   Activations go through a second batch the same way
-//!   (`cpu_fbatches.activate`), and `MADV_COLD`'s deactivations through
-//!   a third (`lru_deactivate`, [`PgData::folio_deactivate`]).
+//!   (`cpu_fbatches.activate`), `MADV_COLD`'s deactivations through
+//!   a third (`lru_deactivate`, [`PgData::folio_deactivate`]) and
+//!   `MADV_FREE`'s lazily freeable pages through a fourth
+//!   (`lru_lazyfree`, [`PgData::folio_mark_lazyfree`]: to the inactive
+//!   file list, `PG_swapbacked` cleared).
 //! - [`PgData::folio_mark_accessed`]: Linux's two-touch promotion. The
 //!   first access sets `PG_referenced`; a second one on an inactive page
 //!   activates it (moving it to its active list, or, still in this CPU's
@@ -54,8 +57,7 @@
 //!
 //! - One lruvec per node and no memcg, no MGLRU; no `lru_rotate` batch
 //!   (writeback's rotation takes the list lock at once,
-//!   [`PgData::folio_rotate_reclaimable`]) and no `lru_lazyfree` one
-//!   (`MADV_FREE` frees at once).
+//!   [`PgData::folio_rotate_reclaimable`]).
 //! - No `mlock_count`: see [`PgData::mlock_folio`]; no mlock batch (the
 //!   list lock is taken per page).
 
@@ -109,6 +111,16 @@ impl LruList {
 /// everything not `PG_swapbacked`.
 pub fn folio_is_file_lru(page: &Page) -> bool {
     !page.test(PageFlags::SWAPBACKED)
+}
+
+/// Whether `MADV_FREE` may make a page lazily freeable (Linux
+/// `folio_mark_lazyfree`'s and `lru_lazyfree`'s test): anonymous,
+/// swap-backed, not in the swap cache, evictable.
+fn folio_may_be_lazyfree(page: &Page) -> bool {
+    crate::rmap::page_anon(page)
+        && page.test(PageFlags::SWAPBACKED)
+        && !page.test(PageFlags::SWAPCACHE)
+        && !page.test(PageFlags::UNEVICTABLE)
 }
 
 /// The list a page belongs on, from its flags (Linux `folio_lru_list`).
@@ -180,6 +192,7 @@ struct Batches {
     add: FolioBatch,
     activate: FolioBatch,
     deactivate: FolioBatch,
+    lazyfree: FolioBatch,
 }
 
 impl LruBatches {
@@ -189,6 +202,7 @@ impl LruBatches {
             add: FolioBatch::new(),
             activate: FolioBatch::new(),
             deactivate: FolioBatch::new(),
+            lazyfree: FolioBatch::new(),
         }))
     }
 }
@@ -204,6 +218,10 @@ enum BatchMove {
     /// Move each active page on a list to the hot end of its inactive
     /// list, unreferenced (Linux `lru_deactivate_fn`).
     Deactivate,
+    /// Move each anonymous, swap-backed page not in the swap cache to the
+    /// inactive file list as lazily freeable: inactive, unreferenced, no
+    /// longer `PG_swapbacked` (Linux `lru_lazyfree`).
+    Lazyfree,
 }
 
 impl PgData<'_> {
@@ -240,6 +258,7 @@ impl PgData<'_> {
                 BatchMove::Add => &mut b.add,
                 BatchMove::Activate => &mut b.activate,
                 BatchMove::Deactivate => &mut b.deactivate,
+                BatchMove::Lazyfree => &mut b.lazyfree,
             };
             if let Some(slot) = batch.pfns.get_mut(batch.nr) {
                 *slot = pfn.as_u64();
@@ -292,6 +311,19 @@ impl PgData<'_> {
                             self.count_vm_events(VmEventItem::Pgdeactivate, 1);
                         }
                     }
+                    BatchMove::Lazyfree => {
+                        if page.test(PageFlags::LRU) && folio_may_be_lazyfree(page) {
+                            self.lruvec_del(&mut lruvec, pfn, page);
+                            page.clear(PageFlags::ACTIVE);
+                            page.clear(PageFlags::REFERENCED);
+                            // Clean anonymous pages without swap backing:
+                            // on the file lists, which reclaim scans with
+                            // or without swap.
+                            page.clear(PageFlags::SWAPBACKED);
+                            self.lruvec_add(&mut lruvec, pfn, page);
+                            self.count_vm_events(VmEventItem::Pglazyfree, 1);
+                        }
+                    }
                 }
             }
         });
@@ -320,12 +352,15 @@ impl PgData<'_> {
         let taken = self.with_irqs_off(|| {
             let batches = self.lru_batches().get(cpu)?;
             let mut b = batches.0.lock();
-            Some((b.add.take(), b.activate.take(), b.deactivate.take()))
+            Some([
+                (b.add.take(), BatchMove::Add),
+                (b.activate.take(), BatchMove::Activate),
+                (b.deactivate.take(), BatchMove::Deactivate),
+                (b.lazyfree.take(), BatchMove::Lazyfree),
+            ])
         });
-        if let Some(((add, nr_add), (activate, nr_activate), (deactivate, nr_deactivate))) = taken {
-            self.batch_move(&add[..nr_add], BatchMove::Add);
-            self.batch_move(&activate[..nr_activate], BatchMove::Activate);
-            self.batch_move(&deactivate[..nr_deactivate], BatchMove::Deactivate);
+        for ((pfns, nr), how) in taken.into_iter().flatten() {
+            self.batch_move(&pfns[..nr], how);
         }
     }
 
@@ -368,6 +403,20 @@ impl PgData<'_> {
         let flags = page.flags();
         if flags.contains(PageFlags::LRU | PageFlags::ACTIVE) && !flags.contains(PageFlags::UNEVICTABLE) {
             self.batch_add(pfn, BatchMove::Deactivate);
+        }
+    }
+
+    /// Marks an anonymous page lazily freeable through this CPU's lazyfree
+    /// batch (Linux `folio_mark_lazyfree`, for `MADV_FREE`): it moves to
+    /// the inactive file list without `PG_swapbacked`, and reclaim drops
+    /// it rather than swap it unless it is written again
+    /// ([`crate::vmscan`]). The caller has cleaned the page and its pte.
+    /// Pages in the swap cache, unevictable or not swap-backed are left
+    /// alone.
+    pub fn folio_mark_lazyfree(&self, pfn: Pfn) {
+        let Some(page) = self.pfn_to_page(pfn) else { return };
+        if folio_may_be_lazyfree(page) {
+            self.batch_add(pfn, BatchMove::Lazyfree);
         }
     }
 

@@ -26,9 +26,9 @@
 //!   swap cache and the slot is freed.
 //! - A pte holding a swap entry: fork copies it and counts one more
 //!   ([`SwapBackend::swap_duplicate`], Linux `copy_nonpresent_pte`);
-//!   munmap, exit, `MADV_DONTNEED` and the OOM reaper clear it and count
-//!   one fewer ([`SwapBackend::free_swap_and_cache`]); mremap moves it;
-//!   the address space's `MM_SWAPENTS`
+//!   munmap, exit, `MADV_DONTNEED`, `MADV_FREE` and the OOM reaper clear
+//!   it and count one fewer ([`SwapBackend::free_swap_and_cache`]);
+//!   mremap moves it; the address space's `MM_SWAPENTS`
 //!   ([`crate::mmap::MmCounter::SwapEnts`]) counts them, for `VmSwap` and
 //!   the OOM killer's badness; `NR_SWAPCACHE` counts the swap cache
 //!   (`SwapCached` in /proc/meminfo).
@@ -47,15 +47,51 @@
 //! read it has not submitted: readahead allocates its pages before it
 //! locks any ([`readahead`]).
 //!
+//! # I/O errors
+//!
+//! - **A failed write** ([`end_swap_writeback`] with an error) leaves the
+//!   page in memory, dirty, in the swap cache under its entry, and sets
+//!   `PG_error` on it: the slot holds nothing good, so it must never be
+//!   read, and never be used again. The ptes that `try_to_unmap` gave the
+//!   entry still name it, and the page is the only copy of their data, so
+//!   the page cannot move to another slot while any of them is left
+//!   (there is no reverse map from a slot to its ptes). Hence, while a
+//!   pte holds the slot, reclaim keeps the page (activates it: it is
+//!   neither written again nor freed, and `try_to_unmap` is not run, so
+//!   no further pte gets the entry) and faults on those ptes find it in
+//!   the swap cache, as they would during writeback. Once no pte holds
+//!   the slot (the ptes faulted the page back, were zapped, or swapoff
+//!   brought the page in), the page leaves the swap cache and the slot
+//!   becomes bad ([`delete_from_swap_cache`] ->
+//!   [`SwapBackend::put_swap_folio_bad`]: `SWAP_MAP_BAD`, out of the
+//!   area's slots as the header's bad pages are, until the next swapon
+//!   reads the header afresh). Reclaim does that itself for a page whose
+//!   slot no pte holds and then gives it a new slot at once. No pte ever
+//!   names a bad slot, and the data never exists only in a bad slot.
+//!   Linux (since 6.9, without `PG_error`) re-dirties the page and writes
+//!   the same slot again at the next reclaim; kernels up to 5.x also set
+//!   `PG_error`, which nothing read for swap.
+//! - **A failed read** ([`end_swap_read`] with an error) leaves the
+//!   page in the swap cache not uptodate; the fault that waited for it
+//!   fails with `SIGBUS` for the faulting task alone, as Linux's
+//!   `do_swap_page` does with a page that is not uptodate, and reclaim
+//!   takes the page later. The
+//!   pte keeps its entry and its count: another task sharing the slot
+//!   (fork) tries the read again at its own fault, and the slot is freed
+//!   with its last pte (at the task's exit). swapoff, which must empty
+//!   the area, puts a poisoned entry in the pte instead and frees the
+//!   slot (Linux `unuse_pte` with `make_poisoned_swp_entry`): the task
+//!   gets `SIGBUS` at its next touch of the page, never other data.
+//!
 //! Differences from Linux: a swap-cache page whose slot no pte holds any
 //! more stays until reclaim takes it, unless nothing holds it when its
 //! last pte goes (Linux's `free_swap_and_cache` tries harder); a write
 //! fault on a page still shared through the swap cache copies it; a
 //! fault waits for the page lock with the mmap lock held (Linux's
 //! `folio_lock_or_retry` drops it and retries the fault); no shadow
-//! entries (`workingset_refault` for swap). (Shmem pages use these
-//! paths too, their entries kept in their files' indexes: see
-//! [`crate::shmem`].)
+//! entries (`workingset_refault` for swap); a failed write marks the
+//! slot bad (above). (Shmem pages use these paths too, their entries
+//! kept in their files' indexes: see [`crate::shmem`].)
 
 // Its tests copy pages in and out of the model's slots (unsafe calls);
 // the module itself has no reason for unsafe.
@@ -98,6 +134,16 @@ pub enum SwapCacheError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SwapIoError;
 
+/// Why a swap write did not reach its slot ([`end_swap_writeback`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwapWriteError {
+    /// The device failed it: the slot is not to be trusted again.
+    Io,
+    /// It never reached the device (no memory for the request): the page
+    /// is written again later, to the same slot, as Linux does.
+    NotIssued,
+}
+
 /// The kernel's swap areas (Linux's `swap_info[]` entry points, the swap
 /// cache's index and `page_io.c`). The count methods are called with
 /// page-table and mmap locks held and must not sleep; the I/O ones may.
@@ -124,6 +170,12 @@ pub trait SwapBackend: Sync {
     /// Drops the swap cache's hold on `entry` (Linux `put_swap_folio`,
     /// `swapcache_clear`): the slot is freed if no pte holds it.
     fn put_swap_folio(&self, entry: SwpEntry);
+
+    /// Drops the swap cache's hold on `entry`, whose write failed and
+    /// which no pte holds, and marks the slot bad for the area's life
+    /// (`SWAP_MAP_BAD`; see the module's I/O errors). No Linux
+    /// counterpart: Linux writes the slot again.
+    fn put_swap_folio_bad(&self, entry: SwpEntry);
 
     /// The ptes holding `entry` (Linux `__swap_count`).
     fn swap_count(&self, entry: SwpEntry) -> u32;
@@ -372,7 +424,9 @@ pub fn end_swap_read(pgdat: &PgData<'_>, pfn: Pfn, result: Result<(), SwapIoErro
 /// Takes the locked page `pfn` out of the swap cache and gives its slot
 /// the cache's hold back (Linux `delete_from_swap_cache`, or
 /// `__remove_mapping`'s swap half); the cache's reference is the
-/// caller's. False, changing nothing, if the page is not in it.
+/// caller's. A slot whose write failed (`PG_error`, which no pte may
+/// hold by then) is marked bad rather than freed. False, changing
+/// nothing, if the page is not in it.
 pub fn delete_from_swap_cache(pgdat: &PgData<'_>, backend: &dyn SwapBackend, pfn: Pfn, page: &Page) -> bool {
     let Some(entry) = folio_swap_entry(page) else { return false };
     if !backend.swap_cache_delete(entry, pfn) {
@@ -381,8 +435,17 @@ pub fn delete_from_swap_cache(pgdat: &PgData<'_>, backend: &dyn SwapBackend, pfn
     page.clear(PageFlags::SWAPCACHE);
     page.set_private(0);
     pgdat.mod_node_page_state(NodeStatItem::NrSwapcache, -1);
-    backend.put_swap_folio(entry);
+    if page.test_and_clear(PageFlags::ERROR) {
+        backend.put_swap_folio_bad(entry);
+    } else {
+        backend.put_swap_folio(entry);
+    }
     true
+}
+
+/// Whether the swap-cache page's slot failed its write (`PG_error`).
+pub fn folio_swap_write_failed(page: &Page) -> bool {
+    page.test(PageFlags::SWAPCACHE) && page.test(PageFlags::ERROR)
 }
 
 /// Takes the locked page `pfn` out of the swap cache if nothing needs it
@@ -419,12 +482,25 @@ pub fn free_swap_cache(pgdat: &PgData<'_>, backend: &dyn SwapBackend, pfn: Pfn, 
 /// A swap write finished (Linux `end_swap_bio_write` ->
 /// `folio_end_writeback`): on success the page leaves writeback, going
 /// to the cold end of its inactive list if reclaim asked
-/// (`PG_reclaim`); on failure it is dirty again and stays (Linux keeps
-/// the page and retries later). Runs in interrupt context.
-pub fn end_swap_writeback(pgdat: &PgData<'_>, pfn: Pfn, result: Result<(), SwapIoError>, waits: &dyn FolioWaitTable) {
+/// (`PG_reclaim`); on failure it is dirty again and stays; a device
+/// error gives it `PG_error`, so that its slot is never read nor used again (see the
+/// module's I/O errors; Linux keeps the page and writes the slot again
+/// later). Runs in interrupt context: the slot itself is marked bad
+/// later, in process context, when the page leaves the swap cache.
+pub fn end_swap_writeback(
+    pgdat: &PgData<'_>,
+    pfn: Pfn,
+    result: Result<(), SwapWriteError>,
+    waits: &dyn crate::arch::FolioWaitTable,
+) {
     let Some(page) = pgdat.pfn_to_page(pfn) else { return };
-    if result.is_err() {
+    if let Err(e) = result {
         page.set(PageFlags::DIRTY);
+        // Writeback keeps the page in the swap cache (nothing takes a
+        // page under writeback out), so `PG_error` reaches its slot.
+        if e == SwapWriteError::Io && page.test(PageFlags::SWAPCACHE) {
+            page.set(PageFlags::ERROR);
+        }
         page.clear(PageFlags::RECLAIM);
     }
     if !page.test_and_clear(PageFlags::WRITEBACK) {

@@ -19,8 +19,9 @@
 //! A slot's byte is:
 //!
 //! - `0`: free;
-//! - [`SWAP_MAP_BAD`]: never used: the header page (offset 0) and the
-//!   header's bad pages;
+//! - [`SWAP_MAP_BAD`]: never used: the header page (offset 0), the
+//!   header's bad pages, and slots whose write failed while the area was
+//!   on ([`SwapInfo::swapcache_clear_bad`]);
 //! - otherwise a count in the low bits, the number of swap entries
 //!   (ptes, shmem index entries) naming the slot, up to [`SWAP_MAP_MAX`],
 //!   and two flags: [`SWAP_HAS_CACHE`], the slot's page is in the swap
@@ -284,6 +285,8 @@ pub enum SwapEntryError {
     /// `__swap_duplicate`): see
     /// [`SwapInfo::add_swap_count_continuation`].
     NoContinuation,
+    /// Swap entries still name the slot: it cannot be taken out of use.
+    InUse,
 }
 
 impl fmt::Display for SwapEntryError {
@@ -297,6 +300,7 @@ impl fmt::Display for SwapEntryError {
             SwapEntryError::Exists => "swap slot already in the swap cache",
             SwapEntryError::NotCached => "swap slot not in the swap cache",
             SwapEntryError::NoContinuation => "swap count needs a continuation page",
+            SwapEntryError::InUse => "swap entries still name the slot",
         })
     }
 }
@@ -506,6 +510,30 @@ impl<'a> SwapInfo<'a> {
             return Err(SwapEntryError::NotCached);
         }
         self.set_usage(offset, map & !SWAP_HAS_CACHE);
+        Ok(())
+    }
+
+    /// Lets go of the swap cache's hold on `entry`'s slot, whose write
+    /// failed, and takes the slot out of use for the area's life: it
+    /// becomes [`SWAP_MAP_BAD`] and leaves `pages` and `inuse_pages`, as
+    /// the header's bad pages are (`SwapTotal` shrinks, `SwapFree` stays).
+    /// Only for a slot no swap entry names ([`SwapEntryError::InUse`]
+    /// otherwise, changing nothing). Linux never marks a slot bad once the
+    /// area is on: it keeps the page and writes the same slot again.
+    pub fn swapcache_clear_bad(&mut self, entry: SwpEntry) -> Result<(), SwapEntryError> {
+        let offset = self.offset_of(entry)?;
+        let map = self.swap_map[offset];
+        if map & SWAP_HAS_CACHE == 0 {
+            return Err(SwapEntryError::NotCached);
+        }
+        if swap_count(map) != 0 {
+            return Err(SwapEntryError::InUse);
+        }
+        // The byte stays non-zero: the cluster's count is unchanged
+        // (invariant 1), and no allocation picks the slot again.
+        self.swap_map[offset] = SWAP_MAP_BAD;
+        self.inuse_pages -= 1;
+        self.pages -= 1;
         Ok(())
     }
 

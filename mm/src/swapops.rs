@@ -6,30 +6,43 @@
 //! types above are special. [`SWP_MIGRATION_READ`] and [`SWP_MIGRATION_WRITE`]
 //! are migration entries: the pte of a page being migrated, whose offset
 //! is the page's frame number, and which a fault waits on until the page
-//! is unlocked (Linux `migration_entry_wait`).
+//! is unlocked (Linux `migration_entry_wait`). [`SWP_PTE_MARKER`] holds
+//! pte markers: of Linux's, only the poisoned one
+//! ([`make_poisoned_swp_entry`]), which swapoff leaves where a page could
+//! not be read back and which a fault answers with `SIGBUS`.
 //!
 //! The pte encoding is the architecture's
 //! ([`PteFormat::encode_swp`](crate::pgtable::PteFormat::encode_swp) and
 //! `decode`); this module is the arch-neutral half.
 //!
 //! Differences from Linux: no `SWP_MIGRATION_READ_EXCLUSIVE` (we have no
-//! `PG_anon_exclusive`: exclusivity is the page's refcount), no hwpoison,
-//! device or marker entries, so [`MAX_SWAPFILES`] is 30 rather than
-//! Linux's 32 minus its special types.
+//! `PG_anon_exclusive`: exclusivity is the page's refcount), no hwpoison
+//! or device entries, and of the pte markers only `PTE_MARKER_POISONED`,
+//! so [`MAX_SWAPFILES`] is 29 rather than Linux's 32 minus its special
+//! types.
 
 use crate::addr::Pfn;
 
 /// Bits of the type field (Linux `MAX_SWAPFILES_SHIFT`).
 pub const MAX_SWAPFILES_SHIFT: u32 = 5;
 
-/// Swap area types `0..MAX_SWAPFILES`; the special types follow.
-pub const MAX_SWAPFILES: u32 = (1 << MAX_SWAPFILES_SHIFT) - 2;
+/// Swap area types `0..MAX_SWAPFILES`; the special types follow (two
+/// for migration, one for pte markers).
+pub const MAX_SWAPFILES: u32 = (1 << MAX_SWAPFILES_SHIFT) - 3;
 
 /// A page under migration that was mapped read-only.
 pub const SWP_MIGRATION_READ: u32 = MAX_SWAPFILES;
 
 /// A page under migration that was mapped writable.
 pub const SWP_MIGRATION_WRITE: u32 = MAX_SWAPFILES + 1;
+
+/// A pte marker: a non-present pte that is no page's and no slot's, its
+/// offset the marker's bits (Linux `SWP_PTE_MARKER`).
+pub const SWP_PTE_MARKER: u32 = MAX_SWAPFILES + 2;
+
+/// The marker of a page whose data was lost (Linux
+/// `PTE_MARKER_POISONED`, Linux's `BIT(1)`).
+pub const PTE_MARKER_POISONED: u64 = 1 << 1;
 
 /// A swap entry (Linux `swp_entry_t`): a type and an offset, the offset
 /// limited to what the pte encoding holds.
@@ -119,6 +132,19 @@ pub const fn migration_entry_to_pfn(entry: SwpEntry) -> Option<Pfn> {
     if is_migration_entry(entry) { Some(Pfn::new(entry.offset & ((1 << SWP_PFN_BITS) - 1))) } else { None }
 }
 
+/// The entry swapoff leaves in a pte whose page could not be read back
+/// from its slot (Linux `make_poisoned_swp_entry`): a fault on it is
+/// `SIGBUS`, fork copies it, unmapping clears it.
+pub const fn make_poisoned_swp_entry() -> SwpEntry {
+    SwpEntry::new(SWP_PTE_MARKER, PTE_MARKER_POISONED)
+}
+
+/// Whether `entry` is a poisoned pte marker (Linux
+/// `is_poisoned_swp_entry`).
+pub const fn is_poisoned_swp_entry(entry: SwpEntry) -> bool {
+    entry.ty == SWP_PTE_MARKER && entry.offset & PTE_MARKER_POISONED != 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,7 +164,10 @@ mod tests {
         let e = make_migration_entry_ad(pfn, false, false, true);
         assert!(!is_migration_entry_young(e) && is_migration_entry_dirty(e) && !is_writable_migration_entry(e));
         let area = SwpEntry::new(3, 77);
-        assert!(!is_migration_entry(area));
+        assert!(!is_migration_entry(area) && !is_poisoned_swp_entry(area));
+        let poisoned = make_poisoned_swp_entry();
+        assert!(is_poisoned_swp_entry(poisoned) && !is_migration_entry(poisoned));
+        assert_eq!(migration_entry_to_pfn(poisoned), None);
         assert_eq!(migration_entry_to_pfn(area), None);
         assert_eq!((area.ty(), area.offset()), (3, 77));
     }

@@ -23,7 +23,13 @@
 //!   (`PG_referenced` without ptes): reclaimed if clean;
 //! - anonymous and shmem pages: kept without swap; with swap, an
 //!   anonymous page gets a slot and joins the swap cache first
-//!   ([`add_to_swap`]);
+//!   ([`add_to_swap`]); a swap-cache page whose write failed
+//!   (`PG_error`): kept (activated) while a pte holds its slot, else
+//!   moved to a new slot, the old one marked bad (see
+//!   [`crate::swap_state`]'s I/O errors); a lazily freeable anonymous
+//!   page (`MADV_FREE`, not `PG_swapbacked`, on the file list):
+//!   unmapped if no pte was dirtied and dropped clean (`pglazyfreed`),
+//!   or, written since, made swap-backed again and activated;
 //! - mapped: unmapped from every pte ([`CacheOwners::try_to_unmap`],
 //!   which moves the ptes' dirty bits to the page; an anonymous page's
 //!   ptes get its swap entry, a shmem page's are cleared: its file's
@@ -46,6 +52,9 @@
 //! Every eviction and every activation ages the node's non-resident
 //! pages ([`crate::workingset::workingset_age_nonresident`]), so that a
 //! page coming back can tell how soon it would have been used again.
+//!
+//! [`reclaim_pages`] runs the same decisions on pages the caller
+//! isolated (`MADV_PAGEOUT`), ignoring their references.
 //!
 //! `shrink_active_list` deactivates pages from the active list's cold
 //! end, except mapped executable pages whose ptes were used, which go
@@ -327,6 +336,9 @@ enum Verdict {
     Cull,
     /// Out of its cache; the cache's reference is now the caller's.
     Freed,
+    /// A clean lazily freeable page (`MADV_FREE`), unmapped: the
+    /// isolation's reference is the last.
+    Discarded,
 }
 
 /// What the references to a page say (Linux `enum folio_references`).
@@ -377,24 +389,33 @@ fn folio_check_references<O: CacheOwners + ?Sized>(
     FolioReferences::Reclaim
 }
 
-/// Decides for one isolated page (Linux `shrink_folio_list`'s body).
+/// Decides for one isolated page (Linux `shrink_folio_list`'s body);
+/// with `ignore_references` (Linux's `reclaim_pages`) the ptes' accessed
+/// bits and `PG_referenced` are not looked at.
 fn shrink_folio<O: CacheOwners + ?Sized>(
     pgdat: &PgData<'_>,
     owners: &O,
     waits: &dyn FolioWaitTable,
     pfn: Pfn,
     page: &Page,
+    ignore_references: bool,
 ) -> Verdict {
     if !folio_trylock(page) {
         return Verdict::Keep;
     }
-    let verdict = shrink_locked_folio(pgdat, owners, pfn, page);
+    let verdict = shrink_locked_folio(pgdat, owners, pfn, page, ignore_references);
     folio_unlock(page, pfn, waits);
     verdict
 }
 
 /// [`shrink_folio`] under the page's lock.
-fn shrink_locked_folio<O: CacheOwners + ?Sized>(pgdat: &PgData<'_>, owners: &O, pfn: Pfn, page: &Page) -> Verdict {
+fn shrink_locked_folio<O: CacheOwners + ?Sized>(
+    pgdat: &PgData<'_>,
+    owners: &O,
+    pfn: Pfn,
+    page: &Page,
+    ignore_references: bool,
+) -> Verdict {
     let flags = page.flags();
     let anon = crate::rmap::page_anon(page);
     // A swap-cache page no fault has mapped yet (swap readahead's, or one
@@ -407,7 +428,9 @@ fn shrink_locked_folio<O: CacheOwners + ?Sized>(pgdat: &PgData<'_>, owners: &O, 
     if flags.contains(PageFlags::WRITEBACK) || (!anon && !swapcache && !flags.contains(PageFlags::UPTODATE)) {
         return Verdict::Keep;
     }
-    match folio_check_references(pgdat, owners, pfn, page) {
+    let references =
+        if ignore_references { FolioReferences::Reclaim } else { folio_check_references(pgdat, owners, pfn, page) };
+    match references {
         FolioReferences::Mlocked => return Verdict::Cull,
         FolioReferences::Activate => return Verdict::Activate,
         FolioReferences::Keep => return Verdict::Keep,
@@ -422,16 +445,33 @@ fn shrink_locked_folio<O: CacheOwners + ?Sized>(pgdat: &PgData<'_>, owners: &O, 
     let swap = if swapbacked && owners.may_swap() { pgdat.swap_backend() } else { None };
     if swapbacked {
         let Some(backend) = swap else { return Verdict::Keep };
+        if crate::swap_state::folio_swap_write_failed(page) {
+            // Its slot failed a write: the ptes holding the slot need
+            // this page; once none does, the slot goes bad and the page
+            // gets another one (see `crate::swap_state`'s I/O errors).
+            let Some(entry) = crate::swap_state::folio_swap_entry(page) else { return Verdict::Keep };
+            if backend.swap_count(entry) > 0 || !delete_from_swap_cache(pgdat, backend, pfn, page) {
+                return Verdict::Activate;
+            }
+            // The swap cache's reference; the isolation's is left.
+            let last = page.put_testzero();
+            debug_assert!(!last, "the swap cache held the last reference of an isolated page");
+        }
         if anon && !page.test(PageFlags::SWAPCACHE) && add_to_swap(pgdat, backend, pfn, page).is_none() {
             return Verdict::Activate;
         }
     }
     // Unmapping moves the ptes' dirty bits to the page (an anonymous
-    // page's ptes get its swap entry, a file page's are cleared); a page
-    // still mapped somewhere (an address space the walk could not lock)
-    // is activated, as Linux does when `try_to_unmap` fails.
+    // page's ptes get its swap entry, a file page's are cleared; a
+    // lazily freeable page's are cleared if none is dirty, else the page
+    // is anonymous memory again); a page still mapped somewhere (an
+    // address space the walk could not lock) is activated, as Linux
+    // does when `try_to_unmap` fails.
     if page.mapcount() > 0 && !owners.try_to_unmap(pgdat, pfn) {
         return Verdict::Activate;
+    }
+    if anon && !page.test(PageFlags::SWAPBACKED) {
+        return shrink_lazyfree_folio(pgdat, page);
     }
     // A dirty shmem page still in its file (Linux `pageout` ->
     // `shmem_writeout`); a clean one holds zeros and is dropped below.
@@ -475,6 +515,86 @@ fn shrink_locked_folio<O: CacheOwners + ?Sized>(pgdat: &PgData<'_>, owners: &O, 
     if removed { Verdict::Freed } else { Verdict::Keep }
 }
 
+/// The end of [`shrink_locked_folio`] for a lazily freeable anonymous
+/// page that no pte maps (Linux `shrink_folio_list`'s
+/// `folio_ref_freeze(folio, 1)` branch): discarded if clean and held by
+/// the isolation alone (`pglazyfreed`); written since `MADV_FREE`, it is
+/// anonymous memory again (`PG_swapbacked`, activated); held by someone
+/// else, kept.
+fn shrink_lazyfree_folio(pgdat: &PgData<'_>, page: &Page) -> Verdict {
+    if page.test(PageFlags::DIRTY) {
+        page.set(PageFlags::SWAPBACKED);
+        return Verdict::Activate;
+    }
+    if page.refcount() != 1 {
+        return Verdict::Keep;
+    }
+    pgdat.count_vm_events(VmEventItem::Pglazyfreed, 1);
+    Verdict::Discarded
+}
+
+/// Puts an isolated page where `shrink_folio` decided (Linux
+/// `shrink_folio_list`'s ends and `move_folios_to_lru`); whether it was
+/// freed.
+fn finish_folio(pgdat: &PgData<'_>, pfn: Pfn, page: &Page, verdict: Verdict) -> bool {
+    match verdict {
+        Verdict::Keep => pgdat.folio_putback_lru(pfn),
+        Verdict::Activate => {
+            page.set(PageFlags::ACTIVE);
+            pgdat.count_vm_events(VmEventItem::Pgactivate, 1);
+            pgdat.folio_putback_lru(pfn);
+            // Linux `move_folios_to_lru`: an activation ages the
+            // inactive list.
+            workingset_age_nonresident(pgdat, 1);
+        }
+        Verdict::Cull => {
+            pgdat.mlock_folio(pfn);
+            pgdat.folio_putback_lru(pfn);
+        }
+        Verdict::Freed => {
+            // SAFETY: the cache's reference, which `remove_clean`
+            // or `delete_from_swap_cache` handed over; out of its
+            // cache no one finds the page, and it had no other
+            // user.
+            #[allow(unsafe_code)]
+            let put = unsafe { pgdat.put_page(pfn) };
+            // The isolation's, the last: this frees the page.
+            pgdat.put_lru_ref(pfn);
+            return put.is_ok();
+        }
+        Verdict::Discarded => {
+            // The isolation's, the last: this frees the page.
+            pgdat.put_lru_ref(pfn);
+            return true;
+        }
+    }
+    false
+}
+
+/// Reclaims the isolated pages `pfns` at once, whatever their references
+/// say (Linux `reclaim_pages` -> `reclaim_folio_list` with
+/// `ignore_references`, for `MADV_PAGEOUT`): anonymous pages go to swap
+/// if there is a free slot, clean file pages leave their cache, the rest
+/// go back to their lists. Returns the pages freed; a page written out
+/// stays in the swap cache until its write ends and reclaim takes it
+/// (as in Linux, for a disk that completes asynchronously).
+pub fn reclaim_pages<O: CacheOwners + ?Sized>(
+    pgdat: &PgData<'_>,
+    owners: &O,
+    waits: &dyn FolioWaitTable,
+    pfns: &[Pfn],
+) -> u64 {
+    let mut freed = 0;
+    for &pfn in pfns {
+        let Some(page) = pgdat.pfn_to_page(pfn) else { continue };
+        let verdict = shrink_folio(pgdat, owners, waits, pfn, page, true);
+        if finish_folio(pgdat, pfn, page, verdict) {
+            freed += 1;
+        }
+    }
+    freed
+}
+
 /// Scans up to `to_scan` pages of the cold end of `lru` (Linux
 /// `shrink_inactive_list`), freeing at most `nr_to_free`; returns the
 /// pages freed.
@@ -498,34 +618,10 @@ fn shrink_inactive_list<O: CacheOwners + ?Sized>(
         pgdat.count_vm_events(who.scan_event(), scanned);
         for &pfn in &batch[..taken] {
             let Some(page) = pgdat.pfn_to_page(pfn) else { continue };
-            match shrink_folio(pgdat, owners, waits, pfn, page) {
-                Verdict::Keep => pgdat.folio_putback_lru(pfn),
-                Verdict::Activate => {
-                    page.set(PageFlags::ACTIVE);
-                    pgdat.count_vm_events(VmEventItem::Pgactivate, 1);
-                    pgdat.folio_putback_lru(pfn);
-                    // Linux `move_folios_to_lru`: an activation ages the
-                    // inactive list.
-                    workingset_age_nonresident(pgdat, 1);
-                }
-                Verdict::Cull => {
-                    pgdat.mlock_folio(pfn);
-                    pgdat.folio_putback_lru(pfn);
-                }
-                Verdict::Freed => {
-                    // SAFETY: the cache's reference, which `remove_clean`
-                    // or `delete_from_swap_cache` handed over; out of its
-                    // cache no one finds the page, and it had no other
-                    // user.
-                    #[allow(unsafe_code)]
-                    let put = unsafe { pgdat.put_page(pfn) };
-                    // The isolation's, the last: this frees the page.
-                    pgdat.put_lru_ref(pfn);
-                    if put.is_ok() {
-                        freed += 1;
-                        pgdat.count_vm_events(who.steal_event(), 1);
-                    }
-                }
+            let verdict = shrink_folio(pgdat, owners, waits, pfn, page, false);
+            if finish_folio(pgdat, pfn, page, verdict) {
+                freed += 1;
+                pgdat.count_vm_events(who.steal_event(), 1);
             }
         }
     }

@@ -115,6 +115,9 @@ pub enum VmEventItem {
     Pgactivate,
     /// Pages moved from an active to an inactive list (`PGDEACTIVATE`).
     Pgdeactivate,
+    /// Anonymous pages `MADV_FREE` made lazily freeable (`PGLAZYFREE`,
+    /// Linux `lru_lazyfree`).
+    Pglazyfree,
     /// User page faults handled (`PGFAULT`): every fault that reaches the
     /// generic fault handler (Linux `handle_mm_fault`) with a VMA that
     /// allows the access, populate and GUP-style prefaulting included;
@@ -126,6 +129,9 @@ pub enum VmEventItem {
     /// `filemap_fault` doing the read). A file without a cache (the
     /// initramfs's) reads at every fault.
     Pgmajfault,
+    /// Lazily freeable pages reclaim discarded, clean, instead of
+    /// swapping them (`PGLAZYFREED`).
+    Pglazyfreed,
     /// Pages reclaim scanned on the active lists (`PGREFILL`).
     Pgrefill,
     /// Write faults that made a present read-only page writable in place
@@ -224,7 +230,7 @@ pub enum VmEventItem {
 }
 
 /// Number of [`VmEventItem`]s.
-pub const NR_VM_EVENT_ITEMS: usize = 50;
+pub const NR_VM_EVENT_ITEMS: usize = 52;
 
 impl VmEventItem {
     /// Every item, in /proc/vmstat order.
@@ -243,8 +249,10 @@ impl VmEventItem {
         VmEventItem::Pgfree,
         VmEventItem::Pgactivate,
         VmEventItem::Pgdeactivate,
+        VmEventItem::Pglazyfree,
         VmEventItem::Pgfault,
         VmEventItem::Pgmajfault,
+        VmEventItem::Pglazyfreed,
         VmEventItem::Pgrefill,
         VmEventItem::Pgreuse,
         VmEventItem::Pgrotated,
@@ -298,6 +306,7 @@ impl VmEventItem {
             VmEventItem::Pgfree => "pgfree",
             VmEventItem::Pgactivate => "pgactivate",
             VmEventItem::Pgdeactivate => "pgdeactivate",
+            VmEventItem::Pglazyfree => "pglazyfree",
             VmEventItem::Pgrefill => "pgrefill",
             VmEventItem::PgstealKswapd => "pgsteal_kswapd",
             VmEventItem::PgstealDirect => "pgsteal_direct",
@@ -311,6 +320,7 @@ impl VmEventItem {
             VmEventItem::KswapdHighWmarkHitQuickly => "kswapd_high_wmark_hit_quickly",
             VmEventItem::Pgfault => "pgfault",
             VmEventItem::Pgmajfault => "pgmajfault",
+            VmEventItem::Pglazyfreed => "pglazyfreed",
             VmEventItem::Pgreuse => "pgreuse",
             VmEventItem::Pgrotated => "pgrotated",
             VmEventItem::DropPagecache => "drop_pagecache",

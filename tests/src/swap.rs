@@ -779,3 +779,123 @@ fn swapoff_brings_shmem_pages_back_intact() {
     assert!(out.contains("PASS swap_test shmem 96 hold 24"), "{out}");
     assert_eq!(pgdat.node_page_state(mm::vmstat::NodeStatItem::NrSwapcache), 0);
 }
+
+/// The last `len` bytes of the kernel log.
+fn log_tail_of(len: usize) -> String {
+    let mut buf = alloc::vec![0u8; len];
+    let n = kernel::printk::LOG_BUF.copy_last(&mut buf);
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// Runs `/bin/NAME ARGS...` and asserts it exits 0 with its PASS line.
+fn passes(name: &str, argv: &[&str]) -> String {
+    let path = alloc::format!("/bin/{name}");
+    let (status, out) = kernel::process::run_user(&path, argv).unwrap_or_else(|e| panic!("run {name}: {e}"));
+    let out = String::from_utf8_lossy(&out).into_owned();
+    assert!(status == 0 && out.contains(&alloc::format!("PASS {name}")), "{name}: status {status:#x}:\n{out}");
+    out
+}
+
+/// A swap disk whose first four data slots (256..259, sectors 2048 on)
+/// fail every write: a program pages 64 pages out (the first four take
+/// those slots), memory pressure follows, and every page comes back
+/// intact, twice (tests/user/swap_err_test.c). The failed writes are
+/// logged as Linux logs them (a neighbour's write merged into a failing
+/// request fails with it); each failed slot went bad once its page was
+/// read back: that many pages fewer in the area (/proc/swaps,
+/// SwapTotal), none used again, and the area swaps off.
+#[ktest(mem = 64, disk = 160, disk_eio = 2048, disk_eio_op = "write", disk_eio_pages = 4, timeout = 300)]
+fn a_failed_swap_write_keeps_the_data_in_memory_and_the_slot_goes_bad() {
+    mkswap_disk(b"/dev/vda", b"werr", UUID).expect("mkswap /dev/vda");
+    let ty = swapon("/dev/vda", None).expect("swapon /dev/vda");
+    let pages = swap_info(ty).expect("the area").pages;
+    let total = meminfo_kb("SwapTotal");
+    passes("swap_err_test", &["swap_err_test", "write", "80"]);
+    let log = log_tail_of(1 << 16);
+    for slot in EIO_SLOT..EIO_SLOT + 4 {
+        let line = alloc::format!("Write-error on swap-device (254:0:{})", slot * 8);
+        assert!(log.contains(&line), "no `{line}` in the log");
+        let bad = alloc::format!("swap: slot {slot:#x} of /dev/vda is bad after a write error");
+        assert!(log.contains(&bad), "no `{bad}` in the log");
+    }
+    let failed = log.matches("Write-error on swap-device (254:0:").count() as u32;
+    assert_eq!(log.matches("is bad after a write error").count() as u32, failed, "one bad slot per failed write");
+    assert_eq!(swap_info(ty).expect("the area").pages, pages - failed, "the failed slots left the area");
+    assert_eq!(meminfo_kb("SwapTotal"), total - 4 * u64::from(failed));
+    let size = alloc::format!("partition\t{}\t", (pages - failed) * 4);
+    assert!(proc_swaps().contains(&size), "/proc/swaps:\n{}", proc_swaps());
+    swapoff("/dev/vda").expect("swapoff");
+    assert_eq!(kernel::mm::pgdat().node_page_state(mm::vmstat::NodeStatItem::NrSwapcache), 0);
+}
+
+/// A swap disk whose first data slot (256) fails every read: a program's
+/// child pages a page out to it, a second child fills 80 MiB at 64 MiB
+/// (through swap) and finds every page intact, then the first child
+/// touches its page and dies of SIGBUS, which its parent sees
+/// (tests/user/swap_err_test.c); the kernel goes on, the read error is
+/// logged as Linux logs it, and the area swaps off.
+#[ktest(mem = 64, disk = 160, disk_eio = 2048, disk_eio_op = "read", timeout = 300)]
+fn a_failed_swap_read_kills_only_the_faulting_program_with_sigbus() {
+    mkswap_disk(b"/dev/vda", b"rerr", UUID).expect("mkswap /dev/vda");
+    swapon("/dev/vda", None).expect("swapon /dev/vda");
+    passes("swap_err_test", &["swap_err_test", "sigbus", "80"]);
+    let line = alloc::format!("Read-error on swap-device (254:0:{})", EIO_SLOT * 8);
+    assert!(log_tail_of(1 << 16).contains(&line), "no `{line}` in the log");
+    swapoff("/dev/vda").expect("swapoff");
+    assert_eq!(kernel::mm::pgdat().node_page_state(mm::vmstat::NodeStatItem::NrSwapcache), 0);
+}
+
+/// swapoff of an area with a page it cannot read back (Linux
+/// `unuse_pte`'s poisoned entry): swapoff succeeds with the area
+/// emptied, the program's pte is poisoned, and the program dies of
+/// SIGBUS when it touches the page, instead of reading anything else.
+#[ktest(mem = 64, disk = 160, disk_eio = 2048, disk_eio_op = "read", timeout = 300)]
+fn swapoff_poisons_a_page_it_cannot_read_and_the_program_gets_sigbus_at_its_touch() {
+    use kernel::fs::file::Capture;
+    mkswap_disk(b"/dev/vda", b"poison", UUID).expect("mkswap /dev/vda");
+    swapon("/dev/vda", None).expect("swapon /dev/vda");
+    let capture: Capture = Arc::new(kernel::sync::Mutex::new(Vec::new()));
+    let task =
+        kernel::process::spawn_user("/bin/swap_err_test", &["swap_err_test", "hold", "80"], Some(capture.clone()))
+            .expect("spawn swap_err_test");
+    let pid = task.pid;
+    let deadline = kernel::arch::x86_64::tsc::now_ns() + 240_000_000_000;
+    loop {
+        let out = String::from_utf8_lossy(&capture.lock()).into_owned();
+        if out.contains("holding") {
+            break;
+        }
+        assert!(!out.contains("FAIL"), "{out}");
+        assert!(kernel::arch::x86_64::tsc::now_ns() < deadline, "swap_err_test never got to hold its page");
+        kernel::sched::wait::sleep_until_ns(kernel::arch::x86_64::tsc::now_ns() + 10_000_000, || false);
+    }
+    swapoff("/dev/vda").expect("swapoff gives up the unreadable page, as Linux does");
+    assert!(log_tail_of(1 << 16).contains("poisoned (SIGBUS on access)"));
+    let left = task.proc.mm().map(|mm| mm.mmap_read_lock().counter(mm::mmap::MmCounter::SwapEnts)).unwrap_or(0);
+    assert_eq!(left, 0, "a swap entry outlived swapoff");
+    kernel::signal::send_signal(&task, uapi::signal::SIGUSR1, None);
+    drop(task);
+    let reaped = kernel::process::do_wait(pid as i32, false).expect("wait").expect("reaped");
+    let out = String::from_utf8_lossy(&capture.lock()).into_owned();
+    assert_eq!(reaped.status & 0x7f, uapi::signal::SIGBUS as u32, "status {:#x}:\n{out}", reaped.status);
+    assert_eq!(kernel::mm::pgdat().node_page_state(mm::vmstat::NodeStatItem::NrSwapcache), 0);
+}
+
+/// madvise with swap, as on Linux (tests/user/madv_swap_test.c, which
+/// passes on Linux 6.1 with swap on): MADV_PAGEOUT sends pages to swap at
+/// once (VmSwap and pswpout rise) and they come back intact; MADV_DONTNEED
+/// frees swapped-out pages' swap; MADV_FREE pages read back as their old
+/// data or zeros after memory pressure, and those written after the call
+/// keep the new data. Reclaim dropped lazily freed pages (`pglazyfreed`).
+#[ktest(mem = 64, disk = 160, timeout = 600)]
+fn madvise_pageout_dontneed_and_free_work_with_swap_as_on_linux() {
+    let pgdat = kernel::mm::pgdat();
+    mkswap_disk(b"/dev/vda", b"madv", UUID).expect("mkswap /dev/vda");
+    swapon("/dev/vda", None).expect("swapon /dev/vda");
+    let lazyfreed = pgdat.all_vm_events(VmEventItem::Pglazyfreed);
+    let out = passes("madv_swap_test", &["madv_swap_test", "80"]);
+    log::info!("madv_swap_test:\n{out}");
+    assert!(pgdat.all_vm_events(VmEventItem::Pglazyfreed) > lazyfreed, "reclaim dropped no MADV_FREE page");
+    swapoff("/dev/vda").expect("swapoff");
+    assert_eq!(pgdat.node_page_state(mm::vmstat::NodeStatItem::NrSwapcache), 0);
+}

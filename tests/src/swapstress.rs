@@ -27,10 +27,7 @@ const UUID: SwapUuid = SwapUuid([0x5a, 0x11, 0x0c, 0x3e, 0x9d, 0x27, 0x4b, 0x18,
 /// The anonymous and shmem pages in memory or in swap.
 fn user_pages() -> (u64, u64) {
     let pgdat = kernel::mm::pgdat();
-    (
-        pgdat.node_page_state(NodeStatItem::NrAnonMapped),
-        pgdat.node_page_state(NodeStatItem::NrShmem),
-    )
+    (pgdat.node_page_state(NodeStatItem::NrAnonMapped), pgdat.node_page_state(NodeStatItem::NrShmem))
 }
 
 /// Runs `swap_stress MIB ROUNDS KEEP` with `/dev/vda` as the only swap

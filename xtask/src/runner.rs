@@ -22,7 +22,7 @@ use crate::error::{Error, show};
 use crate::jobs::{Job, Suite, outln};
 use crate::mkdisk;
 use crate::qemu::{self, Accel, Event, Firmware, Headless, Machine};
-use crate::scratch::{Contents, EioAt, SCRATCH_IMAGE, ScratchDisk};
+use crate::scratch::{Contents, EioAt, EioOps, SCRATCH_IMAGE, ScratchDisk};
 use crate::symbolize::Symbolizer;
 
 /// Memory for a test that does not ask (MiB).
@@ -94,6 +94,10 @@ pub struct TestDesc {
     pub disk_tree: Option<String>,
     /// The scratch disk fails I/O covering this sector (blkdebug).
     pub disk_eio_sector: Option<u32>,
+    /// Only reads or only writes fail there.
+    pub disk_eio_op: Option<EioOps>,
+    /// The 4 KiB pages from that sector on that fail (0: one).
+    pub disk_eio_pages: u32,
     /// The scratch disk fails I/O covering this file's first data block.
     pub disk_eio_file: Option<String>,
     /// Needs a boot of its own.
@@ -113,6 +117,11 @@ impl TestDesc {
     fn machine_key(&self) -> MachineKey {
         let eio = match (&self.disk_eio_file, self.disk_eio_sector) {
             (Some(file), _) => Some(EioAt::FileData(file.clone())),
+            (None, Some(sector)) if self.disk_eio_op.is_some() || self.disk_eio_pages > 1 => Some(EioAt::Pages {
+                sector: sector.into(),
+                pages: self.disk_eio_pages.max(1),
+                ops: self.disk_eio_op.unwrap_or(EioOps::Both),
+            }),
             (None, sector) => sector.map(|s| EioAt::Sector(s.into())),
         };
         let contents = self.disk_tree.as_deref().map_or(Contents::Blank, |name| Contents::Tree(mkdisk::tree_dir(name)));
@@ -186,6 +195,8 @@ fn parse_list_line(line: &str) -> Option<TestDesc> {
         disk_count: 0,
         disk_tree: None,
         disk_eio_sector: None,
+        disk_eio_op: None,
+        disk_eio_pages: 0,
         disk_eio_file: None,
         fresh_boot: false,
         should_panic: false,
@@ -196,6 +207,13 @@ fn parse_list_line(line: &str) -> Option<TestDesc> {
         match key {
             "disk_tree" => t.disk_tree = Some(value.to_owned()),
             "disk_eio_file" => t.disk_eio_file = Some(value.to_owned()),
+            "disk_eio_op" => {
+                t.disk_eio_op = Some(match value {
+                    "read" => EioOps::Read,
+                    "write" => EioOps::Write,
+                    _ => return None,
+                })
+            }
             _ => {
                 let n: u32 = value.parse().ok()?;
                 match key {
@@ -205,6 +223,7 @@ fn parse_list_line(line: &str) -> Option<TestDesc> {
                     "disk" => t.disk_mib = n,
                     "disks" => t.disk_count = n,
                     "disk_eio" => t.disk_eio_sector = Some(n),
+                    "disk_eio_pages" => t.disk_eio_pages = n,
                     "fresh" => t.fresh_boot = n != 0,
                     "should_panic" => t.should_panic = n != 0,
                     "opt_in" => t.opt_in = n != 0,
@@ -597,6 +616,8 @@ mod tests {
             disk_count: 0,
             disk_tree: None,
             disk_eio_sector: None,
+            disk_eio_op: None,
+            disk_eio_pages: 0,
             disk_eio_file: None,
             fresh_boot: false,
             should_panic: false,
@@ -618,6 +639,8 @@ mod tests {
             disk_count: 0,
             disk_tree: None,
             disk_eio_sector: Some(7),
+            disk_eio_op: None,
+            disk_eio_pages: 0,
             disk_eio_file: None,
             fresh_boot: true,
             should_panic: false,
@@ -630,6 +653,12 @@ mod tests {
         assert_eq!(t, Some((8, Some("basic".into()), Some("/dir/big".into()))));
         let t = parse_list_line("ktest-list: swap::z timeout=0 mem=0 cpus=0 disk=16 disks=2").map(|t| t.machine_key());
         assert_eq!(t.and_then(|k| k.disk).map(|d| (d.mib, d.extra, d.name())), Some((16, 1, "disk16Mx2".into())));
+        let t = parse_list_line(
+            "ktest-list: swap::e timeout=0 mem=0 cpus=0 disk=16 disk_eio=2048 disk_eio_op=write disk_eio_pages=4",
+        )
+        .and_then(|t| t.machine_key().disk);
+        assert_eq!(t.map(|d| d.name()), Some("disk16M-eio2048w4".into()));
+        assert_eq!(parse_list_line("ktest-list: x disk=16 disk_eio=8 disk_eio_op=flush"), None);
         assert_eq!(parse_list_line("ktest: ready 3"), None);
         assert_eq!(parse_list_line("ktest-list: x mem=lots"), None);
     }

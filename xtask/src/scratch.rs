@@ -8,7 +8,9 @@
 //! blocks). Either can fail the requests covering one sector with EIO
 //! through QEMU's blkdebug driver (QEMU docs/devel/blkdebug.rst); on a
 //! tree's disk the sector can be named by a file, whose first data block
-//! `debugfs` finds on the image just made.
+//! `debugfs` finds on the image just made. A blank disk can also fail
+//! only its reads or only its writes, over several 4 KiB pages (the swap
+//! tests' failing slots: [`EioAt::Pages`]).
 //!
 //! A test may ask for more disks of the same size (`#[ktest(disks = N)]`):
 //! blank ones, attached after it (`vdb`, ...), each made anew as
@@ -60,11 +62,56 @@ pub enum Contents {
 pub enum EioAt {
     /// This 512-byte sector.
     Sector(u64),
+    /// The `pages` 4 KiB pages from this sector on (a rule at each
+    /// page's first sector), for the requests `ops` names.
+    Pages {
+        /// The first page's first sector.
+        sector: u64,
+        /// How many pages.
+        pages: u32,
+        /// Which requests fail.
+        ops: EioOps,
+    },
     /// The first sector of this file's first data block (an absolute path
     /// in a tree's file system; the file must be a regular file with data
     /// at offset 0).
     FileData(String),
 }
+
+/// Which requests fail where a scratch disk fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum EioOps {
+    /// Reads and writes.
+    Both,
+    /// Reads only.
+    Read,
+    /// Writes only.
+    Write,
+}
+
+impl EioOps {
+    /// blkdebug's events arming the rules for these requests (raised by
+    /// the raw driver), each with the I/O type of its requests.
+    fn events(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            EioOps::Both => &[("read_aio", "read"), ("write_aio", "write")],
+            EioOps::Read => &[("read_aio", "read")],
+            EioOps::Write => &[("write_aio", "write")],
+        }
+    }
+
+    /// The suffix in a disk's name: `r`, `w`, or none for both.
+    fn letter(self) -> &'static str {
+        match self {
+            EioOps::Both => "",
+            EioOps::Read => "r",
+            EioOps::Write => "w",
+        }
+    }
+}
+
+/// Sectors per 4 KiB page.
+const PAGE_SECTORS: u64 = 8;
 
 impl ScratchDisk {
     /// A blank disk of `mib` MiB.
@@ -74,7 +121,8 @@ impl ScratchDisk {
 
     /// A short description for suite and log directory names:
     /// `disk8M`, `disk8M-basic-eio4096`, `disk8M-basic-eio-big`,
-    /// `disk16Mx2` (two disks).
+    /// `disk16Mx2` (two disks), `disk16M-eio2048w4` (writes of four
+    /// pages fail).
     pub fn name(&self) -> String {
         let tree = match &self.contents {
             Contents::Tree(dir) => format!("-{}", dir.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()),
@@ -83,6 +131,10 @@ impl ScratchDisk {
         let eio = match &self.eio {
             None => String::new(),
             Some(EioAt::Sector(s)) => format!("-eio{s}"),
+            Some(EioAt::Pages { sector, pages, ops }) => {
+                let count = if *pages > 1 { pages.to_string() } else { String::new() };
+                format!("-eio{sector}{}{count}", ops.letter())
+            }
             Some(EioAt::FileData(path)) => {
                 let flat: String = path.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
                 format!("-eio{flat}")
@@ -100,12 +152,12 @@ impl ScratchDisk {
             None => {
                 cmd.arg("-drive").arg(format!("if=none,id=scratch0,format=raw,file={}", show(&disk)));
             }
-            Some(sector) => {
+            Some(rules) => {
                 // raw over blkdebug over the file: the raw driver raises
                 // blkdebug's read_aio/write_aio events, which arm the rules
-                // for the requests covering `sector`.
+                // for the requests covering each rule's sector.
                 let config = workdir.join("blkdebug.conf");
-                std::fs::write(&config, blkdebug_config(sector))
+                std::fs::write(&config, blkdebug_config(&rules))
                     .map_err(|e| Error::io(format!("writing {}", show(&config)), e))?;
                 cmd.arg("-drive").arg(format!(
                     "if=none,id=scratch0,format=raw,file.driver=blkdebug,file.config={},\
@@ -126,8 +178,9 @@ impl ScratchDisk {
     }
 
     /// Makes the image `disk` (a tree is staged in `workdir` first);
-    /// returns the sector to fail, if any.
-    fn make(&self, disk: &Path, workdir: &Path) -> Result<Option<u64>, Error> {
+    /// returns the rules for blkdebug (a sector and the requests that
+    /// fail there), if the disk is to fail.
+    fn make(&self, disk: &Path, workdir: &Path) -> Result<Option<Vec<(u64, EioOps)>>, Error> {
         let staged = match &self.contents {
             Contents::Blank | Contents::Allocated => {
                 self.make_zeros(disk)?;
@@ -144,10 +197,15 @@ impl ScratchDisk {
                 Some(staged)
             }
         };
-        let sector = match (&self.eio, &staged) {
+        let rules = match (&self.eio, &staged) {
             (None, _) => None,
-            (Some(EioAt::Sector(s)), _) => Some(*s),
-            (Some(EioAt::FileData(path)), Some(staged)) => Some(file_data_sector(disk, staged, path)?),
+            (Some(EioAt::Sector(s)), _) => Some(vec![(*s, EioOps::Both)]),
+            (Some(EioAt::Pages { sector, pages, ops }), _) => {
+                Some((0..u64::from(*pages)).map(|i| (sector + i * PAGE_SECTORS, *ops)).collect())
+            }
+            (Some(EioAt::FileData(path)), Some(staged)) => {
+                Some(vec![(file_data_sector(disk, staged, path)?, EioOps::Both)])
+            }
             (Some(EioAt::FileData(path)), None) => {
                 return Err(Error::Usage(format!("the scratch disk fails at {path}'s data, but it holds no tree")));
             }
@@ -155,7 +213,7 @@ impl ScratchDisk {
         if let Some(staged) = staged {
             std::fs::remove_dir_all(&staged).map_err(|e| Error::io(format!("removing {}", show(&staged)), e))?;
         }
-        Ok(sector)
+        Ok(rules)
     }
 
     /// Makes `disk` this many MiB of zeros.
@@ -182,13 +240,21 @@ fn file_data_sector(disk: &Path, staged: &Path, path: &str) -> Result<u64, Error
     }
 }
 
-/// A blkdebug configuration failing every read and write that covers
-/// `sector` with EIO (errno 5), every time (QEMU docs/devel/blkdebug.rst).
-fn blkdebug_config(sector: u64) -> String {
-    ["read_aio", "write_aio"]
+/// A blkdebug configuration failing with EIO (errno 5), every time, each
+/// request of the kinds a rule names that covers its sector (QEMU
+/// docs/devel/blkdebug.rst). A rule is armed by its event (the first
+/// read or write anywhere) and then fails the requests its `iotype`
+/// allows, all of them when it has none: a read-only or write-only rule
+/// says so.
+fn blkdebug_config(rules: &[(u64, EioOps)]) -> String {
+    rules
         .iter()
-        .map(|event| {
-            format!("[inject-error]\nevent = \"{event}\"\nerrno = \"5\"\nsector = \"{sector}\"\nonce = \"off\"\n\n")
+        .flat_map(|&(sector, ops)| ops.events().iter().map(move |&(event, iotype)| (sector, event, iotype, ops)))
+        .map(|(sector, event, iotype, ops)| {
+            let iotype = if ops == EioOps::Both { String::new() } else { format!("iotype = \"{iotype}\"\n") };
+            format!(
+                "[inject-error]\nevent = \"{event}\"\n{iotype}errno = \"5\"\nsector = \"{sector}\"\nonce = \"off\"\n\n"
+            )
         })
         .collect()
 }
@@ -207,6 +273,30 @@ mod tests {
         disk.eio = Some(EioAt::FileData("/dir/big".into()));
         assert_eq!(disk.name(), "disk8M-basic-eio-dir-big");
         assert_eq!(ScratchDisk { extra: 1, ..ScratchDisk::blank(16) }.name(), "disk16Mx2");
+        let pages =
+            |ops| ScratchDisk { eio: Some(EioAt::Pages { sector: 2048, pages: 4, ops }), ..ScratchDisk::blank(16) };
+        assert_eq!(pages(EioOps::Write).name(), "disk16M-eio2048w4");
+        assert_eq!(pages(EioOps::Read).name(), "disk16M-eio2048r4");
+    }
+
+    /// Failing pages get a rule at each page's first sector, for the
+    /// requests asked for only.
+    #[test]
+    fn failing_pages_make_one_rule_per_page_and_request_kind() {
+        let work = std::env::temp_dir().join(format!("xtask-scratch-pages-{}", std::process::id()));
+        std::fs::create_dir_all(&work).unwrap();
+        let disk = ScratchDisk {
+            eio: Some(EioAt::Pages { sector: 2048, pages: 3, ops: EioOps::Write }),
+            ..ScratchDisk::blank(4)
+        };
+        disk.attach(&mut Command::new("true"), &work).unwrap();
+        let config = std::fs::read_to_string(work.join("blkdebug.conf")).unwrap();
+        let sectors: Vec<&str> = config.lines().filter_map(|l| l.strip_prefix("sector = ")).collect();
+        assert_eq!(sectors, ["\"2048\"", "\"2056\"", "\"2064\""]);
+        assert_eq!(config.matches("write_aio").count(), 3);
+        assert_eq!(config.matches("iotype = \"write\"").count(), 3, "reads of those pages work");
+        assert!(!config.contains("read"));
+        std::fs::remove_dir_all(&work).unwrap();
     }
 
     /// The disk a boot gets from a tree whose file is to fail: the sector

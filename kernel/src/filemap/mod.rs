@@ -245,15 +245,22 @@ impl fmt::Display for Host {
 /// `__GFP_FS`, because this kernel has no `memalloc_nofs_save` scopes and
 /// an allocation made under a file system's lock asks `GFP_KERNEL` (see
 /// [`crate::fs::shrinker`]); what the file-system shrinkers cannot do
-/// here is deferred to kswapd.
+/// here is deferred to kswapd. A pass that freed nothing while pages
+/// are under writeback waits for some of it ([`reclaim_throttle`]).
 struct KernelReclaim;
 
 impl DirectReclaim for KernelReclaim {
     fn try_to_free_pages(&self, pgdat: &PgData<'_>, gfp: Gfp, _order: u32) -> u64 {
         let gfp = gfp.difference(Gfp::FS);
-        let _memalloc = crate::sched::memalloc_noreclaim_save();
-        let caches = folio::KernelCaches::new();
-        mm::vmscan::shrink_page_cache(pgdat, &caches, &FOLIO_WAIT, SWAP_CLUSTER_MAX, Reclaimer::Direct, gfp)
+        let freed = {
+            let _memalloc = crate::sched::memalloc_noreclaim_save();
+            let caches = folio::KernelCaches::new();
+            mm::vmscan::shrink_page_cache(pgdat, &caches, &FOLIO_WAIT, SWAP_CLUSTER_MAX, Reclaimer::Direct, gfp)
+        };
+        if freed == 0 && !crate::sched::in_atomic() {
+            reclaim_throttle(pgdat);
+        }
+        freed
     }
 
     fn current_is_memalloc(&self) -> bool {
@@ -262,6 +269,49 @@ impl DirectReclaim for KernelReclaim {
 }
 
 static RECLAIM: KernelReclaim = KernelReclaim;
+
+/// `madvise(MADV_PAGEOUT)` on the address space `mm` (Linux
+/// `madvise_pageout` -> `reclaim_pages`): under its mmap lock held for
+/// reading, the pages only it maps are reclaimed at once through the
+/// reverse map ([`mm::mmap::MmStruct::madvise_pageout`]), the task marked
+/// as reclaiming meanwhile (Linux `memalloc_noreclaim_save` in
+/// `reclaim_pages`). Sleeps (the mmap lock).
+pub fn madvise_pageout(mm: &crate::mmap::Mm, start: u64, len: u64) -> Result<(), Errno> {
+    let guard = mm.mmap_read_lock();
+    let _memalloc = crate::sched::memalloc_noreclaim_save();
+    let caches = folio::KernelCaches::new();
+    guard.madvise_pageout(start, len, &caches, &FOLIO_WAIT)
+}
+
+/// A direct reclaimer that freed nothing waits for the writeback in
+/// flight (Linux `reclaim_throttle(pgdat, VMSCAN_THROTTLE_WRITEBACK)`):
+/// until `SWAP_CLUSTER_MAX` pages finished it, or all did, or 100 ms
+/// (`HZ/10`) passed. The pages reclaim wrote (swap-outs above all, which
+/// the disk takes longer to finish than reclaim takes to go round its
+/// lists) are then freeable, where without the wait the allocation's
+/// retries run out and the OOM killer fires with swap free. Linux
+/// throttles when `shrink_node` met pages it had marked for reclaim
+/// still under writeback (`nr.immediate`) and is woken by the writeback's
+/// end (`__acct_reclaim_writeback`); this kernel throttles on no progress
+/// with writeback pending and polls every 5 ms. May sleep.
+fn reclaim_throttle(pgdat: &PgData<'_>) {
+    const TIMEOUT_NS: u64 = 100_000_000;
+    const POLL_NS: u64 = 5_000_000;
+    let writeback = || pgdat.node_page_state(mm::vmstat::NodeStatItem::NrWriteback);
+    let start = writeback();
+    if start == 0 {
+        return;
+    }
+    let now = crate::arch::x86_64::tsc::now_ns;
+    let deadline = now().saturating_add(TIMEOUT_NS);
+    while now() < deadline {
+        crate::sched::wait::sleep_until_ns(now().saturating_add(POLL_NS).min(deadline), || false);
+        let left = writeback();
+        if left == 0 || start.saturating_sub(left) >= SWAP_CLUSTER_MAX {
+            return;
+        }
+    }
+}
 
 /// The node's kswapd thread, `kswapd0` (Linux `kswapd`): it sleeps until
 /// an allocation's slow path wakes it, then reclaims from the page

@@ -325,6 +325,23 @@ impl SwapAreas {
         with_si(entry, "swapcache_clear", |si| si.swapcache_clear(entry))
     }
 
+    /// Lets go of the swap cache's hold on `entry`'s slot, whose write
+    /// failed and which no swap entry names, and marks the slot bad
+    /// (`SWAP_MAP_BAD`) for as long as the area is on: it leaves
+    /// `SwapTotal` and /proc/swaps' size, as the header's bad pages do.
+    /// Logged. No Linux counterpart (see [`mm::swap_state`]).
+    pub fn swapcache_clear_bad(&self, entry: SwpEntry) -> Result<(), SwapEntryError> {
+        with_si(entry, "swapcache_clear_bad", |si| si.swapcache_clear_bad(entry))?;
+        if let Some(info) = swap_info(entry.ty()) {
+            let name = info.disk.name();
+            log::warn!(
+                "swap: slot {:#x} of /dev/{name} is bad after a write error: it leaves the area",
+                entry.offset()
+            );
+        }
+        Ok(())
+    }
+
     /// The count of `entry`'s slot in the swap map, with
     /// `COUNT_CONTINUED` if it goes on (Linux `__swap_count`).
     #[doc(alias = "__swap_count")]
@@ -363,7 +380,11 @@ impl SwapAreas {
 }
 
 /// Calls `f` on `entry`'s area's slots under its lock, and puts the
-/// slots `f` freed back into `nr_swap_pages` (Linux `swap_range_free`).
+/// slots `f` freed back into `nr_swap_pages` (Linux `swap_range_free`);
+/// slots it took out of use (marked bad) leave `total_swap_pages` and,
+/// while the area is open, `nr_swap_pages` too (a bad slot was in use,
+/// so the free count of an open area stays; a closed area counts minus
+/// its slots in use, one fewer now).
 /// Logs Linux's complaints about a bad entry, naming the caller `what`.
 fn with_si<R>(
     entry: SwpEntry,
@@ -372,12 +393,17 @@ fn with_si<R>(
 ) -> Result<R, SwapEntryError> {
     let result = swap_area(entry.ty()).ok_or(SwapEntryError::BadFile).and_then(|area| {
         let mut state = area.state.lock();
+        let writeok = state.flags.contains(SwpFlags::WRITEOK);
         let si = state.si.as_mut().ok_or(SwapEntryError::BadFile)?;
-        let before = si.inuse_pages();
+        let (inuse, pages) = (si.inuse_pages(), si.pages());
         let result = f(si);
-        let freed = before.saturating_sub(si.inuse_pages());
-        if freed > 0 {
-            NR_SWAP_PAGES.fetch_add(i64::from(freed), Ordering::Relaxed);
+        let freed = inuse.saturating_sub(si.inuse_pages());
+        let lost = if writeok { pages.saturating_sub(si.pages()) } else { 0 };
+        if freed != lost {
+            NR_SWAP_PAGES.fetch_add(i64::from(freed) - i64::from(lost), Ordering::Relaxed);
+        }
+        if lost > 0 {
+            TOTAL_SWAP_PAGES.fetch_sub(u64::from(lost), Ordering::Relaxed);
         }
         result
     });

@@ -65,6 +65,7 @@ impl<'a> Env<'a> {
 pub(crate) fn with_env(f: impl FnOnce(&Env<'_>)) {
     let sim = Sim::flat(64 << 20);
     let pgdat = sim.pgdat(1);
+    pgdat.set_folio_waits(&crate::sim::SimFolioWaits);
     let tlb = SimTlb::default();
     let alloc = TestAlloc::default();
     let kernel = PageTable::new(&pgdat, &FMT, GFP_KERNEL, false).unwrap();
@@ -1120,8 +1121,11 @@ fn madvise_dontneed_zeroes_and_reports_holes() {
         assert_eq!(mm.rss_pages(), 2);
         assert_eq!(read(env, &mut mm, X), Ok(0));
         assert_eq!(read(env, &mut mm, X + P), Ok(7));
-        // A hole: ENOMEM, after doing the mapped parts.
+        // A hole: ENOMEM, after doing the mapped parts (MADV_FREE only
+        // marks the pages lazily freeable: they stay until reclaim).
         assert_eq!(mm.madvise(X, 4 * P, MADV_FREE), Err(Errno::ENOMEM));
+        assert_eq!(mm.rss_pages(), 2);
+        assert_eq!(mm.madvise(X, 4 * P, MADV_DONTNEED), Err(Errno::ENOMEM));
         assert_eq!(mm.rss_pages(), 0);
         assert_eq!(read(env, &mut mm, X + 3 * P), Ok(0));
         assert_eq!(mm.madvise(X + 8 * P, P, MADV_DONTNEED), Err(Errno::ENOMEM));

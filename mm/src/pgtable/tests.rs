@@ -71,7 +71,13 @@ fn x86_entries_round_trip_every_protection_and_size() {
         assert_eq!(fmt.decode(0, Level::Pte), Entry::None, "zero is none");
         assert_eq!(fmt.decode(X86_ACCESSED | X86_DIRTY, Level::Pte), Entry::None, "pte_none ignores A and D");
         assert_eq!(fmt.decode(0x5000 | X86_RW, Level::Pmd), Entry::None, "a non-present table entry is none");
-        for ty in [0, 5, crate::swapops::SWP_MIGRATION_READ, crate::swapops::SWP_MIGRATION_WRITE] {
+        for ty in [
+            0,
+            5,
+            crate::swapops::SWP_MIGRATION_READ,
+            crate::swapops::SWP_MIGRATION_WRITE,
+            crate::swapops::SWP_PTE_MARKER,
+        ] {
             for offset in [0, 1, 0x12345, (1 << 50) - 2] {
                 let entry = SwpEntry::new(ty, offset);
                 let raw = fmt.encode_swp(entry);

@@ -457,23 +457,32 @@ pub fn folio_referenced<'a, F: PteFormat + 'a, A: VmaAlloc + 'a, R: RmapMms<'a, 
 /// swap cache gets its swap entry in each pte instead, one more count on
 /// the slot per pte ([`crate::swap_state::SwapBackend::swap_duplicate`];
 /// a count that cannot grow stops the walk), and `MM_SWAPENTS` for
-/// `MM_ANONPAGES`. Returns whether the page is no longer mapped. It
-/// refuses (returns false, changing nothing) for an anonymous page not in
-/// the swap cache, or a page the caller has not locked, and stops at a
-/// pte in a `VM_LOCKED` VMA (an mlocked page stays). The walk takes its
-/// own reference.
+/// `MM_ANONPAGES`. A lazily freeable anonymous page (`MADV_FREE`: not
+/// `PG_swapbacked`) has its ptes cleared, its data dropped, as long as
+/// no pte is dirty and no one but the ptes, the caller's isolation and
+/// the walk holds it (Linux's "MADV_FREE page check"); a dirty pte (a
+/// write since `MADV_FREE`) or another holder stops the walk, the pte
+/// kept, and a dirty one makes the page anonymous memory again
+/// (`PG_swapbacked`, dirty). Returns whether the page is no longer
+/// mapped. It refuses (returns false, changing nothing) for an anonymous
+/// page not in the swap cache and not lazily freeable, or a page the
+/// caller has not locked, and stops at a pte in a `VM_LOCKED` VMA (an
+/// mlocked page stays). The walk takes its own reference.
 pub fn try_to_unmap<'a, F: PteFormat + 'a, A: VmaAlloc + 'a, R: RmapMms<'a, F, A> + ?Sized>(
     rmms: &R,
     pgdat: &crate::page_alloc::PgData<'_>,
     pfn: Pfn,
 ) -> bool {
+    use crate::page_flags::PageFlags;
     let mut unmapped = false;
     with_page_ref(pgdat, pfn, |page| {
         if !crate::filemap::folio_test_locked(page) {
             return;
         }
-        // An anonymous page leaves its ptes only for its swap slot.
-        let swap = if page_anon(page) {
+        let lazyfree = page_anon(page) && !page.test(PageFlags::SWAPBACKED);
+        // An anonymous page leaves its ptes only for its swap slot, or
+        // for nothing if lazily freeable.
+        let swap = if page_anon(page) && !lazyfree {
             match (crate::swap_state::folio_swap_entry(page), pgdat.swap_backend()) {
                 (Some(entry), Some(backend)) => Some((entry, backend)),
                 _ => return,
@@ -500,6 +509,12 @@ pub fn try_to_unmap<'a, F: PteFormat + 'a, A: VmaAlloc + 'a, R: RmapMms<'a, F, A
                             stop = true;
                             return None;
                         }
+                        if lazyfree {
+                            return lazyfree_unmap_one(page, slot, fmt).or_else(|| {
+                                stop = true;
+                                None
+                            });
+                        }
                         let new = match swap {
                             // Linux `try_to_unmap_one`'s `swap_duplicate`:
                             // without a count the page stays mapped.
@@ -522,7 +537,7 @@ pub fn try_to_unmap<'a, F: PteFormat + 'a, A: VmaAlloc + 'a, R: RmapMms<'a, F, A
                     {
                         if swap.is_some() {
                             // The page's data is newer than its slot's.
-                            page.set(crate::page_flags::PageFlags::DIRTY);
+                            page.set(PageFlags::DIRTY);
                         } else if let Some(file) = vma.file() {
                             dirty = Some((file, page.index()));
                         }
@@ -548,6 +563,41 @@ pub fn try_to_unmap<'a, F: PteFormat + 'a, A: VmaAlloc + 'a, R: RmapMms<'a, F, A
         unmapped = page.mapcount() <= 0;
     });
     unmapped
+}
+
+/// Clears the pte `slot` of the lazily freeable page
+/// `page` if the page may be dropped (Linux `try_to_unmap_one`'s
+/// "MADV_FREE page check"): no dirty bit on the pte or the page, and no
+/// reference but one per pte, the caller's isolation and the walk's.
+/// Returns the old pte, or `None` to stop with the pte kept; a dirty one
+/// turns the page back into swap-backed anonymous memory, dirty.
+fn lazyfree_unmap_one<F: PteFormat>(page: &Page, slot: &AtomicU64, fmt: &F) -> Option<u64> {
+    use crate::page_flags::PageFlags;
+    let raw = slot.load(Ordering::Acquire);
+    let Entry::Leaf(leaf) = fmt.decode(raw, Level::Pte) else { return None };
+    let redirtied = || {
+        page.set(PageFlags::DIRTY);
+        page.set(PageFlags::SWAPBACKED);
+    };
+    if leaf.prot.contains(PgProt::DIRTY) || page.test(PageFlags::DIRTY) {
+        redirtied();
+        return None;
+    }
+    if i64::from(page.refcount()) != 2 + i64::from(page.mapcount()) {
+        return None;
+    }
+    // A CPU may set the dirty bit meanwhile: then the pte is kept.
+    match slot.compare_exchange(raw, 0, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(old) => Some(old),
+        Err(now) => {
+            if let Entry::Leaf(l) = fmt.decode(now, Level::Pte)
+                && l.prot.contains(PgProt::DIRTY)
+            {
+                redirtied();
+            }
+            None
+        }
+    }
 }
 
 /// Runs `f` on the page `pfn` holding a reference of our own on it, if it

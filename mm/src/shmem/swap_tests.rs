@@ -117,14 +117,9 @@ fn swap_entry(file: &ShmemFile, index: u64) -> Option<SwpEntry> {
 /// reference.
 fn swapin(pgdat: &PgData<'_>, swap: &SimSwap, file: &ShmemFile, index: u64) -> Pfn {
     let entry = swap_entry(file, index).expect("a swap entry");
-    let came = shmem_swapin_folio(
-        pgdat,
-        swap,
-        &SimFolioWaits,
-        entry,
-        GFP_KERNEL,
-        |pfn| file.space.lock().unwrap().shmem_add_to_page_cache(pgdat, pfn, index, entry),
-    );
+    let came = shmem_swapin_folio(pgdat, swap, &SimFolioWaits, entry, GFP_KERNEL, |pfn| {
+        file.space.lock().unwrap().shmem_add_to_page_cache(pgdat, pfn, index, entry)
+    });
     match came {
         Ok(ShmemSwapin::Done(pfn)) => pfn,
         other => panic!("swap-in of page {index}: {other:?}"),
@@ -218,17 +213,10 @@ fn a_swap_in_that_loses_its_entry_to_truncation_leaks_no_slot() {
     assert_eq!(reclaim(&pgdat, &file, 1), 1);
     let entry = swap_entry(&file, 0).unwrap();
     // Truncation takes the entry while the swap-in reads the slot.
-    let came = shmem_swapin_folio(
-        &pgdat,
-        swap,
-        &SimFolioWaits,
-        entry,
-        GFP_KERNEL,
-        |pfn| {
-            truncate_swap(&pgdat, swap, &file);
-            file.space.lock().unwrap().shmem_add_to_page_cache(&pgdat, pfn, 0, entry)
-        },
-    );
+    let came = shmem_swapin_folio(&pgdat, swap, &SimFolioWaits, entry, GFP_KERNEL, |pfn| {
+        truncate_swap(&pgdat, swap, &file);
+        file.space.lock().unwrap().shmem_add_to_page_cache(&pgdat, pfn, 0, entry)
+    });
     assert_eq!(came, Ok(ShmemSwapin::Retry), "the index no longer holds the entry");
     let space = file.space.lock().unwrap();
     assert_eq!((space.lookup_entry(0), space.nrpages(), space.swapped()), (None, 0, 0));

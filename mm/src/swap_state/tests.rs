@@ -2,7 +2,7 @@
 //! exit against a model of the slots' counts; swap-out by reclaim and
 //! swap-in by faults, with readahead, locked pages and failed reads.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -31,8 +31,9 @@ struct Slot {
 /// A swap area as a model (type 0, slots handed out from offset 1): each
 /// slot's counts and data, the swap cache's index, a refusal switch for
 /// counts, a failure switch for reads, reads held back until the test
-/// completes them, and the task's plug: whether one is started, how many
-/// were, and the writes made without one.
+/// completes them, the task's plug: whether one is started, how many
+/// were, and the writes made without one; and the slots whose writes or
+/// reads the disk fails, and those marked bad.
 #[derive(Default)]
 pub(crate) struct SimSwap {
     slots: Mutex<BTreeMap<(u32, u64), Slot>>,
@@ -40,8 +41,8 @@ pub(crate) struct SimSwap {
     next: Mutex<u64>,
     pub(crate) refuse: AtomicBool,
     size: u64,
-    /// Reads fail (the disk's error).
-    fail_reads: AtomicBool,
+    /// Every read fails (the disk's error).
+    fail_every_read: AtomicBool,
     /// Reads wait in `pending` for [`SimSwap::complete_reads`].
     defer_reads: AtomicBool,
     pending: Mutex<Vec<(SwpEntry, Pfn)>>,
@@ -50,6 +51,9 @@ pub(crate) struct SimSwap {
     plugged: AtomicBool,
     plugs: AtomicU64,
     unplugged_writes: AtomicU64,
+    fail_writes: Mutex<BTreeSet<u64>>,
+    fail_reads: Mutex<BTreeSet<u64>>,
+    bad: Mutex<BTreeSet<u64>>,
 }
 
 fn key(entry: SwpEntry) -> (u32, u64) {
@@ -83,7 +87,10 @@ impl SimSwap {
     fn end_read(&self, pgdat: &PgData<'_>, entry: SwpEntry, pfn: Pfn) {
         let data = self.slots.lock().unwrap().get(&key(entry)).and_then(|s| s.data.clone());
         let result = match data {
-            Some(data) if !self.fail_reads.load(Ordering::Relaxed) => {
+            Some(data)
+                if !self.fail_every_read.load(Ordering::Relaxed)
+                    && !self.fail_reads.lock().unwrap().contains(&entry.offset()) =>
+            {
                 // SAFETY: a locked page not uptodate: no one else reads or
                 // writes it until its read ends.
                 unsafe { crate::highmem::memcpy_to_page(pgdat, pfn, 0, &data) }.unwrap();
@@ -138,8 +145,10 @@ impl SwapBackend for SimSwap {
     fn get_swap_page(&self) -> Option<SwpEntry> {
         let mut next = self.next.lock().unwrap();
         let mut slots = self.slots.lock().unwrap();
-        let offset =
-            (1..self.size).map(|i| (*next + i) % self.size).find(|&o| o != 0 && !slots.contains_key(&(0, o)))?;
+        let bad = self.bad.lock().unwrap();
+        let offset = (1..self.size)
+            .map(|i| (*next + i) % self.size)
+            .find(|&o| o != 0 && !slots.contains_key(&(0, o)) && !bad.contains(&o))?;
         *next = offset;
         slots.insert((0, offset), Slot { count: 0, cache: true, data: None });
         Some(SwpEntry::new(0, offset))
@@ -155,12 +164,19 @@ impl SwapBackend for SimSwap {
         }
     }
 
+    fn put_swap_folio_bad(&self, entry: SwpEntry) {
+        let mut slots = self.slots.lock().unwrap();
+        let slot = slots.remove(&key(entry)).expect("a slot in use");
+        assert!(slot.cache && slot.count == 0, "{entry:?} marked bad while a pte holds it");
+        assert!(self.bad.lock().unwrap().insert(entry.offset()));
+    }
+
     fn swap_count(&self, entry: SwpEntry) -> u32 {
         self.count(entry)
     }
 
     fn nr_swap_pages(&self) -> u64 {
-        self.size - 1 - self.in_use() as u64
+        self.size - 1 - self.in_use() as u64 - self.bad.lock().unwrap().len() as u64
     }
 
     fn swapcache_prepare(&self, entry: SwpEntry) -> Result<(), SwapCacheError> {
@@ -197,6 +213,12 @@ impl SwapBackend for SimSwap {
 
     #[allow(unsafe_code, reason = "the model's copy of the page")]
     fn swap_writepage(&self, pgdat: &PgData<'_>, entry: SwpEntry, pfn: Pfn) -> Result<(), SwapIoError> {
+        assert!(!self.bad.lock().unwrap().contains(&entry.offset()), "a write to bad slot {entry:?}");
+        if self.fail_writes.lock().unwrap().contains(&entry.offset()) {
+            // The disk fails it, at once.
+            end_swap_writeback(pgdat, pfn, Err(SwapWriteError::Io), &crate::sim::SimFolioWaits);
+            return Ok(());
+        }
         let mut data = vec![0u8; PAGE_SIZE as usize];
         // SAFETY: the locked page reclaim writes out; nothing references it.
         unsafe { crate::highmem::memcpy_from_page(pgdat, &mut data, pfn, 0) }.unwrap();
@@ -588,7 +610,7 @@ fn a_failed_swap_read_is_sigbus_and_the_slot_is_read_again_later() {
     with_env(|env| {
         let swap = registered(env);
         let mut mm = swapped_out_area(env, swap, PAGES);
-        swap.fail_reads.store(true, Ordering::Relaxed);
+        swap.fail_every_read.store(true, Ordering::Relaxed);
         let target = X + 2 * P;
         let access = crate::memory::FaultAccess { write: false, exec: false };
         let va = VirtAddr::expect_canonical(target);
@@ -599,7 +621,7 @@ fn a_failed_swap_read_is_sigbus_and_the_slot_is_read_again_later() {
         assert!(!page.test(PageFlags::UPTODATE) && !page.test(PageFlags::LOCKED));
         assert_eq!(mm.handle_mm_fault(va, access), Err(crate::memory::FaultError::SigBus), "still not uptodate");
         assert_eq!(mm.counter(MmCounter::SwapEnts), PAGES);
-        swap.fail_reads.store(false, Ordering::Relaxed);
+        swap.fail_every_read.store(false, Ordering::Relaxed);
         assert!(reclaim(env, &[&mm], PAGES) >= 1, "reclaim drops the pages whose reads failed");
         assert!(swap.swap_cache_lookup(entry).is_none());
         for i in 0..PAGES {
@@ -874,5 +896,335 @@ fn madvise_cold_deactivates_the_pages_this_process_alone_maps() {
         assert_eq!(crate::mmap::tests::read(env, &mut mm, X + 2 * P), Ok(2), "the data stays");
         child.exit_mmap();
         mm.exit_mmap();
+    });
+}
+
+/// Runs reclaim `rounds` times over the address spaces `mms` (each run
+/// asking for `nr` pages); the pages freed.
+fn reclaim_rounds(env: &Env<'_>, mms: &[&Mm<'_>], rounds: usize, nr: u64) -> u64 {
+    use crate::vmscan::{Reclaimer, shrink_page_cache};
+    env.pgdat.lru_add_drain_all();
+    let owners = Owners { rmms: crate::rmap::tests::TestMms { mms: mms.to_vec(), alloc: env.alloc, file: None } };
+    (0..rounds)
+        .map(|_| {
+            shrink_page_cache(
+                env.pgdat,
+                &owners,
+                &crate::sim::SimFolioWaits,
+                nr,
+                Reclaimer::Direct,
+                crate::gfp::GFP_KERNEL,
+            )
+        })
+        .sum()
+}
+
+fn swapcache_pages(env: &Env<'_>) -> u64 {
+    env.pgdat.node_page_state(NodeStatItem::NrSwapcache)
+}
+
+/// A write to `addr` as the CPU makes it: the data, and the pte's
+/// accessed and dirty bits (the simulation has no MMU to set them).
+fn cpu_write(env: &Env<'_>, mm: &mut Mm<'_>, addr: u64, byte: u8) {
+    use crate::pgtable::{Leaf, PgProt};
+    write(env, mm, addr, byte).unwrap();
+    let slot = mm.pgd.pte_offset(VirtAddr::expect_canonical(addr), false).unwrap().unwrap();
+    let fmt = mm.pgd.format();
+    let Entry::Leaf(leaf) = fmt.decode(slot.load(Ordering::Acquire), Level::Pte) else {
+        panic!("no page at {addr:#x}")
+    };
+    slot.store(fmt.encode_leaf(Leaf { prot: leaf.prot | PgProt::ACCESSED | PgProt::DIRTY, ..leaf }), Ordering::Release);
+}
+
+/// A swap write the disk fails keeps the page in memory, in the swap
+/// cache under its entry (`PG_error`), which the ptes still name: reclaim
+/// neither writes that slot again nor frees the page. The faults that
+/// bring the page back find it there, intact; once no pte holds the slot
+/// it goes bad (never allocated again), and the next reclaim gives the
+/// page a new slot that works.
+#[test]
+fn a_failed_swap_write_keeps_the_page_and_its_slot_goes_bad_once_no_pte_holds_it() {
+    const PAGES: u64 = 8;
+    with_env(|env| {
+        let swap = registered(env);
+        // The model hands out slots 1, 2, ... in order: the first two fail.
+        swap.fail_writes.lock().unwrap().extend([1, 2]);
+        let mut mm = env.mm();
+        mm.do_mmap(X, PAGES * P, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0).unwrap();
+        for i in 0..PAGES {
+            write(env, &mut mm, X + i * P, 0x30 + i as u8).unwrap();
+        }
+        let freed = reclaim_rounds(env, &[&mm], 16, PAGES);
+        assert_eq!(freed, PAGES - 2, "the pages whose writes failed stay");
+        assert!((0..PAGES).all(|i| entry_at(&mm, X + i * P).is_some()), "every pte holds its slot's entry");
+        assert_eq!(swapcache_pages(env), 2);
+        let kept: Vec<SwpEntry> = (0..2).map(|i| entry_at(&mm, X + i * P).unwrap()).collect();
+        assert_eq!(kept.iter().map(|e| e.offset()).collect::<Vec<_>>(), [1, 2]);
+        for &entry in &kept {
+            let page = env.page(swap.swap_cache_lookup(entry).expect("in the swap cache"));
+            assert!(page.test(crate::page_flags::PageFlags::ERROR) && page.test(crate::page_flags::PageFlags::DIRTY));
+        }
+        // Reclaim again: the page is needed by the ptes; no write to its
+        // slot (the model refuses writes to bad slots), no free.
+        assert_eq!(reclaim_rounds(env, &[&mm], 8, PAGES), 0);
+        assert_eq!((swapcache_pages(env), swap.bad.lock().unwrap().len()), (2, 0));
+        let reads = swap.reads.load(Ordering::Relaxed);
+        for i in 0..PAGES {
+            assert_eq!(crate::mmap::tests::read(env, &mut mm, X + i * P), Ok(0x30 + i as u8), "page {i}");
+        }
+        assert_eq!(swap.reads.load(Ordering::Relaxed) - reads, PAGES - 2, "the kept pages came from memory");
+        assert_eq!(*swap.bad.lock().unwrap(), BTreeSet::from([1, 2]), "the failed slots are bad now");
+        assert_eq!((swap.in_use(), swapcache_pages(env)), (0, 0));
+        assert_eq!(swap.nr_swap_pages(), swap.size - 3, "bad slots are out of the free count");
+        // Swapped out again, all of them, to good slots.
+        assert_eq!(reclaim_rounds(env, &[&mm], 16, PAGES), PAGES);
+        assert!((0..PAGES).all(|i| entry_at(&mm, X + i * P).is_some_and(|e| e.offset() > 2)));
+        for i in 0..PAGES {
+            assert_eq!(crate::mmap::tests::read(env, &mut mm, X + i * P), Ok(0x30 + i as u8), "page {i}");
+        }
+        mm.exit_mmap();
+        assert_eq!(swap.in_use(), 0);
+    });
+}
+
+/// A page whose write failed and which two address spaces map again
+/// (each read it back, so no pte holds the slot, but the page stays in
+/// the swap cache, shared): reclaim marks the slot bad, gives the page a
+/// new one and swaps it out from both; both read it back intact.
+#[test]
+fn reclaim_moves_a_page_whose_write_failed_to_a_new_slot_once_no_pte_holds_the_old_one() {
+    with_env(|env| {
+        let swap = registered(env);
+        swap.fail_writes.lock().unwrap().insert(1);
+        let mut parent = env.mm();
+        parent.do_mmap(X, P, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0).unwrap();
+        write(env, &mut parent, X, 0x6b).unwrap();
+        let mut child = env.mm();
+        parent.dup_mmap(&mut child).unwrap();
+        assert_eq!(reclaim_rounds(env, &[&parent, &child], 8, 1), 0, "the write failed: the page stays");
+        let failed = entry_at(&parent, X).expect("unmapped to its slot");
+        assert_eq!((failed.offset(), swap.count(failed)), (1, 2));
+        assert_eq!(crate::mmap::tests::read(env, &mut child, X), Ok(0x6b));
+        assert_eq!(crate::mmap::tests::read(env, &mut parent, X), Ok(0x6b));
+        assert_eq!((swap.count(failed), swapcache_pages(env)), (0, 1), "mapped twice, still in the swap cache");
+        assert!(swap.bad.lock().unwrap().is_empty());
+        assert_eq!(reclaim_rounds(env, &[&parent, &child], 8, 1), 1);
+        assert_eq!(*swap.bad.lock().unwrap(), BTreeSet::from([1]));
+        let moved = entry_at(&parent, X).expect("swapped out");
+        assert_ne!(moved.offset(), 1);
+        assert_eq!((entry_at(&child, X), swap.count(moved)), (Some(moved), 2));
+        assert_eq!(crate::mmap::tests::read(env, &mut parent, X), Ok(0x6b));
+        assert_eq!(crate::mmap::tests::read(env, &mut child, X), Ok(0x6b));
+        child.exit_mmap();
+        parent.exit_mmap();
+        reclaim_rounds(env, &[], 8, 1);
+        assert_eq!((swap.in_use(), swapcache_pages(env)), (0, 0));
+    });
+}
+
+/// A slot that cannot be read makes the fault SIGBUS for the task that
+/// faulted; its pte keeps the entry and the slot its count (a sharing
+/// task's fault finds the same page, not uptodate, and is SIGBUS too, as
+/// in Linux), and once reclaim dropped the page, a read that works
+/// brings the data back.
+#[test]
+fn a_failed_swap_read_is_sigbus_for_the_faulting_task_and_the_slot_stays() {
+    with_env(|env| {
+        let swap = registered(env);
+        let mut parent = env.mm();
+        parent.do_mmap(X, 2 * P, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0).unwrap();
+        write(env, &mut parent, X, 0x11).unwrap();
+        write(env, &mut parent, X + P, 0x22).unwrap();
+        let mut child = env.mm();
+        parent.dup_mmap(&mut child).unwrap();
+        assert_eq!(reclaim_rounds(env, &[&parent, &child], 16, 2), 2);
+        let entry = entry_at(&parent, X).unwrap();
+        swap.fail_reads.lock().unwrap().insert(entry.offset());
+        assert_eq!(crate::mmap::tests::read(env, &mut child, X), Err(crate::memory::FaultError::SigBus));
+        assert_eq!((entry_at(&child, X), swap.count(entry)), (Some(entry), 2), "the pte keeps its entry");
+        let failed = swap.swap_cache_lookup(entry).expect("the page whose read failed stays in the swap cache");
+        assert!(!env.page(failed).test(PageFlags::UPTODATE) && swap.slots.lock().unwrap()[&key(entry)].cache);
+        assert_eq!(crate::mmap::tests::read(env, &mut child, X + P), Ok(0x22), "the other page is fine");
+        assert_eq!(crate::mmap::tests::read(env, &mut parent, X), Err(crate::memory::FaultError::SigBus));
+        child.exit_mmap();
+        assert_eq!(swap.count(entry), 1, "the child's exit gave its count back");
+        swap.fail_reads.lock().unwrap().clear();
+        assert_eq!(crate::mmap::tests::read(env, &mut parent, X), Err(crate::memory::FaultError::SigBus));
+        reclaim_rounds(env, &[&parent], 8, 16);
+        assert_eq!(swap.swap_cache_lookup(entry), None, "reclaim dropped the page whose read failed");
+        assert_eq!(crate::mmap::tests::read(env, &mut parent, X), Ok(0x11));
+        parent.exit_mmap();
+        reclaim_rounds(env, &[], 8, 2);
+        assert_eq!((swap.in_use(), swapcache_pages(env)), (0, 0));
+    });
+}
+
+/// swapoff's unuse of a slot that cannot be read puts a poisoned entry
+/// in the pte and gives the slot its count back (Linux `unuse_pte`): the
+/// area empties, the next touch is SIGBUS, fork copies the poison and
+/// unmapping clears it.
+#[test]
+fn swapoff_poisons_a_pte_whose_slot_cannot_be_read() {
+    with_env(|env| {
+        let swap = registered(env);
+        let mut mm = env.mm();
+        mm.do_mmap(X, 2 * P, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0).unwrap();
+        write(env, &mut mm, X, 0x44).unwrap();
+        write(env, &mut mm, X + P, 0x55).unwrap();
+        assert_eq!(reclaim_rounds(env, &[&mm], 16, 2), 2);
+        let lost = entry_at(&mm, X).unwrap();
+        swap.fail_reads.lock().unwrap().insert(lost.offset());
+        assert_eq!(mm.unuse_swap_area(0), Ok(1), "the readable page came back");
+        let poisoned = entry_at(&mm, X).expect("a non-present pte");
+        assert!(crate::swapops::is_poisoned_swp_entry(poisoned));
+        assert_eq!((swap.count(lost), swap.in_use(), mm.counter(MmCounter::SwapEnts)), (0, 0, 0), "the area is empty");
+        assert_eq!(crate::mmap::tests::read(env, &mut mm, X), Err(crate::memory::FaultError::SigBus));
+        assert_eq!(crate::mmap::tests::read(env, &mut mm, X + P), Ok(0x55));
+        let mut child = env.mm();
+        mm.dup_mmap(&mut child).unwrap();
+        assert_eq!(entry_at(&child, X), Some(poisoned), "fork copies the poison");
+        assert_eq!(crate::mmap::tests::read(env, &mut child, X), Err(crate::memory::FaultError::SigBus));
+        child.exit_mmap();
+        mm.do_munmap(X, P).unwrap();
+        assert_eq!(entry_at(&mm, X), None, "munmap cleared it");
+        mm.exit_mmap();
+    });
+}
+
+/// The reclaim context madvise(MADV_PAGEOUT) runs with in these tests.
+fn pageout(env: &Env<'_>, mm: &Mm<'_>, mms: &[&Mm<'_>], start: u64, len: u64) -> Result<(), uapi::errno::Errno> {
+    let owners = Owners { rmms: crate::rmap::tests::TestMms { mms: mms.to_vec(), alloc: env.alloc, file: None } };
+    mm.madvise_pageout(start, len, &owners, &crate::sim::SimFolioWaits)
+}
+
+/// MADV_PAGEOUT sends the pages only this address space maps to swap at
+/// once, however recently used (Linux `reclaim_pages`): their ptes hold
+/// entries (`VmSwap`), `pswpout`-style writes happen, a page a child
+/// shares stays mapped; the data reads back intact, from the swap cache
+/// and, once reclaim freed the pages, from the slots. Without free
+/// slots nothing moves.
+#[test]
+fn madvise_pageout_swaps_out_the_pages_only_this_process_maps() {
+    const PAGES: u64 = 4;
+    with_env(|env| {
+        let mut mm = env.mm();
+        mm.do_mmap(X, PAGES * P, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0).unwrap();
+        for i in 0..PAGES {
+            cpu_write(env, &mut mm, X + i * P, 0x60 + i as u8);
+        }
+        // No swap yet: nothing can go.
+        assert_eq!(pageout(env, &mm, &[&mm], X, PAGES * P), Ok(()));
+        assert!((0..PAGES).all(|i| entry_at(&mm, X + i * P).is_none()));
+        let swap = registered(env);
+        let mut child = env.mm();
+        mm.dup_mmap(&mut child).unwrap();
+        child.do_munmap(X + P, (PAGES - 1) * P).unwrap();
+        assert_eq!(pageout(env, &mm, &[&mm, &child], X, PAGES * P), Ok(()));
+        assert_eq!(entry_at(&mm, X), None, "the page the child shares stays");
+        assert!((1..PAGES).all(|i| entry_at(&mm, X + i * P).is_some()), "the others are swapped out");
+        assert_eq!(mm.counter(MmCounter::SwapEnts), PAGES - 1);
+        assert!((1..PAGES).all(|i| swap.slots.lock().unwrap()[&key(entry_at(&mm, X + i * P).unwrap())].data.is_some()));
+        assert_eq!(swapcache_pages(env), PAGES - 1, "written, waiting in the swap cache for reclaim");
+        // Their writes done, they wait at the cold end: reclaim frees them.
+        for _ in 0..8 {
+            if swapcache_pages(env) > 0 {
+                reclaim_rounds(env, &[&mm, &child], 1, 1);
+            }
+        }
+        assert_eq!(swapcache_pages(env), 0);
+        let reads = swap.reads.load(Ordering::Relaxed);
+        for i in 0..PAGES {
+            assert_eq!(crate::mmap::tests::read(env, &mut mm, X + i * P), Ok(0x60 + i as u8), "page {i}");
+        }
+        assert!(swap.reads.load(Ordering::Relaxed) - reads >= PAGES - 1, "the swapped-out pages were read");
+        assert_eq!(mm.madvise(X, P, uapi::mman::MADV_PAGEOUT), Ok(()), "the write-locked path only deactivates");
+        assert_eq!(pageout(env, &mm, &[&mm], X + PAGES * P, P), Err(uapi::errno::Errno::ENOMEM));
+        child.exit_mmap();
+        mm.exit_mmap();
+        reclaim_rounds(env, &[], 8, PAGES);
+        assert_eq!((swap.in_use(), swapcache_pages(env)), (0, 0));
+    });
+}
+
+/// MADV_FREE (Linux `madvise_free_pte_range`): a swapped-out page's
+/// entry goes with its slot; the present pages only this process maps
+/// become lazily freeable (clean, on the inactive file list, not
+/// swap-backed: `pglazyfree`), and reclaim drops them without swap
+/// (`pglazyfreed`): they read as zeros, except the one written after
+/// the call, which keeps its new data and is swap-backed again; a page a
+/// child shares is left as it is.
+#[test]
+fn madvise_free_pages_are_dropped_by_reclaim_unless_written_again() {
+    use crate::page_flags::PageFlags;
+    use crate::swap::LruList;
+    use crate::vmstat::VmEventItem;
+    const PAGES: u64 = 5;
+    with_env(|env| {
+        let swap = registered(env);
+        let mut mm = env.mm();
+        mm.do_mmap(X, (PAGES + 1) * P, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0)
+            .unwrap();
+        for i in 0..PAGES {
+            cpu_write(env, &mut mm, X + i * P, 0x70 + i as u8);
+        }
+        let gone = SwpEntry::new(0, 40);
+        swap_out_pte(&mm, swap, X + PAGES * P, gone);
+        let mut child = env.mm();
+        mm.dup_mmap(&mut child).unwrap();
+        child.do_munmap(X + P, PAGES * P).unwrap();
+        env.pgdat.lru_add_drain_all();
+        let pfns: Vec<Pfn> =
+            (0..PAGES).map(|i| mm.follow_pte(VirtAddr::expect_canonical(X + i * P)).unwrap().phys.pfn()).collect();
+        let (lazyfree, lazyfreed) =
+            (env.pgdat.all_vm_events(VmEventItem::Pglazyfree), env.pgdat.all_vm_events(VmEventItem::Pglazyfreed));
+        let inactive_file = env.pgdat.lru_pages(LruList::InactiveFile);
+        assert_eq!(mm.madvise(X, (PAGES + 1) * P, uapi::mman::MADV_FREE), Ok(()));
+        env.pgdat.lru_add_drain_all();
+        assert_eq!((swap.count(gone), entry_at(&mm, X + PAGES * P)), (0, None), "the swap entry went with its slot");
+        assert_eq!(mm.counter(MmCounter::SwapEnts), 0);
+        assert_eq!(env.pgdat.all_vm_events(VmEventItem::Pglazyfree), lazyfree + PAGES - 1);
+        assert_eq!(env.pgdat.lru_pages(LruList::InactiveFile), inactive_file + PAGES - 1);
+        assert!(env.page(pfns[0]).test(PageFlags::SWAPBACKED), "the page the child shares is left alone");
+        for &pfn in &pfns[1..] {
+            assert!(!env.page(pfn).test(PageFlags::SWAPBACKED) && !env.page(pfn).test(PageFlags::DIRTY));
+        }
+        let pte = mm.follow_pte(VirtAddr::expect_canonical(X + P)).unwrap();
+        assert!(!pte.prot.intersects(crate::pgtable::PgProt::DIRTY | crate::pgtable::PgProt::ACCESSED));
+        // Before reclaim the data is still there; then page 2 is written.
+        assert_eq!(crate::mmap::tests::read(env, &mut mm, X + 3 * P), Ok(0x73));
+        cpu_write(env, &mut mm, X + 2 * P, 0x99);
+        reclaim_rounds(env, &[&mm, &child], 16, PAGES);
+        assert_eq!(env.pgdat.all_vm_events(VmEventItem::Pglazyfreed), lazyfreed + PAGES - 2);
+        assert_eq!(crate::mmap::tests::read(env, &mut mm, X), Ok(0x70));
+        assert_eq!(crate::mmap::tests::read(env, &mut mm, X + P), Ok(0));
+        assert_eq!(crate::mmap::tests::read(env, &mut mm, X + 2 * P), Ok(0x99), "written after MADV_FREE: kept");
+        assert_eq!(crate::mmap::tests::read(env, &mut mm, X + 3 * P), Ok(0));
+        assert_eq!(crate::mmap::tests::read(env, &mut mm, X + 4 * P), Ok(0));
+        assert_eq!(crate::mmap::tests::read(env, &mut mm, X + PAGES * P), Ok(0), "its swap slot is gone");
+        child.exit_mmap();
+        mm.exit_mmap();
+        reclaim_rounds(env, &[], 8, PAGES);
+        assert_eq!((swap.in_use(), swapcache_pages(env)), (0, 0));
+    });
+}
+
+/// MADV_DONTNEED drops a swapped-out page with its slot count: the range
+/// reads zeros, `VmSwap` falls, the slot is free.
+#[test]
+fn madvise_dontneed_frees_swap_entries() {
+    with_env(|env| {
+        let swap = registered(env);
+        let mut mm = env.mm();
+        mm.do_mmap(X, 2 * P, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0).unwrap();
+        write(env, &mut mm, X, 0x12).unwrap();
+        write(env, &mut mm, X + P, 0x34).unwrap();
+        assert_eq!(reclaim_rounds(env, &[&mm], 16, 2), 2);
+        assert_eq!((mm.counter(MmCounter::SwapEnts), swap.in_use()), (2, 2));
+        assert_eq!(mm.madvise(X, P, uapi::mman::MADV_DONTNEED), Ok(()));
+        assert_eq!((mm.counter(MmCounter::SwapEnts), swap.in_use()), (1, 1));
+        assert_eq!(crate::mmap::tests::read(env, &mut mm, X), Ok(0));
+        assert_eq!(crate::mmap::tests::read(env, &mut mm, X + P), Ok(0x34));
+        mm.exit_mmap();
+        assert_eq!(swap.in_use(), 0);
     });
 }

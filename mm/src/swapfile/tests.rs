@@ -151,9 +151,9 @@ fn setup_refuses_storage_of_the_wrong_size() {
         SwapInfo::new(ty, &header, storage).err()
     };
     assert_eq!(attempt(599, 0, 1), Some(SwapSetupError::StorageSize { what: "swap_map", len: 599, needed: 600 }));
-    assert_eq!(attempt(600, MAX_SWAPFILES, 1), Some(SwapSetupError::BadType { ty: 30 }));
+    assert_eq!(attempt(600, MAX_SWAPFILES, 1), Some(SwapSetupError::BadType { ty: MAX_SWAPFILES }));
     assert_eq!(attempt(600, 0, 0), Some(SwapSetupError::StorageSize { what: "percpu_cluster", len: 0, needed: 1 }));
-    assert_eq!(attempt(600, 29, 2), None);
+    assert_eq!(attempt(600, MAX_SWAPFILES - 1, 2), None);
 }
 
 #[test]
@@ -374,6 +374,7 @@ enum Op {
     Free { slot: (bool, u32), times: u32 },
     CacheAdd { slot: (bool, u32) },
     CacheClear { slot: (bool, u32) },
+    CacheClearBad { slot: (bool, u32) },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -386,6 +387,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (slot, times()).prop_map(|(slot, times)| Op::Free { slot, times }),
         1 => slot.prop_map(|slot| Op::CacheAdd { slot }),
         2 => slot.prop_map(|slot| Op::CacheClear { slot }),
+        1 => slot.prop_map(|slot| Op::CacheClearBad { slot }),
     ]
 }
 
@@ -407,7 +409,7 @@ proptest! {
         ops in prop::collection::vec(op(), 1..80),
     ) {
         let bad: Vec<u32> = bad.into_iter().filter(|&b| u64::from(b) < device_pages).collect();
-        let bad_set: BTreeSet<u32> = bad.iter().copied().chain([0]).collect();
+        let mut bad_set: BTreeSet<u32> = bad.iter().copied().chain([0]).collect();
         prop_assume!(bad_set.len() < device_pages as usize);
         with_area(device_pages, &bad, nr_cpus, |si, pool| {
             let mut model: BTreeMap<u32, Slot> = BTreeMap::new();
@@ -471,6 +473,21 @@ proptest! {
                             _ => Err(SwapEntryError::NotCached),
                         };
                         assert_eq!(si.swapcache_clear(entry(offset)), expected);
+                    }
+                    Op::CacheClearBad { slot } => {
+                        // A slot whose write failed: bad from now on, if
+                        // only the swap cache held it.
+                        let offset = pick(&model, slot);
+                        let expected = match model.get(&offset) {
+                            Some(s) if s.cache && s.count > 0 => Err(SwapEntryError::InUse),
+                            Some(s) if s.cache => Ok(()),
+                            _ => Err(SwapEntryError::NotCached),
+                        };
+                        assert_eq!(si.swapcache_clear_bad(entry(offset)), expected);
+                        if expected.is_ok() {
+                            model.remove(&offset);
+                            bad_set.insert(offset);
+                        }
                     }
                 }
                 model.retain(|_, s| s.count > 0 || s.cache);

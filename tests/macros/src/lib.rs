@@ -16,6 +16,9 @@
 //! #[ktest(disk = 8, disk_tree = "basic", disk_eio_file = "/big")]
 //! fn reads_a_prepared_disk_whose_file_fails() { ... }
 //!
+//! #[ktest(disk = 16, disk_eio = 2048, disk_eio_op = "write", disk_eio_pages = 4)]
+//! fn writes_to_four_pages_fail() { ... }
+//!
 //! #[ktest(disk = 16, disks = 2)]
 //! fn uses_two_blank_disks() { ... }
 //! ```
@@ -33,6 +36,11 @@
 //!   host's mke2fs for each boot; needs `disk`, the image's size;
 //! - `disk_eio = SECTOR`: the scratch disk fails every read and write
 //!   that covers sector `SECTOR` with EIO (QEMU's blkdebug driver);
+//! - `disk_eio_op = "read"` or `"write"`: with `disk_eio`, only that kind
+//!   of request fails (by default both);
+//! - `disk_eio_pages = N`: with `disk_eio`, the requests covering any of
+//!   the N 4 KiB pages from `SECTOR` on fail (one blkdebug rule per page:
+//!   sectors `SECTOR`, `SECTOR + 8`, ...; a swap slot is such a page);
 //! - `disk_eio_file = "PATH"`: as `disk_eio`, at the first data block of
 //!   the file `PATH` (absolute, in the tree's file system; xtask finds the
 //!   block with `debugfs -R "bmap PATH 0"`); needs `disk_tree`;
@@ -71,6 +79,8 @@ struct Options {
     disks: u32,
     disk_tree: Option<String>,
     disk_eio: Option<u32>,
+    disk_eio_op: Option<String>,
+    disk_eio_pages: u32,
     disk_eio_file: Option<String>,
     fresh_boot: bool,
     opt_in: bool,
@@ -124,6 +134,11 @@ fn parse_options(args: &Punctuated<Meta, Token![,]>) -> syn::Result<Options> {
             ("disk", Meta::NameValue(nv)) => o.disk = lit_u32(meta, &nv.value)?,
             ("disks", Meta::NameValue(nv)) => o.disks = lit_u32(meta, &nv.value)?,
             ("disk_eio", Meta::NameValue(nv)) => o.disk_eio = Some(lit_u32(meta, &nv.value)?),
+            ("disk_eio_op", Meta::NameValue(nv)) => {
+                let what = "disk_eio_op needs \"read\" or \"write\"";
+                o.disk_eio_op = Some(lit_str(meta, &nv.value, |op| matches!(op, "read" | "write"), what)?);
+            }
+            ("disk_eio_pages", Meta::NameValue(nv)) => o.disk_eio_pages = lit_u32(meta, &nv.value)?,
             ("disk_tree", Meta::NameValue(nv)) => {
                 let what = "disk_tree needs the name of a directory in tests/disks (letters, digits, _ - .)";
                 o.disk_tree = Some(lit_str(meta, &nv.value, is_tree_name, what)?);
@@ -136,8 +151,8 @@ fn parse_options(args: &Punctuated<Meta, Token![,]>) -> syn::Result<Options> {
                 return Err(syn::Error::new_spanned(
                     meta,
                     "unknown ktest argument; expected should_panic = \"..\", timeout = N, mem = N, \
-                     cpus = N, disk = N, disks = N, disk_tree = \"NAME\", disk_eio = SECTOR, disk_eio_file = \"PATH\", \
-                     fresh_boot or opt_in",
+                     cpus = N, disk = N, disks = N, disk_tree = \"NAME\", disk_eio = SECTOR, \
+                     disk_eio_op = \"read|write\", disk_eio_pages = N, disk_eio_file = \"PATH\", fresh_boot or opt_in",
                 ));
             }
         }
@@ -148,6 +163,10 @@ fn parse_options(args: &Punctuated<Meta, Token![,]>) -> syn::Result<Options> {
     refuse(o.disk == 0 && o.disk_tree.is_some(), "disk_tree needs the disk's size: add disk = MIB")?;
     refuse(o.disk_tree.is_none() && o.disk_eio_file.is_some(), "disk_eio_file needs a tree: add disk_tree = \"NAME\"")?;
     refuse(o.disk_eio.is_some() && o.disk_eio_file.is_some(), "give disk_eio or disk_eio_file, not both")?;
+    refuse(
+        o.disk_eio.is_none() && (o.disk_eio_op.is_some() || o.disk_eio_pages > 0),
+        "disk_eio_op and disk_eio_pages need disk_eio = SECTOR",
+    )?;
     Ok(o)
 }
 
@@ -177,7 +196,8 @@ fn expand(args: Punctuated<Meta, Token![,]>, func: ItemFn) -> syn::Result<proc_m
     let disk_eio = option(o.disk_eio);
     let disk_tree = option(o.disk_tree.as_deref());
     let disk_eio_file = option(o.disk_eio_file.as_deref());
-    let Options { timeout, mem, cpus, disk, disks, fresh_boot, opt_in, .. } = o;
+    let disk_eio_op = option(o.disk_eio_op.as_deref());
+    let Options { timeout, mem, cpus, disk, disks, disk_eio_pages, fresh_boot, opt_in, .. } = o;
     Ok(quote! {
         #func
 
@@ -195,6 +215,8 @@ fn expand(args: Punctuated<Meta, Token![,]>, func: ItemFn) -> syn::Result<proc_m
             disk_count: #disks,
             disk_tree: #disk_tree,
             disk_eio_sector: #disk_eio,
+            disk_eio_op: #disk_eio_op,
+            disk_eio_pages: #disk_eio_pages,
             disk_eio_file: #disk_eio_file,
             fresh_boot: #fresh_boot,
             opt_in: #opt_in,
@@ -266,6 +288,8 @@ mod tests {
             disks: 0,
             disk_tree: None,
             disk_eio: Some(99),
+            disk_eio_op: None,
+            disk_eio_pages: 0,
             disk_eio_file: None,
             fresh_boot: true,
             opt_in: true,
@@ -291,6 +315,13 @@ mod tests {
         assert!(err(r#"disk_tree = "basic""#).is_err_and(|e| e.contains("add disk = MIB")));
         assert!(err("disk_eio = 7").is_err_and(|e| e.contains("add disk = MIB")));
         assert!(err("disks = 2").is_err_and(|e| e.contains("add disk = MIB")));
+        let eio = parse(r#"disk = 16, disk_eio = 2048, disk_eio_op = "read", disk_eio_pages = 4"#)
+            .map(|o| (o.disk_eio, o.disk_eio_op, o.disk_eio_pages))
+            .map_err(|e| e.to_string());
+        assert_eq!(eio, Ok((Some(2048), Some("read".into()), 4)));
+        assert!(err(r#"disk = 16, disk_eio_op = "read""#).is_err_and(|e| e.contains("need disk_eio")));
+        assert!(err("disk = 16, disk_eio_pages = 2").is_err_and(|e| e.contains("need disk_eio")));
+        assert!(err(r#"disk = 16, disk_eio = 8, disk_eio_op = "flush""#).is_err());
         assert_eq!(parse("disk = 16, disks = 2").map(|o| (o.disk, o.disks)).map_err(|e| e.to_string()), Ok((16, 2)));
         assert!(err(r#"disk = 8, disk_eio_file = "/big""#).is_err_and(|e| e.contains("needs a tree")));
         assert!(err(r#"disk = 8, disk_tree = "basic", disk_eio = 7, disk_eio_file = "/big""#).is_err());
