@@ -170,7 +170,11 @@ pub fn mm_alloc() -> Result<MmRef, Errno> {
     let g = GLOBALS.get().ok_or(Errno::ENOMEM)?;
     let kernel = pgtable::kernel_pgtable().ok_or(Errno::ENOMEM)?;
     let zero = &crate::shmem::SHMEM_ZERO;
-    let mm = MmStruct::new(kernel, mm::gfp::GFP_DMA32, pgtable::kernel_tlb(), g.zero_pfn, zero, &g.caches)?;
+    // The root below 4 GiB, as the kernel's; a blocking mask, so that a
+    // fork or exec under memory pressure reclaims for it (Linux
+    // `pgd_alloc`'s `GFP_PGTABLE_USER`) rather than failing with ENOMEM.
+    let root_gfp = mm::gfp::GFP_KERNEL.union(mm::gfp::GFP_DMA32);
+    let mm = MmStruct::new(kernel, root_gfp, pgtable::kernel_tlb(), g.zero_pfn, zero, &g.caches)?;
     let id = mm.vmas().owner();
     let mm = Arc::new(Mm { pgd: mm.pgd_root(), mmap_lock: RwSem::new(mm), oom: crate::oom_kill::MmOom::new() });
     let entry = (id, Arc::downgrade(&mm));

@@ -204,7 +204,8 @@ impl SwapBackend for KernelSwap {
 const UNUSE_BATCH: usize = 64;
 
 /// Frees the slots of area `ty` that only the swap cache holds: each of
-/// its pages whose slot no pte holds leaves the cache, under its lock,
+/// its pages whose slot no pte holds leaves the cache, under its lock
+/// (mapped or not: a pte maps the page itself),
 /// once its read or write is done (Linux `try_to_unuse`'s step over the
 /// swap cache, and what reclaim would do later). Pages someone else
 /// holds meanwhile stay. May sleep.
@@ -237,10 +238,11 @@ pub fn drop_unused_swap_cache(ty: u32) {
             // ends first), its write done.
             mm::filemap::folio_lock(page, pfn, &crate::mmap::FOLIO_WAIT);
             mm::filemap::folio_wait_writeback(page, pfn, &crate::mmap::FOLIO_WAIT);
-            mm::swap_state::folio_free_swap(pgdat, &KERNEL_SWAP, pfn, page, 2);
+            mm::swap_state::folio_free_swap(pgdat, &KERNEL_SWAP, pfn, page);
             mm::filemap::folio_unlock(page, pfn, &crate::mmap::FOLIO_WAIT);
-            // SAFETY: the reference taken above; the page is in no pte
-            // of ours.
+            // SAFETY: the reference taken above: a page still mapped
+            // keeps its ptes' references, and one that was the swap
+            // cache's alone is in no pte.
             let _ = unsafe { pgdat.put_page(pfn) };
         }
         match batch[..n].last() {

@@ -448,34 +448,37 @@ pub fn folio_swap_write_failed(page: &Page) -> bool {
     page.test(PageFlags::SWAPCACHE) && page.test(PageFlags::ERROR)
 }
 
-/// Takes the locked page `pfn` out of the swap cache if nothing needs it
-/// there any more (Linux `folio_free_swap`): unmapped, not under
-/// writeback, no pte holding its slot, and no reference on it but the
-/// cache's and the caller's `held` (the caller's included); the cache's
-/// reference goes, the caller's stays. Whether it did.
-pub fn folio_free_swap(pgdat: &PgData<'_>, backend: &dyn SwapBackend, pfn: Pfn, page: &Page, held: i32) -> bool {
+/// Takes the locked page `pfn` out of the swap cache if no pte or index
+/// holds its slot any more and it is not under writeback (Linux
+/// `folio_free_swap`): the slot is freed, the page, mapped or not, is
+/// dirty (it alone has the data now) and the cache's reference goes.
+/// Whether it did. A fault that found the page meanwhile sees, under the
+/// lock, that it left the cache.
+pub fn folio_free_swap(pgdat: &PgData<'_>, backend: &dyn SwapBackend, pfn: Pfn, page: &Page) -> bool {
     let Some(entry) = folio_swap_entry(page) else { return false };
-    let unused = page.mapcount() <= 0
-        && !page.test(PageFlags::WRITEBACK)
-        && page.refcount() == held
-        && backend.swap_count(entry) == 0;
-    if !unused || !delete_from_swap_cache(pgdat, backend, pfn, page) {
+    if page.test(PageFlags::WRITEBACK)
+        || backend.swap_count(entry) != 0
+        || !delete_from_swap_cache(pgdat, backend, pfn, page)
+    {
         return false;
     }
+    page.set(PageFlags::DIRTY);
     let last = page.put_testzero();
     debug_assert!(!last, "the swap cache held the last reference");
     true
 }
 
-/// [`folio_free_swap`] if the page's lock is free (Linux
-/// `free_swap_cache`): a locked page is someone else's to decide on, a
-/// read in flight among them.
+/// [`folio_free_swap`] for an unmapped page nothing uses but the swap
+/// cache and the caller's `held` references (the caller's included), if
+/// its lock is free (Linux `free_swap_cache`, which checks
+/// `folio_mapped`): a locked page is someone else's to decide on, a read
+/// in flight among them.
 pub fn free_swap_cache(pgdat: &PgData<'_>, backend: &dyn SwapBackend, pfn: Pfn, held: i32) {
     let Some(page) = pgdat.pfn_to_page(pfn) else { return };
-    if !page.test(PageFlags::SWAPCACHE) || !folio_trylock(page) {
+    if !page.test(PageFlags::SWAPCACHE) || page.mapcount() > 0 || page.refcount() != held || !folio_trylock(page) {
         return;
     }
-    folio_free_swap(pgdat, backend, pfn, page, held);
+    folio_free_swap(pgdat, backend, pfn, page);
     folio_unlock(page, pfn, backend.folio_waits());
 }
 

@@ -404,6 +404,16 @@ impl<'a> SwapInfo<'a> {
         self.inuse_pages
     }
 
+    /// The first slot in use (a count or the swap cache's hold), with its
+    /// swap-map byte: what swapoff names when it cannot empty the area.
+    pub fn first_in_use(&self) -> Option<(u64, u8)> {
+        self.swap_map
+            .iter()
+            .enumerate()
+            .find(|&(_, &map)| map != 0 && swap_count(map) != SWAP_MAP_BAD)
+            .map(|(offset, &map)| (offset as u64, map))
+    }
+
     /// The offset of `entry` in this area (Linux `_swap_info_get`'s
     /// checks but the last, which its callers differ on).
     fn offset_of(&self, entry: SwpEntry) -> Result<usize, SwapEntryError> {

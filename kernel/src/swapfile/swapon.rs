@@ -387,6 +387,20 @@ fn try_to_unuse(ty: u32, name: &str) -> Result<(), Errno> {
     }
     let inuse = inuse();
     warn!("swapoff: {name}: {inuse} pages could not be brought back; the area stays on");
+    let first = swap_area(ty).and_then(|area| area.state.lock().si.as_ref().and_then(SwapInfo::first_in_use));
+    if let Some((offset, map)) = first {
+        let entry = mm::swapops::SwpEntry::new(ty, offset);
+        let pgdat = crate::mm::pgdat();
+        match pgdat.swap_backend().and_then(|b| b.swap_cache_lookup(entry)).and_then(|pfn| pgdat.pfn_to_page(pfn)) {
+            Some(page) => warn!(
+                "swapoff: {name}: slot {offset} (swap map {map:#x}) in the swap cache: flags {:?}, refcount {}, mapcount {}",
+                page.flags(),
+                page.refcount(),
+                page.mapcount()
+            ),
+            None => warn!("swapoff: {name}: slot {offset} (swap map {map:#x}), not in the swap cache"),
+        }
+    }
     Err(Errno::ENOMEM)
 }
 
