@@ -119,6 +119,10 @@ impl SwapBackend for KernelSwap {
         u64::try_from(SwapAreas.nr_swap_pages()).unwrap_or(0)
     }
 
+    fn total_swap_pages(&self) -> u64 {
+        SwapAreas.total_swap_pages()
+    }
+
     fn swapcache_prepare(&self, entry: SwpEntry) -> Result<(), SwapCacheError> {
         match SwapAreas.swapcache_prepare(entry) {
             Ok(()) => Ok(()),

@@ -337,7 +337,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             }
             // A swapped-out anonymous page's VMA has its `anon_vma`.
             let anon = self.vmas.anon_vma_prepare(vma).map_err(|_| FaultError::Oom)?;
-            return self.do_swap_page(slot, raw, entry, vma, anon, index, addr);
+            return self.do_swap_page(slot, raw, entry, vma, anon, index, addr, access.write);
         }
         match self.leaf(raw) {
             None => self.do_pte_missing(slot, &desc, index, addr, access.write, anon),
@@ -439,11 +439,16 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     /// whose read failed is `SIGBUS` (logged; Linux `VM_FAULT_SIGBUS`),
     /// else it is mapped in place of the entry and the pte's count on the
     /// slot goes. Once no pte holds the slot, the page leaves the swap
-    /// cache and the slot is freed (Linux `folio_free_swap`, which Linux
-    /// does for a write fault or a fuller swap, and not while the page is
-    /// under writeback): the page is plain anonymous memory again, mapped
-    /// writable on a write. The pte of a failed read keeps its entry and
-    /// its count on the slot.
+    /// cache and the slot is freed (Linux `should_try_to_free_swap` and
+    /// `folio_free_swap`) if swap is more than half full
+    /// ([`swap_state::vm_swap_full`]), the page is locked in memory, its
+    /// slot's write failed, or this is a write fault on a page only the
+    /// pte and the cache hold, and not while it is under writeback: the
+    /// page is plain anonymous memory again, mapped writable. Otherwise it
+    /// stays in the swap cache with its slot, mapped read-only, so that
+    /// reclaim can drop it again without a write; a write fault then
+    /// frees the slot ([`MmStruct::do_wp_page`]). The pte of a failed read
+    /// keeps its entry and its count on the slot.
     #[allow(clippy::too_many_arguments, reason = "the fault's state, as Linux's `struct vm_fault` carries it")]
     fn do_swap_page(
         &self,
@@ -454,6 +459,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         anon: AnonVmaPtr,
         index: u64,
         addr: u64,
+        write: bool,
     ) -> Result<(), FaultError> {
         let pgdat = self.pgd.pgdat();
         let flags = vma.flags();
@@ -529,11 +535,23 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         self.add_rss(MmCounter::AnonPages, 1);
         self.add_rss(MmCounter::SwapEnts, -1);
         backend.free_swap_and_cache(entry);
-        // Linux `should_try_to_free_swap`: no pte holds the slot any more,
-        // so the page alone has the data.
-        let exclusive = backend.swap_count(entry) == 0
+        // Linux `should_try_to_free_swap`: once no pte holds the slot, the
+        // page leaves the swap cache and frees it if swap is more than half
+        // full, the page is locked in memory, or a write fault finds it
+        // held only by this pte and the cache; otherwise the slot keeps
+        // the data and the page is mapped read-only, so that reclaim
+        // sends it back without a write unless it is written first (the
+        // write fault frees the slot then, `do_wp_page`).
+        // (A slot whose write failed holds nothing good: it goes too.)
+        let should_free = swap_state::vm_swap_full(backend)
+            || swap_state::folio_swap_write_failed(page)
+            || flags.contains(VmaFlags::LOCKED)
+            || page.test(PageFlags::MLOCKED)
+            || (write && page.refcount() == 2);
+        let exclusive = should_free
+            && backend.swap_count(entry) == 0
             && page.mapcount() == 1
-            && !page.test(crate::page_flags::PageFlags::WRITEBACK)
+            && !page.test(PageFlags::WRITEBACK)
             && swap_state::delete_from_swap_cache(pgdat, backend, pfn, page);
         if exclusive {
             // The swap cache's reference goes; the pte's is ours.
@@ -814,6 +832,18 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
                 && !page.test(crate::page_flags::PageFlags::LRU)
             {
                 pgdat.lru_add_drain();
+            }
+            // A page the swap cache holds besides this pte gives its slot
+            // up, the page being written (Linux `wp_can_reuse_anon_folio`
+            // -> `folio_free_swap`); one whose lock is taken is copied.
+            if rmap::page_anon(page)
+                && page.refcount() == 2
+                && page.test(PageFlags::SWAPCACHE)
+                && let Some(backend) = pgdat.swap_backend()
+                && crate::filemap::folio_trylock(page)
+            {
+                swap_state::folio_free_swap(pgdat, backend, old, page);
+                crate::filemap::folio_unlock(page, old, backend.folio_waits());
             }
             if rmap::page_anon(page) && page.refcount() == 1 {
                 slot.store(self.encode(old, prot), Ordering::Release);
@@ -1244,10 +1274,10 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     }
 
     /// The cache half of Linux `free_swap_and_cache`: once no pte holds
-    /// the slot, a page the swap cache keeps for it that no one else
-    /// holds leaves the cache, which frees the slot, and is freed
-    /// ([`swap_state::free_swap_cache`]). A page someone holds is left to
-    /// reclaim.
+    /// the slot, an unmapped page the swap cache keeps for it leaves the
+    /// cache, which frees the slot, and is freed
+    /// ([`swap_state::free_swap_cache`]). A locked or mapped page is left
+    /// to reclaim, a write fault or swapoff.
     fn free_unused_swap_cache(&self, backend: &dyn swap_state::SwapBackend, entry: crate::swapops::SwpEntry) {
         let pgdat = self.pgd.pgdat();
         if backend.swap_count(entry) != 0 {
@@ -1257,8 +1287,9 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         if !pgdat.pfn_to_page(pfn).is_some_and(|p| p.try_get()) {
             return;
         }
-        swap_state::free_swap_cache(pgdat, backend, pfn, 2);
-        // SAFETY: the reference taken above; no pte maps the page.
+        swap_state::free_swap_cache(pgdat, backend, pfn);
+        // SAFETY: the reference taken above; the ptes that map the page,
+        // if any, hold their own.
         unsafe { self.put_page(pfn) };
     }
 

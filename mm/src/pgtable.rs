@@ -398,10 +398,10 @@ impl TlbGather {
         }
         for &pfn in &self.pages[..self.nr_pages] {
             // Linux `free_pages_and_swap_cache`: a page whose last pte
-            // went, that only the swap cache keeps besides this
-            // reference, leaves the cache if no pte holds its slot.
+            // went leaves the swap cache if no pte holds its slot and no
+            // one holds its lock.
             if let Some(backend) = pgdat.swap_backend() {
-                crate::swap_state::free_swap_cache(pgdat, backend, pfn, 2);
+                crate::swap_state::free_swap_cache(pgdat, backend, pfn);
             }
             // A bad page is reported by the allocator and leaked.
             // SAFETY: `remove_page`'s rule: the reference is the cleared

@@ -217,7 +217,7 @@ pub fn shmem_swapin_folio(
         folio_unlock(page, pfn, waits);
         // Truncation took the entry: the page goes, unless someone else
         // holds it too (then reclaim takes it later).
-        free_swap_cache(pgdat, backend, pfn, 2);
+        free_swap_cache(pgdat, backend, pfn);
         put(pfn);
         return Ok(ShmemSwapin::Retry);
     }
@@ -246,8 +246,9 @@ pub fn shmem_free_swap(pgdat: &PgData<'_>, backend: &dyn SwapBackend, entry: Swp
     let Some(pfn) = backend.swap_cache_lookup(entry) else { return };
     let Some(page) = pgdat.pfn_to_page(pfn).filter(|p| p.try_get()) else { return };
     if folio_swap_entry(page) == Some(entry) {
-        // Ours and the swap cache's: no one else is at work on it.
-        free_swap_cache(pgdat, backend, pfn, 2);
+        // Unless its lock is taken (someone at work on it: reclaim
+        // takes it later).
+        free_swap_cache(pgdat, backend, pfn);
     }
     // SAFETY: the reference taken above; a page it was the last of is in
     // no cache and no pte.

@@ -85,8 +85,7 @@
 //!
 //! Differences from Linux: a swap-cache page whose slot no pte holds any
 //! more stays until reclaim takes it, unless nothing holds it when its
-//! last pte goes (Linux's `free_swap_and_cache` tries harder); a write
-//! fault on a page still shared through the swap cache copies it; a
+//! last pte goes (Linux's `free_swap_and_cache` tries harder); a
 //! fault waits for the page lock with the mmap lock held (Linux's
 //! `folio_lock_or_retry` drops it and retries the fault); no shadow
 //! entries (`workingset_refault` for swap); a failed write marks the
@@ -184,6 +183,10 @@ pub trait SwapBackend: Sync {
     /// `get_nr_swap_pages`): reclaim scans anonymous pages only while
     /// there are some.
     fn nr_swap_pages(&self) -> u64;
+
+    /// Slots of the areas open to allocation, free or not (Linux
+    /// `total_swap_pages`).
+    fn total_swap_pages(&self) -> u64;
 
     /// Takes the swap cache's hold on an in-use slot before a page is
     /// read into it (Linux `swapcache_prepare`): `Exists` if someone holds
@@ -468,14 +471,12 @@ pub fn folio_free_swap(pgdat: &PgData<'_>, backend: &dyn SwapBackend, pfn: Pfn, 
     true
 }
 
-/// [`folio_free_swap`] for an unmapped page nothing uses but the swap
-/// cache and the caller's `held` references (the caller's included), if
-/// its lock is free (Linux `free_swap_cache`, which checks
-/// `folio_mapped`): a locked page is someone else's to decide on, a read
-/// in flight among them.
-pub fn free_swap_cache(pgdat: &PgData<'_>, backend: &dyn SwapBackend, pfn: Pfn, held: i32) {
+/// [`folio_free_swap`] for an unmapped swap-cache page, if its lock is
+/// free (Linux `free_swap_cache`): a locked page is someone else's to
+/// decide on, a read in flight among them.
+pub fn free_swap_cache(pgdat: &PgData<'_>, backend: &dyn SwapBackend, pfn: Pfn) {
     let Some(page) = pgdat.pfn_to_page(pfn) else { return };
-    if !page.test(PageFlags::SWAPCACHE) || page.mapcount() > 0 || page.refcount() != held || !folio_trylock(page) {
+    if !page.test(PageFlags::SWAPCACHE) || page.mapcount() > 0 || !folio_trylock(page) {
         return;
     }
     folio_free_swap(pgdat, backend, pfn, page);
@@ -534,6 +535,14 @@ pub fn swap_pageout(pgdat: &PgData<'_>, backend: &dyn SwapBackend, pfn: Pfn, pag
         return false;
     }
     true
+}
+
+/// Whether swap is more than half full (Linux `vm_swap_full`): then a
+/// page read back leaves the swap cache at once and frees its slot, where
+/// otherwise the slot keeps the page's data until the page is written
+/// again, so that a clean page goes back to swap without a write.
+pub fn vm_swap_full(backend: &dyn SwapBackend) -> bool {
+    backend.nr_swap_pages().saturating_mul(2) < backend.total_swap_pages()
 }
 
 /// Whether `entry` names a swap area's slot (not a migration entry).

@@ -179,6 +179,10 @@ impl SwapBackend for SimSwap {
         self.size - 1 - self.in_use() as u64 - self.bad.lock().unwrap().len() as u64
     }
 
+    fn total_swap_pages(&self) -> u64 {
+        self.size - 1 - self.bad.lock().unwrap().len() as u64
+    }
+
     fn swapcache_prepare(&self, entry: SwpEntry) -> Result<(), SwapCacheError> {
         let mut slots = self.slots.lock().unwrap();
         let Some(slot) = slots.get_mut(&key(entry)) else { return Err(SwapCacheError::NoEntry) };
@@ -278,6 +282,46 @@ fn registered(env: &Env<'_>) -> &'static SimSwap {
     let swap = SimSwap::leaked(1 << 16);
     env.pgdat.set_swap_backend(swap);
     swap
+}
+
+/// Swap more than half full (Linux `vm_swap_full`): a page read back
+/// leaves the swap cache at once and its slot is free for other pages,
+/// the page mapped writable; with room to spare the slot stays, and a
+/// write fault frees it instead.
+#[test]
+fn a_fuller_swap_frees_slots_at_swap_in_and_a_write_frees_one_otherwise() {
+    const PAGES: u64 = 16;
+    with_env(|env| {
+        // Slots 1..=PAGES + 3: swapping PAGES out leaves 3 free of
+        // PAGES + 3, less than half.
+        let swap = SimSwap::leaked(PAGES + 4);
+        env.pgdat.set_swap_backend(swap);
+        let mut mm = swapped_out_area(env, swap, PAGES);
+        assert!(vm_swap_full(swap));
+        assert_eq!(crate::mmap::tests::read(env, &mut mm, X), Ok(0x40));
+        assert_eq!(swap.count(SwpEntry::new(0, 1)), 0);
+        assert!(!cached(swap, &mm, X) && swap.swap_cache_lookup(SwpEntry::new(0, 1)).is_none(), "left the cache");
+        let leaf = mm.follow_pte(VirtAddr::expect_canonical(X)).unwrap();
+        assert!(leaf.prot.contains(crate::pgtable::PgProt::WRITE), "exclusive again: mapped writable");
+        // Read everything back: swap empties below half, and the pages
+        // read from then on keep their slots, mapped read-only.
+        for i in 1..PAGES {
+            assert_eq!(crate::mmap::tests::read(env, &mut mm, X + i * P), Ok(0x40 + i as u8));
+        }
+        assert!(!vm_swap_full(swap));
+        let last = X + (PAGES - 1) * P;
+        let leaf = mm.follow_pte(VirtAddr::expect_canonical(last)).unwrap();
+        assert!(
+            !leaf.prot.contains(crate::pgtable::PgProt::WRITE) && env.page(leaf.phys.pfn()).test(PageFlags::SWAPCACHE)
+        );
+        let kept = swap.in_use();
+        assert!(kept > 0, "no slot kept its data");
+        write(env, &mut mm, last, 0x99).unwrap();
+        assert_eq!(swap.in_use(), kept - 1, "the write freed its slot");
+        assert!(!env.page(leaf.phys.pfn()).test(PageFlags::SWAPCACHE));
+        mm.exit_mmap();
+        assert_eq!((swap.in_use(), env.pgdat.node_page_state(NodeStatItem::NrSwapcache)), (0, 0));
+    });
 }
 
 /// Fork counts one more pte per swap entry and gives the child the
@@ -403,9 +447,12 @@ use crate::vmstat::VmEventItem::{Pgmajfault, SwapRa, SwapRaHit};
 /// slot, their ptes the slot's entry, their data the slot, and are freed
 /// (`add_to_swap`, `try_to_unmap`, `pageout`, `__remove_mapping`); a
 /// fault reads each back with its data (`do_swap_page`), its neighbours
-/// read ahead (`swap_vma_readahead`, downwards after the first fault), and
-/// once no pte holds its slot the page leaves the swap cache and the slot
-/// is freed. Every fault either read (major) or found a readahead page.
+/// read ahead (`swap_vma_readahead`, downwards after the first fault).
+/// Every fault either read (major) or found a readahead page. Swap being
+/// far from full, each page stays in the swap cache with its slot (Linux
+/// `should_try_to_free_swap`), mapped read-only, until a write frees the
+/// slot and reuses the page in place; reclaim sends the others back
+/// without writing them again.
 #[test]
 fn reclaim_swaps_anonymous_pages_out_and_faults_read_them_back_intact() {
     const PAGES: u64 = 64;
@@ -430,11 +477,20 @@ fn reclaim_swaps_anonymous_pages_out_and_faults_read_them_back_intact() {
         assert_eq!(ra, hit, "every page read ahead was used");
         assert_eq!(swap.reads.load(Ordering::Relaxed), PAGES, "each slot read once");
         assert_eq!((mm.counter(MmCounter::SwapEnts), mm.counter(MmCounter::AnonPages)), (0, PAGES));
-        assert_eq!(swap.in_use(), 0, "no pte holds a slot: every slot freed");
-        assert_eq!(env.pgdat.node_page_state(NodeStatItem::NrSwapcache), 0);
-        // Exclusive again: a write reuses the page in place.
+        assert_eq!(swap.in_use(), PAGES as usize, "each slot keeps its page's data");
+        assert_eq!(env.pgdat.node_page_state(NodeStatItem::NrSwapcache), PAGES);
+        // A write frees the slot (the data changes) and reuses the page.
+        let pfn = mm.follow_pte(VirtAddr::expect_canonical(X)).unwrap().phys.pfn();
         write(env, &mut mm, X, 0x7f).unwrap();
+        assert_eq!(mm.follow_pte(VirtAddr::expect_canonical(X)).unwrap().phys.pfn(), pfn, "reused in place");
         assert_eq!(crate::mmap::tests::read(env, &mut mm, X), Ok(0x7f));
+        assert_eq!(swap.in_use(), PAGES as usize - 1);
+        // The clean pages go back to their slots without a write.
+        let written = |swap: &SimSwap| swap.slots.lock().unwrap().values().filter(|s| s.data.is_some()).count();
+        let before = written(swap);
+        reclaim(env, &[&mm], PAGES);
+        assert_eq!(mm.counter(MmCounter::SwapEnts), PAGES, "every page went back to swap");
+        assert_eq!(written(swap), before + 1, "only the written page needed a new slot");
         mm.exit_mmap();
     });
 }
@@ -974,8 +1030,9 @@ fn a_failed_swap_write_keeps_the_page_and_its_slot_goes_bad_once_no_pte_holds_it
         }
         assert_eq!(swap.reads.load(Ordering::Relaxed) - reads, PAGES - 2, "the kept pages came from memory");
         assert_eq!(*swap.bad.lock().unwrap(), BTreeSet::from([1, 2]), "the failed slots are bad now");
-        assert_eq!((swap.in_use(), swapcache_pages(env)), (0, 0));
-        assert_eq!(swap.nr_swap_pages(), swap.size - 3, "bad slots are out of the free count");
+        // The others keep their slots in the swap cache (swap is not full).
+        assert_eq!((swap.in_use(), swapcache_pages(env)), (PAGES as usize - 2, PAGES - 2));
+        assert_eq!(swap.total_swap_pages(), swap.size - 3, "bad slots are out of the area");
         // Swapped out again, all of them, to good slots.
         assert_eq!(reclaim_rounds(env, &[&mm], 16, PAGES), PAGES);
         assert!((0..PAGES).all(|i| entry_at(&mm, X + i * P).is_some_and(|e| e.offset() > 2)));
@@ -1077,7 +1134,14 @@ fn swapoff_poisons_a_pte_whose_slot_cannot_be_read() {
         assert_eq!(mm.unuse_swap_area(0), Ok(1), "the readable page came back");
         let poisoned = entry_at(&mm, X).expect("a non-present pte");
         assert!(crate::swapops::is_poisoned_swp_entry(poisoned));
-        assert_eq!((swap.count(lost), swap.in_use(), mm.counter(MmCounter::SwapEnts)), (0, 0, 0), "the area is empty");
+        // The page read back stays in the swap cache until swapoff's
+        // pass over it (Linux `try_to_unuse`), which frees its slot.
+        assert_eq!((swap.count(lost), swap.in_use(), mm.counter(MmCounter::SwapEnts)), (0, 1, 0));
+        let back = mm.follow_pte(VirtAddr::expect_canonical(X + P)).unwrap().phys.pfn();
+        assert!(folio_trylock(env.page(back)));
+        assert!(folio_free_swap(env.pgdat, swap, back, env.page(back)), "the mapped page leaves the cache");
+        folio_unlock(env.page(back), back, &crate::sim::SimFolioWaits);
+        assert_eq!(swap.in_use(), 0, "the area is empty");
         assert_eq!(crate::mmap::tests::read(env, &mut mm, X), Err(crate::memory::FaultError::SigBus));
         assert_eq!(crate::mmap::tests::read(env, &mut mm, X + P), Ok(0x55));
         let mut child = env.mm();
