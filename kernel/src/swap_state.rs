@@ -35,6 +35,7 @@ use mm::page_alloc::PgData;
 use mm::swap_state::{SwapBackend, SwapCacheError, SwapDupError, SwapIoError, SwapWriteError};
 use mm::swapfile::SwapEntryError;
 use mm::swapops::SwpEntry;
+use mm::workingset::Shadow;
 use mm::xarray::XArray;
 
 use crate::filemap::PageCacheNodes;
@@ -132,26 +133,33 @@ impl SwapBackend for KernelSwap {
         }
     }
 
-    fn swap_cache_add(&self, entry: SwpEntry, pfn: Pfn) -> Result<(), SwapCacheError> {
+    fn swap_cache_add(&self, entry: SwpEntry, pfn: Pfn) -> Result<Option<Shadow>, SwapCacheError> {
         let mut cache = SWAP_CACHE.lock();
         let index = cache.as_mut().ok_or(SwapCacheError::NoMemory)?;
-        if index.load(key(entry)).is_some() {
-            return Err(SwapCacheError::Exists);
-        }
-        index.store(key(entry), CacheEntry::Folio(pfn)).map(drop).map_err(|_| SwapCacheError::NoMemory)
+        let shadow = match index.load(key(entry)) {
+            None => None,
+            Some(CacheEntry::Shadow(shadow)) => Some(shadow),
+            Some(_) => return Err(SwapCacheError::Exists),
+        };
+        index.store(key(entry), CacheEntry::Folio(pfn)).map_err(|_| SwapCacheError::NoMemory)?;
+        Ok(shadow)
     }
 
     fn swap_cache_lookup(&self, entry: SwpEntry) -> Option<Pfn> {
         SWAP_CACHE.lock().as_ref()?.load(key(entry))?.folio()
     }
 
-    fn swap_cache_delete(&self, entry: SwpEntry, pfn: Pfn) -> bool {
+    fn swap_cache_delete(&self, entry: SwpEntry, pfn: Pfn, shadow: Option<Shadow>) -> bool {
         let mut cache = SWAP_CACHE.lock();
         let Some(index) = cache.as_mut() else { return false };
         if !matches!(index.load(key(entry)), Some(CacheEntry::Folio(p)) if p == pfn) {
             return false;
         }
-        index.erase(key(entry));
+        // Replacing an entry allocates nothing; should it fail, no shadow.
+        let shadowed = shadow.is_some_and(|shadow| index.store(key(entry), CacheEntry::Shadow(shadow)).is_ok());
+        if !shadowed {
+            index.erase(key(entry));
+        }
         true
     }
 
@@ -204,6 +212,36 @@ impl SwapBackend for KernelSwap {
     }
 }
 
+/// Erases the shadows in the swap cache's index between keys `from` and
+/// `to`, a batch per hold of its lock: swapoff leaves none of its area's
+/// (Linux clears a slot's shadow when the slot is freed).
+fn clear_shadows(from: u64, to: u64) {
+    let mut next = from;
+    loop {
+        let mut keys = [0u64; UNUSE_BATCH];
+        let mut n = 0;
+        let mut cache = SWAP_CACHE.lock();
+        let Some(index) = cache.as_mut() else { return };
+        for (k, entry) in index.iter_range(next, to, None) {
+            if n == UNUSE_BATCH {
+                break;
+            }
+            if matches!(entry, CacheEntry::Shadow(_)) {
+                keys[n] = k;
+                n += 1;
+            }
+        }
+        for &k in &keys[..n] {
+            index.erase(k);
+        }
+        drop(cache);
+        match keys[..n].last() {
+            Some(&k) if n == UNUSE_BATCH && k < to => next = k + 1,
+            _ => return,
+        }
+    }
+}
+
 /// Swap-cache pages looked at per hold of the index's lock.
 const UNUSE_BATCH: usize = 64;
 
@@ -236,6 +274,7 @@ pub fn drop_unused_swap_cache(ty: u32) {
                 }
             }
         }
+        clear_shadows(first.max(next), batch[..n].last().map_or(last, |&(k, _)| k));
         for &(_, pfn) in &batch[..n] {
             let Some(page) = pgdat.pfn_to_page(pfn).filter(|p| p.try_get()) else { continue };
             // Linux `try_to_unuse`: the page locked (a read in flight

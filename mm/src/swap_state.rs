@@ -107,6 +107,7 @@ use crate::page_alloc::PgData;
 use crate::page_flags::PageFlags;
 use crate::swapops::{MAX_SWAPFILES, SwpEntry};
 use crate::vmstat::NodeStatItem;
+use crate::workingset::{Shadow, workingset_eviction, workingset_refault};
 
 /// Why a swap entry could not be counted once more.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -194,16 +195,18 @@ pub trait SwapBackend: Sync {
     fn swapcache_prepare(&self, entry: SwpEntry) -> Result<(), SwapCacheError>;
 
     /// Puts `pfn` in the swap cache at `entry` (the index half of Linux
-    /// `add_to_swap_cache`).
-    fn swap_cache_add(&self, entry: SwpEntry, pfn: Pfn) -> Result<(), SwapCacheError>;
+    /// `add_to_swap_cache`), in place of the shadow an eviction left there,
+    /// if any, which it returns (Linux's `shadowp`).
+    fn swap_cache_add(&self, entry: SwpEntry, pfn: Pfn) -> Result<Option<Shadow>, SwapCacheError>;
 
     /// The page the swap cache holds at `entry` (Linux
     /// `swap_cache_get_folio`'s lookup), without a reference.
     fn swap_cache_lookup(&self, entry: SwpEntry) -> Option<Pfn>;
 
-    /// Takes `pfn` out of the swap cache at `entry` if it is there
-    /// (Linux `__delete_from_swap_cache`); whether it was.
-    fn swap_cache_delete(&self, entry: SwpEntry, pfn: Pfn) -> bool;
+    /// Takes `pfn` out of the swap cache at `entry` if it is there,
+    /// leaving `shadow` in its place if given (Linux
+    /// `__delete_from_swap_cache`); whether it was.
+    fn swap_cache_delete(&self, entry: SwpEntry, pfn: Pfn, shadow: Option<Shadow>) -> bool;
 
     /// Starts writing `pfn` to its slot (Linux `swap_writepage`): the
     /// page is locked and under writeback; the completion calls
@@ -280,6 +283,7 @@ pub fn folio_swap_entry(page: &Page) -> Option<SwpEntry> {
 /// free slot or no room in the index; nothing changed then.
 pub fn add_to_swap(pgdat: &PgData<'_>, backend: &dyn SwapBackend, pfn: Pfn, page: &Page) -> Option<SwpEntry> {
     let entry = backend.get_swap_page()?;
+    // A shadow at a free slot is stale (its page's ptes went): replaced.
     if backend.swap_cache_add(entry, pfn).is_err() {
         backend.put_swap_folio(entry);
         return None;
@@ -371,15 +375,21 @@ fn add_new_folio_to_swap_cache(
     let flags = PageFlags::LOCKED | PageFlags::SWAPBACKED | PageFlags::SWAPCACHE;
     page.set(if readahead { flags | PageFlags::READAHEAD } else { flags });
     page.set_private(swp_entry_to_raw(entry));
-    if backend.swap_cache_add(entry, pfn).is_err() {
+    let Ok(shadow) = backend.swap_cache_add(entry, pfn) else {
         page.clear(flags | PageFlags::READAHEAD);
         page.set_private(0);
         backend.put_swap_folio(entry);
         return Err(SwapinError::NoMemory);
-    }
+    };
     // The cache's reference.
     page.get();
     pgdat.mod_node_page_state(NodeStatItem::NrSwapcache, 1);
+    // Evicted from the swap cache before: a refault (Linux
+    // `__read_swap_cache_async` -> `workingset_refault`), which may put
+    // the page on the active list.
+    if let Some(shadow) = shadow {
+        workingset_refault(pgdat, page, shadow);
+    }
     pgdat.folio_add_lru(pfn);
     Ok(new.into_raw())
 }
@@ -431,8 +441,28 @@ pub fn end_swap_read(pgdat: &PgData<'_>, pfn: Pfn, result: Result<(), SwapIoErro
 /// hold by then) is marked bad rather than freed. False, changing
 /// nothing, if the page is not in it.
 pub fn delete_from_swap_cache(pgdat: &PgData<'_>, backend: &dyn SwapBackend, pfn: Pfn, page: &Page) -> bool {
+    delete_from_swap_cache_shadow(pgdat, backend, pfn, page, None)
+}
+
+/// [`delete_from_swap_cache`] for reclaim, which evicts the page: its
+/// shadow stays at the slot's index (Linux `__remove_mapping` ->
+/// `workingset_eviction`), for the refault of a swap-in to find. The page
+/// is locked and off the LRU.
+pub fn delete_from_swap_cache_evicted(pgdat: &PgData<'_>, backend: &dyn SwapBackend, pfn: Pfn, page: &Page) -> bool {
+    // A page whose slot's write failed leaves no shadow: the slot goes bad.
+    let shadow = (!page.test(PageFlags::ERROR)).then(|| workingset_eviction(pgdat, page));
+    delete_from_swap_cache_shadow(pgdat, backend, pfn, page, shadow)
+}
+
+fn delete_from_swap_cache_shadow(
+    pgdat: &PgData<'_>,
+    backend: &dyn SwapBackend,
+    pfn: Pfn,
+    page: &Page,
+    shadow: Option<Shadow>,
+) -> bool {
     let Some(entry) = folio_swap_entry(page) else { return false };
-    if !backend.swap_cache_delete(entry, pfn) {
+    if !backend.swap_cache_delete(entry, pfn, shadow) {
         return false;
     }
     page.clear(PageFlags::SWAPCACHE);

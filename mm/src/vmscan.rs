@@ -509,7 +509,9 @@ fn shrink_locked_folio<O: CacheOwners + ?Sized>(
     let removed = match swap {
         // Linux `__remove_mapping` for the swap cache: the slot keeps the
         // data for the ptes or the shmem index that hold its entry.
-        Some(backend) if page.test(PageFlags::SWAPCACHE) => delete_from_swap_cache(pgdat, backend, pfn, page),
+        Some(backend) if page.test(PageFlags::SWAPCACHE) => {
+            crate::swap_state::delete_from_swap_cache_evicted(pgdat, backend, pfn, page)
+        }
         _ => MappingId::new(page.mapping()).is_some_and(|id| owners.remove_clean(pgdat, id, page.index(), pfn)),
     };
     if removed { Verdict::Freed } else { Verdict::Keep }

@@ -55,12 +55,15 @@
 //!   the counter of any memory we can have: Linux's `bucket_order`
 //!   (dropping low timestamp bits when memory outgrows them) is always 0
 //!   here and does not exist.
-//! - **The workingset size of a file page is the active file list
-//!   alone.** Linux 6.x adds both anonymous lists when swap could reclaim
-//!   them (`mem_cgroup_get_nr_swap_pages`); there is no swap, so anonymous
-//!   pages never compete with the page cache and are left out, which is
-//!   what Linux computes without swap. For an anonymous page (none yet:
-//!   only swap would evict one) the size is both file lists.
+//! - **Swap's shadows.** Anonymous (and shmem) pages swapped out leave
+//!   their shadow in the swap cache's index
+//!   ([`crate::swap_state::delete_from_swap_cache_evicted`]), found when a
+//!   swap-in reads the slot (`workingset_refault_anon`,
+//!   `workingset_activate_anon`, `workingset_restore_anon`); while swap
+//!   has a free slot, the anonymous lists count in the workingset size as
+//!   in Linux 6.x. A shadow whose slot is freed stays until the slot is
+//!   used again or its area is swapped off (Linux clears it as the slot
+//!   is freed, `clear_shadow_from_swap_cache`).
 //! - **Shadow nodes are not bounded yet.** Linux keeps the XArray nodes
 //!   holding only shadows on a `list_lru` (`workingset_update_node`,
 //!   `workingset_nodes`) and a shrinker frees them when they pass 1/8 of
@@ -176,11 +179,22 @@ pub const fn refault_distance(eviction: u64, refault: u64) -> u64 {
 
 /// The pages a refaulting page competes with (Linux
 /// `workingset_test_recent`'s `workingset_size`): the active file list
-/// for a file page, both file lists for an anonymous one. The anonymous
-/// lists would count too if swap could reclaim them; there is no swap.
+/// for a file page, both file lists for an anonymous one; while swap has
+/// a free slot (the anonymous lists can be reclaimed), the active
+/// anonymous list too, and for a file page the inactive anonymous one.
 pub fn workingset_size(pgdat: &PgData<'_>, file: bool) -> u64 {
-    let active_file = pgdat.node_page_state(NodeStatItem::NrActiveFile);
-    if file { active_file } else { active_file + pgdat.node_page_state(NodeStatItem::NrInactiveFile) }
+    let state = |item| pgdat.node_page_state(item);
+    let mut size = state(NodeStatItem::NrActiveFile);
+    if !file {
+        size += state(NodeStatItem::NrInactiveFile);
+    }
+    if pgdat.swap_backend().is_some_and(|b| b.nr_swap_pages() > 0) {
+        size += state(NodeStatItem::NrActiveAnon);
+        if file {
+            size += state(NodeStatItem::NrInactiveAnon);
+        }
+    }
+    size
 }
 
 /// Whether `shadow` is of a page evicted recently enough to be activated

@@ -551,6 +551,8 @@ fn anonymous_memory_past_ram_goes_to_swap_and_comes_back_intact() {
     let (out0, in0, oom0) = (events(VmEventItem::Pswpout), events(VmEventItem::Pswpin), events(VmEventItem::OomKill));
     let vda = disk("vda");
     let stats0 = vda.stats();
+    let refaults = || pgdat.node_page_state(mm::vmstat::NodeStatItem::WorkingsetRefaultAnon);
+    let refaults0 = refaults();
     let (status, out) = kernel::process::run_user("/bin/swap_test", &["swap_test", "96"]).expect("run swap_test");
     let out = String::from_utf8_lossy(&out);
     assert_eq!(status, 0, "swap_test failed:\n{out}");
@@ -563,6 +565,10 @@ fn anonymous_memory_past_ram_goes_to_swap_and_comes_back_intact() {
     log::info!("swap: {pages} pages written in {requests} requests");
     assert!(pages >= 8 * requests, "swap-out wrote {pages} pages in {requests} requests: its writes did not merge");
     assert_eq!(events(VmEventItem::OomKill), oom0, "the OOM killer ran with swap free");
+    // Each page read back found the shadow its eviction left.
+    let refaulted = refaults() - refaults0;
+    log::info!("swap: {refaulted} anonymous refaults");
+    assert!(refaulted > 0, "no swap-in found its shadow");
     // Slots whose pages the swap cache still keeps (written, then read
     // back or unmapped) are in use until reclaim or swapoff frees them,
     // as on Linux ("SwapCached").

@@ -14,8 +14,9 @@
 //! `kbench: note <text>` lines (the readahead windows of a sequential
 //! read) are printed as they come, `bench: <text>`.
 //!
-//! The swap benchmark (tests/user/bench/swap.c) gets a swap disk (`vdc`,
-//! twice the machine's memory, made by the host's mkswap) and, through
+//! The swap benchmarks (tests/user/bench/swap.c, swap_integrity.c) get a
+//! swap disk (`vdc`, four times the machine's memory and 64 MiB, made by
+//! the host's mkswap) and, through
 //! the filter, the raw disk figures of the same boot
 //! (`block::vda_seq_*`, [`kernel_filter`]): each swap rate is printed
 //! against the raw rate, for our kernel and for Linux.
@@ -171,10 +172,13 @@ const RAW_FIGURES: [&str; 2] = ["block::vda_seq_write_8m_pass", "block::vda_seq_
 /// Bytes one operation of a [`RAW_FIGURES`] benchmark moves (64 bios
 /// of 128 KiB, tests/src/block.rs).
 const RAW_PASS_BYTES: f64 = 8.0 * 1024.0 * 1024.0;
-/// The swap disk (vdc) beyond twice the machine's memory: the swap
-/// benchmark's region is twice MemTotal, and the area loses its header
-/// page.
-const SWAP_DISK_SLACK_MIB: u32 = 16;
+/// The benchmarks that run on the swap disk: the swap figures, and the
+/// integrity run's time (tests/user/bench/swap_integrity.c).
+const SWAP_DISK_BENCHES: [&str; 2] = [SWAP_BENCH, "user::swap_integrity"];
+/// The swap disk (vdc) beyond four times the machine's memory: the
+/// integrity run fills four times MemTotal (less what stays in memory),
+/// and a forked child's copy-on-write copies come on top, 1/32 of it.
+const SWAP_DISK_SLACK_MIB: u32 = 64;
 
 /// Whether `filter` (the kernel's: substrings separated by commas, each
 /// naming what contains it, kernel/src/kbench.rs) picks the benchmark
@@ -193,10 +197,14 @@ pub fn kernel_filter(filter: Option<&str>) -> Option<String> {
     Some(f.to_owned())
 }
 
-/// The swap disk a machine of `mem_mib` gets if the swap benchmark may
-/// run (`filter` picks it), else none.
+/// The swap disk a machine of `mem_mib` gets if a swap benchmark may
+/// run (`filter` picks one), else none.
 fn swap_disk_mib(filter: Option<&str>, mem_mib: u32) -> u32 {
-    if picks(filter, SWAP_BENCH) { mem_mib.saturating_mul(2).saturating_add(SWAP_DISK_SLACK_MIB) } else { 0 }
+    if SWAP_DISK_BENCHES.iter().any(|bench| picks(filter, bench)) {
+        mem_mib.saturating_mul(4).saturating_add(SWAP_DISK_SLACK_MIB)
+    } else {
+        0
+    }
 }
 
 fn machine(accel: Accel, mem_mib: u32, cpus: u32, cmdline: String, icount: bool, swap_disk_mib: u32) -> Machine {
@@ -647,8 +655,9 @@ mod tests {
         assert_eq!(kernel_filter(Some("swap")).as_deref(), Some("swap,block::vda_seq_"));
         assert_eq!(kernel_filter(Some("user")).as_deref(), Some("user,block::vda_seq_"));
         assert_eq!(kernel_filter(Some("swap,vda")).as_deref(), Some("swap,vda"));
-        assert_eq!(swap_disk_mib(None, 128), 272);
-        assert_eq!(swap_disk_mib(Some("swap"), 128), 272);
+        assert_eq!(swap_disk_mib(None, 128), 576);
+        assert_eq!(swap_disk_mib(Some("swap"), 128), 576);
+        assert_eq!(swap_disk_mib(Some("swap_integrity"), 128), 576);
         assert_eq!(swap_disk_mib(Some("vda"), 128), 0);
     }
 

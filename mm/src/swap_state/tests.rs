@@ -38,6 +38,8 @@ struct Slot {
 pub(crate) struct SimSwap {
     slots: Mutex<BTreeMap<(u32, u64), Slot>>,
     cache: Mutex<BTreeMap<(u32, u64), Pfn>>,
+    /// The shadows evictions left in the swap cache's index.
+    shadows: Mutex<BTreeMap<(u32, u64), Shadow>>,
     next: Mutex<u64>,
     pub(crate) refuse: AtomicBool,
     size: u64,
@@ -193,25 +195,28 @@ impl SwapBackend for SimSwap {
         Ok(())
     }
 
-    fn swap_cache_add(&self, entry: SwpEntry, pfn: Pfn) -> Result<(), SwapCacheError> {
+    fn swap_cache_add(&self, entry: SwpEntry, pfn: Pfn) -> Result<Option<Shadow>, SwapCacheError> {
         let mut cache = self.cache.lock().unwrap();
         if cache.contains_key(&key(entry)) {
             return Err(SwapCacheError::Exists);
         }
         cache.insert(key(entry), pfn);
-        Ok(())
+        Ok(self.shadows.lock().unwrap().remove(&key(entry)))
     }
 
     fn swap_cache_lookup(&self, entry: SwpEntry) -> Option<Pfn> {
         self.cache.lock().unwrap().get(&key(entry)).copied()
     }
 
-    fn swap_cache_delete(&self, entry: SwpEntry, pfn: Pfn) -> bool {
+    fn swap_cache_delete(&self, entry: SwpEntry, pfn: Pfn, shadow: Option<Shadow>) -> bool {
         let mut cache = self.cache.lock().unwrap();
         if cache.get(&key(entry)) != Some(&pfn) {
             return false;
         }
         cache.remove(&key(entry));
+        if let Some(shadow) = shadow {
+            self.shadows.lock().unwrap().insert(key(entry), shadow);
+        }
         true
     }
 
@@ -282,6 +287,27 @@ fn registered(env: &Env<'_>) -> &'static SimSwap {
     let swap = SimSwap::leaked(1 << 16);
     env.pgdat.set_swap_backend(swap);
     swap
+}
+
+/// Reclaim leaves each swapped-out page's shadow in the swap cache's
+/// index (Linux `__remove_mapping` -> `workingset_eviction`), and the
+/// swap-in that reads the slot finds it: every page read back is an
+/// anonymous refault (`workingset_refault_anon`), and no shadow is left.
+#[test]
+fn swapped_out_pages_leave_shadows_and_their_swap_in_is_a_refault() {
+    const PAGES: u64 = 16;
+    with_env(|env| {
+        let swap = registered(env);
+        let refaults = env.pgdat.node_page_state(NodeStatItem::WorkingsetRefaultAnon);
+        let mut mm = swapped_out_area(env, swap, PAGES);
+        assert_eq!(swap.shadows.lock().unwrap().len(), PAGES as usize, "a shadow per evicted page");
+        for i in 0..PAGES {
+            assert_eq!(crate::mmap::tests::read(env, &mut mm, X + i * P), Ok(0x40 + i as u8));
+        }
+        assert_eq!(env.pgdat.node_page_state(NodeStatItem::WorkingsetRefaultAnon) - refaults, PAGES);
+        assert!(swap.shadows.lock().unwrap().is_empty(), "every shadow consumed");
+        mm.exit_mmap();
+    });
 }
 
 /// Swap more than half full (Linux `vm_swap_full`): a page read back

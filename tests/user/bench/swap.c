@@ -1,6 +1,6 @@
 /*
  * Swap's figures, on the bench machine's swap disk (/dev/vdc: a whole
- * virtio disk of twice the machine's memory and 16 MiB, which xtask
+ * virtio disk of four times the machine's memory and 64 MiB, which xtask
  * formats with util-linux mkswap for each boot, attached alike under
  * Linux). The program turns it on with swapon(2) and off at the end.
  * Each round maps an anonymous region R of twice MemTotal
