@@ -524,7 +524,13 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             return Err(FaultError::SigBus);
         }
         if page.mapping() == 0 {
-            rmap::page_add_new_anon_rmap(pgdat, page, anon, index);
+            // A page other ptes still name (the slot's count is more than
+            // ours: fork shared it) may be mapped by them later, in other
+            // address spaces of the hierarchy: it names the root
+            // `anon_vma`, which all of them link (Linux `__folio_set_anon`
+            // when not exclusive); a page only this pte names, the VMA's own.
+            let av = if backend.swap_count(entry) > 1 { rmap::anon_vma_root(self.vmas.alloc(), anon) } else { anon };
+            rmap::page_add_new_anon_rmap(pgdat, page, av, index);
         } else {
             rmap::page_dup_rmap(pgdat, page);
         }

@@ -33,8 +33,8 @@ mod walk;
 
 pub use anon_vma::{AnonVma, AnonVmaAlloc, AnonVmaChain, AnonVmaLock, AnonVmaNoMem, AnonVmaPin, AnonVmaPtr, AvcCopy};
 pub(crate) use anon_vma::{
-    VmaAnonLink, anon_vma_adopt, anon_vma_clone, anon_vma_fork, anon_vma_prepare, anon_vma_update, check_chain,
-    folio_get_anon_vma, is_mergeable_anon_vma, unlink_anon_vmas,
+    VmaAnonLink, anon_vma_adopt, anon_vma_clone, anon_vma_fork, anon_vma_prepare, anon_vma_root, anon_vma_update,
+    check_chain, folio_get_anon_vma, is_mergeable_anon_vma, unlink_anon_vmas,
 };
 #[cfg(test)]
 pub(crate) use anon_vma::{anon_vma_counts, chain_of};

@@ -759,6 +759,21 @@ pub(crate) struct LockedAnonVma<'l> {
     av: AnonVmaPtr,
 }
 
+/// The root of the hierarchy `av` belongs to (Linux `anon_vma->root`):
+/// every VMA of the processes forked from the one that made it links the
+/// root, so a page several of them may map names the root (Linux
+/// `__folio_set_anon` for a page not exclusive), which lives as long as
+/// any of them.
+///
+/// `av` is the `anon_vma` of a VMA of the caller's, whose mmap lock it
+/// holds: the VMA links it (invariant 1), so it is alive.
+pub(crate) fn anon_vma_root<A: AnonVmaAlloc + ?Sized>(alloc: &A, av: AnonVmaPtr) -> AnonVmaPtr {
+    let g = alloc.anon_vma_lock().lock();
+    // SAFETY: linked by the caller's VMA, under the lock `g`.
+    let a = unsafe { av.get(&g) };
+    AnonVmaPtr(a.root.get())
+}
+
 /// Locks the anon_vma lock and returns the page's `anon_vma` if the page
 /// is anonymous, names one and is mapped (Linux
 /// `folio_lock_anon_vma_read`), or is held by `pin` (a walk after

@@ -289,6 +289,34 @@ fn registered(env: &Env<'_>) -> &'static SimSwap {
     swap
 }
 
+/// A page fork shared, swapped out and read back by the child first
+/// names the root `anon_vma` (Linux `__folio_set_anon` for a page not
+/// exclusive), not the child's own: the parent's fault then maps the same
+/// page from the swap cache, and the reverse map finds both ptes, so
+/// reclaim can take the page out of both address spaces again.
+#[test]
+fn a_page_shared_through_swap_is_found_in_every_sharer_whoever_read_it() {
+    with_env(|env| {
+        registered(env);
+        let mut parent = env.mm();
+        parent.do_mmap(X, P, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0).unwrap();
+        write(env, &mut parent, X, 0x5a).unwrap();
+        let mut child = env.mm();
+        parent.dup_mmap(&mut child).unwrap();
+        assert_eq!(reclaim(env, &[&parent, &child], 1), 1);
+        assert_eq!(crate::mmap::tests::read(env, &mut child, X), Ok(0x5a), "the child reads it back first");
+        assert_eq!(crate::mmap::tests::read(env, &mut parent, X), Ok(0x5a), "then the parent, from the swap cache");
+        let pfn = parent.follow_pte(VirtAddr::expect_canonical(X)).unwrap().phys.pfn();
+        assert_eq!(child.follow_pte(VirtAddr::expect_canonical(X)).unwrap().phys.pfn(), pfn, "one page");
+        assert_eq!(env.page(pfn).mapcount(), 2);
+        assert_eq!(reclaim(env, &[&parent, &child], 1), 1, "the reverse map reached both ptes");
+        assert!(entry_at(&parent, X).is_some() && entry_at(&child, X).is_some());
+        child.exit_mmap();
+        assert_eq!(crate::mmap::tests::read(env, &mut parent, X), Ok(0x5a));
+        parent.exit_mmap();
+    });
+}
+
 /// Reclaim leaves each swapped-out page's shadow in the swap cache's
 /// index (Linux `__remove_mapping` -> `workingset_eviction`), and the
 /// swap-in that reads the slot finds it: every page read back is an
