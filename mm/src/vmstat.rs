@@ -38,25 +38,25 @@
 //! # What is counted, and what is not
 //! Only what our kernel really does: page allocation and freeing per zone,
 //! page faults (minor and major), copy-on-write reuse, `drop_caches`,
-//! page migration and compaction (`pgmigrate_*`, `compact_migrate_scanned`,
-//! `compact_free_scanned`, `compact_isolated`; not `compact_stall` and the
-//! other direct-compaction counters, since only `compact_memory` compacts),
-//! and the state of mapped anonymous and file pages, slab and large-kmalloc
-//! memory, kernel stacks and page tables. Counters of mechanisms that do not
-//! exist yet are absent rather than stuck at zero: `pswpin`/`pswpout`
-//! count the kernel's swap page I/O (its page_io), but there are no swap
-//! cache counters until the swap cache exists, no
-//! `pgscan`/`pgsteal`/LRU sizes until reclaim and the LRU exist, no
-//! `thp_*`, `numa_*` or memcg counters at all. The workingset counters
-//! ([`crate::workingset`]) come as Linux's three pairs:
-//! `workingset_refault_file` and its siblings count page-cache refaults,
-//! and the `_anon` ones, which `workingset_refault` picks by the page's
-//! LRU type, stay 0 until swap evicts anonymous pages; there is no
-//! `workingset_nodes` or `workingset_nodereclaim` until a shrinker bounds
-//! the shadow nodes. `oom_kill` counts the
-//! OOM killer's kills (see [`crate::oom_kill`]). Shmem's pages (tmpfs, memfd, shared anonymous memory:
-//! see [`crate::shmem`]) count in `nr_shmem` and `nr_file_pages`, and in
-//! `nr_mapped` while mapped, as Linux's do.
+//! page migration and compaction (`pgmigrate_*`, `compact_*`,
+//! `compact_daemon_*`), reclaim and the LRU lists (`pgscan_*`,
+//! `pgsteal_*`, `pgactivate`, `pgdeactivate`, `pgrefill`, `pgrotated`,
+//! `allocstall_*`, `kswapd_*`, `slabs_scanned`, the `nr_*_anon`/`_file`
+//! list sizes, `unevictable_pgs_*`, `pglazyfree`/`pglazyfreed`), swap
+//! (`pswpin`/`pswpout` for its page I/O, `swap_ra`/`swap_ra_hit` for its
+//! readahead, `nr_swapcached` for the swap cache), and the state of mapped
+//! anonymous and file pages, slab and large-kmalloc memory, kernel stacks
+//! and page tables. Counters of mechanisms that do not exist are absent
+//! rather than stuck at zero: no `thp_*`, `numa_*`, `zswp*` or memcg
+//! counters. The workingset counters ([`crate::workingset`]) come as
+//! Linux's three pairs: `workingset_refault_file` and its siblings count
+//! page-cache refaults, the `_anon` ones swap-ins that found the shadow
+//! their page's eviction left; there is no `workingset_nodes` or
+//! `workingset_nodereclaim` until a shrinker bounds the shadow nodes.
+//! `oom_kill` counts the OOM killer's kills (see [`crate::oom_kill`]).
+//! Shmem's pages (tmpfs, memfd, shared anonymous memory: see
+//! [`crate::shmem`]) count in `nr_shmem` and `nr_file_pages`, and in
+//! `nr_mapped` while mapped, as Linux's do; their pages in swap do not.
 //!
 //! # Reports
 //! Each report is a value implementing `Display`, so the kernel prints it

@@ -25,26 +25,6 @@ static unsigned long word(unsigned long page, unsigned long w)
 	return x ^ (x >> 29);
 }
 
-static int write_text(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return -1;
-	ssize_t n = write(fd, text, strlen(text));
-	int saved = errno;
-	close(fd);
-	errno = saved;
-	return n == (ssize_t)strlen(text) ? 0 : -1;
-}
-
-static long read_number(const char *path)
-{
-	char buf[32] = { 0 };
-	if (utest_read_file(path, buf, sizeof(buf) - 1) <= 0)
-		return -1;
-	return strtol(buf, NULL, 10);
-}
-
 int main(int argc, char **argv)
 {
 	utest_start(argv[0]);
@@ -55,11 +35,11 @@ int main(int argc, char **argv)
 	}
 	if (argc > 2) {
 		long cluster = strtol(argv[2], NULL, 10);
-		CHECK(write_text("/proc/sys/vm/page-cluster", argv[2]) == 0, "page-cluster takes %s", argv[2]);
-		CHECK(read_number("/proc/sys/vm/page-cluster") == cluster, "page-cluster reads back %ld", cluster);
+		CHECK(utest_write_text("/proc/sys/vm/page-cluster", argv[2]) == 0, "page-cluster takes %s", argv[2]);
+		CHECK(utest_read_number("/proc/sys/vm/page-cluster") == cluster, "page-cluster reads back %ld", cluster);
 		errno = 0;
-		CHECK(write_text("/proc/sys/vm/page-cluster", "32") == -1 && errno == EINVAL, "32: EINVAL");
-		CHECK(read_number("/proc/sys/vm/page-cluster") == cluster, "a refused value changes nothing");
+		CHECK(utest_write_text("/proc/sys/vm/page-cluster", "32") == -1 && errno == EINVAL, "32: EINVAL");
+		CHECK(utest_read_number("/proc/sys/vm/page-cluster") == cluster, "a refused value changes nothing");
 	}
 	char *base = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	CHECK(base != MAP_FAILED, "mmap of %lu pages", pages);

@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -167,6 +168,29 @@ static inline int utest_done(void)
 	}
 	utest_print("FAIL %s (%d of %d failed)\n", utest_prog, utest_failed, utest_count);
 	return 1;
+}
+
+/* Writes `text` to the file `path` (a sysctl) in one write(2): 0, or -1
+ * with errno set. */
+static inline int utest_write_text(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -1;
+	ssize_t n = write(fd, text, strlen(text));
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* The number the file `path` (a sysctl) holds, or -1. */
+static inline long utest_read_number(const char *path)
+{
+	char buf[32] = { 0 };
+	if (utest_read_file(path, buf, sizeof(buf) - 1) <= 0)
+		return -1;
+	return strtol(buf, NULL, 10);
 }
 
 #endif

@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -83,6 +84,31 @@ static inline void die(const char *what)
 
 /* `len` bytes in as many write(2)s as it takes: a kernel may move fewer
  * per call (a short write; ours moves at most 64 KiB). */
+/* A number from a "name value" or "Name: value kB" line of `path`. */
+static inline unsigned long long proc_value(const char *path, const char *name)
+{
+	char line[256];
+	size_t len = strlen(name);
+	unsigned long long value = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		die(path);
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, name, len) == 0 && (line[len] == ' ' || line[len] == ':')) {
+			value = strtoull(line + len + 1, NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return value;
+}
+
+static inline unsigned long long vmstat(const char *name)
+{
+	return proc_value("/proc/vmstat", name);
+}
+
 static inline void write_all(int fd, const char *buf, unsigned long len)
 {
 	for (unsigned long done = 0; done < len;) {

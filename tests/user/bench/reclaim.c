@@ -33,31 +33,6 @@
 #define CHUNK (1UL << 20)
 #define RECLAIM_ROUNDS 3
 
-/* A number from a "name value" or "Name: value kB" line of `path`. */
-static unsigned long long proc_value(const char *path, const char *name)
-{
-	char line[256];
-	size_t len = strlen(name);
-	unsigned long long value = 0;
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		die(path);
-	while (fgets(line, sizeof(line), f)) {
-		if (strncmp(line, name, len) == 0 && (line[len] == ' ' || line[len] == ':')) {
-			value = strtoull(line + len + 1, NULL, 10);
-			break;
-		}
-	}
-	fclose(f);
-	return value;
-}
-
-static unsigned long long vmstat(const char *name)
-{
-	return proc_value("/proc/vmstat", name);
-}
-
 /* Reads the whole file in CHUNK reads, checking the index each page
  * starts with. */
 static void read_file(const char *path, unsigned long bytes, char *buf)

@@ -64,31 +64,6 @@
 /* Timed faults per range and round, at most. */
 #define MAX_FAULTS 256
 
-/* A number from a "name value" or "Name: value kB" line of `path`. */
-static unsigned long long proc_value(const char *path, const char *name)
-{
-	char line[256];
-	size_t len = strlen(name);
-	unsigned long long value = 0;
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		die(path);
-	while (fgets(line, sizeof(line), f)) {
-		if (strncmp(line, name, len) == 0 && (line[len] == ' ' || line[len] == ':')) {
-			value = strtoull(line + len + 1, NULL, 10);
-			break;
-		}
-	}
-	fclose(f);
-	return value;
-}
-
-static unsigned long long vmstat(const char *name)
-{
-	return proc_value("/proc/vmstat", name);
-}
-
 /* The word page `i` of round `tag` holds. */
 static uint64_t word(unsigned long i, unsigned tag)
 {

@@ -15,7 +15,6 @@
  * One run (it takes minutes under TCG); a smoke run moves a 64th.
  */
 #define _GNU_SOURCE
-#include <string.h>
 #include <sys/swap.h>
 
 #include "benchlib.h"
@@ -24,28 +23,10 @@
 #define DEVICE "/dev/vdc"
 #define INTEGRITY_ROUNDS 2
 
-/* MemTotal in MiB. */
-static unsigned long mem_total_mib(void)
-{
-	char line[256];
-	unsigned long kib = 0;
-	FILE *f = fopen("/proc/meminfo", "r");
-
-	if (!f) {
-		perror("/proc/meminfo");
-		exit(1);
-	}
-	while (fgets(line, sizeof(line), f))
-		if (strncmp(line, "MemTotal:", 9) == 0)
-			kib = strtoul(line + 9, NULL, 10);
-	fclose(f);
-	return kib / 1024;
-}
-
 int main(int argc, char **argv)
 {
 	bench_args(argc, argv);
-	unsigned long mib = 4 * mem_total_mib() / bench_scale;
+	unsigned long mib = 4 * (proc_value("/proc/meminfo", "MemTotal") / 1024) / bench_scale;
 	double ms;
 
 	/* Whole multiples of the four workers' MiB. */
