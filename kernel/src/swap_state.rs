@@ -133,16 +133,28 @@ impl SwapBackend for KernelSwap {
         }
     }
 
+    /// The index's nodes come without waiting, under its lock; when none
+    /// is free, one is allocated with `GFP_KERNEL` outside the lock and
+    /// the store retried (Linux `xas_nomem`), unless the caller may not
+    /// sleep.
     fn swap_cache_add(&self, entry: SwpEntry, pfn: Pfn) -> Result<Option<Shadow>, SwapCacheError> {
-        let mut cache = SWAP_CACHE.lock();
-        let index = cache.as_mut().ok_or(SwapCacheError::NoMemory)?;
-        let shadow = match index.load(key(entry)) {
-            None => None,
-            Some(CacheEntry::Shadow(shadow)) => Some(shadow),
-            Some(_) => return Err(SwapCacheError::Exists),
-        };
-        index.store(key(entry), CacheEntry::Folio(pfn)).map_err(|_| SwapCacheError::NoMemory)?;
-        Ok(shadow)
+        loop {
+            let mut cache = SWAP_CACHE.lock();
+            let index = cache.as_mut().ok_or(SwapCacheError::NoMemory)?;
+            let shadow = match index.load(key(entry)) {
+                None => None,
+                Some(CacheEntry::Shadow(shadow)) => Some(shadow),
+                Some(_) => return Err(SwapCacheError::Exists),
+            };
+            if index.store(key(entry), CacheEntry::Folio(pfn)).is_ok() {
+                return Ok(shadow);
+            }
+            drop(cache);
+            let preloaded = !crate::sched::in_atomic() && crate::filemap::xa_nodes().is_ok_and(|nodes| nodes.preload());
+            if !preloaded {
+                return Err(SwapCacheError::NoMemory);
+            }
+        }
     }
 
     fn swap_cache_lookup(&self, entry: SwpEntry) -> Option<Pfn> {

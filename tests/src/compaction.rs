@@ -105,34 +105,54 @@ fn a_blocking_order_4_allocation_compacts_fragmented_memory_and_keeps_the_data()
     finish_frag(pid, task);
 }
 
+/// kswapd, woken by an order-4 allocation that may not block, wakes
+/// kcompactd, which scans and makes the block. A block that forms on its
+/// own meanwhile (kswapd's reclaim or a shrinker freeing pages next to
+/// free ones) leaves kcompactd nothing to do (Linux `kcompactd_do_work`
+/// skips a zone whose order is already free): it is taken too and the
+/// round repeated, a few times at most.
 #[ktest(fresh_boot)]
 fn kswapd_wakes_kcompactd_which_makes_the_block_an_atomic_allocation_could_not() {
+    const ROUNDS: u32 = 5;
     let mut shell = Shell::new();
     let (pid, task) = start_frag(&mut shell);
     kernel::mm::drop_caches();
-    let wakes = vmstat(&mut shell, "compact_daemon_wake");
-    let scanned = vmstat(&mut shell, "compact_daemon_migrate_scanned");
-    let taken = take_free_blocks();
     let pgdat = kernel::mm::pgdat();
-    // May not block: fails, waking kswapd for order 4 on its way.
-    assert!(pgdat.alloc_pages(GFP_NOWAIT, ORDER).is_none(), "no free order-{ORDER} block, and no compaction");
-    // kswapd finds the node balanced and wakes kcompactd, which counts
-    // its wakeup under the compaction lock; a hang is the timeout's.
-    while pgdat.all_vm_events(VmEventItem::CompactDaemonWake) == wakes {
-        kernel::sched::wait::sleep_until_ns(kernel::arch::x86_64::tsc::now_ns() + 10_000_000, || false);
+    let mut taken = Vec::new();
+    let mut round = 0;
+    loop {
+        round += 1;
+        let wakes = vmstat(&mut shell, "compact_daemon_wake");
+        let scanned = vmstat(&mut shell, "compact_daemon_migrate_scanned");
+        taken.extend(take_free_blocks());
+        // May not block: fails, waking kswapd for order 4 on its way.
+        assert!(pgdat.alloc_pages(GFP_NOWAIT, ORDER).is_none(), "no free order-{ORDER} block, and no compaction");
+        // kswapd finds the node balanced and wakes kcompactd, which counts
+        // its wakeup under the compaction lock; a hang is the timeout's.
+        while pgdat.all_vm_events(VmEventItem::CompactDaemonWake) == wakes {
+            kernel::sched::wait::sleep_until_ns(kernel::arch::x86_64::tsc::now_ns() + 10_000_000, || false);
+        }
+        // Waits for kcompactd's run to end (one run at a time), then stops
+        // at once.
+        let stopped = kernel::compaction::compact_memory(&|| true);
+        assert!(stopped.contended && stopped.migrated == 0, "{stopped:?}");
+        let (wakes_now, scanned_now) =
+            (vmstat(&mut shell, "compact_daemon_wake"), vmstat(&mut shell, "compact_daemon_migrate_scanned"));
+        let largest = largest_free_order();
+        log::info!(
+            "kcompactd: round {round}: compact_daemon_wake {wakes} -> {wakes_now}, compact_daemon_migrate_scanned \
+             {scanned} -> {scanned_now}, largest free order {largest:?}"
+        );
+        assert!(wakes_now > wakes, "kcompactd ran");
+        if scanned_now > scanned {
+            break;
+        }
+        assert!(
+            largest.is_some_and(|o| o >= ORDER as usize),
+            "kcompactd neither scanned nor found an order-{ORDER} block"
+        );
+        assert!(round < ROUNDS, "a block formed on its own in each of {ROUNDS} rounds; kcompactd never scanned");
     }
-    // Waits for kcompactd's run to end (one run at a time), then stops
-    // at once.
-    let stopped = kernel::compaction::compact_memory(&|| true);
-    assert!(stopped.contended && stopped.migrated == 0, "{stopped:?}");
-    let (wakes_now, scanned_now) =
-        (vmstat(&mut shell, "compact_daemon_wake"), vmstat(&mut shell, "compact_daemon_migrate_scanned"));
-    log::info!(
-        "kcompactd: compact_daemon_wake {wakes} -> {wakes_now}, compact_daemon_migrate_scanned {scanned} -> \
-         {scanned_now}, largest free order {:?}",
-        largest_free_order()
-    );
-    assert!(wakes_now > wakes && scanned_now > scanned, "kcompactd ran and scanned");
     let block = pgdat.alloc_pages_owned(Gfp::NOWARN, ORDER).expect("kcompactd made an order-4 block");
     drop(block);
     drop(taken);
