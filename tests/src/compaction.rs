@@ -118,13 +118,15 @@ fn kswapd_wakes_kcompactd_which_makes_the_block_an_atomic_allocation_could_not()
     let (pid, task) = start_frag(&mut shell);
     kernel::mm::drop_caches();
     let pgdat = kernel::mm::pgdat();
-    let mut taken = Vec::new();
+    // Each round's blocks in a list of their own: moving them into one
+    // would free the old list's memory, maybe an order-4 block.
+    let mut taken = Vec::with_capacity(ROUNDS as usize);
     let mut round = 0;
     loop {
         round += 1;
         let wakes = vmstat(&mut shell, "compact_daemon_wake");
         let scanned = vmstat(&mut shell, "compact_daemon_migrate_scanned");
-        taken.extend(take_free_blocks());
+        taken.push(take_free_blocks());
         // May not block: fails, waking kswapd for order 4 on its way.
         assert!(pgdat.alloc_pages(GFP_NOWAIT, ORDER).is_none(), "no free order-{ORDER} block, and no compaction");
         // kswapd finds the node balanced and wakes kcompactd, which counts
