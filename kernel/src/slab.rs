@@ -159,24 +159,33 @@ impl<T> KmemCacheOf<T> {
         KmemCacheOf { gfp: GFP_NOWAIT, ..self }
     }
 
-    /// Allocates one object with `GFP_KERNEL` and frees it again, so that
-    /// a following [`KmemCacheOf::nowait`] allocation finds a free object
-    /// (Linux `xas_nomem`'s allocation outside the lock); false if even
-    /// that failed.
-    pub fn preload(&self) -> bool {
-        match self.slab.kmem_cache_alloc(&self.cache, GFP_KERNEL) {
-            Some(obj) => {
-                // SAFETY: `obj` was just allocated from this cache and is
-                // used by no one.
-                if let Err(e) = unsafe { self.slab.kmem_cache_free(&self.cache, obj) } {
-                    error!("{} {obj:p}: {e:?}", self.cache.name());
-                }
-                true
-            }
-            None => false,
+    /// Allocates `n` objects (at most [`PRELOAD_MAX`]) with `GFP_KERNEL`
+    /// and frees them again, so that the [`KmemCacheOf::nowait`]
+    /// allocations of one operation under a lock find them free (Linux
+    /// `xas_nomem`'s allocation outside the lock, or `radix_tree_preload`'s
+    /// pool: an XArray store may need a node per level,
+    /// [`mm::xarray::XA_MAX_STORE_NODES`], and a failed store frees the
+    /// ones it took); false if they could not all be had.
+    pub fn preload(&self, n: usize) -> bool {
+        let mut objs = [None; PRELOAD_MAX];
+        let n = n.min(PRELOAD_MAX);
+        for obj in &mut objs[..n] {
+            *obj = self.slab.kmem_cache_alloc(&self.cache, GFP_KERNEL);
         }
+        let all = objs[..n].iter().all(Option::is_some);
+        for obj in objs[..n].iter().flatten() {
+            // SAFETY: `obj` was just allocated from this cache and is used
+            // by no one.
+            if let Err(e) = unsafe { self.slab.kmem_cache_free(&self.cache, *obj) } {
+                error!("{} {obj:p}: {e:?}", self.cache.name());
+            }
+        }
+        all
     }
 }
+
+/// The most objects one [`KmemCacheOf::preload`] readies.
+pub const PRELOAD_MAX: usize = 16;
 
 // SAFETY: `create` made the cache with objects of `size_of::<T>()` bytes
 // aligned to `align_of::<T>()`; an object is the caller's alone until it is

@@ -138,7 +138,9 @@ impl SwapBackend for KernelSwap {
     /// the store retried (Linux `xas_nomem`), unless the caller may not
     /// sleep.
     fn swap_cache_add(&self, entry: SwpEntry, pfn: Pfn) -> Result<Option<Shadow>, SwapCacheError> {
-        loop {
+        /// Preloads before giving up (the page cache's are as many).
+        const NOMEM_RETRIES: u32 = 3;
+        for _ in 0..=NOMEM_RETRIES {
             let mut cache = SWAP_CACHE.lock();
             let index = cache.as_mut().ok_or(SwapCacheError::NoMemory)?;
             let shadow = match index.load(key(entry)) {
@@ -150,11 +152,13 @@ impl SwapBackend for KernelSwap {
                 return Ok(shadow);
             }
             drop(cache);
-            let preloaded = !crate::sched::in_atomic() && crate::filemap::xa_nodes().is_ok_and(|nodes| nodes.preload());
+            let preloaded = !crate::sched::in_atomic()
+                && crate::filemap::xa_nodes().is_ok_and(|nodes| nodes.preload(mm::xarray::XA_MAX_STORE_NODES));
             if !preloaded {
-                return Err(SwapCacheError::NoMemory);
+                break;
             }
         }
+        Err(SwapCacheError::NoMemory)
     }
 
     fn swap_cache_lookup(&self, entry: SwpEntry) -> Option<Pfn> {

@@ -130,6 +130,11 @@ use self::node::{NodeBox, NodeMem};
 pub const XA_CHUNK_SHIFT: u32 = 6;
 /// Slots per node (Linux `XA_CHUNK_SIZE`).
 pub const XA_CHUNK_SIZE: usize = 1 << XA_CHUNK_SHIFT;
+
+/// The most nodes one [`XArray::store`] can need: a path from a new root
+/// down to a leaf for a 64-bit index (Linux sizes its per-CPU
+/// `radix_tree_preload` pool by the height the same way).
+pub const XA_MAX_STORE_NODES: usize = 64usize.div_ceil(XA_CHUNK_SHIFT as usize);
 /// Mask of a slot offset (Linux `XA_CHUNK_MASK`).
 const XA_CHUNK_MASK: u64 = XA_CHUNK_SIZE as u64 - 1;
 /// Marks per entry (Linux `XA_MAX_MARKS`).

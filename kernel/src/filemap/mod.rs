@@ -605,7 +605,7 @@ impl Mapping {
                 }
                 Err(AddFolioError::NoMemory) => {
                     drop(space);
-                    if !xa_nodes()?.preload() {
+                    if !xa_nodes()?.preload(mm::xarray::XA_MAX_STORE_NODES) {
                         break;
                     }
                 }
