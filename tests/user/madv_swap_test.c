@@ -18,27 +18,17 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
+#include "swap_pattern.h"
 #include "utest.h"
 
-#define PAGE 4096UL
-#define WORDS (PAGE / sizeof(unsigned long))
 #define PAGES 256UL
-
-static unsigned long word(unsigned long page, unsigned long w, unsigned long seed)
-{
-	unsigned long x = (page * WORDS + w) ^ seed;
-
-	x ^= x >> 31;
-	x *= 0x9e3779b97f4a7c15UL;
-	return x ^ (x >> 29);
-}
 
 static void fill(char *base, unsigned long page, unsigned long seed)
 {
 	unsigned long *p = (unsigned long *)(base + page * PAGE);
 
 	for (unsigned long w = 0; w < WORDS; w++)
-		p[w] = word(page, w, seed);
+		p[w] = pattern_word(page, w, seed);
 }
 
 /* What page `page` holds: 1 its pattern of `seed`, 0 zeros, -1 else. */
@@ -48,7 +38,7 @@ static int holds(char *base, unsigned long page, unsigned long seed)
 	int pattern = 1, zero = 1;
 
 	for (unsigned long w = 0; w < WORDS; w++) {
-		pattern &= p[w] == word(page, w, seed);
+		pattern &= p[w] == pattern_word(page, w, seed);
 		zero &= p[w] == 0;
 	}
 	return pattern ? 1 : zero ? 0 : -1;
@@ -86,18 +76,6 @@ static long vmstat(const char *name)
 
 	snprintf(key, sizeof(key), "\n%s ", name);
 	return number_after("/proc/vmstat", key);
-}
-
-/* Touches `mib` MiB of new memory, then lets it go: reclaim must run. */
-static void pressure(unsigned long mib)
-{
-	char *p = mmap(NULL, mib << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	if (p == MAP_FAILED)
-		return;
-	for (unsigned long off = 0; off < mib << 20; off += PAGE)
-		p[off] = 1;
-	munmap(p, mib << 20);
 }
 
 static char *fresh(unsigned long seed)

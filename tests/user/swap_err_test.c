@@ -25,19 +25,9 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 
+#include "swap_pattern.h"
 #include "utest.h"
 
-#define PAGE 4096UL
-#define WORDS (PAGE / sizeof(unsigned long))
-
-static unsigned long word(unsigned long page, unsigned long w, unsigned long seed)
-{
-	unsigned long x = (page * WORDS + w) ^ seed;
-
-	x ^= x >> 31;
-	x *= 0x9e3779b97f4a7c15UL;
-	return x ^ (x >> 29);
-}
 
 static char *filled(unsigned long pages, unsigned long seed)
 {
@@ -47,7 +37,7 @@ static char *filled(unsigned long pages, unsigned long seed)
 		return NULL;
 	for (unsigned long i = 0; i < pages; i++)
 		for (unsigned long w = 0; w < WORDS; w++)
-			((unsigned long *)(base + i * PAGE))[w] = word(i, w, seed);
+			((unsigned long *)(base + i * PAGE))[w] = pattern_word(i, w, seed);
 	return base;
 }
 
@@ -58,23 +48,11 @@ static unsigned long wrong(char *base, unsigned long pages, unsigned long seed)
 
 	for (unsigned long i = 0; i < pages; i++)
 		for (unsigned long w = 0; w < WORDS; w++)
-			if (((unsigned long *)(base + i * PAGE))[w] != word(i, w, seed)) {
+			if (((unsigned long *)(base + i * PAGE))[w] != pattern_word(i, w, seed)) {
 				bad++;
 				break;
 			}
 	return bad;
-}
-
-/* Touches `mib` MiB of new memory, then lets it go: reclaim must run. */
-static void pressure(unsigned long mib)
-{
-	char *p = mmap(NULL, mib << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	if (p == MAP_FAILED)
-		return;
-	for (unsigned long off = 0; off < mib << 20; off += PAGE)
-		p[off] = 1;
-	munmap(p, mib << 20);
 }
 
 /* Whether the page at `p` is in memory (mapped or in the swap cache). */

@@ -11,19 +11,11 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
+#include "swap_pattern.h"
 #include "utest.h"
 
-#define PAGE 4096UL
-#define WORDS (PAGE / sizeof(unsigned long))
-
-static unsigned long word(unsigned long page, unsigned long w)
-{
-	unsigned long x = (page * WORDS + w) ^ 0x5a11;
-
-	x ^= x >> 31;
-	x *= 0x9e3779b97f4a7c15UL;
-	return x ^ (x >> 29);
-}
+/* The seed of every page's pattern. */
+#define SEED 0x5a11UL
 
 int main(int argc, char **argv)
 {
@@ -48,13 +40,13 @@ int main(int argc, char **argv)
 	for (unsigned long i = 0; i < pages; i++) {
 		unsigned long *p = (unsigned long *)(base + i * PAGE);
 		for (unsigned long w = 0; w < WORDS; w++)
-			p[w] = word(i, w);
+			p[w] = pattern_word(i, w, SEED);
 	}
 	long bad = -1;
 	for (unsigned long i = 0; i < pages && bad < 0; i++) {
 		unsigned long *p = (unsigned long *)(base + i * PAGE);
 		for (unsigned long w = 0; w < WORDS; w++)
-			if (p[w] != word(i, w)) {
+			if (p[w] != pattern_word(i, w, SEED)) {
 				bad = (long)i;
 				break;
 			}

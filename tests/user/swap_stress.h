@@ -19,26 +19,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "swap_pattern.h"
 
-#ifndef PAGE
-#define PAGE 4096UL
-#endif
-#define WORDS (PAGE / sizeof(unsigned long))
+
 #define WORKERS 4
 
 /* Where the PASS and FAIL lines go. */
 static int swap_stress_out = 1;
 
 static const char *const names[WORKERS] = { "anon-a", "anon-b", "cow", "shmem" };
-
-static unsigned long word(unsigned long page, unsigned long w, unsigned long seed)
-{
-	unsigned long x = (page * WORDS + w) ^ seed;
-
-	x ^= x >> 31;
-	x *= 0x9e3779b97f4a7c15UL;
-	return x ^ (x >> 29);
-}
 
 /* Round `r` rewrites the pages with (page + r) % 4 == 0. */
 static int rewritten_in(unsigned long page, long r)
@@ -61,13 +50,13 @@ static void fill(char *base, unsigned long page, unsigned long seed)
 	unsigned long *p = (unsigned long *)(base + page * PAGE);
 
 	for (unsigned long w = 0; w < WORDS; w++)
-		p[w] = word(page, w, seed);
+		p[w] = pattern_word(page, w, seed);
 }
 
 static int page_ok(const unsigned long *p, unsigned long page, unsigned long seed)
 {
 	for (unsigned long w = 0; w < WORDS; w++)
-		if (p[w] != word(page, w, seed))
+		if (p[w] != pattern_word(page, w, seed))
 			return 0;
 	return 1;
 }
@@ -165,24 +154,6 @@ static void shmem_child(int fd, char *base, unsigned long pages, long r)
 	_exit(0);
 }
 
-static volatile sig_atomic_t usr1_seen;
-
-static void on_usr1(int sig)
-{
-	(void)sig;
-	usr1_seen = 1;
-}
-
-/* Waits for SIGUSR1: its handler (installed before the workers fork)
- * sets a flag this polls between short sleeps. */
-static void wait_usr1(void)
-{
-	struct timespec nap = { .tv_nsec = 10 * 1000 * 1000 };
-
-	while (!usr1_seen)
-		nanosleep(&nap, NULL);
-}
-
 static void worker(int id, unsigned long pages, long rounds, unsigned long keep, int ready)
 {
 	int fd = -1;
@@ -240,7 +211,7 @@ static void worker(int id, unsigned long pages, long rounds, unsigned long keep,
 	if (write(ready, "r", 1) != 1)
 		_exit(1);
 	close(ready);
-	wait_usr1();
+	usr1_wait();
 	check_all(id, base, keep < pages ? keep : pages, rounds, 0, "after swapoff");
 	_exit(0);
 }
@@ -255,10 +226,7 @@ static int swap_stress_run(unsigned long mib, long rounds, unsigned long keep_mi
 
 	if (pages == 0 || rounds <= 0)
 		return 2;
-	struct sigaction sa = { .sa_handler = on_usr1 };
-
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGUSR1, &sa, NULL);
+	usr1_catch();
 	if (pipe(ready) != 0) {
 		dprintf(swap_stress_out, "FAIL swap_stress: pipe: %s\n", strerror(errno));
 		return 1;
@@ -283,7 +251,7 @@ static int swap_stress_run(unsigned long mib, long rounds, unsigned long keep_mi
 			n++;
 		if (n == WORKERS) {
 			dprintf(swap_stress_out, "holding\n");
-			wait_usr1();
+			usr1_wait();
 		}
 		for (int id = 0; id < WORKERS; id++)
 			kill(pids[id], SIGUSR1);

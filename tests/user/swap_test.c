@@ -40,48 +40,23 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "swap_pattern.h"
+
 static int shmem_main(unsigned long mib, unsigned long keep_mib);
 
-static volatile sig_atomic_t usr1_seen;
-
-static void on_usr1(int sig)
-{
-	(void)sig;
-	usr1_seen = 1;
-}
-
-/* Prints "holding" and waits for SIGUSR1: its handler sets a flag this
- * polls between short sleeps (no sigwait: the wait needs nothing but
- * nanosleep and signal delivery). */
+/* Prints "holding" and waits for SIGUSR1. */
 static void hold_until_sigusr1(void)
 {
-	struct sigaction sa = { .sa_handler = on_usr1 };
-	struct timespec nap = { .tv_nsec = 10 * 1000 * 1000 };
-
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGUSR1, &sa, NULL);
+	usr1_catch();
 	printf("holding\n");
 	fflush(stdout);
-	while (!usr1_seen)
-		nanosleep(&nap, NULL);
-}
-
-#define PAGE 4096UL
-#define WORDS (PAGE / sizeof(unsigned long))
-
-static unsigned long word(unsigned long page, unsigned long w, unsigned long seed)
-{
-	unsigned long x = (page * WORDS + w) ^ seed;
-
-	x ^= x >> 31;
-	x *= 0x9e3779b97f4a7c15UL;
-	return x ^ (x >> 29);
+	usr1_wait();
 }
 
 static void fill(unsigned long *p, unsigned long page, unsigned long seed)
 {
 	for (unsigned long w = 0; w < WORDS; w++)
-		p[w] = word(page, w, seed);
+		p[w] = pattern_word(page, w, seed);
 }
 
 /* The first page in [0, pages) whose words are not its pattern, walking
@@ -93,7 +68,7 @@ static long check(char *base, unsigned long pages, int down, unsigned long (*see
 		unsigned long *p = (unsigned long *)(base + page * PAGE);
 
 		for (unsigned long w = 0; w < WORDS; w++)
-			if (p[w] != word(page, w, seed_of(page)))
+			if (p[w] != pattern_word(page, w, seed_of(page)))
 				return (long)page;
 	}
 	return -1;
@@ -218,7 +193,7 @@ static long check_read(int fd, unsigned long pages, unsigned long (*seed_of)(uns
 			return -2;
 		}
 		for (unsigned long w = 0; w < WORDS; w++)
-			if (buf[w] != word(page, w, seed_of(page)))
+			if (buf[w] != pattern_word(page, w, seed_of(page)))
 				return (long)page;
 	}
 	return -1;

@@ -119,20 +119,7 @@ impl Ext2Image<'_> {
             args.extend(["-d".into(), tree.into()]);
         }
         args.push(out.into());
-        let output = Command::new(&mke2fs)
-            .args(&args)
-            .env("E2FSPROGS_FAKE_TIME", FAKE_TIME)
-            .output()
-            .map_err(|e| Error::io(format!("running {}", show(&mke2fs)), e))?;
-        if !output.status.success() {
-            let _ = fs::remove_file(out);
-            return Err(Error::ToolFailed {
-                tool: "mke2fs",
-                task: format!("making {} ({} MiB)", show(out), self.mib),
-                output: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-            });
-        }
-        Ok(())
+        make_image(Command::new(&mke2fs).args(&args).env("E2FSPROGS_FAKE_TIME", FAKE_TIME), "mke2fs", out, self.mib)
     }
 }
 
@@ -164,21 +151,23 @@ impl SwapImage<'_> {
         }
         let file = fs::File::create(out).map_err(|e| Error::io(format!("creating {}", show(out)), e))?;
         file.set_len(u64::from(self.mib) << 20).map_err(|e| Error::io(format!("sizing {}", show(out)), e))?;
-        let output = Command::new(&mkswap)
-            .args(["-L", self.label, "-U", self.uuid])
-            .arg(out)
-            .output()
-            .map_err(|e| Error::io(format!("running {}", show(&mkswap)), e))?;
-        if !output.status.success() {
-            let _ = fs::remove_file(out);
-            return Err(Error::ToolFailed {
-                tool: "mkswap",
-                task: format!("making {} ({} MiB)", show(out), self.mib),
-                output: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-            });
-        }
-        Ok(())
+        make_image(Command::new(&mkswap).args(["-L", self.label, "-U", self.uuid]).arg(out), "mkswap", out, self.mib)
     }
+}
+
+/// Runs `cmd`, the host's `tool` making the image `out` of `mib` MiB; on
+/// failure the image goes and the error carries the tool's complaint.
+fn make_image(cmd: &mut Command, tool: &'static str, out: &Path, mib: u32) -> Result<(), Error> {
+    let output = cmd.output().map_err(|e| Error::io(format!("running {tool}"), e))?;
+    if !output.status.success() {
+        let _ = fs::remove_file(out);
+        return Err(Error::ToolFailed {
+            tool,
+            task: format!("making {} ({mib} MiB)", show(out)),
+            output: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// The prepared tree `tests/disks/NAME` of the in-kernel tests.
