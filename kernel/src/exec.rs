@@ -149,7 +149,7 @@ pub fn kernel_execve(path: &str, argv: &[Vec<u8>], envp: &[Vec<u8>], frame: &mut
     let mapped = crate::filemap::MappedFile::new(inode.clone(), name, None);
     let file: &'static dyn VmaFile = crate::filemap::MappedFile::as_vma_file(&mapped);
     let me = sched::current();
-    let rlim_stack = me.proc.rlim.lock().cur(crate::resource::Resource::STACK);
+    let rlim_stack = me.proc.group.rlim.lock().cur(crate::resource::Resource::STACK);
     // Strings (the file name too, as Linux copies it first) and the
     // pointer arrays, argv counted as at least one (`bprm_stack_limits`).
     let strings: usize = argv.iter().chain(envp).map(|a| a.len() + 1).sum::<usize>() + path.len() + 1;
@@ -161,7 +161,7 @@ pub fn kernel_execve(path: &str, argv: &[Vec<u8>], envp: &[Vec<u8>], frame: &mut
     let (cred, secure) = me.proc.cred.lock().exec();
     // Read before the new mm's lock is taken: no spin lock is held across
     // the sleeping mmap lock.
-    let limits = me.proc.rlim.lock().mm_limits(cred.capable(uapi::capability::CAP_IPC_LOCK));
+    let limits = me.proc.group.rlim.lock().mm_limits(cred.capable(uapi::capability::CAP_IPC_LOCK));
     let new_mm = crate::mmap::mm_alloc().map_err(ExecError::Errno)?;
     let mut end_of_image = 0;
     let mut layout = mm::mmap::MmLayout::default();
@@ -217,7 +217,10 @@ pub fn kernel_execve(path: &str, argv: &[Vec<u8>], envp: &[Vec<u8>], frame: &mut
         layout.start_stack = stack_top - 8;
         mm.layout = layout;
     }
-    // Point of no return (Linux `begin_new_exec`): the old program goes.
+    // Linux `begin_new_exec`: the other threads go first (EAGAIN if the
+    // process is exiting), then, at the point of no return, the old
+    // program.
+    crate::process::de_thread(&me).map_err(ExecError::Errno)?;
     crate::process::release_child_tid(&me);
     crate::process::replace_mm(&me, Some(new_mm.clone()));
     crate::process::mm_release(&me);
@@ -225,8 +228,8 @@ pub fn kernel_execve(path: &str, argv: &[Vec<u8>], envp: &[Vec<u8>], frame: &mut
     // A prlimit64 from another process may have reached the old mm only.
     crate::resource::sync_mm_limits(&me.proc);
     // The table comes out of its lock while its close-on-exec files are
-    // closed (a last close may sleep); exec runs single-threaded, so no
-    // one else uses it meanwhile.
+    // closed (a last close may sleep); the other threads have gone and
+    // only threads share a table, so no one else uses it meanwhile.
     let mut files = core::mem::take(&mut *me.proc.files.lock());
     files.close_on_exec();
     *me.proc.files.lock() = files;

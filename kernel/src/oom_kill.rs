@@ -253,7 +253,7 @@ impl OutOfMemory for KernelOom {
     }
 
     fn current_is_victim(&self) -> bool {
-        sched::try_current().is_some_and(|me| me.proc.oom.victim() != OomVictim::No)
+        sched::try_current().is_some_and(|me| me.proc.group.oom.victim() != OomVictim::No)
     }
 }
 
@@ -268,7 +268,13 @@ fn out_of_memory_locked(me: &Arc<Task>, pgdat: &PgData<'_>, gfp: Gfp, order: u32
     }
     let totalpages = pgdat.totalram_pages();
     let Some(tasks) = sched::try_all_tasks() else { return OomOutcome::Fail };
-    let choice = mm::oom_kill::select_bad_process(tasks.iter().map(|t| (t, oom_task(t))), totalpages);
+    // One candidate per process (Linux `for_each_process`): its first
+    // live thread, or the task itself if it is on no thread list.
+    let candidates = tasks.iter().filter(|t| {
+        let threads = t.proc.group.threads.lock();
+        threads.first().is_none_or(|first| Arc::ptr_eq(first, t))
+    });
+    let choice = mm::oom_kill::select_bad_process(candidates.map(|t| (t, oom_task(t))), totalpages);
     match choice {
         OomChoice::Victim { task, points } => {
             oom_kill_process(me, task, points, gfp, order, &tasks, pgdat);
@@ -289,26 +295,26 @@ fn out_of_memory_locked(me: &Arc<Task>, pgdat: &PgData<'_>, gfp: Gfp, order: u32
 fn oom_task(task: &Task) -> OomTask {
     let proc = &task.proc;
     OomTask {
-        pid: task.pid,
+        pid: proc.tgid(),
         kthread: !task.user.load(Ordering::Acquire),
-        oom_score_adj: proc.oom.score_adj().adj,
+        oom_score_adj: proc.group.oom.score_adj().adj,
         mm: proc.mm().map(|mm| mm.oom_mm()),
         in_vfork: proc.vfork_done.lock().is_some(),
-        victim: proc.oom.victim(),
+        victim: proc.group.oom.victim(),
     }
 }
 
 /// Linux `mark_oom_victim`.
 fn mark_oom_victim(task: &Task) {
-    task.proc.oom.set_victim(OomVictim::Pending);
+    task.proc.group.oom.set_victim(OomVictim::Pending);
 }
 
 /// A victim's memory is back: it exited (Linux `exit_oom_victim` and
 /// `exit_mmap`'s `MMF_OOM_SKIP`). Called by every exiting process after
 /// it dropped its address space.
 pub fn exit_oom_victim(task: &Task) {
-    if task.proc.oom.victim() == OomVictim::Pending {
-        task.proc.oom.set_victim(OomVictim::Reaped);
+    if task.proc.group.oom.victim() == OomVictim::Pending {
+        task.proc.group.oom.set_victim(OomVictim::Reaped);
     }
 }
 
@@ -364,7 +370,7 @@ fn dump_header(me: &Task, gfp: Gfp, order: u32, tasks: &[Arc<Task>], pgdat: &PgD
         me.comm(),
         gfp.bits(),
         gfp,
-        me.proc.oom.score_adj().adj
+        me.proc.group.oom.score_adj().adj
     );
     warn!("CPU: {} PID: {} Comm: {}", crate::percpu::smp_processor_id(), me.pid, me.comm());
     let _ = fmt::write(&mut LineLog::new(), format_args!("{}", mm::show_mem::ShowMem(pgdat)));
@@ -422,7 +428,7 @@ fn __oom_kill_process(victim: &Arc<Task>, tasks: &[Arc<Task>], pgdat: &PgData<'_
         kb(stats.rss_shmem),
         victim.proc.cred.lock().uid.0,
         stats.pgtables_bytes >> 10,
-        victim.proc.oom.score_adj().adj
+        victim.proc.group.oom.score_adj().adj
     );
     for other in tasks {
         if Arc::ptr_eq(other, victim) || !other.proc.mm().is_some_and(|m| Arc::ptr_eq(&m, &mm)) {
@@ -474,8 +480,8 @@ fn oom_reap_task(task: &Arc<Task>) {
         }
         mm.set_oom_skip();
     }
-    if task.proc.oom.victim() == OomVictim::Pending {
-        task.proc.oom.set_victim(OomVictim::Reaped);
+    if task.proc.group.oom.victim() == OomVictim::Pending {
+        task.proc.group.oom.set_victim(OomVictim::Reaped);
     }
 }
 
@@ -517,9 +523,9 @@ pub fn write_oom_score_adj(pid: Pid, buf: &[u8]) -> Result<(), Errno> {
     let task = sched::find_task_by_pid(pid).ok_or(Errno::ESRCH)?;
     let _serial = OOM_ADJ_MUTEX.lock();
     let privileged = crate::cred::capable(uapi::capability::CAP_SYS_RESOURCE);
-    let set = mm::oom_kill::may_set_oom_score_adj(task.proc.oom.score_adj(), new, privileged)?;
-    task.proc.oom.adj.store(set.adj, Ordering::Relaxed);
-    task.proc.oom.adj_min.store(set.min, Ordering::Relaxed);
+    let set = mm::oom_kill::may_set_oom_score_adj(task.proc.group.oom.score_adj(), new, privileged)?;
+    task.proc.group.oom.adj.store(set.adj, Ordering::Relaxed);
+    task.proc.group.oom.adj_min.store(set.min, Ordering::Relaxed);
     Ok(())
 }
 

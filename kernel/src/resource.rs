@@ -153,7 +153,7 @@ impl Rlimits {
 
 /// The soft `RLIMIT_NOFILE` of the running task, as a descriptor bound.
 pub fn current_nofile() -> usize {
-    crate::sched::current().proc.rlim.lock().nofile()
+    crate::sched::current().proc.group.rlim.lock().nofile()
 }
 
 /// Copies `proc`'s memory limits and `CAP_IPC_LOCK` into its address
@@ -163,7 +163,7 @@ pub fn current_nofile() -> usize {
 pub fn sync_mm_limits(proc: &Process) {
     if let Some(mm) = proc.mm() {
         let mut space = mm.mmap_write_lock();
-        let rlim = proc.rlim.lock();
+        let rlim = proc.group.rlim.lock();
         let cap_ipc_lock = proc.cred.lock().capable(CAP_IPC_LOCK);
         space.limits = rlim.mm_limits(cap_ipc_lock);
     }
@@ -188,7 +188,7 @@ pub fn do_prlimit(task: &Task, resource: u32, new: Option<Rlimit>) -> Result<Rli
     // Asked before taking the target's lock: the caller may be the target.
     let may_raise = crate::cred::capable(CAP_SYS_RESOURCE);
     let old = {
-        let mut rlim = task.proc.rlim.lock();
+        let mut rlim = task.proc.group.rlim.lock();
         let old = rlim.get(resource);
         if let Some(new) = new {
             if new.rlim_max > old.rlim_max && !may_raise {

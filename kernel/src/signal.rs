@@ -1,16 +1,30 @@
 //! Signals (Linux `kernel/signal.c` and `arch/x86/kernel/signal.c`,
-//! `signal_64.c`): per-process handlers, blocked mask and pending set;
-//! delivery on the way back to user mode, either the default action or a
-//! handler entered through an `rt_sigframe` on the user stack; and
-//! `rt_sigreturn`.
+//! `signal_64.c`): per-process handlers, per-thread blocked masks, pending
+//! sets for the process and for each thread; delivery on the way back to
+//! user mode, either the default action or a handler entered through an
+//! `rt_sigframe` on the user stack; and `rt_sigreturn`.
+//!
+//! A signal sent to a process (`kill`, `SIGCHLD`, `SIGPIPE`, the OOM
+//! killer) is pending for the process; one thread that does not block it
+//! is woken to take it. A signal sent to a thread (`tgkill`, a fault) is
+//! pending for that thread only. A thread takes its own before the
+//! process's. A fatal signal ends every thread: the process's group exit
+//! (see `process.rs`), as Linux's `complete_signal` does.
+//!
+//! Lock order: the handlers' lock ([`SignalState`], Linux `siglock`) ->
+//! the thread list of the process -> a thread's [`ThreadSignals`] -> the
+//! run-queue locks (waking). All are spin locks of process context.
 //!
 //! Differences: one pending instance per signal (real-time signals are not
 //! queued), no stop/continue (`SIGSTOP`-class defaults are treated as
 //! ignore), no alternate signal stacks, no core dumps (a "core" default
-//! terminates with the core bit clear).
+//! terminates with the core bit clear). Blocking a signal does not hand
+//! the process's pending instance to another thread
+//! (`retarget_shared_pending`): the thread that unblocks it takes it.
 
 #![forbid(unsafe_code)]
 
+use alloc::boxed::Box;
 use alloc::sync::Arc;
 use uapi::errno::Errno;
 use uapi::signal::*;
@@ -29,30 +43,29 @@ pub const fn sigmask(sig: i32) -> u64 {
 /// Signals that can be neither caught nor blocked.
 const UNBLOCKABLE: u64 = sigmask(SIGKILL) | sigmask(SIGSTOP);
 
-/// A process's signal state (Linux `sighand_struct` + `blocked` + the
-/// shared pending set).
+/// A process's signal handlers and process-wide pending signals (Linux
+/// `sighand_struct` and `signal->shared_pending`, both under Linux's
+/// `siglock`), shared by its threads.
 #[derive(Clone)]
 pub struct SignalState {
     /// Handlers, indexed by signal - 1.
     pub action: [KernelSigaction; 64],
-    /// Blocked signals.
-    pub blocked: u64,
-    /// Pending signals.
-    pub pending: u64,
-    /// Fault details of a pending synchronous signal (SIGSEGV...).
-    pub info: [Option<SigInfo>; 64],
+    /// Signals sent to the process, for whichever thread takes them.
+    pub shared_pending: u64,
+    /// Details of the pending process-wide signals.
+    pub shared_info: [Option<SigInfo>; 64],
 }
 
 impl Default for SignalState {
     fn default() -> Self {
-        SignalState { action: [KernelSigaction::default(); 64], blocked: 0, pending: 0, info: [None; 64] }
+        SignalState { action: [KernelSigaction::default(); 64], shared_pending: 0, shared_info: [None; 64] }
     }
 }
 
 impl SignalState {
-    /// The child's copy at fork: handlers and mask, nothing pending.
+    /// The child's copy at fork: handlers, nothing pending.
     pub fn fork_copy(&self) -> SignalState {
-        SignalState { action: self.action, blocked: self.blocked, pending: 0, info: [None; 64] }
+        SignalState { action: self.action, ..SignalState::default() }
     }
 
     /// execve: caught signals go back to their default action (Linux
@@ -64,45 +77,143 @@ impl SignalState {
             }
         }
     }
+
+    /// Whether `sig` would be discarded at once (Linux `sig_ignored`).
+    fn ignores(&self, sig: i32) -> bool {
+        sig != SIGKILL
+            && match self.action[(sig - 1) as usize].sa_handler {
+                SIG_IGN => true,
+                SIG_DFL => matches!(default_action(sig), Some(SigDefault::Ign | SigDefault::Stop | SigDefault::Cont)),
+                _ => false,
+            }
+    }
+
+    /// Whether `sig` kills the process if delivered (Linux `sig_fatal`).
+    fn fatal(&self, sig: i32) -> bool {
+        sig == SIGKILL
+            || self.action[(sig - 1) as usize].sa_handler == SIG_DFL
+                && matches!(default_action(sig), Some(SigDefault::Term | SigDefault::Core) | None)
+    }
+}
+
+/// A thread's own signal state (Linux `task->blocked` and
+/// `task->pending`): signals sent to this thread only (`tgkill`, faults,
+/// a group exit's `SIGKILL`) and the mask that holds back both its own
+/// and the process's.
+/// The details are boxed: a task's process side is built on a kernel
+/// stack and moved into the task.
+pub struct ThreadSignals {
+    /// Blocked signals.
+    pub blocked: u64,
+    /// Signals pending for this thread.
+    pub pending: u64,
+    /// Their details.
+    pub info: Box<[Option<SigInfo>; 64]>,
+}
+
+impl Default for ThreadSignals {
+    fn default() -> Self {
+        ThreadSignals { blocked: 0, pending: 0, info: Box::new([None; 64]) }
+    }
 }
 
 fn valid(sig: i32) -> bool {
     (1..=64).contains(&sig)
 }
 
-/// Marks `sig` pending for `task` and wakes it from an interruptible sleep
-/// (Linux `send_signal` + `signal_wake_up`). `info` defaults to a
-/// kernel-sent siginfo.
+/// Who a signal is for (Linux `enum pid_type`: `PIDTYPE_TGID` or
+/// `PIDTYPE_PID`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// The process: any thread not blocking it takes it.
+    Process,
+    /// This thread only.
+    Thread,
+}
+
+/// Sends `sig` to the process `task` belongs to (Linux `kill`'s
+/// `group_send_sig_info`): it is pending for the process, and a thread
+/// that does not block it is woken to take it, `task` if it can. A fatal
+/// signal (`SIGKILL`, or one whose default action kills and which has no
+/// handler) begins the process's group exit at once: every thread gets
+/// `SIGKILL` (Linux `complete_signal`). `info` defaults to a kernel-sent
+/// siginfo.
 pub fn send_signal(task: &Arc<Task>, sig: i32, info: Option<SigInfo>) {
+    send_signal_scoped(task, sig, info, Scope::Process);
+}
+
+/// Sends `sig` to the thread `task` alone (Linux `tgkill`'s
+/// `do_send_specific`); a fatal one still ends the whole process.
+pub fn send_signal_thread(task: &Arc<Task>, sig: i32, info: Option<SigInfo>) {
+    send_signal_scoped(task, sig, info, Scope::Thread);
+}
+
+fn send_signal_scoped(task: &Arc<Task>, sig: i32, info: Option<SigInfo>, scope: Scope) {
     if !valid(sig) {
         return;
     }
+    let info = info.unwrap_or_else(|| SigInfo::new(sig, SI_KERNEL));
+    let i = (sig - 1) as usize;
+    let mut s = task.proc.signal.lock();
+    if s.ignores(sig) {
+        return;
+    }
+    if scope == Scope::Process {
+        s.shared_pending |= sigmask(sig);
+        s.shared_info[i] = Some(info);
+    } else {
+        let mut t = task.proc.sigpending.lock();
+        t.pending |= sigmask(sig);
+        t.info[i] = Some(info);
+    }
+    let group = &task.proc.group;
+    let wants = |t: &Task| sig == SIGKILL || t.proc.sigpending.lock().blocked & sigmask(sig) == 0;
+    let threads = group.threads.lock();
+    // A process's signal goes to a live thread: the one named if it is
+    // one and takes it, else the first that takes it. A task on no
+    // thread list (a kernel thread) takes its own.
+    let named_live = threads.is_empty() || threads.iter().any(|t| Arc::ptr_eq(t, task));
+    let chosen = if named_live && wants(task) {
+        Some(task)
+    } else if scope == Scope::Process {
+        threads.iter().find(|t| wants(t))
+    } else {
+        None
+    };
+    let Some(chosen) = chosen else { return };
+    if s.fatal(sig) && !group.group_exiting() && !threads.is_empty() {
+        drop(threads);
+        drop(s);
+        group.start_group_exit(uapi::wait::w_termsig(sig, false) as u32, None);
+        return;
+    }
+    crate::sched::wait::signal_wake_up(chosen);
+}
+
+/// Makes `SIGKILL` pending for the thread `task` and wakes it (a group
+/// exit's `zap_other_threads`).
+pub fn send_sigkill_thread(task: &Arc<Task>) {
     {
-        let mut s = task.proc.signal.lock();
-        let ignored = match s.action[(sig - 1) as usize].sa_handler {
-            SIG_IGN => true,
-            SIG_DFL => matches!(default_action(sig), Some(SigDefault::Ign | SigDefault::Stop | SigDefault::Cont)),
-            _ => false,
-        };
-        if ignored && sig != SIGKILL {
-            return;
-        }
-        s.pending |= sigmask(sig);
-        s.info[(sig - 1) as usize] = Some(info.unwrap_or_else(|| SigInfo::new(sig, SI_KERNEL)));
+        let mut t = task.proc.sigpending.lock();
+        t.pending |= sigmask(SIGKILL);
+        t.info[(SIGKILL - 1) as usize] = Some(SigInfo::new(SIGKILL, SI_KERNEL));
     }
     crate::sched::wait::signal_wake_up(task);
 }
 
-/// Whether `task` is being killed: `SIGKILL` is pending (Linux
-/// `fatal_signal_pending`).
+/// Whether `task` is being killed: `SIGKILL` is pending for it (Linux
+/// `fatal_signal_pending`; a process's `SIGKILL` reaches each thread's
+/// own set).
 pub fn fatal_signal_pending(task: &Task) -> bool {
-    task.proc.signal.lock().pending & sigmask(SIGKILL) != 0
+    task.proc.sigpending.lock().pending & sigmask(SIGKILL) != 0
 }
 
-/// Whether `task` has a deliverable (pending, unblocked) signal.
+/// Whether `task` has a deliverable (pending, unblocked) signal, its own
+/// or its process's.
 pub fn signal_pending(task: &Task) -> bool {
     let s = task.proc.signal.lock();
-    s.pending & !(s.blocked & !UNBLOCKABLE) != 0
+    let t = task.proc.sigpending.lock();
+    (t.pending | s.shared_pending) & !(t.blocked & !UNBLOCKABLE) != 0
 }
 
 /// Sends a synchronous fault signal to the running task with the fault
@@ -112,15 +223,16 @@ pub fn force_sig_fault(sig: i32, code: i32, addr: u64) {
     let me = sched::current();
     {
         let mut s = me.proc.signal.lock();
+        let mut t = me.proc.sigpending.lock();
         let i = (sig - 1) as usize;
-        if s.blocked & sigmask(sig) != 0 || s.action[i].sa_handler == SIG_IGN {
+        if t.blocked & sigmask(sig) != 0 || s.action[i].sa_handler == SIG_IGN {
             s.action[i] = KernelSigaction::default();
-            s.blocked &= !sigmask(sig);
+            t.blocked &= !sigmask(sig);
         }
     }
     let mut info = SigInfo::new(sig, code);
     info.set_si_addr(addr);
-    send_signal(&me, sig, Some(info));
+    send_signal_thread(&me, sig, Some(info));
 }
 
 /// rt_sigaction (Linux `do_sigaction`).
@@ -134,9 +246,13 @@ pub fn do_sigaction(sig: i32, act: Option<KernelSigaction>) -> Result<KernelSiga
     if let Some(mut a) = act {
         a.sa_mask &= !UNBLOCKABLE;
         s.action[(sig - 1) as usize] = a;
-        // Setting SIG_IGN discards a pending instance (POSIX).
+        // Setting SIG_IGN discards a pending instance, the process's
+        // and every thread's (POSIX; Linux `flush_sigqueue_mask`).
         if a.sa_handler == SIG_IGN {
-            s.pending &= !sigmask(sig);
+            s.shared_pending &= !sigmask(sig);
+            for t in me.proc.group.threads.lock().iter() {
+                t.proc.sigpending.lock().pending &= !sigmask(sig);
+            }
         }
     }
     Ok(old)
@@ -145,10 +261,10 @@ pub fn do_sigaction(sig: i32, act: Option<KernelSigaction>) -> Result<KernelSiga
 /// rt_sigprocmask (Linux `sigprocmask`).
 pub fn do_sigprocmask(how: i32, set: Option<u64>) -> Result<u64, Errno> {
     let me = sched::current();
-    let mut s = me.proc.signal.lock();
-    let old = s.blocked;
+    let mut t = me.proc.sigpending.lock();
+    let old = t.blocked;
     if let Some(set) = set {
-        s.blocked = match how {
+        t.blocked = match how {
             SIG_BLOCK => old | set,
             SIG_UNBLOCK => old & !set,
             SIG_SETMASK => set,
@@ -164,20 +280,34 @@ enum Action {
     Handle(i32, KernelSigaction, SigInfo),
 }
 
-fn dequeue(task: &Task) -> Option<Action> {
-    let mut s = task.proc.signal.lock();
-    let ready = s.pending & !(s.blocked & !UNBLOCKABLE);
-    if ready == 0 {
-        return None;
-    }
-    // Synchronous fault signals first, then the lowest number (Linux
-    // `next_signal`).
+/// Synchronous fault signals first, then the lowest number (Linux
+/// `next_signal`).
+fn next_signal(ready: u64) -> i32 {
     let sync = ready & (sigmask(SIGSEGV) | sigmask(SIGBUS) | sigmask(SIGILL) | sigmask(SIGFPE) | sigmask(SIGTRAP));
     let pick = if sync != 0 { sync } else { ready };
-    let sig = pick.trailing_zeros() as i32 + 1;
+    pick.trailing_zeros() as i32 + 1
+}
+
+/// Takes the next deliverable signal, the thread's own before the
+/// process's (Linux `dequeue_signal`).
+fn dequeue(task: &Task) -> Option<Action> {
+    let mut s = task.proc.signal.lock();
+    let mut t = task.proc.sigpending.lock();
+    let allowed = !(t.blocked & !UNBLOCKABLE);
+    let (sig, info) = if t.pending & allowed != 0 {
+        let sig = next_signal(t.pending & allowed);
+        t.pending &= !sigmask(sig);
+        (sig, t.info[(sig - 1) as usize].take())
+    } else if s.shared_pending & allowed != 0 {
+        let sig = next_signal(s.shared_pending & allowed);
+        s.shared_pending &= !sigmask(sig);
+        (sig, s.shared_info[(sig - 1) as usize].take())
+    } else {
+        return None;
+    };
+    drop(t);
     let i = (sig - 1) as usize;
-    s.pending &= !sigmask(sig);
-    let info = s.info[i].take().unwrap_or_else(|| SigInfo::new(sig, SI_KERNEL));
+    let info = info.unwrap_or_else(|| SigInfo::new(sig, SI_KERNEL));
     let act = s.action[i];
     match act.sa_handler {
         SIG_IGN => Some(Action::Handle(0, act, info)),
@@ -205,7 +335,7 @@ pub fn do_signal(frame: &mut TrapFrame) {
                     log::info!("{}[{}]: killed by signal {sig} at rip {:#x}", me.comm(), me.pid, frame.rip);
                 }
                 drop(me);
-                crate::process::do_exit(uapi::wait::w_termsig(sig, false) as u32);
+                crate::process::do_group_exit(uapi::wait::w_termsig(sig, false) as u32);
             }
             Action::Handle(0, _, _) => continue,
             Action::Handle(sig, act, info) => {
@@ -213,7 +343,7 @@ pub fn do_signal(frame: &mut TrapFrame) {
                     // Linux `force_sigsegv`: a frame that cannot be written kills.
                     log::info!("{}[{}]: cannot build a signal frame for signal {sig}; killed", me.comm(), me.pid);
                     drop(me);
-                    crate::process::do_exit(uapi::wait::w_termsig(SIGSEGV, false) as u32);
+                    crate::process::do_group_exit(uapi::wait::w_termsig(SIGSEGV, false) as u32);
                 }
                 return;
             }
@@ -242,7 +372,7 @@ fn setup_rt_frame(
     let mut fx = FxArea::initial();
     crate::arch::x86_64::switch::fxsave(&mut fx);
     copy_to_user(fpstate, &fx.0)?;
-    let blocked = me.proc.signal.lock().blocked;
+    let blocked = me.proc.sigpending.lock().blocked;
     let mc = Sigcontext {
         r8: frame.r8,
         r9: frame.r9,
@@ -288,12 +418,12 @@ fn setup_rt_frame(
     }
     write_user(sp, &rt)?;
     {
-        let mut s = me.proc.signal.lock();
-        s.blocked |= act.sa_mask;
+        let mut t = me.proc.sigpending.lock();
+        t.blocked |= act.sa_mask;
         if act.sa_flags & SA_NODEFER == 0 {
-            s.blocked |= sigmask(sig);
+            t.blocked |= sigmask(sig);
         }
-        s.blocked &= !UNBLOCKABLE;
+        t.blocked &= !UNBLOCKABLE;
     }
     frame.rdi = sig as u64;
     frame.rsi = sp + core::mem::offset_of!(RtSigframe, info) as u64;
@@ -336,7 +466,7 @@ pub fn sys_rt_sigreturn(frame: &mut TrapFrame) -> Result<u64, Errno> {
     frame.rflags = (frame.rflags & !FIX_EFLAGS) | (mc.eflags & FIX_EFLAGS) | 0x200;
     frame.cs = u64::from(gdt::USER_CS);
     frame.ss = u64::from(gdt::USER_DS);
-    me.proc.signal.lock().blocked = rt.uc.uc_sigmask & !UNBLOCKABLE;
+    me.proc.sigpending.lock().blocked = rt.uc.uc_sigmask & !UNBLOCKABLE;
     if mc.fpstate != 0 {
         let mut fx = FxArea::initial();
         copy_from_user(&mut fx.0, mc.fpstate).map_err(|_| Errno::EFAULT)?;

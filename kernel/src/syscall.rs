@@ -23,7 +23,7 @@ use crate::arch::x86_64::uaccess::{copy_from_user, copy_to_user, read_user, strn
 use crate::cred::{commit_creds, current_cred};
 use crate::fs::file::{FileKind, OpenFile};
 use crate::fs::syscalls as fs;
-use crate::process::{self, CloneArgs, CloneKind};
+use crate::process::{self, CloneArgs};
 use crate::resource;
 use crate::sched;
 use crate::signal;
@@ -226,9 +226,11 @@ fn dispatch(nr: u64, f: &mut TrapFrame) -> SysResult {
         nr::MUNLOCK => current_mm()?.mmap_write_lock().munlock(a0, a1).map(|()| 0),
         nr::MLOCKALL => current_mm()?.mmap_write_lock().mlockall(a0 as u32).map(|()| 0),
         nr::MUNLOCKALL => current_mm()?.mmap_write_lock().munlockall().map(|()| 0),
-        nr::EXIT | nr::EXIT_GROUP => process::do_exit((uapi::wait::w_exitcode(a0 as i32)) as u32),
-        nr::GETPID | nr::GETTID => Ok(u64::from(sched::current().pid)),
-        nr::GETPPID => Ok(u64::from(sched::current().proc.parent.lock().upgrade().map_or(0, |p| p.pid))),
+        nr::EXIT => process::do_exit((uapi::wait::w_exitcode(a0 as i32)) as u32),
+        nr::EXIT_GROUP => process::do_group_exit((uapi::wait::w_exitcode(a0 as i32)) as u32),
+        nr::GETPID => Ok(u64::from(sched::current().proc.tgid())),
+        nr::GETTID => Ok(u64::from(sched::current().pid)),
+        nr::GETPPID => Ok(u64::from(sched::current().proc.group.parent.lock().upgrade().map_or(0, |p| p.tgid))),
         nr::GETUID => Ok(u64::from(current_cred().uid.0)),
         nr::GETEUID => Ok(u64::from(current_cred().euid.0)),
         nr::GETGID => Ok(u64::from(current_cred().gid.0)),
@@ -256,16 +258,14 @@ fn dispatch(nr: u64, f: &mut TrapFrame) -> SysResult {
             Ok(u64::from(me.pid))
         }
         nr::ARCH_PRCTL => sys_arch_prctl(a0 as i32, a1),
-        nr::FORK => process::do_fork(f, &CloneArgs::new(CloneKind::Fork)).map(|c| u64::from(c.pid)),
-        nr::VFORK => process::do_fork(f, &CloneArgs::new(CloneKind::Vfork)).map(|c| u64::from(c.pid)),
+        nr::FORK => process::do_fork(f, &CloneArgs::fork()).map(|c| u64::from(c.pid)),
+        nr::VFORK => process::do_fork(f, &CloneArgs::vfork()).map(|c| u64::from(c.pid)),
         nr::CLONE => sys_clone(a0, a1, a2, a3, a4, f),
         nr::EXECVE => sys_execve(a0, a1, a2, f),
         nr::WAIT4 => sys_wait4(a0 as i32, a1, a2 as u32),
         nr::KILL => sys_kill(a0 as i32, a1 as i32),
-        nr::TKILL | nr::TGKILL => {
-            let (pid, sig) = if nr == nr::TKILL { (a0, a1) } else { (a1, a2) };
-            sys_kill(pid as i32, sig as i32)
-        }
+        nr::TKILL => sys_tgkill(None, a0 as i32, a1 as i32),
+        nr::TGKILL => sys_tgkill(Some(a0 as i32), a1 as i32, a2 as i32),
         nr::RT_SIGACTION => sys_rt_sigaction(a0 as i32, a1, a2, a3),
         nr::RT_SIGPROCMASK => sys_rt_sigprocmask(a0 as i32, a1, a2, a3),
         nr::RT_SIGRETURN => signal::sys_rt_sigreturn(f),
@@ -373,7 +373,7 @@ fn sys_readv_of(fd: i32, iov: &[(u64, u64)]) -> SysResult {
 /// fails (Linux `do_iter_write`).
 fn sys_writev_of(fd: i32, iov: &[(u64, u64)]) -> SysResult {
     let f = file(fd)?;
-    let capture = sched::current().proc.capture.lock().clone();
+    let capture = sched::current().proc.group.capture.lock().clone();
     let mut done = 0u64;
     let (mut i, mut at) = (0, 0u64);
     while i < iov.len() {
@@ -617,33 +617,38 @@ fn sys_arch_prctl(code: i32, addr: u64) -> SysResult {
 }
 
 /// Linux `clone(flags, newsp, parent_tid, child_tid, tls)` (x86_64
-/// order) for what a process without threads can be: fork or vfork
-/// (`CLONE_VM` only with `CLONE_VFORK`), a new stack, TLS, the tid
-/// pointers and the exit signal. Thread, namespace and sharing flags are
-/// refused with EINVAL and logged once.
+/// order): fork, vfork, a process sharing the address space, or a thread
+/// (`CLONE_THREAD` with `CLONE_SIGHAND`, `CLONE_VM`, and here
+/// `CLONE_FILES`: see [`process::check_clone_flags`]), with a new stack,
+/// TLS, the tid pointers and the exit signal. `CLONE_SYSVSEM`,
+/// `CLONE_DETACHED` (ignored by Linux too) and `CLONE_UNTRACED` are
+/// accepted: there are no semaphore undo lists and no tracers.
+/// Namespace and other flags are refused with EINVAL and logged once.
 fn sys_clone(flags: u64, newsp: u64, parent_tid: u64, child_tid: u64, tls: u64, f: &mut TrapFrame) -> SysResult {
     use uapi::sched::{
-        CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_FS, CLONE_PARENT_SETTID, CLONE_SETTLS, CLONE_VFORK, CLONE_VM,
-        CSIGNAL,
+        CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_DETACHED, CLONE_FILES, CLONE_FS, CLONE_PARENT_SETTID,
+        CLONE_SETTLS, CLONE_SIGHAND, CLONE_SYSVSEM, CLONE_THREAD, CLONE_UNTRACED, CLONE_VFORK, CLONE_VM, CSIGNAL,
     };
+    const SHARING: u64 = CLONE_VM | CLONE_VFORK | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD;
     const SUPPORTED: u64 = CSIGNAL
-        | CLONE_VM
-        | CLONE_VFORK
-        | CLONE_FS
+        | SHARING
+        | CLONE_SYSVSEM
+        | CLONE_DETACHED
+        | CLONE_UNTRACED
         | CLONE_SETTLS
         | CLONE_PARENT_SETTID
         | CLONE_CHILD_SETTID
         | CLONE_CHILD_CLEARTID;
     static WARNED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
-    let vm = flags & CLONE_VM != 0;
-    let vfork = flags & CLONE_VFORK != 0;
-    if flags & !SUPPORTED != 0 || vm != vfork {
+    if flags & !SUPPORTED != 0 {
         if !WARNED.swap(true, Ordering::Relaxed) {
-            log::warn!("clone: flags {flags:#x} not supported (no threads, namespaces or shared tables)");
+            log::warn!("clone: flags {flags:#x} not supported (namespaces, pidfds, tracing)");
         }
         return Err(Errno::EINVAL);
     }
-    let exit_signal = (flags & CSIGNAL) as u32;
+    process::check_clone_flags(flags & SHARING)?;
+    // A thread has no exit signal (Linux sets -1 and ignores CSIGNAL).
+    let exit_signal = if flags & CLONE_THREAD != 0 { 0 } else { (flags & CSIGNAL) as u32 };
     if exit_signal > uapi::signal::NSIG as u32 {
         return Err(Errno::EINVAL);
     }
@@ -653,7 +658,7 @@ fn sys_clone(flags: u64, newsp: u64, parent_tid: u64, child_tid: u64, tls: u64, 
     }
     let set = |flag: u64, ptr: u64| if flags & flag != 0 { ptr } else { 0 };
     let args = CloneArgs {
-        kind: if vfork { CloneKind::Vfork } else { CloneKind::Fork },
+        flags: flags & SHARING,
         stack: newsp,
         tls: (flags & CLONE_SETTLS != 0).then_some(tls),
         parent_tid: set(CLONE_PARENT_SETTID, parent_tid),
@@ -692,14 +697,32 @@ fn sys_kill(pid: i32, sig: i32) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let me = sched::current();
-    let target = if pid == me.pid as i32 || pid == 0 {
+    let target = if pid == me.proc.tgid() as i32 || pid == 0 {
         Some(me.clone())
     } else {
-        me.proc.children.lock().iter().find(|c| c.pid as i32 == pid).cloned()
+        me.proc.group.children.lock().iter().find(|c| c.pid as i32 == pid).cloned()
     };
     let target = target.ok_or(Errno::ESRCH)?;
-    if sig != 0 && !target.proc.zombie.load(Ordering::Acquire) {
+    if sig != 0 && !target.proc.group.zombie.load(Ordering::Acquire) {
         signal::send_signal(&target, sig, None);
+    }
+    Ok(0)
+}
+
+/// Linux `tgkill(tgid, tid, sig)` and, with no `tgid`, the older
+/// `tkill(tid, sig)`: `sig` for the thread `tid` alone (of the process
+/// `tgid`). EINVAL for a bad signal or id, ESRCH if no such thread lives
+/// (in that process).
+fn sys_tgkill(tgid: Option<i32>, tid: i32, sig: i32) -> SysResult {
+    if !(0..=64).contains(&sig) || tid <= 0 || tgid.is_some_and(|t| t <= 0) {
+        return Err(Errno::EINVAL);
+    }
+    let task = sched::find_task_by_pid(tid as u32).ok_or(Errno::ESRCH)?;
+    if tgid.is_some_and(|t| t as u32 != task.proc.tgid()) || !task.user.load(Ordering::Acquire) {
+        return Err(Errno::ESRCH);
+    }
+    if sig != 0 {
+        signal::send_signal_thread(&task, sig, None);
     }
     Ok(0)
 }

@@ -244,10 +244,6 @@ impl TlbFlush for SimTlb {
     fn flush_tlb_mm_range(&self, _root: crate::PhysAddr, start: VirtAddr, len: u64) {
         self.flushes.lock().unwrap().push((start.as_u64(), len));
     }
-
-    fn flush_tlb_mm_range_all_cpus(&self, root: crate::PhysAddr, start: VirtAddr, len: u64) {
-        self.flush_tlb_mm_range(root, start, len);
-    }
 }
 
 /// Alignment of simulated RAM: the largest buddy block.

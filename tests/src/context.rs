@@ -149,7 +149,7 @@ fn the_timer_tick_wakes_sleepers_without_allocating() {
         })
         .collect();
     for t in threads {
-        t.proc.child_exit.wait_event(|| t.proc.zombie.load(Ordering::Acquire));
+        t.proc.group.child_exit.wait_event(|| t.proc.group.zombie.load(Ordering::Acquire));
         t.wait_inactive();
     }
     sched::release_dead_tasks();
@@ -251,7 +251,7 @@ fn a_mutex_holder_may_sleep_and_a_contender_sleeps_until_it_is_free() {
     assert_eq!(caught, 0);
     assert_eq!(*m.lock(), 2, "the contender ran after the holder's increment");
     // Joined, so that no stack of this test is freed during a later one.
-    t.proc.child_exit.wait_event(|| t.proc.zombie.load(Ordering::Acquire));
+    t.proc.group.child_exit.wait_event(|| t.proc.group.zombie.load(Ordering::Acquire));
     t.wait_inactive();
     drop(t);
     sched::release_dead_tasks();
@@ -314,7 +314,7 @@ fn a_starving_mutex_waiter_gets_the_lock_handed_over() {
     let waited = rounds.load(Ordering::Acquire) - before;
     drop(g);
     assert!(waited <= 3, "the waiter got the lock only after {waited} of the holder's rounds");
-    t.proc.child_exit.wait_event(|| t.proc.zombie.load(Ordering::Acquire));
+    t.proc.group.child_exit.wait_event(|| t.proc.group.zombie.load(Ordering::Acquire));
     t.wait_inactive();
     drop(t);
     sched::release_dead_tasks();

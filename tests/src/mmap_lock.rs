@@ -25,7 +25,7 @@ const ROUNDS: u64 = 40;
 /// freed there, in atomic context, would leave its stack and its `TASKS`
 /// entry to be released later, in the middle of a page count.
 fn join(t: Arc<Task>) {
-    t.proc.child_exit.wait_event(|| t.proc.zombie.load(Ordering::Acquire));
+    t.proc.group.child_exit.wait_event(|| t.proc.group.zombie.load(Ordering::Acquire));
     t.wait_inactive();
     while Arc::strong_count(&t) > 1 {
         sched::yield_now();

@@ -86,7 +86,7 @@ fn the_oom_killer_kills_the_hog_not_a_protected_process() {
     let (hog, _) = spawn(&["hog"]);
     let status = wait(hog.pid);
     assert!(killed_by_sigkill(status), "the hog ended with wait status {status:#x}, not SIGKILL");
-    assert!(!protected.proc.zombie.load(Ordering::Acquire), "the protected process was killed");
+    assert!(!protected.proc.group.zombie.load(Ordering::Acquire), "the protected process was killed");
     assert_eq!(oom_kills(), kills + 1, "vmstat oom_kill");
     let log = log_tail();
     for line in [

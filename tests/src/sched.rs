@@ -11,7 +11,7 @@ use ktest_macros::ktest;
 
 /// Waits until `t` has exited and is switched out for good, then drops it.
 fn join(t: Arc<Task>) {
-    t.proc.child_exit.wait_event(|| t.proc.zombie.load(Ordering::Acquire));
+    t.proc.group.child_exit.wait_event(|| t.proc.group.zombie.load(Ordering::Acquire));
     t.wait_inactive();
     drop(t);
 }

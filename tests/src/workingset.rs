@@ -160,7 +160,7 @@ fn a_file_set_three_times_memory_read_over_and_over_refaults_with_the_console_an
         run.answers.fetch_add(1, Ordering::AcqRel);
         sched::wait::sleep_until_ns(tsc::now_ns() + 20_000_000, || false);
     }
-    reader.proc.child_exit.wait_event(|| reader.proc.zombie.load(Ordering::Acquire));
+    reader.proc.group.child_exit.wait_event(|| reader.proc.group.zombie.load(Ordering::Acquire));
     reader.wait_inactive();
     drop(reader);
     sched::release_dead_tasks();

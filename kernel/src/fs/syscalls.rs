@@ -209,7 +209,7 @@ fn proc_pid_oom_file(abs: &str, flags: u32) -> Result<Option<FileKind>, Errno> {
         "oom_score" if writing => return Err(Errno::EACCES),
         "oom_score" => FileKind::Text(text(&crate::oom_kill::proc_oom_score(&task))),
         _ => {
-            let adj = text(&task.proc.oom.score_adj().adj);
+            let adj = text(&task.proc.group.oom.score_adj().adj);
             if writing {
                 FileKind::Sysctl { text: adj, store: ProcStore::OomScoreAdj(task.pid) }
             } else {

@@ -490,7 +490,15 @@ pub fn current_is_memalloc() -> bool {
     !crate::sync::in_hardirq() && !current_ptr().is_null() && with_current(|me| me.memalloc.load(Ordering::Relaxed))
 }
 
-fn new_task(pid: Pid, comm: &[u8], stack: KernelStack, stack_top: u64, idle: bool, cpu: u32) -> Task {
+fn new_task(
+    pid: Pid,
+    comm: &[u8],
+    stack: KernelStack,
+    stack_top: u64,
+    idle: bool,
+    cpu: u32,
+    proc: crate::process::Process,
+) -> Task {
     Task {
         pid,
         comm: SpinLockIrq::new(Comm::new(comm)),
@@ -513,7 +521,7 @@ fn new_task(pid: Pid, comm: &[u8], stack: KernelStack, stack_top: u64, idle: boo
         user: AtomicBool::new(false),
         memalloc: AtomicBool::new(false),
         plug: SpinLock::new(None),
-        proc: crate::process::Process::new(),
+        proc,
     }
 }
 
@@ -542,15 +550,31 @@ pub fn init(cpu: u32, stack_top: u64) {
     crate::arch::x86_64::syscall::syscall_init();
     let name = alloc::format!("swapper/{cpu}");
     if cpu == 0 {
-        let boot = register_task(Arc::new(new_task(0, b"kinit", KernelStack::Borrowed, stack_top, false, 0)))
-            .unwrap_or_else(|e| panic!("sched: cannot list the boot task: {e:?}"));
+        let boot = register_task(Arc::new(new_task(
+            0,
+            b"kinit",
+            KernelStack::Borrowed,
+            stack_top,
+            false,
+            0,
+            crate::process::Process::new(0),
+        )))
+        .unwrap_or_else(|e| panic!("sched: cannot list the boot task: {e:?}"));
         install_current(boot);
         let idle = spawn_on(0, name.as_bytes(), idle_thread, 0, true)
             .unwrap_or_else(|e| panic!("sched: no stack for CPU0's idle task: {e:?}"));
         RQ[0].idle.call_once(|| idle);
     } else {
-        let idle = register_task(Arc::new(new_task(0, name.as_bytes(), KernelStack::Borrowed, stack_top, true, cpu)))
-            .unwrap_or_else(|e| panic!("sched: cannot list CPU{cpu}'s idle task: {e:?}"));
+        let idle = register_task(Arc::new(new_task(
+            0,
+            name.as_bytes(),
+            KernelStack::Borrowed,
+            stack_top,
+            true,
+            cpu,
+            crate::process::Process::new(0),
+        )))
+        .unwrap_or_else(|e| panic!("sched: cannot list CPU{cpu}'s idle task: {e:?}"));
         RQ[cpu as usize].idle.call_once(|| idle.clone());
         install_current(idle);
     }
@@ -583,20 +607,21 @@ pub fn select_task_rq() -> u32 {
 }
 
 /// Allocates a task with a fresh kernel stack whose first switch-in runs
-/// `func(arg)` (kernel thread, never returning) or, with `func == 0`, returns
-/// to user mode through `frame`.
+/// `func(arg)` for `entry` `(func, arg)` (kernel thread, never returning)
+/// or, with `func == 0`, returns to user mode through `frame`; `proc` is
+/// its process side.
 pub(crate) fn alloc_task(
     pid: Pid,
     comm: &[u8],
     cpu: u32,
     frame: &TrapFrame,
-    func: u64,
-    arg: u64,
+    (func, arg): (u64, u64),
     idle: bool,
+    proc: crate::process::Process,
 ) -> Result<Arc<Task>, SpawnError> {
     let base = crate::vmalloc::alloc_thread_stack().map_err(|_| SpawnError::NoMemory)?;
     let top = base.as_u64() + crate::vmalloc::THREAD_SIZE;
-    let task = new_task(pid, comm, KernelStack::Owned(base), top, idle, cpu);
+    let task = new_task(pid, comm, KernelStack::Owned(base), top, idle, cpu, proc);
     // SAFETY: the stack was just allocated for this task (64 KiB mapped,
     // nothing else uses it).
     let sp = unsafe { switch::prepare_stack(top, frame, func, arg) };
@@ -617,7 +642,8 @@ fn spawn_on(
     idle: bool,
 ) -> Result<Arc<Task>, SpawnError> {
     let frame = blank_frame();
-    alloc_task(if idle { 0 } else { alloc_pid() }, comm, cpu, &frame, func as usize as u64, arg, idle)
+    let pid = if idle { 0 } else { alloc_pid() };
+    alloc_task(pid, comm, cpu, &frame, (func as usize as u64, arg), idle, crate::process::Process::new(pid))
 }
 
 /// An all-zero trap frame.
@@ -666,6 +692,19 @@ fn kick(cpu: u32) {
     if cpu == percpu::smp_processor_id() {
         set_need_resched();
     } else if let Some(apic_id) = smp::apic_id_of(cpu) {
+        apic::send_ipi(apic_id, RESCHEDULE_VECTOR);
+    }
+}
+
+/// Interrupts `task` if it is running on another CPU (Linux
+/// `kick_process`): the reschedule IPI sends that CPU through its return
+/// to user mode, where pending signals are taken.
+pub fn kick_process(task: &Task) {
+    let cpu = task.cpu();
+    if task.on_cpu()
+        && cpu != percpu::smp_processor_id()
+        && let Some(apic_id) = smp::apic_id_of(cpu)
+    {
         apic::send_ipi(apic_id, RESCHEDULE_VECTOR);
     }
 }

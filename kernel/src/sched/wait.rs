@@ -178,9 +178,14 @@ pub(super) fn wake_expired_sleepers() {
 }
 
 /// Wakes `task` from an interruptible sleep for a signal (Linux
-/// `signal_wake_up`): it re-checks its condition and sees the signal.
+/// `signal_wake_up`): it re-checks its condition and sees the signal. A
+/// task running on another CPU is interrupted instead, so that it takes
+/// the signal on its way back to user mode now rather than at its next
+/// tick or system call (Linux `kick_process`).
 pub fn signal_wake_up(task: &Arc<Task>) {
     if task.state() == TaskState::Interruptible {
         wake_up_process(task);
+    } else {
+        super::kick_process(task);
     }
 }

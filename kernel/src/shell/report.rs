@@ -98,19 +98,20 @@ pub fn kmemmap(_: &mut Shell, _: &[&str], out: &mut String) -> Res {
 /// `ps`: like `ps -eo pid,ppid,stat,vsz,rss,comm` (sizes in KiB); kernel
 /// threads in brackets and unreaped processes as `<defunct>`, as `ps`
 /// shows them. The idle tasks (pid 0) are left
-/// out, as Linux's /proc leaves them out.
+/// out, as Linux's /proc leaves them out, and so are threads other than
+/// a process's first (`ps` without `-L`).
 pub fn ps(_: &mut Shell, _: &[&str], out: &mut String) -> Res {
     let mut tasks = alloc::vec::Vec::new();
     sched::for_each_task(|t| {
-        if t.pid != 0 {
+        if t.pid != 0 && t.pid == t.proc.tgid() {
             tasks.push(t.clone());
         }
     });
     tasks.sort_by_key(|t| t.pid);
     let _ = writeln!(out, "{:>7} {:>7} S {:>8} {:>8} COMMAND", "PID", "PPID", "VSZ", "RSS");
     for task in &tasks {
-        let ppid = task.proc.parent.lock().upgrade().map_or(0, |p| p.pid);
-        let zombie = task.proc.zombie.load(core::sync::atomic::Ordering::Acquire);
+        let ppid = task.proc.group.parent.lock().upgrade().map_or(0, |p| p.tgid);
+        let zombie = task.proc.group.zombie.load(core::sync::atomic::Ordering::Acquire);
         let state = if zombie { 'Z' } else { task.state().letter() };
         let (vsz, rss, user) = match task.proc.mm() {
             Some(mm) => {

@@ -94,14 +94,9 @@ pub trait TlbFlush: Sync {
 
     /// Invalidates the user translations of `[start, start + len)` in the
     /// address space whose root table is `root` (Linux
-    /// `flush_tlb_mm_range`), wherever that address space may be cached.
+    /// `flush_tlb_mm_range`) on every CPU that may cache it: the caller's
+    /// own and any other that has it loaded, its threads' CPUs or the CPU
+    /// of a process whose page reclaim or migration unmaps. Returns only
+    /// when no CPU can still translate through the old entries.
     fn flush_tlb_mm_range(&self, root: PhysAddr, start: VirtAddr, len: u64);
-
-    /// Like [`TlbFlush::flush_tlb_mm_range`], for a caller that changes an
-    /// address space it is not running, which may be live on any other
-    /// CPU at that moment (page migration unmapping another process's
-    /// page): invalidates the range on every CPU and returns only when
-    /// none can still translate through the old entries (Linux's
-    /// `flush_tlb_mm_range` over the whole `mm_cpumask`).
-    fn flush_tlb_mm_range_all_cpus(&self, root: PhysAddr, start: VirtAddr, len: u64);
 }

@@ -182,7 +182,7 @@ impl<'t> TlbBatch<'t> {
     pub(crate) fn flush(&mut self) {
         if let Some(tlb) = self.tlb {
             for &(root, lo, hi) in &self.ranges[..self.n] {
-                tlb.flush_tlb_mm_range_all_cpus(root, VirtAddr::expect_canonical(lo), hi - lo + PAGE_SIZE);
+                tlb.flush_tlb_mm_range(root, VirtAddr::expect_canonical(lo), hi - lo + PAGE_SIZE);
             }
         }
         self.n = 0;

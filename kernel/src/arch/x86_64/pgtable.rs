@@ -301,6 +301,8 @@ pub fn switch_mm(cr3: u64) {
         log::error!("switch_mm: page-table root {root:#x} is not page aligned; staying on the current tables");
         return;
     };
+    // Before the write: see `tlb`'s ordering rule.
+    super::tlb::set_loaded_root(cr3);
     // SAFETY: `root` is the kernel's root or a user root whose kernel half
     // was copied from the kernel's (`PageTable::new_user`), so the kernel
     // (this code, its stack, the direct map) stays mapped across the write.
