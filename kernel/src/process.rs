@@ -1,32 +1,46 @@
-//! Processes: the process side of a task (Linux `task_struct`'s family,
-//! exit, files, signal and address-space fields), fork (`kernel/fork.c`),
-//! exit and wait (`kernel/exit.c`).
+//! Processes and threads: the process side of a task (Linux
+//! `task_struct`'s family, exit, files, signal and address-space fields,
+//! and `signal_struct`), fork and clone (`kernel/fork.c`), exit, exit_group
+//! and wait (`kernel/exit.c`), and exec's end of the other threads
+//! (`fs/exec.c` `de_thread`).
 //!
-//! A process is one task (no threads: `clone` with `CLONE_VM` is accepted
-//! only together with `CLONE_VFORK`, whose parent sleeps). Its address
-//! space is shared only by a vfork child until that child execs or exits.
+//! A process is a thread group ([`ThreadGroup`]): the tasks `clone` made
+//! with `CLONE_THREAD` share it, its id (the `tgid`, the first thread's
+//! id; each thread's own id is its `pid`, what `gettid` returns), its
+//! family, limits and exit status. Threads also share the address space
+//! (`CLONE_VM`), the signal handlers (`CLONE_SIGHAND`), the file table
+//! (`CLONE_FILES`) and the working directory (`CLONE_FS`); each has its
+//! own signal mask and pending set (see [`crate::signal`]). A vfork child,
+//! or a `clone(CLONE_VM)` process, shares the address space only.
 //!
-//! Exit: the task drops its files and address space (switching to the
-//! kernel's page tables first), hands its children to nobody (an orphan is
-//! reaped by its own exit; Linux reparents to init), becomes a zombie with
-//! its wait status and wakes its parent's `wait4`. The parent reaps it,
-//! waiting until the child is switched out for good before dropping it,
-//! which frees its kernel stack and its entry on the task list
-//! ([`sched::release_dead_tasks`]). A task whose last reference goes
-//! elsewhere (an orphan, a kernel thread: at the switch away from it,
-//! interrupts off) has its stack freed at the next schedule point.
+//! Exit: a thread drops its share of the files, working directory and
+//! address space (switching to the kernel's page tables first) and leaves
+//! the thread list. The last thread ends the process: it hands its
+//! children to nobody (an orphan is reaped by its own exit; Linux
+//! reparents to init), makes it a zombie with its wait status and wakes
+//! the parent's `wait4`. `exit_group` and fatal signals end every thread
+//! first ([`do_group_exit`]: `SIGKILL` to each). The parent reaps the
+//! leader's task, waiting until it is switched out for good before
+//! dropping it, which frees its kernel stack and its entry on the task
+//! list ([`sched::release_dead_tasks`]). A task whose last reference goes
+//! elsewhere (a thread other than the leader, an orphan, a kernel thread:
+//! at the switch away from it, interrupts off) has its stack freed at the
+//! next schedule point.
 //!
-//! Credentials and resource limits are copied at fork and kept at exec
-//! (see [`crate::cred`] and [`crate::resource`]).
+//! Credentials are per thread (as Linux's `task->cred`; musl changes every
+//! thread's ids itself); they and the resource limits are copied at fork
+//! and kept at exec (see [`crate::cred`] and [`crate::resource`]).
 //!
 //! Lock order: `children` -> a child's locks; the address space's mmap
 //! lock (sleeping) -> `rlim` -> `cred`; `files` -> an open file's offset
-//! lock. `rlim` is a sleeping [`Mutex`]: limits are copied into the
-//! address space under the mmap lock. The other locks of a process are
-//! [`SpinLock`]s: process context only (system calls, exceptions), never
-//! interrupt handlers, never held across a sleep; what grows under one
-//! allocates with `GFP_ATOMIC`. The capture buffer is a sleeping mutex
-//! too (it grows with a program's output).
+//! lock; the signal handlers' lock -> `threads` -> a thread's pending
+//! set (`crate::signal`); `group_exit` is a leaf. `rlim` is a sleeping
+//! [`Mutex`]: limits are copied into the address space under the mmap
+//! lock. The other locks of a process are [`SpinLock`]s: process context
+//! only (system calls, exceptions), never interrupt handlers, never held
+//! across a sleep; what grows under one allocates with `GFP_ATOMIC`. The
+//! capture buffer is a sleeping mutex too (it grows with a program's
+//! output).
 
 use alloc::boxed::Box;
 use alloc::sync::{Arc, Weak};

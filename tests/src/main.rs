@@ -37,6 +37,7 @@ mod slab;
 mod smp;
 mod swap;
 mod swapstress;
+mod threads;
 mod vmalloc;
 mod vmstat;
 mod workingset;

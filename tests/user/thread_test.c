@@ -1,0 +1,563 @@
+/*
+ * Threads (musl pthreads over clone(CLONE_VM | CLONE_THREAD | ...)):
+ * thread ids, an address space changed by several threads at once on
+ * several CPUs and checked against each thread's model, faults racing
+ * on the same ptes, a page munmapped by one thread while another keeps
+ * reading it (the reader must fault once munmap has returned: no stale
+ * translation survives, no freed page is read), signals to a thread and
+ * to the process, and how a process with threads ends: exit_group from
+ * any thread, a fatal signal in one thread, the main thread leaving with
+ * pthread_exit, execve from a thread.
+ *
+ * Passes on Linux too. Run with the program's own path as argv[0] (it
+ * re-executes itself).
+ */
+#define _GNU_SOURCE
+#include "utest.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#define PAGE 4096UL
+#define NTHREADS 4
+
+static pid_t sys_gettid(void)
+{
+	return (pid_t)syscall(SYS_gettid);
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* ---- ids ---- */
+
+struct ids {
+	pid_t pid, tid, ppid;
+};
+
+static void *ids_thread(void *arg)
+{
+	struct ids *ids = arg;
+	ids->pid = getpid();
+	ids->tid = sys_gettid();
+	ids->ppid = getppid();
+	return (void *)(uintptr_t)0x1234;
+}
+
+static void test_ids(void)
+{
+	struct ids ids = { 0 };
+	pthread_t t;
+	void *ret = NULL;
+
+	CHECK(sys_gettid() == getpid(), "the main thread's tid is the pid");
+	CHECK(pthread_create(&t, NULL, ids_thread, &ids) == 0, "pthread_create");
+	CHECK(pthread_join(t, &ret) == 0 && ret == (void *)(uintptr_t)0x1234, "pthread_join returns the thread's value");
+	CHECK(ids.pid == getpid(), "a thread's getpid is the process's (%d, %d)", ids.pid, getpid());
+	CHECK(ids.tid != getpid() && ids.tid > 0, "a thread has a tid of its own (%d)", ids.tid);
+	CHECK(ids.ppid == getppid(), "a thread's getppid is the process's parent");
+}
+
+/* ---- the concurrent address-space model ---- */
+
+#define SLOTS 8
+#define ROUNDS 300
+
+struct region {
+	unsigned char *addr;
+	size_t pages;
+	int prot;
+	unsigned char seed; /* page i holds (seed + i) in every byte checked */
+};
+
+struct worker {
+	int index;
+	unsigned seed;
+	struct region slot[SLOTS];
+	long ops, checks, mismatches, failures;
+	int cpu;
+};
+
+static unsigned next_rand(unsigned *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 17;
+	*s ^= *s << 5;
+	return *s;
+}
+
+/* The bytes of page i that the model checks: first, middle, last. */
+static void fill_page(unsigned char *p, unsigned char v)
+{
+	p[0] = v;
+	p[PAGE / 2] = v;
+	p[PAGE - 1] = v;
+}
+
+static int page_matches(const unsigned char *p, unsigned char v)
+{
+	return p[0] == v && p[PAGE / 2] == v && p[PAGE - 1] == v;
+}
+
+static void verify(struct worker *w, struct region *r)
+{
+	for (size_t i = 0; i < r->pages; i++) {
+		w->checks++;
+		if (!page_matches(r->addr + i * PAGE, (unsigned char)(r->seed + i)))
+			w->mismatches++;
+	}
+}
+
+static void *model_worker(void *arg)
+{
+	struct worker *w = arg;
+
+	w->cpu = sched_getcpu();
+	for (int round = 0; round < ROUNDS; round++) {
+		struct region *r = &w->slot[next_rand(&w->seed) % SLOTS];
+		unsigned op = next_rand(&w->seed) % 5;
+
+		w->ops++;
+		if (!r->addr) {
+			/* map and fill */
+			size_t pages = 1 + next_rand(&w->seed) % 16;
+			void *p = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (p == MAP_FAILED) {
+				w->failures++;
+				continue;
+			}
+			r->addr = p;
+			r->pages = pages;
+			r->prot = PROT_READ | PROT_WRITE;
+			r->seed = (unsigned char)(w->index * 61 + round);
+			for (size_t i = 0; i < pages; i++)
+				fill_page(r->addr + i * PAGE, (unsigned char)(r->seed + i));
+			continue;
+		}
+		switch (op) {
+		case 0: /* unmap all of it */
+			verify(w, r);
+			if (munmap(r->addr, r->pages * PAGE) != 0)
+				w->failures++;
+			r->addr = NULL;
+			break;
+		case 1: /* unmap the upper half */
+			if (r->pages > 1) {
+				size_t keep = r->pages / 2;
+				if (munmap(r->addr + keep * PAGE, (r->pages - keep) * PAGE) != 0)
+					w->failures++;
+				r->pages = keep;
+			}
+			verify(w, r);
+			break;
+		case 2: /* read-only, check, writable again */
+			if (mprotect(r->addr, r->pages * PAGE, PROT_READ) != 0)
+				w->failures++;
+			verify(w, r);
+			if (mprotect(r->addr, r->pages * PAGE, PROT_READ | PROT_WRITE) != 0)
+				w->failures++;
+			break;
+		case 3: { /* grow, maybe moving */
+			size_t more = r->pages + 1 + next_rand(&w->seed) % 8;
+			void *p = mremap(r->addr, r->pages * PAGE, more * PAGE, MREMAP_MAYMOVE);
+			if (p == MAP_FAILED) {
+				w->failures++;
+				break;
+			}
+			r->addr = p;
+			for (size_t i = r->pages; i < more; i++)
+				fill_page(r->addr + i * PAGE, (unsigned char)(r->seed + i));
+			r->pages = more;
+			verify(w, r);
+			break;
+		}
+		default: /* rewrite with a new seed */
+			r->seed = (unsigned char)(r->seed + 7);
+			for (size_t i = 0; i < r->pages; i++)
+				fill_page(r->addr + i * PAGE, (unsigned char)(r->seed + i));
+			verify(w, r);
+			break;
+		}
+	}
+	for (int s = 0; s < SLOTS; s++) {
+		if (w->slot[s].addr) {
+			verify(w, &w->slot[s]);
+			munmap(w->slot[s].addr, w->slot[s].pages * PAGE);
+		}
+	}
+	return NULL;
+}
+
+/* All threads fault the same pages at once, each writing its own byte. */
+#define SHARED_PAGES 256
+static unsigned char *shared_region;
+static atomic_int shared_go;
+
+static void *shared_faulter(void *arg)
+{
+	int index = (int)(uintptr_t)arg;
+
+	while (!atomic_load(&shared_go))
+		;
+	for (int i = 0; i < SHARED_PAGES; i++) {
+		int page = (i * 7 + index * 64) % SHARED_PAGES;
+		shared_region[page * PAGE + 8 + index] = (unsigned char)(page ^ index);
+	}
+	return NULL;
+}
+
+static void test_model(void)
+{
+	struct worker w[NTHREADS];
+	pthread_t t[NTHREADS];
+	long ops = 0, checks = 0, mismatches = 0, failures = 0;
+	int created = 0;
+
+	memset(w, 0, sizeof(w));
+	for (int i = 0; i < NTHREADS; i++) {
+		w[i].index = i;
+		w[i].seed = 0x9e3779b9u * (i + 1);
+		if (pthread_create(&t[i], NULL, model_worker, &w[i]) == 0)
+			created++;
+	}
+	CHECK(created == NTHREADS, "%d threads created to map, unmap, protect and remap at once", NTHREADS);
+	for (int i = 0; i < created; i++) {
+		pthread_join(t[i], NULL);
+		ops += w[i].ops;
+		checks += w[i].checks;
+		mismatches += w[i].mismatches;
+		failures += w[i].failures;
+	}
+	utest_print("# model: %ld operations, %ld page checks; CPUs %d %d %d %d\n", ops, checks, w[0].cpu, w[1].cpu,
+		    w[2].cpu, w[3].cpu);
+	CHECK(failures == 0, "no mmap, munmap, mprotect or mremap failed (%ld)", failures);
+	CHECK(mismatches == 0 && checks > 0, "every page read back holds what its thread's model says (%ld wrong)",
+	      mismatches);
+
+	shared_region = mmap(NULL, SHARED_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(shared_region != MAP_FAILED, "mmap of the shared region");
+	if (shared_region == MAP_FAILED)
+		return;
+	atomic_store(&shared_go, 0);
+	for (int i = 0; i < NTHREADS; i++)
+		pthread_create(&t[i], NULL, shared_faulter, (void *)(uintptr_t)i);
+	atomic_store(&shared_go, 1);
+	for (int i = 0; i < NTHREADS; i++)
+		pthread_join(t[i], NULL);
+	long wrong = 0;
+	for (int page = 0; page < SHARED_PAGES; page++)
+		for (int i = 0; i < NTHREADS; i++)
+			if (shared_region[page * PAGE + 8 + i] != (unsigned char)(page ^ i))
+				wrong++;
+	CHECK(wrong == 0, "%d threads faulting the same %d pages at once lose no write (%ld lost)", NTHREADS,
+	      SHARED_PAGES, wrong);
+	munmap(shared_region, SHARED_PAGES * PAGE);
+}
+
+/* ---- munmap under a reader on another CPU ---- */
+
+#define UNMAP_ROUNDS 200
+#define MAGIC 0x5a
+
+static volatile unsigned char *volatile target;
+static atomic_int unmapped;
+static atomic_int round_no;
+static atomic_int reader_in;
+static __thread sigjmp_buf reader_jb;
+static __thread volatile uintptr_t reader_fault_addr;
+
+static void reader_segv(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	reader_fault_addr = (uintptr_t)si->si_addr;
+	siglongjmp(reader_jb, 1);
+}
+
+struct reader_result {
+	long faulted, stale, wrong_value, wrong_addr;
+	int cpu;
+};
+
+static void *reader(void *arg)
+{
+	struct reader_result *res = arg;
+
+	res->cpu = sched_getcpu();
+	for (int r = 1; r <= UNMAP_ROUNDS; r++) {
+		while (atomic_load(&round_no) != r)
+			;
+		volatile unsigned char *p = target;
+		if (sigsetjmp(reader_jb, 1) == 0) {
+			atomic_store(&reader_in, r);
+			for (;;) {
+				int done = atomic_load(&unmapped);
+				unsigned char v = *p;
+				if (v != MAGIC)
+					res->wrong_value++;
+				if (done) {
+					/* munmap had returned, yet the read went through. */
+					res->stale++;
+					break;
+				}
+			}
+		} else {
+			res->faulted++;
+			if (reader_fault_addr != (uintptr_t)p)
+				res->wrong_addr++;
+		}
+		atomic_store(&round_no, -r);
+	}
+	return NULL;
+}
+
+static void test_munmap_under_reader(void)
+{
+	struct sigaction sa = { 0 }, old;
+	struct reader_result res = { 0 };
+	pthread_t t;
+
+	sa.sa_sigaction = reader_segv;
+	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+	sigaction(SIGSEGV, &sa, &old);
+	atomic_store(&round_no, 0);
+	CHECK(pthread_create(&t, NULL, reader, &res) == 0, "reader thread created");
+	for (int r = 1; r <= UNMAP_ROUNDS; r++) {
+		unsigned char *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		/* Mapped now, so that it cannot take p's address; its first
+		 * touch after the munmap likely gets p's freed page. */
+		unsigned char *q = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED || q == MAP_FAILED)
+			break;
+		*p = MAGIC;
+		target = p;
+		atomic_store(&unmapped, 0);
+		atomic_store(&round_no, r);
+		/* Let the reader load the translation and loop on it. */
+		while (atomic_load(&reader_in) != r)
+			;
+		for (volatile int spin = 0; spin < 2000; spin++)
+			;
+		munmap(p, PAGE);
+		atomic_store(&unmapped, 1);
+		memset(q, 0xa5, PAGE);
+		while (atomic_load(&round_no) != -r)
+			;
+		munmap(q, PAGE);
+	}
+	pthread_join(t, NULL);
+	sigaction(SIGSEGV, &old, NULL);
+	utest_print("# munmap under a reader: main on CPU %d, reader on CPU %d, %ld faults\n", sched_getcpu(), res.cpu,
+		    res.faulted);
+	CHECK(res.stale == 0, "no read after munmap returned went through a stale translation (%ld did)", res.stale);
+	CHECK(res.wrong_value == 0, "the reader never saw another page's bytes (%ld times)", res.wrong_value);
+	CHECK(res.faulted == UNMAP_ROUNDS && res.wrong_addr == 0,
+	      "the reader took SIGSEGV at the page in each of %d rounds (%ld, %ld at another address)", UNMAP_ROUNDS,
+	      res.faulted, res.wrong_addr);
+}
+
+/* ---- signals ---- */
+
+static atomic_int usr1_tid, usr2_tid;
+static atomic_int sig_thread_tid;
+static atomic_int sig_thread_stop;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	atomic_store(&usr1_tid, sys_gettid());
+}
+
+static void on_usr2(int sig)
+{
+	(void)sig;
+	atomic_store(&usr2_tid, sys_gettid());
+}
+
+static void *sig_thread(void *arg)
+{
+	(void)arg;
+	atomic_store(&sig_thread_tid, sys_gettid());
+	while (!atomic_load(&sig_thread_stop))
+		sleep_ms(1);
+	return NULL;
+}
+
+static void test_signals(void)
+{
+	pthread_t t;
+	sigset_t set, old;
+
+	signal(SIGUSR1, on_usr1);
+	signal(SIGUSR2, on_usr2);
+	atomic_store(&sig_thread_stop, 0);
+	CHECK(pthread_create(&t, NULL, sig_thread, NULL) == 0, "signal thread created");
+	while (!atomic_load(&sig_thread_tid))
+		sleep_ms(1);
+	int tid = atomic_load(&sig_thread_tid);
+
+	CHECK(syscall(SYS_tgkill, getpid(), tid, SIGUSR1) == 0, "tgkill to the thread");
+	for (int i = 0; i < 2000 && !atomic_load(&usr1_tid); i++)
+		sleep_ms(1);
+	CHECK(atomic_load(&usr1_tid) == tid, "tgkill's signal is handled by that thread (%d, wanted %d)",
+	      atomic_load(&usr1_tid), tid);
+
+	/* The process's signal goes to the thread that does not block it. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	CHECK(kill(getpid(), SIGUSR2) == 0, "kill to the process");
+	for (int i = 0; i < 2000 && !atomic_load(&usr2_tid); i++)
+		sleep_ms(1);
+	CHECK(atomic_load(&usr2_tid) == tid, "the process's signal is taken by the thread not blocking it (%d)",
+	      atomic_load(&usr2_tid));
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+	errno = 0;
+	CHECK(syscall(SYS_tgkill, getpid() + 100000, tid, SIGUSR1) == -1 && errno == ESRCH,
+	      "tgkill naming another process fails with ESRCH");
+	errno = 0;
+	CHECK(syscall(SYS_tgkill, getpid(), -1, SIGUSR1) == -1 && errno == EINVAL, "tgkill to tid -1 is EINVAL");
+	atomic_store(&sig_thread_stop, 1);
+	pthread_join(t, NULL);
+	errno = 0;
+	CHECK(syscall(SYS_tgkill, getpid(), tid, 0) == -1 && errno == ESRCH, "tgkill to a joined thread is ESRCH");
+	signal(SIGUSR1, SIG_DFL);
+	signal(SIGUSR2, SIG_DFL);
+}
+
+/* ---- how a process with threads ends ---- */
+
+static void *sleeper(void *arg)
+{
+	(void)arg;
+	for (;;)
+		sleep_ms(1000);
+	return NULL;
+}
+
+static void *exit7(void *arg)
+{
+	(void)arg;
+	sleep_ms(20);
+	exit(7);
+}
+
+static volatile int *volatile null_ptr;
+
+static void *segfaulter(void *arg)
+{
+	(void)arg;
+	sleep_ms(20);
+	*null_ptr = 1;
+	return NULL;
+}
+
+static void *exit5_later(void *arg)
+{
+	(void)arg;
+	sleep_ms(50);
+	exit(5);
+}
+
+static const char *self_path;
+
+static void *execer(void *arg)
+{
+	(void)arg;
+	sleep_ms(20);
+	char *argv[] = { (char *)self_path, "exec-child", NULL };
+	execv(self_path, argv);
+	_exit(99);
+}
+
+/* Runs `body` in a child and returns its wait status (-1 on failure). */
+static int in_child(void (*body)(void))
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		body();
+		_exit(100);
+	}
+	if (pid < 0)
+		return -1;
+	int status;
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	return status;
+}
+
+static void child_exit_group(void)
+{
+	pthread_t t;
+	for (int i = 0; i < 3; i++)
+		pthread_create(&t, NULL, sleeper, NULL);
+	pthread_create(&t, NULL, exit7, NULL);
+	sleeper(NULL);
+}
+
+static void child_segv(void)
+{
+	pthread_t t;
+	for (int i = 0; i < 2; i++)
+		pthread_create(&t, NULL, sleeper, NULL);
+	pthread_create(&t, NULL, segfaulter, NULL);
+	sleeper(NULL);
+}
+
+static void child_main_leaves(void)
+{
+	pthread_t t;
+	pthread_create(&t, NULL, exit5_later, NULL);
+	pthread_exit(NULL);
+}
+
+static void child_exec_from_thread(void)
+{
+	pthread_t t;
+	pthread_create(&t, NULL, sleeper, NULL);
+	pthread_create(&t, NULL, execer, NULL);
+	sleeper(NULL);
+}
+
+static void test_endings(void)
+{
+	int st = in_child(child_exit_group);
+	CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 7,
+	      "exit() in one of five threads ends the process with its status (%#x)", st);
+	st = in_child(child_segv);
+	CHECK(st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV,
+	      "a thread's fatal SIGSEGV kills the whole process (%#x)", st);
+	st = in_child(child_main_leaves);
+	CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 5,
+	      "after the main thread's pthread_exit the process lives on until another thread exits (%#x)", st);
+	st = in_child(child_exec_from_thread);
+	CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 42,
+	      "execve from a thread ends the others and runs the new program (%#x)", st);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "exec-child") == 0)
+		return 42;
+	utest_start(argv[0]);
+	self_path = argv[0];
+	test_ids();
+	test_model();
+	test_munmap_under_reader();
+	test_signals();
+	test_endings();
+	return utest_done();
+}
