@@ -2,9 +2,10 @@
  * Threads (musl pthreads over clone(CLONE_VM | CLONE_THREAD | ...)):
  * thread ids, an address space changed by several threads at once on
  * several CPUs and checked against each thread's model, faults racing
- * on the same ptes, a page munmapped by one thread while another keeps
- * reading it (the reader must fault once munmap has returned: no stale
- * translation survives, no freed page is read), signals to a thread and
+ * on the same ptes, a page munmapped, write-protected or moved by one
+ * thread while another keeps using it (the user must fault once the call
+ * has returned: no stale translation survives, no freed page is read),
+ * signals to a thread and
  * to the process, and how a process with threads ends: exit_group from
  * any thread, a fatal signal in one thread, the main thread leaving with
  * pthread_exit, execve from a thread.
@@ -266,56 +267,64 @@ static void test_model(void)
 	munmap(shared_region, SHARED_PAGES * PAGE);
 }
 
-/* ---- munmap under a reader on another CPU ---- */
+/* ---- a mapping changed under a thread on another CPU ---- */
 
 #define UNMAP_ROUNDS 200
 #define MAGIC 0x5a
 
-static volatile unsigned char *volatile target;
-static atomic_int unmapped;
-static atomic_int round_no;
-static atomic_int reader_in;
-static __thread sigjmp_buf reader_jb;
-static __thread volatile uintptr_t reader_fault_addr;
+/* What the main thread does to the page the other thread uses. */
+enum change { UNMAP, PROTECT, MOVE };
+static const char *const change_name[] = { "munmap", "mprotect(PROT_READ)", "mremap to elsewhere" };
 
-static void reader_segv(int sig, siginfo_t *si, void *uc)
+static volatile unsigned char *volatile target;
+static enum change change;
+static atomic_int changed;
+static atomic_int round_no;
+static atomic_int user_in;
+static __thread sigjmp_buf user_jb;
+static __thread volatile uintptr_t user_fault_addr;
+
+static void user_segv(int sig, siginfo_t *si, void *uc)
 {
 	(void)sig;
 	(void)uc;
-	reader_fault_addr = (uintptr_t)si->si_addr;
-	siglongjmp(reader_jb, 1);
+	user_fault_addr = (uintptr_t)si->si_addr;
+	siglongjmp(user_jb, 1);
 }
 
-struct reader_result {
+struct user_result {
 	long faulted, stale, wrong_value, wrong_addr;
 	int cpu;
 };
 
-static void *reader(void *arg)
+/* Reads (or, against mprotect, writes) the page until it faults. */
+static void *page_user(void *arg)
 {
-	struct reader_result *res = arg;
+	struct user_result *res = arg;
 
 	res->cpu = sched_getcpu();
 	for (int r = 1; r <= UNMAP_ROUNDS; r++) {
 		while (atomic_load(&round_no) != r)
 			;
 		volatile unsigned char *p = target;
-		if (sigsetjmp(reader_jb, 1) == 0) {
-			atomic_store(&reader_in, r);
+		if (sigsetjmp(user_jb, 1) == 0) {
+			atomic_store(&user_in, r);
 			for (;;) {
-				int done = atomic_load(&unmapped);
-				unsigned char v = *p;
-				if (v != MAGIC)
+				int done = atomic_load(&changed);
+				if (change == PROTECT) {
+					*p = MAGIC;
+				} else if (*p != MAGIC) {
 					res->wrong_value++;
+				}
 				if (done) {
-					/* munmap had returned, yet the read went through. */
+					/* The change had returned, yet the access went through. */
 					res->stale++;
 					break;
 				}
 			}
 		} else {
 			res->faulted++;
-			if (reader_fault_addr != (uintptr_t)p)
+			if (user_fault_addr != (uintptr_t)p)
 				res->wrong_addr++;
 		}
 		atomic_store(&round_no, -r);
@@ -323,49 +332,70 @@ static void *reader(void *arg)
 	return NULL;
 }
 
-static void test_munmap_under_reader(void)
+static void test_change_under_user(enum change what)
 {
 	struct sigaction sa = { 0 }, old;
-	struct reader_result res = { 0 };
+	struct user_result res = { 0 };
 	pthread_t t;
 
-	sa.sa_sigaction = reader_segv;
+	change = what;
+	sa.sa_sigaction = user_segv;
 	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
 	sigaction(SIGSEGV, &sa, &old);
 	atomic_store(&round_no, 0);
-	CHECK(pthread_create(&t, NULL, reader, &res) == 0, "reader thread created");
+	atomic_store(&user_in, 0);
+	CHECK(pthread_create(&t, NULL, page_user, &res) == 0, "%s: thread created", change_name[what]);
+	int rounds = 0;
 	for (int r = 1; r <= UNMAP_ROUNDS; r++) {
 		unsigned char *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		/* Mapped now, so that it cannot take p's address; its first
-		 * touch after the munmap likely gets p's freed page. */
+		 * touch after the change likely gets p's freed page. */
 		unsigned char *q = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (p == MAP_FAILED || q == MAP_FAILED)
+		/* Where mremap moves p: a reserved hole of its own. */
+		unsigned char *hole = mmap(NULL, PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED || q == MAP_FAILED || hole == MAP_FAILED)
 			break;
 		*p = MAGIC;
 		target = p;
-		atomic_store(&unmapped, 0);
+		atomic_store(&changed, 0);
 		atomic_store(&round_no, r);
-		/* Let the reader load the translation and loop on it. */
-		while (atomic_load(&reader_in) != r)
+		/* Let the thread load the translation and loop on it. */
+		while (atomic_load(&user_in) != r)
 			;
 		for (volatile int spin = 0; spin < 2000; spin++)
 			;
-		munmap(p, PAGE);
-		atomic_store(&unmapped, 1);
+		unsigned char *moved = NULL;
+		if (what == UNMAP)
+			munmap(p, PAGE);
+		else if (what == PROTECT)
+			mprotect(p, PAGE, PROT_READ);
+		else
+			moved = mremap(p, PAGE, PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, hole);
+		atomic_store(&changed, 1);
 		memset(q, 0xa5, PAGE);
 		while (atomic_load(&round_no) != -r)
 			;
+		if (what == PROTECT)
+			munmap(p, PAGE);
+		if (what == MOVE && moved != hole)
+			res.wrong_value++;
 		munmap(q, PAGE);
+		munmap(hole, PAGE);
+		rounds++;
 	}
+	atomic_store(&round_no, UNMAP_ROUNDS + 1);
 	pthread_join(t, NULL);
 	sigaction(SIGSEGV, &old, NULL);
-	utest_print("# munmap under a reader: main on CPU %d, reader on CPU %d, %ld faults\n", sched_getcpu(), res.cpu,
-		    res.faulted);
-	CHECK(res.stale == 0, "no read after munmap returned went through a stale translation (%ld did)", res.stale);
-	CHECK(res.wrong_value == 0, "the reader never saw another page's bytes (%ld times)", res.wrong_value);
+	utest_print("# %s under a thread: main on CPU %d, the other on CPU %d, %ld faults in %d rounds\n",
+		    change_name[what], sched_getcpu(), res.cpu, res.faulted, rounds);
+	CHECK(rounds == UNMAP_ROUNDS, "%s: %d rounds run (%d)", change_name[what], UNMAP_ROUNDS, rounds);
+	CHECK(res.stale == 0, "%s: no access after it returned went through a stale translation (%ld did)",
+	      change_name[what], res.stale);
+	CHECK(res.wrong_value == 0, "%s: the thread never saw another page's bytes (%ld times)", change_name[what],
+	      res.wrong_value);
 	CHECK(res.faulted == UNMAP_ROUNDS && res.wrong_addr == 0,
-	      "the reader took SIGSEGV at the page in each of %d rounds (%ld, %ld at another address)", UNMAP_ROUNDS,
-	      res.faulted, res.wrong_addr);
+	      "%s: the thread took SIGSEGV at the page in each round (%ld, %ld at another address)",
+	      change_name[what], res.faulted, res.wrong_addr);
 }
 
 /* ---- signals ---- */
@@ -556,7 +586,9 @@ int main(int argc, char **argv)
 	self_path = argv[0];
 	test_ids();
 	test_model();
-	test_munmap_under_reader();
+	test_change_under_user(UNMAP);
+	test_change_under_user(PROTECT);
+	test_change_under_user(MOVE);
 	test_signals();
 	test_endings();
 	return utest_done();
