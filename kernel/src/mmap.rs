@@ -124,6 +124,12 @@ impl Mm {
 }
 
 /// A shared handle to an address space (Linux's refcounted `mm_struct`).
+/// Each task using the space holds one (its threads, a vfork child), so
+/// the strong count is Linux's `mm_users`, plus the short-lived handles
+/// of reverse-map walks and reports; the last one tears the space down
+/// (`exit_mmap`). There is no `mm_count`: no kernel thread borrows a
+/// user space lazily (a switch to one loads the kernel's tables), and
+/// the walks reach spaces through [`MM_LIST`]'s weak handles.
 pub type MmRef = Arc<Mm>;
 
 /// VMAs and `anon_vma`s from their slab caches, shared by every address
