@@ -219,6 +219,10 @@ fn dispatch(nr: u64, f: &mut TrapFrame) -> SysResult {
         }
         nr::MADVISE => current_mm()?.mmap_write_lock().madvise(a0, a1, a2 as i32).map(|()| 0),
         nr::MINCORE => sys_mincore(a0, a1, a2),
+        nr::SHMGET => crate::ipc::shm::sys_shmget(a0 as i32, a1, a2 as u32),
+        nr::SHMAT => crate::ipc::shm::sys_shmat(a0 as i32, a1, a2 as u32),
+        nr::SHMDT => crate::ipc::shm::sys_shmdt(a0),
+        nr::SHMCTL => crate::ipc::shm::sys_shmctl(a0 as i32, a1 as i32, a2),
         nr::MEMFD_CREATE => crate::memfd::sys_memfd_create(a0, a1 as u32),
         nr::FADVISE64 => crate::filemap::fadvise::sys_fadvise64(a0 as i32, a1, a2, a3 as i32),
         nr::READAHEAD => crate::filemap::fadvise::sys_readahead(a0 as i32, a1, a2),
