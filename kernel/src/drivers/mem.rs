@@ -18,7 +18,12 @@
 //!
 //! Differences from Linux: no `/dev/mem`, `/dev/port` or `/dev/kmsg`
 //! (minors 1, 4 and 11 are ENXIO); a read is not cut short by a pending
-//! signal (the system call caps one read at `IO_CHUNK` anyway).
+//! signal (the system call caps one read at `IO_CHUNK` anyway). A
+//! private mapping of `/dev/zero` is an anonymous VMA with no file, so
+//! `/proc/PID/maps` shows it without a name (Linux's keeps `vm_file` and
+//! shows `/dev/zero` and the offset); a shared one maps its shmem file
+//! from offset 0 whatever the offset asked (Linux keeps the offset, so
+//! its pages past the file's size are SIGBUS).
 
 #![forbid(unsafe_code)]
 

@@ -13,7 +13,9 @@
 //! page cache (ext2) refuses it rather than have reads and writes bypass
 //! the cache (Linux's ext2 supports it; the issue allows the refusal); `O_TMPFILE` is EOPNOTSUPP; `mmap` maps files with a
 //! page cache (ext2, tmpfs and the rootfs, memfd; ENODEV for a ramfs
-//! file).
+//! file), and `/dev/zero` ([`crate::drivers::mem`]). `mknod` makes device
+//! nodes, FIFOs and sockets where the file system can hold them (tmpfs,
+//! devtmpfs; EPERM elsewhere); a FIFO or socket node opens as ENXIO.
 
 #![forbid(unsafe_code)]
 

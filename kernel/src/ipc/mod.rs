@@ -146,7 +146,7 @@ impl<T> IpcIds<T> {
         if self.entries.len() >= limit {
             return Err(Errno::ENOSPC);
         }
-        let max_idx = (self.entries.len() as u32 * 3 / 2).max(IPC_MIN_CYCLE).min(IPCMNI);
+        let max_idx = (self.entries.len() as u32 * 3 / 2).clamp(IPC_MIN_CYCLE, IPCMNI);
         let start = self.last_idx.map_or(0, |i| i + 1);
         let free = |i: &u32| !self.entries.contains_key(i);
         let idx = (start..max_idx).find(free).or_else(|| (0..start.min(max_idx)).find(free)).ok_or(Errno::ENOSPC)?;

@@ -52,8 +52,8 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use mm::addr::PAGE_SIZE;
 use mm::VirtAddr;
+use mm::addr::PAGE_SIZE;
 use mm::memfd::Seals;
 use uapi::errno::Errno;
 use uapi::ipc::*;
@@ -313,7 +313,7 @@ pub fn sys_shmat(shmid: i32, shmaddr: u64, shmflg: u32) -> Result<u64, Errno> {
     let mut addr = shmaddr;
     let mut flags = MAP_SHARED;
     if addr != 0 {
-        if addr % SHMLBA != 0 {
+        if !addr.is_multiple_of(SHMLBA) {
             if shmflg & SHM_RND == 0 {
                 return Err(Errno::EINVAL);
             }
@@ -326,7 +326,8 @@ pub fn sys_shmat(shmid: i32, shmaddr: u64, shmflg: u32) -> Result<u64, Errno> {
     } else if shmflg & SHM_REMAP != 0 {
         return Err(Errno::EINVAL);
     }
-    let (mut prot, mut acc_mode) = if shmflg & SHM_RDONLY != 0 { (PROT_READ, 0o444) } else { (PROT_READ | PROT_WRITE, 0o666) };
+    let (mut prot, mut acc_mode) =
+        if shmflg & SHM_RDONLY != 0 { (PROT_READ, 0o444) } else { (PROT_READ | PROT_WRITE, 0o666) };
     if shmflg & SHM_EXEC != 0 {
         prot |= PROT_EXEC;
         acc_mode |= 0o111;
@@ -375,7 +376,7 @@ pub fn sys_shmat(shmid: i32, shmaddr: u64, shmflg: u32) -> Result<u64, Errno> {
 /// segment's size (the pieces a split left). EINVAL if `shmaddr` is not
 /// page aligned or no such VMA exists.
 pub fn sys_shmdt(shmaddr: u64) -> Result<u64, Errno> {
-    if shmaddr % PAGE_SIZE != 0 {
+    if !shmaddr.is_multiple_of(PAGE_SIZE) {
         return Err(Errno::EINVAL);
     }
     // The segments' caches and sizes, read before the mmap lock is taken
@@ -398,7 +399,8 @@ pub fn sys_shmdt(shmaddr: u64) -> Result<u64, Errno> {
     let mut descs = mm.vmas().iter().map(|v| v.desc()).skip_while(|d| d.end <= from);
     let (first, size) = descs.by_ref().find_map(|d| segment_of(&d).map(|size| (d, size))).ok_or(Errno::EINVAL)?;
     let size = size.next_multiple_of(PAGE_SIZE);
-    let same_attach = |d: &mm::vma::VmaDesc| d.file.is_some_and(|f| first.file.is_some_and(|g| core::ptr::addr_eq(f, g)));
+    let same_attach =
+        |d: &mm::vma::VmaDesc| d.file.is_some_and(|f| first.file.is_some_and(|g| core::ptr::addr_eq(f, g)));
     let mut ranges = Vec::new();
     ranges.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
     ranges.push((first.start.as_u64(), first.end.as_u64()));
@@ -456,11 +458,8 @@ pub fn sys_shmctl(shmid: i32, cmd: i32, buf: u64) -> Result<u64, Errno> {
         }
         IPC_STAT | SHM_STAT | SHM_STAT_ANY => {
             let (ds, id) = with_ids(|ids| {
-                let (id, (perm, shp)) = if cmd == IPC_STAT {
-                    (shmid, ids.ids.get_mut(shmid)?)
-                } else {
-                    ids.ids.get_by_idx(shmid)?
-                };
+                let (id, (perm, shp)) =
+                    if cmd == IPC_STAT { (shmid, ids.ids.get_mut(shmid)?) } else { ids.ids.get_by_idx(shmid)? };
                 if cmd != SHM_STAT_ANY && !ipcperms(&cred, perm, 0o444) {
                     return Err(Errno::EACCES);
                 }
