@@ -156,6 +156,8 @@ fn dispatch(nr: u64, f: &mut TrapFrame) -> SysResult {
         nr::GETDENTS64 => fs::sys_getdents64(a0 as i32, a1, a2),
         nr::MKDIR => fs::sys_mkdirat(AT_FDCWD, a0, a1 as u32),
         nr::MKDIRAT => fs::sys_mkdirat(a0 as i32, a1, a2 as u32),
+        nr::MKNOD => fs::sys_mknodat(AT_FDCWD, a0, a1 as u32, a2 as u32),
+        nr::MKNODAT => fs::sys_mknodat(a0 as i32, a1, a2 as u32, a3 as u32),
         nr::UNLINK => fs::sys_unlinkat(AT_FDCWD, a0, 0),
         nr::RMDIR => fs::sys_unlinkat(AT_FDCWD, a0, AT_REMOVEDIR),
         nr::UNLINKAT => fs::sys_unlinkat(a0 as i32, a1, a2 as u32),
@@ -217,6 +219,10 @@ fn dispatch(nr: u64, f: &mut TrapFrame) -> SysResult {
         }
         nr::MADVISE => current_mm()?.mmap_write_lock().madvise(a0, a1, a2 as i32).map(|()| 0),
         nr::MINCORE => sys_mincore(a0, a1, a2),
+        nr::SHMGET => crate::ipc::shm::sys_shmget(a0 as i32, a1, a2 as u32),
+        nr::SHMAT => crate::ipc::shm::sys_shmat(a0 as i32, a1, a2 as u32),
+        nr::SHMDT => crate::ipc::shm::sys_shmdt(a0),
+        nr::SHMCTL => crate::ipc::shm::sys_shmctl(a0 as i32, a1 as i32, a2),
         nr::MEMFD_CREATE => crate::memfd::sys_memfd_create(a0, a1 as u32),
         nr::FADVISE64 => crate::filemap::fadvise::sys_fadvise64(a0 as i32, a1, a2, a3 as i32),
         nr::READAHEAD => crate::filemap::fadvise::sys_readahead(a0 as i32, a1, a2),
@@ -556,6 +562,9 @@ fn sys_mmap(addr: u64, len: u64, prot: u32, flags: u32, fd: i32, off: u64) -> Sy
         None
     } else {
         let f = file(fd)?;
+        if let FileKind::Mem { dev, .. } = f.kind {
+            return mmap_mem_dev(dev, &f, addr, len, prot, flags, off);
+        }
         let p = f.path().ok_or(Errno::ENODEV)?;
         if p.inode.i_mapping.is_none() {
             return Err(Errno::ENODEV);
@@ -574,6 +583,32 @@ fn sys_mmap(addr: u64, len: u64, prot: u32, flags: u32, fd: i32, off: u64) -> Sy
     let result = current_mm()?.mmap_write_lock().do_mmap(addr, len, prot, flags, file, off / mm::PAGE_SIZE);
     drop(cached);
     result
+}
+
+/// mmap of a memory device: only `/dev/zero` maps (ENODEV for the
+/// others), as anonymous memory (Linux `mmap_zero`): a shared mapping is
+/// a new shmem file's (`shmem_zero_setup`, named `/dev/zero (deleted)`),
+/// a private one private anonymous memory, both as `MAP_ANONYMOUS` would
+/// make them. The file's access mode is checked first, as for any file
+/// (Linux `do_mmap`): EACCES without read access, or for a shared
+/// writable mapping without write access.
+fn mmap_mem_dev(
+    dev: crate::drivers::mem::MemDev,
+    f: &OpenFile,
+    addr: u64,
+    len: u64,
+    prot: u32,
+    flags: u32,
+    off: u64,
+) -> SysResult {
+    if dev != crate::drivers::mem::MemDev::Zero {
+        return Err(Errno::ENODEV);
+    }
+    let shared = flags & uapi::mman::MAP_TYPE != uapi::mman::MAP_PRIVATE;
+    if !f.readable() || shared && prot & uapi::mman::PROT_WRITE != 0 && !f.writable() {
+        return Err(Errno::EACCES);
+    }
+    current_mm()?.mmap_write_lock().do_mmap(addr, len, prot, flags, None, off / mm::PAGE_SIZE)
 }
 
 fn sys_mincore(start: u64, len: u64, vec: u64) -> SysResult {
@@ -786,17 +821,11 @@ fn sys_nanosleep(req: u64, _rem: u64) -> SysResult {
 
 fn sys_getrandom(buf: u64, len: u64) -> SysResult {
     let len = len.min(1 << 20);
-    let mut seed = tsc::rdtsc() | 1;
     let mut chunk = [0u8; 256];
     let mut done = 0;
     while done < len {
         let n = (len - done).min(256) as usize;
-        for b in &mut chunk[..n] {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            *b = (seed >> 24) as u8;
-        }
+        crate::drivers::random::get_random_bytes(&mut chunk[..n]);
         copy_to_user(buf.wrapping_add(done), &chunk[..n]).map_err(efault)?;
         done += n as u64;
     }

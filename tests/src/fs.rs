@@ -18,7 +18,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::fs::blkdev::{self, RamDisk};
 use kernel::fs::namei;
 use kernel::fs::namespace::{self, MountFlags};
-use kernel::fs::syscalls::kern;
+use kernel::fs::syscalls::{kern, kern_path};
 use kernel::process::run_user;
 use ktest_macros::ktest;
 use uapi::errno::Errno;
@@ -53,6 +53,31 @@ fn run_file_test(dir: &str, mode: Option<&str>) {
     let (status, out) = run_user("/bin/file_test", &argv).expect("running file_test");
     let out = String::from_utf8_lossy(&out).into_owned();
     assert!(status == 0 && out.contains("PASS file_test"), "file_test in {dir}: status {status:#x}\n{out}");
+}
+
+/// Boot mounts devtmpfs on /dev with its device nodes and a tmpfs on
+/// /dev/shm; `mount -t devtmpfs` elsewhere shows the same instance, and a
+/// tmpfs takes Linux's options (an unknown one is EINVAL).
+#[ktest]
+fn dev_is_devtmpfs_with_a_tmpfs_on_dev_shm() {
+    let mounts = namespace::proc_mounts();
+    assert!(mounts.contains("devtmpfs /dev devtmpfs rw 0 0\n"), "{mounts}");
+    assert!(mounts.contains("tmpfs /dev/shm tmpfs rw 0 0\n"), "{mounts}");
+    let null = kern_path("/dev/null").expect("/dev/null").inode.getattr().expect("stat");
+    assert_eq!((null.mode, null.rdev), (uapi::stat::S_IFCHR | 0o666, (1 << 8) | 3), "/dev/null");
+    let dir = fresh_dir("devtmpfs-");
+    kern::mount("devtmpfs", &dir, "devtmpfs", false).expect("mount devtmpfs again");
+    let zero = kern_path(&format!("{dir}/zero")).expect("zero in the second mount").inode;
+    assert!(zero.sb.dev == kern_path("/dev/zero").expect("/dev/zero").inode.sb.dev, "one instance");
+    drop(zero);
+    kern::umount(&dir).expect("umount");
+    let target = || kern_path(&dir).expect("the directory");
+    let flags = namespace::MountFlags::default();
+    assert_eq!(namespace::do_mount("tmpfs", target(), "tmpfs", flags, "size=1m,bogus"), Err(Errno::EINVAL));
+    namespace::do_mount("tmpfs", target(), "tmpfs", flags, "size=50%,mode=700,uid=5").expect("tmpfs options");
+    let root = kern_path(&dir).expect("the tmpfs root").inode.getattr().expect("stat");
+    assert_eq!((root.mode & 0o7777, root.uid), (0o700, 5), "mode= and uid= set the root");
+    kern::umount(&dir).expect("umount the tmpfs");
 }
 
 #[ktest]

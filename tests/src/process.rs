@@ -49,6 +49,21 @@ fn mm_corner_cases_behave_as_on_linux() {
     check_passes("mm_linux_semantics", &["/bin/mm_linux_semantics"]);
 }
 
+/// /dev's memory devices, mmap of /dev/zero, /dev/shm and shm_open,
+/// mknod (issue 22).
+#[ktest(timeout = 120)]
+fn devices_and_dev_shm_behave_as_on_linux() {
+    check_passes("dev_test", &["dev_test"]);
+}
+
+/// System V shared memory: shmget, shmat, shmdt, shmctl and the
+/// attach counts through fork, exec and exit (issue 22). The full path:
+/// the program runs itself again for the exec check.
+#[ktest(timeout = 120)]
+fn sysv_shared_memory_behaves_as_on_linux() {
+    check_passes("sysv_shm_test", &["/bin/sysv_shm_test"]);
+}
+
 #[ktest(timeout = 120)]
 fn fork_cow_and_wait_behave_as_on_linux() {
     check_passes("fork_test", &["fork_test"]);

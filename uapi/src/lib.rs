@@ -39,6 +39,7 @@ pub mod fs;
 #[cfg(test)]
 mod host_headers;
 pub mod ioctls;
+pub mod ipc;
 pub mod memfd;
 pub mod mman;
 pub mod prctl;

@@ -140,7 +140,7 @@ pub fn sys_readahead(fd: i32, offset: u64, count: u64) -> Result<u64, Errno> {
     let regular = match &file.kind {
         FileKind::Inode(p) => p.inode.getattr()?.is_reg(),
         FileKind::Text(_) | FileKind::Sysctl { .. } => true,
-        FileKind::Console | FileKind::Pipe(_) => false,
+        FileKind::Console | FileKind::Pipe(_) | FileKind::Mem { .. } => false,
     };
     if !regular {
         return Err(Errno::EINVAL);

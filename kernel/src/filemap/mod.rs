@@ -123,7 +123,7 @@ pub use self::readahead::{
     RA_TRACE_EVENTS, ReadaheadControl, force_page_cache_readahead, ra_trace_start, ra_trace_stop,
 };
 use self::readahead::{ra_limits, run_readahead};
-pub use self::vm_file::MappedFile;
+pub use self::vm_file::{MappedFile, VmaOpenClose};
 use crate::fs::inode::{Ino, Inode};
 use crate::mmap::FOLIO_WAIT;
 use crate::slab::KmemCacheOf;

@@ -57,6 +57,20 @@ use crate::mmap::FOLIO_WAIT;
 use crate::shmem::WritableMapping;
 use crate::sync::SpinLock;
 
+/// What the maker of a mapping object learns of the VMAs holding it
+/// (Linux `vm_operations_struct`'s `open` and `close`, which System V
+/// shared memory's `shm_vm_ops` wrap around shmem's to count attaches,
+/// [`crate::ipc::shm`]). Both may sleep: the mm calls them where it takes
+/// and drops a VMA's file reference, under the mmap lock.
+pub trait VmaOpenClose: Send + Sync {
+    /// A VMA took the file: a new mapping, the upper part of a split, a
+    /// fork's copy (Linux `vm_ops->open`, and the open `shm_mmap` does).
+    fn open(&self);
+    /// A VMA let go of it: unmapped, merged away, or its address space
+    /// torn down at exit or exec (Linux `vm_ops->close`).
+    fn close(&self);
+}
+
 /// One mapping of a cached file (Linux `struct file` as `vma->vm_file`).
 pub struct MappedFile {
     inode: Arc<Inode>,
@@ -67,13 +81,23 @@ pub struct MappedFile {
     /// A shmem file's count of shared mappings that may write, held while
     /// any VMA of this mapping exists.
     _writable: Option<WritableMapping>,
+    /// Told of each VMA that takes or drops this object.
+    vm_ops: Option<Arc<dyn VmaOpenClose>>,
 }
 
 impl MappedFile {
     /// A mapping object for `inode` (which has a page cache) named `name`;
     /// `writable` for a shared mapping that may write a shmem file.
     pub fn new(inode: Arc<Inode>, name: String, writable: Option<WritableMapping>) -> Arc<MappedFile> {
-        Arc::new(MappedFile { inode, name, ra: SpinLock::new(FileRaState::default()), _writable: writable })
+        let ra = SpinLock::new(FileRaState::default());
+        Arc::new(MappedFile { inode, name, ra, _writable: writable, vm_ops: None })
+    }
+
+    /// A mapping object for `inode` named `name` whose VMAs are reported
+    /// to `vm_ops` as they take and drop it.
+    pub fn new_with_vm_ops(inode: Arc<Inode>, name: String, vm_ops: Arc<dyn VmaOpenClose>) -> Arc<MappedFile> {
+        let ra = SpinLock::new(FileRaState::default());
+        Arc::new(MappedFile { inode, name, ra, _writable: None, vm_ops: Some(vm_ops) })
     }
 
     /// Hands `file` to the mm with its count, for a caller that made it
@@ -174,9 +198,15 @@ impl VmaFile for MappedFile {
         // one) and the caller holds a count of it (a VMA's or the mmap
         // caller's), so the count is at least one.
         unsafe { Arc::increment_strong_count(core::ptr::from_ref(self)) };
+        if let Some(ops) = &self.vm_ops {
+            ops.open();
+        }
     }
 
     fn put_file(&self) {
+        if let Some(ops) = &self.vm_ops {
+            ops.close();
+        }
         // SAFETY: this gives back a count `get_file` took or
         // `into_vma_file` handed over (the contract: one `put_file` per
         // reference the mm holds).

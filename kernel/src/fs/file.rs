@@ -3,7 +3,9 @@
 //! `/dev/console`-like standard streams and `/proc/self/maps`).
 //!
 //! Files are VFS inodes (any mounted file system, read and written
-//! through [`super::read_write`]), the console, pipes, and snapshots of
+//! through [`super::read_write`]), character devices opened through their
+//! inodes (served by their drivers, [`super::char_dev`]), the console,
+//! pipes, and snapshots of
 //! generated text (`/proc/self/maps`, `/proc/self/status`,
 //! `/proc/mounts`), made when opened. An open file (Linux `struct file`)
 //! is shared by every descriptor that `fork` or `dup` made from it, with
@@ -28,6 +30,7 @@ use uapi::errno::Errno;
 use super::namespace::Path;
 use super::pipe::PipeEnd;
 use super::proc_sysctl::SysctlStore;
+use crate::drivers::mem::MemDev;
 use crate::sync::{Mutex, SpinLock};
 
 /// What an open file reads from.
@@ -37,6 +40,16 @@ pub enum FileKind {
     /// A file, directory or symbolic link (`O_PATH`) of a mounted file
     /// system.
     Inode(Path),
+    /// A memory device (`/dev/null`, `/dev/zero` ...) opened through its
+    /// inode at `path` (Linux `chrdev_open` giving the file the driver's
+    /// operations): reads and writes go to the driver, attributes to the
+    /// inode.
+    Mem {
+        /// The device node.
+        path: Path,
+        /// The driver.
+        dev: MemDev,
+    },
     /// Generated text, snapshot at open.
     Text(Vec<u8>),
     /// A settable `/proc` file (a sysctl, `/proc/PID/oom_score_adj`)
@@ -161,10 +174,10 @@ impl OpenFile {
             && matches!(f & uapi::fcntl::O_ACCMODE, uapi::fcntl::O_WRONLY | uapi::fcntl::O_RDWR)
     }
 
-    /// The place an inode file is at, if it is one.
+    /// The place an inode file or device node is at, if it is one.
     pub fn path(&self) -> Option<&Path> {
         match &self.kind {
-            FileKind::Inode(p) => Some(p),
+            FileKind::Inode(p) | FileKind::Mem { path: p, .. } => Some(p),
             _ => None,
         }
     }
@@ -185,6 +198,7 @@ impl OpenFile {
             }
             FileKind::Text(t) | FileKind::Sysctl { text: t, .. } => t,
             FileKind::Pipe(p) => return p.read(buf, self.nonblock()),
+            FileKind::Mem { dev, .. } => return Ok(dev.read(buf)),
         };
         let mut pos = self.pos.lock();
         let start = usize::try_from(*pos).unwrap_or(usize::MAX).min(data.len());
@@ -214,7 +228,7 @@ impl OpenFile {
     /// has not seen yet (Linux `vfs_fsync`): EINVAL for what cannot be
     /// synced.
     pub fn fsync(&self) -> Result<(), Errno> {
-        let p = self.path().ok_or(Errno::EINVAL)?;
+        let FileKind::Inode(p) = &self.kind else { return Err(Errno::EINVAL) };
         let mut since = *self.f_wb_err.lock();
         let result = super::read_write::vfs_fsync(&p.inode, &mut since);
         *self.f_wb_err.lock() = since;
@@ -235,6 +249,7 @@ impl OpenFile {
                 buf[..n].copy_from_slice(&t[start..start + n]);
                 Ok(n)
             }
+            FileKind::Mem { dev, .. } => Ok(dev.read(buf)),
             FileKind::Console | FileKind::Pipe(_) => Err(Errno::ESPIPE),
         }
     }
@@ -250,6 +265,7 @@ impl OpenFile {
                 let append = self.flags() & uapi::fcntl::O_APPEND != 0;
                 super::read_write::file_write_iter(&p.inode, pos, buf, append).map(|(n, _)| n)
             }
+            FileKind::Mem { dev, .. } => dev.write(buf.len()),
             FileKind::Console | FileKind::Pipe(_) => Err(Errno::ESPIPE),
             FileKind::Text(_) => Err(Errno::EINVAL),
             FileKind::Sysctl { store, .. } => sysctl_write(*store, buf),
@@ -265,7 +281,7 @@ impl OpenFile {
                 let mut pos = self.pos.lock();
                 *pos = pos.saturating_sub(bytes.len() as u64);
             }
-            FileKind::Console => {}
+            FileKind::Console | FileKind::Mem { .. } => {}
         }
     }
 
@@ -297,6 +313,7 @@ impl OpenFile {
                 Ok(buf.len())
             }
             FileKind::Pipe(ref p) => p.write(buf, self.nonblock()),
+            FileKind::Mem { dev, .. } => dev.write(buf.len()),
             FileKind::Text(_) => Err(Errno::EBADF),
             FileKind::Sysctl { store, .. } => sysctl_write(store, buf),
         }
@@ -305,7 +322,7 @@ impl OpenFile {
     /// The file's size, for lseek.
     pub fn size(&self) -> Result<u64, Errno> {
         Ok(match &self.kind {
-            FileKind::Console | FileKind::Pipe(_) => 0,
+            FileKind::Console | FileKind::Pipe(_) | FileKind::Mem { .. } => 0,
             FileKind::Inode(p) => p.inode.getattr()?.size,
             FileKind::Text(t) | FileKind::Sysctl { text: t, .. } => t.len() as u64,
         })

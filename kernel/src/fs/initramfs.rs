@@ -69,8 +69,10 @@ pub fn populate_rootfs() {
         }
         None => info!("initramfs: no ramdisk loaded"),
     }
-    if let Err(e) = root.populate_dir("proc") {
-        warn!("rootfs: cannot make /proc: {e}");
+    for dir in ["proc", "dev"] {
+        if let Err(e) = root.populate_dir(dir) {
+            warn!("rootfs: cannot make /{dir}: {e}");
+        }
     }
     if let Err(e) = namespace::mount_root(sb, "rootfs") {
         warn!("rootfs: cannot mount the root: {e}");

@@ -178,6 +178,13 @@ pub trait InodeOperations: Send + Sync {
     fn mkdir(&self, name: &[u8], mode: u32, owner: Owner) -> Result<(), Errno>;
     /// A new symbolic link to `target` (Linux `symlink`).
     fn symlink(&self, name: &[u8], target: &[u8], owner: Owner) -> Result<(), Errno>;
+    /// A new device node, FIFO or socket of `mode` (type and permission
+    /// bits) for device `rdev` (Linux `mknod`): EPERM for a file system
+    /// that cannot hold one, as Linux's `vfs_mknod` without the operation.
+    fn mknod(&self, name: &[u8], mode: u32, rdev: u64, owner: Owner) -> Result<(), Errno> {
+        let _ = (name, mode, rdev, owner);
+        Err(Errno::EPERM)
+    }
     /// A new name for `inode`, of the same file system (Linux `link`).
     fn link(&self, inode: &dyn FsInode, name: &[u8]) -> Result<(), Errno>;
     /// Removes a non-directory's name (Linux `unlink`).

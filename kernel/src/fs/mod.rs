@@ -14,14 +14,16 @@
 //!   the page cache through [`mpage`]); [`shrinker`]: what memory
 //!   pressure takes back from their caches; pseudo files: [`pipe`],
 //!   [`proc_sysctl`] and the `/proc` texts of [`syscalls`].
-//! - Devices: [`blkdev`] (disks by name, a RAM disk), [`loopdev`].
+//! - Devices: [`blkdev`] (disks by name, a RAM disk), [`loopdev`];
+//!   [`char_dev`] (character devices by number) and [`devtmpfs`] (`/dev`).
 //!
 //! [`init`] runs once at the end of boot: it registers the superblock
 //! shrinker, makes the root, a tmpfs
 //! instance, and unpacks the initramfs the bootloader loaded into it,
 //! then gives the ramdisk's memory back ([`initramfs`], Linux
-//! `init/initramfs.c` `populate_rootfs`); then `mount=DEV:DIR` options of
-//! the command line are mounted (ext2).
+//! `init/initramfs.c` `populate_rootfs`); mounts [`devtmpfs`] on `/dev`
+//! and a tmpfs on `/dev/shm`; then `mount=DEV:DIR` options of the command
+//! line are mounted (ext2).
 //!
 //! # Lock order (outermost first)
 //!
@@ -43,7 +45,9 @@
 #![deny(unsafe_code)]
 
 pub mod blkdev;
+pub mod char_dev;
 pub mod dcache;
+pub mod devtmpfs;
 pub mod ext2;
 pub mod file;
 pub mod fs_struct;
@@ -68,6 +72,7 @@ use log::{info, warn};
 pub fn init() {
     shrinker::register();
     initramfs::populate_rootfs();
+    devtmpfs::devtmpfs_mount();
     mount_from_cmdline();
 }
 
@@ -82,7 +87,7 @@ fn mount_from_cmdline() {
         };
         let result = namespace::root()
             .and_then(|root| namei::path_lookupat(&root, dir.as_bytes(), true))
-            .and_then(|target| namespace::do_mount(dev, target, "ext2", namespace::MountFlags::default()));
+            .and_then(|target| namespace::do_mount(dev, target, "ext2", namespace::MountFlags::default(), ""));
         match result {
             Ok(()) => info!("mount: {dev} on {dir} (ext2)"),
             Err(e) => warn!("mount: cannot mount {dev} on {dir}: {e}"),

@@ -269,6 +269,33 @@ pub fn vfs_mkdir(parent: &Parent, mode: u32) -> Result<(), Errno> {
     r
 }
 
+/// Linux `do_mknodat` after the walk, for `mode`'s type already checked
+/// (`may_mknod`) and the umask applied: a regular file (type 0 or
+/// `S_IFREG`, Linux `vfs_create`) or a node (`vfs_mknod`; a device needs
+/// `CAP_MKNOD`, EPERM without it).
+pub fn vfs_mknod(parent: &Parent, mode: u32, rdev: u64) -> Result<(), Errno> {
+    use uapi::stat::{S_IFBLK, S_IFCHR, S_IFMT, S_IFREG};
+    let name = parent.name_or(Errno::EEXIST)?;
+    if parent.trailing_slash {
+        return Err(Errno::ENOENT);
+    }
+    match lookup_one(&parent.dir, name) {
+        Ok(_) => return Err(Errno::EEXIST),
+        Err(Errno::ENOENT) => {}
+        Err(e) => return Err(e),
+    }
+    parent.dir.want_write()?;
+    let ops = &parent.dir.inode.ops;
+    let r = match mode & S_IFMT {
+        0 | S_IFREG => ops.create(name, mode & 0o7777, current_owner()).map(drop),
+        S_IFCHR | S_IFBLK if !crate::cred::capable(uapi::capability::CAP_MKNOD) => Err(Errno::EPERM),
+        S_IFCHR | S_IFBLK => ops.mknod(name, mode, rdev, current_owner()),
+        _ => ops.mknod(name, mode, 0, current_owner()),
+    };
+    invalidate(&parent.dir, name);
+    r
+}
+
 /// Linux `do_symlinkat` after the walk.
 pub fn vfs_symlink(parent: &Parent, target: &[u8]) -> Result<(), Errno> {
     let name = parent.name_or(Errno::EEXIST)?;

@@ -301,9 +301,12 @@ pub fn kern_mount(sb: Arc<SuperBlock>, source: &str) -> Result<Arc<Mount>, Errno
 /// Mounts a file system of type `fstype` from `source` on the directory
 /// `target` (Linux `do_new_mount`): `ext2` needs a block device
 /// ([`super::blkdev::lookup_path`]; ENOENT without one, EBUSY if it is
-/// mounted already or holds a swap area), `tmpfs` and `ramfs` make an empty instance; any
-/// other type is ENODEV.
-pub fn do_mount(source: &str, target: Path, fstype: &str, flags: MountFlags) -> Result<(), Errno> {
+/// mounted already or holds a swap area), `tmpfs` and `ramfs` make an
+/// empty instance, `tmpfs` with the options of `data`
+/// ([`TmpfsOptions`]), `devtmpfs` mounts the one instance of
+/// [`super::devtmpfs`]; any other type is ENODEV. `data` is ignored by the
+/// other types.
+pub fn do_mount(source: &str, target: Path, fstype: &str, flags: MountFlags, data: &str) -> Result<(), Errno> {
     let target_name = super::namei::d_path(&target)?;
     if !target.inode.getattr()?.is_dir() {
         return Err(Errno::ENOTDIR);
@@ -321,10 +324,14 @@ pub fn do_mount(source: &str, target: Path, fstype: &str, flags: MountFlags) -> 
             SuperBlock::new(devt, super::ext2::mount(name, dev, flags.read_only)?)
         }
         "tmpfs" => {
+            let options = TmpfsOptions::parse(data)?;
             let dev = get_anon_dev();
             let storage = super::ramfs::Storage::Shmem { dev };
-            SuperBlock::new(dev, super::ramfs::new_instance("tmpfs", uapi::fs::TMPFS_MAGIC, 0o1777, storage))
+            let fs = super::ramfs::new_instance("tmpfs", uapi::fs::TMPFS_MAGIC, 0o1777, storage);
+            options.apply(&*fs.root_inode())?;
+            SuperBlock::new(dev, fs)
         }
+        "devtmpfs" => super::devtmpfs::devtmpfs_sb()?,
         "ramfs" => SuperBlock::new(
             get_anon_dev(),
             super::ramfs::new_instance("ramfs", uapi::fs::RAMFS_MAGIC, 0o1777, super::ramfs::Storage::Heap),
@@ -336,4 +343,62 @@ pub fn do_mount(source: &str, target: Path, fstype: &str, flags: MountFlags) -> 
         let _ = sb.ops.put_super();
     }
     result
+}
+
+/// The options of a `tmpfs` mount (Linux `shmem_fs_parameters`), from
+/// `mount(2)`'s data: `mode=`, `uid=` and `gid=` set the root directory's
+/// (mode 1777, root's otherwise); `size=`, `nr_blocks=`, `nr_inodes=`,
+/// `huge=`, `mpol=`, `noswap`, `inode32` and `inode64` are accepted and
+/// have no effect (no limits here, see [`crate::shmem`]). Any other
+/// option, or a value that is not a number where one is needed, is
+/// EINVAL, as Linux's "tmpfs: Unknown parameter" and "Bad value".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TmpfsOptions {
+    /// `mode=`: the root's permission bits (octal).
+    pub mode: Option<u32>,
+    /// `uid=`: the root's owner.
+    pub uid: Option<u32>,
+    /// `gid=`: the root's group.
+    pub gid: Option<u32>,
+}
+
+impl TmpfsOptions {
+    /// Parses comma-separated options (Linux `shmem_parse_one`).
+    pub fn parse(data: &str) -> Result<TmpfsOptions, Errno> {
+        let mut options = TmpfsOptions::default();
+        for option in data.split(',').filter(|o| !o.is_empty()) {
+            let (key, value) = option.split_once('=').map_or((option, None), |(k, v)| (k, Some(v)));
+            let number =
+                |v: Option<&str>, radix| v.and_then(|v| u32::from_str_radix(v, radix).ok()).ok_or(Errno::EINVAL);
+            match key {
+                "mode" => options.mode = Some(number(value, 8)? & 0o7777),
+                "uid" => options.uid = Some(number(value, 10)?),
+                "gid" => options.gid = Some(number(value, 10)?),
+                "size" | "nr_blocks" | "nr_inodes" => size_value(value.ok_or(Errno::EINVAL)?)?,
+                "huge" | "mpol" if value.is_some() => {}
+                "noswap" | "inode32" | "inode64" if value.is_none() => {}
+                _ => return Err(Errno::EINVAL),
+            }
+        }
+        Ok(options)
+    }
+
+    /// Gives the new instance's root the options' mode and owner.
+    fn apply(&self, root: &dyn super::inode::InodeOperations) -> Result<(), Errno> {
+        if *self == TmpfsOptions::default() {
+            return Ok(());
+        }
+        root.setattr(&super::inode::SetAttr { mode: self.mode, uid: self.uid, gid: self.gid, ..Default::default() })
+    }
+}
+
+/// Checks a `size=`-like value: a number with an optional `k`, `m`, `g`,
+/// `t`, `p`, `e` suffix or a `%` (Linux `memparse` and the percentage of
+/// `size=`).
+fn size_value(value: &str) -> Result<(), Errno> {
+    let digits = value.trim_end_matches(['k', 'K', 'm', 'M', 'g', 'G', 't', 'T', 'p', 'P', 'e', 'E', '%']);
+    if digits.is_empty() || value.len() - digits.len() > 1 || digits.parse::<u64>().is_err() {
+        return Err(Errno::EINVAL);
+    }
+    Ok(())
 }

@@ -17,7 +17,9 @@
 //! `setup_per_zone_wmarks`); `vm.swappiness` (0 to 200, default 60),
 //! reclaim's anon/file balance; `vm.page-cluster` (0 to 31, default 3),
 //! swap readahead's largest window as a power of two
-//! ([`mm::swap_state::readahead`]; 0 turns it off).
+//! ([`mm::swap_state::readahead`]; 0 turns it off); System V shared
+//! memory's `kernel.shmmax`, `kernel.shmall` (any `unsigned long`) and
+//! `kernel.shmmni` (0 to 32768), [`crate::ipc::shm`]'s limits.
 //!
 //! `vm/drop_caches` (mode 0200, as Linux's) drops the clean page cache
 //! and empty slabs ([`crate::mm::drop_caches`]). Linux's
@@ -69,6 +71,12 @@ fn parse_int(text: &str) -> Result<u32, Errno> {
     text.trim().parse::<u32>().ok().filter(|&v| v <= i32::MAX as u32).ok_or(Errno::EINVAL)
 }
 
+/// An `unsigned long` sysctl's text, as `proc_doulongvec_minmax` parses
+/// it: a decimal number that fits 64 bits.
+fn parse_ulong(text: &str) -> Result<u64, Errno> {
+    text.trim().parse::<u64>().map_err(|_| Errno::EINVAL)
+}
+
 fn dirty() -> mm::page_writeback::DirtySettings {
     *super::fs_writeback::SETTINGS.lock()
 }
@@ -112,6 +120,24 @@ pub static SYSCTLS: &[Sysctl] = &[
     Sysctl { readable: true, path: "kernel/osrelease", show: || line(crate::syscall::UTS_RELEASE), store: None },
     Sysctl { readable: true, path: "kernel/ostype", show: || line(crate::syscall::UTS_SYSNAME), store: None },
     Sysctl { readable: true, path: "kernel/randomize_va_space", show: || line(0), store: None },
+    Sysctl {
+        readable: true,
+        path: "kernel/shmall",
+        show: || line(crate::ipc::shm::shmall()),
+        store: Some(|t| parse_ulong(t).map(crate::ipc::shm::set_shmall)),
+    },
+    Sysctl {
+        readable: true,
+        path: "kernel/shmmax",
+        show: || line(crate::ipc::shm::shmmax()),
+        store: Some(|t| parse_ulong(t).map(crate::ipc::shm::set_shmmax)),
+    },
+    Sysctl {
+        readable: true,
+        path: "kernel/shmmni",
+        show: || line(crate::ipc::shm::shmmni()),
+        store: Some(|t| crate::ipc::shm::set_shmmni(u64::from(parse_int(t)?))),
+    },
     Sysctl { readable: true, path: "kernel/threads-max", show: || line(crate::resource::max_threads()), store: None },
     Sysctl {
         readable: true,

@@ -580,6 +580,13 @@ impl InodeOperations for RamInode {
         self.add_entry_locked(name, child)
     }
 
+    fn mknod(&self, name: &[u8], mode: u32, rdev: u64, owner: Owner) -> Result<(), Errno> {
+        let _ns = self.shared.ns_lock.lock();
+        let child = self.new_child(mode, owner, Content::Special, None);
+        child.data.lock().rdev = rdev;
+        self.add_entry_locked(name, child)
+    }
+
     fn link(&self, inode: &dyn FsInode, name: &[u8]) -> Result<(), Errno> {
         let target = ram(inode)?;
         let _ns = self.shared.ns_lock.lock();

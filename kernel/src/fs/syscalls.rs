@@ -13,7 +13,9 @@
 //! page cache (ext2) refuses it rather than have reads and writes bypass
 //! the cache (Linux's ext2 supports it; the issue allows the refusal); `O_TMPFILE` is EOPNOTSUPP; `mmap` maps files with a
 //! page cache (ext2, tmpfs and the rootfs, memfd; ENODEV for a ramfs
-//! file).
+//! file), and `/dev/zero` ([`crate::drivers::mem`]). `mknod` makes device
+//! nodes, FIFOs and sockets where the file system can hold them (tmpfs,
+//! devtmpfs; EPERM elsewhere); a FIFO or socket node opens as ENXIO.
 
 #![forbid(unsafe_code)]
 
@@ -24,6 +26,7 @@ use alloc::vec::Vec;
 use uapi::errno::Errno;
 use uapi::fcntl::*;
 
+use super::char_dev::CharDev;
 use super::file::{FileKind, OpenFile, ProcStore};
 use super::inode::{Kstat, RenameFlags, SetAttr};
 use super::namei::{self, Last};
@@ -278,10 +281,15 @@ fn do_filp_open(dirfd: i32, path: &[u8], flags: u32, mode: u32) -> Result<(FileK
         return Ok((FileKind::Inode(target), named));
     }
     match attr.file_type() {
-        uapi::stat::S_IFCHR if attr.rdev == (5 << 8) | 1 => return Ok((FileKind::Console, None)),
-        uapi::stat::S_IFCHR | uapi::stat::S_IFBLK | uapi::stat::S_IFIFO | uapi::stat::S_IFSOCK => {
-            return Err(Errno::ENXIO);
+        // Linux `chrdev_open`: the driver's operations replace the file's
+        // (a device file on a read-only mount is still written).
+        uapi::stat::S_IFCHR => {
+            return match super::char_dev::chrdev_open(attr.rdev)? {
+                CharDev::Console => Ok((FileKind::Console, None)),
+                CharDev::Mem(dev) => Ok((FileKind::Mem { path: target, dev }, named)),
+            };
         }
+        uapi::stat::S_IFBLK | uapi::stat::S_IFIFO | uapi::stat::S_IFSOCK => return Err(Errno::ENXIO),
         _ => {}
     }
     if write {
@@ -327,6 +335,14 @@ pub fn sys_lseek(fd: i32, off: i64, whence: u32) -> SysResult {
     let f = file(fd)?;
     if matches!(f.kind, FileKind::Console | FileKind::Pipe(_)) {
         return Err(Errno::ESPIPE);
+    }
+    if let FileKind::Mem { dev, .. } = f.kind {
+        // Linux `null_lseek` or `noop_llseek`, whatever the arguments.
+        let mut pos = f.pos.lock();
+        if dev.lseek_resets() {
+            *pos = 0;
+        }
+        return Ok(*pos);
     }
     let size = f.size()? as i64;
     let _guard = f.f_pos_lock.lock();
@@ -379,7 +395,7 @@ fn file_stat(f: &OpenFile) -> Result<(Kstat, u64), Errno> {
             st.mode = uapi::stat::S_IFCHR | 0o600;
             st.rdev = (5 << 8) | 1;
         }
-        FileKind::Inode(p) => return Ok((p.inode.getattr()?, p.inode.sb.dev)),
+        FileKind::Inode(p) | FileKind::Mem { path: p, .. } => return Ok((p.inode.getattr()?, p.inode.sb.dev)),
         FileKind::Text(t) => {
             st.mode = uapi::stat::S_IFREG | 0o444;
             st.size = t.len() as u64;
@@ -502,6 +518,23 @@ pub fn sys_mkdirat(dirfd: i32, path: u64, mode: u32) -> SysResult {
     let path = user_path(path)?;
     let parent = parent_at(dirfd, &path)?;
     namei::vfs_mkdir(&parent, mode & 0o7777 & !umask()).map(|()| 0)
+}
+
+/// Linux `mknodat` (and `mknod`): a regular file, device node, FIFO or
+/// socket; EPERM for a directory and EINVAL for any other type, before
+/// the path is looked at (Linux `may_mknod`). `dev` is the encoded device
+/// number, kept as given (`new_decode_dev` then `new_encode_dev` at stat).
+pub fn sys_mknodat(dirfd: i32, path: u64, mode: u32, dev: u32) -> SysResult {
+    use uapi::stat::{S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFMT, S_IFREG, S_IFSOCK};
+    match mode & S_IFMT {
+        0 | S_IFREG | S_IFCHR | S_IFBLK | S_IFIFO | S_IFSOCK => {}
+        S_IFDIR => return Err(Errno::EPERM),
+        _ => return Err(Errno::EINVAL),
+    }
+    let path = user_path(path)?;
+    let parent = parent_at(dirfd, &path)?;
+    let mode = (mode & S_IFMT) | (mode & 0o7777 & !umask());
+    namei::vfs_mknod(&parent, mode, u64::from(dev)).map(|()| 0)
 }
 
 /// Linux `unlinkat` (and `unlink`, `rmdir`).
@@ -762,8 +795,9 @@ fn user_str(ptr: u64) -> Result<String, Errno> {
 }
 
 /// Linux `mount`: a new mount of `fstype` from `source` on `target`
-/// (needs `CAP_SYS_ADMIN`: EPERM without it).
-pub fn sys_mount(source: u64, target: u64, fstype: u64, flags: u64, _data: u64) -> SysResult {
+/// (needs `CAP_SYS_ADMIN`: EPERM without it), with the options string
+/// `data` (a file system's own, NUL-terminated).
+pub fn sys_mount(source: u64, target: u64, fstype: u64, flags: u64, data: u64) -> SysResult {
     if !crate::cred::current_cred().capable(uapi::capability::CAP_SYS_ADMIN) {
         return Err(Errno::EPERM);
     }
@@ -771,8 +805,9 @@ pub fn sys_mount(source: u64, target: u64, fstype: u64, flags: u64, _data: u64) 
     let target = user_path(target)?;
     let fstype = user_str(fstype)?;
     let source = if source == 0 { String::from("none") } else { user_str(source)? };
+    let data = if data == 0 { String::new() } else { user_str(data)? };
     let target = user_path_at(AT_FDCWD, &target, true)?;
-    namespace::do_mount(&source, target, &fstype, flags).map(|()| 0)
+    namespace::do_mount(&source, target, &fstype, flags, &data).map(|()| 0)
 }
 
 /// Linux `umount2`.
@@ -897,7 +932,7 @@ pub mod kern {
 
     /// Mounts `source` of type `fstype` on `target`.
     pub fn mount(source: &str, target: &str, fstype: &str, read_only: bool) -> Result<(), Errno> {
-        namespace::do_mount(source, kern_path(target)?, fstype, MountFlags { read_only })
+        namespace::do_mount(source, kern_path(target)?, fstype, MountFlags { read_only }, "")
     }
 
     /// Unmounts the file system mounted on `target`.

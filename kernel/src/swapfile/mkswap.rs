@@ -82,16 +82,10 @@ pub fn mkswap_disk(path: &[u8], label: &[u8], uuid: SwapUuid) -> Result<MadeSwap
 }
 
 /// A random (version 4) UUID, as util-linux's `uuid_generate` makes for
-/// mkswap, from the time-stamp counter (the kernel's `getrandom` source).
+/// mkswap, from the kernel's random bytes (what `getrandom` gives it).
 pub fn random_uuid() -> SwapUuid {
-    let mut seed = crate::arch::x86_64::tsc::rdtsc() | 1;
     let mut uuid = [0u8; 16];
-    for byte in &mut uuid {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        *byte = (seed >> 24) as u8;
-    }
+    crate::drivers::random::get_random_bytes(&mut uuid);
     // RFC 4122: version 4, variant 10.
     uuid[6] = (uuid[6] & 0x0f) | 0x40;
     uuid[8] = (uuid[8] & 0x3f) | 0x80;
