@@ -70,14 +70,16 @@ enum {
 	NR_mmap = 9, NR_mprotect = 10, NR_munmap = 11, NR_brk = 12, NR_rt_sigaction = 13,
 	NR_rt_sigprocmask = 14, NR_rt_sigreturn = 15, NR_ioctl = 16, NR_pread64 = 17,
 	NR_pwrite64 = 18, NR_readv = 19, NR_writev = 20, NR_pipe = 22, NR_sched_yield = 24,
-	NR_mremap = 25, NR_msync = 26, NR_mincore = 27, NR_madvise = 28, NR_dup = 32,
+	NR_mremap = 25, NR_msync = 26, NR_mincore = 27, NR_madvise = 28, NR_shmget = 29,
+	NR_shmctl = 31, NR_dup = 32,
 	NR_dup2 = 33, NR_pause = 34, NR_nanosleep = 35, NR_getpid = 39, NR_clone = 56,
 	NR_fork = 57, NR_vfork = 58, NR_execve = 59, NR_exit = 60, NR_wait4 = 61, NR_kill = 62,
 	NR_uname = 63, NR_fcntl = 72, NR_getcwd = 79, NR_getuid = 102, NR_getgid = 104,
-	NR_geteuid = 107, NR_getegid = 108, NR_getppid = 110, NR_rt_sigsuspend = 130,
+	NR_geteuid = 107, NR_getegid = 108, NR_getppid = 110, NR_rt_sigtimedwait = 128,
+	NR_rt_sigsuspend = 130,
 	NR_sigaltstack = 131, NR_mlock = 149, NR_munlock = 150, NR_mlockall = 151,
 	NR_munlockall = 152, NR_arch_prctl = 158, NR_reboot = 169, NR_gettid = 186,
-	NR_tkill = 200, NR_set_tid_address = 218, NR_clock_gettime = 228,
+	NR_tkill = 200, NR_futex = 202, NR_set_tid_address = 218, NR_clock_gettime = 228,
 	NR_clock_nanosleep = 230, NR_exit_group = 231, NR_tgkill = 234, NR_openat = 257,
 	NR_preadv = 295, NR_pwritev = 296, NR_dup3 = 292, NR_pipe2 = 293, NR_getrandom = 318,
 	NR_execveat = 322, NR_mlock2 = 325, NR_preadv2 = 327, NR_pwritev2 = 328,
@@ -671,6 +673,14 @@ static long fuzz_one(void)
 	case NR_nanosleep:
 		a[0] = timespec_ptr();
 		break;
+	case NR_futex:
+		/* Every wait times out (or fails): FUTEX_WAIT's relative 1 us,
+		 * FUTEX_WAIT_BITSET's absolute time long past. */
+		a[3] = timespec_ptr();
+		break;
+	case NR_rt_sigtimedwait:
+		a[2] = timespec_ptr();
+		break;
 	case NR_clock_nanosleep:
 		/* CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME or invalid ones:
 		 * not a CPU-time clock, which a sleeping worker never advances. */
@@ -739,6 +749,11 @@ static long fuzz_one(void)
 	} else {
 		r = sc6(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
 	}
+	/* A System V segment outlives its creator (Linux too, without
+	 * kernel.shm_rmid_forced): marked for removal at once, it goes with
+	 * its last detach, at the latest the worker's exit. */
+	if (nr == NR_shmget && r >= 0)
+		sc6(NR_shmctl, r, 0 /* IPC_RMID */, 0, 0, 0, 0);
 	if (trace)
 		trace_ret(r);
 	return r;

@@ -182,14 +182,19 @@ impl<T> IpcIds<T> {
             .map(|(idx, (perm, _))| ((u32::from(perm.seq) << IPCMNI_SHIFT) | idx) as i32)
     }
 
-    /// Takes the object of `id` out of the table (Linux `ipc_rmid`).
+    /// Takes the object of `id` out of the table (Linux `ipc_rmid`). The
+    /// last one out frees the map's node too (a `BTreeMap` keeps an empty
+    /// root leaf), so an empty table holds no memory.
     pub fn remove(&mut self, id: i32) -> Option<(KernIpcPerm, T)> {
         let (idx, seq) = split_id(id).ok()?;
-        if self.entries.get(&idx).is_some_and(|(perm, _)| u32::from(perm.seq) == seq) {
-            self.entries.remove(&idx)
-        } else {
-            None
+        if !self.entries.get(&idx).is_some_and(|(perm, _)| u32::from(perm.seq) == seq) {
+            return None;
         }
+        let removed = self.entries.remove(&idx);
+        if self.entries.is_empty() {
+            self.entries = BTreeMap::new();
+        }
+        removed
     }
 
     /// Every object.
