@@ -114,6 +114,11 @@ impl<W> FutexChain<W> {
         self.list.len()
     }
 
+    /// The queued entries, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &FutexQ<W>> {
+        self.list.iter()
+    }
+
     /// Queues `node` behind the waiters already there (Linux
     /// `__futex_queue`).
     pub fn queue(&mut self, mut node: FutexQNode<W>) {

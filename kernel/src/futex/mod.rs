@@ -135,7 +135,7 @@ pub fn sys_futex(uaddr: u64, op: u32, val: u32, utime: u64, uaddr2: u64, val3: u
         _ => {
             static WARNED: AtomicBool = AtomicBool::new(false);
             if !WARNED.swap(true, Ordering::Relaxed) {
-                log::warn!("futex: operation {cmd} not supported (no FUTEX_WAKE_OP, no priority inheritance)");
+                log::warn!("operation {cmd} unknown or not implemented (FUTEX_WAKE_OP and the PI operations are not)");
             }
             Err(Errno::ENOSYS)
         }
