@@ -340,7 +340,7 @@ pub fn schedule_tail_user(task: &Task) {
 /// still uses its address space (exit, exec): if another task shares it
 /// (a vfork parent), 0 is stored at the `set_tid_address` /
 /// `CLONE_CHILD_CLEARTID` word and one futex waiter on it is woken (what
-/// `pthread_join` sleeps on); the pointer is forgotten either way.
+/// `pthread_join` waits for); the pointer is forgotten either way.
 pub fn release_child_tid(task: &Task) {
     let at = task.proc.clear_child_tid.swap(0, Ordering::Relaxed);
     // Counted: the task's reference, the clone taken here, the sharer's.

@@ -13,7 +13,7 @@
 //! - [`requeue`]: `FUTEX_REQUEUE`, `FUTEX_CMP_REQUEUE` (Linux
 //!   `requeue.c`).
 //! - [`wake_clear_child_tid`]: the wake-up of a thread's exit (Linux
-//!   `mm_release`), which `pthread_join` sleeps on.
+//!   `mm_release`), which `pthread_join` waits for.
 //!
 //! # Locks and sleeping
 //!
@@ -144,9 +144,10 @@ pub fn sys_futex(uaddr: u64, op: u32, val: u32, utime: u64, uaddr2: u64, val3: u
 
 /// Wakes one waiter on a thread's `clear_child_tid` word after 0 was
 /// stored there at its exit (Linux `mm_release`'s `do_futex(FUTEX_WAKE,
-/// 1)`): a shared wake, which meets `pthread_join`'s wait on the thread
-/// id (musl waits without `FUTEX_PRIVATE_FLAG`). A bad address is
-/// ignored, as Linux ignores the result.
+/// 1)`): a shared wake, as the waits on that word are shared (glibc's
+/// `pthread_join` waits on the thread id; musl's points the word at its
+/// thread-list lock, which `pthread_join`'s `__tl_sync` waits on). A bad
+/// address is ignored, as Linux ignores the result.
 pub fn wake_clear_child_tid(uaddr: u64) {
     let _ = waitwake::futex_wake(uaddr, true, 1, FUTEX_BITSET_MATCH_ANY);
 }
