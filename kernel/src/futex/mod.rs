@@ -51,6 +51,9 @@
 //! - A `FUTEX_CLOCK_REALTIME` deadline is turned into a monotonic one when
 //!   the wait starts: a later change of the wall clock does not move it.
 //! - Waiters are woken oldest first; Linux orders them by priority first.
+//! - A wait allocates its waiter and its chain entry (two small
+//!   `GFP_KERNEL` allocations, before any lock); Linux keeps both on the
+//!   waiter's stack.
 //! - One hash table of a fixed size for everyone; Linux 6.16 and later
 //!   also give a process private buckets for its private futexes.
 //! - Keys: see [`mm::futex`].

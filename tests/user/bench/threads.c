@@ -4,9 +4,9 @@
  * with threads faulting at once in one address space.
  *
  * - user::thread_create_join: pthread_create of a thread that returns at
- *   once, then pthread_join (clone, the thread's exit and its
- *   clear_child_tid futex wake, the join's futex wait), us per pair;
- *   ROUNDS x 1000 pairs.
+ *   once, then pthread_join (the stack's mmap, clone, the thread's exit
+ *   with its futex wakes, the join's futex wait, the stack's munmap), us
+ *   per pair; ROUNDS x 1000 pairs.
  * - user::futex_wake_latency: two threads hand a futex word back and
  *   forth (FUTEX_WAKE, the other's FUTEX_WAIT returns, it answers), us per
  *   hand-off, half a round trip; ROUNDS x 2000 round trips.
