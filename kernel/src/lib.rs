@@ -25,6 +25,7 @@ pub mod drivers;
 pub mod exec;
 pub mod filemap;
 pub mod fs;
+pub mod futex;
 pub mod ipc;
 pub mod kbench;
 pub mod ktest;

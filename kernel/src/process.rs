@@ -561,13 +561,15 @@ pub fn schedule_tail_user(task: &Task) {
 
 /// The `clear_child_tid` part of Linux `mm_release`, run while the task
 /// still uses its address space (exit, exec): if another task shares it
-/// (a vfork parent), 0 is stored at the `set_tid_address` /
-/// `CLONE_CHILD_CLEARTID` word; the pointer is forgotten either way.
+/// (a thread, a vfork parent), 0 is stored at the `set_tid_address` /
+/// `CLONE_CHILD_CLEARTID` word and one futex waiter on it is woken (what
+/// `pthread_join` waits for); the pointer is forgotten either way.
 pub fn release_child_tid(task: &Task) {
     let at = task.proc.clear_child_tid.swap(0, Ordering::Relaxed);
     // Counted: the task's reference, the clone taken here, the sharer's.
     if at != 0 && task.proc.mm().is_some_and(|mm| Arc::strong_count(&mm) > 2) {
         let _ = crate::arch::x86_64::uaccess::write_user(at, &0i32);
+        crate::futex::wake_clear_child_tid(at);
     }
 }
 

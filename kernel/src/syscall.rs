@@ -264,6 +264,7 @@ fn dispatch(nr: u64, f: &mut TrapFrame) -> SysResult {
             Ok(u64::from(me.pid))
         }
         nr::ARCH_PRCTL => sys_arch_prctl(a0 as i32, a1),
+        nr::FUTEX => crate::futex::sys_futex(a0, a1 as u32, a2 as u32, a3, a4, a5 as u32),
         nr::FORK => process::do_fork(f, &CloneArgs::fork()).map(|c| u64::from(c.pid)),
         nr::VFORK => process::do_fork(f, &CloneArgs::vfork()).map(|c| u64::from(c.pid)),
         nr::CLONE => sys_clone(a0, a1, a2, a3, a4, f),

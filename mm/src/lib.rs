@@ -38,6 +38,7 @@ pub mod avl;
 pub mod compaction;
 pub mod errseq;
 pub mod filemap;
+pub mod futex;
 pub mod gfp;
 pub mod highmem;
 pub mod interval_tree;

@@ -18,6 +18,7 @@ mod context;
 mod elf;
 mod exceptions;
 mod fs;
+mod futex;
 mod gdb;
 mod harness;
 mod initramfs;

@@ -36,6 +36,7 @@ pub mod capability;
 pub mod errno;
 pub mod fcntl;
 pub mod fs;
+pub mod futex;
 #[cfg(test)]
 mod host_headers;
 pub mod ioctls;

@@ -9,8 +9,10 @@
 //! condition or the waker finds it queued in its sleeping state and
 //! wakes it.
 //!
-//! Timed sleeps ([`sleep_until_ns`]) go on one global list checked by the
-//! timer tick (Linux's timer wheel reduced to a sorted list).
+//! Timed sleeps ([`sleep_until_ns`], and [`schedule_hrtimeout`] for a
+//! sleeper queued elsewhere, as a futex waiter is on its hash bucket) go on
+//! one global list checked by the timer tick (Linux's timer wheel reduced
+//! to a sorted list).
 //!
 //! Both kinds of queue are intrusive lists through `Task::wait_list` (a
 //! task sleeps on one at a time), so queueing and waking allocate nothing
@@ -155,6 +157,40 @@ pub fn sleep_until_ns(deadline_ns: u64, mut interrupted: impl FnMut() -> bool) -
         let removed = SLEEPERS.lock().remove(&me);
         drop(removed);
     }
+}
+
+/// Sleeps in the state the caller set until woken, or until the clock
+/// reads `deadline_ns` if there is one (Linux `schedule()` with an armed
+/// hrtimer sleeper, as `futex_wait_queue` sleeps). For a sleeper whose
+/// waker does not use a [`WaitQueue`]: the caller sets its state
+/// ([`set_current_state`]), makes itself findable by its waker and checks
+/// its condition, then calls this; a wake-up in between is not lost
+/// (`schedule` keeps a task whose state went back to running). Returns
+/// whether the deadline has passed; leaves the task running. May sleep.
+#[track_caller]
+pub fn schedule_hrtimeout(deadline_ns: Option<u64>) -> bool {
+    might_sleep_at(Location::caller());
+    let Some(deadline_ns) = deadline_ns else {
+        schedule();
+        set_current_state(TaskState::Running);
+        return false;
+    };
+    let now = || crate::arch::x86_64::tsc::now_ns();
+    if now() >= deadline_ns {
+        set_current_state(TaskState::Running);
+        return true;
+    }
+    let me = current();
+    {
+        let mut s = SLEEPERS.lock();
+        me.wake_at_ns.store(deadline_ns, Ordering::Relaxed);
+        s.insert_before(me.clone(), |t| t.wake_at_ns.load(Ordering::Relaxed) > deadline_ns);
+    }
+    schedule();
+    let removed = SLEEPERS.lock().remove(&me);
+    drop(removed);
+    set_current_state(TaskState::Running);
+    now() >= deadline_ns
 }
 
 /// Wakes the sleepers whose deadline has passed (from the timer tick).

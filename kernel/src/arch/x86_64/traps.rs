@@ -237,8 +237,15 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
 /// like a user fault. With them off (Linux's `faulthandler_disabled()`)
 /// it must not sleep: it only tries the lock, and a busy lock, or a stack
 /// that would need the lock for writing, fails the access (`EFAULT`
-/// through the exception table).
+/// through the exception table). Under
+/// [`pagefault_disable`](super::uaccess::pagefault_disable) every such
+/// fault fails the access.
 fn kernel_user_fault(frame: &TrapFrame, address: u64) -> Result<(), mm::memory::FaultError> {
+    // Linux `faulthandler_disabled()`: the caller cannot take a fault
+    // (it holds a spin lock) and faults the page in itself after.
+    if super::uaccess::pagefault_disabled() {
+        return Err(mm::memory::FaultError::MapErr);
+    }
     let error = PageFaultError::from_bits_retain(frame.error_code);
     if frame.rflags & RFLAGS_IF == 0 {
         return do_user_addr_fault(address, error, FaultContext::Atomic);

@@ -11,13 +11,56 @@
 //! copy) resumes after it with the fault flag set, and the call returns
 //! [`Efault`]. Differences: Linux reports how many bytes were left; we
 //! return only success or EFAULT, which is all our callers need.
+//!
+//! [`pagefault_disable`] makes a fault fail the access at once instead of
+//! being resolved, for accesses under a spin lock.
 
 use core::arch::asm;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::marker::PhantomData;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering, compiler_fence};
 
 use mm::mmap::TASK_SIZE;
 
 use super::extable::FAULT_FLAG;
+use crate::percpu::PerCpu;
+
+/// Page faults this CPU's kernel code has said it cannot take (Linux
+/// `current->pagefault_disabled`; see [`pagefault_disable`]).
+#[unsafe(link_section = ".data..percpu")]
+// SAFETY: in .data..percpu; an integer, copied bitwise into every unit.
+static PAGEFAULT_DISABLED: PerCpu<AtomicU64> = unsafe { PerCpu::new(AtomicU64::new(0)) };
+
+/// While it lives, a fault on a user address in a user access of this
+/// CPU is not resolved: the access fails with [`Efault`] at once (Linux
+/// `pagefault_disable`, whose faults `faulthandler_disabled()` sends
+/// straight to the exception table). For reading user memory under a
+/// spin lock, where the fault handler must not sleep for the mmap lock:
+/// the caller drops its lock, faults the page in with a plain access and
+/// retries (the futex's `futex_get_value_locked`). Linux counts it per
+/// task; ours is per CPU, which is the same while it is held only where
+/// the task cannot sleep or be switched out (under a spin lock), the one
+/// use it is for.
+pub struct PagefaultDisabled(PhantomData<*const ()>);
+
+/// Disables page-fault handling for user accesses until the guard drops.
+pub fn pagefault_disable() -> PagefaultDisabled {
+    PAGEFAULT_DISABLED.add(1);
+    // Linux's barrier(): no user access moves above the count.
+    compiler_fence(Ordering::SeqCst);
+    PagefaultDisabled(PhantomData)
+}
+
+impl Drop for PagefaultDisabled {
+    fn drop(&mut self) {
+        compiler_fence(Ordering::SeqCst);
+        PAGEFAULT_DISABLED.add(1u64.wrapping_neg());
+    }
+}
+
+/// Whether a [`PagefaultDisabled`] guard is live on this CPU.
+pub fn pagefault_disabled() -> bool {
+    PAGEFAULT_DISABLED.read() != 0
+}
 
 /// A user pointer was bad (Linux `-EFAULT`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
