@@ -86,6 +86,9 @@ pub struct Process {
     /// `oom_score_adj` and whether the OOM killer chose it (Linux
     /// `signal->oom_score_adj`, `oom_score_adj_min`, `oom_mm`).
     pub oom: crate::oom_kill::TaskOom,
+    /// What `/proc` shows of the process that nothing else keeps
+    /// (process-wide: Linux keeps its start time in the task).
+    pub proc_info: crate::fs::proc::base::ProcInfo,
 }
 
 /// A one-shot event (Linux `struct completion`).
@@ -146,6 +149,7 @@ impl Process {
             rlim: Mutex::new(Rlimits::init()),
             cred: SpinLock::new(Cred::root()),
             oom: crate::oom_kill::TaskOom::new(),
+            proc_info: crate::fs::proc::base::ProcInfo::new(),
         }
     }
 

@@ -301,8 +301,9 @@ pub fn kern_mount(sb: Arc<SuperBlock>, source: &str) -> Result<Arc<Mount>, Errno
 /// Mounts a file system of type `fstype` from `source` on the directory
 /// `target` (Linux `do_new_mount`): `ext2` needs a block device
 /// ([`super::blkdev::lookup_path`]; ENOENT without one, EBUSY if it is
-/// mounted already or holds a swap area), `tmpfs` and `ramfs` make an empty instance; any
-/// other type is ENODEV.
+/// mounted already or holds a swap area), `tmpfs` and `ramfs` make an empty instance,
+/// `proc` a view of the proc file system ([`super::proc`]); any other
+/// type is ENODEV.
 pub fn do_mount(source: &str, target: Path, fstype: &str, flags: MountFlags) -> Result<(), Errno> {
     let target_name = super::namei::d_path(&target)?;
     if !target.inode.getattr()?.is_dir() {
@@ -329,6 +330,7 @@ pub fn do_mount(source: &str, target: Path, fstype: &str, flags: MountFlags) -> 
             get_anon_dev(),
             super::ramfs::new_instance("ramfs", uapi::fs::RAMFS_MAGIC, 0o1777, super::ramfs::Storage::Heap),
         ),
+        "proc" => SuperBlock::new(get_anon_dev(), super::proc::new_instance()),
         _ => return Err(Errno::ENODEV),
     };
     let result = do_add_mount(sb.clone(), target, target_name, source, flags.read_only);
