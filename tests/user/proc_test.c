@@ -6,8 +6,10 @@
  * figures an mm test reads: a 16-page region's Rss, Pss, Anonymous and
  * Private_Dirty before and after a fork shares it, and its pagemap bits
  * (present, exclusive, file, the frame number for root, the same frame
- * in parent and child before a copy on write). Passes under Linux 6.x
- * (as root, and without root with the frame checks skipped) and here.
+ * in parent and child before a copy on write); with `swap` as its first
+ * argument and swap on, the swapped bit and smaps' Swap and SwapPss of
+ * pages MADV_PAGEOUT sent out. Passes under Linux 6.x (as root, and
+ * without root with the frame checks skipped) and here.
  * Linux's soft-dirty bit (55) is not looked at: this kernel does not
  * track it.
  */
@@ -295,14 +297,14 @@ static void check_formats(int argc, char **argv)
 	CHECK(utest_read_file("/proc/mounts", buf, sizeof(buf)) > 0 && strstr(buf, " /proc proc "), "mounts shows proc");
 }
 
-/* A 16-page private region between two PROT_NONE guards, so that no
- * neighbour merges into its VMA; every page written. */
-static char *region16(void)
+/* A private region of `pages` pages between two PROT_NONE guards, so
+ * that no neighbour merges into its VMA; page i written with i + 1. */
+static char *region(int pages)
 {
-	char *guard = mmap(NULL, 18 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (guard == MAP_FAILED || mprotect(guard + PAGE, 16 * PAGE, PROT_READ | PROT_WRITE) != 0)
+	char *guard = mmap(NULL, (pages + 2) * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (guard == MAP_FAILED || mprotect(guard + PAGE, pages * PAGE, PROT_READ | PROT_WRITE) != 0)
 		return NULL;
-	for (int i = 0; i < 16; i++)
+	for (int i = 0; i < pages; i++)
 		guard[(i + 1) * PAGE] = i + 1;
 	return guard + PAGE;
 }
@@ -311,7 +313,7 @@ static void check_smaps_and_pagemap(void)
 {
 	static char block[4096];
 	int root = geteuid() == 0;
-	char *r = region16();
+	char *r = region(16);
 
 	CHECK(r != NULL, "a 16-page region");
 	if (!r)
@@ -377,6 +379,49 @@ static void check_smaps_and_pagemap(void)
 	CHECK(write(to_child[1], "g", 1) == 1 && waitpid(pid, &status, 0) == pid && status == 0, "the child exits");
 }
 
+/*
+ * With swap on (`proc_test swap`): pages MADV_PAGEOUT sent to swap are
+ * swapped in pagemap (bit 62, the swap type and offset for root) and
+ * count in smaps' Swap and SwapPss, which halves once a fork shares the
+ * slots; they read back intact.
+ */
+static void check_swap(void)
+{
+	static char block[4096];
+	if (utest_read_file("/proc/meminfo", buf, sizeof(buf)) <= 0 || field(buf, "SwapTotal") <= 0) {
+		utest_print("# no swap: the swap checks are skipped\n");
+		return;
+	}
+	char *r = region(8);
+	CHECK(r && madvise(r, 8 * PAGE, MADV_PAGEOUT) == 0, "MADV_PAGEOUT of 8 pages");
+	if (!r)
+		return;
+	uint64_t e = pagemap_of(r);
+	CHECK((e & (PM_PRESENT | PM_SWAP)) == PM_SWAP, "pagemap of a swapped-out page: swapped, not present (%#llx)",
+	      (unsigned long long)e);
+	CHECK(geteuid() == 0 ? (e & PM_PFN) >> 5 != 0 : (e & PM_PFN) == 0, "its swap offset: %s",
+	      geteuid() == 0 ? "shown to root" : "hidden");
+	CHECK(smaps_block(r, block, sizeof(block)) == 0 && field(block, "Swap") == 32 && field(block, "SwapPss") == 32 &&
+		      field(block, "Rss") == 0,
+	      "smaps: Swap 32 kB, SwapPss 32 kB, Rss 0 (Swap %ld)", field(block, "Swap"));
+	int to_child[2];
+	if (pipe(to_child))
+		return;
+	pid_t pid = fork();
+	if (pid == 0) {
+		char go;
+		_exit(read(to_child[0], &go, 1) == 1 ? 0 : 2);
+	}
+	CHECK(smaps_block(r, block, sizeof(block)) == 0 && field(block, "Swap") == 32 && field(block, "SwapPss") == 16,
+	      "after fork: SwapPss 16 kB (%ld)", field(block, "SwapPss"));
+	int status;
+	CHECK(write(to_child[1], "g", 1) == 1 && waitpid(pid, &status, 0) == pid && status == 0, "the child exits");
+	int intact = 1;
+	for (int i = 0; i < 8; i++)
+		intact &= r[i * PAGE] == i + 1;
+	CHECK(intact && (pagemap_of(r) & PM_PRESENT), "the pages read back intact, present again");
+}
+
 int main(int argc, char **argv)
 {
 	utest_start(argv[0]);
@@ -384,5 +429,7 @@ int main(int argc, char **argv)
 	check_sysctls();
 	check_formats(argc, argv);
 	check_smaps_and_pagemap();
+	if (argc > 1 && strcmp(argv[1], "swap") == 0)
+		check_swap();
 	return utest_done();
 }
