@@ -137,6 +137,9 @@ pub struct ThreadGroup {
     /// `oom_score_adj` and whether the OOM killer chose it (Linux
     /// `signal->oom_score_adj`, `oom_score_adj_min`, `oom_mm`).
     pub oom: crate::oom_kill::TaskOom,
+    /// What `/proc` shows of the process that nothing else keeps
+    /// (process-wide: Linux keeps its start time in the task).
+    pub proc_info: crate::fs::proc::base::ProcInfo,
 }
 
 /// Whether a process's threads are being ended (Linux
@@ -242,6 +245,7 @@ impl ThreadGroup {
             exit_signal: AtomicU32::new(uapi::signal::SIGCHLD as u32),
             rlim: Mutex::new(Rlimits::init()),
             oom: crate::oom_kill::TaskOom::new(),
+            proc_info: crate::fs::proc::base::ProcInfo::new(),
         })
     }
 

@@ -421,44 +421,6 @@ fn sys_writev_of(fd: i32, iov: &[(u64, u64)]) -> SysResult {
     Ok(done)
 }
 
-/// /proc/PID/status: name, pid, ids, memory (Linux `task_mem`) and
-/// capabilities (Linux `proc_pid_status`'s lines we can fill).
-pub fn status_text(task: &sched::Task) -> String {
-    use core::fmt::Write;
-    let mut s = String::new();
-    let _ = writeln!(s, "Name:\t{}\nPid:\t{}", task.comm(), task.pid);
-    let cred = *task.proc.cred.lock();
-    let _ = writeln!(s, "Uid:\t{}\t{}\t{}\t{}", cred.uid.0, cred.euid.0, cred.suid.0, cred.fsuid.0);
-    let _ = writeln!(s, "Gid:\t{}\t{}\t{}\t{}", cred.gid.0, cred.egid.0, cred.sgid.0, cred.fsgid.0);
-    if let Some(mm) = task.proc.mm() {
-        let m = mm.mmap_read_lock();
-        let kb = |pages: u64| pages * 4;
-        let _ = writeln!(
-            s,
-            "VmSize:\t{:8} kB\nVmHWM:\t{:8} kB\nVmRSS:\t{:8} kB\nRssAnon:\t{:8} kB\nRssFile:\t{:8} kB\nRssShmem:\t{:8} kB\nVmPTE:\t{:8} kB\nVmSwap:\t{:8} kB",
-            kb(m.total_vm()),
-            kb(m.hiwater_rss()),
-            kb(m.rss_pages()),
-            kb(m.counter(mm::mmap::MmCounter::AnonPages)),
-            kb(m.counter(mm::mmap::MmCounter::FilePages)),
-            kb(m.counter(mm::mmap::MmCounter::ShmemPages)),
-            kb(m.nr_ptes()),
-            kb(m.counter(mm::mmap::MmCounter::SwapEnts))
-        );
-    }
-    // Linux `render_cap_t`; no inheritable or ambient sets, a full bounding set.
-    let full = crate::cred::KernelCap::FULL.bits();
-    let _ = writeln!(
-        s,
-        "CapInh:\t{:016x}\nCapPrm:\t{:016x}\nCapEff:\t{:016x}\nCapBnd:\t{full:016x}\nCapAmb:\t{:016x}",
-        0,
-        cred.cap_permitted.bits(),
-        cred.cap_effective.bits(),
-        0
-    );
-    s
-}
-
 fn sys_ioctl(fd: i32, cmd: u64, arg: u64) -> SysResult {
     let f = file(fd)?;
     match (&f.kind, cmd as u32) {

@@ -78,6 +78,7 @@ pub mod swap;
 pub mod swap_state;
 pub mod swapfile;
 pub mod swapops;
+pub mod task_mmu;
 pub mod uaddr;
 pub mod vma;
 pub mod vmalloc;

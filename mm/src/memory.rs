@@ -1905,6 +1905,54 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         let slot = self.pgd.pte_offset(addr, false).ok().flatten()?;
         self.leaf(slot.load(Ordering::Acquire))
     }
+
+    /// Reads `buf.len()` bytes of this address space at `addr` from
+    /// another task (Linux `access_remote_vm` without `FOLL_WRITE` or
+    /// `FOLL_FORCE`, as `/proc/PID/cmdline` reads the arguments): each
+    /// page of a readable VMA is faulted in for reading if no pte maps it
+    /// and copied under the page-table lock, which keeps the pte, and so
+    /// the page, in place. Returns the bytes read: fewer at the first
+    /// page that is not readable or cannot be faulted in. The caller
+    /// holds the mmap lock for reading.
+    pub fn access_remote_vm(&self, addr: u64, buf: &mut [u8]) -> usize {
+        let pgdat = self.pgd.pgdat();
+        let mut done = 0;
+        while done < buf.len() {
+            let Some(at) = addr.checked_add(done as u64).and_then(VirtAddr::new) else { break };
+            let readable = self.vmas.vma_lookup(at).is_some_and(|v| v.flags().contains(VmaFlags::READ));
+            if !readable {
+                break;
+            }
+            let offset = (at.as_u64() % PAGE_SIZE) as usize;
+            let n = (PAGE_SIZE as usize - offset).min(buf.len() - done);
+            let dst = &mut buf[done..done + n];
+            let mut copied = false;
+            for _ in 0..2 {
+                if let Some(slot) = self.pgd.pte_offset(at, false).ok().flatten() {
+                    let _ptl = self.page_table_lock.lock();
+                    if let Some(leaf) = self.leaf(slot.load(Ordering::Acquire))
+                        && !leaf.prot.contains(PgProt::PROTNONE)
+                    {
+                        // SAFETY: the pte maps the page and holds a
+                        // reference to it, and the page-table lock keeps
+                        // the pte until the copy is done; no Rust
+                        // reference points into a user page. Its owner may
+                        // write it meanwhile, which the contract allows.
+                        copied = unsafe { highmem::memcpy_from_page(pgdat, dst, leaf.phys.pfn(), offset) }.is_ok();
+                        break;
+                    }
+                }
+                if self.handle_mm_fault(at, FaultAccess { write: false, exec: false }).is_err() {
+                    break;
+                }
+            }
+            if !copied {
+                break;
+            }
+            done += n;
+        }
+        done
+    }
 }
 
 #[cfg(test)]

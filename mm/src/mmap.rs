@@ -35,7 +35,6 @@
 
 #![forbid(unsafe_code)]
 
-use core::fmt::{self, Write as _};
 use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use uapi::errno::Errno;
@@ -200,7 +199,7 @@ const PROT_BITS: VmaFlags = VmaFlags::READ.union(VmaFlags::WRITE).union(VmaFlags
 
 /// Private writable memory that is not a stack (Linux `is_data_mapping`),
 /// what `RLIMIT_DATA` limits.
-fn is_data_mapping(flags: VmaFlags) -> bool {
+pub(crate) fn is_data_mapping(flags: VmaFlags) -> bool {
     flags & (VmaFlags::WRITE | VmaFlags::SHARED | VmaFlags::GROWSDOWN) == VmaFlags::WRITE
 }
 
@@ -833,48 +832,6 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     pub fn exit_mmap(&mut self) {
         let _ = self.munmap_range(UserRange::ALL);
     }
-
-    /// /proc/PID/maps lines (Linux `show_map_vma`).
-    pub fn show_maps(&self, out: &mut dyn fmt::Write) -> fmt::Result {
-        for v in self.vmas.iter() {
-            let f = v.flags();
-            let flag = |b: VmaFlags, c: char| if f.contains(b) { c } else { '-' };
-            let (offset, name): (u64, &str) = match v.file() {
-                Some(file) => (v.pgoff() << PAGE_SHIFT, file.name()),
-                None => (0, ""),
-            };
-            let start = v.start().as_u64();
-            let end = v.end().as_u64();
-            let label = if v.file().is_some() {
-                name
-            } else if start <= self.layout.start_brk && end >= self.layout.brk && self.layout.brk > 0 {
-                "[heap]"
-            } else if start <= self.layout.start_stack && end >= self.layout.start_stack {
-                "[stack]"
-            } else {
-                ""
-            };
-            // Linux pads the fixed part to 73 columns before a name
-            // (`seq_setwidth(m, 25 + sizeof(void *) * 6 - 1)`, `seq_pad`).
-            let mut head = LineBuf::new();
-            let _ = write!(
-                head,
-                "{start:08x}-{end:08x} {}{}{}{} {offset:08x} 00:00 0",
-                flag(VmaFlags::READ, 'r'),
-                flag(VmaFlags::WRITE, 'w'),
-                flag(VmaFlags::EXEC, 'x'),
-                if f.contains(VmaFlags::MAYSHARE) { 's' } else { 'p' },
-            );
-            out.write_str(head.as_str())?;
-            if label.is_empty() {
-                writeln!(out)?;
-            } else {
-                let pad = 73usize.saturating_sub(head.len).max(1);
-                writeln!(out, "{:pad$}{label}", "")?;
-            }
-        }
-        Ok(())
-    }
 }
 
 impl<F: PteFormat, A: VmaAlloc> Drop for MmStruct<'_, F, A> {
@@ -882,34 +839,6 @@ impl<F: PteFormat, A: VmaAlloc> Drop for MmStruct<'_, F, A> {
     /// page tables and VMAs go with their own values.
     fn drop(&mut self) {
         self.exit_mmap();
-    }
-}
-
-/// A line of at most 96 bytes built on the stack (mm has no allocator).
-struct LineBuf {
-    buf: [u8; 96],
-    len: usize,
-}
-
-impl LineBuf {
-    fn new() -> Self {
-        LineBuf { buf: [0; 96], len: 0 }
-    }
-
-    fn as_str(&self) -> &str {
-        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
-    }
-}
-
-impl fmt::Write for LineBuf {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let end = self.len + s.len();
-        if end > self.buf.len() {
-            return Err(fmt::Error);
-        }
-        self.buf[self.len..end].copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
     }
 }
 

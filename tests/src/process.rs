@@ -85,6 +85,14 @@ fn the_stack_grows_on_demand() {
     check_passes("stack_test", &["stack_test"]);
 }
 
+/// /proc as programs read it: listings, /proc/self, modes, the formats
+/// of status, stat, statm, smaps and smaps_rollup, cmdline, and the
+/// smaps figures and pagemap bits of a region before and after a fork.
+#[ktest(timeout = 120)]
+fn procfs_lists_formats_and_figures_match_linux() {
+    check_passes("proc_test", &["proc_test", "one", "two words"]);
+}
+
 /// Limits, ids, /proc/sys and the syscall number, checking Linux's boot
 /// limits and default sysctls exactly.
 #[ktest(timeout = 120)]

@@ -887,6 +887,18 @@ fn swapoff_poisons_a_page_it_cannot_read_and_the_program_gets_sigbus_at_its_touc
     assert_eq!(kernel::mm::pgdat().node_page_state(mm::vmstat::NodeStatItem::NrSwapcache), 0);
 }
 
+/// /proc/self/pagemap's swapped bit and smaps' Swap and SwapPss for pages
+/// MADV_PAGEOUT sent to swap, before and after a fork shares their slots
+/// (tests/user/proc_test.c's swap part).
+#[ktest(disk = 16, timeout = 120)]
+fn pagemap_and_smaps_show_pages_paged_out_to_swap() {
+    mkswap("vda", "");
+    swapon("/dev/vda", None).expect("swapon /dev/vda");
+    let out = passes("proc_test", &["proc_test", "swap"]);
+    assert!(out.contains("after fork: SwapPss 16 kB"), "the swap part did not run:\n{out}");
+    swapoff("/dev/vda").expect("swapoff");
+}
+
 /// madvise with swap, as on Linux (tests/user/madv_swap_test.c, which
 /// passes on Linux 6.1 with swap on): MADV_PAGEOUT sends pages to swap at
 /// once (VmSwap and pswpout rise) and they come back intact; MADV_DONTNEED

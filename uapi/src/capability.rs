@@ -2,6 +2,8 @@
 //! that the kernel checks (`CAP_*`), and `CAP_LAST_CAP`, which sizes a
 //! full capability set.
 
+/// `CAP_DAC_OVERRIDE`: bypass file read, write and execute permission checks.
+pub const CAP_DAC_OVERRIDE: u32 = 1;
 /// `CAP_SETGID`: set any group id (`setgid`, `setregid`, `setresgid`).
 pub const CAP_SETGID: u32 = 6;
 /// `CAP_SETUID`: set any user id (`setuid`, `setreuid`, `setresuid`).

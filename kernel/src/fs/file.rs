@@ -1,13 +1,13 @@
 //! Open files and descriptor tables (Linux `fs/file.c`, `fs/open.c`,
 //! `fs/read_write.c`, and the pseudo files a test program needs:
-//! `/dev/console`-like standard streams and `/proc/self/maps`).
+//! `/dev/console`-like standard streams and the debugfs and sysfs files
+//! found by path).
 //!
 //! Files are VFS inodes (any mounted file system, read and written
 //! through [`super::read_write`]), character devices opened through their
 //! inodes (served by their drivers, [`super::char_dev`]), the console,
-//! pipes, and snapshots of
-//! generated text (`/proc/self/maps`, `/proc/self/status`,
-//! `/proc/mounts`), made when opened. An open file (Linux `struct file`)
+//! pipes, and snapshots of generated text (the debugfs and sysfs files of
+//! [`super::proc_sysctl`]), made when opened. An open file (Linux `struct file`)
 //! is shared by every descriptor that `fork` or `dup` made from it, with
 //! one offset.
 //!
@@ -52,27 +52,17 @@ pub enum FileKind {
     },
     /// Generated text, snapshot at open.
     Text(Vec<u8>),
-    /// A settable `/proc` file (a sysctl, `/proc/PID/oom_score_adj`)
-    /// opened for writing: each write sets it from the bytes written
-    /// (Linux `proc_sys_write`, `oom_score_adj_write`); reads see `text`,
-    /// the value at open, if it is readable.
+    /// A settable debugfs or mm sysfs file opened for writing: each
+    /// write sets it from the bytes written (Linux `simple_attr_write`,
+    /// `kobj_attr_store`); reads see `text`, the value at open.
     Sysctl {
         /// The value at open (empty for a write-only one).
         text: Vec<u8>,
         /// What a write calls.
-        store: ProcStore,
+        store: SysctlStore,
     },
     /// One end of a pipe.
     Pipe(PipeEnd),
-}
-
-/// What a write to a settable `/proc` file changes.
-#[derive(Clone, Copy)]
-pub enum ProcStore {
-    /// A sysctl, from the text of a number.
-    Sysctl(SysctlStore),
-    /// `/proc/PID/oom_score_adj` of this process.
-    OomScoreAdj(crate::sched::Pid),
 }
 
 /// An open file (Linux `struct file`).
@@ -329,14 +319,10 @@ impl OpenFile {
     }
 }
 
-/// Sets a `/proc` file from the bytes of one write (Linux `proc_sys_write`
-/// with `proc_dointvec`'s parse, `oom_score_adj_write`): the whole
+/// Sets a debugfs or sysfs file from the bytes of one write: the whole
 /// buffer is taken.
-fn sysctl_write(store: ProcStore, buf: &[u8]) -> Result<usize, Errno> {
-    match store {
-        ProcStore::Sysctl(store) => store(core::str::from_utf8(buf).map_err(|_| Errno::EINVAL)?)?,
-        ProcStore::OomScoreAdj(pid) => crate::oom_kill::write_oom_score_adj(pid, buf)?,
-    }
+fn sysctl_write(store: SysctlStore, buf: &[u8]) -> Result<usize, Errno> {
+    store(core::str::from_utf8(buf).map_err(|_| Errno::EINVAL)?)?;
     Ok(buf.len())
 }
 

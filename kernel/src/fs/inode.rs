@@ -197,6 +197,14 @@ pub trait InodeOperations: Send + Sync {
     fn rename(&self, old_name: &[u8], new_dir: &dyn FsInode, new_name: &[u8], flags: RenameFlags) -> Result<(), Errno>;
     /// A symbolic link's target (Linux `get_link`).
     fn readlink(&self) -> Result<Vec<u8>, Errno>;
+    /// Whether the caller may open the file for `mask` (`MAY_READ` 4,
+    /// `MAY_WRITE` 2; Linux `permission`), for a file system that checks
+    /// (proc): EACCES if not. The others leave it to the VFS, which does
+    /// not check mode bits.
+    fn permission(&self, mask: u32) -> Result<(), Errno> {
+        let _ = mask;
+        Ok(())
+    }
 }
 
 /// What a file system's inode does with its data (Linux `struct

@@ -13,7 +13,8 @@
 //!   host-tested `ext2` crate under the VFS, reading ahead straight into
 //!   the page cache through [`mpage`]); [`shrinker`]: what memory
 //!   pressure takes back from their caches; pseudo files: [`pipe`],
-//!   [`proc_sysctl`] and the `/proc` texts of [`syscalls`].
+//!   [`proc`] (the proc file system on `/proc`, with [`proc_sysctl`]'s
+//!   table under `/proc/sys`).
 //! - Devices: [`blkdev`] (disks by name, a RAM disk), [`loopdev`];
 //!   [`char_dev`] (character devices by number) and [`devtmpfs`] (`/dev`).
 //!
@@ -21,9 +22,9 @@
 //! shrinker, makes the root, a tmpfs
 //! instance, and unpacks the initramfs the bootloader loaded into it,
 //! then gives the ramdisk's memory back ([`initramfs`], Linux
-//! `init/initramfs.c` `populate_rootfs`); mounts [`devtmpfs`] on `/dev`
-//! and a tmpfs on `/dev/shm`; then `mount=DEV:DIR` options of the command
-//! line are mounted (ext2).
+//! `init/initramfs.c` `populate_rootfs`); mounts [`devtmpfs`] on `/dev`,
+//! a tmpfs on `/dev/shm` and proc on `/proc`; then `mount=DEV:DIR`
+//! options of the command line are mounted (ext2).
 //!
 //! # Lock order (outermost first)
 //!
@@ -59,6 +60,7 @@ pub mod mpage;
 pub mod namei;
 pub mod namespace;
 pub mod pipe;
+pub mod proc;
 pub mod proc_sysctl;
 pub mod ramfs;
 pub mod read_write;
@@ -73,7 +75,19 @@ pub fn init() {
     shrinker::register();
     initramfs::populate_rootfs();
     devtmpfs::devtmpfs_mount();
+    mount_proc();
     mount_from_cmdline();
+}
+
+/// Mounts the proc file system on `/proc` (Linux leaves this to user
+/// space's init).
+fn mount_proc() {
+    let result = namespace::root()
+        .and_then(|root| namei::path_lookupat(&root, b"/proc", true))
+        .and_then(|target| namespace::do_mount("proc", target, "proc", namespace::MountFlags::default(), ""));
+    if let Err(e) = result {
+        warn!("mount: cannot mount proc on /proc: {e}");
+    }
 }
 
 /// Mounts each `mount=DEV:DIR` of the command line as ext2 (the

@@ -304,7 +304,8 @@ pub fn kern_mount(sb: Arc<SuperBlock>, source: &str) -> Result<Arc<Mount>, Errno
 /// mounted already or holds a swap area), `tmpfs` and `ramfs` make an
 /// empty instance, `tmpfs` with the options of `data`
 /// ([`TmpfsOptions`]), `devtmpfs` mounts the one instance of
-/// [`super::devtmpfs`]; any other type is ENODEV. `data` is ignored by the
+/// [`super::devtmpfs`], `proc` a view of the proc file system
+/// ([`super::proc`]); any other type is ENODEV. `data` is ignored by the
 /// other types.
 pub fn do_mount(source: &str, target: Path, fstype: &str, flags: MountFlags, data: &str) -> Result<(), Errno> {
     let target_name = super::namei::d_path(&target)?;
@@ -336,6 +337,7 @@ pub fn do_mount(source: &str, target: Path, fstype: &str, flags: MountFlags, dat
             get_anon_dev(),
             super::ramfs::new_instance("ramfs", uapi::fs::RAMFS_MAGIC, 0o1777, super::ramfs::Storage::Heap),
         ),
+        "proc" => SuperBlock::new(get_anon_dev(), super::proc::new_instance()),
         _ => return Err(Errno::ENODEV),
     };
     let result = do_add_mount(sb.clone(), target, target_name, source, flags.read_only);

@@ -31,9 +31,19 @@
 //! `true` for VMA-based swap readahead, the default, `false` for
 //! cluster-based), with no sysfs mounted.
 //!
-//! Differences from Linux: reads are snapshots made at open; only the
-//! settable files can be opened for writing (the others EACCES, where
-//! Linux lets root write most of them); `drop_caches` drops the page
+//! The files are served by the proc file system under `/proc/sys`
+//! ([`super::proc`]), which reads [`SYSCTLS`] for its directories and
+//! files and gives each its mode ([`Sysctl::mode`]).
+//!
+//! Differences from Linux: the debugfs and sysfs files are snapshots made
+//! at open; only the settable files can be opened for writing (the others
+//! are 0444 and EACCES, where Linux has 0644 for `max_map_count`,
+//! `overcommit_*`, `mmap_min_addr`, `legacy_va_layout`,
+//! `randomize_va_space`, `hostname`, `threads-max`, `nr_open` and
+//! `tainted`); `kernel.pid_max` takes Linux's range (301 to 4194304) but
+//! bounds nothing, pids being handed out upwards and never reused
+//! ([`crate::sched::alloc_pid`]); `kernel.tainted` is 0, nothing taints
+//! this kernel; `drop_caches` drops the page
 //! cache and slabs whatever the value 1 to 4; `overcommit_memory` reads 0 (heuristic) but
 //! no mmap is ever refused for overcommit (Linux `__vm_enough_memory`);
 //! `max_map_count` is the limit the mm enforces
@@ -44,6 +54,7 @@
 
 use alloc::format;
 use alloc::string::String;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use uapi::errno::Errno;
 
@@ -60,6 +71,20 @@ pub struct Sysctl {
     /// Sets it from the text of a number (Linux's `proc_handler` on a
     /// write), if it can be set: EINVAL for what Linux refuses.
     pub store: Option<SysctlStore>,
+}
+
+impl Sysctl {
+    /// Its permission bits as Linux's table gives them: 0200 for a
+    /// write-only one, 0644 if it can be set, else 0444 (where Linux has
+    /// 0644 for a sysctl we keep fixed, ours is 0444: see the module
+    /// doc).
+    pub fn mode(&self) -> u32 {
+        match (self.readable, self.store.is_some()) {
+            (false, _) => 0o200,
+            (true, true) => 0o644,
+            (true, false) => 0o444,
+        }
+    }
 }
 
 /// How a settable sysctl takes a new value from its text.
@@ -113,12 +138,37 @@ fn set_node_value(
     f(pgdat, u64::from(value)).map_err(|_| Errno::EINVAL)
 }
 
+/// Linux `PID_MAX_DEFAULT`: `kernel.pid_max` at boot (Linux raises it to
+/// 1024 per possible CPU beyond 32 CPUs).
+const PID_MAX_DEFAULT: u32 = 0x8000;
+
+/// The bounds a write to `kernel.pid_max` must keep (Linux `pid_max_min`,
+/// `RESERVED_PIDS + 1`, and `pid_max_max`, `PID_MAX_LIMIT` on 64-bit).
+const PID_MAX_MIN: u32 = 301;
+const PID_MAX_LIMIT: u32 = 4 * 1024 * 1024;
+
+/// `kernel.pid_max` (Linux `pid_max`).
+static PID_MAX: AtomicU32 = AtomicU32::new(PID_MAX_DEFAULT);
+
 /// Every `/proc/sys` file, sorted by path.
 pub static SYSCTLS: &[Sysctl] = &[
     Sysctl { readable: true, path: "fs/nr_open", show: || line(crate::resource::SYSCTL_NR_OPEN), store: None },
     Sysctl { readable: true, path: "kernel/hostname", show: || line(crate::syscall::UTS_NODENAME), store: None },
     Sysctl { readable: true, path: "kernel/osrelease", show: || line(crate::syscall::UTS_RELEASE), store: None },
     Sysctl { readable: true, path: "kernel/ostype", show: || line(crate::syscall::UTS_SYSNAME), store: None },
+    Sysctl {
+        readable: true,
+        path: "kernel/pid_max",
+        show: || line(PID_MAX.load(Ordering::Relaxed)),
+        store: Some(|t| {
+            let v = parse_int(t)?;
+            if !(PID_MAX_MIN..=PID_MAX_LIMIT).contains(&v) {
+                return Err(Errno::EINVAL);
+            }
+            PID_MAX.store(v, Ordering::Relaxed);
+            Ok(())
+        }),
+    },
     Sysctl { readable: true, path: "kernel/randomize_va_space", show: || line(0), store: None },
     Sysctl {
         readable: true,
@@ -138,6 +188,7 @@ pub static SYSCTLS: &[Sysctl] = &[
         show: || line(crate::ipc::shm::shmmni()),
         store: Some(|t| crate::ipc::shm::set_shmmni(u64::from(parse_int(t)?))),
     },
+    Sysctl { readable: true, path: "kernel/tainted", show: || line(0), store: None },
     Sysctl { readable: true, path: "kernel/threads-max", show: || line(crate::resource::max_threads()), store: None },
     Sysctl {
         readable: true,

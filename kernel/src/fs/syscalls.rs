@@ -27,7 +27,7 @@ use uapi::errno::Errno;
 use uapi::fcntl::*;
 
 use super::char_dev::CharDev;
-use super::file::{FileKind, OpenFile, ProcStore};
+use super::file::{FileKind, OpenFile};
 use super::inode::{Kstat, RenameFlags, SetAttr};
 use super::namei::{self, Last};
 use super::namespace::{self, MountFlags, Path};
@@ -124,101 +124,25 @@ pub fn sys_openat(dirfd: i32, path: u64, flags: u32, mode: u32) -> SysResult {
     me.proc.files.lock().install(OpenFile::new_named(kind, stored, name), cloexec, nofile).map(|fd| fd as u64)
 }
 
-/// The generated `/proc` files and the debugfs file, which have no
-/// inodes (see [`super::proc_sysctl`]).
+/// The debugfs and mm sysfs files, which have no inodes and are found
+/// by their paths (see [`super::proc_sysctl`]); `/proc` is a mounted file
+/// system ([`super::proc`]).
 fn proc_file(path: &[u8], flags: u32) -> Result<Option<FileKind>, Errno> {
     let Ok(abs) = core::str::from_utf8(path) else { return Ok(None) };
-    let writing = flags & O_ACCMODE != O_RDONLY;
-    if let Some(sysctl) = super::proc_sysctl::lookup(abs) {
-        let reading = flags & O_ACCMODE != O_WRONLY;
-        // Linux's mode bits, which bind root too: 0444, 0644 or 0200.
-        if reading && !sysctl.readable || writing && sysctl.store.is_none() {
-            return Err(Errno::EACCES);
-        }
-        let text = if reading { (sysctl.show)().into_bytes() } else { Vec::new() };
-        return Ok(Some(match sysctl.store {
-            Some(store) if writing => FileKind::Sysctl { text, store: ProcStore::Sysctl(store) },
-            _ => FileKind::Text(text),
-        }));
-    }
-    if !abs.starts_with("/proc/") {
+    if !abs.starts_with("/sys/") {
         return Ok(None);
     }
-    if let Some(kind) = proc_pid_oom_file(abs, flags)? {
-        return Ok(Some(kind));
-    }
-    let text = match abs {
-        "/proc/self/maps" => {
-            // A line per VMA, up to vm.max_map_count of them: the text
-            // grows fallibly, and a failure is ENOMEM, not a panic.
-            let mm = sched::current().proc.mm().ok_or(Errno::ENOENT)?;
-            let mut text = TryString::default();
-            mm.mmap_read_lock().show_maps(&mut text).map_err(|_| Errno::ENOMEM)?;
-            text.0
-        }
-        "/proc/self/status" => crate::syscall::status_text(&sched::current()),
-        "/proc/mounts" | "/proc/self/mounts" => namespace::proc_mounts(),
-        "/proc/meminfo" => proc_text(&crate::mm::meminfo())?,
-        "/proc/swaps" => proc_text(&crate::swapfile::ProcSwaps)?,
-        "/proc/vmstat" => proc_text(&mm::vmstat::Vmstat(crate::mm::pgdat()))?,
-        "/proc/zoneinfo" => proc_text(&mm::vmstat::Zoneinfo(crate::mm::pgdat()))?,
-        "/proc/buddyinfo" => proc_text(&mm::vmstat::Buddyinfo(crate::mm::pgdat()))?,
-        _ => return Err(Errno::ENOENT),
-    };
-    if writing {
+    let Some(sysctl) = super::proc_sysctl::lookup(abs) else { return Ok(None) };
+    let writing = flags & O_ACCMODE != O_RDONLY;
+    let reading = flags & O_ACCMODE != O_WRONLY;
+    // Linux's mode bits, which bind root too: 0444, 0644 or 0200.
+    if reading && !sysctl.readable || writing && sysctl.store.is_none() {
         return Err(Errno::EACCES);
     }
-    Ok(Some(FileKind::Text(text.into_bytes())))
-}
-
-/// The text of a generated report, ENOMEM if it cannot grow.
-fn proc_text(report: &dyn core::fmt::Display) -> Result<String, Errno> {
-    let mut text = TryString::default();
-    core::fmt::write(&mut text, format_args!("{report}")).map_err(|_| Errno::ENOMEM)?;
-    Ok(text.0)
-}
-
-/// A `String` whose every growth is fallible: a failed reservation is
-/// `fmt::Error`.
-#[derive(Default)]
-struct TryString(String);
-
-impl core::fmt::Write for TryString {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        self.0.try_reserve(s.len()).map_err(|_| core::fmt::Error)?;
-        self.0.push_str(s);
-        Ok(())
-    }
-}
-
-/// `/proc/PID/oom_score` (0444) and `/proc/PID/oom_score_adj` (0644),
-/// `PID` a number or `self` (Linux `fs/proc/base.c`); `None` for other
-/// paths, `ENOENT` for a task that does not exist.
-fn proc_pid_oom_file(abs: &str, flags: u32) -> Result<Option<FileKind>, Errno> {
-    let Some((pid, file)) = abs.strip_prefix("/proc/").and_then(|rest| rest.split_once('/')) else {
-        return Ok(None);
-    };
-    if file != "oom_score" && file != "oom_score_adj" {
-        return Ok(None);
-    }
-    let task = match pid {
-        "self" => sched::current(),
-        _ => pid.parse::<sched::Pid>().ok().and_then(sched::find_task_by_pid).ok_or(Errno::ENOENT)?,
-    };
-    let reading = flags & O_ACCMODE != O_WRONLY;
-    let writing = flags & O_ACCMODE != O_RDONLY;
-    let text = |v: &dyn core::fmt::Display| if reading { alloc::format!("{v}\n").into_bytes() } else { Vec::new() };
-    Ok(Some(match file {
-        "oom_score" if writing => return Err(Errno::EACCES),
-        "oom_score" => FileKind::Text(text(&crate::oom_kill::proc_oom_score(&task))),
-        _ => {
-            let adj = text(&task.proc.group.oom.score_adj().adj);
-            if writing {
-                FileKind::Sysctl { text: adj, store: ProcStore::OomScoreAdj(task.pid) }
-            } else {
-                FileKind::Text(adj)
-            }
-        }
+    let text = if reading { (sysctl.show)().into_bytes() } else { Vec::new() };
+    Ok(Some(match sysctl.store {
+        Some(store) if writing => FileKind::Sysctl { text, store },
+        _ => FileKind::Text(text),
     }))
 }
 
@@ -292,6 +216,8 @@ fn do_filp_open(dirfd: i32, path: &[u8], flags: u32, mode: u32) -> Result<(FileK
         uapi::stat::S_IFBLK | uapi::stat::S_IFIFO | uapi::stat::S_IFSOCK => return Err(Errno::ENXIO),
         _ => {}
     }
+    let mask = if flags & O_ACCMODE != O_WRONLY { super::proc::MAY_READ } else { 0 };
+    target.inode.ops.permission(mask | if write { super::proc::MAY_WRITE } else { 0 })?;
     if write {
         target.want_write()?;
     }

@@ -268,7 +268,7 @@ impl SwapBackend for SimSwap {
 }
 
 /// Puts `entry` in the pte at `addr` as swap-out would, with its count.
-fn swap_out_pte(mm: &Mm<'_>, swap: &SimSwap, addr: u64, entry: SwpEntry) {
+pub(crate) fn swap_out_pte(mm: &Mm<'_>, swap: &SimSwap, addr: u64, entry: SwpEntry) {
     let slot = mm.pgd.pte_offset(VirtAddr::expect_canonical(addr), true).unwrap().unwrap();
     slot.store(mm.pgd.format().encode_swp(entry), Ordering::Release);
     swap.slots.lock().unwrap().entry(key(entry)).or_default().count += 1;
@@ -283,7 +283,7 @@ fn entry_at(mm: &Mm<'_>, addr: u64) -> Option<SwpEntry> {
     }
 }
 
-fn registered(env: &Env<'_>) -> &'static SimSwap {
+pub(crate) fn registered(env: &Env<'_>) -> &'static SimSwap {
     let swap = SimSwap::leaked(1 << 16);
     env.pgdat.set_swap_backend(swap);
     swap
