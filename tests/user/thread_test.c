@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #include "utest.h"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -69,6 +70,133 @@ static void test_ids(void)
 	CHECK(ids.pid == getpid(), "a thread's getpid is the process's (%d, %d)", ids.pid, getpid());
 	CHECK(ids.tid != getpid() && ids.tid > 0, "a thread has a tid of its own (%d)", ids.tid);
 	CHECK(ids.ppid == getppid(), "a thread's getppid is the process's parent");
+}
+
+/* ---- /proc with threads, and the futex-based pthread primitives ---- */
+
+static atomic_int proc_threads_stop;
+static atomic_int proc_threads_ready;
+
+static void *proc_sleeper(void *arg)
+{
+	atomic_int *tid = arg;
+	atomic_store(tid, sys_gettid());
+	atomic_fetch_add(&proc_threads_ready, 1);
+	while (!atomic_load(&proc_threads_stop))
+		sleep_ms(1);
+	return NULL;
+}
+
+/* The number after "Threads:" in /proc/self/status, or -1. */
+static int status_threads(void)
+{
+	char buf[4096];
+	if (utest_read_file("/proc/self/status", buf, sizeof(buf)) <= 0)
+		return -1;
+	char *at = strstr(buf, "\nThreads:\t");
+	return at ? atoi(at + 10) : -1;
+}
+
+/* Whether /proc/self/task lists exactly `n` threads, `tids` among them. */
+static int task_dir_lists(const atomic_int *tids, int n)
+{
+	DIR *d = opendir("/proc/self/task");
+	int found = 0, entries = 0;
+	struct dirent *e;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		entries++;
+		int tid = atoi(e->d_name);
+		if (tid == getpid())
+			found++;
+		for (int i = 0; i < n - 1; i++)
+			if (tid == atomic_load(&tids[i]))
+				found++;
+	}
+	closedir(d);
+	return entries == n && found == n;
+}
+
+static pthread_mutex_t counter_lock = PTHREAD_MUTEX_INITIALIZER;
+static long counter;
+
+static void *count_up(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 20000; i++) {
+		pthread_mutex_lock(&counter_lock);
+		counter++;
+		pthread_mutex_unlock(&counter_lock);
+	}
+	return NULL;
+}
+
+static pthread_mutex_t pp_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pp_cond = PTHREAD_COND_INITIALIZER;
+static int pp_turn, pp_rounds;
+
+static void *ping_pong(void *arg)
+{
+	int me = (int)(uintptr_t)arg;
+	for (int i = 0; i < 500; i++) {
+		pthread_mutex_lock(&pp_lock);
+		while (pp_turn != me)
+			pthread_cond_wait(&pp_cond, &pp_lock);
+		pp_turn = !me;
+		pp_rounds++;
+		pthread_cond_broadcast(&pp_cond);
+		pthread_mutex_unlock(&pp_lock);
+	}
+	return NULL;
+}
+
+static void test_proc_and_sync(void)
+{
+	enum { N = 3 };
+	static atomic_int tids[N];
+	pthread_t t[N];
+
+	CHECK(status_threads() == 1, "/proc/self/status says Threads: 1 (%d)", status_threads());
+	atomic_store(&proc_threads_stop, 0);
+	atomic_store(&proc_threads_ready, 0);
+	for (int i = 0; i < N; i++)
+		pthread_create(&t[i], NULL, proc_sleeper, &tids[i]);
+	while (atomic_load(&proc_threads_ready) < N)
+		sleep_ms(1);
+	CHECK(status_threads() == N + 1, "/proc/self/status says Threads: %d with %d threads (%d)", N + 1, N + 1,
+	      status_threads());
+	CHECK(task_dir_lists(tids, N + 1), "/proc/self/task lists the %d thread ids", N + 1);
+	char path[64], buf[256];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", atomic_load(&tids[0]));
+	long len = utest_read_file(path, buf, sizeof(buf));
+	char prefix[32];
+	snprintf(prefix, sizeof(prefix), "%d (", atomic_load(&tids[0]));
+	CHECK(len > 0 && strncmp(buf, prefix, strlen(prefix)) == 0, "%s starts with the thread's id", path);
+	atomic_store(&proc_threads_stop, 1);
+	for (int i = 0; i < N; i++)
+		pthread_join(t[i], NULL);
+	CHECK(status_threads() == 1, "Threads: 1 again after the joins (%d)", status_threads());
+
+	pthread_t c[NTHREADS];
+	counter = 0;
+	for (int i = 0; i < NTHREADS; i++)
+		pthread_create(&c[i], NULL, count_up, NULL);
+	for (int i = 0; i < NTHREADS; i++)
+		pthread_join(c[i], NULL);
+	CHECK(counter == NTHREADS * 20000L, "a pthread mutex keeps %d threads' increments apart (%ld)", NTHREADS,
+	      counter);
+	pthread_t a, b;
+	pp_turn = 0;
+	pp_rounds = 0;
+	pthread_create(&a, NULL, ping_pong, (void *)0);
+	pthread_create(&b, NULL, ping_pong, (void *)1);
+	pthread_join(a, NULL);
+	pthread_join(b, NULL);
+	CHECK(pp_rounds == 1000, "a condition variable hands the turn back and forth 1000 times (%d)", pp_rounds);
 }
 
 /* ---- the concurrent address-space model ---- */
@@ -585,6 +713,7 @@ int main(int argc, char **argv)
 	utest_start(argv[0]);
 	self_path = argv[0];
 	test_ids();
+	test_proc_and_sync();
 	test_model();
 	test_change_under_user(UNMAP);
 	test_change_under_user(PROTECT);
