@@ -1751,7 +1751,7 @@ the address of its Task. ">" marks the current task of the selected CPU."""
         for task in all_tasks():
             addr = int(task.address) & MASK64
             state = TASK_STATE_LETTERS.get(states.get(scalar(field(task, "state"))), "?")
-            if scalar(fields(task, "proc.zombie")):
+            if scalar(field(arc_data(fields(task, "proc.group")), "zombie")):
                 state = "Z"
             now = f"cpu{running[addr]}" if addr in running else "-"
             mode = "user" if scalar(field(task, "user")) else "kernel"
