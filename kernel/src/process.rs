@@ -635,7 +635,10 @@ fn exit_notify(group: &ThreadGroup) {
     };
     group.exit_status.store(status, Ordering::Release);
     group.zombie.store(true, Ordering::Release);
-    if let Some(parent) = group.parent.lock().upgrade() {
+    // Taken out of its lock first: the wake-up and the signal take the
+    // parent's locks.
+    let parent = group.parent.lock().upgrade();
+    if let Some(parent) = parent {
         parent.child_exit.wake_up_all();
         let sig = group.exit_signal.load(Ordering::Relaxed);
         let first = parent.threads.lock().first().cloned();
