@@ -219,6 +219,7 @@ pub fn kernel_execve(path: &str, argv: &[Vec<u8>], envp: &[Vec<u8>], frame: &mut
     }
     // Point of no return (Linux `begin_new_exec`): the old program goes.
     crate::process::release_child_tid(&me);
+    me.proc.sys.exec(&me);
     crate::process::replace_mm(&me, Some(new_mm.clone()));
     crate::process::mm_release(&me);
     *me.proc.cred.lock() = cred;

@@ -86,6 +86,10 @@ pub struct Process {
     /// `oom_score_adj` and whether the OOM killer chose it (Linux
     /// `signal->oom_score_adj`, `oom_score_adj_min`, `oom_mm`).
     pub oom: crate::oom_kill::TaskOom,
+    /// Process group, session, timers and children's usage: process-wide,
+    /// Linux `signal_struct`'s `pids[PIDTYPE_PGID/SID]`, `leader`,
+    /// `real_timer`, `it[]`, `posix_timers`, `cutime`..., `maxrss`.
+    pub sys: crate::sys::ProcSys,
 }
 
 /// A one-shot event (Linux `struct completion`).
@@ -146,6 +150,7 @@ impl Process {
             rlim: Mutex::new(Rlimits::init()),
             cred: SpinLock::new(Cred::root()),
             oom: crate::oom_kill::TaskOom::new(),
+            sys: crate::sys::ProcSys::default(),
         }
     }
 
@@ -294,6 +299,7 @@ pub fn do_fork(frame: &crate::arch::x86_64::entry::TrapFrame, args: &CloneArgs) 
     *child.proc.rlim.lock() = *parent.proc.rlim.lock();
     *child.proc.cred.lock() = *parent.proc.cred.lock();
     child.proc.oom.inherit(&parent.proc.oom);
+    child.proc.sys.fork_from(&parent.proc.sys);
     crate::resource::sync_mm_limits(&child.proc);
     *child.proc.parent.lock() = Arc::downgrade(&parent);
     child.fs_base.store(args.tls.unwrap_or_else(|| parent.fs_base.load(Ordering::Relaxed)), Ordering::Relaxed);
@@ -364,6 +370,7 @@ pub fn do_exit(status: u32) -> ! {
     let fs = core::mem::take(&mut *me.proc.fs.lock());
     drop(fs);
     release_child_tid(&me);
+    me.proc.sys.exit(&me);
     replace_mm(&me, None);
     crate::oom_kill::exit_oom_victim(&me);
     mm_release(&me);
@@ -395,14 +402,23 @@ pub struct Reaped {
     pub pid: u32,
     /// Its wait status.
     pub status: u32,
+    /// Its resource usage with its reaped children's.
+    pub rusage: uapi::resource::Rusage,
 }
 
 /// Waits for a child to exit (Linux `do_wait`): `pid` > 0 for that child,
-/// -1 (or 0: no process groups) for any. `None` with `nohang` when none
-/// has exited yet.
+/// -1 for any, 0 for any in the caller's process group, below -1 for any
+/// in the group `-pid`. `None` with `nohang` when none has exited yet.
+/// The reaped child's usage joins the caller's children's.
 pub fn do_wait(pid: i32, nohang: bool) -> Result<Option<Reaped>, Errno> {
     let me = sched::current();
-    let matches = |t: &Arc<Task>| pid <= 0 || t.pid == pid as u32;
+    let my_pgrp = me.proc.sys.pgrp();
+    let matches = |t: &Arc<Task>| match pid {
+        -1 => true,
+        0 => t.proc.sys.pgrp() == my_pgrp,
+        p if p < 0 => t.proc.sys.pgrp() == p.unsigned_abs(),
+        p => t.pid == p as u32,
+    };
     let mut reaped = None;
     let mut no_child = false;
     let completed = me.proc.child_exit.wait_event_with(
@@ -429,7 +445,8 @@ pub fn do_wait(pid: i32, nohang: bool) -> Result<Option<Reaped>, Errno> {
     }
     let reaped = reaped.map(|child| {
         child.wait_inactive();
-        Reaped { pid: child.pid, status: child.proc.exit_status.load(Ordering::Acquire) }
+        let rusage = me.proc.sys.reap(&child);
+        Reaped { pid: child.pid, status: child.proc.exit_status.load(Ordering::Acquire), rusage }
     });
     // The child's last reference went just now (Linux `release_task`):
     // its entry on the task list goes too.
@@ -511,6 +528,7 @@ pub fn spawn_user_on(cpu: u32, path: &str, argv: &[&str], capture: Option<Captur
     };
     *task.proc.files.lock() = FdTable::with_console();
     *task.proc.capture.lock() = capture;
+    task.proc.sys.new_session(task.pid);
     *task.proc.parent.lock() = Arc::downgrade(&parent);
     parent.proc.children.lock().push(task.clone());
     sched::wake_up_new_task(&task);

@@ -4,10 +4,21 @@
 //! handler entered through an `rt_sigframe` on the user stack; and
 //! `rt_sigreturn`.
 //!
+//! Waiting for signals: `rt_sigtimedwait` dequeues a pending signal of
+//! its set (blocked, as callers are expected to block them) or sleeps
+//! until one comes, another unblocked signal interrupts it (EINTR) or the
+//! timeout passes (EAGAIN); `rt_sigsuspend` sleeps under a temporary mask
+//! that the handler's frame records as the one to restore (Linux
+//! `saved_sigmask` with `TIF_RESTORE_SIGMASK`); `pause` sleeps for any
+//! signal. `kill` reaches a process, the caller's or another process
+//! group, or every process but init and the caller
+//! ([`kill_something_info`]).
+//!
 //! Differences: one pending instance per signal (real-time signals are not
 //! queued), no stop/continue (`SIGSTOP`-class defaults are treated as
-//! ignore), no alternate signal stacks, no core dumps (a "core" default
-//! terminates with the core bit clear).
+//! ignore), no alternate signal stacks (`sigaltstack` is accepted and
+//! does nothing), no core dumps (a "core" default terminates with the
+//! core bit clear).
 
 #![forbid(unsafe_code)]
 
@@ -41,18 +52,28 @@ pub struct SignalState {
     pub pending: u64,
     /// Fault details of a pending synchronous signal (SIGSEGV...).
     pub info: [Option<SigInfo>; 64],
+    /// The mask to restore after the next handler, or on the way to user
+    /// mode if none runs (Linux `saved_sigmask` under
+    /// `TIF_RESTORE_SIGMASK`): set by `rt_sigsuspend`.
+    pub saved_sigmask: Option<u64>,
 }
 
 impl Default for SignalState {
     fn default() -> Self {
-        SignalState { action: [KernelSigaction::default(); 64], blocked: 0, pending: 0, info: [None; 64] }
+        SignalState {
+            action: [KernelSigaction::default(); 64],
+            blocked: 0,
+            pending: 0,
+            info: [None; 64],
+            saved_sigmask: None,
+        }
     }
 }
 
 impl SignalState {
     /// The child's copy at fork: handlers and mask, nothing pending.
     pub fn fork_copy(&self) -> SignalState {
-        SignalState { action: self.action, blocked: self.blocked, pending: 0, info: [None; 64] }
+        SignalState { action: self.action, blocked: self.blocked, pending: 0, info: [None; 64], saved_sigmask: None }
     }
 
     /// execve: caught signals go back to their default action (Linux
@@ -72,10 +93,12 @@ fn valid(sig: i32) -> bool {
 
 /// Marks `sig` pending for `task` and wakes it from an interruptible sleep
 /// (Linux `send_signal` + `signal_wake_up`). `info` defaults to a
-/// kernel-sent siginfo.
-pub fn send_signal(task: &Arc<Task>, sig: i32, info: Option<SigInfo>) {
+/// kernel-sent siginfo. Returns false if the signal was dropped because
+/// the task ignores it; a blocked signal is never ignored, as its handler
+/// may change before it is unblocked (Linux `sig_ignored`).
+pub fn send_signal(task: &Arc<Task>, sig: i32, info: Option<SigInfo>) -> bool {
     if !valid(sig) {
-        return;
+        return false;
     }
     {
         let mut s = task.proc.signal.lock();
@@ -84,13 +107,14 @@ pub fn send_signal(task: &Arc<Task>, sig: i32, info: Option<SigInfo>) {
             SIG_DFL => matches!(default_action(sig), Some(SigDefault::Ign | SigDefault::Stop | SigDefault::Cont)),
             _ => false,
         };
-        if ignored && sig != SIGKILL {
-            return;
+        if ignored && sig != SIGKILL && s.blocked & sigmask(sig) == 0 {
+            return false;
         }
         s.pending |= sigmask(sig);
         s.info[(sig - 1) as usize] = Some(info.unwrap_or_else(|| SigInfo::new(sig, SI_KERNEL)));
     }
     crate::sched::wait::signal_wake_up(task);
+    true
 }
 
 /// Whether `task` is being killed: `SIGKILL` is pending (Linux
@@ -164,20 +188,38 @@ enum Action {
     Handle(i32, KernelSigaction, SigInfo),
 }
 
-fn dequeue(task: &Task) -> Option<Action> {
-    let mut s = task.proc.signal.lock();
-    let ready = s.pending & !(s.blocked & !UNBLOCKABLE);
+/// Takes the next pending signal of `allowed` off `s` (Linux
+/// `__dequeue_signal`): synchronous fault signals first, then the lowest
+/// number (Linux `next_signal`).
+fn take_signal(s: &mut SignalState, allowed: u64) -> Option<(i32, SigInfo)> {
+    let ready = s.pending & allowed;
     if ready == 0 {
         return None;
     }
-    // Synchronous fault signals first, then the lowest number (Linux
-    // `next_signal`).
     let sync = ready & (sigmask(SIGSEGV) | sigmask(SIGBUS) | sigmask(SIGILL) | sigmask(SIGFPE) | sigmask(SIGTRAP));
     let pick = if sync != 0 { sync } else { ready };
     let sig = pick.trailing_zeros() as i32 + 1;
-    let i = (sig - 1) as usize;
     s.pending &= !sigmask(sig);
-    let info = s.info[i].take().unwrap_or_else(|| SigInfo::new(sig, SI_KERNEL));
+    let info = s.info[(sig - 1) as usize].take().unwrap_or_else(|| SigInfo::new(sig, SI_KERNEL));
+    Some((sig, info))
+}
+
+/// Dequeues the next pending signal of `allowed` for the running `task`
+/// (Linux `dequeue_signal`), then lets the timers see it (a periodic
+/// timer restarts at its signal, [`crate::time::signal_dequeued`]) with
+/// the signal lock released.
+pub fn dequeue_signal(task: &Arc<Task>, allowed: u64) -> Option<(i32, SigInfo)> {
+    let taken = take_signal(&mut task.proc.signal.lock(), allowed);
+    let (sig, mut info) = taken?;
+    crate::time::signal_dequeued(task, sig, &mut info);
+    Some((sig, info))
+}
+
+fn dequeue(task: &Arc<Task>) -> Option<Action> {
+    let allowed = !(task.proc.signal.lock().blocked & !UNBLOCKABLE);
+    let (sig, info) = dequeue_signal(task, allowed)?;
+    let i = (sig - 1) as usize;
+    let mut s = task.proc.signal.lock();
     let act = s.action[i];
     match act.sa_handler {
         SIG_IGN => Some(Action::Handle(0, act, info)),
@@ -219,6 +261,12 @@ pub fn do_signal(frame: &mut TrapFrame) {
             }
         }
     }
+    // No handler will restore it: the mask `rt_sigsuspend` replaced comes
+    // back now (Linux `restore_saved_sigmask`).
+    let mut s = me.proc.signal.lock();
+    if let Some(mask) = s.saved_sigmask.take() {
+        s.blocked = mask;
+    }
 }
 
 /// Builds the `rt_sigframe` on the user stack and points the frame at the
@@ -242,7 +290,12 @@ fn setup_rt_frame(
     let mut fx = FxArea::initial();
     crate::arch::x86_64::switch::fxsave(&mut fx);
     copy_to_user(fpstate, &fx.0)?;
-    let blocked = me.proc.signal.lock().blocked;
+    // The mask to restore at `rt_sigreturn`: the one `rt_sigsuspend`
+    // replaced, if any (Linux `sigmask_to_save`).
+    let blocked = {
+        let s = me.proc.signal.lock();
+        s.saved_sigmask.unwrap_or(s.blocked)
+    };
     let mc = Sigcontext {
         r8: frame.r8,
         r9: frame.r9,
@@ -289,6 +342,7 @@ fn setup_rt_frame(
     write_user(sp, &rt)?;
     {
         let mut s = me.proc.signal.lock();
+        s.saved_sigmask = None;
         s.blocked |= act.sa_mask;
         if act.sa_flags & SA_NODEFER == 0 {
             s.blocked |= sigmask(sig);
@@ -346,4 +400,171 @@ pub fn sys_rt_sigreturn(frame: &mut TrapFrame) -> Result<u64, Errno> {
         crate::arch::x86_64::switch::fxrstor(&fx);
     }
     Ok(mc.rax)
+}
+
+/// Linux `kill_ok_by_cred` and `check_kill_permission`: the caller may
+/// signal `target` if it is the caller, if the caller's real or effective
+/// uid is the target's real or saved uid, or with `CAP_KILL`; `SIGCONT`
+/// also within the caller's session.
+fn check_kill_permission(sig: i32, target: &Task) -> Result<(), Errno> {
+    let me = sched::current();
+    if target.pid == me.pid {
+        return Ok(());
+    }
+    let cred = *me.proc.cred.lock();
+    let tcred = *target.proc.cred.lock();
+    let ok = [cred.euid, cred.uid].iter().any(|&u| u == tcred.suid || u == tcred.uid)
+        || cred.capable(uapi::capability::CAP_KILL)
+        || (sig == SIGCONT && target.proc.sys.session() == me.proc.sys.session());
+    if ok { Ok(()) } else { Err(Errno::EPERM) }
+}
+
+/// Linux `group_send_sig_info` from `kill`: the permission check, then,
+/// unless `sig` is 0 (a probe) or the target has exited, the signal.
+fn group_send_sig_info(sig: i32, info: &SigInfo, target: &Arc<Task>) -> Result<(), Errno> {
+    check_kill_permission(sig, target)?;
+    if sig != 0 && !target.proc.zombie.load(core::sync::atomic::Ordering::Acquire) {
+        send_signal(target, sig, Some(*info));
+    }
+    Ok(())
+}
+
+/// Linux `kill` (`kill_something_info`): `pid` > 0 is that process, 0
+/// the caller's process group, -1 every process but init (pid 1) and the
+/// caller (success if any was found and no error but EPERM happened),
+/// below -1 the process group `-pid`; a group succeeds if any member was
+/// signalled. ESRCH when nothing matched. The siginfo says `SI_USER`
+/// with the caller's pid and real uid.
+pub fn kill_something_info(pid: i32, sig: i32) -> Result<u64, Errno> {
+    if !(0..=NSIG).contains(&sig) {
+        return Err(Errno::EINVAL);
+    }
+    let me = sched::current();
+    let mut info = SigInfo::new(sig, SI_USER);
+    info.set_si_pid(me.pid as i32);
+    info.set_si_uid(me.proc.cred.lock().uid.0);
+    if pid > 0 {
+        let target = sched::find_task_by_pid(pid as u32)
+            .filter(|t| t.proc.sys.session() != 0 || t.pid == me.pid)
+            .ok_or(Errno::ESRCH)?;
+        return group_send_sig_info(sig, &info, &target).map(|()| 0);
+    }
+    if pid == i32::MIN {
+        return Err(Errno::ESRCH);
+    }
+    let mut targets = alloc::vec::Vec::new();
+    let pgrp = if pid == 0 { me.proc.sys.pgrp() } else { pid.unsigned_abs() };
+    crate::sys::for_each_process(|t| {
+        let chosen = if pid == -1 { t.pid > 1 && t.pid != me.pid } else { t.proc.sys.pgrp() == pgrp };
+        if chosen {
+            targets.push(t.clone());
+        }
+    });
+    if targets.is_empty() {
+        return Err(Errno::ESRCH);
+    }
+    if pid == -1 {
+        let mut result = Ok(0);
+        for t in &targets {
+            if let Err(e) = group_send_sig_info(sig, &info, t)
+                && e != Errno::EPERM
+            {
+                result = Err(e);
+            }
+        }
+        return result;
+    }
+    let mut last = Err(Errno::ESRCH);
+    let mut success = false;
+    for t in &targets {
+        last = group_send_sig_info(sig, &info, t);
+        success |= last.is_ok();
+    }
+    if success { Ok(0) } else { last.map(|()| 0) }
+}
+
+/// Linux `rt_sigpending`: the blocked signals that are pending, the
+/// first `size` bytes of them (EINVAL above 8).
+pub fn sys_rt_sigpending(set: u64, size: u64) -> Result<u64, Errno> {
+    if size > 8 {
+        return Err(Errno::EINVAL);
+    }
+    let pending = {
+        let me = sched::current();
+        let s = me.proc.signal.lock();
+        s.pending & s.blocked
+    };
+    copy_to_user(set, &pending.to_ne_bytes()[..size as usize]).map_err(|_| Errno::EFAULT)?;
+    Ok(0)
+}
+
+/// Linux `rt_sigtimedwait` (`sigwaitinfo`, `sigtimedwait`, `sigwait`):
+/// takes a pending signal of the set (`SIGKILL` and `SIGSTOP` cannot be
+/// waited for) and returns its number with its siginfo at `uinfo` (if
+/// given); else sleeps until one comes (EINTR if another signal is
+/// delivered first) or the timeout passes (EAGAIN; a zero timeout only
+/// polls). The set's signals are expected to be blocked by the caller;
+/// Linux unblocks them while it sleeps, here the sleep ends for them
+/// either way.
+pub fn sys_rt_sigtimedwait(uthese: u64, uinfo: u64, uts: u64, size: u64) -> Result<u64, Errno> {
+    if size != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let these: u64 = read_user(uthese).map_err(|_| Errno::EFAULT)?;
+    let timeout = if uts != 0 {
+        let ts: uapi::time::Timespec = read_user(uts).map_err(|_| Errno::EFAULT)?;
+        Some(crate::time::timespec_to_ns(&ts).ok_or(Errno::EINVAL)?)
+    } else {
+        None
+    };
+    let set = these & !UNBLOCKABLE;
+    let me = sched::current();
+    let deadline = timeout.map_or(u64::MAX, |ns| crate::time::now().saturating_add(ns));
+    loop {
+        if let Some((sig, info)) = dequeue_signal(&me, set) {
+            if uinfo != 0 {
+                write_user(uinfo, &info).map_err(|_| Errno::EFAULT)?;
+            }
+            return Ok(sig as u64);
+        }
+        if signal_pending(&me) {
+            return Err(Errno::EINTR);
+        }
+        if crate::time::now() >= deadline {
+            return Err(Errno::EAGAIN);
+        }
+        crate::sched::wait::sleep_until_ns(deadline, || {
+            let s = me.proc.signal.lock();
+            s.pending & (set | !(s.blocked & !UNBLOCKABLE)) != 0
+        });
+    }
+}
+
+/// Linux `rt_sigsuspend`: sleeps with the mask replaced by the given one
+/// until a signal is to be delivered, then returns EINTR; the mask comes
+/// back when the handler returns (or at once if no handler runs).
+pub fn sys_rt_sigsuspend(unewset: u64, size: u64) -> Result<u64, Errno> {
+    if size != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let newset: u64 = read_user(unewset).map_err(|_| Errno::EFAULT)?;
+    let me = sched::current();
+    {
+        let mut s = me.proc.signal.lock();
+        s.saved_sigmask = Some(s.blocked);
+        s.blocked = newset & !UNBLOCKABLE;
+    }
+    while !signal_pending(&me) {
+        crate::sched::wait::sleep_until_ns(u64::MAX, || signal_pending(&me));
+    }
+    Err(Errno::EINTR)
+}
+
+/// Linux `pause`: sleeps until a signal is to be delivered; EINTR.
+pub fn sys_pause() -> Result<u64, Errno> {
+    let me = sched::current();
+    while !signal_pending(&me) {
+        crate::sched::wait::sleep_until_ns(u64::MAX, || signal_pending(&me));
+    }
+    Err(Errno::EINTR)
 }

@@ -60,6 +60,14 @@ fn signals_and_efault_behave_as_on_linux() {
     check_passes("signal_test", &["/bin/signal_test"]);
 }
 
+/// Interval and POSIX timers, the time of day, CPU usage, process groups
+/// and sessions, signal waits, sysinfo, affinity and uname (issue 22).
+#[ktest(timeout = 120)]
+fn timers_groups_and_usage_behave_as_on_linux() {
+    // The full path: the program re-executes itself.
+    check_passes("proc_abi_test", &["/bin/proc_abi_test"]);
+}
+
 #[ktest(timeout = 120)]
 fn pipes_and_descriptors_behave_as_on_linux() {
     check_passes("pipe_test", &["pipe_test"]);

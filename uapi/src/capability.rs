@@ -2,6 +2,8 @@
 //! that the kernel checks (`CAP_*`), and `CAP_LAST_CAP`, which sizes a
 //! full capability set.
 
+/// `CAP_KILL`: send signals to processes of other users.
+pub const CAP_KILL: u32 = 5;
 /// `CAP_SETGID`: set any group id (`setgid`, `setregid`, `setresgid`).
 pub const CAP_SETGID: u32 = 6;
 /// `CAP_SETUID`: set any user id (`setuid`, `setreuid`, `setresuid`).
@@ -10,6 +12,8 @@ pub const CAP_SETUID: u32 = 7;
 pub const CAP_IPC_LOCK: u32 = 14;
 /// `CAP_SYS_RESOURCE`: raise hard resource limits, among others.
 pub const CAP_SYS_RESOURCE: u32 = 24;
+/// `CAP_SYS_NICE`: set other users' processes' scheduling and affinity.
+pub const CAP_SYS_NICE: u32 = 23;
 /// `CAP_SYS_ADMIN`: mount and unmount, among much else.
 pub const CAP_SYS_ADMIN: u32 = 21;
 /// `CAP_LAST_CAP`: the highest capability (`CAP_CHECKPOINT_RESTORE` since
@@ -24,6 +28,6 @@ mod tests {
     /// Every capability number as the host's `<linux/capability.h>` defines it.
     #[test]
     fn constants_match_linux_headers() {
-        assert_defines_match!(&["linux/capability.h"]; CAP_SETGID, CAP_SETUID, CAP_IPC_LOCK, CAP_SYS_RESOURCE, CAP_SYS_ADMIN, CAP_LAST_CAP);
+        assert_defines_match!(&["linux/capability.h"]; CAP_SETGID, CAP_SETUID, CAP_IPC_LOCK, CAP_SYS_RESOURCE, CAP_SYS_ADMIN, CAP_LAST_CAP, CAP_KILL, CAP_SYS_NICE);
     }
 }
