@@ -76,11 +76,14 @@ pub fn exit_to_user_mode(frame: &mut TrapFrame) {
             sched::schedule();
             continue;
         }
-        if let Some(t) = sched::try_current() {
+        // The reference goes before `do_signal`, which may not return (an
+        // exit never drops what its stack holds).
+        let pending = sched::try_current().is_some_and(|t| {
             crate::time::itimer::handle_posix_cpu_timers(&t);
-            if signal::signal_pending(&t) {
-                signal::do_signal(frame);
-            }
+            signal::signal_pending(&t)
+        });
+        if pending {
+            signal::do_signal(frame);
         }
         x86_64::instructions::interrupts::disable();
         if !sched::need_resched() {

@@ -20,6 +20,7 @@ mod exceptions;
 mod fs;
 mod gdb;
 mod harness;
+mod hrtimer;
 mod initramfs;
 mod mmap_lock;
 mod oom;

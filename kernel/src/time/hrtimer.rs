@@ -25,7 +25,8 @@
 //!
 //! The queue never allocates when a timer is started: every [`HrTimer`]
 //! reserves its slot when it is made ([`HrTimer::new`], which can fail
-//! with ENOMEM), and a timer is queued at most once.
+//! with ENOMEM), and a timer is queued at most once. The last timer to go
+//! frees the queue's memory.
 //!
 //! Lock order: an owner's lock -> the queue's lock (`BASE`, a
 //! [`SpinLock`]: process context only, never an interrupt handler) ->
@@ -135,10 +136,15 @@ impl HrTimer {
 }
 
 impl Drop for HrTimer {
+    /// Gives up the timer's slot; the last timer frees the queue's
+    /// memory, so that no allocation outlives the timers that needed it.
     fn drop(&mut self) {
         // A queued timer is held by the queue, so it is not queued here.
         let mut base = BASE.lock();
         base.timers = base.timers.saturating_sub(1);
+        let unused = if base.timers == 0 { core::mem::take(&mut base.queue) } else { Vec::new() };
+        drop(base);
+        drop(unused);
     }
 }
 

@@ -146,7 +146,12 @@ pub fn timeval_to_ns(tv: &Timeval) -> Option<u64> {
     if tv.tv_sec < 0 || !(0..1_000_000).contains(&tv.tv_usec) {
         return None;
     }
-    Some((tv.tv_sec as u64).saturating_mul(NSEC_PER_SEC).saturating_add(tv.tv_usec as u64 * NSEC_PER_USEC).min(i64::MAX as u64))
+    Some(
+        (tv.tv_sec as u64)
+            .saturating_mul(NSEC_PER_SEC)
+            .saturating_add(tv.tv_usec as u64 * NSEC_PER_USEC)
+            .min(i64::MAX as u64),
+    )
 }
 
 /// ns as a timespec (Linux `ns_to_timespec64`).
