@@ -63,8 +63,8 @@ pub struct ProcTimers {
 pub enum TimerKind {
     /// `ITIMER_REAL` (Linux `signal->real_timer`).
     Real,
-    /// The POSIX timer with this id.
-    Posix(i32),
+    /// A POSIX timer (found by its hrtimer among the process's).
+    Posix,
 }
 
 /// The hrtimer of one of a process's timers: what the queue holds, and
@@ -108,7 +108,7 @@ impl HrTimerCallback for ProcTimer {
         }
         match self.kind {
             TimerKind::Real => itimer::it_real_fn(&task),
-            TimerKind::Posix(id) => timers.posix.posix_timer_fn(&task, id, &self),
+            TimerKind::Posix => timers.posix.posix_timer_fn(&task, &self),
         }
     }
 }

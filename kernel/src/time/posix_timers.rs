@@ -161,13 +161,11 @@ impl PosixTimers {
         self.timers.clear();
     }
 
-    /// Timer `id` expired (Linux `posix_timer_fn`): sends its signal; if
-    /// the signal is ignored, a periodic timer restarts now.
-    pub(super) fn posix_timer_fn(&mut self, task: &Arc<Task>, id: i32, node: &ProcTimer) {
-        let Ok(t) = self.find(id) else { return };
-        if !core::ptr::eq(Arc::as_ptr(&t.timer), node) {
-            return;
-        }
+    /// The timer whose hrtimer is `node` expired (Linux
+    /// `posix_timer_fn`): sends its signal; if the signal is ignored, a
+    /// periodic timer restarts now.
+    pub(super) fn posix_timer_fn(&mut self, task: &Arc<Task>, node: &ProcTimer) {
+        let Some(t) = self.timers.iter_mut().find(|t| core::ptr::eq(Arc::as_ptr(&t.timer), node)) else { return };
         t.active = false;
         if t.sigev_none {
             return;
@@ -244,6 +242,8 @@ pub fn sys_timer_create(clock: i32, event: u64, created_timer_id: u64) -> Result
         let rlim = me.proc.rlim.lock();
         crate::resource::Resource::new(uapi::resource::RLIMIT_SIGPENDING).map(|r| rlim.cur(r))?
     };
+    // Made before the lock: the hrtimer's queue slot may need memory.
+    let timer = ProcTimer::new(&me, TimerKind::Posix).map_err(|_| Errno::EAGAIN)?;
     let id = {
         let mut timers = me.proc.sys.timers.lock();
         let posix = &mut timers.posix;
@@ -252,7 +252,6 @@ pub fn sys_timer_create(clock: i32, event: u64, created_timer_id: u64) -> Result
         }
         posix.timers.try_reserve(1).map_err(|_| Errno::EAGAIN)?;
         let id = posix.alloc_id();
-        let timer = ProcTimer::new(&me, TimerKind::Posix(id)).map_err(|_| Errno::EAGAIN)?;
         let value = ev.map_or(id as u64, |e| e.sigev_value);
         posix.timers.push(KItimer {
             id,
