@@ -243,6 +243,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     arch::smp::smp_init();
     crate::oom_kill::init();
     crate::compaction::init();
+    crate::time::hrtimer::init();
     crate::drivers::rtc::init();
     crate::drivers::pci::init();
     crate::drivers::virtio::blk::init();

@@ -222,6 +222,7 @@ pub fn kernel_execve(path: &str, argv: &[Vec<u8>], envp: &[Vec<u8>], frame: &mut
     // program.
     crate::process::de_thread(&me).map_err(ExecError::Errno)?;
     crate::process::release_child_tid(&me);
+    me.proc.group.sys.exec(&me);
     crate::process::replace_mm(&me, Some(new_mm.clone()));
     crate::process::mm_release(&me);
     *me.proc.cred.lock() = cred;

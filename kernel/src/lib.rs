@@ -48,7 +48,9 @@ pub mod slab;
 pub mod swap_state;
 pub mod swapfile;
 pub mod sync;
+pub mod sys;
 pub mod syscall;
+pub mod time;
 pub mod vmalloc;
 
 pub use boot::{BOOTLOADER_CONFIG, PAGE_OFFSET, idle, init};

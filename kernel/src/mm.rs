@@ -86,6 +86,14 @@ impl CpuOps for KernelCpu {
     fn might_sleep(&self, caller: &'static core::panic::Location<'static>) {
         crate::sched::might_sleep_at(caller);
     }
+
+    /// Faults run in the faulting task's context (never an interrupt
+    /// handler's), so the running task is the one to charge.
+    fn account_major_fault(&self) {
+        if let Some(task) = crate::sched::try_current() {
+            task.acct.count_fault(true);
+        }
+    }
 }
 
 static KERNEL_CPU: KernelCpu = KernelCpu;

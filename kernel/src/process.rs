@@ -137,6 +137,10 @@ pub struct ThreadGroup {
     /// `oom_score_adj` and whether the OOM killer chose it (Linux
     /// `signal->oom_score_adj`, `oom_score_adj_min`, `oom_mm`).
     pub oom: crate::oom_kill::TaskOom,
+    /// Process group, session, timers and children's usage: process-wide,
+    /// Linux `signal_struct`'s `pids[PIDTYPE_PGID/SID]`, `leader`,
+    /// `real_timer`, `it[]`, `posix_timers`, `cutime`..., `maxrss`.
+    pub sys: crate::sys::ProcSys,
     /// What `/proc` shows of the process that nothing else keeps
     /// (process-wide: Linux keeps its start time in the task).
     pub proc_info: crate::fs::proc::base::ProcInfo,
@@ -246,6 +250,7 @@ impl ThreadGroup {
             rlim: Mutex::new(Rlimits::init()),
             oom: crate::oom_kill::TaskOom::new(),
             proc_info: crate::fs::proc::base::ProcInfo::new(),
+            sys: crate::sys::ProcSys::default(),
         })
     }
 
@@ -489,6 +494,7 @@ pub fn do_fork(frame: &crate::arch::x86_64::entry::TrapFrame, args: &CloneArgs) 
         *group.capture.lock() = parent.proc.group.capture.lock().clone();
         *group.rlim.lock() = *parent.proc.group.rlim.lock();
         group.oom.inherit(&parent.proc.group.oom);
+        group.sys.fork_from(&parent.proc.group.sys);
         *group.parent.lock() = Arc::downgrade(&parent.proc.group);
         group.exit_signal.store(args.exit_signal, Ordering::Relaxed);
     }
@@ -597,6 +603,7 @@ pub fn do_exit(status: u32) -> ! {
     drop(me.proc.files.leave());
     drop(me.proc.fs.leave());
     release_child_tid(&me);
+    group.sys.exit_thread(&me);
     replace_mm(&me, None);
     mm_release(&me);
     me.user.store(false, Ordering::Release);
@@ -610,6 +617,7 @@ pub fn do_exit(status: u32) -> ! {
     };
     group.thread_exit.wake_up_all();
     if last {
+        group.sys.exit();
         crate::oom_kill::exit_oom_victim(&me);
         exit_notify(&group);
     }
@@ -697,14 +705,23 @@ pub struct Reaped {
     pub pid: u32,
     /// Its wait status.
     pub status: u32,
+    /// Its resource usage with its reaped children's.
+    pub rusage: uapi::resource::Rusage,
 }
 
 /// Waits for a child to exit (Linux `do_wait`): `pid` > 0 for that child,
-/// -1 (or 0: no process groups) for any. `None` with `nohang` when none
-/// has exited yet.
+/// -1 for any, 0 for any in the caller's process group, below -1 for any
+/// in the group `-pid`. `None` with `nohang` when none has exited yet.
+/// The reaped child's usage joins the caller's children's.
 pub fn do_wait(pid: i32, nohang: bool) -> Result<Option<Reaped>, Errno> {
     let me = sched::current();
-    let matches = |t: &Arc<Task>| pid <= 0 || t.pid == pid as u32;
+    let my_pgrp = me.proc.group.sys.pgrp();
+    let matches = |t: &Arc<Task>| match pid {
+        -1 => true,
+        0 => t.proc.group.sys.pgrp() == my_pgrp,
+        p if p < 0 => t.proc.group.sys.pgrp() == p.unsigned_abs(),
+        p => t.pid == p as u32,
+    };
     let mut reaped = None;
     let mut no_child = false;
     let group = &me.proc.group;
@@ -732,7 +749,8 @@ pub fn do_wait(pid: i32, nohang: bool) -> Result<Option<Reaped>, Errno> {
     }
     let reaped = reaped.map(|child| {
         child.wait_inactive();
-        Reaped { pid: child.pid, status: child.proc.group.exit_status.load(Ordering::Acquire) }
+        let rusage = me.proc.group.sys.reap(&child);
+        Reaped { pid: child.pid, status: child.proc.group.exit_status.load(Ordering::Acquire), rusage }
     });
     // The child's last reference went just now (Linux `release_task`):
     // its entry on the task list goes too.
@@ -800,6 +818,7 @@ pub fn spawn_user_on(cpu: u32, path: &str, argv: &[&str], capture: Option<Captur
     let proc = Process::new(pid);
     *proc.files.lock() = FdTable::with_console();
     *proc.group.capture.lock() = capture;
+    proc.group.sys.new_session(pid);
     *proc.group.parent.lock() = Arc::downgrade(&parent.proc.group);
     let group = proc.group.clone();
     let task = match sched::alloc_task(

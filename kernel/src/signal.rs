@@ -11,14 +11,25 @@
 //! process's. A fatal signal ends every thread: the process's group exit
 //! (see `process.rs`), as Linux's `complete_signal` does.
 //!
+//! Waiting for signals: `rt_sigtimedwait` dequeues a pending signal of
+//! its set (blocked, as callers are expected to block them) or sleeps
+//! until one comes, another unblocked signal interrupts it (EINTR) or the
+//! timeout passes (EAGAIN); `rt_sigsuspend` sleeps under a temporary mask
+//! that the handler's frame records as the one to restore (Linux
+//! `saved_sigmask` with `TIF_RESTORE_SIGMASK`); `pause` sleeps for any
+//! signal. `kill` reaches a process, the caller's or another process
+//! group, or every process but init and the caller
+//! ([`kill_something_info`]).
+//!
 //! Lock order: the handlers' lock ([`SignalState`], Linux `siglock`) ->
 //! the thread list of the process -> a thread's [`ThreadSignals`] -> the
 //! run-queue locks (waking). All are spin locks of process context.
 //!
 //! Differences: one pending instance per signal (real-time signals are not
 //! queued), no stop/continue (`SIGSTOP`-class defaults are treated as
-//! ignore), no alternate signal stacks, no core dumps (a "core" default
-//! terminates with the core bit clear). Blocking a signal does not hand
+//! ignore), no alternate signal stacks (`sigaltstack` is accepted and
+//! does nothing), no core dumps (a "core" default terminates with the
+//! core bit clear). Blocking a signal does not hand
 //! the process's pending instance to another thread
 //! (`retarget_shared_pending`): the thread that unblocks it takes it.
 
@@ -109,11 +120,15 @@ pub struct ThreadSignals {
     pub pending: u64,
     /// Their details.
     pub info: Box<[Option<SigInfo>; 64]>,
+    /// The mask to restore after the next handler, or on the way to user
+    /// mode if none runs (Linux `saved_sigmask` under
+    /// `TIF_RESTORE_SIGMASK`): set by `rt_sigsuspend`.
+    pub saved_sigmask: Option<u64>,
 }
 
 impl Default for ThreadSignals {
     fn default() -> Self {
-        ThreadSignals { blocked: 0, pending: 0, info: Box::new([None; 64]) }
+        ThreadSignals { blocked: 0, pending: 0, info: Box::new([None; 64]), saved_sigmask: None }
     }
 }
 
@@ -137,26 +152,28 @@ enum Scope {
 /// signal (`SIGKILL`, or one whose default action kills and which has no
 /// handler) begins the process's group exit at once: every thread gets
 /// `SIGKILL` (Linux `complete_signal`). `info` defaults to a kernel-sent
-/// siginfo.
-pub fn send_signal(task: &Arc<Task>, sig: i32, info: Option<SigInfo>) {
-    send_signal_scoped(task, sig, info, Scope::Process);
+/// siginfo. Returns false if the signal was dropped because it is
+/// ignored; a signal `task` blocks is never ignored, as its handler may
+/// change before it is unblocked (Linux `sig_ignored`).
+pub fn send_signal(task: &Arc<Task>, sig: i32, info: Option<SigInfo>) -> bool {
+    send_signal_scoped(task, sig, info, Scope::Process)
 }
 
 /// Sends `sig` to the thread `task` alone (Linux `tgkill`'s
 /// `do_send_specific`); a fatal one still ends the whole process.
-pub fn send_signal_thread(task: &Arc<Task>, sig: i32, info: Option<SigInfo>) {
-    send_signal_scoped(task, sig, info, Scope::Thread);
+pub fn send_signal_thread(task: &Arc<Task>, sig: i32, info: Option<SigInfo>) -> bool {
+    send_signal_scoped(task, sig, info, Scope::Thread)
 }
 
-fn send_signal_scoped(task: &Arc<Task>, sig: i32, info: Option<SigInfo>, scope: Scope) {
+fn send_signal_scoped(task: &Arc<Task>, sig: i32, info: Option<SigInfo>, scope: Scope) -> bool {
     if !valid(sig) {
-        return;
+        return false;
     }
     let info = info.unwrap_or_else(|| SigInfo::new(sig, SI_KERNEL));
     let i = (sig - 1) as usize;
     let mut s = task.proc.signal.lock();
-    if s.ignores(sig) {
-        return;
+    if s.ignores(sig) && task.proc.sigpending.lock().blocked & sigmask(sig) == 0 {
+        return false;
     }
     if scope == Scope::Process {
         s.shared_pending |= sigmask(sig);
@@ -180,14 +197,15 @@ fn send_signal_scoped(task: &Arc<Task>, sig: i32, info: Option<SigInfo>, scope: 
     } else {
         None
     };
-    let Some(chosen) = chosen else { return };
+    let Some(chosen) = chosen else { return true };
     if s.fatal(sig) && !group.group_exiting() && !threads.is_empty() {
         drop(threads);
         drop(s);
         group.start_group_exit(uapi::wait::w_termsig(sig, false) as u32, None);
-        return;
+        return true;
     }
     crate::sched::wait::signal_wake_up(chosen);
+    true
 }
 
 /// Makes `SIGKILL` pending for the thread `task` and wakes it (a group
@@ -288,12 +306,10 @@ fn next_signal(ready: u64) -> i32 {
     pick.trailing_zeros() as i32 + 1
 }
 
-/// Takes the next deliverable signal, the thread's own before the
-/// process's (Linux `dequeue_signal`).
-fn dequeue(task: &Task) -> Option<Action> {
-    let mut s = task.proc.signal.lock();
-    let mut t = task.proc.sigpending.lock();
-    let allowed = !(t.blocked & !UNBLOCKABLE);
+/// Takes the next pending signal of `allowed`, the thread's own before
+/// the process's (Linux `__dequeue_signal` over `task->pending`, then
+/// `signal->shared_pending`).
+fn take_signal(s: &mut SignalState, t: &mut ThreadSignals, allowed: u64) -> Option<(i32, SigInfo)> {
     let (sig, info) = if t.pending & allowed != 0 {
         let sig = next_signal(t.pending & allowed);
         t.pending &= !sigmask(sig);
@@ -305,9 +321,30 @@ fn dequeue(task: &Task) -> Option<Action> {
     } else {
         return None;
     };
-    drop(t);
+    Some((sig, info.unwrap_or_else(|| SigInfo::new(sig, SI_KERNEL))))
+}
+
+/// Dequeues the next pending signal of `allowed` for the running `task`
+/// (Linux `dequeue_signal`), then lets the timers see it (a periodic
+/// timer restarts at its signal, [`crate::time::signal_dequeued`]) with
+/// the signal locks released.
+pub fn dequeue_signal(task: &Arc<Task>, allowed: u64) -> Option<(i32, SigInfo)> {
+    let taken = {
+        let mut s = task.proc.signal.lock();
+        let mut t = task.proc.sigpending.lock();
+        take_signal(&mut s, &mut t, allowed)
+    };
+    let (sig, mut info) = taken?;
+    crate::time::signal_dequeued(task, sig, &mut info);
+    Some((sig, info))
+}
+
+/// The next deliverable signal and what to do with it.
+fn dequeue(task: &Arc<Task>) -> Option<Action> {
+    let allowed = !(task.proc.sigpending.lock().blocked & !UNBLOCKABLE);
+    let (sig, info) = dequeue_signal(task, allowed)?;
     let i = (sig - 1) as usize;
-    let info = info.unwrap_or_else(|| SigInfo::new(sig, SI_KERNEL));
+    let mut s = task.proc.signal.lock();
     let act = s.action[i];
     match act.sa_handler {
         SIG_IGN => Some(Action::Handle(0, act, info)),
@@ -349,6 +386,12 @@ pub fn do_signal(frame: &mut TrapFrame) {
             }
         }
     }
+    // No handler will restore it: the mask `rt_sigsuspend` replaced comes
+    // back now (Linux `restore_saved_sigmask`).
+    let mut t = me.proc.sigpending.lock();
+    if let Some(mask) = t.saved_sigmask.take() {
+        t.blocked = mask;
+    }
 }
 
 /// Builds the `rt_sigframe` on the user stack and points the frame at the
@@ -372,7 +415,12 @@ fn setup_rt_frame(
     let mut fx = FxArea::initial();
     crate::arch::x86_64::switch::fxsave(&mut fx);
     copy_to_user(fpstate, &fx.0)?;
-    let blocked = me.proc.sigpending.lock().blocked;
+    // The mask to restore at `rt_sigreturn`: the one `rt_sigsuspend`
+    // replaced, if any (Linux `sigmask_to_save`).
+    let blocked = {
+        let t = me.proc.sigpending.lock();
+        t.saved_sigmask.unwrap_or(t.blocked)
+    };
     let mc = Sigcontext {
         r8: frame.r8,
         r9: frame.r9,
@@ -424,6 +472,7 @@ fn setup_rt_frame(
             t.blocked |= sigmask(sig);
         }
         t.blocked &= !UNBLOCKABLE;
+        t.saved_sigmask = None;
     }
     frame.rdi = sig as u64;
     frame.rsi = sp + core::mem::offset_of!(RtSigframe, info) as u64;
@@ -476,4 +525,174 @@ pub fn sys_rt_sigreturn(frame: &mut TrapFrame) -> Result<u64, Errno> {
         crate::arch::x86_64::switch::fxrstor(&fx);
     }
     Ok(mc.rax)
+}
+
+/// Linux `kill_ok_by_cred` and `check_kill_permission`: the caller may
+/// signal `target` if it is the caller, if the caller's real or effective
+/// uid is the target's real or saved uid, or with `CAP_KILL`; `SIGCONT`
+/// also within the caller's session.
+pub fn check_kill_permission(sig: i32, target: &Task) -> Result<(), Errno> {
+    let me = sched::current();
+    if Arc::ptr_eq(&target.proc.group, &me.proc.group) {
+        return Ok(());
+    }
+    let cred = *me.proc.cred.lock();
+    let tcred = *target.proc.cred.lock();
+    let ok = [cred.euid, cred.uid].iter().any(|&u| u == tcred.suid || u == tcred.uid)
+        || cred.capable(uapi::capability::CAP_KILL)
+        || (sig == SIGCONT && target.proc.group.sys.session() == me.proc.group.sys.session());
+    if ok { Ok(()) } else { Err(Errno::EPERM) }
+}
+
+/// Linux `group_send_sig_info` from `kill`: the permission check, then,
+/// unless `sig` is 0 (a probe) or the target has exited, the signal.
+fn group_send_sig_info(sig: i32, info: &SigInfo, target: &Arc<Task>) -> Result<(), Errno> {
+    check_kill_permission(sig, target)?;
+    if sig != 0 && !target.proc.group.zombie.load(core::sync::atomic::Ordering::Acquire) {
+        send_signal(target, sig, Some(*info));
+    }
+    Ok(())
+}
+
+/// Linux `kill` (`kill_something_info`): `pid` > 0 is that process, 0
+/// the caller's process group, -1 every process but init (pid 1) and the
+/// caller (success if any was found and no error but EPERM happened),
+/// below -1 the process group `-pid`; a group succeeds if any member was
+/// signalled. ESRCH when nothing matched. The siginfo says `SI_USER`
+/// with the caller's pid and real uid.
+pub fn kill_something_info(pid: i32, sig: i32) -> Result<u64, Errno> {
+    if !(0..=NSIG).contains(&sig) {
+        return Err(Errno::EINVAL);
+    }
+    let me = sched::current();
+    let mut info = SigInfo::new(sig, SI_USER);
+    info.set_si_pid(me.proc.tgid() as i32);
+    info.set_si_uid(me.proc.cred.lock().uid.0);
+    if pid > 0 {
+        let target = sched::find_task_by_pid(pid as u32)
+            .filter(|t| t.proc.group.sys.session() != 0 || Arc::ptr_eq(&t.proc.group, &me.proc.group))
+            .ok_or(Errno::ESRCH)?;
+        return group_send_sig_info(sig, &info, &target).map(|()| 0);
+    }
+    if pid == i32::MIN {
+        return Err(Errno::ESRCH);
+    }
+    let mut targets = alloc::vec::Vec::new();
+    let pgrp = if pid == 0 { me.proc.group.sys.pgrp() } else { pid.unsigned_abs() };
+    crate::sys::for_each_process(|t| {
+        let chosen =
+            if pid == -1 { t.pid > 1 && t.proc.tgid() != me.proc.tgid() } else { t.proc.group.sys.pgrp() == pgrp };
+        if chosen {
+            targets.push(t.clone());
+        }
+    });
+    if targets.is_empty() {
+        return Err(Errno::ESRCH);
+    }
+    if pid == -1 {
+        let mut result = Ok(0);
+        for t in &targets {
+            if let Err(e) = group_send_sig_info(sig, &info, t)
+                && e != Errno::EPERM
+            {
+                result = Err(e);
+            }
+        }
+        return result;
+    }
+    let mut last = Err(Errno::ESRCH);
+    let mut success = false;
+    for t in &targets {
+        last = group_send_sig_info(sig, &info, t);
+        success |= last.is_ok();
+    }
+    if success { Ok(0) } else { last.map(|()| 0) }
+}
+
+/// Linux `rt_sigpending`: the blocked signals that are pending, the
+/// first `size` bytes of them (EINVAL above 8).
+pub fn sys_rt_sigpending(set: u64, size: u64) -> Result<u64, Errno> {
+    if size > 8 {
+        return Err(Errno::EINVAL);
+    }
+    let pending = {
+        let me = sched::current();
+        let s = me.proc.signal.lock();
+        let t = me.proc.sigpending.lock();
+        (t.pending | s.shared_pending) & t.blocked
+    };
+    copy_to_user(set, &pending.to_ne_bytes()[..size as usize]).map_err(|_| Errno::EFAULT)?;
+    Ok(0)
+}
+
+/// Linux `rt_sigtimedwait` (`sigwaitinfo`, `sigtimedwait`, `sigwait`):
+/// takes a pending signal of the set (`SIGKILL` and `SIGSTOP` cannot be
+/// waited for) and returns its number with its siginfo at `uinfo` (if
+/// given); else sleeps until one comes (EINTR if another signal is
+/// delivered first) or the timeout passes (EAGAIN; a zero timeout only
+/// polls). The set's signals are expected to be blocked by the caller;
+/// Linux unblocks them while it sleeps, here the sleep ends for them
+/// either way.
+pub fn sys_rt_sigtimedwait(uthese: u64, uinfo: u64, uts: u64, size: u64) -> Result<u64, Errno> {
+    if size != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let these: u64 = read_user(uthese).map_err(|_| Errno::EFAULT)?;
+    let timeout = if uts != 0 {
+        let ts: uapi::time::Timespec = read_user(uts).map_err(|_| Errno::EFAULT)?;
+        Some(crate::time::timespec_to_ns(&ts).ok_or(Errno::EINVAL)?)
+    } else {
+        None
+    };
+    let set = these & !UNBLOCKABLE;
+    let me = sched::current();
+    let deadline = timeout.map_or(u64::MAX, |ns| crate::time::now().saturating_add(ns));
+    loop {
+        if let Some((sig, info)) = dequeue_signal(&me, set) {
+            if uinfo != 0 {
+                write_user(uinfo, &info).map_err(|_| Errno::EFAULT)?;
+            }
+            return Ok(sig as u64);
+        }
+        if signal_pending(&me) {
+            return Err(Errno::EINTR);
+        }
+        if crate::time::now() >= deadline {
+            return Err(Errno::EAGAIN);
+        }
+        crate::sched::wait::sleep_until_ns(deadline, || {
+            let s = me.proc.signal.lock();
+            let t = me.proc.sigpending.lock();
+            (t.pending | s.shared_pending) & (set | !(t.blocked & !UNBLOCKABLE)) != 0
+        });
+    }
+}
+
+/// Linux `rt_sigsuspend`: sleeps with the mask replaced by the given one
+/// until a signal is to be delivered, then returns EINTR; the mask comes
+/// back when the handler returns (or at once if no handler runs).
+pub fn sys_rt_sigsuspend(unewset: u64, size: u64) -> Result<u64, Errno> {
+    if size != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let newset: u64 = read_user(unewset).map_err(|_| Errno::EFAULT)?;
+    let me = sched::current();
+    {
+        let mut t = me.proc.sigpending.lock();
+        t.saved_sigmask = Some(t.blocked);
+        t.blocked = newset & !UNBLOCKABLE;
+    }
+    while !signal_pending(&me) {
+        crate::sched::wait::sleep_until_ns(u64::MAX, || signal_pending(&me));
+    }
+    Err(Errno::EINTR)
+}
+
+/// Linux `pause`: sleeps until a signal is to be delivered; EINTR.
+pub fn sys_pause() -> Result<u64, Errno> {
+    let me = sched::current();
+    while !signal_pending(&me) {
+        crate::sched::wait::sleep_until_ns(u64::MAX, || signal_pending(&me));
+    }
+    Err(Errno::EINTR)
 }

@@ -76,7 +76,13 @@ pub fn exit_to_user_mode(frame: &mut TrapFrame) {
             sched::schedule();
             continue;
         }
-        if sched::try_current().is_some_and(|t| signal::signal_pending(&t)) {
+        // The reference goes before `do_signal`, which may not return (an
+        // exit never drops what its stack holds).
+        let pending = sched::try_current().is_some_and(|t| {
+            crate::time::itimer::handle_posix_cpu_timers(&t);
+            signal::signal_pending(&t)
+        });
+        if pending {
             signal::do_signal(frame);
         }
         x86_64::instructions::interrupts::disable();
@@ -269,14 +275,40 @@ fn dispatch(nr: u64, f: &mut TrapFrame) -> SysResult {
         nr::VFORK => process::do_fork(f, &CloneArgs::vfork()).map(|c| u64::from(c.pid)),
         nr::CLONE => sys_clone(a0, a1, a2, a3, a4, f),
         nr::EXECVE => sys_execve(a0, a1, a2, f),
-        nr::WAIT4 => sys_wait4(a0 as i32, a1, a2 as u32),
-        nr::KILL => sys_kill(a0 as i32, a1 as i32),
+        nr::WAIT4 => sys_wait4(a0 as i32, a1, a2 as u32, a3),
+        nr::KILL => signal::kill_something_info(a0 as i32, a1 as i32),
         nr::TKILL => sys_tgkill(None, a0 as i32, a1 as i32),
         nr::TGKILL => sys_tgkill(Some(a0 as i32), a1 as i32, a2 as i32),
         nr::RT_SIGACTION => sys_rt_sigaction(a0 as i32, a1, a2, a3),
         nr::RT_SIGPROCMASK => sys_rt_sigprocmask(a0 as i32, a1, a2, a3),
         nr::RT_SIGRETURN => signal::sys_rt_sigreturn(f),
         nr::SIGALTSTACK => Ok(0),
+        nr::RT_SIGPENDING => signal::sys_rt_sigpending(a0, a1),
+        nr::RT_SIGTIMEDWAIT => signal::sys_rt_sigtimedwait(a0, a1, a2, a3),
+        nr::RT_SIGSUSPEND => signal::sys_rt_sigsuspend(a0, a1),
+        nr::PAUSE => signal::sys_pause(),
+        nr::GETITIMER => crate::time::itimer::sys_getitimer(a0 as i32, a1),
+        nr::SETITIMER => crate::time::itimer::sys_setitimer(a0 as i32, a1, a2),
+        nr::ALARM => crate::time::itimer::sys_alarm(a0 as u32),
+        nr::TIMER_CREATE => crate::time::posix_timers::sys_timer_create(a0 as i32, a1, a2),
+        nr::TIMER_SETTIME => crate::time::posix_timers::sys_timer_settime(a0 as i32, a1 as u32, a2, a3),
+        nr::TIMER_GETTIME => crate::time::posix_timers::sys_timer_gettime(a0 as i32, a1),
+        nr::TIMER_GETOVERRUN => crate::time::posix_timers::sys_timer_getoverrun(a0 as i32),
+        nr::TIMER_DELETE => crate::time::posix_timers::sys_timer_delete(a0 as i32),
+        nr::GETTIMEOFDAY => crate::time::sys_gettimeofday(a0, a1),
+        nr::TIME => crate::time::sys_time(a0),
+        nr::CLOCK_GETRES => crate::time::sys_clock_getres(a0 as i32, a1),
+        nr::TIMES => crate::sys::sys_times(a0),
+        nr::GETRUSAGE => crate::sys::sys_getrusage(a0 as i32, a1),
+        nr::SYSINFO => crate::sys::sys_sysinfo(a0),
+        nr::SETPGID => crate::sys::sys_setpgid(a0 as i32, a1 as i32),
+        nr::GETPGID => crate::sys::sys_getpgid(a0 as i32),
+        nr::GETPGRP => crate::sys::sys_getpgid(0),
+        nr::SETSID => crate::sys::sys_setsid(),
+        nr::GETSID => crate::sys::sys_getsid(a0 as i32),
+        nr::SCHED_GETAFFINITY => sched::affinity::sys_sched_getaffinity(a0 as i32, a1, a2),
+        nr::SCHED_SETAFFINITY => sched::affinity::sys_sched_setaffinity(a0 as i32, a1, a2),
+        nr::GETCPU => crate::sys::sys_getcpu(a0, a1),
         nr::CLOCK_GETTIME => sys_clock_gettime(a0 as i32, a1),
         nr::NANOSLEEP => sys_nanosleep(a0, a1),
         nr::CLOCK_NANOSLEEP => sys_nanosleep(a2, a3),
@@ -675,7 +707,10 @@ fn sys_execve(path: u64, argv: u64, envp: u64, f: &mut TrapFrame) -> SysResult {
     Ok(0)
 }
 
-fn sys_wait4(pid: i32, status: u64, options: u32) -> SysResult {
+/// Linux `wait4`: the child's wait status at `status` and, at `rusage`,
+/// its resource usage with its own reaped children's (Linux
+/// `getrusage(p, RUSAGE_BOTH)`), if given.
+fn sys_wait4(pid: i32, status: u64, options: u32, rusage: u64) -> SysResult {
     if options & !(uapi::wait::WNOHANG | uapi::wait::WUNTRACED | uapi::wait::WCONTINUED | uapi::wait::__WALL) != 0 {
         return Err(Errno::EINVAL);
     }
@@ -685,32 +720,20 @@ fn sys_wait4(pid: i32, status: u64, options: u32) -> SysResult {
             if status != 0 {
                 write_user(status, &r.status).map_err(efault)?;
             }
+            if rusage != 0 {
+                write_user(rusage, &r.rusage).map_err(efault)?;
+            }
             Ok(u64::from(r.pid))
         }
     }
 }
 
-fn sys_kill(pid: i32, sig: i32) -> SysResult {
-    if !(0..=64).contains(&sig) {
-        return Err(Errno::EINVAL);
-    }
-    let me = sched::current();
-    let target = if pid == me.proc.tgid() as i32 || pid == 0 {
-        Some(me.clone())
-    } else {
-        me.proc.group.children.lock().iter().find(|c| c.pid as i32 == pid).cloned()
-    };
-    let target = target.ok_or(Errno::ESRCH)?;
-    if sig != 0 && !target.proc.group.zombie.load(Ordering::Acquire) {
-        signal::send_signal(&target, sig, None);
-    }
-    Ok(0)
-}
-
 /// Linux `tgkill(tgid, tid, sig)` and, with no `tgid`, the older
 /// `tkill(tid, sig)`: `sig` for the thread `tid` alone (of the process
 /// `tgid`). EINVAL for a bad signal or id, ESRCH if no such thread lives
-/// (in that process).
+/// (in that process), EPERM as `kill`'s permission check says (Linux
+/// `do_send_specific`); the siginfo says `SI_TKILL` with the caller's
+/// process id and real uid.
 fn sys_tgkill(tgid: Option<i32>, tid: i32, sig: i32) -> SysResult {
     if !(0..=64).contains(&sig) || tid <= 0 || tgid.is_some_and(|t| t <= 0) {
         return Err(Errno::EINVAL);
@@ -719,8 +742,13 @@ fn sys_tgkill(tgid: Option<i32>, tid: i32, sig: i32) -> SysResult {
     if tgid.is_some_and(|t| t as u32 != task.proc.tgid()) || !task.user.load(Ordering::Acquire) {
         return Err(Errno::ESRCH);
     }
+    signal::check_kill_permission(sig, &task)?;
     if sig != 0 {
-        signal::send_signal_thread(&task, sig, None);
+        let me = sched::current();
+        let mut info = uapi::signal::SigInfo::new(sig, uapi::signal::SI_TKILL);
+        info.set_si_pid(me.proc.tgid() as i32);
+        info.set_si_uid(me.proc.cred.lock().uid.0);
+        signal::send_signal_thread(&task, sig, Some(info));
     }
     Ok(0)
 }
@@ -751,16 +779,18 @@ fn sys_rt_sigprocmask(how: i32, set: u64, oset: u64, size: u64) -> SysResult {
 
 fn sys_clock_gettime(clock: i32, tp: u64) -> SysResult {
     use uapi::time::*;
-    // Clock 10 is a hole in Linux's table (its CLOCK_SGI_CYCLE is gone).
-    if !(0..=CLOCK_TAI).contains(&clock) || clock == 10 {
+    if !crate::time::clock_valid(clock) {
         return Err(Errno::EINVAL);
     }
     // The wall clock for CLOCK_REALTIME and its variants (_COARSE,
-    // _ALARM, TAI without leap seconds); the TSC clock for the others.
+    // _ALARM, TAI without leap seconds); the task's CPU time for the
+    // CPU-time clocks; the TSC clock for the others.
     let ns = match clock {
         CLOCK_REALTIME | CLOCK_REALTIME_COARSE | CLOCK_REALTIME_ALARM | CLOCK_TAI => {
             crate::drivers::rtc::ktime_get_real_ns()
         }
+        CLOCK_PROCESS_CPUTIME_ID => crate::time::current_cputime(true),
+        CLOCK_THREAD_CPUTIME_ID => crate::time::current_cputime(false),
         _ => tsc::now_ns(),
     };
     let ts = Timespec { tv_sec: (ns / 1_000_000_000) as i64, tv_nsec: (ns % 1_000_000_000) as i64 };

@@ -479,7 +479,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
                 Ok(pfn) => {
                     // Linux: "Had to read the page from swap area: Major
                     // fault".
-                    pgdat.count_vm_event(VmEventItem::Pgmajfault);
+                    pgdat.count_major_fault();
                     pfn
                 }
                 // Someone else is bringing the page in: go round again.
@@ -654,7 +654,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         let pgdat = self.pgd.pgdat();
         let page = file.fault(pgdat, index, flags.ra_advice())?;
         if page.major {
-            pgdat.count_vm_event(VmEventItem::Pgmajfault);
+            pgdat.count_major_fault();
         }
         Ok(page.pfn)
     }

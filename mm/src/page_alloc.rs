@@ -1043,6 +1043,13 @@ impl<'a> PgData<'a> {
         self.count_vm_events(item, 1);
     }
 
+    /// Counts a major fault: `pgmajfault` on this CPU and one against the
+    /// running task ([`CpuOps::account_major_fault`]).
+    pub fn count_major_fault(&self) {
+        self.count_vm_event(VmEventItem::Pgmajfault);
+        self.cpu.account_major_fault();
+    }
+
     /// An event counter summed over CPUs (Linux `all_vm_events`).
     pub fn all_vm_events(&self, item: VmEventItem) -> u64 {
         self.vm_events.iter().map(|e| e.get(item)).sum()

@@ -21,6 +21,7 @@ mod fs;
 mod futex;
 mod gdb;
 mod harness;
+mod hrtimer;
 mod initramfs;
 mod mmap_lock;
 mod oom;

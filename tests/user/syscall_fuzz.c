@@ -83,6 +83,12 @@ enum {
 	NR_clock_nanosleep = 230, NR_exit_group = 231, NR_tgkill = 234, NR_openat = 257,
 	NR_preadv = 295, NR_pwritev = 296, NR_dup3 = 292, NR_pipe2 = 293, NR_getrandom = 318,
 	NR_execveat = 322, NR_mlock2 = 325, NR_preadv2 = 327, NR_pwritev2 = 328,
+	NR_getitimer = 36, NR_alarm = 37, NR_setitimer = 38, NR_gettimeofday = 96, NR_getrusage = 98,
+	NR_sysinfo = 99, NR_times = 100, NR_setpgid = 109, NR_getpgrp = 111, NR_setsid = 112,
+	NR_getpgid = 121, NR_getsid = 124, NR_rt_sigpending = 127, NR_rt_sigtimedwait = 128,
+	NR_time = 201, NR_sched_setaffinity = 203, NR_sched_getaffinity = 204, NR_timer_create = 222,
+	NR_timer_settime = 223, NR_timer_gettime = 224, NR_timer_getoverrun = 225, NR_timer_delete = 226,
+	NR_clock_getres = 229, NR_getcpu = 309,
 };
 
 static const int mm_calls[] = {
@@ -102,7 +108,11 @@ static const int implemented[] = {
 	NR_getgid, NR_geteuid, NR_getegid, NR_getppid, NR_sigaltstack, NR_mlock, NR_munlock,
 	NR_mlockall, NR_munlockall, NR_arch_prctl, NR_gettid, NR_tkill, NR_set_tid_address,
 	NR_clock_gettime, NR_clock_nanosleep, NR_exit_group, NR_tgkill, NR_openat, NR_dup3,
-	NR_pipe2, NR_getrandom, NR_mlock2,
+	NR_pipe2, NR_getrandom, NR_mlock2, NR_getitimer, NR_alarm, NR_setitimer, NR_gettimeofday,
+	NR_getrusage, NR_sysinfo, NR_times, NR_setpgid, NR_getpgrp, NR_setsid, NR_getpgid, NR_getsid,
+	NR_rt_sigpending, NR_rt_sigtimedwait, NR_time, NR_sched_setaffinity, NR_sched_getaffinity,
+	NR_timer_create, NR_timer_settime, NR_timer_gettime, NR_timer_getoverrun, NR_timer_delete,
+	NR_clock_getres, NR_getcpu,
 };
 
 #define LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -583,6 +593,13 @@ static long fuzz_one(void)
 		 * Linux machine when run as root. */
 		if (env.on_linux && (a[2] == 100 || a[2] == 101))
 			a[2] = 4;
+		/* MADV_REMOVE punches holes in shared memory: a range running
+		 * from the window to the top of user space would zero the
+		 * stats page the parent reads (as it would on Linux). */
+		if (a[2] == 9) {
+			a[0] = window_addr();
+			a[1] = (1 + below(16)) * PAGE;
+		}
 		break;
 	}
 	case NR_mincore:
@@ -694,6 +711,15 @@ static long fuzz_one(void)
 		break;
 	case NR_kill:
 		a[0] = pid_arg(); a[1] = signal_arg();
+		break;
+	case NR_rt_sigtimedwait:
+		/* Never without a timeout: nobody sends what it waits for. */
+		a[2] = timespec_ptr();
+		a[3] = chance(90) ? 8 : pick(boundary, LEN(boundary));
+		break;
+	case NR_sched_setaffinity:
+		/* Under Linux, as root, a random pid could pin a system process. */
+		a[0] = pid_arg();
 		break;
 	case NR_tkill:
 		a[0] = pid_arg(); a[1] = signal_arg();

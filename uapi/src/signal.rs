@@ -422,6 +422,38 @@ impl SigInfo {
     }
 }
 
+/// `SIGEV_SIGNAL`: a timer expiry sends `sigev_signo` to the process.
+pub const SIGEV_SIGNAL: i32 = 0;
+/// `SIGEV_NONE`: a timer expiry notifies nobody (the timer is polled).
+pub const SIGEV_NONE: i32 = 1;
+/// `SIGEV_THREAD`: the libc runs a function in a new thread (the kernel
+/// treats it as [`SIGEV_SIGNAL`]).
+pub const SIGEV_THREAD: i32 = 2;
+/// `SIGEV_THREAD_ID`: the signal goes to the thread `sigev_notify_thread_id`.
+pub const SIGEV_THREAD_ID: i32 = 4;
+/// `SIGEV_MAX_SIZE`: the size of `struct sigevent`.
+pub const SIGEV_MAX_SIZE: usize = 64;
+
+/// `struct sigevent` (`sigevent_t`), as `timer_create` reads it: the value,
+/// the signal, how to notify, and the `_sigev_un` union, of which the
+/// kernel reads only `_tid` (`sigev_notify_thread_id`) at its start.
+#[doc(alias = "sigevent")]
+#[doc(alias = "sigevent_t")]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sigevent {
+    /// `sigev_value`: the `sigval` delivered as `si_value`.
+    pub sigev_value: u64,
+    /// `sigev_signo`: the signal to send.
+    pub sigev_signo: i32,
+    /// `sigev_notify`: `SIGEV_*`.
+    pub sigev_notify: i32,
+    /// `_sigev_un._tid` (`sigev_notify_thread_id`) for [`SIGEV_THREAD_ID`].
+    pub sigev_notify_thread_id: i32,
+    /// The rest of the `_sigev_un` union.
+    pub __pad: [i32; (SIGEV_MAX_SIZE - 20) / 4],
+}
+
 /// `FP_XSTATE_MAGIC1`: in [`FpxSwBytes::magic1`], marks an XSAVE area after
 /// the legacy [`Fpstate`].
 pub const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
@@ -658,7 +690,7 @@ mod tests {
             BUS_ADRERR, BUS_OBJERR, BUS_MCEERR_AR, BUS_MCEERR_AO, TRAP_BRKPT, TRAP_TRACE, TRAP_BRANCH,
             TRAP_HWBKPT, TRAP_UNK, TRAP_PERF, CLD_EXITED, CLD_KILLED, CLD_DUMPED, CLD_TRAPPED, CLD_STOPPED,
             CLD_CONTINUED, POLL_IN, POLL_OUT, POLL_MSG, POLL_ERR, POLL_PRI, POLL_HUP, SYS_SECCOMP,
-            SYS_USER_DISPATCH, UC_FP_XSTATE, UC_SIGCONTEXT_SS, UC_STRICT_RESTORE_SS, FP_XSTATE_MAGIC1,
+            SYS_USER_DISPATCH, SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD, SIGEV_THREAD_ID, SIGEV_MAX_SIZE, UC_FP_XSTATE, UC_SIGCONTEXT_SS, UC_STRICT_RESTORE_SS, FP_XSTATE_MAGIC1,
             FP_XSTATE_MAGIC2, SIG_DFL, SIG_IGN,
         );
         // Not SIGRTMAX or NSIG: user space sees `SIGRTMAX _NSIG` with _NSIG
@@ -731,6 +763,11 @@ mod tests {
         assert_eq!(offset_of!(Ucontext, uc_stack), 16);
         assert_eq!(offset_of!(Ucontext, uc_mcontext), 40);
         assert_eq!(offset_of!(Ucontext, uc_sigmask), 296);
+        assert_eq!(size_of::<Sigevent>(), 64);
+        assert_eq!(offset_of!(Sigevent, sigev_value), 0);
+        assert_eq!(offset_of!(Sigevent, sigev_signo), 8);
+        assert_eq!(offset_of!(Sigevent, sigev_notify), 12);
+        assert_eq!(offset_of!(Sigevent, sigev_notify_thread_id), 16);
         assert_eq!(size_of::<SigInfo>(), 128);
         assert_eq!(align_of::<SigInfo>(), 8);
         assert_eq!(offset_of!(SigInfo, si_signo), 0);

@@ -88,6 +88,13 @@ pub fn init() {
     }
 }
 
+/// The wall clock's lead over the TSC clock, ns (Linux
+/// `tk_core.timekeeper.offs_real`): constant, since nothing sets the
+/// clock after boot.
+pub fn offs_real_ns() -> u64 {
+    OFFS_REAL_NS.load(Ordering::Relaxed)
+}
+
 /// Nanoseconds since the Unix epoch now (Linux `ktime_get_real_ns`).
 pub fn ktime_get_real_ns() -> u64 {
     OFFS_REAL_NS.load(Ordering::Relaxed).saturating_add(crate::arch::x86_64::tsc::now_ns())

@@ -57,6 +57,8 @@
 //! interrupt context; `comm` a leaf [`SpinLockIrq`] (reports read it
 //! anywhere); a task's `plug` a leaf [`SpinLock`] only the task takes.
 
+pub mod affinity;
+pub mod cputime;
 pub mod list;
 pub mod rwsem;
 pub mod wait;
@@ -210,6 +212,9 @@ pub struct Task {
     /// merge. Only the task itself touches it, never in interrupt
     /// context.
     plug: SpinLock<Option<crate::block::BlkPlug>>,
+    /// CPU time, context switches and faults (Linux `utime`, `stime`,
+    /// `nvcsw`, `min_flt`... of `task_struct`).
+    pub acct: cputime::TaskAcct,
     /// The process side: address space, files, signals, family.
     pub proc: crate::process::Process,
 }
@@ -521,11 +526,13 @@ fn new_task(
         user: AtomicBool::new(false),
         memalloc: AtomicBool::new(false),
         plug: SpinLock::new(None),
+        acct: cputime::TaskAcct::new(),
         proc,
     }
 }
 
 fn install_current(task: Arc<Task>) {
+    task.acct.switch_in(crate::arch::x86_64::tsc::now_ns());
     task.on_cpu.store(true, Ordering::Release);
     task.on_rq.store(true, Ordering::Release);
     set_top_of_stack(task.stack_top);
@@ -793,9 +800,11 @@ pub fn need_resched() -> bool {
     NEED_RESCHED.read() != 0
 }
 
-/// Timer tick bookkeeping (Linux `sched_tick`): charges the running task
-/// and asks for a switch when its slice is used up and someone waits.
-pub fn scheduler_tick() {
+/// Timer tick bookkeeping (Linux `update_process_times`): charges the
+/// running task's CPU time (user time if the tick interrupted user mode,
+/// `user_tick`), checks its CPU-time interval timers, and asks for a
+/// switch when its slice is used up and someone waits (`sched_tick`).
+pub fn scheduler_tick(user_tick: bool) {
     let p = current_ptr();
     if p.is_null() {
         return;
@@ -811,6 +820,8 @@ pub fn scheduler_tick() {
         }
         return;
     }
+    task.acct.account_process_tick(user_tick);
+    crate::time::itimer::run_posix_cpu_timers(task);
     let left = task.time_slice.load(Ordering::Relaxed).saturating_sub(1);
     task.time_slice.store(left, Ordering::Relaxed);
     if left == 0 && waiting {
@@ -975,6 +986,11 @@ pub fn schedule() {
         return;
     }
     next.wait_inactive();
+    // Linux `__schedule`: a task that leaves the run queue switched
+    // voluntarily.
+    let now = crate::arch::x86_64::tsc::now_ns();
+    prev.acct.switch_out(now, prev.state() != TaskState::Running);
+    next.acct.switch_in(now);
     context_switch(prev, next);
     if flags_on {
         interrupts::enable();

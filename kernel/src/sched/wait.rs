@@ -136,6 +136,11 @@ static SLEEPERS: SpinLockIrq<TaskList> = SpinLockIrq::new(TaskList::new(wait_lis
 /// Sleeps until the clock reads `deadline_ns` or `interrupted()` turns
 /// true (checked whenever the task wakes). Returns false if interrupted.
 /// May sleep.
+///
+/// `interrupted()` is tested after the task is queued in its sleeping
+/// state, as `wait_event` tests its condition: a waker that makes it true
+/// and then wakes the task (a signal, a timer start) either is seen by
+/// the test or finds the task asleep and wakes it.
 #[track_caller]
 pub fn sleep_until_ns(deadline_ns: u64, mut interrupted: impl FnMut() -> bool) -> bool {
     might_sleep_at(Location::caller());
@@ -144,18 +149,22 @@ pub fn sleep_until_ns(deadline_ns: u64, mut interrupted: impl FnMut() -> bool) -
         if crate::arch::x86_64::tsc::now_ns() >= deadline_ns {
             return true;
         }
-        if interrupted() {
-            return false;
-        }
         {
             let mut s = SLEEPERS.lock();
             me.wake_at_ns.store(deadline_ns, Ordering::Relaxed);
             s.insert_before(me.clone(), |t| t.wake_at_ns.load(Ordering::Relaxed) > deadline_ns);
             set_current_state(TaskState::Interruptible);
         }
-        schedule();
+        let stop = interrupted();
+        if !stop {
+            schedule();
+        }
+        set_current_state(TaskState::Running);
         let removed = SLEEPERS.lock().remove(&me);
         drop(removed);
+        if stop {
+            return false;
+        }
     }
 }
 

@@ -60,6 +60,12 @@ pub trait CpuOps: Sync {
     fn might_sleep(&self, caller: &'static Location<'static>) {
         let _ = caller;
     }
+
+    /// Charges a major fault (one whose page needed I/O) to the task
+    /// running on this CPU (Linux `mm_account_fault`'s
+    /// `current->maj_flt++`, which `getrusage` reports). A machine
+    /// without tasks (the host simulation) need not implement it.
+    fn account_major_fault(&self) {}
 }
 
 /// Where tasks sleep until a page is unlocked (Linux's hashed

@@ -174,15 +174,16 @@ pub fn setup_timer() {
 }
 
 /// The [`LOCAL_TIMER_VECTOR`] handler (Linux `local_apic_timer_interrupt`
-/// -> `tick_handle_periodic`).
-pub fn timer_interrupt() {
+/// -> `tick_handle_periodic`); `user_tick` says whether it interrupted
+/// user mode.
+pub fn timer_interrupt(user_tick: bool) {
     let cpu = super::smp::smp_processor_id() as usize;
     CPU_TICKS[cpu].fetch_add(1, Ordering::Relaxed);
     if cpu == 0 {
         JIFFIES.fetch_add(1, Ordering::Relaxed);
     }
     eoi();
-    crate::sched::scheduler_tick();
+    crate::sched::scheduler_tick(user_tick);
 }
 
 /// Ticks since the timer started (Linux `jiffies`), counted by CPU 0.

@@ -217,7 +217,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         }
         vector::NMI => log::warn!("NMI received at RIP {:#x}; continuing", frame.rip),
         super::smp::CALL_FUNCTION_VECTOR => super::smp::call_function_interrupt(),
-        super::apic::LOCAL_TIMER_VECTOR => super::apic::timer_interrupt(),
+        super::apic::LOCAL_TIMER_VECTOR => super::apic::timer_interrupt(frame.from_user()),
         crate::sched::RESCHEDULE_VECTOR => crate::sched::reschedule_interrupt(),
         // Spurious interrupts need no EOI (SDM vol. 3 10.9).
         super::apic::SPURIOUS_VECTOR => {}
@@ -287,7 +287,9 @@ fn do_user_addr_fault(
         exec: error.contains(PageFaultError::INSTR),
     };
     let Some(addr) = mm::VirtAddr::new(address) else { return Err(FaultError::MapErr) };
-    match context {
+    let task = crate::sched::current();
+    let majors = task.acct.maj_flt();
+    let result = match context {
         FaultContext::MaySleep => crate::mmap::handle_user_fault(&mm, addr, access),
         FaultContext::Atomic => match mm.mmap_read_trylock() {
             Some(guard) => match guard.handle_mm_fault(addr, access) {
@@ -298,7 +300,13 @@ fn do_user_addr_fault(
             },
             None => Err(FaultError::MapErr),
         },
+    };
+    // Linux `mm_account_fault`: a resolved fault that was not major (the
+    // mm charged those as it read) is minor; failed ones count neither.
+    if result.is_ok() && task.acct.maj_flt() == majors {
+        task.acct.count_fault(false);
     }
+    result
 }
 
 /// An exception in user mode: resolve a page fault, or signal the task

@@ -5,15 +5,12 @@
 //! `status` has Linux 6.x's lines in Linux's order, but for those this
 //! kernel has nothing to say about: `FDSize`, the `Speculation_*` and
 //! `SpeculationIndirectBranch` lines, `Mems_allowed` is one node's
-//! mask (Linux prints `MAX_NUMNODES` bits). Values it does not track
-//! are 0: `NSpgid`, `NSsid` (no process groups or sessions yet), the
-//! context switch counts; `VmPeak` is `VmSize` (the peak is not kept).
+//! mask (Linux prints `MAX_NUMNODES` bits). `VmPeak` is `VmSize` (the
+//! peak is not kept).
 //!
-//! `stat` has Linux's 52 fields. Those this kernel does not track are 0
-//! where Linux would show a value: `pgrp` (5) and `session` (6), the
-//! fault counts `minflt`..`cmajflt` (10-13, counted machine-wide only,
-//! in /proc/vmstat), the times `utime`..`cstime` (14-17). Those that are
-//! 0 or fixed on Linux too are so here: `tty_nr` 0 and `tpgid` -1 (no
+//! `stat` has Linux's 52 fields, the fault counts and times
+//! (`minflt`..`cstime`, 10-17) from the tick's accounting
+//! (`crate::sys`). Those that are 0 or fixed on Linux too are so here: `tty_nr` 0 and `tpgid` -1 (no
 //! controlling terminal), `itrealvalue`, `nswap`, `cnswap`, the
 //! instruction and stack pointers (Linux zeroes them), `rt_priority`,
 //! `policy` (`SCHED_NORMAL`), the block I/O delay and guest times;
@@ -60,9 +57,9 @@ fn ppid(task: &Task) -> u32 {
     task.proc.group.parent.lock().upgrade().map_or(0, |p| p.tgid)
 }
 
-/// Process group and session ids: not tracked yet (see the module doc).
-fn pgrp_and_session(_task: &Task) -> (u32, u32) {
-    (0, 0)
+/// The process group and session ids.
+fn pgrp_and_session(task: &Task) -> (u32, u32) {
+    (task.proc.group.sys.pgrp(), task.proc.group.sys.session())
 }
 
 /// The thread's pending, blocked, ignored and caught signals and the
@@ -142,6 +139,7 @@ pub fn proc_pid_status(task: &Arc<Task>) -> Result<Vec<u8>, Errno> {
         task_mem(&mut s, &m.mmap_read_lock()).map_err(enomem)?;
     }
     let [pending, blocked, ignored, caught, shared] = signal_masks(task);
+    let switches = task.acct.usage();
     let sigpending =
         task.proc.group.rlim.lock().cur(crate::resource::Resource::new(uapi::resource::RLIMIT_SIGPENDING)?);
     let full = crate::cred::KernelCap::FULL.bits();
@@ -152,8 +150,8 @@ pub fn proc_pid_status(task: &Arc<Task>) -> Result<Vec<u8>, Errno> {
          SigPnd:\t{pending:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{blocked:016x}\nSigIgn:\t{ignored:016x}\n\
          SigCgt:\t{caught:016x}\nCapInh:\t{:016x}\nCapPrm:\t{:016x}\nCapEff:\t{:016x}\nCapBnd:\t{full:016x}\n\
          CapAmb:\t{:016x}\nNoNewPrivs:\t0\nSeccomp:\t0\nSeccomp_filters:\t0\nCpus_allowed:\t{cpus}\n\
-         Cpus_allowed_list:\t{cpu_list}\nMems_allowed:\t1\nMems_allowed_list:\t0\nvoluntary_ctxt_switches:\t0\n\
-         nonvoluntary_ctxt_switches:\t0\n",
+         Cpus_allowed_list:\t{cpu_list}\nMems_allowed:\t1\nMems_allowed_list:\t0\nvoluntary_ctxt_switches:\t{}\n\
+         nonvoluntary_ctxt_switches:\t{}\n",
         u64::MAX,
         base::thread_group(task).len(),
         (pending | shared).count_ones(),
@@ -162,6 +160,8 @@ pub fn proc_pid_status(task: &Arc<Task>) -> Result<Vec<u8>, Errno> {
         cred.cap_permitted.bits(),
         cred.cap_effective.bits(),
         0,
+        switches.nvcsw,
+        switches.nivcsw,
     )
     .map_err(enomem)?;
     Ok(s.0.into_bytes())
@@ -203,6 +203,8 @@ pub fn proc_pid_stat(task: &Arc<Task>, whole: bool) -> Result<Vec<u8>, Errno> {
     let mm_ref = task.proc.mm();
     let threads = base::thread_group(task).len();
     let (pgrp, session) = pgrp_and_session(task);
+    let (own, children) = crate::sys::proc_stat_usage(task, whole);
+    let ticks = |ns: u64| ns / (1_000_000_000 / USER_HZ);
     let state = task_state(task).as_bytes()[0] as char;
     let flags = if mm_ref.is_none() { PF_KTHREAD } else { 0 };
     let start_time = task.proc.group.proc_info.start_boottime() / (1_000_000_000 / USER_HZ);
@@ -222,12 +224,21 @@ pub fn proc_pid_stat(task: &Arc<Task>, whole: bool) -> Result<Vec<u8>, Errno> {
     };
     writeln!(
         s,
-        "{} ({}) {state} {} {pgrp} {session} 0 -1 {flags} 0 0 0 0 0 0 0 0 20 0 {threads} 0 {start_time} {vsize} {rss} \
+        "{} ({}) {state} {} {pgrp} {session} 0 -1 {flags} {} {} {} {} {} {} {} {} 20 0 {threads} 0 {start_time} {vsize} \
+         {rss} \
          {rsslim} {} {} {} 0 0 {pending} {blocked} {ignored} {caught} {wchan} 0 0 {} {} 0 0 0 0 0 {} {} {} {} {} {} {} \
          {exit_code}",
         task.pid,
         task.comm(),
         ppid(task),
+        own.min_flt,
+        children.min_flt,
+        own.maj_flt,
+        children.maj_flt,
+        ticks(own.utime),
+        ticks(own.stime),
+        ticks(children.utime),
+        ticks(children.stime),
         l.start_code,
         l.end_code,
         l.start_stack,
