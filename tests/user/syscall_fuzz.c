@@ -75,8 +75,7 @@ enum {
 	NR_dup2 = 33, NR_pause = 34, NR_nanosleep = 35, NR_getpid = 39, NR_clone = 56,
 	NR_fork = 57, NR_vfork = 58, NR_execve = 59, NR_exit = 60, NR_wait4 = 61, NR_kill = 62,
 	NR_uname = 63, NR_fcntl = 72, NR_getcwd = 79, NR_getuid = 102, NR_getgid = 104,
-	NR_geteuid = 107, NR_getegid = 108, NR_getppid = 110, NR_rt_sigtimedwait = 128,
-	NR_rt_sigsuspend = 130,
+	NR_geteuid = 107, NR_getegid = 108, NR_getppid = 110, NR_rt_sigsuspend = 130,
 	NR_sigaltstack = 131, NR_mlock = 149, NR_munlock = 150, NR_mlockall = 151,
 	NR_munlockall = 152, NR_arch_prctl = 158, NR_reboot = 169, NR_gettid = 186,
 	NR_tkill = 200, NR_futex = 202, NR_set_tid_address = 218, NR_clock_gettime = 228,
@@ -694,9 +693,6 @@ static long fuzz_one(void)
 		/* Every wait times out (or fails): FUTEX_WAIT's relative 1 us,
 		 * FUTEX_WAIT_BITSET's absolute time long past. */
 		a[3] = timespec_ptr();
-		break;
-	case NR_rt_sigtimedwait:
-		a[2] = timespec_ptr();
 		break;
 	case NR_clock_nanosleep:
 		/* CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_BOOTTIME or invalid ones:
