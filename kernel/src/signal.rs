@@ -124,11 +124,16 @@ pub struct ThreadSignals {
     /// mode if none runs (Linux `saved_sigmask` under
     /// `TIF_RESTORE_SIGMASK`): set by `rt_sigsuspend`.
     pub saved_sigmask: Option<u64>,
+    /// While `rt_sigtimedwait` sleeps, the mask it replaced (Linux
+    /// `real_blocked`): its set is unblocked meanwhile, so that a signal
+    /// of the set wakes this thread, and one that would kill is taken by
+    /// the wait instead; 0 otherwise.
+    pub real_blocked: u64,
 }
 
 impl Default for ThreadSignals {
     fn default() -> Self {
-        ThreadSignals { blocked: 0, pending: 0, info: Box::new([None; 64]), saved_sigmask: None }
+        ThreadSignals { blocked: 0, pending: 0, info: Box::new([None; 64]), saved_sigmask: None, real_blocked: 0 }
     }
 }
 
@@ -172,7 +177,10 @@ fn send_signal_scoped(task: &Arc<Task>, sig: i32, info: Option<SigInfo>, scope: 
     let info = info.unwrap_or_else(|| SigInfo::new(sig, SI_KERNEL));
     let i = (sig - 1) as usize;
     let mut s = task.proc.signal.lock();
-    if s.ignores(sig) && task.proc.sigpending.lock().blocked & sigmask(sig) == 0 {
+    if s.ignores(sig) && {
+        let t = task.proc.sigpending.lock();
+        (t.blocked | t.real_blocked) & sigmask(sig) == 0
+    } {
         return false;
     }
     if scope == Scope::Process {
@@ -198,7 +206,8 @@ fn send_signal_scoped(task: &Arc<Task>, sig: i32, info: Option<SigInfo>, scope: 
         None
     };
     let Some(chosen) = chosen else { return true };
-    if s.fatal(sig) && !group.group_exiting() && !threads.is_empty() {
+    let waited_for = chosen.proc.sigpending.lock().real_blocked & sigmask(sig) != 0;
+    if s.fatal(sig) && !waited_for && !group.group_exiting() && !threads.is_empty() {
         drop(threads);
         drop(s);
         group.start_group_exit(uapi::wait::w_termsig(sig, false) as u32, None);
@@ -631,8 +640,7 @@ pub fn sys_rt_sigpending(set: u64, size: u64) -> Result<u64, Errno> {
 /// given); else sleeps until one comes (EINTR if another signal is
 /// delivered first) or the timeout passes (EAGAIN; a zero timeout only
 /// polls). The set's signals are expected to be blocked by the caller;
-/// Linux unblocks them while it sleeps, here the sleep ends for them
-/// either way.
+/// they are unblocked while it sleeps, as Linux does.
 pub fn sys_rt_sigtimedwait(uthese: u64, uinfo: u64, uts: u64, size: u64) -> Result<u64, Errno> {
     if size != 8 {
         return Err(Errno::EINVAL);
@@ -660,11 +668,24 @@ pub fn sys_rt_sigtimedwait(uthese: u64, uinfo: u64, uts: u64, size: u64) -> Resu
         if crate::time::now() >= deadline {
             return Err(Errno::EAGAIN);
         }
+        // Linux's `real_blocked`: the set is unblocked while the thread
+        // sleeps, so that a signal of it sent to the process or the
+        // thread picks this thread and wakes it.
+        let real_blocked = {
+            let mut t = me.proc.sigpending.lock();
+            let old = t.blocked;
+            t.real_blocked = old;
+            t.blocked &= !set;
+            old
+        };
         crate::sched::wait::sleep_until_ns(deadline, || {
             let s = me.proc.signal.lock();
             let t = me.proc.sigpending.lock();
-            (t.pending | s.shared_pending) & (set | !(t.blocked & !UNBLOCKABLE)) != 0
+            (t.pending | s.shared_pending) & (set | !(real_blocked & !UNBLOCKABLE)) != 0
         });
+        let mut t = me.proc.sigpending.lock();
+        t.blocked = real_blocked;
+        t.real_blocked = 0;
     }
 }
 

@@ -24,6 +24,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -197,6 +198,73 @@ static void test_proc_and_sync(void)
 	pthread_join(a, NULL);
 	pthread_join(b, NULL);
 	CHECK(pp_rounds == 1000, "a condition variable hands the turn back and forth 1000 times (%d)", pp_rounds);
+}
+
+/* ---- CPU time over threads, a SIGEV_THREAD timer ---- */
+
+static atomic_int burner_stop;
+
+static void *burner(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&burner_stop))
+		;
+	return NULL;
+}
+
+static double cpu_seconds(clockid_t clock)
+{
+	struct timespec ts;
+	clock_gettime(clock, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static atomic_int timer_fired;
+static atomic_int timer_tid;
+
+static void on_timer(union sigval v)
+{
+	atomic_store(&timer_tid, sys_gettid());
+	atomic_store(&timer_fired, v.sival_int);
+}
+
+static void test_usage_and_timers(void)
+{
+	pthread_t t;
+	atomic_store(&burner_stop, 0);
+	double thread0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
+	pthread_create(&t, NULL, burner, NULL);
+	sleep_ms(200);
+	atomic_store(&burner_stop, 1);
+	pthread_join(t, NULL);
+	double thread = cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - thread0;
+	double process = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID);
+	struct rusage self, me;
+	getrusage(RUSAGE_SELF, &self);
+	getrusage(RUSAGE_THREAD, &me);
+	double self_s = self.ru_utime.tv_sec + self.ru_utime.tv_usec / 1e6 + self.ru_stime.tv_sec +
+			self.ru_stime.tv_usec / 1e6;
+	double me_s = me.ru_utime.tv_sec + me.ru_utime.tv_usec / 1e6 + me.ru_stime.tv_sec + me.ru_stime.tv_usec / 1e6;
+	utest_print("# a thread spun 200 ms: process CPU %.3f s, main thread %.3f s; rusage self %.3f s, thread %.3f s\n",
+		    process, thread, self_s, me_s);
+	CHECK(process >= thread + 0.05, "CLOCK_PROCESS_CPUTIME_ID counts the joined thread's time (%.3f, %.3f)", process,
+	      thread);
+	CHECK(self_s >= me_s + 0.05, "getrusage(RUSAGE_SELF) counts it, RUSAGE_THREAD does not (%.3f, %.3f)", self_s,
+	      me_s);
+
+	struct sigevent ev = { 0 };
+	timer_t timer;
+	ev.sigev_notify = SIGEV_THREAD;
+	ev.sigev_notify_function = on_timer;
+	ev.sigev_value.sival_int = 77;
+	CHECK(timer_create(CLOCK_MONOTONIC, &ev, &timer) == 0, "timer_create with SIGEV_THREAD");
+	struct itimerspec its = { { 0, 0 }, { 0, 20 * 1000000 } };
+	CHECK(timer_settime(timer, 0, &its, NULL) == 0, "timer_settime 20 ms");
+	for (int i = 0; i < 2000 && !atomic_load(&timer_fired); i++)
+		sleep_ms(1);
+	CHECK(atomic_load(&timer_fired) == 77 && atomic_load(&timer_tid) != sys_gettid(),
+	      "the timer's function ran in a thread of its own with its value (%d)", atomic_load(&timer_fired));
+	timer_delete(timer);
 }
 
 /* ---- the concurrent address-space model ---- */
@@ -590,6 +658,12 @@ static void test_signals(void)
 	CHECK(syscall(SYS_tgkill, getpid(), -1, SIGUSR1) == -1 && errno == EINVAL, "tgkill to tid -1 is EINVAL");
 	atomic_store(&sig_thread_stop, 1);
 	pthread_join(t, NULL);
+	/* The join returns at the thread's clear_child_tid wake, which comes
+	 * before the thread is gone (Linux's mm_release before
+	 * release_task): it may still be found for a moment. */
+	int tries = 0;
+	while (syscall(SYS_tgkill, getpid(), tid, 0) == 0 && tries++ < 2000)
+		sleep_ms(1);
 	errno = 0;
 	CHECK(syscall(SYS_tgkill, getpid(), tid, 0) == -1 && errno == ESRCH, "tgkill to a joined thread is ESRCH");
 	signal(SIGUSR1, SIG_DFL);
@@ -714,6 +788,7 @@ int main(int argc, char **argv)
 	self_path = argv[0];
 	test_ids();
 	test_proc_and_sync();
+	test_usage_and_timers();
 	test_model();
 	test_change_under_user(UNMAP);
 	test_change_under_user(PROTECT);
