@@ -270,14 +270,21 @@ pub trait SuperOperations: Send + Sync {
     fn root(&self) -> Result<Arc<dyn FsInode>, Errno>;
     /// Totals (Linux `statfs`).
     fn statfs(&self) -> Kstatfs;
-    /// Writes everything dirty back (Linux `sync_fs`).
-    fn sync_fs(&self) -> Result<(), Errno>;
+    /// Writes everything dirty back (Linux `sync_fs`); nothing to do for
+    /// a file system in memory (Linux leaves the operation out).
+    fn sync_fs(&self) -> Result<(), Errno> {
+        Ok(())
+    }
     /// Syncs and lets go of the device (Linux `put_super`); nothing is
-    /// called on the file system afterwards.
-    fn put_super(&self) -> Result<(), Errno>;
-    /// Whether lookups are worth caching in the dcache (not for a file
-    /// system whose directories are themselves in memory).
-    fn cache_lookups(&self) -> bool;
+    /// called on the file system afterwards. Nothing to do without one.
+    fn put_super(&self) -> Result<(), Errno> {
+        Ok(())
+    }
+    /// Whether lookups are worth caching in the dcache: not for a file
+    /// system whose directories are themselves in memory, the default.
+    fn cache_lookups(&self) -> bool {
+        false
+    }
     /// Objects of the file system's own caches that memory pressure
     /// could free (Linux `nr_cached_objects`). Read by reclaim at every
     /// pass: no lock, no sleep.

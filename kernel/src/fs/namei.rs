@@ -269,12 +269,11 @@ pub fn vfs_mkdir(parent: &Parent, mode: u32) -> Result<(), Errno> {
     r
 }
 
-/// Linux `do_mknodat` after the walk, for `mode`'s type already checked
-/// (`may_mknod`) and the umask applied: a regular file (type 0 or
-/// `S_IFREG`, Linux `vfs_create`) or a node (`vfs_mknod`; a device needs
-/// `CAP_MKNOD`, EPERM without it).
-pub fn vfs_mknod(parent: &Parent, mode: u32, rdev: u64) -> Result<(), Errno> {
-    use uapi::stat::{S_IFBLK, S_IFCHR, S_IFMT, S_IFREG};
+/// The checks before a new name is made in `parent` (Linux
+/// `filename_create` and `may_create`): the name (EEXIST for `.`, `..`
+/// or none), no trailing slash (ENOENT), not taken (EEXIST), a writable
+/// mount. Returns the name.
+fn may_create(parent: &Parent) -> Result<&[u8], Errno> {
     let name = parent.name_or(Errno::EEXIST)?;
     if parent.trailing_slash {
         return Err(Errno::ENOENT);
@@ -285,6 +284,16 @@ pub fn vfs_mknod(parent: &Parent, mode: u32, rdev: u64) -> Result<(), Errno> {
         Err(e) => return Err(e),
     }
     parent.dir.want_write()?;
+    Ok(name)
+}
+
+/// Linux `do_mknodat` after the walk, for `mode`'s type already checked
+/// (`may_mknod`) and the umask applied: a regular file (type 0 or
+/// `S_IFREG`, Linux `vfs_create`) or a node (`vfs_mknod`; a device needs
+/// `CAP_MKNOD`, EPERM without it).
+pub fn vfs_mknod(parent: &Parent, mode: u32, rdev: u64) -> Result<(), Errno> {
+    use uapi::stat::{S_IFBLK, S_IFCHR, S_IFMT, S_IFREG};
+    let name = may_create(parent)?;
     let ops = &parent.dir.inode.ops;
     let r = match mode & S_IFMT {
         0 | S_IFREG => ops.create(name, mode & 0o7777, current_owner()).map(drop),
@@ -298,16 +307,7 @@ pub fn vfs_mknod(parent: &Parent, mode: u32, rdev: u64) -> Result<(), Errno> {
 
 /// Linux `do_symlinkat` after the walk.
 pub fn vfs_symlink(parent: &Parent, target: &[u8]) -> Result<(), Errno> {
-    let name = parent.name_or(Errno::EEXIST)?;
-    if parent.trailing_slash {
-        return Err(Errno::ENOENT);
-    }
-    match lookup_one(&parent.dir, name) {
-        Ok(_) => return Err(Errno::EEXIST),
-        Err(Errno::ENOENT) => {}
-        Err(e) => return Err(e),
-    }
-    parent.dir.want_write()?;
+    let name = may_create(parent)?;
     let r = parent.dir.inode.ops.symlink(name, target, current_owner());
     invalidate(&parent.dir, name);
     r

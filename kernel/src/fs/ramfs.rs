@@ -286,18 +286,6 @@ impl SuperOperations for Ramfs {
     fn statfs(&self) -> Kstatfs {
         Kstatfs { f_type: self.magic, bsize: mm::PAGE_SIZE, namelen: uapi::fs::NAME_MAX as u64, ..Kstatfs::default() }
     }
-
-    fn sync_fs(&self) -> Result<(), Errno> {
-        Ok(())
-    }
-
-    fn put_super(&self) -> Result<(), Errno> {
-        Ok(())
-    }
-
-    fn cache_lookups(&self) -> bool {
-        false
-    }
 }
 
 fn ram(inode: &dyn FsInode) -> Result<&RamInode, Errno> {

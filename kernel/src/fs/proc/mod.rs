@@ -548,18 +548,6 @@ impl SuperOperations for ProcFs {
     fn statfs(&self) -> Kstatfs {
         Kstatfs { f_type: PROC_SUPER_MAGIC, bsize: 4096, namelen: 255, ..Kstatfs::default() }
     }
-
-    fn sync_fs(&self) -> Result<(), Errno> {
-        Ok(())
-    }
-
-    fn put_super(&self) -> Result<(), Errno> {
-        Ok(())
-    }
-
-    fn cache_lookups(&self) -> bool {
-        false
-    }
 }
 
 /// A new proc instance (Linux `proc_fill_super`).
