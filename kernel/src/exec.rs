@@ -161,7 +161,12 @@ pub fn kernel_execve(path: &str, argv: &[Vec<u8>], envp: &[Vec<u8>], frame: &mut
     let (cred, secure) = me.proc.cred.lock().exec();
     // Read before the new mm's lock is taken: no spin lock is held across
     // the sleeping mmap lock.
-    let limits = me.proc.group.rlim.lock().mm_limits(cred.capable(uapi::capability::CAP_IPC_LOCK));
+    let limits = me
+        .proc
+        .group
+        .rlim
+        .lock()
+        .mm_limits(cred.capable(uapi::capability::CAP_IPC_LOCK), cred.capable(uapi::capability::CAP_SYS_ADMIN));
     let new_mm = crate::mmap::mm_alloc().map_err(ExecError::Errno)?;
     let mut end_of_image = 0;
     let mut layout = mm::mmap::MmLayout::default();

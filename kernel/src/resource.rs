@@ -139,14 +139,16 @@ impl Rlimits {
         usize::try_from(self.cur(Resource::NOFILE).min(SYSCTL_NR_OPEN)).unwrap_or(usize::MAX)
     }
 
-    /// What the mm checks, with `cap_ipc_lock` from the credentials.
-    pub fn mm_limits(&self, cap_ipc_lock: bool) -> mm::mmap::MmLimits {
+    /// What the mm checks, with `CAP_IPC_LOCK` (locked memory) and
+    /// `CAP_SYS_ADMIN` (overcommit's admin reserve) from the credentials.
+    pub fn mm_limits(&self, cap_ipc_lock: bool, cap_sys_admin: bool) -> mm::mmap::MmLimits {
         mm::mmap::MmLimits {
             address_space: self.get(Resource::AS),
             data: self.get(Resource::DATA),
             stack: self.get(Resource::STACK),
             memlock: self.get(Resource::MEMLOCK),
             cap_ipc_lock,
+            cap_sys_admin,
         }
     }
 }
@@ -156,7 +158,7 @@ pub fn current_nofile() -> usize {
     crate::sched::current().proc.group.rlim.lock().nofile()
 }
 
-/// Copies `proc`'s memory limits and `CAP_IPC_LOCK` into its address
+/// Copies `proc`'s memory limits, `CAP_IPC_LOCK` and `CAP_SYS_ADMIN` into its address
 /// space, if it has one. The mmap lock sleeps, so it is taken first, with
 /// no spin lock held; `rlim` and `cred` are read under it, so two updates
 /// racing store the later limits last.
@@ -164,8 +166,11 @@ pub fn sync_mm_limits(proc: &Process) {
     if let Some(mm) = proc.mm() {
         let mut space = mm.mmap_write_lock();
         let rlim = proc.group.rlim.lock();
-        let cap_ipc_lock = proc.cred.lock().capable(CAP_IPC_LOCK);
-        space.limits = rlim.mm_limits(cap_ipc_lock);
+        let (cap_ipc_lock, cap_sys_admin) = {
+            let cred = proc.cred.lock();
+            (cred.capable(CAP_IPC_LOCK), cred.capable(uapi::capability::CAP_SYS_ADMIN))
+        };
+        space.limits = rlim.mm_limits(cap_ipc_lock, cap_sys_admin);
     }
 }
 

@@ -28,7 +28,8 @@
 //! ([`vmscan`]), the shadow entries reclaim leaves behind to detect
 //! refaults ([`workingset`]) and the slab shrinkers reclaim runs
 //! ([`shrinker`]); and swap areas' headers and slot allocation
-//! ([`swapfile`]).
+//! ([`swapfile`]); and overcommit accounting ([`overcommit`]: the
+//! committed total and `vm.overcommit_memory`'s policies).
 
 #![cfg_attr(not(test), no_std)]
 
@@ -57,6 +58,7 @@ pub mod mmzone;
 pub mod mremap;
 pub mod msync;
 pub mod oom_kill;
+pub mod overcommit;
 pub mod page;
 pub mod page_alloc;
 pub mod page_flags;

@@ -216,6 +216,7 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
         };
         let (flags, file) = (desc.flags, desc.file);
         let set_flags = |mm: &mut Self, f: &dyn Fn(VmaFlags) -> VmaFlags| {
+            mm.sync_max_map_count();
             mm.vmas.modify_flags(range.start().virt(), range.end().virt(), |v| f(v.flags())).map_err(vma_err)
         };
         match advice {

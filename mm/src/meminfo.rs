@@ -21,6 +21,9 @@
 //!   [`MeminfoKernel`].
 //! - `SwapTotal`, `SwapFree`: the kernel's swap areas (Linux
 //!   `si_swapinfo`), also passed in [`MeminfoKernel`].
+//! - `CommitLimit`, `Committed_AS`: [`crate::overcommit`]'s
+//!   `vm_commit_limit` (over `totalram_pages` and the swap areas open to
+//!   allocation, `total_swap_pages`) and committed total.
 //!
 //! Zero by construction, and why: `Buffers` (no buffer cache pages of
 //! block devices) and `SwapCached`, because there is no swap cache yet;
@@ -31,8 +34,7 @@
 //!   `Unevictable`: the LRU lists' counters ([`crate::swap`]);
 //!   `Mlocked`: pages with `PG_mlocked` (`NR_MLOCK`).
 //!
-//! Left out: commit accounting (no overcommit accounting), hugetlb,
-//! THP and `DirectMap` lines.
+//! Left out: hugetlb, THP and `DirectMap` lines.
 
 // Its tests free pages they allocated (an unsafe call); the module
 // itself has no reason for unsafe.
@@ -130,6 +132,8 @@ impl fmt::Display for Meminfo<'_, '_> {
         show_val_kb(f, "SUnreclaim", sunreclaim)?;
         show_kb(f, "KernelStack", state(NodeStatItem::NrKernelStackKb))?;
         show_val_kb(f, "PageTables", state(NodeStatItem::NrPagetable))?;
+        show_val_kb(f, "CommitLimit", pgdat.vm_commit_limit())?;
+        show_val_kb(f, "Committed_AS", pgdat.overcommit().committed_as())?;
         show_kb(f, "VmallocTotal", self.kernel.vmalloc_total >> 10)?;
         show_val_kb(f, "VmallocUsed", self.kernel.vmalloc_used_pages)?;
         show_val_kb(f, "VmallocChunk", 0)?;

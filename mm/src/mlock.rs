@@ -165,6 +165,7 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
         if (old - VM_LOCKED_MASK) | flags == old || old.contains(VmaFlags::DONTEXPAND) {
             return Ok(());
         }
+        self.sync_max_map_count();
         self.vmas
             .modify_flags(range.start().virt(), range.end().virt(), |v| (v.flags() - VM_LOCKED_MASK) | flags)
             .map_err(vma_err)?;

@@ -18,7 +18,28 @@
 //! (`may_expand_vm`: mmap, brk, mremap, stack growth), `RLIMIT_MEMLOCK`
 //! for locked memory (`mlock_future_ok`, [`crate::mlock`]),
 //! `RLIMIT_STACK` for stack growth, and `vm.max_map_count`
-//! ([`MAX_MAP_COUNT`]) for the number of VMAs.
+//! ([`crate::overcommit::Overcommit::max_map_count`], copied into the
+//! VMA tree before each change) for the number of VMAs.
+//!
+//! Overcommit accounting ([`crate::overcommit`]): a private writable VMA
+//! (Linux `accountable_mapping`: `VM_WRITE` without `VM_SHARED` or
+//! `VM_NORESERVE`; `MAP_NORESERVE` sets `VM_NORESERVE` only while
+//! `vm.overcommit_memory` is not 2) gets `VM_ACCOUNT`, and its pages are
+//! charged to the machine's committed total before it exists (Linux
+//! `security_vm_enough_memory_mm`, `ENOMEM` when refused) and uncharged
+//! when they are unmapped. Charged where Linux charges: mmap (a
+//! `MAP_FIXED` mapping's replaced `VM_ACCOUNT` pages pass their charge
+//! on, `mmap_region`'s `nr_accounted`), brk's growth, stack growth,
+//! mprotect making a private mapping writable for the first time
+//! (`mprotect_fixup`, which also uncharges an anonymous VMA made
+//! read-only before it had an `anon_vma`), mremap's growth and
+//! `MREMAP_DONTUNMAP`'s copy ([`crate::mremap`]), and fork, for each
+//! `VM_ACCOUNT` VMA the child gets (`dup_mmap`); munmap, brk's shrinking,
+//! mremap's shrinking and exit uncharge (`do_vmi_munmap`, `exit_mmap`).
+//! Splits and merges move no charge: merging needs equal flags, so
+//! `VM_ACCOUNT` and plain VMAs never merge. Hence the invariant the
+//! model-based tests check: the committed total is the sum of the pages
+//! of every `VM_ACCOUNT` VMA of every address space.
 //!
 //! Locking: an `MmStruct` is a plain value; the kernel keeps it behind one
 //! lock per address space (Linux's `mmap_lock`, taken for writing by every
@@ -29,7 +50,9 @@
 //! demand and shared through the file.
 //!
 //! Differences from Linux:
-//! - No overcommit accounting (`VM_ACCOUNT` is never set or charged).
+//! - Stack growth is charged only for a `VM_ACCOUNT` stack (Linux's
+//!   `acct_stack_growth` charges any grows-down VMA and uncharges only
+//!   `VM_ACCOUNT` ones); a zero-page charge is not asked for.
 //! - `total_vm` is kept; `locked_vm` and `data_vm` are counted from the
 //!   VMAs when a limit is checked (Linux keeps them as counters).
 
@@ -45,6 +68,7 @@ use crate::addr::{PAGE_SHIFT, PAGE_SIZE, Pfn, VirtAddr};
 use crate::arch::TlbFlush;
 use crate::gfp::Gfp;
 use crate::memory::FaultError;
+use crate::overcommit::{CommitRequester, Overcommit, OvercommitPolicy};
 use crate::pgtable::{PageTable, PteFormat, TlbGather, USER_TOP};
 use crate::shmem::ShmemZeroSetup;
 use crate::uaddr::{UserAddr, UserRange};
@@ -54,7 +78,7 @@ use crate::vma::{
 };
 
 pub use crate::uaddr::{TASK_SIZE, page_align};
-pub use crate::vma::MAX_MAP_COUNT;
+pub use crate::vma::DEFAULT_MAX_MAP_COUNT;
 
 /// Lowest address mmap hands out or accepts with `MAP_FIXED` (Linux's
 /// default `vm.mmap_min_addr`).
@@ -91,6 +115,10 @@ pub struct MmLimits {
     pub memlock: Rlimit,
     /// Whether the caller has `CAP_IPC_LOCK`, which lifts `RLIMIT_MEMLOCK`.
     pub cap_ipc_lock: bool,
+    /// Whether the caller has `CAP_SYS_ADMIN`, whose commitments may use
+    /// `vm.admin_reserve_kbytes` (Linux `__vm_enough_memory`'s
+    /// `cap_sys_admin`).
+    pub cap_sys_admin: bool,
 }
 
 impl MmLimits {
@@ -103,6 +131,7 @@ impl MmLimits {
             stack: Rlimit { rlim_cur: STACK_RLIMIT, rlim_max: RLIM_INFINITY },
             memlock: Rlimit { rlim_cur: MLOCK_LIMIT, rlim_max: MLOCK_LIMIT },
             cap_ipc_lock: true,
+            cap_sys_admin: true,
         }
     }
 }
@@ -330,6 +359,37 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         self.pgd.nr_tables()
     }
 
+    /// The machine's overcommit accounting and sysctls.
+    fn overcommit(&self) -> &'a Overcommit {
+        self.pgd.pgdat().overcommit()
+    }
+
+    /// Charges `pages` to the committed total if the overcommit policy
+    /// allows this address space to (Linux `security_vm_enough_memory_mm`:
+    /// the caller's `CAP_SYS_ADMIN` and `total_vm`); `ENOMEM` if not.
+    pub(crate) fn security_vm_enough_memory_mm(&self, pages: u64) -> Result<(), Errno> {
+        if pages == 0 {
+            return Ok(());
+        }
+        let who = CommitRequester { cap_sys_admin: self.limits.cap_sys_admin, total_vm: Some(self.total_vm()) };
+        self.pgd.pgdat().vm_enough_memory(pages, who).map_err(|_| Errno::ENOMEM)
+    }
+
+    /// Takes `pages` off the committed total (Linux `vm_unacct_memory`).
+    pub(crate) fn vm_unacct_memory(&self, pages: u64) {
+        self.overcommit().vm_unacct_memory(pages);
+    }
+
+    /// Copies `vm.max_map_count` into the VMA tree, which checks it at
+    /// every split: called before each change, since the sysctl may have
+    /// changed since the last (Linux reads `sysctl_max_map_count` at each
+    /// check). Returns it.
+    pub(crate) fn sync_max_map_count(&mut self) -> usize {
+        let max = self.overcommit().max_map_count();
+        self.vmas.set_max_map_count(max);
+        max
+    }
+
     /// Where a mapping of `len` bytes (page-aligned) goes (Linux
     /// `get_unmapped_area` and `arch_get_unmapped_area_topdown`): with
     /// `fixed`, exactly at `hint` after Linux's checks (`ENOMEM` beyond
@@ -470,7 +530,7 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         if pgoff.checked_add(len >> PAGE_SHIFT).is_none() {
             return Err(Errno::EOVERFLOW);
         }
-        if self.vmas.map_count() > MAX_MAP_COUNT {
+        if self.vmas.map_count() > self.sync_max_map_count() {
             return Err(Errno::ENOMEM);
         }
         let range = self.get_unmapped_area(addr, len, fixed)?;
@@ -491,7 +551,8 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         if !self.mlock_future_ok(vm_flags, len) {
             return Err(Errno::EAGAIN);
         }
-        if flags & MAP_NORESERVE != 0 {
+        // MAP_NORESERVE is honoured only while overcommit is allowed.
+        if flags & MAP_NORESERVE != 0 && self.overcommit().policy() != OvercommitPolicy::Never {
             vm_flags |= VmaFlags::NORESERVE;
         }
         let map_type = flags & MAP_TYPE;
@@ -536,11 +597,27 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         if !self.may_expand_vm(vm_flags, range.pages() - replaced) {
             return Err(Errno::ENOMEM);
         }
+        // Private writable memory is charged, less what the replaced
+        // VM_ACCOUNT pages were charged, which passes to it (Linux
+        // `accountable_mapping`, `vms.nr_accounted`).
+        let accountable = vm_flags & (VmaFlags::NORESERVE | VmaFlags::SHARED | VmaFlags::WRITE) == VmaFlags::WRITE;
+        let replaced_accounted = if fixed && accountable { self.vm_pages(range, Self::accounted) } else { 0 };
+        let charged = if accountable { range.pages() - replaced_accounted } else { 0 };
+        if accountable {
+            self.security_vm_enough_memory_mm(charged)?;
+            vm_flags |= VmaFlags::ACCOUNT;
+        }
         // Shared anonymous memory maps a new shmem file from its start
         // (Linux `mmap_region` -> `shmem_zero_setup`), made before anything
         // is unmapped so that without memory for it nothing changes.
         let zero_file = match vma_file {
-            None if vm_flags.contains(VmaFlags::SHARED) => Some(self.shmem.shmem_zero_setup(len)?),
+            None if vm_flags.contains(VmaFlags::SHARED) => match self.shmem.shmem_zero_setup(len) {
+                Ok(zero) => Some(zero),
+                Err(e) => {
+                    self.vm_unacct_memory(charged);
+                    return Err(e);
+                }
+            },
             _ => None,
         };
         let (vma_file, pgoff) = match (zero_file, vma_file) {
@@ -550,8 +627,19 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         };
         let desc =
             VmaDesc { start: range.start().virt(), end: range.end().virt(), flags: vm_flags, pgoff, file: vma_file };
-        // MAP_FIXED replaces what was there (Linux `mmap_region` unmaps first).
-        let mapped = self.munmap_range(range).and_then(|()| self.vmas.insert(desc).map_err(vma_err));
+        // MAP_FIXED replaces what was there (Linux `mmap_region` unmaps
+        // first); if the mapping then cannot be made, the replaced pages'
+        // charge goes with the new one's.
+        let mapped = match self.unmap_range(range, !accountable) {
+            Ok(()) => self.vmas.insert(desc).map_err(|e| {
+                self.vm_unacct_memory(charged + replaced_accounted);
+                vma_err(e)
+            }),
+            Err(e) => {
+                self.vm_unacct_memory(charged);
+                Err(e)
+            }
+        };
         if let Some(zero) = zero_file {
             // The VMA holds its own reference now, if it was made.
             zero.put_file();
@@ -588,22 +676,44 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     /// As in Linux, the VMAs are split first, then their page tables
     /// zapped while they and their files are still there (dirty ptes of a
     /// file's pages reach the file), then they are freed.
+    /// The `VM_ACCOUNT` VMAs' pages are uncharged (Linux
+    /// `vms_complete_munmap_vmas`' `vm_unacct_memory(nr_accounted)`).
     pub fn munmap_range(&mut self, range: UserRange) -> Result<(), Errno> {
+        self.unmap_range(range, true)
+    }
+
+    /// [`Self::munmap_range`], uncharging the unmapped `VM_ACCOUNT` pages
+    /// only if `unaccount` (a `MAP_FIXED` mapping that is charged itself
+    /// takes their charge over).
+    fn unmap_range(&mut self, range: UserRange, unaccount: bool) -> Result<(), Errno> {
         if range.is_empty() {
             return Ok(());
         }
+        self.sync_max_map_count();
         let (start, end) = (range.start().virt(), range.end().virt());
         self.vmas.split_for_munmap(start, end).map_err(vma_err)?;
         let mut at = start;
+        let mut nr_accounted = 0;
         while let Some(desc) = self.vmas.find_vma(at).map(|v| v.desc()).filter(|d| d.start < end) {
             if let Some(part) = UserRange::of(desc.start, desc.end) {
                 self.zap_range(&desc, part);
+                if Self::accounted(desc.flags) {
+                    nr_accounted += part.pages();
+                }
             }
             at = desc.end;
         }
         self.vmas.munmap_range(start, end, |_| {}).map_err(vma_err)?;
+        if unaccount {
+            self.vm_unacct_memory(nr_accounted);
+        }
         self.free_pgtables(range);
         Ok(())
+    }
+
+    /// Whether a VMA's pages are charged to the committed total.
+    fn accounted(flags: VmaFlags) -> bool {
+        flags.contains(VmaFlags::ACCOUNT)
     }
 
     /// Frees the page tables that served only the unmapped `range`
@@ -684,10 +794,38 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
     /// Gives `range`, inside one VMA, the protection `new` (Linux
     /// `mprotect_fixup`): splits, merges and rewrites the ptes. The whole
     /// range gets the same flags, whatever it merged with.
+    ///
+    /// A private mapping made writable for the first time is charged
+    /// and gets `VM_ACCOUNT`. Made read-only, it keeps its charge (its
+    /// pages may have been written), except an anonymous VMA that has no
+    /// `anon_vma` yet, which has no page to keep.
     fn mprotect_fixup(&mut self, range: UserRange, new: VmaFlags) -> Result<(), Errno> {
-        self.vmas
-            .modify_flags(range.start().virt(), range.end().virt(), |v| (v.flags() - PROT_BITS) | new)
-            .map_err(vma_err)?;
+        let vma = self.vmas.vma_lookup(range.start().virt()).ok_or(Errno::ENOMEM)?;
+        let old = vma.flags();
+        let never_faulted = vma.file().is_none() && vma.anon.anon_vma().is_none();
+        let mut account = old & VmaFlags::ACCOUNT;
+        let mut charged = 0;
+        if new.contains(VmaFlags::WRITE) {
+            let charged_already = VmaFlags::ACCOUNT | VmaFlags::WRITE | VmaFlags::SHARED | VmaFlags::NORESERVE;
+            if !old.intersects(charged_already) {
+                charged = range.pages();
+                self.security_vm_enough_memory_mm(charged)?;
+                account = VmaFlags::ACCOUNT;
+            }
+        } else if old.contains(VmaFlags::ACCOUNT) && never_faulted {
+            account = VmaFlags::empty();
+        }
+        self.sync_max_map_count();
+        let modified = self.vmas.modify_flags(range.start().virt(), range.end().virt(), |v| {
+            (v.flags() - PROT_BITS - VmaFlags::ACCOUNT) | new | account
+        });
+        if let Err(e) = modified {
+            self.vm_unacct_memory(charged);
+            return Err(vma_err(e));
+        }
+        if old.contains(VmaFlags::ACCOUNT) && account.is_empty() {
+            self.vm_unacct_memory(range.pages());
+        }
         let vma = self.vmas.vma_lookup(range.start().virt()).map(|v| v.desc()).ok_or(Errno::ENOMEM)?;
         self.change_protection(range, &vma);
         Ok(())
@@ -741,17 +879,21 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             | VmaFlags::MAYREAD
             | VmaFlags::MAYWRITE
             | VmaFlags::MAYEXEC
+            | VmaFlags::ACCOUNT
             | self.def_flags;
         // Linux `check_brk_limits` (mmap_min_addr, a locked heap's
-        // RLIMIT_MEMLOCK), then `do_brk_flags`.
+        // RLIMIT_MEMLOCK), then `do_brk_flags` (RLIMIT_AS and _DATA, the
+        // map count, the commit charge).
         if grown.start().as_u64() < MMAP_MIN_ADDR
             || !self.mlock_future_ok(self.def_flags, grown.len())
             || !self.may_expand_vm(flags, grown.pages())
-            || self.vmas.map_count() > MAX_MAP_COUNT
+            || self.vmas.map_count() > self.sync_max_map_count()
+            || self.security_vm_enough_memory_mm(grown.pages()).is_err()
         {
             return l.brk;
         }
         if self.vmas.insert(VmaDesc::anon(grown.start().virt(), grown.end().virt(), flags)).is_err() {
+            self.vm_unacct_memory(grown.pages());
             return l.brk;
         }
         self.layout.brk = requested;
@@ -796,12 +938,21 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             return Err(FaultError::MapErr);
         }
         let pgoff = desc.pgoff.checked_sub(grown.pages()).ok_or(FaultError::MapErr)?;
-        self.vmas.insert(VmaDesc { start: addr.virt(), end: vma_start, pgoff, ..desc }).map_err(|_| FaultError::Oom)
+        // Linux `acct_stack_growth`'s last check, the commit charge.
+        let charged = if Self::accounted(desc.flags) { grown.pages() } else { 0 };
+        self.security_vm_enough_memory_mm(charged).map_err(|_| FaultError::MapErr)?;
+        self.vmas.insert(VmaDesc { start: addr.virt(), end: vma_start, pgoff, ..desc }).map_err(|_| {
+            self.vm_unacct_memory(charged);
+            FaultError::Oom
+        })
     }
 
     /// Copies this address space for a fork child (Linux `dup_mmap`):
     /// every VMA without `VM_DONTCOPY`, its ptes (copy-on-write) unless
-    /// `VM_WIPEONFORK`, layout and flags, memory locks excepted.
+    /// `VM_WIPEONFORK`, layout and flags, memory locks excepted. Each
+    /// `VM_ACCOUNT` copy is charged first, as this space's commitment
+    /// (`ENOMEM` if refused); what the child got by then is uncharged
+    /// when the caller drops it.
     pub fn dup_mmap(&mut self, child: &mut MmStruct<'a, F, A>) -> Result<(), Errno> {
         child.mmap_base = self.mmap_base;
         child.layout = self.layout;
@@ -819,7 +970,12 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
             // A wipe-on-fork VMA starts empty in the child (Linux skips
             // `copy_page_range` and the anon_vma for it).
             let wipe = desc.flags.contains(VmaFlags::WIPEONFORK);
-            child.vmas.insert_fork(&self.vmas, v, desc.flags - unlocked, wipe).map_err(vma_err)?;
+            let charged = if Self::accounted(desc.flags) { v.pages() } else { 0 };
+            self.security_vm_enough_memory_mm(charged)?;
+            if let Err(e) = child.vmas.insert_fork(&self.vmas, v, desc.flags - unlocked, wipe) {
+                self.vm_unacct_memory(charged);
+                return Err(vma_err(e));
+            }
             if !wipe {
                 child.copy_page_range(self, v)?;
             }
@@ -827,8 +983,9 @@ impl<'a, F: PteFormat, A: VmaAlloc> MmStruct<'a, F, A> {
         Ok(())
     }
 
-    /// Tears everything down (Linux `exit_mmap`): every VMA and page; the
-    /// page tables go with the value. Must not be the loaded address space.
+    /// Tears everything down (Linux `exit_mmap`): every VMA and page,
+    /// the `VM_ACCOUNT` ones' charge; the page tables go with the value.
+    /// Must not be the loaded address space.
     pub fn exit_mmap(&mut self) {
         let _ = self.munmap_range(UserRange::ALL);
     }
@@ -847,3 +1004,6 @@ pub(crate) mod tests;
 
 #[cfg(test)]
 mod arbitrary_tests;
+
+#[cfg(test)]
+mod overcommit_tests;

@@ -26,7 +26,14 @@
 //!   destination first and then fails; Linux 6.17 and later move such a
 //!   range when it spans several VMAs (`old_len == new_len`), which we do
 //!   not.
-//! - No overcommit accounting, userfaultfd or sealing.
+//! - No userfaultfd or sealing.
+//!
+//! Overcommit accounting (see [`crate::mmap`]): a `VM_ACCOUNT` mapping's
+//! growth is charged before it happens, in place or by a move (Linux
+//! `vrm_charge`/`move_vma`'s `to_account`), and uncharged if the call then
+//! fails; `MREMAP_DONTUNMAP` charges the whole new copy, since the old
+//! VMA stays charged. A move carries the VMA's charge with it (the VMA is
+//! relocated, flags and all); shrinking uncharges the unmapped tail.
 //!
 //! `old_len == 0` duplicates a shared mapping (Linux's "duplicate shm
 //! area" case, refused for private mappings as Linux 6.5 and later do):
@@ -42,7 +49,7 @@ use uapi::errno::Errno;
 use uapi::mman::{MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE};
 
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE};
-use crate::mmap::{MAX_MAP_COUNT, MmStruct, TASK_SIZE, page_align, vma_err};
+use crate::mmap::{MmStruct, TASK_SIZE, page_align, vma_err};
 use crate::pgtable::PteFormat;
 use crate::uaddr::{UserAddr, UserRange};
 use crate::vma::{VM_LOCKED_MASK, VmaAlloc, VmaDesc, VmaFlags};
@@ -67,6 +74,7 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
         if new_len == 0 || new_len > TASK_SIZE {
             return Err(Errno::EINVAL);
         }
+        let max_map_count = self.sync_max_map_count();
         let implies_new_addr = flags & (MREMAP_FIXED | MREMAP_DONTUNMAP) != 0;
         let mut target = None;
         if implies_new_addr {
@@ -83,7 +91,7 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
             if addr.wrapping_add(old_len) > new.start().as_u64() && new.end().as_u64() > addr {
                 return Err(Errno::EINVAL);
             }
-            if self.vmas.map_count() + 2 >= MAX_MAP_COUNT - 3 {
+            if self.vmas.map_count() + 2 >= max_map_count.saturating_sub(3) {
                 return Err(Errno::ENOMEM);
             }
             target = Some(new);
@@ -110,10 +118,15 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
         // are free (Linux `vma_expandable`).
         if let Some(old_end) = addr.checked_add(old_len).filter(|e| e.virt() == vma.end)
             && let Some(grown) = addr.checked_add(new_len).and_then(|new_end| UserRange::new(old_end, new_end))
-            && self.vmas.expand(vma.start, grown.end().virt()).is_ok()
+            && !self.vmas.range(grown.start().virt(), grown.end().virt()).any(|_| true)
         {
-            self.mremap_populate(&vma, grown);
-            return Ok(addr.as_u64());
+            let charged = if vma.flags.contains(VmaFlags::ACCOUNT) { grown.pages() } else { 0 };
+            self.security_vm_enough_memory_mm(charged)?;
+            if self.vmas.expand(vma.start, grown.end().virt()).is_ok() {
+                self.mremap_populate(&vma, grown);
+                return Ok(addr.as_u64());
+            }
+            self.vm_unacct_memory(charged);
         }
         if flags & MREMAP_MAYMOVE == 0 {
             return Err(Errno::ENOMEM);
@@ -189,12 +202,26 @@ impl<F: PteFormat, A: VmaAlloc> MmStruct<'_, F, A> {
     /// the growth.
     fn move_vma(&mut self, old: UserRange, new: UserRange, flags: u32) -> Result<u64, Errno> {
         // Room for the splits (Linux's `map_count >= max - 3`).
-        if self.vmas.map_count() >= MAX_MAP_COUNT - 3 {
+        if self.vmas.map_count() >= self.vmas.max_map_count().saturating_sub(3) {
             return Err(Errno::ENOMEM);
         }
         if old.is_empty() {
             return self.dup_vma(old.start(), new);
         }
+        // The growth is charged, or all of the copy that MREMAP_DONTUNMAP
+        // leaves beside the old VMA (Linux `move_vma`'s `to_account`).
+        let accounted = self.vmas.vma_lookup(old.start().virt()).is_some_and(|v| v.flags().contains(VmaFlags::ACCOUNT));
+        let to_account = match (accounted, flags & MREMAP_DONTUNMAP != 0) {
+            (false, _) => 0,
+            (true, true) => new.pages(),
+            (true, false) => new.pages() - old.pages(),
+        };
+        self.security_vm_enough_memory_mm(to_account)?;
+        self.move_vma_charged(old, new, flags).inspect_err(|_| self.vm_unacct_memory(to_account))
+    }
+
+    /// [`Self::move_vma`] once the move is charged.
+    fn move_vma_charged(&mut self, old: UserRange, new: UserRange, flags: u32) -> Result<u64, Errno> {
         let whole = self.vmas.vma_lookup(old.start().virt()).map(|v| (v.start(), v.end())).ok_or(Errno::EFAULT)?;
         // Make the old range a VMA of its own.
         for at in [old.start(), old.end()] {

@@ -406,6 +406,9 @@ pub struct PgData<'a> {
     /// Swap readahead's tunables and machine-wide state
     /// ([`crate::swap_state::readahead`]).
     swap_ra: crate::swap_state::readahead::SwapRaState,
+    /// The committed total and the overcommit and map-count sysctls
+    /// ([`crate::overcommit`]): atomics, no lock.
+    overcommit: crate::overcommit::Overcommit,
     /// Where tasks sleep for a page's lock: what mm code that locks a
     /// page outside a reclaim or rmap context (`MADV_FREE`) wakes when it
     /// unlocks.
@@ -643,6 +646,7 @@ impl<'a> PgData<'a> {
             wmark_settings: spin::Mutex::new(mmzone::WatermarkSettings::new()),
             swappiness: AtomicU32::new(crate::vmscan::DEFAULT_SWAPPINESS),
             swap_ra: crate::swap_state::readahead::SwapRaState::new(),
+            overcommit: crate::overcommit::Overcommit::new(),
             folio_waits: spin::Once::new(),
         }
     }
@@ -772,7 +776,35 @@ impl<'a> PgData<'a> {
             released += self.free_pages_memory(start_pfn, end_pfn);
         }
         self.init_per_zone_wmark_min();
+        self.overcommit.init_reserves(self.nr_free_pages());
         released
+    }
+
+    /// The machine's overcommit accounting and its sysctls
+    /// ([`crate::overcommit`]).
+    pub fn overcommit(&self) -> &crate::overcommit::Overcommit {
+        &self.overcommit
+    }
+
+    /// Swap slots of the areas open to allocation (Linux
+    /// `total_swap_pages`): 0 before the first swapon.
+    pub fn total_swap_pages(&self) -> u64 {
+        self.swap_backend_once().get().map_or(0, |b| b.total_swap_pages())
+    }
+
+    /// Linux `vm_commit_limit` over this machine's RAM and swap.
+    pub fn vm_commit_limit(&self) -> u64 {
+        self.overcommit.vm_commit_limit(self.totalram_pages(), self.total_swap_pages())
+    }
+
+    /// Linux `__vm_enough_memory` over this machine's RAM and swap: charges
+    /// `pages` or refuses them (see [`crate::overcommit`]).
+    pub fn vm_enough_memory(
+        &self,
+        pages: u64,
+        who: crate::overcommit::CommitRequester,
+    ) -> Result<(), crate::overcommit::NotEnoughMemory> {
+        self.overcommit.vm_enough_memory(self.totalram_pages(), self.total_swap_pages(), pages, who)
     }
 
     /// Linux `__free_pages_memory`: frees `[start, end)` in maximal aligned

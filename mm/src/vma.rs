@@ -158,11 +158,7 @@ pub const VM_LOCKED_MASK: VmaFlags = VmaFlags::LOCKED.union(VmaFlags::LOCKONFAUL
 /// they allow (Linux's `newflags >> 4` in mprotect).
 pub const VM_MAY_BITS: VmaFlags = VmaFlags::MAYREAD.union(VmaFlags::MAYWRITE).union(VmaFlags::MAYEXEC);
 
-/// Most VMAs an address space may have (Linux `DEFAULT_MAX_MAP_COUNT`,
-/// `USHRT_MAX - MAPCOUNT_ELF_CORE_MARGIN`, read-only `vm.max_map_count`):
-/// a split that would pass it fails with [`VmaError::NoMemory`], as
-/// Linux's `split_vma` does, and mmap, brk and mremap check it too.
-pub const MAX_MAP_COUNT: usize = 65530;
+pub use crate::overcommit::DEFAULT_MAX_MAP_COUNT;
 
 bitflags! {
     /// What a VMA allows and how it behaves (Linux `VM_*` of
@@ -765,6 +761,11 @@ pub struct VmaTree<A: VmaAlloc> {
     alloc: A,
     /// The address space, as the files' reverse maps name it.
     owner: MmId,
+    /// Most VMAs it may have (Linux `sysctl_max_map_count`, which the
+    /// owner copies in from `vm.max_map_count` before each change,
+    /// [`VmaTree::set_max_map_count`]): a split that would pass it fails
+    /// with [`VmaError::NoMemory`], as Linux's `split_vma` does.
+    max_map_count: usize,
 }
 
 // SAFETY: through `&VmaTree` the tree and its VMAs are only read. Every
@@ -788,7 +789,19 @@ impl<A: VmaAlloc> VmaTree<A> {
     /// An empty address space taking VMAs from `alloc`, named `owner` in
     /// the reverse maps of the files it maps.
     pub fn with_owner(alloc: A, owner: MmId) -> Self {
-        VmaTree { tree: AvlTree::new(), total_pages: 0, alloc, owner }
+        VmaTree { tree: AvlTree::new(), total_pages: 0, alloc, owner, max_map_count: DEFAULT_MAX_MAP_COUNT }
+    }
+
+    /// Sets the most VMAs splits may make (`vm.max_map_count`, read by
+    /// Linux at each check; the mm copies it in before each change). A
+    /// tree that has more already keeps them.
+    pub fn set_max_map_count(&mut self, count: usize) {
+        self.max_map_count = count;
+    }
+
+    /// The most VMAs splits may make.
+    pub fn max_map_count(&self) -> usize {
+        self.max_map_count
     }
 
     /// The name of this address space in the files' reverse maps.
@@ -960,7 +973,7 @@ impl<A: VmaAlloc> VmaTree<A> {
             return Err(VmaError::BadRange);
         }
         let vma = self.vma_lookup(addr).filter(|vma| vma.start() != addr).ok_or(VmaError::NotFound)?;
-        if self.map_count() >= MAX_MAP_COUNT {
+        if self.map_count() >= self.max_map_count {
             return Err(VmaError::NoMemory);
         }
         // The node takes the file's reference in `split_with`.
@@ -1017,7 +1030,7 @@ impl<A: VmaAlloc> VmaTree<A> {
 
     /// Allocates the nodes needed to split at `start` and `end` where they
     /// fall strictly inside VMAs, then splits there: all or nothing.
-    /// The VMA count may not pass [`MAX_MAP_COUNT`]: for a change of the
+    /// The VMA count may not pass [`VmaTree::max_map_count`]: for a change of the
     /// range (`unmap` false) each split counts, as each of Linux's
     /// `split_vma` calls checks; for an unmap only the one VMA that
     /// straddles both ends adds one once the range is gone (Linux
@@ -1036,7 +1049,7 @@ impl<A: VmaAlloc> VmaTree<A> {
         } else {
             usize::from(split_start) + usize::from(split_end)
         };
-        if self.map_count() + added > MAX_MAP_COUNT {
+        if self.map_count() + added > self.max_map_count {
             return Err(VmaError::NoMemory);
         }
         let node_start = match at_start {

@@ -108,6 +108,16 @@ fn rlimits_credentials_and_sysctls_behave_as_on_linux() {
     check_passes("rlimit_test", &["rlimit_test", "init-rlimits", "default-sysctls"]);
 }
 
+/// Overcommit accounting as on Linux: Committed_AS follows private
+/// writable mappings; modes 0, 1 and 2 of vm.overcommit_memory refuse
+/// what Linux refuses (mode 2 past CommitLimit, MAP_NORESERVE or not);
+/// vm.max_map_count set low bounds mmap and splits; bad values are EINVAL.
+/// Every sysctl it sets is restored.
+#[ktest(timeout = 120)]
+fn overcommit_accounting_and_max_map_count_behave_as_on_linux() {
+    check_passes("overcommit_test", &["overcommit_test"]);
+}
+
 /// The limits the mm enforces (RLIMIT_AS, DATA, MEMLOCK, STACK and the
 /// exec-time mmap layout).
 #[ktest(timeout = 120)]

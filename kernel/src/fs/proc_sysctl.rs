@@ -19,7 +19,14 @@
 //! swap readahead's largest window as a power of two
 //! ([`mm::swap_state::readahead`]; 0 turns it off); System V shared
 //! memory's `kernel.shmmax`, `kernel.shmall` (any `unsigned long`) and
-//! `kernel.shmmni` (0 to 32768), [`crate::ipc::shm`]'s limits.
+//! `kernel.shmmni` (0 to 32768), [`crate::ipc::shm`]'s limits; overcommit
+//! accounting's ([`mm::overcommit`], Linux `mm/util.c`)
+//! `vm.overcommit_memory` (0 to 2), `vm.overcommit_ratio` (0 to
+//! `INT_MAX`; setting it zeroes `vm.overcommit_kbytes`, as Linux's
+//! `overcommit_ratio_handler` does), `vm.overcommit_kbytes` (any
+//! `unsigned long`; zeroes the ratio), `vm.admin_reserve_kbytes` and
+//! `vm.user_reserve_kbytes` (any `unsigned long`); `vm.max_map_count`
+//! (0 to `INT_MAX`), the VMA limit the mm reads at each mmap and split.
 //!
 //! `vm/drop_caches` (mode 0200, as Linux's) drops the clean page cache
 //! and empty slabs ([`crate::mm::drop_caches`]). Linux's
@@ -37,18 +44,16 @@
 //!
 //! Differences from Linux: the debugfs and sysfs files are snapshots made
 //! at open; only the settable files can be opened for writing (the others
-//! are 0444 and EACCES, where Linux has 0644 for `max_map_count`,
-//! `overcommit_*`, `mmap_min_addr`, `legacy_va_layout`,
+//! are 0444 and EACCES, where Linux has 0644 for `mmap_min_addr`,
+//! `legacy_va_layout`,
 //! `randomize_va_space`, `hostname`, `threads-max`, `nr_open` and
 //! `tainted`); `kernel.pid_max` takes Linux's range (301 to 4194304) but
 //! bounds nothing, pids being handed out upwards and never reused
 //! ([`crate::sched::alloc_pid`]); `kernel.tainted` is 0, nothing taints
 //! this kernel; `drop_caches` drops the page
-//! cache and slabs whatever the value 1 to 4; `overcommit_memory` reads 0 (heuristic) but
-//! no mmap is ever refused for overcommit (Linux `__vm_enough_memory`);
-//! `max_map_count` is the limit the mm enforces
-//! (`mm::mmap::MAX_MAP_COUNT`), fixed; `randomize_va_space` is 0 because nothing is
-//! randomized.
+//! cache and slabs whatever the value 1 to 4; `overcommit_ratio`
+//! refuses a negative ratio, which Linux's `proc_dointvec` takes;
+//! `randomize_va_space` is 0 because nothing is randomized.
 
 #![forbid(unsafe_code)]
 
@@ -111,12 +116,6 @@ fn set_dirty(f: impl FnOnce(&mut mm::page_writeback::DirtySettings) -> Result<()
     f(&mut settings)
 }
 
-/// Linux `sysctl_overcommit_ratio`'s default.
-const OVERCOMMIT_RATIO: u64 = 50;
-
-/// Linux `OVERCOMMIT_GUESS`.
-const OVERCOMMIT_GUESS: u64 = 0;
-
 fn line(v: impl core::fmt::Display) -> String {
     format!("{v}\n")
 }
@@ -136,6 +135,19 @@ fn set_node_value(
     let value = parse_int(text)?;
     let pgdat = crate::mm::try_pgdat().ok_or(Errno::EINVAL)?;
     f(pgdat, u64::from(value)).map_err(|_| Errno::EINVAL)
+}
+
+/// Sets an `unsigned long` tunable of the node's (Linux
+/// `proc_doulongvec_minmax` without bounds).
+fn set_node_ulong(text: &str, f: fn(&mm::page_alloc::PgData<'static>, u64)) -> Result<(), Errno> {
+    let value = parse_ulong(text)?;
+    f(crate::mm::try_pgdat().ok_or(Errno::EINVAL)?, value);
+    Ok(())
+}
+
+/// The machine's overcommit accounting and its sysctls.
+fn overcommit<'p>(p: &'p mm::page_alloc::PgData<'static>) -> &'p mm::overcommit::Overcommit {
+    p.overcommit()
 }
 
 /// Linux `PID_MAX_DEFAULT`: `kernel.pid_max` at boot (Linux raises it to
@@ -190,6 +202,12 @@ pub static SYSCTLS: &[Sysctl] = &[
     },
     Sysctl { readable: true, path: "kernel/tainted", show: || line(0), store: None },
     Sysctl { readable: true, path: "kernel/threads-max", show: || line(crate::resource::max_threads()), store: None },
+    Sysctl {
+        readable: true,
+        path: "vm/admin_reserve_kbytes",
+        show: || node_value(|p| overcommit(p).admin_reserve_kbytes()),
+        store: Some(|t| set_node_ulong(t, |p, v| overcommit(p).set_admin_reserve_kbytes(v))),
+    },
     Sysctl {
         readable: true,
         path: "vm/dirty_background_ratio",
@@ -257,7 +275,12 @@ pub static SYSCTLS: &[Sysctl] = &[
         }),
     },
     Sysctl { readable: true, path: "vm/legacy_va_layout", show: || line(0), store: None },
-    Sysctl { readable: true, path: "vm/max_map_count", show: || line(mm::mmap::MAX_MAP_COUNT), store: None },
+    Sysctl {
+        readable: true,
+        path: "vm/max_map_count",
+        show: || node_value(|p| overcommit(p).max_map_count() as u64),
+        store: Some(|t| set_node_value(t, |p, v| overcommit(p).set_max_map_count(v))),
+    },
     Sysctl {
         readable: true,
         path: "vm/min_free_kbytes",
@@ -265,9 +288,30 @@ pub static SYSCTLS: &[Sysctl] = &[
         store: Some(|t| set_node_value(t, |p, v| p.set_min_free_kbytes(v))),
     },
     Sysctl { readable: true, path: "vm/mmap_min_addr", show: || line(mm::mmap::MMAP_MIN_ADDR), store: None },
-    Sysctl { readable: true, path: "vm/overcommit_kbytes", show: || line(0), store: None },
-    Sysctl { readable: true, path: "vm/overcommit_memory", show: || line(OVERCOMMIT_GUESS), store: None },
-    Sysctl { readable: true, path: "vm/overcommit_ratio", show: || line(OVERCOMMIT_RATIO), store: None },
+    Sysctl {
+        readable: true,
+        path: "vm/overcommit_kbytes",
+        show: || node_value(|p| overcommit(p).kbytes()),
+        store: Some(|t| set_node_ulong(t, |p, v| overcommit(p).set_kbytes(v))),
+    },
+    Sysctl {
+        readable: true,
+        path: "vm/overcommit_memory",
+        show: || node_value(|p| overcommit(p).policy() as u64),
+        store: Some(|t| {
+            // Linux `overcommit_policy_handler`: `proc_dointvec_minmax`
+            // over 0..=2.
+            let policy = mm::overcommit::OvercommitPolicy::from_value(u64::from(parse_int(t)?)).ok_or(Errno::EINVAL)?;
+            overcommit(crate::mm::try_pgdat().ok_or(Errno::EINVAL)?).set_policy(policy);
+            Ok(())
+        }),
+    },
+    Sysctl {
+        readable: true,
+        path: "vm/overcommit_ratio",
+        show: || node_value(|p| u64::from(overcommit(p).ratio())),
+        store: Some(|t| set_node_value(t, |p, v| overcommit(p).set_ratio(v))),
+    },
     Sysctl {
         readable: true,
         path: "vm/page-cluster",
@@ -279,6 +323,12 @@ pub static SYSCTLS: &[Sysctl] = &[
         path: "vm/swappiness",
         show: || node_value(|p| u64::from(p.vm_swappiness())),
         store: Some(|t| set_node_value(t, |p, v| p.set_vm_swappiness(v))),
+    },
+    Sysctl {
+        readable: true,
+        path: "vm/user_reserve_kbytes",
+        show: || node_value(|p| overcommit(p).user_reserve_kbytes()),
+        store: Some(|t| set_node_ulong(t, |p, v| overcommit(p).set_user_reserve_kbytes(v))),
     },
     Sysctl {
         readable: true,

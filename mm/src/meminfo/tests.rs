@@ -68,6 +68,8 @@ fn meminfo_lines_follow_show_val_kb_in_linux_order() {
             "SUnreclaim",
             "KernelStack",
             "PageTables",
+            "CommitLimit",
+            "Committed_AS",
             "VmallocTotal",
             "VmallocUsed",
             "VmallocChunk",
@@ -84,11 +86,17 @@ fn meminfo_lines_follow_show_val_kb_in_linux_order() {
     assert_eq!(lines[16], "Dirty:                 8 kB");
     assert_eq!(lines[18], "AnonPages:            20 kB");
     assert_eq!(lines[25], "KernelStack:         192 kB", "kept in KiB, not converted");
-    assert_eq!(lines[27], "VmallocTotal:   34359738368 kB", "a wide value widens the line");
-    assert_eq!(lines[28], "VmallocUsed:          12 kB");
-    assert_eq!(lines[30], "Percpu:              128 kB");
+    // Half of RAM (no swap area is registered with the node).
+    assert_eq!(lines[27], "CommitLimit:       32768 kB");
+    assert_eq!(lines[28], "Committed_AS:          0 kB");
+    assert_eq!(lines[29], "VmallocTotal:   34359738368 kB", "a wide value widens the line");
+    assert_eq!(lines[30], "VmallocUsed:          12 kB");
+    assert_eq!(lines[32], "Percpu:              128 kB");
     assert_eq!(kb(&text, "MemFree"), pgdat.nr_free_pages() * 4);
     assert!(text.ends_with(" kB\n"));
+    pgdat.overcommit().vm_acct_memory(5);
+    assert_eq!(kb(&meminfo(&pgdat), "Committed_AS"), 20);
+    pgdat.overcommit().vm_unacct_memory(5);
 }
 
 #[test]

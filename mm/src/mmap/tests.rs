@@ -83,6 +83,7 @@ pub(crate) fn with_env(f: impl FnOnce(&Env<'_>)) {
     assert_eq!(alloc.live(), 0, "VMAs leaked");
     assert_eq!(alloc.anon_live(), 0, "anon_vmas or anon_vma_chains leaked");
     assert_eq!(pgdat.bad_pages(), 0);
+    assert_eq!(pgdat.overcommit().committed_as(), 0, "commit charge left over");
     assert!(sim.ram.page(zero).iter().all(|&b| b == 0), "zero page written");
     assert_eq!(pgdat.pfn_to_page(zero).unwrap().refcount(), 1, "zero page refcounted");
 }
@@ -1556,12 +1557,15 @@ fn run_ops(env: &Env<'_>, ops: &[Op]) {
 
 /// Checks the node state against the address spaces: `nr_anon_pages`
 /// counts each distinct anonymous page mapped anywhere once (pages shared
-/// after a fork too), `nr_mapped` the file pages likewise, and
-/// `nr_page_table_pages` every table of every tree.
+/// after a fork too), `nr_mapped` the file pages likewise,
+/// `nr_page_table_pages` every table of every tree, and the committed
+/// total ([`crate::overcommit`]) the pages of every `VM_ACCOUNT` VMA.
 fn check_node_state<'m, 'e: 'm>(env: &Env<'e>, procs: impl Iterator<Item = (&'m Mm<'e>, &'m Model)>) {
     let mut pages = std::collections::BTreeSet::new();
     let mut tables = env.kernel.nr_tables();
+    let mut accounted = 0;
     for (mm, model) in procs {
+        accounted += accounted_pages(mm);
         tables += mm.nr_ptes();
         pages.extend(model.keys().filter_map(|&addr| pfn_at(mm, addr)).filter(|&pfn| pfn != env.zero));
     }
@@ -1569,6 +1573,12 @@ fn check_node_state<'m, 'e: 'm>(env: &Env<'e>, procs: impl Iterator<Item = (&'m 
     assert_eq!(state(env.pgdat, NodeStatItem::NrAnonMapped), anon, "nr_anon_pages");
     assert_eq!(state(env.pgdat, NodeStatItem::NrFileMapped), pages.len() as u64 - anon, "nr_mapped");
     assert_eq!(state(env.pgdat, NodeStatItem::NrPagetable), tables, "nr_page_table_pages");
+    assert_eq!(env.pgdat.overcommit().committed_as(), accounted, "Committed_AS");
+}
+
+/// Pages of the `VM_ACCOUNT` VMAs of `mm`.
+pub(crate) fn accounted_pages(mm: &Mm<'_>) -> u64 {
+    mm.vmas().iter().filter(|v| v.flags().contains(VmaFlags::ACCOUNT)).map(|v| v.pages()).sum()
 }
 
 proptest! {

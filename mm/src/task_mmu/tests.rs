@@ -238,7 +238,7 @@ fn smaps_text_has_linuxs_lines_in_linuxs_order() {
         assert!(text.contains("\nSize:                 64 kB\n"), "{text}");
         assert!(text.contains("\nRss:                  64 kB\nPss:                  64 kB\n"), "{text}");
         assert!(text.contains("\nPrivate_Hugetlb:       0 kB\n"), "{text}");
-        assert!(text.ends_with("\nVmFlags: rd wr mr mw me \n"), "{text}");
+        assert!(text.ends_with("\nVmFlags: rd wr mr mw me ac \n"), "{text}");
         let mut rollup = String::new();
         mm.show_smaps_rollup(&mut rollup).unwrap();
         let head = rollup.lines().next().unwrap();

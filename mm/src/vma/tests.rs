@@ -1023,6 +1023,10 @@ fn run_model(ops: Vec<Op>) -> Result<(), TestCaseError> {
 fn splits_stop_at_max_map_count() {
     let alloc = TestAlloc::default();
     let mut tree = VmaTree::new(&alloc);
+    assert_eq!(tree.max_map_count(), DEFAULT_MAX_MAP_COUNT);
+    // `vm.max_map_count` lowered: the tree obeys the value it was given.
+    const MAX_MAP_COUNT: usize = 16;
+    tree.set_max_map_count(MAX_MAP_COUNT);
     // Every other page mapped read-write, so that no two VMAs merge.
     let pages = MAX_MAP_COUNT as u64 * 2;
     for i in 0..MAX_MAP_COUNT as u64 - 1 {
