@@ -40,6 +40,8 @@
 //! signal lock; `children` is a leaf. All [`SpinLock`]s, process context
 //! only.
 
+#![forbid(unsafe_code)]
+
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use uapi::errno::Errno;

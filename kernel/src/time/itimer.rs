@@ -24,6 +24,8 @@
 //! Differences from Linux: the process's CPU time is its one task's
 //! (no threads yet: Linux sums the thread group).
 
+#![forbid(unsafe_code)]
+
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 

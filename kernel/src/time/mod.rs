@@ -27,6 +27,8 @@
 //! process's timer lock -> its signal lock (sending). The signal lock is
 //! never held while the timer lock is taken.
 
+#![forbid(unsafe_code)]
+
 pub mod hrtimer;
 pub mod itimer;
 pub mod posix_timers;
