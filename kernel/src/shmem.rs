@@ -466,7 +466,12 @@ fn shm_mnt() -> Result<&'static ShmMnt, Errno> {
 /// A new shmem file of `size` bytes in no directory, named `name` (Linux
 /// `shmem_file_setup` on `shm_mnt`), with `seals`: a memfd, or the file
 /// of a shared anonymous mapping. It lives while something holds it.
+/// EINVAL above `MAX_LFS_FILESIZE` (Linux `__shmem_file_setup`: a System
+/// V segment's size is the caller's, and `kernel.shmmax` allows more).
 pub fn shmem_file_setup(name: String, size: u64, seals: Seals) -> Result<Path, Errno> {
+    if size > i64::MAX as u64 {
+        return Err(Errno::EINVAL);
+    }
     let shm = shm_mnt()?;
     let fs_inode = shm.root.new_unlinked_file(0o777, crate::fs::namei::current_owner(), seals, name)?;
     if let Some(shmem) = fs_inode.shmem() {

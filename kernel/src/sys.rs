@@ -36,9 +36,12 @@
 //! buffer cache, as /proc/meminfo's `Buffers`).
 //!
 //! Lock order: `PGRP_LOCK` (Linux `tasklist_lock` for groups and
-//! sessions) -> nothing; [`ProcSys::timers`] -> the hrtimer queue -> a
+//! sessions) -> a process's `parent` lock, the task list's lock
+//! (`setpgid`, `setsid`); [`ProcSys::timers`] -> the hrtimer queue -> a
 //! signal lock; `children` is a leaf. All [`SpinLock`]s, process context
 //! only.
+
+#![forbid(unsafe_code)]
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 

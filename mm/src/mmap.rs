@@ -42,8 +42,11 @@
 //! of every `VM_ACCOUNT` VMA of every address space.
 //!
 //! Locking: an `MmStruct` is a plain value; the kernel keeps it behind one
-//! lock per address space (Linux's `mmap_lock`, taken for writing by every
-//! operation here, page faults included: processes are single-threaded).
+//! reader/writer lock per address space (Linux's `mmap_lock`): the
+//! `&mut self` operations here under the write lock, page faults
+//! ([`MmStruct::handle_mm_fault`]) and reports under the read lock, which
+//! the threads of a process may hold at once (their pte changes are
+//! serialised by the page-table lock, see [`crate::memory`]).
 //!
 //! `MAP_SHARED | MAP_ANONYMOUS` memory is a mapping of a new shmem file
 //! (Linux `shmem_zero_setup`, see [`crate::shmem`]), faulted in on

@@ -92,9 +92,10 @@
 //! # Locking
 //!
 //! [`VmaTree`] is a plain value whose changing methods take `&mut self`; the
-//! kernel keeps it under the address space's mmap lock (Linux `mmap_lock`;
-//! ours is one mutex per address space, held for lookups and changes
-//! alike, since processes are single-threaded). Lock
+//! kernel keeps it under the address space's mmap lock (Linux `mmap_lock`,
+//! a reader/writer lock: changes under the write lock, lookups such as a
+//! page fault's under the read lock, which threads of one process hold
+//! at once). Lock
 //! order: `mmap_lock -> VMA allocator (slab cache) locks`, so the allocator
 //! must never take the mmap lock; `mmap_lock -> i_mmap lock` (the methods
 //! take a file's reverse-map lock for each change of one of its VMAs,

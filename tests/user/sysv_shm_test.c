@@ -7,7 +7,8 @@
  *   - shmget makes segments (IPC_PRIVATE, and by key with IPC_CREAT), finds
  *     one by key, and refuses with Linux's errors: EEXIST (IPC_CREAT |
  *     IPC_EXCL on a used key), ENOENT (no IPC_CREAT, unused key), EINVAL
- *     (size 0, size past kernel.shmmax, a size larger than the segment's),
+ *     (size 0, size past kernel.shmmax or past MAX_LFS_FILESIZE, a size
+ *     larger than the segment's),
  *     ENOSPC past kernel.shmall (root);
  *   - IPC_STAT reports size, creator and last pids, owner, mode, key and
  *     the times; shm_nattch counts attaches: each shmat, each VMA a split
@@ -171,6 +172,9 @@ static void errors_by_key(void)
 	errno = 0;
 	CHECK(shmget(IPC_PRIVATE, (size_t)-1, IPC_CREAT | 0600) == -1 && errno == EINVAL,
 	      "a size past kernel.shmmax: EINVAL");
+	errno = 0;
+	CHECK(shmget(IPC_PRIVATE, ((size_t)1 << 63) + PAGE, IPC_CREAT | 0600) == -1 && errno == EINVAL,
+	      "a size within kernel.shmmax but past MAX_LFS_FILESIZE: EINVAL (the shmem file refuses it)");
 	char *p = shmat(id, NULL, 0);
 	char name[64];
 	snprintf(name, sizeof(name), "/SYSV%08x (deleted)", (unsigned)key);

@@ -6,7 +6,7 @@
  * thread while another keeps using it (the user must fault once the call
  * has returned: no stale translation survives, no freed page is read),
  * signals to a thread and
- * to the process, and how a process with threads ends: exit_group from
+ * to the process, timers that outlive the thread that set them, and how a process with threads ends: exit_group from
  * any thread, a fatal signal in one thread, the main thread leaving with
  * pthread_exit, execve from a thread.
  *
@@ -26,6 +26,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -265,6 +266,59 @@ static void test_usage_and_timers(void)
 	CHECK(atomic_load(&timer_fired) == 77 && atomic_load(&timer_tid) != sys_gettid(),
 	      "the timer's function ran in a thread of its own with its value (%d)", atomic_load(&timer_fired));
 	timer_delete(timer);
+}
+
+static timer_t armer_timer;
+static atomic_int armer_tid;
+
+/* Arms a POSIX timer (SIGUSR2) and ITIMER_REAL, 300 ms each, and exits. */
+static void *timer_armer(void *arg)
+{
+	(void)arg;
+	atomic_store(&armer_tid, sys_gettid());
+	struct sigevent ev = { 0 };
+	ev.sigev_notify = SIGEV_SIGNAL;
+	ev.sigev_signo = SIGUSR2;
+	ev.sigev_value.sival_int = 99;
+	struct itimerspec its = { { 0, 0 }, { 0, 300 * 1000000 } };
+	struct itimerval itv = { { 0, 0 }, { 0, 300 * 1000 } };
+	if (timer_create(CLOCK_MONOTONIC, &ev, &armer_timer) != 0 || timer_settime(armer_timer, 0, &its, NULL) != 0 ||
+	    setitimer(ITIMER_REAL, &itv, NULL) != 0)
+		return (void *)1;
+	return NULL;
+}
+
+/* A process's timers belong to it, not to the thread that set them
+ * (Linux keeps them in signal_struct): they fire after that thread has
+ * gone. */
+static void test_timers_outlive_their_thread(void)
+{
+	sigset_t set, old;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR2);
+	sigaddset(&set, SIGALRM);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	pthread_t t;
+	void *ret = (void *)1;
+	pthread_create(&t, NULL, timer_armer, NULL);
+	pthread_join(t, &ret);
+	CHECK(ret == NULL, "a thread arms a POSIX timer and ITIMER_REAL, then exits");
+	/* The join returns before the thread is gone; wait until it is. */
+	for (int i = 0; i < 2000 && syscall(SYS_tgkill, getpid(), atomic_load(&armer_tid), 0) == 0; i++)
+		sleep_ms(1);
+	struct timespec limit = { 10, 0 };
+	siginfo_t si;
+	int got_usr2 = 0, got_alrm = 0, sig;
+	while (!(got_usr2 && got_alrm) && (sig = sigtimedwait(&set, &si, &limit)) > 0) {
+		if (sig == SIGUSR2 && si.si_code == SI_TIMER && si.si_value.sival_int == 99)
+			got_usr2 = 1;
+		if (sig == SIGALRM)
+			got_alrm = 1;
+	}
+	CHECK(got_usr2, "the POSIX timer's SIGUSR2 (SI_TIMER, its value) comes after its thread has gone");
+	CHECK(got_alrm, "ITIMER_REAL's SIGALRM comes after its thread has gone");
+	timer_delete(armer_timer);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 /* ---- the concurrent address-space model ---- */
@@ -789,6 +843,7 @@ int main(int argc, char **argv)
 	test_ids();
 	test_proc_and_sync();
 	test_usage_and_timers();
+	test_timers_outlive_their_thread();
 	test_model();
 	test_change_under_user(UNMAP);
 	test_change_under_user(PROTECT);

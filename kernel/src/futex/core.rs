@@ -15,6 +15,8 @@
 //!
 //! Locking: see the module doc of [`crate::futex`].
 
+#![forbid(unsafe_code)]
+
 use alloc::collections::LinkedList;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicUsize, Ordering};

@@ -58,6 +58,8 @@
 //!   also give a process private buckets for its private futexes.
 //! - Keys: see [`mm::futex`].
 
+#![forbid(unsafe_code)]
+
 pub mod core;
 pub mod requeue;
 pub mod waitwake;

@@ -2,6 +2,8 @@
 //! `kernel/futex/requeue.c`'s `futex_requeue` for plain futexes; the
 //! priority-inheritance requeue is not implemented).
 
+#![forbid(unsafe_code)]
+
 use mm::futex::FutexAddr;
 use uapi::errno::Errno;
 

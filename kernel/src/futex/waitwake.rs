@@ -10,6 +10,8 @@
 //! Linux's lockless "no waiters" check, the bucket lock alone orders the
 //! two).
 
+#![forbid(unsafe_code)]
+
 use alloc::sync::Arc;
 
 use mm::futex::{FutexAddr, FutexKey};

@@ -16,6 +16,8 @@
 //! CPUs at most), so `sched_getaffinity` returns 8, the size Linux
 //! returns for `nr_cpu_ids` up to 64 (`cpumask_size()`).
 
+#![forbid(unsafe_code)]
+
 use uapi::errno::Errno;
 
 use crate::arch::x86_64::smp;

@@ -25,6 +25,8 @@
 //! tick, the switch and the task's own faults); readers elsewhere see a
 //! slightly stale figure, never a torn one. No lock.
 
+#![forbid(unsafe_code)]
+
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::x86_64::apic::HZ;

@@ -32,6 +32,8 @@
 //! [`SpinLock`]: process context only, never an interrupt handler) ->
 //! run-queue locks (waking the thread). Callbacks run with no lock held.
 
+#![forbid(unsafe_code)]
+
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -21,8 +21,13 @@
 //! Inheritance: none at fork (the child starts with all three off, Linux
 //! `copy_signal`); all three survive exec (POSIX); exit cancels them.
 //!
-//! Differences from Linux: the process's CPU time is its one task's
-//! (no threads yet: Linux sums the thread group).
+//! Differences from Linux: the tick compares the expiries of
+//! `ITIMER_VIRTUAL` and `ITIMER_PROF` with the CPU time of the thread it
+//! samples, not the thread group's sum (Linux
+//! `thread_group_sample_cputime`), and the time of threads that exited
+//! does not count (see `cpu_sample`).
+
+#![forbid(unsafe_code)]
 
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};

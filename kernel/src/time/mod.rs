@@ -27,6 +27,8 @@
 //! process's timer lock -> its signal lock (sending). The signal lock is
 //! never held while the timer lock is taken.
 
+#![forbid(unsafe_code)]
+
 pub mod hrtimer;
 pub mod itimer;
 pub mod posix_timers;
@@ -40,6 +42,7 @@ use uapi::time::{Timespec, Timeval};
 use self::hrtimer::{HrTimer, HrTimerCallback, TICK_NSEC};
 use crate::arch::x86_64::tsc;
 use crate::arch::x86_64::uaccess::write_user;
+use crate::process::ThreadGroup;
 use crate::sched::{self, Task};
 
 /// Nanoseconds per second.
@@ -68,18 +71,20 @@ pub enum TimerKind {
 }
 
 /// The hrtimer of one of a process's timers: what the queue holds, and
-/// what finds the process again when it expires.
+/// what finds the process again when it expires. It names the process,
+/// not the thread that set it (Linux keeps the timers in `signal_struct`
+/// and signals the group): the timer outlives that thread.
 pub struct ProcTimer {
     hrtimer: HrTimer,
-    task: Weak<Task>,
+    group: Weak<ThreadGroup>,
     kind: TimerKind,
 }
 
 impl ProcTimer {
-    /// A timer of `task`'s; ENOMEM without memory.
+    /// A timer of `task`'s process; ENOMEM without memory.
     pub fn new(task: &Arc<Task>, kind: TimerKind) -> Result<Arc<ProcTimer>, Errno> {
         let hrtimer = HrTimer::new()?;
-        Ok(Arc::new(ProcTimer { hrtimer, task: Arc::downgrade(task), kind }))
+        Ok(Arc::new(ProcTimer { hrtimer, group: Arc::downgrade(&task.proc.group), kind }))
     }
 
     /// The hrtimer.
@@ -101,8 +106,12 @@ impl HrTimerCallback for ProcTimer {
     }
 
     fn expired(self: Arc<Self>, seq: u64) {
-        let Some(task) = self.task.upgrade() else { return };
-        let mut timers = task.proc.group.sys.timers.lock();
+        // The signal goes to the process through its first live thread
+        // (the leader while it lives, Linux's `it_pid`), taken before the
+        // timer lock; none once the process has ended.
+        let Some(group) = self.group.upgrade() else { return };
+        let Some(task) = group.threads.lock().first().cloned() else { return };
+        let mut timers = group.sys.timers.lock();
         if !self.hrtimer.is_current(seq) {
             return;
         }

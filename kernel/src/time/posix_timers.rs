@@ -29,6 +29,8 @@
 //! the signal is still pending replaces its siginfo (Linux counts it in
 //! the queued one's `si_overrun`).
 
+#![forbid(unsafe_code)]
+
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 
