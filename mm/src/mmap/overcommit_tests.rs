@@ -4,7 +4,7 @@
 //! `VM_ACCOUNT` VMAs gained or lost, and the refusals of each policy.
 //! [`with_env`] checks that the total is back at zero at the end.
 
-use super::tests::{Env, Mm, P, RW, X, accounted_pages, teardown, with_env, write};
+use super::tests::{Env, Mm, P, RW, X, accounted_pages, mm_with_grown_stack, teardown, with_env, write};
 use super::*;
 use crate::overcommit::OvercommitPolicy;
 
@@ -216,12 +216,7 @@ fn fork_charges_the_childs_copies_and_exit_returns_them() {
 #[test]
 fn stack_growth_is_charged() {
     with_env(|env| {
-        let mut mm = env.mm();
-        let top = 0x7000_0000_0000;
-        let start = top - P;
-        assert_eq!(mm.do_mmap(start, P, RW, PA | MAP_FIXED | MAP_GROWSDOWN, None, 0), Ok(start));
-        mm.layout.start_stack = top - 8;
-        write(env, &mut mm, start - 4 * P, 3).unwrap();
+        let (mut mm, start) = mm_with_grown_stack(env);
         assert_eq!(committed(env), 5);
         strict(env, 6);
         assert_eq!(write(env, &mut mm, start - 8 * P, 3), Err(crate::memory::FaultError::MapErr));

@@ -820,15 +820,24 @@ fn brk_grows_and_shrinks() {
     });
 }
 
+/// An address space with a one-page grows-down stack whose top is
+/// `0x7000_0000_0000`, grown by a write 4 pages below it; returns the
+/// stack's first start.
+pub(crate) fn mm_with_grown_stack<'e>(env: &'e Env<'_>) -> (Mm<'e>, u64) {
+    let mut mm = env.mm();
+    let top = 0x7000_0000_0000;
+    let start = top - P;
+    assert_eq!(mm.do_mmap(start, P, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_GROWSDOWN, None, 0), Ok(start));
+    mm.layout.start_stack = top - 8;
+    write(env, &mut mm, start - 4 * P, 3).unwrap();
+    (mm, start)
+}
+
 #[test]
 fn stack_grows_down_within_limit_and_guard_gap() {
     with_env(|env| {
-        let mut mm = env.mm();
-        let top = 0x7000_0000_0000;
-        let start = top - P;
-        assert_eq!(mm.do_mmap(start, P, RW, PA | MAP_FIXED | MAP_GROWSDOWN, None, 0), Ok(start));
-        mm.layout.start_stack = top - 8;
-        write(env, &mut mm, start - 4 * P, 3).unwrap();
+        let (mut mm, start) = mm_with_grown_stack(env);
+        let top = start + P;
         assert_eq!(mm.vmas().map_count(), 1);
         assert_eq!(mm.vmas().iter().next().unwrap().start().as_u64(), start - 4 * P);
         assert!(maps(&mm)[0].ends_with("[stack]"));
