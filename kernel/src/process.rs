@@ -34,7 +34,8 @@
 //! Lock order: `children` -> a child's locks; the address space's mmap
 //! lock (sleeping) -> `rlim` -> `cred`; `files` -> an open file's offset
 //! lock; the signal handlers' lock -> `threads` -> a thread's pending
-//! set (`crate::signal`); `group_exit` is a leaf. `rlim` is a sleeping
+//! set (`crate::signal`); `threads` -> the exited threads' usage
+//! (`crate::sys`); `group_exit` is a leaf. `rlim` is a sleeping
 //! [`Mutex`]: limits are copied into the address space under the mmap
 //! lock. The other locks of a process are [`SpinLock`]s: process context
 //! only (system calls, exceptions), never interrupt handlers, never held
@@ -603,7 +604,7 @@ pub fn do_exit(status: u32) -> ! {
     drop(me.proc.files.leave());
     drop(me.proc.fs.leave());
     release_child_tid(&me);
-    group.sys.exit_thread(&me);
+    group.sys.exit_mm(&me);
     replace_mm(&me, None);
     mm_release(&me);
     me.user.store(false, Ordering::Release);
@@ -613,6 +614,7 @@ pub fn do_exit(status: u32) -> ! {
     let last = {
         let mut threads = group.threads.lock();
         threads.retain(|t| !Arc::ptr_eq(t, &me));
+        group.sys.thread_left(&me);
         threads.is_empty()
     };
     group.thread_exit.wake_up_all();

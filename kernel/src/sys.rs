@@ -38,8 +38,10 @@
 //! Lock order: `PGRP_LOCK` (Linux `tasklist_lock` for groups and
 //! sessions) -> a process's `parent` lock, the task list's lock
 //! (`setpgid`, `setsid`); [`ProcSys::timers`] -> the hrtimer queue -> a
-//! signal lock; `children` is a leaf. All [`SpinLock`]s, process context
-//! only.
+//! signal lock; the process's thread list -> `exited` (the usage of the
+//! threads that left, added and read under the list's lock so that each
+//! thread counts once); `children` and `exited` are leaves. All
+//! [`SpinLock`]s, process context only.
 
 #![forbid(unsafe_code)]
 
@@ -138,17 +140,31 @@ impl ProcSys {
         self.timers.lock().posix.exit_itimers();
     }
 
-    /// A thread's part of exit, before its address space goes (Linux
-    /// `exit_mm`'s `setmax_mm_hiwater_rss`, `__exit_signal`'s sums).
-    pub fn exit_thread(&self, task: &Task) {
+    /// A thread's part of exit before its address space goes (Linux
+    /// `exit_mm`'s `setmax_mm_hiwater_rss`).
+    pub fn exit_mm(&self, task: &Task) {
         self.maxrss.fetch_max(mm_hiwater_rss(task), Ordering::Relaxed);
+    }
+
+    /// Adds an exiting thread's usage to the process's (Linux
+    /// `__exit_signal`'s sums). Called under the process's thread-list
+    /// lock as the thread leaves the list, so that a reader holding that
+    /// lock ([`process_usage`]) counts every thread once.
+    pub fn thread_left(&self, task: &Task) {
         self.exited.lock().add(&task.acct.usage());
     }
 
-    /// The CPU time of the threads that exited, ns.
-    pub fn exited_cputime(&self) -> u64 {
+    /// The CPU time of the threads that exited, ns, and the sum of
+    /// `live(thread)` over the live ones, read together under the
+    /// thread-list lock.
+    pub fn group_cputime(&self, group: &crate::process::ThreadGroup, live: impl Fn(&Task) -> u64) -> u64 {
+        let threads = group.threads.lock();
         let exited = self.exited.lock();
-        exited.utime.saturating_add(exited.stime)
+        let mut ns = exited.utime.saturating_add(exited.stime);
+        for t in threads.iter() {
+            ns = ns.saturating_add(live(t));
+        }
+        ns
     }
 
     /// The process's part of exit, by its last thread (Linux `do_exit`'s
@@ -198,8 +214,9 @@ fn to_rusage(usage: &TaskUsage, maxrss_pages: u64) -> Rusage {
 /// ones' (Linux `thread_group_cputime` and `getrusage`'s
 /// `RUSAGE_SELF` loop).
 fn process_usage(task: &Task) -> TaskUsage {
+    let threads = task.proc.group.threads.lock();
     let mut usage = *task.proc.group.sys.exited.lock();
-    for t in task.proc.group.thread_list() {
+    for t in threads.iter() {
         usage.add(&t.acct.usage());
     }
     usage

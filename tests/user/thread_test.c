@@ -181,6 +181,10 @@ static void test_proc_and_sync(void)
 	atomic_store(&proc_threads_stop, 1);
 	for (int i = 0; i < N; i++)
 		pthread_join(t[i], NULL);
+	/* A join returns at the thread's clear_child_tid wake, before the
+	 * thread has left its process (on Linux too): poll a while. */
+	for (int i = 0; i < 2000 && status_threads() != 1; i++)
+		sleep_ms(1);
 	CHECK(status_threads() == 1, "Threads: 1 again after the joins (%d)", status_threads());
 
 	pthread_t c[NTHREADS];

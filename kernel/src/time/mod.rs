@@ -182,11 +182,7 @@ pub fn current_cputime(process: bool) -> u64 {
     if !process {
         return me.acct.sum_exec_runtime(true);
     }
-    let mut ns = me.proc.group.sys.exited_cputime();
-    for t in me.proc.group.thread_list() {
-        ns = ns.saturating_add(t.acct.sum_exec_runtime(Arc::ptr_eq(&t, &me)));
-    }
-    ns
+    me.proc.group.sys.group_cputime(&me.proc.group, |t| t.acct.sum_exec_runtime(core::ptr::eq(t, &*me)))
 }
 
 /// Linux `gettimeofday`: the wall clock in microseconds; the time zone,
