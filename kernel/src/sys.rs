@@ -89,6 +89,8 @@ pub struct ProcSys {
     /// `nvcsw`, `nivcsw`, `min_flt`, `maj_flt`, added in
     /// `__exit_signal`).
     exited: SpinLock<TaskUsage>,
+    /// Their exact CPU time, ns (Linux `signal->sum_sched_runtime`).
+    exited_runtime: AtomicU64,
 }
 
 /// The process id of `task`.
@@ -152,15 +154,16 @@ impl ProcSys {
     /// lock ([`process_usage`]) counts every thread once.
     pub fn thread_left(&self, task: &Task) {
         self.exited.lock().add(&task.acct.usage());
+        // The thread is the one running here.
+        self.exited_runtime.fetch_add(task.acct.sum_exec_runtime(true), Ordering::Relaxed);
     }
 
-    /// The CPU time of the threads that exited, ns, and the sum of
+    /// The exact CPU time of the threads that exited, ns, and the sum of
     /// `live(thread)` over the live ones, read together under the
     /// thread-list lock.
     pub fn group_cputime(&self, group: &crate::process::ThreadGroup, live: impl Fn(&Task) -> u64) -> u64 {
         let threads = group.threads.lock();
-        let exited = self.exited.lock();
-        let mut ns = exited.utime.saturating_add(exited.stime);
+        let mut ns = self.exited_runtime.load(Ordering::Relaxed);
         for t in threads.iter() {
             ns = ns.saturating_add(live(t));
         }
