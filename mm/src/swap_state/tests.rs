@@ -556,14 +556,19 @@ fn cached(swap: &SimSwap, mm: &Mm<'_>, addr: u64) -> bool {
 }
 
 /// Faults on `addr` for reading until its pte maps a page (a fault may
-/// only be retried).
+/// only be retried). A fault that meets a slot another thread is bringing
+/// in, or a page being freed, returns to be retried (Linux loops in
+/// `__read_swap_cache_async` with a sleep); how often depends on how the
+/// host schedules the racing threads, so the bound only catches a
+/// livelock, and each retry yields.
 fn fault_in(mm: &Mm<'_>, addr: u64) -> Result<(), crate::memory::FaultError> {
     let va = VirtAddr::expect_canonical(addr);
-    for _ in 0..4 {
+    for _ in 0..100_000 {
         if mm.follow_pte(va).is_some() {
             return Ok(());
         }
         mm.handle_mm_fault(va, crate::memory::FaultAccess { write: false, exec: false })?;
+        std::thread::yield_now();
     }
     panic!("the fault at {addr:#x} kept being retried");
 }
