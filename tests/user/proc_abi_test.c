@@ -162,8 +162,12 @@ static void test_itimer_real(void)
 	CHECK(alarm(5) == 0, "alarm(5) with no alarm set returns 0");
 	CHECK(getitimer(ITIMER_REAL, &cur) == 0 && cur.it_value.tv_sec >= 4 && cur.it_value.tv_sec <= 5,
 	      "alarm arms ITIMER_REAL (%ld s left)", (long)cur.it_value.tv_sec);
-	CHECK(alarm(3) == 5, "alarm(3) returns the previous alarm's seconds, rounded");
-	CHECK(alarm(0) == 3, "alarm(0) cancels and returns the seconds left");
+	/* Rounded to the nearest second: 5 unless half a second passed
+	 * since (a stalled host), so 4 is as right. */
+	unsigned left = alarm(3);
+	CHECK(left == 5 || left == 4, "alarm(3) returns the previous alarm's seconds, rounded (%u)", left);
+	left = alarm(0);
+	CHECK(left == 3 || left == 2, "alarm(0) cancels and returns the seconds left (%u)", left);
 	CHECK(getitimer(ITIMER_REAL, &cur) == 0 && cur.it_value.tv_sec == 0 && cur.it_value.tv_usec == 0,
 	      "alarm(0) disarms ITIMER_REAL");
 
